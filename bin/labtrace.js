@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// labtrace: one command for every part. `labtrace lab` runs the whole lab; the others run one part each.
+const usage = `usage: labtrace <command> [options]
+
+commands:
+  lab                         the whole lab on embedded defaults: simulator, gateway, server and dashboard
+  server  [--config file]     the server: MQTT broker, ingest, store, REST API, socket.io, dashboard
+  gateway [--config file]     the edge gateway: polls instruments and publishes their measurements
+  sim     [--config file]     the device simulator: simulated Modbus TCP instruments
+  help                        this text
+
+Run 'labtrace <command> --help' for the options of one command.`;
+
+const commands = {
+  lab: () => import('@labtrace/server/lab'),
+  server: () => import('@labtrace/server/cli'),
+  gateway: () => import('@labtrace/gateway/cli'),
+  sim: () => import('@labtrace/device-sim/cli'),
+};
+
+const [command, ...args] = process.argv.slice(2);
+if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  console.log(usage);
+  process.exit(command === undefined ? 2 : 0);
+}
+const load = commands[command];
+if (load === undefined) {
+  console.error(`labtrace: unknown command "${command}"\n\n${usage}`);
+  process.exit(2);
+}
+
+let module_;
+try {
+  module_ = await load();
+} catch (err) {
+  console.error(`labtrace ${command}: cannot load (${err.message}); run 'npm run build' first`);
+  process.exit(1);
+}
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(module_.usage);
+  process.exit(0);
+}
+
+let service;
+try {
+  service = await module_.main(args);
+} catch (err) {
+  console.error(`labtrace ${command}: ${err.code ? `${err.code}: ` : ''}${err.message}`);
+  process.exit(1);
+}
+
+let stopping = false;
+const stop = async (signal) => {
+  if (stopping) return;
+  stopping = true;
+  const timer = setTimeout(() => {
+    console.error(`labtrace ${command}: did not stop within 15 s after ${signal}; exiting`);
+    process.exit(1);
+  }, 15_000);
+  timer.unref();
+  try {
+    await service.stop();
+    process.exitCode = 0;
+  } catch (err) {
+    console.error(`labtrace ${command}: error while stopping: ${err.message}`);
+    process.exitCode = 1;
+  }
+};
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+if (service.done) {
+  service.done.then(
+    (code) => {
+      process.exitCode = code ?? 0;
+    },
+    () => {
+      process.exitCode = 1;
+    },
+  );
+}

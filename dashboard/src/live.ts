@@ -1,0 +1,80 @@
+// One socket.io connection for the whole dashboard, with the latest instruments and a rolling window of samples.
+import { reactive, ref } from 'vue';
+import { io, type Socket } from 'socket.io-client';
+import type { ClientToServerEvents, InstrumentView, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
+
+export const WINDOW_MS = 60_000;
+
+export const state = reactive({
+  connected: false,
+  instruments: [] as InstrumentView[],
+  error: '' as string,
+});
+
+/** Samples per "instrument/channel", oldest first, trimmed to the window. */
+export const series = new Map<string, LiveSample[]>();
+export const tick = ref(0);
+
+type Listener = (samples: LiveSample[]) => void;
+const listeners = new Set<Listener>();
+export function onSamples(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+export async function loadInstruments(): Promise<void> {
+  try {
+    const res = await fetch('/api/instruments');
+    if (!res.ok) throw new Error(`GET /api/instruments: ${res.status}`);
+    state.instruments = (await res.json()) as InstrumentView[];
+    state.error = '';
+  } catch (err) {
+    state.error = err instanceof Error ? err.message : String(err);
+  }
+}
+
+export async function loadHistory(instrument: string, channel: string): Promise<void> {
+  const res = await fetch(
+    `/api/instruments/${encodeURIComponent(instrument)}/history?channel=${encodeURIComponent(channel)}&from=${Date.now() - WINDOW_MS}`,
+  );
+  if (!res.ok) return;
+  const past = (await res.json()) as LiveSample[];
+  const key = `${instrument}/${channel}`;
+  const known = series.get(key) ?? [];
+  const seen = new Set(known.map((s) => `${s.gateway}:${s.seq}`));
+  series.set(
+    key,
+    [...past.filter((s) => !seen.has(`${s.gateway}:${s.seq}`)), ...known].sort((a, b) => a.ts - b.ts),
+  );
+  tick.value++;
+}
+
+let socket: Socket<ServerToClientEvents, ClientToServerEvents> | undefined;
+
+export function connect(): void {
+  if (socket) return;
+  socket = io({ transports: ['websocket', 'polling'] });
+  socket.on('connect', () => {
+    state.connected = true;
+    void loadInstruments();
+  });
+  socket.on('disconnect', () => (state.connected = false));
+  socket.on('instruments', () => void loadInstruments());
+  socket.on('gateway', (status) => {
+    for (const i of state.instruments) if (i.gateway === status.id) i.connected = status.connected;
+  });
+  socket.on('samples', (samples) => {
+    const cutoff = Date.now() - WINDOW_MS;
+    for (const s of samples) {
+      const key = `${s.instrument}/${s.channel}`;
+      let list = series.get(key);
+      if (!list) series.set(key, (list = []));
+      list.push(s);
+      while (list.length > 0 && (list[0]?.ts ?? 0) < cutoff) list.shift();
+      const instrument = state.instruments.find((i) => i.id === s.instrument);
+      if (instrument) instrument.latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
+    }
+    for (const l of listeners) l(samples);
+    tick.value++;
+  });
+}

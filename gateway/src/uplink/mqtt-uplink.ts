@@ -1,0 +1,167 @@
+// Sends batches of samples to the server over MQTT and keeps each one until the server acknowledges
+// that it is stored (the broker's PUBACK only means "received"). Unacknowledged batches are resent
+// after every reconnect, in order.
+import { EventEmitter } from 'node:events';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ackMessageSchema, topicFor, type BirthMessage, type DataMessage, type Sample } from '@labtrace/protocols';
+import type { Logger } from '../log.js';
+
+export interface UplinkOptions {
+  url: string;
+  username: string;
+  password: string;
+  gateway: string;
+  lab: string;
+  keepaliveSeconds: number;
+  maxBatchSamples: number;
+  maxBatchDelayMs: number;
+  /** bound of samples held (pending and unacknowledged); beyond it new samples are refused */
+  maxHeldSamples: number;
+  birth: () => Omit<BirthMessage, 'session'>;
+}
+
+interface UplinkEvents {
+  connected: [];
+  disconnected: [];
+  acked: [batch: number];
+  full: [refused: number];
+}
+
+export class MqttUplink extends EventEmitter<UplinkEvents> {
+  private client: MqttClient | undefined;
+  private pending: Sample[] = [];
+  private readonly unacked = new Map<number, DataMessage>();
+  private heldSamples = 0;
+  private nextBatch = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly session = Date.now();
+  refused = 0;
+
+  constructor(
+    private readonly options: UplinkOptions,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  get isConnected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  get held(): number {
+    return this.heldSamples;
+  }
+
+  async start(): Promise<void> {
+    const { gateway, lab } = this.options;
+    const client = mqtt.connect(this.options.url, {
+      clientId: gateway,
+      username: this.options.username,
+      password: this.options.password,
+      keepalive: this.options.keepaliveSeconds,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      clean: true,
+      will: {
+        topic: topicFor(lab, gateway, 'DEATH'),
+        payload: Buffer.from(JSON.stringify({ v: 1, gateway, session: this.session })),
+        qos: 1,
+        retain: false,
+      },
+    });
+    this.client = client;
+    client.on('connect', () => {
+      this.logger.info({ gateway, url: this.options.url }, 'connected to broker');
+      client.subscribe(topicFor(lab, gateway, 'ACK'), { qos: 1 }, (err) => {
+        if (err) this.logger.error({ err: err.message }, 'cannot subscribe to ACK');
+        this.publishBirth();
+        this.resendUnacked();
+        this.emit('connected');
+      });
+    });
+    client.on('close', () => this.emit('disconnected'));
+    client.on('error', (err) => this.logger.warn({ gateway, err: err.message }, 'broker connection error'));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    this.flushTimer = setInterval(() => this.flush(), this.options.maxBatchDelayMs);
+    return Promise.resolve();
+  }
+
+  /** Flushes what is pending, waits briefly for acknowledgements, publishes DEATH and disconnects. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = undefined;
+    this.flush();
+    const client = this.client;
+    if (!client) return;
+    const deadline = Date.now() + graceMs;
+    while (this.unacked.size > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (this.unacked.size > 0) this.logger.warn({ batches: this.unacked.size, samples: this.heldSamples }, 'stopping with unacknowledged batches');
+    if (client.connected) {
+      const { lab, gateway } = this.options;
+      await client
+        .publishAsync(topicFor(lab, gateway, 'DEATH'), JSON.stringify({ v: 1, gateway, session: this.session }), { qos: 1 })
+        .catch(() => undefined);
+    }
+    await client.endAsync();
+    this.client = undefined;
+  }
+
+  /** Queues samples; returns false (and counts them as refused) when the bound is reached. */
+  push(samples: Sample[]): boolean {
+    if (this.heldSamples + samples.length > this.options.maxHeldSamples) {
+      this.refused += samples.length;
+      this.emit('full', samples.length);
+      return false;
+    }
+    this.pending.push(...samples);
+    this.heldSamples += samples.length;
+    if (this.pending.length >= this.options.maxBatchSamples) this.flush();
+    return true;
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0) {
+      const samples = this.pending.splice(0, this.options.maxBatchSamples);
+      const message: DataMessage = { v: 1, gateway: this.options.gateway, batch: this.nextBatch++, samples };
+      this.unacked.set(message.batch, message);
+      this.publish(message);
+    }
+  }
+
+  private publish(message: DataMessage): void {
+    const client = this.client;
+    if (!client?.connected) return; // resent on reconnect
+    const { lab, gateway } = this.options;
+    client.publish(topicFor(lab, gateway, 'DATA'), JSON.stringify(message), { qos: 1 }, (err) => {
+      if (err) this.logger.warn({ batch: message.batch, err: err.message }, 'publish failed; will resend');
+    });
+  }
+
+  private publishBirth(): void {
+    const { lab, gateway } = this.options;
+    const birth: BirthMessage = { ...this.options.birth(), session: this.session };
+    this.client?.publish(topicFor(lab, gateway, 'BIRTH'), JSON.stringify(birth), { qos: 1 });
+  }
+
+  private resendUnacked(): void {
+    for (const message of this.unacked.values()) this.publish(message);
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    let parsed;
+    try {
+      parsed = ackMessageSchema.safeParse(JSON.parse(payload.toString('utf8')));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      this.logger.warn({ topic }, 'ignored a malformed ACK');
+      return;
+    }
+    const message = this.unacked.get(parsed.data.batch);
+    if (!message) return;
+    this.unacked.delete(parsed.data.batch);
+    this.heldSamples -= message.samples.length;
+    this.emit('acked', parsed.data.batch);
+  }
+}

@@ -1,0 +1,32 @@
+// Coded errors shared by every labtrace package. The code is stable; the message is for humans.
+export type LabtraceErrorCode =
+  | 'E_CONFIG'
+  | 'E_CONFIG_READ'
+  | 'E_PROFILE'
+  | 'E_PORT_IN_USE'
+  | 'E_CODEC'
+  | 'E_PAYLOAD'
+  | 'E_MODBUS_TIMEOUT'
+  | 'E_MODBUS_EXCEPTION'
+  | 'E_MODBUS_CONNECT'
+  | 'E_MODBUS_REPLY'
+  | 'E_NOT_FOUND'
+  | 'E_BAD_REQUEST'
+  | 'E_AUTH'
+  | 'E_STORE';
+
+export class LabtraceError extends Error {
+  readonly code: LabtraceErrorCode;
+  readonly details: unknown;
+
+  constructor(code: LabtraceErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LabtraceError';
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+export function isLabtraceError(err: unknown): err is LabtraceError {
+  return err instanceof LabtraceError;
+}

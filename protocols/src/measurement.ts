@@ -1,0 +1,66 @@
+// Samples and the MQTT messages that carry them from a gateway to the server.
+import { z } from 'zod';
+import { idSchema, identitySchema } from './profile.js';
+
+export const QUALITIES = ['good', 'uncertain', 'bad'] as const;
+export type Quality = (typeof QUALITIES)[number];
+
+export const sampleSchema = z.strictObject({
+  /** per-gateway sequence number, contiguous and never reused */
+  seq: z.number().int().min(0),
+  instrument: idSchema,
+  channel: idSchema,
+  /** milliseconds since the Unix epoch, when the instrument was read */
+  ts: z.number().int().min(0),
+  value: z.union([z.number(), z.string(), z.boolean(), z.null()]),
+  unit: z.string().max(32),
+  quality: z.enum(QUALITIES),
+  reason: z.string().max(200).optional(),
+});
+export type Sample = z.output<typeof sampleSchema>;
+
+export const dataMessageSchema = z.strictObject({
+  v: z.literal(1),
+  gateway: idSchema,
+  batch: z.number().int().min(0),
+  samples: z.array(sampleSchema).min(1).max(10_000),
+});
+export type DataMessage = z.output<typeof dataMessageSchema>;
+
+export const birthInstrumentSchema = z.strictObject({
+  id: idSchema,
+  identity: identitySchema,
+  channels: z.array(z.strictObject({ name: idSchema, unit: z.string().max(32) })),
+});
+export type BirthInstrument = z.output<typeof birthInstrumentSchema>;
+
+export const birthMessageSchema = z.strictObject({
+  v: z.literal(1),
+  gateway: idSchema,
+  session: z.number().int().min(0),
+  version: z.string().max(64),
+  instruments: z.array(birthInstrumentSchema),
+});
+export type BirthMessage = z.output<typeof birthMessageSchema>;
+
+export const deathMessageSchema = z.strictObject({ v: z.literal(1), gateway: idSchema, session: z.number().int().min(0) });
+export type DeathMessage = z.output<typeof deathMessageSchema>;
+
+export const ackMessageSchema = z.strictObject({ v: z.literal(1), batch: z.number().int().min(0) });
+export type AckMessage = z.output<typeof ackMessageSchema>;
+
+export const MESSAGE_KINDS = ['BIRTH', 'DATA', 'DEATH', 'ACK', 'CMD'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+export function topicFor(lab: string, gateway: string, kind: MessageKind): string {
+  return `labtrace/v1/${lab}/${gateway}/${kind}`;
+}
+
+export function parseTopic(topic: string): { lab: string; gateway: string; kind: MessageKind } | undefined {
+  const parts = topic.split('/');
+  if (parts.length !== 5 || parts[0] !== 'labtrace' || parts[1] !== 'v1') return undefined;
+  const [, , lab, gateway, kind] = parts;
+  if (lab === undefined || gateway === undefined || kind === undefined) return undefined;
+  if (!(MESSAGE_KINDS as readonly string[]).includes(kind)) return undefined;
+  return { lab, gateway, kind: kind as MessageKind };
+}

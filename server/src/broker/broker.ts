@@ -1,0 +1,190 @@
+// The embedded MQTT broker (Aedes): TCP and WebSocket (/mqtt) listeners, authentication by
+// scrypt-hashed credentials and topic authorization per role. Anonymous clients are refused.
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import type http from 'node:http';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { LabtraceError, parseTopic } from '@labtrace/protocols';
+import type { BrokerUser } from '../config.js';
+import type { Logger } from '../log.js';
+import { verifyPassword } from './passwords.js';
+
+interface BrokerEvents {
+  gatewayConnected: [gateway: string];
+  gatewayDisconnected: [gateway: string];
+  message: [packet: AedesPublishPacket, client: Client | null];
+}
+
+export interface BrokerOptions {
+  lab: string;
+  host: string;
+  port: number;
+  users: BrokerUser[];
+  logger: Logger;
+}
+
+function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+export class Broker extends EventEmitter<BrokerEvents> {
+  private aedes: Aedes | undefined;
+  private tcp: net.Server | undefined;
+  private wss: WebSocketServer | undefined;
+  /** authenticated user of each connected client id */
+  private readonly sessions = new Map<string, BrokerUser>();
+  private readonly users: Map<string, BrokerUser>;
+
+  constructor(private readonly options: BrokerOptions) {
+    super();
+    this.users = new Map(options.users.map((u) => [u.username, u]));
+  }
+
+  get port(): number {
+    const addr = this.tcp?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : this.options.port;
+  }
+
+  get running(): boolean {
+    return this.aedes !== undefined && !this.aedes.closed;
+  }
+
+  get connectedClients(): number {
+    return this.aedes?.connectedClients ?? 0;
+  }
+
+  connectedGateways(): string[] {
+    return [...this.sessions.entries()].filter(([, u]) => u.role === 'gateway').map(([id]) => id);
+  }
+
+  async start(): Promise<void> {
+    const { lab, logger } = this.options;
+    const aedes = await Aedes.createBroker({
+      authenticate: (client, username, password, done) => {
+        const user = username === undefined ? undefined : this.users.get(username);
+        if (!user || password === undefined) {
+          logger.warn({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
+          done(authError('bad username or password', 4), false);
+          return;
+        }
+        verifyPassword(password.toString('utf8'), user.passwordHash).then(
+          (ok) => {
+            if (!ok) {
+              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
+              return done(authError('bad username or password', 4), false);
+            }
+            if (user.role === 'gateway' && client.id !== user.gateway) {
+              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
+              return done(authError('client id must be the gateway id', 5), false);
+            }
+            this.sessions.set(client.id, user);
+            done(null, true);
+          },
+          (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
+        );
+      },
+      authorizePublish: (client, packet, callback) => {
+        if (client === null) return callback(null); // the server itself
+        const user = this.sessions.get(client.id);
+        const topic = parseTopic(packet.topic);
+        const allowed =
+          user?.role === 'gateway' &&
+          topic !== undefined &&
+          topic.lab === lab &&
+          topic.gateway === user.gateway &&
+          (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH');
+        if (!allowed) {
+          logger.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused');
+          return callback(new Error(`not allowed to publish to ${packet.topic}`));
+        }
+        callback(null);
+      },
+      authorizeSubscribe: (client, subscription, callback) => {
+        const user = this.sessions.get(client.id);
+        const filter = subscription.topic;
+        let allowed = false;
+        if (user?.role === 'gateway') {
+          const topic = parseTopic(filter);
+          allowed = topic !== undefined && topic.lab === lab && topic.gateway === user.gateway && (topic.kind === 'ACK' || topic.kind === 'CMD');
+        } else if (user?.role === 'reader') {
+          allowed = filter === `labtrace/v1/${lab}/#` || filter.startsWith(`labtrace/v1/${lab}/`);
+        }
+        if (!allowed) {
+          logger.warn({ clientId: client.id, topic: filter }, 'MQTT subscription refused');
+          return callback(null, null);
+        }
+        callback(null, subscription);
+      },
+    });
+    this.aedes = aedes;
+    aedes.on('clientReady', (client) => {
+      if (this.sessions.get(client.id)?.role === 'gateway') this.emit('gatewayConnected', client.id);
+    });
+    aedes.on('clientDisconnect', (client) => {
+      const user = this.sessions.get(client.id);
+      this.sessions.delete(client.id);
+      if (user?.role === 'gateway') this.emit('gatewayDisconnected', client.id);
+    });
+    aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'MQTT client error'));
+    aedes.on('publish', (packet, client) => this.emit('message', packet, client));
+
+    const tcp = net.createServer((socket) => aedes.handle(socket));
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', (err: NodeJS.ErrnoException) => {
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new LabtraceError(
+                'E_PORT_IN_USE',
+                `MQTT port ${this.options.host}:${this.options.port} is already in use (set MQTT_PORT or mqtt.port)`,
+                { cause: err },
+              )
+            : err,
+        );
+      });
+      tcp.listen(this.options.port, this.options.host, () => resolve());
+    });
+    this.tcp = tcp;
+  }
+
+  /** Serves MQTT over WebSocket at /mqtt on the given HTTP server. */
+  attachWebSocket(server: http.Server): void {
+    const aedes = this.aedes;
+    if (!aedes) throw new LabtraceError('E_CONFIG', 'broker not started');
+    const wss = new WebSocketServer({ noServer: true });
+    this.wss = wss;
+    server.on('upgrade', (req, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/mqtt') return;
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const stream = createWebSocketStream(ws);
+        stream.on('error', () => stream.destroy());
+        aedes.handle(stream, req);
+      });
+    });
+  }
+
+  publish(topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain: false, dup: false }, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  }
+
+  async stop(): Promise<void> {
+    const aedes = this.aedes;
+    this.aedes = undefined;
+    for (const ws of this.wss?.clients ?? []) ws.terminate();
+    this.wss?.close();
+    const tcp = this.tcp;
+    this.tcp = undefined;
+    if (tcp) {
+      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await closed;
+    } else if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,66 @@
+// The server's configuration: file values, then environment overrides (PORT, MQTT_PORT, LABTRACE_DATA_DIR).
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/protocols';
+
+const port = z.number().int().min(0).max(65535);
+
+export const brokerUserSchema = z.strictObject({
+  username: z.string().min(1).max(128),
+  /** scrypt hash made by `hashPassword` (never a clear-text password) */
+  passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'expected a hash "scrypt$N$r$p$salt$hash"'),
+  role: z.enum(['gateway', 'reader']),
+  /** for role gateway: the gateway id this user may publish as */
+  gateway: idSchema.optional(),
+});
+export type BrokerUser = z.output<typeof brokerUserSchema>;
+
+export const serverConfigSchema = z.strictObject({
+  lab: idSchema.default('lab'),
+  dataDir: z.string().min(1).default('./data'),
+  http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(8080) }).default({ host: '127.0.0.1', port: 8080 }),
+  mqtt: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(1883) }).default({ host: '127.0.0.1', port: 1883 }),
+  broker: z
+    .strictObject({
+      users: z.array(brokerUserSchema).default([]),
+      allowAnonymous: z.literal(false).default(false),
+    })
+    .default({ users: [], allowAnonymous: false }),
+  /** folder of the built dashboard; defaults to the dashboard package's dist */
+  dashboardDir: z.string().min(1).optional(),
+});
+export type ServerConfig = z.output<typeof serverConfigSchema>;
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  MQTT_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  LABTRACE_DATA_DIR: z.string().min(1).optional(),
+});
+
+/** Applies environment overrides; relative paths are resolved against `baseDir`. */
+export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv, baseDir: string): ServerConfig {
+  const overrides = parseWith(
+    envSchema,
+    { PORT: env['PORT'] || undefined, MQTT_PORT: env['MQTT_PORT'] || undefined, LABTRACE_DATA_DIR: env['LABTRACE_DATA_DIR'] || undefined },
+    'environment',
+  );
+  return {
+    ...config,
+    dataDir: path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir)),
+    http: { ...config.http, port: overrides.PORT ?? config.http.port },
+    mqtt: { ...config.mqtt, port: overrides.MQTT_PORT ?? config.mqtt.port },
+    ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
+  };
+}
+
+export async function loadServerConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new LabtraceError('E_CONFIG_READ', `${file}: server config: ${reason}`, { cause: err });
+  }
+  return resolveServerConfig(parseConfigText(text, file, serverConfigSchema), env, path.dirname(file));
+}

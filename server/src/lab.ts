@@ -1,0 +1,226 @@
+// `labtrace lab` (what `npm start` runs): the whole lab on embedded defaults. It writes the configs of
+// the simulator, the gateway and the server under the data directory (with a fresh gateway password),
+// runs each part as its own process, prints the URLs, and stops them in order on SIGINT/SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { LabtraceError } from '@labtrace/protocols';
+import { hashPassword, randomPassword } from './broker/passwords.js';
+
+export const usage = `usage: labtrace lab
+  Runs the simulator, gateway and server (with broker and dashboard) on embedded defaults.
+  Environment: PORT (8080), MQTT_PORT (1883), LABTRACE_DATA_DIR (./data).`;
+
+const PROFILES_DIR = fileURLToPath(new URL('../../../device-sim/profiles', import.meta.url));
+const INSTRUMENTS = [
+  { profile: 'climate-chamber.yaml', model: 'climate-chamber' },
+  { profile: 'universal-testing-machine.yaml', model: 'universal-testing-machine' },
+] as const;
+
+function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
+  });
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const addr = probe.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function envPort(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new LabtraceError('E_CONFIG', `${name}: expected a port number 1-65535, got "${raw}"`);
+  return port;
+}
+
+const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/** Prints a child's pino lines as short human lines; anything else passes through. */
+function relay(child: ChildProcess, name: string): void {
+  const print = (stream: NodeJS.WritableStream) => (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        const { level, time, msg, pid: _pid, hostname: _host, name: _name, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        const fields = Object.entries(rest)
+          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join(' ');
+        const clock = new Date(typeof time === 'number' ? time : Date.now()).toISOString().slice(11, 19);
+        stream.write(
+          `${clock} ${name.padEnd(7)} ${(LEVELS[Number(level)] ?? String(level)).padEnd(5)} ${String(msg)}${fields ? `  ${fields}` : ''}\n`,
+        );
+      } catch {
+        stream.write(`${name.padEnd(7)} ${line}\n`);
+      }
+    }
+  };
+  child.stdout?.on('data', print(process.stdout));
+  child.stderr?.on('data', print(process.stderr));
+}
+
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new LabtraceError('E_CONFIG', 'the server exited during start-up (see its message above)');
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new LabtraceError('E_CONFIG', `the server did not answer ${url} within ${timeoutMs / 1000} s`);
+}
+
+export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
+  parseArgs({ args: argv, options: {}, strict: true });
+  const host = '127.0.0.1';
+  const httpPort = envPort('PORT', 8080);
+  const mqttPort = envPort('MQTT_PORT', 1883);
+  const dataDir = path.resolve(process.env['LABTRACE_DATA_DIR'] || 'data');
+  if (!(await portFree(httpPort, host)))
+    throw new LabtraceError('E_PORT_IN_USE', `HTTP port ${httpPort} is already in use; set PORT to another port`);
+  if (!(await portFree(mqttPort, host)))
+    throw new LabtraceError('E_PORT_IN_USE', `MQTT port ${mqttPort} is already in use; set MQTT_PORT to another port`);
+
+  const confDir = path.join(dataDir, 'lab');
+  mkdirSync(confDir, { recursive: true, mode: 0o700 });
+  const lab = 'demo-lab';
+  const gatewayId = 'gw-1';
+  const password = randomPassword();
+  const passwordFile = path.join(confDir, 'gateway.password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+
+  const simPorts = await Promise.all(INSTRUMENTS.map(() => freePort(host)));
+  const controlPort = await freePort(host);
+  const files = {
+    sim: path.join(confDir, 'sim.yaml'),
+    gateway: path.join(confDir, 'gateway.yaml'),
+    server: path.join(confDir, 'server.yaml'),
+  };
+  const header = '# Written by `labtrace lab` at every start; edit a copy to run the parts yourself.\n';
+  writeFileSync(
+    files.sim,
+    header +
+      stringify({
+        host,
+        tickMs: 100,
+        control: { host, port: controlPort },
+        instruments: INSTRUMENTS.map((i, n) => ({ profile: path.join(PROFILES_DIR, i.profile), model: i.model, port: simPorts[n] })),
+      }),
+  );
+  writeFileSync(
+    files.gateway,
+    header +
+      stringify({
+        gateway: { id: gatewayId, lab },
+        dataDir: path.join(dataDir, 'gateway'),
+        mqtt: { url: `mqtt://${host}:${mqttPort}`, username: gatewayId, passwordFile },
+        batch: { maxSamples: 500, maxDelayMs: 100 },
+        instruments: INSTRUMENTS.map((i, n) => ({ profile: path.join(PROFILES_DIR, i.profile), host, port: simPorts[n] })),
+      }),
+    { mode: 0o600 },
+  );
+  writeFileSync(
+    files.server,
+    header +
+      stringify({
+        lab,
+        dataDir: path.join(dataDir, 'server'),
+        http: { host, port: httpPort },
+        mqtt: { host, port: mqttPort },
+        broker: { users: [{ username: gatewayId, passwordHash: await hashPassword(password), role: 'gateway', gateway: gatewayId }] },
+      }),
+    { mode: 0o600 },
+  );
+
+  const bin = process.argv[1] ?? 'labtrace';
+  const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
+  const children = new Map<string, ChildProcess>();
+  const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
+    // Own process group: a Ctrl-C reaches only this process, which then stops the parts in order.
+    const child = spawn(process.execPath, [bin, name, '--config', files[name]], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    relay(child, name);
+    children.set(name, child);
+    return child;
+  };
+  const killAll = (): void => {
+    for (const c of children.values()) if (c.exitCode === null) c.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+
+  const server = launch('server');
+  try {
+    await waitForHealth(`http://${host}:${httpPort}/api/health`, server, 60_000);
+  } catch (err) {
+    killAll();
+    throw err;
+  }
+  launch('sim');
+  launch('gateway');
+
+  let stopping = false;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  for (const [name, child] of children) {
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(
+        `lab: ${name} exited (${signal ?? `code ${code}`})${name === 'server' ? '; stopping the lab' : '; the other parts keep running'}\n`,
+      );
+      if (name === 'server') void stop().then(() => resolveDone(1));
+    });
+  }
+
+  const stopChild = (name: string): Promise<void> => {
+    const child = children.get(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  };
+  // The gateway goes first (it flushes and waits for acknowledgements), the server last.
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await stopChild('gateway');
+    await stopChild('sim');
+    await stopChild('server');
+    process.off('exit', killAll);
+    resolveDone(0);
+  };
+
+  process.stdout.write(
+    [
+      '',
+      'labtrace is running',
+      `  dashboard      http://${host}:${httpPort}/`,
+      `  health         http://${host}:${httpPort}/api/health`,
+      `  MQTT           mqtt://${host}:${mqttPort}  (WebSocket: ws://${host}:${httpPort}/mqtt; no anonymous access)`,
+      `  simulator API  http://${host}:${controlPort}/instruments`,
+      `  data           ${dataDir}`,
+      '  Ctrl-C stops everything.',
+      '',
+    ].join('\n') + '\n',
+  );
+  return { stop, done };
+}

@@ -1,0 +1,128 @@
+// The embedded relational store: one SQLite file (WAL) under the data directory. Lab records go
+// through Kysely, which also speaks PostgreSQL; the hot measurement path uses prepared statements.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
+import { LabtraceError } from '@labtrace/protocols';
+
+export interface Tables {
+  gateways: {
+    id: string;
+    lab: string;
+    version: string | null;
+    session: number | null;
+    first_seen: number;
+    last_seen: number;
+  };
+  instruments: {
+    id: string;
+    gateway: string;
+    identity: string;
+    channels: string;
+    updated_at: number;
+  };
+  measurements: {
+    gateway: string;
+    seq: number;
+    instrument: string;
+    channel: string;
+    ts: number;
+    value_num: number | null;
+    value_text: string | null;
+    value_kind: 'number' | 'string' | 'boolean' | 'null';
+    unit: string;
+    quality: string;
+    reason: string | null;
+    received_at: number;
+  };
+  schema_info: { key: string; value: string; id: Generated<number> };
+}
+
+const migrations: Record<string, Migration> = {
+  '0001_skeleton': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('gateways')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('lab', 'text', (c) => c.notNull())
+        .addColumn('version', 'text')
+        .addColumn('session', 'integer')
+        .addColumn('first_seen', 'integer', (c) => c.notNull())
+        .addColumn('last_seen', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('instruments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('gateway', 'text', (c) => c.notNull().references('gateways.id'))
+        .addColumn('identity', 'text', (c) => c.notNull())
+        .addColumn('channels', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('measurements')
+        .addColumn('gateway', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('instrument', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('ts', 'integer', (c) => c.notNull())
+        .addColumn('value_num', 'real')
+        .addColumn('value_text', 'text')
+        .addColumn('value_kind', 'text', (c) => c.notNull())
+        .addColumn('unit', 'text', (c) => c.notNull())
+        .addColumn('quality', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('received_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('measurements_pk', ['gateway', 'seq'])
+        .execute();
+      await db.schema.createIndex('measurements_by_channel').on('measurements').columns(['instrument', 'channel', 'ts']).execute();
+    },
+  },
+};
+
+class StaticMigrations implements MigrationProvider {
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve(migrations);
+  }
+}
+
+export class LabDatabase {
+  readonly sqlite: Database.Database;
+  readonly db: Kysely<Tables>;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, 'labtrace.sqlite');
+    try {
+      this.sqlite = new Database(file);
+    } catch (err) {
+      throw new LabtraceError('E_STORE', `cannot open the store ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    this.sqlite.pragma('journal_mode = WAL');
+    // FULL: a batch acknowledged to a gateway survives a power cut, not only a process crash.
+    this.sqlite.pragma('synchronous = FULL');
+    this.sqlite.pragma('foreign_keys = ON');
+    this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: this.sqlite }) });
+  }
+
+  async migrate(): Promise<void> {
+    const { error } = await new Migrator({ db: this.db, provider: new StaticMigrations() }).migrateToLatest();
+    if (error)
+      throw new LabtraceError('E_STORE', `store migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
+        cause: error,
+      });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await sql`select 1`.execute(this.db);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy(); // closes the SQLite handle too
+  }
+}

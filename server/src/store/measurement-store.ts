@@ -1,0 +1,110 @@
+// Stores samples idempotently (a resent batch changes nothing) and answers the dashboard's reads.
+import type { Statement } from 'better-sqlite3';
+import { LabtraceError, type LiveSample, type Quality, type Sample } from '@labtrace/protocols';
+import type { LabDatabase } from './database.js';
+
+interface Row {
+  gateway: string;
+  seq: number;
+  instrument: string;
+  channel: string;
+  ts: number;
+  value_num: number | null;
+  value_text: string | null;
+  value_kind: 'number' | 'string' | 'boolean' | 'null';
+  unit: string;
+  quality: Quality;
+}
+
+function valueOf(row: Row): LiveSample['value'] {
+  switch (row.value_kind) {
+    case 'number':
+      return row.value_num;
+    case 'boolean':
+      return row.value_num === 1;
+    case 'string':
+      return row.value_text;
+    case 'null':
+      return null;
+  }
+}
+
+export function toLive(row: Row): LiveSample {
+  return {
+    gateway: row.gateway,
+    seq: row.seq,
+    instrument: row.instrument,
+    channel: row.channel,
+    ts: row.ts,
+    value: valueOf(row),
+    unit: row.unit,
+    quality: row.quality,
+  };
+}
+
+interface Statements {
+  insertMany: (gateway: string, samples: Sample[], now: number) => Sample[];
+  latest: Statement;
+  history: Statement;
+  count: Statement;
+}
+
+export class MeasurementStore {
+  private prepared: Statements | undefined;
+
+  constructor(private readonly database: LabDatabase) {}
+
+  /** Prepares the statements; call after the schema is migrated. */
+  open(): void {
+    const db = this.database.sqlite;
+    const insert = db.prepare(
+      `INSERT OR IGNORE INTO measurements (gateway, seq, instrument, channel, ts, value_num, value_text, value_kind, unit, quality, reason, received_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertMany = db.transaction((gateway: string, samples: Sample[], now: number) => {
+      const fresh: Sample[] = [];
+      for (const s of samples) {
+        const kind = s.value === null ? 'null' : typeof s.value === 'number' ? 'number' : typeof s.value === 'boolean' ? 'boolean' : 'string';
+        const num = typeof s.value === 'number' ? s.value : typeof s.value === 'boolean' ? Number(s.value) : null;
+        const text = typeof s.value === 'string' ? s.value : null;
+        const info = insert.run(gateway, s.seq, s.instrument, s.channel, s.ts, num, text, kind, s.unit, s.quality, s.reason ?? null, now);
+        if (info.changes > 0) fresh.push(s);
+      }
+      return fresh;
+    });
+    this.prepared = {
+      insertMany,
+      latest: db.prepare(
+        `SELECT m.* FROM measurements m
+         JOIN (SELECT instrument, channel, MAX(ts) AS ts FROM measurements WHERE instrument = ? GROUP BY instrument, channel) l
+           ON m.instrument = l.instrument AND m.channel = l.channel AND m.ts = l.ts`,
+      ),
+      history: db.prepare(
+        `SELECT * FROM (SELECT * FROM measurements WHERE instrument = ? AND channel = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC, seq DESC LIMIT ?) ORDER BY ts, seq`,
+      ),
+      count: db.prepare('SELECT COUNT(*) AS n FROM measurements'),
+    };
+  }
+
+  private get stmts(): Statements {
+    if (!this.prepared) throw new LabtraceError('E_STORE', 'measurement store used before open()');
+    return this.prepared;
+  }
+
+  /** Stores a gateway's samples in one durable transaction; returns those not stored before. */
+  store(gateway: string, samples: Sample[], now = Date.now()): Sample[] {
+    return this.stmts.insertMany(gateway, samples, now);
+  }
+
+  latest(instrument: string): LiveSample[] {
+    return (this.stmts.latest.all(instrument) as Row[]).map(toLive);
+  }
+
+  history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] {
+    return (this.stmts.history.all(instrument, channel, from, to, limit) as Row[]).map(toLive);
+  }
+
+  count(): number {
+    return (this.stmts.count.get() as { n: number }).n;
+  }
+}

@@ -1,0 +1,68 @@
+// Gateways and the instruments they announced in their BIRTH messages.
+import type { BirthMessage } from '@labtrace/protocols';
+import type { LabDatabase } from './database.js';
+
+export interface GatewayRecord {
+  id: string;
+  lab: string;
+  version: string | null;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface InstrumentRecord {
+  id: string;
+  gateway: string;
+  identity: BirthMessage['instruments'][number]['identity'];
+  channels: { name: string; unit: string }[];
+}
+
+export class Registry {
+  constructor(private readonly database: LabDatabase) {}
+
+  async recordBirth(lab: string, birth: BirthMessage, now = Date.now()): Promise<void> {
+    await this.database.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('gateways')
+        .values({ id: birth.gateway, lab, version: birth.version, session: birth.session, first_seen: now, last_seen: now })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ version: birth.version, session: birth.session, last_seen: now }))
+        .execute();
+      for (const instrument of birth.instruments) {
+        const row = {
+          gateway: birth.gateway,
+          identity: JSON.stringify(instrument.identity),
+          channels: JSON.stringify(instrument.channels),
+          updated_at: now,
+        };
+        await trx
+          .insertInto('instruments')
+          .values({ id: instrument.id, ...row })
+          .onConflict((oc) => oc.column('id').doUpdateSet(row))
+          .execute();
+      }
+    });
+  }
+
+  async touchGateway(id: string, now = Date.now()): Promise<void> {
+    await this.database.db.updateTable('gateways').set({ last_seen: now }).where('id', '=', id).execute();
+  }
+
+  async gateways(): Promise<GatewayRecord[]> {
+    const rows = await this.database.db.selectFrom('gateways').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, lab: r.lab, version: r.version, firstSeen: r.first_seen, lastSeen: r.last_seen }));
+  }
+
+  async instruments(): Promise<InstrumentRecord[]> {
+    const rows = await this.database.db.selectFrom('instruments').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({
+      id: r.id,
+      gateway: r.gateway,
+      identity: JSON.parse(r.identity) as InstrumentRecord['identity'],
+      channels: JSON.parse(r.channels) as InstrumentRecord['channels'],
+    }));
+  }
+
+  async instrument(id: string): Promise<InstrumentRecord | undefined> {
+    return (await this.instruments()).find((i) => i.id === id);
+  }
+}
