@@ -1,14 +1,8 @@
 // Tests are TypeScript compiled by `tsc -b` (which also type-checks them); jest runs the output as native ESM.
 export default {
   testEnvironment: 'node',
-  roots: [
-    '<rootDir>/protocols/dist/test',
-    '<rootDir>/device-sim/dist/test',
-    '<rootDir>/gateway/dist/test',
-    '<rootDir>/server/dist/test',
-    '<rootDir>/dashboard/test',
-  ],
-  testMatch: ['**/*.test.js'],
+  testMatch: ['<rootDir>/*/dist/test/**/*.test.js', '<rootDir>/dashboard/test/**/*.test.js'],
+  testPathIgnorePatterns: ['/node_modules/'],
   transform: {},
   testTimeout: 30_000,
   maxWorkers: 2,

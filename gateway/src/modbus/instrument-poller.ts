@@ -51,7 +51,8 @@ export function engineeringValue(point: ProfilePoint, raw: number): number {
 }
 
 export class InstrumentPoller extends EventEmitter<PollerEvents> {
-  private readonly client = new ModbusRTU();
+  // A fresh client per connection: nothing of a dropped connection (a late reply) can reach the next one.
+  private client = new ModbusRTU();
   private readonly plan: ReadRequest[];
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -103,12 +104,13 @@ export class InstrumentPoller extends EventEmitter<PollerEvents> {
 
   private async connect(): Promise<void> {
     const { host, port } = this.profile.connection;
+    this.client = new ModbusRTU();
     await this.client.connectTCP(host, { port });
     this.client.setID(this.profile.unitId);
     this.client.setTimeout(this.profile.timeoutMs);
     this.connected = true;
     this.health.connected = true;
-    this.logger.info({ instrument: this.profile.id, host, port }, 'instrument connected');
+    this.logger.info({ host, port }, 'instrument connected');
     this.emit('health', this.getHealth());
   }
 
@@ -116,13 +118,25 @@ export class InstrumentPoller extends EventEmitter<PollerEvents> {
     const wasConnected = this.connected;
     this.connected = false;
     this.health.connected = false;
-    await new Promise<void>((resolve) => {
-      try {
-        this.client.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    const client = this.client;
+    if (client.isOpen) {
+      // close() never calls back on a port that is not open, so wait with a bound.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          client.destroy(() => undefined);
+          resolve();
+        }, 1000);
+        try {
+          client.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        } catch {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
     if (wasConnected) this.emit('health', this.getHealth());
   }
 
@@ -139,10 +153,7 @@ export class InstrumentPoller extends EventEmitter<PollerEvents> {
         this.count('connect');
         const { host, port } = this.profile.connection;
         if (this.failures === 1 || this.failures % 20 === 0) {
-          this.logger.warn(
-            { instrument: this.profile.id, host, port, err: (err as Error).message, failures: this.failures },
-            'instrument does not answer',
-          );
+          this.logger.warn({ host, port, err: (err as Error).message, failures: this.failures }, 'instrument does not answer');
         }
         this.emit('samples', this.badSamples(this.profile.points, `not connected: ${(err as Error).message}`));
         await this.disconnect();

@@ -1,0 +1,78 @@
+import { describe, expect, test } from '@jest/globals';
+import { deviceProfileSchema, LabtraceError, parseConfigText, pointWidth } from '../src/index.js';
+
+const good = `
+id: utm-1
+identity: { maker: Acme, model: T1, serialNumber: '42' }
+connection: { transport: tcp, host: 127.0.0.1, port: 5020 }
+points:
+  - { name: force, register: input, address: 0, type: float32, order: CDAB, unit: kN }
+  - { name: door, register: coil, address: 3, type: bool }
+`;
+
+function errorOf(text: string): LabtraceError {
+  try {
+    parseConfigText(text, 'ut.yaml', deviceProfileSchema, 'E_PROFILE');
+  } catch (err) {
+    if (err instanceof LabtraceError) return err;
+    throw err;
+  }
+  throw new Error('expected the profile to be rejected');
+}
+
+describe('device profile', () => {
+  test('a valid profile gets its defaults', () => {
+    const p = parseConfigText(good, 'ut.yaml', deviceProfileSchema);
+    expect(p.unitId).toBe(1);
+    expect(p.addressBase).toBe(0);
+    expect(p.points[0]?.scale).toBe(1);
+    expect(p.points.map(pointWidth)).toEqual([2, 1]);
+  });
+
+  test('an unknown field is named with its path', () => {
+    const err = errorOf(good.replace('unit: kN', 'unit: kN, colour: red'));
+    expect(err.code).toBe('E_PROFILE');
+    expect(err.message).toContain('ut.yaml: points[0]');
+    expect(err.message).toContain('colour');
+  });
+
+  test('a bad type lists the allowed ones', () => {
+    const err = errorOf(good.replace('type: float32', 'type: float31'));
+    expect(err.message).toMatch(/ut\.yaml: points\[0\]\.type: .*float32/);
+  });
+
+  test('an order that does not fit the type', () => {
+    const err = errorOf(good.replace('order: CDAB', 'order: AB'));
+    expect(err.message).toContain('points[0].order: order AB does not fit a 32-bit float32');
+  });
+
+  test('a coil must be bool, and channels are unique', () => {
+    expect(errorOf(good.replace('type: bool', 'type: int16')).message).toContain('points[1].type: a coil holds one bit');
+    expect(errorOf(good.replace('name: door', 'name: force')).message).toContain('points[1].name: channel "force" is already used by points[0]');
+  });
+
+  test('every problem is reported, not only the first', () => {
+    const err = errorOf(good.replace('port: 5020', 'port: 70000').replace('address: 3', 'address: -1'));
+    expect(err.message).toContain('connection.port');
+    expect(err.message).toContain('points[1].address');
+  });
+
+  test('broken YAML names the file and line', () => {
+    const err = errorOf('id: [unclosed\n  x: 1');
+    expect(err.message).toMatch(/^ut\.yaml \(line \d+, column \d+\): not valid YAML or JSON/);
+  });
+
+  test('JSON is read too', () => {
+    const p = parseConfigText(
+      JSON.stringify({
+        id: 'a',
+        identity: { maker: 'm', model: 'x', serialNumber: '1' },
+        connection: { transport: 'tcp', host: 'h', port: 1 },
+        points: [{ name: 'p', register: 'holding', address: 0 }],
+      }),
+      'a.json',
+      deviceProfileSchema,
+    );
+    expect(p.points[0]?.type).toBe('uint16');
+  });
+});
