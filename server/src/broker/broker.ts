@@ -32,8 +32,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private aedes: Aedes | undefined;
   private tcp: net.Server | undefined;
   private wss: WebSocketServer | undefined;
-  /** authenticated user of each connected client id */
-  private readonly sessions = new Map<string, BrokerUser>();
+  /** authenticated user of each connection; keyed by the connection, not its id, because a
+   * reconnecting gateway takes over its id while the old connection is still closing */
+  private readonly sessions = new WeakMap<Client, BrokerUser>();
+  /** the current connection of each connected gateway */
+  private readonly gatewayClients = new Map<string, Client>();
   private readonly users: Map<string, BrokerUser>;
 
   constructor(private readonly options: BrokerOptions) {
@@ -55,7 +58,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   connectedGateways(): string[] {
-    return [...this.sessions.entries()].filter(([, u]) => u.role === 'gateway').map(([id]) => id);
+    return [...this.gatewayClients.keys()];
   }
 
   async start(): Promise<void> {
@@ -78,7 +81,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
               logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
               return done(authError('client id must be the gateway id', 5), false);
             }
-            this.sessions.set(client.id, user);
+            this.sessions.set(client, user);
             done(null, true);
           },
           (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
@@ -86,7 +89,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       authorizePublish: (client, packet, callback) => {
         if (client === null) return callback(null); // the server itself
-        const user = this.sessions.get(client.id);
+        const user = this.sessions.get(client);
         const topic = parseTopic(packet.topic);
         const allowed =
           user?.role === 'gateway' &&
@@ -101,7 +104,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         callback(null);
       },
       authorizeSubscribe: (client, subscription, callback) => {
-        const user = this.sessions.get(client.id);
+        const user = this.sessions.get(client);
         const filter = subscription.topic;
         let allowed = false;
         if (user?.role === 'gateway') {
@@ -119,12 +122,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     });
     this.aedes = aedes;
     aedes.on('clientReady', (client) => {
-      if (this.sessions.get(client.id)?.role === 'gateway') this.emit('gatewayConnected', client.id);
+      if (this.sessions.get(client)?.role !== 'gateway') return;
+      this.gatewayClients.set(client.id, client);
+      this.emit('gatewayConnected', client.id);
     });
     aedes.on('clientDisconnect', (client) => {
-      const user = this.sessions.get(client.id);
-      this.sessions.delete(client.id);
-      if (user?.role === 'gateway') this.emit('gatewayDisconnected', client.id);
+      // Only the gateway's current connection counts; an old one closing after a takeover does not.
+      if (this.gatewayClients.get(client.id) !== client) return;
+      this.gatewayClients.delete(client.id);
+      this.emit('gatewayDisconnected', client.id);
     });
     aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'MQTT client error'));
     aedes.on('publish', (packet, client) => this.emit('message', packet, client));
@@ -185,6 +191,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await closed;
     } else if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    this.sessions.clear();
+    this.gatewayClients.clear();
   }
 }
