@@ -1,0 +1,65 @@
+// The dashboard in a real headless Chromium against `labtrace lab`: the instrument list fills and the live chart receives data.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { chromium } from 'playwright-core';
+import { REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Keeps the browser off the network: only the local server is reached.
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let lab;
+let browser;
+
+beforeAll(async () => {
+  lab = await startLab();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (lab) await lab.stop('SIGTERM');
+});
+
+test('the live chart receives data and the instrument list shows values', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(`http://127.0.0.1:${lab.httpPort}/`);
+
+  await page.waitForSelector('[data-test="connection"].ok', { timeout: 20_000 });
+  await page.waitForSelector('tr[data-instrument="climate-1"]', { timeout: 20_000 });
+  await page.waitForSelector('tr[data-instrument="utm-1"]', { timeout: 20_000 });
+
+  const chart = page.locator('[data-test="live-chart"]');
+  await chart.waitFor({ timeout: 20_000 });
+  const received = async () => Number(await chart.getAttribute('data-received'));
+  await page.waitForFunction(() => Number(document.querySelector('[data-test="live-chart"]')?.getAttribute('data-received')) > 0, null, { timeout: 20_000 });
+  const first = await received();
+  await page.waitForTimeout(1500);
+  expect(await received()).toBeGreaterThan(first); // the chart keeps moving
+
+  // The chart has drawn something: the canvas is not blank.
+  const inked = await page.evaluate(() => {
+    const canvas = document.querySelector('[data-test="live-chart"] canvas');
+    const ctx = canvas.getContext('2d');
+    const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    let n = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+    return n;
+  });
+  expect(inked).toBeGreaterThan(1000);
+
+  // The latest values are numbers, as the simulator serves them.
+  const temperature = await page.locator('tr[data-instrument="climate-1"] [data-channel="temperature"] b').innerText();
+  expect(Number(temperature)).not.toBeNaN();
+
+  // Selecting the other instrument shows its chart.
+  await page.click('tr[data-instrument="utm-1"]');
+  await page.waitForFunction(() => document.querySelector('.chart h2 small')?.textContent === 'utm-1', null, { timeout: 10_000 });
+
+  mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
+  await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', 'dashboard.png') });
+  expect(errors).toEqual([]);
+}, 60_000);
