@@ -7,7 +7,15 @@ import { REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Keeps the browser off the network: only the local server is reached.
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 let lab;
 let browser;
@@ -35,7 +43,9 @@ test('the live chart receives data and the instrument list shows values', async 
   const chart = page.locator('[data-test="live-chart"]');
   await chart.waitFor({ timeout: 20_000 });
   const received = async () => Number(await chart.getAttribute('data-received'));
-  await page.waitForFunction(() => Number(document.querySelector('[data-test="live-chart"]')?.getAttribute('data-received')) > 0, null, { timeout: 20_000 });
+  await page.waitForFunction(() => Number(document.querySelector('[data-test="live-chart"]')?.getAttribute('data-received')) > 0, null, {
+    timeout: 20_000,
+  });
   const first = await received();
   await page.waitForTimeout(1500);
   expect(await received()).toBeGreaterThan(first); // the chart keeps moving

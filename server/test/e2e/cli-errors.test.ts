@@ -61,7 +61,10 @@ points:
   - { name: force, register: input, address: 0, type: float32, oder: ABCD }
 `,
   );
-  writeFileSync(path.join(dir, 'gateway.yaml'), `gateway: { id: gw-1, lab: l }\nmqtt: { url: 'mqtt://127.0.0.1:1', username: gw-1 }\ninstruments: [ { profile: p.yaml } ]\n`);
+  writeFileSync(
+    path.join(dir, 'gateway.yaml'),
+    `gateway: { id: gw-1, lab: l }\nmqtt: { url: 'mqtt://127.0.0.1:1', username: gw-1 }\ninstruments: [ { profile: p.yaml } ]\n`,
+  );
   const { code, output } = await run(['gateway', '--config', path.join(dir, 'gateway.yaml')], { LABTRACE_GATEWAY_PASSWORD: 'x' });
   expect(code).toBe(1);
   expect(output).toContain(`${path.join(dir, 'p.yaml')}: points[0]: Unrecognized key: "oder"`);
