@@ -63,6 +63,12 @@ export function connect(): void {
   socket.on('gateway', (status) => {
     for (const i of state.instruments) if (i.gateway === status.id) i.connected = status.connected;
   });
+  socket.on('health', (list) => {
+    for (const h of list) {
+      const instrument = state.instruments.find((i) => i.id === h.instrument);
+      if (instrument) instrument.health = h;
+    }
+  });
   socket.on('samples', (samples) => {
     const cutoff = Date.now() - WINDOW_MS;
     for (const s of samples) {

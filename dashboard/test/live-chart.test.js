@@ -65,6 +65,14 @@ test('the live chart receives data and the instrument list shows values', async 
   const temperature = await page.locator('tr[data-instrument="climate-1"] [data-channel="temperature"] b').innerText();
   expect(Number(temperature)).not.toBeNaN();
 
+  // Each instrument's health, as its gateway reports it.
+  await page.waitForFunction(
+    () => document.querySelector('tr[data-instrument="climate-1"] [data-test="health-state"]')?.textContent === 'connected',
+    null,
+    { timeout: 20_000 },
+  );
+  expect(await page.locator('tr[data-instrument="utm-1"] [data-test="health"]').innerText()).toMatch(/latency p50 \d+ ms/);
+
   // Selecting the other instrument shows its chart.
   await page.click('tr[data-instrument="utm-1"]');
   await page.waitForFunction(() => document.querySelector('.chart h2 small')?.textContent === 'utm-1', null, { timeout: 10_000 });

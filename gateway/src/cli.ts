@@ -1,16 +1,48 @@
 // `labtrace gateway [--config file]`: polls the configured instruments and publishes to the server.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LabtraceError } from '@labtrace/protocols';
-import { loadGatewayConfig } from './config.js';
+import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
+import { loadGatewayConfig, loadProfileFile } from './config.js';
+import { describe } from './modbus/link.js';
+import { planReads } from './modbus/read-plan.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
+       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs
   Polls the instruments named in the config and publishes their samples to the server's broker.
   The MQTT password comes from mqtt.passwordFile or LABTRACE_GATEWAY_PASSWORD.`;
 
+/** `gateway plan <profile>`: the requests the planner makes of a Modbus profile, as a table. */
+export async function printPlan(file: string, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+  const profile = await loadProfileFile(path.resolve(file));
+  if (profile.protocol !== 'modbus') throw new LabtraceError('E_PROFILE', `${file}: an MQTT instrument has no read plan`);
+  const plan = planReads(profile, profile.limits);
+  const fc = { coil: 1, discrete: 2, holding: 3, input: 4 } as const;
+  write(
+    `${profile.id}: unit ${profile.unitId} on ${describe(profile.connection)}, every ${profile.pollIntervalMs} ms, ${plan.length} request(s) per poll`,
+  );
+  write(
+    `limits: ${profile.limits.maxRegisters} registers, ${profile.limits.maxBits} bits, gap ${profile.limits.maxGap}, pacing ${profile.limits.pacingMs} ms`,
+  );
+  for (const [i, r] of plan.entries()) {
+    const used = r.points.reduce((n, p) => n + pointWidth(p.point), 0);
+    write(`#${i + 1} FC${fc[r.register]} ${r.register} ${r.address}..${r.address + r.quantity - 1} (${r.quantity}, ${r.quantity - used} filler)`);
+    for (const { point, offset } of r.points) {
+      write(
+        `    +${String(offset).padEnd(4)} ${channelOf(point).padEnd(20)} ${point.type}${point.order ? ` ${point.order}` : ''}${point.unit ? ` [${point.unit}]` : ''}`,
+      );
+    }
+  }
+}
+
 export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
+  if (argv[0] === 'plan') {
+    const file = argv[1];
+    if (file === undefined || argv.length > 2) throw new LabtraceError('E_CONFIG', `plan needs exactly one profile file\n${usage}`);
+    await printPlan(file);
+    return { stop: () => Promise.resolve() };
+  }
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true }));

@@ -40,6 +40,8 @@ export interface ResolvedGatewayConfig {
   profiles: DeviceProfile[];
   dataDir: string;
   password: string;
+  /** broker passwords of MQTT instruments, by instrument id */
+  instrumentPasswords: Map<string, string>;
 }
 
 async function readText(file: string, what: string): Promise<string> {
@@ -59,6 +61,7 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
   const config = parseConfigText(await readText(file, 'gateway config'), file, gatewayConfigSchema);
   const dir = path.dirname(file);
   const profiles: DeviceProfile[] = [];
+  const instrumentPasswords = new Map<string, string>();
   const ids = new Map<string, number>();
   for (const [i, entry] of config.instruments.entries()) {
     const profile = await loadProfileFile(path.resolve(dir, entry.profile));
@@ -70,10 +73,23 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
       );
     }
     ids.set(profile.id, i);
-    profiles.push({
-      ...profile,
-      connection: { ...profile.connection, host: entry.host ?? profile.connection.host, port: entry.port ?? profile.connection.port },
-    });
+    const profileFile = path.resolve(dir, entry.profile);
+    if (profile.protocol === 'mqtt' && profile.connection.passwordFile !== undefined) {
+      const secret = (await readText(path.resolve(path.dirname(profileFile), profile.connection.passwordFile), 'connection.passwordFile')).trim();
+      instrumentPasswords.set(profile.id, secret);
+    }
+    const connection = profile.connection;
+    if ((entry.host !== undefined || entry.port !== undefined) && !('host' in connection)) {
+      throw new LabtraceError(
+        'E_CONFIG',
+        `${file}: instruments[${i}]: host and port apply only to tcp and rtu-over-tcp instruments; ${profile.id} uses ${connection.transport}`,
+      );
+    }
+    profiles.push(
+      'host' in connection
+        ? ({ ...profile, connection: { ...connection, host: entry.host ?? connection.host, port: entry.port ?? connection.port } } as DeviceProfile)
+        : profile,
+    );
   }
   let password = env['LABTRACE_GATEWAY_PASSWORD'];
   if (password === undefined) {
@@ -86,5 +102,5 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
     password = (await readText(path.resolve(dir, config.mqtt.passwordFile), 'mqtt.passwordFile')).trim();
   }
   if (password === '') throw new LabtraceError('E_CONFIG', `${file}: mqtt password is empty`);
-  return { config, profiles, dataDir: path.resolve(dir, config.dataDir), password };
+  return { config, profiles, dataDir: path.resolve(dir, config.dataDir), password, instrumentPasswords };
 }

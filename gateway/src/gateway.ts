@@ -1,18 +1,26 @@
-// The edge gateway: polls every instrument, numbers the samples and hands them to the uplink.
-import { channelOf, type DeviceProfile, type Sample } from '@labtrace/protocols';
-import type { Logger } from './log.js';
-import { InstrumentPoller, type PolledSample } from './modbus/instrument-poller.js';
-import { Sequencer } from './sequencer.js';
-import { MqttUplink } from './uplink/mqtt-uplink.js';
+// The edge gateway: reads every instrument (Modbus or MQTT), numbers the samples and hands them to
+// the uplink; publishes each instrument's health.
+import { channelOf, topicFor, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
+import type { Logger } from './log.js';
+import { LinkPool } from './modbus/link-pool.js';
+import { ModbusInstrument } from './modbus/modbus-instrument.js';
+import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
+import { Sequencer } from './sequencer.js';
+import type { InstrumentSource, PolledSample } from './source.js';
+import { MqttUplink } from './uplink/mqtt-uplink.js';
 
 export const GATEWAY_VERSION = '0.1.0';
+const HEALTH_INTERVAL_MS = 5000;
 
 export class Gateway {
-  readonly pollers: InstrumentPoller[];
+  readonly sources: InstrumentSource[];
   readonly uplink: MqttUplink;
+  readonly links = new LinkPool({ maxQueue: 1000, pacingMs: 0 });
   private readonly sequencer: Sequencer;
   private fullSince: number | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private healthDirty = false;
 
   constructor(
     private readonly resolved: ResolvedGatewayConfig,
@@ -47,22 +55,54 @@ export class Gateway {
         this.fullSince = undefined;
       }
     });
-    this.pollers = profiles.map((profile) => {
-      const poller = new InstrumentPoller(profile, logger.child({ instrument: profile.id }));
-      poller.on('samples', (samples) => this.accept(samples));
-      return poller;
-    });
+    this.uplink.on('connected', () => this.publishHealth());
+    this.sources = profiles.map((profile) => this.createSource(profile));
+    for (const source of this.sources) {
+      source.on('samples', (samples) => this.accept(samples));
+      source.on('health', () => (this.healthDirty = true));
+    }
+  }
+
+  private createSource(profile: DeviceProfile): InstrumentSource {
+    const logger = this.logger.child({ instrument: profile.id });
+    if (profile.protocol === 'mqtt') {
+      const password = this.resolved.instrumentPasswords.get(profile.id);
+      return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });
+    }
+    return new ModbusInstrument(profile, this.links.acquire(profile.connection, profile.limits.pacingMs), logger);
   }
 
   async start(): Promise<void> {
     await this.uplink.start();
-    await Promise.all(this.pollers.map((p) => p.start()));
-    this.logger.info({ gateway: this.resolved.config.gateway.id, instruments: this.pollers.length }, 'gateway started');
+    await Promise.all(this.sources.map((s) => s.start()));
+    this.timers.push(setInterval(() => this.publishHealth(), HEALTH_INTERVAL_MS));
+    // state changes (connected, circuit breaker) are published within a second
+    this.timers.push(
+      setInterval(() => {
+        if (this.healthDirty) this.publishHealth();
+      }, 1000),
+    );
+    this.logger.info(
+      { gateway: this.resolved.config.gateway.id, instruments: this.sources.length, links: this.links.all().length },
+      'gateway started',
+    );
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.pollers.map((p) => p.stop()));
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    await Promise.all(this.sources.map((s) => s.stop()));
+    await Promise.all(this.links.all().map((l) => l.close()));
     await this.uplink.stop();
+  }
+
+  healthMessage(): HealthMessage {
+    return { v: 1, gateway: this.resolved.config.gateway.id, ts: Date.now(), instruments: this.sources.map((s) => s.getHealth()) };
+  }
+
+  private publishHealth(): void {
+    this.healthDirty = false;
+    const { lab, id } = this.resolved.config.gateway;
+    this.uplink.publishRaw(topicFor(lab, id, 'HEALTH'), JSON.stringify(this.healthMessage()));
   }
 
   private accept(polled: PolledSample[]): void {

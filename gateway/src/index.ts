@@ -1,6 +1,9 @@
 export { Gateway, GATEWAY_VERSION } from './gateway.js';
 export { loadGatewayConfig, loadProfileFile, gatewayConfigSchema, type GatewayConfig, type ResolvedGatewayConfig } from './config.js';
-export { InstrumentPoller, engineeringValue, type PolledSample, type InstrumentHealth } from './modbus/instrument-poller.js';
+export { ModbusInstrument, engineeringValue } from './modbus/modbus-instrument.js';
+export { ModbusLink, linkKey } from './modbus/link.js';
+export { LinkPool } from './modbus/link-pool.js';
+export type { PolledSample, InstrumentHealth, InstrumentSource } from './source.js';
 export { planReads, DEFAULT_PLAN_OPTIONS, type ReadRequest, type PlanOptions } from './modbus/read-plan.js';
 export { MqttUplink } from './uplink/mqtt-uplink.js';
 export { Sequencer } from './sequencer.js';

@@ -10,6 +10,7 @@ export type LabtraceErrorCode =
   | 'E_MODBUS_EXCEPTION'
   | 'E_MODBUS_CONNECT'
   | 'E_MODBUS_REPLY'
+  | 'E_MODBUS_QUEUE_FULL'
   | 'E_NOT_FOUND'
   | 'E_BAD_REQUEST'
   | 'E_AUTH'

@@ -6,3 +6,4 @@ export * from './measurement.js';
 export type * from './live.js';
 export * from './config-text.js';
 export * from './modbus/pdu.js';
+export * from './modbus/frame.js';

@@ -1,5 +1,5 @@
 // What the server pushes to dashboards over socket.io, and what they may ask.
-import type { Quality } from './measurement.js';
+import type { InstrumentHealthMessage, Quality } from './measurement.js';
 
 export interface LiveSample {
   gateway: string;
@@ -22,6 +22,7 @@ export interface ServerToClientEvents {
   samples: (samples: LiveSample[]) => void;
   gateway: (status: GatewayStatus) => void;
   instruments: () => void;
+  health: (health: InstrumentHealthMessage[]) => void;
 }
 
 export interface ClientToServerEvents {
@@ -35,4 +36,5 @@ export interface InstrumentView {
   channels: { name: string; unit: string }[];
   latest: Record<string, { value: LiveSample['value']; ts: number; quality: Quality }>;
   connected: boolean;
+  health: InstrumentHealthMessage | null;
 }

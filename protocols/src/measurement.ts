@@ -49,7 +49,28 @@ export type DeathMessage = z.output<typeof deathMessageSchema>;
 export const ackMessageSchema = z.strictObject({ v: z.literal(1), batch: z.number().int().min(0) });
 export type AckMessage = z.output<typeof ackMessageSchema>;
 
-export const MESSAGE_KINDS = ['BIRTH', 'DATA', 'DEATH', 'ACK', 'CMD'] as const;
+export const instrumentHealthSchema = z.strictObject({
+  instrument: idSchema,
+  connected: z.boolean(),
+  lastGood: z.number().int().min(0).nullable(),
+  errors: z.record(z.string().max(64), z.number().int().min(0)),
+  polls: z.number().int().min(0),
+  latencyMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }),
+  /** how late polls start against their schedule */
+  pollJitterMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }).optional(),
+  breaker: z.enum(['closed', 'open', 'half-open']).optional(),
+});
+export type InstrumentHealthMessage = z.output<typeof instrumentHealthSchema>;
+
+export const healthMessageSchema = z.strictObject({
+  v: z.literal(1),
+  gateway: idSchema,
+  ts: z.number().int().min(0),
+  instruments: z.array(instrumentHealthSchema).max(10_000),
+});
+export type HealthMessage = z.output<typeof healthMessageSchema>;
+
+export const MESSAGE_KINDS = ['BIRTH', 'DATA', 'DEATH', 'HEALTH', 'ACK', 'CMD'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 export function topicFor(lab: string, gateway: string, kind: MessageKind): string {

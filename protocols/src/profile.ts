@@ -13,13 +13,51 @@ export const identitySchema = z.strictObject({
   kind: z.string().min(1).optional(),
 });
 
-export const tcpConnectionSchema = z.strictObject({
-  transport: z.literal('tcp'),
-  host: z.string().min(1),
-  port: z.number().int().min(1).max(65535),
+const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };
+
+export const tcpConnectionSchema = z.strictObject({ transport: z.literal('tcp'), ...hostPort });
+/** RTU frames (with CRC) carried over a TCP socket, as serial device servers do */
+export const rtuOverTcpConnectionSchema = z.strictObject({ transport: z.literal('rtu-over-tcp'), ...hostPort });
+export const rtuConnectionSchema = z.strictObject({
+  transport: z.literal('rtu'),
+  /** serial device, for example /dev/ttyUSB0 */
+  path: z.string().min(1),
+  baudRate: z.number().int().min(300).max(1_000_000).default(9600),
+  parity: z.enum(['none', 'even', 'odd']).default('even'),
+  dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+  stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
 });
 
-export const connectionSchema = z.discriminatedUnion('transport', [tcpConnectionSchema]);
+export const connectionSchema = z.discriminatedUnion('transport', [tcpConnectionSchema, rtuConnectionSchema, rtuOverTcpConnectionSchema]);
+
+export const mqttConnectionSchema = z.strictObject({
+  transport: z.literal('mqtt'),
+  url: z.string().regex(/^(mqtts?|wss?|tcp|tls):\/\/.+/, 'expected a URL such as mqtt://127.0.0.1:1883'),
+  username: z.string().min(1).optional(),
+  /** file holding the broker password, relative to the profile */
+  passwordFile: z.string().min(1).optional(),
+  clientId: z.string().min(1).max(64).optional(),
+});
+
+export const limitsSchema = z.strictObject({
+  /** most registers one read may ask for (the protocol allows 125) */
+  maxRegisters: z.number().int().min(1).max(125).default(125),
+  /** most coils or discrete inputs one read may ask for (the protocol allows 2000) */
+  maxBits: z.number().int().min(1).max(2000).default(2000),
+  /** most unused registers (or bits) a read may span to join two ranges */
+  maxGap: z.number().int().min(0).max(124).default(16),
+  /** pause between two requests on the same connection */
+  pacingMs: z.number().int().min(0).max(10_000).default(0),
+});
+
+const reportingObject = z.strictObject({
+  /** periodic: every poll; change: when the value moves by more than the deadband; both: on change, and at least every periodMs */
+  mode: z.enum(['periodic', 'change', 'both']).default('periodic'),
+  deadband: z.number().min(0).default(0),
+  periodMs: z.number().int().min(10).max(86_400_000).default(60_000),
+});
+
+export const reportingSchema = reportingObject.default({ mode: 'periodic', deadband: 0, periodMs: 60_000 });
 
 export const pointSchema = z
   .strictObject({
@@ -35,6 +73,8 @@ export const pointSchema = z
     offset: z.number().finite().default(0),
     unit: z.string().max(32).default(''),
     decimals: z.number().int().min(0).max(12).optional(),
+    /** overrides the profile's reporting for this point (zod applies inner defaults, so no outer default here) */
+    reporting: reportingObject.optional(),
   })
   .superRefine((p, ctx) => {
     const bitRegister = p.register === 'coil' || p.register === 'discrete';
@@ -55,8 +95,20 @@ export const pointSchema = z
     }
   });
 
-export const deviceProfileSchema = z
+function checkChannels(points: { name: string; channel?: string | undefined }[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  points.forEach((p, i) => {
+    const channel = p.channel ?? p.name;
+    const first = seen.get(channel);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['points', i, 'name'], message: `channel "${channel}" is already used by points[${first}]` });
+    } else seen.set(channel, i);
+  });
+}
+
+export const modbusProfileSchema = z
   .strictObject({
+    protocol: z.literal('modbus'),
     id,
     identity: identitySchema,
     connection: connectionSchema,
@@ -64,16 +116,15 @@ export const deviceProfileSchema = z
     addressBase: z.union([z.literal(0), z.literal(1)]).default(0),
     pollIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
     timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    /** retries of a request that timed out or got exception 6 (busy), with jittered back-off */
+    retries: z.number().int().min(0).max(10).default(1),
+    limits: limitsSchema.default({ maxRegisters: 125, maxBits: 2000, maxGap: 16, pacingMs: 0 }),
+    reporting: reportingSchema,
     points: z.array(pointSchema).min(1),
   })
   .superRefine((profile, ctx) => {
-    const seen = new Map<string, number>();
+    checkChannels(profile.points, ctx);
     profile.points.forEach((p, i) => {
-      const channel = p.channel ?? p.name;
-      const first = seen.get(channel);
-      if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['points', i, 'name'], message: `channel "${channel}" is already used by points[${first}]` });
-      } else seen.set(channel, i);
       if (p.address < profile.addressBase) {
         ctx.addIssue({
           code: 'custom',
@@ -81,23 +132,77 @@ export const deviceProfileSchema = z
           message: `address ${p.address} is below the address base ${profile.addressBase}`,
         });
       }
+      if (p.address - profile.addressBase + pointWidth(p) > 0x10000) {
+        ctx.addIssue({ code: 'custom', path: ['points', i, 'address'], message: `point runs past register 65535` });
+      }
     });
   });
 
-export type DeviceProfileInput = z.input<typeof deviceProfileSchema>;
+export const mqttPointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** topic the instrument publishes on (no wildcards) */
+  topic: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((t) => !t.includes('+') && !t.includes('#'), 'a point topic cannot hold wildcards'),
+  /** where the value is in a JSON payload, as a dotted path ("data.force" or "readings[0].v"); absent: the payload is a plain number */
+  jsonPath: z.string().min(1).max(200).optional(),
+  /** where the instrument's own timestamp is (ms since epoch, or an ISO 8601 string); absent: arrival time */
+  timestampPath: z.string().min(1).max(200).optional(),
+  scale: z.number().finite().default(1),
+  offset: z.number().finite().default(0),
+  unit: z.string().max(32).default(''),
+});
+
+export const mqttProfileSchema = z
+  .strictObject({
+    protocol: z.literal('mqtt'),
+    id,
+    identity: identitySchema,
+    connection: mqttConnectionSchema,
+    /** a point that has not published for this long is reported bad ("stale") */
+    staleAfterMs: z.number().int().min(100).max(86_400_000).default(30_000),
+    reporting: reportingSchema,
+    points: z.array(mqttPointSchema).min(1),
+  })
+  .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
+
+/** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
+export const deviceProfileSchema = z.preprocess(
+  (input) => {
+    if (typeof input !== 'object' || input === null || Array.isArray(input) || 'protocol' in input) return input;
+    const connection = (input as { connection?: unknown }).connection;
+    const transport = typeof connection === 'object' && connection !== null ? (connection as { transport?: unknown }).transport : undefined;
+    return { protocol: transport === 'mqtt' ? 'mqtt' : 'modbus', ...input };
+  },
+  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema]),
+);
+
+/** What a profile file holds, before defaults (`protocol` may be left out). */
+export type ModbusProfileInput = Omit<z.input<typeof modbusProfileSchema>, 'protocol'> & { protocol?: 'modbus' };
+export type MqttProfileInput = Omit<z.input<typeof mqttProfileSchema>, 'protocol'> & { protocol?: 'mqtt' };
+export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
+export type ModbusProfile = z.output<typeof modbusProfileSchema>;
+export type MqttProfile = z.output<typeof mqttProfileSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
+export type MqttPoint = z.output<typeof mqttPointSchema>;
 export type Connection = z.output<typeof connectionSchema>;
+export type MqttConnection = z.output<typeof mqttConnectionSchema>;
+export type Reporting = z.output<typeof reportingSchema>;
+export type ModbusLimits = z.output<typeof limitsSchema>;
 export type InstrumentIdentity = z.output<typeof identitySchema>;
 
 export const idSchema = id;
 
-export function channelOf(point: ProfilePoint): string {
+export function channelOf(point: { name: string; channel?: string | undefined }): string {
   return point.channel ?? point.name;
 }
 
 /** Zero-based protocol address of a point. */
-export function protocolAddress(profile: DeviceProfile, point: ProfilePoint): number {
+export function protocolAddress(profile: ModbusProfile, point: ProfilePoint): number {
   return point.address - profile.addressBase;
 }
 
@@ -111,4 +216,8 @@ export function formatOf(point: ProfilePoint): RegisterFormat | undefined {
 export function pointWidth(point: ProfilePoint): number {
   const format = formatOf(point);
   return format === undefined ? 1 : registerCount(format);
+}
+
+export function parseModbusProfile(input: ModbusProfileInput): ModbusProfile {
+  return modbusProfileSchema.parse({ ...input, protocol: 'modbus' });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { deviceProfileSchema, LabtraceError, parseConfigText, pointWidth } from '../src/index.js';
+import { deviceProfileSchema, LabtraceError, modbusProfileSchema, parseConfigText, pointWidth } from '../src/index.js';
 
 const good = `
 id: utm-1
@@ -22,7 +22,8 @@ function errorOf(text: string): LabtraceError {
 
 describe('device profile', () => {
   test('a valid profile gets its defaults', () => {
-    const p = parseConfigText(good, 'ut.yaml', deviceProfileSchema);
+    const p = modbusProfileSchema.parse(parseConfigText(good, 'ut.yaml', deviceProfileSchema));
+    expect(p.protocol).toBe('modbus');
     expect(p.unitId).toBe(1);
     expect(p.addressBase).toBe(0);
     expect(p.points[0]?.scale).toBe(1);
@@ -62,6 +63,33 @@ describe('device profile', () => {
     expect(err.message).toMatch(/^ut\.yaml \(line \d+, column \d+\): not valid YAML or JSON/);
   });
 
+  test('an MQTT instrument is told apart by its transport', () => {
+    const p = parseConfigText(
+      `id: bal-1
+identity: { maker: Acme, model: B1, serialNumber: '7' }
+connection: { transport: mqtt, url: 'mqtt://127.0.0.1:1883' }
+points:
+  - { name: mass, topic: lab/balance/1, jsonPath: reading.value, timestampPath: reading.ts, unit: g }
+`,
+      'bal.yaml',
+      deviceProfileSchema,
+    );
+    expect(p.protocol).toBe('mqtt');
+    expect(p.protocol === 'mqtt' && p.staleAfterMs).toBe(30_000);
+    expect(errorOf(good.replace('transport: tcp, host: 127.0.0.1, port: 5020', "transport: mqtt, url: 'mqtt://h'")).message).toMatch(
+      /points\[0\]: Unrecognized keys?: .*register/,
+    );
+  });
+
+  test('RTU connections get the serial defaults', () => {
+    const p = parseConfigText(
+      good.replace('transport: tcp, host: 127.0.0.1, port: 5020', 'transport: rtu, path: /dev/ttyUSB0'),
+      'ut.yaml',
+      deviceProfileSchema,
+    );
+    expect(p.connection).toEqual({ transport: 'rtu', path: '/dev/ttyUSB0', baudRate: 9600, parity: 'even', dataBits: 8, stopBits: 1 });
+  });
+
   test('JSON is read too', () => {
     const p = parseConfigText(
       JSON.stringify({
@@ -73,6 +101,14 @@ describe('device profile', () => {
       'a.json',
       deviceProfileSchema,
     );
-    expect(p.points[0]?.type).toBe('uint16');
+    expect(p.protocol === 'modbus' && p.points[0]?.type).toBe('uint16');
   });
+});
+
+test('a point has no reporting of its own unless it says so', () => {
+  const p = parseConfigText(good.replace('unit: kN }', 'unit: kN, reporting: { mode: change, deadband: 0.1 } }'), 'ut.yaml', deviceProfileSchema);
+  if (p.protocol !== 'modbus') throw new Error('expected modbus');
+  expect(p.reporting).toEqual({ mode: 'periodic', deadband: 0, periodMs: 60_000 });
+  expect(p.points[0]?.reporting).toEqual({ mode: 'change', deadband: 0.1, periodMs: 60_000 });
+  expect(p.points[1]?.reporting).toBeUndefined();
 });

@@ -43,6 +43,7 @@ export class LabtraceServer {
     const app = createApp({
       store: this.store,
       registry: this.registry,
+      healthOf: (id) => this.ingest.healthOf(id),
       logger,
       dashboardDir: config.dashboardDir ?? DEFAULT_DASHBOARD_DIR,
       health: {
@@ -56,9 +57,11 @@ export class LabtraceServer {
     this.live = new LiveHub(this.http, SERVER_VERSION);
     this.ingest.on('samples', (samples) => this.live.samples(samples));
     this.ingest.on('birth', () => this.live.instrumentsChanged());
+    this.ingest.on('health', (health) => this.live.health(health));
     this.broker.on('gatewayConnected', (id) => this.live.gateway({ id, connected: true, lastSeen: Date.now() }));
     this.broker.on('gatewayDisconnected', (id) => {
       this.logger.info({ gateway: id }, 'gateway disconnected');
+      this.ingest.gatewayGone(id);
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
     });
   }

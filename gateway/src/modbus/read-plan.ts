@@ -1,5 +1,5 @@
 // Groups a profile's points into as few read requests as the protocol allows.
-import { MAX_READ_BITS, MAX_READ_REGISTERS, pointWidth, protocolAddress, type DeviceProfile, type ProfilePoint } from '@labtrace/protocols';
+import { MAX_READ_BITS, MAX_READ_REGISTERS, pointWidth, protocolAddress, type ModbusProfile, type ProfilePoint } from '@labtrace/protocols';
 
 export interface ReadRequest {
   register: ProfilePoint['register'];
@@ -18,7 +18,7 @@ export interface PlanOptions {
 
 export const DEFAULT_PLAN_OPTIONS: PlanOptions = { maxGap: 16, maxRegisters: MAX_READ_REGISTERS, maxBits: MAX_READ_BITS };
 
-export function planReads(profile: DeviceProfile, options: PlanOptions = DEFAULT_PLAN_OPTIONS): ReadRequest[] {
+export function planReads(profile: ModbusProfile, options: PlanOptions = DEFAULT_PLAN_OPTIONS): ReadRequest[] {
   const requests: ReadRequest[] = [];
   const sets = ['coil', 'discrete', 'holding', 'input'] as const;
   for (const register of sets) {

@@ -106,6 +106,11 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.client = undefined;
   }
 
+  /** Publishes a message that may be lost (QoS 0), such as health; dropped while disconnected. */
+  publishRaw(topic: string, payload: string): void {
+    if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
+  }
+
   /** Queues samples; returns false (and counts them as refused) when the bound is reached. */
   push(samples: Sample[]): boolean {
     if (this.heldSamples + samples.length > this.options.maxHeldSamples) {

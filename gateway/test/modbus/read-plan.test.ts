@@ -1,9 +1,9 @@
 import { expect, test } from '@jest/globals';
-import { deviceProfileSchema, type DeviceProfileInput } from '@labtrace/protocols';
+import { parseModbusProfile, type ModbusProfileInput } from '@labtrace/protocols';
 import { planReads } from '../../src/index.js';
 
-function profileWith(points: DeviceProfileInput['points'], addressBase: 0 | 1 = 0) {
-  return deviceProfileSchema.parse({
+function profileWith(points: ModbusProfileInput['points'], addressBase: 0 | 1 = 0) {
+  return parseModbusProfile({
     id: 'p',
     identity: { maker: 'm', model: 'x', serialNumber: '1' },
     connection: { transport: 'tcp', host: 'h', port: 1 },

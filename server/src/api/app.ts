@@ -18,6 +18,7 @@ export interface HealthSource {
 }
 
 export interface AppDeps {
+  healthOf: (instrument: string) => InstrumentView['health'];
   store: MeasurementStore;
   registry: Registry;
   health: HealthSource;
@@ -62,7 +63,7 @@ export function createApp(deps: AppDeps): Express {
     const views: InstrumentView[] = (await deps.registry.instruments()).map((i) => {
       const latest: InstrumentView['latest'] = {};
       for (const s of deps.store.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-      return { ...i, latest, connected: connected.has(i.gateway) };
+      return { ...i, latest, connected: connected.has(i.gateway), health: deps.healthOf(i.id) };
     });
     res.json(views);
   });

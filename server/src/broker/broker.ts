@@ -96,7 +96,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
           topic !== undefined &&
           topic.lab === lab &&
           topic.gateway === user.gateway &&
-          (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH');
+          (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH' || topic.kind === 'HEALTH');
         if (!allowed) {
           logger.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused');
           return callback(new Error(`not allowed to publish to ${packet.topic}`));

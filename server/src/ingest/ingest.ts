@@ -1,7 +1,16 @@
 // Turns MQTT messages from gateways into stored samples: validate, store durably, then acknowledge.
 import { EventEmitter } from 'node:events';
 import type { AedesPublishPacket, Client } from 'aedes';
-import { birthMessageSchema, dataMessageSchema, issuesOf, parseTopic, topicFor, type LiveSample } from '@labtrace/protocols';
+import {
+  birthMessageSchema,
+  dataMessageSchema,
+  healthMessageSchema,
+  issuesOf,
+  parseTopic,
+  topicFor,
+  type InstrumentHealthMessage,
+  type LiveSample,
+} from '@labtrace/protocols';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../log.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
@@ -10,6 +19,7 @@ import type { Registry } from '../store/registry.js';
 interface IngestEvents {
   samples: [samples: LiveSample[]];
   birth: [gateway: string];
+  health: [health: InstrumentHealthMessage[]];
   rejected: [gateway: string, reason: string];
 }
 
@@ -22,6 +32,8 @@ export interface IngestCounters {
 
 export class Ingest extends EventEmitter<IngestEvents> {
   readonly counters: IngestCounters = { batches: 0, samples: 0, duplicates: 0, rejected: 0 };
+  /** the latest health each gateway reported for each of its instruments */
+  private readonly health = new Map<string, { gateway: string; health: InstrumentHealthMessage }>();
   private readonly onMessage = (packet: AedesPublishPacket, client: Client | null): void => {
     this.handle(packet, client).catch((err: unknown) => this.logger.error({ topic: packet.topic, err: String(err) }, 'ingest failed'));
   };
@@ -44,6 +56,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
   stop(): Promise<void> {
     this.broker.off('message', this.onMessage);
     return Promise.resolve();
+  }
+
+  /** The latest reported health of an instrument, or null. */
+  healthOf(instrument: string): InstrumentHealthMessage | null {
+    return this.health.get(instrument)?.health ?? null;
+  }
+
+  /** Forgets what a gateway reported: its instruments are not connected while it is away. */
+  gatewayGone(gateway: string): void {
+    for (const [id, entry] of this.health)
+      if (entry.gateway === gateway) this.health.set(id, { gateway, health: { ...entry.health, connected: false } });
   }
 
   private reject(gateway: string, reason: string): void {
@@ -113,6 +136,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
         await this.registry.recordBirth(this.lab, parsed.data);
         this.logger.info({ gateway: topic.gateway, instruments: parsed.data.instruments.length }, 'gateway birth');
         this.emit('birth', topic.gateway);
+        return;
+      }
+      case 'HEALTH': {
+        const parsed = healthMessageSchema.safeParse(body);
+        if (!parsed.success)
+          return this.reject(
+            topic.gateway,
+            `HEALTH: ${issuesOf(parsed.error)
+              .map((i) => `${i.path}: ${i.message}`)
+              .slice(0, 5)
+              .join('; ')}`,
+          );
+        if (parsed.data.gateway !== topic.gateway)
+          return this.reject(topic.gateway, `HEALTH: gateway "${parsed.data.gateway}" does not match the topic`);
+        for (const h of parsed.data.instruments) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
+        this.emit('health', parsed.data.instruments);
         return;
       }
       case 'DEATH':

@@ -1,7 +1,7 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
 import { Server } from 'socket.io';
-import type { ClientToServerEvents, GatewayStatus, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
+import type { ClientToServerEvents, GatewayStatus, InstrumentHealthMessage, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
 
 export class LiveHub {
   private io: Server<ClientToServerEvents, ServerToClientEvents> | undefined;
@@ -38,6 +38,10 @@ export class LiveHub {
 
   gateway(status: GatewayStatus): void {
     this.io?.emit('gateway', status);
+  }
+
+  health(health: InstrumentHealthMessage[]): void {
+    this.io?.emit('health', health);
   }
 
   instrumentsChanged(): void {

@@ -1,10 +1,10 @@
 // The poller against the real simulator over loopback TCP, and against a device that never answers.
 import net from 'node:net';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { deviceProfileSchema, type DeviceProfileInput } from '@labtrace/protocols';
+import { parseModbusProfile, type ModbusProfileInput } from '@labtrace/protocols';
 import { Simulator } from '@labtrace/device-sim';
 import pino from 'pino';
-import { InstrumentPoller, type PolledSample } from '../../src/index.js';
+import { LinkPool, ModbusInstrument, type PolledSample } from '../../src/index.js';
 
 const logger = pino({ level: 'silent' });
 const cleanup: (() => Promise<void>)[] = [];
@@ -12,22 +12,26 @@ afterEach(async () => {
   while (cleanup.length > 0) await cleanup.pop()?.();
 });
 
-const points: DeviceProfileInput['points'] = [
+const points: ModbusProfileInput['points'] = [
   { name: 'temperature', register: 'holding', address: 0, type: 'float32', order: 'ABCD', unit: '°C' },
   { name: 'humidity', register: 'holding', address: 2, type: 'float32', order: 'CDAB', unit: '%RH' },
   { name: 'setpoint', register: 'holding', address: 4, type: 'int16', scale: 0.1, unit: '°C' },
   { name: 'door_open', register: 'discrete', address: 0, type: 'bool' },
 ];
 
-function profile(port: number, extra: DeviceProfileInput['points'] = [], id = 'climate-t') {
-  return deviceProfileSchema.parse({
+function profileInput(port: number, extra: ModbusProfileInput['points'] = [], id = 'climate-t'): ModbusProfileInput {
+  return {
     id,
     identity: { maker: 'Test', model: 'Chamber', serialNumber: 'T-1' },
     connection: { transport: 'tcp', host: '127.0.0.1', port },
     pollIntervalMs: 50,
     timeoutMs: 200,
     points: [...points, ...extra],
-  });
+  };
+}
+
+function profile(port: number, extra: ModbusProfileInput['points'] = [], id = 'climate-t') {
+  return parseModbusProfile(profileInput(port, extra, id));
 }
 
 async function startSim(port = 0): Promise<Simulator> {
@@ -43,12 +47,18 @@ function portOf(sim: Simulator): number {
   return i.server.port;
 }
 
+const pool = new LinkPool({ maxQueue: 100, pacingMs: 0 });
+
 function startPoller(p: ReturnType<typeof profile>): {
-  poller: InstrumentPoller;
+  poller: ModbusInstrument;
   next: (pred: (s: PolledSample[]) => boolean, ms?: number) => Promise<PolledSample[]>;
 } {
-  const poller = new InstrumentPoller(p, logger);
-  cleanup.push(() => poller.stop());
+  const link = pool.acquire(p.connection, 0);
+  const poller = new ModbusInstrument(p, link, logger);
+  cleanup.push(async () => {
+    await poller.stop();
+    await pool.release(link);
+  });
   void poller.start();
   const next = (pred: (s: PolledSample[]) => boolean, ms = 5000) =>
     new Promise<PolledSample[]>((resolve, reject) => {
@@ -69,7 +79,7 @@ function startPoller(p: ReturnType<typeof profile>): {
 
 const byChannel = (s: PolledSample[]) => Object.fromEntries(s.map((x) => [x.channel, x]));
 
-describe('InstrumentPoller', () => {
+describe('ModbusInstrument', () => {
   test('reads every point with its type, order and scale, quality good', async () => {
     const sim = await startSim();
     sim.instruments.get('climate-t')?.pin({ temperature: 21.375, humidity: 48.39, setpoint: 23.5, door_open: true }, Date.now());
@@ -81,12 +91,34 @@ describe('InstrumentPoller', () => {
     expect(samples['door_open']).toMatchObject({ value: true, quality: 'good' });
   });
 
+  test('on-change reporting with a deadband sends only the moves that matter', async () => {
+    const sim = await startSim();
+    const instrument = sim.instruments.get('climate-t');
+    instrument?.pin({ temperature: 20, humidity: 50, setpoint: 20, door_open: false }, Date.now());
+    const p = parseModbusProfile({ ...profileInput(portOf(sim)), reporting: { mode: 'change', deadband: 0.5 } });
+    const { next } = startPoller(p);
+    const seen: PolledSample[] = [];
+    const first = await next(() => true);
+    seen.push(...first);
+    expect(first.map((s) => s.channel).sort()).toEqual(['door_open', 'humidity', 'setpoint', 'temperature']);
+    instrument?.pin({ temperature: 20.3 }, Date.now());
+    instrument?.pin({ temperature: 21 }, Date.now() + 1);
+    const moved = await next((s) => s.some((x) => x.channel === 'temperature'));
+    // Only temperature changed by more than the deadband; the others stay silent.
+    expect(moved.map((s) => [s.channel, s.value])).toEqual([['temperature', 21]]);
+    instrument?.pin({ temperature: 21.4 }, Date.now());
+    await new Promise((r) => setTimeout(r, 400)); // eight polls
+    instrument?.pin({ humidity: 60 }, Date.now());
+    const later = await next(() => true);
+    expect(later.map((s) => [s.channel, s.value])).toEqual([['humidity', 60]]);
+  });
+
   test('an unmapped address fails only its own request', async () => {
     const sim = await startSim();
     const { next } = startPoller(profile(portOf(sim), [{ name: 'ghost', register: 'input', address: 77, type: 'uint16' }]));
     const samples = byChannel(await next((s) => s.length === 5));
     expect(samples['ghost']).toMatchObject({ value: null, quality: 'bad' });
-    expect(samples['ghost']?.reason).toMatch(/exception 2/i);
+    expect(samples['ghost']?.reason).toMatch(/exception 2 \(illegal data address\)/i);
     expect(samples['temperature']?.quality).toBe('good');
   });
 
@@ -96,12 +128,13 @@ describe('InstrumentPoller', () => {
     await probe.stop();
     const { poller, next } = startPoller(profile(port));
     const bad = await next((s) => s.every((x) => x.quality === 'bad'));
-    expect(bad[0]?.reason).toMatch(/not connected/);
+    expect(bad[0]?.reason).toMatch(/ECONNREFUSED|not reachable/);
     const sim = await startSim(port);
     sim.instruments.get('climate-t')?.pin({ temperature: 30 }, Date.now());
     const good = byChannel(await next((s) => s.some((x) => x.quality === 'good'), 15_000));
     expect(good['temperature']?.value).toBe(30);
     expect(poller.getHealth().errors['connect']).toBeGreaterThan(0);
+    expect(poller.getHealth().connected).toBe(true);
   });
 
   test('after the device restarts, polling resumes by itself', async () => {
@@ -117,6 +150,43 @@ describe('InstrumentPoller', () => {
     expect(good['temperature']?.value).toBe(-5.5);
   });
 
+  test('a late reply is dropped, never decoded as the answer to the next request', async () => {
+    // A device that answers its first request after the client's timeout, and every later one at once.
+    let n = 0;
+    const tricky = net.createServer((socket) => {
+      socket.on('data', (frame: Buffer) => {
+        const late = n++ === 0;
+        const reply = Buffer.from([frame[0] ?? 0, frame[1] ?? 0, 0, 0, 0, 5, frame[6] ?? 1, 3, 2, 0, 0]);
+        // late answer: 9999 in the first register; on time: 42
+        reply.writeUInt16BE(late ? 9999 : 42, 9);
+        if (late) setTimeout(() => socket.writable && socket.write(reply), 300);
+        else socket.write(reply);
+      });
+    });
+    await new Promise<void>((resolve) => tricky.listen(0, '127.0.0.1', () => resolve()));
+    cleanup.push(() => new Promise<void>((resolve) => tricky.close(() => resolve())));
+    const p = parseModbusProfile({
+      id: 'tricky',
+      identity: { maker: 'T', model: 'T', serialNumber: '1' },
+      connection: { transport: 'tcp', host: '127.0.0.1', port: (tricky.address() as net.AddressInfo).port },
+      pollIntervalMs: 100,
+      timeoutMs: 200,
+      retries: 0,
+      points: [{ name: 'v', register: 'holding', address: 0, type: 'uint16' }],
+    });
+    const { poller, next } = startPoller(p);
+    const seen: PolledSample[] = [];
+    await next((s) => {
+      seen.push(...s);
+      return seen.filter((x) => x.quality === 'good').length >= 3;
+    }, 5000);
+    expect(seen[0]).toMatchObject({ quality: 'bad' });
+    expect(seen.filter((x) => x.quality === 'good').map((x) => x.value)).toEqual([42, 42, 42]);
+    expect(seen.some((x) => x.value === 9999)).toBe(false);
+    expect(poller.getHealth().errors['timeout']).toBe(1);
+    expect(pool.all().find((l) => l.connection === p.connection)?.counters.staleReplies).toBe(1);
+  });
+
   test('a device that accepts but never answers times out without delaying another device', async () => {
     const silent = net.createServer((socket) => socket.on('data', () => undefined));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
@@ -126,7 +196,7 @@ describe('InstrumentPoller', () => {
     const sim = await startSim();
     const live = startPoller(profile(portOf(sim)));
 
-    const timedOut = await dead.next((s) => s.some((x) => x.reason?.includes('no answer within 200 ms') === true));
+    const timedOut = await dead.next((s) => s.some((x) => x.reason?.includes('did not answer in 200 ms') === true));
     expect(timedOut.every((x) => x.quality === 'bad')).toBe(true);
     // Meanwhile the live device is polled at its own interval (50 ms): several cycles within 1 s.
     const stamps: number[] = [];

@@ -1,0 +1,18 @@
+import { fileURLToPath } from 'node:url';
+import { expect, test } from '@jest/globals';
+import { printPlan } from '../src/cli.js';
+
+const PROFILES = fileURLToPath(new URL('../../../device-sim/profiles/', import.meta.url));
+
+test('gateway plan prints one request per merged range', async () => {
+  const lines: string[] = [];
+  await printPlan(`${PROFILES}climate-chamber.yaml`, (l) => lines.push(l));
+  expect(lines[0]).toMatch(/^climate-1: unit 1 on tcp 127\.0\.0\.1:5020, every 500 ms, 2 request\(s\) per poll$/);
+  expect(lines).toContain('#1 FC2 discrete 0..0 (1, 0 filler)');
+  expect(lines).toContain('#2 FC3 holding 0..4 (5, 0 filler)');
+  expect(lines.some((l) => /\+2\s+humidity\s+float32 CDAB \[%RH\]/.test(l))).toBe(true);
+});
+
+test('an MQTT profile has no plan', async () => {
+  await expect(printPlan(`${PROFILES}does-not-exist.yaml`)).rejects.toThrow(/file not found/);
+});
