@@ -1,19 +1,43 @@
 // `labtrace sim [--config file]`: serves the simulated instruments until stopped.
+// `labtrace sim fault <instrument> <kind> ...`: injects a fault into a running simulator, through its control API.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LabtraceError } from '@labtrace/protocols';
+import { formatPath, LabtraceError } from '@labtrace/protocols';
 import { loadSimConfig } from './config.js';
+import { FAULT_KINDS, FAULT_VALUE_FIELD, faultSchema, type FaultKind } from './faults.js';
 import { createLogger } from './log.js';
 import { Simulator } from './simulator.js';
 
 export const DEFAULT_SIM_CONFIG = fileURLToPath(new URL('../../profiles/sim.yaml', import.meta.url));
+/** The control API of the default sim.yaml. */
+export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:5080';
 
 export const usage = `usage: labtrace sim [--config <sim.yaml>]
-  Serves simulated Modbus TCP instruments (default config: the climate chamber and the
-  universal testing machine of device-sim/profiles).`;
+       labtrace sim fault <instrument> <kind> [--value <v>] [--count <k>] [--channels <a,b>] [--control <url>]
+       labtrace sim fault <instrument> clear [<kind>] [--control <url>]
+
+  Serves simulated instruments: Modbus TCP, Modbus RTU on a serial line or over TCP, and MQTT
+  publishers (default config: the climate chamber and the universal testing machine of
+  device-sim/profiles).
+
+  fault kinds (--value):
+    no-answer                requests are swallowed (MQTT: nothing is published)
+    slow --value <ms>        replies leave late, with their original transaction id
+    exception --value <code> every request gets exception <code> (6: busy); --count <k>: only the next k
+    disconnect --value <ms>  drops every connection now and refuses new ones for <ms>
+    stuck                    values freeze
+    noise --value <a>        gaussian noise of standard deviation <a> on numeric channels (--channels to choose)
+    drift --value <r>        linear drift of <r> units per second (--channels to choose)
+    wrong-byte-order         32- and 64-bit values served with their words swapped
+  Several kinds may be active at once; setting a kind again replaces it.
+  --control: the simulator's control API (default ${DEFAULT_CONTROL_URL}, as in the default sim.yaml).`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
+  if (argv[0] === 'fault') {
+    process.stdout.write(`${await faultCommand(argv.slice(1))}\n`);
+    return { stop: () => Promise.resolve() };
+  }
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true }));
@@ -26,4 +50,106 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const simulator = new Simulator({ config, instruments, logger });
   await simulator.start();
   return simulator;
+}
+
+/** Runs `fault <instrument> <kind> ...` against a control API; returns the instrument's active faults as JSON. */
+export async function faultCommand(argv: string[], fetchImpl: typeof fetch = fetch): Promise<string> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        value: { type: 'string' },
+        count: { type: 'string' },
+        channels: { type: 'string' },
+        control: { type: 'string', default: DEFAULT_CONTROL_URL },
+      },
+    });
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+  }
+  const { values, positionals } = parsed;
+  const [instrument, kind, clearKind, ...extra] = positionals;
+  if (instrument === undefined || kind === undefined) throw new LabtraceError('E_CONFIG', `fault: needs an instrument and a kind\n${usage}`);
+  if (extra.length > 0 || (clearKind !== undefined && kind !== 'clear')) {
+    throw new LabtraceError('E_CONFIG', `fault: unexpected argument "${extra[0] ?? clearKind ?? ''}"\n${usage}`);
+  }
+  let base: URL;
+  try {
+    base = new URL(values.control);
+  } catch {
+    throw new LabtraceError('E_CONFIG', `--control: "${values.control}" is not a URL such as ${DEFAULT_CONTROL_URL}`);
+  }
+  const at = new URL(`instruments/${encodeURIComponent(instrument)}/fault`, base.href.endsWith('/') ? base : `${base.href}/`);
+
+  let request: { method: string; body?: string };
+  if (kind === 'clear') {
+    if (clearKind !== undefined && !isFaultKind(clearKind))
+      throw new LabtraceError('E_CONFIG', `fault clear: no kind "${clearKind}"; expected one of ${FAULT_KINDS.join(', ')}`);
+    if (clearKind !== undefined) at.pathname += `/${clearKind}`;
+    request = { method: 'DELETE' };
+  } else {
+    if (!isFaultKind(kind)) throw new LabtraceError('E_CONFIG', `fault: no kind "${kind}"; expected one of ${FAULT_KINDS.join(', ')} or clear`);
+    request = { method: 'PUT', body: JSON.stringify(faultBody(kind, values)) };
+  }
+
+  let res: Response;
+  try {
+    res = await fetchImpl(at, {
+      method: request.method,
+      headers: { 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(5000),
+      ...(request.body === undefined ? {} : { body: request.body }),
+    });
+  } catch (err) {
+    throw new LabtraceError(
+      'E_CONFIG',
+      `cannot reach the simulator control API at ${base.href} (is 'labtrace sim' running? see --control): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string; issues?: { path: string; message: string }[]; faults?: unknown };
+  if (!res.ok) {
+    const issues = (body.issues ?? []).map((i) => `\n  ${i.path}: ${i.message}`).join('');
+    throw new LabtraceError(res.status === 404 ? 'E_NOT_FOUND' : 'E_BAD_REQUEST', `${body.error ?? `HTTP ${res.status}`}${issues}`);
+  }
+  return JSON.stringify({ instrument, faults: body.faults ?? [] });
+}
+
+function isFaultKind(kind: string): kind is FaultKind {
+  return (FAULT_KINDS as readonly string[]).includes(kind);
+}
+
+/** The request body for a kind, from --value, --count and --channels, checked by the same schema as the API. */
+function faultBody(kind: FaultKind, values: { value?: string | undefined; count?: string | undefined; channels?: string | undefined }): unknown {
+  const field = FAULT_VALUE_FIELD[kind];
+  const body: Record<string, unknown> = { kind };
+  if (field === undefined) {
+    if (values.value !== undefined) throw new LabtraceError('E_CONFIG', `fault ${kind}: takes no --value`);
+  } else {
+    if (values.value === undefined) throw new LabtraceError('E_CONFIG', `fault ${kind}: needs --value <${field}>`);
+    body[field] = toNumber(values.value, '--value');
+  }
+  if (values.count !== undefined) body['count'] = toNumber(values.count, '--count');
+  if (values.channels !== undefined) body['channels'] = values.channels.split(',').filter(Boolean);
+  const parsed = faultSchema.safeParse(body);
+  if (!parsed.success) {
+    const option: Record<string, string> = { [field ?? '']: '--value', count: '--count', channels: '--channels' };
+    const problems = parsed.error.issues.map((i) => {
+      const key = String(i.path[0] ?? '');
+      return `${option[key] ?? formatPath(i.path)}: ${i.message}`;
+    });
+    throw new LabtraceError('E_CONFIG', `fault ${kind}: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+function toNumber(text: string, option: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new LabtraceError('E_CONFIG', `${option}: "${text}" is not a number`);
+  return n;
 }

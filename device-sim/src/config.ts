@@ -16,8 +16,17 @@ export const simConfigSchema = z.strictObject({
       z.strictObject({
         profile: z.string().min(1),
         model: z.enum(MODEL_KINDS),
-        /** overrides the profile's port; 0 picks a free one */
+        /** tcp and rtu-over-tcp: overrides the profile's port; 0 picks a free one */
         port: port.optional(),
+        /** rtu: overrides the profile's serial device (as given: a device name is not a path relative to this file) */
+        path: z.string().min(1).optional(),
+        /** mqtt: overrides the profile's broker URL */
+        url: z
+          .string()
+          .regex(/^(mqtts?|wss?|tcp|tls):\/\/.+/, 'expected a URL such as mqtt://127.0.0.1:1883')
+          .optional(),
+        /** mqtt: how often the readings are published (default: 10 ticks) */
+        publishIntervalMs: z.number().int().min(10).max(3_600_000).optional(),
         seed: z.number().int().optional(),
       }),
     )
@@ -25,10 +34,18 @@ export const simConfigSchema = z.strictObject({
 });
 export type SimConfig = z.output<typeof simConfigSchema>;
 
+/** One instrument to simulate: its profile, and what the simulator's config overrides of it. */
 export interface ResolvedSimInstrument {
   profile: DeviceProfile;
   model: SimConfig['instruments'][number]['model'];
-  port: number;
+  /** tcp, rtu-over-tcp: the port to listen on instead of the profile's (0: a free one) */
+  port?: number;
+  /** rtu: the serial device instead of the profile's */
+  path?: string;
+  /** mqtt: the broker instead of the profile's */
+  url?: string;
+  /** mqtt: publishing interval (default 10 ticks) */
+  publishIntervalMs?: number;
   seed?: number;
 }
 
@@ -41,22 +58,50 @@ async function readText(file: string): Promise<string> {
   }
 }
 
+/** Reads a profile; a broker password file is resolved against the profile's folder. */
 export async function loadProfileFile(file: string): Promise<DeviceProfile> {
-  return parseConfigText(await readText(file), file, deviceProfileSchema, 'E_PROFILE');
+  const profile = parseConfigText(await readText(file), file, deviceProfileSchema, 'E_PROFILE');
+  if (profile.protocol === 'mqtt' && profile.connection.passwordFile !== undefined) {
+    profile.connection.passwordFile = path.resolve(path.dirname(file), profile.connection.passwordFile);
+  }
+  return profile;
 }
+
+/** Which overrides apply to which transport. */
+const OVERRIDES: Record<'port' | 'path' | 'url' | 'publishIntervalMs', ReadonlySet<string>> = {
+  port: new Set(['tcp', 'rtu-over-tcp']),
+  path: new Set(['rtu']),
+  url: new Set(['mqtt']),
+  publishIntervalMs: new Set(['mqtt']),
+};
 
 export async function loadSimConfig(file: string): Promise<{ config: SimConfig; instruments: ResolvedSimInstrument[] }> {
   const config = parseConfigText(await readText(file), file, simConfigSchema);
   const dir = path.dirname(file);
   const instruments: ResolvedSimInstrument[] = [];
-  for (const entry of config.instruments) {
-    const profile = await loadProfileFile(path.resolve(dir, entry.profile));
+  const problems: string[] = [];
+  for (const [i, entry] of config.instruments.entries()) {
+    const profileFile = path.resolve(dir, entry.profile);
+    const profile = await loadProfileFile(profileFile);
+    const transport = profile.connection.transport;
+    for (const [key, transports] of Object.entries(OVERRIDES)) {
+      if (entry[key as keyof typeof OVERRIDES] !== undefined && !transports.has(transport)) {
+        problems.push(`${file}: instruments[${i}].${key}: does not apply to transport ${transport} (${profileFile})`);
+      }
+    }
+    if (profile.protocol === 'modbus' && transport !== 'tcp' && (profile.unitId < 1 || profile.unitId > 247)) {
+      problems.push(`${profileFile}: unitId: an RTU slave address is 1-247, got ${profile.unitId}`);
+    }
     instruments.push({
       profile,
       model: entry.model,
-      port: entry.port ?? profile.connection.port,
+      ...(entry.port === undefined ? {} : { port: entry.port }),
+      ...(entry.path === undefined ? {} : { path: entry.path }),
+      ...(entry.url === undefined ? {} : { url: entry.url }),
+      ...(entry.publishIntervalMs === undefined ? {} : { publishIntervalMs: entry.publishIntervalMs }),
       ...(entry.seed === undefined ? {} : { seed: entry.seed }),
     });
   }
+  if (problems.length > 0) throw new LabtraceError('E_CONFIG', problems.join('\n'));
   return { config, instruments };
 }

@@ -1,10 +1,35 @@
-// HTTP control of a running simulator: read what each instrument serves, pin values, drop connections.
+// HTTP control of a running simulator: read what each instrument serves, pin values, drop connections,
+// and inject faults.
+//
+//   GET    /instruments                   every instrument, with its values and active faults
+//   GET    /instruments/:id               one instrument
+//   GET    /instruments/:id/values        its values; PUT pins some ({"channel": value}), DELETE unpins all
+//   POST   /instruments/:id/disconnect    drops its connections
+//   GET    /instruments/:id/fault         its active faults
+//   PUT    /instruments/:id/fault         activates one ({"kind": "slow", "ms": 1500}; see faults.ts)
+//   DELETE /instruments/:id/fault[/:kind] clears every fault, or one kind
 import http from 'node:http';
 import { z } from 'zod';
-import { issuesOf, LabtraceError } from '@labtrace/protocols';
+import { issuesOf, LabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
+import { FAULT_KINDS, faultSchema, type FaultKind } from './faults.js';
+import { MqttPublisher } from './mqtt-publisher.js';
 import type { SimInstrument } from './sim-instrument.js';
 
 const pinSchema = z.record(z.string().min(1), z.union([z.number().finite(), z.boolean(), z.string().max(250)]));
+const MAX_BODY = 64 * 1024;
+
+/** The one place where error codes become HTTP statuses. */
+function statusOf(code: LabtraceErrorCode): number {
+  switch (code) {
+    case 'E_BAD_REQUEST':
+    case 'E_PAYLOAD':
+      return 400;
+    case 'E_NOT_FOUND':
+      return 404;
+    default:
+      return 500;
+  }
+}
 
 export class ControlApi {
   private server: http.Server | undefined;
@@ -23,7 +48,11 @@ export class ControlApi {
 
   async start(): Promise<void> {
     const server = http.createServer((req, res) => {
-      this.route(req, res).catch((err: unknown) => send(res, 500, { error: String(err) }));
+      this.route(req, res).catch((err: unknown) => {
+        if (err instanceof LabtraceError)
+          send(res, statusOf(err.code), { error: err.message, ...(err.details === undefined ? {} : { issues: err.details }) });
+        else send(res, 500, { error: String(err) });
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
@@ -49,45 +78,87 @@ export class ControlApi {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const parts = url.pathname.split('/').filter(Boolean);
-    if (parts[0] !== 'instruments') return send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
-    if (parts.length === 1 && req.method === 'GET') {
+    const noRoute = (): LabtraceError => new LabtraceError('E_NOT_FOUND', `no route ${req.method ?? ''} ${url.pathname}`);
+    const parts = pathParts(url.pathname);
+    if (parts === undefined || parts[0] !== 'instruments' || parts.length > 4) throw noRoute();
+    const now = this.now();
+    if (parts.length === 1) {
+      if (req.method !== 'GET') throw noRoute();
       return send(
         res,
         200,
-        [...this.instruments.values()].map((i) => ({
-          id: i.id,
-          model: i.modelKind,
-          port: i.server.port,
-          requests: i.server.requests,
-          values: i.values(),
-        })),
+        [...this.instruments.values()].map((i) => describe(i, now)),
       );
     }
     const instrument = this.instruments.get(parts[1] ?? '');
-    if (!instrument) return send(res, 404, { error: `instrument "${parts[1] ?? ''}" is not simulated here` });
+    if (!instrument) throw new LabtraceError('E_NOT_FOUND', `instrument "${parts[1] ?? ''}" is not simulated here`);
     const action = `${req.method ?? 'GET'} ${parts[2] ?? ''}`;
+    if (parts.length === 4 && action !== 'DELETE fault') throw noRoute();
     switch (action) {
+      case 'GET ':
+        return send(res, 200, describe(instrument, now));
       case 'GET values':
         return send(res, 200, instrument.values());
       case 'PUT values': {
-        const body = await readJson(req);
-        const parsed = pinSchema.safeParse(body);
+        const parsed = pinSchema.safeParse(await readJson(req));
         if (!parsed.success) return send(res, 400, { error: 'invalid body', issues: issuesOf(parsed.error) });
-        const unknown = instrument.pin(parsed.data, this.now());
-        if (unknown.length > 0) return send(res, 400, { error: `unknown channel(s) of ${instrument.id}: ${unknown.join(', ')}` });
+        const unknown = instrument.pin(parsed.data, now);
+        if (unknown.length > 0) throw new LabtraceError('E_BAD_REQUEST', `unknown channel(s) of ${instrument.id}: ${unknown.join(', ')}`);
         return send(res, 200, instrument.values());
       }
       case 'DELETE values':
-        instrument.unpin(this.now());
+        instrument.unpin(now);
         return send(res, 200, instrument.values());
       case 'POST disconnect':
-        instrument.server.disconnectAll();
+        instrument.server.interrupt(0);
         return send(res, 200, { ok: true });
+      case 'GET fault':
+        return send(res, 200, instrument.activeFaults(now));
+      case 'PUT fault': {
+        const parsed = faultSchema.safeParse(await readJson(req));
+        if (!parsed.success) return send(res, 400, { error: 'invalid fault', issues: issuesOf(parsed.error) });
+        instrument.setFault(parsed.data, now);
+        return send(res, 200, describe(instrument, now));
+      }
+      case 'DELETE fault': {
+        const kind = parts[3];
+        if (kind !== undefined && !isFaultKind(kind)) {
+          throw new LabtraceError('E_BAD_REQUEST', `no fault kind "${kind}"; expected one of ${FAULT_KINDS.join(', ')}`);
+        }
+        instrument.clearFault(now, kind);
+        return send(res, 200, describe(instrument, now));
+      }
       default:
-        return send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+        throw noRoute();
     }
   }
+}
+
+function pathParts(pathname: string): string[] | undefined {
+  try {
+    return pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+}
+
+function isFaultKind(kind: string): kind is FaultKind {
+  return (FAULT_KINDS as readonly string[]).includes(kind);
+}
+
+function describe(i: SimInstrument, now: number): Record<string, unknown> {
+  const server = i.server;
+  return {
+    id: i.id,
+    model: i.modelKind,
+    transport: server.transport,
+    address: server.address,
+    port: server.port,
+    ...(i.profile.protocol === 'modbus' ? { unitId: i.profile.unitId, requests: i.requests } : {}),
+    ...(server instanceof MqttPublisher ? { published: server.published, dropped: server.dropped, connected: server.connected } : {}),
+    values: i.values(),
+    faults: i.activeFaults(now),
+  };
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
@@ -100,12 +171,12 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > 64 * 1024) return undefined;
+    if (size > MAX_BODY) throw new LabtraceError('E_BAD_REQUEST', `body larger than ${MAX_BODY} bytes`);
     chunks.push(chunk);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
-    return undefined;
+    throw new LabtraceError('E_BAD_REQUEST', 'body is not JSON');
   }
 }

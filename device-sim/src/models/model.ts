@@ -1,5 +1,5 @@
 // A signal model produces an instrument's physical values as a function of time.
-export type ChannelValues = Record<string, number | boolean>;
+export type ChannelValues = Record<string, number | boolean | string>;
 
 export interface SignalModel {
   readonly kind: string;

@@ -25,6 +25,7 @@ export type Every = (everyMs: number, fn: () => void) => () => void;
 export interface MqttInstrumentOptions {
   /** the broker password, read by the config loader from connection.passwordFile */
   password?: string;
+  /** already bound to the instrument id, as for every source */
   logger: Logger;
   now?: () => number;
   /** runs the staleness check (default: setInterval) */
@@ -57,6 +58,7 @@ type Reading = { ok: true; value: number | boolean | string; ts: number; fromPay
 const LATENCY_WINDOW = 1000;
 const MAX_REASON = 200;
 const PREVIEW_CHARS = 64;
+const END_GRACE_MS = 2000;
 
 // MQTT 3.1.1 CONNACK codes 4 and 5, MQTT 5 reason codes 134 and 135: the credentials were refused.
 const AUTH_CODES = new Set([4, 5, 134, 135]);
@@ -89,7 +91,7 @@ export class MqttInstrument extends EventEmitter<SourceEvents> implements Instru
   ) {
     super();
     this.id = profile.id;
-    this.logger = options.logger.child({ instrument: profile.id });
+    this.logger = options.logger;
     this.now = options.now ?? Date.now;
     if (profile.connection.passwordFile !== undefined && options.password === undefined) {
       throw new LabtraceError('E_CONFIG', `${profile.id}: connection.passwordFile is set but no password was passed to the MQTT source`);
@@ -149,10 +151,7 @@ export class MqttInstrument extends EventEmitter<SourceEvents> implements Instru
     this.refusedTimer = undefined;
     const client = this.client;
     this.client = undefined;
-    if (client !== undefined) {
-      // A graceful end waits for the broker; without a connection there is nobody to wait for.
-      await client.endAsync(!client.connected);
-    }
+    if (client !== undefined) await endClient(client);
     this.setConnected(false);
   }
 
@@ -367,4 +366,18 @@ function compileTimestampPath(point: MqttPoint, where: string): PathSegment[] | 
   if (point.jsonPath === undefined)
     throw new LabtraceError('E_PROFILE', `${where}.timestampPath: needs jsonPath (a plain-number payload has no timestamp)`);
   return compilePath(point.timestampPath, `${where}.timestampPath`);
+}
+
+/** Says goodbye to the broker, but waits at most END_GRACE_MS for a broker that does not answer. */
+async function endClient(client: MqttClient): Promise<void> {
+  if (!client.connected) return client.endAsync(true);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      client.stream.destroy();
+      resolve();
+    }, END_GRACE_MS);
+  });
+  await Promise.race([client.endAsync(), late]);
+  clearTimeout(timer);
 }

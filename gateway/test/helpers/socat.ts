@@ -1,0 +1,40 @@
+// A pair of connected pseudo-terminals made by socat: a real serial line. Started and stopped by PID.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface PtyPair {
+  a: string;
+  b: string;
+  stop(): Promise<void>;
+}
+
+export async function startPtyPair(): Promise<PtyPair> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-gw-pty-'));
+  const a = path.join(dir, 'a');
+  const b = path.join(dir, 'b');
+  const child: ChildProcess = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-2000)));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    child.stderr?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 5000;
+  while (!(existsSync(a) && existsSync(b) && log.includes('starting data transfer loop'))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`socat did not make the pty pair:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { a, b, stop };
+}
