@@ -7,10 +7,10 @@
 //
 // Environment: BENCH_SECONDS (5, measured window per scenario), BENCH_WARMUP_SECONDS (1),
 // BENCH_CONNECTIONS (8), BENCH_REGISTERS (20).
-// CPU is in % of one core. Writes bench/results/sim-modbus.json. Exits non-zero when a run fails.
+// CPU is in % of one core; machineBusyPercent is the whole machine in % of all cores. Writes bench/results/sim-modbus.json. Exits non-zero when a run fails.
 import { Buffer } from 'node:buffer';
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -195,20 +195,39 @@ function gitDirty() {
   }
 }
 
+/** Busy and total jiffies of the whole machine (first line of /proc/stat); null where there is none. */
+function machineTicks() {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = cpu[3] + (cpu[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
 /** Runs one scenario against a server on `port`; this process's CPU over the client's window is the server's. */
 function runScenario(client, port, connections, params) {
   return new Promise((resolve, reject) => {
     let cpu0;
     let t0;
+    let machine0;
     let server = null;
     const onMessage = (msg) => {
       if (msg.phase === 'measuring') {
         cpu0 = process.cpuUsage();
         t0 = process.hrtime.bigint();
+        machine0 = machineTicks();
       } else if (msg.phase === 'measured') {
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const cpu = process.cpuUsage(cpu0);
-        server = { cpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100 };
+        const machine1 = machineTicks();
+        server = {
+          cpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
+          // the whole machine, in % of all its cores: a busy machine skews the figures
+          machineBusyPercent: machine0 && machine1 ? ((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100 : null,
+        };
       } else if (msg.phase === 'done') {
         client.off('message', onMessage);
         const r = msg.result;
@@ -220,6 +239,7 @@ function runScenario(client, port, connections, params) {
           serverCpuPercent: round1(server?.cpuPercent),
           requestsPerServerCpuSecond: server && server.cpuPercent > 0 ? Math.round(rps / (server.cpuPercent / 100)) : null,
           clientCpuPercent: round1(r.clientCpuPercent),
+          machineBusyPercent: round1(server?.machineBusyPercent),
           latencyUs: Object.fromEntries(Object.entries(r.latencyUs).map(([k, v]) => [k, v === null ? null : Math.round(v)])),
         });
       } else if (msg.phase === 'failed') {
@@ -266,7 +286,10 @@ async function serverMain() {
           throw new Error(`${key}: the server counted ${served - before} requests, fewer than the client's replies`);
         }
         results[key][connections === 1 ? 'oneConnection' : `connections${connections}`] = r;
-        log(`  ${r.requestsPerSecond} requests/s, server CPU ${r.serverCpuPercent} %, client CPU ${r.clientCpuPercent} %, p50 ${r.latencyUs.p50} us`);
+        log(
+          `  ${r.requestsPerSecond} requests/s, server CPU ${r.serverCpuPercent} %, client CPU ${r.clientCpuPercent} %, ` +
+            `machine ${r.machineBusyPercent} % busy, p50 ${r.latencyUs.p50} us`,
+        );
       }
       await server.stop();
       cleanup.pop();

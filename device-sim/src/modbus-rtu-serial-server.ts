@@ -68,6 +68,13 @@ export class ModbusRtuSerialServer implements ModbusEndpoint {
     );
     serial.on('data', (chunk: Buffer) => this.framer.push(chunk));
     serial.on('error', (err: Error) => this.options.onError?.(err));
+    serial.on('close', () => {
+      // Closed under us (the adapter was unplugged, the pty's other side went away): say so once.
+      if (this.serial === serial) this.options.onError?.(new Error(`serial port ${path} closed`));
+      this.serial = undefined;
+      this.framer.clear();
+      this.held.clear();
+    });
     this.serial = serial;
   }
 

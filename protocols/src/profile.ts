@@ -162,7 +162,7 @@ export const mqttProfileSchema = z
     id,
     identity: identitySchema,
     connection: mqttConnectionSchema,
-    /** a point that has not published for this long is reported bad ("stale") */
+    /** a point that has not published for this long is reported uncertain ("stale") */
     staleAfterMs: z.number().int().min(100).max(86_400_000).default(30_000),
     reporting: reportingSchema,
     points: z.array(mqttPointSchema).min(1),

@@ -14,7 +14,7 @@ import {
 } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { InstrumentHealth, InstrumentSource, PolledSample, SourceEvents } from '../source.js';
-import { ReportFilter } from '../mqtt-source/reporting.js';
+import { ReportFilter } from '../reporting.js';
 import { describe, type ModbusLink } from './link.js';
 import { planReads, type ReadRequest } from './read-plan.js';
 

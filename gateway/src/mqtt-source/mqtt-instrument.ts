@@ -17,7 +17,7 @@ import {
   readPath,
   type PathSegment,
 } from './payload.js';
-import { ReportFilter } from './reporting.js';
+import { ReportFilter } from '../reporting.js';
 
 /** Runs `fn` every `everyMs` and returns a function that stops it; tests pass a manual one. */
 export type Every = (everyMs: number, fn: () => void) => () => void;

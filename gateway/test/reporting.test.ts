@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import type { Reporting } from '@labtrace/protocols';
-import { ReportFilter, type ReportedValue } from '../../src/mqtt-source/reporting.js';
+import { ReportFilter, type ReportedValue } from '../src/reporting.js';
 
 /** Feeds [value, ts] pairs to one channel and returns the values that were reported. */
 function reported(filter: ReportFilter, series: [ReportedValue, number][], channel = 'c'): ReportedValue[] {
