@@ -422,7 +422,11 @@ function summarizeProfile(file, fromUs, toUs) {
       inclusive.set(k, (inclusive.get(k) ?? 0) + 1);
     }
   }
-  const total = selected.length;
+  const idle = areas.get('((idle))') ?? 0;
+  areas.delete('((idle))');
+  self.delete('(idle)');
+  // percentages of the samples where the gateway was busy (the idle ones left out)
+  const total = selected.length - idle;
   const top = (map, n, filter = () => true) =>
     [...map.entries()]
       .filter(([k]) => filter(k))
@@ -432,7 +436,9 @@ function summarizeProfile(file, fromUs, toUs) {
   const ours = (k) => /(gateway|protocols)\/dist\/src\//.test(k);
   return {
     file: path.basename(file),
-    samples: total,
+    samples: selected.length,
+    idlePercent: round1((idle / selected.length) * 100),
+    percentsAre: 'of the non-idle samples',
     windowed,
     selfTop: top(self, 25),
     areas: top(areas, 15),
@@ -693,22 +699,51 @@ async function run(tmp) {
   const exits = {};
   exits.gateway = await stopProcess('gateway');
   reader.end(true);
+  // Alternating rounds (link, raw, link, raw, ...) so that a passing load on the machine hits both alike.
+  const oneRounds = params.oneConnectionSeconds;
   const oneWarmupMs = 1000;
-  const oneMs = params.oneConnectionSeconds * 1000;
+  const oneRoundMs = (params.oneConnectionSeconds * 1000) / oneRounds;
   const port = instruments[0].port;
-  const simCpuDuring = async (fn) => {
+  const measureRound = async (fn) => {
     const s0 = cpuTicks(pids.sim);
     const t0 = Date.now();
     const out = await guard(fn());
     const s1 = cpuTicks(pids.sim);
-    return { ...out, simCpuPercent: s0 !== null && s1 !== null ? ((s1 - s0) / clkTck / ((Date.now() - t0) / 1000)) * 100 : null };
+    return { ...out, simSeconds: s0 !== null && s1 !== null ? (s1 - s0) / clkTck : null, wallSeconds: (Date.now() - t0) / 1000 };
   };
-  log(`one connection to ${instruments[0].id}: the gateway's ModbusLink, ${params.oneConnectionSeconds} s`);
-  const linkOne = await simCpuDuring(() => linkRun(port, oneWarmupMs, oneMs));
-  log(`one connection to ${instruments[0].id}: raw socket client, ${params.oneConnectionSeconds} s`);
-  const rawOne = await simCpuDuring(() => rawRun(port, oneWarmupMs, oneMs));
-  const linkRps = linkOne.count / linkOne.seconds;
-  const rawRps = rawOne.count / rawOne.seconds;
+  const sum = (rounds) => {
+    const count = rounds.reduce((a, r) => a + r.count, 0);
+    const seconds = rounds.reduce((a, r) => a + r.seconds, 0);
+    const clientCpu = rounds.reduce((a, r) => a + (r.clientCpuPercent / 100) * r.seconds, 0);
+    const simCpu = rounds.every((r) => r.simSeconds !== null) ? rounds.reduce((a, r) => a + r.simSeconds, 0) : null;
+    const wall = rounds.reduce((a, r) => a + r.wallSeconds, 0);
+    return {
+      count,
+      seconds,
+      requestsPerSecond: count / seconds,
+      clientCpuPercent: (clientCpu / seconds) * 100,
+      simCpuPercent: simCpu === null ? null : (simCpu / wall) * 100,
+      perRound: rounds.map((r) => round1(r.count / r.seconds)),
+    };
+  };
+  log(
+    `one connection to ${instruments[0].id}: the gateway's ModbusLink and a raw socket client, ${oneRounds} alternating rounds of ${oneRoundMs} ms each`,
+  );
+  const linkRounds = [];
+  const rawRounds = [];
+  let linkCounters = null;
+  for (let r = 0; r < oneRounds; r++) {
+    const warm = r === 0 ? oneWarmupMs : 200;
+    const l = await measureRound(() => linkRun(port, warm, oneRoundMs));
+    linkRounds.push(l);
+    linkCounters = linkCounters ?? { ...l.counters };
+    if (r > 0) for (const [k, v] of Object.entries(l.counters)) linkCounters[k] += v;
+    rawRounds.push(await measureRound(() => rawRun(port, warm, oneRoundMs)));
+  }
+  const linkOne = { ...sum(linkRounds), counters: linkCounters };
+  const rawOne = sum(rawRounds);
+  const linkRps = linkOne.requestsPerSecond;
+  const rawRps = rawOne.requestsPerSecond;
 
   log('stopping the simulator and the server');
   stopping = true;
@@ -787,8 +822,8 @@ async function run(tmp) {
         : ' (limits.maxRegisters 10)'),
     `each simulated channel is pinned to a constant non-zero value (the float32 decoding takes its full path); uplinkSamplesPerSecond counts ` +
       `the samples the gateway published in the window (DATA, read as an MQTT reader; ${uplink.samples} in the whole run)`,
-    `oneConnection: after the gateway stopped, in the bench process against ${instruments[0].id} of the running simulator; ${oneWarmupMs} ms warm-up, ` +
-      `then ${params.oneConnectionSeconds} s each, sequential (one request in flight)`,
+    `oneConnection: after the gateway stopped, in the bench process against ${instruments[0].id} of the running simulator, one request in ` +
+      `flight, a new connection per round; ${oneRounds} alternating rounds of ${oneRoundMs} ms each (after ${oneWarmupMs} ms warm-up in the first, 200 ms in the others)`,
   ];
   if (params.cpuProfile) notes.push('the gateway ran with --cpu-prof: its CPU figures include the profiler overhead');
   if (othersCpuPercent !== null && othersCpuPercent > BUSY_OTHERS_PERCENT)
@@ -858,7 +893,10 @@ async function run(tmp) {
   );
   log(`one connection: ModbusLink ${round1(linkRps)} req/s, raw socket ${round1(rawRps)} req/s, ratio ${results.oneConnection.ratio}`);
   if (profile) {
-    log(`gateway CPU profile (${profile.samples} samples${profile.windowed ? ' in the window' : ', whole run'}), self time:`);
+    log(
+      `gateway CPU profile (${profile.samples} samples${profile.windowed ? ' in the window' : ', whole run'}, ${profile.idlePercent} % idle), ` +
+        'self time in % of the busy samples:',
+    );
     for (const { fn, percent } of profile.selfTop.slice(0, 15)) log(`  ${String(percent).padStart(5)} %  ${fn}`);
   }
   for (const note of notes) log(`note: ${note}`);

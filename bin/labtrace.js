@@ -6,7 +6,9 @@ commands:
   lab                         the whole lab on embedded defaults: simulator, gateway, server and dashboard
   server  [--config file]     the server: MQTT broker, ingest, store, REST API, socket.io, dashboard
   gateway [--config file]     the edge gateway: polls instruments and publishes their measurements
-  sim     [--config file]     the device simulator: simulated Modbus TCP instruments
+  sim     [--config file]     the device simulator: Modbus TCP, RTU and RTU-over-TCP and MQTT instruments
+  sim fault <id> <kind> ...   injects a fault into a running simulated instrument (see 'labtrace sim --help')
+  gateway plan <profile>      prints the read requests a device profile needs
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;

@@ -1,26 +1,9 @@
 // Builds the payloads an MQTT instrument publishes from its profile: one JSON document per topic with
 // each point's value at its jsonPath ("reading.value", "data[2].v") and its timestamp at timestampPath,
 // or a plain number for a point without jsonPath. The path syntax is the one the gateway reads.
-import { channelOf, LabtraceError, type MqttProfile } from '@labtrace/protocols';
+import { channelOf, compilePath, LabtraceError, type MqttProfile, type PathSegment } from '@labtrace/protocols';
 
-export type PathSegment = string | number;
-
-const NAME = '[^.[\\]]+';
-const INDEX = '\\[\\d+\\]';
-const PATH = new RegExp(`^(?:${NAME}|${INDEX})(?:${INDEX})*(?:\\.${NAME}(?:${INDEX})*)*$`);
-const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
-
-export function compilePath(path: string, where: string): PathSegment[] {
-  if (!PATH.test(path)) throw new LabtraceError('E_PROFILE', `${where}: "${path}" is not a dotted path such as "reading.value" or "data[2].v"`);
-  const segments: PathSegment[] = [];
-  for (const m of path.matchAll(/\[(\d+)\]|([^.[\]]+)/g)) {
-    const segment = m[1] !== undefined ? Number(m[1]) : (m[2] ?? '');
-    if (typeof segment === 'string' && FORBIDDEN.has(segment)) throw new LabtraceError('E_PROFILE', `${where}: "${segment}" cannot be a key`);
-    if (typeof segment === 'number' && segment > 1000) throw new LabtraceError('E_PROFILE', `${where}: index ${segment} is too large`);
-    segments.push(segment);
-  }
-  return segments;
-}
+export { compilePath, type PathSegment } from '@labtrace/protocols';
 
 type Json = number | string | boolean | null | Json[] | { [key: string]: Json };
 

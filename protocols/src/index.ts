@@ -7,3 +7,4 @@ export type * from './live.js';
 export * from './config-text.js';
 export * from './modbus/pdu.js';
 export * from './modbus/frame.js';
+export * from './json-path.js';

@@ -1,6 +1,7 @@
 // The device profile: one instrument, how to reach it and how to read its points.
 // The gateway polls by it and the simulator serves by it, so both always agree.
 import { z } from 'zod';
+import { jsonPathProblem } from './json-path.js';
 import { BYTE_ORDERS, REGISTER_TYPES, registerCount, type RegisterFormat } from './modbus/codec.js';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
@@ -138,6 +139,11 @@ export const modbusProfileSchema = z
     });
   });
 
+function checkPath(path: string, ctx: z.RefinementCtx): void {
+  const problem = jsonPathProblem(path);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+}
+
 export const mqttPointSchema = z.strictObject({
   name: id,
   channel: id.optional(),
@@ -148,9 +154,19 @@ export const mqttPointSchema = z.strictObject({
     .max(256)
     .refine((t) => !t.includes('+') && !t.includes('#'), 'a point topic cannot hold wildcards'),
   /** where the value is in a JSON payload, as a dotted path ("data.force" or "readings[0].v"); absent: the payload is a plain number */
-  jsonPath: z.string().min(1).max(200).optional(),
+  jsonPath: z
+    .string()
+    .min(1)
+    .max(200)
+    .superRefine((p, ctx) => checkPath(p, ctx))
+    .optional(),
   /** where the instrument's own timestamp is (ms since epoch, or an ISO 8601 string); absent: arrival time */
-  timestampPath: z.string().min(1).max(200).optional(),
+  timestampPath: z
+    .string()
+    .min(1)
+    .max(200)
+    .superRefine((p, ctx) => checkPath(p, ctx))
+    .optional(),
   scale: z.number().finite().default(1),
   offset: z.number().finite().default(0),
   unit: z.string().max(32).default(''),

@@ -112,3 +112,17 @@ test('a point has no reporting of its own unless it says so', () => {
   expect(p.points[0]?.reporting).toEqual({ mode: 'change', deadband: 0.1, periodMs: 60_000 });
   expect(p.points[1]?.reporting).toBeUndefined();
 });
+
+test('a malformed JSON path in an MQTT profile is named with its field', () => {
+  const text = `id: bal-1
+identity: { maker: Acme, model: B1, serialNumber: '7' }
+connection: { transport: mqtt, url: 'mqtt://127.0.0.1:1883' }
+points:
+  - { name: mass, topic: lab/balance/1, jsonPath: 'reading..value' }
+  - { name: tare, topic: lab/balance/1, jsonPath: 'a.__proto__' }
+`;
+  expect(() => parseConfigText(text, 'bal.yaml', deviceProfileSchema)).toThrow(
+    /bal\.yaml: points\[0\]\.jsonPath: "reading\.\.value" is not a dotted path/,
+  );
+  expect(() => parseConfigText(text, 'bal.yaml', deviceProfileSchema)).toThrow(/bal\.yaml: points\[1\]\.jsonPath: "__proto__" cannot be a key/);
+});

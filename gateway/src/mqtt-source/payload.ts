@@ -1,8 +1,6 @@
 // Turns an MQTT instrument's payload into a value and a timestamp: dotted JSON paths, plain numbers,
 // instrument timestamps, scale and offset. Pure functions; every failure is a reason, never a throw.
-import { LabtraceError } from '@labtrace/protocols';
-
-export type PathSegment = string | number;
+export { compilePath, readPath, type PathResult, type PathSegment } from '@labtrace/protocols';
 
 /** Larger payloads are refused unparsed: JSON.parse of many megabytes would stall every instrument. */
 export const MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -11,43 +9,9 @@ export const MAX_FUTURE_MS = 86_400_000;
 /** Instrument timestamps before 2000-01-01 are refused: almost always seconds sent where milliseconds are expected. */
 export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 
-const NAME = '[^.[\\]]+';
-const INDEX = '\\[\\d+\\]';
-const PATH = new RegExp(`^(?:${NAME}|${INDEX})(?:${INDEX})*(?:\\.${NAME}(?:${INDEX})*)*$`);
 const PLAIN_NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 // ISO 8601 date and time with an explicit zone: without one, the same text means different instants on different gateways.
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$/;
-
-/** Compiles a dotted path such as "reading.value", "data[2].v" or "[0].v"; throws E_PROFILE if it is malformed. */
-export function compilePath(path: string, where: string): PathSegment[] {
-  if (!PATH.test(path)) {
-    throw new LabtraceError('E_PROFILE', `${where}: "${path}" is not a dotted path such as "reading.value" or "data[2].v"`);
-  }
-  const segments: PathSegment[] = [];
-  for (const m of path.matchAll(/\[(\d+)\]|([^.[\]]+)/g)) segments.push(m[1] !== undefined ? Number(m[1]) : (m[2] ?? ''));
-  return segments;
-}
-
-export type PathResult = { found: true; value: unknown } | { found: false; missing: string };
-
-/** Follows a compiled path through parsed JSON; only own properties count, so "__proto__" or "constructor" find nothing. */
-export function readPath(root: unknown, segments: readonly PathSegment[]): PathResult {
-  let current = root;
-  let walked = '';
-  for (const segment of segments) {
-    walked += typeof segment === 'number' ? `[${segment}]` : walked === '' ? segment : `.${segment}`;
-    if (typeof segment === 'number') {
-      if (!Array.isArray(current) || segment >= current.length) return { found: false, missing: walked };
-      current = current[segment] as unknown;
-    } else {
-      if (typeof current !== 'object' || current === null || Array.isArray(current) || !Object.hasOwn(current, segment)) {
-        return { found: false, missing: walked };
-      }
-      current = (current as Record<string, unknown>)[segment];
-    }
-  }
-  return { found: true, value: current };
-}
 
 /** A payload that is nothing but a decimal number ("21.5", " -3e2\n"); undefined for anything else. */
 export function parsePlainNumber(text: string): number | undefined {
