@@ -197,10 +197,13 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
 
   private onData(chunk: Buffer): void {
     this.lastByteAt = this.now();
-    const joined = new Uint8Array(this.buffer.length + chunk.length);
-    joined.set(this.buffer);
-    joined.set(chunk, this.buffer.length);
-    this.buffer = joined;
+    if (this.buffer.length === 0) this.buffer = chunk;
+    else {
+      const joined = new Uint8Array(this.buffer.length + chunk.length);
+      joined.set(this.buffer);
+      joined.set(chunk, this.buffer.length);
+      this.buffer = joined;
+    }
     if (this.framing === 'mbap') this.onMbapData();
     else this.onRtuData();
   }

@@ -10,6 +10,7 @@ import {
   ModbusException,
   ModbusExceptionError,
   type ModbusProfile,
+  type ModbusReply,
   type ProfilePoint,
 } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
@@ -39,6 +40,42 @@ export function engineeringValue(point: ProfilePoint, raw: number): number {
   return digits === undefined ? value : Number(value.toFixed(Math.min(digits, 15)));
 }
 
+interface Decoded {
+  value: PolledSample['value'];
+  reason?: string;
+}
+
+function valueOf(point: ProfilePoint, offset: number, reply: ModbusReply): Decoded {
+  const format = formatOf(point);
+  if (format === undefined) return reply.kind === 'bits' ? { value: reply.bits[offset] === true } : { value: null, reason: 'reply holds no bits' };
+  if (reply.kind !== 'registers') return { value: null, reason: 'reply holds no registers' };
+  const raw = decodeRegisters(reply.registers, format, offset);
+  if (typeof raw === 'string') return { value: raw };
+  if (!Number.isFinite(raw)) return { value: null, reason: `decoded ${raw}` };
+  return { value: engineeringValue(point, raw) };
+}
+
+function sameWords(a: ArrayLike<number | boolean>, b: ArrayLike<number | boolean>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A fixed-size window of recent figures, for percentiles without shifting arrays on every request. */
+class Window {
+  private readonly values: number[] = [];
+  private next = 0;
+  constructor(private readonly size: number) {}
+  push(v: number): void {
+    if (this.values.length < this.size) this.values.push(v);
+    else this.values[this.next] = v;
+    this.next = (this.next + 1) % this.size;
+  }
+  sorted(): number[] {
+    return [...this.values].sort((a, b) => a - b);
+  }
+}
+
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? null;
@@ -51,10 +88,11 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
   private cycle: Promise<void> = Promise.resolve();
   private failedPolls = 0;
   private breaker: 'closed' | 'open' | 'half-open' = 'closed';
-  private readonly latencies: number[] = [];
-  private readonly jitters: number[] = [];
+  private readonly latencies = new Window(LATENCY_WINDOW);
+  private readonly jitters = new Window(LATENCY_WINDOW);
   private readonly health: Omit<InstrumentHealth, 'latencyMs' | 'breaker'>;
   private readonly reports: ReportFilter;
+  private readonly decoded = new Map<ReadRequest, { words: ArrayLike<number | boolean>; values: Decoded[] }>();
   private readonly onLinkUp = (): void => this.setConnected(true);
   private readonly onLinkDown = (): void => this.setConnected(false);
 
@@ -93,8 +131,8 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
   }
 
   getHealth(): InstrumentHealth {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const jitter = [...this.jitters].sort((a, b) => a - b);
+    const sorted = this.latencies.sorted();
+    const jitter = this.jitters.sorted();
     return {
       ...this.health,
       errors: { ...this.health.errors },
@@ -116,7 +154,6 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
     this.timer = setTimeout(() => {
       const started = this.now();
       this.jitters.push(Math.max(0, started - due));
-      if (this.jitters.length > LATENCY_WINDOW) this.jitters.shift();
       this.cycle = this.poll().then(
         () => this.schedule(Math.max(0, this.nextInterval() - (this.now() - started))),
         (err: unknown) => {
@@ -223,7 +260,6 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
           this.profile.timeoutMs,
         );
         this.latencies.push(latencyMs);
-        if (this.latencies.length > LATENCY_WINDOW) this.latencies.shift();
         return { ok: true, samples: this.decode(request, reply, ts) };
       } catch (err) {
         if (err instanceof ModbusExceptionError) {
@@ -255,21 +291,32 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
     return { ok: false, reached, reason: lastReason };
   }
 
-  private decode(request: ReadRequest, reply: Awaited<ReturnType<ModbusLink['request']>>['reply'], ts: number): PolledSample[] {
-    return request.points.map(({ point, offset }) => {
-      const base = { instrument: this.profile.id, channel: channelOf(point), ts, unit: point.unit };
-      const format = formatOf(point);
-      if (format === undefined) {
-        return reply.kind === 'bits'
-          ? { ...base, value: reply.bits[offset] === true, quality: 'good' as const }
-          : { ...base, value: null, quality: 'bad' as const, reason: 'reply holds no bits' };
-      }
-      if (reply.kind !== 'registers') return { ...base, value: null, quality: 'bad' as const, reason: 'reply holds no registers' };
-      const raw = decodeRegisters(reply.registers, format, offset);
-      if (typeof raw === 'string') return { ...base, value: raw, quality: 'good' as const };
-      if (!Number.isFinite(raw)) return { ...base, value: null, quality: 'bad' as const, reason: `decoded ${raw}` };
-      return { ...base, value: engineeringValue(point, raw), quality: 'good' as const };
-    });
+  /**
+   * Samples of one reply. Decoding is skipped when the reply carries the same registers (or bits) as
+   * the last one of this request: lab values at 10 Hz mostly hold still, and decoding is the bulk of a
+   * poll's CPU. Samples are built as literals of one shape (object spread is slow on a hot path).
+   */
+  private decode(request: ReadRequest, reply: ModbusReply, ts: number): PolledSample[] {
+    const words = reply.kind === 'registers' ? reply.registers : reply.kind === 'bits' ? reply.bits : [];
+    let cache = this.decoded.get(request);
+    if (cache === undefined || !sameWords(cache.words, words)) {
+      cache = { words, values: request.points.map(({ point, offset }) => valueOf(point, offset, reply)) };
+      this.decoded.set(request, cache);
+    }
+    const samples: PolledSample[] = [];
+    const id = this.profile.id;
+    for (let i = 0; i < request.points.length; i++) {
+      const entry = request.points[i];
+      const v = cache.values[i];
+      if (entry === undefined || v === undefined) continue;
+      const channel = channelOf(entry.point);
+      samples.push(
+        v.reason === undefined
+          ? { instrument: id, channel, ts, value: v.value, unit: entry.point.unit, quality: 'good' }
+          : { instrument: id, channel, ts, value: null, unit: entry.point.unit, quality: 'bad', reason: v.reason },
+      );
+    }
+    return samples;
   }
 
   private badSamples(points: ProfilePoint[], reason: string): PolledSample[] {

@@ -77,23 +77,19 @@ function widen(order: ByteOrder | undefined, bytes: number): string {
   return wide;
 }
 
+const WIRE = [new Uint8Array(2), new Uint8Array(4), undefined, new Uint8Array(8)];
+
 function wireBytes(registers: ArrayLike<number>, offset: number, count: number): Uint8Array {
   if (registers.length < offset + count) {
     throw new LabtraceError('E_CODEC', `need ${count} registers at offset ${offset}, have ${registers.length - offset}`);
   }
-  const out = new Uint8Array(count * 2);
+  // numbers reuse a scratch buffer of their width; strings get their own
+  const out = (count <= 4 ? WIRE[count - 1] : undefined) ?? new Uint8Array(count * 2);
   for (let i = 0; i < count; i++) {
     const r = registers[offset + i] ?? 0;
     out[2 * i] = (r >> 8) & 0xff;
     out[2 * i + 1] = r & 0xff;
   }
-  return out;
-}
-
-/** Reorders wire bytes into big-endian (A first) order. */
-function toBigEndian(wire: Uint8Array, order: string): Uint8Array {
-  const out = new Uint8Array(wire.length);
-  for (let i = 0; i < wire.length; i++) out[order.charCodeAt(i) - 65] = wire[i] ?? 0;
   return out;
 }
 
@@ -148,11 +144,19 @@ function numberToFloat16(value: number): number {
  */
 export function shortestFloat32(x: number): number {
   if (!Number.isFinite(x) || x === 0) return x;
-  for (let p = 1; p <= 9; p++) {
+  // If p digits read back as x, so do p + 1: search the smallest p (at most 9 for a float32).
+  let lo = 1;
+  let hi = 9;
+  let best = x;
+  while (lo <= hi) {
+    const p = (lo + hi) >> 1;
     const candidate = Number(x.toPrecision(p));
-    if (Math.fround(candidate) === x) return candidate;
+    if (Math.fround(candidate) === x) {
+      best = candidate;
+      hi = p - 1;
+    } else lo = p + 1;
   }
-  return x;
+  return best;
 }
 
 /** Decodes one value from `registers` starting at `offset`. */
@@ -182,8 +186,11 @@ export function decodeRegisters(registers: ArrayLike<number>, format: RegisterFo
     default:
       break;
   }
-  const be = toBigEndian(wire, widen(format.order, wire.length));
-  const view = new DataView(be.buffer, be.byteOffset, be.byteLength);
+  // Numbers: place each wire byte at its big-endian position in a shared scratch buffer (no allocation
+  // per value; this runs for every point of every poll).
+  const order = widen(format.order, wire.length);
+  for (let i = 0; i < wire.length; i++) SCRATCH[order.charCodeAt(i) - 65] = wire[i] ?? 0;
+  const view = SCRATCH_VIEW;
   switch (format.type) {
     case 'int16':
       return view.getInt16(0);
@@ -205,6 +212,9 @@ export function decodeRegisters(registers: ArrayLike<number>, format: RegisterFo
       return view.getFloat64(0);
   }
 }
+
+const SCRATCH = new Uint8Array(8);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
 
 function fromBigEndianPairs(wire: Uint8Array): Uint8Array {
   const out = new Uint8Array(wire.length);
