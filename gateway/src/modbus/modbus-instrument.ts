@@ -92,7 +92,9 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
   private readonly jitters = new Window(LATENCY_WINDOW);
   private readonly health: Omit<InstrumentHealth, 'latencyMs' | 'breaker'>;
   private readonly reports: ReportFilter;
-  private readonly decoded = new Map<ReadRequest, { words: ArrayLike<number | boolean>; values: Decoded[] }>();
+  private readonly decoded = new Map<ReadRequest, { words: ArrayLike<number | boolean>; values: Decoded[]; lastGood: boolean }>();
+  /** requests whose points all report on change only (not periodically) */
+  private readonly changeOnly = new Set<ReadRequest>();
   private readonly onLinkUp = (): void => this.setConnected(true);
   private readonly onLinkDown = (): void => this.setConnected(false);
 
@@ -106,6 +108,9 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
     this.plan = planReads(profile, profile.limits);
     const perPoint = new Map(profile.points.flatMap((p) => (p.reporting ? [[channelOf(p), p.reporting] as const] : [])));
     this.reports = new ReportFilter(profile.reporting, perPoint);
+    for (const request of this.plan) {
+      if (request.points.every(({ point }) => (point.reporting ?? profile.reporting).mode === 'change')) this.changeOnly.add(request);
+    }
     this.health = { instrument: profile.id, connected: false, lastGood: null, errors: {}, polls: 0 };
   }
 
@@ -192,6 +197,9 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
         samples.push(...outcome.samples);
       } else {
         if (outcome.reached) reached = true;
+        // the next good reply must be reported even if it holds the same registers as before
+        const cached = this.decoded.get(request);
+        if (cached) cached.lastGood = false;
         samples.push(
           ...this.badSamples(
             request.points.map((p) => p.point),
@@ -202,6 +210,10 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
     }
     if (probing && !reached) {
       // the requests the probe skipped are bad too, with the same reason
+      for (const r of this.plan) {
+        const cached = this.decoded.get(r);
+        if (cached) cached.lastGood = false;
+      }
       const reason = samples[0]?.reason ?? 'device unreachable';
       samples.push(
         ...this.badSamples(
@@ -300,9 +312,13 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
     const words = reply.kind === 'registers' ? reply.registers : reply.kind === 'bits' ? reply.bits : [];
     let cache = this.decoded.get(request);
     if (cache === undefined || !sameWords(cache.words, words)) {
-      cache = { words, values: request.points.map(({ point, offset }) => valueOf(point, offset, reply)) };
+      cache = { words, values: request.points.map(({ point, offset }) => valueOf(point, offset, reply)), lastGood: cache?.lastGood ?? false };
       this.decoded.set(request, cache);
+    } else if (cache.lastGood && this.changeOnly.has(request)) {
+      // Nothing moved, and every point reports only on change: there is nothing to report.
+      return [];
     }
+    cache.lastGood = true;
     const samples: PolledSample[] = [];
     const id = this.profile.id;
     for (let i = 0; i < request.points.length; i++) {

@@ -113,6 +113,20 @@ describe('ModbusInstrument', () => {
     expect(later.map((s) => [s.channel, s.value])).toEqual([['humidity', 60]]);
   });
 
+  test('on-change reporting reports a failure once, and the same value again once the device is back', async () => {
+    const sim = await startSim();
+    const instrument = sim.instruments.get('climate-t');
+    instrument?.pin({ temperature: 20, humidity: 50, setpoint: 20, door_open: false }, Date.now());
+    const { next } = startPoller(parseModbusProfile({ ...profileInput(portOf(sim)), retries: 0, reporting: { mode: 'change', deadband: 0 } }));
+    await next((s) => s.some((x) => x.channel === 'temperature' && x.quality === 'good'));
+    instrument?.setFault({ kind: 'no-answer' }, Date.now());
+    const failed = await next((s) => s.some((x) => x.channel === 'temperature' && x.quality === 'bad'));
+    expect(failed.find((x) => x.channel === 'temperature')?.reason).toMatch(/did not answer/);
+    instrument?.clearFault(Date.now());
+    const back = await next((s) => s.some((x) => x.channel === 'temperature' && x.quality === 'good'), 40_000);
+    expect(back.find((x) => x.channel === 'temperature')?.value).toBe(20);
+  }, 60_000);
+
   test('an unmapped address fails only its own request', async () => {
     const sim = await startSim();
     const { next } = startPoller(profile(portOf(sim), [{ name: 'ghost', register: 'input', address: 77, type: 'uint16' }]));
