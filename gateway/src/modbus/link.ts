@@ -52,11 +52,11 @@ interface Job {
 }
 
 interface Pending {
+  onTimeout: () => void;
   job: Job;
   transactionId: number;
   sentAt: number;
-  timer: NodeJS.Timeout;
-  /** ends the exchange once: clears the timer, runs `fn` (resolve or reject the job) */
+  /** ends the exchange once: runs `fn` (resolve or reject the job) */
   settle: (fn: () => void) => void;
 }
 
@@ -93,6 +93,11 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
   private quietGuardMs = 0;
   private lastByteAt = 0;
   private readonly framing: 'mbap' | 'rtu';
+  /** One timer per link, re-armed with refresh() for each request: a new timer per request costs more. */
+  private watchdog: NodeJS.Timeout | undefined;
+  private watchdogMs = 0;
+  /** encoded PDUs of the (reused) request objects of the instruments' read plans */
+  private readonly pdus = new WeakMap<ModbusRequest, Uint8Array>();
   private readonly now: () => number;
 
   constructor(
@@ -126,6 +131,8 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     for (const job of this.queue.splice(0)) job.reject(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)} closed`));
     this.failPending(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)} closed`));
     await this.dropStream('closed');
@@ -147,11 +154,13 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
   }
 
   private async exchange(job: Job): Promise<void> {
-    try {
-      await this.ensureConnected(job.timeoutMs);
-    } catch (err) {
-      job.reject(err as Error);
-      return;
+    if (!this.connected) {
+      try {
+        await this.ensureConnected(job.timeoutMs);
+      } catch (err) {
+        job.reject(err as Error);
+        return;
+      }
     }
     if (this.framing === 'rtu') await this.waitForQuiet();
     const stream = this.stream;
@@ -160,18 +169,23 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
       return;
     }
     await new Promise<void>((done) => {
-      const pdu = encodeRequest(job.request);
+      let pdu = this.pdus.get(job.request);
+      if (pdu === undefined) {
+        pdu = encodeRequest(job.request);
+        this.pdus.set(job.request, pdu);
+      }
       this.transactionId = (this.transactionId + 1) & 0xffff;
-      const frame = this.framing === 'mbap' ? encodeMbap(this.transactionId, job.unitId, pdu) : encodeRtu(job.unitId, pdu);
+      const encoded = this.framing === 'mbap' ? encodeMbap(this.transactionId, job.unitId, pdu) : encodeRtu(job.unitId, pdu);
+      // a Buffer view: the socket would otherwise convert the Uint8Array on every write
+      const frame = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
       const settle = (fn: () => void): void => {
         if (this.pending?.job !== job) return;
-        clearTimeout(this.pending.timer);
         this.pending = undefined;
         fn();
         done();
       };
       const sentAt = this.now();
-      const timer = setTimeout(() => {
+      const onTimeout = (): void => {
         settle(() => {
           this.counters.timeouts++;
           this.consecutiveTimeouts++;
@@ -187,12 +201,35 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
         });
         if (this.framing === 'mbap' && this.consecutiveTimeouts >= TIMEOUTS_BEFORE_RECONNECT)
           void this.dropStream(`${this.consecutiveTimeouts} timeouts in a row`);
-      }, job.timeoutMs);
-      this.pending = { job, transactionId: this.transactionId, sentAt, timer, settle };
+      };
+      this.pending = { job, transactionId: this.transactionId, sentAt, settle, onTimeout };
+      this.armWatchdog(job.timeoutMs);
       this.buffer = new Uint8Array(0);
       this.counters.requests++;
       stream.write(frame);
     });
+  }
+
+  private armWatchdog(ms: number): void {
+    if (this.watchdog !== undefined && this.watchdogMs === ms) {
+      this.watchdog.refresh();
+      return;
+    }
+    clearTimeout(this.watchdog);
+    this.watchdogMs = ms;
+    this.watchdog = setTimeout(() => this.onWatchdog(), ms);
+  }
+
+  private onWatchdog(): void {
+    const pending = this.pending;
+    if (!pending) return;
+    const left = pending.sentAt + pending.job.timeoutMs - this.now();
+    if (left > 0) {
+      this.watchdog = setTimeout(() => this.onWatchdog(), left);
+      this.watchdogMs = -1; // a one-off: the next request arms a fresh timer
+      return;
+    }
+    pending.onTimeout();
   }
 
   private onData(chunk: Buffer): void {

@@ -11,6 +11,7 @@ import {
   ModbusExceptionError,
   type ModbusProfile,
   type ModbusReply,
+  type ModbusRequest,
   type ProfilePoint,
 } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
@@ -95,6 +96,7 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
   private readonly decoded = new Map<ReadRequest, { words: ArrayLike<number | boolean>; values: Decoded[]; lastGood: boolean }>();
   /** requests whose points all report on change only (not periodically) */
   private readonly changeOnly = new Set<ReadRequest>();
+  private readonly requests = new Map<ReadRequest, ModbusRequest>();
   private readonly onLinkUp = (): void => this.setConnected(true);
   private readonly onLinkDown = (): void => this.setConnected(false);
 
@@ -266,11 +268,7 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
       }
       const ts = this.now();
       try {
-        const { reply, latencyMs } = await this.link.request(
-          this.profile.unitId,
-          { fc, address: request.address, quantity: request.quantity },
-          this.profile.timeoutMs,
-        );
+        const { reply, latencyMs } = await this.link.request(this.profile.unitId, this.modbusRequest(request, fc), this.profile.timeoutMs);
         this.latencies.push(latencyMs);
         return { ok: true, samples: this.decode(request, reply, ts) };
       } catch (err) {
@@ -308,6 +306,16 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
    * the last one of this request: lab values at 10 Hz mostly hold still, and decoding is the bulk of a
    * poll's CPU. Samples are built as literals of one shape (object spread is slow on a hot path).
    */
+  /** The same request object every poll, so that the link can keep its encoded form. */
+  private modbusRequest(request: ReadRequest, fc: 1 | 2 | 3 | 4): ModbusRequest {
+    let r = this.requests.get(request);
+    if (r === undefined) {
+      r = { fc, address: request.address, quantity: request.quantity };
+      this.requests.set(request, r);
+    }
+    return r;
+  }
+
   private decode(request: ReadRequest, reply: ModbusReply, ts: number): PolledSample[] {
     const words = reply.kind === 'registers' ? reply.registers : reply.kind === 'bits' ? reply.bits : [];
     let cache = this.decoded.get(request);
