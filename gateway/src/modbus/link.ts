@@ -125,7 +125,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ unitId, request, timeoutMs, resolve, reject });
-      void this.pump();
+      this.pump();
     });
   }
 
@@ -138,76 +138,96 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
     await this.dropStream('closed');
   }
 
-  private async pump(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.queue.length > 0 && !this.closed) {
-        const job = this.queue.shift();
-        if (!job) break;
-        await this.exchange(job);
-        if (this.options.pacingMs > 0) await sleep(this.options.pacingMs);
-      }
-    } finally {
-      this.busy = false;
+  /**
+   * Sends the next queued request if the link is free. Synchronous while connected (a TCP link sends
+   * from here, or from the reply handler of the previous request): promises per request cost CPU at
+   * thousands of requests a second.
+   */
+  private pump(): void {
+    if (this.busy || this.pending || this.closed) return;
+    const job = this.queue.shift();
+    if (!job) return;
+    if (this.connected && this.framing === 'mbap') {
+      this.send(job);
+      return;
     }
+    this.busy = true;
+    this.prepare(job).then(
+      (ready) => {
+        this.busy = false;
+        if (ready) this.send(job);
+        else this.pump();
+      },
+      (err: unknown) => {
+        this.busy = false;
+        job.reject(err as Error);
+        this.pump();
+      },
+    );
   }
 
-  private async exchange(job: Job): Promise<void> {
+  /** Connects if needed and, on RTU, waits for a quiet line; false (with the job rejected) if it cannot. */
+  private async prepare(job: Job): Promise<boolean> {
     if (!this.connected) {
       try {
         await this.ensureConnected(job.timeoutMs);
       } catch (err) {
         job.reject(err as Error);
-        return;
+        return false;
       }
     }
     if (this.framing === 'rtu') await this.waitForQuiet();
+    if (!this.stream || this.closed) {
+      job.reject(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)}: connection lost`));
+      return false;
+    }
+    return true;
+  }
+
+  private send(job: Job): void {
     const stream = this.stream;
     if (!stream) {
       job.reject(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)}: connection lost`));
+      this.pump();
       return;
     }
-    await new Promise<void>((done) => {
-      let pdu = this.pdus.get(job.request);
-      if (pdu === undefined) {
-        pdu = encodeRequest(job.request);
-        this.pdus.set(job.request, pdu);
-      }
-      this.transactionId = (this.transactionId + 1) & 0xffff;
-      const encoded = this.framing === 'mbap' ? encodeMbap(this.transactionId, job.unitId, pdu) : encodeRtu(job.unitId, pdu);
-      // a Buffer view: the socket would otherwise convert the Uint8Array on every write
-      const frame = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-      const settle = (fn: () => void): void => {
-        if (this.pending?.job !== job) return;
-        this.pending = undefined;
-        fn();
-        done();
-      };
-      const sentAt = this.now();
-      const onTimeout = (): void => {
-        settle(() => {
-          this.counters.timeouts++;
-          this.consecutiveTimeouts++;
-          // RTU has no transaction id: keep the line closed to new requests until it has been quiet for
-          // a whole timeout, so that a late answer cannot be read as the answer to the next request.
-          if (this.framing === 'rtu') {
-            this.quietGuardMs = job.timeoutMs;
-            this.quietUntil = this.now() + job.timeoutMs;
-          }
-          job.reject(
-            new LabtraceError('E_MODBUS_TIMEOUT', `unit ${job.unitId} on ${describe(this.connection)} did not answer in ${job.timeoutMs} ms`),
-          );
-        });
-        if (this.framing === 'mbap' && this.consecutiveTimeouts >= TIMEOUTS_BEFORE_RECONNECT)
-          void this.dropStream(`${this.consecutiveTimeouts} timeouts in a row`);
-      };
-      this.pending = { job, transactionId: this.transactionId, sentAt, settle, onTimeout };
-      this.armWatchdog(job.timeoutMs);
-      this.buffer = new Uint8Array(0);
-      this.counters.requests++;
-      stream.write(frame);
-    });
+    let pdu = this.pdus.get(job.request);
+    if (pdu === undefined) {
+      pdu = encodeRequest(job.request);
+      this.pdus.set(job.request, pdu);
+    }
+    this.transactionId = (this.transactionId + 1) & 0xffff;
+    const encoded = this.framing === 'mbap' ? encodeMbap(this.transactionId, job.unitId, pdu) : encodeRtu(job.unitId, pdu);
+    // a Buffer view: the socket would otherwise convert the Uint8Array on every write
+    const frame = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    const settle = (fn: () => void): void => {
+      if (this.pending?.job !== job) return;
+      this.pending = undefined;
+      fn();
+      if (this.options.pacingMs > 0) setTimeout(() => this.pump(), this.options.pacingMs);
+      else this.pump();
+    };
+    const sentAt = this.now();
+    const onTimeout = (): void => {
+      settle(() => {
+        this.counters.timeouts++;
+        this.consecutiveTimeouts++;
+        // RTU has no transaction id: keep the line closed to new requests until it has been quiet for
+        // a whole timeout, so that a late answer cannot be read as the answer to the next request.
+        if (this.framing === 'rtu') {
+          this.quietGuardMs = job.timeoutMs;
+          this.quietUntil = this.now() + job.timeoutMs;
+        }
+        job.reject(new LabtraceError('E_MODBUS_TIMEOUT', `unit ${job.unitId} on ${describe(this.connection)} did not answer in ${job.timeoutMs} ms`));
+      });
+      if (this.framing === 'mbap' && this.consecutiveTimeouts >= TIMEOUTS_BEFORE_RECONNECT)
+        void this.dropStream(`${this.consecutiveTimeouts} timeouts in a row`);
+    };
+    this.pending = { job, transactionId: this.transactionId, sentAt, settle, onTimeout };
+    this.armWatchdog(job.timeoutMs);
+    this.buffer = new Uint8Array(0);
+    this.counters.requests++;
+    stream.write(frame);
   }
 
   private armWatchdog(ms: number): void {
