@@ -8,7 +8,8 @@ import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
 import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
-import { MqttUplink } from './uplink/mqtt-uplink.js';
+import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
+import { Outbox } from './outbox/outbox.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 const HEALTH_INTERVAL_MS = 5000;
@@ -18,6 +19,7 @@ export class Gateway {
   readonly uplink: MqttUplink;
   readonly links = new LinkPool({ maxQueue: 1000, pacingMs: 0 });
   private readonly sequencer: Sequencer;
+  readonly outbox: Outbox;
   private fullSince: number | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private healthDirty = false;
@@ -28,6 +30,7 @@ export class Gateway {
   ) {
     const { config, profiles } = resolved;
     this.sequencer = new Sequencer(resolved.dataDir);
+    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK]);
     this.uplink = new MqttUplink(
       {
         url: config.mqtt.url,
@@ -39,6 +42,7 @@ export class Gateway {
         maxBatchSamples: config.batch.maxSamples,
         maxBatchDelayMs: config.batch.maxDelayMs,
         maxHeldSamples: config.outbox.maxSamples,
+        outbox: this.outbox,
         birth: () => ({ v: 1, gateway: config.gateway.id, version: GATEWAY_VERSION, instruments: profiles.map(birthInstrument) }),
       },
       logger,
@@ -93,6 +97,7 @@ export class Gateway {
     await Promise.all(this.sources.map((s) => s.stop()));
     await Promise.all(this.links.all().map((l) => l.close()));
     await this.uplink.stop();
+    this.outbox.close();
   }
 
   healthMessage(): HealthMessage {

@@ -1,10 +1,14 @@
-// Sends batches of samples to the server over MQTT and keeps each one until the server acknowledges
-// that it is stored (the broker's PUBACK only means "received"). Unacknowledged batches are resent
-// after every reconnect, in order.
+// Sends batches of samples to the server over MQTT. Each batch is committed to the durable outbox
+// before it is published, and leaves the outbox only when the server acknowledges that it is stored
+// (the broker's PUBACK only means "received"). Unacknowledged batches, including those of an earlier
+// run of the gateway, are resent after every (re)connect, in order.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ackMessageSchema, topicFor, type BirthMessage, type DataMessage, type Sample } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
+import type { Outbox } from '../outbox/outbox.js';
+
+export const MQTT_SINK = 'mqtt';
 
 export interface UplinkOptions {
   url: string;
@@ -18,6 +22,7 @@ export interface UplinkOptions {
   /** bound of samples held (pending and unacknowledged); beyond it new samples are refused */
   maxHeldSamples: number;
   birth: () => Omit<BirthMessage, 'session'>;
+  outbox: Outbox;
 }
 
 interface UplinkEvents {
@@ -30,9 +35,6 @@ interface UplinkEvents {
 export class MqttUplink extends EventEmitter<UplinkEvents> {
   private client: MqttClient | undefined;
   private pending: Sample[] = [];
-  private readonly unacked = new Map<number, DataMessage>();
-  private heldSamples = 0;
-  private nextBatch = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly session = Date.now();
   refused = 0;
@@ -49,7 +51,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   }
 
   get held(): number {
-    return this.heldSamples;
+    return this.options.outbox.heldSamples + this.pending.length;
   }
 
   async start(): Promise<void> {
@@ -94,8 +96,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client) return;
     const deadline = Date.now() + graceMs;
-    while (this.unacked.size > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    if (this.unacked.size > 0) this.logger.warn({ batches: this.unacked.size, samples: this.heldSamples }, 'stopping with unacknowledged batches');
+    while (this.options.outbox.heldSamples > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (this.options.outbox.heldSamples > 0) {
+      this.logger.warn(
+        { samples: this.options.outbox.heldSamples },
+        'stopping with unacknowledged batches; they stay in the outbox and are sent at the next start',
+      );
+    }
     if (client.connected) {
       const { lab, gateway } = this.options;
       await client
@@ -113,13 +120,12 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
 
   /** Queues samples; returns false (and counts them as refused) when the bound is reached. */
   push(samples: Sample[]): boolean {
-    if (this.heldSamples + samples.length > this.options.maxHeldSamples) {
+    if (this.held + samples.length > this.options.maxHeldSamples) {
       this.refused += samples.length;
       this.emit('full', samples.length);
       return false;
     }
-    this.pending.push(...samples);
-    this.heldSamples += samples.length;
+    for (const sample of samples) this.pending.push(sample);
     if (this.pending.length >= this.options.maxBatchSamples) this.flush();
     return true;
   }
@@ -127,8 +133,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   private flush(): void {
     while (this.pending.length > 0) {
       const samples = this.pending.splice(0, this.options.maxBatchSamples);
-      const message: DataMessage = { v: 1, gateway: this.options.gateway, batch: this.nextBatch++, samples };
-      this.unacked.set(message.batch, message);
+      // durable first, then sent
+      const message = this.options.outbox.append(this.options.gateway, samples);
       this.publish(message);
     }
   }
@@ -149,7 +155,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   }
 
   private resendUnacked(): void {
-    for (const message of this.unacked.values()) this.publish(message);
+    for (const { message } of this.options.outbox.unacked(MQTT_SINK)) this.publish(message);
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -163,10 +169,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       this.logger.warn({ topic }, 'ignored a malformed ACK');
       return;
     }
-    const message = this.unacked.get(parsed.data.batch);
-    if (!message) return;
-    this.unacked.delete(parsed.data.batch);
-    this.heldSamples -= message.samples.length;
+    if (!this.options.outbox.ack(MQTT_SINK, parsed.data.batch)) return;
     this.emit('acked', parsed.data.batch);
   }
 }

@@ -1,0 +1,116 @@
+// The gateway's durable outbox: a batch is committed to disk (SQLite, WAL, synchronous=FULL) before
+// it is sent anywhere, and removed only when every sink has confirmed it. It survives a crash or a
+// power cut of the gateway, and a server outage of any length up to its bound.
+//
+// Policy when full (maxSamples held): new samples are refused, never old ones dropped; the gateway
+// raises an alarm and counts the refused samples, and polling goes on so that data flows again as
+// soon as the server acknowledges.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { LabtraceError, type DataMessage } from '@labtrace/protocols';
+
+export interface StoredBatch {
+  batch: number;
+  message: DataMessage;
+}
+
+export class Outbox {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly markAcked: Database.Statement;
+  private readonly pruneAcked: Database.Statement;
+  private readonly selectUnacked: Database.Statement;
+  private held = 0;
+  private next = 0;
+
+  /**
+   * @param sinks the sinks that must confirm a batch before it is removed (for example ['mqtt'])
+   */
+  constructor(
+    dataDir: string,
+    private readonly sinks: readonly string[],
+  ) {
+    mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, 'outbox.sqlite');
+    try {
+      this.db = new Database(file);
+    } catch (err) {
+      throw new LabtraceError('E_STORE', `cannot open the outbox ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS batches (batch INTEGER PRIMARY KEY, samples INTEGER NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS acks (sink TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (sink, batch));
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    `);
+    this.insert = this.db.prepare('INSERT INTO batches (batch, samples, payload, created_at) VALUES (?, ?, ?, ?)');
+    this.markAcked = this.db.prepare('INSERT OR IGNORE INTO acks (sink, batch) SELECT ?, batch FROM batches WHERE batch = ?');
+    // a batch every sink has confirmed goes, with its confirmations
+    this.pruneAcked = this.db.prepare(
+      `DELETE FROM batches WHERE batch = ? AND (SELECT COUNT(DISTINCT sink) FROM acks WHERE acks.batch = batches.batch AND sink IN (SELECT value FROM json_each(?))) = ?`,
+    );
+    this.selectUnacked = this.db.prepare(
+      'SELECT batch, payload FROM batches WHERE batch NOT IN (SELECT batch FROM acks WHERE sink = ?) ORDER BY batch',
+    );
+    const stats = this.db.prepare('SELECT COALESCE(SUM(samples), 0) AS held, COALESCE(MAX(batch), -1) AS last FROM batches').get() as {
+      held: number;
+      last: number;
+    };
+    const meta = this.db.prepare("SELECT value FROM meta WHERE key = 'next_batch'").get() as { value: number } | undefined;
+    this.held = stats.held;
+    // batch numbers never repeat, even when the outbox was emptied before a restart
+    this.next = Math.max(stats.last + 1, meta?.value ?? 0);
+  }
+
+  /** Samples held in batches not yet confirmed by every sink. */
+  get heldSamples(): number {
+    return this.held;
+  }
+
+  get batches(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM batches').get() as { n: number }).n;
+  }
+
+  /** Commits a new batch to disk and returns it; the caller sends it only after this returns. */
+  append(gateway: string, samples: DataMessage['samples'], now = Date.now()): DataMessage {
+    const message: DataMessage = { v: 1, gateway, batch: this.next, samples };
+    const commit = this.db.transaction(() => {
+      this.insert.run(message.batch, samples.length, JSON.stringify(message), now);
+      this.db
+        .prepare("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .run(message.batch + 1);
+    });
+    commit();
+    this.next++;
+    this.held += samples.length;
+    return message;
+  }
+
+  /** Records a sink's confirmation; returns true when the batch was thereby removed. */
+  ack(sink: string, batch: number): boolean {
+    const row = this.db.prepare('SELECT samples FROM batches WHERE batch = ?').get(batch) as { samples: number } | undefined;
+    if (!row) return false;
+    const removed = this.db.transaction(() => {
+      this.markAcked.run(sink, batch);
+      const info = this.pruneAcked.run(batch, JSON.stringify(this.sinks), this.sinks.length);
+      if (info.changes > 0) this.db.prepare('DELETE FROM acks WHERE batch = ?').run(batch);
+      return info.changes > 0;
+    })();
+    if (removed) this.held -= row.samples;
+    return removed;
+  }
+
+  /** Every batch a sink has not confirmed, oldest first. */
+  unacked(sink: string): StoredBatch[] {
+    return (this.selectUnacked.all(sink) as { batch: number; payload: string }[]).map((r) => ({
+      batch: r.batch,
+      message: JSON.parse(r.payload) as DataMessage,
+    }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
