@@ -53,8 +53,10 @@ export function signCheckpoint(checkpoint: Checkpoint, signers: readonly NoteSig
 }
 
 /**
- * Verifies a signed checkpoint against the log's key (and any witness keys) and parses its body. With
- * `origin`, a checkpoint of another log is refused even if a known key signed it.
+ * Verifies a signed checkpoint against the log's key and parses its body. Pass only keys whose signature alone
+ * should make the checkpoint acceptable (normally the log's): any one of them suffices, and signatures by other
+ * keys (witnesses) come back unchecked in `unverified`. With `origin`, a checkpoint of another log is refused
+ * even if a known key signed it.
  */
 export function openCheckpoint(note: string | Uint8Array, verifiers: readonly NoteVerifier[], options: { origin?: string } = {}): OpenedCheckpoint {
   const opened = openNote(note, verifiers);

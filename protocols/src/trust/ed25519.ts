@@ -95,11 +95,13 @@ export function parseSignerKey(text: string): SignerKey {
 }
 
 function splitKey(text: string, what: string): { name: string; keyId: Uint8Array; key: string } {
-  const parts = text.split('+');
-  const [name, id, key] = parts;
-  if (parts.length !== 3 || name === undefined || id === undefined || key === undefined) {
-    throw new TrustError('bad-key', `a ${what} has the form name+keyid+key`);
-  }
+  // The base64 key may itself contain "+", so only the first two separate fields.
+  const first = text.indexOf('+');
+  const second = first < 0 ? -1 : text.indexOf('+', first + 1);
+  if (second < 0) throw new TrustError('bad-key', `a ${what} has the form name+keyid+key`);
+  const name = text.slice(0, first);
+  const id = text.slice(first + 1, second);
+  const key = text.slice(second + 1);
   if (!isValidKeyName(name)) throw new TrustError('bad-key', `${what}: "${name}" is not a valid key name`);
   if (!/^[0-9a-f]{8}$/.test(id)) throw new TrustError('bad-key', `${what} "${name}": key id "${id}" is not 8 lower-case hex digits`, { name });
   return { name, keyId: fromHex(id), key };

@@ -166,7 +166,8 @@ describe('generated proofs verify, for every index and size pair up to 70 leaves
       expect(() => verifyInclusion(hashes[index]!, index, size, [...proof, roots[size]!], roots[size]!)).toThrow(TrustError);
       if (proof.length >= 2) {
         const swapped = [proof[1]!, proof[0]!, ...proof.slice(2)];
-        if (hex(swapped[0]!) !== hex(swapped[1]!)) expect(() => verifyInclusion(hashes[index]!, index, size, swapped, roots[size]!)).toThrow(TrustError);
+        if (hex(swapped[0]!) !== hex(swapped[1]!))
+          expect(() => verifyInclusion(hashes[index]!, index, size, swapped, roots[size]!)).toThrow(TrustError);
       }
       const other = (index + 1) % size;
       expect(() => verifyInclusion(hashes[other]!, index, size, proof, roots[size]!)).toThrow(TrustError);
@@ -186,7 +187,11 @@ describe('generated proofs verify, for every index and size pair up to 70 leaves
     const computed = rootFromInclusionProof(hashes[3]!, 3, 10, proof);
     expect(hex(computed)).toBe(hex(roots[10]!));
     expect(() => verifyInclusion(hashes[3]!, 3, 10, proof, roots[9]!)).toThrow(
-      expect.objectContaining({ code: 'E_AUTH', reason: 'root-mismatch', details: expect.objectContaining({ computed: hex(roots[10]!), claimed: hex(roots[9]!) }) }),
+      expect.objectContaining({
+        code: 'E_AUTH',
+        reason: 'root-mismatch',
+        details: expect.objectContaining({ computed: hex(roots[10]!), claimed: hex(roots[9]!) }),
+      }),
     );
   });
 });
