@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
-import { loadGatewayConfig, loadProfileFile } from './config.js';
+import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
+import { createIdentity } from './identity/identity.js';
 import { describe } from './modbus/link.js';
 import { planReads } from './modbus/read-plan.js';
 import { Gateway } from './gateway.js';
@@ -10,6 +11,9 @@ import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
        labtrace gateway plan <profile.yaml>    prints the read requests a profile needs
+       labtrace gateway init [--config <gateway.yaml>] [--force]
+                                               creates the gateway's Ed25519 key pair in its data
+                                               directory and prints the public key to register
   Polls the instruments named in the config and publishes their samples to the server's broker.
   The MQTT password comes from mqtt.passwordFile or LABTRACE_GATEWAY_PASSWORD.`;
 
@@ -37,6 +41,20 @@ export async function printPlan(file: string, write: (line: string) => void = (l
 }
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
+  if (argv[0] === 'init') {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv.slice(1), options: { config: { type: 'string', short: 'c' }, force: { type: 'boolean' } }, strict: true });
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+    }
+    const file = path.resolve(parsed.values.config ?? 'gateway.yaml');
+    // only the gateway's id and data directory are needed: init runs before the gateway has credentials
+    const config = await loadGatewayIdentityConfig(file);
+    const created = createIdentity(config.id, config.dataDir, parsed.values.force === true);
+    process.stdout.write(`created ${created.keyFile} (mode 600)\npublic key, to register on the server:\n${created.verifierKey}\n`);
+    return { stop: () => Promise.resolve() };
+  }
   if (argv[0] === 'plan') {
     const file = argv[1];
     if (file === undefined || argv.length > 2) throw new LabtraceError('E_CONFIG', `plan needs exactly one profile file\n${usage}`);

@@ -104,3 +104,9 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
   if (password === '') throw new LabtraceError('E_CONFIG', `${file}: mqtt password is empty`);
   return { config, profiles, dataDir: path.resolve(dir, config.dataDir), password, instrumentPasswords };
 }
+
+/** The gateway's id and data directory only, for commands that run before it has credentials. */
+export async function loadGatewayIdentityConfig(file: string): Promise<{ id: string; dataDir: string }> {
+  const config = parseConfigText(await readText(file, 'gateway config'), file, gatewayConfigSchema);
+  return { id: config.gateway.id, dataDir: path.resolve(path.dirname(file), config.dataDir) };
+}
