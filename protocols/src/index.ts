@@ -16,3 +16,4 @@ export * from './trust/jcs.js';
 export * from './trust/ed25519.js';
 export * from './trust/note.js';
 export * from './trust/checkpoint.js';
+export * from './trust/batch.js';

@@ -19,11 +19,39 @@ export const sampleSchema = z.strictObject({
 });
 export type Sample = z.output<typeof sampleSchema>;
 
+const base64Hash = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a base64 SHA-256 hash');
+
+export const batchHeaderSchema = z.strictObject({
+  v: z.literal(1),
+  gateway: idSchema,
+  /** hex of the 4-byte C2SP key id of the signing key */
+  keyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
+  batch: z.number().int().min(0),
+  firstSeq: z.number().int().min(0),
+  count: z.number().int().min(1),
+  tsMin: z.number().int().min(0),
+  tsMax: z.number().int().min(0),
+  /** RFC 6962 root of the records' canonical JSON, base64 */
+  root: base64Hash,
+  /** SHA-256 of the previous header's canonical JSON, base64; null for a gateway's first batch */
+  prev: base64Hash.nullable(),
+});
+export type BatchHeader = z.output<typeof batchHeaderSchema>;
+
+export const signedBatchSchema = z.strictObject({
+  header: batchHeaderSchema,
+  /** Ed25519 signature of the header's canonical JSON, base64 */
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
+});
+export type SignedBatch = z.output<typeof signedBatchSchema>;
+
 export const dataMessageSchema = z.strictObject({
   v: z.literal(1),
   gateway: idSchema,
   batch: z.number().int().min(0),
   samples: z.array(sampleSchema).min(1).max(10_000),
+  /** the gateway's signature over the batch (see trust/batch.ts) */
+  signed: signedBatchSchema.optional(),
 });
 export type DataMessage = z.output<typeof dataMessageSchema>;
 
