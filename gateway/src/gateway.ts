@@ -10,6 +10,9 @@ import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
 import { Outbox } from './outbox/outbox.js';
+import { KEY_FILE, loadIdentity } from './identity/identity.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 
 export const GATEWAY_VERSION = '0.1.0';
 const HEALTH_INTERVAL_MS = 5000;
@@ -30,7 +33,9 @@ export class Gateway {
   ) {
     const { config, profiles } = resolved;
     this.sequencer = new Sequencer(resolved.dataDir);
-    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK]);
+    const key = existsSync(path.join(resolved.dataDir, KEY_FILE)) ? loadIdentity(resolved.dataDir) : undefined;
+    if (!key) this.logger.warn({ dataDir: resolved.dataDir }, "no gateway key: batches are sent unsigned (run 'labtrace gateway init')");
+    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK], key);
     this.uplink = new MqttUplink(
       {
         url: config.mqtt.url,
@@ -122,7 +127,8 @@ export class Gateway {
         unit: s.unit,
         quality: s.quality,
       };
-      if (s.reason !== undefined) sample.reason = s.reason;
+      // the wire allows 200 characters: a longer reason (a long serial path in an OS error) would get the whole batch refused
+      if (s.reason !== undefined) sample.reason = s.reason.length > 200 ? `${s.reason.slice(0, 199)}…` : s.reason;
       return sample;
     });
     this.uplink.push(samples);

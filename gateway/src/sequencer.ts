@@ -42,5 +42,12 @@ export class Sequencer {
       closeSync(fd);
     }
     renameSync(tmp, this.file);
+    // the rename itself must reach the disk, or a power cut could bring back an older reservation
+    const dir = openSync(path.dirname(this.file), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/protocols';
+import { idSchema, LabtraceError, parseConfigText, parseVerifierKey, parseWith } from '@labtrace/protocols';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -27,6 +27,21 @@ export const serverConfigSchema = z.strictObject({
       allowAnonymous: z.literal(false).default(false),
     })
     .default({ users: [], allowAnonymous: false }),
+  /** registered gateway keys (verifier-key form name+keyid+base64); a registered gateway's batches must be signed with its key */
+  gateways: z
+    .array(
+      z.strictObject({
+        id: idSchema,
+        key: z.string().superRefine((text, ctx) => {
+          try {
+            parseVerifierKey(text);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }),
+      }),
+    )
+    .default([]),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });

@@ -2,7 +2,7 @@
 // the simulator, the gateway and the server under the data directory (with a fresh gateway password),
 // runs each part as its own process, prints the URLs, and stops them in order on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,17 @@ function relay(child: ChildProcess, name: string): void {
   child.stderr?.on('data', print(process.stderr));
 }
 
+/** Runs a one-shot labtrace command and fails with its output if it fails. */
+function runOnce(bin: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new LabtraceError('E_CONFIG', `labtrace ${args.join(' ')} failed:\n${output}`))));
+  });
+}
+
 async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -139,6 +150,11 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
       }),
     { mode: 0o600 },
   );
+  // The gateway's signing key: made once (by the gateway's own command), then registered with the server.
+  const bin = process.argv[1] ?? 'labtrace';
+  const gatewayKey = path.join(dataDir, 'gateway', 'gateway.key');
+  if (!existsSync(gatewayKey)) await runOnce(bin, ['gateway', 'init', '--config', files.gateway]);
+  const gatewayPublicKey = readFileSync(path.join(dataDir, 'gateway', 'gateway.pub'), 'utf8').trim();
   writeFileSync(
     files.server,
     header +
@@ -148,11 +164,11 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
         http: { host, port: httpPort },
         mqtt: { host, port: mqttPort },
         broker: { users: [{ username: gatewayId, passwordHash: await hashPassword(password), role: 'gateway', gateway: gatewayId }] },
+        gateways: [{ id: gatewayId, key: gatewayPublicKey }],
       }),
     { mode: 0o600 },
   );
 
-  const bin = process.argv[1] ?? 'labtrace';
   const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
   const children = new Map<string, ChildProcess>();
   const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
@@ -186,7 +202,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
       process.stderr.write(
         `lab: ${name} exited (${signal ?? `code ${code}`})${name === 'server' ? '; stopping the lab' : '; the other parts keep running'}\n`,
       );
-      if (name === 'server') void stop().then(() => resolveDone(1));
+      if (name === 'server') void stop(1);
     });
   }
 
@@ -194,19 +210,27 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     const child = children.get(name);
     if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      child.once('exit', () => resolve());
+      // a part that does not stop within 20 s is killed, so that Ctrl-C always ends the lab
+      const timer = setTimeout(() => {
+        process.stderr.write(`lab: ${name} did not stop within 20 s; killing it\n`);
+        child.kill('SIGKILL');
+      }, 20_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       child.kill('SIGTERM');
     });
   };
   // The gateway goes first (it flushes and waits for acknowledgements), the server last.
-  const stop = async (): Promise<void> => {
+  const stop = async (code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     await stopChild('gateway');
     await stopChild('sim');
     await stopChild('server');
     process.off('exit', killAll);
-    resolveDone(0);
+    resolveDone(code);
   };
 
   process.stdout.write(

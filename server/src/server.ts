@@ -39,7 +39,7 @@ export class LabtraceServer {
       users: config.broker.users,
       logger: logger.child({ part: 'broker' }),
     });
-    this.ingest = new Ingest(config.lab, this.broker, this.store, this.registry, logger.child({ part: 'ingest' }));
+    this.ingest = new Ingest(config.lab, this.broker, this.store, this.registry, logger.child({ part: 'ingest' }), config.gateways);
     const app = createApp({
       store: this.store,
       registry: this.registry,

@@ -176,7 +176,11 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
         return false;
       }
     }
-    if (this.framing === 'rtu') await this.waitForQuiet();
+    if (this.framing === 'rtu' && !(await this.waitForQuiet(job.timeoutMs))) {
+      this.counters.timeouts++;
+      job.reject(new LabtraceError('E_MODBUS_TIMEOUT', `${describe(this.connection)}: the line did not fall quiet within ${job.timeoutMs} ms`));
+      return false;
+    }
     if (!this.stream || this.closed) {
       job.reject(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)}: connection lost`));
       return false;
@@ -209,6 +213,14 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
     };
     const sentAt = this.now();
     const onTimeout = (): void => {
+      // A half-open TCP connection is dropped before the next request could be sent on it.
+      const drop = this.framing === 'mbap' && this.consecutiveTimeouts + 1 >= TIMEOUTS_BEFORE_RECONNECT;
+      if (drop && this.stream) {
+        const dead = this.stream;
+        this.stream = undefined;
+        dead.destroy();
+        this.emit('disconnected', `${this.consecutiveTimeouts + 1} timeouts in a row`);
+      }
       settle(() => {
         this.counters.timeouts++;
         this.consecutiveTimeouts++;
@@ -220,12 +232,12 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
         }
         job.reject(new LabtraceError('E_MODBUS_TIMEOUT', `unit ${job.unitId} on ${describe(this.connection)} did not answer in ${job.timeoutMs} ms`));
       });
-      if (this.framing === 'mbap' && this.consecutiveTimeouts >= TIMEOUTS_BEFORE_RECONNECT)
-        void this.dropStream(`${this.consecutiveTimeouts} timeouts in a row`);
     };
     this.pending = { job, transactionId: this.transactionId, sentAt, settle, onTimeout };
     this.armWatchdog(job.timeoutMs);
-    this.buffer = new Uint8Array(0);
+    // RTU replies carry no transaction id: anything received before this request is noise. (MBAP keeps
+    // its leftover bytes: they may be the start of the next frame.)
+    if (this.framing === 'rtu') this.buffer = new Uint8Array(0);
     this.counters.requests++;
     stream.write(frame);
   }
@@ -346,12 +358,16 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
     this.resolvePending(err);
   }
 
-  private async waitForQuiet(): Promise<void> {
+  /** RTU: waits until the line has been quiet long enough; false when it stays busy past `timeoutMs` (a chattering bus). */
+  private async waitForQuiet(timeoutMs: number): Promise<boolean> {
+    const deadline = this.now() + timeoutMs;
     for (;;) {
+      if (this.closed) return false;
       const now = this.now();
       const until = Math.max(this.quietUntil, this.lastByteAt + RTU_INTERFRAME_MS);
-      if (now >= until) return;
-      await sleep(Math.min(until - now, 50));
+      if (now >= until) return true;
+      if (now >= deadline) return false;
+      await sleep(Math.min(until - now, deadline - now, 50));
     }
   }
 

@@ -196,6 +196,7 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
       const outcome = await this.readWithRetries(request);
       if (outcome.ok) {
         reached = true;
+        this.health.lastGood = this.now(); // also when nothing changed and nothing is reported
         samples.push(...outcome.samples);
       } else {
         if (outcome.reached) reached = true;

@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { LabtraceError, type DataMessage } from '@labtrace/protocols';
+import { fromBase64, headerHash, LabtraceError, signBatch, toBase64, type DataMessage, type SignerKey } from '@labtrace/protocols';
 
 export interface StoredBatch {
   batch: number;
@@ -30,6 +30,8 @@ export class Outbox {
   constructor(
     dataDir: string,
     private readonly sinks: readonly string[],
+    /** the gateway's key: every batch is signed (and chained to the previous one) before it is stored */
+    private readonly signer?: SignerKey,
   ) {
     mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'outbox.sqlite');
@@ -44,6 +46,7 @@ export class Outbox {
       CREATE TABLE IF NOT EXISTS batches (batch INTEGER PRIMARY KEY, samples INTEGER NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS acks (sink TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (sink, batch));
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS chain (gateway TEXT PRIMARY KEY, last_header_hash TEXT NOT NULL);
     `);
     this.insert = this.db.prepare('INSERT INTO batches (batch, samples, payload, created_at) VALUES (?, ?, ?, ?)');
     this.markAcked = this.db.prepare('INSERT OR IGNORE INTO acks (sink, batch) SELECT ?, batch FROM batches WHERE batch = ?');
@@ -77,6 +80,15 @@ export class Outbox {
   append(gateway: string, samples: DataMessage['samples'], now = Date.now()): DataMessage {
     const message: DataMessage = { v: 1, gateway, batch: this.next, samples };
     const commit = this.db.transaction(() => {
+      if (this.signer) {
+        const last = this.db.prepare('SELECT last_header_hash AS h FROM chain WHERE gateway = ?').get(gateway) as { h: string } | undefined;
+        message.signed = signBatch(this.signer, gateway, message.batch, samples, last ? fromBase64(last.h) : null);
+        this.db
+          .prepare(
+            'INSERT INTO chain (gateway, last_header_hash) VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET last_header_hash = excluded.last_header_hash',
+          )
+          .run(gateway, toBase64(headerHash(message.signed.header)));
+      }
       this.insert.run(message.batch, samples.length, JSON.stringify(message), now);
       this.db
         .prepare("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -100,6 +112,12 @@ export class Outbox {
     })();
     if (removed) this.held -= row.samples;
     return removed;
+  }
+
+  /** One stored batch, if it is still held. */
+  get(batch: number): DataMessage | undefined {
+    const row = this.db.prepare('SELECT payload FROM batches WHERE batch = ?').get(batch) as { payload: string } | undefined;
+    return row ? (JSON.parse(row.payload) as DataMessage) : undefined;
   }
 
   /** Every batch a sink has not confirmed, oldest first. */

@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
 import type { Outbox } from '../outbox/outbox.js';
 
 export const MQTT_SINK = 'mqtt';
+/** a batch published this long ago without an ACK is published again (the server drops duplicates) */
+export const RESEND_AFTER_MS = 30_000;
 
 export interface UplinkOptions {
   url: string;
@@ -35,6 +37,9 @@ interface UplinkEvents {
 export class MqttUplink extends EventEmitter<UplinkEvents> {
   private client: MqttClient | undefined;
   private pending: Sample[] = [];
+  /** when each unacknowledged batch was last published in this session */
+  private readonly sentAt = new Map<number, number>();
+  private resendTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly session = Date.now();
   refused = 0;
@@ -85,6 +90,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     client.on('error', (err) => this.logger.warn({ gateway, err: err.message }, 'broker connection error'));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.flushTimer = setInterval(() => this.flush(), this.options.maxBatchDelayMs);
+    // A lost ACK (or a batch the server could not store) must not wait for the next reconnect.
+    this.resendTimer = setInterval(() => this.resendOverdue(), Math.min(RESEND_AFTER_MS, 10_000));
     return Promise.resolve();
   }
 
@@ -92,6 +99,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   async stop(graceMs = 2000): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.resendTimer) clearInterval(this.resendTimer);
+    this.resendTimer = undefined;
     this.flush();
     const client = this.client;
     if (!client) return;
@@ -139,9 +148,20 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     }
   }
 
+  private resendOverdue(): void {
+    const now = Date.now();
+    for (const [batch, at] of this.sentAt) {
+      if (now - at < RESEND_AFTER_MS) continue;
+      const message = this.options.outbox.get(batch);
+      if (message === undefined) this.sentAt.delete(batch);
+      else this.publish(message);
+    }
+  }
+
   private publish(message: DataMessage): void {
     const client = this.client;
     if (!client?.connected) return; // resent on reconnect
+    this.sentAt.set(message.batch, Date.now());
     const { lab, gateway } = this.options;
     client.publish(topicFor(lab, gateway, 'DATA'), JSON.stringify(message), { qos: 1 }, (err) => {
       if (err) this.logger.warn({ batch: message.batch, err: err.message }, 'publish failed; will resend');
@@ -169,6 +189,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       this.logger.warn({ topic }, 'ignored a malformed ACK');
       return;
     }
+    this.sentAt.delete(parsed.data.batch);
     if (!this.options.outbox.ack(MQTT_SINK, parsed.data.batch)) return;
     this.emit('acked', parsed.data.batch);
   }

@@ -38,10 +38,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** the current connection of each connected gateway */
   private readonly gatewayClients = new Map<string, Client>();
   private readonly users: Map<string, BrokerUser>;
+  /** client ids only gateways may use: a reader taking one would knock the gateway off (MQTT takeover) */
+  private readonly gatewayIds: Set<string>;
 
   constructor(private readonly options: BrokerOptions) {
     super();
     this.users = new Map(options.users.map((u) => [u.username, u]));
+    this.gatewayIds = new Set(options.users.flatMap((u) => (u.role === 'gateway' && u.gateway !== undefined ? [u.gateway] : [])));
   }
 
   get port(): number {
@@ -76,6 +79,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
             if (!ok) {
               logger.warn({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
               return done(authError('bad username or password', 4), false);
+            }
+            if (user.role !== 'gateway' && this.gatewayIds.has(client.id)) {
+              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
+              return done(authError('client id reserved for a gateway', 5), false);
             }
             if (user.role === 'gateway' && client.id !== user.gateway) {
               logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');

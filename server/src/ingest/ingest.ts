@@ -8,6 +8,9 @@ import {
   issuesOf,
   parseTopic,
   topicFor,
+  verifyBatch,
+  parseVerifierKey,
+  type VerifierKey,
   type InstrumentHealthMessage,
   type LiveSample,
 } from '@labtrace/protocols';
@@ -38,19 +41,36 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.handle(packet, client).catch((err: unknown) => this.logger.error({ topic: packet.topic, err: String(err) }, 'ingest failed'));
   };
 
+  private readonly keys: Map<string, VerifierKey>;
+  private readonly warnedUnsigned = new Set<string>();
+  /** the gateway of each announced instrument */
+  private readonly owners = new Map<string, string>();
+
   constructor(
     private readonly lab: string,
     private readonly broker: Broker,
     private readonly store: MeasurementStore,
     private readonly registry: Registry,
     private readonly logger: Logger,
+    gatewayKeys: { id: string; key: string }[] = [],
   ) {
     super();
+    this.keys = new Map(gatewayKeys.map((g) => [g.id, parseVerifierKey(g.key)]));
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
     this.broker.on('message', this.onMessage);
-    return Promise.resolve();
+  }
+
+  /** Why a gateway may not speak for these instruments, or undefined: an instrument belongs to the gateway that announced it first. */
+  private foreign(gateway: string, instruments: Iterable<string>): string | undefined {
+    for (const id of instruments) {
+      const owner = this.owners.get(id);
+      if (owner === undefined) return `instrument "${id}" was not announced in a BIRTH`;
+      if (owner !== gateway) return `instrument "${id}" belongs to gateway ${owner}`;
+    }
+    return undefined;
   }
 
   stop(): Promise<void> {
@@ -99,7 +119,29 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
         const message = parsed.data;
         if (message.gateway !== topic.gateway) return this.reject(topic.gateway, `DATA: gateway "${message.gateway}" does not match the topic`);
-        const fresh = this.store.store(message.gateway, message.samples);
+        const foreign = this.foreign(message.gateway, new Set(message.samples.map((s) => s.instrument)));
+        if (foreign !== undefined) return this.reject(topic.gateway, `DATA: batch ${message.batch}: ${foreign}`);
+        const key = this.keys.get(message.gateway);
+        if (key !== undefined) {
+          if (message.signed === undefined)
+            return this.reject(topic.gateway, `DATA: batch ${message.batch} is not signed, and gateway ${message.gateway} has a registered key`);
+          try {
+            verifyBatch(message.signed, message.samples, key, message.gateway);
+          } catch (err) {
+            return this.reject(topic.gateway, `DATA: ${(err as Error).message}`);
+          }
+        } else if (!this.warnedUnsigned.has(message.gateway)) {
+          this.warnedUnsigned.add(message.gateway);
+          this.logger.warn({ gateway: message.gateway }, 'no key registered for this gateway: its batches are accepted without a signature check');
+        }
+        let fresh: typeof message.samples;
+        try {
+          fresh = this.store.store(message.gateway, message.samples, Date.now(), key === undefined ? undefined : message.signed);
+        } catch (err) {
+          // not acknowledged: the gateway keeps the batch, nothing is lost
+          this.logger.error({ gateway: message.gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
+          return this.reject(topic.gateway, `DATA: batch ${message.batch}: ${(err as Error).message}`);
+        }
         this.counters.batches++;
         this.counters.samples += fresh.length;
         this.counters.duplicates += message.samples.length - fresh.length;
@@ -133,6 +175,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
           );
         if (parsed.data.gateway !== topic.gateway)
           return this.reject(topic.gateway, `BIRTH: gateway "${parsed.data.gateway}" does not match the topic`);
+        const taken = parsed.data.instruments.find((i) => (this.owners.get(i.id) ?? topic.gateway) !== topic.gateway);
+        if (taken) return this.reject(topic.gateway, `BIRTH: instrument "${taken.id}" belongs to gateway ${this.owners.get(taken.id) ?? ''}`);
+        // known before the first DATA is handled (the registry write below is asynchronous)
+        for (const i of parsed.data.instruments) this.owners.set(i.id, topic.gateway);
         await this.registry.recordBirth(this.lab, parsed.data);
         this.logger.info({ gateway: topic.gateway, instruments: parsed.data.instruments.length }, 'gateway birth');
         this.emit('birth', topic.gateway);
@@ -150,8 +196,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
           );
         if (parsed.data.gateway !== topic.gateway)
           return this.reject(topic.gateway, `HEALTH: gateway "${parsed.data.gateway}" does not match the topic`);
-        for (const h of parsed.data.instruments) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
-        this.emit('health', parsed.data.instruments);
+        const own = parsed.data.instruments.filter((h) => this.owners.get(h.instrument) === topic.gateway);
+        for (const h of own) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
+        this.emit('health', own);
         return;
       }
       case 'DEATH':

@@ -80,6 +80,22 @@ const migrations: Record<string, Migration> = {
   },
 };
 
+migrations['0002_batch_headers'] = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('batch_headers')
+      .addColumn('gateway', 'text', (c) => c.notNull())
+      .addColumn('batch', 'integer', (c) => c.notNull())
+      .addColumn('first_seq', 'integer', (c) => c.notNull())
+      .addColumn('count', 'integer', (c) => c.notNull())
+      .addColumn('header', 'text', (c) => c.notNull())
+      .addColumn('signature', 'text', (c) => c.notNull())
+      .addColumn('received_at', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('batch_headers_pk', ['gateway', 'batch'])
+      .execute();
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

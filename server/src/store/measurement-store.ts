@@ -1,6 +1,6 @@
 // Stores samples idempotently (a resent batch changes nothing) and answers the dashboard's reads.
 import type { Statement } from 'better-sqlite3';
-import { LabtraceError, type LiveSample, type Quality, type Sample } from '@labtrace/protocols';
+import { LabtraceError, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
 import type { LabDatabase } from './database.js';
 
 interface Row {
@@ -47,6 +47,7 @@ interface Statements {
   latest: Statement;
   history: Statement;
   count: Statement;
+  insertHeader: Statement;
 }
 
 export class MeasurementStore {
@@ -61,6 +62,7 @@ export class MeasurementStore {
       `INSERT OR IGNORE INTO measurements (gateway, seq, instrument, channel, ts, value_num, value_text, value_kind, unit, quality, reason, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const getOne = db.prepare('SELECT instrument, channel, ts FROM measurements WHERE gateway = ? AND seq = ?');
     const insertMany = db.transaction((gateway: string, samples: Sample[], now: number) => {
       const fresh: Sample[] = [];
       for (const s of samples) {
@@ -69,6 +71,17 @@ export class MeasurementStore {
         const text = typeof s.value === 'string' ? s.value : null;
         const info = insert.run(gateway, s.seq, s.instrument, s.channel, s.ts, num, text, kind, s.unit, s.quality, s.reason ?? null, now);
         if (info.changes > 0) fresh.push(s);
+        else {
+          // A resent record is identical; a different record under a stored number means the gateway
+          // reused sequence numbers (a wiped or restored data directory). Acknowledging would lose it.
+          const stored = getOne.get(gateway, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
+          if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
+            throw new LabtraceError(
+              'E_STORE',
+              `sequence number ${s.seq} of ${gateway} is already stored for another record (${stored.instrument}/${stored.channel} at ${stored.ts})`,
+            );
+          }
+        }
       }
       return fresh;
     });
@@ -83,6 +96,9 @@ export class MeasurementStore {
         `SELECT * FROM (SELECT * FROM measurements WHERE instrument = ? AND channel = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC, seq DESC LIMIT ?) ORDER BY ts, seq`,
       ),
       count: db.prepare('SELECT COUNT(*) AS n FROM measurements'),
+      insertHeader: db.prepare(
+        'INSERT OR IGNORE INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
     };
   }
 
@@ -91,9 +107,21 @@ export class MeasurementStore {
     return this.prepared;
   }
 
-  /** Stores a gateway's samples in one durable transaction; returns those not stored before. */
-  store(gateway: string, samples: Sample[], now = Date.now()): Sample[] {
-    return this.stmts.insertMany(gateway, samples, now);
+  /** Stores a gateway's samples (and the signed header of their batch) in one durable transaction; returns the samples not stored before. */
+  store(gateway: string, samples: Sample[], now = Date.now(), signed?: SignedBatch): Sample[] {
+    if (signed === undefined) return this.stmts.insertMany(gateway, samples, now);
+    return this.database.sqlite.transaction(() => {
+      this.stmts.insertHeader.run(
+        gateway,
+        signed.header.batch,
+        signed.header.firstSeq,
+        signed.header.count,
+        JSON.stringify(signed.header),
+        signed.signature,
+        now,
+      );
+      return this.stmts.insertMany(gateway, samples, now);
+    })();
   }
 
   latest(instrument: string): LiveSample[] {

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import { formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
 import { hashPassword, LabtraceServer, serverConfigSchema } from '../../src/index.js';
 
 export interface TestServer {
@@ -13,6 +14,9 @@ export interface TestServer {
   readerPassword: string;
   stop(): Promise<void>;
 }
+
+/** The signing key of test gateway gw-s, registered with the server. */
+export const GW_S_SEED = new Uint8Array(32).map((_, i) => 200 - i);
 
 export async function startServer(): Promise<TestServer> {
   const password = 'gateway-secret-for-tests';
@@ -27,8 +31,10 @@ export async function startServer(): Promise<TestServer> {
         { username: 'gw-a', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-a' },
         { username: 'gw-b', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-b' },
         { username: 'viewer', passwordHash: await hashPassword(readerPassword), role: 'reader' },
+        { username: 'gw-s', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-s' },
       ],
     },
+    gateways: [{ id: 'gw-s', key: formatVerifierKey('gw-s', publicKeyFromSeed(GW_S_SEED)) }],
   });
   const server = new LabtraceServer(config, pino({ level: 'silent' }));
   await server.start();
