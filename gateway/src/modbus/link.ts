@@ -90,6 +90,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
   private nextConnectAt = 0;
   /** RTU: after a timeout, bytes are discarded until the line has been quiet this long */
   private quietUntil = 0;
+  private pacedUntil = 0;
   private quietGuardMs = 0;
   private lastByteAt = 0;
   private readonly framing: 'mbap' | 'rtu';
@@ -144,7 +145,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
    * thousands of requests a second.
    */
   private pump(): void {
-    if (this.busy || this.pending || this.closed) return;
+    if (this.busy || this.pending || this.closed || this.now() < this.pacedUntil) return;
     const job = this.queue.shift();
     if (!job) return;
     if (this.connected && this.framing === 'mbap') {
@@ -208,8 +209,14 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
       if (this.pending?.job !== job) return;
       this.pending = undefined;
       fn();
-      if (this.options.pacingMs > 0) setTimeout(() => this.pump(), this.options.pacingMs);
-      else this.pump();
+      if (this.options.pacingMs > 0) {
+        // no request from any instrument of this link goes out before the pause is over
+        this.pacedUntil = this.now() + this.options.pacingMs;
+        setTimeout(() => {
+          this.pacedUntil = 0;
+          this.pump();
+        }, this.options.pacingMs);
+      } else this.pump();
     };
     const sentAt = this.now();
     const onTimeout = (): void => {
