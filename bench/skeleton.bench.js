@@ -288,27 +288,6 @@ async function run(tmp) {
   const passwordFile = path.join(confDir, 'gateway.password');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   const files = { server: path.join(confDir, 'server.yaml'), sim: path.join(confDir, 'sim.yaml'), gateway: path.join(confDir, 'gateway.yaml') };
-  const serverDataDir = path.join(tmp, 'server-data');
-  writeFileSync(
-    files.server,
-    stringify({
-      lab: LAB,
-      dataDir: serverDataDir,
-      http: { host: HOST, port: httpPort },
-      mqtt: { host: HOST, port: mqttPort },
-      broker: { users: [{ username: GATEWAY_ID, passwordHash: await hashPassword(password), role: 'gateway', gateway: GATEWAY_ID }] },
-    }),
-    { mode: 0o600 },
-  );
-  writeFileSync(
-    files.sim,
-    stringify({
-      host: HOST,
-      tickMs: params.simTickMs,
-      control: { host: HOST, port: controlPort },
-      instruments: instruments.map((i) => ({ profile: i.file, model: i.model, port: i.port })),
-    }),
-  );
   writeFileSync(
     files.gateway,
     stringify({
@@ -321,6 +300,31 @@ async function run(tmp) {
     { mode: 0o600 },
   );
 
+  // The gateway signs its batches: its key is made by its own command and registered with the server.
+  execFileSync(process.execPath, [BIN, 'gateway', 'init', '--config', files.gateway], { stdio: 'ignore' });
+  const gatewayKey = readFileSync(path.join(tmp, 'gateway-data', 'gateway.pub'), 'utf8').trim();
+  const serverDataDir = path.join(tmp, 'server-data');
+  writeFileSync(
+    files.server,
+    stringify({
+      lab: LAB,
+      dataDir: serverDataDir,
+      http: { host: HOST, port: httpPort },
+      mqtt: { host: HOST, port: mqttPort },
+      broker: { users: [{ username: GATEWAY_ID, passwordHash: await hashPassword(password), role: 'gateway', gateway: GATEWAY_ID }] },
+      gateways: [{ id: GATEWAY_ID, key: gatewayKey }],
+    }),
+    { mode: 0o600 },
+  );
+  writeFileSync(
+    files.sim,
+    stringify({
+      host: HOST,
+      tickMs: params.simTickMs,
+      control: { host: HOST, port: controlPort },
+      instruments: instruments.map((i) => ({ profile: i.file, model: i.model, port: i.port })),
+    }),
+  );
   // Server first; the live client connects before any sample exists, so it can see every one.
   log(`${params.instruments} instruments, ${expectedSamplesPerSecond} samples/s expected; starting the server`);
   launch('server', files.server, logDir);
