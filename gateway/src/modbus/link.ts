@@ -301,7 +301,8 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
         this.counters.staleReplies++;
         continue;
       }
-      if (frame.unitId !== pending.job.unitId) {
+      // 0xFF is the "not used" unit of Modbus TCP, which many TCP devices answer with (libmodbus accepts it too)
+      if (frame.unitId !== pending.job.unitId && frame.unitId !== 0xff) {
         this.counters.badReplies++;
         this.resolvePending(new LabtraceError('E_MODBUS_REPLY', `reply from unit ${frame.unitId}, asked unit ${pending.job.unitId}`));
         continue;
