@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
 import { createIdentity } from './identity/identity.js';
+import { useNodeCrypto } from './node-crypto.js';
 import { describe } from './modbus/link.js';
 import { planReads } from './modbus/read-plan.js';
 import { Gateway } from './gateway.js';
@@ -68,6 +69,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
   }
   const file = path.resolve(values.config ?? 'gateway.yaml');
+  useNodeCrypto();
   const resolved = await loadGatewayConfig(file);
   const gateway = new Gateway(resolved, createLogger('gateway'));
   await gateway.start();

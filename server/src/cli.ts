@@ -6,6 +6,7 @@ import { hashPassword } from './broker/passwords.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
 import { createLogger } from './log.js';
 import { LabtraceServer } from './server.js';
+import { useNodeCrypto } from './node-crypto.js';
 
 export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server hash-password     reads a password on stdin, prints its scrypt hash
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  useNodeCrypto();
   const logger = createLogger('server');
   if (config.broker.users.length === 0) logger.warn('no broker users configured: no gateway can connect (anonymous access is refused)');
   const server = new LabtraceServer(config, logger);
