@@ -3,7 +3,7 @@
 // root of the batch's records, the sequence range, the time range and the hash of the previous
 // header, and is signed with the gateway's Ed25519 key over its canonical JSON.
 import { LabtraceError } from '../errors.js';
-import { sampleSchema, type BatchHeader, type Sample, type SignedBatch } from '../measurement.js';
+import { type BatchHeader, type Sample, type SignedBatch } from '../measurement.js';
 import { fromBase64, toBase64, toHex } from './bytes.js';
 import { ed25519KeyId, signEd25519, verifyEd25519, type SignerKey, type VerifierKey } from './ed25519.js';
 import { canonicalBytes } from './jcs.js';
@@ -14,7 +14,18 @@ export { batchHeaderSchema, signedBatchSchema, type BatchHeader, type SignedBatc
 
 /** The canonical bytes of one record: what the Merkle leaf hashes. */
 export function recordBytes(sample: Sample): Uint8Array {
-  return canonicalBytes(sampleSchema.parse(sample));
+  // exactly the record's fields (samples are validated where they enter); no schema pass per record
+  const record: Sample = {
+    seq: sample.seq,
+    instrument: sample.instrument,
+    channel: sample.channel,
+    ts: sample.ts,
+    value: sample.value,
+    unit: sample.unit,
+    quality: sample.quality,
+  };
+  if (sample.reason !== undefined) record.reason = sample.reason;
+  return canonicalBytes(record);
 }
 
 export function recordsRoot(samples: readonly Sample[]): Uint8Array {
