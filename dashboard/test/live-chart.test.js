@@ -62,8 +62,11 @@ test('the live chart receives data and the instrument list shows values', async 
   expect(inked).toBeGreaterThan(1000);
 
   // The latest values are numbers, as the simulator serves them.
-  const temperature = await page.locator('tr[data-instrument="climate-1"] [data-channel="temperature"] b').innerText();
-  expect(Number(temperature)).not.toBeNaN();
+  await page.waitForFunction(
+    () => !Number.isNaN(Number(document.querySelector('tr[data-instrument="climate-1"] [data-channel="temperature"] b')?.textContent)),
+    null,
+    { timeout: 20_000 },
+  );
 
   // Each instrument's health, as its gateway reports it.
   await page.waitForFunction(

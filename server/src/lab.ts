@@ -86,10 +86,10 @@ function runOnce(bin: string, args: string[]): Promise<void> {
   });
 }
 
-async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number, name = 'server'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new LabtraceError('E_CONFIG', 'the server exited during start-up (see its message above)');
+    if (child.exitCode !== null) throw new LabtraceError('E_CONFIG', `the ${name} exited during start-up (see its message above)`);
     try {
       const res = await fetch(url);
       if (res.ok) return;
@@ -98,7 +98,7 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new LabtraceError('E_CONFIG', `the server did not answer ${url} within ${timeoutMs / 1000} s`);
+  throw new LabtraceError('E_CONFIG', `the ${name} did not answer ${url} within ${timeoutMs / 1000} s`);
 }
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
@@ -190,7 +190,13 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     killAll();
     throw err;
   }
-  launch('sim');
+  const sim = launch('sim');
+  // The gateway starts once the instruments answer, so that the first samples are not "not connected".
+  try {
+    await waitForHealth(`http://${host}:${controlPort}/instruments`, sim, 20_000, 'simulator');
+  } catch (err) {
+    process.stderr.write(`lab: the simulator is not answering (${(err as Error).message}); starting the gateway anyway\n`);
+  }
   launch('gateway');
 
   let stopping = false;
