@@ -37,6 +37,7 @@ import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { ModbusLink } from '@labtrace/gateway';
 import { hashPassword, randomPassword } from '@labtrace/server';
+import { clockTicks, cpuTicks, freePorts, peakRssMiB } from './lib/proc.js';
 
 const NAME = 'gateway-modbus';
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -96,23 +97,6 @@ const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 // ---------------------------------------------------------------- setup helpers
 
 /** Distinct free loopback ports: all probes stay open until every port is found, so none repeats. */
-async function freePorts(count) {
-  const probes = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const probe = net.createServer();
-      await new Promise((resolve, reject) => {
-        probe.once('error', reject);
-        probe.listen(0, HOST, resolve);
-      });
-      probes.push(probe);
-    }
-    return probes.map((p) => p.address().port);
-  } finally {
-    await Promise.all(probes.map((p) => new Promise((resolve) => p.close(resolve))));
-  }
-}
-
 function git(args) {
   try {
     return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -121,27 +105,7 @@ function git(args) {
   }
 }
 
-function clockTicks() {
-  try {
-    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    if (Number.isInteger(n) && n > 0) return n;
-  } catch {
-    // fall through
-  }
-  return 100;
-}
-
 /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuTicks(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Jiffies of the whole machine (first line of /proc/stat): `proc` is user + nice + system (what processes
  * are charged with), `irq` is irq + softirq (loopback TCP is largely processed there, charged to no
@@ -163,15 +127,6 @@ function machineTicks() {
 }
 
 /** Peak resident set size (VmHWM) of a process, in MiB. */
-function peakRssMiB(pid) {
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 function median(values) {
   const sorted = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return null;

@@ -12,7 +12,6 @@
 // Writes bench/results/skeleton.json. Exits non-zero when a process dies or the run cannot complete.
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { clearInterval, setInterval } from 'node:timers';
@@ -21,6 +20,7 @@ import Database from 'better-sqlite3';
 import { io } from 'socket.io-client';
 import { parse, stringify } from 'yaml';
 import { hashPassword, randomPassword } from '@labtrace/server';
+import { clockTicks, cpuTicks, freePorts, peakRssMiB } from './lib/proc.js';
 
 const NAME = 'skeleton';
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -66,23 +66,6 @@ const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NA
 // ---------------------------------------------------------------- setup helpers
 
 /** Distinct free loopback ports: all probes stay open until every port is found, so none repeats. */
-async function freePorts(count) {
-  const probes = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const probe = net.createServer();
-      await new Promise((resolve, reject) => {
-        probe.once('error', reject);
-        probe.listen(0, HOST, resolve);
-      });
-      probes.push(probe);
-    }
-    return probes.map((p) => p.address().port);
-  } finally {
-    await Promise.all(probes.map((p) => new Promise((resolve) => p.close(resolve))));
-  }
-}
-
 function gitCommit() {
   try {
     return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
@@ -99,27 +82,7 @@ function gitDirty() {
   }
 }
 
-function clockTicks() {
-  try {
-    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-    if (Number.isInteger(n) && n > 0) return n;
-  } catch {
-    // fall through
-  }
-  return 100;
-}
-
 /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-function cpuTicks(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
 /** Busy and total jiffies of the whole machine (first line of /proc/stat). */
 function machineTicks() {
   try {
@@ -133,15 +96,6 @@ function machineTicks() {
 }
 
 /** Peak resident set size (VmHWM) of a process, in MiB. */
-function peakRssMiB(pid) {
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
