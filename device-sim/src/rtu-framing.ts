@@ -1,6 +1,6 @@
 // Modbus RTU framing: a frame is the unit id, the PDU and a CRC-16 (low byte first), and frames are
 // delimited by 3.5 character times of silence on the line (Modbus over Serial Line V1.02, 2.5.1.1).
-import { crc16 } from '@labtrace/protocols';
+import { checkRtuCrc, encodeRtu } from '@labtrace/protocols';
 
 export interface SerialFormat {
   baudRate: number;
@@ -19,20 +19,14 @@ export function silenceIntervalMs(format: SerialFormat): number {
   return (3.5 * bitsPerChar * 1000) / format.baudRate;
 }
 
+/** An RTU frame (unit, PDU, CRC) as a Buffer for the serial port or socket. */
 export function encodeRtuFrame(unitId: number, pdu: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(pdu.length + 3);
-  frame[0] = unitId;
-  frame.set(pdu, 1);
-  const crc = crc16(frame.subarray(0, pdu.length + 1));
-  frame.writeUInt16LE(crc, pdu.length + 1);
-  return frame;
+  const frame = encodeRtu(unitId, pdu);
+  return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
 }
 
-export function crcValid(frame: Uint8Array): boolean {
-  if (frame.length < 4) return false;
-  const n = frame.length;
-  return crc16(frame.subarray(0, n - 2)) === ((frame[n - 2] ?? 0) | ((frame[n - 1] ?? 0) << 8));
-}
+/** The frame's CRC-16 is right (protocols' check, under the name the simulator's callers use). */
+export const crcValid = checkRtuCrc;
 
 /**
  * Length of the request frame at the start of `buf`, from its function code: undefined while the
