@@ -17,3 +17,4 @@ export * from './trust/ed25519.js';
 export * from './trust/note.js';
 export * from './trust/checkpoint.js';
 export * from './trust/batch.js';
+export * from './trust/record.js';

@@ -11,8 +11,8 @@ export const sampleSchema = z.strictObject({
   instrument: idSchema,
   channel: idSchema,
   /** milliseconds since the Unix epoch, when the instrument was read */
-  ts: z.number().int().min(0),
-  value: z.union([z.number(), z.string(), z.boolean(), z.null()]),
+  ts: z.number().int().min(0).max(9_223_372_036_854, 'must fit 63 bits of nanoseconds'),
+  value: z.union([z.number(), z.string().max(4096), z.boolean(), z.null()]),
   unit: z.string().max(32),
   quality: z.enum(QUALITIES),
   reason: z.string().max(200).optional(),
@@ -67,6 +67,11 @@ export const birthMessageSchema = z.strictObject({
   gateway: idSchema,
   session: z.number().int().min(0),
   version: z.string().max(64),
+  /** hex key id of the key that signs this session's batches */
+  keyId: z
+    .string()
+    .regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits')
+    .optional(),
   instruments: z.array(birthInstrumentSchema),
 });
 export type BirthMessage = z.output<typeof birthMessageSchema>;
@@ -76,6 +81,26 @@ export type DeathMessage = z.output<typeof deathMessageSchema>;
 
 export const ackMessageSchema = z.strictObject({ v: z.literal(1), batch: z.number().int().min(0) });
 export type AckMessage = z.output<typeof ackMessageSchema>;
+
+/** What the server asks of a gateway: announce itself again, or send again the batches it still holds. */
+export const cmdMessageSchema = z.discriminatedUnion('cmd', [
+  z.strictObject({ v: z.literal(1), cmd: z.literal('rebirth') }),
+  z.strictObject({
+    v: z.literal(1),
+    cmd: z.literal('resend'),
+    /** the first batch number the server is missing (batches before it are all stored) */
+    fromBatch: z.number().int().min(0),
+  }),
+]);
+export type CmdMessage = z.output<typeof cmdMessageSchema>;
+
+/**
+ * The channels of a gateway's own records, which use the gateway id as instrument: a declared jump
+ * of the sequence numbers (value: the first number skipped) and samples refused while the outbox was
+ * full (value: how many). Signed like every record, so a gap is never silent.
+ */
+export const GATEWAY_EVENT_CHANNELS = ['sequence-jump', 'samples-refused'] as const;
+export type GatewayEventChannel = (typeof GATEWAY_EVENT_CHANNELS)[number];
 
 export const instrumentHealthSchema = z.strictObject({
   instrument: idSchema,

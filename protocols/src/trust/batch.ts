@@ -1,35 +1,27 @@
 // Signed batches: the header a gateway signs for every batch of records, and its verification.
-// A record is the canonical JSON (RFC 8785) of one sample; the header carries the RFC 6962 Merkle
-// root of the batch's records, the sequence range, the time range and the hash of the previous
-// header, and is signed with the gateway's Ed25519 key over its canonical JSON.
+// A record's canonical bytes are defined in record.ts; the header carries the RFC 6962 Merkle root of
+// the batch's records, the sequence range, the time range and the hash of the previous header, and is
+// signed with the gateway's Ed25519 key over its canonical JSON (RFC 8785).
 import { LabtraceError } from '../errors.js';
 import { type BatchHeader, type Sample, type SignedBatch } from '../measurement.js';
-import { fromBase64, toBase64, toHex } from './bytes.js';
+import { fromBase64, fromHex, toBase64, toHex } from './bytes.js';
 import { ed25519KeyId, signEd25519, verifyEd25519, type SignerKey, type VerifierKey } from './ed25519.js';
 import { canonicalBytes } from './jcs.js';
-import { leafHash, rootOf } from './merkle.js';
+import { rootOf } from './merkle.js';
+import { encodeRecord, recordLeafHash } from './record.js';
 import { sha256 } from './sha256.js';
 
 export { batchHeaderSchema, signedBatchSchema, type BatchHeader, type SignedBatch } from '../measurement.js';
 
-/** The canonical bytes of one record: what the Merkle leaf hashes. */
-export function recordBytes(sample: Sample): Uint8Array {
-  // exactly the record's fields (samples are validated where they enter); no schema pass per record
-  const record: Sample = {
-    seq: sample.seq,
-    instrument: sample.instrument,
-    channel: sample.channel,
-    ts: sample.ts,
-    value: sample.value,
-    unit: sample.unit,
-    quality: sample.quality,
-  };
-  if (sample.reason !== undefined) record.reason = sample.reason;
-  return canonicalBytes(record);
+/** The canonical bytes of one record of a gateway's batch signed with key `keyId`. */
+export function recordBytes(gateway: string, keyId: Uint8Array, sample: Sample): Uint8Array {
+  return encodeRecord(gateway, keyId, sample);
 }
 
-export function recordsRoot(samples: readonly Sample[]): Uint8Array {
-  return rootOf(samples.map((s) => leafHash(recordBytes(s))));
+export function recordsRoot(gateway: string, keyId: Uint8Array, samples: readonly Sample[]): Uint8Array {
+  const leaves = new Array<Uint8Array>(samples.length);
+  for (let i = 0; i < samples.length; i++) leaves[i] = recordLeafHash(gateway, keyId, samples[i]!);
+  return rootOf(leaves);
 }
 
 export function headerHash(header: BatchHeader): Uint8Array {
@@ -59,7 +51,7 @@ export function signBatch(key: SignerKey, gateway: string, batch: number, sample
     count: samples.length,
     tsMin,
     tsMax,
-    root: toBase64(recordsRoot(samples)),
+    root: toBase64(recordsRoot(gateway, key.keyId, samples)),
     prev: prev === null ? null : toBase64(prev),
   };
   return { header, signature: toBase64(signEd25519(canonicalBytes(header), key.seed)) };
@@ -82,5 +74,5 @@ export function verifyBatch(signed: SignedBatch, samples: readonly Sample[], key
     if (s.seq !== header.firstSeq + i) fail(`records[${i}].seq is ${s.seq}, the header says ${header.firstSeq + i}`);
     if (s.ts < header.tsMin || s.ts > header.tsMax) fail(`records[${i}].ts ${s.ts} lies outside the header's time range`);
   });
-  if (toBase64(recordsRoot(samples)) !== header.root) fail('the records do not hash to the signed Merkle root');
+  if (toBase64(recordsRoot(gateway, fromHex(header.keyId), samples)) !== header.root) fail('the records do not hash to the signed Merkle root');
 }

@@ -16,8 +16,15 @@ export function leafHash(data: Uint8Array): Uint8Array {
   return sha256Parts(LEAF_PREFIX, data);
 }
 
+const nodeScratch = new Uint8Array(1 + 2 * HASH_SIZE);
+nodeScratch[0] = 0x01;
+
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256Parts(NODE_PREFIX, left, right);
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) return sha256Parts(NODE_PREFIX, left, right);
+  // one reused buffer: this runs once per record in every batch root
+  nodeScratch.set(left, 1);
+  nodeScratch.set(right, 1 + HASH_SIZE);
+  return sha256(nodeScratch);
 }
 
 /**
@@ -42,9 +49,15 @@ export interface SubtreeHash {
 
 /** Root of the tree with these leaf hashes (MTH, RFC 9162 section 2.1.1). */
 export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
-  const tree = new CompactTree();
-  for (const h of leafHashes) tree.append(h);
-  return tree.root();
+  // the compact tree's peaks, without recording the subtrees it completes
+  const peaks: Uint8Array[] = [];
+  for (let i = 0; i < leafHashes.length; i++) {
+    let hash = leafHashes[i]!;
+    checkHash(hash, `leaf hash ${i}`);
+    for (let n = i; n % 2 === 1; n = (n - 1) / 2) hash = nodeHash(peaks.pop()!, hash);
+    peaks.push(hash);
+  }
+  return foldRight(peaks) ?? EMPTY_ROOT;
 }
 
 /** Root of the tree of the first `size` leaves of a log. */

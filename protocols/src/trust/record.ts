@@ -1,0 +1,230 @@
+// The canonical bytes of one measurement record: what a Merkle leaf hashes, and so what a gateway's
+// signature finally covers. A fixed binary layout (not JSON): one encoding per record, cheap to
+// produce and to check, independent of how the record travelled (JSON over MQTT, a database row).
+//
+// Layout, version 1 (integers big-endian, text UTF-8):
+//   u8  0x01                   format version
+//   u8  n, n bytes             gateway id
+//   4 bytes                    key id of the key that signs the record's batch
+//   u64                        sequence number
+//   u64                        time, nanoseconds since the Unix epoch (the sample's milliseconds x 10^6)
+//   u8  n, n bytes             instrument id
+//   u8  n, n bytes             channel
+//   u8  value kind             0 null, 1 false, 2 true, 3 number (then 8 bytes IEEE 754 binary64; -0 is
+//                              written as 0), 4 text (then u16 n, n bytes)
+//   u8  n, n bytes             unit
+//   u8  quality                0 good, 1 uncertain, 2 bad
+//   u8  0 | 1                  reason absent | present (then u16 n, n bytes)
+import { LabtraceError } from '../errors.js';
+import { QUALITIES, type Quality, type Sample } from '../measurement.js';
+import { sha256 } from './sha256.js';
+
+export const RECORD_FORMAT = 1;
+export const LEAF_PREFIX_BYTE = 0x00;
+
+const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
+const TWO_32 = 2 ** 32;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** A writer over one growing scratch buffer, reused from record to record. */
+class Scratch {
+  buf = new Uint8Array(1024);
+  view = new DataView(this.buf.buffer);
+  at = 0;
+
+  ensure(extra: number): void {
+    if (this.at + extra <= this.buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.at + extra));
+    bigger.set(this.buf.subarray(0, this.at));
+    this.buf = bigger;
+    this.view = new DataView(bigger.buffer);
+  }
+
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.at++] = v;
+  }
+
+  u16(v: number): void {
+    this.ensure(2);
+    this.view.setUint16(this.at, v);
+    this.at += 2;
+  }
+
+  u64(hi: number, lo: number): void {
+    this.ensure(8);
+    this.view.setUint32(this.at, hi);
+    this.view.setUint32(this.at + 4, lo);
+    this.at += 8;
+  }
+
+  /** text with a length prefix of `lengthBytes` (1 or 2); ASCII is copied without the encoder */
+  text(s: string, lengthBytes: 1 | 2, field: string): void {
+    const max = lengthBytes === 1 ? 0xff : 0xffff;
+    this.ensure(lengthBytes + s.length * 3);
+    const start = this.at + lengthBytes;
+    let n = 0;
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        ascii = false;
+        break;
+      }
+      this.buf[start + i] = c;
+    }
+    if (ascii) n = s.length;
+    else n = encoder.encodeInto(s, this.buf.subarray(start)).written;
+    if (n > max) throw new LabtraceError('E_CODEC', `${field}: ${n} bytes of UTF-8, at most ${max} fit a record`);
+    if (lengthBytes === 1) this.buf[this.at] = n;
+    else this.view.setUint16(this.at, n);
+    this.at = start + n;
+  }
+}
+
+const scratch = new Scratch();
+
+function checkKeyId(keyId: Uint8Array): void {
+  if (keyId.length !== 4) throw new LabtraceError('E_CODEC', `key id: ${keyId.length} bytes, expected 4`);
+}
+
+/** Writes a record after a leaf prefix byte into the scratch buffer; returns the number of bytes. */
+function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPrefix: boolean): number {
+  const w = scratch;
+  w.at = 0;
+  if (withLeafPrefix) w.u8(LEAF_PREFIX_BYTE);
+  w.u8(RECORD_FORMAT);
+  w.text(gateway, 1, 'gateway');
+  w.ensure(4);
+  w.buf.set(keyId, w.at);
+  w.at += 4;
+  const seq = s.seq;
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new LabtraceError('E_CODEC', `seq: ${seq} is not a non-negative safe integer`);
+  w.u64(Math.floor(seq / TWO_32), seq % TWO_32);
+  const ms = s.ts;
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TS_MS) throw new LabtraceError('E_CODEC', `ts: ${ms} is outside 0..${MAX_TS_MS} ms`);
+  // nanoseconds = ms * 10^6 as two 32-bit halves, exactly (ms * 10^6 exceeds 2^53)
+  const low = (ms % TWO_32) * 1e6;
+  w.u64(Math.floor(ms / TWO_32) * 1e6 + Math.floor(low / TWO_32), low % TWO_32);
+  w.text(s.instrument, 1, 'instrument');
+  w.text(s.channel, 1, 'channel');
+  const v = s.value;
+  if (v === null) w.u8(0);
+  else if (v === false) w.u8(1);
+  else if (v === true) w.u8(2);
+  else if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new LabtraceError('E_CODEC', `value: ${v} is not a finite number`);
+    w.u8(3);
+    w.ensure(8);
+    w.view.setFloat64(w.at, v === 0 ? 0 : v);
+    w.at += 8;
+  } else {
+    w.u8(4);
+    w.text(v, 2, 'value');
+  }
+  w.text(s.unit, 1, 'unit');
+  w.u8(QUALITY_CODE[s.quality]);
+  if (s.reason === undefined) w.u8(0);
+  else {
+    w.u8(1);
+    w.text(s.reason, 2, 'reason');
+  }
+  return w.at;
+}
+
+/** Latest time a record can carry: the nanoseconds must fit 63 bits. */
+export const MAX_TS_MS = 9_223_372_036_854;
+
+/** The canonical bytes of one record (a copy). */
+export function encodeRecord(gateway: string, keyId: Uint8Array, sample: Sample): Uint8Array {
+  checkKeyId(keyId);
+  const n = writeRecord(gateway, keyId, sample, false);
+  return scratch.buf.slice(0, n);
+}
+
+/** The Merkle leaf hash of a record, SHA-256(0x00 || record), without copying the record. */
+export function recordLeafHash(gateway: string, keyId: Uint8Array, sample: Sample): Uint8Array {
+  checkKeyId(keyId);
+  const n = writeRecord(gateway, keyId, sample, true);
+  return sha256(scratch.buf.subarray(0, n));
+}
+
+export interface DecodedRecord {
+  gateway: string;
+  keyId: Uint8Array;
+  sample: Sample;
+}
+
+/** Reads canonical record bytes back; throws E_CODEC naming the field that is wrong or missing. */
+export function decodeRecord(bytes: Uint8Array): DecodedRecord {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const need = (n: number, field: string): void => {
+    if (at + n > bytes.length) throw new LabtraceError('E_CODEC', `record: ends inside ${field} (byte ${at} of ${bytes.length})`);
+  };
+  const u8 = (field: string): number => {
+    need(1, field);
+    return bytes[at++]!;
+  };
+  const u16 = (field: string): number => {
+    need(2, field);
+    const v = view.getUint16(at);
+    at += 2;
+    return v;
+  };
+  const u64 = (field: string): number => {
+    need(8, field);
+    const v = view.getUint32(at) * TWO_32 + view.getUint32(at + 4);
+    at += 8;
+    if (!Number.isSafeInteger(v)) throw new LabtraceError('E_CODEC', `record: ${field} exceeds 2^53`);
+    return v;
+  };
+  const text = (lengthBytes: 1 | 2, field: string): string => {
+    const n = lengthBytes === 1 ? u8(field) : u16(field);
+    need(n, field);
+    try {
+      return decoder.decode(bytes.subarray(at, (at += n)));
+    } catch {
+      throw new LabtraceError('E_CODEC', `record: ${field} is not valid UTF-8`);
+    }
+  };
+  const version = u8('version');
+  if (version !== RECORD_FORMAT) throw new LabtraceError('E_CODEC', `record: format ${version}, expected ${RECORD_FORMAT}`);
+  const gateway = text(1, 'gateway');
+  need(4, 'key id');
+  const keyId = bytes.slice(at, (at += 4));
+  const seq = u64('seq');
+  need(8, 'ts');
+  const hi = view.getUint32(at);
+  const lo = view.getUint32(at + 4);
+  at += 8;
+  // back to milliseconds: (hi * 2^32 + lo) / 10^6, exactly, without passing through a float of 2^63
+  const msHi = Math.floor(hi / 1e6);
+  const rest = (hi % 1e6) * TWO_32 + lo;
+  if (rest % 1e6 !== 0) throw new LabtraceError('E_CODEC', 'record: ts is not a whole number of milliseconds');
+  const ts = msHi * TWO_32 + rest / 1e6;
+  const instrument = text(1, 'instrument');
+  const channel = text(1, 'channel');
+  const kind = u8('value kind');
+  let value: Sample['value'];
+  if (kind === 0) value = null;
+  else if (kind === 1) value = false;
+  else if (kind === 2) value = true;
+  else if (kind === 3) {
+    need(8, 'value');
+    value = view.getFloat64(at);
+    at += 8;
+  } else if (kind === 4) value = text(2, 'value');
+  else throw new LabtraceError('E_CODEC', `record: value kind ${kind} is unknown`);
+  const unit = text(1, 'unit');
+  const q = u8('quality');
+  const quality = QUALITIES[q];
+  if (quality === undefined) throw new LabtraceError('E_CODEC', `record: quality ${q} is unknown`);
+  const sample: Sample = { seq, instrument, channel, ts, value, unit, quality };
+  const hasReason = u8('reason flag');
+  if (hasReason === 1) sample.reason = text(2, 'reason');
+  else if (hasReason !== 0) throw new LabtraceError('E_CODEC', `record: reason flag ${hasReason}, expected 0 or 1`);
+  if (at !== bytes.length) throw new LabtraceError('E_CODEC', `record: ${bytes.length - at} bytes after the end`);
+  return { gateway, keyId, sample };
+}
