@@ -14,6 +14,8 @@ export type LabtraceErrorCode =
   | 'E_NOT_FOUND'
   | 'E_BAD_REQUEST'
   | 'E_AUTH'
+  | 'E_FORBIDDEN'
+  | 'E_CONFLICT'
   | 'E_STORE';
 
 export class LabtraceError extends Error {

@@ -1,15 +1,25 @@
 // `labtrace server [--config file]` and `labtrace server hash-password`.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LabtraceError } from '@labtrace/protocols';
+import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { hashPassword } from './broker/passwords.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
 import { createLogger } from './log.js';
 import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from './node-crypto.js';
+import { LabDatabase } from './store/database.js';
+import { Enrollment } from './trust/enrollment.js';
+import { KeyRegistry } from './trust/key-registry.js';
+import { SecurityEvents } from './trust/security-events.js';
 
 export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server hash-password     reads a password on stdin, prints its scrypt hash
+       labtrace server enroll-token --gateway <id> [--ttl-hours <n>] [--config <server.yaml>]
+                                         creates a one-time enrollment token for a gateway
+       labtrace server keys [--gateway <id>] [--config <server.yaml>]
+                                         lists the gateways' keys and their validity
+       labtrace server revoke-key --gateway <id> --key-id <hex> --reason <text> [--from <ISO 8601 time>]
+                                         refuses the key's batches whose records reach --from (default: now)
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config.`;
 
@@ -28,6 +38,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     process.stdout.write(`${await hashPassword(password)}\n`);
     return { stop: () => Promise.resolve() };
   }
+  if (argv[0] === 'enroll-token' || argv[0] === 'keys' || argv[0] === 'revoke-key') {
+    await admin(argv[0], argv.slice(1));
+    return { stop: () => Promise.resolve() };
+  }
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true }));
@@ -43,4 +57,60 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const server = new LabtraceServer(config, logger);
   await server.start();
   return server;
+}
+
+/** The admin commands: they open the server's database directly (it may be running; SQLite WAL allows it). */
+async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        gateway: { type: 'string' },
+        'ttl-hours': { type: 'string' },
+        'key-id': { type: 'string' },
+        from: { type: 'string' },
+        reason: { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+  }
+  const config = values.config
+    ? await loadServerConfig(path.resolve(values.config))
+    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
+  const database = new LabDatabase(config.dataDir);
+  try {
+    await database.migrate();
+    const events = new SecurityEvents(database, createLogger('server', 'warn'));
+    const keys = new KeyRegistry(database, events);
+    keys.open(config.gateways);
+    const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+    if (command === 'enroll-token') {
+      if (gateway === undefined) throw new LabtraceError('E_CONFIG', `enroll-token needs --gateway <id>\n${usage}`);
+      const hours = values['ttl-hours'] === undefined ? 24 : Number(values['ttl-hours']);
+      if (!Number.isFinite(hours) || hours <= 0) throw new LabtraceError('E_CONFIG', '--ttl-hours: expected a positive number of hours');
+      const { token, expiresAt } = new Enrollment(database, keys, events).createToken(gateway, Math.round(hours * 3_600_000));
+      out(token);
+      process.stderr.write(`one-time enrollment token for gateway ${gateway}, valid until ${new Date(expiresAt).toISOString()}\n`);
+    } else if (command === 'keys') {
+      for (const k of keys.list(gateway))
+        out(
+          `${k.gateway} ${k.keyId} ${k.status}${k.validUntil === null ? '' : ` until ${new Date(k.validUntil).toISOString()}`}${k.reason ? ` (${k.reason})` : ''} ${k.verifierKey}`,
+        );
+    } else {
+      const keyId = values['key-id'];
+      if (gateway === undefined || keyId === undefined || values.reason === undefined)
+        throw new LabtraceError('E_CONFIG', `revoke-key needs --gateway, --key-id and --reason\n${usage}`);
+      const from = values.from === undefined ? Date.now() : Date.parse(values.from);
+      if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
+      const key = keys.revoke(gateway, keyId, from, values.reason);
+      out(`revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}`);
+    }
+  } finally {
+    await database.close();
+  }
 }

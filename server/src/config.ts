@@ -20,7 +20,29 @@ export const serverConfigSchema = z.strictObject({
   lab: idSchema.default('lab'),
   dataDir: z.string().min(1).default('./data'),
   http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(8080) }).default({ host: '127.0.0.1', port: 8080 }),
-  mqtt: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(1883) }).default({ host: '127.0.0.1', port: 1883 }),
+  mqtt: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(1883),
+      /** an MQTT over TLS listener of the embedded broker (certificate and key in PEM files) */
+      tls: z.strictObject({ port: port.default(8883), certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+      /**
+       * external broker mode: no embedded broker; the server connects to the lab's broker as a client
+       * and ingests from there (the broker's ACL must give each gateway only its own topics)
+       */
+      external: z
+        .strictObject({
+          url: z.string().regex(/^(mqtts?|tcp|tls):\/\/.+/, 'expected a URL such as mqtt://broker:1883 or mqtts://broker:8883'),
+          username: z.string().min(1),
+          /** file holding the password; LABTRACE_MQTT_PASSWORD overrides it */
+          passwordFile: z.string().min(1).optional(),
+          /** CA certificate (PEM) that signed the broker's certificate, for mqtts:// */
+          caFile: z.string().min(1).optional(),
+          clientId: z.string().min(1).max(128).optional(),
+        })
+        .optional(),
+    })
+    .default({ host: '127.0.0.1', port: 1883 }),
   broker: z
     .strictObject({
       users: z.array(brokerUserSchema).default([]),
@@ -64,7 +86,28 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     ...config,
     dataDir: path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir)),
     http: { ...config.http, port: overrides.PORT ?? config.http.port },
-    mqtt: { ...config.mqtt, port: overrides.MQTT_PORT ?? config.mqtt.port },
+    mqtt: {
+      ...config.mqtt,
+      port: overrides.MQTT_PORT ?? config.mqtt.port,
+      ...(config.mqtt.tls === undefined
+        ? {}
+        : {
+            tls: {
+              ...config.mqtt.tls,
+              certFile: path.resolve(baseDir, config.mqtt.tls.certFile),
+              keyFile: path.resolve(baseDir, config.mqtt.tls.keyFile),
+            },
+          }),
+      ...(config.mqtt.external === undefined
+        ? {}
+        : {
+            external: {
+              ...config.mqtt.external,
+              ...(config.mqtt.external.passwordFile === undefined ? {} : { passwordFile: path.resolve(baseDir, config.mqtt.external.passwordFile) }),
+              ...(config.mqtt.external.caFile === undefined ? {} : { caFile: path.resolve(baseDir, config.mqtt.external.caFile) }),
+            },
+          }),
+    },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
   };
 }

@@ -1,9 +1,12 @@
 // The labtrace server: broker, ingest, store, REST API and live updates on one HTTP port.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { LabtraceError } from '@labtrace/protocols';
 import { createApp } from './api/app.js';
 import { Broker } from './broker/broker.js';
+import type { MessageBus } from './broker/bus.js';
+import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
@@ -11,6 +14,23 @@ import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { Registry } from './store/registry.js';
+import { Enrollment } from './trust/enrollment.js';
+import { KeyRegistry } from './trust/key-registry.js';
+import { SecurityEvents } from './trust/security-events.js';
+
+function readSecret(file: string, field: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new LabtraceError(
+      'E_CONFIG_READ',
+      `${field}: ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
 
 export const SERVER_VERSION = '0.1.0';
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
@@ -19,7 +39,12 @@ export class LabtraceServer {
   readonly database: LabDatabase;
   readonly store: MeasurementStore;
   readonly registry: Registry;
-  readonly broker: Broker;
+  readonly broker: MessageBus;
+  /** the embedded broker, unless the server ingests from an external one */
+  readonly embeddedBroker: Broker | undefined;
+  readonly events: SecurityEvents;
+  readonly keys: KeyRegistry;
+  readonly enrollment: Enrollment;
   readonly ingest: Ingest;
   readonly live: LiveHub;
   private readonly http: http.Server;
@@ -32,15 +57,53 @@ export class LabtraceServer {
     this.database = new LabDatabase(config.dataDir);
     this.store = new MeasurementStore(this.database);
     this.registry = new Registry(this.database);
-    this.broker = new Broker({
-      lab: config.lab,
-      host: config.mqtt.host,
-      port: config.mqtt.port,
-      users: config.broker.users,
-      logger: logger.child({ part: 'broker' }),
-    });
-    this.ingest = new Ingest(config.lab, this.broker, this.store, this.registry, logger.child({ part: 'ingest' }), config.gateways);
+    this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }));
+    this.keys = new KeyRegistry(this.database, this.events);
+    this.enrollment = new Enrollment(this.database, this.keys, this.events);
+    const external = config.mqtt.external;
+    if (external === undefined) {
+      this.embeddedBroker = new Broker({
+        lab: config.lab,
+        host: config.mqtt.host,
+        port: config.mqtt.port,
+        users: config.broker.users,
+        lookupUser: (username) => this.enrollment.user(username),
+        ...(config.mqtt.tls === undefined ? {} : { tls: { host: config.mqtt.host, ...config.mqtt.tls } }),
+        logger: logger.child({ part: 'broker' }),
+      });
+      this.broker = this.embeddedBroker;
+    } else {
+      this.embeddedBroker = undefined;
+      const password =
+        process.env['LABTRACE_MQTT_PASSWORD'] ??
+        (external.passwordFile === undefined ? undefined : readSecret(external.passwordFile, 'mqtt.external.passwordFile'));
+      if (password === undefined || password === '')
+        throw new LabtraceError(
+          'E_CONFIG',
+          'mqtt.external.passwordFile: required unless LABTRACE_MQTT_PASSWORD is set (the broker must not take anonymous clients)',
+        );
+      this.broker = new ExternalBroker({
+        lab: config.lab,
+        url: external.url,
+        username: external.username,
+        password,
+        ...(external.clientId === undefined ? {} : { clientId: external.clientId }),
+        ...(external.caFile === undefined ? {} : { ca: readSecret(external.caFile, 'mqtt.external.caFile') }),
+        logger: logger.child({ part: 'broker' }),
+      });
+    }
+    this.ingest = new Ingest(
+      config.lab,
+      this.broker,
+      this.database,
+      this.store,
+      this.registry,
+      this.keys,
+      this.events,
+      logger.child({ part: 'ingest' }),
+    );
     const app = createApp({
+      trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       store: this.store,
       registry: this.registry,
       healthOf: (id) => this.ingest.healthOf(id),
@@ -71,18 +134,22 @@ export class LabtraceServer {
     return typeof addr === 'object' && addr !== null ? addr.port : this.config.http.port;
   }
 
+  /** the embedded broker's MQTT port (0 in external broker mode) */
   get mqttPort(): number {
-    return this.broker.port;
+    return this.embeddedBroker?.port ?? 0;
   }
 
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
+    this.keys.open(this.config.gateways);
+    this.enrollment.open();
     try {
-      await this.broker.start();
+      // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
       await this.ingest.start();
+      await this.broker.start();
       await this.live.start();
-      this.broker.attachWebSocket(this.http);
+      this.embeddedBroker?.attachWebSocket(this.http);
       await new Promise<void>((resolve, reject) => {
         this.http.once('error', (err: NodeJS.ErrnoException) =>
           reject(

@@ -8,6 +8,9 @@ import { idSchema, LabtraceError, parseWith, type InstrumentView } from '@labtra
 import type { Logger } from '../log.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
+import type { Enrollment } from '../trust/enrollment.js';
+import type { KeyRegistry } from '../trust/key-registry.js';
+import { EVENT_KINDS, type SecurityEvents } from '../trust/security-events.js';
 import { errorHandler } from './errors.js';
 
 export interface HealthSource {
@@ -24,7 +27,28 @@ export interface AppDeps {
   health: HealthSource;
   logger: Logger;
   dashboardDir: string;
+  trust: { enrollment: Enrollment; keys: KeyRegistry; events: SecurityEvents };
 }
+
+const rotateBody = z.strictObject({
+  statement: z.strictObject({
+    v: z.literal(1),
+    purpose: z.literal('labtrace-key-rotation'),
+    gateway: idSchema,
+    oldKeyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
+    newKey: z.string().min(1).max(200),
+    at: z.number().int().min(0),
+  }),
+  oldSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
+  newSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
+});
+
+const eventsQuery = z.strictObject({
+  gateway: idSchema.optional(),
+  kind: z.enum(EVENT_KINDS).optional(),
+  since: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
 
 const historyQuery = z.strictObject({
   channel: idSchema,
@@ -79,6 +103,48 @@ export function createApp(deps: AppDeps): Express {
     const to = query.to ?? Date.now();
     const from = query.from ?? to - 10 * 60_000;
     res.json(deps.store.history(id, query.channel, from, to, query.limit));
+  });
+
+  // a gateway enrolls with a one-time token from a lab admin and a proof that it holds its key
+  app.post('/api/enroll', async (req, res) => {
+    res.status(201).json(await deps.trust.enrollment.enroll(req.body));
+  });
+
+  app.get('/api/gateways/:id/keys', (req, res) => {
+    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
+    res.json(
+      deps.trust.keys.list(id).map((k) => ({
+        keyId: k.keyId,
+        verifierKey: k.verifierKey,
+        status: k.status,
+        registeredAt: k.registeredAt,
+        validUntil: k.validUntil,
+        reason: k.reason,
+        replacedBy: k.replacedBy,
+      })),
+    );
+  });
+
+  // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
+  app.post('/api/gateways/:id/keys/rotate', (req, res) => {
+    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
+    const body = parseWith(rotateBody, req.body, 'body', 'E_BAD_REQUEST');
+    if (body.statement.gateway !== id)
+      throw new LabtraceError('E_BAD_REQUEST', `body: statement.gateway: "${body.statement.gateway}" is not "${id}"`);
+    const key = deps.trust.keys.rotate(body.statement, body.oldSignature, body.newSignature);
+    res.status(201).json({ keyId: key.keyId, status: key.status, registeredAt: key.registeredAt });
+  });
+
+  app.get('/api/security-events', (req, res) => {
+    const query = parseWith(eventsQuery, req.query, 'query', 'E_BAD_REQUEST');
+    res.json(
+      deps.trust.events.list({
+        limit: query.limit,
+        ...(query.gateway === undefined ? {} : { gateway: query.gateway }),
+        ...(query.kind === undefined ? {} : { kind: query.kind }),
+        ...(query.since === undefined ? {} : { since: query.since }),
+      }),
+    );
   });
 
   app.use('/api', (req, _res, next) => next(new LabtraceError('E_NOT_FOUND', `no route ${req.method} ${req.originalUrl}`)));

@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_BAD_REQUEST: 400,
   E_AUTH: 401,
+  E_FORBIDDEN: 403,
+  E_CONFLICT: 409,
   E_NOT_FOUND: 404,
 };
 

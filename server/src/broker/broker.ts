@@ -1,26 +1,27 @@
 // The embedded MQTT broker (Aedes): TCP and WebSocket (/mqtt) listeners, authentication by
 // scrypt-hashed credentials and topic authorization per role. Anonymous clients are refused.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { LabtraceError, parseTopic } from '@labtrace/protocols';
 import type { BrokerUser } from '../config.js';
 import type { Logger } from '../log.js';
+import type { BusEvents, MessageBus } from './bus.js';
 import { verifyPassword } from './passwords.js';
-
-interface BrokerEvents {
-  gatewayConnected: [gateway: string];
-  gatewayDisconnected: [gateway: string];
-  message: [packet: AedesPublishPacket, client: Client | null];
-}
 
 export interface BrokerOptions {
   lab: string;
   host: string;
   port: number;
   users: BrokerUser[];
+  /** users created at run time (enrolled gateways), looked up after the configured ones */
+  lookupUser?: (username: string) => BrokerUser | undefined;
+  /** an MQTT over TLS listener besides the plain one */
+  tls?: { host: string; port: number; certFile: string; keyFile: string };
   logger: Logger;
 }
 
@@ -28,9 +29,10 @@ function authError(message: string, returnCode: 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode });
 }
 
-export class Broker extends EventEmitter<BrokerEvents> {
+export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   private aedes: Aedes | undefined;
   private tcp: net.Server | undefined;
+  private tlsServer: tls.Server | undefined;
   private wss: WebSocketServer | undefined;
   /** authenticated user of each connection; keyed by the connection, not its id, because a
    * reconnecting gateway takes over its id while the old connection is still closing */
@@ -45,6 +47,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     super();
     this.users = new Map(options.users.map((u) => [u.username, u]));
     this.gatewayIds = new Set(options.users.flatMap((u) => (u.role === 'gateway' && u.gateway !== undefined ? [u.gateway] : [])));
+  }
+
+  private user(username: string): BrokerUser | undefined {
+    return this.users.get(username) ?? this.options.lookupUser?.(username);
+  }
+
+  /** A client id only gateways may use: a configured or enrolled gateway's id. */
+  private isGatewayId(id: string): boolean {
+    return this.gatewayIds.has(id) || this.options.lookupUser?.(id)?.role === 'gateway';
+  }
+
+  get tlsPort(): number | undefined {
+    const addr = this.tlsServer?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : undefined;
   }
 
   get port(): number {
@@ -68,7 +84,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const { lab, logger } = this.options;
     const aedes = await Aedes.createBroker({
       authenticate: (client, username, password, done) => {
-        const user = username === undefined ? undefined : this.users.get(username);
+        const user = username === undefined ? undefined : this.user(username);
         if (!user || password === undefined) {
           logger.warn({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
           done(authError('bad username or password', 4), false);
@@ -80,7 +96,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
               logger.warn({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
               return done(authError('bad username or password', 4), false);
             }
-            if (user.role !== 'gateway' && this.gatewayIds.has(client.id)) {
+            if (user.role !== 'gateway' && this.isGatewayId(client.id)) {
               logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
               return done(authError('client id reserved for a gateway', 5), false);
             }
@@ -140,7 +156,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.emit('gatewayDisconnected', client.id);
     });
     aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'MQTT client error'));
-    aedes.on('publish', (packet, client) => this.emit('message', packet, client));
+    // messages of clients only: the server's own ACK and CMD are not ingested
+    aedes.on('publish', (packet, client) => {
+      if (client !== null) this.emit('message', packet.topic, packet.payload as Buffer);
+    });
 
     const tcp = net.createServer((socket) => aedes.handle(socket));
     await new Promise<void>((resolve, reject) => {
@@ -158,6 +177,34 @@ export class Broker extends EventEmitter<BrokerEvents> {
       tcp.listen(this.options.port, this.options.host, () => resolve());
     });
     this.tcp = tcp;
+    if (this.options.tls) await this.listenTls(aedes, this.options.tls);
+  }
+
+  private async listenTls(aedes: Aedes, options: NonNullable<BrokerOptions['tls']>): Promise<void> {
+    let context: tls.TlsOptions;
+    try {
+      context = { cert: readFileSync(options.certFile), key: readFileSync(options.keyFile), minVersion: 'TLSv1.2' };
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `mqtt.tls: cannot read the certificate or key: ${(err as Error).message}`, { cause: err });
+    }
+    let server: tls.Server;
+    try {
+      server = tls.createServer(context, (socket) => aedes.handle(socket));
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `mqtt.tls: the certificate and key do not make a TLS context: ${(err as Error).message}`, { cause: err });
+    }
+    server.on('tlsClientError', (err) => this.options.logger.debug({ err: err.message }, 'MQTT TLS handshake failed'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new LabtraceError('E_PORT_IN_USE', `MQTT TLS port ${options.host}:${options.port} is already in use (mqtt.tls.port)`, { cause: err })
+            : err,
+        ),
+      );
+      server.listen(options.port, options.host, () => resolve());
+    });
+    this.tlsServer = server;
   }
 
   /** Serves MQTT over WebSocket at /mqtt on the given HTTP server. */
@@ -191,13 +238,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.aedes = undefined;
     for (const ws of this.wss?.clients ?? []) ws.terminate();
     this.wss?.close();
-    const tcp = this.tcp;
+    // stop accepting, close the clients, then wait for the listeners (they close once their connections have)
+    const listeners = [this.tlsServer, this.tcp].filter((l) => l !== undefined);
+    this.tlsServer = undefined;
     this.tcp = undefined;
-    if (tcp) {
-      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-      if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await closed;
-    } else if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await closed;
     this.gatewayClients.clear();
   }
 }

@@ -1,23 +1,29 @@
-// Turns MQTT messages from gateways into stored samples: validate, store durably, then acknowledge.
+// Turns MQTT messages from gateways into stored samples: validate, verify the signed batch against the
+// gateway's registered key, check the chain's continuity, store durably, then acknowledge.
 import { EventEmitter } from 'node:events';
-import type { AedesPublishPacket, Client } from 'aedes';
 import {
   birthMessageSchema,
   dataMessageSchema,
+  headerHash,
   healthMessageSchema,
   issuesOf,
   parseTopic,
+  toBase64,
   topicFor,
   verifyBatch,
-  parseVerifierKey,
-  type VerifierKey,
+  type CmdMessage,
+  type DataMessage,
   type InstrumentHealthMessage,
   type LiveSample,
 } from '@labtrace/protocols';
-import type { Broker } from '../broker/broker.js';
+import type { MessageBus } from '../broker/bus.js';
 import type { Logger } from '../log.js';
+import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
+import type { KeyRegistry } from '../trust/key-registry.js';
+import type { SecurityEventKind, SecurityEvents } from '../trust/security-events.js';
+import { Chain } from './chain.js';
 
 interface IngestEvents {
   samples: [samples: LiveSample[]];
@@ -37,28 +43,32 @@ export class Ingest extends EventEmitter<IngestEvents> {
   readonly counters: IngestCounters = { batches: 0, samples: 0, duplicates: 0, rejected: 0 };
   /** the latest health each gateway reported for each of its instruments */
   private readonly health = new Map<string, { gateway: string; health: InstrumentHealthMessage }>();
-  private readonly onMessage = (packet: AedesPublishPacket, client: Client | null): void => {
-    this.handle(packet, client).catch((err: unknown) => this.logger.error({ topic: packet.topic, err: String(err) }, 'ingest failed'));
+  private readonly onMessage = (topic: string, payload: Buffer): void => {
+    this.handle(topic, payload).catch((err: unknown) => this.logger.error({ topic, err: String(err) }, 'ingest failed'));
   };
 
-  private readonly keys: Map<string, VerifierKey>;
-  private readonly warnedUnsigned = new Set<string>();
   /** the gateway of each announced instrument */
   private readonly owners = new Map<string, string>();
+  readonly chain: Chain;
+  /** when a resend was last asked of each gateway */
+  private readonly resendAsked = new Map<string, number>();
 
   constructor(
     private readonly lab: string,
-    private readonly broker: Broker,
+    private readonly broker: MessageBus,
+    private readonly database: LabDatabase,
     private readonly store: MeasurementStore,
     private readonly registry: Registry,
+    private readonly keys: KeyRegistry,
+    private readonly events: SecurityEvents,
     private readonly logger: Logger,
-    gatewayKeys: { id: string; key: string }[] = [],
   ) {
     super();
-    this.keys = new Map(gatewayKeys.map((g) => [g.id, parseVerifierKey(g.key)]));
+    this.chain = new Chain(database);
   }
 
   async start(): Promise<void> {
+    this.chain.open();
     for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
     this.broker.on('message', this.onMessage);
   }
@@ -89,19 +99,124 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (entry.gateway === gateway) this.health.set(id, { gateway, health: { ...entry.health, connected: false } });
   }
 
-  private reject(gateway: string, reason: string): void {
+  private reject(gateway: string, reason: string, event?: { kind: SecurityEventKind; batch: number | null }): void {
     this.counters.rejected++;
-    this.logger.warn({ gateway, reason }, 'message rejected');
+    if (event) this.events.record(gateway, event.kind, 'alarm', reason, event.batch);
+    else this.logger.warn({ gateway, reason }, 'message rejected');
     this.emit('rejected', gateway, reason);
   }
 
-  private async handle(packet: AedesPublishPacket, client: Client | null): Promise<void> {
-    if (client === null) return; // our own ACKs
-    const topic = parseTopic(packet.topic);
+  private command(gateway: string, cmd: CmdMessage): Promise<void> {
+    return this.broker.publish(topicFor(this.lab, gateway, 'CMD'), JSON.stringify(cmd));
+  }
+
+  private async data(gateway: string, message: DataMessage): Promise<void> {
+    const what = `DATA: batch ${message.batch} of ${gateway}`;
+    if (message.gateway !== gateway)
+      return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
+    const signed = message.signed;
+    if (signed === undefined) return this.reject(gateway, `${what}: not signed`, { kind: 'unsigned', batch: message.batch });
+    const { header } = signed;
+    if (header.batch !== message.batch)
+      return this.reject(gateway, `${what}: the signed header is of batch ${header.batch}`, { kind: 'altered', batch: message.batch });
+    const key = this.keys.get(gateway, header.keyId);
+    if (key === undefined)
+      return this.reject(gateway, `${what}: key ${header.keyId} is not registered for this gateway`, { kind: 'unknown-key', batch: header.batch });
+    if (key.validUntil !== null && header.tsMax >= key.validUntil) {
+      const kind = key.status === 'revoked' ? 'revoked-key' : 'retired-key';
+      return this.reject(
+        gateway,
+        `${what}: key ${header.keyId} is ${key.status} from ${new Date(key.validUntil).toISOString()}, the batch reaches ${new Date(header.tsMax).toISOString()}`,
+        { kind, batch: header.batch },
+      );
+    }
+    try {
+      verifyBatch(signed, message.samples, key.key, gateway);
+    } catch (err) {
+      const reason = (err as Error).message;
+      return this.reject(gateway, `DATA: ${reason}`, { kind: /bad signature/.test(reason) ? 'forged' : 'altered', batch: header.batch });
+    }
+    const foreign = this.foreign(gateway, new Set(message.samples.filter((s) => s.instrument !== gateway).map((s) => s.instrument)));
+    if (foreign !== undefined) {
+      // not acknowledged: once the gateway announces its instruments, its resend is accepted
+      await this.command(gateway, { v: 1, cmd: 'rebirth' });
+      return this.reject(gateway, `${what}: ${foreign}`);
+    }
+    const hash = toBase64(headerHash(header));
+    const now = Date.now();
+    let outcome: { kind: 'stored'; fresh: DataMessage['samples']; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
+    try {
+      outcome = this.database.sqlite.transaction(() => {
+        const stored = this.chain.stored(gateway, header.batch);
+        if (stored !== undefined) {
+          if (stored.hash === hash) return { kind: 'duplicate' as const };
+          return {
+            kind: 'conflict' as const,
+            detail: `${what}: a different batch ${header.batch} (header ${stored.hash}) is already stored; this one hashes to ${hash}`,
+          };
+        }
+        const fresh = this.store.store(gateway, message.samples, signed, hash, now);
+        const notes = this.chain.advance(gateway, header, hash, message.samples);
+        for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
+        for (const s of message.samples)
+          if (s.instrument === gateway && s.channel === 'samples-refused')
+            this.events.record(
+              gateway,
+              'samples-refused',
+              'alarm',
+              `the gateway refused ${String(s.value)} samples: ${s.reason ?? ''}`,
+              header.batch,
+              now,
+            );
+        return { kind: 'stored' as const, fresh, gap: notes.some((n) => n.kind === 'batch-gap') };
+      })();
+    } catch (err) {
+      // not acknowledged: the gateway keeps the batch, nothing is lost
+      this.logger.error({ gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
+      return this.reject(gateway, `${what}: ${(err as Error).message}`);
+    }
+    if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
+    if (outcome.kind === 'duplicate') {
+      this.counters.duplicates += message.samples.length;
+      this.events.record(gateway, 'duplicate', 'info', `${what} was already stored; acknowledged again`, header.batch, now);
+    } else {
+      this.counters.batches++;
+      this.counters.samples += outcome.fresh.length;
+      this.counters.duplicates += message.samples.length - outcome.fresh.length;
+    }
+    // Only now, after the commit, does the gateway learn that it may forget the batch.
+    await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
+    if (outcome.kind !== 'stored') return;
+    if (outcome.gap) {
+      const state = this.chain.state(gateway);
+      const last = this.resendAsked.get(gateway) ?? 0;
+      if (state !== undefined && now - last > 5000) {
+        this.resendAsked.set(gateway, now);
+        await this.command(gateway, { v: 1, cmd: 'resend', fromBatch: state.nextBatch });
+      }
+    }
+    if (outcome.fresh.length > 0)
+      this.emit(
+        'samples',
+        outcome.fresh.map((s) => ({
+          gateway,
+          seq: s.seq,
+          instrument: s.instrument,
+          channel: s.channel,
+          ts: s.ts,
+          value: s.value,
+          unit: s.unit,
+          quality: s.quality,
+        })),
+      );
+  }
+
+  private async handle(topicText: string, payload: Buffer): Promise<void> {
+    const topic = parseTopic(topicText);
     if (!topic || topic.lab !== this.lab) return;
     let body: unknown;
     try {
-      body = JSON.parse(packet.payload.toString());
+      body = JSON.parse(payload.toString());
     } catch {
       return this.reject(topic.gateway, `${topic.kind}: payload is not JSON`);
     }
@@ -117,51 +232,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
               .join('; ')}`,
           );
         }
-        const message = parsed.data;
-        if (message.gateway !== topic.gateway) return this.reject(topic.gateway, `DATA: gateway "${message.gateway}" does not match the topic`);
-        const foreign = this.foreign(message.gateway, new Set(message.samples.map((s) => s.instrument)));
-        if (foreign !== undefined) return this.reject(topic.gateway, `DATA: batch ${message.batch}: ${foreign}`);
-        const key = this.keys.get(message.gateway);
-        if (key !== undefined) {
-          if (message.signed === undefined)
-            return this.reject(topic.gateway, `DATA: batch ${message.batch} is not signed, and gateway ${message.gateway} has a registered key`);
-          try {
-            verifyBatch(message.signed, message.samples, key, message.gateway);
-          } catch (err) {
-            return this.reject(topic.gateway, `DATA: ${(err as Error).message}`);
-          }
-        } else if (!this.warnedUnsigned.has(message.gateway)) {
-          this.warnedUnsigned.add(message.gateway);
-          this.logger.warn({ gateway: message.gateway }, 'no key registered for this gateway: its batches are accepted without a signature check');
-        }
-        let fresh: typeof message.samples;
-        try {
-          fresh = this.store.store(message.gateway, message.samples, Date.now(), key === undefined ? undefined : message.signed);
-        } catch (err) {
-          // not acknowledged: the gateway keeps the batch, nothing is lost
-          this.logger.error({ gateway: message.gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
-          return this.reject(topic.gateway, `DATA: batch ${message.batch}: ${(err as Error).message}`);
-        }
-        this.counters.batches++;
-        this.counters.samples += fresh.length;
-        this.counters.duplicates += message.samples.length - fresh.length;
-        // Only now, after the commit, does the gateway learn that it may forget the batch.
-        await this.broker.publish(topicFor(this.lab, message.gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
-        if (fresh.length > 0)
-          this.emit(
-            'samples',
-            fresh.map((s) => ({
-              gateway: message.gateway,
-              seq: s.seq,
-              instrument: s.instrument,
-              channel: s.channel,
-              ts: s.ts,
-              value: s.value,
-              unit: s.unit,
-              quality: s.quality,
-            })),
-          );
-        return;
+        return this.data(topic.gateway, parsed.data);
       }
       case 'BIRTH': {
         const parsed = birthMessageSchema.safeParse(body);

@@ -96,6 +96,30 @@ migrations['0002_batch_headers'] = {
   },
 };
 
+migrations['0003_trust'] = {
+  async up(db: Kysely<unknown>) {
+    // a gateway's keys: active, retired by a rotation (valid for batches up to valid_until) or revoked
+    await sql`CREATE TABLE gateway_keys (
+      gateway TEXT NOT NULL, key_id TEXT NOT NULL, verifier_key TEXT NOT NULL, status TEXT NOT NULL,
+      registered_at INTEGER NOT NULL, valid_until INTEGER, reason TEXT, replaced_by TEXT,
+      PRIMARY KEY (gateway, key_id))`.execute(db);
+    // where each gateway's chain of batches stands: the next batch and sequence number expected
+    await sql`CREATE TABLE gateway_chain (
+      gateway TEXT PRIMARY KEY, next_batch INTEGER NOT NULL, next_seq INTEGER NOT NULL, last_header_hash TEXT NOT NULL)`.execute(db);
+    await sql`CREATE TABLE security_events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, kind TEXT NOT NULL,
+      severity TEXT NOT NULL, batch INTEGER, detail TEXT NOT NULL)`.execute(db);
+    await sql`CREATE INDEX security_events_by_gateway ON security_events (gateway, at)`.execute(db);
+    await sql`ALTER TABLE batch_headers ADD COLUMN hash TEXT`.execute(db);
+    // one-time enrollment tokens, kept as SHA-256 hashes
+    await sql`CREATE TABLE enrollment_tokens (
+      token_hash TEXT PRIMARY KEY, gateway TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`.execute(db);
+    // broker credentials handed out at enrollment (scrypt hashes)
+    await sql`CREATE TABLE gateway_credentials (
+      gateway TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL)`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

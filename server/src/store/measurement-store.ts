@@ -97,7 +97,7 @@ export class MeasurementStore {
       ),
       count: db.prepare('SELECT COUNT(*) AS n FROM measurements'),
       insertHeader: db.prepare(
-        'INSERT OR IGNORE INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
     };
   }
@@ -107,9 +107,11 @@ export class MeasurementStore {
     return this.prepared;
   }
 
-  /** Stores a gateway's samples (and the signed header of their batch) in one durable transaction; returns the samples not stored before. */
-  store(gateway: string, samples: Sample[], now = Date.now(), signed?: SignedBatch): Sample[] {
-    if (signed === undefined) return this.stmts.insertMany(gateway, samples, now);
+  /**
+   * Stores a gateway's verified batch: its signed header and its records, in one transaction (the
+   * caller's, when it runs inside one). Returns the records not stored before.
+   */
+  store(gateway: string, samples: Sample[], signed: SignedBatch, headerHash: string, now = Date.now()): Sample[] {
     return this.database.sqlite.transaction(() => {
       this.stmts.insertHeader.run(
         gateway,
@@ -119,6 +121,7 @@ export class MeasurementStore {
         JSON.stringify(signed.header),
         signed.signature,
         now,
+        headerHash,
       );
       return this.stmts.insertMany(gateway, samples, now);
     })();

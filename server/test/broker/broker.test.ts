@@ -1,8 +1,8 @@
 // The embedded broker with real MQTT clients: authentication, topic authorization, ACK after storage.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
-import { topicFor, type DataMessage } from '@labtrace/protocols';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { signBatch, topicFor, type DataMessage } from '@labtrace/protocols';
+import { signerOf, startServer, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 const clients: MqttClient[] = [];
@@ -96,7 +96,8 @@ describe('a gateway publishes, the server stores and then acknowledges', () => {
       }),
       { qos: 1 },
     );
-    const batch: DataMessage = { v: 1, gateway: 'gw-a', batch: 0, samples: [sample(0, 1.5), sample(1, 2.5)] };
+    const samples = [sample(0, 1.5), sample(1, 2.5)];
+    const batch: DataMessage = { v: 1, gateway: 'gw-a', batch: 0, samples, signed: signBatch(signerOf('gw-a'), 'gw-a', 0, samples, null) };
     await gw.publishAsync(topicFor('lab-t', 'gw-a', 'DATA'), JSON.stringify(batch), { qos: 1 });
     await gw.publishAsync(topicFor('lab-t', 'gw-a', 'DATA'), JSON.stringify(batch), { qos: 1 });
     for (let i = 0; i < 50 && acks.length < 2; i++) await new Promise((r) => setTimeout(r, 50));

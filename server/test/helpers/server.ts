@@ -1,13 +1,31 @@
-// An in-process server on free loopback ports with a temporary data directory.
+// An in-process server on free loopback ports with a temporary data directory, and test gateways
+// that sign and chain their batches as a real gateway does.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
-import { formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
-import { hashPassword, LabtraceServer, serverConfigSchema } from '../../src/index.js';
+import {
+  formatSignerKey,
+  formatVerifierKey,
+  headerHash,
+  parseSignerKey,
+  publicKeyFromSeed,
+  signBatch,
+  topicFor,
+  type CmdMessage,
+  type DataMessage,
+  type Sample,
+  type SignerKey,
+} from '@labtrace/protocols';
+import { hashPassword, LabtraceServer, serverConfigSchema, type ServerConfig } from '../../src/index.js';
+
+export const LAB = 'lab-t';
+export const GATEWAY_PASSWORD = 'gateway-secret-for-tests';
 
 export interface TestServer {
   server: LabtraceServer;
+  config: ServerConfig;
   base: string;
   mqttUrl: string;
   password: string;
@@ -15,35 +33,148 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** The signing key of test gateway gw-s, registered with the server. */
-export const GW_S_SEED = new Uint8Array(32).map((_, i) => 200 - i);
+/** The signing key of a test gateway (deterministic per id). */
+export function seedOf(gateway: string): Uint8Array {
+  return new Uint8Array(32).map((_, i) => (gateway.charCodeAt(i % gateway.length) * 7 + i) % 256);
+}
 
-export async function startServer(): Promise<TestServer> {
-  const password = 'gateway-secret-for-tests';
+export function signerOf(gateway: string, seed = seedOf(gateway)): SignerKey {
+  return parseSignerKey(formatSignerKey(gateway, seed));
+}
+
+export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s'];
+
+export async function startServer(overrides: Partial<Record<keyof ServerConfig, unknown>> = {}): Promise<TestServer> {
   const readerPassword = 'reader-secret-for-tests';
+  const gatewayHash = await hashPassword(GATEWAY_PASSWORD);
   const config = serverConfigSchema.parse({
-    lab: 'lab-t',
+    lab: LAB,
     dataDir: mkdtempSync(path.join(tmpdir(), 'labtrace-srv-')),
     http: { host: '127.0.0.1', port: 0 },
     mqtt: { host: '127.0.0.1', port: 0 },
     broker: {
       users: [
-        { username: 'gw-a', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-a' },
-        { username: 'gw-b', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-b' },
+        ...TEST_GATEWAYS.map((id) => ({ username: id, passwordHash: gatewayHash, role: 'gateway', gateway: id })),
         { username: 'viewer', passwordHash: await hashPassword(readerPassword), role: 'reader' },
-        { username: 'gw-s', passwordHash: await hashPassword(password), role: 'gateway', gateway: 'gw-s' },
       ],
     },
-    gateways: [{ id: 'gw-s', key: formatVerifierKey('gw-s', publicKeyFromSeed(GW_S_SEED)) }],
+    gateways: TEST_GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, publicKeyFromSeed(seedOf(id))) })),
+    ...overrides,
   });
   const server = new LabtraceServer(config, pino({ level: 'silent' }));
   await server.start();
   return {
     server,
+    config,
     base: `http://127.0.0.1:${server.httpPort}`,
     mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
-    password,
+    password: GATEWAY_PASSWORD,
     readerPassword,
     stop: () => server.stop(),
   };
+}
+
+export const records = (instrument: string, first: number, n: number, value = 1): Sample[] =>
+  Array.from({ length: n }, (_, i) => ({
+    seq: first + i,
+    instrument,
+    channel: 'c',
+    ts: 1_800_000_000_000 + first + i,
+    value,
+    unit: '',
+    quality: 'good' as const,
+  }));
+
+/** A gateway speaking MQTT to the test server: signs and chains its batches, collects ACKs and CMDs. */
+export class TestGateway {
+  readonly acks: number[] = [];
+  readonly cmds: CmdMessage[] = [];
+  private prev: Uint8Array | null = null;
+  private nextBatch = 0;
+
+  private constructor(
+    readonly id: string,
+    readonly client: MqttClient,
+    public key: SignerKey,
+  ) {
+    client.on('message', (topic, payload) => {
+      const body = JSON.parse(payload.toString()) as { batch: number } & CmdMessage;
+      if (topic.endsWith('/ACK')) this.acks.push(body.batch);
+      else this.cmds.push(body);
+    });
+  }
+
+  static async connect(t: TestServer, id: string, options: { password?: string; username?: string; key?: SignerKey } = {}): Promise<TestGateway> {
+    const client = await mqtt.connectAsync(t.mqttUrl, {
+      clientId: id,
+      username: options.username ?? id,
+      password: options.password ?? t.password,
+      reconnectPeriod: 0,
+    });
+    await client.subscribeAsync([topicFor(LAB, id, 'ACK'), topicFor(LAB, id, 'CMD')], { qos: 1 });
+    return new TestGateway(id, client, options.key ?? signerOf(id));
+  }
+
+  async birth(...instruments: string[]): Promise<void> {
+    await this.client.publishAsync(
+      topicFor(LAB, this.id, 'BIRTH'),
+      JSON.stringify({
+        v: 1,
+        gateway: this.id,
+        session: 1,
+        version: 't',
+        instruments: instruments.map((i) => ({
+          id: i,
+          identity: { maker: 'm', model: 'x', serialNumber: '1' },
+          channels: [{ name: 'c', unit: '' }],
+        })),
+      }),
+      { qos: 1 },
+    );
+  }
+
+  /** The next batch of the chain, signed (not yet sent). */
+  sign(samples: Sample[], batch = this.nextBatch): DataMessage {
+    const signed = signBatch(this.key, this.id, batch, samples, this.prev);
+    this.prev = headerHash(signed.header);
+    this.nextBatch = batch + 1;
+    return { v: 1, gateway: this.id, batch, samples, signed };
+  }
+
+  async publish(message: unknown): Promise<void> {
+    await this.client.publishAsync(topicFor(LAB, this.id, 'DATA'), JSON.stringify(message), { qos: 1 });
+  }
+
+  async end(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+/** Publishes and waits for the outcome: 'acked' or the reason it was rejected. */
+export async function send(t: TestServer, gw: TestGateway, message: unknown): Promise<string> {
+  const acksBefore = gw.acks.length;
+  let reason: string | undefined;
+  const onRejected = (g: string, r: string): void => {
+    if (g === gw.id) reason = r;
+  };
+  t.server.ingest.on('rejected', onRejected);
+  try {
+    await gw.publish(message);
+    for (let i = 0; i < 500; i++) {
+      if (reason !== undefined) return reason;
+      if (gw.acks.length > acksBefore) return 'acked';
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return 'timeout';
+  } finally {
+    t.server.ingest.off('rejected', onRejected);
+  }
+}
+
+export async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

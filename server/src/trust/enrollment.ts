@@ -1,0 +1,121 @@
+// Enrollment: a lab admin creates a one-time token for a gateway id; the gateway presents it with
+// its public key and a signature made with that key (proof that it holds the private key). The key is
+// registered and the gateway receives its own broker credentials. Tokens are stored only as hashes.
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
+import { hashPassword } from '../broker/passwords.js';
+import type { BrokerUser } from '../config.js';
+import type { LabDatabase } from '../store/database.js';
+import type { KeyRegistry } from './key-registry.js';
+import type { SecurityEvents } from './security-events.js';
+
+export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
+
+export const enrollRequestSchema = z.strictObject({
+  token: z.string().regex(/^lt-enroll-[A-Za-z0-9_-]{43}$/, 'expected an enrollment token "lt-enroll-..."'),
+  gateway: idSchema,
+  /** the gateway's public key, verifier-key form name+keyid+base64 */
+  key: z.string().min(1).max(200),
+  /** Ed25519 signature, by that key, of the canonical JSON {purpose, gateway, key, token} */
+  proof: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
+});
+export type EnrollRequest = z.output<typeof enrollRequestSchema>;
+
+export interface EnrollResult {
+  gateway: string;
+  keyId: string;
+  mqtt: { username: string; password: string };
+}
+
+/** The bytes a gateway signs to prove it holds the key it enrolls with. */
+export function enrollmentProofBytes(request: Pick<EnrollRequest, 'gateway' | 'key' | 'token'>): Uint8Array {
+  return canonicalBytes({ purpose: 'labtrace-enroll', gateway: request.gateway, key: request.key, token: request.token });
+}
+
+const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+interface TokenRow {
+  token_hash: string;
+  gateway: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export class Enrollment {
+  private readonly users = new Map<string, BrokerUser>();
+
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly keys: KeyRegistry,
+    private readonly events: SecurityEvents,
+  ) {}
+
+  open(): void {
+    for (const row of this.database.sqlite.prepare('SELECT gateway, username, password_hash FROM gateway_credentials').all() as {
+      gateway: string;
+      username: string;
+      password_hash: string;
+    }[]) {
+      this.users.set(row.username, { username: row.username, passwordHash: row.password_hash, role: 'gateway', gateway: row.gateway });
+    }
+  }
+
+  /** The broker user an enrolled gateway connects as. */
+  user(username: string): BrokerUser | undefined {
+    return this.users.get(username);
+  }
+
+  /** Creates a one-time token for a gateway id; only its hash is kept. */
+  createToken(gateway: string, ttlMs = DEFAULT_TOKEN_TTL_MS, now = Date.now()): { token: string; expiresAt: number } {
+    parseWith(idSchema, gateway, 'gateway', 'E_BAD_REQUEST');
+    if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > 30 * 24 * 3_600_000)
+      throw new LabtraceError('E_BAD_REQUEST', 'ttl: between 1 minute and 30 days');
+    const token = `lt-enroll-${randomBytes(32).toString('base64url')}`;
+    const expiresAt = now + ttlMs;
+    this.database.sqlite
+      .prepare('INSERT INTO enrollment_tokens (token_hash, gateway, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(tokenHash(token), gateway, now, expiresAt);
+    return { token, expiresAt };
+  }
+
+  async enroll(body: unknown, now = Date.now()): Promise<EnrollResult> {
+    const request = parseWith(enrollRequestSchema, body, 'body', 'E_BAD_REQUEST');
+    const refuse = (code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST', message: string): never => {
+      this.events.record(request.gateway, 'enrollment-refused', 'alarm', message, null, now);
+      throw new LabtraceError(code, message);
+    };
+    const hash = tokenHash(request.token);
+    const row = this.database.sqlite.prepare('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(hash) as TokenRow | undefined;
+    if (!row) return refuse('E_AUTH', 'token: unknown enrollment token');
+    if (row.used_at !== null) return refuse('E_AUTH', 'token: this enrollment token was already used');
+    if (row.expires_at <= now) return refuse('E_AUTH', 'token: this enrollment token has expired');
+    if (row.gateway !== request.gateway) return refuse('E_FORBIDDEN', `gateway: the token was issued for "${row.gateway}", not "${request.gateway}"`);
+    let key;
+    try {
+      key = parseVerifierKey(request.key);
+    } catch (err) {
+      return refuse('E_BAD_REQUEST', `key: ${(err as Error).message}`);
+    }
+    if (key.name !== request.gateway) return refuse('E_BAD_REQUEST', `key: named "${key.name}", expected the gateway id "${request.gateway}"`);
+    if (!verifyEd25519(fromBase64(request.proof), enrollmentProofBytes(request), key.publicKey))
+      return refuse('E_FORBIDDEN', 'proof: not a signature of the request by the key being enrolled');
+    const password = randomBytes(24).toString('base64url');
+    const passwordHash = await hashPassword(password);
+    const keyId = toHex(key.keyId);
+    this.database.sqlite.transaction(() => {
+      // one use only, even when two requests race: the update must change the row
+      const used = this.database.sqlite.prepare('UPDATE enrollment_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL').run(now, hash);
+      if (used.changes !== 1) throw new LabtraceError('E_AUTH', 'token: this enrollment token was already used');
+      this.keys.register(request.gateway, request.key, now);
+      this.database.sqlite
+        .prepare(
+          'INSERT INTO gateway_credentials (gateway, username, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(gateway) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at',
+        )
+        .run(request.gateway, request.gateway, passwordHash, now);
+      this.events.record(request.gateway, 'enrolled', 'notice', `key ${keyId} registered, broker credentials issued`, null, now);
+    })();
+    this.users.set(request.gateway, { username: request.gateway, passwordHash, role: 'gateway', gateway: request.gateway });
+    return { gateway: request.gateway, keyId, mqtt: { username: request.gateway, password } };
+  }
+}
