@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
+import { enroll, rotateKey } from './identity/enroll.js';
 import { createIdentity } from './identity/identity.js';
 import { useNodeCrypto } from './node-crypto.js';
 import { describe } from './modbus/link.js';
@@ -15,6 +16,11 @@ export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
+       labtrace gateway enroll --server <url> --token <token> [--config <gateway.yaml>]
+                                               registers the key with a one-time token from a lab
+                                               admin; writes the broker password to mqtt.passwordFile
+       labtrace gateway rotate-key --server <url> [--config <gateway.yaml>]
+                                               replaces the key; the old key signs the announcement
   Polls the instruments named in the config and publishes their samples to the server's broker.
   The MQTT password comes from mqtt.passwordFile or LABTRACE_GATEWAY_PASSWORD.`;
 
@@ -54,6 +60,36 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     const config = await loadGatewayIdentityConfig(file);
     const created = createIdentity(config.id, config.dataDir, parsed.values.force === true);
     process.stdout.write(`created ${created.keyFile} (mode 600)\npublic key, to register on the server:\n${created.verifierKey}\n`);
+    return { stop: () => Promise.resolve() };
+  }
+  if (argv[0] === 'enroll' || argv[0] === 'rotate-key') {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv.slice(1),
+        options: { config: { type: 'string', short: 'c' }, server: { type: 'string' }, token: { type: 'string' } },
+        strict: true,
+      });
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+    }
+    const { server, token } = parsed.values;
+    if (server === undefined) throw new LabtraceError('E_CONFIG', `${argv[0]} needs --server <url>\n${usage}`);
+    const file = path.resolve(parsed.values.config ?? 'gateway.yaml');
+    const config = await loadGatewayIdentityConfig(file);
+    useNodeCrypto();
+    if (argv[0] === 'enroll') {
+      if (token === undefined) throw new LabtraceError('E_CONFIG', `enroll needs --token <token> (a lab admin creates it)\n${usage}`);
+      if (config.passwordFile === undefined)
+        throw new LabtraceError('E_CONFIG', `${file}: mqtt.passwordFile: enroll writes the broker password there; set it first`);
+      const outcome = await enroll({ server, token, gateway: config.id, dataDir: config.dataDir, passwordFile: config.passwordFile });
+      process.stdout.write(
+        `enrolled ${config.id}: key ${outcome.keyId} registered; broker user ${outcome.username}, password written to ${outcome.passwordFile}\n`,
+      );
+    } else {
+      const outcome = await rotateKey({ server, gateway: config.id, dataDir: config.dataDir });
+      process.stdout.write(`rotated the key of ${config.id}: ${outcome.oldKeyId} -> ${outcome.newKeyId}\n`);
+    }
     return { stop: () => Promise.resolve() };
   }
   if (argv[0] === 'plan') {

@@ -1,6 +1,6 @@
 // The edge gateway: reads every instrument (Modbus or MQTT), numbers the samples and hands them to
 // the uplink; publishes each instrument's health.
-import { channelOf, topicFor, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
+import { channelOf, toHex, topicFor, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { LinkPool } from './modbus/link-pool.js';
@@ -10,7 +10,7 @@ import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
 import { Outbox } from './outbox/outbox.js';
-import { KEY_FILE, loadIdentity } from './identity/identity.js';
+import { KEY_FILE, KeyHolder } from './identity/identity.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -24,6 +24,11 @@ export class Gateway {
   private readonly sequencer: Sequencer;
   readonly outbox: Outbox;
   private fullSince: number | undefined;
+  /** samples refused while the outbox was full, declared in a signed record once there is room */
+  private refused: { count: number; first: number; last: number; instruments: Set<string> } | undefined;
+  private readonly keys: KeyHolder | undefined;
+  /** the record that declares numbers skipped by a restart, sent first */
+  private jump: Sample | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private healthDirty = false;
 
@@ -33,9 +38,28 @@ export class Gateway {
   ) {
     const { config, profiles } = resolved;
     this.sequencer = new Sequencer(resolved.dataDir);
-    const key = existsSync(path.join(resolved.dataDir, KEY_FILE)) ? loadIdentity(resolved.dataDir) : undefined;
-    if (!key) this.logger.warn({ dataDir: resolved.dataDir }, "no gateway key: batches are sent unsigned (run 'labtrace gateway init')");
-    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK], key);
+    const keys = existsSync(path.join(resolved.dataDir, KEY_FILE)) ? new KeyHolder(resolved.dataDir) : undefined;
+    this.keys = keys;
+    if (!keys)
+      this.logger.warn(
+        { dataDir: resolved.dataDir },
+        "no gateway key: batches are unsigned and the server refuses them (run 'labtrace gateway init')",
+      );
+    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK], keys ? () => keys.current() : undefined);
+    const lastSeq = this.outbox.lastSeq;
+    if (lastSeq !== undefined && this.sequencer.peek() > lastSeq + 1) {
+      const seq = this.sequencer.take();
+      this.jump = {
+        seq,
+        instrument: config.gateway.id,
+        channel: 'sequence-jump',
+        ts: Date.now(),
+        value: lastSeq + 1,
+        unit: '',
+        quality: 'good',
+        reason: `restart: numbers ${lastSeq + 1}..${seq - 1} were reserved by the previous run and never used`,
+      };
+    }
     this.uplink = new MqttUplink(
       {
         url: config.mqtt.url,
@@ -48,7 +72,13 @@ export class Gateway {
         maxBatchDelayMs: config.batch.maxDelayMs,
         maxHeldSamples: config.outbox.maxSamples,
         outbox: this.outbox,
-        birth: () => ({ v: 1, gateway: config.gateway.id, version: GATEWAY_VERSION, instruments: profiles.map(birthInstrument) }),
+        birth: () => ({
+          v: 1,
+          gateway: config.gateway.id,
+          version: GATEWAY_VERSION,
+          ...(this.keys ? { keyId: toHex(this.keys.current().keyId) } : {}),
+          instruments: profiles.map(birthInstrument),
+        }),
       },
       logger,
     );
@@ -60,8 +90,9 @@ export class Gateway {
     });
     this.uplink.on('acked', () => {
       if (this.fullSince !== undefined && this.uplink.held < config.outbox.maxSamples * 0.9) {
-        this.logger.warn({ refused: this.uplink.refused, sinceMs: Date.now() - this.fullSince }, 'outbox has room again');
+        this.logger.warn({ refused: this.refused?.count ?? 0, sinceMs: Date.now() - this.fullSince }, 'outbox has room again');
         this.fullSince = undefined;
+        this.declareRefused();
       }
     });
     this.uplink.on('connected', () => this.publishHealth());
@@ -83,6 +114,8 @@ export class Gateway {
 
   async start(): Promise<void> {
     await this.uplink.start();
+    if (this.jump) this.uplink.push([this.jump], true);
+    this.jump = undefined;
     await Promise.all(this.sources.map((s) => s.start()));
     this.timers.push(setInterval(() => this.publishHealth(), HEALTH_INTERVAL_MS));
     // state changes (connected, circuit breaker) are published within a second
@@ -115,7 +148,42 @@ export class Gateway {
     this.uplink.publishRaw(topicFor(lab, id, 'HEALTH'), JSON.stringify(this.healthMessage()));
   }
 
+  /** A signed record of the samples refused while the outbox was full: the loss is declared, never silent. */
+  private declareRefused(): void {
+    const r = this.refused;
+    if (r === undefined) return;
+    this.refused = undefined;
+    const instruments = [...r.instruments].sort();
+    const reason = `outbox full: ${r.count} samples refused between ${new Date(r.first).toISOString()} and ${new Date(r.last).toISOString()} (${instruments.slice(0, 5).join(', ')}${instruments.length > 5 ? ', …' : ''})`;
+    this.uplink.push(
+      [
+        {
+          seq: this.sequencer.take(),
+          instrument: this.resolved.config.gateway.id,
+          channel: 'samples-refused',
+          ts: Date.now(),
+          value: r.count,
+          unit: '',
+          quality: 'bad',
+          reason: reason.length > 200 ? `${reason.slice(0, 199)}…` : reason,
+        },
+      ],
+      true,
+    );
+  }
+
   private accept(polled: PolledSample[]): void {
+    // refused before numbering: sequence numbers stay contiguous, and the loss is declared later
+    if (!this.uplink.hasRoom(polled.length)) {
+      const now = Date.now();
+      this.refused ??= { count: 0, first: now, last: now, instruments: new Set() };
+      this.refused.count += polled.length;
+      this.refused.last = now;
+      for (const s of polled) this.refused.instruments.add(s.instrument);
+      this.uplink.refused += polled.length;
+      this.uplink.emit('full', polled.length);
+      return;
+    }
     const samples: Sample[] = polled.map((s) => {
       // one literal of a fixed shape: spreading objects is slow on this path
       const sample: Sample = {

@@ -26,6 +26,11 @@ export class Sequencer {
     this.reserve();
   }
 
+  /** The number the next take() returns. */
+  peek(): number {
+    return this.next;
+  }
+
   take(): number {
     if (this.next >= this.reservedUpTo) this.reserve();
     return this.next++;

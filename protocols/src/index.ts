@@ -18,3 +18,4 @@ export * from './trust/note.js';
 export * from './trust/checkpoint.js';
 export * from './trust/batch.js';
 export * from './trust/record.js';
+export * from './trust/enrollment.js';

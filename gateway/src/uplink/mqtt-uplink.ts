@@ -4,7 +4,7 @@
 // run of the gateway, are resent after every (re)connect, in order.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ackMessageSchema, topicFor, type BirthMessage, type DataMessage, type Sample } from '@labtrace/protocols';
+import { ackMessageSchema, cmdMessageSchema, topicFor, type BirthMessage, type DataMessage, type Sample } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { Outbox } from '../outbox/outbox.js';
 
@@ -42,6 +42,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   private resendTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly session = Date.now();
+  /** false from a (re)connect until the unacknowledged batches are sent again, so batches go out in order */
+  private ready = false;
   refused = 0;
 
   constructor(
@@ -78,15 +80,20 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     });
     this.client = client;
     client.on('connect', () => {
+      this.ready = false;
       this.logger.info({ gateway, url: this.options.url }, 'connected to broker');
-      client.subscribe(topicFor(lab, gateway, 'ACK'), { qos: 1 }, (err) => {
-        if (err) this.logger.error({ err: err.message }, 'cannot subscribe to ACK');
+      client.subscribe([topicFor(lab, gateway, 'ACK'), topicFor(lab, gateway, 'CMD')], { qos: 1 }, (err) => {
+        if (err) this.logger.error({ err: err.message }, 'cannot subscribe to ACK and CMD');
         this.publishBirth();
+        this.ready = true;
         this.resendUnacked();
         this.emit('connected');
       });
     });
-    client.on('close', () => this.emit('disconnected'));
+    client.on('close', () => {
+      this.ready = false;
+      this.emit('disconnected');
+    });
     client.on('error', (err) => this.logger.warn({ gateway, err: err.message }, 'broker connection error'));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.flushTimer = setInterval(() => this.flush(), this.options.maxBatchDelayMs);
@@ -127,9 +134,14 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     if (this.client?.connected) this.client.publish(topic, payload, { qos: 0 });
   }
 
-  /** Queues samples; returns false (and counts them as refused) when the bound is reached. */
-  push(samples: Sample[]): boolean {
-    if (this.held + samples.length > this.options.maxHeldSamples) {
+  /** Whether `n` more samples fit under the bound. */
+  hasRoom(n: number): boolean {
+    return this.held + n <= this.options.maxHeldSamples;
+  }
+
+  /** Queues samples; returns false (and counts them as refused) when the bound is reached, unless forced (the gateway's own records). */
+  push(samples: Sample[], force = false): boolean {
+    if (!force && !this.hasRoom(samples.length)) {
       this.refused += samples.length;
       this.emit('full', samples.length);
       return false;
@@ -160,7 +172,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
 
   private publish(message: DataMessage): void {
     const client = this.client;
-    if (!client?.connected) return; // resent on reconnect
+    if (!client?.connected || !this.ready) return; // sent, in order, once (re)connected
     this.sentAt.set(message.batch, Date.now());
     const { lab, gateway } = this.options;
     client.publish(topicFor(lab, gateway, 'DATA'), JSON.stringify(message), { qos: 1 }, (err) => {
@@ -168,17 +180,19 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     });
   }
 
-  private publishBirth(): void {
+  /** Announces the gateway again (its instruments and key id). */
+  publishBirth(): void {
     const { lab, gateway } = this.options;
     const birth: BirthMessage = { ...this.options.birth(), session: this.session };
     this.client?.publish(topicFor(lab, gateway, 'BIRTH'), JSON.stringify(birth), { qos: 1 });
   }
 
-  private resendUnacked(): void {
-    for (const { message } of this.options.outbox.unacked(MQTT_SINK)) this.publish(message);
+  private resendUnacked(fromBatch = 0): void {
+    for (const { batch, message } of this.options.outbox.unacked(MQTT_SINK)) if (batch >= fromBatch) this.publish(message);
   }
 
   private onMessage(topic: string, payload: Buffer): void {
+    if (topic.endsWith('/CMD')) return this.onCommand(payload);
     let parsed;
     try {
       parsed = ackMessageSchema.safeParse(JSON.parse(payload.toString('utf8')));
@@ -192,5 +206,22 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.sentAt.delete(parsed.data.batch);
     if (!this.options.outbox.ack(MQTT_SINK, parsed.data.batch)) return;
     this.emit('acked', parsed.data.batch);
+  }
+
+  private onCommand(payload: Buffer): void {
+    let parsed;
+    try {
+      parsed = cmdMessageSchema.safeParse(JSON.parse(payload.toString('utf8')));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      this.logger.warn('ignored a malformed CMD');
+      return;
+    }
+    const cmd = parsed.data;
+    this.logger.info({ cmd: cmd.cmd }, 'command from the server');
+    if (cmd.cmd === 'rebirth') this.publishBirth();
+    else this.resendUnacked(cmd.fromBatch);
   }
 }

@@ -37,14 +37,25 @@ export function signEd25519(message: Uint8Array, seed: Uint8Array): Uint8Array {
   return signer(message, seed);
 }
 
+let verifier: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean = (signature, message, publicKey) =>
+  ed25519.verify(signature, message, publicKey, { zip215: false });
+
+/**
+ * Installs a faster Ed25519 verifier (Node's crypto, in the server). It must apply the RFC 8032 rules
+ * (no ZIP-215 leniency); lengths are checked before it is called, and an exception counts as a bad signature.
+ */
+export function useEd25519Verifier(fn: (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean): void {
+  verifier = fn;
+}
+
 /** True when `signature` is a valid Ed25519 signature of `message` by `publicKey` (RFC 8032 rules, no ZIP-215 leniency). */
 export function verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   checkLength(publicKey, ED25519_PUBLIC_KEY_SIZE, 'Ed25519 public key');
   if (signature.length !== ED25519_SIGNATURE_SIZE) return false;
   try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    return verifier(signature, message, publicKey);
   } catch {
-    // noble throws on encodings that are not points; for a verifier that is simply a bad signature
+    // noble (and Node) throw on encodings that are not points; for a verifier that is simply a bad signature
     return false;
   }
 }

@@ -3,7 +3,7 @@
 // registered and the gateway receives its own broker credentials. Tokens are stored only as hashes.
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
+import { enrollmentProofBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
 import { hashPassword } from '../broker/passwords.js';
 import type { BrokerUser } from '../config.js';
 import type { LabDatabase } from '../store/database.js';
@@ -26,11 +26,6 @@ export interface EnrollResult {
   gateway: string;
   keyId: string;
   mqtt: { username: string; password: string };
-}
-
-/** The bytes a gateway signs to prove it holds the key it enrolls with. */
-export function enrollmentProofBytes(request: Pick<EnrollRequest, 'gateway' | 'key' | 'token'>): Uint8Array {
-  return canonicalBytes({ purpose: 'labtrace-enroll', gateway: request.gateway, key: request.key, token: request.token });
 }
 
 const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex');

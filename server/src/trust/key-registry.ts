@@ -3,7 +3,8 @@
 // rotation, plus a grace period for batches signed while the gateway switched), or revoked from a
 // given time (batches whose records reach that time are refused). Read on every batch, so kept in memory.
 import {
-  canonicalBytes,
+  rotationBytes,
+  type RotationStatement,
   ed25519KeyId,
   formatVerifierKey,
   fromBase64,
@@ -46,19 +47,7 @@ interface Row {
   replaced_by: string | null;
 }
 
-/** What a gateway signs with its old key (and its new one) to rotate: canonical JSON (RFC 8785). */
-export interface RotationStatement {
-  v: 1;
-  purpose: 'labtrace-key-rotation';
-  gateway: string;
-  oldKeyId: string;
-  newKey: string;
-  at: number;
-}
-
-export function rotationBytes(statement: RotationStatement): Uint8Array {
-  return canonicalBytes(statement);
-}
+export type { RotationStatement } from '@labtrace/protocols';
 
 export class KeyRegistry {
   private readonly keys = new Map<string, GatewayKey>();
