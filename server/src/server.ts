@@ -181,8 +181,8 @@ export class LabtraceServer {
 
   private async shutdown(): Promise<void> {
     // Stop taking data first (broker), so everything received is committed before the store closes.
-    await this.ingest.stop();
     await this.broker.stop();
+    await this.ingest.stop();
     await this.live.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));

@@ -20,7 +20,7 @@ export function recordBytes(gateway: string, keyId: Uint8Array, sample: Sample):
 
 export function recordsRoot(gateway: string, keyId: Uint8Array, samples: readonly Sample[]): Uint8Array {
   const leaves = new Array<Uint8Array>(samples.length);
-  for (let i = 0; i < samples.length; i++) leaves[i] = recordLeafHash(gateway, keyId, samples[i]!);
+  samples.forEach((s, i) => (leaves[i] = recordLeafHash(gateway, keyId, s)));
   return rootOf(leaves);
 }
 

@@ -51,12 +51,16 @@ export interface SubtreeHash {
 export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
   // the compact tree's peaks, without recording the subtrees it completes
   const peaks: Uint8Array[] = [];
-  for (let i = 0; i < leafHashes.length; i++) {
-    let hash = leafHashes[i]!;
-    checkHash(hash, `leaf hash ${i}`);
-    for (let n = i; n % 2 === 1; n = (n - 1) / 2) hash = nodeHash(peaks.pop()!, hash);
+  leafHashes.forEach((leaf, i) => {
+    checkHash(leaf, `leaf hash ${i}`);
+    let hash = leaf;
+    for (let n = i; n % 2 === 1; n = (n - 1) / 2) {
+      const left = peaks.pop();
+      if (left === undefined) throw new Error('compact tree peaks do not match its size');
+      hash = nodeHash(left, hash);
+    }
     peaks.push(hash);
-  }
+  });
   return foldRight(peaks) ?? EMPTY_ROOT;
 }
 

@@ -64,7 +64,7 @@ class Scratch {
     const max = lengthBytes === 1 ? 0xff : 0xffff;
     this.ensure(lengthBytes + s.length * 3);
     const start = this.at + lengthBytes;
-    let n = 0;
+    let n: number;
     let ascii = true;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
@@ -165,7 +165,7 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   };
   const u8 = (field: string): number => {
     need(1, field);
-    return bytes[at++]!;
+    return view.getUint8(at++);
   };
   const u16 = (field: string): number => {
     need(2, field);

@@ -98,6 +98,12 @@ export class KeyRegistry {
     }
   }
 
+  private must(gateway: string, keyId: string): GatewayKey {
+    const key = this.get(gateway, keyId);
+    if (!key) throw new LabtraceError('E_STORE', `key ${keyId} of ${gateway} is not in the store after it was written`);
+    return key;
+  }
+
   get(gateway: string, keyId: string): GatewayKey | undefined {
     this.fresh();
     return this.keys.get(`${gateway}/${keyId}`);
@@ -136,7 +142,7 @@ export class KeyRegistry {
         .run(gateway, keyId, formatVerifierKey(key.name, key.publicKey), now);
     })();
     this.reload();
-    return this.get(gateway, keyId)!;
+    return this.must(gateway, keyId);
   }
 
   /**
@@ -168,7 +174,7 @@ export class KeyRegistry {
       this.events.record(statement.gateway, 'key-rotated', 'notice', `key ${statement.oldKeyId} replaced by ${newKeyId}`, null, now);
     })();
     this.reload();
-    return this.get(statement.gateway, newKeyId)!;
+    return this.must(statement.gateway, newKeyId);
   }
 
   /** Revokes a key from `from` (ms): batches whose records reach that time are refused from now on. */
@@ -183,6 +189,6 @@ export class KeyRegistry {
       this.events.record(gateway, 'key-revoked', 'alarm', `key ${keyId} revoked from ${new Date(until).toISOString()}: ${reason}`, null, now);
     })();
     this.reload();
-    return this.get(gateway, keyId)!;
+    return this.must(gateway, keyId);
   }
 }
