@@ -4,6 +4,50 @@ import path from 'node:path';
 import { z } from 'zod';
 import { deviceProfileSchema, idSchema, LabtraceError, parseConfigText, type DeviceProfile } from '@labtrace/protocols';
 
+/** a measurement name that means the same to every InfluxDB version (1.x keeps a backslash escape that 2.x removes) */
+export const INFLUX_MEASUREMENT_NAME = /^[^\\\p{Cc}]{1,200}$/u;
+
+/**
+ * An optional on-site historian. `api: v1` writes to /write with a database (InfluxDB 1.x, and 2.x/3.x through their v1
+ * compatibility API); `api: v2` writes to /api/v2/write with an org, a bucket and a token (InfluxDB 2.x, 3.x).
+ */
+export const influxConfigSchema = z
+  .strictObject({
+    url: z.string().regex(/^https?:\/\/[^/\s]+/, 'expected a URL such as http://127.0.0.1:8086'),
+    api: z.enum(['v1', 'v2']).default('v1'),
+    /** v1: the database, and optionally its retention policy */
+    database: z.string().min(1).optional(),
+    retentionPolicy: z.string().min(1).optional(),
+    /** v1: credentials, when the server has authentication on; LABTRACE_INFLUX_PASSWORD overrides the file */
+    username: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    /** v2: organisation, bucket and a file holding the token; LABTRACE_INFLUX_TOKEN overrides the file */
+    org: z.string().min(1).optional(),
+    bucket: z.string().min(1).optional(),
+    tokenFile: z.string().min(1).optional(),
+    measurement: z.string().regex(INFLUX_MEASUREMENT_NAME, 'expected 1-200 characters, no backslash or control character').default('measurement'),
+    /** lines per HTTP write; InfluxData recommends 5,000 to 10,000 */
+    batchLines: z.number().int().min(1).max(100_000).default(5000),
+  })
+  .superRefine((c, ctx) => {
+    const only = (field: 'database' | 'retentionPolicy' | 'username' | 'passwordFile' | 'org' | 'bucket' | 'tokenFile', api: string) => {
+      if (c[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `applies only to api ${api} (api is ${c.api})` });
+    };
+    if (c.api === 'v1') {
+      if (c.database === undefined) ctx.addIssue({ code: 'custom', path: ['database'], message: 'required when api is v1' });
+      if (c.passwordFile !== undefined && c.username === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['username'], message: 'required when passwordFile is given' });
+      }
+      for (const field of ['org', 'bucket', 'tokenFile'] as const) only(field, 'v2');
+    } else {
+      for (const field of ['org', 'bucket'] as const) {
+        if (c[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required when api is v2' });
+      }
+      for (const field of ['database', 'retentionPolicy', 'username', 'passwordFile'] as const) only(field, 'v1');
+    }
+  });
+export type InfluxConfig = z.output<typeof influxConfigSchema>;
+
 export const gatewayConfigSchema = z.strictObject({
   gateway: z.strictObject({ id: idSchema, lab: idSchema }),
   /** where the gateway keeps its state (sequence numbers); relative to the config file */
@@ -32,6 +76,7 @@ export const gatewayConfigSchema = z.strictObject({
       }),
     )
     .min(1),
+  influx: influxConfigSchema.optional(),
 });
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 
@@ -42,6 +87,8 @@ export interface ResolvedGatewayConfig {
   password: string;
   /** broker passwords of MQTT instruments, by instrument id */
   instrumentPasswords: Map<string, string>;
+  /** the InfluxDB token (api v2) or password (api v1, when a username is configured) */
+  influxSecret?: string;
 }
 
 async function readText(file: string, what: string): Promise<string> {
@@ -102,11 +149,43 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
     password = (await readText(path.resolve(dir, config.mqtt.passwordFile), 'mqtt.passwordFile')).trim();
   }
   if (password === '') throw new LabtraceError('E_CONFIG', `${file}: mqtt password is empty`);
-  return { config, profiles, dataDir: path.resolve(dir, config.dataDir), password, instrumentPasswords };
+  const influxSecret = config.influx ? await loadInfluxSecret(config.influx, file, env) : undefined;
+  return {
+    config,
+    profiles,
+    dataDir: path.resolve(dir, config.dataDir),
+    password,
+    instrumentPasswords,
+    ...(influxSecret === undefined ? {} : { influxSecret }),
+  };
+}
+
+async function loadInfluxSecret(influx: InfluxConfig, file: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const [variable, field, secretFile] =
+    influx.api === 'v2'
+      ? (['LABTRACE_INFLUX_TOKEN', 'influx.tokenFile', influx.tokenFile] as const)
+      : (['LABTRACE_INFLUX_PASSWORD', 'influx.passwordFile', influx.passwordFile] as const);
+  // v1 without a username talks to a server with authentication off: no secret to read
+  if (influx.api === 'v1' && influx.username === undefined) return undefined;
+  let secret = env[variable];
+  if (secret === undefined) {
+    if (secretFile === undefined) {
+      const what = influx.api === 'v2' ? 'InfluxDB refuses writes without a token' : 'influx.username is set';
+      throw new LabtraceError('E_CONFIG', `${file}: ${field}: required unless ${variable} is set (${what})`);
+    }
+    secret = (await readText(path.resolve(path.dirname(file), secretFile), field)).trim();
+  }
+  if (secret === '') throw new LabtraceError('E_CONFIG', `${file}: ${field}: the InfluxDB ${influx.api === 'v2' ? 'token' : 'password'} is empty`);
+  return secret;
 }
 
 /** The gateway's id and data directory only, for commands that run before it has credentials. */
-export async function loadGatewayIdentityConfig(file: string): Promise<{ id: string; dataDir: string }> {
+export async function loadGatewayIdentityConfig(file: string): Promise<{ id: string; dataDir: string; passwordFile: string | undefined }> {
   const config = parseConfigText(await readText(file, 'gateway config'), file, gatewayConfigSchema);
-  return { id: config.gateway.id, dataDir: path.resolve(path.dirname(file), config.dataDir) };
+  const dir = path.dirname(file);
+  return {
+    id: config.gateway.id,
+    dataDir: path.resolve(dir, config.dataDir),
+    passwordFile: config.mqtt.passwordFile === undefined ? undefined : path.resolve(dir, config.mqtt.passwordFile),
+  };
 }

@@ -10,6 +10,7 @@ import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
 import { Outbox } from './outbox/outbox.js';
+import { INFLUX_SINK, InfluxSink, influxSinkOptions } from './outbox/influx-sink.js';
 import { KEY_FILE, KeyHolder } from './identity/identity.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -23,6 +24,8 @@ export class Gateway {
   readonly links = new LinkPool({ maxQueue: 1000, pacingMs: 0 });
   private readonly sequencer: Sequencer;
   readonly outbox: Outbox;
+  /** the optional on-site historian, with its own cursor in the outbox */
+  readonly influx: InfluxSink | undefined;
   private fullSince: number | undefined;
   /** samples refused while the outbox was full, declared in a signed record once there is room */
   private refused: { count: number; first: number; last: number; instruments: Set<string> } | undefined;
@@ -45,7 +48,9 @@ export class Gateway {
         { dataDir: resolved.dataDir },
         "no gateway key: batches are unsigned and the server refuses them (run 'labtrace gateway init')",
       );
-    this.outbox = new Outbox(resolved.dataDir, [MQTT_SINK], keys ? () => keys.current() : undefined);
+    this.outbox = new Outbox(resolved.dataDir, config.influx ? [MQTT_SINK, INFLUX_SINK] : [MQTT_SINK], keys ? () => keys.current() : undefined);
+    const influx = influxSinkOptions(config.influx, resolved.influxSecret, this.outbox);
+    this.influx = influx && new InfluxSink(influx, logger.child({ sink: INFLUX_SINK }));
     const lastSeq = this.outbox.lastSeq;
     if (lastSeq !== undefined && this.sequencer.peek() > lastSeq + 1) {
       const seq = this.sequencer.take();
@@ -114,6 +119,8 @@ export class Gateway {
 
   async start(): Promise<void> {
     await this.uplink.start();
+    await this.influx?.start();
+    if (this.influx) this.timers.push(setInterval(() => this.boundHistorianBacklog(), 5000));
     if (this.jump) this.uplink.push([this.jump], true);
     this.jump = undefined;
     await Promise.all(this.sources.map((s) => s.start()));
@@ -135,6 +142,7 @@ export class Gateway {
     await Promise.all(this.sources.map((s) => s.stop()));
     await Promise.all(this.links.all().map((l) => l.close()));
     await this.uplink.stop();
+    await this.influx?.stop();
     this.outbox.close();
   }
 
@@ -146,6 +154,26 @@ export class Gateway {
     this.healthDirty = false;
     const { lab, id } = this.resolved.config.gateway;
     this.uplink.publishRaw(topicFor(lab, id, 'HEALTH'), JSON.stringify(this.healthMessage()));
+  }
+
+  /**
+   * The historian must not hold back the server: when InfluxDB has been away so long that its backlog
+   * exceeds the outbox bound, its oldest batches (already stored by the server) are given up for
+   * InfluxDB only, each recorded as a sink failure with an alarm; the server can refill it.
+   */
+  private boundHistorianBacklog(): void {
+    const bound = this.resolved.config.outbox.maxSamples;
+    let over = this.outbox.heldFor(INFLUX_SINK) - bound;
+    if (over <= 0) return;
+    for (const { batch, message } of this.outbox.unackedPage(INFLUX_SINK, -1, 100)) {
+      if (over <= 0) break;
+      if (this.outbox.heldFor(MQTT_SINK) > 0 && this.outbox.unackedPage(MQTT_SINK, batch - 1, 1)[0]?.batch === batch) continue; // not stored yet
+      const error = `InfluxDB backlog over ${bound} samples: batch ${batch} given up for InfluxDB (stored on the server)`;
+      this.outbox.recordSinkFailure(INFLUX_SINK, batch, error);
+      this.outbox.ack(INFLUX_SINK, batch);
+      this.logger.error({ batch, samples: message.samples.length }, `ALARM: ${error}`);
+      over -= message.samples.length;
+    }
   }
 
   /** A signed record of the samples refused while the outbox was full: the loss is declared, never silent. */

@@ -68,4 +68,73 @@ describe('gateway config', () => {
     const message = await rejection(loadGatewayConfig(setup(`${gateway}  - { profile: ut.yaml }\n`), {}));
     expect(message).toContain('instruments[1].profile: instrument id "ut-1" is already used by instruments[0]');
   });
+
+  describe('influx', () => {
+    const withInflux = (section: string) => `${gateway}influx: ${section}\n`;
+
+    test('no influx section: no historian and no secret', async () => {
+      const resolved = await loadGatewayConfig(setup(gateway), {});
+      expect(resolved.config.influx).toBeUndefined();
+      expect(resolved.influxSecret).toBeUndefined();
+    });
+
+    test('v1 takes defaults and reads the password file relative to the config; the environment overrides it', async () => {
+      const file = setup(withInflux(`{ url: 'http://127.0.0.1:8086', database: lab, username: gw-1, passwordFile: pw }`));
+      const resolved = await loadGatewayConfig(file, {});
+      expect(resolved.config.influx).toEqual({
+        url: 'http://127.0.0.1:8086',
+        api: 'v1',
+        database: 'lab',
+        username: 'gw-1',
+        passwordFile: 'pw',
+        measurement: 'measurement',
+        batchLines: 5000,
+      });
+      expect(resolved.influxSecret).toBe('a-long-enough-secret');
+      expect((await loadGatewayConfig(file, { LABTRACE_INFLUX_PASSWORD: 'from-env' })).influxSecret).toBe('from-env');
+      // without a username the server has authentication off: no secret needed
+      const open = await loadGatewayConfig(setup(withInflux(`{ url: 'http://127.0.0.1:8086', database: lab }`)), {});
+      expect(open.influxSecret).toBeUndefined();
+    });
+
+    test('v2 reads the token file; LABTRACE_INFLUX_TOKEN overrides it', async () => {
+      const file = setup(
+        withInflux(
+          `{ url: 'https://influx.example:8086', api: v2, org: lab, bucket: data, tokenFile: pw, measurement: 'lab data', batchLines: 8000 }`,
+        ),
+      );
+      const resolved = await loadGatewayConfig(file, {});
+      expect(resolved.config.influx).toMatchObject({ api: 'v2', org: 'lab', bucket: 'data', measurement: 'lab data', batchLines: 8000 });
+      expect(resolved.influxSecret).toBe('a-long-enough-secret');
+      expect((await loadGatewayConfig(file, { LABTRACE_INFLUX_TOKEN: 'tok' })).influxSecret).toBe('tok');
+    });
+
+    test.each([
+      [`{ url: 'http://127.0.0.1:8086' }`, 'influx.database: required when api is v1'],
+      [`{ url: 'http://127.0.0.1:8086', api: v2, org: lab, tokenFile: pw }`, 'influx.bucket: required when api is v2'],
+      [`{ url: 'http://127.0.0.1:8086', api: v2, bucket: b, tokenFile: pw }`, 'influx.org: required when api is v2'],
+      [`{ url: 'http://127.0.0.1:8086', api: v2, org: lab, bucket: b, database: lab, tokenFile: pw }`, 'influx.database: applies only to api v1'],
+      [`{ url: 'http://127.0.0.1:8086', database: lab, tokenFile: pw }`, 'influx.tokenFile: applies only to api v2'],
+      [`{ url: 'http://127.0.0.1:8086', database: lab, passwordFile: pw }`, 'influx.username: required when passwordFile is given'],
+      [`{ url: '127.0.0.1:8086', database: lab }`, 'influx.url: expected a URL such as http://127.0.0.1:8086'],
+      [`{ url: 'http://127.0.0.1:8086', api: v3, database: lab }`, 'influx.api:'],
+      [`{ url: 'http://127.0.0.1:8086', database: lab, batchLines: 0 }`, 'influx.batchLines:'],
+      [`{ url: 'http://127.0.0.1:8086', database: lab, measurement: 'a\\\\b' }`, 'influx.measurement: expected 1-200 characters, no backslash'],
+      [`{ url: 'http://127.0.0.1:8086', database: lab, token: x }`, 'influx: Unrecognized key: "token"'],
+    ])('a bad influx section %s is refused naming the field', async (section, expected) => {
+      const message = await rejection(loadGatewayConfig(setup(withInflux(section)), {}));
+      expect(message).toContain(`gateway.yaml: ${expected}`);
+    });
+
+    test('a missing secret is refused naming the field and the variable', async () => {
+      const v2 = await rejection(loadGatewayConfig(setup(withInflux(`{ url: 'http://127.0.0.1:8086', api: v2, org: lab, bucket: b }`)), {}));
+      expect(v2).toContain('gateway.yaml: influx.tokenFile: required unless LABTRACE_INFLUX_TOKEN is set');
+      const v1 = await rejection(loadGatewayConfig(setup(withInflux(`{ url: 'http://127.0.0.1:8086', database: lab, username: gw }`)), {}));
+      expect(v1).toContain('gateway.yaml: influx.passwordFile: required unless LABTRACE_INFLUX_PASSWORD is set');
+      const missing = await rejection(
+        loadGatewayConfig(setup(withInflux(`{ url: 'http://127.0.0.1:8086', api: v2, org: lab, bucket: b, tokenFile: nope }`)), {}),
+      );
+      expect(missing).toMatch(/nope: influx\.tokenFile: file not found/);
+    });
+  });
 });

@@ -22,7 +22,10 @@ export class Outbox {
   private readonly pruneAcked: Database.Statement;
   private readonly selectUnacked: Database.Statement;
   private held = 0;
+  /** samples in batches each sink has not confirmed */
+  private readonly heldBySink = new Map<string, number>();
   private next = 0;
+  private readonly signer: (() => SignerKey) | undefined;
 
   /**
    * @param sinks the sinks that must confirm a batch before it is removed (for example ['mqtt'])
@@ -30,9 +33,10 @@ export class Outbox {
   constructor(
     dataDir: string,
     private readonly sinks: readonly string[],
-    /** the gateway's key: every batch is signed (and chained to the previous one) before it is stored */
-    private readonly signer?: SignerKey,
+    /** the gateway's key (or where to get the current one, which a rotation changes): every batch is signed and chained before it is stored */
+    signer?: SignerKey | (() => SignerKey),
   ) {
+    this.signer = typeof signer === 'function' ? signer : signer === undefined ? undefined : () => signer;
     mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'outbox.sqlite');
     try {
@@ -47,6 +51,7 @@ export class Outbox {
       CREATE TABLE IF NOT EXISTS acks (sink TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (sink, batch));
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS chain (gateway TEXT PRIMARY KEY, last_header_hash TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS sink_failures (sink TEXT NOT NULL, batch INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sink, batch));
     `);
     this.insert = this.db.prepare('INSERT INTO batches (batch, samples, payload, created_at) VALUES (?, ?, ?, ?)');
     this.markAcked = this.db.prepare('INSERT OR IGNORE INTO acks (sink, batch) SELECT ?, batch FROM batches WHERE batch = ?');
@@ -63,13 +68,31 @@ export class Outbox {
     };
     const meta = this.db.prepare("SELECT value FROM meta WHERE key = 'next_batch'").get() as { value: number } | undefined;
     this.held = stats.held;
+    for (const sink of sinks) {
+      const row = this.db
+        .prepare(
+          'SELECT COALESCE(SUM(samples), 0) AS n FROM batches WHERE NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch)',
+        )
+        .get(sink) as { n: number };
+      this.heldBySink.set(sink, row.n);
+    }
     // batch numbers never repeat, even when the outbox was emptied before a restart
     this.next = Math.max(stats.last + 1, meta?.value ?? 0);
+  }
+
+  /** Samples in batches this sink has not confirmed. */
+  heldFor(sink: string): number {
+    return this.heldBySink.get(sink) ?? 0;
   }
 
   /** Samples held in batches not yet confirmed by every sink. */
   get heldSamples(): number {
     return this.held;
+  }
+
+  /** The sequence number of the last sample ever stored here (kept after its batch is gone), if any. */
+  get lastSeq(): number | undefined {
+    return (this.db.prepare("SELECT value FROM meta WHERE key = 'last_seq'").get() as { value: number } | undefined)?.value;
   }
 
   get batches(): number {
@@ -82,7 +105,7 @@ export class Outbox {
     const commit = this.db.transaction(() => {
       if (this.signer) {
         const last = this.db.prepare('SELECT last_header_hash AS h FROM chain WHERE gateway = ?').get(gateway) as { h: string } | undefined;
-        message.signed = signBatch(this.signer, gateway, message.batch, samples, last ? fromBase64(last.h) : null);
+        message.signed = signBatch(this.signer(), gateway, message.batch, samples, last ? fromBase64(last.h) : null);
         this.db
           .prepare(
             'INSERT INTO chain (gateway, last_header_hash) VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET last_header_hash = excluded.last_header_hash',
@@ -93,10 +116,14 @@ export class Outbox {
       this.db
         .prepare("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .run(message.batch + 1);
+      const lastSeq = samples[samples.length - 1]?.seq;
+      if (lastSeq !== undefined)
+        this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(lastSeq);
     });
     commit();
     this.next++;
     this.held += samples.length;
+    for (const [sink, n] of this.heldBySink) this.heldBySink.set(sink, n + samples.length);
     return message;
   }
 
@@ -105,7 +132,8 @@ export class Outbox {
     const row = this.db.prepare('SELECT samples FROM batches WHERE batch = ?').get(batch) as { samples: number } | undefined;
     if (!row) return false;
     const removed = this.db.transaction(() => {
-      this.markAcked.run(sink, batch);
+      if (this.markAcked.run(sink, batch).changes > 0 && this.heldBySink.has(sink))
+        this.heldBySink.set(sink, (this.heldBySink.get(sink) ?? 0) - row.samples);
       const info = this.pruneAcked.run(batch, JSON.stringify(this.sinks), this.sinks.length);
       if (info.changes > 0) this.db.prepare('DELETE FROM acks WHERE batch = ?').run(batch);
       return info.changes > 0;
@@ -130,5 +158,36 @@ export class Outbox {
 
   close(): void {
     this.db.close();
+  }
+
+  /** The batches after `afterBatch` that a sink has not confirmed, oldest first, at most `limit`: a sink's cursor pages with it. */
+  unackedPage(sink: string, afterBatch: number, limit: number): StoredBatch[] {
+    const rows = this.db
+      .prepare(
+        'SELECT batch, payload FROM batches WHERE batch > ? AND NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch) ORDER BY batch LIMIT ?',
+      )
+      .all(afterBatch, sink, limit) as { batch: number; payload: string }[];
+    return rows.map((r) => ({ batch: r.batch, message: JSON.parse(r.payload) as DataMessage }));
+  }
+
+  /**
+   * Records, durably, that a sink can never take a batch as it is (a refusal, not an outage). The sink then confirms the batch
+   * for itself only, so that it does not block its cursor; the other sinks still deliver it. Recording it again replaces the entry.
+   */
+  recordSinkFailure(sink: string, batch: number, error: string, now = Date.now()): void {
+    this.db
+      .prepare(
+        'INSERT INTO sink_failures (sink, batch, error, at) VALUES (?, ?, ?, ?) ON CONFLICT(sink, batch) DO UPDATE SET error = excluded.error, at = excluded.at',
+      )
+      .run(sink, batch, error, now);
+  }
+
+  /** The batches a sink refused, oldest first. */
+  sinkFailures(sink: string): { batch: number; error: string; at: number }[] {
+    return this.db.prepare('SELECT batch, error, at FROM sink_failures WHERE sink = ? ORDER BY batch').all(sink) as {
+      batch: number;
+      error: string;
+      at: number;
+    }[];
   }
 }

@@ -57,8 +57,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     return this.client?.connected === true;
   }
 
+  /** Samples not yet confirmed by the server (another sink's backlog has its own bound). */
   get held(): number {
-    return this.options.outbox.heldSamples + this.pending.length;
+    return this.options.outbox.heldFor(MQTT_SINK) + this.pending.length;
   }
 
   async start(): Promise<void> {
@@ -112,12 +113,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client) return;
     const deadline = Date.now() + graceMs;
-    while (this.options.outbox.heldSamples > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    if (this.options.outbox.heldSamples > 0) {
-      this.logger.warn(
-        { samples: this.options.outbox.heldSamples },
-        'stopping with unacknowledged batches; they stay in the outbox and are sent at the next start',
-      );
+    const unacked = (): number => this.options.outbox.heldFor(MQTT_SINK);
+    while (unacked() > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (unacked() > 0) {
+      this.logger.warn({ samples: unacked() }, 'stopping with unacknowledged batches; they stay in the outbox and are sent at the next start');
     }
     if (client.connected) {
       const { lab, gateway } = this.options;
@@ -204,7 +203,9 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       return;
     }
     this.sentAt.delete(parsed.data.batch);
-    if (!this.options.outbox.ack(MQTT_SINK, parsed.data.batch)) return;
+    const before = this.options.outbox.heldFor(MQTT_SINK);
+    this.options.outbox.ack(MQTT_SINK, parsed.data.batch);
+    if (this.options.outbox.heldFor(MQTT_SINK) === before) return; // not held, or confirmed before
     this.emit('acked', parsed.data.batch);
   }
 

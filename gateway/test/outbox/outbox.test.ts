@@ -30,12 +30,16 @@ describe('Outbox', () => {
     expect([b0.batch, b1.batch]).toEqual([0, 1]);
     expect(a.heldSamples).toBe(3);
     expect(a.ack('mqtt', 0)).toBe(false); // influx has not confirmed yet
+    expect(a.ack('mqtt', 0)).toBe(false);
+    // each sink's backlog is counted apart: the server's bound ignores the historian's backlog
+    expect([a.heldFor('mqtt'), a.heldFor('influx')]).toEqual([1, 3]);
     expect(a.unacked('mqtt').map((b) => b.batch)).toEqual([1]);
     expect(a.unacked('influx').map((b) => b.batch)).toEqual([0, 1]);
     a.close();
 
     const b = new Outbox(dir, ['mqtt', 'influx']);
     expect(b.heldSamples).toBe(3);
+    expect([b.heldFor('mqtt'), b.heldFor('influx')]).toEqual([1, 3]);
     expect(b.unacked('mqtt').map((x) => x.batch)).toEqual([1]);
     expect(b.unacked('influx')[0]?.message.samples).toEqual([sample(0), sample(1)]);
     expect(b.ack('influx', 0)).toBe(true);
@@ -43,6 +47,7 @@ describe('Outbox', () => {
     expect(b.ack('mqtt', 1)).toBe(false);
     expect(b.ack('influx', 1)).toBe(true);
     expect(b.heldSamples).toBe(0);
+    expect([b.heldFor('mqtt'), b.heldFor('influx')]).toEqual([0, 0]);
     expect(b.batches).toBe(0);
     b.close();
 
