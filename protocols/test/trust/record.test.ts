@@ -95,7 +95,15 @@ describe('canonical record bytes', () => {
   });
 
   test('golden batch root of the four records', () => {
-    expect(toHex(recordsRoot('gw-1', KEY_ID, CASES.map((c) => c.sample)))).toBe(ROOT);
+    expect(
+      toHex(
+        recordsRoot(
+          'gw-1',
+          KEY_ID,
+          CASES.map((c) => c.sample),
+        ),
+      ),
+    ).toBe(ROOT);
   });
 
   test('every field is covered: changing any one changes the leaf', () => {
