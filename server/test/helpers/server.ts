@@ -104,12 +104,17 @@ export class TestGateway {
     });
   }
 
-  static async connect(t: TestServer, id: string, options: { password?: string; username?: string; key?: SignerKey } = {}): Promise<TestGateway> {
-    const client = await mqtt.connectAsync(t.mqttUrl, {
+  static async connect(
+    t: Pick<TestServer, 'mqttUrl' | 'password'>,
+    id: string,
+    options: { password?: string; username?: string; key?: SignerKey; url?: string; mqtt?: mqtt.IClientOptions } = {},
+  ): Promise<TestGateway> {
+    const client = await mqtt.connectAsync(options.url ?? t.mqttUrl, {
       clientId: id,
       username: options.username ?? id,
       password: options.password ?? t.password,
       reconnectPeriod: 0,
+      ...options.mqtt,
     });
     await client.subscribeAsync([topicFor(LAB, id, 'ACK'), topicFor(LAB, id, 'CMD')], { qos: 1 });
     return new TestGateway(id, client, options.key ?? signerOf(id));
@@ -151,7 +156,7 @@ export class TestGateway {
 }
 
 /** Publishes and waits for the outcome: 'acked' or the reason it was rejected. */
-export async function send(t: TestServer, gw: TestGateway, message: unknown): Promise<string> {
+export async function send(t: Pick<TestServer, 'server'>, gw: TestGateway, message: unknown): Promise<string> {
   const acksBefore = gw.acks.length;
   let reason: string | undefined;
   const onRejected = (g: string, r: string): void => {
