@@ -8,11 +8,21 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { fromBase64, headerHash, LabtraceError, signBatch, toBase64, type DataMessage, type SignerKey } from '@labtrace/protocols';
+import { fromBase64, headerHash, LabtraceError, openBatch, sealBatch, toBase64, type DataMessage, type SignerKey } from '@labtrace/protocols';
 
 export interface StoredBatch {
   batch: number;
   message: DataMessage;
+  /** what goes on the wire: the signed batch in its binary form (LTB1), or JSON for an unsigned one */
+  wire: Uint8Array | string;
+}
+
+/** A stored payload back into the batch: binary (signed) or JSON (unsigned). */
+function fromPayload(batch: number, payload: Buffer | string): StoredBatch {
+  if (typeof payload === 'string') return { batch, message: JSON.parse(payload) as DataMessage, wire: payload };
+  const wire = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  const { signed, samples } = openBatch(wire);
+  return { batch, message: { v: 1, gateway: signed.header.gateway, batch, samples, signed }, wire };
 }
 
 export class Outbox {
@@ -99,32 +109,39 @@ export class Outbox {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM batches').get() as { n: number }).n;
   }
 
-  /** Commits a new batch to disk and returns it; the caller sends it only after this returns. */
-  append(gateway: string, samples: DataMessage['samples'], now = Date.now()): DataMessage {
+  /** Commits a new batch to disk (signed and chained, when there is a key) and returns it; the caller sends it only after this returns. */
+  append(gateway: string, samples: DataMessage['samples'], now = Date.now()): StoredBatch {
     const message: DataMessage = { v: 1, gateway, batch: this.next, samples };
+    let wire: Uint8Array | string;
     const commit = this.db.transaction(() => {
       if (this.signer) {
         const last = this.db.prepare('SELECT last_header_hash AS h FROM chain WHERE gateway = ?').get(gateway) as { h: string } | undefined;
-        message.signed = signBatch(this.signer(), gateway, message.batch, samples, last ? fromBase64(last.h) : null);
+        const sealed = sealBatch(this.signer(), gateway, message.batch, samples, last ? fromBase64(last.h) : null);
+        message.signed = sealed.signed;
+        wire = sealed.wire;
         this.db
           .prepare(
             'INSERT INTO chain (gateway, last_header_hash) VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET last_header_hash = excluded.last_header_hash',
           )
-          .run(gateway, toBase64(headerHash(message.signed.header)));
+          .run(gateway, toBase64(headerHash(sealed.signed.header)));
+        this.insert.run(message.batch, samples.length, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), now);
+      } else {
+        wire = JSON.stringify(message);
+        this.insert.run(message.batch, samples.length, wire, now);
       }
-      this.insert.run(message.batch, samples.length, JSON.stringify(message), now);
       this.db
         .prepare("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .run(message.batch + 1);
       const lastSeq = samples[samples.length - 1]?.seq;
       if (lastSeq !== undefined)
         this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(lastSeq);
+      return wire;
     });
-    commit();
+    wire = commit();
     this.next++;
     this.held += samples.length;
     for (const [sink, n] of this.heldBySink) this.heldBySink.set(sink, n + samples.length);
-    return message;
+    return { batch: message.batch, message, wire };
   }
 
   /** Records a sink's confirmation; returns true when the batch was thereby removed. */
@@ -143,17 +160,14 @@ export class Outbox {
   }
 
   /** One stored batch, if it is still held. */
-  get(batch: number): DataMessage | undefined {
-    const row = this.db.prepare('SELECT payload FROM batches WHERE batch = ?').get(batch) as { payload: string } | undefined;
-    return row ? (JSON.parse(row.payload) as DataMessage) : undefined;
+  get(batch: number): StoredBatch | undefined {
+    const row = this.db.prepare('SELECT payload FROM batches WHERE batch = ?').get(batch) as { payload: Buffer | string } | undefined;
+    return row ? fromPayload(batch, row.payload) : undefined;
   }
 
   /** Every batch a sink has not confirmed, oldest first. */
   unacked(sink: string): StoredBatch[] {
-    return (this.selectUnacked.all(sink) as { batch: number; payload: string }[]).map((r) => ({
-      batch: r.batch,
-      message: JSON.parse(r.payload) as DataMessage,
-    }));
+    return (this.selectUnacked.all(sink) as { batch: number; payload: Buffer | string }[]).map((r) => fromPayload(r.batch, r.payload));
   }
 
   close(): void {
@@ -166,8 +180,8 @@ export class Outbox {
       .prepare(
         'SELECT batch, payload FROM batches WHERE batch > ? AND NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch) ORDER BY batch LIMIT ?',
       )
-      .all(afterBatch, sink, limit) as { batch: number; payload: string }[];
-    return rows.map((r) => ({ batch: r.batch, message: JSON.parse(r.payload) as DataMessage }));
+      .all(afterBatch, sink, limit) as { batch: number; payload: Buffer | string }[];
+    return rows.map((r) => fromPayload(r.batch, r.payload));
   }
 
   /**

@@ -4,9 +4,9 @@
 // run of the gateway, are resent after every (re)connect, in order.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ackMessageSchema, cmdMessageSchema, topicFor, type BirthMessage, type DataMessage, type Sample } from '@labtrace/protocols';
+import { ackMessageSchema, cmdMessageSchema, topicFor, type BirthMessage, type Sample } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
-import type { Outbox } from '../outbox/outbox.js';
+import type { Outbox, StoredBatch } from '../outbox/outbox.js';
 
 export const MQTT_SINK = 'mqtt';
 /** a batch published this long ago without an ACK is published again (the server drops duplicates) */
@@ -154,8 +154,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     while (this.pending.length > 0) {
       const samples = this.pending.splice(0, this.options.maxBatchSamples);
       // durable first, then sent
-      const message = this.options.outbox.append(this.options.gateway, samples);
-      this.publish(message);
+      this.publish(this.options.outbox.append(this.options.gateway, samples));
     }
   }
 
@@ -163,19 +162,20 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const now = Date.now();
     for (const [batch, at] of this.sentAt) {
       if (now - at < RESEND_AFTER_MS) continue;
-      const message = this.options.outbox.get(batch);
-      if (message === undefined) this.sentAt.delete(batch);
-      else this.publish(message);
+      const stored = this.options.outbox.get(batch);
+      if (stored === undefined) this.sentAt.delete(batch);
+      else this.publish(stored);
     }
   }
 
-  private publish(message: DataMessage): void {
+  private publish(stored: StoredBatch): void {
     const client = this.client;
     if (!client?.connected || !this.ready) return; // sent, in order, once (re)connected
-    this.sentAt.set(message.batch, Date.now());
+    this.sentAt.set(stored.batch, Date.now());
     const { lab, gateway } = this.options;
-    client.publish(topicFor(lab, gateway, 'DATA'), JSON.stringify(message), { qos: 1 }, (err) => {
-      if (err) this.logger.warn({ batch: message.batch, err: err.message }, 'publish failed; will resend');
+    const payload = typeof stored.wire === 'string' ? stored.wire : Buffer.from(stored.wire.buffer, stored.wire.byteOffset, stored.wire.byteLength);
+    client.publish(topicFor(lab, gateway, 'DATA'), payload, { qos: 1 }, (err) => {
+      if (err) this.logger.warn({ batch: stored.batch, err: err.message }, 'publish failed; will resend');
     });
   }
 
@@ -187,7 +187,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   }
 
   private resendUnacked(fromBatch = 0): void {
-    for (const { batch, message } of this.options.outbox.unacked(MQTT_SINK)) if (batch >= fromBatch) this.publish(message);
+    for (const stored of this.options.outbox.unacked(MQTT_SINK)) if (stored.batch >= fromBatch) this.publish(stored);
   }
 
   private onMessage(topic: string, payload: Buffer): void {

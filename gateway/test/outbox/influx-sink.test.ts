@@ -172,10 +172,10 @@ describe('InfluxSink against a real influxd', () => {
     const text = 'say "hi", a=b \\ c\nnext line';
     const sent = [
       // larger than batchLines: written in two requests
-      outbox.append('gw-1', samples(0, 5)),
-      outbox.append('gw-1', [sample(5, { value: 3 }), sample(6, { value: text, channel: 'state', unit: '' })]),
-      outbox.append('gw-1', [sample(7, { value: true, channel: 'door', unit: '', quality: 'uncertain' })]),
-      outbox.append('gw-1', [sample(8, { value: null, quality: 'bad', reason: 'timeout after 1000 ms' }), sample(9, { instrument: 'ut-2' })]),
+      outbox.append('gw-1', samples(0, 5)).message,
+      outbox.append('gw-1', [sample(5, { value: 3 }), sample(6, { value: text, channel: 'state', unit: '' })]).message,
+      outbox.append('gw-1', [sample(7, { value: true, channel: 'door', unit: '', quality: 'uncertain' })]).message,
+      outbox.append('gw-1', [sample(8, { value: null, quality: 'bad', reason: 'timeout after 1000 ms' }), sample(9, { instrument: 'ut-2' })]).message,
     ];
     const s = sink(outbox, 'basic', { measurement, batchLines: 3 });
     const seen = record(s);
@@ -423,7 +423,7 @@ describe('InfluxSink requests, against a stand-in HTTP server', () => {
       { status: 400, body: '{"code":"invalid","message":"unable to parse"}' },
     ];
     const outbox = outboxIn(tmp(), [INFLUX_SINK]);
-    const first = outbox.append('gw-1', samples(0, 2));
+    const first = outbox.append('gw-1', samples(0, 2)).message;
     const s = track(
       new InfluxSink(
         {
@@ -465,7 +465,7 @@ describe('InfluxSink requests, against a stand-in HTTP server', () => {
       { status: 204, delayMs: 300 },
     ];
     const outbox = outboxIn(tmp(), [INFLUX_SINK]);
-    const message = outbox.append('gw-1', samples(0, 3));
+    const message = outbox.append('gw-1', samples(0, 3)).message;
     const s = track(
       new InfluxSink(
         {

@@ -159,9 +159,35 @@ export interface DecodedRecord {
 /** Reads canonical record bytes back; throws E_CODEC naming the field that is wrong or missing. */
 export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
+  const { record, end } = readRecord(bytes, view, 0);
+  if (end !== bytes.length) throw new LabtraceError('E_CODEC', `record: ${bytes.length - end} bytes after the end`);
+  return { gateway: record.gateway, keyId: record.keyId.slice(), sample: record.sample };
+}
+
+/** Short text: ASCII without the decoder (ids, units), anything else through it. */
+function readText(bytes: Uint8Array, start: number, end: number, field: string): string {
+  if (end - start <= 64) {
+    let ascii = '';
+    let i = start;
+    for (; i < end; i++) {
+      const c = bytes[i] ?? 0;
+      if (c > 0x7f) break;
+      ascii += String.fromCharCode(c);
+    }
+    if (i === end) return ascii;
+  }
+  try {
+    return decoder.decode(bytes.subarray(start, end));
+  } catch {
+    throw new LabtraceError('E_CODEC', `record: ${field} is not valid UTF-8`);
+  }
+}
+
+/** One record starting at `start`: its fields and where it ends (records are self-delimiting). */
+export function readRecord(bytes: Uint8Array, view: DataView, start: number): { record: DecodedRecord; end: number } {
+  let at = start;
   const need = (n: number, field: string): void => {
-    if (at + n > bytes.length) throw new LabtraceError('E_CODEC', `record: ends inside ${field} (byte ${at} of ${bytes.length})`);
+    if (at + n > bytes.length) throw new LabtraceError('E_CODEC', `record: ends inside ${field} (byte ${at - start} of ${bytes.length - start})`);
   };
   const u8 = (field: string): number => {
     need(1, field);
@@ -183,17 +209,15 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   const text = (lengthBytes: 1 | 2, field: string): string => {
     const n = lengthBytes === 1 ? u8(field) : u16(field);
     need(n, field);
-    try {
-      return decoder.decode(bytes.subarray(at, (at += n)));
-    } catch {
-      throw new LabtraceError('E_CODEC', `record: ${field} is not valid UTF-8`);
-    }
+    const from = at;
+    at += n;
+    return readText(bytes, from, at, field);
   };
   const version = u8('version');
   if (version !== RECORD_FORMAT) throw new LabtraceError('E_CODEC', `record: format ${version}, expected ${RECORD_FORMAT}`);
   const gateway = text(1, 'gateway');
   need(4, 'key id');
-  const keyId = bytes.slice(at, (at += 4));
+  const keyId = bytes.subarray(at, (at += 4));
   const seq = u64('seq');
   need(8, 'ts');
   const hi = view.getUint32(at);
@@ -215,6 +239,7 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
     need(8, 'value');
     value = view.getFloat64(at);
     at += 8;
+    if (!Number.isFinite(value)) throw new LabtraceError('E_CODEC', `record: value ${value} is not a finite number`);
   } else if (kind === 4) value = text(2, 'value');
   else throw new LabtraceError('E_CODEC', `record: value kind ${kind} is unknown`);
   const unit = text(1, 'unit');
@@ -225,6 +250,29 @@ export function decodeRecord(bytes: Uint8Array): DecodedRecord {
   const hasReason = u8('reason flag');
   if (hasReason === 1) sample.reason = text(2, 'reason');
   else if (hasReason !== 0) throw new LabtraceError('E_CODEC', `record: reason flag ${hasReason}, expected 0 or 1`);
-  if (at !== bytes.length) throw new LabtraceError('E_CODEC', `record: ${bytes.length - at} bytes after the end`);
-  return { gateway, keyId, sample };
+  return { record: { gateway, keyId, sample }, end: at };
+}
+
+/**
+ * The records of a batch as one byte string: each record preceded by its leaf prefix 0x00, so that a
+ * record's leaf hash is the hash of its slice, without a copy. Also returns the leaf hashes.
+ */
+export function encodeRecords(gateway: string, keyId: Uint8Array, samples: readonly Sample[]): { bytes: Uint8Array; leaves: Uint8Array[] } {
+  checkKeyId(keyId);
+  let out = new Uint8Array(Math.max(256, samples.length * 96));
+  let length = 0;
+  const leaves = new Array<Uint8Array>(samples.length);
+  samples.forEach((s, i) => {
+    const n = writeRecord(gateway, keyId, s, true);
+    const slice = scratch.buf.subarray(0, n);
+    leaves[i] = sha256(slice);
+    if (length + n > out.length) {
+      const bigger = new Uint8Array(Math.max(out.length * 2, length + n));
+      bigger.set(out.subarray(0, length));
+      out = bigger;
+    }
+    out.set(slice, length);
+    length += n;
+  });
+  return { bytes: out.subarray(0, length), leaves };
 }

@@ -7,6 +7,9 @@ import {
   parseVerifierKey,
   formatVerifierKey,
   publicKeyFromSeed,
+  isSealedBatch,
+  openBatch,
+  sealBatch,
   signBatch,
   verifyBatch,
   type Sample,
@@ -54,5 +57,45 @@ describe('signed batches', () => {
   test('sequence numbers of a batch must be contiguous', () => {
     const gap = [...records(0, 2), ...records(3, 1)];
     expect(() => signBatch(key, 'gw-1', 0, gap, null)).toThrow(/records\[2\]\.seq: 3, expected 2/);
+  });
+});
+
+describe('the wire form of a batch (LTB1)', () => {
+  test('sealed and opened: the same header as signBatch, the records back, the leaves of the received bytes', () => {
+    const samples = records(10, 6);
+    samples[2] = { ...samples[2]!, value: 'Überlast', quality: 'bad', reason: 'E_RANGE' };
+    samples[3] = { ...samples[3]!, value: null };
+    const { signed, wire } = sealBatch(key, 'gw-1', 4, samples, new Uint8Array(32).fill(1));
+    expect(signed).toEqual(signBatch(key, 'gw-1', 4, samples, new Uint8Array(32).fill(1)));
+    expect(isSealedBatch(wire)).toBe(true);
+    const opened = openBatch(wire);
+    expect(opened.signed).toEqual(signed);
+    expect(opened.samples).toEqual(samples);
+    expect(() => verifyBatch(opened.signed, opened.samples, verifier, 'gw-1', opened.leaves)).not.toThrow();
+  });
+
+  test('one changed byte in a value is caught by the root; broken framing is named', () => {
+    const samples = records(0, 3);
+    const { wire } = sealBatch(key, 'gw-1', 0, samples, null);
+    // the last record's float value: 8 bytes before unit (1+2 "kN"), quality and reason flag
+    const altered = wire.slice();
+    altered[altered.length - 6] = altered[altered.length - 6]! ^ 0x01;
+    const opened = openBatch(altered);
+    expect(opened.samples[2]!.value).not.toBe(samples[2]!.value);
+    expect(() => verifyBatch(opened.signed, opened.samples, verifier, 'gw-1', opened.leaves)).toThrow(/do not hash to the signed Merkle root/);
+    expect(() => openBatch(wire.subarray(0, wire.length - 3))).toThrow(/records\[2\]: record: ends inside/);
+    expect(() => openBatch(new Uint8Array([...wire, 0]))).toThrow(/ends before records\[3\]|1 bytes after the last record/);
+    const prefix = wire.slice();
+    prefix[wire.length - (wire.length - 8 - new DataView(wire.buffer).getUint32(4) - 68)] = 7;
+    expect(() => openBatch(prefix)).toThrow(/records\[0\] does not start with the leaf prefix 0x00/);
+    expect(() => openBatch(new TextEncoder().encode('{"v":1}'))).toThrow(/does not start with LTB1/);
+  });
+
+  test('a record of another gateway inside the batch is refused while opening', () => {
+    const own = sealBatch(key, 'gw-1', 0, records(0, 2), null);
+    const foreign = sealBatch(parseSignerKey(formatSignerKey('gw-2', seed)), 'gw-2', 0, records(0, 2), null);
+    const headerEnd = (w: Uint8Array): number => 8 + new DataView(w.buffer).getUint32(4) + 68;
+    const spliced = new Uint8Array([...own.wire.subarray(0, headerEnd(own.wire)), ...foreign.wire.subarray(headerEnd(foreign.wire))]);
+    expect(() => openBatch(spliced)).toThrow(/records\[0\] names gateway "gw-2", the header "gw-1"/);
   });
 });

@@ -6,7 +6,9 @@ import {
   dataMessageSchema,
   headerHash,
   healthMessageSchema,
+  isSealedBatch,
   issuesOf,
+  openBatch,
   parseTopic,
   toBase64,
   topicFor,
@@ -110,7 +112,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return this.broker.publish(topicFor(this.lab, gateway, 'CMD'), JSON.stringify(cmd));
   }
 
-  private async data(gateway: string, message: DataMessage): Promise<void> {
+  /** `leaves`: the records' leaf hashes, computed over the received bytes (binary batches). */
+  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array[]): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
@@ -131,7 +134,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       );
     }
     try {
-      verifyBatch(signed, message.samples, key.key, gateway);
+      verifyBatch(signed, message.samples, key.key, gateway, leaves);
     } catch (err) {
       const reason = (err as Error).message;
       return this.reject(gateway, `DATA: ${reason}`, { kind: /bad signature/.test(reason) ? 'forged' : 'altered', batch: header.batch });
@@ -214,6 +217,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async handle(topicText: string, payload: Buffer): Promise<void> {
     const topic = parseTopic(topicText);
     if (!topic || topic.lab !== this.lab) return;
+    if (topic.kind === 'DATA' && isSealedBatch(payload)) {
+      // the binary form: the records' bytes are hashed as received, nothing is re-encoded
+      let opened;
+      try {
+        opened = openBatch(payload);
+      } catch (err) {
+        return this.reject(topic.gateway, `DATA: ${(err as Error).message}`);
+      }
+      const { signed, samples, leaves } = opened;
+      return this.data(topic.gateway, { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed }, leaves);
+    }
     let body: unknown;
     try {
       body = JSON.parse(payload.toString());

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
-import { parseVerifierKey, verifyBatch, type BatchHeader, type Sample, type SignedBatch } from '@labtrace/protocols';
+import { openBatch, parseVerifierKey, verifyBatch, type BatchHeader, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { BIN, collect, exitOf, REPO_ROOT, runLabtrace } from './lab-process.js';
 import { freePort } from './ports.js';
 
@@ -221,8 +221,11 @@ export class Parts {
   ackedThrough(): number {
     const db = new Database(this.outboxDb, { readonly: true, fileMustExist: true });
     try {
-      const first = db.prepare('SELECT payload FROM batches ORDER BY batch LIMIT 1').get() as { payload: string } | undefined;
-      if (first) return (JSON.parse(first.payload) as { samples: { seq: number }[] }).samples[0]!.seq - 1;
+      const first = db.prepare('SELECT payload FROM batches ORDER BY batch LIMIT 1').get() as { payload: Buffer | string } | undefined;
+      if (first) {
+        if (typeof first.payload === 'string') return (JSON.parse(first.payload) as { samples: { seq: number }[] }).samples[0]!.seq - 1;
+        return openBatch(first.payload).signed.header.firstSeq - 1;
+      }
       return (db.prepare("SELECT value FROM meta WHERE key = 'last_seq'").get() as { value: number } | undefined)?.value ?? -1;
     } finally {
       db.close();

@@ -11,6 +11,7 @@ import {
   headerHash,
   parseSignerKey,
   publicKeyFromSeed,
+  sealBatch,
   signBatch,
   topicFor,
   type CmdMessage,
@@ -146,8 +147,17 @@ export class TestGateway {
     return { v: 1, gateway: this.id, batch, samples, signed };
   }
 
+  /** The next batch of the chain in its binary wire form (what the real gateway sends). */
+  seal(samples: Sample[], batch = this.nextBatch): Uint8Array {
+    const { signed, wire } = sealBatch(this.key, this.id, batch, samples, this.prev);
+    this.prev = headerHash(signed.header);
+    this.nextBatch = batch + 1;
+    return wire;
+  }
+
   async publish(message: unknown): Promise<void> {
-    await this.client.publishAsync(topicFor(LAB, this.id, 'DATA'), JSON.stringify(message), { qos: 1 });
+    const payload = message instanceof Uint8Array ? Buffer.from(message) : JSON.stringify(message);
+    await this.client.publishAsync(topicFor(LAB, this.id, 'DATA'), payload, { qos: 1 });
   }
 
   async end(): Promise<void> {

@@ -93,6 +93,20 @@ describe('refused batches are not stored, not acknowledged, and recorded', () =>
     );
     expect(events('gw-s', 'conflict')).toHaveLength(1);
   });
+
+  test('the binary wire form (what gateways send): one flipped bit is refused, the genuine batch stored, broken framing named', async () => {
+    const wire = gw.seal(records('sig-1', 7, 2));
+    const flipped = wire.slice();
+    flipped[flipped.length - 6] = flipped[flipped.length - 6]! ^ 0x01;
+    expect(await send(t, gw, flipped)).toMatch(/do not hash to the signed Merkle root/);
+    expect(events('gw-s', 'altered')[0]).toMatchObject({ batch: 3, detail: expect.stringMatching(/Merkle root/) });
+    expect(await send(t, gw, wire.subarray(0, 20))).toMatch(/DATA: batch: header length \d+ does not fit the message/);
+    const before = stored('gw-s');
+    expect(await send(t, gw, wire)).toBe('acked');
+    expect(stored('gw-s')).toBe(before + 2);
+    expect(t.server.ingest.chain.state('gw-s')).toMatchObject({ nextBatch: 4, nextSeq: 9 });
+    expect(events('gw-s', 'chain-break')).toHaveLength(0);
+  });
 });
 
 describe('continuity', () => {
