@@ -48,3 +48,40 @@ export function peakRssMiB(pid) {
     return null;
   }
 }
+
+/**
+ * Jiffies of the whole machine (first line of /proc/stat): `proc` is user + nice + system (what processes
+ * are charged with), `irq` is irq + softirq (loopback TCP is largely processed there, charged to no
+ * process), `steal` is time the hypervisor gave to someone else, `busy` is all but idle and iowait.
+ */
+export function machineTicks() {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = user + nice + system + idle + (iowait ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+    return { proc: user + nice + system, irq: (irq ?? 0) + (softirq ?? 0), steal: steal ?? 0, busy: total - idle - (iowait ?? 0), total };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the machine uses less than `belowPercent` of one core (measured over 300 ms, minus `ownPercent`,
+ * what the caller itself uses meanwhile), at most `maxWaitMs`. Resolves with the last reading (null if unknown).
+ */
+export async function waitForQuiet(maxWaitMs, belowPercent, ownPercent = 0) {
+  const ticks = clockTicks();
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const m0 = machineTicks();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const m1 = machineTicks();
+    if (m0 === null || m1 === null) return null;
+    const busy = Math.max(0, ((m1.busy - m0.busy) / ticks / 0.3) * 100 - ownPercent);
+    if (busy < belowPercent || Date.now() >= deadline) return Math.round(busy);
+  }
+}

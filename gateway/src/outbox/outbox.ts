@@ -17,12 +17,23 @@ export interface StoredBatch {
   wire: Uint8Array | string;
 }
 
-/** A stored payload back into the batch: binary (signed) or JSON (unsigned). */
+/** A stored payload back into the batch: binary (signed) or JSON (unsigned), decoded only when the message is read. */
 function fromPayload(batch: number, payload: Buffer | string): StoredBatch {
   if (typeof payload === 'string') return { batch, message: JSON.parse(payload) as DataMessage, wire: payload };
   const wire = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-  const { signed, samples } = openBatch(wire);
-  return { batch, message: { v: 1, gateway: signed.header.gateway, batch, samples, signed }, wire };
+  let message: DataMessage | undefined;
+  return {
+    batch,
+    wire,
+    // the uplink sends the wire as it is; only the historian reads the samples
+    get message(): DataMessage {
+      if (message === undefined) {
+        const { signed, samples } = openBatch(wire, { leaves: false });
+        message = { v: 1, gateway: signed.header.gateway, batch, samples, signed };
+      }
+      return message;
+    },
+  };
 }
 
 export class Outbox {
@@ -90,6 +101,18 @@ export class Outbox {
     this.next = Math.max(stats.last + 1, meta?.value ?? 0);
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement, compiled once. */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   /** Samples in batches this sink has not confirmed. */
   heldFor(sink: string): number {
     return this.heldBySink.get(sink) ?? 0;
@@ -102,11 +125,11 @@ export class Outbox {
 
   /** The sequence number of the last sample ever stored here (kept after its batch is gone), if any. */
   get lastSeq(): number | undefined {
-    return (this.db.prepare("SELECT value FROM meta WHERE key = 'last_seq'").get() as { value: number } | undefined)?.value;
+    return (this.stmt("SELECT value FROM meta WHERE key = 'last_seq'").get() as { value: number } | undefined)?.value;
   }
 
   get batches(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM batches').get() as { n: number }).n;
+    return (this.stmt('SELECT COUNT(*) AS n FROM batches').get() as { n: number }).n;
   }
 
   /** Commits a new batch to disk (signed and chained, when there is a key) and returns it; the caller sends it only after this returns. */
@@ -115,26 +138,24 @@ export class Outbox {
     let wire: Uint8Array | string;
     const commit = this.db.transaction(() => {
       if (this.signer) {
-        const last = this.db.prepare('SELECT last_header_hash AS h FROM chain WHERE gateway = ?').get(gateway) as { h: string } | undefined;
+        const last = this.stmt('SELECT last_header_hash AS h FROM chain WHERE gateway = ?').get(gateway) as { h: string } | undefined;
         const sealed = sealBatch(this.signer(), gateway, message.batch, samples, last ? fromBase64(last.h) : null);
         message.signed = sealed.signed;
         wire = sealed.wire;
-        this.db
-          .prepare(
-            'INSERT INTO chain (gateway, last_header_hash) VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET last_header_hash = excluded.last_header_hash',
-          )
-          .run(gateway, toBase64(headerHash(sealed.signed.header)));
+        this.stmt(
+          'INSERT INTO chain (gateway, last_header_hash) VALUES (?, ?) ON CONFLICT(gateway) DO UPDATE SET last_header_hash = excluded.last_header_hash',
+        ).run(gateway, toBase64(headerHash(sealed.signed.header)));
         this.insert.run(message.batch, samples.length, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), now);
       } else {
         wire = JSON.stringify(message);
         this.insert.run(message.batch, samples.length, wire, now);
       }
-      this.db
-        .prepare("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .run(message.batch + 1);
+      this.stmt("INSERT INTO meta (key, value) VALUES ('next_batch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
+        message.batch + 1,
+      );
       const lastSeq = samples[samples.length - 1]?.seq;
       if (lastSeq !== undefined)
-        this.db.prepare("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(lastSeq);
+        this.stmt("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(lastSeq);
       return wire;
     });
     wire = commit();
@@ -146,13 +167,13 @@ export class Outbox {
 
   /** Records a sink's confirmation; returns true when the batch was thereby removed. */
   ack(sink: string, batch: number): boolean {
-    const row = this.db.prepare('SELECT samples FROM batches WHERE batch = ?').get(batch) as { samples: number } | undefined;
+    const row = this.stmt('SELECT samples FROM batches WHERE batch = ?').get(batch) as { samples: number } | undefined;
     if (!row) return false;
     const removed = this.db.transaction(() => {
       if (this.markAcked.run(sink, batch).changes > 0 && this.heldBySink.has(sink))
         this.heldBySink.set(sink, (this.heldBySink.get(sink) ?? 0) - row.samples);
       const info = this.pruneAcked.run(batch, JSON.stringify(this.sinks), this.sinks.length);
-      if (info.changes > 0) this.db.prepare('DELETE FROM acks WHERE batch = ?').run(batch);
+      if (info.changes > 0) this.stmt('DELETE FROM acks WHERE batch = ?').run(batch);
       return info.changes > 0;
     })();
     if (removed) this.held -= row.samples;
@@ -161,7 +182,7 @@ export class Outbox {
 
   /** One stored batch, if it is still held. */
   get(batch: number): StoredBatch | undefined {
-    const row = this.db.prepare('SELECT payload FROM batches WHERE batch = ?').get(batch) as { payload: Buffer | string } | undefined;
+    const row = this.stmt('SELECT payload FROM batches WHERE batch = ?').get(batch) as { payload: Buffer | string } | undefined;
     return row ? fromPayload(batch, row.payload) : undefined;
   }
 
@@ -176,11 +197,9 @@ export class Outbox {
 
   /** The batches after `afterBatch` that a sink has not confirmed, oldest first, at most `limit`: a sink's cursor pages with it. */
   unackedPage(sink: string, afterBatch: number, limit: number): StoredBatch[] {
-    const rows = this.db
-      .prepare(
-        'SELECT batch, payload FROM batches WHERE batch > ? AND NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch) ORDER BY batch LIMIT ?',
-      )
-      .all(afterBatch, sink, limit) as { batch: number; payload: Buffer | string }[];
+    const rows = this.stmt(
+      'SELECT batch, payload FROM batches WHERE batch > ? AND NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch) ORDER BY batch LIMIT ?',
+    ).all(afterBatch, sink, limit) as { batch: number; payload: Buffer | string }[];
     return rows.map((r) => fromPayload(r.batch, r.payload));
   }
 
@@ -189,16 +208,14 @@ export class Outbox {
    * for itself only, so that it does not block its cursor; the other sinks still deliver it. Recording it again replaces the entry.
    */
   recordSinkFailure(sink: string, batch: number, error: string, now = Date.now()): void {
-    this.db
-      .prepare(
-        'INSERT INTO sink_failures (sink, batch, error, at) VALUES (?, ?, ?, ?) ON CONFLICT(sink, batch) DO UPDATE SET error = excluded.error, at = excluded.at',
-      )
-      .run(sink, batch, error, now);
+    this.stmt(
+      'INSERT INTO sink_failures (sink, batch, error, at) VALUES (?, ?, ?, ?) ON CONFLICT(sink, batch) DO UPDATE SET error = excluded.error, at = excluded.at',
+    ).run(sink, batch, error, now);
   }
 
   /** The batches a sink refused, oldest first. */
   sinkFailures(sink: string): { batch: number; error: string; at: number }[] {
-    return this.db.prepare('SELECT batch, error, at FROM sink_failures WHERE sink = ? ORDER BY batch').all(sink) as {
+    return this.stmt('SELECT batch, error, at FROM sink_failures WHERE sink = ? ORDER BY batch').all(sink) as {
       batch: number;
       error: string;
       at: number;

@@ -11,6 +11,8 @@ import type { Outbox, StoredBatch } from '../outbox/outbox.js';
 export const MQTT_SINK = 'mqtt';
 /** a batch published this long ago without an ACK is published again (the server drops duplicates) */
 export const RESEND_AFTER_MS = 30_000;
+/** batches published and not yet acknowledged, at most: a backlog is sent as acknowledgements come, not all at once */
+export const MAX_IN_FLIGHT = 32;
 
 export interface UplinkOptions {
   url: string;
@@ -39,6 +41,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   private pending: Sample[] = [];
   /** when each unacknowledged batch was last published in this session */
   private readonly sentAt = new Map<number, number>();
+  /** the highest batch number published in order; later stored batches wait for room in the window */
+  private lastSent = -1;
   private resendTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly session = Date.now();
@@ -93,6 +97,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     });
     client.on('close', () => {
       this.ready = false;
+      this.sentAt.clear();
+      this.lastSent = -1;
       this.emit('disconnected');
     });
     client.on('error', (err) => this.logger.warn({ gateway, err: err.message }, 'broker connection error'));
@@ -120,11 +126,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     }
     if (client.connected) {
       const { lab, gateway } = this.options;
-      await client
+      const death = client
         .publishAsync(topicFor(lab, gateway, 'DEATH'), JSON.stringify({ v: 1, gateway, session: this.session }), { qos: 1 })
         .catch(() => undefined);
+      await Promise.race([death, new Promise((r) => setTimeout(r, 1000))]);
     }
-    await client.endAsync();
+    // forced: messages still in flight need no PUBACK, the outbox keeps every batch not acknowledged
+    await client.endAsync(true);
     this.client = undefined;
   }
 
@@ -153,8 +161,19 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   private flush(): void {
     while (this.pending.length > 0) {
       const samples = this.pending.splice(0, this.options.maxBatchSamples);
-      // durable first, then sent
-      this.publish(this.options.outbox.append(this.options.gateway, samples));
+      // durable first, then sent (now, or when the window has room)
+      const stored = this.options.outbox.append(this.options.gateway, samples);
+      if (stored.batch === this.lastSent + 1 && this.sentAt.size < MAX_IN_FLIGHT) this.publish(stored);
+    }
+  }
+
+  /** Publishes stored batches after the last one sent, in order, while the window has room. */
+  private sendMore(): void {
+    if (!this.client?.connected || !this.ready) return;
+    while (this.sentAt.size < MAX_IN_FLIGHT) {
+      const page = this.options.outbox.unackedPage(MQTT_SINK, this.lastSent, MAX_IN_FLIGHT - this.sentAt.size);
+      if (page.length === 0) return;
+      for (const stored of page) this.publish(stored);
     }
   }
 
@@ -172,6 +191,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client?.connected || !this.ready) return; // sent, in order, once (re)connected
     this.sentAt.set(stored.batch, Date.now());
+    if (stored.batch > this.lastSent) this.lastSent = stored.batch;
     const { lab, gateway } = this.options;
     const payload = typeof stored.wire === 'string' ? stored.wire : Buffer.from(stored.wire.buffer, stored.wire.byteOffset, stored.wire.byteLength);
     client.publish(topicFor(lab, gateway, 'DATA'), payload, { qos: 1 }, (err) => {
@@ -186,8 +206,11 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.client?.publish(topicFor(lab, gateway, 'BIRTH'), JSON.stringify(birth), { qos: 1 });
   }
 
+  /** Sends again, in order, everything not acknowledged from `fromBatch` on (after a reconnect, or when the server asks). */
   private resendUnacked(fromBatch = 0): void {
-    for (const stored of this.options.outbox.unacked(MQTT_SINK)) if (stored.batch >= fromBatch) this.publish(stored);
+    for (const batch of [...this.sentAt.keys()]) if (batch >= fromBatch) this.sentAt.delete(batch);
+    this.lastSent = Math.min(this.lastSent, fromBatch - 1);
+    this.sendMore();
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -205,6 +228,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.sentAt.delete(parsed.data.batch);
     const before = this.options.outbox.heldFor(MQTT_SINK);
     this.options.outbox.ack(MQTT_SINK, parsed.data.batch);
+    this.sendMore();
     if (this.options.outbox.heldFor(MQTT_SINK) === before) return; // not held, or confirmed before
     this.emit('acked', parsed.data.batch);
   }

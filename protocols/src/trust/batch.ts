@@ -137,7 +137,11 @@ export function isSealedBatch(bytes: Uint8Array): boolean {
  * record's leaf hash, computed over the received bytes. Throws E_CODEC naming the place of a problem;
  * the signature and root are checked by verifyBatch(signed, samples, key, gateway, leaves).
  */
-export function openBatch(wire: Uint8Array): { signed: SignedBatch; samples: Sample[]; leaves: Uint8Array[] } {
+export function openBatch(
+  wire: Uint8Array,
+  options: { leaves?: boolean } = {},
+): { signed: SignedBatch; samples: Sample[]; leaves: Uint8Array[]; records: Uint8Array } {
+  const withLeaves = options.leaves ?? true;
   const fail = (what: string): never => {
     throw new LabtraceError('E_CODEC', `batch: ${what}`);
   };
@@ -162,8 +166,9 @@ export function openBatch(wire: Uint8Array): { signed: SignedBatch; samples: Sam
   at += 4;
   if (count !== header.count) fail(`holds ${count} records, the header counts ${header.count}`);
   const keyId = fromHex(header.keyId);
+  const recordsStart = at;
   const samples = new Array<Sample>(count);
-  const leaves = new Array<Uint8Array>(count);
+  const leaves = new Array<Uint8Array>(withLeaves ? count : 0);
   for (let i = 0; i < count; i++) {
     if (at >= wire.length) fail(`ends before records[${i}]`);
     if (wire[at] !== 0x00) fail(`records[${i}] does not start with the leaf prefix 0x00`);
@@ -176,10 +181,10 @@ export function openBatch(wire: Uint8Array): { signed: SignedBatch; samples: Sam
     const { record, end } = read;
     if (record.gateway !== header.gateway) fail(`records[${i}] names gateway "${record.gateway}", the header "${header.gateway}"`);
     for (let k = 0; k < 4; k++) if (record.keyId[k] !== keyId[k]) fail(`records[${i}] names key ${toHex(record.keyId)}, the header ${header.keyId}`);
-    leaves[i] = sha256(wire.subarray(at, end));
+    if (withLeaves) leaves[i] = sha256(wire.subarray(at, end));
     samples[i] = record.sample;
     at = end;
   }
   if (at !== wire.length) fail(`${wire.length - at} bytes after the last record`);
-  return { signed: { header, signature }, samples, leaves };
+  return { signed: { header, signature }, samples, leaves, records: wire.subarray(recordsStart) };
 }

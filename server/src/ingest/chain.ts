@@ -3,7 +3,7 @@
 // the jump in a signed record. Batches may arrive out of order (a resend after a reconnect): a batch
 // ahead of the chain is stored and the chain advances over it once the missing ones arrive.
 import type { Statement } from 'better-sqlite3';
-import { type BatchHeader, type Sample } from '@labtrace/protocols';
+import { readRecord, type BatchHeader, type Sample } from '@labtrace/protocols';
 import type { LabDatabase } from '../store/database.js';
 import type { SecurityEventKind, Severity } from '../trust/security-events.js';
 
@@ -31,7 +31,7 @@ interface Statements {
   get: Statement;
   upsert: Statement;
   header: Statement;
-  jumpRecord: Statement;
+  firstRecord: Statement;
 }
 
 export class Chain {
@@ -48,9 +48,7 @@ export class Chain {
          ON CONFLICT(gateway) DO UPDATE SET next_batch = excluded.next_batch, next_seq = excluded.next_seq, last_header_hash = excluded.last_header_hash`,
       ),
       header: db.prepare('SELECT header, hash FROM batch_headers WHERE gateway = ? AND batch = ?'),
-      jumpRecord: db.prepare(
-        "SELECT value_num FROM measurements WHERE gateway = ? AND seq = ? AND instrument = gateway AND channel = 'sequence-jump'",
-      ),
+      firstRecord: db.prepare('SELECT records FROM batch_headers WHERE gateway = ? AND batch = ?'),
     };
   }
 
@@ -117,14 +115,7 @@ export class Chain {
       current = undefined;
       if (next !== undefined) {
         filled = true;
-        const jump = this.stmts.jumpRecord.get(gateway, next.header.firstSeq) as { value_num: number | null } | undefined;
-        current = {
-          header: next.header,
-          hash: next.hash,
-          first: jump
-            ? { seq: next.header.firstSeq, instrument: gateway, channel: 'sequence-jump', ts: 0, value: jump.value_num, unit: '', quality: 'good' }
-            : undefined,
-        };
+        current = { header: next.header, hash: next.hash, first: this.firstRecord(gateway, next.header.batch) };
       }
     }
     if (filled)
@@ -136,6 +127,14 @@ export class Chain {
       });
     this.stmts.upsert.run(gateway, state.nextBatch, state.nextSeq, state.lastHeaderHash);
     return notes;
+  }
+
+  /** The first record of a stored batch, read from its stored bytes. */
+  private firstRecord(gateway: string, batch: number): Sample | undefined {
+    const row = this.stmts.firstRecord.get(gateway, batch) as { records: Buffer | null } | undefined;
+    if (!row?.records || row.records.length < 2) return undefined;
+    const bytes = row.records;
+    return readRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 1).record.sample;
   }
 
   private check(gateway: string, state: ChainState, header: BatchHeader, first: Sample | undefined): ChainNote[] {

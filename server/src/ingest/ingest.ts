@@ -34,6 +34,8 @@ interface IngestEvents {
   rejected: [gateway: string, reason: string];
 }
 
+type Outcome = { kind: 'stored'; fresh: DataMessage['samples']; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
+
 export interface IngestCounters {
   batches: number;
   samples: number;
@@ -52,6 +54,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** the gateway of each announced instrument */
   private readonly owners = new Map<string, string>();
   readonly chain: Chain;
+  /** verified batches waiting for the next group commit */
+  private readonly pending: { work: () => Outcome; resolve: (o: Outcome) => void; reject: (err: unknown) => void }[] = [];
   /** when a resend was last asked of each gateway */
   private readonly resendAsked = new Map<string, number>();
 
@@ -71,6 +75,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   async start(): Promise<void> {
     this.chain.open();
+    this.scheduleIndex();
     for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
     this.broker.on('message', this.onMessage);
   }
@@ -87,6 +92,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   stop(): Promise<void> {
     this.broker.off('message', this.onMessage);
+    // a short backlog is indexed now; a long one at the next start, from the stored batches
+    if (this.indexTimer !== undefined) clearImmediate(this.indexTimer);
+    this.indexTimer = undefined;
+    if (this.store.indexBacklog <= 100) this.indexNow();
     return Promise.resolve();
   }
 
@@ -113,7 +122,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /** `leaves`: the records' leaf hashes, computed over the received bytes (binary batches). */
-  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array[]): Promise<void> {
+  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array[], records?: Uint8Array): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
@@ -147,9 +156,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     const hash = toBase64(headerHash(header));
     const now = Date.now();
-    let outcome: { kind: 'stored'; fresh: DataMessage['samples']; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
+    let outcome: Outcome;
     try {
-      outcome = this.database.sqlite.transaction(() => {
+      outcome = await this.commit(() => {
         const stored = this.chain.stored(gateway, header.batch);
         if (stored !== undefined) {
           if (stored.hash === hash) return { kind: 'duplicate' as const };
@@ -158,7 +167,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
             detail: `${what}: a different batch ${header.batch} (header ${stored.hash}) is already stored; this one hashes to ${hash}`,
           };
         }
-        const fresh = this.store.store(gateway, message.samples, signed, hash, now);
+        this.store.store(gateway, message.samples, signed, hash, now, records);
+        const fresh = message.samples;
         const notes = this.chain.advance(gateway, header, hash, message.samples);
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
         for (const s of message.samples)
@@ -172,7 +182,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
               now,
             );
         return { kind: 'stored' as const, fresh, gap: notes.some((n) => n.kind === 'batch-gap') };
-      })();
+      });
     } catch (err) {
       // not acknowledged: the gateway keeps the batch, nothing is lost
       this.logger.error({ gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
@@ -214,6 +224,68 @@ export class Ingest extends EventEmitter<IngestEvents> {
       );
   }
 
+  /**
+   * Group commit: the batches verified in one turn of the event loop are stored in one durable
+   * transaction (one disk flush for all), each in its own savepoint, so one that fails rolls back
+   * alone. Each caller learns its outcome only after the whole transaction is on disk.
+   */
+  private commit(work: () => Outcome): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ work, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.commitPending());
+    });
+  }
+
+  private commitPending(): void {
+    const items = this.pending.splice(0);
+    const results: ({ ok: true; outcome: Outcome } | { ok: false; err: unknown })[] = [];
+    try {
+      this.database.sqlite.transaction(() => {
+        for (const item of items) {
+          try {
+            results.push({ ok: true, outcome: this.database.sqlite.transaction(item.work)() });
+          } catch (err) {
+            results.push({ ok: false, err });
+          }
+        }
+      })();
+    } catch (err) {
+      for (const item of items) item.reject(err);
+      return;
+    }
+    // the per-sample index: at once while the server keeps up (reads then see a batch as soon as it
+    // is acknowledged), otherwise between commits, in slices
+    if (this.store.indexBacklog <= 16) this.indexNow();
+    else this.scheduleIndex();
+    items.forEach((item, i) => {
+      const r = results[i];
+      if (r?.ok) item.resolve(r.outcome);
+      else item.reject(r?.err ?? new Error('not committed'));
+    });
+  }
+
+  private indexTimer: NodeJS.Immediate | undefined;
+
+  private indexNow(): void {
+    try {
+      this.store.indexPending();
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'ALARM: the per-sample index could not be updated; stored batches are kept');
+    }
+  }
+
+  private scheduleIndex(): void {
+    if (this.indexTimer !== undefined) return;
+    this.indexTimer = setImmediate(() => {
+      this.indexTimer = undefined;
+      try {
+        if (this.store.indexPending(20_000) > 0) this.scheduleIndex();
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'ALARM: the per-sample index could not be updated; stored batches are kept');
+      }
+    });
+  }
+
   private async handle(topicText: string, payload: Buffer): Promise<void> {
     const topic = parseTopic(topicText);
     if (!topic || topic.lab !== this.lab) return;
@@ -225,8 +297,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       } catch (err) {
         return this.reject(topic.gateway, `DATA: ${(err as Error).message}`);
       }
-      const { signed, samples, leaves } = opened;
-      return this.data(topic.gateway, { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed }, leaves);
+      const { signed, samples, leaves, records } = opened;
+      return this.data(topic.gateway, { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed }, leaves, records);
     }
     let body: unknown;
     try {

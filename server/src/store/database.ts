@@ -34,7 +34,6 @@ export interface Tables {
     unit: string;
     quality: string;
     reason: string | null;
-    received_at: number;
   };
   schema_info: { key: string; value: string; id: Generated<number> };
 }
@@ -120,6 +119,54 @@ migrations['0003_trust'] = {
   },
 };
 
+migrations['0004_compact_samples'] = {
+  async up(db: Kysely<unknown>) {
+    // Samples in a compact layout: integer ids for gateways and for streams (gateway, instrument,
+    // channel, unit), small integers for value kind and quality, the key (gateway, seq) as the table
+    // itself (WITHOUT ROWID). Two B-trees per sample instead of three, and rows a third of the size.
+    await sql`CREATE TABLE gateway_ids (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`.execute(db);
+    await sql`CREATE TABLE streams (
+      id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, instrument TEXT NOT NULL, channel TEXT NOT NULL, unit TEXT NOT NULL,
+      UNIQUE (gateway, instrument, channel, unit))`.execute(db);
+    await sql`CREATE INDEX streams_by_channel ON streams (instrument, channel)`.execute(db);
+    await sql`CREATE TABLE samples (
+      gateway INTEGER NOT NULL, seq INTEGER NOT NULL, stream INTEGER NOT NULL, ts INTEGER NOT NULL,
+      num REAL, text TEXT, kind INTEGER NOT NULL, quality INTEGER NOT NULL, reason TEXT,
+      PRIMARY KEY (gateway, seq)) WITHOUT ROWID`.execute(db);
+    await sql`CREATE INDEX samples_by_stream ON samples (stream, ts)`.execute(db);
+    await sql`INSERT INTO gateway_ids (name) SELECT DISTINCT gateway FROM measurements`.execute(db);
+    await sql`INSERT OR IGNORE INTO streams (gateway, instrument, channel, unit) SELECT DISTINCT gateway, instrument, channel, unit FROM measurements`.execute(
+      db,
+    );
+    await sql`INSERT INTO samples
+      SELECT g.id, m.seq, st.id, m.ts, CASE WHEN m.value_kind IN ('number', 'boolean') THEN m.value_num END, m.value_text,
+        CASE m.value_kind WHEN 'null' THEN 0 WHEN 'boolean' THEN (CASE WHEN m.value_num = 1 THEN 2 ELSE 1 END) WHEN 'number' THEN 3 ELSE 4 END,
+        CASE m.quality WHEN 'good' THEN 0 WHEN 'uncertain' THEN 1 ELSE 2 END, m.reason
+      FROM measurements m JOIN gateway_ids g ON g.name = m.gateway
+      JOIN streams st ON st.gateway = m.gateway AND st.instrument = m.instrument AND st.channel = m.channel AND st.unit = m.unit`.execute(db);
+    await sql`DROP TABLE measurements`.execute(db);
+    // the readable form, for reports and auditors' queries
+    await sql`CREATE VIEW measurements AS
+      SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts,
+        CASE s.kind WHEN 1 THEN 0 WHEN 2 THEN 1 ELSE s.num END AS value_num, s.text AS value_text,
+        CASE s.kind WHEN 0 THEN 'null' WHEN 1 THEN 'boolean' WHEN 2 THEN 'boolean' WHEN 3 THEN 'number' ELSE 'string' END AS value_kind,
+        st.unit, CASE s.quality WHEN 0 THEN 'good' WHEN 1 THEN 'uncertain' ELSE 'bad' END AS quality, s.reason
+      FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`.execute(db);
+  },
+};
+
+migrations['0005_batch_records'] = {
+  async up(db: Kysely<unknown>) {
+    // A verified batch is stored whole (its signed header and its records' canonical bytes) before it
+    // is acknowledged; the per-sample table is an index built from those bytes, right away when the
+    // server keeps up, a moment later under load, and again after a crash.
+    await sql`ALTER TABLE batch_headers ADD COLUMN records BLOB`.execute(db);
+    await sql`ALTER TABLE batch_headers ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1`.execute(db);
+    await sql`CREATE INDEX batch_headers_unindexed ON batch_headers (received_at) WHERE indexed = 0`.execute(db);
+    await sql`CREATE INDEX batch_headers_by_seq ON batch_headers (gateway, first_seq)`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);
@@ -142,11 +189,15 @@ export class LabDatabase {
     // FULL: a batch acknowledged to a gateway survives a power cut, not only a process crash.
     this.sqlite.pragma('synchronous = FULL');
     this.sqlite.pragma('foreign_keys = ON');
+    // a page cache large enough for the index of many streams written at once (the default is 2 MiB)
+    this.sqlite.pragma('cache_size = -131072');
     this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: this.sqlite }) });
   }
 
-  async migrate(): Promise<void> {
-    const { error } = await new Migrator({ db: this.db, provider: new StaticMigrations() }).migrateToLatest();
+  /** Migrates to the latest schema, or to the named migration (for tests of the migrations). */
+  async migrate(to?: string): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: new StaticMigrations() });
+    const { error } = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
     if (error)
       throw new LabtraceError('E_STORE', `store migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
         cause: error,

@@ -1,6 +1,18 @@
 // Stores samples idempotently (a resent batch changes nothing) and answers the dashboard's reads.
+// Layout (migration 0004): samples keyed by (gateway id, seq), each pointing at a stream (gateway,
+// instrument, channel, unit) by an integer id; ids are kept in memory after their first use.
 import type { Statement } from 'better-sqlite3';
-import { LabtraceError, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
+import {
+  encodeRecords,
+  fromHex,
+  LabtraceError,
+  QUALITIES,
+  readRecord,
+  type LiveSample,
+  type Quality,
+  type Sample,
+  type SignedBatch,
+} from '@labtrace/protocols';
 import type { LabDatabase } from './database.js';
 
 interface Row {
@@ -9,23 +21,27 @@ interface Row {
   instrument: string;
   channel: string;
   ts: number;
-  value_num: number | null;
-  value_text: string | null;
-  value_kind: 'number' | 'string' | 'boolean' | 'null';
+  num: number | null;
+  text: string | null;
+  kind: number;
   unit: string;
-  quality: Quality;
+  quality: number;
 }
 
+const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
+
 function valueOf(row: Row): LiveSample['value'] {
-  switch (row.value_kind) {
-    case 'number':
-      return row.value_num;
-    case 'boolean':
-      return row.value_num === 1;
-    case 'string':
-      return row.value_text;
-    case 'null':
+  switch (row.kind) {
+    case 0:
       return null;
+    case 1:
+      return false;
+    case 2:
+      return true;
+    case 3:
+      return row.num;
+    default:
+      return row.text;
   }
 }
 
@@ -38,20 +54,44 @@ export function toLive(row: Row): LiveSample {
     ts: row.ts,
     value: valueOf(row),
     unit: row.unit,
-    quality: row.quality,
+    quality: QUALITIES[row.quality] ?? 'bad',
   };
 }
 
 interface Statements {
-  insertMany: (gateway: string, samples: Sample[], now: number) => Sample[];
+  insertMany: (gateway: string, samples: Sample[]) => Sample[];
   latest: Statement;
   history: Statement;
   count: Statement;
   insertHeader: Statement;
+  overlap: Statement;
+  unindexed: Statement;
+  markIndexed: Statement;
 }
+
+/** The records of a batch from their stored bytes (each behind its 0x00 leaf prefix). */
+export function decodeRecords(bytes: Uint8Array): Sample[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const samples: Sample[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const { record, end } = readRecord(bytes, view, at + 1);
+    samples.push(record.sample);
+    at = end;
+  }
+  return samples;
+}
+
+const SELECT = `SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts, s.num, s.text, s.kind, st.unit, s.quality
+  FROM samples s JOIN streams st ON st.id = s.stream JOIN gateway_ids g ON g.id = s.gateway`;
 
 export class MeasurementStore {
   private prepared: Statements | undefined;
+  /** batches stored and not yet in the per-sample index, with their records when still in memory */
+  private readonly toIndex: { gateway: string; batch: number; samples: Sample[] | undefined }[] = [];
+  private toIndexSamples = 0;
+  private readonly gatewayIds = new Map<string, number>();
+  private readonly streamIds = new Map<string, number>();
 
   constructor(private readonly database: LabDatabase) {}
 
@@ -59,22 +99,51 @@ export class MeasurementStore {
   open(): void {
     const db = this.database.sqlite;
     const insert = db.prepare(
-      `INSERT OR IGNORE INTO measurements (gateway, seq, instrument, channel, ts, value_num, value_text, value_kind, unit, quality, reason, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      'INSERT OR IGNORE INTO samples (gateway, seq, stream, ts, num, text, kind, quality, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    const getOne = db.prepare('SELECT instrument, channel, ts FROM measurements WHERE gateway = ? AND seq = ?');
-    const insertMany = db.transaction((gateway: string, samples: Sample[], now: number) => {
+    const getOne = db.prepare(
+      'SELECT st.instrument, st.channel, s.ts FROM samples s JOIN streams st ON st.id = s.stream WHERE s.gateway = ? AND s.seq = ?',
+    );
+    const gatewayId = db
+      .prepare('INSERT INTO gateway_ids (name) VALUES (?) ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id')
+      .pluck();
+    const streamId = db
+      .prepare(
+        'INSERT INTO streams (gateway, instrument, channel, unit) VALUES (?, ?, ?, ?) ON CONFLICT(gateway, instrument, channel, unit) DO UPDATE SET unit = excluded.unit RETURNING id',
+      )
+      .pluck();
+    const insertMany = db.transaction((gateway: string, samples: Sample[]) => {
+      let gw = this.gatewayIds.get(gateway);
+      if (gw === undefined) {
+        gw = gatewayId.get(gateway) as number;
+        this.gatewayIds.set(gateway, gw);
+      }
       const fresh: Sample[] = [];
       for (const s of samples) {
-        const kind = s.value === null ? 'null' : typeof s.value === 'number' ? 'number' : typeof s.value === 'boolean' ? 'boolean' : 'string';
-        const num = typeof s.value === 'number' ? s.value : typeof s.value === 'boolean' ? Number(s.value) : null;
-        const text = typeof s.value === 'string' ? s.value : null;
-        const info = insert.run(gateway, s.seq, s.instrument, s.channel, s.ts, num, text, kind, s.unit, s.quality, s.reason ?? null, now);
+        const key = `${gateway}\u0000${s.instrument}\u0000${s.channel}\u0000${s.unit}`;
+        let stream = this.streamIds.get(key);
+        if (stream === undefined) {
+          stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
+          this.streamIds.set(key, stream);
+        }
+        const v = s.value;
+        const kind = v === null ? 0 : v === false ? 1 : v === true ? 2 : typeof v === 'number' ? 3 : 4;
+        const info = insert.run(
+          gw,
+          s.seq,
+          stream,
+          s.ts,
+          kind === 3 ? v : null,
+          kind === 4 ? v : null,
+          kind,
+          QUALITY_CODE[s.quality],
+          s.reason ?? null,
+        );
         if (info.changes > 0) fresh.push(s);
         else {
           // A resent record is identical; a different record under a stored number means the gateway
           // reused sequence numbers (a wiped or restored data directory). Acknowledging would lose it.
-          const stored = getOne.get(gateway, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
+          const stored = getOne.get(gw, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
           if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
             throw new LabtraceError(
               'E_STORE',
@@ -88,18 +157,27 @@ export class MeasurementStore {
     this.prepared = {
       insertMany,
       latest: db.prepare(
-        `SELECT m.* FROM measurements m
-         JOIN (SELECT instrument, channel, MAX(ts) AS ts FROM measurements WHERE instrument = ? GROUP BY instrument, channel) l
-           ON m.instrument = l.instrument AND m.channel = l.channel AND m.ts = l.ts`,
+        `${SELECT} JOIN (SELECT s2.stream, MAX(s2.ts) AS ts FROM samples s2 WHERE s2.stream IN (SELECT id FROM streams WHERE instrument = ?) GROUP BY s2.stream) l
+           ON s.stream = l.stream AND s.ts = l.ts`,
       ),
       history: db.prepare(
-        `SELECT * FROM (SELECT * FROM measurements WHERE instrument = ? AND channel = ? AND ts >= ? AND ts <= ? ORDER BY ts DESC, seq DESC LIMIT ?) ORDER BY ts, seq`,
+        `SELECT * FROM (${SELECT} WHERE s.stream IN (SELECT id FROM streams WHERE instrument = ? AND channel = ?) AND s.ts >= ? AND s.ts <= ?
+           ORDER BY s.ts DESC, s.seq DESC LIMIT ?) ORDER BY ts, seq`,
       ),
-      count: db.prepare('SELECT COUNT(*) AS n FROM measurements'),
+      count: db.prepare('SELECT COUNT(*) AS n FROM samples'),
       insertHeader: db.prepare(
-        'INSERT OR IGNORE INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at, hash, records, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)',
       ),
+      // a stored batch of the gateway whose sequence range meets [first, last]
+      overlap: db.prepare(
+        'SELECT batch, first_seq AS firstSeq, count FROM batch_headers WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ? ORDER BY first_seq DESC LIMIT 1',
+      ),
+      unindexed: db.prepare('SELECT gateway, batch, records FROM batch_headers WHERE indexed = 0 ORDER BY received_at, gateway, batch LIMIT ?'),
+      markIndexed: db.prepare('UPDATE batch_headers SET indexed = 1, records = records WHERE gateway = ? AND batch = ?'),
     };
+    // batches stored before a crash and not yet indexed
+    for (const row of this.prepared.unindexed.all(1_000_000) as { gateway: string; batch: number }[])
+      this.toIndex.push({ gateway: row.gateway, batch: row.batch, samples: undefined });
   }
 
   private get stmts(): Statements {
@@ -108,27 +186,81 @@ export class MeasurementStore {
   }
 
   /**
-   * Stores a gateway's verified batch: its signed header and its records, in one transaction (the
-   * caller's, when it runs inside one). Returns the records not stored before.
+   * Stores a gateway's verified batch durably, whole: its signed header and its records' canonical
+   * bytes (the caller's transaction). A batch whose sequence numbers meet a stored batch's is refused.
+   * The per-sample index follows (indexPending).
    */
-  store(gateway: string, samples: Sample[], signed: SignedBatch, headerHash: string, now = Date.now()): Sample[] {
-    return this.database.sqlite.transaction(() => {
-      this.stmts.insertHeader.run(
-        gateway,
-        signed.header.batch,
-        signed.header.firstSeq,
-        signed.header.count,
-        JSON.stringify(signed.header),
-        signed.signature,
-        now,
-        headerHash,
+  store(gateway: string, samples: Sample[], signed: SignedBatch, headerHash: string, now = Date.now(), records?: Uint8Array): void {
+    const { header } = signed;
+    const last = header.firstSeq + header.count - 1;
+    const clash = this.stmts.overlap.get(gateway, last, header.firstSeq) as { batch: number; firstSeq: number; count: number } | undefined;
+    if (clash)
+      throw new LabtraceError(
+        'E_STORE',
+        `sequence numbers ${Math.max(header.firstSeq, clash.firstSeq)}..${Math.min(last, clash.firstSeq + clash.count - 1)} of ${gateway} are already stored in batch ${clash.batch}`,
       );
-      return this.stmts.insertMany(gateway, samples, now);
-    })();
+    const bytes = records ?? encodeRecords(gateway, fromHex(header.keyId), samples).bytes;
+    this.stmts.insertHeader.run(
+      gateway,
+      header.batch,
+      header.firstSeq,
+      header.count,
+      JSON.stringify(header),
+      signed.signature,
+      now,
+      headerHash,
+      bytes,
+    );
+    // keep the decoded records for the index unless a large backlog has built up
+    const keep = this.toIndexSamples < 500_000;
+    this.toIndex.push({ gateway, batch: header.batch, samples: keep ? samples : undefined });
+    if (keep) this.toIndexSamples += samples.length;
+  }
+
+  /** Samples of stored batches not yet in the per-sample index. */
+  get indexBacklog(): number {
+    return this.toIndex.length;
+  }
+
+  /**
+   * Moves stored batches into the per-sample index, oldest first, until about `maxSamples` are
+   * done; returns how many batches remain. The index is derived data: its commits need no flush to
+   * disk of their own (a crash re-indexes from the stored batches).
+   */
+  indexPending(maxSamples = Number.POSITIVE_INFINITY): number {
+    if (this.toIndex.length === 0) return 0;
+    const db = this.database.sqlite;
+    let done = 0;
+    db.pragma('synchronous = NORMAL');
+    try {
+      db.transaction(() => {
+        for (let next = this.toIndex[0]; next !== undefined && done < maxSamples; next = this.toIndex[0]) {
+          let samples = next.samples;
+          if (samples === undefined) {
+            const row = db.prepare('SELECT records FROM batch_headers WHERE gateway = ? AND batch = ?').get(next.gateway, next.batch) as
+              { records: Buffer | null } | undefined;
+            samples = row?.records ? decodeRecords(row.records) : [];
+          } else this.toIndexSamples -= samples.length;
+          this.stmts.insertMany(next.gateway, samples);
+          this.stmts.markIndexed.run(next.gateway, next.batch);
+          this.toIndex.shift();
+          done += samples.length;
+        }
+      })();
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
+    return this.toIndex.length;
   }
 
   latest(instrument: string): LiveSample[] {
-    return (this.stmts.latest.all(instrument) as Row[]).map(toLive);
+    // one row per stream (the newest); a channel with several streams (a unit changed) keeps the newest
+    const byChannel = new Map<string, LiveSample>();
+    for (const s of (this.stmts.latest.all(instrument) as Row[]).map(toLive)) {
+      const seen = byChannel.get(s.channel);
+      if (seen === undefined || s.ts > seen.ts) byChannel.set(s.channel, s);
+    }
+    return [...byChannel.values()];
   }
 
   history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] {

@@ -158,12 +158,12 @@ describe('continuity', () => {
     expect(await send(t, a, a.sign(records('owned-1', 0, 1)))).toBe('acked');
   });
 
-  test('a reused sequence number with another record is refused, not acknowledged and lost', async () => {
+  test('a batch reusing stored sequence numbers is refused, not acknowledged and lost', async () => {
     const a = await gateway('gw-a');
     await a.birth('seq-1');
     expect(await send(t, a, a.sign(records('seq-1', 1, 2), 1))).toBe('acked');
     const reused = records('seq-1', 2, 1).map((s) => ({ ...s, ts: s.ts + 5000 }));
-    expect(await send(t, a, a.sign(reused, 2))).toMatch(/sequence number 2 of gw-a is already stored for another record/);
+    expect(await send(t, a, a.sign(reused, 2))).toMatch(/sequence numbers 2..2 of gw-a are already stored in batch 1/);
   });
 });
 
