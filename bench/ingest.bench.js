@@ -15,7 +15,7 @@
 // samples wall-clock time: a function blocked in a system call (fsync of a SQLite commit) counts as busy.
 //
 // Environment: BENCH_RATES (10000,100000,200000), BENCH_INSTRUMENTS (1000), BENCH_CHANNELS (10, at most 10),
-// BENCH_BATCH_SAMPLES (1000), BENCH_BATCH_DELAY_MS (100), BENCH_SECONDS (20, measured window),
+// BENCH_BATCH_SAMPLES (10000), BENCH_BATCH_DELAY_MS (100), BENCH_SECONDS (20, measured window),
 // BENCH_WARMUP_SECONDS (5), BENCH_DRAIN_SECONDS (30), BENCH_CPU_PROF (auto), BENCH_KEEP=1 keeps the temporary
 // directory (configs, logs, databases), TMPDIR chooses where it lives (both SQLite files use synchronous=FULL).
 // othersCpuPercent is what the rest of the machine used meanwhile (% of one core): a busy machine skews the figures.
@@ -75,7 +75,7 @@ const params = {
   rates: envRates(),
   instruments: envInt('BENCH_INSTRUMENTS', 1000, 1, 100_000),
   channels: envInt('BENCH_CHANNELS', 10, 1, 10),
-  batch: { maxSamples: envInt('BENCH_BATCH_SAMPLES', 1000, 1, 10_000), maxDelayMs: envInt('BENCH_BATCH_DELAY_MS', 100, 1, 60_000) },
+  batch: { maxSamples: envInt('BENCH_BATCH_SAMPLES', 10_000, 1, 10_000), maxDelayMs: envInt('BENCH_BATCH_DELAY_MS', 100, 1, 60_000) },
   maxHeldSamples: 10_000_000,
   warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 5, 0, 600),
   seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
