@@ -5,9 +5,18 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
 import pino from 'pino';
-import { ackMessageSchema, dataMessageSchema, topicFor, type Sample } from '@labtrace/protocols';
+import {
+  ackMessageSchema,
+  dataMessageSchema,
+  formatSignerKey,
+  isSealedBatch,
+  openBatch,
+  parseSignerKey,
+  topicFor,
+  type Sample,
+} from '@labtrace/protocols';
 import { Outbox } from '../../src/outbox/outbox.js';
-import { MQTT_SINK, MqttUplink } from '../../src/uplink/mqtt-uplink.js';
+import { MAX_IN_FLIGHT, MQTT_SINK, MqttUplink } from '../../src/uplink/mqtt-uplink.js';
 import { Mosquitto, PASSWORD, USER } from '../mqtt-source/mosquitto.js';
 
 const sample = (seq: number): Sample => ({
@@ -129,5 +138,49 @@ describe('MqttUplink with the outbox, against a real broker', () => {
     expect([...stored.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 26 }, (_, i) => i));
     expect(stored.get(7)).toEqual(sample(7));
     expect(second.heldSamples).toBe(0);
+  }, 30_000);
+
+  test('a signed backlog goes out in order, at most MAX_IN_FLIGHT batches ahead of the ACKs, in the binary form; CMD resend and rebirth are obeyed', async () => {
+    const dir = tmp();
+    const key = parseSignerKey(formatSignerKey('gw-t', new Uint8Array(32).fill(4)));
+    const outbox = new Outbox(dir, [MQTT_SINK], key);
+    for (let i = 0; i < 60; i++) outbox.append('gw-t', [sample(i)]);
+    const received: number[] = [];
+    let births = 0;
+    let acking = false;
+    const server = await mqtt.connectAsync(broker.url, { username: USER, password: PASSWORD, clientId: 'server-w' });
+    server.on('message', (topic, payload) => {
+      if (topic.endsWith('/BIRTH')) {
+        births++;
+        return;
+      }
+      expect(isSealedBatch(payload)).toBe(true);
+      const { signed } = openBatch(payload);
+      received.push(signed.header.batch);
+      if (acking) void server.publishAsync(topicFor('lab-t', 'gw-t', 'ACK'), JSON.stringify({ v: 1, batch: signed.header.batch }), { qos: 1 });
+    });
+    await server.subscribeAsync([topicFor('lab-t', 'gw-t', 'DATA'), topicFor('lab-t', 'gw-t', 'BIRTH')], { qos: 1 });
+    const up = uplink(outbox);
+    await up.start();
+    // nobody acknowledges: only the window goes out
+    for (let i = 0; i < 100 && received.length < MAX_IN_FLIGHT; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received).toEqual(Array.from({ length: MAX_IN_FLIGHT }, (_, i) => i));
+    // the server asks for everything from batch 5 again, and for a rebirth
+    const birthsBefore = births;
+    await server.publishAsync(topicFor('lab-t', 'gw-t', 'CMD'), JSON.stringify({ v: 1, cmd: 'resend', fromBatch: 5 }), { qos: 1 });
+    await server.publishAsync(topicFor('lab-t', 'gw-t', 'CMD'), JSON.stringify({ v: 1, cmd: 'rebirth' }), { qos: 1 });
+    for (let i = 0; i < 100 && (received.length < 2 * MAX_IN_FLIGHT - 5 || births === birthsBefore); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(received.slice(MAX_IN_FLIGHT)).toEqual(Array.from({ length: MAX_IN_FLIGHT - 5 }, (_, i) => i + 5));
+    expect(births).toBe(birthsBefore + 1);
+    // acknowledgements open the window: everything arrives, and the outbox empties
+    acking = true;
+    for (const batch of new Set(received)) await server.publishAsync(topicFor('lab-t', 'gw-t', 'ACK'), JSON.stringify({ v: 1, batch }), { qos: 1 });
+    for (let i = 0; i < 200 && outbox.heldSamples > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(outbox.heldSamples).toBe(0);
+    expect(new Set(received).size).toBe(60);
+    await up.stop(100);
+    outbox.close();
+    await server.endAsync();
   }, 30_000);
 });
