@@ -34,6 +34,9 @@ interface IngestEvents {
   rejected: [gateway: string, reason: string];
 }
 
+/** a stored batch arriving again this many batches behind the chain is recorded as a replay, not a resend */
+export const REPLAY_DISTANCE = 64;
+
 type Outcome = { kind: 'stored'; fresh: DataMessage['samples']; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
 
 export interface IngestCounters {
@@ -191,7 +194,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
     if (outcome.kind === 'duplicate') {
       this.counters.duplicates += message.samples.length;
-      this.events.record(gateway, 'duplicate', 'info', `${what} was already stored; acknowledged again`, header.batch, now);
+      // a resend after a lost ACK comes soon after the batch; an old batch arriving again looks like a replay
+      // (harmless either way: it is stored once and acknowledged again, so a genuine gateway is never stuck)
+      const next = this.chain.state(gateway)?.nextBatch ?? 0;
+      if (header.batch + REPLAY_DISTANCE < next)
+        this.events.record(
+          gateway,
+          'replay',
+          'notice',
+          `${what} is ${next - header.batch} batches old and was already stored; acknowledged again, not stored twice`,
+          header.batch,
+          now,
+        );
+      else this.events.record(gateway, 'duplicate', 'info', `${what} was already stored; acknowledged again`, header.batch, now);
     } else {
       this.counters.batches++;
       this.counters.samples += outcome.fresh.length;

@@ -16,6 +16,7 @@ export const EVENT_KINDS = [
   'conflict',
   'foreign-gateway',
   'duplicate',
+  'replay',
   'batch-gap',
   'gap-filled',
   'sequence-gap',

@@ -43,7 +43,7 @@ export function signerOf(gateway: string, seed = seedOf(gateway)): SignerKey {
   return parseSignerKey(formatSignerKey(gateway, seed));
 }
 
-export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s'];
+export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s', 'gw-p'];
 
 export async function startServer(overrides: Partial<Record<keyof ServerConfig, unknown>> = {}): Promise<TestServer> {
   const readerPassword = 'reader-secret-for-tests';

@@ -167,6 +167,27 @@ describe('continuity', () => {
   });
 });
 
+test('an old batch replayed long after: acknowledged again, stored once, recorded as a replay', async () => {
+  const gw = await gateway('gw-p');
+  await gw.birth('rep-1');
+  const first = gw.sign(records('rep-1', 0, 2));
+  expect(await send(t, gw, first)).toBe('acked');
+  let last = first;
+  for (let b = 1; b <= 70; b++) {
+    last = gw.sign(records('rep-1', 2 * b, 2));
+    expect(await send(t, gw, last)).toBe('acked');
+  }
+  const before = stored('gw-p');
+  expect(await send(t, gw, first)).toBe('acked');
+  expect(stored('gw-p')).toBe(before);
+  expect(events('gw-p', 'replay')[0]).toMatchObject({ batch: 0, severity: 'notice', detail: expect.stringMatching(/71 batches old/) });
+  // the latest one again is an ordinary resend (its ACK was lost)
+  expect(events('gw-p', 'duplicate')).toHaveLength(0);
+  expect(await send(t, gw, last)).toBe('acked');
+  expect(events('gw-p', 'duplicate')[0]).toMatchObject({ batch: 70, severity: 'info' });
+  expect(events('gw-p', 'replay')).toHaveLength(1);
+}, 30_000);
+
 test('a reader cannot take the client id of a gateway', async () => {
   await expect(TestGateway.connect(t, 'gw-a', { username: 'viewer', password: t.readerPassword })).rejects.toThrow(/Not authorized/i);
 });
