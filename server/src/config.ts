@@ -64,6 +64,18 @@ export const serverConfigSchema = z.strictObject({
       }),
     )
     .default([]),
+  /** the transparency log: its origin (the name in its checkpoints) and the lab's log key (created at first start when absent) */
+  log: z
+    .strictObject({
+      origin: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/, 'expected a schema-less URL such as labtrace.example/lab-a')
+        .optional(),
+      /** signer key file (C2SP form); default <dataDir>/log.key */
+      keyFile: z.string().min(1).optional(),
+      minCheckpointIntervalMs: z.number().int().min(100).max(3_600_000).default(1000),
+    })
+    .default({ minCheckpointIntervalMs: 1000 }),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -109,6 +121,7 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
           }),
     },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
+    log: { ...config.log, ...(config.log.keyFile === undefined ? {} : { keyFile: path.resolve(baseDir, config.log.keyFile) }) },
   };
 }
 

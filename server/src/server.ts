@@ -1,8 +1,12 @@
 // The labtrace server: broker, ingest, store, REST API and live updates on one HTTP port.
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { LabtraceError } from '@labtrace/protocols';
+import { canonicalBytes, formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
+import { logRoutes } from './log/log-routes.js';
+import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
 import { Broker } from './broker/broker.js';
 import type { MessageBus } from './broker/bus.js';
@@ -32,6 +36,25 @@ function readSecret(file: string, field: string): string {
   }
 }
 
+/**
+ * The lab's log key: read from its file, or created there at the first start (mode 0600). Its name is
+ * the log's origin, as C2SP checkpoints expect.
+ */
+function logKey(file: string, origin: string, logger: Logger): SignerKey {
+  if (!existsSync(file)) {
+    const seed = new Uint8Array(randomBytes(32));
+    writeFileSync(file, `${formatSignerKey(origin, seed)}\n`, { mode: 0o600, flag: 'wx' });
+    seed.fill(0);
+    logger.info({ file }, 'created the transparency log key');
+  }
+  if ((statSync(file).mode & 0o077) !== 0) throw new LabtraceError('E_CONFIG', `log.keyFile: ${file} lets others read the private key; chmod 600 it`);
+  try {
+    return parseSignerKey(readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `log.keyFile: ${file}: not a signer key (${(err as Error).message})`, { cause: err });
+  }
+}
+
 export const SERVER_VERSION = '0.1.0';
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
 
@@ -46,6 +69,10 @@ export class LabtraceServer {
   readonly keys: KeyRegistry;
   readonly enrollment: Enrollment;
   readonly ingest: Ingest;
+  /** the transparency log of verified batch headers and key events (opened in start()) */
+  log: TransparencyLog | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
   private readonly http: http.Server;
   private started = false;
@@ -104,6 +131,7 @@ export class LabtraceServer {
     );
     const app = createApp({
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
+      logRoutes: () => this.logRouter,
       store: this.store,
       registry: this.registry,
       healthOf: (id) => this.ingest.healthOf(id),
@@ -142,6 +170,28 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
+    const origin = this.config.log.origin ?? `labtrace/${this.config.lab}`;
+    const log = new TransparencyLog(this.database, {
+      origin,
+      signer: logKey(this.config.log.keyFile ?? path.join(this.config.dataDir, 'log.key'), origin, this.logger),
+      minCheckpointIntervalMs: this.config.log.minCheckpointIntervalMs,
+    });
+    log.open();
+    this.log = log;
+    this.logRouter = logRoutes(log);
+    this.ingest.useLog(log);
+    // key events enter the log in the transaction that records them
+    this.events.on('event', (event) => {
+      if (event.kind === 'enrolled' || event.kind === 'key-rotated' || event.kind === 'key-revoked')
+        log.append('key-event', [canonicalBytes(event)], event.at);
+    });
+    this.checkpointTimer = setInterval(() => {
+      try {
+        log.maybeCheckpoint();
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'ALARM: the transparency log checkpoint could not be signed');
+      }
+    }, this.config.log.minCheckpointIntervalMs);
     this.keys.open(this.config.gateways);
     this.enrollment.open();
     try {
@@ -180,6 +230,8 @@ export class LabtraceServer {
   }
 
   private async shutdown(): Promise<void> {
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    this.checkpointTimer = undefined;
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();

@@ -28,6 +28,8 @@ export interface AppDeps {
   logger: Logger;
   dashboardDir: string;
   trust: { enrollment: Enrollment; keys: KeyRegistry; events: SecurityEvents };
+  /** the transparency log's routes, once the log is open */
+  logRoutes?: () => express.Router | undefined;
 }
 
 const rotateBody = z.strictObject({
@@ -145,6 +147,13 @@ export function createApp(deps: AppDeps): Express {
         ...(query.since === undefined ? {} : { since: query.since }),
       }),
     );
+  });
+
+  // mounted at start: the log is opened with the store
+  app.use((req, res, next) => {
+    const routes = deps.logRoutes?.();
+    if (routes === undefined) return next();
+    routes(req, res, next);
   });
 
   app.use('/api', (req, _res, next) => next(new LabtraceError('E_NOT_FOUND', `no route ${req.method} ${req.originalUrl}`)));

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import {
   birthMessageSchema,
+  canonicalBytes,
   dataMessageSchema,
   headerHash,
   healthMessageSchema,
@@ -19,6 +20,7 @@ import {
   type LiveSample,
 } from '@labtrace/protocols';
 import type { MessageBus } from '../broker/bus.js';
+import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
@@ -57,6 +59,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** the gateway of each announced instrument */
   private readonly owners = new Map<string, string>();
   readonly chain: Chain;
+  private log: TransparencyLog | undefined;
   /** verified batches waiting for the next group commit */
   private readonly pending: { work: () => Outcome; resolve: (o: Outcome) => void; reject: (err: unknown) => void }[] = [];
   /** when a resend was last asked of each gateway */
@@ -74,6 +77,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
   ) {
     super();
     this.chain = new Chain(database);
+  }
+
+  /** Every stored batch's signed header enters this log in the same commit. */
+  useLog(log: TransparencyLog): void {
+    this.log = log;
   }
 
   async start(): Promise<void> {
@@ -173,6 +181,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.store.store(gateway, message.samples, signed, hash, now, records);
         const fresh = message.samples;
         const notes = this.chain.advance(gateway, header, hash, message.samples);
+        this.log?.append('batch-header', [canonicalBytes(signed)], now);
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
         for (const s of message.samples)
           if (s.instrument === gateway && s.channel === 'samples-refused')

@@ -169,10 +169,12 @@ migrations['0005_batch_records'] = {
 
 migrations['0006_transparency_log'] = {
   async up(db: Kysely<unknown>) {
-    // The lab's transparency log (log/transparency-log.ts): every entry's leaf data, the perfect subtree
-    // hashes of its RFC 6962 tree (level 0 = leaf hashes), so that proofs take O(log n) reads, and every
-    // signed checkpoint, so that a consistency proof can be given from any checkpoint a client saved.
-    await sql`CREATE TABLE log_entries (idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL)`.execute(db);
+    // The lab's transparency log (log/transparency-log.ts): every entry's leaf data and leaf hash, the perfect
+    // subtree hashes above the leaves of its RFC 6962 tree (level >= 1), so that proofs take O(log n) reads, and
+    // every signed checkpoint, so that a consistency proof can be given from any checkpoint a client saved.
+    await sql`CREATE TABLE log_entries (idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL, leaf BLOB NOT NULL, at INTEGER NOT NULL)`.execute(
+      db,
+    );
     await sql`CREATE TABLE log_hashes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID`.execute(
       db,
     );

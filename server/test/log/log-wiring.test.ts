@@ -1,0 +1,52 @@
+// The log inside the server: every stored batch's signed header becomes an entry in the same commit,
+// key events too, and an auditor's client checks the server's checkpoint and proofs over HTTP.
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { canonicalBytes, ed25519NoteVerifier, fromBase64, leafHash, openCheckpoint, verifyInclusion } from '@labtrace/protocols';
+import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+
+let t: TestServer;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  t = await startServer({ log: { minCheckpointIntervalMs: 100 } });
+  gw = await TestGateway.connect(t, 'gw-a');
+});
+afterAll(async () => {
+  await gw.end();
+  await t.stop();
+});
+
+test('verified batches enter the log; the checkpoint and an inclusion proof verify against the log key', async () => {
+  await gw.birth('log-1');
+  const first = gw.seal(records('log-1', 0, 3));
+  expect(await send(t, gw, first)).toBe('acked');
+  const second = gw.sign(records('log-1', 3, 2));
+  expect(await send(t, gw, second)).toBe('acked');
+  const log = t.server.log!;
+  expect(log.size).toBe(2);
+  // a refused batch does not enter the log
+  expect(await send(t, gw, { ...second, batch: 2, samples: records('log-1', 5, 2) })).not.toBe('acked');
+  expect(log.size).toBe(2);
+  await waitFor('a checkpoint of size 2', () => /\n2\n/.test(log.latestCheckpoint()?.note ?? ''));
+  const note = await (await fetch(`${t.base}/api/log/checkpoint`)).text();
+  const opened = openCheckpoint(note, [ed25519NoteVerifier(log.verifierKey())], { origin: 'labtrace/lab-t' });
+  expect(opened.checkpoint.size).toBe(2);
+  const entries = (await (await fetch(`${t.base}/api/log/entries?start=0&end=2`)).json()) as { entries: { kind: string; data: string }[] };
+  expect(entries.entries.map((e) => e.kind)).toEqual(['batch-header', 'batch-header']);
+  expect(JSON.parse(new TextDecoder().decode(fromBase64(entries.entries[1]!.data)))).toEqual(second.signed);
+  expect(fromBase64(entries.entries[1]!.data)).toEqual(canonicalBytes(second.signed));
+  const proof = (await (await fetch(`${t.base}/api/log/proof/inclusion?index=1&size=2`)).json()) as { proof: string[] };
+  expect(() =>
+    verifyInclusion(leafHash(fromBase64(entries.entries[1]!.data)), 1, 2, proof.proof.map(fromBase64), opened.checkpoint.rootHash),
+  ).not.toThrow();
+  expect((await fetch(`${t.base}/api/log/proof/inclusion?index=5&size=2`)).status).toBe(400);
+});
+
+test('key events enter the log', async () => {
+  const before = t.server.log!.size;
+  t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
+  expect(t.server.log!.size).toBe(before + 1);
+  const entries = t.server.log!.entries(before, before + 1);
+  expect(entries[0]!.kind).toBe('key-event');
+  expect(JSON.parse(new TextDecoder().decode(entries[0]!.data))).toMatchObject({ kind: 'key-revoked', gateway: 'gw-b' });
+});
