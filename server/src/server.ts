@@ -6,6 +6,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { canonicalBytes, formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
 import { logRoutes } from './log/log-routes.js';
+import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
 import { Broker } from './broker/broker.js';
@@ -178,7 +179,19 @@ export class LabtraceServer {
     });
     log.open();
     this.log = log;
-    this.logRouter = logRoutes(log);
+    this.logRouter = logRoutes(log, {
+      measurement: (gateway, seq) => measurementProof(this.store, log, gateway, seq),
+      gatewayKeys: () =>
+        this.keys.list().map((k) => ({
+          gateway: k.gateway,
+          keyId: k.keyId,
+          verifierKey: k.verifierKey,
+          status: k.status,
+          registeredAt: k.registeredAt,
+          validUntil: k.validUntil,
+          reason: k.reason,
+        })),
+    });
     this.ingest.useLog(log);
     // key events enter the log in the transaction that records them
     this.events.on('event', (event) => {

@@ -181,7 +181,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.store.store(gateway, message.samples, signed, hash, now, records);
         const fresh = message.samples;
         const notes = this.chain.advance(gateway, header, hash, message.samples);
-        this.log?.append('batch-header', [canonicalBytes(signed)], now);
+        if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
         for (const s of message.samples)
           if (s.instrument === gateway && s.channel === 'samples-refused')

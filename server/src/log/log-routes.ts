@@ -2,7 +2,7 @@
 // proofs, and the entries themselves, for auditors and witnesses. Errors go to the app's error handler.
 import express from 'express';
 import { z } from 'zod';
-import { LabtraceError, parseWith, toBase64 } from '@labtrace/protocols';
+import { idSchema, LabtraceError, parseWith, toBase64 } from '@labtrace/protocols';
 import type { TransparencyLog } from './transparency-log.js';
 
 /** A tree size or index: decimal digits without leading zeros (not "", "1e3", "0x10" or "-1"). */
@@ -17,8 +17,26 @@ const inclusionQuery = z.strictObject({ index: count, size: count });
 const consistencyQuery = z.strictObject({ from: count, to: count });
 const entriesQuery = z.strictObject({ start: count, end: count });
 
-export function logRoutes(log: TransparencyLog): express.Router {
+export interface LogRouteSources {
+  /** the proof of one measurement (see measurement-proof.ts) */
+  measurement?: (gateway: string, seq: number) => unknown;
+  /** every gateway key with its validity */
+  gatewayKeys?: () => unknown[];
+}
+
+export function logRoutes(log: TransparencyLog, sources: LogRouteSources = {}): express.Router {
   const router = express.Router();
+
+  router.get('/api/log/keys', (_req, res) => {
+    res.json({ log: { verifierKey: log.verifierKey() }, gateways: sources.gatewayKeys?.() ?? [] });
+  });
+
+  router.get('/api/log/measurement/:gateway/:seq', (req, res) => {
+    const gateway = parseWith(idSchema, req.params['gateway'], 'path: gateway', 'E_BAD_REQUEST');
+    const seq = parseWith(count, req.params['seq'], 'path: seq', 'E_BAD_REQUEST');
+    if (sources.measurement === undefined) throw new LabtraceError('E_NOT_FOUND', 'measurement proofs are not served here');
+    res.json(sources.measurement(gateway, seq));
+  });
 
   // text/plain, as C2SP checkpoints are served; ?size=N gives the checkpoint signed at that size, if any
   router.get('/api/log/checkpoint', (req, res) => {

@@ -182,6 +182,13 @@ migrations['0006_transparency_log'] = {
   },
 };
 
+migrations['0007_batch_log_index'] = {
+  async up(db: Kysely<unknown>) {
+    // where each stored batch's header sits in the transparency log
+    await sql`ALTER TABLE batch_headers ADD COLUMN log_index INTEGER`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

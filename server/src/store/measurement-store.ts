@@ -217,6 +217,27 @@ export class MeasurementStore {
     if (keep) this.toIndexSamples += samples.length;
   }
 
+  /** Records where a stored batch's header entered the transparency log. */
+  setLogIndex(gateway: string, batch: number, index: number): void {
+    this.database.sqlite.prepare('UPDATE batch_headers SET log_index = ? WHERE gateway = ? AND batch = ?').run(index, gateway, batch);
+  }
+
+  /** The stored batch holding a gateway's sequence number: its signed header, record bytes and log index. */
+  batchOf(gateway: string, seq: number): { signed: SignedBatch; records: Uint8Array; logIndex: number | null } | undefined {
+    const row = this.database.sqlite
+      .prepare(
+        'SELECT header, signature, records, log_index AS logIndex, first_seq AS firstSeq, count FROM batch_headers WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
+      )
+      .get(gateway, seq) as
+      { header: string; signature: string; records: Buffer | null; logIndex: number | null; firstSeq: number; count: number } | undefined;
+    if (!row || seq >= row.firstSeq + row.count || row.records === null) return undefined;
+    return {
+      signed: { header: JSON.parse(row.header) as SignedBatch['header'], signature: row.signature },
+      records: new Uint8Array(row.records.buffer, row.records.byteOffset, row.records.byteLength),
+      logIndex: row.logIndex,
+    };
+  }
+
   /** Samples of stored batches not yet in the per-sample index. */
   get indexBacklog(): number {
     return this.toIndex.length;

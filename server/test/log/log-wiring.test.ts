@@ -1,7 +1,20 @@
 // The log inside the server: every stored batch's signed header becomes an entry in the same commit,
 // key events too, and an auditor's client checks the server's checkpoint and proofs over HTTP.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { canonicalBytes, ed25519NoteVerifier, fromBase64, leafHash, openCheckpoint, verifyInclusion } from '@labtrace/protocols';
+import {
+  canonicalBytes,
+  decodeRecord,
+  ed25519NoteVerifier,
+  fromBase64,
+  leafHash,
+  openCheckpoint,
+  parseVerifierKey,
+  rootFromInclusionProof,
+  toBase64,
+  verifyEd25519,
+  verifyInclusion,
+  type BatchHeader,
+} from '@labtrace/protocols';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
@@ -49,4 +62,40 @@ test('key events enter the log', async () => {
   const entries = t.server.log!.entries(before, before + 1);
   expect(entries[0]!.kind).toBe('key-event');
   expect(JSON.parse(new TextDecoder().decode(entries[0]!.data))).toMatchObject({ kind: 'key-revoked', gateway: 'gw-b' });
+});
+
+test("one measurement's proof verifies offline: record -> batch root (gateway's key) -> log root (checkpoint, log key)", async () => {
+  // parsed here (not by fetch) so that canonical JSON sees plain objects of this realm
+  const proof = JSON.parse(await (await fetch(`${t.base}/api/log/measurement/gw-a/1`)).text()) as {
+    record: { bytes: string; sample: { seq: number; value: number } };
+    batch: { header: BatchHeader; signature: string; index: number; proof: string[] };
+    log: { index: number; size: number; proof: string[] };
+    checkpoint: string;
+  };
+  const keys = (await (await fetch(`${t.base}/api/log/keys`)).json()) as {
+    log: { verifierKey: string };
+    gateways: { gateway: string; verifierKey: string }[];
+  };
+  // the record: its bytes say what the JSON says
+  const record = fromBase64(proof.record.bytes);
+  expect(decodeRecord(record).sample).toEqual(proof.record.sample);
+  expect(proof.record.sample.seq).toBe(1);
+  // record -> batch root, and the header signed by the gateway's key
+  const root = rootFromInclusionProof(leafHash(record), proof.batch.index, proof.batch.header.count, proof.batch.proof.map(fromBase64));
+  expect(toBase64(root)).toBe(proof.batch.header.root);
+  const gatewayKey = parseVerifierKey(keys.gateways.find((k) => k.gateway === 'gw-a')!.verifierKey);
+  expect(verifyEd25519(fromBase64(proof.batch.signature), canonicalBytes(proof.batch.header), gatewayKey.publicKey)).toBe(true);
+  // batch header -> log root, in a checkpoint signed by the log key
+  const opened = openCheckpoint(proof.checkpoint, [ed25519NoteVerifier(keys.log.verifierKey)]);
+  const entry = canonicalBytes({ header: proof.batch.header, signature: proof.batch.signature });
+  expect(() =>
+    verifyInclusion(leafHash(entry), proof.log.index, proof.log.size, proof.log.proof.map(fromBase64), opened.checkpoint.rootHash),
+  ).not.toThrow();
+  // one changed value breaks the first step
+  const tampered = record.slice();
+  tampered[tampered.length - 6] = tampered[tampered.length - 6]! ^ 1;
+  const bad = rootFromInclusionProof(leafHash(tampered), proof.batch.index, proof.batch.header.count, proof.batch.proof.map(fromBase64));
+  expect(toBase64(bad)).not.toBe(proof.batch.header.root);
+  expect((await fetch(`${t.base}/api/log/measurement/gw-a/999999`)).status).toBe(404);
+  expect((await fetch(`${t.base}/api/log/measurement/gw-a/x1`)).status).toBe(400);
 });

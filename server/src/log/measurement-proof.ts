@@ -1,0 +1,57 @@
+// The proof of one measurement, for an auditor who trusts nobody: the record's canonical bytes, its
+// Merkle path to its batch's signed root, the batch header's path to the log's root, and the signed
+// checkpoint of that root. Checked with the gateway's key, the log's key and RFC 6962 hashing alone.
+import { inclusionProof, leafHashReader, LabtraceError, readRecord, sha256, toBase64 } from '@labtrace/protocols';
+import type { MeasurementStore } from '../store/measurement-store.js';
+import type { TransparencyLog } from './transparency-log.js';
+
+export interface MeasurementProof {
+  gateway: string;
+  seq: number;
+  /** the record's canonical bytes (protocols/src/trust/record.ts), base64, and what they say */
+  record: { bytes: string; sample: unknown };
+  /** the signed batch header, the record's index in the batch and its path to the header's root */
+  batch: { header: unknown; signature: string; index: number; proof: string[] };
+  /** the header's entry in the log (canonical JSON of {header, signature}), its index and path to the checkpoint's root */
+  log: { index: number; size: number; proof: string[] };
+  /** the signed checkpoint the log path leads to */
+  checkpoint: string;
+}
+
+export function measurementProof(store: MeasurementStore, log: TransparencyLog, gateway: string, seq: number): MeasurementProof {
+  const batch = store.batchOf(gateway, seq);
+  if (batch === undefined) throw new LabtraceError('E_NOT_FOUND', `no stored batch of ${gateway} holds sequence number ${seq}`);
+  if (batch.logIndex === null) throw new LabtraceError('E_NOT_FOUND', `the batch holding ${gateway}/${seq} was stored before the transparency log`);
+  const bytes = batch.records;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const leaves: Uint8Array[] = [];
+  let index = -1;
+  let record: { bytes: Uint8Array; sample: unknown } | undefined;
+  for (let at = 0; at < bytes.length;) {
+    const { record: r, end } = readRecord(bytes, view, at + 1);
+    // the stored slice is 0x00 || record: its hash is the leaf hash
+    leaves.push(sha256(bytes.subarray(at, end)));
+    if (r.sample.seq === seq) {
+      index = leaves.length - 1;
+      record = { bytes: bytes.slice(at + 1, end), sample: r.sample };
+    }
+    at = end;
+  }
+  if (record === undefined) throw new LabtraceError('E_NOT_FOUND', `sequence number ${seq} is not in its batch's records`);
+  const checkpoint = log.checkpoint();
+  const size = Number(checkpoint.split('\n')[1]);
+  if (!(batch.logIndex < size)) throw new LabtraceError('E_NOT_FOUND', `the batch is not in a signed checkpoint yet; try again in a second`);
+  return {
+    gateway,
+    seq,
+    record: { bytes: toBase64(record.bytes), sample: record.sample },
+    batch: {
+      header: batch.signed.header,
+      signature: batch.signed.signature,
+      index,
+      proof: inclusionProof(index, leaves.length, leafHashReader(leaves)).map(toBase64),
+    },
+    log: { index: batch.logIndex, size, proof: log.inclusionProof(batch.logIndex, size).map(toBase64) },
+    checkpoint,
+  };
+}
