@@ -189,6 +189,13 @@ migrations['0007_batch_log_index'] = {
   },
 };
 
+migrations['0008_key_events_logged'] = {
+  async up(db: Kysely<unknown>) {
+    // where a key event entered the transparency log (also events written by the admin command line)
+    await sql`ALTER TABLE security_events ADD COLUMN log_index INTEGER`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

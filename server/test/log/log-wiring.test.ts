@@ -55,10 +55,16 @@ test('verified batches enter the log; the checkpoint and an inclusion proof veri
   expect((await fetch(`${t.base}/api/log/proof/inclusion?index=5&size=2`)).status).toBe(400);
 });
 
-test('key events enter the log', async () => {
+test('key events enter the log, also those written by another process (the admin command line)', async () => {
   const before = t.server.log!.size;
   t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
-  expect(t.server.log!.size).toBe(before + 1);
+  // as the command line does: straight into the database
+  t.server.database.sqlite
+    .prepare(
+      "INSERT INTO security_events (at, gateway, kind, severity, batch, detail) VALUES (?, 'gw-s', 'key-revoked', 'alarm', NULL, 'by the admin')",
+    )
+    .run(Date.now());
+  await waitFor('two key events in the log', () => t.server.log!.size === before + 2);
   const entries = t.server.log!.entries(before, before + 1);
   expect(entries[0]!.kind).toBe('key-event');
   expect(JSON.parse(new TextDecoder().decode(entries[0]!.data))).toMatchObject({ kind: 'key-revoked', gateway: 'gw-b' });
