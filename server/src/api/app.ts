@@ -32,6 +32,13 @@ export interface AppDeps {
   logRoutes?: () => express.Router | undefined;
 }
 
+const seriesQuery = z.strictObject({
+  channel: idSchema,
+  from: z.coerce.number().int().min(0).optional(),
+  to: z.coerce.number().int().min(0).optional(),
+  points: z.coerce.number().int().min(1).max(5000).default(600),
+});
+
 const rotateBody = z.strictObject({
   statement: z.strictObject({
     v: z.literal(1),
@@ -92,6 +99,20 @@ export function createApp(deps: AppDeps): Express {
       return { ...i, latest, connected: connected.has(i.gateway), health: deps.healthOf(i.id) };
     });
     res.json(views);
+  });
+
+  // time-bucketed min, max and mean of a numeric channel, at most `points` buckets
+  app.get('/api/instruments/:id/series', async (req, res) => {
+    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
+    const query = parseWith(seriesQuery, req.query, 'query', 'E_BAD_REQUEST');
+    const instrument = await deps.registry.instrument(id);
+    if (!instrument) throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" is not known`);
+    if (!instrument.channels.some((c) => c.name === query.channel))
+      throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" has no channel "${query.channel}"`);
+    const to = query.to ?? Date.now();
+    const from = query.from ?? to - 10 * 60_000;
+    if (from > to) throw new LabtraceError('E_BAD_REQUEST', `query: from: ${from} is after to (${to})`);
+    res.json({ instrument: id, channel: query.channel, from, to, ...deps.store.series(id, query.channel, from, to, query.points) });
   });
 
   app.get('/api/instruments/:id/history', async (req, res) => {

@@ -58,6 +58,15 @@ export function toLive(row: Row): LiveSample {
   };
 }
 
+export interface SeriesPoint {
+  /** start of the bucket, ms */
+  ts: number;
+  min: number;
+  max: number;
+  mean: number;
+  count: number;
+}
+
 interface Statements {
   insertMany: (gateway: string, samples: Sample[]) => Sample[];
   latest: Statement;
@@ -286,6 +295,23 @@ export class MeasurementStore {
 
   history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] {
     return (this.stmts.history.all(instrument, channel, from, to, limit) as Row[]).map(toLive);
+  }
+
+  /**
+   * A channel's numeric values between `from` and `to` in at most `points` time buckets: min, max,
+   * mean and count per bucket, so that a chart never receives more points than it can draw. The
+   * bucket width is a whole number of milliseconds.
+   */
+  series(instrument: string, channel: string, from: number, to: number, points: number): { bucketMs: number; points: SeriesPoint[] } {
+    const bucketMs = Math.max(1, Math.ceil((to - from + 1) / points));
+    const rows = this.database.sqlite
+      .prepare(
+        `SELECT CAST((s.ts - @from) / @bucket AS INTEGER) AS b, MIN(s.num) AS min, MAX(s.num) AS max, AVG(s.num) AS mean, COUNT(*) AS count
+         FROM samples s WHERE s.stream IN (SELECT id FROM streams WHERE instrument = @instrument AND channel = @channel) AND s.ts >= @from AND s.ts <= @to AND s.kind = 3
+         GROUP BY b ORDER BY b`,
+      )
+      .all({ from, bucket: bucketMs, instrument, channel, to }) as { b: number; min: number; max: number; mean: number; count: number }[];
+    return { bucketMs, points: rows.map((r) => ({ ts: from + r.b * bucketMs, min: r.min, max: r.max, mean: r.mean, count: r.count })) };
   }
 
   count(): number {

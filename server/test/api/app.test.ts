@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -55,4 +55,40 @@ test('security headers are set', async () => {
   expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
   expect(res.headers.get('x-powered-by')).toBeNull();
+});
+
+test('series: time-bucketed min, max and mean of a channel, never more buckets than asked', async () => {
+  const gw = await TestGateway.connect(t, 'gw-a');
+  try {
+    await gw.birth('ser-1');
+    // 100 samples, 10 ms apart, values 0..99; one text value that the buckets leave out
+    const samples = Array.from({ length: 100 }, (_, i) => ({
+      seq: i,
+      instrument: 'ser-1',
+      channel: 'c',
+      ts: 1_800_000_000_000 + i * 10,
+      value: i,
+      unit: '',
+      quality: 'good' as const,
+    }));
+    samples[50] = { ...samples[50]!, value: 'overload' as unknown as number };
+    expect(await send(t, gw, gw.seal(samples))).toBe('acked');
+    const url = `${t.base}/api/instruments/ser-1/series?channel=c&from=1800000000000&to=1800000000999&points=10`;
+    const res = await fetch(url);
+    const body = (await res.json()) as {
+      error?: string;
+      bucketMs: number;
+      points: { ts: number; min: number; max: number; mean: number; count: number }[];
+    };
+    expect(body.error).toBeUndefined();
+    expect(body.bucketMs).toBe(100);
+    expect(body.points).toHaveLength(10);
+    expect(body.points[0]).toEqual({ ts: 1_800_000_000_000, min: 0, max: 9, mean: 4.5, count: 10 });
+    expect(body.points[5]).toEqual({ ts: 1_800_000_000_500, min: 51, max: 59, mean: 55, count: 9 });
+    const bad = await fetch(`${t.base}/api/instruments/ser-1/series?channel=c&points=0`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/query: points/);
+  } finally {
+    await gw.end();
+  }
 });
