@@ -9,6 +9,8 @@ commands:
   sim     [--config file]     the device simulator: Modbus TCP, RTU and RTU-over-TCP and MQTT instruments
   sim fault <id> <kind> ...   injects a fault into a running simulated instrument (see 'labtrace sim --help')
   gateway plan <profile>      prints the read requests a device profile needs
+  export --out <dir> ...      writes an export bundle of a gateway's signed measurements (see 'labtrace export --help')
+  verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -18,6 +20,8 @@ const commands = {
   server: () => import('@labtrace/server/cli'),
   gateway: () => import('@labtrace/gateway/cli'),
   sim: () => import('@labtrace/device-sim/cli'),
+  export: () => import('../server/dist/src/export/cli.js'),
+  verify: () => import('../server/dist/src/export/verify-cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);

@@ -19,3 +19,5 @@ export * from './trust/checkpoint.js';
 export * from './trust/batch.js';
 export * from './trust/record.js';
 export * from './trust/enrollment.js';
+export * from './verify/verifier.js';
+export * from './verify/cli-format.js';

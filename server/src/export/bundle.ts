@@ -1,0 +1,166 @@
+// An export bundle (format labtrace-bundle/v1): one gateway's stored batches over a time range, with all an auditor
+// needs to check them offline (protocols/src/verify/verifier.ts, `labtrace verify`):
+//   bundle.json       format, the log's origin, the selection, when it was made, the counts, and consistency proofs
+//                     from the last CONSISTENCY_CHECKPOINTS stored checkpoints to the exported one (so that an
+//                     auditor's saved checkpoint of one of those sizes can be checked against it)
+//   checkpoint.txt    the latest signed checkpoint (not a new one: the export does not sign)
+//   keys.json         the log's verifier key, and every key of the gateway with its status and validity
+//   batches.jsonl     per stored batch overlapping the range: {header, signature, records (base64 of the stored
+//                     records, each 0x00 || canonical record bytes), logIndex, logProof (base64 inclusion proof
+//                     against the checkpoint's size)}; logIndex and logProof are null for a batch that the checkpoint
+//                     does not cover yet (the verifier reports it)
+//   records.jsonl     per record, what its bytes say: {gateway, seq, instrument, channel, ts, value, unit, quality,
+//                     reason?, batch}
+//   key-events.jsonl  the log's key events of the gateway within the checkpoint: {index, at, data (base64 of the
+//                     leaf data), event (the same, parsed), proof}
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecord, toBase64, type BatchHeader } from '@labtrace/protocols';
+import type { TransparencyLog } from '../log/transparency-log.js';
+import type { LabDatabase } from '../store/database.js';
+
+/** Consistency proofs are included from at most this many of the latest stored checkpoints. */
+export const CONSISTENCY_CHECKPOINTS = 100;
+
+export interface ExportOptions {
+  outDir: string;
+  gateway: string;
+  /** ms since the epoch, inclusive */
+  from: number;
+  /** ms since the epoch, inclusive */
+  to: number;
+}
+
+interface BatchRow {
+  batch: number;
+  header: string;
+  signature: string;
+  records: Buffer | null;
+  logIndex: number | null;
+}
+
+export async function exportBundle(
+  database: LabDatabase,
+  log: TransparencyLog,
+  options: ExportOptions,
+): Promise<{ batches: number; records: number }> {
+  const { outDir, gateway, from, to } = options;
+  if (!Number.isFinite(from) || !Number.isFinite(to) || from > to)
+    throw new LabtraceError('E_CONFIG', `export: the time range ${from}..${to} is empty`);
+  const sqlite = database.sqlite;
+  // one read transaction: the checkpoint, the batches and the proofs of the same state
+  const snapshot = sqlite.transaction(() => {
+    const note = log.latestCheckpoint().note;
+    const size = parseCheckpoint(parseNote(note).text).size;
+    const batchLines: string[] = [];
+    const recordLines: string[] = [];
+    const rows = sqlite
+      .prepare<[string], BatchRow>(
+        'SELECT batch, header, signature, records, log_index AS logIndex FROM batch_headers WHERE gateway = ? ORDER BY first_seq, batch',
+      )
+      .iterate(gateway);
+    let uncovered = 0;
+    for (const row of rows) {
+      const header = JSON.parse(row.header) as BatchHeader;
+      if (header.tsMax < from || header.tsMin > to) continue;
+      if (row.records === null) throw new LabtraceError('E_STORE', `export: batch ${row.batch} of ${gateway} was stored without its records`);
+      const bytes = row.records;
+      const inLog = row.logIndex !== null && row.logIndex < size;
+      if (!inLog) uncovered++;
+      batchLines.push(
+        JSON.stringify({
+          header,
+          signature: row.signature,
+          records: bytes.toString('base64'),
+          logIndex: inLog ? row.logIndex : null,
+          logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
+        }),
+      );
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let at = 0; at < bytes.length;) {
+        const { record, end } = readRecord(bytes, view, at + 1);
+        const s = record.sample;
+        recordLines.push(
+          JSON.stringify({
+            gateway: record.gateway,
+            seq: s.seq,
+            instrument: s.instrument,
+            channel: s.channel,
+            ts: s.ts,
+            value: s.value,
+            unit: s.unit,
+            quality: s.quality,
+            ...(s.reason === undefined ? {} : { reason: s.reason }),
+            batch: header.batch,
+          }),
+        );
+        at = end;
+      }
+    }
+    const keyEventLines: string[] = [];
+    const events = sqlite
+      .prepare<[number], { idx: number; data: Buffer; at: number }>(
+        "SELECT idx, data, at FROM log_entries WHERE kind = 'key-event' AND idx < ? ORDER BY idx",
+      )
+      .iterate(size);
+    for (const e of events) {
+      let event: unknown;
+      try {
+        event = JSON.parse(e.data.toString('utf8'));
+      } catch {
+        event = null;
+      }
+      const eventGateway = typeof event === 'object' && event !== null ? (event as { gateway?: unknown }).gateway : undefined;
+      if (eventGateway !== gateway) continue;
+      keyEventLines.push(
+        JSON.stringify({ index: e.idx, at: e.at, data: e.data.toString('base64'), event, proof: log.inclusionProof(e.idx, size).map(toBase64) }),
+      );
+    }
+    const consistency = sqlite
+      .prepare<[number, number], { size: number }>('SELECT size FROM log_checkpoints WHERE size > 0 AND size < ? ORDER BY size DESC LIMIT ?')
+      .all(size, CONSISTENCY_CHECKPOINTS)
+      .map((c) => ({ from: c.size, to: size, proof: log.consistencyProof(c.size, size).map(toBase64) }));
+    const keys = sqlite
+      .prepare<
+        [string],
+        {
+          keyId: string;
+          verifierKey: string;
+          status: string;
+          registeredAt: number;
+          validUntil: number | null;
+          reason: string | null;
+          replacedBy: string | null;
+        }
+      >(
+        'SELECT key_id AS keyId, verifier_key AS verifierKey, status, registered_at AS registeredAt, valid_until AS validUntil, reason, replaced_by AS replacedBy FROM gateway_keys WHERE gateway = ? ORDER BY registered_at, key_id',
+      )
+      .all(gateway)
+      .map((k) => ({ gateway, ...k }));
+    return { note, size, batchLines, recordLines, keyEventLines, consistency, keys, uncovered };
+  })();
+
+  const bundle = {
+    format: BUNDLE_FORMAT,
+    origin: log.origin,
+    selection: { gateway, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+    created: new Date().toISOString(),
+    checkpointSize: snapshot.size,
+    counts: { batches: snapshot.batchLines.length, records: snapshot.recordLines.length, notInCheckpoint: snapshot.uncovered },
+    consistency: snapshot.consistency,
+  };
+  const jsonl = (lines: string[]): string => (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  await mkdir(outDir, { recursive: true });
+  await Promise.all([
+    writeFile(path.join(outDir, 'bundle.json'), `${JSON.stringify(bundle, null, 2)}\n`),
+    writeFile(path.join(outDir, 'checkpoint.txt'), snapshot.note),
+    writeFile(
+      path.join(outDir, 'keys.json'),
+      `${JSON.stringify({ log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: snapshot.keys }, null, 2)}\n`,
+    ),
+    writeFile(path.join(outDir, 'batches.jsonl'), jsonl(snapshot.batchLines)),
+    writeFile(path.join(outDir, 'records.jsonl'), jsonl(snapshot.recordLines)),
+    writeFile(path.join(outDir, 'key-events.jsonl'), jsonl(snapshot.keyEventLines)),
+  ]);
+  return { batches: snapshot.batchLines.length, records: snapshot.recordLines.length };
+}

@@ -1,0 +1,76 @@
+// `labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]`: checks an export
+// bundle offline (protocols/src/verify/verifier.ts). Exit status 0: everything verifies; 1: something does not;
+// 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { exitCodeOf, formatReport, verifyBundle, type BundleFiles } from '@labtrace/protocols';
+import { useNodeCrypto } from '../node-crypto.js';
+
+export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]
+  Checks an export bundle ('labtrace export') offline: the checkpoint's signature by the log key, every batch's
+  signature by its gateway's key, every Merkle root from the record bytes, every header's inclusion in the log,
+  the sequence numbers (gaps, overlaps, duplicates, reordering), and that records.jsonl says what the signed
+  bytes say.
+  --checkpoint <file>   a checkpoint of the log saved earlier: the bundle's must extend it (the bundle holds
+                        consistency proofs from the last 100 checkpoints the server signed)
+  --log-key <key>       the log key to trust (C2SP verifier key); default: the one in the bundle's keys.json
+  --json                prints the report as JSON
+  Exit status: 0 verified, 1 something does not verify, 2 the input is unusable.`;
+
+const done = (code: number): { stop(): Promise<void>; done: Promise<number> } => ({ stop: () => Promise.resolve(), done: Promise.resolve(code) });
+
+export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
+  let values;
+  let positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: { checkpoint: { type: 'string' }, 'log-key': { type: 'string' }, json: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`labtrace verify: ${(err as Error).message}\n${usage}\n`);
+    return Promise.resolve(done(2));
+  }
+  const dir = positionals[0];
+  if (dir === undefined || positionals.length > 1) {
+    process.stderr.write(`labtrace verify: expected one bundle directory\n${usage}\n`);
+    return Promise.resolve(done(2));
+  }
+  const read = (file: string, optional = false): string | undefined => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  let files: BundleFiles;
+  let savedCheckpoint: string | undefined;
+  try {
+    const at = (name: string): string => path.join(dir, name);
+    const keyEvents = read(at('key-events.jsonl'), true);
+    files = {
+      bundle: read(at('bundle.json')) ?? '',
+      checkpoint: read(at('checkpoint.txt')) ?? '',
+      keys: read(at('keys.json')) ?? '',
+      batches: read(at('batches.jsonl')) ?? '',
+      records: read(at('records.jsonl')) ?? '',
+      ...(keyEvents === undefined ? {} : { keyEvents }),
+    };
+    if (values.checkpoint !== undefined) savedCheckpoint = read(values.checkpoint);
+  } catch (err) {
+    if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, status: 'unusable', error: (err as Error).message })}\n`);
+    else process.stderr.write(`labtrace verify: UNUSABLE INPUT: ${(err as Error).message}\n`);
+    return Promise.resolve(done(2));
+  }
+  useNodeCrypto();
+  const report = verifyBundle(files, {
+    ...(savedCheckpoint === undefined ? {} : { savedCheckpoint }),
+    ...(values['log-key'] === undefined ? {} : { logKey: values['log-key'] }),
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return Promise.resolve(done(exitCodeOf(report)));
+}

@@ -1,0 +1,349 @@
+// Export bundles: a real server stores signed batches, the bundle of them verifies offline, and every kind of
+// tampering with a copy of it fails with the right reason and place. Also the command line's exit codes.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import {
+  ed25519NoteSigner,
+  formatSignerKey,
+  formatVerifierKey,
+  fromBase64,
+  parseCheckpoint,
+  parseNote,
+  parseSignerKey,
+  publicKeyFromSeed,
+  readRecord,
+  sha256,
+  signCheckpoint,
+  toBase64,
+  verifyBundle,
+  type BundleFiles,
+  type ProblemKind,
+  type VerifyReport,
+} from '@labtrace/protocols';
+import { exportBundle } from '../../src/export/bundle.js';
+import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
+import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+
+const BATCHES = 6;
+const PER_BATCH = 4;
+const T0 = 1_800_000_000_000;
+
+let t: TestServer;
+let gw: TestGateway;
+let dir: string;
+let files: BundleFiles;
+let saved: string;
+const tmp = mkdtempSync(path.join(tmpdir(), 'labtrace-bundle-'));
+
+const covered = (size: number): boolean => Number(t.server.log?.latestCheckpoint().note.split('\n')[1]) >= size;
+
+beforeAll(async () => {
+  t = await startServer({ log: { minCheckpointIntervalMs: 100 } });
+  gw = await TestGateway.connect(t, 'gw-a');
+  await gw.birth('exp-1');
+  for (let b = 0; b < BATCHES; b++) {
+    expect(await send(t, gw, gw.seal(records('exp-1', b * PER_BATCH, PER_BATCH, b + 0.5)))).toBe('acked');
+    if (b === 1) {
+      // the auditor saves a checkpoint of the log as it was then
+      const size = t.server.log?.size ?? 0;
+      await waitFor('a checkpoint of the first batches', () => covered(size));
+      saved = t.server.log?.latestCheckpoint().note ?? '';
+    }
+  }
+  const size = t.server.log?.size ?? 0;
+  await waitFor('a checkpoint covering every batch', () => covered(size));
+  dir = path.join(tmp, 'bundle');
+  const log = t.server.log;
+  if (log === undefined) throw new Error('the test server has no log');
+  const counts = await exportBundle(t.server.database, log, { outDir: dir, gateway: 'gw-a', from: T0, to: T0 + 1_000_000 });
+  expect(counts).toEqual({ batches: BATCHES, records: BATCHES * PER_BATCH });
+  const read = (name: string): string => readFileSync(path.join(dir, name), 'utf8');
+  files = {
+    bundle: read('bundle.json'),
+    checkpoint: read('checkpoint.txt'),
+    keys: read('keys.json'),
+    batches: read('batches.jsonl'),
+    records: read('records.jsonl'),
+    keyEvents: read('key-events.jsonl'),
+  };
+});
+afterAll(async () => {
+  await gw.end();
+  await t.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const kinds = (report: VerifyReport): ProblemKind[] => [...new Set(report.problems.map((p) => p.kind))].sort();
+const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
+const jsonl = (rows: string[]): string => `${rows.join('\n')}\n`;
+
+interface BatchLine {
+  header: { batch: number; firstSeq: number; count: number; tsMax: number; root: string };
+  signature: string;
+  records: string;
+  logIndex: number;
+  logProof: string[];
+}
+
+/** The record slices (0x00 || record) of a batch line's records. */
+function slices(line: BatchLine): Uint8Array[] {
+  const bytes = fromBase64(line.records);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const { end } = readRecord(bytes, view, at + 1);
+    out.push(bytes.slice(at, end));
+    at = end;
+  }
+  return out;
+}
+
+function withBatch(index: number, change: (line: BatchLine) => void): BundleFiles {
+  const rows = lines(files.batches);
+  const line = JSON.parse(rows[index] ?? '') as BatchLine;
+  change(line);
+  rows[index] = JSON.stringify(line);
+  return { ...files, batches: jsonl(rows) };
+}
+
+function join(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+test('the bundle of a real server verifies: checkpoint, signatures, roots, log inclusion, sequence, readable records', () => {
+  const bundle = JSON.parse(files.bundle) as { format: string; origin: string; selection: { gateway: string }; consistency: { from: number }[] };
+  expect(bundle.format).toBe('labtrace-bundle/v1');
+  expect(bundle.origin).toBe('labtrace/lab-t');
+  expect(bundle.selection.gateway).toBe('gw-a');
+  expect(lines(files.records)).toHaveLength(BATCHES * PER_BATCH);
+  expect(JSON.parse(lines(files.records)[5] ?? '')).toEqual({
+    gateway: 'gw-a',
+    seq: 5,
+    instrument: 'exp-1',
+    channel: 'c',
+    ts: T0 + 5,
+    value: 1.5,
+    unit: '',
+    quality: 'good',
+    batch: 1,
+  });
+  const report = verifyBundle(files, {});
+  expect(report.problems).toEqual([]);
+  expect(report.ok).toBe(true);
+  expect(report.status).toBe('verified');
+  expect(report.checkpoint).toMatchObject({ origin: 'labtrace/lab-t', signatureVerified: true });
+  expect(report.gateways).toEqual([
+    { gateway: 'gw-a', batches: BATCHES, records: BATCHES * PER_BATCH, ranges: [{ first: 0, last: 23 }], declaredJumps: [] },
+  ]);
+  expect(report.counts).toMatchObject({ batches: BATCHES, records: BATCHES * PER_BATCH, signaturesVerified: BATCHES, rootsVerified: BATCHES });
+  expect(report.trust.gatewayKeys.map((k) => k.gateway)).toEqual(['gw-a']);
+  expect(report.trust.logKey).toBe(t.server.log?.verifierKey());
+  // a checkpoint the auditor saved earlier: the bundle's extends it
+  expect(bundle.consistency.map((c) => c.from)).toContain(Number(saved.split('\n')[1]));
+  const withSaved = verifyBundle(files, { savedCheckpoint: saved });
+  expect(withSaved.ok).toBe(true);
+  expect(withSaved.savedCheckpoint).toMatchObject({ consistent: true });
+  // the log key pinned by the auditor
+  expect(verifyBundle(files, { logKey: t.server.log?.verifierKey() ?? '' }).ok).toBe(true);
+});
+
+test('one flipped bit in the value of a record: the batch root does not match', () => {
+  const mutated = withBatch(0, (line) => {
+    const parts = slices(line);
+    const first = parts[0] ?? new Uint8Array(0);
+    // the record ends with the value (8 bytes), unit, quality and reason flag: a low bit of the value
+    first[first.length - 6] = (first[first.length - 6] ?? 0) ^ 1;
+    line.records = toBase64(join(parts));
+  });
+  const report = verifyBundle(mutated, {});
+  expect(report.ok).toBe(false);
+  const root = report.problems.find((p) => p.kind === 'root-mismatch');
+  expect(root?.where).toMatch(/batches\.jsonl line 1 \(batch 0 of gw-a, seq 0\.\.3\)/);
+  expect(root?.claimed).toBe((JSON.parse(lines(files.batches)[0] ?? '') as BatchLine).header.root);
+  expect(root?.computed).not.toBe(root?.claimed);
+  // the readable copy no longer says what the (altered) bytes say either
+  expect(report.problems.find((p) => p.kind === 'readable-mismatch')).toMatchObject({
+    message: 'value differs from the signed record',
+    claimed: 0.5,
+  });
+  expect(kinds(report)).toEqual(['readable-mismatch', 'root-mismatch']);
+});
+
+test('a value changed in records.jsonl only: the readable copy disagrees with the signed bytes', () => {
+  const rows = lines(files.records);
+  const row = JSON.parse(rows[6] ?? '') as { value: number };
+  row.value = 42;
+  rows[6] = JSON.stringify(row);
+  const report = verifyBundle({ ...files, records: jsonl(rows) }, {});
+  expect(report.ok).toBe(false);
+  expect(report.problems).toEqual([
+    {
+      kind: 'readable-mismatch',
+      where: 'records.jsonl line 7 (gw-a seq 6, batches.jsonl line 2)',
+      message: 'value differs from the signed record',
+      computed: 1.5,
+      claimed: 42,
+    },
+  ]);
+});
+
+test('a record dropped from the signed bytes: the count and the root do not match', () => {
+  const mutated = withBatch(2, (line) => {
+    line.records = toBase64(join(slices(line).slice(0, -1)));
+  });
+  const report = verifyBundle(mutated, {});
+  expect(report.ok).toBe(false);
+  expect(report.problems.find((p) => p.kind === 'count-mismatch')).toMatchObject({ computed: PER_BATCH - 1, claimed: PER_BATCH });
+  expect(kinds(report)).toEqual(expect.arrayContaining(['count-mismatch', 'root-mismatch']));
+  // the readable line of the dropped record has no signed record any more
+  expect(report.problems.find((p) => p.kind === 'readable-mismatch')?.where).toBe('records.jsonl line 12 (gw-a seq 11)');
+});
+
+test('a duplicated batch line is reported with both places', () => {
+  const rows = lines(files.batches);
+  rows.splice(3, 0, rows[2] ?? '');
+  const report = verifyBundle({ ...files, batches: jsonl(rows) }, {});
+  expect(report.ok).toBe(false);
+  const duplicate = report.problems.find((p) => p.kind === 'duplicate');
+  expect(duplicate?.where).toMatch(/^batches\.jsonl line 4 \(batch 2 of gw-a, seq 8\.\.11\)/);
+  expect(duplicate?.message).toMatch(/first on line 3/);
+  expect(kinds(report)).not.toContain('gap');
+});
+
+test('two swapped batch lines: reordering reported at its place, no gap', () => {
+  const rows = lines(files.batches);
+  [rows[1], rows[2]] = [rows[2] ?? '', rows[1] ?? ''];
+  const report = verifyBundle({ ...files, batches: jsonl(rows) }, {});
+  expect(report.ok).toBe(false);
+  const reordered = report.problems.find((p) => p.kind === 'reordered');
+  expect(reordered?.where).toMatch(/^batches\.jsonl line 3 \(batch 1 of gw-a, seq 4\.\.7\)/);
+  expect(reordered?.message).toMatch(/comes after batch 2 .* on line 2/);
+  expect(kinds(report)).not.toContain('gap');
+});
+
+test('batches.jsonl with a line cut out: the gap is reported with its exact numbers; cut at the end: incomplete', () => {
+  const rows = lines(files.batches);
+  const gap = verifyBundle({ ...files, batches: jsonl([...rows.slice(0, 3), ...rows.slice(4)]) }, {});
+  expect(gap.ok).toBe(false);
+  const problem = gap.problems.find((p) => p.kind === 'gap');
+  expect(problem?.message).toBe('sequence numbers 12..15 are missing between batch 2 (line 3) and batch 4');
+  expect(problem?.where).toMatch(/^batches\.jsonl line 4 \(batch 4 of gw-a, seq 16\.\.19\)/);
+  expect(gap.gateways[0]?.ranges).toEqual([
+    { first: 0, last: 11 },
+    { first: 16, last: 23 },
+  ]);
+  const cut = verifyBundle({ ...files, batches: jsonl(rows.slice(0, 4)) }, {});
+  expect(cut.ok).toBe(false);
+  expect(cut.problems.find((p) => p.kind === 'incomplete')).toMatchObject({ computed: 4, claimed: BATCHES });
+  // cut inside a line: the input is unusable
+  const torn = verifyBundle({ ...files, batches: files.batches.slice(0, files.batches.length - 40) }, {});
+  expect(torn.status).toBe('unusable');
+  expect(torn.problems[0]).toMatchObject({ kind: 'unusable', where: `batches.jsonl line ${BATCHES}` });
+});
+
+test("the gateway's key replaced in keys.json: no batch verifies; a header altered: its signature fails", () => {
+  const keys = JSON.parse(files.keys) as { gateways: { verifierKey: string }[] };
+  const other = new Uint8Array(32).fill(7);
+  keys.gateways[0]!.verifierKey = formatVerifierKey('gw-a', publicKeyFromSeed(other));
+  const report = verifyBundle({ ...files, keys: JSON.stringify(keys) }, {});
+  expect(report.ok).toBe(false);
+  expect(report.counts.signaturesVerified).toBe(0);
+  expect(report.problems.filter((p) => p.kind === 'unknown-key')).toHaveLength(BATCHES);
+  const altered = verifyBundle(
+    withBatch(1, (line) => {
+      line.header.tsMax += 1;
+    }),
+    {},
+  );
+  expect(altered.problems.find((p) => p.kind === 'signature-invalid')?.where).toMatch(/^batches\.jsonl line 2 /);
+});
+
+test('a saved checkpoint of a forked log, or of another log: inconsistent', () => {
+  const logKeyFile = path.join(t.config.dataDir, 'log.key');
+  const signer = parseSignerKey(readFileSync(logKeyFile, 'utf8').trim());
+  const savedCheckpoint = parseCheckpoint(parseNote(saved).text);
+  // the same log key, the same size, another root: a fork
+  const forked = signCheckpoint({ ...savedCheckpoint, rootHash: sha256(new Uint8Array([1, 2, 3])) }, [ed25519NoteSigner(signer)]);
+  const fork = verifyBundle(files, { savedCheckpoint: forked });
+  expect(fork.ok).toBe(false);
+  expect(fork.savedCheckpoint?.consistent).toBe(false);
+  const problem = fork.problems.find((p) => p.kind === 'inconsistent-checkpoint');
+  expect(problem?.message).toMatch(/does not extend the saved one/);
+  expect(problem?.computed).toBeDefined();
+  expect(problem?.claimed).toBeDefined();
+  // a checkpoint of the same size signed by another log's key
+  const stranger = parseSignerKey(formatSignerKey('labtrace/lab-t', new Uint8Array(32).fill(9)));
+  const foreign = verifyBundle(files, { savedCheckpoint: signCheckpoint(savedCheckpoint, [ed25519NoteSigner(stranger)]) });
+  expect(foreign.ok).toBe(false);
+  expect(foreign.problems.find((p) => p.kind === 'inconsistent-checkpoint')?.message).toMatch(/not signed by the log key/);
+  // a bundle without a proof from the saved size cannot show that it extends it
+  const bundle = JSON.parse(files.bundle) as { consistency: unknown[] };
+  bundle.consistency = [];
+  const noProof = verifyBundle({ ...files, bundle: JSON.stringify(bundle) }, { savedCheckpoint: saved });
+  expect(noProof.ok).toBe(false);
+  expect(noProof.problems.find((p) => p.kind === 'inconsistent-checkpoint')?.message).toMatch(/no consistency proof from size/);
+});
+
+async function verifyCli(args: string[]): Promise<{ code: number | null; output: string }> {
+  const proc = runLabtrace(['verify', ...args]);
+  const output = collect(proc);
+  const code = await exitOf(proc);
+  return { code, output: output() };
+}
+
+test('labtrace verify: exit 0 when verified, 1 when something does not verify, 2 when the input is unusable', async () => {
+  const ok = await verifyCli([dir]);
+  expect(ok.output).toMatch(/labtrace verify: VERIFIED/);
+  expect(ok.output).toMatch(/gw-a: 24 records in 6 batches, sequence 0\.\.23/);
+  expect(ok.code).toBe(0);
+  const json = await verifyCli([dir, '--json']);
+  expect(json.code).toBe(0);
+  expect((JSON.parse(json.output) as VerifyReport).ok).toBe(true);
+  const savedFile = path.join(tmp, 'saved-checkpoint.txt');
+  writeFileSync(savedFile, saved);
+  expect((await verifyCli([dir, '--checkpoint', savedFile])).code).toBe(0);
+
+  // labtrace export, on the running server's database
+  const bad = path.join(tmp, 'bad');
+  const config = path.join(tmp, 'server.yaml');
+  writeFileSync(config, `lab: lab-t\ndataDir: ${JSON.stringify(t.config.dataDir)}\n`);
+  const exporting = runLabtrace([
+    'export',
+    '--config',
+    config,
+    '--out',
+    bad,
+    '--gateway',
+    'gw-a',
+    '--from',
+    new Date(T0).toISOString(),
+    '--to',
+    new Date(T0 + 1_000_000).toISOString(),
+  ]);
+  const exportOutput = collect(exporting);
+  expect(await exitOf(exporting)).toBe(0);
+  expect(exportOutput()).toMatch(/exported 24 records in 6 batches of gw-a/);
+  expect((await verifyCli([bad])).code).toBe(0);
+  const rows = lines(readFileSync(path.join(bad, 'records.jsonl'), 'utf8'));
+  rows[0] = rows[0]!.replace('"value":0.5', '"value":7');
+  writeFileSync(path.join(bad, 'records.jsonl'), jsonl(rows));
+  const failed = await verifyCli([bad]);
+  expect(failed.output).toMatch(/DOES NOT VERIFY/);
+  expect(failed.output).toMatch(/readable-mismatch: records\.jsonl line 1/);
+  expect(failed.code).toBe(1);
+
+  expect((await verifyCli([path.join(tmp, 'no-such-bundle')])).code).toBe(2);
+  writeFileSync(path.join(bad, 'bundle.json'), '{ not json');
+  const unusable = await verifyCli([bad]);
+  expect(unusable.output).toMatch(/UNUSABLE INPUT/);
+  expect(unusable.code).toBe(2);
+  expect((await verifyCli([])).code).toBe(2);
+});
