@@ -47,8 +47,11 @@ test('the live chart receives data and the instrument list shows values', async 
     timeout: 20_000,
   });
   const first = await received();
-  await page.waitForTimeout(1500);
-  expect(await received()).toBeGreaterThan(first); // the chart keeps moving
+  // the chart keeps moving: more samples arrive (waited for, not timed)
+  await page.waitForFunction((n) => Number(document.querySelector('[data-test="live-chart"]')?.getAttribute('data-received')) > n, first, {
+    timeout: 20_000,
+  });
+  expect(await received()).toBeGreaterThan(first);
 
   // The chart has drawn something: the canvas is not blank.
   const inked = await page.evaluate(() => {
