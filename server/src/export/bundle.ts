@@ -15,7 +15,7 @@
 //                     leaf data), event (the same, parsed), proof}
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecords, toBase64, type BatchHeader } from '@labtrace/protocols';
+import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecord, toBase64, type BatchHeader } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 
@@ -76,7 +76,9 @@ export async function exportBundle(
           logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
         }),
       );
-      readRecords(bytes, (record) => {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let at = 0; at < bytes.length;) {
+        const { record, end } = readRecord(bytes, view, at + 1);
         const s = record.sample;
         recordLines.push(
           JSON.stringify({
@@ -92,7 +94,8 @@ export async function exportBundle(
             batch: header.batch,
           }),
         );
-      });
+        at = end;
+      }
     }
     const keyEventLines: string[] = [];
     const events = sqlite

@@ -7,7 +7,7 @@ import {
   fromHex,
   LabtraceError,
   QUALITIES,
-  readRecords,
+  readRecord,
   type LiveSample,
   type Quality,
   type Sample,
@@ -80,8 +80,14 @@ interface Statements {
 
 /** The records of a batch from their stored bytes (each behind its 0x00 leaf prefix). */
 export function decodeRecords(bytes: Uint8Array): Sample[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const samples: Sample[] = [];
-  readRecords(bytes, (record) => void samples.push(record.sample));
+  let at = 0;
+  while (at < bytes.length) {
+    const { record, end } = readRecord(bytes, view, at + 1);
+    samples.push(record.sample);
+    at = end;
+  }
   return samples;
 }
 
