@@ -200,7 +200,10 @@ export class Parts {
   async waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- gateway ---\n${this.output('gateway').slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}\n--- gateway ---\n${this.output('gateway').slice(-3000)}\n--- server ---\n${this.output('server').slice(-3000)}`,
+        );
       await new Promise((r) => setTimeout(r, 100));
     }
   }
