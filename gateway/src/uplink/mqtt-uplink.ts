@@ -87,13 +87,16 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     client.on('connect', () => {
       this.ready = false;
       this.logger.info({ gateway, url: this.options.url }, 'connected to broker');
+      // Packets of one connection are handled in order, so the subscription is in place before any
+      // batch sent after it is acknowledged; sending does not wait for the SUBACK, which may never
+      // come when a session is taken over (a restart after a crash).
       client.subscribe([topicFor(lab, gateway, 'ACK'), topicFor(lab, gateway, 'CMD')], { qos: 1 }, (err) => {
         if (err) this.logger.error({ err: err.message }, 'cannot subscribe to ACK and CMD');
-        this.publishBirth();
-        this.ready = true;
-        this.resendUnacked();
-        this.emit('connected');
       });
+      this.publishBirth();
+      this.ready = true;
+      this.resendUnacked();
+      this.emit('connected');
     });
     client.on('close', () => {
       this.ready = false;
