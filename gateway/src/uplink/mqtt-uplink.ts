@@ -166,7 +166,12 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       const samples = this.pending.splice(0, this.options.maxBatchSamples);
       // durable first, then sent (now, or when the window has room)
       const stored = this.options.outbox.append(this.options.gateway, samples);
-      if (stored.batch === this.lastSent + 1 && this.sentAt.size < MAX_IN_FLIGHT) this.publish(stored);
+      if (this.sentAt.size >= MAX_IN_FLIGHT) continue; // sent when acknowledgements make room
+      // The next in order goes straight out. Otherwise earlier batches are unsent, or the window's
+      // position is unknown (after a restart whose stored batches were all acknowledged, lastSent is
+      // -1 while numbering continues): the outbox says what comes next.
+      if (stored.batch === this.lastSent + 1) this.publish(stored);
+      else this.sendMore();
     }
   }
 

@@ -140,6 +140,38 @@ describe('MqttUplink with the outbox, against a real broker', () => {
     expect(second.heldSamples).toBe(0);
   }, 30_000);
 
+  test('a restart whose stored batches were all acknowledged: new batches go out (numbering continues, nothing to resend)', async () => {
+    const dir = tmp();
+    const first = new Outbox(dir, [MQTT_SINK]);
+    for (let i = 0; i < 5; i++) first.ack(MQTT_SINK, first.append('gw-t', [sample(i)]).batch);
+    expect(first.heldSamples).toBe(0);
+    first.close();
+
+    const received: number[] = [];
+    const server = await mqtt.connectAsync(broker.url, { username: USER, password: PASSWORD, clientId: 'server-r' });
+    server.on('message', (_topic, payload) => {
+      const message = dataMessageSchema.parse(JSON.parse(payload.toString()));
+      received.push(message.batch);
+      void server.publishAsync(topicFor('lab-t', 'gw-t', 'ACK'), JSON.stringify({ v: 1, batch: message.batch }), { qos: 1 });
+    });
+    await server.subscribeAsync(topicFor('lab-t', 'gw-t', 'DATA'), { qos: 1 });
+
+    const second = new Outbox(dir, [MQTT_SINK]);
+    const up = uplink(second);
+    await up.start();
+    for (let i = 0; i < 100 && !up.isConnected; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 5; i < 8; i++) {
+      up.push([sample(i)]);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    for (let i = 0; i < 100 && (received.length < 3 || second.heldSamples > 0); i++) await new Promise((r) => setTimeout(r, 20));
+    await up.stop(100);
+    second.close();
+    await server.endAsync();
+    expect(received).toEqual([5, 6, 7]);
+    expect(second.heldSamples).toBe(0);
+  }, 30_000);
+
   test('a signed backlog goes out in order, at most MAX_IN_FLIGHT batches ahead of the ACKs, in the binary form; CMD resend and rebirth are obeyed', async () => {
     const dir = tmp();
     const key = parseSignerKey(formatSignerKey('gw-t', new Uint8Array(32).fill(4)));
