@@ -8,16 +8,11 @@ import { fromBase64, fromHex, toBase64, toHex } from './bytes.js';
 import { ed25519KeyId, signEd25519, verifyEd25519, type SignerKey, type VerifierKey } from './ed25519.js';
 import { canonicalBytes } from './jcs.js';
 import { rootOf } from './merkle.js';
-import { encodeRecord, encodeRecords, readRecord, recordLeafHash } from './record.js';
+import { encodeRecords, readRecords, recordLeafHash } from './record.js';
 import { batchHeaderSchema } from '../measurement.js';
 import { sha256 } from './sha256.js';
 
 export { batchHeaderSchema, signedBatchSchema, type BatchHeader, type SignedBatch } from '../measurement.js';
-
-/** The canonical bytes of one record of a gateway's batch signed with key `keyId`. */
-export function recordBytes(gateway: string, keyId: Uint8Array, sample: Sample): Uint8Array {
-  return encodeRecord(gateway, keyId, sample);
-}
 
 export function recordsRoot(gateway: string, keyId: Uint8Array, samples: readonly Sample[]): Uint8Array {
   const leaves = new Array<Uint8Array>(samples.length);
@@ -167,24 +162,27 @@ export function openBatch(
   if (count !== header.count) fail(`holds ${count} records, the header counts ${header.count}`);
   const keyId = fromHex(header.keyId);
   const recordsStart = at;
-  const samples = new Array<Sample>(count);
-  const leaves = new Array<Uint8Array>(withLeaves ? count : 0);
-  for (let i = 0; i < count; i++) {
-    if (at >= wire.length) fail(`ends before records[${i}]`);
-    if (wire[at] !== 0x00) fail(`records[${i}] does not start with the leaf prefix 0x00`);
-    let read;
-    try {
-      read = readRecord(wire, view, at + 1);
-    } catch (err) {
-      return fail(`records[${i}]: ${(err as Error).message}`);
-    }
-    const { record, end } = read;
-    if (record.gateway !== header.gateway) fail(`records[${i}] names gateway "${record.gateway}", the header "${header.gateway}"`);
-    for (let k = 0; k < 4; k++) if (record.keyId[k] !== keyId[k]) fail(`records[${i}] names key ${toHex(record.keyId)}, the header ${header.keyId}`);
-    if (withLeaves) leaves[i] = sha256(wire.subarray(at, end));
-    samples[i] = record.sample;
-    at = end;
+  const records = wire.subarray(recordsStart);
+  const samples: Sample[] = [];
+  const leaves: Uint8Array[] = [];
+  let read = 0;
+  let last = 0;
+  try {
+    if (count > 0)
+      read = readRecords(records, (record, start, end, i) => {
+        if (record.gateway !== header.gateway) fail(`records[${i}] names gateway "${record.gateway}", the header "${header.gateway}"`);
+        for (let k = 0; k < 4; k++)
+          if (record.keyId[k] !== keyId[k]) fail(`records[${i}] names key ${toHex(record.keyId)}, the header ${header.keyId}`);
+        if (withLeaves) leaves.push(sha256(records.subarray(start, end)));
+        samples.push(record.sample);
+        last = end;
+        return i < count - 1; // the header's count of records, then stop
+      });
+  } catch (err) {
+    if ((err as Error).message.startsWith('batch: ')) throw err;
+    return fail((err as Error).message);
   }
-  if (at !== wire.length) fail(`${wire.length - at} bytes after the last record`);
-  return { signed: { header, signature }, samples, leaves, records: wire.subarray(recordsStart) };
+  if (read < count) fail(`ends before records[${read}]`);
+  if (last !== records.length) fail(`${records.length - last} bytes after the last record`);
+  return { signed: { header, signature }, samples, leaves, records };
 }

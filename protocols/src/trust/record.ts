@@ -254,6 +254,29 @@ export function readRecord(bytes: Uint8Array, view: DataView, start: number): { 
 }
 
 /**
+ * Reads a batch's records as stored and sent: each record's canonical bytes behind its leaf prefix
+ * 0x00 (as encodeRecords writes them). `visit` gets each record and the bounds of its slice
+ * [start, end), whose SHA-256 is the record's leaf hash; it may return false to stop. Throws E_CODEC
+ * naming the record; returns how many records were read.
+ */
+export function readRecords(bytes: Uint8Array, visit: (record: DecodedRecord, start: number, end: number, index: number) => boolean | void): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let index = 0;
+  for (let at = 0; at < bytes.length; index++) {
+    if (bytes[at] !== 0x00) throw new LabtraceError('E_CODEC', `records[${index}] does not start with the leaf prefix 0x00`);
+    let read;
+    try {
+      read = readRecord(bytes, view, at + 1);
+    } catch (err) {
+      throw new LabtraceError('E_CODEC', `records[${index}]: ${(err as Error).message}`, { cause: err });
+    }
+    if (visit(read.record, at, read.end, index) === false) return index + 1;
+    at = read.end;
+  }
+  return index;
+}
+
+/**
  * The records of a batch as one byte string: each record preceded by its leaf prefix 0x00, so that a
  * record's leaf hash is the hash of its slice, without a copy. Also returns the leaf hashes.
  */

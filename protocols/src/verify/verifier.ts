@@ -17,7 +17,7 @@ import { parseVerifierKey, verifyEd25519, type VerifierKey } from '../trust/ed25
 import { canonicalBytes } from '../trust/jcs.js';
 import { leafHash, rootFromInclusionProof, rootOf, verifyConsistency } from '../trust/merkle.js';
 import { ed25519NoteVerifier, parseNote } from '../trust/note.js';
-import { readRecord } from '../trust/record.js';
+import { readRecords } from '../trust/record.js';
 import { sha256 } from '../trust/sha256.js';
 
 export const BUNDLE_FORMAT = 'labtrace-bundle/v1';
@@ -515,16 +515,12 @@ function verifyBatchLine(
   const samples: Sample[] = [];
   const leaves: Uint8Array[] = [];
   let intact = true;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const keyId = header.keyId;
   const keyBytes = new Uint8Array(4);
   for (let k = 0; k < 4; k++) keyBytes[k] = parseInt(keyId.slice(2 * k, 2 * k + 2), 16);
   try {
-    for (let at = 0; at < bytes.length;) {
-      const i = samples.length;
-      if (bytes[at] !== 0x00) throw new Error(`records[${i}] does not start with the leaf prefix 0x00`);
-      const { record, end } = readRecord(bytes, view, at + 1);
-      leaves.push(sha256(bytes.subarray(at, end)));
+    readRecords(bytes, (record, start, end, i) => {
+      leaves.push(sha256(bytes.subarray(start, end)));
       const s = record.sample;
       if (record.gateway !== header.gateway) throw new Error(`records[${i}] names gateway "${record.gateway}"`);
       const rk = record.keyId;
@@ -534,8 +530,7 @@ function verifyBatchLine(
       if (s.ts < header.tsMin || s.ts > header.tsMax)
         throw new Error(`records[${i}] (seq ${s.seq}): ts ${s.ts} lies outside the header's time range`);
       samples.push(s);
-      at = end;
-    }
+    });
   } catch (err) {
     intact = false;
     problem({ kind: 'records-invalid', where, message: `the record bytes do not read as this batch's records: ${(err as Error).message}` });

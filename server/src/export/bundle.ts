@@ -15,7 +15,7 @@
 //                     leaf data), event (the same, parsed), proof}
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecord, toBase64, type BatchHeader } from '@labtrace/protocols';
+import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecords, toBase64, type BatchHeader } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 
@@ -76,9 +76,7 @@ export async function exportBundle(
           logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
         }),
       );
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let at = 0; at < bytes.length;) {
-        const { record, end } = readRecord(bytes, view, at + 1);
+      readRecords(bytes, (record) => {
         const s = record.sample;
         recordLines.push(
           JSON.stringify({
@@ -94,8 +92,7 @@ export async function exportBundle(
             batch: header.batch,
           }),
         );
-        at = end;
-      }
+      });
     }
     const keyEventLines: string[] = [];
     const events = sqlite

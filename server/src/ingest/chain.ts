@@ -3,7 +3,7 @@
 // the jump in a signed record. Batches may arrive out of order (a resend after a reconnect): a batch
 // ahead of the chain is stored and the chain advances over it once the missing ones arrive.
 import type { Statement } from 'better-sqlite3';
-import { readRecord, type BatchHeader, type Sample } from '@labtrace/protocols';
+import { readRecords, type BatchHeader, type Sample } from '@labtrace/protocols';
 import type { LabDatabase } from '../store/database.js';
 import type { SecurityEventKind, Severity } from '../trust/security-events.js';
 
@@ -18,13 +18,6 @@ export interface ChainNote {
   severity: Severity;
   batch: number;
   detail: string;
-}
-
-export interface StoredHeader {
-  header: BatchHeader;
-  hash: string;
-  /** the first record of the batch, when it is a declared jump: the first number skipped */
-  jumpFrom: number | null;
 }
 
 interface Statements {
@@ -132,9 +125,13 @@ export class Chain {
   /** The first record of a stored batch, read from its stored bytes. */
   private firstRecord(gateway: string, batch: number): Sample | undefined {
     const row = this.stmts.firstRecord.get(gateway, batch) as { records: Buffer | null } | undefined;
-    if (!row?.records || row.records.length < 2) return undefined;
-    const bytes = row.records;
-    return readRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 1).record.sample;
+    if (!row?.records) return undefined;
+    let first: Sample | undefined;
+    readRecords(row.records, (record) => {
+      first = record.sample;
+      return false;
+    });
+    return first;
   }
 
   private check(gateway: string, state: ChainState, header: BatchHeader, first: Sample | undefined): ChainNote[] {

@@ -1,7 +1,7 @@
 // The proof of one measurement, for an auditor who trusts nobody: the record's canonical bytes, its
 // Merkle path to its batch's signed root, the batch header's path to the log's root, and the signed
 // checkpoint of that root. Checked with the gateway's key, the log's key and RFC 6962 hashing alone.
-import { inclusionProof, leafHashReader, LabtraceError, readRecord, sha256, toBase64 } from '@labtrace/protocols';
+import { inclusionProof, leafHashReader, LabtraceError, readRecords, sha256, toBase64 } from '@labtrace/protocols';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { TransparencyLog } from './transparency-log.js';
 
@@ -23,23 +23,20 @@ export function measurementProof(store: MeasurementStore, log: TransparencyLog, 
   if (batch === undefined) throw new LabtraceError('E_NOT_FOUND', `no stored batch of ${gateway} holds sequence number ${seq}`);
   if (batch.logIndex === null) throw new LabtraceError('E_NOT_FOUND', `the batch holding ${gateway}/${seq} was stored before the transparency log`);
   const bytes = batch.records;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const leaves: Uint8Array[] = [];
   let index = -1;
   let record: { bytes: Uint8Array; sample: unknown } | undefined;
-  for (let at = 0; at < bytes.length;) {
-    const { record: r, end } = readRecord(bytes, view, at + 1);
+  readRecords(bytes, (r, start, end, i) => {
     // the stored slice is 0x00 || record: its hash is the leaf hash
-    leaves.push(sha256(bytes.subarray(at, end)));
+    leaves.push(sha256(bytes.subarray(start, end)));
     if (r.sample.seq === seq) {
-      index = leaves.length - 1;
-      record = { bytes: bytes.slice(at + 1, end), sample: r.sample };
+      index = i;
+      record = { bytes: bytes.slice(start + 1, end), sample: r.sample };
     }
-    at = end;
-  }
+  });
   if (record === undefined) throw new LabtraceError('E_NOT_FOUND', `sequence number ${seq} is not in its batch's records`);
-  const checkpoint = log.checkpoint();
-  const size = Number(checkpoint.split('\n')[1]);
+  log.checkpoint(); // signs one now if it is due
+  const { note: checkpoint, size } = log.latestCheckpoint();
   if (!(batch.logIndex < size)) throw new LabtraceError('E_NOT_FOUND', `the batch is not in a signed checkpoint yet; try again in a second`);
   return {
     gateway,

@@ -7,7 +7,7 @@ import {
   fromHex,
   LabtraceError,
   QUALITIES,
-  readRecord,
+  readRecords,
   type LiveSample,
   type Quality,
   type Sample,
@@ -80,14 +80,8 @@ interface Statements {
 
 /** The records of a batch from their stored bytes (each behind its 0x00 leaf prefix). */
 export function decodeRecords(bytes: Uint8Array): Sample[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const samples: Sample[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    const { record, end } = readRecord(bytes, view, at + 1);
-    samples.push(record.sample);
-    at = end;
-  }
+  readRecords(bytes, (record) => void samples.push(record.sample));
   return samples;
 }
 
