@@ -26,25 +26,22 @@
 // machine skews the figures; re-run when it is high). machineBusyPercent is in % of all cores.
 // Writes bench/results/gateway-modbus.json. Exits non-zero when a process dies or the run cannot complete.
 import { Buffer } from 'node:buffer';
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { clearInterval, setInterval } from 'node:timers';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { ModbusLink } from '@labtrace/gateway';
 import { hashPassword, randomPassword } from '@labtrace/server';
+import { Children, cliEnv, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
-import { clockTicks, cpuTicks, freePorts, peakRssMiB } from './lib/proc.js';
+import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { ROOT, round1, writeResult } from './lib/result.js';
 
 const NAME = 'gateway-modbus';
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.dirname(BENCH_DIR);
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
-const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const HOST = '127.0.0.1';
 const LAB = 'bench-lab';
 const GATEWAY_ID = 'gw-modbus-bench';
@@ -55,7 +52,6 @@ const POINTS = REGISTERS / 2; // float32, two registers each
 const TIMEOUT_MS = 1000;
 const REPORTING = { mode: 'change', deadband: 0.001 };
 const PROCESS_NAMES = ['server', 'sim', 'gateway'];
-const STOP_TIMEOUT_MS = 20_000;
 /** the gateway keeps its latency and jitter percentiles over this many polls per instrument (LATENCY_WINDOW) */
 const GATEWAY_PERCENTILE_WINDOW = 512;
 /** above this, the rest of the machine was busy enough to skew the figures */
@@ -89,45 +85,13 @@ const params = {
 };
 const keep = process.env['BENCH_KEEP'] === '1';
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
-const round1 = (x) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10) / 10);
 /** CLOCK_MONOTONIC in microseconds: the clock of V8's CPU profiles on Linux */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
-// ---------------------------------------------------------------- setup helpers
+// ---------------------------------------------------------------- summaries
 
-/** Distinct free loopback ports: all probes stay open until every port is found, so none repeats. */
-function git(args) {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-/** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
-/**
- * Jiffies of the whole machine (first line of /proc/stat): `proc` is user + nice + system (what processes
- * are charged with), `irq` is irq + softirq (loopback TCP is largely processed there, charged to no
- * process), `steal` is time the hypervisor gave to someone else, `total` is everything.
- */
-function machineTicks() {
-  try {
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
-      .split('\n')[0]
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    const total = user + nice + system + idle + (iowait ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-    return { proc: user + nice + system, irq: (irq ?? 0) + (softirq ?? 0), steal: steal ?? 0, busy: total - idle - (iowait ?? 0), total };
-  } catch {
-    return null;
-  }
-}
-
-/** Peak resident set size (VmHWM) of a process, in MiB. */
+/** Median of the finite numbers in `values`; null when there are none. */
 function median(values) {
   const sorted = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return null;
@@ -135,116 +99,10 @@ function median(values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** Largest of the finite numbers in `values`; null when there are none. */
 function maxOf(values) {
   const finite = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
   return finite.length === 0 ? null : Math.max(...finite);
-}
-
-// ---------------------------------------------------------------- processes
-
-const procs = new Map();
-let stopping = false;
-let failWith = () => undefined;
-/** Rejects as soon as one of the processes exits while it should be running. */
-const died = new Promise((_, reject) => {
-  failWith = reject;
-});
-died.catch(() => undefined);
-/** Waits for `promise`, unless a process dies first. */
-const guard = (promise) => Promise.race([promise, died]);
-
-const LEVELS = { 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-
-function launch(name, configFile, logDir, nodeArgs = []) {
-  const env = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
-  delete env['LABTRACE_GATEWAY_PASSWORD'];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, name, '--config', configFile], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = { name, child, pid: child.pid, tail: [], warnings: 0, errors: 0, notes: new Map(), exit: null, expectExit: false };
-  const file = createWriteStream(path.join(logDir, `${name}.log`));
-  const onData = () => {
-    let rest = '';
-    return (chunk) => {
-      file.write(chunk);
-      const lines = (rest + chunk.toString('utf8')).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        proc.tail.push(line);
-        if (proc.tail.length > 40) proc.tail.shift();
-        let entry;
-        try {
-          entry = JSON.parse(line);
-        } catch {
-          const key = line.trim().slice(0, 200);
-          proc.notes.set(key, (proc.notes.get(key) ?? 0) + 1);
-          continue;
-        }
-        const level = Number(entry.level);
-        if (level >= 40) {
-          if (level >= 50) proc.errors++;
-          else proc.warnings++;
-          const key = `${LEVELS[level] ?? level} ${entry.msg}`;
-          proc.notes.set(key, (proc.notes.get(key) ?? 0) + 1);
-        }
-      }
-    };
-  };
-  child.stdout.on('data', onData());
-  child.stderr.on('data', onData());
-  child.once('error', (err) => {
-    proc.exit = { code: null, signal: null, error: err.message };
-    if (!stopping) failWith(new Error(`${name} could not be started: ${err.message}`));
-  });
-  child.once('exit', (code, signal) => {
-    proc.exit = { code, signal };
-    file.end();
-    if (!proc.expectExit && !stopping) failWith(new Error(`${name} (pid ${proc.pid}) died: ${signal ?? `exit code ${code}`}`));
-  });
-  procs.set(name, proc);
-  return proc;
-}
-
-/** SIGTERM, then waits for the exit; SIGKILL after the timeout. Resolves with how it ended. */
-async function stopProcess(name) {
-  const proc = procs.get(name);
-  if (!proc) return null;
-  proc.expectExit = true;
-  const started = Date.now();
-  if (proc.exit === null) {
-    const exited = new Promise((resolve) => proc.child.once('exit', resolve));
-    proc.child.kill('SIGTERM');
-    let timer;
-    const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS)));
-    const timedOut = await Promise.race([exited.then(() => false), timeout]);
-    clearTimeout(timer);
-    if (timedOut) {
-      proc.child.kill('SIGKILL');
-      await exited;
-      return { ...proc.exit, killed: true, ms: Date.now() - started };
-    }
-  }
-  return { ...proc.exit, killed: false, ms: Date.now() - started };
-}
-
-function killAll(signal) {
-  for (const proc of procs.values()) if (proc.exit === null) proc.child.kill(signal);
-}
-process.once('exit', () => killAll('SIGKILL'));
-
-async function waitFor(what, check, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    try {
-      const result = await check();
-      if (result === true) return;
-      if (typeof result === 'string') last = result;
-    } catch (err) {
-      last = err.message;
-    }
-    await guard(sleep(200));
-  }
-  throw new Error(`${what} not ready within ${timeoutMs / 1000} s (${last})`);
 }
 
 // ---------------------------------------------------------------- one connection, in this process
@@ -333,12 +191,14 @@ function rawRun(port, warmupMs, ms) {
 
 // ---------------------------------------------------------------- the run
 
-async function run(tmp) {
+/** `children` (server, sim, gateway) keeps its logs in <tmp>/logs. */
+async function run(tmp, children) {
   const confDir = path.join(tmp, 'conf');
   const profDir = path.join(tmp, 'profiles');
-  const logDir = path.join(tmp, 'logs');
   const cpuProfDir = path.join(tmp, 'cpu-prof');
-  for (const d of [confDir, profDir, logDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const d of [confDir, profDir, children.logDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  /** Starts `labtrace <name> --config <configFile>`, with `nodeArgs` before the script. */
+  const launch = (name, configFile, nodeArgs = []) => children.launch(name, BIN, [name, '--config', configFile], { env: cliEnv(), nodeArgs });
 
   // Instruments: 10 float32 ABCD points at holding registers 0..19, each on its own simulator port.
   const [httpPort, mqttPort, controlPort, ...simPorts] = await freePorts(3 + params.instruments);
@@ -416,9 +276,9 @@ async function run(tmp) {
   );
 
   log(`${params.instruments} instruments every ${params.pollIntervalMs} ms: ${expectedRequestsPerSecond} requests/s expected; starting the server`);
-  launch('server', files.server, logDir);
+  launch('server', files.server);
   const base = `http://${HOST}:${httpPort}`;
-  await waitFor('server /api/health', async () => (await fetch(`${base}/api/health`)).ok || 'not ok yet', 30_000);
+  await children.waitFor('server /api/health', async () => (await fetch(`${base}/api/health`)).ok || 'not ok yet', 30_000);
 
   // The reader subscribes before the gateway starts: HEALTH is QoS 0 and not retained.
   const healthTopic = `labtrace/v1/${LAB}/${GATEWAY_ID}/HEALTH`;
@@ -453,7 +313,7 @@ async function run(tmp) {
     }
   });
   reader.on('error', (err) => log(`reader: ${err.message}`));
-  await guard(
+  await children.guard(
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('MQTT reader could not connect within 10 s')), 10_000);
       reader.once('connect', () => {
@@ -468,15 +328,15 @@ async function run(tmp) {
   );
 
   log('starting the simulator');
-  launch('sim', files.sim, logDir);
+  launch('sim', files.sim);
   const simUrl = `http://${HOST}:${controlPort}/instruments`;
   const simRequests = async () => {
     const started = Date.now();
-    const list = await (await guard(fetch(simUrl))).json();
+    const list = await (await children.guard(fetch(simUrl))).json();
     const at = (started + Date.now()) / 2;
     return { at, total: list.reduce((sum, i) => sum + (i.requests ?? 0), 0), list };
   };
-  await waitFor(
+  await children.waitFor(
     'simulator control API',
     async () => {
       const list = await (await fetch(simUrl)).json();
@@ -486,7 +346,7 @@ async function run(tmp) {
   );
   // Pin the values (20 at a time); the 'constant' model serves what is pinned.
   for (let i = 0; i < instruments.length; i += 20) {
-    await guard(
+    await children.guard(
       Promise.all(
         instruments.slice(i, i + 20).map(async (inst) => {
           const res = await fetch(`${simUrl}/${inst.id}/values`, {
@@ -503,8 +363,8 @@ async function run(tmp) {
   log(`starting the gateway${params.cpuProfile ? ' (with --cpu-prof)' : ''}`);
   const gatewayArgs = params.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   const gatewayStarted = Date.now();
-  launch('gateway', files.gateway, logDir, gatewayArgs);
-  await waitFor(
+  launch('gateway', files.gateway, gatewayArgs);
+  await children.waitFor(
     'every instrument polled (HEALTH)',
     () => {
       const last = healths.at(-1)?.msg;
@@ -515,11 +375,11 @@ async function run(tmp) {
     60_000,
   );
   log(`all ${params.instruments} instruments polled after ${((Date.now() - gatewayStarted) / 1000).toFixed(1)} s; warm-up ${params.warmupSeconds} s`);
-  await guard(sleep(params.warmupSeconds * 1000));
+  await children.guard(sleep(params.warmupSeconds * 1000));
 
   // ---- the measured window
   const clkTck = clockTicks();
-  const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, procs.get(n).pid]));
+  const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
   const req0 = await simRequests();
   const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
   const machine0 = machineTicks();
@@ -547,7 +407,7 @@ async function run(tmp) {
     tickPrev = now;
   }, 1000);
   try {
-    await guard(sleep(params.seconds * 1000));
+    await children.guard(sleep(params.seconds * 1000));
   } finally {
     clearInterval(ticker);
   }
@@ -564,7 +424,11 @@ async function run(tmp) {
   // The next HEALTH message (every 5 s) is the one that covers the window's end.
   const healthsBefore = healths.length;
   const lastBefore = healths.at(-1);
-  await waitFor('a HEALTH message after the window', () => healths.at(-1) !== lastBefore || healths.length > healthsBefore || 'waiting', 15_000);
+  await children.waitFor(
+    'a HEALTH message after the window',
+    () => healths.at(-1) !== lastBefore || healths.length > healthsBefore || 'waiting',
+    15_000,
+  );
   const health = healths.at(-1);
   const hInstr = health.msg.instruments;
   let gatewayPollsPerSecond = null;
@@ -581,7 +445,7 @@ async function run(tmp) {
   // ---- the gateway stops; then one connection against one simulated instrument, in this process
   log('stopping the gateway');
   const exits = {};
-  exits.gateway = await stopProcess('gateway');
+  exits.gateway = await children.stop('gateway');
   reader.end(true);
   // Alternating rounds (link, raw, link, raw, ...) so that a passing load on the machine hits both alike.
   const oneRounds = params.oneConnectionSeconds;
@@ -591,7 +455,7 @@ async function run(tmp) {
   const measureRound = async (fn) => {
     const s0 = cpuTicks(pids.sim);
     const t0 = Date.now();
-    const out = await guard(fn());
+    const out = await children.guard(fn());
     const s1 = cpuTicks(pids.sim);
     return { ...out, simSeconds: s0 !== null && s1 !== null ? (s1 - s0) / clkTck : null, wallSeconds: (Date.now() - t0) / 1000 };
   };
@@ -630,14 +494,14 @@ async function run(tmp) {
   const rawRps = rawOne.requestsPerSecond;
 
   log('stopping the simulator and the server');
-  stopping = true;
-  exits.sim = await stopProcess('sim');
-  exits.server = await stopProcess('server');
+  children.stopping = true;
+  exits.sim = await children.stop('sim');
+  exits.server = await children.stop('server');
 
   // ---- results
   const processes = {};
   for (const n of PROCESS_NAMES) {
-    const proc = procs.get(n);
+    const proc = children.get(n);
     processes[n] = {
       cpuPercent: cpu0[n] !== null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
       cpuPeakPercent: round1(cpuPeak[n]),
@@ -718,7 +582,7 @@ async function run(tmp) {
   const totalSimRequests = req1.list.map((i) => i.requests ?? 0);
   const idle = totalSimRequests.filter((n) => n === 0).length;
   if (idle > 0) notes.push(`${idle} simulated instrument(s) got no request at all`);
-  for (const n of PROCESS_NAMES) for (const [msg, count] of procs.get(n).notes) notes.push(`${n}: ${msg} (x${count})`);
+  for (const n of PROCESS_NAMES) for (const [msg, count] of children.get(n).notes) notes.push(`${n}: ${msg} (x${count})`);
   const unclean = [];
   for (const n of ['gateway', 'sim', 'server']) {
     const e = exits[n];
@@ -742,19 +606,7 @@ async function run(tmp) {
     }
   }
 
-  const cpus = os.cpus();
-  const result = {
-    name: NAME,
-    date: new Date().toISOString(),
-    commit: git(['rev-parse', 'HEAD']) || null,
-    dirty: git(['status', '--porcelain']) === null ? null : git(['status', '--porcelain']) !== '',
-    machine: {
-      cpus: cpus.length,
-      cpuModel: cpus[0]?.model ?? null,
-      memGiB: round1(os.totalmem() / 2 ** 30),
-      node: process.version,
-      platform: `${os.platform()}-${os.arch()}`,
-    },
+  writeResult(NAME, {
     params: { ...params, windowSeconds: round1(windowSeconds), clockTicksPerSecond: clkTck },
     results,
     detail: {
@@ -767,9 +619,7 @@ async function run(tmp) {
       ...(profile ? { gatewayCpuProfile: profile } : {}),
       notes,
     },
-  };
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(path.join(RESULTS_DIR, `${NAME}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  });
   log(
     `${requestsPerSecond} requests/s (expected ${expectedRequestsPerSecond}); gateway ${gatewayCpu} % of a core, peak RSS ${processes.gateway.peakRssMiB} MiB; ` +
       `sim ${processes.sim.cpuPercent} %, server ${processes.server.cpuPercent} %; jitter p50 ${results.pollJitterMs.p50} p99 ${results.pollJitterMs.p99} ms; ` +
@@ -791,15 +641,16 @@ async function run(tmp) {
 // ---------------------------------------------------------------- main
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-gwmb-'));
+const children = new Children({ cwd: ROOT, logDir: path.join(tmp, 'logs') });
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     interrupted = true;
-    failWith(new Error(`interrupted by ${signal}`));
+    children.fail(new Error(`interrupted by ${signal}`));
   });
 }
 try {
-  const { unclean } = await run(tmp);
+  const { unclean } = await run(tmp, children);
   if (unclean.length > 0) {
     // The figures stand (the result is written), but a part that does not stop cleanly is a failure.
     console.error(`${NAME}: FAILED: ${unclean.join('; ')}; configs and logs kept in ${tmp}`);
@@ -809,20 +660,10 @@ try {
   else log(`kept ${tmp}`);
   process.exit(0);
 } catch (err) {
-  stopping = true;
+  children.stopping = true;
   console.error(`${NAME}: FAILED: ${err.message}`);
-  for (const proc of procs.values()) {
-    if (proc.tail.length === 0) continue;
-    console.error(
-      `--- last lines of ${proc.name} (pid ${proc.pid}, ${proc.exit ? `exited ${proc.exit.signal ?? `code ${proc.exit.code}`}` : 'running'}):`,
-    );
-    // The process that ended gets more lines; the others show what they last said.
-    for (const line of proc.tail.slice(proc.exit ? -20 : -5)) console.error(`  ${line}`);
-  }
-  killAll('SIGTERM');
-  const deadline = Date.now() + 5000;
-  while ([...procs.values()].some((p) => p.exit === null) && Date.now() < deadline) await sleep(100);
-  killAll('SIGKILL');
+  children.printTails();
+  await children.killAllGracefully();
   if (interrupted && !keep) rmSync(tmp, { recursive: true, force: true });
   else console.error(`${NAME}: configs and logs kept in ${tmp}`);
   process.exit(interrupted ? 130 : 1);

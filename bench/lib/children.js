@@ -8,6 +8,16 @@ import path from 'node:path';
 const LEVELS = { 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The environment for a `labtrace` CLI process (server, sim, gateway) started with a config file: the file
+ * decides the ports, the data directory and the gateway's password, not the caller's environment.
+ */
+export function cliEnv(env = process.env) {
+  const out = { ...env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
+  delete out['LABTRACE_GATEWAY_PASSWORD'];
+  return out;
+}
+
 export class Children {
   /** @param {{ cwd: string, logDir: string, stopTimeoutMs?: number }} options */
   constructor({ cwd, logDir, stopTimeoutMs = 20_000 }) {
