@@ -21,3 +21,5 @@ export * from './trust/record.js';
 export * from './trust/enrollment.js';
 export * from './verify/verifier.js';
 export * from './verify/cli-format.js';
+export * from './verify/export-statement.js';
+export * from './verify/key-validity.js';

@@ -1,8 +1,18 @@
 // The verifier's report for people: what was trusted, what the checkpoint says, per gateway what the bundle
 // holds, and every problem with its place and the computed versus the claimed value. `--json` prints the report.
-import type { Problem, VerifyReport } from './verifier.js';
+import type { BoundaryReport, Problem, VerifyReport } from './verifier.js';
 
 const time = (ms: number | null): string => (ms === null ? 'no limit' : new Date(ms).toISOString());
+
+const batches = (count: number, first: number | null, last: number | null): string =>
+  count === 0 ? 'no batches' : `${count} batches (${first === last ? `batch ${String(first)}` : `batches ${String(first)}..${String(last)}`})`;
+const seqs = (first: number | null, last: number | null): string =>
+  first === null || last === null ? '-' : first === last ? `${first}` : `${first}..${last}`;
+
+function describeBoundary(side: string, b: BoundaryReport | null, none: string): string {
+  if (b === null) return `  ${side}: ${none}`;
+  return `  ${side}: batch ${b.batch}, seq ${seqs(b.firstSeq, b.lastSeq)}, ${time(b.tsMin)} .. ${time(b.tsMax)}, log index ${b.logIndex ?? '-'}: ${b.verified ? 'verified' : 'NOT VERIFIED'}`;
+}
 
 function describeProblem(p: Problem): string {
   const values =
@@ -24,8 +34,15 @@ export function formatReport(report: VerifyReport): string {
   out.push(
     `  log key ${report.trust.logKeyId ?? '?'} ${report.trust.logKey ?? '(none)'}${report.trust.logKeyPinned ? ' (given)' : " (from the bundle's keys.json: compare it with the lab's published key)"}`,
   );
-  for (const k of report.trust.gatewayKeys)
+  for (const k of report.trust.gatewayKeys) {
     out.push(`  gateway ${k.gateway} key ${k.keyId} ${k.status}${k.validUntil === null ? '' : `, valid for batches before ${time(k.validUntil)}`}`);
+    const l = k.logged;
+    out.push(
+      l === null
+        ? '    not named by any logged key event (registered from the server configuration)'
+        : `    logged events ${l.events.join(', ')}: ${l.status}${l.validFrom === null ? '' : `, from ${time(l.validFrom)}`}${l.validUntil === null ? '' : `, valid for batches before ${time(l.validUntil)}`}`,
+    );
+  }
   if (report.checkpoint !== null) {
     out.push('', 'checkpoint:');
     out.push(`  origin ${report.checkpoint.origin}`, `  size   ${report.checkpoint.size}`, `  root   ${report.checkpoint.root}`);
@@ -35,6 +52,20 @@ export function formatReport(report: VerifyReport): string {
     out.push(
       `  saved checkpoint of size ${report.savedCheckpoint.size} (root ${report.savedCheckpoint.root}): ${report.savedCheckpoint.consistent ? 'consistent, the log only grew' : 'NOT CONSISTENT'}`,
     );
+  const st = report.statement;
+  if (st !== null) {
+    out.push('', `export statement (signed by the log key: ${st.signatureVerified ? 'verified' : 'NOT VERIFIED'}):`);
+    out.push(`  ${st.format}, gateway ${st.gateway}, ${st.from} .. ${st.to}`);
+    out.push(`  against the checkpoint of ${st.origin} at size ${st.checkpoint.size}, root ${st.checkpoint.root}`);
+    out.push(
+      `  ${batches(st.batches.count, st.batches.first, st.batches.last)}, sequence ${seqs(st.seq.first, st.seq.last)}, ${st.records} records, ${st.keyEvents.count} key events`,
+    );
+  }
+  if (report.boundaries !== null) {
+    out.push('', 'boundaries:');
+    out.push(describeBoundary('before', report.boundaries.before, "none: the range starts at the gateway's first stored batch"));
+    out.push(describeBoundary('after', report.boundaries.after, "none: the range reaches the gateway's last batch in the checkpoint"));
+  }
   if (report.gateways.length > 0) out.push('', 'gateways:');
   for (const g of report.gateways) {
     const ranges = g.ranges.map((r) => (r.first === r.last ? `${r.first}` : `${r.first}..${r.last}`)).join(', ');

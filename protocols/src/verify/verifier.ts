@@ -6,7 +6,13 @@
 //   - per gateway, the sequence numbers: gaps (except declared jumps), overlaps, duplicated and reordered batches,
 //     and the header chain (each header names the hash of the previous one);
 //   - the readable records.jsonl says what the signed bytes say, record for record;
-//   - key events: their inclusion in the log;
+//   - key events: their inclusion in the log, and each key's validity derived from them (key-validity.ts): keys.json
+//     may be stricter than the log (an event not logged yet), never laxer, and batches are held to the stricter;
+//   - the signed export statement (export-statement.ts): signed by the log key, made against this checkpoint, and
+//     naming exactly the batches, records and key events the bundle holds (a bundle cut short in every file at once
+//     fails here);
+//   - the boundary witnesses (boundaries.json): the stored batches just before and after the range, signed and in
+//     the log, outside the range, and chained to its first and last headers;
 //   - with a saved earlier checkpoint: that the bundle's checkpoint extends it (a consistency proof in bundle.json).
 // Pure TypeScript without Node globals, so that it also runs in a browser: the caller reads the files.
 import type { LabtraceError } from '../errors.js';
@@ -16,9 +22,11 @@ import { openCheckpoint, parseCheckpoint, type Checkpoint } from '../trust/check
 import { parseVerifierKey, verifyEd25519, type VerifierKey } from '../trust/ed25519.js';
 import { canonicalBytes } from '../trust/jcs.js';
 import { leafHash, rootFromInclusionProof, rootOf, verifyConsistency } from '../trust/merkle.js';
-import { ed25519NoteVerifier, parseNote } from '../trust/note.js';
+import { ed25519NoteVerifier, openNote, parseNote } from '../trust/note.js';
 import { readRecords } from '../trust/record.js';
 import { sha256 } from '../trust/sha256.js';
+import { batchHeaderHash, headersDigest, keyEventsDigest, parseExportStatement, type BoundaryRef, type ExportStatement } from './export-statement.js';
+import { deriveKeyValidity, stricterStatus, weakerStatus, type LoggedKeyEvent, type LoggedKeyStatus } from './key-validity.js';
 
 export const BUNDLE_FORMAT = 'labtrace-bundle/v1';
 export const REPORT_FORMAT = 'labtrace-verify-report/v1';
@@ -33,6 +41,10 @@ export interface BundleFiles {
   batches: string;
   records: string;
   keyEvents?: string;
+  /** statement.txt: the export statement, a note signed by the log key */
+  statement?: string;
+  /** boundaries.json: the batches just outside the range */
+  boundaries?: string;
 }
 
 export interface VerifyOptions {
@@ -63,7 +75,11 @@ export type ProblemKind =
   | 'readable-mismatch'
   | 'incomplete'
   | 'key-event-inclusion'
-  | 'inconsistent-checkpoint';
+  | 'inconsistent-checkpoint'
+  | 'statement'
+  | 'truncated'
+  | 'boundary'
+  | 'key-validity';
 
 export interface Problem {
   kind: ProblemKind;
@@ -94,16 +110,41 @@ export interface VerifyReport {
     logKeyId: string | null;
     /** whether the log key came from the caller (true) or only from the bundle's keys.json (false) */
     logKeyPinned: boolean;
-    gatewayKeys: { gateway: string; keyId: string; status: string; validUntil: number | null }[];
+    gatewayKeys: {
+      gateway: string;
+      keyId: string;
+      /** as keys.json states it */
+      status: string;
+      validFrom: number | null;
+      validUntil: number | null;
+      /** as the logged key events state it (null: no logged event names the key) */
+      logged: { status: LoggedKeyStatus; validFrom: number | null; validUntil: number | null; events: number[] } | null;
+    }[];
   };
   selection: { gateway: string; from: string; to: string; created: string } | null;
   checkpoint: { origin: string; size: number; root: string; signatureVerified: boolean } | null;
   savedCheckpoint: { size: number; root: string; consistent: boolean } | null;
+  /** the signed export statement (null: the bundle has none, or it does not read) */
+  statement: (ExportStatement & { signatureVerified: boolean }) | null;
+  /** the batches just outside the range, as boundaries.json holds them */
+  boundaries: { before: BoundaryReport | null; after: BoundaryReport | null } | null;
   gateways: GatewaySummary[];
   keyEvents: { index: number; at: number | null; kind: string | null; gateway: string | null }[];
   counts: { batches: number; records: number; signaturesVerified: number; rootsVerified: number; inclusionsVerified: number };
   problems: Problem[];
   problemsOmitted: number;
+}
+
+export interface BoundaryReport {
+  batch: number;
+  firstSeq: number;
+  lastSeq: number;
+  tsMin: number;
+  tsMax: number;
+  logIndex: number | null;
+  hash: string;
+  /** signature, log inclusion, place outside the range and link to the range all check */
+  verified: boolean;
 }
 
 /** Raised for input that cannot be read at all; turned into an `unusable` report. */
@@ -121,6 +162,7 @@ interface GatewayKeyEntry {
   keyId: string;
   key: VerifierKey;
   status: string;
+  validFrom: number | null;
   validUntil: number | null;
 }
 
@@ -140,6 +182,7 @@ interface HeaderLike {
 interface BatchEntry {
   line: number;
   header: HeaderLike;
+  signature: string;
   /** the batch's first record (a declared jump is one), and how many records its bytes hold */
   first: Sample | undefined;
   records: number;
@@ -226,6 +269,8 @@ export function verifyBundle(files: BundleFiles, options: VerifyOptions = {}): V
     selection: null,
     checkpoint: null,
     savedCheckpoint: null,
+    statement: null,
+    boundaries: null,
     gateways: [],
     keyEvents: [],
     counts: { batches: 0, records: 0, signaturesVerified: 0, rootsVerified: 0, inclusionsVerified: 0 },
@@ -301,9 +346,10 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     }
     const keyId = toHex(key.keyId);
     const validUntil = isCount(k.validUntil) ? k.validUntil : null;
+    const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
-    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validUntil });
-    report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validUntil });
+    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validFrom, validUntil });
+    report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validFrom, validUntil, logged: null });
   });
 
   // checkpoint.txt: the log's signed size and root
@@ -338,6 +384,10 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
 
   // the saved checkpoint: the bundle's must extend it
   if (options.savedCheckpoint !== undefined) verifySaved(report, bundle, options.savedCheckpoint, logKey, checkpoint, problem);
+
+  // key events: their inclusion, and the keys' validity they state, before any batch is held to it
+  const keyEvents = verifyKeyEvents(report, files.keyEvents ?? '', size, root, problem);
+  checkKeyValidity(report, gatewayKeys, keyEvents.events, problem);
 
   // records.jsonl, compared with each batch's signed records as it is read (nothing kept but the readable rows)
   const readable = new ReadableCheck(files.records, problem);
@@ -384,7 +434,21 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
   report.counts.records = signedRecords;
 
   readable.finish();
-  if (files.keyEvents !== undefined) verifyKeyEvents(report, files.keyEvents, size, root, problem);
+
+  // the signed statement of what the bundle holds, and the batches just outside it
+  const statement = verifyStatement(
+    report,
+    files.statement,
+    logKey,
+    checkpoint,
+    origin,
+    report.selection,
+    entries,
+    signedRecords,
+    keyEvents.data,
+    problem,
+  );
+  verifyBoundaries(report, files.boundaries, statement, entries, gatewayKeys, checkpoint, report.selection, problem);
 }
 
 function verifySaved(
@@ -588,7 +652,7 @@ function verifyBatchLine(
     }
   }
   readable.batch(line, header, samples);
-  return { line, header, first: samples[0], records: samples.length, intact };
+  return { line, header, signature, first: samples[0], records: samples.length, intact };
 }
 
 function checkSequence(gateway: string, list: BatchEntry[], problem: (p: Problem) => void): GatewaySummary {
@@ -820,7 +884,15 @@ class ReadableCheck {
   }
 }
 
-function verifyKeyEvents(report: VerifyReport, text: string, size: number, root: Uint8Array, problem: (p: Problem) => void): void {
+function verifyKeyEvents(
+  report: VerifyReport,
+  text: string,
+  size: number,
+  root: Uint8Array,
+  problem: (p: Problem) => void,
+): { events: LoggedKeyEvent[]; data: Uint8Array[] } {
+  const events: LoggedKeyEvent[] = [];
+  const all: Uint8Array[] = [];
   for (const { line, text: t } of lines(text)) {
     const where = `key-events.jsonl line ${line}`;
     const e = parseJson(t, where);
@@ -834,6 +906,15 @@ function verifyKeyEvents(report: VerifyReport, text: string, size: number, root:
       throw new Unusable(where, `data: ${(err as Error).message}`);
     }
     const ev = isObject(event) ? event : {};
+    all.push(data);
+    if (isCount(ev.at) && isString(ev.gateway) && isString(ev.kind) && isString(ev.detail))
+      events.push({ index: e.index, at: ev.at, gateway: ev.gateway, kind: ev.kind, detail: ev.detail });
+    else
+      problem({
+        kind: 'key-validity',
+        where,
+        message: 'the logged key event is not {at, gateway, kind, detail}: the keys cannot be checked against it',
+      });
     report.keyEvents.push({
       index: e.index,
       at: isCount(ev.at) ? ev.at : null,
@@ -863,6 +944,310 @@ function verifyKeyEvents(report: VerifyReport, text: string, size: number, root:
     } catch (err) {
       problem({ kind: 'key-event-inclusion', where, message: `the inclusion proof does not verify: ${(err as Error).message}` });
     }
+  }
+  return { events, data: all };
+}
+
+/**
+ * Derives each key's validity from the logged key events and compares keys.json with it: keys.json may be stricter
+ * (an event not in the checkpoint yet) but not laxer. The stricter of the two is what batches are held to.
+ */
+function checkKeyValidity(
+  report: VerifyReport,
+  gatewayKeys: Map<string, GatewayKeyEntry>,
+  events: LoggedKeyEvent[],
+  problem: (p: Problem) => void,
+): void {
+  const { keys: logged, unread } = deriveKeyValidity(events);
+  for (const e of unread)
+    problem({
+      kind: 'key-validity',
+      where: `key-events.jsonl (log index ${e.index})`,
+      message: `the ${e.kind} event "${e.detail}" does not read as a key event: the keys cannot be checked against it`,
+    });
+  const time = (ms: number | null): string => (ms === null ? 'no limit' : new Date(ms).toISOString());
+  for (const reported of report.trust.gatewayKeys) {
+    const id = `${reported.gateway} ${reported.keyId}`;
+    const l = logged.get(id);
+    const entry = gatewayKeys.get(id);
+    if (l === undefined || entry === undefined) continue;
+    reported.logged = { status: l.status, validFrom: l.validFrom, validUntil: l.validUntil, events: l.events };
+    const where = `keys.json (${reported.gateway} key ${reported.keyId})`;
+    const events = `log ${l.events.length === 1 ? 'entry' : 'entries'} ${l.events.join(', ')}`;
+    if (weakerStatus(entry.status, l.status))
+      problem({
+        kind: 'key-validity',
+        where,
+        message: `keys.json says the key is ${entry.status}, the logged key events (${events}) say ${l.status}`,
+        computed: l.status,
+        claimed: entry.status,
+      });
+    if (l.validUntil !== null && (entry.validUntil === null || entry.validUntil > l.validUntil))
+      problem({
+        kind: 'key-validity',
+        where,
+        message: `keys.json makes the key valid until ${time(entry.validUntil)}, the logged key events (${events}) until ${time(l.validUntil)}`,
+        computed: l.validUntil,
+        claimed: entry.validUntil,
+      });
+    if (l.validFrom !== null && entry.validFrom !== null && entry.validFrom < l.validFrom)
+      problem({
+        kind: 'key-validity',
+        where,
+        message: `keys.json makes the key valid from ${time(entry.validFrom)}, the logged enrollment (${events}) from ${time(l.validFrom)}`,
+        computed: l.validFrom,
+        claimed: entry.validFrom,
+      });
+    if (l.validUntil !== null && (entry.validUntil === null || l.validUntil < entry.validUntil)) entry.validUntil = l.validUntil;
+    if (entry.status === 'active' || entry.status === 'retired' || entry.status === 'revoked') entry.status = stricterStatus(entry.status, l.status);
+  }
+}
+
+/**
+ * The export statement: signed by the log key, of this bundle's log, selection and checkpoint, and naming exactly the
+ * batches and key events the bundle holds. Returns it when it reads (even with a bad signature, to name what differs).
+ */
+function verifyStatement(
+  report: VerifyReport,
+  text: string | undefined,
+  logKey: VerifierKey,
+  checkpoint: Checkpoint,
+  origin: string,
+  selection: VerifyReport['selection'],
+  entries: BatchEntry[],
+  records: number,
+  keyEventData: Uint8Array[],
+  problem: (p: Problem) => void,
+): ExportStatement | undefined {
+  const where = 'statement.txt';
+  if (text === undefined) {
+    problem({ kind: 'statement', where, message: 'the bundle has no signed export statement: whether batches were cut from it cannot be checked' });
+    return undefined;
+  }
+  let statement: ExportStatement;
+  try {
+    statement = parseExportStatement(parseNote(text).text);
+  } catch (err) {
+    problem({ kind: 'statement', where, message: `the export statement does not read: ${(err as Error).message}` });
+    return undefined;
+  }
+  let signatureVerified = false;
+  try {
+    openNote(text, [ed25519NoteVerifier(logKey)]);
+    signatureVerified = true;
+  } catch (err) {
+    problem({
+      kind: 'statement',
+      where,
+      message: `the export statement is not signed by the log key ${toHex(logKey.keyId)}: ${(err as Error).message}`,
+    });
+  }
+  report.statement = { ...statement, signatureVerified };
+  const differs = (field: string, computed: string | number | null, claimed: string | number | null, kind: ProblemKind = 'statement'): void => {
+    if (computed !== claimed)
+      problem({ kind, where, message: `${field}: the bundle says otherwise than the signed export statement`, computed, claimed });
+  };
+  differs('format', BUNDLE_FORMAT, statement.format);
+  differs('origin', origin, statement.origin);
+  differs('checkpoint origin', checkpoint.origin, statement.origin);
+  differs('checkpoint size', checkpoint.size, statement.checkpoint.size);
+  differs('checkpoint root', toBase64(checkpoint.rootHash), statement.checkpoint.root);
+  differs('gateway (bundle.json selection)', selection?.gateway ?? null, statement.gateway);
+  differs('from (bundle.json selection)', selection?.from ?? null, statement.from);
+  differs('to (bundle.json selection)', selection?.to ?? null, statement.to);
+
+  // the batches: the same number, the same first and last, the same headers in the same order
+  const bySeq = [...entries].sort((a, b) => a.header.firstSeq - b.header.firstSeq || a.header.batch - b.header.batch);
+  const firstEntry = bySeq[0];
+  const lastEntry = bySeq.reduce<BatchEntry | undefined>(
+    (l, e) => (l === undefined || e.header.firstSeq + e.header.count > l.header.firstSeq + l.header.count ? e : l),
+    undefined,
+  );
+  const held = {
+    count: entries.length,
+    first: entries[0]?.header.batch ?? null,
+    last: entries[entries.length - 1]?.header.batch ?? null,
+    firstSeq: firstEntry?.header.firstSeq ?? null,
+    lastSeq: lastEntry === undefined ? null : lastEntry.header.firstSeq + lastEntry.header.count - 1,
+  };
+  const range = (count: number, first: number | null, last: number | null, firstSeq: number | null, lastSeq: number | null): string =>
+    count === 0 ? 'no batches' : `${count} batches (batch ${describeSeq(first ?? 0, last ?? 0)}, seq ${describeSeq(firstSeq ?? 0, lastSeq ?? 0)})`;
+  const heldText = range(held.count, held.first, held.last, held.firstSeq, held.lastSeq);
+  const signedText = range(statement.batches.count, statement.batches.first, statement.batches.last, statement.seq.first, statement.seq.last);
+  const cutAtEnd = statement.seq.last !== null && (held.lastSeq === null || held.lastSeq < statement.seq.last);
+  const cutAtStart = statement.seq.first !== null && (held.firstSeq === null || held.firstSeq > statement.seq.first);
+  if (cutAtEnd || cutAtStart || held.count < statement.batches.count || records < statement.records)
+    problem({
+      kind: 'truncated',
+      where: 'batches.jsonl',
+      message: `truncated: the bundle holds ${heldText} and ${records} records, the signed export statement names ${signedText} and ${statement.records} records${cutAtStart ? '; batches were cut from the start' : ''}${cutAtEnd ? '; batches were cut from the end' : ''}`,
+      computed: heldText,
+      claimed: signedText,
+    });
+  else if (
+    held.count !== statement.batches.count ||
+    held.first !== statement.batches.first ||
+    held.last !== statement.batches.last ||
+    held.firstSeq !== statement.seq.first ||
+    held.lastSeq !== statement.seq.last ||
+    records !== statement.records
+  )
+    problem({
+      kind: 'statement',
+      where: 'batches.jsonl',
+      message: `the bundle holds ${heldText} and ${records} records, the signed export statement names ${signedText} and ${statement.records} records`,
+      computed: heldText,
+      claimed: signedText,
+    });
+  else {
+    const digest = headersDigest(entries);
+    if (digest !== statement.headers)
+      problem({
+        kind: 'statement',
+        where: 'batches.jsonl',
+        message: 'the batch headers are not the ones the signed export statement names (its headers digest differs)',
+        computed: digest,
+        claimed: statement.headers,
+      });
+  }
+  const eventsDigest = keyEventsDigest(keyEventData);
+  if (keyEventData.length !== statement.keyEvents.count || eventsDigest !== statement.keyEvents.root)
+    problem({
+      kind: keyEventData.length < statement.keyEvents.count ? 'truncated' : 'statement',
+      where: 'key-events.jsonl',
+      message: `the bundle holds ${keyEventData.length} key events, the signed export statement names ${statement.keyEvents.count}${keyEventData.length === statement.keyEvents.count ? ' others' : ''}`,
+      computed: `${keyEventData.length} ${eventsDigest}`,
+      claimed: `${statement.keyEvents.count} ${statement.keyEvents.root}`,
+    });
+  return statement;
+}
+
+/**
+ * The witnesses of the range's boundaries: each is the stored batch just outside it, signed by the gateway, in the
+ * log, outside the range in sequence and time, chained to the range's first (before) or last (after) header, and the
+ * one the signed statement names. Without an after witness the statement must say that the range reaches the
+ * gateway's last batch in the checkpoint.
+ */
+function verifyBoundaries(
+  report: VerifyReport,
+  text: string | undefined,
+  statement: ExportStatement | undefined,
+  entries: BatchEntry[],
+  gatewayKeys: Map<string, GatewayKeyEntry>,
+  checkpoint: Checkpoint,
+  selection: VerifyReport['selection'],
+  problem: (p: Problem) => void,
+): void {
+  const parsed: unknown = text === undefined ? { before: null, after: null } : parseJson(text, 'boundaries.json');
+  if (!isObject(parsed) || !('before' in parsed) || !('after' in parsed)) throw new Unusable('boundaries.json', 'expected {before, after}');
+  const from = Date.parse(selection?.from ?? '');
+  const to = Date.parse(selection?.to ?? '');
+  const bySeq = [...entries].sort((a, b) => a.header.firstSeq - b.header.firstSeq || a.header.batch - b.header.batch);
+  const first = bySeq[0];
+  const last = bySeq.reduce<BatchEntry | undefined>(
+    (l, e) => (l === undefined || e.header.firstSeq + e.header.count > l.header.firstSeq + l.header.count ? e : l),
+    undefined,
+  );
+  report.boundaries = { before: null, after: null };
+  for (const side of ['before', 'after'] as const) {
+    const where = `boundaries.json ${side}`;
+    const witness = parsed[side];
+    const named: BoundaryRef | null | undefined = statement === undefined ? undefined : statement[side];
+    if (witness === null || witness === undefined) {
+      if (named !== null && named !== undefined)
+        problem({
+          kind: 'boundary',
+          where,
+          message: `the signed export statement names batch ${named.batch} just ${side} the range, the bundle holds no witness of it`,
+          claimed: named.batch,
+        });
+      continue;
+    }
+    if (!isObject(witness) || !checkHeader(witness.header) || !isString(witness.signature))
+      throw new Unusable(where, 'expected {header, signature, logIndex, logProof} with a labtrace batch header (v 1)');
+    const header = witness.header;
+    const signature = witness.signature;
+    const hash = batchHeaderHash(header);
+    const lastSeq = header.firstSeq + header.count - 1;
+    const at = `${where} (batch ${header.batch} of ${header.gateway}, seq ${describeSeq(header.firstSeq, lastSeq)})`;
+    let verified = true;
+    const fail = (message: string, computed?: string | number | null, claimed?: string | number | null): void => {
+      verified = false;
+      problem({
+        kind: 'boundary',
+        where: at,
+        message,
+        ...(computed === undefined ? {} : { computed }),
+        ...(claimed === undefined ? {} : { claimed }),
+      });
+    };
+    if (named === null) fail(`the signed export statement says no batch lies ${side} the range, the bundle holds one`);
+    else if (named !== undefined && (named.batch !== header.batch || named.hash !== hash))
+      fail(`not the batch the signed export statement names ${side} the range`, `${header.batch} ${hash}`, `${named.batch} ${named.hash}`);
+    if (header.gateway !== selection?.gateway) fail(`a batch of ${header.gateway}, the bundle is of ${selection?.gateway ?? '?'}`);
+    // signed by the gateway
+    const key = gatewayKeys.get(`${header.gateway} ${header.keyId}`);
+    let sig: Uint8Array | undefined;
+    try {
+      sig = fromBase64(signature);
+    } catch {
+      sig = undefined;
+    }
+    if (key === undefined) fail(`signed with key ${header.keyId}, which keys.json does not list`);
+    else if (sig === undefined || !verifyEd25519(sig, canonicalBytes(header), key.key.publicKey))
+      fail(`the header's signature does not verify with ${header.gateway}'s key ${header.keyId}`);
+    else report.counts.signaturesVerified++;
+    // in the log
+    const logIndex = isCount(witness.logIndex) ? witness.logIndex : null;
+    if (logIndex === null || !Array.isArray(witness.logProof) || logIndex >= checkpoint.size)
+      fail(`not in the log's checkpoint of size ${checkpoint.size}`);
+    else
+      try {
+        const proof = (witness.logProof as unknown[]).map((p) => fromBase64(String(p)));
+        const computed = rootFromInclusionProof(leafHash(canonicalBytes({ header, signature })), logIndex, checkpoint.size, proof);
+        if (bytesEqual(computed, checkpoint.rootHash)) report.counts.inclusionsVerified++;
+        else
+          fail(
+            `the inclusion proof at log index ${logIndex} leads to another root than the checkpoint's`,
+            toHex(computed),
+            toHex(checkpoint.rootHash),
+          );
+      } catch (err) {
+        fail(`the inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}`);
+      }
+    // outside the range, in time and in sequence, and chained to it
+    if (Number.isFinite(from) && Number.isFinite(to) && header.tsMax >= from && header.tsMin <= to)
+      fail(
+        `its records (${new Date(header.tsMin).toISOString()} .. ${new Date(header.tsMax).toISOString()}) meet the range: it belongs in the bundle`,
+      );
+    if (side === 'before' && first !== undefined) {
+      if (header.batch >= first.header.batch || lastSeq >= first.header.firstSeq)
+        fail(
+          `does not lie before the range's first batch ${first.header.batch} (seq from ${first.header.firstSeq})`,
+          header.batch,
+          first.header.batch,
+        );
+      if (first.header.prev !== null && first.header.prev !== hash)
+        fail(`the range's first batch ${first.header.batch} does not name this header's hash as previous`, hash, first.header.prev);
+    }
+    if (side === 'after' && last !== undefined) {
+      const lastEnd = last.header.firstSeq + last.header.count - 1;
+      if (header.batch <= last.header.batch || header.firstSeq <= lastEnd)
+        fail(`does not lie after the range's last batch ${last.header.batch} (seq to ${lastEnd})`, header.batch, last.header.batch);
+      const expected = batchHeaderHash(last.header);
+      if (header.prev !== null && header.prev !== expected)
+        fail(`does not name the hash of the range's last batch ${last.header.batch} as previous`, expected, header.prev);
+    }
+    report.boundaries[side] = {
+      batch: header.batch,
+      firstSeq: header.firstSeq,
+      lastSeq,
+      tsMin: header.tsMin,
+      tsMax: header.tsMax,
+      logIndex,
+      hash,
+      verified,
+    };
   }
 }
 

@@ -13,9 +13,26 @@
 //                     reason?, batch}
 //   key-events.jsonl  the log's key events of the gateway within the checkpoint: {index, at, data (base64 of the
 //                     leaf data), event (the same, parsed), proof}
+//   boundaries.json   {before, after}: the gateway's stored batch just before the range and just after it, in the
+//                     checkpoint, as {header, signature, logIndex, logProof}; null where there is none
+//   statement.txt     the export statement (protocols/src/verify/export-statement.ts), signed by the log key: what
+//                     the bundle holds, against which checkpoint, and which batches bound it; bundle.json is only a
+//                     summary for people, the statement is what a verifier holds the files to
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { BUNDLE_FORMAT, LabtraceError, parseCheckpoint, parseNote, readRecords, toBase64, type BatchHeader } from '@labtrace/protocols';
+import {
+  BUNDLE_FORMAT,
+  LabtraceError,
+  batchHeaderHash,
+  formatExportStatement,
+  headersDigest,
+  keyEventsDigest,
+  parseCheckpoint,
+  parseNote,
+  readRecords,
+  toBase64,
+  type BatchHeader,
+} from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 
@@ -51,8 +68,13 @@ export async function exportBundle(
   // one read transaction: the checkpoint, the batches and the proofs of the same state
   const snapshot = sqlite.transaction(() => {
     const note = log.latestCheckpoint().note;
-    const size = parseCheckpoint(parseNote(note).text).size;
+    const checkpoint = parseCheckpoint(parseNote(note).text);
+    const size = checkpoint.size;
     const batchLines: string[] = [];
+    const included: { header: BatchHeader; signature: string }[] = [];
+    // the batches just outside the range (in the checkpoint): the last before it, the first after it
+    let before: { header: BatchHeader; signature: string; logIndex: number } | undefined;
+    let after: { header: BatchHeader; signature: string; logIndex: number } | undefined;
     const recordLines: string[] = [];
     const rows = sqlite
       .prepare<[string], BatchRow>(
@@ -62,7 +84,15 @@ export async function exportBundle(
     let uncovered = 0;
     for (const row of rows) {
       const header = JSON.parse(row.header) as BatchHeader;
-      if (header.tsMax < from || header.tsMin > to) continue;
+      if (header.tsMax < from || header.tsMin > to) {
+        if (row.logIndex === null || row.logIndex >= size) continue;
+        const witness = { header, signature: row.signature, logIndex: row.logIndex };
+        if (included.length === 0 && header.tsMax < from) before = witness;
+        else after ??= witness;
+        continue;
+      }
+      after = undefined;
+      included.push({ header, signature: row.signature });
       if (row.records === null) throw new LabtraceError('E_STORE', `export: batch ${row.batch} of ${gateway} was stored without its records`);
       const bytes = row.records;
       const inLog = row.logIndex !== null && row.logIndex < size;
@@ -95,6 +125,7 @@ export async function exportBundle(
       });
     }
     const keyEventLines: string[] = [];
+    const keyEventData: Uint8Array[] = [];
     const events = sqlite
       .prepare<[number], { idx: number; data: Buffer; at: number }>(
         "SELECT idx, data, at FROM log_entries WHERE kind = 'key-event' AND idx < ? ORDER BY idx",
@@ -109,6 +140,7 @@ export async function exportBundle(
       }
       const eventGateway = typeof event === 'object' && event !== null ? (event as { gateway?: unknown }).gateway : undefined;
       if (eventGateway !== gateway) continue;
+      keyEventData.push(new Uint8Array(e.data));
       keyEventLines.push(
         JSON.stringify({ index: e.idx, at: e.at, data: e.data.toString('base64'), event, proof: log.inclusionProof(e.idx, size).map(toBase64) }),
       );
@@ -134,7 +166,31 @@ export async function exportBundle(
       )
       .all(gateway)
       .map((k) => ({ gateway, ...k }));
-    return { note, size, batchLines, recordLines, keyEventLines, consistency, keys, uncovered };
+    const witness = (w: typeof before): object | null =>
+      w === undefined ? null : { ...w, logProof: log.inclusionProof(w.logIndex, size).map(toBase64) };
+    const boundaries = { before: witness(before), after: witness(after) };
+    const firstBatch = included[0];
+    const lastBatch = included[included.length - 1];
+    const bySeq = [...included].sort((a, b) => a.header.firstSeq - b.header.firstSeq);
+    const lastEnd = included.reduce<number | null>((m, b) => Math.max(m ?? 0, b.header.firstSeq + b.header.count - 1), null);
+    const statement = log.signNote(
+      formatExportStatement({
+        format: BUNDLE_FORMAT,
+        origin: log.origin,
+        gateway,
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        checkpoint: { size, root: toBase64(checkpoint.rootHash) },
+        batches: { count: included.length, first: firstBatch?.header.batch ?? null, last: lastBatch?.header.batch ?? null },
+        seq: { first: bySeq[0]?.header.firstSeq ?? null, last: lastEnd },
+        records: recordLines.length,
+        headers: headersDigest(included),
+        keyEvents: { count: keyEventData.length, root: keyEventsDigest(keyEventData) },
+        before: before === undefined ? null : { batch: before.header.batch, hash: batchHeaderHash(before.header) },
+        after: after === undefined ? null : { batch: after.header.batch, hash: batchHeaderHash(after.header) },
+      }),
+    );
+    return { note, size, batchLines, recordLines, keyEventLines, consistency, keys, uncovered, boundaries, statement };
   })();
 
   const bundle = {
@@ -158,6 +214,8 @@ export async function exportBundle(
     writeFile(path.join(outDir, 'batches.jsonl'), jsonl(snapshot.batchLines)),
     writeFile(path.join(outDir, 'records.jsonl'), jsonl(snapshot.recordLines)),
     writeFile(path.join(outDir, 'key-events.jsonl'), jsonl(snapshot.keyEventLines)),
+    writeFile(path.join(outDir, 'boundaries.json'), `${JSON.stringify(snapshot.boundaries, null, 2)}\n`),
+    writeFile(path.join(outDir, 'statement.txt'), snapshot.statement),
   ]);
   return { batches: snapshot.batchLines.length, records: snapshot.recordLines.length };
 }

@@ -10,8 +10,9 @@ import { useNodeCrypto } from '../node-crypto.js';
 export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]
   Checks an export bundle ('labtrace export') offline: the checkpoint's signature by the log key, every batch's
   signature by its gateway's key, every Merkle root from the record bytes, every header's inclusion in the log,
-  the sequence numbers (gaps, overlaps, duplicates, reordering), and that records.jsonl says what the signed
-  bytes say.
+  the sequence numbers (gaps, overlaps, duplicates, reordering), that records.jsonl says what the signed
+  bytes say, the keys' validity against the logged key events, the export statement signed by the log key
+  (nothing cut from the bundle) and the batches just outside the range (boundaries.json).
   --checkpoint <file>   a checkpoint of the log saved earlier: the bundle's must extend it (the bundle holds
                         consistency proofs from the last 100 checkpoints the server signed)
   --log-key <key>       the log key to trust (C2SP verifier key); default: the one in the bundle's keys.json
@@ -52,6 +53,8 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
   try {
     const at = (name: string): string => path.join(dir, name);
     const keyEvents = read(at('key-events.jsonl'), true);
+    const statement = read(at('statement.txt'), true);
+    const boundaries = read(at('boundaries.json'), true);
     files = {
       bundle: read(at('bundle.json')) ?? '',
       checkpoint: read(at('checkpoint.txt')) ?? '',
@@ -59,6 +62,8 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
       batches: read(at('batches.jsonl')) ?? '',
       records: read(at('records.jsonl')) ?? '',
       ...(keyEvents === undefined ? {} : { keyEvents }),
+      ...(statement === undefined ? {} : { statement }),
+      ...(boundaries === undefined ? {} : { boundaries }),
     };
     if (values.checkpoint !== undefined) savedCheckpoint = read(values.checkpoint);
   } catch (err) {

@@ -18,6 +18,7 @@ import {
   parseNote,
   rootAt,
   signCheckpoint,
+  signNote,
   toHex,
   type HashReader,
   type NoteSigner,
@@ -158,6 +159,11 @@ export class TransparencyLog {
   /** The log key in the C2SP verifier-key form, `name+keyid+base64(0x01 || public key)`. */
   verifierKey(): string {
     return formatVerifierKey(this.#key.name, this.#key.publicKey);
+  }
+
+  /** Signs a note other than a checkpoint with the log key (a C2SP signed note): an export bundle's statement. */
+  signNote(text: string): string {
+    return signNote(text, [this.#signer]);
   }
 
   /**

@@ -17,24 +17,32 @@ import {
   sha256,
   signCheckpoint,
   toBase64,
+  KEY_ROTATION_GRACE_MS,
+  signNote,
   verifyBundle,
   type BundleFiles,
   type ProblemKind,
   type VerifyReport,
 } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
+import { ROTATION_GRACE_MS } from '../../src/trust/key-registry.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 const BATCHES = 6;
 const PER_BATCH = 4;
 const T0 = 1_800_000_000_000;
+/** gw-a's key is revoked from this time, after every batch */
+const REVOKED_FROM = T0 + 10_000_000;
 
 let t: TestServer;
 let gw: TestGateway;
 let dir: string;
 let files: BundleFiles;
 let saved: string;
+/** a bundle of batches 1..4 only: batch 0 and batch 5 are its boundary witnesses */
+let inner: BundleFiles;
+let innerDir: string;
 const tmp = mkdtempSync(path.join(tmpdir(), 'labtrace-bundle-'));
 
 const covered = (size: number): boolean => Number(t.server.log?.latestCheckpoint().note.split('\n')[1]) >= size;
@@ -52,23 +60,43 @@ beforeAll(async () => {
       saved = t.server.log?.latestCheckpoint().note ?? '';
     }
   }
+  // the key is revoked from a time after every batch: the revocation is a logged key event the bundle carries
+  const key = t.server.keys.activeKey('gw-a');
+  if (key === undefined) throw new Error('gw-a has no active key');
+  t.server.keys.revoke('gw-a', key.keyId, REVOKED_FROM, 'taken out of service');
+  t.server.logKeyEvents();
   const size = t.server.log?.size ?? 0;
-  await waitFor('a checkpoint covering every batch', () => covered(size));
+  await waitFor('a checkpoint covering every batch and the revocation', () => covered(size));
   dir = path.join(tmp, 'bundle');
   const log = t.server.log;
   if (log === undefined) throw new Error('the test server has no log');
   const counts = await exportBundle(t.server.database, log, { outDir: dir, gateway: 'gw-a', from: T0, to: T0 + 1_000_000 });
   expect(counts).toEqual({ batches: BATCHES, records: BATCHES * PER_BATCH });
-  const read = (name: string): string => readFileSync(path.join(dir, name), 'utf8');
-  files = {
+  files = readBundle(dir);
+  innerDir = path.join(tmp, 'inner');
+  // batch b holds the records at T0 + 4b .. T0 + 4b + 3
+  expect(await exportBundle(t.server.database, log, { outDir: innerDir, gateway: 'gw-a', from: T0 + PER_BATCH, to: T0 + 5 * PER_BATCH - 1 })).toEqual(
+    {
+      batches: 4,
+      records: 4 * PER_BATCH,
+    },
+  );
+  inner = readBundle(innerDir);
+});
+
+function readBundle(from: string): BundleFiles {
+  const read = (name: string): string => readFileSync(path.join(from, name), 'utf8');
+  return {
     bundle: read('bundle.json'),
     checkpoint: read('checkpoint.txt'),
     keys: read('keys.json'),
     batches: read('batches.jsonl'),
     records: read('records.jsonl'),
     keyEvents: read('key-events.jsonl'),
+    statement: read('statement.txt'),
+    boundaries: read('boundaries.json'),
   };
-});
+}
 afterAll(async () => {
   await gw.end();
   await t.stop();
@@ -303,7 +331,16 @@ test('labtrace verify: exit 0 when verified, 1 when something does not verify, 2
   const ok = await verifyCli([dir]);
   expect(ok.output).toMatch(/labtrace verify: VERIFIED/);
   expect(ok.output).toMatch(/gw-a: 24 records in 6 batches, sequence 0\.\.23/);
+  expect(ok.output).toMatch(
+    /export statement \(signed by the log key: verified\):\n.*gateway gw-a.*\n.*\n {2}6 batches \(batches 0\.\.5\), sequence 0\.\.23, 24 records, 1 key events/,
+  );
+  expect(ok.output).toMatch(/after: none: the range reaches the gateway's last batch in the checkpoint/);
+  expect(ok.output).toMatch(/logged events \d+: revoked/);
   expect(ok.code).toBe(0);
+  const middle = await verifyCli([innerDir]);
+  expect(middle.output).toMatch(/before: batch 0, seq 0\.\.3, .* verified/);
+  expect(middle.output).toMatch(/after: batch 5, seq 20\.\.23, .* verified/);
+  expect(middle.code).toBe(0);
   const json = await verifyCli([dir, '--json']);
   expect(json.code).toBe(0);
   expect((JSON.parse(json.output) as VerifyReport).ok).toBe(true);
@@ -346,4 +383,209 @@ test('labtrace verify: exit 0 when verified, 1 when something does not verify, 2
   expect(unusable.output).toMatch(/UNUSABLE INPUT/);
   expect(unusable.code).toBe(2);
   expect((await verifyCli([])).code).toBe(2);
+});
+
+/** Cuts batches from every file at once, as a careful forger would: batches.jsonl, records.jsonl and bundle.json. */
+function cut(from: BundleFiles, keep: (batch: number) => boolean): BundleFiles {
+  const batchRows = lines(from.batches).filter((l) => keep((JSON.parse(l) as BatchLine).header.batch));
+  const recordRows = lines(from.records).filter((l) => keep((JSON.parse(l) as { batch: number }).batch));
+  const bundle = JSON.parse(from.bundle) as { counts: { batches: number; records: number } };
+  bundle.counts.batches = batchRows.length;
+  bundle.counts.records = recordRows.length;
+  return { ...from, bundle: JSON.stringify(bundle), batches: jsonl(batchRows), records: jsonl(recordRows) };
+}
+
+const logSigner = (): ReturnType<typeof parseSignerKey> => parseSignerKey(readFileSync(path.join(t.config.dataDir, 'log.key'), 'utf8').trim());
+
+test('the signed export statement and the boundary witnesses: a bundle of the middle of the range verifies, with both witnesses', () => {
+  expect(KEY_ROTATION_GRACE_MS).toBe(ROTATION_GRACE_MS);
+  const full = verifyBundle(files, {});
+  expect(full.statement).toMatchObject({
+    signatureVerified: true,
+    gateway: 'gw-a',
+    batches: { count: BATCHES, first: 0, last: BATCHES - 1 },
+    seq: { first: 0, last: BATCHES * PER_BATCH - 1 },
+    records: BATCHES * PER_BATCH,
+    keyEvents: { count: 1 },
+    before: null,
+    after: null,
+  });
+  expect(full.boundaries).toEqual({ before: null, after: null });
+  const report = verifyBundle(inner, {});
+  expect(report.problems).toEqual([]);
+  expect(report.ok).toBe(true);
+  expect(report.statement).toMatchObject({ batches: { count: 4, first: 1, last: 4 }, seq: { first: 4, last: 19 }, records: 16 });
+  expect(report.boundaries?.before).toMatchObject({ batch: 0, firstSeq: 0, lastSeq: 3, verified: true });
+  expect(report.boundaries?.after).toMatchObject({ batch: 5, firstSeq: 20, lastSeq: 23, verified: true });
+  expect(report.statement?.before?.batch).toBe(0);
+  expect(report.statement?.after?.batch).toBe(5);
+});
+
+test('the last batches cut from every file at once: truncated', () => {
+  const report = verifyBundle(
+    cut(files, (b) => b < BATCHES - 2),
+    {},
+  );
+  expect(report.ok).toBe(false);
+  const truncated = report.problems.find((p) => p.kind === 'truncated');
+  expect(truncated?.message).toMatch(
+    /^truncated: the bundle holds 4 batches \(batch 0\.\.3, seq 0\.\.15\).*names 6 batches \(batch 0\.\.5, seq 0\.\.23\).*cut from the end/,
+  );
+  expect(kinds(report)).toEqual(['truncated']);
+  // in a bundle with an after-witness, that witness no longer follows the last batch either
+  const innerCut = verifyBundle(
+    cut(inner, (b) => b < 4),
+    {},
+  );
+  expect(kinds(innerCut)).toEqual(['boundary', 'truncated']);
+  expect(innerCut.problems.find((p) => p.kind === 'boundary')?.message).toMatch(/does not name the hash of the range's last batch 3 as previous/);
+});
+
+test('the first batch cut from every file at once: truncated', () => {
+  const report = verifyBundle(
+    cut(files, (b) => b > 0),
+    {},
+  );
+  expect(report.ok).toBe(false);
+  expect(report.problems.find((p) => p.kind === 'truncated')?.message).toMatch(/^truncated: .*cut from the start/);
+  const innerCut = verifyBundle(
+    cut(inner, (b) => b > 1),
+    {},
+  );
+  expect(kinds(innerCut)).toEqual(['boundary', 'truncated']);
+  expect(innerCut.problems.find((p) => p.kind === 'boundary')?.message).toMatch(
+    /the range's first batch 2 does not name this header's hash as previous/,
+  );
+});
+
+test('the export statement altered, re-signed by another key, or missing: it does not verify', () => {
+  const altered = verifyBundle({ ...files, statement: (files.statement ?? '').replace(/^records \d+$/m, 'records 16') }, {});
+  expect(altered.ok).toBe(false);
+  expect(altered.problems.find((p) => p.kind === 'statement')?.message).toMatch(/not signed by the log key/);
+  // a truncated bundle with a statement that says so, signed by a key of the same name that is not the log key
+  const truncated = cut(files, (b) => b < BATCHES - 1);
+  const text = parseNote(files.statement ?? '')
+    .text.replace(/^batches .*$/m, `batches ${BATCHES - 1} 0 ${BATCHES - 2}`)
+    .replace(/^seq .*$/m, `seq 0 ${(BATCHES - 1) * PER_BATCH - 1}`)
+    .replace(/^records .*$/m, `records ${(BATCHES - 1) * PER_BATCH}`);
+  const stranger = parseSignerKey(formatSignerKey(logSigner().name, new Uint8Array(32).fill(9)));
+  const forged = verifyBundle({ ...truncated, statement: signNote(text, [ed25519NoteSigner(stranger)]) }, {});
+  expect(forged.ok).toBe(false);
+  expect(forged.statement?.signatureVerified).toBe(false);
+  expect(forged.problems.find((p) => p.kind === 'statement')?.message).toMatch(/not signed by the log key/);
+  // the same statement signed by the real log key: only the headers digest gives the cut away
+  const signed = verifyBundle({ ...truncated, statement: signNote(text, [ed25519NoteSigner(logSigner())]) }, {});
+  expect(signed.problems.map((p) => p.message)).toEqual([
+    'the batch headers are not the ones the signed export statement names (its headers digest differs)',
+  ]);
+  const { statement: _dropped, ...without } = files;
+  const missing = verifyBundle(without, {});
+  expect(missing.ok).toBe(false);
+  expect(missing.problems).toEqual([
+    expect.objectContaining({ kind: 'statement', message: expect.stringMatching(/no signed export statement/) as unknown }),
+  ]);
+});
+
+test('a boundary witness removed or altered: it does not verify', () => {
+  const boundaries = JSON.parse(inner.boundaries ?? '') as { before: BatchLine | null; after: BatchLine | null };
+  const without = verifyBundle({ ...inner, boundaries: JSON.stringify({ ...boundaries, after: null }) }, {});
+  expect(without.ok).toBe(false);
+  expect(without.problems).toEqual([
+    expect.objectContaining({
+      kind: 'boundary',
+      message: 'the signed export statement names batch 5 just after the range, the bundle holds no witness of it',
+    }),
+  ]);
+  const { boundaries: _dropped, ...noFile } = inner;
+  expect(kinds(verifyBundle(noFile, {}))).toEqual(['boundary']);
+  expect(verifyBundle(noFile, {}).problems).toHaveLength(2);
+  const before = JSON.parse(JSON.stringify(boundaries.before)) as BatchLine;
+  before.header.tsMax += 1;
+  const altered = verifyBundle({ ...inner, boundaries: JSON.stringify({ ...boundaries, before }) }, {});
+  expect(altered.ok).toBe(false);
+  const messages = altered.problems.filter((p) => p.kind === 'boundary').map((p) => p.message);
+  expect(messages).toEqual(
+    expect.arrayContaining([
+      'not the batch the signed export statement names before the range',
+      "the header's signature does not verify with gw-a's key " +
+        (JSON.parse(lines(inner.batches)[0] ?? '') as { header: { keyId: string } }).header.keyId,
+      "the range's first batch 1 does not name this header's hash as previous",
+    ]),
+  );
+  expect(altered.boundaries?.before?.verified).toBe(false);
+  // a batch of the range passed off as the witness before it
+  const inside = JSON.parse(lines(inner.batches)[0] ?? '') as BatchLine;
+  const moved = verifyBundle({ ...inner, boundaries: JSON.stringify({ ...boundaries, before: inside }) }, {});
+  expect(moved.problems.filter((p) => p.kind === 'boundary').map((p) => p.message)).toEqual(
+    expect.arrayContaining([
+      expect.stringMatching(/meet the range: it belongs in the bundle/),
+      expect.stringMatching(/does not lie before the range's first batch 1/),
+    ]),
+  );
+});
+
+test('keys.json contradicting the logged key events: a revocation hidden, or the validity widened, does not verify', () => {
+  const report = verifyBundle(files, {});
+  const keyId = report.trust.gatewayKeys[0]?.keyId;
+  expect(report.trust.gatewayKeys).toEqual([
+    expect.objectContaining({
+      gateway: 'gw-a',
+      status: 'revoked',
+      validUntil: REVOKED_FROM,
+      logged: expect.objectContaining({ status: 'revoked', validUntil: REVOKED_FROM }) as unknown,
+    }),
+  ]);
+  const edit = (change: (k: { status: string; validUntil: number | null; reason: string | null }) => void): BundleFiles => {
+    const keys = JSON.parse(files.keys) as { gateways: { status: string; validUntil: number | null; reason: string | null }[] };
+    const k = keys.gateways[0];
+    if (k === undefined) throw new Error('keys.json lists no key');
+    change(k);
+    return { ...files, keys: JSON.stringify(keys) };
+  };
+  const hidden = verifyBundle(
+    edit((k) => {
+      k.status = 'active';
+      k.validUntil = null;
+      k.reason = null;
+    }),
+    {},
+  );
+  expect(hidden.ok).toBe(false);
+  expect(hidden.problems).toEqual([
+    expect.objectContaining({
+      kind: 'key-validity',
+      where: `keys.json (gw-a key ${keyId})`,
+      message: expect.stringMatching(/keys\.json says the key is active, the logged key events \(log entry \d+\) say revoked/) as unknown,
+    }),
+    expect.objectContaining({ kind: 'key-validity', computed: REVOKED_FROM, claimed: null }),
+  ]);
+  const widened = verifyBundle(
+    edit((k) => {
+      k.validUntil = REVOKED_FROM + 86_400_000;
+    }),
+    {},
+  );
+  expect(widened.problems).toEqual([expect.objectContaining({ kind: 'key-validity', computed: REVOKED_FROM, claimed: REVOKED_FROM + 86_400_000 })]);
+  // and the revocation's log entry dropped from the bundle as well: the signed statement counts the key events
+  const hiddenAndDropped = edit((k) => {
+    k.status = 'active';
+    k.validUntil = null;
+  });
+  const dropped = verifyBundle({ ...hiddenAndDropped, keyEvents: '' }, {});
+  expect(dropped.ok).toBe(false);
+  expect(dropped.problems).toEqual([
+    expect.objectContaining({
+      kind: 'truncated',
+      where: 'key-events.jsonl',
+      message: 'the bundle holds 0 key events, the signed export statement names 1',
+    }),
+  ]);
+  // keys.json stricter than the log (an event not logged yet) is not a contradiction, and the batches are held to it
+  const stricter = verifyBundle(
+    edit((k) => {
+      k.validUntil = T0 + 10;
+    }),
+    {},
+  );
+  expect(kinds(stricter)).toEqual(['key-not-valid']);
 });
