@@ -197,12 +197,35 @@ export class Parts {
     await this.proxy.stop();
   }
 
+  /**
+   * GET of a JSON document from the server. A request that fails on the way (a kept-alive connection the
+   * server closed as it was reused, which a loaded machine makes likelier) is made again, at most 3 times.
+   */
+  async getJson<T = unknown>(pathAndQuery: string): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await fetch(`${this.base}${pathAndQuery}`);
+        if (!response.ok) throw new Error(`GET ${pathAndQuery}: HTTP ${response.status}`);
+        return (await response.json()) as T;
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof TypeError)) throw err; // fetch's network failures are TypeErrors
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
   async waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
     const deadline = Date.now() + ms;
-    while (!(await check())) {
+    let lastError = '';
+    for (;;) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        lastError = `\n(last check failed: ${(err as Error).message})`; // not yet: tried again until the deadline
+      }
       if (Date.now() > deadline)
         throw new Error(
-          `timed out waiting for ${what}\n--- gateway ---\n${this.output('gateway').slice(-3000)}\n--- server ---\n${this.output('server').slice(-3000)}`,
+          `timed out waiting for ${what}${lastError}\n--- gateway ---\n${this.output('gateway').slice(-3000)}\n--- server ---\n${this.output('server').slice(-3000)}`,
         );
       await new Promise((r) => setTimeout(r, 100));
     }
