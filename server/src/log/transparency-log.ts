@@ -67,10 +67,16 @@ const HASH_BYTES = 32;
 const MIN_MEMORY_LEVEL = 1;
 const MEMORY_BUDGET = 32 * 2 ** 20;
 
+/** rows per multi-row INSERT when appending (5 columns x 64 = 320 parameters, well under SQLite's limit) */
+const ROWS_PER_INSERT = 64;
+
 interface Statements {
   lastIndex: Statement<[], number | null>;
   insertEntry: Statement<[number, string, Uint8Array, Uint8Array, number]>;
   insertHash: Statement<[number, number, Uint8Array]>;
+  /** ROWS_PER_INSERT rows in one statement: one call into SQLite instead of one per row */
+  insertEntries: Statement<unknown[]>;
+  insertHashes: Statement<unknown[]>;
   selectHash: Statement<[number, number], Buffer>;
   selectLeaf: Statement<[number], Buffer>;
   selectEntries: Statement<[number, number], { idx: number; kind: string; data: Buffer; at: number }>;
@@ -120,6 +126,10 @@ export class TransparencyLog {
       lastIndex: sqlite.prepare<[], number | null>('SELECT max(idx) FROM log_entries').pluck(),
       insertEntry: sqlite.prepare('INSERT INTO log_entries (idx, kind, data, leaf, at) VALUES (?, ?, ?, ?, ?)'),
       insertHash: sqlite.prepare('INSERT INTO log_hashes (level, idx, hash) VALUES (?, ?, ?)'),
+      insertEntries: sqlite.prepare(
+        `INSERT INTO log_entries (idx, kind, data, leaf, at) VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?)').join(', ')}`,
+      ),
+      insertHashes: sqlite.prepare(`INSERT INTO log_hashes (level, idx, hash) VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?)').join(', ')}`),
       selectHash: sqlite.prepare<[number, number], Buffer>('SELECT hash FROM log_hashes WHERE level = ? AND idx = ?').pluck(),
       selectLeaf: sqlite.prepare<[number], Buffer>('SELECT leaf FROM log_entries WHERE idx = ?').pluck(),
       selectEntries: sqlite.prepare('SELECT idx, kind, data, at FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx'),
@@ -129,19 +139,33 @@ export class TransparencyLog {
     };
     const statements = this.#statements;
     this.#appendTx = sqlite.transaction((kind: LogEntryKind, entries: readonly Uint8Array[], at: number) => {
+      // rows gathered and written ROWS_PER_INSERT at a time, the rest one by one
+      const entryRows: unknown[] = [];
+      const hashRows: unknown[] = [];
+      const flush = (rows: unknown[], columns: number, many: Statement<unknown[]>, one: Statement<never[]>, all: boolean): void => {
+        const chunk = ROWS_PER_INSERT * columns;
+        let at = 0;
+        for (; rows.length - at >= chunk; at += chunk) many.run(...rows.slice(at, at + chunk));
+        if (all) for (; at < rows.length; at += columns) one.run(...(rows.slice(at, at + columns) as never[]));
+        rows.splice(0, at);
+      };
       for (const data of entries) {
         const index = this.#tree.size;
         const leaf = leafHash(data);
         const completed = this.#tree.append(leaf);
-        statements.insertEntry.run(index, kind, data, leaf, at);
+        entryRows.push(index, kind, data, leaf, at);
         // completed[0] is the leaf itself, kept with the entry
         for (let i = 1; i < completed.length; i++) {
           const s = completed[i];
           if (s === undefined) continue;
-          statements.insertHash.run(s.level, s.index, s.hash);
+          hashRows.push(s.level, s.index, s.hash);
           if (s.level >= this.#memoryLevel) this.#remember(s.level, s.index, s.hash);
         }
+        if (entryRows.length >= ROWS_PER_INSERT * 5) flush(entryRows, 5, statements.insertEntries, statements.insertEntry, false);
+        if (hashRows.length >= ROWS_PER_INSERT * 3) flush(hashRows, 3, statements.insertHashes, statements.insertHash, false);
       }
+      flush(entryRows, 5, statements.insertEntries, statements.insertEntry, true);
+      flush(hashRows, 3, statements.insertHashes, statements.insertHash, true);
     });
     this.#restore();
     const latest = statements.latestCheckpoint.get();
