@@ -3,9 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { deviceProfileSchema, idSchema, LabtraceError, parseConfigText, type DeviceProfile } from '@labtrace/protocols';
-
-/** a measurement name that means the same to every InfluxDB version (1.x keeps a backslash escape that 2.x removes) */
-export const INFLUX_MEASUREMENT_NAME = /^[^\\\p{Cc}]{1,200}$/u;
+import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
 
 /**
  * An optional on-site historian. `api: v1` writes to /write with a database (InfluxDB 1.x, and 2.x/3.x through their v1

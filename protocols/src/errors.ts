@@ -16,7 +16,9 @@ export type LabtraceErrorCode =
   | 'E_AUTH'
   | 'E_FORBIDDEN'
   | 'E_CONFLICT'
-  | 'E_STORE';
+  | 'E_STORE'
+  | 'E_INFLUX_UNAVAILABLE'
+  | 'E_INFLUX_QUERY';
 
 export class LabtraceError extends Error {
   readonly code: LabtraceErrorCode;

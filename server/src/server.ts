@@ -19,6 +19,8 @@ import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { Registry } from './store/registry.js';
+import { seriesStoreFrom } from './store/series/from-config.js';
+import type { SeriesStore } from './store/series/series-store.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';
@@ -62,6 +64,8 @@ export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/d
 export class LabtraceServer {
   readonly database: LabDatabase;
   readonly store: MeasurementStore;
+  /** the dashboard's measurement reads: the embedded index, or InfluxDB fed from the stored batches */
+  readonly series: SeriesStore;
   readonly registry: Registry;
   readonly broker: MessageBus;
   /** the embedded broker, unless the server ingests from an external one */
@@ -84,6 +88,7 @@ export class LabtraceServer {
   ) {
     this.database = new LabDatabase(config.dataDir);
     this.store = new MeasurementStore(this.database);
+    this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
     this.registry = new Registry(this.database);
     this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }));
     this.keys = new KeyRegistry(this.database, this.events);
@@ -133,7 +138,7 @@ export class LabtraceServer {
     const app = createApp({
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
-      store: this.store,
+      series: this.series,
       registry: this.registry,
       healthOf: (id) => this.ingest.healthOf(id),
       logger,
@@ -147,7 +152,10 @@ export class LabtraceServer {
     });
     this.http = http.createServer(app);
     this.live = new LiveHub(this.http, SERVER_VERSION);
-    this.ingest.on('samples', (samples) => this.live.samples(samples));
+    this.ingest.on('samples', (samples) => {
+      this.series.notify();
+      this.live.samples(samples);
+    });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
     this.broker.on('gatewayConnected', (id) => this.live.gateway({ id, connected: true, lastSeen: Date.now() }));
@@ -207,6 +215,7 @@ export class LabtraceServer {
     this.enrollment.open();
     try {
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
+      await this.series.start();
       await this.ingest.start();
       await this.broker.start();
       await this.live.start();
@@ -267,6 +276,7 @@ export class LabtraceServer {
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();
+    await this.series.stop();
     await this.live.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));

@@ -13,24 +13,22 @@
 //   an ALARM, recorded in the outbox's sink_failures and confirmed for 'influx' only: the MQTT sink (and so the
 //   server) still has it. Several batches joined into one write are first written one by one, to find which.
 import { EventEmitter } from 'node:events';
-import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
-import { LabtraceError, type DataMessage, type Sample } from '@labtrace/protocols';
-import { INFLUX_MEASUREMENT_NAME, type InfluxConfig } from '../config.js';
+import { LabtraceError, type DataMessage } from '@labtrace/protocols';
+import {
+  INFLUX_MEASUREMENT_NAME,
+  InfluxWriter,
+  toLineProtocol as samplesToLines,
+  type InfluxFailure,
+  type InfluxOutcome,
+  type InfluxTarget,
+} from '@labtrace/protocols/influx';
+import type { InfluxConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Outbox, StoredBatch } from './outbox.js';
 
 export const INFLUX_SINK = 'influx';
 
-export type InfluxTarget =
-  | {
-      api: 'v1';
-      database: string;
-      retentionPolicy?: string | undefined;
-      /** sent as HTTP basic authentication (InfluxDB 1.x, and 2.x's v1 API with the token as the password) */
-      username?: string | undefined;
-      password?: string | undefined;
-    }
-  | { api: 'v2'; org: string; bucket: string; token: string };
+export type { InfluxTarget } from '@labtrace/protocols/influx';
 
 export interface InfluxSinkOptions {
   outbox: Outbox;
@@ -61,18 +59,11 @@ export interface InfluxSinkEvents {
   recovered: [];
 }
 
-/** outage: retry later; refused-all: the server refuses every write, retry later; refused: this write can never succeed */
-interface Failure {
-  ok: false;
-  kind: 'outage' | 'refused-all' | 'refused';
-  error: string;
-  status?: number;
-}
-type Outcome = { ok: true } | Failure;
+type Failure = InfluxFailure;
+type Outcome = InfluxOutcome;
 
 /** batches read from the outbox at a time */
 const PAGE = 32;
-const MAX_ERROR_CHARS = 500;
 
 export class InfluxSink extends EventEmitter<InfluxSinkEvents> {
   private readonly measurement: string;
@@ -81,7 +72,7 @@ export class InfluxSink extends EventEmitter<InfluxSinkEvents> {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly pollMs: number;
-  private readonly client: InfluxDB | undefined;
+  private readonly writer: InfluxWriter;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -112,7 +103,7 @@ export class InfluxSink extends EventEmitter<InfluxSinkEvents> {
     this.retryInitialMs = options.retryInitialMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 30_000;
     this.pollMs = options.pollMs ?? 1000;
-    if (options.target.api === 'v2') this.client = new InfluxDB({ url: options.url, token: options.target.token, timeout: this.timeoutMs });
+    this.writer = new InfluxWriter({ url: options.url, target: options.target, timeoutMs: this.timeoutMs });
   }
 
   /** True while writes fail and batches are held back. */
@@ -292,118 +283,14 @@ export class InfluxSink extends EventEmitter<InfluxSinkEvents> {
     if (this.running) await this.pause(delay, false);
   }
 
-  private async send(lines: string[]): Promise<Outcome> {
-    try {
-      if (this.options.target.api === 'v1') return await this.sendV1(this.options.target, lines);
-      return await this.sendV2(this.options.target, lines);
-    } catch (err) {
-      return { ok: false, kind: 'outage', error: describe(err) };
-    }
-  }
-
-  private async sendV1(target: Extract<InfluxTarget, { api: 'v1' }>, lines: string[]): Promise<Outcome> {
-    const url = new URL('write', this.options.url.endsWith('/') ? this.options.url : `${this.options.url}/`);
-    url.searchParams.set('db', target.database);
-    if (target.retentionPolicy !== undefined) url.searchParams.set('rp', target.retentionPolicy);
-    url.searchParams.set('precision', 'ms');
-    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-    if (target.username !== undefined) {
-      headers['authorization'] = `Basic ${Buffer.from(`${target.username}:${target.password ?? ''}`).toString('base64')}`;
-    }
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    const response = await fetch(url, { method: 'POST', headers, body: lines.join('\n'), signal });
-    const body = await response.text();
-    if (response.ok) return { ok: true };
-    return classify(response.status, errorText(body) || response.headers.get('x-influxdb-error') || response.statusText);
-  }
-
-  private async sendV2(target: Extract<InfluxTarget, { api: 'v2' }>, lines: string[]): Promise<Outcome> {
-    const { org, bucket } = target;
-    const client = this.client;
-    if (!client) throw new Error('no InfluxDB v2 client');
-    // A write API per write, with the client's buffering, timer and retries out of the way: flush() settles with this
-    // write's own answer, and the outbox (not the client's memory) holds what is to be retried.
-    const writeApi = client.getWriteApi(org, bucket, 'ms', {
-      batchSize: lines.length + 1,
-      maxBatchBytes: Number.POSITIVE_INFINITY,
-      flushInterval: 0,
-      maxRetries: 0,
-      // returning a promise takes the failure out of the client's own retry and logging
-      writeFailed: (error: Error) => Promise.reject(error),
-    });
-    try {
-      writeApi.writeRecords(lines);
-      await writeApi.flush();
-      return { ok: true };
-    } catch (err) {
-      if (err instanceof HttpError) return classify(err.statusCode, errorText(err.body ?? '') || err.message);
-      return { ok: false, kind: 'outage', error: describe(err) };
-    } finally {
-      writeApi.dispose();
-    }
+  private send(lines: string[]): Promise<Outcome> {
+    return this.writer.write(lines);
   }
 }
 
-function classify(status: number, text: string): Outcome {
-  const error = text.slice(0, MAX_ERROR_CHARS);
-  if (status >= 200 && status < 300) return { ok: true };
-  if (status === 408 || status === 429 || status >= 500 || status < 400) return { ok: false, kind: 'outage', status, error };
-  if (status === 401 || status === 403 || status === 404) return { ok: false, kind: 'refused-all', status, error };
-  return { ok: false, kind: 'refused', status, error };
-}
-
-/** InfluxDB answers errors as {"error": "..."} (1.x) or {"code": ..., "message": "..."} (2.x). */
-function errorText(body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { error?: unknown; message?: unknown };
-    if (typeof parsed.error === 'string') return parsed.error;
-    if (typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // not JSON: the text itself
-  }
-  return body.trim();
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = (err as { cause?: unknown }).cause;
-  return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
-}
-
-// Line protocol escaping. Backslashes are not escaped in names: InfluxDB 1.x keeps an escaped backslash as two
-// backslashes where 2.x reads one, so a name with a backslash could not mean the same on both. The measurement name
-// therefore refuses them (INFLUX_MEASUREMENT_NAME) and tag values are ids, which cannot hold one; string field values
-// escape them, which every version reads alike.
-const escapeMeasurement = (s: string): string => s.replace(/[, ]/g, (c) => `\\${c}`);
-const escapeKey = (s: string): string => s.replace(/[,= ]/g, (c) => `\\${c}`);
-const quoteString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-
-/**
- * One line per sample. Tags: gateway, instrument, channel, quality (stable; never seq). Fields: numbers in `value` (always
- * a float), strings in `value_text`, booleans in `value_bool`, so no field ever changes type; a null value writes no value
- * field. Always `seq` (integer), `unit` and, when present, `reason`. Timestamps in milliseconds.
- */
+/** The lines of a batch: see the shared encoder for tags, fields and timestamps. */
 export function toLineProtocol(message: DataMessage, measurement = 'measurement'): string[] {
-  const prefix = `${escapeMeasurement(measurement)},channel=`;
-  const gatewayTag = `,gateway=${escapeKey(message.gateway)}`;
-  return message.samples.map((s) => lineOf(prefix, gatewayTag, s));
-}
-
-function lineOf(prefix: string, gatewayTag: string, s: Sample): string {
-  // tags sorted by key, as InfluxDB recommends: channel, gateway, instrument, quality
-  let line = `${prefix}${escapeKey(s.channel)}${gatewayTag},instrument=${escapeKey(s.instrument)},quality=${escapeKey(s.quality)} `;
-  const v = s.value;
-  if (typeof v === 'number') {
-    // a float always (an integer-looking number too); InfluxDB has no NaN or infinity, the wire format none either
-    if (Number.isFinite(v)) line += `value=${String(v)},`;
-  } else if (typeof v === 'string') {
-    line += `value_text=${quoteString(v)},`;
-  } else if (typeof v === 'boolean') {
-    line += `value_bool=${v ? 'true' : 'false'},`;
-  }
-  line += `seq=${s.seq}i,unit=${quoteString(s.unit)}`;
-  if (s.reason !== undefined) line += `,reason=${quoteString(s.reason)}`;
-  return `${line} ${s.ts}`;
+  return samplesToLines(message.gateway, message.samples, measurement);
 }
 
 /** The sink's options from the gateway config, or undefined when no influx section is configured. */

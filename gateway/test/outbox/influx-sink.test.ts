@@ -14,7 +14,7 @@ import type { DataMessage, Sample } from '@labtrace/protocols';
 import type { Logger } from '../../src/log.js';
 import { INFLUX_SINK, InfluxSink, toLineProtocol, type InfluxSinkOptions } from '../../src/outbox/influx-sink.js';
 import { Outbox } from '../../src/outbox/outbox.js';
-import { Influxd, rowsOf, type QueryResponse } from '../helpers/influxd.js';
+import { Influxd, rowsOf, type QueryResponse } from '@labtrace/protocols/test/influxd';
 
 const run = promisify(execFile);
 const T0 = 1_800_000_000_000;

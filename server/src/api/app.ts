@@ -6,8 +6,8 @@ import helmet from 'helmet';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith, type InstrumentView } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
-import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
+import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
 import type { KeyRegistry } from '../trust/key-registry.js';
 import { EVENT_KINDS, type SecurityEvents } from '../trust/security-events.js';
@@ -22,7 +22,8 @@ export interface HealthSource {
 
 export interface AppDeps {
   healthOf: (instrument: string) => InstrumentView['health'];
-  store: MeasurementStore;
+  /** measurement reads (embedded SQLite index or InfluxDB) */
+  series: SeriesStore;
   registry: Registry;
   health: HealthSource;
   logger: Logger;
@@ -82,6 +83,8 @@ export function createApp(deps: AppDeps): Express {
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
       store: { status: storeOk ? 'ok' : 'down', kind: 'sqlite' },
+      // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
+      measurements: deps.series.status(),
       gateways: gateways.map((g) => ({ id: g.id, connected: connected.has(g.id), lastSeen: g.lastSeen, version: g.version })),
     });
   });
@@ -93,11 +96,13 @@ export function createApp(deps: AppDeps): Express {
 
   app.get('/api/instruments', async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
-    const views: InstrumentView[] = (await deps.registry.instruments()).map((i) => {
-      const latest: InstrumentView['latest'] = {};
-      for (const s of deps.store.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-      return { ...i, latest, connected: connected.has(i.gateway), health: deps.healthOf(i.id) };
-    });
+    const views: InstrumentView[] = await Promise.all(
+      (await deps.registry.instruments()).map(async (i) => {
+        const latest: InstrumentView['latest'] = {};
+        for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
+        return { ...i, latest, connected: connected.has(i.gateway), health: deps.healthOf(i.id) };
+      }),
+    );
     res.json(views);
   });
 
@@ -112,7 +117,7 @@ export function createApp(deps: AppDeps): Express {
     const to = query.to ?? Date.now();
     const from = query.from ?? to - 10 * 60_000;
     if (from > to) throw new LabtraceError('E_BAD_REQUEST', `query: from: ${from} is after to (${to})`);
-    res.json({ instrument: id, channel: query.channel, from, to, ...deps.store.series(id, query.channel, from, to, query.points) });
+    res.json({ instrument: id, channel: query.channel, from, to, ...(await deps.series.series(id, query.channel, from, to, query.points)) });
   });
 
   app.get('/api/instruments/:id/history', async (req, res) => {
@@ -125,7 +130,7 @@ export function createApp(deps: AppDeps): Express {
     }
     const to = query.to ?? Date.now();
     const from = query.from ?? to - 10 * 60_000;
-    res.json(deps.store.history(id, query.channel, from, to, query.limit));
+    res.json(await deps.series.history(id, query.channel, from, to, query.limit));
   });
 
   // a gateway enrolls with a one-time token from a lab admin and a proof that it holds its key

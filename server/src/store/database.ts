@@ -196,6 +196,17 @@ migrations['0008_key_events_logged'] = {
   },
 };
 
+migrations['0009_influx_cursor'] = {
+  async up(db: Kysely<unknown>) {
+    // how far the InfluxDB measurement store has written the stored batches (by batch_headers rowid, which is
+    // commit order: batches are only ever appended), per InfluxDB target; and the batches it refused for good
+    await sql`CREATE TABLE influx_cursor (target TEXT PRIMARY KEY, last_rowid INTEGER NOT NULL, updated_at INTEGER NOT NULL)`.execute(db);
+    await sql`CREATE TABLE influx_failures (
+      id INTEGER PRIMARY KEY, target TEXT NOT NULL, batch_rowid INTEGER NOT NULL, gateway TEXT NOT NULL, batch INTEGER NOT NULL,
+      samples INTEGER NOT NULL, status INTEGER, error TEXT NOT NULL, at INTEGER NOT NULL)`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

@@ -17,7 +17,14 @@ async function get(path: string): Promise<{ status: number; body: Record<string,
 test('GET /api/health', async () => {
   const { status, body } = await get('/api/health');
   expect(status).toBe(200);
-  expect(body).toEqual({ status: 'ok', version: '0.1.0', broker: { status: 'ok' }, store: { status: 'ok', kind: 'sqlite' }, gateways: [] });
+  expect(body).toEqual({
+    status: 'ok',
+    version: '0.1.0',
+    broker: { status: 'ok' },
+    store: { status: 'ok', kind: 'sqlite' },
+    measurements: { kind: 'sqlite', status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 },
+    gateways: [],
+  });
 });
 
 test('unknown API routes are 404 with JSON', async () => {

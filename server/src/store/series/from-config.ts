@@ -1,0 +1,70 @@
+// The series store the configuration asks for; InfluxDB secrets are read from their files (or the environment).
+import { readFileSync } from 'node:fs';
+import { LabtraceError } from '@labtrace/protocols';
+import type { InfluxQueryAuth, InfluxTarget } from '@labtrace/protocols/influx';
+import type { ServerConfig } from '../../config.js';
+import type { Logger } from '../../log.js';
+import type { LabDatabase } from '../database.js';
+import type { MeasurementStore } from '../measurement-store.js';
+import { EmbeddedSeries } from './embedded-series.js';
+import { InfluxSeries } from './influx-series.js';
+import type { SeriesStore } from './series-store.js';
+
+function secret(env: NodeJS.ProcessEnv, variable: string, file: string | undefined, field: string): string | undefined {
+  const fromEnv = env[variable];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new LabtraceError('E_CONFIG_READ', `${field}: ${file}: ${reason}`, { cause: err });
+  }
+  if (text === '') throw new LabtraceError('E_CONFIG', `${field}: ${file} is empty`);
+  return text;
+}
+
+export function seriesStoreFrom(
+  config: ServerConfig['measurements'],
+  deps: { database: LabDatabase; store: MeasurementStore; logger: Logger },
+  env: NodeJS.ProcessEnv = process.env,
+): SeriesStore {
+  const influx = config.influxdb;
+  if (config.store === 'embedded' || influx === undefined) return new EmbeddedSeries(deps.store);
+  let target: InfluxTarget;
+  let read: { database: string; retentionPolicy?: string; auth: InfluxQueryAuth };
+  if (influx.api === 'v2') {
+    const token = secret(env, 'LABTRACE_INFLUX_TOKEN', influx.tokenFile, 'measurements.influxdb.tokenFile');
+    const { org, bucket } = influx;
+    if (token === undefined)
+      throw new LabtraceError('E_CONFIG', 'measurements.influxdb.tokenFile: required unless LABTRACE_INFLUX_TOKEN is set (api v2 needs a token)');
+    if (org === undefined || bucket === undefined) throw new LabtraceError('E_CONFIG', 'measurements.influxdb: api v2 needs org and bucket');
+    target = { api: 'v2', org, bucket, token };
+    read = {
+      database: influx.database ?? bucket,
+      ...(influx.retentionPolicy === undefined ? {} : { retentionPolicy: influx.retentionPolicy }),
+      auth: { kind: 'token', token },
+    };
+  } else {
+    const database = influx.database;
+    if (database === undefined) throw new LabtraceError('E_CONFIG', 'measurements.influxdb.database: required when api is v1');
+    const password =
+      influx.username === undefined ? undefined : secret(env, 'LABTRACE_INFLUX_PASSWORD', influx.passwordFile, 'measurements.influxdb.passwordFile');
+    target = { api: 'v1', database, retentionPolicy: influx.retentionPolicy, username: influx.username, password };
+    read = {
+      database,
+      ...(influx.retentionPolicy === undefined ? {} : { retentionPolicy: influx.retentionPolicy }),
+      auth: influx.username === undefined ? { kind: 'none' } : { kind: 'basic', username: influx.username, password },
+    };
+  }
+  return new InfluxSeries({
+    database: deps.database,
+    url: influx.url,
+    target,
+    read,
+    measurement: influx.measurement,
+    batchLines: influx.batchLines,
+    logger: deps.logger,
+  });
+}
