@@ -7,9 +7,24 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceProfileSchema, type MqttProfile } from '@labtrace/protocols';
+import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { Simulator, type MqttPublisher } from '../src/index.js';
 import { expectNoLeakedHandles, liveHandles, sleep, waitFor } from './helpers.js';
-import { Mosquitto, PASSWORD, USER } from './mosquitto.js';
+
+const USER = 'sim-instrument';
+const PASSWORD = 'broker-secret-for-tests';
+// One listener for anonymous clients (tests only) and one that checks the password file; the log
+// names the username of each connection.
+const BROKER_CONF = [
+  'per_listener_settings true',
+  'persistence false',
+  'log_type all',
+  'connection_messages true',
+  'listener 1883',
+  'allow_anonymous true',
+  'listener 1884',
+  'allow_anonymous false',
+].join('\n');
 
 interface Message {
   topic: string;
@@ -19,6 +34,8 @@ interface Message {
 
 let handlesBefore: Map<string, number>;
 let broker: Mosquitto;
+/** the listener that checks the password file */
+let authUrl: string;
 let dir: string;
 let subscriber: MqttClient;
 let sim: Simulator;
@@ -56,7 +73,11 @@ async function api(method: string, route: string, body?: unknown): Promise<{ sta
 
 beforeAll(async () => {
   handlesBefore = liveHandles();
-  broker = await Mosquitto.start();
+  broker = await Mosquitto.create({ users: [{ username: USER, password: PASSWORD }], conf: BROKER_CONF });
+  await broker.start();
+  const [, second] = broker.urls;
+  if (second === undefined) throw new Error('the broker has no second listener');
+  authUrl = second;
   dir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-sim-mqtt-'));
   subscriber = await mqtt.connectAsync(broker.url, { clientId: 'test-subscriber', reconnectPeriod: 0 });
   subscriber.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString(), at: Date.now() }));
@@ -78,7 +99,7 @@ afterEach(async () => {
 afterAll(async () => {
   await sim.stop();
   await subscriber.endAsync();
-  await broker.stop();
+  await broker.dispose();
   rmSync(dir, { recursive: true, force: true });
   await expectNoLeakedHandles(handlesBefore);
 });
@@ -181,7 +202,7 @@ describe('broker credentials', () => {
   async function publishesWith(password: string): Promise<boolean> {
     const passwordFile = path.join(dir, `${password}.password`);
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-    const watcher = await mqtt.connectAsync(broker.authUrl, {
+    const watcher = await mqtt.connectAsync(authUrl, {
       username: USER,
       password: PASSWORD,
       clientId: `watch-${password}`,
@@ -194,7 +215,7 @@ describe('broker credentials', () => {
       config: { host: '127.0.0.1', tickMs: 20 },
       instruments: [
         {
-          profile: mqttProfile('auth-1', broker.authUrl, { username: USER, passwordFile, clientId: `auth-${password}` }),
+          profile: mqttProfile('auth-1', authUrl, { username: USER, passwordFile, clientId: `auth-${password}` }),
           model: 'constant',
           publishIntervalMs: 50,
         },
@@ -215,7 +236,7 @@ describe('broker credentials', () => {
 
   test('username and passwordFile let it publish where anonymous clients may not', async () => {
     expect(await publishesWith(PASSWORD)).toBe(true);
-    expect(broker.log).toContain(`u'${USER}'`);
+    expect(broker.output).toContain(`u'${USER}'`);
   });
 
   test('with a wrong password nothing is published', async () => {

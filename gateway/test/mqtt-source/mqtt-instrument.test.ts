@@ -4,9 +4,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { mqttProfileSchema, type MqttProfile, type MqttProfileInput } from '@labtrace/protocols';
+import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import type { InstrumentHealth, PolledSample } from '../../src/source.js';
 import { MqttInstrument, type Every, type MqttInstrumentOptions } from '../../src/mqtt-source/mqtt-instrument.js';
-import { Mosquitto, PASSWORD, USER } from './mosquitto.js';
+
+const USER = 'instrument';
+const PASSWORD = 'correct-horse-battery';
+const INSTRUMENT: MosquittoUser = { username: USER, password: PASSWORD };
 
 let broker: Mosquitto;
 const cleanup: (() => Promise<void>)[] = [];
@@ -33,7 +37,8 @@ async function settle(): Promise<Map<string, number>> {
 }
 
 beforeAll(async () => {
-  broker = await Mosquitto.create();
+  // without persistence: after a restart, the source has to subscribe again
+  broker = await Mosquitto.create({ users: [INSTRUMENT], conf: ['allow_anonymous false', 'persistence false', 'listener 1883'].join('\n') });
   await broker.start();
   baseline = await (async () => {
     await new Promise((r) => setTimeout(r, 20));
@@ -190,7 +195,11 @@ describe('MqttInstrument with Mosquitto', () => {
     const measuredAt = Date.now() - 250;
     const iso = new Date(measuredAt).toISOString();
     const first = h.next(() => true);
-    await broker.pub(topic, JSON.stringify({ reading: { value: 12.5, ts: iso }, data: [{ v: 1 }, { v: 2 }, { v: 3.75 }], state: 'RUNNING' }));
+    await broker.pub(
+      INSTRUMENT,
+      topic,
+      JSON.stringify({ reading: { value: 12.5, ts: iso }, data: [{ v: 1 }, { v: 2 }, { v: 3.75 }], state: 'RUNNING' }),
+    );
     const s = byChannel(await first);
     expect(s['force']).toEqual({ instrument: 'ut-1', channel: 'force', ts: measuredAt, value: 12.5, unit: 'kN', quality: 'good' });
     expect(s['extension']).toMatchObject({ ts: measuredAt, value: 3.75, unit: 'mm', quality: 'good' });
@@ -200,7 +209,7 @@ describe('MqttInstrument with Mosquitto', () => {
 
     // A timestamp in ms since the epoch works the same.
     const second = h.next(() => true);
-    await broker.pub(topic, JSON.stringify({ reading: { value: -0.5, ts: measuredAt + 100 }, data: [0, 0, { v: 4 }], state: 'DONE' }));
+    await broker.pub(INSTRUMENT, topic, JSON.stringify({ reading: { value: -0.5, ts: measuredAt + 100 }, data: [0, 0, { v: 4 }], state: 'DONE' }));
     expect(byChannel(await second)['force']).toMatchObject({ ts: measuredAt + 100, value: -0.5, quality: 'good' });
 
     const health = h.instrument.getHealth();
@@ -422,14 +431,14 @@ describe('MqttInstrument with Mosquitto', () => {
 
   test('a retained value without a timestamp is uncertain: its arrival time is not its time', async () => {
     const topic = newTopic('retained');
-    await broker.pub(topic, '42', ['-r']);
-    cleanup.push(() => broker.pub(topic, '', ['-r'])); // an empty retained message clears it
+    await broker.pub(INSTRUMENT, topic, '42', ['-r']);
+    cleanup.push(() => broker.pub(INSTRUMENT, topic, '', ['-r'])); // an empty retained message clears it
     const h = harness(profileOf([{ name: 'level', topic, unit: 'mm' }]));
     const got = h.next(() => true);
     await started(h);
     expect((await got)[0]).toMatchObject({ value: 42, quality: 'uncertain', reason: 'retained message: measured at an unknown time' });
     const live = h.next(() => true);
-    await broker.pub(topic, '43');
+    await broker.pub(INSTRUMENT, topic, '43');
     expect((await live)[0]).toMatchObject({ value: 43, quality: 'good' });
   });
 
@@ -454,7 +463,7 @@ describe('MqttInstrument with Mosquitto', () => {
     const topic = newTopic('restart');
     const h = await started(harness(profileOf([{ name: 'force', topic, jsonPath: 'f', unit: 'kN' }])));
     const before = h.next(() => true);
-    await broker.pub(topic, '{"f": 1}');
+    await broker.pub(INSTRUMENT, topic, '{"f": 1}');
     expect((await before)[0]?.value).toBe(1);
 
     await broker.stop();
@@ -468,7 +477,7 @@ describe('MqttInstrument with Mosquitto', () => {
     await waitForHealth(h.instrument, (x) => x.connected);
 
     const after = h.next(() => true);
-    await broker.pub(topic, '{"f": 2}');
+    await broker.pub(INSTRUMENT, topic, '{"f": 2}');
     expect((await after)[0]).toMatchObject({ value: 2, quality: 'good' });
     expect(h.healthEvents.map((e) => e.connected)).toEqual([true, false, true]);
   });

@@ -15,9 +15,12 @@ import {
   topicFor,
   type Sample,
 } from '@labtrace/protocols';
+import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { Outbox } from '../../src/outbox/outbox.js';
 import { MAX_IN_FLIGHT, MQTT_SINK, MqttUplink } from '../../src/uplink/mqtt-uplink.js';
-import { Mosquitto, PASSWORD, USER } from '../mqtt-source/mosquitto.js';
+
+const USER = 'instrument';
+const PASSWORD = 'correct-horse-battery';
 
 const sample = (seq: number): Sample => ({
   seq,
@@ -78,7 +81,10 @@ describe('Outbox', () => {
 describe('MqttUplink with the outbox, against a real broker', () => {
   let broker: Mosquitto;
   beforeAll(async () => {
-    broker = await Mosquitto.create();
+    broker = await Mosquitto.create({
+      users: [{ username: USER, password: PASSWORD }],
+      conf: ['allow_anonymous false', 'persistence false', 'listener 1883'].join('\n'),
+    });
     await broker.start();
   });
   afterAll(async () => {

@@ -6,9 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { LabtraceError, parseTopic, topicFor, type MessageKind } from '@labtrace/protocols';
+import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { ExternalBroker, type ExternalBrokerOptions } from '../../src/broker/external-broker.js';
 import { freePort } from '../helpers/ports.js';
-import { Mosquitto, type MosquittoUser } from '../helpers/mosquitto.js';
 
 // server/dist/test/broker/external-broker.test.js -> deploy/mosquitto at the repository root
 const DEPLOY = fileURLToPath(new URL('../../../../deploy/mosquitto/', import.meta.url));

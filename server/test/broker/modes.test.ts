@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
-import { Mosquitto } from '../helpers/mosquitto.js';
+import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
