@@ -16,6 +16,7 @@ export type LabtraceErrorCode =
   | 'E_AUTH'
   | 'E_FORBIDDEN'
   | 'E_CONFLICT'
+  | 'E_RATE_LIMITED'
   | 'E_STORE';
 
 export class LabtraceError extends Error {

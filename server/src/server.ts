@@ -9,6 +9,9 @@ import { logRoutes } from './log/log-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
+import { AuditTrail } from './audit/audit-trail.js';
+import { routesOf } from './auth/policy.js';
+import { Users } from './auth/users.js';
 import { Broker } from './broker/broker.js';
 import type { MessageBus } from './broker/bus.js';
 import { ExternalBroker } from './broker/external-broker.js';
@@ -59,6 +62,13 @@ function logKey(file: string, origin: string, logger: Logger): SignerKey {
 export const SERVER_VERSION = '0.1.0';
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
 
+export interface ServerOptions {
+  /** the password of the user `admin` created at the first start (LABTRACE_ADMIN_PASSWORD); without it, a one-time password is announced */
+  adminPassword?: string | undefined;
+  /** shows the one-time admin password once, on the terminal (never the log) */
+  announce?: (text: string) => void;
+}
+
 export class LabtraceServer {
   readonly database: LabDatabase;
   readonly store: MeasurementStore;
@@ -70,6 +80,9 @@ export class LabtraceServer {
   readonly keys: KeyRegistry;
   readonly enrollment: Enrollment;
   readonly ingest: Ingest;
+  readonly audit: AuditTrail;
+  readonly users: Users;
+  readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -81,6 +94,7 @@ export class LabtraceServer {
   constructor(
     readonly config: ServerConfig,
     private readonly logger: Logger,
+    private readonly options: ServerOptions = {},
   ) {
     this.database = new LabDatabase(config.dataDir);
     this.store = new MeasurementStore(this.database);
@@ -88,6 +102,8 @@ export class LabtraceServer {
     this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }));
     this.keys = new KeyRegistry(this.database, this.events);
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
+    this.audit = new AuditTrail(this.database);
+    this.users = new Users(this.database, this.audit);
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -131,6 +147,8 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
     );
     const app = createApp({
+      users: this.users,
+      audit: this.audit,
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       store: this.store,
@@ -145,8 +163,10 @@ export class LabtraceServer {
         connectedGateways: () => this.broker.connectedGateways(),
       },
     });
+    this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION);
+    this.live = new LiveHub(this.http, SERVER_VERSION, this.users);
+    this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => this.live.samples(samples));
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
@@ -156,6 +176,11 @@ export class LabtraceServer {
       this.ingest.gatewayGone(id);
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
     });
+  }
+
+  /** every REST route the server serves (the log's once it is open), for the authorization policy's tests */
+  routes(): { method: string; path: string }[] {
+    return [...routesOf(this.app), ...(this.logRouter ? routesOf(this.logRouter) : [])];
   }
 
   get httpPort(): number {
@@ -171,6 +196,17 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
+    const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
+    if (admin !== undefined) {
+      this.logger.info(
+        { user: admin.username },
+        admin.password === undefined ? 'created the admin user with the given password' : 'created the admin user',
+      );
+      if (admin.password !== undefined)
+        (this.options.announce ?? ((text: string) => process.stdout.write(text)))(
+          `\nFirst start: the user "admin" has the one-time password ${admin.password}\nIt is shown only this once; sign in and change it.\n\n`,
+        );
+    }
     const origin = this.config.log.origin ?? `labtrace/${this.config.lab}`;
     const log = new TransparencyLog(this.database, {
       origin,
@@ -195,9 +231,12 @@ export class LabtraceServer {
     this.ingest.useLog(log);
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
+    this.audit.anchor(log);
     this.checkpointTimer = setInterval(() => {
       try {
         this.logKeyEvents();
+        this.audit.anchor(log);
+        this.users.prune();
         log.maybeCheckpoint();
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'ALARM: the transparency log checkpoint could not be signed');

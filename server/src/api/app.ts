@@ -11,6 +11,10 @@ import type { Registry } from '../store/registry.js';
 import type { Enrollment } from '../trust/enrollment.js';
 import type { KeyRegistry } from '../trust/key-registry.js';
 import { EVENT_KINDS, type SecurityEvents } from '../trust/security-events.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
+import { authRoutes } from '../auth/auth-routes.js';
+import { authenticate, route } from '../auth/policy.js';
+import type { Users } from '../auth/users.js';
 import { errorHandler } from './errors.js';
 
 export interface HealthSource {
@@ -28,6 +32,8 @@ export interface AppDeps {
   logger: Logger;
   dashboardDir: string;
   trust: { enrollment: Enrollment; keys: KeyRegistry; events: SecurityEvents };
+  users: Users;
+  audit: AuditTrail;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -71,8 +77,10 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
   app.use(express.json({ limit: '100kb' }));
+  app.use(authenticate(deps.users));
+  app.use(authRoutes(deps.users, deps.audit, deps.logger));
 
-  app.get('/api/health', async (_req, res) => {
+  route(app, 'GET', '/api/health', async (_req, res) => {
     const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
@@ -86,12 +94,12 @@ export function createApp(deps: AppDeps): Express {
     });
   });
 
-  app.get('/api/gateways', async (_req, res) => {
+  route(app, 'GET', '/api/gateways', async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     res.json((await deps.registry.gateways()).map((g) => ({ ...g, connected: connected.has(g.id) })));
   });
 
-  app.get('/api/instruments', async (_req, res) => {
+  route(app, 'GET', '/api/instruments', async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     const views: InstrumentView[] = (await deps.registry.instruments()).map((i) => {
       const latest: InstrumentView['latest'] = {};
@@ -102,7 +110,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // time-bucketed min, max and mean of a numeric channel, at most `points` buckets
-  app.get('/api/instruments/:id/series', async (req, res) => {
+  route(app, 'GET', '/api/instruments/:id/series', async (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const query = parseWith(seriesQuery, req.query, 'query', 'E_BAD_REQUEST');
     const instrument = await deps.registry.instrument(id);
@@ -115,7 +123,7 @@ export function createApp(deps: AppDeps): Express {
     res.json({ instrument: id, channel: query.channel, from, to, ...deps.store.series(id, query.channel, from, to, query.points) });
   });
 
-  app.get('/api/instruments/:id/history', async (req, res) => {
+  route(app, 'GET', '/api/instruments/:id/history', async (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const query = parseWith(historyQuery, req.query, 'query', 'E_BAD_REQUEST');
     const instrument = await deps.registry.instrument(id);
@@ -129,11 +137,11 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a gateway enrolls with a one-time token from a lab admin and a proof that it holds its key
-  app.post('/api/enroll', async (req, res) => {
+  route(app, 'POST', '/api/enroll', async (req, res) => {
     res.status(201).json(await deps.trust.enrollment.enroll(req.body));
   });
 
-  app.get('/api/gateways/:id/keys', (req, res) => {
+  route(app, 'GET', '/api/gateways/:id/keys', (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     res.json(
       deps.trust.keys.list(id).map((k) => ({
@@ -149,7 +157,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
-  app.post('/api/gateways/:id/keys/rotate', (req, res) => {
+  route(app, 'POST', '/api/gateways/:id/keys/rotate', (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const body = parseWith(rotateBody, req.body, 'body', 'E_BAD_REQUEST');
     if (body.statement.gateway !== id)
@@ -158,7 +166,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(201).json({ keyId: key.keyId, status: key.status, registeredAt: key.registeredAt });
   });
 
-  app.get('/api/security-events', (req, res) => {
+  route(app, 'GET', '/api/security-events', (req, res) => {
     const query = parseWith(eventsQuery, req.query, 'query', 'E_BAD_REQUEST');
     res.json(
       deps.trust.events.list({

@@ -9,6 +9,7 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_FORBIDDEN: 403,
   E_CONFLICT: 409,
   E_NOT_FOUND: 404,
+  E_RATE_LIMITED: 429,
 };
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {

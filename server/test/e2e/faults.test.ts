@@ -37,7 +37,7 @@ describe('faults', () => {
 
   test('an enrolled gateway delivers signed batches', async () => {
     await grows(parts, 50);
-    const keys = await (await fetch(`${parts.base}/api/gateways/${GATEWAY}/keys`)).json();
+    const keys = await (await parts.fetch(`/api/gateways/${GATEWAY}/keys`)).json();
     expect(keys).toEqual([expect.objectContaining({ status: 'active', keyId: expect.stringMatching(/^[0-9a-f]{8}$/) })]);
     expectComplete(parts);
   }, 60_000);
@@ -95,7 +95,7 @@ describe('faults', () => {
         db.close();
       }
     });
-    const keys = (await (await fetch(`${parts.base}/api/gateways/${GATEWAY}/keys`)).json()) as { keyId: string; status: string }[];
+    const keys = (await (await parts.fetch(`/api/gateways/${GATEWAY}/keys`)).json()) as { keyId: string; status: string }[];
     expect(keys.find((k) => k.keyId === oldKey)?.status).toBe('retired');
     expect(keys.find((k) => k.keyId === newKey)?.status).toBe('active');
     await parts.drained();
@@ -103,11 +103,11 @@ describe('faults', () => {
   }, 60_000);
 
   test('a revoked key: later batches are refused and recorded, and they stay at the gateway (not lost)', async () => {
-    const keys = (await (await fetch(`${parts.base}/api/gateways/${GATEWAY}/keys`)).json()) as { keyId: string; status: string }[];
+    const keys = (await (await parts.fetch(`/api/gateways/${GATEWAY}/keys`)).json()) as { keyId: string; status: string }[];
     const active = keys.find((k) => k.status === 'active')!.keyId;
     await labtrace('server', 'revoke-key', '--gateway', GATEWAY, '--key-id', active, '--reason', 'test: key lost', '--config', parts.files.server);
     await parts.waitFor('a refused batch', async () => {
-      const events = (await (await fetch(`${parts.base}/api/security-events?gateway=${GATEWAY}&kind=revoked-key`)).json()) as unknown[];
+      const events = (await (await parts.fetch(`/api/security-events?gateway=${GATEWAY}&kind=revoked-key`)).json()) as unknown[];
       return events.length > 0;
     });
     const stored = parts.stored();
