@@ -40,6 +40,23 @@ export async function login(username: string, password: string): Promise<boolean
   return true;
 }
 
+/** Changes the password; the server then ends every session, so the user signs in again with the new one. */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<boolean> {
+  const res = await fetch('/api/auth/password', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-csrf-token': csrf() },
+    body: JSON.stringify({ currentPassword, newPassword }),
+  });
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as { error?: string };
+    session.error = body.error ?? `Password change refused (${res.status}).`;
+    return false;
+  }
+  session.user = undefined;
+  session.error = 'Password changed: sign in with the new one.';
+  return true;
+}
+
 export async function logout(): Promise<void> {
   await fetch('/api/auth/logout', { method: 'POST', headers: { 'x-csrf-token': csrf() } });
   session.user = undefined;

@@ -18,6 +18,8 @@ export interface RouteRule {
   scope?: 'organization';
   /** a mutating route: true when it writes the audit trail, otherwise where the change is recorded instead */
   audit?: true | string;
+  /** open to a user who signed in with a one-time password and has not changed it yet */
+  beforePasswordChange?: true;
 }
 
 const ALL: readonly Role[] = ROLES;
@@ -34,9 +36,9 @@ export const POLICY: readonly RouteRule[] = [
     why: 'how a session starts',
     audit: 'login outcomes are logged (without the password)',
   },
-  { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: 'ends sessions only; no record changes' },
-  { method: 'GET', path: '/api/auth/me', allow: ALL },
-  { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true },
+  { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: 'ends sessions only; no record changes', beforePasswordChange: true },
+  { method: 'GET', path: '/api/auth/me', allow: ALL, beforePasswordChange: true },
+  { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/tokens', allow: ['admin', 'technician', 'auditor'], audit: true },
   { method: 'GET', path: '/api/users', allow: ADMIN },
   { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
@@ -138,6 +140,8 @@ export function authorize(rule: RouteRule): RequestHandler {
     if (!principal) return next(new LabtraceError('E_AUTH', 'sign in first: a session cookie or an Authorization: Bearer token is required'));
     if (!rule.allow.includes(principal.role))
       return next(new LabtraceError('E_FORBIDDEN', `the role ${principal.role} may not ${rule.method} ${rule.path}`));
+    if (principal.mustChange && rule.beforePasswordChange !== true)
+      return next(new LabtraceError('E_FORBIDDEN', 'change your one-time password first (POST /api/auth/password)'));
     // a browser sends the cookie on cross-site requests too; only our own pages can read the CSRF cookie to echo it
     if (principal.via === 'cookie' && !SAFE.has(req.method) && req.get(CSRF_HEADER) !== principal.csrf)
       return next(new LabtraceError('E_FORBIDDEN', `a request authenticated by cookie must send the ${CSRF_HEADER} header`));

@@ -25,6 +25,8 @@ export interface Principal {
   role: Role;
   organization: string | null;
   via: 'cookie' | 'bearer';
+  /** signed in with a one-time password: may only change it (or sign out) */
+  mustChange: boolean;
   /** the anti-CSRF token a cookie-authenticated request must echo in a header */
   csrf: string;
 }
@@ -300,7 +302,15 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       .prepare('SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?')
       .get(sha256(token)) as (UserRow & { session_expires: number }) | undefined;
     if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
-    return { userId: row.id, username: row.username, role: row.role, organization: row.organization, via, csrf: csrfOf(token) };
+    return {
+      userId: row.id,
+      username: row.username,
+      role: row.role,
+      organization: row.organization,
+      via,
+      mustChange: row.must_change === 1,
+      csrf: csrfOf(token),
+    };
   }
 
   /** Logout: ends every session and API token of the user. */

@@ -40,6 +40,7 @@ export class LiveHub {
         typeof fromAuth === 'string' ? { token: fromAuth, via: 'bearer' as const } : credentialOf({ cookie: socket.handshake.headers.cookie });
       const principal = credential && this.users.authenticate(credential.token, credential.via);
       if (!principal) return next(new Error('E_AUTH: sign in first'));
+      if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
       socket.data.principal = principal;
       next();
     });

@@ -143,3 +143,36 @@ describe('input', () => {
     expect(res.status).toBe(413);
   });
 });
+
+test('a one-time password opens nothing but the password change', async () => {
+  const created = await t.fetch('/api/users', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'newcomer', role: 'technician' }),
+  });
+  const { oneTimePassword } = (await created.json()) as { oneTimePassword: string };
+  const login = async (password: string): Promise<string> => {
+    const res = await fetch(`${t.base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'newcomer', password }),
+    });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { token: string }).token;
+  };
+  const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+  const first = await login(oneTimePassword);
+  const refused = await fetch(`${t.base}/api/instruments`, { headers: bearer(first) });
+  expect(refused.status).toBe(403);
+  expect(((await refused.json()) as { error: string }).error).toMatch(/one-time password/);
+  expect((await fetch(`${t.base}/api/auth/me`, { headers: bearer(first) })).status).toBe(200);
+  const changed = await fetch(`${t.base}/api/auth/password`, {
+    method: 'POST',
+    headers: bearer(first),
+    body: JSON.stringify({ currentPassword: oneTimePassword, newPassword: 'my-own-password-now' }),
+  });
+  expect(changed.status).toBe(204);
+  expect((await fetch(`${t.base}/api/auth/me`, { headers: bearer(first) })).status).toBe(401);
+  const second = await login('my-own-password-now');
+  expect((await fetch(`${t.base}/api/instruments`, { headers: bearer(second) })).status).toBe(200);
+});
