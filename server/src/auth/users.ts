@@ -3,6 +3,7 @@
 // often locks the account for a while. Every change to a user is written to the audit trail.
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { Statement } from 'better-sqlite3';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -111,6 +112,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   readonly sessionTtlMs: number;
   private readonly maxFailures: number;
   private readonly lockoutMs: number;
+  /** the statement of every authenticated request, prepared once (the tables exist only after the migration) */
+  private byToken: Statement<[string], UserRow & { session_expires: number }> | undefined;
   /** compared against when the user is unknown, so that a login takes as long either way */
   private dummyHash: Promise<string> | undefined;
 
@@ -298,9 +301,10 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   /** The principal a session or API token stands for, if it is valid now. */
   authenticate(token: string, via: Principal['via']): Principal | undefined {
     const now = this.now();
-    const row = this.database.sqlite
-      .prepare('SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?')
-      .get(sha256(token)) as (UserRow & { session_expires: number }) | undefined;
+    this.byToken ??= this.database.sqlite.prepare(
+      'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
+    );
+    const row = this.byToken.get(sha256(token));
     if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
     return {
       userId: row.id,
@@ -309,7 +313,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       organization: row.organization,
       via,
       mustChange: row.must_change === 1,
-      csrf: csrfOf(token),
+      // only a cookie needs one (a bearer token is never sent by a browser on its own)
+      csrf: via === 'cookie' ? csrfOf(token) : '',
     };
   }
 
