@@ -3,7 +3,7 @@
 //   auth       the server as shipped: a bearer token, hashed and looked up in the sessions table, then the policy
 //   baseline   the same app (createApp, same store and registry) whose users module accepts every request as an
 //              admin without looking anything up; the policy check still runs (a role in a short list)
-// The two are interleaved (baseline, auth, baseline, auth, ...) so that a noisy neighbour hurts both alike. Both
+// After a warm-up the two are interleaved, in alternating order, so that a noisy neighbour hurts both alike. Both
 // servers run in a child process (`--serve`), so that the load generator does not share their event loop.
 // Environment: BENCH_AUTH_RATE (2000 requests/s), BENCH_AUTH_SECONDS (8 per round), BENCH_AUTH_ROUNDS (2).
 // Writes bench/results/auth.json (auth-<rate>.json for another rate).
@@ -120,8 +120,11 @@ if (process.argv[2] === '--serve') {
   if (anonymous.status !== 401) throw new Error(`the auth target answers ${anonymous.status} without a token`);
 
   const rounds = { baseline: [], auth: [] };
+  // warm-up (not counted): both servers' code paths compiled before the first timed round
+  for (const t of Object.values(targets)) await autocannon({ url: t.url, headers: t.headers, connections: params.connections, duration: 2 });
   for (let r = 0; r < params.rounds; r++) {
-    for (const name of ['baseline', 'auth']) {
+    // the order alternates, so that neither variant always runs first
+    for (const name of r % 2 === 0 ? ['baseline', 'auth'] : ['auth', 'baseline']) {
       const t = targets[name];
       const result = await autocannon({
         url: t.url,
