@@ -19,7 +19,14 @@ export type BrokerUser = z.output<typeof brokerUserSchema>;
 export const serverConfigSchema = z.strictObject({
   lab: idSchema.default('lab'),
   dataDir: z.string().min(1).default('./data'),
-  http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(8080) }).default({ host: '127.0.0.1', port: 8080 }),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(8080),
+      /** behind a TLS-terminating proxy: trust its X-Forwarded-* headers from these addresses, so that session cookies are marked Secure */
+      trustProxy: z.array(z.string().min(1)).optional(),
+    })
+    .default({ host: '127.0.0.1', port: 8080 }),
   mqtt: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),

@@ -147,6 +147,7 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
     );
     const app = createApp({
+      trustProxy: config.http.trustProxy,
       users: this.users,
       audit: this.audit,
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },

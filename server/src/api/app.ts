@@ -34,6 +34,8 @@ export interface AppDeps {
   trust: { enrollment: Enrollment; keys: KeyRegistry; events: SecurityEvents };
   users: Users;
   audit: AuditTrail;
+  /** proxies whose X-Forwarded-* headers are believed (express "trust proxy"), so that req.secure is true behind TLS */
+  trustProxy?: string[] | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -75,6 +77,7 @@ const historyQuery = z.strictObject({
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
   app.use(express.json({ limit: '100kb' }));
   app.use(authenticate(deps.users));

@@ -176,3 +176,21 @@ test('a one-time password opens nothing but the password change', async () => {
   const second = await login('my-own-password-now');
   expect((await fetch(`${t.base}/api/instruments`, { headers: bearer(second) })).status).toBe(200);
 });
+
+test('behind a TLS proxy that is trusted, the session cookie is Secure; an untrusted X-Forwarded-Proto changes nothing', async () => {
+  const proxied = await startServer({ http: { host: '127.0.0.1', port: 0, trustProxy: ['loopback'] } });
+  try {
+    const login = (base: string): Promise<Response> =>
+      fetch(`${base}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' },
+        body: JSON.stringify({ username: 'technician', password: USER_PASSWORD }),
+      });
+    const behind = (await login(proxied.base)).headers.getSetCookie().find((c) => c.startsWith('labtrace_session='));
+    expect(behind).toMatch(/; Secure/);
+    const direct = (await login(t.base)).headers.getSetCookie().find((c) => c.startsWith('labtrace_session='));
+    expect(direct).not.toMatch(/; Secure/);
+  } finally {
+    await proxied.stop();
+  }
+});
