@@ -148,6 +148,7 @@ export class LabtraceServer {
     );
     const app = createApp({
       trustProxy: config.http.trustProxy,
+      rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
       users: this.users,
       audit: this.audit,
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },

@@ -16,6 +16,7 @@ import { authRoutes } from '../auth/auth-routes.js';
 import { authenticate, route } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
 import { errorHandler } from './errors.js';
+import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 
 export interface HealthSource {
   version: string;
@@ -36,6 +37,8 @@ export interface AppDeps {
   audit: AuditTrail;
   /** proxies whose X-Forwarded-* headers are believed (express "trust proxy"), so that req.secure is true behind TLS */
   trustProxy?: string[] | undefined;
+  /** per-address request rate on /api (undefined: no limit) */
+  rateLimit?: RateLimitOptions | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -79,6 +82,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
+  if (deps.rateLimit !== undefined) app.use('/api', rateLimit(deps.rateLimit));
   app.use(express.json({ limit: '100kb' }));
   app.use(authenticate(deps.users));
   app.use(authRoutes(deps.users, deps.audit, deps.logger));
