@@ -86,10 +86,11 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
       logger.info({ user: result.user.username, role: result.user.role, ip: req.ip }, 'login');
       res.json(result);
     } catch (err) {
-      const reason = (err as LabtraceError).details as { reason?: string } | undefined;
+      if (!(err instanceof LabtraceError) || err.code !== 'E_AUTH') throw err;
+      const reason = err.details as { reason?: string } | undefined;
       logger.warn({ user: body.username, ip: req.ip, reason: reason?.reason ?? 'unknown-user' }, 'login refused');
       // the client learns only that it was refused, not why
-      throw new LabtraceError('E_AUTH', (err as Error).message);
+      throw new LabtraceError('E_AUTH', err.message);
     }
   });
 

@@ -39,7 +39,7 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: 'ends sessions only; no record changes', beforePasswordChange: true },
   { method: 'GET', path: '/api/auth/me', allow: ALL, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true, beforePasswordChange: true },
-  { method: 'POST', path: '/api/auth/tokens', allow: ['admin', 'technician', 'auditor'], audit: true },
+  { method: 'POST', path: '/api/auth/tokens', allow: LAB_READERS, audit: true },
   { method: 'GET', path: '/api/users', allow: ADMIN },
   { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
   { method: 'PATCH', path: '/api/users/:username', allow: ADMIN, audit: true },

@@ -10,6 +10,14 @@ export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signator
 const LAB_ROOM = 'lab';
 const userRoom = (username: string): string => `user:${username}`;
 
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 interface SocketData {
   principal: Principal;
 }
@@ -38,6 +46,10 @@ export class LiveHub {
       const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
       const credential =
         typeof fromAuth === 'string' ? { token: fromAuth, via: 'bearer' as const } : credentialOf({ cookie: socket.handshake.headers.cookie });
+      // a cookie rides along on a socket opened by any page: only our own pages may use it (cross-site WebSocket hijacking)
+      const origin = socket.handshake.headers.origin;
+      if (credential?.via === 'cookie' && origin !== undefined && !sameHost(origin, socket.handshake.headers.host))
+        return next(new Error('E_FORBIDDEN: a session cookie is accepted only from this server’s own pages'));
       const principal = credential && this.users.authenticate(credential.token, credential.via);
       if (!principal) return next(new Error('E_AUTH: sign in first'));
       if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));

@@ -48,6 +48,9 @@ test('a browser socket authenticates with its session cookie', async () => {
     .map((c) => c.split(';')[0])
     .join('; ');
   expect(await outcome(connect({}, { cookie }))).toBe('connected');
+  // the same cookie on a socket opened by another site's page is refused
+  expect(await outcome(connect({}, { cookie, origin: 'http://elsewhere.example' }))).toMatch(/^E_FORBIDDEN/);
+  expect(await outcome(connect({}, { cookie, origin: t.base }))).toBe('connected');
 });
 
 test('the lab stream reaches staff and auditors, not clients', async () => {
