@@ -1,6 +1,7 @@
 // One socket.io connection for the whole dashboard, with the latest instruments and a rolling window of samples.
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
+import { session } from './session';
 import type { ClientToServerEvents, InstrumentView, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
 
 export const WINDOW_MS = 60_000;
@@ -51,6 +52,12 @@ export async function loadHistory(instrument: string, channel: string): Promise<
 
 let socket: Socket<ServerToClientEvents, ClientToServerEvents> | undefined;
 
+export function disconnect(): void {
+  socket?.disconnect();
+  socket = undefined;
+  state.connected = false;
+}
+
 export function connect(): void {
   if (socket) return;
   socket = io({ transports: ['websocket', 'polling'] });
@@ -59,6 +66,13 @@ export function connect(): void {
     void loadInstruments();
   });
   socket.on('disconnect', () => (state.connected = false));
+  // the session ended (logout elsewhere, expiry): back to the sign-in form
+  socket.on('connect_error', (err) => {
+    if (err.message.startsWith('E_AUTH')) {
+      disconnect();
+      session.user = undefined;
+    }
+  });
   socket.on('instruments', () => void loadInstruments());
   socket.on('gateway', (status) => {
     for (const i of state.instruments) if (i.gateway === status.id) i.connected = status.connected;

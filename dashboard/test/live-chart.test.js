@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { chromium } from 'playwright-core';
-import { REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.js';
+import { LAB_ADMIN_PASSWORD, REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Keeps the browser off the network: only the local server is reached.
@@ -35,6 +35,13 @@ test('the live chart receives data and the instrument list shows values', async 
   const errors = [];
   page.on('pageerror', (err) => errors.push(err.message));
   await page.goto(`http://127.0.0.1:${lab.httpPort}/`);
+
+  // signed out, the dashboard shows only the sign-in form; signing in as the demo admin opens it
+  await page.waitForSelector('[data-test="login"]', { timeout: 20_000 });
+  await page.fill('input[name="username"]', 'admin');
+  await page.fill('input[name="password"]', LAB_ADMIN_PASSWORD);
+  await page.click('[data-test="login"] button[type="submit"]');
+  await page.waitForSelector('[data-test="user"]', { timeout: 20_000 });
 
   await page.waitForSelector('[data-test="connection"].ok', { timeout: 20_000 });
   await page.waitForSelector('tr[data-instrument="climate-1"]', { timeout: 20_000 });
@@ -86,4 +93,9 @@ test('the live chart receives data and the instrument list shows values', async 
   mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
   await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', 'dashboard.png') });
   expect(errors).toEqual([]);
+
+  // Signing out ends the session (the cookie no longer opens the API) and shows the form again.
+  await page.click('[data-test="logout"]');
+  await page.waitForSelector('[data-test="login"]', { timeout: 10_000 });
+  expect(await page.evaluate(async () => (await fetch('/api/instruments')).status)).toBe(401);
 }, 60_000);

@@ -17,6 +17,7 @@ export type LabtraceErrorCode =
   | 'E_FORBIDDEN'
   | 'E_CONFLICT'
   | 'E_STORE'
+  | 'E_RATE_LIMITED'
   | 'E_INFLUX_UNAVAILABLE'
   | 'E_INFLUX_QUERY';
 

@@ -2,6 +2,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { AuditTrail } from './audit/audit-trail.js';
+import { ROLES, Users, type Role } from './auth/users.js';
 import { hashPassword } from './broker/passwords.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
 import { createLogger } from './log.js';
@@ -20,8 +22,14 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
                                          lists the gateways' keys and their validity
        labtrace server revoke-key --gateway <id> --key-id <hex> --reason <text> [--from <ISO 8601 time>]
                                          refuses the key's batches whose records reach --from (default: now)
+       labtrace server user add --username <name> --role <role> [--organization <id>] [--grant-days <n>]
+                                         creates a user and prints a one-time password
+       labtrace server user passwd --username <name>
+                                         sets a new password read from stdin, or prints a one-time one (empty stdin)
+       labtrace server user list         lists the users, their roles and state
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
-  Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config.`;
+  Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
+  of the user "admin" created at the first start (otherwise a one-time password is printed once).`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -36,6 +44,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     const password = await readStdin();
     if (password.length < 12) throw new LabtraceError('E_CONFIG', 'password: at least 12 characters');
     process.stdout.write(`${await hashPassword(password)}\n`);
+    return { stop: () => Promise.resolve() };
+  }
+  if (argv[0] === 'user') {
+    await userCommand(argv.slice(1));
     return { stop: () => Promise.resolve() };
   }
   if (argv[0] === 'enroll-token' || argv[0] === 'keys' || argv[0] === 'revoke-key') {
@@ -54,7 +66,8 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   useNodeCrypto();
   const logger = createLogger('server');
   if (config.broker.users.length === 0) logger.warn('no broker users configured: no gateway can connect (anonymous access is refused)');
-  const server = new LabtraceServer(config, logger);
+  const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
+  const server = new LabtraceServer(config, logger, { adminPassword: adminPassword === '' ? undefined : adminPassword });
   await server.start();
   return server;
 }
@@ -109,6 +122,70 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
       const key = keys.revoke(gateway, keyId, from, values.reason);
       out(`revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}`);
+    }
+  } finally {
+    await database.close();
+  }
+}
+
+/** `labtrace server user ...`: user administration on the server's database, recorded in the audit trail as the command line. */
+async function userCommand(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        config: { type: 'string', short: 'c' },
+        username: { type: 'string' },
+        role: { type: 'string' },
+        organization: { type: 'string' },
+        'grant-days': { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+  }
+  if (command !== 'add' && command !== 'passwd' && command !== 'list')
+    throw new LabtraceError('E_CONFIG', `user: expected add, passwd or list\n${usage}`);
+  const config = values.config
+    ? await loadServerConfig(path.resolve(values.config))
+    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const database = new LabDatabase(config.dataDir);
+  const actor = { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' };
+  try {
+    await database.migrate();
+    const users = new Users(database, new AuditTrail(database));
+    const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+    if (command === 'list') {
+      for (const u of users.list())
+        out(
+          `${u.username} ${u.role}${u.organization === null ? '' : ` org=${u.organization}`}${u.disabled ? ' disabled' : ''}${u.grantUntil === null ? '' : ` until ${new Date(u.grantUntil).toISOString()}`}`,
+        );
+      return;
+    }
+    const username = values.username;
+    if (username === undefined) throw new LabtraceError('E_CONFIG', `user ${command} needs --username\n${usage}`);
+    if (command === 'add') {
+      const role = values.role as Role | undefined;
+      if (role === undefined || !ROLES.includes(role)) throw new LabtraceError('E_CONFIG', `--role: expected one of ${ROLES.join(', ')}`);
+      const days = values['grant-days'] === undefined ? undefined : Number(values['grant-days']);
+      if (days !== undefined && (!Number.isFinite(days) || days <= 0))
+        throw new LabtraceError('E_CONFIG', '--grant-days: expected a positive number');
+      const { password } = await users.create(actor, {
+        username,
+        role,
+        organization: values.organization,
+        grantUntil: days === undefined ? undefined : Date.now() + Math.round(days * 86_400_000),
+      });
+      out(password ?? '');
+      process.stderr.write(`user ${username} (${role}) created; the one-time password above is shown only once\n`);
+    } else {
+      const typed = process.stdin.isTTY ? '' : await readStdin();
+      const oneTime = await users.setPassword(actor, username, typed === '' ? undefined : typed);
+      if (oneTime !== undefined) out(oneTime);
+      process.stderr.write(`password of ${username} set; every session of the user ended\n`);
     }
   } finally {
     await database.close();

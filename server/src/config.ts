@@ -62,7 +62,21 @@ export type InfluxStoreConfig = z.output<typeof influxStoreSchema>;
 export const serverConfigSchema = z.strictObject({
   lab: idSchema.default('lab'),
   dataDir: z.string().min(1).default('./data'),
-  http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: port.default(8080) }).default({ host: '127.0.0.1', port: 8080 }),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(8080),
+      /** behind a TLS-terminating proxy: trust its X-Forwarded-* headers from these addresses, so that session cookies are marked Secure */
+      trustProxy: z.array(z.string().min(1)).optional(),
+      /** requests a second per client address on /api, after a burst; `false` turns the limit off */
+      rateLimit: z
+        .union([
+          z.literal(false),
+          z.strictObject({ perSecond: z.number().positive().max(1_000_000), burst: z.number().int().min(1).max(10_000_000) }),
+        ])
+        .default({ perSecond: 100, burst: 1000 }),
+    })
+    .default({ host: '127.0.0.1', port: 8080, rateLimit: { perSecond: 100, burst: 1000 } }),
   mqtt: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { LabtraceError } from '@labtrace/protocols';
+import { AuditTrail, SYSTEM_ACTOR } from './audit/audit-trail.js';
+import { Users, type Role } from './auth/users.js';
 import { hashPassword, randomPassword } from './broker/passwords.js';
+import { LabDatabase } from './store/database.js';
 
 export const usage = `usage: labtrace lab
   Runs the simulator, gateway and server (with broker and dashboard) on embedded defaults.
@@ -101,6 +104,35 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
   throw new LabtraceError('E_CONFIG', `the ${name} did not answer ${url} within ${timeoutMs / 1000} s`);
 }
 
+/**
+ * The first start of the demo: one user per role (a client of the organization "demo-client", an auditor
+ * granted 30 days), with one-time passwords returned to be shown once; `admin` gets LABTRACE_ADMIN_PASSWORD if set.
+ */
+async function seedDemoUsers(dataDir: string): Promise<{ username: string; role: Role; password: string | undefined }[]> {
+  const database = new LabDatabase(dataDir);
+  try {
+    await database.migrate();
+    const users = new Users(database, new AuditTrail(database));
+    if (users.count() > 0) return [];
+    users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client');
+    const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
+    const seeded: { username: string; role: Role; password: string | undefined }[] = [];
+    for (const role of ['admin', 'technician', 'signatory', 'client', 'auditor'] as const) {
+      const { password } = await users.create(SYSTEM_ACTOR, {
+        username: role,
+        role,
+        ...(role === 'admin' && adminPassword !== undefined && adminPassword !== '' ? { password: adminPassword } : {}),
+        ...(role === 'client' ? { organization: 'demo-client' } : {}),
+        ...(role === 'auditor' ? { grantUntil: Date.now() + 30 * 86_400_000 } : {}),
+      });
+      seeded.push({ username: role, role, password });
+    }
+    return seeded;
+  } finally {
+    await database.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
   parseArgs({ args: argv, options: {}, strict: true });
   const host = '127.0.0.1';
@@ -169,6 +201,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     { mode: 0o600 },
   );
 
+  const seeded = await seedDemoUsers(path.join(dataDir, 'server'));
   const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
   const children = new Map<string, ChildProcess>();
   const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
@@ -248,6 +281,12 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
       `  MQTT           mqtt://${host}:${mqttPort}  (WebSocket: ws://${host}:${httpPort}/mqtt; no anonymous access)`,
       `  simulator API  http://${host}:${controlPort}/instruments`,
       `  data           ${dataDir}`,
+      ...(seeded.length === 0
+        ? ['  sign in        with the users made at the first start (`labtrace server user list --config <server.yaml>`)']
+        : [
+            '  sign in        one user per role, created now; the one-time passwords are shown only this once:',
+            ...seeded.map((u) => `                 ${u.username.padEnd(11)} ${u.password ?? '(LABTRACE_ADMIN_PASSWORD)'}`),
+          ]),
       '  Ctrl-C stops everything.',
       '',
     ].join('\n') + '\n',

@@ -9,6 +9,9 @@ import { logRoutes } from './log/log-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
+import { AuditTrail } from './audit/audit-trail.js';
+import { routesOf } from './auth/policy.js';
+import { Users } from './auth/users.js';
 import { Broker } from './broker/broker.js';
 import type { MessageBus } from './broker/bus.js';
 import { ExternalBroker } from './broker/external-broker.js';
@@ -61,6 +64,13 @@ function logKey(file: string, origin: string, logger: Logger): SignerKey {
 export const SERVER_VERSION = '0.1.0';
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
 
+export interface ServerOptions {
+  /** the password of the user `admin` created at the first start (LABTRACE_ADMIN_PASSWORD); without it, a one-time password is announced */
+  adminPassword?: string | undefined;
+  /** shows the one-time admin password once, on the terminal (never the log) */
+  announce?: (text: string) => void;
+}
+
 export class LabtraceServer {
   readonly database: LabDatabase;
   readonly store: MeasurementStore;
@@ -74,6 +84,9 @@ export class LabtraceServer {
   readonly keys: KeyRegistry;
   readonly enrollment: Enrollment;
   readonly ingest: Ingest;
+  readonly audit: AuditTrail;
+  readonly users: Users;
+  readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -85,6 +98,7 @@ export class LabtraceServer {
   constructor(
     readonly config: ServerConfig,
     private readonly logger: Logger,
+    private readonly options: ServerOptions = {},
   ) {
     this.database = new LabDatabase(config.dataDir);
     this.store = new MeasurementStore(this.database);
@@ -93,6 +107,8 @@ export class LabtraceServer {
     this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }));
     this.keys = new KeyRegistry(this.database, this.events);
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
+    this.audit = new AuditTrail(this.database);
+    this.users = new Users(this.database, this.audit);
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -136,6 +152,10 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
     );
     const app = createApp({
+      trustProxy: config.http.trustProxy,
+      rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
+      users: this.users,
+      audit: this.audit,
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,
@@ -150,8 +170,10 @@ export class LabtraceServer {
         connectedGateways: () => this.broker.connectedGateways(),
       },
     });
+    this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION);
+    this.live = new LiveHub(this.http, SERVER_VERSION, this.users);
+    this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);
@@ -164,6 +186,11 @@ export class LabtraceServer {
       this.ingest.gatewayGone(id);
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
     });
+  }
+
+  /** every REST route the server serves (the log's once it is open), for the authorization policy's tests */
+  routes(): { method: string; path: string }[] {
+    return [...routesOf(this.app), ...(this.logRouter ? routesOf(this.logRouter) : [])];
   }
 
   get httpPort(): number {
@@ -179,6 +206,17 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
+    const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
+    if (admin !== undefined) {
+      this.logger.info(
+        { user: admin.username },
+        admin.password === undefined ? 'created the admin user with the given password' : 'created the admin user',
+      );
+      if (admin.password !== undefined)
+        (this.options.announce ?? ((text: string) => process.stdout.write(text)))(
+          `\nFirst start: the user "admin" has the one-time password ${admin.password}\nIt is shown only this once; sign in and change it.\n\n`,
+        );
+    }
     const origin = this.config.log.origin ?? `labtrace/${this.config.lab}`;
     const log = new TransparencyLog(this.database, {
       origin,
@@ -203,9 +241,12 @@ export class LabtraceServer {
     this.ingest.useLog(log);
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
+    this.audit.anchor(log);
     this.checkpointTimer = setInterval(() => {
       try {
         this.logKeyEvents();
+        this.audit.anchor(log);
+        this.users.prune();
         log.maybeCheckpoint();
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'ALARM: the transparency log checkpoint could not be signed');

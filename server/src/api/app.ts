@@ -11,7 +11,12 @@ import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
 import type { KeyRegistry } from '../trust/key-registry.js';
 import { EVENT_KINDS, type SecurityEvents } from '../trust/security-events.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
+import { authRoutes } from '../auth/auth-routes.js';
+import { authenticate, route } from '../auth/policy.js';
+import type { Users } from '../auth/users.js';
 import { errorHandler } from './errors.js';
+import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 
 export interface HealthSource {
   version: string;
@@ -29,6 +34,12 @@ export interface AppDeps {
   logger: Logger;
   dashboardDir: string;
   trust: { enrollment: Enrollment; keys: KeyRegistry; events: SecurityEvents };
+  users: Users;
+  audit: AuditTrail;
+  /** proxies whose X-Forwarded-* headers are believed (express "trust proxy"), so that req.secure is true behind TLS */
+  trustProxy?: string[] | undefined;
+  /** per-address request rate on /api (undefined: no limit) */
+  rateLimit?: RateLimitOptions | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -70,10 +81,14 @@ const historyQuery = z.strictObject({
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
+  if (deps.rateLimit !== undefined) app.use('/api', rateLimit(deps.rateLimit));
   app.use(express.json({ limit: '100kb' }));
+  app.use(authenticate(deps.users));
+  app.use(authRoutes(deps.users, deps.audit, deps.logger));
 
-  app.get('/api/health', async (_req, res) => {
+  route(app, 'GET', '/api/health', async (_req, res) => {
     const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
@@ -89,12 +104,12 @@ export function createApp(deps: AppDeps): Express {
     });
   });
 
-  app.get('/api/gateways', async (_req, res) => {
+  route(app, 'GET', '/api/gateways', async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     res.json((await deps.registry.gateways()).map((g) => ({ ...g, connected: connected.has(g.id) })));
   });
 
-  app.get('/api/instruments', async (_req, res) => {
+  route(app, 'GET', '/api/instruments', async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     const views: InstrumentView[] = await Promise.all(
       (await deps.registry.instruments()).map(async (i) => {
@@ -107,7 +122,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // time-bucketed min, max and mean of a numeric channel, at most `points` buckets
-  app.get('/api/instruments/:id/series', async (req, res) => {
+  route(app, 'GET', '/api/instruments/:id/series', async (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const query = parseWith(seriesQuery, req.query, 'query', 'E_BAD_REQUEST');
     const instrument = await deps.registry.instrument(id);
@@ -120,7 +135,7 @@ export function createApp(deps: AppDeps): Express {
     res.json({ instrument: id, channel: query.channel, from, to, ...(await deps.series.series(id, query.channel, from, to, query.points)) });
   });
 
-  app.get('/api/instruments/:id/history', async (req, res) => {
+  route(app, 'GET', '/api/instruments/:id/history', async (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const query = parseWith(historyQuery, req.query, 'query', 'E_BAD_REQUEST');
     const instrument = await deps.registry.instrument(id);
@@ -134,11 +149,11 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a gateway enrolls with a one-time token from a lab admin and a proof that it holds its key
-  app.post('/api/enroll', async (req, res) => {
+  route(app, 'POST', '/api/enroll', async (req, res) => {
     res.status(201).json(await deps.trust.enrollment.enroll(req.body));
   });
 
-  app.get('/api/gateways/:id/keys', (req, res) => {
+  route(app, 'GET', '/api/gateways/:id/keys', (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     res.json(
       deps.trust.keys.list(id).map((k) => ({
@@ -154,7 +169,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
-  app.post('/api/gateways/:id/keys/rotate', (req, res) => {
+  route(app, 'POST', '/api/gateways/:id/keys/rotate', (req, res) => {
     const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
     const body = parseWith(rotateBody, req.body, 'body', 'E_BAD_REQUEST');
     if (body.statement.gateway !== id)
@@ -163,7 +178,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(201).json({ keyId: key.keyId, status: key.status, registeredAt: key.registeredAt });
   });
 
-  app.get('/api/security-events', (req, res) => {
+  route(app, 'GET', '/api/security-events', (req, res) => {
     const query = parseWith(eventsQuery, req.query, 'query', 'E_BAD_REQUEST');
     res.json(
       deps.trust.events.list({

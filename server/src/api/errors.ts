@@ -12,6 +12,7 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   // the InfluxDB measurement store cannot be read (down) or answered with an error
   E_INFLUX_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,
+  E_RATE_LIMITED: 429,
 };
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {

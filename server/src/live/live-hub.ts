@@ -2,23 +2,65 @@
 import type http from 'node:http';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, GatewayStatus, InstrumentHealthMessage, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
+import { credentialOf } from '../auth/policy.js';
+import type { Principal, Role, Users } from '../auth/users.js';
+
+/** who receives the lab-wide stream (samples, gateways, health): the lab's staff and auditors */
+export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
+const LAB_ROOM = 'lab';
+const userRoom = (username: string): string => `user:${username}`;
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
+interface SocketData {
+  principal: Principal;
+}
 
 /** a dashboard draws at most this many points per channel and second; more would only cost bandwidth */
 export const LIVE_MIN_INTERVAL_MS = 100;
 
 export class LiveHub {
-  private io: Server<ClientToServerEvents, ServerToClientEvents> | undefined;
+  private io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> | undefined;
   /** time of the last sample pushed, per instrument and channel */
   private readonly lastPushed = new Map<string, number>();
 
   constructor(
     private readonly server: http.Server,
     private readonly version: string,
+    private readonly users: Users,
   ) {}
 
   start(): Promise<void> {
-    const io = new Server<ClientToServerEvents, ServerToClientEvents>(this.server, { serveClient: false, maxHttpBufferSize: 16 * 1024 });
+    const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(this.server, {
+      serveClient: false,
+      maxHttpBufferSize: 16 * 1024,
+    });
+    // the handshake carries the session cookie (a browser) or a token in `auth` (a script); anonymous sockets are refused
+    io.use((socket, next) => {
+      const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
+      const credential =
+        typeof fromAuth === 'string' ? { token: fromAuth, via: 'bearer' as const } : credentialOf({ cookie: socket.handshake.headers.cookie });
+      // a cookie rides along on a socket opened by any page: only our own pages may use it (cross-site WebSocket hijacking)
+      const origin = socket.handshake.headers.origin;
+      if (credential?.via === 'cookie' && origin !== undefined && !sameHost(origin, socket.handshake.headers.host))
+        return next(new Error('E_FORBIDDEN: a session cookie is accepted only from this server’s own pages'));
+      const principal = credential && this.users.authenticate(credential.token, credential.via);
+      if (!principal) return next(new Error('E_AUTH: sign in first'));
+      if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
+      socket.data.principal = principal;
+      next();
+    });
     io.on('connection', (socket) => {
+      const { principal } = socket.data;
+      // rooms are joined by the server from the role, never on a client's request
+      void socket.join(userRoom(principal.username));
+      if (LAB_ROOM_ROLES.includes(principal.role)) void socket.join(LAB_ROOM);
       socket.on('hello', (ack) => {
         if (typeof ack === 'function') ack({ version: this.version });
       });
@@ -50,19 +92,24 @@ export class LiveHub {
       pushed.push(s);
     }
     if (this.lastPushed.size > 100_000) this.lastPushed.clear();
-    if (pushed.length > 0) io.emit('samples', pushed);
+    if (pushed.length > 0) io.to(LAB_ROOM).emit('samples', pushed);
   }
 
   gateway(status: GatewayStatus): void {
-    this.io?.emit('gateway', status);
+    this.io?.to(LAB_ROOM).emit('gateway', status);
   }
 
   health(health: InstrumentHealthMessage[]): void {
-    this.io?.emit('health', health);
+    this.io?.to(LAB_ROOM).emit('health', health);
   }
 
   instrumentsChanged(): void {
-    this.io?.emit('instruments');
+    this.io?.to(LAB_ROOM).emit('instruments');
+  }
+
+  /** Ends a user's live connections (logout, password change, role change). */
+  disconnectUser(username: string): void {
+    this.io?.in(userRoom(username)).disconnectSockets(true);
   }
 
   get clients(): number {

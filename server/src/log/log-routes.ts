@@ -3,6 +3,7 @@
 import express from 'express';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith, toBase64 } from '@labtrace/protocols';
+import { route } from '../auth/policy.js';
 import type { TransparencyLog } from './transparency-log.js';
 
 /** A tree size or index: decimal digits without leading zeros (not "", "1e3", "0x10" or "-1"). */
@@ -27,11 +28,11 @@ export interface LogRouteSources {
 export function logRoutes(log: TransparencyLog, sources: LogRouteSources = {}): express.Router {
   const router = express.Router();
 
-  router.get('/api/log/keys', (_req, res) => {
+  route(router, 'GET', '/api/log/keys', (_req, res) => {
     res.json({ log: { verifierKey: log.verifierKey() }, gateways: sources.gatewayKeys?.() ?? [] });
   });
 
-  router.get('/api/log/measurement/:gateway/:seq', (req, res) => {
+  route(router, 'GET', '/api/log/measurement/:gateway/:seq', (req, res) => {
     const gateway = parseWith(idSchema, req.params['gateway'], 'path: gateway', 'E_BAD_REQUEST');
     const seq = parseWith(count, req.params['seq'], 'path: seq', 'E_BAD_REQUEST');
     if (sources.measurement === undefined) throw new LabtraceError('E_NOT_FOUND', 'measurement proofs are not served here');
@@ -39,7 +40,7 @@ export function logRoutes(log: TransparencyLog, sources: LogRouteSources = {}): 
   });
 
   // text/plain, as C2SP checkpoints are served; ?size=N gives the checkpoint signed at that size, if any
-  router.get('/api/log/checkpoint', (req, res) => {
+  route(router, 'GET', '/api/log/checkpoint', (req, res) => {
     const query = parseWith(checkpointQuery, req.query, 'query', 'E_BAD_REQUEST');
     let note: string;
     if (query.size === undefined) {
@@ -53,18 +54,18 @@ export function logRoutes(log: TransparencyLog, sources: LogRouteSources = {}): 
     res.type('text/plain; charset=utf-8').send(note);
   });
 
-  router.get('/api/log/proof/inclusion', (req, res) => {
+  route(router, 'GET', '/api/log/proof/inclusion', (req, res) => {
     const { index, size } = parseWith(inclusionQuery, req.query, 'query', 'E_BAD_REQUEST');
     const proof = log.inclusionProof(index, size);
     res.json({ index, size, leafHash: toBase64(log.leafHash(index)), proof: proof.map(toBase64) });
   });
 
-  router.get('/api/log/proof/consistency', (req, res) => {
+  route(router, 'GET', '/api/log/proof/consistency', (req, res) => {
     const { from, to } = parseWith(consistencyQuery, req.query, 'query', 'E_BAD_REQUEST');
     res.json({ from, to, proof: log.consistencyProof(from, to).map(toBase64) });
   });
 
-  router.get('/api/log/entries', (req, res) => {
+  route(router, 'GET', '/api/log/entries', (req, res) => {
     const { start, end } = parseWith(entriesQuery, req.query, 'query', 'E_BAD_REQUEST');
     res.json({ entries: log.entries(start, end).map((e) => ({ index: e.index, kind: e.kind, at: e.at, data: toBase64(e.data) })) });
   });

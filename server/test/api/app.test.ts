@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function get(path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${t.base}${path}`);
+  const res = await t.fetch(`${path}`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -53,12 +53,12 @@ test('an unknown instrument is 404', async () => {
 });
 
 test('malformed JSON bodies are 400, not 500', async () => {
-  const res = await fetch(`${t.base}/api/instruments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+  const res = await t.fetch(`/api/instruments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
   expect(res.status).toBe(400);
 });
 
 test('security headers are set', async () => {
-  const res = await fetch(`${t.base}/api/health`);
+  const res = await t.fetch(`/api/health`);
   expect(res.headers.get('x-content-type-options')).toBe('nosniff');
   expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
   expect(res.headers.get('x-powered-by')).toBeNull();
@@ -80,8 +80,8 @@ test('series: time-bucketed min, max and mean of a channel, never more buckets t
     }));
     samples[50] = { ...samples[50]!, value: 'overload' as unknown as number };
     expect(await send(t, gw, gw.seal(samples))).toBe('acked');
-    const url = `${t.base}/api/instruments/ser-1/series?channel=c&from=1800000000000&to=1800000000999&points=10`;
-    const res = await fetch(url);
+    const url = `/api/instruments/ser-1/series?channel=c&from=1800000000000&to=1800000000999&points=10`;
+    const res = await t.fetch(url);
     const body = (await res.json()) as {
       error?: string;
       bucketMs: number;
@@ -92,7 +92,7 @@ test('series: time-bucketed min, max and mean of a channel, never more buckets t
     expect(body.points).toHaveLength(10);
     expect(body.points[0]).toEqual({ ts: 1_800_000_000_000, min: 0, max: 9, mean: 4.5, count: 10 });
     expect(body.points[5]).toEqual({ ts: 1_800_000_000_500, min: 51, max: 59, mean: 55, count: 9 });
-    const bad = await fetch(`${t.base}/api/instruments/ser-1/series?channel=c&points=0`);
+    const bad = await t.fetch(`/api/instruments/ser-1/series?channel=c&points=0`);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/query: points/);
   } finally {

@@ -104,7 +104,7 @@ describe('a gateway publishes, the server stores and then acknowledges', () => {
     expect(acks).toEqual([0, 0]);
     expect(t.server.store.count()).toBe(2);
     expect(t.server.ingest.counters).toMatchObject({ samples: 2, duplicates: 2 });
-    const history = (await (await fetch(`${t.base}/api/instruments/i-1/history?channel=force&from=0`)).json()) as { value: number }[];
+    const history = (await (await t.fetch(`/api/instruments/i-1/history?channel=force&from=0`)).json()) as { value: number }[];
     expect(history.map((s) => s.value)).toEqual([1.5, 2.5]);
   });
 
@@ -120,7 +120,7 @@ describe('a gateway publishes, the server stores and then acknowledges', () => {
     const notJson = new Promise<string>((resolve) => t.server.ingest.once('rejected', (_g, reason) => resolve(reason)));
     await gw.publishAsync(topicFor('lab-t', 'gw-a', 'DATA'), '{oops', { qos: 1 });
     expect(await notJson).toMatch(/not JSON/);
-    expect((await fetch(`${t.base}/api/health`)).status).toBe(200);
+    expect((await t.fetch(`/api/health`)).status).toBe(200);
   });
 });
 

@@ -4,15 +4,17 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
-import { startLab, waitFor, type LabProcess } from '../helpers/lab-process.js';
+import { signIn, startLab, waitFor, type LabProcess } from '../helpers/lab-process.js';
 
 let lab: LabProcess;
 let socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+let token: string;
 const received: LiveSample[] = [];
 
 beforeAll(async () => {
   lab = await startLab();
-  socket = io(`http://127.0.0.1:${lab.httpPort}`, { transports: ['websocket'] });
+  token = await signIn(`http://127.0.0.1:${lab.httpPort}`);
+  socket = io(`http://127.0.0.1:${lab.httpPort}`, { transports: ['websocket'], auth: { token } });
   socket.on('samples', (s) => received.push(...s));
   await waitFor('socket.io connection', () => (socket.connected ? true : undefined));
 }, 90_000);
@@ -61,7 +63,9 @@ test('the values the simulator serves arrive unchanged at a socket.io client', a
 }, 60_000);
 
 test('the instrument list holds identities and latest values', async () => {
-  const list = (await (await fetch(`http://127.0.0.1:${lab.httpPort}/api/instruments`)).json()) as {
+  const list = (await (
+    await fetch(`http://127.0.0.1:${lab.httpPort}/api/instruments`, { headers: { authorization: `Bearer ${token}` } })
+  ).json()) as {
     id: string;
     identity: { serialNumber: string };
     latest: Record<string, unknown>;

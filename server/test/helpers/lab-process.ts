@@ -20,6 +20,20 @@ export interface LabProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** the password `labtrace lab` gives the user "admin" in tests (LABTRACE_ADMIN_PASSWORD) */
+export const LAB_ADMIN_PASSWORD = 'admin-secret-for-tests';
+
+/** Signs in to a server as a user; returns the bearer token. */
+export async function signIn(base: string, username = 'admin', password = LAB_ADMIN_PASSWORD): Promise<string> {
+  const res = await fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!res.ok) throw new Error(`sign-in as ${username} failed: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
 export function runLabtrace(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -39,7 +53,12 @@ export function exitOf(proc: ChildProcess): Promise<number | null> {
 export async function startLab(dataDir = mkdtempSync(path.join(tmpdir(), 'labtrace-lab-'))): Promise<LabProcess> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
-  const proc = runLabtrace(['lab'], { PORT: String(httpPort), MQTT_PORT: String(mqttPort), LABTRACE_DATA_DIR: dataDir });
+  const proc = runLabtrace(['lab'], {
+    PORT: String(httpPort),
+    MQTT_PORT: String(mqttPort),
+    LABTRACE_DATA_DIR: dataDir,
+    LABTRACE_ADMIN_PASSWORD: LAB_ADMIN_PASSWORD,
+  });
   const output = collect(proc);
   const deadline = Date.now() + 60_000;
   let controlUrl: string | undefined;

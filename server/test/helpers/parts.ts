@@ -18,6 +18,8 @@ import { freePort } from './ports.js';
 const run = promisify(execFile);
 export const LAB = 'fault-lab';
 export const GATEWAY = 'gw-f';
+/** the password of the user "admin" the server creates at its first start */
+export const ADMIN_PASSWORD = 'admin-secret-for-tests';
 const PROFILES = path.join(REPO_ROOT, 'device-sim', 'profiles');
 
 export async function labtrace(...args: string[]): Promise<string> {
@@ -159,8 +161,26 @@ export class Parts {
     await labtrace('gateway', 'enroll', '--server', this.base, '--token', token, '--config', this.files.gateway);
   }
 
+  private token: string | undefined;
+
+  /** fetch on the server as its admin (signed in once, with a bearer token) */
+  async fetch(p: string, init: RequestInit = {}): Promise<Response> {
+    if (this.token === undefined) {
+      const res = await fetch(`${this.base}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+      });
+      if (!res.ok) throw new Error(`admin sign-in failed: ${res.status} ${await res.text()}`);
+      this.token = ((await res.json()) as { token: string }).token;
+    }
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${this.token}`);
+    return fetch(`${this.base}${p}`, { ...init, headers });
+  }
+
   async start(part: Part): Promise<void> {
-    const proc = runLabtrace([part, '--config', this.files[part]]);
+    const proc = runLabtrace([part, '--config', this.files[part]], part === 'server' ? { LABTRACE_ADMIN_PASSWORD: ADMIN_PASSWORD } : {});
     const output = collect(proc);
     this.procs.set(part, { proc, output });
     const url = part === 'server' ? `${this.base}/api/health` : part === 'sim' ? `http://127.0.0.1:${this.controlPort}/instruments` : undefined;
@@ -204,7 +224,7 @@ export class Parts {
   async getJson<T = unknown>(pathAndQuery: string): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const response = await fetch(`${this.base}${pathAndQuery}`);
+        const response = await this.fetch(pathAndQuery);
         if (!response.ok) throw new Error(`GET ${pathAndQuery}: HTTP ${response.status}`);
         return (await response.json()) as T;
       } catch (err) {

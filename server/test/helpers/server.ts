@@ -19,10 +19,13 @@ import {
   type Sample,
   type SignerKey,
 } from '@labtrace/protocols';
-import { hashPassword, LabtraceServer, serverConfigSchema, type ServerConfig } from '../../src/index.js';
+import { hashPassword, LabtraceServer, ROLES, serverConfigSchema, type Role, type ServerConfig } from '../../src/index.js';
 
 export const LAB = 'lab-t';
 export const GATEWAY_PASSWORD = 'gateway-secret-for-tests';
+/** the password of every test user (the user is named after its role; the client belongs to ORGANIZATION) */
+export const USER_PASSWORD = 'user-secret-for-tests';
+export const ORGANIZATION = 'org-a';
 
 export interface TestServer {
   server: LabtraceServer;
@@ -31,7 +34,30 @@ export interface TestServer {
   mqttUrl: string;
   password: string;
   readerPassword: string;
+  /** an API token per role */
+  tokens: Record<Role, string>;
+  /** fetch on the server's base URL as a role (admin unless told), or anonymously with role null */
+  fetch(path: string, init?: RequestInit, role?: Role | null): Promise<Response>;
   stop(): Promise<void>;
+}
+
+/** Creates one user per role (admin exists already) and an API token for each. */
+export async function addTestUsers(server: LabtraceServer): Promise<Record<Role, string>> {
+  const system = { username: 'test-setup', role: 'system' };
+  if (server.users.organizations().length === 0) server.users.createOrganization(system, ORGANIZATION, 'Client A');
+  const tokens = {} as Record<Role, string>;
+  for (const role of ROLES) {
+    if (server.users.get(role) === undefined)
+      await server.users.create(system, {
+        username: role,
+        role,
+        password: USER_PASSWORD,
+        ...(role === 'client' ? { organization: ORGANIZATION } : {}),
+        ...(role === 'auditor' ? { grantUntil: Date.now() + 86_400_000 } : {}),
+      });
+    tokens[role] = server.users.createApiToken(system, role, 'tests', 86_400_000).token;
+  }
+  return tokens;
 }
 
 /** The signing key of a test gateway (deterministic per id). */
@@ -45,7 +71,10 @@ export function signerOf(gateway: string, seed = seedOf(gateway)): SignerKey {
 
 export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s', 'gw-p'];
 
-export async function startServer(overrides: Partial<Record<keyof ServerConfig, unknown>> = {}): Promise<TestServer> {
+export async function startServer(
+  overrides: Partial<Record<keyof ServerConfig, unknown>> = {},
+  logger: pino.Logger = pino({ level: 'silent' }),
+): Promise<TestServer> {
   const readerPassword = 'reader-secret-for-tests';
   const gatewayHash = await hashPassword(GATEWAY_PASSWORD);
   const config = serverConfigSchema.parse({
@@ -62,17 +91,26 @@ export async function startServer(overrides: Partial<Record<keyof ServerConfig, 
     gateways: TEST_GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, publicKeyFromSeed(seedOf(id))) })),
     ...overrides,
   });
-  const server = new LabtraceServer(config, pino({ level: 'silent' }));
+  const server = new LabtraceServer(config, logger, { adminPassword: USER_PASSWORD });
   await server.start();
-  return {
+  const tokens = await addTestUsers(server);
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const t: TestServer = {
+    tokens,
+    fetch: (p, init = {}, role = 'admin') => {
+      const headers = new Headers(init.headers);
+      if (role !== null) headers.set('authorization', `Bearer ${t.tokens[role]}`);
+      return fetch(`${base}${p}`, { ...init, headers });
+    },
     server,
     config,
-    base: `http://127.0.0.1:${server.httpPort}`,
+    base,
     mqttUrl: `mqtt://127.0.0.1:${server.mqttPort}`,
     password: GATEWAY_PASSWORD,
     readerPassword,
     stop: () => server.stop(),
   };
+  return t;
 }
 
 export const records = (instrument: string, first: number, n: number, value = 1): Sample[] =>

@@ -30,29 +30,34 @@ afterAll(async () => {
 });
 
 test('verified batches enter the log; the checkpoint and an inclusion proof verify against the log key', async () => {
+  const log = t.server.log!;
+  // the test users' audit entries come first: anchored now, so that nothing else enters the log meanwhile
+  t.server.audit.anchor(log);
+  const base = log.size;
   await gw.birth('log-1');
   const first = gw.seal(records('log-1', 0, 3));
   expect(await send(t, gw, first)).toBe('acked');
   const second = gw.sign(records('log-1', 3, 2));
   expect(await send(t, gw, second)).toBe('acked');
-  const log = t.server.log!;
-  expect(log.size).toBe(2);
+  expect(log.size).toBe(base + 2);
   // a refused batch does not enter the log
   expect(await send(t, gw, { ...second, batch: 2, samples: records('log-1', 5, 2) })).not.toBe('acked');
-  expect(log.size).toBe(2);
-  await waitFor('a checkpoint of size 2', () => /\n2\n/.test(log.latestCheckpoint()?.note ?? ''));
-  const note = await (await fetch(`${t.base}/api/log/checkpoint`)).text();
+  expect(log.size).toBe(base + 2);
+  await waitFor(`a checkpoint of size ${base + 2}`, () => new RegExp(`\n${base + 2}\n`).test(log.latestCheckpoint()?.note ?? ''));
+  const note = await (await t.fetch(`/api/log/checkpoint`)).text();
   const opened = openCheckpoint(note, [ed25519NoteVerifier(log.verifierKey())], { origin: 'labtrace/lab-t' });
-  expect(opened.checkpoint.size).toBe(2);
-  const entries = (await (await fetch(`${t.base}/api/log/entries?start=0&end=2`)).json()) as { entries: { kind: string; data: string }[] };
+  expect(opened.checkpoint.size).toBe(base + 2);
+  const entries = (await (await t.fetch(`/api/log/entries?start=${base}&end=${base + 2}`)).json()) as {
+    entries: { kind: string; data: string }[];
+  };
   expect(entries.entries.map((e) => e.kind)).toEqual(['batch-header', 'batch-header']);
   expect(JSON.parse(new TextDecoder().decode(fromBase64(entries.entries[1]!.data)))).toEqual(second.signed);
   expect(fromBase64(entries.entries[1]!.data)).toEqual(canonicalBytes(second.signed));
-  const proof = (await (await fetch(`${t.base}/api/log/proof/inclusion?index=1&size=2`)).json()) as { proof: string[] };
+  const proof = (await (await t.fetch(`/api/log/proof/inclusion?index=${base + 1}&size=${base + 2}`)).json()) as { proof: string[] };
   expect(() =>
-    verifyInclusion(leafHash(fromBase64(entries.entries[1]!.data)), 1, 2, proof.proof.map(fromBase64), opened.checkpoint.rootHash),
+    verifyInclusion(leafHash(fromBase64(entries.entries[1]!.data)), base + 1, base + 2, proof.proof.map(fromBase64), opened.checkpoint.rootHash),
   ).not.toThrow();
-  expect((await fetch(`${t.base}/api/log/proof/inclusion?index=5&size=2`)).status).toBe(400);
+  expect((await t.fetch(`/api/log/proof/inclusion?index=${base + 5}&size=${base + 2}`)).status).toBe(400);
 });
 
 test('key events enter the log, also those written by another process (the admin command line)', async () => {
@@ -72,13 +77,13 @@ test('key events enter the log, also those written by another process (the admin
 
 test("one measurement's proof verifies offline: record -> batch root (gateway's key) -> log root (checkpoint, log key)", async () => {
   // parsed here (not by fetch) so that canonical JSON sees plain objects of this realm
-  const proof = JSON.parse(await (await fetch(`${t.base}/api/log/measurement/gw-a/1`)).text()) as {
+  const proof = JSON.parse(await (await t.fetch(`/api/log/measurement/gw-a/1`)).text()) as {
     record: { bytes: string; sample: { seq: number; value: number } };
     batch: { header: BatchHeader; signature: string; index: number; proof: string[] };
     log: { index: number; size: number; proof: string[] };
     checkpoint: string;
   };
-  const keys = (await (await fetch(`${t.base}/api/log/keys`)).json()) as {
+  const keys = (await (await t.fetch(`/api/log/keys`)).json()) as {
     log: { verifierKey: string };
     gateways: { gateway: string; verifierKey: string }[];
   };
@@ -102,6 +107,6 @@ test("one measurement's proof verifies offline: record -> batch root (gateway's 
   tampered[tampered.length - 6] = tampered[tampered.length - 6]! ^ 1;
   const bad = rootFromInclusionProof(leafHash(tampered), proof.batch.index, proof.batch.header.count, proof.batch.proof.map(fromBase64));
   expect(toBase64(bad)).not.toBe(proof.batch.header.root);
-  expect((await fetch(`${t.base}/api/log/measurement/gw-a/999999`)).status).toBe(404);
-  expect((await fetch(`${t.base}/api/log/measurement/gw-a/x1`)).status).toBe(400);
+  expect((await t.fetch(`/api/log/measurement/gw-a/999999`)).status).toBe(404);
+  expect((await t.fetch(`/api/log/measurement/gw-a/x1`)).status).toBe(400);
 });

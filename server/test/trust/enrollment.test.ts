@@ -27,7 +27,7 @@ afterAll(async () => {
 const seed = (n: number): Uint8Array => new Uint8Array(32).fill(n);
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${t.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await t.fetch(`${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -152,7 +152,7 @@ describe('rotation and revocation', () => {
       ),
     ).toMatch(/key [0-9a-f]{8} is retired from/);
     // revocation from a time: batches reaching it are refused
-    const keys = (await (await fetch(`${t.base}/api/gateways/gw-r/keys`)).json()) as { keyId: string; status: string }[];
+    const keys = (await (await t.fetch(`/api/gateways/gw-r/keys`)).json()) as { keyId: string; status: string }[];
     const active = keys.find((k) => k.status === 'active')!;
     t.server.keys.revoke('gw-r', active.keyId, Date.now() - 1000, 'test');
     gw.key = signerOf('gw-r', seed(11));

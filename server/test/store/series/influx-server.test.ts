@@ -15,7 +15,7 @@ interface Health {
 }
 
 async function get<T>(path: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${t.base}${path}`);
+  const res = await t.fetch(path, {}, 'technician');
   return { status: res.status, body: (await res.json()) as T };
 }
 

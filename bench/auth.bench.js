@@ -1,0 +1,182 @@
+// What authentication and authorization cost a request: the same route (GET /api/instruments, 5 instruments)
+// of the same server code at a fixed 2,000 requests/s, with and without them, measured in one run.
+//   auth       the server as shipped: a bearer token, hashed and looked up in the sessions table, then the policy
+//   baseline   the same app (createApp, same store and registry) whose users module accepts every request as an
+//              admin without looking anything up; the policy check still runs (a role in a short list)
+// After a warm-up the two are interleaved, in alternating order, so that a noisy neighbour hurts both alike. Both
+// servers run in a child process (`--serve`), so that the load generator does not share their event loop.
+// Environment: BENCH_AUTH_RATE (2000 requests/s), BENCH_AUTH_SECONDS (8 per round), BENCH_AUTH_ROUNDS (2).
+// Writes bench/results/auth.json (auth-<rate>.json for another rate).
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import pino from 'pino';
+import { createApp } from '../server/dist/src/api/app.js';
+import { LabtraceServer, serverConfigSchema } from '../server/dist/src/index.js';
+import { round1, writeResult } from './lib/result.js';
+
+const NAME = 'auth';
+function envNumber(name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
+    process.exit(2);
+  }
+  return n;
+}
+const params = {
+  rate: envNumber('BENCH_AUTH_RATE', 2000, 10, 100_000),
+  seconds: envNumber('BENCH_AUTH_SECONDS', 8, 1, 600),
+  rounds: envNumber('BENCH_AUTH_ROUNDS', 2, 1, 20),
+  connections: 20,
+  instruments: 5,
+  route: 'GET /api/instruments',
+  target: 'auth adds less than 10% to the mean and p99 latency',
+};
+const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
+
+if (process.argv[2] === '--serve') {
+  const logger = pino({ level: 'silent' });
+  const config = serverConfigSchema.parse({
+    lab: 'bench',
+    dataDir: mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-auth-')),
+    // the per-address rate limit is not what is measured here (the load comes from one address)
+    http: { host: '127.0.0.1', port: 0, rateLimit: false },
+    mqtt: { host: '127.0.0.1', port: 0 },
+  });
+  const server = new LabtraceServer(config, logger, { adminPassword: 'bench-admin-password', announce: () => undefined });
+  await server.start();
+  const now = Date.now();
+  const db = server.database.sqlite;
+  db.prepare('INSERT INTO gateways (id, lab, version, session, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(
+    'gw-b',
+    'bench',
+    't',
+    1,
+    now,
+    now,
+  );
+  for (let i = 0; i < params.instruments; i++)
+    db.prepare('INSERT INTO instruments (id, gateway, identity, channels, updated_at) VALUES (?, ?, ?, ?, ?)').run(
+      `inst-${i}`,
+      'gw-b',
+      JSON.stringify({ maker: 'm', model: 'x', serialNumber: String(i) }),
+      JSON.stringify([
+        { name: 'force', unit: 'kN' },
+        { name: 'extension', unit: 'mm' },
+      ]),
+      now,
+    );
+  await server.users.create({ username: 'bench', role: 'system' }, { username: 'tech', role: 'technician', password: 'bench-tech-password' });
+  const { token } = server.users.createApiToken({ username: 'bench', role: 'system' }, 'tech', 'bench', 3_600_000);
+
+  // the same app, with a users module that takes everyone for an admin
+  const everyone = {
+    authenticate: () => ({ userId: 1, username: 'admin', role: 'admin', organization: null, via: 'bearer', mustChange: false, csrf: '' }),
+  };
+  const baselineApp = createApp({
+    users: everyone,
+    audit: server.audit,
+    trust: { enrollment: server.enrollment, keys: server.keys, events: server.events },
+    store: server.store,
+    registry: server.registry,
+    healthOf: (id) => server.ingest.healthOf(id),
+    logger,
+    dashboardDir: '/nonexistent',
+    health: { version: 'bench', brokerRunning: () => true, storeOk: () => Promise.resolve(true), connectedGateways: () => [] },
+  });
+  const baseline = http.createServer(baselineApp);
+  await new Promise((resolve) => baseline.listen(0, '127.0.0.1', resolve));
+
+  const targets = {
+    baseline: { url: `http://127.0.0.1:${baseline.address().port}/api/instruments`, headers: { authorization: 'Bearer anything' } },
+    auth: { url: `http://127.0.0.1:${server.httpPort}/api/instruments`, headers: { authorization: `Bearer ${token}` } },
+  };
+  process.stdout.write(`${JSON.stringify(targets)}\n`);
+  const stop = async () => {
+    await new Promise((resolve) => baseline.close(resolve));
+    await server.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop());
+} else {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const first = await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`the servers exited (${code})`)));
+  });
+  const targets = JSON.parse(first);
+  for (const [name, t] of Object.entries(targets)) {
+    const res = await fetch(t.url, { headers: t.headers });
+    const body = await res.json();
+    if (res.status !== 200 || body.length !== params.instruments) throw new Error(`${name}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+  }
+  const anonymous = await fetch(targets.auth.url);
+  if (anonymous.status !== 401) throw new Error(`the auth target answers ${anonymous.status} without a token`);
+
+  const rounds = { baseline: [], auth: [] };
+  // warm-up (not counted): both servers' code paths compiled before the first timed round
+  for (const t of Object.values(targets)) await autocannon({ url: t.url, headers: t.headers, connections: params.connections, duration: 2 });
+  for (let r = 0; r < params.rounds; r++) {
+    // the order alternates, so that neither variant always runs first
+    for (const name of r % 2 === 0 ? ['baseline', 'auth'] : ['auth', 'baseline']) {
+      const t = targets[name];
+      const result = await autocannon({
+        url: t.url,
+        headers: t.headers,
+        connections: params.connections,
+        duration: params.seconds,
+        overallRate: params.rate,
+      });
+      const figures = {
+        requestsPerSecond: round1(result.requests.average),
+        meanMs: round1(result.latency.average),
+        p50Ms: result.latency.p50,
+        p90Ms: result.latency.p90,
+        p99Ms: result.latency.p99,
+        maxMs: result.latency.max,
+        non2xx: result.non2xx,
+        errors: result.errors,
+      };
+      rounds[name].push(figures);
+      log(
+        `round ${r + 1} ${name.padEnd(8)} ${figures.requestsPerSecond} req/s  mean ${figures.meanMs} ms  p50 ${figures.p50Ms}  p99 ${figures.p99Ms}  non-2xx ${figures.non2xx}`,
+      );
+    }
+  }
+  child.kill('SIGTERM');
+
+  const mean = (list, key) => round1(list.reduce((a, f) => a + f[key], 0) / list.length);
+  const summary = (name) => ({
+    requestsPerSecond: mean(rounds[name], 'requestsPerSecond'),
+    meanMs: mean(rounds[name], 'meanMs'),
+    p50Ms: mean(rounds[name], 'p50Ms'),
+    p99Ms: mean(rounds[name], 'p99Ms'),
+    non2xx: rounds[name].reduce((a, f) => a + f.non2xx, 0),
+    errors: rounds[name].reduce((a, f) => a + f.errors, 0),
+  });
+  const results = { baseline: summary('baseline'), auth: summary('auth') };
+  const pct = (a, b) => (b === 0 ? null : round1(((a - b) / b) * 100));
+  results.overheadPercent = {
+    mean: pct(results.auth.meanMs, results.baseline.meanMs),
+    p50: pct(results.auth.p50Ms, results.baseline.p50Ms),
+    p99: pct(results.auth.p99Ms, results.baseline.p99Ms),
+  };
+  // latencies of a millisecond or two are coarse (autocannon's resolution is 1 ms): the absolute difference says more there
+  results.overheadMs = { mean: round1(results.auth.meanMs - results.baseline.meanMs), p99: round1(results.auth.p99Ms - results.baseline.p99Ms) };
+  results.sustainedRate = results.auth.requestsPerSecond >= params.rate * 0.95 && results.baseline.requestsPerSecond >= params.rate * 0.95;
+  // the machine is shared: its load during the run says how much to trust the figures
+  results.loadAverage1m = round1(os.loadavg()[0]);
+  // another rate is stored beside the 2,000 requests/s figures, not over them
+  const file = writeResult(params.rate === 2000 ? NAME : `${NAME}-${params.rate}`, { params, results, detail: rounds });
+  log(
+    `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms); wrote ${file}`,
+  );
+  if (results.auth.errors + results.baseline.errors + results.auth.non2xx + results.baseline.non2xx > 0) process.exit(1);
+}

@@ -1,0 +1,31 @@
+// A token bucket per client address for the whole API: a client may burst, then gets `perSecond`
+// requests a second; beyond that, 429 with Retry-After. Bounded memory: full buckets are forgotten.
+import type { RequestHandler } from 'express';
+import { LabtraceError } from '@labtrace/protocols';
+
+export interface RateLimitOptions {
+  perSecond: number;
+  burst: number;
+  now?: () => number;
+}
+
+export function rateLimit(options: RateLimitOptions): RequestHandler {
+  const now = options.now ?? Date.now;
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return (req, res, next) => {
+    const t = now();
+    const key = req.ip ?? 'unknown';
+    const bucket = buckets.get(key) ?? { tokens: options.burst, at: t };
+    bucket.tokens = Math.min(options.burst, bucket.tokens + ((t - bucket.at) / 1000) * options.perSecond);
+    bucket.at = t;
+    if (bucket.tokens < 1) {
+      buckets.set(key, bucket);
+      res.set('retry-after', String(Math.ceil((1 - bucket.tokens) / options.perSecond)));
+      return next(new LabtraceError('E_RATE_LIMITED', `more than ${options.perSecond} requests a second from this address; slow down`));
+    }
+    bucket.tokens -= 1;
+    buckets.set(key, bucket);
+    if (buckets.size > 10_000) for (const [k, b] of buckets) if (b.tokens >= options.burst - 1) buckets.delete(k);
+    next();
+  };
+}

@@ -1,0 +1,187 @@
+// The user-action audit trail (ISO/IEC 17025 7.5 and 7.11, 21 CFR 11.10(e)): who created, changed or
+// deleted which record, when, the old and new values and the reason. Append-only (the table refuses
+// updates and deletions), each entry hashed over the previous one, and the chain anchored in the
+// transparency log, so that a removed or rewritten entry shows.
+import { createHash } from 'node:crypto';
+import { canonicalBytes, LabtraceError } from '@labtrace/protocols';
+import type { TransparencyLog } from '../log/transparency-log.js';
+import type { LabDatabase } from '../store/database.js';
+
+export const AUDIT_ACTIONS = ['create', 'update', 'delete', 'password-set', 'token-created'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** actions that change an existing record: they need a reason */
+const CHANGES: ReadonlySet<AuditAction> = new Set(['update', 'delete']);
+
+export interface Actor {
+  username: string;
+  role: string;
+}
+
+/** who acts when nobody signed in: the first start, the command line */
+export const SYSTEM_ACTOR: Actor = { username: 'system', role: 'system' };
+
+export interface AuditInput {
+  action: AuditAction;
+  recordType: string;
+  recordId: string;
+  oldValue?: unknown;
+  newValue?: unknown;
+  reason?: string | undefined;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  actorRole: string;
+  action: AuditAction;
+  recordType: string;
+  recordId: string;
+  oldValue: unknown;
+  newValue: unknown;
+  reason: string | null;
+  prevHash: string;
+  hash: string;
+  logIndex: number | null;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  recordType?: string;
+  recordId?: string;
+  action?: AuditAction;
+  since?: number;
+  until?: number;
+  limit: number;
+}
+
+interface Row {
+  id: number;
+  at: number;
+  actor: string;
+  actor_role: string;
+  action: string;
+  record_type: string;
+  record_id: string;
+  old_value: string | null;
+  new_value: string | null;
+  reason: string | null;
+  prev_hash: string;
+  hash: string;
+  log_index: number | null;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hash of an entry: SHA-256 over the previous entry's hash and the canonical JSON (RFC 8785) of its fields. */
+export function entryHash(prevHash: string, fields: Omit<Row, 'hash' | 'log_index' | 'prev_hash'>): string {
+  return createHash('sha256').update(prevHash).update(canonicalBytes(fields)).digest('hex');
+}
+
+const toJson = (value: unknown): string | null => (value === undefined ? null : new TextDecoder().decode(canonicalBytes(value)));
+const fromJson = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
+
+export class AuditTrail {
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
+  record(actor: Actor, input: AuditInput): AuditEntry {
+    const reason = input.reason?.trim();
+    if (CHANGES.has(input.action) && (reason === undefined || reason === ''))
+      throw new LabtraceError('E_BAD_REQUEST', `body: reason: required to ${input.action} a ${input.recordType} record`);
+    const db = this.database.sqlite;
+    const last = db.prepare('SELECT id, hash FROM audit_trail ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
+    const fields = {
+      id: (last?.id ?? 0) + 1,
+      at: this.now(),
+      actor: actor.username,
+      actor_role: actor.role,
+      action: input.action,
+      record_type: input.recordType,
+      record_id: input.recordId,
+      old_value: toJson(input.oldValue),
+      new_value: toJson(input.newValue),
+      reason: reason === undefined || reason === '' ? null : reason,
+    };
+    const prevHash = last?.hash ?? GENESIS_HASH;
+    const hash = entryHash(prevHash, fields);
+    db.prepare(
+      `INSERT INTO audit_trail (id, at, actor, actor_role, action, record_type, record_id, old_value, new_value, reason, prev_hash, hash)
+       VALUES (@id, @at, @actor, @actor_role, @action, @record_type, @record_id, @old_value, @new_value, @reason, @prev_hash, @hash)`,
+    ).run({ ...fields, prev_hash: prevHash, hash });
+    return toEntry({ ...fields, prev_hash: prevHash, hash, log_index: null });
+  }
+
+  list(filter: AuditFilter): AuditEntry[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: filter.limit };
+    const add = (clause: string, name: string, value: string | number | undefined): void => {
+      if (value === undefined) return;
+      where.push(clause);
+      params[name] = value;
+    };
+    add('actor = @actor', 'actor', filter.actor);
+    add('record_type = @recordType', 'recordType', filter.recordType);
+    add('record_id = @recordId', 'recordId', filter.recordId);
+    add('action = @action', 'action', filter.action);
+    add('at >= @since', 'since', filter.since);
+    add('at <= @until', 'until', filter.until);
+    const rows = this.database.sqlite
+      .prepare(`SELECT * FROM audit_trail ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`)
+      .all(params) as Row[];
+    return rows.map(toEntry);
+  }
+
+  /** Recomputes the chain; returns the id of the first entry that does not match, or undefined when all do. */
+  verify(): number | undefined {
+    let prev = GENESIS_HASH;
+    for (const row of this.database.sqlite.prepare('SELECT * FROM audit_trail ORDER BY id').iterate() as IterableIterator<Row>) {
+      const { hash, prev_hash, log_index: _logIndex, ...fields } = row;
+      if (prev_hash !== prev || entryHash(prev, fields) !== hash) return row.id;
+      prev = hash;
+    }
+    return undefined;
+  }
+
+  /**
+   * Anchors the entries not yet in the transparency log (also those written by the command line). The log
+   * is public, so it gets only each entry's id, time and chain hash: it proves the trail was not rewritten
+   * without telling the public who changed what.
+   */
+  anchor(log: TransparencyLog): number {
+    const db = this.database.sqlite;
+    const pending = db.prepare('SELECT id, at, hash FROM audit_trail WHERE log_index IS NULL ORDER BY id').all() as {
+      id: number;
+      at: number;
+      hash: string;
+    }[];
+    if (pending.length === 0) return 0;
+    const mark = db.prepare('UPDATE audit_trail SET log_index = ? WHERE id = ?');
+    db.transaction(() => {
+      for (const e of pending) mark.run(log.append('audit-event', [canonicalBytes({ id: e.id, at: e.at, hash: e.hash })], e.at), e.id);
+    })();
+    return pending.length;
+  }
+}
+
+function toEntry(row: Row): AuditEntry {
+  return {
+    id: row.id,
+    at: row.at,
+    actor: row.actor,
+    actorRole: row.actor_role,
+    action: row.action as AuditAction,
+    recordType: row.record_type,
+    recordId: row.record_id,
+    oldValue: fromJson(row.old_value),
+    newValue: fromJson(row.new_value),
+    reason: row.reason,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+    logIndex: row.log_index,
+  };
+}

@@ -1,0 +1,173 @@
+// Sign-in, sign-out, password change and API tokens; user and organization administration; the audit trail for auditors.
+import type { Request, Response } from 'express';
+import express from 'express';
+import { z } from 'zod';
+import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { AUDIT_ACTIONS, type Actor, type AuditTrail } from '../audit/audit-trail.js';
+import type { Logger } from '../log.js';
+import { CSRF_COOKIE, principalOf, route, SESSION_COOKIE } from './policy.js';
+import { passwordSchema, ROLES, usernameSchema, type Principal, type Users } from './users.js';
+
+const loginBody = z.strictObject({ username: z.string().min(1).max(100), password: z.string().min(1).max(200) });
+const passwordBody = z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: passwordSchema });
+const tokenBody = z.strictObject({ name: z.string().min(1).max(100), ttlDays: z.number().int().min(1).max(365).default(90) });
+const time = z.number().int().min(0);
+const newUserBody = z.strictObject({
+  username: usernameSchema,
+  role: z.enum(ROLES),
+  organization: idSchema.optional(),
+  password: passwordSchema.optional(),
+  grantUntil: time.optional(),
+});
+const userChangesBody = z.strictObject({
+  role: z.enum(ROLES).optional(),
+  organization: idSchema.nullable().optional(),
+  disabled: z.boolean().optional(),
+  grantUntil: time.nullable().optional(),
+  reason: z.string().trim().min(1, 'required: why the user is changed').max(1000),
+});
+const resetBody = z.strictObject({ password: passwordSchema.optional() });
+const organizationBody = z.strictObject({ id: idSchema, name: z.string().trim().min(1).max(200) });
+const auditQuery = z.strictObject({
+  actor: z.string().max(100).optional(),
+  recordType: z.string().max(100).optional(),
+  recordId: z.string().max(200).optional(),
+  action: z.enum(AUDIT_ACTIONS).optional(),
+  since: z.coerce.number().int().min(0).optional(),
+  until: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
+
+/** Refuses logins from one address beyond `max` attempts in `windowMs` (slows guessing across many accounts). */
+export class LoginThrottle {
+  private readonly attempts = new Map<string, number[]>();
+
+  constructor(
+    private readonly max = 20,
+    private readonly windowMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  take(address: string): void {
+    const now = this.now();
+    const recent = (this.attempts.get(address) ?? []).filter((t) => now - t < this.windowMs);
+    if (recent.length >= this.max) throw new LabtraceError('E_RATE_LIMITED', 'too many login attempts from this address; wait a minute');
+    recent.push(now);
+    this.attempts.set(address, recent);
+    if (this.attempts.size > 10_000) this.attempts.clear();
+  }
+}
+
+function signedIn(req: Request): Principal {
+  const principal = principalOf(req);
+  // the policy lets no anonymous request reach a handler that calls this
+  if (!principal) throw new LabtraceError('E_AUTH', 'sign in first');
+  return principal;
+}
+
+const actorOf = (p: Principal): Actor => ({ username: p.username, role: p.role });
+
+function clearCookies(res: Response): void {
+  res.clearCookie(SESSION_COOKIE, { path: '/' });
+  res.clearCookie(CSRF_COOKIE, { path: '/' });
+}
+
+export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, throttle = new LoginThrottle()): express.Router {
+  const router = express.Router();
+
+  route(router, 'POST', '/api/auth/login', async (req, res) => {
+    throttle.take(req.ip ?? 'unknown');
+    const body = parseWith(loginBody, req.body, 'body', 'E_BAD_REQUEST');
+    try {
+      const result = await users.login(body.username, body.password);
+      const cookie = { path: '/', sameSite: 'strict' as const, secure: req.secure, expires: new Date(result.expiresAt) };
+      res.cookie(SESSION_COOKIE, result.token, { ...cookie, httpOnly: true });
+      res.cookie(CSRF_COOKIE, result.csrf, cookie);
+      logger.info({ user: result.user.username, role: result.user.role, ip: req.ip }, 'login');
+      res.json(result);
+    } catch (err) {
+      if (!(err instanceof LabtraceError) || err.code !== 'E_AUTH') throw err;
+      const reason = err.details as { reason?: string } | undefined;
+      logger.warn({ user: body.username, ip: req.ip, reason: reason?.reason ?? 'unknown-user' }, 'login refused');
+      // the client learns only that it was refused, not why
+      throw new LabtraceError('E_AUTH', err.message);
+    }
+  });
+
+  route(router, 'POST', '/api/auth/logout', (req, res) => {
+    const principal = signedIn(req);
+    users.logoutAll(principal.username);
+    clearCookies(res);
+    logger.info({ user: principal.username }, 'logout: every session ended');
+    res.status(204).end();
+  });
+
+  route(router, 'GET', '/api/auth/me', (req, res) => {
+    const principal = signedIn(req);
+    res.json({ ...users.get(principal.username), csrf: principal.via === 'cookie' ? principal.csrf : undefined });
+  });
+
+  route(router, 'POST', '/api/auth/password', async (req, res) => {
+    const principal = signedIn(req);
+    const body = parseWith(passwordBody, req.body, 'body', 'E_BAD_REQUEST');
+    await users.changePassword(principal, body.currentPassword, body.newPassword);
+    clearCookies(res);
+    logger.info({ user: principal.username }, 'password changed; every session ended');
+    res.status(204).end();
+  });
+
+  route(router, 'POST', '/api/auth/tokens', (req, res) => {
+    const principal = signedIn(req);
+    const body = parseWith(tokenBody, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(users.createApiToken(actorOf(principal), principal.username, body.name, body.ttlDays * 86_400_000));
+  });
+
+  route(router, 'GET', '/api/users', (_req, res) => {
+    res.json(users.list());
+  });
+
+  route(router, 'POST', '/api/users', async (req, res) => {
+    const body = parseWith(newUserBody, req.body, 'body', 'E_BAD_REQUEST');
+    const { user, password } = await users.create(actorOf(signedIn(req)), body);
+    res.status(201).json({ ...user, ...(password === undefined ? {} : { oneTimePassword: password }) });
+  });
+
+  route(router, 'PATCH', '/api/users/:username', (req, res) => {
+    const username = parseWith(usernameSchema, req.params['username'], 'path: username', 'E_BAD_REQUEST');
+    const { reason, ...changes } = parseWith(userChangesBody, req.body, 'body', 'E_BAD_REQUEST');
+    res.json(users.update(actorOf(signedIn(req)), username, changes, reason));
+  });
+
+  route(router, 'POST', '/api/users/:username/password', async (req, res) => {
+    const username = parseWith(usernameSchema, req.params['username'], 'path: username', 'E_BAD_REQUEST');
+    const body = parseWith(resetBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    const oneTime = await users.setPassword(actorOf(signedIn(req)), username, body.password);
+    res.json(oneTime === undefined ? {} : { oneTimePassword: oneTime });
+  });
+
+  route(router, 'GET', '/api/organizations', (_req, res) => {
+    res.json(users.organizations());
+  });
+
+  route(router, 'POST', '/api/organizations', (req, res) => {
+    const body = parseWith(organizationBody, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(users.createOrganization(actorOf(signedIn(req)), body.id, body.name));
+  });
+
+  route(router, 'GET', '/api/audit-trail', (req, res) => {
+    const q = parseWith(auditQuery, req.query, 'query', 'E_BAD_REQUEST');
+    res.json(
+      audit.list({
+        limit: q.limit,
+        ...(q.actor === undefined ? {} : { actor: q.actor }),
+        ...(q.recordType === undefined ? {} : { recordType: q.recordType }),
+        ...(q.recordId === undefined ? {} : { recordId: q.recordId }),
+        ...(q.action === undefined ? {} : { action: q.action }),
+        ...(q.since === undefined ? {} : { since: q.since }),
+        ...(q.until === undefined ? {} : { until: q.until }),
+      }),
+    );
+  });
+
+  return router;
+}

@@ -1,0 +1,178 @@
+// The one authorization policy of the REST API: every route has a rule here, and routes are registered
+// only through `route()`, which refuses a path without a rule. The same table drives the test matrix
+// (every route x every role), so a new route without a rule fails at start-up and in the tests.
+import type { IRouter, Request, RequestHandler } from 'express';
+import { LabtraceError } from '@labtrace/protocols';
+import { ROLES, type Principal, type Role, type Users } from './users.js';
+
+export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface RouteRule {
+  method: Method;
+  path: string;
+  /** the roles allowed, or 'public' with the reason it may be */
+  allow: 'public' | readonly Role[];
+  /** why the route is public */
+  why?: string;
+  /** 'organization': a client sees only its own organization's records (the handler filters by it) */
+  scope?: 'organization';
+  /** a mutating route: true when it writes the audit trail, otherwise where the change is recorded instead */
+  audit?: true | string;
+  /** open to a user who signed in with a one-time password and has not changed it yet */
+  beforePasswordChange?: true;
+}
+
+const ALL: readonly Role[] = ROLES;
+/** the lab's own staff and auditors: read access to lab-wide data */
+const LAB_READERS: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
+const ADMIN: readonly Role[] = ['admin'];
+
+export const POLICY: readonly RouteRule[] = [
+  { method: 'GET', path: '/api/health', allow: 'public', why: 'liveness probes and the lab launcher; it reveals gateway ids and versions only' },
+  {
+    method: 'POST',
+    path: '/api/auth/login',
+    allow: 'public',
+    why: 'how a session starts',
+    audit: 'login outcomes are logged (without the password)',
+  },
+  { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: 'ends sessions only; no record changes', beforePasswordChange: true },
+  { method: 'GET', path: '/api/auth/me', allow: ALL, beforePasswordChange: true },
+  { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true, beforePasswordChange: true },
+  { method: 'POST', path: '/api/auth/tokens', allow: LAB_READERS, audit: true },
+  { method: 'GET', path: '/api/users', allow: ADMIN },
+  { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
+  { method: 'PATCH', path: '/api/users/:username', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/users/:username/password', allow: ADMIN, audit: true },
+  { method: 'GET', path: '/api/organizations', allow: ADMIN },
+  { method: 'POST', path: '/api/organizations', allow: ADMIN, audit: true },
+  { method: 'GET', path: '/api/audit-trail', allow: ['admin', 'auditor'] },
+  { method: 'GET', path: '/api/gateways', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments/:id/series', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments/:id/history', allow: LAB_READERS },
+  {
+    method: 'POST',
+    path: '/api/enroll',
+    allow: 'public',
+    why: 'a gateway authenticates with its one-time enrollment token and a signature by the key it enrolls',
+    audit: 'a security event and a key-event entry in the transparency log',
+  },
+  { method: 'GET', path: '/api/gateways/:id/keys', allow: LAB_READERS },
+  {
+    method: 'POST',
+    path: '/api/gateways/:id/keys/rotate',
+    allow: 'public',
+    why: 'the statement is signed by the gateway key in force and by the new key; nothing else could authenticate a gateway here',
+    audit: 'a security event and a key-event entry in the transparency log',
+  },
+  { method: 'GET', path: '/api/security-events', allow: LAB_READERS },
+  // The transparency log is meant to be checked by anyone holding a checkpoint (clients, witnesses, a
+  // public verifier): its entries are batch headers (hashes, counts, ranges), key events and audit
+  // anchors (hashes), never measured values or who changed what.
+  { method: 'GET', path: '/api/log/keys', allow: 'public', why: 'verifier keys are public by design' },
+  { method: 'GET', path: '/api/log/checkpoint', allow: 'public', why: 'signed checkpoints are meant to be gossiped' },
+  { method: 'GET', path: '/api/log/proof/inclusion', allow: 'public', why: 'proofs are hashes only' },
+  { method: 'GET', path: '/api/log/proof/consistency', allow: 'public', why: 'proofs are hashes only' },
+  { method: 'GET', path: '/api/log/entries', allow: 'public', why: 'entries hold hashes, counts and key events, no measured values' },
+  // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
+  { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS },
+];
+
+const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));
+
+export function ruleFor(method: string, path: string): RouteRule {
+  const rule = rules.get(`${method} ${path}`);
+  if (!rule) throw new LabtraceError('E_CONFIG', `no authorization rule for ${method} ${path}: add one to POLICY in auth/policy.ts`);
+  return rule;
+}
+
+export const SESSION_COOKIE = 'labtrace_session';
+export const CSRF_COOKIE = 'labtrace_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+
+const principals = new WeakMap<Request, Principal>();
+
+/** the authenticated principal of a request (undefined for anonymous requests) */
+export function principalOf(req: Request): Principal | undefined {
+  return principals.get(req);
+}
+
+export function cookie(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+/** The credential a request or a socket handshake carries: a bearer token first, else the session cookie. */
+export function credentialOf(headers: {
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+}): { token: string; via: Principal['via'] } | undefined {
+  const auth = headers.authorization;
+  if (auth !== undefined && auth.startsWith('Bearer ')) return { token: auth.slice(7).trim(), via: 'bearer' };
+  const session = cookie(headers.cookie, SESSION_COOKIE);
+  return session === undefined ? undefined : { token: session, via: 'cookie' };
+}
+
+/** Establishes who is asking; a missing or invalid credential leaves the request anonymous (the rule decides). */
+export function authenticate(users: Users): RequestHandler {
+  return (req, _res, next) => {
+    const credential = credentialOf(req.headers);
+    if (credential !== undefined) {
+      const principal = users.authenticate(credential.token, credential.via);
+      if (principal) principals.set(req, principal);
+    }
+    next();
+  };
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Enforces a rule: 401 without a valid credential, 403 for a role the rule does not allow or a missing CSRF token. */
+export function authorize(rule: RouteRule): RequestHandler {
+  return (req, _res, next) => {
+    if (rule.allow === 'public') return next();
+    const principal = principals.get(req);
+    if (!principal) return next(new LabtraceError('E_AUTH', 'sign in first: a session cookie or an Authorization: Bearer token is required'));
+    if (!rule.allow.includes(principal.role))
+      return next(new LabtraceError('E_FORBIDDEN', `the role ${principal.role} may not ${rule.method} ${rule.path}`));
+    if (principal.mustChange && rule.beforePasswordChange !== true)
+      return next(new LabtraceError('E_FORBIDDEN', 'change your one-time password first (POST /api/auth/password)'));
+    // a browser sends the cookie on cross-site requests too; only our own pages can read the CSRF cookie to echo it
+    if (principal.via === 'cookie' && !SAFE.has(req.method) && req.get(CSRF_HEADER) !== principal.csrf)
+      return next(new LabtraceError('E_FORBIDDEN', `a request authenticated by cookie must send the ${CSRF_HEADER} header`));
+    next();
+  };
+}
+
+/** Registers a route under its rule; throws when the policy has none. */
+export function route(router: IRouter, method: Method, path: string, ...handlers: RequestHandler[]): void {
+  const guard = authorize(ruleFor(method, path));
+  const all = [guard, ...handlers];
+  if (method === 'GET') router.get(path, all);
+  else if (method === 'POST') router.post(path, all);
+  else if (method === 'PATCH') router.patch(path, all);
+  else if (method === 'PUT') router.put(path, all);
+  else router.delete(path, all);
+}
+
+/** The routes registered on a router or app (and the routers mounted in it), for the policy's tests. */
+export function routesOf(router: unknown): { method: string; path: string }[] {
+  interface Layer {
+    route?: { path: string; methods: Record<string, boolean> };
+    handle?: { stack?: Layer[] };
+  }
+  const stack = (router as { router?: { stack?: Layer[] } }).router?.stack ?? (router as { stack?: Layer[] }).stack ?? [];
+  const out: { method: string; path: string }[] = [];
+  for (const layer of stack) {
+    if (layer.route) {
+      for (const [m, on] of Object.entries(layer.route.methods))
+        if (on && m !== '_all') out.push({ method: m.toUpperCase(), path: layer.route.path });
+    } else if (layer.handle?.stack) out.push(...routesOf(layer.handle));
+  }
+  return out;
+}

@@ -1,0 +1,383 @@
+// Users, roles, customer organizations, sessions and API tokens. Passwords are scrypt hashes; session
+// and API tokens are random secrets of which only a SHA-256 hash is stored. A login that fails too
+// often locks the account for a while. Every change to a user is written to the audit trail.
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Statement } from 'better-sqlite3';
+import { z } from 'zod';
+import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
+import { SYSTEM_ACTOR } from '../audit/audit-trail.js';
+import { hashPassword, verifyPassword } from '../broker/passwords.js';
+import type { LabDatabase } from '../store/database.js';
+
+export const ROLES = ['admin', 'technician', 'signatory', 'client', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const usernameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{1,62}$/, 'expected 2-63 characters: lower-case letters, digits, ".", "_" or "-"');
+export const passwordSchema = z.string().min(12, 'at least 12 characters').max(200, 'at most 200 characters');
+
+/** who is making a request, as established from its session cookie or bearer token */
+export interface Principal {
+  userId: number;
+  username: string;
+  role: Role;
+  organization: string | null;
+  via: 'cookie' | 'bearer';
+  /** signed in with a one-time password: may only change it (or sign out) */
+  mustChange: boolean;
+  /** the anti-CSRF token a cookie-authenticated request must echo in a header */
+  csrf: string;
+}
+
+export interface UserView {
+  username: string;
+  role: Role;
+  organization: string | null;
+  disabled: boolean;
+  grantUntil: number | null;
+  mustChange: boolean;
+  lockedUntil: number | null;
+  createdAt: number;
+  passwordChangedAt: number;
+}
+
+export interface NewUser {
+  username: string;
+  role: Role;
+  organization?: string | undefined;
+  password?: string | undefined;
+  grantUntil?: number | undefined;
+}
+
+export interface UserChanges {
+  role?: Role | undefined;
+  organization?: string | null | undefined;
+  disabled?: boolean | undefined;
+  grantUntil?: number | null | undefined;
+}
+
+export interface AuthOptions {
+  now?: () => number;
+  /** a browser session or a login token ends this long after login */
+  sessionTtlMs?: number;
+  /** consecutive failed logins that lock an account */
+  maxFailures?: number;
+  lockoutMs?: number;
+}
+
+export interface LoginResult {
+  token: string;
+  csrf: string;
+  expiresAt: number;
+  user: UserView;
+}
+
+interface UserRow {
+  id: number;
+  username: string;
+  role: Role;
+  organization: string | null;
+  password_hash: string;
+  must_change: number;
+  disabled: number;
+  grant_until: number | null;
+  failed_logins: number;
+  locked_until: number | null;
+  created_at: number;
+  password_changed_at: number;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+/** the anti-CSRF token of a session: derived from its secret, so nothing more is stored and only its holder knows it */
+export const csrfOf = (token: string): string => createHash('sha256').update(`csrf:${token}`).digest('base64url');
+const view = (row: UserRow): UserView => ({
+  username: row.username,
+  role: row.role,
+  organization: row.organization,
+  disabled: row.disabled === 1,
+  grantUntil: row.grant_until,
+  mustChange: row.must_change === 1,
+  lockedUntil: row.locked_until,
+  createdAt: row.created_at,
+  passwordChangedAt: row.password_changed_at,
+});
+
+const REFUSED = 'login refused: unknown user, wrong password, or the account is disabled or locked for a while';
+
+export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
+  private readonly now: () => number;
+  readonly sessionTtlMs: number;
+  private readonly maxFailures: number;
+  private readonly lockoutMs: number;
+  /** the statement of every authenticated request, prepared once (the tables exist only after the migration) */
+  private byToken: Statement<[string], UserRow & { session_expires: number }> | undefined;
+  /** compared against when the user is unknown, so that a login takes as long either way */
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly audit: AuditTrail,
+    options: AuthOptions = {},
+  ) {
+    super();
+    this.now = options.now ?? Date.now;
+    this.sessionTtlMs = options.sessionTtlMs ?? 8 * 3_600_000;
+    this.maxFailures = options.maxFailures ?? 5;
+    this.lockoutMs = options.lockoutMs ?? 15 * 60_000;
+  }
+
+  private row(username: string): UserRow | undefined {
+    return this.database.sqlite.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+  }
+
+  private existing(username: string): UserRow {
+    const row = this.row(username);
+    if (!row) throw new LabtraceError('E_NOT_FOUND', `user "${username}" is not known`);
+    return row;
+  }
+
+  count(): number {
+    return (this.database.sqlite.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  }
+
+  get(username: string): UserView | undefined {
+    const row = this.row(username);
+    return row && view(row);
+  }
+
+  list(): UserView[] {
+    return (this.database.sqlite.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(view);
+  }
+
+  /**
+   * The first start: creates the user `admin` when no admin exists, with the given password or a
+   * one-time password that is returned (to be shown once, never logged).
+   */
+  async bootstrapAdmin(password?: string): Promise<{ username: string; password: string | undefined } | undefined> {
+    const admins = (this.database.sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n;
+    if (admins > 0) return undefined;
+    const created = await this.create(SYSTEM_ACTOR, { username: 'admin', role: 'admin', password });
+    return { username: 'admin', password: created.password };
+  }
+
+  /** Creates a user; without a password, a one-time password is generated and returned (it must be changed). */
+  async create(actor: Actor, input: NewUser): Promise<{ user: UserView; password: string | undefined }> {
+    const username = parseWith(usernameSchema, input.username, 'username', 'E_BAD_REQUEST');
+    if (input.password !== undefined) parseWith(passwordSchema, input.password, 'password', 'E_BAD_REQUEST');
+    const organization = this.checkRoleScope(input.role, input.organization ?? null, input.grantUntil ?? null);
+    const oneTime = input.password === undefined ? randomBytes(18).toString('base64url') : undefined;
+    const hash = await hashPassword(input.password ?? oneTime ?? '');
+    const now = this.now();
+    const db = this.database.sqlite;
+    db.transaction(() => {
+      if (this.row(username)) throw new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`);
+      db.prepare(
+        `INSERT INTO users (username, role, organization, password_hash, must_change, grant_until, created_at, password_changed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(username, input.role, organization, hash, oneTime === undefined ? 0 : 1, input.grantUntil ?? null, now, now);
+      const created = view(this.existing(username));
+      this.audit.record(actor, { action: 'create', recordType: 'user', recordId: username, newValue: auditView(created) });
+    })();
+    return { user: view(this.existing(username)), password: oneTime };
+  }
+
+  /** Changes a user's role, organization, grant or disabled flag; the reason is required. */
+  update(actor: Actor, username: string, changes: UserChanges, reason: string | undefined): UserView {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      const before = this.existing(username);
+      const role = changes.role ?? before.role;
+      const organization = changes.organization === undefined ? before.organization : changes.organization;
+      const grantUntil = changes.grantUntil === undefined ? before.grant_until : changes.grantUntil;
+      this.checkRoleScope(role, organization, grantUntil);
+      const disabled = changes.disabled === undefined ? before.disabled : changes.disabled ? 1 : 0;
+      if (before.role === 'admin' && (role !== 'admin' || disabled === 1) && this.activeAdmins() <= 1)
+        throw new LabtraceError('E_CONFLICT', `user "${username}" is the last active admin`);
+      db.prepare('UPDATE users SET role = ?, organization = ?, grant_until = ?, disabled = ? WHERE id = ?').run(
+        role,
+        organization,
+        grantUntil,
+        disabled,
+        before.id,
+      );
+      const after = view(this.existing(username));
+      this.audit.record(actor, {
+        action: 'update',
+        recordType: 'user',
+        recordId: username,
+        oldValue: auditView(view(before)),
+        newValue: auditView(after),
+        reason,
+      });
+      // a changed role or a disabled account takes effect now, not when the session expires
+      if (role !== before.role || disabled === 1 || organization !== before.organization) this.endSessions(before.id, username);
+      return after;
+    })();
+  }
+
+  /** Sets a user's password (an admin's reset, or a one-time one when none is given) and ends the user's sessions. */
+  async setPassword(actor: Actor, username: string, password?: string): Promise<string | undefined> {
+    if (password !== undefined) parseWith(passwordSchema, password, 'password', 'E_BAD_REQUEST');
+    const oneTime = password === undefined ? randomBytes(18).toString('base64url') : undefined;
+    const hash = await hashPassword(password ?? oneTime ?? '');
+    const db = this.database.sqlite;
+    db.transaction(() => {
+      const row = this.existing(username);
+      db.prepare(
+        'UPDATE users SET password_hash = ?, must_change = ?, password_changed_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?',
+      ).run(hash, actor.username === username && oneTime === undefined ? 0 : 1, this.now(), row.id);
+      this.audit.record(actor, { action: 'password-set', recordType: 'user', recordId: username });
+      this.endSessions(row.id, username);
+    })();
+    return oneTime;
+  }
+
+  /** A user's own password change: the current password proves it is them. Ends every session. */
+  async changePassword(principal: Principal, current: string, next: string): Promise<void> {
+    const row = this.existing(principal.username);
+    if (!(await verifyPassword(current, row.password_hash))) throw new LabtraceError('E_AUTH', 'body: currentPassword: wrong password');
+    if (current === next) throw new LabtraceError('E_BAD_REQUEST', 'body: newPassword: must differ from the current password');
+    await this.setPassword({ username: principal.username, role: principal.role }, principal.username, next);
+  }
+
+  async login(username: string, password: string): Promise<LoginResult> {
+    const now = this.now();
+    const row = this.row(username);
+    if (!row) {
+      this.dummyHash ??= hashPassword(randomBytes(16).toString('base64url'));
+      await verifyPassword(password, await this.dummyHash);
+      throw new LabtraceError('E_AUTH', REFUSED);
+    }
+    // a locked account is refused without looking at the password, so that guessing goes no further
+    if (row.locked_until !== null && row.locked_until > now) throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: 'locked' } });
+    const ok = await verifyPassword(password, row.password_hash);
+    const db = this.database.sqlite;
+    if (!ok) {
+      const failures = row.failed_logins + 1;
+      const lock = failures >= this.maxFailures;
+      db.prepare('UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?').run(
+        lock ? 0 : failures,
+        lock ? now + this.lockoutMs : null,
+        row.id,
+      );
+      throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: lock ? 'locked-now' : 'password' } });
+    }
+    if (!this.usable(row, now)) throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: 'disabled' } });
+    db.prepare('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?').run(row.id);
+    const token = `lts_${randomBytes(32).toString('base64url')}`;
+    const expiresAt = now + this.sessionTtlMs;
+    db.prepare("INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, 'session', ?, ?)").run(
+      sha256(token),
+      row.id,
+      now,
+      expiresAt,
+    );
+    return { token, csrf: csrfOf(token), expiresAt, user: view(row) };
+  }
+
+  /** An API token for a machine or a script, acting as the user; shown once. */
+  createApiToken(actor: Actor, username: string, name: string, ttlMs: number): { token: string; expiresAt: number } {
+    const db = this.database.sqlite;
+    const token = `lta_${randomBytes(32).toString('base64url')}`;
+    const now = this.now();
+    const expiresAt = now + ttlMs;
+    db.transaction(() => {
+      const row = this.existing(username);
+      db.prepare("INSERT INTO sessions (token_hash, user_id, kind, name, created_at, expires_at) VALUES (?, ?, 'api', ?, ?, ?)").run(
+        sha256(token),
+        row.id,
+        name,
+        now,
+        expiresAt,
+      );
+      this.audit.record(actor, { action: 'token-created', recordType: 'user', recordId: username, newValue: { name, expiresAt } });
+    })();
+    return { token, expiresAt };
+  }
+
+  /** The principal a session or API token stands for, if it is valid now. */
+  authenticate(token: string, via: Principal['via']): Principal | undefined {
+    const now = this.now();
+    this.byToken ??= this.database.sqlite.prepare(
+      'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
+    );
+    const row = this.byToken.get(sha256(token));
+    if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
+    return {
+      userId: row.id,
+      username: row.username,
+      role: row.role,
+      organization: row.organization,
+      via,
+      mustChange: row.must_change === 1,
+      // only a cookie needs one (a bearer token is never sent by a browser on its own)
+      csrf: via === 'cookie' ? csrfOf(token) : '',
+    };
+  }
+
+  /** Logout: ends every session and API token of the user. */
+  logoutAll(username: string): void {
+    this.endSessions(this.existing(username).id, username);
+  }
+
+  /** Removes expired sessions (they are refused anyway; this keeps the table small). */
+  prune(): void {
+    this.database.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.now());
+  }
+
+  createOrganization(actor: Actor, id: string, name: string): { id: string; name: string; createdAt: number } {
+    parseWith(idSchema, id, 'organization id', 'E_BAD_REQUEST');
+    const db = this.database.sqlite;
+    const createdAt = this.now();
+    db.transaction(() => {
+      if (db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(id))
+        throw new LabtraceError('E_CONFLICT', `body: id: organization "${id}" exists`);
+      db.prepare('INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)').run(id, name, createdAt);
+      this.audit.record(actor, { action: 'create', recordType: 'organization', recordId: id, newValue: { id, name } });
+    })();
+    return { id, name, createdAt };
+  }
+
+  organizations(): { id: string; name: string; createdAt: number }[] {
+    return (
+      this.database.sqlite.prepare('SELECT id, name, created_at FROM organizations ORDER BY id').all() as {
+        id: string;
+        name: string;
+        created_at: number;
+      }[]
+    ).map((o) => ({ id: o.id, name: o.name, createdAt: o.created_at }));
+  }
+
+  private usable(row: UserRow, now: number): boolean {
+    return row.disabled === 0 && (row.grant_until === null || row.grant_until > now);
+  }
+
+  private activeAdmins(): number {
+    return (this.database.sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0").get() as { n: number }).n;
+  }
+
+  private endSessions(userId: number, username: string): void {
+    this.database.sqlite.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
+    this.emit('sessionsEnded', username);
+  }
+
+  /** A client belongs to exactly one organization, others to none; an auditor's grant has an end. */
+  private checkRoleScope(role: Role, organization: string | null, grantUntil: number | null): string | null {
+    if (role === 'client') {
+      if (organization === null) throw new LabtraceError('E_BAD_REQUEST', 'body: organization: required for a client');
+      if (!this.database.sqlite.prepare('SELECT 1 FROM organizations WHERE id = ?').get(organization))
+        throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${organization}" is not known`);
+    } else if (organization !== null) throw new LabtraceError('E_BAD_REQUEST', `body: organization: only a client belongs to an organization`);
+    if (role === 'auditor' && grantUntil === null)
+      throw new LabtraceError('E_BAD_REQUEST', 'body: grantUntil: an auditor is granted access until a time');
+    return organization;
+  }
+}
+
+/** a user as the audit trail records it: never the password hash */
+function auditView(user: UserView): Record<string, unknown> {
+  return { username: user.username, role: user.role, organization: user.organization, disabled: user.disabled, grantUntil: user.grantUntil };
+}

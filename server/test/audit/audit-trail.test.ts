@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { POLICY, type AuditEntry } from '../../src/index.js';
+import { startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startServer({ log: { minCheckpointIntervalMs: 100 } });
+});
+afterAll(async () => {
+  await t.stop();
+});
+
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+async function trail(query = ''): Promise<AuditEntry[]> {
+  const res = await t.fetch(`/api/audit-trail${query}`, {}, 'auditor');
+  expect(res.status).toBe(200);
+  return (await res.json()) as AuditEntry[];
+}
+
+/** one request per mutating route that writes the audit trail, and the entry it must leave */
+const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<AuditEntry> }>> = {
+  'POST /api/organizations': async () => ({
+    res: await t.fetch('/api/organizations', json('POST', { id: 'org-b', name: 'Client B' })),
+    expect: { actor: 'admin', action: 'create', recordType: 'organization', recordId: 'org-b' },
+  }),
+  'POST /api/users': async () => ({
+    res: await t.fetch('/api/users', json('POST', { username: 'carol', role: 'client', organization: 'org-b' })),
+    expect: { actor: 'admin', action: 'create', recordType: 'user', recordId: 'carol' },
+  }),
+  'PATCH /api/users/:username': async () => ({
+    res: await t.fetch('/api/users/carol', json('PATCH', { disabled: true, reason: 'contract ended' })),
+    expect: { actor: 'admin', action: 'update', recordType: 'user', recordId: 'carol', reason: 'contract ended' },
+  }),
+  'POST /api/users/:username/password': async () => ({
+    res: await t.fetch('/api/users/carol/password', json('POST', {})),
+    expect: { actor: 'admin', action: 'password-set', recordType: 'user', recordId: 'carol' },
+  }),
+  'POST /api/auth/tokens': async () => ({
+    res: await t.fetch('/api/auth/tokens', json('POST', { name: 'nightly export', ttlDays: 7 }), 'technician'),
+    expect: { actor: 'technician', action: 'token-created', recordType: 'user', recordId: 'technician' },
+  }),
+  'POST /api/auth/password': async () => ({
+    res: await t.fetch('/api/auth/password', json('POST', { currentPassword: USER_PASSWORD, newPassword: 'signatory-new-secret' }), 'signatory'),
+    expect: { actor: 'signatory', action: 'password-set', recordType: 'user', recordId: 'signatory' },
+  }),
+};
+
+test('every mutating route that writes the audit trail is exercised here', () => {
+  const audited = POLICY.filter((r) => r.audit === true).map((r) => `${r.method} ${r.path}`);
+  expect(Object.keys(MUTATIONS).sort()).toEqual(audited.sort());
+});
+
+describe.each(Object.keys(MUTATIONS))('%s', (name) => {
+  test('leaves an audit entry: who, when, what, old and new values', async () => {
+    const before = Date.now();
+    const last = (await trail()).at(-1)?.id ?? 0;
+    const run = MUTATIONS[name];
+    if (!run) throw new Error(name);
+    const { res, expect: expected } = await run();
+    expect(res.status).toBeLessThan(300);
+    const added = (await trail()).filter((e) => e.id > last);
+    expect(added).toHaveLength(1);
+    expect(added[0]).toMatchObject(expected);
+    expect(added[0]?.at).toBeGreaterThanOrEqual(before);
+  });
+});
+
+test('a change records the old and the new values, never a password hash', async () => {
+  const [entry] = await trail('?recordType=user&recordId=carol&action=update');
+  expect(entry?.oldValue).toMatchObject({ disabled: false });
+  expect(entry?.newValue).toMatchObject({ disabled: true });
+  expect(JSON.stringify(await trail())).not.toMatch(/scrypt\$/);
+});
+
+test('a change without a reason is refused and leaves nothing', async () => {
+  const count = (await trail()).length;
+  const res = await t.fetch('/api/users/carol', json('PATCH', { disabled: false }));
+  expect(res.status).toBe(400);
+  expect(((await res.json()) as { error: string }).error).toContain('body: reason:');
+  expect(await trail()).toHaveLength(count);
+});
+
+test('the trail is append-only in the database itself', () => {
+  const db = t.server.database.sqlite;
+  expect(() => db.prepare("UPDATE audit_trail SET reason = 'edited' WHERE id = 1").run()).toThrow(/append-only/);
+  expect(() => db.prepare('DELETE FROM audit_trail WHERE id = 1').run()).toThrow(/append-only/);
+});
+
+test('each entry is hashed over the previous one, and the chain verifies', async () => {
+  const entries = await trail();
+  expect(entries.length).toBeGreaterThan(5);
+  for (let i = 1; i < entries.length; i++) expect(entries[i]?.prevHash).toBe(entries[i - 1]?.hash);
+  expect(t.server.audit.verify()).toBeUndefined();
+});
+
+test('a rewritten entry breaks the chain at that entry', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { LabDatabase } = await import('../../src/store/database.js');
+  const { AuditTrail, SYSTEM_ACTOR } = await import('../../src/audit/audit-trail.js');
+  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-audit-')));
+  try {
+    await database.migrate();
+    const audit = new AuditTrail(database);
+    for (const id of ['a', 'b', 'c']) audit.record(SYSTEM_ACTOR, { action: 'create', recordType: 'organization', recordId: id, newValue: { id } });
+    // someone with write access to the file drops the trigger and edits the middle entry
+    database.sqlite.exec('DROP TRIGGER audit_trail_no_update');
+    database.sqlite.prepare("UPDATE audit_trail SET record_id = 'z' WHERE id = 2").run();
+    expect(audit.verify()).toBe(2);
+  } finally {
+    await database.close();
+  }
+});
+
+test('every entry is anchored in the transparency log by its hash alone', async () => {
+  const log = t.server.log;
+  if (!log) throw new Error('log not open');
+  t.server.audit.anchor(log);
+  const entries = await trail();
+  const anchored = log.entries(0, log.size).filter((e) => e.kind === 'audit-event');
+  expect(anchored).toHaveLength(entries.length);
+  for (const e of entries) {
+    const leaf = anchored.find((a) => a.index === e.logIndex);
+    expect(JSON.parse(new TextDecoder().decode(leaf?.data))).toEqual({ at: e.at, hash: e.hash, id: e.id });
+  }
+  // the public log learns no names
+  expect(anchored.map((a) => new TextDecoder().decode(a.data)).join()).not.toMatch(/carol|admin/);
+});
+
+test('auditors and admins search the trail; other roles may not', async () => {
+  expect((await trail('?actor=technician')).every((e) => e.actor === 'technician')).toBe(true);
+  expect((await t.fetch('/api/audit-trail?action=create', {}, 'admin')).status).toBe(200);
+  expect((await t.fetch('/api/audit-trail', {}, 'technician')).status).toBe(403);
+  expect((await t.fetch('/api/audit-trail?action=drop', {}, 'auditor')).status).toBe(400);
+});
