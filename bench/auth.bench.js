@@ -85,6 +85,7 @@ if (process.argv[2] === '--serve') {
     audit: server.audit,
     trust: { enrollment: server.enrollment, keys: server.keys, events: server.events },
     store: server.store,
+    series: server.series,
     registry: server.registry,
     healthOf: (id) => server.ingest.healthOf(id),
     logger,

@@ -4,7 +4,7 @@
 // SQLite store as the server stores them (batch_headers with the records' bytes), their headers appended to a
 // transparency log (TransparencyLog) and a checkpoint signed; exportBundle then writes the bundle, and the files are
 // read into memory once. Timed: verifyBundle over the whole bundle (checkpoint, every signature, every record decoded
-// and hashed, every Merkle root, every log inclusion proof, the sequence, and records.jsonl parsed and compared field
+// and hashed, every Merkle root, every log inclusion proof, the sequence, the signed export statement and the boundaries, and records.jsonl parsed and compared field
 // by field), which is what `labtrace verify` does after reading the files.
 //   pure-js   the default crypto of the protocols package (@noble, what a browser runs)
 //   node      Node's crypto installed as the command line installs it (useNodeCrypto)
@@ -123,6 +123,8 @@ const files = {
   batches: read('batches.jsonl'),
   records: read('records.jsonl'),
   keyEvents: read('key-events.jsonl'),
+  statement: read('statement.txt'),
+  boundaries: read('boundaries.json'),
 };
 const bundleBytes = Object.values(files).reduce((n, text) => n + Buffer.byteLength(text), 0);
 
