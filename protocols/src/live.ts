@@ -23,10 +23,20 @@ export interface ServerToClientEvents {
   gateway: (status: GatewayStatus) => void;
   instruments: () => void;
   health: (health: InstrumentHealthMessage[]) => void;
+  /** stored samples of a running test run's instruments, to the sockets watching that run */
+  'run:samples': (run: string, samples: LiveSample[]) => void;
+  /** a watched run changed state (started, completed, aborted) */
+  'run:state': (run: { id: string; state: string; startedAt: number | null; endedAt: number | null }) => void;
 }
+
+/** the answer to `run:watch`: a run the caller may not see is answered like an unknown one */
+export type RunWatchAnswer = { ok: true; state: string } | { ok: false; error: string };
 
 export interface ClientToServerEvents {
   hello: (ack: (info: { version: string }) => void) => void;
+  /** joins the live room of a test run the caller may see */
+  'run:watch': (run: string, ack: (answer: RunWatchAnswer) => void) => void;
+  'run:unwatch': (run: string) => void;
 }
 
 export interface InstrumentView {

@@ -144,6 +144,8 @@ export const serverConfigSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['influxdb'], message: 'required when store is influxdb' });
     })
     .default({ store: 'embedded' }),
+  /** the lab's accreditation: the standards (with edition) inside its scope, spelled exactly as methods name them */
+  accreditation: z.strictObject({ scope: z.array(z.string().trim().min(1).max(100)).default([]) }).default({ scope: [] }),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });

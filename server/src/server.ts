@@ -18,6 +18,10 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { EquipmentStatus } from './lab/equipment.js';
+import { LabRecords } from './lab/lab-records.js';
+import { labRoutes } from './lab/lab-routes.js';
+import { Runs } from './lab/runs.js';
 import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
 import { MeasurementStore } from './store/measurement-store.js';
@@ -86,6 +90,9 @@ export class LabtraceServer {
   readonly ingest: Ingest;
   readonly audit: AuditTrail;
   readonly users: Users;
+  readonly labRecords: LabRecords;
+  readonly equipment: EquipmentStatus;
+  readonly runs: Runs;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -109,6 +116,9 @@ export class LabtraceServer {
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
+    this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
+    this.equipment = new EquipmentStatus(this.database, this.audit);
+    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -156,6 +166,7 @@ export class LabtraceServer {
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
       users: this.users,
       audit: this.audit,
+      labRoutes: labRoutes({ records: this.labRecords, runs: this.runs, equipment: this.equipment }),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,
@@ -172,11 +183,14 @@ export class LabtraceServer {
     });
     this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION, this.users);
+    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
+    this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
+    this.runs.on('state', (run) => this.live.runState(run));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);
+      this.runs.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
@@ -206,6 +220,7 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
+    this.runs.open();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
       this.logger.info(

@@ -40,6 +40,8 @@ export interface AppDeps {
   trustProxy?: string[] | undefined;
   /** per-address request rate on /api (undefined: no limit) */
   rateLimit?: RateLimitOptions | undefined;
+  /** the lab records' routes (samples, methods, runs) */
+  labRoutes?: express.Router | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -189,6 +191,8 @@ export function createApp(deps: AppDeps): Express {
       }),
     );
   });
+
+  if (deps.labRoutes !== undefined) app.use(deps.labRoutes);
 
   // mounted at start: the log is opened with the store
   app.use((req, res, next) => {

@@ -7,7 +7,9 @@ import { canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 
-export const AUDIT_ACTIONS = ['create', 'update', 'delete', 'password-set', 'token-created'] as const;
+// 'state-change': a record moved along its state machine (a test run started or stopped); the record
+// that needs a reason for it (an abort) enforces that itself
+export const AUDIT_ACTIONS = ['create', 'update', 'delete', 'password-set', 'token-created', 'state-change'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** actions that change an existing record: they need a reason */

@@ -26,6 +26,10 @@ const ALL: readonly Role[] = ROLES;
 /** the lab's own staff and auditors: read access to lab-wide data */
 const LAB_READERS: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
 const ADMIN: readonly Role[] = ['admin'];
+/** who records samples, methods and instrument status */
+const LAB_WORKERS: readonly Role[] = ['admin', 'technician'];
+/** who performs test runs */
+const TECHNICIAN: readonly Role[] = ['technician'];
 
 export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/health', allow: 'public', why: 'liveness probes and the lab launcher; it reveals gateway ids and versions only' },
@@ -77,6 +81,24 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/log/entries', allow: 'public', why: 'entries hold hashes, counts and key events, no measured values' },
   // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
   { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS },
+  // lab records: samples received, methods, test runs. A client reads its own organization's samples and
+  // runs (another's answer 404 like unknown ones); technicians do the work; methods are public to users.
+  { method: 'GET', path: '/api/lab-samples', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/lab-samples/:id', allow: ALL, scope: 'organization' },
+  { method: 'POST', path: '/api/lab-samples', allow: LAB_WORKERS, audit: true },
+  { method: 'GET', path: '/api/methods', allow: ALL },
+  { method: 'GET', path: '/api/methods/:id', allow: ALL },
+  { method: 'POST', path: '/api/methods', allow: LAB_WORKERS, audit: true },
+  { method: 'POST', path: '/api/methods/:id/versions', allow: LAB_WORKERS, audit: true },
+  { method: 'GET', path: '/api/runs', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/runs/:id', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/runs/:id/records', allow: ALL, scope: 'organization' },
+  { method: 'POST', path: '/api/runs', allow: TECHNICIAN, audit: true },
+  { method: 'POST', path: '/api/runs/:id/start', allow: TECHNICIAN, audit: true },
+  { method: 'POST', path: '/api/runs/:id/stop', allow: TECHNICIAN, audit: true },
+  { method: 'POST', path: '/api/runs/:id/abort', allow: TECHNICIAN, audit: true },
+  { method: 'GET', path: '/api/instruments/:id/status', allow: LAB_READERS },
+  { method: 'POST', path: '/api/instruments/:id/status', allow: LAB_WORKERS, audit: true },
 ];
 
 const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));

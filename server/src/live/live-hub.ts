@@ -1,7 +1,14 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
 import { Server } from 'socket.io';
-import type { ClientToServerEvents, GatewayStatus, InstrumentHealthMessage, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
+import type {
+  ClientToServerEvents,
+  GatewayStatus,
+  InstrumentHealthMessage,
+  LiveSample,
+  RunWatchAnswer,
+  ServerToClientEvents,
+} from '@labtrace/protocols';
 import { credentialOf } from '../auth/policy.js';
 import type { Principal, Role, Users } from '../auth/users.js';
 
@@ -9,6 +16,10 @@ import type { Principal, Role, Users } from '../auth/users.js';
 export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
 const LAB_ROOM = 'lab';
 const userRoom = (username: string): string => `user:${username}`;
+const runRoom = (run: string): string => `run:${run}`;
+
+/** who may watch a test run: the run's state when the principal may see it, else undefined (unknown or not theirs) */
+export type RunAccess = (principal: Principal, run: string) => { state: string } | undefined;
 
 function sameHost(origin: string, host: string | undefined): boolean {
   try {
@@ -34,6 +45,7 @@ export class LiveHub {
     private readonly server: http.Server,
     private readonly version: string,
     private readonly users: Users,
+    private readonly runAccess: RunAccess = () => undefined,
   ) {}
 
   start(): Promise<void> {
@@ -64,6 +76,18 @@ export class LiveHub {
       socket.on('hello', (ack) => {
         if (typeof ack === 'function') ack({ version: this.version });
       });
+      // a run's room is joined only after the same visibility check as GET /api/runs/:id
+      socket.on('run:watch', (run, ack) => {
+        if (typeof ack !== 'function') return;
+        const visible = typeof run === 'string' ? this.runAccess(principal, run) : undefined;
+        const answer: RunWatchAnswer =
+          visible === undefined ? { ok: false, error: `run "${String(run)}" is not known` } : { ok: true, state: visible.state };
+        if (answer.ok) void socket.join(runRoom(run));
+        ack(answer);
+      });
+      socket.on('run:unwatch', (run) => {
+        if (typeof run === 'string') void socket.leave(runRoom(run));
+      });
     });
     this.io = io;
     return Promise.resolve();
@@ -93,6 +117,15 @@ export class LiveHub {
     }
     if (this.lastPushed.size > 100_000) this.lastPushed.clear();
     if (pushed.length > 0) io.to(LAB_ROOM).emit('samples', pushed);
+  }
+
+  /** Pushes a running test run's stored samples to the sockets watching it (not thinned: a witness sees every record). */
+  runSamples(run: string, samples: LiveSample[]): void {
+    this.io?.to(runRoom(run)).emit('run:samples', run, samples);
+  }
+
+  runState(run: { id: string; state: string; startedAt: number | null; endedAt: number | null }): void {
+    this.io?.to(runRoom(run.id)).emit('run:state', { id: run.id, state: run.state, startedAt: run.startedAt, endedAt: run.endedAt });
   }
 
   gateway(status: GatewayStatus): void {

@@ -241,6 +241,55 @@ migrations['0010_auth'] = {
   },
 };
 
+migrations['0011_lab_records'] = {
+  async up(db: Kysely<unknown>) {
+    // Lab records (ISO/IEC 17025 7.4, 7.2, 7.5): items received for testing, test methods in versions, test
+    // runs and the gateway sequence ranges each run covers. Nothing is deleted: a change is a new version or
+    // a state transition, each with an audit-trail entry. ("lab_samples": "samples" holds measured values.)
+    await sql`CREATE TABLE lab_samples (
+      id TEXT PRIMARY KEY, organization TEXT NOT NULL REFERENCES organizations(id), description TEXT NOT NULL,
+      condition TEXT NOT NULL, received_at INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL)`.execute(db);
+    // a method version is never changed: a change is the next version
+    await sql`CREATE TABLE methods (
+      id TEXT NOT NULL, version INTEGER NOT NULL, standard TEXT NOT NULL, title TEXT NOT NULL, definition TEXT NOT NULL,
+      created_by TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (id, version))`.execute(db);
+    await sql`CREATE TABLE runs (
+      id TEXT PRIMARY KEY, sample TEXT NOT NULL REFERENCES lab_samples(id), organization TEXT NOT NULL REFERENCES organizations(id),
+      method_id TEXT NOT NULL, method_version INTEGER NOT NULL, instruments TEXT NOT NULL, technician TEXT NOT NULL,
+      state TEXT NOT NULL, accredited INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+      started_at INTEGER, ended_at INTEGER, end_reason TEXT,
+      FOREIGN KEY (method_id, method_version) REFERENCES methods(id, version))`.execute(db);
+    await sql`CREATE INDEX runs_by_organization ON runs (organization, created_at)`.execute(db);
+    // the gateway records a run covers: first_seq at the start, last_seq once it ended (NULL while it runs)
+    await sql`CREATE TABLE run_ranges (
+      run TEXT NOT NULL REFERENCES runs(id), gateway TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER,
+      PRIMARY KEY (run, gateway)) WITHOUT ROWID`.execute(db);
+    // an instrument's service status, as a history: the newest row is in force (calibration status comes later)
+    await sql`CREATE TABLE instrument_status (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+      actor TEXT NOT NULL, at INTEGER NOT NULL)`.execute(db);
+    await sql`CREATE INDEX instrument_status_by_instrument ON instrument_status (instrument, id)`.execute(db);
+    for (const table of ['lab_samples', 'methods', 'runs', 'run_ranges', 'instrument_status'])
+      await sql
+        .raw(`CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`)
+        .execute(db);
+    // versions and status rows are written once
+    for (const table of ['methods', 'instrument_status', 'lab_samples'])
+      await sql
+        .raw(`CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`)
+        .execute(db);
+    // a run changes only by its state machine: the fields fixed at creation stay as they were
+    await sql`CREATE TRIGGER runs_fixed_fields BEFORE UPDATE ON runs
+      WHEN NEW.id IS NOT OLD.id OR NEW.sample IS NOT OLD.sample OR NEW.organization IS NOT OLD.organization
+        OR NEW.method_id IS NOT OLD.method_id OR NEW.method_version IS NOT OLD.method_version OR NEW.instruments IS NOT OLD.instruments
+        OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at OR OLD.state IN ('completed', 'aborted')
+      BEGIN SELECT RAISE(ABORT, 'a run changes only by its state machine'); END`.execute(db);
+    await sql`CREATE TRIGGER run_ranges_closed BEFORE UPDATE ON run_ranges
+      WHEN OLD.last_seq IS NOT NULL OR NEW.first_seq IS NOT OLD.first_seq OR NEW.run IS NOT OLD.run OR NEW.gateway IS NOT OLD.gateway
+      BEGIN SELECT RAISE(ABORT, 'a closed run range is never changed'); END`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

@@ -3,8 +3,26 @@ import { POLICY, type AuditEntry } from '../../src/index.js';
 import { startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
+const setup = { username: 'test-setup', role: 'system' };
+const method = {
+  standard: 'ISO 6892-1:2019',
+  title: 'Tensile testing',
+  definition: { measurands: [{ name: 'force', unit: 'kN', channel: 'c' }], decisionRule: { kind: 'simple-acceptance' as const } },
+};
 beforeAll(async () => {
   t = await startServer({ log: { minCheckpointIntervalMs: 100 } });
+  // lab records for the run mutations: an instrument, a sample, a method and a planned run (run-1) to abort
+  await t.server.registry.recordBirth('lab-t', {
+    v: 1,
+    gateway: 'gw-a',
+    session: 1,
+    version: 't',
+    instruments: [{ id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, channels: [{ name: 'c', unit: 'kN' }] }],
+  });
+  t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
+  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createMethod(setup, { id: 'm-0', ...method, definition: { ...method.definition, instrumentTypes: [], limits: [] } });
+  t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
 });
 afterAll(async () => {
   await t.stop();
@@ -43,6 +61,58 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   'POST /api/auth/tokens': async () => ({
     res: await t.fetch('/api/auth/tokens', json('POST', { name: 'nightly export', ttlDays: 7 }), 'technician'),
     expect: { actor: 'technician', action: 'token-created', recordType: 'user', recordId: 'technician' },
+  }),
+  'POST /api/lab-samples': async () => ({
+    res: await t.fetch(
+      '/api/lab-samples',
+      json('POST', { id: 'S-1', organization: 'org-audit', description: 'steel bar', condition: 'as received', receivedAt: 1 }),
+      'technician',
+    ),
+    expect: { actor: 'technician', action: 'create', recordType: 'lab-sample', recordId: 'S-1' },
+  }),
+  'POST /api/methods': async () => ({
+    res: await t.fetch('/api/methods', json('POST', { id: 'tensile', ...method }), 'technician'),
+    expect: { actor: 'technician', action: 'create', recordType: 'method', recordId: 'tensile', newValue: expect.objectContaining({ version: 1 }) },
+  }),
+  'POST /api/methods/:id/versions': async () => ({
+    res: await t.fetch(
+      '/api/methods/tensile/versions',
+      json('POST', { ...method, title: 'Tensile testing, method A', reason: 'method A named' }),
+      'admin',
+    ),
+    expect: { actor: 'admin', action: 'update', recordType: 'method', recordId: 'tensile', reason: 'method A named' },
+  }),
+  'POST /api/instruments/:id/status': async () => ({
+    res: await t.fetch('/api/instruments/ut-1/status', json('POST', { status: 'in-service', reason: 'checked after the move' }), 'technician'),
+    expect: { actor: 'technician', action: 'update', recordType: 'instrument-status', recordId: 'ut-1', reason: 'checked after the move' },
+  }),
+  'POST /api/runs': async () => ({
+    res: await t.fetch('/api/runs', json('POST', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] }), 'technician'),
+    expect: { actor: 'technician', action: 'create', recordType: 'run', recordId: 'run-2' },
+  }),
+  'POST /api/runs/:id/start': async () => ({
+    res: await t.fetch('/api/runs/run-2/start', json('POST', {}), 'technician'),
+    expect: {
+      action: 'state-change',
+      recordType: 'run',
+      recordId: 'run-2',
+      oldValue: { state: 'planned' },
+      newValue: expect.objectContaining({ state: 'running' }),
+    },
+  }),
+  'POST /api/runs/:id/stop': async () => ({
+    res: await t.fetch('/api/runs/run-2/stop', json('POST', {}), 'technician'),
+    expect: {
+      action: 'state-change',
+      recordType: 'run',
+      recordId: 'run-2',
+      oldValue: { state: 'running' },
+      newValue: expect.objectContaining({ state: 'completed' }),
+    },
+  }),
+  'POST /api/runs/:id/abort': async () => ({
+    res: await t.fetch('/api/runs/run-1/abort', json('POST', { reason: 'sample withdrawn by the client' }), 'technician'),
+    expect: { action: 'state-change', recordType: 'run', recordId: 'run-1', reason: 'sample withdrawn by the client' },
   }),
   'POST /api/auth/password': async () => ({
     res: await t.fetch('/api/auth/password', json('POST', { currentPassword: USER_PASSWORD, newPassword: 'signatory-new-secret' }), 'signatory'),

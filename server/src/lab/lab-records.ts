@@ -1,0 +1,196 @@
+// Samples received for testing (ISO/IEC 17025 7.4) and test methods in versions (7.2). Each is written
+// once with an audit-trail entry; a method changes by a new version with a reason, never in place.
+import { LabtraceError, parseWith } from '@labtrace/protocols';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
+import type { LabDatabase } from '../store/database.js';
+import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
+
+export interface LabSample {
+  id: string;
+  organization: string;
+  description: string;
+  condition: string;
+  receivedAt: number;
+  createdBy: string;
+  createdAt: number;
+}
+
+export interface Method {
+  id: string;
+  version: number;
+  standard: string;
+  title: string;
+  definition: MethodDefinition;
+  createdBy: string;
+  createdAt: number;
+  /** whether the standard is in the lab's accreditation scope (from the server's configuration) */
+  accredited: boolean;
+}
+
+interface SampleRow {
+  id: string;
+  organization: string;
+  description: string;
+  condition: string;
+  received_at: number;
+  created_by: string;
+  created_at: number;
+}
+
+interface MethodRow {
+  id: string;
+  version: number;
+  standard: string;
+  title: string;
+  definition: string;
+  created_by: string;
+  created_at: number;
+}
+
+export class LabRecords {
+  private readonly scope: ReadonlySet<string>;
+
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly audit: AuditTrail,
+    /** the standards (with edition) the lab is accredited for, exactly as methods name them */
+    accreditationScope: readonly string[],
+    private readonly now: () => number = Date.now,
+  ) {
+    this.scope = new Set(accreditationScope);
+  }
+
+  inScope(standard: string): boolean {
+    return this.scope.has(standard);
+  }
+
+  createSample(actor: Actor, input: LabSampleInput): LabSample {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      if (!db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(input.organization))
+        throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${input.organization}" is not known`);
+      if (db.prepare('SELECT 1 FROM lab_samples WHERE id = ?').get(input.id))
+        throw new LabtraceError('E_CONFLICT', `body: id: sample "${input.id}" exists`);
+      const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
+      db.prepare(
+        'INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(sample.id, sample.organization, sample.description, sample.condition, sample.receivedAt, sample.createdBy, sample.createdAt);
+      this.audit.record(actor, { action: 'create', recordType: 'lab-sample', recordId: sample.id, newValue: input });
+      return sample;
+    })();
+  }
+
+  /** Samples, all of them or one organization's. */
+  samples(organization?: string): LabSample[] {
+    const rows = (
+      organization === undefined
+        ? this.database.sqlite.prepare('SELECT * FROM lab_samples ORDER BY created_at, id').all()
+        : this.database.sqlite.prepare('SELECT * FROM lab_samples WHERE organization = ? ORDER BY created_at, id').all(organization)
+    ) as SampleRow[];
+    return rows.map(toSample);
+  }
+
+  sample(id: string): LabSample | undefined {
+    const row = this.database.sqlite.prepare('SELECT * FROM lab_samples WHERE id = ?').get(id) as SampleRow | undefined;
+    return row === undefined ? undefined : toSample(row);
+  }
+
+  /** Creates version 1 of a method. */
+  createMethod(actor: Actor, input: { id: string; standard: string; title: string; definition: MethodDefinition }): Method {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      if (db.prepare('SELECT 1 FROM methods WHERE id = ?').get(input.id))
+        throw new LabtraceError(
+          'E_CONFLICT',
+          `body: id: method "${input.id}" exists; add a version instead (POST /api/methods/${input.id}/versions)`,
+        );
+      return this.insertMethod(actor, { ...input, version: 1 }, undefined);
+    })();
+  }
+
+  /** Adds the next version of a method; the reason is required and goes to the audit trail with both versions. */
+  addMethodVersion(actor: Actor, id: string, input: { standard: string; title: string; definition: MethodDefinition; reason: string }): Method {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      const before = this.method(id);
+      if (!before) throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`);
+      const { reason, ...fields } = input;
+      return this.insertMethod(actor, { ...fields, id, version: before.version + 1 }, { before, reason });
+    })();
+  }
+
+  /** A method's version, the newest when none is given. */
+  method(id: string, version?: number): Method | undefined {
+    const row = (
+      version === undefined
+        ? this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version DESC LIMIT 1').get(id)
+        : this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? AND version = ?').get(id, version)
+    ) as MethodRow | undefined;
+    return row === undefined ? undefined : this.toMethod(row);
+  }
+
+  /** The newest version of every method, or every version of one. */
+  methods(id?: string): Method[] {
+    const rows = (
+      id === undefined
+        ? this.database.sqlite
+            .prepare('SELECT m.* FROM methods m WHERE m.version = (SELECT MAX(version) FROM methods WHERE id = m.id) ORDER BY m.id')
+            .all()
+        : this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version').all(id)
+    ) as MethodRow[];
+    return rows.map((r) => this.toMethod(r));
+  }
+
+  private insertMethod(
+    actor: Actor,
+    method: { id: string; version: number; standard: string; title: string; definition: MethodDefinition },
+    change: { before: Method; reason: string } | undefined,
+  ): Method {
+    const createdAt = this.now();
+    this.database.sqlite
+      .prepare('INSERT INTO methods (id, version, standard, title, definition, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(method.id, method.version, method.standard, method.title, JSON.stringify(method.definition), actor.username, createdAt);
+    const value = { version: method.version, standard: method.standard, title: method.title, definition: method.definition };
+    if (change === undefined) this.audit.record(actor, { action: 'create', recordType: 'method', recordId: method.id, newValue: value });
+    else
+      this.audit.record(actor, {
+        action: 'update',
+        recordType: 'method',
+        recordId: method.id,
+        oldValue: {
+          version: change.before.version,
+          standard: change.before.standard,
+          title: change.before.title,
+          definition: change.before.definition,
+        },
+        newValue: value,
+        reason: change.reason,
+      });
+    return { ...method, createdBy: actor.username, createdAt, accredited: this.inScope(method.standard) };
+  }
+
+  private toMethod(row: MethodRow): Method {
+    return {
+      id: row.id,
+      version: row.version,
+      standard: row.standard,
+      title: row.title,
+      definition: parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE'),
+      createdBy: row.created_by,
+      createdAt: row.created_at,
+      accredited: this.inScope(row.standard),
+    };
+  }
+}
+
+function toSample(row: SampleRow): LabSample {
+  return {
+    id: row.id,
+    organization: row.organization,
+    description: row.description,
+    condition: row.condition,
+    receivedAt: row.received_at,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+  };
+}

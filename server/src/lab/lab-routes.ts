@@ -1,0 +1,128 @@
+// REST routes of the lab records: samples received, methods, test runs and instrument service status.
+// A client sees only its organization's samples and runs; another organization's record answers 404,
+// exactly like an unknown one, so that identifiers do not leak.
+import express, { type Request } from 'express';
+import { z } from 'zod';
+import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { principalOf, route } from '../auth/policy.js';
+import type { Principal } from '../auth/users.js';
+import type { EquipmentStatus } from './equipment.js';
+import type { LabRecords } from './lab-records.js';
+import { RUN_STATES, type Runs } from './runs.js';
+import { abortInput, instrumentStatusInput, labSampleInput, methodInput, methodVersionInput, runInput, startInput } from './schemas.js';
+
+const runsQuery = z.strictObject({ state: z.enum(RUN_STATES).optional(), sample: idSchema.optional() });
+const recordsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) });
+
+function who(req: Request): Principal {
+  const principal = principalOf(req);
+  // the policy lets no anonymous request reach these handlers; this is the type's proof of it
+  if (!principal) throw new LabtraceError('E_AUTH', 'sign in first');
+  return principal;
+}
+
+const actorOf = (p: Principal) => ({ username: p.username, role: p.role });
+const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
+
+export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: EquipmentStatus }): express.Router {
+  const { records, runs, equipment } = deps;
+  const router = express.Router();
+
+  route(router, 'GET', '/api/lab-samples', (req, res) => {
+    const p = who(req);
+    res.json(records.samples(p.role === 'client' ? (p.organization ?? '') : undefined));
+  });
+
+  route(router, 'GET', '/api/lab-samples/:id', (req, res) => {
+    const p = who(req);
+    const id = pathId(req);
+    const sample = records.sample(id);
+    if (!sample || (p.role === 'client' && sample.organization !== p.organization))
+      throw new LabtraceError('E_NOT_FOUND', `sample "${id}" is not known`);
+    res.json(sample);
+  });
+
+  route(router, 'POST', '/api/lab-samples', (req, res) => {
+    const input = parseWith(labSampleInput, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(records.createSample(actorOf(who(req)), input));
+  });
+
+  route(router, 'GET', '/api/methods', (_req, res) => {
+    res.json(records.methods());
+  });
+
+  // every version of a method, oldest first
+  route(router, 'GET', '/api/methods/:id', (req, res) => {
+    const id = pathId(req);
+    const versions = records.methods(id);
+    if (versions.length === 0) throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`);
+    res.json(versions);
+  });
+
+  route(router, 'POST', '/api/methods', (req, res) => {
+    const input = parseWith(methodInput, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(records.createMethod(actorOf(who(req)), input));
+  });
+
+  route(router, 'POST', '/api/methods/:id/versions', (req, res) => {
+    const id = pathId(req);
+    const input = parseWith(methodVersionInput, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(records.addMethodVersion(actorOf(who(req)), id, input));
+  });
+
+  route(router, 'GET', '/api/runs', (req, res) => {
+    const query = parseWith(runsQuery, req.query, 'query', 'E_BAD_REQUEST');
+    res.json(runs.list(who(req), query));
+  });
+
+  route(router, 'GET', '/api/runs/:id', (req, res) => {
+    const id = pathId(req);
+    const run = runs.get(who(req), id);
+    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    res.json(run);
+  });
+
+  route(router, 'GET', '/api/runs/:id/records', (req, res) => {
+    const id = pathId(req);
+    const query = parseWith(recordsQuery, req.query, 'query', 'E_BAD_REQUEST');
+    const run = runs.get(who(req), id);
+    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    res.json({ ranges: run.ranges, ...runs.recordsOf(run, query.limit) });
+  });
+
+  route(router, 'POST', '/api/runs', (req, res) => {
+    const input = parseWith(runInput, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(runs.create(actorOf(who(req)), input));
+  });
+
+  route(router, 'POST', '/api/runs/:id/start', (req, res) => {
+    const id = pathId(req);
+    const body = parseWith(startInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.json(runs.start(actorOf(who(req)), id, body.reason));
+  });
+
+  route(router, 'POST', '/api/runs/:id/stop', (req, res) => {
+    const id = pathId(req);
+    const body = parseWith(startInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.json(runs.stop(actorOf(who(req)), id, body.reason));
+  });
+
+  route(router, 'POST', '/api/runs/:id/abort', (req, res) => {
+    const id = pathId(req);
+    const body = parseWith(abortInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.json(runs.abort(actorOf(who(req)), id, body.reason));
+  });
+
+  route(router, 'GET', '/api/instruments/:id/status', (req, res) => {
+    const id = pathId(req);
+    res.json({ instrument: id, current: equipment.status(id) ?? null, blockers: equipment.blockers(id), history: equipment.history(id) });
+  });
+
+  route(router, 'POST', '/api/instruments/:id/status', (req, res) => {
+    const id = pathId(req);
+    const body = parseWith(instrumentStatusInput, req.body, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(equipment.setStatus(actorOf(who(req)), id, body.status, body.reason));
+  });
+
+  return router;
+}

@@ -1,0 +1,377 @@
+// Test runs: a sample tested by a method version on assigned instruments, planned -> running ->
+// completed | aborted. A run binds data to evidence: at its start and at its end it records, per gateway
+// of its instruments, where that gateway's stored sequence numbers stood, inside the same SQLite
+// transaction as the state change. Batches are stored whole and their commits are serialized with ours,
+// so every stored batch lies wholly before or wholly after each boundary, and the run's records are
+// exactly the signed, logged records of those sequence ranges (filtered to its instruments).
+import { EventEmitter } from 'node:events';
+import { LabtraceError, type LiveSample } from '@labtrace/protocols';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
+import type { Principal } from '../auth/users.js';
+import type { LabDatabase } from '../store/database.js';
+import { decodeRecords } from '../store/measurement-store.js';
+import type { EquipmentStatus } from './equipment.js';
+import type { LabRecords } from './lab-records.js';
+import type { RunInput } from './schemas.js';
+
+export const RUN_STATES = ['planned', 'running', 'completed', 'aborted'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export type RunCommand = 'start' | 'stop' | 'abort';
+
+/** the state machine: what each command does from each state; anything else is refused */
+const TRANSITIONS: Record<RunState, Partial<Record<RunCommand, RunState>>> = {
+  planned: { start: 'running', abort: 'aborted' },
+  running: { stop: 'completed', abort: 'aborted' },
+  completed: {},
+  aborted: {},
+};
+
+/** the flag on a run (and, later, on its results) whose method lies outside the lab's accreditation scope */
+export const NOT_ACCREDITED = 'not accredited';
+
+export interface RunRange {
+  gateway: string;
+  /** the first sequence number of the gateway stored after the run started */
+  firstSeq: number;
+  /** the last one stored before it ended; null while it runs */
+  lastSeq: number | null;
+}
+
+export interface Run {
+  id: string;
+  sample: string;
+  organization: string;
+  method: { id: string; version: number; standard: string };
+  instruments: { id: string; gateway: string }[];
+  technician: string;
+  state: RunState;
+  accredited: boolean;
+  flags: string[];
+  createdBy: string;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  endReason: string | null;
+  ranges: RunRange[];
+}
+
+export interface RunRecords {
+  run: string;
+  /** the stored batches the records come from, each with its place in the transparency log */
+  batches: { gateway: string; batch: number; firstSeq: number; count: number; logIndex: number | null }[];
+  samples: LiveSample[];
+  /** more records exist than the limit let through */
+  truncated: boolean;
+}
+
+interface RunRow {
+  id: string;
+  sample: string;
+  organization: string;
+  method_id: string;
+  method_version: number;
+  instruments: string;
+  technician: string;
+  state: RunState;
+  accredited: number;
+  created_by: string;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  end_reason: string | null;
+}
+
+interface RunsEvents {
+  /** stored samples of a running run's instruments, as they arrive */
+  samples: [run: string, samples: LiveSample[]];
+  state: [run: Run];
+}
+
+export class Runs extends EventEmitter<RunsEvents> {
+  /** running runs: per gateway, the run's instruments and the first sequence number that belongs to it */
+  private readonly running = new Map<string, Map<string, { instruments: Set<string>; firstSeq: number }>>();
+
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly audit: AuditTrail,
+    private readonly records: LabRecords,
+    private readonly equipment: EquipmentStatus,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  /** Loads the runs that were running when the server stopped; call after the schema is migrated. */
+  open(): void {
+    const rows = this.database.sqlite.prepare("SELECT id FROM runs WHERE state = 'running'").all() as { id: string }[];
+    for (const { id } of rows) {
+      const run = this.find(id);
+      if (run) this.track(run);
+    }
+  }
+
+  create(actor: Actor, input: RunInput): Run {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      const sample = this.records.sample(input.sample);
+      if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
+      const method = this.records.method(input.method, input.methodVersion);
+      if (!method)
+        throw new LabtraceError(
+          'E_BAD_REQUEST',
+          `body: method: "${input.method}"${input.methodVersion === undefined ? '' : ` version ${input.methodVersion}`} is not known`,
+        );
+      const instruments: { id: string; gateway: string; type: string }[] = input.instruments.map((id, i) => {
+        const row = db.prepare('SELECT id, gateway, identity FROM instruments WHERE id = ?').get(id) as
+          { id: string; gateway: string; identity: string } | undefined;
+        if (!row) throw new LabtraceError('E_BAD_REQUEST', `body: instruments[${i}]: instrument "${id}" is not known`);
+        const identity = JSON.parse(row.identity) as { kind?: string; model: string };
+        return { id: row.id, gateway: row.gateway, type: identity.kind ?? identity.model };
+      });
+      const missing = method.definition.instrumentTypes.filter((type) => !instruments.some((i) => i.type === type));
+      if (missing.length > 0)
+        throw new LabtraceError(
+          'E_BAD_REQUEST',
+          `body: instruments: method ${method.id} v${method.version} needs an instrument of type ${missing.map((m) => `"${m}"`).join(', ')}`,
+        );
+      const technician = input.technician ?? actor.username;
+      const user = db.prepare('SELECT role, disabled FROM users WHERE username = ?').get(technician) as
+        { role: string; disabled: number } | undefined;
+      if (!user || user.role !== 'technician' || user.disabled !== 0)
+        throw new LabtraceError('E_BAD_REQUEST', `body: technician: "${technician}" is not an active technician`);
+      const count = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
+      const id = `run-${count + 1}`;
+      const createdAt = this.now();
+      const accredited = method.accredited ? 1 : 0;
+      const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
+      db.prepare(
+        `INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)`,
+      ).run(id, sample.id, sample.organization, method.id, method.version, JSON.stringify(bound), technician, accredited, actor.username, createdAt);
+      this.audit.record(actor, {
+        action: 'create',
+        recordType: 'run',
+        recordId: id,
+        newValue: {
+          sample: sample.id,
+          method: { id: method.id, version: method.version },
+          instruments: bound,
+          technician,
+          state: 'planned',
+          accredited: method.accredited,
+        },
+      });
+      return this.mustFind(id);
+    })();
+  }
+
+  /**
+   * Starts a planned run: every assigned instrument must pass the equipment checks (service status now,
+   * calibration later). The accreditation scope is checked again, as it stands at the start.
+   */
+  start(actor: Actor, id: string, reason?: string): Run {
+    return this.transition(actor, id, 'start', reason, (run, at) => {
+      const blockers = run.instruments.flatMap((i) => this.equipment.blockers(i.id));
+      if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`);
+      const db = this.database.sqlite;
+      for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
+        db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
+      const accredited = this.records.inScope(run.method.standard);
+      db.prepare("UPDATE runs SET state = 'running', started_at = ?, accredited = ? WHERE id = ?").run(at, accredited ? 1 : 0, id);
+    });
+  }
+
+  stop(actor: Actor, id: string, reason?: string): Run {
+    return this.transition(actor, id, 'stop', reason, (run, at) => this.end(run, 'completed', at, reason ?? null));
+  }
+
+  /** Aborts a planned or running run; the reason is required and stays with the run. */
+  abort(actor: Actor, id: string, reason: string): Run {
+    if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to abort a run');
+    return this.transition(actor, id, 'abort', reason, (run, at) => this.end(run, 'aborted', at, reason));
+  }
+
+  /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
+  get(principal: Pick<Principal, 'role' | 'organization'>, id: string): Run | undefined {
+    const run = this.find(id);
+    return run !== undefined && visibleTo(principal, run) ? run : undefined;
+  }
+
+  list(principal: Pick<Principal, 'role' | 'organization'>, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Run[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (principal.role === 'client') {
+      where.push('organization = ?');
+      params.push(principal.organization);
+    }
+    if (filter.state !== undefined) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
+    if (filter.sample !== undefined) {
+      where.push('sample = ?');
+      params.push(filter.sample);
+    }
+    const rows = this.database.sqlite
+      .prepare(`SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`)
+      .all(...params) as RunRow[];
+    return rows.map((r) => this.toRun(r));
+  }
+
+  /**
+   * The run's records, read from the stored batches (the signed bytes, not the derived index) of its
+   * ranges and filtered to its instruments; a running run's open range ends at the newest stored record.
+   */
+  recordsOf(run: Run, limit: number): RunRecords {
+    const db = this.database.sqlite;
+    const out: RunRecords = { run: run.id, batches: [], samples: [], truncated: false };
+    for (const range of run.ranges) {
+      const last = range.lastSeq ?? this.nextSeq(range.gateway) - 1;
+      if (last < range.firstSeq) continue;
+      const mine = new Set(run.instruments.filter((i) => i.gateway === range.gateway).map((i) => i.id));
+      const batches = db
+        .prepare(
+          `SELECT batch, first_seq AS firstSeq, count, records, log_index AS logIndex FROM batch_headers
+           WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ? ORDER BY first_seq`,
+        )
+        .all(range.gateway, last, range.firstSeq) as {
+        batch: number;
+        firstSeq: number;
+        count: number;
+        records: Buffer | null;
+        logIndex: number | null;
+      }[];
+      for (const b of batches) {
+        out.batches.push({ gateway: range.gateway, batch: b.batch, firstSeq: b.firstSeq, count: b.count, logIndex: b.logIndex });
+        if (b.records === null) continue;
+        for (const s of decodeRecords(b.records)) {
+          if (s.seq < range.firstSeq || s.seq > last || !mine.has(s.instrument)) continue;
+          if (out.samples.length >= limit) {
+            out.truncated = true;
+            return out;
+          }
+          out.samples.push({
+            gateway: range.gateway,
+            seq: s.seq,
+            instrument: s.instrument,
+            channel: s.channel,
+            ts: s.ts,
+            value: s.value,
+            unit: s.unit,
+            quality: s.quality,
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Passes stored samples on to the running runs of their instruments (for the runs' live rooms). */
+  onSamples(samples: LiveSample[]): void {
+    for (const [run, gateways] of this.running) {
+      const mine = samples.filter((s) => {
+        const g = gateways.get(s.gateway);
+        return g !== undefined && s.seq >= g.firstSeq && g.instruments.has(s.instrument);
+      });
+      if (mine.length > 0) this.emit('samples', run, mine);
+    }
+  }
+
+  private transition(actor: Actor, id: string, command: RunCommand, reason: string | undefined, apply: (run: Run, at: number) => void): Run {
+    const db = this.database.sqlite;
+    const after = db.transaction(() => {
+      const before = this.find(id);
+      if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+      const next = TRANSITIONS[before.state][command];
+      if (next === undefined)
+        throw new LabtraceError(
+          'E_CONFLICT',
+          `run ${id} is ${before.state}: it cannot ${command === 'stop' ? 'be stopped' : command === 'start' ? 'be started' : 'be aborted'} (a run goes planned -> running -> completed, or is aborted while planned or running)`,
+        );
+      const at = this.now();
+      apply(before, at);
+      const run = this.mustFind(id);
+      this.audit.record(actor, {
+        action: 'state-change',
+        recordType: 'run',
+        recordId: id,
+        oldValue: { state: before.state },
+        newValue: { state: run.state, startedAt: run.startedAt, endedAt: run.endedAt, ranges: run.ranges, accredited: run.accredited },
+        reason,
+      });
+      return run;
+    })();
+    if (after.state === 'running') this.track(after);
+    else this.running.delete(after.id);
+    this.emit('state', after);
+    return after;
+  }
+
+  private end(run: Run, state: 'completed' | 'aborted', at: number, reason: string | null): void {
+    const db = this.database.sqlite;
+    for (const range of run.ranges)
+      db.prepare('UPDATE run_ranges SET last_seq = ? WHERE run = ? AND gateway = ?').run(this.nextSeq(range.gateway) - 1, run.id, range.gateway);
+    db.prepare('UPDATE runs SET state = ?, ended_at = ?, end_reason = ? WHERE id = ?').run(state, at, reason, run.id);
+  }
+
+  /** the gateway's next sequence number: one past the highest stored (batches are stored whole) */
+  private nextSeq(gateway: string): number {
+    const row = this.database.sqlite
+      .prepare('SELECT first_seq + count AS next FROM batch_headers WHERE gateway = ? ORDER BY first_seq DESC LIMIT 1')
+      .get(gateway) as { next: number } | undefined;
+    return row?.next ?? 0;
+  }
+
+  private track(run: Run): void {
+    const gateways = new Map<string, { instruments: Set<string>; firstSeq: number }>();
+    for (const range of run.ranges)
+      gateways.set(range.gateway, {
+        firstSeq: range.firstSeq,
+        instruments: new Set(run.instruments.filter((i) => i.gateway === range.gateway).map((i) => i.id)),
+      });
+    this.running.set(run.id, gateways);
+  }
+
+  private find(id: string): Run | undefined {
+    const row = this.database.sqlite.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+    return row === undefined ? undefined : this.toRun(row);
+  }
+
+  private mustFind(id: string): Run {
+    const run = this.find(id);
+    if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
+    return run;
+  }
+
+  private toRun(row: RunRow): Run {
+    const ranges = (
+      this.database.sqlite
+        .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
+        .all(row.id) as RunRange[]
+    ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
+    const method = this.records.method(row.method_id, row.method_version);
+    const accredited = row.accredited === 1;
+    return {
+      id: row.id,
+      sample: row.sample,
+      organization: row.organization,
+      method: { id: row.method_id, version: row.method_version, standard: method?.standard ?? '' },
+      instruments: JSON.parse(row.instruments) as Run['instruments'],
+      technician: row.technician,
+      state: row.state,
+      accredited,
+      flags: accredited ? [] : [NOT_ACCREDITED],
+      createdBy: row.created_by,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      endedAt: row.ended_at,
+      endReason: row.end_reason,
+      ranges,
+    };
+  }
+}
+
+/** A client sees its own organization's runs; the lab's staff and auditors see all. */
+export function visibleTo(principal: Pick<Principal, 'role' | 'organization'>, run: Pick<Run, 'organization'>): boolean {
+  return principal.role !== 'client' || (principal.organization !== null && principal.organization === run.organization);
+}
