@@ -227,10 +227,10 @@ class LimitsEvaluator implements Evaluator {
     if (v === undefined) return;
     if (v > this.high || v < this.low) {
       const limit = v > this.high ? `above the high limit ${this.high}` : `below the low limit ${this.low}`;
-      this.book.raise(this.src, this.rule.severity, s.ts, v, () => `${where(this.src)} ${v} ${s.unit} ${limit}`);
+      this.book.raise(this.src, this.rule.severity, s.ts, v, () => `${where(this.src)} ${round(v)} ${s.unit} ${limit}`);
     } else if (v > this.warnHigh || v < this.warnLow) {
       const band = v > this.warnHigh ? `above the warning level ${this.warnHigh}` : `below the warning level ${this.warnLow}`;
-      this.book.raise(this.src, this.warnSeverity, s.ts, v, () => `${where(this.src)} ${v} ${s.unit} ${band}`);
+      this.book.raise(this.src, this.warnSeverity, s.ts, v, () => `${where(this.src)} ${round(v)} ${s.unit} ${band}`);
     } else if (this.src.alarm !== null) {
       this.book.normal(this.src, s.ts);
     }
@@ -317,7 +317,7 @@ class StuckEvaluator implements Evaluator, TimedEvaluator {
       this.rule.severity,
       at,
       value,
-      () => `${where(this.src)} has not moved from ${value} (±${this.epsilon}) for ${at - since} ms`,
+      () => `${where(this.src)} has not moved from ${round(value)} (±${this.epsilon}) for ${at - since} ms`,
     );
   }
 }
