@@ -124,6 +124,36 @@ describe('each rule kind fires on its fault, once per episode', () => {
     expect(ruleIds(rec.raised)).toEqual([]); // the reference has no missing-data rule here
   });
 
+  test('drift: against a reference on another instrument, each instrument its own alarm', () => {
+    const rules = parseRules([
+      {
+        id: 'vs-ref',
+        kind: 'drift',
+        severity: 'warning',
+        channel: 'temperature',
+        reference: 'temperature',
+        referenceInstrument: 'ref-probe',
+        maxDifference: 0.5,
+        windowMs: 5000,
+      },
+    ]);
+    const engine = new RuleEngine(rules);
+    const raised = engine.evaluate(
+      stream(
+        [
+          { instrument: 'ref-probe', channel: 'temperature', unit: '°C', value: () => 23 },
+          { instrument: 'cc-1', channel: 'temperature', unit: '°C', value: () => 23.1 },
+          { instrument: 'cc-2', channel: 'temperature', unit: '°C', value: (t) => (t < 10_000 ? 23 : 25) },
+        ],
+        30_000,
+      ),
+    );
+    // the reference's own channel is compared with itself: never a drift
+    expect(raised.map((a) => [a.instrument, a.message])).toEqual([
+      ['cc-2', expect.stringMatching(/^cc-2\/temperature differs from ref-probe\/temperature by 0\.5\d* °C on average/)],
+    ]);
+  });
+
   test('missing data: a gap is raised by tick() while it lasts, once, and returns when data comes back', () => {
     const { rec } = scenario({ force: { silent: (t) => t >= 20_000 && t < 30_000 } });
     const gap = rec.events.filter((e) => e.alarm.ruleId === 'force-gap');
