@@ -61,6 +61,8 @@ export interface RuleEngineOptions {
   clock?: () => number;
   /** required when a rule of kind instrument-status is configured */
   instrumentStatus?: InstrumentStatusProvider;
+  /** the number of the last alarm an earlier engine of the same stream raised, so that ids stay unique across restarts (default 0) */
+  lastAlarmNumber?: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -84,10 +86,12 @@ interface TimedEvaluator {
 /** Keeps the open alarms and their lifecycle; the evaluators report conditions to it. */
 class AlarmBook {
   private readonly open = new Map<string, { alarm: Mutable<Alarm>; source: Source }>();
-  private seq = 0;
   raisedNow: Alarm[] = [];
 
-  constructor(private readonly emitter: EventEmitter<InspectionEvents>) {}
+  constructor(
+    private readonly emitter: EventEmitter<InspectionEvents>,
+    private seq: number,
+  ) {}
 
   /** The condition of `source` is present at `ts`. */
   raise(source: Source, severity: Severity, ts: number, value: LiveSample['value'], describe: () => string): void {
@@ -497,7 +501,7 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
     this.rules = rules;
     this.clock = options.clock ?? Date.now;
     this.status = options.instrumentStatus;
-    this.book = new AlarmBook(this);
+    this.book = new AlarmBook(this, options.lastAlarmNumber ?? 0);
     for (const rule of rules) {
       if (rule.kind === 'instrument-status') {
         if (this.status === undefined) throw new LabtraceError('E_CONFIG', `rule ${rule.id}: instrument-status needs an instrument status provider`);

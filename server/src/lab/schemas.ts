@@ -1,6 +1,7 @@
 // The shapes of lab records as they arrive over the API: samples received, test methods, test runs.
 import { z } from 'zod';
 import { idSchema } from '@labtrace/protocols';
+import { ruleSetSchema } from '../inspection/rules.js';
 
 const text = (max: number) => z.string().trim().min(1, 'required').max(max, `at most ${max} characters`);
 const reason = text(500);
@@ -44,6 +45,8 @@ export const methodDefinition = z
     instrumentTypes: z.array(z.string().trim().min(1).max(64)).max(16).default([]),
     limits: z.array(limit).max(64).default([]),
     decisionRule,
+    /** inspection rules checked on the live stream while a run of the method is running (docs/inspection.md) */
+    rules: ruleSetSchema.max(64, 'at most 64 rules').optional(),
   })
   .superRefine((m, ctx) => {
     const names = new Set<string>();
@@ -85,5 +88,7 @@ export type RunInput = z.output<typeof runInput>;
 
 export const startInput = z.strictObject({ reason: reason.optional() });
 export const abortInput = z.strictObject({ reason });
+/** acknowledging or clearing an inspection alarm: the reason is required */
+export const alarmActionInput = z.strictObject({ reason });
 
 export const instrumentStatusInput = z.strictObject({ status: z.enum(['in-service', 'out-of-service']), reason });
