@@ -27,6 +27,40 @@ export interface ServerToClientEvents {
   'run:samples': (run: string, samples: LiveSample[]) => void;
   /** a watched run changed state (started, completed, aborted) */
   'run:state': (run: { id: string; state: string; startedAt: number | null; endedAt: number | null }) => void;
+  /** an inspection alarm of a watched run was raised, changed, acknowledged or cleared */
+  'run:alarm': (event: RunAlarmEvent) => void;
+}
+
+export type AlarmEventKind = 'raised' | 'escalated' | 'recurred' | 'returned' | 'acknowledged' | 'cleared';
+
+/** an inspection alarm as it stands after an event (the server's rule engine's alarm, frozen) */
+export interface RunAlarm {
+  /** `<rule id>/<instrument>/<channel or *>#<n>`, unique within its run */
+  id: string;
+  ruleId: string;
+  kind: string;
+  /** the worst severity reached while open: info, warning, alarm or critical */
+  severity: string;
+  instrument: string;
+  channel: string | null;
+  message: string;
+  raisedAt: number;
+  value: LiveSample['value'];
+  active: boolean;
+  occurrences: number;
+  returnedAt: number | null;
+  acknowledged: { by: string; reason: string; at: number } | null;
+  cleared: { by: string; reason: string; at: number; auto: boolean } | null;
+}
+
+/** one stored event of a run's alarm: what happened, when, and the alarm as it stood after it */
+export interface RunAlarmEvent {
+  run: string;
+  /** the event's place in the run's alarm history (increasing) */
+  seq: number;
+  event: AlarmEventKind;
+  at: number;
+  alarm: RunAlarm;
 }
 
 /** the answer to `run:watch`: a run the caller may not see is answered like an unknown one */

@@ -22,6 +22,7 @@ import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
 import { Runs } from './lab/runs.js';
+import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
 import { MeasurementStore } from './store/measurement-store.js';
@@ -73,6 +74,10 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
+  /** the clock of the runs' inspection (ticks, acknowledgements); tests inject fake time */
+  clock?: () => number;
+  /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
+  inspectionTickMs?: number;
 }
 
 export class LabtraceServer {
@@ -93,6 +98,8 @@ export class LabtraceServer {
   readonly labRecords: LabRecords;
   readonly equipment: EquipmentStatus;
   readonly runs: Runs;
+  /** the inspection rule engines of the running runs and their stored alarms */
+  readonly inspection: RunInspection;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -119,6 +126,10 @@ export class LabtraceServer {
     this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+    });
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -166,7 +177,7 @@ export class LabtraceServer {
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
       users: this.users,
       audit: this.audit,
-      labRoutes: labRoutes({ records: this.labRecords, runs: this.runs, equipment: this.equipment }),
+      labRoutes: labRoutes({ records: this.labRecords, runs: this.runs, equipment: this.equipment, inspection: this.inspection }),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,
@@ -186,6 +197,7 @@ export class LabtraceServer {
     this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
     this.runs.on('state', (run) => this.live.runState(run));
+    this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
@@ -221,6 +233,7 @@ export class LabtraceServer {
     await this.database.migrate();
     this.store.open();
     this.runs.open();
+    await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
       this.logger.info(
@@ -329,6 +342,7 @@ export class LabtraceServer {
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();

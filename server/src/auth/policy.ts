@@ -97,6 +97,10 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/runs/:id/start', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/stop', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/abort', allow: TECHNICIAN, audit: true },
+  // inspection alarms of a run: seen like the run; acknowledged and cleared (with a reason) by the lab's workers
+  { method: 'GET', path: '/api/runs/:id/alarms', allow: ALL, scope: 'organization' },
+  { method: 'POST', path: '/api/runs/:id/alarms/:alarmId/acknowledge', allow: LAB_WORKERS, audit: true },
+  { method: 'POST', path: '/api/runs/:id/alarms/:alarmId/clear', allow: LAB_WORKERS, audit: true },
   { method: 'GET', path: '/api/instruments/:id/status', allow: LAB_READERS },
   { method: 'POST', path: '/api/instruments/:id/status', allow: LAB_WORKERS, audit: true },
 ];

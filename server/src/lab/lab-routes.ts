@@ -5,11 +5,21 @@ import express, { type Request } from 'express';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { principalOf, route } from '../auth/policy.js';
+import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { LabRecords } from './lab-records.js';
 import { RUN_STATES, type Runs } from './runs.js';
-import { abortInput, instrumentStatusInput, labSampleInput, methodInput, methodVersionInput, runInput, startInput } from './schemas.js';
+import {
+  abortInput,
+  alarmActionInput,
+  instrumentStatusInput,
+  labSampleInput,
+  methodInput,
+  methodVersionInput,
+  runInput,
+  startInput,
+} from './schemas.js';
 
 const runsQuery = z.strictObject({ state: z.enum(RUN_STATES).optional(), sample: idSchema.optional() });
 const recordsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) });
@@ -23,9 +33,11 @@ function who(req: Request): Principal {
 
 const actorOf = (p: Principal) => ({ username: p.username, role: p.role });
 const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
+// alarm ids read `<rule>/<instrument>/<channel>#<n>`: a client sends them URL-encoded
+const alarmIdSchema = z.string().min(1).max(400);
 
-export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: EquipmentStatus }): express.Router {
-  const { records, runs, equipment } = deps;
+export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: EquipmentStatus; inspection: RunInspection }): express.Router {
+  const { records, runs, equipment, inspection } = deps;
   const router = express.Router();
 
   route(router, 'GET', '/api/lab-samples', (req, res) => {
@@ -89,6 +101,27 @@ export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: Eq
     if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
     res.json({ ranges: run.ranges, ...runs.recordsOf(run, query.limit) });
   });
+
+  // the run's inspection alarms: each as it stands, and every event (raised ... cleared) with who and why
+  route(router, 'GET', '/api/runs/:id/alarms', (req, res) => {
+    const id = pathId(req);
+    if (!runs.get(who(req), id)) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    res.json(inspection.alarmsOf(id));
+  });
+
+  for (const action of ['acknowledge', 'clear'] as const)
+    route(router, 'POST', `/api/runs/:id/alarms/:alarmId/${action}`, (req, res) => {
+      const id = pathId(req);
+      const alarmId = parseWith(alarmIdSchema, req.params['alarmId'], 'path: alarmId', 'E_BAD_REQUEST');
+      const body = parseWith(alarmActionInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+      const p = who(req);
+      if (!runs.get(p, id)) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+      res.json(
+        action === 'acknowledge'
+          ? inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
+          : inspection.clear(actorOf(p), id, alarmId, body.reason),
+      );
+    });
 
   route(router, 'POST', '/api/runs', (req, res) => {
     const input = parseWith(runInput, req.body, 'body', 'E_BAD_REQUEST');

@@ -6,6 +6,7 @@ import type {
   GatewayStatus,
   InstrumentHealthMessage,
   LiveSample,
+  RunAlarmEvent,
   RunWatchAnswer,
   ServerToClientEvents,
 } from '@labtrace/protocols';
@@ -126,6 +127,11 @@ export class LiveHub {
 
   runState(run: { id: string; state: string; startedAt: number | null; endedAt: number | null }): void {
     this.io?.to(runRoom(run.id)).emit('run:state', { id: run.id, state: run.state, startedAt: run.startedAt, endedAt: run.endedAt });
+  }
+
+  /** Pushes an inspection alarm event to the sockets watching its run (joined after the run's visibility check). */
+  runAlarm(event: RunAlarmEvent): void {
+    this.io?.to(runRoom(event.run)).emit('run:alarm', event);
   }
 
   gateway(status: GatewayStatus): void {

@@ -3,6 +3,7 @@ import { POLICY, type AuditEntry } from '../../src/index.js';
 import { startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
+const ALARM = 'lim/ut-1/c#1';
 const setup = { username: 'test-setup', role: 'system' };
 const method = {
   standard: 'ISO 6892-1:2019',
@@ -23,6 +24,28 @@ beforeAll(async () => {
   t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
   t.server.labRecords.createMethod(setup, { id: 'm-0', ...method, definition: { ...method.definition, instrumentTypes: [], limits: [] } });
   t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
+  // an inspection alarm of run-1 as stored before a restart (the engine's own path is tested in lab/run-alarms)
+  const alarm = {
+    id: ALARM,
+    ruleId: 'lim',
+    kind: 'limits',
+    severity: 'alarm',
+    instrument: 'ut-1',
+    channel: 'c',
+    message: 'ut-1 c 150 is above 100',
+    raisedAt: 1,
+    value: 150,
+    active: false,
+    occurrences: 1,
+    returnedAt: 2,
+    acknowledged: null,
+    cleared: null,
+  };
+  t.server.database.sqlite
+    .prepare(
+      "INSERT INTO run_alarms (run, alarm, event, at, rule_id, severity, instrument, channel, detail) VALUES ('run-1', ?, 'raised', 1, 'lim', 'alarm', 'ut-1', 'c', ?)",
+    )
+    .run(ALARM, JSON.stringify(alarm));
 });
 afterAll(async () => {
   await t.stop();
@@ -113,6 +136,30 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   'POST /api/runs/:id/abort': async () => ({
     res: await t.fetch('/api/runs/run-1/abort', json('POST', { reason: 'sample withdrawn by the client' }), 'technician'),
     expect: { action: 'state-change', recordType: 'run', recordId: 'run-1', reason: 'sample withdrawn by the client' },
+  }),
+  'POST /api/runs/:id/alarms/:alarmId/acknowledge': async () => ({
+    res: await t.fetch(`/api/runs/run-1/alarms/${encodeURIComponent(ALARM)}/acknowledge`, json('POST', { reason: 'grips slipped' }), 'technician'),
+    expect: {
+      actor: 'technician',
+      action: 'update',
+      recordType: 'run-alarm',
+      recordId: `run-1/${ALARM}`,
+      oldValue: { state: 'open' },
+      newValue: { state: 'acknowledged' },
+      reason: 'grips slipped',
+    },
+  }),
+  'POST /api/runs/:id/alarms/:alarmId/clear': async () => ({
+    res: await t.fetch(`/api/runs/run-1/alarms/${encodeURIComponent(ALARM)}/clear`, json('POST', { reason: 'specimen re-tested' }), 'admin'),
+    expect: {
+      actor: 'admin',
+      action: 'update',
+      recordType: 'run-alarm',
+      recordId: `run-1/${ALARM}`,
+      oldValue: { state: 'acknowledged' },
+      newValue: { state: 'cleared' },
+      reason: 'specimen re-tested',
+    },
   }),
   'POST /api/auth/password': async () => ({
     res: await t.fetch('/api/auth/password', json('POST', { currentPassword: USER_PASSWORD, newPassword: 'signatory-new-secret' }), 'signatory'),

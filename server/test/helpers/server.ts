@@ -20,6 +20,7 @@ import {
   type SignerKey,
 } from '@labtrace/protocols';
 import { hashPassword, LabtraceServer, ROLES, serverConfigSchema, type Role, type ServerConfig } from '../../src/index.js';
+import type { ServerOptions } from '../../src/server.js';
 
 export const LAB = 'lab-t';
 export const GATEWAY_PASSWORD = 'gateway-secret-for-tests';
@@ -74,6 +75,7 @@ export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s', 'gw-p'];
 export async function startServer(
   overrides: Partial<Record<keyof ServerConfig, unknown>> = {},
   logger: pino.Logger = pino({ level: 'silent' }),
+  options: Omit<ServerOptions, 'adminPassword'> = {},
 ): Promise<TestServer> {
   const readerPassword = 'reader-secret-for-tests';
   const gatewayHash = await hashPassword(GATEWAY_PASSWORD);
@@ -91,7 +93,7 @@ export async function startServer(
     gateways: TEST_GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, publicKeyFromSeed(seedOf(id))) })),
     ...overrides,
   });
-  const server = new LabtraceServer(config, logger, { adminPassword: USER_PASSWORD });
+  const server = new LabtraceServer(config, logger, { ...options, adminPassword: USER_PASSWORD });
   await server.start();
   const tokens = await addTestUsers(server);
   const base = `http://127.0.0.1:${server.httpPort}`;
