@@ -18,6 +18,8 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { Calibration } from './lab/calibration.js';
+import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
@@ -93,6 +95,7 @@ export class LabtraceServer {
   readonly labRecords: LabRecords;
   readonly equipment: EquipmentStatus;
   readonly runs: Runs;
+  readonly calibration: Calibration;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -119,6 +122,7 @@ export class LabtraceServer {
     this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -166,7 +170,16 @@ export class LabtraceServer {
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
       users: this.users,
       audit: this.audit,
-      labRoutes: labRoutes({ records: this.labRecords, runs: this.runs, equipment: this.equipment }),
+      labRoutes: labRoutes({
+        records: this.labRecords,
+        runs: this.runs,
+        equipment: this.equipment,
+        review: (id) => this.calibration.review(id),
+      }).use(calibrationRoutes(this.calibration)),
+      calibrationOf: (id) => {
+        const { status, dueAt } = this.calibration.status(id);
+        return { status, dueAt };
+      },
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { principalOf, route } from '../auth/policy.js';
 import type { Principal } from '../auth/users.js';
+import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { LabRecords } from './lab-records.js';
 import { RUN_STATES, type Runs } from './runs.js';
@@ -24,7 +25,13 @@ function who(req: Request): Principal {
 const actorOf = (p: Principal) => ({ username: p.username, role: p.role });
 const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
 
-export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: EquipmentStatus }): express.Router {
+export function labRoutes(deps: {
+  records: LabRecords;
+  runs: Runs;
+  equipment: EquipmentStatus;
+  /** the runs to review when an instrument goes out of service (6.4.9) */
+  review?: (instrument: string) => Review;
+}): express.Router {
   const { records, runs, equipment } = deps;
   const router = express.Router();
 
@@ -121,7 +128,9 @@ export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: Eq
   route(router, 'POST', '/api/instruments/:id/status', (req, res) => {
     const id = pathId(req);
     const body = parseWith(instrumentStatusInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(equipment.setStatus(actorOf(who(req)), id, body.status, body.reason));
+    const record = equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
+    const review = body.status === 'out-of-service' ? deps.review?.(id) : undefined;
+    res.status(201).json(review === undefined ? record : { ...record, review });
   });
 
   return router;
