@@ -81,4 +81,6 @@ export interface InstrumentView {
   latest: Record<string, { value: LiveSample['value']; ts: number; quality: Quality }>;
   connected: boolean;
   health: InstrumentHealthMessage | null;
+  /** calibration status (ISO/IEC 17025 6.4.8): when the newest calibration falls due, null without one */
+  calibration?: { status: 'valid' | 'due-soon' | 'expired' | 'out-of-service' | 'never-calibrated'; dueAt: number | null } | undefined;
 }

@@ -146,6 +146,10 @@ export const serverConfigSchema = z.strictObject({
     .default({ store: 'embedded' }),
   /** the lab's accreditation: the standards (with edition) inside its scope, spelled exactly as methods name them */
   accreditation: z.strictObject({ scope: z.array(z.string().trim().min(1).max(100)).default([]) }).default({ scope: [] }),
+  /** calibration status (docs/calibration.md): an instrument never calibrated may not start a run unless requireForRuns is false */
+  calibration: z
+    .strictObject({ requireForRuns: z.boolean().default(true), dueSoonDays: z.number().int().min(0).max(365).default(30) })
+    .default({ requireForRuns: true, dueSoonDays: 30 }),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });

@@ -18,6 +18,8 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { Calibration } from './lab/calibration.js';
+import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
@@ -100,6 +102,7 @@ export class LabtraceServer {
   readonly runs: Runs;
   /** the inspection rule engines of the running runs and their stored alarms */
   readonly inspection: RunInspection;
+  readonly calibration: Calibration;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -126,9 +129,15 @@ export class LabtraceServer {
     this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+      // the calibration status now (never calibrated reads as unknown to the rules)
+      instrumentStatus: (id) => {
+        const { status } = this.calibration.status(id);
+        return status === 'never-calibrated' ? 'unknown' : status;
+      },
     });
     const external = config.mqtt.external;
     if (external === undefined) {
@@ -177,7 +186,17 @@ export class LabtraceServer {
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
       users: this.users,
       audit: this.audit,
-      labRoutes: labRoutes({ records: this.labRecords, runs: this.runs, equipment: this.equipment, inspection: this.inspection }),
+      labRoutes: labRoutes({
+        records: this.labRecords,
+        runs: this.runs,
+        equipment: this.equipment,
+        inspection: this.inspection,
+        review: (id) => this.calibration.review(id),
+      }).use(calibrationRoutes(this.calibration)),
+      calibrationOf: (id) => {
+        const { status, dueAt } = this.calibration.status(id);
+        return { status, dueAt };
+      },
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,

@@ -27,6 +27,8 @@ export interface HealthSource {
 
 export interface AppDeps {
   healthOf: (instrument: string) => InstrumentView['health'];
+  /** the instrument's calibration status, shown beside it */
+  calibrationOf?: ((instrument: string) => NonNullable<InstrumentView['calibration']>) | undefined;
   /** measurement reads (embedded SQLite index or InfluxDB) */
   series: SeriesStore;
   registry: Registry;
@@ -117,7 +119,14 @@ export function createApp(deps: AppDeps): Express {
       (await deps.registry.instruments()).map(async (i) => {
         const latest: InstrumentView['latest'] = {};
         for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-        return { ...i, latest, connected: connected.has(i.gateway), health: deps.healthOf(i.id) };
+        const calibration = deps.calibrationOf?.(i.id);
+        return {
+          ...i,
+          latest,
+          connected: connected.has(i.gateway),
+          health: deps.healthOf(i.id),
+          ...(calibration === undefined ? {} : { calibration }),
+        };
       }),
     );
     res.json(views);

@@ -30,6 +30,8 @@ export interface RunInspectionOptions {
   clock?: () => number;
   /** how often the time-based rules (missing data, stuck) are evaluated (default 1000 ms) */
   tickMs?: number;
+  /** an instrument's calibration status for the instrument-status rules (default: only in or out of service) */
+  instrumentStatus?: (instrument: string) => InstrumentStatus;
 }
 
 interface EventRow {
@@ -64,7 +66,10 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     super();
     this.clock = options.clock ?? Date.now;
     this.tickMs = options.tickMs ?? 1000;
+    this.lookupStatus = options.instrumentStatus;
   }
+
+  private readonly lookupStatus: ((instrument: string) => InstrumentStatus) | undefined;
 
   /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
   start(): Promise<void> {
@@ -200,11 +205,11 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.logger.info({ run, open: engine.alarms().length }, 'run inspection ended');
   }
 
-  /** the service status (in or out of service); calibration status is not consulted yet */
+  /** the calibration status when a lookup is given, otherwise only in or out of service */
   private statusOf(instrument: string): InstrumentStatus {
     let status = this.statusMemo.get(instrument);
     if (status === undefined) {
-      status = this.equipment.status(instrument)?.status === 'out-of-service' ? 'out-of-service' : 'valid';
+      status = this.lookupStatus?.(instrument) ?? (this.equipment.status(instrument)?.status === 'out-of-service' ? 'out-of-service' : 'valid');
       this.statusMemo.set(instrument, status);
     }
     return status;

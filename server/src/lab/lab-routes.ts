@@ -7,6 +7,7 @@ import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { principalOf, route } from '../auth/policy.js';
 import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
+import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { LabRecords } from './lab-records.js';
 import { RUN_STATES, type Runs } from './runs.js';
@@ -36,7 +37,14 @@ const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], '
 // alarm ids read `<rule>/<instrument>/<channel>#<n>`: a client sends them URL-encoded
 const alarmIdSchema = z.string().min(1).max(400);
 
-export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: EquipmentStatus; inspection: RunInspection }): express.Router {
+export function labRoutes(deps: {
+  records: LabRecords;
+  runs: Runs;
+  equipment: EquipmentStatus;
+  inspection: RunInspection;
+  /** the runs to review when an instrument goes out of service (6.4.9) */
+  review?: (instrument: string) => Review;
+}): express.Router {
   const { records, runs, equipment, inspection } = deps;
   const router = express.Router();
 
@@ -154,7 +162,9 @@ export function labRoutes(deps: { records: LabRecords; runs: Runs; equipment: Eq
   route(router, 'POST', '/api/instruments/:id/status', (req, res) => {
     const id = pathId(req);
     const body = parseWith(instrumentStatusInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(equipment.setStatus(actorOf(who(req)), id, body.status, body.reason));
+    const record = equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
+    const review = body.status === 'out-of-service' ? deps.review?.(id) : undefined;
+    res.status(201).json(review === undefined ? record : { ...record, review });
   });
 
   return router;

@@ -109,6 +109,29 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     res: await t.fetch('/api/instruments/ut-1/status', json('POST', { status: 'in-service', reason: 'checked after the move' }), 'technician'),
     expect: { actor: 'technician', action: 'update', recordType: 'instrument-status', recordId: 'ut-1', reason: 'checked after the move' },
   }),
+  'POST /api/instruments/:id/calibrations': async () => ({
+    res: await t.fetch(
+      '/api/instruments/ut-1/calibrations',
+      json('POST', {
+        calibratedAt: Date.now() - 1000,
+        laboratory: 'Calibration Lab A',
+        certificate: 'CAL-1',
+        results: [{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }],
+        uncertainty: { value: 0.03, unit: 'kN' },
+        nextDueAt: Date.now() + 365 * 86_400_000,
+      }),
+      'technician',
+    ),
+    expect: { actor: 'technician', action: 'create', recordType: 'calibration', recordId: 'ut-1/1' },
+  }),
+  'POST /api/instruments/:id/checks': async () => ({
+    res: await t.fetch(
+      '/api/instruments/ut-1/checks',
+      json('POST', { checkedAt: Date.now(), result: 'pass', description: 'check weight 20 kN: +0.1 %' }),
+      'technician',
+    ),
+    expect: { actor: 'technician', action: 'create', recordType: 'instrument-check', recordId: 'ut-1/1', reason: 'check weight 20 kN: +0.1 %' },
+  }),
   'POST /api/runs': async () => ({
     res: await t.fetch('/api/runs', json('POST', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] }), 'technician'),
     expect: { actor: 'technician', action: 'create', recordType: 'run', recordId: 'run-2' },

@@ -91,6 +91,9 @@ export async function startServer(
       ],
     },
     gateways: TEST_GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, publicKeyFromSeed(seedOf(id))) })),
+    // test instruments come from BIRTH messages without calibration records; the calibration tests turn the
+    // requirement on (an expired calibration blocks a run either way)
+    calibration: { requireForRuns: false },
     ...overrides,
   });
   const server = new LabtraceServer(config, logger, { ...options, adminPassword: USER_PASSWORD });

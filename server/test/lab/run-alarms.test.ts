@@ -223,3 +223,33 @@ describe('a running run is inspected', () => {
     expect(outsider.heard).toEqual([]);
   });
 });
+
+describe('the instrument-status rule reads the calibration status', () => {
+  test('an instrument never calibrated raises its alarm on its first sample in the run', async () => {
+    const checked = {
+      id: 'status-checked',
+      standard: 'ISO 6892-1:2019',
+      title: 'Tensile testing, instrument status checked',
+      definition: {
+        measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
+        decisionRule: { kind: 'simple-acceptance' },
+        rules: [{ id: 'cal', kind: 'instrument-status', severity: 'critical', instrument: 'ut-1' }],
+      },
+    };
+    expect((await call('/api/methods', json(checked))).status).toBe(201);
+    const sample = { id: 'S-2', organization: ORGANIZATION, description: 'bar', condition: 'intact', receivedAt: T0 };
+    expect((await call('/api/lab-samples', json(sample))).status).toBe(201);
+    const run = (await call<{ id: string }>('/api/runs', json({ sample: 'S-2', method: 'status-checked', instruments: ['ut-1'] }))).body.id;
+    expect((await call(`/api/runs/${run}/start`, json({}))).status).toBe(200);
+    expect(t.server.calibration.status('ut-1').status).toBe('never-calibrated');
+    await sendValues(10, 1, 20);
+    await waitFor(
+      'the status alarm',
+      () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM run_alarms WHERE run = ?').get(run) as { n: number }).n > 0,
+    );
+    const [alarm] = (await alarms(run)).body.alarms;
+    expect(alarm).toMatchObject({ ruleId: 'cal', severity: 'critical' });
+    expect(JSON.stringify(alarm)).toMatch(/no calibration record/);
+    expect((await call(`/api/runs/${run}/stop`, json({}))).status).toBe(200);
+  });
+});
