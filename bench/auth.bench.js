@@ -18,18 +18,10 @@ import pino from 'pino';
 import { createApp } from '../server/dist/src/api/app.js';
 import { LabtraceServer, serverConfigSchema } from '../server/dist/src/index.js';
 import { round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'auth';
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
+const { envNumber } = envReader(NAME);
 const params = {
   rate: envNumber('BENCH_AUTH_RATE', 2000, 10, 100_000),
   seconds: envNumber('BENCH_AUTH_SECONDS', 8, 1, 600),

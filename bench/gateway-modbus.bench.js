@@ -39,8 +39,10 @@ import { Children, cliEnv, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
 import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'gateway-modbus';
+const { envInt } = envReader(NAME);
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
 const HOST = '127.0.0.1';
 const LAB = 'bench-lab';
@@ -56,17 +58,6 @@ const PROCESS_NAMES = ['server', 'sim', 'gateway'];
 const GATEWAY_PERCENTILE_WINDOW = 512;
 /** above this, the rest of the machine was busy enough to skew the figures */
 const BUSY_OTHERS_PERCENT = 15;
-
-function envInt(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected an integer ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   instruments: envInt('BENCH_INSTRUMENTS', 500, 1, 5000),

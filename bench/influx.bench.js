@@ -27,21 +27,12 @@ import { LabDatabase } from '../server/dist/src/store/database.js';
 import { MeasurementStore } from '../server/dist/src/store/measurement-store.js';
 import { InfluxSeries } from '../server/dist/src/store/series/influx-series.js';
 import { round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'influx';
+const { envInt: envNumber } = envReader(NAME);
 const TARGET = 100_000;
 const run = promisify(execFile);
-
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected an integer ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   lines: envNumber('BENCH_INFLUX_LINES', 500_000, 5000, 50_000_000),

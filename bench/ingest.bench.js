@@ -32,8 +32,10 @@ import { Children, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
 import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
 import { BENCH_DIR, ROOT, round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'ingest';
+const { envInt } = envReader(NAME);
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
 const LOAD_GATEWAY = path.join(BENCH_DIR, 'lib', 'load-gateway.js');
 const HOST = '127.0.0.1';
@@ -43,17 +45,6 @@ const PROCESS_NAMES = ['server', 'gateway'];
 const TARGETS = { latencyP99Ms: 250, throughputShare: 0.95 };
 const LATENCY_RATE = 10_000;
 const PROFILE_RATE = 100_000;
-
-function envInt(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected an integer ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 function envRates() {
   const raw = process.env['BENCH_RATES'];

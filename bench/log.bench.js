@@ -25,21 +25,12 @@ import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'log';
+const { envNumber } = envReader(NAME);
 const ORIGIN = 'labtrace.example/bench';
 const TARGETS = { appendEntriesPerSecond: 50_000, inclusionProofsPerSecond: 20_000, consistencyProofsPerSecond: 20_000 };
-
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   seconds: envNumber('BENCH_LOG_SECONDS', 3, 0.1, 600),

@@ -27,23 +27,14 @@ import { RuleEngine } from '../server/dist/src/inspection/engine.js';
 import { parseRules } from '../server/dist/src/inspection/rules.js';
 import { clockTicks, machineTicks, waitForQuiet } from './lib/proc.js';
 import { round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'rules';
+const { envNumber } = envReader(NAME);
 const TARGET = 200_000;
 const QUIET_OTHERS_PERCENT = 25;
 const PERIOD_MS = 100;
 const T0 = Date.UTC(2026, 10, 27, 8, 0, 0);
-
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const RULES = parseRules([
   { id: 'force-limits', kind: 'limits', severity: 'alarm', instrument: 'utm-1', channel: 'force', low: -1, warnHigh: 45, high: 50 },

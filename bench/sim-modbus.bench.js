@@ -15,25 +15,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { envReader } from './lib/env.js';
 
 const NAME = 'sim-modbus';
+const { envInt } = envReader(NAME);
 const SELF = fileURLToPath(import.meta.url);
 const BENCH_DIR = path.dirname(SELF);
 const ROOT = path.dirname(BENCH_DIR);
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const HOST = '127.0.0.1';
 const UNIT = 1;
-
-function envInt(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected an integer ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const round1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
 

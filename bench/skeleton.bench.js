@@ -24,8 +24,10 @@ import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
 import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
 import { ROOT, percentile, round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'skeleton';
+const { envInt } = envReader(NAME);
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
 const PROFILES_DIR = path.join(ROOT, 'device-sim', 'profiles');
 const HOST = '127.0.0.1';
@@ -37,17 +39,6 @@ const TEMPLATES = [
   { profile: 'universal-testing-machine.yaml', model: 'universal-testing-machine' },
 ];
 const PROCESS_NAMES = ['server', 'sim', 'gateway'];
-
-function envInt(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected an integer ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   instruments: envInt('BENCH_INSTRUMENTS', 50, 1, 2000),

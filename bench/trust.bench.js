@@ -32,8 +32,10 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { useNodeCrypto } from '../gateway/dist/src/node-crypto.js';
 import { clockTicks, machineTicks, waitForQuiet } from './lib/proc.js';
 import { round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'trust';
+const { envNumber } = envReader(NAME);
 const GATEWAY = 'gw-bench';
 const SIZES = [100, 1000, 10_000];
 const MAIN_SIZE = 1000;
@@ -45,17 +47,6 @@ const TARGETS = { signRecordsPerSecond: 300_000, verifyRecordsPerSecond: 400_000
 // DER prefixes of raw Ed25519 keys (RFC 8410): PKCS#8 before a 32-byte seed, SPKI before a 32-byte public key
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
-
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   seconds: envNumber('BENCH_TRUST_SECONDS', 3, 0.1, 600),

@@ -24,22 +24,13 @@ import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
+import { envReader } from './lib/env.js';
 
 const NAME = 'verify';
+const { envNumber } = envReader(NAME);
 const GATEWAY = 'gw-bench';
 const ORIGIN = 'labtrace.example/bench';
 const TARGETS = { verifyRecordsPerSecond: 400_000 };
-
-function envNumber(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    console.error(`${NAME}: ${name}: expected a number ${min}-${max}, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const params = {
   records: envNumber('BENCH_VERIFY_RECORDS', 200_000, 1000, 10_000_000),
