@@ -1,4 +1,4 @@
-// `labtrace export --out <dir> --gateway <id> --from <ISO> --to <ISO> [--config server.yaml]`: writes an export
+// `labtrace export --out <dir> (--run <id> | --gateway <id> --from <ISO> --to <ISO>) [--config server.yaml]`: writes an export
 // bundle (see bundle.ts) from the server's database, opened directly as the admin commands do (the server may be
 // running; SQLite WAL allows it). The export reads the latest signed checkpoint and signs nothing.
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,10 +10,14 @@ import { TransparencyLog } from '../log/transparency-log.js';
 import { useNodeCrypto } from '../node-crypto.js';
 import { LabDatabase } from '../store/database.js';
 import { exportBundle } from './bundle.js';
+import { runSelections } from './run-selection.js';
 
 export const usage = `usage: labtrace export --out <dir> --gateway <id> --from <ISO 8601 time> --to <ISO 8601 time> [--config <server.yaml>]
+       labtrace export --out <dir> --run <run id> [--config <server.yaml>]
   Writes an export bundle of the gateway's stored batches whose records meet the time range: the signed batches
   and their records, the readable records, the keys, the latest signed checkpoint and the log proofs.
+  With --run: a bundle of the batches holding the run's sequence range at each of its gateways (in <dir>, or in
+  <dir>/<gateway> when the run has several).
   Check it with 'labtrace verify <dir>'.`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
@@ -25,6 +29,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
         config: { type: 'string', short: 'c' },
         out: { type: 'string', short: 'o' },
         gateway: { type: 'string' },
+        run: { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
       },
@@ -33,13 +38,21 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
   }
-  if (values.out === undefined || values.gateway === undefined || values.from === undefined || values.to === undefined)
-    throw new LabtraceError('E_CONFIG', `export needs --out, --gateway, --from and --to\n${usage}`);
-  const gateway = parseWith(idSchema, values.gateway, '--gateway');
-  const from = Date.parse(values.from);
-  const to = Date.parse(values.to);
-  if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
-  if (!Number.isFinite(to)) throw new LabtraceError('E_CONFIG', `--to: "${values.to}" is not an ISO 8601 time`);
+  if (values.out === undefined) throw new LabtraceError('E_CONFIG', `export needs --out\n${usage}`);
+  let selection: { gateway: string; from: number; to: number } | { run: string };
+  if (values.run !== undefined) {
+    if (values.gateway !== undefined || values.from !== undefined || values.to !== undefined)
+      throw new LabtraceError('E_CONFIG', `--run: not with --gateway, --from or --to (the run says what to export)\n${usage}`);
+    selection = { run: parseWith(idSchema, values.run, '--run') };
+  } else {
+    if (values.gateway === undefined || values.from === undefined || values.to === undefined)
+      throw new LabtraceError('E_CONFIG', `export needs --run, or --gateway, --from and --to\n${usage}`);
+    const from = Date.parse(values.from);
+    const to = Date.parse(values.to);
+    if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
+    if (!Number.isFinite(to)) throw new LabtraceError('E_CONFIG', `--to: "${values.to}" is not an ISO 8601 time`);
+    selection = { gateway: parseWith(idSchema, values.gateway, '--gateway'), from, to };
+  }
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
@@ -59,8 +72,22 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     const log = new TransparencyLog(database, { origin, signer });
     log.open();
     const outDir = path.resolve(values.out);
-    const { batches, records } = await exportBundle(database, log, { outDir, gateway, from, to });
-    process.stdout.write(`exported ${records} records in ${batches} batches of ${gateway} to ${outDir}\n`);
+    if ('run' in selection) {
+      const { state, selections } = runSelections(database, selection.run);
+      if (selections.length === 0) throw new LabtraceError('E_CONFIG', `--run: run "${selection.run}" has no stored records`);
+      if (state === 'running') process.stderr.write(`run ${selection.run} is still running: the bundle holds what is stored so far\n`);
+      for (const s of selections) {
+        const dir = selections.length === 1 ? outDir : path.join(outDir, s.gateway);
+        const { batches, records } = await exportBundle(database, log, { outDir: dir, gateway: s.gateway, from: s.from, to: s.to });
+        process.stdout.write(
+          `exported run ${selection.run}: sequence ${s.firstSeq}..${s.lastSeq} of ${s.gateway}, in ${records} records of ${batches} batches, to ${dir}\n`,
+        );
+      }
+    } else {
+      const { gateway, from, to } = selection;
+      const { batches, records } = await exportBundle(database, log, { outDir, gateway, from, to });
+      process.stdout.write(`exported ${records} records in ${batches} batches of ${gateway} to ${outDir}\n`);
+    }
   } finally {
     await database.close();
   }

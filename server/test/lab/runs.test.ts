@@ -2,8 +2,13 @@
 // machine with its audit entries, the binding of a run to the exact stored sequence ranges of its
 // gateways, client scoping (REST and live rooms), the out-of-service interlock and the accreditation flag.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, LiveSample, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
+import { verifyBundle, type ClientToServerEvents, type LiveSample, type RunWatchAnswer, type ServerToClientEvents } from '@labtrace/protocols';
+import { exportBundle } from '../../src/export/bundle.js';
+import { runSelections } from '../../src/export/run-selection.js';
 import type { Role } from '../../src/index.js';
 import { ORGANIZATION, records, send, startServer, TestGateway, USER_PASSWORD, waitFor, type TestServer } from '../helpers/server.js';
 
@@ -244,6 +249,40 @@ describe('a run binds the stored records of its instruments', () => {
     // the live room saw the same records, and no more after the stop
     expect(live.map((s) => s.seq)).toEqual([5, 6, 7, 10, 11]);
     expect(auditOf('run', run.id).at(-1)?.newValue).toMatchObject({ state: 'completed', ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }] });
+    // its export bundle (labtrace export --run): every record of its range, and it verifies offline
+    const selections = runSelections(t.server.database, run.id).selections;
+    expect(selections).toEqual([expect.objectContaining({ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 })]);
+    const log = t.server.log;
+    if (log === undefined) throw new Error('no transparency log');
+    await waitFor('a checkpoint over the run', () => log.checkpoint() !== '' && log.latestCheckpoint().size === log.size, 5000);
+    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-run-export-'));
+    try {
+      const [only] = selections;
+      if (only === undefined) throw new Error('no selection');
+      await exportBundle(t.server.database, log, { outDir: dir, gateway: only.gateway, from: only.from, to: only.to });
+      const read = (name: string): string => readFileSync(path.join(dir, name), 'utf8');
+      const files = {
+        bundle: read('bundle.json'),
+        checkpoint: read('checkpoint.txt'),
+        keys: read('keys.json'),
+        batches: read('batches.jsonl'),
+        records: read('records.jsonl'),
+        keyEvents: read('key-events.jsonl'),
+        statement: read('statement.txt'),
+        boundaries: read('boundaries.json'),
+      };
+      const report = verifyBundle(files, {});
+      expect(report.problems).toEqual([]);
+      expect(report.status).toBe('verified');
+      const exported = files.records
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { seq: number; instrument: string });
+      const seqs = new Set(exported.map((r) => r.seq));
+      for (const seq of [5, 6, 7, 8, 9, 10, 11]) expect(seqs.has(seq)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,0 +1,44 @@
+// What to export for a test run: for each gateway the run is bound to (run_ranges: the exact sequence
+// numbers stored while it ran), the time span of the stored batches that hold that range. An export by
+// gateway and time span (bundle.ts) includes every batch meeting the span, so every batch of the range,
+// with the chain links and log proofs around them; the bundle may hold some neighbouring records too.
+import { LabtraceError } from '@labtrace/protocols';
+import type { LabDatabase } from '../store/database.js';
+
+export interface RunSelection {
+  gateway: string;
+  /** the run's sequence range at that gateway (lastSeq: the newest stored one while the run is still running) */
+  firstSeq: number;
+  lastSeq: number;
+  /** the time span of the stored batches holding the range, ms */
+  from: number;
+  to: number;
+}
+
+export function runSelections(database: LabDatabase, run: string): { state: string; selections: RunSelection[] } {
+  const sqlite = database.sqlite;
+  const row = sqlite.prepare('SELECT state FROM runs WHERE id = ?').get(run) as { state: string } | undefined;
+  if (row === undefined) throw new LabtraceError('E_NOT_FOUND', `--run: there is no run "${run}"`);
+  if (row.state === 'planned') throw new LabtraceError('E_CONFIG', `--run: run "${run}" has not started: it has no records`);
+  const ranges = sqlite
+    .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
+    .all(run) as {
+    gateway: string;
+    firstSeq: number;
+    lastSeq: number | null;
+  }[];
+  const newest = sqlite.prepare('SELECT MAX(first_seq + count - 1) AS last FROM batch_headers WHERE gateway = ?').pluck();
+  const span = sqlite.prepare(
+    `SELECT MIN(json_extract(header, '$.tsMin')) AS "from", MAX(json_extract(header, '$.tsMax')) AS "to"
+       FROM batch_headers WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ?`,
+  );
+  const selections: RunSelection[] = [];
+  for (const r of ranges) {
+    const lastSeq = r.lastSeq ?? (newest.get(r.gateway) as number | null) ?? r.firstSeq - 1;
+    if (lastSeq < r.firstSeq) continue; // nothing was stored from this gateway while the run ran
+    const { from, to } = span.get(r.gateway, lastSeq, r.firstSeq) as { from: number | null; to: number | null };
+    if (from === null || to === null) continue;
+    selections.push({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq, from, to });
+  }
+  return { state: row.state, selections };
+}
