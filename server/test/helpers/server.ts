@@ -236,3 +236,39 @@ export async function waitFor(what: string, check: () => boolean, ms = 10_000): 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** A second customer organization, `org-b`, with its client user `client-b`; returns an API token of that user. */
+export async function addOtherClient(t: TestServer): Promise<string> {
+  const system = { username: 'test-setup', role: 'system' };
+  t.server.users.createOrganization(system, 'org-b', 'Client B');
+  await t.server.users.create(system, { username: 'client-b', role: 'client', password: USER_PASSWORD, organization: 'org-b' });
+  return t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000).token;
+}
+
+/** A POST with a JSON body. */
+export const postJson = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+/**
+ * REST calls answering `{status, body}`, as a role (technician unless told) or as the other client
+ * (`client-b`, see addOtherClient); the server and the token are looked up at each call.
+ */
+export function jsonCaller(
+  server: () => TestServer,
+  otherClientToken: () => string,
+): <T = Record<string, unknown>>(path: string, init?: RequestInit, role?: Role | 'client-b') => Promise<{ status: number; body: T }> {
+  return async <T>(path: string, init: RequestInit = {}, role: Role | 'client-b' = 'technician') => {
+    const t = server();
+    const res =
+      role === 'client-b'
+        ? await fetch(`${t.base}${path}`, {
+            ...init,
+            headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${otherClientToken()}` },
+          })
+        : await t.fetch(path, init, role);
+    return { status: res.status, body: (await res.json()) as T };
+  };
+}

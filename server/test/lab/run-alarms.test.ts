@@ -6,7 +6,18 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, RunAlarm, RunAlarmEvent, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
 import type { Role } from '../../src/index.js';
-import { ORGANIZATION, records, send, startServer, TestGateway, USER_PASSWORD, waitFor, type TestServer } from '../helpers/server.js';
+import {
+  addOtherClient,
+  jsonCaller,
+  ORGANIZATION,
+  postJson,
+  records,
+  send,
+  startServer,
+  TestGateway,
+  type TestServer,
+  waitFor,
+} from '../helpers/server.js';
 
 const T0 = 1_800_000_000_000;
 let now = T0;
@@ -18,10 +29,7 @@ const sockets: Socket[] = [];
 beforeAll(async () => {
   // the inspection's timer runs every 20 ms on a clock that moves only when a test moves it
   t = await startServer({}, undefined, { clock: () => now, inspectionTickMs: 20 });
-  const system = { username: 'test-setup', role: 'system' };
-  t.server.users.createOrganization(system, 'org-b', 'Client B');
-  await t.server.users.create(system, { username: 'client-b', role: 'client', password: USER_PASSWORD, organization: 'org-b' });
-  otherClientToken = t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000).token;
+  otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-2');
   await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
@@ -32,22 +40,11 @@ afterAll(async () => {
   await t.stop();
 });
 
-const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-async function call<T = Record<string, unknown>>(
-  path: string,
-  init: RequestInit = {},
-  role: Role | 'client-b' = 'technician',
-): Promise<{ status: number; body: T }> {
-  const res =
-    role === 'client-b'
-      ? await fetch(`${t.base}${path}`, {
-          ...init,
-          headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${otherClientToken}` },
-        })
-      : await t.fetch(path, init, role);
-  return { status: res.status, body: (await res.json()) as T };
-}
+const json = postJson;
+const call = jsonCaller(
+  () => t,
+  () => otherClientToken,
+);
 
 const limits = { id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'c', high: 100 };
 const gap = { id: 'force-gap', kind: 'missing-data', severity: 'warning', instrument: 'ut-1', channel: 'c', maxGapMs: 5000 };

@@ -9,8 +9,18 @@ import { io, type Socket } from 'socket.io-client';
 import { verifyBundle, type ClientToServerEvents, type LiveSample, type RunWatchAnswer, type ServerToClientEvents } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
 import { runSelections } from '../../src/export/run-selection.js';
-import type { Role } from '../../src/index.js';
-import { ORGANIZATION, records, send, startServer, TestGateway, USER_PASSWORD, waitFor, type TestServer } from '../helpers/server.js';
+import {
+  addOtherClient,
+  jsonCaller,
+  ORGANIZATION,
+  postJson,
+  records,
+  send,
+  startServer,
+  TestGateway,
+  type TestServer,
+  waitFor,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -20,10 +30,7 @@ const IN_SCOPE = 'ISO 6892-1:2019';
 
 beforeAll(async () => {
   t = await startServer({ accreditation: { scope: [IN_SCOPE] } });
-  const system = { username: 'test-setup', role: 'system' };
-  t.server.users.createOrganization(system, 'org-b', 'Client B');
-  await t.server.users.create(system, { username: 'client-b', role: 'client', password: USER_PASSWORD, organization: 'org-b' });
-  otherClientToken = t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000).token;
+  otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-x', 'ut-2');
   await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 3);
@@ -34,22 +41,11 @@ afterAll(async () => {
   await t.stop();
 });
 
-const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-async function call<T = Record<string, unknown>>(
-  path: string,
-  init: RequestInit = {},
-  role: Role | 'client-b' = 'technician',
-): Promise<{ status: number; body: T }> {
-  const res =
-    role === 'client-b'
-      ? await fetch(`${t.base}${path}`, {
-          ...init,
-          headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${otherClientToken}` },
-        })
-      : await t.fetch(path, init, role);
-  return { status: res.status, body: (await res.json()) as T };
-}
+const json = postJson;
+const call = jsonCaller(
+  () => t,
+  () => otherClientToken,
+);
 
 const tensile = {
   id: 'tensile',
