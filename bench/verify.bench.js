@@ -14,12 +14,13 @@
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as trust from '../protocols/dist/src/index.js';
 import { exportBundle } from '../server/dist/src/export/bundle.js';
+import { readBundle } from '../server/dist/src/export/read-bundle.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
@@ -106,17 +107,7 @@ const exportSeconds = (performance.now() - started) / 1000;
 log(`exported ${exported.records} records in ${round1(exportSeconds)} s`);
 await database.close();
 
-const read = (name) => readFileSync(path.join(outDir, name), 'utf8');
-const files = {
-  bundle: read('bundle.json'),
-  checkpoint: read('checkpoint.txt'),
-  keys: read('keys.json'),
-  batches: read('batches.jsonl'),
-  records: read('records.jsonl'),
-  keyEvents: read('key-events.jsonl'),
-  statement: read('statement.txt'),
-  boundaries: read('boundaries.json'),
-};
+const files = readBundle(outDir);
 const bundleBytes = Object.values(files).reduce((n, text) => n + Buffer.byteLength(text), 0);
 
 // ---------------------------------------------------------------- timing

@@ -1,11 +1,10 @@
 // `labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]`: checks an export
 // bundle offline (protocols/src/verify/verifier.ts). Exit status 0: everything verifies; 1: something does not;
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { exitCodeOf, formatReport, verifyBundle, type BundleFiles } from '@labtrace/protocols';
 import { useNodeCrypto } from '../node-crypto.js';
+import { readBundle, readText } from './read-bundle.js';
 
 export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]
   Checks an export bundle ('labtrace export') offline: the checkpoint's signature by the log key, every batch's
@@ -40,32 +39,11 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
     process.stderr.write(`labtrace verify: expected one bundle directory\n${usage}\n`);
     return Promise.resolve(done(2));
   }
-  const read = (file: string, optional = false): string | undefined => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (err) {
-      if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  };
   let files: BundleFiles;
   let savedCheckpoint: string | undefined;
   try {
-    const at = (name: string): string => path.join(dir, name);
-    const keyEvents = read(at('key-events.jsonl'), true);
-    const statement = read(at('statement.txt'), true);
-    const boundaries = read(at('boundaries.json'), true);
-    files = {
-      bundle: read(at('bundle.json')) ?? '',
-      checkpoint: read(at('checkpoint.txt')) ?? '',
-      keys: read(at('keys.json')) ?? '',
-      batches: read(at('batches.jsonl')) ?? '',
-      records: read(at('records.jsonl')) ?? '',
-      ...(keyEvents === undefined ? {} : { keyEvents }),
-      ...(statement === undefined ? {} : { statement }),
-      ...(boundaries === undefined ? {} : { boundaries }),
-    };
-    if (values.checkpoint !== undefined) savedCheckpoint = read(values.checkpoint);
+    files = readBundle(dir);
+    if (values.checkpoint !== undefined) savedCheckpoint = readText(values.checkpoint);
   } catch (err) {
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, status: 'unusable', error: (err as Error).message })}\n`);
     else process.stderr.write(`labtrace verify: UNUSABLE INPUT: ${(err as Error).message}\n`);

@@ -25,6 +25,7 @@ import {
   type VerifyReport,
 } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
+import { readBundle } from '../../src/export/read-bundle.js';
 import { ROTATION_GRACE_MS } from '../../src/trust/key-registry.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
@@ -84,19 +85,6 @@ beforeAll(async () => {
   inner = readBundle(innerDir);
 });
 
-function readBundle(from: string): BundleFiles {
-  const read = (name: string): string => readFileSync(path.join(from, name), 'utf8');
-  return {
-    bundle: read('bundle.json'),
-    checkpoint: read('checkpoint.txt'),
-    keys: read('keys.json'),
-    batches: read('batches.jsonl'),
-    records: read('records.jsonl'),
-    keyEvents: read('key-events.jsonl'),
-    statement: read('statement.txt'),
-    boundaries: read('boundaries.json'),
-  };
-}
 afterAll(async () => {
   await gw.end();
   await t.stop();

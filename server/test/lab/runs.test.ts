@@ -2,12 +2,13 @@
 // machine with its audit entries, the binding of a run to the exact stored sequence ranges of its
 // gateways, client scoping (REST and live rooms), the out-of-service interlock and the accreditation flag.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { verifyBundle, type ClientToServerEvents, type LiveSample, type RunWatchAnswer, type ServerToClientEvents } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
+import { readBundle } from '../../src/export/read-bundle.js';
 import { runSelections } from '../../src/export/run-selection.js';
 import {
   addOtherClient,
@@ -256,17 +257,7 @@ describe('a run binds the stored records of its instruments', () => {
       const [only] = selections;
       if (only === undefined) throw new Error('no selection');
       await exportBundle(t.server.database, log, { outDir: dir, gateway: only.gateway, from: only.from, to: only.to });
-      const read = (name: string): string => readFileSync(path.join(dir, name), 'utf8');
-      const files = {
-        bundle: read('bundle.json'),
-        checkpoint: read('checkpoint.txt'),
-        keys: read('keys.json'),
-        batches: read('batches.jsonl'),
-        records: read('records.jsonl'),
-        keyEvents: read('key-events.jsonl'),
-        statement: read('statement.txt'),
-        boundaries: read('boundaries.json'),
-      };
+      const files = readBundle(dir);
       const report = verifyBundle(files, {});
       expect(report.problems).toEqual([]);
       expect(report.status).toBe('verified');
