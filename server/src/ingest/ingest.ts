@@ -39,7 +39,7 @@ interface IngestEvents {
 /** a stored batch arriving again this many batches behind the chain is recorded as a replay, not a resend */
 export const REPLAY_DISTANCE = 64;
 
-type Outcome = { kind: 'stored'; fresh: DataMessage['samples']; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
+type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
 
 export interface IngestCounters {
   batches: number;
@@ -179,7 +179,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
           };
         }
         this.store.store(gateway, message.samples, signed, hash, now, records);
-        const fresh = message.samples;
         const notes = this.chain.advance(gateway, header, hash, message.samples);
         if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
@@ -193,7 +192,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
               header.batch,
               now,
             );
-        return { kind: 'stored' as const, fresh, gap: notes.some((n) => n.kind === 'batch-gap') };
+        return { kind: 'stored' as const, gap: notes.some((n) => n.kind === 'batch-gap') };
       });
     } catch (err) {
       // not acknowledged: the gateway keeps the batch, nothing is lost
@@ -218,8 +217,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       else this.events.record(gateway, 'duplicate', 'info', `${what} was already stored; acknowledged again`, header.batch, now);
     } else {
       this.counters.batches++;
-      this.counters.samples += outcome.fresh.length;
-      this.counters.duplicates += message.samples.length - outcome.fresh.length;
+      // a batch is stored whole or not at all (overlapping batches are refused), so every sample is new
+      this.counters.samples += message.samples.length;
     }
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
@@ -232,10 +231,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
         await this.command(gateway, { v: 1, cmd: 'resend', fromBatch: state.nextBatch });
       }
     }
-    if (outcome.fresh.length > 0)
+    if (message.samples.length > 0)
       this.emit(
         'samples',
-        outcome.fresh.map((s) => ({
+        message.samples.map((s) => ({
           gateway,
           seq: s.seq,
           instrument: s.instrument,
