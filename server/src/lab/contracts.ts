@@ -67,6 +67,8 @@ export interface RunResult {
   /** how many samples it is computed from */
   sampleCount: number;
   accredited: boolean;
+  /** the accreditation that covers it; absent when it is not accredited */
+  accreditation?: { body: string; number: string };
   /** why it is not accredited; absent when it is */
   scopeNote?: string;
 }
@@ -80,8 +82,10 @@ export interface RunResults {
   results: RunResult[];
   /** pass when every result with a conformity statement passes, fail when any fails, no-decision without any */
   verdict: 'pass' | 'fail' | 'no-decision';
-  /** true only when every result is accredited */
+  /** true only when every result is accredited (by one and the same accreditation) */
   accredited: boolean;
+  /** the accreditation whose mark and number a certificate of these results may carry; absent unless accredited */
+  accreditation?: { body: string; number: string };
 }
 
 /** Where certificates and the API read a run's results from. */
