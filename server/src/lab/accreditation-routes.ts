@@ -22,8 +22,8 @@ export function accreditationRoutes(accreditations: Accreditations, lab: string)
   const router = express.Router();
 
   route(router, 'GET', '/api/public/accreditation', (req, res) => {
-    const at = atOf(req);
-    res.json({ lab, at: at ?? Date.now(), accreditations: accreditations.publicList(at) });
+    const at = atOf(req) ?? accreditations.now();
+    res.json({ lab, at, accreditations: accreditations.publicList(at) });
   });
 
   route(router, 'GET', '/api/accreditations', (req, res) => {

@@ -237,6 +237,14 @@ interface AccreditationRow {
   recorded_at: number;
 }
 
+interface LoadedRecord {
+  row: AccreditationRow;
+  /** oldest first */
+  scopes: ScopeVersion[];
+  /** by time */
+  events: AccreditationEvent[];
+}
+
 interface ScopeRow {
   accreditation: string;
   version: number;
@@ -289,13 +297,15 @@ function inactiveReason(a: AccreditationView): string {
 
 export class Accreditations implements ScopeCheck, MethodScopeCheck {
   private timer: NodeJS.Timeout | undefined;
+  private loaded: { key: string; records: LoadedRecord[] } | undefined;
 
   constructor(
     private readonly database: LabDatabase,
     private readonly audit: AuditTrail,
     private readonly logger: Logger,
     private readonly options: AccreditationOptions,
-    private readonly now: () => number = Date.now,
+    /** the clock status is computed by when no time is given (injectable for tests) */
+    readonly now: () => number = Date.now,
   ) {}
 
   /** Records the configured accreditations that are not there yet, logs the expiry warnings, and checks again daily. */
@@ -321,7 +331,7 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
 
   create(actor: Actor, input: AccreditationInput, why?: string): AccreditationView {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    return this.write(() => {
       if (db.prepare('SELECT 1 FROM accreditations WHERE id = ?').get(input.id))
         throw new LabtraceError('E_CONFLICT', `body: id: accreditation "${input.id}" exists; change its scope or status instead`);
       const at = this.now();
@@ -333,13 +343,13 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
       ).run(input.id, input.validFrom, JSON.stringify(input.scope), actor.username, at);
       this.audit.record(actor, { action: 'create', recordType: 'accreditation', recordId: input.id, newValue: input, reason: why });
       return this.mustView(input.id, at);
-    })();
+    });
   }
 
   /** Suspends, reinstates or withdraws an accreditation, from now on; withdrawal is final. */
   event(actor: Actor, id: string, input: EventInput): AccreditationView {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    return this.write(() => {
       const at = this.now();
       const before = this.mustView(id, at);
       const refuse = (allowed: string): never => {
@@ -372,13 +382,13 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
         'accreditation status changed',
       );
       return after;
-    })();
+    });
   }
 
   /** A new version of the scope, in force from now: an extension, a reduction, or both. */
   changeScope(actor: Actor, id: string, input: ScopeInput): AccreditationView {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    return this.write(() => {
       const at = this.now();
       const before = this.mustView(id, at);
       if (before.status === 'withdrawn' || before.status === 'expired')
@@ -400,26 +410,23 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
         reason: input.reason,
       });
       return this.mustView(id, at);
-    })();
+    });
   }
 
   /** Every accreditation as it stood at a time (now unless told), in the order of their ids. */
   list(at = this.now()): AccreditationView[] {
     // also those recorded after the time: an accreditation recorded late was in force all the same
-    const rows = this.database.sqlite.prepare('SELECT * FROM accreditations ORDER BY id').all() as AccreditationRow[];
-    return rows.map((r) => this.toView(r, at));
+    return this.records().map((r) => this.toView(r, at));
   }
 
   view(id: string, at = this.now()): AccreditationView | undefined {
-    const row = this.database.sqlite.prepare('SELECT * FROM accreditations WHERE id = ?').get(id) as AccreditationRow | undefined;
-    return row === undefined ? undefined : this.toView(row, at);
+    const record = this.records().find((r) => r.row.id === id);
+    return record === undefined ? undefined : this.toView(record, at);
   }
 
   /** every version of an accreditation's scope, oldest first */
   scopeVersions(id: string): ScopeVersion[] {
-    return (this.database.sqlite.prepare('SELECT * FROM accreditation_scopes WHERE accreditation = ? ORDER BY version').all(id) as ScopeRow[]).map(
-      toScope,
-    );
+    return this.records().find((r) => r.row.id === id)?.scopes ?? [];
   }
 
   /** What the public may know of the lab's accreditations at a time. */
@@ -523,16 +530,51 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
     return view;
   }
 
-  private toView(row: AccreditationRow, at: number): AccreditationView {
+  /**
+   * The records, read again only when a table has grown: they are append-only, so their row counts change
+   * with every write, whoever makes it. The scope check runs for every result and every listed run.
+   */
+  private records(): LoadedRecord[] {
     const db = this.database.sqlite;
-    const events = (
-      db.prepare('SELECT * FROM accreditation_events WHERE accreditation = ? AND at <= ? ORDER BY at, id').all(row.id, at) as EventRow[]
-    ).map((e): AccreditationEvent => ({ id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by }));
+    const { key } = db
+      .prepare(
+        "SELECT (SELECT COUNT(*) FROM accreditations) || '/' || (SELECT COUNT(*) FROM accreditation_scopes) || '/' || (SELECT COUNT(*) FROM accreditation_events) AS key",
+      )
+      .get() as { key: string };
+    if (this.loaded?.key === key) return this.loaded.records;
+    const scopes = new Map<string, ScopeVersion[]>();
+    for (const r of db.prepare('SELECT * FROM accreditation_scopes ORDER BY accreditation, version').all() as ScopeRow[])
+      scopes.set(r.accreditation, [...(scopes.get(r.accreditation) ?? []), toScope(r)]);
+    const events = new Map<string, AccreditationEvent[]>();
+    for (const e of db.prepare('SELECT * FROM accreditation_events ORDER BY at, id').all() as EventRow[])
+      events.set(e.accreditation, [
+        ...(events.get(e.accreditation) ?? []),
+        { id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by },
+      ]);
+    const records = (db.prepare('SELECT * FROM accreditations ORDER BY id').all() as AccreditationRow[]).map((row) => ({
+      row,
+      scopes: scopes.get(row.id) ?? [],
+      events: events.get(row.id) ?? [],
+    }));
+    this.loaded = { key, records };
+    return records;
+  }
+
+  /** runs a write; the cache is dropped whether it commits or rolls back */
+  private write<T>(change: () => T): T {
+    try {
+      return this.database.sqlite.transaction(change)();
+    } finally {
+      this.loaded = undefined;
+    }
+  }
+
+  private toView({ row, scopes, events: all }: LoadedRecord, at: number): AccreditationView {
+    const events = all.filter((e) => e.at <= at);
     // the version in force; before valid_from, the one that will be (version 1 is in force from valid_from)
-    const scopeRow = db
-      .prepare('SELECT * FROM accreditation_scopes WHERE accreditation = ? AND effective_from <= ? ORDER BY version DESC LIMIT 1')
-      .get(row.id, Math.max(at, row.valid_from)) as ScopeRow | undefined;
-    if (!scopeRow) throw new LabtraceError('E_STORE', `accreditation ${row.id} has no scope`);
+    const from = Math.max(at, row.valid_from);
+    const scope = scopes.filter((v) => v.effectiveFrom <= from).at(-1);
+    if (!scope) throw new LabtraceError('E_STORE', `accreditation ${row.id} has no scope`);
     const withdrawal = events.find((e) => e.kind === 'withdraw');
     const standing = events.filter((e) => e.kind !== 'withdraw').at(-1);
     let status: AccreditationState;
@@ -563,7 +605,7 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
       status,
       statusSince,
       warnings,
-      scope: toScope(scopeRow),
+      scope,
       events,
       recordedBy: row.recorded_by,
       recordedAt: row.recorded_at,

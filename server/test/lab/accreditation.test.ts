@@ -415,6 +415,8 @@ describe('REST', () => {
     const res = await call<{ lab: string; at: number; accreditations: PublicAccreditation[] }>('/api/public/accreditation', {}, null);
     expect(res.status).toBe(200);
     expect(res.body.lab).toBe('lab-t');
+    // computed by the accreditations' clock
+    expect(res.body.at).toBe(clock);
     expect(res.body.accreditations.map((a) => [a.id, a.body, a.number, a.status])).toEqual([
       ['a2la-1', 'A2LA', '1234.01', 'expired'],
       ['cnas-1', 'CNAS', 'L1234', 'active'],
