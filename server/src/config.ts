@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseConfigText, parseVerifierKey, parseWith } from '@labtrace/protocols';
 import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
+import { accreditationConfigSchema } from './lab/accreditation.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -144,8 +145,8 @@ export const serverConfigSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['influxdb'], message: 'required when store is influxdb' });
     })
     .default({ store: 'embedded' }),
-  /** the lab's accreditation: the standards (with edition) inside its scope, spelled exactly as methods name them */
-  accreditation: z.strictObject({ scope: z.array(z.string().trim().min(1).max(100)).default([]) }).default({ scope: [] }),
+  /** the lab's accreditations (docs/accreditation.md): expiry warnings, and accreditations to record at the first start */
+  accreditation: accreditationConfigSchema,
   /** calibration status (docs/calibration.md): an instrument never calibrated may not start a run unless requireForRuns is false */
   calibration: z
     .strictObject({ requireForRuns: z.boolean().default(true), dueSoonDays: z.number().int().min(0).max(365).default(30) })

@@ -18,6 +18,8 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { Accreditations } from './lab/accreditation.js';
+import { accreditationRoutes } from './lab/accreditation-routes.js';
 import { Calibration } from './lab/calibration.js';
 import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
@@ -77,7 +79,7 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
-  /** the clock of the runs' inspection (ticks, acknowledgements); tests inject fake time */
+  /** the clock of the runs' inspection (ticks, acknowledgements) and of the accreditations' status; tests inject fake time */
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
@@ -106,6 +108,8 @@ export class LabtraceServer {
   readonly calibration: Calibration;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
+  /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
+  readonly accreditations: Accreditations;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -129,17 +133,18 @@ export class LabtraceServer {
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
-    this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
+    this.accreditations = new Accreditations(
+      this.database,
+      this.audit,
+      logger.child({ part: 'accreditation' }),
+      { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
+      options.clock,
+    );
+    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, {
-      // the configured scope: a method's standard is in it or not, over any range
-      covers: ({ standard }) =>
-        this.labRecords.inScope(standard)
-          ? { accredited: true, accreditation: { body: '', number: '' } }
-          : { accredited: false, reason: `${standard} is not in the lab's accreditation scope` },
-    });
+    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
@@ -203,7 +208,9 @@ export class LabtraceServer {
         inspection: this.inspection,
         review: (id) => this.calibration.review(id),
         results: this.results,
-      }).use(calibrationRoutes(this.calibration)),
+      })
+        .use(calibrationRoutes(this.calibration))
+        .use(accreditationRoutes(this.accreditations, config.lab)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -272,6 +279,7 @@ export class LabtraceServer {
     await this.database.migrate();
     this.store.open();
     this.runs.open();
+    await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
@@ -381,6 +389,7 @@ export class LabtraceServer {
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    await this.accreditations.stop();
     await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
