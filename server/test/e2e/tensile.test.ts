@@ -1,7 +1,7 @@
 // A whole simulated tensile test to its verdict, through real processes (`labtrace lab`: simulator ->
 // gateway over Modbus TCP -> server) and the REST API only: users, the machine's calibration, the client's
 // sample, the ISO 6892-1 method with its results, a run covering exactly one specimen pulled to break, then
-// the results (Fm within its expanded uncertainty of the break force the simulator was built with, Rm, the
+// the results (Fm within its expanded uncertainty of the maximum force the simulator was built with, Rm, the
 // verdict, the records' digest) and the run's export bundle, verified offline by `labtrace verify`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,6 @@ let api: LabClient;
 let socket: LabSocket | undefined;
 /** the last specimen number the machine reported, from the live stream */
 let specimen: number | undefined;
-const specimens: number[] = [];
 
 beforeAll(async () => {
   lab = await startLab();
@@ -34,7 +33,6 @@ beforeAll(async () => {
   socket.on('samples', (samples: LiveSample[]) => {
     for (const s of samples) {
       if (s.instrument !== 'utm-1' || s.channel !== 'specimen' || s.quality !== 'good' || typeof s.value !== 'number') continue;
-      if (s.value !== specimen) specimens.push(s.value);
       specimen = s.value;
     }
   });
@@ -46,7 +44,7 @@ afterAll(async () => {
   if (lab) rmSync(lab.dataDir, { recursive: true, force: true });
 }, 60_000);
 
-/** Waits until the machine reports a specimen other than `than` (the next one is clamped: pulled from zero). */
+/** Waits until the machine reports a specimen other than `than`: a new specimen begins, pulled from zero force. */
 const nextSpecimen = (than: number | undefined, ms = 60_000): Promise<number> =>
   waitFor(`a specimen after ${String(than)}`, () => (specimen !== undefined && specimen !== than ? specimen : undefined), ms);
 
