@@ -127,7 +127,7 @@ test('one specimen pulled to break: Fm and Rm with U (k = 2), a pass verdict, an
   const fm = results.results.find((r) => r.name === 'Fm');
   const rm = results.results.find((r) => r.name === 'Rm');
   if (fm === undefined || rm === undefined) throw new Error(`results without Fm or Rm: ${JSON.stringify(results)}`);
-  // Fm is the break force the simulated machine was built with, to within the expanded uncertainty U (k = 2)
+  // Fm is the maximum force the simulated machine was built with, to within the expanded uncertainty U (k = 2)
   expect(fm).toMatchObject({ unit: 'kN', statistic: 'max', instruments: ['utm-1'] });
   expect(fm.uncertainty.coverageFactor).toBe(2);
   expect(fm.uncertainty.budget.map((b) => b.source)).toEqual(['calibration', 'resolution', 'repeatability']);
