@@ -55,9 +55,10 @@ test('one specimen pulled to break: Fm and Rm with U (k = 2), a pass verdict, an
     return list.body.some((i) => i.id === 'utm-1') ? true : undefined;
   });
 
-  // the machine's force channel, calibrated with U = 0.1 kN (k = 2)
+  // the machine's force channel, calibrated yesterday with U = 0.1 kN (k = 2): the newest record, so the one in
+  // force at the run's start even when the demo lab has recorded the machine's delivery calibration before
   await api.expect(201, TECH, 'POST', '/api/instruments/utm-1/calibrations', {
-    calibratedAt: now - 30 * 86_400_000,
+    calibratedAt: now - 86_400_000,
     laboratory: 'Reference Force Lab',
     certificate: 'RFL-2026-0417',
     results: [
@@ -66,7 +67,7 @@ test('one specimen pulled to break: Fm and Rm with U (k = 2), a pass verdict, an
     ],
     uncertainty: { value: 0.1, unit: 'kN', k: 2 },
     acceptance: 'ISO 7500-1 class 1',
-    nextDueAt: now + 335 * 86_400_000,
+    nextDueAt: now + 364 * 86_400_000,
   });
   const calibration = await api.expect<{ status: string }>(200, TECH, 'GET', '/api/instruments/utm-1/calibration-status');
   expect(calibration.status).toBe('valid');
