@@ -74,6 +74,13 @@ const stop = async (signal) => {
 };
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+// A part started by `labtrace lab` stops when the lab process is gone, even killed without a chance to stop it.
+const parent = Number(process.env.LABTRACE_PARENT_PID);
+if (Number.isInteger(parent) && parent > 1) {
+  setInterval(() => {
+    if (process.ppid !== parent) void stop('the lab process ended');
+  }, 500).unref();
+}
 if (service.done) {
   service.done.then(
     (code) => {

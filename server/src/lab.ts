@@ -238,7 +238,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   );
 
   const seeded = await seedDemoUsers(path.join(dataDir, 'server'));
-  const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
+  const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '', LABTRACE_PARENT_PID: String(process.pid) };
   const children = new Map<string, ChildProcess>();
   const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
     // Own process group: a Ctrl-C reaches only this process, which then stops the parts in order.
