@@ -5,6 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
+import { certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 
 export interface Tables {
@@ -312,6 +313,9 @@ migrations['0012_run_alarms'] = {
 
 // calibration records and intermediate checks (lab/calibration.ts)
 migrations['0013_calibration'] = calibrationMigration;
+
+// certificates (test reports) and their events; the customer's contact (certificates/certificates.ts)
+migrations['0015_certificates'] = certificatesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
