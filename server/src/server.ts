@@ -25,6 +25,7 @@ import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
@@ -105,6 +106,8 @@ export class LabtraceServer {
   /** the inspection rule engines of the running runs and their stored alarms */
   readonly inspection: RunInspection;
   readonly calibration: Calibration;
+  /** the results of completed runs, computed when a run completes */
+  readonly results: RunResultsService;
   /** certificates (test reports) of completed runs, signed and logged; their public verification */
   readonly certificates: Certificates;
   readonly app: ReturnType<typeof createApp>;
@@ -134,6 +137,13 @@ export class LabtraceServer {
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, {
+      // the configured scope: a method's standard is in it or not, over any range
+      covers: ({ standard }) =>
+        this.labRecords.inScope(standard)
+          ? { accredited: true, accreditation: { body: '', number: '' } }
+          : { accredited: false, reason: `${standard} is not in the lab's accreditation scope` },
+    });
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
@@ -149,7 +159,7 @@ export class LabtraceServer {
       runs: this.runs,
       records: this.labRecords,
       calibration: this.calibration,
-      results: () => undefined,
+      results: () => this.results,
       log: () => this.log,
       laboratory: config.laboratory,
       lab: config.lab,
@@ -211,6 +221,7 @@ export class LabtraceServer {
         equipment: this.equipment,
         inspection: this.inspection,
         review: (id) => this.calibration.review(id),
+        results: this.results,
       }).use(calibrationRoutes(this.calibration)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
@@ -235,7 +246,16 @@ export class LabtraceServer {
     this.http = http.createServer(app);
     this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
-    this.runs.on('state', (run) => this.live.runState(run));
+    this.runs.on('state', (run) => {
+      this.live.runState(run);
+      if (run.state !== 'completed') return;
+      try {
+        this.results.onCompleted(run);
+      } catch (err) {
+        // kept for a later read of the results, which computes them again
+        this.logger.error({ run: run.id, err }, 'ALARM: the results of a completed run could not be computed');
+      }
+    });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {

@@ -95,6 +95,7 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/runs', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/runs/:id', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/runs/:id/records', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/runs/:id/results', allow: ALL, scope: 'organization' },
   { method: 'POST', path: '/api/runs', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/start', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/stop', allow: TECHNICIAN, audit: true },

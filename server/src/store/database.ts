@@ -314,8 +314,22 @@ migrations['0012_run_alarms'] = {
 // calibration records and intermediate checks (lab/calibration.ts)
 migrations['0013_calibration'] = calibrationMigration;
 
-// certificates (test reports) and their events; the customer's contact (certificates/certificates.ts)
+// certificates (test reports) and their events; the customer's contact (certificates/migration.ts)
 migrations['0015_certificates'] = certificatesMigration;
+
+migrations['0016_run_results'] = {
+  async up(db: Kysely<unknown>) {
+    // A completed run's results (lab/results.ts), computed once from its records and kept as they were
+    // reported: a later calibration record or method version does not change them.
+    await sql`CREATE TABLE run_results (run TEXT PRIMARY KEY REFERENCES runs(id), computed_at INTEGER NOT NULL, results TEXT NOT NULL)`.execute(db);
+    await sql`CREATE TRIGGER run_results_no_delete BEFORE DELETE ON run_results BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`.execute(
+      db,
+    );
+    await sql`CREATE TRIGGER run_results_no_update BEFORE UPDATE ON run_results BEGIN SELECT RAISE(ABORT, 'run results are written once'); END`.execute(
+      db,
+    );
+  },
+};
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
