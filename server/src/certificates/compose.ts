@@ -2,6 +2,7 @@
 // the run's results, the instruments' identity and calibration as they stood during the run.
 import type { CalibrationStatus } from '../lab/calibration.js';
 import type { RunResults } from '../lab/contracts.js';
+import { roundForReport } from '../lab/results.js';
 import type { Run } from '../lab/runs.js';
 import {
   CERTIFICATE_TITLE,
@@ -86,6 +87,7 @@ export function composeContent(input: ComposeInput): CertificateContent {
       reported: r.reported,
       uncertainty: {
         expanded: r.uncertainty.expanded,
+        reported: roundForReport(r.value, r.uncertainty.expanded).uncertainty,
         coverageFactor: r.uncertainty.coverageFactor,
         coverageProbability: r.uncertainty.coverageProbability,
       },
@@ -108,8 +110,15 @@ export function composeContent(input: ComposeInput): CertificateContent {
     verdict: results.verdict,
     traceability: input.instruments.map(traceabilityOf),
     // the mark only when every result lies inside the scope, by the same accreditation (ILAC R7)
+    // (a mark needs the body and the number: a scope that names neither gives none)
     accreditation:
-      results.accredited && results.accreditation !== undefined && results.results.every((r) => r.accredited) ? { ...results.accreditation } : null,
+      results.accredited &&
+      results.accreditation !== undefined &&
+      results.accreditation.body !== '' &&
+      results.accreditation.number !== '' &&
+      results.results.every((r) => r.accredited)
+        ? { ...results.accreditation }
+        : null,
     notAccredited: results.results.filter((r) => !r.accredited).map((r) => r.name),
     authorization: { name: input.signatory.name, role: input.signatory.role, at: input.issuedAt, meaning: SIGNATURE_MEANING },
     records: { ...results.records },

@@ -25,6 +25,8 @@ export const certificateResultSchema = z.strictObject({
   reported: text,
   uncertainty: z.strictObject({
     expanded: z.number().finite().min(0),
+    /** U as reported: rounded up to two significant digits */
+    reported: text,
     coverageFactor: z.number().finite().positive(),
     coverageProbability: z.number().gt(0).lt(1),
   }),

@@ -147,7 +147,7 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
         `              <si:value>${r.value}</si:value>`,
         `              <si:unit>${esc(dsiUnit(r.unit))}</si:unit>`,
         '              <si:expandedUnc>',
-        `                <si:uncertainty>${r.uncertainty.expanded}</si:uncertainty>`,
+        `                <si:uncertainty>${r.uncertainty.reported}</si:uncertainty>`,
         `                <si:coverageFactor>${r.uncertainty.coverageFactor}</si:coverageFactor>`,
         `                <si:coverageProbability>${r.uncertainty.coverageProbability}</si:coverageProbability>`,
         '                <si:distribution>normal</si:distribution>',

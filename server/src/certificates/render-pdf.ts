@@ -18,7 +18,7 @@ const printable = (s: string): string => s.replace(/\u2212/g, '-').replace(/\u20
 
 export function uncertaintyText(r: CertificateContent['results'][number]): string {
   const unit = r.unit === '' ? '' : ` ${r.unit}`;
-  return `U = ${r.uncertainty.expanded}${unit} (k = ${r.uncertainty.coverageFactor}, coverage probability ${Math.round(r.uncertainty.coverageProbability * 1000) / 10} %)`;
+  return `U = ${r.uncertainty.reported}${unit} (k = ${r.uncertainty.coverageFactor}, coverage probability ${Math.round(r.uncertainty.coverageProbability * 1000) / 10} %)`;
 }
 
 export function renderPdf(content: CertificateContent, contentDigest: string): Promise<Uint8Array> {

@@ -1,28 +1,13 @@
 // A certificate's content against ISO/IEC 17025 7.8.2.1 a-p item by item, the accreditation mark rule, and its
 // renderings: the PDF (deterministic bytes; its text, as pdftotext extracts it, says what the results say, on
 // pages that each carry the report number and "page x of y") and the DCC XML.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { composeContent } from '../../src/certificates/compose.js';
 import { certificateContentSchema, MANDATORY_ITEMS, missingFields, RELATES_ONLY } from '../../src/certificates/content.js';
 import { renderDcc } from '../../src/certificates/render-dcc.js';
 import { renderPdf } from '../../src/certificates/render-pdf.js';
 import { composeInput, result, runResults, T0 } from './fixtures.js';
-
-const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cert-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** the PDF's text per page, as poppler's pdftotext extracts it */
-export function pdfText(pdf: Uint8Array): string[] {
-  const file = path.join(dir, `${Math.random().toString(36).slice(2)}.pdf`);
-  writeFileSync(file, pdf);
-  return execFileSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' })
-    .split('\f')
-    .filter((p) => p.trim() !== '');
-}
+import { pdfText } from './pdf-text.js';
 
 describe('content', () => {
   const input = composeInput();
@@ -47,8 +32,8 @@ describe('content', () => {
     expect(c.statement).toBe(RELATES_ONLY); // l
     // m: results with units, U, k, coverage probability, and the conformity statement with its rule
     expect(c.results.map((r) => [r.name, r.value, r.unit, r.uncertainty])).toEqual([
-      ['Fm', 12.34, 'kN', { expanded: 0.1, coverageFactor: 2, coverageProbability: 0.95 }],
-      ['Rm', 456.7, 'MPa', { expanded: 0.1, coverageFactor: 2, coverageProbability: 0.95 }],
+      ['Fm', 12.34, 'kN', { expanded: 0.1, reported: '0.10', coverageFactor: 2, coverageProbability: 0.95 }],
+      ['Rm', 456.7, 'MPa', { expanded: 0.1, reported: '0.10', coverageFactor: 2, coverageProbability: 0.95 }],
     ]);
     expect(c.results[0]?.conformity?.statement).toMatch(/^Conforms to the specification \(0 kN to 100 kN\); decision rule: simple acceptance/);
     // traceability: identity and calibration of each instrument, with its status during the run
@@ -130,7 +115,7 @@ describe('renderings', () => {
     const text = pages.join('\n').replace(/\s+/g, ' ');
     for (const r of c.results) {
       expect(text).toContain(`${r.name} (${r.title}): ${r.reported} ${r.unit}`);
-      expect(text).toContain(`U = ${r.uncertainty.expanded} ${r.unit} (k = ${r.uncertainty.coverageFactor}, coverage probability 95 %)`);
+      expect(text).toContain(`U = ${r.uncertainty.reported} ${r.unit} (k = ${r.uncertainty.coverageFactor}, coverage probability 95 %)`);
     }
     expect(text).toContain('Conforms to the specification (0 kN to 100 kN); decision rule: simple acceptance');
     expect(text).toContain('Customer');
@@ -166,7 +151,7 @@ describe('renderings', () => {
     const reals = [...xml.matchAll(/<si:real>[\s\S]*?<\/si:real>/g)].map((m) => m[0]);
     expect(reals).toHaveLength(2);
     expect(reals[0]).toMatch(/<si:value>12.34<\/si:value>\s*<si:unit>\\kilo\\newton<\/si:unit>/);
-    expect(reals[0]).toMatch(/<si:uncertainty>0.1<\/si:uncertainty>\s*<si:coverageFactor>2<\/si:coverageFactor>\s*<si:coverageProbability>0.95</);
+    expect(reals[0]).toMatch(/<si:uncertainty>0.10<\/si:uncertainty>\s*<si:coverageFactor>2<\/si:coverageFactor>\s*<si:coverageProbability>0.95</);
     expect(reals[1]).toMatch(/<si:unit>\\mega\\pascal<\/si:unit>/);
     // text is escaped
     const odd = composeContent(composeInput({ customer: { id: 'org-a', name: 'A & <B>', contact: 'x' } }));
