@@ -28,6 +28,8 @@ const pathId = (req: Request): string => parseWith(certificateIdSchema, req.para
 
 export function certificateRoutes(certificates: Certificates, lab: () => string): express.Router {
   const router = express.Router();
+  // the page of a status, rendered once: statuses are cached objects, replaced whenever one changes
+  const pages = new WeakMap<object, string>();
 
   const visible = (req: Request): string => {
     const id = pathId(req);
@@ -111,12 +113,17 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
   route(router, 'GET', '/verify/:id', (req, res) => {
     const id = pathId(req);
     const status = certificates.publicStatus(id);
+    let page = pages.get(status);
+    if (page === undefined) {
+      page = verifyPage(status, lab());
+      pages.set(status, page);
+    }
     res
       .status(status.status === 'unknown' ? 404 : 200)
       .set('content-security-policy', VERIFY_PAGE_CSP)
       .set('cache-control', 'no-store')
       .type('html')
-      .send(verifyPage(status, lab()));
+      .send(page);
   });
 
   route(router, 'POST', '/verify/:id', express.raw({ type: 'application/octet-stream', limit: MAX_UPLOAD }), (req, res) => {

@@ -2,7 +2,7 @@
 // by a signatory who neither performed nor created the run, amended (a new report that replaces the old one,
 // 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
 // edited or deleted: the status of a certificate is derived from its events.
-import { bytesEqual, canonicalBytes, LabtraceError, parseCheckpoint, parseNote, sha256, toHex, type SignerKey } from '@labtrace/protocols';
+import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
 import type { Calibration } from '../lab/calibration.js';
@@ -108,10 +108,13 @@ interface CertificateRow {
 type Viewer = { role: Role; organization: string | null };
 
 const clientScoped = (p: Viewer): boolean => p.role === 'client';
+/** public statuses kept in memory at most */
+const STATUS_CACHE_SIZE = 10_000;
 
 export class Certificates {
   private key: SignerKey | undefined;
   private readonly now: () => number;
+  private readonly statusCache = new Map<string, PublicStatus>();
 
   constructor(private readonly deps: CertificatesDeps) {
     this.now = deps.now ?? Date.now;
@@ -233,6 +236,7 @@ export class Certificates {
         reason,
         logIndex,
       );
+      this.statusCache.clear();
       this.deps.audit.record(actor, {
         action: 'state-change',
         recordType: 'certificate',
@@ -285,36 +289,48 @@ export class Certificates {
     return row === undefined ? undefined : { json: new Uint8Array(row.json), pdf: new Uint8Array(row.pdf), dcc: new Uint8Array(row.dcc) };
   }
 
-  /** The public status of an issued certificate: drafts and unknown numbers alike are 'unknown'. */
+  /**
+   * The public status of an issued certificate: drafts and unknown numbers alike are 'unknown'. Kept in memory
+   * (the public page is read far more often than a certificate changes); every change here clears it.
+   */
   publicStatus(id: string): PublicStatus {
+    const cached = this.statusCache.get(id);
+    if (cached !== undefined) return cached;
+    const status = this.readPublicStatus(id);
+    if (this.statusCache.size >= STATUS_CACHE_SIZE) this.statusCache.clear();
+    this.statusCache.set(id, status);
+    return status;
+  }
+
+  /** Whether uploaded bytes are, byte for byte, one of the certificate's renderings as issued (by their SHA-256). */
+  match(id: string, bytes: Uint8Array): { match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] } {
+    const status = this.publicStatus(id);
+    const format = formatOf(bytes);
+    if (status.status === 'unknown' || format === 'unknown') return { match: false, format, status: status.status };
+    const expected = format === 'json' ? status.jsonFileDigest : status.digests[format];
+    return { match: sha256Hex(bytes) === expected, format, status: status.status };
+  }
+
+  private readPublicStatus(id: string): PublicStatus {
     const view = this.view(id);
-    if (view === undefined || view.status === 'draft') return { id, status: 'unknown' };
-    const issued = this.issued(id);
+    const row = this.issuedRow(id);
+    if (view === undefined || view.status === 'draft' || row === undefined) return { id, status: 'unknown' };
     return {
       id,
       status: view.status,
-      issuedAt: view.issuedAt ?? 0,
+      issuedAt: row.issued_at,
       amends: view.amends,
       amendReason: view.amendReason,
       amendedBy: view.amendedBy,
       revokedAt: view.revokedAt,
       revocationReason: view.revocationReason,
-      digests: view.digests ?? { json: '', pdf: '', dcc: '' },
-      jsonFileDigest: (this.issuedRow(id) as CertificateRow).json_file_digest,
-      keyId: view.keyId ?? '',
-      logIndex: view.logIndex ?? 0,
-      ...(issued === undefined ? {} : { statement: issued.statement, signature: issued.signature }),
+      digests: (JSON.parse(row.statement) as SignedStatement).digests,
+      jsonFileDigest: row.json_file_digest,
+      keyId: row.key_id,
+      logIndex: row.log_index,
+      statement: JSON.parse(row.statement) as SignedStatement,
+      signature: row.signature,
     };
-  }
-
-  /** Whether uploaded bytes are, byte for byte, one of the certificate's renderings as issued. */
-  match(id: string, bytes: Uint8Array): { match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] } {
-    const status = this.publicStatus(id).status;
-    const format = formatOf(bytes);
-    const files = status === 'unknown' ? undefined : this.files(id);
-    if (files === undefined || format === 'unknown') return { match: false, format, status };
-    const issued = files[format];
-    return { match: issued.length === bytes.length && bytesEqual(sha256(issued), sha256(bytes)), format, status };
   }
 
   // --- internals ---
@@ -430,6 +446,7 @@ export class Certificates {
           reason: req.reason ?? undefined,
         });
     })();
+    this.statusCache.clear();
     this.deps.logger.info({ certificate: id, run: run.id, by: actor.username, amends: req.amends }, 'certificate issued');
     return this.mustView(id);
   }
