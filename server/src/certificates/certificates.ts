@@ -3,6 +3,7 @@
 // 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
 // edited or deleted: the status of a certificate is derived from its events.
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
+import type { Statement } from 'better-sqlite3';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
 import type { Calibration } from '../lab/calibration.js';
@@ -115,6 +116,7 @@ export class Certificates {
   private key: SignerKey | undefined;
   private readonly now: () => number;
   private readonly statusCache = new Map<string, PublicStatus>();
+  private readonly statements = new Map<string, Statement>();
 
   constructor(private readonly deps: CertificatesDeps) {
     this.now = deps.now ?? Date.now;
@@ -148,7 +150,7 @@ export class Certificates {
       if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
       const id = this.nextId();
-      db.prepare('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at) VALUES (?, ?, ?, ?, ?)').run(
+      this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at) VALUES (?, ?, ?, ?, ?)').run(
         id,
         run.id,
         run.organization,
@@ -195,11 +197,11 @@ export class Certificates {
     const db = this.deps.database.sqlite;
     const req = db.transaction(() => {
       this.mustCurrent(oldId, 'amend');
-      const pending = db.prepare('SELECT id FROM certificate_requests WHERE amends = ?').get(oldId) as { id: string } | undefined;
+      const pending = this.sql('SELECT id FROM certificate_requests WHERE amends = ?').get(oldId) as { id: string } | undefined;
       // an amendment whose issue failed (a blocker) is retried under the same number
       const newId = pending?.id ?? this.nextId();
       if (pending === undefined) {
-        db.prepare(
+        this.sql(
           'INSERT INTO certificate_requests (id, run, organization, amends, reason, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         ).run(newId, old.run, old.organization, oldId, reason, actor.username, this.now());
         this.deps.audit.record(actor, {
@@ -229,7 +231,7 @@ export class Certificates {
       if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
       const at = this.now();
       const logIndex = this.logged({ kind: 'revoke', certificate: id, at, reason }, at);
-      db.prepare("INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, 'revoke', ?, ?, ?, ?)").run(
+      this.sql("INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, 'revoke', ?, ?, ?, ?)").run(
         id,
         at,
         actor.username,
@@ -257,7 +259,7 @@ export class Certificates {
               'SELECT r.id FROM certificate_requests r JOIN certificates c ON c.id = r.id WHERE r.organization = ? ORDER BY r.requested_at, r.id',
             )
             .all(viewer.organization ?? '')
-        : this.deps.database.sqlite.prepare('SELECT id FROM certificate_requests ORDER BY requested_at, id').all()
+        : this.sql('SELECT id FROM certificate_requests ORDER BY requested_at, id').all()
     ) as { id: string }[];
     return rows.map((r) => this.mustView(r.id));
   }
@@ -272,7 +274,7 @@ export class Certificates {
 
   /** The issued content, statement and signature of a certificate. */
   issued(id: string): { content: CertificateContent; statement: SignedStatement; signature: string } | undefined {
-    const row = this.deps.database.sqlite.prepare('SELECT content, statement, signature FROM certificates WHERE id = ?').get(id) as
+    const row = this.sql('SELECT content, statement, signature FROM certificates WHERE id = ?').get(id) as
       { content: Buffer; statement: string; signature: string } | undefined;
     if (!row) return undefined;
     return {
@@ -284,8 +286,7 @@ export class Certificates {
 
   /** The renderings as issued (byte for byte). */
   files(id: string): CertificateFiles | undefined {
-    const row = this.deps.database.sqlite.prepare('SELECT json, pdf, dcc FROM certificates WHERE id = ?').get(id) as
-      { json: Buffer; pdf: Buffer; dcc: Buffer } | undefined;
+    const row = this.sql('SELECT json, pdf, dcc FROM certificates WHERE id = ?').get(id) as { json: Buffer; pdf: Buffer; dcc: Buffer } | undefined;
     return row === undefined ? undefined : { json: new Uint8Array(row.json), pdf: new Uint8Array(row.pdf), dcc: new Uint8Array(row.dcc) };
   }
 
@@ -334,6 +335,16 @@ export class Certificates {
   }
 
   // --- internals ---
+
+  /** a prepared statement, prepared once */
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.deps.database.sqlite.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
 
   private signer(): SignerKey {
     if (this.key === undefined) throw new LabtraceError('E_STORE', 'certificates: start() loads the certificate key first');
@@ -394,7 +405,7 @@ export class Certificates {
         },
         at,
       );
-      db.prepare(
+      this.sql(
         `INSERT INTO certificates (id, run, organization, amends, issued_by, issued_at, content, json, pdf, dcc, statement, signature, key_id,
          json_file_digest, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
@@ -414,7 +425,7 @@ export class Certificates {
         sha256Hex(json),
         logIndex,
       );
-      db.prepare('INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, ?, ?, ?, ?, ?)').run(
+      this.sql('INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, ?, ?, ?, ?, ?)').run(
         id,
         kind,
         at,
@@ -489,8 +500,7 @@ export class Certificates {
       throw new LabtraceError('E_CONFLICT', `run ${run.id} has no computed results: a certificate reports the results of a completed run`);
     const sample = this.deps.records.sample(run.sample);
     if (!sample) throw new LabtraceError('E_STORE', `sample ${run.sample} of run ${run.id} vanished`);
-    const db = this.deps.database.sqlite;
-    const org = db.prepare('SELECT id, name, contact FROM organizations WHERE id = ?').get(run.organization) as
+    const org = this.sql('SELECT id, name, contact FROM organizations WHERE id = ?').get(run.organization) as
       { id: string; name: string; contact: string | null } | undefined;
     const method = this.deps.records.method(run.method.id, run.method.version);
     const start = run.startedAt ?? run.createdAt;
@@ -504,7 +514,7 @@ export class Certificates {
       methodTitle: method?.title ?? '',
       results,
       instruments: run.instruments.map(({ id }) => {
-        const row = db.prepare('SELECT identity FROM instruments WHERE id = ?').get(id) as { identity: string } | undefined;
+        const row = this.sql('SELECT identity FROM instruments WHERE id = ?').get(id) as { identity: string } | undefined;
         return {
           id,
           identity: row === undefined ? undefined : (JSON.parse(row.identity) as ComposeInput['instruments'][number]['identity']),
@@ -553,7 +563,7 @@ export class Certificates {
   }
 
   private nextId(): string {
-    const n = (this.deps.database.sqlite.prepare('SELECT COUNT(*) AS n FROM certificate_requests').get() as { n: number }).n + 1;
+    const n = (this.sql('SELECT COUNT(*) AS n FROM certificate_requests').get() as { n: number }).n + 1;
     return `TR-${this.deps.lab}-${String(n).padStart(6, '0')}`;
   }
 
@@ -564,7 +574,7 @@ export class Certificates {
   }
 
   private requestRow(id: string): RequestRow | undefined {
-    return this.deps.database.sqlite.prepare('SELECT * FROM certificate_requests WHERE id = ?').get(id) as RequestRow | undefined;
+    return this.sql('SELECT * FROM certificate_requests WHERE id = ?').get(id) as RequestRow | undefined;
   }
 
   private issuedRow(id: string): CertificateRow | undefined {
@@ -576,12 +586,12 @@ export class Certificates {
   }
 
   private revocation(id: string): { at: number; reason: string | null } | undefined {
-    return this.deps.database.sqlite.prepare("SELECT at, reason FROM certificate_events WHERE certificate = ? AND kind = 'revoke'").get(id) as
+    return this.sql("SELECT at, reason FROM certificate_events WHERE certificate = ? AND kind = 'revoke'").get(id) as
       { at: number; reason: string | null } | undefined;
   }
 
   private amendedBy(id: string): string | null {
-    const row = this.deps.database.sqlite.prepare('SELECT id FROM certificates WHERE amends = ?').get(id) as { id: string } | undefined;
+    const row = this.sql('SELECT id FROM certificates WHERE amends = ?').get(id) as { id: string } | undefined;
     return row?.id ?? null;
   }
 
