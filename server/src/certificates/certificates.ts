@@ -229,6 +229,7 @@ export class Certificates {
           `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
         );
       if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
+      const before = this.statusOf(id);
       const at = this.now();
       const logIndex = this.logged({ kind: 'revoke', certificate: id, at, reason }, at);
       this.sql("INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, 'revoke', ?, ?, ?, ?)").run(
@@ -243,7 +244,7 @@ export class Certificates {
         action: 'state-change',
         recordType: 'certificate',
         recordId: id,
-        oldValue: { status: this.statusOf(id) === 'amended' ? 'amended' : 'valid' },
+        oldValue: { status: before },
         newValue: { status: 'revoked', logIndex },
         reason,
       });

@@ -1,5 +1,6 @@
 // The lab's certificate key is made once, kept private (mode 0600) and refused when others can read it; the
-// laboratory's name and address and the public base URL are checked at start-up with messages naming the field.
+// laboratory's name and address and the public base URL are checked at start-up with messages naming the field;
+// the public routes share the API's rate limit.
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import pino from 'pino';
 import { parseWith, toHex } from '@labtrace/protocols';
 import { certificateKey } from '../../src/certificates/signing.js';
 import { serverConfigSchema } from '../../src/index.js';
+import { startServer } from '../helpers/server.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cert-key-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,4 +38,19 @@ test('the laboratory and the public base URL are validated with the path of each
     'x',
   );
   expect(ok.laboratory).toEqual({ name: 'Lab', address: '1 Test Street' });
+});
+
+test('the public verification routes are rate-limited per address, like the API', async () => {
+  const t = await startServer({ http: { host: '127.0.0.1', port: 0, rateLimit: { perSecond: 0.001, burst: 3 } } });
+  try {
+    const statuses: number[] = [];
+    for (const p of ['/verify/TR-x-1', '/api/public/certificates/TR-x-1', '/verify/TR-x-1', '/verify/TR-x-1']) {
+      const res = await fetch(`${t.base}${p}`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([404, 404, 404, 429]);
+  } finally {
+    await t.stop();
+  }
 });

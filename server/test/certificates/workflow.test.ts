@@ -345,6 +345,13 @@ describe('amendment and revocation', () => {
       .filter((e) => [a.id, b.body.id, c.body.id].includes(e.certificate))
       .map((e) => `${e.kind} ${e.certificate}`);
     expect(kinds).toEqual([`issue ${a.id}`, `amend ${b.body.id}`, `amend ${c.body.id}`, `revoke ${c.body.id}`]);
+    // an amended report can still be withdrawn; the trail says what it was before
+    expect((await call(`/api/certificates/${a.id}/revoke`, json({ reason: 'superseded and withdrawn' }), 'signatory')).status).toBe(200);
+    expect(t.server.audit.list({ recordType: 'certificate', recordId: a.id, limit: 10 }).at(-1)).toMatchObject({
+      oldValue: { status: 'amended' },
+      newValue: expect.objectContaining({ status: 'revoked' }),
+      reason: 'superseded and withdrawn',
+    });
     // a revocation names text safely on the page
     const d = await issued(run);
     await call(`/api/certificates/${d.id}/revoke`, json({ reason: '<script>alert(1)</script>' }), 'signatory');
