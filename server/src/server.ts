@@ -20,11 +20,14 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { Accreditations } from './lab/accreditation.js';
+import { accreditationRoutes } from './lab/accreditation-routes.js';
 import { Calibration } from './lab/calibration.js';
 import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { DemoLab } from './lab/demo.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunInspection } from './inspection/run-inspection.js';
@@ -79,7 +82,7 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
-  /** the clock of the runs' inspection (ticks, acknowledgements); tests inject fake time */
+  /** the clock of the runs' inspection (ticks, acknowledgements) and of the accreditations' status; tests inject fake time */
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
@@ -108,12 +111,17 @@ export class LabtraceServer {
   readonly calibration: Calibration;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
+  /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
+  readonly demo: DemoLab | undefined;
+  /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
+  readonly accreditations: Accreditations;
   /** certificates (test reports) of completed runs, signed and logged; their public verification */
   readonly certificates: Certificates;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
+  private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
   private readonly http: http.Server;
@@ -133,17 +141,30 @@ export class LabtraceServer {
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
-    this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
+    this.accreditations = new Accreditations(
+      this.database,
+      this.audit,
+      logger.child({ part: 'accreditation' }),
+      { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
+      options.clock,
+    );
+    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, {
-      // the configured scope: a method's standard is in it or not, over any range
-      covers: ({ standard }) =>
-        this.labRecords.inScope(standard)
-          ? { accredited: true, accreditation: { body: '', number: '' } }
-          : { accredited: false, reason: `${standard} is not in the lab's accreditation scope` },
-    });
+    this.demo = config.demo.enabled
+      ? new DemoLab(
+          {
+            records: this.labRecords,
+            runs: this.runs,
+            calibration: this.calibration,
+            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+          },
+          logger.child({ part: 'demo' }),
+          config.demo,
+        )
+      : undefined;
+    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
@@ -222,7 +243,9 @@ export class LabtraceServer {
         inspection: this.inspection,
         review: (id) => this.calibration.review(id),
         results: this.results,
-      }).use(calibrationRoutes(this.calibration)),
+      })
+        .use(calibrationRoutes(this.calibration))
+        .use(accreditationRoutes(this.accreditations, config.lab)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -262,6 +285,7 @@ export class LabtraceServer {
       this.series.notify();
       this.live.samples(samples);
       this.runs.onSamples(samples);
+      this.demo?.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
@@ -299,6 +323,7 @@ export class LabtraceServer {
     await this.database.migrate();
     this.store.open();
     this.runs.open();
+    await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
@@ -374,6 +399,9 @@ export class LabtraceServer {
       await this.shutdown();
       throw err;
     }
+    this.demo?.start();
+    this.remindCalibrations();
+    this.reminderTimer = setInterval(() => this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -406,9 +434,23 @@ export class LabtraceServer {
     })();
   }
 
+  /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
+  private remindCalibrations(): void {
+    for (const r of this.calibration.reminders())
+      if (r.status === 'due-soon' || r.status === 'expired')
+        this.logger.warn(
+          { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
+          r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
+        );
+  }
+
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    this.demo?.stop();
+    if (this.reminderTimer) clearInterval(this.reminderTimer);
+    this.reminderTimer = undefined;
+    await this.accreditations.stop();
     await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();

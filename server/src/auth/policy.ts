@@ -107,10 +107,24 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/instruments/:id/status', allow: LAB_READERS },
   { method: 'POST', path: '/api/instruments/:id/status', allow: LAB_WORKERS, audit: true },
   // calibration records and intermediate checks (6.4): recorded by the lab's workers, read by its staff and auditors
+  { method: 'GET', path: '/api/calibration/reminders', allow: LAB_READERS },
   { method: 'GET', path: '/api/instruments/:id/calibrations', allow: LAB_READERS },
   { method: 'POST', path: '/api/instruments/:id/calibrations', allow: LAB_WORKERS, audit: true },
   { method: 'POST', path: '/api/instruments/:id/checks', allow: LAB_WORKERS, audit: true },
   { method: 'GET', path: '/api/instruments/:id/calibration-status', allow: LAB_READERS },
+  // the lab's accreditations (docs/accreditation.md): public information to its users, and in short to anyone
+  // holding a certificate; recorded and changed by the admin only
+  {
+    method: 'GET',
+    path: '/api/public/accreditation',
+    allow: 'public',
+    why: 'a certificate reader checks the accreditation mark: body, number, status and validity, as the bodies publish them',
+  },
+  { method: 'GET', path: '/api/accreditations', allow: ALL },
+  { method: 'GET', path: '/api/accreditations/:id', allow: ALL },
+  { method: 'POST', path: '/api/accreditations', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/accreditations/:id/events', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/accreditations/:id/scope', allow: ADMIN, audit: true },
   // certificates (test reports, 7.8): requested by a technician or signatory, approved, issued, amended and
   // revoked by a signatory only (who neither performed nor created the run); read like the run (a client: its
   // organization's issued ones)

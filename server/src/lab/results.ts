@@ -131,14 +131,9 @@ export class RunResultsService implements RunResultsSource {
     private readonly runs: Runs,
     private readonly records: LabRecords,
     private readonly calibration: Pick<Calibration, 'status' | 'calibrations'>,
-    private scope: ScopeCheck,
+    private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
   ) {}
-
-  /** Replaces the scope check (the accreditation records, once they are open). */
-  useScope(scope: ScopeCheck): void {
-    this.scope = scope;
-  }
 
   /** Computes and keeps the results of a run that has just completed; a second call returns the kept ones. */
   onCompleted(run: Run): RunResults | undefined {

@@ -10,6 +10,7 @@ import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Principal } from '../auth/users.js';
 import type { LabDatabase } from '../store/database.js';
 import type { EquipmentStatus } from './equipment.js';
+import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
 
@@ -95,6 +96,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     private readonly audit: AuditTrail,
     private readonly records: LabRecords,
     private readonly equipment: EquipmentStatus,
+    /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
+    private readonly scope: MethodScopeCheck,
     private readonly now: () => number = Date.now,
   ) {
     super();
@@ -141,7 +144,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       const count = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
       const id = `run-${count + 1}`;
       const createdAt = this.now();
-      const accredited = method.accredited ? 1 : 0;
+      const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
+      const accredited = inScope ? 1 : 0;
       const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
       db.prepare(
         `INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
@@ -157,7 +161,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           instruments: bound,
           technician,
           state: 'planned',
-          accredited: method.accredited,
+          accredited: inScope,
         },
       });
       return this.mustFind(id);
@@ -166,7 +170,8 @@ export class Runs extends EventEmitter<RunsEvents> {
 
   /**
    * Starts a planned run: every assigned instrument must pass the equipment checks (service status now,
-   * calibration later). The accreditation scope is checked again, as it stands at the start.
+   * calibration later). The accreditation scope is checked again, as it stands at the start (an accreditation
+   * may have been suspended or its scope reduced since the run was planned).
    */
   start(actor: Actor, id: string, reason?: string): Run {
     return this.transition(actor, id, 'start', reason, (run, at) => {
@@ -175,7 +180,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       const db = this.database.sqlite;
       for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
         db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
-      const accredited = this.records.inScope(run.method.standard);
+      const method = this.records.method(run.method.id, run.method.version);
+      const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
       db.prepare("UPDATE runs SET state = 'running', started_at = ?, accredited = ? WHERE id = ?").run(at, accredited ? 1 : 0, id);
     });
   }

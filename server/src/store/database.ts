@@ -5,6 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
+import { accreditationMigration } from '../lab/accreditation.js';
 import { certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 
@@ -313,6 +314,9 @@ migrations['0012_run_alarms'] = {
 
 // calibration records and intermediate checks (lab/calibration.ts)
 migrations['0013_calibration'] = calibrationMigration;
+
+// accreditations, their scope versions and status events (lab/accreditation.ts)
+migrations['0014_accreditation'] = accreditationMigration;
 
 // certificates (test reports) and their events; the customer's contact (certificates/migration.ts)
 migrations['0015_certificates'] = certificatesMigration;

@@ -179,6 +179,50 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     ),
     expect: { actor: 'technician', action: 'create', recordType: 'instrument-check', recordId: 'ut-1/1', reason: 'check weight 20 kN: +0.1 %' },
   }),
+  'POST /api/accreditations': async () => ({
+    res: await t.fetch(
+      '/api/accreditations',
+      json('POST', {
+        id: 'acc-audit',
+        body: 'CNAS',
+        number: 'L0001',
+        validFrom: Date.now() - 86_400_000,
+        validTo: Date.now() + 365 * 86_400_000,
+        scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 100 }],
+      }),
+    ),
+    expect: { actor: 'admin', action: 'create', recordType: 'accreditation', recordId: 'acc-audit' },
+  }),
+  'POST /api/accreditations/:id/scope': async () => ({
+    res: await t.fetch(
+      '/api/accreditations/acc-audit/scope',
+      json('POST', {
+        scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 250 }],
+        reason: 'range extended to 250 kN',
+      }),
+    ),
+    expect: {
+      actor: 'admin',
+      action: 'update',
+      recordType: 'accreditation',
+      recordId: 'acc-audit',
+      oldValue: expect.objectContaining({ scopeVersion: 1 }),
+      newValue: expect.objectContaining({ scopeVersion: 2 }),
+      reason: 'range extended to 250 kN',
+    },
+  }),
+  'POST /api/accreditations/:id/events': async () => ({
+    res: await t.fetch('/api/accreditations/acc-audit/events', json('POST', { kind: 'suspend', reason: 'surveillance visit overdue' })),
+    expect: {
+      actor: 'admin',
+      action: 'state-change',
+      recordType: 'accreditation',
+      recordId: 'acc-audit',
+      oldValue: { status: 'active' },
+      newValue: { status: 'suspended', event: 'suspend' },
+      reason: 'surveillance visit overdue',
+    },
+  }),
   'POST /api/runs': async () => ({
     res: await t.fetch('/api/runs', json('POST', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] }), 'technician'),
     expect: { actor: 'technician', action: 'create', recordType: 'run', recordId: 'run-3' },

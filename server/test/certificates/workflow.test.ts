@@ -29,7 +29,21 @@ const call = jsonCaller(
 );
 
 beforeAll(async () => {
-  t = await startServer({ accreditation: { scope: [IN_SCOPE] }, publicBaseUrl: 'https://reports.lab.example' });
+  t = await startServer({
+    accreditation: {
+      accreditations: [
+        {
+          id: 'acc-1',
+          body: 'CNAS',
+          number: 'L1234',
+          validFrom: '2020-01-01',
+          validTo: Date.now() + 365 * DAY,
+          scope: [{ standard: IN_SCOPE, measurand: 'force', unit: 'kN', min: 0, max: 100 }],
+        },
+      ],
+    },
+    publicBaseUrl: 'https://reports.lab.example',
+  });
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('utm-1', 'utm-2', 'utm-3', 'utm-4');
@@ -209,6 +223,9 @@ describe('issue', () => {
       authorization: { name: 'signatory', meaning: 'approval' },
       records: results.records,
       amendment: null,
+      // every result inside the scope: the mark with its number
+      accreditation: { body: 'CNAS', number: 'L1234' },
+      notAccredited: [],
     });
     expect(full.traceability).toEqual([
       expect.objectContaining({
@@ -229,6 +246,7 @@ describe('issue', () => {
       if (r.conformity) expect(text).toContain(`${r.conformity.verdict === 'pass' ? 'Conforms' : 'Does not conform'} to the specification`);
     }
     expect(text).toContain('End of report');
+    expect(text).toContain('Accredited by CNAS, accreditation No. L1234');
     expect(text).toContain(`https://reports.lab.example/verify/${cert.id}`);
   });
 

@@ -67,7 +67,23 @@ describe('results of a run', () => {
   const json = postJson;
 
   beforeAll(async () => {
-    t = await startServer({ accreditation: { scope: [IN_SCOPE] } });
+    t = await startServer({
+      accreditation: {
+        accreditations: [
+          {
+            id: 'acc-1',
+            body: 'CNAS',
+            number: 'L1234',
+            validFrom: '2020-01-01',
+            validTo: Date.now() + 365 * 86_400_000,
+            scope: [
+              { standard: IN_SCOPE, measurand: 'force', unit: 'kN', min: 0, max: 100 },
+              { standard: IN_SCOPE, measurand: 'temperature', unit: 'degC', min: -40, max: 100 },
+            ],
+          },
+        ],
+      },
+    });
     otherClientToken = await addOtherClient(t);
     gw = await TestGateway.connect(t, 'gw-a');
     await gw.birth('utm-1', 'th-1');
@@ -178,7 +194,13 @@ describe('results of a run', () => {
     const res = await call<RunResults>(`/api/runs/${id}/results`, {}, 'client');
     expect(res.status).toBe(200);
     const r = res.body;
-    expect(r).toMatchObject({ run: id, method: { id: 'tensile', version: 1, standard: IN_SCOPE }, verdict: 'pass', accredited: true });
+    expect(r).toMatchObject({
+      run: id,
+      method: { id: 'tensile', version: 1, standard: IN_SCOPE },
+      verdict: 'pass',
+      accredited: true,
+      accreditation: { body: 'CNAS', number: 'L1234' },
+    });
 
     // the digest: the Merkle root of the run's records' leaf hashes, recomputed here from what was sent
     const mine = sent.filter((s) => s.seq >= before);
@@ -245,7 +267,21 @@ describe('results of a run', () => {
     expect(r.accredited).toBe(false);
     expect(r.accreditation).toBeUndefined();
     for (const x of r.results)
-      expect(x).toMatchObject({ accredited: false, scopeNote: expect.stringMatching(/ASTM E8\/E8M-22 is not in the lab's accreditation scope/) });
+      expect(x).toMatchObject({
+        accredited: false,
+        scopeNote: expect.stringMatching(/ASTM E8\/E8M-22 is not in the scope of any active accreditation/),
+      });
+  });
+
+  test('a result outside the accredited range is flagged, the others keep the mark, and the run is not accredited', async () => {
+    const r = (await call<RunResults>(`/api/runs/${await run('tensile', [120.5], [23])}/results`)).body;
+    expect(r.results.find((x) => x.name === 'Fm')).toMatchObject({
+      accredited: false,
+      scopeNote: expect.stringMatching(/force = 120.5 kN lies outside the accredited range 0.100 kN of CNAS L1234/),
+    });
+    expect(r.results.find((x) => x.name === 'T')).toMatchObject({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
+    expect(r).toMatchObject({ accredited: false, verdict: 'fail' });
+    expect(r.accreditation).toBeUndefined();
   });
 
   test('a result without samples is listed as missing; a running run has no results yet; another client sees none', async () => {
