@@ -7,6 +7,8 @@
 //   verify   autocannon against GET /verify/:id (the HTML page), GET /api/public/certificates/:id (JSON) and
 //            POST /verify/:id (a PDF uploaded and compared byte for byte), 20 connections, the server in a
 //            child process so that the load generator does not share its event loop. Target: at least 2,000 a second.
+//            GET /api/public/keys (no store read) is measured the same way as the baseline: the ceiling of the HTTP
+//            stack on this machine at that moment.
 // Environment: BENCH_CERT_ISSUE_SECONDS (5), BENCH_CERT_VERIFY_SECONDS (8), BENCH_CERT_CONNECTIONS (20).
 // Writes bench/results/certificates.json.
 import { Buffer } from 'node:buffer';
@@ -184,6 +186,8 @@ async function measure() {
     log(`issue: ${issue.perSecond} certificates/s (p50 ${issue.latencyMs.p50} ms, p99 ${issue.latencyMs.p99} ms)`);
     const pdfBytes = Buffer.from(pdf, 'base64');
     const targets = {
+      // the ceiling of the HTTP stack here and now: a small public JSON answer with no store read
+      baseline: { url: `${base}/api/public/keys` },
       page: { url: `${base}/verify/${id}` },
       status: { url: `${base}/api/public/certificates/${id}` },
       upload: { url: `${base}/verify/${id}`, method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: pdfBytes },
@@ -212,6 +216,7 @@ async function measure() {
       verifyPagePerSecond: verify.page.perSecond,
       verifyStatusPerSecond: verify.status.perSecond,
       verifyUploadPerSecond: verify.upload.perSecond,
+      baselinePerSecond: verify.baseline.perSecond,
       issueTargetMet: issue.perSecond >= params.targets.issuePerSecond,
       verifyTargetMet: verify.page.perSecond >= params.targets.verifyPerSecond && verify.status.perSecond >= params.targets.verifyPerSecond,
     };
