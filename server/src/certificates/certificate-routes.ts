@@ -14,6 +14,13 @@ export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{
 const reason = z.string().trim().min(1, 'required').max(500, 'at most 500 characters');
 const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id') });
 const reasonBody = z.strictObject({ reason });
+const listQuery = z.strictObject({
+  run: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id')
+    .optional(),
+  status: z.enum(['draft', 'valid', 'amended', 'revoked']).optional(),
+});
 /** the largest file the public check takes (a report's PDF is tens of kB) */
 const MAX_UPLOAD = 10 * 1024 * 1024;
 
@@ -46,7 +53,8 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
   };
 
   route(router, 'GET', '/api/certificates', (req, res) => {
-    res.json(certificates.list(who(req)));
+    const query = parseWith(listQuery, req.query, 'query', 'E_BAD_REQUEST');
+    res.json(certificates.list(who(req), query));
   });
 
   route(router, 'POST', '/api/certificates', (req, res) => {

@@ -252,17 +252,23 @@ export class Certificates {
     })();
   }
 
-  list(viewer: Viewer): CertificateView[] {
-    const rows = (
-      clientScoped(viewer)
-        ? this.deps.database.sqlite
-            .prepare(
-              'SELECT r.id FROM certificate_requests r JOIN certificates c ON c.id = r.id WHERE r.organization = ? ORDER BY r.requested_at, r.id',
-            )
-            .all(viewer.organization ?? '')
-        : this.sql('SELECT id FROM certificate_requests ORDER BY requested_at, id').all()
-    ) as { id: string }[];
-    return rows.map((r) => this.mustView(r.id));
+  /** The certificates the viewer may see (a client: its organization's issued ones), oldest first, optionally of one run or status. */
+  list(viewer: Viewer, filter: { run?: string | undefined; status?: CertificateStatus | undefined } = {}): CertificateView[] {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (clientScoped(viewer)) {
+      where.push('r.organization = ?', 'EXISTS (SELECT 1 FROM certificates c WHERE c.id = r.id)');
+      params.push(viewer.organization ?? '');
+    }
+    if (filter.run !== undefined) {
+      where.push('r.run = ?');
+      params.push(filter.run);
+    }
+    const rows = this.sql(
+      `SELECT r.id FROM certificate_requests r ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.requested_at, r.id`,
+    ).all(...params) as { id: string }[];
+    const views = rows.map((r) => this.mustView(r.id));
+    return filter.status === undefined ? views : views.filter((v) => v.status === filter.status);
   }
 
   /** A certificate the viewer may see (a client: its organization's issued ones); undefined otherwise, as for an unknown one. */

@@ -454,6 +454,11 @@ describe('visibility', () => {
     expect((await list('client')).body.every((c) => c.organization === ORGANIZATION && c.status !== 'draft')).toBe(true);
     expect((await list('client-b')).body.map((c) => c.id)).toEqual([theirs.id]);
     expect((await list('auditor')).body.map((c) => c.id)).toEqual(expect.arrayContaining([mine.id, theirs.id, pending.id]));
+    // filtered by run and status
+    expect((await call<CertificateView[]>(`/api/certificates?run=${mine.run}`, {}, 'client')).body.map((c) => c.id)).toEqual([mine.id]);
+    expect((await call<CertificateView[]>('/api/certificates?status=draft', {}, 'signatory')).body.map((c) => c.id)).toContain(pending.id);
+    expect((await call<CertificateView[]>('/api/certificates?status=draft', {}, 'client')).body).toEqual([]);
+    expect((await call('/api/certificates?status=lost', {}, 'client')).body.error).toMatch(/query: status/);
     for (const p of ['', '/pdf', '/json', '/dcc.xml']) {
       expect((await call(`/api/certificates/${theirs.id}${p}`, {}, 'client')).status).toBe(404);
       expect((await t.fetch(`/api/certificates/${mine.id}${p}`, {}, 'client')).status).toBe(200);
