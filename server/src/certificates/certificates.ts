@@ -114,6 +114,7 @@ const STATUS_CACHE_SIZE = 10_000;
 
 export class Certificates {
   private key: SignerKey | undefined;
+  private published: PublishedKey[] = [];
   private readonly now: () => number;
   private readonly statusCache = new Map<string, PublicStatus>();
   private readonly statements = new Map<string, Statement>();
@@ -125,17 +126,20 @@ export class Certificates {
   /** Loads (or creates, at the first start) the certificate key. */
   start(): Promise<void> {
     this.key = certificateKey(this.deps.keyFile, `labtrace-certificates/${this.deps.lab}`, this.deps.logger);
+    this.published = [publishedKey(this.key)];
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
     this.key = undefined;
+    this.published = [];
     return Promise.resolve();
   }
 
   /** The lab's certificate keys (public halves), as published. */
   keys(): PublishedKey[] {
-    return [publishedKey(this.signer())];
+    this.signer();
+    return this.published;
   }
 
   verifyUrl(id: string): string {
