@@ -114,6 +114,13 @@ async function completedRun(options: { sample?: string; method?: string; instrum
   expect(created.status).toBe(201);
   const id = created.body.id;
   expect((await call(`/api/runs/${id}/start`, json({}))).status).toBe(200);
+  await measure(instrument);
+  expect((await call(`/api/runs/${id}/stop`, json({}))).status).toBe(200);
+  return id;
+}
+
+/** Forces of a tensile test on the instrument, sent signed by the gateway and acknowledged. */
+async function measure(instrument: string): Promise<void> {
   const ts = Date.now();
   const samples: Sample[] = [10.2, 35.7, 42.031, 41.9, 0.4].map((value, i) => ({
     seq: seq++,
@@ -125,8 +132,6 @@ async function completedRun(options: { sample?: string; method?: string; instrum
     quality: 'good',
   }));
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
-  expect((await call(`/api/runs/${id}/stop`, json({}))).status).toBe(200);
-  return id;
 }
 
 async function draft(run: string, role: 'technician' | 'signatory' = 'technician'): Promise<CertificateView> {
@@ -390,6 +395,14 @@ describe('refusals', () => {
     expect((await as(`/api/runs/${created.id}/start`, json({}))).status).toBe(200);
     expect((await as(`/api/runs/${created.id}/stop`, json({}))).status).toBe(200);
     const d = await draft(created.id);
+    // a run tech-sig created for another technician, who performed it
+    const other = (await (
+      await as('/api/runs', json({ sample: 'B-1', method: 'tensile', instruments: ['utm-1'], technician: 'technician' }))
+    ).json()) as { id: string };
+    expect((await call(`/api/runs/${other.id}/start`, json({}))).status).toBe(200);
+    await measure('utm-1');
+    expect((await call(`/api/runs/${other.id}/stop`, json({}))).status).toBe(200);
+    const d2 = await draft(other.id);
     // the technician becomes a signatory later: still not the one to approve the run
     t.server.users.update(system, 'tech-sig', { role: 'signatory' }, 'promoted');
     const token2 = t.server.users.createApiToken(system, 'tech-sig', 'tests', DAY).token;
@@ -398,6 +411,13 @@ describe('refusals', () => {
     expect(((await res.json()) as { error: string }).error).toBe(
       `tech-sig performed run ${created.id}: the certificate must be approved by another signatory`,
     );
+    const res2 = await fetch(`${t.base}/api/certificates/${d2.id}/issue`, { method: 'POST', headers: { authorization: `Bearer ${token2}` } });
+    expect(res2.status).toBe(403);
+    expect(((await res2.json()) as { error: string }).error).toBe(
+      `tech-sig created run ${other.id}: the certificate must be approved by another signatory`,
+    );
+    // another signatory may
+    expect((await call(`/api/certificates/${d2.id}/issue`, json({}), 'signatory')).status).toBe(200);
   });
 
   test('an instrument out of calibration at the run time blocks the issue, named with its reason', async () => {
