@@ -2,6 +2,7 @@
 // certificate requested, approved and issued by a signatory (never by who performed or created the run), its
 // PDF's text compared with the run's results, its files verified online (byte for byte) and offline (the CLI),
 // amended twice and revoked, each step in the transparency log; calibration problems and clients kept apart.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -263,6 +264,15 @@ describe('issue', () => {
     expect(html).toContain(`Valid: report ${cert.id}`);
     expect(html).toContain(cert.digests?.pdf);
     expect(html).not.toMatch(/<script src|<link|https?:\/\/(?!reports\.lab\.example)/);
+    // the inline script and style run under the page's own policy, allowed by their hashes and nothing else
+    const csp = page.headers.get('content-security-policy') ?? '';
+    const hash = (text: string | undefined) =>
+      `'sha256-${createHash('sha256')
+        .update(text ?? '')
+        .digest('base64')}'`;
+    expect(csp).toContain(`script-src ${hash(/<script>([\s\S]*?)<\/script>/.exec(html)?.[1])}`);
+    expect(csp).toContain(`style-src ${hash(/<style>([\s\S]*?)<\/style>/.exec(html)?.[1])}`);
+    expect(csp).not.toMatch(/unsafe-inline/);
     for (const [kind, p] of [
       ['pdf', 'pdf'],
       ['json', 'json'],
