@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { chromium } from 'playwright-core';
 import type { Sample } from '@labtrace/protocols';
 import type { CertificateView, PublicStatus } from '../../src/certificates/certificates.js';
 import type { CertificateContent } from '../../src/certificates/content.js';
@@ -288,6 +289,41 @@ describe('issue', () => {
     const unknown = await fetch(`${t.base}/verify/TR-nothing-1`);
     expect(unknown.status).toBe(404);
     expect(await unknown.text()).toContain('Unknown');
+  });
+
+  test('in a browser, the page checks a chosen file under its own policy: the PDF as issued matches, one changed byte does not', async () => {
+    const good = path.join(dir, 'browser-good.pdf');
+    const bad = path.join(dir, 'browser-bad.pdf');
+    const pdf = await bytes(`/api/certificates/${cert.id}/pdf`);
+    writeFileSync(good, pdf);
+    writeFileSync(bad, flip(pdf, 1000));
+    const browser = await chromium.launch({
+      executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
+      headless: true,
+      // off the network: only the local server is reached
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update'],
+    });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => problems.push(m.text()));
+      await page.goto(`${t.base}/verify/${cert.id}`);
+      expect(await page.textContent('.status')).toContain(`Valid: report ${cert.id}`);
+      const outcome = async (file: string): Promise<string> => {
+        // (page code as text: the server's tests compile without the DOM's types)
+        await page.evaluate("document.getElementById('result').textContent = ''");
+        await page.setInputFiles('#file', file);
+        await page.click('button[type=submit]');
+        await page.waitForFunction("/^(Match|NO MATCH|The check failed)/.test(document.getElementById('result').textContent)");
+        return (await page.textContent('#result')) ?? '';
+      };
+      expect(await outcome(good)).toBe('Match: this PDF file is byte for byte the one issued (certificate status: valid).');
+      expect(await outcome(bad)).toBe('NO MATCH: this file is not the PDF the laboratory issued under this number.');
+      // a policy violation (a blocked script or style) would show here
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   test('offline: the CLI checks the JSON with the lab key and a PDF against the JSON; one changed byte fails; bad arguments exit 2', async () => {
