@@ -205,6 +205,14 @@ export class TestGateway {
   async end(): Promise<void> {
     await this.client.endAsync(true);
   }
+
+  /** The same gateway connected again (to a restarted server, say), continuing its chain where this one left it. */
+  async reconnect(t: Pick<TestServer, 'mqttUrl' | 'password'>): Promise<TestGateway> {
+    const next = await TestGateway.connect(t, this.id, { key: this.key });
+    next.prev = this.prev;
+    next.nextBatch = this.nextBatch;
+    return next;
+  }
 }
 
 /** Publishes and waits for the outcome: 'acked' or the reason it was rejected. */
