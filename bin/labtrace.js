@@ -11,6 +11,7 @@ commands:
   gateway plan <profile>      prints the read requests a device profile needs
   export --out <dir> ...      writes an export bundle of a gateway's signed measurements (see 'labtrace export --help')
   verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
+  verify-certificate <file>   checks a certificate (JSON, or PDF/DCC against its JSON) offline with the lab's keys
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -22,6 +23,7 @@ const commands = {
   sim: () => import('@labtrace/device-sim/cli'),
   export: () => import('../server/dist/src/export/cli.js'),
   verify: () => import('../server/dist/src/export/verify-cli.js'),
+  'verify-certificate': () => import('../server/dist/src/certificates/verify-cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);
