@@ -152,18 +152,6 @@ export class LabtraceServer {
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.demo = config.demo.enabled
-      ? new DemoLab(
-          {
-            records: this.labRecords,
-            runs: this.runs,
-            calibration: this.calibration,
-            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
-          },
-          logger.child({ part: 'demo' }),
-          config.demo,
-        )
-      : undefined;
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -189,6 +177,19 @@ export class LabtraceServer {
       softwareVersion: SERVER_VERSION,
       logger: logger.child({ part: 'certificates' }),
     });
+    this.demo = config.demo.enabled
+      ? new DemoLab(
+          {
+            records: this.labRecords,
+            runs: this.runs,
+            calibration: this.calibration,
+            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+            certificates: this.certificates,
+          },
+          logger.child({ part: 'demo' }),
+          config.demo,
+        )
+      : undefined;
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({

@@ -23,7 +23,7 @@ export interface ComposeInput {
   results: RunResults;
   instruments: {
     id: string;
-    identity: { maker: string; model: string; serialNumber: string; firmware?: string | undefined } | undefined;
+    identity: { maker: string; model: string; serialNumber: string; firmware?: string | undefined; location?: string | undefined } | undefined;
     /** the calibration status at the run's start and at its end */
     atStart: CalibrationStatus;
     atEnd: CalibrationStatus;
@@ -50,6 +50,7 @@ export function traceabilityOf(i: ComposeInput['instruments'][number]): Instrume
     model: identity?.model ?? '',
     serialNumber: identity?.serialNumber ?? '',
     firmware: identity?.firmware ?? null,
+    location: identity?.location ?? null,
     calibration:
       cal === null ? null : { certificate: cal.certificate, laboratory: cal.laboratory, calibratedAt: cal.calibratedAt, dueAt: cal.nextDueAt },
     statusAtRun: worse.status,

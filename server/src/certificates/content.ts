@@ -56,6 +56,8 @@ export const instrumentTraceabilitySchema = z.strictObject({
   model: text,
   serialNumber: text,
   firmware: z.string().nullable(),
+  /** where the instrument stands (6.4.13); null when its profile does not say */
+  location: z.string().nullable().default(null),
   calibration: z
     .strictObject({
       certificate: text,

@@ -107,7 +107,9 @@ export function renderPdf(content: CertificateContent, contentDigest: string): P
   heading('Traceability');
   for (const i of content.traceability) {
     para(i.statement);
-    para(`  Instrument identity: ${i.maker} ${i.model}, serial number ${i.serialNumber}${i.firmware === null ? '' : `, firmware ${i.firmware}`}`);
+    para(
+      `  Instrument identity: ${i.maker} ${i.model}, serial number ${i.serialNumber}${i.firmware === null ? '' : `, firmware ${i.firmware}`}${i.location === null ? '' : `, location ${i.location}`}`,
+    );
   }
 
   heading('Accreditation');

@@ -5,6 +5,7 @@
 // (and the audit trail) as a person's would, under the actor `demo`.
 import { LabtraceError, type LiveSample } from '@labtrace/protocols';
 import type { Actor } from '../audit/audit-trail.js';
+import type { Certificates } from '../certificates/certificates.js';
 import type { Logger } from '../log.js';
 import type { Calibration } from './calibration.js';
 import type { LabRecords } from './lab-records.js';
@@ -64,8 +65,10 @@ export const DEMO_METHOD: { id: string; standard: string; title: string; definit
 };
 
 export interface DemoOptions {
-  /** the technician the demo's runs are assigned to */
+  /** the technician the demo's runs are assigned to, who requests their certificates */
   technician: string;
+  /** the signatory who approves and issues the demo's certificates (not the run's technician) */
+  signatory: string;
   /** the organization whose samples the demo tests */
   organization: string;
   /** specimens left out between two runs (0: every specimen is a run) */
@@ -80,7 +83,14 @@ export class DemoLab {
   private started = false;
 
   constructor(
-    private readonly deps: { records: LabRecords; runs: Runs; calibration: Calibration; instrumentExists: (id: string) => boolean },
+    private readonly deps: {
+      records: LabRecords;
+      runs: Runs;
+      calibration: Calibration;
+      instrumentExists: (id: string) => boolean;
+      /** certificates of completed demo runs: requested by the technician, issued by the signatory */
+      certificates?: Pick<Certificates, 'request' | 'issue'>;
+    },
     private readonly logger: Logger,
     private readonly options: DemoOptions,
     private readonly now: () => number = Date.now,
@@ -121,6 +131,7 @@ export class DemoLab {
     if (phase.kind === 'running') {
       this.deps.runs.stop(DEMO_ACTOR, phase.run, `specimen ${phase.specimen} broke`);
       this.logger.info({ run: phase.run }, 'demo run completed');
+      this.certify(phase.run);
       this.phase = { kind: 'waiting', skip: this.options.pauseSpecimens };
       if (this.options.pauseSpecimens > 0) return;
     }
@@ -146,6 +157,17 @@ export class DemoLab {
     this.deps.runs.start(DEMO_ACTOR, run.id, `specimen ${specimen} mounted`);
     this.phase = { kind: 'running', run: run.id, specimen };
     this.logger.info({ run: run.id }, 'demo run started: sign in as the demo client to watch it');
+  }
+
+  /** The completed run's certificate, requested by its technician and issued by the demo signatory. */
+  private certify(run: string): void {
+    const certificates = this.deps.certificates;
+    if (!certificates) return;
+    const draft = certificates.request({ username: this.options.technician, role: 'technician', organization: null }, run);
+    certificates.issue({ username: this.options.signatory, role: 'signatory', organization: null }, draft.id).then(
+      (issued) => this.logger.info({ run, certificate: issued.id, verify: issued.verifyUrl }, 'demo certificate issued'),
+      (err: unknown) => this.logger.warn({ run, err: err instanceof Error ? err.message : err }, 'demo certificate not issued'),
+    );
   }
 
   /** The testing machine's calibration: recorded when it has none in force, as a calibration lab would have. */

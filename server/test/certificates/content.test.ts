@@ -44,6 +44,7 @@ describe('content', () => {
         model: 'Z100',
         serialNumber: 'SN-778',
         firmware: '4.2',
+        location: 'Hall 2, bay 1',
         calibration: expect.objectContaining({ certificate: 'C-17', laboratory: 'Calibration Lab GmbH' }),
         statusAtRun: 'valid',
       }),
@@ -122,6 +123,7 @@ describe('renderings', () => {
     expect(text).toContain('qa@client-a.example');
     expect(text).toContain('ISO 6892-1:2019');
     expect(text).toContain('calibration certificate C-17 of Calibration Lab GmbH');
+    expect(text).toContain('location Hall 2, bay 1');
     expect(text).toContain('Accredited by DAkkS, accreditation No. D-PL-12345-01-00');
     expect(text).toContain('Approved by signatory (signatory)');
     expect(text).toContain('Meaning of the signature: approval');

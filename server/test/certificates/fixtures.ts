@@ -94,7 +94,7 @@ export function composeInput(overrides: Partial<ComposeInput> = {}): ComposeInpu
     instruments: [
       {
         id: 'ut-1',
-        identity: { maker: 'Zwick', model: 'Z100', serialNumber: 'SN-778', firmware: '4.2' },
+        identity: { maker: 'Zwick', model: 'Z100', serialNumber: 'SN-778', firmware: '4.2', location: 'Hall 2, bay 1' },
         atStart: calibration,
         atEnd: calibration,
       },

@@ -76,6 +76,14 @@ test('the demo method is recorded once, and a run follows each specimen from mou
   expect(a).toBeCloseTo((12 * 100) / 50, 9);
   expect(results.results.every((r) => r.uncertainty.budget.some((b) => b.source === 'calibration'))).toBe(true);
   expect(runsOf().filter((r) => r.state === 'running')).toHaveLength(1);
+  // its certificate: requested by the technician, approved and issued by the signatory, verifiable
+  await waitFor('the demo certificate', () =>
+    t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id }).some((c) => c.status === 'valid'),
+  );
+  const [certificate] = t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id });
+  expect(certificate).toMatchObject({ requestedBy: 'technician', issuedBy: 'signatory', organization: ORGANIZATION });
+  const status = (await (await t.fetch(`/api/public/certificates/${certificate?.id ?? ''}`, {}, null)).json()) as { status: string };
+  expect(status.status).toBe('valid');
   expect(t.server.audit.list({ recordType: 'run', recordId: done.id, limit: 10 }).map((e) => [e.actor, e.action, e.reason])).toEqual([
     ['demo', 'create', null],
     ['demo', 'state-change', 'specimen 2 mounted'],
