@@ -297,6 +297,19 @@ describe("a client cannot see another client's run", () => {
     expect((await call(`/api/runs/${theirs.id}/abort`, json({ reason: 'x' }), 'client-b')).status).toBe(403);
   });
 
+  test("a run shows its instruments' identity and calibration status to whoever may see it, a client included", async () => {
+    // the client reads no instrument list of the lab, yet witnesses what measures its test
+    expect((await call('/api/instruments', {}, 'client-b')).status).toBe(403);
+    const seen = await call<{ equipment: { id: string; identity: { model: string } | null; calibration: { status: string } }[] }>(
+      `/api/runs/${theirs.id}`,
+      {},
+      'client-b',
+    );
+    expect(seen.body.equipment).toEqual([
+      { id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, calibration: { status: 'never-calibrated', dueAt: null } },
+    ]);
+  });
+
   test("socket.io: joining another client's run room is refused, and its samples never arrive", async () => {
     const intruder = connect(t.tokens.client);
     const owner = connect(otherClientToken);

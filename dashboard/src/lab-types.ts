@@ -1,0 +1,137 @@
+// The lab records as the server's REST API answers them (docs/test-runs.md, docs/calibration.md, server/src/lab/contracts.ts).
+import type { InstrumentView, LiveSample, RunAlarm, RunAlarmEvent } from '@labtrace/protocols';
+
+export type RunState = 'planned' | 'running' | 'completed' | 'aborted';
+
+export interface Run {
+  id: string;
+  sample: string;
+  organization: string;
+  method: { id: string; version: number; standard: string };
+  instruments: { id: string; gateway: string }[];
+  technician: string;
+  state: RunState;
+  accredited: boolean;
+  flags: string[];
+  createdBy: string;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  endReason: string | null;
+  /** the identity and calibration of the run's instruments, where the server gives them */
+  equipment?: RunEquipment[];
+}
+
+export interface RunEquipment {
+  id: string;
+  identity: InstrumentView['identity'] | null;
+  calibration: NonNullable<InstrumentView['calibration']> | null;
+}
+
+export interface MethodLimit {
+  measurand: string;
+  min?: number;
+  max?: number;
+}
+
+export interface MethodRule {
+  id: string;
+  kind: string;
+  severity: string;
+  channel?: string;
+  instrument?: string;
+  low?: number;
+  high?: number;
+  warnLow?: number;
+  warnHigh?: number;
+}
+
+export interface Method {
+  id: string;
+  version: number;
+  standard: string;
+  title: string;
+  accredited?: boolean;
+  definition: {
+    measurands: { name: string; unit: string; channel: string }[];
+    instrumentTypes: string[];
+    limits: MethodLimit[];
+    decisionRule: { kind: string; guardBandFactor?: number };
+    rules?: MethodRule[];
+  };
+}
+
+export interface LabSample {
+  id: string;
+  organization: string;
+  description: string;
+}
+
+export interface RunRecords {
+  run: string;
+  samples: LiveSample[];
+  truncated: boolean;
+}
+
+export interface RunAlarms {
+  run: string;
+  alarms: RunAlarm[];
+  events: RunAlarmEvent[];
+}
+
+export interface RunResult {
+  name: string;
+  title: string;
+  measurand: string;
+  unit: string;
+  statistic: string;
+  value: number;
+  reported: string;
+  uncertainty: { expanded: number; coverageFactor: number; coverageProbability: number };
+  conformity: { verdict: 'pass' | 'fail'; rule: string; ruleText: string } | null;
+  sampleCount: number;
+  accredited: boolean;
+  accreditation?: { body: string; number: string };
+  scopeNote?: string;
+}
+
+export interface RunResults {
+  run: string;
+  method: { id: string; version: number; standard: string };
+  computedAt: number;
+  records: { count: number; digest: string; digestAlgorithm: string };
+  results: RunResult[];
+  verdict: 'pass' | 'fail' | 'no-decision';
+  accredited: boolean;
+  accreditation?: { body: string; number: string };
+}
+
+export interface Accreditation {
+  id: string;
+  body: string;
+  number: string;
+  status: 'active' | 'suspended' | 'withdrawn' | 'expired' | 'not-yet-valid';
+  validFrom: number | string;
+  validTo: number | string;
+  warnings?: string[];
+}
+
+export interface CertificateItem {
+  id: string;
+  run: string;
+  status: string;
+  issuedAt?: number | string;
+}
+
+export const formatTime = (ts: number | string | null | undefined): string =>
+  ts === null || ts === undefined ? '—' : new Date(ts).toISOString().replace('T', ' ').slice(0, 19);
+
+export const formatValue = (value: unknown): string => {
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(3);
+  if (value === null || value === undefined) return '—';
+  return String(value);
+};
+
+/** who may change lab records (acknowledge alarms) and who runs tests */
+export const canActOnAlarms = (role: string | undefined): boolean => role === 'admin' || role === 'technician';
+export const isTechnician = (role: string | undefined): boolean => role === 'technician';
