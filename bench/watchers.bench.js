@@ -9,13 +9,14 @@
 //                          after its newest sample: about the batch's send time) to its receipt; the target
 //                          (p99 < 100 ms) is on this one
 //   server CPU             from /proc/<pid>/stat over the window (% of one core; target < 100)
-// and whether every watcher received every sample. The watchers' own CPU is reported too: on a 2-core machine
+// and whether every watcher received every sample. One more watcher (the probe) runs alone in its own process: its
+// latency is the server's push without the queue of a process that holds hundreds of sockets. The watchers' own CPU is reported too: on a 2-core machine
 // they compete with the server, and a watcher process's queue is part of its receipt time.
 //
 // The server runs in a child process (`--serve`, the real LabtraceServer with its users made in-process); the
 // watchers in BENCH_WATCHER_PROCS child processes (`--watch`).
 // Environment: BENCH_WATCHERS (500), BENCH_WATCHER_PROCS (2), BENCH_CHANNELS (8, at most 10), BENCH_RATE_PER_CHANNEL
-// (50), BENCH_BATCH_DELAY_MS (50), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (3), BENCH_KEEP=1 keeps the temporary
+// (50), BENCH_BATCH_DELAY_MS (200, the gateway's default), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (3), BENCH_KEEP=1 keeps the temporary
 // directory. Writes bench/results/watchers.json.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -60,6 +61,21 @@ async function serve(configFile) {
     clients.push(server.users.createApiToken(system, `client-${i}`, 'bench', 3_600_000).token);
   }
   process.send({ type: 'ready', httpPort: server.httpPort, mqttPort: server.mqttPort, technician, clients });
+  // how late the server's event loop runs: a push that waits behind other work shows here
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  process.on('message', (msg) => {
+    if (msg.cmd === 'window') {
+      if (msg.on) loop.reset();
+      if (msg.on) loop.enable();
+      else loop.disable();
+    } else if (msg.cmd === 'stats')
+      process.send({
+        type: 'stats',
+        id: msg.id,
+        eventLoopDelayMs: { p50: round1(loop.percentile(50) / 1e6), p99: round1(loop.percentile(99) / 1e6), max: round1(loop.max / 1e6) },
+      });
+  });
   const stop = async () => {
     await server.stop();
     process.exit(0);
@@ -72,12 +88,15 @@ async function serve(configFile) {
 
 async function watch(optionsFile) {
   const { io } = await import('socket.io-client');
+  const { unpackRunSamples } = await import('../protocols/dist/src/index.js');
   const options = JSON.parse(readFileSync(optionsFile, 'utf8'));
   const perSample = new Uint32Array(MAX_MS + 2);
   const perDelivery = new Uint32Array(MAX_MS + 2);
   const received = new Float64Array(options.count);
   let windowOn = false;
   let windowDeliveries = 0;
+  /** the JSON size of what arrived (the probe only: measuring it costs a stringify per delivery) */
+  let windowBytes = 0;
   const sockets = [];
   let joined = 0;
   const bucket = (ms) => Math.min(MAX_MS + 1, Math.max(0, Math.round(ms)));
@@ -91,9 +110,11 @@ async function watch(optionsFile) {
         forceNew: true,
       });
       sockets.push(socket);
-      socket.on('run:samples', (_run, samples) => {
+      socket.on('run:samples', (...payload) => {
         const now = Date.now();
         if (!windowOn) return;
+        // what a viewer does with a delivery: the packed columns back to samples
+        const samples = unpackRunSamples(payload[1]);
         let newest = -Infinity;
         for (let k = 0; k < samples.length; k++) {
           const ts = samples[k].ts;
@@ -103,6 +124,7 @@ async function watch(optionsFile) {
         perDelivery[bucket(now - newest)]++;
         received[i] += samples.length;
         windowDeliveries++;
+        if (options.measureBytes) windowBytes += JSON.stringify(payload).length;
       });
       socket.once('connect_error', (err) => reject(new Error(`watcher ${i}: ${err.message}`)));
       socket.once('connect', () =>
@@ -125,6 +147,7 @@ async function watch(optionsFile) {
         perDelivery.fill(0);
         received.fill(0);
         windowDeliveries = 0;
+        windowBytes = 0;
       }
       windowOn = msg.on;
     } else if (msg.cmd === 'stats') {
@@ -135,6 +158,7 @@ async function watch(optionsFile) {
         perDelivery: Array.from(perDelivery),
         received: Array.from(received),
         deliveries: windowDeliveries,
+        bytes: windowBytes,
         connected: sockets.filter((s) => s.connected).length,
       });
     }
@@ -318,6 +342,11 @@ async function run(tmp, params) {
       watcherNames.push(name);
     }
     const joined = (await Promise.all(watcherNames.map((n) => readyOf(children, n, 120_000)))).reduce((sum, r) => sum + r.joined, 0);
+    // one more watcher alone in its process: its receipt time is the server's push, not a crowded client's queue
+    const probeFile = path.join(confDir, 'probe.json');
+    writeFileSync(probeFile, JSON.stringify({ base, run: created.id, count: 1, tokens: server.clients, measureBytes: true }), { mode: 0o600 });
+    children.launch('probe', SELF, ['--watch', probeFile], { ipc: true });
+    await readyOf(children, 'probe', 30_000);
     log(`${joined} watchers joined run ${created.id}; load on: ${params.channels} channels x ${params.ratePerChannel}/s`);
 
     const rate = params.channels * params.ratePerChannel;
@@ -325,10 +354,11 @@ async function run(tmp, params) {
     await children.guard(sleep(params.warmupSeconds * 1000));
 
     // ---- the measured window
-    const names = ['server', 'gateway', ...watcherNames];
+    const names = ['server', 'gateway', ...watcherNames, 'probe'];
     const pids = Object.fromEntries(names.map((n) => [n, children.get(n).pid]));
-    for (const n of watcherNames) children.get(n).child.send({ cmd: 'window', on: true });
+    for (const n of [...watcherNames, 'probe']) children.get(n).child.send({ cmd: 'window', on: true });
     gw.child.send({ cmd: 'window', on: true });
+    children.get('server').child.send({ cmd: 'window', on: true });
     const cpu0 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
     const machine0 = machineTicks();
     const start = Date.now();
@@ -344,8 +374,9 @@ async function run(tmp, params) {
       prev = ticks;
       prevAt = now;
     }
-    for (const n of watcherNames) children.get(n).child.send({ cmd: 'window', on: false });
+    for (const n of [...watcherNames, 'probe']) children.get(n).child.send({ cmd: 'window', on: false });
     gw.child.send({ cmd: 'window', on: false });
+    children.get('server').child.send({ cmd: 'window', on: false });
     const seconds = (Date.now() - start) / 1000;
     const cpu1 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
     const machine1 = machineTicks();
@@ -355,6 +386,7 @@ async function run(tmp, params) {
     );
 
     const gatewayStats = await ask(children, 'gateway', { cmd: 'stats' });
+    const serverStats = await ask(children, 'server', { cmd: 'stats' });
     const perSample = new Array(MAX_MS + 2).fill(0);
     const perDelivery = new Array(MAX_MS + 2).fill(0);
     const receivedPerWatcher = [];
@@ -367,11 +399,13 @@ async function run(tmp, params) {
       connected += s.connected;
     }
     receivedPerWatcher.sort((a, b) => a - b);
+    const probeStats = await ask(children, 'probe', { cmd: 'stats' });
+    const probe = { perSample: summarize(probeStats.perSample), perDelivery: summarize(probeStats.perDelivery) };
     const generatedPerSecond = gatewayStats.window.generated / gatewayStats.window.seconds;
 
     log('stopping');
     children.stopping = true;
-    for (const n of watcherNames) await children.stop(n);
+    for (const n of [...watcherNames, 'probe']) await children.stop(n);
     await children.stop('gateway');
     await children.stop('server');
 
@@ -388,11 +422,20 @@ async function run(tmp, params) {
       },
       latencyPerSampleMs: { p50: sample.p50, p99: sample.p99, max: sample.max },
       latencyPerDeliveryMs: { p50: delivery.p50, p99: delivery.p99, max: delivery.max, target: TARGETS.deliveryP99Ms },
+      /** the same at the one watcher alone in its process */
+      probeLatencyPerDeliveryMs: { p50: probe.perDelivery.p50, p99: probe.perDelivery.p99, max: probe.perDelivery.max },
+      probeLatencyPerSampleMs: { p50: probe.perSample.p50, p99: probe.perSample.p99 },
+      /** JSON bytes pushed to each watcher per second (socket.io's framing aside), and per sample */
+      bytesPerWatcherPerSecond: round1(probeStats.bytes / seconds),
+      bytesPerSample: probe.perSample.count > 0 ? round1(probeStats.bytes / probe.perSample.count) : null,
       serverCpuPercent: cpu.server,
       serverCpuPeakPercent: serverPerSecond.length > 0 ? Math.max(...serverPerSecond) : null,
       serverPeakRssMiB: round1(rss.server),
+      serverEventLoopDelayMs: serverStats.eventLoopDelayMs,
       watchersCpuPercent: round1(watcherNames.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)),
       gatewayCpuPercent: cpu.gateway,
+      /** from a sample's timestamp to the ACK of its batch at the gateway: ingest alone, without the push */
+      gatewayAckLatencyMs: { p50: gatewayStats.latencyMs.p50, p99: gatewayStats.latencyMs.p99 },
       machineBusyPercent: machine0 && machine1 ? round1(((machine1.busy - machine0.busy) / clkTck / seconds) * 100) : null,
       pass: typeof delivery.p99 === 'number' && delivery.p99 < TARGETS.deliveryP99Ms && cpu.server !== null && cpu.server < TARGETS.serverCpuPercent,
     };
@@ -422,7 +465,7 @@ if (process.argv[2] === '--serve') {
     watcherProcs: envInt('BENCH_WATCHER_PROCS', 2, 1, 16),
     channels: envInt('BENCH_CHANNELS', 8, 1, 10),
     ratePerChannel: envInt('BENCH_RATE_PER_CHANNEL', 50, 1, 10_000),
-    batchDelayMs: envInt('BENCH_BATCH_DELAY_MS', 50, 10, 60_000),
+    batchDelayMs: envInt('BENCH_BATCH_DELAY_MS', 200, 10, 60_000),
     seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
     warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 3, 0, 600),
     targets: TARGETS,

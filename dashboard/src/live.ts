@@ -2,7 +2,16 @@
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
 import { session } from './session';
-import type { ClientToServerEvents, InstrumentView, LiveSample, RunAlarmEvent, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
+import {
+  unpackRunSamples,
+  type ClientToServerEvents,
+  type InstrumentView,
+  type LiveSample,
+  type RunAlarmEvent,
+  type RunSampleColumns,
+  type RunWatchAnswer,
+  type ServerToClientEvents,
+} from '@labtrace/protocols';
 
 export const WINDOW_MS = 60_000;
 
@@ -81,8 +90,8 @@ export function watchRun(run: string, watcher: RunWatcher): () => void {
   const join = (): void => {
     s.emit('run:watch', run, (answer) => watcher.joined(answer));
   };
-  const onSamples = (id: string, samples: LiveSample[]): void => {
-    if (id === run) watcher.samples(samples);
+  const onSamples = (id: string, samples: RunSampleColumns[]): void => {
+    if (id === run) watcher.samples(unpackRunSamples(samples));
   };
   const onState = (r: Parameters<RunWatcher['state']>[0]): void => {
     if (r.id === run) watcher.state(r);

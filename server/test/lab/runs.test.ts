@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { verifyBundle, type ClientToServerEvents, type LiveSample, type RunWatchAnswer, type ServerToClientEvents } from '@labtrace/protocols';
+import {
+  unpackRunSamples,
+  verifyBundle,
+  type ClientToServerEvents,
+  type LiveSample,
+  type RunWatchAnswer,
+  type ServerToClientEvents,
+} from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { runSelections } from '../../src/export/run-selection.js';
@@ -207,7 +214,7 @@ describe('a run binds the stored records of its instruments', () => {
     const client = connect(t.tokens.client);
     const live: LiveSample[] = [];
     client.on('run:samples', (id, samples) => {
-      if (id === run.id) live.push(...samples);
+      if (id === run.id) live.push(...unpackRunSamples(samples));
     });
     expect(await watch(client, run.id)).toEqual({ ok: true, state: 'planned' });
 
@@ -220,6 +227,8 @@ describe('a run binds the stored records of its instruments', () => {
       5, 6, 7, 10, 11,
     ]);
     await waitFor('the live samples', () => live.length === 5);
+    // the room carries every stored record of the run, exactly as the records route reads it back
+    expect(live).toEqual((await call<{ samples: LiveSample[] }>(`/api/runs/${run.id}/records`, {}, 'client')).body.samples);
 
     const stopped = (await call<RunView>(`/api/runs/${run.id}/stop`, json({}))).body;
     expect(stopped.ranges).toEqual([{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }]);
