@@ -58,19 +58,19 @@ async function call(path, body, role = 'technician') {
   return json;
 }
 
-/** one signed batch of `n` samples of ut-1 with the given value, timestamped now */
+/** one signed batch of `n` samples of ut-1 with the given force (channel c), each followed by one of channel d, timestamped now */
 async function sendValues(n, value) {
   const now = Date.now();
-  const samples = Array.from({ length: n }, (_, i) => ({
+  const samples = Array.from({ length: 2 * n }, (_, i) => ({
     seq: seq + i,
     instrument: 'ut-1',
-    channel: 'c',
-    ts: now - n + i,
-    value,
-    unit: 'kN',
+    channel: i % 2 === 0 ? 'c' : 'd',
+    ts: now - 2 * n + i,
+    value: i % 2 === 0 ? value : i,
+    unit: i % 2 === 0 ? 'kN' : 'mm',
     quality: 'good',
   }));
-  seq += n;
+  seq += 2 * n;
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
 }
 
@@ -147,12 +147,14 @@ describe('run views', () => {
       expect(await row.locator('[data-test="calibration"]').getAttribute('data-status')).toBe('unknown');
 
       await sendValues(20, 50);
-      await page.waitForFunction(() => Number(document.querySelector('[data-test="charts"]')?.getAttribute('data-live')) >= 20, null, WAIT);
-      await page.waitForFunction(
-        () => Number(document.querySelector('[data-test="run-chart"][data-channel="c"]')?.getAttribute('data-points')) >= 20,
-        null,
-        WAIT,
-      );
+      await page.waitForFunction(() => Number(document.querySelector('[data-test="charts"]')?.getAttribute('data-live')) >= 40, null, WAIT);
+      // every sample of both channels: the method's measurand (c) and the instrument's other channel (d), charted apart
+      for (const channel of ['c', 'd'])
+        await page.waitForFunction(
+          (ch) => Number(document.querySelector(`[data-test="run-chart"][data-channel="${ch}"]`)?.getAttribute('data-points')) === 20,
+          channel,
+          WAIT,
+        );
       // the method's limits (0 and 100) and the inspection rule's bound (120) are in the chart's configuration
       const limits = JSON.parse(await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-limits'));
       expect(limits.map((l) => [l.kind, l.value]).sort()).toEqual([
@@ -167,6 +169,18 @@ describe('run views', () => {
       // a client may not acknowledge
       expect(await page.locator('[data-test="acknowledge"]').count()).toBe(0);
       await screenshot(page, 'run-view-client');
+
+      // the connection drops (the server closes every transport): the view shows it, reconnects, joins the room
+      // again and fills in from the stored records what was stored while it was away
+      for (const client of Object.values(t.server.live.io.engine.clients)) client.close();
+      await sendValues(10, 150);
+      await page.waitForSelector('[data-test="run-connection"][data-connection="reconnecting"]', WAIT);
+      await page.waitForSelector('[data-test="run-connection"][data-connection="connected"]', WAIT);
+      await page.waitForFunction(
+        () => Number(document.querySelector('[data-test="run-chart"][data-channel="c"]')?.getAttribute('data-points')) === 35,
+        null,
+        WAIT,
+      );
       expect(errors).toEqual([]);
     } finally {
       await close();
@@ -218,11 +232,11 @@ describe('run views', () => {
 
   test('a finished run replays every stored record', async () => {
     const stored = await call(`/api/runs/${run}/records`, undefined, 'client');
-    expect(stored.samples.length).toBe(35);
+    expect(stored.samples.length).toBe(90);
     const { page, errors, close } = await signIn('client');
     try {
       await page.goto(`${t.base}/#/runs/${run}/replay`);
-      await page.waitForSelector('[data-test="replay"][data-total="35"]', WAIT);
+      await page.waitForSelector('[data-test="replay"][data-total="90"]', WAIT);
       await page.selectOption('[data-test="replay-speed"]', { label: 'as fast as possible' });
       await page.click('[data-test="replay-play"]');
       await page.waitForFunction(
@@ -232,7 +246,7 @@ describe('run views', () => {
       );
       await page.waitForFunction(
         (n) => Number(document.querySelector('[data-test="run-chart"][data-channel="c"]')?.getAttribute('data-points')) === n,
-        stored.samples.length,
+        stored.samples.filter((s) => s.channel === 'c').length,
         WAIT,
       );
       // the alarm raised during the run shows once the replay has passed its time
@@ -240,7 +254,7 @@ describe('run views', () => {
       await screenshot(page, 'run-replay');
       // back to the start with the slider: nothing played yet
       await page.locator('[data-test="replay-position"]').fill('0');
-      await page.waitForFunction(() => Number(document.querySelector('[data-test="replay"]')?.getAttribute('data-replayed')) < 35, null, WAIT);
+      await page.waitForFunction(() => Number(document.querySelector('[data-test="replay"]')?.getAttribute('data-replayed')) < 90, null, WAIT);
       expect(errors).toEqual([]);
     } finally {
       await close();
