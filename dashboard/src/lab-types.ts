@@ -110,10 +110,13 @@ export interface Accreditation {
   id: string;
   body: string;
   number: string;
+  standard?: string;
   status: 'active' | 'suspended' | 'withdrawn' | 'expired' | 'not-yet-valid';
+  statusSince?: number | null;
   validFrom: number | string;
   validTo: number | string;
-  warnings?: string[];
+  /** the signed-in route's expiry warnings */
+  warnings?: (string | { code: string; message: string })[];
 }
 
 export interface CertificateItem {

@@ -36,6 +36,7 @@ let browser;
 let run;
 let otherRun;
 let blockedRun;
+let unaccreditedRun;
 let seq = 0;
 
 const method = {
@@ -47,7 +48,21 @@ const method = {
     limits: [{ measurand: 'force', min: 0, max: 100 }],
     decisionRule: { kind: 'simple-acceptance' },
     rules: [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'c', high: 120 }],
+    results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, limits: { max: 200 } }],
   },
+};
+/** the lab's accreditation covers ISO 6892-1 force; a method of another standard runs unaccredited */
+const ACCREDITATION = {
+  accreditations: [
+    {
+      id: 'cnas-l1234',
+      body: 'CNAS',
+      number: 'L1234',
+      validFrom: '2025-03-01',
+      validTo: '2031-02-28',
+      scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 1000 }],
+    },
+  ],
 };
 
 /** a REST call as a role; fails the test on a refusal */
@@ -97,12 +112,13 @@ async function screenshot(page, name) {
 const attr = (page, selector, name) => page.locator(selector).first().getAttribute(name);
 
 beforeAll(async () => {
-  t = await startServer();
+  t = await startServer({ accreditation: ACCREDITATION });
   await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-2');
   await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
   await call('/api/methods', method);
+  await call('/api/methods', { ...method, id: 'tensile-astm', standard: 'ASTM E8/E8M-22' });
   await call('/api/lab-samples', {
     id: 'S-1',
     organization: ORGANIZATION,
@@ -114,6 +130,7 @@ beforeAll(async () => {
   run = (await call('/api/runs', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] })).id;
   otherRun = (await call('/api/runs', { sample: 'S-B', method: 'tensile', instruments: ['ut-1'] })).id;
   blockedRun = (await call('/api/runs', { sample: 'S-1', method: 'tensile', instruments: ['ut-2'] })).id;
+  unaccreditedRun = (await call('/api/runs', { sample: 'S-1', method: 'tensile-astm', instruments: ['ut-1'] })).id;
   await call('/api/instruments/ut-2/status', { status: 'out-of-service', reason: 'load cell overloaded' });
   await call(`/api/runs/${run}/start`, {});
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
@@ -131,10 +148,14 @@ describe('run views', () => {
     try {
       await page.waitForSelector(`[data-test="run-row"][data-run="${run}"]`, WAIT);
       expect(await page.locator(`[data-test="run-row"][data-run="${otherRun}"]`).count()).toBe(0);
-      expect(await page.locator('[data-test="run-row"]').count()).toBe(2);
-      // the client gets no lab-wide instrument list, and neither accreditation nor certificates when those routes do not answer
+      expect(await page.locator('[data-test="run-row"]').count()).toBe(3);
+      // a method outside the accreditation scope is flagged, one inside it is not
+      expect(await page.locator(`[data-test="run-row"][data-run="${unaccreditedRun}"] [data-test="not-accredited"]`).count()).toBe(1);
+      expect(await page.locator(`[data-test="run-row"][data-run="${run}"] [data-test="not-accredited"]`).count()).toBe(0);
+      // the lab's accreditation and its status; no lab-wide instrument list for a client
+      await page.waitForSelector('[data-test="accreditation-item"][data-accreditation="cnas-l1234"][data-status="active"]', WAIT);
+      expect(await page.locator('[data-test="accreditation"]').innerText()).toMatch(/CNAS L1234/);
       expect(await page.locator('section.instruments').count()).toBe(0);
-      expect(await page.locator('[data-test="accreditation"]').count()).toBe(0);
 
       await page.click(`[data-test="run-row"][data-run="${run}"] a`);
       await page.waitForSelector('[data-test="run-view"][data-watching="watching"]', WAIT);
@@ -215,6 +236,12 @@ describe('run views', () => {
       await page.click('[data-test="run-stop"]');
       await page.waitForFunction(() => document.querySelector('[data-test="run-state"]')?.textContent === 'completed', null, WAIT);
       await page.waitForSelector('[data-test="steps"] [data-step="completed"]', WAIT);
+      // the completed run's results: the value as reported, its verdict by the method's decision rule
+      const results = await call(`/api/runs/${run}/results`, undefined);
+      await page.waitForSelector(`[data-test="results"][data-verdict="${results.verdict}"]`, WAIT);
+      const fm = results.results.find((r) => r.name === 'Fm');
+      expect(fm.value).toBe(150);
+      expect(await page.locator('[data-test="result"][data-result="Fm"]').innerText()).toContain(`${fm.reported} kN`);
       await screenshot(page, 'run-view-technician');
 
       // a run whose instrument is out of service does not start: the server's words are shown

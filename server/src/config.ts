@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseConfigText, parseVerifierKey, parseWith } from '@labtrace/protocols';
 import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
+import { accreditationConfigSchema } from './lab/accreditation.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -144,12 +145,25 @@ export const serverConfigSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['influxdb'], message: 'required when store is influxdb' });
     })
     .default({ store: 'embedded' }),
-  /** the lab's accreditation: the standards (with edition) inside its scope, spelled exactly as methods name them */
-  accreditation: z.strictObject({ scope: z.array(z.string().trim().min(1).max(100)).default([]) }).default({ scope: [] }),
+  /** the lab's accreditations (docs/accreditation.md): expiry warnings, and accreditations to record at the first start */
+  accreditation: accreditationConfigSchema,
   /** calibration status (docs/calibration.md): an instrument never calibrated may not start a run unless requireForRuns is false */
   calibration: z
     .strictObject({ requireForRuns: z.boolean().default(true), dueSoonDays: z.number().int().min(0).max(365).default(30) })
     .default({ requireForRuns: true, dueSoonDays: 30 }),
+  /**
+   * the demo lab's daily work (`npm start` turns it on): tensile test runs of the simulated testing
+   * machine, one specimen each, assigned to `technician`, on samples of `organization` (docs/test-runs.md)
+   */
+  demo: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      technician: idSchema.default('technician'),
+      organization: idSchema.default('demo-client'),
+      /** specimens left out between two demo runs */
+      pauseSpecimens: z.number().int().min(0).max(100).default(1),
+    })
+    .default({ enabled: false, technician: 'technician', organization: 'demo-client', pauseSpecimens: 1 }),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });

@@ -24,6 +24,40 @@ const INSTRUMENTS = [
   { profile: 'universal-testing-machine.yaml', model: 'universal-testing-machine' },
 ] as const;
 
+/**
+ * The demo lab's accreditation, recorded at the first start: a made-up body and number (so that no one takes
+ * the demo's reports for accredited work), scoped to what the simulated instruments measure.
+ */
+const DEMO_ACCREDITATION = {
+  id: 'demo-accreditation',
+  body: 'DEMO (not an accreditation body)',
+  number: 'DEMO-0001',
+  standard: 'ISO/IEC 17025:2017',
+  validFrom: '2026-01-01',
+  validTo: '2030-12-31',
+  scope: [
+    {
+      standard: 'ISO 6892-1:2019',
+      measurand: 'force',
+      unit: 'kN',
+      min: 0,
+      max: 100,
+      description: 'metallic materials, tensile test at room temperature',
+    },
+    { standard: 'ISO 6892-1:2019', measurand: 'extension', unit: 'mm', min: 0, max: 50 },
+    { standard: 'IEC 60068-2-1:2007', measurand: 'temperature', unit: '°C', min: -40, max: 23, description: 'environmental testing, cold' },
+    {
+      standard: 'IEC 60068-2-78:2012',
+      measurand: 'temperature',
+      unit: '°C',
+      min: 23,
+      max: 85,
+      description: 'environmental testing, damp heat, steady state',
+    },
+    { standard: 'IEC 60068-2-78:2012', measurand: 'humidity', unit: '%RH', min: 10, max: 98 },
+  ],
+};
+
 function portFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.createServer();
@@ -197,6 +231,8 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
         mqtt: { host, port: mqttPort },
         broker: { users: [{ username: gatewayId, passwordHash: await hashPassword(password), role: 'gateway', gateway: gatewayId }] },
         gateways: [{ id: gatewayId, key: gatewayPublicKey }],
+        accreditation: { warnDays: 90, accreditations: [DEMO_ACCREDITATION] },
+        demo: { enabled: true },
       }),
     { mode: 0o600 },
   );

@@ -18,11 +18,15 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { Accreditations } from './lab/accreditation.js';
+import { accreditationRoutes } from './lab/accreditation-routes.js';
 import { Calibration } from './lab/calibration.js';
 import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { DemoLab } from './lab/demo.js';
+import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
@@ -76,7 +80,7 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
-  /** the clock of the runs' inspection (ticks, acknowledgements); tests inject fake time */
+  /** the clock of the runs' inspection (ticks, acknowledgements) and of the accreditations' status; tests inject fake time */
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
@@ -103,6 +107,12 @@ export class LabtraceServer {
   /** the inspection rule engines of the running runs and their stored alarms */
   readonly inspection: RunInspection;
   readonly calibration: Calibration;
+  /** the results of completed runs, computed when a run completes */
+  readonly results: RunResultsService;
+  /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
+  readonly demo: DemoLab | undefined;
+  /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
+  readonly accreditations: Accreditations;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -126,10 +136,30 @@ export class LabtraceServer {
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
-    this.labRecords = new LabRecords(this.database, this.audit, config.accreditation.scope);
+    this.accreditations = new Accreditations(
+      this.database,
+      this.audit,
+      logger.child({ part: 'accreditation' }),
+      { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
+      options.clock,
+    );
+    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment);
+    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.demo = config.demo.enabled
+      ? new DemoLab(
+          {
+            records: this.labRecords,
+            runs: this.runs,
+            calibration: this.calibration,
+            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+          },
+          logger.child({ part: 'demo' }),
+          config.demo,
+        )
+      : undefined;
+    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
@@ -196,7 +226,10 @@ export class LabtraceServer {
           const { status, dueAt } = this.calibration.status(id);
           return { id, identity: (await this.registry.instrument(id))?.identity ?? null, calibration: { status, dueAt } };
         },
-      }).use(calibrationRoutes(this.calibration)),
+        results: this.results,
+      })
+        .use(calibrationRoutes(this.calibration))
+        .use(accreditationRoutes(this.accreditations, config.lab)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -219,13 +252,23 @@ export class LabtraceServer {
     this.http = http.createServer(app);
     this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
-    this.runs.on('state', (run) => this.live.runState(run));
+    this.runs.on('state', (run) => {
+      this.live.runState(run);
+      if (run.state !== 'completed') return;
+      try {
+        this.results.onCompleted(run);
+      } catch (err) {
+        // kept for a later read of the results, which computes them again
+        this.logger.error({ run: run.id, err }, 'ALARM: the results of a completed run could not be computed');
+      }
+    });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);
       this.runs.onSamples(samples);
+      this.demo?.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
@@ -256,6 +299,7 @@ export class LabtraceServer {
     await this.database.migrate();
     this.store.open();
     this.runs.open();
+    await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
@@ -330,6 +374,7 @@ export class LabtraceServer {
       await this.shutdown();
       throw err;
     }
+    this.demo?.start();
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -365,6 +410,8 @@ export class LabtraceServer {
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    this.demo?.stop();
+    await this.accreditations.stop();
     await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();

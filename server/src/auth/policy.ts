@@ -93,6 +93,7 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/runs', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/runs/:id', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/runs/:id/records', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/runs/:id/results', allow: ALL, scope: 'organization' },
   { method: 'POST', path: '/api/runs', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/start', allow: TECHNICIAN, audit: true },
   { method: 'POST', path: '/api/runs/:id/stop', allow: TECHNICIAN, audit: true },
@@ -108,6 +109,19 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/instruments/:id/calibrations', allow: LAB_WORKERS, audit: true },
   { method: 'POST', path: '/api/instruments/:id/checks', allow: LAB_WORKERS, audit: true },
   { method: 'GET', path: '/api/instruments/:id/calibration-status', allow: LAB_READERS },
+  // the lab's accreditations (docs/accreditation.md): public information to its users, and in short to anyone
+  // holding a certificate; recorded and changed by the admin only
+  {
+    method: 'GET',
+    path: '/api/public/accreditation',
+    allow: 'public',
+    why: 'a certificate reader checks the accreditation mark: body, number, status and validity, as the bodies publish them',
+  },
+  { method: 'GET', path: '/api/accreditations', allow: ALL },
+  { method: 'GET', path: '/api/accreditations/:id', allow: ALL },
+  { method: 'POST', path: '/api/accreditations', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/accreditations/:id/events', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/accreditations/:id/scope', allow: ADMIN, audit: true },
 ];
 
 const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));

@@ -59,6 +59,8 @@ export interface RunResult {
   value: number;
   /** the value rounded as reported (to the uncertainty's significant digits) */
   reported: string;
+  /** U rounded up to two significant digits, to the same decimal place as `reported` */
+  reportedUncertainty?: string;
   uncertainty: ResultUncertainty;
   /** null when the method sets no limit on the result */
   conformity: Conformity | null;
@@ -71,6 +73,8 @@ export interface RunResult {
   accreditation?: { body: string; number: string };
   /** why it is not accredited; absent when it is */
   scopeNote?: string;
+  /** what the report should say about how it was computed: samples left out, a contribution missing */
+  notes?: string[];
 }
 
 export interface RunResults {
@@ -86,6 +90,8 @@ export interface RunResults {
   accredited: boolean;
   /** the accreditation whose mark and number a certificate of these results may carry; absent unless accredited */
   accreditation?: { body: string; number: string };
+  /** results the method defines that the run's records could not give (no sample of the measurand) */
+  missing?: string[];
 }
 
 /** Where certificates and the API read a run's results from. */

@@ -3,6 +3,7 @@
 import { LabtraceError, parseWith } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
+import type { MethodScopeCheck } from './accreditation.js';
 import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
 
 export interface LabSample {
@@ -23,7 +24,7 @@ export interface Method {
   definition: MethodDefinition;
   createdBy: string;
   createdAt: number;
-  /** whether the standard is in the lab's accreditation scope (from the server's configuration) */
+  /** whether every measurand of the method lies in the scope of one active accreditation now (docs/accreditation.md) */
   accredited: boolean;
 }
 
@@ -48,21 +49,13 @@ interface MethodRow {
 }
 
 export class LabRecords {
-  private readonly scope: ReadonlySet<string>;
-
   constructor(
     private readonly database: LabDatabase,
     private readonly audit: AuditTrail,
-    /** the standards (with edition) the lab is accredited for, exactly as methods name them */
-    accreditationScope: readonly string[],
+    /** the lab's accreditations: whether a method lies in the scope of an active one */
+    private readonly scope: MethodScopeCheck,
     private readonly now: () => number = Date.now,
-  ) {
-    this.scope = new Set(accreditationScope);
-  }
-
-  inScope(standard: string): boolean {
-    return this.scope.has(standard);
-  }
+  ) {}
 
   createSample(actor: Actor, input: LabSampleInput): LabSample {
     const db = this.database.sqlite;
@@ -166,19 +159,25 @@ export class LabRecords {
         newValue: value,
         reason: change.reason,
       });
-    return { ...method, createdBy: actor.username, createdAt, accredited: this.inScope(method.standard) };
+    return {
+      ...method,
+      createdBy: actor.username,
+      createdAt,
+      accredited: this.scope.methodInScope(method.standard, method.definition.measurands, createdAt),
+    };
   }
 
   private toMethod(row: MethodRow): Method {
+    const definition = parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE');
     return {
       id: row.id,
       version: row.version,
       standard: row.standard,
       title: row.title,
-      definition: parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE'),
+      definition,
       createdBy: row.created_by,
       createdAt: row.created_at,
-      accredited: this.inScope(row.standard),
+      accredited: this.scope.methodInScope(row.standard, definition.measurands, this.now()),
     };
   }
 }

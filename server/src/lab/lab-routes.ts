@@ -9,6 +9,7 @@ import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
 import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
+import type { RunResultsSource } from './contracts.js';
 import type { LabRecords } from './lab-records.js';
 import { RUN_STATES, type RunEquipment, type Runs } from './runs.js';
 import {
@@ -49,6 +50,8 @@ export function labRoutes(deps: {
    * witnessing its test sees what measures it, without reading the lab's whole instrument list)
    */
   equipmentOf?: (instrument: string) => Promise<RunEquipment>;
+  /** the results of completed runs */
+  results?: RunResultsSource;
 }): express.Router {
   const { records, runs, equipment, inspection } = deps;
   const router = express.Router();
@@ -114,6 +117,16 @@ export function labRoutes(deps: {
     const run = runs.get(who(req), id);
     if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
     res.json({ ranges: run.ranges, ...runs.recordsOf(run, query.limit) });
+  });
+
+  // a completed run's results, with their uncertainty, conformity and scope (lab/results.ts)
+  route(router, 'GET', '/api/runs/:id/results', (req, res) => {
+    const id = pathId(req);
+    const run = runs.get(who(req), id);
+    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    const results = run.state === 'completed' ? deps.results?.resultsOf(id) : undefined;
+    if (!results) throw new LabtraceError('E_NOT_FOUND', `run ${id} is ${run.state}: results are computed when a run completes`);
+    res.json(results);
   });
 
   // the run's inspection alarms: each as it stands, and every event (raised ... cleared) with who and why

@@ -5,12 +5,12 @@
 // so every stored batch lies wholly before or wholly after each boundary, and the run's records are
 // exactly the signed, logged records of those sequence ranges (filtered to its instruments).
 import { EventEmitter } from 'node:events';
-import { LabtraceError, type LiveSample } from '@labtrace/protocols';
+import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Principal } from '../auth/users.js';
 import type { LabDatabase } from '../store/database.js';
-import { decodeRecords } from '../store/measurement-store.js';
 import type { EquipmentStatus } from './equipment.js';
+import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
 
@@ -103,6 +103,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     private readonly audit: AuditTrail,
     private readonly records: LabRecords,
     private readonly equipment: EquipmentStatus,
+    /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
+    private readonly scope: MethodScopeCheck,
     private readonly now: () => number = Date.now,
   ) {
     super();
@@ -149,7 +151,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       const count = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
       const id = `run-${count + 1}`;
       const createdAt = this.now();
-      const accredited = method.accredited ? 1 : 0;
+      const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
+      const accredited = inScope ? 1 : 0;
       const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
       db.prepare(
         `INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
@@ -165,7 +168,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           instruments: bound,
           technician,
           state: 'planned',
-          accredited: method.accredited,
+          accredited: inScope,
         },
       });
       return this.mustFind(id);
@@ -174,7 +177,8 @@ export class Runs extends EventEmitter<RunsEvents> {
 
   /**
    * Starts a planned run: every assigned instrument must pass the equipment checks (service status now,
-   * calibration later). The accreditation scope is checked again, as it stands at the start.
+   * calibration later). The accreditation scope is checked again, as it stands at the start (an accreditation
+   * may have been suspended or its scope reduced since the run was planned).
    */
   start(actor: Actor, id: string, reason?: string): Run {
     return this.transition(actor, id, 'start', reason, (run, at) => {
@@ -183,7 +187,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       const db = this.database.sqlite;
       for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
         db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
-      const accredited = this.records.inScope(run.method.standard);
+      const method = this.records.method(run.method.id, run.method.version);
+      const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
       db.prepare("UPDATE runs SET state = 'running', started_at = ?, accredited = ? WHERE id = ?").run(at, accredited ? 1 : 0, id);
     });
   }
@@ -230,8 +235,28 @@ export class Runs extends EventEmitter<RunsEvents> {
    * ranges and filtered to its instruments; a running run's open range ends at the newest stored record.
    */
   recordsOf(run: Run, limit: number): RunRecords {
-    const db = this.database.sqlite;
     const out: RunRecords = { run: run.id, batches: [], samples: [], truncated: false };
+    this.eachRecord(
+      run,
+      (sample) => {
+        if (out.samples.length >= limit) {
+          out.truncated = true;
+          return false;
+        }
+        out.samples.push(sample);
+        return true;
+      },
+      (batch) => void out.batches.push(batch),
+    );
+    return out;
+  }
+
+  /**
+   * Visits the run's records in order (by gateway, then sequence number), each with its stored bytes
+   * (the 0x00 leaf prefix and the record's canonical bytes: their SHA-256 is its Merkle leaf hash); `visit` returns false to stop.
+   */
+  eachRecord(run: Run, visit: (sample: LiveSample, leaf: Uint8Array) => boolean, onBatch?: (batch: RunRecords['batches'][number]) => void): void {
+    const db = this.database.sqlite;
     for (const range of run.ranges) {
       const last = range.lastSeq ?? this.nextSeq(range.gateway) - 1;
       if (last < range.firstSeq) continue;
@@ -249,28 +274,30 @@ export class Runs extends EventEmitter<RunsEvents> {
         logIndex: number | null;
       }[];
       for (const b of batches) {
-        out.batches.push({ gateway: range.gateway, batch: b.batch, firstSeq: b.firstSeq, count: b.count, logIndex: b.logIndex });
+        onBatch?.({ gateway: range.gateway, batch: b.batch, firstSeq: b.firstSeq, count: b.count, logIndex: b.logIndex });
         if (b.records === null) continue;
-        for (const s of decodeRecords(b.records)) {
-          if (s.seq < range.firstSeq || s.seq > last || !mine.has(s.instrument)) continue;
-          if (out.samples.length >= limit) {
-            out.truncated = true;
-            return out;
-          }
-          out.samples.push({
-            gateway: range.gateway,
-            seq: s.seq,
-            instrument: s.instrument,
-            channel: s.channel,
-            ts: s.ts,
-            value: s.value,
-            unit: s.unit,
-            quality: s.quality,
-          });
-        }
+        const bytes = b.records;
+        let go = true;
+        readRecords(bytes, ({ sample: s }, start, end) => {
+          if (s.seq < range.firstSeq || s.seq > last || !mine.has(s.instrument)) return true;
+          go = visit(
+            {
+              gateway: range.gateway,
+              seq: s.seq,
+              instrument: s.instrument,
+              channel: s.channel,
+              ts: s.ts,
+              value: s.value,
+              unit: s.unit,
+              quality: s.quality,
+            },
+            bytes.subarray(start, end),
+          );
+          return go;
+        });
+        if (!go) return;
       }
     }
-    return out;
   }
 
   /** Passes stored samples on to the running runs of their instruments (for the runs' live rooms). */

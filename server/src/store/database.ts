@@ -5,6 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
+import { accreditationMigration } from '../lab/accreditation.js';
 import { calibrationMigration } from '../lab/calibration.js';
 
 export interface Tables {
@@ -312,6 +313,23 @@ migrations['0012_run_alarms'] = {
 
 // calibration records and intermediate checks (lab/calibration.ts)
 migrations['0013_calibration'] = calibrationMigration;
+
+// accreditations, their scope versions and status events (lab/accreditation.ts)
+migrations['0014_accreditation'] = accreditationMigration;
+
+migrations['0016_run_results'] = {
+  async up(db: Kysely<unknown>) {
+    // A completed run's results (lab/results.ts), computed once from its records and kept as they were
+    // reported: a later calibration record or method version does not change them.
+    await sql`CREATE TABLE run_results (run TEXT PRIMARY KEY REFERENCES runs(id), computed_at INTEGER NOT NULL, results TEXT NOT NULL)`.execute(db);
+    await sql`CREATE TRIGGER run_results_no_delete BEFORE DELETE ON run_results BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`.execute(
+      db,
+    );
+    await sql`CREATE TRIGGER run_results_no_update BEFORE UPDATE ON run_results BEGIN SELECT RAISE(ABORT, 'run results are written once'); END`.execute(
+      db,
+    );
+  },
+};
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

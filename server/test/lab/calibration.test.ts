@@ -158,6 +158,7 @@ describe('over the REST API', () => {
         measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
         instrumentTypes: [],
         limits: [],
+        results: [],
         decisionRule: { kind: 'simple-acceptance' },
       },
     });

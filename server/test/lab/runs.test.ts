@@ -37,7 +37,21 @@ const sockets: Socket[] = [];
 const IN_SCOPE = 'ISO 6892-1:2019';
 
 beforeAll(async () => {
-  t = await startServer({ accreditation: { scope: [IN_SCOPE] } });
+  // an accreditation with the tensile method's measurand in its scope (docs/accreditation.md)
+  t = await startServer({
+    accreditation: {
+      accreditations: [
+        {
+          id: 'acc-1',
+          body: 'CNAS',
+          number: 'L1234',
+          validFrom: '2020-01-01',
+          validTo: Date.now() + 365 * 86_400_000,
+          scope: [{ standard: IN_SCOPE, measurand: 'force', unit: 'kN', min: 0, max: 1000 }],
+        },
+      ],
+    },
+  });
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-x', 'ut-2');
