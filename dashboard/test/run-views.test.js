@@ -208,7 +208,7 @@ describe('run views', () => {
     }
   }, 30_000);
 
-  test('a technician acknowledges the alarm with a reason, sees refusals as the server words them, and stops the run', async () => {
+  test('a technician acknowledges the alarm with a reason, stops the run, plans and aborts another, and sees refusals as the server words them', async () => {
     const { page, errors, close } = await signIn('technician');
     try {
       // the front page: the instruments with their calibration status
@@ -243,6 +243,23 @@ describe('run views', () => {
       expect(fm.value).toBe(150);
       expect(await page.locator('[data-test="result"][data-result="Fm"]').innerText()).toContain(`${fm.reported} kN`);
       await screenshot(page, 'run-view-technician');
+
+      // a technician plans a run from the front page, and aborts it with a reason
+      await page.goto(`${t.base}/#/`);
+      const form = page.locator('[data-test="run-create"]');
+      await form.locator('select[name="sample"] option[value="S-1"]').waitFor({ state: 'attached', ...WAIT });
+      await form.locator('select[name="method"] option[value="tensile"]').waitFor({ state: 'attached', ...WAIT });
+      await form.locator('select[name="sample"]').selectOption('S-1');
+      await form.locator('select[name="method"]').selectOption('tensile');
+      await form.locator('input[name="instrument"][value="ut-1"]').check();
+      await form.locator('button[type="submit"]').click();
+      await page.waitForFunction(() => document.querySelector('[data-test="run-state"]')?.textContent === 'planned', null, WAIT);
+      const planned = await page.locator('[data-test="run-view"]').getAttribute('data-run');
+      await page.fill('[data-test="run-reason"]', 'specimen cracked while mounting');
+      await page.click('[data-test="run-abort"]');
+      await page.waitForSelector('[data-test="steps"] [data-step="aborted"]', WAIT);
+      expect(await page.locator('[data-test="steps"] [data-step="aborted"]').innerText()).toMatch(/specimen cracked while mounting/);
+      expect(await call(`/api/runs/${planned}`, undefined)).toMatchObject({ state: 'aborted', endReason: 'specimen cracked while mounting' });
 
       // a run whose instrument is out of service does not start: the server's words are shown
       await page.goto(`${t.base}/#/runs/${blockedRun}`);
