@@ -10,7 +10,10 @@
 //                          (p99 < 100 ms) is on this one
 //   server CPU             from /proc/<pid>/stat over the window (% of one core; target < 100)
 // and whether every watcher received every sample. One more watcher (the probe) runs alone in its own process: its
-// latency is the server's push without the queue of a process that holds hundreds of sockets. The watchers' own CPU is reported too: on a 2-core machine
+// latency is the server's push without the queue of a process that holds hundreds of sockets. The baseline is
+// measured in the same run: windows with the crowd watching and windows where it has left the room (the probe
+// alone) take turns (BENCH_ROUNDS of each, BENCH_SECONDS in all for each kind), so a busy moment of a shared
+// machine falls on both; the difference is what the 500 watchers cost. The watchers' own CPU is reported too: on a 2-core machine
 // they compete with the server, and a watcher process's queue is part of its receipt time.
 //
 // The server runs in a child process (`--serve`, the real LabtraceServer with its users made in-process); the
@@ -151,6 +154,19 @@ async function watch(optionsFile) {
         windowBytes = 0;
       }
       windowOn = msg.on;
+    } else if (msg.cmd === 'watch') {
+      // the crowd leaves the run's room (or joins it again) for the baseline windows
+      const all = sockets.map(
+        (socket) =>
+          new Promise((resolve) => {
+            if (msg.on) socket.emit('run:watch', options.run, resolve);
+            else {
+              socket.emit('run:unwatch', options.run);
+              resolve();
+            }
+          }),
+      );
+      void Promise.all(all).then(() => process.send({ type: 'stats', id: msg.id }));
     } else if (msg.cmd === 'stats') {
       process.send({
         type: 'stats',
@@ -357,57 +373,106 @@ async function run(tmp, params) {
     gw.child.send({ cmd: 'rate', rate });
     await children.guard(sleep(params.warmupSeconds * 1000));
 
-    // ---- the measured window
+    // ---- the measured windows: with the crowd watching, and with the probe alone (the crowd leaves the room), in
+    // turns, so that a busy moment of the machine falls on both alike
     const names = ['server', 'gateway', ...watcherNames, 'probe'];
     const pids = Object.fromEntries(names.map((n) => [n, children.get(n).pid]));
-    for (const n of [...watcherNames, 'probe']) children.get(n).child.send({ cmd: 'window', on: true });
-    gw.child.send({ cmd: 'window', on: true });
-    children.get('server').child.send({ cmd: 'window', on: true });
-    const cpu0 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
-    const machine0 = machineTicks();
-    const self0 = process.cpuUsage();
-    const start = Date.now();
-    log(`measuring ${params.seconds} s`);
-    const serverPerSecond = [];
-    let prev = cpu0.server;
-    let prevAt = start;
-    while (Date.now() - start < params.seconds * 1000) {
-      await children.guard(sleep(Math.min(1000, params.seconds * 1000 - (Date.now() - start))));
-      const now = Date.now();
-      const ticks = cpuTicks(pids.server);
-      if (ticks !== null && prev !== null) serverPerSecond.push(round1(((ticks - prev) / clkTck / ((now - prevAt) / 1000)) * 100));
-      prev = ticks;
-      prevAt = now;
-    }
-    for (const n of [...watcherNames, 'probe']) children.get(n).child.send({ cmd: 'window', on: false });
-    gw.child.send({ cmd: 'window', on: false });
-    children.get('server').child.send({ cmd: 'window', on: false });
-    const seconds = (Date.now() - start) / 1000;
-    const cpu1 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
-    const machine1 = machineTicks();
-    const self1 = process.cpuUsage(self0);
-    const rss = Object.fromEntries(names.map((n) => [n, peakRssMiB(pids[n])]));
-    const cpu = Object.fromEntries(
-      names.map((n) => [n, cpu0[n] === null || cpu1[n] === null ? null : round1(((cpu1[n] - cpu0[n]) / clkTck / seconds) * 100)]),
-    );
-
-    const gatewayStats = await ask(children, 'gateway', { cmd: 'stats' });
-    const serverStats = await ask(children, 'server', { cmd: 'stats' });
-    const perSample = new Array(MAX_MS + 2).fill(0);
-    const perDelivery = new Array(MAX_MS + 2).fill(0);
-    const receivedPerWatcher = [];
+    const merge = (into, from) => from.forEach((v, i) => (into[i] += v));
+    const blank = () => ({
+      seconds: 0,
+      cpuTicks: Object.fromEntries(names.map((n) => [n, 0])),
+      machineProc: 0,
+      machineBusy: 0,
+      self: 0,
+      perSample: new Array(MAX_MS + 2).fill(0),
+      perDelivery: new Array(MAX_MS + 2).fill(0),
+      probePerSample: new Array(MAX_MS + 2).fill(0),
+      probePerDelivery: new Array(MAX_MS + 2).fill(0),
+      probeBytes: 0,
+      received: new Array(params.watchers).fill(0),
+      serverPerSecond: [],
+      windows: [],
+    });
+    const modes = { crowd: blank(), alone: blank() };
+    const order = [];
+    for (let r = 0; r < params.rounds; r++) order.push(...(r % 2 === 0 ? ['crowd', 'alone'] : ['alone', 'crowd']));
+    const windowSeconds = params.seconds / params.rounds;
+    let crowdWatching = true;
     let connected = 0;
-    for (const n of watcherNames) {
-      const s = await ask(children, n, { cmd: 'stats' });
-      s.perSample.forEach((v, i) => (perSample[i] += v));
-      s.perDelivery.forEach((v, i) => (perDelivery[i] += v));
-      receivedPerWatcher.push(...s.received);
-      connected += s.connected;
+    for (const mode of order) {
+      const crowd = mode === 'crowd';
+      if (crowd !== crowdWatching) {
+        await Promise.all(watcherNames.map((n) => ask(children, n, { cmd: 'watch', on: crowd })));
+        crowdWatching = crowd;
+        // what was already on its way to the crowd settles first
+        await children.guard(sleep(1000));
+      }
+      const m = modes[mode];
+      for (const n of [...watcherNames, 'probe', 'gateway', 'server']) children.get(n).child.send({ cmd: 'window', on: true });
+      const cpu0 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
+      const machine0 = machineTicks();
+      const self0 = process.cpuUsage();
+      const start = Date.now();
+      log(`measuring ${windowSeconds} s, ${crowd ? `${joined} watchers and the probe` : 'the probe alone'}`);
+      let prev = cpu0.server;
+      let prevAt = start;
+      while (Date.now() - start < windowSeconds * 1000) {
+        await children.guard(sleep(Math.min(1000, windowSeconds * 1000 - (Date.now() - start))));
+        const now = Date.now();
+        const ticks = cpuTicks(pids.server);
+        if (ticks !== null && prev !== null) m.serverPerSecond.push(round1(((ticks - prev) / clkTck / ((now - prevAt) / 1000)) * 100));
+        prev = ticks;
+        prevAt = now;
+      }
+      for (const n of [...watcherNames, 'probe', 'gateway', 'server']) children.get(n).child.send({ cmd: 'window', on: false });
+      const seconds = (Date.now() - start) / 1000;
+      const cpu1 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
+      const machine1 = machineTicks();
+      const self1 = process.cpuUsage(self0);
+      m.seconds += seconds;
+      for (const n of names) m.cpuTicks[n] += (cpu1[n] ?? 0) - (cpu0[n] ?? 0);
+      if (machine0 && machine1) {
+        m.machineProc += machine1.proc - machine0.proc;
+        m.machineBusy += machine1.busy - machine0.busy;
+      }
+      m.self += (self1.user + self1.system) / 1e6;
+      const gatewayStats = await ask(children, 'gateway', { cmd: 'stats' });
+      const serverStats = await ask(children, 'server', { cmd: 'stats' });
+      let offset = 0;
+      connected = 0;
+      for (const n of watcherNames) {
+        const w = await ask(children, n, { cmd: 'stats' });
+        merge(m.perSample, w.perSample);
+        merge(m.perDelivery, w.perDelivery);
+        w.received.forEach((v, i) => (m.received[offset + i] += v));
+        offset += w.received.length;
+        connected += w.connected;
+      }
+      const probeStats = await ask(children, 'probe', { cmd: 'stats' });
+      merge(m.probePerSample, probeStats.perSample);
+      merge(m.probePerDelivery, probeStats.perDelivery);
+      m.probeBytes += probeStats.bytes;
+      m.windows.push({
+        seconds: round1(seconds),
+        samplesPerSecondIn: round1(gatewayStats.window.generated / gatewayStats.window.seconds),
+        probeDeliveryMs: summarize(probeStats.perDelivery),
+        gatewayAckMs: gatewayStats.latencyMs,
+        serverEventLoopDelayMs: serverStats.eventLoopDelayMs,
+        serverCpuPercent: round1((((cpu1.server ?? 0) - (cpu0.server ?? 0)) / clkTck / seconds) * 100),
+        othersCpuPercent:
+          machine0 && machine1
+            ? round1(
+                Math.max(
+                  0,
+                  ((machine1.proc - machine0.proc) / clkTck / seconds) * 100 -
+                    ((self1.user + self1.system) / 1e6 / seconds) * 100 -
+                    names.reduce((sum, n) => sum + (((cpu1[n] ?? 0) - (cpu0[n] ?? 0)) / clkTck / seconds) * 100, 0),
+                ),
+              )
+            : null,
+      });
     }
-    receivedPerWatcher.sort((a, b) => a - b);
-    const probeStats = await ask(children, 'probe', { cmd: 'stats' });
-    const probe = { perSample: summarize(probeStats.perSample), perDelivery: summarize(probeStats.perDelivery) };
-    const generatedPerSecond = gatewayStats.window.generated / gatewayStats.window.seconds;
+    const rss = Object.fromEntries(names.map((n) => [n, peakRssMiB(pids[n])]));
 
     log('stopping');
     children.stopping = true;
@@ -415,54 +480,67 @@ async function run(tmp, params) {
     await children.stop('gateway');
     await children.stop('server');
 
-    const sample = summarize(perSample);
-    const delivery = summarize(perDelivery);
+    const figures = (m) => {
+      const cpu = Object.fromEntries(names.map((n) => [n, round1((m.cpuTicks[n] / clkTck / m.seconds) * 100)]));
+      const ours = names.reduce((sum, n) => sum + (cpu[n] ?? 0), 0);
+      const probeSample = summarize(m.probePerSample);
+      const probeDelivery = summarize(m.probePerDelivery);
+      return {
+        seconds: round1(m.seconds),
+        probeLatencyPerDeliveryMs: { p50: probeDelivery.p50, p99: probeDelivery.p99, max: probeDelivery.max },
+        probeLatencyPerSampleMs: { p50: probeSample.p50, p99: probeSample.p99 },
+        serverCpuPercent: cpu.server,
+        serverCpuPeakPercent: m.serverPerSecond.length > 0 ? Math.max(...m.serverPerSecond) : null,
+        watchersCpuPercent: round1(watcherNames.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)),
+        gatewayCpuPercent: cpu.gateway,
+        machineBusyPercent: round1((m.machineBusy / clkTck / m.seconds) * 100),
+        /** what processes other than this benchmark's used meanwhile (% of one core) */
+        othersCpuPercent: round1(Math.max(0, (m.machineProc / clkTck / m.seconds) * 100 - (m.self / m.seconds) * 100 - ours)),
+        /** JSON bytes pushed to each watcher per second (socket.io's framing aside), and per sample */
+        bytesPerWatcherPerSecond: round1(m.probeBytes / m.seconds),
+        bytesPerSample: probeSample.count > 0 ? round1(m.probeBytes / probeSample.count) : null,
+        cpu,
+      };
+    };
+    const crowd = { ...figures(modes.crowd) };
+    const alone = { ...figures(modes.alone) };
+    const sample = summarize(modes.crowd.perSample);
+    const delivery = summarize(modes.crowd.perDelivery);
+    const received = [...modes.crowd.received].sort((a, b) => a - b);
     const results = {
       watchers: joined,
       watchersConnectedAtEnd: connected,
-      samplesPerSecondIn: round1(generatedPerSecond),
-      deliveriesPerWatcherPerSecond: round1(delivery.count / joined / seconds),
-      samplesPerWatcherPerSecond: {
-        min: round1(receivedPerWatcher[0] / seconds),
-        median: round1(percentile(receivedPerWatcher, 50) / seconds),
-      },
+      samplesPerSecondIn: round1(modes.crowd.windows.reduce((sum, w) => sum + w.samplesPerSecondIn, 0) / modes.crowd.windows.length),
+      deliveriesPerWatcherPerSecond: round1(delivery.count / joined / crowd.seconds),
+      samplesPerWatcherPerSecond: { min: round1(received[0] / crowd.seconds), median: round1(percentile(received, 50) / crowd.seconds) },
       latencyPerSampleMs: { p50: sample.p50, p99: sample.p99, max: sample.max },
       latencyPerDeliveryMs: { p50: delivery.p50, p99: delivery.p99, max: delivery.max, target: TARGETS.deliveryP99Ms },
-      /** the same at the one watcher alone in its process */
-      probeLatencyPerDeliveryMs: { p50: probe.perDelivery.p50, p99: probe.perDelivery.p99, max: probe.perDelivery.max },
-      probeLatencyPerSampleMs: { p50: probe.perSample.p50, p99: probe.perSample.p99 },
-      /** JSON bytes pushed to each watcher per second (socket.io's framing aside), and per sample */
-      bytesPerWatcherPerSecond: round1(probeStats.bytes / seconds),
-      bytesPerSample: probe.perSample.count > 0 ? round1(probeStats.bytes / probe.perSample.count) : null,
-      serverCpuPercent: cpu.server,
-      serverCpuPeakPercent: serverPerSecond.length > 0 ? Math.max(...serverPerSecond) : null,
+      serverCpuPercent: crowd.serverCpuPercent,
       serverPeakRssMiB: round1(rss.server),
-      serverEventLoopDelayMs: serverStats.eventLoopDelayMs,
-      watchersCpuPercent: round1(watcherNames.reduce((sum, n) => sum + (cpu[n] ?? 0), 0)),
-      gatewayCpuPercent: cpu.gateway,
-      /** from a sample's timestamp to the ACK of its batch at the gateway: ingest alone, without the push */
-      gatewayAckLatencyMs: { p50: gatewayStats.latencyMs.p50, p99: gatewayStats.latencyMs.p99 },
-      machineBusyPercent: machine0 && machine1 ? round1(((machine1.busy - machine0.busy) / clkTck / seconds) * 100) : null,
-      /** what processes other than this benchmark's used meanwhile (% of one core) */
-      othersCpuPercent:
-        machine0 && machine1
-          ? round1(
-              Math.max(
-                0,
-                ((machine1.proc - machine0.proc) / clkTck / seconds) * 100 -
-                  ((self1.user + self1.system) / 1e6 / seconds) * 100 -
-                  names.reduce((sum, n) => sum + (cpu[n] ?? 0), 0),
-              ),
-            )
-          : null,
+      /** the crowd's windows: every figure */
+      crowd: { ...crowd, cpu: undefined },
+      /** the baseline, in turns with the crowd's windows: the probe alone in the room */
+      alone: { ...alone, cpu: undefined },
       machineBusyBeforePercent: busyBefore,
-      pass: typeof delivery.p99 === 'number' && delivery.p99 < TARGETS.deliveryP99Ms && cpu.server !== null && cpu.server < TARGETS.serverCpuPercent,
+      pass:
+        typeof delivery.p99 === 'number' &&
+        delivery.p99 < TARGETS.deliveryP99Ms &&
+        crowd.serverCpuPercent !== null &&
+        crowd.serverCpuPercent < TARGETS.serverCpuPercent,
     };
     const notes = [];
     for (const n of names) for (const [msg, count] of children.get(n).notes) notes.push(`${n}: ${msg} (x${count})`);
     return {
       results,
-      detail: { seconds: round1(seconds), serverCpuPerSecond: serverPerSecond, cpu, perSample: sample, perDelivery: delivery, notes },
+      detail: {
+        order,
+        cpu: { crowd: crowd.cpu, alone: alone.cpu },
+        windows: { crowd: modes.crowd.windows, alone: modes.alone.windows },
+        serverCpuPerSecond: { crowd: modes.crowd.serverPerSecond, alone: modes.alone.serverPerSecond },
+        perSample: sample,
+        perDelivery: delivery,
+        notes,
+      },
     };
   } catch (err) {
     await children.killAllGracefully();
@@ -488,6 +566,7 @@ if (process.argv[2] === '--serve') {
     seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
     warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 3, 0, 600),
     quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0, 3600),
+    rounds: envInt('BENCH_ROUNDS', 2, 1, 20),
     targets: TARGETS,
   };
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-watchers-'));
@@ -508,11 +587,14 @@ if (process.argv[2] === '--serve') {
     log(
       `${results.watchers} watchers, ${results.samplesPerSecondIn} samples/s in; per delivery p50 ${results.latencyPerDeliveryMs.p50} ms, ` +
         `p99 ${results.latencyPerDeliveryMs.p99} ms; per sample p50 ${results.latencyPerSampleMs.p50} ms, p99 ${results.latencyPerSampleMs.p99} ms; ` +
-        `server CPU ${results.serverCpuPercent} % (peak ${results.serverCpuPeakPercent} %), watchers ${results.watchersCpuPercent} %; ` +
-        `samples per watcher per second: min ${results.samplesPerWatcherPerSecond.min}, median ${results.samplesPerWatcherPerSecond.median}; ` +
-        `others used ${results.othersCpuPercent} % meanwhile; ` +
+        `server CPU ${results.serverCpuPercent} %; samples per watcher per second: min ${results.samplesPerWatcherPerSecond.min}; ` +
         `${results.pass ? 'meets' : 'MISSES'} the target (p99 < ${TARGETS.deliveryP99Ms} ms, server < ${TARGETS.serverCpuPercent} %)`,
     );
+    for (const mode of ['crowd', 'alone'])
+      log(
+        `  ${mode}: probe per delivery p50 ${results[mode].probeLatencyPerDeliveryMs.p50} ms, p99 ${results[mode].probeLatencyPerDeliveryMs.p99} ms; ` +
+          `server CPU ${results[mode].serverCpuPercent} %, watchers ${results[mode].watchersCpuPercent} %, others ${results[mode].othersCpuPercent} %`,
+      );
     for (const note of detail.notes) log(`  note: ${note}`);
     log(`wrote ${path.relative(ROOT, file)}`);
     if (process.env['BENCH_KEEP'] !== '1') rmSync(tmp, { recursive: true, force: true });
