@@ -117,6 +117,7 @@ export class LabtraceServer {
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
+  private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
   private readonly http: http.Server;
@@ -375,6 +376,8 @@ export class LabtraceServer {
       throw err;
     }
     this.demo?.start();
+    this.remindCalibrations();
+    this.reminderTimer = setInterval(() => this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -407,10 +410,22 @@ export class LabtraceServer {
     })();
   }
 
+  /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
+  private remindCalibrations(): void {
+    for (const r of this.calibration.reminders())
+      if (r.status === 'due-soon' || r.status === 'expired')
+        this.logger.warn(
+          { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
+          r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
+        );
+  }
+
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
     this.demo?.stop();
+    if (this.reminderTimer) clearInterval(this.reminderTimer);
+    this.reminderTimer = undefined;
     await this.accreditations.stop();
     await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.
