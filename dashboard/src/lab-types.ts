@@ -24,7 +24,8 @@ export interface Run {
 
 export interface RunEquipment {
   id: string;
-  identity: InstrumentView['identity'] | null;
+  /** where the instrument stands, when its profile says (ISO/IEC 17025 6.4.13) */
+  identity: (InstrumentView['identity'] & { location?: string | undefined }) | null;
   calibration: NonNullable<InstrumentView['calibration']> | null;
 }
 

@@ -58,7 +58,14 @@ export interface Run {
 /** an instrument of a run as its view shows it: identity (null when unknown) and calibration status */
 export interface RunEquipment {
   id: string;
-  identity: { maker: string; model: string; serialNumber: string; firmware?: string | undefined; kind?: string | undefined } | null;
+  identity: {
+    maker: string;
+    model: string;
+    serialNumber: string;
+    firmware?: string | undefined;
+    kind?: string | undefined;
+    location?: string | undefined;
+  } | null;
   calibration: { status: 'valid' | 'due-soon' | 'expired' | 'out-of-service' | 'never-calibrated'; dueAt: number | null };
 }
 
