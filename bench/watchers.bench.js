@@ -21,12 +21,14 @@
 // Environment: BENCH_WATCHERS (500), BENCH_WATCHER_PROCS (2), BENCH_CHANNELS (8, at most 10), BENCH_RATE_PER_CHANNEL
 // (50), BENCH_BATCH_DELAY_MS (200, the gateway's default), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (3), BENCH_QUIET_WAIT_SECONDS (60: how long to wait
 // at most for the machine to use less than half a core before starting), BENCH_KEEP=1 keeps the temporary
-// directory. Writes bench/results/watchers.json.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// directory, BENCH_CPU_PROF=1 profiles the server (its busiest functions in the last crowd window go into the
+// result). Writes bench/results/watchers.json.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Children, sleep } from './lib/children.js';
+import { summarizeProfile } from './lib/cpu-profile.js';
 import { envReader } from './lib/env.js';
 import { clockTicks, cpuTicks, machineTicks, peakRssMiB, waitForQuiet } from './lib/proc.js';
 import { BENCH_DIR, ROOT, percentile, round1, writeResult } from './lib/result.js';
@@ -44,6 +46,8 @@ const CLIENT_USERS = 10;
 const MAX_MS = 10_000;
 const TARGETS = { deliveryP99Ms: 100, serverCpuPercent: 100 };
 
+/** CLOCK_MONOTONIC in microseconds: the clock of V8's CPU profiles on Linux */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
 
 // ---------------------------------------------------------------- the server (child process)
@@ -289,7 +293,11 @@ async function run(tmp, params) {
     const busyBefore = await waitForQuiet(params.quietWaitSeconds * 1000, 50);
     log(`the machine uses ${busyBefore ?? '?'} % of one core before the start`);
     log('starting the server');
-    children.launch('server', SELF, ['--serve', serverOptions], { ipc: true });
+    const profDir = path.join(tmp, 'cpu-prof');
+    children.launch('server', SELF, ['--serve', serverOptions], {
+      ipc: true,
+      nodeArgs: params.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    });
     const server = await readyOf(children, 'server', 60_000);
     const base = `http://${HOST}:${server.httpPort}`;
 
@@ -398,6 +406,7 @@ async function run(tmp, params) {
     for (let r = 0; r < params.rounds; r++) order.push(...(r % 2 === 0 ? ['crowd', 'alone'] : ['alone', 'crowd']));
     const windowSeconds = params.seconds / params.rounds;
     let crowdWatching = true;
+    let lastCrowdUs = [0, 0];
     let connected = 0;
     for (const mode of order) {
       const crowd = mode === 'crowd';
@@ -413,6 +422,7 @@ async function run(tmp, params) {
       const machine0 = machineTicks();
       const self0 = process.cpuUsage();
       const start = Date.now();
+      const startUs = monoUs();
       log(`measuring ${windowSeconds} s, ${crowd ? `${joined} watchers and the probe` : 'the probe alone'}`);
       let prev = cpu0.server;
       let prevAt = start;
@@ -426,6 +436,7 @@ async function run(tmp, params) {
       }
       for (const n of [...watcherNames, 'probe', 'gateway', 'server']) children.get(n).child.send({ cmd: 'window', on: false });
       const seconds = (Date.now() - start) / 1000;
+      if (crowd) lastCrowdUs = [startUs, monoUs()];
       const cpu1 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
       const machine1 = machineTicks();
       const self1 = process.cpuUsage(self0);
@@ -528,6 +539,21 @@ async function run(tmp, params) {
         crowd.serverCpuPercent !== null &&
         crowd.serverCpuPercent < TARGETS.serverCpuPercent,
     };
+    if (params.cpuProfile) {
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        const profile = summarizeProfile(path.join(profDir, file), lastCrowdUs[0], lastCrowdUs[1], {
+          root: ROOT,
+          ours: /(server|protocols)\/dist\/src\//,
+        });
+        results.serverProfile = {
+          window: 'the last crowd window',
+          areas: profile.areas,
+          selfTop: profile.selfTop.slice(0, 15),
+          idlePercent: profile.idlePercent,
+        };
+      }
+    }
     const notes = [];
     for (const n of names) for (const [msg, count] of children.get(n).notes) notes.push(`${n}: ${msg} (x${count})`);
     return {
@@ -567,6 +593,8 @@ if (process.argv[2] === '--serve') {
     warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 3, 0, 600),
     quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0, 3600),
     rounds: envInt('BENCH_ROUNDS', 2, 1, 20),
+    /** 1: the server runs under --cpu-prof, and its busiest functions in the last crowd window are added */
+    cpuProfile: envInt('BENCH_CPU_PROF', 0, 0, 1) === 1,
     targets: TARGETS,
   };
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-watchers-'));
