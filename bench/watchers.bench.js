@@ -19,7 +19,7 @@
 // The server runs in a child process (`--serve`, the real LabtraceServer with its users made in-process); the
 // watchers in BENCH_WATCHER_PROCS child processes (`--watch`).
 // Environment: BENCH_WATCHERS (500), BENCH_WATCHER_PROCS (2), BENCH_CHANNELS (8, at most 10), BENCH_RATE_PER_CHANNEL
-// (50), BENCH_BATCH_DELAY_MS (200, the gateway's default), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (3), BENCH_QUIET_WAIT_SECONDS (60: how long to wait
+// (50), BENCH_BATCH_DELAY_MS (200, the gateway's default), BENCH_SECONDS (20), BENCH_WARMUP_SECONDS (10), BENCH_QUIET_WAIT_SECONDS (60: how long to wait
 // at most for the machine to use less than half a core before starting), BENCH_KEEP=1 keeps the temporary
 // directory, BENCH_CPU_PROF=1 profiles the server (its busiest functions in the last crowd window go into the
 // result). Writes bench/results/watchers.json.
@@ -590,7 +590,7 @@ if (process.argv[2] === '--serve') {
     ratePerChannel: envInt('BENCH_RATE_PER_CHANNEL', 50, 1, 10_000),
     batchDelayMs: envInt('BENCH_BATCH_DELAY_MS', 200, 10, 60_000),
     seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
-    warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 3, 0, 600),
+    warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 10, 0, 600),
     quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0, 3600),
     rounds: envInt('BENCH_ROUNDS', 2, 1, 20),
     /** 1: the server runs under --cpu-prof, and its busiest functions in the last crowd window are added */
