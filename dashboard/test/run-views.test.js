@@ -304,4 +304,29 @@ describe('run views', () => {
       await close();
     }
   }, 30_000);
+
+  test('a long run keeps the chart bounded: the oldest points go, every sample is counted', async () => {
+    const long = (await call('/api/runs', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] })).id;
+    await call(`/api/runs/${long}/start`, {});
+    const { page, errors, close } = await signIn('client');
+    try {
+      await page.goto(`${t.base}/#/runs/${long}`);
+      await page.waitForSelector('[data-test="run-view"][data-watching="watching"]', WAIT);
+      // 8 batches of 3,000 force samples (and as many of channel d): more than the 20,000 points a series keeps
+      for (let b = 0; b < 8; b++) await sendValues(3000, 40 + b);
+      await page.waitForFunction(() => Number(document.querySelector('[data-test="charts"]')?.getAttribute('data-received')) === 48_000, null, WAIT);
+      await page.waitForFunction(
+        () => Number(document.querySelector('[data-test="run-chart"][data-channel="c"]')?.getAttribute('data-points')) > 0,
+        null,
+        WAIT,
+      );
+      const points = Number(await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-points'));
+      expect(points).toBeLessThanOrEqual(20_000);
+      expect(points).toBeGreaterThan(15_000);
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+      await call(`/api/runs/${long}/stop`, {});
+    }
+  }, 30_000);
 });
