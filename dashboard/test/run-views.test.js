@@ -1,7 +1,8 @@
 // The run views in a real headless Chromium against a real server fed by a signing test gateway: a client
 // witnesses its running run (live samples in a chart with the method's limits, an alarm as it arrives) and
 // does not see another organization's run; a technician acknowledges the alarm with a reason, sees the
-// server's refusal as it is worded, and stops the run; the finished run replays every stored record.
+// server's refusal as it is worded, and stops the run; the finished run replays every stored record; a view
+// that lost its connection fills in what it missed; a long run's chart stays bounded.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
