@@ -101,7 +101,7 @@ async function signIn(role) {
   await page.fill('input[name="password"]', USER_PASSWORD);
   await page.click('[data-test="login"] button[type="submit"]');
   await page.waitForSelector('[data-test="user"]', WAIT);
-  return { page, errors, close: () => context.close() };
+  return { page, context, errors, close: () => context.close() };
 }
 
 /** a picture of the page for the docs and for a failing run, in .tmp/ (not committed) */
@@ -145,7 +145,7 @@ afterAll(async () => {
 
 describe('run views', () => {
   test('a client sees its own runs only, and witnesses its running run: live samples, limits, an alarm', async () => {
-    const { page, errors, close } = await signIn('client');
+    const { page, context, errors, close } = await signIn('client');
     try {
       await page.waitForSelector(`[data-test="run-row"][data-run="${run}"]`, WAIT);
       expect(await page.locator(`[data-test="run-row"][data-run="${otherRun}"]`).count()).toBe(0);
@@ -203,6 +203,11 @@ describe('run views', () => {
         null,
         WAIT,
       );
+      // the browser loses its network: the view says so, and says when it is back
+      await context.setOffline(true);
+      await page.waitForSelector('[data-test="run-connection"][data-connection="offline"]', WAIT);
+      await context.setOffline(false);
+      await page.waitForSelector('[data-test="run-connection"][data-connection="connected"]', WAIT);
       expect(errors).toEqual([]);
     } finally {
       await close();
