@@ -11,6 +11,7 @@ commands:
   gateway plan <profile>      prints the read requests a device profile needs
   export --out <dir> ...      writes an export bundle of a gateway's signed measurements (see 'labtrace export --help')
   verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
+  verify-certificate <file>   checks a certificate (JSON, or PDF/DCC against its JSON) offline with the lab's keys
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -22,6 +23,7 @@ const commands = {
   sim: () => import('@labtrace/device-sim/cli'),
   export: () => import('../server/dist/src/export/cli.js'),
   verify: () => import('../server/dist/src/export/verify-cli.js'),
+  'verify-certificate': () => import('../server/dist/src/certificates/verify-cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);
@@ -74,6 +76,13 @@ const stop = async (signal) => {
 };
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
+// A part started by `labtrace lab` stops when the lab process is gone, even killed without a chance to stop it.
+const parent = Number(process.env.LABTRACE_PARENT_PID);
+if (Number.isInteger(parent) && parent > 1) {
+  setInterval(() => {
+    if (process.ppid !== parent) void stop('the lab process ended');
+  }, 500).unref();
+}
 if (service.done) {
   service.done.then(
     (code) => {

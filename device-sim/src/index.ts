@@ -12,3 +12,4 @@ export type { InstrumentEndpoint, ModbusEndpoint, Transport } from './endpoint.j
 export { FaultSet, faultSchema, FAULT_KINDS, FAULT_VALUE_FIELD, type Fault, type FaultKind, type ActiveFault } from './faults.js';
 export { loadSimConfig, loadProfileFile, simConfigSchema, type SimConfig, type ResolvedSimInstrument } from './config.js';
 export { createModel, MODEL_KINDS, type ModelKind } from './models/index.js';
+export { UTS_KN } from './models/universal-testing-machine.js';

@@ -152,6 +152,25 @@ export const serverConfigSchema = z.strictObject({
     .strictObject({ requireForRuns: z.boolean().default(true), dueSoonDays: z.number().int().min(0).max(365).default(30) })
     .default({ requireForRuns: true, dueSoonDays: 30 }),
   /**
+   * the laboratory as its reports name it (ISO/IEC 17025 7.8.2.1 b, c): required to issue certificates. `lab`
+   * above stays the short id in topics and log names.
+   */
+  laboratory: z
+    .strictObject({
+      name: z.string().trim().min(1, 'required: the name printed on reports').max(200),
+      address: z.string().trim().min(1, 'required: the address printed on reports').max(500),
+      /** where the tests are done, when not at the address above */
+      placeOfWork: z.string().trim().min(1).max(500).optional(),
+    })
+    .optional(),
+  /** the URL the public reaches the server at: reports link to <publicBaseUrl>/verify/<id> (default: the listen address) */
+  publicBaseUrl: z
+    .string()
+    .regex(/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/, 'expected an http(s) URL such as https://lab.example.com')
+    .optional(),
+  /** the certificate signing key (C2SP signer key file; created at the first start; default <dataDir>/certificate.key) */
+  certificates: z.strictObject({ keyFile: z.string().min(1).optional() }).default({}),
+  /**
    * the demo lab's daily work (`npm start` turns it on): tensile test runs of the simulated testing
    * machine, one specimen each, assigned to `technician`, on samples of `organization` (docs/test-runs.md)
    */
@@ -210,6 +229,10 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
     log: { ...config.log, ...(config.log.keyFile === undefined ? {} : { keyFile: path.resolve(baseDir, config.log.keyFile) }) },
+    certificates: {
+      ...config.certificates,
+      ...(config.certificates.keyFile === undefined ? {} : { keyFile: path.resolve(baseDir, config.certificates.keyFile) }),
+    },
     measurements: resolveMeasurements(config.measurements, baseDir),
   };
 }

@@ -148,7 +148,7 @@ async function seedDemoUsers(dataDir: string): Promise<{ username: string; role:
     await database.migrate();
     const users = new Users(database, new AuditTrail(database));
     if (users.count() > 0) return [];
-    users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client');
+    users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client', 'quality@demo-client.example');
     const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
     const seeded: { username: string; role: Role; password: string | undefined }[] = [];
     for (const role of ['admin', 'technician', 'signatory', 'client', 'auditor'] as const) {
@@ -226,6 +226,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     header +
       stringify({
         lab,
+        laboratory: { name: 'labtrace demo laboratory', address: '1 Example Street, 00000 Demo City' },
         dataDir: path.join(dataDir, 'server'),
         http: { host, port: httpPort },
         mqtt: { host, port: mqttPort },
@@ -238,7 +239,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   );
 
   const seeded = await seedDemoUsers(path.join(dataDir, 'server'));
-  const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
+  const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '', LABTRACE_PARENT_PID: String(process.pid) };
   const children = new Map<string, ChildProcess>();
   const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
     // Own process group: a Ctrl-C reaches only this process, which then stops the parts in order.

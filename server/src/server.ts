@@ -5,6 +5,8 @@ import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { canonicalBytes, formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
+import { certificateRoutes } from './certificates/certificate-routes.js';
+import { Certificates } from './certificates/certificates.js';
 import { logRoutes } from './log/log-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
@@ -113,6 +115,8 @@ export class LabtraceServer {
   readonly demo: DemoLab | undefined;
   /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
   readonly accreditations: Accreditations;
+  /** certificates (test reports) of completed runs, signed and logged; their public verification */
+  readonly certificates: Certificates;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -169,6 +173,21 @@ export class LabtraceServer {
         const { status } = this.calibration.status(id);
         return status === 'never-calibrated' ? 'unknown' : status;
       },
+    });
+    this.certificates = new Certificates({
+      database: this.database,
+      audit: this.audit,
+      runs: this.runs,
+      records: this.labRecords,
+      calibration: this.calibration,
+      results: () => this.results,
+      log: () => this.log,
+      laboratory: config.laboratory,
+      lab: config.lab,
+      publicBaseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
+      keyFile: config.certificates.keyFile ?? path.join(config.dataDir, 'certificate.key'),
+      softwareVersion: SERVER_VERSION,
+      logger: logger.child({ part: 'certificates' }),
     });
     const external = config.mqtt.external;
     if (external === undefined) {
@@ -235,6 +254,7 @@ export class LabtraceServer {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
       },
+      certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
       series: this.series,
@@ -286,6 +306,13 @@ export class LabtraceServer {
     return [...routesOf(this.app), ...(this.logRouter ? routesOf(this.logRouter) : [])];
   }
 
+  /** the listen address as a URL (a wildcard host reads as loopback): the default public base URL */
+  listenUrl(): string {
+    const host = this.config.http.host;
+    const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    return `http://${shown}:${this.httpPort}`;
+  }
+
   get httpPort(): number {
     const addr = this.http.address();
     return typeof addr === 'object' && addr !== null ? addr.port : this.config.http.port;
@@ -335,6 +362,7 @@ export class LabtraceServer {
         })),
     });
     this.ingest.useLog(log);
+    await this.certificates.start();
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
     this.audit.anchor(log);
@@ -433,6 +461,7 @@ export class LabtraceServer {
     await this.ingest.stop();
     await this.series.stop();
     await this.live.stop();
+    await this.certificates.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.database.close();

@@ -6,7 +6,8 @@ const YIELD_MM = 1.2;
 const UTS_MM = 9;
 const BREAK_MM = 12;
 const E_KN_PER_MM = 25; // stiffness of a 10 mm steel bar over its gauge length
-const UTS_KN = 42;
+/** the peak (maximum) force of every specimen, kN: what a run's Fm should read */
+export const UTS_KN = 42;
 const PAUSE_MS = 3000;
 
 export class UniversalTestingMachineModel implements SignalModel {

@@ -44,6 +44,8 @@ export interface AppDeps {
   rateLimit?: RateLimitOptions | undefined;
   /** the lab records' routes (samples, methods, runs) */
   labRoutes?: express.Router | undefined;
+  /** certificates, and their public verification (/verify/:id) */
+  certificateRoutes?: express.Router | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
@@ -87,7 +89,8 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
-  if (deps.rateLimit !== undefined) app.use('/api', rateLimit(deps.rateLimit));
+  // one limiter (one bucket per address) for the API and the public verification page
+  if (deps.rateLimit !== undefined) app.use(['/api', '/verify'], rateLimit(deps.rateLimit));
   app.use(express.json({ limit: '100kb' }));
   app.use(authenticate(deps.users));
   app.use(authRoutes(deps.users, deps.audit, deps.logger));
@@ -202,6 +205,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   if (deps.labRoutes !== undefined) app.use(deps.labRoutes);
+  if (deps.certificateRoutes !== undefined) app.use(deps.certificateRoutes);
 
   // mounted at start: the log is opened with the store
   app.use((req, res, next) => {

@@ -27,7 +27,12 @@ const userChangesBody = z.strictObject({
   reason: z.string().trim().min(1, 'required: why the user is changed').max(1000),
 });
 const resetBody = z.strictObject({ password: passwordSchema.optional() });
-const organizationBody = z.strictObject({ id: idSchema, name: z.string().trim().min(1).max(200) });
+const organizationBody = z.strictObject({
+  id: idSchema,
+  name: z.string().trim().min(1).max(200),
+  /** who to contact about its reports: a person, an e-mail address, a telephone number (7.8.2.1 e) */
+  contact: z.string().trim().min(1).max(300).optional(),
+});
 const auditQuery = z.strictObject({
   actor: z.string().max(100).optional(),
   recordType: z.string().max(100).optional(),
@@ -151,7 +156,7 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
 
   route(router, 'POST', '/api/organizations', (req, res) => {
     const body = parseWith(organizationBody, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(users.createOrganization(actorOf(signedIn(req)), body.id, body.name));
+    res.status(201).json(users.createOrganization(actorOf(signedIn(req)), body.id, body.name, body.contact));
   });
 
   route(router, 'GET', '/api/audit-trail', (req, res) => {

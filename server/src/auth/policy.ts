@@ -30,6 +30,8 @@ const ADMIN: readonly Role[] = ['admin'];
 const LAB_WORKERS: readonly Role[] = ['admin', 'technician'];
 /** who performs test runs */
 const TECHNICIAN: readonly Role[] = ['technician'];
+/** who approves and issues reports */
+const SIGNATORY: readonly Role[] = ['signatory'];
 
 export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/health', allow: 'public', why: 'liveness probes and the lab launcher; it reveals gateway ids and versions only' },
@@ -123,6 +125,34 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/accreditations', allow: ADMIN, audit: true },
   { method: 'POST', path: '/api/accreditations/:id/events', allow: ADMIN, audit: true },
   { method: 'POST', path: '/api/accreditations/:id/scope', allow: ADMIN, audit: true },
+  // certificates (test reports, 7.8): requested by a technician or signatory, approved, issued, amended and
+  // revoked by a signatory only (who neither performed nor created the run); read like the run (a client: its
+  // organization's issued ones)
+  { method: 'GET', path: '/api/certificates', allow: ALL, scope: 'organization' },
+  { method: 'POST', path: '/api/certificates', allow: ['technician', 'signatory'], audit: true },
+  { method: 'GET', path: '/api/certificates/:id', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/certificates/:id/pdf', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/certificates/:id/json', allow: ALL, scope: 'organization' },
+  { method: 'GET', path: '/api/certificates/:id/dcc.xml', allow: ALL, scope: 'organization' },
+  { method: 'POST', path: '/api/certificates/:id/issue', allow: SIGNATORY, audit: true },
+  { method: 'POST', path: '/api/certificates/:id/amend', allow: SIGNATORY, audit: true },
+  { method: 'POST', path: '/api/certificates/:id/revoke', allow: SIGNATORY, audit: true },
+  // anyone holding a report checks it: its status, digests and issue date (never its content or customer)
+  { method: 'GET', path: '/api/public/keys', allow: 'public', why: 'the certificate key is public by design: anyone verifies reports with it' },
+  {
+    method: 'GET',
+    path: '/api/public/certificates/:id',
+    allow: 'public',
+    why: 'a report holder checks its status; it shows the status, digests and issue date only',
+  },
+  { method: 'GET', path: '/verify/:id', allow: 'public', why: 'the verification page the QR code on a report links to; status and digests only' },
+  {
+    method: 'POST',
+    path: '/verify/:id',
+    allow: 'public',
+    why: 'compares an uploaded file with the issued one and answers match or not; nothing is stored',
+    audit: 'reads only; nothing is stored',
+  },
 ];
 
 const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));

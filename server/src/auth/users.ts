@@ -328,27 +328,39 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     this.database.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.now());
   }
 
-  createOrganization(actor: Actor, id: string, name: string): { id: string; name: string; createdAt: number } {
+  /** A customer organization; its contact (7.8.2.1 e) is printed on its reports. */
+  createOrganization(
+    actor: Actor,
+    id: string,
+    name: string,
+    contact?: string,
+  ): { id: string; name: string; contact: string | null; createdAt: number } {
     parseWith(idSchema, id, 'organization id', 'E_BAD_REQUEST');
     const db = this.database.sqlite;
     const createdAt = this.now();
     db.transaction(() => {
       if (db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(id))
         throw new LabtraceError('E_CONFLICT', `body: id: organization "${id}" exists`);
-      db.prepare('INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)').run(id, name, createdAt);
-      this.audit.record(actor, { action: 'create', recordType: 'organization', recordId: id, newValue: { id, name } });
+      db.prepare('INSERT INTO organizations (id, name, contact, created_at) VALUES (?, ?, ?, ?)').run(id, name, contact ?? null, createdAt);
+      this.audit.record(actor, {
+        action: 'create',
+        recordType: 'organization',
+        recordId: id,
+        newValue: contact === undefined ? { id, name } : { id, name, contact },
+      });
     })();
-    return { id, name, createdAt };
+    return { id, name, contact: contact ?? null, createdAt };
   }
 
-  organizations(): { id: string; name: string; createdAt: number }[] {
+  organizations(): { id: string; name: string; contact: string | null; createdAt: number }[] {
     return (
-      this.database.sqlite.prepare('SELECT id, name, created_at FROM organizations ORDER BY id').all() as {
+      this.database.sqlite.prepare('SELECT id, name, contact, created_at FROM organizations ORDER BY id').all() as {
         id: string;
         name: string;
+        contact: string | null;
         created_at: number;
       }[]
-    ).map((o) => ({ id: o.id, name: o.name, createdAt: o.created_at }));
+    ).map((o) => ({ id: o.id, name: o.name, contact: o.contact, createdAt: o.created_at }));
   }
 
   private usable(row: UserRow, now: number): boolean {

@@ -63,7 +63,15 @@ export interface RuleEngineOptions {
   instrumentStatus?: InstrumentStatusProvider;
   /** the number of the last alarm an earlier engine of the same stream raised, so that ids stay unique across restarts (default 0) */
   lastAlarmNumber?: number;
+  /**
+   * the alarms an earlier engine of the same stream left open (raised, not cleared), as stored: this engine
+   * continues them, so that the condition persisting or coming back is the same episode, not a new alarm
+   */
+  openAlarms?: readonly StoredAlarm[];
 }
+
+/** an alarm as stored outside the engine (kind and severity as plain strings) */
+export type StoredAlarm = Omit<Alarm, 'kind' | 'severity'> & { readonly kind: string; readonly severity: string };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -130,6 +138,12 @@ class AlarmBook {
     } else if (worse) {
       this.emitter.emit('escalated', freeze(a));
     }
+  }
+
+  /** Takes over an open alarm of an earlier engine as the open alarm of `source`. */
+  adopt(source: Source, alarm: Mutable<Alarm>): void {
+    source.alarm = alarm;
+    this.open.set(alarm.id, { alarm, source });
   }
 
   /** The condition of `source` is absent at `ts`. */
@@ -449,10 +463,10 @@ class QualityEvaluator implements Evaluator {
   }
 }
 
-class InstrumentStatusEvaluator implements Evaluator {
+class InstrumentStatusEvaluator implements Evaluator, TimedEvaluator {
   constructor(
     private readonly rule: RuleOf<'instrument-status'>,
-    private readonly src: Source,
+    readonly src: Source,
     private readonly book: AlarmBook,
     private readonly status: InstrumentStatusProvider,
   ) {}
@@ -463,14 +477,25 @@ class InstrumentStatusEvaluator implements Evaluator {
 
   sample(s: LiveSample): void {
     const status = this.status(s.instrument, s.ts);
-    if (status === 'expired' || status === 'out-of-service' || status === 'unknown') {
+    if (failing(status)) {
       const what = status === 'unknown' ? 'has no calibration record' : status === 'expired' ? 'is out of calibration' : 'is out of service';
       this.book.raise(this.src, this.rule.severity, s.ts, s.value, () => `${s.instrument} ${what} and produced data`);
     } else if (this.src.alarm !== null) {
       this.book.normal(this.src, s.ts);
     }
   }
+
+  /**
+   * Between samples: an instrument whose status has become good again (calibrated, back in service) ends the
+   * condition without waiting for its next sample, so that a silent instrument's alarm can be cleared.
+   */
+  tick(now: number): void {
+    if (this.src.alarm?.active !== true) return;
+    if (!failing(this.status(this.rule.instrument, now))) this.book.normal(this.src, now);
+  }
 }
+
+const failing = (status: InstrumentStatus): boolean => status === 'expired' || status === 'out-of-service' || status === 'unknown';
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
 
@@ -494,6 +519,8 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
   /** instrument -> channel -> the evaluators a sample of that channel visits, built on its first sample */
   private readonly bindings = new Map<string, Map<string, Evaluator[]>>();
   private readonly timed: TimedEvaluator[] = [];
+  /** every source by rule, instrument and channel, to find the one an earlier engine's open alarm belongs to */
+  private readonly sources = new Map<string, Source>();
 
   /** `rules` are parsed ones (parseRules); the engine trusts them. */
   constructor(rules: readonly Rule[], options: RuleEngineOptions = {}) {
@@ -506,7 +533,10 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
       if (rule.kind === 'instrument-status') {
         if (this.status === undefined) throw new LabtraceError('E_CONFIG', `rule ${rule.id}: instrument-status needs an instrument status provider`);
         const src: Source = { rule, instrument: rule.instrument, channel: null, alarm: null };
-        this.statusEvaluators.set(rule.id, new InstrumentStatusEvaluator(rule, src, this.book, this.status));
+        const evaluator = new InstrumentStatusEvaluator(rule, src, this.book, this.status);
+        this.statusEvaluators.set(rule.id, evaluator);
+        this.sources.set(sourceKey(rule.id, rule.instrument, null), src);
+        this.timed.push(evaluator);
       } else if (rule.kind === 'quality' && rule.channel === undefined) {
         this.anyChannel.push(rule);
       } else {
@@ -517,6 +547,28 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
     }
     // a channel the configuration names with its instrument is watched for missing data before its first sample
     for (const rule of rules) if (rule.kind === 'missing-data' && rule.instrument !== undefined) this.evaluatorsOf(rule.instrument, rule.channel);
+    for (const stored of options.openAlarms ?? []) this.adopt(stored);
+  }
+
+  /**
+   * Continues an earlier engine's open alarm, when its rule (same id and kind) still applies to its instrument
+   * and channel; otherwise it stays with its owner's stored state. Returns whether it was taken over.
+   */
+  private adopt(stored: StoredAlarm): boolean {
+    if (stored.cleared !== null || !isSeverity(stored.severity)) return false;
+    const rule = this.rules.find((r) => r.id === stored.ruleId);
+    if (rule === undefined || rule.kind !== stored.kind || !matches(rule, stored.instrument)) return false;
+    if (stored.channel !== null) this.evaluatorsOf(stored.instrument, stored.channel);
+    const source = this.sources.get(sourceKey(rule.id, stored.instrument, stored.channel));
+    if (source === undefined || source.alarm !== null) return false;
+    this.book.adopt(source, {
+      ...stored,
+      kind: rule.kind,
+      severity: stored.severity,
+      acknowledged: stored.acknowledged === null ? null : Object.freeze({ ...stored.acknowledged }),
+      cleared: null,
+    });
+    return true;
   }
 
   /** Evaluates samples in order; returns the alarms this call raised (new episodes). */
@@ -574,7 +626,11 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
     if (existing !== undefined) return existing;
     const list: Evaluator[] = [];
     const book = this.book;
-    const source = (rule: Rule): Source => ({ rule, instrument, channel, alarm: null });
+    const source = (rule: Rule): Source => {
+      const src: Source = { rule, instrument, channel, alarm: null };
+      this.sources.set(sourceKey(rule.id, instrument, channel), src);
+      return src;
+    };
     for (const rule of this.byReference.get(channel) ?? []) {
       const watched = rule.referenceInstrument === undefined ? matches(rule, instrument) : rule.referenceInstrument === instrument;
       if (watched) list.push(new ReferenceTracker(this.cell(rule, instrument)));
@@ -626,6 +682,10 @@ export class RuleEngine extends EventEmitter<InspectionEvents> {
     return cell;
   }
 }
+
+const sourceKey = (ruleId: string, instrument: string, channel: string | null): string => `${ruleId}\u0000${instrument}\u0000${channel ?? ''}`;
+
+const isSeverity = (s: string): s is Severity => Object.hasOwn(SEVERITY_RANK, s);
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);

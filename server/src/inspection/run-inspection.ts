@@ -49,7 +49,10 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   private readonly clock: () => number;
   private readonly tickMs: number;
   private timer: NodeJS.Timeout | undefined;
-  /** service status per instrument, looked up once per batch of samples (the engine asks once per sample) */
+  /**
+   * status per instrument, looked up once per pass (a batch of samples, or a tick: the engine asks once per
+   * sample) and forgotten after it, so that every pass reads the status as it is now
+   */
   private statusMemo = new Map<string, InstrumentStatus>();
   /** events appended inside a person's act: announced only once its transaction has committed */
   private pending: RunAlarmEvent[] | undefined;
@@ -93,7 +96,10 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   /** Evaluates the time-based rules of every running run at `now`. */
   tick(now: number = this.clock()): void {
-    for (const [run, engine] of this.engines) this.guard(run, () => engine.tick(now));
+    for (const [run, engine] of this.engines) {
+      this.statusMemo = new Map();
+      this.guard(run, () => engine.tick(now));
+    }
   }
 
   /** the ids of the runs being inspected now */
@@ -191,10 +197,19 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     if (rules.length === 0) return;
     const last = this.database.sqlite.prepare("SELECT alarm FROM run_alarms WHERE run = ? AND event = 'raised'").all(run.id) as { alarm: string }[];
     const lastAlarmNumber = Math.max(0, ...last.map((r) => Number(/#(\d+)$/.exec(r.alarm)?.[1] ?? 0)));
-    const engine = new RuleEngine(rules, { clock: this.clock, instrumentStatus: (instrument) => this.statusOf(instrument), lastAlarmNumber });
+    // the alarms left open by the engine before (a restart): continued, so that their condition persisting or
+    // coming back is the same episode rather than a new alarm
+    const openAlarms = this.alarmsOf(run.id).alarms.filter((a) => a.cleared === null);
+    const engine = new RuleEngine(rules, {
+      clock: this.clock,
+      instrumentStatus: (instrument) => this.statusOf(instrument),
+      lastAlarmNumber,
+      openAlarms,
+    });
     for (const kind of EVENTS) engine.on(kind, (alarm) => this.append(run.id, kind, alarm));
     this.engines.set(run.id, engine);
-    this.logger.info({ run: run.id, method: run.method.id, rules: rules.length }, 'run inspection started');
+    const continued = engine.alarms().length;
+    this.logger.info({ run: run.id, method: run.method.id, rules: rules.length, continued, open: openAlarms.length }, 'run inspection started');
   }
 
   private drop(run: string): void {

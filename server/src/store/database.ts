@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
+import { certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 
 export interface Tables {
@@ -316,6 +317,9 @@ migrations['0013_calibration'] = calibrationMigration;
 
 // accreditations, their scope versions and status events (lab/accreditation.ts)
 migrations['0014_accreditation'] = accreditationMigration;
+
+// certificates (test reports) and their events; the customer's contact (certificates/migration.ts)
+migrations['0015_certificates'] = certificatesMigration;
 
 migrations['0016_run_results'] = {
   async up(db: Kysely<unknown>) {

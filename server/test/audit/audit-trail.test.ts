@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { POLICY, type AuditEntry } from '../../src/index.js';
-import { startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
+import { send, startServer, TestGateway, USER_PASSWORD, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 const ALARM = 'lim/ut-1/c#1';
@@ -18,7 +18,10 @@ beforeAll(async () => {
     gateway: 'gw-a',
     session: 1,
     version: 't',
-    instruments: [{ id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, channels: [{ name: 'c', unit: 'kN' }] }],
+    instruments: [
+      { id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, channels: [{ name: 'c', unit: 'kN' }] },
+      { id: 'ut-c', identity: { maker: 'm', model: 'x', serialNumber: '2' }, channels: [{ name: 'c', unit: 'kN' }] },
+    ],
   });
   t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
   t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
@@ -28,6 +31,45 @@ beforeAll(async () => {
     definition: { ...method.definition, instrumentTypes: [], limits: [], results: [] },
   });
   t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
+  // a completed, measured run (run-2) with a calibrated instrument, for the certificate mutations
+  const now = Date.now();
+  t.server.calibration.record(setup, 'ut-c', {
+    calibratedAt: now - 86_400_000,
+    laboratory: 'Calibration Lab A',
+    certificate: 'CAL-C',
+    results: [{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }],
+    uncertainty: { value: 0.03, unit: 'kN', k: 2 },
+    nextDueAt: now + 365 * 86_400_000,
+  });
+  t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
+  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createMethod(setup, {
+    id: 'm-cert',
+    ...method,
+    definition: {
+      ...method.definition,
+      instrumentTypes: [],
+      limits: [],
+      results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01 }],
+    },
+  });
+  const tech = { username: 'technician', role: 'technician' };
+  t.server.runs.create(tech, { sample: 'S-C', method: 'm-cert', instruments: ['ut-c'] });
+  t.server.runs.start(tech, 'run-2');
+  const gw = await TestGateway.connect(t, 'gw-a');
+  await gw.birth('ut-1', 'ut-c');
+  const samples = [41.5, 42.1].map((value, seq) => ({
+    seq,
+    instrument: 'ut-c',
+    channel: 'c',
+    ts: now + seq,
+    value,
+    unit: 'kN',
+    quality: 'good' as const,
+  }));
+  expect(await send(t, gw, gw.sign(samples))).toBe('acked');
+  await gw.end();
+  t.server.runs.stop(tech, 'run-2');
   // an inspection alarm of run-1 as stored before a restart (the engine's own path is tested in lab/run-alarms)
   const alarm = {
     id: ALARM,
@@ -126,7 +168,8 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
       }),
       'technician',
     ),
-    expect: { actor: 'technician', action: 'create', recordType: 'calibration', recordId: 'ut-1/1' },
+    // (record ids count every instrument's calibrations: ut-c's came first)
+    expect: { actor: 'technician', action: 'create', recordType: 'calibration', recordId: 'ut-1/2' },
   }),
   'POST /api/instruments/:id/checks': async () => ({
     res: await t.fetch(
@@ -182,24 +225,24 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   }),
   'POST /api/runs': async () => ({
     res: await t.fetch('/api/runs', json('POST', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] }), 'technician'),
-    expect: { actor: 'technician', action: 'create', recordType: 'run', recordId: 'run-2' },
+    expect: { actor: 'technician', action: 'create', recordType: 'run', recordId: 'run-3' },
   }),
   'POST /api/runs/:id/start': async () => ({
-    res: await t.fetch('/api/runs/run-2/start', json('POST', {}), 'technician'),
+    res: await t.fetch('/api/runs/run-3/start', json('POST', {}), 'technician'),
     expect: {
       action: 'state-change',
       recordType: 'run',
-      recordId: 'run-2',
+      recordId: 'run-3',
       oldValue: { state: 'planned' },
       newValue: expect.objectContaining({ state: 'running' }),
     },
   }),
   'POST /api/runs/:id/stop': async () => ({
-    res: await t.fetch('/api/runs/run-2/stop', json('POST', {}), 'technician'),
+    res: await t.fetch('/api/runs/run-3/stop', json('POST', {}), 'technician'),
     expect: {
       action: 'state-change',
       recordType: 'run',
-      recordId: 'run-2',
+      recordId: 'run-3',
       oldValue: { state: 'running' },
       newValue: expect.objectContaining({ state: 'completed' }),
     },
@@ -218,6 +261,49 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
       oldValue: { state: 'open' },
       newValue: { state: 'acknowledged' },
       reason: 'grips slipped',
+    },
+  }),
+  'POST /api/certificates': async () => ({
+    res: await t.fetch('/api/certificates', json('POST', { run: 'run-2' }), 'technician'),
+    expect: {
+      actor: 'technician',
+      action: 'create',
+      recordType: 'certificate',
+      recordId: 'TR-lab-t-000001',
+      newValue: { run: 'run-2', status: 'draft' },
+    },
+  }),
+  'POST /api/certificates/:id/issue': async () => ({
+    res: await t.fetch('/api/certificates/TR-lab-t-000001/issue', json('POST', {}), 'signatory'),
+    expect: {
+      actor: 'signatory',
+      action: 'state-change',
+      recordType: 'certificate',
+      recordId: 'TR-lab-t-000001',
+      oldValue: { status: 'draft' },
+      newValue: expect.objectContaining({ status: 'valid' }),
+    },
+  }),
+  'POST /api/certificates/:id/amend': async () => ({
+    res: await t.fetch('/api/certificates/TR-lab-t-000001/amend', json('POST', { reason: 'sample description corrected' }), 'signatory'),
+    expect: {
+      actor: 'signatory',
+      action: 'create',
+      recordType: 'certificate',
+      recordId: 'TR-lab-t-000002',
+      newValue: expect.objectContaining({ amends: 'TR-lab-t-000001' }),
+      reason: 'sample description corrected',
+    },
+  }),
+  'POST /api/certificates/:id/revoke': async () => ({
+    res: await t.fetch('/api/certificates/TR-lab-t-000002/revoke', json('POST', { reason: 'wrong specimen' }), 'signatory'),
+    expect: {
+      actor: 'signatory',
+      action: 'state-change',
+      recordType: 'certificate',
+      recordId: 'TR-lab-t-000002',
+      newValue: expect.objectContaining({ status: 'revoked' }),
+      reason: 'wrong specimen',
     },
   }),
   'POST /api/runs/:id/alarms/:alarmId/clear': async () => ({
@@ -252,7 +338,13 @@ describe.each(Object.keys(MUTATIONS))('%s', (name) => {
     const { res, expect: expected } = await run();
     expect(res.status).toBeLessThan(300);
     // the entries the request made; completing a run also records its results, as the system
-    const added = (await trail()).filter((e) => e.id > last && !(name === 'POST /api/runs/:id/stop' && e.recordType === 'run-results'));
+    // an amendment is issued at once: the new certificate's issue and the old one's change of status follow its creation
+    const added = (await trail()).filter(
+      (e) =>
+        e.id > last &&
+        !(name === 'POST /api/runs/:id/stop' && e.recordType === 'run-results') &&
+        !(name === 'POST /api/certificates/:id/amend' && e.action === 'state-change'),
+    );
     expect(added).toHaveLength(1);
     expect(added[0]).toMatchObject(expected);
     expect(added[0]?.at).toBeGreaterThanOrEqual(before);

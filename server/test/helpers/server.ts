@@ -45,7 +45,7 @@ export interface TestServer {
 /** Creates one user per role (admin exists already) and an API token for each. */
 export async function addTestUsers(server: LabtraceServer): Promise<Record<Role, string>> {
   const system = { username: 'test-setup', role: 'system' };
-  if (server.users.organizations().length === 0) server.users.createOrganization(system, ORGANIZATION, 'Client A');
+  if (server.users.organizations().length === 0) server.users.createOrganization(system, ORGANIZATION, 'Client A', 'quality@client-a.example');
   const tokens = {} as Record<Role, string>;
   for (const role of ROLES) {
     if (server.users.get(role) === undefined)
@@ -94,6 +94,8 @@ export async function startServer(
     // test instruments come from BIRTH messages without calibration records; the calibration tests turn the
     // requirement on (an expired calibration blocks a run either way)
     calibration: { requireForRuns: false },
+    // the name and address its reports print
+    laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown' },
     ...overrides,
   });
   const server = new LabtraceServer(config, logger, { ...options, adminPassword: USER_PASSWORD });
@@ -203,6 +205,14 @@ export class TestGateway {
   async end(): Promise<void> {
     await this.client.endAsync(true);
   }
+
+  /** The same gateway connected again (to a restarted server, say), continuing its chain where this one left it. */
+  async reconnect(t: Pick<TestServer, 'mqttUrl' | 'password'>): Promise<TestGateway> {
+    const next = await TestGateway.connect(t, this.id, { key: this.key });
+    next.prev = this.prev;
+    next.nextBatch = this.nextBatch;
+    return next;
+  }
 }
 
 /** Publishes and waits for the outcome: 'acked' or the reason it was rejected. */
@@ -237,7 +247,7 @@ export async function waitFor(what: string, check: () => boolean, ms = 10_000): 
 /** A second customer organization, `org-b`, with its client user `client-b`; returns an API token of that user. */
 export async function addOtherClient(t: TestServer): Promise<string> {
   const system = { username: 'test-setup', role: 'system' };
-  t.server.users.createOrganization(system, 'org-b', 'Client B');
+  t.server.users.createOrganization(system, 'org-b', 'Client B', 'lab-contact@client-b.example');
   await t.server.users.create(system, { username: 'client-b', role: 'client', password: USER_PASSWORD, organization: 'org-b' });
   return t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000).token;
 }

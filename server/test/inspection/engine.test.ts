@@ -361,3 +361,77 @@ describe('the alarm lifecycle', () => {
     expect(engine.alarms()).toEqual([]);
   });
 });
+
+describe('an engine rebuilt after a restart', () => {
+  const rules = parseRules([
+    { id: 'hi', kind: 'limits', severity: 'alarm', instrument: UTM, channel: 'force', high: 10 },
+    { id: 'gap', kind: 'missing-data', severity: 'warning', instrument: UTM, channel: 'force', maxGapMs: 2000 },
+  ]);
+  const over = (from: number) => stream([{ instrument: UTM, channel: 'force', value: () => 12 }], 1000).map((s) => ({ ...s, ts: s.ts + from }));
+  const normal = (from: number) => stream([{ instrument: UTM, channel: 'force', value: () => 5 }], 1000).map((s) => ({ ...s, ts: s.ts + from }));
+
+  test('continues the open alarms it is given: the condition coming back recurs on the same alarm, acknowledgement kept', () => {
+    const before = new RuleEngine(rules, { clock: () => T0 });
+    const [alarm] = before.evaluate(over(0));
+    if (alarm === undefined) throw new Error('no alarm raised');
+    before.evaluate(normal(1000));
+    before.acknowledge(alarm.id, 'tech.wang', 'specimen slipped');
+    const stored = before.alarms();
+
+    const after = new RuleEngine(rules, { clock: () => T0 + 5000, lastAlarmNumber: 1, openAlarms: stored });
+    const rec = record(after);
+    expect(after.alarms()).toEqual(stored);
+    expect(after.evaluate(over(3000))).toEqual([]);
+    expect(rec.events.map((e) => [e.name, e.alarm.id])).toEqual([['recurred', alarm.id]]);
+    expect(after.alarm(alarm.id)).toMatchObject({ occurrences: 2, active: true, acknowledged: { by: 'tech.wang', reason: 'specimen slipped' } });
+    after.evaluate(normal(4000));
+    expect(after.clear(alarm.id, 'tech.wang', 'grips replaced').cleared).toMatchObject({ by: 'tech.wang', auto: false });
+    expect(after.evaluate(over(5000)).map((a) => a.id)).toEqual(['hi/utm-1/force#2']);
+  });
+
+  test('an active alarm continued stays one alarm; one whose rule is gone, or already cleared, is left out', () => {
+    const before = new RuleEngine(rules, { clock: () => T0 });
+    const [alarm] = before.evaluate(over(0));
+    if (alarm === undefined) throw new Error('no alarm raised');
+    const after = new RuleEngine(rules, {
+      lastAlarmNumber: 3,
+      openAlarms: [
+        ...before.alarms(),
+        { ...alarm, id: 'gone/utm-1/force#2', ruleId: 'gone' },
+        { ...alarm, id: 'hi/utm-1/other#3', kind: 'stuck' },
+        { ...alarm, id: 'hi/utm-1/force#3', cleared: { by: 'x', reason: 'y', at: T0, auto: false } },
+      ],
+    });
+    const rec = record(after);
+    expect(after.alarms().map((a) => a.id)).toEqual([alarm.id]);
+    expect(after.evaluate(over(1000))).toEqual([]);
+    expect(rec.events).toEqual([]);
+  });
+
+  test('instrument status: at tick(), a status good again ends the alarm without a sample; the provider is asked at that time', () => {
+    const statusRules = parseRules([{ id: 'cal', kind: 'instrument-status', severity: 'critical', instrument: UTM }]);
+    let status: InstrumentStatus = 'unknown';
+    const asked: number[] = [];
+    const engine = new RuleEngine(statusRules, {
+      instrumentStatus: (_instrument, ts) => {
+        asked.push(ts);
+        return status;
+      },
+    });
+    const rec = record(engine);
+    engine.evaluate(over(0));
+    engine.tick(T0 + 2000);
+    expect(rec.events.map((e) => e.name)).toEqual(['raised']);
+    status = 'valid';
+    engine.tick(T0 + 3000);
+    expect(rec.events.map((e) => [e.name, e.alarm.returnedAt])).toEqual([
+      ['raised', null],
+      ['returned', T0 + 3000],
+    ]);
+    expect(asked.slice(-2)).toEqual([T0 + 2000, T0 + 3000]);
+    // no alarm present: tick() asks nothing
+    const count = asked.length;
+    engine.tick(T0 + 4000);
+    expect(asked.length).toBe(count);
+  });
+});

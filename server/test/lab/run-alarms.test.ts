@@ -206,7 +206,12 @@ describe('a running run is inspected', () => {
     expect((await call(alarmPath(run, gapAlarm?.id ?? '', 'acknowledge'), json({ reason: 'twice' }))).status).toBe(409);
     await sendValues(9, 1, 500);
     await waitFor('a new alarm', () => watcher.heard.filter((e) => e.event === 'raised').length === 3);
-    expect(watcher.heard.at(-1)?.alarm.id).toBe('force-limits/ut-1/c#3');
+    expect(watcher.heard.filter((e) => e.event === 'raised').at(-1)?.alarm.id).toBe('force-limits/ut-1/c#3');
+    // the gap alarm was continued by the rebuilt engine: data coming back returns it, acknowledgement kept
+    await waitFor('the gap alarm returned', () => watcher.heard.some((e) => e.event === 'returned' && e.alarm.id === gapAlarm?.id));
+    expect(watcher.heard.find((e) => e.event === 'returned' && e.alarm.id === gapAlarm?.id)?.alarm.acknowledged).toMatchObject({
+      reason: 'gateway restarted',
+    });
   });
 
   test('the engine goes with the stop; the alarms stay and can still be closed', async () => {

@@ -1,0 +1,676 @@
+// Certificates (test reports) of completed runs: requested by a technician or signatory, approved and issued
+// by a signatory who neither performed nor created the run, amended (a new report that replaces the old one,
+// 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
+// edited or deleted: the status of a certificate is derived from its events.
+import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
+import type { Statement } from 'better-sqlite3';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
+import type { Role } from '../auth/users.js';
+import type { Calibration } from '../lab/calibration.js';
+import type { RunResultsSource } from '../lab/contracts.js';
+import type { LabRecords } from '../lab/lab-records.js';
+import type { Run, Runs } from '../lab/runs.js';
+import type { Logger } from '../log.js';
+import type { TransparencyLog } from '../log/transparency-log.js';
+import type { LabDatabase } from '../store/database.js';
+import { composeContent, type ComposeInput } from './compose.js';
+import { certificateContentSchema, missingFields, type CertificateContent } from './content.js';
+import { renderDcc } from './render-dcc.js';
+import { renderPdf } from './render-pdf.js';
+import {
+  certificateKey,
+  contentBytes,
+  publishedKey,
+  sha256Hex,
+  signCertificate,
+  STATEMENT_PURPOSE,
+  type PublishedKey,
+  type SignedStatement,
+} from './signing.js';
+
+export type CertificateStatus = 'draft' | 'valid' | 'amended' | 'revoked';
+
+/** A certificate as lists show it (GET /api/certificates). */
+export interface CertificateView {
+  id: string;
+  run: string;
+  organization: string;
+  status: CertificateStatus;
+  requestedBy: string;
+  requestedAt: number;
+  issuedBy: string | null;
+  issuedAt: number | null;
+  /** the certificate this one amends (7.8.8), and the reason */
+  amends: string | null;
+  amendReason: string | null;
+  /** the certificate that replaced this one */
+  amendedBy: string | null;
+  revokedAt: number | null;
+  revocationReason: string | null;
+  /** SHA-256 of the content's canonical JSON, of the PDF and of the DCC XML, as signed; null for a draft */
+  digests: { json: string; pdf: string; dcc: string } | null;
+  keyId: string | null;
+  logIndex: number | null;
+  verifyUrl: string;
+}
+
+export interface CertificateFiles {
+  json: Uint8Array;
+  pdf: Uint8Array;
+  dcc: Uint8Array;
+}
+
+export interface CertificatesDeps {
+  database: LabDatabase;
+  audit: AuditTrail;
+  runs: Runs;
+  records: LabRecords;
+  calibration: Calibration;
+  /** the run results (server.results); undefined while the server has none */
+  results: () => RunResultsSource | undefined;
+  log: () => TransparencyLog | undefined;
+  /** the lab's name and address (config `laboratory`) */
+  laboratory: { name: string; address: string; placeOfWork?: string | undefined } | undefined;
+  /** the lab's id (config `lab`): the prefix of certificate numbers */
+  lab: string;
+  /** where the public verification page is reached from outside: `<base>/verify/<id>` */
+  publicBaseUrl: () => string;
+  /** the certificate key file (created at the first start, mode 0600) */
+  keyFile: string;
+  softwareVersion: string;
+  logger: Logger;
+  now?: () => number;
+}
+
+interface RequestRow {
+  id: string;
+  run: string;
+  organization: string;
+  amends: string | null;
+  reason: string | null;
+  requested_by: string;
+  requested_at: number;
+}
+
+interface CertificateRow {
+  id: string;
+  run: string;
+  organization: string;
+  amends: string | null;
+  issued_by: string;
+  issued_at: number;
+  statement: string;
+  signature: string;
+  key_id: string;
+  json_file_digest: string;
+  log_index: number;
+}
+
+type Viewer = { role: Role; organization: string | null };
+
+const clientScoped = (p: Viewer): boolean => p.role === 'client';
+/** public statuses kept in memory at most */
+const STATUS_CACHE_SIZE = 10_000;
+
+export class Certificates {
+  private key: SignerKey | undefined;
+  private published: PublishedKey[] = [];
+  private readonly now: () => number;
+  private readonly statusCache = new Map<string, PublicStatus>();
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(private readonly deps: CertificatesDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Loads (or creates, at the first start) the certificate key. */
+  start(): Promise<void> {
+    this.key = certificateKey(this.deps.keyFile, `labtrace-certificates/${this.deps.lab}`, this.deps.logger);
+    this.published = [publishedKey(this.key)];
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.key = undefined;
+    this.published = [];
+    return Promise.resolve();
+  }
+
+  /** The lab's certificate keys (public halves), as published. */
+  keys(): PublishedKey[] {
+    this.signer();
+    return this.published;
+  }
+
+  verifyUrl(id: string): string {
+    return `${this.deps.publicBaseUrl().replace(/\/+$/, '')}/verify/${encodeURIComponent(id)}`;
+  }
+
+  /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
+  request(actor: Actor & Viewer, runId: string): CertificateView {
+    const db = this.deps.database.sqlite;
+    return db.transaction(() => {
+      const run = this.deps.runs.get(actor, runId);
+      if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
+      if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
+      const id = this.nextId();
+      this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at) VALUES (?, ?, ?, ?, ?)').run(
+        id,
+        run.id,
+        run.organization,
+        actor.username,
+        this.now(),
+      );
+      this.deps.audit.record(actor, { action: 'create', recordType: 'certificate', recordId: id, newValue: { run: run.id, status: 'draft' } });
+      return this.mustView(id);
+    })();
+  }
+
+  /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */
+  blockers(id: string): string[] {
+    const req = this.requestRow(id);
+    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (this.issuedRow(id)) return [];
+    const run = this.runOf(req.run);
+    const problems = this.calibrationBlockers(run);
+    const results = this.deps.results()?.resultsOf(run.id);
+    if (!results) problems.push(`run ${run.id} has no computed results`);
+    else {
+      const content = this.compose(req, run, { name: '(signatory)', role: 'signatory' }, this.now(), this.currentCheckpoint(false));
+      problems.push(...missingFields(content).map((m) => `missing: ${m}`));
+    }
+    return problems;
+  }
+
+  /** Approves and issues a draft: the signatory must not be who performed or created the run. */
+  async issue(actor: Actor & Viewer, id: string): Promise<CertificateView> {
+    const req = this.requestRow(id);
+    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (req.amends !== null)
+      throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
+    return this.issueRequest(actor, req);
+  }
+
+  /**
+   * Amends an issued certificate (7.8.8): a new certificate with its own number, marked as the amendment of
+   * the old one with the reason, issued at once by the signatory from the run's results as they are now.
+   */
+  async amend(actor: Actor & Viewer, oldId: string, reason: string): Promise<CertificateView> {
+    if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to amend a certificate');
+    const old = this.mustCurrent(oldId, 'amend');
+    const db = this.deps.database.sqlite;
+    const req = db.transaction(() => {
+      this.mustCurrent(oldId, 'amend');
+      const pending = this.sql('SELECT id FROM certificate_requests WHERE amends = ?').get(oldId) as { id: string } | undefined;
+      // an amendment whose issue failed (a blocker) is retried under the same number
+      const newId = pending?.id ?? this.nextId();
+      if (pending === undefined) {
+        this.sql(
+          'INSERT INTO certificate_requests (id, run, organization, amends, reason, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        ).run(newId, old.run, old.organization, oldId, reason, actor.username, this.now());
+        this.deps.audit.record(actor, {
+          action: 'create',
+          recordType: 'certificate',
+          recordId: newId,
+          newValue: { run: old.run, status: 'draft', amends: oldId },
+          reason,
+        });
+      }
+      return { ...(this.requestRow(newId) as RequestRow), reason };
+    })();
+    return this.issueRequest(actor, req);
+  }
+
+  /** Revokes an issued certificate, with the reason; the public page says so from then on. */
+  revoke(actor: Actor & Viewer, id: string, reason: string): CertificateView {
+    if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to revoke a certificate');
+    const db = this.deps.database.sqlite;
+    return db.transaction(() => {
+      const row = this.issuedRow(id);
+      if (!row)
+        throw new LabtraceError(
+          this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
+          `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
+        );
+      if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
+      const before = this.statusOf(id);
+      const at = this.now();
+      const logIndex = this.logged({ kind: 'revoke', certificate: id, at, reason }, at);
+      this.sql("INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, 'revoke', ?, ?, ?, ?)").run(
+        id,
+        at,
+        actor.username,
+        reason,
+        logIndex,
+      );
+      this.statusCache.clear();
+      this.deps.audit.record(actor, {
+        action: 'state-change',
+        recordType: 'certificate',
+        recordId: id,
+        oldValue: { status: before },
+        newValue: { status: 'revoked', logIndex },
+        reason,
+      });
+      return this.mustView(id);
+    })();
+  }
+
+  /** The certificates the viewer may see (a client: its organization's issued ones), oldest first, optionally of one run or status. */
+  list(viewer: Viewer, filter: { run?: string | undefined; status?: CertificateStatus | undefined } = {}): CertificateView[] {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (clientScoped(viewer)) {
+      where.push('r.organization = ?', 'EXISTS (SELECT 1 FROM certificates c WHERE c.id = r.id)');
+      params.push(viewer.organization ?? '');
+    }
+    if (filter.run !== undefined) {
+      where.push('r.run = ?');
+      params.push(filter.run);
+    }
+    const rows = this.sql(
+      `SELECT r.id FROM certificate_requests r ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.requested_at, r.id`,
+    ).all(...params) as { id: string }[];
+    const views = rows.map((r) => this.mustView(r.id));
+    return filter.status === undefined ? views : views.filter((v) => v.status === filter.status);
+  }
+
+  /** A certificate the viewer may see (a client: its organization's issued ones); undefined otherwise, as for an unknown one. */
+  get(viewer: Viewer, id: string): CertificateView | undefined {
+    const view = this.view(id);
+    if (view === undefined) return undefined;
+    if (clientScoped(viewer) && (view.organization !== viewer.organization || view.status === 'draft')) return undefined;
+    return view;
+  }
+
+  /** The issued content, statement and signature of a certificate. */
+  issued(id: string): { content: CertificateContent; statement: SignedStatement; signature: string } | undefined {
+    const row = this.sql('SELECT content, statement, signature FROM certificates WHERE id = ?').get(id) as
+      { content: Buffer; statement: string; signature: string } | undefined;
+    if (!row) return undefined;
+    return {
+      content: JSON.parse(row.content.toString('utf8')) as CertificateContent,
+      statement: JSON.parse(row.statement) as SignedStatement,
+      signature: row.signature,
+    };
+  }
+
+  /** The renderings as issued (byte for byte). */
+  files(id: string): CertificateFiles | undefined {
+    const row = this.sql('SELECT json, pdf, dcc FROM certificates WHERE id = ?').get(id) as { json: Buffer; pdf: Buffer; dcc: Buffer } | undefined;
+    return row === undefined ? undefined : { json: new Uint8Array(row.json), pdf: new Uint8Array(row.pdf), dcc: new Uint8Array(row.dcc) };
+  }
+
+  /**
+   * The public status of an issued certificate: drafts and unknown numbers alike are 'unknown'. Kept in memory
+   * (the public page is read far more often than a certificate changes); every change here clears it.
+   */
+  publicStatus(id: string): PublicStatus {
+    const cached = this.statusCache.get(id);
+    if (cached !== undefined) return cached;
+    const status = this.readPublicStatus(id);
+    if (this.statusCache.size >= STATUS_CACHE_SIZE) this.statusCache.clear();
+    this.statusCache.set(id, status);
+    return status;
+  }
+
+  /** Whether uploaded bytes are, byte for byte, one of the certificate's renderings as issued (by their SHA-256). */
+  match(id: string, bytes: Uint8Array): { match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] } {
+    const status = this.publicStatus(id);
+    const format = formatOf(bytes);
+    if (status.status === 'unknown' || format === 'unknown') return { match: false, format, status: status.status };
+    const expected = format === 'json' ? status.jsonFileDigest : status.digests[format];
+    return { match: sha256Hex(bytes) === expected, format, status: status.status };
+  }
+
+  private readPublicStatus(id: string): PublicStatus {
+    const view = this.view(id);
+    const row = this.issuedRow(id);
+    if (view === undefined || view.status === 'draft' || row === undefined) return { id, status: 'unknown' };
+    return {
+      id,
+      status: view.status,
+      issuedAt: row.issued_at,
+      amends: view.amends,
+      amendReason: view.amendReason,
+      amendedBy: view.amendedBy,
+      revokedAt: view.revokedAt,
+      revocationReason: view.revocationReason,
+      digests: (JSON.parse(row.statement) as SignedStatement).digests,
+      jsonFileDigest: row.json_file_digest,
+      keyId: row.key_id,
+      logIndex: row.log_index,
+      statement: JSON.parse(row.statement) as SignedStatement,
+      signature: row.signature,
+    };
+  }
+
+  // --- internals ---
+
+  /** a prepared statement, prepared once */
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.deps.database.sqlite.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  private signer(): SignerKey {
+    if (this.key === undefined) throw new LabtraceError('E_STORE', 'certificates: start() loads the certificate key first');
+    return this.key;
+  }
+
+  private async issueRequest(actor: Actor & Viewer, req: RequestRow): Promise<CertificateView> {
+    const id = req.id;
+    if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
+    const run = this.runOf(req.run);
+    // separation of duties: the approval is a second person's (21 CFR 11, ISO/IEC 17025 7.8.1.2)
+    if (actor.username === run.technician || actor.username === run.createdBy)
+      throw new LabtraceError(
+        'E_FORBIDDEN',
+        `${actor.username} ${actor.username === run.technician ? 'performed' : 'created'} run ${run.id}: the certificate must be approved by another signatory`,
+      );
+    const blockers = this.calibrationBlockers(run);
+    if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: ${blockers.join('; ')}`);
+    const at = this.now();
+    const checkpoint = this.currentCheckpoint(true);
+    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint);
+    const missing = missingFields(content);
+    if (missing.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: missing ${missing.join('; ')}`);
+    const valid = certificateContentSchema.safeParse(content);
+    if (!valid.success)
+      throw new LabtraceError(
+        'E_CONFLICT',
+        `certificate ${id} cannot be issued: ${valid.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
+    const key = this.signer();
+    const digest = sha256Hex(contentBytes(content));
+    const pdf = await renderPdf(content, digest);
+    const dcc = renderDcc(content, digest, this.deps.softwareVersion);
+    const statement: SignedStatement = {
+      purpose: STATEMENT_PURPOSE,
+      v: 1,
+      certificate: id,
+      issuedAt: at,
+      keyId: toHex(key.keyId),
+      digestAlgorithm: 'SHA-256',
+      digests: { json: digest, pdf: sha256Hex(pdf), dcc: sha256Hex(dcc) },
+    };
+    const { bytes: json, signature } = signCertificate(key, content, statement);
+    const db = this.deps.database.sqlite;
+    db.transaction(() => {
+      if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
+      if (req.amends !== null) this.mustCurrent(req.amends, 'amend');
+      const kind = req.amends === null ? 'issue' : 'amend';
+      const logIndex = this.logged(
+        {
+          kind,
+          certificate: id,
+          at,
+          keyId: statement.keyId,
+          digests: statement.digests,
+          signature,
+          ...(req.amends === null ? {} : { amends: req.amends, reason: req.reason }),
+        },
+        at,
+      );
+      this.sql(
+        `INSERT INTO certificates (id, run, organization, amends, issued_by, issued_at, content, json, pdf, dcc, statement, signature, key_id,
+         json_file_digest, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        id,
+        run.id,
+        run.organization,
+        req.amends,
+        actor.username,
+        at,
+        Buffer.from(contentBytes(content)),
+        Buffer.from(json),
+        Buffer.from(pdf),
+        Buffer.from(dcc),
+        JSON.stringify(statement),
+        signature,
+        statement.keyId,
+        sha256Hex(json),
+        logIndex,
+      );
+      this.sql('INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, ?, ?, ?, ?, ?)').run(
+        id,
+        kind,
+        at,
+        actor.username,
+        req.reason,
+        logIndex,
+      );
+      this.deps.audit.record(actor, {
+        action: 'state-change',
+        recordType: 'certificate',
+        recordId: id,
+        oldValue: { status: 'draft' },
+        newValue: {
+          status: 'valid',
+          digests: statement.digests,
+          keyId: statement.keyId,
+          logIndex,
+          ...(req.amends === null ? {} : { amends: req.amends }),
+        },
+        reason: req.reason ?? undefined,
+      });
+      if (req.amends !== null)
+        this.deps.audit.record(actor, {
+          action: 'state-change',
+          recordType: 'certificate',
+          recordId: req.amends,
+          oldValue: { status: 'valid' },
+          newValue: { status: 'amended', amendedBy: id },
+          reason: req.reason ?? undefined,
+        });
+    })();
+    this.statusCache.clear();
+    this.deps.logger.info({ certificate: id, run: run.id, by: actor.username, amends: req.amends }, 'certificate issued');
+    return this.mustView(id);
+  }
+
+  /** The run's instruments must have been calibrated and in service while it ran, and none may now hold it under review. */
+  private calibrationBlockers(run: Run): string[] {
+    const problems: string[] = [];
+    const start = run.startedAt ?? run.createdAt;
+    const end = run.endedAt ?? start;
+    for (const { id } of run.instruments) {
+      const states = [this.deps.calibration.status(id, start), this.deps.calibration.status(id, end)];
+      const expired = states.find((s) => s.status === 'expired');
+      if (states.some((s) => s.status === 'out-of-service')) problems.push(`instrument "${id}" was out of service during run ${run.id}`);
+      else if (expired)
+        problems.push(
+          `instrument "${id}" was out of calibration during run ${run.id}: certificate ${expired.calibration?.certificate ?? '?'} expired on ${new Date(expired.dueAt ?? 0).toISOString()}`,
+        );
+      else if (states.some((s) => s.status === 'never-calibrated'))
+        problems.push(`instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`);
+      if (this.deps.calibration.status(id).status === 'out-of-service') {
+        const review = this.deps.calibration.review(id);
+        if (review.runs.some((r) => r.id === run.id))
+          problems.push(
+            `instrument "${id}" is now out of service and run ${run.id} is under review (it measured since the instrument's last good check or calibration${review.since > 0 ? ` on ${new Date(review.since).toISOString()}` : ''})`,
+          );
+      }
+    }
+    return problems;
+  }
+
+  private compose(
+    req: RequestRow,
+    run: Run,
+    signatory: { name: string; role: string },
+    at: number,
+    checkpoint: ComposeInput['checkpoint'],
+  ): CertificateContent {
+    const results = this.deps.results()?.resultsOf(run.id);
+    if (!results)
+      throw new LabtraceError('E_CONFLICT', `run ${run.id} has no computed results: a certificate reports the results of a completed run`);
+    const sample = this.deps.records.sample(run.sample);
+    if (!sample) throw new LabtraceError('E_STORE', `sample ${run.sample} of run ${run.id} vanished`);
+    const org = this.sql('SELECT id, name, contact FROM organizations WHERE id = ?').get(run.organization) as
+      { id: string; name: string; contact: string | null } | undefined;
+    const method = this.deps.records.method(run.method.id, run.method.version);
+    const start = run.startedAt ?? run.createdAt;
+    const end = run.endedAt ?? start;
+    return composeContent({
+      id: req.id,
+      laboratory: this.deps.laboratory,
+      run,
+      sample,
+      customer: { id: run.organization, name: org?.name ?? '', contact: org?.contact ?? null },
+      methodTitle: method?.title ?? '',
+      results,
+      instruments: run.instruments.map(({ id }) => {
+        const row = this.sql('SELECT identity FROM instruments WHERE id = ?').get(id) as { identity: string } | undefined;
+        return {
+          id,
+          identity: row === undefined ? undefined : (JSON.parse(row.identity) as ComposeInput['instruments'][number]['identity']),
+          atStart: this.deps.calibration.status(id, start),
+          atEnd: this.deps.calibration.status(id, end),
+        };
+      }),
+      signatory,
+      issuedAt: at,
+      checkpoint,
+      amendment: req.amends === null ? null : { amends: req.amends, reason: req.reason ?? '' },
+      verifyUrl: this.verifyUrl(req.id),
+    });
+  }
+
+  /** The log's latest signed checkpoint (signing a new one first when `fresh` and one is due). */
+  private currentCheckpoint(fresh: boolean): ComposeInput['checkpoint'] {
+    const log = this.mustLog();
+    const note = fresh && !this.deps.database.sqlite.inTransaction ? log.checkpoint(this.now()) : log.latestCheckpoint().note;
+    const c = parseCheckpoint(parseNote(note).text);
+    return { origin: c.origin, size: c.size, rootHash: toHex(c.rootHash) };
+  }
+
+  private logged(entry: Record<string, unknown>, at: number): number {
+    return this.mustLog().append('certificate-event', [canonicalBytes({ v: 1, ...entry })], at);
+  }
+
+  private mustLog(): TransparencyLog {
+    const log = this.deps.log();
+    if (!log) throw new LabtraceError('E_STORE', 'the transparency log is not open');
+    return log;
+  }
+
+  /** An issued certificate that is neither revoked nor amended; otherwise why not. */
+  private mustCurrent(id: string, what: string): CertificateRow {
+    const row = this.issuedRow(id);
+    if (!row)
+      throw new LabtraceError(
+        this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
+        `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
+      );
+    if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
+    const by = this.amendedBy(id);
+    if (by !== null) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already amended by ${by}; ${what} ${by} instead`);
+    return row;
+  }
+
+  private nextId(): string {
+    const n = (this.sql('SELECT COUNT(*) AS n FROM certificate_requests').get() as { n: number }).n + 1;
+    return `TR-${this.deps.lab}-${String(n).padStart(6, '0')}`;
+  }
+
+  private runOf(id: string): Run {
+    const run = this.deps.runs.get({ role: 'admin', organization: null }, id);
+    if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
+    return run;
+  }
+
+  private requestRow(id: string): RequestRow | undefined {
+    return this.sql('SELECT * FROM certificate_requests WHERE id = ?').get(id) as RequestRow | undefined;
+  }
+
+  private issuedRow(id: string): CertificateRow | undefined {
+    return this.deps.database.sqlite
+      .prepare(
+        'SELECT id, run, organization, amends, issued_by, issued_at, statement, signature, key_id, json_file_digest, log_index FROM certificates WHERE id = ?',
+      )
+      .get(id) as CertificateRow | undefined;
+  }
+
+  private revocation(id: string): { at: number; reason: string | null } | undefined {
+    return this.sql("SELECT at, reason FROM certificate_events WHERE certificate = ? AND kind = 'revoke'").get(id) as
+      { at: number; reason: string | null } | undefined;
+  }
+
+  private amendedBy(id: string): string | null {
+    const row = this.sql('SELECT id FROM certificates WHERE amends = ?').get(id) as { id: string } | undefined;
+    return row?.id ?? null;
+  }
+
+  private statusOf(id: string): CertificateStatus {
+    if (!this.issuedRow(id)) return 'draft';
+    if (this.revocation(id)) return 'revoked';
+    return this.amendedBy(id) === null ? 'valid' : 'amended';
+  }
+
+  private view(id: string): CertificateView | undefined {
+    const req = this.requestRow(id);
+    if (!req) return undefined;
+    const row = this.issuedRow(id);
+    const revoked = row ? this.revocation(id) : undefined;
+    const statement = row ? (JSON.parse(row.statement) as SignedStatement) : undefined;
+    return {
+      id,
+      run: req.run,
+      organization: req.organization,
+      status: this.statusOf(id),
+      requestedBy: req.requested_by,
+      requestedAt: req.requested_at,
+      issuedBy: row?.issued_by ?? null,
+      issuedAt: row?.issued_at ?? null,
+      amends: req.amends,
+      amendReason: req.amends === null ? null : req.reason,
+      amendedBy: row ? this.amendedBy(id) : null,
+      revokedAt: revoked?.at ?? null,
+      revocationReason: revoked?.reason ?? null,
+      digests: statement?.digests ?? null,
+      keyId: row?.key_id ?? null,
+      logIndex: row?.log_index ?? null,
+      verifyUrl: this.verifyUrl(id),
+    };
+  }
+
+  private mustView(id: string): CertificateView {
+    const view = this.view(id);
+    if (!view) throw new LabtraceError('E_STORE', `certificate ${id} vanished`);
+    return view;
+  }
+}
+
+export type PublicStatus =
+  | { id: string; status: 'unknown' }
+  | {
+      id: string;
+      status: 'valid' | 'amended' | 'revoked';
+      issuedAt: number;
+      amends: string | null;
+      amendReason: string | null;
+      amendedBy: string | null;
+      revokedAt: number | null;
+      revocationReason: string | null;
+      digests: { json: string; pdf: string; dcc: string };
+      /** SHA-256 of the signed JSON file as downloaded */
+      jsonFileDigest: string;
+      keyId: string;
+      logIndex: number;
+      statement?: SignedStatement;
+      signature?: string;
+    };
+
+/** Which rendering a file is, by its first bytes. */
+export function formatOf(bytes: Uint8Array): 'pdf' | 'json' | 'dcc' | 'unknown' {
+  const head = new TextDecoder().decode(bytes.subarray(0, 16)).trimStart();
+  if (head.startsWith('%PDF-')) return 'pdf';
+  if (head.startsWith('{')) return 'json';
+  if (head.startsWith('<?xml') || head.startsWith('<dcc:')) return 'dcc';
+  return 'unknown';
+}

@@ -1,0 +1,129 @@
+// Builds a certificate's content from the lab's records: the run, the sample and its customer, the method,
+// the run's results, the instruments' identity and calibration as they stood during the run.
+import type { CalibrationStatus } from '../lab/calibration.js';
+import type { RunResults } from '../lab/contracts.js';
+import { roundForReport } from '../lab/results.js';
+import type { Run } from '../lab/runs.js';
+import {
+  CERTIFICATE_TITLE,
+  conformityStatement,
+  RELATES_ONLY,
+  SIGNATURE_MEANING,
+  type CertificateContent,
+  type InstrumentTraceability,
+} from './content.js';
+
+export interface ComposeInput {
+  id: string;
+  laboratory: { name: string; address: string; placeOfWork?: string | undefined } | undefined;
+  run: Run;
+  sample: { id: string; description: string; condition: string; receivedAt: number };
+  customer: { id: string; name: string; contact: string | null };
+  methodTitle: string;
+  results: RunResults;
+  instruments: {
+    id: string;
+    identity: { maker: string; model: string; serialNumber: string; firmware?: string | undefined } | undefined;
+    /** the calibration status at the run's start and at its end */
+    atStart: CalibrationStatus;
+    atEnd: CalibrationStatus;
+  }[];
+  signatory: { name: string; role: string };
+  issuedAt: number;
+  checkpoint: { origin: string; size: number; rootHash: string };
+  amendment: { amends: string; reason: string } | null;
+  verifyUrl: string;
+}
+
+const SEVERITY: Record<CalibrationStatus['status'], number> = { valid: 0, 'due-soon': 1, 'never-calibrated': 2, expired: 3, 'out-of-service': 4 };
+
+const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+export function traceabilityOf(i: ComposeInput['instruments'][number]): InstrumentTraceability {
+  const worse = SEVERITY[i.atEnd.status] > SEVERITY[i.atStart.status] ? i.atEnd : i.atStart;
+  const cal = i.atStart.calibration;
+  const identity = i.identity;
+  const name = identity === undefined ? i.id : `${identity.maker} ${identity.model}, serial number ${identity.serialNumber}`;
+  return {
+    id: i.id,
+    maker: identity?.maker ?? '',
+    model: identity?.model ?? '',
+    serialNumber: identity?.serialNumber ?? '',
+    firmware: identity?.firmware ?? null,
+    calibration:
+      cal === null ? null : { certificate: cal.certificate, laboratory: cal.laboratory, calibratedAt: cal.calibratedAt, dueAt: cal.nextDueAt },
+    statusAtRun: worse.status,
+    statement:
+      cal === null
+        ? `Instrument ${i.id} (${name}) had no calibration record at the time of the test.`
+        : `Measurements with instrument ${i.id} (${name}) are traceable to the SI through calibration certificate ${cal.certificate} of ${cal.laboratory}, calibrated on ${day(cal.calibratedAt)}, due ${day(cal.nextDueAt)}; calibration status during the test: ${worse.status}.`,
+  };
+}
+
+/** The content, possibly incomplete (missingFields tells what is absent); validated before it is issued. */
+export function composeContent(input: ComposeInput): CertificateContent {
+  const { run, results } = input;
+  const lab = input.laboratory;
+  return {
+    format: 'labtrace-certificate/1',
+    title: input.amendment === null ? CERTIFICATE_TITLE : `${CERTIFICATE_TITLE} - Amendment to Report No. ${input.amendment.amends}`,
+    laboratory: { name: lab?.name ?? '', address: lab?.address ?? '' },
+    placeOfWork: lab === undefined ? '' : (lab.placeOfWork ?? `the laboratory's premises, ${lab.address}`),
+    id: input.id,
+    customer: { id: input.customer.id, name: input.customer.name, contact: input.customer.contact ?? '' },
+    method: { id: run.method.id, version: run.method.version, standard: run.method.standard, title: input.methodTitle },
+    item: { id: input.sample.id, description: input.sample.description, condition: input.sample.condition },
+    receivedAt: input.sample.receivedAt,
+    test: { run: run.id, startedAt: run.startedAt ?? 0, endedAt: run.endedAt ?? 0, technician: run.technician },
+    issuedAt: input.issuedAt,
+    statement: RELATES_ONLY,
+    results: results.results.map((r) => ({
+      name: r.name,
+      title: r.title,
+      measurand: r.measurand,
+      unit: r.unit,
+      statistic: r.statistic,
+      value: r.value,
+      reported: r.reported,
+      uncertainty: {
+        expanded: r.uncertainty.expanded,
+        reported: roundForReport(r.value, r.uncertainty.expanded).uncertainty,
+        coverageFactor: r.uncertainty.coverageFactor,
+        coverageProbability: r.uncertainty.coverageProbability,
+      },
+      conformity:
+        r.conformity === null
+          ? null
+          : {
+              verdict: r.conformity.verdict,
+              rule: r.conformity.rule,
+              ruleText: r.conformity.ruleText,
+              limits: r.conformity.limits,
+              acceptance: r.conformity.acceptance,
+              statement: conformityStatement(r.conformity, r.unit),
+            },
+      instruments: r.instruments,
+      sampleCount: r.sampleCount,
+      accredited: r.accredited,
+      ...(r.accredited ? {} : { scopeNote: r.scopeNote ?? 'outside the accreditation scope' }),
+    })),
+    verdict: results.verdict,
+    traceability: input.instruments.map(traceabilityOf),
+    // the mark only when every result lies inside the scope, by the same accreditation (ILAC R7)
+    // (a mark needs the body and the number: a scope that names neither gives none)
+    accreditation:
+      results.accredited &&
+      results.accreditation !== undefined &&
+      results.accreditation.body !== '' &&
+      results.accreditation.number !== '' &&
+      results.results.every((r) => r.accredited)
+        ? { ...results.accreditation }
+        : null,
+    notAccredited: results.results.filter((r) => !r.accredited).map((r) => r.name),
+    authorization: { name: input.signatory.name, role: input.signatory.role, at: input.issuedAt, meaning: SIGNATURE_MEANING },
+    records: { ...results.records },
+    checkpoint: { ...input.checkpoint },
+    amendment: input.amendment === null ? null : { ...input.amendment },
+    verifyUrl: input.verifyUrl,
+  };
+}

@@ -1,0 +1,150 @@
+// The lab's certificate key and what it signs: a statement binding a certificate's id and issue time to the
+// SHA-256 digests of its three renderings (canonical JSON content, PDF, DCC XML). The signed JSON file carries
+// the content, the statement and the signature, so that it can be checked offline with the lab's public key.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import {
+  canonicalBytes,
+  formatSignerKey,
+  formatVerifierKey,
+  fromBase64,
+  LabtraceError,
+  parseSignerKey,
+  sha256,
+  signEd25519,
+  toBase64,
+  toHex,
+  verifyEd25519,
+  type SignerKey,
+} from '@labtrace/protocols';
+import type { Logger } from '../log.js';
+import { certificateContentSchema, type CertificateContent } from './content.js';
+
+export const STATEMENT_PURPOSE = 'labtrace-certificate-signature';
+
+export const statementSchema = z.strictObject({
+  purpose: z.literal(STATEMENT_PURPOSE),
+  v: z.literal(1),
+  certificate: z.string().min(1),
+  issuedAt: z.number().int().min(0),
+  /** the key id of the lab's certificate key (8 hex digits, the signed-note key id) */
+  keyId: z.string().regex(/^[0-9a-f]{8}$/),
+  digestAlgorithm: z.literal('SHA-256'),
+  digests: z.strictObject({
+    /** of the content's canonical JSON (RFC 8785) bytes */
+    json: z.string().regex(/^[0-9a-f]{64}$/),
+    pdf: z.string().regex(/^[0-9a-f]{64}$/),
+    dcc: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+});
+export type SignedStatement = z.output<typeof statementSchema>;
+
+/** The JSON certificate file: the content, and the statement the lab signed over its digests. */
+export const signedCertificateSchema = z.strictObject({
+  certificate: certificateContentSchema,
+  signed: z.strictObject({ statement: statementSchema, signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature') }),
+});
+export type SignedCertificate = z.output<typeof signedCertificateSchema>;
+
+/** The public half, as published at GET /api/public/keys */
+export interface PublishedKey {
+  keyId: string;
+  name: string;
+  algorithm: 'Ed25519';
+  /** base64 of the 32-byte public key */
+  publicKey: string;
+  /** C2SP verifier-key form */
+  verifierKey: string;
+}
+
+export const publishedKeysSchema = z.object({
+  certificates: z.array(
+    z.object({
+      keyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
+      algorithm: z.literal('Ed25519'),
+      publicKey: z.string().min(1),
+    }),
+  ),
+});
+
+export const sha256Hex = (bytes: Uint8Array): string => toHex(sha256(bytes));
+
+/** The canonical JSON bytes of a content: what the statement's json digest is over. */
+export const contentBytes = (content: CertificateContent): Uint8Array => canonicalBytes(content);
+
+/**
+ * The lab's certificate key: read from its file, or created there at the first start (mode 0600), as the
+ * transparency log key is.
+ */
+export function certificateKey(file: string, name: string, logger: Logger): SignerKey {
+  if (!existsSync(file)) {
+    const seed = new Uint8Array(randomBytes(32));
+    writeFileSync(file, `${formatSignerKey(name, seed)}\n`, { mode: 0o600, flag: 'wx' });
+    seed.fill(0);
+    logger.info({ file }, 'created the certificate signing key');
+  }
+  if ((statSync(file).mode & 0o077) !== 0)
+    throw new LabtraceError('E_CONFIG', `certificates.keyFile: ${file} lets others read the private key; chmod 600 it`);
+  try {
+    return parseSignerKey(readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `certificates.keyFile: ${file}: not a signer key (${(err as Error).message})`, { cause: err });
+  }
+}
+
+export function publishedKey(key: SignerKey): PublishedKey {
+  return {
+    keyId: toHex(key.keyId),
+    name: key.name,
+    algorithm: 'Ed25519',
+    publicKey: toBase64(key.publicKey),
+    verifierKey: formatVerifierKey(key.name, key.publicKey),
+  };
+}
+
+/** Signs the statement (its canonical JSON) and returns the signed JSON file's bytes. */
+export function signCertificate(key: SignerKey, content: CertificateContent, statement: SignedStatement): { bytes: Uint8Array; signature: string } {
+  const signature = toBase64(signEd25519(canonicalBytes(statement), key.seed));
+  return { bytes: canonicalBytes({ certificate: content, signed: { statement, signature } }), signature };
+}
+
+export type JsonCheck = { ok: true; file: SignedCertificate } | { ok: false; problem: string; file?: SignedCertificate | undefined };
+
+/**
+ * Checks a JSON certificate file on its own: well-formed, in canonical form (so that no byte can change
+ * unnoticed), its content matching the signed digest, and the signature valid under one of the keys.
+ */
+export function checkSignedJson(bytes: Uint8Array, keys: readonly { keyId: string; publicKey: Uint8Array }[]): JsonCheck {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    return { ok: false, problem: `not JSON: ${(err as Error).message}` };
+  }
+  const result = signedCertificateSchema.safeParse(parsed);
+  if (!result.success)
+    return {
+      ok: false,
+      problem: `not a labtrace certificate: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    };
+  const file = result.data;
+  if (sha256Hex(canonicalBytes(parsed)) !== sha256Hex(bytes))
+    return { ok: false, problem: 'the file is not in its canonical form: it was edited', file };
+  const { statement, signature } = file.signed;
+  if (statement.certificate !== file.certificate.id)
+    return { ok: false, problem: `the statement is for ${statement.certificate}, the content is ${file.certificate.id}`, file };
+  if (sha256Hex(contentBytes(file.certificate)) !== statement.digests.json)
+    return { ok: false, problem: 'the content does not match the signed digest: it was changed', file };
+  const key = keys.find((k) => k.keyId === statement.keyId);
+  if (key === undefined) return { ok: false, problem: `signed by key ${statement.keyId}, which is not among the lab's keys`, file };
+  let sig: Uint8Array;
+  try {
+    sig = fromBase64(signature);
+  } catch {
+    return { ok: false, problem: 'the signature is not base64', file };
+  }
+  if (!verifyEd25519(sig, canonicalBytes(statement), key.publicKey))
+    return { ok: false, problem: 'the signature does not verify with the lab key', file };
+  return { ok: true, file };
+}

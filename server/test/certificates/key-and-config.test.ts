@@ -1,0 +1,56 @@
+// The lab's certificate key is made once, kept private (mode 0600) and refused when others can read it; the
+// laboratory's name and address and the public base URL are checked at start-up with messages naming the field;
+// the public routes share the API's rate limit.
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, test } from '@jest/globals';
+import pino from 'pino';
+import { parseWith, toHex } from '@labtrace/protocols';
+import { certificateKey } from '../../src/certificates/signing.js';
+import { serverConfigSchema } from '../../src/index.js';
+import { startServer } from '../helpers/server.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cert-key-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const logger = pino({ level: 'silent' });
+
+test('the key is created at the first start with mode 0600, the same one read afterwards, and refused when readable by others', () => {
+  const file = path.join(dir, 'certificate.key');
+  const first = certificateKey(file, 'labtrace-certificates/lab-t', logger);
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  const again = certificateKey(file, 'labtrace-certificates/lab-t', logger);
+  expect(toHex(again.publicKey)).toBe(toHex(first.publicKey));
+  chmodSync(file, 0o644);
+  expect(() => certificateKey(file, 'labtrace-certificates/lab-t', logger)).toThrow(
+    /certificates.keyFile: .* lets others read the private key; chmod 600 it/,
+  );
+});
+
+test('the laboratory and the public base URL are validated with the path of each problem', () => {
+  const parse = (extra: Record<string, unknown>) => () => parseWith(serverConfigSchema, extra, 'server.yaml');
+  expect(parse({ laboratory: { name: ' ', address: '1 Test Street' } })).toThrow(/laboratory.name: required: the name printed on reports/);
+  expect(parse({ laboratory: { name: 'Lab' } })).toThrow(/laboratory.address/);
+  expect(parse({ publicBaseUrl: 'lab.example.com' })).toThrow(/publicBaseUrl: expected an http\(s\) URL/);
+  const ok = parseWith(
+    serverConfigSchema,
+    { laboratory: { name: 'Lab', address: '1 Test Street' }, publicBaseUrl: 'https://lab.example.com/reports' },
+    'x',
+  );
+  expect(ok.laboratory).toEqual({ name: 'Lab', address: '1 Test Street' });
+});
+
+test('the public verification routes are rate-limited per address, like the API', async () => {
+  const t = await startServer({ http: { host: '127.0.0.1', port: 0, rateLimit: { perSecond: 0.001, burst: 3 } } });
+  try {
+    const statuses: number[] = [];
+    for (const p of ['/verify/TR-x-1', '/api/public/certificates/TR-x-1', '/verify/TR-x-1', '/verify/TR-x-1']) {
+      const res = await fetch(`${t.base}${p}`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([404, 404, 404, 429]);
+  } finally {
+    await t.stop();
+  }
+});
