@@ -123,8 +123,14 @@ export interface Accreditation {
 export interface CertificateItem {
   id: string;
   run: string;
-  status: string;
-  issuedAt?: number | string;
+  status: 'draft' | 'valid' | 'amended' | 'revoked' | string;
+  issuedAt?: number | string | null;
+  amends?: string | null;
+  amendedBy?: string | null;
+  revocationReason?: string | null;
+  /** null for a draft: an issued certificate's files are signed */
+  digests?: { json: string; pdf: string; dcc: string } | null;
+  verifyUrl?: string;
 }
 
 export const formatTime = (ts: number | string | null | undefined): string =>

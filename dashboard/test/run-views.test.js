@@ -250,8 +250,15 @@ describe('run views', () => {
       expect(await page.locator('[data-test="result"][data-result="Fm"]').innerText()).toContain(`${fm.reported} kN`);
       await screenshot(page, 'run-view-technician');
 
-      // a technician plans a run from the front page, and aborts it with a reason
+      // a certificate requested for the completed run is listed on the front page, as a draft with nothing to download yet
+      const certificate = await call('/api/certificates', { run });
       await page.goto(`${t.base}/#/`);
+      const row = page.locator(`[data-test="certificate"][data-certificate="${certificate.id}"]`);
+      await row.waitFor(WAIT);
+      expect(await row.getAttribute('data-status')).toBe(certificate.status);
+      expect(await row.locator('[data-test="certificate-pdf"]').count()).toBe(certificate.digests === null ? 0 : 1);
+
+      // a technician plans a run from the front page, and aborts it with a reason
       const form = page.locator('[data-test="run-create"]');
       await form.locator('select[name="sample"] option[value="S-1"]').waitFor({ state: 'attached', ...WAIT });
       await form.locator('select[name="method"] option[value="tensile"]').waitFor({ state: 'attached', ...WAIT });
