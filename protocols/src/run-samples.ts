@@ -1,6 +1,6 @@
 // How a test run's room carries its samples: grouped by stream (gateway, instrument, channel) in columns, with
 // sequence numbers and timestamps as differences to the one before. A witness receives every record of the run;
-// in this form a sample costs about a tenth of the bytes of a LiveSample object (names and unit once per stream,
+// in this form a sample costs about a fifth of the bytes of a LiveSample object (names and unit once per stream,
 // small numbers instead of 13-digit times), for the server's egress and each viewer's parsing alike.
 import type { LiveSample } from './live.js';
 import type { Quality } from './measurement.js';

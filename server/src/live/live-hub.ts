@@ -125,7 +125,7 @@ export class LiveHub {
    * Pushes a running test run's stored samples to the sockets watching it (not thinned: a witness sees every
    * record). One emit per stored batch to the room: socket.io encodes it once, and the WebSocket frame is built
    * once for all sockets (per-message compression stays off: it would compress per socket). The samples are
-   * packed in columns, a tenth of the bytes of LiveSample objects.
+   * packed in columns, a fifth of the bytes of LiveSample objects.
    */
   runSamples(run: string, samples: LiveSample[]): void {
     const io = this.io;
