@@ -2,16 +2,17 @@
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
 import { session } from './session';
-import {
-  unpackRunSamples,
-  type ClientToServerEvents,
-  type InstrumentView,
-  type LiveSample,
-  type RunAlarmEvent,
-  type RunSampleColumns,
-  type RunWatchAnswer,
-  type ServerToClientEvents,
+import type {
+  ClientToServerEvents,
+  InstrumentView,
+  LiveSample,
+  RunAlarmEvent,
+  RunSampleColumns,
+  RunWatchAnswer,
+  ServerToClientEvents,
 } from '@labtrace/protocols';
+// the one module, not the package's index: that would bring its schemas and crypto into the page
+import { unpackRunSamples } from '@labtrace/protocols/run-samples';
 
 export const WINDOW_MS = 60_000;
 
