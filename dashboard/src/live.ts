@@ -2,12 +2,26 @@
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
 import { session } from './session';
-import type { ClientToServerEvents, InstrumentView, LiveSample, ServerToClientEvents } from '@labtrace/protocols';
+import type {
+  ClientToServerEvents,
+  InstrumentView,
+  LiveSample,
+  RunAlarmEvent,
+  RunSampleColumns,
+  RunWatchAnswer,
+  ServerToClientEvents,
+} from '@labtrace/protocols';
+// the one module, not the package's index: that would bring its schemas and crypto into the page
+import { unpackRunSamples } from '@labtrace/protocols/run-samples';
 
 export const WINDOW_MS = 60_000;
 
+export type Connection = 'connected' | 'reconnecting' | 'offline';
+
 export const state = reactive({
   connected: false,
+  /** what the connection indicator shows: offline when the browser has no network or socket.io gave up */
+  connection: 'offline' as Connection,
   instruments: [] as InstrumentView[],
   error: '' as string,
 });
@@ -24,6 +38,8 @@ export function onSamples(listener: Listener): () => void {
 }
 
 export async function loadInstruments(): Promise<void> {
+  // clients of the lab do not read the lab's instrument list (they see their runs' instruments in the run)
+  if (session.user?.role === 'client') return;
   try {
     const res = await fetch('/api/instruments');
     if (!res.ok) throw new Error(`GET /api/instruments: ${res.status}`);
@@ -56,16 +72,69 @@ export function disconnect(): void {
   socket?.disconnect();
   socket = undefined;
   state.connected = false;
+  state.connection = 'offline';
 }
+
+export interface RunWatcher {
+  samples(samples: LiveSample[]): void;
+  state(run: { id: string; state: string; startedAt: number | null; endedAt: number | null }): void;
+  alarm(event: RunAlarmEvent): void;
+  /** the answer to each `run:watch`, sent again after every reconnection (a new socket is in no room) */
+  joined(answer: RunWatchAnswer): void;
+}
+
+/** Watches a run's room: its samples, state changes and alarms; returns the function that stops watching. */
+export function watchRun(run: string, watcher: RunWatcher): () => void {
+  connect();
+  const s = socket;
+  if (!s) return () => undefined;
+  const join = (): void => {
+    s.emit('run:watch', run, (answer) => watcher.joined(answer));
+  };
+  const onSamples = (id: string, samples: RunSampleColumns[]): void => {
+    if (id === run) watcher.samples(unpackRunSamples(samples));
+  };
+  const onState = (r: Parameters<RunWatcher['state']>[0]): void => {
+    if (r.id === run) watcher.state(r);
+  };
+  const onAlarm = (e: RunAlarmEvent): void => {
+    if (e.run === run) watcher.alarm(e);
+  };
+  s.on('run:samples', onSamples);
+  s.on('run:state', onState);
+  s.on('run:alarm', onAlarm);
+  s.on('connect', join);
+  if (s.connected) join();
+  return () => {
+    s.off('run:samples', onSamples);
+    s.off('run:state', onState);
+    s.off('run:alarm', onAlarm);
+    s.off('connect', join);
+    if (s.connected) s.emit('run:unwatch', run);
+  };
+}
+
+function onlineChanged(): void {
+  if (!socket) return;
+  state.connection = !navigator.onLine ? 'offline' : socket.connected ? 'connected' : 'reconnecting';
+}
+window.addEventListener('online', onlineChanged);
+window.addEventListener('offline', onlineChanged);
 
 export function connect(): void {
   if (socket) return;
   socket = io({ transports: ['websocket', 'polling'] });
+  state.connection = 'reconnecting';
   socket.on('connect', () => {
     state.connected = true;
+    state.connection = 'connected';
     void loadInstruments();
   });
-  socket.on('disconnect', () => (state.connected = false));
+  socket.on('disconnect', () => {
+    state.connected = false;
+    state.connection = navigator.onLine ? 'reconnecting' : 'offline';
+  });
+  socket.io.on('reconnect_failed', () => (state.connection = 'offline'));
   // the session ended (logout elsewhere, expiry): back to the sign-in form
   socket.on('connect_error', (err) => {
     if (err.message.startsWith('E_AUTH')) {

@@ -1,5 +1,6 @@
 // What the server pushes to dashboards over socket.io, and what they may ask.
 import type { InstrumentHealthMessage, Quality } from './measurement.js';
+import type { RunSampleColumns } from './run-samples.js';
 
 export interface LiveSample {
   gateway: string;
@@ -23,8 +24,8 @@ export interface ServerToClientEvents {
   gateway: (status: GatewayStatus) => void;
   instruments: () => void;
   health: (health: InstrumentHealthMessage[]) => void;
-  /** stored samples of a running test run's instruments, to the sockets watching that run */
-  'run:samples': (run: string, samples: LiveSample[]) => void;
+  /** stored samples of a running test run's instruments, to the sockets watching that run, packed (unpackRunSamples) */
+  'run:samples': (run: string, samples: RunSampleColumns[]) => void;
   /** a watched run changed state (started, completed, aborted) */
   'run:state': (run: { id: string; state: string; startedAt: number | null; endedAt: number | null }) => void;
   /** an inspection alarm of a watched run was raised, changed, acknowledged or cleared */

@@ -243,6 +243,10 @@ export class LabtraceServer {
         equipment: this.equipment,
         inspection: this.inspection,
         review: (id) => this.calibration.review(id),
+        equipmentOf: async (id) => {
+          const { status, dueAt } = this.calibration.status(id);
+          return { id, identity: (await this.registry.instrument(id))?.identity ?? null, calibration: { status, dueAt } };
+        },
         results: this.results,
       })
         .use(calibrationRoutes(this.calibration))

@@ -11,7 +11,7 @@ import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { RunResultsSource } from './contracts.js';
 import type { LabRecords } from './lab-records.js';
-import { RUN_STATES, type Runs } from './runs.js';
+import { RUN_STATES, type RunEquipment, type Runs } from './runs.js';
 import {
   abortInput,
   alarmActionInput,
@@ -45,6 +45,11 @@ export function labRoutes(deps: {
   inspection: RunInspection;
   /** the runs to review when an instrument goes out of service (6.4.9) */
   review?: (instrument: string) => Review;
+  /**
+   * an instrument's identity and calibration status, shown with a run to whoever may see the run (a client
+   * witnessing its test sees what measures it, without reading the lab's whole instrument list)
+   */
+  equipmentOf?: (instrument: string) => Promise<RunEquipment>;
   /** the results of completed runs */
   results?: RunResultsSource;
 }): express.Router {
@@ -98,11 +103,12 @@ export function labRoutes(deps: {
     res.json(runs.list(who(req), query));
   });
 
-  route(router, 'GET', '/api/runs/:id', (req, res) => {
+  route(router, 'GET', '/api/runs/:id', async (req, res) => {
     const id = pathId(req);
     const run = runs.get(who(req), id);
     if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
-    res.json(run);
+    const equipmentOf = deps.equipmentOf;
+    res.json(equipmentOf === undefined ? run : { ...run, equipment: await Promise.all(run.instruments.map((i) => equipmentOf(i.id))) });
   });
 
   route(router, 'GET', '/api/runs/:id/records', (req, res) => {

@@ -55,6 +55,20 @@ export interface Run {
   ranges: RunRange[];
 }
 
+/** an instrument of a run as its view shows it: identity (null when unknown) and calibration status */
+export interface RunEquipment {
+  id: string;
+  identity: {
+    maker: string;
+    model: string;
+    serialNumber: string;
+    firmware?: string | undefined;
+    kind?: string | undefined;
+    location?: string | undefined;
+  } | null;
+  calibration: { status: 'valid' | 'due-soon' | 'expired' | 'out-of-service' | 'never-calibrated'; dueAt: number | null };
+}
+
 export interface RunRecords {
   run: string;
   /** the stored batches the records come from, each with its place in the transparency log */

@@ -1,14 +1,15 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
 import { Server } from 'socket.io';
-import type {
-  ClientToServerEvents,
-  GatewayStatus,
-  InstrumentHealthMessage,
-  LiveSample,
-  RunAlarmEvent,
-  RunWatchAnswer,
-  ServerToClientEvents,
+import {
+  packRunSamples,
+  type ClientToServerEvents,
+  type GatewayStatus,
+  type InstrumentHealthMessage,
+  type LiveSample,
+  type RunAlarmEvent,
+  type RunWatchAnswer,
+  type ServerToClientEvents,
 } from '@labtrace/protocols';
 import { credentialOf } from '../auth/policy.js';
 import type { Principal, Role, Users } from '../auth/users.js';
@@ -120,9 +121,19 @@ export class LiveHub {
     if (pushed.length > 0) io.to(LAB_ROOM).emit('samples', pushed);
   }
 
-  /** Pushes a running test run's stored samples to the sockets watching it (not thinned: a witness sees every record). */
+  /**
+   * Pushes a running test run's stored samples to the sockets watching it (not thinned: a witness sees every
+   * record). One emit per stored batch to the room: socket.io encodes it once, and the WebSocket frame is built
+   * once for all sockets (per-message compression stays off: it would compress per socket). The samples are
+   * packed in columns, a fifth of the bytes of LiveSample objects.
+   */
   runSamples(run: string, samples: LiveSample[]): void {
-    this.io?.to(runRoom(run)).emit('run:samples', run, samples);
+    const io = this.io;
+    if (!io || samples.length === 0) return;
+    const room = runRoom(run);
+    // nobody watching: no packing
+    if ((io.sockets.adapter.rooms.get(room)?.size ?? 0) === 0) return;
+    io.to(room).emit('run:samples', run, packRunSamples(samples));
   }
 
   runState(run: { id: string; state: string; startedAt: number | null; endedAt: number | null }): void {

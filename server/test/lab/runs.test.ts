@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
-import { verifyBundle, type ClientToServerEvents, type LiveSample, type RunWatchAnswer, type ServerToClientEvents } from '@labtrace/protocols';
+import {
+  unpackRunSamples,
+  verifyBundle,
+  type ClientToServerEvents,
+  type LiveSample,
+  type RunWatchAnswer,
+  type ServerToClientEvents,
+} from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { runSelections } from '../../src/export/run-selection.js';
@@ -221,7 +228,7 @@ describe('a run binds the stored records of its instruments', () => {
     const client = connect(t.tokens.client);
     const live: LiveSample[] = [];
     client.on('run:samples', (id, samples) => {
-      if (id === run.id) live.push(...samples);
+      if (id === run.id) live.push(...unpackRunSamples(samples));
     });
     expect(await watch(client, run.id)).toEqual({ ok: true, state: 'planned' });
 
@@ -234,6 +241,8 @@ describe('a run binds the stored records of its instruments', () => {
       5, 6, 7, 10, 11,
     ]);
     await waitFor('the live samples', () => live.length === 5);
+    // the room carries every stored record of the run, exactly as the records route reads it back
+    expect(live).toEqual((await call<{ samples: LiveSample[] }>(`/api/runs/${run.id}/records`, {}, 'client')).body.samples);
 
     const stopped = (await call<RunView>(`/api/runs/${run.id}/stop`, json({}))).body;
     expect(stopped.ranges).toEqual([{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }]);
@@ -309,6 +318,19 @@ describe("a client cannot see another client's run", () => {
     expect((await call(`/api/runs/${theirs.id}`, {}, 'client-b')).status).toBe(200);
     // and a client changes no run at all
     expect((await call(`/api/runs/${theirs.id}/abort`, json({ reason: 'x' }), 'client-b')).status).toBe(403);
+  });
+
+  test("a run shows its instruments' identity and calibration status to whoever may see it, a client included", async () => {
+    // the client reads no instrument list of the lab, yet witnesses what measures its test
+    expect((await call('/api/instruments', {}, 'client-b')).status).toBe(403);
+    const seen = await call<{ equipment: { id: string; identity: { model: string } | null; calibration: { status: string } }[] }>(
+      `/api/runs/${theirs.id}`,
+      {},
+      'client-b',
+    );
+    expect(seen.body.equipment).toEqual([
+      { id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, calibration: { status: 'never-calibrated', dueAt: null } },
+    ]);
   });
 
   test("socket.io: joining another client's run room is refused, and its samples never arrive", async () => {

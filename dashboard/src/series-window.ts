@@ -1,0 +1,69 @@
+// The points a run's charts draw, kept outside Vue's reactivity (thousands of points per second) and bounded:
+// each series keeps at most `maxPoints`, dropping the oldest, so a long run cannot grow the page without limit.
+import type { LiveSample } from '@labtrace/protocols';
+
+export interface Point {
+  x: number;
+  y: number;
+}
+
+export interface Series {
+  /** "instrument/channel" */
+  key: string;
+  instrument: string;
+  channel: string;
+  points: Point[];
+}
+
+export class SeriesWindow {
+  private readonly series = new Map<string, Series>();
+  /** samples taken in since the last reset, numeric or not */
+  received = 0;
+
+  constructor(
+    /** x of a sample: seconds since this origin (ms since the epoch) */
+    public origin: number,
+    readonly maxPoints: number,
+  ) {}
+
+  add(samples: readonly LiveSample[]): void {
+    for (const s of samples) {
+      this.received++;
+      if (typeof s.value !== 'number' || !Number.isFinite(s.value)) continue;
+      const key = `${s.instrument}/${s.channel}`;
+      let series = this.series.get(key);
+      if (!series) this.series.set(key, (series = { key, instrument: s.instrument, channel: s.channel, points: [] }));
+      const points = series.points;
+      const x = (s.ts - this.origin) / 1000;
+      // the chart's decimation wants x in order; a late sample goes to its place
+      if (points.length > 0 && (points[points.length - 1]?.x ?? x) > x) {
+        let i = points.length - 1;
+        while (i > 0 && (points[i - 1]?.x ?? x) > x) i--;
+        points.splice(i, 0, { x, y: s.value });
+      } else points.push({ x, y: s.value });
+      // trimmed in steps of a tenth, so the cost of the shift is spread over many samples
+      if (points.length > this.maxPoints) points.splice(0, points.length - this.maxPoints + Math.ceil(this.maxPoints / 10));
+    }
+  }
+
+  /** the series of one channel (one per instrument that has it) */
+  ofChannel(channel: string): Series[] {
+    return [...this.series.values()].filter((s) => s.channel === channel);
+  }
+
+  channels(): string[] {
+    return [...new Set([...this.series.values()].map((s) => s.channel))];
+  }
+
+  /** points held over all series */
+  get size(): number {
+    let n = 0;
+    for (const s of this.series.values()) n += s.points.length;
+    return n;
+  }
+
+  reset(): void {
+    this.series.clear();
+    this.received = 0;
+  }
+}
