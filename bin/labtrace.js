@@ -11,6 +11,7 @@ commands:
   gateway plan <profile>      prints the read requests a device profile needs
   export --out <dir> ...      writes an export bundle of a gateway's signed measurements (see 'labtrace export --help')
   verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
+  verify-audit <file>         checks an audit-trail export offline (hashes and chain); exit codes as for verify
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -22,6 +23,7 @@ const commands = {
   sim: () => import('@labtrace/device-sim/cli'),
   export: () => import('../server/dist/src/export/cli.js'),
   verify: () => import('../server/dist/src/export/verify-cli.js'),
+  'verify-audit': () => import('../server/dist/src/audit/verify-audit-cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);
