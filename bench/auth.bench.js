@@ -70,7 +70,7 @@ if (process.argv[2] === '--serve') {
 
   // the same app, with a users module that takes everyone for an admin
   const everyone = {
-    authenticate: () => ({ userId: 1, username: 'admin', role: 'admin', organization: null, via: 'bearer', mustChange: false, csrf: '' }),
+    authenticate: () => ({ userId: 1, username: 'admin', role: 'admin', organization: null, via: 'bearer', mustChange: false, csrf: '', grantOrganizations: null }),
   };
   const baselineApp = createApp({
     users: everyone,
