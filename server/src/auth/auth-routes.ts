@@ -102,8 +102,9 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
       res.json(result);
     } catch (err) {
       if (!(err instanceof LabtraceError) || err.code !== 'E_AUTH') throw err;
-      const reason = err.details as { reason?: string } | undefined;
-      logger.warn({ user: body.username, ip: req.ip, reason: reason?.reason ?? 'unknown-user' }, 'login refused');
+      const cause = (err.details as { reason?: string } | undefined)?.reason ?? 'unknown-user';
+      // a name that is no user is not logged: it is often a password typed in the wrong field
+      logger.warn({ user: cause === 'unknown-user' ? '(unknown user)' : body.username, ip: req.ip, reason: cause }, 'login refused');
       // the client learns only that it was refused, not why
       throw new LabtraceError('E_AUTH', err.message);
     }
