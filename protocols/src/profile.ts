@@ -12,6 +12,8 @@ export const identitySchema = z.strictObject({
   serialNumber: z.string().min(1),
   firmware: z.string().min(1).optional(),
   kind: z.string().min(1).optional(),
+  /** where the instrument stands (ISO/IEC 17025 6.4.13): a room, a bench */
+  location: z.string().min(1).max(200).optional(),
 });
 
 const hostPort = { host: z.string().min(1), port: z.number().int().min(1).max(65535) };

@@ -151,6 +151,19 @@ export const serverConfigSchema = z.strictObject({
   calibration: z
     .strictObject({ requireForRuns: z.boolean().default(true), dueSoonDays: z.number().int().min(0).max(365).default(30) })
     .default({ requireForRuns: true, dueSoonDays: 30 }),
+  /**
+   * the demo lab's daily work (`npm start` turns it on): tensile test runs of the simulated testing
+   * machine, one specimen each, assigned to `technician`, on samples of `organization` (docs/test-runs.md)
+   */
+  demo: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      technician: idSchema.default('technician'),
+      organization: idSchema.default('demo-client'),
+      /** specimens left out between two demo runs */
+      pauseSpecimens: z.number().int().min(0).max(100).default(1),
+    })
+    .default({ enabled: false, technician: 'technician', organization: 'demo-client', pauseSpecimens: 1 }),
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });

@@ -232,6 +232,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
         broker: { users: [{ username: gatewayId, passwordHash: await hashPassword(password), role: 'gateway', gateway: gatewayId }] },
         gateways: [{ id: gatewayId, key: gatewayPublicKey }],
         accreditation: { warnDays: 90, accreditations: [DEMO_ACCREDITATION] },
+        demo: { enabled: true },
       }),
     { mode: 0o600 },
   );

@@ -25,6 +25,7 @@ import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { DemoLab } from './lab/demo.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunInspection } from './inspection/run-inspection.js';
@@ -108,12 +109,15 @@ export class LabtraceServer {
   readonly calibration: Calibration;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
+  /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
+  readonly demo: DemoLab | undefined;
   /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
   readonly accreditations: Accreditations;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
   private checkpointTimer: NodeJS.Timeout | undefined;
+  private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
   private readonly http: http.Server;
@@ -144,6 +148,18 @@ export class LabtraceServer {
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.demo = config.demo.enabled
+      ? new DemoLab(
+          {
+            records: this.labRecords,
+            runs: this.runs,
+            calibration: this.calibration,
+            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+          },
+          logger.child({ part: 'demo' }),
+          config.demo,
+        )
+      : undefined;
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -249,6 +265,7 @@ export class LabtraceServer {
       this.series.notify();
       this.live.samples(samples);
       this.runs.onSamples(samples);
+      this.demo?.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
@@ -354,6 +371,9 @@ export class LabtraceServer {
       await this.shutdown();
       throw err;
     }
+    this.demo?.start();
+    this.remindCalibrations();
+    this.reminderTimer = setInterval(() => this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -386,9 +406,22 @@ export class LabtraceServer {
     })();
   }
 
+  /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
+  private remindCalibrations(): void {
+    for (const r of this.calibration.reminders())
+      if (r.status === 'due-soon' || r.status === 'expired')
+        this.logger.warn(
+          { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
+          r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
+        );
+  }
+
   private async shutdown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    this.demo?.stop();
+    if (this.reminderTimer) clearInterval(this.reminderTimer);
+    this.reminderTimer = undefined;
     await this.accreditations.stop();
     await this.inspection.stop();
     // Stop taking data first (broker), so everything received is committed before the store closes.

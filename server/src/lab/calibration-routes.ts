@@ -16,6 +16,11 @@ const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], '
 export function calibrationRoutes(calibration: Calibration): express.Router {
   const router = express.Router();
 
+  // what is due: instruments due soon, expired, never calibrated or out of service (soonest first)
+  route(router, 'GET', '/api/calibration/reminders', (_req, res) => {
+    res.json(calibration.reminders());
+  });
+
   route(router, 'GET', '/api/instruments/:id/calibrations', (req, res) => {
     const id = pathId(req);
     res.json({ instrument: id, calibrations: calibration.calibrations(id), checks: calibration.checks(id) });

@@ -304,6 +304,18 @@ export class Calibration {
     };
   }
 
+  /**
+   * The reminders at a time: every instrument whose calibration is due soon or expired, or that was never
+   * calibrated or is out of service, soonest due first (never calibrated and out of service last).
+   */
+  reminders(at = this.now()): CalibrationStatus[] {
+    const ids = this.database.sqlite.prepare('SELECT id FROM instruments ORDER BY id').all() as { id: string }[];
+    return ids
+      .map(({ id }) => this.status(id, at))
+      .filter((s) => s.status !== 'valid')
+      .sort((a, b) => (a.dueAt ?? Infinity) - (b.dueAt ?? Infinity) || a.instrument.localeCompare(b.instrument));
+  }
+
   /** The runs that measured with the instrument (started, and not ended before) since its last good check or calibration. */
   review(instrument: string): Review {
     const since = this.status(instrument).lastGoodAt ?? 0;

@@ -165,19 +165,16 @@ export class TestGateway {
   }
 
   async birth(...instruments: string[]): Promise<void> {
+    await this.announce(
+      instruments.map((i) => ({ id: i, identity: { maker: 'm', model: 'x', serialNumber: '1' }, channels: [{ name: 'c', unit: '' }] })),
+    );
+  }
+
+  /** A BIRTH with the instruments as given (identity, channels). */
+  async announce(instruments: { id: string; identity: Record<string, string>; channels: { name: string; unit: string }[] }[]): Promise<void> {
     await this.client.publishAsync(
       topicFor(LAB, this.id, 'BIRTH'),
-      JSON.stringify({
-        v: 1,
-        gateway: this.id,
-        session: 1,
-        version: 't',
-        instruments: instruments.map((i) => ({
-          id: i,
-          identity: { maker: 'm', model: 'x', serialNumber: '1' },
-          channels: [{ name: 'c', unit: '' }],
-        })),
-      }),
+      JSON.stringify({ v: 1, gateway: this.id, session: 1, version: 't', instruments }),
       { qos: 1 },
     );
   }

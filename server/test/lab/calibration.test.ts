@@ -79,6 +79,19 @@ describe('status under fake time', () => {
     expect(calibration.status('ut-1', t0 - 2 * DAY).status).toBe('never-calibrated');
   });
 
+  test('reminders list what is not valid, soonest due first, never calibrated last', () => {
+    const dueAt = calibration.status('ut-1').dueAt ?? 0;
+    expect(calibration.reminders(dueAt - 31 * DAY).map((r) => [r.instrument, r.status])).toEqual([['ut-2', 'never-calibrated']]);
+    expect(calibration.reminders(dueAt - 5 * DAY).map((r) => [r.instrument, r.status])).toEqual([
+      ['ut-1', 'due-soon'],
+      ['ut-2', 'never-calibrated'],
+    ]);
+    expect(calibration.reminders(dueAt).map((r) => [r.instrument, r.status, r.dueAt])).toEqual([
+      ['ut-1', 'expired', dueAt],
+      ['ut-2', 'never-calibrated', null],
+    ]);
+  });
+
   test('the due-soon window is configurable', () => {
     const strict = new Calibration(
       database,
