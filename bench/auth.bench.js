@@ -91,6 +91,11 @@ if (process.argv[2] === '--serve') {
     series: server.series,
     registry: server.registry,
     healthOf: (id) => server.ingest.healthOf(id),
+    // as the server's own app (server.ts): each instrument with its calibration status
+    calibrationOf: (id) => {
+      const { status, dueAt } = server.calibration.status(id);
+      return { status, dueAt };
+    },
     logger,
     dashboardDir: '/nonexistent',
     health: { version: 'bench', brokerRunning: () => true, storeOk: () => Promise.resolve(true), connectedGateways: () => [] },
@@ -98,7 +103,20 @@ if (process.argv[2] === '--serve') {
   const baseline = http.createServer(baselineApp);
   await new Promise((resolve) => baseline.listen(0, '127.0.0.1', resolve));
 
+  // authentication alone, in the same process: a valid token (hashed, then its session and user read from SQLite) and
+  // an unknown one (hashed, nothing found); microseconds a call, over 20,000 calls after 2,000 to warm up
+  const perCall = (fn) => {
+    for (let i = 0; i < 2000; i++) fn();
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < 20_000; i++) fn();
+    return Number(process.hrtime.bigint() - start) / 20_000 / 1000;
+  };
+  const authenticateUs = {
+    valid: perCall(() => server.users.authenticate(token, 'bearer')),
+    unknown: perCall(() => server.users.authenticate('lta_not-a-token', 'bearer')),
+  };
   const targets = {
+    authenticateUs,
     baseline: { url: `http://127.0.0.1:${baseline.address().port}/api/instruments`, headers: { authorization: 'Bearer anything' } },
     auth: { url: `http://127.0.0.1:${server.httpPort}/api/instruments`, headers: { authorization: `Bearer ${token}` } },
   };
@@ -127,7 +145,7 @@ if (process.argv[2] === '--serve') {
     const { user, system } = JSON.parse(await nextLine());
     return (user + system) / 1000;
   };
-  const targets = JSON.parse(first);
+  const { authenticateUs, ...targets } = JSON.parse(first);
   for (const [name, t] of Object.entries(targets)) {
     const res = await fetch(t.url, { headers: t.headers });
     const body = await res.json();
@@ -196,6 +214,7 @@ if (process.argv[2] === '--serve') {
     // one core's worth of requests/s at the auth route's CPU cost, the load generator elsewhere
     oneCoreCeiling: results.auth.serverCpuUsPerRequest > 0 ? Math.round(1e6 / results.auth.serverCpuUsPerRequest) : null,
   };
+  results.authenticateUsPerCall = { valid: round1(authenticateUs.valid * 10) / 10, unknown: round1(authenticateUs.unknown * 10) / 10 };
   results.overheadMs = { mean: round1(results.auth.meanMs - results.baseline.meanMs), p99: round1(results.auth.p99Ms - results.baseline.p99Ms) };
   results.sustainedRate = results.auth.requestsPerSecond >= params.rate * 0.95 && results.baseline.requestsPerSecond >= params.rate * 0.95;
   // the machine is shared: its load during the run says how much to trust the figures
@@ -203,7 +222,7 @@ if (process.argv[2] === '--serve') {
   // another rate is stored beside the 2,000 requests/s figures, not over them
   const file = writeResult(params.rate === 2000 ? NAME : `${NAME}-${params.rate}`, { params, results, detail: rounds });
   log(
-    `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms), server CPU ${results.overheadCpu.percent}% (${results.overheadCpu.usPerRequest} µs/request; one core serves ${results.overheadCpu.oneCoreCeiling} req/s); wrote ${file}`,
+    `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms), server CPU ${results.overheadCpu.percent}% (${results.overheadCpu.usPerRequest} µs/request; one core serves ${results.overheadCpu.oneCoreCeiling} req/s); authenticate() ${results.authenticateUsPerCall.valid} µs a valid token, ${results.authenticateUsPerCall.unknown} µs an unknown one; wrote ${file}`,
   );
   if (results.auth.errors + results.baseline.errors + results.auth.non2xx + results.baseline.non2xx > 0) process.exit(1);
 }

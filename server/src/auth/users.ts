@@ -128,10 +128,6 @@ const clientOf = (c: ClientContext): { ip: string | null; userAgent: string | nu
   userAgent: c.userAgent === undefined ? null : c.userAgent.slice(0, 200),
 });
 
-/** how long the user row behind a token is reused without reading it again (see authenticate) */
-export const AUTH_CACHE_MS = 2_000;
-const AUTH_CACHE_SIZE = 10_000;
-
 const REFUSED = 'login refused: unknown user, wrong password, or the account is disabled or locked for a while';
 
 export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
@@ -141,8 +137,6 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   private readonly lockoutMs: number;
   /** the statement of every authenticated request, prepared once (the tables exist only after the migration) */
   private byToken: Statement<[string], UserRow & { session_expires: number }> | undefined;
-  /** recently authenticated tokens (by their hash): the row and when it was read */
-  private readonly cache = new Map<string, { row: UserRow & { session_expires: number }; grantOrganizations: string[] | null; at: number }>();
   /** compared against when the user is unknown, so that a login takes as long either way */
   private dummyHash: Promise<string> | undefined;
 
@@ -265,7 +259,6 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       });
       // a changed role or a disabled account takes effect now, not when the session expires
       if (privilege || disabled === 1) this.endSessions(before.id, username);
-      else this.cache.clear();
       return after;
     })();
   }
@@ -377,30 +370,15 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     return { token, expiresAt };
   }
 
-  /**
-   * The principal a session or API token stands for, if it is valid now. The row behind a token is kept
-   * for AUTH_CACHE_MS: a logout, a password change or any change to a user clears it at once; only a
-   * change made by another process (the command line) waits out that delay. Expiry is checked every time.
-   */
+  /** The principal a session or API token stands for, if it is valid now. */
   authenticate(token: string, via: Principal['via']): Principal | undefined {
     const now = this.now();
-    const key = sha256(token);
-    let hit = this.cache.get(key);
-    if (hit === undefined || now - hit.at >= AUTH_CACHE_MS || now < hit.at) {
-      this.byToken ??= this.database.sqlite.prepare(
-        'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
-      );
-      const row = this.byToken.get(key);
-      if (!row) {
-        this.cache.delete(key);
-        return undefined;
-      }
-      if (this.cache.size >= AUTH_CACHE_SIZE) this.cache.clear();
-      hit = { row, grantOrganizations: view(row).grantOrganizations, at: now };
-      this.cache.set(key, hit);
-    }
-    const { row } = hit;
-    if (row.session_expires <= now || !this.usable(row, now)) return undefined;
+    // read on every request (a few microseconds): a change to the user, from this process or the command line, counts at once
+    this.byToken ??= this.database.sqlite.prepare(
+      'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
+    );
+    const row = this.byToken.get(sha256(token));
+    if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
     return {
       userId: row.id,
       username: row.username,
@@ -410,7 +388,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       mustChange: row.must_change === 1,
       // only a cookie needs one (a bearer token is never sent by a browser on its own)
       csrf: via === 'cookie' ? csrfOf(token) : '',
-      grantOrganizations: hit.grantOrganizations,
+      grantOrganizations: row.grant_organizations === null ? null : (JSON.parse(row.grant_organizations) as string[]),
     };
   }
 
@@ -461,7 +439,6 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
 
   private endSessions(userId: number, username: string): void {
     this.database.sqlite.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
-    this.cache.clear();
     this.emit('sessionsEnded', username);
   }
 
