@@ -214,7 +214,8 @@ if (process.argv[2] === '--serve') {
     // one core's worth of requests/s at the auth route's CPU cost, the load generator elsewhere
     oneCoreCeiling: results.auth.serverCpuUsPerRequest > 0 ? Math.round(1e6 / results.auth.serverCpuUsPerRequest) : null,
   };
-  results.authenticateUsPerCall = { valid: round1(authenticateUs.valid * 10) / 10, unknown: round1(authenticateUs.unknown * 10) / 10 };
+  const round2 = (x) => Math.round(x * 100) / 100;
+  results.authenticateUsPerCall = { valid: round2(authenticateUs.valid), unknown: round2(authenticateUs.unknown) };
   results.overheadMs = { mean: round1(results.auth.meanMs - results.baseline.meanMs), p99: round1(results.auth.p99Ms - results.baseline.p99Ms) };
   results.sustainedRate = results.auth.requestsPerSecond >= params.rate * 0.95 && results.baseline.requestsPerSecond >= params.rate * 0.95;
   // the machine is shared: its load during the run says how much to trust the figures
