@@ -4,7 +4,9 @@
 //   baseline   the same app (createApp, same store and registry) whose users module accepts every request as an
 //              admin without looking anything up; the policy check still runs (a role in a short list)
 // After a warm-up the two are interleaved, in alternating order, so that a noisy neighbour hurts both alike. Both
-// servers run in a child process (`--serve`), so that the load generator does not share their event loop.
+// servers run in a child process (`--serve`), so that the load generator does not share their event loop. Besides
+// latency, each round reads the child's CPU time: server CPU per request does not depend on what else the machine
+// runs, so it says what auth costs even when the load generator and its neighbours hold the rate below the target.
 // Environment: BENCH_AUTH_RATE (2000 requests/s), BENCH_AUTH_SECONDS (8 per round), BENCH_AUTH_ROUNDS (2).
 // Writes bench/results/auth.json (auth-<rate>.json for another rate).
 import { spawn } from 'node:child_process';
@@ -70,7 +72,16 @@ if (process.argv[2] === '--serve') {
 
   // the same app, with a users module that takes everyone for an admin
   const everyone = {
-    authenticate: () => ({ userId: 1, username: 'admin', role: 'admin', organization: null, via: 'bearer', mustChange: false, csrf: '' }),
+    authenticate: () => ({
+      userId: 1,
+      username: 'admin',
+      role: 'admin',
+      organization: null,
+      via: 'bearer',
+      mustChange: false,
+      csrf: '',
+      grantOrganizations: null,
+    }),
   };
   const baselineApp = createApp({
     users: everyone,
@@ -80,6 +91,11 @@ if (process.argv[2] === '--serve') {
     series: server.series,
     registry: server.registry,
     healthOf: (id) => server.ingest.healthOf(id),
+    // as the server's own app (server.ts): each instrument with its calibration status
+    calibrationOf: (id) => {
+      const { status, dueAt } = server.calibration.status(id);
+      return { status, dueAt };
+    },
     logger,
     dashboardDir: '/nonexistent',
     health: { version: 'bench', brokerRunning: () => true, storeOk: () => Promise.resolve(true), connectedGateways: () => [] },
@@ -87,11 +103,26 @@ if (process.argv[2] === '--serve') {
   const baseline = http.createServer(baselineApp);
   await new Promise((resolve) => baseline.listen(0, '127.0.0.1', resolve));
 
+  // authentication alone, in the same process: a valid token (hashed, then its session and user read from SQLite) and
+  // an unknown one (hashed, nothing found); microseconds a call, over 20,000 calls after 2,000 to warm up
+  const perCall = (fn) => {
+    for (let i = 0; i < 2000; i++) fn();
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < 20_000; i++) fn();
+    return Number(process.hrtime.bigint() - start) / 20_000 / 1000;
+  };
+  const authenticateUs = {
+    valid: perCall(() => server.users.authenticate(token, 'bearer')),
+    unknown: perCall(() => server.users.authenticate('lta_not-a-token', 'bearer')),
+  };
   const targets = {
+    authenticateUs,
     baseline: { url: `http://127.0.0.1:${baseline.address().port}/api/instruments`, headers: { authorization: 'Bearer anything' } },
     auth: { url: `http://127.0.0.1:${server.httpPort}/api/instruments`, headers: { authorization: `Bearer ${token}` } },
   };
   process.stdout.write(`${JSON.stringify(targets)}\n`);
+  // the servers' CPU time on request: what a request costs, whatever else the machine is doing
+  createInterface({ input: process.stdin }).on('line', () => process.stdout.write(`${JSON.stringify(process.cpuUsage())}\n`));
   const stop = async () => {
     await new Promise((resolve) => baseline.close(resolve));
     await server.stop();
@@ -99,12 +130,22 @@ if (process.argv[2] === '--serve') {
   };
   process.once('SIGTERM', () => void stop());
 } else {
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const answers = [];
+  const waiting = [];
+  createInterface({ input: child.stdout }).on('line', (line) => (waiting.length > 0 ? waiting.shift()(line) : answers.push(line)));
+  const nextLine = () => new Promise((resolve) => (answers.length > 0 ? resolve(answers.shift()) : waiting.push(resolve)));
   const first = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
+    void nextLine().then(resolve);
     child.once('exit', (code) => reject(new Error(`the servers exited (${code})`)));
   });
-  const targets = JSON.parse(first);
+  /** the servers' CPU time so far, in ms (user + system) */
+  const serverCpuMs = async () => {
+    child.stdin.write('cpu\n');
+    const { user, system } = JSON.parse(await nextLine());
+    return (user + system) / 1000;
+  };
+  const { authenticateUs, ...targets } = JSON.parse(first);
   for (const [name, t] of Object.entries(targets)) {
     const res = await fetch(t.url, { headers: t.headers });
     const body = await res.json();
@@ -120,6 +161,7 @@ if (process.argv[2] === '--serve') {
     // the order alternates, so that neither variant always runs first
     for (const name of r % 2 === 0 ? ['baseline', 'auth'] : ['auth', 'baseline']) {
       const t = targets[name];
+      const cpuBefore = await serverCpuMs();
       const result = await autocannon({
         url: t.url,
         headers: t.headers,
@@ -127,6 +169,7 @@ if (process.argv[2] === '--serve') {
         duration: params.seconds,
         overallRate: params.rate,
       });
+      const cpuMs = (await serverCpuMs()) - cpuBefore;
       const figures = {
         requestsPerSecond: round1(result.requests.average),
         meanMs: round1(result.latency.average),
@@ -136,10 +179,12 @@ if (process.argv[2] === '--serve') {
         maxMs: result.latency.max,
         non2xx: result.non2xx,
         errors: result.errors,
+        // microseconds of server CPU per request: robust to a busy machine, unlike latency
+        serverCpuUsPerRequest: round1((cpuMs * 1000) / Math.max(1, result.requests.total)),
       };
       rounds[name].push(figures);
       log(
-        `round ${r + 1} ${name.padEnd(8)} ${figures.requestsPerSecond} req/s  mean ${figures.meanMs} ms  p50 ${figures.p50Ms}  p99 ${figures.p99Ms}  non-2xx ${figures.non2xx}`,
+        `round ${r + 1} ${name.padEnd(8)} ${figures.requestsPerSecond} req/s  mean ${figures.meanMs} ms  p50 ${figures.p50Ms}  p99 ${figures.p99Ms}  server CPU ${figures.serverCpuUsPerRequest} µs/request  non-2xx ${figures.non2xx}`,
       );
     }
   }
@@ -151,6 +196,7 @@ if (process.argv[2] === '--serve') {
     meanMs: mean(rounds[name], 'meanMs'),
     p50Ms: mean(rounds[name], 'p50Ms'),
     p99Ms: mean(rounds[name], 'p99Ms'),
+    serverCpuUsPerRequest: mean(rounds[name], 'serverCpuUsPerRequest'),
     non2xx: rounds[name].reduce((a, f) => a + f.non2xx, 0),
     errors: rounds[name].reduce((a, f) => a + f.errors, 0),
   });
@@ -162,6 +208,14 @@ if (process.argv[2] === '--serve') {
     p99: pct(results.auth.p99Ms, results.baseline.p99Ms),
   };
   // latencies of a millisecond or two are coarse (autocannon's resolution is 1 ms): the absolute difference says more there
+  results.overheadCpu = {
+    usPerRequest: round1(results.auth.serverCpuUsPerRequest - results.baseline.serverCpuUsPerRequest),
+    percent: pct(results.auth.serverCpuUsPerRequest, results.baseline.serverCpuUsPerRequest),
+    // one core's worth of requests/s at the auth route's CPU cost, the load generator elsewhere
+    oneCoreCeiling: results.auth.serverCpuUsPerRequest > 0 ? Math.round(1e6 / results.auth.serverCpuUsPerRequest) : null,
+  };
+  const round2 = (x) => Math.round(x * 100) / 100;
+  results.authenticateUsPerCall = { valid: round2(authenticateUs.valid), unknown: round2(authenticateUs.unknown) };
   results.overheadMs = { mean: round1(results.auth.meanMs - results.baseline.meanMs), p99: round1(results.auth.p99Ms - results.baseline.p99Ms) };
   results.sustainedRate = results.auth.requestsPerSecond >= params.rate * 0.95 && results.baseline.requestsPerSecond >= params.rate * 0.95;
   // the machine is shared: its load during the run says how much to trust the figures
@@ -169,7 +223,7 @@ if (process.argv[2] === '--serve') {
   // another rate is stored beside the 2,000 requests/s figures, not over them
   const file = writeResult(params.rate === 2000 ? NAME : `${NAME}-${params.rate}`, { params, results, detail: rounds });
   log(
-    `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms); wrote ${file}`,
+    `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms), server CPU ${results.overheadCpu.percent}% (${results.overheadCpu.usPerRequest} µs/request; one core serves ${results.overheadCpu.oneCoreCeiling} req/s); authenticate() ${results.authenticateUsPerCall.valid} µs a valid token, ${results.authenticateUsPerCall.unknown} µs an unknown one; wrote ${file}`,
   );
   if (results.auth.errors + results.baseline.errors + results.auth.non2xx + results.baseline.non2xx > 0) process.exit(1);
 }

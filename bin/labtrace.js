@@ -12,6 +12,7 @@ commands:
   export --out <dir> ...      writes an export bundle of a gateway's signed measurements (see 'labtrace export --help')
   verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
   verify-certificate <file>   checks a certificate (JSON, or PDF/DCC against its JSON) offline with the lab's keys
+  verify-audit <file>         checks an audit-trail export offline (hashes and chain); exit codes as for verify
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -24,6 +25,7 @@ const commands = {
   export: () => import('../server/dist/src/export/cli.js'),
   verify: () => import('../server/dist/src/export/verify-cli.js'),
   'verify-certificate': () => import('../server/dist/src/certificates/verify-cli.js'),
+  'verify-audit': () => import('../server/dist/src/audit/verify-audit-cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);

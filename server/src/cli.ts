@@ -22,7 +22,7 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
                                          lists the gateways' keys and their validity
        labtrace server revoke-key --gateway <id> --key-id <hex> --reason <text> [--from <ISO 8601 time>]
                                          refuses the key's batches whose records reach --from (default: now)
-       labtrace server user add --username <name> --role <role> [--organization <id>] [--grant-days <n>]
+       labtrace server user add --username <name> --role <role> [--organization <id>] [--grant-days <n>] [--grant-organizations <id,id>]
                                          creates a user and prints a one-time password
        labtrace server user passwd --username <name>
                                          sets a new password read from stdin, or prints a one-time one (empty stdin)
@@ -141,6 +141,7 @@ async function userCommand(argv: string[]): Promise<void> {
         role: { type: 'string' },
         organization: { type: 'string' },
         'grant-days': { type: 'string' },
+        'grant-organizations': { type: 'string' },
       },
       strict: true,
     }));
@@ -161,7 +162,7 @@ async function userCommand(argv: string[]): Promise<void> {
     if (command === 'list') {
       for (const u of users.list())
         out(
-          `${u.username} ${u.role}${u.organization === null ? '' : ` org=${u.organization}`}${u.disabled ? ' disabled' : ''}${u.grantUntil === null ? '' : ` until ${new Date(u.grantUntil).toISOString()}`}`,
+          `${u.username} ${u.role}${u.organization === null ? '' : ` org=${u.organization}`}${u.disabled ? ' disabled' : ''}${u.grantUntil === null ? '' : ` until ${new Date(u.grantUntil).toISOString()}`}${u.grantOrganizations === null ? '' : ` over ${u.grantOrganizations.join(',')}`}`,
         );
       return;
     }
@@ -178,6 +179,8 @@ async function userCommand(argv: string[]): Promise<void> {
         role,
         organization: values.organization,
         grantUntil: days === undefined ? undefined : Date.now() + Math.round(days * 86_400_000),
+        // each id is checked against the known organizations by Users
+        grantOrganizations: values['grant-organizations']?.split(',').map((id) => id.trim()),
       });
       out(password ?? '');
       process.stderr.write(`user ${username} (${role}) created; the one-time password above is shown only once\n`);

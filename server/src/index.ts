@@ -6,3 +6,5 @@ export { createLogger, type Logger } from './log.js';
 export { Users, ROLES, type Role, type Principal } from './auth/users.js';
 export { POLICY, ruleFor, routesOf, type RouteRule } from './auth/policy.js';
 export { AuditTrail, type AuditEntry } from './audit/audit-trail.js';
+export { verifyExport, type VerifyReport } from './audit/audit-export.js';
+export { canSee, seesAll, visibleOrganizations, type Viewer } from './auth/visibility.js';

@@ -9,11 +9,25 @@ import type { LabDatabase } from '../store/database.js';
 
 // 'state-change': a record moved along its state machine (a test run started or stopped); the record
 // that needs a reason for it (an abort) enforces that itself
-export const AUDIT_ACTIONS = ['create', 'update', 'delete', 'password-set', 'token-created', 'state-change'] as const;
+// 'privilege-change': a user's role, organization or grant changed; 'login', 'login-failed', 'logout' and
+// 'lockout' are sign-in events (record type 'session', or 'user' for a lockout), never with a secret
+export const AUDIT_ACTIONS = [
+  'create',
+  'update',
+  'delete',
+  'password-set',
+  'token-created',
+  'state-change',
+  'privilege-change',
+  'login',
+  'login-failed',
+  'logout',
+  'lockout',
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** actions that change an existing record: they need a reason */
-const CHANGES: ReadonlySet<AuditAction> = new Set(['update', 'delete']);
+const CHANGES: ReadonlySet<AuditAction> = new Set(['update', 'delete', 'privilege-change']);
 
 export interface Actor {
   username: string;
@@ -55,10 +69,42 @@ export interface AuditFilter {
   action?: AuditAction;
   since?: number;
   until?: number;
+  /** paging: only entries after this id */
+  after?: number;
+  /** a viewer limited to these customer organizations (auth/visibility.ts): other organizations' records are left out */
+  organizations?: readonly string[];
   limit: number;
 }
 
-interface Row {
+/**
+ * The customer organization an entry's record belongs to, as SQL over the entry's record_type and record_id;
+ * 'lab' for the lab's own records. A record type missing here is shown only to viewers of every organization
+ * (fail closed): a new kind of client record (certificates) adds its line.
+ */
+export const ORGANIZATION_OF_RECORD: Readonly<Record<string, string>> = {
+  'lab-sample': '(SELECT organization FROM lab_samples WHERE id = record_id)',
+  run: '(SELECT organization FROM runs WHERE id = record_id)',
+  'run-results': '(SELECT organization FROM runs WHERE id = record_id)',
+  'run-alarm': "(SELECT organization FROM runs WHERE id = substr(record_id, 1, instr(record_id, '/') - 1))",
+  organization: 'record_id',
+  // a client user is its organization's; the lab's staff and auditors have none
+  user: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
+  session: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
+  method: "'lab'",
+  'instrument-status': "'lab'",
+  calibration: "'lab'",
+  'instrument-check': "'lab'",
+  accreditation: "'lab'",
+  certificate: '(SELECT organization FROM certificate_requests WHERE id = record_id)',
+};
+
+/** the SQL of an entry's organization ('lab' for the lab's own records, NULL for a type not listed) */
+const ORGANIZATION_SQL = `CASE record_type ${Object.entries(ORGANIZATION_OF_RECORD)
+  .map(([type, expr]) => `WHEN '${type}' THEN ${expr}`)
+  .join(' ')} ELSE NULL END`;
+
+/** an entry as stored: the values as their canonical JSON text, NULL when none was given */
+export interface AuditRow {
   id: number;
   at: number;
   actor: string;
@@ -77,7 +123,7 @@ interface Row {
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The hash of an entry: SHA-256 over the previous entry's hash and the canonical JSON (RFC 8785) of its fields. */
-export function entryHash(prevHash: string, fields: Omit<Row, 'hash' | 'log_index' | 'prev_hash'>): string {
+export function entryHash(prevHash: string, fields: Omit<AuditRow, 'hash' | 'log_index' | 'prev_hash'>): string {
   return createHash('sha256').update(prevHash).update(canonicalBytes(fields)).digest('hex');
 }
 
@@ -119,6 +165,11 @@ export class AuditTrail {
   }
 
   list(filter: AuditFilter): AuditEntry[] {
+    return this.rows(filter).map(toEntry);
+  }
+
+  /** the selected entries as stored (an export keeps a NULL value apart from a recorded JSON null) */
+  rows(filter: AuditFilter): AuditRow[] {
     const where: string[] = [];
     const params: Record<string, string | number> = { limit: filter.limit };
     const add = (clause: string, name: string, value: string | number | undefined): void => {
@@ -132,16 +183,36 @@ export class AuditTrail {
     add('action = @action', 'action', filter.action);
     add('at >= @since', 'since', filter.since);
     add('at <= @until', 'until', filter.until);
+    add('id > @after', 'after', filter.after);
+    if (filter.organizations !== undefined) {
+      const names = filter.organizations.map((o, i) => {
+        params[`org${i}`] = o;
+        return `@org${i}`;
+      });
+      where.push(`${ORGANIZATION_SQL} IN ('lab'${names.map((n) => `, ${n}`).join('')})`);
+    }
     const rows = this.database.sqlite
       .prepare(`SELECT * FROM audit_trail ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`)
-      .all(params) as Row[];
-    return rows.map(toEntry);
+      .all(params) as AuditRow[];
+    return rows;
+  }
+
+  /** The selected entries, read a page at a time (the connection is not held between pages, so writes go on). */
+  *pages(filter: Omit<AuditFilter, 'limit'>, pageSize = 1000): Generator<AuditRow[]> {
+    let after = filter.after;
+    for (;;) {
+      const page = this.rows({ ...filter, ...(after === undefined ? {} : { after }), limit: pageSize });
+      if (page.length === 0) return;
+      yield page;
+      after = page[page.length - 1]?.id;
+      if (page.length < pageSize) return;
+    }
   }
 
   /** Recomputes the chain; returns the id of the first entry that does not match, or undefined when all do. */
   verify(): number | undefined {
     let prev = GENESIS_HASH;
-    for (const row of this.database.sqlite.prepare('SELECT * FROM audit_trail ORDER BY id').iterate() as IterableIterator<Row>) {
+    for (const row of this.database.sqlite.prepare('SELECT * FROM audit_trail ORDER BY id').iterate() as IterableIterator<AuditRow>) {
       const { hash, prev_hash, log_index: _logIndex, ...fields } = row;
       if (prev_hash !== prev || entryHash(prev, fields) !== hash) return row.id;
       prev = hash;
@@ -170,7 +241,7 @@ export class AuditTrail {
   }
 }
 
-function toEntry(row: Row): AuditEntry {
+function toEntry(row: AuditRow): AuditEntry {
   return {
     id: row.id,
     at: row.at,

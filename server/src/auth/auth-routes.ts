@@ -3,27 +3,38 @@ import type { Request, Response } from 'express';
 import express from 'express';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
-import { AUDIT_ACTIONS, type Actor, type AuditTrail } from '../audit/audit-trail.js';
+import { CSV_COLUMNS, csvLine, EXPORT_FORMAT, exportedOf, type ExportHeader, type ExportTrailer } from '../audit/audit-export.js';
+import { AUDIT_ACTIONS, type Actor, type AuditFilter, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
 import { CSRF_COOKIE, principalOf, route, SESSION_COOKIE } from './policy.js';
-import { passwordSchema, ROLES, usernameSchema, type Principal, type Users } from './users.js';
+import { passwordSchema, ROLES, usernameSchema, type ClientContext, type Principal, type Users } from './users.js';
+import { visibleOrganizations } from './visibility.js';
 
 const loginBody = z.strictObject({ username: z.string().min(1).max(100), password: z.string().min(1).max(200) });
 const passwordBody = z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: passwordSchema });
 const tokenBody = z.strictObject({ name: z.string().min(1).max(100), ttlDays: z.number().int().min(1).max(365).default(90) });
 const time = z.number().int().min(0);
+// the customer organizations an auditor's grant covers; null (or left out at creation): all of them
+const grantOrganizations = z
+  .array(idSchema)
+  .min(1, 'at least one organization, or null for all')
+  .max(1000)
+  .refine((ids) => new Set(ids).size === ids.length, 'an organization is listed twice')
+  .nullable();
 const newUserBody = z.strictObject({
   username: usernameSchema,
   role: z.enum(ROLES),
   organization: idSchema.optional(),
   password: passwordSchema.optional(),
   grantUntil: time.optional(),
+  grantOrganizations: grantOrganizations.optional(),
 });
 const userChangesBody = z.strictObject({
   role: z.enum(ROLES).optional(),
   organization: idSchema.nullable().optional(),
   disabled: z.boolean().optional(),
   grantUntil: time.nullable().optional(),
+  grantOrganizations: grantOrganizations.optional(),
   reason: z.string().trim().min(1, 'required: why the user is changed').max(1000),
 });
 const resetBody = z.strictObject({ password: passwordSchema.optional() });
@@ -33,15 +44,18 @@ const organizationBody = z.strictObject({
   /** who to contact about its reports: a person, an e-mail address, a telephone number (7.8.2.1 e) */
   contact: z.string().trim().min(1).max(300).optional(),
 });
-const auditQuery = z.strictObject({
+const auditFilter = {
   actor: z.string().max(100).optional(),
   recordType: z.string().max(100).optional(),
   recordId: z.string().max(200).optional(),
   action: z.enum(AUDIT_ACTIONS).optional(),
   since: z.coerce.number().int().min(0).optional(),
   until: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-});
+  /** paging: the entries after this id (the last id of the page before) */
+  after: z.coerce.number().int().min(0).optional(),
+};
+const auditQuery = z.strictObject({ ...auditFilter, limit: z.coerce.number().int().min(1).max(10_000).default(1000) });
+const exportQuery = z.strictObject({ ...auditFilter, format: z.enum(['jsonl', 'csv']).default('jsonl') });
 
 /** Refuses logins from one address beyond `max` attempts in `windowMs` (slows guessing across many accounts). */
 export class LoginThrottle {
@@ -71,6 +85,7 @@ function signedIn(req: Request): Principal {
 }
 
 const actorOf = (p: Principal): Actor => ({ username: p.username, role: p.role });
+const clientContext = (req: Request): ClientContext => ({ ip: req.ip, userAgent: req.get('user-agent') });
 
 function clearCookies(res: Response): void {
   res.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -84,7 +99,7 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     throttle.take(req.ip ?? 'unknown');
     const body = parseWith(loginBody, req.body, 'body', 'E_BAD_REQUEST');
     try {
-      const result = await users.login(body.username, body.password);
+      const result = await users.login(body.username, body.password, clientContext(req));
       const cookie = { path: '/', sameSite: 'strict' as const, secure: req.secure, expires: new Date(result.expiresAt) };
       res.cookie(SESSION_COOKIE, result.token, { ...cookie, httpOnly: true });
       res.cookie(CSRF_COOKIE, result.csrf, cookie);
@@ -92,8 +107,9 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
       res.json(result);
     } catch (err) {
       if (!(err instanceof LabtraceError) || err.code !== 'E_AUTH') throw err;
-      const reason = err.details as { reason?: string } | undefined;
-      logger.warn({ user: body.username, ip: req.ip, reason: reason?.reason ?? 'unknown-user' }, 'login refused');
+      const cause = (err.details as { reason?: string } | undefined)?.reason ?? 'unknown-user';
+      // a name that is no user is not logged: it is often a password typed in the wrong field
+      logger.warn({ user: cause === 'unknown-user' ? '(unknown user)' : body.username, ip: req.ip, reason: cause }, 'login refused');
       // the client learns only that it was refused, not why
       throw new LabtraceError('E_AUTH', err.message);
     }
@@ -101,7 +117,7 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
 
   route(router, 'POST', '/api/auth/logout', (req, res) => {
     const principal = signedIn(req);
-    users.logoutAll(principal.username);
+    users.logoutAll(actorOf(principal), principal.username, clientContext(req));
     clearCookies(res);
     logger.info({ user: principal.username }, 'logout: every session ended');
     res.status(204).end();
@@ -160,19 +176,60 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
   });
 
   route(router, 'GET', '/api/audit-trail', (req, res) => {
-    const q = parseWith(auditQuery, req.query, 'query', 'E_BAD_REQUEST');
-    res.json(
-      audit.list({
-        limit: q.limit,
-        ...(q.actor === undefined ? {} : { actor: q.actor }),
-        ...(q.recordType === undefined ? {} : { recordType: q.recordType }),
-        ...(q.recordId === undefined ? {} : { recordId: q.recordId }),
-        ...(q.action === undefined ? {} : { action: q.action }),
-        ...(q.since === undefined ? {} : { since: q.since }),
-        ...(q.until === undefined ? {} : { until: q.until }),
-      }),
-    );
+    const { limit, ...q } = parseWith(auditQuery, req.query, 'query', 'E_BAD_REQUEST');
+    res.json(audit.list({ ...filterOf(q, signedIn(req)), limit }));
+  });
+
+  // the selected entries with their hashes, streamed a page at a time; `labtrace verify-audit` checks the file
+  route(router, 'GET', '/api/audit-trail/export', async (req, res) => {
+    const { format, ...q } = parseWith(exportQuery, req.query, 'query', 'E_BAD_REQUEST');
+    const principal = signedIn(req);
+    const filter = filterOf(q, principal);
+    const csv = format === 'csv';
+    const exportedAt = Date.now();
+    res.type(csv ? 'text/csv' : 'application/x-ndjson');
+    res.attachment(`audit-trail-${new Date(exportedAt).toISOString().slice(0, 10)}.${csv ? 'csv' : 'jsonl'}`);
+    logger.info({ user: principal.username, filter: q, format }, 'audit trail exported');
+    const header: ExportHeader = { format: EXPORT_FORMAT, version: 1, exportedAt, filter: q, complete: Object.keys(filter).length === 0 };
+    if (!(await send(res, csv ? `${CSV_COLUMNS.join(',')}\n` : `${JSON.stringify(header)}\n`))) return;
+    let count = 0;
+    let lastHash: string | null = null;
+    for (const page of audit.pages(filter)) {
+      const lines = page.map((row) => `${csv ? csvLine(row) : JSON.stringify(exportedOf(row))}\n`).join('');
+      if (!(await send(res, lines))) return;
+      count += page.length;
+      lastHash = page[page.length - 1]?.hash ?? lastHash;
+    }
+    const trailer: ExportTrailer = { end: true, count, lastHash };
+    res.end(csv ? '' : `${JSON.stringify(trailer)}\n`);
   });
 
   return router;
+}
+
+/** the trail's filter from a query, limited for a viewer who sees some organizations only */
+function filterOf(
+  q: { [K in Exclude<keyof AuditFilter, 'limit' | 'organizations'>]?: AuditFilter[K] | undefined },
+  principal: Principal,
+): Omit<AuditFilter, 'limit'> {
+  const organizations = visibleOrganizations(principal);
+  const filter: Omit<AuditFilter, 'limit'> = organizations === undefined ? {} : { organizations };
+  for (const [key, value] of Object.entries(q)) if (value !== undefined) Object.assign(filter, { [key]: value });
+  return filter;
+}
+
+/** Writes a chunk; false when the client went away. Waits for the socket to drain so a slow reader does not fill memory. */
+async function send(res: Response, chunk: string): Promise<boolean> {
+  if (res.destroyed) return false;
+  if (res.write(chunk)) return true;
+  await new Promise<void>((resolve) => {
+    const settle = (): void => {
+      res.off('drain', settle);
+      res.off('close', settle);
+      resolve();
+    };
+    res.on('drain', settle);
+    res.on('close', settle);
+  });
+  return !res.destroyed;
 }

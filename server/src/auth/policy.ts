@@ -4,6 +4,7 @@
 import type { IRouter, Request, RequestHandler } from 'express';
 import { LabtraceError } from '@labtrace/protocols';
 import { ROLES, type Principal, type Role, type Users } from './users.js';
+import { seesAll } from './visibility.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -14,8 +15,12 @@ export interface RouteRule {
   allow: 'public' | readonly Role[];
   /** why the route is public */
   why?: string;
-  /** 'organization': a client sees only its own organization's records (the handler filters by it) */
-  scope?: 'organization';
+  /**
+   * 'organization': a client, or an auditor whose grant names organizations, sees only those organizations'
+   * records (the handler filters with auth/visibility.ts); 'every-organization': data not bound to one
+   * client (raw measurement streams), refused to such a viewer
+   */
+  scope?: 'organization' | 'every-organization';
   /** a mutating route: true when it writes the audit trail, otherwise where the change is recorded instead */
   audit?: true | string;
   /** open to a user who signed in with a one-time password and has not changed it yet */
@@ -40,9 +45,9 @@ export const POLICY: readonly RouteRule[] = [
     path: '/api/auth/login',
     allow: 'public',
     why: 'how a session starts',
-    audit: 'login outcomes are logged (without the password)',
+    audit: true,
   },
-  { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: 'ends sessions only; no record changes', beforePasswordChange: true },
+  { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'GET', path: '/api/auth/me', allow: ALL, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/tokens', allow: LAB_READERS, audit: true },
@@ -52,11 +57,13 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/users/:username/password', allow: ADMIN, audit: true },
   { method: 'GET', path: '/api/organizations', allow: ADMIN },
   { method: 'POST', path: '/api/organizations', allow: ADMIN, audit: true },
-  { method: 'GET', path: '/api/audit-trail', allow: ['admin', 'auditor'] },
+  // an auditor whose grant covers some organizations sees the lab's records and those organizations' (auth/visibility.ts)
+  { method: 'GET', path: '/api/audit-trail', allow: ['admin', 'auditor'], scope: 'organization' },
+  { method: 'GET', path: '/api/audit-trail/export', allow: ['admin', 'auditor'], scope: 'organization' },
   { method: 'GET', path: '/api/gateways', allow: LAB_READERS },
   { method: 'GET', path: '/api/instruments', allow: LAB_READERS },
-  { method: 'GET', path: '/api/instruments/:id/series', allow: LAB_READERS },
-  { method: 'GET', path: '/api/instruments/:id/history', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments/:id/series', allow: LAB_READERS, scope: 'every-organization' },
+  { method: 'GET', path: '/api/instruments/:id/history', allow: LAB_READERS, scope: 'every-organization' },
   {
     method: 'POST',
     path: '/api/enroll',
@@ -82,7 +89,7 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/log/proof/consistency', allow: 'public', why: 'proofs are hashes only' },
   { method: 'GET', path: '/api/log/entries', allow: 'public', why: 'entries hold hashes, counts and key events, no measured values' },
   // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
-  { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS },
+  { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS, scope: 'every-organization' },
   // lab records: samples received, methods, test runs. A client reads its own organization's samples and
   // runs (another's answer 404 like unknown ones); technicians do the work; methods are public to users.
   { method: 'GET', path: '/api/lab-samples', allow: ALL, scope: 'organization' },
@@ -216,6 +223,10 @@ export function authorize(rule: RouteRule): RequestHandler {
     if (!principal) return next(new LabtraceError('E_AUTH', 'sign in first: a session cookie or an Authorization: Bearer token is required'));
     if (!rule.allow.includes(principal.role))
       return next(new LabtraceError('E_FORBIDDEN', `the role ${principal.role} may not ${rule.method} ${rule.path}`));
+    if (rule.scope === 'every-organization' && !seesAll(principal))
+      return next(
+        new LabtraceError('E_FORBIDDEN', `your grant covers some organizations only: ${rule.method} ${rule.path} shows every client's data`),
+      );
     if (principal.mustChange && rule.beforePasswordChange !== true)
       return next(new LabtraceError('E_FORBIDDEN', 'change your one-time password first (POST /api/auth/password)'));
     // a browser sends the cookie on cross-site requests too; only our own pages can read the CSRF cookie to echo it

@@ -30,6 +30,14 @@ export interface Principal {
   mustChange: boolean;
   /** the anti-CSRF token a cookie-authenticated request must echo in a header */
   csrf: string;
+  /** an auditor's grant: the customer organizations it covers, null for all (auth/visibility.ts) */
+  grantOrganizations: readonly string[] | null;
+}
+
+/** where a login or logout came from, for the audit trail (shared accounts show as one user at many addresses) */
+export interface ClientContext {
+  ip?: string | undefined;
+  userAgent?: string | undefined;
 }
 
 export interface UserView {
@@ -38,6 +46,8 @@ export interface UserView {
   organization: string | null;
   disabled: boolean;
   grantUntil: number | null;
+  /** the organizations an auditor's grant covers; null: all of them */
+  grantOrganizations: string[] | null;
   mustChange: boolean;
   lockedUntil: number | null;
   createdAt: number;
@@ -50,6 +60,7 @@ export interface NewUser {
   organization?: string | undefined;
   password?: string | undefined;
   grantUntil?: number | undefined;
+  grantOrganizations?: string[] | null | undefined;
 }
 
 export interface UserChanges {
@@ -57,6 +68,7 @@ export interface UserChanges {
   organization?: string | null | undefined;
   disabled?: boolean | undefined;
   grantUntil?: number | null | undefined;
+  grantOrganizations?: string[] | null | undefined;
 }
 
 export interface AuthOptions {
@@ -84,6 +96,7 @@ interface UserRow {
   must_change: number;
   disabled: number;
   grant_until: number | null;
+  grant_organizations: string | null;
   failed_logins: number;
   locked_until: number | null;
   created_at: number;
@@ -99,10 +112,20 @@ const view = (row: UserRow): UserView => ({
   organization: row.organization,
   disabled: row.disabled === 1,
   grantUntil: row.grant_until,
+  grantOrganizations: row.grant_organizations === null ? null : (JSON.parse(row.grant_organizations) as string[]),
   mustChange: row.must_change === 1,
   lockedUntil: row.locked_until,
   createdAt: row.created_at,
   passwordChangedAt: row.password_changed_at,
+});
+
+/** who acts in a refused login: nobody was authenticated */
+const ANONYMOUS: Actor = { username: 'anonymous', role: 'anonymous' };
+const UNKNOWN_USER = '(unknown user)';
+/** the address and the first 200 characters of the user agent: enough to tell one account used from many places */
+const clientOf = (c: ClientContext): { ip: string | null; userAgent: string | null } => ({
+  ip: c.ip ?? null,
+  userAgent: c.userAgent === undefined ? null : c.userAgent.slice(0, 200),
 });
 
 const REFUSED = 'login refused: unknown user, wrong password, or the account is disabled or locked for a while';
@@ -167,7 +190,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   async create(actor: Actor, input: NewUser): Promise<{ user: UserView; password: string | undefined }> {
     const username = parseWith(usernameSchema, input.username, 'username', 'E_BAD_REQUEST');
     if (input.password !== undefined) parseWith(passwordSchema, input.password, 'password', 'E_BAD_REQUEST');
-    const organization = this.checkRoleScope(input.role, input.organization ?? null, input.grantUntil ?? null);
+    const grantOrganizations = input.grantOrganizations ?? null;
+    const organization = this.checkRoleScope(input.role, input.organization ?? null, input.grantUntil ?? null, grantOrganizations);
     const oneTime = input.password === undefined ? randomBytes(18).toString('base64url') : undefined;
     const hash = await hashPassword(input.password ?? oneTime ?? '');
     const now = this.now();
@@ -175,9 +199,19 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     db.transaction(() => {
       if (this.row(username)) throw new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`);
       db.prepare(
-        `INSERT INTO users (username, role, organization, password_hash, must_change, grant_until, created_at, password_changed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(username, input.role, organization, hash, oneTime === undefined ? 0 : 1, input.grantUntil ?? null, now, now);
+        `INSERT INTO users (username, role, organization, password_hash, must_change, grant_until, grant_organizations, created_at, password_changed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        username,
+        input.role,
+        organization,
+        hash,
+        oneTime === undefined ? 0 : 1,
+        input.grantUntil ?? null,
+        grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
+        now,
+        now,
+      );
       const created = view(this.existing(username));
       this.audit.record(actor, { action: 'create', recordType: 'user', recordId: username, newValue: auditView(created) });
     })();
@@ -192,28 +226,39 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       const role = changes.role ?? before.role;
       const organization = changes.organization === undefined ? before.organization : changes.organization;
       const grantUntil = changes.grantUntil === undefined ? before.grant_until : changes.grantUntil;
-      this.checkRoleScope(role, organization, grantUntil);
+      const beforeView = view(before);
+      // a grant's organizations go with the auditor role: another role drops them
+      const grantOrganizations =
+        changes.grantOrganizations !== undefined ? changes.grantOrganizations : role === 'auditor' ? beforeView.grantOrganizations : null;
+      this.checkRoleScope(role, organization, grantUntil, grantOrganizations);
       const disabled = changes.disabled === undefined ? before.disabled : changes.disabled ? 1 : 0;
       if (before.role === 'admin' && (role !== 'admin' || disabled === 1) && this.activeAdmins() <= 1)
         throw new LabtraceError('E_CONFLICT', `user "${username}" is the last active admin`);
-      db.prepare('UPDATE users SET role = ?, organization = ?, grant_until = ?, disabled = ? WHERE id = ?').run(
+      db.prepare('UPDATE users SET role = ?, organization = ?, grant_until = ?, grant_organizations = ?, disabled = ? WHERE id = ?').run(
         role,
         organization,
         grantUntil,
+        grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
         disabled,
         before.id,
       );
       const after = view(this.existing(username));
+      // what the user may do or see changed: an auditor reviews these on their own (action=privilege-change)
+      const privilege =
+        role !== before.role ||
+        organization !== before.organization ||
+        grantUntil !== before.grant_until ||
+        JSON.stringify(grantOrganizations) !== JSON.stringify(beforeView.grantOrganizations);
       this.audit.record(actor, {
-        action: 'update',
+        action: privilege ? 'privilege-change' : 'update',
         recordType: 'user',
         recordId: username,
-        oldValue: auditView(view(before)),
+        oldValue: auditView(beforeView),
         newValue: auditView(after),
         reason,
       });
       // a changed role or a disabled account takes effect now, not when the session expires
-      if (role !== before.role || disabled === 1 || organization !== before.organization) this.endSessions(before.id, username);
+      if (privilege || disabled === 1) this.endSessions(before.id, username);
       return after;
     })();
   }
@@ -243,38 +288,65 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     await this.setPassword({ username: principal.username, role: principal.role }, principal.username, next);
   }
 
-  async login(username: string, password: string): Promise<LoginResult> {
+  /**
+   * Signs a user in. Every attempt leaves an audit entry (never the password): a success as the user, a
+   * refusal as `anonymous` with its cause, and the attempt that locks the account a `lockout` entry too.
+   */
+  async login(username: string, password: string, context: ClientContext = {}): Promise<LoginResult> {
     const now = this.now();
     const row = this.row(username);
+    const from = clientOf(context);
+    const refuse = (cause: string, recordId = username): LabtraceError => {
+      this.audit.record(ANONYMOUS, { action: 'login-failed', recordType: 'session', recordId, newValue: { ...from, cause } });
+      return new LabtraceError('E_AUTH', REFUSED, { details: { reason: cause } });
+    };
     if (!row) {
       this.dummyHash ??= hashPassword(randomBytes(16).toString('base64url'));
       await verifyPassword(password, await this.dummyHash);
-      throw new LabtraceError('E_AUTH', REFUSED);
+      // not the name typed: it may be a password typed in the wrong field
+      throw refuse('unknown-user', UNKNOWN_USER);
     }
     // a locked account is refused without looking at the password, so that guessing goes no further
-    if (row.locked_until !== null && row.locked_until > now) throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: 'locked' } });
+    if (row.locked_until !== null && row.locked_until > now) throw refuse('locked');
     const ok = await verifyPassword(password, row.password_hash);
     const db = this.database.sqlite;
     if (!ok) {
       const failures = row.failed_logins + 1;
       const lock = failures >= this.maxFailures;
-      db.prepare('UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?').run(
-        lock ? 0 : failures,
-        lock ? now + this.lockoutMs : null,
-        row.id,
-      );
-      throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: lock ? 'locked-now' : 'password' } });
+      throw db.transaction(() => {
+        db.prepare('UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?').run(
+          lock ? 0 : failures,
+          lock ? now + this.lockoutMs : null,
+          row.id,
+        );
+        const err = refuse(lock ? 'locked-now' : 'password');
+        if (lock)
+          this.audit.record(SYSTEM_ACTOR, {
+            action: 'lockout',
+            recordType: 'user',
+            recordId: username,
+            newValue: { failures, lockedUntil: now + this.lockoutMs },
+            reason: `${failures} wrong passwords in a row`,
+          });
+        return err;
+      })();
     }
-    if (!this.usable(row, now)) throw new LabtraceError('E_AUTH', REFUSED, { details: { reason: 'disabled' } });
-    db.prepare('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?').run(row.id);
+    if (!this.usable(row, now)) throw refuse(row.disabled === 1 ? 'disabled' : 'grant-ended');
     const token = `lts_${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + this.sessionTtlMs;
-    db.prepare("INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, 'session', ?, ?)").run(
-      sha256(token),
-      row.id,
-      now,
-      expiresAt,
-    );
+    db.transaction(() => {
+      db.prepare('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?').run(row.id);
+      db.prepare("INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, 'session', ?, ?)").run(
+        sha256(token),
+        row.id,
+        now,
+        expiresAt,
+      );
+      this.audit.record(
+        { username: row.username, role: row.role },
+        { action: 'login', recordType: 'session', recordId: row.username, newValue: { ...from, expiresAt } },
+      );
+    })();
     return { token, csrf: csrfOf(token), expiresAt, user: view(row) };
   }
 
@@ -301,6 +373,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   /** The principal a session or API token stands for, if it is valid now. */
   authenticate(token: string, via: Principal['via']): Principal | undefined {
     const now = this.now();
+    // read on every request (a few microseconds): a change to the user, from this process or the command line, counts at once
     this.byToken ??= this.database.sqlite.prepare(
       'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
     );
@@ -315,12 +388,17 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       mustChange: row.must_change === 1,
       // only a cookie needs one (a bearer token is never sent by a browser on its own)
       csrf: via === 'cookie' ? csrfOf(token) : '',
+      grantOrganizations: row.grant_organizations === null ? null : (JSON.parse(row.grant_organizations) as string[]),
     };
   }
 
-  /** Logout: ends every session and API token of the user. */
-  logoutAll(username: string): void {
-    this.endSessions(this.existing(username).id, username);
+  /** Logout: ends every session and API token of the user, and says so in the audit trail. */
+  logoutAll(actor: Actor, username: string, context: ClientContext = {}): void {
+    const db = this.database.sqlite;
+    db.transaction(() => {
+      this.endSessions(this.existing(username).id, username);
+      this.audit.record(actor, { action: 'logout', recordType: 'session', recordId: username, newValue: clientOf(context) });
+    })();
   }
 
   /** Removes expired sessions (they are refused anyway; this keeps the table small). */
@@ -376,8 +454,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     this.emit('sessionsEnded', username);
   }
 
-  /** A client belongs to exactly one organization, others to none; an auditor's grant has an end. */
-  private checkRoleScope(role: Role, organization: string | null, grantUntil: number | null): string | null {
+  /** A client belongs to exactly one organization, others to none; an auditor's grant has an end and may cover some organizations. */
+  private checkRoleScope(role: Role, organization: string | null, grantUntil: number | null, grantOrganizations: string[] | null): string | null {
     if (role === 'client') {
       if (organization === null) throw new LabtraceError('E_BAD_REQUEST', 'body: organization: required for a client');
       if (!this.database.sqlite.prepare('SELECT 1 FROM organizations WHERE id = ?').get(organization))
@@ -385,11 +463,25 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     } else if (organization !== null) throw new LabtraceError('E_BAD_REQUEST', `body: organization: only a client belongs to an organization`);
     if (role === 'auditor' && grantUntil === null)
       throw new LabtraceError('E_BAD_REQUEST', 'body: grantUntil: an auditor is granted access until a time');
+    if (grantOrganizations !== null) {
+      if (role !== 'auditor') throw new LabtraceError('E_BAD_REQUEST', 'body: grantOrganizations: only an auditor has a grant');
+      const known = this.database.sqlite.prepare('SELECT 1 FROM organizations WHERE id = ?');
+      grantOrganizations.forEach((id, i) => {
+        if (!known.get(id)) throw new LabtraceError('E_BAD_REQUEST', `body: grantOrganizations[${i}]: "${id}" is not known`);
+      });
+    }
     return organization;
   }
 }
 
 /** a user as the audit trail records it: never the password hash */
 function auditView(user: UserView): Record<string, unknown> {
-  return { username: user.username, role: user.role, organization: user.organization, disabled: user.disabled, grantUntil: user.grantUntil };
+  return {
+    username: user.username,
+    role: user.role,
+    organization: user.organization,
+    disabled: user.disabled,
+    grantUntil: user.grantUntil,
+    grantOrganizations: user.grantOrganizations,
+  };
 }

@@ -2,6 +2,7 @@
 // by a signatory who neither performed nor created the run, amended (a new report that replaces the old one,
 // 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
 // edited or deleted: the status of a certificate is derived from its events.
+import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -106,9 +107,7 @@ interface CertificateRow {
   log_index: number;
 }
 
-type Viewer = { role: Role; organization: string | null };
-
-const clientScoped = (p: Viewer): boolean => p.role === 'client';
+type Viewer = VisibilityViewer & { role: Role };
 /** public statuses kept in memory at most */
 const STATUS_CACHE_SIZE = 10_000;
 
@@ -256,14 +255,17 @@ export class Certificates {
     })();
   }
 
-  /** The certificates the viewer may see (a client: its organization's issued ones), oldest first, optionally of one run or status. */
+  /** The certificates the viewer may see (a client: its organization's issued ones; an auditor: its grant's), oldest first, optionally of one run or status. */
   list(viewer: Viewer, filter: { run?: string | undefined; status?: CertificateStatus | undefined } = {}): CertificateView[] {
     const where: string[] = [];
     const params: string[] = [];
-    if (clientScoped(viewer)) {
-      where.push('r.organization = ?', 'EXISTS (SELECT 1 FROM certificates c WHERE c.id = r.id)');
-      params.push(viewer.organization ?? '');
+    // the organizations the viewer may see (auth/visibility.ts); a client sees issued certificates only
+    const visible = visibleOrganizations(viewer);
+    if (visible !== undefined) {
+      where.push(`r.organization IN (${visible.map(() => '?').join(', ') || 'NULL'})`);
+      params.push(...visible);
     }
+    if (viewer.role === 'client') where.push('EXISTS (SELECT 1 FROM certificates c WHERE c.id = r.id)');
     if (filter.run !== undefined) {
       where.push('r.run = ?');
       params.push(filter.run);
@@ -279,7 +281,7 @@ export class Certificates {
   get(viewer: Viewer, id: string): CertificateView | undefined {
     const view = this.view(id);
     if (view === undefined) return undefined;
-    if (clientScoped(viewer) && (view.organization !== viewer.organization || view.status === 'draft')) return undefined;
+    if (!canSee(viewer, view.organization) || (viewer.role === 'client' && view.status === 'draft')) return undefined;
     return view;
   }
 

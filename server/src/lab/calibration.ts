@@ -1,6 +1,7 @@
 // Calibration records and intermediate checks of instruments (ISO/IEC 17025 6.4.7-6.4.10, 6.5), the
 // calibration status computed from them, the run-start interlock on it, and the review list of the runs
 // measured with an instrument since its last good check (6.4.9).
+import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
 import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
@@ -171,6 +172,8 @@ const toCheck = (r: CheckRow): CheckRecord => ({
 });
 
 export class Calibration {
+  private readonly statements = new Map<string, Statement>();
+
   constructor(
     private readonly database: LabDatabase,
     private readonly audit: AuditTrail,
@@ -267,19 +270,19 @@ export class Calibration {
    */
   status(instrument: string, at = this.now()): CalibrationStatus {
     this.mustExist(instrument);
-    const db = this.database.sqlite;
-    const row = db
-      .prepare('SELECT * FROM calibrations WHERE instrument = ? AND calibrated_at <= ? ORDER BY calibrated_at DESC, id DESC LIMIT 1')
-      .get(instrument, at) as CalibrationRow | undefined;
-    const checkRow = db
-      .prepare('SELECT * FROM instrument_checks WHERE instrument = ? AND checked_at <= ? ORDER BY checked_at DESC, id DESC LIMIT 1')
-      .get(instrument, at) as CheckRow | undefined;
-    const passed = db
-      .prepare("SELECT MAX(checked_at) AS at FROM instrument_checks WHERE instrument = ? AND result = 'pass' AND checked_at <= ?")
-      .get(instrument, at) as { at: number | null };
-    const service = db
-      .prepare('SELECT status FROM instrument_status WHERE instrument = ? AND at <= ? ORDER BY id DESC LIMIT 1')
-      .get(instrument, at) as { status: string } | undefined;
+    const row = this.statement(
+      'SELECT * FROM calibrations WHERE instrument = ? AND calibrated_at <= ? ORDER BY calibrated_at DESC, id DESC LIMIT 1',
+    ).get(instrument, at) as CalibrationRow | undefined;
+    const checkRow = this.statement(
+      'SELECT * FROM instrument_checks WHERE instrument = ? AND checked_at <= ? ORDER BY checked_at DESC, id DESC LIMIT 1',
+    ).get(instrument, at) as CheckRow | undefined;
+    const passed = this.statement(
+      "SELECT MAX(checked_at) AS at FROM instrument_checks WHERE instrument = ? AND result = 'pass' AND checked_at <= ?",
+    ).get(instrument, at) as { at: number | null };
+    const service = this.statement('SELECT status FROM instrument_status WHERE instrument = ? AND at <= ? ORDER BY id DESC LIMIT 1').get(
+      instrument,
+      at,
+    ) as { status: string } | undefined;
     const lastGood = Math.max(row?.calibrated_at ?? -1, passed.at ?? -1);
     const dueAt = row?.next_due_at ?? null;
     let status: CalibrationState;
@@ -346,8 +349,18 @@ export class Calibration {
     return toCalibration(this.database.sqlite.prepare('SELECT * FROM calibrations WHERE id = ?').get(id) as CalibrationRow);
   }
 
+  /** a statement prepared once: status() runs per instrument of every instrument list a dashboard reads */
+  private statement(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.database.sqlite.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
   private mustExist(instrument: string): void {
-    if (!this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
+    if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
       throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`);
   }
 }

@@ -1,5 +1,6 @@
 // REST routes of the lab records: samples received, methods, test runs and instrument service status.
-// A client sees only its organization's samples and runs; another organization's record answers 404,
+// A client sees only its organization's samples and runs, a scoped auditor those of its grant (auth/visibility.ts);
+// another organization's record answers 404,
 // exactly like an unknown one, so that identifiers do not leak.
 import express, { type Request } from 'express';
 import { z } from 'zod';
@@ -7,6 +8,7 @@ import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { principalOf, route } from '../auth/policy.js';
 import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
+import { canSee, visibleOrganizations } from '../auth/visibility.js';
 import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { RunResultsSource } from './contracts.js';
@@ -58,15 +60,15 @@ export function labRoutes(deps: {
 
   route(router, 'GET', '/api/lab-samples', (req, res) => {
     const p = who(req);
-    res.json(records.samples(p.role === 'client' ? (p.organization ?? '') : undefined));
+    const organizations = visibleOrganizations(p);
+    res.json(organizations?.length === 1 ? records.samples(organizations[0]) : records.samples().filter((s) => canSee(p, s.organization)));
   });
 
   route(router, 'GET', '/api/lab-samples/:id', (req, res) => {
     const p = who(req);
     const id = pathId(req);
     const sample = records.sample(id);
-    if (!sample || (p.role === 'client' && sample.organization !== p.organization))
-      throw new LabtraceError('E_NOT_FOUND', `sample "${id}" is not known`);
+    if (!sample || !canSee(p, sample.organization)) throw new LabtraceError('E_NOT_FOUND', `sample "${id}" is not known`);
     res.json(sample);
   });
 

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { Principal } from '../auth/users.js';
+import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
 import type { LabDatabase } from '../store/database.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
@@ -211,17 +211,18 @@ export class Runs extends EventEmitter<RunsEvents> {
   }
 
   /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
-  get(principal: Pick<Principal, 'role' | 'organization'>, id: string): Run | undefined {
+  get(principal: Viewer, id: string): Run | undefined {
     const run = this.find(id);
     return run !== undefined && visibleTo(principal, run) ? run : undefined;
   }
 
-  list(principal: Pick<Principal, 'role' | 'organization'>, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Run[] {
+  list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Run[] {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (principal.role === 'client') {
-      where.push('organization = ?');
-      params.push(principal.organization);
+    const organizations = visibleOrganizations(principal);
+    if (organizations !== undefined) {
+      where.push(`organization IN (${organizations.map(() => '?').join(', ')})`);
+      params.push(...organizations);
     }
     if (filter.state !== undefined) {
       where.push('state = ?');
@@ -412,7 +413,7 @@ export class Runs extends EventEmitter<RunsEvents> {
   }
 }
 
-/** A client sees its own organization's runs; the lab's staff and auditors see all. */
-export function visibleTo(principal: Pick<Principal, 'role' | 'organization'>, run: Pick<Run, 'organization'>): boolean {
-  return principal.role !== 'client' || (principal.organization !== null && principal.organization === run.organization);
+/** A client sees its own organization's runs, an auditor those its grant covers; the lab's staff see all (auth/visibility.ts). */
+export function visibleTo(viewer: Viewer, run: Pick<Run, 'organization'>): boolean {
+  return canSee(viewer, run.organization);
 }

@@ -13,6 +13,7 @@ import {
 } from '@labtrace/protocols';
 import { credentialOf } from '../auth/policy.js';
 import type { Principal, Role, Users } from '../auth/users.js';
+import { seesAll } from '../auth/visibility.js';
 
 /** who receives the lab-wide stream (samples, gateways, health): the lab's staff and auditors */
 export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
@@ -74,7 +75,8 @@ export class LiveHub {
       const { principal } = socket.data;
       // rooms are joined by the server from the role, never on a client's request
       void socket.join(userRoom(principal.username));
-      if (LAB_ROOM_ROLES.includes(principal.role)) void socket.join(LAB_ROOM);
+      // the lab-wide stream carries every client's measurements: not for an auditor whose grant names some clients
+      if (LAB_ROOM_ROLES.includes(principal.role) && seesAll(principal)) void socket.join(LAB_ROOM);
       socket.on('hello', (ack) => {
         if (typeof ack === 'function') ack({ version: this.version });
       });

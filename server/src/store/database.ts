@@ -335,6 +335,13 @@ migrations['0016_run_results'] = {
   },
 };
 
+migrations['0018_access'] = {
+  async up(db: Kysely<unknown>) {
+    // an auditor's grant may cover some customer organizations only: a JSON array of their ids, NULL for all
+    await sql`ALTER TABLE users ADD COLUMN grant_organizations TEXT`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);

@@ -5,6 +5,8 @@ import { send, startServer, TestGateway, USER_PASSWORD, type TestServer } from '
 let t: TestServer;
 const ALARM = 'lim/ut-1/c#1';
 const setup = { username: 'test-setup', role: 'system' };
+/** dana's session, from the login mutation, ended by the logout mutation (which runs after it) */
+let danaSession: string | undefined;
 const method = {
   standard: 'ISO 6892-1:2019',
   title: 'Tensile testing',
@@ -24,6 +26,7 @@ beforeAll(async () => {
     ],
   });
   t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
+  await t.server.users.create(setup, { username: 'dana', role: 'technician', password: USER_PASSWORD });
   t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
   t.server.labRecords.createMethod(setup, {
     id: 'm-0',
@@ -111,6 +114,16 @@ async function trail(query = ''): Promise<AuditEntry[]> {
 
 /** one request per mutating route that writes the audit trail, and the entry it must leave */
 const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<AuditEntry> }>> = {
+  'POST /api/auth/login': async () => {
+    const res = await t.fetch('/api/auth/login', json('POST', { username: 'dana', password: USER_PASSWORD }), null);
+    danaSession = ((await res.clone().json()) as { token: string }).token;
+    return { res, expect: { actor: 'dana', actorRole: 'technician', action: 'login', recordType: 'session', recordId: 'dana' } };
+  },
+  'POST /api/auth/logout': async () => {
+    if (danaSession === undefined) throw new Error('the login mutation runs first');
+    const res = await fetch(`${t.base}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${danaSession}` } });
+    return { res, expect: { actor: 'dana', action: 'logout', recordType: 'session', recordId: 'dana' } };
+  },
   'POST /api/organizations': async () => ({
     res: await t.fetch('/api/organizations', json('POST', { id: 'org-b', name: 'Client B' })),
     expect: { actor: 'admin', action: 'create', recordType: 'organization', recordId: 'org-b' },

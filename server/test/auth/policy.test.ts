@@ -4,11 +4,17 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import express from 'express';
 import { route } from '../../src/auth/policy.js';
 import { POLICY, ROLES, type Role, type RouteRule } from '../../src/index.js';
-import { addTestUsers, startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
+import { addTestUsers, ORGANIZATION, startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
+/** an auditor whose grant covers one organization: refused what shows every client's data (scope 'every-organization') */
+const SCOPED_AUDITOR = 'scoped-auditor';
 beforeAll(async () => {
   t = await startServer();
+  await t.server.users.create(
+    { username: 'matrix', role: 'system' },
+    { username: SCOPED_AUDITOR, role: 'auditor', password: USER_PASSWORD, grantUntil: Date.now() + 86_400_000, grantOrganizations: [ORGANIZATION] },
+  );
 });
 afterAll(async () => {
   await t.stop();
@@ -18,11 +24,12 @@ afterAll(async () => {
 const SAMPLE: Record<string, string> = { id: 'x-1', username: 'nobody', gateway: 'gw-a', seq: '1' };
 const fill = (path: string): string => path.replace(/:(\w+)/g, (_, name: string) => SAMPLE[name] ?? 'x');
 
-async function call(rule: RouteRule, role: Role | null): Promise<number> {
+async function call(rule: RouteRule, role: Role | typeof SCOPED_AUDITOR | null): Promise<number> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   // a fresh token per request: a logout or a password reset may end the ones before
   if (role !== null)
-    headers['authorization'] = `Bearer ${t.server.users.createApiToken({ username: 'matrix', role: 'system' }, role, 'matrix', 60_000).token}`;
+    headers['authorization'] =
+      `Bearer ${t.server.users.createApiToken({ username: 'matrix', role: 'system' }, role === SCOPED_AUDITOR ? SCOPED_AUDITOR : role, 'matrix', 60_000).token}`;
   const res = await fetch(`${t.base}${fill(rule.path)}`, { method: rule.method, headers, ...(rule.method === 'GET' ? {} : { body: '{}' }) });
   await res.arrayBuffer();
   return res.status;
@@ -54,9 +61,11 @@ test('a public route says why, and a mutating route says where it is recorded', 
 });
 
 describe.each(POLICY.map((rule) => [`${rule.method} ${rule.path}`, rule] as const))('%s', (_name, rule) => {
-  test.each([...ROLES, null])('as %s', async (role) => {
+  test.each([...ROLES, SCOPED_AUDITOR, null] as const)('as %s', async (role) => {
     const status = await call(rule, role);
-    const allowed = rule.allow === 'public' || (role !== null && rule.allow.includes(role));
+    const allowed =
+      rule.allow === 'public' ||
+      (role === SCOPED_AUDITOR ? rule.allow.includes('auditor') && rule.scope !== 'every-organization' : role !== null && rule.allow.includes(role));
     if (allowed) expect([401, 403]).not.toContain(status);
     else expect(status).toBe(role === null ? 401 : 403);
   });

@@ -29,7 +29,7 @@ test('passwords and tokens never appear in the log', async () => {
   secrets.push(token);
   // a password typed into the user field by mistake is a secret too
   await post('/api/auth/login', { username: 'typed-the-password-here-1', password: 'wrong-password-1' });
-  secrets.push('wrong-password-1');
+  secrets.push('wrong-password-1', 'typed-the-password-here-1');
   await post('/api/auth/password', { currentPassword: USER_PASSWORD, newPassword: 'technician-new-secret' }, 'technician');
   secrets.push('technician-new-secret');
   const created = (await (await post('/api/auth/tokens', { name: 'script' }, 'admin')).json()) as { token: string };

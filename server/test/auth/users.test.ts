@@ -77,7 +77,7 @@ describe('sessions', () => {
     const b = await users.login('tech', PASSWORD);
     const api = users.createApiToken(SYSTEM_ACTOR, 'tech', 'script', 86_400_000);
     const other = await users.login('sig', PASSWORD);
-    users.logoutAll('tech');
+    users.logoutAll({ username: 'tech', role: 'technician' }, 'tech');
     for (const token of [a.token, b.token, api.token]) expect(users.authenticate(token, 'bearer')).toBeUndefined();
     expect(users.authenticate(other.token, 'bearer')?.username).toBe('sig');
   });

@@ -537,5 +537,22 @@ describe('visibility', () => {
     }
     expect((await call(`/api/certificates/${pending.id}`, {}, 'client')).status).toBe(404);
     expect((await call(`/api/certificates/${pending.id}/pdf`, {}, 'signatory')).status).toBe(409);
+
+    // an auditor whose grant covers the other organization only sees that one's certificates, and their audit entries
+    const setup = { username: 'test-setup', role: 'system' };
+    await t.server.users.create(setup, {
+      username: 'auditor-b',
+      role: 'auditor',
+      password: 'a-long-password-for-auditor-b',
+      grantUntil: Date.now() + 86_400_000,
+      grantOrganizations: [(await list('client-b')).body[0]?.organization ?? ''],
+    });
+    const token = t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000).token;
+    const asScoped = (p: string) => fetch(`${t.base}${p}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(((await (await asScoped('/api/certificates')).json()) as CertificateView[]).map((c) => c.id)).toEqual([theirs.id]);
+    expect((await asScoped(`/api/certificates/${mine.id}`)).status).toBe(404);
+    expect((await asScoped(`/api/certificates/${theirs.id}/pdf`)).status).toBe(200);
+    const trail = (await (await asScoped('/api/audit-trail?recordType=certificate')).json()) as { recordId: string }[];
+    expect(new Set(trail.map((e) => e.recordId))).toEqual(new Set([theirs.id]));
   });
 });
