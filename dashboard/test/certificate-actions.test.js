@@ -1,7 +1,9 @@
 // A signatory's actions on certificates in a real headless Chromium against a real server: a draft of a completed
 // run (measured by a signing test gateway) shows that nothing blocks it and is issued; a refusal (a draft whose
 // instrument was never calibrated) shows the blockers and the server's own words; the issued one is revoked with
-// a reason, and the view says so; a client sees the status and the downloads, never the actions.
+// a reason, and the view says so; another is amended (a new certificate, the old one "amended by" it); a client
+// sees the status and the downloads, never the actions; a signatory who performed the run is refused in the
+// server's words.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
@@ -169,4 +171,68 @@ describe('certificate actions', () => {
       await client.close();
     }
   }, 45_000);
+});
+
+describe('amendments and who may sign', () => {
+  test('a signatory amends an issued certificate with a reason: the new one opens, the old one says amended by it', async () => {
+    const old = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
+    await call(t, `/api/certificates/${old.id}/issue`, {}, 'signatory');
+    const { page, errors, close } = await signIn(browser, t, 'signatory');
+    try {
+      await page.goto(`${t.base}/#/certificates/${old.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="valid"]`, WAIT);
+      await page.click('[data-test="certificate-amend"]');
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
+      await page.fill('[data-test="certificate-reason"]', 'customer name misspelt');
+      await page.click('[data-test="certificate-amend"]');
+      // the view moves to the amendment, issued at once
+      await page.waitForFunction(
+        (id) => {
+          const view = document.querySelector('[data-test="certificate-view"]');
+          return view !== null && view.getAttribute('data-certificate') !== id && view.getAttribute('data-status') === 'valid';
+        },
+        old.id,
+        WAIT,
+      );
+      const amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
+      expect(await call(t, `/api/certificates/${amendment}`, undefined, 'signatory')).toMatchObject({
+        amends: old.id,
+        amendReason: 'customer name misspelt',
+        status: 'valid',
+      });
+      expect(await page.locator('[data-test="certificate-view"]').innerText()).toMatch(/customer name misspelt/);
+      await page.goto(`${t.base}/#/certificates/${old.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="amended"]`, WAIT);
+      expect(await page.locator('[data-test="amended-by"]').innerText()).toBe(amendment);
+      expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  test('a signatory who performed the run is refused, in the server words', async () => {
+    const draft = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
+    // the technician who performed the run becomes a signatory: the check is by person, not by role
+    const promoted = await t.fetch(
+      '/api/users/technician',
+      { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'signatory', reason: 'promoted' }) },
+      'admin',
+    );
+    expect(promoted.status).toBe(200);
+    const { page, errors, close } = await signIn(browser, t, 'technician');
+    try {
+      expect(await page.locator('[data-test="user"]').innerText()).toMatch(/\(signatory\)/);
+      await page.goto(`${t.base}/#/certificates/${draft.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${draft.id}"] [data-test="no-blockers"]`, WAIT);
+      await page.click('[data-test="certificate-issue"]');
+      const refusal = page.locator('[data-test="certificate-error"]');
+      await refusal.waitFor(WAIT);
+      expect(await refusal.innerText()).toMatch(/^technician performed run .*: the certificate must be approved by another signatory$/);
+      expect(await page.locator('[data-test="certificate-view"]').getAttribute('data-status')).toBe('draft');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
 });
