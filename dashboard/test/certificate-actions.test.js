@@ -177,6 +177,7 @@ describe('amendments and who may sign', () => {
   test('a signatory amends an issued certificate with a reason: the new one opens, the old one says amended by it', async () => {
     const old = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
     await call(t, `/api/certificates/${old.id}/issue`, {}, 'signatory');
+    let amendment;
     const { page, errors, close } = await signIn(browser, t, 'signatory');
     try {
       await page.goto(`${t.base}/#/certificates/${old.id}`);
@@ -194,7 +195,7 @@ describe('amendments and who may sign', () => {
         old.id,
         WAIT,
       );
-      const amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
+      amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
       expect(await call(t, `/api/certificates/${amendment}`, undefined, 'signatory')).toMatchObject({
         amends: old.id,
         amendReason: 'customer name misspelt',
@@ -208,6 +209,20 @@ describe('amendments and who may sign', () => {
       expect(errors).toEqual([]);
     } finally {
       await close();
+    }
+    // a client reads the certificate in force: its status, its downloads, its verification link; no action
+    const client = await signIn(browser, t, 'client');
+    try {
+      await client.page.goto(`${t.base}/#/certificates/${amendment}`);
+      await client.page.waitForSelector(`[data-test="certificate-view"][data-certificate="${amendment}"][data-status="valid"]`, WAIT);
+      await client.page.waitForSelector('[data-test="certificate-verify"]', WAIT);
+      expect(await client.page.locator('[data-test="certificate-downloads"] a').count()).toBe(4);
+      expect(
+        await client.page.locator('[data-test="certificate-actions"], [data-test="certificate-amend"], [data-test="certificate-revoke"]').count(),
+      ).toBe(0);
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
     }
   }, 30_000);
 
