@@ -175,12 +175,15 @@ describe('certificate actions', () => {
 
 describe('amendments and who may sign', () => {
   test('a signatory amends an issued certificate with a reason: the new one opens, the old one says amended by it', async () => {
-    const old = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
+    const run = await completedRun('utm-1');
+    const old = await call(t, '/api/certificates', { run });
     await call(t, `/api/certificates/${old.id}/issue`, {}, 'signatory');
     let amendment;
     const { page, errors, close } = await signIn(browser, t, 'signatory');
     try {
-      await page.goto(`${t.base}/#/certificates/${old.id}`);
+      // the run's view links to its certificate
+      await page.goto(`${t.base}/#/runs/${run}`);
+      await page.click(`[data-test="run-certificate"][data-certificate="${old.id}"]`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="valid"]`, WAIT);
       await page.click('[data-test="certificate-amend"]');
       expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
