@@ -98,7 +98,18 @@ describe('certificate actions', () => {
     const signatory = await signIn(browser, t, 'signatory');
     try {
       const { page } = signatory;
-      // the draft is listed on the front page and opens its own view
+      // the drafts waiting for a signatory, listed on the front page; each opens its own view
+      await page.selectOption('[data-test="certificate-filter"]', 'draft');
+      await page.waitForSelector('[data-test="certificates"][data-shown="draft"]', WAIT);
+      const drafts = await page
+        .locator('[data-test="certificate"]')
+        .evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-certificate'), r.getAttribute('data-status')]));
+      expect(drafts.sort()).toEqual(
+        [
+          [good.id, 'draft'],
+          [blocked.id, 'draft'],
+        ].sort(),
+      );
       await page.click(`[data-test="certificate"][data-certificate="${good.id}"] [data-test="certificate-link"]`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${good.id}"][data-status="draft"]`, WAIT);
       await page.waitForSelector('[data-test="no-blockers"]', WAIT);
