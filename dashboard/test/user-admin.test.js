@@ -1,8 +1,9 @@
 // User administration in a real headless Chromium against a real server: an admin creates a client user of an
 // organization and sees its one-time password once, the user signs in with it, and the admin disables the user
-// with a reason; a technician has no Users entry and, opening #/users anyway, sees the server's refusal.
+// with a reason, and extends an auditor's grant; a technician has no Users entry and, opening #/users anyway,
+// sees the server's refusal.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { startServer } from '../../server/dist/test/helpers/server.js';
+import { startServer, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
 
 let t;
@@ -76,6 +77,17 @@ describe('user administration', () => {
       await row.locator('[data-test="user-disable"]').click();
       await page.waitForSelector('[data-test="user-row"][data-user="acme-buyer"][data-disabled="yes"]', WAIT);
       expect((await call(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer').disabled).toBe(true);
+      // an auditor's grant is extended, with a reason
+      const auditorRow = page.locator('[data-test="user-row"][data-user="auditor"]');
+      await auditorRow.locator('[data-test="user-grant-until"]').fill('2031-06-30');
+      await auditorRow.locator('[data-test="user-reason"]').fill('audit extended to June');
+      await auditorRow.locator('[data-test="user-set-grant"]').click();
+      await waitFor('the grant to change', () => t.server.users.get('auditor')?.grantUntil === Date.parse('2031-06-30T23:59:59Z'));
+      await page.waitForFunction(
+        () => document.querySelector('[data-test="user-row"][data-user="auditor"] [data-test="user-grant"]')?.textContent?.includes('2031-06-30'),
+        null,
+        WAIT,
+      );
       const trail = await call(t, '/api/audit-trail?recordType=user&recordId=acme-buyer', undefined, 'admin');
       expect(trail.map((e) => e.reason)).toContain('contract with Acme ended');
       await screenshot(page, 'user-admin');
