@@ -39,12 +39,21 @@ export async function getOptional<T>(path: string): Promise<T | undefined> {
 
 /** POST a JSON body with the CSRF header; throws ApiError with the server's message when refused. */
 export async function postJson<T>(path: string, body: unknown = {}): Promise<T> {
+  return sendJson<T>('POST', path, body);
+}
+
+/** PATCH a JSON body with the CSRF header; throws ApiError with the server's message when refused. */
+export async function patchJson<T>(path: string, body: unknown): Promise<T> {
+  return sendJson<T>('PATCH', path, body);
+}
+
+async function sendJson<T>(method: 'POST' | 'PATCH', path: string, body: unknown): Promise<T> {
   const res = await fetch(path, {
-    method: 'POST',
+    method,
     headers: { 'content-type': 'application/json', 'x-csrf-token': csrf() },
     body: JSON.stringify(body),
   });
-  if (!res.ok) throw await refusal(res, `POST ${path}`);
+  if (!res.ok) throw await refusal(res, `${method} ${path}`);
   return (await res.json()) as T;
 }
 

@@ -133,6 +133,55 @@ export interface CertificateItem {
   verifyUrl?: string;
 }
 
+/** GET /api/certificates/:id: the list item, and for a draft what still blocks its issue */
+export interface CertificateDetail extends CertificateItem {
+  organization?: string;
+  requestedBy?: string;
+  requestedAt?: number;
+  issuedBy?: string | null;
+  amendReason?: string | null;
+  revokedAt?: number | null;
+  blockers?: string[];
+}
+
+/** an entry of the audit trail (GET /api/audit-trail, docs/security.md) */
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  actorRole: string;
+  action: string;
+  recordType: string;
+  recordId: string;
+  oldValue: unknown;
+  newValue: unknown;
+  reason: string | null;
+  prevHash: string;
+  hash: string;
+  logIndex: number | null;
+}
+
+/** a user as GET /api/users answers (extra fields, such as an auditor's grant, are shown as they come) */
+export interface UserItem {
+  username: string;
+  role: string;
+  organization: string | null;
+  disabled: boolean;
+  grantUntil: number | null;
+  mustChange: boolean;
+  lockedUntil: number | null;
+  createdAt: number;
+  passwordChangedAt: number;
+  [extra: string]: unknown;
+}
+
+export interface Organization {
+  id: string;
+  name: string;
+  contact: string | null;
+  createdAt: number;
+}
+
 export const formatTime = (ts: number | string | null | undefined): string =>
   ts === null || ts === undefined ? '—' : new Date(ts).toISOString().replace('T', ' ').slice(0, 19);
 
@@ -145,3 +194,9 @@ export const formatValue = (value: unknown): string => {
 /** who may change lab records (acknowledge alarms) and who runs tests */
 export const canActOnAlarms = (role: string | undefined): boolean => role === 'admin' || role === 'technician';
 export const isTechnician = (role: string | undefined): boolean => role === 'technician';
+/** who approves, issues, amends and revokes certificates */
+export const isSignatory = (role: string | undefined): boolean => role === 'signatory';
+/** who administers users and organizations */
+export const isAdmin = (role: string | undefined): boolean => role === 'admin';
+/** who reads the audit trail */
+export const readsAuditTrail = (role: string | undefined): boolean => role === 'admin' || role === 'auditor';

@@ -1,0 +1,267 @@
+// A signatory's actions on certificates in a real headless Chromium against a real server: a draft of a completed
+// run (measured by a signing test gateway) shows that nothing blocks it and is issued; a refusal (a draft whose
+// instrument was never calibrated) shows the blockers and the server's own words; the issued one is revoked with
+// a reason, and the view says so; another is amended (a new certificate, the old one "amended by" it); a client
+// sees the status and the downloads, never the actions; a signatory who performed the run is refused in the
+// server's words.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
+import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
+
+const DAY = 86_400_000;
+let t;
+let gw;
+let browser;
+let seq = 0;
+
+/** a run of the method on the instrument, started, measured and stopped by the technician */
+async function completedRun(instrument) {
+  const id = (await call(t, '/api/runs', { sample: 'B-1', method: 'tensile', instruments: [instrument] })).id;
+  await call(t, `/api/runs/${id}/start`, {});
+  const ts = Date.now();
+  const samples = [10.2, 35.7, 42.031, 41.9, 0.4].map((value, i) => ({
+    seq: seq++,
+    instrument,
+    channel: 'c',
+    ts: ts + i,
+    value,
+    unit: 'kN',
+    quality: 'good',
+  }));
+  expect(await send(t, gw, gw.sign(samples))).toBe('acked');
+  await call(t, `/api/runs/${id}/stop`, {});
+  return id;
+}
+
+beforeAll(async () => {
+  t = await startServer({
+    accreditation: {
+      accreditations: [
+        {
+          id: 'acc-1',
+          body: 'CNAS',
+          number: 'L1234',
+          validFrom: '2020-01-01',
+          validTo: Date.now() + 365 * DAY,
+          scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 100 }],
+        },
+      ],
+    },
+    publicBaseUrl: 'https://reports.lab.example',
+  });
+  gw = await TestGateway.connect(t, 'gw-a');
+  await gw.birth('utm-1', 'utm-2');
+  await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
+  const now = Date.now();
+  // utm-1 is calibrated; utm-2 never was, so a certificate of its run cannot state traceability
+  await call(t, '/api/instruments/utm-1/calibrations', {
+    calibratedAt: now - 10 * DAY,
+    laboratory: 'Reference Lab',
+    certificate: 'CAL-utm-1',
+    results: [{ point: 'p1', reference: 10, indication: 10.01, unit: 'kN' }],
+    uncertainty: { value: 0.1, unit: 'kN', k: 2 },
+    nextDueAt: now + 300 * DAY,
+  });
+  await call(t, '/api/lab-samples', {
+    id: 'B-1',
+    organization: ORGANIZATION,
+    description: 'steel bar B500B, 10 mm',
+    condition: 'intact',
+    receivedAt: now - DAY,
+  });
+  await call(t, '/api/methods', {
+    id: 'tensile',
+    standard: 'ISO 6892-1:2019',
+    title: 'Tensile testing at room temperature',
+    definition: {
+      measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
+      instrumentTypes: ['x'],
+      decisionRule: { kind: 'simple-acceptance' },
+      results: [
+        { name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, repeatability: 0.05, limits: { min: 40 } },
+      ],
+    },
+  });
+  browser = await launch();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await gw?.end();
+  await t?.stop();
+});
+
+describe('certificate actions', () => {
+  test('a signatory issues a draft, sees a refusal in the server words, and revokes the issued one with a reason; a client only reads', async () => {
+    const good = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
+    const blocked = await call(t, '/api/certificates', { run: await completedRun('utm-2') });
+    const signatory = await signIn(browser, t, 'signatory');
+    try {
+      const { page } = signatory;
+      // the drafts waiting for a signatory, listed on the front page; each opens its own view
+      await page.selectOption('[data-test="certificate-filter"]', 'draft');
+      await page.waitForSelector('[data-test="certificates"][data-shown="draft"]', WAIT);
+      const drafts = await page
+        .locator('[data-test="certificate"]')
+        .evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-certificate'), r.getAttribute('data-status')]));
+      expect(drafts.sort()).toEqual(
+        [
+          [good.id, 'draft'],
+          [blocked.id, 'draft'],
+        ].sort(),
+      );
+      await page.click(`[data-test="certificate"][data-certificate="${good.id}"] [data-test="certificate-link"]`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${good.id}"][data-status="draft"]`, WAIT);
+      await page.waitForSelector('[data-test="no-blockers"]', WAIT);
+      expect(await page.locator('[data-test="certificate-pdf"]').count()).toBe(0);
+      await page.click('[data-test="certificate-issue"]');
+      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
+      const issued = await call(t, `/api/certificates/${good.id}`, undefined, 'signatory');
+      expect(issued).toMatchObject({ status: 'valid', issuedBy: 'signatory' });
+      expect(await page.locator('[data-test="certificate-verify"]').getAttribute('href')).toBe(issued.verifyUrl);
+      expect(await page.locator('[data-test="certificate-pdf"]').getAttribute('href')).toBe(`/api/certificates/${good.id}/pdf`);
+
+      // a revocation needs a reason: the view asks before sending
+      await page.click('[data-test="certificate-revoke"]');
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
+      await page.fill('[data-test="certificate-reason"]', 'wrong specimen dimensions recorded');
+      await page.click('[data-test="certificate-revoke"]');
+      await page.waitForSelector('[data-test="certificate-view"][data-status="revoked"]', WAIT);
+      expect(await page.locator('[data-test="revocation-reason"]').innerText()).toBe('wrong specimen dimensions recorded');
+      expect(await page.locator('[data-test="certificate-status"]').innerText()).toMatch(/revoked/);
+      expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
+      expect(await call(t, `/api/certificates/${good.id}`, undefined, 'signatory')).toMatchObject({
+        status: 'revoked',
+        revocationReason: 'wrong specimen dimensions recorded',
+      });
+      await screenshot(page, 'certificate-revoked');
+
+      // a draft that cannot be issued: its blockers, and the server's refusal as it is worded
+      await page.goto(`${t.base}/#/certificates/${blocked.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${blocked.id}"] [data-test="blocker"]`, WAIT);
+      const blockers = (await call(t, `/api/certificates/${blocked.id}`, undefined, 'signatory')).blockers;
+      expect(blockers.length).toBeGreaterThan(0);
+      expect(await page.locator('[data-test="blocker"]').allInnerTexts()).toEqual(blockers);
+      await page.click('[data-test="certificate-issue"]');
+      await page.waitForSelector('[data-test="certificate-error"]', WAIT);
+      const direct = await t.fetch(
+        `/api/certificates/${blocked.id}/issue`,
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' },
+        'signatory',
+      );
+      expect(direct.status).toBe(409);
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe((await direct.json()).error);
+      expect(await page.locator('[data-test="certificate-view"]').getAttribute('data-status')).toBe('draft');
+      expect(signatory.errors).toEqual([]);
+    } finally {
+      await signatory.close();
+    }
+
+    const client = await signIn(browser, t, 'client');
+    try {
+      const { page } = client;
+      await page.goto(`${t.base}/#/certificates/${good.id}`);
+      await page.waitForSelector('[data-test="certificate-view"][data-status="revoked"]', WAIT);
+      expect(await page.locator('[data-test="revocation-reason"]').innerText()).toBe('wrong specimen dimensions recorded');
+      expect(await page.locator('[data-test="certificate-pdf"]').count()).toBe(1);
+      expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
+      expect(await page.locator('[data-test="certificate-issue"], [data-test="certificate-revoke"], [data-test="certificate-amend"]').count()).toBe(
+        0,
+      );
+      // the PDF link downloads the issued file
+      const pdf = await page.evaluate(
+        async (href) => {
+          const res = await fetch(href);
+          return { status: res.status, type: res.headers.get('content-type') };
+        },
+        await page.locator('[data-test="certificate-pdf"]').getAttribute('href'),
+      );
+      expect(pdf).toEqual({ status: 200, type: 'application/pdf' });
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  }, 45_000);
+});
+
+describe('amendments and who may sign', () => {
+  test('a signatory amends an issued certificate with a reason: the new one opens, the old one says amended by it', async () => {
+    const run = await completedRun('utm-1');
+    const old = await call(t, '/api/certificates', { run });
+    await call(t, `/api/certificates/${old.id}/issue`, {}, 'signatory');
+    let amendment;
+    const { page, errors, close } = await signIn(browser, t, 'signatory');
+    try {
+      // the run's view links to its certificate
+      await page.goto(`${t.base}/#/runs/${run}`);
+      await page.click(`[data-test="run-certificate"][data-certificate="${old.id}"]`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="valid"]`, WAIT);
+      await page.click('[data-test="certificate-amend"]');
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
+      await page.fill('[data-test="certificate-reason"]', 'customer name misspelt');
+      await page.click('[data-test="certificate-amend"]');
+      // the view moves to the amendment, issued at once
+      await page.waitForFunction(
+        (id) => {
+          const view = document.querySelector('[data-test="certificate-view"]');
+          return view !== null && view.getAttribute('data-certificate') !== id && view.getAttribute('data-status') === 'valid';
+        },
+        old.id,
+        WAIT,
+      );
+      amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
+      expect(await call(t, `/api/certificates/${amendment}`, undefined, 'signatory')).toMatchObject({
+        amends: old.id,
+        amendReason: 'customer name misspelt',
+        status: 'valid',
+      });
+      expect(await page.locator('[data-test="certificate-view"]').innerText()).toMatch(/customer name misspelt/);
+      await page.goto(`${t.base}/#/certificates/${old.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="amended"]`, WAIT);
+      expect(await page.locator('[data-test="amended-by"]').innerText()).toBe(amendment);
+      expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+    // a client reads the certificate in force: its status, its downloads, its verification link; no action
+    const client = await signIn(browser, t, 'client');
+    try {
+      await client.page.goto(`${t.base}/#/certificates/${amendment}`);
+      await client.page.waitForSelector(`[data-test="certificate-view"][data-certificate="${amendment}"][data-status="valid"]`, WAIT);
+      await client.page.waitForSelector('[data-test="certificate-verify"]', WAIT);
+      expect(await client.page.locator('[data-test="certificate-downloads"] a').count()).toBe(4);
+      expect(
+        await client.page.locator('[data-test="certificate-actions"], [data-test="certificate-amend"], [data-test="certificate-revoke"]').count(),
+      ).toBe(0);
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  }, 30_000);
+
+  test('a signatory who performed the run is refused, in the server words', async () => {
+    const draft = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
+    // the technician who performed the run becomes a signatory: the check is by person, not by role
+    const promoted = await t.fetch(
+      '/api/users/technician',
+      { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ role: 'signatory', reason: 'promoted' }) },
+      'admin',
+    );
+    expect(promoted.status).toBe(200);
+    const { page, errors, close } = await signIn(browser, t, 'technician');
+    try {
+      expect(await page.locator('[data-test="user"]').innerText()).toMatch(/\(signatory\)/);
+      await page.goto(`${t.base}/#/certificates/${draft.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${draft.id}"] [data-test="no-blockers"]`, WAIT);
+      await page.click('[data-test="certificate-issue"]');
+      const refusal = page.locator('[data-test="certificate-error"]');
+      await refusal.waitFor(WAIT);
+      expect(await refusal.innerText()).toMatch(/^technician performed run .*: the certificate must be approved by another signatory$/);
+      expect(await page.locator('[data-test="certificate-view"]').getAttribute('data-status')).toBe('draft');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+});
