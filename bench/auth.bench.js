@@ -7,8 +7,9 @@
 // servers run in a child process (`--serve`), so that the load generator does not share their event loop. Besides
 // latency, each round reads the child's CPU time: server CPU per request does not depend on what else the machine
 // runs, so it says what auth costs even when the load generator and its neighbours hold the rate below the target.
-// Environment: BENCH_AUTH_RATE (2000 requests/s), BENCH_AUTH_SECONDS (8 per round), BENCH_AUTH_ROUNDS (2).
-// Writes bench/results/auth.json (auth-<rate>.json for another rate).
+// Environment: BENCH_AUTH_RATE (2000 requests/s), BENCH_AUTH_SECONDS (8 per round), BENCH_AUTH_ROUNDS (2),
+// BENCH_AUTH_PATH (/api/instruments; /api/gateways is a light route, whose own work does not hold the rate down).
+// Writes bench/results/auth.json (auth-<rate>.json for another rate, auth-<route>.json for another path).
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { createInterface } from 'node:readline';
@@ -30,9 +31,19 @@ const params = {
   rounds: envNumber('BENCH_AUTH_ROUNDS', 2, 1, 20),
   connections: 20,
   instruments: 5,
-  route: 'GET /api/instruments',
+  route: `GET ${benchPath()}`,
   target: 'auth adds less than 10% to the mean and p99 latency',
 };
+/** BENCH_AUTH_PATH: a GET route of the API that an admin may read, without a query */
+function benchPath() {
+  const raw = process.env.BENCH_AUTH_PATH;
+  if (raw === undefined || raw === '') return '/api/instruments';
+  if (!/^\/api\/[a-z0-9/-]+$/.test(raw)) {
+    console.error(`${NAME}: BENCH_AUTH_PATH: expected a path such as /api/gateways, got "${raw}"`);
+    process.exit(2);
+  }
+  return raw;
+}
 const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
 
 if (process.argv[2] === '--serve') {
@@ -117,8 +128,8 @@ if (process.argv[2] === '--serve') {
   };
   const targets = {
     authenticateUs,
-    baseline: { url: `http://127.0.0.1:${baseline.address().port}/api/instruments`, headers: { authorization: 'Bearer anything' } },
-    auth: { url: `http://127.0.0.1:${server.httpPort}/api/instruments`, headers: { authorization: `Bearer ${token}` } },
+    baseline: { url: `http://127.0.0.1:${baseline.address().port}${params.route.slice(4)}`, headers: { authorization: 'Bearer anything' } },
+    auth: { url: `http://127.0.0.1:${server.httpPort}${params.route.slice(4)}`, headers: { authorization: `Bearer ${token}` } },
   };
   process.stdout.write(`${JSON.stringify(targets)}\n`);
   // the servers' CPU time on request: what a request costs, whatever else the machine is doing
@@ -221,7 +232,8 @@ if (process.argv[2] === '--serve') {
   // the machine is shared: its load during the run says how much to trust the figures
   results.loadAverage1m = round1(os.loadavg()[0]);
   // another rate is stored beside the 2,000 requests/s figures, not over them
-  const file = writeResult(params.rate === 2000 ? NAME : `${NAME}-${params.rate}`, { params, results, detail: rounds });
+  const routeName = params.route === 'GET /api/instruments' ? '' : `-${params.route.slice(9).replace(/[^a-z0-9]+/g, '-')}`;
+  const file = writeResult(`${NAME}${routeName}${params.rate === 2000 ? '' : `-${params.rate}`}`, { params, results, detail: rounds });
   log(
     `overhead: mean ${results.overheadPercent.mean}% (${results.overheadMs.mean} ms), p99 ${results.overheadPercent.p99}% (${results.overheadMs.p99} ms), server CPU ${results.overheadCpu.percent}% (${results.overheadCpu.usPerRequest} µs/request; one core serves ${results.overheadCpu.oneCoreCeiling} req/s); authenticate() ${results.authenticateUsPerCall.valid} µs a valid token, ${results.authenticateUsPerCall.unknown} µs an unknown one; wrote ${file}`,
   );
