@@ -1,8 +1,8 @@
 // What authentication and authorization cost a request: the same route (GET /api/instruments, 5 instruments)
 // of the same server code at a fixed 2,000 requests/s, with and without them, measured in one run.
 //   auth       the server as shipped: a bearer token, hashed and looked up in the sessions table, then the policy
-//   baseline   the same app (createApp, same store and registry) whose users module accepts every request as an
-//              admin without looking anything up; the policy check still runs (a role in a short list)
+//   baseline   the same server (a second one: same app, routers, middleware) whose users module takes every
+//              request for an admin's without looking anything up; the policy check still runs (a role in a short list)
 // After a warm-up the two are interleaved, in alternating order, so that a noisy neighbour hurts both alike. Both
 // servers run in a child process (`--serve`), so that the load generator does not share their event loop. Besides
 // latency, each round reads the child's CPU time: server CPU per request does not depend on what else the machine
@@ -11,14 +11,12 @@
 // BENCH_AUTH_PATH (/api/instruments; /api/gateways is a light route, whose own work does not hold the rate down).
 // Writes bench/results/auth.json (auth-<rate>.json for another rate, auth-<route>.json for another path).
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import pino from 'pino';
-import { createApp } from '../server/dist/src/api/app.js';
 import { LabtraceServer, serverConfigSchema } from '../server/dist/src/index.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
@@ -48,71 +46,58 @@ const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NA
 
 if (process.argv[2] === '--serve') {
   const logger = pino({ level: 'silent' });
-  const config = serverConfigSchema.parse({
-    lab: 'bench',
-    dataDir: mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-auth-')),
-    // the per-address rate limit is not what is measured here (the load comes from one address)
-    http: { host: '127.0.0.1', port: 0, rateLimit: false },
-    mqtt: { host: '127.0.0.1', port: 0 },
-  });
-  const server = new LabtraceServer(config, logger, { adminPassword: 'bench-admin-password', announce: () => undefined });
-  await server.start();
+  /** A server on its own data directory, with the gateway and instruments the route shows. */
   const now = Date.now();
-  const db = server.database.sqlite;
-  db.prepare('INSERT INTO gateways (id, lab, version, session, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(
-    'gw-b',
-    'bench',
-    't',
-    1,
-    now,
-    now,
-  );
-  for (let i = 0; i < params.instruments; i++)
-    db.prepare('INSERT INTO instruments (id, gateway, identity, channels, updated_at) VALUES (?, ?, ?, ?, ?)').run(
-      `inst-${i}`,
+  const startServer = async () => {
+    const config = serverConfigSchema.parse({
+      lab: 'bench',
+      dataDir: mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-auth-')),
+      // the per-address rate limit is not what is measured here (the load comes from one address)
+      http: { host: '127.0.0.1', port: 0, rateLimit: false },
+      mqtt: { host: '127.0.0.1', port: 0 },
+    });
+    const s = new LabtraceServer(config, logger, { adminPassword: 'bench-admin-password', announce: () => undefined });
+    await s.start();
+    const db = s.database.sqlite;
+    db.prepare('INSERT INTO gateways (id, lab, version, session, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)').run(
       'gw-b',
-      JSON.stringify({ maker: 'm', model: 'x', serialNumber: String(i) }),
-      JSON.stringify([
-        { name: 'force', unit: 'kN' },
-        { name: 'extension', unit: 'mm' },
-      ]),
+      'bench',
+      't',
+      1,
+      now,
       now,
     );
+    for (let i = 0; i < params.instruments; i++)
+      db.prepare('INSERT INTO instruments (id, gateway, identity, channels, updated_at) VALUES (?, ?, ?, ?, ?)').run(
+        `inst-${i}`,
+        'gw-b',
+        JSON.stringify({ maker: 'm', model: 'x', serialNumber: String(i) }),
+        JSON.stringify([
+          { name: 'force', unit: 'kN' },
+          { name: 'extension', unit: 'mm' },
+        ]),
+        now,
+      );
+    return s;
+  };
+  const server = await startServer();
   await server.users.create({ username: 'bench', role: 'system' }, { username: 'tech', role: 'technician', password: 'bench-tech-password' });
   const { token } = server.users.createApiToken({ username: 'bench', role: 'system' }, 'tech', 'bench', 3_600_000);
 
-  // the same app, with a users module that takes everyone for an admin
-  const everyone = {
-    authenticate: () => ({
-      userId: 1,
-      username: 'admin',
-      role: 'admin',
-      organization: null,
-      via: 'bearer',
-      mustChange: false,
-      csrf: '',
-      grantOrganizations: null,
-    }),
-  };
-  const baselineApp = createApp({
-    users: everyone,
-    audit: server.audit,
-    trust: { enrollment: server.enrollment, keys: server.keys, events: server.events },
-    store: server.store,
-    series: server.series,
-    registry: server.registry,
-    healthOf: (id) => server.ingest.healthOf(id),
-    // as the server's own app (server.ts): each instrument with its calibration status
-    calibrationOf: (id) => {
-      const { status, dueAt } = server.calibration.status(id);
-      return { status, dueAt };
-    },
-    logger,
-    dashboardDir: '/nonexistent',
-    health: { version: 'bench', brokerRunning: () => true, storeOk: () => Promise.resolve(true), connectedGateways: () => [] },
+  // the same server (same app, routers, middleware and policy check), whose users module takes every
+  // request for an admin's without looking anything up
+  const plain = await startServer();
+  plain.users.authenticate = () => ({
+    userId: 1,
+    username: 'admin',
+    role: 'admin',
+    organization: null,
+    via: 'bearer',
+    mustChange: false,
+    csrf: '',
+    grantOrganizations: null,
   });
-  const baseline = http.createServer(baselineApp);
-  await new Promise((resolve) => baseline.listen(0, '127.0.0.1', resolve));
+  const baseline = { address: () => ({ port: plain.httpPort }), close: (done) => void plain.stop().then(done) };
 
   // authentication alone, in the same process: a valid token (hashed, then its session and user read from SQLite) and
   // an unknown one (hashed, nothing found); microseconds a call, over 20,000 calls after 2,000 to warm up
@@ -133,7 +118,10 @@ if (process.argv[2] === '--serve') {
   };
   process.stdout.write(`${JSON.stringify(targets)}\n`);
   // the servers' CPU time on request: what a request costs, whatever else the machine is doing
-  createInterface({ input: process.stdin }).on('line', () => process.stdout.write(`${JSON.stringify(process.cpuUsage())}\n`));
+  createInterface({ input: process.stdin })
+    .on('line', () => process.stdout.write(`${JSON.stringify(process.cpuUsage())}\n`))
+    // the bench is gone (finished or failed): stop with it
+    .on('close', () => void stop());
   const stop = async () => {
     await new Promise((resolve) => baseline.close(resolve));
     await server.stop();
@@ -157,11 +145,16 @@ if (process.argv[2] === '--serve') {
     return (user + system) / 1000;
   };
   const { authenticateUs, ...targets } = JSON.parse(first);
+  // both answer the same (the instruments route: each of them)
+  const answers200 = [];
   for (const [name, t] of Object.entries(targets)) {
     const res = await fetch(t.url, { headers: t.headers });
     const body = await res.json();
-    if (res.status !== 200 || body.length !== params.instruments) throw new Error(`${name}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+    const wrong = res.status !== 200 || (params.route === 'GET /api/instruments' && body.length !== params.instruments);
+    if (wrong) throw new Error(`${name}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+    answers200.push(JSON.stringify(body));
   }
+  if (answers200[0] !== answers200[1]) throw new Error(`the two servers answer differently: ${answers200.map((a) => a.slice(0, 200)).join(' / ')}`);
   const anonymous = await fetch(targets.auth.url);
   if (anonymous.status !== 401) throw new Error(`the auth target answers ${anonymous.status} without a token`);
 
