@@ -114,9 +114,17 @@ export function observe(series: Series, statistic: ResultDefinition['statistic']
     case 'mean':
       value = series.values.reduce((s, v) => s + v, 0) / n;
       break;
-    case 'range':
-      value = Math.max(...series.values) - Math.min(...series.values);
+    case 'range': {
+      // a loop, not Math.max(...values): a long run has more samples than a call takes arguments
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const v of series.values) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      value = hi - lo;
       break;
+    }
   }
   const mean = series.values.reduce((s, v) => s + v, 0) / n;
   const stdDev = n > 1 ? Math.sqrt(series.values.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : 0;

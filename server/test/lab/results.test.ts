@@ -49,6 +49,11 @@ describe('the arithmetic', () => {
     expect(observe(s, 'range')?.value).toBe(4);
     expect(observe(s, 'last')?.value).toBe(3);
     expect(observe({ values: [], ts: [], instruments: [], excluded: 2 }, 'max')).toBeUndefined();
+    // a long run: more samples than a function call takes arguments
+    const n = 500_000;
+    const long = { values: Array.from({ length: n }, (_, i) => (i % 1000) / 10), ts: [], instruments: Array<string>(n).fill('a'), excluded: 0 };
+    expect(observe(long, 'range')?.value).toBeCloseTo(99.9, 9);
+    expect(observe(long, 'max')?.value).toBeCloseTo(99.9, 9);
   });
 });
 
