@@ -1,16 +1,20 @@
 // Benchmark of the trust code, in this process on one core: signed batches of measurement records as the
 // gateway makes them and the server checks them, next to the naive design of one Ed25519 signature per record.
 //
-//   gateway signing      signBatch: record encoding, leaf hashes, Merkle root, header JCS, one signature per batch
-//   server verification  verifyBatch: key id, header signature, sequence and time ranges, leaves and root again
+//   gateway signing      sealBatch, as the gateway's outbox calls it: record encoding into the wire form, leaf
+//                        hashes, Merkle root, header JCS, one signature per batch
+//   server verification  openBatch + verifyBatch, as the server's ingest calls them: the wire form decoded into
+//                        records, leaf hashes over the received bytes, key id, header signature, sequence and time
+//                        ranges, Merkle root
 //   naive                one Node crypto signature per record (its canonical bytes), and one verify per record
 //
-// Both sides run with Node's crypto as the processes do: the gateway's useNodeCrypto (SHA-256 and the signer),
-// and for the server a Node Ed25519 verifier installed through protocols' useEd25519Verifier (a KeyObject
-// cached per public key). Verification is also measured with protocols' default (noble, pure JavaScript), and
-// the time per batch is split into its parts (root, header signature) so that the figures show what dominates;
-// signing and verifying are measured once more with SHA-256 through createHash (a Hash object per call) for
-// comparison with what useNodeCrypto installs (crypto.hash, one call, where Node has it).
+// Both sides run with Node's crypto as the processes do: protocols' useNodeCrypto (the native batched SHA-256,
+// Ed25519 through Node), and for the server a Node Ed25519 verifier (a KeyObject cached per public key).
+// Verification is also measured with protocols' default (noble, pure JavaScript), and from record objects
+// (verifyBatch re-encoding them, as the tests do); the time per batch is split into its parts (encoding, root,
+// header signature) so that the figures show what dominates. Signing and verifying are measured once more
+// without the native module (SHA-256 through Node's one-shot crypto.hash, one call per hash: what runs where the
+// module could not be built), so the module's gain is a figure of the same run.
 // Batches hold 1,000 records (instrument ids utm-01..utm-50, channels force and extension, float64 values,
 // contiguous sequence numbers); 100 and 10,000 are measured too.
 //
@@ -24,12 +28,12 @@
 // Writes bench/results/trust.json. Exits non-zero when a check fails (a batch that does not verify, a forged
 // one that does); a figure below its target is reported, not an error.
 import { Buffer } from 'node:buffer';
-import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
+import crypto, { createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import * as trust from '../protocols/dist/src/index.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { useNodeCrypto } from '../gateway/dist/src/node-crypto.js';
+import { hashingInfo, useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { clockTicks, machineTicks, waitForQuiet } from './lib/proc.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
@@ -73,8 +77,16 @@ const verifierKey = trust.parseVerifierKey(trust.formatVerifierKey(GATEWAY, publ
 const privateKeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' });
 const publicKeyObject = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' });
 
-// the gateway's crypto: Node SHA-256 and Ed25519 signing behind protocols' hooks
-useNodeCrypto();
+// the gateway's crypto: the native batched SHA-256 and Node's Ed25519 signing behind protocols' hooks
+const hashing = useNodeCrypto();
+/** What runs where the native module is not built: one Node crypto.hash call per SHA-256. */
+function withoutNative() {
+  trust.useSha256Batch(undefined);
+  trust.useSha256((data) => {
+    const digest = crypto.hash('sha256', data, 'buffer');
+    return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+  });
+}
 
 /** The server's verifier: Node's crypto, one KeyObject per public key, created once. */
 const publicKeyObjects = new Map();
@@ -119,10 +131,9 @@ function makeBatches(size, count) {
   let prev = null;
   for (let b = 0; b < count; b++) {
     const samples = makeSamples(b * size, size, t0);
-    const signed = trust.signBatch(signerKey, GATEWAY, b, samples, prev);
+    const { signed, wire } = trust.sealBatch(signerKey, GATEWAY, b, samples, prev);
     prev = trust.headerHash(signed.header);
-    // the server sees the batch after JSON over MQTT: plain objects, as here
-    batches.push({ samples, signed: JSON.parse(JSON.stringify(signed)) });
+    batches.push({ samples, signed: JSON.parse(JSON.stringify(signed)), wire });
   }
   return batches;
 }
@@ -224,11 +235,16 @@ async function run() {
     let prev = null;
     return (i) => {
       const { samples } = pool[i % pool.length];
-      const signed = trust.signBatch(signerKey, GATEWAY, i, samples, prev);
+      const { signed } = trust.sealBatch(signerKey, GATEWAY, i, samples, prev);
       prev = trust.headerHash(signed.header);
     };
   };
+  // what the server's ingest does with a DATA payload
   const verifyAt = (pool) => (i) => {
+    const { signed, samples, leaves } = trust.openBatch(pool[i % pool.length].wire);
+    trust.verifyBatch(signed, samples, verifierKey, GATEWAY, leaves);
+  };
+  const verifyObjectsAt = (pool) => (i) => {
     const { samples, signed } = pool[i % pool.length];
     trust.verifyBatch(signed, samples, verifierKey, GATEWAY);
   };
@@ -238,6 +254,19 @@ async function run() {
   // the SHA-256 calls of a root of MAIN_SIZE records, without the rest: a leaf (0x00 || a record) and a node (0x01 || two hashes)
   const leafInput = new Uint8Array([0, ...trust.encodeRecord(GATEWAY, signerKey.keyId, main[0].samples[0])]);
   const nodeInput = new Uint8Array(65).fill(1);
+  // the bounds of the records in the wire form of a batch of the main pool (all its batches have the same layout)
+  const firstWire = trust.openBatch(main[0].wire);
+  const recordsAt = main[0].wire.length - firstWire.records.length;
+  const wireBounds = new Uint32Array(MAIN_SIZE + 1);
+  {
+    let k = 0;
+    trust.readRecords(firstWire.records, (_r, start, end, index) => {
+      wireBounds[index] = recordsAt + start;
+      wireBounds[index + 1] = recordsAt + end;
+      k++;
+    });
+    check(k === MAIN_SIZE, 'the main batch does not hold its records');
+  }
   const hashFloor = () => {
     for (let k = 0; k < MAIN_SIZE; k++) {
       trust.sha256(leafInput);
@@ -253,6 +282,13 @@ async function run() {
   // ---- correctness first: every figure below is only worth something if these hold
   const checkVerifier = (which) => {
     for (const { samples, signed } of main.slice(0, 3)) trust.verifyBatch(signed, samples, verifierKey, GATEWAY);
+    for (let k = 0; k < 3; k++) verifyAt(main)(k);
+    const changed = main[0].wire.slice();
+    changed[changed.length - 7] ^= 0x01; // a low bit of the last record's value
+    expectThrow(() => {
+      const opened = trust.openBatch(changed);
+      trust.verifyBatch(opened.signed, opened.samples, verifierKey, GATEWAY, opened.leaves);
+    }, `${which}: a wire batch with one changed bit verifies`);
     const { samples, signed } = main[0];
     const forged = { ...signed, signature: flipBit(signed.signature) };
     expectThrow(() => trust.verifyBatch(forged, samples, verifierKey, GATEWAY), `${which}: a batch with a flipped signature bit verifies`);
@@ -272,7 +308,7 @@ async function run() {
   const flatSigs = flat.map((s) => sign(null, trust.encodeRecord(GATEWAY, signerKey.keyId, s), privateKeyObject));
   const verifierName = hasVerifierHook ? 'node' : 'noble';
   const jobs = [
-    { key: 'sign1000', label: `signBatch, ${MAIN_SIZE} records`, units: MAIN_SIZE, fn: signAt(main) },
+    { key: 'sign1000', label: `sealBatch, ${MAIN_SIZE} records`, units: MAIN_SIZE, fn: signAt(main) },
     {
       key: 'rootOnly',
       label: `root of ${MAIN_SIZE} records (encode+leaves+root)`,
@@ -281,20 +317,39 @@ async function run() {
     },
     { key: 'encodeOnly', label: `encode ${MAIN_SIZE} records (canonical bytes)`, units: MAIN_SIZE, fn: encodeAt(main) },
     { key: 'hashFloor', label: `2 x ${MAIN_SIZE} SHA-256 (leaf, node)`, units: MAIN_SIZE, fn: hashFloor },
-    { key: 'hashFloorCreateHash', label: `2 x ${MAIN_SIZE} SHA-256 (leaf, node), createHash`, units: MAIN_SIZE, fn: hashFloor, sha: 'createHash' },
+    {
+      key: 'hashSlicesOnly',
+      label: `leaves of ${MAIN_SIZE} records, one batched call`,
+      units: MAIN_SIZE,
+      fn: (i) => trust.hashSlices(main[i % main.length].wire, wireBounds),
+    },
+    { key: 'hashFloorNoNative', label: `2 x ${MAIN_SIZE} SHA-256 (leaf, node), no native`, units: MAIN_SIZE, fn: hashFloor, sha: 'noNative' },
     {
       key: 'headerSign',
       label: 'header: JCS + Node sign',
       units: 1,
       fn: (i) => trust.signEd25519(trust.canonicalBytes(main[i % main.length].signed.header), seed),
     },
-    { key: 'verify1000Noble', label: `verifyBatch, ${MAIN_SIZE} records, noble verifier`, units: MAIN_SIZE, fn: verifyAt(main), verifier: 'noble' },
+    { key: 'verify1000Noble', label: `open+verifyBatch, ${MAIN_SIZE} records, noble verifier`, units: MAIN_SIZE, fn: verifyAt(main), verifier: 'noble' },
+    {
+      key: 'verifyObjects',
+      label: `verifyBatch from objects, ${MAIN_SIZE} records`,
+      units: MAIN_SIZE,
+      fn: verifyObjectsAt(main),
+      verifier: hasVerifierHook ? 'node' : 'noble',
+    },
+    {
+      key: 'openOnly',
+      label: `openBatch (decode + leaves), ${MAIN_SIZE} records`,
+      units: MAIN_SIZE,
+      fn: (i) => trust.openBatch(main[i % main.length].wire),
+    },
     { key: 'headerVerifyNoble', label: 'header: JCS + noble verify', units: 1, fn: headerVerify, verifier: 'noble' },
     ...(hasVerifierHook
       ? [
           {
             key: 'verify1000Node',
-            label: `verifyBatch, ${MAIN_SIZE} records, Node verifier`,
+            label: `open+verifyBatch, ${MAIN_SIZE} records, Node verifier`,
             units: MAIN_SIZE,
             fn: verifyAt(main),
             verifier: 'node',
@@ -326,22 +381,22 @@ async function run() {
       },
     },
     ...SIZES.filter((size) => size !== MAIN_SIZE).flatMap((size) => [
-      { key: `sign${size}`, label: `signBatch, ${size} records`, units: size, fn: signAt(pools.get(size)) },
+      { key: `sign${size}`, label: `sealBatch, ${size} records`, units: size, fn: signAt(pools.get(size)) },
       {
         key: `verify${size}`,
-        label: `verifyBatch, ${size} records, ${verifierName} verifier`,
+        label: `open+verifyBatch, ${size} records, ${verifierName} verifier`,
         units: size,
         fn: verifyAt(pools.get(size)),
         verifier: verifierName,
       },
     ]),
-    { key: 'signCreateHash', label: `signBatch, ${MAIN_SIZE} records, createHash SHA-256`, units: MAIN_SIZE, fn: signAt(main), sha: 'createHash' },
+    { key: 'signNoNative', label: `sealBatch, ${MAIN_SIZE} records, no native module`, units: MAIN_SIZE, fn: signAt(main), sha: 'noNative' },
     {
-      key: 'verifyCreateHash',
-      label: `verifyBatch, ${MAIN_SIZE} records, createHash SHA-256`,
+      key: 'verifyNoNative',
+      label: `open+verifyBatch, ${MAIN_SIZE} records, no native module`,
       units: MAIN_SIZE,
       fn: verifyAt(main),
-      sha: 'createHash',
+      sha: 'noNative',
       verifier: verifierName,
     },
   ];
@@ -350,9 +405,9 @@ async function run() {
     checkVerifier('node');
   }
   const setUp = (job) => {
+    useNodeCrypto(); // what the gateway and the server install
     if (hasVerifierHook) trust.useEd25519Verifier(job.verifier === 'node' ? nodeVerifier : nobleVerifier);
-    useNodeCrypto(); // what the gateway installs
-    if (job.sha === 'createHash') trust.useSha256((data) => new Uint8Array(createHash('sha256').update(data).digest()));
+    if (job.sha === 'noNative') withoutNative();
   };
   const rounds = new Map(jobs.map((job) => [job.key, []]));
   for (let round = 0; round < params.rounds; round++) {
@@ -401,7 +456,9 @@ async function run() {
     splitUsPerBatch: {
       encodeRecords: m.encodeOnly.usPerCall,
       sha256Calls: m.hashFloor.usPerCall,
-      sha256CallsCreateHash: m.hashFloorCreateHash.usPerCall,
+      sha256CallsNoNative: m.hashFloorNoNative.usPerCall,
+      leavesBatched: m.hashSlicesOnly.usPerCall,
+      openBatch: m.openOnly.usPerCall,
       root: rootOnly.usPerCall,
       headerSignNode: headerSign.usPerCall,
       headerVerifyNode: headerVerifyNode?.usPerCall ?? null,
@@ -409,11 +466,14 @@ async function run() {
       signBatch: sign1000.usPerCall,
       verifyBatchNode: verify1000Node?.usPerCall ?? null,
       verifyBatchNoble: verify1000Noble.usPerCall,
+      verifyFromObjects: m.verifyObjects.usPerCall,
     },
-    withCreateHashSha256: {
-      signRecordsPerSecond: m.signCreateHash.perSecond,
-      verifyRecordsPerSecond: m.verifyCreateHash.perSecond,
+    withoutNativeModule: {
+      signRecordsPerSecond: m.signNoNative.perSecond,
+      verifyRecordsPerSecond: m.verifyNoNative.perSecond,
+      nativeGain: { sign: round1(sign1000.perSecond / m.signNoNative.perSecond), verify: round1(serverVerify.perSecond / m.verifyNoNative.perSecond) },
     },
+    hashing,
     meetsTarget: sign1000.perSecond >= TARGETS.signRecordsPerSecond && serverVerify.perSecond >= TARGETS.verifyRecordsPerSecond,
   };
   if (!hasVerifierHook)
@@ -466,20 +526,20 @@ function printTable(r) {
   const rows = [
     ['figure', 'value', 'unit', 'target', 'pass'],
     [
-      `gateway signBatch (${MAIN_SIZE})`,
+      `gateway sealBatch (${MAIN_SIZE})`,
       r.gatewaySign.recordsPerSecond,
       'records/s',
       `>= ${fmt(r.gatewaySign.target)}`,
       r.gatewaySign.pass ? 'yes' : 'NO',
     ],
     [
-      `server verifyBatch (${MAIN_SIZE}, ${r.serverVerify.verifier})`,
+      `server open+verifyBatch (${MAIN_SIZE}, ${r.serverVerify.verifier})`,
       r.serverVerify.recordsPerSecond,
       'records/s',
       `>= ${fmt(r.serverVerify.target)}`,
       r.serverVerify.pass ? 'yes' : 'NO',
     ],
-    [`server verifyBatch (${MAIN_SIZE}, noble)`, r.serverVerifyNoble.recordsPerSecond, 'records/s', '', ''],
+    [`server open+verifyBatch (${MAIN_SIZE}, noble)`, r.serverVerifyNoble.recordsPerSecond, 'records/s', '', ''],
     ['naive: sign per record (Node)', r.naive.signRecordsPerSecond, 'records/s', '', ''],
     ['naive: verify per record (Node)', r.naive.verifyRecordsPerSecond, 'records/s', '', ''],
     ['batch / naive, signing', r.batchOverNaive.sign, 'x', '', ''],
@@ -488,13 +548,16 @@ function printTable(r) {
     ...SIZES.map((size) => [`verifyBatch, batch of ${size}`, r.bySize.verifyRecordsPerSecond[size], 'records/s', '', '']),
     [`encode ${MAIN_SIZE} records`, r.splitUsPerBatch.encodeRecords, 'us/batch', '', ''],
     [`2 x ${MAIN_SIZE} SHA-256 calls`, r.splitUsPerBatch.sha256Calls, 'us/batch', '', ''],
-    [`2 x ${MAIN_SIZE} SHA-256 calls, createHash`, r.splitUsPerBatch.sha256CallsCreateHash, 'us/batch', '', ''],
+    [`2 x ${MAIN_SIZE} SHA-256 calls, no native module`, r.splitUsPerBatch.sha256CallsNoNative, 'us/batch', '', ''],
+    [`leaves of ${MAIN_SIZE} records, one batched call`, r.splitUsPerBatch.leavesBatched, 'us/batch', '', ''],
+    [`openBatch of ${MAIN_SIZE} records (decode + leaves)`, r.splitUsPerBatch.openBatch, 'us/batch', '', ''],
+    [`verifyBatch from ${MAIN_SIZE} record objects`, r.splitUsPerBatch.verifyFromObjects, 'us/batch', '', ''],
     [`root of ${MAIN_SIZE} records (all of it)`, r.splitUsPerBatch.root, 'us/batch', '', ''],
     ['header JCS + sign (Node)', r.splitUsPerBatch.headerSignNode, 'us/batch', '', ''],
     ['header JCS + verify (Node)', r.splitUsPerBatch.headerVerifyNode, 'us/batch', '', ''],
     ['header JCS + verify (noble)', r.splitUsPerBatch.headerVerifyNoble, 'us/batch', '', ''],
-    ['signBatch, SHA-256 by createHash', r.withCreateHashSha256.signRecordsPerSecond, 'records/s', '', ''],
-    ['verifyBatch, SHA-256 by createHash', r.withCreateHashSha256.verifyRecordsPerSecond, 'records/s', '', ''],
+    ['sealBatch, no native module', r.withoutNativeModule.signRecordsPerSecond, 'records/s', '', ''],
+    ['open+verifyBatch, no native module', r.withoutNativeModule.verifyRecordsPerSecond, 'records/s', '', ''],
   ].map((row) => row.map(fmt));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   const line = (row) => row.map((c, i) => (i === 0 || i === 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

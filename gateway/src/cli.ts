@@ -5,7 +5,7 @@ import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
 import { enroll, rotateKey } from './identity/enroll.js';
 import { createIdentity } from './identity/identity.js';
-import { useNodeCrypto } from './node-crypto.js';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { describe } from './modbus/link.js';
 import { planReads } from './modbus/read-plan.js';
 import { Gateway } from './gateway.js';

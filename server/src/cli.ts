@@ -8,7 +8,7 @@ import { hashPassword } from './broker/passwords.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
 import { createLogger } from './log.js';
 import { LabtraceServer } from './server.js';
-import { useNodeCrypto } from './node-crypto.js';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from './store/database.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';

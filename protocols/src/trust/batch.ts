@@ -7,17 +7,15 @@ import { type BatchHeader, type Sample, type SignedBatch } from '../measurement.
 import { fromBase64, fromHex, toBase64, toHex } from './bytes.js';
 import { ed25519KeyId, signEd25519, verifyEd25519, type SignerKey, type VerifierKey } from './ed25519.js';
 import { canonicalBytes } from './jcs.js';
-import { rootOf } from './merkle.js';
-import { encodeRecords, readRecords, recordLeafHash } from './record.js';
+import { rootOf, rootOfPacked } from './merkle.js';
+import { encodeRecords, readRecords } from './record.js';
 import { batchHeaderSchema } from '../measurement.js';
-import { sha256 } from './sha256.js';
+import { hashSlices, sha256, unpackHashes } from './sha256.js';
 
 export { batchHeaderSchema, signedBatchSchema, type BatchHeader, type SignedBatch } from '../measurement.js';
 
 export function recordsRoot(gateway: string, keyId: Uint8Array, samples: readonly Sample[]): Uint8Array {
-  const leaves = new Array<Uint8Array>(samples.length);
-  samples.forEach((s, i) => (leaves[i] = recordLeafHash(gateway, keyId, s)));
-  return rootOf(leaves);
+  return rootOfPacked(encodeRecords(gateway, keyId, samples).packedLeaves);
 }
 
 export function headerHash(header: BatchHeader): Uint8Array {
@@ -106,8 +104,8 @@ export function sealBatch(
   samples: readonly Sample[],
   prev: Uint8Array | null,
 ): { signed: SignedBatch; wire: Uint8Array } {
-  const { bytes, leaves } = encodeRecords(gateway, key.keyId, samples);
-  const header = batchHeader(gateway, key, batch, samples, rootOf(leaves), prev);
+  const { bytes, packedLeaves } = encodeRecords(gateway, key.keyId, samples);
+  const header = batchHeader(gateway, key, batch, samples, rootOfPacked(packedLeaves), prev);
   const headerBytes = canonicalBytes(header);
   const signature = signEd25519(headerBytes, key.seed);
   const wire = new Uint8Array(4 + 4 + headerBytes.length + 64 + 4 + bytes.length);
@@ -164,7 +162,7 @@ export function openBatch(
   const recordsStart = at;
   const records = wire.subarray(recordsStart);
   const samples: Sample[] = [];
-  const leaves: Uint8Array[] = [];
+  const bounds = new Uint32Array(count + 1);
   let read = 0;
   let last = 0;
   try {
@@ -173,7 +171,8 @@ export function openBatch(
         if (record.gateway !== header.gateway) fail(`records[${i}] names gateway "${record.gateway}", the header "${header.gateway}"`);
         for (let k = 0; k < 4; k++)
           if (record.keyId[k] !== keyId[k]) fail(`records[${i}] names key ${toHex(record.keyId)}, the header ${header.keyId}`);
-        if (withLeaves) leaves.push(sha256(records.subarray(start, end)));
+        bounds[i] = start;
+        bounds[i + 1] = end;
         samples.push(record.sample);
         last = end;
         return i < count - 1; // the header's count of records, then stop
@@ -184,5 +183,7 @@ export function openBatch(
   }
   if (read < count) fail(`ends before records[${read}]`);
   if (last !== records.length) fail(`${records.length - last} bytes after the last record`);
+  // the leaves over the very bytes received, in one batched call where native hashing is installed
+  const leaves = withLeaves ? unpackHashes(hashSlices(records, bounds)) : [];
   return { signed: { header, signature }, samples, leaves, records };
 }

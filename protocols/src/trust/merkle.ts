@@ -4,7 +4,7 @@
 // are used on them because those truncate to 32 bits.
 import { bytesEqual, toHex } from './bytes.js';
 import { TrustError } from './errors.js';
-import { HASH_SIZE, sha256, sha256Parts } from './sha256.js';
+import { HASH_SIZE, sha256, sha256Batch, sha256Parts, unpackHashes } from './sha256.js';
 
 const LEAF_PREFIX = new Uint8Array([0x00]);
 const NODE_PREFIX = new Uint8Array([0x01]);
@@ -49,6 +49,17 @@ export interface SubtreeHash {
 
 /** Root of the tree with these leaf hashes (MTH, RFC 9162 section 2.1.1). */
 export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
+  const batch = sha256Batch();
+  if (batch !== undefined && leafHashes.length > 1) {
+    const packed = new Uint8Array(HASH_SIZE * leafHashes.length);
+    leafHashes.forEach((leaf, i) => {
+      checkHash(leaf, `leaf hash ${i}`);
+      packed.set(leaf, HASH_SIZE * i);
+    });
+    const root = new Uint8Array(HASH_SIZE);
+    batch.merkleRoot(packed, root);
+    return root;
+  }
   // the compact tree's peaks, without recording the subtrees it completes
   const peaks: Uint8Array[] = [];
   leafHashes.forEach((leaf, i) => {
@@ -62,6 +73,16 @@ export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
     peaks.push(hash);
   });
   return foldRight(peaks) ?? EMPTY_ROOT;
+}
+
+/** Root of the tree whose leaf hashes are packed one after another, 32 bytes each (as hashSlices gives them). */
+export function rootOfPacked(packed: Uint8Array): Uint8Array {
+  if (packed.length % HASH_SIZE !== 0) throw new TrustError('bad-length', `packed leaf hashes: ${packed.length} bytes is not a multiple of ${HASH_SIZE}`);
+  const batch = sha256Batch();
+  if (batch === undefined) return rootOf(unpackHashes(packed));
+  const root = new Uint8Array(HASH_SIZE);
+  batch.merkleRoot(packed, root);
+  return root;
 }
 
 /** Root of the tree of the first `size` leaves of a log. */

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseSignerKey, parseWith } from '@labtrace/protocols';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
 import { TransparencyLog } from '../log/transparency-log.js';
-import { useNodeCrypto } from '../node-crypto.js';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from '../store/database.js';
 import { exportBundle } from './bundle.js';
 import { runSelections } from './run-selection.js';

@@ -3,7 +3,7 @@
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
 import { parseArgs } from 'node:util';
 import { exitCodeOf, formatReport, verifyBundle, type BundleFiles } from '@labtrace/protocols';
-import { useNodeCrypto } from '../node-crypto.js';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { readBundle, readText } from './read-bundle.js';
 
 export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]

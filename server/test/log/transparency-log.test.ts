@@ -33,7 +33,7 @@ import { errorHandler } from '../../src/api/errors.js';
 import { createLogger } from '../../src/log.js';
 import { logRoutes } from '../../src/log/log-routes.js';
 import { MAX_ENTRIES_PER_READ, TransparencyLog, type TransparencyLogOptions } from '../../src/log/transparency-log.js';
-import { useNodeCrypto } from '../../src/node-crypto.js';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from '../../src/store/database.js';
 
 useNodeCrypto();
