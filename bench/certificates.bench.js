@@ -23,7 +23,7 @@ import mqtt from 'mqtt';
 import pino from 'pino';
 import { formatSignerKey, formatVerifierKey, parseSignerKey, publicKeyFromSeed, signBatch, topicFor } from '../protocols/dist/src/index.js';
 import { hashPassword, LabtraceServer, serverConfigSchema } from '../server/dist/src/index.js';
-import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
+import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { percentile, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 

@@ -22,7 +22,7 @@ import pino from 'pino';
 import * as protocols from '../protocols/dist/src/index.js';
 import { InfluxWriter, toLineProtocol } from '../protocols/dist/src/influx/index.js';
 import { Influxd } from '../protocols/dist/test/helpers/influxd.js';
-import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
+import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { MeasurementStore } from '../server/dist/src/store/measurement-store.js';
 import { InfluxSeries } from '../server/dist/src/store/series/influx-series.js';
@@ -139,15 +139,21 @@ async function main() {
     const signedBatches = [];
     for (let first = 0, b = 0; first < params.lines; first += params.embeddedBatchSamples, b++) {
       const samples = samplesFrom(first, Math.min(params.embeddedBatchSamples, params.lines - first));
-      const signed = protocols.signBatch(key, GATEWAY, b, samples, null);
-      signedBatches.push({ samples, signed, hash: protocols.toBase64(protocols.headerHash(signed.header)) });
+      // as ingest has it: the batch opened from its wire form, the received record bytes stored as they are
+      const opened = protocols.openBatch(protocols.sealBatch(key, GATEWAY, b, samples, null).wire, { leaves: false });
+      signedBatches.push({
+        samples: opened.samples,
+        signed: opened.signed,
+        records: opened.records,
+        hash: protocols.toBase64(protocols.headerHash(opened.signed.header)),
+      });
     }
     // timed apart: the durable store of the batches (what the ACK waits for) and the per-sample index after it
     let storeMs = 0;
     let indexMs = 0;
-    for (const { samples, signed, hash } of signedBatches) {
+    for (const { samples, signed, records, hash } of signedBatches) {
       t = performance.now();
-      database.sqlite.transaction(() => store.store(GATEWAY, samples, signed, hash))();
+      database.sqlite.transaction(() => store.store(GATEWAY, samples, signed, hash, Date.now(), records))();
       storeMs += performance.now() - t;
       if (store.indexBacklog > 16) {
         t = performance.now();

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as trust from '../protocols/dist/src/index.js';
-import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
+import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { round1, writeResult } from './lib/result.js';

@@ -330,7 +330,13 @@ async function run() {
       units: 1,
       fn: (i) => trust.signEd25519(trust.canonicalBytes(main[i % main.length].signed.header), seed),
     },
-    { key: 'verify1000Noble', label: `open+verifyBatch, ${MAIN_SIZE} records, noble verifier`, units: MAIN_SIZE, fn: verifyAt(main), verifier: 'noble' },
+    {
+      key: 'verify1000Noble',
+      label: `open+verifyBatch, ${MAIN_SIZE} records, noble verifier`,
+      units: MAIN_SIZE,
+      fn: verifyAt(main),
+      verifier: 'noble',
+    },
     {
       key: 'verifyObjects',
       label: `verifyBatch from objects, ${MAIN_SIZE} records`,
@@ -471,7 +477,10 @@ async function run() {
     withoutNativeModule: {
       signRecordsPerSecond: m.signNoNative.perSecond,
       verifyRecordsPerSecond: m.verifyNoNative.perSecond,
-      nativeGain: { sign: round1(sign1000.perSecond / m.signNoNative.perSecond), verify: round1(serverVerify.perSecond / m.verifyNoNative.perSecond) },
+      nativeGain: {
+        sign: round1(sign1000.perSecond / m.signNoNative.perSecond),
+        verify: round1(serverVerify.perSecond / m.verifyNoNative.perSecond),
+      },
     },
     hashing,
     meetsTarget: sign1000.perSecond >= TARGETS.signRecordsPerSecond && serverVerify.perSecond >= TARGETS.verifyRecordsPerSecond,

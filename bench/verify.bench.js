@@ -22,7 +22,7 @@ import * as trust from '../protocols/dist/src/index.js';
 import { exportBundle } from '../server/dist/src/export/bundle.js';
 import { readBundle } from '../server/dist/src/export/read-bundle.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
-import { useNodeCrypto } from '../server/dist/src/node-crypto.js';
+import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import { toHex } from '../../protocols/dist/src/index.js';
-import { useNodeCrypto } from '../../gateway/dist/src/node-crypto.js';
+import { useNodeCrypto } from '../../protocols/dist/src/node/index.js';
 import { Sequencer } from '../../gateway/dist/src/sequencer.js';
 import { Outbox } from '../../gateway/dist/src/outbox/outbox.js';
 import { MQTT_SINK, MqttUplink } from '../../gateway/dist/src/uplink/mqtt-uplink.js';

@@ -77,7 +77,8 @@ export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
 
 /** Root of the tree whose leaf hashes are packed one after another, 32 bytes each (as hashSlices gives them). */
 export function rootOfPacked(packed: Uint8Array): Uint8Array {
-  if (packed.length % HASH_SIZE !== 0) throw new TrustError('bad-length', `packed leaf hashes: ${packed.length} bytes is not a multiple of ${HASH_SIZE}`);
+  if (packed.length % HASH_SIZE !== 0)
+    throw new TrustError('bad-length', `packed leaf hashes: ${packed.length} bytes is not a multiple of ${HASH_SIZE}`);
   const batch = sha256Batch();
   if (batch === undefined) return rootOf(unpackHashes(packed));
   const root = new Uint8Array(HASH_SIZE);

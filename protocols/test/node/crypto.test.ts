@@ -30,7 +30,9 @@ import {
 import { hashingInfo, loadNativeHash, useNodeCrypto } from '@labtrace/protocols/node';
 import { readVector, unhex } from '../vectors.js';
 
-const vectors = readVector<{ vectors: { secretKey: string; publicKey: string; message: string; signature: string }[] }>('rfc8032/ed25519.json').vectors;
+const vectors = readVector<{ vectors: { secretKey: string; publicKey: string; message: string; signature: string }[] }>(
+  'rfc8032/ed25519.json',
+).vectors;
 const roots = readVector<{ leafInputsHex: string[]; rootsBySize: string[] }>('rfc6962/roots.json');
 
 const samples: Sample[] = Array.from({ length: 7 }, (_, i) => ({
@@ -128,7 +130,9 @@ describe('the native batched SHA-256', () => {
     expect(() => native.hashSlices(bytes, Uint32Array.from([50, 10]), new Uint8Array(32))).toThrow(/decrease/);
     expect(() => native.hashSlices(bytes, Uint32Array.from([0, 10, 20]), new Uint8Array(32))).toThrow(/fewer than 32 bytes per slice/);
     // (the errors are TypeError and RangeError of the main realm, not of the test's, so matched by message)
-    expect(() => native.hashSlices(bytes, [0, 10] as unknown as Uint32Array, new Uint8Array(32))).toThrow(/^hashSlices\(bytes: Uint8Array, bounds: Uint32Array/);
+    expect(() => native.hashSlices(bytes, [0, 10] as unknown as Uint32Array, new Uint8Array(32))).toThrow(
+      /^hashSlices\(bytes: Uint8Array, bounds: Uint32Array/,
+    );
     expect(() => native.merkleRoot(new Uint8Array(33), new Uint8Array(32))).toThrow(/not a whole number of 32-byte hashes/);
     expect(() => native.merkleRoot(new Uint8Array(64), new Uint8Array(31))).toThrow(/out holds fewer than 32 bytes/);
     expect(() => native.sha256('abc' as unknown as Uint8Array, new Uint8Array(32))).toThrow(/^sha256\(data: Uint8Array/);
@@ -136,7 +140,12 @@ describe('the native batched SHA-256', () => {
   });
 
   test('a batch sealed with native hashing opens and verifies in pure JavaScript, and the other way round', () => {
-    const many: Sample[] = Array.from({ length: 1000 }, (_, i) => ({ ...samples[i % 7]!, seq: 500 + i, ts: 1_800_000_000_000 + i, value: Math.sin(i) }));
+    const many: Sample[] = Array.from({ length: 1000 }, (_, i) => ({
+      ...samples[i % 7]!,
+      seq: 500 + i,
+      ts: 1_800_000_000_000 + i,
+      value: Math.sin(i),
+    }));
     const pureSealed = sealBatch(key, 'gw-1', 9, many, null);
     const pureLeaves = encodeRecords('gw-1', key.keyId, many).packedLeaves;
     useNodeCrypto();

@@ -29,6 +29,8 @@ interface Row {
 }
 
 const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
+/** rows per INSERT statement of the per-sample index (9 parameters each; SQLite allows 32,766) */
+const INSERT_ROWS = 64;
 
 function valueOf(row: Row): LiveSample['value'] {
   switch (row.kind) {
@@ -68,7 +70,7 @@ export interface SeriesPoint {
 }
 
 interface Statements {
-  insertMany: (gateway: string, samples: Sample[]) => Sample[];
+  insertMany: (gateway: string, samples: Sample[]) => number;
   latest: Statement;
   history: Statement;
   count: Statement;
@@ -101,9 +103,11 @@ export class MeasurementStore {
   /** Prepares the statements; call after the schema is migrated. */
   open(): void {
     const db = this.database.sqlite;
-    const insert = db.prepare(
-      'INSERT OR IGNORE INTO samples (gateway, seq, stream, ts, num, text, kind, quality, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
+    // rows go in INSERT_ROWS at a time: one statement step per 64 rows costs much less than one per row
+    const columns = '(gateway, seq, stream, ts, num, text, kind, quality, reason)';
+    const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+    const insertOne = db.prepare(`INSERT OR IGNORE INTO samples ${columns} VALUES ${one}`);
+    const insertChunk = db.prepare(`INSERT OR IGNORE INTO samples ${columns} VALUES ${Array(INSERT_ROWS).fill(one).join(', ')}`);
     const getOne = db.prepare(
       'SELECT st.instrument, st.channel, s.ts FROM samples s JOIN streams st ON st.id = s.stream WHERE s.gateway = ? AND s.seq = ?',
     );
@@ -115,47 +119,72 @@ export class MeasurementStore {
         'INSERT INTO streams (gateway, instrument, channel, unit) VALUES (?, ?, ?, ?) ON CONFLICT(gateway, instrument, channel, unit) DO UPDATE SET unit = excluded.unit RETURNING id',
       )
       .pluck();
-    const insertMany = db.transaction((gateway: string, samples: Sample[]) => {
+    const params: unknown[] = new Array(INSERT_ROWS * 9);
+    /**
+     * After an insert that left some rows out (they were there): a resent record is identical; a different record
+     * under a stored number means the gateway reused sequence numbers (a wiped or restored data directory), and
+     * acknowledging it would lose it.
+     */
+    const checkStored = (gateway: string, gw: number, samples: Sample[], from: number, to: number): void => {
+      for (let i = from; i < to; i++) {
+        const s = samples[i]!;
+        const stored = getOne.get(gw, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
+        if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
+          throw new LabtraceError(
+            'E_STORE',
+            `sequence number ${s.seq} of ${gateway} is already stored for another record (${stored.instrument}/${stored.channel} at ${stored.ts})`,
+          );
+        }
+      }
+    };
+    const insertMany = db.transaction((gateway: string, samples: Sample[]): number => {
       let gw = this.gatewayIds.get(gateway);
       if (gw === undefined) {
         gw = gatewayId.get(gateway) as number;
         this.gatewayIds.set(gateway, gw);
       }
-      const fresh: Sample[] = [];
-      for (const s of samples) {
-        const key = `${gateway}\u0000${s.instrument}\u0000${s.channel}\u0000${s.unit}`;
-        let stream = this.streamIds.get(key);
-        if (stream === undefined) {
-          stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
-          this.streamIds.set(key, stream);
+      let inserted = 0;
+      let lastKey = '';
+      let lastStream = 0;
+      const fill = (s: Sample, at: number): void => {
+        const key = `${s.instrument}\u0000${s.channel}\u0000${s.unit}`;
+        let stream = lastStream;
+        if (key !== lastKey) {
+          const full = `${gateway}\u0000${key}`;
+          const known = this.streamIds.get(full);
+          if (known === undefined) {
+            stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
+            this.streamIds.set(full, stream);
+          } else stream = known;
+          lastKey = key;
+          lastStream = stream;
         }
         const v = s.value;
         const kind = v === null ? 0 : v === false ? 1 : v === true ? 2 : typeof v === 'number' ? 3 : 4;
-        const info = insert.run(
-          gw,
-          s.seq,
-          stream,
-          s.ts,
-          kind === 3 ? v : null,
-          kind === 4 ? v : null,
-          kind,
-          QUALITY_CODE[s.quality],
-          s.reason ?? null,
-        );
-        if (info.changes > 0) fresh.push(s);
-        else {
-          // A resent record is identical; a different record under a stored number means the gateway
-          // reused sequence numbers (a wiped or restored data directory). Acknowledging would lose it.
-          const stored = getOne.get(gw, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
-          if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
-            throw new LabtraceError(
-              'E_STORE',
-              `sequence number ${s.seq} of ${gateway} is already stored for another record (${stored.instrument}/${stored.channel} at ${stored.ts})`,
-            );
-          }
-        }
+        params[at] = gw;
+        params[at + 1] = s.seq;
+        params[at + 2] = stream;
+        params[at + 3] = s.ts;
+        params[at + 4] = kind === 3 ? v : null;
+        params[at + 5] = kind === 4 ? v : null;
+        params[at + 6] = kind;
+        params[at + 7] = QUALITY_CODE[s.quality];
+        params[at + 8] = s.reason ?? null;
+      };
+      let i = 0;
+      for (; i + INSERT_ROWS <= samples.length; i += INSERT_ROWS) {
+        for (let k = 0; k < INSERT_ROWS; k++) fill(samples[i + k]!, 9 * k);
+        const changes = insertChunk.run(params).changes;
+        inserted += changes;
+        if (changes < INSERT_ROWS) checkStored(gateway, gw, samples, i, i + INSERT_ROWS);
       }
-      return fresh;
+      for (; i < samples.length; i++) {
+        fill(samples[i]!, 0);
+        const changes = insertOne.run(params.slice(0, 9)).changes;
+        inserted += changes;
+        if (changes === 0) checkStored(gateway, gw, samples, i, i + 1);
+      }
+      return inserted;
     });
     this.prepared = {
       insertMany,
