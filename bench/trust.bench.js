@@ -33,7 +33,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import * as trust from '../protocols/dist/src/index.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { hashingInfo, useNodeCrypto } from '../protocols/dist/src/node/index.js';
+import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { clockTicks, machineTicks, waitForQuiet } from './lib/proc.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';

@@ -126,8 +126,7 @@ export class MeasurementStore {
      * acknowledging it would lose it.
      */
     const checkStored = (gateway: string, gw: number, samples: Sample[], from: number, to: number): void => {
-      for (let i = from; i < to; i++) {
-        const s = samples[i]!;
+      for (const s of samples.slice(from, to)) {
         const stored = getOne.get(gw, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
         if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
           throw new LabtraceError(
@@ -173,16 +172,16 @@ export class MeasurementStore {
       };
       let i = 0;
       for (; i + INSERT_ROWS <= samples.length; i += INSERT_ROWS) {
-        for (let k = 0; k < INSERT_ROWS; k++) fill(samples[i + k]!, 9 * k);
+        samples.slice(i, i + INSERT_ROWS).forEach((s, k) => fill(s, 9 * k));
         const changes = insertChunk.run(params).changes;
         inserted += changes;
         if (changes < INSERT_ROWS) checkStored(gateway, gw, samples, i, i + INSERT_ROWS);
       }
-      for (; i < samples.length; i++) {
-        fill(samples[i]!, 0);
+      for (const [k, s] of samples.slice(i).entries()) {
+        fill(s, 0);
         const changes = insertOne.run(params.slice(0, 9)).changes;
         inserted += changes;
-        if (changes === 0) checkStored(gateway, gw, samples, i, i + 1);
+        if (changes === 0) checkStored(gateway, gw, samples, i + k, i + k + 1);
       }
       return inserted;
     });
