@@ -167,13 +167,22 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     );
 
     const env = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '' };
+    // the bench signs in as the server's first admin, whose password it sets (read routes need a signed-in user)
+    const adminPassword = randomPassword();
     log(`${label}: starting the server`);
     children.launch('server', BIN, ['server', '--config', serverConfig], {
-      env,
+      env: { ...env, LABTRACE_ADMIN_PASSWORD: adminPassword },
       nodeArgs: cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, 'server')}`] : [],
     });
     const base = `http://${HOST}:${httpPort}`;
     await children.waitFor('server /api/health', async () => (await fetch(`${base}/api/health`)).ok || 'not ok yet', 30_000);
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: adminPassword }),
+    });
+    if (!login.ok) throw new Error(`sign-in as admin failed: ${login.status} ${await login.text()}`);
+    const authorization = `Bearer ${(await login.json()).token}`;
 
     log(`${label}: starting the load gateway`);
     const gw = children.launch('gateway', LOAD_GATEWAY, [gatewayOptions], {
@@ -195,7 +204,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     await children.waitFor(
       'the BIRTH of every instrument',
       async () => {
-        const list = await (await fetch(`${base}/api/instruments`)).json();
+        const list = await (await fetch(`${base}/api/instruments`, { headers: { authorization } })).json();
         return (Array.isArray(list) && list.length === params.instruments) || `${Array.isArray(list) ? list.length : '?'} instruments`;
       },
       60_000,

@@ -38,6 +38,14 @@ interface IngestEvents {
 
 /** a stored batch arriving again this many batches behind the chain is recorded as a replay, not a resend */
 export const REPLAY_DISTANCE = 64;
+/** records pending for the per-sample index that are indexed with their commit (a light load) */
+const INDEX_AT_ONCE = 5_000;
+/** under a heavy load, the index waits until this many records are pending (or INDEX_DELAY_MS have passed) */
+const INDEX_GROUP = 50_000;
+const INDEX_DELAY_MS = 200;
+/** records indexed in one go between commits */
+const INDEX_SLICE = 200_000;
+const INDEX_RETRY_MS = 5_000;
 
 type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
 
@@ -86,7 +94,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   async start(): Promise<void> {
     this.chain.open();
-    this.scheduleIndex();
+    this.scheduleIndex(0); // batches stored before a stop and not yet indexed
     for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
     this.broker.on('message', this.onMessage);
   }
@@ -104,7 +112,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   stop(): Promise<void> {
     this.broker.off('message', this.onMessage);
     // a short backlog is indexed now; a long one at the next start, from the stored batches
-    if (this.indexTimer !== undefined) clearImmediate(this.indexTimer);
+    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
     this.indexTimer = undefined;
     if (this.store.indexBacklog <= 100) this.indexNow();
     return Promise.resolve();
@@ -276,10 +284,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
       for (const item of items) item.reject(err);
       return;
     }
-    // the per-sample index: at once while the server keeps up (reads then see a batch as soon as it
-    // is acknowledged), otherwise between commits, in slices
-    if (this.store.indexBacklog <= 16) this.indexNow();
-    else this.scheduleIndex();
+    // the per-sample index: at once under a light load; under a heavy one in groups of many batches, whose rows
+    // go in sorted by stream (far cheaper per row), at most INDEX_DELAY_MS later. Reads never wait for this: the
+    // store indexes what is pending before it answers one.
+    const pending = this.store.indexBacklogSamples;
+    if (pending <= INDEX_AT_ONCE) this.indexNow();
+    else this.scheduleIndex(pending >= INDEX_GROUP ? 0 : INDEX_DELAY_MS);
     items.forEach((item, i) => {
       const r = results[i];
       if (r?.ok) item.resolve(r.outcome);
@@ -287,7 +297,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     });
   }
 
-  private indexTimer: NodeJS.Immediate | undefined;
+  private indexTimer: NodeJS.Timeout | undefined;
+  private indexTimerDelay = 0;
 
   private indexNow(): void {
     try {
@@ -297,16 +308,24 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
   }
 
-  private scheduleIndex(): void {
-    if (this.indexTimer !== undefined) return;
-    this.indexTimer = setImmediate(() => {
+  private scheduleIndex(delayMs: number): void {
+    if (this.indexTimer !== undefined) {
+      if (this.indexTimerDelay <= delayMs) return;
+      clearTimeout(this.indexTimer);
+    }
+    this.indexTimerDelay = delayMs;
+    this.indexTimer = setTimeout(() => {
       this.indexTimer = undefined;
       try {
-        if (this.store.indexPending(20_000) > 0) this.scheduleIndex();
+        this.store.indexPending(INDEX_SLICE);
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'ALARM: the per-sample index could not be updated; stored batches are kept');
+        this.scheduleIndex(INDEX_RETRY_MS);
+        return;
       }
-    });
+      const left = this.store.indexBacklogSamples;
+      if (left > 0) this.scheduleIndex(left >= INDEX_GROUP ? 0 : INDEX_DELAY_MS);
+    }, delayMs);
   }
 
   private async handle(topicText: string, payload: Buffer): Promise<void> {

@@ -5,15 +5,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, test } from '@jest/globals';
-import type { Sample } from '@labtrace/protocols';
+import { formatSignerKey, parseSignerKey, sealBatch, type Sample } from '@labtrace/protocols';
 import { LabDatabase } from '../../src/store/database.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
 
 let dir: string;
 let database: LabDatabase;
 let store: MeasurementStore;
-type IndexRows = (gateway: string, samples: Sample[]) => number;
-const insertMany = (): IndexRows => (store as unknown as { stmts: { insertMany: IndexRows } }).stmts.insertMany;
+type IndexRows = (groups: { gateway: string; samples: Sample[] }[]) => number;
+const insertRows = (): IndexRows => (store as unknown as { stmts: { insertMany: IndexRows } }).stmts.insertMany;
+const insertMany =
+  () =>
+  (gateway: string, samples: Sample[]): number =>
+    insertRows()([{ gateway, samples }]);
 
 beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'labtrace-store-'));
@@ -27,6 +31,14 @@ afterEach(async () => {
   await database.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+const key = parseSignerKey(formatSignerKey('gw-1', new Uint8Array(32).fill(3)));
+function sealed(batch: Sample[]): { signed: ReturnType<typeof sealBatch>['signed']; wire: Uint8Array } {
+  const { signed, wire } = sealBatch(key, 'gw-1', 0, batch, null);
+  // the records' bytes as ingest stores them: what follows the header, the signature and the count
+  const headerLength = new DataView(wire.buffer, wire.byteOffset).getUint32(4);
+  return { signed, wire: wire.subarray(8 + headerLength + 64 + 4) };
+}
 
 function samples(first: number, count: number): Sample[] {
   return Array.from({ length: count }, (_, i): Sample => {
@@ -98,4 +110,36 @@ test.each([
   expect(() => insertMany()('gw-1', reused)).toThrow(`sequence number ${at} of gw-1 is already stored for another record`);
   // the same numbers under another gateway are another record
   expect(insertMany()('gw-2', reused)).toBe(reused.length);
+});
+
+test('records of several batches and gateways go in together, each under its own gateway', () => {
+  const a = samples(0, 100);
+  const b = samples(100, 37);
+  const c = samples(0, 70);
+  expect(
+    insertRows()([
+      { gateway: 'gw-1', samples: a },
+      { gateway: 'gw-2', samples: c },
+      { gateway: 'gw-1', samples: b },
+    ]),
+  ).toBe(207);
+  const rows = database.sqlite
+    .prepare(
+      'SELECT g.name AS gateway, s.seq, st.gateway AS streamGateway, st.instrument, s.ts FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream ORDER BY g.name, s.seq',
+    )
+    .all() as { gateway: string; seq: number; streamGateway: string; instrument: string; ts: number }[];
+  const expected = [...[...a, ...b].map((s) => ({ gateway: 'gw-1', s })), ...c.map((s) => ({ gateway: 'gw-2', s }))];
+  expect(rows).toEqual(expected.map(({ gateway, s }) => ({ gateway, seq: s.seq, streamGateway: gateway, instrument: s.instrument, ts: s.ts })));
+});
+
+test('reads see stored batches at once: what waits for the index goes in before a read answers', () => {
+  const batch = samples(0, 300);
+  const { signed, wire } = sealed(batch);
+  database.sqlite.transaction(() => store.store('gw-1', batch, signed, 'h0', Date.now(), wire))();
+  expect(store.indexBacklog).toBe(1);
+  expect(store.indexBacklogSamples).toBe(300);
+  expect(store.history('utm-0', 'force', 0, 2e12, 1000)).toHaveLength(batch.filter((s) => s.instrument === 'utm-0' && s.channel === 'force').length);
+  expect(store.indexBacklog).toBe(0);
+  expect(store.indexBacklogSamples).toBe(0);
+  expect(store.count()).toBe(300);
 });
