@@ -83,12 +83,12 @@ const clkTck = clockTicks();
 
 // ---------------------------------------------------------------- one phase
 
-/** Samples in the server's store: the one load gateway numbers them from 0 without gaps, so MAX(seq) + 1 (an index lookup), read while the server runs. */
+/** Samples in the server's per-sample index: the records of the batches marked indexed, read while the server runs. */
 function storedRows(dbFile) {
   let db;
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    return db.prepare('SELECT COALESCE(MAX(seq) + 1, 0) AS n FROM samples').get().n;
+    return db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers WHERE indexed = 1').get().n;
   } catch {
     return null;
   } finally {

@@ -41,8 +41,8 @@ export const REPLAY_DISTANCE = 64;
 /** records pending for the per-sample index that are indexed with their commit (a light load) */
 const INDEX_AT_ONCE = 5_000;
 /** under a heavy load, the index waits until this many records are pending (or INDEX_DELAY_MS have passed) */
-const INDEX_GROUP = 50_000;
-const INDEX_DELAY_MS = 200;
+const INDEX_GROUP = 100_000;
+const INDEX_DELAY_MS = 500;
 /** records indexed in one go between commits */
 const INDEX_SLICE = 200_000;
 const INDEX_RETRY_MS = 5_000;

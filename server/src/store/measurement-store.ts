@@ -1,6 +1,8 @@
 // Stores samples idempotently (a resent batch changes nothing) and answers the dashboard's reads.
-// Layout (migration 0004): samples keyed by (gateway id, seq), each pointing at a stream (gateway,
-// instrument, channel, unit) by an integer id; ids are kept in memory after their first use.
+// Layout (migrations 0004 and 0019): a row per sample pointing at a stream (gateway, instrument, channel,
+// unit) by an integer id, indexed by (stream, ts); ids are kept in memory after their first use. A sample
+// is stored once because its batch is: overlapping batches are refused, and a stored batch enters the
+// per-sample index once, in the transaction that marks it indexed.
 import type { Statement } from 'better-sqlite3';
 import {
   encodeRecords,
@@ -129,11 +131,8 @@ export class MeasurementStore {
     // rows go in INSERT_ROWS at a time: one statement step per 64 rows costs much less than one per row
     const columns = '(gateway, seq, stream, ts, num, text, kind, quality, reason)';
     const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-    const insertOne = db.prepare(`INSERT OR IGNORE INTO samples ${columns} VALUES ${one}`);
-    const insertChunk = db.prepare(`INSERT OR IGNORE INTO samples ${columns} VALUES ${Array(INSERT_ROWS).fill(one).join(', ')}`);
-    const getOne = db.prepare(
-      'SELECT st.instrument, st.channel, s.ts FROM samples s JOIN streams st ON st.id = s.stream WHERE s.gateway = ? AND s.seq = ?',
-    );
+    const insertOne = db.prepare(`INSERT INTO samples ${columns} VALUES ${one}`);
+    const insertChunk = db.prepare(`INSERT INTO samples ${columns} VALUES ${Array(INSERT_ROWS).fill(one).join(', ')}`);
     const gatewayId = db
       .prepare('INSERT INTO gateway_ids (name) VALUES (?) ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id')
       .pluck();
@@ -143,20 +142,6 @@ export class MeasurementStore {
       )
       .pluck();
     const params: unknown[] = new Array(INSERT_ROWS * 9);
-    /**
-     * After an insert that left some rows out (they were there): a resent record is identical; a different record
-     * under a stored number means the gateway reused sequence numbers (a wiped or restored data directory), and
-     * acknowledging it would lose it.
-     */
-    const checkStored = (gateway: string, gw: number, s: Sample): void => {
-      const stored = getOne.get(gw, s.seq) as { instrument: string; channel: string; ts: number } | undefined;
-      if (stored && (stored.instrument !== s.instrument || stored.channel !== s.channel || stored.ts !== s.ts)) {
-        throw new LabtraceError(
-          'E_STORE',
-          `sequence number ${s.seq} of ${gateway} is already stored for another record (${stored.instrument}/${stored.channel} at ${stored.ts})`,
-        );
-      }
-    };
     const gatewayIdOf = (gateway: string): number => {
       let gw = this.gatewayIds.get(gateway);
       if (gw === undefined) {
@@ -169,7 +154,7 @@ export class MeasurementStore {
       // every row with its gateway and stream ids, then the rows in (stream, time) order: the index on (stream, ts)
       // then meets each stream's last page once per call instead of once per row, which keeps the insert rate
       // when there are thousands of streams (measured in bench/influx.bench.js and bench/ingest.bench.js)
-      const rows: { gateway: string; gw: number; stream: number; sample: Sample }[] = [];
+      const rows: { gw: number; stream: number; sample: Sample }[] = [];
       for (const { gateway, samples } of groups) {
         const gw = gatewayIdOf(gateway);
         let lastKey = '';
@@ -186,7 +171,7 @@ export class MeasurementStore {
             lastKey = key;
             lastStream = stream;
           }
-          rows.push({ gateway, gw, stream: lastStream, sample: s });
+          rows.push({ gw, stream: lastStream, sample: s });
         }
       }
       const order = sortedByStream(rows);
@@ -204,28 +189,16 @@ export class MeasurementStore {
         params[at + 7] = QUALITY_CODE[s.quality];
         params[at + 8] = s.reason ?? null;
       };
-      const check = (ks: ArrayLike<number>): void => {
-        for (const k of Array.from(ks)) {
-          const row = rows[k] as (typeof rows)[number];
-          checkStored(row.gateway, row.gw, row.sample);
-        }
-      };
-      let inserted = 0;
       let i = 0;
       for (; i + INSERT_ROWS <= order.length; i += INSERT_ROWS) {
-        const chunk = order.subarray(i, i + INSERT_ROWS);
-        chunk.forEach((k, at) => fill(k, 9 * at));
-        const changes = insertChunk.run(params).changes;
-        inserted += changes;
-        if (changes < INSERT_ROWS) check(chunk);
+        order.subarray(i, i + INSERT_ROWS).forEach((k, at) => fill(k, 9 * at));
+        insertChunk.run(params);
       }
       for (const k of order.subarray(i)) {
         fill(k, 0);
-        const changes = insertOne.run(params.slice(0, 9)).changes;
-        inserted += changes;
-        if (changes === 0) check([k]);
+        insertOne.run(params.slice(0, 9));
       }
-      return inserted;
+      return rows.length;
     });
     this.prepared = {
       insertMany,
