@@ -96,6 +96,8 @@ export class TransparencyLog {
   /** the hashes of each level >= #memoryLevel, `HASH_BYTES` each, valid below size / 2^level */
   #memory: Uint8Array[] = [];
   #memoryLevel = MIN_MEMORY_LEVEL;
+  /** entries were appended inside a transaction that may yet roll back (see #sync) */
+  #unsettled = false;
   #appendTx: ((kind: LogEntryKind, entries: readonly Uint8Array[], at: number) => void) | undefined;
 
   constructor(
@@ -205,6 +207,9 @@ export class TransparencyLog {
     if (!Number.isSafeInteger(at) || at < 0) bad(`at: ${String(at)} is not a time in ms since the epoch`);
     this.#sync();
     const first = this.#tree.size;
+    // inside the caller's transaction the entries are stored only if it commits: until the store is seen
+    // outside any transaction, the tree in memory is checked against it before use
+    if (this.database.sqlite.inTransaction) this.#unsettled = true;
     try {
       appendTx(kind, entries, at);
     } catch (err) {
@@ -313,7 +318,11 @@ export class TransparencyLog {
   }
 
   #sync(): void {
+    // the tree in memory is the stored one unless entries were appended inside a transaction not yet seen to end
+    const inTransaction = this.database.sqlite.inTransaction;
+    if (!this.#unsettled && !inTransaction) return;
     if (this.#storedSize() !== this.#tree.size) this.#restore();
+    if (!inTransaction) this.#unsettled = false;
   }
 
   #restore(): void {
