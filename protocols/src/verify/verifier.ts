@@ -21,7 +21,7 @@ import { bytesEqual, fromBase64, toBase64, toHex } from '../trust/bytes.js';
 import { openCheckpoint, parseCheckpoint, type Checkpoint } from '../trust/checkpoint.js';
 import { parseVerifierKey, verifyEd25519, type VerifierKey } from '../trust/ed25519.js';
 import { canonicalBytes } from '../trust/jcs.js';
-import { leafHash, rootFromInclusionProof, rootOf, rootOfPacked, verifyConsistency } from '../trust/merkle.js';
+import { leafHash, rootFromInclusionProof, rootOfPacked, verifyConsistency } from '../trust/merkle.js';
 import { ed25519NoteVerifier, openNote, parseNote } from '../trust/note.js';
 import { readRecords } from '../trust/record.js';
 import { hashSlices, sha256 } from '../trust/sha256.js';
@@ -222,10 +222,22 @@ const BASE64_VALUES = (() => {
   return table;
 })();
 
+/** Node's Buffer where there is one (its decoder is native, but lenient: the text is checked to be canonical). */
+const NodeBuffer = (globalThis as { Buffer?: { from(text: string, encoding: 'base64'): Uint8Array & { toString(encoding: 'base64'): string } } })
+  .Buffer;
+const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+
 function decodeBase64(text: string, where: string): Uint8Array {
   const bad = (): never => {
     throw new Unusable(where, `not padded standard base64: "${text.slice(0, 80)}"`);
   };
+  if (NodeBuffer !== undefined) {
+    if (text.length % 4 !== 0 || !BASE64_TEXT.test(text)) bad();
+    const bytes = NodeBuffer.from(text, 'base64');
+    // canonical: the same text again (no stray padding, unused bits zero)
+    if (bytes.toString('base64') !== text) bad();
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
   if (text.length % 4 !== 0) bad();
   const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
   const out = new Uint8Array((text.length / 4) * 3 - padding);
@@ -748,38 +760,72 @@ function fieldCount(r: Record<string, unknown>): number {
   return n;
 }
 
-/**
- * The lines of records.jsonl, parsed. One parse of the whole file as an array is much faster than one per line; the
- * file is read line by line (to name a bad line) when that fails or when its lines are not one record each.
- */
-function readableRows(text: string): { rows: { line: number }[]; parsed: Record<string, unknown>[] } {
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  if (body === '') return { rows: [], parsed: [] };
-  let newlines = 0;
-  for (let i = body.indexOf('\n'); i >= 0; i = body.indexOf('\n', i + 1)) newlines++;
-  let all: unknown;
-  try {
-    all = JSON.parse(`[${body.replaceAll('\n', ',')}]`) as unknown;
-  } catch {
-    all = undefined;
-  }
-  if (Array.isArray(all) && all.length === newlines + 1 && all.every(isObject)) return { rows: all.map((_, k) => ({ line: k + 1 })), parsed: all };
-  const rows = lines(text);
-  const parsed = rows.map(({ line, text: t }) => {
-    const r = parseJson(t, `records.jsonl line ${line}`);
-    if (!isObject(r)) throw new Unusable(`records.jsonl line ${line}`, 'expected an object');
-    return r;
-  });
-  return { rows, parsed };
+// Whether a line of records.jsonl is, character for character, what the exporter writes for a signed record
+// (server/src/export/bundle.ts: JSON.stringify of {gateway, seq, instrument, channel, ts, value, unit, quality,
+// reason when there is one, batch}). Such a line says exactly what the record says, with no field more, so it needs
+// no parsing; it is read in place, with no string built (the readable copy is as large as the rest of the bundle).
+let scanText = '';
+let scanAt = 0;
+
+/** characters JSON.stringify escapes in a string (quote, backslash, control characters, lone surrogates) */
+// eslint-disable-next-line no-control-regex -- the control characters are what is looked for
+const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function scanLiteral(piece: string): boolean {
+  if (!scanText.startsWith(piece, scanAt)) return false;
+  scanAt += piece.length;
+  return true;
+}
+
+function scanString(value: string): boolean {
+  if (JSON_ESCAPED.test(value)) return scanLiteral(JSON.stringify(value));
+  const at = scanAt;
+  if (scanText.charCodeAt(at) !== 34 || !scanText.startsWith(value, at + 1) || scanText.charCodeAt(at + 1 + value.length) !== 34) return false;
+  scanAt = at + value.length + 2;
+  return true;
+}
+
+export function readableLineSays(text: string, gateway: string, s: Sample, batch: number): boolean {
+  scanText = text;
+  scanAt = 0;
+  const v = s.value;
+  const same =
+    scanLiteral('{"gateway":') &&
+    scanString(gateway) &&
+    scanLiteral(',"seq":') &&
+    scanLiteral(String(s.seq)) &&
+    scanLiteral(',"instrument":') &&
+    scanString(s.instrument) &&
+    scanLiteral(',"channel":') &&
+    scanString(s.channel) &&
+    scanLiteral(',"ts":') &&
+    scanLiteral(String(s.ts)) &&
+    scanLiteral(',"value":') &&
+    (typeof v === 'string' ? scanString(v) : scanLiteral(String(v))) &&
+    scanLiteral(',"unit":') &&
+    scanString(s.unit) &&
+    scanLiteral(',"quality":') &&
+    scanString(s.quality) &&
+    (s.reason === undefined || (scanLiteral(',"reason":') && scanString(s.reason))) &&
+    scanLiteral(',"batch":') &&
+    scanLiteral(String(batch)) &&
+    scanLiteral('}') &&
+    scanAt === text.length;
+  scanText = '';
+  return same;
 }
 
 /**
  * Every signed record has its readable line, with the same fields, and every readable line its signed record. Lines
- * are expected in the order of the batches; a line out of place is looked up by gateway and sequence number.
+ * are expected in the order of the batches; a line out of place is looked up by gateway and sequence number. A line
+ * that is, character for character, what the exporter writes for the signed record agrees with it; any other line
+ * is parsed and compared field by field, so that a difference is named (and a line reformatted by another tool
+ * still agrees when its fields do). Every line is parsed or matched, so a line that is not JSON is found.
  */
 class ReadableCheck {
-  readonly #rows: { line: number }[];
-  readonly #parsed: Record<string, unknown>[];
+  readonly #texts: string[];
+  readonly #lineNumbers: number[];
+  readonly #parsed: (Record<string, unknown> | undefined)[];
   readonly #used: Uint8Array;
   readonly #batchesSeen = new Set<string>();
   #index: Map<string, number> | undefined;
@@ -789,16 +835,31 @@ class ReadableCheck {
     text: string,
     private readonly problem: (p: Problem) => void,
   ) {
-    ({ rows: this.#rows, parsed: this.#parsed } = readableRows(text));
-    this.#used = new Uint8Array(this.#rows.length);
+    const rows = lines(text);
+    this.#texts = rows.map((r) => r.text);
+    this.#lineNumbers = rows.map((r) => r.line);
+    this.#parsed = new Array<Record<string, unknown> | undefined>(rows.length);
+    this.#used = new Uint8Array(rows.length);
+  }
+
+  #row(k: number): Record<string, unknown> {
+    let r = this.#parsed[k];
+    if (r === undefined) {
+      const where = `records.jsonl line ${this.#lineNumbers[k] ?? '?'}`;
+      const parsed = parseJson(this.#texts[k] ?? '', where);
+      if (!isObject(parsed)) throw new Unusable(where, 'expected an object');
+      r = parsed;
+      this.#parsed[k] = r;
+    }
+    return r;
   }
 
   #lookup(gateway: string, seq: number): number {
     if (this.#index === undefined) {
       const index = new Map<string, number>();
-      for (let k = this.#parsed.length - 1; k >= 0; k--) {
-        const r = this.#parsed[k];
-        if (r !== undefined) index.set(`${String(r.gateway)} ${String(r.seq)}`, k);
+      for (let k = this.#texts.length - 1; k >= 0; k--) {
+        const r = this.#row(k);
+        index.set(`${String(r.gateway)} ${String(r.seq)}`, k);
       }
       this.#index = index;
     }
@@ -808,17 +869,26 @@ class ReadableCheck {
   /** Compares the records of one batch (a batch seen before is a duplicate, reported elsewhere). */
   batch(line: number, header: HeaderLike, samples: readonly Sample[]): void {
     const { problem } = this;
-    const parsed = this.#parsed;
+    const texts = this.#texts;
     const used = this.#used;
     const gateway = header.gateway;
     const id = `${gateway} ${header.batch}`;
     if (this.#batchesSeen.has(id)) return;
     this.#batchesSeen.add(id);
     for (const s of samples) {
-      const here = parsed[this.#cursor];
-      let k: number;
-      if (here !== undefined && used[this.#cursor] === 0 && here.seq === s.seq && here.gateway === gateway) k = this.#cursor;
-      else {
+      // the common case first: the next line is exactly what the exporter writes for this record
+      const next = texts[this.#cursor];
+      if (next !== undefined && used[this.#cursor] === 0 && readableLineSays(next, gateway, s, header.batch)) {
+        used[this.#cursor] = 1;
+        this.#cursor++;
+        continue;
+      }
+      let k = -1;
+      if (this.#cursor < texts.length && used[this.#cursor] === 0) {
+        const here = this.#row(this.#cursor);
+        if (here.seq === s.seq && here.gateway === gateway) k = this.#cursor;
+      }
+      if (k < 0) {
         k = this.#lookup(gateway, s.seq);
         if (k >= 0 && used[k] === 1) k = -1;
       }
@@ -832,8 +902,8 @@ class ReadableCheck {
       }
       used[k] = 1;
       this.#cursor = k + 1;
-      const r = parsed[k] ?? {};
-      // the common case first: every field equal and no other field
+      if (readableLineSays(texts[k] ?? '', gateway, s, header.batch)) continue;
+      const r = this.#row(k);
       if (
         r.seq === s.seq &&
         r.gateway === gateway &&
@@ -848,7 +918,7 @@ class ReadableCheck {
         fieldCount(r) === (s.reason === undefined ? 9 : 10)
       )
         continue;
-      const where = `records.jsonl line ${this.#rows[k]?.line ?? '?'} (${gateway} seq ${s.seq}, batches.jsonl line ${line})`;
+      const where = `records.jsonl line ${this.#lineNumbers[k] ?? '?'} (${gateway} seq ${s.seq}, batches.jsonl line ${line})`;
       for (const field of FIELDS) {
         const signed: unknown = field === 'gateway' ? gateway : field === 'batch' ? header.batch : s[field];
         const readable = r[field];
@@ -874,12 +944,12 @@ class ReadableCheck {
 
   /** Reports the readable lines that no signed record says. */
   finish(): void {
-    for (let k = 0; k < this.#rows.length; k++)
+    for (let k = 0; k < this.#texts.length; k++)
       if (this.#used[k] === 0) {
-        const r = this.#parsed[k] ?? {};
+        const r = this.#row(k);
         this.problem({
           kind: 'readable-mismatch',
-          where: `records.jsonl line ${this.#rows[k]?.line ?? '?'} (${String(r.gateway)} seq ${String(r.seq)})`,
+          where: `records.jsonl line ${this.#lineNumbers[k] ?? '?'} (${String(r.gateway)} seq ${String(r.seq)})`,
           message: 'no signed record says this',
         });
       }
