@@ -105,9 +105,12 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
   }
   const file = path.resolve(values.config ?? 'gateway.yaml');
-  useNodeCrypto();
+  const hashing = useNodeCrypto();
   const resolved = await loadGatewayConfig(file);
-  const gateway = new Gateway(resolved, createLogger('gateway'));
+  const logger = createLogger('gateway');
+  if (hashing.kind === 'native') logger.info('hashing: the native batched SHA-256');
+  else logger.warn({ reason: hashing.reason }, "hashing: Node's crypto, one call per hash (slower; the native module is not in use)");
+  const gateway = new Gateway(resolved, logger);
   await gateway.start();
   return gateway;
 }

@@ -63,8 +63,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
-  useNodeCrypto();
+  const hashing = useNodeCrypto();
   const logger = createLogger('server');
+  if (hashing.kind === 'native') logger.info('hashing: the native batched SHA-256');
+  else logger.warn({ reason: hashing.reason }, "hashing: Node's crypto, one call per hash (slower; the native module is not in use)");
   if (config.broker.users.length === 0) logger.warn('no broker users configured: no gateway can connect (anonymous access is refused)');
   const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
   const server = new LabtraceServer(config, logger, { adminPassword: adminPassword === '' ? undefined : adminPassword });
