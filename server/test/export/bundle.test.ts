@@ -193,6 +193,26 @@ test('one flipped bit in the value of a record: the batch root does not match', 
   expect(kinds(report)).toEqual(['readable-mismatch', 'root-mismatch']);
 });
 
+test('record bytes in base64 that is not strict (a stray character, no padding, unused bits set): the input is unusable', () => {
+  const original = (JSON.parse(lines(files.batches)[1] ?? '') as BatchLine).records;
+  const tail = original.endsWith('==') ? 3 : original.endsWith('=') ? 2 : 0;
+  expect(tail).toBeGreaterThan(0); // the records of a batch here are not a multiple of 3 bytes
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const last = original.length - tail;
+  // the same bytes, with a bit set that padding leaves unused: a lenient decoder would accept it
+  const looser = `${original.slice(0, last)}${alphabet[alphabet.indexOf(original[last] ?? 'A') | 1]}${original.slice(last + 1)}`;
+  for (const records of [`${original.slice(0, 8)}*${original.slice(9)}`, original.replace(/=+$/, ''), looser]) {
+    const report = verifyBundle(
+      withBatch(1, (line) => {
+        line.records = records;
+      }),
+      {},
+    );
+    expect(report.status).toBe('unusable');
+    expect(report.problems[0]).toMatchObject({ kind: 'unusable', where: 'batches.jsonl line 2 (batch 1 of gw-a, seq 4..7): records' });
+  }
+});
+
 test('a value changed in records.jsonl only: the readable copy disagrees with the signed bytes', () => {
   const rows = lines(files.records);
   const row = JSON.parse(rows[6] ?? '') as { value: number };
