@@ -12,8 +12,22 @@
 import { RECORD_FORMAT } from '../trust/record.js';
 
 const TWO_32 = 2 ** 32;
-const QUALITY_TEXT = ['"good"', '"uncertain"', '"bad"'];
-const DIGITS = new Uint8Array(24);
+const ENCODER = new TextEncoder();
+const QUALITY_TEXT = ['"good"', '"uncertain"', '"bad"'].map((q) => ENCODER.encode(q));
+const P_BATCH = ENCODER.encode(',"batch":');
+const P_CHANNEL = ENCODER.encode(',"channel":');
+const P_INSTRUMENT = ENCODER.encode(',"instrument":');
+const P_QUALITY = ENCODER.encode(',"quality":');
+const P_REASON = ENCODER.encode(',"reason":');
+const P_SEQ = ENCODER.encode(',"seq":');
+const P_TS = ENCODER.encode(',"ts":');
+const P_UNIT = ENCODER.encode(',"unit":');
+const P_VALUE = ENCODER.encode(',"value":');
+const P_FALSE = ENCODER.encode('false');
+const P_NULL = ENCODER.encode('null');
+const P_TRUE = ENCODER.encode('true');
+const P_GATEWAY = ENCODER.encode('{"gateway":');
+const P_CLOSE = ENCODER.encode('}');
 
 /** The batch's header fields the fast path checks its records against. */
 export interface FastBatchHeader {
@@ -25,77 +39,121 @@ export interface FastBatchHeader {
   tsMax: number;
 }
 
-let line = '';
+/** the readable copy as UTF-8 bytes, the place in it and the end of the current line */
+let text8: Uint8Array = new Uint8Array(0);
 let pos = 0;
+let end = 0;
+/** the batch's record bytes and the place in them */
 let bytes: Uint8Array = new Uint8Array(0);
 let at = 0;
 
-function literal(piece: string): boolean {
-  if (!line.startsWith(piece, pos)) return false;
-  pos += piece.length;
+/** A piece of JSON syntax at the place in the line. */
+function literal(piece: Uint8Array): boolean {
+  const n = piece.length;
+  if (pos + n > end) return false;
+  for (let i = 0; i < n; i++) if (text8[pos + i] !== piece[i]) return false;
+  pos += n;
+  return true;
+}
+
+/** A value's text (ASCII: a number as String writes it) at the place in the line. */
+function ascii(piece: string): boolean {
+  const n = piece.length;
+  if (pos + n > end) return false;
+  for (let i = 0; i < n; i++) if (text8[pos + i] !== piece.charCodeAt(i)) return false;
+  pos += n;
   return true;
 }
 
 /** A text field of the record (n bytes at `at`) as a JSON string in the line: plain ASCII only. */
 function text(n: number): boolean {
-  if (at + n > bytes.length || line.charCodeAt(pos) !== 34) return false;
+  if (at + n > bytes.length || pos + n + 2 > end || text8[pos] !== 34) return false;
   const start = pos + 1;
   for (let i = 0; i < n; i++) {
     const b = bytes[at + i] ?? 0;
     // JSON escapes '"', '\' and control characters; anything outside ASCII is left to the full path
-    if (b < 0x20 || b === 34 || b === 92 || b > 0x7e || line.charCodeAt(start + i) !== b) return false;
+    if (b < 0x20 || b === 34 || b === 92 || b > 0x7e || text8[start + i] !== b) return false;
   }
-  if (line.charCodeAt(start + n) !== 34) return false;
+  if (text8[start + n] !== 34) return false;
   pos = start + n + 1;
   at += n;
   return true;
 }
 
-/** A non-negative safe integer in the line, as JSON (and String) writes it. */
+/**
+ * A non-negative safe integer in the line, as JSON (and String) writes it: its digits read as a number (exact up to
+ * 2^53, and a number read past it cannot equal a safe integer), no leading zero.
+ */
 function integer(value: number): boolean {
-  let n = value;
-  let k = 0;
-  do {
-    DIGITS[k++] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  for (let i = 0; i < k; i++) if (line.charCodeAt(pos + i) !== DIGITS[k - 1 - i]) return false;
-  pos += k;
-  return true;
+  const start = pos;
+  let v = 0;
+  for (; pos < end; pos++) {
+    const c = text8[pos] ?? 0;
+    if (c < 48 || c > 57) break;
+    v = v * 10 + (c - 48);
+  }
+  const digits = pos - start;
+  if (digits === 0 || digits > 16 || (digits > 1 && text8[start] === 48)) return false;
+  return v === value;
 }
 
 function u8(): number {
   return at < bytes.length ? (bytes[at++] ?? 0) : -1;
 }
 
+/** The readable copy as the fast path reads it: its UTF-8 bytes, and where each line starts and ends in them. */
+export interface ReadableBytes {
+  bytes: Uint8Array;
+  starts: Uint32Array;
+  ends: Uint32Array;
+}
+
+/** Lines as the UTF-8 bytes of the texts, one after another (for tests; the verifier maps the file itself). */
+export function readableBytes(lines: readonly string[]): ReadableBytes {
+  const encoder = new TextEncoder();
+  const parts = lines.map((l) => encoder.encode(l));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length + 1, 0));
+  const starts = new Uint32Array(lines.length);
+  const ends = new Uint32Array(lines.length);
+  let o = 0;
+  parts.forEach((p, k) => {
+    starts[k] = o;
+    out.set(p, o);
+    o += p.length;
+    ends[k] = o;
+    out[o++] = 10;
+  });
+  return { bytes: out, starts, ends };
+}
+
 /**
- * Checks the records of one batch against its header and the readable lines `lines[from..]`. Returns the bounds of
- * each record's slice (leaf prefix included) when every record and line is as expected, else undefined.
+ * Checks the records of one batch against its header and the readable lines from line `from` on. Returns the bounds
+ * of each record's slice (leaf prefix included) when every record and line is as expected, else undefined.
  */
 export function fastBatch(
   records: Uint8Array,
   header: FastBatchHeader,
   keyId: Uint8Array,
-  lines: readonly string[],
+  readable: ReadableBytes,
   from: number,
 ): Uint32Array | undefined {
   bytes = records;
   at = 0;
+  text8 = readable.bytes;
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
   const bounds = new Uint32Array(header.count + 1);
   const gateway = header.gateway;
   try {
     for (let i = 0; i < header.count; i++) {
-      const next = lines[from + i];
-      if (next === undefined) return undefined;
-      line = next;
-      pos = 0;
+      if (from + i >= readable.starts.length) return undefined;
+      pos = readable.starts[from + i] ?? 0;
+      end = readable.ends[from + i] ?? 0;
       bounds[i] = at;
       if (u8() !== 0x00 || u8() !== RECORD_FORMAT) return undefined;
       // gateway (as the header names it), key id
       if (u8() !== gateway.length || at + gateway.length > records.length) return undefined;
       for (let k = 0; k < gateway.length; k++) if (records[at + k] !== gateway.charCodeAt(k)) return undefined;
-      if (!literal('{"gateway":') || !text(gateway.length)) return undefined;
+      if (!literal(P_GATEWAY) || !text(gateway.length)) return undefined;
       if (at + 4 > records.length) return undefined;
       for (let k = 0; k < 4; k++) if (records[at + k] !== keyId[k]) return undefined;
       at += 4;
@@ -110,45 +168,45 @@ export function fastBatch(
       if (rest % 1e6 !== 0) return undefined;
       const ts = Math.floor(hi / 1e6) * TWO_32 + rest / 1e6;
       if (ts < header.tsMin || ts > header.tsMax) return undefined;
-      if (!literal(',"seq":') || !integer(seq)) return undefined;
-      if (!literal(',"instrument":') || !text(u8())) return undefined;
-      if (!literal(',"channel":') || !text(u8())) return undefined;
-      if (!literal(',"ts":') || !integer(ts) || !literal(',"value":')) return undefined;
+      if (!literal(P_SEQ) || !integer(seq)) return undefined;
+      if (!literal(P_INSTRUMENT) || !text(u8())) return undefined;
+      if (!literal(P_CHANNEL) || !text(u8())) return undefined;
+      if (!literal(P_TS) || !integer(ts) || !literal(P_VALUE)) return undefined;
       const kind = u8();
       if (kind === 0) {
-        if (!literal('null')) return undefined;
+        if (!literal(P_NULL)) return undefined;
       } else if (kind === 1) {
-        if (!literal('false')) return undefined;
+        if (!literal(P_FALSE)) return undefined;
       } else if (kind === 2) {
-        if (!literal('true')) return undefined;
+        if (!literal(P_TRUE)) return undefined;
       } else if (kind === 3) {
         if (at + 8 > records.length) return undefined;
         const v = view.getFloat64(at);
         at += 8;
         if (!Number.isFinite(v)) return undefined;
-        if (Number.isSafeInteger(v) && v >= 0 ? !integer(v) : !literal(String(v))) return undefined;
+        if (Number.isSafeInteger(v) && v >= 0 ? !integer(v) : !ascii(String(v))) return undefined;
       } else if (kind === 4) {
         if (at + 2 > records.length) return undefined;
         const n = view.getUint16(at);
         at += 2;
         if (!text(n)) return undefined;
       } else return undefined;
-      if (!literal(',"unit":') || !text(u8())) return undefined;
+      if (!literal(P_UNIT) || !text(u8())) return undefined;
       const quality = QUALITY_TEXT[u8()];
-      if (quality === undefined || !literal(',"quality":') || !literal(quality)) return undefined;
+      if (quality === undefined || !literal(P_QUALITY) || !literal(quality)) return undefined;
       const hasReason = u8();
       if (hasReason === 1) {
         if (at + 2 > records.length) return undefined;
         const n = view.getUint16(at);
         at += 2;
-        if (!literal(',"reason":') || !text(n)) return undefined;
+        if (!literal(P_REASON) || !text(n)) return undefined;
       } else if (hasReason !== 0) return undefined;
-      if (!literal(',"batch":') || !integer(header.batch) || !literal('}') || pos !== line.length) return undefined;
+      if (!literal(P_BATCH) || !integer(header.batch) || !literal(P_CLOSE) || pos !== end) return undefined;
       bounds[i + 1] = at;
     }
     return at === records.length ? bounds : undefined;
   } finally {
-    line = '';
+    text8 = new Uint8Array(0);
     bytes = new Uint8Array(0);
   }
 }

@@ -24,7 +24,7 @@ import { canonicalBytes } from '../trust/jcs.js';
 import { leafHash, rootFromInclusionProof, rootOfPacked, verifyConsistency } from '../trust/merkle.js';
 import { ed25519NoteVerifier, openNote, parseNote } from '../trust/note.js';
 import { readRecord, readRecords } from '../trust/record.js';
-import { fastBatch } from './fast-records.js';
+import { fastBatch, type ReadableBytes } from './fast-records.js';
 import { hashSlices, sha256 } from '../trust/sha256.js';
 import { batchHeaderHash, headersDigest, keyEventsDigest, parseExportStatement, type BoundaryRef, type ExportStatement } from './export-statement.js';
 import { deriveKeyValidity, stricterStatus, weakerStatus, type LoggedKeyEvent, type LoggedKeyStatus } from './key-validity.js';
@@ -854,6 +854,8 @@ export function readableLineSays(text: string, gateway: string, s: Sample, batch
  */
 class ReadableCheck {
   readonly #texts: string[];
+  #source: string;
+  #bytes: ReadableBytes | undefined;
   readonly #lineNumbers: number[];
   readonly #parsed: (Record<string, unknown> | undefined)[];
   readonly #used: Uint8Array;
@@ -866,10 +868,31 @@ class ReadableCheck {
     private readonly problem: (p: Problem) => void,
   ) {
     const rows = lines(text);
+    this.#source = text;
     this.#texts = rows.map((r) => r.text);
     this.#lineNumbers = rows.map((r) => r.line);
     this.#parsed = new Array<Record<string, unknown> | undefined>(rows.length);
     this.#used = new Uint8Array(rows.length);
+  }
+
+  /** The file as UTF-8 bytes with the place of each line (those lines() keeps), made once, for the fast path. */
+  #readableBytes(): ReadableBytes {
+    if (this.#bytes === undefined) {
+      const bytes = new TextEncoder().encode(this.#source);
+      // where each raw line starts, by its number (1-based, as lines() numbers them)
+      const rawStarts = [0];
+      for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) rawStarts.push(i + 1);
+      const starts = new Uint32Array(this.#lineNumbers.length);
+      const ends = new Uint32Array(this.#lineNumbers.length);
+      this.#lineNumbers.forEach((n, k) => {
+        starts[k] = rawStarts[n - 1] ?? 0;
+        const next = rawStarts[n];
+        ends[k] = next === undefined ? bytes.length : next - 1;
+      });
+      this.#bytes = { bytes, starts, ends };
+      this.#source = '';
+    }
+    return this.#bytes;
   }
 
   #row(k: number): Record<string, unknown> {
@@ -906,7 +929,7 @@ class ReadableCheck {
     const from = this.#cursor;
     const used = this.#used;
     for (let k = from; k < from + header.count; k++) if (used[k] !== 0) return undefined;
-    const bounds = fastBatch(records, header, keyId, this.#texts, from);
+    const bounds = fastBatch(records, header, keyId, this.#readableBytes(), from);
     if (bounds === undefined) return undefined;
     used.fill(1, from, from + header.count);
     this.#cursor = from + header.count;

@@ -3,7 +3,10 @@
 // any change at all: every single byte of the records and every single character of the lines, changed in turn.
 import { describe, expect, test } from '@jest/globals';
 import { encodeRecords, readRecords, type Sample } from '@labtrace/protocols';
-import { fastBatch } from '../../src/verify/fast-records.js';
+import { fastBatch as fastOnBytes, readableBytes } from '../../src/verify/fast-records.js';
+
+const fastBatch = (records: Uint8Array, h: typeof header, key: Uint8Array, lines: string[], from: number): Uint32Array | undefined =>
+  fastOnBytes(records, h, key, readableBytes(lines), from);
 
 const GATEWAY = 'gw-1';
 const KEY = new Uint8Array([1, 2, 3, 4]);
