@@ -224,22 +224,19 @@ const BASE64_VALUES = (() => {
 })();
 
 /** Node's Buffer where there is one (its decoder is native, but lenient: the text is checked to be canonical). */
-const NodeBuffer = (globalThis as { Buffer?: { from(text: string, encoding: 'base64'): Uint8Array } }).Buffer;
-const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+const NodeBuffer = (
+  globalThis as { Buffer?: { from(text: string, encoding: 'base64' | 'utf8'): Uint8Array & { toString(encoding: 'base64'): string } } }
+).Buffer;
 
 function decodeBase64(text: string, where: string): Uint8Array {
   const bad = (): never => {
     throw new Unusable(where, `not padded standard base64: "${text.slice(0, 80)}"`);
   };
   if (NodeBuffer !== undefined) {
-    if (text.length % 4 !== 0 || !BASE64_TEXT.test(text)) bad();
-    // canonical: the bits that padding leaves unused are zero (the pattern already keeps '=' at the end)
-    const padded = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-    if (padded > 0) {
-      const last = BASE64_VALUES[text.charCodeAt(text.length - 1 - padded)] ?? -1;
-      if (last < 0 || (last & (padded === 2 ? 0x0f : 0x03)) !== 0) bad();
-    }
     const bytes = NodeBuffer.from(text, 'base64');
+    // Node's decoder skips what is not base64: the text must be what encoding the bytes gives back (which also
+    // makes it canonical: padded, no stray padding, unused bits zero)
+    if (bytes.toString('base64') !== text) bad();
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   if (text.length % 4 !== 0) bad();
@@ -852,10 +849,12 @@ export function readableLineSays(text: string, gateway: string, s: Sample, batch
  * is parsed and compared field by field, so that a difference is named (and a line reformatted by another tool
  * still agrees when its fields do). Every line is parsed or matched, so a line that is not JSON is found.
  */
+const lineDecoder = new TextDecoder();
+
 class ReadableCheck {
-  readonly #texts: string[];
-  #source: string;
-  #bytes: ReadableBytes | undefined;
+  /** the file as UTF-8 bytes, and where each of its lines that is not blank starts and ends */
+  readonly #bytes: ReadableBytes;
+  readonly #count: number;
   readonly #lineNumbers: number[];
   readonly #parsed: (Record<string, unknown> | undefined)[];
   readonly #used: Uint8Array;
@@ -867,39 +866,44 @@ class ReadableCheck {
     text: string,
     private readonly problem: (p: Problem) => void,
   ) {
-    const rows = lines(text);
-    this.#source = text;
-    this.#texts = rows.map((r) => r.text);
-    this.#lineNumbers = rows.map((r) => r.line);
-    this.#parsed = new Array<Record<string, unknown> | undefined>(rows.length);
-    this.#used = new Uint8Array(rows.length);
+    const bytes = NodeBuffer !== undefined ? NodeBuffer.from(text, 'utf8') : new TextEncoder().encode(text);
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const numbers: number[] = [];
+    for (let start = 0, line = 1; start <= bytes.length; line++) {
+      let end = bytes.indexOf(10, start);
+      if (end < 0) end = bytes.length;
+      // a line of spaces, tabs or carriage returns only is blank, and skipped
+      let blank = true;
+      for (let i = start; i < end && blank; i++) {
+        const c = bytes[i];
+        blank = c === 32 || c === 9 || c === 13 || c === 11 || c === 12;
+      }
+      if (!blank) {
+        starts.push(start);
+        ends.push(end);
+        numbers.push(line);
+      }
+      start = end + 1;
+    }
+    this.#bytes = { bytes, starts: Uint32Array.from(starts), ends: Uint32Array.from(ends) };
+    this.#count = starts.length;
+    this.#lineNumbers = numbers;
+    this.#parsed = new Array<Record<string, unknown> | undefined>(this.#count);
+    this.#used = new Uint8Array(this.#count);
   }
 
-  /** The file as UTF-8 bytes with the place of each line (those lines() keeps), made once, for the fast path. */
-  #readableBytes(): ReadableBytes {
-    if (this.#bytes === undefined) {
-      const bytes = new TextEncoder().encode(this.#source);
-      // where each raw line starts, by its number (1-based, as lines() numbers them)
-      const rawStarts = [0];
-      for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) rawStarts.push(i + 1);
-      const starts = new Uint32Array(this.#lineNumbers.length);
-      const ends = new Uint32Array(this.#lineNumbers.length);
-      this.#lineNumbers.forEach((n, k) => {
-        starts[k] = rawStarts[n - 1] ?? 0;
-        const next = rawStarts[n];
-        ends[k] = next === undefined ? bytes.length : next - 1;
-      });
-      this.#bytes = { bytes, starts, ends };
-      this.#source = '';
-    }
-    return this.#bytes;
+  /** Line k as text (made when the full path needs it). */
+  #text(k: number): string | undefined {
+    if (k >= this.#count) return undefined;
+    return lineDecoder.decode(this.#bytes.bytes.subarray(this.#bytes.starts[k], this.#bytes.ends[k]));
   }
 
   #row(k: number): Record<string, unknown> {
     let r = this.#parsed[k];
     if (r === undefined) {
       const where = `records.jsonl line ${this.#lineNumbers[k] ?? '?'}`;
-      const parsed = parseJson(this.#texts[k] ?? '', where);
+      const parsed = parseJson(this.#text(k) ?? '', where);
       if (!isObject(parsed)) throw new Unusable(where, 'expected an object');
       r = parsed;
       this.#parsed[k] = r;
@@ -910,7 +914,7 @@ class ReadableCheck {
   #lookup(gateway: string, seq: number): number {
     if (this.#index === undefined) {
       const index = new Map<string, number>();
-      for (let k = this.#texts.length - 1; k >= 0; k--) {
+      for (let k = this.#count - 1; k >= 0; k--) {
         const r = this.#row(k);
         index.set(`${String(r.gateway)} ${String(r.seq)}`, k);
       }
@@ -929,7 +933,7 @@ class ReadableCheck {
     const from = this.#cursor;
     const used = this.#used;
     for (let k = from; k < from + header.count; k++) if (used[k] !== 0) return undefined;
-    const bounds = fastBatch(records, header, keyId, this.#readableBytes(), from);
+    const bounds = fastBatch(records, header, keyId, this.#bytes, from);
     if (bounds === undefined) return undefined;
     used.fill(1, from, from + header.count);
     this.#cursor = from + header.count;
@@ -940,7 +944,6 @@ class ReadableCheck {
   /** Compares the records of one batch (a batch seen before is a duplicate, reported elsewhere). */
   batch(line: number, header: HeaderLike, samples: readonly Sample[]): void {
     const { problem } = this;
-    const texts = this.#texts;
     const used = this.#used;
     const gateway = header.gateway;
     const id = `${gateway} ${header.batch}`;
@@ -948,14 +951,14 @@ class ReadableCheck {
     this.#batchesSeen.add(id);
     for (const s of samples) {
       // the common case first: the next line is exactly what the exporter writes for this record
-      const next = texts[this.#cursor];
+      const next = this.#text(this.#cursor);
       if (next !== undefined && used[this.#cursor] === 0 && readableLineSays(next, gateway, s, header.batch)) {
         used[this.#cursor] = 1;
         this.#cursor++;
         continue;
       }
       let k = -1;
-      if (this.#cursor < texts.length && used[this.#cursor] === 0) {
+      if (this.#cursor < this.#count && used[this.#cursor] === 0) {
         const here = this.#row(this.#cursor);
         if (here.seq === s.seq && here.gateway === gateway) k = this.#cursor;
       }
@@ -973,7 +976,7 @@ class ReadableCheck {
       }
       used[k] = 1;
       this.#cursor = k + 1;
-      if (readableLineSays(texts[k] ?? '', gateway, s, header.batch)) continue;
+      if (readableLineSays(this.#text(k) ?? '', gateway, s, header.batch)) continue;
       const r = this.#row(k);
       if (
         r.seq === s.seq &&
@@ -1015,7 +1018,7 @@ class ReadableCheck {
 
   /** Reports the readable lines that no signed record says. */
   finish(): void {
-    for (let k = 0; k < this.#texts.length; k++)
+    for (let k = 0; k < this.#count; k++)
       if (this.#used[k] === 0) {
         const r = this.#row(k);
         this.problem({
