@@ -6,7 +6,7 @@
 // place) it gives up, and the verifier runs its full path over the batch, which names every problem. So it can
 // never accept what the full path would refuse; it only spares the full path's work where there is nothing to find.
 //
-// What the exporter writes for a record (server/src/export/bundle.ts), and so what a line must be here:
+// What the exporter writes for a record (readableRecordLine in verifier.ts), and so what a line must be here:
 //   {"gateway":"..","seq":N,"instrument":"..","channel":"..","ts":N,"value":V,"unit":"..","quality":"..",
 //    ["reason":"..",]"batch":N}
 import { RECORD_FORMAT } from '../trust/record.js';

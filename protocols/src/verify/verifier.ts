@@ -787,9 +787,24 @@ function fieldCount(r: Record<string, unknown>): number {
   return n;
 }
 
+/** A record's line in records.jsonl, as the exporter writes it: what the record's bytes say, readable. */
+export function readableRecordLine(gateway: string, s: Sample, batch: number): string {
+  return JSON.stringify({
+    gateway,
+    seq: s.seq,
+    instrument: s.instrument,
+    channel: s.channel,
+    ts: s.ts,
+    value: s.value,
+    unit: s.unit,
+    quality: s.quality,
+    ...(s.reason === undefined ? {} : { reason: s.reason }),
+    batch,
+  });
+}
+
 // Whether a line of records.jsonl is, character for character, what the exporter writes for a signed record
-// (server/src/export/bundle.ts: JSON.stringify of {gateway, seq, instrument, channel, ts, value, unit, quality,
-// reason when there is one, batch}). Such a line says exactly what the record says, with no field more, so it needs
+// (readableRecordLine). Such a line says exactly what the record says, with no field more, so it needs
 // no parsing; it is read in place, with no string built (the readable copy is as large as the rest of the bundle).
 let scanText = '';
 let scanAt = 0;

@@ -2,7 +2,7 @@
 // exporter writes them, with the bounds the full path finds; and gives up, leaving the batch to the full path, on
 // any change at all: every single byte of the records and every single character of the lines, changed in turn.
 import { describe, expect, test } from '@jest/globals';
-import { encodeRecords, readRecords, type Sample } from '@labtrace/protocols';
+import { encodeRecords, readableRecordLine, readRecords, type Sample } from '@labtrace/protocols';
 import { fastBatch as fastOnBytes, readableBytes } from '../../src/verify/fast-records.js';
 
 const fastBatch = (records: Uint8Array, h: typeof header, key: Uint8Array, lines: string[], from: number): Uint32Array | undefined =>
@@ -22,21 +22,7 @@ const samples: Sample[] = [
 ];
 const header = { gateway: GATEWAY, batch: BATCH, firstSeq: 40, count: samples.length, tsMin: 1_800_000_000_000, tsMax: 1_800_000_000_004 };
 
-function exported(s: Sample): string {
-  return JSON.stringify({
-    gateway: GATEWAY,
-    seq: s.seq,
-    instrument: s.instrument,
-    channel: s.channel,
-    ts: s.ts,
-    value: s.value,
-    unit: s.unit,
-    quality: s.quality,
-    ...(s.reason === undefined ? {} : { reason: s.reason }),
-    batch: BATCH,
-  });
-}
-
+const exported = (s: Sample): string => readableRecordLine(GATEWAY, s, BATCH);
 const { bytes } = encodeRecords(GATEWAY, KEY, samples);
 const lines = samples.map(exported);
 

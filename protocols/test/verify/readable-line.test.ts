@@ -2,23 +2,9 @@
 // signed record (JSON.stringify of the record's fields): every line the exporter can write must match, and a
 // line that says anything else, down to one character, must not (it is then parsed and compared field by field).
 import { describe, expect, test } from '@jest/globals';
-import { readableLineSays, type Sample } from '@labtrace/protocols';
+import { readableLineSays, readableRecordLine, type Sample } from '@labtrace/protocols';
 
-/** What the exporter writes (server/src/export/bundle.ts). */
-function exported(gateway: string, s: Sample, batch: number): string {
-  return JSON.stringify({
-    gateway,
-    seq: s.seq,
-    instrument: s.instrument,
-    channel: s.channel,
-    ts: s.ts,
-    value: s.value,
-    unit: s.unit,
-    quality: s.quality,
-    ...(s.reason === undefined ? {} : { reason: s.reason }),
-    batch,
-  });
-}
+const exported = readableRecordLine;
 
 const base: Sample = { seq: 41, instrument: 'utm-01', channel: 'force', ts: 1_800_000_000_123, value: 12.5, unit: 'kN', quality: 'good' };
 const values: Sample['value'][] = [

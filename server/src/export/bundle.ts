@@ -29,6 +29,7 @@ import {
   keyEventsDigest,
   parseCheckpoint,
   parseNote,
+  readableRecordLine,
   readRecords,
   toBase64,
   type BatchHeader,
@@ -106,23 +107,7 @@ export async function exportBundle(
           logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
         }),
       );
-      readRecords(bytes, (record) => {
-        const s = record.sample;
-        recordLines.push(
-          JSON.stringify({
-            gateway: record.gateway,
-            seq: s.seq,
-            instrument: s.instrument,
-            channel: s.channel,
-            ts: s.ts,
-            value: s.value,
-            unit: s.unit,
-            quality: s.quality,
-            ...(s.reason === undefined ? {} : { reason: s.reason }),
-            batch: header.batch,
-          }),
-        );
-      });
+      readRecords(bytes, (record) => void recordLines.push(readableRecordLine(record.gateway, record.sample, header.batch)));
     }
     const keyEventLines: string[] = [];
     const keyEventData: Uint8Array[] = [];
