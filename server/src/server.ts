@@ -8,6 +8,7 @@ import { canonicalBytes, formatSignerKey, LabtraceError, parseSignerKey, type Si
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
 import { logRoutes } from './log/log-routes.js';
+import { exportRoutes } from './export/export-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
@@ -250,7 +251,8 @@ export class LabtraceServer {
         results: this.results,
       })
         .use(calibrationRoutes(this.calibration))
-        .use(accreditationRoutes(this.accreditations, config.lab)),
+        .use(accreditationRoutes(this.accreditations, config.lab))
+        .use(exportRoutes(this.database, () => this.log)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };

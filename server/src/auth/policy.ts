@@ -88,6 +88,9 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/log/proof/inclusion', allow: 'public', why: 'proofs are hashes only' },
   { method: 'GET', path: '/api/log/proof/consistency', allow: 'public', why: 'proofs are hashes only' },
   { method: 'GET', path: '/api/log/entries', allow: 'public', why: 'entries hold hashes, counts and key events, no measured values' },
+  // export bundles (export/export-routes.ts): whole signed batches, which may hold any organization's records
+  { method: 'GET', path: '/api/export', allow: LAB_READERS, scope: 'every-organization' },
+  { method: 'GET', path: '/api/runs/:id/export', allow: LAB_READERS, scope: 'every-organization' },
   // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
   { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS, scope: 'every-organization' },
   // lab records: samples received, methods, test runs. A client reads its own organization's samples and

@@ -40,13 +40,23 @@ import type { LabDatabase } from '../store/database.js';
 /** Consistency proofs are included from at most this many of the latest stored checkpoints. */
 export const CONSISTENCY_CHECKPOINTS = 100;
 
-export interface ExportOptions {
-  outDir: string;
+/** What a bundle holds: one gateway's stored batches over a time span. */
+export interface BundleSelection {
   gateway: string;
   /** ms since the epoch, inclusive */
   from: number;
   /** ms since the epoch, inclusive */
   to: number;
+}
+
+export interface ExportOptions extends BundleSelection {
+  outDir: string;
+}
+
+/** One file of a bundle: its name in the bundle's folder and its text. */
+export interface BundleFile {
+  name: string;
+  content: string;
 }
 
 interface BatchRow {
@@ -57,12 +67,21 @@ interface BatchRow {
   logIndex: number | null;
 }
 
-export async function exportBundle(
+/** Writes a bundle's files into `outDir` (made if missing). */
+export async function exportBundle(database: LabDatabase, log: TransparencyLog, options: ExportOptions): Promise<{ batches: number; records: number }> {
+  const { files, batches, records } = buildBundle(database, log, options);
+  await mkdir(options.outDir, { recursive: true });
+  await Promise.all(files.map((f) => writeFile(path.join(options.outDir, f.name), f.content)));
+  return { batches, records };
+}
+
+/** A bundle's files, made from one read transaction of the store and the log. */
+export function buildBundle(
   database: LabDatabase,
   log: TransparencyLog,
-  options: ExportOptions,
-): Promise<{ batches: number; records: number }> {
-  const { outDir, gateway, from, to } = options;
+  selection: BundleSelection,
+): { files: BundleFile[]; batches: number; records: number } {
+  const { gateway, from, to } = selection;
   if (!Number.isFinite(from) || !Number.isFinite(to) || from > to)
     throw new LabtraceError('E_CONFIG', `export: the time range ${from}..${to} is empty`);
   const sqlite = database.sqlite;
@@ -188,19 +207,18 @@ export async function exportBundle(
     consistency: snapshot.consistency,
   };
   const jsonl = (lines: string[]): string => (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
-  await mkdir(outDir, { recursive: true });
-  await Promise.all([
-    writeFile(path.join(outDir, 'bundle.json'), `${JSON.stringify(bundle, null, 2)}\n`),
-    writeFile(path.join(outDir, 'checkpoint.txt'), snapshot.note),
-    writeFile(
-      path.join(outDir, 'keys.json'),
-      `${JSON.stringify({ log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: snapshot.keys }, null, 2)}\n`,
-    ),
-    writeFile(path.join(outDir, 'batches.jsonl'), jsonl(snapshot.batchLines)),
-    writeFile(path.join(outDir, 'records.jsonl'), jsonl(snapshot.recordLines)),
-    writeFile(path.join(outDir, 'key-events.jsonl'), jsonl(snapshot.keyEventLines)),
-    writeFile(path.join(outDir, 'boundaries.json'), `${JSON.stringify(snapshot.boundaries, null, 2)}\n`),
-    writeFile(path.join(outDir, 'statement.txt'), snapshot.statement),
-  ]);
-  return { batches: snapshot.batchLines.length, records: snapshot.recordLines.length };
+  const files: BundleFile[] = [
+    { name: 'bundle.json', content: `${JSON.stringify(bundle, null, 2)}\n` },
+    { name: 'checkpoint.txt', content: snapshot.note },
+    {
+      name: 'keys.json',
+      content: `${JSON.stringify({ log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: snapshot.keys }, null, 2)}\n`,
+    },
+    { name: 'batches.jsonl', content: jsonl(snapshot.batchLines) },
+    { name: 'records.jsonl', content: jsonl(snapshot.recordLines) },
+    { name: 'key-events.jsonl', content: jsonl(snapshot.keyEventLines) },
+    { name: 'boundaries.json', content: `${JSON.stringify(snapshot.boundaries, null, 2)}\n` },
+    { name: 'statement.txt', content: snapshot.statement },
+  ];
+  return { files, batches: snapshot.batchLines.length, records: snapshot.recordLines.length };
 }

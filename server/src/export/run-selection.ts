@@ -15,11 +15,12 @@ export interface RunSelection {
   to: number;
 }
 
-export function runSelections(database: LabDatabase, run: string): { state: string; selections: RunSelection[] } {
+/** `field` names the run in errors: the command line's option, or the API's path parameter. */
+export function runSelections(database: LabDatabase, run: string, field = '--run'): { state: string; selections: RunSelection[] } {
   const sqlite = database.sqlite;
   const row = sqlite.prepare('SELECT state FROM runs WHERE id = ?').get(run) as { state: string } | undefined;
-  if (row === undefined) throw new LabtraceError('E_NOT_FOUND', `--run: there is no run "${run}"`);
-  if (row.state === 'planned') throw new LabtraceError('E_CONFIG', `--run: run "${run}" has not started: it has no records`);
+  if (row === undefined) throw new LabtraceError('E_NOT_FOUND', `${field}: there is no run "${run}"`);
+  if (row.state === 'planned') throw new LabtraceError('E_CONFIG', `${field}: run "${run}" has not started: it has no records`);
   const ranges = sqlite
     .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
     .all(run) as {

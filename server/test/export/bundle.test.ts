@@ -1,9 +1,10 @@
 // Export bundles: a real server stores signed batches, the bundle of them verifies offline, and every kind of
 // tampering with a copy of it fails with the right reason and place. Also the command line's exit codes.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import {
   ed25519NoteSigner,
   formatSignerKey,
@@ -596,4 +597,72 @@ test('keys.json contradicting the logged key events: a revocation hidden, or the
     {},
   );
   expect(kinds(stricter)).toEqual(['key-not-valid']);
+});
+
+describe('bundles over HTTP (GET /api/export, GET /api/runs/:id/export)', () => {
+  const span = `gateway=gw-a&from=${new Date(T0 - 60_000).toISOString()}&to=${new Date(T0 + 60_000_000).toISOString()}`;
+
+  /** The answer saved as a file and unpacked by the system's tar, as an auditor does; the bundle read back. */
+  async function unpacked(res: Response): Promise<{ dir: string; files: BundleFiles; names: string[] }> {
+    const archive = path.join(tmp, `http-${Math.random().toString(36).slice(2)}.tar`);
+    writeFileSync(archive, Buffer.from(await res.arrayBuffer()));
+    const into = mkdtempSync(path.join(tmp, 'http-'));
+    execFileSync('tar', ['-xf', archive, '-C', into]);
+    const names = execFileSync('tar', ['-tf', archive], { encoding: 'utf8' }).trim().split('\n');
+    const top = names[0]?.replace(/\/$/, '') ?? '';
+    return { dir: path.join(into, top), files: readBundle(path.join(into, top)), names };
+  }
+
+  test('an auditor downloads a bundle by gateway and time span that verifies offline, the same bundle as the command line writes', async () => {
+    const res = await t.fetch(`/api/export?${span}`, {}, 'auditor');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-tar');
+    expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="labtrace-bundle-gw-a-.*\.tar"$/);
+    const got = await unpacked(res);
+    expect(
+      got.names
+        .map((n) => n.split('/').slice(1).join('/'))
+        .filter((n) => n !== '')
+        .sort(),
+    ).toEqual(
+      ['batches.jsonl', 'boundaries.json', 'bundle.json', 'checkpoint.txt', 'key-events.jsonl', 'keys.json', 'records.jsonl', 'statement.txt'].sort(),
+    );
+    const report = verifyBundle(got.files, {});
+    expect(report.status).toBe('verified');
+    expect(report.counts).toMatchObject({ batches: BATCHES, records: BATCHES * PER_BATCH });
+    // the same signed content as the command line's bundle of the same span
+    const cli = mkdtempSync(path.join(tmp, 'cli-'));
+    const log = t.server.log;
+    if (log === undefined) throw new Error('no log');
+    await exportBundle(t.server.database, log, { outDir: cli, gateway: 'gw-a', from: T0 - 60_000, to: T0 + 60_000_000 });
+    const written = readBundle(cli);
+    expect(got.files.batches).toBe(written.batches);
+    expect(got.files.records).toBe(written.records);
+    expect(got.files.statement).toBe(written.statement);
+  });
+
+  test('who may: the lab staff and auditors who see every organization; not a client, not anonymous', async () => {
+    for (const role of ['admin', 'technician', 'signatory'] as const) expect((await t.fetch(`/api/export?${span}`, {}, role)).status).toBe(200);
+    expect((await t.fetch(`/api/export?${span}`, {}, 'client')).status).toBe(403);
+    expect((await t.fetch(`/api/export?${span}`, {}, null)).status).toBe(401);
+    expect((await t.fetch('/api/runs/run-x/export', {}, 'client')).status).toBe(403);
+  });
+
+  test.each([
+    ['gateway=gw-a&from=2026-01-01T00:00:00Z', 'to'],
+    [`gateway=gw-a&from=yesterday&to=${new Date().toISOString()}`, 'from'],
+    ['gateway=gw-a&from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'from is later than to'],
+    ['gateway=../x&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z', 'gateway'],
+    [`${span}&format=zip`, 'format'],
+  ])('a bad query is refused with the field named (%s)', async (query, named) => {
+    const res = await t.fetch(`/api/export?${query}`, {}, 'auditor');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toContain(named);
+  });
+
+  test('a run that does not exist answers 404', async () => {
+    const res = await t.fetch('/api/runs/no-such-run/export', {}, 'auditor');
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: string }).error).toBe('path: id: there is no run "no-such-run"');
+  });
 });
