@@ -121,7 +121,8 @@ export class MeasurementStore {
   /** records in toIndex, held or not */
   private toIndexPending = 0;
   private readonly gatewayIds = new Map<string, number>();
-  private readonly streamIds = new Map<string, number>();
+  /** stream ids by gateway, instrument, channel and unit */
+  private readonly streamIds = new Map<string, Map<string, Map<string, Map<string, number>>>>();
 
   constructor(private readonly database: LabDatabase) {}
 
@@ -157,21 +158,29 @@ export class MeasurementStore {
       const rows: { gw: number; stream: number; sample: Sample }[] = [];
       for (const { gateway, samples } of groups) {
         const gw = gatewayIdOf(gateway);
-        let lastKey = '';
-        let lastStream = 0;
+        // stream ids by instrument, then channel and unit: lookups of the decoded strings, no key built per sample
+        let byInstrument = this.streamIds.get(gateway);
+        if (byInstrument === undefined) {
+          byInstrument = new Map();
+          this.streamIds.set(gateway, byInstrument);
+        }
         for (const s of samples) {
-          const key = `${s.instrument}\u0000${s.channel}\u0000${s.unit}`;
-          if (key !== lastKey) {
-            const full = `${gateway}\u0000${key}`;
-            let stream = this.streamIds.get(full);
-            if (stream === undefined) {
-              stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
-              this.streamIds.set(full, stream);
-            }
-            lastKey = key;
-            lastStream = stream;
+          let byChannel = byInstrument.get(s.instrument);
+          if (byChannel === undefined) {
+            byChannel = new Map();
+            byInstrument.set(s.instrument, byChannel);
           }
-          rows.push({ gw, stream: lastStream, sample: s });
+          let byUnit = byChannel.get(s.channel);
+          if (byUnit === undefined) {
+            byUnit = new Map();
+            byChannel.set(s.channel, byUnit);
+          }
+          let stream = byUnit.get(s.unit);
+          if (stream === undefined) {
+            stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
+            byUnit.set(s.unit, stream);
+          }
+          rows.push({ gw, stream, sample: s });
         }
       }
       const order = sortedByStream(rows);
