@@ -97,6 +97,49 @@ function integer(value: number): boolean {
   return v === value;
 }
 
+const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
+
+/**
+ * A finite number in the line that JSON.parse reads as `value`, as the full path compares it: a plain decimal of
+ * at most 15 significant digits is read here exactly (its digits are an exact integer, divided by an exact power of
+ * ten, and one correctly rounded division is the nearest double, as JSON.parse gives); any other form (an exponent,
+ * more digits) is compared as the text String(value) writes.
+ */
+function decimal(value: number): boolean {
+  const start = pos;
+  let at = pos;
+  const negative = text8[at] === 45;
+  if (negative) at++;
+  const first = at;
+  let m = 0;
+  for (; at < end; at++) {
+    const c = text8[at] ?? 0;
+    if (c < 48 || c > 57) break;
+    m = m * 10 + (c - 48);
+  }
+  const whole = at - first;
+  if (whole === 0 || (whole > 1 && text8[first] === 48)) return ascii(String(value));
+  let k = 0;
+  if (text8[at] === 46) {
+    at++;
+    for (; at < end; at++, k++) {
+      const c = text8[at] ?? 0;
+      if (c < 48 || c > 57) break;
+      m = m * 10 + (c - 48);
+    }
+    if (k === 0) return false;
+  }
+  const next = text8[at];
+  if (next === 101 || next === 69 || whole + k > 15 || k > 22) {
+    pos = start;
+    return ascii(String(value));
+  }
+  const read = (negative ? -m : m) / (POW10[k] ?? 1);
+  if (read !== value) return false;
+  pos = at;
+  return true;
+}
+
 function u8(): number {
   return at < bytes.length ? (bytes[at++] ?? 0) : -1;
 }
@@ -184,7 +227,7 @@ export function fastBatch(
         const v = view.getFloat64(at);
         at += 8;
         if (!Number.isFinite(v)) return undefined;
-        if (Number.isSafeInteger(v) && v >= 0 ? !integer(v) : !ascii(String(v))) return undefined;
+        if (Number.isSafeInteger(v) && v >= 0 ? !integer(v) : !decimal(v)) return undefined;
       } else if (kind === 4) {
         if (at + 2 > records.length) return undefined;
         const n = view.getUint16(at);

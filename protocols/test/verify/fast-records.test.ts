@@ -73,6 +73,19 @@ describe('any change gives up', () => {
     expect(fastBatch(bytes, header, new Uint8Array([1, 2, 3, 5]), lines, 0)).toBeUndefined();
   });
 
+  test('a number written otherwise is read as JSON.parse reads it, as the full path compares it', () => {
+    // samples[0].value is 12.5 and samples[4].value -0.000123
+    const same = [...lines];
+    same[0] = lines[0]!.replace('"value":12.5,', '"value":12.50,');
+    same[4] = lines[4]!.replace('"value":-0.000123,', '"value":-0.0001230,');
+    expect(fastBatch(bytes, header, KEY, same, 0)).toBeDefined();
+    for (const other of ['"value":12.51,', '"value":1.25e1,', '"value":012.5,', '"value":12.,', '"value":+12.5,', '"value":12.5000000000000001,']) {
+      const changed = [...lines];
+      changed[0] = lines[0]!.replace('"value":12.5,', other);
+      expect(fastBatch(bytes, header, KEY, changed, 0)).toBeUndefined();
+    }
+  });
+
   test('text the exporter escapes or that is not ASCII is left to the full path', () => {
     for (const instrument of ['utm "A"', 'ü', 'back\\slash', 'tab\t']) {
       const odd = samples.map((s) => ({ ...s, instrument }));
