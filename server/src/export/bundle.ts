@@ -68,7 +68,11 @@ interface BatchRow {
 }
 
 /** Writes a bundle's files into `outDir` (made if missing). */
-export async function exportBundle(database: LabDatabase, log: TransparencyLog, options: ExportOptions): Promise<{ batches: number; records: number }> {
+export async function exportBundle(
+  database: LabDatabase,
+  log: TransparencyLog,
+  options: ExportOptions,
+): Promise<{ batches: number; records: number }> {
   const { files, batches, records } = buildBundle(database, log, options);
   await mkdir(options.outDir, { recursive: true });
   await Promise.all(files.map((f) => writeFile(path.join(options.outDir, f.name), f.content)));
