@@ -2,27 +2,15 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { chromium } from 'playwright-core';
+import { launch } from './helpers/browser.js';
 import { LAB_ADMIN_PASSWORD, REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// Keeps the browser off the network: only the local server is reached.
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let lab;
 let browser;
 
 beforeAll(async () => {
   lab = await startLab();
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  browser = await launch();
 }, 90_000);
 
 afterAll(async () => {

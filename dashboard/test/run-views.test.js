@@ -3,32 +3,10 @@
 // does not see another organization's run; a technician acknowledges the alarm with a reason, sees the
 // server's refusal as it is worded, and stops the run; the finished run replays every stored record; a view
 // that lost its connection fills in what it missed; a long run's chart stays bounded.
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { chromium } from 'playwright-core';
-import {
-  addOtherClient,
-  ORGANIZATION,
-  postJson,
-  send,
-  startServer,
-  TestGateway,
-  USER_PASSWORD,
-  waitFor,
-} from '../../server/dist/test/helpers/server.js';
-import { REPO_ROOT } from '../../server/dist/test/helpers/lab-process.js';
+import { addOtherClient, ORGANIZATION, postJson, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
+import { call as callAs, launch, screenshot, signIn as signInAs } from './helpers/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WAIT = { timeout: 20_000 };
 
 let t;
@@ -67,12 +45,7 @@ const ACCREDITATION = {
 };
 
 /** a REST call as a role; fails the test on a refusal */
-async function call(path, body, role = 'technician') {
-  const res = await t.fetch(path, body === undefined ? {} : postJson(body), role);
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const call = (p, body, role = 'technician') => callAs(t, p, body, role);
 
 /** one signed batch of `n` samples of ut-1 with the given force (channel c), each followed by one of channel d, timestamped now */
 async function sendValues(n, value) {
@@ -90,25 +63,7 @@ async function sendValues(n, value) {
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
 }
 
-async function signIn(role) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  await page.goto(`${t.base}/`);
-  await page.waitForSelector('[data-test="login"]', WAIT);
-  await page.fill('input[name="username"]', role);
-  await page.fill('input[name="password"]', USER_PASSWORD);
-  await page.click('[data-test="login"] button[type="submit"]');
-  await page.waitForSelector('[data-test="user"]', WAIT);
-  return { page, context, errors, close: () => context.close() };
-}
-
-/** a picture of the page for the docs and for a failing run, in .tmp/ (not committed) */
-async function screenshot(page, name) {
-  mkdirSync(path.join(REPO_ROOT, '.tmp'), { recursive: true });
-  await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', `${name}.png`), fullPage: true });
-}
+const signIn = (role) => signInAs(browser, t, role);
 
 const attr = (page, selector, name) => page.locator(selector).first().getAttribute(name);
 
@@ -134,7 +89,7 @@ beforeAll(async () => {
   unaccreditedRun = (await call('/api/runs', { sample: 'S-1', method: 'tensile-astm', instruments: ['ut-1'] })).id;
   await call('/api/instruments/ut-2/status', { status: 'out-of-service', reason: 'load cell overloaded' });
   await call(`/api/runs/${run}/start`, {});
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  browser = await launch();
 }, 90_000);
 
 afterAll(async () => {

@@ -7,10 +7,10 @@ import { type BatchHeader, type Sample, type SignedBatch } from '../measurement.
 import { fromBase64, fromHex, toBase64, toHex } from './bytes.js';
 import { ed25519KeyId, signEd25519, verifyEd25519, type SignerKey, type VerifierKey } from './ed25519.js';
 import { canonicalBytes } from './jcs.js';
-import { rootOf, rootOfPacked } from './merkle.js';
+import { rootOfPacked } from './merkle.js';
 import { encodeRecords, readRecords } from './record.js';
 import { batchHeaderSchema } from '../measurement.js';
-import { hashSlices, sha256, unpackHashes } from './sha256.js';
+import { hashSlices, sha256 } from './sha256.js';
 
 export { batchHeaderSchema, signedBatchSchema, type BatchHeader, type SignedBatch } from '../measurement.js';
 
@@ -38,8 +38,8 @@ export function verifyBatch(
   samples: readonly Sample[],
   key: VerifierKey,
   gateway: string,
-  /** the records' leaf hashes, when already computed from the bytes received (see openBatch) */
-  leaves?: readonly Uint8Array[],
+  /** the records' leaf hashes packed (32 bytes each), when already computed from the bytes received (see openBatch) */
+  leaves?: Uint8Array,
 ): void {
   const { header } = signed;
   const fail = (what: string): never => {
@@ -53,7 +53,7 @@ export function verifyBatch(
     if (s.seq !== header.firstSeq + i) fail(`records[${i}].seq is ${s.seq}, the header says ${header.firstSeq + i}`);
     if (s.ts < header.tsMin || s.ts > header.tsMax) fail(`records[${i}].ts ${s.ts} lies outside the header's time range`);
   });
-  const root = leaves === undefined ? recordsRoot(gateway, fromHex(header.keyId), samples) : rootOf(leaves);
+  const root = leaves === undefined ? recordsRoot(gateway, fromHex(header.keyId), samples) : rootOfPacked(leaves);
   if (toBase64(root) !== header.root) fail('the records do not hash to the signed Merkle root');
 }
 
@@ -126,14 +126,14 @@ export function isSealedBatch(bytes: Uint8Array): boolean {
 }
 
 /**
- * Reads a batch in the wire form: the header (schema-checked), the signature, the records and each
- * record's leaf hash, computed over the received bytes. Throws E_CODEC naming the place of a problem;
+ * Reads a batch in the wire form: the header (schema-checked), the signature, the records and their
+ * leaf hashes (packed, 32 bytes each), computed over the received bytes. Throws E_CODEC naming the place of a problem;
  * the signature and root are checked by verifyBatch(signed, samples, key, gateway, leaves).
  */
 export function openBatch(
   wire: Uint8Array,
   options: { leaves?: boolean } = {},
-): { signed: SignedBatch; samples: Sample[]; leaves: Uint8Array[]; records: Uint8Array } {
+): { signed: SignedBatch; samples: Sample[]; leaves: Uint8Array; records: Uint8Array } {
   const withLeaves = options.leaves ?? true;
   const fail = (what: string): never => {
     throw new LabtraceError('E_CODEC', `batch: ${what}`);
@@ -183,7 +183,7 @@ export function openBatch(
   }
   if (read < count) fail(`ends before records[${read}]`);
   if (last !== records.length) fail(`${records.length - last} bytes after the last record`);
-  // the leaves over the very bytes received, in one batched call where native hashing is installed
-  const leaves = withLeaves ? unpackHashes(hashSlices(records, bounds)) : [];
+  // the leaves over the very bytes received, packed, in one batched call where native hashing is installed
+  const leaves = withLeaves ? hashSlices(records, bounds) : new Uint8Array(0);
   return { signed: { header, signature }, samples, leaves, records };
 }

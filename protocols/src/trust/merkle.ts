@@ -49,16 +49,13 @@ export interface SubtreeHash {
 
 /** Root of the tree with these leaf hashes (MTH, RFC 9162 section 2.1.1). */
 export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
-  const batch = sha256Batch();
-  if (batch !== undefined && leafHashes.length > 1) {
+  if (sha256Batch() !== undefined && leafHashes.length > 1) {
     const packed = new Uint8Array(HASH_SIZE * leafHashes.length);
     leafHashes.forEach((leaf, i) => {
       checkHash(leaf, `leaf hash ${i}`);
       packed.set(leaf, HASH_SIZE * i);
     });
-    const root = new Uint8Array(HASH_SIZE);
-    batch.merkleRoot(packed, root);
-    return root;
+    return rootOfPacked(packed);
   }
   // the compact tree's peaks, without recording the subtrees it completes
   const peaks: Uint8Array[] = [];

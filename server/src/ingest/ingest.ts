@@ -140,8 +140,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return this.broker.publish(topicFor(this.lab, gateway, 'CMD'), JSON.stringify(cmd));
   }
 
-  /** `leaves`: the records' leaf hashes, computed over the received bytes (binary batches). */
-  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array[], records?: Uint8Array): Promise<void> {
+  /** `leaves`: the records' leaf hashes, packed, computed over the received bytes (binary batches). */
+  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
