@@ -25,7 +25,7 @@ export function profile(input: ModbusProfileInput = climateProfileInput): Modbus
   return parseModbusProfile(input);
 }
 
-export const VECTORS_DIR = fileURLToPath(new URL('../../../../shared/vectors/', import.meta.url));
+export const VECTORS_DIR = fileURLToPath(new URL('../../../protocols/test/vectors/', import.meta.url));
 
 export function readVector<T>(relative: string): T {
   return JSON.parse(readFileSync(VECTORS_DIR + relative, 'utf8')) as T;

@@ -1,8 +1,8 @@
-// Reads the published test vectors that sit beside the project (../shared/vectors).
+// Reads the published test vectors the project carries (protocols/test/vectors/, sources in its README).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const VECTORS_DIR = fileURLToPath(new URL('../../../../shared/vectors/', import.meta.url));
+export const VECTORS_DIR = fileURLToPath(new URL('../../test/vectors/', import.meta.url));
 
 export function readVector<T>(relative: string): T {
   return JSON.parse(readFileSync(VECTORS_DIR + relative, 'utf8')) as T;

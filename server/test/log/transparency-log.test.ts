@@ -39,7 +39,7 @@ import { LabDatabase } from '../../src/store/database.js';
 useNodeCrypto();
 
 const ORIGIN = 'labtrace.example/lab-test';
-const VECTORS_DIR = fileURLToPath(new URL('../../../../../shared/vectors/rfc6962/', import.meta.url));
+const VECTORS_DIR = fileURLToPath(new URL('../../../../protocols/test/vectors/rfc6962/', import.meta.url));
 
 function newKey(name = ORIGIN): SignerKey {
   return parseSignerKey(formatSignerKey(name, new Uint8Array(randomBytes(32))));
