@@ -6,7 +6,7 @@
 set -eu
 labtrace="$(dirname "$0")/../../bin/labtrace.js"
 if ! node "$labtrace" gateway enroll --if-needed --server "${LABTRACE_SERVER_URL:?}" --token-file "${LABTRACE_ENROLL_TOKEN_FILE:?}" "$@"; then
-  echo "gateway-start: the enrollment failed. A token enrolls once: if this gateway's data volume was lost, make a new token (see deploy/compose/README.md)." >&2
+  echo "gateway-start: the enrollment failed; see \"The gateway does not enroll\" in deploy/compose/README.md" >&2
   exit 1
 fi
 exec node "$labtrace" gateway "$@"

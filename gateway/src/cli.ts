@@ -54,7 +54,8 @@ export async function printPlan(file: string, write: (line: string) => void = (l
 function tokenFrom(token: string | undefined, file: string | undefined): string {
   if (token !== undefined && file !== undefined) throw new LabtraceError('E_CONFIG', 'enroll: give --token or --token-file, not both');
   if (token !== undefined) return token;
-  if (file === undefined) throw new LabtraceError('E_CONFIG', `enroll needs --token <token> or --token-file <file> (a lab admin creates it)\n${usage}`);
+  if (file === undefined)
+    throw new LabtraceError('E_CONFIG', `enroll needs --token <token> or --token-file <file> (a lab admin creates it)\n${usage}`);
   let text: string;
   try {
     text = readFileSync(path.resolve(file), 'utf8');
@@ -107,18 +108,17 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     if (argv[0] === 'enroll') {
       if (config.passwordFile === undefined)
         throw new LabtraceError('E_CONFIG', `${file}: mqtt.passwordFile: enroll writes the broker password there; set it first`);
-      if (parsed.values['if-needed'] === true) {
-        const hasKey = existsSync(path.join(config.dataDir, KEY_FILE));
-        if (hasKey && existsSync(config.passwordFile)) {
-          process.stdout.write(`${config.id} is enrolled already (its key and ${config.passwordFile} exist); nothing to do\n`);
-          return { stop: () => Promise.resolve() };
-        }
-        if (!hasKey) {
-          const created = createIdentity(config.id, config.dataDir);
-          process.stdout.write(`created ${created.keyFile} (mode 600), public key ${created.verifierKey}\n`);
-        }
+      const hasKey = existsSync(path.join(config.dataDir, KEY_FILE));
+      const ifNeeded = parsed.values['if-needed'] === true;
+      if (ifNeeded && hasKey && existsSync(config.passwordFile)) {
+        process.stdout.write(`${config.id} is enrolled already (its key and ${config.passwordFile} exist); nothing to do\n`);
+        return { stop: () => Promise.resolve() };
       }
       const token = tokenFrom(parsed.values.token, parsed.values['token-file']);
+      if (ifNeeded && !hasKey) {
+        const created = createIdentity(config.id, config.dataDir);
+        process.stdout.write(`created ${created.keyFile} (mode 600), public key ${created.verifierKey}\n`);
+      }
       const outcome = await enroll({ server, token, gateway: config.id, dataDir: config.dataDir, passwordFile: config.passwordFile });
       process.stdout.write(
         `enrolled ${config.id}: key ${outcome.keyId} registered; broker user ${outcome.username}, password written to ${outcome.passwordFile}\n`,

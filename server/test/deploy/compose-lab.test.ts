@@ -253,8 +253,7 @@ async function healthy(): Promise<boolean> {
   return res?.status === 200;
 }
 
-/** Starts the server and the gateway the way compose does: the server first, the gateway once the server is healthy. */
-async function startServerAndGateway(): Promise<void> {
+async function startServer(): Promise<void> {
   server = start('server', ports, configs.server);
   await waitFor(
     'the server to be healthy',
@@ -264,6 +263,11 @@ async function startServerAndGateway(): Promise<void> {
     },
     120_000,
   );
+}
+
+/** Starts the server and the gateway the way compose does: the server first, the gateway once the server is healthy. */
+async function startServerAndGateway(): Promise<void> {
+  await startServer();
   gateway = start('gateway', ports, configs.gateway);
 }
 
@@ -386,11 +390,11 @@ describe('the compose lab restarted', () => {
     expect(events.body.filter((e) => e.severity === 'alarm')).toEqual([]);
   }, 300_000);
 
-  test('a gateway whose volume was lost is told that the token was used, and how to go on', async () => {
-    const { file, args, env } = commandOf('gateway', ports, configs.gateway);
+  test('a gateway whose volume was lost is told that its token was used, and where to read on', async () => {
     const lost = rewriteConfig('gateway.yaml', ports, path.join(tmp, 'gateway-data-lost'), () => undefined, 'gateway-lost.yaml');
+    const { file, args, env } = commandOf('gateway', ports, lost);
     const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const proc = spawn(file, args.map((a) => (a === configs.gateway ? lost : a)), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
       proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -399,12 +403,16 @@ describe('the compose lab restarted', () => {
     });
     expect(result.code).toBe(1);
     expect(result.output).toContain('this enrollment token was already used');
-    expect(result.output).toContain('make a new token');
+    expect(result.output).toContain('deploy/compose/README.md');
+    // nothing was registered for it
+    const token = await signIn(base, 'admin', secretValue('admin_password'));
+    expect((await get<unknown[]>(token, '/api/gateways/gw-1/keys')).body).toHaveLength(1);
   }, 120_000);
 
   test('no secret appears in the output of any part', () => {
     const secrets = ['admin_password', 'enroll_token', 'influxdb_token', 'influxdb_password'].map(secretValue);
     secrets.push(readFileSync(path.join(dataDirOf('gateway'), 'mqtt.password'), 'utf8').trim());
+    expect(secrets.every((x) => x.length >= 20)).toBe(true);
     const all = outputs.map((o) => o()).join('\n');
     expect(all.length).toBeGreaterThan(0);
     for (const s of secrets) expect(all.includes(s)).toBe(false);

@@ -1,9 +1,10 @@
 // docker-compose.yml: compose accepts it, it runs the four services with the server's ports published, and it
 // has no default secret: every password and token is a file that deploy/compose/make-secrets.sh makes.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
@@ -83,9 +84,7 @@ describe('docker-compose.yml', () => {
     const files = Object.values(c.secrets).map((s) => s.file);
     for (const f of files) expect(path.dirname(f)).toBe(dir);
     const made = path.join(tmp, 'made');
-    await new Promise<void>((resolve, reject) =>
-      execFile(path.join(ROOT, 'deploy', 'compose', 'make-secrets.sh'), ['--dir', made], (err) => (err ? reject(err) : resolve())),
-    );
+    await promisify(execFile)(path.join(ROOT, 'deploy', 'compose', 'make-secrets.sh'), ['--dir', made]);
     expect(readdirSync(made).sort()).toEqual(files.map((f) => path.basename(f)).sort());
     expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toMatch(/^\*$/m);
     expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')).toMatch(/^deploy\/compose\/secrets$/m);
@@ -97,5 +96,20 @@ describe('docker-compose.yml', () => {
           expect(value).toMatch(/^\/run\/secrets\/[a-z_]+$/);
         }
       }
+  });
+
+  test('make-secrets.sh --new-token replaces the enrollment token alone, in the same file (a mounted secret sees it)', async () => {
+    const dir = path.join(tmp, 'new-token');
+    const script = path.join(ROOT, 'deploy', 'compose', 'make-secrets.sh');
+    await promisify(execFile)(script, ['--dir', dir]);
+    const read = () => Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
+    const before = read();
+    const inode = statSync(path.join(dir, 'enroll.token')).ino;
+    await promisify(execFile)(script, ['--new-token', '--dir', dir]);
+    const after = read();
+    expect(after['enroll.token']).toMatch(/^lt-enroll-[A-Za-z0-9_-]{43}\n$/);
+    expect(after['enroll.token']).not.toBe(before['enroll.token']);
+    expect({ ...after, 'enroll.token': '' }).toEqual({ ...before, 'enroll.token': '' });
+    expect(statSync(path.join(dir, 'enroll.token')).ino).toBe(inode);
   });
 });
