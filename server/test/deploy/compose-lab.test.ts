@@ -228,7 +228,6 @@ let influxd: Influxd;
 let standIn: InfluxV2StandIn;
 let ports: Loopback;
 let configs: { sim: string; server: string; gateway: string };
-let sim: Part;
 let server: Part;
 let gateway: Part;
 let base: string;
@@ -311,7 +310,7 @@ beforeAll(async () => {
   };
   base = `http://127.0.0.1:${ports.http}`;
 
-  sim = start('device-sim', ports, configs.sim);
+  start('device-sim', ports, configs.sim);
   await startServerAndGateway();
 }, 240_000);
 
@@ -332,8 +331,8 @@ describe('the compose lab on its first start', () => {
 
   test('the gateway made its key and enrolled it with the enroll_token secret; its signed batches are stored, none refused', async () => {
     const token = await signIn(base, 'admin', secretValue('admin_password'));
-    const count = await waitFor('samples of climate-1', async () => ((await temperatures(token)) >= 5 ? true : undefined), 120_000);
-    expect(count).toBe(true);
+    // served from InfluxDB, where the server copies what it stored
+    await waitFor('samples of climate-1', async () => ((await temperatures(token)) >= 5 ? true : undefined), 120_000);
 
     // the key the gateway made in its volume is the one registered, and the broker password it was given is in its volume
     const gatewayData = dataDirOf('gateway');
@@ -416,6 +415,5 @@ describe('the compose lab restarted', () => {
     const all = outputs.map((o) => o()).join('\n');
     expect(all.length).toBeGreaterThan(0);
     for (const s of secrets) expect(all.includes(s)).toBe(false);
-    void sim;
   });
 });
