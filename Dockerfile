@@ -1,6 +1,8 @@
 # labtrace: one image for every part; the command picks it (server, gateway, sim, lab).
 #   docker build -t labtrace .
 #   docker run --rm labtrace server --config /path/in/container/server.yaml
+# docker-compose.yml starts the server and the gateway through deploy/compose/server-start.sh and
+# gateway-start.sh (the gateway's enrollment on its first start), which the image carries under /app.
 
 # --- build: compile better-sqlite3 (node-gyp) if no prebuilt binary fits, the TypeScript and the dashboard
 FROM node:20-bookworm-slim AS build

@@ -1,34 +1,79 @@
 #!/usr/bin/env bash
-# Creates the secrets of docker-compose.yml in deploy/compose/secrets/ (which git ignores):
-#   gateway.password  a random MQTT password for gateway gw-1 (the `gateway_password` secret)
-#   server.yaml       server.template.yaml with that password's scrypt hash (the `server_config` secret)
-#   influxdb.env      random INFLUXDB_ADMIN_PASSWORD and INFLUXDB_TOKEN, for `docker compose --env-file`
-# Existing files are kept; pass --force to replace them all.
-#
-# The hash is made by `labtrace server hash-password`: with the local build if there is one
-# (`npm ci && npm run build`), otherwise inside the compose image (needs Docker).
+# Creates the secrets of docker-compose.yml in deploy/compose/secrets/ (which git ignores), all random:
+#   admin.password      the password of the dashboard's user `admin`, created at the server's first start
+#   enroll.token        the one-time token gateway gw-1 enrolls with (its key registered, its broker password issued)
+#   influxdb.password   the password of InfluxDB's user `admin`
+#   influxdb.token      InfluxDB's operator token, with which the server writes and reads
+# Existing files are kept; pass --force to replace them all (then also `docker compose down -v`: InfluxDB and
+# the server keep what they were set up with). --new-token replaces enroll.token alone, for a gateway that has
+# to enroll again (see README.md). --dir <dir> writes them elsewhere. Needs only openssl.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 secrets="$here/secrets"
+files=(admin.password enroll.token influxdb.password influxdb.token)
 
+usage() {
+  echo "usage: $0 [--force | --new-token] [--dir <dir>]" >&2
+  exit 2
+}
 force=0
-case "${1:-}" in
-  '') ;;
-  --force) force=1 ;;
-  *)
-    echo "usage: $0 [--force]" >&2
-    exit 2
-    ;;
-esac
+new_token=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --force) force=1 ;;
+    --new-token) new_token=1 ;;
+    --dir)
+      [[ $# -ge 2 ]] || usage
+      secrets="$2"
+      shift
+      ;;
+    *) usage ;;
+  esac
+  shift
+done
+
+if [[ $force -eq 1 && $new_token -eq 1 ]]; then usage; fi
+
+command -v openssl >/dev/null || {
+  echo "make-secrets: openssl is required" >&2
+  exit 1
+}
+# 32 random bytes in base64url without padding: 43 characters
+random() { openssl rand -base64 32 | tr -d '\n=' | tr '+/' '-_'; }
+
+# Compose bind-mounts secret files with their host owner and mode; the labtrace containers run as the
+# image's `node` user and InfluxDB's as `influxdb`, both uid 1000. A mode-600 file is only readable there
+# if it belongs to uid 1000; otherwise the files are made world-readable, and the mode-700 directory
+# keeps other host users out.
+if [[ "$(id -u)" == 1000 ]]; then mode=600; else mode=644; fi
+
+write() { # file content
+  rm -f "$secrets/$1"
+  printf '%s\n' "$2" >"$secrets/$1"
+  chmod "$mode" "$secrets/$1"
+}
+
+if [[ $new_token -eq 1 ]]; then
+  if [[ ! -d "$secrets" ]]; then
+    echo "make-secrets: $secrets does not exist; run without --new-token first" >&2
+    exit 1
+  fi
+  umask 077
+  # in place (the same file, not a new one), so that a container that mounted it sees the new token
+  printf '%s\n' "lt-enroll-$(random)" >"$secrets/enroll.token"
+  chmod "$mode" "$secrets/enroll.token"
+  echo "make-secrets: wrote a new enroll.token in $secrets"
+  echo "next: docker compose restart server, then docker compose up -d gateway"
+  exit 0
+fi
 
 if [[ $force -eq 0 ]]; then
   present=0
-  for f in gateway.password server.yaml influxdb.env; do
+  for f in "${files[@]}"; do
     if [[ -e "$secrets/$f" ]]; then present=$((present + 1)); fi
   done
-  if [[ $present -eq 3 ]]; then
+  if [[ $present -eq ${#files[@]} ]]; then
     echo "make-secrets: the secrets exist already; keeping them (--force replaces them all)" >&2
     exit 0
   elif [[ $present -gt 0 ]]; then
@@ -37,61 +82,13 @@ if [[ $force -eq 0 ]]; then
   fi
 fi
 
-random() { openssl rand -base64 32 | tr -d '\n/+='; }
-command -v openssl >/dev/null || {
-  echo "make-secrets: openssl is required" >&2
-  exit 1
-}
-
 mkdir -p "$secrets"
 chmod 700 "$secrets"
 umask 077
+write admin.password "$(random)"
+write enroll.token "lt-enroll-$(random)"
+write influxdb.password "$(random)"
+write influxdb.token "$(random)"
 
-# Compose bind-mounts secret files with their host owner and mode; the containers run as the
-# image's `node` user (uid 1000). A mode-600 file is only readable there if it belongs to uid 1000;
-# otherwise the files are made world-readable, and the mode-700 directory keeps other host users out.
-if [[ "$(id -u)" == 1000 ]]; then mode=600; else mode=644; fi
-
-influx_env="INFLUXDB_ADMIN_PASSWORD=$(random)
-INFLUXDB_TOKEN=$(random)"
-password="$(random)"
-
-hash_password() {
-  if [[ -f "$root/server/dist/src/cli.js" ]] && command -v node >/dev/null; then
-    printf '%s' "$password" | node "$root/bin/labtrace.js" server hash-password
-  elif command -v docker >/dev/null; then
-    # device-sim uses no secret, so it can run before they exist; the InfluxDB variables only
-    # satisfy the compose file's interpolation.
-    printf '%s' "$password" |
-      docker compose --project-directory "$root" -f "$root/docker-compose.yml" --env-file <(printf '%s\n' "$influx_env") \
-        run --rm --no-deps -T device-sim server hash-password
-  else
-    echo "make-secrets: needs either a local build (npm ci && npm run build) or Docker to hash the password" >&2
-    return 1
-  fi
-}
-
-hash="$(hash_password)"
-if [[ ! "$hash" =~ ^scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$ ]]; then
-  echo "make-secrets: unexpected output of 'labtrace server hash-password'" >&2
-  exit 1
-fi
-template="$(<"$here/server.template.yaml")"
-config="${template//@GATEWAY_PASSWORD_HASH@/"$hash"}"
-if [[ "$config" == "$template" ]]; then
-  echo "make-secrets: server.template.yaml lacks the @GATEWAY_PASSWORD_HASH@ placeholder" >&2
-  exit 1
-fi
-
-write() { # file content
-  rm -f "$secrets/$1"
-  printf '%s\n' "$2" >"$secrets/$1"
-  chmod "$mode" "$secrets/$1"
-}
-write gateway.password "$password"
-write server.yaml "# Generated by make-secrets.sh from server.template.yaml; do not commit.
-$config"
-write influxdb.env "$influx_env"
-
-echo "make-secrets: wrote gateway.password, server.yaml and influxdb.env (mode $mode) in $secrets"
-echo "next: docker compose --env-file deploy/compose/secrets/influxdb.env up -d --build"
+echo "make-secrets: wrote ${files[*]} (mode $mode) in $secrets"
+echo "next: docker compose up -d --build"

@@ -1,10 +1,11 @@
 // `labtrace gateway [--config file]`: polls the configured instruments and publishes to the server.
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
 import { enroll, rotateKey } from './identity/enroll.js';
-import { createIdentity } from './identity/identity.js';
+import { createIdentity, KEY_FILE } from './identity/identity.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { describe } from './modbus/link.js';
 import { planReads } from './modbus/read-plan.js';
@@ -16,9 +17,11 @@ export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
-       labtrace gateway enroll --server <url> --token <token> [--config <gateway.yaml>]
+       labtrace gateway enroll --server <url> (--token <token> | --token-file <file>) [--if-needed] [--config <gateway.yaml>]
                                                registers the key with a one-time token from a lab
-                                               admin; writes the broker password to mqtt.passwordFile
+                                               admin; writes the broker password to mqtt.passwordFile.
+                                               --if-needed: creates the key when there is none, and does
+                                               nothing when the key and mqtt.passwordFile exist already
        labtrace gateway rotate-key --server <url> [--config <gateway.yaml>]
                                                replaces the key; the old key signs the announcement
   Polls the instruments named in the config and publishes their samples to the server's broker.
@@ -47,6 +50,24 @@ export async function printPlan(file: string, write: (line: string) => void = (l
   }
 }
 
+/** The enrollment token: given on the command line, or read from a file (a Docker secret; kept out of `ps`). */
+function tokenFrom(token: string | undefined, file: string | undefined): string {
+  if (token !== undefined && file !== undefined) throw new LabtraceError('E_CONFIG', 'enroll: give --token or --token-file, not both');
+  if (token !== undefined) return token;
+  if (file === undefined)
+    throw new LabtraceError('E_CONFIG', `enroll needs --token <token> or --token-file <file> (a lab admin creates it)\n${usage}`);
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new LabtraceError('E_CONFIG_READ', `--token-file: ${file}: ${reason}`, { cause: err });
+  }
+  const read = text.trim();
+  if (read === '') throw new LabtraceError('E_CONFIG', `--token-file: ${file} is empty`);
+  return read;
+}
+
 export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   if (argv[0] === 'init') {
     let parsed;
@@ -67,21 +88,37 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     try {
       parsed = parseArgs({
         args: argv.slice(1),
-        options: { config: { type: 'string', short: 'c' }, server: { type: 'string' }, token: { type: 'string' } },
+        options: {
+          config: { type: 'string', short: 'c' },
+          server: { type: 'string' },
+          token: { type: 'string' },
+          'token-file': { type: 'string' },
+          'if-needed': { type: 'boolean' },
+        },
         strict: true,
       });
     } catch (err) {
       throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
     }
-    const { server, token } = parsed.values;
+    const { server } = parsed.values;
     if (server === undefined) throw new LabtraceError('E_CONFIG', `${argv[0]} needs --server <url>\n${usage}`);
     const file = path.resolve(parsed.values.config ?? 'gateway.yaml');
     const config = await loadGatewayIdentityConfig(file);
     useNodeCrypto();
     if (argv[0] === 'enroll') {
-      if (token === undefined) throw new LabtraceError('E_CONFIG', `enroll needs --token <token> (a lab admin creates it)\n${usage}`);
       if (config.passwordFile === undefined)
         throw new LabtraceError('E_CONFIG', `${file}: mqtt.passwordFile: enroll writes the broker password there; set it first`);
+      const hasKey = existsSync(path.join(config.dataDir, KEY_FILE));
+      const ifNeeded = parsed.values['if-needed'] === true;
+      if (ifNeeded && hasKey && existsSync(config.passwordFile)) {
+        process.stdout.write(`${config.id} is enrolled already (its key and ${config.passwordFile} exist); nothing to do\n`);
+        return { stop: () => Promise.resolve() };
+      }
+      const token = tokenFrom(parsed.values.token, parsed.values['token-file']);
+      if (ifNeeded && !hasKey) {
+        const created = createIdentity(config.id, config.dataDir);
+        process.stdout.write(`created ${created.keyFile} (mode 600), public key ${created.verifierKey}\n`);
+      }
       const outcome = await enroll({ server, token, gateway: config.id, dataDir: config.dataDir, passwordFile: config.passwordFile });
       process.stdout.write(
         `enrolled ${config.id}: key ${outcome.keyId} registered; broker user ${outcome.username}, password written to ${outcome.passwordFile}\n`,

@@ -1,4 +1,5 @@
 // `labtrace server [--config file]` and `labtrace server hash-password`.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
@@ -16,8 +17,9 @@ import { SecurityEvents } from './trust/security-events.js';
 
 export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server hash-password     reads a password on stdin, prints its scrypt hash
-       labtrace server enroll-token --gateway <id> [--ttl-hours <n>] [--config <server.yaml>]
-                                         creates a one-time enrollment token for a gateway
+       labtrace server enroll-token --gateway <id> [--ttl-hours <n>] [--token-file <file>] [--config <server.yaml>]
+                                         creates a one-time enrollment token for a gateway; with --token-file,
+                                         registers the token in that file instead (once: never revives a used one)
        labtrace server keys [--gateway <id>] [--config <server.yaml>]
                                          lists the gateways' keys and their validity
        labtrace server revoke-key --gateway <id> --key-id <hex> --reason <text> [--from <ISO 8601 time>]
@@ -29,7 +31,8 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server user list         lists the users, their roles and state
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
-  of the user "admin" created at the first start (otherwise a one-time password is printed once).`;
+  of the user "admin" created at the first start (otherwise a one-time password is printed once), or
+  LABTRACE_ADMIN_PASSWORD_FILE a file holding it (a Docker secret).`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -67,11 +70,39 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const logger = createLogger('server');
   if (hashing.kind === 'native') logger.info('hashing: the native batched SHA-256');
   else logger.warn({ reason: hashing.reason }, "hashing: Node's crypto, one call per hash (slower; the native module is not in use)");
-  if (config.broker.users.length === 0) logger.warn('no broker users configured: no gateway can connect (anonymous access is refused)');
-  const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
-  const server = new LabtraceServer(config, logger, { adminPassword: adminPassword === '' ? undefined : adminPassword });
+  if (config.broker.users.length === 0)
+    logger.warn('no broker users configured: only gateways enrolled with a token can connect (anonymous access is refused)');
+  const server = new LabtraceServer(config, logger, { adminPassword: adminPasswordFrom(process.env) });
   await server.start();
   return server;
+}
+
+/**
+ * The first admin's password: LABTRACE_ADMIN_PASSWORD, or the content of the file LABTRACE_ADMIN_PASSWORD_FILE names
+ * (one trailing newline dropped). Both at once is a mistake, an unreadable or empty file too. Never logged.
+ */
+export function adminPasswordFrom(env: NodeJS.ProcessEnv): string | undefined {
+  const value = env['LABTRACE_ADMIN_PASSWORD'];
+  const file = env['LABTRACE_ADMIN_PASSWORD_FILE'];
+  if (file === undefined || file === '') return value === '' ? undefined : value;
+  if (value !== undefined && value !== '')
+    throw new LabtraceError('E_CONFIG', 'LABTRACE_ADMIN_PASSWORD and LABTRACE_ADMIN_PASSWORD_FILE are both set; set one of them');
+  const password = readSecretFile(file, 'LABTRACE_ADMIN_PASSWORD_FILE');
+  return password;
+}
+
+/** A secret's file: its content without the one trailing newline; an unreadable or empty file is a configuration error. */
+function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new LabtraceError('E_CONFIG_READ', `${what}: ${file}: ${reason}`, { cause: err });
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new LabtraceError('E_CONFIG', `${what}: ${file} is empty`);
+  return secret;
 }
 
 /** The admin commands: they open the server's database directly (it may be running; SQLite WAL allows it). */
@@ -84,6 +115,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
         config: { type: 'string', short: 'c' },
         gateway: { type: 'string' },
         'ttl-hours': { type: 'string' },
+        'token-file': { type: 'string' },
         'key-id': { type: 'string' },
         from: { type: 'string' },
         reason: { type: 'string' },
@@ -108,9 +140,23 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       if (gateway === undefined) throw new LabtraceError('E_CONFIG', `enroll-token needs --gateway <id>\n${usage}`);
       const hours = values['ttl-hours'] === undefined ? 24 : Number(values['ttl-hours']);
       if (!Number.isFinite(hours) || hours <= 0) throw new LabtraceError('E_CONFIG', '--ttl-hours: expected a positive number of hours');
-      const { token, expiresAt } = new Enrollment(database, keys, events).createToken(gateway, Math.round(hours * 3_600_000));
-      out(token);
-      process.stderr.write(`one-time enrollment token for gateway ${gateway}, valid until ${new Date(expiresAt).toISOString()}\n`);
+      const enrollment = new Enrollment(database, keys, events);
+      const tokenFile = values['token-file'];
+      if (tokenFile !== undefined) {
+        // the token stays in its file: nothing of it is printed
+        const token = readSecretFile(path.resolve(tokenFile), '--token-file');
+        const { registered, expiresAt, used } = enrollment.registerToken(token, gateway, Math.round(hours * 3_600_000));
+        const until = new Date(expiresAt).toISOString();
+        process.stderr.write(
+          registered
+            ? `the enrollment token in ${tokenFile} is registered for gateway ${gateway}, valid until ${until}\n`
+            : `the enrollment token in ${tokenFile} was registered for gateway ${gateway} before (${used ? 'used' : `unused, valid until ${until}`}); left as it is\n`,
+        );
+      } else {
+        const { token, expiresAt } = enrollment.createToken(gateway, Math.round(hours * 3_600_000));
+        out(token);
+        process.stderr.write(`one-time enrollment token for gateway ${gateway}, valid until ${new Date(expiresAt).toISOString()}\n`);
+      }
     } else if (command === 'keys') {
       for (const k of keys.list(gateway))
         out(

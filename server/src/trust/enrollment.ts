@@ -74,6 +74,35 @@ export class Enrollment {
     return { token, expiresAt };
   }
 
+  /**
+   * Registers a token made elsewhere (a deployment's secret, such as the compose lab's) for a gateway id. Idempotent:
+   * a token already registered is left as it is, used or not, so that running this at every start never revives it.
+   */
+  registerToken(
+    token: string,
+    gateway: string,
+    ttlMs = DEFAULT_TOKEN_TTL_MS,
+    now = Date.now(),
+  ): { registered: boolean; expiresAt: number; used: boolean } {
+    if (!enrollRequestSchema.shape.token.safeParse(token).success)
+      throw new LabtraceError('E_BAD_REQUEST', 'token: expected an enrollment token "lt-enroll-" and 43 characters of base64url');
+    parseWith(idSchema, gateway, 'gateway', 'E_BAD_REQUEST');
+    if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > 30 * 24 * 3_600_000)
+      throw new LabtraceError('E_BAD_REQUEST', 'ttl: between 1 minute and 30 days');
+    const hash = tokenHash(token);
+    const existing = this.database.sqlite.prepare('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(hash) as TokenRow | undefined;
+    if (existing !== undefined) {
+      if (existing.gateway !== gateway)
+        throw new LabtraceError('E_CONFIG', `token: this enrollment token was registered for "${existing.gateway}", not "${gateway}"`);
+      return { registered: false, expiresAt: existing.expires_at, used: existing.used_at !== null };
+    }
+    const expiresAt = now + ttlMs;
+    this.database.sqlite
+      .prepare('INSERT INTO enrollment_tokens (token_hash, gateway, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(hash, gateway, now, expiresAt);
+    return { registered: true, expiresAt, used: false };
+  }
+
   async enroll(body: unknown, now = Date.now()): Promise<EnrollResult> {
     const request = parseWith(enrollRequestSchema, body, 'body', 'E_BAD_REQUEST');
     const refuse = (code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST', message: string): never => {

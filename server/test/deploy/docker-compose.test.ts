@@ -1,10 +1,10 @@
-// docker-compose.yml: compose accepts it, it runs the four services with the server's ports published,
-// and it has no default secret (compose refuses to interpolate it without the InfluxDB variables).
+// docker-compose.yml: compose accepts it, it runs the four services with the server's ports published, and it
+// has no default secret: every password and token is a file that deploy/compose/make-secrets.sh makes.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
@@ -41,48 +41,75 @@ function compose(args: string[], vars: Record<string, string>): Promise<Run> {
   });
 }
 
-const secret = (): string => randomBytes(18).toString('base64url');
-const influx = { INFLUXDB_ADMIN_PASSWORD: secret(), INFLUXDB_TOKEN: secret() };
-
 interface Port {
   published?: number | string;
   target?: number | string;
 }
 interface ComposeConfig {
-  services: Record<string, { ports?: (Port | string)[]; secrets?: ({ source: string } | string)[] }>;
+  services: Record<string, { ports?: (Port | string)[]; secrets?: ({ source: string } | string)[]; environment?: Record<string, string | null> }>;
+  secrets: Record<string, { file: string }>;
 }
 
 function publishedPorts(ports: (Port | string)[] = []): string[] {
   return ports.map((p) => (typeof p === 'string' ? (p.split(':').at(-2) ?? p) : String(p.published)));
 }
 
+async function config(): Promise<ComposeConfig> {
+  const run = await compose(['config'], {});
+  expect(run.code).toBe(0);
+  return parse(run.stdout) as ComposeConfig;
+}
+
 describe('docker-compose.yml', () => {
-  test('is valid when the InfluxDB secrets are given', async () => {
-    const run = await compose(['config', '-q'], influx);
+  test('is valid as it is: no variable to set', async () => {
+    const run = await compose(['config', '-q'], {});
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
   });
 
   test('runs the four services; the server publishes HTTP 8080 and MQTT 1883', async () => {
-    const run = await compose(['config'], influx);
-    expect(run.code).toBe(0);
-    const config = parse(run.stdout) as ComposeConfig;
-    expect(Object.keys(config.services).sort()).toEqual(['device-sim', 'gateway', 'influxdb', 'server']);
-    expect(publishedPorts(config.services['server']?.ports)).toEqual(expect.arrayContaining(['8080', '1883']));
-    const secretsOf = (service: string) => (config.services[service]?.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
-    expect(secretsOf('server')).toEqual(['server_config']);
-    expect(secretsOf('gateway')).toEqual(['gateway_password']);
+    const c = await config();
+    expect(Object.keys(c.services).sort()).toEqual(['device-sim', 'gateway', 'influxdb', 'server']);
+    expect(publishedPorts(c.services['server']?.ports)).toEqual(expect.arrayContaining(['8080', '1883']));
+    const secretsOf = (service: string) => (c.services[service]?.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source)).sort();
+    expect(secretsOf('server')).toEqual(['admin_password', 'enroll_token', 'influxdb_token']);
+    expect(secretsOf('gateway')).toEqual(['enroll_token']);
+    expect(secretsOf('influxdb')).toEqual(['influxdb_password', 'influxdb_token']);
+    expect(secretsOf('device-sim')).toEqual([]);
   });
 
-  test('has no default InfluxDB admin password: compose fails without INFLUXDB_ADMIN_PASSWORD', async () => {
-    const run = await compose(['config', '-q'], { INFLUXDB_TOKEN: influx.INFLUXDB_TOKEN });
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('INFLUXDB_ADMIN_PASSWORD');
+  test('has no default secret: every secret is a file make-secrets.sh writes (git ignores them), none is in the environment', async () => {
+    const c = await config();
+    const dir = path.join(ROOT, 'deploy', 'compose', 'secrets');
+    const files = Object.values(c.secrets).map((s) => s.file);
+    for (const f of files) expect(path.dirname(f)).toBe(dir);
+    const made = path.join(tmp, 'made');
+    await promisify(execFile)(path.join(ROOT, 'deploy', 'compose', 'make-secrets.sh'), ['--dir', made]);
+    expect(readdirSync(made).sort()).toEqual(files.map((f) => path.basename(f)).sort());
+    expect(readFileSync(path.join(dir, '.gitignore'), 'utf8')).toMatch(/^\*$/m);
+    expect(readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')).toMatch(/^deploy\/compose\/secrets$/m);
+    // a password or token is only ever named by a *_FILE variable pointing at a mounted secret
+    for (const [name, service] of Object.entries(c.services))
+      for (const [key, value] of Object.entries(service.environment ?? {})) {
+        if (/PASSWORD|TOKEN/.test(key)) {
+          expect(`${name}: ${key}`).toMatch(/_FILE$/);
+          expect(value).toMatch(/^\/run\/secrets\/[a-z_]+$/);
+        }
+      }
   });
 
-  test('has no default InfluxDB token: compose fails without INFLUXDB_TOKEN', async () => {
-    const run = await compose(['config', '-q'], { INFLUXDB_ADMIN_PASSWORD: influx.INFLUXDB_ADMIN_PASSWORD });
-    expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('INFLUXDB_TOKEN');
+  test('make-secrets.sh --new-token replaces the enrollment token alone, in the same file (a mounted secret sees it)', async () => {
+    const dir = path.join(tmp, 'new-token');
+    const script = path.join(ROOT, 'deploy', 'compose', 'make-secrets.sh');
+    await promisify(execFile)(script, ['--dir', dir]);
+    const read = () => Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
+    const before = read();
+    const inode = statSync(path.join(dir, 'enroll.token')).ino;
+    await promisify(execFile)(script, ['--new-token', '--dir', dir]);
+    const after = read();
+    expect(after['enroll.token']).toMatch(/^lt-enroll-[A-Za-z0-9_-]{43}\n$/);
+    expect(after['enroll.token']).not.toBe(before['enroll.token']);
+    expect({ ...after, 'enroll.token': '' }).toEqual({ ...before, 'enroll.token': '' });
+    expect(statSync(path.join(dir, 'enroll.token')).ino).toBe(inode);
   });
 });
