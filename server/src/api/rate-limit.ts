@@ -7,6 +7,8 @@ export interface RateLimitOptions {
   perSecond: number;
   burst: number;
   now?: () => number;
+  /** told of each request refused, with the client's address */
+  onLimited?: (address: string) => void;
 }
 
 export function rateLimit(options: RateLimitOptions): RequestHandler {
@@ -21,6 +23,7 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     if (bucket.tokens < 1) {
       buckets.set(key, bucket);
       res.set('retry-after', String(Math.ceil((1 - bucket.tokens) / options.perSecond)));
+      options.onLimited?.(key);
       return next(new LabtraceError('E_RATE_LIMITED', `more than ${options.perSecond} requests a second from this address; slow down`));
     }
     bucket.tokens -= 1;
