@@ -126,7 +126,7 @@ export const serverConfigSchema = z.strictObject({
     .default({ users: [], allowAnonymous: false }),
   /**
    * refusals that can come in floods (failed MQTT logins, garbage payloads, enrollment attempts) are one security
-   * event per kind and source per window, with a count; at most `maxSourcesPerWindow` sources per window
+   * event per kind and source per window, with a count; at most `maxSourcesPerWindow` sources of a kind per window
    */
   securityEvents: z
     .strictObject({

@@ -95,6 +95,13 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     return this.aedes?.connectedClients ?? 0;
   }
 
+  /** open connections on every listener, logged in or not */
+  get openConnections(): number {
+    let n = 0;
+    for (const count of this.openPerAddress.values()) n += count;
+    return n;
+  }
+
   connectedGateways(): string[] {
     return [...this.gatewayClients.keys()];
   }

@@ -78,7 +78,7 @@ export interface Refusal {
 export interface AggregationOptions {
   /** refusals of one kind from one source are one row per window, with a count */
   windowMs: number;
-  /** distinct sources (rows) per window; beyond it, one row per kind counts the rest */
+  /** distinct sources (rows) of a kind per window; beyond it, one row of the kind counts the rest */
   maxKeysPerWindow: number;
 }
 
@@ -108,6 +108,8 @@ export class SecurityEvents extends EventEmitter<Events> {
   private windowStart = -Infinity;
   /** this window's row of each source */
   private readonly windowRows = new Map<string, number>();
+  /** this window's rows of each kind */
+  private readonly kindRows = new Map<SecurityEventKind, number>();
   /** repetitions not yet written, by row */
   private readonly unwritten = new Map<number, { count: number; lastAt: number }>();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -147,10 +149,11 @@ export class SecurityEvents extends EventEmitter<Events> {
 
   /**
    * Records a refusal of something that can come in floods (failed logins, garbage payloads, bad
-   * enrollment tokens): the first of a (kind, gateway, address, client) in a window is a row, logged
-   * and pushed; the rest of the window only count on that row. A window holds at most
-   * maxKeysPerWindow rows; further sources are counted on one row per kind. Never throws: a refusal
-   * stands even when it cannot be recorded (the failure is logged).
+   * enrollment tokens): the first of a (kind, gateway, address, client, batch) in a window is a row,
+   * logged and pushed; the rest of the window only count on that row. A window holds at most
+   * maxKeysPerWindow rows of a kind (a flood of one kind cannot crowd out another); further sources
+   * are counted on one row of the kind. Never throws: a refusal stands even when it cannot be
+   * recorded (the failure is logged).
    */
   refuse(r: Refusal): void {
     try {
@@ -158,11 +161,13 @@ export class SecurityEvents extends EventEmitter<Events> {
       if (now >= this.windowStart + this.aggregation.windowMs) {
         this.flush();
         this.windowRows.clear();
+        this.kindRows.clear();
         this.windowStart = now;
       }
-      const key = JSON.stringify([r.kind, r.gateway ?? '', r.address ?? null, r.client ?? null]);
+      const key = JSON.stringify([r.kind, r.gateway ?? '', r.address ?? null, r.client ?? null, r.batch ?? null]);
       let row = this.windowRows.get(key);
-      if (row === undefined && this.windowRows.size >= this.aggregation.maxKeysPerWindow) {
+      const rows = this.kindRows.get(r.kind) ?? 0;
+      if (row === undefined && rows >= this.aggregation.maxKeysPerWindow) {
         const other = JSON.stringify([r.kind, '*']);
         row = this.windowRows.get(other);
         if (row === undefined) {
@@ -180,6 +185,7 @@ export class SecurityEvents extends EventEmitter<Events> {
       }
       if (row === undefined) {
         this.windowRows.set(key, this.write(r, now).id);
+        this.kindRows.set(r.kind, rows + 1);
         return;
       }
       const pending = this.unwritten.get(row) ?? { count: 0, lastAt: now };
