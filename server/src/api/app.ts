@@ -169,7 +169,12 @@ export function createApp(deps: AppDeps): Express {
   const enrollLimit = rateLimit({
     ...(deps.enrollRateLimit ?? { perSecond: 0.1, burst: 10 }),
     onLimited: (address) =>
-      deps.trust.events.refuse({ kind: 'enrollment-attempt', severity: 'notice', detail: 'enrollment refused: too many attempts from this address', address }),
+      deps.trust.events.refuse({
+        kind: 'enrollment-attempt',
+        severity: 'notice',
+        detail: 'enrollment refused: too many attempts from this address',
+        address,
+      }),
   });
   route(app, 'POST', '/api/enroll', enrollLimit, async (req, res) => {
     res.status(201).json(await deps.trust.enrollment.enroll(req.body, req.ip));

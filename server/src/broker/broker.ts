@@ -123,7 +123,9 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const guard: PacketLimit = new PacketLimit(conn, Math.min(MAX_CONNECT_BYTES, maxPacket), (o: Oversize) => {
       const client = (guard as { client?: Client }).client;
       const user = client === undefined ? undefined : this.sessions.get(client);
-      const what = o.malformed ? 'a packet length of more than 4 bytes (not MQTT)' : `a packet of ${o.declared >= o.limit ? 'more than ' : ''}${o.limit} bytes`;
+      const what = o.malformed
+        ? 'a packet length of more than 4 bytes (not MQTT)'
+        : `a packet of ${o.declared >= o.limit ? 'more than ' : ''}${o.limit} bytes`;
       this.refuse({
         kind: 'oversize-packet',
         severity: user === undefined ? 'notice' : 'alarm',
@@ -137,7 +139,12 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const max = this.options.maxConnectionsPerAddress ?? 64;
     const open = this.openPerAddress.get(address) ?? 0;
     if (open >= max) {
-      this.refuse({ kind: 'connection-refused', severity: 'notice', detail: `more than ${max} connections from this address (mqtt.maxConnectionsPerAddress)`, address });
+      this.refuse({
+        kind: 'connection-refused',
+        severity: 'notice',
+        detail: `more than ${max} connections from this address (mqtt.maxConnectionsPerAddress)`,
+        address,
+      });
       guard.destroy();
       return handle(guard);
     }

@@ -138,8 +138,27 @@ export class SecurityEvents extends EventEmitter<Events> {
     const address = r.address ?? null;
     const client = r.client ?? null;
     const info = this.insert.run(at, gateway, r.kind, r.severity, batch, r.detail, at, address, client);
-    const event: SecurityEvent = { id: Number(info.lastInsertRowid), at, gateway, kind: r.kind, severity: r.severity, batch, detail: r.detail, count: 1, lastAt: at, address, client };
-    const fields = { gateway, kind: r.kind, batch, detail: r.detail, ...(address === null ? {} : { address }), ...(client === null ? {} : { client }) };
+    const event: SecurityEvent = {
+      id: Number(info.lastInsertRowid),
+      at,
+      gateway,
+      kind: r.kind,
+      severity: r.severity,
+      batch,
+      detail: r.detail,
+      count: 1,
+      lastAt: at,
+      address,
+      client,
+    };
+    const fields = {
+      gateway,
+      kind: r.kind,
+      batch,
+      detail: r.detail,
+      ...(address === null ? {} : { address }),
+      ...(client === null ? {} : { client }),
+    };
     if (r.severity === 'alarm') this.logger.error(fields, `ALARM: ${r.kind}`);
     else if (r.severity === 'notice') this.logger.warn(fields, r.kind);
     else this.logger.info(fields, r.kind);

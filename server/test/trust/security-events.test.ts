@@ -1,15 +1,15 @@
 // Whatever the server refuses it records: each refusal over a real MQTT connection to a started server
 // appears in GET /api/security-events; a flood of refusals is a bounded number of rows carrying counts.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { sealBatch, topicFor } from '@labtrace/protocols';
 import { LabDatabase } from '../../src/store/database.js';
 import { SecurityEvents, type SecurityEvent } from '../../src/trust/security-events.js';
-import { LAB, records, send, signerOf, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { LAB, records, send, signerOf, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 const gateways: TestGateway[] = [];
@@ -82,7 +82,13 @@ describe('refusals over MQTT are security events', () => {
     const reused = records('overlap-1', 2, 2).map((s) => ({ ...s, ts: s.ts + 10 }));
     expect(await send(t, gw, gw.sign(reused))).toMatch(/sequence numbers 2..2 of gw-b are already stored in batch 0/);
     const [event] = await servedCount('sequence-overlap', 1, 'gw-b');
-    expect(event).toMatchObject({ gateway: 'gw-b', severity: 'alarm', batch: 1, count: 1, detail: expect.stringMatching(/already stored in batch 0/) });
+    expect(event).toMatchObject({
+      gateway: 'gw-b',
+      severity: 'alarm',
+      batch: 1,
+      count: 1,
+      detail: expect.stringMatching(/already stored in batch 0/),
+    });
   });
 
   test("a signed batch carrying another gateway's instrument, and a BIRTH claiming one", async () => {
