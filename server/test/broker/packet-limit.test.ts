@@ -2,10 +2,12 @@
 // connection at the fixed header, before any of its body is sent or buffered (64 KiB before a login
 // succeeds, mqtt.maxPacketBytes after); one address may hold a bounded number of connections.
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { topicFor } from '@labtrace/protocols';
+import { PacketLimit, type Oversize } from '../../src/broker/packet-limit.js';
 import type { SecurityEvent } from '../../src/trust/security-events.js';
 import { LAB, startServer, waitFor, type TestServer } from '../helpers/server.js';
 
@@ -172,5 +174,51 @@ describe('connections per address', () => {
       if (again === undefined) await new Promise((r) => setTimeout(r, 20));
     }
     expect(again?.connected).toBe(true);
+  });
+});
+
+describe('framing: the check follows packet boundaries however the bytes are split', () => {
+  /** A PUBLISH-like packet with `n` bytes after its fixed header. */
+  const packet = (n: number): Buffer => Buffer.concat([fixedHeader(3, n), Buffer.alloc(n, n % 251)]);
+  // lengths at each boundary of the variable-length encoding (1, 2 and 3 length bytes)
+  const stream = Buffer.concat([0, 1, 127, 128, 16_383, 16_384, 70_000, 5].map(packet));
+
+  async function through(bytes: Buffer, chunk: (i: number) => number, limit: number): Promise<{ out: Buffer; refused: Oversize[] }> {
+    const inner = new PassThrough();
+    const refused: Oversize[] = [];
+    const guard = new PacketLimit(inner, limit, (o) => refused.push(o));
+    const out: Buffer[] = [];
+    guard.on('data', (b: Buffer) => out.push(b));
+    guard.on('error', () => undefined);
+    const ended = new Promise<void>((resolve) => guard.once('close', () => resolve()));
+    for (let at = 0, i = 0; at < bytes.length; i++) {
+      const n = chunk(i);
+      inner.write(bytes.subarray(at, at + n));
+      at += n;
+    }
+    inner.end();
+    await ended;
+    return { out: Buffer.concat(out), refused };
+  }
+
+  test.each([
+    ['one byte at a time', () => 1],
+    ['7 bytes at a time', () => 7],
+    ['uneven chunks', (i: number) => [3, 1, 4, 1, 5, 9, 2, 6][i % 8]! * 97],
+    ['all at once', () => stream.length],
+  ])('%s: every byte passes, unchanged', async (_name, chunk) => {
+    const { out, refused } = await through(stream, chunk, 70_000);
+    expect(refused).toEqual([]);
+    expect(out.equals(stream)).toBe(true);
+  });
+
+  test('a packet one byte over the limit, its header split across chunks, is refused at its header', async () => {
+    const bytes = Buffer.concat([packet(10), fixedHeader(3, 70_001), Buffer.alloc(100)]);
+    const { out, refused } = await through(bytes, () => 1, 70_000);
+    expect(refused).toEqual([{ declared: 70_001, limit: 70_000, malformed: false }]);
+    // the packet before it passed, and its header but for the length byte that makes it too large;
+    // none of its body
+    expect(out.length).toBe(15);
+    expect(out.equals(bytes.subarray(0, 15))).toBe(true);
   });
 });
