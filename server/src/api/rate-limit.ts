@@ -22,9 +22,15 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     bucket.at = t;
     if (bucket.tokens < 1) {
       buckets.set(key, bucket);
-      res.set('retry-after', String(Math.ceil((1 - bucket.tokens) / options.perSecond)));
+      const retryAfter = Math.ceil((1 - bucket.tokens) / options.perSecond);
+      res.set('retry-after', String(retryAfter));
       options.onLimited?.(key);
-      return next(new LabtraceError('E_RATE_LIMITED', `more than ${options.perSecond} requests a second from this address; slow down`));
+      return next(
+        new LabtraceError(
+          'E_RATE_LIMITED',
+          `too many requests from this address (${options.perSecond} a second after a burst of ${options.burst}); retry in ${retryAfter} s`,
+        ),
+      );
     }
     bucket.tokens -= 1;
     buckets.set(key, bucket);

@@ -56,8 +56,12 @@ test('an address gets a limited number of enrollment attempts: then 429 with Ret
   try {
     for (let i = 0; i < 3; i++) expect((await post(t, enrollBody('gw-a'))).status).toBe(401);
     const limited = await post(t, enrollBody('gw-a'));
-    expect(limited).toMatchObject({ status: 429, body: { code: 'E_RATE_LIMITED' } });
+    expect(limited).toMatchObject({
+      status: 429,
+      body: { code: 'E_RATE_LIMITED', error: expect.stringMatching(/^too many requests from this address/) },
+    });
     expect(Number(limited.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(limited.body['error']).toContain(`retry in ${limited.retryAfter} s`);
     // the rest of the API is not limited by it
     expect((await t.fetch('/api/health')).status).toBe(200);
     const limitedEvents = t.server.events.list({ kind: 'enrollment-attempt' }).filter((e) => e.detail.includes('too many attempts'));
