@@ -7,6 +7,10 @@ import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
 import { accreditationConfigSchema } from './lab/accreditation.js';
 
 const port = z.number().int().min(0).max(65535);
+/** 8 MiB: above the largest batch of numbers a gateway sends (docs/trust.md, MQTT) */
+export const DEFAULT_MAX_PACKET_BYTES = 8 * 1024 * 1024;
+/** a gateway enrolls once; ten tries at once, then one every ten seconds */
+const DEFAULT_ENROLL_RATE_LIMIT = { perSecond: 0.1, burst: 10 };
 
 export const brokerUserSchema = z.strictObject({
   username: z.string().min(1).max(128),
@@ -76,8 +80,12 @@ export const serverConfigSchema = z.strictObject({
           z.strictObject({ perSecond: z.number().positive().max(1_000_000), burst: z.number().int().min(1).max(10_000_000) }),
         ])
         .default({ perSecond: 100, burst: 1000 }),
+      /** POST /api/enroll per client address (it needs no sign-in): a burst, then `perSecond` */
+      enrollRateLimit: z
+        .strictObject({ perSecond: z.number().positive().max(1_000_000), burst: z.number().int().min(1).max(10_000_000) })
+        .default(DEFAULT_ENROLL_RATE_LIMIT),
     })
-    .default({ host: '127.0.0.1', port: 8080, rateLimit: { perSecond: 100, burst: 1000 } }),
+    .default({ host: '127.0.0.1', port: 8080, rateLimit: { perSecond: 100, burst: 1000 }, enrollRateLimit: DEFAULT_ENROLL_RATE_LIMIT }),
   mqtt: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -99,14 +107,33 @@ export const serverConfigSchema = z.strictObject({
           clientId: z.string().min(1).max(128).optional(),
         })
         .optional(),
+      /**
+       * the largest MQTT packet the embedded broker takes from an authenticated client, on every listener; a
+       * connection declaring a larger one is closed at its fixed header (before any of it is buffered). The
+       * default holds the largest batch of numbers (10,000 samples with 64-character ids: about 5.1 MB as JSON);
+       * batches of long text values may need more. Before authentication a packet may have 64 KiB at most.
+       */
+      maxPacketBytes: z.number().int().min(65_536).max(268_435_455).default(DEFAULT_MAX_PACKET_BYTES),
+      /** open MQTT connections (TCP, TLS and WebSocket together) from one address; more are closed at once */
+      maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(64),
     })
-    .default({ host: '127.0.0.1', port: 1883 }),
+    .default({ host: '127.0.0.1', port: 1883, maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, maxConnectionsPerAddress: 64 }),
   broker: z
     .strictObject({
       users: z.array(brokerUserSchema).default([]),
       allowAnonymous: z.literal(false).default(false),
     })
     .default({ users: [], allowAnonymous: false }),
+  /**
+   * refusals that can come in floods (failed MQTT logins, garbage payloads, enrollment attempts) are one security
+   * event per kind and source per window, with a count; at most `maxSourcesPerWindow` sources of a kind per window
+   */
+  securityEvents: z
+    .strictObject({
+      windowMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+      maxSourcesPerWindow: z.number().int().min(1).max(100_000).default(200),
+    })
+    .default({ windowMs: 60_000, maxSourcesPerWindow: 200 }),
   /** registered gateway keys (verifier-key form name+keyid+base64); a registered gateway's batches must be signed with its key */
   gateways: z
     .array(

@@ -137,7 +137,10 @@ export class LabtraceServer {
     this.store = new MeasurementStore(this.database);
     this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
     this.registry = new Registry(this.database);
-    this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }));
+    this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }), {
+      windowMs: config.securityEvents.windowMs,
+      maxKeysPerWindow: config.securityEvents.maxSourcesPerWindow,
+    });
     this.keys = new KeyRegistry(this.database, this.events);
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
@@ -200,6 +203,9 @@ export class LabtraceServer {
         users: config.broker.users,
         lookupUser: (username) => this.enrollment.user(username),
         ...(config.mqtt.tls === undefined ? {} : { tls: { host: config.mqtt.host, ...config.mqtt.tls } }),
+        maxPacketBytes: config.mqtt.maxPacketBytes,
+        maxConnectionsPerAddress: config.mqtt.maxConnectionsPerAddress,
+        refused: (refusal) => this.events.refuse(refusal),
         logger: logger.child({ part: 'broker' }),
       });
       this.broker = this.embeddedBroker;
@@ -236,6 +242,7 @@ export class LabtraceServer {
     const app = createApp({
       trustProxy: config.http.trustProxy,
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
+      enrollRateLimit: config.http.enrollRateLimit,
       users: this.users,
       audit: this.audit,
       labRoutes: labRoutes({
@@ -465,6 +472,7 @@ export class LabtraceServer {
     await this.series.stop();
     await this.live.stop();
     await this.certificates.stop();
+    await this.events.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
     await this.database.close();

@@ -42,6 +42,8 @@ export interface AppDeps {
   trustProxy?: string[] | undefined;
   /** per-address request rate on /api (undefined: no limit) */
   rateLimit?: RateLimitOptions | undefined;
+  /** POST /api/enroll, per address (default 10 at once, then one every 10 s) */
+  enrollRateLimit?: { perSecond: number; burst: number } | undefined;
   /** the lab records' routes (samples, methods, runs) */
   labRoutes?: express.Router | undefined;
   /** certificates, and their public verification (/verify/:id) */
@@ -163,8 +165,19 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a gateway enrolls with a one-time token from a lab admin and a proof that it holds its key
-  route(app, 'POST', '/api/enroll', async (req, res) => {
-    res.status(201).json(await deps.trust.enrollment.enroll(req.body));
+  // it needs no sign-in: a limit of its own per address, far below the API's, and refusals counted per address
+  const enrollLimit = rateLimit({
+    ...(deps.enrollRateLimit ?? { perSecond: 0.1, burst: 10 }),
+    onLimited: (address) =>
+      deps.trust.events.refuse({
+        kind: 'enrollment-attempt',
+        severity: 'notice',
+        detail: 'enrollment refused: too many attempts from this address',
+        address,
+      }),
+  });
+  route(app, 'POST', '/api/enroll', enrollLimit, async (req, res) => {
+    res.status(201).json(await deps.trust.enrollment.enroll(req.body, req.ip));
   });
 
   route(app, 'GET', '/api/gateways/:id/keys', (req, res) => {

@@ -7,6 +7,8 @@ export interface RateLimitOptions {
   perSecond: number;
   burst: number;
   now?: () => number;
+  /** told of each request refused, with the client's address */
+  onLimited?: (address: string) => void;
 }
 
 export function rateLimit(options: RateLimitOptions): RequestHandler {
@@ -20,8 +22,15 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     bucket.at = t;
     if (bucket.tokens < 1) {
       buckets.set(key, bucket);
-      res.set('retry-after', String(Math.ceil((1 - bucket.tokens) / options.perSecond)));
-      return next(new LabtraceError('E_RATE_LIMITED', `more than ${options.perSecond} requests a second from this address; slow down`));
+      const retryAfter = Math.ceil((1 - bucket.tokens) / options.perSecond);
+      res.set('retry-after', String(retryAfter));
+      options.onLimited?.(key);
+      return next(
+        new LabtraceError(
+          'E_RATE_LIMITED',
+          `too many requests from this address (${options.perSecond} a second after a burst of ${options.burst}); retry in ${retryAfter} s`,
+        ),
+      );
     }
     bucket.tokens -= 1;
     buckets.set(key, bucket);

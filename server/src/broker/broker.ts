@@ -6,12 +6,18 @@ import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { LabtraceError, parseTopic } from '@labtrace/protocols';
-import type { BrokerUser } from '../config.js';
+import { DEFAULT_MAX_PACKET_BYTES, type BrokerUser } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Refusal } from '../trust/security-events.js';
 import type { BusEvents, MessageBus } from './bus.js';
+import { PacketLimit, type Oversize } from './packet-limit.js';
 import { verifyPassword } from './passwords.js';
+
+/** the largest packet before authentication: a CONNECT with credentials and a will fits many times over */
+export const MAX_CONNECT_BYTES = 65_536;
 
 export interface BrokerOptions {
   lab: string;
@@ -22,8 +28,17 @@ export interface BrokerOptions {
   lookupUser?: (username: string) => BrokerUser | undefined;
   /** an MQTT over TLS listener besides the plain one */
   tls?: { host: string; port: number; certFile: string; keyFile: string };
+  /** the largest packet of an authenticated client (default 8 MiB) */
+  maxPacketBytes?: number;
+  /** open connections from one address (default 64) */
+  maxConnectionsPerAddress?: number;
+  /** where refusals are recorded (security events): logins, publishes, subscriptions, connections */
+  refused?: (refusal: Refusal) => void;
   logger: Logger;
 }
+
+/** A string from the wire as a record keeps it: bounded. */
+const clip = (text: string): string => (text.length > 128 ? `${text.slice(0, 128)}...` : text);
 
 function authError(message: string, returnCode: 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode });
@@ -42,6 +57,10 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   private readonly users: Map<string, BrokerUser>;
   /** client ids only gateways may use: a reader taking one would knock the gateway off (MQTT takeover) */
   private readonly gatewayIds: Set<string>;
+  /** the remote address of each connection (its guard) */
+  private readonly addresses = new WeakMap<Duplex, string>();
+  /** open connections per remote address */
+  private readonly openPerAddress = new Map<string, number>();
 
   constructor(private readonly options: BrokerOptions) {
     super();
@@ -76,8 +95,66 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     return this.aedes?.connectedClients ?? 0;
   }
 
+  /** open connections on every listener, logged in or not */
+  get openConnections(): number {
+    let n = 0;
+    for (const count of this.openPerAddress.values()) n += count;
+    return n;
+  }
+
   connectedGateways(): string[] {
     return [...this.gatewayClients.keys()];
+  }
+
+  private refuse(refusal: Refusal): void {
+    this.options.refused?.(refusal);
+  }
+
+  private addressOf(client: Client): string | undefined {
+    return this.addresses.get(client.conn);
+  }
+
+  /**
+   * Every connection, from any listener, before Aedes reads it: counted against its address's limit,
+   * and read through the packet size check (the pre-authentication limit until its login succeeds).
+   */
+  private admit(conn: Duplex, address: string, handle: (conn: Duplex) => Client): Client {
+    const maxPacket = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const guard: PacketLimit = new PacketLimit(conn, Math.min(MAX_CONNECT_BYTES, maxPacket), (o: Oversize) => {
+      const client = (guard as { client?: Client }).client;
+      const user = client === undefined ? undefined : this.sessions.get(client);
+      const what = o.malformed
+        ? 'a packet length of more than 4 bytes (not MQTT)'
+        : `a packet of ${o.declared >= o.limit ? 'more than ' : ''}${o.limit} bytes`;
+      this.refuse({
+        kind: 'oversize-packet',
+        severity: user === undefined ? 'notice' : 'alarm',
+        detail: `connection closed: it declared ${what}${user === undefined ? ' before authenticating' : ' (mqtt.maxPacketBytes; a gateway sending such batches needs a larger limit or a smaller batch.maxSamples)'}`,
+        ...(user?.gateway === undefined ? {} : { gateway: user.gateway }),
+        address,
+        ...(client?.id ? { client: clip(client.id) } : {}),
+      });
+    });
+    this.addresses.set(guard, address);
+    const max = this.options.maxConnectionsPerAddress ?? 64;
+    const open = this.openPerAddress.get(address) ?? 0;
+    if (open >= max) {
+      this.refuse({
+        kind: 'connection-refused',
+        severity: 'notice',
+        detail: `more than ${max} connections from this address (mqtt.maxConnectionsPerAddress)`,
+        address,
+      });
+      guard.destroy();
+      return handle(guard);
+    }
+    this.openPerAddress.set(address, open + 1);
+    conn.once('close', () => {
+      const n = (this.openPerAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.openPerAddress.delete(address);
+      else this.openPerAddress.set(address, n);
+    });
+    return handle(guard);
   }
 
   async start(): Promise<void> {
@@ -85,26 +162,41 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const aedes = await Aedes.createBroker({
       authenticate: (client, username, password, done) => {
         const user = username === undefined ? undefined : this.user(username);
+        // one security event per source and window (a flood of attempts is a count, not a flood of rows)
+        const refuse = (why: string): void =>
+          this.refuse({
+            kind: 'login-refused',
+            severity: 'notice',
+            detail: `MQTT login refused: ${why}`,
+            address: this.addressOf(client),
+            client: clip(`${client.id ?? ''}${username === undefined ? '' : ` (user ${username})`}`),
+          });
         if (!user || password === undefined) {
-          logger.warn({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
+          logger.debug({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
+          refuse(username === undefined ? 'no username' : password === undefined ? 'no password' : 'unknown user');
           done(authError('bad username or password', 4), false);
           return;
         }
         verifyPassword(password.toString('utf8'), user.passwordHash).then(
           (ok) => {
             if (!ok) {
-              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
+              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
+              refuse('wrong password');
               return done(authError('bad username or password', 4), false);
             }
             if (user.role !== 'gateway' && this.isGatewayId(client.id)) {
-              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
+              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
+              refuse('a client id of a gateway');
               return done(authError('client id reserved for a gateway', 5), false);
             }
             if (user.role === 'gateway' && client.id !== user.gateway) {
-              logger.warn({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
+              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
+              refuse('a gateway must use its id as client id');
               return done(authError('client id must be the gateway id', 5), false);
             }
             this.sessions.set(client, user);
+            // authenticated: packets up to the configured size from now on
+            if (client.conn instanceof PacketLimit) client.conn.limit = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
             done(null, true);
           },
           (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
@@ -122,6 +214,14 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
           (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH' || topic.kind === 'HEALTH');
         if (!allowed) {
           logger.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused');
+          this.refuse({
+            kind: 'publish-refused',
+            severity: user?.role === 'gateway' ? 'alarm' : 'notice',
+            detail: `MQTT publish to ${clip(packet.topic)} refused (${user?.role ?? 'unauthenticated'} ${clip(user?.username ?? '')})`,
+            ...(user?.gateway === undefined ? {} : { gateway: user.gateway }),
+            address: this.addressOf(client),
+            client: clip(client.id),
+          });
           return callback(new Error(`not allowed to publish to ${packet.topic}`));
         }
         callback(null);
@@ -138,12 +238,24 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
         }
         if (!allowed) {
           logger.warn({ clientId: client.id, topic: filter }, 'MQTT subscription refused');
+          this.refuse({
+            kind: 'subscribe-refused',
+            severity: 'notice',
+            detail: `MQTT subscription to ${clip(filter)} refused (${user?.role ?? 'unauthenticated'} ${clip(user?.username ?? '')})`,
+            ...(user?.gateway === undefined ? {} : { gateway: user.gateway }),
+            address: this.addressOf(client),
+            client: clip(client.id),
+          });
           return callback(null, null);
         }
         callback(null, subscription);
       },
     });
     this.aedes = aedes;
+    // every listener (TCP, TLS, WebSocket) hands its connections to aedes.handle: admitted there
+    const handle = aedes.handle;
+    aedes.handle = (conn, req) =>
+      this.admit(conn, req?.socket.remoteAddress ?? (conn as net.Socket).remoteAddress ?? 'unknown', (guarded) => handle(guarded, req));
     aedes.on('clientReady', (client) => {
       if (this.sessions.get(client)?.role !== 'gateway') return;
       this.gatewayClients.set(client.id, client);
@@ -211,7 +323,8 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   attachWebSocket(server: http.Server): void {
     const aedes = this.aedes;
     if (!aedes) throw new LabtraceError('E_CONFIG', 'broker not started');
-    const wss = new WebSocketServer({ noServer: true });
+    // one WebSocket message may hold at most one largest packet (the packet limit applies to the stream as well)
+    const wss = new WebSocketServer({ noServer: true, maxPayload: (this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES) + 5 });
     this.wss = wss;
     server.on('upgrade', (req, socket, head) => {
       if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/mqtt') return;

@@ -8,6 +8,7 @@ import {
   headerHash,
   healthMessageSchema,
   isSealedBatch,
+  isLabtraceError,
   issuesOf,
   openBatch,
   parseTopic,
@@ -26,7 +27,7 @@ import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
 import type { KeyRegistry } from '../trust/key-registry.js';
-import type { SecurityEventKind, SecurityEvents } from '../trust/security-events.js';
+import type { SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
 import { Chain } from './chain.js';
 
 interface IngestEvents {
@@ -46,6 +47,9 @@ const INDEX_DELAY_MS = 500;
 /** records indexed in one go between commits */
 const INDEX_SLICE = 200_000;
 const INDEX_RETRY_MS = 5_000;
+
+/** a payload that is not a message of its topic: counted per gateway and window, an alarm (a genuine gateway sends none) */
+const MALFORMED = { kind: 'malformed', batch: null, counted: true } as const;
 
 type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
 
@@ -100,11 +104,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /** Why a gateway may not speak for these instruments, or undefined: an instrument belongs to the gateway that announced it first. */
-  private foreign(gateway: string, instruments: Iterable<string>): string | undefined {
+  private foreign(gateway: string, instruments: Iterable<string>): { reason: string; owner?: string } | undefined {
     for (const id of instruments) {
       const owner = this.owners.get(id);
-      if (owner === undefined) return `instrument "${id}" was not announced in a BIRTH`;
-      if (owner !== gateway) return `instrument "${id}" belongs to gateway ${owner}`;
+      if (owner === undefined) return { reason: `instrument "${id}" was not announced in a BIRTH` };
+      if (owner !== gateway) return { reason: `instrument "${id}" belongs to gateway ${owner}`, owner };
     }
     return undefined;
   }
@@ -129,9 +133,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (entry.gateway === gateway) this.health.set(id, { gateway, health: { ...entry.health, connected: false } });
   }
 
-  private reject(gateway: string, reason: string, event?: { kind: SecurityEventKind; batch: number | null }): void {
+  /**
+   * `event`: the security event it is (an alarm unless told); `counted`: one per kind and gateway per window
+   * with a count (what a misbehaving gateway can repeat at will: garbage payloads, claims on instruments).
+   */
+  private reject(
+    gateway: string,
+    reason: string,
+    event?: { kind: SecurityEventKind; batch: number | null; severity?: Severity; counted?: boolean },
+  ): void {
     this.counters.rejected++;
-    if (event) this.events.record(gateway, event.kind, 'alarm', reason, event.batch);
+    if (event?.counted) this.events.refuse({ gateway, kind: event.kind, severity: event.severity ?? 'alarm', detail: reason, batch: event.batch });
+    else if (event) this.events.record(gateway, event.kind, event.severity ?? 'alarm', reason, event.batch);
     else this.logger.warn({ gateway, reason }, 'message rejected');
     this.emit('rejected', gateway, reason);
   }
@@ -171,7 +184,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (foreign !== undefined) {
       // not acknowledged: once the gateway announces its instruments, its resend is accepted
       await this.command(gateway, { v: 1, cmd: 'rebirth' });
-      return this.reject(gateway, `${what}: ${foreign}`);
+      return this.reject(
+        gateway,
+        `${what}: ${foreign.reason}`,
+        foreign.owner === undefined
+          ? { kind: 'unannounced-instrument', severity: 'notice', batch: header.batch, counted: true }
+          : { kind: 'foreign-instrument', batch: header.batch, counted: true },
+      );
     }
     const hash = toBase64(headerHash(header));
     const now = Date.now();
@@ -203,6 +222,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
         return { kind: 'stored' as const, gap: notes.some((n) => n.kind === 'batch-gap') };
       });
     } catch (err) {
+      // numbers already stored under another batch: refused, not acknowledged (the gateway cannot resend it as it is)
+      if (isLabtraceError(err) && err.code === 'E_CONFLICT')
+        return this.reject(gateway, `${what}: ${err.message}`, { kind: 'sequence-overlap', batch: header.batch, counted: true });
       // not acknowledged: the gateway keeps the batch, nothing is lost
       this.logger.error({ gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
       return this.reject(gateway, `${what}: ${(err as Error).message}`);
@@ -337,7 +359,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       try {
         opened = openBatch(payload);
       } catch (err) {
-        return this.reject(topic.gateway, `DATA: ${(err as Error).message}`);
+        return this.reject(topic.gateway, `DATA: ${(err as Error).message}`, MALFORMED);
       }
       const { signed, samples, leaves, records } = opened;
       return this.data(topic.gateway, { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed }, leaves, records);
@@ -346,7 +368,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     try {
       body = JSON.parse(payload.toString());
     } catch {
-      return this.reject(topic.gateway, `${topic.kind}: payload is not JSON`);
+      return this.reject(topic.gateway, `${topic.kind}: payload is not JSON`, MALFORMED);
     }
     switch (topic.kind) {
       case 'DATA': {
@@ -358,6 +380,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
               .map((i) => `${i.path}: ${i.message}`)
               .slice(0, 5)
               .join('; ')}`,
+            MALFORMED,
           );
         }
         return this.data(topic.gateway, parsed.data);
@@ -371,11 +394,21 @@ export class Ingest extends EventEmitter<IngestEvents> {
               .map((i) => `${i.path}: ${i.message}`)
               .slice(0, 5)
               .join('; ')}`,
+            MALFORMED,
           );
         if (parsed.data.gateway !== topic.gateway)
-          return this.reject(topic.gateway, `BIRTH: gateway "${parsed.data.gateway}" does not match the topic`);
+          return this.reject(topic.gateway, `BIRTH: gateway "${parsed.data.gateway}" does not match the topic`, {
+            kind: 'foreign-gateway',
+            batch: null,
+            counted: true,
+          });
         const taken = parsed.data.instruments.find((i) => (this.owners.get(i.id) ?? topic.gateway) !== topic.gateway);
-        if (taken) return this.reject(topic.gateway, `BIRTH: instrument "${taken.id}" belongs to gateway ${this.owners.get(taken.id) ?? ''}`);
+        if (taken)
+          return this.reject(topic.gateway, `BIRTH: instrument "${taken.id}" belongs to gateway ${this.owners.get(taken.id) ?? ''}`, {
+            kind: 'foreign-instrument',
+            batch: null,
+            counted: true,
+          });
         // known before the first DATA is handled (the registry write below is asynchronous)
         for (const i of parsed.data.instruments) this.owners.set(i.id, topic.gateway);
         await this.registry.recordBirth(this.lab, parsed.data);
@@ -392,9 +425,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
               .map((i) => `${i.path}: ${i.message}`)
               .slice(0, 5)
               .join('; ')}`,
+            MALFORMED,
           );
         if (parsed.data.gateway !== topic.gateway)
-          return this.reject(topic.gateway, `HEALTH: gateway "${parsed.data.gateway}" does not match the topic`);
+          return this.reject(topic.gateway, `HEALTH: gateway "${parsed.data.gateway}" does not match the topic`, {
+            kind: 'foreign-gateway',
+            batch: null,
+            counted: true,
+          });
         const own = parsed.data.instruments.filter((h) => this.owners.get(h.instrument) === topic.gateway);
         for (const h of own) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
         this.emit('health', own);

@@ -8,6 +8,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
 import { certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
+import { securityEventSourcesMigration } from '../trust/security-events.js';
 
 export interface Tables {
   gateways: {
@@ -365,6 +366,9 @@ migrations['0019_samples_rowid'] = {
       FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`.execute(db);
   },
 };
+
+// the source and the count of a refusal recorded once per window (trust/security-events.ts)
+migrations['0020_security_event_sources'] = securityEventSourcesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

@@ -253,7 +253,7 @@ export class MeasurementStore {
     const clash = this.stmts.overlap.get(gateway, last, header.firstSeq) as { batch: number; firstSeq: number; count: number } | undefined;
     if (clash)
       throw new LabtraceError(
-        'E_STORE',
+        'E_CONFLICT',
         `sequence numbers ${Math.max(header.firstSeq, clash.firstSeq)}..${Math.min(last, clash.firstSeq + clash.count - 1)} of ${gateway} are already stored in batch ${clash.batch}`,
       );
     const bytes = records ?? encodeRecords(gateway, fromHex(header.keyId), samples).bytes;

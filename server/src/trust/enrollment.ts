@@ -103,17 +103,30 @@ export class Enrollment {
     return { registered: true, expiresAt, used: false };
   }
 
-  async enroll(body: unknown, now = Date.now()): Promise<EnrollResult> {
+  /** `address`: where the request came from, recorded with a refusal. */
+  async enroll(body: unknown, address?: string, now = Date.now()): Promise<EnrollResult> {
     const request = parseWith(enrollRequestSchema, body, 'body', 'E_BAD_REQUEST');
-    const refuse = (code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST', message: string): never => {
-      this.events.record(request.gateway, 'enrollment-refused', 'alarm', message, null, now);
-      throw new LabtraceError(code, message);
-    };
     const hash = tokenHash(request.token);
     const row = this.database.sqlite.prepare('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(hash) as TokenRow | undefined;
-    if (!row) return refuse('E_AUTH', 'token: unknown enrollment token');
+    if (!row) {
+      // Anyone can send a made-up token under any gateway id: that is noise from an address, counted per window,
+      // not an alarm of the gateway it names.
+      this.events.refuse({
+        kind: 'enrollment-attempt',
+        severity: 'notice',
+        detail: 'enrollment refused: unknown token',
+        address,
+        client: request.gateway,
+      });
+      throw new LabtraceError('E_AUTH', 'token: unknown enrollment token');
+    }
+    // A genuine token: the refusal concerns the gateway it was issued for, whatever gateway the request names.
+    const refuse = (code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST', message: string, severity: 'notice' | 'alarm' = 'alarm'): never => {
+      this.events.record(row.gateway, 'enrollment-refused', severity, `${message}${address === undefined ? '' : ` (from ${address})`}`, null, now);
+      throw new LabtraceError(code, message);
+    };
     if (row.used_at !== null) return refuse('E_AUTH', 'token: this enrollment token was already used');
-    if (row.expires_at <= now) return refuse('E_AUTH', 'token: this enrollment token has expired');
+    if (row.expires_at <= now) return refuse('E_AUTH', 'token: this enrollment token has expired', 'notice');
     if (row.gateway !== request.gateway) return refuse('E_FORBIDDEN', `gateway: the token was issued for "${row.gateway}", not "${request.gateway}"`);
     let key;
     try {

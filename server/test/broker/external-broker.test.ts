@@ -1,6 +1,7 @@
 // External broker mode against a real Mosquitto that runs the shipped deploy/mosquitto configuration
 // and ACL: the server as a client with a persistent session, gateways as ordinary MQTT clients.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -295,4 +296,18 @@ describe('the persistent session', () => {
       await broker.start();
     }
   });
+});
+
+test('the shipped configuration closes a connection that declares a packet above max_packet_size, at its header', async () => {
+  const { hostname, port } = new URL(broker.url);
+  const socket = net.connect(Number(port), hostname);
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const received: Buffer[] = [];
+  socket.on('data', (b: Buffer) => received.push(b));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  // CONNECT, remaining length 200 MiB (4 length bytes), and nothing of its body
+  socket.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x64]));
+  await closed;
+  expect(Buffer.concat(received)).toHaveLength(0);
 });
