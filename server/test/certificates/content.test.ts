@@ -167,8 +167,13 @@ describe('renderings', () => {
     // the signing time is said in words; cryptElectronicTimeStamp is a yes/no the DCC does not claim
     expect(xml).not.toContain('cryptElectronicTimeStamp');
     expect(xml).toContain(`Authorized the report on ${new Date(c.authorization.at).toISOString()}; meaning of the signature: approval`);
-    // text is escaped
-    const odd = composeContent(composeInput({ customer: { id: 'org-a', name: 'A & <B>', contact: 'x' } }));
-    expect(new TextDecoder().decode(renderDcc(odd, 'c'.repeat(64), { softwareVersion: '0.1.0' }))).toContain('A &amp; &lt;B&gt;');
+    // text is escaped; a lab whose config names no country is in "ZZ", ISO 3166's unknown country
+    const odd = new TextDecoder().decode(
+      renderDcc(composeContent(composeInput({ customer: { id: 'org-a', name: 'A & <B>', contact: 'x' } })), 'c'.repeat(64), {
+        softwareVersion: '0.1.0',
+      }),
+    );
+    expect(odd).toContain('A &amp; &lt;B&gt;');
+    expect(odd).toContain('<dcc:countryCodeISO3166_1>ZZ</dcc:countryCodeISO3166_1>');
   });
 });
