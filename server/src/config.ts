@@ -188,6 +188,11 @@ export const serverConfigSchema = z.strictObject({
       address: z.string().trim().min(1, 'required: the address printed on reports').max(500),
       /** where the tests are done, when not at the address above */
       placeOfWork: z.string().trim().min(1).max(500).optional(),
+      /** the laboratory's country, ISO 3166-1 alpha-2 (e.g. DE): the DCC's countryCodeISO3166_1 ("ZZ", unknown, when unset) */
+      country: z
+        .string()
+        .regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 country code in capitals, such as DE')
+        .optional(),
     })
     .optional(),
   /** the URL the public reaches the server at: reports link to <publicBaseUrl>/verify/<id> (default: the listen address) */

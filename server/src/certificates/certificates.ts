@@ -17,6 +17,7 @@ import type { LabDatabase } from '../store/database.js';
 import { composeContent, type ComposeInput } from './compose.js';
 import { certificateContentSchema, missingFields, type CertificateContent } from './content.js';
 import { renderDcc } from './render-dcc.js';
+import { assertValidDcc } from './validate-dcc.js';
 import { renderPdf } from './render-pdf.js';
 import {
   certificateKey,
@@ -70,8 +71,8 @@ export interface CertificatesDeps {
   /** the run results (server.results); undefined while the server has none */
   results: () => RunResultsSource | undefined;
   log: () => TransparencyLog | undefined;
-  /** the lab's name and address (config `laboratory`) */
-  laboratory: { name: string; address: string; placeOfWork?: string | undefined } | undefined;
+  /** the lab's name and address (config `laboratory`); its country (ISO 3166-1 alpha-2) goes into the DCC */
+  laboratory: { name: string; address: string; placeOfWork?: string | undefined; country?: string | undefined } | undefined;
   /** the lab's id (config `lab`): the prefix of certificate numbers */
   lab: string;
   /** where the public verification page is reached from outside: `<base>/verify/<id>` */
@@ -390,7 +391,9 @@ export class Certificates {
     const key = this.signer();
     const digest = sha256Hex(contentBytes(content));
     const pdf = await renderPdf(content, digest);
-    const dcc = renderDcc(content, digest, this.deps.softwareVersion);
+    const dcc = renderDcc(content, digest, { softwareVersion: this.deps.softwareVersion, country: this.deps.laboratory?.country });
+    // the DCC must be valid against the official PTB schema, or nothing is issued
+    await assertValidDcc(dcc, id);
     const statement: SignedStatement = {
       purpose: STATEMENT_PURPOSE,
       v: 1,

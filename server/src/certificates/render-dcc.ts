@@ -1,8 +1,10 @@
-// The certificate as a machine-readable XML in the shape of the PTB Digital Calibration Certificate (DCC 3.x,
-// https://ptb.de/dcc): administrativeData (software, core data, items, laboratory, responsible person,
-// customer, statements) and measurementResults, each value a D-SI si:real (https://ptb.de/si) with its
-// expanded uncertainty. It is generated, not validated against the XSD here; units without a D-SI spelling
-// are kept as the method writes them.
+// The certificate as a machine-readable XML: a PTB Digital Calibration Certificate, DCC 3.3.0 (https://ptb.de/dcc)
+// with D-SI 2.2.1 quantities (https://ptb.de/si). administrativeData holds the software, the refTypes this file
+// uses, the core data (country, languages, id, dates, amendment), the item, the laboratory, the responsible person,
+// the customer and the statements; measurementResults the method, the measuring equipment and every result as an
+// si:real with its expanded uncertainty (si:measurementUncertaintyUnivariate/si:expandedMU) and, where the
+// method sets limits, its conformity in measurementMetaData. Units without a D-SI spelling are kept as the
+// method writes them. Each rendering is checked against the official schema before issue (validate-dcc.ts).
 import type { CertificateContent } from './content.js';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
@@ -45,23 +47,65 @@ const DSI: Record<string, string> = {
 export const dsiUnit = (unit: string): string => DSI[unit] ?? unit;
 
 const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
-const text = (tag: string, s: string, indent: string): string => `${indent}<dcc:${tag}><dcc:content lang="en">${esc(s)}</dcc:content></dcc:${tag}>`;
+/** element content of a schema "notEmptyStringType" (no leading or trailing white space) */
+const token = (s: string): string => esc(s.trim());
+const english = (s: string): string => `<dcc:content lang="en">${esc(s)}</dcc:content>`;
+const text = (tag: string, s: string, indent: string): string => `${indent}<dcc:${tag}>${english(s)}</dcc:${tag}>`;
 
-export function renderDcc(content: CertificateContent, contentDigest: string, softwareVersion: string): Uint8Array {
-  const c = content;
+/** ISO 3166-1 "ZZ" (user-assigned, "unknown country"): the country when the lab's config names none */
+export const UNKNOWN_COUNTRY = 'ZZ';
+
+/**
+ * The refTypes this DCC marks its statements and metadata with, all in labtrace's own namespace and defined in
+ * the file itself (administrativeData/refTypeDefinitions): what each marks.
+ */
+export const LABTRACE_REF_TYPES = {
+  labtrace_scope: 'the statement that the results relate only to the items tested, as received (ISO/IEC 17025 7.8.2.1 l)',
+  labtrace_traceability: 'the metrological traceability of an instrument: its calibration certificate and status during the test (6.5)',
+  labtrace_accreditation: 'the accreditation mark and number, or which results lie outside the scope of accreditation (7.8.2.2)',
+  labtrace_amendment: 'the report this one amends and the reason (7.8.8)',
+  labtrace_evidence:
+    'the evidence the report is bound to: the signed records (count and digest), the transparency-log checkpoint at issue, the SHA-256 of the signed content and where to verify the report',
+  labtrace_conformity: 'the statement of conformity of one result with its decision rule (7.8.6)',
+} as const;
+export const LABTRACE_REF_TYPE_RELEASE = '1';
+/** names the labtrace refType vocabulary and its release; the definitions are in the file itself */
+export const LABTRACE_REF_TYPE_LINK = `urn:labtrace:dcc-reftypes:${LABTRACE_REF_TYPE_RELEASE}`;
+
+export interface DccOptions {
+  /** the software that wrote the file (dccSoftware/software/release) */
+  softwareVersion: string;
+  /** the laboratory's country, ISO 3166-1 alpha-2 (config laboratory.country); "ZZ" when unknown */
+  country?: string | undefined;
+}
+
+export function renderDcc(cert: CertificateContent, contentDigest: string, options: DccOptions): Uint8Array {
+  const c = cert;
+  const country = options.country ?? UNKNOWN_COUNTRY;
+  const countryCode = options.country === undefined ? [] : [`<dcc:countryCode>${esc(options.country)}</dcc:countryCode>`];
   const lines: string[] = [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<dcc:digitalCalibrationCertificate xmlns:dcc="https://ptb.de/dcc" xmlns:si="https://ptb.de/si" schemaVersion="3.3.0">',
     '  <dcc:administrativeData>',
     '    <dcc:dccSoftware><dcc:software>',
     '      <dcc:name><dcc:content>labtrace</dcc:content></dcc:name>',
-    `      <dcc:release>${esc(softwareVersion)}</dcc:release>`,
+    `      <dcc:release>${token(options.softwareVersion)}</dcc:release>`,
+    '      <dcc:type>application</dcc:type>',
     '    </dcc:software></dcc:dccSoftware>',
-    '    <dcc:refTypeDefinitions/>',
+    '    <dcc:refTypeDefinitions><dcc:refTypeDefinition>',
+    text('name', 'labtrace refTypes', '      '),
+    '      <dcc:description>',
+    ...Object.entries(LABTRACE_REF_TYPES).map(([refType, meaning]) => `        ${english(`${refType}: ${meaning}`)}`),
+    '      </dcc:description>',
+    '      <dcc:namespace>labtrace</dcc:namespace>',
+    `      <dcc:link>${LABTRACE_REF_TYPE_LINK}</dcc:link>`,
+    `      <dcc:release>${LABTRACE_REF_TYPE_RELEASE}</dcc:release>`,
+    '    </dcc:refTypeDefinition></dcc:refTypeDefinitions>',
     '    <dcc:coreData>',
+    `      <dcc:countryCodeISO3166_1>${esc(country)}</dcc:countryCodeISO3166_1>`,
     '      <dcc:usedLangCodeISO639_1>en</dcc:usedLangCodeISO639_1>',
     '      <dcc:mandatoryLangCodeISO639_1>en</dcc:mandatoryLangCodeISO639_1>',
-    `      <dcc:uniqueIdentifier>${esc(c.id)}</dcc:uniqueIdentifier>`,
+    `      <dcc:uniqueIdentifier>${token(c.id)}</dcc:uniqueIdentifier>`,
     `      <dcc:receiptDate>${day(c.receivedAt)}</dcc:receiptDate>`,
     `      <dcc:beginPerformanceDate>${day(c.test.startedAt)}</dcc:beginPerformanceDate>`,
     `      <dcc:endPerformanceDate>${day(c.test.endedAt)}</dcc:endPerformanceDate>`,
@@ -70,10 +114,10 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
     ...(c.amendment === null
       ? []
       : [
-          '      <dcc:previousReport>',
-          `        <dcc:issuer>calibrationLaboratory</dcc:issuer><dcc:value>${esc(c.amendment.amends)}</dcc:value>`,
-          text('description', `Amendment to Report No. ${c.amendment.amends}: ${c.amendment.reason}`, '        '),
-          '      </dcc:previousReport>',
+          '      <dcc:reportAmendedSubstituted>',
+          '        <dcc:typeOfChange>amended</dcc:typeOfChange>',
+          `        <dcc:replacedUniqueIdentifier>${token(c.amendment.amends)}</dcc:replacedUniqueIdentifier>`,
+          '      </dcc:reportAmendedSubstituted>',
         ]),
     '    </dcc:coreData>',
     '    <dcc:items>',
@@ -81,30 +125,39 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
     text('name', c.item.description, '        '),
     text('description', `Condition on receipt: ${c.item.condition}`, '        '),
     '        <dcc:identifications><dcc:identification>',
-    `          <dcc:issuer>customer</dcc:issuer><dcc:value>${esc(c.item.id)}</dcc:value>`,
+    `          <dcc:issuer>customer</dcc:issuer><dcc:value>${token(c.item.id)}</dcc:value>`,
     '        </dcc:identification></dcc:identifications>',
     '      </dcc:item>',
     '    </dcc:items>',
     '    <dcc:calibrationLaboratory><dcc:contact>',
     text('name', c.laboratory.name, '      '),
-    `      <dcc:location><dcc:further><dcc:content lang="en">${esc(c.laboratory.address)}</dcc:content></dcc:further></dcc:location>`,
+    `      <dcc:location>${countryCode.join('')}<dcc:further>${english(c.laboratory.address)}</dcc:further></dcc:location>`,
     '    </dcc:contact></dcc:calibrationLaboratory>',
     '    <dcc:respPersons><dcc:respPerson>',
     `      <dcc:person>${text('name', c.authorization.name, '')}</dcc:person>`,
-    `      <dcc:role>${esc(c.authorization.meaning)}</dcc:role>`,
+    text(
+      'description',
+      `Authorized the report on ${new Date(c.authorization.at).toISOString()}; meaning of the signature: ${c.authorization.meaning}`,
+      '      ',
+    ),
+    `      <dcc:role>${token(c.authorization.role)}</dcc:role>`,
     '      <dcc:mainSigner>true</dcc:mainSigner>',
-    `      <dcc:cryptElectronicTimeStamp>${new Date(c.authorization.at).toISOString()}</dcc:cryptElectronicTimeStamp>`,
     '    </dcc:respPerson></dcc:respPersons>',
     '    <dcc:customer>',
     text('name', c.customer.name, '      '),
-    `      <dcc:location><dcc:further><dcc:content lang="en">${esc(c.customer.contact)}</dcc:content></dcc:further></dcc:location>`,
+    `      <dcc:location><dcc:further>${english(c.customer.contact)}</dcc:further></dcc:location>`,
     '    </dcc:customer>',
     '    <dcc:statements>',
-    `      <dcc:statement refType="basic_conformity">${text('declaration', c.statement, '')}</dcc:statement>`,
-    ...c.traceability.map((i) => `      <dcc:statement refType="basic_traceability">${text('declaration', i.statement, '')}</dcc:statement>`),
+    `      <dcc:statement refType="labtrace_scope">${text('declaration', c.statement, '')}</dcc:statement>`,
+    ...c.traceability.map((i) => `      <dcc:statement refType="labtrace_traceability">${text('declaration', i.statement, '')}</dcc:statement>`),
     c.accreditation === null
-      ? `      <dcc:statement refType="basic_accreditation">${text('declaration', c.notAccredited.length > 0 ? `Outside the scope of accreditation: ${c.notAccredited.join(', ')}` : 'No accreditation mark', '')}</dcc:statement>`
-      : `      <dcc:statement refType="basic_accreditation">${text('declaration', `Accredited by ${c.accreditation.body}, No. ${c.accreditation.number}`, '')}</dcc:statement>`,
+      ? `      <dcc:statement refType="labtrace_accreditation">${text('declaration', c.notAccredited.length > 0 ? `Outside the scope of accreditation: ${c.notAccredited.join(', ')}` : 'No accreditation mark', '')}</dcc:statement>`
+      : `      <dcc:statement refType="labtrace_accreditation">${text('declaration', `Accredited by ${c.accreditation.body}, No. ${c.accreditation.number}`, '')}</dcc:statement>`,
+    ...(c.amendment === null
+      ? []
+      : [
+          `      <dcc:statement refType="labtrace_amendment">${text('declaration', `Amendment to Report No. ${c.amendment.amends}: ${c.amendment.reason}`, '')}</dcc:statement>`,
+        ]),
     `      <dcc:statement refType="labtrace_evidence">${text('declaration', `records ${c.records.count} ${c.records.digestAlgorithm} ${c.records.digest}; log ${c.checkpoint.origin} size ${c.checkpoint.size} root ${c.checkpoint.rootHash}; content SHA-256 ${contentDigest}; verify at ${c.verifyUrl}`, '')}</dcc:statement>`,
     '    </dcc:statements>',
     '  </dcc:administrativeData>',
@@ -113,7 +166,7 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
     text('name', c.method.title, '      '),
     '      <dcc:usedMethods><dcc:usedMethod>',
     text('name', `${c.method.id} version ${c.method.version}`, '        '),
-    `        <dcc:norm>${esc(c.method.standard)}</dcc:norm>`,
+    `        <dcc:norm>${token(c.method.standard)}</dcc:norm>`,
     '      </dcc:usedMethod></dcc:usedMethods>',
     '      <dcc:measuringEquipments>',
     ...c.traceability.map((i) =>
@@ -121,14 +174,14 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
         '        <dcc:measuringEquipment>',
         text('name', `${i.maker} ${i.model}`, '          '),
         `          <dcc:manufacturer>${text('name', i.maker, '')}</dcc:manufacturer>`,
-        `          <dcc:model>${esc(i.model)}</dcc:model>`,
+        `          <dcc:model>${token(i.model)}</dcc:model>`,
         '          <dcc:identifications>',
-        `            <dcc:identification><dcc:issuer>manufacturer</dcc:issuer><dcc:value>${esc(i.serialNumber)}</dcc:value>${text('name', 'serial number', '')}</dcc:identification>`,
-        `            <dcc:identification><dcc:issuer>calibrationLaboratory</dcc:issuer><dcc:value>${esc(i.id)}</dcc:value>${text('name', 'instrument id', '')}</dcc:identification>`,
+        `            <dcc:identification><dcc:issuer>manufacturer</dcc:issuer><dcc:value>${token(i.serialNumber)}</dcc:value>${text('name', 'serial number', '')}</dcc:identification>`,
+        `            <dcc:identification><dcc:issuer>calibrationLaboratory</dcc:issuer><dcc:value>${token(i.id)}</dcc:value>${text('name', 'instrument id', '')}</dcc:identification>`,
         ...(i.calibration === null
           ? []
           : [
-              `            <dcc:identification><dcc:issuer>other</dcc:issuer><dcc:value>${esc(i.calibration.certificate)}</dcc:value>${text('name', `calibration certificate of ${i.calibration.laboratory}, due ${day(i.calibration.dueAt)}`, '')}</dcc:identification>`,
+              `            <dcc:identification><dcc:issuer>other</dcc:issuer><dcc:value>${token(i.calibration.certificate)}</dcc:value>${text('name', `calibration certificate of ${i.calibration.laboratory}, due ${day(i.calibration.dueAt)}`, '')}</dcc:identification>`,
             ]),
         '          </dcc:identifications>',
         '        </dcc:measuringEquipment>',
@@ -138,22 +191,28 @@ export function renderDcc(content: CertificateContent, contentDigest: string, so
     '      <dcc:results>',
     ...c.results.map((r) =>
       [
-        `        <dcc:result refType="labtrace_${esc(r.name)}">`,
+        '        <dcc:result>',
         text('name', `${r.name}: ${r.title}`, '          '),
-        ...(r.conformity === null ? [] : [text('description', r.conformity.statement, '          ')]),
         ...(r.accredited ? [] : [text('description', `Not accredited: ${r.scopeNote ?? 'outside the accreditation scope'}`, '          ')]),
         '          <dcc:data><dcc:quantity>',
         '            <si:real>',
         `              <si:value>${r.value}</si:value>`,
         `              <si:unit>${esc(dsiUnit(r.unit))}</si:unit>`,
-        '              <si:expandedUnc>',
-        `                <si:uncertainty>${r.uncertainty.reported}</si:uncertainty>`,
+        '              <si:measurementUncertaintyUnivariate><si:expandedMU>',
+        `                <si:valueExpandedMU>${esc(r.uncertainty.reported)}</si:valueExpandedMU>`,
         `                <si:coverageFactor>${r.uncertainty.coverageFactor}</si:coverageFactor>`,
         `                <si:coverageProbability>${r.uncertainty.coverageProbability}</si:coverageProbability>`,
         '                <si:distribution>normal</si:distribution>',
-        '              </si:expandedUnc>',
+        '              </si:expandedMU></si:measurementUncertaintyUnivariate>',
         '            </si:real>',
-        ...(r.conformity === null ? [] : [`            <dcc:conformity>${r.conformity.verdict === 'pass' ? 'pass' : 'fail'}</dcc:conformity>`]),
+        ...(r.conformity === null
+          ? []
+          : [
+              '            <dcc:measurementMetaData><dcc:metaData refType="labtrace_conformity">',
+              text('declaration', r.conformity.statement, '              '),
+              `              <dcc:conformity>${r.conformity.verdict === 'pass' ? 'pass' : 'fail'}</dcc:conformity>`,
+              '            </dcc:metaData></dcc:measurementMetaData>',
+            ]),
         '          </dcc:quantity></dcc:data>',
         '        </dcc:result>',
       ].join('\n'),

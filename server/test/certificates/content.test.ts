@@ -146,17 +146,34 @@ describe('renderings', () => {
 
   test('the DCC carries administrative data and every result as si:real with its expanded uncertainty', () => {
     const c = composeContent(composeInput());
-    const xml = new TextDecoder().decode(renderDcc(c, 'c'.repeat(64), '0.1.0'));
+    const xml = new TextDecoder().decode(renderDcc(c, 'c'.repeat(64), { softwareVersion: '0.1.0', country: 'DE' }));
     expect(xml).toMatch(/xmlns:dcc="https:\/\/ptb.de\/dcc"/);
     expect(xml).toMatch(/xmlns:si="https:\/\/ptb.de\/si"/);
     expect(xml).toContain('<dcc:uniqueIdentifier>TR-lab-t-000001</dcc:uniqueIdentifier>');
+    expect(xml).toContain('<dcc:countryCodeISO3166_1>DE</dcc:countryCodeISO3166_1>');
     const reals = [...xml.matchAll(/<si:real>[\s\S]*?<\/si:real>/g)].map((m) => m[0]);
     expect(reals).toHaveLength(2);
     expect(reals[0]).toMatch(/<si:value>12.34<\/si:value>\s*<si:unit>\\kilo\\newton<\/si:unit>/);
-    expect(reals[0]).toMatch(/<si:uncertainty>0.10<\/si:uncertainty>\s*<si:coverageFactor>2<\/si:coverageFactor>\s*<si:coverageProbability>0.95</);
+    // D-SI 2.x: measurementUncertaintyUnivariate/expandedMU, not the deprecated expandedUnc
+    expect(reals[0]).toMatch(
+      /<si:measurementUncertaintyUnivariate><si:expandedMU>\s*<si:valueExpandedMU>0.10<\/si:valueExpandedMU>\s*<si:coverageFactor>2<\/si:coverageFactor>\s*<si:coverageProbability>0.95</,
+    );
+    expect(xml).not.toContain('expandedUnc');
     expect(reals[1]).toMatch(/<si:unit>\\mega\\pascal<\/si:unit>/);
-    // text is escaped
-    const odd = composeContent(composeInput({ customer: { id: 'org-a', name: 'A & <B>', contact: 'x' } }));
-    expect(new TextDecoder().decode(renderDcc(odd, 'c'.repeat(64), '0.1.0'))).toContain('A &amp; &lt;B&gt;');
+    // the conformity of a result is its measurement metadata, not part of the quantity's value
+    expect(xml).toMatch(
+      /<\/si:real>\s*<dcc:measurementMetaData><dcc:metaData refType="labtrace_conformity">[\s\S]*?<dcc:conformity>pass<\/dcc:conformity>/,
+    );
+    // the signing time is said in words; cryptElectronicTimeStamp is a yes/no the DCC does not claim
+    expect(xml).not.toContain('cryptElectronicTimeStamp');
+    expect(xml).toContain(`Authorized the report on ${new Date(c.authorization.at).toISOString()}; meaning of the signature: approval`);
+    // text is escaped; a lab whose config names no country is in "ZZ", ISO 3166's unknown country
+    const odd = new TextDecoder().decode(
+      renderDcc(composeContent(composeInput({ customer: { id: 'org-a', name: 'A & <B>', contact: 'x' } })), 'c'.repeat(64), {
+        softwareVersion: '0.1.0',
+      }),
+    );
+    expect(odd).toContain('A &amp; &lt;B&gt;');
+    expect(odd).toContain('<dcc:countryCodeISO3166_1>ZZ</dcc:countryCodeISO3166_1>');
   });
 });

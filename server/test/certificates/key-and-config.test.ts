@@ -1,6 +1,6 @@
 // The lab's certificate key is made once, kept private (mode 0600) and refused when others can read it; the
-// laboratory's name and address and the public base URL are checked at start-up with messages naming the field;
-// the public routes share the API's rate limit.
+// laboratory's name, address and country and the public base URL are checked at start-up with messages naming
+// the field; the public routes share the API's rate limit.
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,12 @@ test('the laboratory and the public base URL are validated with the path of each
   expect(parse({ laboratory: { name: ' ', address: '1 Test Street' } })).toThrow(/laboratory.name: required: the name printed on reports/);
   expect(parse({ laboratory: { name: 'Lab' } })).toThrow(/laboratory.address/);
   expect(parse({ publicBaseUrl: 'lab.example.com' })).toThrow(/publicBaseUrl: expected an http\(s\) URL/);
+  // the country its DCCs name: ISO 3166-1 alpha-2, as the DCC schema takes it
+  for (const country of ['de', 'Germany', 'D', 'DEU'])
+    expect(parse({ laboratory: { name: 'Lab', address: '1 Test Street', country } })).toThrow(
+      /laboratory.country: expected an ISO 3166-1 alpha-2 country code in capitals, such as DE/,
+    );
+  expect(parseWith(serverConfigSchema, { laboratory: { name: 'Lab', address: '1 Test Street', country: 'DE' } }, 'x').laboratory?.country).toBe('DE');
   const ok = parseWith(
     serverConfigSchema,
     { laboratory: { name: 'Lab', address: '1 Test Street' }, publicBaseUrl: 'https://lab.example.com/reports' },

@@ -2,6 +2,7 @@
 // certificate requested, approved and issued by a signatory (never by who performed or created the run), its
 // PDF's text compared with the run's results, its files verified online (byte for byte) and offline (the CLI),
 // amended twice and revoked, each step in the transparency log; calibration problems and clients kept apart.
+// Every DCC issued here is valid against the official PTB DCC 3.3.0 schema, and one that would not be is not issued.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { chromium } from 'playwright-core';
 import type { Sample } from '@labtrace/protocols';
 import type { CertificateView, PublicStatus } from '../../src/certificates/certificates.js';
 import type { CertificateContent } from '../../src/certificates/content.js';
+import { dccSchemaErrors } from '../../src/certificates/validate-dcc.js';
 import type { RunResults } from '../../src/lab/contracts.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
@@ -45,6 +47,7 @@ beforeAll(async () => {
       ],
     },
     publicBaseUrl: 'https://reports.lab.example',
+    laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' },
   });
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
@@ -500,6 +503,30 @@ describe('refusals', () => {
     expect(res.body.error).toMatch(new RegExp(`instrument "utm-3" is now out of service and run ${run} is under review`));
   });
 
+  test('a report whose DCC would not be valid against the PTB DCC schema is not issued, and the refusal names the schema error', async () => {
+    // XML 1.0 has no way to carry a control character: the DCC of this sample's report cannot be valid
+    expect(
+      (
+        await call(
+          '/api/lab-samples',
+          json({ id: 'B-ctl', organization: ORGANIZATION, description: 'steel bar\u0007B500B', condition: 'intact', receivedAt: Date.now() - DAY }),
+        )
+      ).status,
+    ).toBe(201);
+    const d = await draft(await completedRun({ sample: 'B-ctl' }));
+    const res = await call(`/api/certificates/${d.id}/issue`, json({}), 'signatory');
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatch(
+      new RegExp(
+        `^certificate ${d.id} cannot be issued: its DCC XML is not valid against the PTB DCC 3\\.3\\.0 schema: line \\d+: PCDATA invalid Char value 7`,
+      ),
+    );
+    // nothing was issued: still a draft, nothing public, no DCC to download
+    expect((await call<CertificateView>(`/api/certificates/${d.id}`, {}, 'signatory')).body.status).toBe('draft');
+    expect((await fetch(`${t.base}/api/public/certificates/${d.id}`)).status).toBe(404);
+    expect((await call(`/api/certificates/${d.id}/dcc.xml`, {}, 'signatory')).status).toBe(409);
+  });
+
   test('results outside the accreditation scope: no mark, and they are flagged', async () => {
     const cert = await issued(await completedRun({ method: 'tensile-astm' }));
     const full = (await call<{ content: CertificateContent }>(`/api/certificates/${cert.id}`)).body.content;
@@ -555,4 +582,19 @@ describe('visibility', () => {
     const trail = (await (await asScoped('/api/audit-trail?recordType=certificate')).json()) as { recordId: string }[];
     expect(new Set(trail.map((e) => e.recordId))).toEqual(new Set([theirs.id]));
   });
+});
+
+describe('the DCC of every certificate issued above', () => {
+  test("is valid against the official PTB DCC 3.3.0 schema (with D-SI 2.2.1), and names the lab's country", async () => {
+    const issuedOnes = (await call<CertificateView[]>('/api/certificates', {}, 'signatory')).body.filter((c) => c.status !== 'draft');
+    // the first issue, A amended by B amended by C (one revoked), the refusals', the visibility test's
+    expect(issuedOnes.length).toBeGreaterThanOrEqual(7);
+    expect(issuedOnes.some((c) => c.status === 'amended')).toBe(true);
+    expect(issuedOnes.some((c) => c.status === 'revoked')).toBe(true);
+    for (const c of issuedOnes) {
+      const xml = await bytes(`/api/certificates/${c.id}/dcc.xml`);
+      expect({ id: c.id, errors: await dccSchemaErrors(xml) }).toEqual({ id: c.id, errors: [] });
+      expect(new TextDecoder().decode(xml)).toContain('<dcc:countryCodeISO3166_1>DE</dcc:countryCodeISO3166_1>');
+    }
+  }, 120_000);
 });
