@@ -114,7 +114,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     } else if (command === 'keys') {
       for (const k of keys.list(gateway))
         out(
-          `${k.gateway} ${k.keyId} ${k.status}${k.validUntil === null ? '' : ` until ${new Date(k.validUntil).toISOString()}`}${k.reason ? ` (${k.reason})` : ''} ${k.verifierKey}`,
+          `${k.gateway} ${k.keyId} ${k.status}${k.validUntil === null ? '' : ` until ${new Date(k.validUntil).toISOString()}`}${k.status === 'revoked' ? ` (valid batches: ${k.lastValidBatch === null ? 'none' : `up to ${k.lastValidBatch}`})` : ''}${k.reason ? ` (${k.reason})` : ''} ${k.verifierKey}`,
         );
     } else {
       const keyId = values['key-id'];

@@ -1,5 +1,6 @@
 // The security and integrity events of the lab: refused batches (forged, altered, replayed, unknown
-// or revoked key), gaps and breaks in a gateway's chain, duplicates, enrollments and key changes.
+// or revoked key), gaps and breaks in a gateway's chain, duplicates, sample times beyond the accepted clock skew,
+// enrollments and key changes.
 // Kept durably; an alarm is also logged and pushed to whoever listens.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
@@ -23,6 +24,7 @@ export const EVENT_KINDS = [
   'sequence-jump',
   'samples-refused',
   'chain-break',
+  'clock-skew',
   'enrolled',
   'enrollment-refused',
   'key-rotated',
