@@ -189,6 +189,8 @@ interface GatewayKeyEntry {
   closedAt: number | null;
   /** a revoked key: the highest valid batch number (null: none; undefined: not stated) */
   lastValidBatch: number | null | undefined;
+  /** a retired key: the key that replaced it, as the logged key events say */
+  replacedBy: string | null;
 }
 
 interface HeaderLike {
@@ -213,6 +215,8 @@ interface BatchEntry {
   records: number;
   /** whether the record bytes decoded and matched the header (count, root) */
   intact: boolean;
+  /** the header's log index, as the batch line states it */
+  logIndex: number | null;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -386,7 +390,7 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
     const lastValidBatch = isCount(k.lastValidBatch) ? k.lastValidBatch : status === 'revoked' && k.lastValidBatch === null ? null : undefined;
-    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validFrom, validUntil, closedAt: null, lastValidBatch });
+    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validFrom, validUntil, closedAt: null, lastValidBatch, replacedBy: null });
     report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validFrom, validUntil, lastValidBatch: lastValidBatch ?? null, logged: null });
   });
 
@@ -440,6 +444,7 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     if (result !== undefined) entries.push(result);
   }
   report.counts.batches = entries.length;
+  checkSuccessors(entries, gatewayKeys, problem);
 
   // sequence continuity and the header chain, per gateway
   const byGateway = new Map<string, BatchEntry[]>();
@@ -630,7 +635,7 @@ function verifyBatchLine(
     const intact = rootMatches(fast);
     verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
     const first = readRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 1).record.sample;
-    return { line, header, signature, first, records: header.count, intact };
+    return { line, header, signature, first, records: header.count, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
   }
   const samples: Sample[] = [];
   // each record's slice of the bytes; the leaves are hashed after the walk, in one batched call where Node's native hashing is installed
@@ -671,7 +676,33 @@ function verifyBatchLine(
 
   verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
   readable.batch(line, header, samples);
-  return { line, header, signature, first: samples[0], records: samples.length, intact };
+  return { line, header, signature, first: samples[0], records: samples.length, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
+}
+
+/**
+ * A retired key's batches must be numbered below the first batch its successor delivered before them (the server
+ * takes a rotated key's batches during the grace only so): a batch under the old key logged after a batch of the new
+ * one with a number as high or lower is one the server should have refused.
+ */
+function checkSuccessors(entries: BatchEntry[], gatewayKeys: Map<string, GatewayKeyEntry>, problem: (p: Problem) => void): void {
+  const logged = entries.filter((e) => e.logIndex !== null).sort((a, b) => (a.logIndex ?? 0) - (b.logIndex ?? 0));
+  /** per gateway and key, the lowest batch number seen so far in log order, and where */
+  const lowest = new Map<string, BatchEntry>();
+  for (const e of logged) {
+    const key = gatewayKeys.get(`${e.header.gateway} ${e.header.keyId}`);
+    const successor = key?.replacedBy === null || key === undefined ? undefined : lowest.get(`${e.header.gateway} ${key.replacedBy}`);
+    if (key !== undefined && successor !== undefined && e.header.batch >= successor.header.batch)
+      problem({
+        kind: 'key-not-valid',
+        where: `batches.jsonl line ${e.line} (batch ${e.header.batch} of ${e.header.gateway})`,
+        message: `key ${key.keyId} is retired, replaced by ${key.replacedBy ?? '?'}: batch ${e.header.batch} entered the log at index ${e.logIndex ?? '?'}, after batch ${successor.header.batch} of its successor (line ${successor.line}, log index ${successor.logIndex ?? '?'}), and is not below it`,
+        computed: e.header.batch,
+        claimed: successor.header.batch,
+      });
+    const id = `${e.header.gateway} ${e.header.keyId}`;
+    const seen = lowest.get(id);
+    if (seen === undefined || e.header.batch < seen.header.batch) lowest.set(id, e);
+  }
 }
 
 /** The header's inclusion in the log, by the batch line's proof, against the checkpoint's root. */
@@ -1199,6 +1230,7 @@ function checkKeyValidity(
     // held to the stricter of the two
     if (l.validUntil !== null && (entry.validUntil === null || l.validUntil < entry.validUntil)) entry.validUntil = l.validUntil;
     entry.closedAt = l.closedAt;
+    if (l.status !== 'active') entry.replacedBy = l.replacedBy;
     if (l.status === 'revoked')
       entry.lastValidBatch =
         entry.status === 'revoked' && entry.lastValidBatch !== undefined
