@@ -222,8 +222,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
         if (skew !== undefined) {
-          this.skewedBatch ??= this.database.sqlite.prepare('INSERT OR IGNORE INTO clock_skew_batches (gateway, batch, first_seq, last_seq) VALUES (?, ?, ?, ?)');
-          this.skewedBatch.run(gateway, header.batch, header.firstSeq, header.firstSeq + header.count - 1);
+          this.skewedBatch ??= this.database.sqlite.prepare(
+            'INSERT OR IGNORE INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)',
+          );
+          this.skewedBatch.run(
+            gateway,
+            header.batch,
+            header.firstSeq,
+            header.firstSeq + header.count - 1,
+            now - this.clock.maxAgeMs,
+            now + this.clock.maxClockSkewMs,
+          );
           this.events.record(gateway, 'clock-skew', 'alarm', `${what}: ${skew}`, header.batch, now);
         }
         for (const s of message.samples)

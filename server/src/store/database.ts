@@ -379,9 +379,11 @@ migrations['0020_key_events'] = {
     await sql`ALTER TABLE gateway_keys ADD COLUMN grace_until INTEGER`.execute(db);
     await sql`ALTER TABLE gateway_keys ADD COLUMN grace_from_batch INTEGER`.execute(db);
     await sql`ALTER TABLE gateway_keys ADD COLUMN last_valid_batch INTEGER`.execute(db);
-    // batches whose sample times lie outside the accepted clock skew: stored, kept out of an instrument's latest values
+    // batches with sample times outside the accepted window around their arrival [earliest, latest]: stored; their
+    // samples outside it are kept out of an instrument's latest values
     await sql`CREATE TABLE clock_skew_batches (
-      gateway TEXT NOT NULL, batch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (gateway, batch))`.execute(db);
+      gateway TEXT NOT NULL, batch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+      earliest INTEGER NOT NULL, latest INTEGER NOT NULL, PRIMARY KEY (gateway, batch))`.execute(db);
     await sql`CREATE INDEX clock_skew_by_seq ON clock_skew_batches (gateway, first_seq)`.execute(db);
     // keys known before: their state as structured events, from the key table (the text events already in the log
     // stay there, and are not read any more). A key retired or revoked before keeps the batches stored under it.

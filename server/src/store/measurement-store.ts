@@ -372,17 +372,20 @@ export class MeasurementStore {
   private skewedAt: Statement | undefined;
 
   /**
-   * The newest sample of each of an instrument's streams, leaving out the samples of batches stored with clock skew
-   * (dated outside the accepted window around their arrival, see Ingest): such a sample is never a latest value.
+   * The newest sample of each of an instrument's streams, leaving out the samples dated outside the accepted window
+   * around their batch's arrival (clock skew, see Ingest): such a sample is never a latest value.
    * Where the newest is one, the stream is read back from its newest sample (at most LATEST_SCAN rows).
    */
   private latestRows(instrument: string): Row[] {
     const rows = this.stmts.latest.all(instrument) as Row[];
-    this.skewedAt ??= this.database.sqlite
-      .prepare('SELECT last_seq FROM clock_skew_batches WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1')
-      .pluck();
+    this.skewedAt ??= this.database.sqlite.prepare(
+      'SELECT last_seq AS lastSeq, earliest, latest FROM clock_skew_batches WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
+    );
     const skewedAt = this.skewedAt;
-    const skewed = (r: Row): boolean => ((skewedAt.get(r.gateway, r.seq) as number | undefined) ?? -1) >= r.seq;
+    const skewed = (r: Row): boolean => {
+      const b = skewedAt.get(r.gateway, r.seq) as { lastSeq: number; earliest: number; latest: number } | undefined;
+      return b !== undefined && b.lastSeq >= r.seq && (r.ts < b.earliest || r.ts > b.latest);
+    };
     if (!rows.some(skewed)) return rows;
     const db = this.database.sqlite;
     const page = db.prepare(`${SELECT} WHERE s.stream = ? ORDER BY s.ts DESC, s.seq DESC LIMIT ? OFFSET ?`);
