@@ -141,8 +141,18 @@ export const serverConfigSchema = z.strictObject({
    */
   ingest: z
     .strictObject({
-      maxClockSkewMs: z.number().int().min(1000).max(100 * 365 * 86_400_000).default(5 * 60_000),
-      maxAgeMs: z.number().int().min(60_000).max(100 * 365 * 86_400_000).default(30 * 86_400_000),
+      maxClockSkewMs: z
+        .number()
+        .int()
+        .min(1000)
+        .max(100 * 365 * 86_400_000)
+        .default(5 * 60_000),
+      maxAgeMs: z
+        .number()
+        .int()
+        .min(60_000)
+        .max(100 * 365 * 86_400_000)
+        .default(30 * 86_400_000),
     })
     .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 }),
   /** where the dashboard's measurement reads come from: the embedded SQLite index (default) or InfluxDB */

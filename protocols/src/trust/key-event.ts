@@ -90,7 +90,13 @@ export function parseKeyEvent(value: unknown): KeyEvent {
   if (!isText(value.gateway, 128)) bad('gateway', 'expected a gateway id');
   if (typeof value.keyId !== 'string' || !KEY_ID.test(value.keyId)) bad('keyId', 'expected 8 hex digits');
   if (!isTime(value.at)) bad('at', 'expected ms since the epoch');
-  const base = { type: KEY_EVENT_TYPE as typeof KEY_EVENT_TYPE, v: KEY_EVENT_VERSION as typeof KEY_EVENT_VERSION, gateway: value.gateway as string, keyId: value.keyId as string, at: value.at as number };
+  const base = {
+    type: KEY_EVENT_TYPE as typeof KEY_EVENT_TYPE,
+    v: KEY_EVENT_VERSION as typeof KEY_EVENT_VERSION,
+    gateway: value.gateway as string,
+    keyId: value.keyId as string,
+    at: value.at as number,
+  };
   switch (value.event) {
     case 'registered':
       if (!isText(value.key, 300)) bad('key', 'expected a verifier key');
@@ -101,7 +107,13 @@ export function parseKeyEvent(value: unknown): KeyEvent {
       if (typeof value.newKeyId !== 'string' || !KEY_ID.test(value.newKeyId)) bad('newKeyId', 'expected 8 hex digits');
       if (!isText(value.newKey, 300)) bad('newKey', 'expected a verifier key');
       if (!isTime(value.graceUntil)) bad('graceUntil', 'expected ms since the epoch');
-      return { ...base, event: 'rotated', newKeyId: value.newKeyId as string, newKey: value.newKey as string, graceUntil: value.graceUntil as number };
+      return {
+        ...base,
+        event: 'rotated',
+        newKeyId: value.newKeyId as string,
+        newKey: value.newKey as string,
+        graceUntil: value.graceUntil as number,
+      };
     case 'retired':
       if (value.reason !== 'rotation-grace-over' && value.reason !== 're-enrolled' && value.reason !== 'migration')
         bad('reason', 'expected rotation-grace-over, re-enrolled or migration');

@@ -56,9 +56,7 @@ const minOf = (a: number | null, b: number): number => (a === null ? b : Math.mi
  * Reads a key-event log entry's JSON: a structured record, a `legacy` text event of an earlier server (not applied),
  * or `unreadable` with the reason (a structured record that does not read: the caller reports it).
  */
-export function readKeyEventEntry(
-  value: unknown,
-): { kind: 'event'; record: KeyEvent } | { kind: 'legacy' } | { kind: 'unreadable'; reason: string } {
+export function readKeyEventEntry(value: unknown): { kind: 'event'; record: KeyEvent } | { kind: 'legacy' } | { kind: 'unreadable'; reason: string } {
   if (!isKeyEventRecord(value)) {
     const v = value as Record<string, unknown> | null;
     const legacy = typeof v === 'object' && v !== null && typeof v.kind === 'string' && typeof v.detail === 'string' && !('type' in v);
@@ -117,7 +115,8 @@ export function deriveKeyValidity(events: readonly LoggedKeyEvent[]): Map<string
         k.status = 'revoked';
         k.validUntil = minOf(k.validUntil, e.from);
         k.closedAt ??= index;
-        k.lastValidBatch = before === undefined ? e.lastValidBatch : before === null || e.lastValidBatch === null ? null : Math.min(before, e.lastValidBatch);
+        k.lastValidBatch =
+          before === undefined ? e.lastValidBatch : before === null || e.lastValidBatch === null ? null : Math.min(before, e.lastValidBatch);
         break;
       }
     }

@@ -390,7 +390,17 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
     const lastValidBatch = isCount(k.lastValidBatch) ? k.lastValidBatch : status === 'revoked' && k.lastValidBatch === null ? null : undefined;
-    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validFrom, validUntil, closedAt: null, lastValidBatch, replacedBy: null });
+    gatewayKeys.set(`${k.gateway} ${keyId}`, {
+      gateway: k.gateway,
+      keyId,
+      key,
+      status,
+      validFrom,
+      validUntil,
+      closedAt: null,
+      lastValidBatch,
+      replacedBy: null,
+    });
     report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validFrom, validUntil, lastValidBatch: lastValidBatch ?? null, logged: null });
   });
 
@@ -599,7 +609,12 @@ function verifyBatchLine(
     problem({ kind: 'unknown-key', where, message: `signed with key ${header.keyId}, which keys.json does not list for ${header.gateway}` });
   else {
     const invalid = batchKeyProblem(
-      { keyId: key.keyId, status: key.status, closedAt: key.closedAt, lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch },
+      {
+        keyId: key.keyId,
+        status: key.status,
+        closedAt: key.closedAt,
+        lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
+      },
       header.batch,
       isCount(entry.logIndex) ? entry.logIndex : null,
     );

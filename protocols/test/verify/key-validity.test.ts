@@ -27,9 +27,26 @@ test('enrollment, re-enrollment, rotation with its grace, and revocation, applie
     registered(1, T, 'aaaaaaaa'),
     at(3, { ...base, event: 'retired', keyId: 'aaaaaaaa', at: T + 100, reason: 're-enrolled', replacedBy: 'bbbbbbbb' }),
     registered(4, T + 100, 'bbbbbbbb'),
-    at(6, { ...base, event: 'rotated', keyId: 'bbbbbbbb', at: T + 200, newKeyId: 'cccccccc', newKey: 'gw-1+cccccccc+AAAA', graceUntil: T + 200 + ROTATION_GRACE_MS }),
+    at(6, {
+      ...base,
+      event: 'rotated',
+      keyId: 'bbbbbbbb',
+      at: T + 200,
+      newKeyId: 'cccccccc',
+      newKey: 'gw-1+cccccccc+AAAA',
+      graceUntil: T + 200 + ROTATION_GRACE_MS,
+    }),
     at(8, { ...base, event: 'retired', keyId: 'bbbbbbbb', at: T + 200 + ROTATION_GRACE_MS, reason: 'rotation-grace-over', replacedBy: 'cccccccc' }),
-    at(7, { ...base, gateway: 'gw-2', event: 'revoked', keyId: 'aaaaaaaa', at: T + 300, reason: 'another gateway', from: T + 250, lastValidBatch: null }),
+    at(7, {
+      ...base,
+      gateway: 'gw-2',
+      event: 'revoked',
+      keyId: 'aaaaaaaa',
+      at: T + 300,
+      reason: 'another gateway',
+      from: T + 250,
+      lastValidBatch: null,
+    }),
   ]);
   expect(keys.get('gw-1 aaaaaaaa')).toEqual({
     gateway: 'gw-1',
@@ -44,7 +61,14 @@ test('enrollment, re-enrollment, rotation with its grace, and revocation, applie
   });
   // a rotated key stays open during its grace; the end of the grace (its own log entry) closes it
   expect(keys.get('gw-1 bbbbbbbb')).toMatchObject({ status: 'retired', validFrom: T + 100, validUntil: T + 200 + ROTATION_GRACE_MS, closedAt: 8 });
-  expect(keys.get('gw-1 cccccccc')).toMatchObject({ status: 'revoked', validFrom: T + 200, validUntil: T + 400, closedAt: 9, lastValidBatch: 41, events: [6, 9] });
+  expect(keys.get('gw-1 cccccccc')).toMatchObject({
+    status: 'revoked',
+    validFrom: T + 200,
+    validUntil: T + 400,
+    closedAt: 9,
+    lastValidBatch: 41,
+    events: [6, 9],
+  });
   expect(keys.get('gw-2 aaaaaaaa')).toMatchObject({ status: 'revoked', validFrom: null, closedAt: 7, lastValidBatch: null });
 });
 
@@ -62,14 +86,19 @@ test('a batch is judged by its place in the log and its number, not by its times
 });
 
 test('key events are typed records: a text event of an earlier server is told apart, a malformed record is named', () => {
-  expect(readKeyEventEntry({ id: 3, at: T, gateway: 'gw-1', kind: 'key-revoked', severity: 'alarm', batch: null, detail: 'key aaaaaaaa revoked' })).toEqual({
+  expect(
+    readKeyEventEntry({ id: 3, at: T, gateway: 'gw-1', kind: 'key-revoked', severity: 'alarm', batch: null, detail: 'key aaaaaaaa revoked' }),
+  ).toEqual({
     kind: 'legacy',
   });
   expect(readKeyEventEntry({ ...base, event: 'revoked', keyId: 'aaaaaaaa', at: T, reason: 'x', from: T, lastValidBatch: -1 })).toEqual({
     kind: 'unreadable',
     reason: 'key event: lastValidBatch: expected a batch number or null',
   });
-  expect(readKeyEventEntry({ ...base, v: 2, event: 'revoked' })).toMatchObject({ kind: 'unreadable', reason: expect.stringMatching(/^key event: v: version 2/) });
+  expect(readKeyEventEntry({ ...base, v: 2, event: 'revoked' })).toMatchObject({
+    kind: 'unreadable',
+    reason: expect.stringMatching(/^key event: v: version 2/),
+  });
   expect(() => parseKeyEvent({ ...base, event: 'renamed', keyId: 'aaaaaaaa', at: T })).toThrow(/key event: event: expected registered/);
   expect(weakerStatus('active', 'revoked')).toBe(true);
   expect(weakerStatus('revoked', 'retired')).toBe(false);

@@ -48,7 +48,8 @@ const INDEX_DELAY_MS = 500;
 const INDEX_SLICE = 200_000;
 const INDEX_RETRY_MS = 5_000;
 
-type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string } | { kind: 'refused'; refusal: KeyRefusal };
+type Outcome =
+  { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string } | { kind: 'refused'; refusal: KeyRefusal };
 
 /** The sample times a batch may carry, around its arrival (server clock): beyond them it is recorded as clock skew. */
 export interface ClockWindow {
@@ -253,7 +254,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       return this.reject(gateway, `${what}: ${(err as Error).message}`);
     }
     if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
-    if (outcome.kind === 'refused') return this.reject(gateway, `${what}: ${outcome.refusal.detail}`, { kind: outcome.refusal.kind, batch: header.batch });
+    if (outcome.kind === 'refused')
+      return this.reject(gateway, `${what}: ${outcome.refusal.detail}`, { kind: outcome.refusal.kind, batch: header.batch });
     if (outcome.kind === 'duplicate') {
       this.counters.duplicates += message.samples.length;
       // a resend after a lost ACK comes soon after the batch; an old batch arriving again looks like a replay

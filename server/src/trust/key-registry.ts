@@ -112,9 +112,11 @@ export class KeyRegistry {
    */
   logPending(log: TransparencyLog, now = Date.now()): number {
     const db = this.database.sqlite;
-    const pending = db
-      .prepare('SELECT id, at, record FROM key_events WHERE log_index IS NULL AND at <= ? ORDER BY at, id')
-      .all(now) as { id: number; at: number; record: string }[];
+    const pending = db.prepare('SELECT id, at, record FROM key_events WHERE log_index IS NULL AND at <= ? ORDER BY at, id').all(now) as {
+      id: number;
+      at: number;
+      record: string;
+    }[];
     if (pending.length === 0) return 0;
     const mark = db.prepare('UPDATE key_events SET log_index = ? WHERE id = ?');
     db.transaction(() => {

@@ -597,7 +597,9 @@ test('keys.json contradicting the logged key events: a revocation hidden, or the
     {},
   );
   expect(kinds(stricter)).toEqual(['key-not-valid']);
-  expect(stricter.problems.map((p) => p.message)).toEqual([3, 4, 5].map((b) => `key ${keyId} is revoked, valid for batches up to 2, this is batch ${b}`));
+  expect(stricter.problems.map((p) => p.message)).toEqual(
+    [3, 4, 5].map((b) => `key ${keyId} is revoked, valid for batches up to 2, this is batch ${b}`),
+  );
 });
 
 describe('bundles over HTTP (GET /api/export, GET /api/runs/:id/export)', () => {

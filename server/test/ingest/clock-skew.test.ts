@@ -53,7 +53,9 @@ test('a batch dated 2100 or 1970 is acknowledged and stored once, recorded as cl
       expect.objectContaining({
         batch: 1,
         severity: 'alarm',
-        detail: expect.stringMatching(/batch 1 of gw-s: its samples are dated 2100-01-01T00:00:00\.000Z \.\. 2100-01-01T00:00:00\.001Z, outside /) as unknown,
+        detail: expect.stringMatching(
+          /batch 1 of gw-s: its samples are dated 2100-01-01T00:00:00\.000Z \.\. 2100-01-01T00:00:00\.001Z, outside /,
+        ) as unknown,
       }),
     ]);
     // the past: an instrument whose only samples are dated 1970 has no latest value
@@ -86,7 +88,10 @@ test('a batch dated 2100 or 1970 is acknowledged and stored once, recorded as cl
 
 test('the accepted skew is configured in ingest, checked like every setting', () => {
   expect(serverConfigSchema.parse({}).ingest).toEqual({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 });
-  expect(serverConfigSchema.parse({ ingest: { maxClockSkewMs: 60_000, maxAgeMs: 86_400_000 } }).ingest).toEqual({ maxClockSkewMs: 60_000, maxAgeMs: 86_400_000 });
+  expect(serverConfigSchema.parse({ ingest: { maxClockSkewMs: 60_000, maxAgeMs: 86_400_000 } }).ingest).toEqual({
+    maxClockSkewMs: 60_000,
+    maxAgeMs: 86_400_000,
+  });
   const bad = serverConfigSchema.safeParse({ ingest: { maxClockSkewMs: -5 } });
   expect(bad.success).toBe(false);
   expect(bad.error?.issues[0]?.path).toEqual(['ingest', 'maxClockSkewMs']);

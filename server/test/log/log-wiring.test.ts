@@ -72,7 +72,12 @@ test('key events enter the log as structured records, also those written by anot
   const other = new LabDatabase(t.config.dataDir);
   await other.migrate();
   try {
-    new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke('gw-s', t.server.keys.activeKey('gw-s')!.keyId, Date.now(), 'by the admin');
+    new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke(
+      'gw-s',
+      t.server.keys.activeKey('gw-s')!.keyId,
+      Date.now(),
+      'by the admin',
+    );
   } finally {
     await other.close();
   }

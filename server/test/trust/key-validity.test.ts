@@ -49,7 +49,15 @@ async function gateway(id: string, instrument: string): Promise<TestGateway> {
 
 /** `n` records from sequence number `first`, stamped `ts` (the gateway's clock says so) */
 const stamped = (instrument: string, first: number, n: number, ts: number): Sample[] =>
-  Array.from({ length: n }, (_, i) => ({ seq: first + i, instrument, channel: 'c', ts: ts + i, value: first + i, unit: '', quality: 'good' as const }));
+  Array.from({ length: n }, (_, i) => ({
+    seq: first + i,
+    instrument,
+    channel: 'c',
+    ts: ts + i,
+    value: first + i,
+    unit: '',
+    quality: 'good' as const,
+  }));
 
 const storedBatch = (gateway: string, batch: number): unknown => t.server.ingest.chain.stored(gateway, batch);
 
@@ -118,7 +126,12 @@ describe('a revoked key', () => {
     const clean = await exported('gw-p', 'revoked');
     expect(clean.problems).toEqual([]);
     expect(clean.trust.gatewayKeys).toEqual([
-      expect.objectContaining({ keyId, status: 'revoked', lastValidBatch: 1, logged: expect.objectContaining({ status: 'revoked', lastValidBatch: 1 }) }),
+      expect.objectContaining({
+        keyId,
+        status: 'revoked',
+        lastValidBatch: 1,
+        logged: expect.objectContaining({ status: 'revoked', lastValidBatch: 1 }),
+      }),
     ]);
     const revocation = clean.keyEvents.find((e) => e.kind === 'revoked');
     expect(revocation).toBeDefined();
@@ -173,7 +186,9 @@ describe('a rotated key', () => {
     // the old key after its successor's first batch: refused, whatever its times
     gw.key = oldKey;
     const late = gw.sign(stamped('rot-1', 6, 2, Date.now() - HOUR), 3);
-    expect(await send(t, gw, late)).toMatch(new RegExp(`key ${oldKeyId} is retired .*: batch 3 is not below batch 2, the first its successor delivered`));
+    expect(await send(t, gw, late)).toMatch(
+      new RegExp(`key ${oldKeyId} is retired .*: batch 3 is not below batch 2, the first its successor delivered`),
+    );
     expect(t.server.events.list({ gateway: 'gw-a', kind: 'retired-key' })).toHaveLength(1);
     gw.key = signerOf('gw-a', newSeed);
 
@@ -199,7 +214,12 @@ describe('a rotated key', () => {
     const forged = await exported('gw-a', 'rotated-forged');
     expect(forged.problems.map((p) => [p.kind, p.message])).toEqual(
       expect.arrayContaining([
-        ['key-not-valid', expect.stringMatching(new RegExp(`key ${oldKeyId} is retired, replaced by ${newKeyId}: batch 3 entered the log at index \\d+, after batch 2 of its successor`))],
+        [
+          'key-not-valid',
+          expect.stringMatching(
+            new RegExp(`key ${oldKeyId} is retired, replaced by ${newKeyId}: batch 3 entered the log at index \\d+, after batch 2 of its successor`),
+          ),
+        ],
       ]),
     );
   });
