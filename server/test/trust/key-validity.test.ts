@@ -10,6 +10,7 @@ import {
   formatVerifierKey,
   headerHash,
   parseKeyEvent,
+  parseVerifierKey,
   publicKeyFromSeed,
   rotationBytes,
   signEd25519,
@@ -22,6 +23,7 @@ import {
   type VerifyReport,
 } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
+import { LabDatabase } from '../../src/store/database.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { seedOf, send, signerOf, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
@@ -120,7 +122,7 @@ describe('a revoked key', () => {
     expect(await send(t, gw, second)).toBe('acked');
     // the revocation is a structured key event naming the last valid batch
     expect(t.server.keys.get('gw-p', keyId)).toMatchObject({ status: 'revoked', lastValidBatch: 1 });
-  });
+  }, 60_000);
 
   test('the verifier refuses the same backdated batch in an exported bundle, from what the log proves', async () => {
     const clean = await exported('gw-p', 'revoked');
@@ -246,5 +248,76 @@ describe('a rotated key', () => {
         message: expect.stringMatching(new RegExp(`after the key event at index ${over!.index} that ended key ${oldKeyId}`)) as unknown,
       }),
     ]);
+  });
+});
+
+describe('revocation from a time in the past, and logs of earlier versions', () => {
+  test('revoked --from the time of a theft: the batches that arrived since stay stored and fail verification', async () => {
+    const gw = await gateway('gw-s', 'from-1');
+    const keyId = toHex(gw.key.keyId);
+    expect(await send(t, gw, gw.sign(stamped('from-1', 0, 2, Date.now())))).toBe('acked');
+    await new Promise((r) => setTimeout(r, 20));
+    const theft = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    // the thief's batch, dated before the theft: it arrived after it
+    expect(await send(t, gw, gw.sign(stamped('from-1', 2, 2, theft - HOUR)))).toBe('acked');
+    expect(t.server.keys.revoke('gw-s', keyId, theft, 'stolen').lastValidBatch).toBe(0);
+    expect(t.server.events.list({ gateway: 'gw-s', kind: 'key-revoked' })[0]?.detail).toMatch(
+      /valid for batches up to 0; 1 stored batches under it arrived since and are no longer valid/,
+    );
+    const report = await exported('gw-s', 'from');
+    expect(report.problems.map((p) => [p.kind, p.message])).toEqual([
+      ['key-not-valid', `key ${keyId} is revoked, valid for batches up to 0, this is batch 1`],
+    ]);
+  });
+
+  test('key events written as text by an earlier version: listed, not read; the keys are carried over as structured events', async () => {
+    const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-keymig-')));
+    await database.migrate('0019_samples_rowid');
+    const key = (gateway: string, seed: number): { text: string; id: string } => {
+      const text = formatVerifierKey(gateway, publicKeyFromSeed(new Uint8Array(32).fill(seed)));
+      return { text, id: toHex(parseVerifierKey(text).keyId) };
+    };
+    const [a, b, c] = [key('gw-1', 1), key('gw-1', 2), key('gw-2', 3)];
+    const insertKey = database.sqlite.prepare(
+      'INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at, valid_until, reason, replaced_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    insertKey.run('gw-1', b.id, b.text, 'retired', 500, 1000, 'rotated', a.id);
+    insertKey.run('gw-1', a.id, a.text, 'active', 1000, null, null, null);
+    insertKey.run('gw-2', c.id, c.text, 'revoked', 600, 900, 'lost', null);
+    const insertBatch = database.sqlite.prepare(
+      "INSERT INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at) VALUES ('gw-2', ?, ?, 1, ?, 'sig', 700)",
+    );
+    for (const batch of [0, 1]) insertBatch.run(batch, batch, JSON.stringify({ v: 1, gateway: 'gw-2', keyId: c.id, batch }));
+    await database.migrate();
+    const records = (database.sqlite.prepare('SELECT record FROM key_events ORDER BY id').pluck().all() as string[]).map((r) =>
+      parseKeyEvent(JSON.parse(r)),
+    );
+    await database.close();
+    expect(records.map((r) => [r.event, r.gateway, r.keyId])).toEqual([
+      ['registered', 'gw-1', b.id],
+      ['registered', 'gw-2', c.id],
+      ['registered', 'gw-1', a.id],
+      ['retired', 'gw-1', b.id],
+      ['revoked', 'gw-2', c.id],
+    ]);
+    expect(records[3]).toMatchObject({ reason: 'migration', replacedBy: a.id });
+    // a revoked key keeps the batches stored under it
+    expect(records[4]).toMatchObject({ reason: 'lost', from: 900, lastValidBatch: 1 });
+
+    // in a real log: a text key event as earlier servers wrote it is listed and not read, and the bundle verifies
+    const legacy = {
+      id: 1,
+      at: Date.now(),
+      gateway: 'gw-s',
+      kind: 'key-revoked',
+      severity: 'alarm',
+      batch: null,
+      detail: 'key 00000000 revoked from 2020-01-01T00:00:00.000Z: old',
+    };
+    t.server.database.sqlite.transaction(() => t.server.log!.append('key-event', [canonicalBytes(legacy)], Date.now()))();
+    const report = await exported('gw-s', 'legacy');
+    expect(report.keyEvents.map((e) => e.kind)).toEqual(['registered', 'revoked', 'legacy text event']);
+    expect(report.problems.map((p) => p.kind)).toEqual(['key-not-valid']);
   });
 });
