@@ -123,7 +123,9 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       const from = values.from === undefined ? Date.now() : Date.parse(values.from);
       if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
       const key = keys.revoke(gateway, keyId, from, values.reason);
-      out(`revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}`);
+      out(
+        `revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}: no new batch under it is accepted; valid for ${key.lastValidBatch === null ? 'no batch' : `batches up to ${key.lastValidBatch}`}`,
+      );
     }
   } finally {
     await database.close();
