@@ -373,10 +373,9 @@ migrations['0020_key_events'] = {
     await sql`CREATE TABLE key_events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, record TEXT NOT NULL, log_index INTEGER)`.execute(db);
     await sql`CREATE INDEX key_events_unlogged ON key_events (at) WHERE log_index IS NULL`.execute(db);
-    // a key's validity by what the server knows: when it stopped taking new batches (server time), the rotation's
-    // grace (arrival time) and the gateway's highest stored batch at the rotation, a revoked key's last valid batch
-    await sql`ALTER TABLE gateway_keys ADD COLUMN retired_at INTEGER`.execute(db);
-    await sql`ALTER TABLE gateway_keys ADD COLUMN grace_until INTEGER`.execute(db);
+    // a key's validity by what the server knows: valid_until is now the server arrival time from which no new batch
+    // under it is taken; a rotated key's grace is looked for above the gateway's highest stored batch at the rotation;
+    // a revoked key keeps its batches up to last_valid_batch
     await sql`ALTER TABLE gateway_keys ADD COLUMN grace_from_batch INTEGER`.execute(db);
     await sql`ALTER TABLE gateway_keys ADD COLUMN last_valid_batch INTEGER`.execute(db);
     // batches with sample times outside the accepted window around their arrival [earliest, latest]: stored; their
@@ -388,7 +387,7 @@ migrations['0020_key_events'] = {
     // keys known before: their state as structured events, from the key table (the text events already in the log
     // stay there, and are not read any more). A key retired or revoked before keeps the batches stored under it.
     const now = Date.now();
-    await sql`UPDATE gateway_keys SET retired_at = COALESCE(valid_until, registered_at) WHERE status <> 'active'`.execute(db);
+    await sql`UPDATE gateway_keys SET valid_until = MIN(COALESCE(valid_until, registered_at), ${now}) WHERE status <> 'active'`.execute(db);
     await sql`UPDATE gateway_keys SET last_valid_batch = (SELECT MAX(b.batch) FROM batch_headers b
       WHERE b.gateway = gateway_keys.gateway AND json_extract(b.header, '$.keyId') = gateway_keys.key_id) WHERE status = 'revoked'`.execute(db);
     await sql`INSERT INTO key_events (at, gateway, record) SELECT ${now}, gateway, json_object('type', 'labtrace-key-event', 'v', 1,
@@ -398,7 +397,7 @@ migrations['0020_key_events'] = {
       'event', 'retired', 'gateway', gateway, 'keyId', key_id, 'at', ${now}, 'reason', 'migration', 'replacedBy', replaced_by)
       FROM gateway_keys WHERE status = 'retired' ORDER BY registered_at, gateway, key_id`.execute(db);
     await sql`INSERT INTO key_events (at, gateway, record) SELECT ${now}, gateway, json_object('type', 'labtrace-key-event', 'v', 1,
-      'event', 'revoked', 'gateway', gateway, 'keyId', key_id, 'at', ${now}, 'reason', COALESCE(reason, ''), 'from', MIN(retired_at, ${now}),
+      'event', 'revoked', 'gateway', gateway, 'keyId', key_id, 'at', ${now}, 'reason', COALESCE(reason, ''), 'from', valid_until,
       'lastValidBatch', last_valid_batch)
       FROM gateway_keys WHERE status = 'revoked' ORDER BY registered_at, gateway, key_id`.execute(db);
   },
