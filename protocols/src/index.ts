@@ -20,6 +20,7 @@ export * from './trust/checkpoint.js';
 export * from './trust/batch.js';
 export * from './trust/record.js';
 export * from './trust/enrollment.js';
+export * from './trust/key-event.js';
 export * from './verify/verifier.js';
 export * from './verify/cli-format.js';
 export * from './verify/export-statement.js';

@@ -160,7 +160,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     } else if (command === 'keys') {
       for (const k of keys.list(gateway))
         out(
-          `${k.gateway} ${k.keyId} ${k.status}${k.validUntil === null ? '' : ` until ${new Date(k.validUntil).toISOString()}`}${k.reason ? ` (${k.reason})` : ''} ${k.verifierKey}`,
+          `${k.gateway} ${k.keyId} ${k.status}${k.validUntil === null ? '' : ` until ${new Date(k.validUntil).toISOString()}`}${k.status === 'revoked' ? ` (valid batches: ${k.lastValidBatch === null ? 'none' : `up to ${k.lastValidBatch}`})` : ''}${k.reason ? ` (${k.reason})` : ''} ${k.verifierKey}`,
         );
     } else {
       const keyId = values['key-id'];
@@ -169,7 +169,9 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       const from = values.from === undefined ? Date.now() : Date.parse(values.from);
       if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
       const key = keys.revoke(gateway, keyId, from, values.reason);
-      out(`revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}`);
+      out(
+        `revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}: no new batch under it is accepted; valid for ${key.lastValidBatch === null ? 'no batch' : `batches up to ${key.lastValidBatch}`}`,
+      );
     }
   } finally {
     await database.close();

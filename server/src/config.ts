@@ -161,6 +161,27 @@ export const serverConfigSchema = z.strictObject({
       minCheckpointIntervalMs: z.number().int().min(100).max(3_600_000).default(1000),
     })
     .default({ minCheckpointIntervalMs: 1000 }),
+  /**
+   * the sample times a batch may carry around its arrival (server clock): a batch with samples dated further ahead
+   * than maxClockSkewMs or older than maxAgeMs is stored, recorded as a `clock-skew` security event, and kept out of
+   * the instruments' latest values (docs/trust.md)
+   */
+  ingest: z
+    .strictObject({
+      maxClockSkewMs: z
+        .number()
+        .int()
+        .min(1000)
+        .max(100 * 365 * 86_400_000)
+        .default(5 * 60_000),
+      maxAgeMs: z
+        .number()
+        .int()
+        .min(60_000)
+        .max(100 * 365 * 86_400_000)
+        .default(30 * 86_400_000),
+    })
+    .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 }),
   /** where the dashboard's measurement reads come from: the embedded SQLite index (default) or InfluxDB */
   measurements: z
     .strictObject({

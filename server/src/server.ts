@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { canonicalBytes, formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
+import { formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
 import { logRoutes } from './log/log-routes.js';
@@ -238,6 +238,7 @@ export class LabtraceServer {
       this.keys,
       this.events,
       logger.child({ part: 'ingest' }),
+      config.ingest,
     );
     const app = createApp({
       trustProxy: config.http.trustProxy,
@@ -368,6 +369,7 @@ export class LabtraceServer {
           status: k.status,
           registeredAt: k.registeredAt,
           validUntil: k.validUntil,
+          lastValidBatch: k.lastValidBatch,
           reason: k.reason,
         })),
     });
@@ -387,6 +389,7 @@ export class LabtraceServer {
       }
     }, this.config.log.minCheckpointIntervalMs);
     this.keys.open(this.config.gateways);
+    this.logKeyEvents();
     this.enrollment.open();
     try {
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
@@ -427,25 +430,9 @@ export class LabtraceServer {
     this.logger.info('server stopped');
   }
 
-  /** Appends the key events not yet in the transparency log (enrollments, rotations, revocations), in order. */
+  /** Appends the key events whose time has come to the transparency log (enrollments, rotations, revocations), in order. */
   logKeyEvents(): void {
-    const log = this.log;
-    if (!log) return;
-    const db = this.database.sqlite;
-    const pending = db
-      .prepare(
-        "SELECT id, at, gateway, kind, severity, batch, detail FROM security_events WHERE log_index IS NULL AND kind IN ('enrolled', 'key-rotated', 'key-revoked') ORDER BY id",
-      )
-      .all() as { id: number; at: number; gateway: string; kind: string; severity: string; batch: number | null; detail: string }[];
-    if (pending.length === 0) return;
-    const mark = db.prepare('UPDATE security_events SET log_index = ? WHERE id = ?');
-    db.transaction(() => {
-      for (const e of pending) {
-        // a literal of the event's fields: what an auditor reads back from the log entry
-        const entry = { id: e.id, at: e.at, gateway: e.gateway, kind: e.kind, severity: e.severity, batch: e.batch, detail: e.detail };
-        mark.run(log.append('key-event', [canonicalBytes(entry)], e.at), e.id);
-      }
-    })();
+    if (this.log) this.keys.logPending(this.log);
   }
 
   /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */

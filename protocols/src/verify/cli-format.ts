@@ -34,13 +34,15 @@ export function formatReport(report: VerifyReport): string {
   out.push(
     `  log key ${report.trust.logKeyId ?? '?'} ${report.trust.logKey ?? '(none)'}${report.trust.logKeyPinned ? ' (given)' : " (from the bundle's keys.json: compare it with the lab's published key)"}`,
   );
+  const limits = (validUntil: number | null, status: string, lastValidBatch: number | null): string =>
+    `${validUntil === null ? '' : `, no new batch from ${time(validUntil)} (server time)`}${status === 'revoked' ? `, valid for ${lastValidBatch === null ? 'no batch' : `batches up to ${lastValidBatch}`}` : ''}`;
   for (const k of report.trust.gatewayKeys) {
-    out.push(`  gateway ${k.gateway} key ${k.keyId} ${k.status}${k.validUntil === null ? '' : `, valid for batches before ${time(k.validUntil)}`}`);
+    out.push(`  gateway ${k.gateway} key ${k.keyId} ${k.status}${limits(k.validUntil, k.status, k.lastValidBatch)}`);
     const l = k.logged;
     out.push(
       l === null
-        ? '    not named by any logged key event (registered from the server configuration)'
-        : `    logged events ${l.events.join(', ')}: ${l.status}${l.validFrom === null ? '' : `, from ${time(l.validFrom)}`}${l.validUntil === null ? '' : `, valid for batches before ${time(l.validUntil)}`}`,
+        ? '    not named by any structured key event in the log'
+        : `    logged events ${l.events.join(', ')}: ${l.status}${l.validFrom === null ? '' : `, from ${time(l.validFrom)}`}${limits(l.validUntil, l.status, l.lastValidBatch)}${l.closedAt === null ? '' : `, no batch after log index ${l.closedAt}`}`,
     );
   }
   if (report.checkpoint !== null) {

@@ -1,15 +1,15 @@
-// Each gateway key's validity as the transparency log's key events state it, in log order, so that the verifier
-// does not have to believe keys.json. The events are the server's security events of kinds enrolled, key-rotated and
-// key-revoked, logged as canonical JSON {id, at, gateway, kind, severity, batch, detail}; their detail text is
-// written by the server's key registry and enrollment and read here:
-//   enrolled      "key <id> registered, ..."        the key is active from `at`; the gateway's other active keys
-//                                                   are retired at `at`
-//   key-rotated   "key <old> replaced by <new>"     the old key is retired, valid for batches before
-//                                                   `at` + KEY_ROTATION_GRACE_MS; the new one is active from `at`
-//   key-revoked   "key <id> revoked from <ISO>: ..." the key is revoked, valid for batches before that time
-
-/** How long after a rotation batches signed with the old key are still valid (the server's ROTATION_GRACE_MS). */
-export const KEY_ROTATION_GRACE_MS = 5 * 60_000;
+// Each gateway key's validity as the transparency log's key events state it, so that the verifier does not have to
+// believe keys.json. The events are structured records (protocols/src/trust/key-event.ts), applied in log order; the
+// rule is the server's (docs/trust.md, "Key validity"), stated in what the log proves, never in the times a batch
+// carries:
+//   - a batch under a key may not be in the log after the event that ended the key (its revocation, its retirement
+//     at a new enrollment, or the end of a rotation's grace): the server refuses such a batch, so one there means
+//     the log holds what the server should have refused;
+//   - a revoked key's batches are valid only up to the revocation's lastValidBatch (stored batches that arrived
+//     after the time the key is revoked from are not).
+// Entries of the text form earlier servers wrote (no `type`) are not read: a lab's first start with structured key
+// events writes every key's state as such events (source "migration"), after them in the log.
+import { isKeyEventRecord, parseKeyEvent, type KeyEvent } from '../trust/key-event.js';
 
 export type LoggedKeyStatus = 'active' | 'retired' | 'revoked';
 
@@ -17,26 +17,25 @@ export interface LoggedKeyValidity {
   gateway: string;
   keyId: string;
   status: LoggedKeyStatus;
-  /** when the log says it was registered (null: registered without a logged enrollment, from the server config) */
+  /** when the log says it was registered (null: no logged registration) */
   validFrom: number | null;
-  /** batches whose latest record is at or after this time are not valid (null: no limit) */
+  /** server arrival time from which no new batch under the key is accepted (null: no limit) */
   validUntil: number | null;
+  /** the log index of the event that ended the key: no batch under it may have a later one (null: open) */
+  closedAt: number | null;
+  /** a revoked key: the highest valid batch number (null: none valid, or not revoked) */
+  lastValidBatch: number | null;
+  /** the key that replaced it, when the log says */
+  replacedBy: string | null;
   /** the log indexes of the events that concern it */
   events: number[];
 }
 
+/** A structured key event and its log index. */
 export interface LoggedKeyEvent {
   index: number;
-  at: number;
-  gateway: string;
-  kind: string;
-  detail: string;
+  record: KeyEvent;
 }
-
-const KEY_ID = '([0-9a-f]{8})';
-const ENROLLED = new RegExp(`^key ${KEY_ID} registered\\b`);
-const ROTATED = new RegExp(`^key ${KEY_ID} replaced by ${KEY_ID}$`);
-const REVOKED = new RegExp(`^key ${KEY_ID} revoked from (\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?Z)(?::|$)`);
 
 const RANK: Record<LoggedKeyStatus, number> = { active: 0, retired: 1, revoked: 2 };
 
@@ -51,72 +50,92 @@ export function weakerStatus(status: string, logged: LoggedKeyStatus): boolean {
   return rank < RANK[logged];
 }
 
-const minUntil = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
+const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
 
 /**
- * Applies the events, in log order, and returns every key they name, by `${gateway} ${keyId}`. An event whose
- * detail does not read is returned in `unread` (the caller reports it): a key event the verifier cannot apply must
- * not pass silently.
+ * Reads a key-event log entry's JSON: a structured record, a `legacy` text event of an earlier server (not applied),
+ * or `unreadable` with the reason (a structured record that does not read: the caller reports it).
  */
-export function deriveKeyValidity(events: readonly LoggedKeyEvent[]): { keys: Map<string, LoggedKeyValidity>; unread: LoggedKeyEvent[] } {
+export function readKeyEventEntry(value: unknown): { kind: 'event'; record: KeyEvent } | { kind: 'legacy' } | { kind: 'unreadable'; reason: string } {
+  if (!isKeyEventRecord(value)) {
+    const v = value as Record<string, unknown> | null;
+    const legacy = typeof v === 'object' && v !== null && typeof v.kind === 'string' && typeof v.detail === 'string' && !('type' in v);
+    return legacy ? { kind: 'legacy' } : { kind: 'unreadable', reason: 'neither a structured key event nor a text event of an earlier version' };
+  }
+  try {
+    return { kind: 'event', record: parseKeyEvent(value) };
+  } catch (err) {
+    return { kind: 'unreadable', reason: (err as Error).message };
+  }
+}
+
+/** Applies the events, in log order, and returns every key they name, by `${gateway} ${keyId}`. */
+export function deriveKeyValidity(events: readonly LoggedKeyEvent[]): Map<string, LoggedKeyValidity> {
   const keys = new Map<string, LoggedKeyValidity>();
-  const unread: LoggedKeyEvent[] = [];
   const key = (gateway: string, keyId: string): LoggedKeyValidity => {
     const id = `${gateway} ${keyId}`;
     let k = keys.get(id);
     if (k === undefined) {
-      k = { gateway, keyId, status: 'active', validFrom: null, validUntil: null, events: [] };
+      k = { gateway, keyId, status: 'active', validFrom: null, validUntil: null, closedAt: null, lastValidBatch: null, replacedBy: null, events: [] };
       keys.set(id, k);
     }
     return k;
   };
-  for (const e of [...events].sort((a, b) => a.index - b.index)) {
-    if (e.kind === 'enrolled') {
-      const m = ENROLLED.exec(e.detail);
-      if (m === null) {
-        unread.push(e);
-        continue;
-      }
-      const keyId = m[1] ?? '';
-      for (const other of keys.values())
-        if (other.gateway === e.gateway && other.keyId !== keyId && other.status === 'active') {
-          other.status = 'retired';
-          other.validUntil = minUntil(other.validUntil, e.at);
-          other.events.push(e.index);
+  for (const { index, record: e } of [...events].sort((a, b) => a.index - b.index)) {
+    const k = key(e.gateway, e.keyId);
+    k.events.push(index);
+    switch (e.event) {
+      case 'registered':
+        // registered (again): active, with no limit, as the registry does; a revoked key cannot be
+        if (k.status !== 'revoked') {
+          k.status = 'active';
+          k.validUntil = null;
+          k.closedAt = null;
+          k.replacedBy = null;
         }
-      const k = key(e.gateway, keyId);
-      // a key enrolled again is active again, with no limit (as the registry does); a revoked one cannot be
-      if (k.status !== 'revoked') {
-        k.status = 'active';
-        k.validUntil = null;
+        k.validFrom ??= e.at;
+        break;
+      case 'rotated': {
+        k.status = stricterStatus(k.status, 'retired');
+        k.validUntil = minOf(k.validUntil, e.graceUntil);
+        k.replacedBy = e.newKeyId;
+        const next = key(e.gateway, e.newKeyId);
+        next.validFrom ??= e.at;
+        next.events.push(index);
+        break;
       }
-      k.validFrom ??= e.at;
-      k.events.push(e.index);
-    } else if (e.kind === 'key-rotated') {
-      const m = ROTATED.exec(e.detail);
-      if (m === null) {
-        unread.push(e);
-        continue;
+      case 'retired':
+        k.status = stricterStatus(k.status, 'retired');
+        k.validUntil = minOf(k.validUntil, e.at);
+        k.closedAt ??= index;
+        if (e.replacedBy !== null) k.replacedBy = e.replacedBy;
+        break;
+      case 'revoked': {
+        const before = k.status === 'revoked' ? k.lastValidBatch : undefined;
+        k.status = 'revoked';
+        k.validUntil = minOf(k.validUntil, e.from);
+        k.closedAt ??= index;
+        k.lastValidBatch =
+          before === undefined ? e.lastValidBatch : before === null || e.lastValidBatch === null ? null : Math.min(before, e.lastValidBatch);
+        break;
       }
-      const old = key(e.gateway, m[1] ?? '');
-      old.status = stricterStatus(old.status, 'retired');
-      old.validUntil = minUntil(old.validUntil, e.at + KEY_ROTATION_GRACE_MS);
-      old.events.push(e.index);
-      const next = key(e.gateway, m[2] ?? '');
-      next.validFrom ??= e.at;
-      next.events.push(e.index);
-    } else if (e.kind === 'key-revoked') {
-      const m = REVOKED.exec(e.detail);
-      const from = m === null ? NaN : Date.parse(m[2] ?? '');
-      if (m === null || !Number.isFinite(from)) {
-        unread.push(e);
-        continue;
-      }
-      const k = key(e.gateway, m[1] ?? '');
-      k.status = 'revoked';
-      k.validUntil = minUntil(k.validUntil, from);
-      k.events.push(e.index);
-    } else unread.push(e);
+    }
   }
-  return { keys, unread };
+  return keys;
+}
+
+/**
+ * Why a batch under a key is not valid by the logged key events (or keys.json held to them), or undefined: `logIndex`
+ * is the batch header's log index (null: not in the log).
+ */
+export function batchKeyProblem(
+  key: { keyId: string; status: string; closedAt: number | null; lastValidBatch: number | null },
+  batch: number,
+  logIndex: number | null,
+): string | undefined {
+  if (key.closedAt !== null && logIndex !== null && logIndex > key.closedAt)
+    return `the batch entered the log at index ${logIndex}, after the key event at index ${key.closedAt} that ended key ${key.keyId}: the server should have refused it`;
+  if (key.status === 'revoked' && (key.lastValidBatch === null || batch > key.lastValidBatch))
+    return `key ${key.keyId} is revoked, valid for ${key.lastValidBatch === null ? 'no batch' : `batches up to ${key.lastValidBatch}`}, this is batch ${batch}`;
+  return undefined;
 }

@@ -1,7 +1,8 @@
 // The offline verifier of an export bundle (`labtrace export`, format labtrace-bundle/v1). It trusts nothing in the
 // bundle but the keys it is given, and checks, with the log key, the gateways' keys and RFC 6962 hashing alone:
 //   - the checkpoint: signed by the log key, for the bundle's log (origin);
-//   - every batch: the header signed by its gateway's key, that key valid at the batch's latest record, the Merkle
+//   - every batch: the header signed by its gateway's key, that key valid for the batch by its place in the log and
+//     its batch number (never by the times it carries), the Merkle
 //     root recomputed from the record bytes, and the header's inclusion in the log under the checkpoint's root;
 //   - per gateway, the sequence numbers: gaps (except declared jumps), overlaps, duplicated and reordered batches,
 //     and the header chain (each header names the hash of the previous one);
@@ -27,7 +28,15 @@ import { readRecord, readRecords } from '../trust/record.js';
 import { fastBatch, type ReadableBytes } from './fast-records.js';
 import { hashSlices, sha256 } from '../trust/sha256.js';
 import { batchHeaderHash, headersDigest, keyEventsDigest, parseExportStatement, type BoundaryRef, type ExportStatement } from './export-statement.js';
-import { deriveKeyValidity, stricterStatus, weakerStatus, type LoggedKeyEvent, type LoggedKeyStatus } from './key-validity.js';
+import {
+  batchKeyProblem,
+  deriveKeyValidity,
+  readKeyEventEntry,
+  stricterStatus,
+  weakerStatus,
+  type LoggedKeyEvent,
+  type LoggedKeyStatus,
+} from './key-validity.js';
 
 export const BUNDLE_FORMAT = 'labtrace-bundle/v1';
 export const REPORT_FORMAT = 'labtrace-verify-report/v1';
@@ -117,9 +126,19 @@ export interface VerifyReport {
       /** as keys.json states it */
       status: string;
       validFrom: number | null;
+      /** server arrival time from which no new batch under the key was accepted */
       validUntil: number | null;
+      /** a revoked key: the highest valid batch number (null: none, or not stated) */
+      lastValidBatch: number | null;
       /** as the logged key events state it (null: no logged event names the key) */
-      logged: { status: LoggedKeyStatus; validFrom: number | null; validUntil: number | null; events: number[] } | null;
+      logged: {
+        status: LoggedKeyStatus;
+        validFrom: number | null;
+        validUntil: number | null;
+        closedAt: number | null;
+        lastValidBatch: number | null;
+        events: number[];
+      } | null;
     }[];
   };
   selection: { gateway: string; from: string; to: string; created: string } | null;
@@ -130,6 +149,7 @@ export interface VerifyReport {
   /** the batches just outside the range, as boundaries.json holds them */
   boundaries: { before: BoundaryReport | null; after: BoundaryReport | null } | null;
   gateways: GatewaySummary[];
+  /** kind: the structured event (registered, rotated, retired, revoked), or "legacy text event" for an earlier server's */
   keyEvents: { index: number; at: number | null; kind: string | null; gateway: string | null }[];
   counts: { batches: number; records: number; signaturesVerified: number; rootsVerified: number; inclusionsVerified: number };
   problems: Problem[];
@@ -165,6 +185,12 @@ interface GatewayKeyEntry {
   status: string;
   validFrom: number | null;
   validUntil: number | null;
+  /** no batch under the key may be in the log after this index (from the logged key events) */
+  closedAt: number | null;
+  /** a revoked key: the highest valid batch number (null: none; undefined: not stated) */
+  lastValidBatch: number | null | undefined;
+  /** a retired key: the key that replaced it, as the logged key events say */
+  replacedBy: string | null;
 }
 
 interface HeaderLike {
@@ -189,6 +215,8 @@ interface BatchEntry {
   records: number;
   /** whether the record bytes decoded and matched the header (count, root) */
   intact: boolean;
+  /** the header's log index, as the batch line states it */
+  logIndex: number | null;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -361,8 +389,19 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     const validUntil = isCount(k.validUntil) ? k.validUntil : null;
     const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
-    gatewayKeys.set(`${k.gateway} ${keyId}`, { gateway: k.gateway, keyId, key, status, validFrom, validUntil });
-    report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validFrom, validUntil, logged: null });
+    const lastValidBatch = isCount(k.lastValidBatch) ? k.lastValidBatch : status === 'revoked' && k.lastValidBatch === null ? null : undefined;
+    gatewayKeys.set(`${k.gateway} ${keyId}`, {
+      gateway: k.gateway,
+      keyId,
+      key,
+      status,
+      validFrom,
+      validUntil,
+      closedAt: null,
+      lastValidBatch,
+      replacedBy: null,
+    });
+    report.trust.gatewayKeys.push({ gateway: k.gateway, keyId, status, validFrom, validUntil, lastValidBatch: lastValidBatch ?? null, logged: null });
   });
 
   // checkpoint.txt: the log's signed size and root
@@ -415,6 +454,7 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
     if (result !== undefined) entries.push(result);
   }
   report.counts.batches = entries.length;
+  checkSuccessors(entries, gatewayKeys, problem);
 
   // sequence continuity and the header chain, per gateway
   const byGateway = new Map<string, BatchEntry[]>();
@@ -568,14 +608,17 @@ function verifyBatchLine(
   if (key === undefined)
     problem({ kind: 'unknown-key', where, message: `signed with key ${header.keyId}, which keys.json does not list for ${header.gateway}` });
   else {
-    if (key.validUntil !== null && header.tsMax >= key.validUntil)
-      problem({
-        kind: 'key-not-valid',
-        where,
-        message: `key ${header.keyId} is ${key.status} from ${new Date(key.validUntil).toISOString()}, the batch reaches ${new Date(header.tsMax).toISOString()}`,
-        computed: header.tsMax,
-        claimed: key.validUntil,
-      });
+    const invalid = batchKeyProblem(
+      {
+        keyId: key.keyId,
+        status: key.status,
+        closedAt: key.closedAt,
+        lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
+      },
+      header.batch,
+      isCount(entry.logIndex) ? entry.logIndex : null,
+    );
+    if (invalid !== undefined) problem({ kind: 'key-not-valid', where, message: invalid });
     let sig: Uint8Array | undefined;
     try {
       sig = fromBase64(signature);
@@ -607,7 +650,7 @@ function verifyBatchLine(
     const intact = rootMatches(fast);
     verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
     const first = readRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 1).record.sample;
-    return { line, header, signature, first, records: header.count, intact };
+    return { line, header, signature, first, records: header.count, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
   }
   const samples: Sample[] = [];
   // each record's slice of the bytes; the leaves are hashed after the walk, in one batched call where Node's native hashing is installed
@@ -648,7 +691,33 @@ function verifyBatchLine(
 
   verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
   readable.batch(line, header, samples);
-  return { line, header, signature, first: samples[0], records: samples.length, intact };
+  return { line, header, signature, first: samples[0], records: samples.length, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
+}
+
+/**
+ * A retired key's batches must be numbered below the first batch its successor delivered before them (the server
+ * takes a rotated key's batches during the grace only so): a batch under the old key logged after a batch of the new
+ * one with a number as high or lower is one the server should have refused.
+ */
+function checkSuccessors(entries: BatchEntry[], gatewayKeys: Map<string, GatewayKeyEntry>, problem: (p: Problem) => void): void {
+  const logged = entries.filter((e) => e.logIndex !== null).sort((a, b) => (a.logIndex ?? 0) - (b.logIndex ?? 0));
+  /** per gateway and key, the lowest batch number seen so far in log order, and where */
+  const lowest = new Map<string, BatchEntry>();
+  for (const e of logged) {
+    const key = gatewayKeys.get(`${e.header.gateway} ${e.header.keyId}`);
+    const successor = key?.replacedBy === null || key === undefined ? undefined : lowest.get(`${e.header.gateway} ${key.replacedBy}`);
+    if (key !== undefined && successor !== undefined && e.header.batch >= successor.header.batch)
+      problem({
+        kind: 'key-not-valid',
+        where: `batches.jsonl line ${e.line} (batch ${e.header.batch} of ${e.header.gateway})`,
+        message: `key ${key.keyId} is retired, replaced by ${key.replacedBy ?? '?'}: batch ${e.header.batch} entered the log at index ${e.logIndex ?? '?'}, after batch ${successor.header.batch} of its successor (line ${successor.line}, log index ${successor.logIndex ?? '?'}), and is not below it`,
+        computed: e.header.batch,
+        claimed: successor.header.batch,
+      });
+    const id = `${e.header.gateway} ${e.header.keyId}`;
+    const seen = lowest.get(id);
+    if (seen === undefined || e.header.batch < seen.header.batch) lowest.set(id, e);
+  }
 }
 
 /** The header's inclusion in the log, by the batch line's proof, against the checkpoint's root. */
@@ -1069,18 +1138,14 @@ function verifyKeyEvents(
     }
     const ev = isObject(event) ? event : {};
     all.push(data);
-    if (isCount(ev.at) && isString(ev.gateway) && isString(ev.kind) && isString(ev.detail))
-      events.push({ index: e.index, at: ev.at, gateway: ev.gateway, kind: ev.kind, detail: ev.detail });
-    else
-      problem({
-        kind: 'key-validity',
-        where,
-        message: 'the logged key event is not {at, gateway, kind, detail}: the keys cannot be checked against it',
-      });
+    const read = readKeyEventEntry(event);
+    if (read.kind === 'event') events.push({ index: e.index, record: read.record });
+    else if (read.kind === 'unreadable')
+      problem({ kind: 'key-validity', where, message: `the logged key event does not read (${read.reason}): the keys cannot be checked against it` });
     report.keyEvents.push({
       index: e.index,
       at: isCount(ev.at) ? ev.at : null,
-      kind: isString(ev.kind) ? ev.kind : null,
+      kind: read.kind === 'event' ? read.record.event : read.kind === 'legacy' ? 'legacy text event' : null,
       gateway: isString(ev.gateway) ? ev.gateway : null,
     });
     if (e.index >= size) {
@@ -1120,20 +1185,21 @@ function checkKeyValidity(
   events: LoggedKeyEvent[],
   problem: (p: Problem) => void,
 ): void {
-  const { keys: logged, unread } = deriveKeyValidity(events);
-  for (const e of unread)
-    problem({
-      kind: 'key-validity',
-      where: `key-events.jsonl (log index ${e.index})`,
-      message: `the ${e.kind} event "${e.detail}" does not read as a key event: the keys cannot be checked against it`,
-    });
+  const logged = deriveKeyValidity(events);
   const time = (ms: number | null): string => (ms === null ? 'no limit' : new Date(ms).toISOString());
   for (const reported of report.trust.gatewayKeys) {
     const id = `${reported.gateway} ${reported.keyId}`;
     const l = logged.get(id);
     const entry = gatewayKeys.get(id);
     if (l === undefined || entry === undefined) continue;
-    reported.logged = { status: l.status, validFrom: l.validFrom, validUntil: l.validUntil, events: l.events };
+    reported.logged = {
+      status: l.status,
+      validFrom: l.validFrom,
+      validUntil: l.validUntil,
+      closedAt: l.closedAt,
+      lastValidBatch: l.lastValidBatch,
+      events: l.events,
+    };
     const where = `keys.json (${reported.gateway} key ${reported.keyId})`;
     const events = `log ${l.events.length === 1 ? 'entry' : 'entries'} ${l.events.join(', ')}`;
     if (weakerStatus(entry.status, l.status))
@@ -1160,7 +1226,33 @@ function checkKeyValidity(
         computed: l.validFrom,
         claimed: entry.validFrom,
       });
+    if (l.status === 'revoked' && l.lastValidBatch !== null && entry.lastValidBatch !== null && (entry.lastValidBatch ?? Infinity) > l.lastValidBatch)
+      problem({
+        kind: 'key-validity',
+        where,
+        message: `keys.json makes the revoked key valid for batches up to ${entry.lastValidBatch ?? 'any'}, the logged key events (${events}) up to ${l.lastValidBatch}`,
+        computed: l.lastValidBatch,
+        claimed: entry.lastValidBatch ?? null,
+      });
+    else if (l.status === 'revoked' && l.lastValidBatch === null && entry.lastValidBatch !== null)
+      problem({
+        kind: 'key-validity',
+        where,
+        message: `keys.json makes the revoked key valid for batches up to ${entry.lastValidBatch ?? 'any'}, the logged key events (${events}) for none`,
+        computed: null,
+        claimed: entry.lastValidBatch ?? null,
+      });
+    // held to the stricter of the two
     if (l.validUntil !== null && (entry.validUntil === null || l.validUntil < entry.validUntil)) entry.validUntil = l.validUntil;
+    entry.closedAt = l.closedAt;
+    if (l.status !== 'active') entry.replacedBy = l.replacedBy;
+    if (l.status === 'revoked')
+      entry.lastValidBatch =
+        entry.status === 'revoked' && entry.lastValidBatch !== undefined
+          ? entry.lastValidBatch === null || l.lastValidBatch === null
+            ? null
+            : Math.min(entry.lastValidBatch, l.lastValidBatch)
+          : l.lastValidBatch;
     if (entry.status === 'active' || entry.status === 'retired' || entry.status === 'revoked') entry.status = stricterStatus(entry.status, l.status);
   }
 }

@@ -189,6 +189,7 @@ export function createApp(deps: AppDeps): Express {
         status: k.status,
         registeredAt: k.registeredAt,
         validUntil: k.validUntil,
+        lastValidBatch: k.lastValidBatch,
         reason: k.reason,
         replacedBy: k.replacedBy,
       })),

@@ -166,11 +166,12 @@ export function buildBundle(
           status: string;
           registeredAt: number;
           validUntil: number | null;
+          lastValidBatch: number | null;
           reason: string | null;
           replacedBy: string | null;
         }
       >(
-        'SELECT key_id AS keyId, verifier_key AS verifierKey, status, registered_at AS registeredAt, valid_until AS validUntil, reason, replaced_by AS replacedBy FROM gateway_keys WHERE gateway = ? ORDER BY registered_at, key_id',
+        'SELECT key_id AS keyId, verifier_key AS verifierKey, status, registered_at AS registeredAt, valid_until AS validUntil, last_valid_batch AS lastValidBatch, reason, replaced_by AS replacedBy FROM gateway_keys WHERE gateway = ? ORDER BY registered_at, key_id',
       )
       .all(gateway)
       .map((k) => ({ gateway, ...k }));

@@ -20,13 +20,14 @@ import {
   type InstrumentHealthMessage,
   type LiveSample,
 } from '@labtrace/protocols';
+import type { Statement } from 'better-sqlite3';
 import type { MessageBus } from '../broker/bus.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
-import type { KeyRegistry } from '../trust/key-registry.js';
+import type { KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
 import type { SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
 import { Chain } from './chain.js';
 
@@ -51,7 +52,18 @@ const INDEX_RETRY_MS = 5_000;
 /** a payload that is not a message of its topic: counted per gateway and window, an alarm (a genuine gateway sends none) */
 const MALFORMED = { kind: 'malformed', batch: null, counted: true } as const;
 
-type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
+type Outcome =
+  { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string } | { kind: 'refused'; refusal: KeyRefusal };
+
+/** The sample times a batch may carry, around its arrival (server clock): beyond them it is recorded as clock skew. */
+export interface ClockWindow {
+  /** how far ahead of the server clock */
+  maxClockSkewMs: number;
+  /** how far behind it (a gateway's outbox holds batches while the server is away) */
+  maxAgeMs: number;
+}
+
+export const DEFAULT_CLOCK_WINDOW: ClockWindow = { maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 };
 
 export interface IngestCounters {
   batches: number;
@@ -86,9 +98,26 @@ export class Ingest extends EventEmitter<IngestEvents> {
     private readonly keys: KeyRegistry,
     private readonly events: SecurityEvents,
     private readonly logger: Logger,
+    private readonly clock: ClockWindow = DEFAULT_CLOCK_WINDOW,
   ) {
     super();
     this.chain = new Chain(database);
+  }
+
+  private skewedBatch: Statement | undefined;
+
+  /** Why a batch's sample times lie outside the accepted window around its arrival, or undefined. */
+  private clockSkew(header: { tsMin: number; tsMax: number }, now: number): string | undefined {
+    const earliest = now - this.clock.maxAgeMs;
+    const latest = now + this.clock.maxClockSkewMs;
+    if (header.tsMin >= earliest && header.tsMax <= latest) return undefined;
+    const iso = (ms: number): string => (Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
+    return `its samples are dated ${iso(header.tsMin)} .. ${iso(header.tsMax)}, outside ${iso(earliest)} .. ${iso(latest)} (arrival ${iso(now)} by the server clock, minus ingest.maxAgeMs, plus ingest.maxClockSkewMs); stored, kept out of the latest values`;
+  }
+
+  /** Whether a sample's time lies within the accepted window around now. */
+  private inWindow(ts: number, now: number): boolean {
+    return ts >= now - this.clock.maxAgeMs && ts <= now + this.clock.maxClockSkewMs;
   }
 
   /** Every stored batch's signed header enters this log in the same commit. */
@@ -166,14 +195,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const key = this.keys.get(gateway, header.keyId);
     if (key === undefined)
       return this.reject(gateway, `${what}: key ${header.keyId} is not registered for this gateway`, { kind: 'unknown-key', batch: header.batch });
-    if (key.validUntil !== null && header.tsMax >= key.validUntil) {
-      const kind = key.status === 'revoked' ? 'revoked-key' : 'retired-key';
-      return this.reject(
-        gateway,
-        `${what}: key ${header.keyId} is ${key.status} from ${new Date(key.validUntil).toISOString()}, the batch reaches ${new Date(header.tsMax).toISOString()}`,
-        { kind, batch: header.batch },
-      );
-    }
+    // the key's validity, by what the server knows: a batch not already stored must be acceptable under the key now
+    // (arrival time, batch number); the times the batch carries play no part
+    const hash = toBase64(headerHash(header));
+    const now = Date.now();
+    const refusal = this.keys.refusal(key, header.batch, now);
+    if (refusal !== undefined && this.chain.stored(gateway, header.batch)?.hash !== hash)
+      return this.reject(gateway, `${what}: ${refusal.detail}`, { kind: refusal.kind, batch: header.batch });
     try {
       verifyBatch(signed, message.samples, key.key, gateway, leaves);
     } catch (err) {
@@ -192,8 +220,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
           : { kind: 'foreign-instrument', batch: header.batch, counted: true },
       );
     }
-    const hash = toBase64(headerHash(header));
-    const now = Date.now();
+    // sample times outside the accepted skew around the arrival: stored (signed, chained: nothing is lost and the
+    // gateway is not made to resend forever), recorded, and kept out of the latest values
+    const skew = this.clockSkew(header, now);
     let outcome: Outcome;
     try {
       outcome = await this.commit(() => {
@@ -205,10 +234,27 @@ export class Ingest extends EventEmitter<IngestEvents> {
             detail: `${what}: a different batch ${header.batch} (header ${stored.hash}) is already stored; this one hashes to ${hash}`,
           };
         }
+        // checked again in the commit: a revocation made meanwhile (by the admin command line) holds at once
+        const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
+        if (late !== undefined) return { kind: 'refused' as const, refusal: late };
         this.store.store(gateway, message.samples, signed, hash, now, records);
         const notes = this.chain.advance(gateway, header, hash, message.samples);
         if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
+        if (skew !== undefined) {
+          this.skewedBatch ??= this.database.sqlite.prepare(
+            'INSERT OR IGNORE INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)',
+          );
+          this.skewedBatch.run(
+            gateway,
+            header.batch,
+            header.firstSeq,
+            header.firstSeq + header.count - 1,
+            now - this.clock.maxAgeMs,
+            now + this.clock.maxClockSkewMs,
+          );
+          this.events.record(gateway, 'clock-skew', 'alarm', `${what}: ${skew}`, header.batch, now);
+        }
         for (const s of message.samples)
           if (s.instrument === gateway && s.channel === 'samples-refused')
             this.events.record(
@@ -230,6 +276,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       return this.reject(gateway, `${what}: ${(err as Error).message}`);
     }
     if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
+    if (outcome.kind === 'refused')
+      return this.reject(gateway, `${what}: ${outcome.refusal.detail}`, { kind: outcome.refusal.kind, batch: header.batch });
     if (outcome.kind === 'duplicate') {
       this.counters.duplicates += message.samples.length;
       // a resend after a lost ACK comes soon after the batch; an old batch arriving again looks like a replay
@@ -261,10 +309,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
         await this.command(gateway, { v: 1, cmd: 'resend', fromBatch: state.nextBatch });
       }
     }
-    if (message.samples.length > 0)
+    // samples dated outside the accepted window are not pushed live (they are not an instrument's latest value)
+    const live = skew === undefined ? message.samples : message.samples.filter((s) => this.inWindow(s.ts, now));
+    if (live.length > 0)
       this.emit(
         'samples',
-        message.samples.map((s) => ({
+        live.map((s) => ({
           gateway,
           seq: s.seq,
           instrument: s.instrument,

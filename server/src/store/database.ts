@@ -369,6 +369,42 @@ migrations['0019_samples_rowid'] = {
 
 // the source and the count of a refusal recorded once per window (trust/security-events.ts)
 migrations['0020_security_event_sources'] = securityEventSourcesMigration;
+migrations['0021_key_events'] = {
+  async up(db: Kysely<unknown>) {
+    // the transparency log's key events as structured records (protocols/src/trust/key-event.ts), appended to the
+    // log once their time has come (a rotation's end of grace is written ahead)
+    await sql`CREATE TABLE key_events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, record TEXT NOT NULL, log_index INTEGER)`.execute(db);
+    await sql`CREATE INDEX key_events_unlogged ON key_events (at) WHERE log_index IS NULL`.execute(db);
+    // a key's validity by what the server knows: valid_until is now the server arrival time from which no new batch
+    // under it is taken; a rotated key's grace is looked for above the gateway's highest stored batch at the rotation;
+    // a revoked key keeps its batches up to last_valid_batch
+    await sql`ALTER TABLE gateway_keys ADD COLUMN grace_from_batch INTEGER`.execute(db);
+    await sql`ALTER TABLE gateway_keys ADD COLUMN last_valid_batch INTEGER`.execute(db);
+    // batches with sample times outside the accepted window around their arrival [earliest, latest]: stored; their
+    // samples outside it are kept out of an instrument's latest values
+    await sql`CREATE TABLE clock_skew_batches (
+      gateway TEXT NOT NULL, batch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+      earliest INTEGER NOT NULL, latest INTEGER NOT NULL, PRIMARY KEY (gateway, batch))`.execute(db);
+    await sql`CREATE INDEX clock_skew_by_seq ON clock_skew_batches (gateway, first_seq)`.execute(db);
+    // keys known before: their state as structured events, from the key table (the text events already in the log
+    // stay there, and are not read any more). A key retired or revoked before keeps the batches stored under it.
+    const now = Date.now();
+    await sql`UPDATE gateway_keys SET valid_until = MIN(COALESCE(valid_until, registered_at), ${now}) WHERE status <> 'active'`.execute(db);
+    await sql`UPDATE gateway_keys SET last_valid_batch = (SELECT MAX(b.batch) FROM batch_headers b
+      WHERE b.gateway = gateway_keys.gateway AND json_extract(b.header, '$.keyId') = gateway_keys.key_id) WHERE status = 'revoked'`.execute(db);
+    await sql`INSERT INTO key_events (at, gateway, record) SELECT ${now}, gateway, json_object('type', 'labtrace-key-event', 'v', 1,
+      'event', 'registered', 'gateway', gateway, 'keyId', key_id, 'at', registered_at, 'key', verifier_key, 'source', 'migration')
+      FROM gateway_keys ORDER BY registered_at, gateway, key_id`.execute(db);
+    await sql`INSERT INTO key_events (at, gateway, record) SELECT ${now}, gateway, json_object('type', 'labtrace-key-event', 'v', 1,
+      'event', 'retired', 'gateway', gateway, 'keyId', key_id, 'at', ${now}, 'reason', 'migration', 'replacedBy', replaced_by)
+      FROM gateway_keys WHERE status = 'retired' ORDER BY registered_at, gateway, key_id`.execute(db);
+    await sql`INSERT INTO key_events (at, gateway, record) SELECT ${now}, gateway, json_object('type', 'labtrace-key-event', 'v', 1,
+      'event', 'revoked', 'gateway', gateway, 'keyId', key_id, 'at', ${now}, 'reason', COALESCE(reason, ''), 'from', valid_until,
+      'lastValidBatch', last_valid_batch)
+      FROM gateway_keys WHERE status = 'revoked' ORDER BY registered_at, gateway, key_id`.execute(db);
+  },
+};
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

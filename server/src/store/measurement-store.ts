@@ -30,6 +30,8 @@ interface Row {
   quality: number;
 }
 
+/** at most this many of a stream's newest samples are read past samples of clock-skewed batches for its latest value */
+const LATEST_SCAN = 50_000;
 const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
 /** rows per INSERT statement of the per-sample index (9 parameters each; SQLite allows 32,766) */
 const INSERT_ROWS = 64;
@@ -360,11 +362,46 @@ export class MeasurementStore {
     this.catchUp();
     // one row per stream (the newest); a channel with several streams (a unit changed) keeps the newest
     const byChannel = new Map<string, LiveSample>();
-    for (const s of (this.stmts.latest.all(instrument) as Row[]).map(toLive)) {
+    for (const s of this.latestRows(instrument).map(toLive)) {
       const seen = byChannel.get(s.channel);
       if (seen === undefined || s.ts > seen.ts) byChannel.set(s.channel, s);
     }
     return [...byChannel.values()];
+  }
+
+  private skewedAt: Statement | undefined;
+
+  /**
+   * The newest sample of each of an instrument's streams, leaving out the samples dated outside the accepted window
+   * around their batch's arrival (clock skew, see Ingest): such a sample is never a latest value.
+   * Where the newest is one, the stream is read back from its newest sample (at most LATEST_SCAN rows).
+   */
+  private latestRows(instrument: string): Row[] {
+    const rows = this.stmts.latest.all(instrument) as Row[];
+    this.skewedAt ??= this.database.sqlite.prepare(
+      'SELECT last_seq AS lastSeq, earliest, latest FROM clock_skew_batches WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
+    );
+    const skewedAt = this.skewedAt;
+    const skewed = (r: Row): boolean => {
+      const b = skewedAt.get(r.gateway, r.seq) as { lastSeq: number; earliest: number; latest: number } | undefined;
+      return b !== undefined && b.lastSeq >= r.seq && (r.ts < b.earliest || r.ts > b.latest);
+    };
+    if (!rows.some(skewed)) return rows;
+    const db = this.database.sqlite;
+    const page = db.prepare(`${SELECT} WHERE s.stream = ? ORDER BY s.ts DESC, s.seq DESC LIMIT ? OFFSET ?`);
+    const out: Row[] = [];
+    for (const stream of db.prepare('SELECT id FROM streams WHERE instrument = ?').pluck().all(instrument) as number[]) {
+      find: for (let offset = 0; offset < LATEST_SCAN; offset += 500) {
+        const got = page.all(stream, 500, offset) as Row[];
+        for (const r of got)
+          if (!skewed(r)) {
+            out.push(r);
+            break find;
+          }
+        if (got.length < 500) break;
+      }
+    }
+    return out;
   }
 
   history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] {

@@ -1,25 +1,33 @@
-// The gateways' public keys and their validity. A key is registered at enrollment (or from the
-// server config), retired by a rotation that the old key signs (it stays valid for batches up to the
-// rotation, plus a grace period for batches signed while the gateway switched), or revoked from a
-// given time (batches whose records reach that time are refused). Read on every batch, so kept in memory.
+// The gateways' public keys and their validity. A key is registered at enrollment (or from the server config),
+// retired by a rotation that the old key signs, or by a new enrollment of its gateway, or revoked. Validity is judged
+// by what the server knows, never by the times a key's holder writes into its batches (docs/trust.md, "Key
+// validity"): a revoked key delivers no batch that is not already stored; a rotated key delivers batches that arrive
+// (server clock) within ROTATION_GRACE_MS of the rotation and are numbered below the first batch its successor
+// delivered. Each change is written as a structured key event (protocols/src/trust/key-event.ts), which enters the
+// transparency log once its time has come. Read on every batch, so kept in memory.
 import {
+  canonicalBytes,
   rotationBytes,
   type RotationStatement,
   ed25519KeyId,
   formatVerifierKey,
   fromBase64,
+  KEY_EVENT_TYPE,
+  KEY_EVENT_VERSION,
   LabtraceError,
   parseVerifierKey,
+  ROTATION_GRACE_MS,
   toHex,
   verifyEd25519,
+  type KeyEvent,
   type VerifierKey,
 } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 import type { SecurityEvents } from './security-events.js';
 
-/** how long after a rotation batches signed with the old key are still accepted */
-export const ROTATION_GRACE_MS = 5 * 60_000;
+export { ROTATION_GRACE_MS } from '@labtrace/protocols';
 
 export type KeyStatus = 'active' | 'retired' | 'revoked';
 
@@ -29,8 +37,12 @@ export interface GatewayKey {
   verifierKey: string;
   status: KeyStatus;
   registeredAt: number;
-  /** batches whose latest record is at or after this time are refused (null: no limit) */
+  /** batches arriving (server clock) at or after this time are refused unless already stored (null: no limit) */
   validUntil: number | null;
+  /** a revoked key: the highest batch number under it that stays valid (null: none, or not revoked) */
+  lastValidBatch: number | null;
+  /** a rotated key: the gateway's highest stored batch at the rotation (the successor's batches are looked for above it) */
+  graceFromBatch: number | null;
   reason: string | null;
   replacedBy: string | null;
   key: VerifierKey;
@@ -43,11 +55,24 @@ interface Row {
   status: KeyStatus;
   registered_at: number;
   valid_until: number | null;
+  last_valid_batch: number | null;
+  grace_from_batch: number | null;
   reason: string | null;
   replaced_by: string | null;
 }
 
+/** Why a batch under a key is refused: the security event's kind and its text. */
+export interface KeyRefusal {
+  kind: 'revoked-key' | 'retired-key';
+  detail: string;
+}
+
+/** a key event's fields but its type and version (each kind of event on its own) */
+type EventFields = KeyEvent extends infer E ? (E extends KeyEvent ? Omit<E, 'type' | 'v'> : never) : never;
+
 export type { RotationStatement } from '@labtrace/protocols';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class KeyRegistry {
   private readonly keys = new Map<string, GatewayKey>();
@@ -59,16 +84,45 @@ export class KeyRegistry {
     private readonly events: SecurityEvents,
   ) {}
 
-  /** Loads the keys; registers the ones of the server config not yet known. */
+  /** Loads the keys; registers the ones of the server config not yet known (a logged key event each). */
   open(configured: { id: string; key: string }[] = [], now = Date.now()): void {
     const insert = this.database.sqlite.prepare(
       "INSERT OR IGNORE INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?)",
     );
-    for (const g of configured) {
-      const key = parseVerifierKey(g.key);
-      insert.run(g.id, toHex(key.keyId), g.key, now);
-    }
+    this.database.sqlite.transaction(() => {
+      for (const g of configured) {
+        const key = parseVerifierKey(g.key);
+        const keyId = toHex(key.keyId);
+        if (insert.run(g.id, keyId, g.key, now).changes === 1)
+          this.keyEvent({ event: 'registered', gateway: g.id, keyId, at: now, key: g.key, source: 'config' });
+      }
+    })();
     this.reload();
+  }
+
+  /** Writes a structured key event; it enters the transparency log at `logAt` (default: its time). */
+  private keyEvent(fields: EventFields, logAt = fields.at): void {
+    const record = { type: KEY_EVENT_TYPE, v: KEY_EVENT_VERSION, ...fields };
+    this.database.sqlite.prepare('INSERT INTO key_events (at, gateway, record) VALUES (?, ?, ?)').run(logAt, fields.gateway, JSON.stringify(record));
+  }
+
+  /**
+   * Appends the key events whose time has come and that are not in the log yet (also those written by the admin
+   * command line), in order; returns how many.
+   */
+  logPending(log: TransparencyLog, now = Date.now()): number {
+    const db = this.database.sqlite;
+    const pending = db.prepare('SELECT id, at, record FROM key_events WHERE log_index IS NULL AND at <= ? ORDER BY at, id').all(now) as {
+      id: number;
+      at: number;
+      record: string;
+    }[];
+    if (pending.length === 0) return 0;
+    const mark = db.prepare('UPDATE key_events SET log_index = ? WHERE id = ?');
+    db.transaction(() => {
+      for (const e of pending) mark.run(log.append('key-event', [canonicalBytes(JSON.parse(e.record) as KeyEvent)], now), e.id);
+    })();
+    return pending.length;
   }
 
   /** Reloads when another connection (the admin command line) changed the database. */
@@ -91,6 +145,8 @@ export class KeyRegistry {
         status: row.status,
         registeredAt: row.registered_at,
         validUntil: row.valid_until,
+        lastValidBatch: row.status === 'revoked' ? row.last_valid_batch : null,
+        graceFromBatch: row.grace_from_batch,
         reason: row.reason,
         replacedBy: row.replaced_by,
         key: parseVerifierKey(row.verifier_key),
@@ -119,6 +175,48 @@ export class KeyRegistry {
   }
 
   /**
+   * Whether a new batch (one not already stored) numbered `batch`, signed by this key and arriving now (server
+   * clock), may be stored; undefined if so. The batch's own times play no part.
+   */
+  refusal(key: GatewayKey, batch: number, now = Date.now()): KeyRefusal | undefined {
+    if (key.status === 'active') return undefined;
+    const since = key.validUntil === null ? '' : ` from ${iso(key.validUntil)} (server time)`;
+    if (key.status === 'revoked')
+      return {
+        kind: 'revoked-key',
+        detail: `key ${key.keyId} is revoked${since}: no batch under it is accepted unless already stored, whatever times it carries`,
+      };
+    const replaced = key.replacedBy === null ? '' : `, replaced by ${key.replacedBy}`;
+    if (key.validUntil === null || now >= key.validUntil)
+      return { kind: 'retired-key', detail: `key ${key.keyId} is retired${since}${replaced}: its grace period is over` };
+    const first = this.successorFirstBatch(key);
+    if (first !== undefined && batch >= first)
+      return {
+        kind: 'retired-key',
+        detail: `key ${key.keyId} is retired${since}${replaced}: batch ${batch} is not below batch ${first}, the first its successor delivered`,
+      };
+    return undefined;
+  }
+
+  /** The lowest batch number stored under the key that replaced this one, above the gateway's chain at the rotation. */
+  private successorFirstBatch(key: GatewayKey): number | undefined {
+    if (key.replacedBy === null) return undefined;
+    const first = this.database.sqlite
+      .prepare("SELECT MIN(batch) FROM batch_headers WHERE gateway = ? AND batch > ? AND json_extract(header, '$.keyId') = ?")
+      .pluck()
+      .get(key.gateway, key.graceFromBatch ?? -1, key.replacedBy) as number | null;
+    return first ?? undefined;
+  }
+
+  /** The gateway's highest stored batch number under a key (any key when null) that arrived before `before`. */
+  private lastStoredBatch(gateway: string, keyId: string | null, before = Number.MAX_SAFE_INTEGER): number | null {
+    return this.database.sqlite
+      .prepare("SELECT MAX(batch) FROM batch_headers WHERE gateway = ? AND received_at < ? AND (? IS NULL OR json_extract(header, '$.keyId') = ?)")
+      .pluck()
+      .get(gateway, before, keyId, keyId) as number | null;
+  }
+
+  /**
    * Registers a gateway's key (enrollment). The key's name must be the gateway id. Any key the
    * gateway had before is retired now: a re-enrolled gateway signs only with its new key.
    */
@@ -129,17 +227,22 @@ export class KeyRegistry {
     const existing = this.get(gateway, keyId);
     if (existing?.status === 'revoked')
       throw new LabtraceError('E_FORBIDDEN', `key ${keyId} of ${gateway} was revoked and cannot be registered again`);
+    const text = formatVerifierKey(key.name, key.publicKey);
     this.database.sqlite.transaction(() => {
+      for (const other of this.list(gateway))
+        if (other.status === 'active' && other.keyId !== keyId)
+          this.keyEvent({ event: 'retired', gateway, keyId: other.keyId, at: now, reason: 're-enrolled', replacedBy: keyId });
       this.database.sqlite
         .prepare(
-          "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ? WHERE gateway = ? AND status = 'active' AND key_id <> ?",
+          "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, grace_from_batch = NULL WHERE gateway = ? AND status = 'active' AND key_id <> ?",
         )
         .run(now, keyId, gateway, keyId);
       this.database.sqlite
         .prepare(
-          "INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO UPDATE SET status = 'active', valid_until = NULL",
+          "INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO UPDATE SET status = 'active', valid_until = NULL, replaced_by = NULL",
         )
-        .run(gateway, keyId, formatVerifierKey(key.name, key.publicKey), now);
+        .run(gateway, keyId, text, now);
+      this.keyEvent({ event: 'registered', gateway, keyId, at: now, key: text, source: 'enrollment' });
     })();
     this.reload();
     return this.must(gateway, keyId);
@@ -147,7 +250,8 @@ export class KeyRegistry {
 
   /**
    * Rotates a gateway's key: the statement names the new key and is signed by the old (active) key
-   * and by the new one (which proves the gateway holds it). The old key is retired from now.
+   * and by the new one (which proves the gateway holds it). The old key is retired from now, with a grace period
+   * (server arrival time) for the batches it signed while the gateway switched.
    */
   rotate(statement: RotationStatement, oldSignature: string, newSignature: string, now = Date.now()): GatewayKey {
     const old = this.get(statement.gateway, statement.oldKeyId);
@@ -164,29 +268,68 @@ export class KeyRegistry {
       throw new LabtraceError('E_BAD_REQUEST', 'at: the statement is more than 10 minutes from the server clock');
     const newKeyId = toHex(ed25519KeyId(next.name, next.publicKey));
     if (this.get(statement.gateway, newKeyId)) throw new LabtraceError('E_CONFLICT', `newKey: ${newKeyId} is already registered`);
+    const graceUntil = now + ROTATION_GRACE_MS;
     this.database.sqlite.transaction(() => {
+      const chainTop = this.lastStoredBatch(statement.gateway, null);
       this.database.sqlite
-        .prepare("UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, reason = 'rotated' WHERE gateway = ? AND key_id = ?")
-        .run(now + ROTATION_GRACE_MS, newKeyId, statement.gateway, statement.oldKeyId);
+        .prepare(
+          "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, reason = 'rotated', grace_from_batch = ? WHERE gateway = ? AND key_id = ?",
+        )
+        .run(graceUntil, newKeyId, chainTop ?? -1, statement.gateway, statement.oldKeyId);
       this.database.sqlite
         .prepare("INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?)")
         .run(statement.gateway, newKeyId, statement.newKey, now);
+      this.keyEvent({
+        event: 'rotated',
+        gateway: statement.gateway,
+        keyId: statement.oldKeyId,
+        at: now,
+        newKeyId,
+        newKey: statement.newKey,
+        graceUntil,
+      });
+      // the end of the grace enters the log when it comes: no batch under the old key is logged after it
+      this.keyEvent({
+        event: 'retired',
+        gateway: statement.gateway,
+        keyId: statement.oldKeyId,
+        at: graceUntil,
+        reason: 'rotation-grace-over',
+        replacedBy: newKeyId,
+      });
       this.events.record(statement.gateway, 'key-rotated', 'notice', `key ${statement.oldKeyId} replaced by ${newKeyId}`, null, now);
     })();
     this.reload();
     return this.must(statement.gateway, newKeyId);
   }
 
-  /** Revokes a key from `from` (ms): batches whose records reach that time are refused from now on. */
+  /**
+   * Revokes a key, from now: no batch under it that is not already stored is accepted any more. With `from`
+   * earlier than now, the batches already stored under it that arrived (server clock) from then on become invalid
+   * too: the key's last valid batch is the last one that arrived before `from`. A `from` in the future means now.
+   */
   revoke(gateway: string, keyId: string, from: number, reason: string, now = Date.now()): GatewayKey {
     const key = this.get(gateway, keyId);
     if (!key) throw new LabtraceError('E_NOT_FOUND', `gateway ${gateway} has no key ${keyId}`);
-    const until = key.validUntil === null ? from : Math.min(key.validUntil, from);
+    const start = Math.min(from, now, key.validUntil ?? Number.MAX_SAFE_INTEGER);
     this.database.sqlite.transaction(() => {
+      const lastValid = this.lastStoredBatch(gateway, keyId, start);
+      const after = this.database.sqlite
+        .prepare("SELECT COUNT(*) FROM batch_headers WHERE gateway = ? AND received_at >= ? AND json_extract(header, '$.keyId') = ?")
+        .pluck()
+        .get(gateway, start, keyId) as number;
       this.database.sqlite
-        .prepare("UPDATE gateway_keys SET status = 'revoked', valid_until = ?, reason = ? WHERE gateway = ? AND key_id = ?")
-        .run(until, reason, gateway, keyId);
-      this.events.record(gateway, 'key-revoked', 'alarm', `key ${keyId} revoked from ${new Date(until).toISOString()}: ${reason}`, null, now);
+        .prepare("UPDATE gateway_keys SET status = 'revoked', valid_until = ?, last_valid_batch = ?, reason = ? WHERE gateway = ? AND key_id = ?")
+        .run(start, lastValid, reason, gateway, keyId);
+      this.keyEvent({ event: 'revoked', gateway, keyId, at: now, reason, from: start, lastValidBatch: lastValid });
+      this.events.record(
+        gateway,
+        'key-revoked',
+        'alarm',
+        `key ${keyId} revoked from ${iso(start)}: ${reason}; valid for ${lastValid === null ? 'no batch' : `batches up to ${lastValid}`}${after > 0 ? `; ${after} stored batches under it arrived since and are no longer valid` : ''}`,
+        null,
+        now,
+      );
     })();
     this.reload();
     return this.must(gateway, keyId);

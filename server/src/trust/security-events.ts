@@ -1,7 +1,7 @@
 // The security and integrity events of the lab: refused batches (forged, altered, replayed, unknown
-// or revoked key), gaps and breaks in a gateway's chain, duplicates, enrollments and key changes, and
-// what the broker and the API refuse from outside (failed logins, refused publishes, enrollment
-// attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
+// or revoked key), gaps and breaks in a gateway's chain, duplicates, sample times beyond the accepted clock skew,
+// enrollments and key changes, and what the broker and the API refuse from outside (failed logins, refused
+// publishes, enrollment attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
@@ -25,6 +25,7 @@ export const EVENT_KINDS = [
   'sequence-jump',
   'samples-refused',
   'chain-break',
+  'clock-skew',
   'enrolled',
   'enrollment-refused',
   'key-rotated',

@@ -18,7 +18,6 @@ import {
   sha256,
   signCheckpoint,
   toBase64,
-  KEY_ROTATION_GRACE_MS,
   signNote,
   verifyBundle,
   type BundleFiles,
@@ -27,15 +26,14 @@ import {
 } from '@labtrace/protocols';
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
-import { ROTATION_GRACE_MS } from '../../src/trust/key-registry.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 const BATCHES = 6;
 const PER_BATCH = 4;
 const T0 = 1_800_000_000_000;
-/** gw-a's key is revoked from this time, after every batch */
-const REVOKED_FROM = T0 + 10_000_000;
+/** when gw-a's key was revoked (server time), after every batch */
+let revokedAt = 0;
 
 let t: TestServer;
 let gw: TestGateway;
@@ -62,10 +60,12 @@ beforeAll(async () => {
       saved = t.server.log?.latestCheckpoint().note ?? '';
     }
   }
-  // the key is revoked from a time after every batch: the revocation is a logged key event the bundle carries
+  // the key is revoked after every batch (a time ahead means from now): the revocation is a logged key event the
+  // bundle carries, beside the key's registration from the server config
   const key = t.server.keys.activeKey('gw-a');
   if (key === undefined) throw new Error('gw-a has no active key');
-  t.server.keys.revoke('gw-a', key.keyId, REVOKED_FROM, 'taken out of service');
+  revokedAt = t.server.keys.revoke('gw-a', key.keyId, T0 + 10_000_000, 'taken out of service').validUntil ?? 0;
+  expect(revokedAt).toBeLessThanOrEqual(Date.now());
   t.server.logKeyEvents();
   const size = t.server.log?.size ?? 0;
   await waitFor('a checkpoint covering every batch and the revocation', () => covered(size));
@@ -341,10 +341,10 @@ test('labtrace verify: exit 0 when verified, 1 when something does not verify, 2
   expect(ok.output).toMatch(/labtrace verify: VERIFIED/);
   expect(ok.output).toMatch(/gw-a: 24 records in 6 batches, sequence 0\.\.23/);
   expect(ok.output).toMatch(
-    /export statement \(signed by the log key: verified\):\n.*gateway gw-a.*\n.*\n {2}6 batches \(batches 0\.\.5\), sequence 0\.\.23, 24 records, 1 key events/,
+    /export statement \(signed by the log key: verified\):\n.*gateway gw-a.*\n.*\n {2}6 batches \(batches 0\.\.5\), sequence 0\.\.23, 24 records, 2 key events/,
   );
   expect(ok.output).toMatch(/after: none: the range reaches the gateway's last batch in the checkpoint/);
-  expect(ok.output).toMatch(/logged events \d+: revoked/);
+  expect(ok.output).toMatch(/logged events \d+, \d+: revoked, from .*, valid for batches up to 5, no batch after log index \d+/);
   expect(ok.code).toBe(0);
   const middle = await verifyCli([innerDir]);
   expect(middle.output).toMatch(/before: batch 0, seq 0\.\.3, .* verified/);
@@ -407,7 +407,6 @@ function cut(from: BundleFiles, keep: (batch: number) => boolean): BundleFiles {
 const logSigner = (): ReturnType<typeof parseSignerKey> => parseSignerKey(readFileSync(path.join(t.config.dataDir, 'log.key'), 'utf8').trim());
 
 test('the signed export statement and the boundary witnesses: a bundle of the middle of the range verifies, with both witnesses', () => {
-  expect(KEY_ROTATION_GRACE_MS).toBe(ROTATION_GRACE_MS);
   const full = verifyBundle(files, {});
   expect(full.statement).toMatchObject({
     signatureVerified: true,
@@ -415,7 +414,7 @@ test('the signed export statement and the boundary witnesses: a bundle of the mi
     batches: { count: BATCHES, first: 0, last: BATCHES - 1 },
     seq: { first: 0, last: BATCHES * PER_BATCH - 1 },
     records: BATCHES * PER_BATCH,
-    keyEvents: { count: 1 },
+    keyEvents: { count: 2 },
     before: null,
     after: null,
   });
@@ -540,8 +539,9 @@ test('keys.json contradicting the logged key events: a revocation hidden, or the
     expect.objectContaining({
       gateway: 'gw-a',
       status: 'revoked',
-      validUntil: REVOKED_FROM,
-      logged: expect.objectContaining({ status: 'revoked', validUntil: REVOKED_FROM }) as unknown,
+      validUntil: revokedAt,
+      lastValidBatch: BATCHES - 1,
+      logged: expect.objectContaining({ status: 'revoked', validUntil: revokedAt, lastValidBatch: BATCHES - 1 }) as unknown,
     }),
   ]);
   const edit = (change: (k: { status: string; validUntil: number | null; reason: string | null }) => void): BundleFiles => {
@@ -564,17 +564,17 @@ test('keys.json contradicting the logged key events: a revocation hidden, or the
     expect.objectContaining({
       kind: 'key-validity',
       where: `keys.json (gw-a key ${keyId})`,
-      message: expect.stringMatching(/keys\.json says the key is active, the logged key events \(log entry \d+\) say revoked/) as unknown,
+      message: expect.stringMatching(/keys\.json says the key is active, the logged key events \(log entries \d+, \d+\) say revoked/) as unknown,
     }),
-    expect.objectContaining({ kind: 'key-validity', computed: REVOKED_FROM, claimed: null }),
+    expect.objectContaining({ kind: 'key-validity', computed: revokedAt, claimed: null }),
   ]);
   const widened = verifyBundle(
     edit((k) => {
-      k.validUntil = REVOKED_FROM + 86_400_000;
+      k.validUntil = revokedAt + 86_400_000;
     }),
     {},
   );
-  expect(widened.problems).toEqual([expect.objectContaining({ kind: 'key-validity', computed: REVOKED_FROM, claimed: REVOKED_FROM + 86_400_000 })]);
+  expect(widened.problems).toEqual([expect.objectContaining({ kind: 'key-validity', computed: revokedAt, claimed: revokedAt + 86_400_000 })]);
   // and the revocation's log entry dropped from the bundle as well: the signed statement counts the key events
   const hiddenAndDropped = edit((k) => {
     k.status = 'active';
@@ -586,17 +586,20 @@ test('keys.json contradicting the logged key events: a revocation hidden, or the
     expect.objectContaining({
       kind: 'truncated',
       where: 'key-events.jsonl',
-      message: 'the bundle holds 0 key events, the signed export statement names 1',
+      message: 'the bundle holds 0 key events, the signed export statement names 2',
     }),
   ]);
   // keys.json stricter than the log (an event not logged yet) is not a contradiction, and the batches are held to it
   const stricter = verifyBundle(
     edit((k) => {
-      k.validUntil = T0 + 10;
+      (k as { lastValidBatch?: number }).lastValidBatch = 2;
     }),
     {},
   );
   expect(kinds(stricter)).toEqual(['key-not-valid']);
+  expect(stricter.problems.map((p) => p.message)).toEqual(
+    [3, 4, 5].map((b) => `key ${keyId} is revoked, valid for batches up to 2, this is batch ${b}`),
+  );
 });
 
 describe('bundles over HTTP (GET /api/export, GET /api/runs/:id/export)', () => {

@@ -72,6 +72,9 @@ export function signerOf(gateway: string, seed = seedOf(gateway)): SignerKey {
 
 export const TEST_GATEWAYS = ['gw-a', 'gw-b', 'gw-s', 'gw-p'];
 
+/** the sample times test servers accept around their clock, either way (20 years) */
+export const TEST_CLOCK_WINDOW_MS = 20 * 365 * 86_400_000;
+
 export async function startServer(
   overrides: Partial<Record<keyof ServerConfig, unknown>> = {},
   logger: pino.Logger = pino({ level: 'silent' }),
@@ -96,6 +99,9 @@ export async function startServer(
     calibration: { requireForRuns: false },
     // the name and address its reports print
     laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown' },
+    // test records are dated at a fixed time (`records`, 2027-01-15), whatever the clock says: no clock-skew events
+    // for them; the clock-skew tests pass the server's defaults
+    ingest: { maxClockSkewMs: TEST_CLOCK_WINDOW_MS, maxAgeMs: TEST_CLOCK_WINDOW_MS },
     ...overrides,
   });
   const server = new LabtraceServer(config, logger, { ...options, adminPassword: USER_PASSWORD });

@@ -8,6 +8,7 @@ import {
   fromBase64,
   leafHash,
   openCheckpoint,
+  parseKeyEvent,
   parseVerifierKey,
   rootFromInclusionProof,
   toBase64,
@@ -15,6 +16,10 @@ import {
   verifyInclusion,
   type BatchHeader,
 } from '@labtrace/protocols';
+import pino from 'pino';
+import { LabDatabase } from '../../src/store/database.js';
+import { KeyRegistry } from '../../src/trust/key-registry.js';
+import { SecurityEvents } from '../../src/trust/security-events.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
@@ -60,19 +65,30 @@ test('verified batches enter the log; the checkpoint and an inclusion proof veri
   expect((await t.fetch(`/api/log/proof/inclusion?index=${base + 5}&size=${base + 2}`)).status).toBe(400);
 });
 
-test('key events enter the log, also those written by another process (the admin command line)', async () => {
+test('key events enter the log as structured records, also those written by another process (the admin command line)', async () => {
   const before = t.server.log!.size;
   t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
-  // as the command line does: straight into the database
-  t.server.database.sqlite
-    .prepare(
-      "INSERT INTO security_events (at, gateway, kind, severity, batch, detail) VALUES (?, 'gw-s', 'key-revoked', 'alarm', NULL, 'by the admin')",
-    )
-    .run(Date.now());
+  // as the command line does: its own connection to the database
+  const other = new LabDatabase(t.config.dataDir);
+  await other.migrate();
+  try {
+    new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke(
+      'gw-s',
+      t.server.keys.activeKey('gw-s')!.keyId,
+      Date.now(),
+      'by the admin',
+    );
+  } finally {
+    await other.close();
+  }
   await waitFor('two key events in the log', () => t.server.log!.size === before + 2);
-  const entries = t.server.log!.entries(before, before + 1);
-  expect(entries[0]!.kind).toBe('key-event');
-  expect(JSON.parse(new TextDecoder().decode(entries[0]!.data))).toMatchObject({ kind: 'key-revoked', gateway: 'gw-b' });
+  const entries = t.server.log!.entries(before, before + 2);
+  expect(entries.map((e) => e.kind)).toEqual(['key-event', 'key-event']);
+  const records = entries.map((e) => parseKeyEvent(JSON.parse(new TextDecoder().decode(e.data))));
+  expect(records).toEqual([
+    expect.objectContaining({ type: 'labtrace-key-event', v: 1, event: 'revoked', gateway: 'gw-b', reason: 'test' }),
+    expect.objectContaining({ type: 'labtrace-key-event', v: 1, event: 'revoked', gateway: 'gw-s', reason: 'by the admin' }),
+  ]);
 });
 
 test("one measurement's proof verifies offline: record -> batch root (gateway's key) -> log root (checkpoint, log key)", async () => {

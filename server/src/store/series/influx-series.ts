@@ -173,14 +173,33 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
 
   private page(): Pending[] {
     const rows = this.db
-      .prepare('SELECT rowid, gateway, batch, records FROM batch_headers WHERE rowid > ? ORDER BY rowid LIMIT ?')
-      .all(this.cursor, PAGE) as { rowid: number; gateway: string; batch: number; records: Buffer | null }[];
-    // a batch stored before records were kept (migration 0005) has nothing to write: its lines are empty
+      .prepare(
+        `SELECT b.rowid, b.gateway, b.batch, b.records, k.earliest, k.latest FROM batch_headers b
+         LEFT JOIN clock_skew_batches k ON k.gateway = b.gateway AND k.batch = b.batch WHERE b.rowid > ? ORDER BY b.rowid LIMIT ?`,
+      )
+      .all(this.cursor, PAGE) as {
+      rowid: number;
+      gateway: string;
+      batch: number;
+      records: Buffer | null;
+      earliest: number | null;
+      latest: number | null;
+    }[];
+    // a batch stored before records were kept (migration 0005) has nothing to write: its lines are empty. Samples
+    // dated outside the accepted window around their batch's arrival (clock skew) are not copied: InfluxDB's latest
+    // values and charts never show them (they stay in the SQLite store, in exports and in proofs)
     return rows.map((r) => ({
       rowid: r.rowid,
       gateway: r.gateway,
       batch: r.batch,
-      lines: r.records === null ? [] : toLineProtocol(r.gateway, decodeRecords(r.records), this.measurement),
+      lines:
+        r.records === null
+          ? []
+          : toLineProtocol(
+              r.gateway,
+              decodeRecords(r.records).filter((s) => r.earliest === null || r.latest === null || (s.ts >= r.earliest && s.ts <= r.latest)),
+              this.measurement,
+            ),
     }));
   }
 

@@ -176,6 +176,27 @@ describe('InfluxSeries', () => {
     expect(series.status()).toMatchObject({ kind: 'influxdb', status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 });
   });
 
+  test('samples of a batch stored with clock skew are not copied: the latest values leave them out, as the embedded index does', async () => {
+    await influxd.createDatabase('skew');
+    const lab = await new Lab().open();
+    const series = influxStore(lab, influxd, 'skew');
+    open.push({ lab, series });
+    lab.storeBatch(8);
+    // as ingest records a batch dated outside the accepted window around its arrival: half of it in 2100
+    const Y2100 = Date.parse('2100-01-01T00:00:00Z');
+    const skewed = lab.storeBatch(8, (seq) => (seq % 2 === 0 ? { ts: Y2100 + seq } : {}));
+    lab.database.sqlite
+      .prepare('INSERT INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, 1, ?, ?, ?, ?)')
+      .run(GW, skewed[0]!.seq, skewed.at(-1)!.seq, T0 - 86_400_000, T0 + 86_400_000);
+    await series.start();
+    await caughtUp(series, lab);
+    expect(await cli(influxd, 'skew', 'SELECT count(seq) FROM "measurement"')).toEqual([{ name: 'measurement', time: 0, count: 12 }]);
+    const byChannel = (a: { channel: string }, b: { channel: string }) => a.channel.localeCompare(b.channel);
+    const latest = (await series.latest('ut-1')).sort(byChannel);
+    expect(latest.every((s) => s.ts < Y2100)).toBe(true);
+    expect(latest).toEqual((await new EmbeddedSeries(lab.store).latest('ut-1')).sort(byChannel));
+  });
+
   test('influxd killed (SIGKILL) while batches keep being stored: all arrive, once, in order, after its restart', async () => {
     await influxd.createDatabase('crash');
     const lab = await new Lab().open();
