@@ -274,7 +274,7 @@ export class LabtraceServer {
     });
     this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
+    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id), this.logger);
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
     this.runs.on('state', (run) => {
       this.live.runState(run);
