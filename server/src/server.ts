@@ -252,7 +252,7 @@ export class LabtraceServer {
       })
         .use(calibrationRoutes(this.calibration))
         .use(accreditationRoutes(this.accreditations, config.lab))
-        .use(exportRoutes(this.database, () => this.log)),
+        .use(exportRoutes(this.database, () => this.log, this.logger)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
