@@ -61,8 +61,10 @@ export const BUNDLE_FILES = [
   'statement.txt',
 ] as const;
 
-/** Batches read per step (a batch holds up to a few hundred records); the export yields after each step. */
-const BATCHES_PER_STEP = 8;
+/** Batches read per query; a step ends with the batch that reaches RECORDS_PER_STEP, then the export yields. */
+const BATCHES_PER_PAGE = 8;
+/** Records per step: some ten milliseconds of work (decoding, JSON, proofs), so that other requests wait no longer. */
+const RECORDS_PER_STEP = 400;
 /** Log entries scanned per step for the gateway's key events. */
 const LOG_ENTRIES_PER_STEP = 16_384;
 
@@ -168,10 +170,13 @@ export async function exportBundle(
     );
     let position = { firstSeq: Number.MIN_SAFE_INTEGER, batch: Number.MIN_SAFE_INTEGER };
     for (;;) {
-      const rows = page.all(gateway, position.firstSeq, position.firstSeq, position.batch, BATCHES_PER_STEP);
+      const rows = page.all(gateway, position.firstSeq, position.firstSeq, position.batch, BATCHES_PER_PAGE);
       const batchLines: string[] = [];
       const recordLines: string[] = [];
+      let taken = 0;
       for (const row of rows) {
+        if (recordLines.length >= RECORDS_PER_STEP) break; // the next step starts with this batch
+        taken++;
         const header = JSON.parse(row.header) as BatchHeader;
         if (header.tsMax < from || header.tsMin > to) {
           if (row.logIndex === null || row.logIndex >= size) continue;
@@ -199,8 +204,8 @@ export async function exportBundle(
       }
       await lines.batches.write(batchLines);
       await lines.records.write(recordLines);
-      const last = rows[rows.length - 1];
-      if (last === undefined || rows.length < BATCHES_PER_STEP) break;
+      const last = rows[taken - 1];
+      if (last === undefined || (taken === rows.length && rows.length < BATCHES_PER_PAGE)) break;
       position = { firstSeq: last.firstSeq, batch: last.batch };
       await step(signal);
     }
