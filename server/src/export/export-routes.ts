@@ -7,7 +7,7 @@
 // The bundle is written to a spool folder under the data directory (bundle.ts, a step at a time, yielding to other
 // requests), then sent as a tar stream with back-pressure: a slow or paused download holds a few buffers, not the
 // bundle, and a download cancelled at any point ends this response only (the spool folder is removed either way).
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -37,14 +37,17 @@ const spanQuery = z.strictObject({ gateway: idSchema, from: isoTime, to: isoTime
 /** One file of the bundle into the archive, read from the spool as the archive is read. */
 function addFile(archive: Pack, name: string, file: string, size: number, mtime: Date): Promise<void> {
   return new Promise((resolve, reject) => {
-    const source = createReadStream(file);
+    const opened: { source?: ReadStream } = {};
+    // the entry first: on an archive destroyed meanwhile (the client went away) it throws, and no file is opened
     const entry = archive.entry({ name, size, mode: 0o644, mtime }, (err) => {
-      source.destroy();
+      opened.source?.destroy();
       if (err) reject(err);
       else resolve();
     });
     // both errors reach the callback above; without a listener, an 'error' would end the process
     entry.on('error', () => undefined);
+    const source = createReadStream(file);
+    opened.source = source;
     source.on('error', (err) => entry.destroy(err));
     source.pipe(entry);
   });
