@@ -8,6 +8,7 @@ import { ROLES, Users, type Role } from './auth/users.js';
 import { hashPassword } from './broker/passwords.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
 import { createLogger } from './log.js';
+import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from './store/database.js';
@@ -68,6 +69,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
   const hashing = useNodeCrypto();
   const logger = createLogger('server');
+  guardProcess(logger);
   if (hashing.kind === 'native') logger.info('hashing: the native batched SHA-256');
   else logger.warn({ reason: hashing.reason }, "hashing: Node's crypto, one call per hash (slower; the native module is not in use)");
   if (config.broker.users.length === 0)

@@ -8,3 +8,4 @@ export { POLICY, ruleFor, routesOf, type RouteRule } from './auth/policy.js';
 export { AuditTrail, type AuditEntry } from './audit/audit-trail.js';
 export { verifyExport, type VerifyReport } from './audit/audit-export.js';
 export { canSee, seesAll, visibleOrganizations, type Viewer } from './auth/visibility.js';
+export { guardProcess, processFaults } from './process-faults.js';

@@ -1,6 +1,7 @@
 // `labtrace lab` (what `npm start` runs): the whole lab on embedded defaults. It writes the configs of
 // the simulator, the gateway and the server under the data directory (with a fresh gateway password),
-// runs each part as its own process, prints the URLs, and stops them in order on SIGINT/SIGTERM.
+// runs each part as its own process, prints the URLs, starts again a part that dies (class Part), and stops
+// them in order on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -167,6 +168,84 @@ async function seedDemoUsers(dataDir: string): Promise<{ username: string; role:
   }
 }
 
+type PartName = 'sim' | 'gateway' | 'server';
+
+/** A part that exits unexpectedly is started again after RESTART_BACKOFF_MS, doubled for each recent restart. */
+export const RESTART_BACKOFF_MS = { first: 1_000, max: 30_000 };
+/** More restarts of one part than this within a minute and it is left stopped (the server's case stops the lab). */
+export const MAX_RESTARTS_PER_MINUTE = 5;
+
+/**
+ * One part of the lab as a child process, started again when it dies unexpectedly (a crash, an OOM kill, kill -9):
+ * with a backoff, and with a bound on restarts per minute so that a part that cannot start does not spin.
+ */
+export class Part {
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** when the recent restarts happened (the last minute's) */
+  private restarts: number[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly spawnChild: () => ChildProcess,
+    private readonly say: (line: string) => void,
+    private readonly onGiveUp: () => void,
+  ) {}
+
+  start(): ChildProcess {
+    const child = this.spawnChild();
+    this.child = child;
+    this.say(`${this.name} started (pid ${child.pid ?? '?'})`);
+    child.once('exit', (code, signal) => this.exited(child, code, signal));
+    return child;
+  }
+
+  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.stopping || child !== this.child) return;
+    const now = Date.now();
+    this.restarts = this.restarts.filter((at) => now - at < 60_000);
+    if (this.restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+      this.say(`${this.name} exited (${signal ?? `code ${code}`}) after ${this.restarts.length} restarts within a minute; not restarting it`);
+      this.onGiveUp();
+      return;
+    }
+    const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.first * 2 ** this.restarts.length);
+    this.restarts.push(now);
+    this.say(`${this.name} exited unexpectedly (${signal ?? `code ${code}`}); restarting it in ${delay / 1000} s`);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.stopping) this.start();
+    }, delay);
+  }
+
+  /** Stops the part (SIGTERM; SIGKILL after 20 s, so that Ctrl-C always ends the lab) and any restart pending. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.say(`${this.name} did not stop within 20 s; killing it`);
+        child.kill('SIGKILL');
+      }, 20_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Kills the part at once (the lab process is exiting). */
+  kill(): void {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    if (this.child?.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
   parseArgs({ args: argv, options: {}, strict: true });
   const host = '127.0.0.1';
@@ -240,71 +319,59 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
 
   const seeded = await seedDemoUsers(path.join(dataDir, 'server'));
   const childEnv = { ...process.env, PORT: '', MQTT_PORT: '', LABTRACE_DATA_DIR: '', LABTRACE_PARENT_PID: String(process.pid) };
-  const children = new Map<string, ChildProcess>();
-  const launch = (name: 'sim' | 'gateway' | 'server'): ChildProcess => {
-    // Own process group: a Ctrl-C reaches only this process, which then stops the parts in order.
-    const child = spawn(process.execPath, [bin, name, '--config', files[name]], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    relay(child, name);
-    children.set(name, child);
-    return child;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (resolveDone = resolve));
+  const parts = new Map<PartName, Part>();
+  const say = (line: string): boolean => process.stderr.write(`lab: ${line}\n`);
+  const part = (name: PartName): Part => {
+    const p = new Part(
+      name,
+      () => {
+        // Own process group: a Ctrl-C reaches only this process, which then stops the parts in order.
+        const child = spawn(process.execPath, [bin, name, '--config', files[name]], {
+          env: childEnv,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        });
+        relay(child, name);
+        return child;
+      },
+      say,
+      // nothing works without the server: when it keeps dying, the lab stops
+      () => {
+        if (name === 'server') void stop(1);
+      },
+    );
+    parts.set(name, p);
+    return p;
   };
   const killAll = (): void => {
-    for (const c of children.values()) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const p of parts.values()) p.kill();
   };
   process.once('exit', killAll);
 
-  const server = launch('server');
+  const server = part('server').start();
   try {
     await waitForHealth(`http://${host}:${httpPort}/api/health`, server, 60_000);
   } catch (err) {
     killAll();
     throw err;
   }
-  const sim = launch('sim');
+  const sim = part('sim').start();
   // The gateway starts once the instruments answer, so that the first samples are not "not connected".
   try {
     await waitForHealth(`http://${host}:${controlPort}/instruments`, sim, 20_000, 'simulator');
   } catch (err) {
-    process.stderr.write(`lab: the simulator is not answering (${(err as Error).message}); starting the gateway anyway\n`);
+    say(`the simulator is not answering (${(err as Error).message}); starting the gateway anyway`);
   }
-  launch('gateway');
+  part('gateway').start();
 
   let stopping = false;
-  let resolveDone: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (resolveDone = resolve));
-  for (const [name, child] of children) {
-    child.on('exit', (code, signal) => {
-      if (stopping) return;
-      process.stderr.write(
-        `lab: ${name} exited (${signal ?? `code ${code}`})${name === 'server' ? '; stopping the lab' : '; the other parts keep running'}\n`,
-      );
-      if (name === 'server') void stop(1);
-    });
-  }
-
-  const stopChild = (name: string): Promise<void> => {
-    const child = children.get(name);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      // a part that does not stop within 20 s is killed, so that Ctrl-C always ends the lab
-      const timer = setTimeout(() => {
-        process.stderr.write(`lab: ${name} did not stop within 20 s; killing it\n`);
-        child.kill('SIGKILL');
-      }, 20_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
-  };
   // The gateway goes first (it flushes and waits for acknowledgements), the server last.
   const stop = async (code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    await stopChild('gateway');
-    await stopChild('sim');
-    await stopChild('server');
+    for (const name of ['gateway', 'sim', 'server'] as const) await parts.get(name)?.stop();
     process.off('exit', killAll);
     resolveDone(code);
   };

@@ -260,7 +260,7 @@ export class LabtraceServer {
       })
         .use(calibrationRoutes(this.calibration))
         .use(accreditationRoutes(this.accreditations, config.lab))
-        .use(exportRoutes(this.database, () => this.log)),
+        .use(exportRoutes(this.database, () => this.log, this.logger)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -282,7 +282,7 @@ export class LabtraceServer {
     });
     this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id));
+    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id), this.logger);
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
     this.runs.on('state', (run) => {
       this.live.runState(run);

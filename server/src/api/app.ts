@@ -15,6 +15,7 @@ import type { AuditTrail } from '../audit/audit-trail.js';
 import { authRoutes } from '../auth/auth-routes.js';
 import { authenticate, route } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
+import { processFaults } from '../process-faults.js';
 import { errorHandler } from './errors.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 
@@ -110,6 +111,8 @@ export function createApp(deps: AppDeps): Express {
       // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
       measurements: deps.series.status(),
       gateways: gateways.map((g) => ({ id: g.id, connected: connected.has(g.id), lastSeen: g.lastSeen, version: g.version })),
+      // faults caught at the process level since the start (process-faults.ts): each one is a bug to look into
+      faults: processFaults(),
     });
   });
 

@@ -1,4 +1,5 @@
 // The one place where error codes become HTTP statuses.
+import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import { isLabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
@@ -15,12 +16,28 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_RATE_LIMITED: 429,
 };
 
+/**
+ * The last handler of every request. A coded error answers its status; anything else is a bug: 500 with a request
+ * id, logged under the same id with the method, the path (without the query) and the error (never the headers or
+ * the body, which may hold credentials). After the response has started there is nothing left to answer: the
+ * connection is cut, so that the client sees an incomplete response rather than a complete-looking one.
+ */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     void _next;
+    const where = { method: req.method, path: req.originalUrl.split('?')[0] };
+    if (res.headersSent) {
+      logger.error({ ...where, err: describe(err) }, 'request failed after its response had started; connection closed');
+      res.destroy();
+      return;
+    }
     if (isLabtraceError(err)) {
       const status = STATUS[err.code] ?? 500;
-      if (status >= 500) logger.error({ err: err.message, code: err.code, url: req.originalUrl }, 'request failed');
+      if (status >= 500) {
+        const requestId = randomUUID();
+        logger.error({ requestId, ...where, err: err.message, code: err.code }, 'request failed');
+        res.setHeader('x-request-id', requestId);
+      }
       res.status(status).json({ error: err.message, code: err.code, ...(err.details === undefined ? {} : { issues: err.details }) });
       return;
     }
@@ -32,7 +49,18 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         .json({ error: e.type === 'entity.parse.failed' ? 'request body is not valid JSON' : (e.message ?? 'bad request'), code: 'E_BAD_REQUEST' });
       return;
     }
-    logger.error({ err: String(err), url: req.originalUrl }, 'request failed');
-    res.status(500).json({ error: 'internal error', code: 'E_INTERNAL' });
+    const requestId = randomUUID();
+    logger.error({ requestId, ...where, err: describe(err) }, 'request failed: a bug');
+    res.setHeader('x-request-id', requestId);
+    res.status(500).json({ error: `internal error (request ${requestId})`, code: 'E_INTERNAL', requestId });
   };
+}
+
+function describe(err: unknown): { message: string; stack?: string } {
+  if (err instanceof Error) return { message: `${err.name}: ${err.message}`, ...(err.stack === undefined ? {} : { stack: err.stack }) };
+  try {
+    return { message: String(err).slice(0, 500) };
+  } catch {
+    return { message: `a thrown ${typeof err} that cannot be shown` };
+  }
 }

@@ -184,11 +184,21 @@ export function principalOf(req: Request): Principal | undefined {
   return principals.get(req);
 }
 
+/**
+ * A cookie's value, or undefined when the header lacks it. A value that is not valid percent-encoding (a cookie
+ * anyone can send, e.g. `%E0%A4%A`) is no credential: it counts as absent, so the request is anonymous.
+ */
 export function cookie(header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
   }
   return undefined;
 }

@@ -327,7 +327,15 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const wss = new WebSocketServer({ noServer: true, maxPayload: (this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES) + 5 });
     this.wss = wss;
     server.on('upgrade', (req, socket, head) => {
-      if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/mqtt') return;
+      // the request line is the client's: one that is no URL (`//[`) gets a 400, not a throw out of the listener
+      let pathname: string;
+      try {
+        pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+      } catch {
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+        return;
+      }
+      if (pathname !== '/mqtt') return;
       wss.handleUpgrade(req, socket, head, (ws) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => stream.destroy());

@@ -18,8 +18,17 @@
 //   statement.txt     the export statement (protocols/src/verify/export-statement.ts), signed by the log key: what
 //                     the bundle holds, against which checkpoint, and which batches bound it; bundle.json is only a
 //                     summary for people, the statement is what a verifier holds the files to
+//
+// The bundle is written file by file as it is read: the store is read in small steps from a snapshot of its own
+// (a read transaction on a second connection, so that ingest goes on meanwhile and the bundle is of one state),
+// each step's lines go to the files with back-pressure, and the export yields to the event loop between steps.
+// Neither the server's memory nor its other requests depend on the size of the export.
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import {
   BUNDLE_FORMAT,
   LabtraceError,
@@ -40,6 +49,25 @@ import type { LabDatabase } from '../store/database.js';
 /** Consistency proofs are included from at most this many of the latest stored checkpoints. */
 export const CONSISTENCY_CHECKPOINTS = 100;
 
+/** A bundle's files, in the order an archive of it lists them. */
+export const BUNDLE_FILES = [
+  'bundle.json',
+  'checkpoint.txt',
+  'keys.json',
+  'batches.jsonl',
+  'records.jsonl',
+  'key-events.jsonl',
+  'boundaries.json',
+  'statement.txt',
+] as const;
+
+/** Batches read per query; a step ends with the batch that reaches RECORDS_PER_STEP, then the export yields. */
+const BATCHES_PER_PAGE = 8;
+/** Records per step: some ten milliseconds of work (decoding, JSON, proofs), so that other requests wait no longer. */
+const RECORDS_PER_STEP = 400;
+/** Log entries scanned per step for the gateway's key events. */
+const LOG_ENTRIES_PER_STEP = 16_384;
+
 /** What a bundle holds: one gateway's stored batches over a time span. */
 export interface BundleSelection {
   gateway: string;
@@ -51,113 +79,165 @@ export interface BundleSelection {
 
 export interface ExportOptions extends BundleSelection {
   outDir: string;
-}
-
-/** One file of a bundle: its name in the bundle's folder and its text. */
-export interface BundleFile {
-  name: string;
-  content: string;
+  /** stops the export between two steps (the request that asked for it is gone); the files are left incomplete */
+  signal?: AbortSignal | undefined;
 }
 
 interface BatchRow {
   batch: number;
+  firstSeq: number;
   header: string;
   signature: string;
   records: Buffer | null;
   logIndex: number | null;
 }
 
-/** Writes a bundle's files into `outDir` (made if missing). */
+/** A JSON Lines file written a step at a time, waiting when the disk is slower than the store. */
+class LinesFile {
+  private readonly stream: WriteStream;
+  private failure: Error | undefined;
+  count = 0;
+
+  constructor(file: string) {
+    this.stream = createWriteStream(file);
+    // kept, and thrown by the next write: an 'error' without a listener would end the process
+    this.stream.on('error', (err) => (this.failure ??= err));
+  }
+
+  async write(lines: string[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (lines.length === 0) return;
+    this.count += lines.length;
+    if (!this.stream.write(`${lines.join('\n')}\n`)) await once(this.stream, 'drain');
+  }
+
+  async close(): Promise<void> {
+    if (!this.stream.writableEnded) await new Promise<void>((resolve) => this.stream.end(() => resolve()));
+    if (this.failure) throw this.failure;
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+}
+
+/**
+ * A read transaction on a connection of its own: the export's reads see one state of the store across the turns
+ * of the event loop between its steps, while the server's connection goes on writing (WAL).
+ */
+function openSnapshot(database: LabDatabase): Database.Database {
+  const snapshot = new Database(database.sqlite.name, { readonly: true, fileMustExist: true });
+  snapshot.exec('BEGIN'); // deferred: the snapshot is the state at the first read
+  return snapshot;
+}
+
+async function step(signal: AbortSignal | undefined): Promise<void> {
+  signal?.throwIfAborted();
+  await nextTurn();
+  signal?.throwIfAborted();
+}
+
+/** Writes a bundle's files into `outDir` (made if missing), a step at a time from one snapshot of the store. */
 export async function exportBundle(
   database: LabDatabase,
   log: TransparencyLog,
   options: ExportOptions,
 ): Promise<{ batches: number; records: number }> {
-  const { files, batches, records } = buildBundle(database, log, options);
-  await mkdir(options.outDir, { recursive: true });
-  await Promise.all(files.map((f) => writeFile(path.join(options.outDir, f.name), f.content)));
-  return { batches, records };
-}
-
-/** A bundle's files, made from one read transaction of the store and the log. */
-export function buildBundle(
-  database: LabDatabase,
-  log: TransparencyLog,
-  selection: BundleSelection,
-): { files: BundleFile[]; batches: number; records: number } {
-  const { gateway, from, to } = selection;
+  const { gateway, from, to, outDir, signal } = options;
   if (!Number.isFinite(from) || !Number.isFinite(to) || from > to)
     throw new LabtraceError('E_CONFIG', `export: the time range ${from}..${to} is empty`);
-  const sqlite = database.sqlite;
-  // one read transaction: the checkpoint, the batches and the proofs of the same state
-  const snapshot = sqlite.transaction(() => {
-    const note = log.latestCheckpoint().note;
+  await mkdir(outDir, { recursive: true });
+  const snapshot = openSnapshot(database);
+  const lines = {
+    batches: new LinesFile(path.join(outDir, 'batches.jsonl')),
+    records: new LinesFile(path.join(outDir, 'records.jsonl')),
+    keyEvents: new LinesFile(path.join(outDir, 'key-events.jsonl')),
+  };
+  try {
+    const stored = snapshot.prepare<[], { note: string }>('SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1').get();
+    if (stored === undefined) throw new LabtraceError('E_STORE', 'export: the transparency log has no signed checkpoint');
+    const note = stored.note;
     const checkpoint = parseCheckpoint(parseNote(note).text);
     const size = checkpoint.size;
-    const batchLines: string[] = [];
     const included: { header: BatchHeader; signature: string }[] = [];
     // the batches just outside the range (in the checkpoint): the last before it, the first after it
     let before: { header: BatchHeader; signature: string; logIndex: number } | undefined;
     let after: { header: BatchHeader; signature: string; logIndex: number } | undefined;
-    const recordLines: string[] = [];
-    const rows = sqlite
-      .prepare<[string], BatchRow>(
-        'SELECT batch, header, signature, records, log_index AS logIndex FROM batch_headers WHERE gateway = ? ORDER BY first_seq, batch',
-      )
-      .iterate(gateway);
     let uncovered = 0;
-    for (const row of rows) {
-      const header = JSON.parse(row.header) as BatchHeader;
-      if (header.tsMax < from || header.tsMin > to) {
-        if (row.logIndex === null || row.logIndex >= size) continue;
-        const witness = { header, signature: row.signature, logIndex: row.logIndex };
-        if (included.length === 0 && header.tsMax < from) before = witness;
-        else after ??= witness;
-        continue;
+    const page = snapshot.prepare<[string, number, number, number, number], BatchRow>(
+      `SELECT batch, first_seq AS firstSeq, header, signature, records, log_index AS logIndex FROM batch_headers
+        WHERE gateway = ? AND (first_seq > ? OR (first_seq = ? AND batch > ?)) ORDER BY first_seq, batch LIMIT ?`,
+    );
+    let position = { firstSeq: Number.MIN_SAFE_INTEGER, batch: Number.MIN_SAFE_INTEGER };
+    for (;;) {
+      const rows = page.all(gateway, position.firstSeq, position.firstSeq, position.batch, BATCHES_PER_PAGE);
+      const batchLines: string[] = [];
+      const recordLines: string[] = [];
+      let taken = 0;
+      for (const row of rows) {
+        if (recordLines.length >= RECORDS_PER_STEP) break; // the next step starts with this batch
+        taken++;
+        const header = JSON.parse(row.header) as BatchHeader;
+        if (header.tsMax < from || header.tsMin > to) {
+          if (row.logIndex === null || row.logIndex >= size) continue;
+          const witness = { header, signature: row.signature, logIndex: row.logIndex };
+          if (included.length === 0 && header.tsMax < from) before = witness;
+          else after ??= witness;
+          continue;
+        }
+        after = undefined;
+        included.push({ header, signature: row.signature });
+        if (row.records === null) throw new LabtraceError('E_STORE', `export: batch ${row.batch} of ${gateway} was stored without its records`);
+        const bytes = row.records;
+        const inLog = row.logIndex !== null && row.logIndex < size;
+        if (!inLog) uncovered++;
+        batchLines.push(
+          JSON.stringify({
+            header,
+            signature: row.signature,
+            records: bytes.toString('base64'),
+            logIndex: inLog ? row.logIndex : null,
+            logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
+          }),
+        );
+        readRecords(bytes, (record) => void recordLines.push(readableRecordLine(record.gateway, record.sample, header.batch)));
       }
-      after = undefined;
-      included.push({ header, signature: row.signature });
-      if (row.records === null) throw new LabtraceError('E_STORE', `export: batch ${row.batch} of ${gateway} was stored without its records`);
-      const bytes = row.records;
-      const inLog = row.logIndex !== null && row.logIndex < size;
-      if (!inLog) uncovered++;
-      batchLines.push(
-        JSON.stringify({
-          header,
-          signature: row.signature,
-          records: bytes.toString('base64'),
-          logIndex: inLog ? row.logIndex : null,
-          logProof: inLog && row.logIndex !== null ? log.inclusionProof(row.logIndex, size).map(toBase64) : null,
-        }),
-      );
-      readRecords(bytes, (record) => void recordLines.push(readableRecordLine(record.gateway, record.sample, header.batch)));
+      await lines.batches.write(batchLines);
+      await lines.records.write(recordLines);
+      const last = rows[taken - 1];
+      if (last === undefined || (taken === rows.length && rows.length < BATCHES_PER_PAGE)) break;
+      position = { firstSeq: last.firstSeq, batch: last.batch };
+      await step(signal);
     }
-    const keyEventLines: string[] = [];
     const keyEventData: Uint8Array[] = [];
-    const events = sqlite
-      .prepare<[number], { idx: number; data: Buffer; at: number }>(
-        "SELECT idx, data, at FROM log_entries WHERE kind = 'key-event' AND idx < ? ORDER BY idx",
-      )
-      .iterate(size);
-    for (const e of events) {
-      let event: unknown;
-      try {
-        event = JSON.parse(e.data.toString('utf8'));
-      } catch {
-        event = null;
+    const events = snapshot.prepare<[number, number], { idx: number; data: Buffer; at: number }>(
+      "SELECT idx, data, at FROM log_entries WHERE kind = 'key-event' AND idx >= ? AND idx < ? ORDER BY idx",
+    );
+    for (let low = 0; low < size; low += LOG_ENTRIES_PER_STEP) {
+      await step(signal);
+      const keyEventLines: string[] = [];
+      for (const e of events.all(low, Math.min(size, low + LOG_ENTRIES_PER_STEP))) {
+        let event: unknown;
+        try {
+          event = JSON.parse(e.data.toString('utf8'));
+        } catch {
+          event = null;
+        }
+        const eventGateway = typeof event === 'object' && event !== null ? (event as { gateway?: unknown }).gateway : undefined;
+        if (eventGateway !== gateway) continue;
+        keyEventData.push(new Uint8Array(e.data));
+        keyEventLines.push(
+          JSON.stringify({ index: e.idx, at: e.at, data: e.data.toString('base64'), event, proof: log.inclusionProof(e.idx, size).map(toBase64) }),
+        );
       }
-      const eventGateway = typeof event === 'object' && event !== null ? (event as { gateway?: unknown }).gateway : undefined;
-      if (eventGateway !== gateway) continue;
-      keyEventData.push(new Uint8Array(e.data));
-      keyEventLines.push(
-        JSON.stringify({ index: e.idx, at: e.at, data: e.data.toString('base64'), event, proof: log.inclusionProof(e.idx, size).map(toBase64) }),
-      );
+      await lines.keyEvents.write(keyEventLines);
     }
-    const consistency = sqlite
+    await step(signal);
+    const consistency = snapshot
       .prepare<[number, number], { size: number }>('SELECT size FROM log_checkpoints WHERE size > 0 AND size < ? ORDER BY size DESC LIMIT ?')
       .all(size, CONSISTENCY_CHECKPOINTS)
       .map((c) => ({ from: c.size, to: size, proof: log.consistencyProof(c.size, size).map(toBase64) }));
-    const keys = sqlite
+    const keys = snapshot
       .prepare<
         [string],
         {
@@ -182,6 +262,7 @@ export function buildBundle(
     const lastBatch = included[included.length - 1];
     const bySeq = [...included].sort((a, b) => a.header.firstSeq - b.header.firstSeq);
     const lastEnd = included.reduce<number | null>((m, b) => Math.max(m ?? 0, b.header.firstSeq + b.header.count - 1), null);
+    const records = lines.records.count;
     const statement = log.signNote(
       formatExportStatement({
         format: BUNDLE_FORMAT,
@@ -192,38 +273,37 @@ export function buildBundle(
         checkpoint: { size, root: toBase64(checkpoint.rootHash) },
         batches: { count: included.length, first: firstBatch?.header.batch ?? null, last: lastBatch?.header.batch ?? null },
         seq: { first: bySeq[0]?.header.firstSeq ?? null, last: lastEnd },
-        records: recordLines.length,
+        records,
         headers: headersDigest(included),
         keyEvents: { count: keyEventData.length, root: keyEventsDigest(keyEventData) },
         before: before === undefined ? null : { batch: before.header.batch, hash: batchHeaderHash(before.header) },
         after: after === undefined ? null : { batch: after.header.batch, hash: batchHeaderHash(after.header) },
       }),
     );
-    return { note, size, batchLines, recordLines, keyEventLines, consistency, keys, uncovered, boundaries, statement };
-  })();
+    snapshot.exec('COMMIT');
+    await Promise.all(Object.values(lines).map((l) => l.close()));
 
-  const bundle = {
-    format: BUNDLE_FORMAT,
-    origin: log.origin,
-    selection: { gateway, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
-    created: new Date().toISOString(),
-    checkpointSize: snapshot.size,
-    counts: { batches: snapshot.batchLines.length, records: snapshot.recordLines.length, notInCheckpoint: snapshot.uncovered },
-    consistency: snapshot.consistency,
-  };
-  const jsonl = (lines: string[]): string => (lines.length === 0 ? '' : `${lines.join('\n')}\n`);
-  const files: BundleFile[] = [
-    { name: 'bundle.json', content: `${JSON.stringify(bundle, null, 2)}\n` },
-    { name: 'checkpoint.txt', content: snapshot.note },
-    {
-      name: 'keys.json',
-      content: `${JSON.stringify({ log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: snapshot.keys }, null, 2)}\n`,
-    },
-    { name: 'batches.jsonl', content: jsonl(snapshot.batchLines) },
-    { name: 'records.jsonl', content: jsonl(snapshot.recordLines) },
-    { name: 'key-events.jsonl', content: jsonl(snapshot.keyEventLines) },
-    { name: 'boundaries.json', content: `${JSON.stringify(snapshot.boundaries, null, 2)}\n` },
-    { name: 'statement.txt', content: snapshot.statement },
-  ];
-  return { files, batches: snapshot.batchLines.length, records: snapshot.recordLines.length };
+    const bundle = {
+      format: BUNDLE_FORMAT,
+      origin: log.origin,
+      selection: { gateway, from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+      created: new Date().toISOString(),
+      checkpointSize: size,
+      counts: { batches: included.length, records, notInCheckpoint: uncovered },
+      consistency,
+    };
+    const whole: [string, string][] = [
+      ['bundle.json', `${JSON.stringify(bundle, null, 2)}\n`],
+      ['checkpoint.txt', note],
+      ['keys.json', `${JSON.stringify({ log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: keys }, null, 2)}\n`],
+      ['boundaries.json', `${JSON.stringify(boundaries, null, 2)}\n`],
+      ['statement.txt', statement],
+    ];
+    await Promise.all(whole.map(([name, content]) => writeFile(path.join(outDir, name), content)));
+    return { batches: included.length, records };
+  } finally {
+    for (const l of Object.values(lines)) l.destroy();
+    if (snapshot.inTransaction) snapshot.exec('ROLLBACK');
+    snapshot.close();
+  }
 }

@@ -3,15 +3,25 @@
 // used several). A bundle holds whole signed batches, which may carry other instruments' records on the same
 // gateway, so it is for the lab's staff and for auditors who see every organization (policy.ts), not for clients
 // or auditors limited to some organizations.
-import type { Response } from 'express';
+//
+// The bundle is written to a spool folder under the data directory (bundle.ts, a step at a time, yielding to other
+// requests), then sent as a tar stream with back-pressure: a slow or paused download holds a few buffers, not the
+// bundle, and a download cancelled at any point ends this response only (the spool folder is removed either way).
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response } from 'express';
 import express from 'express';
-import { pack as tarPack } from 'tar-stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { route } from '../auth/policy.js';
+import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
-import { buildBundle, type BundleFile } from './bundle.js';
+import { BUNDLE_FILES, exportBundle, type BundleSelection } from './bundle.js';
 import { runSelections } from './run-selection.js';
 
 const isoTime = z
@@ -24,37 +34,116 @@ const spanQuery = z.strictObject({ gateway: idSchema, from: isoTime, to: isoTime
   path: ['from'],
 });
 
-/** A folder of files as a tar archive, sent as the response (written to the response as it is made). */
-function sendTar(res: Response, name: string, folders: { dir: string; files: BundleFile[] }[]): void {
-  const archive = tarPack();
-  res.setHeader('content-type', 'application/x-tar');
-  res.setHeader('content-disposition', `attachment; filename="${name}.tar"`);
-  archive.pipe(res);
+/** One file of the bundle into the archive, read from the spool as the archive is read. */
+function addFile(archive: Pack, name: string, file: string, size: number, mtime: Date): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const opened: { source?: ReadStream } = {};
+    // the entry first: on an archive destroyed meanwhile (the client went away) it throws, and no file is opened
+    const entry = archive.entry({ name, size, mode: 0o644, mtime }, (err) => {
+      opened.source?.destroy();
+      if (err) reject(err);
+      else resolve();
+    });
+    // both errors reach the callback above; without a listener, an 'error' would end the process
+    entry.on('error', () => undefined);
+    const source = createReadStream(file);
+    opened.source = source;
+    source.on('error', (err) => entry.destroy(err));
+    source.pipe(entry);
+  });
+}
+
+/** The spooled bundle folders as one tar archive, fed as the response takes it. */
+async function feedTar(archive: Pack, folders: { dir: string; spool: string }[]): Promise<void> {
   const mtime = new Date();
-  for (const { dir, files } of folders) {
+  for (const { dir, spool } of folders) {
     archive.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, mtime });
-    for (const f of files) archive.entry({ name: `${dir}/${f.name}`, mode: 0o644, mtime }, f.content);
+    for (const name of BUNDLE_FILES) {
+      const file = path.join(spool, name);
+      await addFile(archive, `${dir}/${name}`, file, (await stat(file)).size, mtime);
+    }
   }
   archive.finalize();
 }
 
-export function exportRoutes(database: LabDatabase, log: () => TransparencyLog | undefined): express.Router {
+export function exportRoutes(database: LabDatabase, log: () => TransparencyLog | undefined, logger?: Logger): express.Router {
   const router = express.Router();
+  // next to the store (a tmpfs /tmp would hold the spool in memory); what a killed server left is removed at start
+  const spoolRoot = path.join(path.dirname(database.sqlite.name), 'export-spool');
+  let swept: Promise<void> | undefined;
   const opened = (): TransparencyLog => {
     const l = log();
     if (l === undefined) throw new LabtraceError('E_NOT_FOUND', 'the transparency log is not open');
     return l;
   };
 
-  route(router, 'GET', '/api/export', (req, res) => {
+  /**
+   * Spools the bundles of the selections, then streams them as one tar archive. The response's end, whether the
+   * client took it all or went away, ends the work: the spool is removed, nothing is thrown past the response.
+   */
+  async function sendBundles(
+    req: Request,
+    res: Response,
+    name: string,
+    selections: { dir: string; selection: BundleSelection }[],
+    headers: (records: number) => Record<string, string>,
+  ): Promise<void> {
+    const l = opened();
+    swept ??= rm(spoolRoot, { recursive: true, force: true }).catch(() => undefined);
+    await swept;
+    await mkdir(spoolRoot, { recursive: true });
+    const spool = await mkdtemp(path.join(spoolRoot, 'bundle-'));
+    const gone = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) gone.abort(new LabtraceError('E_BAD_REQUEST', 'the client closed the connection'));
+    };
+    res.once('close', onClose);
+    try {
+      const folders: { dir: string; spool: string }[] = [];
+      let records = 0;
+      for (const [i, { dir, selection }] of selections.entries()) {
+        const folder = path.join(spool, String(i));
+        records += (await exportBundle(database, l, { ...selection, outDir: folder, signal: gone.signal })).records;
+        folders.push({ dir, spool: folder });
+      }
+      for (const [k, v] of Object.entries(headers(records))) res.setHeader(k, v);
+      res.setHeader('content-type', 'application/x-tar');
+      res.setHeader('content-disposition', `attachment; filename="${name}.tar"`);
+      const archive = tarPack();
+      archive.on('error', () => undefined); // a destroyed archive (the client went away) is the pipeline's error
+      // settled, never rejected: its failure is looked at once the response has ended
+      const feeding = feedTar(archive, folders).then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
+      try {
+        await pipeline(Readable.from(archive), res);
+      } catch (err) {
+        archive.destroy();
+        await feeding;
+        if (!gone.signal.aborted) throw err;
+      }
+      const failed = await feeding;
+      if (failed !== undefined && !gone.signal.aborted) throw failed;
+      if (gone.signal.aborted) logger?.info({ url: req.originalUrl }, 'export download cancelled by the client');
+    } catch (err) {
+      if (!gone.signal.aborted) throw err;
+      logger?.info({ url: req.originalUrl }, 'export cancelled by the client before it was sent');
+    } finally {
+      res.off('close', onClose);
+      await rm(spool, { recursive: true, force: true });
+    }
+  }
+
+  route(router, 'GET', '/api/export', async (req, res) => {
     const { gateway, from, to } = parseWith(spanQuery, req.query, 'query', 'E_BAD_REQUEST');
-    const bundle = buildBundle(database, opened(), { gateway, from, to });
     const name = `labtrace-bundle-${gateway}-${new Date(from).toISOString().replace(/[:.]/g, '')}`;
-    res.setHeader('x-bundle-records', String(bundle.records));
-    sendTar(res, name, [{ dir: name, files: bundle.files }]);
+    await sendBundles(req, res, name, [{ dir: name, selection: { gateway, from, to } }], (records) => ({
+      'x-bundle-records': String(records),
+    }));
   });
 
-  route(router, 'GET', '/api/runs/:id/export', (req, res) => {
+  route(router, 'GET', '/api/runs/:id/export', async (req, res) => {
     const run = parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
     let found;
     try {
@@ -66,13 +155,14 @@ export function exportRoutes(database: LabDatabase, log: () => TransparencyLog |
     }
     if (found.selections.length === 0) throw new LabtraceError('E_BAD_REQUEST', `path: id: run "${run}" has no stored records`);
     const name = `labtrace-bundle-run-${run}`;
-    const l = opened();
-    const folders = found.selections.map((s) => ({
-      dir: found.selections.length === 1 ? name : `${name}/${s.gateway}`,
-      files: buildBundle(database, l, { gateway: s.gateway, from: s.from, to: s.to }).files,
-    }));
-    res.setHeader('x-run-state', found.state);
-    sendTar(res, name, folders);
+    const several = found.selections.length > 1;
+    await sendBundles(
+      req,
+      res,
+      name,
+      found.selections.map((s) => ({ dir: several ? `${name}/${s.gateway}` : name, selection: { gateway: s.gateway, from: s.from, to: s.to } })),
+      () => ({ 'x-run-state': found.state }),
+    );
   });
 
   return router;

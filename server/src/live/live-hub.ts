@@ -1,6 +1,6 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
-import { Server } from 'socket.io';
+import { Server, type Socket } from 'socket.io';
 import {
   packRunSamples,
   type ClientToServerEvents,
@@ -14,6 +14,7 @@ import {
 import { credentialOf } from '../auth/policy.js';
 import type { Principal, Role, Users } from '../auth/users.js';
 import { seesAll } from '../auth/visibility.js';
+import type { Logger } from '../log.js';
 
 /** who receives the lab-wide stream (samples, gateways, health): the lab's staff and auditors */
 export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signatory', 'auditor'];
@@ -35,6 +36,7 @@ function sameHost(origin: string, host: string | undefined): boolean {
 interface SocketData {
   principal: Principal;
 }
+type LiveSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 /** a dashboard draws at most this many points per channel and second; more would only cost bandwidth */
 export const LIVE_MIN_INTERVAL_MS = 100;
@@ -49,6 +51,7 @@ export class LiveHub {
     private readonly version: string,
     private readonly users: Users,
     private readonly runAccess: RunAccess = () => undefined,
+    private readonly logger?: Logger,
   ) {}
 
   start(): Promise<void> {
@@ -58,43 +61,84 @@ export class LiveHub {
     });
     // the handshake carries the session cookie (a browser) or a token in `auth` (a script); anonymous sockets are refused
     io.use((socket, next) => {
-      const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
-      const credential =
-        typeof fromAuth === 'string' ? { token: fromAuth, via: 'bearer' as const } : credentialOf({ cookie: socket.handshake.headers.cookie });
-      // a cookie rides along on a socket opened by any page: only our own pages may use it (cross-site WebSocket hijacking)
-      const origin = socket.handshake.headers.origin;
-      if (credential?.via === 'cookie' && origin !== undefined && !sameHost(origin, socket.handshake.headers.host))
-        return next(new Error('E_FORBIDDEN: a session cookie is accepted only from this server’s own pages'));
-      const principal = credential && this.users.authenticate(credential.token, credential.via);
-      if (!principal) return next(new Error('E_AUTH: sign in first'));
-      if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
-      socket.data.principal = principal;
-      next();
+      // a throw here would escape socket.io's middleware chain and end the process: refuse the socket instead
+      try {
+        this.admit(socket, next);
+      } catch (err) {
+        this.logger?.error({ err: String(err), socket: socket.id }, 'socket.io handshake failed');
+        next(new Error('E_INTERNAL: the handshake could not be checked'));
+      }
     });
-    io.on('connection', (socket) => {
-      const { principal } = socket.data;
-      // rooms are joined by the server from the role, never on a client's request
-      void socket.join(userRoom(principal.username));
-      // the lab-wide stream carries every client's measurements: not for an auditor whose grant names some clients
-      if (LAB_ROOM_ROLES.includes(principal.role) && seesAll(principal)) void socket.join(LAB_ROOM);
-      socket.on('hello', (ack) => {
-        if (typeof ack === 'function') ack({ version: this.version });
-      });
-      // a run's room is joined only after the same visibility check as GET /api/runs/:id
-      socket.on('run:watch', (run, ack) => {
-        if (typeof ack !== 'function') return;
-        const visible = typeof run === 'string' ? this.runAccess(principal, run) : undefined;
-        const answer: RunWatchAnswer =
-          visible === undefined ? { ok: false, error: `run "${String(run)}" is not known` } : { ok: true, state: visible.state };
-        if (answer.ok) void socket.join(runRoom(run));
-        ack(answer);
-      });
-      socket.on('run:unwatch', (run) => {
-        if (typeof run === 'string') void socket.leave(runRoom(run));
-      });
-    });
+    io.on('connection', (socket) => this.connected(socket));
     this.io = io;
     return Promise.resolve();
+  }
+
+  /** Authenticates a handshake: the session cookie (a browser) or a token in `auth` (a script). */
+  private admit(socket: LiveSocket, next: (err?: Error) => void): void {
+    const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
+    const credential =
+      typeof fromAuth === 'string' ? { token: fromAuth, via: 'bearer' as const } : credentialOf({ cookie: socket.handshake.headers.cookie });
+    // a cookie rides along on a socket opened by any page: only our own pages may use it (cross-site WebSocket hijacking)
+    const origin = socket.handshake.headers.origin;
+    if (credential?.via === 'cookie' && origin !== undefined && !sameHost(origin, socket.handshake.headers.host))
+      return next(new Error('E_FORBIDDEN: a session cookie is accepted only from this server’s own pages'));
+    const principal = credential && this.users.authenticate(credential.token, credential.via);
+    if (!principal) return next(new Error('E_AUTH: sign in first'));
+    if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
+    socket.data.principal = principal;
+    next();
+  }
+
+  /**
+   * A handler of a client's event. socket.io calls it from the socket's message event, where a throw would end the
+   * process: it is caught, logged, and the socket is disconnected.
+   */
+  private guarded<A extends unknown[]>(socket: LiveSocket, event: string, handler: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        handler(...args);
+      } catch (err) {
+        this.logger?.error({ err: String(err), socket: socket.id, event }, 'socket.io handler failed');
+        socket.disconnect(true);
+      }
+    };
+  }
+
+  /** A socket's rooms and requests. */
+  private connected(socket: LiveSocket): void {
+    const { principal } = socket.data;
+    // rooms are joined by the server from the role, never on a client's request
+    void socket.join(userRoom(principal.username));
+    // the lab-wide stream carries every client's measurements: not for an auditor whose grant names some clients
+    if (LAB_ROOM_ROLES.includes(principal.role) && seesAll(principal)) void socket.join(LAB_ROOM);
+    socket.on(
+      'hello',
+      this.guarded(socket, 'hello', (ack) => {
+        if (typeof ack === 'function') ack({ version: this.version });
+      }),
+    );
+    // a run's room is joined only after the same visibility check as GET /api/runs/:id
+    socket.on(
+      'run:watch',
+      this.guarded(socket, 'run:watch', (run, ack) => {
+        if (typeof ack !== 'function') return;
+        // `run` is whatever the client sent: only a string is a run id (String() of an object may throw)
+        const visible = typeof run === 'string' ? this.runAccess(principal, run) : undefined;
+        const answer: RunWatchAnswer =
+          visible === undefined
+            ? { ok: false, error: typeof run === 'string' ? `run "${run}" is not known` : 'expected a run id (a string)' }
+            : { ok: true, state: visible.state };
+        if (answer.ok) void socket.join(runRoom(run));
+        ack(answer);
+      }),
+    );
+    socket.on(
+      'run:unwatch',
+      this.guarded(socket, 'run:unwatch', (run) => {
+        if (typeof run === 'string') void socket.leave(runRoom(run));
+      }),
+    );
   }
 
   async stop(): Promise<void> {

@@ -24,6 +24,7 @@ test('GET /api/health', async () => {
     store: { status: 'ok', kind: 'sqlite' },
     measurements: { kind: 'sqlite', status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 },
     gateways: [],
+    faults: { unhandledRejections: 0 },
   });
 });
 
