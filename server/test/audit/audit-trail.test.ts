@@ -27,7 +27,7 @@ beforeAll(async () => {
   });
   t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
   await t.server.users.create(setup, { username: 'dana', role: 'technician', password: USER_PASSWORD });
-  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-0',
     ...method,
@@ -45,7 +45,7 @@ beforeAll(async () => {
     nextDueAt: now + 365 * 86_400_000,
   });
   t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
-  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-cert',
     ...method,
@@ -147,7 +147,7 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   'POST /api/lab-samples': async () => ({
     res: await t.fetch(
       '/api/lab-samples',
-      json('POST', { id: 'S-1', organization: 'org-audit', description: 'steel bar', condition: 'as received', receivedAt: 1 }),
+      json('POST', { id: 'S-1', organization: 'org-audit', description: 'steel bar', condition: 'as received', receivedAt: Date.now() }),
       'technician',
     ),
     expect: { actor: 'technician', action: 'create', recordType: 'lab-sample', recordId: 'S-1' },
