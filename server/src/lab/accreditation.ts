@@ -9,7 +9,7 @@ import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
 import { line, optionalLine, paragraph } from '../api/text.js';
-import { configTime, timeMs } from '../api/time.js';
+import { configTime, isoOrUndefined, timeMs } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
 
 const DAY = 86_400_000;
@@ -257,8 +257,9 @@ interface EventRow {
   recorded_by: string;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-const day = (ms: number): string => iso(ms).slice(0, 10);
+// a time stored before times were bounded prints as its number rather than failing the request
+const iso = (ms: number): string => isoOrUndefined(ms) ?? `${ms} (no date)`;
+const day = (ms: number): string => isoOrUndefined(ms)?.slice(0, 10) ?? `${ms} (no date)`;
 const nameOf = (a: { body: string; number: string }): string => `${a.body} ${a.number}`;
 const withUnit = (value: number | string, unit: string): string => (unit === '' ? String(value) : `${value} ${unit}`);
 
