@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { parseInstant } from './api/time.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { ROLES, Users, type Role } from './auth/users.js';
 import { hashPassword } from './broker/passwords.js';
@@ -168,8 +169,8 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       const keyId = values['key-id'];
       if (gateway === undefined || keyId === undefined || values.reason === undefined)
         throw new LabtraceError('E_CONFIG', `revoke-key needs --gateway, --key-id and --reason\n${usage}`);
-      const from = values.from === undefined ? Date.now() : Date.parse(values.from);
-      if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
+      const from = values.from === undefined ? Date.now() : parseInstant(values.from);
+      if (typeof from === 'string') throw new LabtraceError('E_CONFIG', `--from: "${values.from}": ${from}`);
       const key = keys.revoke(gateway, keyId, from, values.reason);
       out(
         `revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}: no new batch under it is accepted; valid for ${key.lastValidBatch === null ? 'no batch' : `batches up to ${key.lastValidBatch}`}`,

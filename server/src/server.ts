@@ -12,6 +12,7 @@ import { exportRoutes } from './export/export-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
+import { Housekeeping } from './housekeeping.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { routesOf } from './auth/policy.js';
 import { Users } from './auth/users.js';
@@ -121,7 +122,7 @@ export class LabtraceServer {
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
-  private checkpointTimer: NodeJS.Timeout | undefined;
+  private housekeeping: Housekeeping | undefined;
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
@@ -378,16 +379,18 @@ export class LabtraceServer {
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
     this.audit.anchor(log);
-    this.checkpointTimer = setInterval(() => {
-      try {
-        this.logKeyEvents();
-        this.audit.anchor(log);
-        this.users.prune();
-        log.maybeCheckpoint();
-      } catch (err) {
-        this.logger.error({ err: (err as Error).message }, 'ALARM: the transparency log checkpoint could not be signed');
-      }
-    }, this.config.log.minCheckpointIntervalMs);
+    // each chore fails on its own, logged as what it is; the log's entries come before its checkpoint
+    this.housekeeping = new Housekeeping(
+      [
+        { name: 'key-events', failure: 'ALARM: key events could not be entered in the transparency log', run: () => this.logKeyEvents() },
+        { name: 'audit-anchor', failure: 'ALARM: the audit trail could not be anchored in the transparency log', run: () => this.audit.anchor(log) },
+        { name: 'session-prune', failure: 'expired sessions could not be pruned', run: () => this.users.prune() },
+        { name: 'checkpoint', failure: 'ALARM: the transparency log checkpoint could not be signed', run: () => log.maybeCheckpoint() },
+      ],
+      this.config.log.minCheckpointIntervalMs,
+      this.logger,
+    );
+    await this.housekeeping.start();
     this.keys.open(this.config.gateways);
     this.logKeyEvents();
     this.enrollment.open();
@@ -446,8 +449,8 @@ export class LabtraceServer {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    this.checkpointTimer = undefined;
+    await this.housekeeping?.stop();
+    this.housekeeping = undefined;
     this.demo?.stop();
     if (this.reminderTimer) clearInterval(this.reminderTimer);
     this.reminderTimer = undefined;

@@ -18,6 +18,8 @@ import type { Users } from '../auth/users.js';
 import { processFaults } from '../process-faults.js';
 import { errorHandler } from './errors.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
+import { wellFormedBody } from './text.js';
+import { timeMs, timeMsQuery } from './time.js';
 
 export interface HealthSource {
   version: string;
@@ -55,8 +57,8 @@ export interface AppDeps {
 
 const seriesQuery = z.strictObject({
   channel: idSchema,
-  from: z.coerce.number().int().min(0).optional(),
-  to: z.coerce.number().int().min(0).optional(),
+  from: timeMsQuery.optional(),
+  to: timeMsQuery.optional(),
   points: z.coerce.number().int().min(1).max(5000).default(600),
 });
 
@@ -67,7 +69,7 @@ const rotateBody = z.strictObject({
     gateway: idSchema,
     oldKeyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
     newKey: z.string().min(1).max(200),
-    at: z.number().int().min(0),
+    at: timeMs,
   }),
   oldSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
   newSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
@@ -76,14 +78,14 @@ const rotateBody = z.strictObject({
 const eventsQuery = z.strictObject({
   gateway: idSchema.optional(),
   kind: z.enum(EVENT_KINDS).optional(),
-  since: z.coerce.number().int().min(0).optional(),
+  since: timeMsQuery.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
 const historyQuery = z.strictObject({
   channel: idSchema,
-  from: z.coerce.number().int().min(0).optional(),
-  to: z.coerce.number().int().min(0).optional(),
+  from: timeMsQuery.optional(),
+  to: timeMsQuery.optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(600),
 });
 
@@ -95,6 +97,8 @@ export function createApp(deps: AppDeps): Express {
   // one limiter (one bucket per address) for the API and the public verification page
   if (deps.rateLimit !== undefined) app.use(['/api', '/verify'], rateLimit(deps.rateLimit));
   app.use(express.json({ limit: '100kb' }));
+  // a string no field could store (a lone surrogate) is refused here, by its path, whatever route it is for
+  app.use(wellFormedBody());
   app.use(authenticate(deps.users));
   app.use(authRoutes(deps.users, deps.audit, deps.logger));
 

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { CSV_COLUMNS, csvLine, EXPORT_FORMAT, exportedOf, type ExportHeader, type ExportTrailer } from '../audit/audit-export.js';
 import { AUDIT_ACTIONS, type Actor, type AuditFilter, type AuditTrail } from '../audit/audit-trail.js';
+import { line, optionalLine, wellFormed } from '../api/text.js';
+import { timeMs, timeMsQuery } from '../api/time.js';
 import type { Logger } from '../log.js';
 import { CSRF_COOKIE, principalOf, route, SESSION_COOKIE } from './policy.js';
 import { passwordSchema, ROLES, usernameSchema, type ClientContext, type Principal, type Users } from './users.js';
@@ -12,8 +14,8 @@ import { visibleOrganizations } from './visibility.js';
 
 const loginBody = z.strictObject({ username: z.string().min(1).max(100), password: z.string().min(1).max(200) });
 const passwordBody = z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: passwordSchema });
-const tokenBody = z.strictObject({ name: z.string().min(1).max(100), ttlDays: z.number().int().min(1).max(365).default(90) });
-const time = z.number().int().min(0);
+const tokenBody = z.strictObject({ name: line(100), ttlDays: z.number().int().min(1).max(365).default(90) });
+const time = timeMs;
 // the customer organizations an auditor's grant covers; null (or left out at creation): all of them
 const grantOrganizations = z
   .array(idSchema)
@@ -35,22 +37,22 @@ const userChangesBody = z.strictObject({
   disabled: z.boolean().optional(),
   grantUntil: time.nullable().optional(),
   grantOrganizations: grantOrganizations.optional(),
-  reason: z.string().trim().min(1, 'required: why the user is changed').max(1000),
+  reason: wellFormed(z.string().trim().min(1, 'required: why the user is changed').max(1000), true),
 });
 const resetBody = z.strictObject({ password: passwordSchema.optional() });
 const organizationBody = z.strictObject({
   id: idSchema,
-  name: z.string().trim().min(1).max(200),
+  name: line(200),
   /** who to contact about its reports: a person, an e-mail address, a telephone number (7.8.2.1 e) */
-  contact: z.string().trim().min(1).max(300).optional(),
+  contact: line(300).optional(),
 });
 const auditFilter = {
-  actor: z.string().max(100).optional(),
-  recordType: z.string().max(100).optional(),
-  recordId: z.string().max(200).optional(),
+  actor: optionalLine(100).optional(),
+  recordType: optionalLine(100).optional(),
+  recordId: optionalLine(200).optional(),
   action: z.enum(AUDIT_ACTIONS).optional(),
-  since: z.coerce.number().int().min(0).optional(),
-  until: z.coerce.number().int().min(0).optional(),
+  since: timeMsQuery.optional(),
+  until: timeMsQuery.optional(),
   /** paging: the entries after this id (the last id of the page before) */
   after: z.coerce.number().int().min(0).optional(),
 };

@@ -4,6 +4,7 @@
 import express, { type Request, type Response } from 'express';
 import { z } from 'zod';
 import { LabtraceError, parseWith } from '@labtrace/protocols';
+import { paragraph } from '../api/text.js';
 import { principalOf, route } from '../auth/policy.js';
 import type { Principal } from '../auth/users.js';
 import type { Certificates } from './certificates.js';
@@ -11,7 +12,7 @@ import { verifyPage, VERIFY_PAGE_CSP } from './verify-page.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
-const reason = z.string().trim().min(1, 'required').max(500, 'at most 500 characters');
+const reason = paragraph(500);
 const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id') });
 const reasonBody = z.strictObject({ reason });
 const listQuery = z.strictObject({

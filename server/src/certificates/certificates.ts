@@ -5,6 +5,7 @@
 import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
 import type { Calibration } from '../lab/calibration.js';
@@ -14,7 +15,7 @@ import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
-import { composeContent, type ComposeInput } from './compose.js';
+import { composeContent, timeBlockers, type ComposeInput } from './compose.js';
 import { certificateContentSchema, missingFields, type CertificateContent } from './content.js';
 import { renderDcc } from './render-dcc.js';
 import { assertValidDcc } from './validate-dcc.js';
@@ -111,6 +112,8 @@ interface CertificateRow {
 type Viewer = VisibilityViewer & { role: Role };
 /** public statuses kept in memory at most */
 const STATUS_CACHE_SIZE = 10_000;
+/** a stored time in a blocker's words (one that is no date is shown as its number rather than failing the request) */
+const isoOf = (ms: number): string => isoOrUndefined(ms) ?? `${ms} (no date)`;
 
 export class Certificates {
   private key: SignerKey | undefined;
@@ -177,7 +180,7 @@ export class Certificates {
     if (!results) problems.push(`run ${run.id} has no computed results`);
     else {
       const content = this.compose(req, run, { name: '(signatory)', role: 'signatory' }, this.now(), this.currentCheckpoint(false));
-      problems.push(...missingFields(content).map((m) => `missing: ${m}`));
+      problems.push(...missingFields(content).map((m) => `missing: ${m}`), ...timeBlockers(content));
     }
     return problems;
   }
@@ -382,6 +385,8 @@ export class Certificates {
     const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint);
     const missing = missingFields(content);
     if (missing.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: missing ${missing.join('; ')}`);
+    const times = timeBlockers(content);
+    if (times.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: ${times.join('; ')}`);
     const valid = certificateContentSchema.safeParse(content);
     if (!valid.success)
       throw new LabtraceError(
@@ -489,7 +494,7 @@ export class Certificates {
       if (states.some((s) => s.status === 'out-of-service')) problems.push(`instrument "${id}" was out of service during run ${run.id}`);
       else if (expired)
         problems.push(
-          `instrument "${id}" was out of calibration during run ${run.id}: certificate ${expired.calibration?.certificate ?? '?'} expired on ${new Date(expired.dueAt ?? 0).toISOString()}`,
+          `instrument "${id}" was out of calibration during run ${run.id}: certificate ${expired.calibration?.certificate ?? '?'} expired on ${isoOf(expired.dueAt ?? 0)}`,
         );
       else if (states.some((s) => s.status === 'never-calibrated'))
         problems.push(`instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`);
@@ -497,7 +502,7 @@ export class Certificates {
         const review = this.deps.calibration.review(id);
         if (review.runs.some((r) => r.id === run.id))
           problems.push(
-            `instrument "${id}" is now out of service and run ${run.id} is under review (it measured since the instrument's last good check or calibration${review.since > 0 ? ` on ${new Date(review.since).toISOString()}` : ''})`,
+            `instrument "${id}" is now out of service and run ${run.id} is under review (it measured since the instrument's last good check or calibration${review.since > 0 ? ` on ${isoOf(review.since)}` : ''})`,
           );
       }
     }

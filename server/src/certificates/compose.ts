@@ -1,5 +1,6 @@
 // Builds a certificate's content from the lab's records: the run, the sample and its customer, the method,
 // the run's results, the instruments' identity and calibration as they stood during the run.
+import { isLabTime, TIME_RANGE } from '../api/time.js';
 import type { CalibrationStatus } from '../lab/calibration.js';
 import type { RunResults } from '../lab/contracts.js';
 import { roundForReport } from '../lab/results.js';
@@ -37,7 +38,8 @@ export interface ComposeInput {
 
 const SEVERITY: Record<CalibrationStatus['status'], number> = { valid: 0, 'due-soon': 1, 'never-calibrated': 2, expired: 3, 'out-of-service': 4 };
 
-const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+// a stored time that is no date (written before times were bounded) prints as what it is; it also blocks the issue
+const day = (ms: number): string => (isLabTime(ms) ? new Date(ms).toISOString().slice(0, 10) : `(no date: ${ms})`);
 
 export function traceabilityOf(i: ComposeInput['instruments'][number]): InstrumentTraceability {
   const worse = SEVERITY[i.atEnd.status] > SEVERITY[i.atStart.status] ? i.atEnd : i.atStart;
@@ -59,6 +61,28 @@ export function traceabilityOf(i: ComposeInput['instruments'][number]): Instrume
         ? `Instrument ${i.id} (${name}) had no calibration record at the time of the test.`
         : `Measurements with instrument ${i.id} (${name}) are traceable to the SI through calibration certificate ${cal.certificate} of ${cal.laboratory}, calibrated on ${day(cal.calibratedAt)}, due ${day(cal.nextDueAt)}; calibration status during the test: ${worse.status}.`,
   };
+}
+
+/**
+ * The times of the content that are no date a lab can mean (a record stored before times were bounded, with
+ * 9e15 ms): each is a blocker naming the record, since no report, PDF or DCC can print it.
+ */
+export function timeBlockers(content: CertificateContent): string[] {
+  const problems: string[] = [];
+  const check = (ms: number, what: string): void => {
+    if (!isLabTime(ms)) problems.push(`${what} is ${ms}, not a time between ${TIME_RANGE}: correct the record before the report is issued`);
+  };
+  check(content.receivedAt, `sample "${content.item.id}": the date of receipt`);
+  check(content.test.startedAt, `run "${content.test.run}": the start`);
+  check(content.test.endedAt, `run "${content.test.run}": the end`);
+  for (const t of content.traceability)
+    if (t.calibration !== null) {
+      const of = `instrument "${t.id}": calibration certificate ${t.calibration.certificate}`;
+      check(t.calibration.calibratedAt, `${of}: the calibration date`);
+      check(t.calibration.dueAt, `${of}: the due date`);
+    }
+  check(content.issuedAt, 'the date of issue');
+  return problems;
 }
 
 /** The content, possibly incomplete (missingFields tells what is absent); validated before it is issued. */

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseSignerKey, parseWith } from '@labtrace/protocols';
+import { parseInstant } from '../api/time.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
 import { TransparencyLog } from '../log/transparency-log.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
@@ -47,10 +48,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } else {
     if (values.gateway === undefined || values.from === undefined || values.to === undefined)
       throw new LabtraceError('E_CONFIG', `export needs --run, or --gateway, --from and --to\n${usage}`);
-    const from = Date.parse(values.from);
-    const to = Date.parse(values.to);
-    if (!Number.isFinite(from)) throw new LabtraceError('E_CONFIG', `--from: "${values.from}" is not an ISO 8601 time`);
-    if (!Number.isFinite(to)) throw new LabtraceError('E_CONFIG', `--to: "${values.to}" is not an ISO 8601 time`);
+    const from = parseInstant(values.from);
+    const to = parseInstant(values.to);
+    if (typeof from === 'string') throw new LabtraceError('E_CONFIG', `--from: "${values.from}": ${from}`);
+    if (typeof to === 'string') throw new LabtraceError('E_CONFIG', `--to: "${values.to}": ${to}`);
     selection = { gateway: parseWith(idSchema, values.gateway, '--gateway'), from, to };
   }
   const config = values.config

@@ -17,6 +17,7 @@ import express from 'express';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { isoInstant } from '../api/time.js';
 import { route } from '../auth/policy.js';
 import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
@@ -24,10 +25,8 @@ import type { LabDatabase } from '../store/database.js';
 import { BUNDLE_FILES, exportBundle, type BundleSelection } from './bundle.js';
 import { runSelections } from './run-selection.js';
 
-const isoTime = z
-  .string()
-  .refine((t) => /^\d{4}-\d\d-\d\dT/.test(t) && Number.isFinite(Date.parse(t)), 'expected an ISO 8601 time, e.g. 2026-11-27T10:00:00Z')
-  .transform((t) => Date.parse(t));
+// strict: 2026-02-31 is refused, not rolled over; the offset (Z or +hh:mm) is required
+const isoTime = isoInstant;
 
 const spanQuery = z.strictObject({ gateway: idSchema, from: isoTime, to: isoTime }).refine((q) => q.from <= q.to, {
   message: 'from is later than to',

@@ -2,6 +2,7 @@
 // boundary so that a bad configuration is rejected with the path of the field at fault.
 import { z } from 'zod';
 import { parseWith } from '@labtrace/protocols';
+import { wellFormed } from '../api/text.js';
 
 export const SEVERITIES = ['info', 'warning', 'alarm', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -9,7 +10,7 @@ export type Severity = (typeof SEVERITIES)[number];
 /** Higher is worse; used to escalate an open alarm and to compare with a threshold. */
 export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { info: 1, warning: 2, alarm: 3, critical: 4 };
 
-const name = z.string().min(1).max(200);
+const name = wellFormed(z.string().min(1).max(200), false);
 const finite = z.number().finite();
 const positiveMs = z
   .number()

@@ -4,6 +4,7 @@ import express, { type Request } from 'express';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { principalOf, route } from '../auth/policy.js';
+import { timeMsQuery } from '../api/time.js';
 import { accreditationInput, eventInput, scopeInput, type Accreditations } from './accreditation.js';
 
 function actorOf(req: Request): { username: string; role: string } {
@@ -15,7 +16,7 @@ function actorOf(req: Request): { username: string; role: string } {
 
 const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
 /** `?at=` asks how things stood at an earlier (or later) time, in ms since the epoch */
-const atQuery = z.strictObject({ at: z.coerce.number().int().min(0).optional() });
+const atQuery = z.strictObject({ at: timeMsQuery.optional() });
 const atOf = (req: Request): number | undefined => parseWith(atQuery, req.query, 'query', 'E_BAD_REQUEST').at;
 
 export function accreditationRoutes(accreditations: Accreditations, lab: string): express.Router {

@@ -8,6 +8,8 @@ import { idSchema, LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
+import { line, optionalLine, paragraph } from '../api/text.js';
+import { configTime, isoOrUndefined, timeMs } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
 
 const DAY = 86_400_000;
@@ -43,9 +45,9 @@ export const accreditationMigration: Migration = {
   },
 };
 
-const text = (max: number) => z.string().trim().min(1, 'required').max(max, `at most ${max} characters`);
-const instant = z.number().int().min(0);
-const reason = text(500);
+const text = line;
+const instant = timeMs;
+const reason = paragraph(500);
 
 /** one line of an accreditation's scope: a measurand of a method (standard with edition), in a unit, over a range */
 export const scopeEntrySchema = z
@@ -54,7 +56,7 @@ export const scopeEntrySchema = z
     standard: text(100),
     /** the measurand as the method names it: "force", "Rm" */
     measurand: text(64),
-    unit: z.string().trim().max(32, 'at most 32 characters'),
+    unit: optionalLine(32).transform((u) => u.trim()),
     /** the accredited range; either bound may be open */
     min: z.number().finite().optional(),
     max: z.number().finite().optional(),
@@ -100,17 +102,8 @@ export const accreditationInput = z
   .refine(validAfterFrom, validToIssue);
 export type AccreditationInput = z.output<typeof accreditationInput>;
 
-/** a time in a config file: ms since the epoch, or an ISO 8601 date ("2026-01-31", UTC) or date-time with its offset */
-const configInstant = z.unknown().transform((v, ctx): number => {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
-  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(v) && !Number.isNaN(Date.parse(v)))
-    return Date.parse(v);
-  ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 date such as 2026-01-31 (UTC), a date-time with its offset, or ms since the epoch' });
-  return z.NEVER;
-});
-
 const configAccreditation = z
-  .strictObject({ ...accreditationFields, validFrom: configInstant, validTo: configInstant })
+  .strictObject({ ...accreditationFields, validFrom: configTime, validTo: configTime })
   .refine(validAfterFrom, validToIssue);
 
 /** `accreditation` in server.yaml: when expiry warnings start, and the accreditations recorded at the first start */
@@ -264,8 +257,9 @@ interface EventRow {
   recorded_by: string;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-const day = (ms: number): string => iso(ms).slice(0, 10);
+// a time stored before times were bounded prints as its number rather than failing the request
+const iso = (ms: number): string => isoOrUndefined(ms) ?? `${ms} (no date)`;
+const day = (ms: number): string => isoOrUndefined(ms)?.slice(0, 10) ?? `${ms} (no date)`;
 const nameOf = (a: { body: string; number: string }): string => `${a.body} ${a.number}`;
 const withUnit = (value: number | string, unit: string): string => (unit === '' ? String(value) : `${value} ${unit}`);
 

@@ -1,26 +1,27 @@
 // The shapes of lab records as they arrive over the API: samples received, test methods, test runs.
 import { z } from 'zod';
 import { idSchema } from '@labtrace/protocols';
+import { line, optionalLine, paragraph } from '../api/text.js';
+import { timeMs } from '../api/time.js';
 import { ruleSetSchema } from '../inspection/rules.js';
 
-const text = (max: number) => z.string().trim().min(1, 'required').max(max, `at most ${max} characters`);
-const reason = text(500);
+const reason = paragraph(500);
 
 export const labSampleInput = z.strictObject({
   /** the lab's identifier of the item, as written on its label */
   id: idSchema,
   organization: idSchema,
-  description: text(1000),
+  description: paragraph(1000),
   /** condition on receipt (7.4.3), including any deviation from the specified condition */
-  condition: text(1000),
+  condition: paragraph(1000),
   /** ms since the epoch */
-  receivedAt: z.number().int().min(0),
+  receivedAt: timeMs,
 });
 export type LabSampleInput = z.output<typeof labSampleInput>;
 
 const measurand = z.strictObject({
   name: idSchema,
-  unit: z.string().max(32),
+  unit: optionalLine(32),
   /** the instrument channel the measurand is read from */
   channel: idSchema,
 });
@@ -43,7 +44,7 @@ export const RESULT_STATISTICS = ['max', 'min', 'mean', 'first', 'last', 'range'
 const resultDefinition = z.strictObject({
   /** the result's symbol or name as the report prints it: "Fm", "Rm", "mean-soak-temperature" */
   name: idSchema,
-  title: text(200),
+  title: line(200),
   measurand: idSchema,
   statistic: z.enum(RESULT_STATISTICS),
   /** only the samples taken inside this window, in ms after the run started (a soak, a hold) */
@@ -58,9 +59,9 @@ const resultDefinition = z.strictObject({
         .number()
         .finite()
         .refine((f) => f !== 0, 'must not be 0'),
-      unit: z.string().max(32),
+      unit: optionalLine(32),
       /** what the factor is: "1 / S0, S0 = 78.54 mm2 measured with calliper C-7" */
-      description: text(200),
+      description: line(200),
       /** the relative standard uncertainty of the factor (0.002 for 0.2 %) */
       relativeUncertainty: z.number().min(0).max(1).default(0),
     })
@@ -83,7 +84,7 @@ export const methodDefinition = z
   .strictObject({
     measurands: z.array(measurand).min(1).max(64),
     /** instrument types the method needs: each must be met by an assigned instrument (its identity's kind, else its model) */
-    instrumentTypes: z.array(z.string().trim().min(1).max(64)).max(16).default([]),
+    instrumentTypes: z.array(line(64)).max(16).default([]),
     limits: z.array(limit).max(64).default([]),
     decisionRule,
     /** the results a run of the method reports, each with its uncertainty and, with limits, a statement of conformity */
@@ -113,8 +114,8 @@ export type MethodDefinition = z.output<typeof methodDefinition>;
 
 const methodFields = {
   /** the standard with its edition, as the report names it: "ISO 6892-1:2019", "ASTM E8/E8M-22" */
-  standard: text(100),
-  title: text(200),
+  standard: line(100),
+  title: line(200),
   definition: methodDefinition,
 };
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { POLICY, type AuditEntry } from '../../src/index.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { send, startServer, TestGateway, USER_PASSWORD, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   });
   t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
   await t.server.users.create(setup, { username: 'dana', role: 'technician', password: USER_PASSWORD });
-  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-0',
     ...method,
@@ -45,7 +46,7 @@ beforeAll(async () => {
     nextDueAt: now + 365 * 86_400_000,
   });
   t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
-  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: 0 });
+  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-cert',
     ...method,
@@ -147,7 +148,7 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   'POST /api/lab-samples': async () => ({
     res: await t.fetch(
       '/api/lab-samples',
-      json('POST', { id: 'S-1', organization: 'org-audit', description: 'steel bar', condition: 'as received', receivedAt: 1 }),
+      json('POST', { id: 'S-1', organization: 'org-audit', description: 'steel bar', condition: 'as received', receivedAt: Date.now() }),
       'technician',
     ),
     expect: { actor: 'technician', action: 'create', recordType: 'lab-sample', recordId: 'S-1' },
@@ -432,4 +433,25 @@ test('auditors and admins search the trail; other roles may not', async () => {
   expect((await t.fetch('/api/audit-trail?action=create', {}, 'admin')).status).toBe(200);
   expect((await t.fetch('/api/audit-trail', {}, 'technician')).status).toBe(403);
   expect((await t.fetch('/api/audit-trail?action=drop', {}, 'auditor')).status).toBe(400);
+});
+
+test('paging by id: entries of one millisecond come once each, page after page, with since and until as filters', async () => {
+  const at = Date.UTC(2026, 10, 27, 10, 0, 0, 123);
+  const still = new AuditTrail(t.server.database, () => at);
+  for (let i = 0; i < 7; i++)
+    still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: `b-${i}` });
+  const seen: number[] = [];
+  for (let after = 0, page: AuditEntry[] = []; seen.length === 0 || page.length > 0; after = seen[seen.length - 1] ?? 0) {
+    const res = await t.fetch(
+      `/api/audit-trail?recordType=burst&since=${at}&until=${at}&limit=3${after > 0 ? `&after=${after}` : ''}`,
+      {},
+      'auditor',
+    );
+    expect(res.status).toBe(200);
+    page = (await res.json()) as AuditEntry[];
+    seen.push(...page.map((e) => e.id));
+  }
+  const all = (await (await t.fetch('/api/audit-trail?recordType=burst', {}, 'auditor')).json()) as AuditEntry[];
+  expect(all.length).toBe(7);
+  expect(seen).toEqual(all.map((e) => e.id));
 });

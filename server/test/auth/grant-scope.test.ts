@@ -26,7 +26,7 @@ beforeAll(async () => {
     ['S-a', ORGANIZATION],
     ['S-b', 'org-b'],
   ] as const)
-    t.server.labRecords.createSample(setup, { id, organization, description: 'bar', condition: 'intact', receivedAt: 0 });
+    t.server.labRecords.createSample(setup, { id, organization, description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-1',
     standard: 'ISO 6892-1:2019',
@@ -117,7 +117,8 @@ describe('REST', () => {
   test('the auditor changes nothing', async () => {
     expect((await as(scoped, '/api/runs/run-2/abort', postJson({ reason: 'x' }))).status).toBe(403);
     expect(
-      (await as(scoped, '/api/lab-samples', postJson({ id: 'S-c', organization: 'org-b', description: 'd', condition: 'c', receivedAt: 0 }))).status,
+      (await as(scoped, '/api/lab-samples', postJson({ id: 'S-c', organization: 'org-b', description: 'd', condition: 'c', receivedAt: Date.now() })))
+        .status,
     ).toBe(403);
   });
 });

@@ -81,3 +81,25 @@ test('a missing config file is named', async () => {
   expect(code).toBe(1);
   expect(output).toContain('/nonexistent/sim.yaml: file not found');
 });
+
+test('a date past the end of its month is refused by the command line, not rolled over to the next month', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'labtrace-dates-'));
+  const out = path.join(dataDir, 'bundle');
+  const exported = await run(['export', '--out', out, '--gateway', 'gw-a', '--from', '2026-02-31T00:00:00Z', '--to', '2026-03-05T00:00:00Z'], {
+    LABTRACE_DATA_DIR: dataDir,
+  });
+  expect(exported.code).not.toBe(0);
+  expect(exported.output).toContain('--from: "2026-02-31T00:00:00Z": 2026-02-31 is not a date of the calendar');
+  const noZone = await run(['export', '--out', out, '--gateway', 'gw-a', '--from', '2026-02-01T00:00:00Z', '--to', '2026-03-05T10:00'], {
+    LABTRACE_DATA_DIR: dataDir,
+  });
+  expect(noZone.output).toContain('--to: "2026-03-05T10:00": expected an ISO 8601 date-time with its offset');
+  const revoked = await run(
+    ['server', 'revoke-key', '--gateway', 'gw-a', '--key-id', '00000000', '--reason', 'lost', '--from', '2026-04-31T00:00:00Z'],
+    {
+      LABTRACE_DATA_DIR: dataDir,
+    },
+  );
+  expect(revoked.code).not.toBe(0);
+  expect(revoked.output).toContain('--from: "2026-04-31T00:00:00Z": 2026-04-31 is not a date of the calendar');
+});

@@ -56,7 +56,7 @@ beforeAll(async () => {
       organization: ORGANIZATION,
       description: 'steel bar',
       condition: 'as received',
-      receivedAt: 0,
+      receivedAt: Date.now(),
     },
   );
 });
@@ -386,7 +386,7 @@ describe('REST', () => {
       }),
     );
     expect(bad.status).toBe(400);
-    expect(bad.body.issues.map((i) => i.path).sort()).toEqual(['(root)', 'body', 'id', 'number', 'scope[0].min', 'validFrom']);
+    expect(bad.body.issues.map((i) => i.path).sort()).toEqual(['(root)', 'body', 'id', 'number', 'scope[0].min', 'validFrom', 'validTo']);
     const dates = await call<{ error: string }>('/api/accreditations', postJson({ ...CNAS, id: 'x-2', validTo: CNAS.validFrom }));
     expect(dates.body.error).toBe('body: validTo: must be after validFrom');
     const twice = await call<{ error: string }>('/api/accreditations', postJson({ ...CNAS, id: 'x-3', scope: [CNAS.scope[0], CNAS.scope[0]] }));

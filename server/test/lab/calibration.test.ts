@@ -15,6 +15,7 @@ import { ORGANIZATION, startServer, type TestServer } from '../helpers/server.js
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
+const JAN_2026 = Date.UTC(2026, 0, 1);
 const tech = { username: 'technician', role: 'technician' };
 
 const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<CalibrationInput> = {}): CalibrationInput => ({
@@ -162,7 +163,13 @@ describe('over the REST API', () => {
   beforeAll(async () => {
     t = await startServer({ calibration: { requireForRuns: true } });
     await birth(t.server.registry, 'ut-c', 'ut-r');
-    t.server.labRecords.createSample(setup, { id: 'S-1', organization: ORGANIZATION, description: 'bar', condition: 'intact', receivedAt: 0 });
+    t.server.labRecords.createSample(setup, {
+      id: 'S-1',
+      organization: ORGANIZATION,
+      description: 'bar',
+      condition: 'intact',
+      receivedAt: Date.now(),
+    });
     t.server.labRecords.createMethod(setup, {
       id: 'tensile',
       standard: 'ISO 6892-1:2019',
@@ -251,11 +258,14 @@ describe('over the REST API', () => {
     expect(bad.body.issues.map((i) => i.path)).toEqual(
       expect.arrayContaining(['calibratedAt', 'laboratory', 'certificate', 'results', 'uncertainty.value']),
     );
-    const order = await call<{ issues: { path: string; message: string }[] }>('/api/instruments/ut-c/calibrations', json(certificate(1000, 1000)));
+    const order = await call<{ issues: { path: string; message: string }[] }>(
+      '/api/instruments/ut-c/calibrations',
+      json(certificate(JAN_2026, JAN_2026)),
+    );
     expect(order.body.issues).toEqual([expect.objectContaining({ path: 'nextDueAt', message: 'must be after calibratedAt' })]);
     const check = await call<{ issues: { path: string }[] }>('/api/instruments/ut-c/checks', json({ checkedAt: 1, result: 'maybe' }));
     expect(check.body.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['result', 'description']));
-    expect((await call('/api/instruments/nope/calibrations', json(certificate(1000, 2000)))).status).toBe(404);
+    expect((await call('/api/instruments/nope/calibrations', json(certificate(JAN_2026, JAN_2026 + 1000)))).status).toBe(404);
     expect((await call('/api/instruments/nope/calibration-status', {}, 'auditor')).status).toBe(404);
   });
 

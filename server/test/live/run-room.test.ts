@@ -54,7 +54,7 @@ test('each stored batch reaches the watchers of the run once, packed, and unpack
     title: 'tensile',
     definition: { measurands: [{ name: 'force', unit: 'kN', channel: 'c' }], decisionRule: { kind: 'simple-acceptance' } },
   });
-  await call('/api/lab-samples', { id: 'S-1', organization: ORGANIZATION, description: 'bar', condition: 'intact', receivedAt: 1 });
+  await call('/api/lab-samples', { id: 'S-1', organization: ORGANIZATION, description: 'bar', condition: 'intact', receivedAt: Date.now() });
   const run = (await call<{ id: string }>('/api/runs', { sample: 'S-1', method: 'm', instruments: ['ut-1'] })).id;
   const watchers = [connect(), connect()];
   const bystander = connect();
