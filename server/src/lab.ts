@@ -13,6 +13,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { AuditTrail, SYSTEM_ACTOR } from './audit/audit-trail.js';
 import { Users, type Role } from './auth/users.js';
 import { hashPassword, randomPassword } from './broker/passwords.js';
+import { adminPasswordFrom } from './secret-env.js';
 import { LabDatabase } from './store/database.js';
 
 export const usage = `usage: labtrace lab
@@ -141,7 +142,7 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
 
 /**
  * The first start of the demo: one user per role (a client of the organization "demo-client", an auditor
- * granted 30 days), with one-time passwords returned to be shown once; `admin` gets LABTRACE_ADMIN_PASSWORD if set.
+ * granted 30 days), with one-time passwords returned to be shown once; `admin` gets LABTRACE_ADMIN_PASSWORD (or the content of LABTRACE_ADMIN_PASSWORD_FILE) if set.
  */
 async function seedDemoUsers(dataDir: string): Promise<{ username: string; role: Role; password: string | undefined }[]> {
   const database = new LabDatabase(dataDir);
@@ -150,7 +151,7 @@ async function seedDemoUsers(dataDir: string): Promise<{ username: string; role:
     const users = new Users(database, new AuditTrail(database));
     if (users.count() > 0) return [];
     users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client', 'quality@demo-client.example');
-    const adminPassword = process.env['LABTRACE_ADMIN_PASSWORD'];
+    const adminPassword = adminPasswordFrom(process.env);
     const seeded: { username: string; role: Role; password: string | undefined }[] = [];
     for (const role of ['admin', 'technician', 'signatory', 'client', 'auditor'] as const) {
       const { password } = await users.create(SYSTEM_ACTOR, {

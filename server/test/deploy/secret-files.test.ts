@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pino from 'pino';
-import { adminPasswordFrom } from '../../src/cli.js';
+import { adminPasswordFrom } from '../../src/secret-env.js';
 import { LabDatabase } from '../../src/store/database.js';
 import { Enrollment } from '../../src/trust/enrollment.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
