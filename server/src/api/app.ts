@@ -6,6 +6,7 @@ import helmet from 'helmet';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith, type InstrumentView } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
+import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
 import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
@@ -23,6 +24,12 @@ export interface HealthSource {
   brokerRunning(): boolean;
   storeOk(): Promise<boolean>;
   connectedGateways(): string[];
+  /** whether the store can write: free space against the reserve, the last write failure */
+  capacity(): CapacityStatus;
+  /** a request failed because the store could not write */
+  writeFailed(err: unknown): void;
+  /** refused batches in total and by reason, and the gateways whose batches are being refused now */
+  refusals(): { total: number; byReason: Record<string, number>; refusing: Map<string, { reason: string; at: number }> };
 }
 
 export interface AppDeps {
@@ -99,15 +106,29 @@ export function createApp(deps: AppDeps): Express {
     const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
-    const healthy = storeOk && brokerOk;
+    const capacity = deps.health.capacity();
+    const refusals = deps.health.refusals();
+    // degraded: the store cannot be read or written, or keeps its reserve, or a connected gateway's batches are refused
+    const refusing = [...refusals.refusing.keys()].some((id) => connected.has(id));
+    const healthy = storeOk && brokerOk && capacity.status === 'ok' && !refusing;
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
-      store: { status: storeOk ? 'ok' : 'down', kind: 'sqlite' },
+      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: 'sqlite' },
       // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
       measurements: deps.series.status(),
-      gateways: gateways.map((g) => ({ id: g.id, connected: connected.has(g.id), lastSeen: g.lastSeen, version: g.version })),
+      ingest: { refusedBatches: refusals.total, refusedByReason: refusals.byReason },
+      gateways: gateways.map((g) => {
+        const refused = refusals.refusing.get(g.id);
+        return {
+          id: g.id,
+          connected: connected.has(g.id),
+          lastSeen: g.lastSeen,
+          version: g.version,
+          ...(refused === undefined ? {} : { refusing: { reason: refused.reason, at: refused.at } }),
+        };
+      }),
     });
   });
 
@@ -225,6 +246,6 @@ export function createApp(deps: AppDeps): Express {
     });
   }
 
-  app.use(errorHandler(deps.logger));
+  app.use(errorHandler(deps.logger, (err) => deps.health.writeFailed(err)));
   return app;
 }

@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { isLabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
+import { writeFailureOf } from '../store/capacity.js';
 
 const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_BAD_REQUEST: 400,
@@ -13,11 +14,28 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_INFLUX_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,
   E_RATE_LIMITED: 429,
+  // the store cannot write (disk full, I/O error) or keeps its free-space reserve
+  E_STORE_UNAVAILABLE: 503,
 };
 
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+/** what a client is told to wait before it tries again when the store cannot write */
+const STORE_RETRY_AFTER_S = 30;
+
+/** @param onWriteFailure told of each request that failed because the store could not write (health shows it) */
+export function errorHandler(logger: Logger, onWriteFailure?: (err: unknown) => void): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     void _next;
+    // a write the disk could not take, anywhere (a session at login, a lab record): a 503 with a code, not a 500
+    const failure = writeFailureOf(err);
+    if (failure !== undefined) {
+      onWriteFailure?.(err);
+      logger.error({ err: failure.message, code: failure.code, url: req.originalUrl }, 'request failed: the store cannot write');
+      res
+        .status(503)
+        .set('Retry-After', String(STORE_RETRY_AFTER_S))
+        .json({ error: `the store cannot write (${failure.message}); try again later`, code: 'E_STORE_UNAVAILABLE' });
+      return;
+    }
     if (isLabtraceError(err)) {
       const status = STATUS[err.code] ?? 500;
       if (status >= 500) logger.error({ err: err.message, code: err.code, url: req.originalUrl }, 'request failed');
