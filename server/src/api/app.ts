@@ -108,11 +108,13 @@ export function createApp(deps: AppDeps): Express {
     const brokerOk = deps.health.brokerRunning();
     const capacity = deps.health.capacity();
     const refusals = deps.health.refusals();
-    // degraded: the store cannot be read or written, or keeps its reserve, or a connected gateway's batches are refused
+    // degraded: the store cannot be read or written, or keeps its reserve, or a connected gateway's batches are
+    // refused. Only the server's own state answers 503: one gateway refused must not take the server out of a
+    // load balancer (or its dashboard out of reach)
     const refusing = [...refusals.refusing.keys()].some((id) => connected.has(id));
-    const healthy = storeOk && brokerOk && capacity.status === 'ok' && !refusing;
-    res.status(healthy ? 200 : 503).json({
-      status: healthy ? 'ok' : 'degraded',
+    const serving = storeOk && brokerOk && capacity.status === 'ok';
+    res.status(serving ? 200 : 503).json({
+      status: serving && !refusing ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
       store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: 'sqlite' },

@@ -54,8 +54,11 @@ const ROOM_RETRY_MAX_MS = 10_000;
 /** a gateway whose last batch was refused this recently, and none acknowledged since, is being refused (health) */
 export const REFUSING_WINDOW_MS = 120_000;
 
-/** Why batches were refused, counted for health: the security event kinds, and these. */
-export type RefusalReason = 'store-low-space' | 'store-write-failed' | 'store-failed' | 'invalid' | string;
+/**
+ * Why batches were refused, counted for health: the security event kind, or store-low-space (below the reserve),
+ * store-write-failed (a full disk, an I/O error), store-failed (another store error), invalid (malformed, foreign).
+ */
+export type RefusalReason = string;
 
 type Outcome = { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string };
 
@@ -114,7 +117,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /** Refused batches in total, by reason, and the connected gateways whose batches are being refused now. */
-  refusals(now = Date.now()): { total: number; byReason: Record<RefusalReason, number>; refusing: Map<string, { reason: RefusalReason; at: number }> } {
+  refusals(now = Date.now()): {
+    total: number;
+    byReason: Record<RefusalReason, number>;
+    refusing: Map<string, { reason: RefusalReason; at: number }>;
+  } {
     const refusing = new Map<string, { reason: RefusalReason; at: number }>();
     for (const [gateway, o] of this.outcomes)
       if (o.refusedAt > o.ackedAt && now - o.refusedAt < REFUSING_WINDOW_MS) refusing.set(gateway, { reason: o.reason, at: o.refusedAt });

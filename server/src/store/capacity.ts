@@ -18,7 +18,8 @@ const WRITE_FAILURE = /^(SQLITE_FULL|SQLITE_IOERR(_\w+)?|ENOSPC|EFBIG|EDQUOT|EIO
 export function writeFailureOf(err: unknown): { code: string; message: string } | undefined {
   for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && WRITE_FAILURE.test(code)) return { code, message: String((e as { message?: unknown }).message ?? code) };
+    const message = (e as { message?: unknown }).message;
+    if (typeof code === 'string' && WRITE_FAILURE.test(code)) return { code, message: typeof message === 'string' ? message : code };
   }
   return undefined;
 }

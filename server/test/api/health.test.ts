@@ -1,5 +1,5 @@
-// /api/health tells whether the lab takes data: degraded (503) when a connected gateway's batches are being
-// refused, when the store keeps its free-space reserve or cannot write; refused batches counted by reason.
+// /api/health tells whether the lab takes data: degraded when a connected gateway's batches are being refused
+// (200), when the store keeps its free-space reserve or cannot write (503); refused batches counted by reason.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
@@ -28,13 +28,15 @@ describe("a connected gateway's batches refused", () => {
     await t.stop();
   });
 
-  test('health is degraded while they are refused, counts them by reason, and is ok once one is acknowledged', async () => {
+  test('health is degraded while they are refused (200: the server itself serves), counts them by reason, and is ok once one is acknowledged', async () => {
     expect(await send(t, gw, { v: 1, gateway: 'gw-b', batch: 0, samples: records('ref-1', 0, 5) })).toMatch(/not signed/);
     const refused = await health(t);
-    expect(refused.status).toBe(503);
+    expect(refused.status).toBe(200);
     expect(refused.body.status).toBe('degraded');
     expect(refused.body.ingest).toEqual({ refusedBatches: 1, refusedByReason: { unsigned: 1 } });
-    expect(refused.body.gateways).toEqual([expect.objectContaining({ id: 'gw-b', connected: true, refusing: expect.objectContaining({ reason: 'unsigned' }) })]);
+    expect(refused.body.gateways).toEqual([
+      expect.objectContaining({ id: 'gw-b', connected: true, refusing: expect.objectContaining({ reason: 'unsigned' }) }),
+    ]);
     expect(await send(t, gw, gw.sign(records('ref-1', 0, 5)))).toBe('acked');
     const ok = await health(t);
     expect(ok.status).toBe(200);
@@ -70,7 +72,9 @@ describe('free space below the reserve', () => {
     expect(t.server.store.count()).toBe(0);
     const refused = await health(t);
     expect(refused.body.ingest.refusedByReason).toEqual({ 'store-low-space': 1 });
-    expect(refused.body.gateways).toEqual([expect.objectContaining({ id: 'gw-a', refusing: expect.objectContaining({ reason: 'store-low-space' }) })]);
+    expect(refused.body.gateways).toEqual([
+      expect.objectContaining({ id: 'gw-a', refusing: expect.objectContaining({ reason: 'store-low-space' }) }),
+    ]);
     // space comes back (here: the reserve is lowered), found at the next measurement
     t.server.config.store.reserveBytes = 0;
     t.server.capacity.check();
@@ -80,6 +84,9 @@ describe('free space below the reserve', () => {
     const after = await health(t);
     expect(after.status).toBe(200);
     expect(after.body.store.status).toBe('ok');
-    expect(t.server.events.list({ kind: 'store-capacity' })[0]).toMatchObject({ severity: 'info', detail: expect.stringMatching(/takes writes again/) });
+    expect(t.server.events.list({ kind: 'store-capacity' })[0]).toMatchObject({
+      severity: 'info',
+      detail: expect.stringMatching(/takes writes again/),
+    });
   });
 });
