@@ -122,11 +122,17 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
     if (this.failure !== null) this.tryWrite();
     const wal = this.walBytes();
     if (wal > 0 && wal === this.lastWal) {
-      // idle since the last check: copy the WAL into the database and truncate it (readers in the way: next time)
+      // idle since the last check: copy the WAL into the database and truncate it. Without waiting: a reader in
+      // another process (an auditor's query, the command line) would otherwise hold the event loop; next time then
+      const sqlite = this.database.sqlite;
+      const timeout = sqlite.pragma('busy_timeout', { simple: true }) as number;
       try {
-        this.database.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+        sqlite.pragma('busy_timeout = 0');
+        sqlite.pragma('wal_checkpoint(TRUNCATE)');
       } catch (err) {
         this.writeFailed(err);
+      } finally {
+        sqlite.pragma(`busy_timeout = ${timeout}`);
       }
     }
     this.lastWal = this.walBytes();
