@@ -53,6 +53,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
   private timer: NodeJS.Timeout | undefined;
   private freeBytes: number | null = null;
   private failure: { code: string; message: string; at: number } | null = null;
+  private lastFailureAt = 0;
   private lastWal = -1;
   private announced: CapacityState = 'ok';
   private probe: Statement | undefined;
@@ -67,7 +68,6 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
   }
 
   start(): Promise<void> {
-    this.probe = this.database.sqlite.prepare('INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at');
     this.check();
     this.timer = setInterval(() => this.check(), this.options.checkIntervalMs);
     return Promise.resolve();
@@ -99,6 +99,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
     const failure = writeFailureOf(err);
     if (failure === undefined) return false;
     this.failure = { ...failure, at: Date.now() };
+    this.lastFailureAt = this.failure.at;
     this.announce();
     return true;
   }
@@ -108,6 +109,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
     if (this.failure === null) return;
     this.failure = null;
     this.announce();
+    if (this.accepting()) this.emit('accepting');
   }
 
   /** Measures free space, tries a store that failed, and truncates a WAL that stopped growing. */
@@ -141,7 +143,8 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
 
   private tryWrite(): void {
     try {
-      this.probe?.run(Date.now());
+      this.probe ??= this.database.sqlite.prepare('INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at');
+      this.probe.run(Date.now());
       this.writeSucceeded();
     } catch (err) {
       if (!this.writeFailed(err)) this.logger.warn({ err: (err as Error).message }, 'store probe failed');
@@ -161,10 +164,15 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
     }
   }
 
-  /** One log line and one security event per change of state. */
+  /**
+   * One security event (and log line) per change of state. A disk that is nearly full takes some writes and
+   * refuses others by turns: the return from cannot-write is announced once no write failed for a whole check
+   * interval, so that such an episode is one alarm and one all-clear, not one of each per write.
+   */
   private announce(): void {
     const now = this.state();
     if (now === this.announced) return;
+    if (now === 'ok' && this.announced === 'cannot-write' && Date.now() - this.lastFailureAt < this.options.checkIntervalMs) return;
     const was = this.announced;
     this.announced = now;
     const free = this.freeBytes === null ? 'unknown' : mib(this.freeBytes);
@@ -183,7 +191,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
       if (now === 'ok') this.logger.info({ kind: 'store-capacity', free: this.freeBytes }, detail);
       else this.logger.error({ kind: 'store-capacity', free: this.freeBytes, state: now }, `ALARM: ${detail}`);
     }
-    if (now === 'ok') this.emit('accepting');
+    if (now === 'ok' && was === 'low-space') this.emit('accepting');
   }
 }
 

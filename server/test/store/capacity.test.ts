@@ -2,7 +2,8 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { writeFailureOf } from '../../src/store/capacity.js';
+import pino from 'pino';
+import { StoreCapacity, writeFailureOf } from '../../src/store/capacity.js';
 import { records, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
@@ -36,4 +37,22 @@ test('a WAL that stopped growing is checkpointed and truncated', async () => {
   t.server.capacity.check(); // the same size: idle
   expect(wal()).toBe(0);
   expect(t.server.capacity.status().walBytes).toBe(0);
+});
+
+test('a disk that takes some writes and refuses others: one alarm and one all-clear per episode, the state as it is', async () => {
+  const capacity = new StoreCapacity(t.server.database, { reserveBytes: 0, checkIntervalMs: 100 }, t.server.events, pino({ level: 'silent' }));
+  const events = (): string[] => t.server.events.list({ kind: 'store-capacity' }).map((e) => e.severity);
+  const before = events().length;
+  const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  for (let i = 0; i < 5; i++) {
+    capacity.writeFailed(full);
+    expect(capacity.status()).toMatchObject({ status: 'cannot-write', lastError: { code: 'SQLITE_FULL', message: 'database or disk is full' } });
+    capacity.writeSucceeded();
+    expect(capacity.status()).toMatchObject({ status: 'ok', lastError: null });
+  }
+  expect(events().slice(0, events().length - before)).toEqual(['alarm']);
+  // no failure for a whole check interval: the all-clear
+  await new Promise((r) => setTimeout(r, 150));
+  capacity.check();
+  expect(events().slice(0, events().length - before)).toEqual(['info', 'alarm']);
 });
