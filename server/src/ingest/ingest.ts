@@ -74,7 +74,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** refused DATA messages since the start, by reason */
   readonly refusedByReason: Record<RefusalReason, number> = {};
   /** each gateway's last refused and last acknowledged batch (when, and why refused) */
-  private readonly outcomes = new Map<string, { refusedAt: number; reason: RefusalReason; refused: number; ackedAt: number }>();
+  private readonly outcomes = new Map<string, { refusedAt: number; reason: RefusalReason; ackedAt: number }>();
   private capacity: StoreCapacity | undefined;
   /** gateways with batches refused for want of room: the lowest refused batch, asked again once the store takes writes */
   private readonly awaitingRoom = new Map<string, number>();
@@ -180,8 +180,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (reason.startsWith('DATA')) {
       const why = refusal ?? event?.kind ?? 'invalid';
       this.refusedByReason[why] = (this.refusedByReason[why] ?? 0) + 1;
-      const o = this.outcomes.get(gateway) ?? { refusedAt: 0, reason: why, refused: 0, ackedAt: 0 };
-      this.outcomes.set(gateway, { ...o, refusedAt: Date.now(), reason: why, refused: o.refused + 1 });
+      const o = this.outcomes.get(gateway);
+      this.outcomes.set(gateway, { refusedAt: Date.now(), reason: why, ackedAt: o?.ackedAt ?? 0 });
     }
     if (event) this.events.record(gateway, event.kind, 'alarm', reason, event.batch);
     else this.logger.warn({ gateway, reason }, 'message rejected');
