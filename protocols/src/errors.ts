@@ -17,6 +17,8 @@ export type LabtraceErrorCode =
   | 'E_FORBIDDEN'
   | 'E_CONFLICT'
   | 'E_STORE'
+  /** the store cannot write (disk full, I/O error, file size limit) or keeps its free-space reserve: try again later */
+  | 'E_STORE_UNAVAILABLE'
   | 'E_RATE_LIMITED'
   | 'E_INFLUX_UNAVAILABLE'
   | 'E_INFLUX_QUERY';

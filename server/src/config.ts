@@ -182,6 +182,21 @@ export const serverConfigSchema = z.strictObject({
         .default(30 * 86_400_000),
     })
     .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 }),
+   * the store's free-space reserve on the data directory's filesystem: below it /api/health is degraded, a
+   * security event and an ALARM line announce it, and new batches are refused (not acknowledged: the gateways
+   * keep them) until space is freed; free space is measured every checkIntervalMs
+   */
+  store: z
+    .strictObject({
+      reserveBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 50)
+        .default(64 * 1048576),
+      checkIntervalMs: z.number().int().min(100).max(600_000).default(5000),
+    })
+    .default({ reserveBytes: 64 * 1048576, checkIntervalMs: 5000 }),
   /** where the dashboard's measurement reads come from: the embedded SQLite index (default) or InfluxDB */
   measurements: z
     .strictObject({

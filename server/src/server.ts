@@ -35,6 +35,7 @@ import { Runs } from './lab/runs.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
+import { StoreCapacity } from './store/capacity.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { Registry } from './store/registry.js';
 import { seriesStoreFrom } from './store/series/from-config.js';
@@ -93,6 +94,8 @@ export interface ServerOptions {
 export class LabtraceServer {
   readonly database: LabDatabase;
   readonly store: MeasurementStore;
+  /** free space against the reserve, and whether the store can write */
+  readonly capacity: StoreCapacity;
   /** the dashboard's measurement reads: the embedded index, or InfluxDB fed from the stored batches */
   readonly series: SeriesStore;
   readonly registry: Registry;
@@ -241,6 +244,8 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
       config.ingest,
     );
+    this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
+    this.ingest.useCapacity(this.capacity);
     const app = createApp({
       trustProxy: config.http.trustProxy,
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
@@ -279,6 +284,9 @@ export class LabtraceServer {
         brokerRunning: () => this.broker.running,
         storeOk: () => this.database.ping(),
         connectedGateways: () => this.broker.connectedGateways(),
+        capacity: () => this.capacity.status(),
+        writeFailed: (err) => this.capacity.writeFailed(err),
+        refusals: () => this.ingest.refusals(),
       },
     });
     this.app = app;
@@ -396,6 +404,7 @@ export class LabtraceServer {
     this.enrollment.open();
     try {
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
+      await this.capacity.start();
       await this.series.start();
       await this.ingest.start();
       await this.broker.start();
@@ -459,6 +468,7 @@ export class LabtraceServer {
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();
+    await this.capacity.stop();
     await this.series.stop();
     await this.live.stop();
     await this.certificates.stop();

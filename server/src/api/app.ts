@@ -6,6 +6,7 @@ import helmet from 'helmet';
 import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith, type InstrumentView } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
+import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
 import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
@@ -26,6 +27,12 @@ export interface HealthSource {
   brokerRunning(): boolean;
   storeOk(): Promise<boolean>;
   connectedGateways(): string[];
+  /** whether the store can write: free space against the reserve, the last write failure */
+  capacity(): CapacityStatus;
+  /** a request failed because the store could not write */
+  writeFailed(err: unknown): void;
+  /** refused batches in total and by reason, and the gateways whose batches are being refused now */
+  refusals(): { total: number; byReason: Record<string, number>; refusing: Map<string, { reason: string; at: number }> };
 }
 
 export interface AppDeps {
@@ -106,15 +113,31 @@ export function createApp(deps: AppDeps): Express {
     const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
-    const healthy = storeOk && brokerOk;
-    res.status(healthy ? 200 : 503).json({
-      status: healthy ? 'ok' : 'degraded',
+    const capacity = deps.health.capacity();
+    const refusals = deps.health.refusals();
+    // degraded: the store cannot be read or written, or keeps its reserve, or a connected gateway's batches are
+    // refused. Only the server's own state answers 503: one gateway refused must not take the server out of a
+    // load balancer (or its dashboard out of reach)
+    const refusing = [...refusals.refusing.keys()].some((id) => connected.has(id));
+    const serving = storeOk && brokerOk && capacity.status === 'ok';
+    res.status(serving ? 200 : 503).json({
+      status: serving && !refusing ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
-      store: { status: storeOk ? 'ok' : 'down', kind: 'sqlite' },
+      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: 'sqlite' },
       // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
       measurements: deps.series.status(),
-      gateways: gateways.map((g) => ({ id: g.id, connected: connected.has(g.id), lastSeen: g.lastSeen, version: g.version })),
+      ingest: { refusedBatches: refusals.total, refusedByReason: refusals.byReason },
+      gateways: gateways.map((g) => {
+        const refused = refusals.refusing.get(g.id);
+        return {
+          id: g.id,
+          connected: connected.has(g.id),
+          lastSeen: g.lastSeen,
+          version: g.version,
+          ...(refused === undefined ? {} : { refusing: { reason: refused.reason, at: refused.at } }),
+        };
+      }),
       // faults caught at the process level since the start (process-faults.ts): each one is a bug to look into
       faults: processFaults(),
     });
@@ -246,6 +269,6 @@ export function createApp(deps: AppDeps): Express {
     });
   }
 
-  app.use(errorHandler(deps.logger));
+  app.use(errorHandler(deps.logger, (err) => deps.health.writeFailed(err)));
   return app;
 }

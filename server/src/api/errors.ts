@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import { isLabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
+import { writeFailureOf } from '../store/capacity.js';
 
 const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_BAD_REQUEST: 400,
@@ -14,21 +15,39 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_INFLUX_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,
   E_RATE_LIMITED: 429,
+  // the store cannot write (disk full, I/O error) or keeps its free-space reserve
+  E_STORE_UNAVAILABLE: 503,
 };
 
+/** what a client is told to wait before it tries again when the store cannot write */
+const STORE_RETRY_AFTER_S = 30;
+
 /**
- * The last handler of every request. A coded error answers its status; anything else is a bug: 500 with a request
- * id, logged under the same id with the method, the path (without the query) and the error (never the headers or
- * the body, which may hold credentials). After the response has started there is nothing left to answer: the
- * connection is cut, so that the client sees an incomplete response rather than a complete-looking one.
+ * The last handler of every request. A coded error answers its status; a write the store could not take is a 503;
+ * anything else is a bug: 500 with a request id, logged under the same id with the method, the path (without the
+ * query) and the error (never the headers or the body, which may hold credentials). After the response has started
+ * there is nothing left to answer: the connection is cut, so that the client sees an incomplete response rather than
+ * a complete-looking one.
+ * @param onWriteFailure told of each request that failed because the store could not write (health shows it)
  */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+export function errorHandler(logger: Logger, onWriteFailure?: (err: unknown) => void): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     void _next;
     const where = { method: req.method, path: req.originalUrl.split('?')[0] };
+    // a write the disk could not take, anywhere (a session at login, a lab record): a 503 with a code, not a 500
+    const failure = writeFailureOf(err);
+    if (failure !== undefined) onWriteFailure?.(err);
     if (res.headersSent) {
       logger.error({ ...where, err: describe(err) }, 'request failed after its response had started; connection closed');
       res.destroy();
+      return;
+    }
+    if (failure !== undefined) {
+      logger.error({ ...where, err: failure.message, code: failure.code }, 'request failed: the store cannot write');
+      res
+        .status(503)
+        .set('Retry-After', String(STORE_RETRY_AFTER_S))
+        .json({ error: `the store cannot write (${failure.message}); try again later`, code: 'E_STORE_UNAVAILABLE' });
       return;
     }
     if (isLabtraceError(err)) {

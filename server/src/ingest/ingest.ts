@@ -24,11 +24,13 @@ import type { Statement } from 'better-sqlite3';
 import type { MessageBus } from '../broker/bus.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
+import type { StoreCapacity } from '../store/capacity.js';
 import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
 import type { Registry } from '../store/registry.js';
 import type { KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
 import type { SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
+import { writeFailureOf } from '../store/capacity.js';
 import { Chain } from './chain.js';
 
 interface IngestEvents {
@@ -48,6 +50,17 @@ const INDEX_DELAY_MS = 500;
 /** records indexed in one go between commits */
 const INDEX_SLICE = 200_000;
 const INDEX_RETRY_MS = 5_000;
+/** after batches were refused for want of room, the gateway is asked to send them again this soon, doubling up to ROOM_RETRY_MAX_MS */
+const ROOM_RETRY_MS = 1_000;
+const ROOM_RETRY_MAX_MS = 10_000;
+/** a gateway whose last batch was refused this recently, and none acknowledged since, is being refused (health) */
+export const REFUSING_WINDOW_MS = 120_000;
+
+/**
+ * Why batches were refused, counted for health: the security event kind, or store-low-space (below the reserve),
+ * store-write-failed (a full disk, an I/O error), store-failed (another store error), invalid (malformed, foreign).
+ */
+export type RefusalReason = string;
 
 /** a payload that is not a message of its topic: counted per gateway and window, an alarm (a genuine gateway sends none) */
 const MALFORMED = { kind: 'malformed', batch: null, counted: true } as const;
@@ -74,6 +87,16 @@ export interface IngestCounters {
 
 export class Ingest extends EventEmitter<IngestEvents> {
   readonly counters: IngestCounters = { batches: 0, samples: 0, duplicates: 0, rejected: 0 };
+  /** refused DATA messages since the start, by reason */
+  readonly refusedByReason: Record<RefusalReason, number> = {};
+  /** each gateway's last refused and last acknowledged batch (when, and why refused) */
+  private readonly outcomes = new Map<string, { refusedAt: number; reason: RefusalReason; ackedAt: number }>();
+  private capacity: StoreCapacity | undefined;
+  /** gateways with batches refused for want of room: the lowest refused batch, asked again once the store takes writes */
+  private readonly awaitingRoom = new Map<string, number>();
+  private roomTimer: NodeJS.Timeout | undefined;
+  private roomRetryMs = ROOM_RETRY_MS;
+  private readonly onAccepting = (): void => this.askForRefused();
   /** the latest health each gateway reported for each of its instruments */
   private readonly health = new Map<string, { gateway: string; health: InstrumentHealthMessage }>();
   private readonly onMessage = (topic: string, payload: Buffer): void => {
@@ -120,6 +143,25 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return ts >= now - this.clock.maxAgeMs && ts <= now + this.clock.maxClockSkewMs;
   }
 
+  /** Batches are refused (not acknowledged) below the store's free-space reserve; write failures are reported to it. */
+  useCapacity(capacity: StoreCapacity): void {
+    this.capacity = capacity;
+    capacity.on('accepting', this.onAccepting);
+  }
+
+  /** Refused batches in total, by reason, and the connected gateways whose batches are being refused now. */
+  refusals(now = Date.now()): {
+    total: number;
+    byReason: Record<RefusalReason, number>;
+    refusing: Map<string, { reason: RefusalReason; at: number }>;
+  } {
+    const refusing = new Map<string, { reason: RefusalReason; at: number }>();
+    for (const [gateway, o] of this.outcomes)
+      if (o.refusedAt > o.ackedAt && now - o.refusedAt < REFUSING_WINDOW_MS) refusing.set(gateway, { reason: o.reason, at: o.refusedAt });
+    const total = Object.values(this.refusedByReason).reduce((a, b) => a + b, 0);
+    return { total, byReason: { ...this.refusedByReason }, refusing };
+  }
+
   /** Every stored batch's signed header enters this log in the same commit. */
   useLog(log: TransparencyLog): void {
     this.log = log;
@@ -147,6 +189,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // a short backlog is indexed now; a long one at the next start, from the stored batches
     if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
     this.indexTimer = undefined;
+    if (this.roomTimer !== undefined) clearTimeout(this.roomTimer);
+    this.roomTimer = undefined;
+    this.capacity?.off('accepting', this.onAccepting);
     if (this.store.indexBacklog <= 100) this.indexNow();
     return Promise.resolve();
   }
@@ -165,13 +210,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /**
    * `event`: the security event it is (an alarm unless told); `counted`: one per kind and gateway per window
    * with a count (what a misbehaving gateway can repeat at will: garbage payloads, claims on instruments).
+   * `refusal`: why, counted for health when it is not the event's kind.
    */
   private reject(
     gateway: string,
     reason: string,
     event?: { kind: SecurityEventKind; batch: number | null; severity?: Severity; counted?: boolean },
+    refusal?: RefusalReason,
   ): void {
     this.counters.rejected++;
+    // a DATA message refused: counted by reason for health
+    if (reason.startsWith('DATA')) {
+      const why = refusal ?? event?.kind ?? 'invalid';
+      this.refusedByReason[why] = (this.refusedByReason[why] ?? 0) + 1;
+      const o = this.outcomes.get(gateway);
+      this.outcomes.set(gateway, { refusedAt: Date.now(), reason: why, ackedAt: o?.ackedAt ?? 0 });
+    }
     if (event?.counted) this.events.refuse({ gateway, kind: event.kind, severity: event.severity ?? 'alarm', detail: reason, batch: event.batch });
     else if (event) this.events.record(gateway, event.kind, event.severity ?? 'alarm', reason, event.batch);
     else this.logger.warn({ gateway, reason }, 'message rejected');
@@ -219,6 +273,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
           ? { kind: 'unannounced-instrument', severity: 'notice', batch: header.batch, counted: true }
           : { kind: 'foreign-instrument', batch: header.batch, counted: true },
       );
+    }
+    if (this.capacity !== undefined && !this.capacity.accepting()) {
+      // below the free-space reserve: refused before anything is written, not acknowledged (the gateway keeps it)
+      this.awaitRoom(gateway, header.batch);
+      return this.reject(gateway, `${what}: the store keeps its free-space reserve; sent again once there is room`, undefined, 'store-low-space');
     }
     // sample times outside the accepted skew around the arrival: stored (signed, chained: nothing is lost and the
     // gateway is not made to resend forever), recorded, and kept out of the latest values
@@ -273,7 +332,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
         return this.reject(gateway, `${what}: ${err.message}`, { kind: 'sequence-overlap', batch: header.batch, counted: true });
       // not acknowledged: the gateway keeps the batch, nothing is lost
       this.logger.error({ gateway, batch: message.batch, err: (err as Error).message }, 'ALARM: batch not stored');
-      return this.reject(gateway, `${what}: ${(err as Error).message}`);
+      const full = writeFailureOf(err) !== undefined;
+      // asked again once the store takes writes (a write that failed for room fails again until then)
+      if (full) this.awaitRoom(gateway, header.batch);
+      return this.reject(gateway, `${what}: ${(err as Error).message}`, undefined, full ? 'store-write-failed' : 'store-failed');
     }
     if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
     if (outcome.kind === 'refused')
@@ -298,6 +360,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       // a batch is stored whole or not at all (overlapping batches are refused), so every sample is new
       this.counters.samples += message.samples.length;
     }
+    const o = this.outcomes.get(gateway);
+    if (o !== undefined) o.ackedAt = Date.now();
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
     if (outcome.kind !== 'stored') return;
@@ -342,19 +406,41 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private commitPending(): void {
     const items = this.pending.splice(0);
     const results: ({ ok: true; outcome: Outcome } | { ok: false; err: unknown })[] = [];
+    const db = this.database.sqlite;
+    // the batches stored in a savepoint or a transaction that rolls back are taken out of the index's backlog
+    const start = this.store.backlogMark();
     try {
-      this.database.sqlite.transaction(() => {
+      db.transaction(() => {
         for (const item of items) {
+          if (!db.inTransaction) {
+            // SQLite rolled the whole transaction back (a full disk, an I/O error): none of it is stored, and
+            // a batch must not be stored in a transaction of its own here; the commit below fails for all
+            results.push({ ok: false, err: new Error('not stored: the transaction was rolled back') });
+            continue;
+          }
+          const mark = this.store.backlogMark();
           try {
-            results.push({ ok: true, outcome: this.database.sqlite.transaction(item.work)() });
+            results.push({ ok: true, outcome: db.transaction(item.work)() });
           } catch (err) {
+            this.store.forgetFrom(mark);
             results.push({ ok: false, err });
           }
         }
       })();
     } catch (err) {
-      for (const item of items) item.reject(err);
+      this.store.forgetFrom(start);
+      // the cause each caller learns: its own write failure, else the commit's
+      const failures = results.map((r) => (r.ok ? undefined : r.err));
+      const cause = failures.find((e) => writeFailureOf(e) !== undefined) ?? err;
+      this.capacity?.writeFailed(cause);
+      items.forEach((item, i) => item.reject(writeFailureOf(failures[i]) !== undefined ? failures[i] : cause));
       return;
+    }
+    for (const r of results) if (!r.ok) this.capacity?.writeFailed(r.err);
+    // a duplicate writes nothing: only a stored batch shows that the store takes writes
+    if (results.some((r) => r.ok && r.outcome.kind === 'stored')) {
+      this.capacity?.writeSucceeded();
+      this.roomRetryMs = ROOM_RETRY_MS;
     }
     // the per-sample index: at once under a light load; under a heavy one in groups of many batches, whose rows
     // go in sorted by stream (far cheaper per row), at most INDEX_DELAY_MS later. Reads never wait for this: the
@@ -369,6 +455,42 @@ export class Ingest extends EventEmitter<IngestEvents> {
     });
   }
 
+  /** A gateway's batch was refused for want of room: it is asked to send it again once the store takes writes. */
+  private awaitRoom(gateway: string, batch: number): void {
+    this.awaitingRoom.set(gateway, Math.min(batch, this.awaitingRoom.get(gateway) ?? batch));
+    if (this.roomTimer !== undefined) return;
+    this.roomTimer = setTimeout(() => {
+      this.roomTimer = undefined;
+      this.askForRefused();
+    }, this.roomRetryMs);
+    this.roomRetryMs = Math.min(this.roomRetryMs * 2, ROOM_RETRY_MAX_MS);
+  }
+
+  /**
+   * Asks each gateway whose batches were refused for want of room to send them again (CMD resend from the
+   * first refused), now that the store takes writes, or may again (a write that failed is tried again after a
+   * back-off: the resent batch is the test). Without this, a gateway resends an unacknowledged batch only
+   * after its RESEND_AFTER_MS.
+   */
+  private askForRefused(): void {
+    if (this.capacity !== undefined && !this.capacity.accepting()) {
+      // below the reserve: asked once space comes back ('accepting'), or at the next try
+      if (this.awaitingRoom.size > 0 && this.roomTimer === undefined)
+        this.roomTimer = setTimeout(() => {
+          this.roomTimer = undefined;
+          this.askForRefused();
+        }, this.roomRetryMs);
+      return;
+    }
+    if (this.capacity?.status().status === 'ok') this.roomRetryMs = ROOM_RETRY_MS;
+    const waiting = [...this.awaitingRoom];
+    this.awaitingRoom.clear();
+    for (const [gateway, fromBatch] of waiting)
+      this.command(gateway, { v: 1, cmd: 'resend', fromBatch }).catch((err: unknown) =>
+        this.logger.warn({ gateway, err: String(err) }, 'could not ask the gateway to resend'),
+      );
+  }
+
   private indexTimer: NodeJS.Timeout | undefined;
   private indexTimerDelay = 0;
 
@@ -376,6 +498,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     try {
       this.store.indexPending();
     } catch (err) {
+      this.capacity?.writeFailed(err);
       this.logger.error({ err: (err as Error).message }, 'ALARM: the per-sample index could not be updated; stored batches are kept');
     }
   }
@@ -391,6 +514,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       try {
         this.store.indexPending(INDEX_SLICE);
       } catch (err) {
+        this.capacity?.writeFailed(err);
         this.logger.error({ err: (err as Error).message }, 'ALARM: the per-sample index could not be updated; stored batches are kept');
         this.scheduleIndex(INDEX_RETRY_MS);
         return;

@@ -406,6 +406,13 @@ migrations['0021_key_events'] = {
   },
 };
 
+migrations['0022_store_probe'] = {
+  async up(db: Kysely<unknown>) {
+    // one row, written to find out whether a store that failed a write (disk full) can write again (store/capacity.ts)
+    await sql`CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);
@@ -416,7 +423,7 @@ export class LabDatabase {
   readonly sqlite: Database.Database;
   readonly db: Kysely<Tables>;
 
-  constructor(dataDir: string) {
+  constructor(readonly dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'labtrace.sqlite');
     try {
@@ -430,9 +437,12 @@ export class LabDatabase {
     this.sqlite.pragma('foreign_keys = ON');
     // a page cache large enough for the index of many streams written at once (the default is 2 MiB)
     this.sqlite.pragma('cache_size = -131072');
-    // the WAL is copied back into the database every 10,000 pages (40 MiB) rather than every 1,000: the per-sample
-    // index rewrites the same pages (each stream's last) from group to group, and each checkpoint copies them once
-    this.sqlite.pragma('wal_autocheckpoint = 10000');
+    // The WAL is copied back into the database every 2,000 pages (8 MiB) rather than every 1,000: the per-sample
+    // index rewrites the same pages (each stream's last) from group to group, and each checkpoint copies them once.
+    // It was 10,000 (40 MiB), which let the WAL grow to 10 times the data on a small lab; once checkpointed, the
+    // WAL file is cut back to 8 MiB, and an idle one is truncated (store/capacity.ts).
+    this.sqlite.pragma('wal_autocheckpoint = 2000');
+    this.sqlite.pragma(`journal_size_limit = ${8 * 1048576}`);
     this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: this.sqlite }) });
   }
 

@@ -2,7 +2,10 @@
 // Layout (migrations 0004 and 0019): a row per sample pointing at a stream (gateway, instrument, channel,
 // unit) by an integer id, indexed by (stream, ts); ids are kept in memory after their first use. A sample
 // is stored once because its batch is: overlapping batches are refused, and a stored batch enters the
-// per-sample index once, in the transaction that marks it indexed.
+// per-sample index once, in the transaction that marks it indexed. Only a committed batch does: the
+// backlog kept in memory is a hint, each entry is checked against the stored, unindexed batch (by its
+// header hash) in the transaction that indexes it, so that a batch whose transaction rolled back (a
+// full disk) is never served, and one stored after such a rollback is indexed once.
 import type { Statement } from 'better-sqlite3';
 import {
   encodeRecords,
@@ -116,8 +119,8 @@ const SELECT = `SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts
 
 export class MeasurementStore {
   private prepared: Statements | undefined;
-  /** batches stored and not yet in the per-sample index, with their records when still in memory */
-  private readonly toIndex: { gateway: string; batch: number; count: number; samples: Sample[] | undefined }[] = [];
+  /** batches stored and not yet in the per-sample index, with their records when still in memory (hash: the header's, null after a restart) */
+  private readonly toIndex: { gateway: string; batch: number; hash: string | null; count: number; samples: Sample[] | undefined }[] = [];
   /** records held in memory in toIndex */
   private toIndexSamples = 0;
   /** records in toIndex, held or not */
@@ -230,11 +233,14 @@ export class MeasurementStore {
         'SELECT batch, first_seq AS firstSeq, count FROM batch_headers WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ? ORDER BY first_seq DESC LIMIT 1',
       ),
       unindexed: db.prepare('SELECT gateway, batch, count FROM batch_headers WHERE indexed = 0 ORDER BY received_at, gateway, batch LIMIT ?'),
-      markIndexed: db.prepare('UPDATE batch_headers SET indexed = 1, records = records WHERE gateway = ? AND batch = ?'),
+      // changes one row only for a committed batch, not yet indexed, whose header is the one expected
+      markIndexed: db.prepare(
+        'UPDATE batch_headers SET indexed = 1 WHERE gateway = @gateway AND batch = @batch AND indexed = 0 AND (@hash IS NULL OR hash = @hash)',
+      ),
     };
     // batches stored before a crash and not yet indexed
     for (const row of this.prepared.unindexed.all(1_000_000) as { gateway: string; batch: number; count: number }[]) {
-      this.toIndex.push({ gateway: row.gateway, batch: row.batch, count: row.count, samples: undefined });
+      this.toIndex.push({ gateway: row.gateway, batch: row.batch, hash: null, count: row.count, samples: undefined });
       this.toIndexPending += row.count;
     }
   }
@@ -272,9 +278,25 @@ export class MeasurementStore {
     );
     // keep the decoded records for the index unless a large backlog has built up
     const keep = this.toIndexSamples < 500_000;
-    this.toIndex.push({ gateway, batch: header.batch, count: header.count, samples: keep ? samples : undefined });
+    this.toIndex.push({ gateway, batch: header.batch, hash: headerHash, count: header.count, samples: keep ? samples : undefined });
     if (keep) this.toIndexSamples += samples.length;
     this.toIndexPending += header.count;
+  }
+
+  /** Where the backlog stands, before a transaction that stores batches: see forgetFrom. */
+  backlogMark(): number {
+    return this.toIndex.length;
+  }
+
+  /**
+   * Forgets the batches stored since `mark` (backlogMark), after the transaction or savepoint that stored
+   * them rolled back. Called before anything indexes (the index runs between transactions, never inside one).
+   */
+  forgetFrom(mark: number): void {
+    for (const t of this.toIndex.splice(mark)) {
+      if (t.samples !== undefined) this.toIndexSamples -= t.samples.length;
+      this.toIndexPending -= t.count;
+    }
   }
 
   /** Records where a stored batch's header entered the transparency log. */
@@ -317,13 +339,16 @@ export class MeasurementStore {
     if (this.toIndex.length === 0) return 0;
     const db = this.database.sqlite;
     db.pragma('synchronous = NORMAL');
+    let taken = 0;
     try {
       db.transaction(() => {
         let done = 0;
         const groups: IndexGroup[] = [];
-        const taken: { gateway: string; batch: number }[] = [];
         for (const next of this.toIndex) {
           if (done >= maxSamples) break;
+          taken++;
+          // a batch that was rolled back, or is indexed already, is not indexed (again)
+          if (this.stmts.markIndexed.run({ gateway: next.gateway, batch: next.batch, hash: next.hash }).changes !== 1) continue;
           let samples = next.samples;
           if (samples === undefined) {
             const row = db.prepare('SELECT records FROM batch_headers WHERE gateway = ? AND batch = ?').get(next.gateway, next.batch) as
@@ -331,19 +356,17 @@ export class MeasurementStore {
             samples = row?.records ? decodeRecords(row.records) : [];
           }
           groups.push({ gateway: next.gateway, samples });
-          taken.push(next);
           done += samples.length;
         }
         this.stmts.insertMany(groups);
-        for (const t of taken) this.stmts.markIndexed.run(t.gateway, t.batch);
-        // only once the transaction's statements all ran: a failure leaves the backlog as it was
-        for (const t of this.toIndex.splice(0, taken.length)) {
-          if (t.samples !== undefined) this.toIndexSamples -= t.samples.length;
-          this.toIndexPending -= t.count;
-        }
       })();
     } finally {
       db.pragma('synchronous = FULL');
+    }
+    // only once the transaction committed: a failure (its commit included) leaves the backlog as it was
+    for (const t of this.toIndex.splice(0, taken)) {
+      if (t.samples !== undefined) this.toIndexSamples -= t.samples.length;
+      this.toIndexPending -= t.count;
     }
     return this.toIndex.length;
   }

@@ -41,6 +41,8 @@ export const EVENT_KINDS = [
   'oversize-packet',
   'connection-refused',
   'enrollment-attempt',
+  /** the server's store: free space below the reserve, a write failed, or it can write again (gateway "") */
+  'store-capacity',
 ] as const;
 export type SecurityEventKind = (typeof EVENT_KINDS)[number];
 export type Severity = 'info' | 'notice' | 'alarm';

@@ -21,8 +21,9 @@ test('GET /api/health', async () => {
     status: 'ok',
     version: '0.1.0',
     broker: { status: 'ok' },
-    store: { status: 'ok', kind: 'sqlite' },
+    store: { status: 'ok', kind: 'sqlite', freeBytes: expect.any(Number), reserveBytes: 64 * 1048576, walBytes: expect.any(Number), lastError: null },
     measurements: { kind: 'sqlite', status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 },
+    ingest: { refusedBatches: 0, refusedByReason: {} },
     gateways: [],
     faults: { unhandledRejections: 0 },
   });

@@ -103,7 +103,7 @@ export class Parts {
   }
 
   /** Writes the configs, starts the server and the simulator, and enrolls the gateway. */
-  async setUp(options: { outboxMaxSamples?: number } = {}): Promise<void> {
+  async setUp(options: { outboxMaxSamples?: number; server?: Record<string, unknown> } = {}): Promise<void> {
     this.httpPort = await freePort();
     this.mqttPort = await freePort();
     this.controlPort = await freePort();
@@ -121,6 +121,7 @@ export class Parts {
         dataDir: path.join(this.dir, 'server'),
         http: { host: '127.0.0.1', port: this.httpPort },
         mqtt: { host: '127.0.0.1', port: this.mqttPort },
+        ...options.server,
       }),
     );
     writeFileSync(

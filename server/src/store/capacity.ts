@@ -1,0 +1,200 @@
+// Whether the store can take writes: the free space of the data directory's filesystem against a
+// reserve, and the last write that failed (disk full, I/O error, file size limit) until one succeeds.
+// A full disk is announced before it happens (health, a security event, a log line) and ingest stops
+// taking batches at the reserve instead of failing in the middle of a write. It also keeps the WAL
+// small: a WAL that stopped growing is checkpointed and truncated.
+import { EventEmitter } from 'node:events';
+import { statfsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Statement } from 'better-sqlite3';
+import type { Logger } from '../log.js';
+import type { SecurityEvents } from '../trust/security-events.js';
+import type { LabDatabase } from './database.js';
+
+/** SQLite's and the system's codes of a write the disk or the file system could not take. */
+const WRITE_FAILURE = /^(SQLITE_FULL|SQLITE_IOERR(_\w+)?|ENOSPC|EFBIG|EDQUOT|EIO)$/;
+
+/** The write failure in an error or its causes (SQLite's code or the system's), or undefined. */
+export function writeFailureOf(err: unknown): { code: string; message: string } | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    const message = (e as { message?: unknown }).message;
+    if (typeof code === 'string' && WRITE_FAILURE.test(code)) return { code, message: typeof message === 'string' ? message : code };
+  }
+  return undefined;
+}
+
+export type CapacityState = 'ok' | 'low-space' | 'cannot-write';
+
+export interface CapacityStatus {
+  /** cannot-write: the last write failed and none succeeded since; low-space: free space is below the reserve */
+  status: CapacityState;
+  /** free space for the server on the data directory's filesystem (null: not measured) */
+  freeBytes: number | null;
+  reserveBytes: number;
+  /** size of the write-ahead log */
+  walBytes: number;
+  lastError: { code: string; message: string; at: number } | null;
+}
+
+export interface CapacityOptions {
+  /** free space kept on the filesystem: below it new batches are refused */
+  reserveBytes: number;
+  /** how often free space is measured (and a failed store tried again) */
+  checkIntervalMs: number;
+}
+
+interface CapacityEvents {
+  /** the store takes writes again (space above the reserve, a write succeeded) */
+  accepting: [];
+}
+
+export class StoreCapacity extends EventEmitter<CapacityEvents> {
+  private timer: NodeJS.Timeout | undefined;
+  private freeBytes: number | null = null;
+  private failure: { code: string; message: string; at: number } | null = null;
+  private lastFailureAt = 0;
+  private lastWal = -1;
+  private announced: CapacityState = 'ok';
+  private probe: Statement | undefined;
+
+  constructor(
+    private readonly database: LabDatabase,
+    private readonly options: CapacityOptions,
+    private readonly events: SecurityEvents,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  start(): Promise<void> {
+    this.check();
+    this.timer = setInterval(() => this.check(), this.options.checkIntervalMs);
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    return Promise.resolve();
+  }
+
+  /** Whether ingest may write a batch now: not below the reserve (a store whose last write failed is tried). */
+  accepting(): boolean {
+    return this.freeBytes === null || this.freeBytes >= this.options.reserveBytes;
+  }
+
+  status(): CapacityStatus {
+    return {
+      status: this.state(),
+      freeBytes: this.freeBytes,
+      reserveBytes: this.options.reserveBytes,
+      walBytes: Math.max(0, this.walBytes()),
+      lastError: this.failure,
+    };
+  }
+
+  /** A write to the store failed: the store cannot write until one succeeds. Returns whether it was a write failure. */
+  writeFailed(err: unknown): boolean {
+    const failure = writeFailureOf(err);
+    if (failure === undefined) return false;
+    this.failure = { ...failure, at: Date.now() };
+    this.lastFailureAt = this.failure.at;
+    this.announce();
+    return true;
+  }
+
+  /** A write to the store was committed. */
+  writeSucceeded(): void {
+    if (this.failure === null) return;
+    this.failure = null;
+    this.announce();
+    if (this.accepting()) this.emit('accepting');
+  }
+
+  /** Measures free space, tries a store that failed, and truncates a WAL that stopped growing. */
+  check(): void {
+    try {
+      const fs = statfsSync(this.database.dataDir);
+      this.freeBytes = fs.bavail * fs.bsize;
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'free space of the data directory could not be measured');
+      this.freeBytes = null;
+    }
+    if (this.failure !== null) this.tryWrite();
+    const wal = this.walBytes();
+    if (wal > 0 && wal === this.lastWal) {
+      // idle since the last check: copy the WAL into the database and truncate it. Without waiting: a reader in
+      // another process (an auditor's query, the command line) would otherwise hold the event loop; next time then
+      const sqlite = this.database.sqlite;
+      const timeout = sqlite.pragma('busy_timeout', { simple: true }) as number;
+      try {
+        sqlite.pragma('busy_timeout = 0');
+        sqlite.pragma('wal_checkpoint(TRUNCATE)');
+      } catch (err) {
+        this.writeFailed(err);
+      } finally {
+        sqlite.pragma(`busy_timeout = ${timeout}`);
+      }
+    }
+    this.lastWal = this.walBytes();
+    this.announce();
+  }
+
+  private tryWrite(): void {
+    try {
+      this.probe ??= this.database.sqlite.prepare('INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at');
+      this.probe.run(Date.now());
+      this.writeSucceeded();
+    } catch (err) {
+      if (!this.writeFailed(err)) this.logger.warn({ err: (err as Error).message }, 'store probe failed');
+    }
+  }
+
+  private state(): CapacityState {
+    if (this.failure !== null) return 'cannot-write';
+    return this.accepting() ? 'ok' : 'low-space';
+  }
+
+  private walBytes(): number {
+    try {
+      return statSync(`${path.join(this.database.dataDir, 'labtrace.sqlite')}-wal`).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * One security event (and log line) per change of state. A disk that is nearly full takes some writes and
+   * refuses others by turns: the return from cannot-write is announced once no write failed for a whole check
+   * interval, so that such an episode is one alarm and one all-clear, not one of each per write.
+   */
+  private announce(): void {
+    const now = this.state();
+    if (now === this.announced) return;
+    if (now === 'ok' && this.announced === 'cannot-write' && Date.now() - this.lastFailureAt < this.options.checkIntervalMs) return;
+    const was = this.announced;
+    this.announced = now;
+    const free = this.freeBytes === null ? 'unknown' : mib(this.freeBytes);
+    const reserve = mib(this.options.reserveBytes);
+    const detail =
+      now === 'cannot-write'
+        ? `the store cannot write (${this.failure?.code ?? ''}: ${this.failure?.message ?? ''}); free space ${free}, reserve ${reserve}: batches are not acknowledged (the gateways keep them)`
+        : now === 'low-space'
+          ? `free space ${free} is below the reserve of ${reserve}: new batches are refused (the gateways keep them) until space is freed`
+          : `the store takes writes again (was ${was}); free space ${free}, reserve ${reserve}`;
+    try {
+      // logged by the events (an alarm at error level)
+      this.events.record('', 'store-capacity', now === 'ok' ? 'info' : 'alarm', detail);
+    } catch {
+      // the store cannot take the event either: a log line instead
+      if (now === 'ok') this.logger.info({ kind: 'store-capacity', free: this.freeBytes }, detail);
+      else this.logger.error({ kind: 'store-capacity', free: this.freeBytes, state: now }, `ALARM: ${detail}`);
+    }
+    if (now === 'ok' && was === 'low-space') this.emit('accepting');
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
