@@ -182,6 +182,7 @@ export const serverConfigSchema = z.strictObject({
         .default(30 * 86_400_000),
     })
     .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 }),
+  /**
    * the store's free-space reserve on the data directory's filesystem: below it /api/health is degraded, a
    * security event and an ALARM line announce it, and new batches are refused (not acknowledged: the gateways
    * keep them) until space is freed; free space is measured every checkIntervalMs
