@@ -1,0 +1,134 @@
+// A valid body for each route that takes one, and the mutations the fuzz applies to it: a few fields
+// replaced by generated values, removed, or added. Most of a mutated body stays valid, so the request
+// gets past the first check to the code that stores, composes and renders.
+import fc from 'fast-check';
+import { formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
+import { DEMO_METHOD } from '../../src/lab/demo.js';
+import { nastyNumber, nastyString, nastyValue } from './inputs.js';
+import { FUZZ_ORGANIZATION, INSTRUMENT, type LabState } from './lab-state.js';
+import { FUZZ_GATEWAY } from './server-process.js';
+
+const SIGNATURE = `${'A'.repeat(86)}==`;
+
+export function templates(state: LabState): Record<string, unknown> {
+  const { now } = state;
+  const reason = { reason: 'fuzz' };
+  const definition = DEMO_METHOD.definition;
+  const calibration = {
+    calibratedAt: now - 86_400_000,
+    laboratory: 'Fuzz calibration lab',
+    certificate: 'FZ-CAL-2',
+    results: [{ point: '10 kN', reference: 10, indication: 10.01, unit: 'kN' }],
+    uncertainty: { value: 0.3, unit: '%', k: 2 },
+    acceptance: 'class 0.5',
+    nextDueAt: now + 200 * 86_400_000,
+    reason: 'fuzz',
+  };
+  const scope = [{ standard: DEMO_METHOD.standard, measurand: 'force', unit: 'kN', min: 0, max: 100, description: 'bars' }];
+  return {
+    'POST /api/auth/login': { username: 'technician', password: 'not-the-password' },
+    'POST /api/auth/logout': {},
+    'POST /api/auth/password': { currentPassword: 'not-the-password', newPassword: 'a-new-password-for-fuzz' },
+    'POST /api/auth/tokens': { name: 'fuzz', ttlDays: 30 },
+    'POST /api/users': { username: 'fz-new', role: 'auditor', grantUntil: now + 86_400_000, grantOrganizations: [FUZZ_ORGANIZATION] },
+    'PATCH /api/users/:username': { role: 'technician', disabled: false, reason: 'fuzz' },
+    'POST /api/users/:username/password': { password: 'a-new-password-for-fuzz' },
+    'POST /api/organizations': { id: 'org-new', name: 'New client', contact: 'quality@new.example' },
+    'POST /api/enroll': {
+      token: `lt-enroll-${'A'.repeat(43)}`,
+      gateway: 'gw-new',
+      key: formatVerifierKey('gw-new', publicKeyFromSeed(new Uint8Array(32).fill(7))),
+      proof: SIGNATURE,
+    },
+    'POST /api/gateways/:id/keys/rotate': {
+      statement: {
+        v: 1,
+        purpose: 'labtrace-key-rotation',
+        gateway: FUZZ_GATEWAY,
+        oldKeyId: '0011aabb',
+        newKey: formatVerifierKey(FUZZ_GATEWAY, publicKeyFromSeed(new Uint8Array(32).fill(9))),
+        at: now,
+      },
+      oldSignature: SIGNATURE,
+      newSignature: SIGNATURE,
+    },
+    'POST /api/lab-samples': { id: 'FZ-2', organization: FUZZ_ORGANIZATION, description: 'steel bar', condition: 'as received', receivedAt: now },
+    'POST /api/methods': { id: 'fz-method-2', standard: DEMO_METHOD.standard, title: 'A method', definition },
+    'POST /api/methods/:id/versions': { standard: DEMO_METHOD.standard, title: 'A method', definition, reason: 'fuzz' },
+    'POST /api/runs': { sample: 'FZ-1', method: 'fz-tensile', instruments: [INSTRUMENT], technician: 'technician' },
+    'POST /api/runs/:id/start': reason,
+    'POST /api/runs/:id/stop': reason,
+    'POST /api/runs/:id/abort': reason,
+    'POST /api/runs/:id/alarms/:alarmId/acknowledge': reason,
+    'POST /api/runs/:id/alarms/:alarmId/clear': reason,
+    'POST /api/instruments/:id/status': { status: 'in-service', reason: 'fuzz' },
+    'POST /api/instruments/:id/calibrations': calibration,
+    'POST /api/instruments/:id/checks': { checkedAt: now, result: 'pass', description: 'check weight 10 kN' },
+    'POST /api/accreditations': { id: 'fz-accreditation-2', body: 'FUZZ', number: 'F-2', scope, validFrom: now, validTo: now + 86_400_000 },
+    'POST /api/accreditations/:id/events': { kind: 'suspend', reason: 'fuzz' },
+    'POST /api/accreditations/:id/scope': { scope, reason: 'fuzz' },
+    'POST /api/certificates': { run: state.ids['id']?.[1] ?? 'run' },
+    'POST /api/certificates/:id/issue': {},
+    'POST /api/certificates/:id/amend': reason,
+    'POST /api/certificates/:id/revoke': reason,
+  };
+}
+
+type Path = (string | number)[];
+
+function pathsOf(value: unknown, at: Path = [], out: Path[] = []): Path[] {
+  if (at.length > 0) out.push(at);
+  if (Array.isArray(value)) value.forEach((v, i) => pathsOf(v, [...at, i], out));
+  else if (typeof value === 'object' && value !== null) for (const [k, v] of Object.entries(value)) pathsOf(v, [...at, k], out);
+  return out;
+}
+
+const REMOVE = Symbol('remove');
+
+function setAt(target: unknown, path: Path, value: unknown): void {
+  let node = target as Record<string | number, unknown>;
+  for (const key of path.slice(0, -1)) node = node[key] as Record<string | number, unknown>;
+  const last = path[path.length - 1]!;
+  if (value === REMOVE) {
+    if (Array.isArray(node) && typeof last === 'number') node.splice(last, 1);
+    else delete node[last];
+  } else node[last] = value;
+}
+
+/**
+ * A template with one to three of its fields (at any depth) changed: mostly to a nasty value of the same
+ * type (a text field gets a lone surrogate, a time 9e15), else to any value or removed; rarely joined by an
+ * unknown field. Most of the body stays valid, so the change reaches the code behind the schema.
+ */
+export function mutated(template: unknown): fc.Arbitrary<unknown> {
+  const paths = pathsOf(template);
+  const change = fc.tuple(fc.nat(), fc.integer({ min: 0, max: 9 }), nastyString, nastyNumber, nastyValue);
+  const extra = fc.oneof(
+    { weight: 7, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('extra', '__proto__', 'role'), nastyValue) },
+  );
+  return fc.tuple(fc.array(change, { minLength: 1, maxLength: 3, size: 'xsmall' }), extra).map(([changes, added]) => {
+    const body = structuredClone(template);
+    for (const [n, kind, text, number, any] of changes) {
+      if (paths.length === 0) break;
+      const path = paths[n % paths.length]!;
+      try {
+        const old = valueAt(body, path);
+        const value = kind >= 9 ? REMOVE : kind >= 7 ? any : typeof old === 'string' ? text : typeof old === 'number' ? number : any;
+        setAt(body, path, value);
+      } catch {
+        // the path went away with an earlier change
+      }
+    }
+    // defined, not assigned: "__proto__" must become a key of the JSON, not the object's prototype
+    if (added !== null && typeof body === 'object' && body !== null)
+      Object.defineProperty(body, added[0], { value: added[1], enumerable: true, writable: true, configurable: true });
+    return body;
+  });
+}
+
+function valueAt(target: unknown, path: Path): unknown {
+  let node = target;
+  for (const key of path) node = (node as Record<string | number, unknown>)[key];
+  return node;
+}
