@@ -69,8 +69,8 @@ export const nastyString: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: special },
   { weight: 2, arbitrary: fc.string({ maxLength: 30 }) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
-  { weight: 2, arbitrary: withSurrogate },
-  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 70_000 }).map((n) => 'x'.repeat(n)) },
+  { weight: 3, arbitrary: withSurrogate },
+  { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 20_000 }).map((n) => 'x'.repeat(n)) },
 );
 
 export const nastyNumber: fc.Arbitrary<number> = fc.oneof(
@@ -101,6 +101,14 @@ export const nastyNumber: fc.Arbitrary<number> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.integer() },
   { weight: 1, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }) },
+);
+
+/** what a time field gets: instants past what a Date holds, negative, fractional, impossible dates */
+export const TIME_KEY = /(At|From|To|Until)$|^(at|from|to|since|until)$/;
+export const nastyTime: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(9e15, MAX_DATE_MS + 1, 1e21, 2 ** 53, -1, -MAX_DATE_MS - 1, 0.5, 253_402_300_800_000) },
+  { weight: 1, arbitrary: fc.constantFrom(...IMPOSSIBLE_DATES.map((d) => `${d}T10:00:00Z`)) },
+  { weight: 1, arbitrary: nastyNumber },
 );
 
 const leaf: fc.Arbitrary<unknown> = fc.oneof(nastyString, nastyNumber, fc.boolean(), fc.constant(null));
@@ -252,6 +260,34 @@ export const query: fc.Arbitrary<string> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constantFrom('?', '?%', '?a=%E0%A4%A', '?&&&', '?=', '?from', `?${'a=1&'.repeat(2000)}`) },
 );
+
+/** A valid query with one or two values replaced by generated ones (often a time: 9e15, an impossible date) or removed. */
+export function mutatedQuery(template: Record<string, string>): fc.Arbitrary<string> {
+  const keys = Object.keys(template);
+  const time = fc.constantFrom(
+    ...IMPOSSIBLE_DATES.map((d) => `${d}T10:00:00Z`),
+    '9000000000000000',
+    '8640000000000001',
+    '-1',
+    '1e400',
+    '2026-02-28T24:00:00Z',
+    '2026-11-27T10:00:00+25:00',
+  );
+  return fc
+    .array(
+      fc.tuple(fc.nat(), fc.oneof({ weight: 2, arbitrary: time }, { weight: 3, arbitrary: queryValue }, { weight: 1, arbitrary: fc.constant(null) })),
+      {
+        minLength: 1,
+        maxLength: 2,
+      },
+    )
+    .map((changes) => {
+      const q: Record<string, string | null> = { ...template };
+      for (const [n, v] of changes) q[keys[n % keys.length]!] = v;
+      const pairs = Object.entries(q).filter((e): e is [string, string] => e[1] !== null);
+      return `?${pairs.map(([k, v]) => `${k}=${encodeSegment(v)}`).join('&')}`;
+    });
+}
 
 /** header values Node sends (no CR, LF or NUL; Latin-1 only) */
 export const headerValue = fc.oneof(

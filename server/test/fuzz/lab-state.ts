@@ -13,6 +13,8 @@ export const PASSWORD = 'fuzz-user-secret-for-tests';
 /** a user the admin's generated requests may change or disable (the signed-in ones are left alone) */
 export const VICTIM = 'fz-victim';
 export const INSTRUMENT = 'fz-utm';
+/** signed batches of 1000 records: an export of them (some MB) outlasts a socket's buffers, so that a download can be cut mid-way */
+const BATCHES = 24;
 
 export interface Session {
   token: string;
@@ -21,8 +23,10 @@ export interface Session {
 
 export interface LabState {
   sessions: Record<Role, Session>;
-  /** known values of each path parameter name, for generated paths */
+  /** known values of each path parameter, by the route's first segments and the parameter's name ("runs:id") */
   ids: Record<string, string[]>;
+  /** the completed run, whose certificate was issued */
+  run: string;
   /** the time the records were made around */
   now: number;
 }
@@ -111,7 +115,7 @@ export async function setUpLab(server: ServerProcess): Promise<LabState> {
   await as(technician, 'POST', `/api/runs/${run.id}/start`, { reason: 'fuzz run' });
   // enough signed data that an export is larger than a socket's buffers (a cancelled download is cut mid-way)
   let seq = 0;
-  for (let batch = 0; batch < 8; batch++) {
+  for (let batch = 0; batch < BATCHES; batch++) {
     const samples = Array.from({ length: 1000 }, (_, i) => ({
       seq: seq + i,
       instrument: INSTRUMENT,
@@ -125,8 +129,8 @@ export async function setUpLab(server: ServerProcess): Promise<LabState> {
     await gw.client.publishAsync(`labtrace/v1/${LAB}/${FUZZ_GATEWAY}/DATA`, Buffer.from(gw.seal(samples)), { qos: 1 });
   }
   const deadline = Date.now() + 60_000;
-  while (gw.acks.length < 8) {
-    if (Date.now() > deadline) throw new Error(`setting up the lab: ${gw.acks.length} of 8 batches acknowledged`);
+  while (gw.acks.length < BATCHES) {
+    if (Date.now() > deadline) throw new Error(`setting up the lab: ${gw.acks.length} of ${BATCHES} batches acknowledged`);
     await new Promise((r) => setTimeout(r, 50));
   }
   await gw.end();
@@ -138,12 +142,21 @@ export async function setUpLab(server: ServerProcess): Promise<LabState> {
   return {
     sessions,
     now,
+    run: run.id,
     ids: {
-      username: [VICTIM, 'nobody'],
-      id: [INSTRUMENT, run.id, idle.id, draft.id, 'fz-tensile', 'FZ-1', 'fz-accreditation', FUZZ_GATEWAY],
-      gateway: [FUZZ_GATEWAY],
-      seq: ['0', '1', '7999', '8000'],
-      alarmId: ['1', '0'],
+      'users:username': [VICTIM, 'nobody'],
+      'instruments:id': [INSTRUMENT],
+      'runs:id': [run.id, idle.id],
+      'runs:alarmId': ['1', '0'],
+      'certificates:id': [draft.id],
+      'public:id': [draft.id],
+      'verify:id': [draft.id],
+      'methods:id': ['fz-tensile'],
+      'lab-samples:id': ['FZ-1'],
+      'accreditations:id': ['fz-accreditation'],
+      'gateways:id': [FUZZ_GATEWAY],
+      'measurement:gateway': [FUZZ_GATEWAY],
+      'measurement:seq': ['0', '1', String(BATCHES * 1000 - 1), String(BATCHES * 1000)],
     },
   };
 }
