@@ -31,8 +31,8 @@ import { mutated, queryTemplates, templates, uniqueBody } from './templates.js';
 
 /** a request unanswered after this long hangs (generous: the machine may be busy) */
 const HANG_MS = 20_000;
-/** 503 is an answer only with these codes (docs/operations: a measurement store that is down) */
-const DOCUMENTED_503 = ['E_INFLUX_UNAVAILABLE'];
+/** 503 is an answer only with these codes: InfluxDB as the measurement store is down; the store cannot write (docs/architecture.md, "A full disk") */
+const DOCUMENTED_503 = ['E_INFLUX_UNAVAILABLE', 'E_STORE_UNAVAILABLE'];
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 const KNOWN_GATEWAYS = [FUZZ_GATEWAY, OTHER_GATEWAY];
 
