@@ -14,6 +14,8 @@
 //                  downloads hold), and of its peak RSS (the growth without GC, which counts garbage, is in detail),
 //                  then read to the end (each must be complete)
 //
+// Before the measurements, the benchmark waits (at most 30 s) for the machine to use less than 30 % of a core;
+// othersCpuPercent is what the rest of the machine used during each export (% of one core): a busy machine skews them.
 // Environment: BENCH_EXPORT_BATCHES (340), BENCH_EXPORT_PER_BATCH (250), BENCH_EXPORT_RUNS (3),
 // BENCH_EXPORT_PAUSED (5), BENCH_EXPORT_PAUSE_SECONDS (5).
 // Writes bench/results/export.json. Exits non-zero when the server dies, an export fails or its bundle does not verify.
@@ -26,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { verifyBundle } from '../protocols/dist/src/index.js';
 import { readBundle } from '../server/dist/src/export/read-bundle.js';
 import { Children, sleep } from './lib/children.js';
-import { peakRssMiB } from './lib/proc.js';
+import { othersCpu, peakRssMiB, waitForQuiet } from './lib/proc.js';
 import { percentile, ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 import { startStoreServer, stopStoreServer } from './lib/store-control.js';
@@ -141,7 +143,8 @@ try {
   const filled = await ask('fill', { batches: params.batches, perBatch: params.perBatch, instrument: INSTRUMENT }, 600_000);
   const records = params.batches * params.perBatch;
   log(`  filled in ${filled.seconds.toFixed(1)} s`);
-  await sleep(1000);
+  const quiet = await waitForQuiet(30_000, 30);
+  detail.machineBusyBeforePercent = quiet;
 
   // ---- idle: the event loop and /api/health with no export, for comparison
   await ask('loop', { on: true, resolutionMs: params.loopResolutionMs });
@@ -158,12 +161,14 @@ try {
     const file = run === 0 ? path.join(tmp, 'bundle.tar') : undefined;
     await ask('loop', { on: true, resolutionMs: params.loopResolutionMs });
     const probe = healthProbe(base);
+    const others = othersCpu([pid]);
     const t0 = performance.now();
     const res = await get(base, token, EXPORT_PATH);
     if (res.statusCode !== 200) throw new Error(`export answered ${res.statusCode}`);
     const firstByteMs = performance.now() - t0;
     const bytes = await drain(res, file);
     const seconds = (performance.now() - t0) / 1000;
+    const othersCpuPercent = others();
     const health = await probe.stop();
     const loop = await ask('loop', { on: false });
     const r = {
@@ -174,11 +179,13 @@ try {
       recordsPerSecond: Math.round(records / seconds),
       eventLoop: loop,
       health,
+      othersCpuPercent,
     };
     runs.push(r);
     log(
       `  export ${run + 1}: ${(bytes / MB).toFixed(1)} MB in ${seconds.toFixed(2)} s (${r.mbPerSecond} MB/s, ${r.recordsPerSecond} records/s); ` +
-        `event loop max ${loop.maxMs} ms p99 ${loop.p99Ms} ms; health p50 ${health.p50Ms} p99 ${health.p99Ms} max ${health.maxMs} ms (${health.requests} requests)`,
+        `event loop max ${loop.maxMs} ms p99 ${loop.p99Ms} ms; health p50 ${health.p50Ms} p99 ${health.p99Ms} max ${health.maxMs} ms (${health.requests} requests); ` +
+        `others ${othersCpuPercent} % CPU`,
     );
     if (run === 0) {
       const into = path.join(tmp, 'x');
@@ -278,6 +285,7 @@ try {
     eventLoopMaxMsWhileRead: resumeLoop.maxMs,
     peakRssGrowthMiB: round1(rssPeakPaused - rssPeakBefore),
   };
+  results.othersCpuPercentMax = Math.max(...runs.map((r) => r.othersCpuPercent ?? 0));
   results.fillSamplesPerSecond = Math.round(filled.samples / filled.seconds);
   detail.rssPeakMiB = round1(peakRssMiB(pid));
 } catch (err) {

@@ -10,6 +10,7 @@
 //   databaseMB         the database file once the WAL was copied into it (after the idle period)
 //   walAfterIdleBytes  the WAL file at the end of the idle period (0: truncated), and when it was first seen at 0
 //
+// othersCpuPercent is what the rest of the machine used during ingest (% of one core).
 // Environment: BENCH_WAL_BATCHES (360), BENCH_WAL_PER_BATCH (250), BENCH_WAL_IDLE_SECONDS (20).
 // Writes bench/results/wal.json. Exits non-zero when the server dies or ingest does not complete.
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -18,6 +19,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import { Children, sleep } from './lib/children.js';
+import { othersCpu } from './lib/proc.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 import { startStoreServer, stopStoreServer } from './lib/store-control.js';
@@ -78,9 +80,11 @@ try {
   }, params.pollMs);
 
   const samples = params.batches * params.perBatch;
+  const others = othersCpu([server.proc.pid]);
   log(`ingest: ${params.batches} batches of ${params.perBatch} samples (${samples})`);
   const filled = await server.ask('fill', { batches: params.batches, perBatch: params.perBatch, instrument: 'wal-1' }, 900_000);
   const atEnd = { db: sizeOf(dbFile), wal: sizeOf(walFile) };
+  const othersCpuPercent = others();
   log(
     `  ${filled.seconds.toFixed(1)} s (${Math.round(samples / filled.seconds)} samples/s); peak WAL ${(peakWal / MB).toFixed(1)} MB; ` +
       `at the end: database ${(atEnd.db / MB).toFixed(1)} MB, WAL ${(atEnd.wal / MB).toFixed(1)} MB`,
@@ -111,6 +115,7 @@ try {
   results.walAfterIdleBytes = afterIdle.wal;
   results.walTruncatedAfterIdleSeconds = zeroAfterMs === null ? null : round1(zeroAfterMs / 1000);
   results.ingestSamplesPerSecond = Math.round(samples / filled.seconds);
+  results.othersCpuPercent = othersCpuPercent;
   detail.sizes = { before, atEndOfIngest: atEnd, afterIdle };
   detail.peakWalMBPerSecond = perSecond;
   detail.idleWalBytesPerSecond = idleSeries;
