@@ -85,3 +85,24 @@ export async function waitForQuiet(maxWaitMs, belowPercent, ownPercent = 0) {
     if (busy < belowPercent || Date.now() >= deadline) return Math.round(busy);
   }
 }
+
+/**
+ * What the rest of the machine uses meanwhile, in % of one core: start() before a window, then call the result at
+ * its end with the pids measured apart (this process is always left out). Null when /proc cannot be read.
+ */
+export function othersCpu(pids) {
+  const ticks = clockTicks();
+  const m0 = machineTicks();
+  const p0 = pids.map(cpuTicks);
+  const self0 = process.cpuUsage();
+  const t0 = Date.now();
+  return () => {
+    const m1 = machineTicks();
+    const p1 = pids.map(cpuTicks);
+    const self = process.cpuUsage(self0);
+    const seconds = (Date.now() - t0) / 1000;
+    if (m0 === null || m1 === null || seconds <= 0 || p0.some((t, i) => t === null || p1[i] === null)) return null;
+    const ours = p1.reduce((sum, t, i) => sum + (t - p0[i]), 0) / ticks + (self.user + self.system) / 1e6;
+    return Math.max(0, Math.round((((m1.proc - m0.proc) / ticks - ours) / seconds) * 1000) / 10);
+  };
+}
