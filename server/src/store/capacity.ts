@@ -54,9 +54,11 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
   private freeBytes: number | null = null;
   private failure: { code: string; message: string; at: number } | null = null;
   private lastFailureAt = 0;
-  private lastWal = -1;
+  /** the WAL's size and the commits seen at the last check (this connection's changes, other connections' commits) */
+  private lastWal = { bytes: -1, writes: '' };
   private announced: CapacityState = 'ok';
   private probe: Statement | undefined;
+  private changes: Statement | undefined;
 
   constructor(
     private readonly database: LabDatabase,
@@ -123,7 +125,10 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
     }
     if (this.failure !== null) this.tryWrite();
     const wal = this.walBytes();
-    if (wal > 0 && wal === this.lastWal) {
+    // idle: nothing committed since the last check. The WAL's size alone does not tell: once it is checkpointed,
+    // SQLite writes it again from its start, and its file keeps its size under a steady load
+    const writes = this.writes();
+    if (wal > 0 && wal === this.lastWal.bytes && writes === this.lastWal.writes) {
       // idle since the last check: copy the WAL into the database and truncate it. Without waiting: a reader in
       // another process (an auditor's query, the command line) would otherwise hold the event loop; next time then
       const sqlite = this.database.sqlite;
@@ -137,7 +142,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
         sqlite.pragma(`busy_timeout = ${timeout}`);
       }
     }
-    this.lastWal = this.walBytes();
+    this.lastWal = { bytes: this.walBytes(), writes: this.writes() };
     this.announce();
   }
 
@@ -154,6 +159,13 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
   private state(): CapacityState {
     if (this.failure !== null) return 'cannot-write';
     return this.accepting() ? 'ok' : 'low-space';
+  }
+
+  /** What changes with every commit to the store: this connection's row changes and other connections' commits. */
+  private writes(): string {
+    const sqlite = this.database.sqlite;
+    this.changes ??= sqlite.prepare('SELECT total_changes() AS n').pluck();
+    return `${String(this.changes.get())}:${String(sqlite.pragma('data_version', { simple: true }))}`;
   }
 
   private walBytes(): number {

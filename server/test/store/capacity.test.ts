@@ -39,6 +39,28 @@ test('a WAL that stopped growing is checkpointed and truncated', async () => {
   expect(t.server.capacity.status().walBytes).toBe(0);
 });
 
+test('a WAL written between two checks is not idle, even when its file kept its size', async () => {
+  const gw = await TestGateway.connect(t, 'gw-b');
+  try {
+    await gw.birth('wal-2');
+    for (let b = 0; b < 3; b++) expect(await send(t, gw, gw.sign(records('wal-2', b * 200, 200)))).toBe('acked');
+    const wal = (): number => statSync(path.join(t.config.dataDir, 'labtrace.sqlite-wal')).size;
+    // everything copied into the database, the file kept: the next commit writes the WAL again from its start
+    t.server.database.sqlite.pragma('wal_checkpoint(PASSIVE)');
+    const size = wal();
+    expect(size).toBeGreaterThan(0);
+    t.server.capacity.check(); // notes the size and the commits so far
+    expect(await send(t, gw, gw.sign(records('wal-2', 600, 5)))).toBe('acked');
+    expect(wal()).toBe(size); // the same size, but written since
+    t.server.capacity.check(); // not idle: left alone
+    expect(wal()).toBe(size);
+    t.server.capacity.check(); // nothing since: idle now
+    expect(wal()).toBe(0);
+  } finally {
+    await gw.end();
+  }
+});
+
 test('a disk that takes some writes and refuses others: one alarm and one all-clear per episode, the state as it is', async () => {
   const capacity = new StoreCapacity(t.server.database, { reserveBytes: 0, checkIntervalMs: 100 }, t.server.events, pino({ level: 'silent' }));
   const events = (): string[] => t.server.events.list({ kind: 'store-capacity' }).map((e) => e.severity);
