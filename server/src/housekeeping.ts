@@ -39,9 +39,15 @@ export class Housekeeping {
         chore.run();
       } catch (err) {
         failed.push(chore.name);
-        this.logger.error({ task: chore.name, err: err instanceof Error ? err.message : String(err) }, chore.failure);
+        this.logger.error({ task: chore.name, err: messageOf(err) }, chore.failure);
       }
     }
     return failed;
   }
+}
+
+/** An error's message; also of errors made in another realm (a native module's), which are no `instanceof Error` there. */
+function messageOf(err: unknown): string {
+  const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : String(err);
 }
