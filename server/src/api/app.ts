@@ -18,6 +18,7 @@ import { authenticate, route } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
 import { processFaults } from '../process-faults.js';
 import { errorHandler } from './errors.js';
+import { compressResponses, dashboardFiles } from './static-files.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 import { wellFormedBody } from './text.js';
 import { timeMs, timeMsQuery } from './time.js';
@@ -101,6 +102,13 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
   app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
+  // JSON and pages made per request, br or gzip; downloads stream as they are (static-files.ts)
+  app.use(compressResponses());
+  // API answers are per user and per moment: never stored by a browser or a proxy
+  app.use('/api', (_req, res, next) => {
+    res.setHeader('cache-control', 'no-store');
+    next();
+  });
   // one limiter (one bucket per address) for the API and the public verification page
   if (deps.rateLimit !== undefined) app.use(['/api', '/verify'], rateLimit(deps.rateLimit));
   app.use(express.json({ limit: '100kb' }));
@@ -261,8 +269,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api', (req, _res, next) => next(new LabtraceError('E_NOT_FOUND', `no route ${req.method} ${req.originalUrl}`)));
 
   if (existsSync(path.join(deps.dashboardDir, 'index.html'))) {
-    app.use(express.static(deps.dashboardDir, { index: 'index.html', maxAge: '1h' }));
-    app.get('/{*path}', (_req, res) => res.sendFile(path.join(deps.dashboardDir, 'index.html')));
+    app.use(dashboardFiles(deps.dashboardDir));
   } else {
     app.get('/', (_req, res) => {
       res.type('text').status(503).send(`The dashboard is not built (${deps.dashboardDir} has no index.html). Run: npm run build\n`);

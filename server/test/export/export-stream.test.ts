@@ -41,7 +41,11 @@ afterAll(async () => {
 /** GET as admin with node's http client: the response is the caller's to read, pause or cut. */
 function get(p: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${t.base}${p}`, { headers: { authorization: `Bearer ${t.tokens.admin}` }, agent: false }, resolve);
+    const req = http.get(
+      `${t.base}${p}`,
+      { headers: { authorization: `Bearer ${t.tokens.admin}`, 'accept-encoding': 'gzip, br' }, agent: false },
+      resolve,
+    );
     req.on('error', reject);
   });
 }
@@ -85,7 +89,7 @@ test('a download cancelled while its bundle is being made: the server answers, t
     };
     server.on('request', onRequest);
   });
-  const req = http.get(`${t.base}${url()}`, { headers: { authorization: `Bearer ${t.tokens.admin}` }, agent: false });
+  const req = http.get(`${t.base}${url()}`, { headers: { authorization: `Bearer ${t.tokens.admin}`, 'accept-encoding': 'gzip, br' }, agent: false });
   req.on('error', () => undefined); // the client's own cut
   await taken;
   req.destroy();
