@@ -87,7 +87,10 @@ export interface RunResult {
   unit: string;
   statistic: string;
   value: number;
+  /** the value as the report gives it, rounded once by the server: shown verbatim, never rounded again */
   reported: string;
+  /** U as the report gives it (up to two significant digits, the value's decimal place): shown verbatim */
+  reportedUncertainty: string;
   uncertainty: { expanded: number; coverageFactor: number; coverageProbability: number };
   conformity: { verdict: 'pass' | 'fail'; rule: string; ruleText: string } | null;
   sampleCount: number;

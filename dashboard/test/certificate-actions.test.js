@@ -5,6 +5,7 @@
 // sees the status and the downloads, never the actions; a signatory who performed the run is refused in the
 // server's words.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { pdfText } from '../../server/dist/test/certificates/pdf-text.js';
 import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
 
@@ -177,6 +178,41 @@ describe('certificate actions', () => {
         await page.locator('[data-test="certificate-pdf"]').getAttribute('href'),
       );
       expect(pdf).toEqual({ status: 200, type: 'application/pdf' });
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  }, 45_000);
+});
+
+describe('one rounding', () => {
+  test("the run page shows each result's value and U exactly as the issued report gives them, character for character", async () => {
+    const run = await completedRun('utm-1');
+    const draft = await call(t, '/api/certificates', { run });
+    await call(t, `/api/certificates/${draft.id}/issue`, {}, 'signatory');
+    const { content } = await call(t, `/api/certificates/${draft.id}`, undefined, 'client');
+    const res = await t.fetch(`/api/certificates/${draft.id}/pdf`, {}, 'client');
+    const pdf = pdfText(new Uint8Array(await res.arrayBuffer()))
+      .join(' ')
+      .replace(/\s+/g, ' ');
+    expect(content.results.length).toBeGreaterThan(0);
+    // this run's U is one whose rounding to nearest differs from the report's (up): the case the page once got wrong
+    expect(content.results.some((r) => r.uncertainty.expanded.toPrecision(2) !== r.uncertainty.reported)).toBe(true);
+    const client = await signIn(browser, t, 'client');
+    try {
+      const { page } = client;
+      await page.goto(`${t.base}/#/runs/${run}`);
+      await page.waitForSelector('[data-test="results"] [data-test="result"]', WAIT);
+      for (const r of content.results) {
+        const row = page.locator(`[data-test="result"][data-result="${r.name}"]`);
+        const value = await row.locator('[data-test="result-value"]').innerText();
+        const uncertainty = await row.locator('[data-test="result-uncertainty"]').innerText();
+        expect(value).toBe(`${r.reported} ${r.unit}`);
+        expect(uncertainty).toBe(`± ${r.uncertainty.reported} ${r.unit} (k = ${r.uncertainty.coverageFactor})`);
+        // and the PDF as issued prints the same strings
+        expect(pdf).toContain(`${r.name} (${r.title}): ${value}`);
+        expect(pdf).toContain(`U = ${uncertainty.replace(/^± /, '').replace(/ \(k = .*$/, '')} (k = ${r.uncertainty.coverageFactor},`);
+      }
       expect(client.errors).toEqual([]);
     } finally {
       await client.close();

@@ -5,6 +5,7 @@ export * from './profile.js';
 export * from './measurement.js';
 export type * from './live.js';
 export * from './run-samples.js';
+export * from './rounding.js';
 export * from './config-text.js';
 export * from './modbus/pdu.js';
 export * from './modbus/frame.js';

@@ -3,7 +3,6 @@
 import { isLabTime, TIME_RANGE } from '../api/time.js';
 import type { CalibrationStatus } from '../lab/calibration.js';
 import type { RunResults } from '../lab/contracts.js';
-import { roundForReport } from '../lab/results.js';
 import type { Run } from '../lab/runs.js';
 import {
   CERTIFICATE_TITLE,
@@ -112,7 +111,7 @@ export function composeContent(input: ComposeInput): CertificateContent {
       reported: r.reported,
       uncertainty: {
         expanded: r.uncertainty.expanded,
-        reported: roundForReport(r.value, r.uncertainty.expanded).uncertainty,
+        reported: r.reportedUncertainty,
         coverageFactor: r.uncertainty.coverageFactor,
         coverageProbability: r.uncertainty.coverageProbability,
       },

@@ -196,7 +196,7 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
         ...(r.accredited ? [] : [text('description', `Not accredited: ${r.scopeNote ?? 'outside the accreditation scope'}`, '          ')]),
         '          <dcc:data><dcc:quantity>',
         '            <si:real>',
-        `              <si:value>${r.value}</si:value>`,
+        `              <si:value>${esc(r.reported)}</si:value>`,
         `              <si:unit>${esc(dsiUnit(r.unit))}</si:unit>`,
         '              <si:measurementUncertaintyUnivariate><si:expandedMU>',
         `                <si:valueExpandedMU>${esc(r.uncertainty.reported)}</si:valueExpandedMU>`,

@@ -57,10 +57,10 @@ export interface RunResult {
   /** how it is derived from the measurand's samples: max, min, mean, ... */
   statistic: string;
   value: number;
-  /** the value rounded as reported (to the uncertainty's significant digits) */
+  /** the value as reported: rounded to the decimal place of `reportedUncertainty` (protocols' roundResult) */
   reported: string;
-  /** U rounded up to two significant digits, to the same decimal place as `reported` */
-  reportedUncertainty?: string;
+  /** U as reported: rounded up to two significant digits; every view and the report show these two strings */
+  reportedUncertainty: string;
   uncertainty: ResultUncertainty;
   /** null when the method sets no limit on the result */
   conformity: Conformity | null;

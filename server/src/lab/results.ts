@@ -4,7 +4,7 @@
 // rule (ILAC-G8). Results are computed once, when the run completes, and kept append-only with the digest
 // of the records they come from: the RFC 6962 Merkle root of the records' leaf hashes, in the run's order,
 // which anyone holding the run's export bundle can recompute.
-import { LabtraceError, rootOf, sha256, toHex } from '@labtrace/protocols';
+import { LabtraceError, rootOf, roundResult, sha256, toHex } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
 import type { Calibration, CalibrationRecord } from './calibration.js';
@@ -43,18 +43,15 @@ interface Series {
   excluded: number;
 }
 
-/**
- * Rounds an expanded uncertainty up to two significant digits and the value to the same decimal place,
- * as results are reported (GUM 7.2.6).
- */
-export function roundForReport(value: number, expanded: number): { value: string; uncertainty: string } {
-  if (!(expanded > 0)) return { value: String(value), uncertainty: String(expanded) };
-  const exponent = Math.floor(Math.log10(expanded));
-  const decimals = Math.max(0, 1 - exponent);
-  const step = 10 ** (exponent - 1);
-  // up to two significant digits (a tiny tolerance keeps 0.24 from becoming 0.25 through binary noise)
-  const u = Math.ceil(expanded / step - 1e-9) * step;
-  return { value: value.toFixed(decimals), uncertainty: u.toFixed(decimals) };
+/** The results with their reported strings from the one rounding, also those kept before it was the rule. */
+function reportedOnce(results: RunResults): RunResults {
+  return {
+    ...results,
+    results: results.results.map((r) => {
+      const reported = roundResult(r.value, r.uncertainty.expanded);
+      return { ...r, reported: reported.value, reportedUncertainty: reported.uncertainty };
+    }),
+  };
 }
 
 /** The statement of conformity of a value with expanded uncertainty U against limits, by the method's rule. */
@@ -152,13 +149,13 @@ export class RunResultsService implements RunResultsSource {
   resultsOf(runId: string): RunResults | undefined {
     const db = this.database.sqlite;
     const kept = db.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-    if (kept) return JSON.parse(kept.results) as RunResults;
+    if (kept) return reportedOnce(JSON.parse(kept.results) as RunResults);
     const run = this.runs.get({ role: 'admin', organization: null }, runId);
     if (!run || run.state !== 'completed') return undefined;
     const results = this.compute(run);
     return db.transaction(() => {
       const again = db.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-      if (again) return JSON.parse(again.results) as RunResults;
+      if (again) return reportedOnce(JSON.parse(again.results) as RunResults);
       db.prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)').run(runId, results.computedAt, JSON.stringify(results));
       this.audit.record(SYSTEM, {
         action: 'create',
@@ -286,7 +283,7 @@ export class RunResultsService implements RunResultsSource {
         standardUncertainty: def.scale.relativeUncertainty * Math.abs(value),
       });
     const uncertainty = combine(budget);
-    const reported = roundForReport(value, uncertainty.expanded);
+    const reported = roundResult(value, uncertainty.expanded);
     if (obs.excluded > 0) notes.push(`${obs.excluded} sample(s) of bad quality or without a numeric value were left out`);
     const scope = this.scope.covers({
       standard: run.method.standard,

@@ -15,6 +15,7 @@ export function result(name: string, value: number, options: Partial<RunResult> 
     statistic: 'max',
     value,
     reported: value.toFixed(2),
+    reportedUncertainty: '0.10',
     uncertainty: {
       combined: 0.05,
       expanded: 0.1,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { chromium } from 'playwright-core';
-import type { Sample } from '@labtrace/protocols';
+import { roundResult, type Sample } from '@labtrace/protocols';
 import type { CertificateView, PublicStatus } from '../../src/certificates/certificates.js';
 import type { CertificateContent } from '../../src/certificates/content.js';
 import { dccSchemaErrors } from '../../src/certificates/validate-dcc.js';
@@ -258,6 +258,26 @@ describe('issue', () => {
     expect(text).toContain('End of report');
     expect(text).toContain('Accredited by CNAS, accreditation No. L1234');
     expect(text).toContain(`https://reports.lab.example/verify/${cert.id}`);
+  });
+
+  test('the run results and the issued report give each value and U as the same strings, rounded once (GUM 7.2.6)', async () => {
+    const results = (await call<RunResults>(`/api/runs/${run}/results`)).body;
+    const content = (await call<{ content: CertificateContent }>(`/api/certificates/${cert.id}`, {}, 'client')).body.content;
+    const pdf = pdfText(await bytes(`/api/certificates/${cert.id}/pdf`, 'client'))
+      .join(' ')
+      .replace(/\s+/g, ' ');
+    const dcc = new TextDecoder().decode(await bytes(`/api/certificates/${cert.id}/dcc.xml`, 'client'));
+    expect(results.results.length).toBeGreaterThan(0);
+    for (const r of results.results) {
+      // the API's strings are the one rounding of the unrounded numbers it also gives
+      expect({ value: r.reported, uncertainty: r.reportedUncertainty }).toEqual(roundResult(r.value, r.uncertainty.expanded));
+      const inReport = content.results.find((c) => c.name === r.name);
+      expect(inReport).toMatchObject({ reported: r.reported, uncertainty: { reported: r.reportedUncertainty } });
+      expect(pdf).toContain(`${r.name} (${r.title}): ${r.reported} ${r.unit}`);
+      expect(pdf).toContain(`U = ${r.reportedUncertainty} ${r.unit} (k = ${r.uncertainty.coverageFactor},`);
+      expect(dcc).toContain(`<si:value>${r.reported}</si:value>`);
+      expect(dcc).toContain(`<si:valueExpandedMU>${r.reportedUncertainty}</si:valueExpandedMU>`);
+    }
   });
 
   test('the verification page says valid, with the digests; an upload matches byte for byte, and one changed byte does not', async () => {

@@ -2,17 +2,17 @@
 // from its GUM budget, a statement of conformity by the method's decision rule, the scope flag and the
 // digest binding the records; kept once, append-only, and shown only to those who may see the run.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { encodeRecords, rootOf, toHex, type Sample } from '@labtrace/protocols';
+import { encodeRecords, rootOf, roundResult, toHex, type Sample } from '@labtrace/protocols';
 import type { RunResults } from '../../src/lab/contracts.js';
-import { combine, decide, observe, roundForReport } from '../../src/lab/results.js';
+import { combine, decide, observe } from '../../src/lab/results.js';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
 
 describe('the arithmetic', () => {
   test('values are reported to the digits of U, and U is rounded up to two significant digits', () => {
-    expect(roundForReport(42.03371, 0.2341)).toEqual({ value: '42.03', uncertainty: '0.24' });
-    expect(roundForReport(534.77, 3.01)).toEqual({ value: '534.8', uncertainty: '3.1' });
-    expect(roundForReport(534.77, 12.2)).toEqual({ value: '535', uncertainty: '13' });
-    expect(roundForReport(1.5, 0.24)).toEqual({ value: '1.50', uncertainty: '0.24' });
+    expect(roundResult(42.03371, 0.2341)).toEqual({ value: '42.03', uncertainty: '0.24' });
+    expect(roundResult(534.77, 3.01)).toEqual({ value: '534.8', uncertainty: '3.1' });
+    expect(roundResult(534.77, 12.2)).toEqual({ value: '535', uncertainty: '13' });
+    expect(roundResult(1.5, 0.24)).toEqual({ value: '1.50', uncertainty: '0.24' });
   });
 
   test('the budget combines as a root sum of squares, and U = 2 u_c', () => {
@@ -287,6 +287,30 @@ describe('results of a run', () => {
     expect(r.results.find((x) => x.name === 'T')).toMatchObject({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
     expect(r).toMatchObject({ accredited: false, verdict: 'fail' });
     expect(r.accreditation).toBeUndefined();
+  });
+
+  test("results kept before the one rounding are given with its strings: the value to U's place, U up to two digits", async () => {
+    const earlier = (await call<RunResults>(`/api/runs/${await run('tensile', [42.031, 41.9], [23.0])}/results`)).body;
+    // a run whose results were kept by an earlier version: the value with more digits than U's, no reported U
+    const created = await call<{ id: string }>('/api/runs', json({ sample: 'B-1', method: 'tensile', instruments: ['utm-1', 'th-1'] }));
+    const id = created.body.id;
+    expect((await call(`/api/runs/${id}/start`, json({}))).status).toBe(200);
+    const legacy = {
+      ...earlier,
+      run: id,
+      results: earlier.results.map(({ reportedUncertainty: _, ...r }) => ({ ...r, reported: r.value.toFixed(6) })),
+    };
+    t.server.database.sqlite
+      .prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)')
+      .run(id, Date.now(), JSON.stringify(legacy));
+    expect((await call(`/api/runs/${id}/stop`, json({}))).status).toBe(200);
+    const given = (await call<RunResults>(`/api/runs/${id}/results`)).body;
+    expect(given.results.map((r) => r.name)).toEqual(earlier.results.map((r) => r.name));
+    for (const r of given.results) {
+      const once = roundResult(r.value, r.uncertainty.expanded);
+      expect({ value: r.reported, uncertainty: r.reportedUncertainty }).toEqual(once);
+      expect(r.reported).not.toBe(r.value.toFixed(6));
+    }
   });
 
   test('a result without samples is listed as missing; a running run has no results yet; another client sees none', async () => {
