@@ -2,12 +2,9 @@
 // more than one frame's worth of bytes, and what it hands on is a whole frame with a good CRC.
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { FUZZ_SEED, runs } from '@labtrace/protocols/test/fuzz';
 import { encodeRtu } from '@labtrace/protocols';
 import { crcValid, MAX_RTU_FRAME, requestFrameLength, RtuFramer } from '../../src/rtu-framing.js';
-
-const FUZZ_SEED = Number.parseInt(process.env['FUZZ_SEED'] ?? '', 10) || 20_261_206;
-const FUZZ_RUNS = Number.parseInt(process.env['FUZZ_RUNS'] ?? '', 10);
-const runs = (ci: number): number => (Number.isFinite(FUZZ_RUNS) && FUZZ_RUNS > 0 ? FUZZ_RUNS : ci);
 
 /** a byte stream of good request frames, damaged ones and junk, cut into chunks as a serial port delivers them */
 const chunks = fc.array(

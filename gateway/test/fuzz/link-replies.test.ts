@@ -5,12 +5,9 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { FUZZ_SEED, runs } from '@labtrace/protocols/test/fuzz';
 import { encodeMbap, encodeRtu, isLabtraceError, type ModbusRequest } from '@labtrace/protocols';
 import { ModbusLink } from '../../src/index.js';
-
-const FUZZ_SEED = Number.parseInt(process.env['FUZZ_SEED'] ?? '', 10) || 20_261_206;
-const FUZZ_RUNS = Number.parseInt(process.env['FUZZ_RUNS'] ?? '', 10);
-const runs = (ci: number): number => (Number.isFinite(FUZZ_RUNS) && FUZZ_RUNS > 0 ? FUZZ_RUNS : ci);
 
 const TIMEOUT_MS = 100;
 /** far beyond the request timeout: a request still unsettled by then hangs */

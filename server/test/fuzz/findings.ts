@@ -1,7 +1,7 @@
 // What a fuzz run found, grouped so that one defect shows once (with its smallest example) however many
 // generated cases hit it, and so that one defect does not hide the others: the properties record and go
 // on, and each test fails at its end with the whole list.
-import { FUZZ_SEED } from './settings.js';
+import { FUZZ_SEED } from '@labtrace/protocols/test/fuzz';
 
 export type FindingKind = '5xx' | 'crash' | 'hang' | 'unhealthy' | 'accepted';
 

@@ -26,7 +26,7 @@ import {
 } from './inputs.js';
 import { setUpLab, type LabState } from './lab-state.js';
 import { FUZZ_GATEWAY, OTHER_GATEWAY, ServerProcess } from './server-process.js';
-import { FUZZ_SEED, runs } from './settings.js';
+import { FUZZ_SEED, runs } from '@labtrace/protocols/test/fuzz';
 import { mutated, queryTemplates, templates, uniqueBody } from './templates.js';
 
 /** a request unanswered after this long hangs (generous: the machine may be busy) */

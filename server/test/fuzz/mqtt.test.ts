@@ -13,7 +13,7 @@ import { LAB, TestGateway } from '../helpers/server.js';
 import { Findings, show } from './findings.js';
 import { malformedJson, nastyString, nastyValue } from './inputs.js';
 import { FUZZ_GATEWAY, GATEWAY_PASSWORD, OTHER_GATEWAY, ServerProcess } from './server-process.js';
-import { FUZZ_SEED, runs } from './settings.js';
+import { FUZZ_SEED, runs } from '@labtrace/protocols/test/fuzz';
 import { mutated } from './templates.js';
 
 /** a publish unanswered (no PUBACK, connection still open) after this long hangs */
