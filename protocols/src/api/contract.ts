@@ -1,0 +1,89 @@
+// The REST API's contract, written once: each route's method, path and the zod schemas of its path parameters,
+// query, body and response. The server validates what it takes with these schemas and the dashboard's client is
+// typed by them, so the two cannot drift apart. Times are milliseconds since the epoch (UTC) everywhere.
+import { z } from 'zod';
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+/** an empty object: a route without path parameters, query or body */
+export const none = z.strictObject({});
+
+export interface RouteContract<
+  P extends z.ZodType = z.ZodType,
+  Q extends z.ZodType = z.ZodType,
+  B extends z.ZodType = z.ZodType,
+  R extends z.ZodType = z.ZodType,
+> {
+  method: HttpMethod;
+  /** an express path: `/api/runs/:id` */
+  path: string;
+  params: P;
+  query: Q;
+  body: B;
+  /** the JSON answered on success; `z.unknown()` for a file download */
+  response: R;
+}
+
+/** A route's contract; parts left out are empty objects. */
+export function defineRoute<
+  P extends z.ZodType = typeof none,
+  Q extends z.ZodType = typeof none,
+  B extends z.ZodType = typeof none,
+  R extends z.ZodType = z.ZodUnknown,
+>(route: { method: HttpMethod; path: string; params?: P; query?: Q; body?: B; response?: R }): RouteContract<P, Q, B, R> {
+  return {
+    method: route.method,
+    path: route.path,
+    params: (route.params ?? none) as P,
+    query: (route.query ?? none) as Q,
+    body: (route.body ?? none) as B,
+    response: (route.response ?? z.unknown()) as R,
+  };
+}
+
+/** what a caller gives for a route (the schemas' input types; an empty part may be left out) */
+export type RouteInput<C extends RouteContract> = Omit<
+  { params: z.input<C['params']>; query: z.input<C['query']>; body: z.input<C['body']> },
+  EmptyParts<C>
+>;
+type EmptyParts<C extends RouteContract> =
+  | (C['params'] extends typeof none ? 'params' : never)
+  | (C['query'] extends typeof none ? 'query' : never)
+  | (C['body'] extends typeof none ? 'body' : never);
+
+/** what a route answers */
+export type RouteOutput<C extends RouteContract> = z.output<C['response']>;
+
+/** A path with its parameters filled in, each percent-encoded: `/api/runs/:id` + {id: 'r 1'} = `/api/runs/r%201`. */
+export function fillPath(path: string, params: Record<string, unknown> = {}): string {
+  return path.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => {
+    const value = params[name];
+    if (value === undefined || value === null) throw new Error(`path ${path}: parameter ${name} is missing`);
+    return encodeURIComponent(String(value));
+  });
+}
+
+/**
+ * One problem of a refused request, in a form a client translates: the field (`points[2].min`), a stable code
+ * (zod's issue codes: too_small, invalid_type, ...; or a labtrace code) and its parameters (minimum, expected, ...).
+ * `message` is the server's English for logs and API users.
+ */
+export const apiIssueSchema = z.object({
+  path: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+});
+export type ApiIssue = z.output<typeof apiIssueSchema>;
+
+/** Every refusal's body: the server's English, a stable code (E_BAD_REQUEST, E_NOT_FOUND, ...) and, for bad input, the issues. */
+export const apiErrorSchema = z.object({
+  error: z.string(),
+  code: z.string(),
+  /** a finer, stable reason a client translates (e.g. `run.not-planned`), with its parameters */
+  reason: z.string().optional(),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  issues: z.array(apiIssueSchema).optional(),
+  requestId: z.string().optional(),
+});
+export type ApiErrorBody = z.output<typeof apiErrorSchema>;
