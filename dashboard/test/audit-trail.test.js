@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AuditTrail } from '../../server/dist/src/audit/audit-trail.js';
 import { ORGANIZATION, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
-import { message, overflowing, PHONE, refusalText, seriousViolations, signInAs } from './helpers/records.js';
+import { DESKTOP, message, overflowing, PHONE, refusalText, seriousViolations, signInAs } from './helpers/records.js';
 
 let t;
 let gw;
@@ -56,7 +56,7 @@ const shownIds = (page) => page.locator('[data-test="audit-entry"]').evaluateAll
 
 describe('audit trail', () => {
   test('an auditor filters by record type and sees the run and the reason it was aborted; pages; downloads what is shown', async () => {
-    const auditor = await signIn(browser, t, 'auditor');
+    const auditor = await signInAs(browser, t, 'auditor', { screen: DESKTOP });
     try {
       const { page } = auditor;
       expect(await page.locator('[data-test="nav-users"]').count()).toBe(0);
@@ -77,6 +77,8 @@ describe('audit trail', () => {
       expect(await aborted.locator('[data-test="audit-reason"]').innerText()).toBe(REASON);
       expect(await aborted.innerText()).toMatch(/technician/);
       await screenshot(page, 'audit-trail');
+      expect(await seriousViolations(page, '[data-test="audit-trail"]')).toEqual([]);
+      expect(await overflowing(page, '[data-test="audit-trail"]')).toEqual([]);
 
       // the whole trail, ten at a time: the pages are the server's entries in order
       const all = await call(t, '/api/audit-trail?limit=20', undefined, 'auditor');

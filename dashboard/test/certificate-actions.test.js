@@ -126,6 +126,7 @@ describe('certificate actions', () => {
         message('en', 'certificate.confirm.issue', { id: good.id, language: message('en', 'certificate.languages.en') }),
       ]);
       expect(await page.locator('[data-test="certificate-notice"]').innerText()).toBe(message('en', 'certificate.done.issue', { id: good.id }));
+      expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
       const issued = await call(t, `/api/certificates/${good.id}`, undefined, 'signatory');
       expect(issued).toMatchObject({ status: 'valid', issuedBy: 'signatory' });
       expect(await page.locator('[data-test="certificate-verify"]').getAttribute('href')).toBe(issued.verifyUrl);

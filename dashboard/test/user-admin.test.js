@@ -83,6 +83,7 @@ describe('user administration', () => {
       await row.locator('[data-test="user-disable"]').click();
       await page.waitForSelector('[data-test="user-row"][data-user="acme-buyer"][data-disabled="yes"]', WAIT);
       expect(again.dialogs).toEqual([message('en', 'users.confirm.disable', { user: 'acme-buyer' })]);
+      expect(await seriousViolations(page, '[data-test="user-admin"]')).toEqual([]);
       expect(await page.locator('[data-test="user-notice"]').innerText()).toContain(message('en', 'users.done.disable', { user: 'acme-buyer' }));
       expect((await call(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer').disabled).toBe(true);
       // an auditor's grant is extended, with a reason
