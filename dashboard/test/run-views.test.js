@@ -124,7 +124,9 @@ async function axeViolations(page, root) {
   await page.addScriptTag({ content: AXE });
   return page.evaluate(async (selector) => {
     const answer = await window.axe.run(selector);
-    return answer.violations.filter((v) => v.impact === 'critical' || v.impact === 'serious').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    return answer.violations
+      .filter((v) => v.impact === 'critical' || v.impact === 'serious')
+      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   }, root);
 }
 
@@ -212,7 +214,11 @@ describe('run views', () => {
       // the alarm that arrived while the view was open is read out (role="alert"), in the user's language
       const announced = page.locator('[data-test="alarm-announcement"]');
       expect(await announced.getAttribute('role')).toBe('alert');
-      await page.waitForFunction(() => document.querySelector('[data-test="alarm-announcement"]')?.textContent?.includes('value outside its limits'), null, WAIT);
+      await page.waitForFunction(
+        () => document.querySelector('[data-test="alarm-announcement"]')?.textContent?.includes('value outside its limits'),
+        null,
+        WAIT,
+      );
       expect(await announced.textContent()).toMatch(/ut-1 \/ c/);
       // a client may not acknowledge
       expect(await page.locator('[data-test="acknowledge"]').count()).toBe(0);
@@ -310,7 +316,7 @@ describe('run views', () => {
     }
   }, 30_000);
 
-  test('an unknown run says so in the user\'s language', async () => {
+  test("an unknown run says so in the user's language", async () => {
     const { page, errors, close } = await signInOnPhone('client');
     try {
       await page.goto(`${t.base}/#/runs/no-such-run`);
