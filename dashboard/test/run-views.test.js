@@ -452,6 +452,49 @@ describe('run views', () => {
     }
   }, 30_000);
 
+  test("on a phone in Chinese: the replay fits, with its times in +8; a technician reaches the run's commands", async () => {
+    const client = await signInOnPhone('client');
+    try {
+      const { page } = client;
+      await page.goto(`${t.base}/#/runs/${run}/replay`);
+      await page.waitForSelector('[data-test="replay"][data-total="100"]', WAIT);
+      await page.selectOption('[data-test="replay-speed"]', { label: ZH_RUN.replayView.fastest });
+      await page.click('[data-test="replay-play"]');
+      await page.waitForSelector('[data-test="replay"][data-replayed="100"]', WAIT);
+      await page.waitForSelector('[data-test="replay"] [data-test="chart-ready"]', WAIT);
+      expect(await page.locator('[data-test="replay-progress"]').innerText()).toMatch(/GMT\+8/);
+      expect(await overflowing(page, '[data-test="replay"]')).toEqual([]);
+      expect(await axeViolations(page, '[data-test="replay"]')).toEqual([]);
+      await screenshot(page, 'run-replay-phone-zh');
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+    const technician = await signInOnPhone('technician');
+    try {
+      const { page } = technician;
+      await page.goto(`${t.base}/#/runs/${blockedRun}`);
+      const start = page.locator('[data-test="run-start"]');
+      await start.waitFor(WAIT);
+      expect(await start.innerText()).toBe(ZH_RUN.actions.start);
+      // the commands are on the screen's width, and big enough to touch
+      const width = await page.evaluate(() => window.visualViewport.width);
+      for (const button of ['run-start', 'run-abort']) {
+        const box = await page.locator(`[data-test="${button}"]`).boundingBox();
+        expect(box.x + box.width).toBeLessThanOrEqual(width);
+        expect(box.height).toBeGreaterThanOrEqual(44);
+      }
+      // aborting without a reason: the field is named in the message, in Chinese
+      await page.click('[data-test="run-abort"]');
+      expect(await page.locator('[data-test="run-error"]').innerText()).toBe(ZH_RUN.actions.reasonRequired);
+      expect(await overflowing(page, '[data-test="run-view"]')).toEqual([]);
+      expect(await axeViolations(page, '[data-test="run-view"]')).toEqual([]);
+      expect(technician.errors).toEqual([]);
+    } finally {
+      await technician.close();
+    }
+  }, 40_000);
+
   test('a long run keeps the chart bounded: the oldest points go, every sample is counted', async () => {
     const long = (await call('/api/runs', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] })).id;
     await call(`/api/runs/${long}/start`, {});
