@@ -58,7 +58,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   }
   if (!res.ok) {
     const answer = (await res.json().catch(() => ({}))) as Partial<ApiErrorBody>;
-    if (res.status === 401 && !path.startsWith('/api/auth/login')) onUnauthorized?.();
+    // a refused sign-in or a wrong current password is a 401 too: not the end of a session
+    if (res.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/password')) onUnauthorized?.();
     throw new ApiError(res.status, answer);
   }
   if (res.status === 204) return undefined as T;
