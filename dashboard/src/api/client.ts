@@ -32,7 +32,10 @@ export function csrfToken(): string {
 /** A query string of the defined values: {from: 1, to: undefined} -> "?from=1". */
 export function queryString(query: Record<string, unknown> | undefined): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v === undefined || v === null || v === '') continue;
+    q.set(k, typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+  }
   const s = q.toString();
   return s === '' ? '' : `?${s}`;
 }

@@ -21,7 +21,7 @@ const state = reactive({
   /** the last sign-in or password-change refusal, for the form to translate */
   error: undefined as ApiError | undefined,
   /** a notice for the sign-in form (a catalogue key), e.g. after a password change */
-  notice: '' as string,
+  notice: '',
 });
 
 function adopt(user: SessionUser | undefined): void {
