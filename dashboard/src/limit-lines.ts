@@ -10,6 +10,7 @@ export interface LimitLinesOptions {
 
 declare module 'chart.js' {
   // the type parameter must match chart.js's own declaration of the interface
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface PluginOptionsByType<TType extends ChartType> {
     limitLines?: LimitLinesOptions;
   }

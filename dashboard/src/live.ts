@@ -22,10 +22,10 @@ export type Connection = 'connected' | 'reconnecting' | 'offline';
 export const state = reactive({
   connected: false,
   /** what the connection indicator shows: offline when the browser has no network or socket.io gave up */
-  connection: 'offline' as Connection,
+  connection: 'offline',
   instruments: [] as InstrumentView[],
   /** the last failure to load the instruments, as the server words it (logs) */
-  error: '' as string,
+  error: '',
   /** the same failure for a view to translate (useErrorText) */
   failure: undefined as ApiError | undefined,
 });
