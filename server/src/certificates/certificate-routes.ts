@@ -8,12 +8,17 @@ import { paragraph } from '../api/text.js';
 import { principalOf, route } from '../auth/policy.js';
 import type { Principal } from '../auth/users.js';
 import type { Certificates } from './certificates.js';
+import { reportLanguageSchema } from './report-text.js';
 import { verifyPage, VERIFY_PAGE_CSP } from './verify-page.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
 const reason = paragraph(500);
-const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id') });
+/** the language the report is printed in: zh-CN, en or bilingual (default: as requested, else en; an amendment: as the report it replaces) */
+const language = reportLanguageSchema.optional();
+const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id'), language });
+const issueBody = z.strictObject({ language });
+const amendBody = z.strictObject({ reason, language });
 const reasonBody = z.strictObject({ reason });
 const listQuery = z.strictObject({
   run: z
@@ -60,7 +65,7 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
 
   route(router, 'POST', '/api/certificates', (req, res) => {
     const body = parseWith(requestBody, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(certificates.request(actorOf(who(req)), body.run));
+    res.status(201).json(certificates.request(actorOf(who(req)), body.run, body.language));
   });
 
   // the view, with the issued content, or for a draft what still blocks its issue
@@ -92,14 +97,14 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
 
   route(router, 'POST', '/api/certificates/:id/issue', async (req, res) => {
     const id = pathId(req);
-    parseWith(z.strictObject({}), req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.json(await certificates.issue(actorOf(who(req)), id));
+    const body = parseWith(issueBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.json(await certificates.issue(actorOf(who(req)), id, body.language));
   });
 
   route(router, 'POST', '/api/certificates/:id/amend', async (req, res) => {
     const id = pathId(req);
-    const body = parseWith(reasonBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(await certificates.amend(actorOf(who(req)), id, body.reason));
+    const body = parseWith(amendBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(await certificates.amend(actorOf(who(req)), id, body.reason, body.language));
   });
 
   route(router, 'POST', '/api/certificates/:id/revoke', (req, res) => {
