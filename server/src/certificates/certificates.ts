@@ -3,7 +3,8 @@
 // 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
 // edited or deleted: the status of a certificate is derived from its events.
 import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
-import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
+import { timingSafeEqual } from 'node:crypto';
+import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -130,6 +131,7 @@ export class Certificates {
   private readonly now: () => number;
   private readonly statusCache = new Map<string, PublicStatus>();
   private readonly statements = new Map<string, Statement>();
+  private readonly codes = new Map<string, string>();
   private font: ReportFont | undefined;
   private fontProblem = '';
   private logo: Uint8Array | undefined;
@@ -152,13 +154,15 @@ export class Certificates {
       this.deps.logger.warn(this.fontProblem + ': certificates cannot be issued');
     } else this.deps.logger.info({ font: found.font.regular.postscriptName, source: found.font.source }, 'report font');
     this.logo = report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo');
-    this.accreditationMark = report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark');
+    this.accreditationMark =
+      report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark');
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
     this.key = undefined;
     this.published = [];
+    this.codes.clear();
     return Promise.resolve();
   }
 
@@ -168,8 +172,51 @@ export class Certificates {
     return this.published;
   }
 
+  /** The public page of a report, with its verification code: the link its QR code and its text carry. */
   verifyUrl(id: string): string {
-    return `${this.deps.publicBaseUrl().replace(/\/+$/, '')}/verify/${encodeURIComponent(id)}`;
+    return `${this.deps.publicBaseUrl().replace(/\/+$/, '')}/verify/${encodeURIComponent(id)}?code=${this.verifyCode(id)}`;
+  }
+
+  /**
+   * A report's verification code: 16 hex digits of the SHA-256 of the lab key's (deterministic Ed25519)
+   * signature over the report number. Printed on the report (in its verification link), it lets the holder see
+   * the report's content summary online; report numbers follow each other, so the number alone shows only the
+   * status and the digests.
+   */
+  verifyCode(id: string): string {
+    let code = this.codes.get(id);
+    if (code === undefined) {
+      code = sha256Hex(signEd25519(new TextEncoder().encode(`labtrace-verify-code/1\u0000${id}`), this.signer().seed)).slice(0, 16);
+      if (this.codes.size >= STATUS_CACHE_SIZE) this.codes.clear();
+      this.codes.set(id, code);
+    }
+    return code;
+  }
+
+  /** What the holder of an issued report sees on the public page: undefined for a wrong code, a draft or an unknown number. */
+  publicSummary(id: string, code: string | undefined): PublicSummary | undefined {
+    if (code === undefined || this.publicStatus(id).status === 'unknown') return undefined;
+    const expected = Buffer.from(this.verifyCode(id));
+    const given = Buffer.from(code);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    const content = this.issued(id)?.content;
+    if (content === undefined) return undefined;
+    return {
+      customer: content.customer.name,
+      item: { id: content.item.id, description: content.item.description },
+      method: `${content.method.standard}: ${content.method.title}`,
+      language: content.language ?? 'en',
+      results: content.results.map((r) => ({
+        name: r.name,
+        title: r.title,
+        reported: r.reported,
+        uncertainty: r.uncertainty.reported,
+        coverageFactor: r.uncertainty.coverageFactor,
+        unit: r.unit,
+        verdict: r.conformity?.verdict ?? null,
+      })),
+      verdict: content.verdict,
+    };
   }
 
   /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
@@ -589,7 +636,9 @@ export class Certificates {
       verifyUrl: this.verifyUrl(req.id),
       language,
       accreditationCurrent:
-        results.accreditation === undefined || this.deps.accreditationCurrent === undefined ? true : this.deps.accreditationCurrent(results.accreditation, at),
+        results.accreditation === undefined || this.deps.accreditationCurrent === undefined
+          ? true
+          : this.deps.accreditationCurrent(results.accreditation, at),
     });
   }
 
@@ -696,6 +745,26 @@ export class Certificates {
     if (!view) throw new LabtraceError('E_STORE', `certificate ${id} vanished`);
     return view;
   }
+}
+
+/** An issued report's content as its holder may see it online (with the report's verification code). */
+export interface PublicSummary {
+  customer: string;
+  item: { id: string; description: string };
+  /** the standard and the method's title */
+  method: string;
+  language: ReportLanguage;
+  /** each result with the value and U as reported (the strings the report prints) */
+  results: {
+    name: string;
+    title: string;
+    reported: string;
+    uncertainty: string;
+    coverageFactor: number;
+    unit: string;
+    verdict: 'pass' | 'fail' | null;
+  }[];
+  verdict: 'pass' | 'fail' | 'no-decision';
 }
 
 export type PublicStatus =

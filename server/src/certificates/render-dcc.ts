@@ -160,7 +160,8 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
     '    <dcc:statements>',
     `      <dcc:statement refType="labtrace_scope">${said('declaration', { zh: RELATES_ONLY_ZH, en: c.statement }, '')}</dcc:statement>`,
     ...c.traceability.map(
-      (i) => `      <dcc:statement refType="labtrace_traceability">${said('declaration', traceabilityText(i, day)[0] ?? { zh: '', en: i.statement }, '')}</dcc:statement>`,
+      (i) =>
+        `      <dcc:statement refType="labtrace_traceability">${said('declaration', traceabilityText(i, day)[0] ?? { zh: '', en: i.statement }, '')}</dcc:statement>`,
     ),
     `      <dcc:statement refType="labtrace_accreditation">${said('declaration', accreditationText(c), '')}</dcc:statement>`,
     ...(c.amendment === null

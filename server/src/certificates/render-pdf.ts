@@ -137,12 +137,23 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
     block('Figure', () => doc.image(Buffer.from(assets.accreditationMark ?? []), markX, top, { fit: [90, 44], align: 'center' }), {
       alt: `${accreditation.body} ${accreditation.number}`,
     });
-    block('P', () => doc.font(BODY).fontSize(7).text(`${accreditation.body} ${accreditation.number}`, markX, top + 46, { width: 90, align: 'center' }));
+    block('P', () =>
+      doc
+        .font(BODY)
+        .fontSize(7)
+        .text(`${accreditation.body} ${accreditation.number}`, markX, top + 46, { width: 90, align: 'center' }),
+    );
     headBottom = Math.max(headBottom, doc.y);
   }
   doc.x = MARGIN;
   doc.y = headBottom + 6;
-  artifact(() => doc.moveTo(MARGIN, doc.y).lineTo(MARGIN + width, doc.y).lineWidth(0.8).stroke());
+  artifact(() =>
+    doc
+      .moveTo(MARGIN, doc.y)
+      .lineTo(MARGIN + width, doc.y)
+      .lineWidth(0.8)
+      .stroke(),
+  );
   doc.y += 12;
 
   // --- title and the report's identity ---
@@ -200,14 +211,14 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
   heading(LABELS.method);
   row(LABELS.standard, content.method.standard);
   row(LABELS.methodTitle, content.method.title);
-  row(LABELS.methodVersion, `${content.method.id} ${pick({ zh: '第', en: 'version' }, language)} ${content.method.version}${language === 'en' ? '' : ' 版'}`);
+  row(
+    LABELS.methodVersion,
+    `${content.method.id} ${pick({ zh: '第', en: 'version' }, language)} ${content.method.version}${language === 'en' ? '' : ' 版'}`,
+  );
 
   heading(LABELS.test);
   row(LABELS.run, content.test.run);
-  row(
-    LABELS.dates,
-    `${formatTime(content.test.startedAt)} ${pick({ zh: '至', en: 'to' }, language)} ${formatTime(content.test.endedAt)}`,
-  );
+  row(LABELS.dates, `${formatTime(content.test.startedAt)} ${pick({ zh: '至', en: 'to' }, language)} ${formatTime(content.test.endedAt)}`);
   row(LABELS.technician, content.test.technician);
 
   heading(LABELS.results);
@@ -302,8 +313,16 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
       .fillColor('#333333')
       .text(content.laboratory.name, MARGIN, 28, { width: width / 2, lineBreak: false, height: 10, ellipsis: true });
     doc.text(`${label(LABELS.reportNo)} ${content.id}`, MARGIN + width / 2, 28, { width: width / 2, align: 'right', lineBreak: false });
-    doc.moveTo(MARGIN, 42).lineTo(MARGIN + width, 42).lineWidth(0.4).strokeColor('#777777').stroke();
-    doc.moveTo(MARGIN, doc.page.height - 44).lineTo(MARGIN + width, doc.page.height - 44).stroke();
+    doc
+      .moveTo(MARGIN, 42)
+      .lineTo(MARGIN + width, 42)
+      .lineWidth(0.4)
+      .strokeColor('#777777')
+      .stroke();
+    doc
+      .moveTo(MARGIN, doc.page.height - 44)
+      .lineTo(MARGIN + width, doc.page.height - 44)
+      .stroke();
     doc.fillColor('black').text(footer(content.id, n, count, language), MARGIN, doc.page.height - 38, {
       width,
       align: 'center',

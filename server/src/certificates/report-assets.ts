@@ -20,7 +20,8 @@ export function readImage(file: string, key: string): Uint8Array {
   } catch (e) {
     throw new LabtraceError('E_CONFIG', `${key}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (size > MAX_IMAGE_BYTES) throw new LabtraceError('E_CONFIG', `${key}: ${file} is ${size} bytes; at most ${MAX_IMAGE_BYTES} are embedded in a report`);
+  if (size > MAX_IMAGE_BYTES)
+    throw new LabtraceError('E_CONFIG', `${key}: ${file} is ${size} bytes; at most ${MAX_IMAGE_BYTES} are embedded in a report`);
   const bytes = new Uint8Array(readFileSync(file));
   if (imageFormat(bytes) === undefined) throw new LabtraceError('E_CONFIG', `${key}: ${file} is not a PNG or JPEG image`);
   return bytes;
