@@ -3,6 +3,8 @@ declare module 'fontkit' {
   export interface Font {
     postscriptName: string;
     hasGlyphForCodePoint(codePoint: number): boolean;
+    /** present on every fontkit font: how pdfkit tells a parsed font from a path or a buffer */
+    layout(text: string): unknown;
   }
   export interface FontCollection {
     fonts: Font[];

@@ -90,8 +90,9 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
       ModDate: at,
     },
   });
-  doc.registerFont(BODY, font.regular.bytes, font.regular.face);
-  doc.registerFont(BOLD, font.bold.bytes, font.bold.face);
+  // (a parsed fontkit font is what pdfkit embeds; its types know only paths and buffers)
+  doc.registerFont(BODY, font.regular.font as unknown as Buffer);
+  doc.registerFont(BOLD, font.bold.font as unknown as Buffer);
   doc.font(BODY);
   const chunks: Buffer[] = [];
   doc.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -161,7 +162,7 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
   block('H1', () => doc.font(BOLD).fontSize(17).text(title, MARGIN, doc.y, { width, align: 'center' }));
   doc.moveDown(0.5);
 
-  const LABEL_WIDTH = language === 'bilingual' ? 170 : 120;
+  const LABEL_WIDTH = language === 'bilingual' ? 215 : language === 'en' ? 150 : 110;
   const row = (l: Both, value: string): void => {
     doc.font(BOLD).fontSize(9.5);
     const labelHeight = doc.heightOfString(label(l), { width: LABEL_WIDTH - 8 });

@@ -33,8 +33,8 @@ export interface ReportFont {
 export interface LoadedFace {
   file: string;
   face: string | undefined;
-  /** the file's bytes, read once (pdfkit parses them per document) */
-  bytes: Buffer;
+  /** the face, parsed once and given to every document (pdfkit takes a fontkit font; parsing 10 MB per report would cost more than the rest of it) */
+  font: fontkit.Font;
   postscriptName: string;
 }
 
@@ -94,7 +94,7 @@ export function loadFace(ref: FontRef): LoadedFace {
   } else font = parsed;
   const missing = [...PROBE].filter((ch) => !font.hasGlyphForCodePoint(ch.codePointAt(0) ?? 0));
   if (missing.length > 0) throw new LabtraceError('E_CONFIG', `report font ${ref.file}: no glyph for ${missing.join(' ')} (a CJK font is needed)`);
-  return { file: ref.file, face: 'fonts' in parsed ? ref.face : undefined, bytes, postscriptName: font.postscriptName };
+  return { file: ref.file, face: 'fonts' in parsed ? ref.face : undefined, font, postscriptName: font.postscriptName };
 }
 
 /**
