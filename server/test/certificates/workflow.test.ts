@@ -256,8 +256,16 @@ describe('issue', () => {
       results.results.map((r) => r.name),
     );
     for (const r of results.results) {
-      expect(rows.get(r.name)?.slice(0, 5)).toEqual([`${r.name} ${r.title}`, r.reported, r.reportedUncertainty, String(r.uncertainty.coverageFactor), r.unit]);
-      expect(text).toContain(`${r.name} (${r.title}): ${r.statistic} of ${r.sampleCount} samples of ${r.measurand} from utm-1; coverage probability 95 %`);
+      expect(rows.get(r.name)?.slice(0, 5)).toEqual([
+        `${r.name} ${r.title}`,
+        r.reported,
+        r.reportedUncertainty,
+        String(r.uncertainty.coverageFactor),
+        r.unit,
+      ]);
+      expect(text).toContain(
+        `${r.name} (${r.title}): ${r.statistic} of ${r.sampleCount} samples of ${r.measurand} from utm-1; coverage probability 95 %`,
+      );
       if (r.conformity) expect(text).toContain(`${r.conformity.verdict === 'pass' ? 'Conforms' : 'Does not conform'} to the specification`);
     }
     expect(text).toContain('End of report');
@@ -633,7 +641,8 @@ describe('reports in Chinese and English, and the public page in both', () => {
       ['X-1', 'org-xss'],
     ] as const)
       expect(
-        (await call('/api/lab-samples', json({ id, organization, description: DESCRIPTION, condition: CONDITION, receivedAt: Date.now() - DAY }))).status,
+        (await call('/api/lab-samples', json({ id, organization, description: DESCRIPTION, condition: CONDITION, receivedAt: Date.now() - DAY })))
+          .status,
       ).toBe(201);
     runId = await completedRun({ sample: 'C-1' });
   });
@@ -646,7 +655,9 @@ describe('reports in Chinese and English, and the public page in both', () => {
   const valueOf = (all: string[], label: string): string | undefined => all.find((l) => l.startsWith(`${label}  `))?.split(/\s{2,}/)[1];
 
   test('a language is validated where the report is requested or issued', async () => {
-    expect((await call('/api/certificates', json({ run: runId, language: 'fr' }))).body.error).toMatch(/body: language: expected zh-CN, en or bilingual/);
+    expect((await call('/api/certificates', json({ run: runId, language: 'fr' }))).body.error).toMatch(
+      /body: language: expected zh-CN, en or bilingual/,
+    );
     const d = await draft(runId);
     expect((await call(`/api/certificates/${d.id}/issue`, json({ language: 'zh' }), 'signatory')).body.error).toMatch(
       /body: language: expected zh-CN, en or bilingual/,
@@ -704,7 +715,8 @@ describe('reports in Chinese and English, and the public page in both', () => {
     const zh = await page(`?code=${code}`, 'zh-CN,zh;q=0.9,en;q=0.8');
     expect(zh).toMatchObject({ status: 200, language: 'zh-CN' });
     expect(zh.html).toContain('<html lang="zh-CN">');
-    expect(zh.html).toContain(`有效：报告 ${bilingual.id}`);
+    // (amended in the test above)
+    expect(zh.html).toContain(`已更正：报告 ${bilingual.id} 已被报告 <a href=`);
     expect(zh.html).toContain(`<dd>${CUSTOMER}</dd>`);
     expect(zh.html).toContain(`<dd>C-1: ${DESCRIPTION}</dd>`);
     const results = (await call<RunResults>(`/api/runs/${runId}/results`)).body;
@@ -713,7 +725,7 @@ describe('reports in Chinese and English, and the public page in both', () => {
     expect(zh.html).toContain(`href="?lang=en&amp;code=${code}" hreflang="en"`);
     const en = await page(`?lang=en&code=${code}`, 'zh-CN');
     expect(en.html).toContain('<html lang="en">');
-    expect(en.html).toContain(`Valid: report ${bilingual.id}`);
+    expect(en.html).toContain(`Amended: report ${bilingual.id} was replaced by report <a href=`);
     expect(en.html).toContain(`<dd>${CUSTOMER}</dd>`);
     expect((await page('', 'fr-FR, en;q=0.5')).html).toContain('<html lang="en">');
     expect((await page('?lang=zh-CN')).html).toContain('<html lang="zh-CN">');
@@ -727,10 +739,11 @@ describe('reports in Chinese and English, and the public page in both', () => {
     expect((await page('?lang=fr')).status).toBe(400);
     expect((await page('?code=nope')).status).toBe(400);
     // the public JSON says the same
-    const publicJson = async (q: string) => (await (await fetch(`${t.base}/api/public/certificates/${bilingual.id}${q}`)).json()) as Record<string, unknown>;
+    const publicJson = async (q: string) =>
+      (await (await fetch(`${t.base}/api/public/certificates/${bilingual.id}${q}`)).json()) as Record<string, unknown>;
     expect(await publicJson('')).not.toHaveProperty('summary');
     expect(await publicJson(`?code=${code}`)).toMatchObject({
-      status: 'valid',
+      status: 'amended',
       summary: {
         customer: CUSTOMER,
         item: { id: 'C-1', description: DESCRIPTION },
