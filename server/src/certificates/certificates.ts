@@ -146,16 +146,13 @@ export class Certificates {
     this.key = certificateKey(this.deps.keyFile, `labtrace-certificates/${this.deps.lab}`, this.deps.logger);
     this.published = [publishedKey(this.key)];
     // the report's font and images: a configured one that is unusable stops the start, with the reason
-    const report = this.deps.report;
-    const found = findReportFont(report?.font);
-    this.font = found.font;
-    if (found.font === undefined) {
-      this.fontProblem = `no report font (a CJK font is needed to print reports; install the npm dependencies, Debian's fonts-noto-cjk, or set certificates.font; tried ${found.tried.join('; ')})`;
-      this.deps.logger.warn(this.fontProblem + ': certificates cannot be issued');
-    } else this.deps.logger.info({ font: found.font.regular.postscriptName, source: found.font.source }, 'report font');
-    this.logo = report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo');
-    this.accreditationMark =
-      report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark');
+    const assets = loadReportAssets(this.deps.report);
+    this.font = assets.font;
+    this.fontProblem = assets.fontProblem;
+    if (assets.font === undefined) this.deps.logger.warn(`${this.fontProblem}: certificates cannot be issued`);
+    else this.deps.logger.info({ font: assets.font.regular.postscriptName, source: assets.font.source }, 'report font');
+    this.logo = assets.logo;
+    this.accreditationMark = assets.accreditationMark;
     return Promise.resolve();
   }
 
@@ -786,6 +783,28 @@ export type PublicStatus =
       statement?: SignedStatement;
       signature?: string;
     };
+
+/**
+ * The report's font and images as configured (certificates.start reads them once): a configured file that cannot
+ * be used throws, naming its config key; no font at all is not an error here but a problem every issue names.
+ */
+export function loadReportAssets(report: CertificatesDeps['report']): {
+  font: ReportFont | undefined;
+  fontProblem: string;
+  logo: Uint8Array | undefined;
+  accreditationMark: Uint8Array | undefined;
+} {
+  const found = findReportFont(report?.font);
+  return {
+    font: found.font,
+    fontProblem:
+      found.font === undefined
+        ? `no report font (a CJK font is needed to print reports; install the npm dependencies, Debian's fonts-noto-cjk, or set certificates.font; tried ${found.tried.join('; ')})`
+        : '',
+    logo: report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo'),
+    accreditationMark: report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark'),
+  };
+}
 
 /** The language asked for at a request, or en. */
 function languageOf(req: RequestRow): ReportLanguage {
