@@ -75,8 +75,11 @@ export type InstrumentTraceability = z.output<typeof instrumentTraceabilitySchem
 
 export const certificateContentSchema = z.strictObject({
   format: z.literal('labtrace-certificate/1'),
-  /** the language the report is printed in: zh-CN, en, or bilingual (each heading in both); en for reports issued before languages */
-  language: reportLanguageSchema.default('en'),
+  /**
+   * the language the report is printed in: zh-CN, en, or bilingual (each heading in both). Absent in reports
+   * issued before languages (English): optional rather than defaulted, so that their signed bytes stay theirs.
+   */
+  language: reportLanguageSchema.optional(),
   /** a) */
   title: text,
   /** b) */

@@ -85,7 +85,7 @@ export interface DccOptions {
 
 export function renderDcc(cert: CertificateContent, contentDigest: string, options: DccOptions): Uint8Array {
   const c = cert;
-  const langs = languageCodes(c.language);
+  const langs = languageCodes(c.language ?? 'en');
   /** a statement the report prints, in each of the report's languages */
   const said = (tag: string, b: Both, indent: string): string =>
     `${indent}<dcc:${tag}>${langs.map((l) => `<dcc:content lang="${l}">${esc(b[l])}</dcc:content>`).join('')}</dcc:${tag}>`;

@@ -68,7 +68,7 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
       'E_CONFLICT',
       `no report font: reports need a CJK font (npm package @expo-google-fonts/noto-sans-sc, Debian fonts-noto-cjk, or config certificates.font); tried ${defaultReportFont().tried.join('; ')}`,
     );
-  const language: ReportLanguage = content.language;
+  const language: ReportLanguage = content.language ?? 'en';
   const at = new Date(content.issuedAt);
   const doc = new PDFDocument({
     size: 'A4',

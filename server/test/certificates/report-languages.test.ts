@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import pino from 'pino';
 import QRCode from 'qrcode';
+import { toHex } from '@labtrace/protocols';
 import { composeContent } from '../../src/certificates/compose.js';
 import type { CertificateContent } from '../../src/certificates/content.js';
 import { renderDcc } from '../../src/certificates/render-dcc.js';
@@ -15,7 +17,7 @@ import { renderPdf } from '../../src/certificates/render-pdf.js';
 import { readImage } from '../../src/certificates/report-assets.js';
 import { DEBIAN_FONT_DIR, findReportFont, loadFace } from '../../src/certificates/report-font.js';
 import type { ReportLanguage } from '../../src/certificates/report-text.js';
-import { contentBytes } from '../../src/certificates/signing.js';
+import { certificateKey, checkSignedJson, contentBytes, sha256Hex, signCertificate, STATEMENT_PURPOSE } from '../../src/certificates/signing.js';
 import { dccSchemaErrors } from '../../src/certificates/validate-dcc.js';
 import { composeInput, result, runResults } from './fixtures.js';
 import { pdfAttachments, pdfFonts, pdfSource, pdfText, qpdfCheck, resultRows } from './pdf-text.js';
@@ -217,5 +219,27 @@ describe('the report font', () => {
     writeFileSync(woff, Buffer.concat([Buffer.from('wOF2'), Buffer.alloc(64)]));
     expect(() => loadFace({ file: woff })).toThrow(/WOFF\/WOFF2 is not supported/);
     expect(() => findReportFont({ regular: { file: path.join(dir, 'missing.ttf') } })).toThrow(/missing\.ttf: no such file/);
+  });
+});
+
+describe('reports issued before languages', () => {
+  test('their signed JSON (no language field) still verifies byte for byte, and renders in English', async () => {
+    const key = certificateKey(path.join(dir, 'certificate.key'), 'labtrace-certificates/lab-t', pino({ level: 'silent' }));
+    const { language: _language, ...old } = composeContent(composeInput());
+    const digest = sha256Hex(contentBytes(old));
+    const statement = {
+      purpose: STATEMENT_PURPOSE as typeof STATEMENT_PURPOSE,
+      v: 1 as const,
+      certificate: old.id,
+      issuedAt: old.issuedAt,
+      keyId: toHex(key.keyId),
+      digestAlgorithm: 'SHA-256' as const,
+      digests: { json: digest, pdf: 'd'.repeat(64), dcc: 'e'.repeat(64) },
+    };
+    const { bytes } = signCertificate(key, old, statement);
+    expect(new TextDecoder().decode(bytes)).not.toContain('"language"');
+    const check = checkSignedJson(bytes, [{ keyId: toHex(key.keyId), publicKey: key.publicKey }]);
+    expect(check).toMatchObject({ ok: true });
+    expect(pdfText(await renderPdf(old, digest)).join('\n')).toContain('Test Report');
   });
 });

@@ -470,7 +470,7 @@ describe('amendment and revocation', () => {
     const escaped = await (await fetch(`${t.base}/verify/${d.id}`)).text();
     expect(escaped).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     expect(escaped).not.toContain('<script>alert(1)');
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 });
 
 describe('refusals', () => {
@@ -507,7 +507,7 @@ describe('refusals', () => {
     );
     // another signatory may
     expect((await call(`/api/certificates/${d2.id}/issue`, json({}), 'signatory')).status).toBe(200);
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 
   test('an instrument out of calibration at the run time blocks the issue, named with its reason', async () => {
     // never calibrated when it ran (runs may start so in this lab), then a calibration recorded that had expired before
@@ -690,7 +690,7 @@ describe('reports in Chinese and English, and the public page in both', () => {
     expect(content.language).toBe('bilingual');
     const dcc = new TextDecoder().decode(await bytes(`/api/certificates/${bilingual.id}/dcc.xml`));
     expect([...dcc.matchAll(/<dcc:mandatoryLangCodeISO639_1>(\w+)</g)].map((m) => m[1])).toEqual(['zh', 'en']);
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 
   test('amended in zh-CN with a Chinese reason: Chinese headings only, the reason as recorded', async () => {
     const res = await call<CertificateView>(`/api/certificates/${bilingual.id}/amend`, json({ reason: REASON, language: 'zh-CN' }), 'signatory');
@@ -704,7 +704,7 @@ describe('reports in Chinese and English, and the public page in both', () => {
     // an amendment keeps the language of the report it replaces unless told
     const again = await call<CertificateView>(`/api/certificates/${res.body.id}/amend`, json({ reason: '再次更正' }), 'signatory');
     expect((await call<{ content: CertificateContent }>(`/api/certificates/${again.body.id}`, {}, 'signatory')).body.content.language).toBe('zh-CN');
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 
   test('the page follows Accept-Language and ?lang=; with the code it shows customer, item, results and verdict, as the public JSON does', async () => {
     const code = new URL(bilingual.verifyUrl).searchParams.get('code') ?? '';
@@ -762,7 +762,7 @@ describe('reports in Chinese and English, and the public page in both', () => {
       expect(html).not.toContain('<script>alert');
       expect(html.match(/<script>/g)).toHaveLength(1);
     }
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 });
 
 describe('the DCC of every certificate issued above', () => {
