@@ -765,6 +765,33 @@ describe('reports in Chinese and English, and the public page in both', () => {
   }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 });
 
+describe('the accreditation mark at the issue', () => {
+  test('only while the accreditation is current: a report of accredited results issued during a suspension carries none', async () => {
+    const run = await completedRun();
+    expect((await call('/api/accreditations/acc-1/events', json({ kind: 'suspend', reason: 'surveillance finding' }), 'admin')).status).toBe(201);
+    try {
+      const cert = await issued(run);
+      const content = (await call<{ content: CertificateContent }>(`/api/certificates/${cert.id}`, {}, 'signatory')).body.content;
+      // the results lie in the scope (as computed when the run completed): the mark is withheld for the suspension alone
+      expect(content.results.every((r) => r.accredited)).toBe(true);
+      expect(content.accreditation).toBeNull();
+      const text = pdfText(await bytes(`/api/certificates/${cert.id}/pdf`))
+        .join(' ')
+        .replace(/\s+/g, ' ');
+      expect(text).toContain('This report carries no accreditation mark.');
+      expect(text).not.toContain('Accredited by');
+    } finally {
+      expect((await call('/api/accreditations/acc-1/events', json({ kind: 'reinstate', reason: 'finding closed' }), 'admin')).status).toBe(201);
+    }
+    // reinstated: the mark again
+    const again = await issued(await completedRun());
+    expect((await call<{ content: CertificateContent }>(`/api/certificates/${again.id}`, {}, 'signatory')).body.content.accreditation).toEqual({
+      body: 'CNAS',
+      number: 'L1234',
+    });
+  }, 120_000);
+});
+
 describe('the DCC of every certificate issued above', () => {
   test("is valid against the official PTB DCC 3.3.0 schema (with D-SI 2.2.1), and names the lab's country", async () => {
     const issuedOnes = (await call<CertificateView[]>('/api/certificates', {}, 'signatory')).body.filter((c) => c.status !== 'draft');
