@@ -230,6 +230,8 @@ export const serverConfigSchema = z.strictObject({
         .string()
         .regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 country code in capitals, such as DE')
         .optional(),
+      /** the laboratory's logo on its reports' letterhead: a PNG or JPEG file (checked at the start) */
+      logo: z.string().min(1).optional(),
     })
     .optional(),
   /** the URL the public reaches the server at: reports link to <publicBaseUrl>/verify/<id> (default: the listen address) */
@@ -238,7 +240,23 @@ export const serverConfigSchema = z.strictObject({
     .regex(/^https?:\/\/[^/\s?#]+(\/[^\s?#]*)?$/, 'expected an http(s) URL such as https://lab.example.com')
     .optional(),
   /** the certificate signing key (C2SP signer key file; created at the first start; default <dataDir>/certificate.key) */
-  certificates: z.strictObject({ keyFile: z.string().min(1).optional() }).default({}),
+  certificates: z
+    .strictObject({
+      keyFile: z.string().min(1).optional(),
+      /**
+       * the report font (docs/certificates.md): a TTF/OTF file, or a TTC file with the face's PostScript name; it
+       * must cover Chinese. Default: Noto Sans SC from the npm dependency, else Debian's fonts-noto-cjk.
+       */
+      font: z
+        .strictObject({
+          regular: z.strictObject({ file: z.string().min(1), face: z.string().min(1).optional() }),
+          bold: z.strictObject({ file: z.string().min(1), face: z.string().min(1).optional() }).optional(),
+        })
+        .optional(),
+      /** the accreditation body's mark (PNG or JPEG), printed only on reports whose results all lie in the scope of a current accreditation */
+      accreditationMark: z.string().min(1).optional(),
+    })
+    .default({}),
   /**
    * the demo lab's daily work (`npm start` turns it on): tensile test runs of the simulated testing
    * machine, one specimen each, assigned to `technician`, on samples of `organization`, each with a

@@ -184,6 +184,8 @@ export class LabtraceServer {
       keyFile: config.certificates.keyFile ?? path.join(config.dataDir, 'certificate.key'),
       softwareVersion: SERVER_VERSION,
       logger: logger.child({ part: 'certificates' }),
+      report: { font: config.certificates.font, logo: config.laboratory?.logo, accreditationMark: config.certificates.accreditationMark },
+      accreditationCurrent: (a, at) => this.accreditations.list(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
     });
     this.demo = config.demo.enabled
       ? new DemoLab(

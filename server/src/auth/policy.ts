@@ -147,15 +147,22 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/certificates/:id/issue', allow: SIGNATORY, audit: true },
   { method: 'POST', path: '/api/certificates/:id/amend', allow: SIGNATORY, audit: true },
   { method: 'POST', path: '/api/certificates/:id/revoke', allow: SIGNATORY, audit: true },
-  // anyone holding a report checks it: its status, digests and issue date (never its content or customer)
+  // anyone holding a report checks it: its status, digests and issue date; with the verification code printed on
+  // the report (its QR link), also who it is for, the item, the results and the verdict. The number alone (they
+  // follow each other) never shows content or customer.
   { method: 'GET', path: '/api/public/keys', allow: 'public', why: 'the certificate key is public by design: anyone verifies reports with it' },
   {
     method: 'GET',
     path: '/api/public/certificates/:id',
     allow: 'public',
-    why: 'a report holder checks its status; it shows the status, digests and issue date only',
+    why: "a report holder checks its status: status, digests and issue date; with the report's verification code, also its customer, item, results and verdict",
   },
-  { method: 'GET', path: '/verify/:id', allow: 'public', why: 'the verification page the QR code on a report links to; status and digests only' },
+  {
+    method: 'GET',
+    path: '/verify/:id',
+    allow: 'public',
+    why: "the verification page the QR code on a report links to (zh-CN and en): status and digests; with the report's code, its customer, item, results and verdict",
+  },
   {
     method: 'POST',
     path: '/verify/:id',

@@ -8,12 +8,17 @@ import { paragraph } from '../api/text.js';
 import { principalOf, route } from '../auth/policy.js';
 import type { Principal } from '../auth/users.js';
 import type { Certificates } from './certificates.js';
-import { verifyPage, VERIFY_PAGE_CSP } from './verify-page.js';
+import { reportLanguageSchema } from './report-text.js';
+import { pageLanguage, verifyPage, VERIFY_PAGE_CSP } from './verify-page.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
 const reason = paragraph(500);
-const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id') });
+/** the language the report is printed in: zh-CN, en or bilingual (default: as requested, else en; an amendment: as the report it replaces) */
+const language = reportLanguageSchema.optional();
+const requestBody = z.strictObject({ run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id'), language });
+const issueBody = z.strictObject({ language });
+const amendBody = z.strictObject({ reason, language });
 const reasonBody = z.strictObject({ reason });
 const listQuery = z.strictObject({
   run: z
@@ -21,6 +26,14 @@ const listQuery = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a run id')
     .optional(),
   status: z.enum(['draft', 'valid', 'amended', 'revoked']).optional(),
+});
+/** the public page's and status's query: the page's language and the report's verification code (printed on it) */
+const publicQuery = z.strictObject({
+  lang: z.enum(['zh-CN', 'en'], { error: 'expected zh-CN or en' }).optional(),
+  code: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/, 'expected the 16 hex digits of the verification link printed on the report')
+    .optional(),
 });
 /** the largest file the public check takes (a report's PDF is tens of kB) */
 const MAX_UPLOAD = 10 * 1024 * 1024;
@@ -36,8 +49,9 @@ const pathId = (req: Request): string => parseWith(certificateIdSchema, req.para
 
 export function certificateRoutes(certificates: Certificates, lab: () => string): express.Router {
   const router = express.Router();
-  // the page of a status, rendered once: statuses are cached objects, replaced whenever one changes
-  const pages = new WeakMap<object, string>();
+  // the pages of a status, rendered once per language (and with or without its summary): statuses are cached
+  // objects, replaced whenever one changes
+  const pages = new WeakMap<object, Map<string, string>>();
 
   const visible = (req: Request): string => {
     const id = pathId(req);
@@ -60,7 +74,7 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
 
   route(router, 'POST', '/api/certificates', (req, res) => {
     const body = parseWith(requestBody, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(certificates.request(actorOf(who(req)), body.run));
+    res.status(201).json(certificates.request(actorOf(who(req)), body.run, body.language));
   });
 
   // the view, with the issued content, or for a draft what still blocks its issue
@@ -92,14 +106,14 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
 
   route(router, 'POST', '/api/certificates/:id/issue', async (req, res) => {
     const id = pathId(req);
-    parseWith(z.strictObject({}), req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.json(await certificates.issue(actorOf(who(req)), id));
+    const body = parseWith(issueBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.json(await certificates.issue(actorOf(who(req)), id, body.language));
   });
 
   route(router, 'POST', '/api/certificates/:id/amend', async (req, res) => {
     const id = pathId(req);
-    const body = parseWith(reasonBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(await certificates.amend(actorOf(who(req)), id, body.reason));
+    const body = parseWith(amendBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    res.status(201).json(await certificates.amend(actorOf(who(req)), id, body.reason, body.language));
   });
 
   route(router, 'POST', '/api/certificates/:id/revoke', (req, res) => {
@@ -115,20 +129,36 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
   });
 
   route(router, 'GET', '/api/public/certificates/:id', (req, res) => {
-    const status = certificates.publicStatus(pathId(req));
-    res.status(status.status === 'unknown' ? 404 : 200).json(status);
+    const id = pathId(req);
+    const query = parseWith(publicQuery.omit({ lang: true }), req.query, 'query', 'E_BAD_REQUEST');
+    const status = certificates.publicStatus(id);
+    // with the report's verification code, what its holder may see of it, as on the page
+    const summary = certificates.publicSummary(id, query.code);
+    res.status(status.status === 'unknown' ? 404 : 200).json(summary === undefined ? status : { ...status, summary });
   });
 
   route(router, 'GET', '/verify/:id', (req, res) => {
     const id = pathId(req);
+    const query = parseWith(publicQuery, req.query, 'query', 'E_BAD_REQUEST');
     const status = certificates.publicStatus(id);
-    let page = pages.get(status);
+    const language = pageLanguage(query.lang, req.get('accept-language'));
+    const summary = certificates.publicSummary(id, query.code);
+    const key = `${language}\u0000${query.code ?? ''}\u0000${summary === undefined ? 0 : 1}`;
+    let byKey = pages.get(status);
+    if (byKey === undefined) {
+      byKey = new Map();
+      pages.set(status, byKey);
+    }
+    let page = byKey.get(key);
     if (page === undefined) {
-      page = verifyPage(status, lab());
-      pages.set(status, page);
+      page = verifyPage(status, lab(), { language, summary, code: query.code });
+      // (bounded: a status is replaced on every change; wrong codes would otherwise grow it)
+      if (byKey.size < 16) byKey.set(key, page);
     }
     res
       .status(status.status === 'unknown' ? 404 : 200)
+      .set('content-language', language)
+      .set('vary', 'Accept-Language')
       .set('content-security-policy', VERIFY_PAGE_CSP)
       .set('cache-control', 'no-store')
       .type('html')

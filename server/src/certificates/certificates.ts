@@ -3,7 +3,8 @@
 // 7.8.8) or revoked, each step a signed entry in the transparency log and an audit-trail entry. Nothing is
 // edited or deleted: the status of a certificate is derived from its events.
 import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
-import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, toHex, type SignerKey } from '@labtrace/protocols';
+import { timingSafeEqual } from 'node:crypto';
+import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -20,6 +21,9 @@ import { certificateContentSchema, missingFields, type CertificateContent } from
 import { renderDcc } from './render-dcc.js';
 import { assertValidDcc } from './validate-dcc.js';
 import { renderPdf } from './render-pdf.js';
+import { readImage } from './report-assets.js';
+import { findReportFont, type ReportFont, type ReportFontConfig } from './report-font.js';
+import type { ReportLanguage } from './report-text.js';
 import {
   certificateKey,
   contentBytes,
@@ -83,6 +87,10 @@ export interface CertificatesDeps {
   softwareVersion: string;
   logger: Logger;
   now?: () => number;
+  /** the report's look (config certificates.font, certificates.accreditationMark, laboratory.logo) */
+  report?: { font?: ReportFontConfig | undefined; logo?: string | undefined; accreditationMark?: string | undefined } | undefined;
+  /** whether an accreditation (body and number) is current at a time: the mark is printed only then (default: yes) */
+  accreditationCurrent?: (accreditation: { body: string; number: string }, at: number) => boolean;
 }
 
 interface RequestRow {
@@ -93,6 +101,8 @@ interface RequestRow {
   reason: string | null;
   requested_by: string;
   requested_at: number;
+  /** the language asked for at the request (null: not said, or requested before languages) */
+  language: string | null;
 }
 
 interface CertificateRow {
@@ -121,6 +131,11 @@ export class Certificates {
   private readonly now: () => number;
   private readonly statusCache = new Map<string, PublicStatus>();
   private readonly statements = new Map<string, Statement>();
+  private readonly codes = new Map<string, string>();
+  private font: ReportFont | undefined;
+  private fontProblem = '';
+  private logo: Uint8Array | undefined;
+  private accreditationMark: Uint8Array | undefined;
 
   constructor(private readonly deps: CertificatesDeps) {
     this.now = deps.now ?? Date.now;
@@ -130,12 +145,21 @@ export class Certificates {
   start(): Promise<void> {
     this.key = certificateKey(this.deps.keyFile, `labtrace-certificates/${this.deps.lab}`, this.deps.logger);
     this.published = [publishedKey(this.key)];
+    // the report's font and images: a configured one that is unusable stops the start, with the reason
+    const assets = loadReportAssets(this.deps.report);
+    this.font = assets.font;
+    this.fontProblem = assets.fontProblem;
+    if (assets.font === undefined) this.deps.logger.warn(`${this.fontProblem}: certificates cannot be issued`);
+    else this.deps.logger.info({ font: assets.font.regular.postscriptName, source: assets.font.source }, 'report font');
+    this.logo = assets.logo;
+    this.accreditationMark = assets.accreditationMark;
     return Promise.resolve();
   }
 
   stop(): Promise<void> {
     this.key = undefined;
     this.published = [];
+    this.codes.clear();
     return Promise.resolve();
   }
 
@@ -145,26 +169,75 @@ export class Certificates {
     return this.published;
   }
 
+  /** The public page of a report, with its verification code: the link its QR code and its text carry. */
   verifyUrl(id: string): string {
-    return `${this.deps.publicBaseUrl().replace(/\/+$/, '')}/verify/${encodeURIComponent(id)}`;
+    return `${this.deps.publicBaseUrl().replace(/\/+$/, '')}/verify/${encodeURIComponent(id)}?code=${this.verifyCode(id)}`;
+  }
+
+  /**
+   * A report's verification code: 16 hex digits of the SHA-256 of the lab key's (deterministic Ed25519)
+   * signature over the report number. Printed on the report (in its verification link), it lets the holder see
+   * the report's content summary online; report numbers follow each other, so the number alone shows only the
+   * status and the digests.
+   */
+  verifyCode(id: string): string {
+    let code = this.codes.get(id);
+    if (code === undefined) {
+      code = sha256Hex(signEd25519(new TextEncoder().encode(`labtrace-verify-code/1\u0000${id}`), this.signer().seed)).slice(0, 16);
+      if (this.codes.size >= STATUS_CACHE_SIZE) this.codes.clear();
+      this.codes.set(id, code);
+    }
+    return code;
+  }
+
+  /** What the holder of an issued report sees on the public page: undefined for a wrong code, a draft or an unknown number. */
+  publicSummary(id: string, code: string | undefined): PublicSummary | undefined {
+    if (code === undefined || this.publicStatus(id).status === 'unknown') return undefined;
+    const expected = Buffer.from(this.verifyCode(id));
+    const given = Buffer.from(code);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    const content = this.issued(id)?.content;
+    if (content === undefined) return undefined;
+    return {
+      customer: content.customer.name,
+      item: { id: content.item.id, description: content.item.description },
+      method: `${content.method.standard}: ${content.method.title}`,
+      language: content.language ?? 'en',
+      results: content.results.map((r) => ({
+        name: r.name,
+        title: r.title,
+        reported: r.reported,
+        uncertainty: r.uncertainty.reported,
+        coverageFactor: r.uncertainty.coverageFactor,
+        unit: r.unit,
+        verdict: r.conformity?.verdict ?? null,
+      })),
+      verdict: content.verdict,
+    };
   }
 
   /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
-  request(actor: Actor & Viewer, runId: string): CertificateView {
+  request(actor: Actor & Viewer, runId: string, language?: ReportLanguage): CertificateView {
     const db = this.deps.database.sqlite;
     return db.transaction(() => {
       const run = this.deps.runs.get(actor, runId);
       if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
       const id = this.nextId();
-      this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at) VALUES (?, ?, ?, ?, ?)').run(
+      this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at, language) VALUES (?, ?, ?, ?, ?, ?)').run(
         id,
         run.id,
         run.organization,
         actor.username,
         this.now(),
+        language ?? null,
       );
-      this.deps.audit.record(actor, { action: 'create', recordType: 'certificate', recordId: id, newValue: { run: run.id, status: 'draft' } });
+      this.deps.audit.record(actor, {
+        action: 'create',
+        recordType: 'certificate',
+        recordId: id,
+        newValue: { run: run.id, status: 'draft', ...(language === undefined ? {} : { language }) },
+      });
       return this.mustView(id);
     })();
   }
@@ -176,29 +249,30 @@ export class Certificates {
     if (this.issuedRow(id)) return [];
     const run = this.runOf(req.run);
     const problems = this.calibrationBlockers(run);
+    if (this.font === undefined) problems.push(this.fontProblem);
     const results = this.deps.results()?.resultsOf(run.id);
     if (!results) problems.push(`run ${run.id} has no computed results`);
     else {
-      const content = this.compose(req, run, { name: '(signatory)', role: 'signatory' }, this.now(), this.currentCheckpoint(false));
+      const content = this.compose(req, run, { name: '(signatory)', role: 'signatory' }, this.now(), this.currentCheckpoint(false), languageOf(req));
       problems.push(...missingFields(content).map((m) => `missing: ${m}`), ...timeBlockers(content));
     }
     return problems;
   }
 
   /** Approves and issues a draft: the signatory must not be who performed or created the run. */
-  async issue(actor: Actor & Viewer, id: string): Promise<CertificateView> {
+  async issue(actor: Actor & Viewer, id: string, language?: ReportLanguage): Promise<CertificateView> {
     const req = this.requestRow(id);
     if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
     if (req.amends !== null)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
-    return this.issueRequest(actor, req);
+    return this.issueRequest(actor, req, language ?? languageOf(req));
   }
 
   /**
    * Amends an issued certificate (7.8.8): a new certificate with its own number, marked as the amendment of
    * the old one with the reason, issued at once by the signatory from the run's results as they are now.
    */
-  async amend(actor: Actor & Viewer, oldId: string, reason: string): Promise<CertificateView> {
+  async amend(actor: Actor & Viewer, oldId: string, reason: string, language?: ReportLanguage): Promise<CertificateView> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to amend a certificate');
     const old = this.mustCurrent(oldId, 'amend');
     const db = this.deps.database.sqlite;
@@ -221,7 +295,8 @@ export class Certificates {
       }
       return { ...(this.requestRow(newId) as RequestRow), reason };
     })();
-    return this.issueRequest(actor, req);
+    // an amendment keeps the language of the report it replaces unless told
+    return this.issueRequest(actor, req, language ?? this.issued(oldId)?.content.language ?? 'en');
   }
 
   /** Revokes an issued certificate, with the reason; the public page says so from then on. */
@@ -368,7 +443,7 @@ export class Certificates {
     return this.key;
   }
 
-  private async issueRequest(actor: Actor & Viewer, req: RequestRow): Promise<CertificateView> {
+  private async issueRequest(actor: Actor & Viewer, req: RequestRow, language: ReportLanguage): Promise<CertificateView> {
     const id = req.id;
     if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
     const run = this.runOf(req.run);
@@ -379,10 +454,11 @@ export class Certificates {
         `${actor.username} ${actor.username === run.technician ? 'performed' : 'created'} run ${run.id}: the certificate must be approved by another signatory`,
       );
     const blockers = this.calibrationBlockers(run);
+    if (this.font === undefined) blockers.push(this.fontProblem);
     if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: ${blockers.join('; ')}`);
     const at = this.now();
     const checkpoint = this.currentCheckpoint(true);
-    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint);
+    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint, language);
     const missing = missingFields(content);
     if (missing.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: missing ${missing.join('; ')}`);
     const times = timeBlockers(content);
@@ -395,10 +471,16 @@ export class Certificates {
       );
     const key = this.signer();
     const digest = sha256Hex(contentBytes(content));
-    const pdf = await renderPdf(content, digest);
     const dcc = renderDcc(content, digest, { softwareVersion: this.deps.softwareVersion, country: this.deps.laboratory?.country });
     // the DCC must be valid against the official PTB schema, or nothing is issued
     await assertValidDcc(dcc, id);
+    // the PDF/A-3 carries the DCC and the signed content (whose digest the statement signs) as attachments
+    const pdf = await renderPdf(content, digest, {
+      font: this.font,
+      logo: this.logo,
+      accreditationMark: this.accreditationMark,
+      attachments: { dcc, content: contentBytes(content) },
+    });
     const statement: SignedStatement = {
       purpose: STATEMENT_PURPOSE,
       v: 1,
@@ -515,6 +597,7 @@ export class Certificates {
     signatory: { name: string; role: string },
     at: number,
     checkpoint: ComposeInput['checkpoint'],
+    language: ReportLanguage,
   ): CertificateContent {
     const results = this.deps.results()?.resultsOf(run.id);
     if (!results)
@@ -548,6 +631,11 @@ export class Certificates {
       checkpoint,
       amendment: req.amends === null ? null : { amends: req.amends, reason: req.reason ?? '' },
       verifyUrl: this.verifyUrl(req.id),
+      language,
+      accreditationCurrent:
+        results.accreditation === undefined || this.deps.accreditationCurrent === undefined
+          ? true
+          : this.deps.accreditationCurrent(results.accreditation, at),
     });
   }
 
@@ -656,6 +744,26 @@ export class Certificates {
   }
 }
 
+/** An issued report's content as its holder may see it online (with the report's verification code). */
+export interface PublicSummary {
+  customer: string;
+  item: { id: string; description: string };
+  /** the standard and the method's title */
+  method: string;
+  language: ReportLanguage;
+  /** each result with the value and U as reported (the strings the report prints) */
+  results: {
+    name: string;
+    title: string;
+    reported: string;
+    uncertainty: string;
+    coverageFactor: number;
+    unit: string;
+    verdict: 'pass' | 'fail' | null;
+  }[];
+  verdict: 'pass' | 'fail' | 'no-decision';
+}
+
 export type PublicStatus =
   | { id: string; status: 'unknown' }
   | {
@@ -675,6 +783,33 @@ export type PublicStatus =
       statement?: SignedStatement;
       signature?: string;
     };
+
+/**
+ * The report's font and images as configured (certificates.start reads them once): a configured file that cannot
+ * be used throws, naming its config key; no font at all is not an error here but a problem every issue names.
+ */
+export function loadReportAssets(report: CertificatesDeps['report']): {
+  font: ReportFont | undefined;
+  fontProblem: string;
+  logo: Uint8Array | undefined;
+  accreditationMark: Uint8Array | undefined;
+} {
+  const found = findReportFont(report?.font);
+  return {
+    font: found.font,
+    fontProblem:
+      found.font === undefined
+        ? `no report font (a CJK font is needed to print reports; install the npm dependencies, Debian's fonts-noto-cjk, or set certificates.font; tried ${found.tried.join('; ')})`
+        : '',
+    logo: report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo'),
+    accreditationMark: report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark'),
+  };
+}
+
+/** The language asked for at a request, or en. */
+function languageOf(req: RequestRow): ReportLanguage {
+  return req.language === 'zh-CN' || req.language === 'bilingual' ? req.language : 'en';
+}
 
 /** Which rendering a file is, by its first bytes. */
 export function formatOf(bytes: Uint8Array): 'pdf' | 'json' | 'dcc' | 'unknown' {

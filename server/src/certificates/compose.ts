@@ -12,6 +12,14 @@ import {
   type CertificateContent,
   type InstrumentTraceability,
 } from './content.js';
+import type { ReportLanguage } from './report-text.js';
+
+/** The title in the report's language; an amendment names the report it replaces. */
+export function titleOf(language: ReportLanguage, amends: string | null): string {
+  const en = amends === null ? CERTIFICATE_TITLE : `${CERTIFICATE_TITLE} - Amendment to Report No. ${amends}`;
+  const zh = amends === null ? '检测报告' : `检测报告 - 更正报告编号 ${amends} 的报告`;
+  return language === 'en' ? en : language === 'zh-CN' ? zh : `${zh} ${en}`;
+}
 
 export interface ComposeInput {
   id: string;
@@ -33,6 +41,13 @@ export interface ComposeInput {
   checkpoint: { origin: string; size: number; rootHash: string };
   amendment: { amends: string; reason: string } | null;
   verifyUrl: string;
+  /** the language of the report (default en) */
+  language?: ReportLanguage | undefined;
+  /**
+   * whether the accreditation the results name is current at the issue (not suspended, withdrawn or expired
+   * since the run): the mark is printed only then (default true)
+   */
+  accreditationCurrent?: boolean | undefined;
 }
 
 const SEVERITY: Record<CalibrationStatus['status'], number> = { valid: 0, 'due-soon': 1, 'never-calibrated': 2, expired: 3, 'out-of-service': 4 };
@@ -88,9 +103,11 @@ export function timeBlockers(content: CertificateContent): string[] {
 export function composeContent(input: ComposeInput): CertificateContent {
   const { run, results } = input;
   const lab = input.laboratory;
+  const language = input.language ?? 'en';
   return {
     format: 'labtrace-certificate/1',
-    title: input.amendment === null ? CERTIFICATE_TITLE : `${CERTIFICATE_TITLE} - Amendment to Report No. ${input.amendment.amends}`,
+    language,
+    title: titleOf(language, input.amendment?.amends ?? null),
     laboratory: { name: lab?.name ?? '', address: lab?.address ?? '' },
     placeOfWork: lab === undefined ? '' : (lab.placeOfWork ?? `the laboratory's premises, ${lab.address}`),
     id: input.id,
@@ -136,6 +153,7 @@ export function composeContent(input: ComposeInput): CertificateContent {
     // the mark only when every result lies inside the scope, by the same accreditation (ILAC R7)
     // (a mark needs the body and the number: a scope that names neither gives none)
     accreditation:
+      input.accreditationCurrent !== false &&
       results.accredited &&
       results.accreditation !== undefined &&
       results.accreditation.body !== '' &&

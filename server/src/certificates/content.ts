@@ -1,6 +1,7 @@
 // What a test report (certificate) says: every item ISO/IEC 17025 7.8.2.1 a-p, 7.8.3 and 7.8.8 ask for, as one
 // typed, validated object. The JSON rendering of it is what the lab signs; the PDF and the DCC show the same.
 import { z } from 'zod';
+import { reportLanguageSchema } from './report-text.js';
 
 const text = z.string().trim().min(1, 'required');
 const instant = z.number().int().min(0);
@@ -74,6 +75,11 @@ export type InstrumentTraceability = z.output<typeof instrumentTraceabilitySchem
 
 export const certificateContentSchema = z.strictObject({
   format: z.literal('labtrace-certificate/1'),
+  /**
+   * the language the report is printed in: zh-CN, en, or bilingual (each heading in both). Absent in reports
+   * issued before languages (English): optional rather than defaulted, so that their signed bytes stay theirs.
+   */
+  language: reportLanguageSchema.optional(),
   /** a) */
   title: text,
   /** b) */

@@ -34,3 +34,10 @@ export const certificatesMigration: Migration = {
     }
   },
 };
+
+/** The language a report was requested in (migration 0023_certificate_language): zh-CN, en or bilingual; NULL before. */
+export const certificateLanguageMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`ALTER TABLE certificate_requests ADD COLUMN language TEXT`.execute(db);
+  },
+};

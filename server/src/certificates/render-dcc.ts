@@ -6,6 +6,7 @@
 // method sets limits, its conformity in measurementMetaData. Units without a D-SI spelling are kept as the
 // method writes them. Each rendering is checked against the official schema before issue (validate-dcc.ts).
 import type { CertificateContent } from './content.js';
+import { accreditationText, languageCodes, RELATES_ONLY_ZH, traceabilityText, type Both } from './report-text.js';
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
 
@@ -50,7 +51,10 @@ const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 /** element content of a schema "notEmptyStringType" (no leading or trailing white space) */
 const token = (s: string): string => esc(s.trim());
 const english = (s: string): string => `<dcc:content lang="en">${esc(s)}</dcc:content>`;
+/** a text labtrace writes, in English (metadata, evidence, names of things) */
 const text = (tag: string, s: string, indent: string): string => `${indent}<dcc:${tag}>${english(s)}</dcc:${tag}>`;
+/** a value as recorded (a name, a description): in no particular language, so without a lang attribute */
+const value = (tag: string, s: string, indent: string): string => `${indent}<dcc:${tag}><dcc:content>${esc(s)}</dcc:content></dcc:${tag}>`;
 
 /** ISO 3166-1 "ZZ" (user-assigned, "unknown country"): the country when the lab's config names none */
 export const UNKNOWN_COUNTRY = 'ZZ';
@@ -81,6 +85,12 @@ export interface DccOptions {
 
 export function renderDcc(cert: CertificateContent, contentDigest: string, options: DccOptions): Uint8Array {
   const c = cert;
+  const langs = languageCodes(c.language ?? 'en');
+  /** a statement the report prints, in each of the report's languages */
+  const said = (tag: string, b: Both, indent: string): string =>
+    `${indent}<dcc:${tag}>${langs.map((l) => `<dcc:content lang="${l}">${esc(b[l])}</dcc:content>`).join('')}</dcc:${tag}>`;
+  // English is always used (labtrace's own metadata and evidence texts); the report's languages are mandatory
+  const used = langs.includes('en') ? langs : [...langs, 'en'];
   const country = options.country ?? UNKNOWN_COUNTRY;
   const countryCode = options.country === undefined ? [] : [`<dcc:countryCode>${esc(options.country)}</dcc:countryCode>`];
   const lines: string[] = [
@@ -103,8 +113,8 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
     '    </dcc:refTypeDefinition></dcc:refTypeDefinitions>',
     '    <dcc:coreData>',
     `      <dcc:countryCodeISO3166_1>${esc(country)}</dcc:countryCodeISO3166_1>`,
-    '      <dcc:usedLangCodeISO639_1>en</dcc:usedLangCodeISO639_1>',
-    '      <dcc:mandatoryLangCodeISO639_1>en</dcc:mandatoryLangCodeISO639_1>',
+    ...used.map((l) => `      <dcc:usedLangCodeISO639_1>${l}</dcc:usedLangCodeISO639_1>`),
+    ...langs.map((l) => `      <dcc:mandatoryLangCodeISO639_1>${l}</dcc:mandatoryLangCodeISO639_1>`),
     `      <dcc:uniqueIdentifier>${token(c.id)}</dcc:uniqueIdentifier>`,
     `      <dcc:receiptDate>${day(c.receivedAt)}</dcc:receiptDate>`,
     `      <dcc:beginPerformanceDate>${day(c.test.startedAt)}</dcc:beginPerformanceDate>`,
@@ -122,19 +132,19 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
     '    </dcc:coreData>',
     '    <dcc:items>',
     '      <dcc:item>',
-    text('name', c.item.description, '        '),
-    text('description', `Condition on receipt: ${c.item.condition}`, '        '),
+    value('name', c.item.description, '        '),
+    said('description', { zh: `接收时状态：${c.item.condition}`, en: `Condition on receipt: ${c.item.condition}` }, '        '),
     '        <dcc:identifications><dcc:identification>',
     `          <dcc:issuer>customer</dcc:issuer><dcc:value>${token(c.item.id)}</dcc:value>`,
     '        </dcc:identification></dcc:identifications>',
     '      </dcc:item>',
     '    </dcc:items>',
     '    <dcc:calibrationLaboratory><dcc:contact>',
-    text('name', c.laboratory.name, '      '),
-    `      <dcc:location>${countryCode.join('')}<dcc:further>${english(c.laboratory.address)}</dcc:further></dcc:location>`,
+    value('name', c.laboratory.name, '      '),
+    `      <dcc:location>${countryCode.join('')}<dcc:further><dcc:content>${esc(c.laboratory.address)}</dcc:content></dcc:further></dcc:location>`,
     '    </dcc:contact></dcc:calibrationLaboratory>',
     '    <dcc:respPersons><dcc:respPerson>',
-    `      <dcc:person>${text('name', c.authorization.name, '')}</dcc:person>`,
+    `      <dcc:person>${value('name', c.authorization.name, '')}</dcc:person>`,
     text(
       'description',
       `Authorized the report on ${new Date(c.authorization.at).toISOString()}; meaning of the signature: ${c.authorization.meaning}`,
@@ -144,26 +154,27 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
     '      <dcc:mainSigner>true</dcc:mainSigner>',
     '    </dcc:respPerson></dcc:respPersons>',
     '    <dcc:customer>',
-    text('name', c.customer.name, '      '),
-    `      <dcc:location><dcc:further>${english(c.customer.contact)}</dcc:further></dcc:location>`,
+    value('name', c.customer.name, '      '),
+    `      <dcc:location><dcc:further><dcc:content>${esc(c.customer.contact)}</dcc:content></dcc:further></dcc:location>`,
     '    </dcc:customer>',
     '    <dcc:statements>',
-    `      <dcc:statement refType="labtrace_scope">${text('declaration', c.statement, '')}</dcc:statement>`,
-    ...c.traceability.map((i) => `      <dcc:statement refType="labtrace_traceability">${text('declaration', i.statement, '')}</dcc:statement>`),
-    c.accreditation === null
-      ? `      <dcc:statement refType="labtrace_accreditation">${text('declaration', c.notAccredited.length > 0 ? `Outside the scope of accreditation: ${c.notAccredited.join(', ')}` : 'No accreditation mark', '')}</dcc:statement>`
-      : `      <dcc:statement refType="labtrace_accreditation">${text('declaration', `Accredited by ${c.accreditation.body}, No. ${c.accreditation.number}`, '')}</dcc:statement>`,
+    `      <dcc:statement refType="labtrace_scope">${said('declaration', { zh: RELATES_ONLY_ZH, en: c.statement }, '')}</dcc:statement>`,
+    ...c.traceability.map(
+      (i) =>
+        `      <dcc:statement refType="labtrace_traceability">${said('declaration', traceabilityText(i, day)[0] ?? { zh: '', en: i.statement }, '')}</dcc:statement>`,
+    ),
+    `      <dcc:statement refType="labtrace_accreditation">${said('declaration', accreditationText(c), '')}</dcc:statement>`,
     ...(c.amendment === null
       ? []
       : [
-          `      <dcc:statement refType="labtrace_amendment">${text('declaration', `Amendment to Report No. ${c.amendment.amends}: ${c.amendment.reason}`, '')}</dcc:statement>`,
+          `      <dcc:statement refType="labtrace_amendment">${said('declaration', { zh: `更正报告编号 ${c.amendment.amends} 的报告，原因：${c.amendment.reason}`, en: `Amendment to Report No. ${c.amendment.amends}: ${c.amendment.reason}` }, '')}</dcc:statement>`,
         ]),
     `      <dcc:statement refType="labtrace_evidence">${text('declaration', `records ${c.records.count} ${c.records.digestAlgorithm} ${c.records.digest}; log ${c.checkpoint.origin} size ${c.checkpoint.size} root ${c.checkpoint.rootHash}; content SHA-256 ${contentDigest}; verify at ${c.verifyUrl}`, '')}</dcc:statement>`,
     '    </dcc:statements>',
     '  </dcc:administrativeData>',
     '  <dcc:measurementResults>',
     '    <dcc:measurementResult>',
-    text('name', c.method.title, '      '),
+    value('name', c.method.title, '      '),
     '      <dcc:usedMethods><dcc:usedMethod>',
     text('name', `${c.method.id} version ${c.method.version}`, '        '),
     `        <dcc:norm>${token(c.method.standard)}</dcc:norm>`,

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
-import { certificatesMigration } from '../certificates/migration.js';
+import { certificateLanguageMigration, certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
 
@@ -412,6 +412,9 @@ migrations['0022_store_probe'] = {
     await sql`CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`.execute(db);
   },
 };
+
+// the language a certificate is requested in (certificates/migration.ts)
+migrations['0023_certificate_language'] = certificateLanguageMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

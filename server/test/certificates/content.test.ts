@@ -7,7 +7,7 @@ import { certificateContentSchema, MANDATORY_ITEMS, missingFields, RELATES_ONLY 
 import { renderDcc } from '../../src/certificates/render-dcc.js';
 import { renderPdf } from '../../src/certificates/render-pdf.js';
 import { composeInput, result, runResults, T0 } from './fixtures.js';
-import { pdfText } from './pdf-text.js';
+import { pdfText, resultRows } from './pdf-text.js';
 
 describe('content', () => {
   const input = composeInput();
@@ -114,10 +114,25 @@ describe('renderings', () => {
       expect(page).toContain(`Report No. ${c.id} - page ${i + 1} of ${pages.length}`);
     });
     const text = pages.join('\n').replace(/\s+/g, ' ');
+    // the results table: one row per result with the value, U and k as the content gives them
+    const rows = resultRows(
+      pages,
+      c.results.map((r) => r.name),
+    );
     for (const r of c.results) {
-      expect(text).toContain(`${r.name} (${r.title}): ${r.reported} ${r.unit}`);
-      expect(text).toContain(`U = ${r.uncertainty.reported} ${r.unit} (k = ${r.uncertainty.coverageFactor}, coverage probability 95 %)`);
+      expect(rows.get(r.name)).toEqual([
+        `${r.name} ${r.title}`,
+        r.reported,
+        r.uncertainty.reported,
+        String(r.uncertainty.coverageFactor),
+        r.unit,
+        '0 – 100',
+        'pass',
+      ]);
+      expect(text).toContain(`${r.name} (${r.title}): max of 42 samples of force from ut-1; coverage probability 95 %.`);
     }
+    // the table's header row is repeated on each page it continues on
+    expect(pages.filter((p) => /Quantity\s+Value\s+U\s+k\s+Unit\s+Limits\s+Verdict/.test(p)).length).toBeGreaterThan(1);
     expect(text).toContain('Conforms to the specification (0 kN to 100 kN); decision rule: simple acceptance');
     expect(text).toContain('Customer');
     expect(text).toContain('qa@client-a.example');

@@ -1,12 +1,13 @@
 // The lab's certificate key is made once, kept private (mode 0600) and refused when others can read it; the
 // laboratory's name, address and country and the public base URL are checked at start-up with messages naming
 // the field; the public routes share the API's rate limit.
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from '@jest/globals';
 import pino from 'pino';
 import { parseWith, toHex } from '@labtrace/protocols';
+import { loadReportAssets } from '../../src/certificates/certificates.js';
 import { certificateKey } from '../../src/certificates/signing.js';
 import { serverConfigSchema } from '../../src/index.js';
 import { startServer } from '../helpers/server.js';
@@ -59,4 +60,21 @@ test('the public verification routes are rate-limited per address, like the API'
   } finally {
     await t.stop();
   }
+});
+
+test('a configured logo, mark or font that cannot be used stops the start, naming the config key and the reason', () => {
+  const text = path.join(dir, 'logo.txt');
+  writeFileSync(text, 'not an image');
+  expect(() => loadReportAssets({ logo: text })).toThrow(/laboratory\.logo: .*logo\.txt is not a PNG or JPEG image/);
+  expect(() => loadReportAssets({ accreditationMark: path.join(dir, 'mark.png') })).toThrow(
+    /certificates\.accreditationMark: cannot read .*mark\.png \(ENOENT\)/,
+  );
+  expect(() => loadReportAssets({ font: { regular: { file: path.join(dir, 'font.ttf') } } })).toThrow(/report font .*font\.ttf: no such file/);
+  // without configuration: the npm font, no images
+  expect(loadReportAssets(undefined)).toMatchObject({ font: { source: 'npm' }, fontProblem: '', logo: undefined, accreditationMark: undefined });
+  // the config names its keys where a font is configured without its file
+  expect(() => parseWith(serverConfigSchema, { certificates: { font: { regular: {} } } }, 'server.yaml')).toThrow(
+    /certificates\.font\.regular\.file/,
+  );
+  expect(parseWith(serverConfigSchema, { laboratory: { name: 'Lab', address: '1 Test Street', logo: text } }, 'x').laboratory?.logo).toBe(text);
 });

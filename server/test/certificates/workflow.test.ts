@@ -16,7 +16,7 @@ import { dccSchemaErrors } from '../../src/certificates/validate-dcc.js';
 import type { RunResults } from '../../src/lab/contracts.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
-import { pdfText } from './pdf-text.js';
+import { pdfFonts, pdfText, qpdfCheck, resultRows } from './pdf-text.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -203,7 +203,8 @@ describe('issue', () => {
     expect(res.status).toBe(200);
     cert = res.body;
     expect(cert).toMatchObject({ id: d.id, run, organization: ORGANIZATION, status: 'valid', issuedBy: 'signatory', amends: null, amendedBy: null });
-    expect(cert.verifyUrl).toBe(`https://reports.lab.example/verify/${d.id}`);
+    // the link the report prints carries its verification code
+    expect(cert.verifyUrl).toMatch(new RegExp(`^https://reports\\.lab\\.example/verify/${d.id}\\?code=[0-9a-f]{16}$`));
     expect((await call(`/api/certificates/${d.id}/issue`, json({}), 'signatory')).status).toBe(409);
     // the log entry names the certificate and its signed digests
     const log = t.server.log;
@@ -250,9 +251,21 @@ describe('issue', () => {
     const pages = pdfText(await bytes(`/api/certificates/${cert.id}/pdf`, 'client'));
     pages.forEach((p, i) => expect(p).toContain(`Report No. ${cert.id} - page ${i + 1} of ${pages.length}`));
     const text = pages.join(' ').replace(/\s+/g, ' ');
+    const rows = resultRows(
+      pages,
+      results.results.map((r) => r.name),
+    );
     for (const r of results.results) {
-      expect(text).toContain(`${r.name} (${r.title}): ${r.reported} ${r.unit}`);
-      expect(text).toMatch(new RegExp(`U = [0-9.]+ ${r.unit} \\(k = ${r.uncertainty.coverageFactor}, coverage probability 95 %\\)`));
+      expect(rows.get(r.name)?.slice(0, 5)).toEqual([
+        `${r.name} ${r.title}`,
+        r.reported,
+        r.reportedUncertainty,
+        String(r.uncertainty.coverageFactor),
+        r.unit,
+      ]);
+      expect(text).toContain(
+        `${r.name} (${r.title}): ${r.statistic} of ${r.sampleCount} samples of ${r.measurand} from utm-1; coverage probability 95 %`,
+      );
       if (r.conformity) expect(text).toContain(`${r.conformity.verdict === 'pass' ? 'Conforms' : 'Does not conform'} to the specification`);
     }
     expect(text).toContain('End of report');
@@ -263,9 +276,10 @@ describe('issue', () => {
   test('the run results and the issued report give each value and U as the same strings, rounded once (GUM 7.2.6)', async () => {
     const results = (await call<RunResults>(`/api/runs/${run}/results`)).body;
     const content = (await call<{ content: CertificateContent }>(`/api/certificates/${cert.id}`, {}, 'client')).body.content;
-    const pdf = pdfText(await bytes(`/api/certificates/${cert.id}/pdf`, 'client'))
-      .join(' ')
-      .replace(/\s+/g, ' ');
+    const rows = resultRows(
+      pdfText(await bytes(`/api/certificates/${cert.id}/pdf`, 'client')),
+      results.results.map((r) => r.name),
+    );
     const dcc = new TextDecoder().decode(await bytes(`/api/certificates/${cert.id}/dcc.xml`, 'client'));
     expect(results.results.length).toBeGreaterThan(0);
     for (const r of results.results) {
@@ -273,8 +287,8 @@ describe('issue', () => {
       expect({ value: r.reported, uncertainty: r.reportedUncertainty }).toEqual(roundResult(r.value, r.uncertainty.expanded));
       const inReport = content.results.find((c) => c.name === r.name);
       expect(inReport).toMatchObject({ reported: r.reported, uncertainty: { reported: r.reportedUncertainty } });
-      expect(pdf).toContain(`${r.name} (${r.title}): ${r.reported} ${r.unit}`);
-      expect(pdf).toContain(`U = ${r.reportedUncertainty} ${r.unit} (k = ${r.uncertainty.coverageFactor},`);
+      // the table's value, U and k cells, character for character
+      expect(rows.get(r.name)?.slice(1, 4)).toEqual([r.reported, r.reportedUncertainty, String(r.uncertainty.coverageFactor)]);
       expect(dcc).toContain(`<si:value>${r.reported}</si:value>`);
       expect(dcc).toContain(`<si:valueExpandedMU>${r.reportedUncertainty}</si:valueExpandedMU>`);
     }
@@ -421,12 +435,12 @@ describe('amendment and revocation', () => {
     expect(await status(a.id)).toMatchObject({ status: 'amended', amendedBy: b.body.id });
     expect(await status(b.body.id)).toMatchObject({ status: 'amended', amendedBy: c.body.id, amends: a.id });
     expect(await status(c.body.id)).toMatchObject({ status: 'valid', amends: b.body.id });
-    expect(await (await fetch(`${t.base}/verify/${a.id}`)).text()).toContain(`replaced by report <a href="${b.body.id}">${b.body.id}</a>`);
+    expect(await (await fetch(`${t.base}/verify/${a.id}`)).text()).toContain(`replaced by report <a href="${b.body.id}?lang=en">${b.body.id}</a>`);
     const text = pdfText(await bytes(`/api/certificates/${c.body.id}/pdf`))
       .join(' ')
       .replace(/\s+/g, ' ');
     expect(text).toContain(`Amendment to Report No. ${b.body.id}`);
-    expect(text).toContain('Reason for the amendment: method version named');
+    expect(text).toContain('Reason for the amendment method version named');
 
     const revoked = await call<CertificateView>(`/api/certificates/${c.body.id}/revoke`, json({ reason: 'specimen mix-up at the lab' }), 'signatory');
     expect(revoked).toMatchObject({ status: 200, body: { status: 'revoked', revocationReason: 'specimen mix-up at the lab' } });
@@ -456,7 +470,7 @@ describe('amendment and revocation', () => {
     const escaped = await (await fetch(`${t.base}/verify/${d.id}`)).text();
     expect(escaped).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     expect(escaped).not.toContain('<script>alert(1)');
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 });
 
 describe('refusals', () => {
@@ -493,7 +507,7 @@ describe('refusals', () => {
     );
     // another signatory may
     expect((await call(`/api/certificates/${d2.id}/issue`, json({}), 'signatory')).status).toBe(200);
-  });
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
 
   test('an instrument out of calibration at the run time blocks the issue, named with its reason', async () => {
     // never calibrated when it ran (runs may start so in this lab), then a calibration recorded that had expired before
@@ -608,6 +622,174 @@ describe('visibility', () => {
     const trail = (await (await asScoped('/api/audit-trail?recordType=certificate')).json()) as { recordId: string }[];
     expect(new Set(trail.map((e) => e.recordId))).toEqual(new Set([theirs.id]));
   });
+});
+
+describe('reports in Chinese and English, and the public page in both', () => {
+  const CUSTOMER = '上海某某检测技术有限公司';
+  const DESCRIPTION = '热轧带肋钢筋 HRB400，直径 12 mm';
+  const CONDITION = '外观完好，无锈蚀';
+  const REASON = '委托方名称更正';
+  let runId: string;
+  let bilingual: CertificateView;
+
+  beforeAll(async () => {
+    const system = { username: 'test-setup', role: 'system' };
+    t.server.users.createOrganization(system, 'org-zh', CUSTOMER, '021-12345678');
+    t.server.users.createOrganization(system, 'org-xss', '<script>alert("x")</script> & Co', 'x@example.com');
+    for (const [id, organization] of [
+      ['C-1', 'org-zh'],
+      ['X-1', 'org-xss'],
+    ] as const)
+      expect(
+        (await call('/api/lab-samples', json({ id, organization, description: DESCRIPTION, condition: CONDITION, receivedAt: Date.now() - DAY })))
+          .status,
+      ).toBe(201);
+    runId = await completedRun({ sample: 'C-1' });
+  });
+
+  /** The printed lines of a PDF, trimmed. */
+  const lines = async (id: string): Promise<string[]> =>
+    pdfText(await bytes(`/api/certificates/${id}/pdf`))
+      .flatMap((p) => p.split('\n'))
+      .map((l) => l.trim());
+  const valueOf = (all: string[], label: string): string | undefined => all.find((l) => l.startsWith(`${label}  `))?.split(/\s{2,}/)[1];
+
+  test('a language is validated where the report is requested or issued', async () => {
+    expect((await call('/api/certificates', json({ run: runId, language: 'fr' }))).body.error).toMatch(
+      /body: language: expected zh-CN, en or bilingual/,
+    );
+    const d = await draft(runId);
+    expect((await call(`/api/certificates/${d.id}/issue`, json({ language: 'zh' }), 'signatory')).body.error).toMatch(
+      /body: language: expected zh-CN, en or bilingual/,
+    );
+  });
+
+  test('requested bilingual: both headings, the Chinese as recorded, the table with the results API strings', async () => {
+    const res = await call<CertificateView>('/api/certificates', json({ run: runId, language: 'bilingual' }));
+    expect(res.status).toBe(201);
+    const issuedRes = await call<CertificateView>(`/api/certificates/${res.body.id}/issue`, json({}), 'signatory');
+    expect(issuedRes).toMatchObject({ status: 200, body: { status: 'valid' } });
+    bilingual = issuedRes.body;
+    const all = await lines(bilingual.id);
+    for (const heading of ['委托方 Customer', '检测样品 Item tested', '检测结果 Results', '批准 Authorization', '报告结束 End of report'])
+      expect(all).toContain(heading);
+    expect(valueOf(all, '名称 Name')).toBe(CUSTOMER);
+    expect(valueOf(all, '样品描述 Description')).toBe(DESCRIPTION);
+    expect(valueOf(all, '接收时状态 Condition on receipt')).toBe(CONDITION);
+    const results = (await call<RunResults>(`/api/runs/${runId}/results`)).body;
+    const rows = resultRows(
+      [all.join('\n')],
+      results.results.map((r) => r.name),
+    );
+    for (const r of results.results)
+      expect(rows.get(r.name)?.slice(1, 4)).toEqual([r.reported, r.reportedUncertainty, String(r.uncertainty.coverageFactor)]);
+    const pdf = await bytes(`/api/certificates/${bilingual.id}/pdf`);
+    expect(qpdfCheck(pdf).code).toBe(0);
+    expect(pdfFonts(pdf).every((f) => f.embedded && f.subset)).toBe(true);
+    const content = (await call<{ content: CertificateContent }>(`/api/certificates/${bilingual.id}`, {}, 'signatory')).body.content;
+    expect(content.language).toBe('bilingual');
+    const dcc = new TextDecoder().decode(await bytes(`/api/certificates/${bilingual.id}/dcc.xml`));
+    expect([...dcc.matchAll(/<dcc:mandatoryLangCodeISO639_1>(\w+)</g)].map((m) => m[1])).toEqual(['zh', 'en']);
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
+
+  test('amended in zh-CN with a Chinese reason: Chinese headings only, the reason as recorded', async () => {
+    const res = await call<CertificateView>(`/api/certificates/${bilingual.id}/amend`, json({ reason: REASON, language: 'zh-CN' }), 'signatory');
+    expect(res).toMatchObject({ status: 201, body: { amends: bilingual.id, amendReason: REASON } });
+    const all = await lines(res.body.id);
+    expect(valueOf(all, '更正原因')).toBe(REASON);
+    expect(valueOf(all, '所更正的报告编号')).toBe(bilingual.id);
+    expect(valueOf(all, '名称')).toBe(CUSTOMER);
+    for (const heading of ['委托方', '检测结果', '报告结束']) expect(all).toContain(heading);
+    for (const heading of ['Customer', 'Results', 'End of report']) expect(all).not.toContain(heading);
+    // an amendment keeps the language of the report it replaces unless told
+    const again = await call<CertificateView>(`/api/certificates/${res.body.id}/amend`, json({ reason: '再次更正' }), 'signatory');
+    expect((await call<{ content: CertificateContent }>(`/api/certificates/${again.body.id}`, {}, 'signatory')).body.content.language).toBe('zh-CN');
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
+
+  test('the page follows Accept-Language and ?lang=; with the code it shows customer, item, results and verdict, as the public JSON does', async () => {
+    const code = new URL(bilingual.verifyUrl).searchParams.get('code') ?? '';
+    const page = async (query: string, accept?: string): Promise<{ status: number; html: string; language: string | null }> => {
+      const res = await fetch(`${t.base}/verify/${bilingual.id}${query}`, accept === undefined ? {} : { headers: { 'accept-language': accept } });
+      return { status: res.status, html: await res.text(), language: res.headers.get('content-language') };
+    };
+    const zh = await page(`?code=${code}`, 'zh-CN,zh;q=0.9,en;q=0.8');
+    expect(zh).toMatchObject({ status: 200, language: 'zh-CN' });
+    expect(zh.html).toContain('<html lang="zh-CN">');
+    // (amended in the test above)
+    expect(zh.html).toContain(`已更正：报告 ${bilingual.id} 已被报告 <a href=`);
+    expect(zh.html).toContain(`<dd>${CUSTOMER}</dd>`);
+    expect(zh.html).toContain(`<dd>C-1: ${DESCRIPTION}</dd>`);
+    const results = (await call<RunResults>(`/api/runs/${runId}/results`)).body;
+    for (const r of results.results) expect(zh.html).toContain(`<td>${r.reported}</td><td>${r.reportedUncertainty}</td>`);
+    // both versions reachable: the switch links to the other language, keeping the code
+    expect(zh.html).toContain(`href="?lang=en&amp;code=${code}" hreflang="en"`);
+    const en = await page(`?lang=en&code=${code}`, 'zh-CN');
+    expect(en.html).toContain('<html lang="en">');
+    expect(en.html).toContain(`Amended: report ${bilingual.id} was replaced by report <a href=`);
+    expect(en.html).toContain(`<dd>${CUSTOMER}</dd>`);
+    expect((await page('', 'fr-FR, en;q=0.5')).html).toContain('<html lang="en">');
+    expect((await page('?lang=zh-CN')).html).toContain('<html lang="zh-CN">');
+    // without the code (or with another report's) the number alone shows status and digests, never the customer
+    for (const q of ['', '?code=0123456789abcdef']) {
+      const p = await page(q);
+      expect(p.html).toContain(bilingual.digests?.pdf);
+      expect(p.html).not.toContain(CUSTOMER);
+      expect(p.html).not.toContain(DESCRIPTION);
+    }
+    expect((await page('?lang=fr')).status).toBe(400);
+    expect((await page('?code=nope')).status).toBe(400);
+    // the public JSON says the same
+    const publicJson = async (q: string) =>
+      (await (await fetch(`${t.base}/api/public/certificates/${bilingual.id}${q}`)).json()) as Record<string, unknown>;
+    expect(await publicJson('')).not.toHaveProperty('summary');
+    expect(await publicJson(`?code=${code}`)).toMatchObject({
+      status: 'amended',
+      summary: {
+        customer: CUSTOMER,
+        item: { id: 'C-1', description: DESCRIPTION },
+        language: 'bilingual',
+        results: results.results.map((r) => expect.objectContaining({ name: r.name, reported: r.reported, uncertainty: r.reportedUncertainty })),
+      },
+    });
+  });
+
+  test('a hostile customer name is text on the page, never markup', async () => {
+    const cert = await issued(await completedRun({ sample: 'X-1' }));
+    const code = new URL(cert.verifyUrl).searchParams.get('code') ?? '';
+    for (const lang of ['en', 'zh-CN']) {
+      const html = await (await fetch(`${t.base}/verify/${cert.id}?lang=${lang}&code=${code}`)).text();
+      expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co');
+      expect(html).not.toContain('<script>alert');
+      expect(html.match(/<script>/g)).toHaveLength(1);
+    }
+  }, 120_000); // several reports issued, each a PDF/A with its CJK font subset and a schema-checked DCC: generous on a busy machine
+});
+
+describe('the accreditation mark at the issue', () => {
+  test('only while the accreditation is current: a report of accredited results issued during a suspension carries none', async () => {
+    const run = await completedRun();
+    expect((await call('/api/accreditations/acc-1/events', json({ kind: 'suspend', reason: 'surveillance finding' }), 'admin')).status).toBe(201);
+    try {
+      const cert = await issued(run);
+      const content = (await call<{ content: CertificateContent }>(`/api/certificates/${cert.id}`, {}, 'signatory')).body.content;
+      // the results lie in the scope (as computed when the run completed): the mark is withheld for the suspension alone
+      expect(content.results.every((r) => r.accredited)).toBe(true);
+      expect(content.accreditation).toBeNull();
+      const text = pdfText(await bytes(`/api/certificates/${cert.id}/pdf`))
+        .join(' ')
+        .replace(/\s+/g, ' ');
+      expect(text).toContain('This report carries no accreditation mark.');
+      expect(text).not.toContain('Accredited by');
+    } finally {
+      expect((await call('/api/accreditations/acc-1/events', json({ kind: 'reinstate', reason: 'finding closed' }), 'admin')).status).toBe(201);
+    }
+    // reinstated: the mark again
+    const again = await issued(await completedRun());
+    expect((await call<{ content: CertificateContent }>(`/api/certificates/${again.id}`, {}, 'signatory')).body.content.accreditation).toEqual({
+      body: 'CNAS',
+      number: 'L1234',
+    });
+  }, 120_000);
 });
 
 describe('the DCC of every certificate issued above', () => {
