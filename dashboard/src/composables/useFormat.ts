@@ -24,7 +24,19 @@ const DATE_TIME: Intl.DateTimeFormatOptions = {
   timeZoneName: 'shortOffset',
 };
 const TIME: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
-const DATE: Intl.DateTimeFormatOptions = { year: 'numeric', month: '2-digit', day: '2-digit' };
+
+/**
+ * A date and time written the ISO 8601 way whatever the language (labs read "2026-12-06", never "12/06/2026", which
+ * half the world reads as June), in the zone, with the zone's offset as the language names it ("GMT+8").
+ */
+function isoStyle(locale: string, timeZone: string, ms: number, withDate: boolean, withTime: boolean): string {
+  const parts = formatter(locale, timeZone, DATE_TIME).formatToParts(ms);
+  const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
+  const date = `${part('year')}-${part('month')}-${part('day')}`;
+  const time = `${part('hour')}:${part('minute')}:${part('second')}`;
+  if (withDate && withTime) return `${date} ${time} ${part('timeZoneName')}`;
+  return withDate ? date : time;
+}
 
 /** The offset of a zone from UTC at an instant, in ms (Asia/Shanghai: +8 h). */
 export function zoneOffsetMs(timeZone: string, at: number): number {
@@ -71,13 +83,12 @@ export function useFormat() {
   return {
     /** the zone times are shown in, named: "Asia/Shanghai" */
     zone,
-    /** date and time with the zone's offset: "2026/12/06 17:31:05 GMT+8" */
-    dateTime: (ms: number | null | undefined): string =>
-      ms === null || ms === undefined ? '—' : formatter(locale.value, zone.value, DATE_TIME).format(ms),
+    /** date and time with the zone's offset: "2026-12-06 17:31:05 GMT+8" */
+    dateTime: (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : isoStyle(locale.value, zone.value, ms, true, true)),
     /** the time of day only (chart axes, live readings), in the zone */
     time: (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : formatter(locale.value, zone.value, TIME).format(ms)),
     /** the date only, in the zone */
-    date: (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : formatter(locale.value, zone.value, DATE).format(ms)),
+    date: (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : isoStyle(locale.value, zone.value, ms, true, false)),
     /** a number in the language's way (grouping, decimal sign) */
     number: (n: number, options?: Intl.NumberFormatOptions): string => new Intl.NumberFormat(locale.value, options).format(n),
     /** user-typed wall time in the zone -> UTC ms */
