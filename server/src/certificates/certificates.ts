@@ -83,6 +83,8 @@ export interface CertificatesDeps {
   softwareVersion: string;
   logger: Logger;
   now?: () => number;
+  /** told of each draft once it is committed: it waits for a signatory (notifications) */
+  onDraft?: ((view: CertificateView) => void) | undefined;
 }
 
 interface RequestRow {
@@ -152,7 +154,7 @@ export class Certificates {
   /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
   request(actor: Actor & Viewer, runId: string): CertificateView {
     const db = this.deps.database.sqlite;
-    return db.transaction(() => {
+    const view = db.transaction(() => {
       const run = this.deps.runs.get(actor, runId);
       if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
@@ -167,6 +169,8 @@ export class Certificates {
       this.deps.audit.record(actor, { action: 'create', recordType: 'certificate', recordId: id, newValue: { run: run.id, status: 'draft' } });
       return this.mustView(id);
     })();
+    this.deps.onDraft?.(view);
+    return view;
   }
 
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */

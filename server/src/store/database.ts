@@ -8,6 +8,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
 import { certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
+import { notificationsMigration } from '../notify/migration.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
 
 export interface Tables {
@@ -412,6 +413,9 @@ migrations['0022_store_probe'] = {
     await sql`CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`.execute(db);
   },
 };
+
+// each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
+migrations['0030_notifications'] = notificationsMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
