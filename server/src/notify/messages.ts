@@ -37,8 +37,12 @@ export function knownLocale(locale: unknown): Locale {
   return typeof locale === 'string' && /^zh(-|_|$)/i.test(locale) ? 'zh-CN' : 'en';
 }
 
+/**
+ * A time as `2027-01-15 17:00:00 GMT+8`: the same unambiguous order in both languages (a Chinese date is written
+ * year-month-day too), in the recipient's zone, the zone always shown.
+ */
 export function formatTime(ms: number, audience: Pick<Audience, 'locale' | 'timeZone'>): string {
-  return new Intl.DateTimeFormat(audience.locale, {
+  const parts = new Intl.DateTimeFormat('en-US', {
     timeZone: audience.timeZone,
     year: 'numeric',
     month: '2-digit',
@@ -46,9 +50,12 @@ export function formatTime(ms: number, audience: Pick<Audience, 'locale' | 'time
     hour: '2-digit',
     minute: '2-digit',
     second: '2-digit',
-    hour12: false,
+    hourCycle: 'h23',
     timeZoneName: 'short',
-  }).format(ms);
+  }).formatToParts(ms);
+  const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
+  const zone = part('timeZoneName') === 'UTC' ? 'UTC' : part('timeZoneName');
+  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')} ${zone}`;
 }
 
 const SEVERITY: Record<Locale, Record<string, string>> = {
