@@ -61,8 +61,13 @@ export class HttpReceiver {
   readonly requests: ReceivedRequest[] = [];
   private server: http.Server | undefined;
 
-  /** @param answer what the receiver answers (a robot answers 200 with its own result code) */
-  constructor(private readonly answer: (r: ReceivedRequest) => { status: number; body: string } = () => ({ status: 200, body: 'ok' })) {}
+  /**
+   * @param answer what the receiver answers (a robot answers 200 with its own result code); undefined: no answer at
+   * all, the request hangs until the receiver closes
+   */
+  constructor(
+    private readonly answer: (r: ReceivedRequest) => { status: number; body: string } | undefined = () => ({ status: 200, body: 'ok' }),
+  ) {}
 
   listen(port = 0): Promise<number> {
     const server = http.createServer((req, res) => {
@@ -72,7 +77,7 @@ export class HttpReceiver {
         const r = { url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
         this.requests.push(r);
         const a = this.answer(r);
-        res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
+        if (a !== undefined) res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
       });
     });
     this.server = server;
