@@ -408,7 +408,12 @@ export class Notifier {
     if (hook === undefined) return { ok: false, error: 'the webhook was deleted', permanent: true };
     if (!hook.enabled) return { ok: false, error: 'the webhook is disabled', permanent: true };
     const m = row.message;
-    return postWebhook(hook, { id: `msg_${row.id}`, type: m.type, at: m.at, data: m.data, message: m.message }, this.now(), this.deps.config.timeoutMs);
+    return postWebhook(
+      hook,
+      { id: `msg_${row.id}`, type: m.type, at: m.at, data: m.data, message: m.message },
+      this.now(),
+      this.deps.config.timeoutMs,
+    );
   }
 
   /** An error's text without any credential it might echo: the SMTP password, the webhook's secret and URL. */
@@ -489,7 +494,8 @@ export class Notifier {
     const row = db.transaction(() => {
       const before = this.outbox.get(id);
       if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `delivery ${id} is not known`);
-      if (!this.outbox.requeue(id, this.now())) throw new LabtraceError('E_CONFLICT', `delivery ${id} is ${before.status}: only a failed one is retried`);
+      if (!this.outbox.requeue(id, this.now()))
+        throw new LabtraceError('E_CONFLICT', `delivery ${id} is ${before.status}: only a failed one is retried`);
       this.deps.audit.record(actor, {
         action: 'state-change',
         recordType: 'notification-delivery',
@@ -510,7 +516,8 @@ export class Notifier {
     if (target.channel === 'email') {
       if (this.deps.config.smtp === undefined) throw new LabtraceError('E_CONFLICT', 'this server sends no e-mail (no SMTP relay is configured)');
       const address = this.subscriptions.address(user.username);
-      if (address === null) throw new LabtraceError('E_BAD_REQUEST', 'body: channel: you have no e-mail address (PUT /api/notifications/subscriptions)');
+      if (address === null)
+        throw new LabtraceError('E_BAD_REQUEST', 'body: channel: you have no e-mail address (PUT /api/notifications/subscriptions)');
       channel = 'email';
       to = address;
     } else {

@@ -139,7 +139,10 @@ export class Outbox {
 
   /** a failed delivery tried again from the start (the admin's retry) */
   requeue(id: number, now: number): boolean {
-    return this.sql("UPDATE notification_outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'failed'").run(now, id).changes > 0;
+    return (
+      this.sql("UPDATE notification_outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'failed'").run(now, id)
+        .changes > 0
+    );
   }
 
   /** the pending deliveries to a webhook that is deleted fail, with the reason; how many */

@@ -60,7 +60,13 @@ const MAX_ANSWER = 4096;
 export async function postWebhook(target: WebhookTarget, d: Delivery, now: number, timeoutMs: number): Promise<Outcome> {
   const req = webhookRequest(target, d, now);
   try {
-    const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(req.url, {
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     const text = (await res.text()).slice(0, MAX_ANSWER);
     return accepted(target.preset, res.status, text);
   } catch (err) {

@@ -22,8 +22,7 @@ export class Subscriptions {
 
   address(username: string): string | null {
     const row = this.database.sqlite.prepare('SELECT email FROM notification_settings WHERE username = ?').get(username) as
-      | { email: string | null }
-      | undefined;
+      { email: string | null } | undefined;
     return row?.email ?? null;
   }
 
@@ -82,8 +81,14 @@ export class Subscriptions {
     }[];
     for (const r of rows) {
       const rest = (JSON.parse(r.webhooks) as string[]).filter((w) => w !== id);
-      if (rest.length === 0 && r.email === 0) db.prepare('DELETE FROM notification_subscriptions WHERE username = ? AND kind = ?').run(r.username, r.kind);
-      else db.prepare('UPDATE notification_subscriptions SET webhooks = ? WHERE username = ? AND kind = ?').run(JSON.stringify(rest), r.username, r.kind);
+      if (rest.length === 0 && r.email === 0)
+        db.prepare('DELETE FROM notification_subscriptions WHERE username = ? AND kind = ?').run(r.username, r.kind);
+      else
+        db.prepare('UPDATE notification_subscriptions SET webhooks = ? WHERE username = ? AND kind = ?').run(
+          JSON.stringify(rest),
+          r.username,
+          r.kind,
+        );
     }
   }
 }

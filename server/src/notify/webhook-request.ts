@@ -164,7 +164,11 @@ export function accepted(preset: Preset, status: number, body: string): { ok: tr
   const code = preset === 'feishu' ? (answer.code ?? answer.StatusCode) : answer.errcode;
   if (code === 0) return { ok: true };
   const text = preset === 'feishu' ? answer.msg : answer.errmsg;
-  return { ok: false, error: `the robot refused it: code ${String(code)}${typeof text === 'string' ? ` ${text.slice(0, 200)}` : ''}`, permanent: false };
+  return {
+    ok: false,
+    error: `the robot refused it: code ${String(code)}${typeof text === 'string' ? ` ${text.slice(0, 200)}` : ''}`,
+    permanent: false,
+  };
 }
 
 /** A URL as it may be shown or logged: the robots' keys and tokens (query values, the hook's last path part) masked. */

@@ -2,7 +2,7 @@
 // user's language and zone, for the kinds the owner subscribes it to. Its secret is shown once, at creation (or at a
 // rotation); lists show whether there is one and the URL with its credentials masked.
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import type { webhookChangeSchema, webhookInputSchema } from '@labtrace/protocols/api/notifications';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';

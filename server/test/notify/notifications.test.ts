@@ -7,7 +7,18 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pino from 'pino';
 import type { Role } from '../../src/index.js';
 import { freePort } from '../helpers/ports.js';
-import { addOtherClient, jsonCaller, ORGANIZATION, postJson, records, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import {
+  addOtherClient,
+  jsonCaller,
+  ORGANIZATION,
+  postJson,
+  records,
+  send,
+  startServer,
+  TestGateway,
+  type TestServer,
+  waitFor,
+} from '../helpers/server.js';
 import { HttpReceiver, SmtpReceiver } from './receivers.js';
 import { verifyStandardWebhook } from './standard-webhooks.js';
 
@@ -93,7 +104,11 @@ async function createWebhook(body: Record<string, unknown>): Promise<Webhook> {
   return res.body;
 }
 
-const events = (address: string): string[] => smtp.to(address).map((m) => String(m.mail.headers.get('x-labtrace-event')));
+const eventOf = (m: { mail: { headers: Map<string, unknown> } }): string => {
+  const v = m.mail.headers.get('x-labtrace-event');
+  return typeof v === 'string' ? v : '';
+};
+const events = (address: string): string[] => smtp.to(address).map(eventOf);
 const idle = async (): Promise<void> => waitFor('no delivery pending', () => t.server.notifications.status().pending === 0, 20_000);
 
 describe('every kind of event reaches its subscribers by e-mail and webhook', () => {
@@ -159,13 +174,25 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
     expect((await call('/api/notifications/subscriptions', put({ email: 'client@a.test', kinds: mine }), 'client')).status).toBe(200);
     expect((await call('/api/notifications/subscriptions', put({ email: 'client@b.test', kinds: mine }), 'client-b')).status).toBe(200);
 
-    const refused = await call<{ error: string }>('/api/notifications/subscriptions', put({ kinds: { 'security-event': { email: true } } }), 'client');
+    const refused = await call<{ error: string }>(
+      '/api/notifications/subscriptions',
+      put({ kinds: { 'security-event': { email: true } } }),
+      'client',
+    );
     expect(refused.status).toBe(400);
     expect(refused.body.error).toMatch(/^body: kinds\.security-event: the role client does not receive/);
-    const foreign = await call<{ error: string }>('/api/notifications/subscriptions', put({ kinds: { alarm: { webhooks: [wecom.id] } } }), 'technician');
+    const foreign = await call<{ error: string }>(
+      '/api/notifications/subscriptions',
+      put({ kinds: { alarm: { webhooks: [wecom.id] } } }),
+      'technician',
+    );
     expect(foreign.status).toBe(400);
     expect(foreign.body.error).toMatch(/^body: kinds\.alarm\.webhooks\[0\]: you have no webhook/);
-    const bad = await call<{ issues: { path: string }[] }>('/api/notifications/subscriptions', put({ email: 'not-an-address', kinds: {} }), 'technician');
+    const bad = await call<{ issues: { path: string }[] }>(
+      '/api/notifications/subscriptions',
+      put({ email: 'not-an-address', kinds: {} }),
+      'technician',
+    );
     expect(bad.status).toBe(400);
     expect(bad.body.issues.map((i) => i.path)).toContain('email');
     // the refusals changed nothing
@@ -207,7 +234,15 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
     t.server.events.record('gw-a', 'forged', 'alarm', 'a batch signed by a key the gateway does not hold');
     await gw.end();
 
-    const expected = ['alarm.raised', 'alarm.escalated', 'run.completed', 'certificate.draft', 'calibration.due-soon', 'security.event', 'gateway.offline'];
+    const expected = [
+      'alarm.raised',
+      'alarm.escalated',
+      'run.completed',
+      'certificate.draft',
+      'calibration.due-soon',
+      'security.event',
+      'gateway.offline',
+    ];
     await waitFor('an e-mail of each kind', () => expected.every((e) => events('tech@lab.test').includes(e)), 20_000);
     await waitFor('a webhook of each kind', () => expected.every((e) => generic.requests.some((r) => r.body.includes(`"type":"${e}"`))), 20_000);
     await idle();
@@ -215,7 +250,7 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
 
     // e-mail: one per event, to the address, in the user's language (en by default), through the authenticated relay
     expect(events('tech@lab.test').sort()).toEqual([...expected].sort());
-    const escalated = smtp.to('tech@lab.test').find((m) => m.mail.headers.get('x-labtrace-event') === 'alarm.escalated');
+    const escalated = smtp.to('tech@lab.test').find((m) => eventOf(m) === 'alarm.escalated');
     expect(escalated?.mail.subject).toBe(`Alarm escalated to alarm: run ${run}, ut-1 / c`);
     expect(escalated?.mail.text).toContain(`#/runs/${run}`);
     expect(escalated?.mail.from?.value[0]).toMatchObject({ name: 'labtrace', address: 'lab@lab.test' });
@@ -238,7 +273,10 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
     expect(events('sig@lab.test')).toEqual(['certificate.draft']);
     const [wecomReq] = robots.requests.filter((r) => r.url.startsWith('/wecom/'));
     expect(wecomReq?.url).toBe('/wecom/cgi-bin/webhook/send?key=wecom-key-0123456789abcdef');
-    expect(JSON.parse(wecomReq?.body ?? '{}')).toEqual({ msgtype: 'markdown', markdown: { content: expect.stringMatching(/^### Report .* awaits signature\n/) } });
+    expect(JSON.parse(wecomReq?.body ?? '{}')).toEqual({
+      msgtype: 'markdown',
+      markdown: { content: expect.stringMatching(/^### Report .* awaits signature\n/) },
+    });
 
     const [dingReq] = robots.requests.filter((r) => r.url.startsWith('/dingtalk/'));
     const url = new URL(dingReq?.url ?? '/', 'http://x');
@@ -293,7 +331,8 @@ describe('a receiver that is down', () => {
     const sub = await call('/api/notifications/subscriptions', put({ kinds: { 'security-event': { webhooks: [hook.id] } } }), 'admin');
     expect(sub.status).toBe(200);
     t.server.events.record('gw-b', 'altered', 'alarm', 'a batch whose records do not match its signed digest');
-    const mine = async () => (await call<Deliveries>('/api/notifications/deliveries', {}, 'admin')).body.deliveries.find((d) => d.recipient === 'admin');
+    const mine = async () =>
+      (await call<Deliveries>('/api/notifications/deliveries', {}, 'admin')).body.deliveries.find((d) => d.recipient === 'admin');
     let seen: Awaited<ReturnType<typeof mine>>;
     await waitFor('two failed attempts', () => {
       void mine().then((d) => (seen = d));

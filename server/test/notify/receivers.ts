@@ -65,9 +65,7 @@ export class HttpReceiver {
    * @param answer what the receiver answers (a robot answers 200 with its own result code); undefined: no answer at
    * all, the request hangs until the receiver closes
    */
-  constructor(
-    private readonly answer: (r: ReceivedRequest) => { status: number; body: string } | undefined = () => ({ status: 200, body: 'ok' }),
-  ) {}
+  constructor(private readonly answer: (r: ReceivedRequest) => { status: number; body: string } | undefined = () => ({ status: 200, body: 'ok' })) {}
 
   listen(port = 0): Promise<number> {
     const server = http.createServer((req, res) => {

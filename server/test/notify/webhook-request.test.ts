@@ -84,17 +84,16 @@ describe('group robots: their public formats', () => {
 
   test('DingTalk: timestamp (ms) and sign = base64(HMAC-SHA256(secret, timestamp + "\\n" + secret)) in the query', () => {
     const secret = 'SEC0123456789abcdef';
-    const req = webhookRequest(
-      target('dingtalk', { url: 'https://oapi.dingtalk.com/robot/send?access_token=abc', secret }),
-      delivery(),
-      NOW,
-    );
+    const req = webhookRequest(target('dingtalk', { url: 'https://oapi.dingtalk.com/robot/send?access_token=abc', secret }), delivery(), NOW);
     const url = new URL(req.url);
     expect(url.searchParams.get('access_token')).toBe('abc');
     expect(url.searchParams.get('timestamp')).toBe(String(NOW));
     // the documented algorithm, written out here: the key is the secret, the message timestamp + "\n" + secret
     expect(url.searchParams.get('sign')).toBe(createHmac('sha256', secret).update(`${NOW}\n${secret}`).digest('base64'));
-    expect(JSON.parse(req.body)).toEqual({ msgtype: 'markdown', markdown: { title: 'Run run-7 completed', text: expect.stringContaining('**Run**') } });
+    expect(JSON.parse(req.body)).toEqual({
+      msgtype: 'markdown',
+      markdown: { title: 'Run run-7 completed', text: expect.stringContaining('**Run**') },
+    });
     const text = JSON.parse(webhookRequest(target('dingtalk', { format: 'text' }), delivery(), NOW).body) as unknown;
     expect(text).toEqual({ msgtype: 'text', text: { content: expect.stringContaining('Run run-7 completed') } });
   });
@@ -156,11 +155,14 @@ describe('words and credentials', () => {
       acknowledged: null,
       cleared: null,
     };
-    const m = render({ kind: 'alarm', at: event.at, run: 'run-7', organization: 'org-a', event: 'escalated', seq: 2, alarm }, {
-      locale: 'en',
-      timeZone: 'UTC',
-      baseUrl: 'https://lab.example',
-    });
+    const m = render(
+      { kind: 'alarm', at: event.at, run: 'run-7', organization: 'org-a', event: 'escalated', seq: 2, alarm },
+      {
+        locale: 'en',
+        timeZone: 'UTC',
+        baseUrl: 'https://lab.example',
+      },
+    );
     expect(m.subject).toBe('Alarm escalated to alarm: run run-7, ut-1 / c');
     expect(m.text).toContain('Message: c = 250 kN above the limit 200');
   });
