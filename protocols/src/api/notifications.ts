@@ -65,7 +65,8 @@ export const webhookInputSchema = z.strictObject({
   url: z
     .string()
     .max(2000)
-    .regex(/^https?:\/\/[^/\s?#]+[^\s]*$/, 'expected an http(s) URL'),
+    .regex(/^https?:\/\/[^/\s?#]+[^\s]*$/, 'expected an http(s) URL')
+    .refine((u) => URL.canParse(u), 'expected an http(s) URL'),
   preset: webhookPresetSchema.default('generic'),
   format: z.enum(['text', 'markdown']).default('markdown'),
   /**

@@ -393,7 +393,14 @@ export class Notifier {
       if (last) this.deps.logger.error(fields, 'ALARM: a notification could not be delivered; recorded as failed');
       else this.deps.logger.warn(fields, 'a notification could not be delivered; it is tried again later');
     } catch (err) {
-      this.deps.logger.error({ part: 'notify', delivery: row.id, err: this.scrub((err as Error).message, row) }, 'a delivery attempt failed');
+      // a bug or a request that cannot be built: recorded as failed, never retried in a loop
+      const error = this.scrub(`the delivery could not be attempted: ${(err as Error).message}`, row);
+      this.deps.logger.error({ part: 'notify', delivery: row.id, error }, 'ALARM: a notification could not be delivered; recorded as failed');
+      try {
+        this.outbox.attemptFailed(row.id, error, null);
+      } catch (inner) {
+        this.deps.logger.error({ part: 'notify', delivery: row.id, err: (inner as Error).message }, 'a failed delivery could not be recorded');
+      }
     } finally {
       this.inFlight.delete(row.id);
     }

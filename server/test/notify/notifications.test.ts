@@ -142,6 +142,14 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
       secret: FEISHU_SECRET,
     });
     secrets.push(String(techHook.secret));
+    // the signatory reads Chinese in Shanghai time: the users' saved language and zone (the user module's columns;
+    // added here when this build's store has none yet)
+    const db = t.server.database.sqlite;
+    const cols = (db.prepare('PRAGMA table_info(users)').all() as { name: string }[]).map((c) => c.name);
+    if (!cols.includes('locale')) db.exec('ALTER TABLE users ADD COLUMN locale TEXT');
+    const zone = cols.includes('timezone') ? 'timezone' : 'time_zone';
+    if (!cols.includes(zone)) db.exec(`ALTER TABLE users ADD COLUMN ${zone} TEXT`);
+    db.prepare(`UPDATE users SET locale = 'zh-CN', ${zone} = 'Asia/Shanghai' WHERE username = 'signatory'`).run();
   });
 
   test('a webhook’s secret is shown once, at creation; the list masks the robots’ keys', async () => {
@@ -271,11 +279,15 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
 
   test('the signatory’s draft reaches the WeCom, DingTalk and Feishu robots in their formats, signed as each documents', async () => {
     expect(events('sig@lab.test')).toEqual(['certificate.draft']);
+    // in the signatory's language, the time in Shanghai's zone
+    const [mail] = smtp.to('sig@lab.test');
+    expect(mail?.mail.subject).toMatch(/^报告 \S+ 待签发$/);
+    expect(mail?.mail.text).toMatch(/申请时间：\d{4}-\d\d-\d\d \d\d:\d\d:\d\d GMT\+8/);
     const [wecomReq] = robots.requests.filter((r) => r.url.startsWith('/wecom/'));
     expect(wecomReq?.url).toBe('/wecom/cgi-bin/webhook/send?key=wecom-key-0123456789abcdef');
     expect(JSON.parse(wecomReq?.body ?? '{}')).toEqual({
       msgtype: 'markdown',
-      markdown: { content: expect.stringMatching(/^### Report .* awaits signature\n/) },
+      markdown: { content: expect.stringMatching(/^### 报告 \S+ 待签发\n/) },
     });
 
     const [dingReq] = robots.requests.filter((r) => r.url.startsWith('/dingtalk/'));
@@ -284,12 +296,12 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
     expect(url.searchParams.get('access_token')).toBe('ding-token-0123456789abcdef');
     expect(Math.abs(Number(ts) - Date.now())).toBeLessThan(3_600_000);
     expect(url.searchParams.get('sign')).toBe(createHmac('sha256', DING_SECRET).update(`${ts}\n${DING_SECRET}`).digest('base64'));
-    expect(JSON.parse(dingReq?.body ?? '{}')).toMatchObject({ msgtype: 'markdown', markdown: { title: expect.stringMatching(/awaits signature$/) } });
+    expect(JSON.parse(dingReq?.body ?? '{}')).toMatchObject({ msgtype: 'markdown', markdown: { title: expect.stringMatching(/待签发$/) } });
 
     const [feishuReq] = robots.requests.filter((r) => r.url.startsWith('/feishu/'));
     const body = JSON.parse(feishuReq?.body ?? '{}') as { timestamp: string; sign: string; msg_type: string; content: { text: string } };
     expect(body.msg_type).toBe('text');
-    expect(body.content.text).toMatch(/awaits signature/);
+    expect(body.content.text).toMatch(/待签发/);
     expect(body.sign).toBe(createHmac('sha256', `${body.timestamp}\n${FEISHU_SECRET}`).update('').digest('base64'));
   });
 
@@ -321,6 +333,30 @@ describe('every kind of event reaches its subscribers by e-mail and webhook', ()
     // another's webhook is not the caller's to test
     expect((await call('/api/notifications/test', json({ channel: 'webhook', webhook: wecom.id }), 'technician')).status).toBe(404);
   });
+});
+
+test('bad input is a 400 naming the field, never a 500', async () => {
+  const cases: [string, RequestInit, string][] = [
+    ['/api/notifications/subscriptions', put({ kinds: { 'no-such-kind': { email: true } } }), 'Unrecognized key: \\"no-such-kind\\"'],
+    ['/api/notifications/subscriptions', put({ kinds: { alarm: { webhooks: ['x'] } } }), 'kinds.alarm.webhooks[0]'],
+    ['/api/notifications/subscriptions', put(null), ''],
+    ['/api/notifications/webhooks', json({ name: 'x', owner: 'technician', url: 'http://[::1', preset: 'generic' }), 'url'],
+    ['/api/notifications/webhooks', json({ name: 'x', owner: 'technician', url: 'ftp://h.example/x', preset: 'generic' }), 'url'],
+    ['/api/notifications/webhooks', json({ name: 'x', owner: 'technician', url: 'http://h.example/x', preset: 'slack' }), 'preset'],
+    ['/api/notifications/webhooks', json({ name: 'x', owner: 'technician', url: 'http://h.example/x', secret: 'whsec_!!!!!!!!' }), 'secret'],
+    ['/api/notifications/webhooks', json({ name: 'x', owner: 'nobody-here', url: 'http://h.example/x' }), 'owner'],
+    ['/api/notifications/webhooks/not-an-id', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: '{}' }, 'id'],
+    ['/api/notifications/webhooks/wh-0123456789ab', { method: 'DELETE' }, 'reason'],
+    ['/api/notifications/deliveries?limit=lots', {}, 'limit'],
+    ['/api/notifications/deliveries/abc/retry', json({}), 'id'],
+    ['/api/notifications/test', json({ channel: 'pigeon' }), ''],
+  ];
+  for (const [path, init, field] of cases) {
+    const res = await call<{ error: string; issues?: { path: string }[] }>(path, init, 'admin');
+    expect({ path, status: res.status }).toEqual({ path, status: 400 });
+    if (field !== '')
+      expect({ path, named: `${res.body.error} ${JSON.stringify(res.body.issues ?? [])}`.includes(field) }).toEqual({ path, named: true });
+  }
 });
 
 describe('a receiver that is down', () => {
