@@ -19,7 +19,7 @@ import type { SecurityEvent, SecurityEvents } from '../trust/security-events.js'
 import type { NotificationsConfig } from './config.js';
 import { eventData, eventKey, eventType, NOTIFICATION_KINDS, SHOWN_BY, type NotificationKind, type NotifyEvent, type TestEvent } from './events.js';
 import { knownLocale, knownZone, render, type Audience } from './messages.js';
-import { Outbox, type Channel, type DeliveryStatus, type OutboxRow } from './outbox.js';
+import { backoffDelay, Outbox, type Channel, type DeliveryStatus, type OutboxRow } from './outbox.js';
 import { EmailSender, postWebhook, type Outcome } from './senders.js';
 import { Subscriptions, type ChannelChoice } from './subscriptions.js';
 import { Webhooks } from './webhooks.js';
@@ -368,11 +368,8 @@ export class Notifier {
     }
   }
 
-  /** the wait before the next attempt after `attempts` failed ones: doubling from baseDelayMs, capped, half of it random */
-  backoff(attempts: number): number {
-    const { baseDelayMs, maxDelayMs } = this.deps.config;
-    const full = Math.min(maxDelayMs, baseDelayMs * 2 ** Math.max(0, attempts - 1));
-    return Math.round(full / 2 + (this.random() * full) / 2);
+  private backoff(attempts: number): number {
+    return backoffDelay(attempts, this.deps.config.baseDelayMs, this.deps.config.maxDelayMs, this.random);
   }
 
   /** One attempt of one delivery; its outcome is written to the row. Never throws. */

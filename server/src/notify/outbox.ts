@@ -6,6 +6,15 @@ import type { LabDatabase } from '../store/database.js';
 import type { Message } from './messages.js';
 
 export type Channel = 'email' | 'webhook';
+
+/**
+ * The wait before the next attempt after `attempts` failed ones: baseMs doubling each time, capped at maxMs, half
+ * of it random ("equal jitter": never less than half, and deliveries to one receiver that was down spread out).
+ */
+export function backoffDelay(attempts: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const full = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(full / 2 + (random() * full) / 2);
+}
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
 
 /** what a row keeps to send it again after a restart: rendered words and the event's facts */
@@ -130,11 +139,22 @@ export class Outbox {
     this.sql("UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?").run(now, id);
   }
 
-  /** one more failed attempt: tried again at `nextAt`, or failed for good when `nextAt` is null */
+  /**
+   * one more failed attempt: tried again at `nextAt`, or failed for good when `nextAt` is null. Only a pending row
+   * changes: one failed meanwhile (its webhook deleted during the attempt) keeps its reason.
+   */
   attemptFailed(id: number, error: string, nextAt: number | null): void {
     if (nextAt === null)
-      this.sql("UPDATE notification_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?").run(error, id);
-    else this.sql('UPDATE notification_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?').run(nextAt, error, id);
+      this.sql("UPDATE notification_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'pending'").run(
+        error,
+        id,
+      );
+    else
+      this.sql("UPDATE notification_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ? AND status = 'pending'").run(
+        nextAt,
+        error,
+        id,
+      );
   }
 
   /** a failed delivery tried again from the start (the admin's retry) */

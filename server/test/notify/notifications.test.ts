@@ -390,6 +390,70 @@ describe('a receiver that is down', () => {
   });
 });
 
+describe('the admin changes and deletes a webhook', () => {
+  test('a rotated secret is shown once and signs from then on; a deletion fails the waiting deliveries, both audited', async () => {
+    const port = await freePort();
+    const hook = await createWebhook({ name: 'to rotate', owner: 'admin', url: `http://127.0.0.1:${port}/rotate`, preset: 'generic' });
+    const rotated = await call<{ secret: string }>(
+      `/api/notifications/webhooks/${hook.id}`,
+      {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ rotateSecret: true, reason: 'the old one leaked' }),
+      },
+      'admin',
+    );
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).toMatch(/^whsec_/);
+    expect(rotated.body.secret).not.toBe(hook.secret);
+    secrets.push(String(hook.secret), rotated.body.secret);
+    const listed = await call('/api/notifications/webhooks', {}, 'admin');
+    expect(JSON.stringify(listed.body)).not.toContain(rotated.body.secret);
+
+    // its receiver is down: the delivery waits; the test message is signed with the new secret
+    const receiver = new HttpReceiver(() => ({ status: 503, body: 'busy' }));
+    await receiver.listen(port);
+    try {
+      const tried = await call<{ status: string; lastError: string }>(
+        '/api/notifications/test',
+        json({ channel: 'webhook', webhook: hook.id }),
+        'admin',
+      );
+      expect(tried.body).toMatchObject({ status: 'pending', lastError: 'HTTP 503: busy' });
+      const [first] = receiver.requests;
+      expect(verifyStandardWebhook(rotated.body.secret, first?.headers ?? {}, first?.body ?? '')).toBe(true);
+      expect(verifyStandardWebhook(String(hook.secret), first?.headers ?? {}, first?.body ?? '')).toBe(false);
+    } finally {
+      await receiver.close();
+    }
+
+    const noReason = await call(`/api/notifications/webhooks/${hook.id}`, { method: 'DELETE' }, 'admin');
+    expect(noReason.status).toBe(400);
+    const deleted = await call<{ failedDeliveries: number }>(
+      `/api/notifications/webhooks/${hook.id}`,
+      { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'the group was closed' }) },
+      'admin',
+    );
+    expect(deleted.body).toEqual({ deleted: hook.id, failedDeliveries: 1 });
+    const failed = await call<Deliveries>('/api/notifications/deliveries?status=failed', {}, 'admin');
+    expect(failed.body.deliveries[0]).toMatchObject({ status: 'failed', lastError: 'the webhook was deleted' });
+    const audit = await call<{ action: string; reason: string | null; newValue: unknown; oldValue: unknown }[]>(
+      `/api/audit-trail?recordType=notification-webhook&recordId=${hook.id}`,
+      {},
+      'admin',
+    );
+    const entries = Array.isArray(audit.body) ? audit.body : ((audit.body as unknown as { entries: typeof audit.body }).entries ?? []);
+    expect(entries.map((e) => [e.action, e.reason]).sort()).toEqual(
+      [
+        ['create', null],
+        ['update', 'the old one leaked'],
+        ['delete', 'the group was closed'],
+      ].sort(),
+    );
+    expect(JSON.stringify(entries)).not.toContain(rotated.body.secret);
+  });
+});
+
 test('no secret reaches the log', () => {
   const text = logs.join('');
   expect(text).toMatch(/a notification could not be delivered/);
