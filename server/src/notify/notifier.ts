@@ -361,10 +361,14 @@ export class Notifier {
   }
 
   private async pump(): Promise<void> {
+    // each row once per pass: a row whose outcome could not be written (the store failing) waits for the next one
+    const tried = new Set<number>();
     while (this.running) {
-      const rows = this.outbox.due(this.now(), BATCH).filter((r) => !this.inFlight.has(r.id));
+      const rows = this.outbox.due(this.now(), BATCH + tried.size).filter((r) => !this.inFlight.has(r.id) && !tried.has(r.id));
       if (rows.length === 0) return;
-      await Promise.all(rows.map((r) => this.attempt(r)));
+      const batch = rows.slice(0, BATCH);
+      for (const r of batch) tried.add(r.id);
+      await Promise.all(batch.map((r) => this.attempt(r)));
     }
   }
 
