@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { idSchema, LabtraceError, parseConfigText, parseVerifierKey, parseWith } from '@labtrace/protocols';
 import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
 import { accreditationConfigSchema } from './lab/accreditation.js';
+import { notificationsConfigSchema } from './notify/config.js';
 
 const port = z.number().int().min(0).max(65535);
 /** 8 MiB: above the largest batch of numbers a gateway sends (docs/trust.md, MQTT) */
@@ -272,6 +273,8 @@ export const serverConfigSchema = z.strictObject({
       pauseSpecimens: z.number().int().min(0).max(100).default(1),
     })
     .default({ enabled: false, technician: 'technician', signatory: 'signatory', organization: 'demo-client', pauseSpecimens: 1 }),
+  /** outbound notifications (docs/notifications.md): the SMTP relay, retries and back-off */
+  notifications: notificationsConfigSchema,
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: z.string().min(1).optional(),
 });
@@ -323,7 +326,13 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
       ...(config.certificates.keyFile === undefined ? {} : { keyFile: path.resolve(baseDir, config.certificates.keyFile) }),
     },
     measurements: resolveMeasurements(config.measurements, baseDir),
+    notifications: resolveNotifications(config.notifications, baseDir),
   };
+}
+
+function resolveNotifications(n: ServerConfig['notifications'], baseDir: string): ServerConfig['notifications'] {
+  const file = n.smtp?.passwordFile;
+  return n.smtp === undefined || file === undefined ? n : { ...n, smtp: { ...n.smtp, passwordFile: path.resolve(baseDir, file) } };
 }
 
 function resolveMeasurements(m: ServerConfig['measurements'], baseDir: string): ServerConfig['measurements'] {

@@ -42,6 +42,8 @@ import { seriesStoreFrom } from './store/series/from-config.js';
 import type { SeriesStore } from './store/series/series-store.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
+import { notificationRoutes } from './notify/notification-routes.js';
+import { Notifier, smtpPasswordFrom } from './notify/notifier.js';
 import { SecurityEvents } from './trust/security-events.js';
 
 function readSecret(file: string, field: string): string {
@@ -122,6 +124,8 @@ export class LabtraceServer {
   readonly accreditations: Accreditations;
   /** certificates (test reports) of completed runs, signed and logged; their public verification */
   readonly certificates: Certificates;
+  /** outbound notifications by e-mail and webhook, through a durable outbox (notify/) */
+  readonly notifications: Notifier;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events (opened in start()) */
   log: TransparencyLog | undefined;
@@ -186,6 +190,14 @@ export class LabtraceServer {
       logger: logger.child({ part: 'certificates' }),
       report: { font: config.certificates.font, logo: config.laboratory?.logo, accreditationMark: config.certificates.accreditationMark },
       accreditationCurrent: (a, at) => this.accreditations.list(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
+      onDraft: (view) =>
+        this.notifications.draftRequested({
+          id: view.id,
+          run: view.run,
+          organization: view.organization,
+          requestedBy: view.requestedBy,
+          requestedAt: view.requestedAt,
+        }),
     });
     this.demo = config.demo.enabled
       ? new DemoLab(
@@ -247,6 +259,22 @@ export class LabtraceServer {
       config.ingest,
     );
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
+    this.notifications = new Notifier({
+      database: this.database,
+      users: this.users,
+      audit: this.audit,
+      runs: this.runs,
+      inspection: this.inspection,
+      events: this.events,
+      broker: this.broker,
+      calibration: this.calibration,
+      certificateFor: (viewer, id) => this.certificates.get(viewer, id),
+      config: config.notifications,
+      smtpPassword: smtpPasswordFrom(config.notifications, process.env),
+      baseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
+      logger: logger.child({ part: 'notify' }),
+      ...(options.clock === undefined ? {} : { now: options.clock }),
+    });
     this.ingest.useCapacity(this.capacity);
     const app = createApp({
       trustProxy: config.http.trustProxy,
@@ -268,7 +296,8 @@ export class LabtraceServer {
       })
         .use(calibrationRoutes(this.calibration))
         .use(accreditationRoutes(this.accreditations, config.lab))
-        .use(exportRoutes(this.database, () => this.log, this.logger)),
+        .use(exportRoutes(this.database, () => this.log, this.logger))
+        .use(notificationRoutes(this.notifications)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -289,6 +318,7 @@ export class LabtraceServer {
         capacity: () => this.capacity.status(),
         writeFailed: (err) => this.capacity.writeFailed(err),
         refusals: () => this.ingest.refusals(),
+        notifications: () => this.notifications.status(),
       },
     });
     this.app = app;
@@ -386,6 +416,7 @@ export class LabtraceServer {
     });
     this.ingest.useLog(log);
     await this.certificates.start();
+    await this.notifications.start();
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
     this.audit.anchor(log);
@@ -474,6 +505,7 @@ export class LabtraceServer {
     await this.series.stop();
     await this.live.stop();
     await this.certificates.stop();
+    await this.notifications.stop();
     await this.events.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));

@@ -34,6 +34,8 @@ export interface HealthSource {
   writeFailed(err: unknown): void;
   /** refused batches in total and by reason, and the gateways whose batches are being refused now */
   refusals(): { total: number; byReason: Record<string, number>; refusing: Map<string, { reason: string; at: number }> };
+  /** outbound notifications: deliveries pending and failed for good (notify/) */
+  notifications?: (() => { pending: number; failed: number; oldestPendingAt: number | null; email: boolean }) | undefined;
 }
 
 export interface AppDeps {
@@ -148,6 +150,7 @@ export function createApp(deps: AppDeps): Express {
       }),
       // faults caught at the process level since the start (process-faults.ts): each one is a bug to look into
       faults: processFaults(),
+      ...(deps.health.notifications === undefined ? {} : { notifications: deps.health.notifications() }),
     });
   });
 

@@ -170,6 +170,24 @@ export const POLICY: readonly RouteRule[] = [
     why: 'compares an uploaded file with the issued one and answers match or not; nothing is stored',
     audit: 'reads only; nothing is stored',
   },
+  // ---- notifications (notify/, docs/notifications.md) ----
+  // each user's own subscriptions; webhooks and the delivery log are the admin's; a test goes to the caller's own
+  // address or webhook (an admin's: any webhook)
+  { method: 'GET', path: '/api/notifications/subscriptions', allow: ALL },
+  {
+    method: 'PUT',
+    path: '/api/notifications/subscriptions',
+    allow: ALL,
+    audit: "the user's own notification choices, kept with the time in notification_settings; no lab record changes",
+  },
+  { method: 'GET', path: '/api/notifications/webhooks', allow: ADMIN },
+  { method: 'POST', path: '/api/notifications/webhooks', allow: ADMIN, audit: true },
+  { method: 'PATCH', path: '/api/notifications/webhooks/:id', allow: ADMIN, audit: true },
+  { method: 'DELETE', path: '/api/notifications/webhooks/:id', allow: ADMIN, audit: true },
+  { method: 'GET', path: '/api/notifications/deliveries', allow: ADMIN },
+  { method: 'POST', path: '/api/notifications/deliveries/:id/retry', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/notifications/test', allow: ALL, audit: 'the test message is a row of the delivery log' },
+  // ---- end of notifications ----
 ];
 
 const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));

@@ -91,6 +91,8 @@ export interface CertificatesDeps {
   report?: { font?: ReportFontConfig | undefined; logo?: string | undefined; accreditationMark?: string | undefined } | undefined;
   /** whether an accreditation (body and number) is current at a time: the mark is printed only then (default: yes) */
   accreditationCurrent?: (accreditation: { body: string; number: string }, at: number) => boolean;
+  /** told of each draft once it is committed: it waits for a signatory (notifications) */
+  onDraft?: ((view: CertificateView) => void) | undefined;
 }
 
 interface RequestRow {
@@ -219,7 +221,7 @@ export class Certificates {
   /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
   request(actor: Actor & Viewer, runId: string, language?: ReportLanguage): CertificateView {
     const db = this.deps.database.sqlite;
-    return db.transaction(() => {
+    const view = db.transaction(() => {
       const run = this.deps.runs.get(actor, runId);
       if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
@@ -240,6 +242,8 @@ export class Certificates {
       });
       return this.mustView(id);
     })();
+    this.deps.onDraft?.(view);
+    return view;
   }
 
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */

@@ -8,6 +8,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
 import { certificateLanguageMigration, certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
+import { notificationsMigration } from '../notify/migration.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
 
 export interface Tables {
@@ -415,6 +416,8 @@ migrations['0022_store_probe'] = {
 
 // the language a certificate is requested in (certificates/migration.ts)
 migrations['0023_certificate_language'] = certificateLanguageMigration;
+// each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
+migrations['0025_notifications'] = notificationsMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

@@ -82,6 +82,16 @@ export function templates(state: LabState): Record<string, unknown> {
     'POST /api/certificates/:id/issue': {},
     'POST /api/certificates/:id/amend': reason,
     'POST /api/certificates/:id/revoke': reason,
+    // notifications: the webhook's URL is a closed loopback port (the fuzz sends nothing anywhere)
+    'PUT /api/notifications/subscriptions': {
+      email: 'fuzz@lab.example',
+      kinds: { alarm: { email: false, webhooks: [] }, 'security-event': { email: false, webhooks: [] } },
+    },
+    'POST /api/notifications/webhooks': { name: 'fuzz', owner: 'technician', url: 'http://127.0.0.1:9/hook', preset: 'generic', format: 'text' },
+    'PATCH /api/notifications/webhooks/:id': { name: 'fuzz', enabled: false, reason: 'fuzz' },
+    'DELETE /api/notifications/webhooks/:id': reason,
+    'POST /api/notifications/deliveries/:id/retry': {},
+    'POST /api/notifications/test': { channel: 'webhook', webhook: 'wh-0123456789ab' },
   };
 }
 
@@ -107,6 +117,7 @@ export function queryTemplates(state: LabState): Record<string, Record<string, s
     '/api/accreditations/:id': { at: String(now) },
     '/api/public/accreditation': { at: String(now) },
     '/api/security-events': { gateway: FUZZ_GATEWAY, limit: '10' },
+    '/api/notifications/deliveries': { status: 'failed', before: '100', limit: '10' },
   };
 }
 

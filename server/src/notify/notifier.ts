@@ -1,0 +1,558 @@
+// Outbound notifications, as one feature with a start and a stop: it listens to what the lab already announces
+// (run alarms, run states, security events, gateways leaving the broker, report drafts, calibrations falling due),
+// finds who subscribed and may see each event (the rule and visibility the REST API applies), renders the words in
+// each recipient's language and zone, and writes one outbox row per delivery. A sender loop delivers the rows due,
+// retrying with exponential back-off and jitter up to a cap, then records them as failed.
+import { randomUUID } from 'node:crypto';
+import { LabtraceError, type RunAlarmEvent } from '@labtrace/protocols';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
+import { ruleFor } from '../auth/policy.js';
+import type { Principal, Users, UserView } from '../auth/users.js';
+import { seesAll, type Viewer } from '../auth/visibility.js';
+import type { MessageBus } from '../broker/bus.js';
+import type { Calibration } from '../lab/calibration.js';
+import type { Run, Runs } from '../lab/runs.js';
+import type { Logger } from '../log.js';
+import { readSecretFile } from '../secret-env.js';
+import type { LabDatabase } from '../store/database.js';
+import type { SecurityEvent, SecurityEvents } from '../trust/security-events.js';
+import type { NotificationsConfig } from './config.js';
+import { eventData, eventKey, eventType, NOTIFICATION_KINDS, SHOWN_BY, type NotificationKind, type NotifyEvent, type TestEvent } from './events.js';
+import { knownLocale, knownZone, render, type Audience } from './messages.js';
+import { backoffDelay, Outbox, type Channel, type DeliveryStatus, type OutboxRow } from './outbox.js';
+import { EmailSender, postWebhook, type Outcome } from './senders.js';
+import { Subscriptions, type ChannelChoice } from './subscriptions.js';
+import { Webhooks } from './webhooks.js';
+
+const SEVERITY_RANK = { info: 0, notice: 1, alarm: 2 } as const;
+/** rows one pass of the sender takes at most (sent concurrently) */
+const BATCH = 20;
+
+type Recipient = Viewer & { role: UserView['role'] };
+
+export interface NotifierDeps {
+  database: LabDatabase;
+  users: Users;
+  audit: AuditTrail;
+  runs: Pick<Runs, 'on' | 'off' | 'get'>;
+  inspection: { on(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown; off(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown };
+  events: Pick<SecurityEvents, 'on' | 'off'>;
+  broker: Pick<MessageBus, 'on' | 'off'>;
+  calibration: Pick<Calibration, 'reminders'>;
+  /** a certificate as the viewer may see it (undefined: not shown to them, as GET /api/certificates/:id answers) */
+  certificateFor: (viewer: Recipient, id: string) => unknown;
+  config: NotificationsConfig;
+  /** the SMTP password (smtpPasswordFrom); never logged */
+  smtpPassword?: string | undefined;
+  /** where the dashboard is reached, for links */
+  baseUrl: () => string;
+  logger: Logger;
+  now?: () => number;
+  /** the jitter's randomness (tests may fix it) */
+  random?: () => number;
+}
+
+/** The SMTP password: LABTRACE_SMTP_PASSWORD, else the file notifications.smtp.passwordFile names. */
+export function smtpPasswordFrom(config: NotificationsConfig, env: NodeJS.ProcessEnv): string | undefined {
+  const value = env['LABTRACE_SMTP_PASSWORD'];
+  if (value !== undefined && value !== '') return value;
+  const file = config.smtp?.passwordFile;
+  if (file !== undefined) return readSecretFile(file, 'notifications.smtp.passwordFile');
+  if (config.smtp?.username !== undefined)
+    throw new LabtraceError('E_CONFIG', 'notifications.smtp.passwordFile: required with a username unless LABTRACE_SMTP_PASSWORD is set');
+  return undefined;
+}
+
+export interface DeliveryView {
+  id: number;
+  kind: string;
+  type: string;
+  recipient: string;
+  channel: Channel;
+  target: string;
+  subject: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAt: number | null;
+  createdAt: number;
+  sentAt: number | null;
+  lastError: string | null;
+}
+
+export const deliveryView = (r: OutboxRow): DeliveryView => ({
+  id: r.id,
+  kind: r.kind,
+  type: r.message.type,
+  recipient: r.recipient,
+  channel: r.channel,
+  target: r.target,
+  subject: r.message.message.subject,
+  status: r.status,
+  attempts: r.attempts,
+  nextAt: r.status === 'pending' ? r.nextAt : null,
+  createdAt: r.createdAt,
+  sentAt: r.sentAt,
+  lastError: r.lastError,
+});
+
+export interface SubscriptionsView {
+  email: string | null;
+  kinds: Record<NotificationKind, ChannelChoice>;
+  allowed: NotificationKind[];
+  webhooks: { id: string; name: string; preset: string; enabled: boolean }[];
+  emailAvailable: boolean;
+}
+
+export class Notifier {
+  readonly outbox: Outbox;
+  readonly subscriptions: Subscriptions;
+  readonly webhooks: Webhooks;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private email: EmailSender | undefined;
+  private running = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private calibrationTimer: NodeJS.Timeout | undefined;
+  private kick: NodeJS.Immediate | undefined;
+  private pumping: Promise<void> | undefined;
+  private again = false;
+  private readonly inFlight = new Set<number>();
+  private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
+  private userColumns: Set<string> | undefined;
+
+  constructor(private readonly deps: NotifierDeps) {
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.outbox = new Outbox(deps.database);
+    this.subscriptions = new Subscriptions(deps.database, this.now);
+    this.webhooks = new Webhooks(deps.database, deps.users, deps.audit, this.now);
+  }
+
+  start(): Promise<void> {
+    const { config } = this.deps;
+    if (config.smtp !== undefined) this.email = new EmailSender(config.smtp, this.deps.smtpPassword, config.timeoutMs);
+    this.deps.inspection.on('alarm', this.onAlarm);
+    this.deps.runs.on('state', this.onRunState);
+    this.deps.events.on('event', this.onSecurityEvent);
+    this.deps.broker.on('gatewayDisconnected', this.onGatewayGone);
+    this.deps.broker.on('gatewayConnected', this.onGatewayBack);
+    this.running = true;
+    this.pollTimer = setInterval(() => this.wake(), config.pollMs);
+    this.pollTimer.unref();
+    this.checkCalibrations();
+    this.calibrationTimer = setInterval(() => this.checkCalibrations(), config.calibrationCheckMs);
+    this.calibrationTimer.unref();
+    // deliveries left pending by the last process (stopped, or killed mid-send) go out now
+    this.wake();
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.deps.inspection.off('alarm', this.onAlarm);
+    this.deps.runs.off('state', this.onRunState);
+    this.deps.events.off('event', this.onSecurityEvent);
+    this.deps.broker.off('gatewayDisconnected', this.onGatewayGone);
+    this.deps.broker.off('gatewayConnected', this.onGatewayBack);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.calibrationTimer) clearInterval(this.calibrationTimer);
+    if (this.kick) clearImmediate(this.kick);
+    this.pollTimer = undefined;
+    this.calibrationTimer = undefined;
+    this.kick = undefined;
+    for (const t of this.offlineTimers.values()) clearTimeout(t);
+    this.offlineTimers.clear();
+    // attempts under way finish (each bounded by timeoutMs); what they do not send stays pending for the next start
+    await this.pumping;
+    this.email?.close();
+    this.email = undefined;
+  }
+
+  /** counts for /api/health: deliveries waiting, and those that failed for good */
+  status(): { pending: number; failed: number; oldestPendingAt: number | null; email: boolean } {
+    return {
+      pending: this.outbox.count('pending'),
+      failed: this.outbox.count('failed'),
+      oldestPendingAt: this.outbox.oldestPending(),
+      email: this.deps.config.smtp !== undefined,
+    };
+  }
+
+  // ---- the events ----------------------------------------------------------------------------------------------
+
+  private readonly onAlarm = (e: RunAlarmEvent): void => {
+    // an escalation is told again, with the alarm as it stands after it (its severity, message and value)
+    if (e.event !== 'raised' && e.event !== 'escalated') return;
+    const event = e.event;
+    this.guard('alarm', () => {
+      const run = this.deps.runs.get({ role: 'admin', organization: null }, e.run);
+      if (run === undefined) return;
+      this.announce({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
+    });
+  };
+
+  private readonly onRunState = (run: Run): void => {
+    if (run.state !== 'completed') return;
+    this.guard('run-completed', () => {
+      this.announce({
+        kind: 'run-completed',
+        at: run.endedAt ?? this.now(),
+        run: run.id,
+        organization: run.organization,
+        sample: run.sample,
+        method: run.method,
+      });
+    });
+  };
+
+  private readonly onSecurityEvent = (e: SecurityEvent): void => {
+    if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return;
+    // heard inside the recording transaction, if any: the deliveries commit (or roll back) with the event
+    this.guard('security-event', () => {
+      this.announce({ kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail });
+    });
+  };
+
+  private readonly onGatewayGone = (gateway: string): void => {
+    const since = this.now();
+    clearTimeout(this.offlineTimers.get(gateway));
+    const timer = setTimeout(() => {
+      this.offlineTimers.delete(gateway);
+      this.guard('gateway-offline', () => {
+        this.announce({ kind: 'gateway-offline', at: this.now(), gateway, since });
+      });
+    }, this.deps.config.gatewayOfflineAfterMs);
+    timer.unref();
+    this.offlineTimers.set(gateway, timer);
+  };
+
+  private readonly onGatewayBack = (gateway: string): void => {
+    clearTimeout(this.offlineTimers.get(gateway));
+    this.offlineTimers.delete(gateway);
+  };
+
+  /** A draft report was requested and waits for a signatory (the certificates call this once it is committed). */
+  draftRequested(c: { id: string; run: string; organization: string; requestedBy: string; requestedAt: number }): void {
+    this.guard('draft-awaiting-signature', () => {
+      this.announce({
+        kind: 'draft-awaiting-signature',
+        at: c.requestedAt,
+        certificate: c.id,
+        run: c.run,
+        organization: c.organization,
+        requestedBy: c.requestedBy,
+      });
+    });
+  }
+
+  /** Calibrations due within calibration.dueSoonDays, or expired: told once per instrument, due date and status. */
+  checkCalibrations(): void {
+    this.guard('calibration-due', () => {
+      for (const r of this.deps.calibration.reminders())
+        if ((r.status === 'due-soon' || r.status === 'expired') && r.dueAt !== null)
+          this.announce({ kind: 'calibration-due', at: this.now(), instrument: r.instrument, status: r.status, dueAt: r.dueAt });
+    });
+  }
+
+  /** A listener never throws into the module that announced (an ingest transaction, a person's act). */
+  private guard(kind: string, work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.deps.logger.error({ part: 'notify', kind, err: (err as Error).message }, 'ALARM: notifications of an event could not be queued');
+    }
+  }
+
+  // ---- who hears of it -----------------------------------------------------------------------------------------
+
+  /** The user as a viewer, or undefined for one who may not sign in now (disabled, an auditor past the grant). */
+  private recipientOf(user: UserView): Recipient | undefined {
+    if (user.disabled) return undefined;
+    if (user.grantUntil !== null && user.grantUntil < this.now()) return undefined;
+    return { role: user.role, organization: user.organization, grantOrganizations: user.grantOrganizations };
+  }
+
+  /** The kinds a role may receive at all: those whose showing route its rule allows the role. */
+  kindsFor(role: UserView['role']): NotificationKind[] {
+    return NOTIFICATION_KINDS.filter((k) => {
+      const rule = ruleFor(SHOWN_BY[k].method, SHOWN_BY[k].path);
+      return rule.allow === 'public' || rule.allow.includes(role);
+    });
+  }
+
+  /** Would the API show this event's record to the viewer? The route's rule, then the record's own visibility. */
+  private maySee(viewer: Recipient, e: NotifyEvent): boolean {
+    const rule = ruleFor(SHOWN_BY[e.kind].method, SHOWN_BY[e.kind].path);
+    if (rule.allow !== 'public' && !rule.allow.includes(viewer.role)) return false;
+    if (rule.scope === 'every-organization' && !seesAll(viewer)) return false;
+    if (e.kind === 'alarm' || e.kind === 'run-completed') return this.deps.runs.get(viewer, e.run) !== undefined;
+    if (e.kind === 'draft-awaiting-signature') return this.deps.certificateFor(viewer, e.certificate) !== undefined;
+    return true;
+  }
+
+  /** the user's language and zone as saved with the user (where the user store has them); en and UTC otherwise */
+  private audienceOf(user: UserView): Audience {
+    const saved = user as unknown as Record<string, unknown>;
+    let locale = saved['locale'];
+    let zone = saved['timeZone'];
+    if (locale === undefined || zone === undefined) {
+      const db = this.deps.database.sqlite;
+      this.userColumns ??= new Set((db.prepare('PRAGMA table_info(users)').all() as { name: string }[]).map((c) => c.name));
+      const cols = ['locale', 'time_zone', 'timezone'].filter((c) => this.userColumns?.has(c));
+      if (cols.length > 0) {
+        const row = db.prepare(`SELECT ${cols.join(', ')} FROM users WHERE username = ?`).get(user.username) as Record<string, unknown> | undefined;
+        locale ??= row?.['locale'];
+        zone ??= row?.['time_zone'] ?? row?.['timezone'];
+      }
+    }
+    return { locale: knownLocale(locale), timeZone: knownZone(zone), baseUrl: this.deps.baseUrl() };
+  }
+
+  /** Queues the event for everyone subscribed who may see it, in one transaction; then wakes the sender. */
+  announce(e: NotifyEvent): number {
+    const key = eventKey(e);
+    const now = this.now();
+    const added = this.deps.database.sqlite.transaction(() => {
+      let n = 0;
+      for (const s of this.subscriptions.subscribers(e.kind)) {
+        const user = this.deps.users.get(s.username);
+        const viewer = user === undefined ? undefined : this.recipientOf(user);
+        if (user === undefined || viewer === undefined || !this.maySee(viewer, e)) continue;
+        const targets: { channel: Channel; target: string }[] = [];
+        if (s.choice.email && s.address !== null) targets.push({ channel: 'email', target: s.address });
+        for (const id of s.choice.webhooks) {
+          const hook = this.webhooks.get(id);
+          // a webhook carries its owner's view only
+          if (hook !== undefined && hook.owner === user.username && hook.enabled) targets.push({ channel: 'webhook', target: id });
+        }
+        if (targets.length === 0) continue;
+        const audience = this.audienceOf(user);
+        const stored = { type: eventType(e), at: e.at, data: eventData(e), message: render(e, audience), locale: audience.locale };
+        for (const t of targets)
+          if (this.outbox.add({ eventKey: key, kind: e.kind, recipient: user.username, ...t, message: stored }, now, this.deps.config.maxPending))
+            n++;
+      }
+      return n;
+    })();
+    if (added > 0) this.wake();
+    return added;
+  }
+
+  // ---- sending -------------------------------------------------------------------------------------------------
+
+  /** Runs the sender soon (once, however often it is asked while it runs). */
+  private wake(): void {
+    if (!this.running) return;
+    if (this.pumping !== undefined) {
+      this.again = true;
+      return;
+    }
+    if (this.kick !== undefined) return;
+    this.kick = setImmediate(() => {
+      this.kick = undefined;
+      this.pumping = this.pump().finally(() => {
+        this.pumping = undefined;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+    });
+  }
+
+  private async pump(): Promise<void> {
+    // each row once per pass: a row whose outcome could not be written (the store failing) waits for the next one
+    const tried = new Set<number>();
+    while (this.running) {
+      const rows = this.outbox.due(this.now(), BATCH + tried.size).filter((r) => !this.inFlight.has(r.id) && !tried.has(r.id));
+      if (rows.length === 0) return;
+      const batch = rows.slice(0, BATCH);
+      for (const r of batch) tried.add(r.id);
+      await Promise.all(batch.map((r) => this.attempt(r)));
+    }
+  }
+
+  private backoff(attempts: number): number {
+    return backoffDelay(attempts, this.deps.config.baseDelayMs, this.deps.config.maxDelayMs, this.random);
+  }
+
+  /** One attempt of one delivery; its outcome is written to the row. Never throws. */
+  private async attempt(row: OutboxRow): Promise<void> {
+    this.inFlight.add(row.id);
+    try {
+      const outcome = await this.send(row);
+      const now = this.now();
+      if (outcome.ok) {
+        this.outbox.sent(row.id, now);
+        return;
+      }
+      const error = this.scrub(outcome.error, row);
+      const attempts = row.attempts + 1;
+      const last = outcome.permanent || attempts >= this.deps.config.maxAttempts;
+      this.outbox.attemptFailed(row.id, error, last ? null : now + this.backoff(attempts));
+      const fields = { part: 'notify', delivery: row.id, channel: row.channel, kind: row.kind, attempts, error };
+      if (last) this.deps.logger.error(fields, 'ALARM: a notification could not be delivered; recorded as failed');
+      else this.deps.logger.warn(fields, 'a notification could not be delivered; it is tried again later');
+    } catch (err) {
+      // a bug or a request that cannot be built: recorded as failed, never retried in a loop
+      const error = this.scrub(`the delivery could not be attempted: ${(err as Error).message}`, row);
+      this.deps.logger.error({ part: 'notify', delivery: row.id, error }, 'ALARM: a notification could not be delivered; recorded as failed');
+      try {
+        this.outbox.attemptFailed(row.id, error, null);
+      } catch (inner) {
+        this.deps.logger.error({ part: 'notify', delivery: row.id, err: (inner as Error).message }, 'a failed delivery could not be recorded');
+      }
+    } finally {
+      this.inFlight.delete(row.id);
+    }
+  }
+
+  private async send(row: OutboxRow): Promise<Outcome> {
+    if (row.channel === 'email') {
+      if (this.email === undefined) return { ok: false, error: 'no SMTP relay is configured (notifications.smtp)', permanent: true };
+      return this.email.send(`msg_${row.id}`, row.target, row.message);
+    }
+    const hook = this.webhooks.get(row.target);
+    if (hook === undefined) return { ok: false, error: 'the webhook was deleted', permanent: true };
+    if (!hook.enabled) return { ok: false, error: 'the webhook is disabled', permanent: true };
+    const m = row.message;
+    return postWebhook(
+      hook,
+      { id: `msg_${row.id}`, type: m.type, at: m.at, data: m.data, message: m.message },
+      this.now(),
+      this.deps.config.timeoutMs,
+    );
+  }
+
+  /** An error's text without any credential it might echo: the SMTP password, the webhook's secret and URL. */
+  private scrub(text: string, row: OutboxRow): string {
+    const secrets: string[] = [];
+    if (this.deps.smtpPassword !== undefined && this.deps.smtpPassword !== '') secrets.push(this.deps.smtpPassword);
+    if (row.channel === 'webhook') {
+      const hook = this.webhooks.get(row.target);
+      if (hook?.secret) secrets.push(hook.secret);
+      if (hook !== undefined) secrets.push(hook.url);
+    }
+    let out = text;
+    for (const s of secrets) out = out.split(s).join('***');
+    return out.slice(0, 500);
+  }
+
+  // ---- what the routes ask -------------------------------------------------------------------------------------
+
+  subscriptionsOf(user: Pick<Principal, 'username' | 'role'>): SubscriptionsView {
+    return {
+      email: this.subscriptions.address(user.username),
+      kinds: this.subscriptions.of(user.username),
+      allowed: this.kindsFor(user.role),
+      webhooks: this.webhooks.list(user.username).map((w) => ({ id: w.id, name: w.name, preset: w.preset, enabled: w.enabled })),
+      emailAvailable: this.deps.config.smtp !== undefined,
+    };
+  }
+
+  /** Replaces a user's subscriptions; a kind the role never receives, another's webhook or e-mail without an address is refused. */
+  setSubscriptions(
+    user: Pick<Principal, 'username' | 'role'>,
+    input: { email?: string | null | undefined; kinds: Partial<Record<NotificationKind, ChannelChoice>> },
+  ): SubscriptionsView {
+    const allowed = new Set(this.kindsFor(user.role));
+    const address = input.email === undefined ? this.subscriptions.address(user.username) : input.email;
+    for (const [kind, c] of Object.entries(input.kinds) as [NotificationKind, ChannelChoice][]) {
+      if (!allowed.has(kind) && (c.email || c.webhooks.length > 0))
+        throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}: the role ${user.role} does not receive ${kind} notifications`);
+      if (c.email && this.deps.config.smtp === undefined)
+        throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}.email: this server sends no e-mail (no SMTP relay is configured)`);
+      if (c.email && address === null)
+        throw new LabtraceError('E_BAD_REQUEST', `body: email: an address is required to receive ${kind} notifications by e-mail`);
+      c.webhooks.forEach((id, i) => {
+        if (this.webhooks.get(id)?.owner !== user.username)
+          throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}.webhooks[${i}]: you have no webhook "${id}"`);
+      });
+    }
+    this.subscriptions.set(user.username, input.email, input.kinds);
+    return this.subscriptionsOf(user);
+  }
+
+  /** Deletes a webhook: its pending deliveries are recorded as failed and the subscriptions naming it forget it. */
+  removeWebhook(actor: Actor, id: string, reason: string): { deleted: string; failedDeliveries: number } {
+    return this.deps.database.sqlite.transaction(() => {
+      this.webhooks.remove(actor, id, reason);
+      this.subscriptions.forgetWebhook(id);
+      return { deleted: id, failedDeliveries: this.outbox.failTarget('webhook', id, 'the webhook was deleted') };
+    })();
+  }
+
+  deliveries(filter: { status?: DeliveryStatus | undefined; before?: number | undefined; limit: number }): {
+    deliveries: DeliveryView[];
+    next: number | null;
+    counts: Record<DeliveryStatus, number>;
+  } {
+    const rows = this.outbox.list({ ...filter, limit: filter.limit + 1 });
+    const page = rows.slice(0, filter.limit);
+    return {
+      deliveries: page.map(deliveryView),
+      next: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+      counts: { pending: this.outbox.count('pending'), sent: this.outbox.count('sent'), failed: this.outbox.count('failed') },
+    };
+  }
+
+  /** The admin sends a failed delivery again from its first attempt (audited). */
+  retry(actor: Actor, id: number): DeliveryView {
+    const db = this.deps.database.sqlite;
+    const row = db.transaction(() => {
+      const before = this.outbox.get(id);
+      if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `delivery ${id} is not known`);
+      if (!this.outbox.requeue(id, this.now()))
+        throw new LabtraceError('E_CONFLICT', `delivery ${id} is ${before.status}: only a failed one is retried`);
+      this.deps.audit.record(actor, {
+        action: 'state-change',
+        recordType: 'notification-delivery',
+        recordId: String(id),
+        oldValue: { status: before.status, attempts: before.attempts, lastError: before.lastError },
+        newValue: { status: 'pending' },
+      });
+      return this.outbox.get(id) as OutboxRow;
+    })();
+    this.wake();
+    return deliveryView(row);
+  }
+
+  /** A test message to one of the caller's channels, attempted at once; answers the delivery after that attempt. */
+  async test(user: Principal, target: { channel: 'email' } | { channel: 'webhook'; webhook: string }): Promise<DeliveryView> {
+    let channel: Channel;
+    let to: string;
+    if (target.channel === 'email') {
+      if (this.deps.config.smtp === undefined) throw new LabtraceError('E_CONFLICT', 'this server sends no e-mail (no SMTP relay is configured)');
+      const address = this.subscriptions.address(user.username);
+      if (address === null)
+        throw new LabtraceError('E_BAD_REQUEST', 'body: channel: you have no e-mail address (PUT /api/notifications/subscriptions)');
+      channel = 'email';
+      to = address;
+    } else {
+      const hook = this.webhooks.get(target.webhook);
+      if (hook === undefined || (hook.owner !== user.username && user.role !== 'admin'))
+        throw new LabtraceError('E_NOT_FOUND', `webhook "${target.webhook}" is not known`);
+      channel = 'webhook';
+      to = hook.id;
+    }
+    const owner = channel === 'webhook' ? (this.webhooks.get(to)?.owner ?? user.username) : user.username;
+    const ownerView = this.deps.users.get(owner);
+    const audience = ownerView === undefined ? { locale: 'en' as const, timeZone: 'UTC', baseUrl: this.deps.baseUrl() } : this.audienceOf(ownerView);
+    const e: TestEvent = { kind: 'test', at: this.now(), requestedBy: user.username };
+    const row = this.outbox.add(
+      {
+        eventKey: `test:${randomUUID()}`,
+        kind: 'test',
+        recipient: owner,
+        channel,
+        target: to,
+        message: { type: eventType(e), at: e.at, data: eventData(e), message: render(e, audience), locale: audience.locale },
+      },
+      this.now(),
+      this.deps.config.maxPending,
+    );
+    if (row === undefined) throw new LabtraceError('E_CONFLICT', 'the test message could not be queued');
+    if (row.status === 'pending') await this.attempt(row);
+    return deliveryView(this.outbox.get(row.id) as OutboxRow);
+  }
+}
