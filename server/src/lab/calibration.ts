@@ -328,6 +328,9 @@ export class Calibration {
 
   private mustExist(instrument: string): void {
     if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
-      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`);
+      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
+        reason: 'record.not-found',
+        params: { type: 'instrument', id: instrument },
+      });
   }
 }

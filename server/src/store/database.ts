@@ -413,6 +413,14 @@ migrations['0022_store_probe'] = {
   },
 };
 
+migrations['0023_user_preferences'] = {
+  async up(db: Kysely<unknown>) {
+    // a user's own language and time zone (PATCH /api/auth/preferences); NULL follows the browser
+    await sql`ALTER TABLE users ADD COLUMN locale TEXT`.execute(db);
+    await sql`ALTER TABLE users ADD COLUMN time_zone TEXT`.execute(db);
+  },
+};
+
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     return Promise.resolve(migrations);
