@@ -29,11 +29,12 @@ export function isTimeZone(zone: string): boolean {
   }
 }
 
-/** an IANA time zone name, checked with Intl */
+/** an IANA time zone name, checked with Intl and kept in its canonical spelling (asia/shanghai: Asia/Shanghai) */
 export const timeZoneSchema = z
   .string()
   .max(64, 'at most 64 characters')
-  .refine(isTimeZone, { message: 'expected an IANA time zone such as Asia/Shanghai or Europe/Berlin' });
+  .refine(isTimeZone, { message: 'expected an IANA time zone such as Asia/Shanghai or Europe/Berlin' })
+  .transform((zone) => new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone);
 
 /** a user's own settings: null follows the browser */
 export const preferencesSchema = z.strictObject({
