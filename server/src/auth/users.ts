@@ -4,7 +4,6 @@
 import crypto, { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
-import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { passwordSchema, ROLES, usernameSchema, type Locale, type Role } from '@labtrace/protocols/api';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';

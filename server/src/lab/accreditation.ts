@@ -4,7 +4,7 @@
 // whether a run or a result is accredited.
 import { sql, type Kysely, type Migration } from 'kysely';
 import { z } from 'zod';
-import { idSchema, LabtraceError } from '@labtrace/protocols';
+import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';

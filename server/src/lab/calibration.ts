@@ -3,7 +3,6 @@
 // measured with an instrument since its last good check (6.4.9).
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
-import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';

@@ -2,7 +2,7 @@
 // its public key and a signature made with that key (proof that it holds the private key). The key is
 // registered and the gateway receives its own broker credentials. Tokens are stored only as hashes.
 import { createHash, randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { enrollBody } from '@labtrace/protocols/api';
 import { enrollmentProofBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
 import { hashPassword } from '../broker/passwords.js';
