@@ -32,6 +32,8 @@ export const liveSampleSchema = z.strictObject({
   quality: qualitySchema,
 });
 
+export type LiveSample = z.output<typeof liveSampleSchema>;
+
 /** the calibration status shown beside an instrument (ISO/IEC 17025 6.4.8) */
 export const CALIBRATION_STATES = ['valid', 'due-soon', 'expired', 'out-of-service', 'never-calibrated'] as const;
 export const calibrationBriefSchema = z.strictObject({ status: z.enum(CALIBRATION_STATES), dueAt: msSchema.nullable() });

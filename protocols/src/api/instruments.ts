@@ -29,6 +29,8 @@ export const instrumentSchema = z.strictObject({
   calibration: calibrationBriefSchema.optional(),
 });
 export type Instrument = z.output<typeof instrumentSchema>;
+/** the dashboard's name for an instrument of the list */
+export type InstrumentView = Instrument;
 
 export const seriesQuery = z.strictObject({
   channel: idSchema,
