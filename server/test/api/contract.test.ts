@@ -239,3 +239,86 @@ describe('refusals carry what a client translates', () => {
     expect(apiErrorSchema.parse(await res.json())).toMatchObject({ code: 'E_AUTH', reason: 'auth.login-refused' });
   });
 });
+
+describe('the write routes answer what their contract says', () => {
+  /** calls a route of the contract as a role and parses the answer with its response schema */
+  async function call<C extends RouteContract>(
+    contract: C,
+    role: 'admin' | 'technician' | 'signatory',
+    input: { params?: Record<string, string>; body?: unknown } = {},
+  ): Promise<z.output<C['response']>> {
+    const res = await t.fetch(
+      fillPath(contract.path, input.params),
+      { method: contract.method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(input.body ?? {}) },
+      role,
+    );
+    const answer: unknown = await res.json();
+    expect({ path: contract.path, status: res.status, answer }).toMatchObject({ path: contract.path, status: res.status < 300 ? res.status : 200 });
+    const parsed = contract.response.safeParse(answer);
+    expect(parsed.error?.issues ?? []).toEqual([]);
+    return parsed.data as z.output<C['response']>;
+  }
+
+  test('users, organizations and tokens', async () => {
+    await call(api.createOrganization, 'admin', { body: { id: 'org-w', name: 'Client W', contact: 'w@example.com' } });
+    const user = await call(api.createUser, 'admin', { body: { username: 'walter', role: 'client', organization: 'org-w' } });
+    expect(user.oneTimePassword).toBeDefined();
+    await call(api.updateUser, 'admin', { params: { username: 'walter' }, body: { disabled: true, reason: 'left the company' } });
+    await call(api.resetPassword, 'admin', { params: { username: 'walter' } });
+    await call(api.createToken, 'technician', { body: { name: 'script' } });
+  });
+
+  test('samples, methods, runs and instruments', async () => {
+    const sample = await call(api.createSample, 'technician', {
+      body: { id: 'w-1', organization: ORGANIZATION, description: '试样 10 mm', condition: 'as received', receivedAt: Date.now() - 60_000 },
+    });
+    const method = await call(api.createMethod, 'technician', {
+      body: {
+        id: 'w-method',
+        standard: 'ISO 6892-1:2019',
+        title: 'tensile',
+        definition: {
+          measurands: [{ name: 'force', unit: 'kN', channel: 'force' }],
+          decisionRule: { kind: 'simple-acceptance' },
+          results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01 }],
+          rules: [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'force', high: 50 }],
+        },
+      },
+    });
+    expect(method.version).toBe(1);
+    await call(api.addMethodVersion, 'technician', {
+      params: { id: 'w-method' },
+      body: { standard: method.standard, title: 'tensile, v2', definition: method.definition, reason: 'title' },
+    });
+    const run = await call(api.createRun, 'technician', { body: { sample: sample.id, method: 'w-method', instruments: ['utm-1'] } });
+    expect(run.state).toBe('planned');
+    expect((await call(api.abortRun, 'technician', { params: { id: run.id }, body: { reason: 'specimen dropped' } })).state).toBe('aborted');
+    await call(api.setInstrumentStatus, 'technician', { params: { id: 'utm-1' }, body: { status: 'out-of-service', reason: 'overload' } });
+    await call(api.setInstrumentStatus, 'technician', { params: { id: 'utm-1' }, body: { status: 'in-service', reason: 'repaired' } });
+    await call(api.recordCheck, 'technician', {
+      params: { id: 'utm-1' },
+      body: { checkedAt: Date.now() - 1000, result: 'pass', description: 'proving ring 20 kN' },
+    });
+    await call(api.recordCalibration, 'technician', {
+      params: { id: 'utm-1' },
+      body: {
+        calibratedAt: Date.now() - 3_600_000,
+        laboratory: 'NIM',
+        certificate: 'C-1',
+        results: [{ point: '20 kN', reference: 20, indication: 20.01, unit: 'kN' }],
+        uncertainty: { value: 0.02, unit: 'kN' },
+        nextDueAt: Date.now() + 365 * 86_400_000,
+      },
+    });
+  });
+
+  test('accreditations', async () => {
+    const suspended = await call(api.accreditationEvent, 'admin', { params: { id: 'cnas-l1234' }, body: { kind: 'suspend', reason: 'audit' } });
+    expect(suspended.status).toBe('suspended');
+    await call(api.accreditationEvent, 'admin', { params: { id: 'cnas-l1234' }, body: { kind: 'reinstate', reason: 'audit passed' } });
+    await call(api.changeAccreditationScope, 'admin', {
+      params: { id: 'cnas-l1234' },
+      body: { scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 200 }], reason: 'extended' },
+    });
+  });
+});
