@@ -1,6 +1,6 @@
 // Sign-in, sign-out, the password, API tokens and the signed-in user's own preferences.
 import { z } from 'zod';
-import { defineRoute } from './contract.js';
+import { defineRoute, noContent } from './contract.js';
 import { msSchema } from './common.js';
 import { line } from './text.js';
 
@@ -74,9 +74,6 @@ export const tokenBody = z.strictObject({ name: line(100), ttlDays: z.number().i
 export const preferencesBody = z
   .strictObject({ locale: localeSchema.nullable().optional(), timeZone: timeZoneSchema.nullable().optional() })
   .refine((p) => p.locale !== undefined || p.timeZone !== undefined, { message: 'give locale, timeZone or both' });
-
-/** 204 No Content: the route answers no body */
-export const noContent = z.undefined();
 
 export const login = defineRoute({
   method: 'POST',
