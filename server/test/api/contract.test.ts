@@ -2,6 +2,9 @@
 // every contract a rule; against a real server with the demo lab's data (a completed run with results, a sample,
 // the method, a calibration, an issued certificate, an accreditation), every GET answers a body its response
 // schema (strict objects: an undocumented field fails) parses; and refusals carry what a client translates.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { z } from 'zod';
 import type { Sample } from '@labtrace/protocols';
@@ -16,6 +19,16 @@ test('every route of the policy has exactly one contract, and every contract a r
   const contracts = Object.values(api).map(key);
   expect(new Set(contracts).size).toBe(contracts.length);
   expect([...contracts].sort()).toEqual(POLICY.map(key).sort());
+});
+
+test('routes are registered from their contract (routeOf), not by hand; certificates are wired next', () => {
+  const src = fileURLToPath(new URL('../../../src/', import.meta.url));
+  const byHand: string[] = [];
+  for (const file of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+    if (!file.endsWith('.ts') || file === path.join('auth', 'policy.ts') || file.startsWith(`certificates${path.sep}`)) continue;
+    if (/\broute\((router|app),/.test(readFileSync(path.join(src, file), 'utf8'))) byHand.push(file);
+  }
+  expect(byHand).toEqual([]);
 });
 
 test('every reason key is unique and namespaced', () => {
