@@ -23,15 +23,29 @@ export type LabtraceErrorCode =
   | 'E_INFLUX_UNAVAILABLE'
   | 'E_INFLUX_QUERY';
 
+/** the parameters of a refusal's reason, as a client fills them into its translation */
+export type ReasonParams = Record<string, string | number | boolean>;
+
 export class LabtraceError extends Error {
   readonly code: LabtraceErrorCode;
   readonly details: unknown;
+  /**
+   * a finer, stable reason a user meets (`run.transition-refused`) with its parameters, listed in the API
+   * contract's REASONS: the API answers them as `reason` and `params` for a client to translate
+   */
+  readonly refusal: { reason: string; params?: ReasonParams } | undefined;
 
-  constructor(code: LabtraceErrorCode, message: string, options: { cause?: unknown; details?: unknown } = {}) {
+  constructor(
+    code: LabtraceErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: unknown; reason?: string; params?: ReasonParams } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LabtraceError';
     this.code = code;
     this.details = options.details;
+    this.refusal =
+      options.reason === undefined ? undefined : { reason: options.reason, ...(options.params === undefined ? {} : { params: options.params }) };
   }
 }
 

@@ -8,6 +8,9 @@ export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 /** an empty object: a route without path parameters, query or body */
 export const none = z.strictObject({});
 
+/** the response of a route that answers 204 No Content: no body */
+export const noContent = z.undefined();
+
 export interface RouteContract<
   P extends z.ZodType = z.ZodType,
   Q extends z.ZodType = z.ZodType,

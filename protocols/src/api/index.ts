@@ -1,2 +1,139 @@
 // The REST API's contract (routes, request and response schemas), shared by the server and the dashboard.
+// Browser-safe: nothing here imports node modules.
+import { login, logout, me, changePassword, createToken, updatePreferences } from './auth.js';
+import { listUsers, createUser, updateUser, resetPassword, listOrganizations, createOrganization } from './users.js';
+import { listAudit, exportAudit } from './audit.js';
+import { health, listGateways, enroll, gatewayKeys, rotateKey, listSecurityEvents } from './gateways.js';
+import { listInstruments, instrumentSeries, instrumentHistory, instrumentStatus, setInstrumentStatus } from './instruments.js';
+import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
+import { exportBundle, exportRun } from './export.js';
+import { listSamples, getSample, createSample } from './samples.js';
+import { listMethods, getMethod, createMethod, addMethodVersion } from './methods.js';
+import { listRuns, getRun, runRecords, runResults, createRun, startRun, stopRun, abortRun } from './runs.js';
+import { runAlarms, acknowledgeAlarm, clearAlarm } from './alarms.js';
+import { calibrationReminders, instrumentCalibrations, recordCalibration, recordCheck, calibrationStatus } from './calibration.js';
+import {
+  publicAccreditation,
+  listAccreditations,
+  getAccreditation,
+  createAccreditation,
+  accreditationEvent,
+  changeAccreditationScope,
+} from './accreditation.js';
+import {
+  listCertificates,
+  requestCertificate,
+  getCertificate,
+  certificatePdf,
+  certificateJson,
+  certificateDcc,
+  issueCertificate,
+  amendCertificate,
+  revokeCertificate,
+  publicKeys,
+  publicCertificate,
+  verifyPage,
+  verifyUpload,
+} from './certificates.js';
+
 export * from './contract.js';
+export * from './errors.js';
+export * from './text.js';
+export * from './time.js';
+export * from './common.js';
+export * from './inspection-rules.js';
+export * from './auth.js';
+export * from './users.js';
+export * from './audit.js';
+export * from './gateways.js';
+export * from './instruments.js';
+export * from './log.js';
+export * from './export.js';
+export * from './samples.js';
+export * from './methods.js';
+export * from './runs.js';
+export * from './alarms.js';
+export * from './calibration.js';
+export * from './accreditation.js';
+export * from './certificates.js';
+
+/** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
+export const api = {
+  login,
+  logout,
+  me,
+  changePassword,
+  createToken,
+  updatePreferences,
+  listUsers,
+  createUser,
+  updateUser,
+  resetPassword,
+  listOrganizations,
+  createOrganization,
+  listAudit,
+  exportAudit,
+  health,
+  listGateways,
+  enroll,
+  gatewayKeys,
+  rotateKey,
+  listSecurityEvents,
+  listInstruments,
+  instrumentSeries,
+  instrumentHistory,
+  instrumentStatus,
+  setInstrumentStatus,
+  logKeys,
+  logCheckpoint,
+  inclusionProof,
+  consistencyProof,
+  logEntries,
+  measurementProof,
+  exportBundle,
+  exportRun,
+  listSamples,
+  getSample,
+  createSample,
+  listMethods,
+  getMethod,
+  createMethod,
+  addMethodVersion,
+  listRuns,
+  getRun,
+  runRecords,
+  runResults,
+  createRun,
+  startRun,
+  stopRun,
+  abortRun,
+  runAlarms,
+  acknowledgeAlarm,
+  clearAlarm,
+  calibrationReminders,
+  instrumentCalibrations,
+  recordCalibration,
+  recordCheck,
+  calibrationStatus,
+  publicAccreditation,
+  listAccreditations,
+  getAccreditation,
+  createAccreditation,
+  accreditationEvent,
+  changeAccreditationScope,
+  listCertificates,
+  requestCertificate,
+  getCertificate,
+  certificatePdf,
+  certificateJson,
+  certificateDcc,
+  issueCertificate,
+  amendCertificate,
+  revokeCertificate,
+  publicKeys,
+  publicCertificate,
+  verifyPage,
+  verifyUpload,
+} as const;
+export type Api = typeof api;
+export type RouteName = keyof Api;

@@ -3,25 +3,24 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { z } from 'zod';
-import { idSchema, LabtraceError, parseWith, type InstrumentView } from '@labtrace/protocols';
+import { LabtraceError, type InstrumentView } from '@labtrace/protocols';
+import { api } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
 import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
 import type { KeyRegistry } from '../trust/key-registry.js';
-import { EVENT_KINDS, type SecurityEvents } from '../trust/security-events.js';
+import type { SecurityEvents } from '../trust/security-events.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { authRoutes } from '../auth/auth-routes.js';
-import { authenticate, route } from '../auth/policy.js';
+import { authenticate, routeOf } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
 import { processFaults } from '../process-faults.js';
-import { errorHandler } from './errors.js';
+import { errorHandler, notFound } from './errors.js';
 import { compressResponses, dashboardFiles } from './static-files.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 import { wellFormedBody } from './text.js';
-import { timeMs, timeMsQuery } from './time.js';
 
 export interface HealthSource {
   version: string;
@@ -65,40 +64,6 @@ export interface AppDeps {
   logRoutes?: () => express.Router | undefined;
 }
 
-const seriesQuery = z.strictObject({
-  channel: idSchema,
-  from: timeMsQuery.optional(),
-  to: timeMsQuery.optional(),
-  points: z.coerce.number().int().min(1).max(5000).default(600),
-});
-
-const rotateBody = z.strictObject({
-  statement: z.strictObject({
-    v: z.literal(1),
-    purpose: z.literal('labtrace-key-rotation'),
-    gateway: idSchema,
-    oldKeyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
-    newKey: z.string().min(1).max(200),
-    at: timeMs,
-  }),
-  oldSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
-  newSignature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
-});
-
-const eventsQuery = z.strictObject({
-  gateway: idSchema.optional(),
-  kind: z.enum(EVENT_KINDS).optional(),
-  since: timeMsQuery.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-const historyQuery = z.strictObject({
-  channel: idSchema,
-  from: timeMsQuery.optional(),
-  to: timeMsQuery.optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(600),
-});
-
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -119,7 +84,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(authenticate(deps.users));
   app.use(authRoutes(deps.users, deps.audit, deps.logger));
 
-  route(app, 'GET', '/api/health', async (_req, res) => {
+  routeOf(app, api.health, async (_req, res) => {
     const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
@@ -154,12 +119,12 @@ export function createApp(deps: AppDeps): Express {
     });
   });
 
-  route(app, 'GET', '/api/gateways', async (_req, res) => {
+  routeOf(app, api.listGateways, async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     res.json((await deps.registry.gateways()).map((g) => ({ ...g, connected: connected.has(g.id) })));
   });
 
-  route(app, 'GET', '/api/instruments', async (_req, res) => {
+  routeOf(app, api.listInstruments, async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
     const views: InstrumentView[] = await Promise.all(
       (await deps.registry.instruments()).map(async (i) => {
@@ -179,11 +144,9 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // time-bucketed min, max and mean of a numeric channel, at most `points` buckets
-  route(app, 'GET', '/api/instruments/:id/series', async (req, res) => {
-    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
-    const query = parseWith(seriesQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(app, api.instrumentSeries, async (_req, res, { params: { id }, query }) => {
     const instrument = await deps.registry.instrument(id);
-    if (!instrument) throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" is not known`);
+    if (!instrument) throw notFound('instrument', id);
     if (!instrument.channels.some((c) => c.name === query.channel))
       throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" has no channel "${query.channel}"`);
     const to = query.to ?? Date.now();
@@ -192,11 +155,9 @@ export function createApp(deps: AppDeps): Express {
     res.json({ instrument: id, channel: query.channel, from, to, ...(await deps.series.series(id, query.channel, from, to, query.points)) });
   });
 
-  route(app, 'GET', '/api/instruments/:id/history', async (req, res) => {
-    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
-    const query = parseWith(historyQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(app, api.instrumentHistory, async (_req, res, { params: { id }, query }) => {
     const instrument = await deps.registry.instrument(id);
-    if (!instrument) throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" is not known`);
+    if (!instrument) throw notFound('instrument', id);
     if (!instrument.channels.some((c) => c.name === query.channel)) {
       throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" has no channel "${query.channel}"`);
     }
@@ -217,12 +178,11 @@ export function createApp(deps: AppDeps): Express {
         address,
       }),
   });
-  route(app, 'POST', '/api/enroll', enrollLimit, async (req, res) => {
-    res.status(201).json(await deps.trust.enrollment.enroll(req.body, req.ip));
+  routeOf(app, api.enroll, enrollLimit, async (req, res, { body }) => {
+    res.status(201).json(await deps.trust.enrollment.enroll(body, req.ip));
   });
 
-  route(app, 'GET', '/api/gateways/:id/keys', (req, res) => {
-    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
+  routeOf(app, api.gatewayKeys, (_req, res, { params: { id } }) => {
     res.json(
       deps.trust.keys.list(id).map((k) => ({
         keyId: k.keyId,
@@ -238,17 +198,14 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
-  route(app, 'POST', '/api/gateways/:id/keys/rotate', (req, res) => {
-    const id = parseWith(idSchema, req.params.id, 'path: id', 'E_BAD_REQUEST');
-    const body = parseWith(rotateBody, req.body, 'body', 'E_BAD_REQUEST');
+  routeOf(app, api.rotateKey, (_req, res, { params: { id }, body }) => {
     if (body.statement.gateway !== id)
       throw new LabtraceError('E_BAD_REQUEST', `body: statement.gateway: "${body.statement.gateway}" is not "${id}"`);
     const key = deps.trust.keys.rotate(body.statement, body.oldSignature, body.newSignature);
     res.status(201).json({ keyId: key.keyId, status: key.status, registeredAt: key.registeredAt });
   });
 
-  route(app, 'GET', '/api/security-events', (req, res) => {
-    const query = parseWith(eventsQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(app, api.listSecurityEvents, (_req, res, { query }) => {
     res.json(
       deps.trust.events.list({
         limit: query.limit,
@@ -269,7 +226,14 @@ export function createApp(deps: AppDeps): Express {
     routes(req, res, next);
   });
 
-  app.use('/api', (req, _res, next) => next(new LabtraceError('E_NOT_FOUND', `no route ${req.method} ${req.originalUrl}`)));
+  app.use('/api', (req, _res, next) =>
+    next(
+      new LabtraceError('E_NOT_FOUND', `no route ${req.method} ${req.originalUrl}`, {
+        reason: 'request.no-route',
+        params: { method: req.method, path: req.originalUrl.split('?')[0] ?? '' },
+      }),
+    ),
+  );
 
   if (existsSync(path.join(deps.dashboardDir, 'index.html'))) {
     app.use(dashboardFiles(deps.dashboardDir));

@@ -1,7 +1,8 @@
 // The one place where error codes become HTTP statuses.
 import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
-import { isLabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
+import { isLabtraceError, LabtraceError, type LabtraceErrorCode, type ReasonParams } from '@labtrace/protocols';
+import { isReason, type Reason } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import { writeFailureOf } from '../store/capacity.js';
 
@@ -18,6 +19,10 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   // the store cannot write (disk full, I/O error) or keeps its free-space reserve
   E_STORE_UNAVAILABLE: 503,
 };
+
+/** a record that is not known or that the caller may not see (both answer alike, so that identifiers do not leak) */
+export const notFound = (type: string, id: string, message = `${type} "${id}" is not known`): LabtraceError =>
+  new LabtraceError('E_NOT_FOUND', message, { reason: 'record.not-found', params: { type, id } });
 
 /** what a client is told to wait before it tries again when the store cannot write */
 const STORE_RETRY_AFTER_S = 30;
@@ -47,7 +52,7 @@ export function errorHandler(logger: Logger, onWriteFailure?: (err: unknown) => 
       res
         .status(503)
         .set('Retry-After', String(STORE_RETRY_AFTER_S))
-        .json({ error: `the store cannot write (${failure.message}); try again later`, code: 'E_STORE_UNAVAILABLE' });
+        .json({ error: `the store cannot write (${failure.message}); try again later`, code: 'E_STORE_UNAVAILABLE', reason: 'store.unavailable' });
       return;
     }
     if (isLabtraceError(err)) {
@@ -57,22 +62,40 @@ export function errorHandler(logger: Logger, onWriteFailure?: (err: unknown) => 
         logger.error({ requestId, ...where, err: err.message, code: err.code }, 'request failed');
         res.setHeader('x-request-id', requestId);
       }
-      res.status(status).json({ error: err.message, code: err.code, ...(err.details === undefined ? {} : { issues: err.details }) });
+      res.status(status).json({ error: err.message, code: err.code, ...refusalOf(err) });
       return;
     }
     // body-parser errors carry a status (400 malformed JSON, 413 too large)
     const e = err as { status?: number; type?: string; message?: string };
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-      res
-        .status(e.status)
-        .json({ error: e.type === 'entity.parse.failed' ? 'request body is not valid JSON' : (e.message ?? 'bad request'), code: 'E_BAD_REQUEST' });
+      const malformed = e.type === 'entity.parse.failed';
+      const tooLarge = e.type === 'entity.too.large';
+      res.status(e.status).json({
+        error: malformed ? 'request body is not valid JSON' : (e.message ?? 'bad request'),
+        code: 'E_BAD_REQUEST',
+        ...(malformed ? { reason: 'request.malformed-json' } : tooLarge ? { reason: 'request.too-large' } : {}),
+      });
       return;
     }
     const requestId = randomUUID();
     logger.error({ requestId, ...where, err: describe(err) }, 'request failed: a bug');
     res.setHeader('x-request-id', requestId);
-    res.status(500).json({ error: `internal error (request ${requestId})`, code: 'E_INTERNAL', requestId });
+    res.status(500).json({ error: `internal error (request ${requestId})`, code: 'E_INTERNAL', reason: 'server.internal', requestId });
   };
+}
+
+/**
+ * What a client translates of a coded error: its reason and parameters (docs: the contract's REASONS), and for
+ * bad input the issues (each with its path, zod code and parameters). A refusal of the input's schema without a
+ * reason of its own is `request.invalid`.
+ */
+function refusalOf(err: LabtraceError): { reason?: Reason; params?: ReasonParams; issues?: unknown } {
+  const issues = Array.isArray(err.details) ? { issues: err.details as unknown } : err.details === undefined ? {} : { issues: err.details };
+  const refusal = err.refusal;
+  if (refusal !== undefined && isReason(refusal.reason))
+    return { reason: refusal.reason, ...(refusal.params === undefined ? {} : { params: refusal.params }), ...issues };
+  if (err.code === 'E_BAD_REQUEST' && Array.isArray(err.details)) return { reason: 'request.invalid', ...issues };
+  return issues;
 }
 
 function describe(err: unknown): { message: string; stack?: string } {

@@ -29,6 +29,7 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
         new LabtraceError(
           'E_RATE_LIMITED',
           `too many requests from this address (${options.perSecond} a second after a burst of ${options.burst}); retry in ${retryAfter} s`,
+          { reason: 'request.rate-limited', params: { retryAfter } },
         ),
       );
     }

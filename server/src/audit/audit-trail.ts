@@ -7,23 +7,9 @@ import { canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 
-// 'state-change': a record moved along its state machine (a test run started or stopped); the record
-// that needs a reason for it (an abort) enforces that itself
-// 'privilege-change': a user's role, organization or grant changed; 'login', 'login-failed', 'logout' and
-// 'lockout' are sign-in events (record type 'session', or 'user' for a lockout), never with a secret
-export const AUDIT_ACTIONS = [
-  'create',
-  'update',
-  'delete',
-  'password-set',
-  'token-created',
-  'state-change',
-  'privilege-change',
-  'login',
-  'login-failed',
-  'logout',
-  'lockout',
-] as const;
+import { AUDIT_ACTIONS } from '@labtrace/protocols/api';
+
+export { AUDIT_ACTIONS };
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** actions that change an existing record: they need a reason */

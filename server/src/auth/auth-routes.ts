@@ -1,63 +1,14 @@
 // Sign-in, sign-out, password change and API tokens; user and organization administration; the audit trail for auditors.
 import type { Request, Response } from 'express';
 import express from 'express';
-import { z } from 'zod';
-import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { LabtraceError } from '@labtrace/protocols';
+import { api } from '@labtrace/protocols/api';
 import { CSV_COLUMNS, csvLine, EXPORT_FORMAT, exportedOf, type ExportHeader, type ExportTrailer } from '../audit/audit-export.js';
-import { AUDIT_ACTIONS, type Actor, type AuditFilter, type AuditTrail } from '../audit/audit-trail.js';
-import { line, optionalLine, wellFormed } from '../api/text.js';
-import { timeMs, timeMsQuery } from '../api/time.js';
+import type { Actor, AuditFilter, AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
-import { CSRF_COOKIE, principalOf, route, SESSION_COOKIE } from './policy.js';
-import { passwordSchema, ROLES, usernameSchema, type ClientContext, type Principal, type Users } from './users.js';
+import { CSRF_COOKIE, principalOf, routeOf, SESSION_COOKIE } from './policy.js';
+import type { ClientContext, Principal, Users } from './users.js';
 import { visibleOrganizations } from './visibility.js';
-
-const loginBody = z.strictObject({ username: z.string().min(1).max(100), password: z.string().min(1).max(200) });
-const passwordBody = z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: passwordSchema });
-const tokenBody = z.strictObject({ name: line(100), ttlDays: z.number().int().min(1).max(365).default(90) });
-const time = timeMs;
-// the customer organizations an auditor's grant covers; null (or left out at creation): all of them
-const grantOrganizations = z
-  .array(idSchema)
-  .min(1, 'at least one organization, or null for all')
-  .max(1000)
-  .refine((ids) => new Set(ids).size === ids.length, 'an organization is listed twice')
-  .nullable();
-const newUserBody = z.strictObject({
-  username: usernameSchema,
-  role: z.enum(ROLES),
-  organization: idSchema.optional(),
-  password: passwordSchema.optional(),
-  grantUntil: time.optional(),
-  grantOrganizations: grantOrganizations.optional(),
-});
-const userChangesBody = z.strictObject({
-  role: z.enum(ROLES).optional(),
-  organization: idSchema.nullable().optional(),
-  disabled: z.boolean().optional(),
-  grantUntil: time.nullable().optional(),
-  grantOrganizations: grantOrganizations.optional(),
-  reason: wellFormed(z.string().trim().min(1, 'required: why the user is changed').max(1000), true),
-});
-const resetBody = z.strictObject({ password: passwordSchema.optional() });
-const organizationBody = z.strictObject({
-  id: idSchema,
-  name: line(200),
-  /** who to contact about its reports: a person, an e-mail address, a telephone number (7.8.2.1 e) */
-  contact: line(300).optional(),
-});
-const auditFilter = {
-  actor: optionalLine(100).optional(),
-  recordType: optionalLine(100).optional(),
-  recordId: optionalLine(200).optional(),
-  action: z.enum(AUDIT_ACTIONS).optional(),
-  since: timeMsQuery.optional(),
-  until: timeMsQuery.optional(),
-  /** paging: the entries after this id (the last id of the page before) */
-  after: z.coerce.number().int().min(0).optional(),
-};
-const auditQuery = z.strictObject({ ...auditFilter, limit: z.coerce.number().int().min(1).max(10_000).default(1000) });
-const exportQuery = z.strictObject({ ...auditFilter, format: z.enum(['jsonl', 'csv']).default('jsonl') });
 
 /** Refuses logins from one address beyond `max` attempts in `windowMs` (slows guessing across many accounts). */
 export class LoginThrottle {
@@ -72,7 +23,10 @@ export class LoginThrottle {
   take(address: string): void {
     const now = this.now();
     const recent = (this.attempts.get(address) ?? []).filter((t) => now - t < this.windowMs);
-    if (recent.length >= this.max) throw new LabtraceError('E_RATE_LIMITED', 'too many login attempts from this address; wait a minute');
+    if (recent.length >= this.max)
+      throw new LabtraceError('E_RATE_LIMITED', 'too many login attempts from this address; wait a minute', {
+        reason: 'auth.login-rate-limited',
+      });
     recent.push(now);
     this.attempts.set(address, recent);
     if (this.attempts.size > 10_000) this.attempts.clear();
@@ -97,9 +51,12 @@ function clearCookies(res: Response): void {
 export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, throttle = new LoginThrottle()): express.Router {
   const router = express.Router();
 
-  route(router, 'POST', '/api/auth/login', async (req, res) => {
+  // the throttle counts every attempt, a malformed one too
+  const throttled: express.RequestHandler = (req, _res, next) => {
     throttle.take(req.ip ?? 'unknown');
-    const body = parseWith(loginBody, req.body, 'body', 'E_BAD_REQUEST');
+    next();
+  };
+  routeOf(router, api.login, throttled, async (req, res, { body }) => {
     try {
       const result = await users.login(body.username, body.password, clientContext(req));
       const cookie = { path: '/', sameSite: 'strict' as const, secure: req.secure, expires: new Date(result.expiresAt) };
@@ -113,11 +70,11 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
       // a name that is no user is not logged: it is often a password typed in the wrong field
       logger.warn({ user: cause === 'unknown-user' ? '(unknown user)' : body.username, ip: req.ip, reason: cause }, 'login refused');
       // the client learns only that it was refused, not why
-      throw new LabtraceError('E_AUTH', err.message);
+      throw new LabtraceError('E_AUTH', err.message, { reason: 'auth.login-refused' });
     }
   });
 
-  route(router, 'POST', '/api/auth/logout', (req, res) => {
+  routeOf(router, api.logout, (req, res) => {
     const principal = signedIn(req);
     users.logoutAll(actorOf(principal), principal.username, clientContext(req));
     clearCookies(res);
@@ -125,66 +82,67 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.status(204).end();
   });
 
-  route(router, 'GET', '/api/auth/me', (req, res) => {
-    const principal = signedIn(req);
-    res.json({ ...users.get(principal.username), csrf: principal.via === 'cookie' ? principal.csrf : undefined });
+  const meOf = (principal: Principal) => ({ ...users.get(principal.username), csrf: principal.via === 'cookie' ? principal.csrf : undefined });
+
+  routeOf(router, api.me, (req, res) => {
+    res.json(meOf(signedIn(req)));
   });
 
-  route(router, 'POST', '/api/auth/password', async (req, res) => {
+  // the user's own language and time zone; audited, open to every role (policy.ts)
+  routeOf(router, api.updatePreferences, (req, res, { body }) => {
     const principal = signedIn(req);
-    const body = parseWith(passwordBody, req.body, 'body', 'E_BAD_REQUEST');
+    users.setPreferences(actorOf(principal), principal.username, body);
+    res.json(meOf(principal));
+  });
+
+  routeOf(router, api.changePassword, async (req, res, { body }) => {
+    const principal = signedIn(req);
     await users.changePassword(principal, body.currentPassword, body.newPassword);
     clearCookies(res);
     logger.info({ user: principal.username }, 'password changed; every session ended');
     res.status(204).end();
   });
 
-  route(router, 'POST', '/api/auth/tokens', (req, res) => {
+  routeOf(router, api.createToken, (req, res, { body }) => {
     const principal = signedIn(req);
-    const body = parseWith(tokenBody, req.body, 'body', 'E_BAD_REQUEST');
     res.status(201).json(users.createApiToken(actorOf(principal), principal.username, body.name, body.ttlDays * 86_400_000));
   });
 
-  route(router, 'GET', '/api/users', (_req, res) => {
+  routeOf(router, api.listUsers, (_req, res) => {
     res.json(users.list());
   });
 
-  route(router, 'POST', '/api/users', async (req, res) => {
-    const body = parseWith(newUserBody, req.body, 'body', 'E_BAD_REQUEST');
+  routeOf(router, api.createUser, async (req, res, { body }) => {
     const { user, password } = await users.create(actorOf(signedIn(req)), body);
     res.status(201).json({ ...user, ...(password === undefined ? {} : { oneTimePassword: password }) });
   });
 
-  route(router, 'PATCH', '/api/users/:username', (req, res) => {
-    const username = parseWith(usernameSchema, req.params['username'], 'path: username', 'E_BAD_REQUEST');
-    const { reason, ...changes } = parseWith(userChangesBody, req.body, 'body', 'E_BAD_REQUEST');
-    res.json(users.update(actorOf(signedIn(req)), username, changes, reason));
+  routeOf(router, api.updateUser, (req, res, { params, body }) => {
+    const { reason, ...changes } = body;
+    res.json(users.update(actorOf(signedIn(req)), params.username, changes, reason));
   });
 
-  route(router, 'POST', '/api/users/:username/password', async (req, res) => {
-    const username = parseWith(usernameSchema, req.params['username'], 'path: username', 'E_BAD_REQUEST');
-    const body = parseWith(resetBody, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    const oneTime = await users.setPassword(actorOf(signedIn(req)), username, body.password);
+  routeOf(router, api.resetPassword, async (req, res, { params, body }) => {
+    const oneTime = await users.setPassword(actorOf(signedIn(req)), params.username, body.password);
     res.json(oneTime === undefined ? {} : { oneTimePassword: oneTime });
   });
 
-  route(router, 'GET', '/api/organizations', (_req, res) => {
+  routeOf(router, api.listOrganizations, (_req, res) => {
     res.json(users.organizations());
   });
 
-  route(router, 'POST', '/api/organizations', (req, res) => {
-    const body = parseWith(organizationBody, req.body, 'body', 'E_BAD_REQUEST');
+  routeOf(router, api.createOrganization, (req, res, { body }) => {
     res.status(201).json(users.createOrganization(actorOf(signedIn(req)), body.id, body.name, body.contact));
   });
 
-  route(router, 'GET', '/api/audit-trail', (req, res) => {
-    const { limit, ...q } = parseWith(auditQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(router, api.listAudit, (req, res, { query }) => {
+    const { limit, ...q } = query;
     res.json(audit.list({ ...filterOf(q, signedIn(req)), limit }));
   });
 
   // the selected entries with their hashes, streamed a page at a time; `labtrace verify-audit` checks the file
-  route(router, 'GET', '/api/audit-trail/export', async (req, res) => {
-    const { format, ...q } = parseWith(exportQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(router, api.exportAudit, async (req, res, { query }) => {
+    const { format, ...q } = query;
     const principal = signedIn(req);
     const filter = filterOf(q, principal);
     const csv = format === 'csv';

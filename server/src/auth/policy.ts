@@ -1,8 +1,10 @@
 // The one authorization policy of the REST API: every route has a rule here, and routes are registered
 // only through `route()`, which refuses a path without a rule. The same table drives the test matrix
 // (every route x every role), so a new route without a rule fails at start-up and in the tests.
-import type { IRouter, Request, RequestHandler } from 'express';
-import { LabtraceError } from '@labtrace/protocols';
+import type { IRouter, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
+import { LabtraceError, parseWith } from '@labtrace/protocols';
+import type { RouteContract } from '@labtrace/protocols/api';
 import { ROLES, type Principal, type Role, type Users } from './users.js';
 import { seesAll } from './visibility.js';
 
@@ -50,6 +52,8 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/auth/logout', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'GET', path: '/api/auth/me', allow: ALL, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/password', allow: ALL, audit: true, beforePasswordChange: true },
+  // the user's own language and time zone: nothing another user sees, so open to every role, even before a password change
+  { method: 'PATCH', path: '/api/auth/preferences', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/tokens', allow: LAB_READERS, audit: true },
   { method: 'GET', path: '/api/users', allow: ADMIN },
   { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
@@ -258,18 +262,38 @@ export function authorize(rule: RouteRule): RequestHandler {
   return (req, _res, next) => {
     if (rule.allow === 'public') return next();
     const principal = principals.get(req);
-    if (!principal) return next(new LabtraceError('E_AUTH', 'sign in first: a session cookie or an Authorization: Bearer token is required'));
+    if (!principal)
+      return next(
+        new LabtraceError('E_AUTH', 'sign in first: a session cookie or an Authorization: Bearer token is required', {
+          reason: 'auth.sign-in-required',
+        }),
+      );
+    const where = { method: rule.method, path: rule.path };
     if (!rule.allow.includes(principal.role))
-      return next(new LabtraceError('E_FORBIDDEN', `the role ${principal.role} may not ${rule.method} ${rule.path}`));
+      return next(
+        new LabtraceError('E_FORBIDDEN', `the role ${principal.role} may not ${rule.method} ${rule.path}`, {
+          reason: 'auth.role-forbidden',
+          params: { role: principal.role, ...where },
+        }),
+      );
     if (rule.scope === 'every-organization' && !seesAll(principal))
       return next(
-        new LabtraceError('E_FORBIDDEN', `your grant covers some organizations only: ${rule.method} ${rule.path} shows every client's data`),
+        new LabtraceError('E_FORBIDDEN', `your grant covers some organizations only: ${rule.method} ${rule.path} shows every client's data`, {
+          reason: 'auth.grant-too-narrow',
+          params: where,
+        }),
       );
     if (principal.mustChange && rule.beforePasswordChange !== true)
-      return next(new LabtraceError('E_FORBIDDEN', 'change your one-time password first (POST /api/auth/password)'));
+      return next(
+        new LabtraceError('E_FORBIDDEN', 'change your one-time password first (POST /api/auth/password)', {
+          reason: 'auth.password-change-required',
+        }),
+      );
     // a browser sends the cookie on cross-site requests too; only our own pages can read the CSRF cookie to echo it
     if (principal.via === 'cookie' && !SAFE.has(req.method) && req.get(CSRF_HEADER) !== principal.csrf)
-      return next(new LabtraceError('E_FORBIDDEN', `a request authenticated by cookie must send the ${CSRF_HEADER} header`));
+      return next(
+        new LabtraceError('E_FORBIDDEN', `a request authenticated by cookie must send the ${CSRF_HEADER} header`, { reason: 'auth.csrf-missing' }),
+      );
     next();
   };
 }
@@ -283,6 +307,45 @@ export function route(router: IRouter, method: Method, path: string, ...handlers
   else if (method === 'PATCH') router.patch(path, all);
   else if (method === 'PUT') router.put(path, all);
   else router.delete(path, all);
+}
+
+/** a route's input as its contract's schemas parsed it */
+export interface ContractInput<C extends RouteContract> {
+  params: z.output<C['params']>;
+  query: z.output<C['query']>;
+  body: z.output<C['body']>;
+}
+
+/** the handler of a route registered from its contract: it gets the parsed input */
+export type ContractHandler<C extends RouteContract> = (req: Request, res: Response, input: ContractInput<C>) => unknown;
+
+/**
+ * A request's path parameters, query and body parsed by a contract's schemas: a 400 naming each field at fault
+ * (`body: points[2].min: ...`, with issues carrying zod's code and parameters) for the first part that fails.
+ * A GET has no body to read.
+ */
+export function inputOf<C extends RouteContract>(contract: C, req: Request): ContractInput<C> {
+  const params = parseWith(contract.params, { ...req.params }, 'path', 'E_BAD_REQUEST') as z.output<C['params']>;
+  const query = parseWith(contract.query, req.query ?? {}, 'query', 'E_BAD_REQUEST') as z.output<C['query']>;
+  const body = (contract.method === 'GET' ? {} : parseWith(contract.body, req.body ?? {}, 'body', 'E_BAD_REQUEST')) as z.output<C['body']>;
+  return { params, query, body };
+}
+
+/**
+ * Registers a route from its contract: the rule of the contract's method and path guards it, then any
+ * middleware given (a rate limit, a raw body parser), then the input is parsed by the contract's schemas and
+ * the handler runs with it. Throws when the policy has no rule for the route.
+ */
+export function routeOf<C extends RouteContract>(
+  router: IRouter,
+  contract: C,
+  ...handlers: [...before: RequestHandler[], handler: ContractHandler<C>]
+): void {
+  const handler = handlers[handlers.length - 1] as ContractHandler<C>;
+  const before = handlers.slice(0, -1) as RequestHandler[];
+  route(router, contract.method, contract.path, ...before, async (req, res) => {
+    await handler(req, res, inputOf(contract, req));
+  });
 }
 
 /** The routes registered on a router or app (and the routers mounted in it), for the policy's tests. */

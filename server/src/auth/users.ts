@@ -4,20 +4,16 @@
 import crypto, { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
-import { z } from 'zod';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
+import { passwordSchema, ROLES, usernameSchema, type Locale, type Role } from '@labtrace/protocols/api';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { SYSTEM_ACTOR } from '../audit/audit-trail.js';
 import { hashPassword, verifyPassword } from '../broker/passwords.js';
 import type { LabDatabase } from '../store/database.js';
 
-export const ROLES = ['admin', 'technician', 'signatory', 'client', 'auditor'] as const;
-export type Role = (typeof ROLES)[number];
-
-export const usernameSchema = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{1,62}$/, 'expected 2-63 characters: lower-case letters, digits, ".", "_" or "-"');
-export const passwordSchema = z.string().min(12, 'at least 12 characters').max(200, 'at most 200 characters');
+// the roles and the shapes of names and passwords are part of the API contract (@labtrace/protocols/api)
+export { ROLES, usernameSchema, passwordSchema };
+export type { Role };
 
 /** who is making a request, as established from its session cookie or bearer token */
 export interface Principal {
@@ -52,6 +48,16 @@ export interface UserView {
   lockedUntil: number | null;
   createdAt: number;
   passwordChangedAt: number;
+  /** the user's language; null: the browser's */
+  locale: Locale | null;
+  /** the IANA time zone times are shown in; null: the browser's */
+  timeZone: string | null;
+}
+
+/** a user's own settings (PATCH /api/auth/preferences): a field left out is kept, null follows the browser */
+export interface PreferenceChanges {
+  locale?: Locale | null | undefined;
+  timeZone?: string | null | undefined;
 }
 
 export interface NewUser {
@@ -101,6 +107,8 @@ interface UserRow {
   locked_until: number | null;
   created_at: number;
   password_changed_at: number;
+  locale: string | null;
+  time_zone: string | null;
 }
 
 // one-shot hashing where Node has it (>= 20.12): a request's token is hashed on every request
@@ -119,6 +127,8 @@ const view = (row: UserRow): UserView => ({
   lockedUntil: row.locked_until,
   createdAt: row.created_at,
   passwordChangedAt: row.password_changed_at,
+  locale: row.locale === 'zh-CN' || row.locale === 'en' ? row.locale : null,
+  timeZone: row.time_zone,
 });
 
 /** who acts in a refused login: nobody was authenticated */
@@ -160,7 +170,11 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
 
   private existing(username: string): UserRow {
     const row = this.row(username);
-    if (!row) throw new LabtraceError('E_NOT_FOUND', `user "${username}" is not known`);
+    if (!row)
+      throw new LabtraceError('E_NOT_FOUND', `user "${username}" is not known`, {
+        reason: 'record.not-found',
+        params: { type: 'user', id: username },
+      });
     return row;
   }
 
@@ -199,7 +213,11 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     const now = this.now();
     const db = this.database.sqlite;
     db.transaction(() => {
-      if (this.row(username)) throw new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`);
+      if (this.row(username))
+        throw new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`, {
+          reason: 'record.exists',
+          params: { type: 'user', id: username },
+        });
       db.prepare(
         `INSERT INTO users (username, role, organization, password_hash, must_change, grant_until, grant_organizations, created_at, password_changed_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -235,7 +253,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       this.checkRoleScope(role, organization, grantUntil, grantOrganizations);
       const disabled = changes.disabled === undefined ? before.disabled : changes.disabled ? 1 : 0;
       if (before.role === 'admin' && (role !== 'admin' || disabled === 1) && this.activeAdmins() <= 1)
-        throw new LabtraceError('E_CONFLICT', `user "${username}" is the last active admin`);
+        throw new LabtraceError('E_CONFLICT', `user "${username}" is the last active admin`, { reason: 'user.last-admin', params: { username } });
       db.prepare('UPDATE users SET role = ?, organization = ?, grant_until = ?, grant_organizations = ?, disabled = ? WHERE id = ?').run(
         role,
         organization,
@@ -265,6 +283,26 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     })();
   }
 
+  /** A user's own language and time zone (null: follow the browser); the change is in the audit trail. */
+  setPreferences(actor: Actor, username: string, changes: PreferenceChanges): UserView {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      const before = view(this.existing(username));
+      const locale = changes.locale === undefined ? before.locale : changes.locale;
+      const timeZone = changes.timeZone === undefined ? before.timeZone : changes.timeZone;
+      db.prepare('UPDATE users SET locale = ?, time_zone = ? WHERE username = ?').run(locale, timeZone, username);
+      this.audit.record(actor, {
+        action: 'update',
+        recordType: 'user-preferences',
+        recordId: username,
+        oldValue: { locale: before.locale, timeZone: before.timeZone },
+        newValue: { locale, timeZone },
+        reason: actor.username === username ? 'changed by the user' : `changed by ${actor.username}`,
+      });
+      return view(this.existing(username));
+    })();
+  }
+
   /** Sets a user's password (an admin's reset, or a one-time one when none is given) and ends the user's sessions. */
   async setPassword(actor: Actor, username: string, password?: string): Promise<string | undefined> {
     if (password !== undefined) parseWith(passwordSchema, password, 'password', 'E_BAD_REQUEST');
@@ -285,7 +323,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   /** A user's own password change: the current password proves it is them. Ends every session. */
   async changePassword(principal: Principal, current: string, next: string): Promise<void> {
     const row = this.existing(principal.username);
-    if (!(await verifyPassword(current, row.password_hash))) throw new LabtraceError('E_AUTH', 'body: currentPassword: wrong password');
+    if (!(await verifyPassword(current, row.password_hash)))
+      throw new LabtraceError('E_AUTH', 'body: currentPassword: wrong password', { reason: 'auth.wrong-password' });
     if (current === next) throw new LabtraceError('E_BAD_REQUEST', 'body: newPassword: must differ from the current password');
     await this.setPassword({ username: principal.username, role: principal.role }, principal.username, next);
   }
@@ -420,7 +459,10 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     const createdAt = this.now();
     db.transaction(() => {
       if (db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(id))
-        throw new LabtraceError('E_CONFLICT', `body: id: organization "${id}" exists`);
+        throw new LabtraceError('E_CONFLICT', `body: id: organization "${id}" exists`, {
+          reason: 'record.exists',
+          params: { type: 'organization', id },
+        });
       db.prepare('INSERT INTO organizations (id, name, contact, created_at) VALUES (?, ?, ?, ?)').run(id, name, contact ?? null, createdAt);
       this.audit.record(actor, {
         action: 'create',

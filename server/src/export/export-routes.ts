@@ -15,23 +15,14 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import express from 'express';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import { z } from 'zod';
-import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
-import { isoInstant } from '../api/time.js';
-import { route } from '../auth/policy.js';
+import { LabtraceError } from '@labtrace/protocols';
+import { api } from '@labtrace/protocols/api';
+import { routeOf } from '../auth/policy.js';
 import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 import { BUNDLE_FILES, exportBundle, type BundleSelection } from './bundle.js';
 import { runSelections } from './run-selection.js';
-
-// strict: 2026-02-31 is refused, not rolled over; the offset (Z or +hh:mm) is required
-const isoTime = isoInstant;
-
-const spanQuery = z.strictObject({ gateway: idSchema, from: isoTime, to: isoTime }).refine((q) => q.from <= q.to, {
-  message: 'from is later than to',
-  path: ['from'],
-});
 
 /** One file of the bundle into the archive, read from the spool as the archive is read. */
 function addFile(archive: Pack, name: string, file: string, size: number, mtime: Date): Promise<void> {
@@ -134,16 +125,14 @@ export function exportRoutes(database: LabDatabase, log: () => TransparencyLog |
     }
   }
 
-  route(router, 'GET', '/api/export', async (req, res) => {
-    const { gateway, from, to } = parseWith(spanQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(router, api.exportBundle, async (req, res, { query: { gateway, from, to } }) => {
     const name = `labtrace-bundle-${gateway}-${new Date(from).toISOString().replace(/[:.]/g, '')}`;
     await sendBundles(req, res, name, [{ dir: name, selection: { gateway, from, to } }], (records) => ({
       'x-bundle-records': String(records),
     }));
   });
 
-  route(router, 'GET', '/api/runs/:id/export', async (req, res) => {
-    const run = parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
+  routeOf(router, api.exportRun, async (req, res, { params: { id: run } }) => {
     let found;
     try {
       found = runSelections(database, run, 'path: id');

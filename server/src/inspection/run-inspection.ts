@@ -145,7 +145,11 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     const db = this.database.sqlite;
     return db.transaction(() => {
       const before = this.alarmsOf(run).alarms.find((a) => a.id === alarmId);
-      if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `run ${run} has no alarm "${alarmId}"`);
+      if (before === undefined)
+        throw new LabtraceError('E_NOT_FOUND', `run ${run} has no alarm "${alarmId}"`, {
+          reason: 'record.not-found',
+          params: { type: 'alarm', id: alarmId },
+        });
       const engine = this.engines.get(run);
       let after: RunAlarm;
       if (engine?.alarm(alarmId) !== undefined) {
@@ -154,14 +158,22 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       } else {
         // an alarm the current engine does not hold: raised before a restart, or its run has ended. Nothing
         // evaluates its condition any more, so its stored state is all there is to act on.
-        if (before.cleared !== null) throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`);
+        if (before.cleared !== null)
+          throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
         const at = this.clock();
         if (to === 'acknowledged') {
           if (before.acknowledged !== null)
-            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${before.acknowledged.by}`);
+            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${before.acknowledged.by}`, {
+              reason: 'alarm.already-acknowledged',
+              params: { id: alarmId, by: before.acknowledged.by },
+            });
           after = { ...before, acknowledged: { by: actor.username, reason, at } };
         } else {
-          if (before.acknowledged === null) throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`);
+          if (before.acknowledged === null)
+            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`, {
+              reason: 'alarm.not-acknowledged',
+              params: { id: alarmId },
+            });
           after = { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
         }
         this.append(run, to, after);

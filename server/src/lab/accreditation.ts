@@ -4,13 +4,29 @@
 // whether a run or a result is accredited.
 import { sql, type Kysely, type Migration } from 'kysely';
 import { z } from 'zod';
-import { idSchema, LabtraceError } from '@labtrace/protocols';
+import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
-import { line, optionalLine, paragraph } from '../api/text.js';
-import { configTime, isoOrUndefined, timeMs } from '../api/time.js';
+import { configTime, isoOrUndefined } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
+import {
+  ACCREDITATION_EVENT_KINDS,
+  ACCREDITATION_STATES,
+  accreditationFields,
+  accreditationInput,
+  eventInput,
+  scopeEntrySchema,
+  scopeInput,
+  validAfterFrom,
+  validToIssue,
+  type AccreditationEventKind,
+  type AccreditationInput,
+  type AccreditationState,
+  type EventInput,
+  type ScopeEntry,
+  type ScopeInput,
+} from '@labtrace/protocols/api';
 
 const DAY = 86_400_000;
 
@@ -45,62 +61,10 @@ export const accreditationMigration: Migration = {
   },
 };
 
-const text = line;
-const instant = timeMs;
-const reason = paragraph(500);
-
-/** one line of an accreditation's scope: a measurand of a method (standard with edition), in a unit, over a range */
-export const scopeEntrySchema = z
-  .strictObject({
-    /** the method's standard with its edition, spelled as methods name it: "ISO 6892-1:2019" */
-    standard: text(100),
-    /** the measurand as the method names it: "force", "Rm" */
-    measurand: text(64),
-    unit: optionalLine(32).transform((u) => u.trim()),
-    /** the accredited range; either bound may be open */
-    min: z.number().finite().optional(),
-    max: z.number().finite().optional(),
-    /** what the schedule of accreditation says in words: the material or product, the test */
-    description: text(300).optional(),
-  })
-  .refine((e) => e.min === undefined || e.max === undefined || e.min <= e.max, { message: 'is above max', path: ['min'] });
-export type ScopeEntry = z.output<typeof scopeEntrySchema>;
-
-const scopeSchema = z
-  .array(scopeEntrySchema)
-  .min(1, 'at least one entry')
-  .max(1000, 'at most 1000 entries')
-  .superRefine((entries, ctx) => {
-    const seen = new Set<string>();
-    entries.forEach((e, i) => {
-      const key = JSON.stringify([e.standard, e.measurand, e.unit]);
-      if (seen.has(key))
-        ctx.addIssue({
-          code: 'custom',
-          path: [i],
-          message: `${e.standard} ${e.measurand} [${e.unit}] appears twice; give one entry per measurand and unit`,
-        });
-      seen.add(key);
-    });
-  });
-
-const accreditationFields = {
-  id: idSchema,
-  /** the accreditation body: CNAS, A2LA, UKAS, DAkkS, ... */
-  body: text(100),
-  /** the lab's accreditation number with that body: "CNAS L1234" reads body CNAS, number L1234 */
-  number: text(64),
-  /** the standard the lab is accredited to */
-  standard: text(100).default('ISO/IEC 17025:2017'),
-  scope: scopeSchema,
-};
-const validAfterFrom = (a: { validFrom: number; validTo: number }): boolean => a.validTo > a.validFrom;
-const validToIssue = { message: 'must be after validFrom', path: ['validTo'] };
-
-export const accreditationInput = z
-  .strictObject({ ...accreditationFields, validFrom: instant, validTo: instant })
-  .refine(validAfterFrom, validToIssue);
-export type AccreditationInput = z.output<typeof accreditationInput>;
+// the input schemas are part of the API contract (@labtrace/protocols/api)
+export { ACCREDITATION_STATES, accreditationInput, eventInput, scopeEntrySchema, scopeInput };
+export type { AccreditationEventKind, AccreditationInput, AccreditationState, EventInput, ScopeEntry, ScopeInput };
+export const EVENT_KINDS = ACCREDITATION_EVENT_KINDS;
 
 const configAccreditation = z
   .strictObject({ ...accreditationFields, validFrom: configTime, validTo: configTime })
@@ -133,19 +97,6 @@ export const accreditationConfigSchema = z
   })
   .default({ warnDays: 90, accreditations: [] });
 export type AccreditationConfig = z.output<typeof accreditationConfigSchema>;
-
-export const EVENT_KINDS = ['suspend', 'reinstate', 'withdraw'] as const;
-export type AccreditationEventKind = (typeof EVENT_KINDS)[number];
-
-export const eventInput = z.strictObject({ kind: z.enum(EVENT_KINDS), reason });
-export type EventInput = z.output<typeof eventInput>;
-
-/** a new version of the scope (an extension, a reduction, or both): the whole scope as it stands after the change */
-export const scopeInput = z.strictObject({ scope: scopeSchema, reason });
-export type ScopeInput = z.output<typeof scopeInput>;
-
-export const ACCREDITATION_STATES = ['active', 'suspended', 'withdrawn', 'expired', 'not-yet-valid'] as const;
-export type AccreditationState = (typeof ACCREDITATION_STATES)[number];
 
 export interface AccreditationEvent {
   id: number;

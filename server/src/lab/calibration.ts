@@ -3,13 +3,11 @@
 // measured with an instrument since its last good check (6.4.9).
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
-import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
-import { line, optionalLine, paragraph } from '../api/text.js';
-import { timeMs } from '../api/time.js';
 import type { EquipmentStatus } from './equipment.js';
+import { CALIBRATION_STATES, calibrationInput, checkInput, type CalibrationInput, type CheckInput } from '@labtrace/protocols/api';
 
 const DAY = 86_400_000;
 
@@ -38,42 +36,9 @@ export const calibrationMigration: Migration = {
   },
 };
 
-const instant = timeMs;
-
-export const calibrationInput = z
-  .strictObject({
-    /** when the calibration was performed (ms since the epoch) */
-    calibratedAt: instant,
-    /** the calibrating laboratory, and the number of the certificate it issued */
-    laboratory: line(200),
-    certificate: line(100),
-    /** the points calibrated: reference value, the instrument's indication, the unit */
-    results: z
-      .array(z.strictObject({ point: line(100), reference: z.number().finite(), indication: z.number().finite(), unit: optionalLine(32) }))
-      .min(1, 'at least one result')
-      .max(200),
-    /** expanded uncertainty U with its coverage factor k (GUM) */
-    uncertainty: z.strictObject({ value: z.number().finite().positive(), unit: optionalLine(32), k: z.number().finite().positive().default(2) }),
-    /** adjustments made by the calibrating lab, if any */
-    adjustments: paragraph(2000).optional(),
-    /** the acceptance criteria the results were judged against */
-    acceptance: paragraph(1000).optional(),
-    nextDueAt: instant,
-    /** why this record is made, when it is not routine (after a repair, correcting an earlier record) */
-    reason: paragraph(500).optional(),
-  })
-  .refine((c) => c.nextDueAt > c.calibratedAt, { message: 'must be after calibratedAt', path: ['nextDueAt'] });
-export type CalibrationInput = z.output<typeof calibrationInput>;
-
-export const checkInput = z.strictObject({
-  checkedAt: instant,
-  result: z.enum(['pass', 'fail']),
-  /** what was checked against what: the reference standard, the points, the finding */
-  description: paragraph(1000),
-});
-export type CheckInput = z.output<typeof checkInput>;
-
-export const CALIBRATION_STATES = ['valid', 'due-soon', 'expired', 'out-of-service', 'never-calibrated'] as const;
+// the input schemas are part of the API contract (@labtrace/protocols/api)
+export { CALIBRATION_STATES, calibrationInput, checkInput };
+export type { CalibrationInput, CheckInput };
 export type CalibrationState = (typeof CALIBRATION_STATES)[number];
 
 export interface CalibrationRecord extends Omit<CalibrationInput, 'adjustments' | 'acceptance' | 'reason'> {
@@ -362,6 +327,9 @@ export class Calibration {
 
   private mustExist(instrument: string): void {
     if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
-      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`);
+      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
+        reason: 'record.not-found',
+        params: { type: 'instrument', id: instrument },
+      });
   }
 }

@@ -56,7 +56,10 @@ export class EquipmentStatus {
   setStatus(actor: Actor, instrument: string, status: ServiceStatus, reason: string): InstrumentStatusRecord {
     const db = this.database.sqlite;
     if (!db.prepare('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
-      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`);
+      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
+        reason: 'record.not-found',
+        params: { type: 'instrument', id: instrument },
+      });
     return db.transaction(() => {
       const before = this.status(instrument);
       const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };

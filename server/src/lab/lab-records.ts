@@ -63,7 +63,10 @@ export class LabRecords {
       if (!db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(input.organization))
         throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${input.organization}" is not known`);
       if (db.prepare('SELECT 1 FROM lab_samples WHERE id = ?').get(input.id))
-        throw new LabtraceError('E_CONFLICT', `body: id: sample "${input.id}" exists`);
+        throw new LabtraceError('E_CONFLICT', `body: id: sample "${input.id}" exists`, {
+          reason: 'record.exists',
+          params: { type: 'sample', id: input.id },
+        });
       const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
       db.prepare(
         'INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -106,7 +109,8 @@ export class LabRecords {
     const db = this.database.sqlite;
     return db.transaction(() => {
       const before = this.method(id);
-      if (!before) throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`);
+      if (!before)
+        throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`, { reason: 'record.not-found', params: { type: 'method', id } });
       const { reason, ...fields } = input;
       return this.insertMethod(actor, { ...fields, id, version: before.version + 1 }, { before, reason });
     })();

@@ -3,9 +3,10 @@
 // another organization's record answers 404,
 // exactly like an unknown one, so that identifiers do not leak.
 import express, { type Request } from 'express';
-import { z } from 'zod';
-import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
-import { principalOf, route } from '../auth/policy.js';
+import { LabtraceError } from '@labtrace/protocols';
+import { api } from '@labtrace/protocols/api';
+import { notFound } from '../api/errors.js';
+import { principalOf, routeOf } from '../auth/policy.js';
 import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
 import { canSee, visibleOrganizations } from '../auth/visibility.js';
@@ -13,20 +14,7 @@ import type { Review } from './calibration.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { RunResultsSource } from './contracts.js';
 import type { LabRecords } from './lab-records.js';
-import { RUN_STATES, type RunEquipment, type Runs } from './runs.js';
-import {
-  abortInput,
-  alarmActionInput,
-  instrumentStatusInput,
-  labSampleInput,
-  methodInput,
-  methodVersionInput,
-  runInput,
-  startInput,
-} from './schemas.js';
-
-const runsQuery = z.strictObject({ state: z.enum(RUN_STATES).optional(), sample: idSchema.optional() });
-const recordsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100_000).default(10_000) });
+import type { RunEquipment, Runs } from './runs.js';
 
 function who(req: Request): Principal {
   const principal = principalOf(req);
@@ -36,9 +24,6 @@ function who(req: Request): Principal {
 }
 
 const actorOf = (p: Principal) => ({ username: p.username, role: p.role });
-const pathId = (req: Request): string => parseWith(idSchema, req.params['id'], 'path: id', 'E_BAD_REQUEST');
-// alarm ids read `<rule>/<instrument>/<channel>#<n>`: a client sends them URL-encoded
-const alarmIdSchema = z.string().min(1).max(400);
 
 export function labRoutes(deps: {
   records: LabRecords;
@@ -58,93 +43,82 @@ export function labRoutes(deps: {
   const { records, runs, equipment, inspection } = deps;
   const router = express.Router();
 
-  route(router, 'GET', '/api/lab-samples', (req, res) => {
+  routeOf(router, api.listSamples, (req, res) => {
     const p = who(req);
     const organizations = visibleOrganizations(p);
     res.json(organizations?.length === 1 ? records.samples(organizations[0]) : records.samples().filter((s) => canSee(p, s.organization)));
   });
 
-  route(router, 'GET', '/api/lab-samples/:id', (req, res) => {
+  routeOf(router, api.getSample, (req, res, { params: { id } }) => {
     const p = who(req);
-    const id = pathId(req);
     const sample = records.sample(id);
-    if (!sample || !canSee(p, sample.organization)) throw new LabtraceError('E_NOT_FOUND', `sample "${id}" is not known`);
+    if (!sample || !canSee(p, sample.organization)) throw notFound('sample', id);
     res.json(sample);
   });
 
-  route(router, 'POST', '/api/lab-samples', (req, res) => {
-    const input = parseWith(labSampleInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(records.createSample(actorOf(who(req)), input));
+  routeOf(router, api.createSample, (req, res, { body }) => {
+    res.status(201).json(records.createSample(actorOf(who(req)), body));
   });
 
-  route(router, 'GET', '/api/methods', (_req, res) => {
+  routeOf(router, api.listMethods, (_req, res) => {
     res.json(records.methods());
   });
 
   // every version of a method, oldest first
-  route(router, 'GET', '/api/methods/:id', (req, res) => {
-    const id = pathId(req);
+  routeOf(router, api.getMethod, (_req, res, { params: { id } }) => {
     const versions = records.methods(id);
-    if (versions.length === 0) throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`);
+    if (versions.length === 0) throw notFound('method', id);
     res.json(versions);
   });
 
-  route(router, 'POST', '/api/methods', (req, res) => {
-    const input = parseWith(methodInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(records.createMethod(actorOf(who(req)), input));
+  routeOf(router, api.createMethod, (req, res, { body }) => {
+    res.status(201).json(records.createMethod(actorOf(who(req)), body));
   });
 
-  route(router, 'POST', '/api/methods/:id/versions', (req, res) => {
-    const id = pathId(req);
-    const input = parseWith(methodVersionInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(records.addMethodVersion(actorOf(who(req)), id, input));
+  routeOf(router, api.addMethodVersion, (req, res, { params, body }) => {
+    res.status(201).json(records.addMethodVersion(actorOf(who(req)), params.id, body));
   });
 
-  route(router, 'GET', '/api/runs', (req, res) => {
-    const query = parseWith(runsQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(router, api.listRuns, (req, res, { query }) => {
     res.json(runs.list(who(req), query));
   });
 
-  route(router, 'GET', '/api/runs/:id', async (req, res) => {
-    const id = pathId(req);
+  routeOf(router, api.getRun, async (req, res, { params: { id } }) => {
     const run = runs.get(who(req), id);
-    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    if (!run) throw notFound('run', id);
     const equipmentOf = deps.equipmentOf;
     res.json(equipmentOf === undefined ? run : { ...run, equipment: await Promise.all(run.instruments.map((i) => equipmentOf(i.id))) });
   });
 
-  route(router, 'GET', '/api/runs/:id/records', (req, res) => {
-    const id = pathId(req);
-    const query = parseWith(recordsQuery, req.query, 'query', 'E_BAD_REQUEST');
+  routeOf(router, api.runRecords, (req, res, { params: { id }, query }) => {
     const run = runs.get(who(req), id);
-    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    if (!run) throw notFound('run', id);
     res.json({ ranges: run.ranges, ...runs.recordsOf(run, query.limit) });
   });
 
   // a completed run's results, with their uncertainty, conformity and scope (lab/results.ts)
-  route(router, 'GET', '/api/runs/:id/results', (req, res) => {
-    const id = pathId(req);
+  routeOf(router, api.runResults, (req, res, { params: { id } }) => {
     const run = runs.get(who(req), id);
-    if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+    if (!run) throw notFound('run', id);
     const results = run.state === 'completed' ? deps.results?.resultsOf(id) : undefined;
-    if (!results) throw new LabtraceError('E_NOT_FOUND', `run ${id} is ${run.state}: results are computed when a run completes`);
+    if (!results)
+      throw new LabtraceError('E_NOT_FOUND', `run ${id} is ${run.state}: results are computed when a run completes`, {
+        reason: 'run.results-not-ready',
+        params: { id, state: run.state },
+      });
     res.json(results);
   });
 
   // the run's inspection alarms: each as it stands, and every event (raised ... cleared) with who and why
-  route(router, 'GET', '/api/runs/:id/alarms', (req, res) => {
-    const id = pathId(req);
-    if (!runs.get(who(req), id)) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+  routeOf(router, api.runAlarms, (req, res, { params: { id } }) => {
+    if (!runs.get(who(req), id)) throw notFound('run', id);
     res.json(inspection.alarmsOf(id));
   });
 
   for (const action of ['acknowledge', 'clear'] as const)
-    route(router, 'POST', `/api/runs/:id/alarms/:alarmId/${action}`, (req, res) => {
-      const id = pathId(req);
-      const alarmId = parseWith(alarmIdSchema, req.params['alarmId'], 'path: alarmId', 'E_BAD_REQUEST');
-      const body = parseWith(alarmActionInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
+    routeOf(router, action === 'acknowledge' ? api.acknowledgeAlarm : api.clearAlarm, (req, res, { params: { id, alarmId }, body }) => {
       const p = who(req);
-      if (!runs.get(p, id)) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+      if (!runs.get(p, id)) throw notFound('run', id);
       res.json(
         action === 'acknowledge'
           ? inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
@@ -152,37 +126,27 @@ export function labRoutes(deps: {
       );
     });
 
-  route(router, 'POST', '/api/runs', (req, res) => {
-    const input = parseWith(runInput, req.body, 'body', 'E_BAD_REQUEST');
-    res.status(201).json(runs.create(actorOf(who(req)), input));
+  routeOf(router, api.createRun, (req, res, { body }) => {
+    res.status(201).json(runs.create(actorOf(who(req)), body));
   });
 
-  route(router, 'POST', '/api/runs/:id/start', (req, res) => {
-    const id = pathId(req);
-    const body = parseWith(startInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.json(runs.start(actorOf(who(req)), id, body.reason));
+  routeOf(router, api.startRun, (req, res, { params, body }) => {
+    res.json(runs.start(actorOf(who(req)), params.id, body.reason));
   });
 
-  route(router, 'POST', '/api/runs/:id/stop', (req, res) => {
-    const id = pathId(req);
-    const body = parseWith(startInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.json(runs.stop(actorOf(who(req)), id, body.reason));
+  routeOf(router, api.stopRun, (req, res, { params, body }) => {
+    res.json(runs.stop(actorOf(who(req)), params.id, body.reason));
   });
 
-  route(router, 'POST', '/api/runs/:id/abort', (req, res) => {
-    const id = pathId(req);
-    const body = parseWith(abortInput, req.body ?? {}, 'body', 'E_BAD_REQUEST');
-    res.json(runs.abort(actorOf(who(req)), id, body.reason));
+  routeOf(router, api.abortRun, (req, res, { params, body }) => {
+    res.json(runs.abort(actorOf(who(req)), params.id, body.reason));
   });
 
-  route(router, 'GET', '/api/instruments/:id/status', (req, res) => {
-    const id = pathId(req);
+  routeOf(router, api.instrumentStatus, (_req, res, { params: { id } }) => {
     res.json({ instrument: id, current: equipment.status(id) ?? null, blockers: equipment.blockers(id), history: equipment.history(id) });
   });
 
-  route(router, 'POST', '/api/instruments/:id/status', (req, res) => {
-    const id = pathId(req);
-    const body = parseWith(instrumentStatusInput, req.body, 'body', 'E_BAD_REQUEST');
+  routeOf(router, api.setInstrumentStatus, (req, res, { params: { id }, body }) => {
     const record = equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
     const review = body.status === 'out-of-service' ? deps.review?.(id) : undefined;
     res.status(201).json(review === undefined ? record : { ...record, review });

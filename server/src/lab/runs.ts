@@ -13,9 +13,10 @@ import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
+import { RUN_STATES, type RunState } from '@labtrace/protocols/api';
 
-export const RUN_STATES = ['planned', 'running', 'completed', 'aborted'] as const;
-export type RunState = (typeof RUN_STATES)[number];
+export { RUN_STATES };
+export type { RunState };
 export type RunCommand = 'start' | 'stop' | 'abort';
 
 /** the state machine: what each command does from each state; anything else is refused */
@@ -190,7 +191,11 @@ export class Runs extends EventEmitter<RunsEvents> {
   start(actor: Actor, id: string, reason?: string): Run {
     return this.transition(actor, id, 'start', reason, (run, at) => {
       const blockers = run.instruments.flatMap((i) => this.equipment.blockers(i.id));
-      if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`);
+      if (blockers.length > 0)
+        throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`, {
+          reason: 'run.cannot-start',
+          params: { id, blockers: blockers.join('; ') },
+        });
       const db = this.database.sqlite;
       for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
         db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
@@ -323,12 +328,13 @@ export class Runs extends EventEmitter<RunsEvents> {
     const db = this.database.sqlite;
     const after = db.transaction(() => {
       const before = this.find(id);
-      if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`);
+      if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`, { reason: 'record.not-found', params: { type: 'run', id } });
       const next = TRANSITIONS[before.state][command];
       if (next === undefined)
         throw new LabtraceError(
           'E_CONFLICT',
           `run ${id} is ${before.state}: it cannot ${command === 'stop' ? 'be stopped' : command === 'start' ? 'be started' : 'be aborted'} (a run goes planned -> running -> completed, or is aborted while planned or running)`,
+          { reason: 'run.transition-refused', params: { id, state: before.state, command } },
         );
       const at = this.now();
       apply(before, at);

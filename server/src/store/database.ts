@@ -416,6 +416,13 @@ migrations['0022_store_probe'] = {
 
 // the language a certificate is requested in (certificates/migration.ts)
 migrations['0023_certificate_language'] = certificateLanguageMigration;
+migrations['0024_user_preferences'] = {
+  async up(db: Kysely<unknown>) {
+    // a user's own language and time zone (PATCH /api/auth/preferences); NULL follows the browser
+    await sql`ALTER TABLE users ADD COLUMN locale TEXT`.execute(db);
+    await sql`ALTER TABLE users ADD COLUMN time_zone TEXT`.execute(db);
+  },
+};
 // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
 migrations['0025_notifications'] = notificationsMigration;
 

@@ -2,7 +2,8 @@
 // its public key and a signature made with that key (proof that it holds the private key). The key is
 // registered and the gateway receives its own broker credentials. Tokens are stored only as hashes.
 import { createHash, randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { enrollBody } from '@labtrace/protocols/api';
 import { enrollmentProofBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
 import { hashPassword } from '../broker/passwords.js';
 import type { BrokerUser } from '../config.js';
@@ -12,14 +13,8 @@ import type { SecurityEvents } from './security-events.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 
-export const enrollRequestSchema = z.strictObject({
-  token: z.string().regex(/^lt-enroll-[A-Za-z0-9_-]{43}$/, 'expected an enrollment token "lt-enroll-..."'),
-  gateway: idSchema,
-  /** the gateway's public key, verifier-key form name+keyid+base64 */
-  key: z.string().min(1).max(200),
-  /** Ed25519 signature, by that key, of the canonical JSON {purpose, gateway, key, token} */
-  proof: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
-});
+/** what a gateway sends to enroll: part of the API contract (POST /api/enroll) */
+export const enrollRequestSchema = enrollBody;
 export type EnrollRequest = z.output<typeof enrollRequestSchema>;
 
 export interface EnrollResult {

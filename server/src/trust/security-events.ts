@@ -7,43 +7,10 @@ import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { LabDatabase } from '../store/database.js';
 import type { Logger } from '../log.js';
+import { SECURITY_EVENT_KINDS } from '@labtrace/protocols/api';
 
-export const EVENT_KINDS = [
-  'unsigned',
-  'unknown-key',
-  'revoked-key',
-  'retired-key',
-  'forged',
-  'altered',
-  'conflict',
-  'foreign-gateway',
-  'duplicate',
-  'replay',
-  'batch-gap',
-  'gap-filled',
-  'sequence-gap',
-  'sequence-jump',
-  'samples-refused',
-  'chain-break',
-  'clock-skew',
-  'enrolled',
-  'enrollment-refused',
-  'key-rotated',
-  'key-revoked',
-  // refusals counted per source and window (see refuse())
-  'malformed',
-  'sequence-overlap',
-  'foreign-instrument',
-  'unannounced-instrument',
-  'publish-refused',
-  'subscribe-refused',
-  'login-refused',
-  'oversize-packet',
-  'connection-refused',
-  'enrollment-attempt',
-  /** the server's store: free space below the reserve, a write failed, or it can write again (gateway "") */
-  'store-capacity',
-] as const;
+export const EVENT_KINDS = SECURITY_EVENT_KINDS;
+
 export type SecurityEventKind = (typeof EVENT_KINDS)[number];
 export type Severity = 'info' | 'notice' | 'alarm';
 

@@ -1,0 +1,173 @@
+// Gateways: the server's health, the gateways and their keys, enrollment, key rotation and security events.
+import { z } from 'zod';
+import { defineRoute } from './contract.js';
+import { idParams, idSchema, msSchema, queryInt } from './common.js';
+import { timeMs, timeMsQuery } from './time.js';
+
+export const SECURITY_EVENT_KINDS = [
+  'unsigned',
+  'unknown-key',
+  'revoked-key',
+  'retired-key',
+  'forged',
+  'altered',
+  'conflict',
+  'foreign-gateway',
+  'duplicate',
+  'replay',
+  'batch-gap',
+  'gap-filled',
+  'sequence-gap',
+  'sequence-jump',
+  'samples-refused',
+  'chain-break',
+  'clock-skew',
+  'enrolled',
+  'enrollment-refused',
+  'key-rotated',
+  'key-revoked',
+  // refusals counted per source and window (see refuse())
+  'malformed',
+  'sequence-overlap',
+  'foreign-instrument',
+  'unannounced-instrument',
+  'publish-refused',
+  'subscribe-refused',
+  'login-refused',
+  'oversize-packet',
+  'connection-refused',
+  'enrollment-attempt',
+  /** the server's store: free space below the reserve, a write failed, or it can write again (gateway "") */
+  'store-capacity',
+] as const;
+export const securityEventKindSchema = z.enum(SECURITY_EVENT_KINDS);
+
+const capacitySchema = {
+  freeBytes: z.number().nullable(),
+  reserveBytes: z.number(),
+  walBytes: z.number(),
+  lastError: z.strictObject({ code: z.string(), message: z.string(), at: msSchema }).nullable(),
+};
+
+/** GET /api/health: 200 when the server serves, 503 (with the same body) when it cannot read or write its store */
+export const healthSchema = z.strictObject({
+  status: z.enum(['ok', 'degraded']),
+  version: z.string(),
+  broker: z.strictObject({ status: z.enum(['ok', 'down']) }),
+  store: z.strictObject({ status: z.enum(['ok', 'low-space', 'cannot-write', 'down']), kind: z.literal('sqlite'), ...capacitySchema }),
+  measurements: z.strictObject({
+    kind: z.enum(['sqlite', 'influxdb']),
+    status: z.enum(['ok', 'failing']),
+    backlog: z.strictObject({ batches: z.number().int(), samples: z.number().int() }),
+    refusedBatches: z.number().int(),
+    lastError: z.string().optional(),
+  }),
+  ingest: z.strictObject({ refusedBatches: z.number().int(), refusedByReason: z.record(z.string(), z.number().int()) }),
+  gateways: z.array(
+    z.strictObject({
+      id: z.string(),
+      connected: z.boolean(),
+      lastSeen: msSchema,
+      version: z.string().nullable(),
+      refusing: z.strictObject({ reason: z.string(), at: msSchema }).optional(),
+    }),
+  ),
+  faults: z.strictObject({ unhandledRejections: z.number().int() }),
+});
+export type Health = z.output<typeof healthSchema>;
+
+export const gatewaySchema = z.strictObject({
+  id: z.string(),
+  lab: z.string(),
+  version: z.string().nullable(),
+  firstSeen: msSchema,
+  lastSeen: msSchema,
+  connected: z.boolean(),
+});
+export type Gateway = z.output<typeof gatewaySchema>;
+
+export const KEY_STATUSES = ['active', 'retired', 'revoked'] as const;
+export const gatewayKeySchema = z.strictObject({
+  keyId: z.string(),
+  verifierKey: z.string(),
+  status: z.enum(KEY_STATUSES),
+  registeredAt: msSchema,
+  validUntil: msSchema.nullable(),
+  lastValidBatch: z.number().int().nullable(),
+  reason: z.string().nullable(),
+  replacedBy: z.string().nullable(),
+});
+export type GatewayKey = z.output<typeof gatewayKeySchema>;
+
+export const enrollBody = z.strictObject({
+  token: z.string().regex(/^lt-enroll-[A-Za-z0-9_-]{43}$/, 'expected an enrollment token "lt-enroll-..."'),
+  gateway: idSchema,
+  /** the gateway's public key, verifier-key form name+keyid+base64 */
+  key: z.string().min(1).max(200),
+  /** Ed25519 signature, by that key, of the canonical JSON {purpose, gateway, key, token} */
+  proof: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature'),
+});
+
+const signature = z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature');
+export const rotateBody = z.strictObject({
+  statement: z.strictObject({
+    v: z.literal(1),
+    purpose: z.literal('labtrace-key-rotation'),
+    gateway: idSchema,
+    oldKeyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits'),
+    newKey: z.string().min(1).max(200),
+    at: timeMs,
+  }),
+  oldSignature: signature,
+  newSignature: signature,
+});
+
+export const securityEventsQuery = z.strictObject({
+  gateway: idSchema.optional(),
+  kind: securityEventKindSchema.optional(),
+  since: timeMsQuery.optional(),
+  limit: queryInt(1, 1000).default(100),
+});
+
+export const securityEventSchema = z.strictObject({
+  id: z.number().int(),
+  at: msSchema,
+  /** the gateway the event is about; '' for what comes from an unauthenticated source */
+  gateway: z.string(),
+  kind: securityEventKindSchema,
+  severity: z.enum(['info', 'notice', 'alarm']),
+  batch: z.number().int().nullable(),
+  detail: z.string(),
+  count: z.number().int(),
+  lastAt: msSchema,
+  address: z.string().nullable(),
+  client: z.string().nullable(),
+});
+export type SecurityEvent = z.output<typeof securityEventSchema>;
+
+export const health = defineRoute({ method: 'GET', path: '/api/health', response: healthSchema });
+export const listGateways = defineRoute({ method: 'GET', path: '/api/gateways', response: z.array(gatewaySchema) });
+export const enroll = defineRoute({
+  method: 'POST',
+  path: '/api/enroll',
+  body: enrollBody,
+  response: z.strictObject({
+    gateway: z.string(),
+    keyId: z.string(),
+    mqtt: z.strictObject({ username: z.string(), password: z.string() }),
+  }),
+});
+export const gatewayKeys = defineRoute({ method: 'GET', path: '/api/gateways/:id/keys', params: idParams, response: z.array(gatewayKeySchema) });
+export const rotateKey = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/:id/keys/rotate',
+  params: idParams,
+  body: rotateBody,
+  response: z.strictObject({ keyId: z.string(), status: z.enum(KEY_STATUSES), registeredAt: msSchema }),
+});
+export const listSecurityEvents = defineRoute({
+  method: 'GET',
+  path: '/api/security-events',
+  query: securityEventsQuery,
+  response: z.array(securityEventSchema),
+});
