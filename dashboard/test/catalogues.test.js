@@ -6,6 +6,18 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseCompile } from '@intlify/message-compiler';
+import {
+  ACCREDITATION_STATES,
+  AUDIT_ACTIONS,
+  CALIBRATION_STATES,
+  CERTIFICATE_STATUSES,
+  REASONS,
+  RESULT_STATISTICS,
+  ROLES,
+  RULE_KINDS,
+  RUN_STATES,
+  SEVERITIES,
+} from '@labtrace/protocols/api';
 
 const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
 const LOCALES = path.join(SRC, 'locales');
@@ -130,18 +142,44 @@ function sources(dir = SRC, out = []) {
  * Keys built at run time (t(`common.roles.${role}`)): the prefix and every value it may take. `null`: the source
  * asks te() first and falls back to a text of its own, so no expansion has to exist.
  */
+// the values a key built at run time can take: the contract's enums where the value comes from the server, else the
+// component's own list; null where the source guards the key with te() and falls back (error codes and reasons)
 const DYNAMIC = {
-  'common.roles.': ['admin', 'technician', 'signatory', 'client', 'auditor'],
+  'common.roles.': ROLES,
   'common.connection.': ['connected', 'reconnecting', 'offline'],
   'common.languages.': LANGUAGES,
   'fields.': ['sample', 'method', 'instruments'],
-  'home.runs.states.': ['planned', 'running', 'completed', 'aborted'],
-  'home.calibration.': ['valid', 'due-soon', 'expired', 'out-of-service', 'unknown'],
-  'home.accreditation.status.': ['active', 'suspended', 'withdrawn', 'expired', 'not-yet-valid'],
+  'home.runs.states.': RUN_STATES,
+  'home.calibration.': [...CALIBRATION_STATES, 'unknown'],
+  'home.accreditation.status.': ACCREDITATION_STATES,
   'home.instruments.errorKinds.': null,
   'errors.issue.': null,
   'errors.code.': null,
-  'errors.reason.': null,
+  // every refusal reason of the contract has its message
+  'errors.reason.': REASONS,
+  'errors.recordType.': ['run', 'sample', 'method', 'instrument', 'certificate', 'accreditation', 'user', 'alarm', 'organization'],
+  'errors.command.': ['start', 'stop', 'abort'],
+  'alarms.severity.': SEVERITIES,
+  'alarms.kind.': RULE_KINDS,
+  'alarms.reasonRequired.': ['acknowledge', 'clear'],
+  'alarms.state.': ['active', 'returned', 'acknowledged', 'cleared'],
+  // the filter's own field names (AuditTrail's MAX and time fields)
+  'audit.': ['actor', 'recordType', 'recordId', 'action', 'since', 'until'],
+  'audit.actions.': AUDIT_ACTIONS,
+  'certificate.status.': CERTIFICATE_STATUSES,
+  'certificate.statusOf.': CERTIFICATE_STATUSES,
+  'run.certificates.status.': CERTIFICATE_STATUSES,
+  'certificate.confirm.': ['issue', 'amend', 'revoke'],
+  'certificate.done.': ['issue', 'amend', 'revoke'],
+  'certificate.digest.': ['pdf', 'json', 'dcc'],
+  'certificate.languages.': ['zh-CN', 'en', 'bilingual'],
+  'chart.limit.': ['min', 'max', 'low', 'high', 'warnLow', 'warnHigh'],
+  'run.state.': RUN_STATES,
+  'run.results.rule.': ['simple-acceptance', 'guarded-acceptance'],
+  'run.results.statistic.': RESULT_STATISTICS,
+  'run.results.verdict.': ['pass', 'fail', 'no-decision'],
+  'users.confirm.': ['role', 'disable', 'enable', 'reset', 'grant'],
+  'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
 };
 
 /** the keys a source names literally: t('x.y'), $t("x.y"), te('x.y'), route titles, notices kept as keys */

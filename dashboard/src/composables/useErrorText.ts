@@ -15,12 +15,27 @@ export function useErrorText() {
     const what = issue.code !== undefined && te(key) ? t(key, issue.params ?? {}) : issue.message;
     return t('errors.field', { field: field(issue.path), problem: what });
   };
+  /** a parameter that names a thing (a record type, a run state, a role, a command) in the user's language */
+  const NAMED: Record<string, (value: string) => string> = {
+    type: (v) => `errors.recordType.${v}`,
+    state: (v) => `run.state.${v}`,
+    role: (v) => `common.roles.${v}`,
+    command: (v) => `errors.command.${v}`,
+  };
+  const translated = (params: ApiError['params']): Record<string, string | number | boolean> => {
+    const out: Record<string, string | number | boolean> = { ...params };
+    for (const [name, value] of Object.entries(params)) {
+      const key = typeof value === 'string' ? NAMED[name]?.(value) : undefined;
+      if (key !== undefined && te(key)) out[name] = t(key);
+    }
+    return out;
+  };
   /** the whole refusal as one text */
   const errorText = (err: unknown): string => {
     if (!(err instanceof ApiError)) return t('errors.unexpected');
     if (err.issues.length > 0) return err.issues.map(issueText).join('\n');
-    if (err.reason !== undefined && te(`errors.reason.${err.reason}`)) return t(`errors.reason.${err.reason}`, err.params);
-    if (te(`errors.code.${err.code}`)) return t(`errors.code.${err.code}`, err.params);
+    if (err.reason !== undefined && te(`errors.reason.${err.reason}`)) return t(`errors.reason.${err.reason}`, translated(err.params));
+    if (te(`errors.code.${err.code}`)) return t(`errors.code.${err.code}`, translated(err.params));
     return t('errors.unexpected');
   };
   /** the problems of one field (a form shows them beside it) */
