@@ -8,7 +8,7 @@
 // Needs npm run build. Environment: BENCH_LOADS (7), BENCH_SAMPLES (2000). Writes bench/results/first-chart.json.
 /* global window, document, performance, requestAnimationFrame, PerformanceObserver -- in functions run in the page */
 import { envReader } from './lib/env.js';
-import { clientState, launch, median, runFixture } from './lib/dashboard.js';
+import { clientState, launch, loadPerCore, median, runFixture } from './lib/dashboard.js';
 import { round1, writeResult } from './lib/result.js';
 
 const NAME = 'first-chart';
@@ -77,6 +77,7 @@ try {
     firstLoadMs: round1(times[0]),
     medianDomContentLoadedMs: round1(median(loads.map((l) => l.domContentLoaded).filter((x) => x !== null))),
     measuredBy: loads.every((l) => l.how === 'mark') ? MARK : loads.some((l) => l.how === 'mark') ? 'mixed' : 'canvas with data',
+    loadPerCoreAtEnd: loadPerCore(),
     floorMs: FLOOR_MS,
     withinFloor: median(times) < FLOOR_MS,
   };

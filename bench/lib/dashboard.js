@@ -1,6 +1,7 @@
 // What the dashboard's browser benchmarks share: a test server with a run of a method of N measurands (channels
 // c1..cN of one instrument, fed by a signing test gateway), headless Chromium, and a signed-in browser state.
 // Needs the built server, dashboard and dashboard tests (npm run build).
+import os from 'node:os';
 import { ORGANIZATION, send, startServer, TestGateway, USER_PASSWORD, waitFor } from '../../server/dist/test/helpers/server.js';
 import { launch, signIn } from '../../dashboard/test-dist/helpers/browser.js';
 
@@ -85,3 +86,6 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? null : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+/** the machine's 1-minute load average per core: above 1, other work competes with the browser and the figures suffer */
+export const loadPerCore = () => Math.round((os.loadavg()[0] / os.cpus().length) * 100) / 100;
