@@ -45,9 +45,4 @@ export default tseslint.config(
       },
     },
   },
-  {
-    // the dashboard's tests run functions in the page (page.evaluate, waitForFunction)
-    files: ['dashboard/test/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly' } },
-  },
 );

@@ -29,7 +29,7 @@ export interface SignedIn {
   context: BrowserContext;
   /** uncaught errors of the page (pageerror), in order */
   errors: string[];
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** Signs `page` in through the login form as `username`, once `ready` shows. */

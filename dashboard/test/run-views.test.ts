@@ -3,19 +3,30 @@
 // does not see another organization's run; a technician acknowledges the alarm with a reason, sees the
 // server's refusal as it is worded, and stops the run; the finished run replays every stored record; a view
 // that lost its connection fills in what it missed; a long run's chart stays bounded.
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { addOtherClient, ORGANIZATION, postJson, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
-import { call as callAs, launch, screenshot, signIn as signInAs } from './helpers/browser.js';
+import {
+  addOtherClient,
+  ORGANIZATION,
+  postJson,
+  send,
+  startServer,
+  TestGateway,
+  waitFor,
+  type TestServer,
+} from '../../server/dist/test/helpers/server.js';
+import type { Role } from '../../server/dist/src/index.js';
+import { call as callAs, launch, screenshot, signIn as signInAs, type SignedIn } from './helpers/browser.js';
 
 const WAIT = { timeout: 20_000 };
 
-let t;
-let gw;
-let browser;
-let run;
-let otherRun;
-let blockedRun;
-let unaccreditedRun;
+let t: TestServer;
+let gw: TestGateway;
+let browser: Browser;
+let run: string;
+let otherRun: string;
+let blockedRun: string;
+let unaccreditedRun: string;
 let seq = 0;
 
 const method = {
@@ -45,10 +56,10 @@ const ACCREDITATION = {
 };
 
 /** a REST call as a role; fails the test on a refusal */
-const call = (p, body, role = 'technician') => callAs(t, p, body, role);
+const call = <T = any>(p: string, body?: unknown, role: Role = 'technician'): Promise<T> => callAs<T>(t, p, body, role);
 
 /** one signed batch of `n` samples of ut-1 with the given force (channel c), each followed by one of channel d, timestamped now */
-async function sendValues(n, value) {
+async function sendValues(n: number, value: number): Promise<void> {
   const now = Date.now();
   const samples = Array.from({ length: 2 * n }, (_, i) => ({
     seq: seq + i,
@@ -57,22 +68,22 @@ async function sendValues(n, value) {
     ts: now - 2 * n + i,
     value: i % 2 === 0 ? value : i,
     unit: i % 2 === 0 ? 'kN' : 'mm',
-    quality: 'good',
+    quality: 'good' as const,
   }));
   seq += 2 * n;
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
 }
 
-const signIn = (role) => signInAs(browser, t, role);
+const signIn = (role: Role): Promise<SignedIn> => signInAs(browser, t, role);
 
-const attr = (page, selector, name) => page.locator(selector).first().getAttribute(name);
+const attr = (page: Page, selector: string, name: string): Promise<string | null> => page.locator(selector).first().getAttribute(name);
 
 beforeAll(async () => {
   t = await startServer({ accreditation: ACCREDITATION });
   await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-2');
-  await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
+  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
   await call('/api/methods', method);
   await call('/api/methods', { ...method, id: 'tensile-astm', standard: 'ASTM E8/E8M-22' });
   await call('/api/lab-samples', {
@@ -133,7 +144,10 @@ describe('run views', () => {
           WAIT,
         );
       // the method's limits (0 and 100) and the inspection rule's bound (120) are in the chart's configuration
-      const limits = JSON.parse(await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-limits'));
+      const limits = JSON.parse((await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-limits')) ?? 'null') as {
+        kind: string;
+        value: number;
+      }[];
       expect(limits.map((l) => [l.kind, l.value]).sort()).toEqual([
         ['alarm', 120],
         ['spec', 0],
@@ -149,7 +163,8 @@ describe('run views', () => {
 
       // the connection drops (the server closes every transport): the view shows it, reconnects, joins the room
       // again and fills in from the stored records what was stored while it was away
-      for (const client of Object.values(t.server.live.io.engine.clients)) client.close();
+      const live = t.server.live as unknown as { io: { engine: { clients: Record<string, { close(): void }> } } };
+      for (const client of Object.values(live.io.engine.clients)) client.close();
       await sendValues(10, 150);
       await page.waitForSelector('[data-test="run-connection"][data-connection="reconnecting"]', WAIT);
       await page.waitForSelector('[data-test="run-connection"][data-connection="connected"]', WAIT);
@@ -198,9 +213,12 @@ describe('run views', () => {
       await page.waitForFunction(() => document.querySelector('[data-test="run-state"]')?.textContent === 'completed', null, WAIT);
       await page.waitForSelector('[data-test="steps"] [data-step="completed"]', WAIT);
       // the completed run's results: the value as reported, its verdict by the method's decision rule
-      const results = await call(`/api/runs/${run}/results`, undefined);
+      const results = await call<{ verdict: string; results: { name: string; value: number; reported: string }[] }>(
+        `/api/runs/${run}/results`,
+        undefined,
+      );
       await page.waitForSelector(`[data-test="results"][data-verdict="${results.verdict}"]`, WAIT);
-      const fm = results.results.find((r) => r.name === 'Fm');
+      const fm = results.results.find((r) => r.name === 'Fm')!;
       expect(fm.value).toBe(150);
       expect(await page.locator('[data-test="result"][data-result="Fm"]').innerText()).toContain(`${fm.reported} kN`);
       await screenshot(page, 'run-view-technician');
@@ -243,7 +261,7 @@ describe('run views', () => {
   }, 30_000);
 
   test('a finished run replays every stored record', async () => {
-    const stored = await call(`/api/runs/${run}/records`, undefined, 'client');
+    const stored = await call<{ samples: { channel: string }[] }>(`/api/runs/${run}/records`, undefined, 'client');
     expect(stored.samples.length).toBe(90);
     const { page, errors, close } = await signIn('client');
     try {

@@ -2,12 +2,18 @@
 // organization and sees its one-time password once, the user signs in with it, and the admin disables the user
 // with a reason, and extends an auditor's grant; a technician has no Users entry and, opening #/users anyway,
 // sees the server's refusal.
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { startServer, waitFor } from '../../server/dist/test/helpers/server.js';
+import { startServer, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
 
-let t;
-let browser;
+let t: TestServer;
+let browser: Browser;
+
+interface User {
+  username: string;
+  disabled: boolean;
+}
 
 beforeAll(async () => {
   t = await startServer();
@@ -42,7 +48,7 @@ describe('user administration', () => {
       await row.waitFor(WAIT);
       expect(await row.getAttribute('data-role')).toBe('client');
       expect(await row.innerText()).toMatch(/acme/);
-      const stored = (await call(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer');
+      const stored = (await call<User[]>(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer');
       expect(stored).toMatchObject({ role: 'client', organization: 'acme', disabled: false, mustChange: true });
       // the password is shown once: not in the list, not after the view is opened again
       expect(JSON.stringify(stored)).not.toContain(oneTime);
@@ -76,7 +82,7 @@ describe('user administration', () => {
       await row.locator('[data-test="user-reason"]').fill('contract with Acme ended');
       await row.locator('[data-test="user-disable"]').click();
       await page.waitForSelector('[data-test="user-row"][data-user="acme-buyer"][data-disabled="yes"]', WAIT);
-      expect((await call(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer').disabled).toBe(true);
+      expect((await call<User[]>(t, '/api/users', undefined, 'admin')).find((u) => u.username === 'acme-buyer')?.disabled).toBe(true);
       // an auditor's grant is extended, with a reason
       const auditorRow = page.locator('[data-test="user-row"][data-user="auditor"]');
       await auditorRow.locator('[data-test="user-grant-until"]').fill('2031-06-30');
@@ -88,7 +94,7 @@ describe('user administration', () => {
         null,
         WAIT,
       );
-      const trail = await call(t, '/api/audit-trail?recordType=user&recordId=acme-buyer', undefined, 'admin');
+      const trail = await call<{ reason?: string }[]>(t, '/api/audit-trail?recordType=user&recordId=acme-buyer', undefined, 'admin');
       expect(trail.map((e) => e.reason)).toContain('contract with Acme ended');
       await screenshot(page, 'user-admin');
       expect(again.errors).toEqual([]);

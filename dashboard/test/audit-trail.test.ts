@@ -3,22 +3,23 @@
 // pages through the trail as the server answers it (by id: entries of one millisecond are never skipped), and
 // downloads the page shown as JSON.
 import { readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AuditTrail } from '../../server/dist/src/audit/audit-trail.js';
-import { ORGANIZATION, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
+import { ORGANIZATION, startServer, TestGateway, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
 
-let t;
-let gw;
-let browser;
-let run;
+let t: TestServer;
+let gw: TestGateway;
+let browser: Browser;
+let run: string;
 const REASON = 'specimen cracked while mounting';
 
 beforeAll(async () => {
   t = await startServer();
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1');
-  await waitFor('the instrument', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 1);
+  await waitFor('the instrument', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 1);
   await call(t, '/api/methods', {
     id: 'tensile',
     standard: 'ISO 6892-1:2019',
@@ -50,7 +51,15 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const shownIds = (page) => page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
+/** an audit entry as the API answers it (the fields these tests read) */
+interface Entry {
+  id: number;
+  at: number;
+  reason?: string;
+}
+
+const shownIds = (page: Page): Promise<number[]> =>
+  page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
 
 describe('audit trail', () => {
   test('an auditor filters by record type and sees the run and the reason it was aborted; pages; downloads what is shown', async () => {
@@ -64,7 +73,7 @@ describe('audit trail', () => {
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'run');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
       await page.waitForSelector(`[data-test="audit-entry"][data-record="${run}"][data-action="state-change"]`, WAIT);
-      const expected = await call(t, '/api/audit-trail?recordType=run', undefined, 'auditor');
+      const expected = await call<Entry[]>(t, '/api/audit-trail?recordType=run', undefined, 'auditor');
       expect(expected.length).toBeGreaterThanOrEqual(2);
       await page.waitForFunction((n) => document.querySelectorAll('[data-test="audit-entry"]').length === n, expected.length, WAIT);
       expect(await shownIds(page)).toEqual(expected.map((e) => e.id));
@@ -77,7 +86,7 @@ describe('audit trail', () => {
       await screenshot(page, 'audit-trail');
 
       // the whole trail, ten at a time: the pages are the server's entries in order
-      const all = await call(t, '/api/audit-trail?limit=20', undefined, 'auditor');
+      const all = await call<Entry[]>(t, '/api/audit-trail?limit=20', undefined, 'auditor');
       expect(all.length).toBe(20);
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', '');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
@@ -122,7 +131,7 @@ describe('audit trail', () => {
     const still = new AuditTrail(t.server.database, () => Date.UTC(2026, 10, 27, 10, 0, 0, 123));
     for (let i = 0; i < 25; i++)
       still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: `b-${i}` });
-    const burst = await call(t, '/api/audit-trail?recordType=burst', undefined, 'auditor');
+    const burst = await call<Entry[]>(t, '/api/audit-trail?recordType=burst', undefined, 'auditor');
     expect(burst.length).toBe(25);
     const ids = burst.map((e) => e.id);
     const auditor = await signIn(browser, t, 'auditor');
@@ -133,7 +142,7 @@ describe('audit trail', () => {
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'burst');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
-      const shows = (first) =>
+      const shows = (first: number | undefined) =>
         page.waitForFunction((id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id), first, WAIT);
       await shows(ids[0]);
       expect(await shownIds(page)).toEqual(ids.slice(0, 10));

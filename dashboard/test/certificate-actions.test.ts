@@ -4,20 +4,30 @@
 // a reason, and the view says so; another is amended (a new certificate, the old one "amended by" it); a client
 // sees the status and the downloads, never the actions; a signatory who performed the run is refused in the
 // server's words.
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { pdfText } from '../../server/dist/test/certificates/pdf-text.js';
-import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
+import { ORGANIZATION, send, startServer, TestGateway, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
 
 const DAY = 86_400_000;
-let t;
-let gw;
-let browser;
+let t: TestServer;
+let gw: TestGateway;
+let browser: Browser;
+
+/** a result as the certificate's content gives it (the fields these tests read) */
+interface ReportResult {
+  name: string;
+  title: string;
+  unit: string;
+  reported: string;
+  uncertainty: { expanded: number; reported: string; coverageFactor: number };
+}
 let seq = 0;
 
 /** a run of the method on the instrument, started, measured and stopped by the technician */
-async function completedRun(instrument) {
-  const id = (await call(t, '/api/runs', { sample: 'B-1', method: 'tensile', instruments: [instrument] })).id;
+async function completedRun(instrument: string): Promise<string> {
+  const id = (await call<{ id: string }>(t, '/api/runs', { sample: 'B-1', method: 'tensile', instruments: [instrument] })).id;
   await call(t, `/api/runs/${id}/start`, {});
   const ts = Date.now();
   const samples = [10.2, 35.7, 42.031, 41.9, 0.4].map((value, i) => ({
@@ -27,7 +37,7 @@ async function completedRun(instrument) {
     ts: ts + i,
     value,
     unit: 'kN',
-    quality: 'good',
+    quality: 'good' as const,
   }));
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
   await call(t, `/api/runs/${id}/stop`, {});
@@ -52,7 +62,7 @@ beforeAll(async () => {
   });
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('utm-1', 'utm-2');
-  await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
+  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
   const now = Date.now();
   // utm-1 is calibrated; utm-2 never was, so a certificate of its run cannot state traceability
   await call(t, '/api/instruments/utm-1/calibrations', {
@@ -175,7 +185,7 @@ describe('certificate actions', () => {
           const res = await fetch(href);
           return { status: res.status, type: res.headers.get('content-type') };
         },
-        await page.locator('[data-test="certificate-pdf"]').getAttribute('href'),
+        (await page.locator('[data-test="certificate-pdf"]').getAttribute('href'))!,
       );
       expect(pdf).toEqual({ status: 200, type: 'application/pdf' });
       expect(client.errors).toEqual([]);
@@ -190,7 +200,7 @@ describe('one rounding', () => {
     const run = await completedRun('utm-1');
     const draft = await call(t, '/api/certificates', { run });
     await call(t, `/api/certificates/${draft.id}/issue`, {}, 'signatory');
-    const { content } = await call(t, `/api/certificates/${draft.id}`, undefined, 'client');
+    const { content } = await call<{ content: { results: ReportResult[] } }>(t, `/api/certificates/${draft.id}`, undefined, 'client');
     const res = await t.fetch(`/api/certificates/${draft.id}/pdf`, {}, 'client');
     const pdf = pdfText(new Uint8Array(await res.arrayBuffer()))
       .join(' ')
