@@ -92,7 +92,7 @@ describe('axe-core', () => {
 });
 
 describe('untranslated text on a page', () => {
-  test('visible text, placeholders and labels are read; hidden text, code and translate="no" are not', async () => {
+  test('visible text, the options of a select, placeholders and labels are read; hidden text, code and translate="no" are not', async () => {
     await page.setContent(
       html(`<main>
         <h1>运行 <span translate="no">Steel bar B500, sample of Client A</span></h1>
@@ -100,11 +100,13 @@ describe('untranslated text on a page', () => {
         <p hidden>Loading</p>
         <input aria-label="Search runs" placeholder="搜索">
         <button>Sign out</button>
+        <label>状态 <select><option>全部</option><option>revoked</option></select></label>
       </main>`),
     );
     const found = await untranslatedText(page);
     expect(found.map((u) => [u.where, u.words])).toEqual([
       ['text', ['Sign', 'out']],
+      ['text', ['revoked']],
       ['aria-label', ['Search', 'runs']],
     ]);
   });

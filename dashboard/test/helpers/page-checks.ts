@@ -212,7 +212,8 @@ export function untranslatedWords(text: string, identifiers: readonly string[] =
  * Visible text of the page with Latin words (2+ letters) beyond ZH_ALLOWED_WORDS, IDENTIFIER_PATTERNS and the
  * test's own `identifiers` (the ids and usernames of its fixtures). Skipped: text in `code`, `kbd`, `samp`, and
  * in any element marked `translate="no"` (the HTML attribute for content that is not to be translated: user data,
- * identifiers). Checked besides text nodes: placeholder, aria-label, title and alt.
+ * identifiers). Checked besides text nodes: placeholder, aria-label, title and alt, the document's title, and every
+ * option of a visible select.
  */
 export async function untranslatedText(page: Page, identifiers: readonly string[] = []): Promise<Untranslated[]> {
   const items = await page.evaluate(() => {
@@ -226,8 +227,8 @@ export async function untranslatedText(page: Page, identifiers: readonly string[
       return parts.join(' > ');
     };
     const exempt = (el: Element): boolean => el.closest('code, kbd, samp, script, style, template, [translate="no"]') !== null;
+    // an option's text counts when its select is shown: every option is read once the list opens
     const shown = (el: Element): boolean => {
-      if (el.closest('select') !== null) return el.closest('option') === null || (el.closest('option') as HTMLOptionElement).selected;
       if (!el.checkVisibility({ visibilityProperty: true })) return false;
       const r = el.getBoundingClientRect();
       return r.width > 0 && r.height > 0;
