@@ -1,6 +1,7 @@
 // The matrix: every role, every view it can open, in zh-CN and en, on a 1440 x 900 screen and a 390 x 844 phone,
 // in Asia/Shanghai. Each view must fit the screen (no element beyond visualViewport.width), have no critical or
-// serious axe-core violation, leave no text untranslated in zh-CN, and show a known instant in Shanghai time.
+// serious axe-core violation, leave no text untranslated in zh-CN, show a known instant in Shanghai time, and say
+// its language in <html lang>.
 // One server, one browser, one context per role, language and screen. Run it alone with
 //   node --experimental-vm-modules node_modules/jest/bin/jest.js --testPathPatterns matrix
 // (also: a shared run link opened on a phone in zh-CN shows the live chart with the newest point on screen).
@@ -292,6 +293,8 @@ async function checkView(
     await screenshot(page, `matrix-${who}-${view.name.replace(/\s/g, '-')}-${locale}-${screen}`, false).catch(() => undefined);
     return [`${where}: the view did not show ${view.ready(fixture)} within ${WAIT.timeout / 1000} s`];
   }
+  const lang = await page.evaluate(() => document.documentElement.lang);
+  if (!lang.toLowerCase().startsWith(locale.slice(0, 2))) failures.push(`<html lang="${lang}">, not the page's language ${locale}`);
   const overflow = await horizontalOverflow(page, SCREENS[screen].viewport.width);
   failures.push(...describeOverflow(overflow));
   failures.push(...describeAxe(await axeViolations(page)));
