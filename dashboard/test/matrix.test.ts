@@ -308,7 +308,7 @@ async function checkView(
       failures.push(
         first === undefined
           ? 'time: the fixture has no instant for this view'
-          : `time: expected ${shown.map((s) => s.expected).join(' or ')} (${TIME_ZONE}) on screen${shown.some((s) => s.showsUtc) ? `; it shows ${first.utc}, the UTC time` : ''}`,
+          : `time: expected ${[...new Set(shown.map((s) => s.expected))].join(' or ')} (${TIME_ZONE}) on screen${shown.some((s) => s.showsUtc) ? `; it shows ${first.utc}, the UTC time` : ''}`,
       );
     }
   }
