@@ -92,7 +92,7 @@ describe('axe-core', () => {
 });
 
 describe('untranslated text on a page', () => {
-  test('visible text, the options of a select, placeholders and labels are read; hidden text, code and translate="no" are not', async () => {
+  test('visible text, the options of a select, placeholders and labels are read; hidden text, code, translate="no" and lang="en" are not', async () => {
     await page.setContent(
       html(`<main>
         <h1>运行 <span translate="no">Steel bar B500, sample of Client A</span></h1>
@@ -101,6 +101,8 @@ describe('untranslated text on a page', () => {
         <input aria-label="Search runs" placeholder="搜索">
         <button>Sign out</button>
         <label>状态 <select><option>全部</option><option>revoked</option></select></label>
+        <h2>检测报告 <span lang="en">Test report</span></h2>
+        <select aria-label="语言"><option lang="zh-CN">中文</option><option lang="en">English</option></select>
       </main>`),
     );
     const found = await untranslatedText(page);

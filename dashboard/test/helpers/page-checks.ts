@@ -210,9 +210,10 @@ export function untranslatedWords(text: string, identifiers: readonly string[] =
 
 /**
  * Visible text of the page with Latin words (2+ letters) beyond ZH_ALLOWED_WORDS, IDENTIFIER_PATTERNS and the
- * test's own `identifiers` (the ids and usernames of its fixtures). Skipped: text in `code`, `kbd`, `samp`, and
- * in any element marked `translate="no"` (the HTML attribute for content that is not to be translated: user data,
- * identifiers). Checked besides text nodes: placeholder, aria-label, title and alt, the document's title, and every
+ * test's own `identifiers` (the ids and usernames of its fixtures). Skipped: text in `code`, `kbd`, `samp`, in any
+ * element marked `translate="no"` (the HTML attribute for content that is not to be translated: user data,
+ * identifiers), and in any element below <html> whose `lang` is not Chinese (a language's own name in a switch,
+ * the English half of a bilingual heading). Checked besides text nodes: placeholder, aria-label, title and alt, the document's title, and every
  * option of a visible select.
  */
 export async function untranslatedText(page: Page, identifiers: readonly string[] = []): Promise<Untranslated[]> {
@@ -226,7 +227,13 @@ export async function untranslatedText(page: Page, identifiers: readonly string[
       }
       return parts.join(' > ');
     };
-    const exempt = (el: Element): boolean => el.closest('code, kbd, samp, script, style, template, [translate="no"]') !== null;
+    // text declared to be in another language (lang="en" below <html>: a language switch's "English", the English half
+    // of a bilingual heading) is not text left untranslated
+    const otherLanguage = (el: Element): boolean => {
+      const declared = el.closest('[lang]');
+      return declared !== null && declared !== document.documentElement && !(declared.getAttribute('lang') ?? '').toLowerCase().startsWith('zh');
+    };
+    const exempt = (el: Element): boolean => el.closest('code, kbd, samp, script, style, template, [translate="no"]') !== null || otherLanguage(el);
     // an option's text counts when its select is shown: every option is read once the list opens
     const shown = (el: Element): boolean => {
       if (!el.checkVisibility({ visibilityProperty: true })) return false;
