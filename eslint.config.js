@@ -48,6 +48,16 @@ export default tseslint.config(
   {
     // dashboard tests still in JavaScript (built by tsc -b with allowJs) run functions in the page
     files: ['dashboard/test/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', window: 'readonly' } },
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        window: 'readonly',
+        getComputedStyle: 'readonly',
+        performance: 'readonly',
+        requestAnimationFrame: 'readonly',
+        navigator: 'readonly',
+        location: 'readonly',
+      },
+    },
   },
 );

@@ -1,5 +1,6 @@
 // A chart.js plugin that draws limits as horizontal lines across the chart area, each labelled at its right end:
-// the method's acceptance limits (solid) and its inspection rules' bounds (dashed).
+// the method's acceptance limits (solid) and its inspection rules' bounds (dashed). Labels of lines close to each
+// other are moved apart so that none covers another.
 import type { ChartType, Plugin } from 'chart.js';
 import type { LimitLine } from './run-charts';
 
@@ -14,10 +15,11 @@ declare module 'chart.js' {
   }
 }
 
+// darker than the usual palette: the labels are text, and must read at 4.5:1 on white
 const LINE_STYLE: Record<LimitLine['kind'], { color: string; dash: number[] }> = {
   spec: { color: '#b91c1c', dash: [] },
-  alarm: { color: '#ea580c', dash: [6, 4] },
-  warn: { color: '#ca8a04', dash: [2, 4] },
+  alarm: { color: '#c2410c', dash: [6, 4] },
+  warn: { color: '#a16207', dash: [2, 4] },
 };
 
 /** draws each limit as a horizontal line across the chart area, labelled at its right end */
@@ -28,9 +30,16 @@ export const limitLines: Plugin<'line', LimitLinesOptions> = {
     const y = chart.scales['y'];
     if (!y) return;
     ctx.save();
-    for (const line of options.lines ?? []) {
-      const py = y.getPixelForValue(line.value);
-      if (py < chartArea.top || py > chartArea.bottom) continue;
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textAlign = 'right';
+    const LABEL_HEIGHT = 13;
+    /** the baselines of the labels drawn so far: a label too close to one goes below its line, else further down */
+    const taken: number[] = [];
+    const visible = (options.lines ?? [])
+      .map((line) => ({ line, py: y.getPixelForValue(line.value) }))
+      .filter(({ py }) => py >= chartArea.top && py <= chartArea.bottom)
+      .sort((a, b) => a.py - b.py);
+    for (const { line, py } of visible) {
       const style = LINE_STYLE[line.kind];
       ctx.strokeStyle = style.color;
       ctx.setLineDash(style.dash);
@@ -39,10 +48,13 @@ export const limitLines: Plugin<'line', LimitLinesOptions> = {
       ctx.moveTo(chartArea.left, py);
       ctx.lineTo(chartArea.right, py);
       ctx.stroke();
+      let baseline = Math.max(py - 3, chartArea.top + LABEL_HEIGHT - 2);
+      const clash = (b: number): boolean => taken.some((t) => Math.abs(t - b) < LABEL_HEIGHT);
+      if (clash(baseline)) baseline = py + LABEL_HEIGHT - 1;
+      while (clash(baseline) && baseline < chartArea.bottom) baseline += LABEL_HEIGHT;
+      taken.push(baseline);
       ctx.fillStyle = style.color;
-      ctx.font = '11px system-ui, sans-serif';
-      ctx.textAlign = 'right';
-      ctx.fillText(line.label, chartArea.right - 4, py - 3);
+      ctx.fillText(line.label, chartArea.right - 4, baseline);
     }
     ctx.restore();
   },

@@ -1,7 +1,8 @@
 // One socket.io connection for the whole dashboard, with the latest instruments and a rolling window of samples.
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
-import { session } from './session';
+import { ApiError, getJson, queryString } from './api/client';
+import { session } from './composables/useSession';
 import type {
   ClientToServerEvents,
   InstrumentView,
@@ -23,7 +24,10 @@ export const state = reactive({
   /** what the connection indicator shows: offline when the browser has no network or socket.io gave up */
   connection: 'offline' as Connection,
   instruments: [] as InstrumentView[],
+  /** the last failure to load the instruments, as the server words it (logs) */
   error: '' as string,
+  /** the same failure for a view to translate (useErrorText) */
+  failure: undefined as ApiError | undefined,
 });
 
 /** Samples per "instrument/channel", oldest first, trimmed to the window. */
@@ -41,21 +45,20 @@ export async function loadInstruments(): Promise<void> {
   // clients of the lab do not read the lab's instrument list (they see their runs' instruments in the run)
   if (session.user?.role === 'client') return;
   try {
-    const res = await fetch('/api/instruments');
-    if (!res.ok) throw new Error(`GET /api/instruments: ${res.status}`);
-    state.instruments = (await res.json()) as InstrumentView[];
+    state.instruments = await getJson<InstrumentView[]>('/api/instruments');
     state.error = '';
+    state.failure = undefined;
   } catch (err) {
     state.error = err instanceof Error ? err.message : String(err);
+    state.failure = err instanceof ApiError ? err : undefined;
   }
 }
 
 export async function loadHistory(instrument: string, channel: string): Promise<void> {
-  const res = await fetch(
-    `/api/instruments/${encodeURIComponent(instrument)}/history?channel=${encodeURIComponent(channel)}&from=${Date.now() - WINDOW_MS}`,
-  );
-  if (!res.ok) return;
-  const past = (await res.json()) as LiveSample[];
+  const past = await getJson<LiveSample[]>(
+    `/api/instruments/${encodeURIComponent(instrument)}/history${queryString({ channel, from: Date.now() - WINDOW_MS })}`,
+  ).catch(() => undefined);
+  if (!past) return;
   const key = `${instrument}/${channel}`;
   const known = series.get(key) ?? [];
   const seen = new Set(known.map((s) => `${s.gateway}:${s.seq}`));

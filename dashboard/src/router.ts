@@ -1,30 +1,24 @@
-// A small hash router: #/ (the front page), #/runs/<id> (a run, live), #/runs/<id>/replay, #/certificates/<id>
-// (a certificate and a signatory's actions on it), #/users (user administration) and #/audit (the audit trail).
-import { reactive } from 'vue';
+// The dashboard's routes (hash history: a shared link such as #/runs/<id> works on any server path). Every view
+// loads lazily, so the first page brings only what it shows; chart.js comes with the run views.
+import { createRouter, createWebHashHistory, type RouteRecordRaw } from 'vue-router';
 
-export type Route =
-  | { name: 'home' }
-  | { name: 'run'; id: string }
-  | { name: 'replay'; id: string }
-  | { name: 'certificate'; id: string }
-  | { name: 'users' }
-  | { name: 'audit' };
+export const routes: RouteRecordRaw[] = [
+  { path: '/', name: 'home', component: () => import('./views/HomeView.vue') },
+  { path: '/runs/:id', name: 'run', component: () => import('./views/RunLiveView.vue'), props: true },
+  { path: '/runs/:id/replay', name: 'replay', component: () => import('./views/RunReplayView.vue'), props: true },
+  { path: '/certificates/:id', name: 'certificate', component: () => import('./views/CertificateDetailView.vue'), props: true },
+  { path: '/users', name: 'users', component: () => import('./views/UsersView.vue') },
+  { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue') },
+  { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue') },
+  { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },
+];
 
-function parse(hash: string): Route {
-  const m = /^#\/runs\/([^/]+)(\/replay)?$/.exec(hash);
-  if (m?.[1] !== undefined) {
-    const id = decodeURIComponent(m[1]);
-    return m[2] === undefined ? { name: 'run', id } : { name: 'replay', id };
-  }
-  const c = /^#\/certificates\/([^/]+)$/.exec(hash);
-  if (c?.[1] !== undefined) return { name: 'certificate', id: decodeURIComponent(c[1]) };
-  if (hash === '#/users') return { name: 'users' };
-  if (hash === '#/audit') return { name: 'audit' };
-  return { name: 'home' };
-}
-
-export const router = reactive({ route: parse(window.location.hash) as Route });
-window.addEventListener('hashchange', () => (router.route = parse(window.location.hash)));
+export const router = createRouter({
+  history: createWebHashHistory(),
+  routes,
+  // a new view starts at its top; back/forward restore where the user was
+  scrollBehavior: (_to, _from, saved) => saved ?? { top: 0 },
+});
 
 export const runHref = (id: string): string => `#/runs/${encodeURIComponent(id)}`;
 export const replayHref = (id: string): string => `${runHref(id)}/replay`;

@@ -4,6 +4,11 @@ import type { Method } from './lab-types';
 
 export interface LimitLine {
   value: number;
+  /** what the line bounds: the measurand (a spec limit) or the inspection rule's id */
+  name: string;
+  /** which bound it is; the chart words it in the user's language (chart.limit.<bound>) */
+  bound: 'min' | 'max' | 'low' | 'high' | 'warnLow' | 'warnHigh';
+  /** the text drawn beside the line; set by the chart from `name`, `bound` and `value` in the user's language */
   label: string;
   /** spec: the method's acceptance limit; alarm and warn: an inspection rule's bounds */
   kind: 'spec' | 'alarm' | 'warn';
@@ -33,17 +38,24 @@ function limitsOf(method: Method | undefined, channel: string): LimitLine[] {
   const definition = method?.definition;
   if (!definition) return lines;
   const measurands = definition.measurands.filter((m) => m.channel === channel).map((m) => m.name);
+  const line = (value: number, name: string, bound: LimitLine['bound'], kind: LimitLine['kind']): LimitLine => ({
+    value,
+    name,
+    bound,
+    kind,
+    label: `${name} ${bound} ${value}`,
+  });
   for (const l of definition.limits ?? []) {
     if (!measurands.includes(l.measurand)) continue;
-    if (l.min !== undefined) lines.push({ value: l.min, label: `${l.measurand} min ${l.min}`, kind: 'spec' });
-    if (l.max !== undefined) lines.push({ value: l.max, label: `${l.measurand} max ${l.max}`, kind: 'spec' });
+    if (l.min !== undefined) lines.push(line(l.min, l.measurand, 'min', 'spec'));
+    if (l.max !== undefined) lines.push(line(l.max, l.measurand, 'max', 'spec'));
   }
   for (const r of definition.rules ?? []) {
     if (r.kind !== 'limits' || r.channel !== channel) continue;
-    if (r.low !== undefined) lines.push({ value: r.low, label: `${r.id} low ${r.low}`, kind: 'alarm' });
-    if (r.high !== undefined) lines.push({ value: r.high, label: `${r.id} high ${r.high}`, kind: 'alarm' });
-    if (r.warnLow !== undefined) lines.push({ value: r.warnLow, label: `${r.id} warn ${r.warnLow}`, kind: 'warn' });
-    if (r.warnHigh !== undefined) lines.push({ value: r.warnHigh, label: `${r.id} warn ${r.warnHigh}`, kind: 'warn' });
+    if (r.low !== undefined) lines.push(line(r.low, r.id, 'low', 'alarm'));
+    if (r.high !== undefined) lines.push(line(r.high, r.id, 'high', 'alarm'));
+    if (r.warnLow !== undefined) lines.push(line(r.warnLow, r.id, 'warnLow', 'warn'));
+    if (r.warnHigh !== undefined) lines.push(line(r.warnHigh, r.id, 'warnHigh', 'warn'));
   }
   return lines;
 }

@@ -20,11 +20,8 @@ export class SeriesWindow {
   /** samples taken in since the last reset, numeric or not */
   received = 0;
 
-  constructor(
-    /** x of a sample: seconds since this origin (ms since the epoch) */
-    public origin: number,
-    readonly maxPoints: number,
-  ) {}
+  /** x of a point is its sample's time (ms since the epoch): the chart's time axis formats it in the user's zone */
+  constructor(readonly maxPoints: number) {}
 
   add(samples: readonly LiveSample[]): void {
     for (const s of samples) {
@@ -34,7 +31,7 @@ export class SeriesWindow {
       let series = this.series.get(key);
       if (!series) this.series.set(key, (series = { key, instrument: s.instrument, channel: s.channel, points: [] }));
       const points = series.points;
-      const x = (s.ts - this.origin) / 1000;
+      const x = s.ts;
       // the chart's decimation wants x in order; a late sample goes to its place
       if (points.length > 0 && (points[points.length - 1]?.x ?? x) > x) {
         let i = points.length - 1;

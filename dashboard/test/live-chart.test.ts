@@ -60,6 +60,23 @@ test('the live chart receives data and the instrument list shows values', async 
   });
   expect(inked).toBeGreaterThan(1000);
 
+  // The canvas is an image with a summary of the latest values (with the zone's offset); the values are a table one click away.
+  const canvas = page.locator('[data-test="live-chart"] canvas');
+  expect(await canvas.getAttribute('role')).toBe('img');
+  await page.waitForFunction(
+    () => /\d.* at .*GMT/.test(document.querySelector('[data-test="live-chart"] canvas')?.getAttribute('aria-label') ?? ''),
+    null,
+    {
+      timeout: 20_000,
+    },
+  );
+  const toggle = page.locator('.chart [data-test="chart-table-toggle"]');
+  expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+  await toggle.click();
+  expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+  await page.locator('.chart [data-test="chart-table-row"]').first().waitFor({ timeout: 20_000 });
+  expect(await page.locator('.chart [data-test="chart-table-row"]').count()).toBeGreaterThan(0);
+
   // The latest values are numbers, as the simulator serves them.
   await page.waitForFunction(
     () => !Number.isNaN(Number(document.querySelector('tr[data-instrument="climate-1"] [data-channel="temperature"] b')?.textContent)),

@@ -54,14 +54,7 @@ type EmptyParts<C extends RouteContract> =
 /** what a route answers */
 export type RouteOutput<C extends RouteContract> = z.output<C['response']>;
 
-/** A path with its parameters filled in, each percent-encoded: `/api/runs/:id` + {id: 'r 1'} = `/api/runs/r%201`. */
-export function fillPath(path: string, params: Record<string, unknown> = {}): string {
-  return path.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => {
-    const value = params[name];
-    if (value === undefined || value === null) throw new Error(`path ${path}: parameter ${name} is missing`);
-    return encodeURIComponent(String(value));
-  });
-}
+export { fillPath } from './path.js';
 
 /**
  * One problem of a refused request, in a form a client translates: the field (`points[2].min`), a stable code

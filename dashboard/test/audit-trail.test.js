@@ -1,25 +1,26 @@
 // The audit trail in a real headless Chromium against a real server: an auditor (and nobody without the right)
 // finds it in the navigation, filters by record type and sees a run's entries with the reason it was aborted,
 // pages through the trail as the server answers it (by id: entries of one millisecond are never skipped), and
-// downloads the page shown as JSON.
+// downloads the page shown as JSON. In Shanghai, in Chinese, on a phone, the time filter takes local time (sent as
+// UTC), the times shown are in the zone and named, entries are cards that fit, and axe finds nothing serious.
 import { readFileSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AuditTrail } from '../../server/dist/src/audit/audit-trail.js';
-import { ORGANIZATION, startServer, TestGateway, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
+import { ORGANIZATION, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
+import { DESKTOP, message, overflowing, PHONE, refusalText, seriousViolations, signInAs } from './helpers/records.js';
 
-let t: TestServer;
-let gw: TestGateway;
-let browser: Browser;
-let run: string;
+let t;
+let gw;
+let browser;
+let run;
 const REASON = 'specimen cracked while mounting';
 
 beforeAll(async () => {
   t = await startServer();
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1');
-  await waitFor('the instrument', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 1);
+  await waitFor('the instrument', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 1);
   await call(t, '/api/methods', {
     id: 'tensile',
     standard: 'ISO 6892-1:2019',
@@ -51,19 +52,11 @@ afterAll(async () => {
   await t?.stop();
 });
 
-/** an audit entry as the API answers it (the fields these tests read) */
-interface Entry {
-  id: number;
-  at: number;
-  reason?: string;
-}
-
-const shownIds = (page: Page): Promise<number[]> =>
-  page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
+const shownIds = (page) => page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
 
 describe('audit trail', () => {
   test('an auditor filters by record type and sees the run and the reason it was aborted; pages; downloads what is shown', async () => {
-    const auditor = await signIn(browser, t, 'auditor');
+    const auditor = await signInAs(browser, t, 'auditor', { screen: DESKTOP });
     try {
       const { page } = auditor;
       expect(await page.locator('[data-test="nav-users"]').count()).toBe(0);
@@ -73,7 +66,7 @@ describe('audit trail', () => {
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'run');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
       await page.waitForSelector(`[data-test="audit-entry"][data-record="${run}"][data-action="state-change"]`, WAIT);
-      const expected = await call<Entry[]>(t, '/api/audit-trail?recordType=run', undefined, 'auditor');
+      const expected = await call(t, '/api/audit-trail?recordType=run', undefined, 'auditor');
       expect(expected.length).toBeGreaterThanOrEqual(2);
       await page.waitForFunction((n) => document.querySelectorAll('[data-test="audit-entry"]').length === n, expected.length, WAIT);
       expect(await shownIds(page)).toEqual(expected.map((e) => e.id));
@@ -84,9 +77,11 @@ describe('audit trail', () => {
       expect(await aborted.locator('[data-test="audit-reason"]').innerText()).toBe(REASON);
       expect(await aborted.innerText()).toMatch(/technician/);
       await screenshot(page, 'audit-trail');
+      expect(await seriousViolations(page, '[data-test="audit-trail"]')).toEqual([]);
+      expect(await overflowing(page, '[data-test="audit-trail"]')).toEqual([]);
 
       // the whole trail, ten at a time: the pages are the server's entries in order
-      const all = await call<Entry[]>(t, '/api/audit-trail?limit=20', undefined, 'auditor');
+      const all = await call(t, '/api/audit-trail?limit=20', undefined, 'auditor');
       expect(all.length).toBe(20);
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', '');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
@@ -131,7 +126,7 @@ describe('audit trail', () => {
     const still = new AuditTrail(t.server.database, () => Date.UTC(2026, 10, 27, 10, 0, 0, 123));
     for (let i = 0; i < 25; i++)
       still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: `b-${i}` });
-    const burst = await call<Entry[]>(t, '/api/audit-trail?recordType=burst', undefined, 'auditor');
+    const burst = await call(t, '/api/audit-trail?recordType=burst', undefined, 'auditor');
     expect(burst.length).toBe(25);
     const ids = burst.map((e) => e.id);
     const auditor = await signIn(browser, t, 'auditor');
@@ -142,7 +137,7 @@ describe('audit trail', () => {
       await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'burst');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
-      const shows = (first: number | undefined) =>
+      const shows = (first) =>
         page.waitForFunction((id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id), first, WAIT);
       await shows(ids[0]);
       expect(await shownIds(page)).toEqual(ids.slice(0, 10));
@@ -162,7 +157,61 @@ describe('audit trail', () => {
     }
   }, 30_000);
 
-  test('a technician has no audit-trail entry and #/audit shows the server refusal', async () => {
+  test('in Shanghai, the time filter takes local time and the times are shown in the zone; Chinese, phone, axe', async () => {
+    // two entries three hours apart: 09:30 and 12:30 in Shanghai (01:30 and 04:30 UTC)
+    const early = Date.UTC(2026, 10, 28, 1, 30, 0);
+    const late = Date.UTC(2026, 10, 28, 4, 30, 0);
+    for (const at of [early, late])
+      new AuditTrail(t.server.database, () => at).record(
+        { username: 'technician', role: 'technician' },
+        { action: 'create', recordType: 'clock', recordId: `c-${at}` },
+      );
+    const auditor = await signInAs(browser, t, 'auditor', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE });
+    try {
+      const { page } = auditor;
+      await page.goto(`${t.base}/#/audit`);
+      await page.waitForSelector('[data-test="audit-trail"][data-loaded="yes"]', WAIT);
+      expect(await page.locator('[data-test="audit-zone"]').innerText()).toBe(message('zh-CN', 'audit.zoneNote', { zone: 'Asia/Shanghai' }));
+      // the filter by its labels, as a screen reader finds it
+      await page.getByLabel(message('zh-CN', 'audit.recordType')).fill('clock');
+      // from 11:00 to 13:00 Shanghai time: only the later entry (read as UTC, 11:00-13:00 would match neither)
+      await page.getByLabel(message('zh-CN', 'audit.since')).fill('2026-11-28T11:00');
+      await page.getByLabel(message('zh-CN', 'audit.until')).fill('2026-11-28T13:00');
+      await page.locator('[data-test="audit-filter"] button[type="submit"]').press('Enter');
+      await page.waitForFunction(
+        (id) => {
+          const rows = document.querySelectorAll('[data-test="audit-entry"]');
+          return rows.length === 1 && rows[0].getAttribute('data-record') === id;
+        },
+        `c-${late}`,
+        WAIT,
+      );
+      const shown = await page.locator('[data-test="audit-entry"] [data-test="audit-at"]').innerText();
+      expect(shown).toContain('12:30:00');
+      expect(shown).toContain('GMT+8');
+      // actions and roles translated
+      expect(await page.locator('[data-test="audit-entry"]').innerText()).toContain(message('zh-CN', 'audit.actions.create'));
+      expect(await page.locator('[data-test="audit-entry"]').innerText()).toContain(message('zh-CN', 'common.roles.technician'));
+      expect(await page.locator('[data-test="audit-entry"]').evaluate((row) => getComputedStyle(row).display)).toBe('block');
+      expect(await overflowing(page, '[data-test="audit-trail"]')).toEqual([]);
+      expect(await seriousViolations(page, '[data-test="audit-trail"]')).toEqual([]);
+      await screenshot(page, 'audit-trail-zh-phone');
+
+      // an end before the start: named, nothing sent, the entry shown stays
+      await page.getByLabel(message('zh-CN', 'audit.until')).fill('2026-11-28T10:00');
+      await page.locator('[data-test="audit-filter"] button[type="submit"]').press('Enter');
+      expect(await page.locator('[data-test="audit-filter"] [data-test="field-error"]').innerText()).toBe(
+        message('zh-CN', 'audit.badRange', { since: message('zh-CN', 'audit.since'), until: message('zh-CN', 'audit.until') }),
+      );
+      expect(await page.getByLabel(message('zh-CN', 'audit.until')).getAttribute('aria-invalid')).toBe('true');
+      expect(await page.locator('[data-test="audit-entry"]').count()).toBe(1);
+      expect(auditor.errors).toEqual([]);
+    } finally {
+      await auditor.close();
+    }
+  }, 45_000);
+
+  test('a technician has no audit-trail entry and #/audit shows the refusal translated', async () => {
     const tech = await signIn(browser, t, 'technician');
     try {
       const { page } = tech;
@@ -172,7 +221,7 @@ describe('audit trail', () => {
       await page.waitForSelector('[data-test="audit-error"]', WAIT);
       const direct = await t.fetch('/api/audit-trail', {}, 'technician');
       expect(direct.status).toBe(403);
-      expect(await page.locator('[data-test="audit-error"]').innerText()).toBe((await direct.json()).error);
+      expect(await page.locator('[data-test="audit-error"]').innerText()).toBe(refusalText('en', await direct.json()));
       expect(tech.errors).toEqual([]);
     } finally {
       await tech.close();

@@ -3,7 +3,8 @@
 // does not see another organization's run; a technician acknowledges the alarm with a reason, sees the
 // server's refusal as it is worded, and stops the run; the finished run replays every stored record; a view
 // that lost its connection fills in what it missed; a long run's chart stays bounded.
-import type { Browser, Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import {
   addOtherClient,
@@ -12,21 +13,27 @@ import {
   send,
   startServer,
   TestGateway,
+  USER_PASSWORD,
   waitFor,
-  type TestServer,
 } from '../../server/dist/test/helpers/server.js';
-import type { Role } from '../../server/dist/src/index.js';
-import { call as callAs, launch, screenshot, signIn as signInAs, type SignedIn } from './helpers/browser.js';
+import { call as callAs, launch, screenshot, signIn as signInAs } from './helpers/browser.js';
 
 const WAIT = { timeout: 20_000 };
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const catalogue = (language, area) => JSON.parse(readFileSync(new URL(`../src/locales/${language}/${area}.json`, import.meta.url), 'utf8'));
+const EN_ERRORS = catalogue('en', 'errors');
+const ZH_RUN = catalogue('zh-CN', 'run');
+const ZH_CHART = catalogue('zh-CN', 'chart');
+const ZH_ALARMS = catalogue('zh-CN', 'alarms');
 
-let t: TestServer;
-let gw: TestGateway;
-let browser: Browser;
-let run: string;
-let otherRun: string;
-let blockedRun: string;
-let unaccreditedRun: string;
+let t;
+let gw;
+let browser;
+let run;
+let otherRun;
+let blockedRun;
+let unaccreditedRun;
 let seq = 0;
 
 const method = {
@@ -56,10 +63,10 @@ const ACCREDITATION = {
 };
 
 /** a REST call as a role; fails the test on a refusal */
-const call = <T = any>(p: string, body?: unknown, role: Role = 'technician'): Promise<T> => callAs<T>(t, p, body, role);
+const call = (p, body, role = 'technician') => callAs(t, p, body, role);
 
 /** one signed batch of `n` samples of ut-1 with the given force (channel c), each followed by one of channel d, timestamped now */
-async function sendValues(n: number, value: number): Promise<void> {
+async function sendValues(n, value) {
   const now = Date.now();
   const samples = Array.from({ length: 2 * n }, (_, i) => ({
     seq: seq + i,
@@ -68,22 +75,71 @@ async function sendValues(n: number, value: number): Promise<void> {
     ts: now - 2 * n + i,
     value: i % 2 === 0 ? value : i,
     unit: i % 2 === 0 ? 'kN' : 'mm',
-    quality: 'good' as const,
+    quality: 'good',
   }));
   seq += 2 * n;
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
 }
 
-const signIn = (role: Role): Promise<SignedIn> => signInAs(browser, t, role);
+const signIn = (role) => signInAs(browser, t, role);
 
-const attr = (page: Page, selector: string, name: string): Promise<string | null> => page.locator(selector).first().getAttribute(name);
+/** signed in as a role on a phone (390 x 844), the browser in Chinese and in Shanghai's time zone */
+async function signInOnPhone(role) {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 2,
+    locale: 'zh-CN',
+    timezoneId: 'Asia/Shanghai',
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(`${t.base}/`);
+  await page.waitForSelector('[data-test="login"]', WAIT);
+  await page.fill('input[name="username"]', role);
+  await page.fill('input[name="password"]', USER_PASSWORD);
+  await page.click('[data-test="login"] button[type="submit"]');
+  await page.waitForSelector('[data-test="user"]', WAIT);
+  return { page, context, errors, close: () => context.close() };
+}
+
+/** the elements of `root` whose right edge is beyond the visual viewport (cut off on a phone) */
+const overflowing = (page, root) =>
+  page.evaluate((selector) => {
+    const width = window.visualViewport?.width ?? window.innerWidth;
+    return [...document.querySelectorAll(`${selector}, ${selector} *`)]
+      .filter((e) => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && r.right > width + 0.5;
+      })
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className}[${e.getAttribute('data-test') ?? ''}] right=${e.getBoundingClientRect().right}`);
+  }, root);
+
+/** axe-core's critical and serious violations inside `root` */
+async function axeViolations(page, root) {
+  // evaluated through the debugging protocol: the dashboard's CSP (script-src 'self') refuses an inline script
+  await page.evaluate(AXE);
+  return page.evaluate(async (selector) => {
+    const answer = await window.axe.run(selector);
+    return answer.violations
+      .filter((v) => v.impact === 'critical' || v.impact === 'serious')
+      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  }, root);
+}
+
+/** the hour of an instant in a zone, two digits */
+const hourIn = (ms, timeZone) => new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', hourCycle: 'h23' }).format(ms);
+
+const attr = (page, selector, name) => page.locator(selector).first().getAttribute(name);
 
 beforeAll(async () => {
   t = await startServer({ accreditation: ACCREDITATION });
   await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-2');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
+  await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
   await call('/api/methods', method);
   await call('/api/methods', { ...method, id: 'tensile-astm', standard: 'ASTM E8/E8M-22' });
   await call('/api/lab-samples', {
@@ -127,7 +183,7 @@ describe('run views', () => {
       await page.click(`[data-test="run-row"][data-run="${run}"] a`);
       await page.waitForSelector('[data-test="run-view"][data-watching="watching"]', WAIT);
       await page.waitForSelector('[data-test="run-connection"][data-connection="connected"]', WAIT);
-      expect(await page.locator('[data-test="run-state"]').innerText()).toBe('running');
+      expect(await attr(page, '[data-test="run-state"]', 'data-state')).toBe('running');
       // the instrument's identity and calibration status, though the client cannot read the instrument list
       const row = page.locator('[data-test="equipment"] tr[data-instrument="ut-1"]');
       await row.waitFor(WAIT);
@@ -144,10 +200,7 @@ describe('run views', () => {
           WAIT,
         );
       // the method's limits (0 and 100) and the inspection rule's bound (120) are in the chart's configuration
-      const limits = JSON.parse((await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-limits')) ?? 'null') as {
-        kind: string;
-        value: number;
-      }[];
+      const limits = JSON.parse(await attr(page, '[data-test="run-chart"][data-channel="c"]', 'data-limits'));
       expect(limits.map((l) => [l.kind, l.value]).sort()).toEqual([
         ['alarm', 120],
         ['spec', 0],
@@ -157,14 +210,22 @@ describe('run views', () => {
       await sendValues(5, 150);
       await page.waitForSelector('[data-test="alarm"][data-state="active"][data-severity="alarm"]', WAIT);
       expect(await page.locator('[data-test="alarm"]').innerText()).toMatch(/force-limits/);
+      // the alarm that arrived while the view was open is read out (role="alert"), in the user's language
+      const announced = page.locator('[data-test="alarm-announcement"]');
+      expect(await announced.getAttribute('role')).toBe('alert');
+      await page.waitForFunction(
+        () => document.querySelector('[data-test="alarm-announcement"]')?.textContent?.includes('value outside its limits'),
+        null,
+        WAIT,
+      );
+      expect(await announced.textContent()).toMatch(/ut-1 \/ c/);
       // a client may not acknowledge
       expect(await page.locator('[data-test="acknowledge"]').count()).toBe(0);
       await screenshot(page, 'run-view-client');
 
       // the connection drops (the server closes every transport): the view shows it, reconnects, joins the room
       // again and fills in from the stored records what was stored while it was away
-      const live = t.server.live as unknown as { io: { engine: { clients: Record<string, { close(): void }> } } };
-      for (const client of Object.values(live.io.engine.clients)) client.close();
+      for (const client of Object.values(t.server.live.io.engine.clients)) client.close();
       await sendValues(10, 150);
       await page.waitForSelector('[data-test="run-connection"][data-connection="reconnecting"]', WAIT);
       await page.waitForSelector('[data-test="run-connection"][data-connection="connected"]', WAIT);
@@ -184,8 +245,101 @@ describe('run views', () => {
     }
   }, 30_000);
 
+  test('a client in Shanghai opens the run link on a phone, in Chinese: the charts fit and show the newest data, times in +8, a table one click away', async () => {
+    const { page, errors, close } = await signInOnPhone('client');
+    try {
+      await page.goto(`${t.base}/#/runs/${run}`);
+      await page.waitForSelector('[data-test="run-view"][data-watching="watching"]', WAIT);
+      // the chart has drawn its data: its box says so, and the page marked the time of its first chart once
+      await page.waitForSelector('[data-test="run-chart"][data-channel="c"] [data-test="chart-ready"]', WAIT);
+      expect(await page.evaluate(() => performance.getEntriesByName('labtrace:first-chart', 'mark').length)).toBe(1);
+      expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
+      expect(await page.locator('[data-test="run-state"]').innerText()).toBe(ZH_RUN.state.running);
+
+      // new values arrive while the client watches (still above the alarm's bound): the chart's time axis reaches the newest one
+      await sendValues(5, 150);
+      const chart = page.locator('[data-test="run-chart"][data-channel="c"]');
+      await page.waitForFunction(
+        () => {
+          const f = document.querySelector('[data-test="run-chart"][data-channel="c"]');
+          return f !== null && Number(f.getAttribute('data-points')) >= 40 && Number(f.dataset.xMax) >= Number(f.dataset.newest);
+        },
+        null,
+        WAIT,
+      );
+      // nothing of the run view is cut off at the right, and the chart uses the screen's width
+      expect(await overflowing(page, '[data-test="run-view"]')).toEqual([]);
+      const box = await chart.locator('canvas').boundingBox();
+      const width = await page.evaluate(() => window.visualViewport.width);
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(width);
+      expect(box.width).toBeGreaterThan(width * 0.75);
+
+      // the canvas is an image with a summary: the latest value, its unit and time in Shanghai
+      const canvas = chart.locator('canvas');
+      expect(await canvas.getAttribute('role')).toBe('img');
+      await page.waitForFunction(
+        () => /150 kN/.test(document.querySelector('[data-test="run-chart"][data-channel="c"] canvas')?.getAttribute('aria-label') ?? ''),
+        null,
+        WAIT,
+      );
+      expect(await canvas.getAttribute('aria-label')).toMatch(/GMT\+8/);
+
+      // the values as a table, one click away
+      const toggle = chart.locator('[data-test="chart-table-toggle"]');
+      expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+      expect(await toggle.innerText()).toBe(ZH_CHART.showTable);
+      await toggle.click();
+      expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+      const rows = chart.locator('[data-test="chart-table-row"]');
+      await rows.first().waitFor(WAIT);
+      expect(await rows.count()).toBe(10);
+      expect(await rows.first().innerText()).toMatch(/150 kN/);
+      expect(await overflowing(page, '[data-test="run-view"]')).toEqual([]);
+
+      // times in the page's zone, the zone named: the run's start in Shanghai's hour
+      const stored = await call(`/api/runs/${run}`, undefined, 'client');
+      const started = await page.locator('[data-test="steps"] [data-step="running"] [data-test="step-time"]').innerText();
+      expect(started).toMatch(/GMT\+8/);
+      expect(started).toContain(` ${hourIn(stored.startedAt, 'Asia/Shanghai')}:`);
+      const alarm = page.locator('[data-test="alarm"]').first();
+      expect(await alarm.locator('[data-test="alarm-time"]').innerText()).toMatch(/GMT\+8/);
+      expect(await alarm.locator('[data-test="alarm-what"]').innerText()).toContain(ZH_ALARMS.kind.limits);
+      expect(await alarm.locator('[data-test="alarm-state"]').innerText()).toContain(ZH_ALARMS.state.active);
+
+      expect(await axeViolations(page, '[data-test="run-view"]')).toEqual([]);
+      await screenshot(page, 'run-view-phone-zh');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  test("an unknown run says so in the user's language", async () => {
+    const { page, errors, close } = await signInOnPhone('client');
+    try {
+      await page.goto(`${t.base}/#/runs/no-such-run`);
+      const refusal = page.locator('[data-test="run-view-error"]');
+      await refusal.waitFor(WAIT);
+      expect(await refusal.getAttribute('data-not-found')).toBe('true');
+      expect(await refusal.innerText()).toBe(ZH_RUN.notFound.replace('{id}', 'no-such-run'));
+      // the run of another organization is answered like an unknown one
+      await page.goto(`${t.base}/#/runs/${otherRun}`);
+      await page.waitForSelector(`[data-test="run-view"][data-run="${otherRun}"] [data-test="run-view-error"][data-not-found="true"]`, WAIT);
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
   test('a technician acknowledges the alarm with a reason, stops the run, plans and aborts another, and sees refusals as the server words them', async () => {
     const { page, errors, close } = await signIn('technician');
+    // stopping and aborting a run are confirmed first: the questions are in the user's language
+    const questions = [];
+    page.on('dialog', (dialog) => {
+      questions.push(dialog.message());
+      void dialog.accept();
+    });
     try {
       // the front page: the instruments with their calibration status
       await page.waitForSelector('tr[data-instrument="ut-2"] [data-test="calibration"][data-status="out-of-service"]', WAIT);
@@ -210,18 +364,22 @@ describe('run views', () => {
 
       await sendValues(10, 60);
       await page.click('[data-test="run-stop"]');
-      await page.waitForFunction(() => document.querySelector('[data-test="run-state"]')?.textContent === 'completed', null, WAIT);
+      await page.waitForSelector('[data-test="run-state"][data-state="completed"]', WAIT);
+      expect(questions).toEqual([`Stop run ${run}? The run is then completed and its results are computed; it cannot be restarted.`]);
       await page.waitForSelector('[data-test="steps"] [data-step="completed"]', WAIT);
       // the completed run's results: the value as reported, its verdict by the method's decision rule
-      const results = await call<{ verdict: string; results: { name: string; value: number; reported: string }[] }>(
-        `/api/runs/${run}/results`,
-        undefined,
-      );
+      const results = await call(`/api/runs/${run}/results`, undefined);
       await page.waitForSelector(`[data-test="results"][data-verdict="${results.verdict}"]`, WAIT);
-      const fm = results.results.find((r) => r.name === 'Fm')!;
+      const fm = results.results.find((r) => r.name === 'Fm');
       expect(fm.value).toBe(150);
-      expect(await page.locator('[data-test="result"][data-result="Fm"]').innerText()).toContain(`${fm.reported} kN`);
+      // the server's rounded strings, verbatim (one rounding: the report's numbers)
+      expect(await page.locator('[data-test="result"][data-result="Fm"] [data-test="result-value"]').innerText()).toBe(`${fm.reported} kN`);
+      expect(await page.locator('[data-test="result"][data-result="Fm"] [data-test="result-uncertainty"]').innerText()).toBe(
+        `± ${fm.reportedUncertainty} kN (k = ${fm.uncertainty.coverageFactor})`,
+      );
       await screenshot(page, 'run-view-technician');
+      // on a desktop, in English: the results, the alarm's form and the commands have no serious accessibility problem
+      expect(await axeViolations(page, '[data-test="run-view"]')).toEqual([]);
 
       // a certificate requested for the completed run is listed on the front page, as a draft with nothing to download yet
       const certificate = await call('/api/certificates', { run });
@@ -239,21 +397,25 @@ describe('run views', () => {
       await form.locator('select[name="method"]').selectOption('tensile');
       await form.locator('input[name="instrument"][value="ut-1"]').check();
       await form.locator('button[type="submit"]').click();
-      await page.waitForFunction(() => document.querySelector('[data-test="run-state"]')?.textContent === 'planned', null, WAIT);
+      await page.waitForSelector('[data-test="run-state"][data-state="planned"]', WAIT);
+      await page.waitForSelector('[data-test="run-not-started"]', WAIT);
       const planned = await page.locator('[data-test="run-view"]').getAttribute('data-run');
       await page.fill('[data-test="run-reason"]', 'specimen cracked while mounting');
       await page.click('[data-test="run-abort"]');
       await page.waitForSelector('[data-test="steps"] [data-step="aborted"]', WAIT);
+      expect(questions.at(-1)).toBe(`Abort run ${planned}? This cannot be undone.`);
       expect(await page.locator('[data-test="steps"] [data-step="aborted"]').innerText()).toMatch(/specimen cracked while mounting/);
       expect(await call(`/api/runs/${planned}`, undefined)).toMatchObject({ state: 'aborted', endReason: 'specimen cracked while mounting' });
 
-      // a run whose instrument is out of service does not start: the server's words are shown
+      // a run whose instrument is out of service does not start: the refusal is shown as the catalogue words its code
       await page.goto(`${t.base}/#/runs/${blockedRun}`);
       await page.click('[data-test="run-start"]');
       const refusal = await page.locator('[data-test="run-error"]').innerText();
       const direct = await t.fetch(`/api/runs/${blockedRun}/start`, postJson({}), 'technician');
       expect(direct.status).toBe(409);
-      expect(refusal).toBe((await direct.json()).error);
+      const body = await direct.json();
+      expect(refusal).toBe((body.reason && EN_ERRORS.reason[body.reason]) || EN_ERRORS.code[body.code]);
+      expect(await attr(page, '[data-test="run-state"]', 'data-state')).toBe('planned');
       expect(errors).toEqual([]);
     } finally {
       await close();
@@ -261,12 +423,12 @@ describe('run views', () => {
   }, 30_000);
 
   test('a finished run replays every stored record', async () => {
-    const stored = await call<{ samples: { channel: string }[] }>(`/api/runs/${run}/records`, undefined, 'client');
-    expect(stored.samples.length).toBe(90);
+    const stored = await call(`/api/runs/${run}/records`, undefined, 'client');
+    expect(stored.samples.length).toBe(100);
     const { page, errors, close } = await signIn('client');
     try {
       await page.goto(`${t.base}/#/runs/${run}/replay`);
-      await page.waitForSelector('[data-test="replay"][data-total="90"]', WAIT);
+      await page.waitForSelector('[data-test="replay"][data-total="100"]', WAIT);
       await page.selectOption('[data-test="replay-speed"]', { label: 'as fast as possible' });
       await page.click('[data-test="replay-play"]');
       await page.waitForFunction(
@@ -284,12 +446,55 @@ describe('run views', () => {
       await screenshot(page, 'run-replay');
       // back to the start with the slider: nothing played yet
       await page.locator('[data-test="replay-position"]').fill('0');
-      await page.waitForFunction(() => Number(document.querySelector('[data-test="replay"]')?.getAttribute('data-replayed')) < 90, null, WAIT);
+      await page.waitForFunction(() => Number(document.querySelector('[data-test="replay"]')?.getAttribute('data-replayed')) < 100, null, WAIT);
       expect(errors).toEqual([]);
     } finally {
       await close();
     }
   }, 30_000);
+
+  test("on a phone in Chinese: the replay fits, with its times in +8; a technician reaches the run's commands", async () => {
+    const client = await signInOnPhone('client');
+    try {
+      const { page } = client;
+      await page.goto(`${t.base}/#/runs/${run}/replay`);
+      await page.waitForSelector('[data-test="replay"][data-total="100"]', WAIT);
+      await page.selectOption('[data-test="replay-speed"]', { label: ZH_RUN.replayView.fastest });
+      await page.click('[data-test="replay-play"]');
+      await page.waitForSelector('[data-test="replay"][data-replayed="100"]', WAIT);
+      await page.waitForSelector('[data-test="replay"] [data-test="chart-ready"]', WAIT);
+      expect(await page.locator('[data-test="replay-progress"]').innerText()).toMatch(/GMT\+8/);
+      expect(await overflowing(page, '[data-test="replay"]')).toEqual([]);
+      expect(await axeViolations(page, '[data-test="replay"]')).toEqual([]);
+      await screenshot(page, 'run-replay-phone-zh');
+      expect(client.errors).toEqual([]);
+    } finally {
+      await client.close();
+    }
+    const technician = await signInOnPhone('technician');
+    try {
+      const { page } = technician;
+      await page.goto(`${t.base}/#/runs/${blockedRun}`);
+      const start = page.locator('[data-test="run-start"]');
+      await start.waitFor(WAIT);
+      expect(await start.innerText()).toBe(ZH_RUN.actions.start);
+      // the commands are on the screen's width, and big enough to touch
+      const width = await page.evaluate(() => window.visualViewport.width);
+      for (const button of ['run-start', 'run-abort']) {
+        const box = await page.locator(`[data-test="${button}"]`).boundingBox();
+        expect(box.x + box.width).toBeLessThanOrEqual(width);
+        expect(box.height).toBeGreaterThanOrEqual(44);
+      }
+      // aborting without a reason: the field is named in the message, in Chinese
+      await page.click('[data-test="run-abort"]');
+      expect(await page.locator('[data-test="run-error"]').innerText()).toBe(ZH_RUN.actions.reasonRequired);
+      expect(await overflowing(page, '[data-test="run-view"]')).toEqual([]);
+      expect(await axeViolations(page, '[data-test="run-view"]')).toEqual([]);
+      expect(technician.errors).toEqual([]);
+    } finally {
+      await technician.close();
+    }
+  }, 40_000);
 
   test('a long run keeps the chart bounded: the oldest points go, every sample is counted', async () => {
     const long = (await call('/api/runs', { sample: 'S-1', method: 'tensile', instruments: ['ut-1'] })).id;

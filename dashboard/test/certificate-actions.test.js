@@ -1,33 +1,26 @@
-// A signatory's actions on certificates in a real headless Chromium against a real server: a draft of a completed
-// run (measured by a signing test gateway) shows that nothing blocks it and is issued; a refusal (a draft whose
-// instrument was never calibrated) shows the blockers and the server's own words; the issued one is revoked with
-// a reason, and the view says so; another is amended (a new certificate, the old one "amended by" it); a client
-// sees the status and the downloads, never the actions; a signatory who performed the run is refused in the
-// server's words.
-import type { Browser } from 'playwright-core';
+// A signatory's actions on test reports (certificates) in a real headless Chromium against a real server: a draft
+// of a completed run (measured by a signing test gateway) shows that nothing blocks it and is issued after a
+// confirmation; a refusal (a draft whose instrument was never calibrated) shows the blockers and the refusal
+// translated; the issued one is revoked with a reason, and the view says so; another is amended (a new report, the
+// old one "amended by" it); a client sees the status and the downloads, never the actions; a signatory who
+// performed the run is refused. A signatory in Shanghai, in Chinese, on a phone, issues a bilingual report: the
+// question, the status and the times are in Chinese and in the zone, the view fits the phone, axe finds nothing
+// serious, and the report is printed in the language chosen.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { pdfText } from '../../server/dist/test/certificates/pdf-text.js';
-import { ORGANIZATION, send, startServer, TestGateway, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
+import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { call, launch, screenshot, signIn, WAIT } from './helpers/browser.js';
+import { message, overflowing, PHONE, refusalText, seriousViolations, signInAs } from './helpers/records.js';
 
 const DAY = 86_400_000;
-let t: TestServer;
-let gw: TestGateway;
-let browser: Browser;
-
-/** a result as the certificate's content gives it (the fields these tests read) */
-interface ReportResult {
-  name: string;
-  title: string;
-  unit: string;
-  reported: string;
-  uncertainty: { expanded: number; reported: string; coverageFactor: number };
-}
+let t;
+let gw;
+let browser;
 let seq = 0;
 
 /** a run of the method on the instrument, started, measured and stopped by the technician */
-async function completedRun(instrument: string): Promise<string> {
-  const id = (await call<{ id: string }>(t, '/api/runs', { sample: 'B-1', method: 'tensile', instruments: [instrument] })).id;
+async function completedRun(instrument) {
+  const id = (await call(t, '/api/runs', { sample: 'B-1', method: 'tensile', instruments: [instrument] })).id;
   await call(t, `/api/runs/${id}/start`, {});
   const ts = Date.now();
   const samples = [10.2, 35.7, 42.031, 41.9, 0.4].map((value, i) => ({
@@ -37,7 +30,7 @@ async function completedRun(instrument: string): Promise<string> {
     ts: ts + i,
     value,
     unit: 'kN',
-    quality: 'good' as const,
+    quality: 'good',
   }));
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
   await call(t, `/api/runs/${id}/stop`, {});
@@ -62,7 +55,7 @@ beforeAll(async () => {
   });
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('utm-1', 'utm-2');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
+  await waitFor('the instruments', () => t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get().n === 2);
   const now = Date.now();
   // utm-1 is calibrated; utm-2 never was, so a certificate of its run cannot state traceability
   await call(t, '/api/instruments/utm-1/calibrations', {
@@ -103,10 +96,10 @@ afterAll(async () => {
 });
 
 describe('certificate actions', () => {
-  test('a signatory issues a draft, sees a refusal in the server words, and revokes the issued one with a reason; a client only reads', async () => {
+  test('a signatory issues a draft after a confirmation, sees a refusal translated, and revokes the issued one with a reason; a client only reads', async () => {
     const good = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
     const blocked = await call(t, '/api/certificates', { run: await completedRun('utm-2') });
-    const signatory = await signIn(browser, t, 'signatory');
+    const signatory = await signInAs(browser, t, 'signatory');
     try {
       const { page } = signatory;
       // the drafts waiting for a signatory, listed on the front page; each opens its own view
@@ -125,21 +118,32 @@ describe('certificate actions', () => {
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${good.id}"][data-status="draft"]`, WAIT);
       await page.waitForSelector('[data-test="no-blockers"]', WAIT);
       expect(await page.locator('[data-test="certificate-pdf"]').count()).toBe(0);
+      await page.selectOption('[data-test="certificate-language"]', 'en');
       await page.click('[data-test="certificate-issue"]');
       await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
+      // asked first, in the page's language, naming the report and the language it is printed in
+      expect(signatory.dialogs).toEqual([
+        message('en', 'certificate.confirm.issue', { id: good.id, language: message('en', 'certificate.languages.en') }),
+      ]);
+      expect(await page.locator('[data-test="certificate-notice"]').innerText()).toBe(message('en', 'certificate.done.issue', { id: good.id }));
+      expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
       const issued = await call(t, `/api/certificates/${good.id}`, undefined, 'signatory');
       expect(issued).toMatchObject({ status: 'valid', issuedBy: 'signatory' });
       expect(await page.locator('[data-test="certificate-verify"]').getAttribute('href')).toBe(issued.verifyUrl);
       expect(await page.locator('[data-test="certificate-pdf"]').getAttribute('href')).toBe(`/api/certificates/${good.id}/pdf`);
 
-      // a revocation needs a reason: the view asks before sending
+      // a revocation needs a reason: the view asks before sending, naming the field
       await page.click('[data-test="certificate-revoke"]');
-      expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe(
+        message('en', 'certificate.reasonRequired', { field: message('en', 'fields.reason') }),
+      );
+      expect(signatory.dialogs.length).toBe(1);
       await page.fill('[data-test="certificate-reason"]', 'wrong specimen dimensions recorded');
       await page.click('[data-test="certificate-revoke"]');
       await page.waitForSelector('[data-test="certificate-view"][data-status="revoked"]', WAIT);
+      expect(signatory.dialogs[1]).toBe(message('en', 'certificate.confirm.revoke', { id: good.id, reason: 'wrong specimen dimensions recorded' }));
       expect(await page.locator('[data-test="revocation-reason"]').innerText()).toBe('wrong specimen dimensions recorded');
-      expect(await page.locator('[data-test="certificate-status"]').innerText()).toMatch(/revoked/);
+      expect(await page.locator('[data-test="certificate-status"]').innerText()).toContain(message('en', 'certificate.status.revoked'));
       expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
       expect(await call(t, `/api/certificates/${good.id}`, undefined, 'signatory')).toMatchObject({
         status: 'revoked',
@@ -147,7 +151,7 @@ describe('certificate actions', () => {
       });
       await screenshot(page, 'certificate-revoked');
 
-      // a draft that cannot be issued: its blockers, and the server's refusal as it is worded
+      // a draft that cannot be issued: its blockers, and the server's refusal translated
       await page.goto(`${t.base}/#/certificates/${blocked.id}`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${blocked.id}"] [data-test="blocker"]`, WAIT);
       const blockers = (await call(t, `/api/certificates/${blocked.id}`, undefined, 'signatory')).blockers;
@@ -161,7 +165,7 @@ describe('certificate actions', () => {
         'signatory',
       );
       expect(direct.status).toBe(409);
-      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe((await direct.json()).error);
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe(refusalText('en', await direct.json()));
       expect(await page.locator('[data-test="certificate-view"]').getAttribute('data-status')).toBe('draft');
       expect(signatory.errors).toEqual([]);
     } finally {
@@ -185,7 +189,7 @@ describe('certificate actions', () => {
           const res = await fetch(href);
           return { status: res.status, type: res.headers.get('content-type') };
         },
-        (await page.locator('[data-test="certificate-pdf"]').getAttribute('href'))!,
+        await page.locator('[data-test="certificate-pdf"]').getAttribute('href'),
       );
       expect(pdf).toEqual({ status: 200, type: 'application/pdf' });
       expect(client.errors).toEqual([]);
@@ -200,7 +204,7 @@ describe('one rounding', () => {
     const run = await completedRun('utm-1');
     const draft = await call(t, '/api/certificates', { run });
     await call(t, `/api/certificates/${draft.id}/issue`, {}, 'signatory');
-    const { content } = await call<{ content: { results: ReportResult[] } }>(t, `/api/certificates/${draft.id}`, undefined, 'client');
+    const { content } = await call(t, `/api/certificates/${draft.id}`, undefined, 'client');
     const res = await t.fetch(`/api/certificates/${draft.id}/pdf`, {}, 'client');
     const pdf = pdfText(new Uint8Array(await res.arrayBuffer()))
       .join(' ')
@@ -230,20 +234,76 @@ describe('one rounding', () => {
   }, 45_000);
 });
 
+describe('a report in Chinese, on a phone, in Shanghai', () => {
+  test('a signatory issues a bilingual report: Chinese question, status and zone-named times; fits 390 x 844; no serious axe violation', async () => {
+    const run = await completedRun('utm-1');
+    const draft = await call(t, '/api/certificates', { run });
+    const signatory = await signInAs(browser, t, 'signatory', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE });
+    try {
+      const { page } = signatory;
+      // the front page's list of reports, in Chinese, as cards that fit the phone
+      await page.waitForSelector(`[data-test="certificate"][data-certificate="${draft.id}"]`, WAIT);
+      expect(await page.locator('#certificates-title').innerText()).toBe(message('zh-CN', 'certificate.listTitle'));
+      // each report a card (the width of the front page is its other sections' matter; the matrix test checks it)
+      expect(
+        await page
+          .locator('[data-test="certificate"]')
+          .first()
+          .evaluate((row) => getComputedStyle(row).display),
+      ).toBe('block');
+      expect(await seriousViolations(page, '[data-test="certificates"]')).toEqual([]);
+
+      await page.goto(`${t.base}/#/certificates/${draft.id}`);
+      await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${draft.id}"] [data-test="no-blockers"]`, WAIT);
+      expect(await page.locator('[data-test="no-blockers"]').innerText()).toBe(message('zh-CN', 'certificate.noBlockers'));
+      expect(await overflowing(page, '[data-test="certificate-view"]')).toEqual([]);
+      expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
+      // the report language, chosen by its label
+      await page.getByLabel(message('zh-CN', 'certificate.language')).selectOption('bilingual');
+      await page.click('[data-test="certificate-issue"]');
+      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
+      expect(signatory.dialogs).toEqual([
+        message('zh-CN', 'certificate.confirm.issue', { id: draft.id, language: message('zh-CN', 'certificate.languages.bilingual') }),
+      ]);
+      expect(await page.locator('[data-test="certificate-status"]').innerText()).toContain(message('zh-CN', 'certificate.status.valid'));
+      const issued = await call(t, `/api/certificates/${draft.id}`, undefined, 'signatory');
+      // issued at, in Shanghai (UTC+8, no summer time) and the zone named
+      const shanghai = new Date(issued.issuedAt + 8 * 3_600_000).toISOString();
+      const shown = await page.locator('[data-test="certificate-issued"]').innerText();
+      expect(shown).toContain(shanghai.slice(11, 19));
+      expect(shown).toContain('GMT+8');
+      expect(await page.locator('[data-test="certificate-downloads"] [data-test="certificate-pdf"]').innerText()).toBe(
+        message('zh-CN', 'certificate.download.pdf'),
+      );
+      expect(await overflowing(page, '[data-test="certificate-view"]')).toEqual([]);
+      expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
+      await screenshot(page, 'certificate-zh-phone');
+      // and the report is printed in the language chosen
+      expect(issued.content.language).toBe('bilingual');
+      expect(signatory.errors).toEqual([]);
+    } finally {
+      await signatory.close();
+    }
+  }, 45_000);
+});
+
 describe('amendments and who may sign', () => {
   test('a signatory amends an issued certificate with a reason: the new one opens, the old one says amended by it', async () => {
     const run = await completedRun('utm-1');
     const old = await call(t, '/api/certificates', { run });
     await call(t, `/api/certificates/${old.id}/issue`, {}, 'signatory');
     let amendment;
-    const { page, errors, close } = await signIn(browser, t, 'signatory');
+    const { page, errors, dialogs, close } = await signInAs(browser, t, 'signatory');
     try {
       // the run's view links to its certificate
       await page.goto(`${t.base}/#/runs/${run}`);
       await page.click(`[data-test="run-certificate"][data-certificate="${old.id}"]`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="valid"]`, WAIT);
       await page.click('[data-test="certificate-amend"]');
-      expect(await page.locator('[data-test="certificate-error"]').innerText()).toMatch(/reason is required/);
+      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe(
+        message('en', 'certificate.reasonRequired', { field: message('en', 'fields.reason') }),
+      );
+      expect(dialogs).toEqual([]);
       await page.fill('[data-test="certificate-reason"]', 'customer name misspelt');
       await page.click('[data-test="certificate-amend"]');
       // the view moves to the amendment, issued at once
@@ -256,6 +316,7 @@ describe('amendments and who may sign', () => {
         WAIT,
       );
       amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
+      expect(dialogs).toEqual([message('en', 'certificate.confirm.amend', { id: old.id, reason: 'customer name misspelt' })]);
       expect(await call(t, `/api/certificates/${amendment}`, undefined, 'signatory')).toMatchObject({
         amends: old.id,
         amendReason: 'customer name misspelt',
@@ -286,7 +347,7 @@ describe('amendments and who may sign', () => {
     }
   }, 30_000);
 
-  test('a signatory who performed the run is refused, in the server words', async () => {
+  test('a signatory who performed the run is refused, and the refusal is translated', async () => {
     const draft = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
     // the technician who performed the run becomes a signatory: the check is by person, not by role
     const promoted = await t.fetch(
@@ -295,15 +356,28 @@ describe('amendments and who may sign', () => {
       'admin',
     );
     expect(promoted.status).toBe(200);
-    const { page, errors, close } = await signIn(browser, t, 'technician');
+    const { page, errors, close } = await signInAs(browser, t, 'technician');
     try {
-      expect(await page.locator('[data-test="user"]').innerText()).toMatch(/\(signatory\)/);
+      expect(await page.locator('[data-test="user"]').innerText()).toContain(`(${message('en', 'common.roles.signatory')})`);
       await page.goto(`${t.base}/#/certificates/${draft.id}`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${draft.id}"] [data-test="no-blockers"]`, WAIT);
       await page.click('[data-test="certificate-issue"]');
       const refusal = page.locator('[data-test="certificate-error"]');
       await refusal.waitFor(WAIT);
-      expect(await refusal.innerText()).toMatch(/^technician performed run .*: the certificate must be approved by another signatory$/);
+      // the same request, sent directly: the server's English says why; the page says it in the user's language
+      // (in the page's session: the promotion ended the technician's API token)
+      const { status, body } = await page.evaluate(async (id) => {
+        const csrf = decodeURIComponent(/(?:^|;\s*)labtrace_csrf=([^;]*)/.exec(document.cookie)?.[1] ?? '');
+        const res = await fetch(`/api/certificates/${id}/issue`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+          body: '{}',
+        });
+        return { status: res.status, body: await res.json() };
+      }, draft.id);
+      expect(status).toBe(403);
+      expect(body.error).toMatch(/^technician performed run .*: the certificate must be approved by another signatory$/);
+      expect(await refusal.innerText()).toBe(refusalText('en', body));
       expect(await page.locator('[data-test="certificate-view"]').getAttribute('data-status')).toBe('draft');
       expect(errors).toEqual([]);
     } finally {

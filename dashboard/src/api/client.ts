@@ -1,0 +1,86 @@
+// The one HTTP client of the dashboard. Calls are typed by the REST contract (@labtrace/protocols/api): the
+// path, parameters, query and body a route takes and the JSON it answers. The session rides in its httpOnly
+// cookie; requests that change something echo the CSRF cookie in a header. A refusal is thrown as ApiError with
+// the server's stable code, reason, parameters and per-field issues, which views translate (useErrorText).
+import type { ApiErrorBody, ApiIssue, RouteContract, RouteInput, RouteOutput } from '@labtrace/protocols/api';
+// the path helper alone: the contract's schemas (zod) stay out of the page
+import { fillPath } from '@labtrace/protocols/api/path';
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly reason: string | undefined;
+  readonly params: Record<string, string | number | boolean>;
+  readonly issues: ApiIssue[];
+  constructor(
+    readonly status: number,
+    body: Partial<ApiErrorBody>,
+  ) {
+    super(body.error ?? `HTTP ${status}`);
+    this.code = body.code ?? (status === 0 ? 'E_NETWORK' : `HTTP_${status}`);
+    this.reason = body.reason;
+    this.params = body.params ?? {};
+    this.issues = body.issues ?? [];
+  }
+}
+
+/** the CSRF cookie the server set at sign-in, echoed on every request that changes something */
+export function csrfToken(): string {
+  const match = /(?:^|;\s*)labtrace_csrf=([^;]*)/.exec(document.cookie);
+  return match?.[1] === undefined ? '' : decodeURIComponent(match[1]);
+}
+
+/** A query string of the defined values: {from: 1, to: undefined} -> "?from=1". */
+export function queryString(query: Record<string, unknown> | undefined): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+/** one session-ending listener (useSession): a 401 means the session is gone */
+let onUnauthorized: (() => void) | undefined;
+export function whenUnauthorized(listener: () => void): void {
+  onUnauthorized = listener;
+}
+
+/** Sends a request; answers the parsed JSON body (undefined for 204), or throws ApiError. */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, headers: {} };
+  if (method !== 'GET' && method !== 'HEAD') {
+    init.headers = { 'x-csrf-token': csrfToken(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    if (body !== undefined) init.body = JSON.stringify(body);
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, { error: err instanceof Error ? err.message : String(err), code: 'E_NETWORK' });
+  }
+  if (!res.ok) {
+    const answer = (await res.json().catch(() => ({}))) as Partial<ApiErrorBody>;
+    if (res.status === 401 && !path.startsWith('/api/auth/login')) onUnauthorized?.();
+    throw new ApiError(res.status, answer);
+  }
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+/** Calls a route of the contract: `call(api.getRun, { params: { id } })`. */
+export function call<C extends RouteContract>(route: C, input: RouteInput<C> = {} as RouteInput<C>): Promise<RouteOutput<C>> {
+  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
+  const path = fillPath(route.path, i.params) + queryString(i.query);
+  return request<RouteOutput<C>>(route.method, path, route.method === 'GET' ? undefined : (i.body ?? {}));
+}
+
+/** A GET of a path outside the contract's helpers (e.g. built by a view); prefer `call`. */
+export const getJson = <T>(path: string): Promise<T> => request<T>('GET', path);
+/** A POST with a JSON body; prefer `call`. */
+export const postJson = <T>(path: string, body: unknown = {}): Promise<T> => request<T>('POST', path, body);
+/** A PATCH with a JSON body; prefer `call`. */
+export const patchJson = <T>(path: string, body: unknown): Promise<T> => request<T>('PATCH', path, body);
+
+/** the URL of a route's file download (a PDF, an export), for an <a href download> */
+export function downloadUrl<C extends RouteContract>(route: C, input: RouteInput<C>): string {
+  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown> };
+  return fillPath(route.path, i.params) + queryString(i.query);
+}

@@ -1,0 +1,103 @@
+// Who is signed in, and their preferences (language, time zone) kept on the server. The session itself lives in
+// an httpOnly cookie; the page only knows the user. One state for the whole dashboard.
+import { computed, reactive } from 'vue';
+import { ApiError, request, whenUnauthorized } from '../api/client';
+import { browserLanguage, LANGUAGES, setLanguage, type Language } from '../i18n';
+
+export interface SessionUser {
+  username: string;
+  role: string;
+  organization?: string | null;
+  mustChange: boolean;
+  /** the user's saved language; null follows the browser */
+  locale?: Language | null;
+  /** the user's saved IANA time zone; null follows the browser */
+  timeZone?: string | null;
+}
+
+const state = reactive({
+  checked: false,
+  user: undefined as SessionUser | undefined,
+  /** the last sign-in or password-change refusal, for the form to translate */
+  error: undefined as ApiError | undefined,
+  /** a notice for the sign-in form (a catalogue key), e.g. after a password change */
+  notice: '' as string,
+});
+
+function adopt(user: SessionUser | undefined): void {
+  state.user = user;
+  const saved = user?.locale;
+  setLanguage(saved && (LANGUAGES as readonly string[]).includes(saved) ? saved : browserLanguage());
+}
+
+whenUnauthorized(() => {
+  if (state.user) state.user = undefined;
+});
+
+/** the browser's own time zone */
+export const browserTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+export async function checkSession(): Promise<void> {
+  try {
+    adopt(await request<SessionUser>('GET', '/api/auth/me'));
+  } catch {
+    adopt(undefined);
+  }
+  state.checked = true;
+}
+
+export async function login(username: string, password: string): Promise<boolean> {
+  try {
+    const answer = await request<{ user: SessionUser }>('POST', '/api/auth/login', { username, password });
+    state.error = undefined;
+    state.notice = '';
+    adopt(answer.user);
+    return true;
+  } catch (err) {
+    state.error = err instanceof ApiError ? err : new ApiError(0, { error: String(err), code: 'E_NETWORK' });
+    return false;
+  }
+}
+
+/** Changes the password; the server then ends every session, so the user signs in again with the new one. */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<boolean> {
+  try {
+    await request('POST', '/api/auth/password', { currentPassword, newPassword });
+  } catch (err) {
+    state.error = err instanceof ApiError ? err : new ApiError(0, { error: String(err), code: 'E_NETWORK' });
+    return false;
+  }
+  state.user = undefined;
+  state.error = undefined;
+  state.notice = 'auth.passwordChanged';
+  return true;
+}
+
+export async function logout(): Promise<void> {
+  await request('POST', '/api/auth/logout').catch(() => undefined);
+  state.user = undefined;
+}
+
+/** Saves the user's language and time zone on the server (null: follow the browser) and applies them at once. */
+export async function savePreferences(preferences: { locale?: Language | null; timeZone?: string | null }): Promise<void> {
+  if (!state.user) return;
+  const user = await request<SessionUser>('PATCH', '/api/auth/preferences', preferences);
+  adopt({ ...state.user, ...user });
+}
+
+/** The session, its user's language and time zone, and the actions on it. */
+export function useSession() {
+  return {
+    session: state,
+    user: computed(() => state.user),
+    /** the time zone every time is shown in: the user's choice, else the browser's */
+    timeZone: computed(() => state.user?.timeZone ?? browserTimeZone()),
+    checkSession,
+    login,
+    logout,
+    changePassword,
+    savePreferences,
+  };
+}
+
+export const session = state;

@@ -1,0 +1,51 @@
+// The dashboard's languages: vue-i18n (Composition API) with one catalogue per language, split by area into
+// locales/<language>/<area>.json (keys `<area>.<key>`). The language follows the user's saved choice, else the
+// browser's; `<html lang>` follows it. Add a language: docs/dashboard.md.
+import { createI18n } from 'vue-i18n';
+
+export const LANGUAGES = ['zh-CN', 'en'] as const;
+export type Language = (typeof LANGUAGES)[number];
+
+type Catalogue = Record<string, unknown>;
+
+// every catalogue file, bundled (they are small): ./locales/en/run.json -> messages.en.run
+const files = import.meta.glob<Catalogue>('./locales/*/*.json', { eager: true, import: 'default' });
+const messages: Record<string, Record<string, Catalogue>> = {};
+for (const [file, catalogue] of Object.entries(files)) {
+  const m = /\.\/locales\/([^/]+)\/([^/]+)\.json$/.exec(file);
+  if (!m?.[1] || !m[2]) continue;
+  (messages[m[1]] ??= {})[m[2]] = catalogue;
+}
+
+/** The language for the browser's preferences: the first supported one, matched by language when the region differs. */
+export function languageFor(preferred: readonly string[]): Language {
+  for (const tag of preferred) {
+    const exact = LANGUAGES.find((l) => l.toLowerCase() === tag.toLowerCase());
+    if (exact) return exact;
+    const base = tag.toLowerCase().split('-')[0];
+    // zh-TW, zh-HK read simplified Chinese better than English; the lab's reports are zh-CN
+    if (base === 'zh') return 'zh-CN';
+    if (base === 'en') return 'en';
+  }
+  return 'en';
+}
+
+export const browserLanguage = (): Language =>
+  languageFor(typeof navigator === 'undefined' ? [] : navigator.languages.length > 0 ? navigator.languages : [navigator.language]);
+
+export const i18n = createI18n({
+  legacy: false,
+  locale: browserLanguage(),
+  fallbackLocale: 'en',
+  messages: messages as never,
+  // a missing key is a test failure (test/catalogues), not a console warning in production
+  missingWarn: import.meta.env.DEV,
+  fallbackWarn: import.meta.env.DEV,
+});
+
+/** Switches the language of every view and of `<html lang>`. */
+export function setLanguage(language: Language): void {
+  i18n.global.locale.value = language;
+  document.documentElement.lang = language;
+}
+document.documentElement.lang = i18n.global.locale.value;
