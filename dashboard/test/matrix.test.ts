@@ -130,7 +130,18 @@ const canOpen = (view: View, who: Role | 'public' | 'must-change'): boolean =>
   typeof view.who === 'string' ? view.who === who : (view.who as readonly string[]).includes(who);
 
 /** the ids and usernames of the fixture: data, shown as they are in every language */
-const identifiers = (f: Fixture): string[] => [...Object.values(USERS), MUST_CHANGE, f.liveRun, f.doneRun, f.certificate, 'Fm', 'test-setup'];
+const identifiers = (f: Fixture): string[] => [
+  ...Object.values(USERS),
+  MUST_CHANGE,
+  f.liveRun,
+  f.doneRun,
+  f.certificate,
+  'Fm',
+  'test-setup',
+  // the test server's gateway and customer organization
+  'gw-a',
+  ORGANIZATION,
+];
 
 let t: TestServer;
 let gw: TestGateway;

@@ -166,7 +166,7 @@ export const ZH_ALLOWED_WORDS: ReadonlySet<string> = new Set([
   // standards bodies, accreditation bodies and marks
   ...['ISO', 'IEC', 'EN', 'ASTM', 'GB', 'JJG', 'JJF', 'DIN', 'BS', 'CNAS', 'CMA', 'ILAC', 'MRA', 'GUM'],
   // formats and protocols a user picks by name
-  ...['labtrace', 'PDF', 'JSON', 'XML', 'DCC', 'CSV', 'QR', 'ID', 'URL', 'SHA', 'MQTT'],
+  ...['labtrace', 'PDF', 'JSON', 'XML', 'DCC', 'CSV', 'QR', 'ID', 'URL', 'SHA', 'MQTT', 'API'],
   // the report's symbols: expanded uncertainty and coverage factor
   ...['U', 'k'],
 ]);
