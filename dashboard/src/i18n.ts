@@ -33,9 +33,33 @@ export function languageFor(preferred: readonly string[]): Language {
 export const browserLanguage = (): Language =>
   languageFor(typeof navigator === 'undefined' ? [] : navigator.languages.length > 0 ? navigator.languages : [navigator.language]);
 
+/** where a choice made before signing in (or when the server cannot keep it) is remembered on this device */
+const STORED = 'labtrace.locale';
+function storedLanguage(): Language | undefined {
+  try {
+    const v = typeof localStorage === 'undefined' ? null : localStorage.getItem(STORED);
+    return (LANGUAGES as readonly string[]).includes(v ?? '') ? (v as Language) : undefined;
+  } catch {
+    return undefined; // storage refused (private mode): the browser's language
+  }
+}
+
+/** The language when the user has saved none: the one chosen on this device, else the browser's. */
+export const defaultLanguage = (): Language => storedLanguage() ?? browserLanguage();
+
+/** Remembers (or with undefined forgets) the language chosen on this device. */
+export function rememberLanguage(language: Language | undefined): void {
+  try {
+    if (language === undefined) localStorage.removeItem(STORED);
+    else localStorage.setItem(STORED, language);
+  } catch {
+    // storage refused: the choice lasts for this page
+  }
+}
+
 export const i18n = createI18n({
   legacy: false,
-  locale: browserLanguage(),
+  locale: defaultLanguage(),
   fallbackLocale: 'en',
   messages: messages as never,
   // a missing key is a test failure (test/catalogues), not a console warning in production
@@ -48,4 +72,6 @@ export function setLanguage(language: Language): void {
   i18n.global.locale.value = language;
   document.documentElement.lang = language;
 }
+
+export const isLanguage = (value: unknown): value is Language => (LANGUAGES as readonly unknown[]).includes(value);
 document.documentElement.lang = i18n.global.locale.value;

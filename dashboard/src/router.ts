@@ -2,15 +2,34 @@
 // loads lazily, so the first page brings only what it shows; chart.js comes with the run views.
 import { createRouter, createWebHashHistory, type RouteRecordRaw } from 'vue-router';
 
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** the catalogue key of the view's title (the tab's title: App.vue) */
+    title?: string;
+  }
+}
+
 export const routes: RouteRecordRaw[] = [
-  { path: '/', name: 'home', component: () => import('./views/HomeView.vue') },
-  { path: '/runs/:id', name: 'run', component: () => import('./views/RunLiveView.vue'), props: true },
-  { path: '/runs/:id/replay', name: 'replay', component: () => import('./views/RunReplayView.vue'), props: true },
-  { path: '/certificates/:id', name: 'certificate', component: () => import('./views/CertificateDetailView.vue'), props: true },
-  { path: '/users', name: 'users', component: () => import('./views/UsersView.vue') },
-  { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue') },
-  { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue') },
-  { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },
+  { path: '/', name: 'home', component: () => import('./views/HomeView.vue'), meta: { title: 'common.titles.home' } },
+  { path: '/runs/:id', name: 'run', component: () => import('./views/RunLiveView.vue'), props: true, meta: { title: 'common.titles.run' } },
+  {
+    path: '/runs/:id/replay',
+    name: 'replay',
+    component: () => import('./views/RunReplayView.vue'),
+    props: true,
+    meta: { title: 'common.titles.replay' },
+  },
+  {
+    path: '/certificates/:id',
+    name: 'certificate',
+    component: () => import('./views/CertificateDetailView.vue'),
+    props: true,
+    meta: { title: 'common.titles.certificate' },
+  },
+  { path: '/users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { title: 'common.titles.users' } },
+  { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
+  { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
+  { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue'), meta: { title: 'common.titles.notFound' } },
 ];
 
 export const router = createRouter({

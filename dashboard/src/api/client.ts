@@ -32,7 +32,10 @@ export function csrfToken(): string {
 /** A query string of the defined values: {from: 1, to: undefined} -> "?from=1". */
 export function queryString(query: Record<string, unknown> | undefined): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v === undefined || v === null || v === '') continue;
+    q.set(k, typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+  }
   const s = q.toString();
   return s === '' ? '' : `?${s}`;
 }
@@ -58,7 +61,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   }
   if (!res.ok) {
     const answer = (await res.json().catch(() => ({}))) as Partial<ApiErrorBody>;
-    if (res.status === 401 && !path.startsWith('/api/auth/login')) onUnauthorized?.();
+    // a refused sign-in or a wrong current password is a 401 too: not the end of a session
+    if (res.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/password')) onUnauthorized?.();
     throw new ApiError(res.status, answer);
   }
   if (res.status === 204) return undefined as T;

@@ -2,7 +2,7 @@
 // an httpOnly cookie; the page only knows the user. One state for the whole dashboard.
 import { computed, reactive } from 'vue';
 import { ApiError, request, whenUnauthorized } from '../api/client';
-import { browserLanguage, LANGUAGES, setLanguage, type Language } from '../i18n';
+import { defaultLanguage, isLanguage, rememberLanguage, setLanguage, type Language } from '../i18n';
 
 export interface SessionUser {
   username: string;
@@ -21,13 +21,13 @@ const state = reactive({
   /** the last sign-in or password-change refusal, for the form to translate */
   error: undefined as ApiError | undefined,
   /** a notice for the sign-in form (a catalogue key), e.g. after a password change */
-  notice: '' as string,
+  notice: '',
 });
 
 function adopt(user: SessionUser | undefined): void {
   state.user = user;
   const saved = user?.locale;
-  setLanguage(saved && (LANGUAGES as readonly string[]).includes(saved) ? saved : browserLanguage());
+  setLanguage(isLanguage(saved) ? saved : defaultLanguage());
 }
 
 whenUnauthorized(() => {
@@ -78,11 +78,24 @@ export async function logout(): Promise<void> {
   state.user = undefined;
 }
 
-/** Saves the user's language and time zone on the server (null: follow the browser) and applies them at once. */
+/**
+ * Saves the user's language and time zone on the server (null: follow the browser) and applies them at once. The
+ * language is also remembered on this device, so a choice made before signing in (or on a server that cannot keep
+ * preferences: it answers 404) still holds; only a real refusal is thrown.
+ */
 export async function savePreferences(preferences: { locale?: Language | null; timeZone?: string | null }): Promise<void> {
+  if (preferences.locale !== undefined) {
+    rememberLanguage(preferences.locale ?? undefined);
+    if (!state.user) setLanguage(preferences.locale ?? defaultLanguage());
+  }
   if (!state.user) return;
-  const user = await request<SessionUser>('PATCH', '/api/auth/preferences', preferences);
-  adopt({ ...state.user, ...user });
+  let user: Partial<SessionUser> = preferences;
+  try {
+    user = { ...preferences, ...(await request<Partial<SessionUser>>('PATCH', '/api/auth/preferences', preferences)) };
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  if (state.user) adopt({ ...state.user, ...user });
 }
 
 /** The session, its user's language and time zone, and the actions on it. */

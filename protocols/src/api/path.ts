@@ -4,7 +4,9 @@
 export function fillPath(path: string, params: Record<string, unknown> = {}): string {
   return path.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => {
     const value = params[name];
-    if (value === undefined || value === null) throw new Error(`path ${path}: parameter ${name} is missing`);
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new Error(`path ${path}: parameter ${name} is missing or not a scalar`);
+    }
     return encodeURIComponent(String(value));
   });
 }
