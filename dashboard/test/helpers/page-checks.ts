@@ -169,6 +169,8 @@ export const ZH_ALLOWED_WORDS: ReadonlySet<string> = new Set([
   ...['labtrace', 'PDF', 'JSON', 'XML', 'DCC', 'CSV', 'QR', 'ID', 'URL', 'SHA', 'MQTT', 'API'],
   // the report's symbols: expanded uncertainty and coverage factor
   ...['U', 'k'],
+  // a language's own name, beside its Chinese name where markup cannot say lang="en" (an <option>: 英文（English）)
+  ...['English'],
 ]);
 
 /**
