@@ -15,7 +15,7 @@ import vueParser from 'vue-eslint-parser';
 const NOT_WORDS = String.raw`^[\s\d.,:;()[\]{}<>+\-−–—=×÷±%‰°·•/\\|#*~^_'"!?…@&$€¥¢£→←↑↓✓✗]*$`;
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'bench/results/**', 'coverage/**'] },
+  { ignores: ['**/dist/**', 'dashboard/test-dist/**', '**/node_modules/**', 'data/**', 'bench/results/**', 'coverage/**'] },
   js.configs.recommended,
   ...pluginVue.configs['flat/recommended'].map((config) => ({ ...config, files: ['dashboard/**/*.vue'] })),
   {
@@ -127,8 +127,18 @@ export default tseslint.config(
   },
   {
     files: ['dashboard/test/**/*.js'],
+    // functions these tests run in the page (page.evaluate, waitForFunction) use the page's globals
     languageOptions: {
-      globals: { document: 'readonly', window: 'readonly', navigator: 'readonly', Buffer: 'readonly', getComputedStyle: 'readonly', performance: 'readonly' },
+      globals: {
+        document: 'readonly',
+        window: 'readonly',
+        navigator: 'readonly',
+        Buffer: 'readonly',
+        getComputedStyle: 'readonly',
+        performance: 'readonly',
+        requestAnimationFrame: 'readonly',
+        location: 'readonly',
+      },
     },
   },
 );

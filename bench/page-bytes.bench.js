@@ -1,4 +1,5 @@
-// Bytes the server sends for a page load of the dashboard (index.html and every asset it loads), without
+// Bytes the server sends for a page load of the dashboard (index.html, every asset it names and every one a
+// headless Chromium loads besides when it opens the page: lazily loaded chunks), without
 // compression (a client sending no Accept-Encoding), with gzip and with brotli (precompressed at build time), and
 // for one large API answer (the audit trail, compressed per request). Counted on the client's socket: headers and
 // body as they cross the wire, one connection per request.
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { DEFAULT_DASHBOARD_DIR } from '../server/dist/src/server.js';
 import { startServer } from '../server/dist/test/helpers/server.js';
+import { launch } from '../dashboard/test-dist/helpers/browser.js';
 import { writeResult } from './lib/result.js';
 
 const NAME = 'page-bytes';
@@ -36,7 +38,23 @@ const decode = (r) =>
 const t = await startServer();
 try {
   const index = readFileSync(path.join(DEFAULT_DASHBOARD_DIR, 'index.html'), 'utf8');
-  const files = ['/', ...[...index.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1])];
+  const listed = [...index.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+  // what a browser loads besides: chunks imported at run time (lazily loaded routes), fonts, images
+  const browser = await launch();
+  const loaded = new Set();
+  try {
+    const page = await browser.newPage();
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.origin === t.base && u.pathname.startsWith('/assets/')) loaded.add(u.pathname);
+    });
+    // signed out, the page is loaded when it shows the sign-in form
+    await page.goto(`${t.base}/`);
+    await page.waitForSelector('[data-test="login"]', { timeout: 30_000 });
+  } finally {
+    await browser.close();
+  }
+  const files = ['/', ...new Set([...listed, ...loaded])];
   const page = {};
   const perFile = {};
   for (const [name, accept] of Object.entries(ENCODINGS)) {
@@ -68,7 +86,7 @@ try {
     auditTrailJson: api,
   };
   const file = writeResult(NAME, {
-    params: { files: files.length, apiSample: '/api/audit-trail?limit=500' },
+    params: { files: files.length, loadedAtRunTime: [...loaded].filter((f) => !listed.includes(f)).length, apiSample: '/api/audit-trail?limit=500' },
     results,
     detail: { perFileBodyBytes: perFile },
   });

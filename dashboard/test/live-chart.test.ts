@@ -1,12 +1,13 @@
 // The dashboard in a real headless Chromium against `labtrace lab`: the instrument list fills and the live chart receives data.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { launch } from './helpers/browser.js';
-import { LAB_ADMIN_PASSWORD, REPO_ROOT, startLab } from '../../server/dist/test/helpers/lab-process.js';
+import { LAB_ADMIN_PASSWORD, REPO_ROOT, startLab, type LabProcess } from '../../server/dist/test/helpers/lab-process.js';
 
-let lab;
-let browser;
+let lab: LabProcess;
+let browser: Browser;
 
 beforeAll(async () => {
   lab = await startLab();
@@ -20,7 +21,7 @@ afterAll(async () => {
 
 test('the live chart receives data and the instrument list shows values', async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
+  const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   await page.goto(`http://127.0.0.1:${lab.httpPort}/`);
 
@@ -50,11 +51,11 @@ test('the live chart receives data and the instrument list shows values', async 
 
   // The chart has drawn something: the canvas is not blank.
   const inked = await page.evaluate(() => {
-    const canvas = document.querySelector('[data-test="live-chart"] canvas');
-    const ctx = canvas.getContext('2d');
+    const canvas = document.querySelector<HTMLCanvasElement>('[data-test="live-chart"] canvas')!;
+    const ctx = canvas.getContext('2d')!;
     const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
     let n = 0;
-    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+    for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
     return n;
   });
   expect(inked).toBeGreaterThan(1000);
