@@ -6,6 +6,7 @@ import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '.
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import { notFound } from '../api/errors.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
@@ -223,7 +224,7 @@ export class Certificates {
     const db = this.deps.database.sqlite;
     const view = db.transaction(() => {
       const run = this.deps.runs.get(actor, runId);
-      if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
+      if (!run) throw notFound('run', runId);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
       const id = this.nextId();
       this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at, language) VALUES (?, ?, ?, ?, ?, ?)').run(
@@ -249,7 +250,7 @@ export class Certificates {
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */
   blockers(id: string): string[] {
     const req = this.requestRow(id);
-    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (!req) throw notFound('certificate', id);
     if (this.issuedRow(id)) return [];
     const run = this.runOf(req.run);
     const problems = this.calibrationBlockers(run);
@@ -266,7 +267,7 @@ export class Certificates {
   /** Approves and issues a draft: the signatory must not be who performed or created the run. */
   async issue(actor: Actor & Viewer, id: string, language?: ReportLanguage): Promise<CertificateView> {
     const req = this.requestRow(id);
-    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (!req) throw notFound('certificate', id);
     if (req.amends !== null)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
     return this.issueRequest(actor, req, language ?? languageOf(req));
@@ -310,10 +311,7 @@ export class Certificates {
     return db.transaction(() => {
       const row = this.issuedRow(id);
       if (!row)
-        throw new LabtraceError(
-          this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
-          `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
-        );
+        throw this.requestRow(id) ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
       if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
       const before = this.statusOf(id);
       const at = this.now();
@@ -665,10 +663,7 @@ export class Certificates {
   private mustCurrent(id: string, what: string): CertificateRow {
     const row = this.issuedRow(id);
     if (!row)
-      throw new LabtraceError(
-        this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
-        `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
-      );
+      throw this.requestRow(id) ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
     if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
     const by = this.amendedBy(id);
     if (by !== null) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already amended by ${by}; ${what} ${by} instead`);
