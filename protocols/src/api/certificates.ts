@@ -4,12 +4,7 @@ import { z } from 'zod';
 import { defineRoute } from './contract.js';
 import { msSchema, reasonSchema } from './common.js';
 import { LOCALES } from './auth.js';
-import {
-  certificateContentSchema,
-  certificateSignatureSchema,
-  certificateStatementSchema,
-  reportLanguageSchema,
-} from './certificate-content.js';
+import { certificateContentSchema, certificateSignatureSchema, certificateStatementSchema, reportLanguageSchema } from './certificate-content.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
@@ -32,9 +27,7 @@ export const certificatesQuery = z.strictObject({ run: runId.optional(), status:
 const certificateParams = z.strictObject({ id: certificateIdSchema });
 
 /** a report's verification code: 16 hex digits, printed on the report in its verification link (its QR code) */
-export const verificationCodeSchema = z
-  .string()
-  .regex(/^[0-9a-f]{16}$/, 'expected the 16 hex digits of the verification link printed on the report');
+export const verificationCodeSchema = z.string().regex(/^[0-9a-f]{16}$/, 'expected the 16 hex digits of the verification link printed on the report');
 /** the public status's query: with the report's verification code, the answer carries its summary */
 export const publicCertificateQuery = z.strictObject({ code: verificationCodeSchema.optional() });
 /** the verification page's query: its language (else the browser's, else en) and the report's verification code */
@@ -201,7 +194,13 @@ export const publicCertificate = defineRoute({
   response: publicCertificateSchema,
 });
 /** the verification page (HTML, zh-CN or en) a report's QR code links to; 404 for a number never issued */
-export const verifyPage = defineRoute({ method: 'GET', path: '/verify/:id', params: certificateParams, query: verifyPageQuery, response: z.string() });
+export const verifyPage = defineRoute({
+  method: 'GET',
+  path: '/verify/:id',
+  params: certificateParams,
+  query: verifyPageQuery,
+  response: z.string(),
+});
 /** the file itself as application/octet-stream in the body; nothing is stored */
 export const verifyUpload = defineRoute({
   method: 'POST',

@@ -311,7 +311,9 @@ export class Certificates {
     return db.transaction(() => {
       const row = this.issuedRow(id);
       if (!row)
-        throw this.requestRow(id) ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
+        throw this.requestRow(id)
+          ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
+          : notFound('certificate', id);
       if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
       const before = this.statusOf(id);
       const at = this.now();
@@ -663,7 +665,9 @@ export class Certificates {
   private mustCurrent(id: string, what: string): CertificateRow {
     const row = this.issuedRow(id);
     if (!row)
-      throw this.requestRow(id) ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
+      throw this.requestRow(id)
+        ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
+        : notFound('certificate', id);
     if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
     const by = this.amendedBy(id);
     if (by !== null) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already amended by ${by}; ${what} ${by} instead`);
