@@ -6,6 +6,7 @@ import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '.
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import type { CertificateItem, CertificateStatus, PublicCertificate, PublicSummary } from '@labtrace/protocols/api';
 import { notFound } from '../api/errors.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -36,31 +37,10 @@ import {
   type SignedStatement,
 } from './signing.js';
 
-export type CertificateStatus = 'draft' | 'valid' | 'amended' | 'revoked';
+export type { CertificateStatus } from '@labtrace/protocols/api';
 
-/** A certificate as lists show it (GET /api/certificates). */
-export interface CertificateView {
-  id: string;
-  run: string;
-  organization: string;
-  status: CertificateStatus;
-  requestedBy: string;
-  requestedAt: number;
-  issuedBy: string | null;
-  issuedAt: number | null;
-  /** the certificate this one amends (7.8.8), and the reason */
-  amends: string | null;
-  amendReason: string | null;
-  /** the certificate that replaced this one */
-  amendedBy: string | null;
-  revokedAt: number | null;
-  revocationReason: string | null;
-  /** SHA-256 of the content's canonical JSON, of the PDF and of the DCC XML, as signed; null for a draft */
-  digests: { json: string; pdf: string; dcc: string } | null;
-  keyId: string | null;
-  logIndex: number | null;
-  verifyUrl: string;
-}
+/** A certificate as lists show it (GET /api/certificates): the contract's list item. */
+export type CertificateView = CertificateItem;
 
 export interface CertificateFiles {
   json: Uint8Array;
@@ -747,45 +727,12 @@ export class Certificates {
   }
 }
 
-/** An issued report's content as its holder may see it online (with the report's verification code). */
-export interface PublicSummary {
-  customer: string;
-  item: { id: string; description: string };
-  /** the standard and the method's title */
-  method: string;
-  language: ReportLanguage;
-  /** each result with the value and U as reported (the strings the report prints) */
-  results: {
-    name: string;
-    title: string;
-    reported: string;
-    uncertainty: string;
-    coverageFactor: number;
-    unit: string;
-    verdict: 'pass' | 'fail' | null;
-  }[];
-  verdict: 'pass' | 'fail' | 'no-decision';
-}
+/** An issued report's content as its holder may see it online (with the report's verification code): the contract's. */
+export type { PublicSummary } from '@labtrace/protocols/api';
 
-export type PublicStatus =
-  | { id: string; status: 'unknown' }
-  | {
-      id: string;
-      status: 'valid' | 'amended' | 'revoked';
-      issuedAt: number;
-      amends: string | null;
-      amendReason: string | null;
-      amendedBy: string | null;
-      revokedAt: number | null;
-      revocationReason: string | null;
-      digests: { json: string; pdf: string; dcc: string };
-      /** SHA-256 of the signed JSON file as downloaded */
-      jsonFileDigest: string;
-      keyId: string;
-      logIndex: number;
-      statement?: SignedStatement;
-      signature?: string;
-    };
+/** What anyone may read of a report's status (without its summary): the contract's answer of the public status. */
+export type PublicStatus = DistributiveOmit<PublicCertificate, 'summary'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /**
  * The report's font and images as configured (certificates.start reads them once): a configured file that cannot
