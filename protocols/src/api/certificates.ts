@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
 import { msSchema, reasonSchema } from './common.js';
+import { LOCALES } from './auth.js';
+import { certificateContentSchema, certificateSignatureSchema, certificateStatementSchema, reportLanguageSchema } from './certificate-content.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
@@ -12,12 +14,30 @@ export const CERTIFICATE_STATUSES = ['draft', 'valid', 'amended', 'revoked'] as 
 export const certificateStatusSchema = z.enum(CERTIFICATE_STATUSES);
 export type CertificateStatus = z.output<typeof certificateStatusSchema>;
 
-export const certificateRequestBody = z.strictObject({ run: runId });
+/**
+ * the language the report is printed in: zh-CN, en or bilingual (left out: as asked at the request, else en; an
+ * amendment: as the report it replaces)
+ */
+const language = reportLanguageSchema.optional();
+export const certificateRequestBody = z.strictObject({ run: runId, language });
+export const certificateIssueBody = z.strictObject({ language });
+export const certificateAmendBody = z.strictObject({ reason: reasonSchema, language });
 export const certificateReasonBody = z.strictObject({ reason: reasonSchema });
 export const certificatesQuery = z.strictObject({ run: runId.optional(), status: certificateStatusSchema.optional() });
 const certificateParams = z.strictObject({ id: certificateIdSchema });
 
-const digestsSchema = z.strictObject({ json: z.string(), pdf: z.string(), dcc: z.string() });
+/** a report's verification code: 16 hex digits, printed on the report in its verification link (its QR code) */
+export const verificationCodeSchema = z.string().regex(/^[0-9a-f]{16}$/, 'expected the 16 hex digits of the verification link printed on the report');
+/** the public status's query: with the report's verification code, the answer carries its summary */
+export const publicCertificateQuery = z.strictObject({ code: verificationCodeSchema.optional() });
+/** the verification page's query: its language (else the browser's, else en) and the report's verification code */
+export const verifyPageQuery = z.strictObject({
+  lang: z.enum(LOCALES, { error: 'expected zh-CN or en' }).optional(),
+  code: verificationCodeSchema.optional(),
+});
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const digestsSchema = z.strictObject({ json: hex64, pdf: hex64, dcc: hex64 });
 
 /** a certificate as lists show it */
 export const certificateItemSchema = z.strictObject({
@@ -47,10 +67,11 @@ export type CertificateItem = z.output<typeof certificateItemSchema>;
 /** GET /api/certificates/:id: the list item, and for a draft what still blocks its issue, for an issued one its signed content */
 export const certificateDetailSchema = certificateItemSchema.extend({
   blockers: z.array(z.string()).optional(),
-  /** the signed content (the JSON file's `certificate`): its shape is the certificate content schema of the server */
-  content: z.record(z.string(), z.unknown()).optional(),
-  statement: z.record(z.string(), z.unknown()).optional(),
-  signature: z.string().optional(),
+  /** the signed content (the JSON file's `certificate`) */
+  content: certificateContentSchema.optional(),
+  /** what the lab signed: the number, the issue time and the renderings' digests */
+  statement: certificateStatementSchema.optional(),
+  signature: certificateSignatureSchema.optional(),
 });
 export type CertificateDetail = z.output<typeof certificateDetailSchema>;
 
@@ -62,7 +83,34 @@ export const publishedKeySchema = z.strictObject({
   verifierKey: z.string(),
 });
 
-/** what anyone holding a report may read of its status: 404 with `status: 'unknown'` for a number never issued */
+/** an issued report's content as its holder may see it online: only with the report's verification code */
+export const publicSummarySchema = z.strictObject({
+  customer: z.string(),
+  item: z.strictObject({ id: z.string(), description: z.string() }),
+  /** the standard and the method's title */
+  method: z.string(),
+  /** the language the report was issued in (en for reports issued before languages) */
+  language: reportLanguageSchema,
+  /** each result with the value and U as the report prints them */
+  results: z.array(
+    z.strictObject({
+      name: z.string(),
+      title: z.string(),
+      reported: z.string(),
+      uncertainty: z.string(),
+      coverageFactor: z.number(),
+      unit: z.string(),
+      verdict: z.enum(['pass', 'fail']).nullable(),
+    }),
+  ),
+  verdict: z.enum(['pass', 'fail', 'no-decision']),
+});
+export type PublicSummary = z.output<typeof publicSummarySchema>;
+
+/**
+ * what anyone holding a report may read of its status: 404 with `status: 'unknown'` for a number never issued;
+ * with the report's verification code (`?code=`), also its summary
+ */
 export const publicCertificateSchema = z.union([
   z.strictObject({ id: z.string(), status: z.literal('unknown') }),
   z.strictObject({
@@ -75,11 +123,13 @@ export const publicCertificateSchema = z.union([
     revokedAt: msSchema.nullable(),
     revocationReason: z.string().nullable(),
     digests: digestsSchema,
-    jsonFileDigest: z.string(),
+    /** SHA-256 of the signed JSON file as downloaded */
+    jsonFileDigest: hex64,
     keyId: z.string(),
     logIndex: z.number().int(),
-    statement: z.record(z.string(), z.unknown()).optional(),
-    signature: z.string().optional(),
+    statement: certificateStatementSchema.optional(),
+    signature: certificateSignatureSchema.optional(),
+    summary: publicSummarySchema.optional(),
   }),
 ]);
 export type PublicCertificate = z.output<typeof publicCertificateSchema>;
@@ -94,6 +144,7 @@ export const requestCertificate = defineRoute({
   method: 'POST',
   path: '/api/certificates',
   body: certificateRequestBody,
+  /** the draft (201) */
   response: certificateItemSchema,
 });
 export const getCertificate = defineRoute({
@@ -112,14 +163,15 @@ export const issueCertificate = defineRoute({
   method: 'POST',
   path: '/api/certificates/:id/issue',
   params: certificateParams,
+  body: certificateIssueBody,
   response: certificateItemSchema,
 });
 export const amendCertificate = defineRoute({
   method: 'POST',
   path: '/api/certificates/:id/amend',
   params: certificateParams,
-  body: certificateReasonBody,
-  /** the new certificate (a draft that amends the old one) */
+  body: certificateAmendBody,
+  /** the new certificate, issued at once in place of the old one (201) */
   response: certificateItemSchema,
 });
 export const revokeCertificate = defineRoute({
@@ -138,15 +190,23 @@ export const publicCertificate = defineRoute({
   method: 'GET',
   path: '/api/public/certificates/:id',
   params: certificateParams,
+  query: publicCertificateQuery,
   response: publicCertificateSchema,
 });
-/** the verification page (HTML) a report's QR code links to */
-export const verifyPage = defineRoute({ method: 'GET', path: '/verify/:id', params: certificateParams, response: z.string() });
+/** the verification page (HTML, zh-CN or en) a report's QR code links to; 404 for a number never issued */
+export const verifyPage = defineRoute({
+  method: 'GET',
+  path: '/verify/:id',
+  params: certificateParams,
+  query: verifyPageQuery,
+  response: z.string(),
+});
 /** the file itself as application/octet-stream in the body; nothing is stored */
 export const verifyUpload = defineRoute({
   method: 'POST',
   path: '/verify/:id',
   params: certificateParams,
+  /** the file's bytes (a Buffer once express.raw has read them): checked by the route, not by a schema */
   body: z.unknown(),
   response: z.strictObject({
     match: z.boolean(),

@@ -73,6 +73,10 @@ export const healthSchema = z.strictObject({
     }),
   ),
   faults: z.strictObject({ unhandledRejections: z.number().int() }),
+  /** outbound notifications: deliveries pending and failed for good, and whether e-mail can be sent (an SMTP relay) */
+  notifications: z
+    .strictObject({ pending: z.number().int(), failed: z.number().int(), oldestPendingAt: msSchema.nullable(), email: z.boolean() })
+    .optional(),
 });
 export type Health = z.output<typeof healthSchema>;
 

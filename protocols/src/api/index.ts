@@ -35,6 +35,17 @@ import {
   verifyPage,
   verifyUpload,
 } from './certificates.js';
+import {
+  getSubscriptions,
+  putSubscriptions,
+  listWebhooks,
+  createWebhook,
+  changeWebhook,
+  deleteWebhook,
+  listDeliveries,
+  retryDelivery,
+  testNotification,
+} from './notifications.js';
 
 export * from './contract.js';
 export * from './errors.js';
@@ -55,7 +66,9 @@ export * from './runs.js';
 export * from './alarms.js';
 export * from './calibration.js';
 export * from './accreditation.js';
+export * from './certificate-content.js';
 export * from './certificates.js';
+export * from './notifications.js';
 
 /** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
 export const api = {
@@ -134,6 +147,15 @@ export const api = {
   publicCertificate,
   verifyPage,
   verifyUpload,
+  getSubscriptions,
+  putSubscriptions,
+  listWebhooks,
+  createWebhook,
+  changeWebhook,
+  deleteWebhook,
+  listDeliveries,
+  retryDelivery,
+  testNotification,
 } as const;
 export type Api = typeof api;
 export type RouteName = keyof Api;

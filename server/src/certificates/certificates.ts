@@ -6,6 +6,8 @@ import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '.
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import type { CertificateItem, CertificateStatus, PublicCertificate, PublicSummary } from '@labtrace/protocols/api';
+import { notFound } from '../api/errors.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
@@ -35,31 +37,10 @@ import {
   type SignedStatement,
 } from './signing.js';
 
-export type CertificateStatus = 'draft' | 'valid' | 'amended' | 'revoked';
+export type { CertificateStatus } from '@labtrace/protocols/api';
 
-/** A certificate as lists show it (GET /api/certificates). */
-export interface CertificateView {
-  id: string;
-  run: string;
-  organization: string;
-  status: CertificateStatus;
-  requestedBy: string;
-  requestedAt: number;
-  issuedBy: string | null;
-  issuedAt: number | null;
-  /** the certificate this one amends (7.8.8), and the reason */
-  amends: string | null;
-  amendReason: string | null;
-  /** the certificate that replaced this one */
-  amendedBy: string | null;
-  revokedAt: number | null;
-  revocationReason: string | null;
-  /** SHA-256 of the content's canonical JSON, of the PDF and of the DCC XML, as signed; null for a draft */
-  digests: { json: string; pdf: string; dcc: string } | null;
-  keyId: string | null;
-  logIndex: number | null;
-  verifyUrl: string;
-}
+/** A certificate as lists show it (GET /api/certificates): the contract's list item. */
+export type CertificateView = CertificateItem;
 
 export interface CertificateFiles {
   json: Uint8Array;
@@ -223,7 +204,7 @@ export class Certificates {
     const db = this.deps.database.sqlite;
     const view = db.transaction(() => {
       const run = this.deps.runs.get(actor, runId);
-      if (!run) throw new LabtraceError('E_NOT_FOUND', `run "${runId}" is not known`);
+      if (!run) throw notFound('run', runId);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
       const id = this.nextId();
       this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at, language) VALUES (?, ?, ?, ?, ?, ?)').run(
@@ -249,7 +230,7 @@ export class Certificates {
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */
   blockers(id: string): string[] {
     const req = this.requestRow(id);
-    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (!req) throw notFound('certificate', id);
     if (this.issuedRow(id)) return [];
     const run = this.runOf(req.run);
     const problems = this.calibrationBlockers(run);
@@ -266,7 +247,7 @@ export class Certificates {
   /** Approves and issues a draft: the signatory must not be who performed or created the run. */
   async issue(actor: Actor & Viewer, id: string, language?: ReportLanguage): Promise<CertificateView> {
     const req = this.requestRow(id);
-    if (!req) throw new LabtraceError('E_NOT_FOUND', `certificate "${id}" is not known`);
+    if (!req) throw notFound('certificate', id);
     if (req.amends !== null)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
     return this.issueRequest(actor, req, language ?? languageOf(req));
@@ -310,10 +291,9 @@ export class Certificates {
     return db.transaction(() => {
       const row = this.issuedRow(id);
       if (!row)
-        throw new LabtraceError(
-          this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
-          `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
-        );
+        throw this.requestRow(id)
+          ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
+          : notFound('certificate', id);
       if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
       const before = this.statusOf(id);
       const at = this.now();
@@ -665,10 +645,9 @@ export class Certificates {
   private mustCurrent(id: string, what: string): CertificateRow {
     const row = this.issuedRow(id);
     if (!row)
-      throw new LabtraceError(
-        this.requestRow(id) ? 'E_CONFLICT' : 'E_NOT_FOUND',
-        `certificate "${id}" ${this.requestRow(id) ? 'is a draft: it was never issued' : 'is not known'}`,
-      );
+      throw this.requestRow(id)
+        ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
+        : notFound('certificate', id);
     if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
     const by = this.amendedBy(id);
     if (by !== null) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already amended by ${by}; ${what} ${by} instead`);
@@ -748,45 +727,12 @@ export class Certificates {
   }
 }
 
-/** An issued report's content as its holder may see it online (with the report's verification code). */
-export interface PublicSummary {
-  customer: string;
-  item: { id: string; description: string };
-  /** the standard and the method's title */
-  method: string;
-  language: ReportLanguage;
-  /** each result with the value and U as reported (the strings the report prints) */
-  results: {
-    name: string;
-    title: string;
-    reported: string;
-    uncertainty: string;
-    coverageFactor: number;
-    unit: string;
-    verdict: 'pass' | 'fail' | null;
-  }[];
-  verdict: 'pass' | 'fail' | 'no-decision';
-}
+/** An issued report's content as its holder may see it online (with the report's verification code): the contract's. */
+export type { PublicSummary } from '@labtrace/protocols/api';
 
-export type PublicStatus =
-  | { id: string; status: 'unknown' }
-  | {
-      id: string;
-      status: 'valid' | 'amended' | 'revoked';
-      issuedAt: number;
-      amends: string | null;
-      amendReason: string | null;
-      amendedBy: string | null;
-      revokedAt: number | null;
-      revocationReason: string | null;
-      digests: { json: string; pdf: string; dcc: string };
-      /** SHA-256 of the signed JSON file as downloaded */
-      jsonFileDigest: string;
-      keyId: string;
-      logIndex: number;
-      statement?: SignedStatement;
-      signature?: string;
-    };
+/** What anyone may read of a report's status (without its summary): the contract's answer of the public status. */
+export type PublicStatus = DistributiveOmit<PublicCertificate, 'summary'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /**
  * The report's font and images as configured (certificates.start reads them once): a configured file that cannot

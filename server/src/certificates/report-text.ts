@@ -1,12 +1,11 @@
 // The words of a printed report in Chinese and English. A report is issued in one of three languages: zh-CN,
 // en, or bilingual (each heading and label in both, Chinese first, the usual form of CNAS/CMA reports). The
 // values (names, numbers, identifiers, units) are printed as recorded, in every language.
-import { z } from 'zod';
+import type { ReportLanguage } from '@labtrace/protocols/api';
 import type { CertificateContent, CertificateResult, InstrumentTraceability } from './content.js';
 
-export const REPORT_LANGUAGES = ['zh-CN', 'en', 'bilingual'] as const;
-export type ReportLanguage = (typeof REPORT_LANGUAGES)[number];
-export const reportLanguageSchema = z.enum(REPORT_LANGUAGES, { error: 'expected zh-CN, en or bilingual' });
+// the languages are the API contract's (a report's language is asked for at its request, issue or amendment)
+export { REPORT_LANGUAGES, reportLanguageSchema, type ReportLanguage } from '@labtrace/protocols/api';
 
 /** The ISO 639-1 codes a report in this language uses (DCC usedLangCodeISO639_1), mandatory first. */
 export const languageCodes = (language: ReportLanguage): ('zh' | 'en')[] =>

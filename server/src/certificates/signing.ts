@@ -18,32 +18,18 @@ import {
   verifyEd25519,
   type SignerKey,
 } from '@labtrace/protocols';
+import { certificateSignatureSchema, certificateStatementSchema, type CertificateStatement } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import { certificateContentSchema, type CertificateContent } from './content.js';
 
-export const STATEMENT_PURPOSE = 'labtrace-certificate-signature';
-
-export const statementSchema = z.strictObject({
-  purpose: z.literal(STATEMENT_PURPOSE),
-  v: z.literal(1),
-  certificate: z.string().min(1),
-  issuedAt: z.number().int().min(0),
-  /** the key id of the lab's certificate key (8 hex digits, the signed-note key id) */
-  keyId: z.string().regex(/^[0-9a-f]{8}$/),
-  digestAlgorithm: z.literal('SHA-256'),
-  digests: z.strictObject({
-    /** of the content's canonical JSON (RFC 8785) bytes */
-    json: z.string().regex(/^[0-9a-f]{64}$/),
-    pdf: z.string().regex(/^[0-9a-f]{64}$/),
-    dcc: z.string().regex(/^[0-9a-f]{64}$/),
-  }),
-});
-export type SignedStatement = z.output<typeof statementSchema>;
+// the statement's schema is the API contract's (GET /api/certificates/:id and the public status answer it)
+export { STATEMENT_PURPOSE } from '@labtrace/protocols/api';
+export type SignedStatement = CertificateStatement;
 
 /** The JSON certificate file: the content, and the statement the lab signed over its digests. */
 export const signedCertificateSchema = z.strictObject({
   certificate: certificateContentSchema,
-  signed: z.strictObject({ statement: statementSchema, signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'expected a base64 Ed25519 signature') }),
+  signed: z.strictObject({ statement: certificateStatementSchema, signature: certificateSignatureSchema }),
 });
 export type SignedCertificate = z.output<typeof signedCertificateSchema>;
 
