@@ -91,7 +91,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   if (!res.ok) {
     const answer = (await res.json().catch(() => ({}))) as Partial<ApiErrorBody>;
     // a refused sign-in or a wrong current password is a 401 too: not the end of a session
-    if (res.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/password')) onUnauthorized?.();
+    if (res.status === 401 && !path.startsWith(api.login.path) && !path.startsWith(api.changePassword.path)) onUnauthorized?.();
     throw new ApiError(res.status, answer);
   }
   if (res.status === 204) return undefined as T;
