@@ -3,6 +3,7 @@ import path from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { defineConfig, type Plugin } from 'vite';
 import vue from '@vitejs/plugin-vue';
+import { api } from '@labtrace/protocols/api';
 
 /** the emitted files worth compressing: text */
 const TEXT = /\.(?:html|js|mjs|css|svg|json|txt|map)$/;
@@ -41,9 +42,28 @@ function precompress(): Plugin {
   };
 }
 
+const ROUTES_ID = 'virtual:labtrace-routes';
+
+/**
+ * The REST contract's method and path of every route, as a module without its schemas: the page calls routes by
+ * their contract (`call(api.getRun, ...)`) while zod stays out of the bundle. Read from the contract at build time,
+ * so the paths cannot drift from the server's.
+ */
+function contractRoutes(): Plugin {
+  return {
+    name: 'labtrace-contract-routes',
+    resolveId: (id) => (id === ROUTES_ID ? `\0${ROUTES_ID}` : undefined),
+    load(id) {
+      if (id !== `\0${ROUTES_ID}`) return undefined;
+      const routes = Object.fromEntries(Object.entries(api).map(([name, route]) => [name, { method: route.method, path: route.path }]));
+      return `export const routes = ${JSON.stringify(routes)};\n`;
+    },
+  };
+}
+
 // The server serves dist/ at /; in development, Vite proxies the API and socket.io to it.
 export default defineConfig({
-  plugins: [vue(), precompress()],
+  plugins: [vue(), contractRoutes(), precompress()],
   build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 1000 },
   server: {
     proxy: {

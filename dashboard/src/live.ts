@@ -1,17 +1,11 @@
 // One socket.io connection for the whole dashboard, with the latest instruments and a rolling window of samples.
 import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
-import { ApiError, getJson, queryString } from './api/client';
+import { ApiError, api, call } from './api/client';
 import { session } from './composables/useSession';
-import type {
-  ClientToServerEvents,
-  InstrumentView,
-  LiveSample,
-  RunAlarmEvent,
-  RunSampleColumns,
-  RunWatchAnswer,
-  ServerToClientEvents,
-} from '@labtrace/protocols';
+import type { InstrumentView, LiveSample } from '@labtrace/protocols/api';
+// the socket's events (types only)
+import type { ClientToServerEvents, RunAlarmEvent, RunSampleColumns, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
 // the one module, not the package's index: that would bring its schemas and crypto into the page
 import { unpackRunSamples } from '@labtrace/protocols/run-samples';
 
@@ -45,7 +39,7 @@ export async function loadInstruments(): Promise<void> {
   // clients of the lab do not read the lab's instrument list (they see their runs' instruments in the run)
   if (session.user?.role === 'client') return;
   try {
-    state.instruments = await getJson<InstrumentView[]>('/api/instruments');
+    state.instruments = await call(api.listInstruments);
     state.error = '';
     state.failure = undefined;
   } catch (err) {
@@ -55,9 +49,10 @@ export async function loadInstruments(): Promise<void> {
 }
 
 export async function loadHistory(instrument: string, channel: string): Promise<void> {
-  const past = await getJson<LiveSample[]>(
-    `/api/instruments/${encodeURIComponent(instrument)}/history${queryString({ channel, from: Date.now() - WINDOW_MS })}`,
-  ).catch(() => undefined);
+  const past = await call(api.instrumentHistory, {
+    params: { id: instrument },
+    query: { channel, from: String(Date.now() - WINDOW_MS) },
+  }).catch(() => undefined);
   if (!past) return;
   const key = `${instrument}/${channel}`;
   const known = series.get(key) ?? [];

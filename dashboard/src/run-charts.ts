@@ -1,6 +1,6 @@
 // Which charts a run shows: one per measurand of its method (read from the measurand's channel), then one per
 // other channel its instruments send; each with the method's limits and its inspection rules' bounds.
-import type { Method } from './lab-types';
+import type { Method } from '@labtrace/protocols/api';
 
 export interface LimitLine {
   value: number;
@@ -45,7 +45,7 @@ function limitsOf(method: Method | undefined, channel: string): LimitLine[] {
     kind,
     label: `${name} ${bound} ${value}`,
   });
-  for (const l of definition.limits ?? []) {
+  for (const l of definition.limits) {
     if (!measurands.includes(l.measurand)) continue;
     if (l.min !== undefined) lines.push(line(l.min, l.measurand, 'min', 'spec'));
     if (l.max !== undefined) lines.push(line(l.max, l.measurand, 'max', 'spec'));

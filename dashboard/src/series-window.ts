@@ -1,6 +1,6 @@
 // The points a run's charts draw, kept outside Vue's reactivity (thousands of points per second) and bounded:
 // each series keeps at most `maxPoints`, dropping the oldest, so a long run cannot grow the page without limit.
-import type { LiveSample } from '@labtrace/protocols';
+import type { LiveSample } from '@labtrace/protocols/api';
 
 export interface Point {
   x: number;

@@ -2,9 +2,38 @@
 // path, parameters, query and body a route takes and the JSON it answers. The session rides in its httpOnly
 // cookie; requests that change something echo the CSRF cookie in a header. A refusal is thrown as ApiError with
 // the server's stable code, reason, parameters and per-field issues, which views translate (useErrorText).
-import type { ApiErrorBody, ApiIssue, RouteContract, RouteInput, RouteOutput } from '@labtrace/protocols/api';
+import type { Api, ApiErrorBody, ApiIssue, RouteContract, RouteOutput } from '@labtrace/protocols/api';
 // the path helper alone: the contract's schemas (zod) stay out of the page
 import { fillPath } from '@labtrace/protocols/api/path';
+// each route's method and path, read from the contract when the dashboard is built (vite.config.ts)
+import { routes } from 'virtual:labtrace-routes';
+
+/** A route of the contract as the page holds it: its method and path, typed by the route's schemas. */
+export interface Route<C extends RouteContract = RouteContract> {
+  readonly method: C['method'];
+  readonly path: string;
+  /** never set: carries the route's contract for the types of `call` */
+  readonly contract?: C;
+}
+
+/** what a schema takes (zod's input type, read without importing zod) */
+type In<S> = S extends { _zod: { input: infer I } } ? I : never;
+/** one part of a request: left out when its schema takes nothing, optional when every field of it is */
+type Part<K extends string, S> = [keyof In<S>] extends [never]
+  ? Record<never, never>
+  : Record<never, never> extends In<S>
+    ? { [P in K]?: In<S> }
+    : { [P in K]: In<S> };
+/**
+ * What a caller gives for a route: its path parameters, query and body as the route's schemas take them. (The
+ * contract's own RouteInput leaves every part out: any object schema extends its empty one.)
+ */
+export type CallInput<C extends RouteContract> = Part<'params', C['params']> & Part<'query', C['query']> & Part<'body', C['body']>;
+/** the input argument: optional when nothing in it is required */
+type InputArg<C extends RouteContract> = Record<never, never> extends CallInput<C> ? [input?: CallInput<C>] : [input: CallInput<C>];
+
+/** every route of the REST API by the contract's name: `call(api.getRun, { params: { id } })` */
+export const api = routes as unknown as { readonly [K in keyof Api]: Route<Api[K]> };
 
 export class ApiError extends Error {
   readonly code: string;
@@ -30,7 +59,7 @@ export function csrfToken(): string {
 }
 
 /** A query string of the defined values: {from: 1, to: undefined} -> "?from=1". */
-export function queryString(query: Record<string, unknown> | undefined): string {
+function queryString(query: Record<string, unknown> | undefined): string {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(query ?? {})) {
     if (v === undefined || v === null || v === '') continue;
@@ -47,7 +76,7 @@ export function whenUnauthorized(listener: () => void): void {
 }
 
 /** Sends a request; answers the parsed JSON body (undefined for 204), or throws ApiError. */
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const init: RequestInit = { method, headers: {} };
   if (method !== 'GET' && method !== 'HEAD') {
     init.headers = { 'x-csrf-token': csrfToken(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
@@ -62,7 +91,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   if (!res.ok) {
     const answer = (await res.json().catch(() => ({}))) as Partial<ApiErrorBody>;
     // a refused sign-in or a wrong current password is a 401 too: not the end of a session
-    if (res.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/password')) onUnauthorized?.();
+    if (res.status === 401 && !path.startsWith(api.login.path) && !path.startsWith(api.changePassword.path)) onUnauthorized?.();
     throw new ApiError(res.status, answer);
   }
   if (res.status === 204) return undefined as T;
@@ -70,21 +99,14 @@ export async function request<T>(method: string, path: string, body?: unknown): 
 }
 
 /** Calls a route of the contract: `call(api.getRun, { params: { id } })`. */
-export function call<C extends RouteContract>(route: C, input: RouteInput<C> = {} as RouteInput<C>): Promise<RouteOutput<C>> {
-  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
+export function call<C extends RouteContract>(route: Route<C>, ...[input]: InputArg<C>): Promise<RouteOutput<C>> {
+  const i = (input ?? {}) as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
   const path = fillPath(route.path, i.params) + queryString(i.query);
   return request<RouteOutput<C>>(route.method, path, route.method === 'GET' ? undefined : (i.body ?? {}));
 }
 
-/** A GET of a path outside the contract's helpers (e.g. built by a view); prefer `call`. */
-export const getJson = <T>(path: string): Promise<T> => request<T>('GET', path);
-/** A POST with a JSON body; prefer `call`. */
-export const postJson = <T>(path: string, body: unknown = {}): Promise<T> => request<T>('POST', path, body);
-/** A PATCH with a JSON body; prefer `call`. */
-export const patchJson = <T>(path: string, body: unknown): Promise<T> => request<T>('PATCH', path, body);
-
 /** the URL of a route's file download (a PDF, an export), for an <a href download> */
-export function downloadUrl<C extends RouteContract>(route: C, input: RouteInput<C>): string {
-  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown> };
+export function downloadUrl<C extends RouteContract>(route: Route<C>, ...[input]: InputArg<C>): string {
+  const i = (input ?? {}) as { params?: Record<string, unknown>; query?: Record<string, unknown> };
   return fillPath(route.path, i.params) + queryString(i.query);
 }

@@ -1,19 +1,12 @@
 // Who is signed in, and their preferences (language, time zone) kept on the server. The session itself lives in
 // an httpOnly cookie; the page only knows the user. One state for the whole dashboard.
 import { computed, reactive } from 'vue';
-import { ApiError, request, whenUnauthorized } from '../api/client';
+import type { User } from '@labtrace/protocols/api';
+import { ApiError, api, call, whenUnauthorized } from '../api/client';
 import { defaultLanguage, isLanguage, rememberLanguage, setLanguage, type Language } from '../i18n';
 
-export interface SessionUser {
-  username: string;
-  role: string;
-  organization?: string | null;
-  mustChange: boolean;
-  /** the user's saved language; null follows the browser */
-  locale?: Language | null;
-  /** the user's saved IANA time zone; null follows the browser */
-  timeZone?: string | null;
-}
+/** the signed-in user as the server answers it: role, organization, saved language and time zone (null: the browser's) */
+export type SessionUser = User;
 
 const state = reactive({
   checked: false,
@@ -39,7 +32,9 @@ export const browserTimeZone = (): string => Intl.DateTimeFormat().resolvedOptio
 
 export async function checkSession(): Promise<void> {
   try {
-    adopt(await request<SessionUser>('GET', '/api/auth/me'));
+    // the CSRF token rides in its cookie too; the user is what the page keeps
+    const { csrf: _csrf, ...user } = await call(api.me);
+    adopt(user);
   } catch {
     adopt(undefined);
   }
@@ -48,7 +43,7 @@ export async function checkSession(): Promise<void> {
 
 export async function login(username: string, password: string): Promise<boolean> {
   try {
-    const answer = await request<{ user: SessionUser }>('POST', '/api/auth/login', { username, password });
+    const answer = await call(api.login, { body: { username, password } });
     state.error = undefined;
     state.notice = '';
     adopt(answer.user);
@@ -62,7 +57,7 @@ export async function login(username: string, password: string): Promise<boolean
 /** Changes the password; the server then ends every session, so the user signs in again with the new one. */
 export async function changePassword(currentPassword: string, newPassword: string): Promise<boolean> {
   try {
-    await request('POST', '/api/auth/password', { currentPassword, newPassword });
+    await call(api.changePassword, { body: { currentPassword, newPassword } });
   } catch (err) {
     state.error = err instanceof ApiError ? err : new ApiError(0, { error: String(err), code: 'E_NETWORK' });
     return false;
@@ -74,14 +69,13 @@ export async function changePassword(currentPassword: string, newPassword: strin
 }
 
 export async function logout(): Promise<void> {
-  await request('POST', '/api/auth/logout').catch(() => undefined);
+  await call(api.logout).catch(() => undefined);
   state.user = undefined;
 }
 
 /**
  * Saves the user's language and time zone on the server (null: follow the browser) and applies them at once. The
- * language is also remembered on this device, so a choice made before signing in (or on a server that cannot keep
- * preferences: it answers 404) still holds; only a real refusal is thrown.
+ * language is also remembered on this device, so a choice made before signing in still holds. A refusal is thrown.
  */
 export async function savePreferences(preferences: { locale?: Language | null; timeZone?: string | null }): Promise<void> {
   if (preferences.locale !== undefined) {
@@ -89,13 +83,8 @@ export async function savePreferences(preferences: { locale?: Language | null; t
     if (!state.user) setLanguage(preferences.locale ?? defaultLanguage());
   }
   if (!state.user) return;
-  let user: Partial<SessionUser> = preferences;
-  try {
-    user = { ...preferences, ...(await request<Partial<SessionUser>>('PATCH', '/api/auth/preferences', preferences)) };
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 404)) throw err;
-  }
-  if (state.user) adopt({ ...state.user, ...user });
+  const { csrf: _csrf, ...user } = await call(api.updatePreferences, { body: preferences });
+  if (state.user) adopt(user);
 }
 
 /** The session, its user's language and time zone, and the actions on it. */
