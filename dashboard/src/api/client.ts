@@ -2,7 +2,7 @@
 // path, parameters, query and body a route takes and the JSON it answers. The session rides in its httpOnly
 // cookie; requests that change something echo the CSRF cookie in a header. A refusal is thrown as ApiError with
 // the server's stable code, reason, parameters and per-field issues, which views translate (useErrorText).
-import type { Api, ApiErrorBody, ApiIssue, RouteContract, RouteOutput } from '@labtrace/protocols/api';
+import type { Api, ApiErrorBody, ApiIssue, RouteContract, RouteInput, RouteOutput } from '@labtrace/protocols/api';
 // the path helper alone: the contract's schemas (zod) stay out of the page
 import { fillPath } from '@labtrace/protocols/api/path';
 // each route's method and path, read from the contract when the dashboard is built (vite.config.ts)
@@ -16,19 +16,8 @@ export interface Route<C extends RouteContract = RouteContract> {
   readonly contract?: C;
 }
 
-/** what a schema takes (zod's input type, read without importing zod) */
-type In<S> = S extends { _zod: { input: infer I } } ? I : never;
-/** one part of a request: left out when its schema takes nothing, optional when every field of it is */
-type Part<K extends string, S> = [keyof In<S>] extends [never]
-  ? Record<never, never>
-  : Record<never, never> extends In<S>
-    ? { [P in K]?: In<S> }
-    : { [P in K]: In<S> };
-/**
- * What a caller gives for a route: its path parameters, query and body as the route's schemas take them. (The
- * contract's own RouteInput leaves every part out: any object schema extends its empty one.)
- */
-export type CallInput<C extends RouteContract> = Part<'params', C['params']> & Part<'query', C['query']> & Part<'body', C['body']>;
+/** what a caller gives for a route (the contract's RouteInput) */
+export type CallInput<C extends RouteContract> = RouteInput<C>;
 /** the input argument: optional when nothing in it is required */
 type InputArg<C extends RouteContract> = Record<never, never> extends CallInput<C> ? [input?: CallInput<C>] : [input: CallInput<C>];
 

@@ -44,15 +44,18 @@ export function defineRoute<
   };
 }
 
-/** what a caller gives for a route (the schemas' input types; an empty part may be left out) */
-export type RouteInput<C extends RouteContract> = Omit<
-  { params: z.input<C['params']>; query: z.input<C['query']>; body: z.input<C['body']> },
-  EmptyParts<C>
->;
-type EmptyParts<C extends RouteContract> =
-  | (C['params'] extends typeof none ? 'params' : never)
-  | (C['query'] extends typeof none ? 'query' : never)
-  | (C['body'] extends typeof none ? 'body' : never);
+/** one part of a request: left out when its schema takes nothing, optional when every field of it is */
+type Part<K extends string, S extends z.ZodType> = [keyof z.input<S>] extends [never]
+  ? Record<never, never>
+  : Record<never, never> extends z.input<S>
+    ? { [P in K]?: z.input<S> }
+    : { [P in K]: z.input<S> };
+
+/**
+ * What a caller gives for a route: its path parameters, query and body as the route's schemas take them (their input
+ * types); a part whose schema takes nothing is left out, one whose fields are all optional may be.
+ */
+export type RouteInput<C extends RouteContract> = Part<'params', C['params']> & Part<'query', C['query']> & Part<'body', C['body']>;
 
 /** what a route answers */
 export type RouteOutput<C extends RouteContract> = z.output<C['response']>;

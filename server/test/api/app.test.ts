@@ -26,6 +26,8 @@ test('GET /api/health', async () => {
     ingest: { refusedBatches: 0, refusedByReason: {} },
     gateways: [],
     faults: { unhandledRejections: 0 },
+    // nothing waits to be sent; no SMTP server configured (webhooks only)
+    notifications: { email: false, pending: 0, failed: 0, oldestPendingAt: null },
   });
 });
 
