@@ -17,12 +17,12 @@ import {
   waitFor,
 } from '../../server/dist/test/helpers/server.js';
 import { call as callAs, launch, screenshot, signIn as signInAs } from './helpers/browser.js';
+import { refusalText } from './helpers/records.js';
 
 const WAIT = { timeout: 20_000 };
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const catalogue = (language, area) => JSON.parse(readFileSync(new URL(`../src/locales/${language}/${area}.json`, import.meta.url), 'utf8'));
-const EN_ERRORS = catalogue('en', 'errors');
 const ZH_RUN = catalogue('zh-CN', 'run');
 const ZH_CHART = catalogue('zh-CN', 'chart');
 const ZH_ALARMS = catalogue('zh-CN', 'alarms');
@@ -188,7 +188,7 @@ describe('run views', () => {
       const row = page.locator('[data-test="equipment"] tr[data-instrument="ut-1"]');
       await row.waitFor(WAIT);
       expect(await row.innerText()).toMatch(/m x/);
-      expect(await row.locator('[data-test="calibration"]').getAttribute('data-status')).toBe('unknown');
+      expect(await row.locator('[data-test="calibration"]').getAttribute('data-status')).toBe('never-calibrated');
 
       await sendValues(20, 50);
       await page.waitForFunction(() => Number(document.querySelector('[data-test="charts"]')?.getAttribute('data-live')) >= 40, null, WAIT);
@@ -407,14 +407,15 @@ describe('run views', () => {
       expect(await page.locator('[data-test="steps"] [data-step="aborted"]').innerText()).toMatch(/specimen cracked while mounting/);
       expect(await call(`/api/runs/${planned}`, undefined)).toMatchObject({ state: 'aborted', endReason: 'specimen cracked while mounting' });
 
-      // a run whose instrument is out of service does not start: the refusal is shown as the catalogue words its code
+      // a run whose instrument is out of service does not start: the refusal is shown as the catalogue words its reason
       await page.goto(`${t.base}/#/runs/${blockedRun}`);
       await page.click('[data-test="run-start"]');
       const refusal = await page.locator('[data-test="run-error"]').innerText();
       const direct = await t.fetch(`/api/runs/${blockedRun}/start`, postJson({}), 'technician');
       expect(direct.status).toBe(409);
       const body = await direct.json();
-      expect(refusal).toBe((body.reason && EN_ERRORS.reason[body.reason]) || EN_ERRORS.code[body.code]);
+      expect(body.reason).toBe('run.cannot-start');
+      expect(refusal).toBe(refusalText('en', body));
       expect(await attr(page, '[data-test="run-state"]', 'data-state')).toBe('planned');
       expect(errors).toEqual([]);
     } finally {

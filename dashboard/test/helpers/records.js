@@ -28,10 +28,22 @@ export function message(language, key, params = {}) {
 
 /** what the dashboard must show for a refusal body of the server: its reason's message, else its code's */
 export function refusalText(language, body) {
-  const errors = catalogue(language, 'errors');
-  if (body.reason !== undefined && typeof errors.reason?.[body.reason] === 'string')
-    return message(language, `errors.reason.${body.reason}`, body.params);
-  if (typeof errors.code?.[body.code] === 'string') return message(language, `errors.code.${body.code}`, body.params);
+  const has = (key) => {
+    try {
+      message(language, key);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // parameters that name things are shown in the language too (the dashboard's useErrorText)
+  const NAMED = { type: 'errors.recordType.', state: 'run.state.', role: 'common.roles.', command: 'errors.command.' };
+  const params = { ...body.params };
+  for (const [name, prefix] of Object.entries(NAMED)) {
+    if (typeof params[name] === 'string' && has(prefix + params[name])) params[name] = message(language, prefix + params[name]);
+  }
+  if (body.reason !== undefined && has(`errors.reason.${body.reason}`)) return message(language, `errors.reason.${body.reason}`, params);
+  if (has(`errors.code.${body.code}`)) return message(language, `errors.code.${body.code}`, params);
   return message(language, 'errors.unexpected');
 }
 

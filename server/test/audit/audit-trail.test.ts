@@ -8,6 +8,7 @@ const ALARM = 'lim/ut-1/c#1';
 const setup = { username: 'test-setup', role: 'system' };
 /** dana's session, from the login mutation, ended by the logout mutation (which runs after it) */
 let danaSession: string | undefined;
+let webhookId = '';
 const method = {
   standard: 'ISO 6892-1:2019',
   title: 'Tensile testing',
@@ -335,6 +336,40 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
   'POST /api/auth/password': async () => ({
     res: await t.fetch('/api/auth/password', json('POST', { currentPassword: USER_PASSWORD, newPassword: 'signatory-new-secret' }), 'signatory'),
     expect: { actor: 'signatory', action: 'password-set', recordType: 'user', recordId: 'signatory' },
+  }),
+  'PATCH /api/auth/preferences': async () => ({
+    res: await t.fetch('/api/auth/preferences', json('PATCH', { locale: 'zh-CN', timeZone: 'Asia/Shanghai' }), 'technician'),
+    expect: {
+      actor: 'technician',
+      action: 'update',
+      recordType: 'user-preferences',
+      recordId: 'technician',
+      newValue: { locale: 'zh-CN', timeZone: 'Asia/Shanghai' },
+    },
+  }),
+  'POST /api/notifications/webhooks': async () => {
+    // a receiver that is not there (the discard port): its deliveries fail, which the retry below needs
+    const res = await t.fetch('/api/notifications/webhooks', json('POST', { name: 'lab group', owner: 'admin', url: 'http://127.0.0.1:9/hook' }));
+    webhookId = ((await res.clone().json()) as { id: string }).id;
+    return { res, expect: { actor: 'admin', action: 'create', recordType: 'notification-webhook', recordId: webhookId } };
+  },
+  'PATCH /api/notifications/webhooks/:id': async () => ({
+    res: await t.fetch(`/api/notifications/webhooks/${webhookId}`, json('PATCH', { name: 'lab robot', reason: 'renamed by the lab' })),
+    expect: { actor: 'admin', action: 'update', recordType: 'notification-webhook', recordId: webhookId, reason: 'renamed by the lab' },
+  }),
+  'POST /api/notifications/deliveries/:id/retry': async () => {
+    const sent = await t.fetch('/api/notifications/test', json('POST', { channel: 'webhook', webhook: webhookId }));
+    const { id } = (await sent.json()) as { id: number };
+    // as if every attempt had failed (the back-off would take minutes): only a failed delivery is retried
+    t.server.database.sqlite.prepare("UPDATE notification_outbox SET status = 'failed' WHERE id = ?").run(id);
+    return {
+      res: await t.fetch(`/api/notifications/deliveries/${id}/retry`, json('POST', {})),
+      expect: { actor: 'admin', action: 'state-change', recordType: 'notification-delivery', recordId: String(id), newValue: { status: 'pending' } },
+    };
+  },
+  'DELETE /api/notifications/webhooks/:id': async () => ({
+    res: await t.fetch(`/api/notifications/webhooks/${webhookId}`, json('DELETE', { reason: 'robot retired' })),
+    expect: { actor: 'admin', action: 'delete', recordType: 'notification-webhook', recordId: webhookId, reason: 'robot retired' },
   }),
 };
 
