@@ -62,9 +62,17 @@ try {
       const seen = await page.evaluate(() => ({
         ...window.__firstChart,
         domContentLoaded: performance.getEntriesByType('navigation')[0]?.domContentLoadedEventEnd ?? null,
+        // where the time goes: each request's start and end (ms from navigation), its path and size
+        resources: performance.getEntriesByType('resource').map((e) => ({
+          path: new URL(e.name).pathname.replace(/-[\w-]{8}\.js$/, '.js'),
+          start: Math.round(e.startTime),
+          end: Math.round(e.responseEnd),
+          bytes: e.encodedBodySize,
+        })),
       }));
       loads.push(seen);
       console.log(`${NAME}: load ${i + 1}: first chart at ${seen.t.toFixed(0)} ms (${seen.how})`);
+      if (i === LOADS - 1) for (const r of seen.resources) console.log(`${NAME}:   ${r.start}-${r.end} ms ${r.path} ${r.bytes} B`);
     } finally {
       await context.close();
     }
