@@ -142,6 +142,14 @@ function sources(dir = SRC, out = []) {
  * Keys built at run time (t(`common.roles.${role}`)): the prefix and every value it may take. `null`: the source
  * asks te() first and falls back to a text of its own, so no expansion has to exist.
  */
+/** the string values of a constant array a source defines (`const NAME = ['a', 'b'] as const`): the test follows the source */
+function listIn(file, name) {
+  const text = readFileSync(path.join(SRC, file), 'utf8');
+  const m = new RegExp(`const ${name} = \\[([^\\]]*)\\]`).exec(text);
+  if (!m) throw new Error(`${file} defines no ${name}`);
+  return [...m[1].matchAll(/'([^']+)'/g)].map((v) => v[1]);
+}
+
 // the values a key built at run time can take: the contract's enums where the value comes from the server, else the
 // component's own list; null where the source guards the key with te() and falls back (error codes and reasons)
 const DYNAMIC = {
@@ -166,25 +174,8 @@ const DYNAMIC = {
   // the filter's own field names (AuditTrail's MAX and time fields)
   'audit.': ['actor', 'recordType', 'recordId', 'action', 'since', 'until'],
   'audit.actions.': AUDIT_ACTIONS,
-  // AuditTrail's list of the record types the server writes (a type outside it is shown as recorded)
-  'audit.recordTypes.': [
-    'accreditation',
-    'calibration',
-    'certificate',
-    'instrument-check',
-    'instrument-status',
-    'lab-sample',
-    'method',
-    'notification-delivery',
-    'notification-webhook',
-    'organization',
-    'run',
-    'run-alarm',
-    'run-results',
-    'session',
-    'user',
-    'user-preferences',
-  ],
+  // AuditTrail's own list of the record types the server writes (a type outside it is shown as recorded)
+  'audit.recordTypes.': listIn('components/AuditTrail.vue', 'AUDIT_RECORD_TYPES'),
   'certificate.status.': CERTIFICATE_STATUSES,
   'certificate.statusOf.': CERTIFICATE_STATUSES,
   'run.certificates.status.': CERTIFICATE_STATUSES,
