@@ -3,9 +3,9 @@ import { reactive, ref } from 'vue';
 import { io, type Socket } from 'socket.io-client';
 import { ApiError, api, call } from './api/client';
 import { session } from './composables/useSession';
-import type { InstrumentView, LiveSample } from '@labtrace/protocols/api';
+import type { InstrumentView, ListName, LiveSample } from '@labtrace/protocols/api';
 // the socket's events (types only)
-import type { ClientToServerEvents, RunAlarmEvent, RunSampleColumns, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
+import type { ClientToServerEvents, ListChange, RunAlarmEvent, RunSampleColumns, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
 // the one module, not the package's index: that would bring its schemas and crypto into the page
 import { unpackRunSamples } from '@labtrace/protocols/run-samples';
 
@@ -27,6 +27,17 @@ export const state = reactive({
 /** Samples per "instrument/channel", oldest first, trimmed to the window. */
 export const series = new Map<string, LiveSample[]>();
 export const tick = ref(0);
+
+type ChangeListener = (change: ListChange) => void;
+const changeListeners = new Set<ChangeListener>();
+/** Calls `listener` when the server announces a change to one of `lists` (socket.io `changed`); returns the unsubscribe. */
+export function onListChanged(lists: readonly ListName[], listener: ChangeListener): () => void {
+  const wrapped: ChangeListener = (change) => {
+    if (lists.includes(change.list)) listener(change);
+  };
+  changeListeners.add(wrapped);
+  return () => changeListeners.delete(wrapped);
+}
 
 type Listener = (samples: LiveSample[]) => void;
 const listeners = new Set<Listener>();
@@ -141,6 +152,9 @@ export function connect(): void {
     }
   });
   socket.on('instruments', () => void loadInstruments());
+  socket.on('changed', (change) => {
+    for (const l of changeListeners) l(change);
+  });
   socket.on('gateway', (status) => {
     for (const i of state.instruments) if (i.gateway === status.id) i.connected = status.connected;
   });

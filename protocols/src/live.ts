@@ -1,6 +1,7 @@
 // What the server pushes to dashboards over socket.io, and what they may ask.
 import type { InstrumentHealthMessage, Quality } from './measurement.js';
 import type { RunSampleColumns } from './run-samples.js';
+import type { ListName } from './api/common.js';
 
 export interface LiveSample {
   gateway: string;
@@ -30,6 +31,17 @@ export interface ServerToClientEvents {
   'run:state': (run: { id: string; state: string; startedAt: number | null; endedAt: number | null }) => void;
   /** an inspection alarm of a watched run was raised, changed, acknowledged or cleared */
   'run:alarm': (event: RunAlarmEvent) => void;
+  /**
+   * A record of a list changed (created, changed state, issued...): views showing that list read it again through
+   * the REST API, which applies the reader's visibility. It names the list and the record's id, nothing more.
+   */
+  changed: (change: ListChange) => void;
+}
+
+/** what `changed` carries */
+export interface ListChange {
+  list: ListName;
+  id: string;
 }
 
 export type AlarmEventKind = 'raised' | 'escalated' | 'recurred' | 'returned' | 'acknowledged' | 'cleared';

@@ -40,3 +40,41 @@ export const calibrationBriefSchema = z.strictObject({ status: z.enum(CALIBRATIO
 
 /** an instrument's identity as its gateway announced it (maker, model, serial number, where it stands) */
 export const instrumentIdentitySchema = identitySchema;
+
+// ---- Paging (every list of records: runs, certificates, samples, methods, instruments, users, audit trail,
+// security events). Newest first; the cursor is the opaque position of the last item shown (the store's row id,
+// never a timestamp: many entries may share a millisecond), and the next page starts just after it.
+
+/** the largest page a list route answers */
+export const PAGE_MAX = 500;
+/** an opaque cursor: the position (a whole number in decimal) a previous page answered as `next` */
+export const cursorSchema = z.string().regex(/^[0-9]{1,16}$/, 'expected the `next` cursor of a previous page');
+/** the query fields of a paged list: merge them into the route's query object (`{ ...pageQuery, state: ... }`) */
+export const pageQuery = {
+  limit: queryInt(1, PAGE_MAX).default(50),
+  cursor: cursorSchema.optional(),
+};
+/** A page of a list: its items, newest first, and the cursor of the next page (null on the last page). */
+export const pageOf = <T extends z.ZodTypeAny>(item: T) => z.strictObject({ items: z.array(item), next: cursorSchema.nullable() });
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+/** the lists that announce changes over socket.io (`changed`), so that views re-read them instead of polling */
+export const LIST_NAMES = [
+  'runs',
+  'certificates',
+  'samples',
+  'methods',
+  'instruments',
+  'users',
+  'audit',
+  'security-events',
+  'alarms',
+  'gateways',
+  'accreditations',
+  'calibrations',
+  'shares',
+] as const;
+export type ListName = (typeof LIST_NAMES)[number];

@@ -6,6 +6,7 @@ import {
   type ClientToServerEvents,
   type GatewayStatus,
   type InstrumentHealthMessage,
+  type ListChange,
   type LiveSample,
   type RunAlarmEvent,
   type RunWatchAnswer,
@@ -21,6 +22,7 @@ export const LAB_ROOM_ROLES: readonly Role[] = ['admin', 'technician', 'signator
 const LAB_ROOM = 'lab';
 const userRoom = (username: string): string => `user:${username}`;
 const runRoom = (run: string): string => `run:${run}`;
+const organizationRoom = (organization: string): string => `organization:${organization}`;
 
 /** who may watch a test run: the run's state when the principal may see it, else undefined (unknown or not theirs) */
 export type RunAccess = (principal: Principal, run: string) => { state: string } | undefined;
@@ -112,6 +114,8 @@ export class LiveHub {
     void socket.join(userRoom(principal.username));
     // the lab-wide stream carries every client's measurements: not for an auditor whose grant names some clients
     if (LAB_ROOM_ROLES.includes(principal.role) && seesAll(principal)) void socket.join(LAB_ROOM);
+    // a client's people hear of changes to their organization's runs and reports (`changed`)
+    if (principal.organization !== null) void socket.join(organizationRoom(principal.organization));
     socket.on(
       'hello',
       this.guarded(socket, 'hello', (ack) => {
@@ -197,6 +201,17 @@ export class LiveHub {
 
   health(health: InstrumentHealthMessage[]): void {
     this.io?.to(LAB_ROOM).emit('health', health);
+  }
+
+  /**
+   * Tells the dashboards that a record of a list changed, so that views showing the list read it again (no polling).
+   * The lab's staff hear of every change; a customer organization's users of their own records (`organization`).
+   */
+  changed(change: ListChange, organization?: string | null): void {
+    const io = this.io;
+    if (!io) return;
+    const rooms = organization ? [LAB_ROOM, organizationRoom(organization)] : [LAB_ROOM];
+    io.to(rooms).emit('changed', { list: change.list, id: change.id });
   }
 
   instrumentsChanged(): void {
