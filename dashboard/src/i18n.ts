@@ -6,15 +6,26 @@ import { createI18n } from 'vue-i18n';
 export const LANGUAGES = ['zh-CN', 'en'] as const;
 export type Language = (typeof LANGUAGES)[number];
 
-type Catalogue = Record<string, unknown>;
+type Catalogue = Record<string, Record<string, unknown>>;
 
-// every catalogue file, bundled (they are small): ./locales/en/run.json -> messages.en.run
-const files = import.meta.glob<Catalogue>('./locales/*/*.json', { eager: true, import: 'default' });
-const messages: Record<string, Record<string, Catalogue>> = {};
-for (const [file, catalogue] of Object.entries(files)) {
-  const m = /\.\/locales\/([^/]+)\/([^/]+)\.json$/.exec(file);
-  if (!m?.[1] || !m[2]) continue;
-  (messages[m[1]] ??= {})[m[2]] = catalogue;
+// one chunk per language (locales/<language>.ts merges its area files, compiled when the dashboard is built): the
+// page loads only the language it shows
+const catalogues: Record<Language, () => Promise<{ default: Catalogue }>> = {
+  'zh-CN': () => import('./locales/zh-CN'),
+  en: () => import('./locales/en'),
+};
+const loading = new Map<Language, Promise<void>>();
+
+/** Loads a language's catalogue once (every later call answers the same promise). */
+export function loadLanguage(language: Language): Promise<void> {
+  let pending = loading.get(language);
+  if (!pending) {
+    pending = catalogues[language]().then((m) => i18n.global.setLocaleMessage(language, m.default as never));
+    // a failed load (the network) is tried again on the next call
+    pending.catch(() => loading.delete(language));
+    loading.set(language, pending);
+  }
+  return pending;
 }
 
 /** The language for the browser's preferences: the first supported one, matched by language when the region differs. */
@@ -61,17 +72,25 @@ export const i18n = createI18n({
   legacy: false,
   locale: defaultLanguage(),
   fallbackLocale: 'en',
-  messages: messages as never,
+  messages: {},
   // a missing key is a test failure (test/catalogues), not a console warning in production
   missingWarn: import.meta.env.DEV,
   fallbackWarn: import.meta.env.DEV,
 });
 
-/** Switches the language of every view and of `<html lang>`. */
-export function setLanguage(language: Language): void {
+/** the language last asked for: a slower load of an earlier choice does not win */
+let wanted: Language | undefined;
+
+/** Switches the language of every view and of `<html lang>`, once its catalogue is loaded. */
+export async function setLanguage(language: Language): Promise<void> {
+  wanted = language;
+  await loadLanguage(language);
+  if (wanted !== language) return;
   i18n.global.locale.value = language;
   document.documentElement.lang = language;
 }
 
 export const isLanguage = (value: unknown): value is Language => (LANGUAGES as readonly unknown[]).includes(value);
 document.documentElement.lang = i18n.global.locale.value;
+/** the first language's catalogue, asked for as the page starts (main.ts mounts the app once it is in) */
+export const firstLanguage: Promise<void> = loadLanguage(i18n.global.locale.value as Language);

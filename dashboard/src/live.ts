@@ -1,6 +1,6 @@
 // One socket.io connection for the whole dashboard, with the latest instruments and a rolling window of samples.
 import { reactive, ref } from 'vue';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { ApiError, api, call } from './api/client';
 import { session } from './composables/useSession';
 import type { InstrumentView, ListName, LiveSample } from '@labtrace/protocols/api';
@@ -75,9 +75,16 @@ export async function loadHistory(instrument: string, channel: string): Promise<
   tick.value++;
 }
 
-let socket: Socket<ServerToClientEvents, ClientToServerEvents> | undefined;
+type LiveSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+let socket: LiveSocket | undefined;
+/** the socket on its way: socket.io's client loads after the first view (it is not needed to draw it) */
+let opening: Promise<LiveSocket | undefined> | undefined;
+/** counts disconnects: a socket that arrives after one is not opened */
+let generation = 0;
 
 export function disconnect(): void {
+  generation++;
+  opening = undefined;
   socket?.disconnect();
   socket = undefined;
   state.connected = false;
@@ -94,9 +101,18 @@ export interface RunWatcher {
 
 /** Watches a run's room: its samples, state changes and alarms; returns the function that stops watching. */
 export function watchRun(run: string, watcher: RunWatcher): () => void {
-  connect();
-  const s = socket;
-  if (!s) return () => undefined;
+  let stop: (() => void) | undefined;
+  let stopped = false;
+  void open().then((s) => {
+    if (s && !stopped) stop = attachRun(s, run, watcher);
+  });
+  return () => {
+    stopped = true;
+    stop?.();
+  };
+}
+
+function attachRun(s: LiveSocket, run: string, watcher: RunWatcher): () => void {
   const join = (): void => {
     s.emit('run:watch', run, (answer) => watcher.joined(answer));
   };
@@ -130,10 +146,35 @@ function onlineChanged(): void {
 window.addEventListener('online', onlineChanged);
 window.addEventListener('offline', onlineChanged);
 
+/** The live connection, opened once (socket.io's client is loaded on the first call); undefined after a sign-out. */
+function open(): Promise<LiveSocket | undefined> {
+  if (socket) return Promise.resolve(socket);
+  if (!opening) {
+    const mine = generation;
+    state.connection = 'reconnecting';
+    opening = import('socket.io-client').then(
+      ({ io }) => {
+        if (mine !== generation) return undefined;
+        socket = io({ transports: ['websocket', 'polling'] });
+        wire(socket);
+        return socket;
+      },
+      () => {
+        // the script did not load (the network): the next call tries again
+        opening = undefined;
+        if (mine === generation) state.connection = 'offline';
+        return undefined;
+      },
+    );
+  }
+  return opening;
+}
+
 export function connect(): void {
-  if (socket) return;
-  socket = io({ transports: ['websocket', 'polling'] });
-  state.connection = 'reconnecting';
+  void open();
+}
+
+function wire(socket: LiveSocket): void {
   socket.on('connect', () => {
     state.connected = true;
     state.connection = 'connected';

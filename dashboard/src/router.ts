@@ -1,6 +1,7 @@
 // The dashboard's routes (hash history: a shared link such as #/runs/<id> works on any server path). Every view
 // loads lazily, so the first page brings only what it shows; chart.js comes with the run views.
 import { createRouter, createWebHashHistory, type RouteRecordRaw } from 'vue-router';
+import { prefetchRun } from './run-prefetch';
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -11,7 +12,17 @@ declare module 'vue-router' {
 
 export const routes: RouteRecordRaw[] = [
   { path: '/', name: 'home', component: () => import('./views/HomeView.vue'), meta: { title: 'common.titles.home' } },
-  { path: '/runs/:id', name: 'run', component: () => import('./views/RunLiveView.vue'), props: true, meta: { title: 'common.titles.run' } },
+  {
+    path: '/runs/:id',
+    name: 'run',
+    component: () => import('./views/RunLiveView.vue'),
+    props: true,
+    meta: { title: 'common.titles.run' },
+    // the run's data travels while the view's code loads
+    beforeEnter: (to) => {
+      if (typeof to.params['id'] === 'string') prefetchRun(to.params['id']);
+    },
+  },
   {
     path: '/runs/:id/replay',
     name: 'replay',

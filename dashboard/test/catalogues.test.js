@@ -70,11 +70,14 @@ function compileErrors(message) {
 const placeholders = (message) => [...new Set([...message.matchAll(/\{\s*([A-Za-z_][\w]*)\s*\}/g)].map((m) => m[1]))].sort();
 
 describe('catalogues', () => {
-  test('the dashboard offers zh-CN and en, and each has its own folder of area files', () => {
+  test('the dashboard offers zh-CN and en, each with its folder of area files and the module the page loads it by', () => {
     expect(LANGUAGES).toEqual(expect.arrayContaining(['zh-CN', 'en']));
     for (const language of LANGUAGES) expect(statSync(path.join(LOCALES, language)).isDirectory()).toBe(true);
-    // no folder for a language the switch does not offer
-    expect(readdirSync(LOCALES).sort()).toEqual([...LANGUAGES].sort());
+    // no folder (nor module) for a language the switch does not offer; every offered one has both
+    expect(readdirSync(LOCALES).sort()).toEqual(LANGUAGES.flatMap((l) => [l, `${l}.ts`]).sort());
+    // src/i18n.ts loads each language by its module, one chunk each
+    const i18nSource = readFileSync(path.join(LOCALES, '..', 'i18n.ts'), 'utf8');
+    for (const language of LANGUAGES) expect(i18nSource).toContain(`import('./locales/${language}')`);
   });
 
   test('every area file exists in every language', () => {

@@ -20,15 +20,16 @@ const state = reactive({
 function adopt(user: SessionUser | undefined): void {
   state.user = user;
   const saved = user?.locale;
-  setLanguage(isLanguage(saved) ? saved : defaultLanguage());
+  void setLanguage(isLanguage(saved) ? saved : defaultLanguage());
 }
 
 whenUnauthorized(() => {
   if (state.user) state.user = undefined;
 });
 
-/** the browser's own time zone */
-export const browserTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+let browserZone: string | undefined;
+/** the browser's own time zone (asked once: a DateTimeFormat is costly to make, and every view asks) */
+export const browserTimeZone = (): string => (browserZone ??= Intl.DateTimeFormat().resolvedOptions().timeZone);
 
 export async function checkSession(): Promise<void> {
   try {
@@ -80,7 +81,7 @@ export async function logout(): Promise<void> {
 export async function savePreferences(preferences: { locale?: Language | null; timeZone?: string | null }): Promise<void> {
   if (preferences.locale !== undefined) {
     rememberLanguage(preferences.locale ?? undefined);
-    if (!state.user) setLanguage(preferences.locale ?? defaultLanguage());
+    if (!state.user) void setLanguage(preferences.locale ?? defaultLanguage());
   }
   if (!state.user) return;
   const { csrf: _csrf, ...user } = await call(api.updatePreferences, { body: preferences });

@@ -1,0 +1,51 @@
+// A run's first data asked for as soon as the router knows the page is a run (a shared link opened, a click on a
+// run): the run and its stored records travel while the view's code (and chart.js) still load, instead of after.
+// The view takes each answer once (`takePrefetched`); an answer older than a few seconds, or one never taken, is
+// dropped. The server checks the session as for any request: before the sign-in check answers, a refused prefetch
+// is simply not used.
+import type { Run, RunAlarms, RunRecords } from '@labtrace/protocols/api';
+import { api, call } from './api/client';
+
+/** the most points a run view keeps per channel and the records it asks for (RunView.vue) */
+export const RUN_MAX_POINTS = 20_000;
+export const RUN_RECORDS_LIMIT = RUN_MAX_POINTS * 4;
+/** an answer older than this is not used: the view asks again */
+const FRESH_MS = 5_000;
+
+interface Prefetched {
+  at: number;
+  run?: Promise<Run>;
+  records?: Promise<RunRecords>;
+  alarms?: Promise<RunAlarms>;
+}
+const prefetched = new Map<string, Prefetched>();
+
+/** a promise nobody may await: its refusal is not an unhandled rejection (the view asks again) */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+/** Starts loading what a run view shows first. */
+export function prefetchRun(id: string): void {
+  const params = { id };
+  prefetched.set(id, {
+    at: Date.now(),
+    run: quiet(call(api.getRun, { params })),
+    records: quiet(call(api.runRecords, { params, query: { limit: RUN_RECORDS_LIMIT } })),
+    alarms: quiet(call(api.runAlarms, { params })),
+  });
+}
+
+/** The prefetched answer for the run, once; undefined when there is none or it is stale (the caller asks itself). */
+export function takePrefetched<K extends 'run' | 'records' | 'alarms'>(id: string, kind: K): Prefetched[K] {
+  const entry = prefetched.get(id);
+  if (!entry || Date.now() - entry.at > FRESH_MS) {
+    prefetched.delete(id);
+    return undefined;
+  }
+  const answer = entry[kind];
+  delete entry[kind];
+  if (entry.run === undefined && entry.records === undefined && entry.alarms === undefined) prefetched.delete(id);
+  return answer;
+}
