@@ -85,9 +85,9 @@ beforeAll(async () => {
   const run = completed();
   if (run === undefined) throw new Error('no completed run');
   await waitFor('the issued certificate', () =>
-    t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).some((c) => c.status === 'valid'),
+    t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.some((c) => c.status === 'valid'),
   );
-  const certificate = t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).find((c) => c.status === 'valid');
+  const certificate = t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.find((c) => c.status === 'valid');
   const now = Date.now();
   const accreditation = await t.fetch(
     '/api/accreditations',
