@@ -170,9 +170,11 @@ describe('certificate actions', () => {
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${blocked.id}"] [data-test="blocker"]`, WAIT);
       const blockers = (await call(t, `/api/certificates/${blocked.id}`, undefined, 'signatory')).blockerDetails;
       expect(blockers.length).toBeGreaterThan(0);
-      // each by its kind, in the page's language (the server's English in its title)
+      // each by its kind, in the page's language (the server's English kept in data-server-text)
       expect(
-        await page.locator('[data-test="blocker"]').evaluateAll((b) => b.map((x) => [x.getAttribute('data-kind'), x.getAttribute('title')])),
+        await page
+          .locator('[data-test="blocker"]')
+          .evaluateAll((b) => b.map((x) => [x.getAttribute('data-kind'), x.getAttribute('data-server-text')])),
       ).toEqual(blockers.map((b) => [b.kind, b.text]));
       await page.click('[data-test="certificate-issue"]');
       await confirm(page);
