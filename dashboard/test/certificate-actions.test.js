@@ -216,7 +216,7 @@ describe('certificate actions', () => {
     } finally {
       await client.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('one rounding', () => {
@@ -252,7 +252,7 @@ describe('one rounding', () => {
     } finally {
       await client.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('a report in Chinese, on a phone, in Shanghai', () => {
@@ -305,7 +305,7 @@ describe('a report in Chinese, on a phone, in Shanghai', () => {
     } finally {
       await signatory.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('amendments and who may sign', () => {
@@ -365,7 +365,7 @@ describe('amendments and who may sign', () => {
     } finally {
       await client.close();
     }
-  }, 30_000);
+  }, 90_000);
 
   test('a signatory who performed the run is refused, and the refusal is translated', async () => {
     const draft = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
@@ -404,5 +404,5 @@ describe('amendments and who may sign', () => {
     } finally {
       await close();
     }
-  }, 30_000);
+  }, 90_000);
 });

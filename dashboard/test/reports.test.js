@@ -193,6 +193,8 @@ describe("the signatory's review", () => {
       expect(preview.text).toContain('DRAFT — not issued');
       expect(preview.text).toContain(review.draft.results[0].reported);
       expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
+      // (the picture: the report's content from its heading, the results table in view)
+      await page.locator('[data-test="report-content"]').evaluate((el) => el.scrollIntoView());
       await docShot(page, 'review');
 
       // issued after a confirmation (a signing action): the dialog names the report
@@ -233,7 +235,7 @@ describe("the signatory's review", () => {
     } finally {
       await technician.close();
     }
-  }, 90_000);
+  }, 180_000);
 });
 
 describe('an amendment that corrects the report, in Chinese, on a phone', () => {
@@ -317,5 +319,5 @@ describe('an amendment that corrects the report, in Chinese, on a phone', () => 
     expect(text).toContain(customer);
     expect(text).toContain('热轧带肋钢筋 HRB400E');
     expect(text).toContain(reason);
-  }, 90_000);
+  }, 180_000);
 });
