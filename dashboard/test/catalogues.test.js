@@ -9,6 +9,7 @@ import { baseCompile } from '@intlify/message-compiler';
 import {
   ACCREDITATION_STATES,
   AUDIT_ACTIONS,
+  BLOCKER_KINDS,
   CALIBRATION_STATES,
   CERTIFICATE_STATUSES,
   REASONS,
@@ -186,6 +187,11 @@ const DYNAMIC = {
   'certificate.done.': ['issue', 'amend', 'revoke'],
   'certificate.digest.': ['pdf', 'json', 'dcc'],
   'certificate.languages.': ['zh-CN', 'en', 'bilingual'],
+  // why a draft cannot be issued, by the contract's kinds; a missing field by its key, guarded by te()
+  'certificate.blocker.': BLOCKER_KINDS,
+  'certificate.mandatory.': null,
+  // CertificateAmend's KEY map: the fields an amendment corrects
+  'certificate.amendForm.field.': ['customerName', 'customerContact', 'itemDescription', 'itemCondition', 'remarks', 'statements'],
   'chart.limit.': ['min', 'max', 'low', 'high', 'warnLow', 'warnHigh'],
   'run.state.': RUN_STATES,
   'run.results.rule.': ['simple-acceptance', 'guarded-acceptance'],

@@ -1,11 +1,11 @@
 // A signatory's actions on test reports (certificates) in a real headless Chromium against a real server: a draft
 // of a completed run (measured by a signing test gateway) shows that nothing blocks it and is issued after a
-// confirmation; a refusal (a draft whose instrument was never calibrated) shows the blockers and the refusal
-// translated; the issued one is revoked with a reason, and the view says so; another is amended (a new report, the
-// old one "amended by" it); a client sees the status and the downloads, never the actions; a signatory who
-// performed the run is refused. A signatory in Shanghai, in Chinese, on a phone, issues a bilingual report: the
-// question, the status and the times are in Chinese and in the zone, the view fits the phone, axe finds nothing
-// serious, and the report is printed in the language chosen.
+// confirmation (the dashboard's dialog); a refusal (a draft whose instrument was never calibrated) shows the
+// blockers and the refusal translated; the issued one is revoked with a reason the dialog requires, and the view
+// says so; another is amended (a new report, the old one "amended by" it); a client sees the status and the
+// downloads, never the actions; a signatory who performed the run is refused. A signatory in Shanghai, in Chinese,
+// on a phone, issues a bilingual report: the question, the status and the times are in Chinese and in the zone,
+// the view fits the phone, axe finds nothing serious, and the report is printed in the language chosen.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { pdfText, resultRows } from '../../server/dist/test/certificates/pdf-text.js';
 import { ORGANIZATION, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
@@ -14,6 +14,22 @@ import { message, overflowing, PHONE, refusalText, seriousViolations, signInAs }
 
 const DAY = 86_400_000;
 let t;
+
+/** the dashboard's confirmation dialog: its title and message; a reason typed when given; then confirmed */
+async function confirm(page, reason) {
+  const dialog = page.locator('[data-test="confirm-dialog"]');
+  await dialog.waitFor({ state: 'visible', ...WAIT });
+  const title = await dialog.locator('#confirm-title').innerText();
+  const text =
+    (await dialog.locator('[data-test="confirm-message"]').count()) > 0 ? await dialog.locator('[data-test="confirm-message"]').innerText() : '';
+  if (reason !== undefined) {
+    // the reason is required: the dialog does not confirm without it
+    expect(await dialog.locator('[data-test="confirm-ok"]').isDisabled()).toBe(true);
+    await dialog.locator('[data-test="confirm-reason"]').fill(reason);
+  }
+  await dialog.locator('[data-test="confirm-ok"]').click();
+  return { title, text };
+}
 let gw;
 let browser;
 let seq = 0;
@@ -120,11 +136,11 @@ describe('certificate actions', () => {
       expect(await page.locator('[data-test="certificate-pdf"]').count()).toBe(0);
       await page.selectOption('[data-test="certificate-language"]', 'en');
       await page.click('[data-test="certificate-issue"]');
-      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
       // asked first, in the page's language, naming the report and the language it is printed in
-      expect(signatory.dialogs).toEqual([
+      expect((await confirm(page)).text).toBe(
         message('en', 'certificate.confirm.issue', { id: good.id, language: message('en', 'certificate.languages.en') }),
-      ]);
+      );
+      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
       expect(await page.locator('[data-test="certificate-notice"]').innerText()).toBe(message('en', 'certificate.done.issue', { id: good.id }));
       expect(await seriousViolations(page, '[data-test="certificate-view"]')).toEqual([]);
       const issued = await call(t, `/api/certificates/${good.id}`, undefined, 'signatory');
@@ -132,16 +148,14 @@ describe('certificate actions', () => {
       expect(await page.locator('[data-test="certificate-verify"]').getAttribute('href')).toBe(issued.verifyUrl);
       expect(await page.locator('[data-test="certificate-pdf"]').getAttribute('href')).toBe(`/api/certificates/${good.id}/pdf`);
 
-      // a revocation needs a reason: the view asks before sending, naming the field
+      // a revocation needs a reason: the dialog asks for it and does not confirm without it
       await page.click('[data-test="certificate-revoke"]');
-      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe(
-        message('en', 'certificate.reasonRequired', { field: message('en', 'fields.reason') }),
-      );
-      expect(signatory.dialogs.length).toBe(1);
-      await page.fill('[data-test="certificate-reason"]', 'wrong specimen dimensions recorded');
-      await page.click('[data-test="certificate-revoke"]');
+      expect(await confirm(page, 'wrong specimen dimensions recorded')).toEqual({
+        title: message('en', 'certificate.confirmTitle.revoke', { id: good.id }),
+        text: message('en', 'certificate.confirm.revoke', { id: good.id }),
+      });
       await page.waitForSelector('[data-test="certificate-view"][data-status="revoked"]', WAIT);
-      expect(signatory.dialogs[1]).toBe(message('en', 'certificate.confirm.revoke', { id: good.id, reason: 'wrong specimen dimensions recorded' }));
+      expect(signatory.dialogs).toEqual([]);
       expect(await page.locator('[data-test="revocation-reason"]').innerText()).toBe('wrong specimen dimensions recorded');
       expect(await page.locator('[data-test="certificate-status"]').innerText()).toContain(message('en', 'certificate.status.revoked'));
       expect(await page.locator('[data-test="certificate-actions"]').count()).toBe(0);
@@ -154,10 +168,16 @@ describe('certificate actions', () => {
       // a draft that cannot be issued: its blockers, and the server's refusal translated
       await page.goto(`${t.base}/#/certificates/${blocked.id}`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${blocked.id}"] [data-test="blocker"]`, WAIT);
-      const blockers = (await call(t, `/api/certificates/${blocked.id}`, undefined, 'signatory')).blockers;
+      const blockers = (await call(t, `/api/certificates/${blocked.id}`, undefined, 'signatory')).blockerDetails;
       expect(blockers.length).toBeGreaterThan(0);
-      expect(await page.locator('[data-test="blocker"]').allInnerTexts()).toEqual(blockers);
+      // each by its kind, in the page's language (the server's English kept in data-server-text)
+      expect(
+        await page
+          .locator('[data-test="blocker"]')
+          .evaluateAll((b) => b.map((x) => [x.getAttribute('data-kind'), x.getAttribute('data-server-text')])),
+      ).toEqual(blockers.map((b) => [b.kind, b.text]));
       await page.click('[data-test="certificate-issue"]');
+      await confirm(page);
       await page.waitForSelector('[data-test="certificate-error"]', WAIT);
       const direct = await t.fetch(
         `/api/certificates/${blocked.id}/issue`,
@@ -196,7 +216,7 @@ describe('certificate actions', () => {
     } finally {
       await client.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('one rounding', () => {
@@ -232,7 +252,7 @@ describe('one rounding', () => {
     } finally {
       await client.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('a report in Chinese, on a phone, in Shanghai', () => {
@@ -262,10 +282,10 @@ describe('a report in Chinese, on a phone, in Shanghai', () => {
       // the report language, chosen by its label
       await page.getByLabel(message('zh-CN', 'certificate.language')).selectOption('bilingual');
       await page.click('[data-test="certificate-issue"]');
-      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
-      expect(signatory.dialogs).toEqual([
+      expect((await confirm(page)).text).toBe(
         message('zh-CN', 'certificate.confirm.issue', { id: draft.id, language: message('zh-CN', 'certificate.languages.bilingual') }),
-      ]);
+      );
+      await page.waitForSelector('[data-test="certificate-view"][data-status="valid"]', WAIT);
       expect(await page.locator('[data-test="certificate-status"]').innerText()).toContain(message('zh-CN', 'certificate.status.valid'));
       const issued = await call(t, `/api/certificates/${draft.id}`, undefined, 'signatory');
       // issued at, in Shanghai (UTC+8, no summer time) and the zone named
@@ -285,7 +305,7 @@ describe('a report in Chinese, on a phone, in Shanghai', () => {
     } finally {
       await signatory.close();
     }
-  }, 45_000);
+  }, 120_000);
 });
 
 describe('amendments and who may sign', () => {
@@ -300,13 +320,12 @@ describe('amendments and who may sign', () => {
       await page.goto(`${t.base}/#/runs/${run}`);
       await page.click(`[data-test="run-certificate"][data-certificate="${old.id}"]`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${old.id}"][data-status="valid"]`, WAIT);
+      // an amendment with no field corrected: the diff says so; the dialog requires the reason
       await page.click('[data-test="certificate-amend"]');
-      expect(await page.locator('[data-test="certificate-error"]').innerText()).toBe(
-        message('en', 'certificate.reasonRequired', { field: message('en', 'fields.reason') }),
-      );
-      expect(dialogs).toEqual([]);
-      await page.fill('[data-test="certificate-reason"]', 'customer name misspelt');
-      await page.click('[data-test="certificate-amend"]');
+      await page.click('[data-test="amend-review"]');
+      await page.waitForSelector('[data-test="amend-no-change"]', WAIT);
+      await page.click('[data-test="amend-issue"]');
+      expect((await confirm(page, 'customer name misspelt')).title).toBe(message('en', 'certificate.amendForm.confirmTitle', { id: old.id }));
       // the view moves to the amendment, issued at once
       await page.waitForFunction(
         (id) => {
@@ -317,7 +336,7 @@ describe('amendments and who may sign', () => {
         WAIT,
       );
       amendment = await page.locator('[data-test="certificate-view"]').getAttribute('data-certificate');
-      expect(dialogs).toEqual([message('en', 'certificate.confirm.amend', { id: old.id, reason: 'customer name misspelt' })]);
+      expect(dialogs).toEqual([]);
       expect(await call(t, `/api/certificates/${amendment}`, undefined, 'signatory')).toMatchObject({
         amends: old.id,
         amendReason: 'customer name misspelt',
@@ -346,7 +365,7 @@ describe('amendments and who may sign', () => {
     } finally {
       await client.close();
     }
-  }, 30_000);
+  }, 90_000);
 
   test('a signatory who performed the run is refused, and the refusal is translated', async () => {
     const draft = await call(t, '/api/certificates', { run: await completedRun('utm-1') });
@@ -363,6 +382,7 @@ describe('amendments and who may sign', () => {
       await page.goto(`${t.base}/#/certificates/${draft.id}`);
       await page.waitForSelector(`[data-test="certificate-view"][data-certificate="${draft.id}"] [data-test="no-blockers"]`, WAIT);
       await page.click('[data-test="certificate-issue"]');
+      await confirm(page);
       const refusal = page.locator('[data-test="certificate-error"]');
       await refusal.waitFor(WAIT);
       // the same request, sent directly: the server's English says why; the page says it in the user's language
@@ -384,5 +404,5 @@ describe('amendments and who may sign', () => {
     } finally {
       await close();
     }
-  }, 30_000);
+  }, 90_000);
 });

@@ -2,9 +2,17 @@
 // public verification (status, digests, byte-for-byte check of an uploaded file).
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { msSchema, reasonSchema } from './common.js';
+import { msSchema, pageOf, pageQuery, reasonSchema } from './common.js';
 import { LOCALES } from './auth.js';
-import { certificateContentSchema, certificateSignatureSchema, certificateStatementSchema, reportLanguageSchema } from './certificate-content.js';
+import {
+  certificateContentSchema,
+  certificateSignatureSchema,
+  certificateStatementSchema,
+  draftContentSchema,
+  reportLanguageSchema,
+} from './certificate-content.js';
+import { line, optionalLine, paragraph } from './text.js';
+import { timeMsQuery } from './time.js';
 
 /** a certificate number: TR-<lab>-<n> */
 export const certificateIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/, 'expected a report number such as TR-lab-000001');
@@ -21,9 +29,46 @@ export type CertificateStatus = z.output<typeof certificateStatusSchema>;
 const language = reportLanguageSchema.optional();
 export const certificateRequestBody = z.strictObject({ run: runId, language });
 export const certificateIssueBody = z.strictObject({ language });
-export const certificateAmendBody = z.strictObject({ reason: reasonSchema, language });
+
+/**
+ * What an amendment corrects (7.8.8): the report's fields as its content holds them. A field left out keeps the
+ * value of the report it replaces; a correction is never empty (each field is mandatory on a report, or, for
+ * remarks and statements, left out when there are none: send [] or "" to remove them).
+ */
+export const certificateCorrectionsSchema = z.strictObject({
+  customer: z.strictObject({ name: line(200).optional(), contact: paragraph(500).optional() }).optional(),
+  item: z.strictObject({ description: paragraph(1000).optional(), condition: paragraph(500).optional() }).optional(),
+  /** the signatory's remarks ("" removes them) */
+  remarks: z.union([z.literal(''), paragraph(2000)]).optional(),
+  /** further statements, each printed as its own paragraph ([] removes them) */
+  statements: z.array(paragraph(1000)).max(20, 'at most 20 statements').optional(),
+});
+export type CertificateCorrections = z.output<typeof certificateCorrectionsSchema>;
+/** the fields an amendment may correct, by their path in the content */
+export const CORRECTABLE_FIELDS = ['customer.name', 'customer.contact', 'item.description', 'item.condition', 'remarks', 'statements'] as const;
+export type CorrectableField = (typeof CORRECTABLE_FIELDS)[number];
+
+export const certificateAmendBody = z.strictObject({ reason: reasonSchema, language, corrections: certificateCorrectionsSchema.optional() });
 export const certificateReasonBody = z.strictObject({ reason: reasonSchema });
-export const certificatesQuery = z.strictObject({ run: runId.optional(), status: certificateStatusSchema.optional() });
+/**
+ * A page of certificates, newest first (by request): of one run, of one status, issued in a time range, or
+ * matching a text (report number, customer, run, sample id or description).
+ */
+export const certificatesQuery = z
+  .strictObject({
+    ...pageQuery,
+    run: runId.optional(),
+    status: certificateStatusSchema.optional(),
+    /** a substring of the report number, the customer's name, the run id, the sample's id or description */
+    q: optionalLine(200).optional(),
+    /** issued at or after (ms since the epoch) */
+    from: timeMsQuery.optional(),
+    /** issued before (ms since the epoch) */
+    to: timeMsQuery.optional(),
+  })
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'must not be before from', path: ['to'] });
+/** the preview's query: the language to print it in (else as requested) */
+export const certificatePreviewQuery = z.strictObject({ language });
 const certificateParams = z.strictObject({ id: certificateIdSchema });
 
 /** a report's verification code: 16 hex digits, printed on the report in its verification link (its QR code) */
@@ -61,12 +106,41 @@ export const certificateItemSchema = z.strictObject({
   keyId: z.string().nullable(),
   logIndex: z.number().int().nullable(),
   verifyUrl: z.string(),
+  /** the customer's name (the organization's, as the records hold it now) */
+  customer: z.string(),
+  /** the sample tested, as the records hold it now */
+  sample: z.strictObject({ id: z.string(), description: z.string() }),
 });
 export type CertificateItem = z.output<typeof certificateItemSchema>;
 
 /** GET /api/certificates/:id: the list item, and for a draft what still blocks its issue, for an issued one its signed content */
+/**
+ * Why a draft cannot be issued now, as a kind with its parameters (the dashboard words it in the user's language)
+ * and the server's English text.
+ */
+export const BLOCKER_KINDS = [
+  'instrument-out-of-service',
+  'instrument-out-of-calibration',
+  'instrument-never-calibrated',
+  'instrument-under-review',
+  'no-font',
+  'no-results',
+  'missing-field',
+  'time',
+] as const;
+export const certificateBlockerSchema = z.strictObject({
+  kind: z.enum(BLOCKER_KINDS),
+  params: z.record(z.string(), z.union([z.string(), z.number()])),
+  text: z.string(),
+});
+export type CertificateBlocker = z.output<typeof certificateBlockerSchema>;
+
 export const certificateDetailSchema = certificateItemSchema.extend({
+  /** a draft: what stands in the way of its issue now (the server's English; blockerDetails says the same by kind) */
   blockers: z.array(z.string()).optional(),
+  blockerDetails: z.array(certificateBlockerSchema).optional(),
+  /** a draft: its content as it would be issued now (undefined while the run has no results) */
+  draft: draftContentSchema.optional(),
   /** the signed content (the JSON file's `certificate`) */
   content: certificateContentSchema.optional(),
   /** what the lab signed: the number, the issue time and the renderings' digests */
@@ -138,7 +212,7 @@ export const listCertificates = defineRoute({
   method: 'GET',
   path: '/api/certificates',
   query: certificatesQuery,
-  response: z.array(certificateItemSchema),
+  response: pageOf(certificateItemSchema),
 });
 export const requestCertificate = defineRoute({
   method: 'POST',
@@ -155,6 +229,16 @@ export const getCertificate = defineRoute({
 });
 /** application/pdf: a download (409 for a draft) */
 export const certificatePdf = defineRoute({ method: 'GET', path: '/api/certificates/:id/pdf', params: certificateParams });
+/**
+ * application/pdf, shown inline: a draft printed as it would be issued now, marked "DRAFT - not issued" on every
+ * page; neither signed nor logged (409 for an issued report: its own PDF is the one to read)
+ */
+export const certificatePreviewPdf = defineRoute({
+  method: 'GET',
+  path: '/api/certificates/:id/preview.pdf',
+  params: certificateParams,
+  query: certificatePreviewQuery,
+});
 /** the signed JSON file: a download (409 for a draft) */
 export const certificateJson = defineRoute({ method: 'GET', path: '/api/certificates/:id/json', params: certificateParams });
 /** the DCC XML: a download (409 for a draft) */

@@ -48,6 +48,10 @@ export const REASONS = [
   'user.last-admin',
   /** {id}: a certificate that is a draft has no files until it is issued */
   'certificate.draft',
+  /** {id}: an issued certificate has no draft preview: its own PDF is the report */
+  'certificate.issued',
+  /** {id}: a draft whose run has no computed results cannot be printed yet */
+  'certificate.no-results',
   /** the store cannot write (disk full, I/O error): try again later */
   'store.unavailable',
   /** an internal error: the answer carries a request id */

@@ -147,6 +147,8 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/certificates/:id', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/certificates/:id/pdf', allow: ALL, scope: 'organization' },
   { method: 'GET', path: '/api/certificates/:id/json', allow: ALL, scope: 'organization' },
+  // a draft printed as it would be issued (marked as a draft, neither signed nor logged): the lab's staff review it
+  { method: 'GET', path: '/api/certificates/:id/preview.pdf', allow: LAB_READERS, scope: 'organization' },
   { method: 'GET', path: '/api/certificates/:id/dcc.xml', allow: ALL, scope: 'organization' },
   { method: 'POST', path: '/api/certificates/:id/issue', allow: SIGNATORY, audit: true },
   { method: 'POST', path: '/api/certificates/:id/amend', allow: SIGNATORY, audit: true },

@@ -8,6 +8,7 @@ import {
   certificateDcc,
   certificateJson,
   certificatePdf,
+  certificatePreviewPdf,
   getCertificate,
   issueCertificate,
   listCertificates,
@@ -67,16 +68,35 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
     res.status(201).json(certificates.request(actorOf(who(req)), body.run, body.language));
   });
 
-  // the view, with the issued content, or for a draft what still blocks its issue
+  // the view, with the issued content, or for a draft what still blocks its issue and its content as it would
+  // be issued now (by the signatory reading it)
   routeOf(router, getCertificate, (req, res, { params }) => {
     const id = visible(req, params.id);
-    const view = certificates.get(who(req), id);
+    const principal = who(req);
+    const view = certificates.get(principal, id);
     const issued = certificates.issued(id);
-    res.json(
-      issued === undefined
-        ? { ...view, blockers: certificates.blockers(id) }
-        : { ...view, content: issued.content, statement: issued.statement, signature: issued.signature },
-    );
+    if (issued !== undefined) {
+      res.json({ ...view, content: issued.content, statement: issued.statement, signature: issued.signature });
+      return;
+    }
+    const review = certificates.review(id, principal.role === 'signatory' ? { name: principal.username, role: principal.role } : undefined);
+    res.json({
+      ...view,
+      blockers: review.blockers.map((b) => b.text),
+      blockerDetails: review.blockers,
+      ...(review.draft === undefined ? {} : { draft: review.draft }),
+    });
+  });
+
+  // a draft printed as it would be issued, marked as a draft: shown inline (the signatory's review frames it)
+  routeOf(router, certificatePreviewPdf, async (req, res, { params, query }) => {
+    const id = visible(req, params.id);
+    const pdf = await certificates.previewPdf(who(req), id, query.language);
+    res
+      .type('application/pdf')
+      .set('content-disposition', `inline; filename="${id}-draft.pdf"`)
+      .set('cache-control', 'no-store')
+      .send(Buffer.from(pdf));
   });
 
   routeOf(router, certificatePdf, (req, res, { params }) => {
@@ -99,7 +119,7 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
   });
 
   routeOf(router, amendCertificate, async (req, res, { params, body }) => {
-    res.status(201).json(await certificates.amend(actorOf(who(req)), params.id, body.reason, body.language));
+    res.status(201).json(await certificates.amend(actorOf(who(req)), params.id, body.reason, body.language, body.corrections));
   });
 
   routeOf(router, revokeCertificate, (req, res, { params, body }) => {

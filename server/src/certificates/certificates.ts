@@ -6,8 +6,17 @@ import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '.
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
-import type { CertificateItem, CertificateStatus, PublicCertificate, PublicSummary } from '@labtrace/protocols/api';
+import type {
+  CertificateBlocker,
+  CertificateCorrections,
+  CertificateItem,
+  CertificateStatus,
+  Page,
+  PublicCertificate,
+  PublicSummary,
+} from '@labtrace/protocols/api';
 import { notFound } from '../api/errors.js';
+import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
@@ -18,8 +27,8 @@ import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
-import { composeContent, timeBlockers, type ComposeInput } from './compose.js';
-import { certificateContentSchema, missingFields, type CertificateContent } from './content.js';
+import { composeContent, timeBlockers, type ComposeInput, type ReportFields } from './compose.js';
+import { certificateContentSchema, missingFields, missingItems, type CertificateContent } from './content.js';
 import { renderDcc } from './render-dcc.js';
 import { assertValidDcc } from './validate-dcc.js';
 import { renderPdf } from './render-pdf.js';
@@ -74,7 +83,28 @@ export interface CertificatesDeps {
   accreditationCurrent?: (accreditation: { body: string; number: string }, at: number) => boolean;
   /** told of each draft once it is committed: it waits for a signatory (notifications) */
   onDraft?: ((view: CertificateView) => void) | undefined;
+  /** told of every committed change of a certificate (requested, issued, amended, revoked): the live lists */
+  onChanged?: ((id: string, organization: string) => void) | undefined;
 }
+
+/** Why a draft cannot be issued now: a kind with its parameters (translated by the dashboard) and the English text. */
+export type Blocker = CertificateBlocker;
+const blocker = (kind: Blocker['kind'], params: Blocker['params'], text: string): Blocker => ({ kind, params, text });
+
+/** What a certificate list asks for: a page, and filters. */
+export interface CertificateFilter extends Partial<PageRequest> {
+  run?: string | undefined;
+  status?: CertificateStatus | undefined;
+  /** a substring of the report number, the customer's name, the run id, the sample's id or description */
+  q?: string | undefined;
+  /** issued at or after */
+  from?: number | undefined;
+  /** issued before */
+  to?: number | undefined;
+}
+
+/** a LIKE pattern matching `text` anywhere, with LIKE's own characters escaped (ESCAPE '\\') */
+const containing = (text: string): string => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 interface RequestRow {
   id: string;
@@ -224,24 +254,68 @@ export class Certificates {
       return this.mustView(id);
     })();
     this.deps.onDraft?.(view);
+    this.changed(view);
     return view;
   }
 
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */
   blockers(id: string): string[] {
+    return this.review(id).blockers.map((b) => b.text);
+  }
+
+  /**
+   * A draft as the signatory reviews it: what stands in the way of its issue now (an empty list when nothing does)
+   * and its content as it would be issued now, by `signatory` (undefined while the run has no results). Nothing
+   * is signed, logged or stored.
+   */
+  review(
+    id: string,
+    signatory: { name: string; role: string } = { name: '(signatory)', role: 'signatory' },
+    language?: ReportLanguage,
+  ): { blockers: Blocker[]; draft: CertificateContent | undefined } {
     const req = this.requestRow(id);
     if (!req) throw notFound('certificate', id);
-    if (this.issuedRow(id)) return [];
+    if (this.issuedRow(id)) return { blockers: [], draft: undefined };
     const run = this.runOf(req.run);
     const problems = this.calibrationBlockers(run);
-    if (this.font === undefined) problems.push(this.fontProblem);
+    if (this.font === undefined) problems.push(blocker('no-font', {}, this.fontProblem));
     const results = this.deps.results()?.resultsOf(run.id);
-    if (!results) problems.push(`run ${run.id} has no computed results`);
+    let draft: CertificateContent | undefined;
+    if (!results) problems.push(blocker('no-results', { run: run.id }, `run ${run.id} has no computed results`));
     else {
-      const content = this.compose(req, run, { name: '(signatory)', role: 'signatory' }, this.now(), this.currentCheckpoint(false), languageOf(req));
-      problems.push(...missingFields(content).map((m) => `missing: ${m}`), ...timeBlockers(content));
+      draft = this.compose(req, run, signatory, this.now(), this.currentCheckpoint(false), language ?? languageOf(req), this.fieldsOf(req));
+      problems.push(
+        ...missingItems(draft).map((m) => blocker('missing-field', { key: m.key, item: m.item, what: m.what }, `missing: ${m.item} ${m.what}`)),
+        ...timeBlockers(draft).map((text) => blocker('time', { detail: text }, text)),
+      );
     }
-    return problems;
+    return { blockers: problems, draft };
+  }
+
+  /**
+   * A draft printed as it would be issued now, marked as a draft on every page: neither signed, logged nor kept.
+   * An issued report has its own PDF (409); a run without results cannot be printed yet (409).
+   */
+  async previewPdf(viewer: Viewer & { username: string }, id: string, language?: ReportLanguage): Promise<Uint8Array> {
+    if (this.issuedRow(id))
+      throw new LabtraceError('E_CONFLICT', `certificate ${id} is issued: its PDF is GET /api/certificates/${id}/pdf`, {
+        reason: 'certificate.issued',
+        params: { id },
+      });
+    const signatory = viewer.role === 'signatory' ? { name: viewer.username, role: viewer.role } : undefined;
+    const { draft } = this.review(id, signatory, language);
+    if (draft === undefined)
+      throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be previewed: its run has no computed results`, {
+        reason: 'certificate.no-results',
+        params: { id },
+      });
+    if (this.font === undefined) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be previewed: ${this.fontProblem}`);
+    return renderPdf(draft, sha256Hex(contentBytes(draft)), {
+      font: this.font,
+      logo: this.logo,
+      accreditationMark: this.accreditationMark,
+      draftMark: { zh: '草稿 — 未签发', en: 'DRAFT — not issued' },
+    });
   }
 
   /** Approves and issues a draft: the signatory must not be who performed or created the run. */
@@ -250,16 +324,36 @@ export class Certificates {
     if (!req) throw notFound('certificate', id);
     if (req.amends !== null)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
-    return this.issueRequest(actor, req, language ?? languageOf(req));
+    return this.issueRequest(actor, req, language ?? languageOf(req), {});
   }
 
   /**
    * Amends an issued certificate (7.8.8): a new certificate with its own number, marked as the amendment of
    * the old one with the reason, issued at once by the signatory from the run's results as they are now.
    */
-  async amend(actor: Actor & Viewer, oldId: string, reason: string, language?: ReportLanguage): Promise<CertificateView> {
+  async amend(
+    actor: Actor & Viewer,
+    oldId: string,
+    reason: string,
+    language?: ReportLanguage,
+    corrections: CertificateCorrections = {},
+  ): Promise<CertificateView> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to amend a certificate');
     const old = this.mustCurrent(oldId, 'amend');
+    const oldContent = this.issued(oldId)?.content;
+    if (oldContent === undefined) throw new LabtraceError('E_STORE', `certificate ${oldId} has no content`);
+    // the new report's fields: the old report's as issued (its own corrections included), then these corrections
+    const before = correctableOf(oldContent);
+    const fields: ReportFields = {
+      customer: { name: corrections.customer?.name ?? before.customer.name, contact: corrections.customer?.contact ?? before.customer.contact },
+      item: {
+        description: corrections.item?.description ?? before.item.description,
+        condition: corrections.item?.condition ?? before.item.condition,
+      },
+      remarks: corrections.remarks ?? before.remarks,
+      statements: corrections.statements ?? before.statements,
+    };
+    const changes = changedFields(before, fields);
     const db = this.deps.database.sqlite;
     const req = db.transaction(() => {
       this.mustCurrent(oldId, 'amend');
@@ -278,17 +372,27 @@ export class Certificates {
           reason,
         });
       }
+      // the corrected fields, old and new, each time they are asked for (a retried amendment may correct others)
+      if (Object.keys(changes.old).length > 0)
+        this.deps.audit.record(actor, {
+          action: 'update',
+          recordType: 'certificate',
+          recordId: newId,
+          oldValue: { amends: oldId, ...changes.old },
+          newValue: { amends: oldId, ...changes.new },
+          reason,
+        });
       return { ...(this.requestRow(newId) as RequestRow), reason };
     })();
     // an amendment keeps the language of the report it replaces unless told
-    return this.issueRequest(actor, req, language ?? this.issued(oldId)?.content.language ?? 'en');
+    return this.issueRequest(actor, req, language ?? oldContent.language ?? 'en', fields);
   }
 
   /** Revokes an issued certificate, with the reason; the public page says so from then on. */
   revoke(actor: Actor & Viewer, id: string, reason: string): CertificateView {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to revoke a certificate');
     const db = this.deps.database.sqlite;
-    return db.transaction(() => {
+    const view = db.transaction(() => {
       const row = this.issuedRow(id);
       if (!row)
         throw this.requestRow(id)
@@ -316,28 +420,68 @@ export class Certificates {
       });
       return this.mustView(id);
     })();
+    this.changed(view);
+    return view;
   }
 
-  /** The certificates the viewer may see (a client: its organization's issued ones; an auditor: its grant's), oldest first, optionally of one run or status. */
-  list(viewer: Viewer, filter: { run?: string | undefined; status?: CertificateStatus | undefined } = {}): CertificateView[] {
+  /**
+   * A page of the certificates the viewer may see (a client: its organization's issued ones; an auditor: its
+   * grant's), newest first by request (the row id), optionally of one run or status, issued in a time range, or
+   * matching a text (report number, customer, run, sample id or description).
+   */
+  list(viewer: Viewer, filter: CertificateFilter = {}): Page<CertificateView> {
     const where: string[] = [];
-    const params: string[] = [];
+    const params: (string | number)[] = [];
     // the organizations the viewer may see (auth/visibility.ts); a client sees issued certificates only
     const visible = visibleOrganizations(viewer);
     if (visible !== undefined) {
       where.push(`r.organization IN (${visible.map(() => '?').join(', ') || 'NULL'})`);
       params.push(...visible);
     }
-    if (viewer.role === 'client') where.push('EXISTS (SELECT 1 FROM certificates c WHERE c.id = r.id)');
+    if (viewer.role === 'client') where.push('c.id IS NOT NULL');
     if (filter.run !== undefined) {
       where.push('r.run = ?');
       params.push(filter.run);
     }
+    // the status is derived from the events as statusOf does: revoked before amended before valid
+    const revoked = "EXISTS (SELECT 1 FROM certificate_events e WHERE e.certificate = r.id AND e.kind = 'revoke')";
+    const amended = 'EXISTS (SELECT 1 FROM certificates a WHERE a.amends = r.id)';
+    if (filter.status === 'draft') where.push('c.id IS NULL');
+    else if (filter.status === 'revoked') where.push(`c.id IS NOT NULL AND ${revoked}`);
+    else if (filter.status === 'amended') where.push(`c.id IS NOT NULL AND NOT ${revoked} AND ${amended}`);
+    else if (filter.status === 'valid') where.push(`c.id IS NOT NULL AND NOT ${revoked} AND NOT ${amended}`);
+    if (filter.from !== undefined) {
+      where.push('c.issued_at >= ?');
+      params.push(filter.from);
+    }
+    if (filter.to !== undefined) {
+      where.push('c.issued_at < ?');
+      params.push(filter.to);
+    }
+    const q = filter.q?.trim() ?? '';
+    if (q !== '') {
+      where.push(
+        `(r.id LIKE ? ESCAPE '\\' OR r.run LIKE ? ESCAPE '\\' OR o.name LIKE ? ESCAPE '\\' OR s.id LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\')`,
+      );
+      params.push(...Array<string>(5).fill(containing(q)));
+    }
+    const page = { limit: filter.limit ?? 50, cursor: filter.cursor };
+    const paging = pageSql(page, 'r.rowid');
+    where.push(paging.where);
     const rows = this.sql(
-      `SELECT r.id FROM certificate_requests r ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.requested_at, r.id`,
-    ).all(...params) as { id: string }[];
-    const views = rows.map((r) => this.mustView(r.id));
-    return filter.status === undefined ? views : views.filter((v) => v.status === filter.status);
+      `SELECT r.rowid AS position, r.id FROM certificate_requests r
+       LEFT JOIN certificates c ON c.id = r.id
+       LEFT JOIN organizations o ON o.id = r.organization
+       LEFT JOIN runs ru ON ru.id = r.run
+       LEFT JOIN lab_samples s ON s.id = ru.sample
+       WHERE ${where.join(' AND ')} ${paging.orderLimit}`,
+    ).all(...params, ...paging.params) as { position: number; id: string }[];
+    return pageOfRows(
+      rows,
+      page,
+      (r) => r.position,
+      (r) => this.mustView(r.id),
+    );
   }
 
   /** A certificate the viewer may see (a client: its organization's issued ones); undefined otherwise, as for an unknown one. */
@@ -427,7 +571,23 @@ export class Certificates {
     return this.key;
   }
 
-  private async issueRequest(actor: Actor & Viewer, req: RequestRow, language: ReportLanguage): Promise<CertificateView> {
+  /** announces a change of a certificate to the live lists */
+  private changed(view: CertificateView): void {
+    try {
+      this.deps.onChanged?.(view.id, view.organization);
+    } catch (err) {
+      this.deps.logger.warn({ certificate: view.id, err }, 'the change of a certificate could not be announced');
+    }
+  }
+
+  /** a request's own fields: an amendment that was not issued yet keeps the fields of the report it replaces */
+  private fieldsOf(req: RequestRow): ReportFields {
+    if (req.amends === null) return {};
+    const old = this.issued(req.amends)?.content;
+    return old === undefined ? {} : correctableOf(old);
+  }
+
+  private async issueRequest(actor: Actor & Viewer, req: RequestRow, language: ReportLanguage, fields: ReportFields): Promise<CertificateView> {
     const id = req.id;
     if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
     const run = this.runOf(req.run);
@@ -437,12 +597,12 @@ export class Certificates {
         'E_FORBIDDEN',
         `${actor.username} ${actor.username === run.technician ? 'performed' : 'created'} run ${run.id}: the certificate must be approved by another signatory`,
       );
-    const blockers = this.calibrationBlockers(run);
+    const blockers = this.calibrationBlockers(run).map((b) => b.text);
     if (this.font === undefined) blockers.push(this.fontProblem);
     if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: ${blockers.join('; ')}`);
     const at = this.now();
     const checkpoint = this.currentCheckpoint(true);
-    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint, language);
+    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint, language, fields);
     const missing = missingFields(content);
     if (missing.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: missing ${missing.join('; ')}`);
     const times = timeBlockers(content);
@@ -546,29 +706,48 @@ export class Certificates {
     })();
     this.statusCache.clear();
     this.deps.logger.info({ certificate: id, run: run.id, by: actor.username, amends: req.amends }, 'certificate issued');
-    return this.mustView(id);
+    const view = this.mustView(id);
+    this.changed(view);
+    if (req.amends !== null) this.changed(this.mustView(req.amends));
+    return view;
   }
 
   /** The run's instruments must have been calibrated and in service while it ran, and none may now hold it under review. */
-  private calibrationBlockers(run: Run): string[] {
-    const problems: string[] = [];
+  private calibrationBlockers(run: Run): Blocker[] {
+    const problems: Blocker[] = [];
     const start = run.startedAt ?? run.createdAt;
     const end = run.endedAt ?? start;
     for (const { id } of run.instruments) {
       const states = [this.deps.calibration.status(id, start), this.deps.calibration.status(id, end)];
       const expired = states.find((s) => s.status === 'expired');
-      if (states.some((s) => s.status === 'out-of-service')) problems.push(`instrument "${id}" was out of service during run ${run.id}`);
+      const of = { instrument: id, run: run.id };
+      if (states.some((s) => s.status === 'out-of-service'))
+        problems.push(blocker('instrument-out-of-service', of, `instrument "${id}" was out of service during run ${run.id}`));
       else if (expired)
         problems.push(
-          `instrument "${id}" was out of calibration during run ${run.id}: certificate ${expired.calibration?.certificate ?? '?'} expired on ${isoOf(expired.dueAt ?? 0)}`,
+          blocker(
+            'instrument-out-of-calibration',
+            { ...of, certificate: expired.calibration?.certificate ?? '?', dueAt: expired.dueAt ?? 0 },
+            `instrument "${id}" was out of calibration during run ${run.id}: certificate ${expired.calibration?.certificate ?? '?'} expired on ${isoOf(expired.dueAt ?? 0)}`,
+          ),
         );
       else if (states.some((s) => s.status === 'never-calibrated'))
-        problems.push(`instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`);
+        problems.push(
+          blocker(
+            'instrument-never-calibrated',
+            of,
+            `instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`,
+          ),
+        );
       if (this.deps.calibration.status(id).status === 'out-of-service') {
         const review = this.deps.calibration.review(id);
         if (review.runs.some((r) => r.id === run.id))
           problems.push(
-            `instrument "${id}" is now out of service and run ${run.id} is under review (it measured since the instrument's last good check or calibration${review.since > 0 ? ` on ${isoOf(review.since)}` : ''})`,
+            blocker(
+              'instrument-under-review',
+              { ...of, since: review.since },
+              `instrument "${id}" is now out of service and run ${run.id} is under review (it measured since the instrument's last good check or calibration${review.since > 0 ? ` on ${isoOf(review.since)}` : ''})`,
+            ),
           );
       }
     }
@@ -582,6 +761,7 @@ export class Certificates {
     at: number,
     checkpoint: ComposeInput['checkpoint'],
     language: ReportLanguage,
+    fields: ReportFields,
   ): CertificateContent {
     const results = this.deps.results()?.resultsOf(run.id);
     if (!results)
@@ -614,6 +794,7 @@ export class Certificates {
       issuedAt: at,
       checkpoint,
       amendment: req.amends === null ? null : { amends: req.amends, reason: req.reason ?? '' },
+      fields,
       verifyUrl: this.verifyUrl(req.id),
       language,
       accreditationCurrent:
@@ -717,7 +898,17 @@ export class Certificates {
       keyId: row?.key_id ?? null,
       logIndex: row?.log_index ?? null,
       verifyUrl: this.verifyUrl(id),
+      ...this.subjectOf(req.run, req.organization),
     };
+  }
+
+  /** the customer's name and the sample of a run, as the records hold them now (a list shows and searches them) */
+  private subjectOf(run: string, organization: string): { customer: string; sample: { id: string; description: string } } {
+    const row = this.sql(
+      `SELECT o.name AS customer, s.id AS sample, s.description AS description FROM runs r
+       LEFT JOIN lab_samples s ON s.id = r.sample LEFT JOIN organizations o ON o.id = ? WHERE r.id = ?`,
+    ).get(organization, run) as { customer: string | null; sample: string | null; description: string | null } | undefined;
+    return { customer: row?.customer ?? '', sample: { id: row?.sample ?? '', description: row?.description ?? '' } };
   }
 
   private mustView(id: string): CertificateView {
@@ -754,6 +945,42 @@ export function loadReportAssets(report: CertificatesDeps['report']): {
     logo: report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo'),
     accreditationMark: report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark'),
   };
+}
+
+/** The fields an amendment corrects, as a report holds them. */
+interface Correctable {
+  customer: { name: string; contact: string };
+  item: { description: string; condition: string };
+  remarks: string;
+  statements: string[];
+}
+
+function correctableOf(content: CertificateContent): Correctable {
+  return {
+    customer: { name: content.customer.name, contact: content.customer.contact },
+    item: { description: content.item.description, condition: content.item.condition },
+    remarks: content.remarks ?? '',
+    statements: [...(content.statements ?? [])],
+  };
+}
+
+/** The corrected fields, old and new, by their path in the content (for the audit trail). */
+function changedFields(before: Correctable, after: ReportFields): { old: Record<string, unknown>; new: Record<string, unknown> } {
+  const pairs: [string, unknown, unknown][] = [
+    ['customer.name', before.customer.name, after.customer?.name],
+    ['customer.contact', before.customer.contact, after.customer?.contact],
+    ['item.description', before.item.description, after.item?.description],
+    ['item.condition', before.item.condition, after.item?.condition],
+    ['remarks', before.remarks, after.remarks ?? ''],
+    ['statements', before.statements, [...(after.statements ?? [])]],
+  ];
+  const out = { old: {} as Record<string, unknown>, new: {} as Record<string, unknown> };
+  for (const [field, was, now] of pairs)
+    if (JSON.stringify(was) !== JSON.stringify(now)) {
+      out.old[field] = was;
+      out.new[field] = now;
+    }
+  return out;
 }
 
 /** The language asked for at a request, or en. */

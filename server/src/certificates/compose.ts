@@ -40,6 +40,11 @@ export interface ComposeInput {
   issuedAt: number;
   checkpoint: { origin: string; size: number; rootHash: string };
   amendment: { amends: string; reason: string } | null;
+  /**
+   * the report's own fields where they differ from the records: an amendment's corrections, and what the report it
+   * replaces had corrected (each left out: as the records hold it)
+   */
+  fields?: ReportFields | undefined;
   verifyUrl: string;
   /** the language of the report (default en) */
   language?: ReportLanguage | undefined;
@@ -48,6 +53,14 @@ export interface ComposeInput {
    * since the run): the mark is printed only then (default true)
    */
   accreditationCurrent?: boolean | undefined;
+}
+
+/** The fields of a report a signatory corrects by an amendment (7.8.8), resolved: undefined keeps the records' value. */
+export interface ReportFields {
+  customer?: { name?: string | undefined; contact?: string | undefined } | undefined;
+  item?: { description?: string | undefined; condition?: string | undefined } | undefined;
+  remarks?: string | undefined;
+  statements?: readonly string[] | undefined;
 }
 
 const SEVERITY: Record<CalibrationStatus['status'], number> = { valid: 0, 'due-soon': 1, 'never-calibrated': 2, expired: 3, 'out-of-service': 4 };
@@ -104,6 +117,9 @@ export function composeContent(input: ComposeInput): CertificateContent {
   const { run, results } = input;
   const lab = input.laboratory;
   const language = input.language ?? 'en';
+  const fields = input.fields ?? {};
+  const remarks = fields.remarks?.trim() ?? '';
+  const statements = (fields.statements ?? []).map((s) => s.trim()).filter((s) => s !== '');
   return {
     format: 'labtrace-certificate/1',
     language,
@@ -111,13 +127,24 @@ export function composeContent(input: ComposeInput): CertificateContent {
     laboratory: { name: lab?.name ?? '', address: lab?.address ?? '' },
     placeOfWork: lab === undefined ? '' : (lab.placeOfWork ?? `the laboratory's premises, ${lab.address}`),
     id: input.id,
-    customer: { id: input.customer.id, name: input.customer.name, contact: input.customer.contact ?? '' },
+    customer: {
+      id: input.customer.id,
+      name: fields.customer?.name ?? input.customer.name,
+      contact: fields.customer?.contact ?? input.customer.contact ?? '',
+    },
     method: { id: run.method.id, version: run.method.version, standard: run.method.standard, title: input.methodTitle },
-    item: { id: input.sample.id, description: input.sample.description, condition: input.sample.condition },
+    item: {
+      id: input.sample.id,
+      description: fields.item?.description ?? input.sample.description,
+      condition: fields.item?.condition ?? input.sample.condition,
+    },
     receivedAt: input.sample.receivedAt,
     test: { run: run.id, startedAt: run.startedAt ?? 0, endedAt: run.endedAt ?? 0, technician: run.technician },
     issuedAt: input.issuedAt,
     statement: RELATES_ONLY,
+    // (left out when there are none: the signed bytes of a report without them stay as they were)
+    ...(statements.length > 0 ? { statements } : {}),
+    ...(remarks !== '' ? { remarks } : {}),
     results: results.results.map((r) => ({
       name: r.name,
       title: r.title,

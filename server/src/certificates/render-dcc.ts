@@ -71,6 +71,8 @@ export const LABTRACE_REF_TYPES = {
   labtrace_evidence:
     'the evidence the report is bound to: the signed records (count and digest), the transparency-log checkpoint at issue, the SHA-256 of the signed content and where to verify the report',
   labtrace_conformity: 'the statement of conformity of one result with its decision rule (7.8.6)',
+  labtrace_statement: "a further statement of the laboratory's (deviations, conditions of the test, opinions and interpretations)",
+  labtrace_remarks: "the signatory's remarks on the report",
 } as const;
 export const LABTRACE_REF_TYPE_RELEASE = '1';
 /** names the labtrace refType vocabulary and its release; the definitions are in the file itself */
@@ -163,6 +165,13 @@ export function renderDcc(cert: CertificateContent, contentDigest: string, optio
       (i) =>
         `      <dcc:statement refType="labtrace_traceability">${said('declaration', traceabilityText(i, day)[0] ?? { zh: '', en: i.statement }, '')}</dcc:statement>`,
     ),
+    // (the signatory's words, in the language they were written in: the same text under each of the report's languages)
+    ...(c.statements ?? []).map(
+      (st) => `      <dcc:statement refType="labtrace_statement">${said('declaration', { zh: st, en: st }, '')}</dcc:statement>`,
+    ),
+    ...(c.remarks === undefined
+      ? []
+      : [`      <dcc:statement refType="labtrace_remarks">${said('declaration', { zh: c.remarks, en: c.remarks }, '')}</dcc:statement>`]),
     `      <dcc:statement refType="labtrace_accreditation">${said('declaration', accreditationText(c), '')}</dcc:statement>`,
     ...(c.amendment === null
       ? []

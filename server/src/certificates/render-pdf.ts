@@ -47,6 +47,11 @@ export interface PdfAssets {
   logo?: Uint8Array | undefined;
   /** the accreditation body's mark (PNG or JPEG), printed only on a report whose content carries the accreditation */
   accreditationMark?: Uint8Array | undefined;
+  /**
+   * a draft's preview: this text (e.g. "DRAFT - not issued") across every page and under the title; such a PDF is
+   * never signed or stored
+   */
+  draftMark?: Both | undefined;
   /** the files attached to the PDF: the DCC XML and the signed content (canonical JSON) */
   attachments?: { dcc?: Uint8Array | undefined; content?: Uint8Array | undefined } | undefined;
 }
@@ -161,6 +166,12 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
   const title = content.amendment === null ? both(LABELS.title, language) : `${both(LABELS.title, language)} - ${both(LABELS.amendment, language)}`;
   block('H1', () => doc.font(BOLD).fontSize(17).text(title, MARGIN, doc.y, { width, align: 'center' }));
   doc.moveDown(0.5);
+  const draftMark = assets.draftMark;
+  if (draftMark !== undefined) {
+    block('P', () => doc.font(BOLD).fontSize(12).fillColor('#b91c1c').text(both(draftMark, language), MARGIN, doc.y, { width, align: 'center' }));
+    doc.fillColor('black');
+    doc.moveDown(0.5);
+  }
 
   const LABEL_WIDTH = language === 'bilingual' ? 215 : language === 'en' ? 150 : 110;
   const row = (l: Both, value: string): void => {
@@ -244,6 +255,16 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
 
   heading(LABELS.statement);
   para({ zh: RELATES_ONLY_ZH, en: content.statement });
+  // the signatory's own words, as written (one language)
+  const own = (text: string): void => {
+    block('P', () => doc.font(BODY).fontSize(9.5).text(text, MARGIN, doc.y, { width }));
+    doc.moveDown(0.15);
+  };
+  for (const statement of content.statements ?? []) own(statement);
+  if (content.remarks !== undefined) {
+    heading(LABELS.remarks);
+    own(content.remarks);
+  }
 
   // --- the signatory's block ---
   heading(LABELS.authorization);
@@ -329,6 +350,18 @@ export function renderPdf(content: CertificateContent, contentDigest: string, as
       align: 'center',
       lineBreak: false,
     });
+    if (draftMark !== undefined) {
+      // across the page, behind nothing (an artifact): a preview is never mistaken for the report
+      doc.save();
+      doc.rotate(-35, { origin: [doc.page.width / 2, doc.page.height / 2] });
+      doc
+        .font(BOLD)
+        .fontSize(language === 'bilingual' ? 28 : 44)
+        .fillColor('#dc2626')
+        .fillOpacity(0.18)
+        .text(both(draftMark, language), 0, doc.page.height / 2 - 30, { width: doc.page.width, align: 'center', lineBreak: false });
+      doc.restore();
+    }
     doc.endMarkedContent();
     doc.fillColor('black').strokeColor('black');
     doc.page.margins.bottom = bottom;

@@ -54,6 +54,7 @@ export const LABELS = {
   traceability: { zh: '计量溯源', en: 'Traceability' },
   accreditation: { zh: '认可', en: 'Accreditation' },
   statement: { zh: '声明', en: 'Statement' },
+  remarks: { zh: '备注', en: 'Remarks' },
   authorization: { zh: '批准', en: 'Authorization' },
   approvedBy: { zh: '批准人', en: 'Approved by' },
   role: { zh: '职务', en: 'Role' },

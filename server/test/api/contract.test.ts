@@ -85,9 +85,9 @@ beforeAll(async () => {
   const run = completed();
   if (run === undefined) throw new Error('no completed run');
   await waitFor('the issued certificate', () =>
-    t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).some((c) => c.status === 'valid'),
+    t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.some((c) => c.status === 'valid'),
   );
-  const certificate = t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).find((c) => c.status === 'valid');
+  const certificate = t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.find((c) => c.status === 'valid');
   const now = Date.now();
   const accreditation = await t.fetch(
     '/api/accreditations',
@@ -123,6 +123,10 @@ beforeAll(async () => {
     code: new URL(certificate?.verifyUrl ?? 'http://x/').searchParams.get('code') ?? '',
   });
   expect(ids['code']).toMatch(/^[0-9a-f]{16}$/);
+  // a draft of the same run: its preview PDF and its answer with the content as it would be issued
+  const requested = await t.fetch('/api/certificates', postJson({ run: run.id }), 'technician');
+  expect(requested.status).toBe(201);
+  ids['draft'] = api.requestCertificate.response.parse(await requested.json()).id;
 }, 60_000);
 
 afterAll(async () => {
@@ -144,7 +148,9 @@ function paramsOf(path: string): Record<string, string> {
             ? ids['gateway']
             : path.startsWith('/api/accreditations')
               ? ids['accreditation']
-              : ids['certificate'];
+              : path.endsWith('/preview.pdf')
+                ? ids['draft']
+                : ids['certificate'];
   return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0' };
 }
 
@@ -231,7 +237,8 @@ describe('every GET answers what its contract says', () => {
       const parsed = contract.response.safeParse(answer);
       expect(parsed.error?.issues ?? []).toEqual([]);
       // the demo's records reach these lists: an empty one would prove nothing of its items
-      if (NON_EMPTY.has(_name)) expect((answer as unknown[]).length).toBeGreaterThan(0);
+      // (a paged list: its items)
+      if (NON_EMPTY.has(_name)) expect((Array.isArray(answer) ? answer : (answer as { items: unknown[] }).items).length).toBeGreaterThan(0);
       const carried = CARRIES[_name]?.(answer as Record<string, unknown>);
       if (CARRIES[_name] !== undefined) expect([carried].flat().every((part) => part !== undefined && part !== null)).toBe(true);
       // strict: a field the contract does not name fails, on the answer and on every object inside it (of a
@@ -303,6 +310,22 @@ describe('refusals carry what a client translates', () => {
     const route = apiErrorSchema.parse(await (await t.fetch('/api/nothing-here')).json());
     expect(route).toMatchObject({ reason: 'request.no-route', params: { method: 'GET', path: '/api/nothing-here' } });
     for (const body of [unknown, forbidden, anonymous, route]) expect(isReason(body.reason ?? '')).toBe(true);
+  });
+
+  test("a draft's answer carries its content as it would be issued and its blockers by kind, strictly as the contract says", async () => {
+    const res = await t.fetch(`/api/certificates/${ids['draft'] ?? ''}`, {}, 'signatory');
+    expect(res.status).toBe(200);
+    const answer: unknown = await res.json();
+    expect(api.getCertificate.response.safeParse(answer).error?.issues ?? []).toEqual([]);
+    expect(answer).toMatchObject({
+      status: 'draft',
+      draft: { customer: {}, results: expect.any(Array) as unknown },
+      blockerDetails: expect.any(Array) as unknown,
+    });
+    // an undocumented field in the draft's content fails the strict check
+    const changed = structuredClone(answer) as { draft: Record<string, unknown> };
+    changed.draft['extra'] = 1;
+    expect(api.getCertificate.response.safeParse(changed).success).toBe(false);
   });
 
   test("a draft's files and an unknown certificate each have their reason", async () => {
