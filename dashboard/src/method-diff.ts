@@ -22,7 +22,8 @@ export interface MethodChange {
   fields: FieldChange[];
 }
 
-const show = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v));
+const show = (v: unknown): string =>
+  v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v);
 
 /** an object's fields one level down, nested objects named by their path (`limits.max`) */
 function flat(value: Record<string, unknown>, prefix = ''): Record<string, string> {
@@ -64,13 +65,19 @@ function keyed<T extends object>(part: ChangePart, before: readonly T[], after: 
 export function methodChanges(before: Method, after: Method): MethodChange[] {
   const out: MethodChange[] = [];
   for (const part of ['standard', 'title'] as const)
-    if (before[part] !== after[part]) out.push({ part, key: '', change: 'changed', fields: [{ field: part, before: before[part], after: after[part] }] });
+    if (before[part] !== after[part])
+      out.push({ part, key: '', change: 'changed', fields: [{ field: part, before: before[part], after: after[part] }] });
   const a = before.definition;
   const b = after.definition;
   out.push(...keyed('measurand', a.measurands, b.measurands, 'name'));
   const types = (list: string[]): string => list.join(', ');
   if (types(a.instrumentTypes) !== types(b.instrumentTypes))
-    out.push({ part: 'instrumentTypes', key: '', change: 'changed', fields: [{ field: 'instrumentTypes', before: types(a.instrumentTypes), after: types(b.instrumentTypes) }] });
+    out.push({
+      part: 'instrumentTypes',
+      key: '',
+      change: 'changed',
+      fields: [{ field: 'instrumentTypes', before: types(a.instrumentTypes), after: types(b.instrumentTypes) }],
+    });
   out.push(...keyed('limit', a.limits, b.limits, 'measurand'));
   const rule = fieldChanges(a.decisionRule, b.decisionRule, '');
   if (rule.length > 0) out.push({ part: 'decisionRule', key: '', change: 'changed', fields: rule });

@@ -5,7 +5,15 @@
 // checks everything again.
 import type { Method, MethodDefinition, Rule, RuleKind, Severity } from '@labtrace/protocols/api';
 
-export const RULE_KIND_LIST = ['limits', 'rate-of-change', 'stuck', 'drift', 'missing-data', 'quality', 'instrument-status'] as const satisfies readonly RuleKind[];
+export const RULE_KIND_LIST = [
+  'limits',
+  'rate-of-change',
+  'stuck',
+  'drift',
+  'missing-data',
+  'quality',
+  'instrument-status',
+] as const satisfies readonly RuleKind[];
 /** a compile error when the contract gains a rule kind this list lacks */
 const _everyKind: Exclude<RuleKind, (typeof RULE_KIND_LIST)[number]> extends never ? true : never = true;
 export const SEVERITY_LIST = ['info', 'warning', 'alarm', 'critical'] as const satisfies readonly Severity[];
@@ -39,7 +47,11 @@ export type RuleField =
   | 'maxGapS'
   | 'minimum';
 /** the fields given in seconds on the form and in ms in the contract */
-export const SECONDS_FIELDS: Partial<Record<RuleField, 'periodMs' | 'windowMs' | 'maxGapMs'>> = { periodS: 'periodMs', windowS: 'windowMs', maxGapS: 'maxGapMs' };
+export const SECONDS_FIELDS: Partial<Record<RuleField, 'periodMs' | 'windowMs' | 'maxGapMs'>> = {
+  periodS: 'periodMs',
+  windowS: 'windowMs',
+  maxGapS: 'maxGapMs',
+};
 /** the fields whose value is in the channel's unit */
 export const IN_CHANNEL_UNIT: readonly RuleField[] = ['low', 'high', 'warnLow', 'warnHigh', 'epsilon', 'maxDifference'];
 
@@ -140,7 +152,13 @@ export function ruleDraft(rule: Rule): RuleDraft {
   d.autoClear = rule.autoClear ?? false;
   switch (rule.kind) {
     case 'limits':
-      Object.assign(d, { channel: rule.channel, low: text(rule.low), high: text(rule.high), warnLow: text(rule.warnLow), warnHigh: text(rule.warnHigh) });
+      Object.assign(d, {
+        channel: rule.channel,
+        low: text(rule.low),
+        high: text(rule.high),
+        warnLow: text(rule.warnLow),
+        warnHigh: text(rule.warnHigh),
+      });
       d.warnSeverity = rule.warnSeverity ?? '';
       break;
     case 'rate-of-change':

@@ -19,13 +19,15 @@ const SHANGHAI = { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE }
 const ENGLISH = { locale: 'en-US', timezoneId: 'UTC', screen: DESKTOP };
 
 /** a picture for the docs (docs/screenshots/<name>.png) when LABTRACE_SCREENSHOTS=1; its size is checked to stay small */
-async function docShot(page, name, fullPage = false) {
+async function docShot(page, name, element = undefined) {
   if (process.env.LABTRACE_SCREENSHOTS !== '1') return;
   const dir = path.join(REPO_ROOT, 'docs', 'screenshots');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage });
-  expect(statSync(file).size).toBeLessThan(400_000);
+  // a part of the page (a form) or what the screen shows
+  if (element === undefined) await page.screenshot({ path: file });
+  else await page.locator(element).screenshot({ path: file });
+  expect(statSync(file).size).toBeLessThan(160_000);
 }
 
 beforeAll(async () => {
@@ -56,7 +58,9 @@ describe('samples', () => {
       await form.locator('textarea[name="description"]').fill('');
       await form.locator('[data-test="sample-submit"]').click();
       const errorOf = (name) => form.locator(`#sample-${name}-problem`);
-      expect(await errorOf('organization').innerText()).toBe(message('zh-CN', 'samples.check.choose', { field: message('zh-CN', 'samples.fields.organization') }));
+      expect(await errorOf('organization').innerText()).toBe(
+        message('zh-CN', 'samples.check.choose', { field: message('zh-CN', 'samples.fields.organization') }),
+      );
       expect(await errorOf('id').innerText()).toBe(message('zh-CN', 'samples.check.required', { field: message('zh-CN', 'samples.fields.id') }));
       expect(await errorOf('description').innerText()).toBe(
         message('zh-CN', 'samples.check.required', { field: message('zh-CN', 'samples.fields.description') }),
@@ -99,8 +103,18 @@ describe('samples', () => {
       await form.locator('textarea[name="condition"]').fill('完好');
       await form.locator('[data-test="sample-submit"]').click();
       await page.waitForFunction(() => (document.querySelector('#sample-id-problem')?.textContent ?? '').trim() !== '', undefined, WAIT);
-      const { createdBy: _by, createdAt: _at, ...input } = stored;
-      const exists = await t.fetch('/api/lab-samples', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) }, 'technician');
+      const input = {
+        id: stored.id,
+        organization: stored.organization,
+        description: stored.description,
+        condition: stored.condition,
+        receivedAt: stored.receivedAt,
+      };
+      const exists = await t.fetch(
+        '/api/lab-samples',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) },
+        'technician',
+      );
       const body = await exists.json();
       expect(exists.status).toBe(409);
       expect(await errorOf('id').innerText()).toContain(message('zh-CN', 'errors.recordType.sample'));
@@ -268,13 +282,15 @@ describe('methods', () => {
 
       // the warning level above the alarm level: said beside the field, nothing sent
       await form.locator('[data-test="method-submit"]').click();
-      expect(await first.locator('#rule-0-warnHigh-problem').innerText()).toBe(message('en', 'methods.check.lowNotBelow', {
+      expect(await first.locator('#rule-0-warnHigh-problem').innerText()).toBe(
+        message('en', 'methods.check.lowNotBelow', {
           low: message('en', 'methods.rules.fields.warnHigh'),
           high: message('en', 'methods.rules.fields.high'),
-        }));
+        }),
+      );
       expect((await t.fetch('/api/methods/tensile-gb228', {}, 'technician')).status).toBe(404);
       await first.locator('input[name="rule-warnHigh"]').fill('80');
-      await docShot(page, 'methods-form-en', true);
+      await docShot(page, 'methods-form-en', '[data-test="rule-editor"]');
       // the server's 400 lands beside the field it names: a rate the server refuses, as an outdated page would send it
       await page.route('**/api/methods', async (route) => {
         if (route.request().method() !== 'POST') return route.continue();
@@ -355,7 +371,11 @@ describe('methods', () => {
       // the reason is in the audit trail with both versions
       const audit = await call(t, '/api/audit-trail?recordType=method&recordId=tensile-gb228', undefined, 'admin');
       const entries = Array.isArray(audit) ? audit : (audit.items ?? audit.entries);
-      expect(entries.find((e) => e.action === 'update')).toMatchObject({ reason: '按产品标准 GB/T 1499.2 收紧报警上限', oldValue: { version: 1 }, newValue: { version: 2 } });
+      expect(entries.find((e) => e.action === 'update')).toMatchObject({
+        reason: '按产品标准 GB/T 1499.2 收紧报警上限',
+        oldValue: { version: 1 },
+        newValue: { version: 2 },
+      });
 
       // the history: version 2 changed one field of one rule, 90 -> 85
       const change = page.locator('[data-test="method-history-version"][data-version="2"] [data-test="method-change-item"]');
@@ -364,7 +384,11 @@ describe('methods', () => {
       expect(await change.getAttribute('data-key')).toBe('force-high');
       const field = change.locator('[data-test="method-change-field"]');
       expect(await field.count()).toBe(1);
-      expect([await field.getAttribute('data-field'), await field.getAttribute('data-before'), await field.getAttribute('data-after')]).toEqual(['high', '90', '85']);
+      expect([await field.getAttribute('data-field'), await field.getAttribute('data-before'), await field.getAttribute('data-after')]).toEqual([
+        'high',
+        '90',
+        '85',
+      ]);
       expect(await field.innerText()).toContain(message('zh-CN', 'methods.rules.fields.high'));
       expect(await overflowing(page)).toEqual([]);
       expect(await seriousViolations(page)).toEqual([]);

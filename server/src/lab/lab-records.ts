@@ -192,7 +192,12 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
          WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`,
       )
       .all(...params, ...page.params) as (MethodRow & { position: number })[];
-    return pageOfRows(rows, query, (r) => r.position, (r) => this.toMethod(r));
+    return pageOfRows(
+      rows,
+      query,
+      (r) => r.position,
+      (r) => this.toMethod(r),
+    );
   }
 
   /** A method's version, the newest when none is given. */

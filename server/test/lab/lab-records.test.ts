@@ -111,7 +111,8 @@ describe('samples', () => {
   });
 
   test('q finds a text in the id, the description or the customer, with % and _ taken literally', async () => {
-    const ids = async (query: string) => (await call<Page<{ id: string }>>(`/api/lab-samples?limit=500&q=${encodeURIComponent(query)}`)).body.items.map((i) => i.id);
+    const ids = async (query: string) =>
+      (await call<Page<{ id: string }>>(`/api/lab-samples?limit=500&q=${encodeURIComponent(query)}`)).body.items.map((i) => i.id);
     expect(await ids('钢筋')).toEqual(['S-004']);
     expect(await ids('S-01')).toEqual(['S-019', 'S-018', 'S-017', 'S-016', 'S-015', 'S-014', 'S-013', 'S-012', 'S-011', 'S-010']);
     expect(await ids('100%_')).toEqual(['S-007']);
@@ -164,7 +165,10 @@ describe('samples', () => {
   });
 
   test('a registration with bad fields is a 400 naming each', async () => {
-    const res = await call<Refusal>('/api/lab-samples', postJson({ id: 'bad id', organization: ORGANIZATION, description: '', condition: 'ok', receivedAt: 5 }));
+    const res = await call<Refusal>(
+      '/api/lab-samples',
+      postJson({ id: 'bad id', organization: ORGANIZATION, description: '', condition: 'ok', receivedAt: 5 }),
+    );
     expect(res.status).toBe(400);
     expect(res.body.issues.map((i) => i.path).sort()).toEqual(['description', 'id', 'receivedAt']);
   });
@@ -173,14 +177,28 @@ describe('samples', () => {
 describe('methods', () => {
   beforeAll(async () => {
     for (let i = 0; i < 12; i++)
-      expect((await call('/api/methods', postJson(method(`m-${String(i).padStart(2, '0')}`, i % 2 === 0 ? 'ISO 6892-1:2019' : 'GB/T 228.1-2021', `Tensile ${i}`)))).status).toBe(201);
+      expect(
+        (
+          await call(
+            '/api/methods',
+            postJson(method(`m-${String(i).padStart(2, '0')}`, i % 2 === 0 ? 'ISO 6892-1:2019' : 'GB/T 228.1-2021', `Tensile ${i}`)),
+          )
+        ).status,
+      ).toBe(201);
   });
 
   test('one item per method in its newest version, newest method first, every method once across pages', async () => {
     // m-03 gets two more versions while the list is read: it keeps its place and shows its newest version
     const first = await call<Page<{ id: string; version: number }>>('/api/methods?limit=5');
     for (const max of [90, 80])
-      expect((await call('/api/methods/m-03/versions', postJson({ ...method('m-03', 'GB/T 228.1-2021', 'Tensile 3', max), id: undefined, reason: `limit ${max}` }))).status).toBe(201);
+      expect(
+        (
+          await call(
+            '/api/methods/m-03/versions',
+            postJson({ ...method('m-03', 'GB/T 228.1-2021', 'Tensile 3', max), id: undefined, reason: `limit ${max}` }),
+          )
+        ).status,
+      ).toBe(201);
     const rest = await everyPage('/api/methods', 5, 'technician', first.body.next);
     const ids = [...first.body.items.map((i) => i.id), ...rest.ids];
     expect(ids).toEqual(['m-11', 'm-10', 'm-09', 'm-08', 'm-07', 'm-06', 'm-05', 'm-04', 'm-03', 'm-02', 'm-01', 'm-00']);
@@ -193,7 +211,8 @@ describe('methods', () => {
   });
 
   test('q finds a text in the id, the standard or the title', async () => {
-    const ids = async (query: string) => (await call<Page<{ id: string }>>(`/api/methods?limit=500&q=${encodeURIComponent(query)}`)).body.items.map((i) => i.id);
+    const ids = async (query: string) =>
+      (await call<Page<{ id: string }>>(`/api/methods?limit=500&q=${encodeURIComponent(query)}`)).body.items.map((i) => i.id);
     expect(await ids('GB/T 228')).toEqual(['m-11', 'm-09', 'm-07', 'm-05', 'm-03', 'm-01']);
     expect(await ids('tensile 1')).toEqual(['m-11', 'm-10', 'm-01']);
     expect(await ids('m-0')).toHaveLength(10);
@@ -221,29 +240,48 @@ describe('methods', () => {
   });
 });
 
+describe('customers', () => {
+  test('the lab’s workers read the organizations to pick a sample’s customer; other roles are refused (403)', async () => {
+    for (const role of ['technician', 'admin'] as const) {
+      const res = await call<{ id: string; name: string }[]>('/api/organizations', {}, role);
+      expect(res.status).toBe(200);
+      expect(res.body.map((o) => o.id).sort()).toEqual([ORGANIZATION, 'org-b']);
+    }
+    for (const role of ['signatory', 'auditor', 'client'] as const) expect((await call('/api/organizations', {}, role)).status).toBe(403);
+  });
+});
+
 describe('live', () => {
   function connect(token: string): Socket<ServerToClientEvents, ClientToServerEvents> {
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(t.base, { transports: ['websocket'], auth: { token }, reconnection: false });
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(t.base, {
+      transports: ['websocket'],
+      auth: { token },
+      reconnection: false,
+    });
     sockets.push(socket);
     return socket;
   }
-  const connected = (s: Socket): Promise<void> => new Promise((resolve, reject) => (s.connected ? resolve() : s.once('connect', () => resolve()).once('connect_error', reject)));
+  const connected = (s: Socket): Promise<void> =>
+    new Promise((resolve, reject) => (s.connected ? resolve() : s.once('connect', () => resolve()).once('connect_error', reject)));
 
   test('a sample or a method created or changed is announced: the lab’s staff hear of all, a client of its own samples', async () => {
     const staff = connect(t.tokens.technician);
     const client = connect(t.tokens.client);
     const other = connect(otherClientToken);
-    const heard = new Map<Socket, ListChange[]>([
+    const heard = new Map<Socket<ServerToClientEvents, ClientToServerEvents>, ListChange[]>([
       [staff, []],
       [client, []],
       [other, []],
     ]);
-    for (const [s, list] of heard) s.on('changed', (c) => list.push(c));
+    for (const [s, list] of heard) s.on('changed', (c: ListChange) => list.push(c));
     await Promise.all([...heard.keys()].map(connected));
     expect((await call('/api/lab-samples', postJson({ ...sample(200), id: 'S-live-a' }))).status).toBe(201);
     expect((await call('/api/lab-samples', postJson({ ...sample(201, 'org-b'), id: 'S-live-b' }))).status).toBe(201);
     expect((await call('/api/methods', postJson(method('m-live', 'ISO 6892-1:2019', 'Live')))).status).toBe(201);
-    expect((await call('/api/methods/m-live/versions', postJson({ ...method('m-live', 'ISO 6892-1:2019', 'Live', 70), id: undefined, reason: 'tighter' }))).status).toBe(201);
+    expect(
+      (await call('/api/methods/m-live/versions', postJson({ ...method('m-live', 'ISO 6892-1:2019', 'Live', 70), id: undefined, reason: 'tighter' })))
+        .status,
+    ).toBe(201);
     await waitFor('the staff hear of all four', () => heard.get(staff)?.length === 4);
     expect(heard.get(staff)).toEqual([
       { list: 'samples', id: 'S-live-a' },
