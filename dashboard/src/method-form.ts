@@ -350,7 +350,7 @@ export function methodBody(draft: MethodDraft, mode: 'create' | 'version'): { bo
     known(`${at}.measurand`, measurand);
     const min = num(`${at}.min`, l.min);
     const max = num(`${at}.max`, l.max);
-    if (l.min.trim() === '' && l.max.trim() === '') add(`${at}.max`, 'oneLimit');
+    if (l.min.trim() === '' && l.max.trim() === '') add(at, 'oneLimit');
     if (min !== undefined && max !== undefined && min > max) add(`${at}.min`, 'minAboveMax');
     return { measurand, ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
   });
