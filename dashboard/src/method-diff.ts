@@ -39,7 +39,10 @@ function flat(value: Record<string, unknown>, prefix = ''): Record<string, strin
 function fieldChanges(before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined, skip: string): FieldChange[] {
   const a = before === undefined ? {} : flat(before);
   const b = after === undefined ? {} : flat(after);
-  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((n) => n !== skip);
+  // a rule's kind first: it says what the other fields mean
+  const names = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((n) => n !== skip)
+    .sort((x, y) => (x === 'kind' ? -1 : y === 'kind' ? 1 : 0));
   return names.filter((n) => (a[n] ?? '') !== (b[n] ?? '')).map((n) => ({ field: n, before: a[n] ?? '', after: b[n] ?? '' }));
 }
 
