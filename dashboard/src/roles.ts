@@ -12,3 +12,8 @@ export const isSignatory = (role: Role | undefined): boolean => role === 'signat
 export const isAdmin = (role: Role | undefined): boolean => role === 'admin';
 /** who reads the audit trail */
 export const readsAuditTrail = (role: Role | undefined): boolean => role === 'admin' || role === 'auditor';
+/** who registers received samples and creates or changes methods (the server's POLICY: admin and technician) */
+export const writesLabRecords = (role: Role | undefined): boolean => role === 'admin' || role === 'technician';
+/** who has the samples and methods in the navigation: the lab's staff and auditors (a client opens its samples from its runs) */
+export const readsLabRecords = (role: Role | undefined): boolean =>
+  role === 'admin' || role === 'technician' || role === 'signatory' || role === 'auditor';

@@ -37,6 +37,22 @@ export const routes: RouteRecordRaw[] = [
     props: true,
     meta: { title: 'common.titles.certificate' },
   },
+  { path: '/samples', name: 'samples', component: () => import('./views/SamplesView.vue'), meta: { title: 'samples.title' } },
+  {
+    path: '/samples/:id',
+    name: 'sample',
+    component: () => import('./views/SampleDetailView.vue'),
+    props: true,
+    meta: { title: 'samples.detailTitle' },
+  },
+  { path: '/methods', name: 'methods', component: () => import('./views/MethodsView.vue'), meta: { title: 'methods.title' } },
+  {
+    path: '/methods/:id',
+    name: 'method',
+    component: () => import('./views/MethodDetailView.vue'),
+    props: true,
+    meta: { title: 'methods.detailTitle' },
+  },
   { path: '/users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { title: 'common.titles.users' } },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
@@ -53,3 +69,5 @@ export const router = createRouter({
 export const runHref = (id: string): string => `#/runs/${encodeURIComponent(id)}`;
 export const replayHref = (id: string): string => `${runHref(id)}/replay`;
 export const certificateHref = (id: string): string => `#/certificates/${encodeURIComponent(id)}`;
+export const sampleHref = (id: string): string => `#/samples/${encodeURIComponent(id)}`;
+export const methodHref = (id: string): string => `#/methods/${encodeURIComponent(id)}`;

@@ -44,6 +44,9 @@ export interface Fixture {
   certificate: string;
   certificateTimes: number[];
   userCreatedAt: number;
+  /** when the fixture's sample was received, and when its method was created */
+  sampleReceivedAt: number;
+  methodCreatedAt: number;
   /** the audit entries each role sees, by the time its views are checked */
   auditTimes(role: Role): Promise<number[]>;
   oneTimePassword: string;
@@ -115,6 +118,34 @@ export const VIEWS: readonly View[] = [
     times: (f) => [f.userCreatedAt],
     // the server's own admin and the test server's users are named after their roles: there, those are usernames
     identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor'],
+  },
+  {
+    name: 'samples',
+    who: ROLES,
+    path: () => '/#/samples',
+    ready: () => '[data-test="samples"][data-loaded="yes"] [data-test="sample-row"]',
+    times: (f) => [f.sampleReceivedAt],
+  },
+  {
+    name: 'sample',
+    who: ROLES,
+    path: () => '/#/samples/S-1',
+    ready: () => '[data-test="sample-view"][data-loaded="yes"] [data-test="sample-run"]',
+    times: (f) => [f.sampleReceivedAt],
+  },
+  {
+    name: 'methods',
+    who: ROLES,
+    path: () => '/#/methods',
+    ready: () => '[data-test="methods"][data-loaded="yes"] [data-test="method-row"]',
+    times: (f) => [f.methodCreatedAt],
+  },
+  {
+    name: 'method',
+    who: ROLES,
+    path: () => '/#/methods/gb-228-1',
+    ready: () => '[data-test="method-view"][data-loaded="yes"]',
+    times: (f) => [f.methodCreatedAt],
   },
   {
     name: 'audit',
@@ -221,7 +252,7 @@ async function setUp(): Promise<Fixture> {
     uncertainty: { value: 0.1, unit: 'kN', k: 2 },
     nextDueAt: now + 300 * DAY,
   });
-  await api('/api/methods', {
+  const method = await api<{ createdAt: number }>('/api/methods', {
     id: 'gb-228-1',
     standard: 'ISO 6892-1:2019',
     title: '金属材料 拉伸试验 第 1 部分：室温试验方法',
@@ -268,6 +299,8 @@ async function setUp(): Promise<Fixture> {
     certificate: requested.id,
     certificateTimes: [issued.requestedAt, issued.issuedAt],
     userCreatedAt: li!.createdAt,
+    sampleReceivedAt: now - DAY,
+    methodCreatedAt: method.createdAt,
     auditTimes: async (role) => {
       const answer = await api<{ at: number }[] | { entries: { at: number }[] }>('/api/audit-trail?limit=100', undefined, role);
       return (Array.isArray(answer) ? answer : answer.entries).map((e) => e.at);

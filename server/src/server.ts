@@ -337,6 +337,7 @@ export class LabtraceServer {
       }
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
+    this.labRecords.on('changed', (change, organization) => this.live.changed(change, organization));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();

@@ -2,7 +2,7 @@
 // uncertainty, the limits and decision rule of a statement of conformity, and the live inspection rules.
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { idParams, idSchema, msSchema, reasonSchema } from './common.js';
+import { idParams, idSchema, msSchema, pageOf, pageQuery, reasonSchema } from './common.js';
 import { ruleSetSchema } from './inspection-rules.js';
 import { line, optionalLine } from './text.js';
 
@@ -124,8 +124,16 @@ export type Method = z.output<typeof methodSchema>;
 export type MethodLimit = MethodDefinition['limits'][number];
 export type MethodRule = NonNullable<MethodDefinition['rules']>[number];
 
-/** every method, each in its newest version */
-export const listMethods = defineRoute({ method: 'GET', path: '/api/methods', response: z.array(methodSchema) });
+/** The methods list: one item per method in its newest version, newest method first, a page at a time. */
+export const methodListQuery = z.strictObject({
+  ...pageQuery,
+  /** a text found in the method's id, standard or title (of its newest version) */
+  q: optionalLine(200).optional(),
+});
+export type MethodListQuery = z.output<typeof methodListQuery>;
+
+/** every method, each in its newest version (its versions: GET /api/methods/:id) */
+export const listMethods = defineRoute({ method: 'GET', path: '/api/methods', query: methodListQuery, response: pageOf(methodSchema) });
 /** every version of a method, oldest first */
 export const getMethod = defineRoute({ method: 'GET', path: '/api/methods/:id', params: idParams, response: z.array(methodSchema) });
 export const createMethod = defineRoute({ method: 'POST', path: '/api/methods', body: methodInput, response: methodSchema });

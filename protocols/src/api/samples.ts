@@ -1,9 +1,9 @@
 // Samples received for testing (ISO/IEC 17025 7.4).
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { idParams, idSchema, msSchema } from './common.js';
-import { paragraph } from './text.js';
-import { timeMs } from './time.js';
+import { idParams, idSchema, msSchema, pageOf, pageQuery } from './common.js';
+import { optionalLine, paragraph } from './text.js';
+import { timeMs, timeMsQuery } from './time.js';
 
 export const labSampleInput = z.strictObject({
   /** the lab's identifier of the item, as written on its label */
@@ -28,6 +28,28 @@ export const labSampleSchema = z.strictObject({
 });
 export type LabSample = z.output<typeof labSampleSchema>;
 
-export const listSamples = defineRoute({ method: 'GET', path: '/api/lab-samples', response: z.array(labSampleSchema) });
+/**
+ * The samples list: newest first (by the order they were registered), a page at a time. `q` finds a text in the
+ * sample's id, item description or customer organization; the filters narrow to one customer and a time of receipt.
+ */
+export const sampleListQuery = z
+  .strictObject({
+    ...pageQuery,
+    /** a text found in the id, the description or the customer organization (case-insensitive for Latin letters) */
+    q: optionalLine(200).optional(),
+    /** only this customer organization's samples */
+    organization: idSchema.optional(),
+    /** received at or after (ms since the epoch) */
+    receivedFrom: timeMsQuery.optional(),
+    /** received at or before (ms since the epoch) */
+    receivedTo: timeMsQuery.optional(),
+  })
+  .refine((q) => q.receivedFrom === undefined || q.receivedTo === undefined || q.receivedFrom <= q.receivedTo, {
+    message: 'receivedTo is before receivedFrom',
+    path: ['receivedTo'],
+  });
+export type SampleListQuery = z.output<typeof sampleListQuery>;
+
+export const listSamples = defineRoute({ method: 'GET', path: '/api/lab-samples', query: sampleListQuery, response: pageOf(labSampleSchema) });
 export const getSample = defineRoute({ method: 'GET', path: '/api/lab-samples/:id', params: idParams, response: labSampleSchema });
 export const createSample = defineRoute({ method: 'POST', path: '/api/lab-samples', body: labSampleInput, response: labSampleSchema });

@@ -59,7 +59,8 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
   { method: 'PATCH', path: '/api/users/:username', allow: ADMIN, audit: true },
   { method: 'POST', path: '/api/users/:username/password', allow: ADMIN, audit: true },
-  { method: 'GET', path: '/api/organizations', allow: ADMIN },
+  // the lab's workers pick the customer when they register a received sample
+  { method: 'GET', path: '/api/organizations', allow: LAB_WORKERS },
   { method: 'POST', path: '/api/organizations', allow: ADMIN, audit: true },
   // an auditor whose grant covers some organizations sees the lab's records and those organizations' (auth/visibility.ts)
   { method: 'GET', path: '/api/audit-trail', allow: ['admin', 'auditor'], scope: 'organization' },

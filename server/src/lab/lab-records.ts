@@ -1,6 +1,12 @@
 // Samples received for testing (ISO/IEC 17025 7.4) and test methods in versions (7.2). Each is written
-// once with an audit-trail entry; a method changes by a new version with a reason, never in place.
+// once with an audit-trail entry; a method changes by a new version with a reason, never in place. Their lists are
+// read a page at a time, newest first by row id (api/paging.ts), and every change is announced (`changed`) so that
+// the dashboards showing a list read it again.
+import { EventEmitter } from 'node:events';
 import { LabtraceError, parseWith } from '@labtrace/protocols';
+import type { ListChange } from '@labtrace/protocols';
+import type { MethodListQuery, Page, SampleListQuery } from '@labtrace/protocols/api';
+import { pageOfRows, pageSql } from '../api/paging.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
 import type { MethodScopeCheck } from './accreditation.js';
@@ -38,6 +44,16 @@ interface SampleRow {
   created_at: number;
 }
 
+/** a LIKE pattern finding `text` anywhere, with % _ and the escape character itself taken literally (ESCAPE '\') */
+export function likeAnywhere(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export interface LabRecordsEvents {
+  /** a sample or a method was created or changed; `organization` is the sample's customer (its people hear of it) */
+  changed: [change: ListChange, organization: string | null];
+}
+
 interface MethodRow {
   id: string;
   version: number;
@@ -48,18 +64,20 @@ interface MethodRow {
   created_at: number;
 }
 
-export class LabRecords {
+export class LabRecords extends EventEmitter<LabRecordsEvents> {
   constructor(
     private readonly database: LabDatabase,
     private readonly audit: AuditTrail,
     /** the lab's accreditations: whether a method lies in the scope of an active one */
     private readonly scope: MethodScopeCheck,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    super();
+  }
 
   createSample(actor: Actor, input: LabSampleInput): LabSample {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const created = db.transaction(() => {
       if (!db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(input.organization))
         throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${input.organization}" is not known`);
       if (db.prepare('SELECT 1 FROM lab_samples WHERE id = ?').get(input.id))
@@ -74,16 +92,48 @@ export class LabRecords {
       this.audit.record(actor, { action: 'create', recordType: 'lab-sample', recordId: sample.id, newValue: input });
       return sample;
     })();
+    this.emit('changed', { list: 'samples', id: created.id }, created.organization);
+    return created;
   }
 
-  /** Samples, all of them or one organization's. */
-  samples(organization?: string): LabSample[] {
-    const rows = (
-      organization === undefined
-        ? this.database.sqlite.prepare('SELECT * FROM lab_samples ORDER BY created_at, id').all()
-        : this.database.sqlite.prepare('SELECT * FROM lab_samples WHERE organization = ? ORDER BY created_at, id').all(organization)
-    ) as SampleRow[];
-    return rows.map(toSample);
+  /**
+   * A page of samples, newest registered first: those of `organizations` (undefined: every organization's), found by
+   * `q` in the id, description or customer (its id or name), received between receivedFrom and receivedTo.
+   */
+  samplesPage(query: SampleListQuery, organizations: readonly string[] | undefined): Page<LabSample> {
+    if (organizations !== undefined && organizations.length === 0) return { items: [], next: null };
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (organizations !== undefined) {
+      where.push(`s.organization IN (${organizations.map(() => '?').join(', ')})`);
+      params.push(...organizations);
+    }
+    if (query.organization !== undefined) {
+      where.push('s.organization = ?');
+      params.push(query.organization);
+    }
+    const q = query.q?.trim() ?? '';
+    if (q !== '') {
+      const like = likeAnywhere(q);
+      where.push("(s.id LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\' OR s.organization LIKE ? ESCAPE '\\' OR o.name LIKE ? ESCAPE '\\')");
+      params.push(like, like, like, like);
+    }
+    if (query.receivedFrom !== undefined) {
+      where.push('s.received_at >= ?');
+      params.push(query.receivedFrom);
+    }
+    if (query.receivedTo !== undefined) {
+      where.push('s.received_at <= ?');
+      params.push(query.receivedTo);
+    }
+    const page = pageSql(query, 's.rowid');
+    const rows = this.database.sqlite
+      .prepare(
+        `SELECT s.rowid AS position, s.* FROM lab_samples s LEFT JOIN organizations o ON o.id = s.organization
+         WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`,
+      )
+      .all(...params, ...page.params) as (SampleRow & { position: number })[];
+    return pageOfRows(rows, query, (r) => r.position, toSample);
   }
 
   sample(id: string): LabSample | undefined {
@@ -94,26 +144,60 @@ export class LabRecords {
   /** Creates version 1 of a method. */
   createMethod(actor: Actor, input: { id: string; standard: string; title: string; definition: MethodDefinition }): Method {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const created = db.transaction(() => {
       if (db.prepare('SELECT 1 FROM methods WHERE id = ?').get(input.id))
         throw new LabtraceError(
           'E_CONFLICT',
           `body: id: method "${input.id}" exists; add a version instead (POST /api/methods/${input.id}/versions)`,
+          { reason: 'record.exists', params: { type: 'method', id: input.id } },
         );
       return this.insertMethod(actor, { ...input, version: 1 }, undefined);
     })();
+    this.emit('changed', { list: 'methods', id: created.id }, null);
+    return created;
   }
 
   /** Adds the next version of a method; the reason is required and goes to the audit trail with both versions. */
   addMethodVersion(actor: Actor, id: string, input: { standard: string; title: string; definition: MethodDefinition; reason: string }): Method {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const added = db.transaction(() => {
       const before = this.method(id);
       if (!before)
         throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`, { reason: 'record.not-found', params: { type: 'method', id } });
       const { reason, ...fields } = input;
       return this.insertMethod(actor, { ...fields, id, version: before.version + 1 }, { before, reason });
     })();
+    this.emit('changed', { list: 'methods', id: added.id }, null);
+    return added;
+  }
+
+  /**
+   * A page of methods, each in its newest version, the newest method first. A method keeps its place (its first
+   * version's row id) when a version is added, so that paging through the list shows every method once.
+   */
+  methodsPage(query: MethodListQuery): Page<Method> {
+    const where: string[] = [];
+    const params: string[] = [];
+    const q = query.q?.trim() ?? '';
+    if (q !== '') {
+      const like = likeAnywhere(q);
+      where.push("(m.id LIKE ? ESCAPE '\\' OR m.standard LIKE ? ESCAPE '\\' OR m.title LIKE ? ESCAPE '\\')");
+      params.push(like, like, like);
+    }
+    const page = pageSql(query, 'f.first');
+    const rows = this.database.sqlite
+      .prepare(
+        `SELECT f.first AS position, m.* FROM methods m
+         JOIN (SELECT id, MIN(rowid) AS first, MAX(version) AS latest FROM methods GROUP BY id) f ON f.id = m.id AND m.version = f.latest
+         WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`,
+      )
+      .all(...params, ...page.params) as (MethodRow & { position: number })[];
+    return pageOfRows(
+      rows,
+      query,
+      (r) => r.position,
+      (r) => this.toMethod(r),
+    );
   }
 
   /** A method's version, the newest when none is given. */
@@ -126,15 +210,9 @@ export class LabRecords {
     return row === undefined ? undefined : this.toMethod(row);
   }
 
-  /** The newest version of every method, or every version of one. */
-  methods(id?: string): Method[] {
-    const rows = (
-      id === undefined
-        ? this.database.sqlite
-            .prepare('SELECT m.* FROM methods m WHERE m.version = (SELECT MAX(version) FROM methods WHERE id = m.id) ORDER BY m.id')
-            .all()
-        : this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version').all(id)
-    ) as MethodRow[];
+  /** Every version of a method, oldest first. */
+  methods(id: string): Method[] {
+    const rows = this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version').all(id) as MethodRow[];
     return rows.map((r) => this.toMethod(r));
   }
 

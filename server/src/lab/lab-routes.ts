@@ -43,10 +43,9 @@ export function labRoutes(deps: {
   const { records, runs, equipment, inspection } = deps;
   const router = express.Router();
 
-  routeOf(router, api.listSamples, (req, res) => {
-    const p = who(req);
-    const organizations = visibleOrganizations(p);
-    res.json(organizations?.length === 1 ? records.samples(organizations[0]) : records.samples().filter((s) => canSee(p, s.organization)));
+  // a page of the samples the principal may see, newest first, searched and filtered as the query asks
+  routeOf(router, api.listSamples, (req, res, { query }) => {
+    res.json(records.samplesPage(query, visibleOrganizations(who(req))));
   });
 
   routeOf(router, api.getSample, (req, res, { params: { id } }) => {
@@ -60,8 +59,9 @@ export function labRoutes(deps: {
     res.status(201).json(records.createSample(actorOf(who(req)), body));
   });
 
-  routeOf(router, api.listMethods, (_req, res) => {
-    res.json(records.methods());
+  // a page of methods, each in its newest version (its versions: getMethod)
+  routeOf(router, api.listMethods, (_req, res, { query }) => {
+    res.json(records.methodsPage(query));
   });
 
   // every version of a method, oldest first

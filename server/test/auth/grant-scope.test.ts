@@ -58,14 +58,19 @@ afterAll(async () => {
 
 const as = (token: string, path: string, init: RequestInit = {}): Promise<Response> =>
   fetch(`${t.base}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
-const ids = async (res: Response): Promise<string[]> => ((await res.json()) as { id: string }[]).map((r) => r.id);
+/** the ids of a list's answer: an array, or a page's items (newest first) */
+const ids = async (res: Response): Promise<string[]> => {
+  const body = (await res.json()) as { id: string }[] | { items: { id: string }[] };
+  return (Array.isArray(body) ? body : body.items).map((r) => r.id);
+};
 
 describe('REST', () => {
   test('lists only the granted organizations’ samples and runs; the auditor over all sees both', async () => {
     expect(await ids(await as(scoped, '/api/lab-samples'))).toEqual(['S-b']);
     expect(await ids(await as(scoped, '/api/runs'))).toEqual(['run-2']);
     expect(await ids(await t.fetch('/api/runs', {}, 'auditor'))).toEqual(['run-1', 'run-2']);
-    expect(await ids(await t.fetch('/api/lab-samples', {}, 'auditor'))).toEqual(['S-a', 'S-b']);
+    // samples are paged, newest first
+    expect(await ids(await t.fetch('/api/lab-samples', {}, 'auditor'))).toEqual(['S-b', 'S-a']);
   });
 
   test('another organization’s sample, run, records and alarms answer 404 exactly like unknown ones', async () => {

@@ -116,8 +116,8 @@ describe('records', () => {
     );
     expect(auditOf('lab-sample', 'S-1')).toEqual([expect.objectContaining({ actor: 'technician', action: 'create', newValue: sample })]);
     // each client sees its own organization's samples only
-    expect((await call<{ id: string }[]>('/api/lab-samples', {}, 'client')).body.map((s) => s.id)).toEqual(['S-1']);
-    expect((await call<{ id: string }[]>('/api/lab-samples', {}, 'client-b')).body.map((s) => s.id)).toEqual(['S-2']);
+    expect((await call<{ items: { id: string }[] }>('/api/lab-samples', {}, 'client')).body.items.map((s) => s.id)).toEqual(['S-1']);
+    expect((await call<{ items: { id: string }[] }>('/api/lab-samples', {}, 'client-b')).body.items.map((s) => s.id)).toEqual(['S-2']);
     expect((await call('/api/lab-samples/S-2', {}, 'client')).status).toBe(404);
   });
 
