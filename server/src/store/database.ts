@@ -9,6 +9,7 @@ import { accreditationMigration } from '../lab/accreditation.js';
 import { certificateLanguageMigration, certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 import { notificationsMigration } from '../notify/migration.js';
+import { runSharesMigration } from '../lab/run-shares.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
 
 export interface Tables {
@@ -425,6 +426,8 @@ migrations['0024_user_preferences'] = {
 };
 // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
 migrations['0025_notifications'] = notificationsMigration;
+// read-only links that share one run with a client (lab/run-shares.ts)
+migrations['0032_run_shares'] = runSharesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
