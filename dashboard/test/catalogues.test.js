@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { baseCompile } from '@intlify/message-compiler';
 import {
   ACCREDITATION_STATES,
+  ALARM_EVENT_KINDS,
   AUDIT_ACTIONS,
   CALIBRATION_STATES,
   CERTIFICATE_STATUSES,
@@ -17,6 +18,7 @@ import {
   RULE_KINDS,
   RUN_STATES,
   SEVERITIES,
+  SHARE_STATES,
 } from '@labtrace/protocols/api';
 
 const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
@@ -171,6 +173,8 @@ const DYNAMIC = {
   'alarms.kind.': RULE_KINDS,
   'alarms.reasonRequired.': ['acknowledge', 'clear'],
   'alarms.state.': ['active', 'returned', 'acknowledged', 'cleared'],
+  'alarms.event.': ALARM_EVENT_KINDS,
+  'share.state.': SHARE_STATES,
   // the filter's own field names (AuditTrail's MAX and time fields)
   'audit.': ['actor', 'recordType', 'recordId', 'action', 'since', 'until'],
   'audit.actions.': AUDIT_ACTIONS,
