@@ -90,9 +90,15 @@ export class RunShares {
     return db.transaction(() => {
       const before = db.prepare('SELECT * FROM run_shares WHERE id = ? AND run = ?').get(id, run) as ShareRow | undefined;
       if (before === undefined)
-        throw new LabtraceError('E_NOT_FOUND', `run ${run} has no share link ${id}`, { reason: 'record.not-found', params: { type: 'share', id: String(id) } });
+        throw new LabtraceError('E_NOT_FOUND', `run ${run} has no share link ${id}`, {
+          reason: 'record.not-found',
+          params: { type: 'share', id: String(id) },
+        });
       if (before.revoked_at !== null)
-        throw new LabtraceError('E_CONFLICT', `share link ${id} is already revoked`, { reason: 'share.revoked', params: { revokedAt: before.revoked_at } });
+        throw new LabtraceError('E_CONFLICT', `share link ${id} is already revoked`, {
+          reason: 'share.revoked',
+          params: { revokedAt: before.revoked_at },
+        });
       const at = this.now();
       db.prepare('UPDATE run_shares SET revoked_by = ?, revoked_at = ?, revoke_reason = ? WHERE id = ?').run(actor.username, at, reason, id);
       this.audit.record(actor, {

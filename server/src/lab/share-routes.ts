@@ -86,7 +86,11 @@ export function shareRoutes(deps: {
   routeOf(router, api.publicShareReport, (_req, res, { params }) => {
     const { run } = shares.peek(params.token);
     const report = deps.reportOf(run);
-    if (!report) throw new LabtraceError('E_NOT_FOUND', `run ${run} has no issued report`, { reason: 'record.not-found', params: { type: 'certificate', id: run } });
+    if (!report)
+      throw new LabtraceError('E_NOT_FOUND', `run ${run} has no issued report`, {
+        reason: 'record.not-found',
+        params: { type: 'certificate', id: run },
+      });
     res
       .type('application/pdf')
       .set('cache-control', 'no-store')

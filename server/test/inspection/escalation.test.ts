@@ -4,7 +4,18 @@
 // to those who may see the run; a clearance takes them off.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { OpenAlarmCount, Page, RunAlarms, RunListItem } from '@labtrace/protocols/api';
-import { addOtherClient, jsonCaller, ORGANIZATION, postJson, records, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import {
+  addOtherClient,
+  jsonCaller,
+  ORGANIZATION,
+  postJson,
+  records,
+  send,
+  startServer,
+  TestGateway,
+  type TestServer,
+  waitFor,
+} from '../helpers/server.js';
 
 const T0 = 1_800_000_000_000;
 let t: TestServer;

@@ -5,7 +5,18 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import type { CreatedShare, PublicShare, RunShare } from '@labtrace/protocols/api';
-import { addOtherClient, jsonCaller, ORGANIZATION, postJson, records, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import {
+  addOtherClient,
+  jsonCaller,
+  ORGANIZATION,
+  postJson,
+  records,
+  send,
+  startServer,
+  TestGateway,
+  type TestServer,
+  waitFor,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let gw: TestGateway;
