@@ -29,7 +29,7 @@ let quiet;
 async function docShot(page, name) {
   if (process.env.LABTRACE_SCREENSHOTS !== '1') return;
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `runs-${name}.png`) });
+  await page.screenshot({ path: path.join(SHOTS, `runs-${name}.png`), scale: 'css' });
 }
 
 /** values of channel c of an instrument, signed by the gateway and acknowledged */
@@ -193,9 +193,13 @@ describe('a technician in English on a desktop', () => {
       await history.waitFor(WAIT);
       await page.waitForSelector('[data-test="alarm-event"][data-event="escalated"]', WAIT);
       const escalated = page.locator('[data-test="alarm-event"][data-event="escalated"]');
-      expect(await escalated.locator('[data-test="alarm-event-why"]').innerText()).toContain('55 kN above the high limit 50');
-      expect(await page.locator('[data-test="alarm-event"][data-event="raised"] [data-test="alarm-event-why"]').innerText()).toContain(
-        '47 kN above the warning level 45',
+      // what the rule saw, in the user's language, and the inspection's own words, which follow the escalation
+      expect(await escalated.locator('[data-test="alarm-event-why"]').innerText()).toContain(
+        message('en', 'alarms.history.saw', { what: message('en', 'alarms.kind.limits'), value: '55' }),
+      );
+      expect(await escalated.locator('[data-test="alarm-event-message"]').innerText()).toBe('utm-1/c 55 kN above the high limit 50');
+      expect(await page.locator('[data-test="alarm-event"][data-event="raised"] [data-test="alarm-event-message"]').innerText()).toBe(
+        'utm-1/c 47 kN above the warning level 45',
       );
       const alarm = page.locator('[data-test="alarm"]').first();
       await alarm.locator('[data-test="alarm-reason"]').fill('grips checked, specimen seated again');
@@ -207,6 +211,7 @@ describe('a technician in English on a desktop', () => {
       const stored = await call(t, `/api/runs/${alarmed}/alarms`);
       expect(stored.events.map((e) => e.event)).toEqual(['raised', 'escalated', 'acknowledged']);
       expect(stored.alarms[0].acknowledged).toMatchObject({ by: 'technician', reason: 'grips checked, specimen seated again' });
+      await history.scrollIntoViewIfNeeded();
       await docShot(page, 'alarm-history');
       expect(errors).toEqual([]);
     } finally {
@@ -265,6 +270,7 @@ describe('a technician in English on a desktop', () => {
       const [share] = await call(t, `/api/runs/${done}/shares`);
       expect(share).toMatchObject({ state: 'active', note: 'Ms Wang, purchasing', createdBy: 'technician', uses: 0 });
       expect(share.expiresAt - share.createdAt).toBe(2 * DAY);
+      await panel.scrollIntoViewIfNeeded();
       await docShot(page, 'share-panel');
 
       const visitor = await anonymous.newPage();
