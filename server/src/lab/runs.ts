@@ -306,11 +306,34 @@ export class Runs extends EventEmitter<RunsEvents> {
     const rows = this.database.sqlite
       .prepare(`SELECT r.*, r.rowid AS position, (${OPEN_ALARMS_SQL}) AS open_alarms FROM runs r WHERE ${where.join(' AND ')} ${paged.orderLimit}`)
       .all(...params) as (RunRow & { position: number; open_alarms: number })[];
+    // a page's runs share few method versions and read their ranges at once: 3 statements, not 2 per run
+    const standards = new Map<string, string>();
+    const standardOf = (id: string, version: number): string => {
+      const key = `${id}@${version}`;
+      let standard = standards.get(key);
+      if (standard === undefined) standards.set(key, (standard = this.records.method(id, version)?.standard ?? ''));
+      return standard;
+    };
+    const shown = rows.slice(0, query.limit);
+    const ranges = new Map<string, RunRange[]>();
+    if (shown.length > 0)
+      for (const r of this.database.sqlite
+        .prepare(
+          `SELECT run, gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run IN (${shown.map(() => '?').join(', ')}) ORDER BY run, gateway`,
+        )
+        .all(...shown.map((row) => row.id)) as (RunRange & { run: string })[]) {
+        const list = ranges.get(r.run) ?? [];
+        list.push({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq });
+        ranges.set(r.run, list);
+      }
     return pageOfRows(
       rows,
       query,
       (r) => r.position,
-      (r) => ({ ...this.toRun(r), openAlarms: r.open_alarms }),
+      (r) => ({
+        ...this.toRun(r, { standard: standardOf(r.method_id, r.method_version), ranges: ranges.get(r.id) ?? [] }),
+        openAlarms: r.open_alarms,
+      }),
     );
   }
 
@@ -476,19 +499,22 @@ export class Runs extends EventEmitter<RunsEvents> {
     return run;
   }
 
-  private toRun(row: RunRow): Run {
-    const ranges = (
-      this.database.sqlite
-        .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
-        .all(row.id) as RunRange[]
-    ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
-    const method = this.records.method(row.method_id, row.method_version);
+  /** `known`: the method's standard and the run's ranges when the caller read them already (a page of runs) */
+  private toRun(row: RunRow, known?: { standard: string; ranges: RunRange[] }): Run {
+    const ranges =
+      known?.ranges ??
+      (
+        this.database.sqlite
+          .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
+          .all(row.id) as RunRange[]
+      ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
+    const standard = known?.standard ?? this.records.method(row.method_id, row.method_version)?.standard ?? '';
     const accredited = row.accredited === 1;
     return {
       id: row.id,
       sample: row.sample,
       organization: row.organization,
-      method: { id: row.method_id, version: row.method_version, standard: method?.standard ?? '' },
+      method: { id: row.method_id, version: row.method_version, standard },
       instruments: JSON.parse(row.instruments) as Run['instruments'],
       technician: row.technician,
       state: row.state,
