@@ -8,6 +8,7 @@
 // Writes bench/results/run-list.json.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { URLSearchParams } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
@@ -179,7 +180,9 @@ async function main() {
         maxMs: round1(times.at(-1)),
         inProcessP50Ms: round1(percentile(direct, 50)),
       };
-      log(`${name}: ${items} runs, p50 ${results[name].p50Ms} ms, p95 ${results[name].p95Ms} ms (in process: p50 ${results[name].inProcessP50Ms} ms)`);
+      log(
+        `${name}: ${items} runs, p50 ${results[name].p50Ms} ms, p95 ${results[name].p95Ms} ms (in process: p50 ${results[name].inProcessP50Ms} ms)`,
+      );
     }
     const count = await (async () => {
       const started = performance.now();
