@@ -7,11 +7,21 @@ declare module 'vue-router' {
   interface RouteMeta {
     /** the catalogue key of the view's title (the tab's title: App.vue) */
     title?: string;
+    /** shown without signing in (a run shared by a link): App.vue renders it whatever the session */
+    public?: boolean;
   }
 }
 
 export const routes: RouteRecordRaw[] = [
   { path: '/', name: 'home', component: () => import('./views/HomeView.vue'), meta: { title: 'common.titles.home' } },
+  { path: '/runs', name: 'runs', component: () => import('./views/RunsView.vue'), meta: { title: 'run.list.title' } },
+  {
+    path: '/share/:token',
+    name: 'share',
+    component: () => import('./views/ShareView.vue'),
+    props: true,
+    meta: { title: 'share.title', public: true },
+  },
   {
     path: '/runs/:id',
     name: 'run',

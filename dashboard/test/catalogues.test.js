@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { baseCompile } from '@intlify/message-compiler';
 import {
   ACCREDITATION_STATES,
+  ALARM_EVENT_KINDS,
   AUDIT_ACTIONS,
   BLOCKER_KINDS,
   CALIBRATION_STATES,
@@ -18,6 +19,7 @@ import {
   RULE_KINDS,
   RUN_STATES,
   SEVERITIES,
+  SHARE_STATES,
 } from '@labtrace/protocols/api';
 
 const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
@@ -175,6 +177,8 @@ const DYNAMIC = {
   'alarms.kind.': RULE_KINDS,
   'alarms.reasonRequired.': ['acknowledge', 'clear'],
   'alarms.state.': ['active', 'returned', 'acknowledged', 'cleared'],
+  'alarms.event.': ALARM_EVENT_KINDS,
+  'share.state.': SHARE_STATES,
   // the filter's own field names (AuditTrail's MAX and time fields)
   'audit.': ['actor', 'recordType', 'recordId', 'action', 'since', 'until'],
   'audit.actions.': AUDIT_ACTIONS,

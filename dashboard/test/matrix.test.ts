@@ -50,6 +50,8 @@ export interface Fixture {
   /** the audit entries each role sees, by the time its views are checked */
   auditTimes(role: Role): Promise<number[]>;
   oneTimePassword: string;
+  /** a share link's token for the completed run */
+  shareToken: string;
 }
 
 /** who may open a view: roles, anyone signed out, or the user who must change the password */
@@ -83,10 +85,23 @@ export const VIEWS: readonly View[] = [
   },
   { name: 'password', who: 'must-change', path: () => '/', ready: () => '[data-test="change-password"]' },
   {
+    name: 'shared run',
+    who: 'public',
+    path: (f) => `/#/share/${f.shareToken}`,
+    ready: () => '[data-test="share-view"][data-loaded="true"] [data-test="share-state"]',
+  },
+  {
     name: 'home',
     who: ROLES,
     path: () => '/#/',
     ready: () => '[data-test="runs"][data-loaded="true"], [data-test="runs"][data-loaded="yes"]',
+    times: (f) => [f.liveStartedAt],
+  },
+  {
+    name: 'runs',
+    who: ROLES,
+    path: () => '/#/runs',
+    ready: () => '[data-test="runs"][data-loaded="true"] [data-test="run-row"]',
     times: (f) => [f.liveStartedAt],
   },
   {
@@ -280,6 +295,7 @@ async function setUp(): Promise<Fixture> {
   const requested = await api<{ id: string }>('/api/certificates', { run: doneRun });
   const issued = await api<{ requestedAt: number; issuedAt: number }>(`/api/certificates/${requested.id}/issue`, {}, 'signatory');
 
+  const share = await api<{ token: string }>(`/api/runs/${doneRun}/shares`, { hours: 24 });
   const liveRun = (await api<{ id: string }>('/api/runs', { sample: 'S-1', method: 'gb-228-1', instruments: ['ut-1'] })).id;
   const started = await api<{ startedAt: number }>(`/api/runs/${liveRun}/start`, {});
   await sendForce([...Array.from({ length: 30 }, (_, i) => 20 + i), 95]);
@@ -306,6 +322,7 @@ async function setUp(): Promise<Fixture> {
       return (Array.isArray(answer) ? answer : answer.entries).map((e) => e.at);
     },
     oneTimePassword: mustChange.password!,
+    shareToken: share.token,
   };
 }
 

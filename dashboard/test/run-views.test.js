@@ -358,14 +358,21 @@ describe('run views', () => {
       const stored = await call(`/api/runs/${run}/alarms`, undefined);
       expect(stored.alarms[0].acknowledged).toMatchObject({ by: 'technician', reason: 'specimen slipped in the grips' });
 
-      // aborting needs a reason; the view asks for it before sending
+      // aborting needs a reason: the dialog's button stays disabled until one is typed; cancelling sends nothing
       await page.click('[data-test="run-abort"]');
-      expect(await page.locator('[data-test="run-error"]').innerText()).toMatch(/reason is required/);
+      await page.locator('[data-test="confirm-dialog"]').waitFor(WAIT);
+      expect(await page.locator('[data-test="confirm-ok"]').isDisabled()).toBe(true);
+      await page.click('[data-test="confirm-cancel"]');
+      expect(await attr(page, '[data-test="run-state"]', 'data-state')).toBe('running');
 
       await sendValues(10, 60);
       await page.click('[data-test="run-stop"]');
+      expect(await page.locator('#confirm-title').innerText()).toBe(
+        `Stop run ${run}? The run is then completed and its results are computed; it cannot be restarted.`,
+      );
+      await page.click('[data-test="confirm-ok"]');
       await page.waitForSelector('[data-test="run-state"][data-state="completed"]', WAIT);
-      expect(questions).toEqual([`Stop run ${run}? The run is then completed and its results are computed; it cannot be restarted.`]);
+      expect(questions).toEqual([]);
       await page.waitForSelector('[data-test="steps"] [data-step="completed"]', WAIT);
       // the completed run's results: the value as reported, its verdict by the method's decision rule
       const results = await call(`/api/runs/${run}/results`, undefined);
@@ -400,10 +407,11 @@ describe('run views', () => {
       await page.waitForSelector('[data-test="run-state"][data-state="planned"]', WAIT);
       await page.waitForSelector('[data-test="run-not-started"]', WAIT);
       const planned = await page.locator('[data-test="run-view"]').getAttribute('data-run');
-      await page.fill('[data-test="run-reason"]', 'specimen cracked while mounting');
       await page.click('[data-test="run-abort"]');
+      expect(await page.locator('#confirm-title').innerText()).toBe(`Abort run ${planned}? This cannot be undone.`);
+      await page.fill('[data-test="confirm-reason"]', 'specimen cracked while mounting');
+      await page.click('[data-test="confirm-ok"]');
       await page.waitForSelector('[data-test="steps"] [data-step="aborted"]', WAIT);
-      expect(questions.at(-1)).toBe(`Abort run ${planned}? This cannot be undone.`);
       expect(await page.locator('[data-test="steps"] [data-step="aborted"]').innerText()).toMatch(/specimen cracked while mounting/);
       expect(await call(`/api/runs/${planned}`, undefined)).toMatchObject({ state: 'aborted', endReason: 'specimen cracked while mounting' });
 
@@ -421,7 +429,7 @@ describe('run views', () => {
     } finally {
       await close();
     }
-  }, 30_000);
+  }, 60_000);
 
   test('a finished run replays every stored record', async () => {
     const stored = await call(`/api/runs/${run}/records`, undefined, 'client');
@@ -486,9 +494,12 @@ describe('run views', () => {
         expect(box.x + box.width).toBeLessThanOrEqual(width);
         expect(box.height).toBeGreaterThanOrEqual(44);
       }
-      // aborting without a reason: the field is named in the message, in Chinese
+      // aborting asks, in Chinese, for the reason the server requires: no reason, no abort
       await page.click('[data-test="run-abort"]');
-      expect(await page.locator('[data-test="run-error"]').innerText()).toBe(ZH_RUN.actions.reasonRequired);
+      await page.locator('[data-test="confirm-dialog"]').waitFor(WAIT);
+      expect(await page.locator('#confirm-title').innerText()).toBe(ZH_RUN.actions.confirmAbort.replace('{id}', blockedRun));
+      expect(await page.locator('[data-test="confirm-ok"]').isDisabled()).toBe(true);
+      await page.click('[data-test="confirm-cancel"]');
       expect(await overflowing(page, '[data-test="run-view"]')).toEqual([]);
       expect(await axeViolations(page, '[data-test="run-view"]')).toEqual([]);
       expect(technician.errors).toEqual([]);

@@ -21,7 +21,9 @@ export type LabtraceErrorCode =
   | 'E_STORE_UNAVAILABLE'
   | 'E_RATE_LIMITED'
   | 'E_INFLUX_UNAVAILABLE'
-  | 'E_INFLUX_QUERY';
+  | 'E_INFLUX_QUERY'
+  /** a record that existed and is no longer available (a share link revoked or expired): 410 */
+  | 'E_GONE';
 
 /** the parameters of a refusal's reason, as a client fills them into its translation */
 export type ReasonParams = Record<string, string | number | boolean>;

@@ -32,6 +32,8 @@ import { labRoutes } from './lab/lab-routes.js';
 import { DemoLab } from './lab/demo.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
+import { RunShares } from './lab/run-shares.js';
+import { shareRoutes } from './lab/share-routes.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
@@ -79,6 +81,9 @@ function logKey(file: string, origin: string, logger: Logger): SignerKey {
   }
 }
 
+/** the server reading records as the lab does (every organization's) */
+const LAB_VIEWER = { role: 'admin', organization: null } as const;
+
 export const SERVER_VERSION = '0.1.0';
 export const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
 
@@ -113,6 +118,8 @@ export class LabtraceServer {
   readonly labRecords: LabRecords;
   readonly equipment: EquipmentStatus;
   readonly runs: Runs;
+  /** read-only links that share one run with a client (lab/run-shares.ts) */
+  readonly shares: RunShares;
   /** the inspection rule engines of the running runs and their stored alarms */
   readonly inspection: RunInspection;
   readonly calibration: Calibration;
@@ -163,6 +170,7 @@ export class LabtraceServer {
     this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
+    this.shares = new RunShares(this.database, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
@@ -298,7 +306,22 @@ export class LabtraceServer {
         .use(calibrationRoutes(this.calibration))
         .use(accreditationRoutes(this.accreditations, config.lab))
         .use(exportRoutes(this.database, () => this.log, this.logger))
-        .use(notificationRoutes(this.notifications)),
+        .use(notificationRoutes(this.notifications))
+        .use(
+          shareRoutes({
+            shares: this.shares,
+            runs: this.runs,
+            records: this.labRecords,
+            results: this.results,
+            reportOf: (run) => {
+              const issued = this.certificates.list(LAB_VIEWER, { run, status: 'valid' }).at(-1);
+              const files = issued === undefined ? undefined : this.certificates.files(issued.id);
+              return issued === undefined || files === undefined || issued.issuedAt === null
+                ? undefined
+                : { id: issued.id, issuedAt: issued.issuedAt, pdf: () => files.pdf };
+            },
+          }),
+        ),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -326,7 +349,14 @@ export class LabtraceServer {
     this.http = http.createServer(app);
     this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id), this.logger);
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
+    // the run lists re-read on a change (no polling): a run planned, started, stopped or aborted; an alarm's event
+    this.runs.on('created', (run) => this.live.changed({ list: 'runs', id: run.id }, run.organization));
+    this.inspection.on('alarm', (event) => {
+      const organization = this.runs.get(LAB_VIEWER, event.run)?.organization;
+      this.live.changed({ list: 'alarms', id: event.run }, organization);
+    });
     this.runs.on('state', (run) => {
+      this.live.changed({ list: 'runs', id: run.id }, run.organization);
       this.live.runState(run);
       if (run.state !== 'completed') return;
       try {

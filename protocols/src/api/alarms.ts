@@ -63,3 +63,9 @@ export const clearAlarm = defineRoute({
   body: alarmActionInput,
   response: runAlarmSchema,
 });
+
+/** the open alarms (raised, not cleared) of the runs the caller may see, and how many runs have one */
+export const openAlarmCountSchema = z.strictObject({ open: z.number().int().min(0), runs: z.number().int().min(0) });
+export type OpenAlarmCount = z.output<typeof openAlarmCountSchema>;
+
+export const openAlarmCount = defineRoute({ method: 'GET', path: '/api/alarms/open-count', response: openAlarmCountSchema });

@@ -56,6 +56,12 @@ export const REASONS = [
   'store.unavailable',
   /** an internal error: the answer carries a request id */
   'server.internal',
+  /** {expiresAt}: a share link whose time is over */
+  'share.expired',
+  /** {revokedAt}: a share link the lab revoked */
+  'share.revoked',
+  /** a share link that is not known (mistyped or never created) */
+  'share.not-found',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

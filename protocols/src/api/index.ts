@@ -10,7 +10,8 @@ import { exportBundle, exportRun } from './export.js';
 import { listSamples, getSample, createSample } from './samples.js';
 import { listMethods, getMethod, createMethod, addMethodVersion } from './methods.js';
 import { listRuns, getRun, runRecords, runResults, createRun, startRun, stopRun, abortRun } from './runs.js';
-import { runAlarms, acknowledgeAlarm, clearAlarm } from './alarms.js';
+import { runAlarms, acknowledgeAlarm, clearAlarm, openAlarmCount } from './alarms.js';
+import { listShares, createShare, revokeShare, publicShare, publicShareReport } from './shares.js';
 import { calibrationReminders, instrumentCalibrations, recordCalibration, recordCheck, calibrationStatus } from './calibration.js';
 import {
   publicAccreditation,
@@ -70,6 +71,7 @@ export * from './accreditation.js';
 export * from './certificate-content.js';
 export * from './certificates.js';
 export * from './notifications.js';
+export * from './shares.js';
 
 /** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
 export const api = {
@@ -124,6 +126,12 @@ export const api = {
   runAlarms,
   acknowledgeAlarm,
   clearAlarm,
+  openAlarmCount,
+  listShares,
+  createShare,
+  revokeShare,
+  publicShare,
+  publicShareReport,
   calibrationReminders,
   instrumentCalibrations,
   recordCalibration,

@@ -9,6 +9,8 @@ import {
   instrumentIdentitySchema,
   liveSampleSchema,
   msSchema,
+  pageOf,
+  pageQuery,
   queryInt,
   reasonSchema,
 } from './common.js';
@@ -35,7 +37,29 @@ export type RunInput = z.output<typeof runInput>;
 export const startInput = z.strictObject({ reason: reasonSchema.optional() });
 export const abortInput = z.strictObject({ reason: reasonSchema });
 
-export const runsQuery = z.strictObject({ state: runStateSchema.optional(), sample: idSchema.optional() });
+/** a time bound in a query string: whole ms since the epoch */
+const queryMs = z.coerce.number().int().min(0).max(8.64e15);
+
+/**
+ * The runs list's query: a page (newest first), a search `q` over the run id, the sample's id and description, the
+ * customer's name and the method's id and title, and filters. `organization` narrows a lab reader's list to one
+ * customer (a client sees its own anyway); `from`/`to` bound the creation time; `alarms=open` keeps the runs with
+ * an alarm not yet cleared.
+ */
+export const runsQuery = z
+  .strictObject({
+    ...pageQuery,
+    q: z.string().trim().min(1).max(100).optional(),
+    state: runStateSchema.optional(),
+    sample: idSchema.optional(),
+    method: idSchema.optional(),
+    organization: idSchema.optional(),
+    from: queryMs.optional(),
+    to: queryMs.optional(),
+    alarms: z.enum(['open']).optional(),
+  })
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from is after to', path: ['to'] });
+export type RunsQuery = z.output<typeof runsQuery>;
 export const recordsQuery = z.strictObject({ limit: queryInt(1, 100_000).default(10_000) });
 
 const methodRef = z.strictObject({ id: z.string(), version: z.number().int(), standard: z.string() });
@@ -157,7 +181,11 @@ export const runResultsSchema = z.strictObject({
 });
 export type RunResults = z.output<typeof runResultsSchema>;
 
-export const listRuns = defineRoute({ method: 'GET', path: '/api/runs', query: runsQuery, response: z.array(runSchema) });
+/** a run in the list: the run and how many of its alarms are open (raised and not cleared) */
+export const runListItemSchema = runSchema.extend({ openAlarms: z.number().int().min(0) });
+export type RunListItem = z.output<typeof runListItemSchema>;
+
+export const listRuns = defineRoute({ method: 'GET', path: '/api/runs', query: runsQuery, response: pageOf(runListItemSchema) });
 export const getRun = defineRoute({ method: 'GET', path: '/api/runs/:id', params: idParams, response: runSchema });
 export const runRecords = defineRoute({
   method: 'GET',

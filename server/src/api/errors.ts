@@ -12,6 +12,7 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_FORBIDDEN: 403,
   E_CONFLICT: 409,
   E_NOT_FOUND: 404,
+  E_GONE: 410,
   // the InfluxDB measurement store cannot be read (down) or answered with an error
   E_INFLUX_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,

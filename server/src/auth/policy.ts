@@ -119,6 +119,24 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/runs/:id/alarms', allow: ALL, scope: 'organization' },
   { method: 'POST', path: '/api/runs/:id/alarms/:alarmId/acknowledge', allow: LAB_WORKERS, audit: true },
   { method: 'POST', path: '/api/runs/:id/alarms/:alarmId/clear', allow: LAB_WORKERS, audit: true },
+  { method: 'GET', path: '/api/alarms/open-count', allow: ALL, scope: 'organization' },
+  // read-only links to one run for a client without an account (lab/run-shares.ts): made and revoked by the lab's
+  // workers; the holder of a link reads the run, its results and its issued report until it expires or is revoked
+  { method: 'GET', path: '/api/runs/:id/shares', allow: LAB_WORKERS },
+  { method: 'POST', path: '/api/runs/:id/shares', allow: LAB_WORKERS, audit: true },
+  { method: 'POST', path: '/api/runs/:id/shares/:shareId/revoke', allow: LAB_WORKERS, audit: true },
+  {
+    method: 'GET',
+    path: '/api/public/shares/:token',
+    allow: 'public',
+    why: "the link's 256-bit token is the credential: one run, read-only, until it expires or the lab revokes it; its first use is audited",
+  },
+  {
+    method: 'GET',
+    path: '/api/public/shares/:token/report.pdf',
+    allow: 'public',
+    why: "the issued report of the shared run, to the holder of the link's token while the link works",
+  },
   { method: 'GET', path: '/api/instruments/:id/status', allow: LAB_READERS },
   { method: 'POST', path: '/api/instruments/:id/status', allow: LAB_WORKERS, audit: true },
   // calibration records and intermediate checks (6.4): recorded by the lab's workers, read by its staff and auditors

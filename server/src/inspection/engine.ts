@@ -129,7 +129,12 @@ class AlarmBook {
       return;
     }
     const worse = SEVERITY_RANK[severity] > SEVERITY_RANK[a.severity];
-    if (worse) a.severity = severity;
+    if (worse) {
+      // the message and value follow the escalation: "55 kN above the alarm limit 50", not the warning that raised it
+      a.severity = severity;
+      a.message = describe();
+      a.value = value;
+    }
     if (!a.active) {
       a.active = true;
       a.returnedAt = null;

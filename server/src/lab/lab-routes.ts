@@ -80,7 +80,12 @@ export function labRoutes(deps: {
   });
 
   routeOf(router, api.listRuns, (req, res, { query }) => {
-    res.json(runs.list(who(req), query));
+    res.json(runs.page(who(req), query));
+  });
+
+  // the open alarms of the runs the caller may see: the navigation's badge and the tab's title
+  routeOf(router, api.openAlarmCount, (req, res) => {
+    res.json(runs.openAlarms(who(req)));
   });
 
   routeOf(router, api.getRun, async (req, res, { params: { id } }) => {

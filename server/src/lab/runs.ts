@@ -13,7 +13,8 @@ import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
-import { RUN_STATES, type RunState } from '@labtrace/protocols/api';
+import { RUN_STATES, type Page, type RunState, type RunsQuery } from '@labtrace/protocols/api';
+import { pageOfRows, pageSql } from '../api/paging.js';
 
 export { RUN_STATES };
 export type { RunState };
@@ -96,7 +97,22 @@ interface RunRow {
   end_reason: string | null;
 }
 
+/** a run of the list, with the number of its open alarms (raised, not cleared) */
+export type RunListItem = Run & { openAlarms: number };
+
+/**
+ * The open alarms of run `r`: alarms whose newest event is not a clearance (run_alarms keeps every event; the index
+ * on (run, alarm, id) answers the newest per alarm).
+ */
+export const OPEN_ALARMS_SQL = `SELECT COUNT(*) FROM run_alarms a WHERE a.run = r.id AND a.event <> 'cleared'
+  AND a.id = (SELECT MAX(b.id) FROM run_alarms b WHERE b.run = a.run AND b.alarm = a.alarm)`;
+
+/** `%`, `_` and the escape character itself taken literally in a LIKE pattern (ESCAPE '\\') */
+const likePattern = (text: string): string => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 interface RunsEvents {
+  /** a run was planned */
+  created: [run: Run];
   /** stored samples of a running run's instruments, as they arrive */
   samples: [run: string, samples: LiveSample[]];
   state: [run: Run];
@@ -129,7 +145,7 @@ export class Runs extends EventEmitter<RunsEvents> {
 
   create(actor: Actor, input: RunInput): Run {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const run = db.transaction(() => {
       const sample = this.records.sample(input.sample);
       if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
       const method = this.records.method(input.method, input.methodVersion);
@@ -181,6 +197,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       });
       return this.mustFind(id);
     })();
+    this.emit('created', run);
+    return run;
   }
 
   /**
@@ -241,6 +259,96 @@ export class Runs extends EventEmitter<RunsEvents> {
       .prepare(`SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`)
       .all(...params) as RunRow[];
     return rows.map((r) => this.toRun(r));
+  }
+
+  /**
+   * A page of the runs the viewer may see, newest first (by row id), searched and filtered on the server; each
+   * with the number of its open alarms.
+   */
+  page(principal: Viewer, query: RunsQuery): Page<RunListItem> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const organizations = visibleOrganizations(principal);
+    if (organizations !== undefined) {
+      where.push(`r.organization IN (${organizations.map(() => '?').join(', ')})`);
+      params.push(...organizations);
+    }
+    const equal = (column: string, value: unknown): void => {
+      if (value === undefined) return;
+      where.push(`${column} = ?`);
+      params.push(value);
+    };
+    equal('r.state', query.state);
+    equal('r.sample', query.sample);
+    equal('r.method_id', query.method);
+    equal('r.organization', query.organization);
+    if (query.from !== undefined) {
+      where.push('r.created_at >= ?');
+      params.push(query.from);
+    }
+    if (query.to !== undefined) {
+      where.push('r.created_at <= ?');
+      params.push(query.to);
+    }
+    if (query.q !== undefined) {
+      const like = likePattern(query.q);
+      // the small tables are searched once (IN over a list), the runs row by row: a per-row EXISTS costs 4 times more
+      where.push(`(r.id LIKE ? ESCAPE '\\' OR r.sample LIKE ? ESCAPE '\\' OR r.method_id LIKE ? ESCAPE '\\'
+        OR r.sample IN (SELECT s.id FROM lab_samples s WHERE s.description LIKE ? ESCAPE '\\')
+        OR r.organization IN (SELECT o.id FROM organizations o WHERE o.name LIKE ? ESCAPE '\\')
+        OR r.method_id IN (SELECT m.id FROM methods m WHERE m.title LIKE ? ESCAPE '\\'))`);
+      params.push(like, like, like, like, like, like);
+    }
+    if (query.alarms === 'open') where.push(`(${OPEN_ALARMS_SQL}) > 0`);
+    const paged = pageSql(query, 'r.rowid');
+    where.push(paged.where);
+    params.push(...paged.params);
+    const rows = this.database.sqlite
+      .prepare(`SELECT r.*, r.rowid AS position, (${OPEN_ALARMS_SQL}) AS open_alarms FROM runs r WHERE ${where.join(' AND ')} ${paged.orderLimit}`)
+      .all(...params) as (RunRow & { position: number; open_alarms: number })[];
+    // a page's runs share few method versions and read their ranges at once: 3 statements, not 2 per run
+    const standards = new Map<string, string>();
+    const standardOf = (id: string, version: number): string => {
+      const key = `${id}@${version}`;
+      let standard = standards.get(key);
+      if (standard === undefined) standards.set(key, (standard = this.records.method(id, version)?.standard ?? ''));
+      return standard;
+    };
+    const shown = rows.slice(0, query.limit);
+    const ranges = new Map<string, RunRange[]>();
+    if (shown.length > 0)
+      for (const r of this.database.sqlite
+        .prepare(
+          `SELECT run, gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run IN (${shown.map(() => '?').join(', ')}) ORDER BY run, gateway`,
+        )
+        .all(...shown.map((row) => row.id)) as (RunRange & { run: string })[]) {
+        const list = ranges.get(r.run) ?? [];
+        list.push({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq });
+        ranges.set(r.run, list);
+      }
+    return pageOfRows(
+      rows,
+      query,
+      (r) => r.position,
+      (r) => ({
+        ...this.toRun(r, { standard: standardOf(r.method_id, r.method_version), ranges: ranges.get(r.id) ?? [] }),
+        openAlarms: r.open_alarms,
+      }),
+    );
+  }
+
+  /** The open alarms (raised, not cleared) of the runs the viewer may see, and how many runs have one. */
+  openAlarms(principal: Viewer): { open: number; runs: number } {
+    const organizations = visibleOrganizations(principal);
+    const scope = organizations === undefined ? '1' : `r.organization IN (${organizations.map(() => '?').join(', ')})`;
+    // from the alarms' side: most runs never raise one
+    const row = this.database.sqlite
+      .prepare(
+        `SELECT COUNT(*) AS open, COUNT(DISTINCT a.run) AS runs FROM run_alarms a JOIN runs r ON r.id = a.run
+         WHERE ${scope} AND a.event <> 'cleared' AND a.id = (SELECT MAX(b.id) FROM run_alarms b WHERE b.run = a.run AND b.alarm = a.alarm)`,
+      )
+      .get(...(organizations ?? [])) as { open: number; runs: number };
+    return { open: row.open, runs: row.runs };
   }
 
   /**
@@ -391,19 +499,22 @@ export class Runs extends EventEmitter<RunsEvents> {
     return run;
   }
 
-  private toRun(row: RunRow): Run {
-    const ranges = (
-      this.database.sqlite
-        .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
-        .all(row.id) as RunRange[]
-    ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
-    const method = this.records.method(row.method_id, row.method_version);
+  /** `known`: the method's standard and the run's ranges when the caller read them already (a page of runs) */
+  private toRun(row: RunRow, known?: { standard: string; ranges: RunRange[] }): Run {
+    const ranges =
+      known?.ranges ??
+      (
+        this.database.sqlite
+          .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
+          .all(row.id) as RunRange[]
+      ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
+    const standard = known?.standard ?? this.records.method(row.method_id, row.method_version)?.standard ?? '';
     const accredited = row.accredited === 1;
     return {
       id: row.id,
       sample: row.sample,
       organization: row.organization,
-      method: { id: row.method_id, version: row.method_version, standard: method?.standard ?? '' },
+      method: { id: row.method_id, version: row.method_version, standard },
       instruments: JSON.parse(row.instruments) as Run['instruments'],
       technician: row.technician,
       state: row.state,

@@ -9,6 +9,7 @@ import { accreditationMigration } from '../lab/accreditation.js';
 import { certificateLanguageMigration, certificatesMigration } from '../certificates/migration.js';
 import { calibrationMigration } from '../lab/calibration.js';
 import { notificationsMigration } from '../notify/migration.js';
+import { runSharesMigration } from '../lab/run-shares.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
 
 export interface Tables {
@@ -425,6 +426,15 @@ migrations['0024_user_preferences'] = {
 };
 // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
 migrations['0025_notifications'] = notificationsMigration;
+migrations['0031_runs_by_organization'] = {
+  async up(db: Kysely<unknown>) {
+    // the runs list of a client, newest first by row id (lab/runs.ts page): an index on the organization alone holds
+    // its entries in row id order, so a page reads 50 entries instead of sorting the organization's every run
+    await sql`CREATE INDEX runs_by_organization_rowid ON runs (organization)`.execute(db);
+  },
+};
+// read-only links that share one run with a client (lab/run-shares.ts)
+migrations['0032_run_shares'] = runSharesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

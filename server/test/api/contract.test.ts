@@ -111,7 +111,12 @@ beforeAll(async () => {
   const delivery = await t.fetch('/api/notifications/test', postJson({ channel: 'webhook', webhook: hook.id }));
   expect(delivery.status).toBe(200);
   expect(api.testNotification.response.safeParse(await delivery.json()).error).toBeUndefined();
+  // a share link of the run (its token opens the public routes) and one to its open-alarm count
+  const share = await t.fetch(`/api/runs/${run.id}/shares`, postJson({ hours: 24, note: 'purchasing' }), 'technician');
+  expect(share.status).toBe(201);
+  const created = api.createShare.response.parse(await share.json());
   Object.assign(ids, {
+    token: created.token,
     run: run.id,
     sample: run.sample,
     method: DEMO_METHOD_ID,
@@ -151,7 +156,7 @@ function paramsOf(path: string): Record<string, string> {
               : path.endsWith('/preview.pdf')
                 ? ids['draft']
                 : ids['certificate'];
-  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0' };
+  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0', token: ids['token'] ?? '' };
 }
 
 /** the query a GET route needs (its required fields) */
@@ -186,6 +191,7 @@ const NON_EMPTY = new Set([
   'listAccreditations',
   'listCertificates',
   'listWebhooks',
+  'listShares',
 ]);
 
 /** the GET routes whose answer, with the demo's records, carries a part the strict check must reach */
@@ -195,6 +201,8 @@ const CARRIES: Record<string, (answer: Record<string, unknown>) => unknown> = {
   // with the report's verification code: what its holder may see
   publicCertificate: (a) => a['summary'],
   listDeliveries: (a) => (a['deliveries'] as unknown[])[0],
+  // a shared completed run: its results and its issued report
+  publicShare: (a) => [a['results'], a['report']],
   getSubscriptions: (a) => (a['webhooks'] as unknown[])[0],
 };
 

@@ -266,6 +266,22 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     res: await t.fetch('/api/runs/run-1/abort', json('POST', { reason: 'sample withdrawn by the client' }), 'technician'),
     expect: { action: 'state-change', recordType: 'run', recordId: 'run-1', reason: 'sample withdrawn by the client' },
   }),
+  'POST /api/runs/:id/shares': async () => ({
+    res: await t.fetch('/api/runs/run-3/shares', json('POST', { hours: 24, note: 'purchasing' }), 'technician'),
+    expect: { actor: 'technician', action: 'create', recordType: 'run-share', recordId: 'run-3/1', newValue: expect.objectContaining({ hours: 24 }) },
+  }),
+  'POST /api/runs/:id/shares/:shareId/revoke': async () => ({
+    res: await t.fetch('/api/runs/run-3/shares/1/revoke', json('POST', { reason: 'sent to the wrong person' }), 'technician'),
+    expect: {
+      actor: 'technician',
+      action: 'update',
+      recordType: 'run-share',
+      recordId: 'run-3/1',
+      oldValue: { state: 'active' },
+      newValue: { state: 'revoked' },
+      reason: 'sent to the wrong person',
+    },
+  }),
   'POST /api/runs/:id/alarms/:alarmId/acknowledge': async () => ({
     res: await t.fetch(`/api/runs/run-1/alarms/${encodeURIComponent(ALARM)}/acknowledge`, json('POST', { reason: 'grips slipped' }), 'technician'),
     expect: {

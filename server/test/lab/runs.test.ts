@@ -304,11 +304,11 @@ describe("a client cannot see another client's run", () => {
 
   test('REST: not listed, and 404 by id exactly like an unknown run', async () => {
     expect(theirs.organization).toBe('org-b');
-    const mine = (await call<RunView[]>('/api/runs', {}, 'client')).body;
+    const mine = (await call<{ items: RunView[] }>('/api/runs', {}, 'client')).body.items;
     expect(mine.length).toBeGreaterThan(0);
     expect(mine.every((r) => r.organization === ORGANIZATION)).toBe(true);
-    expect((await call<RunView[]>('/api/runs', {}, 'client-b')).body.map((r) => r.id)).toEqual([theirs.id]);
-    expect((await call<RunView[]>('/api/runs', {}, 'auditor')).body.map((r) => r.id)).toContain(theirs.id);
+    expect((await call<{ items: RunView[] }>('/api/runs', {}, 'client-b')).body.items.map((r) => r.id)).toEqual([theirs.id]);
+    expect((await call<{ items: RunView[] }>('/api/runs', {}, 'auditor')).body.items.map((r) => r.id)).toContain(theirs.id);
     const denied = await call<{ error: string }>(`/api/runs/${theirs.id}`, {}, 'client');
     const unknown = await call<{ error: string }>('/api/runs/run-999', {}, 'client');
     expect(denied.status).toBe(404);
