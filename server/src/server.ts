@@ -305,6 +305,7 @@ export class LabtraceServer {
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
+      changed: (change) => this.live.changed(change),
       series: this.series,
       registry: this.registry,
       healthOf: (id) => this.ingest.healthOf(id),
@@ -337,6 +338,8 @@ export class LabtraceServer {
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
+    // the security events' list re-reads on a new event (the lab's staff and auditors hear it)
+    this.events.on('event', (event) => this.live.changed({ list: 'security-events', id: String(event.id) }));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);

@@ -1,7 +1,7 @@
 // Gateways: the server's health, the gateways and their keys, enrollment, key rotation and security events.
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { idParams, idSchema, msSchema, queryInt } from './common.js';
+import { idParams, idSchema, msSchema, pageOf, pageQuery, reasonSchema } from './common.js';
 import { timeMs, timeMsQuery } from './time.js';
 
 export const SECURITY_EVENT_KINDS = [
@@ -126,11 +126,16 @@ export const rotateBody = z.strictObject({
   newSignature: signature,
 });
 
+/** a page of security events, newest first (by id); `since` (kept for scripts) is `from` under its older name */
 export const securityEventsQuery = z.strictObject({
+  ...pageQuery,
   gateway: idSchema.optional(),
   kind: securityEventKindSchema.optional(),
+  /** events that last happened at or after this time */
+  from: timeMsQuery.optional(),
+  /** events that first happened before this time */
+  to: timeMsQuery.optional(),
   since: timeMsQuery.optional(),
-  limit: queryInt(1, 1000).default(100),
 });
 
 export const securityEventSchema = z.strictObject({
@@ -173,5 +178,58 @@ export const listSecurityEvents = defineRoute({
   method: 'GET',
   path: '/api/security-events',
   query: securityEventsQuery,
-  response: z.array(securityEventSchema),
+  response: pageOf(securityEventSchema),
+});
+
+/**
+ * A gateway's active key older than this is due for rotation (`labtrace gateway rotate-key`): the lab's rule of
+ * thumb, shown beside the gateway; nothing refuses an older key.
+ */
+export const KEY_ROTATION_DUE_MS = 365 * 86_400_000;
+
+/** an enrollment token waiting for its gateway: never the token itself, which is shown once at creation */
+export const enrollmentTokenSchema = z.strictObject({
+  id: z.number().int(),
+  gateway: z.string(),
+  createdAt: msSchema,
+  expiresAt: msSchema,
+});
+export type EnrollmentToken = z.output<typeof enrollmentTokenSchema>;
+
+export const enrollmentTokenBody = z.strictObject({
+  gateway: idSchema,
+  /** how long the token may be used: 1 hour to 30 days */
+  ttlHours: z.number().int('expected whole hours').min(1, 'at least 1 hour').max(720, 'at most 720 hours (30 days)').default(24),
+});
+
+export const listEnrollmentTokens = defineRoute({
+  method: 'GET',
+  path: '/api/gateways/enrollment-tokens',
+  /** the tokens neither used nor expired nor revoked, newest first */
+  response: z.array(enrollmentTokenSchema),
+});
+export const createEnrollmentToken = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/enrollment-tokens',
+  body: enrollmentTokenBody,
+  /** with the token, this once: only its hash is kept */
+  response: enrollmentTokenSchema.extend({ token: z.string() }),
+});
+export const revokeEnrollmentToken = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/enrollment-tokens/:id/revoke',
+  params: z.strictObject({ id: z.coerce.number().int().min(1) }),
+  body: z.strictObject({ reason: reasonSchema }),
+  response: enrollmentTokenSchema,
+});
+export const revokeGatewayKey = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/:id/keys/:keyId/revoke',
+  params: z.strictObject({ id: idSchema, keyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits') }),
+  body: z.strictObject({
+    reason: reasonSchema,
+    /** batches stored under the key that arrived from this time on become invalid too; left out: from now */
+    from: timeMs.optional(),
+  }),
+  response: gatewayKeySchema,
 });
