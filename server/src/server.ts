@@ -348,11 +348,15 @@ export class LabtraceServer {
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
-    this.broker.on('gatewayConnected', (id) => this.live.gateway({ id, connected: true, lastSeen: Date.now() }));
+    this.broker.on('gatewayConnected', (id) => {
+      this.live.gateway({ id, connected: true, lastSeen: Date.now() });
+      this.live.changed({ list: 'gateways', id });
+    });
     this.broker.on('gatewayDisconnected', (id) => {
       this.logger.info({ gateway: id }, 'gateway disconnected');
       this.ingest.gatewayGone(id);
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
+      this.live.changed({ list: 'gateways', id });
     });
   }
 

@@ -90,6 +90,12 @@ export const gatewaySchema = z.strictObject({
 });
 export type Gateway = z.output<typeof gatewaySchema>;
 
+/**
+ * A gateway's active key older than this is due for rotation (`labtrace gateway rotate-key`): the lab's rule of
+ * thumb, shown beside the gateway; nothing refuses an older key.
+ */
+export const KEY_ROTATION_DUE_MS = 365 * 86_400_000;
+
 export const KEY_STATUSES = ['active', 'retired', 'revoked'] as const;
 export const gatewayKeySchema = z.strictObject({
   keyId: z.string(),
@@ -100,6 +106,8 @@ export const gatewayKeySchema = z.strictObject({
   lastValidBatch: z.number().int().nullable(),
   reason: z.string().nullable(),
   replacedBy: z.string().nullable(),
+  /** an active key: when it is due for rotation (registeredAt + KEY_ROTATION_DUE_MS); null for the others */
+  rotationDueAt: msSchema.nullable(),
 });
 export type GatewayKey = z.output<typeof gatewayKeySchema>;
 
@@ -181,11 +189,6 @@ export const listSecurityEvents = defineRoute({
   response: pageOf(securityEventSchema),
 });
 
-/**
- * A gateway's active key older than this is due for rotation (`labtrace gateway rotate-key`): the lab's rule of
- * thumb, shown beside the gateway; nothing refuses an older key.
- */
-export const KEY_ROTATION_DUE_MS = 365 * 86_400_000;
 
 /** an enrollment token waiting for its gateway: never the token itself, which is shown once at creation */
 export const enrollmentTokenSchema = z.strictObject({

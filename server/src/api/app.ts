@@ -4,7 +4,7 @@ import path from 'node:path';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { LabtraceError, type InstrumentView, type ListChange } from '@labtrace/protocols';
-import { api } from '@labtrace/protocols/api';
+import { api, KEY_ROTATION_DUE_MS } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
@@ -76,6 +76,7 @@ const gatewayKeyView = (k: GatewayKey) => ({
   lastValidBatch: k.lastValidBatch,
   reason: k.reason,
   replacedBy: k.replacedBy,
+  rotationDueAt: k.status === 'active' ? k.registeredAt + KEY_ROTATION_DUE_MS : null,
 });
 
 export function createApp(deps: AppDeps): Express {
