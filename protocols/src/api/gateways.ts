@@ -205,6 +205,13 @@ export const enrollmentTokenBody = z.strictObject({
   ttlHours: z.number().int('expected whole hours').min(1, 'at least 1 hour').max(720, 'at most 720 hours (30 days)').default(24),
 });
 
+/** every gateway's keys, connected or not (a gateway enrolled but not yet connected has keys and no other record) */
+export const listGatewayKeys = defineRoute({
+  method: 'GET',
+  path: '/api/gateway-keys',
+  response: z.array(gatewayKeySchema.extend({ gateway: z.string() })),
+});
+
 export const listEnrollmentTokens = defineRoute({
   method: 'GET',
   path: '/api/gateways/enrollment-tokens',

@@ -201,6 +201,10 @@ export function createApp(deps: AppDeps): Express {
     res.json(deps.trust.keys.list(id).map(gatewayKeyView));
   });
 
+  routeOf(app, api.listGatewayKeys, (_req, res) => {
+    res.json(deps.trust.keys.list().map((k) => ({ gateway: k.gateway, ...gatewayKeyView(k) })));
+  });
+
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
   routeOf(app, api.rotateKey, (_req, res, { params: { id }, body }) => {
     if (body.statement.gateway !== id)

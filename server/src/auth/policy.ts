@@ -79,6 +79,7 @@ export const POLICY: readonly RouteRule[] = [
     audit: 'a security event and a key-event entry in the transparency log',
   },
   { method: 'GET', path: '/api/gateways/:id/keys', allow: LAB_READERS },
+  { method: 'GET', path: '/api/gateway-keys', allow: LAB_READERS },
   {
     method: 'POST',
     path: '/api/gateways/:id/keys/rotate',

@@ -46,6 +46,10 @@ describe('enrollment tokens', () => {
     const body = { token: created.body.token, gateway: 'gw-new', key };
     const enrolled = await t.fetch('/api/enroll', postJson({ ...body, proof: toBase64(signEd25519(enrollmentProofBytes(body), seed)) }), null);
     expect(enrolled.status).toBe(201);
+    // enrolled, not yet connected: its key is listed with every gateway's
+    const all = await json<{ gateway: string; status: string }[]>('/api/gateway-keys');
+    expect(all.body).toContainEqual(expect.objectContaining({ gateway: 'gw-new', status: 'active' }));
+    expect((await json('/api/gateway-keys', {}, 'client')).status).toBe(403);
     // used: no longer pending
     expect((await json<{ id: number }[]>('/api/gateways/enrollment-tokens')).body.map((x) => x.id)).not.toContain(created.body.id);
     const audit = await json<{ action: string; recordType: string; recordId: string }[]>('/api/audit-trail?recordType=enrollment-token');

@@ -171,6 +171,7 @@ const NON_EMPTY = new Set([
   'listAudit',
   'listGateways',
   'gatewayKeys',
+  'listGatewayKeys',
   'listInstruments',
   'instrumentHistory',
   'listSamples',
