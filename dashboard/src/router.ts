@@ -35,7 +35,12 @@ export const routes: RouteRecordRaw[] = [
     component: () => import('./views/admin/AccreditationsView.vue'),
     meta: { title: 'admin.titles.accreditations' },
   },
-  { path: '/admin/gateways', name: 'admin-gateways', component: () => import('./views/admin/GatewaysView.vue'), meta: { title: 'admin.titles.gateways' } },
+  {
+    path: '/admin/gateways',
+    name: 'admin-gateways',
+    component: () => import('./views/admin/GatewaysView.vue'),
+    meta: { title: 'admin.titles.gateways' },
+  },
   { path: '/admin/tokens', name: 'admin-tokens', component: () => import('./views/admin/ApiTokensView.vue'), meta: { title: 'admin.titles.tokens' } },
   {
     path: '/admin/security',

@@ -184,10 +184,18 @@ describe('security events and health', () => {
       // a time range in Shanghai time: 10:00:00 to 10:00:40 holds the 30 clock-skew events (and the forged one, of another kind)
       await page.locator('[data-test="security-from"]').fill('2026-11-30T10:00:00');
       await page.locator('[data-test="security-to"]').fill('2026-11-30T10:00:40');
-      await page.waitForFunction(() => {
-        const items = [...document.querySelectorAll('[data-test="security-event"]')];
-        return items.length > 0 && items.every((e) => e.getAttribute('data-kind') === 'clock-skew') && document.querySelector('[data-test="security-more"]');
-      }, null, WAIT);
+      await page.waitForFunction(
+        () => {
+          const items = [...document.querySelectorAll('[data-test="security-event"]')];
+          return (
+            items.length > 0 &&
+            items.every((e) => e.getAttribute('data-kind') === 'clock-skew') &&
+            document.querySelector('[data-test="security-more"]')
+          );
+        },
+        null,
+        WAIT,
+      );
       expect(await page.locator('[data-test="security-event"]').count()).toBe(25);
       await page.locator('[data-test="security-more"]').click();
       await page.waitForFunction(() => document.querySelectorAll('[data-test="security-event"]').length > 25, null, WAIT);
@@ -225,7 +233,10 @@ describe('security events and health', () => {
       expect(await page.locator('[data-test="health-broker"] .badge').innerText()).toBe(message('en', `admin.health.state.${health.broker.status}`));
       expect(await page.locator('[data-test="health-store"] .badge').innerText()).toBe(message('en', `admin.health.state.${health.store.status}`));
       expect(await page.locator('[data-test="health-backlog"]').innerText()).toBe(
-        message('en', 'admin.health.backlogCount', { batches: String(health.measurements.backlog.batches), samples: String(health.measurements.backlog.samples) }),
+        message('en', 'admin.health.backlogCount', {
+          batches: String(health.measurements.backlog.batches),
+          samples: String(health.measurements.backlog.samples),
+        }),
       );
       const reads = Number(await page.locator('[data-test="health-view"]').getAttribute('data-reads'));
       await page.locator('[data-test="health-refresh"]').click();

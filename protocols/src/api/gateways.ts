@@ -189,7 +189,6 @@ export const listSecurityEvents = defineRoute({
   response: pageOf(securityEventSchema),
 });
 
-
 /** an enrollment token waiting for its gateway: never the token itself, which is shown once at creation */
 export const enrollmentTokenSchema = z.strictObject({
   id: z.number().int(),

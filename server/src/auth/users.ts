@@ -211,7 +211,13 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
    * A page of users, newest first (by id): `q` a part of the username or the organization (case-insensitive, % and
    * _ taken literally), `role` and `disabled` exact.
    */
-  page(query: { limit: number; cursor?: string | undefined; q?: string | undefined; role?: Role | undefined; disabled?: boolean | undefined }): Page<UserView> {
+  page(query: {
+    limit: number;
+    cursor?: string | undefined;
+    q?: string | undefined;
+    role?: Role | undefined;
+    disabled?: boolean | undefined;
+  }): Page<UserView> {
     const where: string[] = [];
     const args: (string | number)[] = [];
     const q = query.q?.trim() ?? '';

@@ -222,7 +222,14 @@ export class SecurityEvents extends EventEmitter<Events> {
    * A page of events, newest first (by id): of a gateway, of a kind, last happened at or after `from`, first
    * happened before `to`.
    */
-  page(filter: { limit: number; cursor?: string | undefined; gateway?: string; kind?: SecurityEventKind; from?: number; to?: number }): Page<SecurityEvent> {
+  page(filter: {
+    limit: number;
+    cursor?: string | undefined;
+    gateway?: string;
+    kind?: SecurityEventKind;
+    from?: number;
+    to?: number;
+  }): Page<SecurityEvent> {
     this.flushSafely();
     const where: string[] = [];
     const args: (string | number)[] = [];
@@ -246,7 +253,12 @@ export class SecurityEvents extends EventEmitter<Events> {
     const rows = this.database.sqlite
       .prepare(`SELECT ${COLUMNS} FROM security_events WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`)
       .all(...args, ...page.params) as SecurityEvent[];
-    return pageOfRows(rows, filter, (e) => e.id, (e) => e);
+    return pageOfRows(
+      rows,
+      filter,
+      (e) => e.id,
+      (e) => e,
+    );
   }
 
   list(filter: { gateway?: string; kind?: SecurityEventKind; since?: number; limit?: number } = {}): SecurityEvent[] {

@@ -143,7 +143,9 @@ describe('API tokens', () => {
     const works = await fetch(`${t.base}/api/auth/me`, { headers: { authorization: `Bearer ${created.body.token}` } });
     expect(works.status).toBe(200);
     const own = await json<{ id: number; name: string; username: string; role: string }[]>('/api/auth/tokens', {}, 'technician');
-    expect(own.body).toContainEqual(expect.objectContaining({ id: created.body.id, name: 'export script', username: 'technician', role: 'technician' }));
+    expect(own.body).toContainEqual(
+      expect.objectContaining({ id: created.body.id, name: 'export script', username: 'technician', role: 'technician' }),
+    );
     expect(own.body.every((x) => x.username === 'technician')).toBe(true);
     expect(JSON.stringify(own.body)).not.toContain(created.body.token);
     // another user's token is not theirs to revoke (404 like an unknown one); an admin sees and revokes any
@@ -187,7 +189,11 @@ describe('paged lists', () => {
     expect(found.body.items.map((u) => u.username)).toEqual(['pager-5', 'pager-3', 'pager-1']);
     // % and _ are taken literally
     expect((await json<{ items: unknown[] }>('/api/users?q=%25')).body.items).toEqual([]);
-    await json('/api/users/pager-1', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ disabled: true, reason: 'left' }) });
+    await json('/api/users/pager-1', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ disabled: true, reason: 'left' }),
+    });
     expect((await json<{ items: { username: string }[] }>('/api/users?disabled=true')).body.items.map((u) => u.username)).toEqual(['pager-1']);
     for (const [query, field] of [
       ['role=boss', 'role'],

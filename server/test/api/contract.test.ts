@@ -233,8 +233,7 @@ describe('every GET answers what its contract says', () => {
       expect(parsed.error?.issues ?? []).toEqual([]);
       // the demo's records reach these lists: an empty one would prove nothing of its items
       // (a paged list: its page's items)
-      if (NON_EMPTY.has(_name))
-        expect((Array.isArray(answer) ? answer : (answer as { items: unknown[] }).items).length).toBeGreaterThan(0);
+      if (NON_EMPTY.has(_name)) expect((Array.isArray(answer) ? answer : (answer as { items: unknown[] }).items).length).toBeGreaterThan(0);
       const carried = CARRIES[_name]?.(answer as Record<string, unknown>);
       if (CARRIES[_name] !== undefined) expect([carried].flat().every((part) => part !== undefined && part !== null)).toBe(true);
       // strict: a field the contract does not name fails, on the answer and on every object inside it (of a
