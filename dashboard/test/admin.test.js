@@ -133,6 +133,63 @@ describe("the admin's gateways", () => {
   }, 90_000);
 });
 
+describe('accreditations', () => {
+  test('the scope is extended with a reason, then the accreditation suspended with a reason; the API says so', async () => {
+    const day = 86_400_000;
+    await call(
+      t,
+      '/api/accreditations',
+      {
+        id: 'cnas-l9',
+        body: 'CNAS',
+        number: 'L9',
+        validFrom: Date.now() - day,
+        validTo: Date.now() + 400 * day,
+        scope: [{ standard: 'ISO 6892-1:2019', measurand: 'Rm', unit: 'MPa', min: 0, max: 2000 }],
+      },
+      'admin',
+    );
+    const admin = await signInAs(browser, t, 'admin', { screen: DESKTOP });
+    try {
+      const { page } = admin;
+      await page.goto(`${t.base}/#/admin/accreditations`);
+      const item = page.locator('[data-test="accreditation"][data-id="cnas-l9"]');
+      await item.waitFor(WAIT);
+      expect(await item.getAttribute('data-status')).toBe('active');
+      await item.locator('[data-test="scope-edit"]').click();
+      const form = item.locator('[data-test="scope-form"]');
+      await form.locator('[data-test="scope-add"]').click();
+      const line = form.locator('[data-test="scope-line"]').nth(1);
+      await line.locator('[data-test="scope-standard"]').fill('ISO 6506-1:2014');
+      await line.locator('[data-test="scope-measurand"]').fill('HBW');
+      await line.locator('[data-test="scope-unit"]').fill('HBW');
+      await line.locator('[data-test="scope-min"]').fill('8');
+      await line.locator('[data-test="scope-max"]').fill('650');
+      await form.locator('[data-test="scope-save"]').click();
+      await confirmWith(page, 'extension granted at the 2026 surveillance visit');
+      await page.waitForFunction(
+        () => document.querySelectorAll('[data-test="accreditation"][data-id="cnas-l9"] [data-test="scope-entry"]').length === 2,
+        null,
+        WAIT,
+      );
+      await item.locator('[data-test="accreditation-suspend"]').click();
+      await confirmWith(page, 'suspended by CNAS pending corrective actions');
+      await page.waitForSelector('[data-test="accreditation"][data-id="cnas-l9"][data-status="suspended"]', WAIT);
+      expect(await seriousViolations(page, '[data-test="accreditations-view"]')).toEqual([]);
+      expect(admin.errors).toEqual([]);
+    } finally {
+      await admin.close();
+    }
+    const stored = await call(t, '/api/accreditations/cnas-l9', undefined, 'admin');
+    expect(stored.status).toBe('suspended');
+    expect(stored.events).toEqual([
+      expect.objectContaining({ kind: 'suspend', reason: 'suspended by CNAS pending corrective actions', recordedBy: 'admin' }),
+    ]);
+    expect(stored.scope).toMatchObject({ version: 2, reason: 'extension granted at the 2026 surveillance visit' });
+    expect(stored.scope.entries).toContainEqual({ standard: 'ISO 6506-1:2014', measurand: 'HBW', unit: 'HBW', min: 8, max: 650 });
+  }, 60_000);
+});
+
 describe('API tokens', () => {
   test('in Chinese: a token is created and shown once, then revoked after a confirmation, and no longer signs in', async () => {
     const admin = await signInAs(browser, t, 'admin', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: DESKTOP });
