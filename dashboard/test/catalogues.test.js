@@ -7,8 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseCompile } from '@intlify/message-compiler';
 import {
+  ACCREDITATION_EVENT_KINDS,
   ACCREDITATION_STATES,
   ALARM_EVENT_KINDS,
+  DELIVERY_STATUSES,
+  KEY_STATUSES,
+  NOTIFICATION_KINDS,
+  SECURITY_EVENT_KINDS,
+  WEBHOOK_PRESETS,
   AUDIT_ACTIONS,
   BLOCKER_KINDS,
   CALIBRATION_STATES,
@@ -202,6 +208,25 @@ const DYNAMIC = {
   'run.results.statistic.': RESULT_STATISTICS,
   'run.results.verdict.': ['pass', 'fail', 'no-decision'],
   'users.confirm.': ['role', 'disable', 'enable', 'reset', 'grant'],
+  // the admin's views (views/admin, AdminNav, NotificationSettings)
+  'admin.about.': ['users', 'accreditations', 'gateways', 'tokens', 'security', 'health', 'notifications'],
+  'admin.nav.': ['users', 'accreditations', 'gateways', 'tokens', 'security', 'health', 'notifications'],
+  'admin.accreditations.': ['id', 'body', 'number', 'standard', 'validFrom', 'validTo'],
+  'admin.accreditations.scope.': ['standard', 'measurand', 'unit', 'min', 'max', 'description'],
+  'admin.accreditations.confirm.': ACCREDITATION_EVENT_KINDS,
+  'admin.accreditations.done.': ACCREDITATION_EVENT_KINDS,
+  'admin.accreditations.event.': ACCREDITATION_EVENT_KINDS,
+  'admin.accreditations.eventDone.': ACCREDITATION_EVENT_KINDS,
+  'admin.gateways.keyStatus.': KEY_STATUSES,
+  'admin.gateways.rotationState.': ['no-key', 'in-grace', 'due', 'ok'],
+  'admin.health.overall.': ['ok', 'degraded'],
+  'admin.health.state.': ['ok', 'down', 'low-space', 'cannot-write', 'failing', 'backlog', 'idle', 'failed'],
+  'admin.security.': ['from', 'to'],
+  'admin.security.kinds.': SECURITY_EVENT_KINDS,
+  'admin.security.severity.': ['info', 'notice', 'alarm'],
+  'admin.webhooks.presets.': WEBHOOK_PRESETS,
+  'admin.webhooks.status.': DELIVERY_STATUSES,
+  'settings.notifications.kinds.': NOTIFICATION_KINDS,
   'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
 };
 

@@ -134,6 +134,43 @@ export const VIEWS: readonly View[] = [
     // the server's own admin and the test server's users are named after their roles: there, those are usernames
     identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor'],
   },
+  // the admin's tasks (views/admin)
+  { name: 'admin', who: ['admin'], path: () => '/#/admin', ready: () => '[data-test="admin-home"]' },
+  {
+    name: 'admin accreditations',
+    who: ['admin'],
+    path: () => '/#/admin/accreditations',
+    ready: () => '[data-test="accreditation"][data-id="cnas-l1234"]',
+  },
+  {
+    name: 'admin gateways',
+    who: ['admin'],
+    path: () => '/#/admin/gateways',
+    ready: () => '[data-test="gateways-view"][data-loaded="yes"] [data-test="gateway"]',
+    identifiers: ['gw-b', 'gw-s', 'gw-p'],
+  },
+  {
+    name: 'admin tokens',
+    who: ['admin'],
+    path: () => '/#/admin/tokens',
+    ready: () => '[data-test="token"]',
+    identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor'],
+  },
+  {
+    name: 'admin security',
+    who: ['admin'],
+    path: () => '/#/admin/security',
+    ready: () => '[data-test="security-event"], [data-test="security-empty"]',
+  },
+  {
+    name: 'admin health',
+    who: ['admin'],
+    path: () => '/#/admin/health',
+    ready: () => '[data-test="health-broker"]',
+    identifiers: ['gw-b', 'gw-s', 'gw-p'],
+  },
+  { name: 'admin notifications', who: ['admin'], path: () => '/#/admin/notifications', ready: () => '[data-test="delivery-counts"]' },
+  { name: 'settings', who: ROLES, path: () => '/#/settings', ready: () => '[data-test="notification-settings"][data-loaded="yes"]' },
   {
     name: 'samples',
     who: ROLES,
@@ -300,12 +337,9 @@ async function setUp(): Promise<Fixture> {
   const started = await api<{ startedAt: number }>(`/api/runs/${liveRun}/start`, {});
   await sendForce([...Array.from({ length: 30 }, (_, i) => 20 + i), 95]);
 
-  const users = await api<{ username: string; createdAt: number }[] | { users: { username: string; createdAt: number }[] }>(
-    '/api/users',
-    undefined,
-    'admin',
-  );
-  const li = (Array.isArray(users) ? users : users.users).find((u) => u.username === USERS.client);
+  // a page of users (newest first): the fixture's few fit in one
+  const users = await api<{ items: { username: string; createdAt: number }[] }>('/api/users?limit=500', undefined, 'admin');
+  const li = users.items.find((u) => u.username === USERS.client);
   return {
     liveRun,
     liveStartedAt: started.startedAt,

@@ -329,6 +329,7 @@ export class LabtraceServer {
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,
+      changed: (change) => this.live.changed(change),
       series: this.series,
       registry: this.registry,
       healthOf: (id) => this.ingest.healthOf(id),
@@ -369,6 +370,8 @@ export class LabtraceServer {
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.labRecords.on('changed', (change, organization) => this.live.changed(change, organization));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
+    // the security events' list re-reads on a new event (the lab's staff and auditors hear it)
+    this.events.on('event', (event) => this.live.changed({ list: 'security-events', id: String(event.id) }));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);
@@ -377,11 +380,15 @@ export class LabtraceServer {
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => this.live.health(health));
-    this.broker.on('gatewayConnected', (id) => this.live.gateway({ id, connected: true, lastSeen: Date.now() }));
+    this.broker.on('gatewayConnected', (id) => {
+      this.live.gateway({ id, connected: true, lastSeen: Date.now() });
+      this.live.changed({ list: 'gateways', id });
+    });
     this.broker.on('gatewayDisconnected', (id) => {
       this.logger.info({ gateway: id }, 'gateway disconnected');
       this.ingest.gatewayGone(id);
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
+      this.live.changed({ list: 'gateways', id });
     });
   }
 

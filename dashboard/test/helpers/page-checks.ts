@@ -167,6 +167,8 @@ export const ZH_ALLOWED_WORDS: ReadonlySet<string> = new Set([
   ...['ISO', 'IEC', 'EN', 'ASTM', 'GB', 'JJG', 'JJF', 'DIN', 'BS', 'CNAS', 'CMA', 'ILAC', 'MRA', 'GUM'],
   // formats and protocols a user picks by name
   ...['labtrace', 'PDF', 'JSON', 'XML', 'DCC', 'CSV', 'QR', 'ID', 'URL', 'SHA', 'MQTT', 'API'],
+  // the names Chinese admin screens use as they are (WeCom's own console says "Webhook 地址")
+  ...['Webhook', 'SMTP', 'Markdown', 'SQLite', 'InfluxDB'],
   // the report's symbols: expanded uncertainty and coverage factor
   ...['U', 'k'],
   // a language's own name, beside its Chinese name where markup cannot say lang="en" (an <option>: 英文（English）)

@@ -1,7 +1,7 @@
 // Sign-in, sign-out, the password, API tokens and the signed-in user's own preferences.
 import { z } from 'zod';
 import { defineRoute, noContent } from './contract.js';
-import { msSchema } from './common.js';
+import { msSchema, reasonSchema } from './common.js';
 import { line } from './text.js';
 
 export const ROLES = ['admin', 'technician', 'signatory', 'client', 'auditor'] as const;
@@ -88,6 +88,28 @@ export const createToken = defineRoute({
   method: 'POST',
   path: '/api/auth/tokens',
   body: tokenBody,
-  response: z.strictObject({ token: z.string(), expiresAt: msSchema }),
+  response: z.strictObject({ token: z.string(), expiresAt: msSchema, id: z.number().int() }),
 });
 export const updatePreferences = defineRoute({ method: 'PATCH', path: '/api/auth/preferences', body: preferencesBody, response: meSchema });
+
+/** an API token as listed: never its secret, which is shown once at creation */
+export const apiTokenSchema = z.strictObject({
+  id: z.number().int(),
+  name: z.string(),
+  /** whose token it is: it acts as this user, with the user's role */
+  username: z.string(),
+  role: roleSchema,
+  createdAt: msSchema,
+  expiresAt: msSchema,
+});
+export type ApiToken = z.output<typeof apiTokenSchema>;
+
+/** the caller's own API tokens (an admin's: every user's), newest first; expired ones are left out */
+export const listTokens = defineRoute({ method: 'GET', path: '/api/auth/tokens', response: z.array(apiTokenSchema) });
+export const revokeToken = defineRoute({
+  method: 'POST',
+  path: '/api/auth/tokens/:id/revoke',
+  params: z.strictObject({ id: z.coerce.number().int().min(1) }),
+  body: z.strictObject({ reason: reasonSchema.optional() }),
+  response: apiTokenSchema,
+});

@@ -44,6 +44,8 @@ export const REASONS = [
   'alarm.already-acknowledged',
   /** {id}: an alarm is acknowledged before it is cleared */
   'alarm.not-acknowledged',
+  /** {gateway, keyId}: a gateway key already revoked */
+  'key.already-revoked',
   /** {username}: the last active admin cannot lose the role or be disabled */
   'user.last-admin',
   /** {id}: a certificate that is a draft has no files until it is issued */

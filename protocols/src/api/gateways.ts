@@ -1,7 +1,7 @@
 // Gateways: the server's health, the gateways and their keys, enrollment, key rotation and security events.
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { idParams, idSchema, msSchema, queryInt } from './common.js';
+import { idParams, idSchema, msSchema, pageOf, pageQuery, reasonSchema } from './common.js';
 import { timeMs, timeMsQuery } from './time.js';
 
 export const SECURITY_EVENT_KINDS = [
@@ -90,6 +90,12 @@ export const gatewaySchema = z.strictObject({
 });
 export type Gateway = z.output<typeof gatewaySchema>;
 
+/**
+ * A gateway's active key older than this is due for rotation (`labtrace gateway rotate-key`): the lab's rule of
+ * thumb, shown beside the gateway; nothing refuses an older key.
+ */
+export const KEY_ROTATION_DUE_MS = 365 * 86_400_000;
+
 export const KEY_STATUSES = ['active', 'retired', 'revoked'] as const;
 export const gatewayKeySchema = z.strictObject({
   keyId: z.string(),
@@ -100,6 +106,8 @@ export const gatewayKeySchema = z.strictObject({
   lastValidBatch: z.number().int().nullable(),
   reason: z.string().nullable(),
   replacedBy: z.string().nullable(),
+  /** an active key: when it is due for rotation (registeredAt + KEY_ROTATION_DUE_MS); null for the others */
+  rotationDueAt: msSchema.nullable(),
 });
 export type GatewayKey = z.output<typeof gatewayKeySchema>;
 
@@ -126,11 +134,16 @@ export const rotateBody = z.strictObject({
   newSignature: signature,
 });
 
+/** a page of security events, newest first (by id); `since` (kept for scripts) is `from` under its older name */
 export const securityEventsQuery = z.strictObject({
+  ...pageQuery,
   gateway: idSchema.optional(),
   kind: securityEventKindSchema.optional(),
+  /** events that last happened at or after this time */
+  from: timeMsQuery.optional(),
+  /** events that first happened before this time */
+  to: timeMsQuery.optional(),
   since: timeMsQuery.optional(),
-  limit: queryInt(1, 1000).default(100),
 });
 
 export const securityEventSchema = z.strictObject({
@@ -173,5 +186,59 @@ export const listSecurityEvents = defineRoute({
   method: 'GET',
   path: '/api/security-events',
   query: securityEventsQuery,
-  response: z.array(securityEventSchema),
+  response: pageOf(securityEventSchema),
+});
+
+/** an enrollment token waiting for its gateway: never the token itself, which is shown once at creation */
+export const enrollmentTokenSchema = z.strictObject({
+  id: z.number().int(),
+  gateway: z.string(),
+  createdAt: msSchema,
+  expiresAt: msSchema,
+});
+export type EnrollmentToken = z.output<typeof enrollmentTokenSchema>;
+
+export const enrollmentTokenBody = z.strictObject({
+  gateway: idSchema,
+  /** how long the token may be used: 1 hour to 30 days */
+  ttlHours: z.number().int('expected whole hours').min(1, 'at least 1 hour').max(720, 'at most 720 hours (30 days)').default(24),
+});
+
+/** every gateway's keys, connected or not (a gateway enrolled but not yet connected has keys and no other record) */
+export const listGatewayKeys = defineRoute({
+  method: 'GET',
+  path: '/api/gateway-keys',
+  response: z.array(gatewayKeySchema.extend({ gateway: z.string() })),
+});
+
+export const listEnrollmentTokens = defineRoute({
+  method: 'GET',
+  path: '/api/gateways/enrollment-tokens',
+  /** the tokens neither used nor expired nor revoked, newest first */
+  response: z.array(enrollmentTokenSchema),
+});
+export const createEnrollmentToken = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/enrollment-tokens',
+  body: enrollmentTokenBody,
+  /** with the token, this once: only its hash is kept */
+  response: enrollmentTokenSchema.extend({ token: z.string() }),
+});
+export const revokeEnrollmentToken = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/enrollment-tokens/:id/revoke',
+  params: z.strictObject({ id: z.coerce.number().int().min(1) }),
+  body: z.strictObject({ reason: reasonSchema }),
+  response: enrollmentTokenSchema,
+});
+export const revokeGatewayKey = defineRoute({
+  method: 'POST',
+  path: '/api/gateways/:id/keys/:keyId/revoke',
+  params: z.strictObject({ id: idSchema, keyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 hex digits') }),
+  body: z.strictObject({
+    reason: reasonSchema,
+    /** batches stored under the key that arrived from this time on become invalid too; left out: from now */
+    from: timeMs.optional(),
+  }),
+  response: gatewayKeySchema,
 });

@@ -1,9 +1,21 @@
 // The REST API's contract (routes, request and response schemas), shared by the server and the dashboard.
 // Browser-safe: nothing here imports node modules.
-import { login, logout, me, changePassword, createToken, updatePreferences } from './auth.js';
+import { login, logout, me, changePassword, createToken, listTokens, revokeToken, updatePreferences } from './auth.js';
 import { listUsers, createUser, updateUser, resetPassword, listOrganizations, createOrganization } from './users.js';
 import { listAudit, exportAudit } from './audit.js';
-import { health, listGateways, enroll, gatewayKeys, rotateKey, listSecurityEvents } from './gateways.js';
+import {
+  health,
+  listGateways,
+  enroll,
+  gatewayKeys,
+  rotateKey,
+  listSecurityEvents,
+  listGatewayKeys,
+  listEnrollmentTokens,
+  createEnrollmentToken,
+  revokeEnrollmentToken,
+  revokeGatewayKey,
+} from './gateways.js';
 import { listInstruments, instrumentSeries, instrumentHistory, instrumentStatus, setInstrumentStatus } from './instruments.js';
 import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
@@ -80,6 +92,8 @@ export const api = {
   me,
   changePassword,
   createToken,
+  listTokens,
+  revokeToken,
   updatePreferences,
   listUsers,
   createUser,
@@ -95,6 +109,11 @@ export const api = {
   gatewayKeys,
   rotateKey,
   listSecurityEvents,
+  listGatewayKeys,
+  listEnrollmentTokens,
+  createEnrollmentToken,
+  revokeEnrollmentToken,
+  revokeGatewayKey,
   listInstruments,
   instrumentSeries,
   instrumentHistory,

@@ -1,9 +1,9 @@
 // User and organization administration (the admin's).
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { idSchema, msSchema } from './common.js';
+import { idSchema, msSchema, pageOf, pageQuery } from './common.js';
 import { passwordSchema, roleSchema, userSchema, usernameSchema } from './auth.js';
-import { line, wellFormed } from './text.js';
+import { line, optionalLine, wellFormed } from './text.js';
 import { timeMs } from './time.js';
 
 // the customer organizations an auditor's grant covers; null (or left out at creation): all of them
@@ -43,7 +43,14 @@ export type Organization = z.output<typeof organizationSchema>;
 
 const usernameParams = z.strictObject({ username: usernameSchema });
 
-export const listUsers = defineRoute({ method: 'GET', path: '/api/users', response: z.array(userSchema) });
+/** a page of users, newest first; `q` is a part of the username (case-insensitive) */
+export const usersQuery = z.strictObject({
+  ...pageQuery,
+  q: optionalLine(100).optional(),
+  role: roleSchema.optional(),
+  disabled: z.enum(['true', 'false']).optional(),
+});
+export const listUsers = defineRoute({ method: 'GET', path: '/api/users', query: usersQuery, response: pageOf(userSchema) });
 export const createUser = defineRoute({
   method: 'POST',
   path: '/api/users',

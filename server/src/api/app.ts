@@ -3,18 +3,18 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { LabtraceError, type InstrumentView } from '@labtrace/protocols';
-import { api } from '@labtrace/protocols/api';
+import { LabtraceError, type InstrumentView, type ListChange } from '@labtrace/protocols';
+import { api, KEY_ROTATION_DUE_MS } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
 import type { SeriesStore } from '../store/series/series-store.js';
 import type { Enrollment } from '../trust/enrollment.js';
-import type { KeyRegistry } from '../trust/key-registry.js';
+import type { GatewayKey, KeyRegistry } from '../trust/key-registry.js';
 import type { SecurityEvents } from '../trust/security-events.js';
-import type { AuditTrail } from '../audit/audit-trail.js';
+import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { authRoutes } from '../auth/auth-routes.js';
-import { authenticate, routeOf } from '../auth/policy.js';
+import { authenticate, principalOf, routeOf } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
 import { processFaults } from '../process-faults.js';
 import { errorHandler, notFound } from './errors.js';
@@ -60,9 +60,24 @@ export interface AppDeps {
   labRoutes?: express.Router | undefined;
   /** certificates, and their public verification (/verify/:id) */
   certificateRoutes?: express.Router | undefined;
+  /** announces a change of a list over socket.io (the live hub starts after the app is made) */
+  changed?: ((change: ListChange) => void) | undefined;
   /** the transparency log's routes, once the log is open */
   logRoutes?: () => express.Router | undefined;
 }
+
+/** a gateway's key as the API shows it */
+const gatewayKeyView = (k: GatewayKey) => ({
+  keyId: k.keyId,
+  verifierKey: k.verifierKey,
+  status: k.status,
+  registeredAt: k.registeredAt,
+  validUntil: k.validUntil,
+  lastValidBatch: k.lastValidBatch,
+  reason: k.reason,
+  replacedBy: k.replacedBy,
+  rotationDueAt: k.status === 'active' ? k.registeredAt + KEY_ROTATION_DUE_MS : null,
+});
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -183,18 +198,11 @@ export function createApp(deps: AppDeps): Express {
   });
 
   routeOf(app, api.gatewayKeys, (_req, res, { params: { id } }) => {
-    res.json(
-      deps.trust.keys.list(id).map((k) => ({
-        keyId: k.keyId,
-        verifierKey: k.verifierKey,
-        status: k.status,
-        registeredAt: k.registeredAt,
-        validUntil: k.validUntil,
-        lastValidBatch: k.lastValidBatch,
-        reason: k.reason,
-        replacedBy: k.replacedBy,
-      })),
-    );
+    res.json(deps.trust.keys.list(id).map(gatewayKeyView));
+  });
+
+  routeOf(app, api.listGatewayKeys, (_req, res) => {
+    res.json(deps.trust.keys.list().map((k) => ({ gateway: k.gateway, ...gatewayKeyView(k) })));
   });
 
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
@@ -206,14 +214,93 @@ export function createApp(deps: AppDeps): Express {
   });
 
   routeOf(app, api.listSecurityEvents, (_req, res, { query }) => {
+    const from = query.from ?? query.since;
+    if (from !== undefined && query.to !== undefined && from > query.to)
+      throw new LabtraceError('E_BAD_REQUEST', `query: to: ${query.to} is before from (${from})`);
     res.json(
-      deps.trust.events.list({
+      deps.trust.events.page({
         limit: query.limit,
+        ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
         ...(query.gateway === undefined ? {} : { gateway: query.gateway }),
         ...(query.kind === undefined ? {} : { kind: query.kind }),
-        ...(query.since === undefined ? {} : { since: query.since }),
+        ...(from === undefined ? {} : { from }),
+        ...(query.to === undefined ? {} : { to: query.to }),
       }),
     );
+  });
+
+  // ---- the admin's enrollment tokens and key revocations (docs/trust.md); each in the audit trail ----
+  const actor = (req: express.Request): Actor => {
+    const p = principalOf(req);
+    if (!p) throw new LabtraceError('E_AUTH', 'sign in first');
+    return { username: p.username, role: p.role };
+  };
+
+  routeOf(app, api.listEnrollmentTokens, (_req, res) => {
+    res.json(deps.trust.enrollment.pending());
+  });
+
+  routeOf(app, api.createEnrollmentToken, (req, res, { body }) => {
+    const by = actor(req);
+    const created = deps.users.transaction(() => {
+      const made = deps.trust.enrollment.createToken(body.gateway, body.ttlHours * 3_600_000);
+      deps.audit.record(by, {
+        action: 'create',
+        recordType: 'enrollment-token',
+        recordId: `${body.gateway}/${made.id}`,
+        newValue: { gateway: body.gateway, expiresAt: made.expiresAt },
+      });
+      return made;
+    });
+    deps.changed?.({ list: 'gateways', id: body.gateway });
+    res.status(201).json({ id: created.id, gateway: body.gateway, createdAt: created.createdAt, expiresAt: created.expiresAt, token: created.token });
+  });
+
+  routeOf(app, api.revokeEnrollmentToken, (req, res, { params, body }) => {
+    const by = actor(req);
+    const revoked = deps.users.transaction(() => {
+      const token = deps.trust.enrollment.revokeToken(params.id);
+      deps.audit.record(by, {
+        action: 'state-change',
+        recordType: 'enrollment-token',
+        recordId: `${token.gateway}/${token.id}`,
+        newValue: { revoked: true, expiresAt: token.expiresAt },
+        reason: body.reason,
+      });
+      return token;
+    });
+    deps.changed?.({ list: 'gateways', id: revoked.gateway });
+    res.json(revoked);
+  });
+
+  routeOf(app, api.revokeGatewayKey, (req, res, { params, body }) => {
+    const by = actor(req);
+    const existing = deps.trust.keys.get(params.id, params.keyId);
+    if (!existing)
+      throw new LabtraceError('E_NOT_FOUND', `gateway ${params.id} has no key ${params.keyId}`, {
+        reason: 'record.not-found',
+        params: { type: 'gateway-key', id: `${params.id}/${params.keyId}` },
+      });
+    if (existing.status === 'revoked')
+      throw new LabtraceError('E_CONFLICT', `key ${params.keyId} of ${params.id} is already revoked`, {
+        reason: 'key.already-revoked',
+        params: { gateway: params.id, keyId: params.keyId },
+      });
+    const now = Date.now();
+    const key = deps.users.transaction(() => {
+      const revoked = deps.trust.keys.revoke(params.id, params.keyId, body.from ?? now, body.reason, now);
+      deps.audit.record(by, {
+        action: 'state-change',
+        recordType: 'gateway-key',
+        recordId: `${params.id}/${params.keyId}`,
+        oldValue: { status: existing.status },
+        newValue: { status: 'revoked', from: revoked.validUntil, lastValidBatch: revoked.lastValidBatch },
+        reason: body.reason,
+      });
+      return revoked;
+    });
+    deps.changed?.({ list: 'gateways', id: params.id });
+    res.json(gatewayKeyView(key));
   });
 
   if (deps.labRoutes !== undefined) app.use(deps.labRoutes);

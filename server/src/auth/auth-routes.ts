@@ -108,8 +108,20 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.status(201).json(users.createApiToken(actorOf(principal), principal.username, body.name, body.ttlDays * 86_400_000));
   });
 
-  routeOf(router, api.listUsers, (_req, res) => {
-    res.json(users.list());
+  // the caller's own tokens; an admin's view holds every user's (and may revoke any)
+  routeOf(router, api.listTokens, (req, res) => {
+    const principal = signedIn(req);
+    res.json(users.apiTokens(principal.role === 'admin' ? undefined : principal.username));
+  });
+
+  routeOf(router, api.revokeToken, (req, res, { params, body }) => {
+    const principal = signedIn(req);
+    res.json(users.revokeApiToken(actorOf(principal), params.id, principal.role === 'admin' ? undefined : principal.username, body.reason));
+  });
+
+  routeOf(router, api.listUsers, (_req, res, { query }) => {
+    const { disabled, ...rest } = query;
+    res.json(users.page({ ...rest, ...(disabled === undefined ? {} : { disabled: disabled === 'true' }) }));
   });
 
   routeOf(router, api.createUser, async (req, res, { body }) => {

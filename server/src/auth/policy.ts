@@ -55,6 +55,9 @@ export const POLICY: readonly RouteRule[] = [
   // the user's own language and time zone: nothing another user sees, so open to every role, even before a password change
   { method: 'PATCH', path: '/api/auth/preferences', allow: ALL, audit: true, beforePasswordChange: true },
   { method: 'POST', path: '/api/auth/tokens', allow: LAB_READERS, audit: true },
+  // a user's own API tokens (an admin's view: every user's); none of them is ever shown again after creation
+  { method: 'GET', path: '/api/auth/tokens', allow: LAB_READERS },
+  { method: 'POST', path: '/api/auth/tokens/:id/revoke', allow: LAB_READERS, audit: true },
   { method: 'GET', path: '/api/users', allow: ADMIN },
   { method: 'POST', path: '/api/users', allow: ADMIN, audit: true },
   { method: 'PATCH', path: '/api/users/:username', allow: ADMIN, audit: true },
@@ -77,6 +80,7 @@ export const POLICY: readonly RouteRule[] = [
     audit: 'a security event and a key-event entry in the transparency log',
   },
   { method: 'GET', path: '/api/gateways/:id/keys', allow: LAB_READERS },
+  { method: 'GET', path: '/api/gateway-keys', allow: LAB_READERS },
   {
     method: 'POST',
     path: '/api/gateways/:id/keys/rotate',
@@ -85,6 +89,12 @@ export const POLICY: readonly RouteRule[] = [
     audit: 'a security event and a key-event entry in the transparency log',
   },
   { method: 'GET', path: '/api/security-events', allow: LAB_READERS },
+  // the admin enrolls gateways (one-time tokens, shown once) and revokes their keys; each is in the audit trail,
+  // a revocation also a key event in the transparency log and a security event
+  { method: 'GET', path: '/api/gateways/enrollment-tokens', allow: ADMIN },
+  { method: 'POST', path: '/api/gateways/enrollment-tokens', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/gateways/enrollment-tokens/:id/revoke', allow: ADMIN, audit: true },
+  { method: 'POST', path: '/api/gateways/:id/keys/:keyId/revoke', allow: ADMIN, audit: true },
   // The transparency log is meant to be checked by anyone holding a checkpoint (clients, witnesses, a
   // public verifier): its entries are batch headers (hashes, counts, ranges), key events and audit
   // anchors (hashes), never measured values or who changed what.

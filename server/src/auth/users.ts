@@ -5,7 +5,8 @@ import crypto, { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
-import { passwordSchema, ROLES, usernameSchema, type Locale, type Role } from '@labtrace/protocols/api';
+import { passwordSchema, ROLES, usernameSchema, type Locale, type Page, type Role } from '@labtrace/protocols/api';
+import { pageOfRows, pageSql } from '../api/paging.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { SYSTEM_ACTOR } from '../audit/audit-trail.js';
 import { hashPassword, verifyPassword } from '../broker/passwords.js';
@@ -31,6 +32,16 @@ export interface Principal {
 }
 
 /** where a login or logout came from, for the audit trail (shared accounts show as one user at many addresses) */
+/** an API token as listed (never its secret) */
+export interface ApiTokenView {
+  id: number;
+  name: string;
+  username: string;
+  role: Role;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface ClientContext {
   ip?: string | undefined;
   userAgent?: string | undefined;
@@ -178,6 +189,11 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     return row;
   }
 
+  /** Runs `fn` in one transaction of the store: a change made elsewhere (a gateway's key) and its audit entry together. */
+  transaction<T>(fn: () => T): T {
+    return this.database.sqlite.transaction(fn)();
+  }
+
   count(): number {
     return (this.database.sqlite.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
   }
@@ -189,6 +205,40 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
 
   list(): UserView[] {
     return (this.database.sqlite.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(view);
+  }
+
+  /**
+   * A page of users, newest first (by id): `q` a part of the username or the organization (case-insensitive, % and
+   * _ taken literally), `role` and `disabled` exact.
+   */
+  page(query: {
+    limit: number;
+    cursor?: string | undefined;
+    q?: string | undefined;
+    role?: Role | undefined;
+    disabled?: boolean | undefined;
+  }): Page<UserView> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const q = query.q?.trim() ?? '';
+    if (q !== '') {
+      const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      where.push("(username LIKE ? ESCAPE '\\' OR COALESCE(organization, '') LIKE ? ESCAPE '\\')");
+      args.push(like, like);
+    }
+    if (query.role !== undefined) {
+      where.push('role = ?');
+      args.push(query.role);
+    }
+    if (query.disabled !== undefined) {
+      where.push('disabled = ?');
+      args.push(query.disabled ? 1 : 0);
+    }
+    const page = pageSql(query, 'id');
+    const rows = this.database.sqlite
+      .prepare(`SELECT * FROM users WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`)
+      .all(...args, ...page.params) as UserRow[];
+    return pageOfRows(rows, query, (r) => r.id, view);
   }
 
   /**
@@ -392,7 +442,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   }
 
   /** An API token for a machine or a script, acting as the user; shown once. */
-  createApiToken(actor: Actor, username: string, name: string, ttlMs: number): { token: string; expiresAt: number } {
+  createApiToken(actor: Actor, username: string, name: string, ttlMs: number): { token: string; expiresAt: number; id: number } {
     const db = this.database.sqlite;
     const token = `lta_${randomBytes(32).toString('base64url')}`;
     const now = this.now();
@@ -408,7 +458,42 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       );
       this.audit.record(actor, { action: 'token-created', recordType: 'user', recordId: username, newValue: { name, expiresAt } });
     })();
-    return { token, expiresAt };
+    return { token, expiresAt, id: Number(db.prepare('SELECT rowid FROM sessions WHERE token_hash = ?').pluck().get(sha256(token))) };
+  }
+
+  /** API tokens that have not expired, newest first: one user's, or (undefined) everyone's. Never their secrets. */
+  apiTokens(username?: string): ApiTokenView[] {
+    const rows = this.database.sqlite
+      .prepare(
+        `SELECT s.rowid AS id, s.name, u.username, u.role, s.created_at AS createdAt, s.expires_at AS expiresAt
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.kind = 'api' AND s.expires_at > ? ${username === undefined ? '' : 'AND u.username = ?'} ORDER BY s.rowid DESC`,
+      )
+      .all(...(username === undefined ? [this.now()] : [this.now(), username])) as ApiTokenView[];
+    return rows.map((r) => ({ ...r, name: r.name ?? '' }));
+  }
+
+  /**
+   * Revokes an API token at once (its row is deleted: the token no longer authenticates). `owner`: the token must
+   * be this user's (a non-admin revokes only their own); another's answers 404 like an unknown one.
+   */
+  revokeApiToken(actor: Actor, id: number, owner: string | undefined, reason: string | undefined): ApiTokenView {
+    const db = this.database.sqlite;
+    return db.transaction(() => {
+      const token = this.apiTokens(owner).find((t) => t.id === id);
+      if (token === undefined)
+        throw new LabtraceError('E_NOT_FOUND', `no API token ${id}`, { reason: 'record.not-found', params: { type: 'token', id: String(id) } });
+      db.prepare("DELETE FROM sessions WHERE rowid = ? AND kind = 'api'").run(id);
+      this.audit.record(actor, {
+        action: 'state-change',
+        recordType: 'api-token',
+        recordId: `${token.username}/${id}`,
+        oldValue: { name: token.name, expiresAt: token.expiresAt },
+        newValue: { revoked: true },
+        reason,
+      });
+      return token;
+    })();
   }
 
   /** The principal a session or API token stands for, if it is valid now. */

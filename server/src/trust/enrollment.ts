@@ -25,6 +25,14 @@ export interface EnrollResult {
 
 const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex');
 
+/** an enrollment token waiting for its gateway, as listed */
+export interface PendingToken {
+  id: number;
+  gateway: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 interface TokenRow {
   token_hash: string;
   gateway: string;
@@ -57,16 +65,40 @@ export class Enrollment {
   }
 
   /** Creates a one-time token for a gateway id; only its hash is kept. */
-  createToken(gateway: string, ttlMs = DEFAULT_TOKEN_TTL_MS, now = Date.now()): { token: string; expiresAt: number } {
+  createToken(gateway: string, ttlMs = DEFAULT_TOKEN_TTL_MS, now = Date.now()): { token: string; expiresAt: number; id: number; createdAt: number } {
     parseWith(idSchema, gateway, 'gateway', 'E_BAD_REQUEST');
     if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > 30 * 24 * 3_600_000)
       throw new LabtraceError('E_BAD_REQUEST', 'ttl: between 1 minute and 30 days');
     const token = `lt-enroll-${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + ttlMs;
-    this.database.sqlite
+    const info = this.database.sqlite
       .prepare('INSERT INTO enrollment_tokens (token_hash, gateway, created_at, expires_at) VALUES (?, ?, ?, ?)')
       .run(tokenHash(token), gateway, now, expiresAt);
-    return { token, expiresAt };
+    return { token, expiresAt, id: Number(info.lastInsertRowid), createdAt: now };
+  }
+
+  /** The tokens still usable (neither used nor expired nor revoked), newest first; never the tokens themselves. */
+  pending(now = Date.now()): PendingToken[] {
+    return this.database.sqlite
+      .prepare(
+        'SELECT rowid AS id, gateway, created_at AS createdAt, expires_at AS expiresAt FROM enrollment_tokens WHERE used_at IS NULL AND expires_at > ? ORDER BY rowid DESC',
+      )
+      .all(now) as PendingToken[];
+  }
+
+  /**
+   * Revokes a token not used yet: it expires now (an enrollment with it is refused as expired). A token used,
+   * expired or unknown answers 404: there is nothing left to revoke.
+   */
+  revokeToken(id: number, now = Date.now()): PendingToken {
+    const token = this.pending(now).find((t) => t.id === id);
+    if (token === undefined)
+      throw new LabtraceError('E_NOT_FOUND', `no pending enrollment token ${id}`, {
+        reason: 'record.not-found',
+        params: { type: 'enrollment-token', id: String(id) },
+      });
+    this.database.sqlite.prepare('UPDATE enrollment_tokens SET expires_at = ? WHERE rowid = ? AND used_at IS NULL').run(now, id);
+    return { ...token, expiresAt: now };
   }
 
   /**

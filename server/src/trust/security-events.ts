@@ -7,7 +7,8 @@ import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { LabDatabase } from '../store/database.js';
 import type { Logger } from '../log.js';
-import { SECURITY_EVENT_KINDS } from '@labtrace/protocols/api';
+import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
+import { pageOfRows, pageSql } from '../api/paging.js';
 
 export const EVENT_KINDS = SECURITY_EVENT_KINDS;
 
@@ -215,6 +216,49 @@ export class SecurityEvents extends EventEmitter<Events> {
     this.flushTimer = undefined;
     this.flushSafely();
     return Promise.resolve();
+  }
+
+  /**
+   * A page of events, newest first (by id): of a gateway, of a kind, last happened at or after `from`, first
+   * happened before `to`.
+   */
+  page(filter: {
+    limit: number;
+    cursor?: string | undefined;
+    gateway?: string;
+    kind?: SecurityEventKind;
+    from?: number;
+    to?: number;
+  }): Page<SecurityEvent> {
+    this.flushSafely();
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.gateway !== undefined) {
+      where.push('gateway = ?');
+      args.push(filter.gateway);
+    }
+    if (filter.kind !== undefined) {
+      where.push('kind = ?');
+      args.push(filter.kind);
+    }
+    if (filter.from !== undefined) {
+      where.push('COALESCE(last_at, at) >= ?');
+      args.push(filter.from);
+    }
+    if (filter.to !== undefined) {
+      where.push('at < ?');
+      args.push(filter.to);
+    }
+    const page = pageSql(filter, 'id');
+    const rows = this.database.sqlite
+      .prepare(`SELECT ${COLUMNS} FROM security_events WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`)
+      .all(...args, ...page.params) as SecurityEvent[];
+    return pageOfRows(
+      rows,
+      filter,
+      (e) => e.id,
+      (e) => e,
+    );
   }
 
   list(filter: { gateway?: string; kind?: SecurityEventKind; since?: number; limit?: number } = {}): SecurityEvent[] {

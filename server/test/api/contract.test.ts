@@ -182,6 +182,7 @@ const NON_EMPTY = new Set([
   'listAudit',
   'listGateways',
   'gatewayKeys',
+  'listGatewayKeys',
   'listInstruments',
   'instrumentHistory',
   'listSamples',

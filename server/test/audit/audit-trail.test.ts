@@ -8,6 +8,9 @@ const ALARM = 'lim/ut-1/c#1';
 const setup = { username: 'test-setup', role: 'system' };
 /** dana's session, from the login mutation, ended by the logout mutation (which runs after it) */
 let danaSession: string | undefined;
+/** the API token and the enrollment token the mutations create, then revoke */
+let apiTokenId: number | undefined;
+let enrollmentTokenId: number | undefined;
 let webhookId = '';
 const method = {
   standard: 'ISO 6892-1:2019',
@@ -142,10 +145,32 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     res: await t.fetch('/api/users/carol/password', json('POST', {})),
     expect: { actor: 'admin', action: 'password-set', recordType: 'user', recordId: 'carol' },
   }),
-  'POST /api/auth/tokens': async () => ({
-    res: await t.fetch('/api/auth/tokens', json('POST', { name: 'nightly export', ttlDays: 7 }), 'technician'),
-    expect: { actor: 'technician', action: 'token-created', recordType: 'user', recordId: 'technician' },
+  'POST /api/auth/tokens': async () => {
+    const res = await t.fetch('/api/auth/tokens', json('POST', { name: 'nightly export', ttlDays: 7 }), 'technician');
+    apiTokenId = ((await res.clone().json()) as { id: number }).id;
+    return { res, expect: { actor: 'technician', action: 'token-created', recordType: 'user', recordId: 'technician' } };
+  },
+  'POST /api/auth/tokens/:id/revoke': async () => ({
+    res: await t.fetch(`/api/auth/tokens/${apiTokenId}/revoke`, json('POST', { reason: 'export moved' }), 'technician'),
+    expect: { actor: 'technician', action: 'state-change', recordType: 'api-token', recordId: `technician/${apiTokenId}`, reason: 'export moved' },
   }),
+  'POST /api/gateways/enrollment-tokens': async () => {
+    const res = await t.fetch('/api/gateways/enrollment-tokens', json('POST', { gateway: 'gw-new', ttlHours: 1 }));
+    enrollmentTokenId = ((await res.clone().json()) as { id: number }).id;
+    return { res, expect: { actor: 'admin', action: 'create', recordType: 'enrollment-token', recordId: `gw-new/${enrollmentTokenId}` } };
+  },
+  'POST /api/gateways/enrollment-tokens/:id/revoke': async () => ({
+    res: await t.fetch(`/api/gateways/enrollment-tokens/${enrollmentTokenId}/revoke`, json('POST', { reason: 'wrong site' })),
+    expect: { actor: 'admin', action: 'state-change', recordType: 'enrollment-token', recordId: `gw-new/${enrollmentTokenId}`, reason: 'wrong site' },
+  }),
+  'POST /api/gateways/:id/keys/:keyId/revoke': async () => {
+    const keys = (await (await t.fetch('/api/gateways/gw-p/keys')).json()) as { keyId: string; status: string }[];
+    const keyId = keys.find((k) => k.status === 'active')?.keyId ?? '';
+    return {
+      res: await t.fetch(`/api/gateways/gw-p/keys/${keyId}/revoke`, json('POST', { reason: 'gateway retired' })),
+      expect: { actor: 'admin', action: 'state-change', recordType: 'gateway-key', recordId: `gw-p/${keyId}`, reason: 'gateway retired' },
+    };
+  },
   'POST /api/lab-samples': async () => ({
     res: await t.fetch(
       '/api/lab-samples',

@@ -74,8 +74,8 @@ function closedByServer(socket: net.Socket): Promise<Buffer> {
 }
 
 async function events(kind: string): Promise<SecurityEvent[]> {
-  const res = await t.fetch(`/api/security-events?kind=${kind}&limit=1000`);
-  return (await res.json()) as SecurityEvent[];
+  const res = await t.fetch(`/api/security-events?kind=${kind}&limit=500`);
+  return ((await res.json()) as { items: SecurityEvent[] }).items;
 }
 
 async function login(options: mqtt.IClientOptions): Promise<MqttClient> {

@@ -346,8 +346,8 @@ describe('the compose lab on its first start', () => {
     expect(proof.status).toBe(200);
 
     // nothing refused: the only security event is the enrollment
-    const events = await get<SecurityEvent[]>(token, '/api/security-events?gateway=gw-1');
-    expect(events.body.map((e) => e.kind)).toEqual(['enrolled']);
+    const events = await get<{ items: SecurityEvent[] }>(token, '/api/security-events?gateway=gw-1');
+    expect(events.body.items.map((e) => e.kind)).toEqual(['enrolled']);
     const health = await (await fetch(`${base}/api/health`)).json();
     expect(health).toMatchObject({ status: 'ok', gateways: [expect.objectContaining({ id: 'gw-1', connected: true })] });
   }, 180_000);
@@ -384,9 +384,9 @@ describe('the compose lab restarted', () => {
     const keys = await get<unknown[]>(again, '/api/gateways/gw-1/keys');
     expect(keys.body).toHaveLength(1);
     // one enrollment, no alarm (the numbers the restart skipped are declared: an informational sequence-jump)
-    const events = await get<SecurityEvent[]>(again, '/api/security-events?gateway=gw-1');
-    expect(events.body.filter((e) => e.kind === 'enrolled')).toHaveLength(1);
-    expect(events.body.filter((e) => e.severity === 'alarm')).toEqual([]);
+    const events = await get<{ items: SecurityEvent[] }>(again, '/api/security-events?gateway=gw-1');
+    expect(events.body.items.filter((e) => e.kind === 'enrolled')).toHaveLength(1);
+    expect(events.body.items.filter((e) => e.severity === 'alarm')).toEqual([]);
   }, 300_000);
 
   test('a gateway whose volume was lost is told that its token was used, and where to read on', async () => {

@@ -107,8 +107,8 @@ describe('faults', () => {
     const active = keys.find((k) => k.status === 'active')!.keyId;
     await labtrace('server', 'revoke-key', '--gateway', GATEWAY, '--key-id', active, '--reason', 'test: key lost', '--config', parts.files.server);
     await parts.waitFor('a refused batch', async () => {
-      const events = await parts.getJson<unknown[]>(`/api/security-events?gateway=${GATEWAY}&kind=revoked-key`);
-      return events.length > 0;
+      const events = await parts.getJson<{ items: unknown[] }>(`/api/security-events?gateway=${GATEWAY}&kind=revoked-key`);
+      return events.items.length > 0;
     });
     const stored = parts.stored();
     await sleep(2000);

@@ -249,9 +249,9 @@ async function healthAfter(findings: Findings, property: string): Promise<void> 
  */
 async function alarmsNameKnownGateways(findings: Findings, property: string): Promise<void> {
   if (!server.alive()) return;
-  const res = await fetch(`${server.base}/api/security-events?limit=1000`, { headers: { authorization: `Bearer ${state.sessions.admin.token}` } });
+  const res = await fetch(`${server.base}/api/security-events?limit=500`, { headers: { authorization: `Bearer ${state.sessions.admin.token}` } });
   if (res.status !== 200) return;
-  const events = (await res.json()) as { gateway: string; kind: string; severity: string; detail: string }[];
+  const events = ((await res.json()) as { items: { gateway: string; kind: string; severity: string; detail: string }[] }).items;
   for (const e of events)
     if (e.severity === 'alarm' && !KNOWN_GATEWAYS.includes(e.gateway))
       findings.add({

@@ -33,7 +33,7 @@ describe('without a genuine token', () => {
     expect(t.server.events.list({ kind: 'enrollment-refused' })).toHaveLength(0);
     for (const gateway of ['NaN', '2026-02-31', 'gw-a']) expect(t.server.events.list({ gateway })).toHaveLength(0);
     const res = await t.fetch('/api/security-events?kind=enrollment-attempt');
-    const attempts = (await res.json()) as { gateway: string; severity: string; address: string; client: string; count: number }[];
+    const attempts = ((await res.json()) as { items: { gateway: string; severity: string; address: string; client: string; count: number }[] }).items;
     expect(attempts.map((a) => [a.client, a.count]).sort()).toEqual([
       ['2026-02-31', 1],
       ['NaN', 2],
