@@ -314,7 +314,8 @@ export class LabtraceServer {
             records: this.labRecords,
             results: this.results,
             reportOf: (run) => {
-              const issued = this.certificates.list(LAB_VIEWER, { run, status: 'valid' }).at(-1);
+              // the run's current report: the newest valid one (the list is newest first)
+              const issued = this.certificates.list(LAB_VIEWER, { run, status: 'valid', limit: 1 }).items[0];
               const files = issued === undefined ? undefined : this.certificates.files(issued.id);
               return issued === undefined || files === undefined || issued.issuedAt === null
                 ? undefined
