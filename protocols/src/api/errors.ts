@@ -52,6 +52,10 @@ export const REASONS = [
   'store.unavailable',
   /** an internal error: the answer carries a request id */
   'server.internal',
+  /** {maxBytes}: a calibration certificate is attached as a PDF file (application/pdf, starting %PDF-), at most maxBytes */
+  'calibration.certificate-not-pdf',
+  /** {id}: the calibration record has its certificate already (records are written once) */
+  'calibration.certificate-exists',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

@@ -4,14 +4,31 @@ import { login, logout, me, changePassword, createToken, updatePreferences } fro
 import { listUsers, createUser, updateUser, resetPassword, listOrganizations, createOrganization } from './users.js';
 import { listAudit, exportAudit } from './audit.js';
 import { health, listGateways, enroll, gatewayKeys, rotateKey, listSecurityEvents } from './gateways.js';
-import { listInstruments, instrumentSeries, instrumentHistory, instrumentStatus, setInstrumentStatus } from './instruments.js';
+import {
+  listInstruments,
+  getInstrument,
+  instrumentRegister,
+  instrumentHealthHistory,
+  instrumentSeries,
+  instrumentHistory,
+  instrumentStatus,
+  setInstrumentStatus,
+} from './instruments.js';
 import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
 import { listSamples, getSample, createSample } from './samples.js';
 import { listMethods, getMethod, createMethod, addMethodVersion } from './methods.js';
 import { listRuns, getRun, runRecords, runResults, createRun, startRun, stopRun, abortRun } from './runs.js';
 import { runAlarms, acknowledgeAlarm, clearAlarm } from './alarms.js';
-import { calibrationReminders, instrumentCalibrations, recordCalibration, recordCheck, calibrationStatus } from './calibration.js';
+import {
+  calibrationReminders,
+  instrumentCalibrations,
+  recordCalibration,
+  recordCheck,
+  calibrationStatus,
+  attachCalibrationCertificate,
+  calibrationCertificate,
+} from './calibration.js';
 import {
   publicAccreditation,
   listAccreditations,
@@ -93,6 +110,9 @@ export const api = {
   rotateKey,
   listSecurityEvents,
   listInstruments,
+  getInstrument,
+  instrumentRegister,
+  instrumentHealthHistory,
   instrumentSeries,
   instrumentHistory,
   instrumentStatus,
@@ -128,6 +148,8 @@ export const api = {
   recordCalibration,
   recordCheck,
   calibrationStatus,
+  attachCalibrationCertificate,
+  calibrationCertificate,
   publicAccreditation,
   listAccreditations,
   getAccreditation,

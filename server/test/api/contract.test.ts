@@ -111,7 +111,28 @@ beforeAll(async () => {
   const delivery = await t.fetch('/api/notifications/test', postJson({ channel: 'webhook', webhook: hook.id }));
   expect(delivery.status).toBe(200);
   expect(api.testNotification.response.safeParse(await delivery.json()).error).toBeUndefined();
+  // a calibration record of the testing machine with its certificate attached (a PDF: the calibrations list carries it)
+  const calibration = await t.fetch(
+    '/api/instruments/utm-1/calibrations',
+    postJson({
+      calibratedAt: now - 86_400_000,
+      laboratory: 'Calibration Lab A',
+      certificate: 'CAL-CONTRACT-1',
+      results: [{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }],
+      uncertainty: { value: 0.03, unit: 'kN', k: 2 },
+      nextDueAt: now + 365 * 86_400_000,
+    }),
+  );
+  const calibrationRecord = api.recordCalibration.response.parse(await calibration.json());
+  const pdf = Buffer.from('%PDF-1.4\ntrailer << >>\n%%EOF\n', 'latin1');
+  const attached = await t.fetch(`/api/instruments/utm-1/calibrations/${calibrationRecord.id}/certificate`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/pdf' },
+    body: pdf,
+  });
+  expect(api.attachCalibrationCertificate.response.safeParse(await attached.json()).error).toBeUndefined();
   Object.assign(ids, {
+    calibration: String(calibrationRecord.id),
     run: run.id,
     sample: run.sample,
     method: DEMO_METHOD_ID,
@@ -145,7 +166,7 @@ function paramsOf(path: string): Record<string, string> {
             : path.startsWith('/api/accreditations')
               ? ids['accreditation']
               : ids['certificate'];
-  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0' };
+  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0', record: ids['calibration'] ?? '' };
 }
 
 /** the query a GET route needs (its required fields) */
@@ -189,6 +210,9 @@ const CARRIES: Record<string, (answer: Record<string, unknown>) => unknown> = {
   // with the report's verification code: what its holder may see
   publicCertificate: (a) => a['summary'],
   listDeliveries: (a) => (a['deliveries'] as unknown[])[0],
+  // a calibration record with its certificate attached
+  instrumentCalibrations: (a) => (a['calibrations'] as { attachment: unknown }[]).find((c) => c.attachment !== null)?.attachment,
+  instrumentRegister: (a) => (a['items'] as unknown[])[0],
   getSubscriptions: (a) => (a['webhooks'] as unknown[])[0],
 };
 
