@@ -12,3 +12,7 @@ export const isSignatory = (role: Role | undefined): boolean => role === 'signat
 export const isAdmin = (role: Role | undefined): boolean => role === 'admin';
 /** who reads the audit trail */
 export const readsAuditTrail = (role: Role | undefined): boolean => role === 'admin' || role === 'auditor';
+/** who reads the instrument register and instrument pages: the lab's staff and auditors (not its clients) */
+export const readsInstruments = (role: Role | undefined): boolean => role !== undefined && role !== 'client';
+/** who records calibrations and checks and takes instruments out of service (the server's LAB_WORKERS) */
+export const recordsCalibration = (role: Role | undefined): boolean => role === 'admin' || role === 'technician';

@@ -26,6 +26,19 @@ export const routes: RouteRecordRaw[] = [
     props: true,
     meta: { title: 'common.titles.certificate' },
   },
+  {
+    path: '/instruments',
+    name: 'instruments',
+    component: () => import('./views/InstrumentsView.vue'),
+    meta: { title: 'instruments.title' },
+  },
+  {
+    path: '/instruments/:id',
+    name: 'instrument',
+    component: () => import('./views/InstrumentView.vue'),
+    props: true,
+    meta: { title: 'instruments.page.title' },
+  },
   { path: '/users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { title: 'common.titles.users' } },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
@@ -41,4 +54,5 @@ export const router = createRouter({
 
 export const runHref = (id: string): string => `#/runs/${encodeURIComponent(id)}`;
 export const replayHref = (id: string): string => `${runHref(id)}/replay`;
+export const instrumentHref = (id: string): string => `#/instruments/${encodeURIComponent(id)}`;
 export const certificateHref = (id: string): string => `#/certificates/${encodeURIComponent(id)}`;
