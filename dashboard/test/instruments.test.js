@@ -35,7 +35,8 @@ async function docShot(page, what) {
   if (process.env.LABTRACE_SCREENSHOTS !== '1') return;
   const dir = path.join(REPO_ROOT, 'docs', 'screenshots');
   mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `instruments-${what}.png`), fullPage: false });
+  // CSS pixels: a phone's 2x picture would be four times the bytes for the docs
+  await page.screenshot({ path: path.join(dir, `instruments-${what}.png`), fullPage: false, scale: 'css' });
 }
 
 /** the series requests the page makes, as {from, to, channel} */
@@ -311,13 +312,20 @@ describe('instruments', () => {
       await docShot(page, 'phone-zh');
       await page.goto(`${t.base}/#/instruments`);
       await page.waitForSelector(`[data-test="register-row"][data-instrument="${INSTRUMENT}"]`, WAIT);
-      // the register filtered by the calibration status (the server's)
+      // the register filtered by the calibration status: the rows are the server's answer to the same filter
+      const expected = (await call(t, '/api/instrument-register?calibration=never-calibrated', undefined, 'auditor')).items.map((i) => i.id);
+      expect(expected).toContain('bal-2');
       await page.selectOption('[data-test="register-calibration"]', 'never-calibrated');
       await page.waitForFunction(
-        () => [...document.querySelectorAll('[data-test="register-row"]')].map((r) => r.getAttribute('data-instrument')).join() === 'bal-2',
-        undefined,
+        (ids) => [...document.querySelectorAll('[data-test="register-row"]')].map((r) => r.getAttribute('data-instrument')).join() === ids,
+        expected.join(),
         WAIT,
       );
+      expect(
+        await page
+          .locator('[data-test="register-row"]')
+          .evaluateAll((rows) => rows.every((r) => r.getAttribute('data-status') === 'never-calibrated')),
+      ).toBe(true);
       expect(await overflowing(page)).toEqual([]);
       expect(await seriousViolations(page)).toEqual([]);
       expect(s.errors).toEqual([]);
@@ -349,14 +357,34 @@ describe('instruments', () => {
     } finally {
       await s.close();
     }
+    // a calibration of bal-2 with its certificate, through the API: the auditor downloads it, and changes nothing
+    const now = Date.now();
+    const record = await call(t, '/api/instruments/bal-2/calibrations', {
+      calibratedAt: now - DAY,
+      laboratory: 'Calibration Lab A',
+      certificate: 'CAL-BAL-2',
+      results: [{ point: '200 g', reference: 200, indication: 200.0002, unit: 'g' }],
+      uncertainty: { value: 0.0003, unit: 'g', k: 2 },
+      nextDueAt: now + 365 * DAY,
+    });
+    const attached = await t.fetch(
+      `/api/instruments/bal-2/calibrations/${record.id}/certificate?filename=CAL-BAL-2.pdf`,
+      { method: 'PUT', headers: { 'content-type': 'application/pdf' }, body: PDF },
+      'technician',
+    );
+    expect(attached.status).toBe(201);
     const auditor = await signInAs(browser, t, 'auditor', { locale: 'en-US' });
     try {
       const { page } = auditor;
-      await page.goto(`${t.base}/#/instruments/${INSTRUMENT}`);
-      await page.waitForSelector('[data-test="calibration-record"][data-certificate="JZ-2026-0815"]', WAIT);
+      await page.goto(`${t.base}/#/instruments/bal-2`);
+      const shown = page.locator('[data-test="calibration-record"][data-certificate="CAL-BAL-2"]');
+      await shown.waitFor(WAIT);
       expect(await page.locator('[data-test="calibration-open"]').count()).toBe(0);
+      expect(await page.locator('[data-test="check-open"]').count()).toBe(0);
       expect(await page.locator('[data-test="service-change"]').count()).toBe(0);
-      expect(await page.locator('[data-test="calibration-download"]').count()).toBe(1);
+      const [download] = await Promise.all([page.waitForEvent('download', WAIT), shown.locator('[data-test="calibration-download"]').click()]);
+      expect(sha256(readFileSync(await download.path()))).toBe(sha256(PDF));
+      expect(auditor.errors).toEqual([]);
     } finally {
       await auditor.close();
     }
