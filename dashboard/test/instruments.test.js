@@ -286,6 +286,13 @@ describe('instruments', () => {
         description: '用 20 kN 标准测力仪核查，示值误差 +0.08 %，合格',
         recordedBy: 'technician',
       });
+      // a record made elsewhere (another technician, the API) shows up on the open page: the server announces it
+      await call(t, `/api/instruments/${INSTRUMENT}/checks`, { checkedAt: Date.now(), result: 'pass', description: 'announced over socket.io' });
+      await page.waitForFunction(
+        () => [...document.querySelectorAll('[data-test="check-record"]')].some((r) => r.textContent?.includes('announced over socket.io')),
+        undefined,
+        WAIT,
+      );
       // a custom range typed as Shanghai wall time reaches the server as UTC (08:00 in Shanghai is 00:00 UTC)
       await page.waitForSelector('[data-test="history-box"][data-loaded="true"]', WAIT);
       const yesterday = new Date(Date.now() - DAY).toISOString().slice(0, 10);
