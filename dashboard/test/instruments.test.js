@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { topicFor } from '@labtrace/protocols';
 import { LAB, send, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
 import { REPO_ROOT } from '../../server/dist/test/helpers/lab-process.js';
 import { call, launch, WAIT } from './helpers/browser.js';
@@ -79,6 +80,23 @@ beforeAll(async () => {
     samples.push({ seq: i, instrument: INSTRUMENT, channel: 'force', ts, value: 40 + 5 * Math.sin(i / 30), unit: 'kN', quality: 'good' });
   }
   for (let i = 0; i < samples.length; i += 500) expect(await send(t, gw, gw.sign(samples.slice(i, i + 500)))).toBe('acked');
+  // the gateway's health report: kept by the server, charted on the instrument's page
+  await gw.client.publishAsync(
+    topicFor(LAB, 'gw-a', 'HEALTH'),
+    JSON.stringify({
+      v: 1,
+      gateway: 'gw-a',
+      ts: Date.now(),
+      instruments: [
+        { instrument: INSTRUMENT, connected: true, lastGood: Date.now(), errors: { timeout: 3 }, polls: 1200, latencyMs: { p50: 4, p99: 12 } },
+      ],
+    }),
+    { qos: 1 },
+  );
+  await waitFor(
+    'the stored health report',
+    () => t.server.database.sqlite.prepare('SELECT 1 FROM instrument_health WHERE instrument = ?').get(INSTRUMENT) !== undefined,
+  );
   // a second instrument, to be searched away
   await t.server.registry.recordBirth(LAB, {
     v: 1,
@@ -114,6 +132,12 @@ describe('instruments', () => {
       expect(await page.locator('[data-test="identity-serial"]').innerText()).toBe('ZR-7731');
       expect(await page.locator('[data-test="identity-location"]').innerText()).toBe('Hall 2, bay 3');
 
+      // health over time: the stored report, as the server answers it
+      await page.waitForSelector('[data-test="health-chart"][data-loaded="true"]', WAIT);
+      const health = await call(t, `/api/instruments/${INSTRUMENT}/health`, undefined, 'auditor');
+      expect(health.points).toHaveLength(1);
+      expect(await page.locator('[data-test="health-chart"]').getAttribute('data-points')).toBe('1');
+      expect(await page.locator('[data-test="health-last"]').innerText()).toMatch(/1200 polls.*3/);
       // a calibration with its certificate (PDF)
       await page.click('[data-test="calibration-open"]');
       const form = page.locator('[data-test="calibration-form"]');
