@@ -151,6 +151,7 @@ describe('instruments', () => {
       await form.locator('input[name="uncertainty.unit"]').fill('kN');
       await form.locator('textarea[name="adjustments"]').fill('none');
       await form.locator('[data-test="calibration-file"]').setInputFiles({ name: 'JZ-2026-0815.pdf', mimeType: 'application/pdf', buffer: PDF });
+      await form.evaluate((el) => el.scrollIntoView({ block: 'start' }));
       await docShot(page, 'calibration-form');
       await form.locator('[data-test="calibration-submit"]').click();
       await page.waitForSelector('[data-test="calibration-saved"]', WAIT);
