@@ -17,3 +17,7 @@ export const writesLabRecords = (role: Role | undefined): boolean => role === 'a
 /** who has the samples and methods in the navigation: the lab's staff and auditors (a client opens its samples from its runs) */
 export const readsLabRecords = (role: Role | undefined): boolean =>
   role === 'admin' || role === 'technician' || role === 'signatory' || role === 'auditor';
+/** who reads the instrument register and instrument pages: the lab's staff and auditors (not its clients) */
+export const readsInstruments = (role: Role | undefined): boolean => role !== undefined && role !== 'client';
+/** who records calibrations and checks and takes instruments out of service (the server's LAB_WORKERS) */
+export const recordsCalibration = (role: Role | undefined): boolean => role === 'admin' || role === 'technician';

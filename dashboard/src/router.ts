@@ -63,6 +63,19 @@ export const routes: RouteRecordRaw[] = [
     props: true,
     meta: { title: 'methods.detailTitle' },
   },
+  {
+    path: '/instruments',
+    name: 'instruments',
+    component: () => import('./views/InstrumentsView.vue'),
+    meta: { title: 'instruments.title' },
+  },
+  {
+    path: '/instruments/:id',
+    name: 'instrument',
+    component: () => import('./views/InstrumentView.vue'),
+    props: true,
+    meta: { title: 'instruments.page.title' },
+  },
   { path: '/users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { title: 'common.titles.users' } },
   // the admin's tasks (the server refuses them to other roles; the nav shows them to admins only)
   { path: '/admin', name: 'admin', component: () => import('./views/admin/AdminView.vue'), meta: { title: 'admin.titles.home' } },
@@ -106,6 +119,7 @@ export const router = createRouter({
 
 export const runHref = (id: string): string => `#/runs/${encodeURIComponent(id)}`;
 export const replayHref = (id: string): string => `${runHref(id)}/replay`;
+export const instrumentHref = (id: string): string => `#/instruments/${encodeURIComponent(id)}`;
 export const certificateHref = (id: string): string => `#/certificates/${encodeURIComponent(id)}`;
 export const sampleHref = (id: string): string => `#/samples/${encodeURIComponent(id)}`;
 export const methodHref = (id: string): string => `#/methods/${encodeURIComponent(id)}`;

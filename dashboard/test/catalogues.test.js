@@ -228,6 +228,10 @@ const DYNAMIC = {
   'admin.webhooks.status.': DELIVERY_STATUSES,
   'settings.notifications.kinds.': NOTIFICATION_KINDS,
   'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
+  // an intermediate check's result (the contract's), the instrument page's own ranges and periods
+  'instruments.check.': ['pass', 'fail'],
+  'instruments.history.ranges.': ['hour', 'day', 'week', 'custom'],
+  'instruments.health.spans.': ['day', 'week', 'month'],
 };
 
 /** the keys a source names literally: t('x.y'), $t("x.y"), te('x.y'), route titles, notices kept as keys */

@@ -47,6 +47,8 @@ export interface Fixture {
   /** when the fixture's sample was received, and when its method was created */
   sampleReceivedAt: number;
   methodCreatedAt: number;
+  /** when ut-1 was calibrated (its page shows it) */
+  calibratedAt: number;
   /** the audit entries each role sees, by the time its views are checked */
   auditTimes(role: Role): Promise<number[]>;
   oneTimePassword: string;
@@ -124,6 +126,21 @@ export const VIEWS: readonly View[] = [
     path: (f) => `/#/certificates/${encodeURIComponent(f.certificate)}`,
     ready: () => '[data-test="certificate-view"][data-status="valid"]',
     times: (f) => f.certificateTimes,
+  },
+  {
+    name: 'instruments',
+    who: ['admin', 'technician', 'signatory', 'auditor'],
+    path: () => '/#/instruments',
+    ready: () => '[data-test="register-row"][data-instrument="ut-1"]',
+    identifiers: ['ut-1', 'WDW-100', 'SN-0001'],
+  },
+  {
+    name: 'instrument',
+    who: ['admin', 'technician', 'signatory', 'auditor'],
+    path: () => '/#/instruments/ut-1',
+    ready: () => '[data-test="calibration-record"][data-certificate="CAL-2026-0001"]',
+    times: (f) => [f.calibratedAt],
+    identifiers: ['ut-1', 'WDW-100', 'SN-0001', 'CAL-2026-0001', 'p1'],
   },
   {
     name: 'users',
@@ -296,8 +313,9 @@ async function setUp(): Promise<Fixture> {
   ]);
   await waitFor('the instrument', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 1);
   const now = Date.now();
+  const calibratedAt = now - 10 * DAY;
   await api('/api/instruments/ut-1/calibrations', {
-    calibratedAt: now - 10 * DAY,
+    calibratedAt,
     laboratory: '上海市计量测试技术研究院',
     certificate: 'CAL-2026-0001',
     results: [{ point: 'p1', reference: 10, indication: 10.01, unit: 'kN' }],
@@ -351,6 +369,7 @@ async function setUp(): Promise<Fixture> {
     userCreatedAt: li!.createdAt,
     sampleReceivedAt: now - DAY,
     methodCreatedAt: method.createdAt,
+    calibratedAt,
     auditTimes: async (role) => {
       const answer = await api<{ at: number }[] | { entries: { at: number }[] }>('/api/audit-trail?limit=100', undefined, role);
       return (Array.isArray(answer) ? answer : answer.entries).map((e) => e.at);

@@ -27,6 +27,7 @@ import { accreditationRoutes } from './lab/accreditation-routes.js';
 import { Calibration } from './lab/calibration.js';
 import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
+import { EquipmentHealth } from './lab/equipment-health.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
 import { DemoLab } from './lab/demo.js';
@@ -123,6 +124,8 @@ export class LabtraceServer {
   /** the inspection rule engines of the running runs and their stored alarms */
   readonly inspection: RunInspection;
   readonly calibration: Calibration;
+  /** instruments' connection health over time, from the gateways' HEALTH messages */
+  readonly equipmentHealth: EquipmentHealth;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
   /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
@@ -172,6 +175,7 @@ export class LabtraceServer {
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.shares = new RunShares(this.database, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.equipmentHealth = new EquipmentHealth(this.database);
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -303,7 +307,13 @@ export class LabtraceServer {
         },
         results: this.results,
       })
-        .use(calibrationRoutes(this.calibration))
+        .use(
+          calibrationRoutes(this.calibration, {
+            connectedGateways: () => this.broker.connectedGateways(),
+            health: this.equipmentHealth,
+            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+          }),
+        )
         .use(accreditationRoutes(this.accreditations, config.lab))
         .use(exportRoutes(this.database, () => this.log, this.logger))
         .use(notificationRoutes(this.notifications))
@@ -380,7 +390,20 @@ export class LabtraceServer {
       this.demo?.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
-    this.ingest.on('health', (health) => this.live.health(health));
+    this.ingest.on('health', (health) => {
+      this.live.health(health);
+      try {
+        this.equipmentHealth.record(health);
+      } catch (err) {
+        this.logger.error({ err: String(err) }, 'instrument health could not be stored');
+      }
+    });
+    // the instrument register and instrument pages read again when a record of an instrument changes
+    this.equipment.onChange((id) => this.live.changed({ list: 'instruments', id }));
+    this.calibration.onChange((id) => {
+      this.live.changed({ list: 'calibrations', id });
+      this.live.changed({ list: 'instruments', id });
+    });
     this.broker.on('gatewayConnected', (id) => {
       this.live.gateway({ id, connected: true, lastSeen: Date.now() });
       this.live.changed({ list: 'gateways', id });

@@ -2,7 +2,7 @@
 // computed from them.
 import { z } from 'zod';
 import { defineRoute } from './contract.js';
-import { CALIBRATION_STATES, idParams, msSchema } from './common.js';
+import { CALIBRATION_STATES, idParams, idSchema, msSchema } from './common.js';
 import { reviewSchema } from './instruments.js';
 import { line, optionalLine, paragraph } from './text.js';
 import { timeMs } from './time.js';
@@ -82,6 +82,29 @@ export const calibrationStatusSchema = z.strictObject({
 });
 export type CalibrationStatus = z.output<typeof calibrationStatusSchema>;
 
+/** a calibration certificate attached to its record: the PDF as the calibrating lab issued it, kept with its SHA-256 */
+export const attachmentSchema = z.strictObject({
+  filename: z.string(),
+  contentType: z.string(),
+  size: z.number().int(),
+  /** hex SHA-256 of the stored bytes */
+  sha256: z.string(),
+  uploadedBy: z.string(),
+  uploadedAt: msSchema,
+});
+export type Attachment = z.output<typeof attachmentSchema>;
+/** the largest certificate file taken (bytes) */
+export const ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024;
+export const attachmentParams = z.strictObject({ id: idSchema, record: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+export const attachmentQuery = z.strictObject({
+  /** the file's name as the user chose it (shown and offered on download) */
+  filename: line(200).optional(),
+});
+
+/** the calibration records with their attached certificates, and the intermediate checks (oldest first) */
+export const calibrationWithAttachmentSchema = calibrationRecordSchema.extend({ attachment: attachmentSchema.nullable() });
+export type CalibrationWithAttachment = z.output<typeof calibrationWithAttachmentSchema>;
+
 export const calibrationReminders = defineRoute({
   method: 'GET',
   path: '/api/calibration/reminders',
@@ -91,7 +114,11 @@ export const instrumentCalibrations = defineRoute({
   method: 'GET',
   path: '/api/instruments/:id/calibrations',
   params: idParams,
-  response: z.strictObject({ instrument: z.string(), calibrations: z.array(calibrationRecordSchema), checks: z.array(checkRecordSchema) }),
+  response: z.strictObject({
+    instrument: z.string(),
+    calibrations: z.array(calibrationWithAttachmentSchema),
+    checks: z.array(checkRecordSchema),
+  }),
 });
 export const recordCalibration = defineRoute({
   method: 'POST',
@@ -108,6 +135,23 @@ export const recordCheck = defineRoute({
   /** a failed check comes with the runs to review */
   response: z.strictObject({ check: checkRecordSchema, review: reviewSchema.optional() }),
 });
+/** the certificate of a calibration record: the PDF itself (application/pdf) in the body, once per record */
+export const attachCalibrationCertificate = defineRoute({
+  method: 'PUT',
+  path: '/api/instruments/:id/calibrations/:record/certificate',
+  params: attachmentParams,
+  query: attachmentQuery,
+  /** the file's bytes (a Buffer once express.raw has read them): checked by the route, not by a schema */
+  body: z.unknown(),
+  response: attachmentSchema,
+});
+/** the attached certificate (application/pdf), with its SHA-256 in the `digest` header */
+export const calibrationCertificate = defineRoute({
+  method: 'GET',
+  path: '/api/instruments/:id/calibrations/:record/certificate',
+  params: attachmentParams,
+});
+
 export const calibrationStatus = defineRoute({
   method: 'GET',
   path: '/api/instruments/:id/calibration-status',

@@ -64,6 +64,10 @@ export const REASONS = [
   'share.revoked',
   /** a share link that is not known (mistyped or never created) */
   'share.not-found',
+  /** {maxBytes}: a calibration certificate is attached as a PDF file (application/pdf, starting %PDF-), at most maxBytes */
+  'calibration.certificate-not-pdf',
+  /** {id}: the calibration record has its certificate already (records are written once) */
+  'calibration.certificate-exists',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

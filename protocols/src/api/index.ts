@@ -16,7 +16,16 @@ import {
   revokeEnrollmentToken,
   revokeGatewayKey,
 } from './gateways.js';
-import { listInstruments, instrumentSeries, instrumentHistory, instrumentStatus, setInstrumentStatus } from './instruments.js';
+import {
+  listInstruments,
+  getInstrument,
+  instrumentRegister,
+  instrumentHealthHistory,
+  instrumentSeries,
+  instrumentHistory,
+  instrumentStatus,
+  setInstrumentStatus,
+} from './instruments.js';
 import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
 import { listSamples, getSample, createSample } from './samples.js';
@@ -24,7 +33,15 @@ import { listMethods, getMethod, createMethod, addMethodVersion } from './method
 import { listRuns, getRun, runRecords, runResults, createRun, startRun, stopRun, abortRun } from './runs.js';
 import { runAlarms, acknowledgeAlarm, clearAlarm, openAlarmCount } from './alarms.js';
 import { listShares, createShare, revokeShare, publicShare, publicShareReport } from './shares.js';
-import { calibrationReminders, instrumentCalibrations, recordCalibration, recordCheck, calibrationStatus } from './calibration.js';
+import {
+  calibrationReminders,
+  instrumentCalibrations,
+  recordCalibration,
+  recordCheck,
+  calibrationStatus,
+  attachCalibrationCertificate,
+  calibrationCertificate,
+} from './calibration.js';
 import {
   publicAccreditation,
   listAccreditations,
@@ -115,6 +132,9 @@ export const api = {
   revokeEnrollmentToken,
   revokeGatewayKey,
   listInstruments,
+  getInstrument,
+  instrumentRegister,
+  instrumentHealthHistory,
   instrumentSeries,
   instrumentHistory,
   instrumentStatus,
@@ -156,6 +176,8 @@ export const api = {
   recordCalibration,
   recordCheck,
   calibrationStatus,
+  attachCalibrationCertificate,
+  calibrationCertificate,
   publicAccreditation,
   listAccreditations,
   getAccreditation,

@@ -4,17 +4,21 @@ import { z } from 'zod';
 import { instrumentHealthSchema } from '../measurement.js';
 import { defineRoute } from './contract.js';
 import {
+  CALIBRATION_STATES,
   calibrationBriefSchema,
   idParams,
   idSchema,
   instrumentIdentitySchema,
   liveSampleSchema,
   msSchema,
+  pageOf,
+  pageQuery,
   qualitySchema,
   queryInt,
   reasonSchema,
   sampleValueSchema,
 } from './common.js';
+import { optionalLine } from './text.js';
 import { timeMsQuery } from './time.js';
 
 export const instrumentSchema = z.strictObject({
@@ -118,4 +122,63 @@ export const setInstrumentStatus = defineRoute({
   body: instrumentStatusBody,
   /** with the runs to review when the instrument goes out of service */
   response: instrumentStatusRecordSchema.extend({ review: reviewSchema.optional() }),
+});
+
+/** one instrument, as the list's items (its page: #/instruments/:id) */
+export const getInstrument = defineRoute({ method: 'GET', path: '/api/instruments/:id', params: idParams, response: instrumentSchema });
+
+// ---- The instrument register: the lab's instruments, paged (newest registered first), searched and filtered on the
+// server. The live view keeps reading the whole list (GET /api/instruments) for its latest values.
+
+const queryBoolean = z.enum(['true', 'false']).transform((v) => v === 'true');
+export const instrumentRegisterQuery = z.strictObject({
+  ...pageQuery,
+  /** a part of the id, maker, model, serial number or location (case-insensitive) */
+  q: optionalLine(100).optional(),
+  /** the calibration status now; out-of-service lists the instruments taken out of service */
+  calibration: z.enum(CALIBRATION_STATES).optional(),
+  /** whether the instrument's gateway is connected now */
+  connected: queryBoolean.optional(),
+});
+export const instrumentRegisterItemSchema = z.strictObject({
+  id: z.string(),
+  gateway: z.string(),
+  identity: instrumentIdentitySchema,
+  channels: z.array(z.strictObject({ name: z.string(), unit: z.string() })),
+  connected: z.boolean(),
+  calibration: calibrationBriefSchema,
+});
+export type InstrumentRegisterItem = z.output<typeof instrumentRegisterItemSchema>;
+export const instrumentRegister = defineRoute({
+  method: 'GET',
+  path: '/api/instrument-register',
+  query: instrumentRegisterQuery,
+  response: pageOf(instrumentRegisterItemSchema),
+});
+
+// ---- Connection health over time: what the gateway's HEALTH messages said, kept by the server (at most one point a
+// minute per instrument, and every change of connection), so that error counters can be read over days.
+
+export const healthQuery = z.strictObject({
+  from: timeMsQuery.optional(),
+  to: timeMsQuery.optional(),
+  points: queryInt(1, 2000).default(500),
+});
+export const healthPointSchema = z.strictObject({
+  at: msSchema,
+  /** false when any report in the point's interval said disconnected */
+  connected: z.boolean(),
+  /** the gateway's counters as reported (they count from the gateway's start: a drop means it restarted) */
+  polls: z.number().int(),
+  errors: z.record(z.string(), z.number().int()),
+  latencyP50: z.number().nullable(),
+  latencyP99: z.number().nullable(),
+});
+export type HealthPoint = z.output<typeof healthPointSchema>;
+export const instrumentHealthHistory = defineRoute({
+  method: 'GET',
+  path: '/api/instruments/:id/health',
+  params: idParams,
+  query: healthQuery,
+  response: z.strictObject({ instrument: z.string(), from: msSchema, to: msSchema, points: z.array(healthPointSchema) }),
 });

@@ -139,23 +139,30 @@ export function createApp(deps: AppDeps): Express {
     res.json((await deps.registry.gateways()).map((g) => ({ ...g, connected: connected.has(g.id) })));
   });
 
+  // an instrument as the dashboards show it: identity, the newest sample of each channel, health, calibration
+  const viewOf = async (i: Awaited<ReturnType<Registry['instruments']>>[number], connected: ReadonlySet<string>): Promise<InstrumentView> => {
+    const latest: InstrumentView['latest'] = {};
+    for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
+    const calibration = deps.calibrationOf?.(i.id);
+    return {
+      ...i,
+      latest,
+      connected: connected.has(i.gateway),
+      health: deps.healthOf(i.id),
+      ...(calibration === undefined ? {} : { calibration }),
+    };
+  };
+
   routeOf(app, api.listInstruments, async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
-    const views: InstrumentView[] = await Promise.all(
-      (await deps.registry.instruments()).map(async (i) => {
-        const latest: InstrumentView['latest'] = {};
-        for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-        const calibration = deps.calibrationOf?.(i.id);
-        return {
-          ...i,
-          latest,
-          connected: connected.has(i.gateway),
-          health: deps.healthOf(i.id),
-          ...(calibration === undefined ? {} : { calibration }),
-        };
-      }),
-    );
+    const views: InstrumentView[] = await Promise.all((await deps.registry.instruments()).map((i) => viewOf(i, connected)));
     res.json(views);
+  });
+
+  routeOf(app, api.getInstrument, async (_req, res, { params: { id } }) => {
+    const instrument = await deps.registry.instrument(id);
+    if (!instrument) throw notFound('instrument', id);
+    res.json(await viewOf(instrument, new Set(deps.health.connectedGateways())));
   });
 
   // time-bucketed min, max and mean of a numeric channel, at most `points` buckets

@@ -155,6 +155,13 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/instruments/:id/calibrations', allow: LAB_WORKERS, audit: true },
   { method: 'POST', path: '/api/instruments/:id/checks', allow: LAB_WORKERS, audit: true },
   { method: 'GET', path: '/api/instruments/:id/calibration-status', allow: LAB_READERS },
+  // the certificate a calibrating lab issued, attached once to its record; read like the record
+  { method: 'PUT', path: '/api/instruments/:id/calibrations/:record/certificate', allow: LAB_WORKERS, audit: true },
+  { method: 'GET', path: '/api/instruments/:id/calibrations/:record/certificate', allow: LAB_READERS },
+  // the instrument register (paged, searched, filtered), one instrument, and its connection health over time
+  { method: 'GET', path: '/api/instrument-register', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments/:id', allow: LAB_READERS },
+  { method: 'GET', path: '/api/instruments/:id/health', allow: LAB_READERS },
   // the lab's accreditations (docs/accreditation.md): public information to its users, and in short to anyone
   // holding a certificate; recorded and changed by the admin only
   {

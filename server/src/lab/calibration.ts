@@ -1,13 +1,25 @@
 // Calibration records and intermediate checks of instruments (ISO/IEC 17025 6.4.7-6.4.10, 6.5), the
 // calibration status computed from them, the run-start interlock on it, and the review list of the runs
 // measured with an instrument since its last good check (6.4.9).
+import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Migration } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
 import type { EquipmentStatus } from './equipment.js';
-import { CALIBRATION_STATES, calibrationInput, checkInput, type CalibrationInput, type CheckInput } from '@labtrace/protocols/api';
+import {
+  ATTACHMENT_MAX_BYTES,
+  CALIBRATION_STATES,
+  calibrationInput,
+  checkInput,
+  type Attachment,
+  type CalibrationInput,
+  type CheckInput,
+  type InstrumentRegisterItem,
+  type Page,
+} from '@labtrace/protocols/api';
+import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
 
 const DAY = 86_400_000;
 
@@ -33,6 +45,25 @@ export const calibrationMigration: Migration = {
         .raw(`CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`)
         .execute(db);
     }
+  },
+};
+
+/**
+ * The certificates calibrating labs issued, attached to their calibration records: the PDF's bytes with their
+ * SHA-256, once per record (written once, never deleted, like the record).
+ */
+export const calibrationAttachmentsMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`CREATE TABLE calibration_attachments (
+      calibration INTEGER PRIMARY KEY REFERENCES calibrations (id), instrument TEXT NOT NULL, filename TEXT NOT NULL,
+      content_type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
+      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`.execute(db);
+    await sql`CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`.execute(
+      db,
+    );
+    await sql`CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`.execute(
+      db,
+    );
   },
 };
 
@@ -111,6 +142,39 @@ interface CheckRow {
   recorded_at: number;
 }
 
+interface AttachmentRow {
+  calibration: number;
+  instrument: string;
+  filename: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  data: Buffer;
+  uploaded_by: string;
+  uploaded_at: number;
+}
+
+interface RegisterRow {
+  position: number;
+  id: string;
+  gateway: string;
+  identity: string;
+  channels: string;
+  due: number | null;
+  state: CalibrationState;
+}
+
+const toAttachment = (r: Omit<AttachmentRow, 'data'>): Attachment => ({
+  filename: r.filename,
+  contentType: r.content_type,
+  size: r.size,
+  sha256: r.sha256,
+  uploadedBy: r.uploaded_by,
+  uploadedAt: r.uploaded_at,
+});
+
+export { ATTACHMENT_MAX_BYTES };
+
 const toCalibration = (r: CalibrationRow): CalibrationRecord => ({
   id: r.id,
   instrument: r.instrument,
@@ -139,6 +203,7 @@ const toCheck = (r: CheckRow): CheckRecord => ({
 
 export class Calibration {
   private readonly statements = new Map<string, Statement>();
+  private readonly listeners = new Set<(instrument: string) => void>();
 
   constructor(
     private readonly database: LabDatabase,
@@ -150,9 +215,18 @@ export class Calibration {
     equipment.addCheck((instrument) => this.blocker(instrument));
   }
 
+  /** Calls `listener` after a calibration record, check or certificate of an instrument was stored. */
+  onChange(listener: (instrument: string) => void): void {
+    this.listeners.add(listener);
+  }
+
+  private changed(instrument: string): void {
+    for (const listener of this.listeners) listener(instrument);
+  }
+
   record(actor: Actor, instrument: string, input: CalibrationInput): CalibrationRecord {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const stored = db.transaction(() => {
       this.mustExist(instrument);
       const at = this.now();
       if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
@@ -185,6 +259,8 @@ export class Calibration {
       });
       return record;
     })();
+    this.changed(instrument);
+    return stored;
   }
 
   /**
@@ -193,7 +269,7 @@ export class Calibration {
    */
   check(actor: Actor, instrument: string, input: CheckInput): { check: CheckRecord; review?: Review } {
     const db = this.database.sqlite;
-    return db.transaction(() => {
+    const answer = db.transaction((): { check: CheckRecord; review?: Review } => {
       this.mustExist(instrument);
       const at = this.now();
       if (input.checkedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: checkedAt: is in the future');
@@ -213,6 +289,144 @@ export class Calibration {
         this.equipment.setStatus(actor, instrument, 'out-of-service', `failed intermediate check ${check.id}: ${input.description}`);
       return { check, review: this.review(instrument) };
     })();
+    this.changed(instrument);
+    return answer;
+  }
+
+  /**
+   * Attaches the calibrating lab's certificate (a PDF) to a calibration record of the instrument, once: the bytes are
+   * kept with their SHA-256, and the audit trail records the digest.
+   */
+  attach(actor: Actor, instrument: string, record: number, file: { filename: string; contentType: string; data: Uint8Array }): Attachment {
+    const db = this.database.sqlite;
+    const stored = db.transaction(() => {
+      this.mustExist(instrument);
+      const row = db.prepare('SELECT id FROM calibrations WHERE id = ? AND instrument = ?').get(record, instrument);
+      if (row === undefined)
+        throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" has no calibration record ${record}`, {
+          reason: 'record.not-found',
+          params: { type: 'calibration', id: `${instrument}/${record}` },
+        });
+      if (db.prepare('SELECT 1 FROM calibration_attachments WHERE calibration = ?').get(record) !== undefined)
+        throw new LabtraceError('E_CONFLICT', `calibration record ${record} has its certificate already`, {
+          reason: 'calibration.certificate-exists',
+          params: { id: record },
+        });
+      const attachment: Attachment = {
+        filename: file.filename,
+        contentType: file.contentType,
+        size: file.data.byteLength,
+        sha256: createHash('sha256').update(file.data).digest('hex'),
+        uploadedBy: actor.username,
+        uploadedAt: this.now(),
+      };
+      db.prepare(
+        `INSERT INTO calibration_attachments (calibration, instrument, filename, content_type, size, sha256, data, uploaded_by, uploaded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        record,
+        instrument,
+        attachment.filename,
+        attachment.contentType,
+        attachment.size,
+        attachment.sha256,
+        Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength),
+        attachment.uploadedBy,
+        attachment.uploadedAt,
+      );
+      this.audit.record(actor, {
+        action: 'create',
+        recordType: 'calibration-certificate',
+        recordId: `${instrument}/${record}`,
+        newValue: { filename: attachment.filename, size: attachment.size, sha256: attachment.sha256 },
+      });
+      return attachment;
+    })();
+    this.changed(instrument);
+    return stored;
+  }
+
+  /** The certificate attached to a calibration record, with its bytes; undefined when none is. */
+  attachment(instrument: string, record: number): (Attachment & { data: Buffer }) | undefined {
+    this.mustExist(instrument);
+    const row = this.database.sqlite
+      .prepare('SELECT * FROM calibration_attachments WHERE calibration = ? AND instrument = ?')
+      .get(record, instrument) as AttachmentRow | undefined;
+    return row === undefined ? undefined : { ...toAttachment(row), data: row.data };
+  }
+
+  /** The calibration records with their attached certificates (without the bytes), oldest first. */
+  calibrationsWithAttachments(instrument: string): (CalibrationRecord & { attachment: Attachment | null })[] {
+    const attachments = new Map(
+      (
+        this.database.sqlite
+          .prepare(
+            'SELECT calibration, instrument, filename, content_type, size, sha256, uploaded_by, uploaded_at FROM calibration_attachments WHERE instrument = ?',
+          )
+          .all(instrument) as Omit<AttachmentRow, 'data'>[]
+      ).map((r) => [r.calibration, toAttachment(r)]),
+    );
+    return this.calibrations(instrument).map((c) => ({ ...c, attachment: attachments.get(c.id) ?? null }));
+  }
+
+  /**
+   * The instrument register: a page of the lab's instruments, newest registered first (by row id), searched over
+   * id, maker, model, serial number and location, filtered by the calibration status now (computed in SQL the way
+   * status() computes it) and by whether the instrument's gateway is connected.
+   */
+  register(
+    query: PageRequest & { q?: string | undefined; calibration?: CalibrationState | undefined; connected?: boolean | undefined },
+    connectedGateways: ReadonlySet<string>,
+    at = this.now(),
+  ): Page<InstrumentRegisterItem> {
+    const page = pageSql(query, 'position');
+    const where: string[] = [page.where];
+    const filters: unknown[] = [...page.params];
+    if (query.q !== undefined && query.q !== '') {
+      const like = `%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      where.push(
+        `(id LIKE ? ESCAPE '\\' OR json_extract(identity, '$.maker') LIKE ? ESCAPE '\\' OR json_extract(identity, '$.model') LIKE ? ESCAPE '\\'
+          OR json_extract(identity, '$.serialNumber') LIKE ? ESCAPE '\\' OR json_extract(identity, '$.location') LIKE ? ESCAPE '\\')`,
+      );
+      filters.push(like, like, like, like, like);
+    }
+    if (query.calibration !== undefined) {
+      where.push('state = ?');
+      filters.push(query.calibration);
+    }
+    if (query.connected !== undefined) {
+      const gateways = [...connectedGateways];
+      where.push(`gateway ${query.connected ? '' : 'NOT '}IN (${gateways.map(() => '?').join(', ')})`);
+      filters.push(...gateways);
+    }
+    const rows = this.database.sqlite
+      .prepare(
+        `SELECT * FROM (
+           SELECT i.position, i.id, i.gateway, i.identity, i.channels, due,
+             CASE WHEN (SELECT status FROM instrument_status s WHERE s.instrument = i.id AND s.at <= ? ORDER BY s.id DESC LIMIT 1) = 'out-of-service'
+                    THEN 'out-of-service'
+                  WHEN due IS NULL THEN 'never-calibrated'
+                  WHEN ? >= due THEN 'expired'
+                  WHEN ? >= due - ? THEN 'due-soon'
+                  ELSE 'valid' END AS state
+           FROM (SELECT i.rowid AS position, i.*, (SELECT next_due_at FROM calibrations c WHERE c.instrument = i.id AND c.calibrated_at <= ?
+                              ORDER BY c.calibrated_at DESC, c.id DESC LIMIT 1) AS due FROM instruments i) i
+         ) WHERE ${where.join(' AND ')} ${page.orderLimit}`,
+      )
+      .all(at, at, at, this.options.dueSoonDays * DAY, at, ...filters) as RegisterRow[];
+    return pageOfRows(
+      rows,
+      query,
+      (r) => r.position,
+      (r) => ({
+        id: r.id,
+        gateway: r.gateway,
+        identity: JSON.parse(r.identity) as InstrumentRegisterItem['identity'],
+        channels: JSON.parse(r.channels) as InstrumentRegisterItem['channels'],
+        connected: connectedGateways.has(r.gateway),
+        calibration: { status: r.state, dueAt: r.due },
+      }),
+    );
   }
 
   calibrations(instrument: string): CalibrationRecord[] {

@@ -20,6 +20,7 @@ export type EquipmentCheck = (instrument: string) => string | undefined;
 
 export class EquipmentStatus {
   private readonly checks: EquipmentCheck[] = [(instrument) => this.serviceCheck(instrument)];
+  private readonly listeners = new Set<(instrument: string) => void>();
 
   constructor(
     private readonly database: LabDatabase,
@@ -30,6 +31,11 @@ export class EquipmentStatus {
   /** Adds a check run before every run start (the calibration status, when it exists). */
   addCheck(check: EquipmentCheck): void {
     this.checks.push(check);
+  }
+
+  /** Calls `listener` after an instrument's service status changed (the dashboards' live lists). */
+  onChange(listener: (instrument: string) => void): void {
+    this.listeners.add(listener);
   }
 
   /** The reasons an instrument must not be used; empty when it may. */
@@ -60,7 +66,7 @@ export class EquipmentStatus {
         reason: 'record.not-found',
         params: { type: 'instrument', id: instrument },
       });
-    return db.transaction(() => {
+    const record = db.transaction(() => {
       const before = this.status(instrument);
       const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
       db.prepare('INSERT INTO instrument_status (instrument, status, reason, actor, at) VALUES (?, ?, ?, ?, ?)').run(
@@ -80,6 +86,9 @@ export class EquipmentStatus {
       });
       return record;
     })();
+    // after the commit (a failed check calls this inside its own transaction: its listeners hear it a moment early)
+    for (const listener of this.listeners) listener(instrument);
+    return record;
   }
 
   private serviceCheck(instrument: string): string | undefined {

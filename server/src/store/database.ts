@@ -7,7 +7,8 @@ import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, t
 import { LabtraceError } from '@labtrace/protocols';
 import { accreditationMigration } from '../lab/accreditation.js';
 import { certificateLanguageMigration, certificatesMigration } from '../certificates/migration.js';
-import { calibrationMigration } from '../lab/calibration.js';
+import { calibrationAttachmentsMigration, calibrationMigration } from '../lab/calibration.js';
+import { equipmentHealthMigration } from '../lab/equipment-health.js';
 import { notificationsMigration } from '../notify/migration.js';
 import { runSharesMigration } from '../lab/run-shares.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
@@ -426,6 +427,9 @@ migrations['0024_user_preferences'] = {
 };
 // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
 migrations['0025_notifications'] = notificationsMigration;
+// calibration certificates attached to their records, and instrument health over time (lab/)
+migrations['0026_calibration_attachments'] = calibrationAttachmentsMigration;
+migrations['0027_instrument_health'] = equipmentHealthMigration;
 migrations['0031_runs_by_organization'] = {
   async up(db: Kysely<unknown>) {
     // the runs list of a client, newest first by row id (lab/runs.ts page): an index on the organization alone holds

@@ -115,8 +115,29 @@ beforeAll(async () => {
   const share = await t.fetch(`/api/runs/${run.id}/shares`, postJson({ hours: 24, note: 'purchasing' }), 'technician');
   expect(share.status).toBe(201);
   const created = api.createShare.response.parse(await share.json());
+  // a calibration record of the testing machine with its certificate attached (a PDF: the calibrations list carries it)
+  const calibration = await t.fetch(
+    '/api/instruments/utm-1/calibrations',
+    postJson({
+      calibratedAt: now - 86_400_000,
+      laboratory: 'Calibration Lab A',
+      certificate: 'CAL-CONTRACT-1',
+      results: [{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }],
+      uncertainty: { value: 0.03, unit: 'kN', k: 2 },
+      nextDueAt: now + 365 * 86_400_000,
+    }),
+  );
+  const calibrationRecord = api.recordCalibration.response.parse(await calibration.json());
+  const pdf = Buffer.from('%PDF-1.4\ntrailer << >>\n%%EOF\n', 'latin1');
+  const attached = await t.fetch(`/api/instruments/utm-1/calibrations/${calibrationRecord.id}/certificate`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/pdf' },
+    body: pdf,
+  });
+  expect(api.attachCalibrationCertificate.response.safeParse(await attached.json()).error).toBeUndefined();
   Object.assign(ids, {
     token: created.token,
+    calibration: String(calibrationRecord.id),
     run: run.id,
     sample: run.sample,
     method: DEMO_METHOD_ID,
@@ -156,7 +177,7 @@ function paramsOf(path: string): Record<string, string> {
               : path.endsWith('/preview.pdf')
                 ? ids['draft']
                 : ids['certificate'];
-  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0', token: ids['token'] ?? '' };
+  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0', token: ids['token'] ?? '', record: ids['calibration'] ?? '' };
 }
 
 /** the query a GET route needs (its required fields) */
@@ -204,6 +225,9 @@ const CARRIES: Record<string, (answer: Record<string, unknown>) => unknown> = {
   listDeliveries: (a) => (a['deliveries'] as unknown[])[0],
   // a shared completed run: its results and its issued report
   publicShare: (a) => [a['results'], a['report']],
+  // a calibration record with its certificate attached
+  instrumentCalibrations: (a) => (a['calibrations'] as { attachment: unknown }[]).find((c) => c.attachment !== null)?.attachment,
+  instrumentRegister: (a) => (a['items'] as unknown[])[0],
   getSubscriptions: (a) => (a['webhooks'] as unknown[])[0],
 };
 

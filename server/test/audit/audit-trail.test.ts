@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { POLICY, type AuditEntry } from '../../src/index.js';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
@@ -219,6 +220,24 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     ),
     expect: { actor: 'technician', action: 'create', recordType: 'instrument-check', recordId: 'ut-1/1', reason: 'check weight 20 kN: +0.1 %' },
   }),
+  // the calibrating lab's certificate (a PDF) attached to the calibration recorded above, with its digest
+  'PUT /api/instruments/:id/calibrations/:record/certificate': async () => {
+    const pdf = Buffer.from('%PDF-1.4\ntrailer << >>\n%%EOF\n', 'latin1');
+    return {
+      res: await t.fetch(
+        '/api/instruments/ut-1/calibrations/2/certificate?filename=CAL-1.pdf',
+        { method: 'PUT', headers: { 'content-type': 'application/pdf' }, body: pdf },
+        'technician',
+      ),
+      expect: {
+        actor: 'technician',
+        action: 'create',
+        recordType: 'calibration-certificate',
+        recordId: 'ut-1/2',
+        newValue: { filename: 'CAL-1.pdf', size: pdf.length, sha256: createHash('sha256').update(pdf).digest('hex') },
+      },
+    };
+  },
   'POST /api/accreditations': async () => ({
     res: await t.fetch(
       '/api/accreditations',

@@ -104,6 +104,8 @@ export function queryTemplates(state: LabState): Record<string, Record<string, s
     '/api/export': { gateway: FUZZ_GATEWAY, from: iso(now - 3_600_000), to: iso(now + 3_600_000) },
     '/api/instruments/:id/series': { channel: 'force', ...span, points: '100' },
     '/api/instruments/:id/history': { channel: 'force', ...span, limit: '100' },
+    '/api/instruments/:id/health': { ...span, points: '100' },
+    '/api/instrument-register': { q: 'fz', calibration: 'valid', connected: 'true', limit: '10' },
     '/api/audit-trail': { since: String(now - 3_600_000), until: String(now + 60_000), limit: '50', action: 'create' },
     '/api/audit-trail/export': { since: String(now - 3_600_000), format: 'csv' },
     '/api/log/checkpoint': { size: '1' },
