@@ -29,6 +29,7 @@ import { calibrationRoutes } from './lab/calibration-routes.js';
 import { EquipmentStatus } from './lab/equipment.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { LabOverview, overviewRoutes } from './lab/overview.js';
 import { DemoLab } from './lab/demo.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
@@ -297,7 +298,8 @@ export class LabtraceServer {
         .use(calibrationRoutes(this.calibration))
         .use(accreditationRoutes(this.accreditations, config.lab))
         .use(exportRoutes(this.database, () => this.log, this.logger))
-        .use(notificationRoutes(this.notifications)),
+        .use(notificationRoutes(this.notifications))
+        .use(overviewRoutes(new LabOverview(this.database, this.calibration, () => this.broker.connectedGateways(), options.clock))),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };

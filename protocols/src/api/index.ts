@@ -46,6 +46,7 @@ import {
   retryDelivery,
   testNotification,
 } from './notifications.js';
+import { getOverview } from './overview.js';
 
 export * from './contract.js';
 export * from './errors.js';
@@ -69,6 +70,7 @@ export * from './accreditation.js';
 export * from './certificate-content.js';
 export * from './certificates.js';
 export * from './notifications.js';
+export * from './overview.js';
 
 /** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
 export const api = {
@@ -156,6 +158,7 @@ export const api = {
   listDeliveries,
   retryDelivery,
   testNotification,
+  getOverview,
 } as const;
 export type Api = typeof api;
 export type RouteName = keyof Api;

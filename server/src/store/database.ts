@@ -10,6 +10,7 @@ import { certificateLanguageMigration, certificatesMigration } from '../certific
 import { calibrationMigration } from '../lab/calibration.js';
 import { notificationsMigration } from '../notify/migration.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
+import { overviewIndexesMigration } from '../lab/overview.js';
 
 export interface Tables {
   gateways: {
@@ -425,6 +426,8 @@ migrations['0024_user_preferences'] = {
 };
 // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries (notify/migration.ts)
 migrations['0025_notifications'] = notificationsMigration;
+// the indexes of the lab manager's overview (lab/overview.ts)
+migrations['0040_overview_indexes'] = overviewIndexesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
