@@ -12,3 +12,5 @@ export const isSignatory = (role: Role | undefined): boolean => role === 'signat
 export const isAdmin = (role: Role | undefined): boolean => role === 'admin';
 /** who reads the audit trail */
 export const readsAuditTrail = (role: Role | undefined): boolean => role === 'admin' || role === 'auditor';
+/** who reads the lab manager's overview (the lab manager is the admin or a signatory; an auditor reads it too) */
+export const readsOverview = (role: Role | undefined): boolean => role === 'admin' || role === 'signatory' || role === 'auditor';
