@@ -9,7 +9,7 @@
 //   test duration: a run completed this month, from its start to its completion;
 // - drafts: requested reports not issued yet;
 // - calibrations: the instruments' calibration status now, due soon meaning due within OVERVIEW_DUE_DAYS days;
-// - open alarms: alarms whose newest event is not `cleared`;
+// - open alarms: alarms raised and not cleared (a cleared alarm never reopens: its condition raises a new one);
 // - utilisation: the time in the period an instrument was part of a started, not yet ended (or ended later) run,
 //   overlapping runs counted once, divided by the period's length.
 import express from 'express';
@@ -32,7 +32,13 @@ export const overviewIndexesMigration: Migration = {
     await sql`ALTER TABLE run_results ADD COLUMN verdict TEXT GENERATED ALWAYS AS (json_extract(results, '$.verdict')) VIRTUAL`.execute(db);
     await sql`CREATE INDEX run_results_verdict ON run_results (run, verdict)`.execute(db);
     await sql`CREATE INDEX certificates_by_issue ON certificates (issued_at)`.execute(db);
-    await sql`CREATE INDEX run_alarms_by_event ON run_alarms (event)`.execute(db);
+    // open alarms: raised and never cleared (a cleared alarm stays cleared: its condition coming back raises a new one)
+    await sql`CREATE INDEX run_alarms_by_event ON run_alarms (event, run, alarm)`.execute(db);
+    // the oldest draft: requests oldest first, until one without a certificate
+    await sql`CREATE INDEX certificate_requests_by_time ON certificate_requests (requested_at)`.execute(db);
+    // the audit entries not anchored yet in the transparency log: the housekeeping's anchoring reads these only,
+    // instead of every entry of a large audit trail at each round (which blocked the server's requests)
+    await sql`CREATE INDEX audit_trail_unanchored ON audit_trail (id) WHERE log_index IS NULL`.execute(db);
   },
 };
 
@@ -169,12 +175,18 @@ export class LabOverview {
           .all(monthFrom, end) as { ms: number }[]
       ).map((r) => r.ms);
 
-      const drafts = db
-        .prepare(
-          `SELECT COUNT(*) AS n, MIN(q.requested_at) AS oldest FROM certificate_requests q
-           WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.id = q.id)`,
-        )
-        .get() as { n: number; oldest: number | null };
+      // every certificate has its request (same id): the drafts are the requests left over
+      const draftCount = count('SELECT (SELECT COUNT(*) FROM certificate_requests) - (SELECT COUNT(*) FROM certificates) AS n');
+      const oldestDraft =
+        draftCount === 0
+          ? undefined
+          : (db
+              .prepare(
+                `SELECT q.requested_at AS at FROM certificate_requests q INDEXED BY certificate_requests_by_time
+                 WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.id = q.id) ORDER BY q.requested_at LIMIT 1`,
+              )
+              .get() as { at: number } | undefined);
+      const drafts = { n: draftCount, oldest: oldestDraft?.at ?? null };
 
       const instruments = (db.prepare('SELECT id FROM instruments ORDER BY id').all() as { id: string }[]).map((r) => r.id);
       const calibrations = { dueSoon: 0, expired: 0, never: 0, days: OVERVIEW_DUE_DAYS };
@@ -186,11 +198,13 @@ export class LabOverview {
         else if (s.dueAt !== null && s.dueAt - at <= OVERVIEW_DUE_DAYS * DAY) calibrations.dueSoon++;
       }
 
-      // an alarm's state is its newest event (run_alarms is its history)
+      // run_alarms is each alarm's history: open = raised and not cleared (clearing ends an alarm for good)
       const alarms = db
         .prepare(
-          `SELECT COUNT(*) AS open, SUM(a.event NOT IN ('acknowledged')) AS unacknowledged, COUNT(DISTINCT a.run) AS runs
-           FROM (SELECT MAX(id) AS id FROM run_alarms GROUP BY run, alarm) m JOIN run_alarms a ON a.id = m.id WHERE a.event <> 'cleared'`,
+          `SELECT COUNT(*) AS open, COUNT(DISTINCT a.run) AS runs,
+             SUM(NOT EXISTS (SELECT 1 FROM run_alarms k WHERE k.event = 'acknowledged' AND k.run = a.run AND k.alarm = a.alarm)) AS unacknowledged
+           FROM run_alarms a WHERE a.event = 'raised'
+             AND NOT EXISTS (SELECT 1 FROM run_alarms c WHERE c.event = 'cleared' AND c.run = a.run AND c.alarm = a.alarm)`,
         )
         .get() as { open: number; unacknowledged: number | null; runs: number };
 
