@@ -60,7 +60,10 @@ function resultsOf(run, verdict) {
         { source: 'repeatability', description: 'scatter of the values', distribution: 'statistical', standardUncertainty: 0.2 },
       ],
     },
-    conformity: verdict === 'no-decision' ? null : { verdict, rule: 'simple-acceptance', ruleText: 'simple acceptance', limits: { min: 40 }, acceptance: { min: 40 } },
+    conformity:
+      verdict === 'no-decision'
+        ? null
+        : { verdict, rule: 'simple-acceptance', ruleText: 'simple acceptance', limits: { min: 40 }, acceptance: { min: 40 } },
     instruments: ['ut-1'],
     sampleCount: 2000,
     accredited: true,
@@ -167,10 +170,11 @@ function fill(db, now) {
      VALUES (?, 'tech', 'technician', 'update', 'run', ?, '{"state":"running"}', '{"state":"completed"}', NULL, ?, ?, 0)`,
   );
   const hash = 'cd'.repeat(32);
-  for (let done = 0; done < params.auditEntries; ) {
+  for (let done = 0; done < params.auditEntries;) {
     const n = Math.min(100_000, params.auditEntries - done);
     db.transaction(() => {
-      for (let k = 0; k < n; k++) audit.run(now - span + Math.floor(((done + k) / params.auditEntries) * span), `R-${(done + k) % params.runs}`, hash, hash);
+      for (let k = 0; k < n; k++)
+        audit.run(now - span + Math.floor(((done + k) / params.auditEntries) * span), `R-${(done + k) % params.runs}`, hash, hash);
     })();
     done += n;
   }
@@ -194,7 +198,9 @@ async function main() {
     server.database.sqlite.exec('ANALYZE');
     const fillSeconds = (performance.now() - t0) / 1000;
     const counts = server.database.sqlite
-      .prepare('SELECT (SELECT COUNT(*) FROM runs) AS runs, (SELECT COUNT(*) FROM audit_trail) AS audit, (SELECT COUNT(*) FROM run_results) AS results')
+      .prepare(
+        'SELECT (SELECT COUNT(*) FROM runs) AS runs, (SELECT COUNT(*) FROM audit_trail) AS audit, (SELECT COUNT(*) FROM run_results) AS results',
+      )
       .get();
     log(`store filled in ${fillSeconds.toFixed(1)} s: ${counts.runs} runs, ${counts.results} results, ${counts.audit} audit entries`);
 
@@ -227,7 +233,9 @@ async function main() {
       store: { ...counts, fillSeconds: round1(fillSeconds) },
       figures: { runsMonth: last.runs.month, verdicts: last.verdicts, drafts: last.drafts.count, openAlarms: last.alarms.open },
     };
-    log(`p50 ${results.latencyMs.p50} ms, p95 ${results.latencyMs.p95} ms, max ${results.latencyMs.max} ms (target p95 <= ${params.targets.p95Ms} ms)`);
+    log(
+      `p50 ${results.latencyMs.p50} ms, p95 ${results.latencyMs.p95} ms, max ${results.latencyMs.max} ms (target p95 <= ${params.targets.p95Ms} ms)`,
+    );
     const file = writeResult(NAME, { params, results });
     log(`wrote ${file}`);
   } finally {

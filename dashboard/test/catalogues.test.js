@@ -190,6 +190,9 @@ const DYNAMIC = {
   'run.results.verdict.': ['pass', 'fail', 'no-decision'],
   'users.confirm.': ['role', 'disable', 'enable', 'reset', 'grant'],
   'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
+  // the overview's periods and verdicts (OverviewView)
+  'overview.runs.': ['today', 'month'],
+  'overview.verdicts.': ['pass', 'fail', 'noDecision'],
 };
 
 /** the keys a source names literally: t('x.y'), $t("x.y"), te('x.y'), route titles, notices kept as keys */

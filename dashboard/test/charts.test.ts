@@ -3,12 +3,25 @@
 // counter as steps; a run's chart labels two close limit lines without one box covering the other; the text beside a
 // chart gives the min, max and mean of the run's records as the API serves them; the CSV download holds exactly the
 // chart's points (time in ISO 8601 with the zone's offset, value, unit, quality).
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Browser, Page } from 'playwright-core';
 import type { LiveSample } from '@labtrace/protocols/api';
 import { ORGANIZATION, send, startServer, TestGateway, waitFor, type TestServer } from '../../server/dist/test/helpers/server.js';
+import { REPO_ROOT } from '../../server/dist/test/helpers/lab-process.js';
 import { call, launch, signIn } from './helpers/browser.js';
+
+/** docs/screenshots/<name>.png of one element when LABTRACE_SCREENSHOTS=1 */
+async function docShot(page: Page, selector: string, name: string): Promise<void> {
+  if (process.env['LABTRACE_SCREENSHOTS'] !== '1') return;
+  const dir = path.join(REPO_ROOT, 'docs', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  await page
+    .locator(selector)
+    .first()
+    .screenshot({ path: path.join(dir, `${name}.png`) });
+}
 
 const WAIT = { timeout: 20_000 };
 let t: TestServer;
@@ -100,15 +113,31 @@ const forceValues = async (): Promise<LiveSample[]> =>
 
 describe('the front page', () => {
   test('in Chinese: °C and %RH on two titled axes, the specimen counter as steps on its own axis', async () => {
-    const { page, close, errors } = await signIn(browser, t, 'admin', undefined, '[data-test="user"]', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+    const { page, close, errors } = await signIn(browser, t, 'admin', undefined, '[data-test="user"]', {
+      locale: 'zh-CN',
+      timezoneId: 'Asia/Shanghai',
+    });
     try {
       // the chamber sends now: the front page's window is the last minute
       const now = Date.now();
       await sendSamples(
         Array.from({ length: 40 }, (_, i) => {
           const channel = (['temperature', 'humidity', 'setpoint', 'specimen'] as const)[i % 4] as string;
-          const value = channel === 'temperature' ? 23 + (i % 7) * 0.1 : channel === 'humidity' ? 50 + (i % 5) : channel === 'setpoint' ? 23 : 1 + Math.floor(i / 20);
-          return { instrument: 'cc-1', channel, ts: now - 4000 + i * 100, value, unit: channel === 'humidity' ? '%RH' : channel === 'specimen' ? '' : '°C' };
+          const value =
+            channel === 'temperature'
+              ? 23 + (i % 7) * 0.1
+              : channel === 'humidity'
+                ? 50 + (i % 5)
+                : channel === 'setpoint'
+                  ? 23
+                  : 1 + Math.floor(i / 20);
+          return {
+            instrument: 'cc-1',
+            channel,
+            ts: now - 4000 + i * 100,
+            value,
+            unit: channel === 'humidity' ? '%RH' : channel === 'specimen' ? '' : '°C',
+          };
         }),
       );
       await page.reload();
@@ -145,11 +174,12 @@ describe('the front page', () => {
       // the statistics beside the chart, in Chinese
       await page.waitForSelector('.live-chart [data-test="chart-stats-row"][data-series="humidity"][data-n]:not([data-n="0"])', WAIT);
       expect(await page.locator('.live-chart [data-test="chart-stats"] thead').innerText()).toContain('平均值');
+      await docShot(page, '.live-chart', 'charts-front-page-zh');
       expect(errors).toEqual([]);
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 });
 
 describe("a run's charts", () => {
@@ -159,11 +189,19 @@ describe("a run's charts", () => {
       await replay(page);
       const figure = page.locator('[data-test="run-chart"][data-channel="force"]');
       await page.waitForFunction(
-        () => JSON.parse(document.querySelector('[data-test="run-chart"][data-channel="force"]')?.getAttribute('data-label-boxes') ?? '[]').length >= 3,
+        () =>
+          JSON.parse(document.querySelector('[data-test="run-chart"][data-channel="force"]')?.getAttribute('data-label-boxes') ?? '[]').length >= 3,
         null,
         WAIT,
       );
-      const boxes = JSON.parse((await figure.getAttribute('data-label-boxes')) ?? '[]') as { text: string; line: number; x: number; y: number; w: number; h: number }[];
+      const boxes = JSON.parse((await figure.getAttribute('data-label-boxes')) ?? '[]') as {
+        text: string;
+        line: number;
+        x: number;
+        y: number;
+        w: number;
+        h: number;
+      }[];
       expect(boxes.map((b) => b.text).sort()).toEqual(['force max 50', 'force-bounds alarm high 50.2', 'force-bounds warning high 49.8'].sort());
       // the lines are closer together than a label is high: drawn by its line alone, the labels would collide
       const lines = boxes.map((b) => b.line).sort((a, b) => a - b);
@@ -173,10 +211,11 @@ describe("a run's charts", () => {
           const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
           expect({ a: a.text, b: b.text, overlap }).toEqual({ a: a.text, b: b.text, overlap: false });
         }
+      await docShot(page, '[data-test="run-chart"][data-channel="force"]', 'charts-run-limits-en');
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 
   test('the specimen counter is drawn as steps, the force as a line', async () => {
     const { page, close } = await signIn(browser, t, 'technician');
@@ -189,7 +228,7 @@ describe("a run's charts", () => {
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 
   test("the text beside the chart gives the min, max and mean of the API's samples", async () => {
     const { page, close } = await signIn(browser, t, 'technician');
@@ -210,10 +249,13 @@ describe("a run's charts", () => {
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 
   test("the CSV download's rows are the chart's points, times with the zone's offset", async () => {
-    const { page, close } = await signIn(browser, t, 'technician', undefined, '[data-test="user"]', { timezoneId: 'Asia/Shanghai', acceptDownloads: true });
+    const { page, close } = await signIn(browser, t, 'technician', undefined, '[data-test="user"]', {
+      timezoneId: 'Asia/Shanghai',
+      acceptDownloads: true,
+    });
     try {
       await replay(page);
       const samples = await forceValues();
@@ -222,7 +264,7 @@ describe("a run's charts", () => {
         page.waitForEvent('download', WAIT),
         page.click('[data-test="run-chart"][data-channel="force"] [data-test="chart-csv"]'),
       ]);
-      const text = readFileSync((await download.path()) as string, 'utf8').replace(/^\ufeff/, '');
+      const text = readFileSync(await download.path(), 'utf8').replace(/^\ufeff/, '');
       const [header, ...rows] = text.trim().split('\r\n');
       expect(header).toBe('time,instrument,channel,value,unit,quality');
       const shanghai = (ms: number): string => `${new Date(ms + 8 * 3_600_000).toISOString().slice(0, 23)}+08:00`;
@@ -232,5 +274,5 @@ describe("a run's charts", () => {
     } finally {
       await close();
     }
-  });
+  }, 120_000);
 });

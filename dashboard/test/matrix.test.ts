@@ -117,6 +117,12 @@ export const VIEWS: readonly View[] = [
     identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor'],
   },
   {
+    name: 'overview',
+    who: ['admin', 'signatory', 'auditor'],
+    path: () => '/#/overview',
+    ready: () => '[data-test="overview"][data-loaded="true"]',
+  },
+  {
     name: 'audit',
     who: ['admin', 'auditor'],
     path: () => '/#/audit',

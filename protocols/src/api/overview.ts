@@ -70,9 +70,7 @@ export const overviewSchema = z.strictObject({
     items: z.array(z.strictObject({ id: z.string(), connected: z.boolean(), lastSeen: msSchema })),
   }),
   /** runs started and completed on each day of the `days` period, oldest first; day is the date in the zone */
-  daily: z.array(
-    z.strictObject({ day: z.string(), from: msSchema, to: msSchema, started: z.number().int(), completed: z.number().int() }),
-  ),
+  daily: z.array(z.strictObject({ day: z.string(), from: msSchema, to: msSchema, started: z.number().int(), completed: z.number().int() })),
 });
 export type Overview = z.output<typeof overviewSchema>;
 

@@ -12,6 +12,7 @@
 // - open alarms: alarms raised and not cleared (a cleared alarm never reopens: its condition raises a new one);
 // - utilisation: the time in the period an instrument was part of a started, not yet ended (or ended later) run,
 //   overlapping runs counted once, divided by the period's length.
+import type { Statement } from 'better-sqlite3';
 import express from 'express';
 import { sql, type Kysely, type Migration } from 'kysely';
 import { api, OVERVIEW_DAYS, OVERVIEW_DUE_DAYS, type Overview } from '@labtrace/protocols/api';
@@ -62,7 +63,14 @@ function partsIn(ms: number, zone: string): { year: number; month: number; day: 
   }
   const out: Record<string, number> = {};
   for (const p of f.formatToParts(ms)) if (p.type !== 'literal') out[p.type] = Number(p.value);
-  return { year: out['year'] ?? 0, month: out['month'] ?? 0, day: out['day'] ?? 0, hour: out['hour'] ?? 0, minute: out['minute'] ?? 0, second: out['second'] ?? 0 };
+  return {
+    year: out['year'] ?? 0,
+    month: out['month'] ?? 0,
+    day: out['day'] ?? 0,
+    hour: out['hour'] ?? 0,
+    minute: out['minute'] ?? 0,
+    second: out['second'] ?? 0,
+  };
 }
 
 /** the zone's offset from UTC at an instant, ms */
@@ -119,6 +127,8 @@ export function unionLength(intervals: [number, number][], from: number, to: num
 }
 
 export class LabOverview {
+  private readonly statements = new Map<string, Statement>();
+
   constructor(
     private readonly database: LabDatabase,
     private readonly calibration: Pick<Calibration, 'status'>,
@@ -128,7 +138,15 @@ export class LabOverview {
 
   /** The figures as they stand now, "today" and "this month" in `zone` (an IANA zone the caller validated). */
   read(zone: string): Overview {
-    const db = this.database.sqlite;
+    const sqlite = this.database.sqlite;
+    // statements prepared once (the daily one has the same number of days every time)
+    const db = {
+      prepare: (text: string): Statement => {
+        let st = this.statements.get(text);
+        if (st === undefined) this.statements.set(text, (st = sqlite.prepare(text)));
+        return st;
+      },
+    };
     const at = this.now();
     const today = dateIn(at, zone);
     const todayFrom = startOfDate(today.year, today.month, today.day, zone);
@@ -143,7 +161,7 @@ export class LabOverview {
     const daysFrom = days[0]?.from ?? todayFrom;
     const end = at + 1;
 
-    return db.transaction((): Overview => {
+    return sqlite.transaction((): Overview => {
       const count = (text: string, ...params: unknown[]): number => (db.prepare(text).get(...params) as { n: number }).n;
       const runCounts = (from: number) => ({
         started: count('SELECT COUNT(*) AS n FROM runs WHERE started_at >= ? AND started_at < ?', from, end),
@@ -211,17 +229,19 @@ export class LabOverview {
       // the runs that overlap the days: ended after its start (index on ended_at), or not ended yet
       const overlapping = db
         .prepare(
-          `SELECT instruments, started_at AS s, ended_at AS e FROM runs WHERE ended_at > ? AND started_at < ?
-           UNION ALL SELECT instruments, started_at, NULL FROM runs WHERE ended_at IS NULL AND started_at IS NOT NULL AND started_at < ?`,
+          `SELECT json_extract(j.value, '$.id') AS i, r.s, r.e FROM
+             (SELECT instruments, started_at AS s, ended_at AS e FROM runs WHERE ended_at > ? AND started_at < ?
+              UNION ALL SELECT instruments, started_at, NULL FROM runs WHERE ended_at IS NULL AND started_at IS NOT NULL AND started_at < ?) r,
+             json_each(r.instruments) j ORDER BY 1, 2`,
         )
-        .all(daysFrom, end, end) as { instruments: string; s: number; e: number | null }[];
+        .raw()
+        .all(daysFrom, end, end) as [string, number, number | null][];
       const busy = new Map<string, [number, number][]>(instruments.map((id) => [id, []]));
-      for (const r of overlapping)
-        for (const i of JSON.parse(r.instruments) as { id: string }[]) {
-          let list = busy.get(i.id);
-          if (list === undefined) busy.set(i.id, (list = []));
-          list.push([r.s, r.e ?? end]);
-        }
+      for (const [i, from, to] of overlapping) {
+        let list = busy.get(i);
+        if (list === undefined) busy.set(i, (list = []));
+        list.push([from, to ?? end]);
+      }
       const length = end - daysFrom;
       const utilisation = [...busy.entries()]
         .map(([instrument, intervals]) => {

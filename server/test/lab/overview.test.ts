@@ -44,7 +44,14 @@ for (let i = 0; i < 60; i++) {
   });
 }
 // one still running since this (Shanghai) morning, one started at 01:00 Shanghai (the 14th in Berlin), two planned
-runs.push({ id: 'r-run', state: 'running', started: Date.parse('2026-03-15T08:00:00+08:00'), ended: null, instruments: ['i-2'], received: NOW - 3 * DAY });
+runs.push({
+  id: 'r-run',
+  state: 'running',
+  started: Date.parse('2026-03-15T08:00:00+08:00'),
+  ended: null,
+  instruments: ['i-2'],
+  received: NOW - 3 * DAY,
+});
 runs.push({
   id: 'r-early',
   state: 'completed',
@@ -71,10 +78,16 @@ beforeAll(async () => {
   t = await startServer({}, undefined, { clock: () => NOW });
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('i-live');
-  await waitFor('the announced instrument', () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'i-live'").get() !== undefined);
+  await waitFor(
+    'the announced instrument',
+    () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'i-live'").get() !== undefined,
+  );
   const db = t.server.database.sqlite;
   db.transaction(() => {
-    db.prepare("INSERT INTO gateways (id, lab, version, session, first_seen, last_seen) VALUES ('gw-x', 'lab-t', '1', 1, ?, ?)").run(NOW - 9 * DAY, NOW - 2 * DAY);
+    db.prepare("INSERT INTO gateways (id, lab, version, session, first_seen, last_seen) VALUES ('gw-x', 'lab-t', '1', 1, ?, ?)").run(
+      NOW - 9 * DAY,
+      NOW - 2 * DAY,
+    );
     for (const id of ['i-1', 'i-2', 'i-3'])
       db.prepare("INSERT INTO instruments (id, gateway, identity, channels, updated_at) VALUES (?, 'gw-x', '{}', '[]', ?)").run(id, NOW - 9 * DAY);
     db.prepare(
@@ -98,7 +111,11 @@ beforeAll(async () => {
         r.ended,
       );
       if (r.verdict !== undefined && r.state === 'completed')
-        db.prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)').run(r.id, r.ended, JSON.stringify({ run: r.id, verdict: r.verdict }));
+        db.prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)').run(
+          r.id,
+          r.ended,
+          JSON.stringify({ run: r.id, verdict: r.verdict }),
+        );
     }
     const request = db.prepare(
       'INSERT INTO certificate_requests (id, run, organization, amends, reason, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -256,7 +273,13 @@ describe('who reads it', () => {
   test('an auditor whose grant names some organizations is refused: the figures are lab-wide', async () => {
     const res = await t.fetch(
       '/api/users',
-      postJson({ username: 'auditor-a', role: 'auditor', password: 'auditor-a-secret-pw', grantUntil: Date.now() + DAY, grantOrganizations: [ORGANIZATION] }),
+      postJson({
+        username: 'auditor-a',
+        role: 'auditor',
+        password: 'auditor-a-secret-pw',
+        grantUntil: Date.now() + DAY,
+        grantOrganizations: [ORGANIZATION],
+      }),
     );
     expect(res.status).toBe(201);
     const token = t.server.users.createApiToken({ username: 'test', role: 'system' }, 'auditor-a', 'tests', DAY).token;
