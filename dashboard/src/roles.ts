@@ -21,3 +21,5 @@ export const readsLabRecords = (role: Role | undefined): boolean =>
 export const readsInstruments = (role: Role | undefined): boolean => role !== undefined && role !== 'client';
 /** who records calibrations and checks and takes instruments out of service (the server's LAB_WORKERS) */
 export const recordsCalibration = (role: Role | undefined): boolean => role === 'admin' || role === 'technician';
+/** who reads the lab manager's overview (the lab manager is the admin or a signatory; an auditor reads it too) */
+export const readsOverview = (role: Role | undefined): boolean => role === 'admin' || role === 'signatory' || role === 'auditor';

@@ -106,6 +106,7 @@ export const routes: RouteRecordRaw[] = [
     meta: { title: 'admin.titles.notifications' },
   },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
+  { path: '/overview', name: 'overview', component: () => import('./views/OverviewView.vue'), meta: { title: 'overview.title' } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue'), meta: { title: 'common.titles.notFound' } },
 ];

@@ -5,6 +5,8 @@ import type { LiveSample } from '@labtrace/protocols/api';
 export interface Point {
   x: number;
   y: number;
+  /** the sample's quality (for the chart's CSV) */
+  q?: string;
 }
 
 export interface Series {
@@ -13,6 +15,8 @@ export interface Series {
   instrument: string;
   channel: string;
   points: Point[];
+  /** the channel sends true/false (charted as 1/0 steps) */
+  flag?: boolean;
 }
 
 export class SeriesWindow {
@@ -26,18 +30,22 @@ export class SeriesWindow {
   add(samples: readonly LiveSample[]): void {
     for (const s of samples) {
       this.received++;
-      if (typeof s.value !== 'number' || !Number.isFinite(s.value)) continue;
+      // a flag is a state: charted as 1 and 0 (steps); text and missing values are not charted
+      const flag = typeof s.value === 'boolean';
+      const value = flag ? (s.value ? 1 : 0) : s.value;
+      if (typeof value !== 'number' || !Number.isFinite(value)) continue;
       const key = `${s.instrument}/${s.channel}`;
       let series = this.series.get(key);
       if (!series) this.series.set(key, (series = { key, instrument: s.instrument, channel: s.channel, points: [] }));
+      if (flag) series.flag = true;
       const points = series.points;
       const x = s.ts;
       // the chart's decimation wants x in order; a late sample goes to its place
       if (points.length > 0 && (points[points.length - 1]?.x ?? x) > x) {
         let i = points.length - 1;
         while (i > 0 && (points[i - 1]?.x ?? x) > x) i--;
-        points.splice(i, 0, { x, y: s.value });
-      } else points.push({ x, y: s.value });
+        points.splice(i, 0, { x, y: value, q: s.quality });
+      } else points.push({ x, y: value, q: s.quality });
       // trimmed in steps of a tenth, so the cost of the shift is spread over many samples
       if (points.length > this.maxPoints) points.splice(0, points.length - this.maxPoints + Math.ceil(this.maxPoints / 10));
     }

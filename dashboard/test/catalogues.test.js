@@ -232,6 +232,9 @@ const DYNAMIC = {
   'instruments.check.': ['pass', 'fail'],
   'instruments.history.ranges.': ['hour', 'day', 'week', 'custom'],
   'instruments.health.spans.': ['day', 'week', 'month'],
+  // the overview's periods and verdicts (OverviewView)
+  'overview.runs.': ['today', 'month'],
+  'overview.verdicts.': ['pass', 'fail', 'noDecision'],
 };
 
 /** the keys a source names literally: t('x.y'), $t("x.y"), te('x.y'), route titles, notices kept as keys */

@@ -217,6 +217,12 @@ export const VIEWS: readonly View[] = [
     times: (f) => [f.methodCreatedAt],
   },
   {
+    name: 'overview',
+    who: ['admin', 'signatory', 'auditor'],
+    path: () => '/#/overview',
+    ready: () => '[data-test="overview"][data-loaded="true"]',
+  },
+  {
     name: 'audit',
     who: ['admin', 'auditor'],
     path: () => '/#/audit',

@@ -30,6 +30,7 @@ import { EquipmentStatus } from './lab/equipment.js';
 import { EquipmentHealth } from './lab/equipment-health.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
+import { LabOverview, overviewRoutes } from './lab/overview.js';
 import { DemoLab } from './lab/demo.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
@@ -333,6 +334,7 @@ export class LabtraceServer {
             },
           }),
         ),
+        .use(overviewRoutes(new LabOverview(this.database, this.calibration, () => this.broker.connectedGateways(), options.clock))),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };

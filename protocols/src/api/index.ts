@@ -77,6 +77,7 @@ import {
   retryDelivery,
   testNotification,
 } from './notifications.js';
+import { getOverview } from './overview.js';
 
 export * from './contract.js';
 export * from './errors.js';
@@ -101,6 +102,7 @@ export * from './certificate-content.js';
 export * from './certificates.js';
 export * from './notifications.js';
 export * from './shares.js';
+export * from './overview.js';
 
 /** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
 export const api = {
@@ -207,6 +209,7 @@ export const api = {
   listDeliveries,
   retryDelivery,
   testNotification,
+  getOverview,
 } as const;
 export type Api = typeof api;
 export type RouteName = keyof Api;

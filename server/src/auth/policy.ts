@@ -230,6 +230,9 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/notifications/deliveries/:id/retry', allow: ADMIN, audit: true },
   { method: 'POST', path: '/api/notifications/test', allow: ALL, audit: 'the test message is a row of the delivery log' },
   // ---- end of notifications ----
+  // the lab manager's overview (lab/overview.ts): lab-wide figures (instruments, gateways, every customer's runs), so
+  // an auditor whose grant names some organizations only is refused; clients and technicians have no overview
+  { method: 'GET', path: '/api/overview', allow: ['admin', 'signatory', 'auditor'], scope: 'every-organization' },
 ];
 
 const rules = new Map(POLICY.map((r) => [`${r.method} ${r.path}`, r]));

@@ -12,6 +12,7 @@ import { equipmentHealthMigration } from '../lab/equipment-health.js';
 import { notificationsMigration } from '../notify/migration.js';
 import { runSharesMigration } from '../lab/run-shares.js';
 import { securityEventSourcesMigration } from '../trust/security-events.js';
+import { overviewIndexesMigration } from '../lab/overview.js';
 
 export interface Tables {
   gateways: {
@@ -439,6 +440,8 @@ migrations['0031_runs_by_organization'] = {
 };
 // read-only links that share one run with a client (lab/run-shares.ts)
 migrations['0032_run_shares'] = runSharesMigration;
+// the indexes of the lab manager's overview (lab/overview.ts)
+migrations['0040_overview_indexes'] = overviewIndexesMigration;
 
 class StaticMigrations implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {

@@ -192,6 +192,7 @@ function queryOf(path: string): string {
     '/api/export': span,
     '/api/public/certificates/:id': `code=${ids['code'] ?? ''}`,
     '/verify/:id': `code=${ids['code'] ?? ''}&lang=zh-CN`,
+    '/api/overview': 'zone=Asia/Shanghai',
   };
   return queries[path] ?? '';
 }
