@@ -333,7 +333,7 @@ export class LabtraceServer {
                 : { id: issued.id, issuedAt: issued.issuedAt, pdf: () => files.pdf };
             },
           }),
-        ),
+        )
         .use(overviewRoutes(new LabOverview(this.database, this.calibration, () => this.broker.connectedGateways(), options.clock))),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
