@@ -14,6 +14,7 @@ import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
 import { Housekeeping } from './housekeeping.js';
 import { AuditTrail } from './audit/audit-trail.js';
+import { announceAuditChanges, type AuditAnnouncer } from './audit/audit-live.js';
 import { routesOf } from './auth/policy.js';
 import { Users } from './auth/users.js';
 import { Broker } from './broker/broker.js';
@@ -133,6 +134,7 @@ export class LabtraceServer {
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
+  private readonly auditLive: AuditAnnouncer;
   private readonly http: http.Server;
   private started = false;
 
@@ -336,6 +338,8 @@ export class LabtraceServer {
       }
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
+    // the lab room only: an organization's people do not read the trail as a whole
+    this.auditLive = announceAuditChanges(this.audit, (change) => this.live.changed(change));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     this.ingest.on('samples', (samples) => {
       this.series.notify();
@@ -503,6 +507,7 @@ export class LabtraceServer {
     await this.ingest.stop();
     await this.capacity.stop();
     await this.series.stop();
+    this.auditLive.stop();
     await this.live.stop();
     await this.certificates.stop();
     await this.notifications.stop();
