@@ -28,6 +28,8 @@ export const routes: RouteRecordRaw[] = [
   },
   { path: '/users', name: 'users', component: () => import('./views/UsersView.vue'), meta: { title: 'common.titles.users' } },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
+  // the auditor's workspace: the verifier (and its worker) load with this view only
+  { path: '/verify', name: 'verify', component: () => import('./views/VerifyView.vue'), meta: { title: 'verify.title' } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue'), meta: { title: 'common.titles.notFound' } },
 ];

@@ -189,6 +189,13 @@ const DYNAMIC = {
   'run.results.statistic.': RESULT_STATISTICS,
   'run.results.verdict.': ['pass', 'fail', 'no-decision'],
   'users.confirm.': ['role', 'disable', 'enable', 'reset', 'grant'],
+  // the auditor's workspace (VerifyView): its own lists of checks and of the verifier's failure kinds
+  'verify.source.': listIn('views/VerifyView.vue', 'SOURCES'),
+  'verify.check.': listIn('views/VerifyView.vue', 'CHECKS'),
+  'verify.problem.': listIn('views/VerifyView.vue', 'PROBLEM_KINDS'),
+  'verify.state.': ['valid', 'failed', 'skipped'],
+  'verify.verdict.': ['verified', 'failed', 'unusable'],
+  'verify.keyStatus.': ['active', 'retired', 'revoked'],
   'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
 };
 

@@ -3,7 +3,7 @@
 // updates and deletions), each entry hashed over the previous one, and the chain anchored in the
 // transparency log, so that a removed or rewritten entry shows.
 import { createHash } from 'node:crypto';
-import { canonicalBytes, LabtraceError } from '@labtrace/protocols';
+import { AUDIT_GENESIS_HASH, canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
@@ -107,7 +107,7 @@ export interface AuditRow {
   log_index: number | null;
 }
 
-export const GENESIS_HASH = '0'.repeat(64);
+export const GENESIS_HASH = AUDIT_GENESIS_HASH;
 
 /** The hash of an entry: SHA-256 over the previous entry's hash and the canonical JSON (RFC 8785) of its fields. */
 export function entryHash(prevHash: string, fields: Omit<AuditRow, 'hash' | 'log_index' | 'prev_hash'>): string {
