@@ -70,7 +70,8 @@ export function readTar(archive: Uint8Array): TarFile[] {
     files.push({ name, bytes: data });
   }
   if (offset === 0) throw new TarError('not a tar archive (too short)');
-  return files;
+  // no end-of-archive block: the archive stops after a whole entry, but more may have followed
+  throw new TarError('the tar archive is cut short (it has no end-of-archive block)');
 }
 
 /** one bundle of an archive: its folder (a run on several gateways has one folder per gateway) and its files */
