@@ -15,6 +15,7 @@
 // Environment: BENCH_BROWSER_VERIFY_RECORDS (180000), BENCH_BROWSER_VERIFY_BATCH (10 records a batch),
 // BENCH_BROWSER_VERIFY_ROUNDS (3). Needs the built server, dashboard and dashboard tests (npx tsc -b; npm run build
 // -w @labtrace/dashboard). Writes bench/results/browser-verify.json; exits non-zero when the bundle does not verify.
+/* global window, Worker, navigator -- in functions run in the page */
 import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -151,7 +152,7 @@ function descendants(root) {
     }
   }
   const out = [];
-  for (const stack = [root]; stack.length > 0; ) for (const c of children.get(stack.pop()) ?? []) out.push(c), stack.push(c);
+  for (const stack = [root]; stack.length > 0;) for (const c of children.get(stack.pop()) ?? []) (out.push(c), stack.push(c));
   return out;
 }
 /** CPU seconds Chromium's processes have used so far: what the verification costs whatever else runs on the machine */

@@ -4,7 +4,7 @@
 // entries of one millisecond are never skipped), sees a new entry without reloading, and downloads the entries shown
 // as JSON. In Shanghai, in Chinese, on a phone, the time filter takes local time (sent as UTC), the times shown are
 // in the zone and named, entries are cards that fit, and axe finds nothing serious.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AuditTrail } from '../../server/dist/src/audit/audit-trail.js';
 import { ORGANIZATION, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
@@ -53,6 +53,14 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** docs/screenshots/auditor-<what>.png when LABTRACE_SCREENSHOTS=1 (the visible viewport: small files) */
+async function docShot(page, what) {
+  if (process.env.LABTRACE_SCREENSHOTS !== '1') return;
+  const dir = new URL('../../docs/screenshots/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: new URL(`auditor-${what}.png`, dir).pathname });
+}
+
 const shownIds = (page) => page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
 
 describe('audit trail', () => {
@@ -89,6 +97,8 @@ describe('audit trail', () => {
       // the recorded JSON stays at hand, behind a disclosure
       await aborted.locator('details.raw summary').click();
       expect(JSON.parse(await aborted.locator('[data-test="audit-raw-new"]').innerText())).toEqual(abortEntry.newValue);
+      await aborted.scrollIntoViewIfNeeded();
+      await docShot(page, 'audit-trail-diff');
       await screenshot(page, 'audit-trail');
       expect(await seriousViolations(page, '[data-test="audit-trail"]')).toEqual([]);
       expect(await overflowing(page, '[data-test="audit-trail"]')).toEqual([]);
@@ -113,7 +123,13 @@ describe('audit trail', () => {
       expect(downloaded).toEqual(all);
 
       // a new entry appears without a reload (socket.io `changed`, list 'audit'), at the top
-      await call(t, '/api/lab-samples', { id: 'S-live', organization: ORGANIZATION, description: 'steel bar', condition: 'intact', receivedAt: Date.now() });
+      await call(t, '/api/lab-samples', {
+        id: 'S-live',
+        organization: ORGANIZATION,
+        description: 'steel bar',
+        condition: 'intact',
+        receivedAt: Date.now(),
+      });
       await page.waitForSelector('[data-test="audit-entry"][data-record="S-live"]', WAIT);
       expect(await page.locator('[data-test="audit-entry"]').first().getAttribute('data-record')).toBe('S-live');
       expect(auditor.errors).toEqual([]);

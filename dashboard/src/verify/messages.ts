@@ -2,8 +2,7 @@
 import type { AuditVerifyReport, VerifyReport } from '@labtrace/protocols/verify';
 
 export type VerifyRequest =
-  | { id: number; kind: 'bundle'; archive: ArrayBuffer; savedCheckpoint?: string; logKey?: string }
-  | { id: number; kind: 'audit'; text: string };
+  { id: number; kind: 'bundle'; archive: ArrayBuffer; savedCheckpoint?: string; logKey?: string } | { id: number; kind: 'audit'; text: string };
 
 export interface BundleResult {
   /** the bundle's folder in the archive (one per gateway of a run) */
@@ -34,6 +33,7 @@ export function runVerifier(request: WithoutId<VerifyRequest>, transfer: Transfe
       worker.terminate();
       reject(new Error(e.message || 'the verifier stopped'));
     };
-    worker.postMessage({ ...request, id: 1 } as VerifyRequest, transfer);
+    const numbered: VerifyRequest = { ...request, id: 1 };
+    worker.postMessage(numbered, transfer);
   });
 }

@@ -155,7 +155,8 @@ export class UnusableAuditExport extends Error {}
 
 function fromCsv(records: (string | null)[][]): ExportedAuditEntry[] {
   const [head, ...rows] = records;
-  if (head?.join(',') !== AUDIT_CSV_COLUMNS.join(',')) throw new UnusableAuditExport(`CSV: the first line must be the columns ${AUDIT_CSV_COLUMNS.join(',')}`);
+  if (head?.join(',') !== AUDIT_CSV_COLUMNS.join(','))
+    throw new UnusableAuditExport(`CSV: the first line must be the columns ${AUDIT_CSV_COLUMNS.join(',')}`);
   return rows
     .filter((r) => !(r.length === 1 && r[0] === null))
     .map((r, i) => {

@@ -1,7 +1,16 @@
 // What the auditor's browser needs to verify, without the rest of the package (no Node built-ins, no zod): the bundle
 // verifier, an export archive's reader, the audit-trail export's check, and the checkpoint and key parsers that show
 // what was trusted. The same code `labtrace verify` and `labtrace verify-audit` run.
-export { verifyBundle, exitCodeOf, BUNDLE_FORMAT, REPORT_FORMAT, type BundleFiles, type VerifyReport, type Problem, type ProblemKind } from './verifier.js';
+export {
+  verifyBundle,
+  exitCodeOf,
+  BUNDLE_FORMAT,
+  REPORT_FORMAT,
+  type BundleFiles,
+  type VerifyReport,
+  type Problem,
+  type ProblemKind,
+} from './verifier.js';
 export { formatReport } from './cli-format.js';
 export { readTar, bundlesOfTar, TarError, type ArchivedBundle, type TarFile } from './tar.js';
 export { verifyAuditExport, UnusableAuditExport, type AuditVerifyReport } from './audit-export.js';

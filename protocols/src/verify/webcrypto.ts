@@ -25,9 +25,7 @@ type Verify = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array
 const pureJs: Verify = (signature, message, publicKey) => ed25519.verify(signature, message, publicKey, { zip215: false });
 
 /** RFC 8032 test 1's public key: importing it says whether the platform has Ed25519 */
-const PROBE = new Uint8Array(
-  'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a'.match(/../g)?.map((h) => parseInt(h, 16)) ?? [],
-);
+const PROBE = new Uint8Array('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a'.match(/../g)?.map((h) => parseInt(h, 16)) ?? []);
 
 async function hasEd25519(subtle: SubtleEd25519): Promise<boolean> {
   try {
@@ -102,7 +100,9 @@ export async function verifyBundleWithWebCrypto(
   const answers = new Map<string, boolean>();
   calls.forEach((c, i) => answers.set(callId(c.signature, c.message, c.publicKey), valid[i] ?? false));
   try {
-    useEd25519Verifier((signature, message, publicKey) => answers.get(callId(signature, message, publicKey)) ?? pureJs(signature, message, publicKey));
+    useEd25519Verifier(
+      (signature, message, publicKey) => answers.get(callId(signature, message, publicKey)) ?? pureJs(signature, message, publicKey),
+    );
     return verifyBundle(files, options);
   } finally {
     useEd25519Verifier(pureJs);

@@ -61,22 +61,27 @@ describe('readTar', () => {
 
 describe('bundlesOfTar', () => {
   test('one bundle per folder holding bundle.json, with its optional files', () => {
-    const files = Object.fromEntries([
+    const files: Record<string, string> = Object.fromEntries([
       ...Object.entries(BUNDLE).map(([k, v]) => [`run/gw-b/${k}`, v]),
       ...Object.entries(BUNDLE).map(([k, v]) => [`run/gw-a/${k}`, v]),
       ['run/gw-a/statement.txt', 'signed\n'],
     ]);
     const bundles = bundlesOfTar(archive(files));
     expect(bundles.map((b) => b.dir)).toEqual(['run/gw-a', 'run/gw-b']);
-    expect(bundles[0]?.files).toEqual({ ...{ bundle: BUNDLE['bundle.json'], checkpoint: BUNDLE['checkpoint.txt'] }, keys: '{}\n', batches: '{"a":1}\n', records: '', statement: 'signed\n' });
+    expect(bundles[0]?.files).toEqual({
+      ...{ bundle: BUNDLE['bundle.json'], checkpoint: BUNDLE['checkpoint.txt'] },
+      keys: '{}\n',
+      batches: '{"a":1}\n',
+      records: '',
+      statement: 'signed\n',
+    });
     expect(bundles[1]?.files.statement).toBeUndefined();
   });
 
   test('a bundle without one of its required files, or an archive without a bundle, is refused naming it', () => {
     const { ['keys.json']: _keys, ...withoutKeys } = BUNDLE;
-    expect(() => bundlesOfTar(archive(Object.fromEntries(Object.entries(withoutKeys).map(([k, v]) => [`b/${k}`, v]))))).toThrow(
-      'b/keys.json: missing from the archive',
-    );
+    const incomplete: Record<string, string> = Object.fromEntries(Object.entries(withoutKeys).map(([k, v]) => [`b/${k}`, v]));
+    expect(() => bundlesOfTar(archive(incomplete))).toThrow('b/keys.json: missing from the archive');
     expect(() => bundlesOfTar(archive({ 'b/other.txt': 'x' }))).toThrow(/no bundle/);
   });
 });

@@ -69,4 +69,3 @@ export function csvLine(row: AuditRow): string {
     .map(csvField)
     .join(',');
 }
-

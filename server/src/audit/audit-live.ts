@@ -8,11 +8,7 @@ export interface AuditAnnouncer {
   stop(): void;
 }
 
-export function announceAuditChanges(
-  trail: AuditTrail,
-  changed: (change: { list: 'audit'; id: string }) => void,
-  intervalMs = 250,
-): AuditAnnouncer {
+export function announceAuditChanges(trail: AuditTrail, changed: (change: { list: 'audit'; id: string }) => void, intervalMs = 250): AuditAnnouncer {
   let timer: NodeJS.Timeout | undefined;
   let pending: string | undefined;
   const flush = (): void => {

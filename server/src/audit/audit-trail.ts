@@ -261,7 +261,13 @@ export class AuditTrail {
   }
 }
 
-function addCondition(where: string[], params: Record<string, string | number>, clause: string, name: string, value: string | number | undefined): void {
+function addCondition(
+  where: string[],
+  params: Record<string, string | number>,
+  clause: string,
+  name: string,
+  value: string | number | undefined,
+): void {
   if (value === undefined) return;
   where.push(clause);
   params[name] = value;

@@ -112,7 +112,7 @@ const json = (method: string, body: unknown): RequestInit => ({
 /** every entry the query selects, read page by page (newest first), returned oldest first */
 async function trail(query = ''): Promise<AuditEntry[]> {
   const entries: AuditEntry[] = [];
-  for (let cursor: string | null | undefined; cursor !== null; ) {
+  for (let cursor: string | null | undefined; cursor !== null;) {
     const sep = query === '' ? '?' : '&';
     const res = await t.fetch(`/api/audit-trail${query}${sep}limit=500${cursor === undefined ? '' : `&cursor=${cursor}`}`, {}, 'auditor');
     expect(res.status).toBe(200);
@@ -517,7 +517,7 @@ test('paging by id, newest first: 1,000 entries of one millisecond come exactly 
   expect(all.map((e) => e.recordId)).toEqual(['before', ...[...Array(1000).keys()].map((i) => `b-${i}`), 'after']);
 });
 
-test('a page: the cursor must be a previous page\'s `next`, the limit within 1..500', async () => {
+test("a page: the cursor must be a previous page's `next`, the limit within 1..500", async () => {
   for (const [query, field] of [
     ['cursor=abc', 'cursor'],
     ['cursor=-1', 'cursor'],

@@ -189,7 +189,9 @@ describe('grants', () => {
     expect(await res.json()).toMatchObject({ grantOrganizations: [ORGANIZATION, 'org-b'] });
     await closed;
     expect((await as(scoped, '/api/runs')).status).toBe(401);
-    const [entry] = ((await (await t.fetch('/api/audit-trail?recordType=user&recordId=auditor-b&action=privilege-change')).json()) as Page<AuditEntry>).items;
+    const [entry] = (
+      (await (await t.fetch('/api/audit-trail?recordType=user&recordId=auditor-b&action=privilege-change')).json()) as Page<AuditEntry>
+    ).items;
     expect(entry).toMatchObject({
       actor: 'admin',
       oldValue: expect.objectContaining({ grantOrganizations: ['org-b'] }),
