@@ -107,6 +107,8 @@ export const routes: RouteRecordRaw[] = [
   },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
   { path: '/overview', name: 'overview', component: () => import('./views/OverviewView.vue'), meta: { title: 'overview.title' } },
+  // the auditor's workspace: the verifier (and its worker) load with this view only
+  { path: '/verify', name: 'verify', component: () => import('./views/VerifyView.vue'), meta: { title: 'verify.title' } },
   { path: '/settings', name: 'settings', component: () => import('./views/SettingsView.vue'), meta: { title: 'common.titles.settings' } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue'), meta: { title: 'common.titles.notFound' } },
 ];

@@ -1,9 +1,10 @@
 // The audit trail in a real headless Chromium against a real server: an auditor (and nobody without the right)
-// finds it in the navigation, filters by record type and sees a run's entries with the reason it was aborted,
-// pages through the trail as the server answers it (by id: entries of one millisecond are never skipped), and
-// downloads the page shown as JSON. In Shanghai, in Chinese, on a phone, the time filter takes local time (sent as
-// UTC), the times shown are in the zone and named, entries are cards that fit, and axe finds nothing serious.
-import { readFileSync } from 'node:fs';
+// finds it in the navigation, picks a record type from the list and sees a run's entries with the reason it was
+// aborted and its change field by field, pages through the trail newest first as the server answers it (by id:
+// entries of one millisecond are never skipped), sees a new entry without reloading, and downloads the entries shown
+// as JSON. In Shanghai, in Chinese, on a phone, the time filter takes local time (sent as UTC), the times shown are
+// in the zone and named, entries are cards that fit, and axe finds nothing serious.
+import { mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { AuditTrail } from '../../server/dist/src/audit/audit-trail.js';
 import { ORGANIZATION, startServer, TestGateway, waitFor } from '../../server/dist/test/helpers/server.js';
@@ -52,10 +53,18 @@ afterAll(async () => {
   await t?.stop();
 });
 
+/** docs/screenshots/auditor-<what>.png when LABTRACE_SCREENSHOTS=1 (the visible viewport: small files) */
+async function docShot(page, what) {
+  if (process.env.LABTRACE_SCREENSHOTS !== '1') return;
+  const dir = new URL('../../docs/screenshots/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: new URL(`auditor-${what}.png`, dir).pathname });
+}
+
 const shownIds = (page) => page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-entry'))));
 
 describe('audit trail', () => {
-  test('an auditor filters by record type and sees the run and the reason it was aborted; pages; downloads what is shown', async () => {
+  test('an auditor picks a record type from the list, sees the run, the reason it was aborted and the change by field; pages; downloads', async () => {
     const auditor = await signInAs(browser, t, 'auditor', { screen: DESKTOP });
     try {
       const { page } = auditor;
@@ -63,70 +72,78 @@ describe('audit trail', () => {
       await page.click('[data-test="nav-audit"]');
       await page.waitForSelector('[data-test="audit-trail"][data-loaded="yes"]', WAIT);
 
-      await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'run');
+      // the record types are a list (the translated names), not a text to type exactly
+      const options = await page.locator('[data-test="audit-filter"] select[name="recordType"] option').evaluateAll((o) => o.map((x) => x.value));
+      expect(options).toContain('run-alarm');
+      await page.selectOption('[data-test="audit-filter"] select[name="recordType"]', { label: message('en', 'audit.recordTypes.run') });
       await page.click('[data-test="audit-filter"] button[type="submit"]');
       await page.waitForSelector(`[data-test="audit-entry"][data-record="${run}"][data-action="state-change"]`, WAIT);
-      const expected = await call(t, '/api/audit-trail?recordType=run', undefined, 'auditor');
+      const expected = (await call(t, '/api/audit-trail?recordType=run', undefined, 'auditor')).items;
       expect(expected.length).toBeGreaterThanOrEqual(2);
       await page.waitForFunction((n) => document.querySelectorAll('[data-test="audit-entry"]').length === n, expected.length, WAIT);
       expect(await shownIds(page)).toEqual(expected.map((e) => e.id));
       expect(await page.locator('[data-test="audit-entry"]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-record-type')))).toEqual(
         expected.map(() => 'run'),
       );
-      const aborted = page.locator(`[data-test="audit-entry"][data-record="${run}"][data-action="state-change"]`).last();
+      // newest first: the abort is the first state change shown
+      const aborted = page.locator(`[data-test="audit-entry"][data-record="${run}"][data-action="state-change"]`).first();
       expect(await aborted.locator('[data-test="audit-reason"]').innerText()).toBe(REASON);
       expect(await aborted.innerText()).toMatch(/technician/);
+      // the change read field by field: the state's old and new value as the server recorded them
+      const abortEntry = expected.find((e) => e.recordId === run && e.action === 'state-change');
+      const stateDiff = aborted.locator('[data-test="audit-diff"][data-field="state"]');
+      expect(await stateDiff.locator('del').innerText()).toBe(String(abortEntry.oldValue.state));
+      expect(await stateDiff.locator('ins').innerText()).toBe(String(abortEntry.newValue.state));
+      // the recorded JSON stays at hand, behind a disclosure
+      await aborted.locator('details.raw summary').click();
+      expect(JSON.parse(await aborted.locator('[data-test="audit-raw-new"]').innerText())).toEqual(abortEntry.newValue);
+      await aborted.scrollIntoViewIfNeeded();
+      await docShot(page, 'audit-trail-diff');
       await screenshot(page, 'audit-trail');
       expect(await seriousViolations(page, '[data-test="audit-trail"]')).toEqual([]);
       expect(await overflowing(page, '[data-test="audit-trail"]')).toEqual([]);
 
-      // the whole trail, ten at a time: the pages are the server's entries in order
-      const all = await call(t, '/api/audit-trail?limit=20', undefined, 'auditor');
+      // the whole trail, ten at a time, newest first: "show more" appends the server's next page
+      const all = (await call(t, '/api/audit-trail?limit=20', undefined, 'auditor')).items;
       expect(all.length).toBe(20);
-      await page.fill('[data-test="audit-filter"] input[name="recordType"]', '');
+      await page.selectOption('[data-test="audit-filter"] select[name="recordType"]', '');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
       const first = all.slice(0, 10).map((e) => e.id);
-      const second = all.slice(10, 20).map((e) => e.id);
-      await page.waitForFunction(
-        (id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id),
-        first[0],
-        WAIT,
-      );
+      await page.waitForFunction((n) => document.querySelectorAll('[data-test="audit-entry"]').length === n, 10, WAIT);
       expect(await shownIds(page)).toEqual(first);
-      await page.click('[data-test="audit-next"]');
-      await page.waitForFunction(
-        (id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id),
-        second[0],
-        WAIT,
-      );
-      expect(await shownIds(page)).toEqual(second);
+      await page.click('[data-test="audit-more"]');
+      await page.waitForFunction((n) => document.querySelectorAll('[data-test="audit-entry"]').length === n, 20, WAIT);
+      expect(await shownIds(page)).toEqual(all.map((e) => e.id));
 
-      // the download is the page shown, as JSON
+      // the download is the entries shown, as JSON
       const [file] = await Promise.all([page.waitForEvent('download', WAIT), page.click('[data-test="audit-download"]')]);
       expect(file.suggestedFilename()).toBe('audit-trail-page.json');
       const downloaded = JSON.parse(readFileSync(await file.path(), 'utf8'));
-      expect(downloaded).toEqual(all.slice(10, 20));
+      expect(downloaded).toEqual(all);
 
-      await page.click('[data-test="audit-previous"]');
-      await page.waitForFunction(
-        (id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id),
-        first[0],
-        WAIT,
-      );
-      expect(await shownIds(page)).toEqual(first);
+      // a new entry appears without a reload (socket.io `changed`, list 'audit'), at the top
+      await call(t, '/api/lab-samples', {
+        id: 'S-live',
+        organization: ORGANIZATION,
+        description: 'steel bar',
+        condition: 'intact',
+        receivedAt: Date.now(),
+      });
+      await page.waitForSelector('[data-test="audit-entry"][data-record="S-live"]', WAIT);
+      expect(await page.locator('[data-test="audit-entry"]').first().getAttribute('data-record')).toBe('S-live');
       expect(auditor.errors).toEqual([]);
     } finally {
       await auditor.close();
     }
   }, 30_000);
 
-  test('25 entries of one millisecond, ten a page: every one is shown once, in order, over three pages', async () => {
+  test('25 entries of one millisecond, ten a page: every one is shown once, newest first, over three pages', async () => {
     // the server's own trail, with a clock that stands still: what a burst of changes within 1 ms records
     const still = new AuditTrail(t.server.database, () => Date.UTC(2026, 10, 27, 10, 0, 0, 123));
     for (let i = 0; i < 25; i++)
-      still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: `b-${i}` });
-    const burst = await call(t, '/api/audit-trail?recordType=burst', undefined, 'auditor');
+      still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'notification-delivery', recordId: `b-${i}` });
+    const burst = (await call(t, '/api/audit-trail?recordType=notification-delivery', undefined, 'auditor')).items;
     expect(burst.length).toBe(25);
     const ids = burst.map((e) => e.id);
     const auditor = await signIn(browser, t, 'auditor');
@@ -134,23 +151,19 @@ describe('audit trail', () => {
       const { page } = auditor;
       await page.click('[data-test="nav-audit"]');
       await page.waitForSelector('[data-test="audit-trail"][data-loaded="yes"]', WAIT);
-      await page.fill('[data-test="audit-filter"] input[name="recordType"]', 'burst');
+      await page.selectOption('[data-test="audit-filter"] select[name="recordType"]', 'notification-delivery');
       await page.selectOption('[data-test="audit-filter"] select[name="limit"]', '10');
       await page.click('[data-test="audit-filter"] button[type="submit"]');
-      const shows = (first) =>
-        page.waitForFunction((id) => document.querySelector('[data-test="audit-entry"]')?.getAttribute('data-entry') === String(id), first, WAIT);
-      await shows(ids[0]);
+      const shows = (n) => page.waitForFunction((k) => document.querySelectorAll('[data-test="audit-entry"]').length === k, n, WAIT);
+      await shows(10);
       expect(await shownIds(page)).toEqual(ids.slice(0, 10));
-      await page.click('[data-test="audit-next"]');
-      await shows(ids[10]);
-      expect(await shownIds(page)).toEqual(ids.slice(10, 20));
-      await page.click('[data-test="audit-next"]');
-      await shows(ids[20]);
-      expect(await shownIds(page)).toEqual(ids.slice(20));
-      expect(await page.locator('[data-test="audit-next"]').isDisabled()).toBe(true);
-      await page.click('[data-test="audit-previous"]');
-      await shows(ids[10]);
-      expect(await shownIds(page)).toEqual(ids.slice(10, 20));
+      await page.click('[data-test="audit-more"]');
+      await shows(20);
+      await page.click('[data-test="audit-more"]');
+      await shows(25);
+      expect(await shownIds(page)).toEqual(ids);
+      expect(new Set(await shownIds(page)).size).toBe(25);
+      expect(await page.locator('[data-test="audit-more"]').count()).toBe(0);
       expect(auditor.errors).toEqual([]);
     } finally {
       await auditor.close();
@@ -164,7 +177,7 @@ describe('audit trail', () => {
     for (const at of [early, late])
       new AuditTrail(t.server.database, () => at).record(
         { username: 'technician', role: 'technician' },
-        { action: 'create', recordType: 'clock', recordId: `c-${at}` },
+        { action: 'create', recordType: 'instrument-check', recordId: `c-${at}` },
       );
     const auditor = await signInAs(browser, t, 'auditor', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE });
     try {
@@ -173,7 +186,7 @@ describe('audit trail', () => {
       await page.waitForSelector('[data-test="audit-trail"][data-loaded="yes"]', WAIT);
       expect(await page.locator('[data-test="audit-zone"]').innerText()).toBe(message('zh-CN', 'audit.zoneNote', { zone: 'Asia/Shanghai' }));
       // the filter by its labels, as a screen reader finds it
-      await page.getByLabel(message('zh-CN', 'audit.recordType')).fill('clock');
+      await page.getByLabel(message('zh-CN', 'audit.recordType')).selectOption({ label: message('zh-CN', 'audit.recordTypes.instrument-check') });
       // from 11:00 to 13:00 Shanghai time: only the later entry (read as UTC, 11:00-13:00 would match neither)
       await page.getByLabel(message('zh-CN', 'audit.since')).fill('2026-11-28T11:00');
       await page.getByLabel(message('zh-CN', 'audit.until')).fill('2026-11-28T13:00');

@@ -227,6 +227,13 @@ const DYNAMIC = {
   'admin.webhooks.presets.': WEBHOOK_PRESETS,
   'admin.webhooks.status.': DELIVERY_STATUSES,
   'settings.notifications.kinds.': NOTIFICATION_KINDS,
+  // the auditor's workspace (VerifyView): its own lists of checks and of the verifier's failure kinds
+  'verify.source.': listIn('views/VerifyView.vue', 'SOURCES'),
+  'verify.check.': listIn('views/VerifyView.vue', 'CHECKS'),
+  'verify.problem.': listIn('views/VerifyView.vue', 'PROBLEM_KINDS'),
+  'verify.state.': ['valid', 'failed', 'skipped'],
+  'verify.verdict.': ['verified', 'failed', 'unusable'],
+  'verify.keyStatus.': ['active', 'retired', 'revoked'],
   'users.done.': ['create', 'role', 'disable', 'enable', 'reset', 'grant', 'organization'],
   // an intermediate check's result (the contract's), the instrument page's own ranges and periods
   'instruments.check.': ['pass', 'fail'],

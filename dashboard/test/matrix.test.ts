@@ -230,6 +230,12 @@ export const VIEWS: readonly View[] = [
     times: (f, role) => f.auditTimes(role ?? 'admin'),
     identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor', 'system'],
   },
+  {
+    name: 'verify',
+    who: ['admin', 'auditor'],
+    path: () => '/#/verify',
+    ready: () => '[data-test="verify-view"] [data-test="verify-log-key"] code',
+  },
 ];
 
 const canOpen = (view: View, who: Role | 'public' | 'must-change'): boolean =>
@@ -377,8 +383,8 @@ async function setUp(): Promise<Fixture> {
     methodCreatedAt: method.createdAt,
     calibratedAt,
     auditTimes: async (role) => {
-      const answer = await api<{ at: number }[] | { entries: { at: number }[] }>('/api/audit-trail?limit=100', undefined, role);
-      return (Array.isArray(answer) ? answer : answer.entries).map((e) => e.at);
+      const answer = await api<{ at: number }[] | { items: { at: number }[] }>('/api/audit-trail?limit=100', undefined, role);
+      return (Array.isArray(answer) ? answer : answer.items).map((e) => e.at);
     },
     oneTimePassword: mustChange.password!,
     shareToken: share.token,

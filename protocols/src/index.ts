@@ -26,3 +26,5 @@ export * from './verify/verifier.js';
 export * from './verify/cli-format.js';
 export * from './verify/export-statement.js';
 export * from './verify/key-validity.js';
+export * from './verify/audit-export.js';
+export * from './verify/tar.js';

@@ -14,6 +14,7 @@ import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
 import { Housekeeping } from './housekeeping.js';
 import { AuditTrail } from './audit/audit-trail.js';
+import { announceAuditChanges, type AuditAnnouncer } from './audit/audit-live.js';
 import { routesOf } from './auth/policy.js';
 import { Users } from './auth/users.js';
 import { Broker } from './broker/broker.js';
@@ -144,6 +145,7 @@ export class LabtraceServer {
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
+  private readonly auditLive: AuditAnnouncer;
   private readonly http: http.Server;
   private started = false;
 
@@ -382,6 +384,8 @@ export class LabtraceServer {
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.labRecords.on('changed', (change, organization) => this.live.changed(change, organization));
+    // the lab room only: an organization's people do not read the trail as a whole
+    this.auditLive = announceAuditChanges(this.audit, (change) => this.live.changed(change));
     this.users.on('sessionsEnded', (username) => this.live.disconnectUser(username));
     // the security events' list re-reads on a new event (the lab's staff and auditors hear it)
     this.events.on('event', (event) => this.live.changed({ list: 'security-events', id: String(event.id) }));
@@ -568,6 +572,7 @@ export class LabtraceServer {
     await this.ingest.stop();
     await this.capacity.stop();
     await this.series.stop();
+    this.auditLive.stop();
     await this.live.stop();
     await this.certificates.stop();
     await this.notifications.stop();

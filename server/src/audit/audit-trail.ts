@@ -3,11 +3,12 @@
 // updates and deletions), each entry hashed over the previous one, and the chain anchored in the
 // transparency log, so that a removed or rewritten entry shows.
 import { createHash } from 'node:crypto';
-import { canonicalBytes, LabtraceError } from '@labtrace/protocols';
+import { AUDIT_GENESIS_HASH, canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
+import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
 
-import { AUDIT_ACTIONS } from '@labtrace/protocols/api';
+import { AUDIT_ACTIONS, type Page } from '@labtrace/protocols/api';
 
 export { AUDIT_ACTIONS };
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
@@ -106,7 +107,7 @@ export interface AuditRow {
   log_index: number | null;
 }
 
-export const GENESIS_HASH = '0'.repeat(64);
+export const GENESIS_HASH = AUDIT_GENESIS_HASH;
 
 /** The hash of an entry: SHA-256 over the previous entry's hash and the canonical JSON (RFC 8785) of its fields. */
 export function entryHash(prevHash: string, fields: Omit<AuditRow, 'hash' | 'log_index' | 'prev_hash'>): string {
@@ -117,10 +118,19 @@ const toJson = (value: unknown): string | null => (value === undefined ? null : 
 const fromJson = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
 
 export class AuditTrail {
+  /** told of every entry appended (the live hub announces the `audit` list's change) */
+  private readonly listeners = new Set<(entry: AuditEntry) => void>();
+
   constructor(
     private readonly database: LabDatabase,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Calls `listener` after each entry appended; returns the call that stops it. */
+  onAppend(listener: (entry: AuditEntry) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
   record(actor: Actor, input: AuditInput): AuditEntry {
@@ -147,29 +157,56 @@ export class AuditTrail {
       `INSERT INTO audit_trail (id, at, actor, actor_role, action, record_type, record_id, old_value, new_value, reason, prev_hash, hash)
        VALUES (@id, @at, @actor, @actor_role, @action, @record_type, @record_id, @old_value, @new_value, @reason, @prev_hash, @hash)`,
     ).run({ ...fields, prev_hash: prevHash, hash });
-    return toEntry({ ...fields, prev_hash: prevHash, hash, log_index: null });
+    const entry = toEntry({ ...fields, prev_hash: prevHash, hash, log_index: null });
+    for (const listener of this.listeners) {
+      try {
+        listener(entry);
+      } catch {
+        // a listener's failure (the live hub) never undoes nor fails the change it is told of
+      }
+    }
+    return entry;
   }
 
+  /**
+   * A page of the selected entries, newest first by id (never by time: a page that ended inside a millisecond
+   * shared by many entries would skip or repeat the rest); the cursor is the id of the last entry shown.
+   */
+  page(filter: Omit<AuditFilter, 'limit' | 'after'>, page: PageRequest): Page<AuditEntry> {
+    const sql = pageSql(page, 'id');
+    const { where, params } = this.where(filter);
+    const rows = this.database.sqlite
+      .prepare(`SELECT * FROM audit_trail WHERE ${[...where, sql.where].join(' AND ')} ${sql.orderLimit}`)
+      .all(params, ...sql.params) as AuditRow[];
+    return pageOfRows(rows, page, (row) => row.id, toEntry);
+  }
+
+  /** the selected entries, oldest first (up to `limit`) */
   list(filter: AuditFilter): AuditEntry[] {
     return this.rows(filter).map(toEntry);
   }
 
-  /** the selected entries as stored (an export keeps a NULL value apart from a recorded JSON null) */
+  /** the selected entries as stored, oldest first (an export keeps a NULL value apart from a recorded JSON null) */
   rows(filter: AuditFilter): AuditRow[] {
+    const { where, params } = this.where(filter);
+    addCondition(where, params, 'id > @after', 'after', filter.after);
+    const rows = this.database.sqlite
+      .prepare(`SELECT * FROM audit_trail ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`)
+      .all({ ...params, limit: filter.limit }) as AuditRow[];
+    return rows;
+  }
+
+  /** the WHERE conditions (ANDed) and named parameters of a filter, without paging */
+  private where(filter: Omit<AuditFilter, 'limit' | 'after'>): { where: string[]; params: Record<string, string | number> } {
     const where: string[] = [];
-    const params: Record<string, string | number> = { limit: filter.limit };
-    const add = (clause: string, name: string, value: string | number | undefined): void => {
-      if (value === undefined) return;
-      where.push(clause);
-      params[name] = value;
-    };
+    const params: Record<string, string | number> = {};
+    const add = (clause: string, name: string, value: string | number | undefined): void => addCondition(where, params, clause, name, value);
     add('actor = @actor', 'actor', filter.actor);
     add('record_type = @recordType', 'recordType', filter.recordType);
     add('record_id = @recordId', 'recordId', filter.recordId);
     add('action = @action', 'action', filter.action);
     add('at >= @since', 'since', filter.since);
     add('at <= @until', 'until', filter.until);
-    add('id > @after', 'after', filter.after);
     if (filter.organizations !== undefined) {
       const names = filter.organizations.map((o, i) => {
         params[`org${i}`] = o;
@@ -177,10 +214,7 @@ export class AuditTrail {
       });
       where.push(`${ORGANIZATION_SQL} IN ('lab'${names.map((n) => `, ${n}`).join('')})`);
     }
-    const rows = this.database.sqlite
-      .prepare(`SELECT * FROM audit_trail ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`)
-      .all(params) as AuditRow[];
-    return rows;
+    return { where, params };
   }
 
   /** The selected entries, read a page at a time (the connection is not held between pages, so writes go on). */
@@ -227,6 +261,17 @@ export class AuditTrail {
   }
 }
 
+function addCondition(
+  where: string[],
+  params: Record<string, string | number>,
+  clause: string,
+  name: string,
+  value: string | number | undefined,
+): void {
+  if (value === undefined) return;
+  where.push(clause);
+  params[name] = value;
+}
 function toEntry(row: AuditRow): AuditEntry {
   return {
     id: row.id,

@@ -148,8 +148,8 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
   });
 
   routeOf(router, api.listAudit, (req, res, { query }) => {
-    const { limit, ...q } = query;
-    res.json(audit.list({ ...filterOf(q, signedIn(req)), limit }));
+    const { limit, cursor, ...q } = query;
+    res.json(audit.page(filterOf(q, signedIn(req)), { limit, cursor }));
   });
 
   // the selected entries with their hashes, streamed a page at a time; `labtrace verify-audit` checks the file

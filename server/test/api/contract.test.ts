@@ -256,7 +256,7 @@ function withField(value: unknown, at: (string | number)[]): unknown {
  * and a batch header as the gateway signed them (a measurement proof: the verifier checks their bytes, and a newer
  * gateway may sign fields this server does not know)
  */
-const FREE_FORM = [/^ingest\.refusedByReason$/, /^\d+\.(oldValue|newValue)(\.|$)/, /^record\.sample(\.|$)/, /^batch\.header(\.|$)/];
+const FREE_FORM = [/^ingest\.refusedByReason$/, /^(?:items\.)?\d+\.(oldValue|newValue)(\.|$)/, /^record\.sample(\.|$)/, /^batch\.header(\.|$)/];
 
 const getRoutes = Object.entries(api).filter(([, c]) => c.method === 'GET') as [string, RouteContract][];
 

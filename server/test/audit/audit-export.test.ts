@@ -163,3 +163,22 @@ describe('unusable input', () => {
     expect(((await res.json()) as { error: string }).error).toMatch(/query: format/);
   });
 });
+
+test("the browser's hash of an entry (protocols, pure JavaScript) is the server's (Node's crypto)", async () => {
+  const { auditEntryHash } = await import('@labtrace/protocols');
+  const { entryHash, GENESIS_HASH } = await import('../../src/audit/audit-trail.js');
+  const fields = {
+    id: 7,
+    at: 1_800_000_000_123,
+    actor: '王工',
+    actor_role: 'technician',
+    action: 'update',
+    record_type: 'method',
+    record_id: 'm-1',
+    old_value: '{"a":1}',
+    new_value: null,
+    reason: 'typo "fixed"',
+  };
+  expect(auditEntryHash(GENESIS_HASH, fields)).toBe(entryHash(GENESIS_HASH, fields));
+  expect(auditEntryHash('f'.repeat(64), { ...fields, reason: null })).toBe(entryHash('f'.repeat(64), { ...fields, reason: null }));
+});

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Page } from '@labtrace/protocols/api';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { POLICY, type AuditEntry } from '../../src/index.js';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
@@ -112,10 +113,18 @@ const json = (method: string, body: unknown): RequestInit => ({
   body: JSON.stringify(body),
 });
 
+/** every entry the query selects, read page by page (newest first), returned oldest first */
 async function trail(query = ''): Promise<AuditEntry[]> {
-  const res = await t.fetch(`/api/audit-trail${query}`, {}, 'auditor');
-  expect(res.status).toBe(200);
-  return (await res.json()) as AuditEntry[];
+  const entries: AuditEntry[] = [];
+  for (let cursor: string | null | undefined; cursor !== null;) {
+    const sep = query === '' ? '?' : '&';
+    const res = await t.fetch(`/api/audit-trail${query}${sep}limit=500${cursor === undefined ? '' : `&cursor=${cursor}`}`, {}, 'auditor');
+    expect(res.status).toBe(200);
+    const page = (await res.json()) as Page<AuditEntry>;
+    entries.push(...page.items);
+    cursor = page.next;
+  }
+  return entries.reverse();
 }
 
 /** one request per mutating route that writes the audit trail, and the entry it must leave */
@@ -530,23 +539,85 @@ test('auditors and admins search the trail; other roles may not', async () => {
   expect((await t.fetch('/api/audit-trail?action=drop', {}, 'auditor')).status).toBe(400);
 });
 
-test('paging by id: entries of one millisecond come once each, page after page, with since and until as filters', async () => {
+test('paging by id, newest first: 1,000 entries of one millisecond come exactly once each, with since and until as filters', async () => {
   const at = Date.UTC(2026, 10, 27, 10, 0, 0, 123);
+  const before = new AuditTrail(t.server.database, () => at - 1);
   const still = new AuditTrail(t.server.database, () => at);
-  for (let i = 0; i < 7; i++)
-    still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: `b-${i}` });
+  const after = new AuditTrail(t.server.database, () => at + 1);
+  const actor = { username: 'technician', role: 'technician' };
+  before.record(actor, { action: 'create', recordType: 'burst', recordId: 'before' });
+  const ids = new Set<number>();
+  t.server.database.sqlite.transaction(() => {
+    for (let i = 0; i < 1000; i++) ids.add(still.record(actor, { action: 'create', recordType: 'burst', recordId: `b-${i}` }).id);
+  })();
+  after.record(actor, { action: 'create', recordType: 'burst', recordId: 'after' });
+  // pages of 7 (not a divisor of 1,000), each page ending inside the shared millisecond
   const seen: number[] = [];
-  for (let after = 0, page: AuditEntry[] = []; seen.length === 0 || page.length > 0; after = seen[seen.length - 1] ?? 0) {
+  let pages = 0;
+  for (let cursor: string | null | undefined; cursor !== null; pages++) {
     const res = await t.fetch(
-      `/api/audit-trail?recordType=burst&since=${at}&until=${at}&limit=3${after > 0 ? `&after=${after}` : ''}`,
+      `/api/audit-trail?recordType=burst&since=${at}&until=${at}&limit=7${cursor === undefined ? '' : `&cursor=${cursor}`}`,
       {},
       'auditor',
     );
     expect(res.status).toBe(200);
-    page = (await res.json()) as AuditEntry[];
-    seen.push(...page.map((e) => e.id));
+    const page = (await res.json()) as Page<AuditEntry>;
+    expect(page.items.length).toBeLessThanOrEqual(7);
+    expect(page.items.every((e) => e.at === at)).toBe(true);
+    seen.push(...page.items.map((e) => e.id));
+    cursor = page.next;
   }
-  const all = (await (await t.fetch('/api/audit-trail?recordType=burst', {}, 'auditor')).json()) as AuditEntry[];
-  expect(all.length).toBe(7);
-  expect(seen).toEqual(all.map((e) => e.id));
+  expect(pages).toBe(Math.ceil(1000 / 7));
+  expect(seen).toHaveLength(1000);
+  expect(new Set(seen)).toEqual(ids);
+  // newest first: ids strictly falling
+  expect(seen.every((id, i) => i === 0 || id < (seen[i - 1] ?? 0))).toBe(true);
+  // without the time filter the neighbours come too, in id order
+  const all = await trail('?recordType=burst');
+  expect(all.map((e) => e.recordId)).toEqual(['before', ...[...Array(1000).keys()].map((i) => `b-${i}`), 'after']);
+});
+
+test("a page: the cursor must be a previous page's `next`, the limit within 1..500", async () => {
+  for (const [query, field] of [
+    ['cursor=abc', 'cursor'],
+    ['cursor=-1', 'cursor'],
+    ['limit=0', 'limit'],
+    ['limit=501', 'limit'],
+    ['after=3', 'after'],
+  ] as const) {
+    const res = await t.fetch(`/api/audit-trail?${query}`, {}, 'auditor');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toContain(field);
+  }
+});
+
+test('an entry appended is announced to the lab room (list `audit`), a burst once per interval', async () => {
+  const { announceAuditChanges } = await import('../../src/audit/audit-live.js');
+  const told: string[] = [];
+  const trailOf = new AuditTrail(t.server.database);
+  const announcer = announceAuditChanges(trailOf, (change) => told.push(`${change.list}:${change.id}`), 60_000);
+  const first = trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-1' });
+  // the first at once; the next ones wait for the interval's end (an hour away here), so nothing more is told
+  trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-2' });
+  expect(told).toEqual([`audit:${first.id}`]);
+  announcer.stop();
+  trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-3' });
+  expect(told).toEqual([`audit:${first.id}`]);
+});
+
+test('every record type the services write is one the dashboard offers (AUDIT_RECORD_TYPES)', async () => {
+  const { AUDIT_RECORD_TYPES } = await import('@labtrace/protocols/api');
+  const { readdir, readFile } = await import('node:fs/promises');
+  const path = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  // the compiled services (dist/src), beside this compiled test (dist/test/audit)
+  const src = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
+  const written = new Set<string>();
+  for (const entry of await readdir(src, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.js')) continue;
+    const text = await readFile(path.join(entry.parentPath, entry.name), 'utf8');
+    for (const m of text.matchAll(/recordType: '([a-z-]+)'/g)) written.add(m[1] ?? '');
+  }
+  expect(written.size).toBeGreaterThan(10);
+  expect([...written].filter((type) => !(AUDIT_RECORD_TYPES as readonly string[]).includes(type))).toEqual([]);
 });

@@ -2,6 +2,7 @@
 // those organizations' samples, runs, records and audit entries and nothing of the others' (404 like
 // an unknown record), no lab-wide measurement stream; grants are validated, audited as privilege changes,
 // and take effect at once.
+import type { Page } from '@labtrace/protocols/api';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
@@ -100,7 +101,7 @@ describe('REST', () => {
   });
 
   test('the audit trail shows the lab’s records and the granted organizations’, not the others’', async () => {
-    const trail = (await (await as(scoped, '/api/audit-trail')).json()) as AuditEntry[];
+    const trail = ((await (await as(scoped, '/api/audit-trail?limit=500')).json()) as Page<AuditEntry>).items;
     const about = (type: string, id: string): boolean => trail.some((e) => e.recordType === type && e.recordId === id);
     expect(about('lab-sample', 'S-b')).toBe(true);
     expect(about('run', 'run-2')).toBe(true);
@@ -111,7 +112,7 @@ describe('REST', () => {
     expect(about('run', 'run-1')).toBe(false);
     expect(about('user', 'client')).toBe(false);
     expect(about('organization', ORGANIZATION)).toBe(false);
-    const everything = (await (await t.fetch('/api/audit-trail', {}, 'auditor')).json()) as AuditEntry[];
+    const everything = ((await (await t.fetch('/api/audit-trail?limit=500', {}, 'auditor')).json()) as Page<AuditEntry>).items;
     expect(everything.some((e) => e.recordType === 'run' && e.recordId === 'run-1')).toBe(true);
     // the export holds the same selection
     const exported = await (await as(scoped, '/api/audit-trail/export')).text();
@@ -193,7 +194,9 @@ describe('grants', () => {
     expect(await res.json()).toMatchObject({ grantOrganizations: [ORGANIZATION, 'org-b'] });
     await closed;
     expect((await as(scoped, '/api/runs')).status).toBe(401);
-    const [entry] = (await (await t.fetch('/api/audit-trail?recordType=user&recordId=auditor-b&action=privilege-change')).json()) as AuditEntry[];
+    const [entry] = (
+      (await (await t.fetch('/api/audit-trail?recordType=user&recordId=auditor-b&action=privilege-change')).json()) as Page<AuditEntry>
+    ).items;
     expect(entry).toMatchObject({
       actor: 'admin',
       oldValue: expect.objectContaining({ grantOrganizations: ['org-b'] }),

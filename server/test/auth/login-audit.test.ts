@@ -1,6 +1,7 @@
 // Sign-in events in the audit trail, so that an auditor can review shared accounts and privilege changes:
 // logins (with the address and the user agent), refused logins with their cause, lockouts, logouts,
 // password and role changes; never a password or a token.
+import type { Page } from '@labtrace/protocols/api';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { AuditEntry } from '../../src/index.js';
 import { postJson, startServer, USER_PASSWORD, type TestServer } from '../helpers/server.js';
@@ -23,9 +24,10 @@ const login = (username: string, password: string, userAgent = 'test-agent/1'): 
   });
 
 async function trail(query: string): Promise<AuditEntry[]> {
-  const res = await t.fetch(`/api/audit-trail?${query}`, {}, 'auditor');
+  const res = await t.fetch(`/api/audit-trail?${query}&limit=500`, {}, 'auditor');
   expect(res.status).toBe(200);
-  return (await res.json()) as AuditEntry[];
+  // newest first: the tests read them oldest first
+  return ((await res.json()) as Page<AuditEntry>).items.reverse();
 }
 
 test('a login is recorded as the user, with the address and user agent; a logout too', async () => {

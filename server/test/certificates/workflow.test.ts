@@ -626,7 +626,7 @@ describe('visibility', () => {
     expect(((await (await asScoped('/api/certificates')).json()) as { items: CertificateView[] }).items.map((c) => c.id)).toEqual([theirs.id]);
     expect((await asScoped(`/api/certificates/${mine.id}`)).status).toBe(404);
     expect((await asScoped(`/api/certificates/${theirs.id}/pdf`)).status).toBe(200);
-    const trail = (await (await asScoped('/api/audit-trail?recordType=certificate')).json()) as { recordId: string }[];
+    const trail = ((await (await asScoped('/api/audit-trail?recordType=certificate&limit=500')).json()) as { items: { recordId: string }[] }).items;
     expect(new Set(trail.map((e) => e.recordId))).toEqual(new Set([theirs.id]));
   });
 });

@@ -151,12 +151,14 @@ async function firesAndIsHandled(ruleId: RuleId, inject: () => Promise<void>, he
   const cleared = await api.expect<RunAlarm>(200, TECH, 'POST', alarmPath(id, 'clear'), { reason: clearReason });
   expect(cleared.cleared).toMatchObject({ by: TECH, reason: clearReason, auto: false });
 
-  const trail = await api.expect<{ actor: string; action: string; reason: string; newValue: { state: string } }[]>(
+  const page = await api.expect<{ items: { actor: string; action: string; reason: string; newValue: { state: string } }[] }>(
     200,
     'admin',
     'GET',
     `/api/audit-trail?recordType=run-alarm&recordId=${encodeURIComponent(`${run}/${id}`)}`,
   );
+  // newest first: read in the order they happened
+  const trail = page.items.reverse();
   expect(trail.map((e) => [e.actor, e.newValue.state, e.reason])).toEqual([
     ...(acknowledged.status === 200 ? [[TECH, 'acknowledged', ackReason]] : []),
     [TECH, 'cleared', clearReason],

@@ -442,7 +442,7 @@ describe('the admin changes and deletes a webhook', () => {
       {},
       'admin',
     );
-    const entries = Array.isArray(audit.body) ? audit.body : ((audit.body as unknown as { entries: typeof audit.body }).entries ?? []);
+    const entries = (audit.body as unknown as { items: typeof audit.body }).items;
     expect(entries.map((e) => [e.action, e.reason]).sort()).toEqual(
       [
         ['create', null],
