@@ -30,8 +30,12 @@ export const auditActionSchema = z.enum(AUDIT_ACTIONS);
  */
 export const AUDIT_RECORD_TYPES = [
   'accreditation',
+  'api-token',
   'calibration',
+  'calibration-certificate',
   'certificate',
+  'enrollment-token',
+  'gateway-key',
   'instrument-check',
   'instrument-status',
   'lab-sample',
@@ -42,6 +46,7 @@ export const AUDIT_RECORD_TYPES = [
   'run',
   'run-alarm',
   'run-results',
+  'run-share',
   'session',
   'user',
   'user-preferences',
