@@ -93,7 +93,18 @@ export default defineConfig({
     rolldownOptions: {
       output: {
         // the small composables many views share travel in one chunk, not one request each
-        codeSplitting: { groups: [{ name: 'composables', test: /[\\/]src[\\/]composables[\\/]/ }] },
+        // and what the run view draws with (its chart and chart.js, results, alarms, calibration badges) in one: the
+        // run view, the page a client opens from a shared link, then comes in three requests with its catalogue
+        codeSplitting: {
+          groups: [
+            // (with Vue's helper for components with scoped styles, which every view's chunk imports)
+            { name: 'composables', test: /[\\/]src[\\/]composables[\\/]|plugin-vue:export-helper/ },
+            {
+              name: 'run-view',
+              test: /[\\/]src[\\/](?:components[\\/](?:RunChart|RunResults|ChartTable|ChartStats|AlarmList|CalibrationBadge)\.vue|series-window\.ts|chart-data\.ts|limit-lines\.ts|run-charts\.ts)/,
+            },
+          ],
+        },
       },
     },
   },
