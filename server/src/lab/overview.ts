@@ -2,7 +2,7 @@
 // figures agree with each other. "Today" and "this month" are the calendar day and month in the time zone the
 // caller names; the daily chart and the utilisation cover today and the 29 days before it.
 //
-// Definitions (docs/walkthrough/overview.md):
+// Definitions (docs/dashboard.md, "The overview, and charts"):
 // - runs started / completed / aborted in a period: by the run's start, resp. end, time inside it;
 // - verdicts: the overall verdict of the results of the runs completed this month (no decision: no result had limits);
 // - turnaround: a report first issued this month (amendments left out), from its sample's receipt to the issue;
