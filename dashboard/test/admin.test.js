@@ -126,7 +126,7 @@ describe("the admin's gateways", () => {
     }
     const keys = await call(t, '/api/gateways/gw-bay-7/keys', undefined, 'admin');
     expect(keys).toEqual([expect.objectContaining({ keyId, status: 'revoked', reason: '网关在 7 号工位被盗' })]);
-    const trail = await call(t, `/api/audit-trail?recordType=gateway-key&recordId=gw-bay-7/${keyId}`, undefined, 'admin');
+    const trail = (await call(t, `/api/audit-trail?recordType=gateway-key&recordId=gw-bay-7/${keyId}`, undefined, 'admin')).items;
     expect(trail).toEqual([expect.objectContaining({ actor: 'admin', action: 'state-change', reason: '网关在 7 号工位被盗' })]);
     const events = await call(t, '/api/security-events?gateway=gw-bay-7&kind=key-revoked', undefined, 'admin');
     expect(events.items[0].detail).toContain('网关在 7 号工位被盗');

@@ -114,7 +114,7 @@ describe('user administration', () => {
         null,
         WAIT,
       );
-      const trail = await call(t, '/api/audit-trail?recordType=user&recordId=acme-buyer', undefined, 'admin');
+      const trail = (await call(t, '/api/audit-trail?recordType=user&recordId=acme-buyer', undefined, 'admin')).items;
       expect(trail.map((e) => e.reason)).toContain('contract with Acme ended');
       await screenshot(page, 'user-admin');
       expect(again.errors).toEqual([]);

@@ -52,8 +52,8 @@ describe('enrollment tokens', () => {
     expect((await json('/api/gateway-keys', {}, 'client')).status).toBe(403);
     // used: no longer pending
     expect((await json<{ id: number }[]>('/api/gateways/enrollment-tokens')).body.map((x) => x.id)).not.toContain(created.body.id);
-    const audit = await json<{ action: string; recordType: string; recordId: string }[]>('/api/audit-trail?recordType=enrollment-token');
-    expect(audit.body).toContainEqual(expect.objectContaining({ action: 'create', recordId: `gw-new/${created.body.id}` }));
+    const audit = await json<{ items: { action: string; recordType: string; recordId: string }[] }>('/api/audit-trail?recordType=enrollment-token');
+    expect(audit.body.items).toContainEqual(expect.objectContaining({ action: 'create', recordId: `gw-new/${created.body.id}` }));
   });
 
   test('a revoked token leaves the list, is refused at enrollment, and the revocation is audited with its reason', async () => {
@@ -74,8 +74,10 @@ describe('enrollment tokens', () => {
     const body = { token: created.body.token, gateway: 'gw-lost', key };
     const enrolled = await t.fetch('/api/enroll', postJson({ ...body, proof: toBase64(signEd25519(enrollmentProofBytes(body), seed)) }), null);
     expect(enrolled.status).toBe(401);
-    const audit = await json<{ action: string; recordId: string; reason: string | null }[]>('/api/audit-trail?recordType=enrollment-token');
-    expect(audit.body).toContainEqual(
+    const audit = await json<{ items: { action: string; recordId: string; reason: string | null }[] }>(
+      '/api/audit-trail?recordType=enrollment-token',
+    );
+    expect(audit.body.items).toContainEqual(
       expect.objectContaining({ action: 'state-change', recordId: `gw-lost/${created.body.id}`, reason: 'sent to the wrong site' }),
     );
   });
@@ -120,8 +122,10 @@ describe('revoking a gateway key', () => {
     );
     const events = await json<{ items: { kind: string; gateway: string; detail: string }[] }>('/api/security-events?kind=key-revoked&gateway=gw-b');
     expect(events.body.items[0]?.detail).toContain('gateway stolen from bay 3');
-    const audit = await json<{ action: string; recordId: string; reason: string; actor: string }[]>('/api/audit-trail?recordType=gateway-key');
-    expect(audit.body).toContainEqual(
+    const audit = await json<{ items: { action: string; recordId: string; reason: string; actor: string }[] }>(
+      '/api/audit-trail?recordType=gateway-key',
+    );
+    expect(audit.body.items).toContainEqual(
       expect.objectContaining({ action: 'state-change', recordId: `gw-b/${active}`, reason: 'gateway stolen from bay 3', actor: 'admin' }),
     );
     const twice = await json(`/api/gateways/gw-b/keys/${active}/revoke`, postJson({ reason: 'again' }));
@@ -156,8 +160,8 @@ describe('API tokens', () => {
     expect(revoked).toMatchObject({ status: 200, body: { id: created.body.id } });
     const refused = await fetch(`${t.base}/api/auth/me`, { headers: { authorization: `Bearer ${created.body.token}` } });
     expect(refused.status).toBe(401);
-    const audit = await json<{ recordType: string; recordId: string; reason: string }[]>('/api/audit-trail?recordType=api-token');
-    expect(audit.body).toContainEqual(expect.objectContaining({ recordId: `technician/${created.body.id}`, reason: 'script retired' }));
+    const audit = await json<{ items: { recordType: string; recordId: string; reason: string }[] }>('/api/audit-trail?recordType=api-token');
+    expect(audit.body.items).toContainEqual(expect.objectContaining({ recordId: `technician/${created.body.id}`, reason: 'script retired' }));
   });
 
   test('a client cannot list or revoke tokens; a bad id is a 400', async () => {
