@@ -23,3 +23,5 @@ export const readsInstruments = (role: Role | undefined): boolean => role !== un
 export const recordsCalibration = (role: Role | undefined): boolean => role === 'admin' || role === 'technician';
 /** who reads the lab manager's overview (the lab manager is the admin or a signatory; an auditor reads it too) */
 export const readsOverview = (role: Role | undefined): boolean => role === 'admin' || role === 'signatory' || role === 'auditor';
+/** who reads the test reports list (the server's POLICY: every role; a client its organization's issued ones) */
+export const readsReports = (role: Role | undefined): boolean => role !== undefined;

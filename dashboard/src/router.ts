@@ -41,6 +41,12 @@ export const routes: RouteRecordRaw[] = [
     meta: { title: 'common.titles.replay' },
   },
   {
+    path: '/certificates',
+    name: 'certificates',
+    component: () => import('./views/CertificatesView.vue'),
+    meta: { title: 'certificate.listTitle' },
+  },
+  {
     path: '/certificates/:id',
     name: 'certificate',
     component: () => import('./views/CertificateDetailView.vue'),

@@ -24,6 +24,7 @@ import {
   ROLES,
   RULE_KINDS,
   RUN_STATES,
+  RUN_TIMES,
   SEVERITIES,
   SHARE_STATES,
 } from '@labtrace/protocols/api';
@@ -207,6 +208,10 @@ const DYNAMIC = {
   'run.results.rule.': ['simple-acceptance', 'guarded-acceptance'],
   'run.results.statistic.': RESULT_STATISTICS,
   'run.results.verdict.': ['pass', 'fail', 'no-decision'],
+  // the time a runs list's range bounds (RunList's RUN_TIMES, the contract's)
+  'run.list.times.': RUN_TIMES,
+  'run.list.fromBy.': RUN_TIMES,
+  'run.list.toBy.': RUN_TIMES,
   'users.confirm.': ['role', 'disable', 'enable', 'reset', 'grant'],
   // the admin's views (views/admin, AdminNav, NotificationSettings)
   'admin.about.': ['users', 'accreditations', 'gateways', 'tokens', 'security', 'health', 'notifications'],

@@ -128,6 +128,14 @@ export const VIEWS: readonly View[] = [
     times: (f) => f.certificateTimes,
   },
   {
+    name: 'certificates',
+    who: ROLES,
+    // filtered by its address, as the overview links to it
+    path: () => '/#/certificates?status=valid',
+    ready: (f) => `[data-test="certificates"][data-shown="valid"] [data-test="certificate"][data-certificate="${f.certificate}"]`,
+    times: (f) => f.certificateTimes,
+  },
+  {
     name: 'instruments',
     who: ['admin', 'technician', 'signatory', 'auditor'],
     path: () => '/#/instruments',

@@ -27,6 +27,8 @@ const method = {
     limits: [{ measurand: 'force', max: 100 }],
     decisionRule: { kind: 'simple-acceptance' },
     results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, limits: { max: 100 } }],
+    // a warning above 130 kN (only the running run goes there): the open alarms' figure
+    rules: [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'force', warnHigh: 130, high: 150 }],
   },
 };
 
@@ -69,14 +71,27 @@ async function run(sample: string, values: number[] | undefined, state: 'planned
 beforeAll(async () => {
   t = await startServer();
   gw = await TestGateway.connect(t, 'gw-a');
-  await gw.announce([{ id: 'ut-1', identity: { maker: 'Zwick', model: 'Z100', serialNumber: '1' }, channels: [{ name: 'force', unit: 'kN' }] }]);
-  await waitFor('the instrument', () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'ut-1'").get() !== undefined);
+  await gw.announce([
+    { id: 'ut-1', identity: { maker: 'Zwick', model: 'Z100', serialNumber: '1' }, channels: [{ name: 'force', unit: 'kN' }] },
+    { id: 'ut-2', identity: { maker: 'Zwick', model: 'Z050', serialNumber: '2' }, channels: [{ name: 'force', unit: 'kN' }] },
+  ]);
+  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
+  // ut-1 falls due in 10 days (due soon); ut-2 was never calibrated
+  await call(t, '/api/instruments/ut-1/calibrations', {
+    calibratedAt: Date.now() - 355 * 86_400_000,
+    laboratory: 'Reference Lab',
+    certificate: 'CAL-UT-1',
+    results: [{ point: 'p1', reference: 10, indication: 10.01, unit: 'kN' }],
+    uncertainty: { value: 0.1, unit: 'kN', k: 2 },
+    nextDueAt: Date.now() + 10 * 86_400_000,
+  });
   await call(t, '/api/methods', method);
   const passed = await run('S-1', [40, 52, 47], 'completed');
   await run('S-2', [120, 80], 'completed'); // above the limit: fail
   await run('S-3', [10], 'completed');
   await run('S-4', undefined, 'planned');
-  await run('S-5', [5], 'running');
+  const running = await run('S-5', [5, 140], 'running');
+  await waitFor('the alarm', () => t.server.inspection.alarmsOf(running).alarms.length === 1);
   await call(t, '/api/certificates', { run: passed }, 'technician');
   browser = await launch();
 }, 90_000);
@@ -158,7 +173,7 @@ describe('the overview', () => {
       // the running runs' figure: its list, filtered, counts what the figure says
       const running = page.locator('[data-test="figure-running"]');
       expect(await running.getAttribute('href')).toBe('#/runs?state=running');
-      const listed = (await call<unknown[]>(t, '/api/runs?state=running', undefined, 'signatory')).length;
+      const listed = (await call<{ items: unknown[] }>(t, '/api/runs?state=running', undefined, 'signatory')).items.length;
       expect(listed).toBe(o.runs.running);
       await running.click();
       await page.waitForFunction(() => window.location.hash === '#/runs?state=running', null, WAIT);
@@ -167,17 +182,21 @@ describe('the overview', () => {
       await page.goBack();
       await page.waitForSelector('[data-test="overview"][data-loaded="true"]', WAIT);
       const drafts = page.locator('[data-test="figure-drafts"]');
-      expect(await drafts.getAttribute('href')).toBe('#/certificates?state=draft');
-      expect((await call<unknown[]>(t, '/api/certificates?status=draft', undefined, 'signatory')).length).toBe(o.drafts.count);
+      expect(await drafts.getAttribute('href')).toBe('#/certificates?status=draft');
+      expect((await call<{ items: unknown[] }>(t, '/api/certificates?status=draft', undefined, 'signatory')).items.length).toBe(o.drafts.count);
       await drafts.click();
-      await page.waitForFunction(() => window.location.hash === '#/certificates?state=draft', null, WAIT);
+      await page.waitForFunction(() => window.location.hash === '#/certificates?status=draft', null, WAIT);
 
       // the failed runs of the month: the run list filtered by state, verdict and the month's start
       await page.goBack();
       await page.waitForSelector('[data-test="overview"][data-loaded="true"]', WAIT);
       expect(await page.locator('[data-test="figure-verdict-fail"]').getAttribute('href')).toBe(
-        `#/runs?state=completed&verdict=fail&from=${o.periods.month.from}`,
+        `#/runs?state=completed&verdict=fail&time=ended&from=${o.periods.month.from}`,
       );
+      // the gateways' page is the admin's: a signatory reads the figure, not a link
+      const gateways = page.locator('[data-test="figure-gateways"]');
+      expect(await gateways.evaluate((e) => e.tagName)).toBe('SPAN');
+      expect(await gateways.getAttribute('href')).toBeNull();
       expect(errors).toEqual([]);
     } finally {
       await close();
@@ -214,6 +233,138 @@ describe('the overview', () => {
       expect(beyond).toEqual([]);
       await page.waitForSelector('[data-test="chart-daily"] canvas', WAIT);
       await docShot(page, 'overview-phone-zh');
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 120_000);
+
+  test('in Chinese for the admin: each kind of figure opens its list, filtered, with as many items as the figure', async () => {
+    const zone = 'Asia/Shanghai';
+    const { page, close, errors } = await signIn(browser, t, 'admin', undefined, '[data-test="nav-overview"]', {
+      locale: 'zh-CN',
+      timezoneId: zone,
+      viewport: { width: 1440, height: 1000 },
+    });
+    /** the overview, then a click on one figure: the list it opens, once loaded */
+    const open = async (figure: string, list: string): Promise<{ value: number; href: string }> => {
+      await page.goto(`${t.base}/#/overview`);
+      await page.waitForSelector('[data-test="overview"][data-loaded="true"]', WAIT);
+      const link = page.locator(`[data-test="${figure}"]`);
+      const value = Number(await link.getAttribute('data-value'));
+      const href = (await link.getAttribute('href')) ?? '';
+      await link.click();
+      await page.waitForFunction((h) => window.location.hash === h, href, WAIT);
+      await page.waitForSelector(list, WAIT);
+      return { value, href };
+    };
+    const runsShown = async (): Promise<{ rows: number; alarms: number }> => {
+      await page.waitForSelector('[data-test="runs"][data-loaded="true"][aria-busy="false"]', WAIT);
+      const rows = page.locator('[data-test="run-row"]');
+      const alarms = await rows.evaluateAll((els) => els.reduce((n, e) => n + Number(e.getAttribute('data-open-alarms')), 0));
+      expect(await page.locator('[data-test="runs-more"]').count()).toBe(0);
+      return { rows: await rows.count(), alarms };
+    };
+    const control = (name: string) => page.locator(`[data-test="${name}"]`).inputValue();
+    try {
+      const o = await apiOverview(zone);
+      // the fixture has something behind every figure looked at
+      expect(o.runs.running).toBe(1);
+      expect(o.verdicts.pass).toBe(2);
+      expect(o.verdicts.fail).toBe(1);
+      expect(o.alarms).toMatchObject({ open: 1, runs: 1 });
+      expect(o.drafts.count).toBe(1);
+      expect(o.calibrations).toMatchObject({ dueSoon: 1, never: 1 });
+      expect(o.gateways.connected).toBe(1);
+
+      // running runs: the state filter
+      let f = await open('figure-running', '[data-test="runs"]');
+      expect(f).toEqual({ value: o.runs.running, href: '#/runs?state=running' });
+      expect((await runsShown()).rows).toBe(o.runs.running);
+      expect(await control('runs-state')).toBe('running');
+      expect(await control('runs-verdict')).toBe('');
+
+      // completed this month with a verdict: state, verdict, end time from the month's start (in the user's zone)
+      for (const [figure, verdict, count] of [
+        ['figure-verdict-pass', 'pass', o.verdicts.pass],
+        ['figure-verdict-fail', 'fail', o.verdicts.fail],
+      ] as const) {
+        f = await open(figure, '[data-test="runs"]');
+        expect(f).toEqual({ value: count, href: `#/runs?state=completed&verdict=${verdict}&time=ended&from=${o.periods.month.from}` });
+        expect((await runsShown()).rows).toBe(count);
+        expect(await control('runs-state')).toBe('completed');
+        expect(await control('runs-verdict')).toBe(verdict);
+        expect(await control('runs-time')).toBe('ended');
+        // the month's first minute in Shanghai, as the field shows it
+        const first = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit' }).format(o.at);
+        expect(await control('runs-from')).toBe(`${first}-01T00:00`);
+      }
+      // the month's completed runs: the same list without a verdict counts the month's completed figure
+      f = await open('figure-month-completed', '[data-test="runs"]');
+      expect((await runsShown()).rows).toBe(f.value);
+
+      // open alarms: the runs with one (the figure counts alarms: the rows' alarms add up to it)
+      f = await open('figure-alarms', '[data-test="runs"]');
+      expect(f).toEqual({ value: o.alarms.open, href: '#/runs?alarms=open' });
+      expect(await page.locator('[data-test="runs-alarms-only"]').isChecked()).toBe(true);
+      expect(await runsShown()).toEqual({ rows: o.alarms.runs, alarms: o.alarms.open });
+
+      // changing a filter changes the address (replaced: back returns to the overview); the address is the filter
+      await page.selectOption('[data-test="runs-state"]', 'running');
+      await page.waitForFunction(() => window.location.hash === '#/runs?state=running&alarms=open', null, WAIT);
+      await page.reload();
+      await page.waitForSelector('[data-test="runs"][data-loaded="true"][aria-busy="false"]', WAIT);
+      expect(await control('runs-state')).toBe('running');
+      expect(await page.locator('[data-test="runs-alarms-only"]').isChecked()).toBe(true);
+      await page.goBack();
+      await page.waitForSelector('[data-test="overview"][data-loaded="true"]', WAIT);
+
+      // drafts awaiting signature: the reports list with the status filter
+      f = await open('figure-drafts', '[data-test="certificates"][data-shown="draft"]');
+      expect(f).toEqual({ value: o.drafts.count, href: '#/certificates?status=draft' });
+      expect(await page.locator('[data-test="certificate"]').count()).toBe(o.drafts.count);
+      expect(await page.locator('[data-test="certificate"][data-status="draft"]').count()).toBe(o.drafts.count);
+      expect(await control('certificate-filter')).toBe('draft');
+      expect(await page.title()).toContain('检测报告');
+
+      // calibrations due soon, never calibrated: the register with the calibration filter
+      for (const [figure, state, count] of [
+        ['figure-calibrations-due', 'due-soon', o.calibrations.dueSoon],
+        ['figure-calibrations-never', 'never-calibrated', o.calibrations.never],
+      ] as const) {
+        f = await open(figure, '[data-test="instrument-register"][data-loading="false"]');
+        expect(f).toEqual({ value: count, href: `#/instruments?calibration=${state}` });
+        await page.waitForSelector('[data-test="register-row"]', WAIT);
+        expect(await page.locator('[data-test="register-row"]').count()).toBe(count);
+        expect(await page.locator(`[data-test="register-row"][data-status="${state}"]`).count()).toBe(count);
+        expect(await control('register-calibration')).toBe(state);
+      }
+
+      // gateways: the admin's gateways page, as many connected as the figure says
+      f = await open('figure-gateways', '[data-test="gateways-view"][data-loaded="yes"]');
+      expect(f).toEqual({ value: o.gateways.connected, href: '#/admin/gateways' });
+      expect(await page.locator('[data-test="gateway"][data-connected="yes"]').count()).toBe(o.gateways.connected);
+      expect(errors).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 180_000);
+
+  test('the reports list is in the navigation of every role and reads its filters from the address', async () => {
+    const { page, close, errors } = await signIn(browser, t, 'client', undefined, '[data-test="nav-certificates"]', { locale: 'en-GB' });
+    try {
+      await page.click('[data-test="nav-certificates"]');
+      await page.waitForSelector('[data-test="certificates"][data-shown=""]', WAIT);
+      expect(await page.title()).toContain('Test reports');
+      // a client sees its organization's issued reports only: the draft is not one
+      expect(await page.locator('[data-test="certificate"]').count()).toBe(0);
+      await page.goto(`${t.base}/#/certificates?status=valid&status=bogus`);
+      await page.waitForSelector('[data-test="certificates"][data-shown="valid"]', WAIT);
+      expect(await page.locator('[data-test="certificate-filter"]').inputValue()).toBe('valid');
+      // a value the list does not know leaves the filter off
+      await page.goto(`${t.base}/#/certificates?status=bogus`);
+      await page.waitForSelector('[data-test="certificates"][data-shown=""]', WAIT);
+      expect(await page.locator('[data-test="certificate-filter"]').inputValue()).toBe('');
       expect(errors).toEqual([]);
     } finally {
       await close();

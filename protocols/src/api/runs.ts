@@ -37,14 +37,23 @@ export type RunInput = z.output<typeof runInput>;
 export const startInput = z.strictObject({ reason: reasonSchema.optional() });
 export const abortInput = z.strictObject({ reason: reasonSchema });
 
+/** a completed run's overall verdict (its results: runResultsSchema.verdict) */
+export const RUN_VERDICTS = ['pass', 'fail', 'no-decision'] as const;
+export type RunVerdict = (typeof RUN_VERDICTS)[number];
+/** which time of a run the list's `from`/`to` bound: its creation (the default), its start or its end */
+export const RUN_TIMES = ['created', 'started', 'ended'] as const;
+export type RunTime = (typeof RUN_TIMES)[number];
+
 /** a time bound in a query string: whole ms since the epoch */
 const queryMs = z.coerce.number().int().min(0).max(8.64e15);
 
 /**
  * The runs list's query: a page (newest first), a search `q` over the run id, the sample's id and description, the
  * customer's name and the method's id and title, and filters. `organization` narrows a lab reader's list to one
- * customer (a client sees its own anyway); `from`/`to` bound the creation time; `alarms=open` keeps the runs with
- * an alarm not yet cleared.
+ * customer (a client sees its own anyway); `from`/`to` bound the creation time, or with `time` the start or the end
+ * (a run not started or not ended has none: it is left out); `alarms=open` keeps the runs with an alarm not yet
+ * cleared; `verdict` keeps the completed runs whose results give that overall verdict (the overview's figures link
+ * to the list with these filters and count what it lists).
  */
 export const runsQuery = z
   .strictObject({
@@ -57,6 +66,8 @@ export const runsQuery = z
     from: queryMs.optional(),
     to: queryMs.optional(),
     alarms: z.enum(['open']).optional(),
+    verdict: z.enum(RUN_VERDICTS).optional(),
+    time: z.enum(RUN_TIMES).optional(),
   })
   .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from is after to', path: ['to'] });
 export type RunsQuery = z.output<typeof runsQuery>;
@@ -173,7 +184,7 @@ export const runResultsSchema = z.strictObject({
   computedAt: msSchema,
   records: z.strictObject({ count: z.number().int(), digest: z.string(), digestAlgorithm: z.string() }),
   results: z.array(runResultSchema),
-  verdict: z.enum(['pass', 'fail', 'no-decision']),
+  verdict: z.enum(RUN_VERDICTS),
   accredited: z.boolean(),
   accreditation: accreditationRef.optional(),
   /** results the method defines that the run's records could not give */

@@ -13,7 +13,7 @@ import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
-import { RUN_STATES, type Page, type RunState, type RunsQuery } from '@labtrace/protocols/api';
+import { RUN_STATES, type Page, type RunState, type RunsQuery, type RunTime } from '@labtrace/protocols/api';
 import { pageOfRows, pageSql } from '../api/paging.js';
 
 export { RUN_STATES };
@@ -96,6 +96,9 @@ interface RunRow {
   ended_at: number | null;
   end_reason: string | null;
 }
+
+/** the column each `time` of the runs query bounds */
+const TIME_COLUMNS: Record<RunTime, string> = { created: 'r.created_at', started: 'r.started_at', ended: 'r.ended_at' };
 
 /** a run of the list, with the number of its open alarms (raised, not cleared) */
 export type RunListItem = Run & { openAlarms: number };
@@ -282,13 +285,19 @@ export class Runs extends EventEmitter<RunsEvents> {
     equal('r.sample', query.sample);
     equal('r.method_id', query.method);
     equal('r.organization', query.organization);
+    const time = TIME_COLUMNS[query.time ?? 'created'];
     if (query.from !== undefined) {
-      where.push('r.created_at >= ?');
+      where.push(`${time} >= ?`);
       params.push(query.from);
     }
     if (query.to !== undefined) {
-      where.push('r.created_at <= ?');
+      where.push(`${time} <= ?`);
       params.push(query.to);
+    }
+    // the results' verdict is a generated, indexed column (migration 0040): the overview counts by it too
+    if (query.verdict !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM run_results rr WHERE rr.run = r.id AND rr.verdict = ?)');
+      params.push(query.verdict);
     }
     if (query.q !== undefined) {
       const like = likePattern(query.q);

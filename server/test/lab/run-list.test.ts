@@ -3,7 +3,7 @@
 // filters, bad input answered 400 naming the field, and a client's list holding its own organization's runs only.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Page, RunListItem } from '@labtrace/protocols/api';
-import { addOtherClient, jsonCaller, ORGANIZATION, postJson, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -122,5 +122,77 @@ describe('visibility', () => {
     expect(ids((await list('?q=tube', 'client')).body)).toEqual([]);
     expect(ids((await list('', 'client-b')).body)).toEqual(['run-7', 'run-6', 'run-5']);
     expect((await t.fetch('/api/runs', {}, null)).status).toBe(401);
+  });
+});
+
+describe('verdict and the time a range bounds (the overview’s figures link to these filters)', () => {
+  test('verdict keeps the completed runs with that overall verdict; time=started|ended bounds the start or the end', async () => {
+    const gwB = await TestGateway.connect(t, 'gw-b');
+    try {
+      await gwB.announce([{ id: 'ut-2', identity: { maker: 'Zwick', model: 'Z100', serialNumber: '2' }, channels: [{ name: 'force', unit: 'kN' }] }]);
+      await waitFor('the instrument', () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'ut-2'").get() !== undefined);
+      const limited = {
+        id: 'limited',
+        standard: 'ISO 6892-1:2019',
+        title: 'Tensile testing with a limit',
+        definition: {
+          measurands: [{ name: 'force', unit: 'kN', channel: 'force' }],
+          limits: [{ measurand: 'force', max: 100 }],
+          decisionRule: { kind: 'simple-acceptance' },
+          results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, limits: { max: 100 } }],
+        },
+      };
+      expect((await call('/api/methods', postJson(limited))).status).toBe(201);
+      let seq = 0;
+      const before = Date.now();
+      const completed = async (values: number[] | undefined): Promise<string> => {
+        const run = await call<{ id: string }>('/api/runs', postJson({ sample: 'S-1', method: 'limited', instruments: ['ut-2'] }));
+        expect(run.status).toBe(201);
+        expect((await call(`/api/runs/${run.body.id}/start`, postJson({}))).status).toBe(200);
+        if (values) {
+          const now = Date.now();
+          const samples = values.map((value, i) => ({
+            seq: seq++,
+            instrument: 'ut-2',
+            channel: 'force',
+            ts: now + i,
+            value,
+            unit: 'kN',
+            quality: 'good' as const,
+          }));
+          expect(await send(t, gwB, gwB.sign(samples))).toBe('acked');
+        }
+        expect((await call(`/api/runs/${run.body.id}/stop`, postJson({}))).status).toBe(200);
+        return run.body.id;
+      };
+      const pass = await completed([40, 52]);
+      const fail = await completed([120]);
+      const none = await completed(undefined);
+      expect(ids((await list('?verdict=pass')).body)).toEqual([pass]);
+      expect(ids((await list('?verdict=fail&state=completed')).body)).toEqual([fail]);
+      // no record, no result with limits: no decision (the runs of the first tests were never completed: no verdict)
+      expect(ids((await list('?verdict=no-decision')).body)).toEqual([none]);
+      expect(ids((await list('?verdict=pass', 'client')).body)).toEqual([pass]);
+      expect(ids((await list('?verdict=pass', 'client-b')).body)).toEqual([]);
+
+      // run-2 started and run-3 was aborted (ended) before `before`; the three above started and ended after it
+      expect(ids((await list(`?time=started&from=${before}`)).body)).toEqual([none, fail, pass]);
+      expect(ids((await list(`?time=ended&from=${before}`)).body)).toEqual([none, fail, pass]);
+      expect(ids((await list(`?time=started&to=${before}`)).body)).toEqual(['run-2']);
+      expect(ids((await list(`?time=ended&to=${before}`)).body)).toEqual(['run-3']);
+      // created: the default
+      expect(ids((await list(`?time=created&from=${before}`)).body)).toEqual(ids((await list(`?from=${before}`)).body));
+
+      for (const [query, field] of [
+        ['?verdict=passed', 'verdict'],
+        ['?time=issued', 'time'],
+      ] as const) {
+        const res = await call<{ code: string; issues: { path: string }[] }>(`/api/runs${query}`);
+        expect(res.status).toBe(400);
+        expect(res.body.issues.map((i) => i.path)).toContain(field);
+      }
+    } finally {
+      await gwB.end();
+    }
   });
 });
