@@ -18,7 +18,15 @@ function tree(size: number): { leaves: Uint8Array[]; root: Uint8Array; proof: (i
 /** the full walk's answer, as the verifier gives it without the kept nodes */
 function fullWalk(leaf: Uint8Array, index: number, size: number, proof: string[], root: Uint8Array): boolean {
   try {
-    return bytesEqual(rootFromInclusionProof(leaf, index, size, proof.map((p) => Uint8Array.from(Buffer.from(p, 'base64')))), root);
+    return bytesEqual(
+      rootFromInclusionProof(
+        leaf,
+        index,
+        size,
+        proof.map((p) => Uint8Array.from(Buffer.from(p, 'base64'))),
+      ),
+      root,
+    );
   } catch {
     return false;
   }
@@ -82,9 +90,27 @@ describe('ProvenNodes', () => {
     expect(proven.proves(leaf, 20, [...honest, honest[0]])).toBe(false);
     expect(proven.proves(leaf, 20, honest.slice(0, -1))).toBe(false);
     // the same bytes in base64 without its padding, or with a character Node's decoder would skip
-    expect(proven.proves(leaf, 20, honest.map((p, i) => (i === honest.length - 1 ? p.replace(/=+$/, '') : p)))).toBe(false);
-    expect(proven.proves(leaf, 20, honest.map((p, i) => (i === honest.length - 1 ? `${p.slice(0, 4)}\n${p.slice(4)}` : p)))).toBe(false);
-    expect(proven.proves(leaf, 20, honest.map((p, i) => (i === 0 ? Buffer.from(p, 'base64') : p)))).toBe(false);
+    expect(
+      proven.proves(
+        leaf,
+        20,
+        honest.map((p, i) => (i === honest.length - 1 ? p.replace(/=+$/, '') : p)),
+      ),
+    ).toBe(false);
+    expect(
+      proven.proves(
+        leaf,
+        20,
+        honest.map((p, i) => (i === honest.length - 1 ? `${p.slice(0, 4)}\n${p.slice(4)}` : p)),
+      ),
+    ).toBe(false);
+    expect(
+      proven.proves(
+        leaf,
+        20,
+        honest.map((p, i) => (i === 0 ? Buffer.from(p, 'base64') : p)),
+      ),
+    ).toBe(false);
   });
 
   test('a proof that leads elsewhere proves nothing, and keeps nothing: the next honest proof is walked to the root', () => {

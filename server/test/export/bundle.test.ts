@@ -194,7 +194,7 @@ test('one flipped bit in the value of a record: the batch root does not match', 
   expect(kinds(report)).toEqual(['readable-mismatch', 'root-mismatch']);
 });
 
-test('one changed byte in any hash of a later batch\'s inclusion proof, whose path the earlier batches share: named at that batch', () => {
+test("one changed byte in any hash of a later batch's inclusion proof, whose path the earlier batches share: named at that batch", () => {
   for (const index of [BATCHES - 1, 3]) {
     const honest = JSON.parse(lines(files.batches)[index] ?? '') as BatchLine;
     expect(honest.logProof.length).toBeGreaterThan(1);
@@ -213,7 +213,9 @@ test('one changed byte in any hash of a later batch\'s inclusion proof, whose pa
         `batches.jsonl line ${index + 1} (batch ${honest.header.batch} of gw-a, seq ${honest.header.firstSeq}..${honest.header.firstSeq + honest.header.count - 1})`,
       );
       expect(problem?.message).toBe(`the header's inclusion proof at log index ${honest.logIndex} leads to another root than the checkpoint's`);
-      expect(problem?.claimed).toBe(parseCheckpoint(parseNote(files.checkpoint).text).rootHash.reduce((h, b) => h + b.toString(16).padStart(2, '0'), ''));
+      expect(problem?.claimed).toBe(
+        parseCheckpoint(parseNote(files.checkpoint).text).rootHash.reduce((h, b) => h + b.toString(16).padStart(2, '0'), ''),
+      );
       expect(problem?.computed).not.toBe(problem?.claimed);
       expect(report.counts.inclusionsVerified).toBe(verifyBundle(files, {}).counts.inclusionsVerified - 1);
     }
