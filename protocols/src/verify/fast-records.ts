@@ -140,6 +140,17 @@ function u8(): number {
   return at < bytes.length ? (bytes[at++] ?? 0) : -1;
 }
 
+/** the start of a line for the last gateway seen (one gateway's batches follow one another) */
+let headGateway: string | undefined;
+let headBytes: Uint8Array = new Uint8Array(0);
+
+/** Text of ASCII characters as its bytes, without a TextEncoder call (costly for short texts in a browser). */
+function asciiBytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
 /** The readable copy as the fast path reads it: its UTF-8 bytes, and where each line starts and ends in them. */
 export interface ReadableBytes {
   bytes: Uint8Array;
@@ -183,8 +194,12 @@ export function fastBatch(
   const bounds = new Uint32Array(header.count + 1);
   const gateway = header.gateway;
   // what every line of the batch starts and ends with, each compared at once
-  const head = ENCODER.encode(`{"gateway":${JSON.stringify(gateway)},"seq":`);
-  const tail = ENCODER.encode(`,"batch":${header.batch}}`);
+  if (gateway !== headGateway) {
+    headGateway = gateway;
+    headBytes = ENCODER.encode(`{"gateway":${JSON.stringify(gateway)},"seq":`);
+  }
+  const head = headBytes;
+  const tail = asciiBytes(`,"batch":${header.batch}}`);
   try {
     for (let i = 0; i < header.count; i++) {
       if (from + i >= readable.starts.length) return undefined;

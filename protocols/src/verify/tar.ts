@@ -88,31 +88,39 @@ const REQUIRED = ['bundle.json', 'checkpoint.txt', 'keys.json', 'batches.jsonl',
  * naming it.
  */
 export function bundlesOfTar(archive: Uint8Array): ArchivedBundle[] {
-  const byDir = new Map<string, Map<string, string>>();
+  const byDir = new Map<string, Map<string, Uint8Array>>();
   for (const f of readTar(archive)) {
     const slash = f.name.lastIndexOf('/');
     const dir = slash < 0 ? '' : f.name.slice(0, slash);
     const base = f.name.slice(slash + 1);
-    const folder = byDir.get(dir) ?? new Map<string, string>();
-    folder.set(base, decoder.decode(f.bytes));
+    const folder = byDir.get(dir) ?? new Map<string, Uint8Array>();
+    folder.set(base, f.bytes);
     byDir.set(dir, folder);
   }
   const bundles: ArchivedBundle[] = [];
   for (const [dir, folder] of byDir) {
     if (!folder.has('bundle.json')) continue;
     for (const name of REQUIRED) if (!folder.has(name)) throw new TarError(`${dir === '' ? '' : `${dir}/`}${name}: missing from the archive`);
-    const optional = (name: string): string | undefined => folder.get(name);
+    const optional = (name: string): string | undefined => {
+      const bytes = folder.get(name);
+      return bytes === undefined ? undefined : decoder.decode(bytes);
+    };
+    const recordsBytes = folder.get('records.jsonl') ?? new Uint8Array(0);
     const keyEvents = optional('key-events.jsonl');
     const statement = optional('statement.txt');
     const boundaries = optional('boundaries.json');
     bundles.push({
       dir,
       files: {
-        bundle: folder.get('bundle.json') ?? '',
-        checkpoint: folder.get('checkpoint.txt') ?? '',
-        keys: folder.get('keys.json') ?? '',
-        batches: folder.get('batches.jsonl') ?? '',
-        records: folder.get('records.jsonl') ?? '',
+        bundle: optional('bundle.json') ?? '',
+        checkpoint: optional('checkpoint.txt') ?? '',
+        keys: optional('keys.json') ?? '',
+        batches: optional('batches.jsonl') ?? '',
+        // the readable copy, as large as the rest: the verifier reads its bytes; its text only when asked for
+        get records(): string {
+          return decoder.decode(recordsBytes);
+        },
+        recordsBytes,
         ...(keyEvents === undefined ? {} : { keyEvents }),
         ...(statement === undefined ? {} : { statement }),
         ...(boundaries === undefined ? {} : { boundaries }),

@@ -22,12 +22,13 @@ import { bytesEqual, fromBase64, toBase64, toHex } from '../trust/bytes.js';
 import { openCheckpoint, parseCheckpoint, type Checkpoint } from '../trust/checkpoint.js';
 import { parseVerifierKey, verifyEd25519, type VerifierKey } from '../trust/ed25519.js';
 import { canonicalBytes } from '../trust/jcs.js';
-import { leafHash, rootFromInclusionProof, rootOfPacked, verifyConsistency } from '../trust/merkle.js';
+import { leafHash, rootFromInclusionProof, rootOf, rootOfPacked, verifyConsistency } from '../trust/merkle.js';
 import { ed25519NoteVerifier, openNote, parseNote } from '../trust/note.js';
 import { readRecord, readRecords } from '../trust/record.js';
 import { fastBatch, type ReadableBytes } from './fast-records.js';
+import { ProvenNodes } from './proven-nodes.js';
 import { hashSlices, sha256 } from '../trust/sha256.js';
-import { batchHeaderHash, headersDigest, keyEventsDigest, parseExportStatement, type BoundaryRef, type ExportStatement } from './export-statement.js';
+import { batchHeaderHash, keyEventsDigest, parseExportStatement, type BoundaryRef, type ExportStatement } from './export-statement.js';
 import {
   batchKeyProblem,
   deriveKeyValidity,
@@ -50,6 +51,8 @@ export interface BundleFiles {
   keys: string;
   batches: string;
   records: string;
+  /** records.jsonl as its UTF-8 bytes, when the caller has them (an archive's reader): then `records` is not read */
+  recordsBytes?: Uint8Array;
   keyEvents?: string;
   /** statement.txt: the export statement, a note signed by the log key */
   statement?: string;
@@ -217,6 +220,10 @@ interface BatchEntry {
   intact: boolean;
   /** the header's log index, as the batch line states it */
   logIndex: number | null;
+  /** the header's canonical bytes (what the gateway signed) */
+  headerBytes: Uint8Array;
+  /** the batch's log leaf hash: of the canonical {header, signature} */
+  leaf: Uint8Array;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -442,15 +449,17 @@ function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOpt
   checkKeyValidity(report, gatewayKeys, keyEvents.events, problem);
 
   // records.jsonl, compared with each batch's signed records as it is read (nothing kept but the readable rows)
-  const readable = new ReadableCheck(files.records, problem);
+  const readable = new ReadableCheck(files.recordsBytes ?? files.records, problem);
 
   // batches.jsonl
   const entries: BatchEntry[] = [];
+  // the log nodes proven so far: the batches' inclusion proofs share most of their nodes
+  const proven = new ProvenNodes(size, root);
   for (const { line, text } of lines(files.batches)) {
     const where = `batches.jsonl line ${line}`;
     const entry = parseJson(text, where);
     if (!isObject(entry)) throw new Unusable(where, 'expected an object');
-    const result = verifyBatchLine(entry, where, line, gatewayKeys, size, root, problem, report, readable);
+    const result = verifyBatchLine(entry, where, line, gatewayKeys, proven, problem, report, readable);
     if (result !== undefined) entries.push(result);
   }
   report.counts.batches = entries.length;
@@ -588,8 +597,7 @@ function verifyBatchLine(
   where0: string,
   line: number,
   gatewayKeys: Map<string, GatewayKeyEntry>,
-  size: number,
-  logRoot: Uint8Array,
+  proven: ProvenNodes,
   problem: (p: Problem) => void,
   report: VerifyReport,
   readable: ReadableCheck,
@@ -602,6 +610,16 @@ function verifyBatchLine(
   if (!isString(entry.signature) || !isString(entry.records)) throw new Unusable(where0, 'expected {header, signature, records, logIndex, logProof}');
   const where = `${where0} (batch ${header.batch} of ${header.gateway}, seq ${describeSeq(header.firstSeq, header.firstSeq + header.count - 1)})`;
   const signature = entry.signature;
+  let headerBytes: Uint8Array;
+  let leaf: Uint8Array;
+  try {
+    headerBytes = canonicalBytes(header);
+    leaf = leafHash(logLeafBytes(header, headerBytes, signature));
+  } catch (err) {
+    // text JSON.parse reads but canonical JSON refuses (a lone surrogate): nothing could have signed it
+    problem({ kind: 'header-invalid', where, message: `the header or its signature is not canonical JSON: ${(err as Error).message}` });
+    return undefined;
+  }
 
   // the gateway's key, valid at the batch's latest record, and its signature
   const key = gatewayKeys.get(`${header.gateway} ${header.keyId}`);
@@ -625,7 +643,7 @@ function verifyBatchLine(
     } catch {
       sig = undefined;
     }
-    if (sig !== undefined && verifyEd25519(sig, canonicalBytes(header), key.key.publicKey)) report.counts.signaturesVerified++;
+    if (sig !== undefined && verifyEd25519(sig, headerBytes, key.key.publicKey)) report.counts.signaturesVerified++;
     else
       problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
   }
@@ -648,9 +666,19 @@ function verifyBatchLine(
   };
   if (fast !== undefined) {
     const intact = rootMatches(fast);
-    verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
+    verifyLogInclusion(entry, leaf, where, proven, problem, report);
     const first = readRecord(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 1).record.sample;
-    return { line, header, signature, first, records: header.count, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
+    return {
+      line,
+      header,
+      signature,
+      first,
+      records: header.count,
+      intact,
+      logIndex: isCount(entry.logIndex) ? entry.logIndex : null,
+      headerBytes,
+      leaf,
+    };
   }
   const samples: Sample[] = [];
   // each record's slice of the bytes; the leaves are hashed after the walk, in one batched call where Node's native hashing is installed
@@ -689,9 +717,19 @@ function verifyBatchLine(
     if (!rootMatches(Uint32Array.from(bounds))) intact = false;
   }
 
-  verifyLogInclusion(entry, header, signature, where, size, logRoot, problem, report);
+  verifyLogInclusion(entry, leaf, where, proven, problem, report);
   readable.batch(line, header, samples);
-  return { line, header, signature, first: samples[0], records: samples.length, intact, logIndex: isCount(entry.logIndex) ? entry.logIndex : null };
+  return {
+    line,
+    header,
+    signature,
+    first: samples[0],
+    records: samples.length,
+    intact,
+    logIndex: isCount(entry.logIndex) ? entry.logIndex : null,
+    headerBytes,
+    leaf,
+  };
 }
 
 /**
@@ -720,17 +758,39 @@ function checkSuccessors(entries: BatchEntry[], gatewayKeys: Map<string, Gateway
   }
 }
 
+const LEAF_HEAD = new TextEncoder().encode('{"header":');
+const LEAF_SIGNATURE = new TextEncoder().encode(',"signature":"');
+const PLAIN_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * The log leaf of a batch, canonicalBytes({header, signature}), from the header's canonical bytes already made: the
+ * keys in JCS order and a signature of base64 characters, which JSON writes as they are (any other: in full).
+ */
+function logLeafBytes(header: HeaderLike, headerBytes: Uint8Array, signature: string): Uint8Array {
+  if (!PLAIN_BASE64.test(signature)) return canonicalBytes({ header, signature });
+  const out = new Uint8Array(LEAF_HEAD.length + headerBytes.length + LEAF_SIGNATURE.length + signature.length + 2);
+  out.set(LEAF_HEAD, 0);
+  out.set(headerBytes, LEAF_HEAD.length);
+  let at = LEAF_HEAD.length + headerBytes.length;
+  out.set(LEAF_SIGNATURE, at);
+  at += LEAF_SIGNATURE.length;
+  // base64 characters are ASCII: one byte each
+  for (let i = 0; i < signature.length; i++) out[at++] = signature.charCodeAt(i);
+  out[at++] = 34; // "
+  out[at] = 125; // }
+  return out;
+}
+
 /** The header's inclusion in the log, by the batch line's proof, against the checkpoint's root. */
 function verifyLogInclusion(
   entry: Record<string, unknown>,
-  header: HeaderLike,
-  signature: string,
+  leaf: Uint8Array,
   where: string,
-  size: number,
-  logRoot: Uint8Array,
+  proven: ProvenNodes,
   problem: (p: Problem) => void,
   report: VerifyReport,
 ): void {
+  const { size, root: logRoot } = proven;
   const logIndex = entry.logIndex;
   if (!isCount(logIndex) || !Array.isArray(entry.logProof)) {
     problem({ kind: 'not-in-checkpoint', where, message: `the batch is not in the log's checkpoint of size ${size}` });
@@ -742,10 +802,12 @@ function verifyLogInclusion(
       computed: logIndex,
       claimed: size,
     });
+  } else if (proven.proves(leaf, logIndex, entry.logProof)) {
+    // its walk met nodes an earlier proof proved, and its other hashes are those nodes: the full walk's answer
+    report.counts.inclusionsVerified++;
   } else {
     try {
       const proof = (entry.logProof as unknown[]).map((p) => fromBase64(String(p)));
-      const leaf = leafHash(canonicalBytes({ header, signature }));
       const computed = rootFromInclusionProof(leaf, logIndex, size, proof);
       if (bytesEqual(computed, logRoot)) report.counts.inclusionsVerified++;
       else
@@ -833,7 +895,7 @@ function checkSequence(gateway: string, list: BatchEntry[], problem: (p: Problem
       }
       // consecutive batches: the header names the previous one's hash
       if (h.batch === last.header.batch + 1 && h.prev !== null) {
-        const expected = toBase64(sha256(canonicalBytes(last.header)));
+        const expected = toBase64(sha256(last.headerBytes));
         if (h.prev !== expected)
           problem({
             kind: 'chain-break',
@@ -948,10 +1010,10 @@ class ReadableCheck {
   #cursor = 0;
 
   constructor(
-    text: string,
+    text: string | Uint8Array,
     private readonly problem: (p: Problem) => void,
   ) {
-    const bytes = NodeBuffer !== undefined ? NodeBuffer.from(text, 'utf8') : new TextEncoder().encode(text);
+    const bytes = typeof text !== 'string' ? text : NodeBuffer !== undefined ? NodeBuffer.from(text, 'utf8') : new TextEncoder().encode(text);
     const starts: number[] = [];
     const ends: number[] = [];
     const numbers: number[] = [];
@@ -1354,7 +1416,8 @@ function verifyStatement(
       claimed: signedText,
     });
   else {
-    const digest = headersDigest(entries);
+    // headersDigest(entries), from the leaves already hashed
+    const digest = toBase64(rootOf(entries.map((e) => e.leaf)));
     if (digest !== statement.headers)
       problem({
         kind: 'statement',

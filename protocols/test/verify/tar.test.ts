@@ -73,6 +73,7 @@ describe('bundlesOfTar', () => {
       keys: '{}\n',
       batches: '{"a":1}\n',
       records: '',
+      recordsBytes: new Uint8Array(0),
       statement: 'signed\n',
     });
     expect(bundles[1]?.files.statement).toBeUndefined();

@@ -194,6 +194,45 @@ test('one flipped bit in the value of a record: the batch root does not match', 
   expect(kinds(report)).toEqual(['readable-mismatch', 'root-mismatch']);
 });
 
+test("one changed byte in any hash of a later batch's inclusion proof, whose path the earlier batches share: named at that batch", () => {
+  for (const index of [BATCHES - 1, 3]) {
+    const honest = JSON.parse(lines(files.batches)[index] ?? '') as BatchLine;
+    expect(honest.logProof.length).toBeGreaterThan(1);
+    for (let k = 0; k < honest.logProof.length; k++) {
+      const mutated = withBatch(index, (line) => {
+        const node = fromBase64(line.logProof[k] ?? '');
+        node[k % 32] = (node[k % 32] ?? 0) ^ 1;
+        line.logProof[k] = toBase64(node);
+      });
+      const report = verifyBundle(mutated, {});
+      expect(report.ok).toBe(false);
+      expect(kinds(report)).toEqual(['log-inclusion']);
+      expect(report.problems).toHaveLength(1);
+      const problem = report.problems[0];
+      expect(problem?.where).toBe(
+        `batches.jsonl line ${index + 1} (batch ${honest.header.batch} of gw-a, seq ${honest.header.firstSeq}..${honest.header.firstSeq + honest.header.count - 1})`,
+      );
+      expect(problem?.message).toBe(`the header's inclusion proof at log index ${honest.logIndex} leads to another root than the checkpoint's`);
+      expect(problem?.claimed).toBe(
+        parseCheckpoint(parseNote(files.checkpoint).text).rootHash.reduce((h, b) => h + b.toString(16).padStart(2, '0'), ''),
+      );
+      expect(problem?.computed).not.toBe(problem?.claimed);
+      expect(report.counts.inclusionsVerified).toBe(verifyBundle(files, {}).counts.inclusionsVerified - 1);
+    }
+    // a hash dropped or added: the proof's length is named
+    for (const change of [(p: string[]) => p.slice(1), (p: string[]) => [...p, p[0] ?? '']]) {
+      const report = verifyBundle(
+        withBatch(index, (line) => {
+          line.logProof = change(line.logProof);
+        }),
+        {},
+      );
+      expect(kinds(report)).toEqual(['log-inclusion']);
+      expect(report.problems[0]?.message).toMatch(/^the header's inclusion proof at log index \d+ does not verify: .*too (few|many)/);
+    }
+  }
+});
+
 test('record bytes in base64 that is not strict (a stray character, no padding, unused bits set): the input is unusable', () => {
   const original = (JSON.parse(lines(files.batches)[1] ?? '') as BatchLine).records;
   const tail = original.endsWith('==') ? 3 : original.endsWith('=') ? 2 : 0;
