@@ -1,6 +1,6 @@
 // A run's first data asked for as soon as the router knows the page is a run (a shared link opened, a click on a
 // run): the run and its stored records travel while the view's code (and chart.js) still load, instead of after.
-// The view takes each answer once (`takePrefetched`); an answer older than a few seconds, or one never taken, is
+// The view takes each answer once (`prefetchedOr`); an answer older than a few seconds, or one never taken, is
 // dropped. The server checks the session as for any request: before the sign-in check answers, a refused prefetch
 // is simply not used.
 import type { Run, RunAlarms, RunRecords } from '@labtrace/protocols/api';
@@ -37,15 +37,21 @@ export function prefetchRun(id: string): void {
   });
 }
 
-/** The prefetched answer for the run, once; undefined when there is none or it is stale (the caller asks itself). */
-export function takePrefetched<K extends 'run' | 'records' | 'alarms'>(id: string, kind: K): Prefetched[K] {
+type Kind = 'run' | 'records' | 'alarms';
+type Answer<K extends Kind> = Awaited<NonNullable<Prefetched[K]>>;
+
+/**
+ * The prefetched answer for the run, once, else `load()`: also when the prefetch is stale or was refused (asked
+ * before the user signed in, say), so the view never shows a refusal the prefetch met.
+ */
+export function prefetchedOr<K extends Kind>(id: string, kind: K, load: () => Promise<Answer<K>>): Promise<Answer<K>> {
   const entry = prefetched.get(id);
   if (!entry || Date.now() - entry.at > FRESH_MS) {
     prefetched.delete(id);
-    return undefined;
+    return load();
   }
-  const answer = entry[kind];
+  const answer = entry[kind] as Promise<Answer<K>> | undefined;
   delete entry[kind];
   if (entry.run === undefined && entry.records === undefined && entry.alarms === undefined) prefetched.delete(id);
-  return answer;
+  return answer === undefined ? load() : answer.catch(load);
 }
