@@ -1,9 +1,8 @@
 // Samples and the MQTT messages that carry them from a gateway to the server.
 import { z } from 'zod';
 import { idSchema, identitySchema } from './profile.js';
-
-export const QUALITIES = ['good', 'uncertain', 'bad'] as const;
-export type Quality = (typeof QUALITIES)[number];
+import { QUALITIES } from './quality.js';
+export { QUALITIES, type Quality } from './quality.js';
 
 export const sampleSchema = z.strictObject({
   /** per-gateway sequence number, contiguous and never reused */

@@ -16,7 +16,8 @@
 //   u8  quality                0 good, 1 uncertain, 2 bad
 //   u8  0 | 1                  reason absent | present (then u16 n, n bytes)
 import { LabtraceError } from '../errors.js';
-import { QUALITIES, type Quality, type Sample } from '../measurement.js';
+import type { Sample } from '../measurement.js';
+import { QUALITIES, type Quality } from '../quality.js';
 import { hashSlices, sha256, unpackHashes } from './sha256.js';
 
 export const RECORD_FORMAT = 1;
