@@ -1,6 +1,7 @@
 // What the dashboard's browser benchmarks share: a test server with a run of a method of N measurands (channels
 // c1..cN of one instrument, fed by a signing test gateway), headless Chromium, and a signed-in browser state.
 // Needs the built server, dashboard and dashboard tests (npm run build).
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { ORGANIZATION, send, startServer, TestGateway, USER_PASSWORD, waitFor } from '../../server/dist/test/helpers/server.js';
 import { launch, signIn } from '../../dashboard/test-dist/helpers/browser.js';
@@ -89,3 +90,41 @@ export const median = (xs) => {
 
 /** the machine's 1-minute load average per core: above 1, other work competes with the browser and the figures suffer */
 export const loadPerCore = () => Math.round((os.loadavg()[0] / os.cpus().length) * 100) / 100;
+
+/** CPU time (ms) used so far by the machine's Chromium processes (the browser, its renderers, its GPU process) */
+function chromiumCpuMs() {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      if (!/^(chromium|chrome|headless_shell)/.test(comm)) continue;
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return (ticks * 1000) / 100;
+}
+
+/**
+ * Waits until the browser has settled: a new window of headless Chromium draws its own toolbar UI in a renderer of
+ * its own, which takes most of a core for about two seconds on a 2-core machine. A user's browser is open before
+ * they follow a link, so a page is measured once the browser used under 5 % of a core for half a second (at most
+ * 15 s). Returns how long it waited (ms).
+ */
+export async function browserSettled() {
+  const start = Date.now();
+  let before = chromiumCpuMs();
+  while (Date.now() - start < 15_000) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = chromiumCpuMs();
+    const used = now - before;
+    before = now;
+    if (used < 25) break;
+  }
+  return Date.now() - start;
+}

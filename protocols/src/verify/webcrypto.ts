@@ -2,15 +2,17 @@
 // one-hour run holds some 18,000 signed batches, and the pure-JavaScript verification of that many signatures takes
 // a minute where the browser's native one takes about a second. WebCrypto is asynchronous and the verifier is not, so:
 //   1. the verifier runs once with a recording Ed25519 check that answers "valid" and keeps every (signature,
-//      message, key) it was asked about;
-//   2. all of them are checked with crypto.subtle, concurrently;
+//      message, key) it was asked about; the keys named in keys.json (the log's and the gateways') are imported
+//      beforehand, so that each check with one of them starts at once, on the browser's crypto thread, while the
+//      verifier goes on hashing on its own (two cores at work); a check with any other key starts after the run;
+//   2. all of them are awaited;
 //   3. when every one is valid, the first run's report is the report (the verifier got the true answers); otherwise
 //      the verifier runs again, answered from those results (and by the pure-JavaScript check for any call the
 //      first run did not make), so a report with a bad signature is exactly the one the synchronous verifier gives.
 // Like `labtrace verify` with Node's crypto (OpenSSL), the check is the platform's RFC 8032 verification.
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { toBase64 } from '../trust/bytes.js';
-import { useEd25519Verifier } from '../trust/ed25519.js';
+import { parseVerifierKey, useEd25519Verifier } from '../trust/ed25519.js';
 import { verifyBundle, type BundleFiles, type VerifyOptions, type VerifyReport } from './verifier.js';
 
 /** the part of WebCrypto's SubtleEd25519 used here (the package is built without the DOM's types) */
@@ -39,9 +41,17 @@ async function hasEd25519(subtle: SubtleEd25519): Promise<boolean> {
 const callId = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): string =>
   `${toBase64(publicKey)} ${toBase64(signature)} ${toBase64(message)}`;
 
-/** Checks many signatures with crypto.subtle, a slice at a time; an unusable key or signature is invalid. */
-async function verifyAll(subtle: SubtleEd25519, calls: { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[]): Promise<boolean[]> {
-  const keys = new Map<string, Promise<unknown>>();
+interface Call {
+  signature: Uint8Array;
+  message: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/** a check's answer: an unusable key or signature is invalid */
+const settled = (p: Promise<boolean>): Promise<boolean> => p.catch(() => false);
+
+/** Checks signatures with crypto.subtle, a slice at a time (keys imported once each). */
+async function verifyAll(subtle: SubtleEd25519, calls: Call[], keys: Map<string, Promise<unknown>>): Promise<boolean[]> {
   const keyOf = (raw: Uint8Array): Promise<unknown> => {
     const id = toBase64(raw);
     let key = keys.get(id);
@@ -57,15 +67,31 @@ async function verifyAll(subtle: SubtleEd25519, calls: { signature: Uint8Array; 
     const slice = calls.slice(i, i + SLICE);
     out.push(
       ...(await Promise.all(
-        slice.map(async (c) => {
-          try {
-            return await subtle.verify({ name: 'Ed25519' }, await keyOf(c.publicKey), c.signature, c.message);
-          } catch {
-            return false;
-          }
-        }),
+        slice.map(async (c) => settled(keyOf(c.publicKey).then((key) => subtle.verify({ name: 'Ed25519' }, key, c.signature, c.message)))),
       )),
     );
+  }
+  return out;
+}
+
+/** the raw public keys keys.json names (the log's, the gateways'), read leniently: the verifier judges the file */
+function namedKeys(keysJson: string, logKey: string | undefined): Uint8Array[] {
+  const texts: unknown[] = [logKey];
+  try {
+    const keys = JSON.parse(keysJson) as { log?: { verifierKey?: unknown }; gateways?: { verifierKey?: unknown }[] };
+    texts.push(keys.log?.verifierKey);
+    if (Array.isArray(keys.gateways)) for (const g of keys.gateways) texts.push(g?.verifierKey);
+  } catch {
+    // an unreadable keys.json: the verifier reports it
+  }
+  const out: Uint8Array[] = [];
+  for (const text of texts) {
+    if (typeof text !== 'string') continue;
+    try {
+      out.push(parseVerifierKey(text).publicKey);
+    } catch {
+      // a bad key: the verifier reports it
+    }
   }
   return out;
 }
@@ -84,10 +110,28 @@ export async function verifyBundleWithWebCrypto(
     useEd25519Verifier(pureJs);
     return verifyBundle(files, options);
   }
-  const calls: { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array }[] = [];
+  // the named keys, imported before the run: a check with one of them starts as soon as the verifier asks for it
+  const keys = new Map<string, Promise<unknown>>();
+  const ready = new Map<string, unknown>();
+  for (const raw of namedKeys(files.keys, options.logKey)) {
+    const id = toBase64(raw);
+    if (keys.has(id)) continue;
+    const key = subtle.importKey('raw', raw, { name: 'Ed25519' }, false, ['verify']);
+    keys.set(id, key);
+    try {
+      ready.set(id, await key);
+    } catch {
+      // unusable here: its checks wait for the end of the run and fail there
+    }
+  }
+  const calls: Call[] = [];
+  const started: (Promise<boolean> | undefined)[] = [];
   let first: VerifyReport;
   try {
     useEd25519Verifier((signature, message, publicKey) => {
+      const key = ready.get(toBase64(publicKey));
+      // crypto.subtle copies what it is given when called: the verifier may reuse its buffers
+      started.push(key === undefined ? undefined : settled(subtle.verify({ name: 'Ed25519' }, key, signature, message)));
       calls.push({ signature: signature.slice(), message: message.slice(), publicKey: publicKey.slice() });
       return true;
     });
@@ -95,7 +139,11 @@ export async function verifyBundleWithWebCrypto(
   } finally {
     useEd25519Verifier(pureJs);
   }
-  const valid = await verifyAll(subtle, calls);
+  const later = calls.filter((_, i) => started[i] === undefined);
+  const laterValid = await verifyAll(subtle, later, keys);
+  const startedValid = await Promise.all(started.map((p) => p ?? Promise.resolve(true)));
+  let next = 0;
+  const valid = startedValid.map((v, i) => (started[i] === undefined ? (laterValid[next++] ?? false) : v));
   if (valid.every(Boolean)) return first;
   const answers = new Map<string, boolean>();
   calls.forEach((c, i) => answers.set(callId(c.signature, c.message, c.publicKey), valid[i] ?? false));

@@ -24,6 +24,7 @@ import {
   type ProblemKind,
   type VerifyReport,
 } from '@labtrace/protocols';
+import { verifyBundleWithWebCrypto, type SubtleEd25519 } from '@labtrace/protocols/verify';
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
@@ -340,6 +341,57 @@ test("the gateway's key replaced in keys.json: no batch verifies; a header alter
     {},
   );
   expect(altered.problems.find((p) => p.kind === 'signature-invalid')?.where).toMatch(/^batches\.jsonl line 2 /);
+});
+
+test("the browser's path, with the platform's Ed25519 (WebCrypto, here Node's), gives verifyBundle's reports: honest, a signature changed, a header altered, the key replaced", async () => {
+  const subtle = (globalThis.crypto as unknown as { subtle: SubtleEd25519 }).subtle;
+  let imports = 0;
+  let checks = 0;
+  const counting: SubtleEd25519 = {
+    importKey: (format, keyData, algorithm, extractable, usages) => {
+      imports++;
+      return subtle.importKey(format, keyData, algorithm, extractable, usages);
+    },
+    verify: (algorithm, key, signature, data) => {
+      checks++;
+      return subtle.verify(algorithm, key, signature, data);
+    },
+  };
+  const keys = JSON.parse(files.keys) as { gateways: { verifierKey: string }[] };
+  keys.gateways[0]!.verifierKey = formatVerifierKey('gw-a', publicKeyFromSeed(new Uint8Array(32).fill(7)));
+  const cases: [string, BundleFiles, { savedCheckpoint?: string }][] = [
+    ['honest', files, { savedCheckpoint: saved }],
+    [
+      'a signature changed',
+      withBatch(2, (line) => {
+        const sig = fromBase64(line.signature);
+        sig[5] = (sig[5] ?? 0) ^ 0x01;
+        line.signature = toBase64(sig);
+      }),
+      {},
+    ],
+    [
+      'a header altered',
+      withBatch(1, (line) => {
+        line.header.tsMax += 1;
+      }),
+      {},
+    ],
+    ['the key replaced', { ...files, keys: JSON.stringify(keys) }, {}],
+  ];
+  for (const [name, f, options] of cases) {
+    const expected = verifyBundle(f, options);
+    const before = checks;
+    const got = await verifyBundleWithWebCrypto(f, options, counting);
+    expect([name, got]).toEqual([name, expected]);
+    // every signature the verifier judged went through the platform's check
+    expect(checks - before).toBeGreaterThanOrEqual(expected.counts.signaturesVerified);
+    if (name === 'honest') expect(expected.ok).toBe(true);
+    else expect(expected.ok).toBe(false);
+  }
+  expect(checks).toBeGreaterThan(0);
+  // keys are imported once per bundle (the probe, then keys.json's), not once per signature
+  expect(imports).toBeLessThan(checks);
 });
 
 test('a saved checkpoint of a forked log, or of another log: inconsistent', () => {
