@@ -10,7 +10,8 @@
 // here and competed with the page on this 2-core machine; a user's browser is open before they follow the link.
 // The page itself starts cold all the same: a new context has no HTTP cache and no compiled code.
 //
-// Needs npm run build. Environment: BENCH_LOADS (7), BENCH_SAMPLES (2000). Writes bench/results/first-chart.json.
+// Needs npm run build. Environment: BENCH_LOADS (7), BENCH_SAMPLES (2000), BENCH_SETTLE (1; 0 follows the link as the
+// window opens). Writes bench/results/first-chart.json (with BENCH_SETTLE=0: first-chart-unsettled.json).
 /* global window, document, performance, requestAnimationFrame, PerformanceObserver -- in functions run in the page */
 import { envReader } from './lib/env.js';
 import { browserSettled, clientState, launch, loadPerCore, median, runFixture } from './lib/dashboard.js';
@@ -20,6 +21,8 @@ const NAME = 'first-chart';
 const { envInt } = envReader(NAME);
 const LOADS = envInt('BENCH_LOADS', 7, 1, 100);
 const SAMPLES = envInt('BENCH_SAMPLES', 2000, 1, 100_000);
+/** 0: follow the link as the window opens, while the browser still draws its own UI (the figure before the wait) */
+const SETTLE = envInt('BENCH_SETTLE', 1, 0, 1) === 1;
 const FLOOR_MS = 1000;
 const MARK = 'labtrace:first-chart';
 
@@ -62,7 +65,7 @@ try {
     try {
       await context.addInitScript(watchFirstChart, MARK);
       const page = await context.newPage();
-      const settledMs = await browserSettled();
+      const settledMs = SETTLE ? await browserSettled() : 0;
       await page.goto(`${f.t.base}/#/runs/${encodeURIComponent(f.run)}`);
       await page.waitForFunction(() => window.__firstChart !== undefined, null, { timeout: 30_000 });
       const seen = await page.evaluate(() => ({
@@ -96,8 +99,8 @@ try {
     floorMs: FLOOR_MS,
     withinFloor: median(times) < FLOOR_MS,
   };
-  const file = writeResult(NAME, {
-    params: { loads: LOADS, samplesPerChannel: SAMPLES, channels: 2, viewport: '1440x900' },
+  const file = writeResult(SETTLE ? NAME : `${NAME}-unsettled`, {
+    params: { loads: LOADS, samplesPerChannel: SAMPLES, channels: 2, viewport: '1440x900', browserSettledFirst: SETTLE },
     results,
     detail: { loadsMs: times.map(round1) },
   });
