@@ -210,6 +210,32 @@ export const serverConfigSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['influxdb'], message: 'required when store is influxdb' });
     })
     .default({ store: 'embedded' }),
+  /**
+   * live updates across server nodes (docs/scale-out.md): socket.io's Redis streams adapter, so that a dashboard on
+   * one node receives what another node ingested. Without it, each node pushes to its own dashboards only.
+   */
+  live: z
+    .strictObject({
+      redis: z
+        .strictObject({
+          url: z
+            .string()
+            .regex(
+              /^rediss?:\/\/[^\s/@]+(\/\d{1,2})?$/,
+              'expected a URL such as redis://redis:6379 (no user or password in it: use username and passwordFile)',
+            ),
+          username: z.string().min(1).max(128).optional(),
+          /** file holding the Redis password; LABTRACE_REDIS_PASSWORD overrides it */
+          passwordFile: z.string().min(1).optional(),
+          /** the Redis stream the nodes of one lab share */
+          stream: z
+            .string()
+            .regex(/^[\w.:-]{1,64}$/, 'expected 1 to 64 letters, digits, _ . : or -')
+            .default('labtrace:live'),
+        })
+        .optional(),
+    })
+    .default({}),
   /** the lab's accreditations (docs/accreditation.md): expiry warnings, and accreditations to record at the first start */
   accreditation: accreditationConfigSchema,
   /** calibration status (docs/calibration.md): an instrument never calibrated may not start a run unless requireForRuns is false */
@@ -326,6 +352,10 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
       ...(config.certificates.keyFile === undefined ? {} : { keyFile: path.resolve(baseDir, config.certificates.keyFile) }),
     },
     measurements: resolveMeasurements(config.measurements, baseDir),
+    live:
+      config.live.redis?.passwordFile === undefined
+        ? config.live
+        : { ...config.live, redis: { ...config.live.redis, passwordFile: path.resolve(baseDir, config.live.redis.passwordFile) } },
     notifications: resolveNotifications(config.notifications, baseDir),
   };
 }

@@ -363,7 +363,25 @@ export class LabtraceServer {
     });
     this.app = app;
     this.http = http.createServer(app);
-    this.live = new LiveHub(this.http, SERVER_VERSION, this.users, (principal, id) => this.runs.get(principal, id), this.logger);
+    const redis = config.live.redis;
+    const redisPassword =
+      redis === undefined
+        ? undefined
+        : (process.env['LABTRACE_REDIS_PASSWORD'] ??
+          (redis.passwordFile === undefined ? undefined : readSecret(redis.passwordFile, 'live.redis.passwordFile')));
+    if (redis !== undefined && (redisPassword === undefined || redisPassword === ''))
+      throw new LabtraceError(
+        'E_CONFIG',
+        'live.redis.passwordFile: required unless LABTRACE_REDIS_PASSWORD is set (Redis must not take anonymous clients)',
+      );
+    this.live = new LiveHub(
+      this.http,
+      SERVER_VERSION,
+      this.users,
+      (principal, id) => this.runs.get(principal, id),
+      this.logger,
+      redis === undefined ? undefined : { url: redis.url, username: redis.username, password: redisPassword, stream: redis.stream },
+    );
     this.runs.on('samples', (run, samples) => this.live.runSamples(run, samples));
     // the run lists re-read on a change (no polling): a run planned, started, stopped or aborted; an alarm's event
     this.runs.on('created', (run) => this.live.changed({ list: 'runs', id: run.id }, run.organization));

@@ -1,7 +1,10 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { Redis } from 'ioredis';
 import { Server, type Socket } from 'socket.io';
 import {
+  LabtraceError,
   packRunSamples,
   type ClientToServerEvents,
   type GatewayStatus,
@@ -40,6 +43,19 @@ interface SocketData {
 }
 type LiveSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
+/**
+ * Several server nodes: socket.io's Redis streams adapter carries every emit to the dashboards connected to any
+ * node (samples, run events, alarms, list changes, a user's disconnection), so a dashboard on node B sees what
+ * node A ingested. Redis 7; the password from a file or the environment, never in the URL or a log.
+ */
+export interface LiveCluster {
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** the Redis stream the nodes of one lab share */
+  stream: string;
+}
+
 /** a dashboard draws at most this many points per channel and second; more would only cost bandwidth */
 export const LIVE_MIN_INTERVAL_MS = 100;
 
@@ -47,6 +63,10 @@ export class LiveHub {
   private io: Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData> | undefined;
   /** time of the last sample pushed, per instrument and channel */
   private readonly lastPushed = new Map<string, number>();
+  /** the Redis connection of the cluster adapter, when the nodes share live updates */
+  private redis: Redis | undefined;
+  /** the adapter's own connections (its stream reader, its pub/sub): closed with the hub, or they would reconnect forever */
+  private readonly redisCopies: Redis[] = [];
 
   constructor(
     private readonly server: http.Server,
@@ -54,13 +74,20 @@ export class LiveHub {
     private readonly users: Users,
     private readonly runAccess: RunAccess = () => undefined,
     private readonly logger?: Logger,
+    private readonly cluster?: LiveCluster,
   ) {}
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    // Redis first: a node that cannot reach its peers' Redis does not start (nothing to undo then)
+    const redis = this.cluster === undefined ? undefined : await this.connectRedis(this.cluster);
     const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(this.server, {
       serveClient: false,
       maxHttpBufferSize: 16 * 1024,
     });
+    if (redis !== undefined && this.cluster !== undefined) {
+      this.redis = redis;
+      io.adapter(createAdapter(redis, { streamName: this.cluster.stream, blockTimeInMs: 1000 }));
+    }
     // the handshake carries the session cookie (a browser) or a token in `auth` (a script); anonymous sockets are refused
     io.use((socket, next) => {
       // a throw here would escape socket.io's middleware chain and end the process: refuse the socket instead
@@ -73,7 +100,41 @@ export class LiveHub {
     });
     io.on('connection', (socket) => this.connected(socket));
     this.io = io;
-    return Promise.resolve();
+  }
+
+  /** The cluster's Redis connection; a failure names the setting, never the password. */
+  private async connectRedis({ url, username, password }: LiveCluster): Promise<Redis> {
+    const redis = new Redis(url, {
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      lazyConnect: true,
+      // commands wait for a reconnection rather than fail at once; a dead Redis delays other nodes' updates only
+      maxRetriesPerRequest: null,
+    });
+    // ioredis reconnects by itself; an error is logged once per kind, without the URL's or the password's text
+    let lastError = '';
+    redis.on('error', (err: Error) => {
+      const text = (err as NodeJS.ErrnoException).code ?? err.name;
+      if (text !== lastError) this.logger?.warn({ err: text }, 'live updates: Redis connection failed; retrying');
+      lastError = text;
+    });
+    redis.on('ready', () => {
+      lastError = '';
+    });
+    const duplicate = redis.duplicate.bind(redis);
+    redis.duplicate = (override?: Parameters<Redis['duplicate']>[0]) => {
+      const copy = duplicate(override);
+      this.redisCopies.push(copy);
+      return copy;
+    };
+    try {
+      await redis.connect();
+      return redis;
+    } catch (err) {
+      redis.disconnect();
+      const reason = (err as Error).message.split(password ?? '\u0000').join('***');
+      throw new LabtraceError('E_CONFIG', `live.redis.url: cannot connect to Redis (${reason})`, { cause: err });
+    }
   }
 
   /** Authenticates a handshake: the session cookie (a browser) or a token in `auth` (a script). */
@@ -149,16 +210,24 @@ export class LiveHub {
     const io = this.io;
     this.io = undefined;
     if (!io) return;
-    io.disconnectSockets(true);
+    // this node's sockets only: with the cluster adapter, io.disconnectSockets would end every node's
+    io.local.disconnectSockets(true);
     // close() also closes the HTTP server it is attached to; the server owns that, so only detach.
     io.engine.close();
-    await Promise.resolve();
+    const redis = this.redis;
+    this.redis = undefined;
+    if (redis) {
+      await io.of('/').adapter.close();
+      for (const copy of this.redisCopies.splice(0)) copy.disconnect();
+      await redis.quit().catch(() => redis.disconnect());
+    }
   }
 
   /** Pushes stored samples to the dashboards, at most one per channel every LIVE_MIN_INTERVAL_MS (a fast channel is thinned). */
   samples(samples: LiveSample[]): void {
     const io = this.io;
-    if (!io || io.engine.clientsCount === 0) return;
+    // nobody connected here, and no other node to tell: nothing to push
+    if (!io || (io.engine.clientsCount === 0 && !this.redis)) return;
     const pushed: LiveSample[] = [];
     for (const s of samples) {
       const key = `${s.instrument}\u0000${s.channel}`;
@@ -181,8 +250,8 @@ export class LiveHub {
     const io = this.io;
     if (!io || samples.length === 0) return;
     const room = runRoom(run);
-    // nobody watching: no packing
-    if ((io.sockets.adapter.rooms.get(room)?.size ?? 0) === 0) return;
+    // nobody watching (on this node, when it is the only one): no packing
+    if (!this.redis && (io.sockets.adapter.rooms.get(room)?.size ?? 0) === 0) return;
     io.to(room).emit('run:samples', run, packRunSamples(samples));
   }
 
