@@ -237,7 +237,7 @@ describe('haproxy in front of two server nodes', () => {
   let live: Live;
   let pinned: { token: string; node: string; cookie: string };
 
-  test('new clients are spread over both nodes; the proxy checks each node's health route', async () => {
+  test("new clients are spread over both nodes; the proxy checks each node's health route", async () => {
     const answered = await newClients(10);
     expect(answered.every((n) => n !== undefined)).toBe(true);
     expect(new Set(answered)).toEqual(new Set(['node-1', 'node-2']));
