@@ -68,8 +68,7 @@ const service = (name: string): Service => {
   if (s === undefined) throw new Error(`compose.yaml has no service ${name}`);
   return s;
 };
-const published = (s: Service): string[] =>
-  (s.ports ?? []).map((p) => (typeof p === 'string' ? (p.split(':').at(-2) ?? p) : String(p.published)));
+const published = (s: Service): string[] => (s.ports ?? []).map((p) => (typeof p === 'string' ? (p.split(':').at(-2) ?? p) : String(p.published)));
 const mounts = (s: Service): string[] => (s.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source ?? ''}:${v.target}`));
 const secretValue = (file: string): string => readFileSync(path.join(secretsDir, file), 'utf8').trim();
 
@@ -131,7 +130,7 @@ describe('deploy/cluster/compose.yaml', () => {
     expect(secretValue('redis.acl').split('\n')).toEqual(['user default off', `user labtrace on >${secretValue('redis.password')} ~* &* +@all`]);
   });
 
-  test("make-secrets.sh keeps existing secrets, and makes a new set only with --force", async () => {
+  test('make-secrets.sh keeps existing secrets, and makes a new set only with --force', async () => {
     const before = secretValue('admin.password');
     await run(path.join(DIR, 'make-secrets.sh'), ['--dir', secretsDir]);
     expect(secretValue('admin.password')).toBe(before);
@@ -181,8 +180,8 @@ describe("the cluster's Mosquitto with the users make-secrets.sh made", () => {
     }
     await expect(mqtt.connectAsync(broker.url, { reconnectPeriod: 0 })).rejects.toThrow(/Not authorized|Bad username or password/);
     const first = users[0] ?? { username: '', password: '' };
-    await expect(
-      mqtt.connectAsync(broker.url, { username: first.username, password: `${first.password}x`, reconnectPeriod: 0 }),
-    ).rejects.toThrow(/Not authorized|Bad username or password/);
+    await expect(mqtt.connectAsync(broker.url, { username: first.username, password: `${first.password}x`, reconnectPeriod: 0 })).rejects.toThrow(
+      /Not authorized|Bad username or password/,
+    );
   });
 });

@@ -248,7 +248,11 @@ describe('haproxy in front of two server nodes', () => {
     const stat = await runtime('show stat');
     const header = (stat.split('\n')[0] ?? '').replace(/^# /, '').split(',');
     for (const name of nodes.keys()) {
-      const row = stat.split('\n').find((l) => l.startsWith(`${BACKEND},${name},`))?.split(',') ?? [];
+      const row =
+        stat
+          .split('\n')
+          .find((l) => l.startsWith(`${BACKEND},${name},`))
+          ?.split(',') ?? [];
       expect([row[header.indexOf('check_status')], row[header.indexOf('check_code')]]).toEqual(['L7OK', '200']);
     }
     const uri = /^\s*http-check send .*\buri (\S+)/m.exec(readFileSync(SHIPPED, 'utf8'))?.[1];
@@ -282,7 +286,7 @@ describe('haproxy in front of two server nodes', () => {
     expect(await hello(live.socket)).toEqual({ version: expect.any(String) });
   }, 90_000);
 
-  test('a node drained through the runtime API takes no new clients; its open WebSocket and pinned clients go on', async () => {
+  test('a node drained through the runtime API takes no new clients; its open WebSocket and pinned clients go on, until maintenance', async () => {
     const drained = pinned.node;
     const other = [...nodes.keys()].find((n) => n !== drained) ?? '';
     expect(await runtime(`set server ${BACKEND}/${drained} state drain`)).toBe('\n');
@@ -294,6 +298,10 @@ describe('haproxy in front of two server nodes', () => {
     expect(live.disconnects).toEqual([]);
     // a client pinned to it before still reaches it (its session is there)
     expect((await throughProxy(pinned.cookie)).node).toBe(drained);
+    // maintenance moves the pinned clients too (what a restart after the drain needs)
+    expect(await runtime(`set server ${BACKEND}/${drained} state maint`)).toBe('\n');
+    await waitForStatus(drained, 'MAINT');
+    expect((await throughProxy(pinned.cookie)).node).toBe(other);
 
     expect(await runtime(`set server ${BACKEND}/${drained} state ready`)).toBe('\n');
     await waitForStatus(drained, 'UP');
