@@ -1,8 +1,10 @@
 // deploy/cluster/compose.yaml: compose accepts it as it is, it runs haproxy in front of two nodes with the shared
 // engines beside them, its haproxy.cfg names the compose file's nodes, the nodes' server.yaml is a valid config, and
-// it has no default secret: every password is a file that deploy/cluster/make-secrets.sh makes. The broker's users
-// made by that script log in to a real Mosquitto running the cluster's mosquitto.conf and ACL.
-import { execFile } from 'node:child_process';
+// it has no default secret: every password is a file that deploy/cluster/make-secrets.sh makes. haproxy accepts the
+// shipped haproxy.cfg. The users that script makes log in to a real Mosquitto running the cluster's mosquitto.conf
+// and ACL (and share the gateways' DATA through a shared subscription), and to a real Redis started with the
+// compose file's command line; the Redis health check of the compose file passes with them.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +14,8 @@ import mqtt from 'mqtt';
 import { parse } from 'yaml';
 import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { loadServerConfig } from '../../src/index.js';
-import { REPO_ROOT } from '../helpers/lab-process.js';
+import { collect, REPO_ROOT, waitFor } from '../helpers/lab-process.js';
+import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 const DIR = path.join(REPO_ROOT, 'deploy', 'cluster');
@@ -48,6 +51,7 @@ interface Service {
   secrets?: ({ source: string } | string)[];
   environment?: Record<string, string | null>;
   profiles?: string[];
+  healthcheck?: { test?: string[] };
 }
 interface ComposeConfig {
   services: Record<string, Service>;
@@ -184,4 +188,55 @@ describe("the cluster's Mosquitto with the users make-secrets.sh made", () => {
       /Not authorized|Bad username or password/,
     );
   });
+});
+
+describe("the cluster's haproxy.cfg and Redis as shipped", () => {
+  test('haproxy accepts haproxy.cfg unchanged', async () => {
+    const out = await run('haproxy', ['-c', '-f', path.join(DIR, 'haproxy.cfg')]);
+    expect(out.stdout).toMatch(/Configuration file is valid/);
+  });
+
+  test("Redis with the compose file's command and the redis_acl secret: the default user is refused, the health check passes", async () => {
+    const port = await freePort();
+    const secretFile = (name: string): string => {
+      const file = config.secrets[name]?.file;
+      if (file === undefined) throw new Error(`no secret ${name}`);
+      return path.join(secretsDir, path.basename(file));
+    };
+    const command = (service('redis').command ?? []).map((a) => a.replace(/^\/run\/secrets\/([a-z_]+)$/, (_, name: string) => secretFile(name)));
+    expect(command[0]).toBe('redis-server');
+    const redis: ChildProcess = spawn(
+      'redis-server',
+      [...command.slice(1), '--port', String(port), '--bind', '127.0.0.1', '--dir', tmp, '--save', ''],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const output = collect(redis);
+    try {
+      const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> =>
+        run('redis-cli', ['-p', String(port), ...args], { env: { ...process.env, ...env } }).then((r) => r.stdout.trim());
+      await waitFor('redis to answer', async () => {
+        if (redis.exitCode !== null) throw new Error(`redis-server exited:\n${output()}`);
+        return (await cli(['ping']).catch(() => undefined)) ?? undefined;
+      });
+      // without a password: the default user is off
+      expect(await cli(['ping'])).toMatch(/NOAUTH|WRONGPASS/);
+      // the compose file's health check, with its secret path and port made local
+      const check = service('redis').healthcheck?.test ?? [];
+      expect(check[0]).toBe('CMD-SHELL');
+      // `$$` is compose's escape of `$` (the container's shell gets one)
+      const shell = (check[1] ?? '')
+        .replaceAll('$$', '$')
+        .replace(/\/run\/secrets\/([a-z_]+)/g, (_, name: string) => secretFile(name))
+        .replace('redis-cli', `redis-cli -p ${port}`);
+      await run('sh', ['-c', shell]);
+      // and a wrong password fails it
+      const wrong = shell.replace(/\$\(cat [^)]+\)/, 'not-the-password');
+      await expect(run('sh', ['-c', wrong])).rejects.toThrow();
+      expect(output().includes(secretValue('redis.password'))).toBe(false);
+    } finally {
+      const exited = new Promise<void>((resolve) => redis.once('exit', () => resolve()));
+      if (redis.pid !== undefined && redis.exitCode === null) process.kill(redis.pid, 'SIGTERM');
+      await exited;
+    }
+  }, 30_000);
 });
