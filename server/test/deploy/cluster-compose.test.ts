@@ -143,6 +143,8 @@ describe('deploy/cluster/compose.yaml', () => {
   });
 });
 
+const GATEWAY: MosquittoUser = { username: 'gw-1', password: 'gw-1-secret-for-tests' };
+
 describe("the cluster's Mosquitto with the users make-secrets.sh made", () => {
   let broker: Mosquitto;
   let users: MosquittoUser[];
@@ -155,7 +157,7 @@ describe("the cluster's Mosquitto with the users make-secrets.sh made", () => {
         return { username, password };
       });
     broker = await Mosquitto.create({
-      users,
+      users: [...users, GATEWAY],
       acl: readFileSync(path.join(DIR, 'mosquitto.acl'), 'utf8'),
       conf: readFileSync(path.join(DIR, 'mosquitto.conf'), 'utf8'),
     });
@@ -187,6 +189,38 @@ describe("the cluster's Mosquitto with the users make-secrets.sh made", () => {
     await expect(mqtt.connectAsync(broker.url, { username: first.username, password: `${first.password}x`, reconnectPeriod: 0 })).rejects.toThrow(
       /Not authorized|Bad username or password/,
     );
+  });
+
+  test("the nodes share the gateways' DATA through a shared subscription: each batch reaches one node, both get some", async () => {
+    const received = new Map<string, string[]>();
+    const nodes = await Promise.all(
+      users.map(async (u) => {
+        const client = await mqtt.connectAsync(broker.url, {
+          clientId: u.username,
+          username: u.username,
+          password: u.password,
+          clean: false,
+          reconnectPeriod: 0,
+        });
+        received.set(u.username, []);
+        client.on('message', (_topic, payload) => received.get(u.username)?.push(payload.toString()));
+        const granted = await client.subscribeAsync('$share/labtrace/labtrace/v1/+/+/DATA', { qos: 1 });
+        expect(granted.map((g) => g.qos)).toEqual([1]);
+        return client;
+      }),
+    );
+    const gateway = await mqtt.connectAsync(broker.url, { username: GATEWAY.username, password: GATEWAY.password, reconnectPeriod: 0 });
+    try {
+      const sent = Array.from({ length: 10 }, (_, i) => `batch-${i}`);
+      for (const m of sent) await gateway.publishAsync('labtrace/v1/lab-c/gw-1/DATA', m, { qos: 1 });
+      const all = (): string[] => [...received.values()].flat();
+      await waitFor('every batch at a node', () => (all().length >= sent.length ? true : undefined));
+      expect(all().sort()).toEqual([...sent].sort());
+      for (const got of received.values()) expect(got.length).toBeGreaterThan(0);
+    } finally {
+      await gateway.endAsync();
+      await Promise.all(nodes.map((c) => c.endAsync()));
+    }
   });
 });
 
