@@ -309,10 +309,7 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
     const shared = this.filters[INBOUND.indexOf('DATA')];
     if (this.sharedIngest && shared !== undefined && client.connected) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        client.unsubscribeAsync(shared).catch(() => undefined),
-        new Promise((r) => (timer = setTimeout(r, 1000))),
-      ]);
+      await Promise.race([client.unsubscribeAsync(shared).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1000)))]);
       clearTimeout(timer);
     }
     while (client.connected && Object.keys(client.outgoing).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
