@@ -12,9 +12,10 @@
 // messages in flight to the dead member in that member's session, and it goes on handing the dead member its turn
 // of the round robin for new messages too, queued in its session until it comes back (or the session expires:
 // persistent_client_expiration). None of them reaches the other member. They are not lost: a gateway keeps every
-// batch until an ACK, and publishes it again after its ACK timeout; each resend is a new message that the round
-// robin gives to either member, so every round of resends halves what is stuck, and the outboxes drain through
-// the living node. Until then a gateway's batches wait for its ACK timeout (30 s in the real gateway).
+// batch until an ACK, and publishes it again after its ACK timeout; each resend is a new message in the round robin,
+// which may fall to the dead member again (one batch went out 8 times in a run of this test), so the outboxes drain
+// through the living node over several rounds. Meanwhile a gateway's batches wait for its ACK timeout (30 s in the
+// real gateway); removing the dead member's session ends that at once (the third test).
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
