@@ -105,7 +105,25 @@ export const serverConfigSchema = z.strictObject({
           passwordFile: z.string().min(1).optional(),
           /** CA certificate (PEM) that signed the broker's certificate, for mqtts:// */
           caFile: z.string().min(1).optional(),
-          clientId: z.string().min(1).max(128).optional(),
+          /**
+           * the client id of this node's persistent session; it must stay the same across restarts and differ between
+           * nodes. Default `labtrace-server-<lab>`, with a shared group `labtrace-server-<lab>-<host name>` (set it
+           * when two nodes run on one host). Brokers with `use_username_as_clientid` (the shipped Mosquitto
+           * configuration) use the username instead: give each node its own user there.
+           */
+          clientId: z
+            .string()
+            .regex(/^[A-Za-z0-9._:-]{1,128}$/, "expected 1 to 128 letters, digits, '.', '_', '-' or ':'")
+            .optional(),
+          /**
+           * several server nodes share the gateways' batches: each node subscribes to DATA through the MQTT shared
+           * subscription `$share/<sharedGroup>/labtrace/v1/<lab>/+/DATA` and the broker gives each batch to one member
+           * of the group (BIRTH, DEATH and HEALTH still reach every node). Every node of the lab uses the same group.
+           */
+          sharedGroup: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,64}$/, "expected 1 to 64 letters, digits, '.', '_' or '-' (an MQTT topic level, without '+', '#' or '/')")
+            .optional(),
         })
         .optional(),
       /**

@@ -259,6 +259,7 @@ export class LabtraceServer {
         username: external.username,
         password,
         ...(external.clientId === undefined ? {} : { clientId: external.clientId }),
+        ...(external.sharedGroup === undefined ? {} : { sharedGroup: external.sharedGroup }),
         ...(external.caFile === undefined ? {} : { ca: readSecret(external.caFile, 'mqtt.external.caFile') }),
         logger: logger.child({ part: 'broker' }),
       });

@@ -20,4 +20,6 @@ export interface MessageBus extends EventEmitter<BusEvents> {
   /** true while the broker runs (embedded) or the connection is up (external) */
   readonly running: boolean;
   connectedGateways(): string[];
+  /** true when this node receives only part of each gateway's DATA (an MQTT shared subscription with other nodes) */
+  readonly sharedIngest?: boolean;
 }

@@ -10,7 +10,15 @@
 // committed; the gateway keeps and resends a batch until that ACK arrives, and ingest drops the
 // duplicates. Messages are emitted synchronously from MQTT.js's 'message' event, in arrival order,
 // so a BIRTH is always handled before the DATA that follows it.
+//
+// Several nodes (sharedGroup). Each node takes DATA through the MQTT shared subscription
+// `$share/<group>/labtrace/v1/<lab>/+/DATA`: the broker hands each batch to one member of the group, and
+// that node stores it and publishes its ACK (gateways read their ACK topic whoever publishes on it).
+// BIRTH, DEATH and HEALTH stay ordinary subscriptions that reach every node: ingest checks each DATA
+// against the instruments the gateway announced in its BIRTH (kept in memory per node), and presence
+// and instrument health are served by every node's API and live updates.
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { LabtraceError, parseTopic, topicFor, type MessageKind } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
@@ -22,8 +30,10 @@ export interface ExternalBrokerOptions {
   url: string;
   username: string;
   password: string;
-  /** default `labtrace-server-<lab>`; must stay the same across restarts to keep the session */
+  /** default `labtrace-server-<lab>` (with a shared group: `-<host name>` after it); must stay the same across restarts to keep the session */
   clientId?: string;
+  /** the shared subscription group of the lab's server nodes; without it this node takes every batch */
+  sharedGroup?: string;
   /** PEM text of the CA that signed the broker's certificate (mqtts) */
   ca?: string;
   /** default true; false accepts any certificate (testing only) */
@@ -72,6 +82,14 @@ async function subscribe(client: MqttClient, filters: string[]): Promise<number[
   }
 }
 
+/** `labtrace-server-<lab>`, and for a member of a shared group the host name after it, so that nodes differ by default. */
+export function defaultClientId(lab: string, sharedGroup: string | undefined, host = os.hostname()): string {
+  const base = `labtrace-server-${lab}`;
+  if (sharedGroup === undefined) return base;
+  const node = host.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  return node === '' ? base : `${base}-${node}`;
+}
+
 export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBus {
   private client: MqttClient | undefined;
   private readonly gateways = new Set<string>();
@@ -80,11 +98,23 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
   /** the broker's address without credentials, for logs and errors */
   private readonly where: string;
   readonly clientId: string;
+  /** true in a shared group: this node receives only part of each gateway's batches */
+  readonly sharedIngest: boolean;
+  /** the filters subscribed to, in INBOUND's order (DATA through the shared subscription in a group) */
+  private readonly filters: string[];
 
   constructor(private readonly options: ExternalBrokerOptions) {
     super();
-    this.clientId = options.clientId ?? `labtrace-server-${options.lab}`;
+    this.clientId = options.clientId ?? defaultClientId(options.lab, options.sharedGroup);
     this.where = ExternalBroker.checkUrl(options.url);
+    const group = options.sharedGroup;
+    if (group !== undefined && !/^[^/+#\s]+$/.test(group))
+      throw new LabtraceError('E_CONFIG', `external MQTT broker: sharedGroup "${group}" is not one MQTT topic level (no '+', '#', '/' or spaces)`);
+    this.sharedIngest = group !== undefined;
+    this.filters = INBOUND.map((kind) => {
+      const filter = topicFor(options.lab, '+', kind);
+      return kind === 'DATA' && group !== undefined ? `$share/${group}/${filter}` : filter;
+    });
   }
 
   /** Returns `protocol//host:port`; refuses other protocols and credentials in the URL (they would end up in logs). */
@@ -135,7 +165,8 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
     if (this.options.ca !== undefined && !SECURE.has(new URL(this.where).protocol))
       logger.warn({ url: this.where }, 'external MQTT broker: a CA is configured but the url is not mqtts://; it is not used');
 
-    logger.info({ url: this.where, username, clientId: this.clientId }, 'connecting to the external MQTT broker');
+    const sharedGroup = this.options.sharedGroup;
+    logger.info({ url: this.where, username, clientId: this.clientId, sharedGroup }, 'connecting to the external MQTT broker');
     const client = mqtt.connect(this.options.url, connectOptions);
     this.client = client;
     let up = false;
@@ -174,7 +205,7 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
       throw err;
     }
     up = true;
-    logger.info({ url: this.where, clientId: this.clientId }, 'connected to the external MQTT broker');
+    logger.info({ url: this.where, clientId: this.clientId, sharedGroup }, 'connected to the external MQTT broker');
   }
 
   /** Waits for the first CONNACK and SUBACK; a refusal ends the wait at once, network trouble only at the deadline. */
@@ -205,10 +236,8 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
       };
       const onConnect = () => {
         client.off('connect', onConnect);
-        const filters = INBOUND.map((kind) => topicFor(lab, '+', kind));
-        subscribe(client, filters).then(
-          (granted) => {
-            const refused = filters.filter((_, i) => (granted[i] ?? 0x80) >= 0x80);
+        this.subscribeAll(client, lab).then(
+          (refused) => {
             if (refused.length === 0) return settle();
             settle(
               new LabtraceError(
@@ -224,6 +253,16 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
       client.on('connect', onConnect);
       client.on('error', onError);
     });
+  }
+
+  /** Subscribes to what ingest needs; returns the filters the broker refused. */
+  private async subscribeAll(client: MqttClient, lab: string): Promise<string[]> {
+    const granted = await subscribe(client, this.filters);
+    const refused = this.filters.filter((_, i) => (granted[i] ?? 0x80) >= 0x80);
+    // A session kept from a run without a group still holds the plain DATA subscription, which would bring
+    // this node every batch besides its share (unsubscribing from a filter the session lacks is no error).
+    if (refused.length === 0 && this.sharedIngest) await client.unsubscribeAsync(topicFor(lab, '+', 'DATA'));
+    return refused;
   }
 
   private problem(text: string): void {
@@ -258,13 +297,21 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
     await client.publishAsync(topic, payload, { qos });
   }
 
-  /** Disconnects cleanly (the broker keeps our session), after giving in-flight publishes a moment. */
+  /** Disconnects cleanly (the broker keeps our session), after giving in-flight publishes a moment. A member of a
+   * shared group leaves the group first: Mosquitto goes on handing a stopped member its share of the batches and
+   * keeps them in its session until it returns, where the other members could take them now. */
   async stop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
     this.gateways.clear();
     if (!client) return;
     const deadline = Date.now() + 2000;
+    const shared = this.filters[INBOUND.indexOf('DATA')];
+    if (this.sharedIngest && shared !== undefined && client.connected) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([client.unsubscribeAsync(shared).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+    }
     while (client.connected && Object.keys(client.outgoing).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     // A graceful end waits for every outstanding PUBACK, which may never come; force it then.
     const graceful = client.connected && Object.keys(client.outgoing).length === 0;

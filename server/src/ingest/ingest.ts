@@ -365,7 +365,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
     if (outcome.kind !== 'stored') return;
-    if (outcome.gap) {
+    // A node that shares DATA with other nodes sees gaps in its own stored chain that are batches in another
+    // node's hands: asking for them would resend batches in flight there (stored twice across separate stores).
+    // Lost batches come again anyway, after the gateway's ACK timeout.
+    if (outcome.gap && this.broker.sharedIngest !== true) {
       const state = this.chain.state(gateway);
       const last = this.resendAsked.get(gateway) ?? 0;
       if (state !== undefined && now - last > 5000) {

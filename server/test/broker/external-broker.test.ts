@@ -1,20 +1,25 @@
 // External broker mode against a real Mosquitto that runs the shipped deploy/mosquitto configuration
 // and ACL: the server as a client with a persistent session, gateways as ordinary MQTT clients.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { LabtraceError, parseTopic, topicFor, type MessageKind } from '@labtrace/protocols';
 import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
-import { ExternalBroker, type ExternalBrokerOptions } from '../../src/broker/external-broker.js';
+import { defaultClientId, ExternalBroker, type ExternalBrokerOptions } from '../../src/broker/external-broker.js';
+import { loadServerConfig } from '../../src/config.js';
 import { freePort } from '../helpers/ports.js';
 
 // server/dist/test/broker/external-broker.test.js -> deploy/mosquitto at the repository root
 const DEPLOY = fileURLToPath(new URL('../../../../deploy/mosquitto/', import.meta.url));
 const LAB = 'lab-t';
 const SERVER: MosquittoUser = { username: 'labtrace-server', password: 'server-secret-for-tests' };
+/** a second server node: the shipped configuration makes the username the client id, so each node has its own user */
+const SERVER2: MosquittoUser = { username: 'labtrace-server-2', password: 'server-2-secret-for-tests' };
 const GW1: MosquittoUser = { username: 'gw-1', password: 'gw-1-secret-for-tests' };
 const GW2: MosquittoUser = { username: 'gw-2', password: 'gw-2-secret-for-tests' };
 
@@ -23,9 +28,11 @@ const buses: ExternalBroker[] = [];
 const clients: MqttClient[] = [];
 
 beforeAll(async () => {
+  const acl = readFileSync(`${DEPLOY}labtrace.acl`, 'utf8');
+  const serverBlock = acl.slice(acl.indexOf('user labtrace-server\n')).replace('user labtrace-server\n', `user ${SERVER2.username}\n`);
   broker = await Mosquitto.create({
-    users: [SERVER, GW1, GW2],
-    acl: readFileSync(`${DEPLOY}labtrace.acl`, 'utf8'),
+    users: [SERVER, SERVER2, GW1, GW2],
+    acl: `${acl}\n${serverBlock}`,
     conf: readFileSync(`${DEPLOY}mosquitto.conf`, 'utf8'),
   });
   await broker.start();
@@ -310,4 +317,84 @@ test('the shipped configuration closes a connection that declares a packet above
   socket.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x64]));
   await closed;
   expect(Buffer.concat(received)).toHaveLength(0);
+});
+
+describe('several nodes in a shared subscription group (sharedGroup)', () => {
+  const GROUP = 'nodes';
+  const node2 = { username: SERVER2.username, password: SERVER2.password };
+  const dataOf = (r: Recorded) => r.payloads('DATA').filter((p) => p.includes('"gw-1"'));
+
+  test("each DATA reaches one member, BIRTH every member, and either member's ACK reaches the gateway", async () => {
+    const a = await startBus({ sharedGroup: GROUP });
+    const b = await startBus({ sharedGroup: GROUP, ...node2 });
+    expect(a.bus.sharedIngest).toBe(true);
+    const gw = await gateway(GW1);
+    const acks = inbox(gw);
+    await gw.subscribeAsync(topicFor(LAB, 'gw-1', 'ACK'), { qos: 1 });
+    await gw.publishAsync(topicFor(LAB, 'gw-1', 'BIRTH'), birth('gw-1'), { qos: 1 });
+    for (let batch = 0; batch < 6; batch++) await gw.publishAsync(topicFor(LAB, 'gw-1', 'DATA'), data('gw-1', batch), { qos: 1 });
+    await waitFor(() => dataOf(a).length + dataOf(b).length >= 6, 'six DATA over the two members');
+    // the BIRTH came before the DATA on each member (one publisher's messages stay in order)
+    expect(a.payloads('BIRTH')).toEqual([birth('gw-1')]);
+    expect(b.payloads('BIRTH')).toEqual([birth('gw-1')]);
+    expect([...dataOf(a), ...dataOf(b)].sort()).toEqual([0, 1, 2, 3, 4, 5].map((n) => data('gw-1', n)).sort());
+    expect(dataOf(a).length).toBeGreaterThan(0);
+    expect(dataOf(b).length).toBeGreaterThan(0);
+
+    await a.bus.publish(topicFor(LAB, 'gw-1', 'ACK'), ack(0));
+    await b.bus.publish(topicFor(LAB, 'gw-1', 'ACK'), ack(1));
+    await waitFor(() => acks.length >= 2, 'both ACKs at the gateway');
+    expect(acks.sort()).toEqual([ack(0), ack(1)].map((p) => `${topicFor(LAB, 'gw-1', 'ACK')} ${p}`));
+  });
+
+  test('a node joining the group with a session kept from a run without it gets only its share', async () => {
+    // the node ran alone before: its persistent session holds the plain DATA subscription
+    const alone = await startBus({ ...node2 });
+    await alone.bus.stop();
+    const a = await startBus({ sharedGroup: GROUP });
+    const b = await startBus({ sharedGroup: GROUP, ...node2 });
+    const gw = await gateway(GW1);
+    for (let batch = 10; batch < 14; batch++) await gw.publishAsync(topicFor(LAB, 'gw-1', 'DATA'), data('gw-1', batch), { qos: 1 });
+    // a HEALTH reaches both members after the DATA before it: then every DATA is where it goes
+    const health = JSON.stringify({ v: 1, gateway: 'gw-1', instruments: [] });
+    await gw.publishAsync(topicFor(LAB, 'gw-1', 'HEALTH'), health, { qos: 1 });
+    await waitFor(() => a.payloads('HEALTH').length > 0 && b.payloads('HEALTH').length > 0, 'HEALTH on both members');
+    expect([...dataOf(a), ...dataOf(b)].sort()).toEqual([10, 11, 12, 13].map((n) => data('gw-1', n)).sort());
+  });
+
+  test('a member that stops leaves the group: the others take every batch meanwhile', async () => {
+    const a = await startBus({ sharedGroup: GROUP });
+    const b = await startBus({ sharedGroup: GROUP, ...node2 });
+    await b.bus.stop();
+    const gw = await gateway(GW1);
+    for (let batch = 20; batch < 24; batch++) await gw.publishAsync(topicFor(LAB, 'gw-1', 'DATA'), data('gw-1', batch), { qos: 1 });
+    await waitFor(() => dataOf(a).length >= 4, 'every DATA at the member still running');
+    expect(dataOf(a)).toEqual([20, 21, 22, 23].map((n) => data('gw-1', n)));
+    // and nothing waited for the stopped member in its session
+    const back = await startBus({ sharedGroup: GROUP, ...node2 });
+    const health = JSON.stringify({ v: 1, gateway: 'gw-1', instruments: [] });
+    await gw.publishAsync(topicFor(LAB, 'gw-1', 'HEALTH'), health, { qos: 1 });
+    await waitFor(() => back.payloads('HEALTH').length > 0, 'HEALTH at the member that came back');
+    expect(dataOf(back)).toEqual([]);
+  });
+
+  test('the default client id of a member names its host; without a group it stays what it was', () => {
+    expect(defaultClientId('lab-a', undefined, 'node-1.example')).toBe('labtrace-server-lab-a');
+    expect(defaultClientId('lab-a', 'nodes', 'node-1.example')).toBe('labtrace-server-lab-a-node-1.example');
+    expect(defaultClientId('lab-a', 'nodes', 'näde 2')).toBe('labtrace-server-lab-a-n-de-2');
+  });
+
+  test('server.yaml: a sharedGroup or clientId that is not one MQTT topic level is refused, naming the field', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-share-'));
+    const load = (external: string) => {
+      const file = path.join(dir, 'server.yaml');
+      writeFileSync(file, `mqtt:\n  external:\n    url: mqtt://127.0.0.1:1883\n    username: labtrace-server\n${external}`);
+      return loadServerConfig(file, {});
+    };
+    for (const group of ['a/b', 'a+', '#', '', 'x'.repeat(65)])
+      await expect(load(`    sharedGroup: '${group}'\n`)).rejects.toThrow(/mqtt\.external\.sharedGroup: expected 1 to 64 letters/);
+    await expect(load(`    clientId: 'node 1'\n`)).rejects.toThrow(/mqtt\.external\.clientId: expected 1 to 128 letters/);
+    const config = await load(`    sharedGroup: lab-a.nodes\n    clientId: labtrace-node-1\n`);
+    expect(config.mqtt.external).toMatchObject({ sharedGroup: 'lab-a.nodes', clientId: 'labtrace-node-1' });
+  });
 });
