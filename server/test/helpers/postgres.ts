@@ -3,14 +3,14 @@
 // under root the cluster belongs to the user `postgres` and its commands run through runuser.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from './ports.js';
 
 export interface TestPostgres {
-  /** a database created for the test: postgres://postgres@127.0.0.1:<port>/<database> (trust authentication) */
+  /** a database created for the test: postgres://postgres@127.0.0.1:<port>/<database> (no password in the URL) */
   url: string;
   port: number;
   /** Creates one more (empty) database on the same cluster and returns its URL. */
@@ -55,7 +55,15 @@ function processAlive(pid: number): boolean {
   }
 }
 
-export async function startPostgres(database = 'labtrace'): Promise<TestPostgres> {
+export interface PostgresOptions {
+  /** the database created for the test */
+  database?: string;
+  /** with a password, connections over TCP must give it (scram-sha-256) as the user postgres; without, trust */
+  password?: string;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
+  const database = options.database ?? 'labtrace';
   const bin = postgresBinDir();
   // a fresh directory the cluster's owner can reach (mkdtemp's 0700 directory owned by root is not)
   const base = path.join(tmpdir(), `labtrace-pg-${randomBytes(6).toString('hex')}`);
@@ -80,14 +88,23 @@ export async function startPostgres(database = 'labtrace'): Promise<TestPostgres
     rmSync(base, { recursive: true, force: true });
   };
   try {
-    run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
-    const options = `-p ${port} -k ${base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
-    run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-l', path.join(base, 'server.log'), '-o', options, '-w', '-t', '60', 'start'], 90_000);
+    const auth = ['--auth=trust'];
+    if (options.password !== undefined) {
+      // the cluster's owner reads the password file once, at initdb; a private directory holds it meanwhile
+      const pwfile = path.join(base, 'pwfile');
+      writeFileSync(pwfile, `${options.password}\n`, { mode: 0o644 });
+      auth.splice(0, 1, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`);
+    }
+    run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', ...auth, '--encoding=UTF8', '--locale=C', '--no-sync']);
+    rmSync(path.join(base, 'pwfile'), { force: true });
+    const serverOptions = `-p ${port} -k ${base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+    run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-l', path.join(base, 'server.log'), '-o', serverOptions, '-w', '-t', '60', 'start'], 90_000);
     started = true;
     const urlOf = (name: string): string => `postgres://postgres@127.0.0.1:${port}/${name}`;
     const createDatabase = async (name: string): Promise<string> => {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`database name "${name}": lower-case letters, digits and _ only`);
-      const client = new pg.Client({ connectionString: urlOf('postgres') });
+      // fields rather than a connection string, whose empty password would override the one given
+      const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', password: options.password });
       await client.connect();
       try {
         await client.query(`CREATE DATABASE ${name}`);
