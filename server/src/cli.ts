@@ -237,6 +237,7 @@ async function userCommand(argv: string[]): Promise<void> {
 async function migrateCommand(argv: string[]): Promise<number> {
   let target: StoreTarget;
   let passwordFile: string | undefined;
+  let passwordFileField = '--password-file';
   try {
     let values;
     try {
@@ -250,7 +251,11 @@ async function migrateCommand(argv: string[]): Promise<number> {
     }
     const fromOption = values['database-url'];
     const fromEnv = process.env['LABTRACE_DATABASE_URL'] || undefined;
-    passwordFile = values['password-file'] ?? (process.env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined);
+    passwordFile = values['password-file'];
+    if (passwordFile === undefined) {
+      passwordFile = process.env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined;
+      passwordFileField = 'LABTRACE_DATABASE_PASSWORD_FILE';
+    }
     if (fromOption !== undefined) target = parseDatabaseUrl(fromOption, '--database-url', process.cwd());
     else if (fromEnv !== undefined) target = parseDatabaseUrl(fromEnv, 'LABTRACE_DATABASE_URL', process.cwd());
     else {
@@ -266,7 +271,11 @@ async function migrateCommand(argv: string[]): Promise<number> {
   }
   let store;
   try {
-    store = openStore(target, { passwordFile, poolSize: 1 });
+    store = openStore(target, {
+      passwordFile,
+      poolSize: 1,
+      passwordFileField,
+    });
   } catch (err) {
     if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;
     process.stderr.write(`labtrace server migrate: ${err.code}: ${err.message}\n`);

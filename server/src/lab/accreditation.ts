@@ -37,19 +37,28 @@ const DAY = 86_400_000;
  */
 export const accreditationMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await ddl(db, `CREATE TABLE accreditations (
+    await ddl(
+      db,
+      `CREATE TABLE accreditations (
       id TEXT PRIMARY KEY, body TEXT NOT NULL, number TEXT NOT NULL, standard TEXT NOT NULL,
       valid_from INTEGER NOT NULL, valid_to INTEGER NOT NULL, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      CHECK (valid_to > valid_from))`);
+      CHECK (valid_to > valid_from))`,
+    );
     // version 1 is the scope as granted (in force from valid_from); later versions extend or reduce it from when they are recorded
-    await ddl(db, `CREATE TABLE accreditation_scopes (
+    await ddl(
+      db,
+      `CREATE TABLE accreditation_scopes (
       accreditation TEXT NOT NULL REFERENCES accreditations(id), version INTEGER NOT NULL, effective_from INTEGER NOT NULL,
       entries TEXT NOT NULL, reason TEXT, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      PRIMARY KEY (accreditation, version))`);
-    await ddl(db, `CREATE TABLE accreditation_events (
+      PRIMARY KEY (accreditation, version))`,
+    );
+    await ddl(
+      db,
+      `CREATE TABLE accreditation_events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, accreditation TEXT NOT NULL REFERENCES accreditations(id),
       kind TEXT NOT NULL CHECK (kind IN ('suspend', 'reinstate', 'withdraw')), at INTEGER NOT NULL,
-      reason TEXT NOT NULL, recorded_by TEXT NOT NULL)`);
+      reason TEXT NOT NULL, recorded_by TEXT NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX accreditation_events_by_accreditation ON accreditation_events (accreditation, at, id)`);
     for (const table of ['accreditations', 'accreditation_scopes', 'accreditation_events']) {
       await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);

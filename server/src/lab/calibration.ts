@@ -27,16 +27,22 @@ const DAY = 86_400_000;
 /** Append-only: a wrong record is corrected by a newer one (with its reason), never edited or deleted. */
 export const calibrationMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await ddl(db, `CREATE TABLE calibrations (
+    await ddl(
+      db,
+      `CREATE TABLE calibrations (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, calibrated_at INTEGER NOT NULL,
       laboratory TEXT NOT NULL, certificate TEXT NOT NULL, results TEXT NOT NULL, uncertainty TEXT NOT NULL,
       adjustments TEXT, acceptance TEXT, next_due_at INTEGER NOT NULL, reason TEXT,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`);
+      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX calibrations_by_instrument ON calibrations (instrument, calibrated_at)`);
-    await ddl(db, `CREATE TABLE instrument_checks (
+    await ddl(
+      db,
+      `CREATE TABLE instrument_checks (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, checked_at INTEGER NOT NULL,
       result TEXT NOT NULL CHECK (result IN ('pass', 'fail')), description TEXT NOT NULL,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`);
+      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX instrument_checks_by_instrument ON instrument_checks (instrument, checked_at)`);
     for (const table of ['calibrations', 'instrument_checks']) {
       await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
@@ -51,12 +57,21 @@ export const calibrationMigration: Migration = {
  */
 export const calibrationAttachmentsMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await ddl(db, `CREATE TABLE calibration_attachments (
+    await ddl(
+      db,
+      `CREATE TABLE calibration_attachments (
       calibration INTEGER PRIMARY KEY REFERENCES calibrations (id), instrument TEXT NOT NULL, filename TEXT NOT NULL,
       content_type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
-      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`);
-    await ddl(db, `CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
-    await ddl(db, `CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`);
+      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`,
+    );
+    await ddl(
+      db,
+      `CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`,
+    );
+    await ddl(
+      db,
+      `CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`,
+    );
   },
 };
 

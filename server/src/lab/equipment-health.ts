@@ -9,9 +9,12 @@ import type { LabDatabase } from '../store/database.js';
 
 export const equipmentHealthMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await ddl(db, `CREATE TABLE instrument_health (
+    await ddl(
+      db,
+      `CREATE TABLE instrument_health (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, at INTEGER NOT NULL, connected INTEGER NOT NULL,
-      polls INTEGER NOT NULL, errors TEXT NOT NULL, latency_p50 REAL, latency_p99 REAL)`);
+      polls INTEGER NOT NULL, errors TEXT NOT NULL, latency_p50 REAL, latency_p99 REAL)`,
+    );
     await ddl(db, `CREATE INDEX instrument_health_by_instrument ON instrument_health (instrument, at)`);
   },
 };

@@ -110,24 +110,39 @@ migrations['0002_batch_headers'] = {
 migrations['0003_trust'] = {
   async up(db: Kysely<unknown>) {
     // a gateway's keys: active, retired by a rotation (valid for batches up to valid_until) or revoked
-    await ddl(db, `CREATE TABLE gateway_keys (
+    await ddl(
+      db,
+      `CREATE TABLE gateway_keys (
       gateway TEXT NOT NULL, key_id TEXT NOT NULL, verifier_key TEXT NOT NULL, status TEXT NOT NULL,
       registered_at INTEGER NOT NULL, valid_until INTEGER, reason TEXT, replaced_by TEXT,
-      PRIMARY KEY (gateway, key_id))`);
+      PRIMARY KEY (gateway, key_id))`,
+    );
     // where each gateway's chain of batches stands: the next batch and sequence number expected
-    await ddl(db, `CREATE TABLE gateway_chain (
-      gateway TEXT PRIMARY KEY, next_batch INTEGER NOT NULL, next_seq INTEGER NOT NULL, last_header_hash TEXT NOT NULL)`);
-    await ddl(db, `CREATE TABLE security_events (
+    await ddl(
+      db,
+      `CREATE TABLE gateway_chain (
+      gateway TEXT PRIMARY KEY, next_batch INTEGER NOT NULL, next_seq INTEGER NOT NULL, last_header_hash TEXT NOT NULL)`,
+    );
+    await ddl(
+      db,
+      `CREATE TABLE security_events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, kind TEXT NOT NULL,
-      severity TEXT NOT NULL, batch INTEGER, detail TEXT NOT NULL)`);
+      severity TEXT NOT NULL, batch INTEGER, detail TEXT NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX security_events_by_gateway ON security_events (gateway, at)`);
     await ddl(db, `ALTER TABLE batch_headers ADD COLUMN hash TEXT`);
     // one-time enrollment tokens, kept as SHA-256 hashes
-    await ddl(db, `CREATE TABLE enrollment_tokens (
-      token_hash TEXT PRIMARY KEY, gateway TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`);
+    await ddl(
+      db,
+      `CREATE TABLE enrollment_tokens (
+      token_hash TEXT PRIMARY KEY, gateway TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER)`,
+    );
     // broker credentials handed out at enrollment (scrypt hashes)
-    await ddl(db, `CREATE TABLE gateway_credentials (
-      gateway TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL)`);
+    await ddl(
+      db,
+      `CREATE TABLE gateway_credentials (
+      gateway TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+    );
   },
 };
 
@@ -137,14 +152,20 @@ migrations['0004_compact_samples'] = {
     // channel, unit), small integers for value kind and quality, the key (gateway, seq) as the table
     // itself (WITHOUT ROWID). Two B-trees per sample instead of three, and rows a third of the size.
     await ddl(db, `CREATE TABLE gateway_ids (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`);
-    await ddl(db, `CREATE TABLE streams (
+    await ddl(
+      db,
+      `CREATE TABLE streams (
       id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, instrument TEXT NOT NULL, channel TEXT NOT NULL, unit TEXT NOT NULL,
-      UNIQUE (gateway, instrument, channel, unit))`);
+      UNIQUE (gateway, instrument, channel, unit))`,
+    );
     await ddl(db, `CREATE INDEX streams_by_channel ON streams (instrument, channel)`);
-    await ddl(db, `CREATE TABLE samples (
+    await ddl(
+      db,
+      `CREATE TABLE samples (
       gateway INTEGER NOT NULL, seq INTEGER NOT NULL, stream INTEGER NOT NULL, ts INTEGER NOT NULL,
       num REAL, text TEXT, kind INTEGER NOT NULL, quality INTEGER NOT NULL, reason TEXT,
-      PRIMARY KEY (gateway, seq)) WITHOUT ROWID`);
+      PRIMARY KEY (gateway, seq)) WITHOUT ROWID`,
+    );
     await ddl(db, `CREATE INDEX samples_by_stream ON samples (stream, ts)`);
     await sql`INSERT INTO gateway_ids (name) SELECT DISTINCT gateway FROM measurements`.execute(db);
     // (a new store has no measurements: on PostgreSQL, which only ever starts empty, these copy nothing)
@@ -163,12 +184,15 @@ migrations['0004_compact_samples'] = {
       JOIN streams st ON st.gateway = m.gateway AND st.instrument = m.instrument AND st.channel = m.channel AND st.unit = m.unit`.execute(db);
     await ddl(db, `DROP TABLE measurements`);
     // the readable form, for reports and auditors' queries
-    await ddl(db, `CREATE VIEW measurements AS
+    await ddl(
+      db,
+      `CREATE VIEW measurements AS
       SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts,
         CASE s.kind WHEN 1 THEN 0 WHEN 2 THEN 1 ELSE s.num END AS value_num, s.text AS value_text,
         CASE s.kind WHEN 0 THEN 'null' WHEN 1 THEN 'boolean' WHEN 2 THEN 'boolean' WHEN 3 THEN 'number' ELSE 'string' END AS value_kind,
         st.unit, CASE s.quality WHEN 0 THEN 'good' WHEN 1 THEN 'uncertain' ELSE 'bad' END AS quality, s.reason
-      FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`);
+      FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`,
+    );
   },
 };
 
@@ -189,8 +213,14 @@ migrations['0006_transparency_log'] = {
     // The lab's transparency log (log/transparency-log.ts): every entry's leaf data and leaf hash, the perfect
     // subtree hashes above the leaves of its RFC 6962 tree (level >= 1), so that proofs take O(log n) reads, and
     // every signed checkpoint, so that a consistency proof can be given from any checkpoint a client saved.
-    await ddl(db, `CREATE TABLE log_entries (idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL, leaf BLOB NOT NULL, at INTEGER NOT NULL)`);
-    await ddl(db, `CREATE TABLE log_hashes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID`);
+    await ddl(
+      db,
+      `CREATE TABLE log_entries (idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL, leaf BLOB NOT NULL, at INTEGER NOT NULL)`,
+    );
+    await ddl(
+      db,
+      `CREATE TABLE log_hashes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID`,
+    );
     await ddl(db, `CREATE TABLE log_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, at INTEGER NOT NULL)`);
   },
 };
@@ -214,9 +244,12 @@ migrations['0009_influx_cursor'] = {
     // how far the InfluxDB measurement store has written the stored batches (by batch_headers rowid, which is
     // commit order: batches are only ever appended), per InfluxDB target; and the batches it refused for good
     await ddl(db, `CREATE TABLE influx_cursor (target TEXT PRIMARY KEY, last_rowid INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
-    await ddl(db, `CREATE TABLE influx_failures (
+    await ddl(
+      db,
+      `CREATE TABLE influx_failures (
       id INTEGER PRIMARY KEY, target TEXT NOT NULL, batch_rowid INTEGER NOT NULL, gateway TEXT NOT NULL, batch INTEGER NOT NULL,
-      samples INTEGER NOT NULL, status INTEGER, error TEXT NOT NULL, at INTEGER NOT NULL)`);
+      samples INTEGER NOT NULL, status INTEGER, error TEXT NOT NULL, at INTEGER NOT NULL)`,
+    );
   },
 };
 
@@ -225,32 +258,47 @@ migrations['0010_auth'] = {
     // customer organizations: a client user belongs to one and sees only its own work
     await ddl(db, `CREATE TABLE organizations (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL)`);
     // people and machine identities; passwords as scrypt hashes, an auditor's access ends at grant_until
-    await ddl(db, `CREATE TABLE users (
+    await ddl(
+      db,
+      `CREATE TABLE users (
       id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
       organization TEXT REFERENCES organizations(id), password_hash TEXT NOT NULL, must_change INTEGER NOT NULL DEFAULT 0,
       disabled INTEGER NOT NULL DEFAULT 0, grant_until INTEGER, failed_logins INTEGER NOT NULL DEFAULT 0, locked_until INTEGER,
-      created_at INTEGER NOT NULL, password_changed_at INTEGER NOT NULL)`);
+      created_at INTEGER NOT NULL, password_changed_at INTEGER NOT NULL)`,
+    );
     // browser sessions and API tokens, kept as SHA-256 hashes of the secret
-    await ddl(db, `CREATE TABLE sessions (
+    await ddl(
+      db,
+      `CREATE TABLE sessions (
       token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), kind TEXT NOT NULL, name TEXT,
-      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX sessions_by_user ON sessions (user_id)`);
     // the user-action audit trail: append-only, each entry hashed over the previous one, anchored in the log
-    await ddl(db, `CREATE TABLE audit_trail (
+    await ddl(
+      db,
+      `CREATE TABLE audit_trail (
       id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, actor_role TEXT NOT NULL, action TEXT NOT NULL,
       record_type TEXT NOT NULL, record_id TEXT NOT NULL, old_value TEXT, new_value TEXT, reason TEXT,
-      prev_hash TEXT NOT NULL, hash TEXT NOT NULL, log_index INTEGER)`);
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL, log_index INTEGER)`,
+    );
     await ddl(db, `CREATE INDEX audit_trail_by_record ON audit_trail (record_type, record_id, at)`);
     await ddl(db, `CREATE INDEX audit_trail_by_actor ON audit_trail (actor, at)`);
-    await ddl(db, `CREATE TRIGGER audit_trail_no_delete BEFORE DELETE ON audit_trail
-      BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`);
+    await ddl(
+      db,
+      `CREATE TRIGGER audit_trail_no_delete BEFORE DELETE ON audit_trail
+      BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`,
+    );
     // the only change allowed: recording where an entry was anchored in the transparency log, once
-    await ddl(db, `CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail
+    await ddl(
+      db,
+      `CREATE TRIGGER audit_trail_no_update BEFORE UPDATE ON audit_trail
       WHEN OLD.log_index IS NOT NULL OR NEW.id IS NOT OLD.id OR NEW.at IS NOT OLD.at OR NEW.actor IS NOT OLD.actor
         OR NEW.actor_role IS NOT OLD.actor_role OR NEW.action IS NOT OLD.action OR NEW.record_type IS NOT OLD.record_type
         OR NEW.record_id IS NOT OLD.record_id OR NEW.old_value IS NOT OLD.old_value OR NEW.new_value IS NOT OLD.new_value
         OR NEW.reason IS NOT OLD.reason OR NEW.prev_hash IS NOT OLD.prev_hash OR NEW.hash IS NOT OLD.hash
-      BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`);
+      BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END`,
+    );
   },
 };
 
@@ -259,28 +307,43 @@ migrations['0011_lab_records'] = {
     // Lab records (ISO/IEC 17025 7.4, 7.2, 7.5): items received for testing, test methods in versions, test
     // runs and the gateway sequence ranges each run covers. Nothing is deleted: a change is a new version or
     // a state transition, each with an audit-trail entry. ("lab_samples": "samples" holds measured values.)
-    await ddl(db, `CREATE TABLE lab_samples (
+    await ddl(
+      db,
+      `CREATE TABLE lab_samples (
       id TEXT PRIMARY KEY, organization TEXT NOT NULL REFERENCES organizations(id), description TEXT NOT NULL,
-      condition TEXT NOT NULL, received_at INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL)`);
+      condition TEXT NOT NULL, received_at INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+    );
     // a method version is never changed: a change is the next version
-    await ddl(db, `CREATE TABLE methods (
+    await ddl(
+      db,
+      `CREATE TABLE methods (
       id TEXT NOT NULL, version INTEGER NOT NULL, standard TEXT NOT NULL, title TEXT NOT NULL, definition TEXT NOT NULL,
-      created_by TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (id, version))`);
-    await ddl(db, `CREATE TABLE runs (
+      created_by TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (id, version))`,
+    );
+    await ddl(
+      db,
+      `CREATE TABLE runs (
       id TEXT PRIMARY KEY, sample TEXT NOT NULL REFERENCES lab_samples(id), organization TEXT NOT NULL REFERENCES organizations(id),
       method_id TEXT NOT NULL, method_version INTEGER NOT NULL, instruments TEXT NOT NULL, technician TEXT NOT NULL,
       state TEXT NOT NULL, accredited INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
       started_at INTEGER, ended_at INTEGER, end_reason TEXT,
-      FOREIGN KEY (method_id, method_version) REFERENCES methods(id, version))`);
+      FOREIGN KEY (method_id, method_version) REFERENCES methods(id, version))`,
+    );
     await ddl(db, `CREATE INDEX runs_by_organization ON runs (organization, created_at)`);
     // the gateway records a run covers: first_seq at the start, last_seq once it ended (NULL while it runs)
-    await ddl(db, `CREATE TABLE run_ranges (
+    await ddl(
+      db,
+      `CREATE TABLE run_ranges (
       run TEXT NOT NULL REFERENCES runs(id), gateway TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER,
-      PRIMARY KEY (run, gateway)) WITHOUT ROWID`);
+      PRIMARY KEY (run, gateway)) WITHOUT ROWID`,
+    );
     // an instrument's service status, as a history: the newest row is in force (calibration status comes later)
-    await ddl(db, `CREATE TABLE instrument_status (
+    await ddl(
+      db,
+      `CREATE TABLE instrument_status (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
-      actor TEXT NOT NULL, at INTEGER NOT NULL)`);
+      actor TEXT NOT NULL, at INTEGER NOT NULL)`,
+    );
     await ddl(db, `CREATE INDEX instrument_status_by_instrument ON instrument_status (instrument, id)`);
     for (const table of ['lab_samples', 'methods', 'runs', 'run_ranges', 'instrument_status'])
       await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
@@ -288,14 +351,20 @@ migrations['0011_lab_records'] = {
     for (const table of ['methods', 'instrument_status', 'lab_samples'])
       await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
     // a run changes only by its state machine: the fields fixed at creation stay as they were
-    await ddl(db, `CREATE TRIGGER runs_fixed_fields BEFORE UPDATE ON runs
+    await ddl(
+      db,
+      `CREATE TRIGGER runs_fixed_fields BEFORE UPDATE ON runs
       WHEN NEW.id IS NOT OLD.id OR NEW.sample IS NOT OLD.sample OR NEW.organization IS NOT OLD.organization
         OR NEW.method_id IS NOT OLD.method_id OR NEW.method_version IS NOT OLD.method_version OR NEW.instruments IS NOT OLD.instruments
         OR NEW.created_by IS NOT OLD.created_by OR NEW.created_at IS NOT OLD.created_at OR OLD.state IN ('completed', 'aborted')
-      BEGIN SELECT RAISE(ABORT, 'a run changes only by its state machine'); END`);
-    await ddl(db, `CREATE TRIGGER run_ranges_closed BEFORE UPDATE ON run_ranges
+      BEGIN SELECT RAISE(ABORT, 'a run changes only by its state machine'); END`,
+    );
+    await ddl(
+      db,
+      `CREATE TRIGGER run_ranges_closed BEFORE UPDATE ON run_ranges
       WHEN OLD.last_seq IS NOT NULL OR NEW.first_seq IS NOT OLD.first_seq OR NEW.run IS NOT OLD.run OR NEW.gateway IS NOT OLD.gateway
-      BEGIN SELECT RAISE(ABORT, 'a closed run range is never changed'); END`);
+      BEGIN SELECT RAISE(ABORT, 'a closed run range is never changed'); END`,
+    );
   },
 };
 
@@ -304,13 +373,19 @@ migrations['0012_run_alarms'] = {
     // The inspection alarms of test runs as an append-only history of events (raised, escalated, recurred,
     // returned, acknowledged, cleared), each with the alarm as it stood after it: an alarm's state is its
     // newest event, so a restart keeps what was raised and who acknowledged or cleared it, with the reason.
-    await ddl(db, `CREATE TABLE run_alarms (
+    await ddl(
+      db,
+      `CREATE TABLE run_alarms (
       id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL REFERENCES runs(id), alarm TEXT NOT NULL, event TEXT NOT NULL,
       at INTEGER NOT NULL, rule_id TEXT NOT NULL, severity TEXT NOT NULL, instrument TEXT NOT NULL, channel TEXT,
-      detail TEXT NOT NULL, person TEXT, reason TEXT)`);
+      detail TEXT NOT NULL, person TEXT, reason TEXT)`,
+    );
     await ddl(db, `CREATE INDEX run_alarms_by_run ON run_alarms (run, alarm, id)`);
     await ddl(db, `CREATE TRIGGER run_alarms_no_delete BEFORE DELETE ON run_alarms BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
-    await ddl(db, `CREATE TRIGGER run_alarms_no_update BEFORE UPDATE ON run_alarms BEGIN SELECT RAISE(ABORT, 'run_alarms rows are written once'); END`);
+    await ddl(
+      db,
+      `CREATE TRIGGER run_alarms_no_update BEFORE UPDATE ON run_alarms BEGIN SELECT RAISE(ABORT, 'run_alarms rows are written once'); END`,
+    );
   },
 };
 
@@ -328,7 +403,10 @@ migrations['0016_run_results'] = {
     // A completed run's results (lab/results.ts), computed once from its records and kept as they were
     // reported: a later calibration record or method version does not change them.
     await ddl(db, `CREATE TABLE run_results (run TEXT PRIMARY KEY REFERENCES runs(id), computed_at INTEGER NOT NULL, results TEXT NOT NULL)`);
-    await ddl(db, `CREATE TRIGGER run_results_no_delete BEFORE DELETE ON run_results BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
+    await ddl(
+      db,
+      `CREATE TRIGGER run_results_no_delete BEFORE DELETE ON run_results BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`,
+    );
     await ddl(db, `CREATE TRIGGER run_results_no_update BEFORE UPDATE ON run_results BEGIN SELECT RAISE(ABORT, 'run results are written once'); END`);
   },
 };
@@ -347,20 +425,26 @@ migrations['0019_samples_rowid'] = {
     // there once without that key: a batch that meets a stored batch's sequence numbers is refused before it is
     // stored, and a stored batch enters the index once, in the transaction that marks it indexed.
     await ddl(db, `DROP VIEW measurements`);
-    await ddl(db, `CREATE TABLE samples_by_row (
+    await ddl(
+      db,
+      `CREATE TABLE samples_by_row (
       gateway INTEGER NOT NULL, seq INTEGER NOT NULL, stream INTEGER NOT NULL, ts INTEGER NOT NULL,
-      num REAL, text TEXT, kind INTEGER NOT NULL, quality INTEGER NOT NULL, reason TEXT)`);
+      num REAL, text TEXT, kind INTEGER NOT NULL, quality INTEGER NOT NULL, reason TEXT)`,
+    );
     await sql`INSERT INTO samples_by_row (gateway, seq, stream, ts, num, text, kind, quality, reason)
       SELECT gateway, seq, stream, ts, num, text, kind, quality, reason FROM samples ORDER BY stream, ts`.execute(db);
     await ddl(db, `DROP TABLE samples`);
     await ddl(db, `ALTER TABLE samples_by_row RENAME TO samples`);
     await ddl(db, `CREATE INDEX samples_by_stream ON samples (stream, ts)`);
-    await ddl(db, `CREATE VIEW measurements AS
+    await ddl(
+      db,
+      `CREATE VIEW measurements AS
       SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts,
         CASE s.kind WHEN 1 THEN 0 WHEN 2 THEN 1 ELSE s.num END AS value_num, s.text AS value_text,
         CASE s.kind WHEN 0 THEN 'null' WHEN 1 THEN 'boolean' WHEN 2 THEN 'boolean' WHEN 3 THEN 'number' ELSE 'string' END AS value_kind,
         st.unit, CASE s.quality WHEN 0 THEN 'good' WHEN 1 THEN 'uncertain' ELSE 'bad' END AS quality, s.reason
-      FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`);
+      FROM samples s JOIN gateway_ids g ON g.id = s.gateway JOIN streams st ON st.id = s.stream`,
+    );
   },
 };
 
@@ -388,8 +472,11 @@ migrations['0021_key_events'] = {
   async up(db: Kysely<unknown>) {
     // the transparency log's key events as structured records (protocols/src/trust/key-event.ts), appended to the
     // log once their time has come (a rotation's end of grace is written ahead)
-    await ddl(db, `CREATE TABLE key_events (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, record TEXT NOT NULL, log_index INTEGER)`);
+    await ddl(
+      db,
+      `CREATE TABLE key_events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, gateway TEXT NOT NULL, record TEXT NOT NULL, log_index INTEGER)`,
+    );
     await ddl(db, `CREATE INDEX key_events_unlogged ON key_events (at) WHERE log_index IS NULL`);
     // a key's validity by what the server knows: valid_until is now the server arrival time from which no new batch
     // under it is taken; a rotated key's grace is looked for above the gateway's highest stored batch at the rotation;
@@ -398,9 +485,12 @@ migrations['0021_key_events'] = {
     await ddl(db, `ALTER TABLE gateway_keys ADD COLUMN last_valid_batch INTEGER`);
     // batches with sample times outside the accepted window around their arrival [earliest, latest]: stored; their
     // samples outside it are kept out of an instrument's latest values
-    await ddl(db, `CREATE TABLE clock_skew_batches (
+    await ddl(
+      db,
+      `CREATE TABLE clock_skew_batches (
       gateway TEXT NOT NULL, batch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-      earliest INTEGER NOT NULL, latest INTEGER NOT NULL, PRIMARY KEY (gateway, batch))`);
+      earliest INTEGER NOT NULL, latest INTEGER NOT NULL, PRIMARY KEY (gateway, batch))`,
+    );
     await ddl(db, `CREATE INDEX clock_skew_by_seq ON clock_skew_batches (gateway, first_seq)`);
     // keys known before: their state as structured events, from the key table (the text events already in the log
     // stay there, and are not read any more). A key retired or revoked before keeps the batches stored under it.

@@ -61,8 +61,7 @@ export function parseDatabaseUrl(url: string, field: string, baseDir: string): S
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (parsed.hostname === '') throw new LabtraceError('E_CONFIG', `${field}: the host is missing (${expected})`);
-  if (database === '' || database.includes('/'))
-    throw new LabtraceError('E_CONFIG', `${field}: the database name is missing (${expected})`);
+  if (database === '' || database.includes('/')) throw new LabtraceError('E_CONFIG', `${field}: the database name is missing (${expected})`);
   if (parsed.username === '') throw new LabtraceError('E_CONFIG', `${field}: the user is missing (${expected})`);
   let ssl: boolean | { rejectUnauthorized: false } | undefined;
   for (const [name, value] of parsed.searchParams) {
@@ -97,19 +96,22 @@ export interface OpenedStore {
 }
 
 /** Opens a Kysely on the store; `passwordFile` is read here (PostgreSQL only). No I/O on PostgreSQL before the first query. */
-export function openStore(target: StoreTarget, options: { passwordFile?: string | undefined; poolSize?: number } = {}): OpenedStore {
+export function openStore(
+  target: StoreTarget,
+  options: { passwordFile?: string | undefined; poolSize?: number; passwordFileField?: string } = {},
+): OpenedStore {
+  const passwordField = options.passwordFileField ?? 'database.passwordFile';
   const description = describeTarget(target);
   if (target.dialect === 'sqlite') {
     if (options.passwordFile !== undefined)
-      throw new LabtraceError('E_CONFIG', 'database.passwordFile: a SQLite store has no password (the file is for PostgreSQL)');
+      throw new LabtraceError('E_CONFIG', `${passwordField}: a SQLite store has no password (the file is for PostgreSQL)`);
     mkdirSync(path.dirname(target.file), { recursive: true });
     const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: openSqliteFile(target.file) }) });
     return { db, dialect: 'sqlite', description, close: () => db.destroy() };
   }
   if (options.passwordFile !== undefined && target.password !== undefined)
-    throw new LabtraceError('E_CONFIG', 'database.passwordFile: the URL holds a password too; give it in one place (the file)');
-  const password =
-    options.passwordFile === undefined ? target.password : readSecretFile(path.resolve(options.passwordFile), 'database.passwordFile');
+    throw new LabtraceError('E_CONFIG', `${passwordField}: the URL holds a password too; give it in one place (the file)`);
+  const password = options.passwordFile === undefined ? target.password : readSecretFile(path.resolve(options.passwordFile), passwordField);
   const pool = new pg.Pool({
     host: target.host,
     port: target.port,

@@ -27,9 +27,7 @@ export function postgresBinDir(): string {
   if (pgConfig.status === 0) dirs.push(pgConfig.stdout.trim());
   const found = dirs.find((dir) => existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'pg_ctl')));
   if (found === undefined)
-    throw new Error(
-      `PostgreSQL is not installed: no initdb and pg_ctl in ${dirs.join(' or ')} (Debian: apt-get install postgresql-15)`,
-    );
+    throw new Error(`PostgreSQL is not installed: no initdb and pg_ctl in ${dirs.join(' or ')} (Debian: apt-get install postgresql-15)`);
   return found;
 }
 
