@@ -13,6 +13,8 @@ export interface TestPostgres {
   /** a database created for the test: postgres://postgres@127.0.0.1:<port>/<database> (no password in the URL) */
   url: string;
   port: number;
+  /** the cluster's directory (data, socket, server log), removed by stop() */
+  dir: string;
   /** Creates one more (empty) database on the same cluster and returns its URL. */
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
@@ -112,7 +114,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
       return urlOf(name);
     };
     const url = await createDatabase(database);
-    return { url, port, createDatabase, stop };
+    return { url, port, dir: base, createDatabase, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,5 +1,5 @@
 // `labtrace server migrate` as an operator runs it: real processes against a real PostgreSQL 15 and a SQLite file.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -113,6 +113,11 @@ test('a PostgreSQL password comes from a file and appears in no output', async (
     const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM kysely_migration`.execute(store.db);
     expect(Number(rows[0]?.n)).toBe(ok.applied.length);
     await store.close();
+    // the test's PostgreSQL leaves nothing behind: no server on its port, no directory
+    await postgres.stop();
+    expect(existsSync(postgres.dir)).toBe(false);
+    const late = new pg.Client({ host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'postgres', password });
+    await expect(late.connect()).rejects.toThrow(/ECONNREFUSED/);
   } finally {
     await postgres.stop();
   }

@@ -36,7 +36,14 @@ const POSTGRES_TYPES: Record<string, string> = {
 
 const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'labtrace-ddl-'));
 
-async function sqliteSchema(database: LabDatabase): Promise<{ tables: Schema; views: Schema; indexes: string[]; triggers: string[] }> {
+interface Constraints {
+  /** "table(col, ...) -> table(col, ...)" */
+  foreignKeys: string[];
+  /** "table: primary key (col, ...)" and "table: unique (col, ...)" */
+  keys: string[];
+}
+
+async function sqliteSchema(database: LabDatabase): Promise<{ tables: Schema; views: Schema; indexes: string[]; triggers: string[] } & Constraints> {
   const objects = database.sqlite
     .prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND (type <> 'index' OR sql IS NOT NULL) ORDER BY name")
     .all() as { type: string; name: string }[];
@@ -62,15 +69,38 @@ async function sqliteSchema(database: LabDatabase): Promise<{ tables: Schema; vi
     if (o.type === 'table') tables[o.name] = columnsOf(o.name);
     if (o.type === 'view') views[o.name] = columnsOf(o.name).map((c) => ({ ...c, type: '', notNull: false }));
   }
+  const foreignKeys: string[] = [];
+  const keys: string[] = [];
+  for (const table of Object.keys(tables)) {
+    const fks = database.sqlite.prepare('SELECT id, "table" AS target, "from", "to" FROM pragma_foreign_key_list(?) ORDER BY id, seq').all(table) as {
+      id: number;
+      target: string;
+      from: string;
+      to: string | null;
+    }[];
+    for (const id of new Set(fks.map((f) => f.id))) {
+      const parts = fks.filter((f) => f.id === id);
+      foreignKeys.push(`${table}(${parts.map((p) => p.from).join(', ')}) -> ${parts[0]?.target}(${parts.map((p) => p.to).join(', ')})`);
+    }
+    const pk = database.sqlite.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[];
+    if (pk.length > 0) keys.push(`${table}: primary key (${pk.map((c) => c.name).join(', ')})`);
+    const uniques = database.sqlite.prepare("SELECT name FROM pragma_index_list(?) WHERE origin = 'u'").all(table) as { name: string }[];
+    for (const u of uniques) {
+      const cols = database.sqlite.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').all(u.name) as { name: string }[];
+      keys.push(`${table}: unique (${cols.map((c) => c.name).join(', ')})`);
+    }
+  }
   return {
     tables,
     views,
+    foreignKeys: foreignKeys.sort(),
+    keys: keys.sort(),
     indexes: objects.filter((o) => o.type === 'index').map((o) => o.name),
     triggers: objects.filter((o) => o.type === 'trigger').map((o) => o.name),
   };
 }
 
-async function postgresSchema(db: Kysely<unknown>): Promise<{ tables: Schema; views: Schema; indexes: string[]; triggers: string[] }> {
+async function postgresSchema(db: Kysely<unknown>): Promise<{ tables: Schema; views: Schema; indexes: string[]; triggers: string[] } & Constraints> {
   const { rows: columns } = await sql<{
     table_name: string;
     table_type: string;
@@ -101,7 +131,24 @@ async function postgresSchema(db: Kysely<unknown>): Promise<{ tables: Schema; vi
   const { rows: triggers } = await sql<{ name: string }>`SELECT t.tgname AS name FROM pg_trigger t
      JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = 'public' AND NOT t.tgisinternal ORDER BY t.tgname`.execute(db);
-  return { tables, views, indexes: indexes.map((r) => r.name), triggers: triggers.map((r) => r.name) };
+  // constraints with their columns in key order
+  const { rows: constraints } = await sql<{ kind: string; source: string; columns: string[]; target: string | null; targets: string[] | null }>`
+    SELECT k.contype AS kind, c.relname AS source,
+      ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)::text[] AS columns,
+      t.relname AS target,
+      ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i)::text[] AS targets
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_class t ON t.oid = k.confrelid
+    WHERE n.nspname = 'public' AND k.contype IN ('p', 'u', 'f')`.execute(db);
+  const foreignKeys = constraints
+    .filter((k) => k.kind === 'f')
+    .map((k) => `${k.source}(${k.columns.join(', ')}) -> ${k.target}(${(k.targets ?? []).join(', ')})`)
+    .sort();
+  const keys = constraints
+    .filter((k) => k.kind !== 'f')
+    .map((k) => `${k.source}: ${k.kind === 'p' ? 'primary key' : 'unique'} (${k.columns.join(', ')})`)
+    .sort();
+  return { tables, views, foreignKeys, keys, indexes: indexes.map((r) => r.name), triggers: triggers.map((r) => r.name) };
 }
 
 const sorted = (names: string[]): string[] => [...names].sort();
@@ -142,7 +189,7 @@ describe('on PostgreSQL 15', () => {
     await postgres.stop();
   });
 
-  test('the migrations give the same tables, columns (type, nullability), views, indexes and triggers as on SQLite', async () => {
+  test('the migrations give the same tables, columns (type, nullability), keys, foreign keys, views, indexes and triggers as on SQLite', async () => {
     const sqlite = new LabDatabase(tmp());
     await sqlite.migrate();
     const expected = await sqliteSchema(sqlite);
@@ -154,11 +201,19 @@ describe('on PostgreSQL 15', () => {
     expect(sorted(Object.keys(actual.tables))).toEqual(sorted(Object.keys(expected.tables)));
     for (const [table, columns] of Object.entries(expected.tables)) expect({ table, columns: actual.tables[table] }).toEqual({ table, columns });
     expect(actual.views).toEqual(expected.views);
+    expect(actual.keys).toEqual(expected.keys);
+    expect(actual.foreignKeys).toEqual(expected.foreignKeys);
     expect(actual.indexes).toEqual(sorted(expected.indexes));
     expect(actual.triggers).toEqual(sorted(expected.triggers));
     // not a vacuous comparison: the store's main tables are there
     expect(Object.keys(actual.tables)).toEqual(expect.arrayContaining(['batch_headers', 'samples', 'log_entries', 'audit_trail', 'certificates']));
     expect(actual.triggers.length).toBeGreaterThan(20);
+    expect(actual.foreignKeys).toEqual(
+      expect.arrayContaining(['sessions(user_id) -> users(id)', 'runs(method_id, method_version) -> methods(id, version)']),
+    );
+    expect(actual.keys).toEqual(
+      expect.arrayContaining(['gateway_keys: primary key (gateway, key_id)', 'notification_outbox: unique (event_key, recipient, channel, target)']),
+    );
   });
 
   test('migrating twice applies nothing the second time and leaves the schema as it was', async () => {
