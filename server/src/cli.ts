@@ -275,6 +275,7 @@ async function migrateCommand(argv: string[]): Promise<number> {
       passwordFile,
       poolSize: 1,
       passwordFileField,
+      busyTimeoutMs: 600_000,
     });
   } catch (err) {
     if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;
@@ -282,7 +283,7 @@ async function migrateCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const applied = await migrateStore(store.db);
+    const applied = await migrateStore(store.db, undefined, { exclusive: true });
     for (const name of applied) process.stdout.write(`applied ${name}\n`);
     process.stdout.write(
       applied.length === 0

@@ -558,10 +558,17 @@ class StaticMigrations implements MigrationProvider {
  * Brings a store (SQLite or PostgreSQL) to the latest schema, or to the named migration; returns the migrations it
  * applied, in order. Kysely's Migrator holds a lock meanwhile (on PostgreSQL an advisory lock, so that two processes
  * migrating one database at once apply each migration once) and records what it applied in kysely_migration.
+ * On SQLite its lock is the process's own; `exclusive` runs the whole migration in one write transaction
+ * (BEGIN IMMEDIATE), so that a second process waits for it and then finds nothing left to apply.
  */
-export async function migrateStore(db: Kysely<Tables> | Kysely<unknown>, to?: string): Promise<string[]> {
-  const migrator = new Migrator({ db: db as Kysely<unknown>, provider: new StaticMigrations() });
+export async function migrateStore(db: Kysely<Tables> | Kysely<unknown>, to?: string, options: { exclusive?: boolean } = {}): Promise<string[]> {
+  const store = db as Kysely<unknown>;
+  const exclusive = options.exclusive === true && dialectOf(store) === 'sqlite';
+  // (one SQLite connection: the Migrator's statements run inside this transaction)
+  if (exclusive) await sql`BEGIN IMMEDIATE`.execute(store);
+  const migrator = new Migrator({ db: store, provider: new StaticMigrations() });
   const { error, results } = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
+  if (exclusive) await sql.raw(error ? 'ROLLBACK' : 'COMMIT').execute(store);
   if (error)
     throw new LabtraceError('E_STORE', `store migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
       cause: error,

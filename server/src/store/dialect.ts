@@ -98,7 +98,7 @@ export interface OpenedStore {
 /** Opens a Kysely on the store; `passwordFile` is read here (PostgreSQL only). No I/O on PostgreSQL before the first query. */
 export function openStore(
   target: StoreTarget,
-  options: { passwordFile?: string | undefined; poolSize?: number; passwordFileField?: string } = {},
+  options: { passwordFile?: string | undefined; poolSize?: number; passwordFileField?: string; busyTimeoutMs?: number } = {},
 ): OpenedStore {
   const passwordField = options.passwordFileField ?? 'database.passwordFile';
   const description = describeTarget(target);
@@ -106,7 +106,10 @@ export function openStore(
     if (options.passwordFile !== undefined)
       throw new LabtraceError('E_CONFIG', `${passwordField}: a SQLite store has no password (the file is for PostgreSQL)`);
     mkdirSync(path.dirname(target.file), { recursive: true });
-    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: openSqliteFile(target.file) }) });
+    const sqlite = openSqliteFile(target.file);
+    // another process migrating the same file holds its write lock for as long as that takes: wait for it
+    if (options.busyTimeoutMs !== undefined) sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
+    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
     return { db, dialect: 'sqlite', description, close: () => db.destroy() };
   }
   if (options.passwordFile !== undefined && target.password !== undefined)

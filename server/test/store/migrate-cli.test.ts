@@ -1,11 +1,11 @@
 // `labtrace server migrate` as an operator runs it: real processes against a real PostgreSQL 15 and a SQLite file.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { LabDatabase } from '../../src/store/database.js';
+import { LabDatabase, openSqliteFile } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -54,7 +54,8 @@ describe('on PostgreSQL 15', () => {
       const a = migrate(['--database-url', url]);
       const b = migrate([], { LABTRACE_DATABASE_URL: url });
       // both are waiting for the lock: two ungranted advisory locks on the database
-      for (;;) {
+      for (let waited = 0; ; waited += 50) {
+        if (waited > 20_000) throw new Error('the two migrate processes never both waited for the migration lock');
         const { rows } = await holder.query<{ n: string }>(
           `SELECT count(*) AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
            WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = 'concurrent'`,
@@ -147,6 +148,37 @@ test.each(wrongInputs)('a wrong URL or option exits 2 naming the field, and neve
   expect(r.code).toBe(2);
   expect(r.output).toMatch(message);
   expect(r.output).not.toContain(secret);
+});
+
+test('two migrate processes at once on one SQLite file both exit 0, and each migration is applied once', async () => {
+  const file = path.join(tmp(), 'labtrace.sqlite');
+  const expected = await allMigrations();
+  // The test holds the file's write lock until both processes have the file open, so that they do run at once
+  const holder = openSqliteFile(file);
+  holder.exec('BEGIN IMMEDIATE');
+  const procs = [0, 1].map(() => runLabtrace(['server', 'migrate', '--database-url', `sqlite:${file}`], CLEAN_ENV));
+  const outputs = procs.map((p) => collect(p));
+  const exits = procs.map((p) => exitOf(p));
+  const hasOpen = (pid: number | undefined): boolean => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === file;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  };
+  while (!procs.every((p) => hasOpen(p.pid))) await new Promise((r) => setTimeout(r, 50));
+  holder.exec('COMMIT');
+  holder.close();
+  expect(await Promise.all(exits)).toEqual([0, 0]);
+  const applied = outputs.map((o) => [...o().matchAll(/^applied (\S+)$/gm)].map((m) => m[1] ?? ''));
+  expect(applied.flat().sort()).toEqual(expected);
+  expect(applied.map((a) => a.length).sort((x, y) => x - y)).toEqual([0, expected.length]);
 });
 
 test('without a URL, migrate brings the SQLite file of the data directory up to date, and the server opens it as before', async () => {
