@@ -12,7 +12,8 @@ import { createLogger } from './log.js';
 import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { LabDatabase } from './store/database.js';
+import { LabDatabase, migrateStore } from './store/database.js';
+import { openStore, parseDatabaseUrl, type StoreTarget } from './store/dialect.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';
@@ -31,6 +32,11 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server user passwd --username <name>
                                          sets a new password read from stdin, or prints a one-time one (empty stdin)
        labtrace server user list         lists the users, their roles and state
+       labtrace server migrate [--database-url <url>] [--password-file <file>] [--config <server.yaml>]
+                                         brings the store to the latest schema and prints each migration applied;
+                                         idempotent, and safe to run from two nodes at once. The URL is sqlite:<file>
+                                         or postgres://<user>@<host>:<port>/<database> (LABTRACE_DATABASE_URL,
+                                         LABTRACE_DATABASE_PASSWORD_FILE); without one, the SQLite file of the data directory
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
   of the user "admin" created at the first start (otherwise a one-time password is printed once), or
@@ -44,12 +50,16 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
-export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
+export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done?: Promise<number> }> {
   if (argv[0] === 'hash-password') {
     const password = await readStdin();
     if (password.length < 12) throw new LabtraceError('E_CONFIG', 'password: at least 12 characters');
     process.stdout.write(`${await hashPassword(password)}\n`);
     return { stop: () => Promise.resolve() };
+  }
+  if (argv[0] === 'migrate') {
+    const code = await migrateCommand(argv.slice(1));
+    return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
   }
   if (argv[0] === 'user') {
     await userCommand(argv.slice(1));
@@ -217,5 +227,71 @@ async function userCommand(argv: string[]): Promise<void> {
     }
   } finally {
     await database.close();
+  }
+}
+
+/**
+ * `labtrace server migrate`: the store's migrations, run on purpose (a node of several should not race its peers at
+ * start-up). Exit 0 when the store is at the latest schema, 2 for a wrong option or URL, 1 when the store fails.
+ */
+async function migrateCommand(argv: string[]): Promise<number> {
+  let target: StoreTarget;
+  let passwordFile: string | undefined;
+  let passwordFileField = '--password-file';
+  try {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: { config: { type: 'string', short: 'c' }, 'database-url': { type: 'string' }, 'password-file': { type: 'string' } },
+        strict: true,
+      }));
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+    }
+    const fromOption = values['database-url'];
+    const fromEnv = process.env['LABTRACE_DATABASE_URL'] || undefined;
+    passwordFile = values['password-file'];
+    if (passwordFile === undefined) {
+      passwordFile = process.env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined;
+      passwordFileField = 'LABTRACE_DATABASE_PASSWORD_FILE';
+    }
+    if (fromOption !== undefined) target = parseDatabaseUrl(fromOption, '--database-url', process.cwd());
+    else if (fromEnv !== undefined) target = parseDatabaseUrl(fromEnv, 'LABTRACE_DATABASE_URL', process.cwd());
+    else {
+      const config = values.config
+        ? await loadServerConfig(path.resolve(values.config))
+        : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+      target = { dialect: 'sqlite', file: path.join(config.dataDir, 'labtrace.sqlite') };
+    }
+  } catch (err) {
+    if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;
+    process.stderr.write(`labtrace server migrate: ${err.code}: ${err.message}\n`);
+    return 2;
+  }
+  let store;
+  try {
+    store = openStore(target, {
+      passwordFile,
+      poolSize: 1,
+      passwordFileField,
+      busyTimeoutMs: 600_000,
+    });
+  } catch (err) {
+    if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;
+    process.stderr.write(`labtrace server migrate: ${err.code}: ${err.message}\n`);
+    return 2;
+  }
+  try {
+    const applied = await migrateStore(store.db, undefined, { exclusive: true });
+    for (const name of applied) process.stdout.write(`applied ${name}\n`);
+    process.stdout.write(
+      applied.length === 0
+        ? `${store.description}: the schema is up to date; nothing applied\n`
+        : `${store.description}: ${applied.length} migration${applied.length === 1 ? '' : 's'} applied\n`,
+    );
+    return 0;
+  } finally {
+    await store.close();
   }
 }

@@ -1,36 +1,40 @@
 // The certificates' tables (migration 0015_certificates): requests, issued certificates and their events.
-import { sql, type Kysely, type Migration } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { ddl } from '../store/portable-ddl.js';
 
 /** Written once each; a certificate's status is the sum of its events. */
 export const certificatesMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // 7.8.2.1 e: the customer's contact, printed on its reports
-    await sql`ALTER TABLE organizations ADD COLUMN contact TEXT`.execute(db);
+    await ddl(db, `ALTER TABLE organizations ADD COLUMN contact TEXT`);
     // a requested certificate (a draft): its number is reserved at the request
-    await sql`CREATE TABLE certificate_requests (
+    await ddl(
+      db,
+      `CREATE TABLE certificate_requests (
       id TEXT PRIMARY KEY, run TEXT NOT NULL REFERENCES runs(id), organization TEXT NOT NULL, amends TEXT, reason TEXT,
-      requested_by TEXT NOT NULL, requested_at INTEGER NOT NULL)`.execute(db);
-    await sql`CREATE INDEX certificate_requests_by_organization ON certificate_requests (organization, requested_at)`.execute(db);
+      requested_by TEXT NOT NULL, requested_at INTEGER NOT NULL)`,
+    );
+    await ddl(db, `CREATE INDEX certificate_requests_by_organization ON certificate_requests (organization, requested_at)`);
     // an issued certificate: its three renderings as issued, the signed statement and its place in the log
-    await sql`CREATE TABLE certificates (
+    await ddl(
+      db,
+      `CREATE TABLE certificates (
       id TEXT PRIMARY KEY REFERENCES certificate_requests(id), run TEXT NOT NULL, organization TEXT NOT NULL, amends TEXT UNIQUE,
       issued_by TEXT NOT NULL, issued_at INTEGER NOT NULL, content BLOB NOT NULL, json BLOB NOT NULL, pdf BLOB NOT NULL, dcc BLOB NOT NULL,
-      statement TEXT NOT NULL, signature TEXT NOT NULL, key_id TEXT NOT NULL, json_file_digest TEXT NOT NULL, log_index INTEGER NOT NULL)`.execute(
-      db,
+      statement TEXT NOT NULL, signature TEXT NOT NULL, key_id TEXT NOT NULL, json_file_digest TEXT NOT NULL, log_index INTEGER NOT NULL)`,
     );
     // issue, amend (on the new certificate) and revoke, as they entered the log
-    await sql`CREATE TABLE certificate_events (
+    await ddl(
+      db,
+      `CREATE TABLE certificate_events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, certificate TEXT NOT NULL REFERENCES certificate_requests(id),
       kind TEXT NOT NULL CHECK (kind IN ('issue', 'amend', 'revoke')), at INTEGER NOT NULL, actor TEXT NOT NULL, reason TEXT,
-      log_index INTEGER NOT NULL)`.execute(db);
-    await sql`CREATE INDEX certificate_events_by_certificate ON certificate_events (certificate, id)`.execute(db);
+      log_index INTEGER NOT NULL)`,
+    );
+    await ddl(db, `CREATE INDEX certificate_events_by_certificate ON certificate_events (certificate, id)`);
     for (const table of ['certificate_requests', 'certificates', 'certificate_events']) {
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'certificates are never deleted'); END`)
-        .execute(db);
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`)
-        .execute(db);
+      await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'certificates are never deleted'); END`);
+      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
     }
   },
 };
@@ -38,6 +42,6 @@ export const certificatesMigration: Migration = {
 /** The language a report was requested in (migration 0023_certificate_language): zh-CN, en or bilingual; NULL before. */
 export const certificateLanguageMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`ALTER TABLE certificate_requests ADD COLUMN language TEXT`.execute(db);
+    await ddl(db, `ALTER TABLE certificate_requests ADD COLUMN language TEXT`);
   },
 };

@@ -2,7 +2,8 @@
 // which number, for how long, and for what scope (methods with their measurands and ranges). The status
 // and the scope at any time are computed from the records and their events, never stored, and decide
 // whether a run or a result is accredited.
-import { sql, type Kysely, type Migration } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { ddl } from '../store/portable-ddl.js';
 import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
@@ -36,27 +37,32 @@ const DAY = 86_400_000;
  */
 export const accreditationMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`CREATE TABLE accreditations (
+    await ddl(
+      db,
+      `CREATE TABLE accreditations (
       id TEXT PRIMARY KEY, body TEXT NOT NULL, number TEXT NOT NULL, standard TEXT NOT NULL,
       valid_from INTEGER NOT NULL, valid_to INTEGER NOT NULL, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      CHECK (valid_to > valid_from))`.execute(db);
+      CHECK (valid_to > valid_from))`,
+    );
     // version 1 is the scope as granted (in force from valid_from); later versions extend or reduce it from when they are recorded
-    await sql`CREATE TABLE accreditation_scopes (
+    await ddl(
+      db,
+      `CREATE TABLE accreditation_scopes (
       accreditation TEXT NOT NULL REFERENCES accreditations(id), version INTEGER NOT NULL, effective_from INTEGER NOT NULL,
       entries TEXT NOT NULL, reason TEXT, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      PRIMARY KEY (accreditation, version))`.execute(db);
-    await sql`CREATE TABLE accreditation_events (
+      PRIMARY KEY (accreditation, version))`,
+    );
+    await ddl(
+      db,
+      `CREATE TABLE accreditation_events (
       id INTEGER PRIMARY KEY AUTOINCREMENT, accreditation TEXT NOT NULL REFERENCES accreditations(id),
       kind TEXT NOT NULL CHECK (kind IN ('suspend', 'reinstate', 'withdraw')), at INTEGER NOT NULL,
-      reason TEXT NOT NULL, recorded_by TEXT NOT NULL)`.execute(db);
-    await sql`CREATE INDEX accreditation_events_by_accreditation ON accreditation_events (accreditation, at, id)`.execute(db);
+      reason TEXT NOT NULL, recorded_by TEXT NOT NULL)`,
+    );
+    await ddl(db, `CREATE INDEX accreditation_events_by_accreditation ON accreditation_events (accreditation, at, id)`);
     for (const table of ['accreditations', 'accreditation_scopes', 'accreditation_events']) {
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`)
-        .execute(db);
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`)
-        .execute(db);
+      await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
+      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
     }
   },
 };

@@ -3,7 +3,8 @@
 // measured with an instrument since its last good check (6.4.9).
 import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { sql, type Kysely, type Migration } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { ddl } from '../store/portable-ddl.js';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
@@ -26,24 +27,26 @@ const DAY = 86_400_000;
 /** Append-only: a wrong record is corrected by a newer one (with its reason), never edited or deleted. */
 export const calibrationMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`CREATE TABLE calibrations (
+    await ddl(
+      db,
+      `CREATE TABLE calibrations (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, calibrated_at INTEGER NOT NULL,
       laboratory TEXT NOT NULL, certificate TEXT NOT NULL, results TEXT NOT NULL, uncertainty TEXT NOT NULL,
       adjustments TEXT, acceptance TEXT, next_due_at INTEGER NOT NULL, reason TEXT,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`.execute(db);
-    await sql`CREATE INDEX calibrations_by_instrument ON calibrations (instrument, calibrated_at)`.execute(db);
-    await sql`CREATE TABLE instrument_checks (
+      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
+    );
+    await ddl(db, `CREATE INDEX calibrations_by_instrument ON calibrations (instrument, calibrated_at)`);
+    await ddl(
+      db,
+      `CREATE TABLE instrument_checks (
       id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, checked_at INTEGER NOT NULL,
       result TEXT NOT NULL CHECK (result IN ('pass', 'fail')), description TEXT NOT NULL,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`.execute(db);
-    await sql`CREATE INDEX instrument_checks_by_instrument ON instrument_checks (instrument, checked_at)`.execute(db);
+      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
+    );
+    await ddl(db, `CREATE INDEX instrument_checks_by_instrument ON instrument_checks (instrument, checked_at)`);
     for (const table of ['calibrations', 'instrument_checks']) {
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`)
-        .execute(db);
-      await sql
-        .raw(`CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`)
-        .execute(db);
+      await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
+      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
     }
   },
 };
@@ -54,15 +57,20 @@ export const calibrationMigration: Migration = {
  */
 export const calibrationAttachmentsMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`CREATE TABLE calibration_attachments (
+    await ddl(
+      db,
+      `CREATE TABLE calibration_attachments (
       calibration INTEGER PRIMARY KEY REFERENCES calibrations (id), instrument TEXT NOT NULL, filename TEXT NOT NULL,
       content_type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
-      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`.execute(db);
-    await sql`CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`.execute(
-      db,
+      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`,
     );
-    await sql`CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`.execute(
+    await ddl(
       db,
+      `CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`,
+    );
+    await ddl(
+      db,
+      `CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`,
     );
   },
 };

@@ -4,7 +4,8 @@
 // publishes, enrollment attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
-import { sql, type Kysely, type Migration } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import { ddl } from '../store/portable-ddl.js';
 import type { LabDatabase } from '../store/database.js';
 import type { Logger } from '../log.js';
 import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
@@ -64,10 +65,10 @@ interface Events {
 /** The columns that let a refusal name its source and count its repetitions. */
 export const securityEventSourcesMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`ALTER TABLE security_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1`.execute(db);
-    await sql`ALTER TABLE security_events ADD COLUMN last_at INTEGER`.execute(db);
-    await sql`ALTER TABLE security_events ADD COLUMN address TEXT`.execute(db);
-    await sql`ALTER TABLE security_events ADD COLUMN client TEXT`.execute(db);
+    await ddl(db, `ALTER TABLE security_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1`);
+    await ddl(db, `ALTER TABLE security_events ADD COLUMN last_at INTEGER`);
+    await ddl(db, `ALTER TABLE security_events ADD COLUMN address TEXT`);
+    await ddl(db, `ALTER TABLE security_events ADD COLUMN client TEXT`);
   },
 };
 
