@@ -95,6 +95,13 @@ test('a node that stops ends only its own sockets; the others keep receiving', a
   expect(onA.connected).toBe(true);
 }, 30_000);
 
+test('a user signed out on node A is disconnected on node B too', async () => {
+  const onB = connect(b);
+  await connected(onB);
+  a.server.live.disconnectUser('technician');
+  await waitFor('the socket on node B ends', () => !onB.connected, 5_000);
+});
+
 test('Redis without a password is refused at start; a password in the URL is refused by the schema, naming the field', async () => {
   const saved = process.env['LABTRACE_REDIS_PASSWORD'];
   delete process.env['LABTRACE_REDIS_PASSWORD'];
