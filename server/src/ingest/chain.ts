@@ -65,7 +65,7 @@ export class Chain {
    * it and over any stored successors, and returns what an auditor must hear about (gaps, breaks,
    * declared jumps).
    */
-  advance(gateway: string, header: BatchHeader, hash: string, samples: readonly Sample[]): ChainNote[] {
+  advance(gateway: string, header: BatchHeader, hash: string, samples: readonly Sample[], shared = false): ChainNote[] {
     const notes: ChainNote[] = [];
     let state = this.state(gateway);
     if (state === undefined) {
@@ -85,7 +85,8 @@ export class Chain {
           kind: 'batch-gap',
           severity: 'alarm',
           batch: header.batch,
-          detail: `batch ${header.batch} arrived before batch ${state.nextBatch}${header.batch - 1 > state.nextBatch ? `..${header.batch - 1}` : ''}; a resend was requested`,
+          // a node sharing the gateways' batches with others asks no resend: the missing ones are usually theirs
+          detail: `batch ${header.batch} arrived before batch ${state.nextBatch}${header.batch - 1 > state.nextBatch ? `..${header.batch - 1}` : ''}; ${shared ? 'this node shares the gateways’ batches with other nodes, which may hold the missing ones' : 'a resend was requested'}`,
         });
       this.stmts.upsert.run(gateway, state.nextBatch, state.nextSeq, state.lastHeaderHash);
       return notes;

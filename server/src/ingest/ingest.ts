@@ -297,7 +297,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
         if (late !== undefined) return { kind: 'refused' as const, refusal: late };
         this.store.store(gateway, message.samples, signed, hash, now, records);
-        const notes = this.chain.advance(gateway, header, hash, message.samples);
+        const notes = this.chain.advance(gateway, header, hash, message.samples, this.broker.sharedIngest === true);
         if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
         for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
         if (skew !== undefined) {

@@ -272,6 +272,16 @@ function storedBatches(node: Node): Set<string> {
   }
 }
 
+/** the details of the batch-gap events a node recorded */
+function gapDetails(node: Node): string[] {
+  const db = new Database(path.join(node.dataDir, 'labtrace.sqlite'), { readonly: true });
+  try {
+    return (db.prepare("SELECT detail FROM security_events WHERE kind = 'batch-gap'").all() as { detail: string }[]).map((r) => r.detail);
+  } finally {
+    db.close();
+  }
+}
+
 const both = (a: Set<string>, b: Set<string>): string[] => [...a].filter((k) => b.has(k)).sort();
 
 let broker: Mosquitto;
@@ -318,8 +328,11 @@ describe('two server nodes in one shared subscription group', () => {
     // spread over both: Mosquitto hands a group's messages to its members in turn
     expect(one.size).toBeGreaterThan(0);
     expect(two.size).toBeGreaterThan(0);
-    // the gaps in each node's chain (the other node's batches) ask no gateway for a resend
+    // the gaps in each node's chain (the other node's batches) ask no gateway for a resend, and say so
     for (const g of gateways) expect(g.commands.filter((c) => c.cmd === 'resend')).toEqual([]);
+    const gaps = [...gapDetails(node1), ...gapDetails(node2)];
+    expect(gaps.length).toBeGreaterThan(0);
+    for (const detail of gaps) expect(detail).toMatch(/shares the gateways’ batches with other nodes/);
   }, 120_000);
 
   test('kill -9 of one node mid-stream: the outboxes drain through the other, no acknowledged batch is lost', async () => {
