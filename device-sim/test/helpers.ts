@@ -42,13 +42,7 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
   }
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '@labtrace/protocols/test/ports';
 
 /** Runs mbpoll once; resolves with its stdout and stderr together (a failed read is output too). */
 export async function mbpoll(args: string[]): Promise<string> {

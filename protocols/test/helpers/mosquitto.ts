@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -35,14 +36,6 @@ export interface MosquittoOptions {
 const LOCAL = new Set(['password_file', 'acl_file', 'persistence_location', 'persistence_file', 'log_dest', 'pid_file', 'include_dir', 'user']);
 
 const DEFAULT_CONF = ['allow_anonymous false', 'persistence true', 'listener 1883'].join('\n');
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,12 +1,2 @@
-import net from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const port = (probe.address() as net.AddressInfo).port;
-      probe.close(() => resolve(port));
-    });
-  });
-}
+// A free loopback port for a test's server: below the ephemeral range (see protocols' test helper).
+export { freePort } from '@labtrace/protocols/test/ports';
