@@ -43,7 +43,7 @@ import { LabDatabase } from './store/database.js';
 import { StoreCapacity } from './store/capacity.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { Registry } from './store/registry.js';
-import { seriesStoreFrom } from './store/series/from-config.js';
+import { seriesStoreFrom } from './store/series/open-series.js';
 import type { SeriesStore } from './store/series/series-store.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';

@@ -9,7 +9,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { LabtraceError, parseTopic } from '@labtrace/protocols';
-import { DEFAULT_MAX_PACKET_BYTES, type BrokerUser } from '../config.js';
+import { DEFAULT_MAX_PACKET_BYTES, type BrokerUser } from './config.js';
 import type { Logger } from '../log.js';
 import type { Refusal } from '../trust/security-events.js';
 import type { BusEvents, MessageBus } from './bus.js';

@@ -4,23 +4,19 @@
 // whether a run or a result is accredited.
 import type { Kysely, Migration } from 'kysely';
 import { ddl } from '../store/portable-ddl.js';
-import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase } from '../store/database.js';
-import { configTime, isoOrUndefined } from '../api/time.js';
+import { isoOrUndefined } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
 import {
   ACCREDITATION_EVENT_KINDS,
   ACCREDITATION_STATES,
-  accreditationFields,
   accreditationInput,
   eventInput,
   scopeEntrySchema,
   scopeInput,
-  validAfterFrom,
-  validToIssue,
   type AccreditationEventKind,
   type AccreditationInput,
   type AccreditationState,
@@ -72,37 +68,8 @@ export { ACCREDITATION_STATES, accreditationInput, eventInput, scopeEntrySchema,
 export type { AccreditationEventKind, AccreditationInput, AccreditationState, EventInput, ScopeEntry, ScopeInput };
 export const EVENT_KINDS = ACCREDITATION_EVENT_KINDS;
 
-const configAccreditation = z
-  .strictObject({ ...accreditationFields, validFrom: configTime, validTo: configTime })
-  .refine(validAfterFrom, validToIssue);
-
-/** `accreditation` in server.yaml: when expiry warnings start, and the accreditations recorded at the first start */
-export const accreditationConfigSchema = z
-  .strictObject({
-    /** how many days before valid_to an accreditation shows the warning expiring-soon */
-    warnDays: z.number().int().min(0).max(3650).default(90),
-    /** recorded once (by the user `system`, through the audit trail) when the server starts and they are not yet there */
-    accreditations: z
-      .array(configAccreditation)
-      .max(100)
-      .default([])
-      .superRefine((list, ctx) => {
-        const ids = new Set<string>();
-        list.forEach((a, i) => {
-          if (ids.has(a.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${a.id}" appears twice` });
-          ids.add(a.id);
-        });
-      }),
-    // the list of standards of earlier versions: a scope is now part of an accreditation record
-    scope: z
-      .never({
-        error:
-          'replaced by accreditations[]: each accreditation has a body, a number, validFrom/validTo and a scope of {standard, measurand, unit, min, max} entries (docs/accreditation.md)',
-      })
-      .optional(),
-  })
-  .default({ warnDays: 90, accreditations: [] });
-export type AccreditationConfig = z.output<typeof accreditationConfigSchema>;
+// the config schema lives in its own file, so that the config reaches no workflow code
+export { accreditationConfigSchema, type AccreditationConfig } from './accreditation-config.js';
 
 export interface AccreditationEvent {
   id: number;

@@ -1,6 +1,7 @@
 // The notifications' settings in the server config (`notifications:`): the SMTP relay e-mail goes through, and how
 // hard the outbox tries before it records a delivery as failed. The SMTP password never sits in the config: it comes
 // from LABTRACE_SMTP_PASSWORD or the file `smtp.passwordFile` names.
+import path from 'node:path';
 import { z } from 'zod';
 
 export const smtpConfigSchema = z
@@ -63,3 +64,9 @@ export const notificationsConfigSchema = z
     calibrationCheckMs: 3_600_000,
   });
 export type NotificationsConfig = z.output<typeof notificationsConfigSchema>;
+
+/** the SMTP password file, relative to the config file's folder */
+export function resolveNotificationsConfig(n: NotificationsConfig, baseDir: string): NotificationsConfig {
+  const file = n.smtp?.passwordFile;
+  return n.smtp === undefined || file === undefined ? n : { ...n, smtp: { ...n.smtp, passwordFile: path.resolve(baseDir, file) } };
+}

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { enrollBody } from '@labtrace/protocols/api';
 import { enrollmentProofBytes, fromBase64, idSchema, LabtraceError, parseVerifierKey, parseWith, toHex, verifyEd25519 } from '@labtrace/protocols';
 import { hashPassword } from '../broker/passwords.js';
-import type { BrokerUser } from '../config.js';
+import type { BrokerUser } from '../broker/config.js';
 import type { LabDatabase } from '../store/database.js';
 import type { KeyRegistry } from './key-registry.js';
 import type { SecurityEvents } from './security-events.js';

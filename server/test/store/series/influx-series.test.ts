@@ -15,7 +15,7 @@ import { serverConfigSchema } from '../../../src/config.js';
 import { LabDatabase } from '../../../src/store/database.js';
 import { MeasurementStore } from '../../../src/store/measurement-store.js';
 import { EmbeddedSeries } from '../../../src/store/series/embedded-series.js';
-import { seriesStoreFrom } from '../../../src/store/series/from-config.js';
+import { seriesStoreFrom } from '../../../src/store/series/open-series.js';
 import { InfluxSeries } from '../../../src/store/series/influx-series.js';
 import { signerOf } from '../../helpers/server.js';
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { LabtraceError } from '@labtrace/protocols';
 import type { InfluxQueryAuth, InfluxTarget } from '@labtrace/protocols/influx';
-import type { ServerConfig } from '../../config.js';
+import type { MeasurementsConfig } from '../config.js';
 import type { Logger } from '../../log.js';
 import type { LabDatabase } from '../database.js';
 import type { MeasurementStore } from '../measurement-store.js';
@@ -26,7 +26,7 @@ function secret(env: NodeJS.ProcessEnv, variable: string, file: string | undefin
 }
 
 export function seriesStoreFrom(
-  config: ServerConfig['measurements'],
+  config: MeasurementsConfig,
   deps: { database: LabDatabase; store: MeasurementStore; logger: Logger },
   env: NodeJS.ProcessEnv = process.env,
 ): SeriesStore {
