@@ -115,6 +115,8 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
   const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
   const database = new LabDatabase(config.dataDir);
+  // the running server writes to the same file: wait for its transactions rather than fail at once
+  database.sqlite.pragma('busy_timeout = 30000');
   try {
     await database.migrate();
     const events = new SecurityEvents(database, createLogger('server', 'warn'));

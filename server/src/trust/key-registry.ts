@@ -89,14 +89,16 @@ export class KeyRegistry {
     const insert = this.database.sqlite.prepare(
       "INSERT OR IGNORE INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?)",
     );
-    this.database.sqlite.transaction(() => {
-      for (const g of configured) {
-        const key = parseVerifierKey(g.key);
-        const keyId = toHex(key.keyId);
-        if (insert.run(g.id, keyId, g.key, now).changes === 1)
-          this.keyEvent({ event: 'registered', gateway: g.id, keyId, at: now, key: g.key, source: 'config' });
-      }
-    })();
+    this.database.sqlite
+      .transaction(() => {
+        for (const g of configured) {
+          const key = parseVerifierKey(g.key);
+          const keyId = toHex(key.keyId);
+          if (insert.run(g.id, keyId, g.key, now).changes === 1)
+            this.keyEvent({ event: 'registered', gateway: g.id, keyId, at: now, key: g.key, source: 'config' });
+        }
+      })
+      .immediate();
     this.reload();
   }
 
@@ -121,7 +123,7 @@ export class KeyRegistry {
     const mark = db.prepare('UPDATE key_events SET log_index = ? WHERE id = ?');
     db.transaction(() => {
       for (const e of pending) mark.run(log.append('key-event', [canonicalBytes(JSON.parse(e.record) as KeyEvent)], now), e.id);
-    })();
+    }).immediate();
     return pending.length;
   }
 
@@ -228,22 +230,24 @@ export class KeyRegistry {
     if (existing?.status === 'revoked')
       throw new LabtraceError('E_FORBIDDEN', `key ${keyId} of ${gateway} was revoked and cannot be registered again`);
     const text = formatVerifierKey(key.name, key.publicKey);
-    this.database.sqlite.transaction(() => {
-      for (const other of this.list(gateway))
-        if (other.status === 'active' && other.keyId !== keyId)
-          this.keyEvent({ event: 'retired', gateway, keyId: other.keyId, at: now, reason: 're-enrolled', replacedBy: keyId });
-      this.database.sqlite
-        .prepare(
-          "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, grace_from_batch = NULL WHERE gateway = ? AND status = 'active' AND key_id <> ?",
-        )
-        .run(now, keyId, gateway, keyId);
-      this.database.sqlite
-        .prepare(
-          "INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO UPDATE SET status = 'active', valid_until = NULL, replaced_by = NULL",
-        )
-        .run(gateway, keyId, text, now);
-      this.keyEvent({ event: 'registered', gateway, keyId, at: now, key: text, source: 'enrollment' });
-    })();
+    this.database.sqlite
+      .transaction(() => {
+        for (const other of this.list(gateway))
+          if (other.status === 'active' && other.keyId !== keyId)
+            this.keyEvent({ event: 'retired', gateway, keyId: other.keyId, at: now, reason: 're-enrolled', replacedBy: keyId });
+        this.database.sqlite
+          .prepare(
+            "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, grace_from_batch = NULL WHERE gateway = ? AND status = 'active' AND key_id <> ?",
+          )
+          .run(now, keyId, gateway, keyId);
+        this.database.sqlite
+          .prepare(
+            "INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?) ON CONFLICT DO UPDATE SET status = 'active', valid_until = NULL, replaced_by = NULL",
+          )
+          .run(gateway, keyId, text, now);
+        this.keyEvent({ event: 'registered', gateway, keyId, at: now, key: text, source: 'enrollment' });
+      })
+      .immediate();
     this.reload();
     return this.must(gateway, keyId);
   }
@@ -269,36 +273,38 @@ export class KeyRegistry {
     const newKeyId = toHex(ed25519KeyId(next.name, next.publicKey));
     if (this.get(statement.gateway, newKeyId)) throw new LabtraceError('E_CONFLICT', `newKey: ${newKeyId} is already registered`);
     const graceUntil = now + ROTATION_GRACE_MS;
-    this.database.sqlite.transaction(() => {
-      const chainTop = this.lastStoredBatch(statement.gateway, null);
-      this.database.sqlite
-        .prepare(
-          "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, reason = 'rotated', grace_from_batch = ? WHERE gateway = ? AND key_id = ?",
-        )
-        .run(graceUntil, newKeyId, chainTop ?? -1, statement.gateway, statement.oldKeyId);
-      this.database.sqlite
-        .prepare("INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?)")
-        .run(statement.gateway, newKeyId, statement.newKey, now);
-      this.keyEvent({
-        event: 'rotated',
-        gateway: statement.gateway,
-        keyId: statement.oldKeyId,
-        at: now,
-        newKeyId,
-        newKey: statement.newKey,
-        graceUntil,
-      });
-      // the end of the grace enters the log when it comes: no batch under the old key is logged after it
-      this.keyEvent({
-        event: 'retired',
-        gateway: statement.gateway,
-        keyId: statement.oldKeyId,
-        at: graceUntil,
-        reason: 'rotation-grace-over',
-        replacedBy: newKeyId,
-      });
-      this.events.record(statement.gateway, 'key-rotated', 'notice', `key ${statement.oldKeyId} replaced by ${newKeyId}`, null, now);
-    })();
+    this.database.sqlite
+      .transaction(() => {
+        const chainTop = this.lastStoredBatch(statement.gateway, null);
+        this.database.sqlite
+          .prepare(
+            "UPDATE gateway_keys SET status = 'retired', valid_until = ?, replaced_by = ?, reason = 'rotated', grace_from_batch = ? WHERE gateway = ? AND key_id = ?",
+          )
+          .run(graceUntil, newKeyId, chainTop ?? -1, statement.gateway, statement.oldKeyId);
+        this.database.sqlite
+          .prepare("INSERT INTO gateway_keys (gateway, key_id, verifier_key, status, registered_at) VALUES (?, ?, ?, 'active', ?)")
+          .run(statement.gateway, newKeyId, statement.newKey, now);
+        this.keyEvent({
+          event: 'rotated',
+          gateway: statement.gateway,
+          keyId: statement.oldKeyId,
+          at: now,
+          newKeyId,
+          newKey: statement.newKey,
+          graceUntil,
+        });
+        // the end of the grace enters the log when it comes: no batch under the old key is logged after it
+        this.keyEvent({
+          event: 'retired',
+          gateway: statement.gateway,
+          keyId: statement.oldKeyId,
+          at: graceUntil,
+          reason: 'rotation-grace-over',
+          replacedBy: newKeyId,
+        });
+        this.events.record(statement.gateway, 'key-rotated', 'notice', `key ${statement.oldKeyId} replaced by ${newKeyId}`, null, now);
+      })
+      .immediate();
     this.reload();
     return this.must(statement.gateway, newKeyId);
   }
@@ -312,25 +318,27 @@ export class KeyRegistry {
     const key = this.get(gateway, keyId);
     if (!key) throw new LabtraceError('E_NOT_FOUND', `gateway ${gateway} has no key ${keyId}`);
     const start = Math.min(from, now, key.validUntil ?? Number.MAX_SAFE_INTEGER);
-    this.database.sqlite.transaction(() => {
-      const lastValid = this.lastStoredBatch(gateway, keyId, start);
-      const after = this.database.sqlite
-        .prepare("SELECT COUNT(*) FROM batch_headers WHERE gateway = ? AND received_at >= ? AND json_extract(header, '$.keyId') = ?")
-        .pluck()
-        .get(gateway, start, keyId) as number;
-      this.database.sqlite
-        .prepare("UPDATE gateway_keys SET status = 'revoked', valid_until = ?, last_valid_batch = ?, reason = ? WHERE gateway = ? AND key_id = ?")
-        .run(start, lastValid, reason, gateway, keyId);
-      this.keyEvent({ event: 'revoked', gateway, keyId, at: now, reason, from: start, lastValidBatch: lastValid });
-      this.events.record(
-        gateway,
-        'key-revoked',
-        'alarm',
-        `key ${keyId} revoked from ${iso(start)}: ${reason}; valid for ${lastValid === null ? 'no batch' : `batches up to ${lastValid}`}${after > 0 ? `; ${after} stored batches under it arrived since and are no longer valid` : ''}`,
-        null,
-        now,
-      );
-    })();
+    this.database.sqlite
+      .transaction(() => {
+        const lastValid = this.lastStoredBatch(gateway, keyId, start);
+        const after = this.database.sqlite
+          .prepare("SELECT COUNT(*) FROM batch_headers WHERE gateway = ? AND received_at >= ? AND json_extract(header, '$.keyId') = ?")
+          .pluck()
+          .get(gateway, start, keyId) as number;
+        this.database.sqlite
+          .prepare("UPDATE gateway_keys SET status = 'revoked', valid_until = ?, last_valid_batch = ?, reason = ? WHERE gateway = ? AND key_id = ?")
+          .run(start, lastValid, reason, gateway, keyId);
+        this.keyEvent({ event: 'revoked', gateway, keyId, at: now, reason, from: start, lastValidBatch: lastValid });
+        this.events.record(
+          gateway,
+          'key-revoked',
+          'alarm',
+          `key ${keyId} revoked from ${iso(start)}: ${reason}; valid for ${lastValid === null ? 'no batch' : `batches up to ${lastValid}`}${after > 0 ? `; ${after} stored batches under it arrived since and are no longer valid` : ''}`,
+          null,
+          now,
+        );
+      })
+      .immediate();
     this.reload();
     return this.must(gateway, keyId);
   }

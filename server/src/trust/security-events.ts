@@ -196,9 +196,11 @@ export class SecurityEvents extends EventEmitter<Events> {
   flush(): void {
     if (this.unwritten.size === 0) return;
     const update = this.database.sqlite.prepare('UPDATE security_events SET count = count + ?, last_at = MAX(COALESCE(last_at, at), ?) WHERE id = ?');
-    this.database.sqlite.transaction(() => {
-      for (const [id, p] of this.unwritten) update.run(p.count, p.lastAt, id);
-    })();
+    this.database.sqlite
+      .transaction(() => {
+        for (const [id, p] of this.unwritten) update.run(p.count, p.lastAt, id);
+      })
+      .immediate();
     this.unwritten.clear();
   }
 
