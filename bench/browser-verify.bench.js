@@ -32,6 +32,7 @@ import { launch } from './lib/dashboard.js';
 import { clockTicks, cpuTicks } from './lib/proc.js';
 import { envReader } from './lib/env.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
+import { serverMigrations } from '../server/dist/src/migrations.js';
 
 const NAME = 'browser-verify';
 const { envInt } = envReader(NAME);
@@ -62,7 +63,7 @@ async function generate() {
   mkdirSync(cacheDir, { recursive: true });
   const dataDir = path.join(cacheDir, 'store');
   mkdirSync(dataDir);
-  const database = new LabDatabase(dataDir);
+  const database = new LabDatabase(dataDir, serverMigrations);
   await database.migrate();
   const logSigner = trust.parseSignerKey(trust.formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
   const transparencyLog = new TransparencyLog(database, { origin: ORIGIN, signer: logSigner, minCheckpointIntervalMs: 0 });

@@ -28,6 +28,7 @@ import { MeasurementStore } from '../server/dist/src/store/measurement-store.js'
 import { InfluxSeries } from '../server/dist/src/store/series/influx-series.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
+import { serverMigrations } from '../server/dist/src/migrations.js';
 
 const NAME = 'influx';
 const { envInt: envNumber } = envReader(NAME);
@@ -132,7 +133,7 @@ async function main() {
     log(`writer: ${results.writer.measurementsPerSecond}/s (${results.writerVsCurl} x curl)`);
 
     // (c) the embedded store: signed batches stored as ingest stores them, then indexed
-    const database = new LabDatabase(tmp('labtrace-bench-influx-db-'));
+    const database = new LabDatabase(tmp('labtrace-bench-influx-db-'), serverMigrations);
     await database.migrate();
     const store = new MeasurementStore(database);
     store.open();

@@ -26,6 +26,7 @@ import { LabDatabase } from '../server/dist/src/store/database.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
+import { serverMigrations } from '../server/dist/src/migrations.js';
 
 const NAME = 'log';
 const { envNumber } = envReader(NAME);
@@ -53,7 +54,7 @@ let peakRss = 0;
 const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
 
 async function openLog(dir, options = {}) {
-  const database = new LabDatabase(dir);
+  const database = new LabDatabase(dir, serverMigrations);
   await database.migrate();
   const transparencyLog = new TransparencyLog(database, { origin: ORIGIN, signer, ...options });
   transparencyLog.open();

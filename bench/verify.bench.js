@@ -27,6 +27,7 @@ import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
+import { serverMigrations } from '../server/dist/src/migrations.js';
 
 const NAME = 'verify';
 const { envNumber } = envReader(NAME);
@@ -47,7 +48,7 @@ const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NA
 // ---------------------------------------------------------------- the bundle
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-verify-'));
 const outDir = path.join(dataDir, 'bundle');
-const database = new LabDatabase(dataDir);
+const database = new LabDatabase(dataDir, serverMigrations);
 await database.migrate();
 const logSigner = trust.parseSignerKey(trust.formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
 const transparencyLog = new TransparencyLog(database, { origin: ORIGIN, signer: logSigner, minCheckpointIntervalMs: 0 });

@@ -13,6 +13,7 @@ import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase, migrateStore } from './store/database.js';
+import { serverMigrations } from './migrations.js';
 import { openStore, parseDatabaseUrl, type StoreTarget } from './store/dialect.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
@@ -114,7 +115,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
   const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
-  const database = new LabDatabase(config.dataDir);
+  const database = new LabDatabase(config.dataDir, serverMigrations);
   // the running server writes to the same file: wait for its transactions rather than fail at once
   database.sqlite.pragma('busy_timeout = 30000');
   try {
@@ -190,7 +191,7 @@ async function userCommand(argv: string[]): Promise<void> {
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
-  const database = new LabDatabase(config.dataDir);
+  const database = new LabDatabase(config.dataDir, serverMigrations);
   const actor = { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' };
   try {
     await database.migrate();
@@ -285,7 +286,7 @@ async function migrateCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const applied = await migrateStore(store.db, undefined, { exclusive: true });
+    const applied = await migrateStore(store.db, serverMigrations, undefined, { exclusive: true });
     for (const name of applied) process.stdout.write(`applied ${name}\n`);
     process.stdout.write(
       applied.length === 0

@@ -15,6 +15,7 @@ import { Users, type Role } from './auth/users.js';
 import { hashPassword, randomPassword } from './broker/passwords.js';
 import { adminPasswordFrom } from './secret-env.js';
 import { LabDatabase } from './store/database.js';
+import { serverMigrations } from './migrations.js';
 
 export const usage = `usage: labtrace lab
   Runs the simulator, gateway and server (with broker and dashboard) on embedded defaults.
@@ -145,7 +146,7 @@ async function waitForHealth(url: string, child: ChildProcess, timeoutMs: number
  * granted 30 days), with one-time passwords returned to be shown once; `admin` gets LABTRACE_ADMIN_PASSWORD (or the content of LABTRACE_ADMIN_PASSWORD_FILE) if set.
  */
 async function seedDemoUsers(dataDir: string): Promise<{ username: string; role: Role; password: string | undefined }[]> {
-  const database = new LabDatabase(dataDir);
+  const database = new LabDatabase(dataDir, serverMigrations);
   try {
     await database.migrate();
     const users = new Users(database, new AuditTrail(database));

@@ -40,6 +40,7 @@ import { shareRoutes } from './lab/share-routes.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
 import { LabDatabase } from './store/database.js';
+import { serverMigrations } from './migrations.js';
 import { StoreCapacity } from './store/capacity.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { Registry } from './store/registry.js';
@@ -154,7 +155,7 @@ export class LabtraceServer {
     private readonly logger: Logger,
     private readonly options: ServerOptions = {},
   ) {
-    this.database = new LabDatabase(config.dataDir);
+    this.database = new LabDatabase(config.dataDir, serverMigrations);
     this.store = new MeasurementStore(this.database);
     this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
     this.registry = new Registry(this.database);

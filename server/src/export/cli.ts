@@ -10,6 +10,7 @@ import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../co
 import { TransparencyLog } from '../log/transparency-log.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from '../store/database.js';
+import { serverMigrations } from '../migrations.js';
 import { exportBundle } from './bundle.js';
 import { runSelections } from './run-selection.js';
 
@@ -67,7 +68,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `log.keyFile: ${keyFile}: not a signer key (${(err as Error).message})`, { cause: err });
   }
-  const database = new LabDatabase(config.dataDir);
+  const database = new LabDatabase(config.dataDir, serverMigrations);
   try {
     await database.migrate();
     const log = new TransparencyLog(database, { origin, signer });

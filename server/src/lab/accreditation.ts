@@ -2,8 +2,6 @@
 // which number, for how long, and for what scope (methods with their measurands and ranges). The status
 // and the scope at any time are computed from the records and their events, never stored, and decide
 // whether a run or a result is accredited.
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
@@ -26,42 +24,6 @@ import {
 } from '@labtrace/protocols/api';
 
 const DAY = 86_400_000;
-
-/**
- * Append-only: an accreditation is written once; its scope changes by a new version and its status by an
- * event (suspension, reinstatement, withdrawal), each with the reason, never by an update in place.
- */
-export const accreditationMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(
-      db,
-      `CREATE TABLE accreditations (
-      id TEXT PRIMARY KEY, body TEXT NOT NULL, number TEXT NOT NULL, standard TEXT NOT NULL,
-      valid_from INTEGER NOT NULL, valid_to INTEGER NOT NULL, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      CHECK (valid_to > valid_from))`,
-    );
-    // version 1 is the scope as granted (in force from valid_from); later versions extend or reduce it from when they are recorded
-    await ddl(
-      db,
-      `CREATE TABLE accreditation_scopes (
-      accreditation TEXT NOT NULL REFERENCES accreditations(id), version INTEGER NOT NULL, effective_from INTEGER NOT NULL,
-      entries TEXT NOT NULL, reason TEXT, recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-      PRIMARY KEY (accreditation, version))`,
-    );
-    await ddl(
-      db,
-      `CREATE TABLE accreditation_events (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, accreditation TEXT NOT NULL REFERENCES accreditations(id),
-      kind TEXT NOT NULL CHECK (kind IN ('suspend', 'reinstate', 'withdraw')), at INTEGER NOT NULL,
-      reason TEXT NOT NULL, recorded_by TEXT NOT NULL)`,
-    );
-    await ddl(db, `CREATE INDEX accreditation_events_by_accreditation ON accreditation_events (accreditation, at, id)`);
-    for (const table of ['accreditations', 'accreditation_scopes', 'accreditation_events']) {
-      await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
-      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
-    }
-  },
-};
 
 // the input schemas are part of the API contract (@labtrace/protocols/api)
 export { ACCREDITATION_STATES, accreditationInput, eventInput, scopeEntrySchema, scopeInput };

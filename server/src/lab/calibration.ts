@@ -3,8 +3,6 @@
 // measured with an instrument since its last good check (6.4.9).
 import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
@@ -23,57 +21,6 @@ import {
 import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
 
 const DAY = 86_400_000;
-
-/** Append-only: a wrong record is corrected by a newer one (with its reason), never edited or deleted. */
-export const calibrationMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(
-      db,
-      `CREATE TABLE calibrations (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, calibrated_at INTEGER NOT NULL,
-      laboratory TEXT NOT NULL, certificate TEXT NOT NULL, results TEXT NOT NULL, uncertainty TEXT NOT NULL,
-      adjustments TEXT, acceptance TEXT, next_due_at INTEGER NOT NULL, reason TEXT,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
-    );
-    await ddl(db, `CREATE INDEX calibrations_by_instrument ON calibrations (instrument, calibrated_at)`);
-    await ddl(
-      db,
-      `CREATE TABLE instrument_checks (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, checked_at INTEGER NOT NULL,
-      result TEXT NOT NULL CHECK (result IN ('pass', 'fail')), description TEXT NOT NULL,
-      recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL)`,
-    );
-    await ddl(db, `CREATE INDEX instrument_checks_by_instrument ON instrument_checks (instrument, checked_at)`);
-    for (const table of ['calibrations', 'instrument_checks']) {
-      await ddl(db, `CREATE TRIGGER ${table}_no_delete BEFORE DELETE ON ${table} BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`);
-      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
-    }
-  },
-};
-
-/**
- * The certificates calibrating labs issued, attached to their calibration records: the PDF's bytes with their
- * SHA-256, once per record (written once, never deleted, like the record).
- */
-export const calibrationAttachmentsMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(
-      db,
-      `CREATE TABLE calibration_attachments (
-      calibration INTEGER PRIMARY KEY REFERENCES calibrations (id), instrument TEXT NOT NULL, filename TEXT NOT NULL,
-      content_type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL,
-      uploaded_by TEXT NOT NULL, uploaded_at INTEGER NOT NULL)`,
-    );
-    await ddl(
-      db,
-      `CREATE TRIGGER calibration_attachments_no_delete BEFORE DELETE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'lab records are never deleted'); END`,
-    );
-    await ddl(
-      db,
-      `CREATE TRIGGER calibration_attachments_no_update BEFORE UPDATE ON calibration_attachments BEGIN SELECT RAISE(ABORT, 'calibration_attachments rows are written once'); END`,
-    );
-  },
-};
 
 // the input schemas are part of the API contract (@labtrace/protocols/api)
 export { CALIBRATION_STATES, calibrationInput, checkInput };

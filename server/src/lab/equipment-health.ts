@@ -1,23 +1,9 @@
 // Instrument connection health over time (ISO/IEC 17025 6.4.13: the equipment's record of malfunctions). The
 // gateways' HEALTH messages come every few seconds and the ingest keeps only the latest in memory; this keeps a
 // thinned series of them: at most one point a minute per instrument, and every change of connection, for 90 days.
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
 import type { InstrumentHealthMessage } from '@labtrace/protocols';
 import type { HealthPoint } from '@labtrace/protocols/api';
 import type { LabDatabase } from '../store/database.js';
-
-export const equipmentHealthMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(
-      db,
-      `CREATE TABLE instrument_health (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, instrument TEXT NOT NULL, at INTEGER NOT NULL, connected INTEGER NOT NULL,
-      polls INTEGER NOT NULL, errors TEXT NOT NULL, latency_p50 REAL, latency_p99 REAL)`,
-    );
-    await ddl(db, `CREATE INDEX instrument_health_by_instrument ON instrument_health (instrument, at)`);
-  },
-};
 
 export interface EquipmentHealthOptions {
   /** the least time between two stored points of an instrument whose connection did not change */

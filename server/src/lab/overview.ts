@@ -14,38 +14,12 @@
 //   overlapping runs counted once, divided by the period's length.
 import type { Statement } from 'better-sqlite3';
 import express from 'express';
-import type { Kysely, Migration } from 'kysely';
-import { ddl, dialectOf } from '../store/portable-ddl.js';
 import { api, OVERVIEW_DAYS, OVERVIEW_DUE_DAYS, type Overview } from '@labtrace/protocols/api';
 import { routeOf } from '../auth/policy.js';
 import type { LabDatabase } from '../store/database.js';
 import type { Calibration } from './calibration.js';
 
 const DAY = 86_400_000;
-
-/** The indexes the overview's queries read (migration 0040_overview_indexes). */
-export const overviewIndexesMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(db, `CREATE INDEX runs_by_start ON runs (started_at)`);
-    // covering: the counts, durations and utilisation read no run row
-    await ddl(db, `CREATE INDEX runs_by_end ON runs (ended_at, state, started_at, instruments)`);
-    await ddl(db, `CREATE INDEX runs_by_state ON runs (state)`);
-    // the verdict as a column computed from the results (never stored twice), indexed: read without parsing each document
-    // (PostgreSQL 15 computes a generated column when the row is written, STORED, from the results as JSON)
-    if (dialectOf(db) === 'sqlite')
-      await ddl(db, `ALTER TABLE run_results ADD COLUMN verdict TEXT GENERATED ALWAYS AS (json_extract(results, '$.verdict')) VIRTUAL`);
-    else await ddl(db, `ALTER TABLE run_results ADD COLUMN verdict TEXT GENERATED ALWAYS AS ((results::jsonb) ->> 'verdict') STORED`);
-    await ddl(db, `CREATE INDEX run_results_verdict ON run_results (run, verdict)`);
-    await ddl(db, `CREATE INDEX certificates_by_issue ON certificates (issued_at)`);
-    // open alarms: raised and never cleared (a cleared alarm stays cleared: its condition coming back raises a new one)
-    await ddl(db, `CREATE INDEX run_alarms_by_event ON run_alarms (event, run, alarm)`);
-    // the oldest draft: requests oldest first, until one without a certificate
-    await ddl(db, `CREATE INDEX certificate_requests_by_time ON certificate_requests (requested_at)`);
-    // the audit entries not anchored yet in the transparency log: the housekeeping's anchoring reads these only,
-    // instead of every entry of a large audit trail at each round (which blocked the server's requests)
-    await ddl(db, `CREATE INDEX audit_trail_unanchored ON audit_trail (id) WHERE log_index IS NULL`);
-  },
-};
 
 // ---- calendar days in a time zone
 

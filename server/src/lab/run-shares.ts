@@ -3,37 +3,10 @@
 // only credential, so only its SHA-256 is stored and the token is shown once. Creating, revoking and the first
 // opening of a link are audit-trail entries; later openings are counted on the link.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
 import { LabtraceError } from '@labtrace/protocols';
 import type { CreatedShare, RunShare, ShareInput } from '@labtrace/protocols/api';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase } from '../store/database.js';
-
-/** the table of the links (database.ts registers it as 0032_run_shares) */
-export const runSharesMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    // the token's SHA-256 only: the store never holds a working link
-    await ddl(
-      db,
-      `CREATE TABLE run_shares (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, run TEXT NOT NULL REFERENCES runs(id), token_hash TEXT NOT NULL UNIQUE,
-      note TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-      revoked_by TEXT, revoked_at INTEGER, revoke_reason TEXT, first_used_at INTEGER, uses INTEGER NOT NULL DEFAULT 0)`,
-    );
-    await ddl(db, `CREATE INDEX run_shares_by_run ON run_shares (run, id)`);
-    await ddl(db, `CREATE TRIGGER run_shares_no_delete BEFORE DELETE ON run_shares BEGIN SELECT RAISE(ABORT, 'share links are never deleted'); END`);
-    // a revocation is final, and what a link was made for never changes
-    await ddl(
-      db,
-      `CREATE TRIGGER run_shares_fixed BEFORE UPDATE ON run_shares
-      WHEN NEW.run IS NOT OLD.run OR NEW.token_hash IS NOT OLD.token_hash OR NEW.created_at IS NOT OLD.created_at
-        OR NEW.expires_at IS NOT OLD.expires_at OR NEW.created_by IS NOT OLD.created_by
-        OR (OLD.revoked_at IS NOT NULL AND (NEW.revoked_at IS NOT OLD.revoked_at OR NEW.revoke_reason IS NOT OLD.revoke_reason))
-      BEGIN SELECT RAISE(ABORT, 'a share link changes only by its use and its revocation'); END`,
-    );
-  },
-};
 
 interface ShareRow {
   id: number;

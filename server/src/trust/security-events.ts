@@ -4,8 +4,6 @@
 // publishes, enrollment attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
 import type { LabDatabase } from '../store/database.js';
 import type { Logger } from '../log.js';
 import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
@@ -61,16 +59,6 @@ const FLUSH_MS = 1000;
 interface Events {
   event: [event: SecurityEvent];
 }
-
-/** The columns that let a refusal name its source and count its repetitions. */
-export const securityEventSourcesMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await ddl(db, `ALTER TABLE security_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1`);
-    await ddl(db, `ALTER TABLE security_events ADD COLUMN last_at INTEGER`);
-    await ddl(db, `ALTER TABLE security_events ADD COLUMN address TEXT`);
-    await ddl(db, `ALTER TABLE security_events ADD COLUMN client TEXT`);
-  },
-};
 
 const COLUMNS = 'id, at, gateway, kind, severity, batch, detail, count, COALESCE(last_at, at) AS lastAt, address, client';
 

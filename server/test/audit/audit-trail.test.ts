@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { POLICY, type AuditEntry } from '../../src/index.js';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { send, startServer, TestGateway, USER_PASSWORD, type TestServer } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 let t: TestServer;
 const ALARM = 'lim/ut-1/c#1';
@@ -503,7 +504,7 @@ test('a rewritten entry breaks the chain at that entry', async () => {
   const path = await import('node:path');
   const { LabDatabase } = await import('../../src/store/database.js');
   const { AuditTrail, SYSTEM_ACTOR } = await import('../../src/audit/audit-trail.js');
-  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-audit-')));
+  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-audit-')), serverMigrations);
   try {
     await database.migrate();
     const audit = new AuditTrail(database);

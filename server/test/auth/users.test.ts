@@ -6,6 +6,7 @@ import { AuditTrail, SYSTEM_ACTOR } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
 import { LabDatabase } from '../../src/store/database.js';
 import { startServer, USER_PASSWORD } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 const PASSWORD = 'correct horse battery';
 let database: LabDatabase;
@@ -13,7 +14,7 @@ let users: Users;
 let now: number;
 
 beforeEach(async () => {
-  database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-users-')));
+  database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-users-')), serverMigrations);
   await database.migrate();
   now = 1_800_000_000_000;
   const clock = (): number => now;

@@ -10,6 +10,7 @@ import { LabDatabase } from '../../src/store/database.js';
 import { Enrollment } from '../../src/trust/enrollment.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'labtrace-secret-files-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -47,7 +48,7 @@ describe('an enrollment token registered from a file', () => {
   const token = `lt-enroll-${'A'.repeat(43)}`;
 
   beforeAll(async () => {
-    database = new LabDatabase(mkdtempSync(path.join(tmp, 'db-')));
+    database = new LabDatabase(mkdtempSync(path.join(tmp, 'db-')), serverMigrations);
     await database.migrate();
     const events = new SecurityEvents(database, pino({ level: 'silent' }));
     const keys = new KeyRegistry(database, events);

@@ -12,6 +12,7 @@ import { LabDatabase } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
 import type { Role } from '../../src/index.js';
 import { ORGANIZATION, startServer, type TestServer } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
@@ -44,7 +45,7 @@ describe('status under fake time', () => {
   let calibration: Calibration;
 
   beforeAll(async () => {
-    database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-cal-')));
+    database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-cal-')), serverMigrations);
     await database.migrate();
     await birth(new Registry(database), 'ut-1', 'ut-2');
     const audit = new AuditTrail(database);

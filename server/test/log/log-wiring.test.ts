@@ -21,6 +21,7 @@ import { LabDatabase } from '../../src/store/database.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -69,7 +70,7 @@ test('key events enter the log as structured records, also those written by anot
   const before = t.server.log!.size;
   t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
   // as the command line does: its own connection to the database
-  const other = new LabDatabase(t.config.dataDir);
+  const other = new LabDatabase(t.config.dataDir, serverMigrations);
   await other.migrate();
   try {
     new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke(

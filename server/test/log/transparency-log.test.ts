@@ -35,6 +35,7 @@ import { logRoutes } from '../../src/log/log-routes.js';
 import { MAX_ENTRIES_PER_READ, TransparencyLog, type TransparencyLogOptions } from '../../src/log/transparency-log.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase } from '../../src/store/database.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 useNodeCrypto();
 
@@ -76,7 +77,7 @@ async function openLog(
   options: Partial<TransparencyLogOptions> = {},
   now = 0,
 ): Promise<{ database: LabDatabase; log: TransparencyLog }> {
-  const database = new LabDatabase(dir);
+  const database = new LabDatabase(dir, serverMigrations);
   opened.push(database);
   await database.migrate();
   const log = new TransparencyLog(database, { origin: ORIGIN, signer: KEY, minCheckpointIntervalMs: 0, ...options });
@@ -249,7 +250,7 @@ describe('persistence', () => {
     log.append('batch-header', [new Uint8Array([1]), new Uint8Array([2])]);
     log.maybeCheckpoint(5);
     await close(database);
-    const other = new LabDatabase(dir);
+    const other = new LabDatabase(dir, serverMigrations);
     opened.push(other);
     expect(() => new TransparencyLog(other, { origin: 'labtrace.example/other', signer: KEY }).open()).toThrow("a log's origin cannot change");
     expect(() => new TransparencyLog(other, { origin: ORIGIN, signer: newKey() }).open()).toThrow('not signed by the configured log key');
@@ -496,7 +497,7 @@ describe('HTTP routes', () => {
   const leaves = Array.from({ length: 21 }, (_, i) => new TextEncoder().encode(`{"entry":${i}}`));
 
   beforeAll(async () => {
-    database = new LabDatabase(tempDir());
+    database = new LabDatabase(tempDir(), serverMigrations);
     await database.migrate();
     log = new TransparencyLog(database, { origin: ORIGIN, signer: KEY, minCheckpointIntervalMs: 0 });
     log.open();

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, expect, test } from '@jest/globals';
 import { formatSignerKey, parseSignerKey, sealBatch, type Sample } from '@labtrace/protocols';
 import { LabDatabase } from '../../src/store/database.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 let dir: string;
 let database: LabDatabase;
@@ -21,7 +22,7 @@ const insertMany =
 
 beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'labtrace-store-'));
-  database = new LabDatabase(dir);
+  database = new LabDatabase(dir, serverMigrations);
   await database.migrate();
   store = new MeasurementStore(database);
   store.open();

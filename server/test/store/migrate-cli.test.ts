@@ -9,6 +9,7 @@ import { LabDatabase, openSqliteFile } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'labtrace-migrate-'));
 // none of the caller's store settings leak into the processes under test
@@ -24,7 +25,7 @@ async function migrate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 
 /** every migration of a SQLite store, by name (the reference list) */
 async function allMigrations(): Promise<string[]> {
-  const database = new LabDatabase(tmp());
+  const database = new LabDatabase(tmp(), serverMigrations);
   await database.migrate();
   const names = database.sqlite.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all() as string[];
   await database.close();
@@ -188,7 +189,7 @@ test('without a URL, migrate brings the SQLite file of the data directory up to 
   expect(first.applied).toEqual(await allMigrations());
   expect(first.output).toContain(`sqlite:${path.join(dataDir, 'labtrace.sqlite')}: ${first.applied.length} migrations applied`);
   // the server's own opening of the store (npm start's default) finds it migrated and keeps working with it
-  const database = new LabDatabase(dataDir);
+  const database = new LabDatabase(dataDir, serverMigrations);
   await database.migrate();
   expect(database.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
   expect(database.sqlite.prepare('SELECT count(*) FROM kysely_migration').pluck().get()).toBe(first.applied.length);

@@ -6,9 +6,10 @@ import path from 'node:path';
 import { expect, test } from '@jest/globals';
 import { LabDatabase } from '../../src/store/database.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 test('samples of the first layout survive the compact layout, values and kinds unchanged', async () => {
-  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-mig-')));
+  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-mig-')), serverMigrations);
   await database.migrate('0003_trust');
   const insert = database.sqlite.prepare(
     `INSERT INTO measurements (gateway, seq, instrument, channel, ts, value_num, value_text, value_kind, unit, quality, reason, received_at)

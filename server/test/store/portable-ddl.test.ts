@@ -10,6 +10,7 @@ import { LabDatabase, migrateStore } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { postgresStatement } from '../../src/store/portable-ddl.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 // the SQLite schema (sqlite_master) a fresh store had before the migrations learnt PostgreSQL
 const FIXTURE = fileURLToPath(new URL('../../../test/store/fixtures/sqlite-schema.json', import.meta.url));
@@ -155,7 +156,7 @@ const sorted = (names: string[]): string[] => [...names].sort();
 
 test('a new SQLite store has the schema SQLite stores always had, statement for statement', async () => {
   const expected = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { migrations: string[]; objects: unknown[] };
-  const database = new LabDatabase(tmp());
+  const database = new LabDatabase(tmp(), serverMigrations);
   await database.migrate();
   const objects = database.sqlite
     .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
@@ -190,12 +191,12 @@ describe('on PostgreSQL 15', () => {
   });
 
   test('the migrations give the same tables, columns (type, nullability), keys, foreign keys, views, indexes and triggers as on SQLite', async () => {
-    const sqlite = new LabDatabase(tmp());
+    const sqlite = new LabDatabase(tmp(), serverMigrations);
     await sqlite.migrate();
     const expected = await sqliteSchema(sqlite);
     await sqlite.close();
     const store = await open('same_schema');
-    await migrateStore(store.db);
+    await migrateStore(store.db, serverMigrations);
     const actual = await postgresSchema(store.db as Kysely<unknown>);
     // every table, with its columns in order
     expect(sorted(Object.keys(actual.tables))).toEqual(sorted(Object.keys(expected.tables)));
@@ -218,10 +219,10 @@ describe('on PostgreSQL 15', () => {
 
   test('migrating twice applies nothing the second time and leaves the schema as it was', async () => {
     const store = await open('twice');
-    const first = await migrateStore(store.db);
+    const first = await migrateStore(store.db, serverMigrations);
     const before = await postgresSchema(store.db as Kysely<unknown>);
     expect(first).toContain('0001_skeleton');
-    expect(await migrateStore(store.db)).toEqual([]);
+    expect(await migrateStore(store.db, serverMigrations)).toEqual([]);
     expect(await postgresSchema(store.db as Kysely<unknown>)).toEqual(before);
     const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM kysely_migration`.execute(store.db);
     expect(Number(rows[0]?.n)).toBe(first.length);
@@ -229,7 +230,7 @@ describe('on PostgreSQL 15', () => {
 
   test('an append-only record refuses to be deleted or changed, and takes its one allowed change once', async () => {
     const store = await open('append_only');
-    await migrateStore(store.db);
+    await migrateStore(store.db, serverMigrations);
     const db = store.db as Kysely<unknown>;
     await sql`INSERT INTO audit_trail (at, actor, actor_role, action, record_type, record_id, prev_hash, hash)
       VALUES (1, 'admin', 'admin', 'create', 'user', 'u1', 'p', 'h')`.execute(db);

@@ -27,6 +27,7 @@ import { LabDatabase } from '../../src/store/database.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { seedOf, send, signerOf, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 let t: TestServer;
 const gateways: TestGateway[] = [];
@@ -272,7 +273,7 @@ describe('revocation from a time in the past, and logs of earlier versions', () 
   });
 
   test('key events written as text by an earlier version: listed, not read; the keys are carried over as structured events', async () => {
-    const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-keymig-')));
+    const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-keymig-')), serverMigrations);
     await database.migrate('0019_samples_rowid');
     const key = (gateway: string, seed: number): { text: string; id: string } => {
       const text = formatVerifierKey(gateway, publicKeyFromSeed(new Uint8Array(32).fill(seed)));

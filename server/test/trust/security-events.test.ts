@@ -10,6 +10,7 @@ import { sealBatch, topicFor } from '@labtrace/protocols';
 import { LabDatabase } from '../../src/store/database.js';
 import { SecurityEvents, type SecurityEvent } from '../../src/trust/security-events.js';
 import { LAB, records, send, signerOf, startServer, TestGateway, type TestServer } from '../helpers/server.js';
+import { serverMigrations } from '../../src/migrations.js';
 
 let t: TestServer;
 const gateways: TestGateway[] = [];
@@ -168,7 +169,7 @@ test('a flood of 600 failed logins is a bounded number of rows carrying the coun
 describe('aggregation windows', () => {
   let database: LabDatabase;
   beforeAll(async () => {
-    database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-events-')));
+    database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-events-')), serverMigrations);
     await database.migrate();
   });
   afterAll(async () => {

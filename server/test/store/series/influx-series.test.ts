@@ -18,6 +18,7 @@ import { EmbeddedSeries } from '../../../src/store/series/embedded-series.js';
 import { seriesStoreFrom } from '../../../src/store/series/open-series.js';
 import { InfluxSeries } from '../../../src/store/series/influx-series.js';
 import { signerOf } from '../../helpers/server.js';
+import { serverMigrations } from '../../../src/migrations.js';
 
 const run = promisify(execFile);
 const T0 = 1_800_000_000_000;
@@ -33,7 +34,7 @@ class Lab {
   nextSeq = 0;
 
   constructor() {
-    this.database = new LabDatabase(mkdtempSync(path.join(os.tmpdir(), 'labtrace-influx-series-')));
+    this.database = new LabDatabase(mkdtempSync(path.join(os.tmpdir(), 'labtrace-influx-series-')), serverMigrations);
     this.store = new MeasurementStore(this.database);
   }
 

@@ -3,7 +3,7 @@
 import type { Kysely, Migration } from 'kysely';
 import { ddl } from '../store/portable-ddl.js';
 
-export const notificationsMigration: Migration = {
+const notificationsMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // a user's e-mail address for notifications (not a sign-in identity)
     await ddl(db, `CREATE TABLE notification_settings (username TEXT PRIMARY KEY, email TEXT, updated_at INTEGER NOT NULL)`);
@@ -35,4 +35,9 @@ export const notificationsMigration: Migration = {
     );
     await ddl(db, `CREATE INDEX notification_outbox_due ON notification_outbox (status, next_at)`);
   },
+};
+
+export const notifyMigrations: Record<string, Migration> = {
+  // each user's notification subscriptions, the admin's webhooks and the outbox of deliveries
+  '0025_notifications': notificationsMigration,
 };

@@ -1,9 +1,9 @@
-// The certificates' tables (migration 0015_certificates): requests, issued certificates and their events.
+// The certificates' tables (certificates/): requests, issued certificates and their events, the language of a request.
 import type { Kysely, Migration } from 'kysely';
 import { ddl } from '../store/portable-ddl.js';
 
 /** Written once each; a certificate's status is the sum of its events. */
-export const certificatesMigration: Migration = {
+const certificatesMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // 7.8.2.1 e: the customer's contact, printed on its reports
     await ddl(db, `ALTER TABLE organizations ADD COLUMN contact TEXT`);
@@ -40,8 +40,16 @@ export const certificatesMigration: Migration = {
 };
 
 /** The language a report was requested in (migration 0023_certificate_language): zh-CN, en or bilingual; NULL before. */
-export const certificateLanguageMigration: Migration = {
+const certificateLanguageMigration: Migration = {
   async up(db: Kysely<unknown>) {
     await ddl(db, `ALTER TABLE certificate_requests ADD COLUMN language TEXT`);
   },
+};
+
+export const certificateMigrations: Record<string, Migration> = {
+  // certificates (test reports) and their events; 0015 also adds the customer's contact to organizations (auth/): printed
+  // on the reports, it came with them
+  '0015_certificates': certificatesMigration,
+  // the language a certificate is requested in
+  '0023_certificate_language': certificateLanguageMigration,
 };
