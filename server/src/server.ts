@@ -51,6 +51,7 @@ import { KeyRegistry } from './trust/key-registry.js';
 import { notificationRoutes } from './notify/notification-routes.js';
 import { Notifier, smtpPasswordFrom } from './notify/notifier.js';
 import { SecurityEvents } from './trust/security-events.js';
+import { redisPasswordFrom } from './redis.js';
 
 function readSecret(file: string, field: string): string {
   try {
@@ -241,6 +242,15 @@ export class LabtraceServer {
         maxPacketBytes: config.mqtt.maxPacketBytes,
         maxConnectionsPerAddress: config.mqtt.maxConnectionsPerAddress,
         refused: (refusal) => this.events.refuse(refusal),
+        ...(config.mqtt.cluster === undefined
+          ? {}
+          : {
+              cluster: {
+                url: config.mqtt.cluster.redis.url,
+                username: config.mqtt.cluster.redis.username,
+                password: redisPasswordFrom(config.mqtt.cluster.redis.passwordFile, 'mqtt.cluster.redis', readSecret),
+              },
+            }),
         logger: logger.child({ part: 'broker' }),
       });
       this.broker = this.embeddedBroker;
@@ -366,16 +376,7 @@ export class LabtraceServer {
     this.app = app;
     this.http = http.createServer(app);
     const redis = config.live.redis;
-    const redisPassword =
-      redis === undefined
-        ? undefined
-        : (process.env['LABTRACE_REDIS_PASSWORD'] ??
-          (redis.passwordFile === undefined ? undefined : readSecret(redis.passwordFile, 'live.redis.passwordFile')));
-    if (redis !== undefined && (redisPassword === undefined || redisPassword === ''))
-      throw new LabtraceError(
-        'E_CONFIG',
-        'live.redis.passwordFile: required unless LABTRACE_REDIS_PASSWORD is set (Redis must not take anonymous clients)',
-      );
+    const redisPassword = redis === undefined ? undefined : redisPasswordFrom(redis.passwordFile, 'live.redis', readSecret);
     this.live = new LiveHub(
       this.http,
       SERVER_VERSION,

@@ -1,6 +1,7 @@
 // The embedded MQTT broker (Aedes): TCP and WebSocket (/mqtt) listeners, authentication by
 // scrypt-hashed credentials and topic authorization per role. Anonymous clients are refused.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { EventEmitter } from 'node:events';
@@ -15,6 +16,12 @@ import type { Refusal } from '../trust/security-events.js';
 import type { BusEvents, MessageBus } from './bus.js';
 import { PacketLimit, type Oversize } from './packet-limit.js';
 import { verifyPassword } from './passwords.js';
+import { openRedis, type RedisTarget } from '../redis.js';
+
+// CommonJS modules without type declarations of their own (mqemitter-redis's name another ioredis major)
+const requireCjs = createRequire(import.meta.url);
+type MqEmitterRedis = (options: object) => unknown;
+type PersistenceRedis = (options: object) => unknown;
 
 /** the largest packet before authentication: a CONNECT with credentials and a will fits many times over */
 export const MAX_CONNECT_BYTES = 65_536;
@@ -34,6 +41,12 @@ export interface BrokerOptions {
   maxConnectionsPerAddress?: number;
   /** where refusals are recorded (security events): logins, publishes, subscriptions, connections */
   refused?: (refusal: Refusal) => void;
+  /**
+   * several nodes form one broker over this Redis (mqtt.cluster.redis): messages between nodes over mqemitter-redis,
+   * sessions and QoS 1 messages in flight in aedes-persistence-redis. Each node still reports (event `message`) only
+   * the publishes of the clients connected to it, so each batch is ingested once, by the node that received it.
+   */
+  cluster?: RedisTarget;
   logger: Logger;
 }
 
@@ -61,6 +74,8 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   private readonly addresses = new WeakMap<Duplex, string>();
   /** open connections per remote address */
   private readonly openPerAddress = new Map<string, number>();
+  /** the Redis persistence of a cluster node (the emitter closes with the broker, the persistence does not) */
+  private persistence: { destroy?: () => Promise<void> | void } | undefined;
 
   constructor(private readonly options: BrokerOptions) {
     super();
@@ -159,7 +174,9 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
 
   async start(): Promise<void> {
     const { lab, logger } = this.options;
+    const shared = this.options.cluster === undefined ? {} : await this.openCluster(this.options.cluster);
     const aedes = await Aedes.createBroker({
+      ...shared,
       authenticate: (client, username, password, done) => {
         const user = username === undefined ? undefined : this.user(username);
         // one security event per source and window (a flood of attempts is a count, not a flood of rows)
@@ -292,6 +309,30 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     if (this.options.tls) await this.listenTls(aedes, this.options.tls);
   }
 
+  /**
+   * The cluster's emitter and persistence. They open their connections with the ioredis major they are written for
+   * (given a connection of another major, the persistence's subscription broadcast never completed); the connection
+   * checked first here makes an unreachable Redis or a wrong password fail the start, naming the setting.
+   */
+  private async openCluster(target: RedisTarget): Promise<{ mq: unknown; persistence: unknown }> {
+    const probe = await openRedis(target, 'mqtt.cluster.redis', 'MQTT cluster', this.options.logger);
+    probe.disconnect();
+    const url = new URL(target.url);
+    const options = {
+      host: url.hostname,
+      port: url.port === '' ? 6379 : Number(url.port),
+      db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+      ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      maxRetriesPerRequest: null,
+    };
+    const mq = (requireCjs('mqemitter-redis') as MqEmitterRedis)(options);
+    const persistence = (requireCjs('aedes-persistence-redis') as PersistenceRedis)(options);
+    this.persistence = persistence as { destroy?: () => Promise<void> | void };
+    return { mq, persistence };
+  }
+
   private async listenTls(aedes: Aedes, options: NonNullable<BrokerOptions['tls']>): Promise<void> {
     let context: tls.TlsOptions;
     try {
@@ -366,6 +407,10 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await closed;
+    // the emitter quit its connections with the broker; the persistence's is closed here
+    const persistence = this.persistence;
+    this.persistence = undefined;
+    await Promise.resolve(persistence?.destroy?.()).catch(() => undefined);
     this.gatewayClients.clear();
   }
 }

@@ -58,6 +58,27 @@ export const mqttConfigSchema = z
       })
       .optional(),
     /**
+     * the embedded broker on several server nodes (docs/scale-out.md): the nodes' Aedes brokers share one Redis 7,
+     * messages between nodes over mqemitter-redis, sessions, subscriptions, retained messages and QoS 1 messages in
+     * flight in aedes-persistence-redis. Gateways connect to any node; each node ingests the batches published by
+     * the gateways connected to it. One Redis (not one database number: pub/sub spans them) per lab.
+     */
+    cluster: z
+      .strictObject({
+        redis: z.strictObject({
+          url: z
+            .string()
+            .regex(
+              /^rediss?:\/\/[^\s/@]+(\/\d{1,2})?$/,
+              'expected a URL such as redis://redis:6379 (no user or password in it: use username and passwordFile)',
+            ),
+          username: z.string().min(1).max(128).optional(),
+          /** file holding the Redis password; LABTRACE_REDIS_PASSWORD overrides it */
+          passwordFile: z.string().min(1).optional(),
+        }),
+      })
+      .optional(),
+    /**
      * the largest MQTT packet the embedded broker takes from an authenticated client, on every listener; a
      * connection declaring a larger one is closed at its fixed header (before any of it is buffered). The
      * default holds the largest batch of numbers (10,000 samples with 64-character ids: about 5.1 MB as JSON);
@@ -78,7 +99,7 @@ export const brokerConfigSchema = z
   .default({ users: [], allowAnonymous: false });
 export type BrokerConfig = z.output<typeof brokerConfigSchema>;
 
-/** the TLS and external broker files, relative to the config file's folder */
+/** the TLS, external broker and cluster Redis files, relative to the config file's folder */
 export function resolveMqttConfig(mqtt: MqttConfig, baseDir: string): MqttConfig {
   return {
     ...mqtt,
@@ -94,5 +115,8 @@ export function resolveMqttConfig(mqtt: MqttConfig, baseDir: string): MqttConfig
             ...(mqtt.external.caFile === undefined ? {} : { caFile: path.resolve(baseDir, mqtt.external.caFile) }),
           },
         }),
+    ...(mqtt.cluster?.redis.passwordFile === undefined
+      ? {}
+      : { cluster: { redis: { ...mqtt.cluster.redis, passwordFile: path.resolve(baseDir, mqtt.cluster.redis.passwordFile) } } }),
   };
 }

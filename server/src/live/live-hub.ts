@@ -1,7 +1,8 @@
 // socket.io: pushes stored samples and gateway state to dashboards as they happen.
 import type http from 'node:http';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { openRedis } from '../redis.js';
 import { Server, type Socket } from 'socket.io';
 import {
   LabtraceError,
@@ -103,38 +104,16 @@ export class LiveHub {
   }
 
   /** The cluster's Redis connection; a failure names the setting, never the password. */
-  private async connectRedis({ url, username, password }: LiveCluster): Promise<Redis> {
-    const redis = new Redis(url, {
-      ...(username === undefined ? {} : { username }),
-      ...(password === undefined ? {} : { password }),
-      lazyConnect: true,
-      // commands wait for a reconnection rather than fail at once; a dead Redis delays other nodes' updates only
-      maxRetriesPerRequest: null,
-    });
-    // ioredis reconnects by itself; an error is logged once per kind, without the URL's or the password's text
-    let lastError = '';
-    redis.on('error', (err: Error) => {
-      const text = (err as NodeJS.ErrnoException).code ?? err.name;
-      if (text !== lastError) this.logger?.warn({ err: text }, 'live updates: Redis connection failed; retrying');
-      lastError = text;
-    });
-    redis.on('ready', () => {
-      lastError = '';
-    });
+  private async connectRedis(cluster: LiveCluster): Promise<Redis> {
+    // commands wait for a reconnection rather than fail at once; a dead Redis delays other nodes' updates only
+    const redis = await openRedis(cluster, 'live.redis', 'live updates', this.logger);
     const duplicate = redis.duplicate.bind(redis);
     redis.duplicate = (override?: Parameters<Redis['duplicate']>[0]) => {
       const copy = duplicate(override);
       this.redisCopies.push(copy);
       return copy;
     };
-    try {
-      await redis.connect();
-      return redis;
-    } catch (err) {
-      redis.disconnect();
-      const reason = (err as Error).message.split(password ?? '\u0000').join('***');
-      throw new LabtraceError('E_CONFIG', `live.redis.url: cannot connect to Redis (${reason})`, { cause: err });
-    }
+    return redis;
   }
 
   /** Authenticates a handshake: the session cookie (a browser) or a token in `auth` (a script). */
