@@ -15,9 +15,13 @@ export interface RedisTarget {
  * (Redis must not take anonymous clients). `field` names the setting in the error (`live.redis`, `mqtt.cluster.redis`).
  */
 export function redisPasswordFrom(passwordFile: string | undefined, field: string, readSecret: (file: string, field: string) => string): string {
-  const password = process.env['LABTRACE_REDIS_PASSWORD'] ?? (passwordFile === undefined ? undefined : readSecret(passwordFile, `${field}.passwordFile`));
+  const password =
+    process.env['LABTRACE_REDIS_PASSWORD'] ?? (passwordFile === undefined ? undefined : readSecret(passwordFile, `${field}.passwordFile`));
   if (password === undefined || password === '')
-    throw new LabtraceError('E_CONFIG', `${field}.passwordFile: required unless LABTRACE_REDIS_PASSWORD is set (Redis must not take anonymous clients)`);
+    throw new LabtraceError(
+      'E_CONFIG',
+      `${field}.passwordFile: required unless LABTRACE_REDIS_PASSWORD is set (Redis must not take anonymous clients)`,
+    );
   return password;
 }
 

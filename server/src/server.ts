@@ -256,6 +256,8 @@ export class LabtraceServer {
       this.broker = this.embeddedBroker;
     } else {
       this.embeddedBroker = undefined;
+      if (config.mqtt.cluster !== undefined)
+        throw new LabtraceError('E_CONFIG', 'mqtt.cluster: for the embedded broker only (with mqtt.external, the external broker joins the nodes)');
       const password =
         process.env['LABTRACE_MQTT_PASSWORD'] ??
         (external.passwordFile === undefined ? undefined : readSecret(external.passwordFile, 'mqtt.external.passwordFile'));

@@ -16,12 +16,13 @@ import type { Refusal } from '../trust/security-events.js';
 import type { BusEvents, MessageBus } from './bus.js';
 import { PacketLimit, type Oversize } from './packet-limit.js';
 import { verifyPassword } from './passwords.js';
+import type { Redis } from 'ioredis';
 import { openRedis, type RedisTarget } from '../redis.js';
 
 // CommonJS modules without type declarations of their own (mqemitter-redis's name another ioredis major)
 const requireCjs = createRequire(import.meta.url);
-type MqEmitterRedis = (options: object) => unknown;
-type PersistenceRedis = (options: object) => unknown;
+type MqEmitterRedis = (options: { pubConn: Redis; subConn: Redis }) => unknown;
+type PersistenceRedis = (options: { conn: Redis }) => unknown;
 
 /** the largest packet before authentication: a CONNECT with credentials and a will fits many times over */
 export const MAX_CONNECT_BYTES = 65_536;
@@ -74,8 +75,8 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   private readonly addresses = new WeakMap<Duplex, string>();
   /** open connections per remote address */
   private readonly openPerAddress = new Map<string, number>();
-  /** the Redis persistence of a cluster node (the emitter closes with the broker, the persistence does not) */
-  private persistence: { destroy?: () => Promise<void> | void } | undefined;
+  /** the Redis connections of a cluster node (emitter publish, emitter subscribe, persistence) */
+  private readonly redis: Redis[] = [];
 
   constructor(private readonly options: BrokerOptions) {
     super();
@@ -310,27 +311,24 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   }
 
   /**
-   * The cluster's emitter and persistence. They open their connections with the ioredis major they are written for
-   * (given a connection of another major, the persistence's subscription broadcast never completed); the connection
-   * checked first here makes an unreachable Redis or a wrong password fail the start, naming the setting.
+   * The cluster's emitter (a connection to publish, one to subscribe) and persistence, on connections opened here:
+   * an unreachable Redis or a wrong password fails the start, naming the setting, and stop() closes them all.
    */
   private async openCluster(target: RedisTarget): Promise<{ mq: unknown; persistence: unknown }> {
-    const probe = await openRedis(target, 'mqtt.cluster.redis', 'MQTT cluster', this.options.logger);
-    probe.disconnect();
-    const url = new URL(target.url);
-    const options = {
-      host: url.hostname,
-      port: url.port === '' ? 6379 : Number(url.port),
-      db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
-      ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
-      ...(target.username === undefined ? {} : { username: target.username }),
-      ...(target.password === undefined ? {} : { password: target.password }),
-      maxRetriesPerRequest: null,
-    };
-    const mq = (requireCjs('mqemitter-redis') as MqEmitterRedis)(options);
-    const persistence = (requireCjs('aedes-persistence-redis') as PersistenceRedis)(options);
-    this.persistence = persistence as { destroy?: () => Promise<void> | void };
+    try {
+      for (let i = 0; i < 3; i++) this.redis.push(await openRedis(target, 'mqtt.cluster.redis', 'MQTT cluster', this.options.logger));
+    } catch (err) {
+      this.closeRedis();
+      throw err;
+    }
+    const [pubConn, subConn, conn] = this.redis as [Redis, Redis, Redis];
+    const mq = (requireCjs('mqemitter-redis') as MqEmitterRedis)({ pubConn, subConn });
+    const persistence = (requireCjs('aedes-persistence-redis') as PersistenceRedis)({ conn });
     return { mq, persistence };
+  }
+
+  private closeRedis(): void {
+    for (const redis of this.redis.splice(0)) redis.disconnect();
   }
 
   private async listenTls(aedes: Aedes, options: NonNullable<BrokerOptions['tls']>): Promise<void> {
@@ -407,10 +405,8 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await closed;
-    // the emitter quit its connections with the broker; the persistence's is closed here
-    const persistence = this.persistence;
-    this.persistence = undefined;
-    await Promise.resolve(persistence?.destroy?.()).catch(() => undefined);
+    // the emitter's and the persistence's connections: Aedes leaves the persistence open
+    this.closeRedis();
     this.gatewayClients.clear();
   }
 }

@@ -5,7 +5,6 @@ import type { Redis } from 'ioredis';
 import { openRedis } from '../redis.js';
 import { Server, type Socket } from 'socket.io';
 import {
-  LabtraceError,
   packRunSamples,
   type ClientToServerEvents,
   type GatewayStatus,

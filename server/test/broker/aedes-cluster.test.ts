@@ -22,8 +22,7 @@ const clustered = (): { mqtt: { host: string; port: number; cluster: { redis: { 
   mqtt: { host: '127.0.0.1', port: 0, cluster: { redis: { url: redis.url, passwordFile: redis.passwordFile } } },
 });
 
-const storedSamples = (t: TestServer): number =>
-  (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n;
+const storedSamples = (t: TestServer): number => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n;
 
 async function node(): Promise<TestServer> {
   const t = await startServer(clustered());
