@@ -354,6 +354,8 @@ describe('the overview', () => {
     const { page, close, errors } = await signIn(browser, t, 'client', undefined, '[data-test="nav-certificates"]', { locale: 'en-GB' });
     try {
       await page.click('[data-test="nav-certificates"]');
+      // the home page shows the same list (data-shown="" too): wait until the reports page has replaced it
+      await page.waitForFunction(() => location.hash === '#/certificates' && !document.querySelector('[data-test="runs"]'), undefined, WAIT);
       await page.waitForSelector('[data-test="certificates"][data-shown=""]', WAIT);
       expect(await page.title()).toContain('Test reports');
       // a client sees its organization's issued reports only: the draft is not one
