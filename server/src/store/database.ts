@@ -3,41 +3,13 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql, type Generated, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { dialectOf } from './portable-ddl.js';
 
-export interface Tables {
-  gateways: {
-    id: string;
-    lab: string;
-    version: string | null;
-    session: number | null;
-    first_seen: number;
-    last_seen: number;
-  };
-  instruments: {
-    id: string;
-    gateway: string;
-    identity: string;
-    channels: string;
-    updated_at: number;
-  };
-  measurements: {
-    gateway: string;
-    seq: number;
-    instrument: string;
-    channel: string;
-    ts: number;
-    value_num: number | null;
-    value_text: string | null;
-    value_kind: 'number' | 'string' | 'boolean' | 'null';
-    unit: string;
-    quality: string;
-    reason: string | null;
-  };
-  schema_info: { key: string; value: string; id: Generated<number> };
-}
+// the Kysely type of every table the migrations create, generated from a migrated store (store/tables-schema.ts)
+export type { Tables } from './tables.js';
+import type { Tables } from './tables.js';
 
 /**
  * The migrations of a store, by name: each module defines those of its own tables (its migrations.ts), and the

@@ -95,6 +95,17 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
+// BIGINT (int8) is read as a number, as better-sqlite3 reads SQLite's INTEGER (store/tables.ts says so for every
+// column); node-postgres would give a string. A value beyond 2^53 is refused rather than rounded.
+const INT8_OID = 20;
+function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new LabtraceError('E_STORE', `a BIGINT value ${text} is beyond 2^53 and cannot be read as a number`);
+  return value;
+}
+const typeParser = ((oid: number, format?: 'text' | 'binary'): unknown =>
+  oid === INT8_OID && format !== 'binary' ? parseInt8 : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser;
+
 /** Opens a Kysely on the store; `passwordFile` is read here (PostgreSQL only). No I/O on PostgreSQL before the first query. */
 export function openStore(
   target: StoreTarget,
@@ -124,6 +135,7 @@ export function openStore(
     ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
     max: options.poolSize ?? 10,
     application_name: 'labtrace',
+    types: { getTypeParser: typeParser },
   });
   // an idle connection that the server closed is dropped by the pool, and the next query opens a new one
   pool.on('error', () => undefined);
