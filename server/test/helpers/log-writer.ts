@@ -2,7 +2,9 @@
 // append 1 to 5 entries each, every fourth rolled back after its append, a checkpoint asked for every third. Run in
 // the test's own process over a Kysely pool, or as a separate Node process:
 //   node log-writer.js <database url> <writer id> <transactions>   (the log key in LABTRACE_TEST_LOG_KEY)
-// which prints its result as one line of JSON.
+// which prints its result as one line of JSON; or, as a node that dies holding the log's lock,
+//   node log-writer.js <database url> hold <entry as hex>
+// which appends the entry in a transaction, prints {"held": <its index>} and waits, the transaction open, to be killed.
 import { fileURLToPath } from 'node:url';
 import type { Kysely } from 'kysely';
 import { parseSignerKey } from '@labtrace/protocols';
@@ -57,6 +59,15 @@ async function main(): Promise<void> {
   try {
     const log = new LogStore(store.db, { origin: WRITER_ORIGIN, signer: parseSignerKey(keyText), minCheckpointIntervalMs: 0 });
     await log.open();
+    if (id === 'hold') {
+      await store.db.transaction().execute(async (trx) => {
+        const held = await log.append(trx, 'batch-header', [Buffer.from(transactions, 'hex')]);
+        process.stdout.write(`${JSON.stringify({ held })}\n`);
+        // the transaction stays open, holding the lock, until the process is killed
+        await new Promise(() => setInterval(() => undefined, 60_000));
+      });
+      return;
+    }
     // three writers over the process's pool at once
     const results = await Promise.all([0, 1, 2].map((n) => runWriter(store.db, log, `${id}.${n}`, Number(transactions))));
     process.stdout.write(`${JSON.stringify(results)}\n`);

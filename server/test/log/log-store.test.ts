@@ -149,6 +149,45 @@ async function tableRows(read: (query: string) => Promise<Record<string, unknown
   return rows.map((r) => Object.values(r).map(show).join(' '));
 }
 
+test('on one SQLite file, the store continues the log TransparencyLog wrote, and TransparencyLog continues it after', async () => {
+  const dir = tempDir();
+  const next = random(17);
+  const all: Uint8Array[] = [];
+  const batch = (n: number): Uint8Array[] => {
+    const b = Array.from({ length: n }, () => bytes(next, 30));
+    all.push(...b);
+    return b;
+  };
+  const first = new LabDatabase(dir, serverMigrations);
+  await first.migrate();
+  const old = new TransparencyLog(first, { origin: ORIGIN, signer: KEY, minCheckpointIntervalMs: 0 });
+  old.open(0);
+  old.append('batch-header', batch(21));
+  old.maybeCheckpoint(1);
+  await first.close();
+  const second = new LabDatabase(dir, serverMigrations);
+  sqliteDatabases.push(second);
+  const log = await openLogStore(second.db, 2);
+  expect(await log.size()).toBe(21);
+  expect(await appendNow(second.db, log, 'key-event', batch(12))).toBe(21);
+  expect(await log.maybeCheckpoint(3)).toBe(true);
+  await second.close();
+  sqliteDatabases.splice(sqliteDatabases.indexOf(second), 1);
+  const third = new LabDatabase(dir, serverMigrations);
+  sqliteDatabases.push(third);
+  const again = new TransparencyLog(third, { origin: ORIGIN, signer: KEY, minCheckpointIntervalMs: 0 });
+  again.open(4);
+  expect(again.size).toBe(33);
+  expect(again.append('audit-event', batch(5))).toBe(33);
+  expect(hex(again.root())).toBe(hex(rootOf(all.map(leafHash))));
+  const checkpoint = openCheckpoint(again.checkpoint(5), [ed25519NoteVerifier(again.verifierKey())], { origin: ORIGIN }).checkpoint;
+  expect(checkpoint.size).toBe(38);
+  // the checkpoint the store signed at 33 is consistent with the one TransparencyLog signs at 38
+  const signedByStore = again.checkpointAt(33)?.note ?? '';
+  const at33 = openCheckpoint(signedByStore, [ed25519NoteVerifier(again.verifierKey())], { origin: ORIGIN }).checkpoint;
+  verifyConsistency(33, 38, at33.rootHash, checkpoint.rootHash, again.consistencyProof(33, 38));
+});
+
 describe.each(engines)('on %s', (engine) => {
   test('the same entries give the same roots, proofs, leaf hashes, entries, stored hashes and checkpoints as TransparencyLog', async () => {
     const { url, store } = await newStore(engine);
@@ -386,6 +425,48 @@ describe('on postgres, several writers at once', () => {
       });
     const results = (await Promise.all([runProcess('p1'), runProcess('p2')])).flat();
     expect(results.map((r) => r.id).sort()).toEqual(['p1.0', 'p1.1', 'p1.2', 'p2.0', 'p2.1', 'p2.2']);
+    await checkLog(store.db, results);
+  });
+
+  test('a node killed holding the lock mid-append: its entry is gone, the next writer takes its index, checkpoints stay consistent', async () => {
+    const { url, store } = await newStore('postgres');
+    const log = await openLogStore(store.db);
+    const before = await runWriter(store.db, log, 'before', 8);
+    const size = before.committed.reduce((n, c) => n + c.data.length, 0);
+    // a checkpoint of the tree before the failover (the writer may have signed it already)
+    await log.maybeCheckpoint(5_000);
+    expect((await log.latestCheckpoint()).size).toBe(size);
+    const held = Buffer.from('the entry of a node that dies').toString('hex');
+    const child = spawn(process.execPath, [WRITER_SCRIPT, url, 'hold', held], {
+      env: { ...process.env, LABTRACE_TEST_LOG_KEY: KEY_TEXT },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const heldIndex = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = /^(\{.*\})\n/m.exec(out)?.[1];
+        if (line !== undefined) resolve((JSON.parse(line) as { held: number }).held);
+      });
+      child.on('exit', (code) => reject(new Error(`the holding writer exited with ${String(code)} before appending: ${err}`)));
+    });
+    expect(heldIndex).toBe(size);
+    // another node appends meanwhile: it waits for the lock, which the dead node's connection gives back
+    const waiting = appendNow(store.db, log, 'batch-header', [Buffer.from('the next entry')]);
+    child.kill('SIGKILL');
+    await exited;
+    const next = await waiting;
+    expect(next).toBe(heldIndex);
+    expect(await log.maybeCheckpoint(6_000)).toBe(true);
+    const after = await runWriter(store.db, log, 'after', 8);
+    const results: WriterResult[] = [
+      before,
+      { id: 'next', committed: [{ first: next, data: [Buffer.from('the next entry').toString('hex')] }], rolledBack: [held], signed: 0 },
+      after,
+    ];
     await checkLog(store.db, results);
   });
 
