@@ -7,7 +7,7 @@
 //   reads them as numbers; on PostgreSQL openStore (store/dialect.ts) reads int8 as a number and refuses a value
 //   beyond 2^53 rather than round it. SQLite REAL and PostgreSQL DOUBLE PRECISION: number. TEXT: string.
 // - BLOB and BYTEA: `Bytes`, read as a Node Buffer (both drivers), written from any Uint8Array.
-// - Nullable as the column is declared; a key column is never null (PostgreSQL refuses one, SQLite's labtrace never writes one).
+// - Nullable as the column is declared; a key column is never null (PostgreSQL refuses one; SQLite would take one, labtrace never writes one).
 // - Generated<>: an insert may leave the column out (a DEFAULT; SQLite's INTEGER PRIMARY KEY row id, which is a
 //   BIGINT identity column on PostgreSQL). GeneratedAlways<>: computed by the engine, never written.
 // - Views (measurements, the readable form of the per-sample index) are not tables and are not here.
