@@ -105,7 +105,8 @@ export interface BatchToStore {
 
 export class PgMeasurementStore {
   private readonly gatewayIds = new Map<string, number>();
-  private readonly streamIds = new Map<string, number>();
+  /** stream ids by gateway, instrument, channel and unit (lookups of the decoded strings: no key built per sample) */
+  private readonly streamIds = new Map<string, Map<string, Map<string, Map<string, number>>>>();
   readonly partitions: SamplePartitions;
 
   constructor(private readonly db: Kysely<unknown>) {
@@ -120,11 +121,7 @@ export class PgMeasurementStore {
     const times: number[] = [];
     for (const { gateway, samples } of batches) {
       await this.gatewayId(gateway);
-      let last = Number.NaN;
-      for (const s of samples) {
-        if (s.ts !== last) times.push(s.ts);
-        last = s.ts;
-      }
+      for (const s of samples) times.push(s.ts);
       await this.streamIdsOf(gateway, samples);
     }
     await this.partitions.ensure(times);
@@ -185,8 +182,18 @@ export class PgMeasurementStore {
     return id;
   }
 
-  private static streamKey(gateway: string, s: Pick<Sample, 'instrument' | 'channel' | 'unit'>): string {
-    return JSON.stringify([gateway, s.instrument, s.channel, s.unit]);
+  private streamIdOf(gateway: string, s: Pick<Sample, 'instrument' | 'channel' | 'unit'>): number | undefined {
+    return this.streamIds.get(gateway)?.get(s.instrument)?.get(s.channel)?.get(s.unit);
+  }
+
+  private rememberStream(gateway: string, s: Pick<Sample, 'instrument' | 'channel' | 'unit'>, id: number): void {
+    let byInstrument = this.streamIds.get(gateway);
+    if (byInstrument === undefined) this.streamIds.set(gateway, (byInstrument = new Map()));
+    let byChannel = byInstrument.get(s.instrument);
+    if (byChannel === undefined) byInstrument.set(s.instrument, (byChannel = new Map()));
+    let byUnit = byChannel.get(s.channel);
+    if (byUnit === undefined) byChannel.set(s.channel, (byUnit = new Map()));
+    byUnit.set(s.unit, id);
   }
 
   /**
@@ -195,10 +202,11 @@ export class PgMeasurementStore {
    */
   private async streamIdsOf(gateway: string, samples: readonly Sample[]): Promise<void> {
     const missing = new Map<string, Pick<Sample, 'instrument' | 'channel' | 'unit'>>();
-    for (const s of samples) {
-      const key = PgMeasurementStore.streamKey(gateway, s);
-      if (!this.streamIds.has(key) && !missing.has(key)) missing.set(key, s);
-    }
+    for (const s of samples)
+      if (this.streamIdOf(gateway, s) === undefined) {
+        const key = JSON.stringify([s.instrument, s.channel, s.unit]);
+        if (!missing.has(key)) missing.set(key, s);
+      }
     if (missing.size === 0) return;
     const list = [...missing.values()];
     const { rows } = await sql<{ id: string; instrument: string; channel: string; unit: string }>`INSERT INTO streams (gateway, instrument, channel, unit)
@@ -206,7 +214,7 @@ export class PgMeasurementStore {
       ORDER BY i, c, u
       ON CONFLICT (gateway, instrument, channel, unit) DO UPDATE SET unit = excluded.unit
       RETURNING id, instrument, channel, unit`.execute(this.db);
-    for (const r of rows) this.streamIds.set(PgMeasurementStore.streamKey(gateway, r), Number(r.id));
+    for (const r of rows) this.rememberStream(gateway, r, Number(r.id));
   }
 
   /** The samples into the per-sample index: one INSERT of arrays, in (stream, ts) order. */
@@ -218,7 +226,7 @@ export class PgMeasurementStore {
     const streams = new Array<number>(n);
     for (let i = 0; i < n; i++) {
       const s = samples[i] as Sample;
-      const id = this.streamIds.get(PgMeasurementStore.streamKey(gateway, s));
+      const id = this.streamIdOf(gateway, s);
       if (id === undefined) throw new LabtraceError('E_STORE', `measurement store: prepare() was not called for ${gateway}'s stream ${s.instrument}/${s.channel}`);
       streams[i] = id;
     }

@@ -115,8 +115,12 @@ export class SamplePartitions {
   /** Makes the month partitions of these times exist (with the month after the newest). */
   async ensure(times: Iterable<number>): Promise<void> {
     const missing = new Map<string, MonthPartition>();
+    // the month of the time before: most times of a batch fall in one month, looked up once
+    let seen: MonthPartition | undefined;
     for (const ts of times) {
+      if (seen !== undefined && ts >= seen.from && ts < seen.to) continue;
       const month = monthOf(ts);
+      seen = month;
       if (month === undefined || this.known.has(month.name) || missing.has(month.name)) continue;
       missing.set(month.name, month);
       const next = monthOf(month.to);
