@@ -92,7 +92,11 @@ async function startNodes(count, store, batches, batchSamples, start) {
   }
   await Promise.all(
     nodes.map(({ child, gateways }) =>
-      request(child, { cmd: 'load', store, gateways, batches, batchSamples, instruments: INSTRUMENTS, channels: CHANNELS, start, stepMs: STEP_MS }, 'loaded'),
+      request(
+        child,
+        { cmd: 'load', store, gateways, batches, batchSamples, instruments: INSTRUMENTS, channels: CHANNELS, start, stepMs: STEP_MS },
+        'loaded',
+      ),
     ),
   );
   return nodes;
@@ -107,7 +111,9 @@ async function phase(name, { nodes: count, store, mode, cluster }) {
   const nodes = await startNodes(count, store, batches, batchSamples, latency ? start : Date.now() - 3_600_000);
   const pg0 = cluster ? postgresTicks(cluster.dir) : 0;
   const m0 = machineTicks();
-  const runs = await Promise.all(nodes.map(({ child }) => request(child, { cmd: 'run', mode: latency ? 'paced' : 'throughput', seconds: SECONDS }, 'done')));
+  const runs = await Promise.all(
+    nodes.map(({ child }) => request(child, { cmd: 'run', mode: latency ? 'paced' : 'throughput', seconds: SECONDS }, 'done')),
+  );
   const m1 = machineTicks();
   const pgCpuPercent = cluster ? ((postgresTicks(cluster.dir) - pg0) / TICKS / (Math.max(...runs.map((r) => r.elapsedMs)) / 1000)) * 100 : null;
   await Promise.all(nodes.map(({ child }) => request(child, { cmd: 'close' }, 'closed').catch(() => undefined)));
@@ -138,7 +144,9 @@ async function storedRows(url) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query('SELECT (SELECT COUNT(*) FROM samples) AS samples, (SELECT COUNT(*) FROM (SELECT gateway, seq FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d) AS doubled');
+    const { rows } = await client.query(
+      'SELECT (SELECT COUNT(*) FROM samples) AS samples, (SELECT COUNT(*) FROM (SELECT gateway, seq FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d) AS doubled',
+    );
     return { samples: Number(rows[0].samples), doubled: Number(rows[0].doubled) };
   } finally {
     await client.end();
@@ -184,7 +192,15 @@ async function main() {
   }
   const byPhase = Object.fromEntries(results.map((r) => [r.phase, r]));
   const file = writeResult(NAME, {
-    params: { seconds: SECONDS, latencySeconds: LATENCY_SECONDS, gatewaysPerNode: GATEWAYS_PER_NODE, instruments: INSTRUMENTS, channels: CHANNELS, batchSamples: BATCH_SAMPLES, targets: TARGETS },
+    params: {
+      seconds: SECONDS,
+      latencySeconds: LATENCY_SECONDS,
+      gatewaysPerNode: GATEWAYS_PER_NODE,
+      instruments: INSTRUMENTS,
+      channels: CHANNELS,
+      batchSamples: BATCH_SAMPLES,
+      targets: TARGETS,
+    },
     results: {
       sqlitePerSecond: byPhase.sqlite.perSecond,
       postgresOneNodePerSecond: byPhase['postgres-1'].perSecond,

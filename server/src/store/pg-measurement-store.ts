@@ -15,16 +15,7 @@
 //
 // The server does not run on this yet (its ingest is synchronous on SQLite); the plan in docs/scale-out.md says
 // what moves when.
-import {
-  encodeRecords,
-  fromHex,
-  LabtraceError,
-  QUALITIES,
-  type LiveSample,
-  type Quality,
-  type Sample,
-  type SignedBatch,
-} from '@labtrace/protocols';
+import { encodeRecords, fromHex, LabtraceError, QUALITIES, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { SeriesPoint } from './measurement-store.js';
 import { SamplePartitions } from './sample-partitions.js';
@@ -209,7 +200,12 @@ export class PgMeasurementStore {
       }
     if (missing.size === 0) return;
     const list = [...missing.values()];
-    const { rows } = await sql<{ id: string; instrument: string; channel: string; unit: string }>`INSERT INTO streams (gateway, instrument, channel, unit)
+    const { rows } = await sql<{
+      id: string;
+      instrument: string;
+      channel: string;
+      unit: string;
+    }>`INSERT INTO streams (gateway, instrument, channel, unit)
       SELECT ${gateway}, i, c, u FROM unnest(${list.map((s) => s.instrument)}::text[], ${list.map((s) => s.channel)}::text[], ${list.map((s) => s.unit)}::text[]) AS n(i, c, u)
       ORDER BY i, c, u
       ON CONFLICT (gateway, instrument, channel, unit) DO UPDATE SET unit = excluded.unit
@@ -227,7 +223,8 @@ export class PgMeasurementStore {
     for (let i = 0; i < n; i++) {
       const s = samples[i] as Sample;
       const id = this.streamIdOf(gateway, s);
-      if (id === undefined) throw new LabtraceError('E_STORE', `measurement store: prepare() was not called for ${gateway}'s stream ${s.instrument}/${s.channel}`);
+      if (id === undefined)
+        throw new LabtraceError('E_STORE', `measurement store: prepare() was not called for ${gateway}'s stream ${s.instrument}/${s.channel}`);
       streams[i] = id;
     }
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (streams[a] as number) - (streams[b] as number) || a - b);
@@ -259,7 +256,14 @@ export class PgMeasurementStore {
 
   /** The stored batch holding a gateway's sequence number: its signed header, record bytes and log index. */
   async batchOf(gateway: string, seq: number): Promise<{ signed: SignedBatch; records: Uint8Array; logIndex: number | null } | undefined> {
-    const { rows } = await sql<{ header: string; signature: string; records: Buffer | null; log_index: string | null; first_seq: string; count: string }>`
+    const { rows } = await sql<{
+      header: string;
+      signature: string;
+      records: Buffer | null;
+      log_index: string | null;
+      first_seq: string;
+      count: string;
+    }>`
       SELECT header, signature, records, log_index, first_seq, count FROM batch_headers
       WHERE gateway = ${gateway} AND first_seq <= ${seq} ORDER BY first_seq DESC LIMIT 1`.execute(this.db);
     const row = rows[0];
@@ -299,7 +303,9 @@ export class PgMeasurementStore {
 
   private async newestUnskewed(stream: number): Promise<Row | undefined> {
     for (let offset = 0; offset < LATEST_SCAN; offset += 500) {
-      const { rows } = await sql<Row>`${SELECT} WHERE s.stream = ${stream} ORDER BY s.ts DESC, s.seq DESC LIMIT 500 OFFSET ${offset}`.execute(this.db);
+      const { rows } = await sql<Row>`${SELECT} WHERE s.stream = ${stream} ORDER BY s.ts DESC, s.seq DESC LIMIT 500 OFFSET ${offset}`.execute(
+        this.db,
+      );
       for (const r of rows) if (!(await this.skewed(r))) return r;
       if (rows.length < 500) return undefined;
     }
@@ -308,7 +314,8 @@ export class PgMeasurementStore {
 
   /** A channel's samples between `from` and `to` (ms, inclusive): the newest `limit`, oldest first. */
   async history(instrument: string, channel: string, from: number, to: number, limit: number): Promise<LiveSample[]> {
-    const { rows } = await sql<Row>`SELECT * FROM (${SELECT} WHERE s.stream IN (SELECT id FROM streams WHERE instrument = ${instrument} AND channel = ${channel})
+    const { rows } =
+      await sql<Row>`SELECT * FROM (${SELECT} WHERE s.stream IN (SELECT id FROM streams WHERE instrument = ${instrument} AND channel = ${channel})
       AND s.ts >= ${from} AND s.ts <= ${to} ORDER BY s.ts DESC, s.seq DESC LIMIT ${limit}) newest ORDER BY ts, seq`.execute(this.db);
     return rows.map(toLive);
   }

@@ -69,9 +69,13 @@ export async function partitionSamples(db: Kysely<unknown>): Promise<void> {
   await sql`DROP VIEW measurements`.execute(db);
   await sql`ALTER TABLE samples RENAME TO samples_unpartitioned`.execute(db);
   await sql`DROP INDEX samples_by_stream`.execute(db);
-  await sql.raw(`CREATE TABLE samples (
+  await sql
+    .raw(
+      `CREATE TABLE samples (
       gateway BIGINT NOT NULL, seq BIGINT NOT NULL, stream BIGINT NOT NULL, ts BIGINT NOT NULL,
-      num DOUBLE PRECISION, text TEXT, kind BIGINT NOT NULL, quality BIGINT NOT NULL, reason TEXT) PARTITION BY RANGE (ts)`).execute(db);
+      num DOUBLE PRECISION, text TEXT, kind BIGINT NOT NULL, quality BIGINT NOT NULL, reason TEXT) PARTITION BY RANGE (ts)`,
+    )
+    .execute(db);
   // one index definition on the parent: every partition gets its own copy
   await sql`CREATE INDEX samples_by_stream ON samples (stream, ts)`.execute(db);
   await sql.raw(`CREATE TABLE samples_early PARTITION OF samples FOR VALUES FROM (MINVALUE) TO (${FIRST_MONTH_MS})`).execute(db);
@@ -87,9 +91,7 @@ export async function partitionSamples(db: Kysely<unknown>): Promise<void> {
 }
 
 async function createMonth(db: Kysely<unknown>, month: MonthPartition): Promise<void> {
-  await sql
-    .raw(`CREATE TABLE IF NOT EXISTS ${month.name} PARTITION OF samples FOR VALUES FROM (${month.from}) TO (${month.to})`)
-    .execute(db);
+  await sql.raw(`CREATE TABLE IF NOT EXISTS ${month.name} PARTITION OF samples FOR VALUES FROM (${month.from}) TO (${month.to})`).execute(db);
 }
 
 /**
@@ -158,7 +160,10 @@ export class SamplePartitions {
   async dropBefore(before: number): Promise<string[]> {
     if (!Number.isFinite(before)) throw new LabtraceError('E_BAD_REQUEST', 'before: expected a time in ms');
     if (before > this.keptFrom())
-      throw new LabtraceError('E_BAD_REQUEST', `before: ${new Date(before).toISOString()} would drop the current or the previous month, which are always kept`);
+      throw new LabtraceError(
+        'E_BAD_REQUEST',
+        `before: ${new Date(before).toISOString()} would drop the current or the previous month, which are always kept`,
+      );
     const dropped: string[] = [];
     await this.db.transaction().execute(async (trx) => {
       await sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK[0]}, ${PARTITION_LOCK[1]})`.execute(trx);

@@ -98,7 +98,9 @@ describe('the per-sample index partitioned by month', () => {
     await sql`INSERT INTO streams (id, gateway, instrument, channel, unit) VALUES (1, 'gw-1', 'utm-1', 'force', 'kN')`.execute(db);
     const times = [Date.UTC(1990, 0, 1), Date.UTC(2026, 10, 30, 23, 59, 59, 999), Date.UTC(2026, 11, 1), Date.UTC(2300, 5, 1), Date.UTC(2150, 0, 1)];
     for (const [i, ts] of times.entries())
-      await sql`INSERT INTO samples (gateway, seq, stream, ts, num, text, kind, quality, reason) VALUES (1, ${i}, 1, ${ts}, ${i + 0.5}, NULL, 3, 0, NULL)`.execute(db);
+      await sql`INSERT INTO samples (gateway, seq, stream, ts, num, text, kind, quality, reason) VALUES (1, ${i}, 1, ${ts}, ${i + 0.5}, NULL, 3, 0, NULL)`.execute(
+        db,
+      );
     const before = (await sql`SELECT * FROM measurements ORDER BY seq`.execute(db)).rows;
     await migrateStore(db, serverMigrations);
     const { rows: kind } = await sql<{ relkind: string }>`SELECT relkind FROM pg_class WHERE relname = 'samples'`.execute(db);
@@ -107,7 +109,9 @@ describe('the per-sample index partitioned by month', () => {
     expect(rows.map((r) => r.part)).toEqual(['samples_early', 'samples_m202611', 'samples_m202612', 'samples_late', 'samples_m215001']);
     expect((await sql`SELECT * FROM measurements ORDER BY seq`.execute(db)).rows).toEqual(before);
     // every partition has the (stream, ts) index
-    const { rows: indexed } = await sql<{ n: string }>`SELECT COUNT(*) AS n FROM pg_indexes WHERE tablename LIKE 'samples_%' AND indexdef LIKE '%(stream, ts)%'`.execute(db);
+    const { rows: indexed } = await sql<{
+      n: string;
+    }>`SELECT COUNT(*) AS n FROM pg_indexes WHERE tablename LIKE 'samples_%' AND indexdef LIKE '%(stream, ts)%'`.execute(db);
     expect(Number(indexed[0]?.n)).toBe(5);
   }, 120_000);
 
@@ -145,7 +149,10 @@ describe('storing batches', () => {
     expect(await ms.count()).toBe(300);
     expect(await count(db, 'batch_headers')).toBe(1);
     // the month's turn: the samples went to November and December 2026
-    const { rows } = await sql<{ part: string; n: string }>`SELECT tableoid::regclass::text AS part, COUNT(*) AS n FROM samples GROUP BY 1 ORDER BY 1`.execute(db);
+    const { rows } = await sql<{
+      part: string;
+      n: string;
+    }>`SELECT tableoid::regclass::text AS part, COUNT(*) AS n FROM samples GROUP BY 1 ORDER BY 1`.execute(db);
     expect(rows).toEqual([
       { part: 'samples_m202611', n: '10' },
       { part: 'samples_m202612', n: '290' },
@@ -190,7 +197,10 @@ describe('storing batches', () => {
         const group = [batches[3]!, batches[20]!, batches[9]!];
         await b.prepare(group);
         return pools[1]!.transaction().execute(async (trx) => {
-          await b.lockGateways(trx, group.map((x) => x.gateway));
+          await b.lockGateways(
+            trx,
+            group.map((x) => x.gateway),
+          );
           const each = [];
           for (const x of group) each.push(await b.storeBatch(trx, x));
           return each;
@@ -202,7 +212,9 @@ describe('storing batches', () => {
     expect(flat.filter((o) => o.kind === 'duplicate')).toHaveLength(batches.length + 3);
     expect(flat.filter((o) => o.kind === 'conflict')).toHaveLength(0);
     expect(await a.count()).toBe(batches.length * 100);
-    const { rows } = await sql<{ n: string }>`SELECT COUNT(*) AS n FROM (SELECT gateway, seq FROM samples GROUP BY gateway, seq HAVING COUNT(*) > 1) d`.execute(pools[0]!);
+    const { rows } = await sql<{
+      n: string;
+    }>`SELECT COUNT(*) AS n FROM (SELECT gateway, seq FROM samples GROUP BY gateway, seq HAVING COUNT(*) > 1) d`.execute(pools[0]!);
     expect(rows[0]?.n).toBe('0');
   }, 120_000);
 });
@@ -238,8 +250,12 @@ describe('reads answer what the SQLite store answers', () => {
     }
     // gw-2's batch 1 is dated years ahead of its arrival: out of the latest values on both
     const skew = [`gw-2`, 1, 200, 249, 0, Date.UTC(2030, 0, 1)] as const;
-    sqlite.sqlite.prepare('INSERT INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)').run(...skew);
-    await sql`INSERT INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (${skew[0]}, ${skew[1]}, ${skew[2]}, ${skew[3]}, ${skew[4]}, ${skew[5]})`.execute(db);
+    sqlite.sqlite
+      .prepare('INSERT INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(...skew);
+    await sql`INSERT INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (${skew[0]}, ${skew[1]}, ${skew[2]}, ${skew[3]}, ${skew[4]}, ${skew[5]})`.execute(
+      db,
+    );
     reference.indexPending();
   }, 120_000);
 
@@ -248,7 +264,8 @@ describe('reads answer what the SQLite store answers', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const byKey = (xs: { gateway: string; channel: string }[]) => [...xs].sort((p, q) => `${p.gateway}${p.channel}`.localeCompare(`${q.gateway}${q.channel}`));
+  const byKey = (xs: { gateway: string; channel: string }[]) =>
+    [...xs].sort((p, q) => `${p.gateway}${p.channel}`.localeCompare(`${q.gateway}${q.channel}`));
 
   test('counts, latest values (skewed batches left out), history and series', async () => {
     expect(await ms.count()).toBe(reference.count());
