@@ -15,6 +15,7 @@
 //
 // Environment: BENCH_SECONDS (15), BENCH_LATENCY_SECONDS (20), BENCH_KEEP=1 keeps the cluster's directory.
 // Writes bench/results/pg-ingest.json.
+import { Buffer } from 'node:buffer';
 import { fork } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';

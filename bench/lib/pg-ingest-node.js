@@ -9,6 +9,7 @@
 //             -> { loaded }  (batch i of a gateway holds samples taken over [start + i*stepMs, start + (i+1)*stepMs))
 //           in { cmd: 'run', mode: 'throughput', seconds } | { cmd: 'run', mode: 'paced' } (batch i sent at start + (i+1)*stepMs)
 //           -> { done, samples, batches, elapsedMs, latencies (paced: commit time - sample time, ms), cpuMs, maxRssMiB }
+import { Buffer } from 'node:buffer';
 import {
   formatSignerKey,
   formatVerifierKey,
@@ -128,7 +129,7 @@ async function run(msg) {
   };
   // the synchronous SQLite store has one pipeline: its transactions cannot overlap
   if (engine.kind === 'sqlite') {
-    for (let round = 0; Date.now() < deadline && queues.some((q, g) => round < q.length); round++)
+    for (let round = 0; Date.now() < deadline && queues.some((q) => round < q.length); round++)
       for (let g = 0; g < queues.length && Date.now() < deadline; g++) {
         const wire = queues[g][round];
         if (wire === undefined) continue;

@@ -149,7 +149,7 @@ export class PgMeasurementStore {
         detail: `sequence numbers ${Math.max(header.firstSeq, cFirst)}..${Math.min(last, cFirst + cCount - 1)} of ${gateway} are already stored in batch ${c.batch}`,
       };
     }
-    const bytes = batch.records ?? encodeRecords(gateway, fromHex(header.keyId), samples as Sample[]).bytes;
+    const bytes = batch.records ?? encodeRecords(gateway, fromHex(header.keyId), samples).bytes;
     await sql`INSERT INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at, hash, records, indexed)
       VALUES (${gateway}, ${header.batch}, ${header.firstSeq}, ${header.count}, ${JSON.stringify(header)}, ${signed.signature}, ${now},
         ${headerHash}, ${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)}, 1)`.execute(trx);
@@ -179,11 +179,11 @@ export class PgMeasurementStore {
 
   private rememberStream(gateway: string, s: Pick<Sample, 'instrument' | 'channel' | 'unit'>, id: number): void {
     let byInstrument = this.streamIds.get(gateway);
-    if (byInstrument === undefined) this.streamIds.set(gateway, (byInstrument = new Map()));
+    if (byInstrument === undefined) this.streamIds.set(gateway, (byInstrument = new Map<string, Map<string, Map<string, number>>>()));
     let byChannel = byInstrument.get(s.instrument);
-    if (byChannel === undefined) byInstrument.set(s.instrument, (byChannel = new Map()));
+    if (byChannel === undefined) byInstrument.set(s.instrument, (byChannel = new Map<string, Map<string, number>>()));
     let byUnit = byChannel.get(s.channel);
-    if (byUnit === undefined) byChannel.set(s.channel, (byUnit = new Map()));
+    if (byUnit === undefined) byChannel.set(s.channel, (byUnit = new Map<string, number>()));
     byUnit.set(s.unit, id);
   }
 
