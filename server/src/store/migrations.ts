@@ -2,6 +2,7 @@
 // the InfluxDB forwarder's cursor (store/series/) and the store's write probe (store/capacity.ts).
 import { sql, type Kysely, type Migration } from 'kysely';
 import { columnTypes, ddl, dialectOf } from './portable-ddl.js';
+import { partitionSamples } from './sample-partitions.js';
 
 export const storeMigrations: Record<string, Migration> = {
   '0001_skeleton': {
@@ -173,6 +174,16 @@ export const storeMigrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       // one row, written to find out whether a store that failed a write (disk full) can write again (store/capacity.ts)
       await ddl(db, `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`);
+    },
+  },
+  '0041_samples_partitioned': {
+    async up(db: Kysely<unknown>) {
+      // On PostgreSQL the per-sample index is split by time (store/sample-partitions.ts): a month of samples per
+      // partition, each with its own (stream, ts) index, so that a write touches this month's B-tree, a read of a time
+      // range reads only the months it spans, and an old month leaves by DROP TABLE rather than by deleting rows.
+      // SQLite keeps its one table (a lab's own store: its size is the lab's, and its ingest path is tuned to it).
+      if (dialectOf(db) !== 'postgres') return;
+      await partitionSamples(db);
     },
   },
 };

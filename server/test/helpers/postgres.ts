@@ -60,6 +60,13 @@ export interface PostgresOptions {
   database?: string;
   /** with a password, connections over TCP must give it (scram-sha-256) as the user postgres; without, trust */
   password?: string;
+  /**
+   * commits flushed to disk as in production (benchmarks); tests run without fsync (a test's cluster is thrown
+   * away, and a crash test kills the server, not the machine)
+   */
+  durable?: boolean;
+  /** more server settings (-c name=value) */
+  settings?: Record<string, string | number>;
 }
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<TestPostgres> {
@@ -97,7 +104,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Test
     }
     run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', ...auth, '--encoding=UTF8', '--locale=C', '--no-sync']);
     rmSync(path.join(base, 'pwfile'), { force: true });
-    const serverOptions = `-p ${port} -k ${base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+    const settings = { ...(options.durable === true ? {} : { fsync: 'off', full_page_writes: 'off' }), ...options.settings };
+    const serverOptions = [`-p ${port} -k ${base} -c listen_addresses=127.0.0.1`]
+      .concat(Object.entries(settings).map(([name, value]) => `-c ${name}=${value}`))
+      .join(' ');
     run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-l', path.join(base, 'server.log'), '-o', serverOptions, '-w', '-t', '60', 'start'], 90_000);
     started = true;
     const urlOf = (name: string): string => `postgres://postgres@127.0.0.1:${port}/${name}`;

@@ -111,7 +111,11 @@ async function postgresSchema(db: Kysely<unknown>): Promise<{ tables: Schema; vi
     is_generated: string;
   }>`SELECT c.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable, c.is_generated
      FROM information_schema.columns c JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-     WHERE c.table_schema = 'public' ORDER BY c.table_name, c.ordinal_position`.execute(db);
+     WHERE c.table_schema = 'public'
+       -- a partitioned table is one table (its partitions, samples' months on PostgreSQL, are its storage)
+       AND NOT EXISTS (SELECT 1 FROM pg_class p JOIN pg_namespace pn ON pn.oid = p.relnamespace
+         WHERE pn.nspname = 'public' AND p.relname = c.table_name AND p.relispartition)
+     ORDER BY c.table_name, c.ordinal_position`.execute(db);
   const tables: Schema = {};
   const views: Schema = {};
   for (const c of columns) {
@@ -127,7 +131,7 @@ async function postgresSchema(db: Kysely<unknown>): Promise<{ tables: Schema; vi
   // the indexes made by CREATE INDEX (not those behind a key or a UNIQUE constraint, which SQLite keeps unnamed)
   const { rows: indexes } = await sql<{ name: string }>`SELECT c.relname AS name FROM pg_index x
      JOIN pg_class c ON c.oid = x.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+     WHERE n.nspname = 'public' AND NOT c.relispartition AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
      ORDER BY c.relname`.execute(db);
   const { rows: triggers } = await sql<{ name: string }>`SELECT t.tgname AS name FROM pg_trigger t
      JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
