@@ -128,7 +128,6 @@ function checkedReason(input: AuditInput): string | undefined {
 const AUDIT_LOCK = [0x6c74_6175, 1] as const; // 'ltau'
 
 /** the trail's table, for the queries written in Kysely */
-// eslint-disable-next-line @typescript-eslint/consistent-type-definitions -- Kysely's table map needs a type, not an interface
 type AuditTables = { audit_trail: AuditRow };
 
 const toJson = (value: unknown): string | null => (value === undefined ? null : new TextDecoder().decode(canonicalBytes(value)));
@@ -172,7 +171,8 @@ export class AuditTrail {
   async recordIn(trx: Transaction<Tables>, actor: Actor, input: AuditInput): Promise<AuditEntry> {
     const reason = checkedReason(input);
     const db = trx.withTables<AuditTables>();
-    if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres') await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(db);
+    if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+      await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(db);
     const last = await db.selectFrom('audit_trail').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
     const row = this.nextRow(last === undefined ? undefined : { id: Number(last.id), hash: last.hash }, actor, input, reason);
     await db.insertInto('audit_trail').values(row).execute();
@@ -180,7 +180,12 @@ export class AuditTrail {
   }
 
   /** The next entry of the chain after `last` (undefined: the first entry). */
-  private nextRow(last: { id: number; hash: string } | undefined, actor: Actor, input: AuditInput, reason: string | undefined): Omit<AuditRow, 'log_index'> {
+  private nextRow(
+    last: { id: number; hash: string } | undefined,
+    actor: Actor,
+    input: AuditInput,
+    reason: string | undefined,
+  ): Omit<AuditRow, 'log_index'> {
     const fields = {
       id: (last?.id ?? 0) + 1,
       at: this.now(),

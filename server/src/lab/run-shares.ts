@@ -29,7 +29,6 @@ const HOUR_MS = 3_600_000;
 const hashOf = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 /** the module's table, for its queries (written once in Kysely for SQLite and PostgreSQL) */
-// eslint-disable-next-line @typescript-eslint/consistent-type-definitions -- Kysely's table map needs a type, not an interface
 type ShareTables = { run_shares: ShareRow & { id: Generated<number>; uses: Generated<number> } };
 
 /** PostgreSQL's BIGINT columns arrive as strings: the row with its numbers as numbers */
@@ -107,7 +106,11 @@ export class RunShares {
   async revoke(actor: Actor, run: string, id: number, reason: string): Promise<RunShare> {
     return this.store.transaction().execute(async (trx) => {
       const shares = trx.withTables<ShareTables>();
-      const found = await shares.selectFrom('run_shares').selectAll().where('id', '=', id).where('run', '=', run)
+      const found = await shares
+        .selectFrom('run_shares')
+        .selectAll()
+        .where('id', '=', id)
+        .where('run', '=', run)
         // PostgreSQL: the row held until the end, so that two revocations at once record one (SQLite has one writer)
         .$if(dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres', (q) => q.forUpdate())
         .executeTakeFirst();

@@ -53,7 +53,9 @@ async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<
   await sql`INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'ACME', 0)`.execute(db);
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
     VALUES ('s-1', 'acme', 'bar', 'as received', 0, 'ada', 0)`.execute(db);
-  await sql`INSERT INTO methods (id, version, standard, title, definition, created_by, created_at) VALUES ('m', 1, 'ISO 1', 'M', '{}', 'ada', 0)`.execute(db);
+  await sql`INSERT INTO methods (id, version, standard, title, definition, created_by, created_at) VALUES ('m', 1, 'ISO 1', 'M', '{}', 'ada', 0)`.execute(
+    db,
+  );
   for (const run of ['run-0', 'run-1', 'run-2'])
     await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
       VALUES (${run}, 's-1', 'acme', 'm', 1, '[]', 'ada', 'created', 0, 'ada', 0)`.execute(db);
@@ -83,7 +85,15 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     const [db] = (await stores(engine)) as [Kysely<Tables>];
     const shares = new RunShares(db, new AuditTrail(unused, () => clock), () => clock);
     const created = await shares.create(ADMIN, 'run-1', { hours: 2, note: '客户 A' });
-    expect(created).toMatchObject({ id: '1', run: 'run-1', note: '客户 A', state: 'active', createdBy: 'ada', expiresAt: clock + 2 * 3_600_000, uses: 0 });
+    expect(created).toMatchObject({
+      id: '1',
+      run: 'run-1',
+      note: '客户 A',
+      state: 'active',
+      createdBy: 'ada',
+      expiresAt: clock + 2 * 3_600_000,
+      uses: 0,
+    });
     expect(created.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const second = await shares.create(ADMIN, 'run-1', { hours: 1 });
     expect((await shares.list('run-1')).map((s) => s.id)).toEqual([second.id, created.id]);
@@ -139,7 +149,8 @@ describe('two nodes on one PostgreSQL', () => {
     expect(opens).toHaveLength(18);
     const revocations = await Promise.allSettled(links.flatMap((l) => [onA, onB].map((s) => s.revoke(ADMIN, l.run, Number(l.id), 'closed'))));
     expect(revocations.filter((r) => r.status === 'fulfilled')).toHaveLength(6);
-    expect(revocations.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(Array(6).fill('E_CONFLICT'));
+    const refused = revocations.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code: string }).code] : []));
+    expect(refused).toEqual(Array(6).fill('E_CONFLICT'));
     for (const l of links) expect((await onB.list(l.run)).find((s) => s.id === l.id)).toMatchObject({ uses: 3, state: 'revoked' });
     const trail = await chain(a);
     expect(trail.filter((r) => r.action === 'create')).toHaveLength(6);

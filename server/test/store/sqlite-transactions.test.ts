@@ -36,7 +36,7 @@ test('a Kysely transaction on the SQLite connection ends before any other task r
   const immediate = new Promise<void>((resolve) =>
     setImmediate(() => {
       // what a module not yet moved would do: a synchronous write of its own
-      database.sqlite.prepare("INSERT INTO store_probe (at) VALUES (2)").run();
+      database.sqlite.prepare('INSERT INTO store_probe (at) VALUES (2)').run();
       seen.push(`immediate: in a transaction ${String(database.sqlite.inTransaction)}`);
       resolve();
     }),
