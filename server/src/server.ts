@@ -178,7 +178,7 @@ export class LabtraceServer {
     this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
-    this.shares = new RunShares(this.database, this.audit, options.clock);
+    this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database);
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);

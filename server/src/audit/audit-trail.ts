@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import { AUDIT_GENESIS_HASH, canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import type { TransparencyLog } from '../log/transparency-log.js';
-import type { LabDatabase } from '../store/database.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
 
 import { AUDIT_ACTIONS, type Page } from '@labtrace/protocols/api';
@@ -114,6 +116,20 @@ export function entryHash(prevHash: string, fields: Omit<AuditRow, 'hash' | 'log
   return createHash('sha256').update(prevHash).update(canonicalBytes(fields)).digest('hex');
 }
 
+/** the reason, trimmed; refused when missing for an action that changes a record */
+function checkedReason(input: AuditInput): string | undefined {
+  const reason = input.reason?.trim();
+  if (CHANGES.has(input.action) && (reason === undefined || reason === ''))
+    throw new LabtraceError('E_BAD_REQUEST', `body: reason: required to ${input.action} a ${input.recordType} record`);
+  return reason;
+}
+
+/** the advisory lock (two-key form) under which a PostgreSQL transaction appends to the trail */
+const AUDIT_LOCK = [0x6c74_6175, 1] as const; // 'ltau'
+
+/** the trail's table, for the queries written in Kysely */
+type AuditTables = { audit_trail: AuditRow };
+
 const toJson = (value: unknown): string | null => (value === undefined ? null : new TextDecoder().decode(canonicalBytes(value)));
 const fromJson = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
 
@@ -134,11 +150,42 @@ export class AuditTrail {
 
   /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
   record(actor: Actor, input: AuditInput): AuditEntry {
-    const reason = input.reason?.trim();
-    if (CHANGES.has(input.action) && (reason === undefined || reason === ''))
-      throw new LabtraceError('E_BAD_REQUEST', `body: reason: required to ${input.action} a ${input.recordType} record`);
+    const reason = checkedReason(input);
     const db = this.database.sqlite;
     const last = db.prepare('SELECT id, hash FROM audit_trail ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
+    const row = this.nextRow(last, actor, input, reason);
+    db.prepare(
+      `INSERT INTO audit_trail (id, at, actor, actor_role, action, record_type, record_id, old_value, new_value, reason, prev_hash, hash)
+       VALUES (@id, @at, @actor, @actor_role, @action, @record_type, @record_id, @old_value, @new_value, @reason, @prev_hash, @hash)`,
+    ).run(row);
+    return this.appended(row);
+  }
+
+  /**
+   * Appends an entry in the caller's transaction (`trx`, SQLite or PostgreSQL), so that neither the change nor its
+   * entry exists without the other: the asynchronous form of `record`, for the modules whose queries run through
+   * Kysely. The trail is one chain however many nodes write to it: on PostgreSQL a transaction-scoped advisory lock
+   * holds other writers from reading the chain's end until this transaction ends; on SQLite the write transaction
+   * does (one writer at a time).
+   */
+  async recordIn(trx: Transaction<Tables>, actor: Actor, input: AuditInput): Promise<AuditEntry> {
+    const reason = checkedReason(input);
+    const db = trx.withTables<AuditTables>();
+    if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+      await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(db);
+    const last = await db.selectFrom('audit_trail').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    const row = this.nextRow(last === undefined ? undefined : { id: Number(last.id), hash: last.hash }, actor, input, reason);
+    await db.insertInto('audit_trail').values(row).execute();
+    return this.appended(row);
+  }
+
+  /** The next entry of the chain after `last` (undefined: the first entry). */
+  private nextRow(
+    last: { id: number; hash: string } | undefined,
+    actor: Actor,
+    input: AuditInput,
+    reason: string | undefined,
+  ): Omit<AuditRow, 'log_index'> {
     const fields = {
       id: (last?.id ?? 0) + 1,
       at: this.now(),
@@ -152,12 +199,12 @@ export class AuditTrail {
       reason: reason === undefined || reason === '' ? null : reason,
     };
     const prevHash = last?.hash ?? GENESIS_HASH;
-    const hash = entryHash(prevHash, fields);
-    db.prepare(
-      `INSERT INTO audit_trail (id, at, actor, actor_role, action, record_type, record_id, old_value, new_value, reason, prev_hash, hash)
-       VALUES (@id, @at, @actor, @actor_role, @action, @record_type, @record_id, @old_value, @new_value, @reason, @prev_hash, @hash)`,
-    ).run({ ...fields, prev_hash: prevHash, hash });
-    const entry = toEntry({ ...fields, prev_hash: prevHash, hash, log_index: null });
+    return { ...fields, prev_hash: prevHash, hash: entryHash(prevHash, fields) };
+  }
+
+  /** Tells the listeners of an entry written; returns it. */
+  private appended(row: Omit<AuditRow, 'log_index'>): AuditEntry {
+    const entry = toEntry({ ...row, log_index: null });
     for (const listener of this.listeners) {
       try {
         listener(entry);

@@ -5,8 +5,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LabtraceError } from '@labtrace/protocols';
 import type { CreatedShare, RunShare, ShareInput } from '@labtrace/protocols/api';
+import type { Generated, Kysely } from 'kysely';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 
 interface ShareRow {
   id: number;
@@ -26,60 +28,111 @@ interface ShareRow {
 const HOUR_MS = 3_600_000;
 const hashOf = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
+/** the module's table, for its queries (written once in Kysely for SQLite and PostgreSQL) */
+type ShareTables = { run_shares: ShareRow & { id: Generated<number>; uses: Generated<number> } };
+
+/** PostgreSQL's BIGINT columns arrive as strings: the row with its numbers as numbers */
+function rowOf(raw: Record<string, unknown>): ShareRow {
+  const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    ...(raw as unknown as ShareRow),
+    id: Number(raw['id']),
+    created_at: Number(raw['created_at']),
+    expires_at: Number(raw['expires_at']),
+    revoked_at: n(raw['revoked_at']),
+    first_used_at: n(raw['first_used_at']),
+    uses: Number(raw['uses']),
+  };
+}
+
+/**
+ * The share links of runs. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), each
+ * change in one transaction with its audit-trail entry (AuditTrail.recordIn).
+ */
 export class RunShares {
+  private readonly db: Kysely<Tables & ShareTables>;
+
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.db = store.withTables<ShareTables>();
+  }
 
   /** A new link to the run for `hours`; the answer carries the token, which is not kept. */
-  create(actor: Actor, run: string, input: ShareInput): CreatedShare {
+  async create(actor: Actor, run: string, input: ShareInput): Promise<CreatedShare> {
     const token = randomBytes(32).toString('base64url');
     const at = this.now();
-    const db = this.database.sqlite;
-    const row = db.transaction(() => {
-      const { lastInsertRowid } = db
-        .prepare('INSERT INTO run_shares (run, token_hash, note, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(run, hashOf(token), input.note ?? null, actor.username, at, at + input.hours * HOUR_MS);
-      const created = this.find(Number(lastInsertRowid));
-      this.audit.record(actor, {
+    const row = await this.store.transaction().execute(async (trx) => {
+      const created = rowOf(
+        await trx
+          .withTables<ShareTables>()
+          .insertInto('run_shares')
+          .values({
+            run,
+            token_hash: hashOf(token),
+            note: input.note ?? null,
+            created_by: actor.username,
+            created_at: at,
+            expires_at: at + input.hours * HOUR_MS,
+            revoked_by: null,
+            revoked_at: null,
+            revoke_reason: null,
+            first_used_at: null,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      );
+      await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'run-share',
         recordId: `${run}/${created.id}`,
         newValue: { run, note: created.note, expiresAt: created.expires_at, hours: input.hours },
       });
       return created;
-    })();
+    });
     return { ...toShare(row, at), token };
   }
 
   /** The links of a run, newest first. */
-  list(run: string): RunShare[] {
+  async list(run: string): Promise<RunShare[]> {
     const at = this.now();
-    return (this.database.sqlite.prepare('SELECT * FROM run_shares WHERE run = ? ORDER BY id DESC').all(run) as ShareRow[]).map((r) =>
-      toShare(r, at),
-    );
+    const rows = await this.db.selectFrom('run_shares').selectAll().where('run', '=', run).orderBy('id', 'desc').execute();
+    return rows.map((r) => toShare(rowOf(r), at));
   }
 
   /** Revokes a link of the run, with the reason; a revoked link stays revoked. */
-  revoke(actor: Actor, run: string, id: number, reason: string): RunShare {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const before = db.prepare('SELECT * FROM run_shares WHERE id = ? AND run = ?').get(id, run) as ShareRow | undefined;
-      if (before === undefined)
+  async revoke(actor: Actor, run: string, id: number, reason: string): Promise<RunShare> {
+    return this.store.transaction().execute(async (trx) => {
+      const shares = trx.withTables<ShareTables>();
+      const found = await shares
+        .selectFrom('run_shares')
+        .selectAll()
+        .where('id', '=', id)
+        .where('run', '=', run)
+        // PostgreSQL: the row held until the end, so that two revocations at once record one (SQLite has one writer)
+        .$if(dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres', (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (found === undefined)
         throw new LabtraceError('E_NOT_FOUND', `run ${run} has no share link ${id}`, {
           reason: 'record.not-found',
           params: { type: 'share', id: String(id) },
         });
+      const before = rowOf(found);
       if (before.revoked_at !== null)
         throw new LabtraceError('E_CONFLICT', `share link ${id} is already revoked`, {
           reason: 'share.revoked',
           params: { revokedAt: before.revoked_at },
         });
       const at = this.now();
-      db.prepare('UPDATE run_shares SET revoked_by = ?, revoked_at = ?, revoke_reason = ? WHERE id = ?').run(actor.username, at, reason, id);
-      this.audit.record(actor, {
+      const after = await shares
+        .updateTable('run_shares')
+        .set({ revoked_by: actor.username, revoked_at: at, revoke_reason: reason })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, {
         action: 'update',
         recordType: 'run-share',
         recordId: `${run}/${id}`,
@@ -87,24 +140,31 @@ export class RunShares {
         newValue: { state: 'revoked' },
         reason,
       });
-      return toShare(this.find(id), at);
-    })();
+      return toShare(rowOf(after), at);
+    });
   }
 
   /**
    * The run a token opens, counting the use; the first use is an audit-trail entry. An unknown token answers 404,
    * a revoked or expired link 410 with its reason.
    */
-  open(token: string): { run: string; expiresAt: number } {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const row = db.prepare('SELECT * FROM run_shares WHERE token_hash = ?').get(hashOf(token)) as ShareRow | undefined;
-      if (row === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
-      this.check(row);
+  async open(token: string): Promise<{ run: string; expiresAt: number }> {
+    return this.store.transaction().execute(async (trx) => {
+      const shares = trx.withTables<ShareTables>();
       const at = this.now();
-      db.prepare('UPDATE run_shares SET uses = uses + 1, first_used_at = COALESCE(first_used_at, ?) WHERE id = ?').run(at, row.id);
-      if (row.first_used_at === null)
-        this.audit.record(
+      // counted first: on PostgreSQL the update also holds the row, so that two first openings at once record one
+      const counted = await shares
+        .updateTable('run_shares')
+        .set((eb) => ({ uses: eb('uses', '+', 1), first_used_at: eb.fn.coalesce('first_used_at', eb.val(at)) }))
+        .where('token_hash', '=', hashOf(token))
+        .returning(['id'])
+        .executeTakeFirst();
+      if (counted === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
+      const row = rowOf(await shares.selectFrom('run_shares').selectAll().where('id', '=', Number(counted.id)).executeTakeFirstOrThrow());
+      this.check(row);
+      if (row.uses === 1)
+        await this.audit.recordIn(
+          trx,
           { username: `share-link:${row.id}`, role: 'public' },
           {
             action: 'state-change',
@@ -115,13 +175,14 @@ export class RunShares {
           },
         );
       return { run: row.run, expiresAt: row.expires_at };
-    })();
+    });
   }
 
   /** The run a token opens, without counting a use (the report's download after the page was opened). */
-  peek(token: string): { run: string } {
-    const row = this.database.sqlite.prepare('SELECT * FROM run_shares WHERE token_hash = ?').get(hashOf(token)) as ShareRow | undefined;
-    if (row === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
+  async peek(token: string): Promise<{ run: string }> {
+    const found = await this.db.selectFrom('run_shares').selectAll().where('token_hash', '=', hashOf(token)).executeTakeFirst();
+    if (found === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
+    const row = rowOf(found);
     this.check(row);
     return { run: row.run };
   }
@@ -131,12 +192,6 @@ export class RunShares {
       throw new LabtraceError('E_GONE', 'this share link was revoked by the lab', { reason: 'share.revoked', params: { revokedAt: row.revoked_at } });
     if (row.expires_at <= this.now())
       throw new LabtraceError('E_GONE', 'this share link has expired', { reason: 'share.expired', params: { expiresAt: row.expires_at } });
-  }
-
-  private find(id: number): ShareRow {
-    const row = this.database.sqlite.prepare('SELECT * FROM run_shares WHERE id = ?').get(id) as ShareRow | undefined;
-    if (row === undefined) throw new LabtraceError('E_STORE', `share link ${id} vanished`);
-    return row;
   }
 }
 

@@ -38,22 +38,22 @@ export function shareRoutes(deps: {
     return id;
   };
 
-  routeOf(router, api.listShares, (req, res, { params }) => {
-    res.json(shares.list(runOf(req, params.id)));
+  routeOf(router, api.listShares, async (req, res, { params }) => {
+    res.json(await shares.list(runOf(req, params.id)));
   });
 
-  routeOf(router, api.createShare, (req, res, { params, body }) => {
+  routeOf(router, api.createShare, async (req, res, { params, body }) => {
     const p = who(req);
-    res.status(201).json(shares.create({ username: p.username, role: p.role }, runOf(req, params.id), body));
+    res.status(201).json(await shares.create({ username: p.username, role: p.role }, runOf(req, params.id), body));
   });
 
-  routeOf(router, api.revokeShare, (req, res, { params, body }) => {
+  routeOf(router, api.revokeShare, async (req, res, { params, body }) => {
     const p = who(req);
-    res.json(shares.revoke({ username: p.username, role: p.role }, runOf(req, params.id), Number(params.shareId), body.reason));
+    res.json(await shares.revoke({ username: p.username, role: p.role }, runOf(req, params.id), Number(params.shareId), body.reason));
   });
 
-  routeOf(router, api.publicShare, (req, res, { params }) => {
-    const { run: id, expiresAt } = shares.open(params.token);
+  routeOf(router, api.publicShare, async (req, res, { params }) => {
+    const { run: id, expiresAt } = await shares.open(params.token);
     const run = runs.get(LAB, id);
     if (!run) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
     const method = deps.records.method(run.method.id, run.method.version);
@@ -83,8 +83,8 @@ export function shareRoutes(deps: {
     res.set('cache-control', 'no-store').set('referrer-policy', 'no-referrer').json(answer);
   });
 
-  routeOf(router, api.publicShareReport, (_req, res, { params }) => {
-    const { run } = shares.peek(params.token);
+  routeOf(router, api.publicShareReport, async (_req, res, { params }) => {
+    const { run } = await shares.peek(params.token);
     const report = deps.reportOf(run);
     if (!report)
       throw new LabtraceError('E_NOT_FOUND', `run ${run} has no issued report`, {
