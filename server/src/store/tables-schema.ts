@@ -87,6 +87,8 @@ async function postgresTables(db: Kysely<unknown>): Promise<TableShape[]> {
     SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.column_default, c.is_identity, c.is_generated
     FROM information_schema.columns c JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
     WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+      -- a partitioned table is one table: its partitions (the months of samples) are its storage, not tables of their own
+      AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.oid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass AND p.relispartition)
     ORDER BY c.table_name, c.ordinal_position`.execute(db);
   const shapes = new Map<string, TableShape>();
   for (const r of rows.filter((r) => !MIGRATOR_TABLES.has(r.table_name))) {

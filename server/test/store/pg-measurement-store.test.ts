@@ -154,8 +154,8 @@ describe('storing batches', () => {
       n: string;
     }>`SELECT tableoid::regclass::text AS part, COUNT(*) AS n FROM samples GROUP BY 1 ORDER BY 1`.execute(db);
     expect(rows).toEqual([
-      { part: 'samples_m202611', n: '10' },
-      { part: 'samples_m202612', n: '290' },
+      { part: 'samples_m202611', n: 10 },
+      { part: 'samples_m202612', n: 290 },
     ]);
     // the stored batch's bytes and header, as the SQLite store returns them
     const got = await ms.batchOf('gw-1', 150);
@@ -213,9 +213,9 @@ describe('storing batches', () => {
     expect(flat.filter((o) => o.kind === 'conflict')).toHaveLength(0);
     expect(await a.count()).toBe(batches.length * 100);
     const { rows } = await sql<{
-      n: string;
+      n: number;
     }>`SELECT COUNT(*) AS n FROM (SELECT gateway, seq FROM samples GROUP BY gateway, seq HAVING COUNT(*) > 1) d`.execute(pools[0]!);
-    expect(rows[0]?.n).toBe('0');
+    expect(rows[0]?.n).toBe(0);
   }, 120_000);
 });
 

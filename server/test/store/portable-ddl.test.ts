@@ -245,8 +245,8 @@ describe('on PostgreSQL 15', () => {
     // anchoring in the transparency log is the one change, made once
     await sql`UPDATE audit_trail SET log_index = 7`.execute(db);
     await expect(sql`UPDATE audit_trail SET log_index = 8`.execute(db)).rejects.toThrow('the audit trail is append-only');
-    const { rows } = await sql<{ actor: string; log_index: string }>`SELECT actor, log_index FROM audit_trail`.execute(db);
-    expect(rows).toEqual([{ actor: 'admin', log_index: '7' }]);
+    const { rows } = await sql<{ actor: string; log_index: number }>`SELECT actor, log_index FROM audit_trail`.execute(db);
+    expect(rows).toEqual([{ actor: 'admin', log_index: 7 }]);
     // a time in ms does not fit PostgreSQL's 32-bit INTEGER: the columns hold 64 bits as SQLite's do
     await sql`INSERT INTO store_probe (id, at) VALUES (1, ${Date.UTC(2030, 0, 1)})`.execute(db);
     // a row id left out is given, as SQLite's INTEGER PRIMARY KEY is
