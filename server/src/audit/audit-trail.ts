@@ -127,9 +127,6 @@ function checkedReason(input: AuditInput): string | undefined {
 /** the advisory lock (two-key form) under which a PostgreSQL transaction appends to the trail */
 const AUDIT_LOCK = [0x6c74_6175, 1] as const; // 'ltau'
 
-/** the trail's table, for the queries written in Kysely */
-type AuditTables = { audit_trail: AuditRow };
-
 const toJson = (value: unknown): string | null => (value === undefined ? null : new TextDecoder().decode(canonicalBytes(value)));
 const fromJson = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
 
@@ -170,11 +167,11 @@ export class AuditTrail {
    */
   async recordIn(trx: Transaction<Tables>, actor: Actor, input: AuditInput): Promise<AuditEntry> {
     const reason = checkedReason(input);
-    const db = trx.withTables<AuditTables>();
+    const db = trx;
     if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
       await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(db);
     const last = await db.selectFrom('audit_trail').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
-    const row = this.nextRow(last === undefined ? undefined : { id: Number(last.id), hash: last.hash }, actor, input, reason);
+    const row = this.nextRow(last === undefined ? undefined : last, actor, input, reason);
     await db.insertInto('audit_trail').values(row).execute();
     return this.appended(row);
   }

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LabtraceError } from '@labtrace/protocols';
 import type { CreatedShare, RunShare, ShareInput } from '@labtrace/protocols/api';
-import type { Generated, Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
@@ -28,62 +28,38 @@ interface ShareRow {
 const HOUR_MS = 3_600_000;
 const hashOf = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
-/** the module's table, for its queries (written once in Kysely for SQLite and PostgreSQL) */
-type ShareTables = { run_shares: ShareRow & { id: Generated<number>; uses: Generated<number> } };
-
-/** PostgreSQL's BIGINT columns arrive as strings: the row with its numbers as numbers */
-function rowOf(raw: Record<string, unknown>): ShareRow {
-  const n = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-  return {
-    ...(raw as unknown as ShareRow),
-    id: Number(raw['id']),
-    created_at: Number(raw['created_at']),
-    expires_at: Number(raw['expires_at']),
-    revoked_at: n(raw['revoked_at']),
-    first_used_at: n(raw['first_used_at']),
-    uses: Number(raw['uses']),
-  };
-}
-
 /**
  * The share links of runs. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), each
  * change in one transaction with its audit-trail entry (AuditTrail.recordIn).
  */
 export class RunShares {
-  private readonly db: Kysely<Tables & ShareTables>;
-
   constructor(
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly now: () => number = Date.now,
-  ) {
-    this.db = store.withTables<ShareTables>();
-  }
+  ) {}
 
   /** A new link to the run for `hours`; the answer carries the token, which is not kept. */
   async create(actor: Actor, run: string, input: ShareInput): Promise<CreatedShare> {
     const token = randomBytes(32).toString('base64url');
     const at = this.now();
     const row = await this.store.transaction().execute(async (trx) => {
-      const created = rowOf(
-        await trx
-          .withTables<ShareTables>()
-          .insertInto('run_shares')
-          .values({
-            run,
-            token_hash: hashOf(token),
-            note: input.note ?? null,
-            created_by: actor.username,
-            created_at: at,
-            expires_at: at + input.hours * HOUR_MS,
-            revoked_by: null,
-            revoked_at: null,
-            revoke_reason: null,
-            first_used_at: null,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow(),
-      );
+      const created = await trx
+        .insertInto('run_shares')
+        .values({
+          run,
+          token_hash: hashOf(token),
+          note: input.note ?? null,
+          created_by: actor.username,
+          created_at: at,
+          expires_at: at + input.hours * HOUR_MS,
+          revoked_by: null,
+          revoked_at: null,
+          revoke_reason: null,
+          first_used_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
       await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'run-share',
@@ -98,14 +74,14 @@ export class RunShares {
   /** The links of a run, newest first. */
   async list(run: string): Promise<RunShare[]> {
     const at = this.now();
-    const rows = await this.db.selectFrom('run_shares').selectAll().where('run', '=', run).orderBy('id', 'desc').execute();
-    return rows.map((r) => toShare(rowOf(r), at));
+    const rows = await this.store.selectFrom('run_shares').selectAll().where('run', '=', run).orderBy('id', 'desc').execute();
+    return rows.map((r) => toShare(r, at));
   }
 
   /** Revokes a link of the run, with the reason; a revoked link stays revoked. */
   async revoke(actor: Actor, run: string, id: number, reason: string): Promise<RunShare> {
     return this.store.transaction().execute(async (trx) => {
-      const shares = trx.withTables<ShareTables>();
+      const shares = trx;
       const found = await shares
         .selectFrom('run_shares')
         .selectAll()
@@ -119,7 +95,7 @@ export class RunShares {
           reason: 'record.not-found',
           params: { type: 'share', id: String(id) },
         });
-      const before = rowOf(found);
+      const before = found;
       if (before.revoked_at !== null)
         throw new LabtraceError('E_CONFLICT', `share link ${id} is already revoked`, {
           reason: 'share.revoked',
@@ -140,7 +116,7 @@ export class RunShares {
         newValue: { state: 'revoked' },
         reason,
       });
-      return toShare(rowOf(after), at);
+      return toShare(after, at);
     });
   }
 
@@ -150,7 +126,7 @@ export class RunShares {
    */
   async open(token: string): Promise<{ run: string; expiresAt: number }> {
     return this.store.transaction().execute(async (trx) => {
-      const shares = trx.withTables<ShareTables>();
+      const shares = trx;
       const at = this.now();
       // counted first: on PostgreSQL the update also holds the row, so that two first openings at once record one
       const counted = await shares
@@ -160,7 +136,7 @@ export class RunShares {
         .returning(['id'])
         .executeTakeFirst();
       if (counted === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
-      const row = rowOf(await shares.selectFrom('run_shares').selectAll().where('id', '=', Number(counted.id)).executeTakeFirstOrThrow());
+      const row = await shares.selectFrom('run_shares').selectAll().where('id', '=', counted.id).executeTakeFirstOrThrow();
       this.check(row);
       if (row.uses === 1)
         await this.audit.recordIn(
@@ -180,9 +156,9 @@ export class RunShares {
 
   /** The run a token opens, without counting a use (the report's download after the page was opened). */
   async peek(token: string): Promise<{ run: string }> {
-    const found = await this.db.selectFrom('run_shares').selectAll().where('token_hash', '=', hashOf(token)).executeTakeFirst();
+    const found = await this.store.selectFrom('run_shares').selectAll().where('token_hash', '=', hashOf(token)).executeTakeFirst();
     if (found === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
-    const row = rowOf(found);
+    const row = found;
     this.check(row);
     return { run: row.run };
   }
