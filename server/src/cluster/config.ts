@@ -1,0 +1,35 @@
+// `cluster:` settings of a node among several sharing one PostgreSQL store. Schema only: the leases live in leases.ts.
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+export const clusterConfigSchema = z
+  .strictObject({
+    /** this node's name among the lab's nodes (recorded as a lease's holder); default: the host name and process id */
+    node: z
+      .string()
+      .regex(/^[\w.:-]{1,64}$/, 'expected 1 to 64 letters, digits, _ . : or -')
+      .optional(),
+    leases: z
+      .strictObject({
+        /** how often a node checks the leases it holds and tries for those it wants */
+        pollMs: z.number().int().min(50).max(60_000).default(1000),
+        /**
+         * how long a node may go without confirming its leases: PostgreSQL ends the lease session of a node that
+         * stays silent longer (idle_session_timeout), so that another node takes its jobs over; a node that finds
+         * itself silent longer takes its leases for lost
+         */
+        sessionTimeoutMs: z.number().int().min(500).max(3_600_000).default(10_000),
+      })
+      .refine((l) => l.sessionTimeoutMs >= 3 * l.pollMs, {
+        message: 'sessionTimeoutMs must be at least 3 times pollMs (a node must confirm its leases several times before its session is ended)',
+        path: ['sessionTimeoutMs'],
+      })
+      .prefault({}),
+  })
+  .prefault({});
+export type ClusterConfig = z.output<typeof clusterConfigSchema>;
+
+/** the node's name: the configured one, else `<host name>-<pid>` cut to the allowed characters */
+export function nodeName(config: ClusterConfig): string {
+  return config.node ?? `${hostname()}-${process.pid}`.replace(/[^\w.:-]/g, '_').slice(0, 64);
+}
