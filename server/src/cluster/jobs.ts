@@ -15,7 +15,7 @@ export interface JobContext<DB extends ClusterTables = ClusterTables> {
   /** aborted when the lease is lost or the runner stops: the job ends as soon as it can */
   readonly signal: AbortSignal;
   /** runs a write that must happen once, in a transaction that commits only while this lease is current */
-  fenced<T>(write: (trx: Transaction<DB>) => Promise<T>): Promise<T>;
+  readonly fenced: <T>(write: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
 }
 
 /** a job: runs until it is done or its signal is aborted */

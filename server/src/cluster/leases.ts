@@ -185,7 +185,10 @@ export class SqliteLeases<DB extends ClusterTables = ClusterTables> extends Leas
         this.holding.set(name, lease);
         this.emit('acquired', lease);
       } catch (err) {
-        this.emit('connectionError', new LabtraceError('E_STORE', `lease ${name}: cannot record its acquisition: ${(err as Error).message}`, { cause: err }));
+        this.emit(
+          'connectionError',
+          new LabtraceError('E_STORE', `lease ${name}: cannot record its acquisition: ${(err as Error).message}`, { cause: err }),
+        );
       }
     });
   }
@@ -363,7 +366,10 @@ export class PostgresLeases<DB extends ClusterTables = ClusterTables> extends Le
       try {
         client = await this.connect();
       } catch (err) {
-        this.emit('connectionError', new LabtraceError('E_STORE_UNAVAILABLE', `leases: cannot open the lease connection: ${(err as Error).message}`, { cause: err }));
+        this.emit(
+          'connectionError',
+          new LabtraceError('E_STORE_UNAVAILABLE', `leases: cannot open the lease connection: ${(err as Error).message}`, { cause: err }),
+        );
         return;
       }
       if (!this.running) {
@@ -404,7 +410,10 @@ export class PostgresLeases<DB extends ClusterTables = ClusterTables> extends Le
         } catch (err) {
           // not recorded (lock_timeout: a stale holder's fenced transaction still holds the row): give the lock back
           await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
-          this.emit('connectionError', new LabtraceError('E_STORE', `lease ${name}: cannot record its acquisition: ${(err as Error).message}`, { cause: err }));
+          this.emit(
+            'connectionError',
+            new LabtraceError('E_STORE', `lease ${name}: cannot record its acquisition: ${(err as Error).message}`, { cause: err }),
+          );
           continue;
         }
         const lease: Lease = { name, holder: this.node, epoch };
@@ -413,7 +422,10 @@ export class PostgresLeases<DB extends ClusterTables = ClusterTables> extends Le
       }
     } catch (err) {
       if (this.client === client) this.drop('query-failed', err);
-      this.emit('connectionError', new LabtraceError('E_STORE_UNAVAILABLE', `leases: the lease connection failed: ${(err as Error).message}`, { cause: err }));
+      this.emit(
+        'connectionError',
+        new LabtraceError('E_STORE_UNAVAILABLE', `leases: the lease connection failed: ${(err as Error).message}`, { cause: err }),
+      );
     }
   }
 }

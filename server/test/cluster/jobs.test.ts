@@ -101,11 +101,21 @@ describe('on PostgreSQL 15, with three node processes', () => {
   beforeAll(async () => {
     postgres = await startPostgres();
     url = postgres.url;
-    const store = openStore({ dialect: 'postgres', host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'labtrace', password: undefined, ssl: undefined });
+    const store = openStore({
+      dialect: 'postgres',
+      host: '127.0.0.1',
+      port: postgres.port,
+      user: 'postgres',
+      database: 'labtrace',
+      password: undefined,
+      ssl: undefined,
+    });
     await migrateStore(store.db, clusterMigrations);
     await store.close();
     client = new pg.Client({ host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'labtrace' });
     await client.connect();
+    // as an operator should: a node stalled inside a transaction does not hold the lease's row for long
+    await client.query(`ALTER DATABASE labtrace SET idle_in_transaction_session_timeout = '2s'`);
     await client.query('CREATE TABLE ticks (tick BIGINT PRIMARY KEY, node TEXT NOT NULL, epoch BIGINT NOT NULL)');
   }, 120_000);
 
@@ -143,7 +153,13 @@ describe('on PostgreSQL 15, with three node processes', () => {
     const byEpoch = new Map<number, string>();
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as { tick: number; node: string; epoch: number };
-      if (i > 0) expect({ tick: row.tick, epoch: row.epoch, after: (rows[i - 1] as { epoch: number }).epoch, ok: row.epoch >= (rows[i - 1] as { epoch: number }).epoch }).toMatchObject({ ok: true });
+      if (i > 0)
+        expect({
+          tick: row.tick,
+          epoch: row.epoch,
+          after: (rows[i - 1] as { epoch: number }).epoch,
+          ok: row.epoch >= (rows[i - 1] as { epoch: number }).epoch,
+        }).toMatchObject({ ok: true });
       expect(byEpoch.get(row.epoch) ?? row.node).toBe(row.node);
       byEpoch.set(row.epoch, row.node);
       // the node that wrote a tick had acquired the lease with that epoch
@@ -275,7 +291,9 @@ describe('on the embedded SQLite store', () => {
     expect(acquired).toEqual([{ name: 'reminders', holder: 'only', epoch: 2 }]);
     // the first run's lease no longer fences a write: nothing is written
     const stale = firstLease as Lease;
-    const refusal = await again.fenced(stale, (trx) => trx.insertInto('notes').values({ epoch: stale.epoch, text: 'twice' }).execute()).catch((e: unknown) => e);
+    const refusal = await again
+      .fenced(stale, (trx) => trx.insertInto('notes').values({ epoch: stale.epoch, text: 'twice' }).execute())
+      .catch((e: unknown) => e);
     expect(isLabtraceError(refusal) && refusal.code).toBe('E_LEASE_LOST');
     expect(isLabtraceError(refusal) && refusal.details).toEqual({ name: 'reminders', epoch: 1, current: 2 });
     expect(await db.selectFrom('notes').select(['epoch', 'text']).execute()).toEqual([{ epoch: 1, text: 'sent' }]);

@@ -3,12 +3,11 @@
 // fenced writes (each tick: the next number, the node and the epoch that wrote it). Every event is one JSON line
 // on stdout. SIGTERM stops the runner (the graceful stop: jobs end, leases are given back) and keeps the process
 // alive, with its store connections open, until SIGINT.
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { sql } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { JobRunner } from '../../src/cluster/jobs.js';
 import { PostgresLeases, type ClusterTables } from '../../src/cluster/leases.js';
-import { parseDatabaseUrl } from '../../src/store/dialect.js';
+import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
 
 type TickTables = ClusterTables & { ticks: { tick: number; node: string; epoch: number } };
 
@@ -26,10 +25,9 @@ const print = (event: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify({ node, pid: process.pid, ...event })}\n`);
 };
 
-// the store's pool, as the server would open it; a node stalled inside a transaction has it ended by the server
-const pool = new pg.Pool({ ...connection, max: 4, application_name: `lease-test-store:${node}`, options: '-c idle_in_transaction_session_timeout=2000' });
-pool.on('error', () => undefined);
-const db = new Kysely<TickTables>({ dialect: new PostgresDialect({ pool }) });
+// the store, opened as the server opens it (the test's database ends a session left idle in a transaction)
+const store = openStore(target);
+const db = store.db.withTables<TickTables>();
 
 const leases = new PostgresLeases({
   db,
@@ -57,7 +55,10 @@ runner.runOnce('ticks', async ({ lease, signal, fenced }) => {
     for (let attempt = 0; ; attempt++) {
       try {
         const tick = await fenced(async (trx) => {
-          const last = await trx.selectFrom('ticks').select(sql<string | null>`max(tick)`.as('last')).executeTakeFirst();
+          const last = await trx
+            .selectFrom('ticks')
+            .select(sql<string | null>`max(tick)`.as('last'))
+            .executeTakeFirst();
           const next = Number(last?.last ?? 0) + 1;
           await trx.insertInto('ticks').values({ tick: next, node, epoch: lease.epoch }).execute();
           return next;
@@ -88,9 +89,9 @@ process.on('SIGTERM', () => {
     .catch((err: unknown) => print({ event: 'stopError', message: String(err) }));
 });
 process.on('SIGINT', () => {
-  runner
+  void runner
     .stop()
-    .then(() => db.destroy())
+    .then(() => store.close())
     .finally(() => process.exit(0));
 });
 

@@ -1,12 +1,13 @@
 // Leases on a real PostgreSQL 15, two nodes' leases in this process (each with its own lease connection): the lock
 // key, a lost session, a release, and the fence's ordering against a holder whose write transaction is still open.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { isLabtraceError } from '@labtrace/protocols';
 import { leaseKey, PostgresLeases, type ClusterTables, type Lease, type LeaseLossReason } from '../../src/cluster/leases.js';
 import { clusterMigrations } from '../../src/cluster/migrations.js';
-import { migrateStore } from '../../src/store/database.js';
+import { migrateStore, type Tables } from '../../src/store/database.js';
+import { openStore, type OpenedStore } from '../../src/store/dialect.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, limitMs = 10_000): Promise<T> {
@@ -30,12 +31,12 @@ type NoteTables = ClusterTables & { notes: { text: string } };
 describe('on PostgreSQL 15', () => {
   let postgres: TestPostgres;
   let admin: pg.Client;
-  let pool: pg.Pool;
-  let db: Kysely<NoteTables>;
+  let store: OpenedStore;
+  let db: Kysely<Tables & NoteTables>;
   const connection = (): pg.ClientConfig => ({ host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'labtrace' });
-  const started: PostgresLeases<NoteTables>[] = [];
+  const started: PostgresLeases<Tables & NoteTables>[] = [];
 
-  function leases(node: string): PostgresLeases<NoteTables> {
+  function leases(node: string): PostgresLeases<Tables & NoteTables> {
     const l = new PostgresLeases({ db, connection: connection(), node, pollMs: 100, sessionTimeoutMs: 3000 });
     started.push(l);
     return l;
@@ -43,9 +44,18 @@ describe('on PostgreSQL 15', () => {
 
   beforeAll(async () => {
     postgres = await startPostgres();
-    pool = new pg.Pool({ ...connection(), max: 4 });
-    db = new Kysely<NoteTables>({ dialect: new PostgresDialect({ pool }) });
-    await migrateStore(db as unknown as Kysely<unknown>, clusterMigrations);
+    // the store as the server opens it
+    store = openStore({
+      dialect: 'postgres',
+      host: '127.0.0.1',
+      port: postgres.port,
+      user: 'postgres',
+      database: 'labtrace',
+      password: undefined,
+      ssl: undefined,
+    });
+    db = store.db.withTables<NoteTables>();
+    await migrateStore(store.db, clusterMigrations);
     await sql`CREATE TABLE notes (text TEXT NOT NULL)`.execute(db);
     admin = new pg.Client(connection());
     await admin.connect();
@@ -54,7 +64,7 @@ describe('on PostgreSQL 15', () => {
   afterAll(async () => {
     for (const l of started) await l.stop();
     await admin?.end();
-    await db?.destroy();
+    await store?.close();
     await postgres?.stop();
   }, 60_000);
 
@@ -139,11 +149,41 @@ describe('on PostgreSQL 15', () => {
     const seen = await b.fenced(leaseB, (trx) => trx.selectFrom('notes').select('text').execute());
     expect(seen).toEqual([{ text: 'results of run 7, computed by a' }]);
     // and the old holder's next write is refused, writing nothing
-    const refusal = await a.fenced(leaseA, (trx) => trx.insertInto('notes').values({ text: 'results of run 7, again' }).execute()).catch((e: unknown) => e);
+    const refusal = await a
+      .fenced(leaseA, (trx) => trx.insertInto('notes').values({ text: 'results of run 7, again' }).execute())
+      .catch((e: unknown) => e);
     expect(isLabtraceError(refusal) && refusal.code).toBe('E_LEASE_LOST');
     expect(isLabtraceError(refusal) && refusal.details).toEqual({ name: 'results', epoch: leaseA.epoch, current: leaseB.epoch });
     expect((await db.selectFrom('notes').select('text').execute()).length).toBe(1);
     await a.stop();
     await b.stop();
+  });
+
+  test("a store connection that the server ends inside a fenced write fails that write, not the node's process", async () => {
+    const a = leases('ended-a');
+    a.want('checkpoint');
+    await a.start();
+    const lease = a.held('checkpoint') as Lease;
+    const before = (await db.selectFrom('notes').select('text').execute()).length;
+    const failure = await a
+      .fenced(lease, async (trx) => {
+        await trx.insertInto('notes').values({ text: 'checkpoint 12 signed' }).execute();
+        const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(trx);
+        // the server ends the session while the transaction is idle (idle_in_transaction_session_timeout does this)
+        await admin.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+        await eventually('the session is gone', async () =>
+          (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [rows[0]?.pid])).rowCount === 0 ? true : undefined,
+        );
+        // the connection's error arrives while no query runs on it (an error event nobody listened to would end the process)
+        await new Promise((r) => setTimeout(r, 200));
+        await trx.insertInto('notes').values({ text: 'checkpoint 12 logged' }).execute();
+      })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(Error);
+    expect((await db.selectFrom('notes').select('text').execute()).length).toBe(before);
+    // the lease and the store go on: the next write through the fence commits on another connection
+    await a.fenced(lease, (trx) => trx.insertInto('notes').values({ text: 'checkpoint 12 signed' }).execute());
+    expect((await db.selectFrom('notes').select('text').execute()).length).toBe(before + 1);
+    await a.stop();
   });
 });
