@@ -4,9 +4,9 @@
 // on stdout. SIGTERM stops the runner (the graceful stop: jobs end, leases are given back) and keeps the process
 // alive, with its store connections open, until SIGINT.
 import { sql } from 'kysely';
-import { LabtraceError } from '@labtrace/protocols';
+import { LabtraceError, parseWith } from '@labtrace/protocols';
 import { JobRunner } from '../../src/cluster/jobs.js';
-import { PostgresLeases, type ClusterTables } from '../../src/cluster/leases.js';
+import { clusterSettingsSchema, nodeName, PostgresLeases, type ClusterTables } from '../../src/cluster/leases.js';
 import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
 
 type TickTables = ClusterTables & { ticks: { tick: number; node: string; epoch: number } };
@@ -29,13 +29,13 @@ const print = (event: Record<string, unknown>): void => {
 const store = openStore(target);
 const db = store.db.withTables<TickTables>();
 
-const leases = new PostgresLeases({
-  db,
-  connection,
-  node,
-  pollMs: Number(env('LEASE_POLL_MS')),
-  sessionTimeoutMs: Number(env('LEASE_SESSION_MS')),
-});
+// the settings as the server will read them (refused with the field named when they make no sense)
+const settings = parseWith(
+  clusterSettingsSchema,
+  { node, leases: { pollMs: Number(env('LEASE_POLL_MS')), sessionTimeoutMs: Number(env('LEASE_SESSION_MS')) } },
+  'lease node',
+);
+const leases = new PostgresLeases({ db, connection, node: nodeName(settings), ...settings.leases });
 leases.on('acquired', (lease) => print({ event: 'acquired', epoch: lease.epoch }));
 leases.on('lost', (lease, reason) => print({ event: 'lost', epoch: lease.epoch, reason }));
 leases.on('released', (lease) => print({ event: 'released', epoch: lease.epoch }));

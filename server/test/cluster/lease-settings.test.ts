@@ -1,15 +1,15 @@
-// `cluster:` settings: defaults, and refusals that name the field.
+// A node's lease settings (the future `cluster:` section of server.yaml): defaults, and refusals that name the field.
 import { expect, test } from '@jest/globals';
 import { parseWith } from '@labtrace/protocols';
-import { clusterConfigSchema, nodeName } from '../../src/cluster/config.js';
+import { clusterSettingsSchema, nodeName } from '../../src/cluster/leases.js';
 
-const parse = (input: unknown): unknown => parseWith(clusterConfigSchema, input, 'server.yaml: cluster');
+const parse = (input: unknown): unknown => parseWith(clusterSettingsSchema, input, 'server.yaml: cluster');
 
 test('defaults: a poll every second, a session ended after 10 s of silence, the node named after its host and process', () => {
-  const config = clusterConfigSchema.parse(undefined);
+  const config = clusterSettingsSchema.parse(undefined);
   expect(config).toEqual({ leases: { pollMs: 1000, sessionTimeoutMs: 10_000 } });
   expect(nodeName(config)).toMatch(new RegExp(`-${process.pid}$`));
-  expect(nodeName(clusterConfigSchema.parse({ node: 'node-2' }))).toBe('node-2');
+  expect(nodeName(clusterSettingsSchema.parse({ node: 'node-2' }))).toBe('node-2');
 });
 
 test('bad settings are refused with the field and the problem', () => {
