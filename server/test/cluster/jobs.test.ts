@@ -52,7 +52,7 @@ class LeaseNode {
     url: string,
   ) {
     this.proc = spawn(process.execPath, [NODE_SCRIPT], {
-      env: { ...process.env, LEASE_NODE: name, LEASE_DATABASE_URL: url, LEASE_POLL_MS: '200', LEASE_SESSION_MS: '1500' },
+      env: { ...process.env, LEASE_NODE: name, LEASE_DATABASE_URL: url, LEASE_POLL_MS: '200', LEASE_SESSION_MS: '3000' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout?.on('data', (d: Buffer) => {
