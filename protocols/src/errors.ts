@@ -16,6 +16,8 @@ export type LabtraceErrorCode =
   | 'E_AUTH'
   | 'E_FORBIDDEN'
   | 'E_CONFLICT'
+  /** a job's write refused because its node no longer holds the job's lease (another node took it over) */
+  | 'E_LEASE_LOST'
   | 'E_STORE'
   /** the store cannot write (disk full, I/O error, file size limit) or keeps its free-space reserve: try again later */
   | 'E_STORE_UNAVAILABLE'

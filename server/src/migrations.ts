@@ -6,6 +6,7 @@ import type { Migration } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { authMigrations } from './auth/migrations.js';
 import { certificateMigrations } from './certificates/migrations.js';
+import { clusterMigrations } from './cluster/migrations.js';
 import { inspectionMigrations } from './inspection/migrations.js';
 import { labMigrations } from './lab/migrations.js';
 import { logMigrations } from './log/migrations.js';
@@ -37,6 +38,7 @@ export const MIGRATIONS_BY_MODULE: Readonly<Record<string, Migrations>> = {
   inspection: inspectionMigrations,
   certificates: certificateMigrations,
   notify: notifyMigrations,
+  cluster: clusterMigrations,
 };
 
 /** Every migration of the server, in the order a store applies them. */

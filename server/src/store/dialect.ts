@@ -139,6 +139,9 @@ export function openStore(
   });
   // an idle connection that the server closed is dropped by the pool, and the next query opens a new one
   pool.on('error', () => undefined);
+  // a connection in use has no pool listener: when the server ends its session (idle_in_transaction_session_timeout,
+  // pg_terminate_backend) the error would end the process; the query or transaction on it fails instead
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', description, close: () => db.destroy() };
 }

@@ -176,7 +176,7 @@ export const storeMigrations: Record<string, Migration> = {
       await ddl(db, `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`);
     },
   },
-  '0041_samples_partitioned': {
+  '0042_samples_partitioned': {
     async up(db: Kysely<unknown>) {
       // On PostgreSQL the per-sample index is split by time (store/sample-partitions.ts): a month of samples per
       // partition, each with its own (stream, ts) index, so that a write touches this month's B-tree, a read of a time

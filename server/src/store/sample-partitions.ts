@@ -62,7 +62,7 @@ export function monthsBetween(from: number, to: number): MonthPartition[] {
 }
 
 /**
- * Migration 0041 on PostgreSQL: `samples` becomes a table partitioned by month, holding the rows it had.
+ * Migration 0042 on PostgreSQL: `samples` becomes a table partitioned by month, holding the rows it had.
  * The view over it is dropped and made again as it was.
  */
 export async function partitionSamples(db: Kysely<unknown>): Promise<void> {

@@ -1,4 +1,4 @@
-// The measurement store on a real PostgreSQL 15: the per-sample index partitioned by month (migration 0041 keeps the
+// The measurement store on a real PostgreSQL 15: the per-sample index partitioned by month (migration 0042 keeps the
 // rows it finds), batches stored whole and once (a duplicate is acknowledged, an overlap refused, a rolled-back
 // transaction leaves nothing), two nodes storing the same batches at once store each once, and the reads answer
 // what the SQLite store answers for the same batches.
@@ -92,8 +92,8 @@ describe('the per-sample index partitioned by month', () => {
     ]);
   });
 
-  test('migration 0041 moves the rows it finds into their months, and the readable view reads them as before', async () => {
-    const [db] = (await database('0040_overview_indexes')) as [Kysely<unknown>];
+  test('migration 0042 moves the rows it finds into their months, and the readable view reads them as before', async () => {
+    const [db] = (await database('0041_cluster_leases')) as [Kysely<unknown>];
     await sql`INSERT INTO gateway_ids (id, name) VALUES (1, 'gw-1')`.execute(db);
     await sql`INSERT INTO streams (id, gateway, instrument, channel, unit) VALUES (1, 'gw-1', 'utm-1', 'force', 'kN')`.execute(db);
     const times = [Date.UTC(1990, 0, 1), Date.UTC(2026, 10, 30, 23, 59, 59, 999), Date.UTC(2026, 11, 1), Date.UTC(2300, 5, 1), Date.UTC(2150, 0, 1)];
