@@ -143,6 +143,12 @@ export interface Tables {
     earliest: number;
     latest: number;
   };
+  cluster_leases: {
+    name: string;
+    holder: string;
+    epoch: number;
+    acquired_at: number;
+  };
   enrollment_tokens: {
     token_hash: string;
     gateway: string;
