@@ -28,3 +28,4 @@ export * from './verify/export-statement.js';
 export * from './verify/key-validity.js';
 export * from './verify/audit-export.js';
 export * from './verify/tar.js';
+export * from './line/balance.js';
