@@ -392,7 +392,7 @@ class TableDigest {
     }
     if (FLOAT_TYPES.has(column.type)) {
       const b = Buffer.alloc(8);
-      b.writeDoubleBE(typeof value === 'number' ? value : Number(value as bigint | string));
+      b.writeDoubleBE(typeof value === 'number' ? value : Number(value));
       return this.#put(2, b);
     }
     if (Buffer.isBuffer(value)) return this.#put(4, value);
@@ -434,7 +434,7 @@ async function* cursorRows<R>(db: Db, query: string, name: string): AsyncGenerat
 /** Runs `fn` in a read transaction on the target, or inside the one it is already in (the copy's). */
 async function reading<T>(target: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   if (target.isTransaction) return fn(target);
-  return (target as Kysely<unknown>)
+  return target
     .transaction()
     .setIsolationLevel('repeatable read')
     .setAccessMode('read only')

@@ -165,8 +165,13 @@ async function rowsOf(url: string): Promise<{ sqlite: Map<string, string[]>; pos
   await client.connect();
   const sqliteRows = new Map<string, string[]>();
   const postgresRows = new Map<string, string[]>();
-  const cell = (v: unknown): string =>
-    v === null ? 'NULL' : Buffer.isBuffer(v) ? `x${v.toString('hex')}` : typeof v === 'number' ? (Object.is(v, -0) ? '-0' : String(v)) : String(v);
+  const cell = (v: unknown): string => {
+    if (v === null) return 'NULL';
+    if (Buffer.isBuffer(v)) return `x${v.toString('hex')}`;
+    if (typeof v === 'number') return Object.is(v, -0) ? '-0' : String(v);
+    if (typeof v === 'string' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+    throw new Error(`unexpected value ${typeof v}`);
+  };
   const source = new Database(sqliteFile, { readonly: true });
   try {
     const tables = (
