@@ -160,7 +160,10 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
     });
     printReport(copy.verification);
     const rows = copy.tables.reduce((n, t) => n + t.rows, 0);
-    out(`copied ${copy.tables.length} tables, ${rows} rows, in ${((Date.now() - started) / 1000).toFixed(1)} s, and committed`);
+    const seconds = (ms: number): string => (ms / 1000).toFixed(1);
+    out(
+      `copied ${copy.tables.length} tables, ${rows} rows, in ${seconds(Date.now() - started)} s (copy ${seconds(copy.timings.copyMs)} s, verification ${seconds(copy.timings.verifyMs)} s), and committed`,
+    );
     const sequences = Object.entries(copy.sequences);
     if (sequences.length > 0) out(`next ids: ${sequences.map(([column, next]) => `${column} ${next}`).join(', ')}`);
     return 0;

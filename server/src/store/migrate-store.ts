@@ -91,6 +91,8 @@ export interface CopyReport {
   /** sequences set past the copied ids: table.column -> the next id */
   sequences: Record<string, string>;
   verification: VerificationReport;
+  /** how long the copy (with the sequences) and the verification took, ms */
+  timings: { copyMs: number; verifyMs: number };
 }
 
 export interface CopyOptions {
@@ -306,6 +308,7 @@ export async function copySqliteToPostgres(source: Database.Database, target: Ky
           `--to: the PostgreSQL store already holds lab data (in ${filled.join(', ')}); the copy goes only into an empty store. ` +
             'If it holds an earlier copy that was committed, check it with --verify-only; to copy again, drop and create the database, then rerun',
         );
+      const started = Date.now();
       const copied: { table: string; rows: number }[] = [];
       for (const t of tables) {
         const rows = await copyTable(source, trx, t, rowsPerInsert);
@@ -313,9 +316,10 @@ export async function copySqliteToPostgres(source: Database.Database, target: Ky
         options.onTable?.(t.name, rows);
       }
       const sequences = await setSequences(source, trx, tables);
+      const verifying = Date.now();
       const verification = await verifyStoreCopy(source, trx, { logKey: options.logKey });
       if (!verification.ok) throw new CopyMismatch(verification);
-      return { tables: copied, sequences, verification };
+      return { tables: copied, sequences, verification, timings: { copyMs: verifying - started, verifyMs: Date.now() - verifying } };
     });
   } finally {
     source.exec('COMMIT');

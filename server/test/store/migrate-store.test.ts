@@ -2,7 +2,7 @@
 // its results and certificate, the transparency log) copied into a real PostgreSQL 15 by the command as an operator
 // runs it; every table's rows compared here on their own, the log's root and proof checked, and the verification
 // shown able to fail: a changed row, a changed log entry, a wrong log key. Refusals and wrong options too.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -410,6 +410,21 @@ test('a copy that does not verify is rolled back: the target stays empty, and a 
   expect(Number(rows[0]?.n)).toBe(0);
   const rerun = await migrateStore(['--from', `sqlite:${sqliteFile}`, '--to', url]);
   expect(rerun.code).toBe(0);
+}, 120_000);
+
+test('the PostgreSQL password comes from a file and appears in no output', async () => {
+  const password = 'pg-pw-for-the-copy-41c7';
+  const secured = await startPostgres({ password });
+  try {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'labtrace-pw-')), 'db.password');
+    writeFileSync(file, `${password}\n`);
+    const r = await migrateStore(['--from', `sqlite:${sqliteFile}`, '--to', secured.url, '--password-file', file]);
+    expect(r.output).toContain('verified: ');
+    expect(r.code).toBe(0);
+    expect(r.output).not.toContain(password);
+  } finally {
+    await secured.stop();
+  }
 }, 120_000);
 
 test('a source not at the latest schema is refused with what to run', async () => {
