@@ -41,7 +41,6 @@ function readLogKey(text: string, field: string): VerifierKey {
 
 interface Options {
   from: Extract<StoreTarget, { dialect: 'sqlite' }>;
-  fromUrl: string;
   to: StoreTarget;
   passwordFile: string | undefined;
   passwordFileField: string;
@@ -98,7 +97,7 @@ function parseOptions(argv: string[]): Options {
     }
     logKey = readLogKey(text, values['log-key-file'] === undefined ? `--log-key (the log.key beside ${from.file})` : '--log-key-file');
   }
-  return { from, fromUrl: values.from, to, passwordFile, passwordFileField, logKey, verifyOnly: values['verify-only'] === true };
+  return { from, to, passwordFile, passwordFileField, logKey, verifyOnly: values['verify-only'] === true };
 }
 
 const out = (line: string): void => {
@@ -142,9 +141,9 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
   try {
     // read-only: the copy changes nothing in the lab it copies
     source = new Database(options.from.file, { readonly: true, fileMustExist: true });
-    checkSourceSchema(source, serverMigrations, options.fromUrl);
+    checkSourceSchema(source, serverMigrations);
     if (options.verifyOnly) {
-      const report = await verifyStoreCopy(source, target.db as never, { logKey: options.logKey });
+      const report = await verifyStoreCopy(source, target.db, { logKey: options.logKey });
       printReport(report);
       return report.ok ? 0 : 1;
     }
@@ -153,7 +152,7 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
       `${target.description}: ${applied.length === 0 ? 'at the latest schema' : `${applied.length} migrations applied`}; copying sqlite:${options.from.file}\n`,
     );
     const started = Date.now();
-    const copy = await copySqliteToPostgres(source, target.db as never, {
+    const copy = await copySqliteToPostgres(source, target.db, {
       logKey: options.logKey,
       migrations: serverMigrations,
       onTable: (table, rows) => process.stderr.write(`copied ${table}: ${rows} rows\n`),

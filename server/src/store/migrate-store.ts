@@ -24,7 +24,7 @@ import {
   verifyConsistency,
   type VerifierKey,
 } from '@labtrace/protocols';
-import type { Migrations } from './database.js';
+import type { Migrations, Tables } from './database.js';
 
 /** kysely's own bookkeeping: each store has its own record of the migrations it applied */
 const BOOKKEEPING = new Set(['kysely_migration', 'kysely_migration_lock']);
@@ -115,7 +115,7 @@ export class CopyRefused extends LabtraceError {
 const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 /** The source must have applied exactly the migrations this labtrace knows. */
-export function checkSourceSchema(source: Database.Database, migrations: Migrations, from: string): void {
+export function checkSourceSchema(source: Database.Database, migrations: Migrations): void {
   const known = Object.keys(migrations);
   const hasTable = source.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kysely_migration'").get() !== undefined;
   const applied = hasTable ? (source.prepare('SELECT name FROM kysely_migration ORDER BY name').pluck().all() as string[]) : [];
@@ -127,7 +127,7 @@ export function checkSourceSchema(source: Database.Database, migrations: Migrati
     );
   if (missing.length > 0)
     throw new CopyRefused(
-      `--from: the SQLite store is not at the latest schema (${missing.length} migration${missing.length === 1 ? '' : 's'} missing, the first ${missing[0]}): run "labtrace server migrate --database-url ${from}" first`,
+      `--from: the SQLite store is not at the latest schema (${missing.length} migration${missing.length === 1 ? '' : 's'} missing, the first ${missing[0]}): run "labtrace server migrate --database-url sqlite:${source.name}" first`,
     );
 }
 
@@ -290,8 +290,14 @@ async function copyTable(source: Database.Database, target: Db, table: TableInfo
  * lab data; then sets the sequences past the copied ids and verifies the copy, all in one transaction that commits
  * only if the copy verifies. The source is read in one read transaction (one snapshot); stop the server first.
  */
-export async function copySqliteToPostgres(source: Database.Database, target: Kysely<unknown>, options: CopyOptions): Promise<CopyReport> {
+export async function copySqliteToPostgres(
+  source: Database.Database,
+  store: Kysely<Tables> | Kysely<unknown>,
+  options: CopyOptions,
+): Promise<CopyReport> {
+  const target = store as Kysely<unknown>;
   const rowsPerInsert = options.rowsPerInsert ?? DEFAULT_ROWS_PER_INSERT;
+  checkSourceSchema(source, options.migrations);
   source.exec('BEGIN');
   try {
     return await target.transaction().execute(async (trx) => {
@@ -387,38 +393,54 @@ class TableDigest {
   }
 
   #value(value: unknown, column: ColumnInfo): void {
-    if (value === null || value === undefined) return this.#put(0, undefined);
+    if (value === null || value === undefined) {
+      this.#put(0, 0);
+      return;
+    }
     if (INTEGER_TYPES.has(column.type) || column.type === 'bool') {
-      const n = typeof value === 'boolean' ? (value ? 1n : 0n) : BigInt(value as bigint | number | string);
-      const b = Buffer.alloc(8);
-      b.writeBigInt64BE(n);
-      return this.#put(1, b);
+      // the decimal digits, as PostgreSQL's int8 reads back and as a 64-bit integer prints
+      const digits = typeof value === 'boolean' ? (value ? '1' : '0') : scalarText(value);
+      const at = this.#put(1, digits.length);
+      this.#buffer.write(digits, at, 'latin1');
+      return;
     }
     if (FLOAT_TYPES.has(column.type)) {
-      const b = Buffer.alloc(8);
-      b.writeDoubleBE(typeof value === 'number' ? value : Number(value));
-      return this.#put(2, b);
+      // the double's 8 bytes: -0 and 0 differ, as do the last bits of any value
+      const at = this.#put(2, 8);
+      this.#buffer.writeDoubleBE(typeof value === 'number' ? value : Number(value), at);
+      return;
     }
-    if (Buffer.isBuffer(value)) return this.#put(4, value);
-    if (value instanceof Uint8Array) return this.#put(4, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-    return this.#put(3, Buffer.from(String(value as string), 'utf8'));
+    if (value instanceof Uint8Array) {
+      const at = this.#put(4, value.length);
+      this.#buffer.set(value, at);
+      return;
+    }
+    const text = scalarText(value);
+    const at = this.#put(3, Buffer.byteLength(text, 'utf8'));
+    this.#buffer.write(text, at, 'utf8');
   }
 
-  #put(tag: number, bytes: Buffer | undefined): void {
-    const need = this.#at + 5 + (bytes?.length ?? 0);
+  /** Writes the tag and the length, makes room for the bytes; returns where they go. */
+  #put(tag: number, length: number): number {
+    const need = this.#at + 5 + length;
     if (need > this.#buffer.length) {
       const grown = Buffer.alloc(Math.max(need, 2 * this.#buffer.length));
       this.#buffer.copy(grown, 0, 0, this.#at);
       this.#buffer = grown;
     }
-    this.#buffer[this.#at++] = tag;
-    this.#buffer.writeUInt32BE(bytes?.length ?? 0, this.#at);
-    this.#at += 4;
-    if (bytes !== undefined) {
-      bytes.copy(this.#buffer, this.#at);
-      this.#at += bytes.length;
-    }
+    this.#buffer[this.#at] = tag;
+    this.#buffer.writeUInt32BE(length, this.#at + 1);
+    const at = this.#at + 5;
+    this.#at = at + length;
+    return at;
   }
+}
+
+/** A value read back as text (a number or bigint in its decimal form). */
+function scalarText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new LabtraceError('E_STORE', `a value of type ${typeof value} was read back where text or a number was expected`);
 }
 
 /** Reads a query's rows from PostgreSQL through a cursor, ROWS_PER_FETCH at a time (inside the caller's transaction). */
@@ -451,9 +473,10 @@ async function reading<T>(target: Db, fn: (db: Db) => Promise<T>): Promise<T> {
  */
 export async function verifyStoreCopy(
   source: Database.Database,
-  target: Db,
+  store: Db | Kysely<Tables>,
   options: { logKey: VerifierKey; onTable?: (check: TableCheck) => void },
 ): Promise<VerificationReport> {
+  const target = store as Db;
   const snapshot = !source.inTransaction;
   if (snapshot) source.exec('BEGIN');
   try {
