@@ -114,7 +114,7 @@ function printReport(report: VerificationReport): void {
   const { log } = report;
   const cp = log.checkpoint;
   out(
-    `transparency log: ${log.size} entries, root ${log.root}; ${cp === null ? 'no verified checkpoint' : `checkpoint of ${cp.origin} at size ${cp.size}, root ${cp.root}`}: ${log.problems.length === 0 ? `root at the checkpoint matches, consistency proof ${cp?.size ?? 0} -> ${log.size} verifies` : 'FAILED'}`,
+    `transparency log: ${log.size} entries, root ${log.root}; ${cp === null ? 'no verified checkpoint' : `checkpoint of ${cp.origin} at size ${cp.size}, root ${cp.root}`}: ${log.problems.length === 0 ? `root at the checkpoint matches, consistency proof ${cp?.size ?? 0} -> ${log.size} verifies, the ${log.checkpoints} stored checkpoints agree` : 'FAILED'}`,
   );
   for (const p of report.problems) process.stderr.write(`MISMATCH: ${p}\n`);
   const rows = report.tables.reduce((n, t) => n + t.targetRows, 0);

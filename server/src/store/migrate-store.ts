@@ -73,6 +73,8 @@ export interface LogCheck {
   sourceRoot: string;
   /** the SQLite lab's latest signed checkpoint */
   checkpoint: { origin: string; size: number; root: string } | null;
+  /** the copied checkpoints whose roots were checked against the copied tree */
+  checkpoints: number;
   /** what fails; empty when the copied log is the lab's log */
   problems: string[];
 }
@@ -553,19 +555,47 @@ async function verifyLog(source: Database.Database, db: Db, logKey: VerifierKey)
   const tree = new CompactTree();
   let rootAtCheckpoint: Uint8Array | undefined = signedSize === 0 ? EMPTY_ROOT : undefined;
   let leafProblems = 0;
-  for await (const row of cursorRows<{ idx: string; data: Buffer; leaf: Buffer }>(
-    db,
-    'SELECT idx, data, leaf FROM log_entries ORDER BY idx',
-    'labtrace_log',
-  )) {
-    if (BigInt(row.idx) !== BigInt(tree.size)) {
-      fail(`the copied entries skip from index ${tree.size - 1} to ${row.idx}`);
-      break;
+  // every copied checkpoint (the lab's history of signed statements) must agree with the copied tree at its size:
+  // checked as the entries go by; the latest one's signature is checked above
+  const checkpoints = cursorRows<{ size: string; note: string }>(db, 'SELECT size, note FROM log_checkpoints ORDER BY size', 'labtrace_checkpoints');
+  let pending = await checkpoints.next();
+  let checkpointsChecked = 0;
+  let checkpointProblems = 0;
+  const checkAtSize = async (): Promise<void> => {
+    while (!pending.done && Number(pending.value.size) <= tree.size) {
+      const { size, note } = pending.value;
+      let claimed: Uint8Array | undefined;
+      try {
+        claimed = parseCheckpoint(parseNote(note).text).rootHash;
+      } catch (err) {
+        if (checkpointProblems++ < 10) fail(`the copied checkpoint at size ${size} is malformed: ${(err as Error).message}`);
+      }
+      if (claimed !== undefined && !bytesEqual(claimed, tree.root()) && checkpointProblems++ < 10)
+        fail(`the copied checkpoint at size ${size} says root ${toHex(claimed)}, the copied tree has ${toHex(tree.root())} at that size`);
+      checkpointsChecked++;
+      pending = await checkpoints.next();
     }
-    const leaf = leafHash(row.data);
-    if (!bytesEqual(leaf, row.leaf) && leafProblems++ < 10) fail(`entry ${row.idx}: the stored leaf hash is not the hash of the entry's data`);
-    tree.append(leaf);
-    if (tree.size === signedSize) rootAtCheckpoint = tree.root();
+  };
+  try {
+    await checkAtSize();
+    for await (const row of cursorRows<{ idx: string; data: Buffer; leaf: Buffer }>(
+      db,
+      'SELECT idx, data, leaf FROM log_entries ORDER BY idx',
+      'labtrace_log',
+    )) {
+      if (BigInt(row.idx) !== BigInt(tree.size)) {
+        fail(`the copied entries skip from index ${tree.size - 1} to ${row.idx}`);
+        break;
+      }
+      const leaf = leafHash(row.data);
+      if (!bytesEqual(leaf, row.leaf) && leafProblems++ < 10) fail(`entry ${row.idx}: the stored leaf hash is not the hash of the entry's data`);
+      tree.append(leaf);
+      if (tree.size === signedSize) rootAtCheckpoint = tree.root();
+      if (!pending.done && Number(pending.value.size) <= tree.size) await checkAtSize();
+    }
+    if (!pending.done) fail(`a copied checkpoint has size ${pending.value.size}, beyond the copied log's ${tree.size} entries`);
+  } finally {
+    await checkpoints.return(undefined);
   }
   const root = tree.root();
   if (!bytesEqual(root, sourceTree.root()))
@@ -584,7 +614,7 @@ async function verifyLog(source: Database.Database, db: Db, logKey: VerifierKey)
       }
     }
   }
-  return { size: tree.size, root: toHex(root), sourceRoot: toHex(sourceTree.root()), checkpoint, problems };
+  return { size: tree.size, root: toHex(root), sourceRoot: toHex(sourceTree.root()), checkpoint, checkpoints: checkpointsChecked, problems };
 }
 
 /** A consistency proof built from the hashes the target stores: which it needs is found first, then they are read. */

@@ -225,7 +225,9 @@ describe('a lab copied into PostgreSQL', () => {
     expect(first.output).toContain(
       `transparency log: ${labLog.size} entries, root ${labLog.root}; checkpoint of ${logKey.name} at size ${labLog.checkpointSize}`,
     );
-    expect(first.output).toContain(`consistency proof ${labLog.checkpointSize} -> ${labLog.size} verifies`);
+    expect(first.output).toMatch(
+      new RegExp(`consistency proof ${labLog.checkpointSize} -> ${labLog.size} verifies, the [1-9]\\d* stored checkpoints agree`),
+    );
     expect(labLog.checkpointSize).toBeLessThan(labLog.size);
     expect(first.output).not.toMatch(/MISMATCH/);
   });
@@ -355,6 +357,17 @@ describe('a lab copied into PostgreSQL', () => {
             `^transparency log: the consistency proof from the signed checkpoint \\(size ${labLog.checkpointSize}\\) to size ${labLog.size} does not verify`,
           ),
         ),
+      );
+    });
+
+    test('an older checkpoint changed: it no longer agrees with the copied tree at its size', async () => {
+      const problems = await tampered((trx) =>
+        sql`UPDATE log_checkpoints SET note = (SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1)
+          WHERE size = (SELECT min(size) FROM log_checkpoints)`.execute(trx),
+      );
+      expect(problems.some((p) => p.startsWith('table log_checkpoints: the rows differ'))).toBe(true);
+      expect(problems).toContainEqual(
+        expect.stringMatching(/^transparency log: the copied checkpoint at size \d+ says root [0-9a-f]{64}, the copied tree has/),
       );
     });
 
