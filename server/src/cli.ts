@@ -15,7 +15,7 @@ import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase, migrateStore } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { openStore, parseDatabaseUrl, type StoreTarget } from './store/dialect.js';
-import { migrateStoreCommand, migrateStoreUsage } from './store/migrate-store-cli.js';
+import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';

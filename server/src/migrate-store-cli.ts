@@ -8,10 +8,17 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { LabtraceError, parseSignerKey, parseVerifierKey, type VerifierKey } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { serverMigrations } from '../migrations.js';
-import { migrateStore } from './database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore, type StoreTarget } from './dialect.js';
-import { checkSourceSchema, copySqliteToPostgres, CopyMismatch, CopyRefused, verifyStoreCopy, type VerificationReport } from './migrate-store.js';
+import { serverMigrations } from './migrations.js';
+import { migrateStore } from './store/database.js';
+import { openStore, parseDatabaseUrl, type OpenedStore, type StoreTarget } from './store/dialect.js';
+import {
+  checkSourceSchema,
+  copySqliteToPostgres,
+  CopyMismatch,
+  CopyRefused,
+  verifyStoreCopy,
+  type VerificationReport,
+} from './store/migrate-store.js';
 
 export const migrateStoreUsage = `       labtrace server migrate-store --from sqlite:<file> --to postgres://<user>@<host>:<port>/<database>
                                      [--password-file <file>] [--log-key <verifier key> | --log-key-file <file>] [--verify-only]
