@@ -28,7 +28,7 @@ import type { Migrations, Tables } from './database.js';
 
 /** kysely's own bookkeeping: each store has its own record of the migrations it applied */
 const BOOKKEEPING = new Set(['kysely_migration', 'kysely_migration_lock']);
-/** one copy at a time on a target (pg_advisory_xact_lock): "labtrace migrate-store" in ASCII, folded */
+/** one copy at a time on a target (pg_advisory_xact_lock): "labtms" in ASCII */
 const COPY_LOCK = 0x6c61_6274_6d73;
 /** rows per INSERT, and raw bytes gathered before one is sent: memory stays bounded whatever the table's size */
 const DEFAULT_ROWS_PER_INSERT = 5000;
