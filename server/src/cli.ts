@@ -15,6 +15,7 @@ import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase, migrateStore } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { openStore, parseDatabaseUrl, type StoreTarget } from './store/dialect.js';
+import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';
@@ -38,6 +39,7 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
                                          idempotent, and safe to run from two nodes at once. The URL is sqlite:<file>
                                          or postgres://<user>@<host>:<port>/<database> (LABTRACE_DATABASE_URL,
                                          LABTRACE_DATABASE_PASSWORD_FILE); without one, the SQLite file of the data directory
+${migrateStoreUsage}
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
   of the user "admin" created at the first start (otherwise a one-time password is printed once), or
@@ -60,6 +62,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   }
   if (argv[0] === 'migrate') {
     const code = await migrateCommand(argv.slice(1));
+    return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
+  }
+  if (argv[0] === 'migrate-store') {
+    const code = await migrateStoreCommand(argv.slice(1));
     return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
   }
   if (argv[0] === 'user') {
