@@ -137,7 +137,12 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
   let target: OpenedStore;
   try {
     options = parseOptions(argv);
-    target = openStore(options.to, { passwordFile: options.passwordFile, passwordFileField: options.passwordFileField, poolSize: 2 });
+    target = openStore(options.to, {
+      passwordFile: options.passwordFile,
+      passwordFileField: options.passwordFileField,
+      poolSize: 2,
+      bigintAsText: true,
+    });
   } catch (err) {
     if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;
     process.stderr.write(`${PREFIX}: ${err.code}: ${err.message}\n`);

@@ -109,7 +109,14 @@ const typeParser = ((oid: number, format?: 'text' | 'binary'): unknown =>
 /** Opens a Kysely on the store; `passwordFile` is read here (PostgreSQL only). No I/O on PostgreSQL before the first query. */
 export function openStore(
   target: StoreTarget,
-  options: { passwordFile?: string | undefined; poolSize?: number; passwordFileField?: string; busyTimeoutMs?: number } = {},
+  options: {
+    passwordFile?: string | undefined;
+    poolSize?: number;
+    passwordFileField?: string;
+    busyTimeoutMs?: number;
+    /** PostgreSQL's BIGINT as node-postgres reads it, exact text (a copy that carries every 64-bit value) */
+    bigintAsText?: boolean;
+  } = {},
 ): OpenedStore {
   const passwordField = options.passwordFileField ?? 'database.passwordFile';
   const description = describeTarget(target);
@@ -135,7 +142,7 @@ export function openStore(
     ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
     max: options.poolSize ?? 10,
     application_name: 'labtrace',
-    types: { getTypeParser: typeParser },
+    ...(options.bigintAsText === true ? {} : { types: { getTypeParser: typeParser } }),
   });
   // an idle connection that the server closed is dropped by the pool, and the next query opens a new one
   pool.on('error', () => undefined);

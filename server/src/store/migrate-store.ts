@@ -25,6 +25,7 @@ import {
   type VerifierKey,
 } from '@labtrace/protocols';
 import type { Migrations, Tables } from './database.js';
+import { createMonths, monthOf } from './sample-partitions.js';
 
 /** kysely's own bookkeeping: each store has its own record of the migrations it applied */
 const BOOKKEEPING = new Set(['kysely_migration', 'kysely_migration_lock']);
@@ -143,6 +144,8 @@ export async function describeTables(source: Database.Database, target: Db): Pro
     SELECT c.table_name, c.column_name, c.udt_name FROM information_schema.columns c
     JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
     WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.is_generated = 'NEVER'
+      -- a partitioned table is one table (the months of samples are its storage)
+      AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.oid = (quote_ident(c.table_schema) || '.' || quote_ident(c.table_name))::regclass AND p.relispartition)
     ORDER BY c.table_name, c.column_name`.execute(target);
   const { rows: fkRows } = await sql<{ child: string; parent: string }>`
     SELECT cl.relname AS child, pl.relname AS parent FROM pg_constraint c
@@ -260,6 +263,18 @@ function describe(value: unknown): string {
 /** Copies one table's rows in multi-row INSERTs (unnest of one array per column). Returns the rows copied. */
 async function copyTable(source: Database.Database, target: Db, table: TableInfo, rowsPerInsert: number): Promise<number> {
   const columns = table.columns;
+  // the per-sample index is partitioned by month on PostgreSQL: the months of the rows exist before they go in
+  if (table.name === 'samples') {
+    const months = source.prepare("SELECT DISTINCT strftime('%Y-%m', ts / 1000, 'unixepoch') FROM samples").pluck().all() as (string | null)[];
+    await createMonths(
+      target,
+      months.flatMap((m) => {
+        const ym = m === null ? null : /^(\d{4})-(\d{2})$/.exec(m);
+        const month = ym === null ? undefined : monthOf(Date.UTC(Number(ym[1]), Number(ym[2]) - 1, 1));
+        return month === undefined ? [] : [month];
+      }),
+    );
+  }
   const insert = (arrays: (string | Buffer | null)[][]): Promise<unknown> =>
     sql`INSERT INTO ${sql.id(table.name)} (${sql.join(columns.map((c) => sql.id(c.name)))})
       SELECT * FROM unnest(${sql.join(arrays.map((a, i) => sql`${a}::${sql.raw(`${columns[i]?.type ?? 'text'}[]`)}`))})`.execute(target);

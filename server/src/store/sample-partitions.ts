@@ -10,7 +10,7 @@
 //
 // Months are created when first written to (ensure), by whichever node writes first: creation is serialized by an
 // advisory lock so that two nodes never race on one partition. SQLite keeps its single table.
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 
 /** The first and the last month with a partition of their own; times outside go to samples_early / samples_late. */
@@ -90,7 +90,12 @@ export async function partitionSamples(db: Kysely<unknown>): Promise<void> {
   await sql.raw(MEASUREMENTS_VIEW).execute(db);
 }
 
-async function createMonth(db: Kysely<unknown>, month: MonthPartition): Promise<void> {
+/** Makes these month partitions where missing, in the caller's transaction (migrate-store's copy). */
+export async function createMonths(db: Kysely<unknown> | Transaction<unknown>, months: readonly MonthPartition[]): Promise<void> {
+  for (const month of months) await createMonth(db, month);
+}
+
+async function createMonth(db: Kysely<unknown> | Transaction<unknown>, month: MonthPartition): Promise<void> {
   await sql.raw(`CREATE TABLE IF NOT EXISTS ${month.name} PARTITION OF samples FOR VALUES FROM (${month.from}) TO (${month.to})`).execute(db);
 }
 
