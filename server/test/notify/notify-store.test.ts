@@ -2,21 +2,27 @@
 // webhooks (each change with its audit-trail entry) and the outbox (one delivery per event, recipient and target;
 // claimed rows taken by one sender until their claim runs out; outcomes written only for the claim they belong to).
 // On PostgreSQL, two nodes (two pools) announcing the same deliveries at once queue each once, and two nodes
-// draining one outbox at once claim each row once.
+// draining one outbox at once claim each row once, and two notifiers (the sender loops of two nodes) draining one
+// outbox send each delivery to its webhook once.
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
+import pino from 'pino';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
 import { migrateStore, LabDatabase, type Tables } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { notificationsConfigSchema } from '../../src/notify/config.js';
+import { Notifier, type NotifierDeps } from '../../src/notify/notifier.js';
 import { Outbox, type NewDelivery } from '../../src/notify/outbox.js';
 import { Subscriptions } from '../../src/notify/subscriptions.js';
 import { Webhooks } from '../../src/notify/webhooks.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { HttpReceiver } from './receivers.js';
 
 let postgres: TestPostgres;
 const opened: OpenedStore[] = [];
@@ -263,5 +269,69 @@ describe('two nodes on one PostgreSQL', () => {
     const ids = claims.flat();
     expect(ids).toHaveLength(total);
     expect(new Set(ids).size).toBe(total);
+  }, 120_000);
+});
+
+/** no run, alarm, security event or gateway is announced in the sender test: sources that stay silent */
+class Silent extends EventEmitter {
+  get(): undefined {
+    return undefined;
+  }
+}
+
+/** a node's notifier on `store`: its sender loop drains the outbox (pollMs 20) */
+function notifierOn(store: Kysely<Tables>): Notifier {
+  const silent = new Silent();
+  return new Notifier({
+    store,
+    // the synchronous twins (events heard inside a SQLite transaction, the health counts) are not used here
+    database: userStore,
+    users,
+    audit: new AuditTrail(userStore),
+    runs: silent as unknown as NotifierDeps['runs'],
+    inspection: silent,
+    events: silent as unknown as NotifierDeps['events'],
+    broker: silent as unknown as NotifierDeps['broker'],
+    calibration: { reminders: () => [] },
+    certificateFor: () => undefined,
+    config: notificationsConfigSchema.parse({ pollMs: 20, timeoutMs: 5000 }),
+    baseUrl: () => 'http://127.0.0.1',
+    logger: pino({ level: 'silent' }),
+  });
+}
+
+describe('two senders on one PostgreSQL', () => {
+  test("two nodes' notifiers draining one outbox at once send every delivery to its webhook exactly once", async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const receiver = new HttpReceiver();
+    const port = await receiver.listen();
+    const hook = await new Webhooks(a, users, new AuditTrail(userStore), Date.now).create(ADMIN, {
+      name: 'ops',
+      owner: 'admin',
+      url: `http://127.0.0.1:${port}/ops`,
+      preset: 'generic',
+      format: 'text',
+    });
+    const outbox = new Outbox(a);
+    const total = 200;
+    for (let i = 0; i < total; i++) await outbox.add(delivery(i, { target: hook.id }), Date.now(), 1000);
+    // two sender loops on each node's pool
+    const nodes = [notifierOn(a), notifierOn(b), notifierOn(a), notifierOn(b)];
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      const deadline = Date.now() + 60_000;
+      while ((await outbox.count('sent')) < total) {
+        if (Date.now() > deadline) throw new Error(`${await outbox.count('sent')} of ${total} deliveries sent within 60 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      // each sender's attempts under way end before the requests are counted
+      for (const n of nodes) await n.stop();
+      await receiver.close();
+    }
+    const ids = receiver.requests.map((r) => r.headers['webhook-id']);
+    expect(ids).toHaveLength(total);
+    expect(new Set(ids).size).toBe(total);
+    expect(await outbox.count('pending')).toBe(0);
   }, 120_000);
 });
