@@ -61,14 +61,21 @@ export class Subscriptions {
   async set(username: string, address: string | null | undefined, kinds: Partial<Record<NotificationKind, ChannelChoice>>): Promise<void> {
     const at = this.now();
     await this.store.transaction().execute(async (trx) => {
-      if (address !== undefined)
-        await trx
-          .insertInto('notification_settings')
-          .values({ username, email: address, updated_at: at })
-          .onConflict((oc) =>
-            oc.column('username').doUpdateSet((eb) => ({ email: eb.ref('excluded.email'), updated_at: eb.ref('excluded.updated_at') })),
-          )
-          .execute();
+      // the user's settings row written first, always: on PostgreSQL its row lock holds two replacements at once (two
+      // nodes) one after the other, so that the second does not insert next to the first's rows (SQLite has one writer)
+      await trx
+        .insertInto('notification_settings')
+        .values({ username, email: address ?? null, updated_at: at })
+        .onConflict((oc) =>
+          oc
+            .column('username')
+            .doUpdateSet((eb) =>
+              address === undefined
+                ? { updated_at: eb.ref('excluded.updated_at') }
+                : { email: eb.ref('excluded.email'), updated_at: eb.ref('excluded.updated_at') },
+            ),
+        )
+        .execute();
       await trx.deleteFrom('notification_subscriptions').where('username', '=', username).execute();
       const rows = Object.entries(kinds)
         .filter(([, c]) => c.email || c.webhooks.length > 0)

@@ -300,6 +300,24 @@ function notifierOn(store: Kysely<Tables>): Notifier {
   });
 }
 
+describe("two nodes replacing one user's subscriptions on one PostgreSQL", () => {
+  test('every replacement at once from both succeeds, and one of them is what remains, whole', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const nodes = [new Subscriptions(a, Date.now), new Subscriptions(b, Date.now)];
+    const choices = Array.from({ length: 12 }, (_, i) => ({
+      alarm: { email: false, webhooks: [`wh-${i}`] },
+      'run-completed': { email: false, webhooks: [`wh-${i}`, 'wh-x'] },
+    }));
+    const results = await Promise.allSettled(choices.map((c, i) => (nodes[i % 2] as Subscriptions).set('olga', undefined, c)));
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    const kept = await nodes[0]?.of('olga');
+    const which = choices.findIndex((c) => c.alarm.webhooks[0] === kept?.alarm.webhooks[0]);
+    expect(which).toBeGreaterThanOrEqual(0);
+    expect(kept).toMatchObject(choices[which] ?? {});
+    expect(await nodes[1]?.address('olga')).toBeNull();
+  }, 120_000);
+});
+
 describe('two senders on one PostgreSQL', () => {
   test("two nodes' notifiers draining one outbox at once send every delivery to its webhook exactly once", async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
