@@ -352,4 +352,25 @@ describe('two senders on one PostgreSQL', () => {
     expect(new Set(ids).size).toBe(total);
     expect(await outbox.count('pending')).toBe(0);
   }, 120_000);
+
+  test("two nodes' notifiers announcing one event at once queue it once per recipient and target", async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const hook = await new Webhooks(a, users, new AuditTrail(userStore), Date.now).create(ADMIN, {
+      name: 'ops',
+      owner: 'admin',
+      url: 'http://127.0.0.1:9/ops',
+      preset: 'generic',
+      format: 'text',
+    });
+    await new Subscriptions(a, Date.now).set('admin', undefined, { 'calibration-due': { email: false, webhooks: [hook.id] } });
+    // not started: announcing only, no sender
+    const nodes = [notifierOn(a), notifierOn(b)];
+    const event = { kind: 'calibration-due', at: 1, instrument: 'balance-1', status: 'expired', dueAt: 1 } as const;
+    const added = await Promise.all(Array.from({ length: 8 }, (_, i) => (nodes[i % 2] as Notifier).announce(event)));
+    expect(added.reduce((x, y) => x + y, 0)).toBe(1);
+    const rows = await new Outbox(b).list({ limit: 10 });
+    expect(rows.map((r) => [r.kind, r.recipient, r.channel, r.target, r.status])).toEqual([
+      ['calibration-due', 'admin', 'webhook', hook.id, 'pending'],
+    ]);
+  }, 120_000);
 });
