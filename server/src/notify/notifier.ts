@@ -147,15 +147,15 @@ export class Notifier {
 
   async start(): Promise<void> {
     const { config } = this.deps;
+    // the embedded SQLite store has one node: a row claimed by a sender is one of the last process (stopped, or
+    // killed mid-send), released to go out now (on PostgreSQL another node's claim runs out after leaseMs)
+    if (dialectOf(this.deps.store as unknown as Kysely<unknown>) === 'sqlite') await this.outbox.releaseClaims(this.now());
     if (config.smtp !== undefined) this.email = new EmailSender(config.smtp, this.deps.smtpPassword, config.timeoutMs);
     this.deps.inspection.on('alarm', this.onAlarm);
     this.deps.runs.on('state', this.onRunState);
     this.deps.events.on('event', this.onSecurityEvent);
     this.deps.broker.on('gatewayDisconnected', this.onGatewayGone);
     this.deps.broker.on('gatewayConnected', this.onGatewayBack);
-    // the embedded SQLite store has one node: a row claimed by a sender is one of the last process (stopped, or
-    // killed mid-send), released to go out now (on PostgreSQL another node's claim runs out after leaseMs)
-    if (dialectOf(this.deps.store as unknown as Kysely<unknown>) === 'sqlite') await this.outbox.releaseClaims(this.now());
     this.running = true;
     this.pollTimer = setInterval(() => this.wake(), config.pollMs);
     this.pollTimer.unref();
