@@ -290,6 +290,7 @@ export class LabtraceServer {
     );
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
     this.notifications = new Notifier({
+      store: this.database.db,
       database: this.database,
       users: this.users,
       audit: this.audit,

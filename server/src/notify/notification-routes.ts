@@ -32,36 +32,36 @@ const actor = (req: Request): { username: string; role: string } => {
 export function notificationRoutes(notifier: Notifier): express.Router {
   const router = express.Router();
 
-  routeOf(router, getSubscriptions, (req, res) => {
-    res.json(notifier.subscriptionsOf(who(req)));
+  routeOf(router, getSubscriptions, async (req, res) => {
+    res.json(await notifier.subscriptionsOf(who(req)));
   });
 
-  routeOf(router, putSubscriptions, (req, res, { body }) => {
-    res.json(notifier.setSubscriptions(who(req), body));
+  routeOf(router, putSubscriptions, async (req, res, { body }) => {
+    res.json(await notifier.setSubscriptions(who(req), body));
   });
 
-  routeOf(router, listWebhooks, (_req, res) => {
-    res.json(notifier.webhooks.list());
+  routeOf(router, listWebhooks, async (_req, res) => {
+    res.json(await notifier.webhooks.list());
   });
 
-  routeOf(router, createWebhook, (req, res, { body }) => {
-    res.status(201).json(notifier.webhooks.create(actor(req), body));
+  routeOf(router, createWebhook, async (req, res, { body }) => {
+    res.status(201).json(await notifier.webhooks.create(actor(req), body));
   });
 
-  routeOf(router, changeWebhook, (req, res, { params, body }) => {
-    res.json(notifier.webhooks.update(actor(req), params.id, body));
+  routeOf(router, changeWebhook, async (req, res, { params, body }) => {
+    res.json(await notifier.webhooks.update(actor(req), params.id, body));
   });
 
-  routeOf(router, deleteWebhook, (req, res, { params, body }) => {
-    res.json(notifier.removeWebhook(actor(req), params.id, body.reason));
+  routeOf(router, deleteWebhook, async (req, res, { params, body }) => {
+    res.json(await notifier.removeWebhook(actor(req), params.id, body.reason));
   });
 
-  routeOf(router, listDeliveries, (_req, res, { query }) => {
-    res.json(notifier.deliveries(query));
+  routeOf(router, listDeliveries, async (_req, res, { query }) => {
+    res.json(await notifier.deliveries(query));
   });
 
-  routeOf(router, retryDelivery, (req, res, { params }) => {
-    res.json(notifier.retry(actor(req), params.id));
+  routeOf(router, retryDelivery, async (req, res, { params }) => {
+    res.json(await notifier.retry(actor(req), params.id));
   });
 
   routeOf(router, testNotification, async (req, res, { body }) => {

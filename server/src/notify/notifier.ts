@@ -3,6 +3,11 @@
 // finds who subscribed and may see each event (the rule and visibility the REST API applies), renders the words in
 // each recipient's language and zone, and writes one outbox row per delivery. A sender loop delivers the rows due,
 // retrying with exponential back-off and jitter up to a cap, then records them as failed.
+//
+// The queries run through Kysely on the store's database (SQLite or PostgreSQL); several nodes may announce one
+// event (one delivery each: the outbox's unique key) and drain one outbox (each row claimed by one sender). What
+// stays synchronous on the SQLite store, for the modules not yet on Kysely: the events heard inside their
+// synchronous transactions (run alarms, run states, security events: announceNow) and the health counts (status).
 import { randomUUID } from 'node:crypto';
 import { LabtraceError, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -14,15 +19,17 @@ import type { Calibration } from '../lab/calibration.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
 import { readSecretFile } from '../secret-env.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import type { SecurityEvent, SecurityEvents } from '../trust/security-events.js';
 import type { NotificationsConfig } from './config.js';
 import { eventData, eventKey, eventType, NOTIFICATION_KINDS, SHOWN_BY, type NotificationKind, type NotifyEvent, type TestEvent } from './events.js';
 import { knownLocale, knownZone, render, type Audience } from './messages.js';
-import { backoffDelay, Outbox, type Channel, type DeliveryStatus, type OutboxRow } from './outbox.js';
+import { backoffDelay, Outbox, type Channel, type ClaimedRow, type DeliveryStatus, type NewDelivery, type OutboxRow } from './outbox.js';
 import { EmailSender, postWebhook, type Outcome } from './senders.js';
-import { Subscriptions, type ChannelChoice } from './subscriptions.js';
-import { Webhooks } from './webhooks.js';
+import { Subscriptions, type ChannelChoice, type Subscriber } from './subscriptions.js';
+import { Webhooks, type Webhook } from './webhooks.js';
 
 const SEVERITY_RANK = { info: 0, notice: 1, alarm: 2 } as const;
 /** rows one pass of the sender takes at most (sent concurrently) */
@@ -31,6 +38,9 @@ const BATCH = 20;
 type Recipient = Viewer & { role: UserView['role'] };
 
 export interface NotifierDeps {
+  /** the store every query of the notifications goes through */
+  store: Kysely<Tables>;
+  /** the SQLite store, for the synchronous twins (announceNow, status) and the users' saved language and zone */
   database: LabDatabase;
   users: Users;
   audit: AuditTrail;
@@ -116,20 +126,30 @@ export class Notifier {
   private kick: NodeJS.Immediate | undefined;
   private pumping: Promise<void> | undefined;
   private again = false;
-  private readonly inFlight = new Set<number>();
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
   private userColumns: Set<string> | undefined;
 
   constructor(private readonly deps: NotifierDeps) {
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
-    this.outbox = new Outbox(deps.database);
-    this.subscriptions = new Subscriptions(deps.database, this.now);
-    this.webhooks = new Webhooks(deps.database, deps.users, deps.audit, this.now);
+    this.outbox = new Outbox(deps.store, deps.database);
+    this.subscriptions = new Subscriptions(deps.store, this.now, deps.database);
+    this.webhooks = new Webhooks(deps.store, deps.users, deps.audit, this.now, deps.database);
   }
 
-  start(): Promise<void> {
+  /**
+   * How long a sender's claim on a row lasts: past it, another node takes the row (its sender died). Longer than an
+   * attempt can take (each step of one is bounded by timeoutMs), so that a row is never sent by two at once.
+   */
+  private get leaseMs(): number {
+    return 3 * this.deps.config.timeoutMs + 10_000;
+  }
+
+  async start(): Promise<void> {
     const { config } = this.deps;
+    // the embedded SQLite store has one node: a row claimed by a sender is one of the last process (stopped, or
+    // killed mid-send), released to go out now (on PostgreSQL another node's claim runs out after leaseMs)
+    if (dialectOf(this.deps.store as unknown as Kysely<unknown>) === 'sqlite') await this.outbox.releaseClaims(this.now());
     if (config.smtp !== undefined) this.email = new EmailSender(config.smtp, this.deps.smtpPassword, config.timeoutMs);
     this.deps.inspection.on('alarm', this.onAlarm);
     this.deps.runs.on('state', this.onRunState);
@@ -139,12 +159,11 @@ export class Notifier {
     this.running = true;
     this.pollTimer = setInterval(() => this.wake(), config.pollMs);
     this.pollTimer.unref();
-    this.checkCalibrations();
-    this.calibrationTimer = setInterval(() => this.checkCalibrations(), config.calibrationCheckMs);
+    void this.checkCalibrations();
+    this.calibrationTimer = setInterval(() => void this.checkCalibrations(), config.calibrationCheckMs);
     this.calibrationTimer.unref();
-    // deliveries left pending by the last process (stopped, or killed mid-send) go out now
+    // deliveries left pending by the last process go out now
     this.wake();
-    return Promise.resolve();
   }
 
   async stop(): Promise<void> {
@@ -168,12 +187,12 @@ export class Notifier {
     this.email = undefined;
   }
 
-  /** counts for /api/health: deliveries waiting, and those that failed for good */
+  /** counts for /api/health: deliveries waiting, and those that failed for good (synchronous: the health answer is) */
   status(): { pending: number; failed: number; oldestPendingAt: number | null; email: boolean } {
     return {
-      pending: this.outbox.count('pending'),
-      failed: this.outbox.count('failed'),
-      oldestPendingAt: this.outbox.oldestPending(),
+      pending: this.outbox.countNow('pending'),
+      failed: this.outbox.countNow('failed'),
+      oldestPendingAt: this.outbox.oldestPendingNow(),
       email: this.deps.config.smtp !== undefined,
     };
   }
@@ -187,14 +206,14 @@ export class Notifier {
     this.guard('alarm', () => {
       const run = this.deps.runs.get({ role: 'admin', organization: null }, e.run);
       if (run === undefined) return;
-      this.announce({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
+      this.announceNow({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
     });
   };
 
   private readonly onRunState = (run: Run): void => {
     if (run.state !== 'completed') return;
     this.guard('run-completed', () => {
-      this.announce({
+      this.announceNow({
         kind: 'run-completed',
         at: run.endedAt ?? this.now(),
         run: run.id,
@@ -209,7 +228,7 @@ export class Notifier {
     if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return;
     // heard inside the recording transaction, if any: the deliveries commit (or roll back) with the event
     this.guard('security-event', () => {
-      this.announce({ kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail });
+      this.announceNow({ kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail });
     });
   };
 
@@ -218,9 +237,7 @@ export class Notifier {
     clearTimeout(this.offlineTimers.get(gateway));
     const timer = setTimeout(() => {
       this.offlineTimers.delete(gateway);
-      this.guard('gateway-offline', () => {
-        this.announce({ kind: 'gateway-offline', at: this.now(), gateway, since });
-      });
+      void this.guardAsync('gateway-offline', () => this.announce({ kind: 'gateway-offline', at: this.now(), gateway, since }));
     }, this.deps.config.gatewayOfflineAfterMs);
     timer.unref();
     this.offlineTimers.set(gateway, timer);
@@ -233,7 +250,7 @@ export class Notifier {
 
   /** A draft report was requested and waits for a signatory (the certificates call this once it is committed). */
   draftRequested(c: { id: string; run: string; organization: string; requestedBy: string; requestedAt: number }): void {
-    this.guard('draft-awaiting-signature', () => {
+    void this.guardAsync('draft-awaiting-signature', () =>
       this.announce({
         kind: 'draft-awaiting-signature',
         at: c.requestedAt,
@@ -241,16 +258,16 @@ export class Notifier {
         run: c.run,
         organization: c.organization,
         requestedBy: c.requestedBy,
-      });
-    });
+      }),
+    );
   }
 
   /** Calibrations due within calibration.dueSoonDays, or expired: told once per instrument, due date and status. */
-  checkCalibrations(): void {
-    this.guard('calibration-due', () => {
+  async checkCalibrations(): Promise<void> {
+    await this.guardAsync('calibration-due', async () => {
       for (const r of this.deps.calibration.reminders())
         if ((r.status === 'due-soon' || r.status === 'expired') && r.dueAt !== null)
-          this.announce({ kind: 'calibration-due', at: this.now(), instrument: r.instrument, status: r.status, dueAt: r.dueAt });
+          await this.announce({ kind: 'calibration-due', at: this.now(), instrument: r.instrument, status: r.status, dueAt: r.dueAt });
     });
   }
 
@@ -258,6 +275,15 @@ export class Notifier {
   private guard(kind: string, work: () => void): void {
     try {
       work();
+    } catch (err) {
+      this.deps.logger.error({ part: 'notify', kind, err: (err as Error).message }, 'ALARM: notifications of an event could not be queued');
+    }
+  }
+
+  /** guard() for work that runs through the store's asynchronous queries */
+  private async guardAsync(kind: string, work: () => Promise<unknown>): Promise<void> {
+    try {
+      await work();
     } catch (err) {
       this.deps.logger.error({ part: 'notify', kind, err: (err as Error).message }, 'ALARM: notifications of an event could not be queued');
     }
@@ -308,30 +334,61 @@ export class Notifier {
     return { locale: knownLocale(locale), timeZone: knownZone(zone), baseUrl: this.deps.baseUrl() };
   }
 
-  /** Queues the event for everyone subscribed who may see it, in one transaction; then wakes the sender. */
-  announce(e: NotifyEvent): number {
+  /** The deliveries of an event: to everyone subscribed who may see it, by each channel the user chose. */
+  private plan(e: NotifyEvent, subscribers: Subscriber[], hookOf: (id: string) => Webhook | undefined): NewDelivery[] {
     const key = eventKey(e);
+    const out: NewDelivery[] = [];
+    for (const s of subscribers) {
+      const user = this.deps.users.get(s.username);
+      const viewer = user === undefined ? undefined : this.recipientOf(user);
+      if (user === undefined || viewer === undefined || !this.maySee(viewer, e)) continue;
+      const targets: { channel: Channel; target: string }[] = [];
+      if (s.choice.email && s.address !== null) targets.push({ channel: 'email', target: s.address });
+      for (const id of s.choice.webhooks) {
+        const hook = hookOf(id);
+        // a webhook carries its owner's view only
+        if (hook !== undefined && hook.owner === user.username && hook.enabled) targets.push({ channel: 'webhook', target: id });
+      }
+      if (targets.length === 0) continue;
+      const audience = this.audienceOf(user);
+      const stored = { type: eventType(e), at: e.at, data: eventData(e), message: render(e, audience), locale: audience.locale };
+      for (const t of targets) out.push({ eventKey: key, kind: e.kind, recipient: user.username, ...t, message: stored });
+    }
+    return out;
+  }
+
+  /**
+   * Queues the event for everyone subscribed who may see it, in one transaction; then wakes the sender. Announced on
+   * several nodes, it is queued once (the outbox's unique key). How many deliveries were added.
+   */
+  async announce(e: NotifyEvent): Promise<number> {
+    const now = this.now();
+    const added = await this.deps.store.transaction().execute(async (trx) => {
+      const subscribers = await this.subscriptions.subscribers(e.kind, trx);
+      const hooks = new Map<string, Webhook>();
+      for (const id of new Set(subscribers.flatMap((s) => s.choice.webhooks))) {
+        const hook = await this.webhooks.get(id, trx);
+        if (hook !== undefined) hooks.set(id, hook);
+      }
+      let n = 0;
+      for (const d of this.plan(e, subscribers, (id) => hooks.get(id)))
+        if ((await this.outbox.add(d, now, this.deps.config.maxPending, trx)) !== undefined) n++;
+      return n;
+    });
+    if (added > 0) this.wake();
+    return added;
+  }
+
+  /**
+   * announce() for an event heard inside a module's synchronous SQLite transaction (ingest's security events, run
+   * alarms, run states): the deliveries commit, or roll back, with the event. Synchronous until those modules move.
+   */
+  announceNow(e: NotifyEvent): number {
     const now = this.now();
     const added = this.deps.database.sqlite.transaction(() => {
       let n = 0;
-      for (const s of this.subscriptions.subscribers(e.kind)) {
-        const user = this.deps.users.get(s.username);
-        const viewer = user === undefined ? undefined : this.recipientOf(user);
-        if (user === undefined || viewer === undefined || !this.maySee(viewer, e)) continue;
-        const targets: { channel: Channel; target: string }[] = [];
-        if (s.choice.email && s.address !== null) targets.push({ channel: 'email', target: s.address });
-        for (const id of s.choice.webhooks) {
-          const hook = this.webhooks.get(id);
-          // a webhook carries its owner's view only
-          if (hook !== undefined && hook.owner === user.username && hook.enabled) targets.push({ channel: 'webhook', target: id });
-        }
-        if (targets.length === 0) continue;
-        const audience = this.audienceOf(user);
-        const stored = { type: eventType(e), at: e.at, data: eventData(e), message: render(e, audience), locale: audience.locale };
-        for (const t of targets)
-          if (this.outbox.add({ eventKey: key, kind: e.kind, recipient: user.username, ...t, message: stored }, now, this.deps.config.maxPending))
-            n++;
-      }
+      for (const d of this.plan(e, this.subscriptions.subscribersNow(e.kind), (id) => this.webhooks.getNow(id)))
+        if (this.outbox.addNow(d, now, this.deps.config.maxPending) !== undefined) n++;
       return n;
     })();
     if (added > 0) this.wake();
@@ -361,14 +418,16 @@ export class Notifier {
   }
 
   private async pump(): Promise<void> {
-    // each row once per pass: a row whose outcome could not be written (the store failing) waits for the next one
-    const tried = new Set<number>();
-    while (this.running) {
-      const rows = this.outbox.due(this.now(), BATCH + tried.size).filter((r) => !this.inFlight.has(r.id) && !tried.has(r.id));
-      if (rows.length === 0) return;
-      const batch = rows.slice(0, BATCH);
-      for (const r of batch) tried.add(r.id);
-      await Promise.all(batch.map((r) => this.attempt(r)));
+    try {
+      while (this.running) {
+        // claimed: no other sender (this node's or another's) takes these rows until their claim runs out
+        const rows = await this.outbox.claim(this.now(), BATCH, this.leaseMs);
+        if (rows.length === 0) return;
+        await Promise.all(rows.map((r) => this.attempt(r)));
+      }
+    } catch (err) {
+      // the store failing: the rows claimed wait for their claim to run out, the others for the next pass
+      this.deps.logger.error({ part: 'notify', err: (err as Error).message }, 'the outbox could not be read');
     }
   }
 
@@ -376,34 +435,31 @@ export class Notifier {
     return backoffDelay(attempts, this.deps.config.baseDelayMs, this.deps.config.maxDelayMs, this.random);
   }
 
-  /** One attempt of one delivery; its outcome is written to the row. Never throws. */
-  private async attempt(row: OutboxRow): Promise<void> {
-    this.inFlight.add(row.id);
+  /** One attempt of one delivery this sender claimed; its outcome is written to the row. Never throws. */
+  private async attempt(row: ClaimedRow): Promise<void> {
     try {
       const outcome = await this.send(row);
       const now = this.now();
       if (outcome.ok) {
-        this.outbox.sent(row.id, now);
+        await this.outbox.sent(row.id, now);
         return;
       }
-      const error = this.scrub(outcome.error, row);
+      const error = await this.scrub(outcome.error, row);
       const attempts = row.attempts + 1;
       const last = outcome.permanent || attempts >= this.deps.config.maxAttempts;
-      this.outbox.attemptFailed(row.id, error, last ? null : now + this.backoff(attempts));
+      await this.outbox.attemptFailed(row.id, error, last ? null : now + this.backoff(attempts), row.claimedUntil);
       const fields = { part: 'notify', delivery: row.id, channel: row.channel, kind: row.kind, attempts, error };
       if (last) this.deps.logger.error(fields, 'ALARM: a notification could not be delivered; recorded as failed');
       else this.deps.logger.warn(fields, 'a notification could not be delivered; it is tried again later');
     } catch (err) {
       // a bug or a request that cannot be built: recorded as failed, never retried in a loop
-      const error = this.scrub(`the delivery could not be attempted: ${(err as Error).message}`, row);
-      this.deps.logger.error({ part: 'notify', delivery: row.id, error }, 'ALARM: a notification could not be delivered; recorded as failed');
       try {
-        this.outbox.attemptFailed(row.id, error, null);
+        const error = await this.scrub(`the delivery could not be attempted: ${(err as Error).message}`, row);
+        this.deps.logger.error({ part: 'notify', delivery: row.id, error }, 'ALARM: a notification could not be delivered; recorded as failed');
+        await this.outbox.attemptFailed(row.id, error, null, row.claimedUntil);
       } catch (inner) {
         this.deps.logger.error({ part: 'notify', delivery: row.id, err: (inner as Error).message }, 'a failed delivery could not be recorded');
       }
-    } finally {
-      this.inFlight.delete(row.id);
     }
   }
 
@@ -412,7 +468,7 @@ export class Notifier {
       if (this.email === undefined) return { ok: false, error: 'no SMTP relay is configured (notifications.smtp)', permanent: true };
       return this.email.send(`msg_${row.id}`, row.target, row.message);
     }
-    const hook = this.webhooks.get(row.target);
+    const hook = await this.webhooks.get(row.target);
     if (hook === undefined) return { ok: false, error: 'the webhook was deleted', permanent: true };
     if (!hook.enabled) return { ok: false, error: 'the webhook is disabled', permanent: true };
     const m = row.message;
@@ -425,11 +481,11 @@ export class Notifier {
   }
 
   /** An error's text without any credential it might echo: the SMTP password, the webhook's secret and URL. */
-  private scrub(text: string, row: OutboxRow): string {
+  private async scrub(text: string, row: OutboxRow): Promise<string> {
     const secrets: string[] = [];
     if (this.deps.smtpPassword !== undefined && this.deps.smtpPassword !== '') secrets.push(this.deps.smtpPassword);
     if (row.channel === 'webhook') {
-      const hook = this.webhooks.get(row.target);
+      const hook = await this.webhooks.get(row.target);
       if (hook?.secret) secrets.push(hook.secret);
       if (hook !== undefined) secrets.push(hook.url);
     }
@@ -440,23 +496,29 @@ export class Notifier {
 
   // ---- what the routes ask -------------------------------------------------------------------------------------
 
-  subscriptionsOf(user: Pick<Principal, 'username' | 'role'>): SubscriptionsView {
+  async subscriptionsOf(user: Pick<Principal, 'username' | 'role'>): Promise<SubscriptionsView> {
+    const [email, kinds, webhooks] = await Promise.all([
+      this.subscriptions.address(user.username),
+      this.subscriptions.of(user.username),
+      this.webhooks.list(user.username),
+    ]);
     return {
-      email: this.subscriptions.address(user.username),
-      kinds: this.subscriptions.of(user.username),
+      email,
+      kinds,
       allowed: this.kindsFor(user.role),
-      webhooks: this.webhooks.list(user.username).map((w) => ({ id: w.id, name: w.name, preset: w.preset, enabled: w.enabled })),
+      webhooks: webhooks.map((w) => ({ id: w.id, name: w.name, preset: w.preset, enabled: w.enabled })),
       emailAvailable: this.deps.config.smtp !== undefined,
     };
   }
 
   /** Replaces a user's subscriptions; a kind the role never receives, another's webhook or e-mail without an address is refused. */
-  setSubscriptions(
+  async setSubscriptions(
     user: Pick<Principal, 'username' | 'role'>,
     input: { email?: string | null | undefined; kinds: Partial<Record<NotificationKind, ChannelChoice>> },
-  ): SubscriptionsView {
+  ): Promise<SubscriptionsView> {
     const allowed = new Set(this.kindsFor(user.role));
-    const address = input.email === undefined ? this.subscriptions.address(user.username) : input.email;
+    const address = input.email === undefined ? await this.subscriptions.address(user.username) : input.email;
+    const own = new Set((await this.webhooks.list(user.username)).map((w) => w.id));
     for (const [kind, c] of Object.entries(input.kinds) as [NotificationKind, ChannelChoice][]) {
       if (!allowed.has(kind) && (c.email || c.webhooks.length > 0))
         throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}: the role ${user.role} does not receive ${kind} notifications`);
@@ -465,54 +527,59 @@ export class Notifier {
       if (c.email && address === null)
         throw new LabtraceError('E_BAD_REQUEST', `body: email: an address is required to receive ${kind} notifications by e-mail`);
       c.webhooks.forEach((id, i) => {
-        if (this.webhooks.get(id)?.owner !== user.username)
-          throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}.webhooks[${i}]: you have no webhook "${id}"`);
+        if (!own.has(id)) throw new LabtraceError('E_BAD_REQUEST', `body: kinds.${kind}.webhooks[${i}]: you have no webhook "${id}"`);
       });
     }
-    this.subscriptions.set(user.username, input.email, input.kinds);
+    await this.subscriptions.set(user.username, input.email, input.kinds);
     return this.subscriptionsOf(user);
   }
 
   /** Deletes a webhook: its pending deliveries are recorded as failed and the subscriptions naming it forget it. */
-  removeWebhook(actor: Actor, id: string, reason: string): { deleted: string; failedDeliveries: number } {
-    return this.deps.database.sqlite.transaction(() => {
-      this.webhooks.remove(actor, id, reason);
-      this.subscriptions.forgetWebhook(id);
-      return { deleted: id, failedDeliveries: this.outbox.failTarget('webhook', id, 'the webhook was deleted') };
-    })();
+  async removeWebhook(actor: Actor, id: string, reason: string): Promise<{ deleted: string; failedDeliveries: number }> {
+    return this.deps.store.transaction().execute(async (trx) => {
+      await this.webhooks.remove(trx, actor, id, reason);
+      await this.subscriptions.forgetWebhook(trx, id);
+      return { deleted: id, failedDeliveries: await this.outbox.failTarget('webhook', id, 'the webhook was deleted', trx) };
+    });
   }
 
-  deliveries(filter: { status?: DeliveryStatus | undefined; before?: number | undefined; limit: number }): {
+  async deliveries(filter: { status?: DeliveryStatus | undefined; before?: number | undefined; limit: number }): Promise<{
     deliveries: DeliveryView[];
     next: number | null;
     counts: Record<DeliveryStatus, number>;
-  } {
-    const rows = this.outbox.list({ ...filter, limit: filter.limit + 1 });
+  }> {
+    const [rows, pending, sent, failed] = await Promise.all([
+      this.outbox.list({ ...filter, limit: filter.limit + 1 }),
+      this.outbox.count('pending'),
+      this.outbox.count('sent'),
+      this.outbox.count('failed'),
+    ]);
     const page = rows.slice(0, filter.limit);
     return {
       deliveries: page.map(deliveryView),
       next: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
-      counts: { pending: this.outbox.count('pending'), sent: this.outbox.count('sent'), failed: this.outbox.count('failed') },
+      counts: { pending, sent, failed },
     };
   }
 
   /** The admin sends a failed delivery again from its first attempt (audited). */
-  retry(actor: Actor, id: number): DeliveryView {
-    const db = this.deps.database.sqlite;
-    const row = db.transaction(() => {
-      const before = this.outbox.get(id);
+  async retry(actor: Actor, id: number): Promise<DeliveryView> {
+    const at = this.now();
+    const row = await this.deps.store.transaction().execute(async (trx) => {
+      const before = await this.outbox.get(id, trx);
       if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `delivery ${id} is not known`);
-      if (!this.outbox.requeue(id, this.now()))
+      // one conditional update: of two retries at once (two nodes), one requeues and the other is refused
+      if (!(await this.outbox.requeue(id, at, trx)))
         throw new LabtraceError('E_CONFLICT', `delivery ${id} is ${before.status}: only a failed one is retried`);
-      this.deps.audit.record(actor, {
+      await this.deps.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'notification-delivery',
         recordId: String(id),
         oldValue: { status: before.status, attempts: before.attempts, lastError: before.lastError },
         newValue: { status: 'pending' },
       });
-      return this.outbox.get(id) as OutboxRow;
-    })();
+      return (await this.outbox.get(id, trx)) as OutboxRow;
+    });
     this.wake();
     return deliveryView(row);
   }
@@ -521,25 +588,29 @@ export class Notifier {
   async test(user: Principal, target: { channel: 'email' } | { channel: 'webhook'; webhook: string }): Promise<DeliveryView> {
     let channel: Channel;
     let to: string;
+    let owner = user.username;
     if (target.channel === 'email') {
       if (this.deps.config.smtp === undefined) throw new LabtraceError('E_CONFLICT', 'this server sends no e-mail (no SMTP relay is configured)');
-      const address = this.subscriptions.address(user.username);
+      const address = await this.subscriptions.address(user.username);
       if (address === null)
         throw new LabtraceError('E_BAD_REQUEST', 'body: channel: you have no e-mail address (PUT /api/notifications/subscriptions)');
       channel = 'email';
       to = address;
     } else {
-      const hook = this.webhooks.get(target.webhook);
+      const hook = await this.webhooks.get(target.webhook);
       if (hook === undefined || (hook.owner !== user.username && user.role !== 'admin'))
         throw new LabtraceError('E_NOT_FOUND', `webhook "${target.webhook}" is not known`);
       channel = 'webhook';
       to = hook.id;
+      owner = hook.owner;
     }
-    const owner = channel === 'webhook' ? (this.webhooks.get(to)?.owner ?? user.username) : user.username;
     const ownerView = this.deps.users.get(owner);
     const audience = ownerView === undefined ? { locale: 'en' as const, timeZone: 'UTC', baseUrl: this.deps.baseUrl() } : this.audienceOf(ownerView);
     const e: TestEvent = { kind: 'test', at: this.now(), requestedBy: user.username };
-    const row = this.outbox.add(
+    const now = this.now();
+    // queued claimed by this sender, which attempts it at once (no other sender takes it meanwhile)
+    const claimedUntil = now + this.leaseMs;
+    const row = await this.outbox.add(
       {
         eventKey: `test:${randomUUID()}`,
         kind: 'test',
@@ -548,11 +619,13 @@ export class Notifier {
         target: to,
         message: { type: eventType(e), at: e.at, data: eventData(e), message: render(e, audience), locale: audience.locale },
       },
-      this.now(),
+      now,
       this.deps.config.maxPending,
+      this.deps.store,
+      claimedUntil,
     );
     if (row === undefined) throw new LabtraceError('E_CONFLICT', 'the test message could not be queued');
-    if (row.status === 'pending') await this.attempt(row);
-    return deliveryView(this.outbox.get(row.id) as OutboxRow);
+    if (row.status === 'pending') await this.attempt({ ...row, claimedUntil });
+    return deliveryView((await this.outbox.get(row.id)) as OutboxRow);
   }
 }

@@ -1,8 +1,16 @@
 // The durable outbox: every notification is a row before anything is sent, pending until a delivery succeeds, then
 // sent; after the last attempt, or at once for what can never succeed, failed with the reason. Rows are never deleted,
 // so nothing is lost silently: the failed ones are listed (GET /api/notifications/deliveries) and counted in /api/health.
+//
+// Its queries run through Kysely on the store's database (SQLite or PostgreSQL). Several nodes may drain one outbox:
+// a sender claims the rows it attempts with one UPDATE ... RETURNING (on PostgreSQL over rows taken FOR UPDATE SKIP
+// LOCKED), which marks them `sending` until a lease ends; another node takes a row only once its lease has run out
+// (its sender died). The API shows a row being sent as pending. An event announced on two nodes is one delivery: the
+// row's key (event, recipient, channel, target) is unique and the insert is ON CONFLICT DO NOTHING.
 import type { Statement } from 'better-sqlite3';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import type { Message } from './messages.js';
 
 export type Channel = 'email' | 'webhook';
@@ -51,15 +59,18 @@ export interface NewDelivery {
   message: StoredMessage;
 }
 
+/** what the store holds: `sending` is a pending row claimed by a sender until `next_at` (shown as pending) */
+type StoredStatus = DeliveryStatus | 'sending';
+
 interface Row {
   id: number;
   event_key: string;
   kind: string;
   recipient: string;
-  channel: Channel;
+  channel: string;
   target: string;
   message: string;
-  status: DeliveryStatus;
+  status: string;
   attempts: number;
   next_at: number;
   created_at: number;
@@ -68,14 +79,14 @@ interface Row {
 }
 
 const toRow = (r: Row): OutboxRow => ({
-  id: r.id,
+  id: Number(r.id),
   eventKey: r.event_key,
   kind: r.kind,
   recipient: r.recipient,
-  channel: r.channel,
+  channel: r.channel as Channel,
   target: r.target,
   message: JSON.parse(r.message) as StoredMessage,
-  status: r.status,
+  status: r.status === 'sending' ? 'pending' : (r.status as DeliveryStatus),
   attempts: r.attempts,
   nextAt: r.next_at,
   createdAt: r.created_at,
@@ -83,12 +94,32 @@ const toRow = (r: Row): OutboxRow => ({
   lastError: r.last_error,
 });
 
+/** the stored statuses a status of the API covers */
+const storedAs = (status: DeliveryStatus): StoredStatus[] => (status === 'pending' ? ['pending', 'sending'] : [status]);
+
+/** a row claimed by a sender: the row, and the end of the claim (the fence its outcome is written with) */
+export interface ClaimedRow extends OutboxRow {
+  claimedUntil: number;
+}
+
 export class Outbox {
   private readonly statements = new Map<string, Statement>();
 
-  constructor(private readonly database: LabDatabase) {}
+  /**
+   * `store` runs every query; `database` (the SQLite store) only the synchronous twins that modules not yet on
+   * Kysely need inside their own synchronous transactions (addNow) or synchronously (countNow, oldestPendingNow).
+   */
+  constructor(
+    private readonly store: Kysely<Tables>,
+    private readonly database?: LabDatabase,
+  ) {}
+
+  private get postgres(): boolean {
+    return dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
+  }
 
   private sql(text: string): Statement {
+    if (this.database === undefined) throw new Error('the outbox has no synchronous SQLite store');
     let s = this.statements.get(text);
     if (s === undefined) {
       s = this.database.sqlite.prepare(text);
@@ -98,17 +129,44 @@ export class Outbox {
   }
 
   /**
-   * Adds a delivery (inside the caller's transaction, if any). The same event to the same recipient and target is
-   * one delivery however often it is announced: undefined when it was there already. Past `maxPending` pending
-   * deliveries, a new one is recorded as failed at once (the bound of the queue; nothing is dropped unrecorded).
+   * Adds a delivery (inside the transaction `db`, when given). The same event to the same recipient and target is
+   * one delivery however often, and on however many nodes, it is announced: undefined when it was there already.
+   * Past `maxPending` pending deliveries, a new one is recorded as failed at once (the bound of the queue; nothing
+   * is dropped unrecorded). With `claimUntil`, the new row is claimed by the caller's sender until then.
    */
-  add(d: NewDelivery, now: number, maxPending: number): OutboxRow | undefined {
-    const full = this.count('pending') >= maxPending;
-    const info = this.sql(
-      `INSERT OR IGNORE INTO notification_outbox
+  async add(d: NewDelivery, now: number, maxPending: number, db: Kysely<Tables> = this.store, claimUntil?: number): Promise<OutboxRow | undefined> {
+    const pending = await this.count('pending', db);
+    const full = pending >= maxPending;
+    const row = await db
+      .insertInto('notification_outbox')
+      .values({
+        event_key: d.eventKey,
+        kind: d.kind,
+        recipient: d.recipient,
+        channel: d.channel,
+        target: d.target,
+        message: JSON.stringify(d.message),
+        status: full ? 'failed' : claimUntil === undefined ? 'pending' : 'sending',
+        attempts: 0,
+        next_at: full || claimUntil === undefined ? now : claimUntil,
+        created_at: now,
+        last_error: full ? `the outbox holds ${maxPending} pending deliveries already` : null,
+      })
+      .onConflict((oc) => oc.columns(['event_key', 'recipient', 'channel', 'target']).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    return row === undefined ? undefined : toRow(row);
+  }
+
+  /** add() as one synchronous statement, for an event heard inside a module's synchronous SQLite transaction */
+  addNow(d: NewDelivery, now: number, maxPending: number): OutboxRow | undefined {
+    const full = this.countNow('pending') >= maxPending;
+    const row = this.sql(
+      `INSERT INTO notification_outbox
          (event_key, kind, recipient, channel, target, message, status, attempts, next_at, created_at, last_error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
-    ).run(
+       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+       ON CONFLICT (event_key, recipient, channel, target) DO NOTHING RETURNING *`,
+    ).get(
       d.eventKey,
       d.kind,
       d.recipient,
@@ -119,83 +177,139 @@ export class Outbox {
       now,
       now,
       full ? `the outbox holds ${maxPending} pending deliveries already` : null,
-    );
-    return info.changes === 0 ? undefined : this.get(Number(info.lastInsertRowid));
-  }
-
-  get(id: number): OutboxRow | undefined {
-    const row = this.sql('SELECT * FROM notification_outbox WHERE id = ?').get(id) as Row | undefined;
+    ) as Row | undefined;
     return row === undefined ? undefined : toRow(row);
   }
 
-  /** pending deliveries whose time has come, oldest first */
-  due(now: number, limit: number): OutboxRow[] {
-    return (
-      this.sql("SELECT * FROM notification_outbox WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?").all(now, limit) as Row[]
-    ).map(toRow);
-  }
-
-  sent(id: number, now: number): void {
-    this.sql("UPDATE notification_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?").run(now, id);
+  async get(id: number, db: Kysely<Tables> = this.store): Promise<OutboxRow | undefined> {
+    const row = await db.selectFrom('notification_outbox').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : toRow(row);
   }
 
   /**
-   * one more failed attempt: tried again at `nextAt`, or failed for good when `nextAt` is null. Only a pending row
-   * changes: one failed meanwhile (its webhook deleted during the attempt) keeps its reason.
+   * Claims up to `limit` deliveries whose time has come (and those whose sender's claim ran out), oldest first,
+   * until `now + leaseMs`: one statement, so that two senders (two nodes) never claim one row both.
    */
-  attemptFailed(id: number, error: string, nextAt: number | null): void {
-    if (nextAt === null)
-      this.sql("UPDATE notification_outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ? AND status = 'pending'").run(
-        error,
-        id,
-      );
-    else
-      this.sql("UPDATE notification_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ? AND status = 'pending'").run(
-        nextAt,
-        error,
-        id,
-      );
+  async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
+    const until = now + leaseMs;
+    const due = this.store
+      .selectFrom('notification_outbox')
+      .select('id')
+      .where('status', 'in', ['pending', 'sending'])
+      .where('next_at', '<=', now)
+      .orderBy('next_at')
+      .orderBy('id')
+      .limit(limit)
+      // PostgreSQL: rows another sender is claiming are passed over, not waited for
+      .$if(this.postgres, (q) => q.forUpdate().skipLocked());
+    const rows = await this.store
+      .updateTable('notification_outbox')
+      .set({ status: 'sending', next_at: until })
+      .where('id', 'in', due)
+      // checked again on the row itself: a row claimed meanwhile (READ COMMITTED re-reads it) is left out
+      .where('status', 'in', ['pending', 'sending'])
+      .where('next_at', '<=', now)
+      .returningAll()
+      .execute();
+    return rows.map((r) => ({ ...toRow(r), claimedUntil: until })).sort((a, b) => a.createdAt - b.createdAt || a.id - b.id);
   }
 
-  /** a failed delivery tried again from the start (the admin's retry) */
-  requeue(id: number, now: number): boolean {
-    return (
-      this.sql("UPDATE notification_outbox SET status = 'pending', attempts = 0, next_at = ? WHERE id = ? AND status = 'failed'").run(now, id)
-        .changes > 0
-    );
+  /**
+   * The claims of senders that are gone, released at once: on the embedded SQLite store (one node) every claim
+   * found at start is one of a process that stopped or died. How many.
+   */
+  async releaseClaims(now: number): Promise<number> {
+    const result = await this.store
+      .updateTable('notification_outbox')
+      .set({ status: 'pending', next_at: now })
+      .where('status', '=', 'sending')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
   }
 
-  /** the pending deliveries to a webhook that is deleted fail, with the reason; how many */
-  failTarget(channel: Channel, target: string, reason: string): number {
-    return this.sql("UPDATE notification_outbox SET status = 'failed', last_error = ? WHERE channel = ? AND target = ? AND status = 'pending'").run(
-      reason,
-      channel,
-      target,
-    ).changes;
+  async sent(id: number, now: number): Promise<void> {
+    await this.store
+      .updateTable('notification_outbox')
+      .set((eb) => ({ status: 'sent', attempts: eb('attempts', '+', 1), sent_at: now, last_error: null }))
+      .where('id', '=', id)
+      .execute();
   }
 
-  count(status: DeliveryStatus): number {
-    return (this.sql('SELECT COUNT(*) AS n FROM notification_outbox WHERE status = ?').get(status) as { n: number }).n;
+  /**
+   * one more failed attempt: tried again at `nextAt`, or failed for good when `nextAt` is null. Only the row as this
+   * sender claimed it changes: one failed meanwhile (its webhook deleted during the attempt) keeps its reason, one
+   * claimed by another sender after this claim ran out is that sender's.
+   */
+  async attemptFailed(id: number, error: string, nextAt: number | null, claimedUntil: number): Promise<void> {
+    await this.store
+      .updateTable('notification_outbox')
+      .set((eb) => ({
+        status: nextAt === null ? 'failed' : 'pending',
+        attempts: eb('attempts', '+', 1),
+        last_error: error,
+        ...(nextAt === null ? {} : { next_at: nextAt }),
+      }))
+      .where('id', '=', id)
+      .where('status', '=', 'sending')
+      .where('next_at', '=', claimedUntil)
+      .execute();
   }
 
-  /** the oldest pending delivery's creation time, null when none waits */
-  oldestPending(): number | null {
-    return (this.sql("SELECT MIN(created_at) AS at FROM notification_outbox WHERE status = 'pending'").get() as { at: number | null }).at;
+  /** a failed delivery tried again from the start (the admin's retry), inside the transaction `db` */
+  async requeue(id: number, now: number, db: Kysely<Tables> = this.store): Promise<boolean> {
+    const result = await db
+      .updateTable('notification_outbox')
+      .set({ status: 'pending', attempts: 0, next_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'failed')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** the pending deliveries to a webhook that is deleted fail, with the reason (inside the transaction `db`); how many */
+  async failTarget(channel: Channel, target: string, reason: string, db: Kysely<Tables> = this.store): Promise<number> {
+    const result = await db
+      .updateTable('notification_outbox')
+      .set({ status: 'failed', last_error: reason })
+      .where('channel', '=', channel)
+      .where('target', '=', target)
+      .where('status', 'in', ['pending', 'sending'])
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async count(status: DeliveryStatus, db: Kysely<Tables> = this.store): Promise<number> {
+    const row = await db
+      .selectFrom('notification_outbox')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('status', 'in', storedAs(status))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** count() as one synchronous statement (the health answer is synchronous) */
+  countNow(status: DeliveryStatus): number {
+    const [a, b] = storedAs(status);
+    return (this.sql('SELECT COUNT(*) AS n FROM notification_outbox WHERE status IN (?, ?)').get(a, b ?? a) as { n: number }).n;
+  }
+
+  /** the oldest pending delivery's creation time, null when none waits (synchronous, for the health answer) */
+  oldestPendingNow(): number | null {
+    return (this.sql("SELECT MIN(created_at) AS at FROM notification_outbox WHERE status IN ('pending', 'sending')").get() as { at: number | null })
+      .at;
   }
 
   /** newest first, paged by id */
-  list(filter: { status?: DeliveryStatus | undefined; before?: number | undefined; limit: number }): OutboxRow[] {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    if (filter.status !== undefined) {
-      where.push('status = ?');
-      params.push(filter.status);
-    }
-    if (filter.before !== undefined) {
-      where.push('id < ?');
-      params.push(filter.before);
-    }
-    const text = `SELECT * FROM notification_outbox ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY id DESC LIMIT ?`;
-    return (this.database.sqlite.prepare(text).all(...params, filter.limit) as Row[]).map(toRow);
+  async list(filter: { status?: DeliveryStatus | undefined; before?: number | undefined; limit: number }): Promise<OutboxRow[]> {
+    const { status, before } = filter;
+    const rows = await this.store
+      .selectFrom('notification_outbox')
+      .selectAll()
+      .$if(status !== undefined, (q) => q.where('status', 'in', storedAs(status as DeliveryStatus)))
+      .$if(before !== undefined, (q) => q.where('id', '<', before as number))
+      .orderBy('id', 'desc')
+      .limit(filter.limit)
+      .execute();
+    return rows.map(toRow);
   }
 }

@@ -1,13 +1,17 @@
 // The webhooks the admin registers. Each belongs to a user (its owner): it delivers what that user may see, in that
 // user's language and zone, for the kinds the owner subscribes it to. Its secret is shown once, at creation (or at a
-// rotation); lists show whether there is one and the URL with its credentials masked.
+// rotation); lists show whether there is one and the URL with its credentials masked. Its queries run through Kysely
+// on the store's database (SQLite or PostgreSQL), each change in one transaction with its audit-trail entry;
+// getNow() is the synchronous twin the notifier needs for an event heard inside a synchronous SQLite transaction.
 import { randomBytes } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
 import type { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import type { webhookChangeSchema, webhookInputSchema } from '@labtrace/protocols/api/notifications';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Users } from '../auth/users.js';
-import type { LabDatabase } from '../store/database.js';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import { maskUrl, newSecret, secretKey, type Preset, type WebhookTarget } from './webhook-request.js';
 
 export type WebhookInput = z.output<typeof webhookInputSchema>;
@@ -38,8 +42,8 @@ interface Row {
   name: string;
   owner: string;
   url: string;
-  preset: Preset;
-  format: 'text' | 'markdown';
+  preset: string;
+  format: string;
   secret: string | null;
   enabled: number;
   created_by: string;
@@ -50,11 +54,11 @@ const view = (r: Row): WebhookView => ({
   id: r.id,
   name: r.name,
   owner: r.owner,
-  preset: r.preset,
-  format: r.format,
+  preset: r.preset as Preset,
+  format: r.format as WebhookView['format'],
   url: maskUrl(r.url),
   hasSecret: r.secret !== null,
-  enabled: r.enabled === 1,
+  enabled: Number(r.enabled) === 1,
   createdBy: r.created_by,
   createdAt: r.created_at,
 });
@@ -74,54 +78,88 @@ function secretFor(preset: Preset, given: string | undefined): string | null {
   return given ?? null;
 }
 
+const webhook = (r: Row): Webhook => ({
+  id: r.id,
+  name: r.name,
+  owner: r.owner,
+  url: r.url,
+  preset: r.preset as Preset,
+  format: r.format as Webhook['format'],
+  secret: r.secret,
+  enabled: Number(r.enabled) === 1,
+});
+
 export class Webhooks {
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     private readonly users: Users,
     private readonly audit: AuditTrail,
     private readonly now: () => number,
+    private readonly database?: LabDatabase,
   ) {}
 
-  private row(id: string): Row | undefined {
-    return this.database.sqlite.prepare('SELECT * FROM notification_webhooks WHERE id = ?').get(id) as Row | undefined;
+  /** the row (inside the transaction `db`; `lock`: held until its end on PostgreSQL, SQLite has one writer) */
+  private async row(id: string, db: Kysely<Tables> = this.store, lock = false): Promise<Row | undefined> {
+    return db
+      .selectFrom('notification_webhooks')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock && dialectOf(db as unknown as Kysely<unknown>) === 'postgres', (q) => q.forUpdate())
+      .executeTakeFirst();
   }
 
-  get(id: string): Webhook | undefined {
-    const r = this.row(id);
-    return r === undefined
-      ? undefined
-      : { id: r.id, name: r.name, owner: r.owner, url: r.url, preset: r.preset, format: r.format, secret: r.secret, enabled: r.enabled === 1 };
+  async get(id: string, db: Kysely<Tables> = this.store): Promise<Webhook | undefined> {
+    const r = await this.row(id, db);
+    return r === undefined ? undefined : webhook(r);
   }
 
-  list(owner?: string): WebhookView[] {
-    const rows = (
-      owner === undefined
-        ? this.database.sqlite.prepare('SELECT * FROM notification_webhooks ORDER BY created_at, id').all()
-        : this.database.sqlite.prepare('SELECT * FROM notification_webhooks WHERE owner = ? ORDER BY created_at, id').all(owner)
-    ) as Row[];
+  /** get() as one synchronous statement, for an event heard inside a module's synchronous transaction */
+  getNow(id: string): Webhook | undefined {
+    if (this.database === undefined) throw new Error('the webhooks have no synchronous SQLite store');
+    const r = this.database.sqlite.prepare('SELECT * FROM notification_webhooks WHERE id = ?').get(id) as Row | undefined;
+    return r === undefined ? undefined : webhook(r);
+  }
+
+  async list(owner?: string): Promise<WebhookView[]> {
+    const rows = await this.store
+      .selectFrom('notification_webhooks')
+      .selectAll()
+      .$if(owner !== undefined, (q) => q.where('owner', '=', owner as string))
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
     return rows.map(view);
   }
 
-  create(actor: Actor, input: WebhookInput): WebhookView & { secret: string | null } {
+  async create(actor: Actor, input: WebhookInput): Promise<WebhookView & { secret: string | null }> {
     if (this.users.get(input.owner) === undefined) throw new LabtraceError('E_BAD_REQUEST', `body: owner: no user "${input.owner}"`);
     const secret = secretFor(input.preset, input.secret);
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const id = `wh-${randomBytes(6).toString('hex')}`;
-      db.prepare(
-        `INSERT INTO notification_webhooks (id, name, owner, url, preset, format, secret, enabled, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-      ).run(id, input.name, input.owner, input.url, input.preset, input.format, secret, actor.username, this.now());
-      const row = this.row(id) as Row;
-      this.audit.record(actor, { action: 'create', recordType: 'notification-webhook', recordId: id, newValue: audited(row) });
+    const at = this.now();
+    return this.store.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('notification_webhooks')
+        .values({
+          id: `wh-${randomBytes(6).toString('hex')}`,
+          name: input.name,
+          owner: input.owner,
+          url: input.url,
+          preset: input.preset,
+          format: input.format,
+          secret,
+          enabled: 1,
+          created_by: actor.username,
+          created_at: at,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, { action: 'create', recordType: 'notification-webhook', recordId: row.id, newValue: audited(row) });
       return { ...view(row), secret };
-    })();
+    });
   }
 
-  update(actor: Actor, id: string, change: WebhookChange): WebhookView & { secret?: string } {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const before = this.row(id);
+  async update(actor: Actor, id: string, change: WebhookChange): Promise<WebhookView & { secret?: string }> {
+    return this.store.transaction().execute(async (trx) => {
+      const before = await this.row(id, trx, true);
       if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `webhook "${id}" is not known`);
       let secret: string | undefined;
       if (change.rotateSecret === true) {
@@ -129,16 +167,19 @@ export class Webhooks {
           throw new LabtraceError('E_BAD_REQUEST', `body: rotateSecret: a ${before.preset} robot's secret is set in the robot, not here`);
         secret = newSecret();
       }
-      db.prepare('UPDATE notification_webhooks SET name = ?, url = ?, format = ?, enabled = ?, secret = ? WHERE id = ?').run(
-        change.name ?? before.name,
-        change.url ?? before.url,
-        change.format ?? before.format,
-        change.enabled === undefined ? before.enabled : change.enabled ? 1 : 0,
-        secret ?? before.secret,
-        id,
-      );
-      const after = this.row(id) as Row;
-      this.audit.record(actor, {
+      const after = await trx
+        .updateTable('notification_webhooks')
+        .set({
+          name: change.name ?? before.name,
+          url: change.url ?? before.url,
+          format: change.format ?? before.format,
+          enabled: change.enabled === undefined ? before.enabled : change.enabled ? 1 : 0,
+          secret: secret ?? before.secret,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, {
         action: 'update',
         recordType: 'notification-webhook',
         recordId: id,
@@ -147,14 +188,14 @@ export class Webhooks {
         reason: change.reason,
       });
       return { ...view(after), ...(secret === undefined ? {} : { secret }) };
-    })();
+    });
   }
 
-  /** Deletes a webhook (inside the caller's transaction, which fails its pending deliveries). */
-  remove(actor: Actor, id: string, reason: string): void {
-    const before = this.row(id);
+  /** Deletes a webhook inside the caller's transaction `trx` (which fails its pending deliveries), with its audit entry. */
+  async remove(trx: Transaction<Tables>, actor: Actor, id: string, reason: string): Promise<void> {
+    const before = await this.row(id, trx, true);
     if (before === undefined) throw new LabtraceError('E_NOT_FOUND', `webhook "${id}" is not known`);
-    this.database.sqlite.prepare('DELETE FROM notification_webhooks WHERE id = ?').run(id);
-    this.audit.record(actor, { action: 'delete', recordType: 'notification-webhook', recordId: id, oldValue: audited(before), reason });
+    await trx.deleteFrom('notification_webhooks').where('id', '=', id).execute();
+    await this.audit.recordIn(trx, actor, { action: 'delete', recordType: 'notification-webhook', recordId: id, oldValue: audited(before), reason });
   }
 }
