@@ -427,8 +427,7 @@ export class Calibration {
    * that reads its figures in one transaction of its own (the overview). The same records, the same answer.
    */
   async statusIn(db: Kysely<Tables>, instrument: string, at = this.now()): Promise<CalibrationStatus> {
-    if ((await db.selectFrom('instruments').select('id').where('id', '=', instrument).executeTakeFirst()) === undefined)
-      throw notKnown(instrument);
+    if ((await db.selectFrom('instruments').select('id').where('id', '=', instrument).executeTakeFirst()) === undefined) throw notKnown(instrument);
     const row = await db
       .selectFrom('calibrations')
       .selectAll()

@@ -148,12 +148,32 @@ export class LabOverview {
           const row = await db
             .selectFrom('runs')
             .select((eb) => [
-              eb.fn.count(eb.case().when(eb.and([eb('started_at', '>=', from), eb('started_at', '<', end)])).then(1).end()).as('started'),
               eb.fn
-                .count(eb.case().when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'completed')])).then(1).end())
+                .count(
+                  eb
+                    .case()
+                    .when(eb.and([eb('started_at', '>=', from), eb('started_at', '<', end)]))
+                    .then(1)
+                    .end(),
+                )
+                .as('started'),
+              eb.fn
+                .count(
+                  eb
+                    .case()
+                    .when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'completed')]))
+                    .then(1)
+                    .end(),
+                )
                 .as('completed'),
               eb.fn
-                .count(eb.case().when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'aborted')])).then(1).end())
+                .count(
+                  eb
+                    .case()
+                    .when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'aborted')]))
+                    .then(1)
+                    .end(),
+                )
                 .as('aborted'),
             ])
             .where((eb) => eb.or([eb('started_at', '>=', from), eb('ended_at', '>=', from)]))
@@ -175,12 +195,7 @@ export class LabOverview {
           .selectFrom('run_results as rr')
           .select((eb) => ['rr.verdict', eb.fn.countAll().as('n')])
           .where('rr.run', 'in', (eb) =>
-            eb
-              .selectFrom('runs')
-              .select('id')
-              .where('ended_at', '>=', monthFrom)
-              .where('ended_at', '<', end)
-              .where('state', '=', 'completed'),
+            eb.selectFrom('runs').select('id').where('ended_at', '>=', monthFrom).where('ended_at', '<', end).where('state', '=', 'completed'),
           )
           .groupBy('rr.verdict')
           .execute();
@@ -213,8 +228,14 @@ export class LabOverview {
           .sort((a, b) => a - b);
 
         // every certificate has its request (same id): the drafts are the requests left over
-        const requests = await db.selectFrom('certificate_requests').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
-        const certificates = await db.selectFrom('certificates').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+        const requests = await db
+          .selectFrom('certificate_requests')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
+        const certificates = await db
+          .selectFrom('certificates')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
         const draftCount = counted(requests.n) - counted(certificates.n);
         const oldestDraft =
           draftCount === 0
@@ -222,9 +243,7 @@ export class LabOverview {
             : await db
                 .selectFrom('certificate_requests as q')
                 .select('q.requested_at')
-                .where(({ not, exists, selectFrom }) =>
-                  not(exists(selectFrom('certificates as c').select('c.id').whereRef('c.id', '=', 'q.id'))),
-                )
+                .where((eb) => eb.not(eb.exists(eb.selectFrom('certificates as c').select('c.id').whereRef('c.id', '=', 'q.id'))))
                 .orderBy('q.requested_at')
                 .limit(1)
                 .executeTakeFirst();
@@ -267,10 +286,11 @@ export class LabOverview {
               .as('unacknowledged'),
           ])
           .where('a.event', '=', 'raised')
-          .where(({ not, exists, selectFrom }) =>
-            not(
-              exists(
-                selectFrom('run_alarms as c')
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('run_alarms as c')
                   .select('c.id')
                   .where('c.event', '=', 'cleared')
                   .whereRef('c.run', '=', 'a.run')
