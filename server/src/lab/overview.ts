@@ -104,6 +104,15 @@ export function unionLength(intervals: [number, number][], from: number, to: num
   return total;
 }
 
+type RunTime = 'started_at' | 'ended_at';
+/** the runs counted for a figure: by a time inside [from, to), by state, or both */
+interface RunSpan {
+  column?: RunTime;
+  from?: number;
+  to?: number;
+  state?: string;
+}
+
 /** what the overview asks the calibration module: an instrument's status read in the overview's transaction */
 export type CalibrationStatusReader = Pick<Calibration, 'statusIn'>;
 
@@ -144,51 +153,39 @@ export class LabOverview {
       .execute(async (db): Promise<Overview> => {
         /** COUNT(*) reads as a number on both (PostgreSQL's BIGINT through the store's parser) */
         const counted = (n: string | number | bigint | null | undefined): number => Number(n ?? 0);
-        const runCounts = async (from: number) => {
-          const row = await db
-            .selectFrom('runs')
-            .select((eb) => [
-              eb.fn
-                .count(
-                  eb
-                    .case()
-                    .when(eb.and([eb('started_at', '>=', from), eb('started_at', '<', end)]))
-                    .then(1)
-                    .end(),
-                )
-                .as('started'),
-              eb.fn
-                .count(
-                  eb
-                    .case()
-                    .when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'completed')]))
-                    .then(1)
-                    .end(),
-                )
-                .as('completed'),
-              eb.fn
-                .count(
-                  eb
-                    .case()
-                    .when(eb.and([eb('ended_at', '>=', from), eb('ended_at', '<', end), eb('state', '=', 'aborted')]))
-                    .then(1)
-                    .end(),
-                )
-                .as('aborted'),
-            ])
-            .where((eb) => eb.or([eb('started_at', '>=', from), eb('ended_at', '>=', from)]))
-            .executeTakeFirstOrThrow();
-          return { started: counted(row.started), completed: counted(row.completed), aborted: counted(row.aborted) };
+        // every count of runs in one statement: one indexed count per period and kind (runs_by_start, runs_by_end,
+        // runs_by_state), as scalar subqueries; the daily chart's counts among them
+        const spans: Record<string, RunSpan> = {
+          todayStarted: { column: 'started_at', from: todayFrom, to: end },
+          todayCompleted: { column: 'ended_at', from: todayFrom, to: end, state: 'completed' },
+          todayAborted: { column: 'ended_at', from: todayFrom, to: end, state: 'aborted' },
+          monthStarted: { column: 'started_at', from: monthFrom, to: end },
+          monthCompleted: { column: 'ended_at', from: monthFrom, to: end, state: 'completed' },
+          monthAborted: { column: 'ended_at', from: monthFrom, to: end, state: 'aborted' },
+          running: { state: 'running' },
+          planned: { state: 'planned' },
         };
-        const today = await runCounts(todayFrom);
-        const month = await runCounts(monthFrom);
-        const states = await db
-          .selectFrom('runs')
-          .select((eb) => ['state', eb.fn.countAll().as('n')])
-          .where('state', 'in', ['running', 'planned'])
-          .groupBy('state')
-          .execute();
-        const inState = (state: string): number => counted(states.find((r) => r.state === state)?.n);
+        days.forEach((d, i) => {
+          spans[`started${i}`] = { column: 'started_at', from: d.from, to: d.to };
+          spans[`completed${i}`] = { column: 'ended_at', from: d.from, to: d.to, state: 'completed' };
+        });
+        const countRow = (await db
+          .selectNoFrom((eb) =>
+            Object.entries(spans).map(([name, span]) =>
+              eb
+                .selectFrom('runs')
+                .select(eb.fn.countAll().as('n'))
+                .$if(span.column !== undefined, (q) =>
+                  q.where(span.column as RunTime, '>=', span.from as number).where(span.column as RunTime, '<', span.to as number),
+                )
+                .$if(span.state !== undefined, (q) => q.where('state', '=', span.state as string))
+                .as(name),
+            ),
+          )
+          .executeTakeFirstOrThrow()) as Record<string, string | number | bigint | null>;
+        const runCount = (name: string): number => counted(countRow[name]);
+        const today = { started: runCount('todayStarted'), completed: runCount('todayCompleted'), aborted: runCount('todayAborted') };
+        const month = { started: runCount('monthStarted'), completed: runCount('monthCompleted'), aborted: runCount('monthAborted') };
 
         // the verdicts of the runs completed this month (the results' verdict is a generated, indexed column)
         const verdictRows = await db
@@ -197,6 +194,8 @@ export class LabOverview {
           .where('rr.run', 'in', (eb) =>
             eb.selectFrom('runs').select('id').where('ended_at', '>=', monthFrom).where('ended_at', '<', end).where('state', '=', 'completed'),
           )
+          // the three verdicts named: SQLite then reads them from the (run, verdict) index, not from each document
+          .where('rr.verdict', 'in', ['pass', 'fail', 'no-decision'])
           .groupBy('rr.verdict')
           .execute();
         const verdict = (v: string): number => counted(verdictRows.find((r) => r.verdict === v)?.n);
@@ -305,11 +304,15 @@ export class LabOverview {
         const overlapping = await db
           .selectFrom('runs')
           .select(['instruments', 'started_at', 'ended_at'])
-          .where((eb) =>
-            eb.or([
-              eb.and([eb('ended_at', '>', daysFrom), eb('started_at', '<', end)]),
-              eb.and([eb('ended_at', 'is', null), eb('started_at', 'is not', null), eb('started_at', '<', end)]),
-            ]),
+          .where('ended_at', '>', daysFrom)
+          .where('started_at', '<', end)
+          .unionAll(
+            db
+              .selectFrom('runs')
+              .select(['instruments', 'started_at', 'ended_at'])
+              .where('ended_at', 'is', null)
+              .where('started_at', 'is not', null)
+              .where('started_at', '<', end),
           )
           .execute();
         const busy = new Map<string, [number, number][]>(instruments.map((id) => [id, []]));
@@ -334,37 +337,11 @@ export class LabOverview {
           lastSeen: g.last_seen,
         }));
 
-        // runs per day: one count per day and kind, over the days' runs only (indexes on started_at, ended_at)
-        const perDay = async (column: 'started_at' | 'ended_at'): Promise<number[]> => {
-          const row = (await db
-            .selectFrom('runs')
-            .select((eb) =>
-              days.map((d, i) =>
-                eb.fn
-                  .count(
-                    eb
-                      .case()
-                      .when(eb.and([eb(column, '>=', d.from), eb(column, '<', d.to)]))
-                      .then(1)
-                      .end(),
-                  )
-                  .as(`d${i}`),
-              ),
-            )
-            .where(column, '>=', daysFrom)
-            .where(column, '<', end)
-            .$if(column === 'ended_at', (q) => q.where('state', '=', 'completed'))
-            .executeTakeFirstOrThrow()) as Record<string, string | number | bigint>;
-          return days.map((_, i) => counted(row[`d${i}`]));
-        };
-        const started = await perDay('started_at');
-        const completed = await perDay('ended_at');
-
         return {
           zone,
           at,
           periods: { today: { from: todayFrom, to: end }, month: { from: monthFrom, to: end }, days: { from: daysFrom, to: end } },
-          runs: { today, month, running: inState('running'), planned: inState('planned') },
+          runs: { today, month, running: runCount('running'), planned: runCount('planned') },
           verdicts: { pass: verdict('pass'), fail: verdict('fail'), noDecision: verdict('no-decision') },
           turnaround: {
             reports: turnarounds.length,
@@ -378,7 +355,7 @@ export class LabOverview {
           alarms: { open: counted(alarms.open), unacknowledged: counted(alarms.unacknowledged), runs: counted(alarms.runs) },
           utilisation,
           gateways: { total: gateways.length, connected: gateways.filter((g) => g.connected).length, items: gateways },
-          daily: days.map((d, i) => ({ ...d, started: started[i] ?? 0, completed: completed[i] ?? 0 })),
+          daily: days.map((d, i) => ({ ...d, started: runCount(`started${i}`), completed: runCount(`completed${i}`) })),
         };
       });
   }
