@@ -189,13 +189,14 @@ export class LabOverview {
 
         // the verdicts of the runs completed this month (the results' verdict is a generated, indexed column)
         const verdictRows = await db
-          .selectFrom('run_results as rr')
+          .selectFrom('runs as r')
+          .innerJoin('run_results as rr', 'rr.run', 'r.id')
           .select((eb) => ['rr.verdict', eb.fn.countAll().as('n')])
-          .where('rr.run', 'in', (eb) =>
-            eb.selectFrom('runs').select('id').where('ended_at', '>=', monthFrom).where('ended_at', '<', end).where('state', '=', 'completed'),
-          )
-          // the three verdicts named: SQLite then reads them from the (run, verdict) index, not from each document
-          .where('rr.verdict', 'in', ['pass', 'fail', 'no-decision'])
+          .where('r.ended_at', '>=', monthFrom)
+          .where('r.ended_at', '<', end)
+          .where('r.state', '=', 'completed')
+          // results without a verdict count in none: SQLite then reads the verdicts from the (run, verdict) index
+          .where('rr.verdict', 'is not', null)
           .groupBy('rr.verdict')
           .execute();
         const verdict = (v: string): number => counted(verdictRows.find((r) => r.verdict === v)?.n);
@@ -316,8 +317,12 @@ export class LabOverview {
           )
           .execute();
         const busy = new Map<string, [number, number][]>(instruments.map((id) => [id, []]));
+        // runs share a few instrument lists: each list parsed once
+        const lists = new Map<string, string[]>();
         for (const run of overlapping) {
-          for (const { id } of JSON.parse(run.instruments) as { id: string }[]) {
+          let ids = lists.get(run.instruments);
+          if (ids === undefined) lists.set(run.instruments, (ids = (JSON.parse(run.instruments) as { id: string }[]).map((i) => i.id)));
+          for (const id of ids) {
             let list = busy.get(id);
             if (list === undefined) busy.set(id, (list = []));
             list.push([run.started_at as number, run.ended_at ?? end]);
