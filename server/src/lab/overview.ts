@@ -1,6 +1,7 @@
-// The lab manager's overview (GET /api/overview): one indexed query per figure, read in one transaction so that the
-// figures agree with each other. "Today" and "this month" are the calendar day and month in the time zone the
-// caller names; the daily chart and the utilisation cover today and the 29 days before it.
+// The lab manager's overview (GET /api/overview): indexed queries through Kysely (the same on SQLite and PostgreSQL),
+// read in one transaction so that the figures agree with each other. "Today" and "this month" are the calendar day
+// and month in the time zone the caller names (the boundaries computed here, so that no engine's date functions are
+// involved); the daily chart and the utilisation cover today and the 29 days before it.
 //
 // Definitions (docs/dashboard.md, "The overview, and charts"):
 // - runs started / completed / aborted in a period: by the run's start, resp. end, time inside it;
