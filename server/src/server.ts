@@ -351,7 +351,7 @@ export class LabtraceServer {
             },
           }),
         )
-        .use(overviewRoutes(new LabOverview(this.database, this.calibration, () => this.broker.connectedGateways(), options.clock))),
+        .use(overviewRoutes(new LabOverview(this.database.db, this.calibration, () => this.broker.connectedGateways(), options.clock))),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };

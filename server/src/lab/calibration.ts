@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
 import type { EquipmentStatus } from './equipment.js';
 import {
   ATTACHMENT_MAX_BYTES,
@@ -418,10 +419,64 @@ export class Calibration {
       instrument,
       at,
     ) as { status: string } | undefined;
-    const lastGood = Math.max(row?.calibrated_at ?? -1, passed.at ?? -1);
+    return this.statusOf(instrument, at, row, checkRow, passed.at, service?.status);
+  }
+
+  /**
+   * status(), read through Kysely on the store's database or a transaction (SQLite or PostgreSQL): for a module
+   * that reads its figures in one transaction of its own (the overview). The same records, the same answer.
+   */
+  async statusIn(db: Kysely<Tables>, instrument: string, at = this.now()): Promise<CalibrationStatus> {
+    if ((await db.selectFrom('instruments').select('id').where('id', '=', instrument).executeTakeFirst()) === undefined) throw notKnown(instrument);
+    const row = await db
+      .selectFrom('calibrations')
+      .selectAll()
+      .where('instrument', '=', instrument)
+      .where('calibrated_at', '<=', at)
+      .orderBy('calibrated_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const checkRow = await db
+      .selectFrom('instrument_checks')
+      .selectAll()
+      .where('instrument', '=', instrument)
+      .where('checked_at', '<=', at)
+      .orderBy('checked_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const passed = await db
+      .selectFrom('instrument_checks')
+      .select((eb) => eb.fn.max('checked_at').as('at'))
+      .where('instrument', '=', instrument)
+      .where('result', '=', 'pass')
+      .where('checked_at', '<=', at)
+      .executeTakeFirst();
+    const service = await db
+      .selectFrom('instrument_status')
+      .select('status')
+      .where('instrument', '=', instrument)
+      .where('at', '<=', at)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return this.statusOf(instrument, at, row, checkRow as CheckRow | undefined, passed?.at ?? null, service?.status);
+  }
+
+  /** the status from the records read by status() or statusIn() */
+  private statusOf(
+    instrument: string,
+    at: number,
+    row: CalibrationRow | undefined,
+    checkRow: CheckRow | undefined,
+    passedAt: number | null,
+    serviceStatus: string | undefined,
+  ): CalibrationStatus {
+    const lastGood = Math.max(row?.calibrated_at ?? -1, passedAt ?? -1);
     const dueAt = row?.next_due_at ?? null;
     let status: CalibrationState;
-    if (service?.status === 'out-of-service') status = 'out-of-service';
+    if (serviceStatus === 'out-of-service') status = 'out-of-service';
     else if (dueAt === null) status = 'never-calibrated';
     else if (at >= dueAt) status = 'expired';
     else if (at >= dueAt - this.options.dueSoonDays * DAY) status = 'due-soon';
@@ -495,10 +550,12 @@ export class Calibration {
   }
 
   private mustExist(instrument: string): void {
-    if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
-      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
-        reason: 'record.not-found',
-        params: { type: 'instrument', id: instrument },
-      });
+    if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument)) throw notKnown(instrument);
   }
 }
+
+const notKnown = (instrument: string): LabtraceError =>
+  new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
+    reason: 'record.not-found',
+    params: { type: 'instrument', id: instrument },
+  });

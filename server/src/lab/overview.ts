@@ -1,6 +1,7 @@
-// The lab manager's overview (GET /api/overview): one indexed query per figure, read in one transaction so that the
-// figures agree with each other. "Today" and "this month" are the calendar day and month in the time zone the
-// caller names; the daily chart and the utilisation cover today and the 29 days before it.
+// The lab manager's overview (GET /api/overview): indexed queries through Kysely (the same on SQLite and PostgreSQL),
+// read in one transaction so that the figures agree with each other. "Today" and "this month" are the calendar day
+// and month in the time zone the caller names (the boundaries computed here, so that no engine's date functions are
+// involved); the daily chart and the utilisation cover today and the 29 days before it.
 //
 // Definitions (docs/dashboard.md, "The overview, and charts"):
 // - runs started / completed / aborted in a period: by the run's start, resp. end, time inside it;
@@ -12,11 +13,11 @@
 // - open alarms: alarms raised and not cleared (a cleared alarm never reopens: its condition raises a new one);
 // - utilisation: the time in the period an instrument was part of a started, not yet ended (or ended later) run,
 //   overlapping runs counted once, divided by the period's length.
-import type { Statement } from 'better-sqlite3';
 import express from 'express';
+import type { Kysely } from 'kysely';
 import { api, OVERVIEW_DAYS, OVERVIEW_DUE_DAYS, type Overview } from '@labtrace/protocols/api';
 import { routeOf } from '../auth/policy.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import type { Calibration } from './calibration.js';
 
 const DAY = 86_400_000;
@@ -104,27 +105,33 @@ export function unionLength(intervals: [number, number][], from: number, to: num
   return total;
 }
 
-export class LabOverview {
-  private readonly statements = new Map<string, Statement>();
+type RunTime = 'started_at' | 'ended_at';
+/** the runs counted for a figure: by a time inside [from, to), by state, or both */
+interface RunSpan {
+  column?: RunTime;
+  from?: number;
+  to?: number;
+  state?: string;
+}
 
+/** what the overview asks the calibration module: an instrument's status read in the overview's transaction */
+export type CalibrationStatusReader = Pick<Calibration, 'statusIn'>;
+
+/**
+ * The overview's figures, read through Kysely on the store's database (SQLite or PostgreSQL) in one read-only
+ * transaction: on PostgreSQL a REPEATABLE READ snapshot, on SQLite one transaction within one event-loop task.
+ * Every query is written once for both; its figures are counted in SQL as integers or computed here from integers.
+ */
+export class LabOverview {
   constructor(
-    private readonly database: LabDatabase,
-    private readonly calibration: Pick<Calibration, 'status'>,
+    private readonly store: Kysely<Tables>,
+    private readonly calibration: CalibrationStatusReader,
     private readonly connectedGateways: () => readonly string[],
     private readonly now: () => number = Date.now,
   ) {}
 
   /** The figures as they stand now, "today" and "this month" in `zone` (an IANA zone the caller validated). */
-  read(zone: string): Overview {
-    const sqlite = this.database.sqlite;
-    // statements prepared once (the daily one has the same number of days every time)
-    const db = {
-      prepare: (text: string): Statement => {
-        let st = this.statements.get(text);
-        if (st === undefined) this.statements.set(text, (st = sqlite.prepare(text)));
-        return st;
-      },
-    };
+  async read(zone: string): Promise<Overview> {
     const at = this.now();
     const today = dateIn(at, zone);
     const todayFrom = startOfDate(today.year, today.month, today.day, zone);
@@ -138,145 +145,232 @@ export class LabOverview {
     }
     const daysFrom = days[0]?.from ?? todayFrom;
     const end = at + 1;
+    const connected = new Set(this.connectedGateways());
 
-    return sqlite.transaction((): Overview => {
-      const count = (text: string, ...params: unknown[]): number => (db.prepare(text).get(...params) as { n: number }).n;
-      const runCounts = (from: number) => ({
-        started: count('SELECT COUNT(*) AS n FROM runs WHERE started_at >= ? AND started_at < ?', from, end),
-        completed: count("SELECT COUNT(*) AS n FROM runs WHERE ended_at >= ? AND ended_at < ? AND state = 'completed'", from, end),
-        aborted: count("SELECT COUNT(*) AS n FROM runs WHERE ended_at >= ? AND ended_at < ? AND state = 'aborted'", from, end),
-      });
+    return this.store
+      .transaction()
+      .setIsolationLevel('repeatable read') // PostgreSQL: one snapshot for every figure (SQLite's transaction is one already)
+      .setAccessMode('read only')
+      .execute(async (db): Promise<Overview> => {
+        /** COUNT(*) reads as a number on both (PostgreSQL's BIGINT through the store's parser) */
+        const counted = (n: string | number | bigint | null | undefined): number => Number(n ?? 0);
+        // every count of runs in one statement: one indexed count per period and kind (runs_by_start, runs_by_end,
+        // runs_by_state), as scalar subqueries; the daily chart's counts among them
+        const spans: Record<string, RunSpan> = {
+          todayStarted: { column: 'started_at', from: todayFrom, to: end },
+          todayCompleted: { column: 'ended_at', from: todayFrom, to: end, state: 'completed' },
+          todayAborted: { column: 'ended_at', from: todayFrom, to: end, state: 'aborted' },
+          monthStarted: { column: 'started_at', from: monthFrom, to: end },
+          monthCompleted: { column: 'ended_at', from: monthFrom, to: end, state: 'completed' },
+          monthAborted: { column: 'ended_at', from: monthFrom, to: end, state: 'aborted' },
+          running: { state: 'running' },
+          planned: { state: 'planned' },
+        };
+        days.forEach((d, i) => {
+          spans[`started${i}`] = { column: 'started_at', from: d.from, to: d.to };
+          spans[`completed${i}`] = { column: 'ended_at', from: d.from, to: d.to, state: 'completed' };
+        });
+        const countRow = (await db
+          .selectNoFrom((eb) =>
+            Object.entries(spans).map(([name, span]) =>
+              eb
+                .selectFrom('runs')
+                .select(eb.fn.countAll().as('n'))
+                .$if(span.column !== undefined, (q) =>
+                  q.where(span.column as RunTime, '>=', span.from as number).where(span.column as RunTime, '<', span.to as number),
+                )
+                .$if(span.state !== undefined, (q) => q.where('state', '=', span.state as string))
+                .as(name),
+            ),
+          )
+          .executeTakeFirstOrThrow()) as Record<string, string | number | bigint | null>;
+        const runCount = (name: string): number => counted(countRow[name]);
+        const today = { started: runCount('todayStarted'), completed: runCount('todayCompleted'), aborted: runCount('todayAborted') };
+        const month = { started: runCount('monthStarted'), completed: runCount('monthCompleted'), aborted: runCount('monthAborted') };
 
-      const verdictRows = db
-        .prepare(
-          `SELECT rr.verdict AS verdict, COUNT(*) AS n FROM runs r JOIN run_results rr INDEXED BY run_results_verdict ON rr.run = r.id
-           WHERE r.ended_at >= ? AND r.ended_at < ? AND r.state = 'completed' GROUP BY 1`,
+        // the verdicts of the runs completed this month (the results' verdict is a generated, indexed column)
+        const verdictRows = await db
+          .selectFrom('runs as r')
+          .innerJoin('run_results as rr', 'rr.run', 'r.id')
+          .select((eb) => ['rr.verdict', eb.fn.countAll().as('n')])
+          .where('r.ended_at', '>=', monthFrom)
+          .where('r.ended_at', '<', end)
+          .where('r.state', '=', 'completed')
+          // results without a verdict count in none: SQLite then reads the verdicts from the (run, verdict) index
+          .where('rr.verdict', 'is not', null)
+          .groupBy('rr.verdict')
+          .execute();
+        const verdict = (v: string): number => counted(verdictRows.find((r) => r.verdict === v)?.n);
+
+        const turnarounds = (
+          await db
+            .selectFrom('certificates as c')
+            .innerJoin('runs as r', 'r.id', 'c.run')
+            .innerJoin('lab_samples as s', 's.id', 'r.sample')
+            .select(['c.issued_at', 's.received_at'])
+            .where('c.issued_at', '>=', monthFrom)
+            .where('c.issued_at', '<', end)
+            .where('c.amends', 'is', null)
+            .execute()
         )
-        .all(monthFrom, end) as { verdict: string | null; n: number }[];
-      const verdict = (v: string): number => verdictRows.find((r) => r.verdict === v)?.n ?? 0;
+          .map((r) => r.issued_at - r.received_at)
+          .sort((a, b) => a - b);
+        const durations = (
+          await db
+            .selectFrom('runs')
+            .select(['started_at', 'ended_at'])
+            .where('ended_at', '>=', monthFrom)
+            .where('ended_at', '<', end)
+            .where('state', '=', 'completed')
+            .where('started_at', 'is not', null)
+            .execute()
+        )
+          .map((r) => (r.ended_at as number) - (r.started_at as number))
+          .sort((a, b) => a - b);
 
-      const turnarounds = (
-        db
-          .prepare(
-            `SELECT c.issued_at - s.received_at AS ms FROM certificates c JOIN runs r ON r.id = c.run JOIN lab_samples s ON s.id = r.sample
-             WHERE c.issued_at >= ? AND c.issued_at < ? AND c.amends IS NULL ORDER BY 1`,
-          )
-          .all(monthFrom, end) as { ms: number }[]
-      ).map((r) => r.ms);
-      const durations = (
-        db
-          .prepare(
-            `SELECT ended_at - started_at AS ms FROM runs WHERE ended_at >= ? AND ended_at < ? AND state = 'completed' AND started_at IS NOT NULL ORDER BY 1`,
-          )
-          .all(monthFrom, end) as { ms: number }[]
-      ).map((r) => r.ms);
+        // every certificate has its request (same id): the drafts are the requests left over
+        const requests = await db
+          .selectFrom('certificate_requests')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
+        const certificates = await db
+          .selectFrom('certificates')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
+        const draftCount = counted(requests.n) - counted(certificates.n);
+        const oldestDraft =
+          draftCount === 0
+            ? undefined
+            : await db
+                .selectFrom('certificate_requests as q')
+                .select('q.requested_at')
+                .where((eb) => eb.not(eb.exists(eb.selectFrom('certificates as c').select('c.id').whereRef('c.id', '=', 'q.id'))))
+                .orderBy('q.requested_at')
+                .limit(1)
+                .executeTakeFirst();
 
-      // every certificate has its request (same id): the drafts are the requests left over
-      const draftCount = count('SELECT (SELECT COUNT(*) FROM certificate_requests) - (SELECT COUNT(*) FROM certificates) AS n');
-      const oldestDraft =
-        draftCount === 0
-          ? undefined
-          : (db
-              .prepare(
-                `SELECT q.requested_at AS at FROM certificate_requests q INDEXED BY certificate_requests_by_time
-                 WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.id = q.id) ORDER BY q.requested_at LIMIT 1`,
+        const instruments = (await db.selectFrom('instruments').select('id').orderBy('id').execute()).map((r) => r.id);
+        const calibrations = { dueSoon: 0, expired: 0, never: 0, days: OVERVIEW_DUE_DAYS };
+        for (const id of instruments) {
+          const s = await this.calibration.statusIn(db, id, at);
+          if (s.status === 'out-of-service') continue;
+          if (s.status === 'expired') calibrations.expired++;
+          else if (s.status === 'never-calibrated') calibrations.never++;
+          else if (s.dueAt !== null && s.dueAt - at <= OVERVIEW_DUE_DAYS * DAY) calibrations.dueSoon++;
+        }
+
+        // run_alarms is each alarm's history: open = raised and not cleared (clearing ends an alarm for good)
+        const alarms = await db
+          .selectFrom('run_alarms as a')
+          .select((eb) => [
+            eb.fn.countAll().as('open'),
+            eb.fn.count('a.run').distinct().as('runs'),
+            eb.fn
+              .count(
+                eb
+                  .case()
+                  .when(
+                    eb.not(
+                      eb.exists(
+                        eb
+                          .selectFrom('run_alarms as k')
+                          .select('k.id')
+                          .where('k.event', '=', 'acknowledged')
+                          .whereRef('k.run', '=', 'a.run')
+                          .whereRef('k.alarm', '=', 'a.alarm'),
+                      ),
+                    ),
+                  )
+                  .then(1)
+                  .end(),
               )
-              .get() as { at: number } | undefined);
-      const drafts = { n: draftCount, oldest: oldestDraft?.at ?? null };
+              .as('unacknowledged'),
+          ])
+          .where('a.event', '=', 'raised')
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('run_alarms as c')
+                  .select('c.id')
+                  .where('c.event', '=', 'cleared')
+                  .whereRef('c.run', '=', 'a.run')
+                  .whereRef('c.alarm', '=', 'a.alarm'),
+              ),
+            ),
+          )
+          .executeTakeFirstOrThrow();
 
-      const instruments = (db.prepare('SELECT id FROM instruments ORDER BY id').all() as { id: string }[]).map((r) => r.id);
-      const calibrations = { dueSoon: 0, expired: 0, never: 0, days: OVERVIEW_DUE_DAYS };
-      for (const id of instruments) {
-        const s = this.calibration.status(id, at);
-        if (s.status === 'out-of-service') continue;
-        if (s.status === 'expired') calibrations.expired++;
-        else if (s.status === 'never-calibrated') calibrations.never++;
-        else if (s.dueAt !== null && s.dueAt - at <= OVERVIEW_DUE_DAYS * DAY) calibrations.dueSoon++;
-      }
+        // the runs that overlap the days: ended after its start (index on ended_at), or started and not ended yet;
+        // each run's instruments (a JSON list) read here, the same on both engines
+        const overlapping = await db
+          .selectFrom('runs')
+          .select(['instruments', 'started_at', 'ended_at'])
+          .where('ended_at', '>', daysFrom)
+          .where('started_at', '<', end)
+          .unionAll(
+            db
+              .selectFrom('runs')
+              .select(['instruments', 'started_at', 'ended_at'])
+              .where('ended_at', 'is', null)
+              .where('started_at', 'is not', null)
+              .where('started_at', '<', end),
+          )
+          .execute();
+        const busy = new Map<string, [number, number][]>(instruments.map((id) => [id, []]));
+        // runs share a few instrument lists: each list parsed once
+        const lists = new Map<string, string[]>();
+        for (const run of overlapping) {
+          let ids = lists.get(run.instruments);
+          if (ids === undefined) lists.set(run.instruments, (ids = (JSON.parse(run.instruments) as { id: string }[]).map((i) => i.id)));
+          for (const id of ids) {
+            let list = busy.get(id);
+            if (list === undefined) busy.set(id, (list = []));
+            list.push([run.started_at as number, run.ended_at ?? end]);
+          }
+        }
+        const length = end - daysFrom;
+        const utilisation = [...busy.entries()]
+          .map(([instrument, intervals]) => {
+            const busyMs = unionLength(intervals, daysFrom, end);
+            return { instrument, busyMs, share: length > 0 ? busyMs / length : 0 };
+          })
+          .sort((a, b) => a.instrument.localeCompare(b.instrument));
 
-      // run_alarms is each alarm's history: open = raised and not cleared (clearing ends an alarm for good)
-      const alarms = db
-        .prepare(
-          `SELECT COUNT(*) AS open, COUNT(DISTINCT a.run) AS runs,
-             SUM(NOT EXISTS (SELECT 1 FROM run_alarms k WHERE k.event = 'acknowledged' AND k.run = a.run AND k.alarm = a.alarm)) AS unacknowledged
-           FROM run_alarms a WHERE a.event = 'raised'
-             AND NOT EXISTS (SELECT 1 FROM run_alarms c WHERE c.event = 'cleared' AND c.run = a.run AND c.alarm = a.alarm)`,
-        )
-        .get() as { open: number; unacknowledged: number | null; runs: number };
+        const gateways = (await db.selectFrom('gateways').select(['id', 'last_seen']).orderBy('id').execute()).map((g) => ({
+          id: g.id,
+          connected: connected.has(g.id),
+          lastSeen: g.last_seen,
+        }));
 
-      // the runs that overlap the days: ended after its start (index on ended_at), or not ended yet
-      const overlapping = db
-        .prepare(
-          `SELECT json_extract(j.value, '$.id') AS i, r.s, r.e FROM
-             (SELECT instruments, started_at AS s, ended_at AS e FROM runs WHERE ended_at > ? AND started_at < ?
-              UNION ALL SELECT instruments, started_at, NULL FROM runs WHERE ended_at IS NULL AND started_at IS NOT NULL AND started_at < ?) r,
-             json_each(r.instruments) j ORDER BY 1, 2`,
-        )
-        .raw()
-        .all(daysFrom, end, end) as [string, number, number | null][];
-      const busy = new Map<string, [number, number][]>(instruments.map((id) => [id, []]));
-      for (const [i, from, to] of overlapping) {
-        let list = busy.get(i);
-        if (list === undefined) busy.set(i, (list = []));
-        list.push([from, to ?? end]);
-      }
-      const length = end - daysFrom;
-      const utilisation = [...busy.entries()]
-        .map(([instrument, intervals]) => {
-          const busyMs = unionLength(intervals, daysFrom, end);
-          return { instrument, busyMs, share: length > 0 ? busyMs / length : 0 };
-        })
-        .sort((a, b) => a.instrument.localeCompare(b.instrument));
-
-      const connected = new Set(this.connectedGateways());
-      const gateways = (db.prepare('SELECT id, last_seen AS lastSeen FROM gateways ORDER BY id').all() as { id: string; lastSeen: number }[]).map(
-        (g) => ({ id: g.id, connected: connected.has(g.id), lastSeen: g.lastSeen }),
-      );
-
-      // runs per day: one indexed count per day and kind, in one statement
-      const values = days.map(() => '(?, ?, ?)').join(', ');
-      const daily = db
-        .prepare(
-          `WITH b(i, s, e) AS (VALUES ${values})
-           SELECT i, (SELECT COUNT(*) FROM runs WHERE started_at >= b.s AND started_at < b.e) AS started,
-             (SELECT COUNT(*) FROM runs WHERE ended_at >= b.s AND ended_at < b.e AND state = 'completed') AS completed
-           FROM b ORDER BY i`,
-        )
-        .all(...days.flatMap((d, i) => [i, d.from, d.to])) as { i: number; started: number; completed: number }[];
-
-      return {
-        zone,
-        at,
-        periods: { today: { from: todayFrom, to: end }, month: { from: monthFrom, to: end }, days: { from: daysFrom, to: end } },
-        runs: {
-          today: runCounts(todayFrom),
-          month: runCounts(monthFrom),
-          running: count("SELECT COUNT(*) AS n FROM runs WHERE state = 'running'"),
-          planned: count("SELECT COUNT(*) AS n FROM runs WHERE state = 'planned'"),
-        },
-        verdicts: { pass: verdict('pass'), fail: verdict('fail'), noDecision: verdict('no-decision') },
-        turnaround: {
-          reports: turnarounds.length,
-          medianMs: median(turnarounds),
-          p90Ms: percentile(turnarounds, 90),
-          runs: durations.length,
-          testMedianMs: median(durations),
-        },
-        drafts: { count: drafts.n, oldestAt: drafts.oldest },
-        calibrations,
-        alarms: { open: alarms.open, unacknowledged: alarms.unacknowledged ?? 0, runs: alarms.runs },
-        utilisation,
-        gateways: { total: gateways.length, connected: gateways.filter((g) => g.connected).length, items: gateways },
-        daily: days.map((d, i) => ({ ...d, started: daily[i]?.started ?? 0, completed: daily[i]?.completed ?? 0 })),
-      };
-    })();
+        return {
+          zone,
+          at,
+          periods: { today: { from: todayFrom, to: end }, month: { from: monthFrom, to: end }, days: { from: daysFrom, to: end } },
+          runs: { today, month, running: runCount('running'), planned: runCount('planned') },
+          verdicts: { pass: verdict('pass'), fail: verdict('fail'), noDecision: verdict('no-decision') },
+          turnaround: {
+            reports: turnarounds.length,
+            medianMs: median(turnarounds),
+            p90Ms: percentile(turnarounds, 90),
+            runs: durations.length,
+            testMedianMs: median(durations),
+          },
+          drafts: { count: draftCount, oldestAt: oldestDraft?.requested_at ?? null },
+          calibrations,
+          alarms: { open: counted(alarms.open), unacknowledged: counted(alarms.unacknowledged), runs: counted(alarms.runs) },
+          utilisation,
+          gateways: { total: gateways.length, connected: gateways.filter((g) => g.connected).length, items: gateways },
+          daily: days.map((d, i) => ({ ...d, started: runCount(`started${i}`), completed: runCount(`completed${i}`) })),
+        };
+      });
   }
 }
 
 export function overviewRoutes(overview: LabOverview): express.Router {
   const router = express.Router();
-  routeOf(router, api.getOverview, (_req, res, { query }) => {
-    res.json(overview.read(query.zone));
+  routeOf(router, api.getOverview, async (_req, res, { query }) => {
+    res.json(await overview.read(query.zone));
   });
   return router;
 }
