@@ -76,7 +76,8 @@ export class BalanceServer implements InstrumentEndpoint {
   private printTimer: NodeJS.Timeout | undefined;
   private reopenTimer: NodeJS.Timeout | undefined;
   private stopped = true;
-  private shown: string | undefined;
+  /** the weight the settling is measured from */
+  private shown: number | undefined;
   private changedAt = 0;
   private readonly now: () => number;
   private readonly settleMs: number;
@@ -206,8 +207,9 @@ export class BalanceServer implements InstrumentEndpoint {
     const value = typeof raw === 'number' ? raw : typeof raw === 'boolean' ? Number(raw) : Number.parseFloat(String(raw ?? 0));
     const text = (Number.isFinite(value) ? value : 0).toFixed(this.decimals);
     const now = this.now();
-    if (text !== this.shown) {
-      this.shown = text;
+    // a flicker of one digit is noise on a still pan, not a new weight
+    if (this.shown === undefined || Math.abs(Number(text) - this.shown) > 1.5 * 10 ** -this.decimals) {
+      this.shown = Number(text);
       this.changedAt = now;
     }
     return { text, stable: now - this.changedAt >= this.settleMs, value };

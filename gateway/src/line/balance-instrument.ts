@@ -75,6 +75,8 @@ export class BalanceInstrument extends EventEmitter<SourceEvents> implements Ins
   private cycle: Promise<void> = Promise.resolve();
   private running = false;
   private lastReason = 'not connected yet';
+  /** wakes a poll waiting for the line when the source stops */
+  private readonly lifecycle = new EventEmitter<{ stopping: [] }>();
 
   constructor(
     readonly profile: BalanceProfile,
@@ -118,6 +120,7 @@ export class BalanceInstrument extends EventEmitter<SourceEvents> implements Ins
 
   async stop(): Promise<void> {
     this.running = false;
+    this.lifecycle.emit('stopping');
     clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.finishPending(undefined);
@@ -157,13 +160,15 @@ export class BalanceInstrument extends EventEmitter<SourceEvents> implements Ins
   }
 
   /** One poll: the request, then its reply, a timeout, or a closed line. */
-  private poll(): Promise<void> {
+  private async poll(): Promise<void> {
     this.health.polls++;
-    const sentAt = this.now();
-    if (!this.connection.write(POLL_COMMAND[this.profile.dialect])) {
-      this.report([this.badSample(`not connected: ${this.lastReason}`, sentAt)]);
-      return Promise.resolve();
+    // a line being opened (at start, or again after it closed) gets the poll's timeout to come up
+    if (!this.connection.connected && !(await this.connectedWithin(this.profile.timeoutMs))) {
+      if (this.running) this.report([this.badSample(`not connected: ${this.lastReason}`, this.now())]);
+      return;
     }
+    const sentAt = this.now();
+    if (!this.running || !this.connection.write(POLL_COMMAND[this.profile.dialect])) return;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         const invalid = this.pending?.invalid;
@@ -175,6 +180,25 @@ export class BalanceInstrument extends EventEmitter<SourceEvents> implements Ins
         );
       }, this.profile.timeoutMs);
       this.pending = { sentAt, timer, done: resolve };
+    });
+  }
+
+  /** Resolves true once the line is open, false when an attempt fails, the time is up, or the source stops. */
+  private connectedWithin(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.connection.off('connected', onUp);
+        this.connection.off('disconnected', onDown);
+        this.lifecycle.off('stopping', onDown);
+        resolve(ok);
+      };
+      const onUp = (): void => done(true);
+      const onDown = (): void => done(false);
+      const timer = setTimeout(onDown, ms);
+      this.connection.on('connected', onUp);
+      this.connection.on('disconnected', onDown);
+      this.lifecycle.once('stopping', onDown);
     });
   }
 
