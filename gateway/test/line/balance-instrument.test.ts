@@ -273,3 +273,36 @@ test('on one gateway, a balance that never answers delays no other instrument', 
     await new Promise<void>((resolve) => silent.close(() => resolve()));
   }
 }, 60_000);
+
+test('a busy balance gives no sample: it is counted in health, and the weight returns when it is free', async () => {
+  const source = new BalanceInstrument(balance('sics-1', { connection: { transport: 'tcp', host: '127.0.0.1', port: sicsPort } }), logger);
+  pin('sics-1', 5.5);
+  await source.start();
+  try {
+    await collect([source], (s) => goodValues(s.get('sics-1')).length >= 1);
+    sim.instruments.get('sics-1')?.setFault({ kind: 'busy' }, Date.now());
+    const busy = (): number => source.getHealth().errors['busy'] ?? 0;
+    await waitUntil(() => busy() >= 1);
+    // every poll from here on is answered busy: none of them may give a sample
+    const during: PolledSample[] = [];
+    const listener = (s: PolledSample[]): void => void during.push(...s);
+    source.on('samples', listener);
+    await waitUntil(() => busy() >= 4);
+    source.off('samples', listener);
+    expect(during).toEqual([]);
+    sim.instruments.get('sics-1')?.clearFault(Date.now(), 'busy');
+    const after = await collect([source], (s) => goodValues(s.get('sics-1')).length >= 1);
+    expect(goodValues(after.get('sics-1'))[0]).toBe(5.5);
+  } finally {
+    await source.stop();
+    sim.instruments.get('sics-1')?.clearFault(Date.now());
+  }
+}, 60_000);
+
+async function waitUntil(check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
