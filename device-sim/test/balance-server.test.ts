@@ -2,10 +2,13 @@
 // serial line (a socat pseudo-terminal pair). The exact bytes follow the manuals' formats; the
 // protocols package's parsers read them back; faults change the replies on demand.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { parseBalanceProfile, parseSbiLine, parseSicsReply, type BalanceProfile } from '@labtrace/protocols';
-import { BalanceServer, Simulator } from '../src/index.js';
+import { BalanceServer, loadSimConfig, Simulator } from '../src/index.js';
 import { expectNoLeakedHandles, liveHandles, waitFor } from './helpers.js';
 import { PtyPair } from './socat.js';
 
@@ -150,4 +153,24 @@ test('SBI on a serial line at 7O1: ESC P prints a 16-character line, unit-less w
     sim.instruments.get('sbi-1')?.clearFault(Date.now());
     await new Promise<void>((resolve) => port.close(() => resolve()));
   }
+});
+
+test('a simulator config serves a balance profile: a serial device override applies, a broker URL does not', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-sim-bal-'));
+  writeFileSync(
+    path.join(dir, 'bal.yaml'),
+    [
+      'protocol: balance',
+      'id: bal-9',
+      'identity: { maker: T, model: T, serialNumber: "9" }',
+      'dialect: sbi',
+      'connection: { transport: serial, path: /dev/ttyUSB0 }',
+      'points: [{ name: mass, unit: g }]',
+    ].join('\n'),
+  );
+  writeFileSync(path.join(dir, 'sim.yaml'), 'instruments:\n  - { profile: bal.yaml, model: constant, path: /dev/ttyS9 }\n');
+  const { instruments } = await loadSimConfig(path.join(dir, 'sim.yaml'));
+  expect(instruments[0]).toMatchObject({ path: '/dev/ttyS9', profile: { protocol: 'balance', dialect: 'sbi' } });
+  writeFileSync(path.join(dir, 'sim.yaml'), 'instruments:\n  - { profile: bal.yaml, model: constant, url: "mqtt://h:1" }\n');
+  await expect(loadSimConfig(path.join(dir, 'sim.yaml'))).rejects.toThrow(/instruments\[0\]\.url: does not apply to transport serial/);
 });
