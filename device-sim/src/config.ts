@@ -18,7 +18,7 @@ export const simConfigSchema = z.strictObject({
         model: z.enum(MODEL_KINDS),
         /** tcp and rtu-over-tcp: overrides the profile's port; 0 picks a free one */
         port: port.optional(),
-        /** rtu: overrides the profile's serial device (as given: a device name is not a path relative to this file) */
+        /** rtu, serial (a balance): overrides the profile's serial device (as given: a device name is not a path relative to this file) */
         path: z.string().min(1).optional(),
         /** mqtt: overrides the profile's broker URL */
         url: z
@@ -70,7 +70,7 @@ export async function loadProfileFile(file: string): Promise<DeviceProfile> {
 /** Which overrides apply to which transport. */
 const OVERRIDES: Record<'port' | 'path' | 'url' | 'publishIntervalMs', ReadonlySet<string>> = {
   port: new Set(['tcp', 'rtu-over-tcp']),
-  path: new Set(['rtu']),
+  path: new Set(['rtu', 'serial']),
   url: new Set(['mqtt']),
   publishIntervalMs: new Set(['mqtt']),
 };

@@ -25,6 +25,23 @@ export const faultSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('drift'), ratePerSecond: z.number().finite(), channels }),
   /** 32- and 64-bit values are served with their 16-bit words in reverse order */
   z.strictObject({ kind: z.literal('wrong-byte-order') }),
+  /** a balance answers a weight request with overload (MT-SICS `S +`, SBI `High`) */
+  z.strictObject({ kind: z.literal('overload') }),
+  /** a balance answers a weight request with underload (MT-SICS `S -`, SBI `Low`) */
+  z.strictObject({ kind: z.literal('underload') }),
+  /** a balance answers a weight request with busy (MT-SICS `S I`, SBI `C`) */
+  z.strictObject({ kind: z.literal('busy') }),
+  /** a balance answers every request (or the next `count`) with an error: MT-SICS ES, ET or EL, SBI `Err <n>` */
+  z.strictObject({
+    kind: z.literal('error-reply'),
+    code: z
+      .string()
+      .regex(/^(ES|ET|EL|Err \d{1,4})$/, 'expected ES, ET, EL or "Err <number>"')
+      .optional(),
+    count: z.number().int().min(1).max(1_000_000).optional(),
+  }),
+  /** a balance answers every request (or the next `count`) with a line of noise, as a wrong baud rate gives */
+  z.strictObject({ kind: z.literal('garbage'), count: z.number().int().min(1).max(1_000_000).optional() }),
 ]);
 
 export type Fault = z.output<typeof faultSchema>;
@@ -38,6 +55,11 @@ export const FAULT_KINDS = [
   'noise',
   'drift',
   'wrong-byte-order',
+  'overload',
+  'underload',
+  'busy',
+  'error-reply',
+  'garbage',
 ] as const satisfies readonly FaultKind[];
 
 /** The numeric field of each kind that takes a value (`--value` of the CLI). */
@@ -50,10 +72,18 @@ export const FAULT_VALUE_FIELD = {
   noise: 'amplitude',
   drift: 'ratePerSecond',
   'wrong-byte-order': undefined,
+  overload: undefined,
+  underload: undefined,
+  busy: undefined,
+  'error-reply': 'count',
+  garbage: 'count',
 } as const satisfies Record<FaultKind, string | undefined>;
 
 /** Kinds that only make sense for a Modbus instrument. */
 export const MODBUS_ONLY_FAULTS: ReadonlySet<FaultKind> = new Set(['exception', 'wrong-byte-order']);
+
+/** Kinds that only make sense for a balance (a line protocol). */
+export const LINE_ONLY_FAULTS: ReadonlySet<FaultKind> = new Set(['overload', 'underload', 'busy', 'error-reply', 'garbage']);
 
 /** A fault as it is active: when it was set, when it ends by itself, how many requests it still applies to. */
 export type ActiveFault = Fault & { since: number; until?: number; remaining?: number };
@@ -79,7 +109,9 @@ export class FaultSet {
   set(fault: Fault, now: number): ActiveFault {
     const entry: ActiveFault = { ...fault, since: now };
     if (fault.kind === 'disconnect') entry.until = now + fault.ms;
-    if (fault.kind === 'exception' && fault.count !== undefined) entry.remaining = fault.count;
+    if ((fault.kind === 'exception' || fault.kind === 'error-reply' || fault.kind === 'garbage') && fault.count !== undefined) {
+      entry.remaining = fault.count;
+    }
     this.active.set(fault.kind, entry);
     return entry;
   }
@@ -123,6 +155,32 @@ export class FaultSet {
       if (exception.remaining <= 0) this.active.delete('exception');
     }
     return { kind: 'exception', code: exception.code };
+  }
+
+  /**
+   * What a balance sends instead of its reply, if anything: an error code, a line of noise, or nothing
+   * (undefined: answer normally). Counts the reply against a fault limited to `count` replies.
+   */
+  lineReplyFate(now: number): { kind: 'silent' } | { kind: 'error'; code: string | undefined } | { kind: 'garbage' } | undefined {
+    if (this.active.size === 0) return undefined;
+    if (this.has('no-answer', now) || this.has('disconnect', now)) return { kind: 'silent' };
+    const garbage = this.get('garbage', now);
+    if (garbage !== undefined) {
+      this.countDown(garbage);
+      return { kind: 'garbage' };
+    }
+    const error = this.get('error-reply', now);
+    if (error !== undefined) {
+      this.countDown(error);
+      return { kind: 'error', code: error.code };
+    }
+    return undefined;
+  }
+
+  private countDown(fault: ActiveFault): void {
+    if (fault.remaining === undefined) return;
+    fault.remaining -= 1;
+    if (fault.remaining <= 0) this.active.delete(fault.kind);
   }
 
   /** How long a reply waits before it leaves. */

@@ -2,7 +2,7 @@
 // image. It does no I/O: the endpoint it is attached to (TCP, RTU, MQTT) carries it to clients.
 import { channelOf, LabtraceError, type DeviceProfile } from '@labtrace/protocols';
 import type { InstrumentEndpoint } from './endpoint.js';
-import { FaultSet, MODBUS_ONLY_FAULTS, type ActiveFault, type Fault, type FaultKind } from './faults.js';
+import { FaultSet, LINE_ONLY_FAULTS, MODBUS_ONLY_FAULTS, type ActiveFault, type Fault, type FaultKind } from './faults.js';
 import { createModel, type ModelKind, type SignalModel } from './models/index.js';
 import { noise } from './models/model.js';
 import { ModbusUnit } from './modbus-unit.js';
@@ -108,6 +108,12 @@ export class SimInstrument {
   setFault(fault: Fault, now: number): ActiveFault {
     if (this.profile.protocol === 'mqtt' && MODBUS_ONLY_FAULTS.has(fault.kind)) {
       throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to Modbus instruments; ${this.id} publishes over MQTT`);
+    }
+    if (this.profile.protocol === 'balance' && MODBUS_ONLY_FAULTS.has(fault.kind)) {
+      throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to Modbus instruments; ${this.id} is a balance`);
+    }
+    if (this.profile.protocol !== 'balance' && LINE_ONLY_FAULTS.has(fault.kind)) {
+      throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to balances; ${this.id} is a ${this.profile.protocol} instrument`);
     }
     if ((fault.kind === 'noise' || fault.kind === 'drift') && fault.channels !== undefined) {
       const unknown = fault.channels.filter((c) => !this.numeric.has(c));

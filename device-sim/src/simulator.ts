@@ -2,6 +2,7 @@
 // Modbus TCP instruments get a server each; RTU instruments on one serial device share one bus (and
 // RTU-over-TCP instruments on one fixed port share one server); MQTT instruments publish to a broker.
 import { LabtraceError } from '@labtrace/protocols';
+import { BalanceServer } from './balance-server.js';
 import { ControlApi } from './control-api.js';
 import type { ResolvedSimInstrument, SimConfig } from './config.js';
 import type { InstrumentEndpoint } from './endpoint.js';
@@ -100,6 +101,19 @@ export class Simulator {
       publisher.attach(instrument);
       this.publishers.push(publisher);
       return this.add(publisher);
+    }
+    if (profile.protocol === 'balance') {
+      return this.add(
+        new BalanceServer({
+          profile,
+          instrument,
+          host,
+          now: this.now,
+          ...(entry.port === undefined ? {} : { port: entry.port }),
+          ...(entry.path === undefined ? {} : { path: entry.path }),
+          onError: (err) => logger?.debug({ instrument: instrument.id, err: err.message }, 'balance line error'),
+        }),
+      );
     }
     const unit = instrument.unit;
     if (unit === undefined) throw new LabtraceError('E_CONFIG', `instrument ${instrument.id} has no Modbus unit`);

@@ -7,13 +7,14 @@ import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from '.
 import { enroll, rotateKey } from './identity/enroll.js';
 import { createIdentity, KEY_FILE } from './identity/identity.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
+import { describeLine } from './line/line-connection.js';
 import { describe } from './modbus/link.js';
 import { planReads } from './modbus/read-plan.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
-       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs
+       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance: what is asked and how replies are taken)
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
@@ -30,6 +31,26 @@ export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
 /** `gateway plan <profile>`: the requests the planner makes of a Modbus profile, as a table. */
 export async function printPlan(file: string, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const profile = await loadProfileFile(path.resolve(file));
+  if (profile.protocol === 'balance') {
+    const point = profile.points[0];
+    const ask = profile.dialect === 'mt-sics' ? 'SI (send the weight now)' : 'ESC P (print)';
+    write(`${profile.id}: ${profile.dialect === 'mt-sics' ? 'MT-SICS' : 'Sartorius SBI'} balance on ${describeLine(profile.connection)}`);
+    if (profile.connection.transport === 'serial') {
+      const c = profile.connection;
+      write(`serial line: ${c.baudRate} baud, ${c.dataBits} data bits, parity ${c.parity}, ${c.stopBits} stop bit(s)`);
+    }
+    write(
+      profile.mode === 'poll'
+        ? `every ${profile.pollIntervalMs} ms: sends ${ask}, waits up to ${profile.timeoutMs} ms for the reply`
+        : 'unsolicited: sends nothing, takes every line the balance prints (Print key or auto print)',
+    );
+    if (point !== undefined) {
+      write(`    ${channelOf(point).padEnd(20)} weight [${point.unit}]: stable good, moving uncertain (unstable), another unit bad`);
+    }
+    write('overload, underload and error replies are bad with their reason; busy gives no sample; other lines count as invalid_reply');
+    write(`commands that change the balance (zero, tare): ${profile.allowCommands.length === 0 ? 'none sent' : profile.allowCommands.join(', ')}`);
+    return;
+  }
   if (profile.protocol !== 'modbus') throw new LabtraceError('E_PROFILE', `${file}: an MQTT instrument has no read plan`);
   const plan = planReads(profile, profile.limits);
   const fc = { coil: 1, discrete: 2, holding: 3, input: 4 } as const;

@@ -2,6 +2,8 @@ export { Gateway, GATEWAY_VERSION } from './gateway.js';
 export { loadGatewayConfig, loadProfileFile, gatewayConfigSchema, type GatewayConfig, type ResolvedGatewayConfig } from './config.js';
 export { ModbusInstrument, engineeringValue } from './modbus/modbus-instrument.js';
 export { ModbusLink, linkKey } from './modbus/link.js';
+export { BalanceInstrument, POLL_COMMAND, readLine, sampleOf } from './line/balance-instrument.js';
+export { LineConnection, describeLine } from './line/line-connection.js';
 export { LinkPool } from './modbus/link-pool.js';
 export type { PolledSample, InstrumentHealth, InstrumentSource } from './source.js';
 export { planReads, DEFAULT_PLAN_OPTIONS, type ReadRequest, type PlanOptions } from './modbus/read-plan.js';

@@ -16,3 +16,12 @@ test('gateway plan prints one request per merged range', async () => {
 test('an MQTT profile has no plan', async () => {
   await expect(printPlan(`${PROFILES}does-not-exist.yaml`)).rejects.toThrow(/file not found/);
 });
+
+test('gateway plan explains a balance profile: what is asked, how often, how replies are qualified', async () => {
+  const lines: string[] = [];
+  await printPlan(`${PROFILES}balance-sics.yaml`, (l) => lines.push(l));
+  expect(lines[0]).toBe('bal-sics-1: MT-SICS balance on tcp 127.0.0.1:4001');
+  expect(lines).toContain('every 500 ms: sends SI (send the weight now), waits up to 1000 ms for the reply');
+  expect(lines.some((l) => /^\s+mass\s+weight \[g\]: stable good, moving uncertain \(unstable\), another unit bad$/.test(l))).toBe(true);
+  expect(lines).toContain('commands that change the balance (zero, tare): none sent');
+});

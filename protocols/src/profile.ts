@@ -187,6 +187,50 @@ export const mqttProfileSchema = z
   })
   .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
 
+// A balance speaking a line protocol (MT-SICS or Sartorius SBI) over a serial line or a serial device server.
+export const serialLineConnectionSchema = z.strictObject({
+  transport: z.literal('serial'),
+  /** serial device, for example /dev/ttyUSB0 */
+  path: z.string().min(1),
+  baudRate: z.number().int().min(300).max(1_000_000).default(9600),
+  dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+  parity: z.enum(['none', 'even', 'odd']).default('none'),
+  stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+});
+/** raw TCP to a serial device server (the line's bytes, nothing added) */
+export const lineTcpConnectionSchema = z.strictObject({ transport: z.literal('tcp'), ...hostPort });
+export const lineConnectionSchema = z.discriminatedUnion('transport', [serialLineConnectionSchema, lineTcpConnectionSchema]);
+
+export const balancePointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** the unit the balance must print (g, kg, mg, ct...): a weight in another unit is stored bad, never converted */
+  unit: z.string().min(1).max(8),
+});
+
+export const BALANCE_COMMANDS = ['zero', 'tare'] as const;
+
+export const balanceProfileSchema = z.strictObject({
+  protocol: z.literal('balance'),
+  id,
+  identity: identitySchema,
+  dialect: z.enum(['mt-sics', 'sbi']),
+  connection: lineConnectionSchema,
+  /** poll: ask for the weight (MT-SICS `SI`, SBI `ESC P`) every interval; unsolicited: read what the balance prints */
+  mode: z.enum(['poll', 'unsolicited']).default('poll'),
+  pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+  /** how long a poll waits for its reply */
+  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+  /** commands that change the balance (zero, tare): none unless listed */
+  allowCommands: z
+    .array(z.enum(BALANCE_COMMANDS))
+    .max(0, 'sending zero or tare to a balance is not available yet: leave allowCommands empty')
+    .default([]),
+  reporting: reportingSchema,
+  /** the one weight a balance gives */
+  points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
+});
+
 /** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
 export const deviceProfileSchema = z.preprocess(
   (input) => {
@@ -195,16 +239,19 @@ export const deviceProfileSchema = z.preprocess(
     const transport = typeof connection === 'object' && connection !== null ? (connection as { transport?: unknown }).transport : undefined;
     return { protocol: transport === 'mqtt' ? 'mqtt' : 'modbus', ...input };
   },
-  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema]),
+  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema]),
 );
 
 /** What a profile file holds, before defaults (`protocol` may be left out). */
 export type ModbusProfileInput = Omit<z.input<typeof modbusProfileSchema>, 'protocol'> & { protocol?: 'modbus' };
 export type MqttProfileInput = Omit<z.input<typeof mqttProfileSchema>, 'protocol'> & { protocol?: 'mqtt' };
-export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput;
+export type BalanceProfileInput = z.input<typeof balanceProfileSchema>;
+export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
 export type ModbusProfile = z.output<typeof modbusProfileSchema>;
 export type MqttProfile = z.output<typeof mqttProfileSchema>;
+export type BalanceProfile = z.output<typeof balanceProfileSchema>;
+export type LineConnection = z.output<typeof lineConnectionSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
 export type MqttPoint = z.output<typeof mqttPointSchema>;
 export type Connection = z.output<typeof connectionSchema>;
@@ -234,6 +281,10 @@ export function formatOf(point: ProfilePoint): RegisterFormat | undefined {
 export function pointWidth(point: ProfilePoint): number {
   const format = formatOf(point);
   return format === undefined ? 1 : registerCount(format);
+}
+
+export function parseBalanceProfile(input: Omit<BalanceProfileInput, 'protocol'>): BalanceProfile {
+  return balanceProfileSchema.parse({ ...input, protocol: 'balance' });
 }
 
 export function parseModbusProfile(input: ModbusProfileInput): ModbusProfile {

@@ -7,26 +7,28 @@ import path from 'node:path';
 export interface PtyPair {
   a: string;
   b: string;
-  stop(): Promise<void>;
+  stop(keepDir?: boolean): Promise<void>;
 }
 
-export async function startPtyPair(): Promise<PtyPair> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-gw-pty-'));
-  const a = path.join(dir, 'a');
-  const b = path.join(dir, 'b');
+/** A new pair; or, given the links of a pair that was stopped, the same device names again (a cable plugged back in). */
+export async function startPtyPair(again?: { a: string; b: string }): Promise<PtyPair> {
+  const dir = again === undefined ? mkdtempSync(path.join(os.tmpdir(), 'labtrace-gw-pty-')) : path.dirname(again.a);
+  const a = again?.a ?? path.join(dir, 'a');
+  const b = again?.b ?? path.join(dir, 'b');
   const child: ChildProcess = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-2000)));
-  const stop = async (): Promise<void> => {
+  /** stops socat; `keepDir`: leave the folder so that the pair can be started again at the same names */
+  const stop = async (keepDir = false): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');
       await exited;
     }
     child.stderr?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    if (!keepDir) rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 5000;
   while (!(existsSync(a) && existsSync(b) && log.includes('starting data transfer loop'))) {
