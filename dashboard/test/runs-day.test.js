@@ -138,6 +138,8 @@ describe('a technician in English on a desktop', () => {
       await page.waitForFunction(() => document.title.startsWith('(1) '), undefined, WAIT);
 
       await page.click('[data-test="nav-runs"]');
+      // the home page shows a run list too: wait for the runs page itself before reading its list
+      await page.waitForFunction(() => location.hash.startsWith('#/runs'), undefined, WAIT);
       await page.waitForSelector('[data-test="runs"][data-loaded="true"]', WAIT);
       const row = page.locator(`[data-test="run-row"][data-run="${alarmed}"]`);
       await row.waitFor(WAIT);
