@@ -1,7 +1,7 @@
 // One line-oriented connection to an instrument: a serial port (an RS-232 or USB adapter) or a raw TCP
 // socket to a serial device server. It cuts the bytes into lines (CR LF, LF or CR), bounds a line that
 // never ends, and reopens by itself with a jittered back-off after the port or socket closes.
-import net from 'node:net';
+import { openSocket } from '../socket.js';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { LineConnection as LineConnectionConfig } from '@labtrace/protocols';
@@ -166,25 +166,4 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
       this.dropping = true;
     }
   }
-}
-
-function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.setKeepAlive(true, 10_000);
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    });
-  });
 }

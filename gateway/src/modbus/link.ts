@@ -2,7 +2,7 @@
 // every instrument behind it. Requests go through one bounded FIFO, one at a time, with pacing; every
 // reply is checked (transaction id, unit id, function code, length, CRC) before it is believed, and a
 // late reply to a request that already timed out is dropped, never taken for the next answer.
-import net from 'node:net';
+import { openSocket } from '../socket.js';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { SerialPort } from 'serialport';
@@ -442,27 +442,6 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.setKeepAlive(true, 10_000);
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    });
-  });
 }
 
 function openSerial(connection: Extract<Connection, { transport: 'rtu' }>): Promise<SerialPort> {
