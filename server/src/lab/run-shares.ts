@@ -5,25 +5,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LabtraceError } from '@labtrace/protocols';
 import type { CreatedShare, RunShare, ShareInput } from '@labtrace/protocols/api';
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 
-interface ShareRow {
-  id: number;
-  run: string;
-  token_hash: string;
-  note: string | null;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-  revoked_by: string | null;
-  revoked_at: number | null;
-  revoke_reason: string | null;
-  first_used_at: number | null;
-  uses: number;
-}
+/** a link as stored */
+type ShareRow = Selectable<Tables['run_shares']>;
 
 const HOUR_MS = 3_600_000;
 const hashOf = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -81,8 +69,7 @@ export class RunShares {
   /** Revokes a link of the run, with the reason; a revoked link stays revoked. */
   async revoke(actor: Actor, run: string, id: number, reason: string): Promise<RunShare> {
     return this.store.transaction().execute(async (trx) => {
-      const shares = trx;
-      const found = await shares
+      const found = await trx
         .selectFrom('run_shares')
         .selectAll()
         .where('id', '=', id)
@@ -102,7 +89,7 @@ export class RunShares {
           params: { revokedAt: before.revoked_at },
         });
       const at = this.now();
-      const after = await shares
+      const after = await trx
         .updateTable('run_shares')
         .set({ revoked_by: actor.username, revoked_at: at, revoke_reason: reason })
         .where('id', '=', id)
@@ -126,17 +113,16 @@ export class RunShares {
    */
   async open(token: string): Promise<{ run: string; expiresAt: number }> {
     return this.store.transaction().execute(async (trx) => {
-      const shares = trx;
       const at = this.now();
       // counted first: on PostgreSQL the update also holds the row, so that two first openings at once record one
-      const counted = await shares
+      const counted = await trx
         .updateTable('run_shares')
         .set((eb) => ({ uses: eb('uses', '+', 1), first_used_at: eb.fn.coalesce('first_used_at', eb.val(at)) }))
         .where('token_hash', '=', hashOf(token))
         .returning(['id'])
         .executeTakeFirst();
       if (counted === undefined) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
-      const row = await shares.selectFrom('run_shares').selectAll().where('id', '=', counted.id).executeTakeFirstOrThrow();
+      const row = await trx.selectFrom('run_shares').selectAll().where('id', '=', counted.id).executeTakeFirstOrThrow();
       this.check(row);
       if (row.uses === 1)
         await this.audit.recordIn(
