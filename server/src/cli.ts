@@ -14,7 +14,7 @@ import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { LabDatabase, migrateStore } from './store/database.js';
 import { serverMigrations } from './migrations.js';
-import { openStore, parseDatabaseUrl, type StoreTarget } from './store/dialect.js';
+import { openStore, parseDatabaseUrl, sqliteFileOf, storeTargetOf, type StoreTarget } from './store/dialect.js';
 import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
@@ -37,8 +37,9 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
        labtrace server migrate [--database-url <url>] [--password-file <file>] [--config <server.yaml>]
                                          brings the store to the latest schema and prints each migration applied;
                                          idempotent, and safe to run from two nodes at once. The URL is sqlite:<file>
-                                         or postgres://<user>@<host>:<port>/<database> (LABTRACE_DATABASE_URL,
-                                         LABTRACE_DATABASE_PASSWORD_FILE); without one, the SQLite file of the data directory
+                                         or postgres://<user>@<host>:<port>/<database>; without one, the config's
+                                         database.url and database.passwordFile (LABTRACE_DATABASE_URL,
+                                         LABTRACE_DATABASE_PASSWORD_FILE override them), else the data directory's SQLite file
 ${migrateStoreUsage}
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
@@ -121,7 +122,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
   const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
-  const database = new LabDatabase(config.dataDir, serverMigrations);
+  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
   // the running server writes to the same file: wait for its transactions rather than fail at once
   database.sqlite.pragma('busy_timeout = 30000');
   try {
@@ -197,7 +198,7 @@ async function userCommand(argv: string[]): Promise<void> {
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
-  const database = new LabDatabase(config.dataDir, serverMigrations);
+  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
   const actor = { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' };
   try {
     await database.migrate();
@@ -259,19 +260,24 @@ async function migrateCommand(argv: string[]): Promise<number> {
       throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
     }
     const fromOption = values['database-url'];
-    const fromEnv = process.env['LABTRACE_DATABASE_URL'] || undefined;
     passwordFile = values['password-file'];
-    if (passwordFile === undefined) {
-      passwordFile = process.env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined;
-      passwordFileField = 'LABTRACE_DATABASE_PASSWORD_FILE';
-    }
-    if (fromOption !== undefined) target = parseDatabaseUrl(fromOption, '--database-url', process.cwd());
-    else if (fromEnv !== undefined) target = parseDatabaseUrl(fromEnv, 'LABTRACE_DATABASE_URL', process.cwd());
-    else {
+    if (fromOption === undefined) {
+      // the server's own store: server.yaml's `database` (or the data directory's SQLite file), with
+      // LABTRACE_DATABASE_URL and LABTRACE_DATABASE_PASSWORD_FILE applied as the server applies them
       const config = values.config
         ? await loadServerConfig(path.resolve(values.config))
         : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
-      target = { dialect: 'sqlite', file: path.join(config.dataDir, 'labtrace.sqlite') };
+      target = storeTargetOf(config.database, config.dataDir);
+      if (passwordFile === undefined && config.database.passwordFile !== undefined) {
+        passwordFile = config.database.passwordFile;
+        passwordFileField = process.env['LABTRACE_DATABASE_PASSWORD_FILE'] ? 'LABTRACE_DATABASE_PASSWORD_FILE' : 'database.passwordFile';
+      }
+    } else {
+      target = parseDatabaseUrl(fromOption, '--database-url', process.cwd());
+      if (passwordFile === undefined && process.env['LABTRACE_DATABASE_PASSWORD_FILE']) {
+        passwordFile = process.env['LABTRACE_DATABASE_PASSWORD_FILE'];
+        passwordFileField = 'LABTRACE_DATABASE_PASSWORD_FILE';
+      }
     }
   } catch (err) {
     if (!(err instanceof LabtraceError) || !err.code.startsWith('E_CONFIG')) throw err;

@@ -16,7 +16,13 @@ import { demoConfigSchema } from './lab/demo-config.js';
 import { liveConfigSchema, resolveLiveConfig } from './live/config.js';
 import { logConfigSchema, resolveLogConfig } from './log/config.js';
 import { notificationsConfigSchema, resolveNotificationsConfig } from './notify/config.js';
-import { measurementsConfigSchema, resolveMeasurementsConfig, storeConfigSchema } from './store/config.js';
+import {
+  databaseConfigSchema,
+  measurementsConfigSchema,
+  resolveDatabaseConfig,
+  resolveMeasurementsConfig,
+  storeConfigSchema,
+} from './store/config.js';
 import { gatewaysConfigSchema, securityEventsConfigSchema } from './trust/config.js';
 
 // the names other code imported from here before the sections moved to their modules
@@ -26,6 +32,11 @@ export { influxStoreSchema, type InfluxStoreConfig } from './store/config.js';
 export const serverConfigSchema = z.strictObject({
   lab: idSchema.default('lab'),
   dataDir: z.string().min(1).default('./data'),
+  /**
+   * where the server keeps its records: without a URL, the SQLite file of the data directory (the default);
+   * `sqlite:<file>` or `postgres://<user>@<host>:<port>/<database>` with `passwordFile` (docs/scale-out.md)
+   */
+  database: databaseConfigSchema.default({}),
   http: httpConfigSchema,
   mqtt: mqttConfigSchema,
   broker: brokerConfigSchema,
@@ -69,18 +80,33 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).optional(),
   MQTT_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   LABTRACE_DATA_DIR: z.string().min(1).optional(),
+  LABTRACE_DATABASE_URL: z.string().min(1).optional(),
+  LABTRACE_DATABASE_PASSWORD_FILE: z.string().min(1).optional(),
 });
 
 /** Applies environment overrides; relative paths are resolved against `baseDir`. */
 export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv, baseDir: string): ServerConfig {
   const overrides = parseWith(
     envSchema,
-    { PORT: env['PORT'] || undefined, MQTT_PORT: env['MQTT_PORT'] || undefined, LABTRACE_DATA_DIR: env['LABTRACE_DATA_DIR'] || undefined },
+    {
+      PORT: env['PORT'] || undefined,
+      MQTT_PORT: env['MQTT_PORT'] || undefined,
+      LABTRACE_DATA_DIR: env['LABTRACE_DATA_DIR'] || undefined,
+      LABTRACE_DATABASE_URL: env['LABTRACE_DATABASE_URL'] || undefined,
+      LABTRACE_DATABASE_PASSWORD_FILE: env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined,
+    },
     'environment',
   );
+  const dataDir = path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir));
   return {
     ...config,
-    dataDir: path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir)),
+    dataDir,
+    database: resolveDatabaseConfig(
+      config.database,
+      { url: overrides.LABTRACE_DATABASE_URL, passwordFile: overrides.LABTRACE_DATABASE_PASSWORD_FILE },
+      baseDir,
+      dataDir,
+    ),
     http: { ...config.http, port: overrides.PORT ?? config.http.port },
     mqtt: { ...resolveMqttConfig(config.mqtt, baseDir), port: overrides.MQTT_PORT ?? config.mqtt.port },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),

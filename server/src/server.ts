@@ -39,6 +39,7 @@ import { RunShares } from './lab/run-shares.js';
 import { shareRoutes } from './lab/share-routes.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
+import { sqliteFileOf } from './store/dialect.js';
 import { LabDatabase } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { StoreCapacity } from './store/capacity.js';
@@ -156,7 +157,7 @@ export class LabtraceServer {
     private readonly logger: Logger,
     private readonly options: ServerOptions = {},
   ) {
-    this.database = new LabDatabase(config.dataDir, serverMigrations);
+    this.database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
     this.store = new MeasurementStore(this.database);
     this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
     this.registry = new Registry(this.database);

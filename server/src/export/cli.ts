@@ -9,6 +9,7 @@ import { parseInstant } from '../api/time.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
 import { TransparencyLog } from '../log/transparency-log.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
+import { sqliteFileOf } from '../store/dialect.js';
 import { LabDatabase } from '../store/database.js';
 import { serverMigrations } from '../migrations.js';
 import { exportBundle } from './bundle.js';
@@ -68,7 +69,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `log.keyFile: ${keyFile}: not a signer key (${(err as Error).message})`, { cause: err });
   }
-  const database = new LabDatabase(config.dataDir, serverMigrations);
+  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
   try {
     await database.migrate();
     const log = new TransparencyLog(database, { origin, signer });

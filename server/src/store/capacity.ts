@@ -5,7 +5,6 @@
 // small: a WAL that stopped growing is checkpointed and truncated.
 import { EventEmitter } from 'node:events';
 import { statfsSync, statSync } from 'node:fs';
-import path from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import type { SecurityEvents } from '../trust/security-events.js';
@@ -170,7 +169,7 @@ export class StoreCapacity extends EventEmitter<CapacityEvents> {
 
   private walBytes(): number {
     try {
-      return statSync(`${path.join(this.database.dataDir, 'labtrace.sqlite')}-wal`).size;
+      return statSync(`${this.database.file}-wal`).size;
     } catch {
       return 0;
     }

@@ -80,13 +80,17 @@ export class LabDatabase {
   readonly sqlite: Database.Database;
   readonly db: Kysely<Tables>;
 
-  /** `migrations`: the list `migrate` runs (src/migrations.ts composes the server's) */
+  /**
+   * `migrations`: the list `migrate` runs (src/migrations.ts composes the server's); `file`: the SQLite file, by
+   * default labtrace.sqlite in the data directory (`database.url: sqlite:<file>` puts it elsewhere)
+   */
   constructor(
     readonly dataDir: string,
     private readonly migrations: Migrations,
+    readonly file = path.join(dataDir, 'labtrace.sqlite'),
   ) {
     mkdirSync(dataDir, { recursive: true });
-    const file = path.join(dataDir, 'labtrace.sqlite');
+    mkdirSync(path.dirname(file), { recursive: true });
     this.sqlite = openSqliteFile(file);
     this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: this.sqlite }) });
   }

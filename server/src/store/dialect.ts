@@ -5,80 +5,22 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { z } from 'zod';
 import { LabtraceError } from '@labtrace/protocols';
 import { readSecretFile } from '../secret-env.js';
+import type { StoreTarget } from './config.js';
 import { openSqliteFile, type Tables } from './database.js';
 import type { SqlDialect } from './portable-ddl.js';
 
-/** `database` in server.yaml (LABTRACE_DATABASE_URL overrides the URL); without a URL, the SQLite file in the data directory */
-export const databaseConfigSchema = z.strictObject({
-  url: z.string().min(1).optional(),
-  /** a file holding the PostgreSQL password (one line) */
-  passwordFile: z.string().min(1).optional(),
-});
-export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;
-
-export type StoreTarget =
-  | { dialect: 'sqlite'; file: string }
-  | {
-      dialect: 'postgres';
-      host: string;
-      port: number;
-      user: string;
-      database: string;
-      /** a password written in the URL itself (a password file is the better place) */
-      password: string | undefined;
-      ssl: boolean | { rejectUnauthorized: false } | undefined;
-    };
-
-const SSL_MODES: Record<string, boolean | { rejectUnauthorized: false }> = {
-  disable: false,
-  require: { rejectUnauthorized: false },
-  'verify-full': true,
-};
-
-/**
- * Reads a database URL; `field` names it in errors (`--database-url`, `database.url`), which never repeat the URL
- * (it may hold a password). A relative SQLite path is taken from `baseDir`.
- */
-export function parseDatabaseUrl(url: string, field: string, baseDir: string): StoreTarget {
-  const expected = 'expected sqlite:<file> or postgres://<user>@<host>:<port>/<database>';
-  if (url.startsWith('sqlite:')) {
-    // sqlite:relative/file, sqlite:/absolute/file, sqlite:///absolute/file
-    const file = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (file === '' || file === '//') throw new LabtraceError('E_CONFIG', `${field}: the SQLite file is missing (${expected})`);
-    return { dialect: 'sqlite', file: path.resolve(baseDir, file) };
-  }
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-  if (scheme !== 'postgres' && scheme !== 'postgresql')
-    throw new LabtraceError('E_CONFIG', `${field}: ${scheme === undefined ? 'not a URL' : `unknown scheme "${scheme}:"`} (${expected})`);
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new LabtraceError('E_CONFIG', `${field}: not a valid URL (${expected})`);
-  }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
-  if (parsed.hostname === '') throw new LabtraceError('E_CONFIG', `${field}: the host is missing (${expected})`);
-  if (database === '' || database.includes('/')) throw new LabtraceError('E_CONFIG', `${field}: the database name is missing (${expected})`);
-  if (parsed.username === '') throw new LabtraceError('E_CONFIG', `${field}: the user is missing (${expected})`);
-  let ssl: boolean | { rejectUnauthorized: false } | undefined;
-  for (const [name, value] of parsed.searchParams) {
-    if (name !== 'sslmode' || !(value in SSL_MODES))
-      throw new LabtraceError('E_CONFIG', `${field}: unsupported parameter "${name}" (only sslmode=${Object.keys(SSL_MODES).join('|')})`);
-    ssl = SSL_MODES[value];
-  }
-  return {
-    dialect: 'postgres',
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port === '' ? 5432 : Number(parsed.port),
-    user: decodeURIComponent(parsed.username),
-    database,
-    password: parsed.password === '' ? undefined : decodeURIComponent(parsed.password),
-    ssl,
-  };
-}
+// the `database` section of server.yaml and its URLs are read in the store's config file (no engine needed to check them)
+export {
+  databaseConfigSchema,
+  parseDatabaseUrl,
+  resolveDatabaseConfig,
+  sqliteFileOf,
+  storeTargetOf,
+  type DatabaseConfig,
+  type StoreTarget,
+} from './config.js';
 
 /** The target as it may be printed: no password. */
 export function describeTarget(target: StoreTarget): string {

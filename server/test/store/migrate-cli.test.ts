@@ -106,8 +106,23 @@ test('a PostgreSQL password comes from a file and appears in no output', async (
     expect(refused.code).toBe(1);
     expect(refused.output).toMatch(/password authentication failed/);
     expect(refused.output).not.toContain('not-the-password');
+    // server.yaml's `database` section: the URL without a password, the password file beside the config file
+    const configDir = tmp();
+    writeFileSync(path.join(configDir, 'pw'), `${password}\n`);
+    writeFileSync(path.join(configDir, 'server.yaml'), `database:\n  url: ${postgres.url}\n  passwordFile: ./pw\n`);
+    const fromConfig = await migrate(['--config', path.join(configDir, 'server.yaml')]);
+    expect(fromConfig.code).toBe(0);
+    expect(fromConfig.output).toContain(`postgres://postgres@127.0.0.1:${postgres.port}/`);
+    expect(fromConfig.applied.length).toBeGreaterThan(20);
+    expect(fromConfig.output).not.toContain(password);
+    // emptied again, so that the environment's way below is seen to apply the same migrations
+    const wipe = openStore(parseDatabaseUrl(postgres.url, 'url', dir), { passwordFile: right });
+    await sql`DROP SCHEMA public CASCADE`.execute(wipe.db);
+    await sql`CREATE SCHEMA public`.execute(wipe.db);
+    await wipe.close();
     const ok = await migrate([], { LABTRACE_DATABASE_URL: postgres.url, LABTRACE_DATABASE_PASSWORD_FILE: right });
     expect(ok.code).toBe(0);
+    expect(ok.applied).toEqual(fromConfig.applied);
     expect(ok.applied.length).toBeGreaterThan(20);
     expect(ok.output).not.toContain(password);
     // the store opened the same way from the library holds the schema
@@ -123,7 +138,14 @@ test('a PostgreSQL password comes from a file and appears in no output', async (
   } finally {
     await postgres.stop();
   }
-});
+}, 180_000);
+
+/** a server.yaml with the given text, in a folder of its own */
+function configWith(text: string): string {
+  const file = path.join(tmp(), 'server.yaml');
+  writeFileSync(file, text);
+  return file;
+}
 
 // a password written in a wrong URL
 const secret = 'hunter2-do-not-print';
@@ -142,6 +164,12 @@ const wrongInputs: { args: string[]; env?: NodeJS.ProcessEnv; message: RegExp }[
     message: /--password-file: a SQLite store has no password/,
   },
   { args: ['--databse-url', 'sqlite:x'], message: /Unknown option '--databse-url'/ },
+  { args: ['--config', configWith(`database:\n  url: "postgres://u:${secret}@db/lab?x=1"\n`)], message: /database\.url: unsupported parameter "x"/ },
+  {
+    args: ['--config', configWith('database:\n  url: sqlite:lab.sqlite\n  passwordFile: ./pw\n')],
+    message: /database\.passwordFile: a SQLite store has no password/,
+  },
+  { args: ['--config', configWith('database:\n  uri: sqlite:lab.sqlite\n')], message: /database.*uri/ },
 ];
 
 test.each(wrongInputs)('a wrong URL or option exits 2 naming the field, and never repeats a password: $message', async ({ args, env, message }) => {

@@ -1,0 +1,109 @@
+// server.yaml's `database` section: which engine keeps the server's records. Checked when the config is read (a wrong
+// URL names where it came from and never repeats a password), applied by the server and by `labtrace server migrate`.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect, test } from '@jest/globals';
+import pino from 'pino';
+import { LabtraceServer } from '../../src/server.js';
+import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../../src/config.js';
+import { sqliteFileOf, storeTargetOf } from '../../src/store/dialect.js';
+import { openSqliteFile } from '../../src/store/database.js';
+import { startServer } from '../helpers/server.js';
+
+const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'labtrace-dbcfg-'));
+const NO_ENV = {};
+
+function configFile(text: string): string {
+  const file = path.join(tmp(), 'server.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+test('without a database section the records are in the SQLite file of the data directory, as before', async () => {
+  const file = configFile('dataDir: ./lab-data\n');
+  const config = await loadServerConfig(file, NO_ENV);
+  expect(storeTargetOf(config.database, config.dataDir)).toEqual({
+    dialect: 'sqlite',
+    file: path.join(path.dirname(file), 'lab-data', 'labtrace.sqlite'),
+  });
+  expect(config.database.passwordFile).toBeUndefined();
+});
+
+test('a relative SQLite file and a password file are taken from the config file folder; the environment overrides both', async () => {
+  const file = configFile('database:\n  url: sqlite:records/lab.sqlite\n');
+  const dir = path.dirname(file);
+  const config = await loadServerConfig(file, NO_ENV);
+  expect(sqliteFileOf(config)).toBe(path.join(dir, 'records', 'lab.sqlite'));
+  const pg = await loadServerConfig(configFile('database:\n  url: postgres://labtrace@db.lab:5433/lab\n  passwordFile: ./pw\n'), NO_ENV);
+  expect(storeTargetOf(pg.database, pg.dataDir)).toMatchObject({
+    dialect: 'postgres',
+    host: 'db.lab',
+    port: 5433,
+    user: 'labtrace',
+    database: 'lab',
+  });
+  expect(path.isAbsolute(pg.database.passwordFile ?? '')).toBe(true);
+  const env = { LABTRACE_DATABASE_URL: 'postgres://other@10.0.0.9/lab2', LABTRACE_DATABASE_PASSWORD_FILE: '/run/secrets/pg' };
+  const overridden = await loadServerConfig(file, env);
+  expect(storeTargetOf(overridden.database, overridden.dataDir)).toMatchObject({ dialect: 'postgres', host: '10.0.0.9', user: 'other' });
+  expect(overridden.database.passwordFile).toBe('/run/secrets/pg');
+});
+
+const secret = 'do-not-print-9c1e';
+test.each([
+  [{ database: { url: `mysql://root:${secret}@db/lab` } }, {}, /database\.url: unknown scheme "mysql:"/],
+  [{ database: { url: 'postgres://db/lab' } }, {}, /database\.url: the user is missing/],
+  [{ database: { url: 'sqlite:x.sqlite', passwordFile: 'pw' } }, {}, /database\.passwordFile: a SQLite store has no password/],
+  [{ database: { url: `postgres://u:${secret}@db/lab`, passwordFile: 'pw' } }, {}, /database\.passwordFile: the URL holds a password too/],
+  [{}, { LABTRACE_DATABASE_URL: `redis://:${secret}@cache` }, /LABTRACE_DATABASE_URL: unknown scheme "redis:"/],
+  [
+    { database: { url: 'sqlite:x.sqlite' } },
+    { LABTRACE_DATABASE_PASSWORD_FILE: '/pw' },
+    /LABTRACE_DATABASE_PASSWORD_FILE: a SQLite store has no password/,
+  ],
+])('a wrong database section is refused at load, naming the field, never the password (%#)', (section, env, message) => {
+  const read = () => resolveServerConfig(serverConfigSchema.parse(section), env, tmp());
+  expect(read).toThrow(message);
+  try {
+    read();
+  } catch (err) {
+    expect((err as { code?: string }).code).toBe('E_CONFIG');
+    expect(String((err as Error).message)).not.toContain(secret);
+  }
+});
+
+test('an unknown key of the section is refused by name', async () => {
+  await expect(loadServerConfig(configFile('database:\n  uri: sqlite:x\n'), NO_ENV)).rejects.toThrow(/database.*uri/);
+});
+
+test('a server given database.url sqlite:<file> keeps its records in that file, not in the data directory', async () => {
+  const file = path.join(tmp(), 'elsewhere', 'records.sqlite');
+  const lab = await startServer({ database: { url: `sqlite:${file}` } });
+  try {
+    // a user's token reads its account: both are records of that file
+    expect((await lab.fetch('/api/auth/me', {}, 'technician')).status).toBe(200);
+  } finally {
+    await lab.stop();
+  }
+  expect(existsSync(path.join(lab.config.dataDir, 'labtrace.sqlite'))).toBe(false);
+  const sqlite = openSqliteFile(file);
+  try {
+    const users = sqlite.prepare('SELECT username FROM users ORDER BY username').pluck().all();
+    expect(users).toEqual(expect.arrayContaining(['admin', 'technician']));
+  } finally {
+    sqlite.close();
+  }
+});
+
+test('a server given a PostgreSQL URL refuses to start with a reason naming the field (its modules run on SQLite in this version)', () => {
+  const config = serverConfigSchema.parse({ dataDir: tmp(), database: { url: `postgres://labtrace:${secret}@127.0.0.1:1/lab` } });
+  let error: unknown;
+  try {
+    new LabtraceServer(config, pino({ level: 'silent' }));
+  } catch (err) {
+    error = err;
+  }
+  expect(error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/^database\.url: the server does not run on PostgreSQL yet/) });
+  expect(String((error as Error).message)).not.toContain(secret);
+});
