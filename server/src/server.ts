@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
+import { logReaderOf } from './log/log-reader.js';
 import { logRoutes } from './log/log-routes.js';
 import { exportRoutes } from './export/export-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
@@ -494,8 +495,9 @@ export class LabtraceServer {
     });
     log.open();
     this.log = log;
-    this.logRouter = logRoutes(log, {
-      measurement: (gateway, seq) => measurementProof(this.store, log, gateway, seq),
+    const reader = logReaderOf(log);
+    this.logRouter = logRoutes(reader, {
+      measurement: (gateway, seq) => measurementProof(this.store, reader, gateway, seq),
       gatewayKeys: () =>
         this.keys.list().map((k) => ({
           gateway: k.gateway,

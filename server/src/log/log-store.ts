@@ -16,9 +16,9 @@
 //   (trust/key-registry.ts) append through the synchronous TransparencyLog inside their better-sqlite3 transactions;
 //   each must move to a Kysely transaction that calls `append(trx, ...)`, as late in the transaction as it can (the
 //   lock is held until the transaction ends);
-// - the checkpoint job (server.ts's housekeeping: maybeCheckpoint), the routes (log/log-routes.ts), the measurement
-//   proofs (log/measurement-proof.ts) and the certificates' checkpoint (certificates/certificates.ts) must await these
-//   methods; the job should run on one node (a lease), though two nodes running it at once sign nothing twice;
+// - the routes (log/log-routes.ts) and the measurement proofs (log/measurement-proof.ts) read through `LogReader`
+//   (log/log-reader.ts), which this store is; the checkpoint job (server.ts's housekeeping: maybeCheckpoint) and the
+//   certificates' checkpoint (certificates/certificates.ts) must still await these methods; the job should run on one node (a lease), though two nodes running it at once sign nothing twice;
 // - TransparencyLog keeps the upper levels of the tree in memory for fast proofs; this store reads O(log n) rows per
 //   proof in one query. A cache of committed hashes (they never change) can come back if proofs need it.
 import { sql, type Kysely, type Transaction } from 'kysely';

@@ -2,8 +2,20 @@
 // Merkle path to its batch's signed root, the batch header's path to the log's root, and the signed
 // checkpoint of that root. Checked with the gateway's key, the log's key and RFC 6962 hashing alone.
 import { inclusionProof, leafHashReader, LabtraceError, readRecords, sha256, toBase64 } from '@labtrace/protocols';
-import type { MeasurementStore } from '../store/measurement-store.js';
-import type { TransparencyLog } from './transparency-log.js';
+import type { SignedBatch } from '@labtrace/protocols';
+import type { LogReader } from './log-reader.js';
+
+/** a stored batch as the proof needs it: its signed header, its records' bytes and its entry in the log */
+export interface StoredBatch {
+  signed: SignedBatch;
+  records: Uint8Array;
+  logIndex: number | null;
+}
+
+/** where the stored batch holding a measurement is found: the SQLite store, or PostgreSQL's (both have batchOf) */
+export interface BatchSource {
+  batchOf(gateway: string, seq: number): StoredBatch | undefined | Promise<StoredBatch | undefined>;
+}
 
 export interface MeasurementProof {
   gateway: string;
@@ -18,8 +30,8 @@ export interface MeasurementProof {
   checkpoint: string;
 }
 
-export function measurementProof(store: MeasurementStore, log: TransparencyLog, gateway: string, seq: number): MeasurementProof {
-  const batch = store.batchOf(gateway, seq);
+export async function measurementProof(store: BatchSource, log: LogReader, gateway: string, seq: number): Promise<MeasurementProof> {
+  const batch = await store.batchOf(gateway, seq);
   if (batch === undefined) throw new LabtraceError('E_NOT_FOUND', `no stored batch of ${gateway} holds sequence number ${seq}`);
   if (batch.logIndex === null) throw new LabtraceError('E_NOT_FOUND', `the batch holding ${gateway}/${seq} was stored before the transparency log`);
   const bytes = batch.records;
@@ -35,8 +47,8 @@ export function measurementProof(store: MeasurementStore, log: TransparencyLog, 
     }
   });
   if (record === undefined) throw new LabtraceError('E_NOT_FOUND', `sequence number ${seq} is not in its batch's records`);
-  log.checkpoint(); // signs one now if it is due
-  const { note: checkpoint, size } = log.latestCheckpoint();
+  await log.checkpoint(); // signs one now if it is due
+  const { note: checkpoint, size } = await log.latestCheckpoint();
   if (!(batch.logIndex < size)) throw new LabtraceError('E_NOT_FOUND', `the batch is not in a signed checkpoint yet; try again in a second`);
   return {
     gateway,
@@ -48,7 +60,7 @@ export function measurementProof(store: MeasurementStore, log: TransparencyLog, 
       index,
       proof: inclusionProof(index, leaves.length, leafHashReader(leaves)).map(toBase64),
     },
-    log: { index: batch.logIndex, size, proof: log.inclusionProof(batch.logIndex, size).map(toBase64) },
+    log: { index: batch.logIndex, size, proof: (await log.inclusionProof(batch.logIndex, size)).map(toBase64) },
     checkpoint,
   };
 }

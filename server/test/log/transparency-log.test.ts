@@ -31,6 +31,8 @@ import {
 } from '@labtrace/protocols';
 import { errorHandler } from '../../src/api/errors.js';
 import { createLogger } from '../../src/log.js';
+import { logReaderOf } from '../../src/log/log-reader.js';
+import { LogStore } from '../../src/log/log-store.js';
 import { logRoutes } from '../../src/log/log-routes.js';
 import { MAX_ENTRIES_PER_READ, TransparencyLog, type TransparencyLogOptions } from '../../src/log/transparency-log.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
@@ -489,7 +491,8 @@ describe('argument checks name the parameter and the problem', () => {
   });
 });
 
-describe('HTTP routes', () => {
+// the routes over the in-process log, and over the store several nodes share (log-store.ts) on the same file
+describe.each(['the in-process log', 'the shared log store'])('HTTP routes over %s', (reader) => {
   let server: Server;
   let base: string;
   let log: TransparencyLog;
@@ -504,7 +507,12 @@ describe('HTTP routes', () => {
     log.append('batch-header', leaves.slice(0, 13));
     log.append('key-event', leaves.slice(13));
     const app = express();
-    app.use(logRoutes(log));
+    if (reader === 'the in-process log') app.use(logRoutes(logReaderOf(log)));
+    else {
+      const store = new LogStore(database.db, { origin: ORIGIN, signer: KEY, minCheckpointIntervalMs: 0 });
+      await store.open();
+      app.use(logRoutes(store));
+    }
     app.use(errorHandler(createLogger('test', 'silent')));
     server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -535,7 +543,7 @@ describe('HTTP routes', () => {
   });
 
   test('GET /api/log/proof/inclusion and /consistency verify against the checkpoints', async () => {
-    const { rootHash } = open(log, log.checkpoint());
+    const { rootHash } = open(log, await (await fetch(`${base}/api/log/checkpoint`)).text());
     const { status, body } = await getJson('/api/log/proof/inclusion?index=17&size=21');
     expect(status).toBe(200);
     expect(body).toMatchObject({ index: 17, size: 21, leafHash: toBase64(leafHash(leaves[17]!)) });
