@@ -103,7 +103,14 @@ beforeAll(async () => {
     gateway: 'gw-b',
     session: 1,
     version: 't',
-    instruments: [{ id: 'bal-2', identity: { maker: 'Sartorius', model: 'Cubis II', serialNumber: 'S-2' }, channels: [{ name: 'mass', unit: 'g' }] }],
+    instruments: [
+      {
+        id: 'bal-2',
+        identity: { maker: 'Sartorius', model: 'Cubis II', serialNumber: 'S-2' },
+        protocol: 'balance',
+        channels: [{ name: 'mass', unit: 'g' }],
+      },
+    ],
   });
   browser = await launch();
 }, 90_000);
@@ -297,9 +304,17 @@ describe('instruments', () => {
     const s = await signInAs(browser, t, 'technician', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE });
     try {
       const { page } = s;
+      // the live list says how each instrument is connected, in Chinese; one whose gateway did not say is said to be so
+      const protocolOf = (id) => page.locator(`[data-instrument="${id}"] [data-test="instrument-protocol"]`);
+      await protocolOf('bal-2').waitFor(WAIT);
+      expect(await protocolOf('bal-2').innerText()).toBe(message('zh-CN', 'instruments.protocol.balance'));
+      expect(await protocolOf(INSTRUMENT).innerText()).toBe(message('zh-CN', 'instruments.protocol.unknown'));
+      await page.goto(`${t.base}/#/instruments/bal-2`);
+      await page.waitForSelector('[data-test="instrument-page"][data-loaded="true"]', WAIT);
+      expect(await page.locator('[data-test="identity-protocol"]').innerText()).toBe(message('zh-CN', 'instruments.protocol.balance'));
       const requests = seriesRequests(page);
       await page.goto(`${t.base}/#/instruments/${INSTRUMENT}`);
-      await page.waitForSelector('[data-test="instrument-page"][data-loaded="true"]', WAIT);
+      await page.waitForSelector(`[data-test="instrument-page"][data-loaded="true"][data-instrument="${INSTRUMENT}"]`, WAIT);
       expect(await page.locator('#calibrations-title').innerText()).toBe(message('zh-CN', 'instruments.calibration.title'));
       // an intermediate check, passed
       await page.click('[data-test="check-open"]');

@@ -1,6 +1,6 @@
 // The edge gateway: reads every instrument (Modbus, MQTT, balances), numbers the samples and hands them to
 // the uplink; publishes each instrument's health.
-import { channelOf, toHex, topicFor, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
+import { channelOf, toHex, topicFor, type BirthInstrument, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { BalanceInstrument } from './line/balance-instrument.js';
@@ -234,6 +234,11 @@ export class Gateway {
   }
 }
 
-function birthInstrument(profile: DeviceProfile): { id: string; identity: DeviceProfile['identity']; channels: { name: string; unit: string }[] } {
-  return { id: profile.id, identity: profile.identity, channels: profile.points.map((p) => ({ name: channelOf(p), unit: p.unit })) };
+function birthInstrument(profile: DeviceProfile): BirthInstrument {
+  return {
+    id: profile.id,
+    identity: profile.identity,
+    protocol: profile.protocol,
+    channels: profile.points.map((p) => ({ name: channelOf(p), unit: p.unit })),
+  };
 }

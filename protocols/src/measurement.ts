@@ -54,9 +54,14 @@ export const dataMessageSchema = z.strictObject({
 });
 export type DataMessage = z.output<typeof dataMessageSchema>;
 
+/** how a gateway reads an instrument: its profile's `protocol` (modbus, mqtt, balance, ...); new kinds need no new schema */
+export const instrumentProtocolSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a protocol name: a-z, 0-9 and -, at most 32');
+
 export const birthInstrumentSchema = z.strictObject({
   id: idSchema,
   identity: identitySchema,
+  /** how the gateway reads it (absent from gateways older than this field) */
+  protocol: instrumentProtocolSchema.optional(),
   channels: z.array(z.strictObject({ name: idSchema, unit: z.string().max(32) })),
 });
 export type BirthInstrument = z.output<typeof birthInstrumentSchema>;

@@ -106,7 +106,12 @@ test('a pinned weight reaches the broker numbered and signed, with its unit and 
   expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => (seqs[0] ?? 0) + i));
   const birth = birthMessageSchema.parse(births[0]);
   expect(birth.instruments).toEqual([
-    { id: 'bal-e2e', identity: { maker: 'Mettler Toledo', model: 'XPR205', serialNumber: 'B-1' }, channels: [{ name: 'mass', unit: 'g' }] },
+    {
+      id: 'bal-e2e',
+      identity: { maker: 'Mettler Toledo', model: 'XPR205', serialNumber: 'B-1' },
+      protocol: 'balance',
+      channels: [{ name: 'mass', unit: 'g' }],
+    },
   ]);
   const health = healthMessageSchema.parse(healths[healths.length - 1]);
   expect(health.instruments.find((h) => h.instrument === 'bal-e2e')).toMatchObject({ connected: true });

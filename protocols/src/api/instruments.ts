@@ -25,6 +25,8 @@ export const instrumentSchema = z.strictObject({
   id: z.string(),
   gateway: z.string(),
   identity: instrumentIdentitySchema,
+  /** how the gateway reads it (modbus, mqtt, balance, ...); null when its gateway did not say */
+  protocol: z.string().nullable(),
   channels: z.array(z.strictObject({ name: z.string(), unit: z.string() })),
   /** the newest sample of each channel */
   latest: z.record(z.string(), z.strictObject({ value: sampleValueSchema, ts: msSchema, quality: qualitySchema })),

@@ -176,6 +176,12 @@ export const storeMigrations: Record<string, Migration> = {
       await ddl(db, `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)`);
     },
   },
+  '0043_instrument_protocol': {
+    async up(db: Kysely<unknown>) {
+      // how the gateway reads the instrument (its profile's protocol), from the BIRTH; null for gateways older than it
+      await ddl(db, `ALTER TABLE instruments ADD COLUMN protocol TEXT`);
+    },
+  },
   '0042_samples_partitioned': {
     async up(db: Kysely<unknown>) {
       // On PostgreSQL the per-sample index is split by time (store/sample-partitions.ts): a month of samples per

@@ -14,6 +14,8 @@ export interface InstrumentRecord {
   id: string;
   gateway: string;
   identity: BirthMessage['instruments'][number]['identity'];
+  /** how the gateway reads it (modbus, mqtt, balance, ...), null when its gateway did not say */
+  protocol: string | null;
   channels: { name: string; unit: string }[];
 }
 
@@ -31,6 +33,7 @@ export class Registry {
         const row = {
           gateway: birth.gateway,
           identity: JSON.stringify(instrument.identity),
+          protocol: instrument.protocol ?? null,
           channels: JSON.stringify(instrument.channels),
           updated_at: now,
         };
@@ -58,6 +61,7 @@ export class Registry {
       id: r.id,
       gateway: r.gateway,
       identity: JSON.parse(r.identity) as InstrumentRecord['identity'],
+      protocol: r.protocol,
       channels: JSON.parse(r.channels) as InstrumentRecord['channels'],
     }));
   }

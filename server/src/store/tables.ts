@@ -241,6 +241,7 @@ export interface Tables {
     identity: string;
     channels: string;
     updated_at: number;
+    protocol: string | null;
   };
   key_events: {
     id: Generated<number>;

@@ -3,7 +3,7 @@
 // calibration certificate attached to its record (PDF only, size-limited, once, downloaded with its SHA-256).
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { topicFor } from '@labtrace/protocols';
+import { birthMessageSchema, topicFor } from '@labtrace/protocols';
 import { ATTACHMENT_MAX_BYTES, type InstrumentRegisterItem, type Page } from '@labtrace/protocols/api';
 import type { Role } from '../../src/index.js';
 import { LAB, startServer, TestGateway, type TestServer } from '../helpers/server.js';
@@ -66,11 +66,13 @@ describe('instrument register, health and calibration certificates', () => {
         {
           id: 'bal-1',
           identity: { maker: 'Mettler Toledo', model: 'XPR205', serialNumber: 'B-100', location: 'Room 2' },
+          protocol: 'balance',
           channels: [{ name: 'mass', unit: 'g' }],
         },
         {
           id: 'dmm-7',
           identity: { maker: 'Keysight', model: '34465A', serialNumber: 'MY_59%', location: 'Bench 4' },
+          protocol: 'scpi',
           channels: [{ name: 'v', unit: 'V' }],
         },
         { id: 'ut-9', identity: { maker: 'Zwick', model: 'Z050', serialNumber: 'Z-9' }, channels: [{ name: 'force', unit: 'kN' }] },
@@ -93,6 +95,23 @@ describe('instrument register, health and calibration certificates', () => {
   afterAll(async () => {
     await gw.end();
     await t.stop();
+  });
+
+  test('the instruments say how their gateway reads them, from its BIRTH (null when the gateway did not say)', async () => {
+    const res = await t.fetch('/api/instruments', {}, 'auditor');
+    expect(res.status).toBe(200);
+    const protocols = Object.fromEntries(((await res.json()) as { id: string; protocol: string | null }[]).map((i) => [i.id, i.protocol]));
+    expect(protocols).toMatchObject({ 'bal-1': 'balance', 'dmm-7': 'scpi', 'ut-9': null, 'ut-live': null });
+    // a name that is not a protocol name is refused where the BIRTH is read, naming the field
+    expect(
+      birthMessageSchema.safeParse({
+        v: 1,
+        gateway: 'gw-b',
+        session: 3,
+        version: 't',
+        instruments: [{ id: 'x', identity: { maker: 'm', model: 'x', serialNumber: '1' }, protocol: 'OPC UA!', channels: [] }],
+      }).error?.issues[0]?.path,
+    ).toEqual(['instruments', 0, 'protocol']);
   });
 
   test('the register pages newest registered first, every instrument exactly once', async () => {
