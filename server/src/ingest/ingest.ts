@@ -552,19 +552,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
         recorded.push(await this.events.recordIn(trx, gateway, n.kind, n.severity, n.detail, number, now));
       };
       await pg.store.lockGateways(raw, [gateway]);
-      const stored = await chainIn.stored(trx, gateway, header.batch);
-      if (stored !== undefined) {
+      // a batch stored already (here or by another node): acknowledged again; another batch under its number: a conflict
+      const already = async (): Promise<Outcome | undefined> => {
+        const stored = await chainIn.stored(trx, gateway, header.batch);
+        if (stored === undefined) return undefined;
         if (stored.hash !== hash) return { kind: 'conflict', detail: conflictDetail(what, header.batch, stored.hash, hash) };
         await record(duplicateNote(what, header.batch, (await chainIn.state(trx, gateway))?.nextBatch ?? 0));
         return { kind: 'duplicate' };
-      }
-      // checked again under the lock: a revocation made meanwhile holds at once
+      };
+      // checked again under the lock: a revocation made meanwhile holds at once (for a batch not stored already)
       const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
-      if (late !== undefined) return { kind: 'refused', refusal: late };
+      if (late !== undefined) return (await already()) ?? { kind: 'refused', refusal: late };
+      // storeBatch looks for the batch itself (one query less per batch); nothing is written unless it is stored
       const result = await pg.store.storeBatch(raw, batch);
-      // nothing was written (a duplicate cannot be: it was looked for under the same lock)
-      if (result.kind === 'conflict') return { kind: 'overlap', detail: result.detail };
-      if (result.kind === 'duplicate') return { kind: 'duplicate' };
+      if (result.kind !== 'stored') return (await already()) ?? { kind: 'overlap', detail: result.kind === 'conflict' ? result.detail : '' };
       const { notes, state } = await chainIn.advance(trx, gateway, header, hash, batch.samples, this.broker.sharedIngest === true);
       for (const n of notes) await record(n, n.batch);
       if (skew !== undefined)

@@ -416,6 +416,10 @@ describe('the same input on SQLite and on PostgreSQL gives the same answers and 
       'unknown-key/5',
       'duplicate/2',
     ]);
+    // numbers already stored under another batch: refused as an overlap (a counted refusal, recorded by the trust module)
+    expect(await both('overlap', signedMessage(6, records('cmp-1', 16, 3), null))).toMatch(
+      /sequence numbers 16\.\.17 of gw-b are already stored in batch 4/,
+    );
     expect(await count(pgn.db, 'batch_headers', 'gw-b')).toBe(5);
     const chain = await pgn.db.selectFrom('gateway_chain').selectAll().where('gateway', '=', 'gw-b').executeTakeFirst();
     expect(chain).toMatchObject({ next_batch: 5, next_seq: 18 });
