@@ -158,7 +158,11 @@ async function ingestEngine(msg) {
       channels: Array.from({ length: msg.channels }, (__, c) => ({ name: `ch${c}`, unit: 'kN' })),
     }));
     const born = new Promise((resolve) => ingest.once('birth', resolve));
-    bus.emit('message', topicFor(LAB, g.id, 'BIRTH'), Buffer.from(JSON.stringify({ v: 1, gateway: g.id, session: 1, version: 'bench', instruments })));
+    bus.emit(
+      'message',
+      topicFor(LAB, g.id, 'BIRTH'),
+      Buffer.from(JSON.stringify({ v: 1, gateway: g.id, session: 1, version: 'bench', instruments })),
+    );
     await born;
   }
   return { kind: 'ingest', opened, trust, events, ingest, bus };
