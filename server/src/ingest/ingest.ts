@@ -30,6 +30,7 @@ import {
   type InstrumentHealthMessage,
   type LiveSample,
   type Sample,
+  type SignedBatch,
 } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
 import { Kysely, type Transaction } from 'kysely';
@@ -90,6 +91,20 @@ type Outcome =
   | { kind: 'refused'; refusal: KeyRefusal }
   /** its sequence numbers are stored already under another batch (PostgreSQL; SQLite throws E_CONFLICT) */
   | { kind: 'overlap'; detail: string };
+
+/** a gateway's batches stored in one PostgreSQL transaction, at most */
+const PG_GROUP = 64;
+
+/** A verified batch waiting for its gateway's PostgreSQL transaction. */
+interface PgItem {
+  what: string;
+  key: GatewayKey;
+  now: number;
+  skew: string | undefined;
+  batch: BatchToStore;
+  resolve: (outcome: Outcome) => void;
+  reject: (err: unknown) => void;
+}
 
 /** A security event about a batch, before it is recorded. */
 interface Note {
@@ -166,8 +181,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly sqlite: { database: LabDatabase; store: MeasurementStore; chain: Chain } | undefined;
   /** the PostgreSQL path's store */
   private readonly pg: { db: Kysely<Tables>; store: PgMeasurementStore } | undefined;
-  /** PostgreSQL: each gateway's DATA in turn (the tail of its pipeline) */
+  /** PostgreSQL: each gateway's DATA in turn (the last batch's turn: handed to the commit queue) */
   private readonly pipelines = new Map<string, Promise<void>>();
+  /** PostgreSQL: each gateway's verified batches waiting for their transaction */
+  private readonly pgQueues = new Map<string, PgItem[]>();
+  /** PostgreSQL: DATA being handled (stop waits for it) */
+  private readonly inHand = new Set<Promise<void>>();
   private log: TransparencyLog | undefined;
   private logStore: LogStore | undefined;
   /** verified batches waiting for the next group commit */
@@ -289,7 +308,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.capacity?.off('accepting', this.onAccepting);
     if (this.pg !== undefined) {
       // the batches in hand are stored (or refused) and answered
-      await Promise.all(this.pipelines.values());
+      await Promise.allSettled([...this.inHand]);
       return;
     }
     // a short backlog is indexed now; a long one at the next start, from the stored batches
@@ -360,17 +379,23 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** `leaves`: the records' leaf hashes, packed, computed over the received bytes (binary batches). */
   private data(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
     if (this.pg === undefined) return this.dataOf(gateway, message, leaves, records);
-    // PostgreSQL: after the gateway's batches already in hand (its chain advances in order)
-    const done = (this.pipelines.get(gateway) ?? Promise.resolve()).then(() => this.dataOf(gateway, message, leaves, records));
-    const tail = done.catch(() => undefined);
-    this.pipelines.set(gateway, tail);
-    void tail.then(() => {
-      if (this.pipelines.get(gateway) === tail) this.pipelines.delete(gateway);
+    // PostgreSQL: a gateway's batches are checked one after the other and handed to its commit queue in the order
+    // they came (its chain advances in order); a batch is checked once the one before it is handed on (or answered)
+    let handed = (): void => undefined;
+    const turn = new Promise<void>((resolve) => (handed = resolve));
+    const before = this.pipelines.get(gateway) ?? Promise.resolve();
+    this.pipelines.set(gateway, turn);
+    void turn.then(() => {
+      if (this.pipelines.get(gateway) === turn) this.pipelines.delete(gateway);
     });
+    const done = before.then(() => this.dataOf(gateway, message, leaves, records, handed)).finally(handed);
+    this.inHand.add(done);
+    void done.catch(() => undefined).finally(() => this.inHand.delete(done));
     return done;
   }
 
-  private async dataOf(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
+  /** `handed`: called once the batch is in its gateway's commit queue (PostgreSQL) */
+  private async dataOf(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array, handed?: () => void): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
@@ -427,7 +452,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     let outcome: Outcome;
     try {
       if (this.pg !== undefined)
-        outcome = await this.commitPg(this.pg, what, key, now, skew, {
+        outcome = await this.enqueuePg(this.pg, handed, what, key, now, skew, {
           gateway,
           samples: message.samples,
           signed,
@@ -529,66 +554,131 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /**
-   * PostgreSQL: one transaction for a verified batch, holding the gateway's lock (taken before anything is read, so
-   * that a batch another node is committing is seen as stored once it has): stored, duplicate, conflict, overlap or
-   * refused, with its chain advanced, its security events and its log leaf; the events are announced after COMMIT.
+   * PostgreSQL: hands a verified batch to its gateway's commit queue. The batches that gather there while a
+   * transaction of the gateway runs are stored together in the next one (at most PG_GROUP): one lock, one log append,
+   * one COMMIT for them all, as SQLite's group commit does across gateways.
    */
-  private async commitPg(
+  private enqueuePg(
     pg: { db: Kysely<Tables>; store: PgMeasurementStore },
+    handed: (() => void) | undefined,
     what: string,
     key: GatewayKey,
     now: number,
     skew: string | undefined,
     batch: BatchToStore,
   ): Promise<Outcome> {
-    const { gateway, signed, headerHash: hash } = batch;
-    const { header } = signed;
+    const outcome = new Promise<Outcome>((resolve, reject) => {
+      const item: PgItem = { what, key, now, skew, batch, resolve, reject };
+      const queue = this.pgQueues.get(batch.gateway);
+      if (queue !== undefined) queue.push(item);
+      else {
+        this.pgQueues.set(batch.gateway, [item]);
+        void this.commitQueue(pg, batch.gateway);
+      }
+    });
+    handed?.();
+    return outcome;
+  }
+
+  /** Stores a gateway's queued batches, a group per transaction, until its queue is empty. */
+  private async commitQueue(pg: { db: Kysely<Tables>; store: PgMeasurementStore }, gateway: string): Promise<void> {
+    for (let queue = this.pgQueues.get(gateway); queue !== undefined && queue.length > 0; queue = this.pgQueues.get(gateway)) {
+      const group = queue.splice(0, PG_GROUP);
+      try {
+        const outcomes = await this.commitPg(pg, gateway, group);
+        group.forEach((item, i) => item.resolve(outcomes[i] as Outcome));
+      } catch (err) {
+        if (group.length === 1) (group[0] as PgItem).reject(err);
+        else
+          // one batch's failure must not refuse the others: each again in a transaction of its own
+          for (const item of group)
+            await this.commitPg(pg, gateway, [item]).then(
+              ([outcome]) => item.resolve(outcome as Outcome),
+              (e: unknown) => item.reject(e),
+            );
+      }
+    }
+    this.pgQueues.delete(gateway);
+  }
+
+  /**
+   * PostgreSQL: one transaction for verified batches of one gateway, holding the gateway's lock (taken before anything
+   * is read, so that a batch another node is committing is seen as stored once it has): each stored, duplicate,
+   * conflict, overlap or refused, with the chain advanced, its security events and its log leaf; the events are
+   * announced after COMMIT.
+   */
+  private async commitPg(pg: { db: Kysely<Tables>; store: PgMeasurementStore }, gateway: string, group: readonly PgItem[]): Promise<Outcome[]> {
     // ids and month partitions: committed on their own, before the transaction (harmless if it rolls back)
-    await pg.store.prepare([batch]);
+    await pg.store.prepare(group.map((item) => item.batch));
     const recorded: SecurityEvent[] = [];
-    const outcome = await pg.db.transaction().execute(async (trx): Promise<Outcome> => {
+    const outcomes = await pg.db.transaction().execute(async (trx): Promise<Outcome[]> => {
       const raw = trx as unknown as Transaction<unknown>;
-      const record = async (n: Note, number: number | null = header.batch): Promise<void> => {
-        recorded.push(await this.events.recordIn(trx, gateway, n.kind, n.severity, n.detail, number, now));
-      };
       await pg.store.lockGateways(raw, [gateway]);
-      // a batch stored already (here or by another node): acknowledged again; another batch under its number: a conflict
-      const already = async (): Promise<Outcome | undefined> => {
-        const stored = await chainIn.stored(trx, gateway, header.batch);
-        if (stored === undefined) return undefined;
-        if (stored.hash !== hash) return { kind: 'conflict', detail: conflictDetail(what, header.batch, stored.hash, hash) };
-        await record(duplicateNote(what, header.batch, (await chainIn.state(trx, gateway))?.nextBatch ?? 0));
-        return { kind: 'duplicate' };
-      };
-      // checked again under the lock: a revocation made meanwhile holds at once (for a batch not stored already)
-      const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
-      if (late !== undefined) return (await already()) ?? { kind: 'refused', refusal: late };
-      // storeBatch looks for the batch itself (one query less per batch); nothing is written unless it is stored
-      const result = await pg.store.storeBatch(raw, batch);
-      if (result.kind !== 'stored') return (await already()) ?? { kind: 'overlap', detail: result.kind === 'conflict' ? result.detail : '' };
-      const { notes, state } = await chainIn.advance(trx, gateway, header, hash, batch.samples, this.broker.sharedIngest === true);
-      for (const n of notes) await record(n, n.batch);
-      if (skew !== undefined)
-        await trx
-          .insertInto('clock_skew_batches')
-          .values({
-            gateway,
-            batch: header.batch,
-            first_seq: header.firstSeq,
-            last_seq: header.firstSeq + header.count - 1,
-            earliest: now - this.clock.maxAgeMs,
-            latest: now + this.clock.maxClockSkewMs,
-          })
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      for (const n of batchNotes(gateway, what, batch.samples, skew)) await record(n);
+      const results: Outcome[] = [];
+      const leaves: { batch: number; signed: SignedBatch; now: number }[] = [];
+      for (const item of group) {
+        const outcome = await this.storeIn(trx, item, recorded);
+        results.push(outcome);
+        if (outcome.kind === 'stored') leaves.push({ batch: item.batch.signed.header.batch, signed: item.batch.signed, now: item.now });
+      }
       // last: the log's lock is held from here until COMMIT, serializing every node's appends
-      if (this.logStore !== undefined)
-        await pg.store.setLogIndex(raw, gateway, header.batch, await this.logStore.append(trx, 'batch-header', [canonicalBytes(signed)], now));
-      return { kind: 'stored', gap: notes.some((n) => n.kind === 'batch-gap'), next: state.nextBatch };
+      const last = leaves[leaves.length - 1];
+      if (this.logStore !== undefined && last !== undefined) {
+        const first = await this.logStore.append(
+          trx,
+          'batch-header',
+          leaves.map((l) => canonicalBytes(l.signed)),
+          last.now,
+        );
+        for (const [i, l] of leaves.entries()) await pg.store.setLogIndex(raw, gateway, l.batch, first + i);
+      }
+      return results;
     });
     for (const event of recorded) this.events.announce(event);
-    return outcome;
+    return outcomes;
+  }
+
+  /** One batch in the gateway's transaction (see commitPg); its security events are collected in `recorded`. */
+  private async storeIn(trx: Transaction<Tables>, item: PgItem, recorded: SecurityEvent[]): Promise<Outcome> {
+    const { what, key, now, skew, batch } = item;
+    const { gateway, signed, headerHash: hash } = batch;
+    const { header } = signed;
+    const raw = trx as unknown as Transaction<unknown>;
+    const pg = this.pg as { db: Kysely<Tables>; store: PgMeasurementStore };
+    const record = async (n: Note, number: number | null = header.batch): Promise<void> => {
+      recorded.push(await this.events.recordIn(trx, gateway, n.kind, n.severity, n.detail, number, now));
+    };
+    // a batch stored already (here or by another node): acknowledged again; another batch under its number: a conflict
+    const already = async (): Promise<Outcome | undefined> => {
+      const stored = await chainIn.stored(trx, gateway, header.batch);
+      if (stored === undefined) return undefined;
+      if (stored.hash !== hash) return { kind: 'conflict', detail: conflictDetail(what, header.batch, stored.hash, hash) };
+      await record(duplicateNote(what, header.batch, (await chainIn.state(trx, gateway))?.nextBatch ?? 0));
+      return { kind: 'duplicate' };
+    };
+    // checked again under the lock: a revocation made meanwhile holds at once (for a batch not stored already)
+    const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
+    if (late !== undefined) return (await already()) ?? { kind: 'refused', refusal: late };
+    // storeBatch looks for the batch itself (one query less per batch); nothing is written unless it is stored
+    const result = await pg.store.storeBatch(raw, batch);
+    if (result.kind !== 'stored') return (await already()) ?? { kind: 'overlap', detail: result.kind === 'conflict' ? result.detail : '' };
+    const { notes, state } = await chainIn.advance(trx, gateway, header, hash, batch.samples, this.broker.sharedIngest === true);
+    for (const n of notes) await record(n, n.batch);
+    if (skew !== undefined)
+      await trx
+        .insertInto('clock_skew_batches')
+        .values({
+          gateway,
+          batch: header.batch,
+          first_seq: header.firstSeq,
+          last_seq: header.firstSeq + header.count - 1,
+          earliest: now - this.clock.maxAgeMs,
+          latest: now + this.clock.maxClockSkewMs,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    for (const n of batchNotes(gateway, what, batch.samples, skew)) await record(n);
+    return { kind: 'stored', gap: notes.some((n) => n.kind === 'batch-gap'), next: state.nextBatch };
   }
 
   /**

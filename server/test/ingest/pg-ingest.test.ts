@@ -347,6 +347,43 @@ describe('one PostgreSQL node', () => {
       { kind: 'duplicate', severity: 'info', batch: 3, detail: 'DATA: batch 3 of gw-a was already stored; acknowledged again' },
     ]);
   });
+  test('batches that gather while a transaction runs are stored together; one that cannot be written is refused alone', async () => {
+    await sql`CREATE FUNCTION test_refuse_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: batch % cannot be written', NEW.batch; END $$`.execute(
+      node.db,
+    );
+    await sql`CREATE TRIGGER test_refuse_batch BEFORE INSERT ON batch_headers FOR EACH ROW WHEN (NEW.batch = 6) EXECUTE FUNCTION test_refuse_batch()`.execute(
+      node.db,
+    );
+    const wires = [4, 5, 6, 7, 8, 9].map((b) => gw.seal(records('pg-1', b * 4, 4), b));
+    const refused: string[] = [];
+    const onRejected = (_: string, reason: string): void => void refused.push(reason);
+    node.ingest.on('rejected', onRejected);
+    const acks = gw.acks.get(node) ?? [];
+    const before = acks.length;
+    try {
+      // all at once: those that arrive while a transaction of the gateway runs wait for the next, together
+      await Promise.all(wires.map((wire) => gw.publish(node, wire)));
+      await waitFor('the answers to batches 4..9', () => acks.length >= before + 5 && refused.length >= 1, 30_000);
+    } finally {
+      node.ingest.off('rejected', onRejected);
+      await sql`DROP TRIGGER test_refuse_batch ON batch_headers`.execute(node.db);
+      await sql`DROP FUNCTION test_refuse_batch()`.execute(node.db);
+    }
+    expect(refused).toEqual([expect.stringMatching(/^DATA: batch 6 of gw-a: test: batch 6 cannot be written/)]);
+    expect(acks.slice(before)).toEqual([4, 5, 7, 8, 9]);
+    expect(await count(node.db, 'batch_headers', 'gw-a')).toBe(9);
+    // sent again, it is stored and closes the gap
+    expect(await gw.send(node, wires[2]!)).toBe('acked');
+    expect(await count(node.db, 'batch_headers', 'gw-a')).toBe(10);
+    expect(await count(node.db, 'samples')).toBe(40);
+    const chain = await node.db.selectFrom('gateway_chain').selectAll().where('gateway', '=', 'gw-a').executeTakeFirst();
+    expect(chain).toMatchObject({ next_batch: 10, next_seq: 40 });
+    expect((await node.events('gw-a')).slice(2).map((e) => `${e.kind}/${e.batch}`)).toEqual(['batch-gap/7', 'gap-filled/6']);
+    // every stored header in the log once, at its batch's index
+    const headers = await node.db.selectFrom('batch_headers').select(['log_index']).where('gateway', '=', 'gw-a').execute();
+    expect(new Set(headers.map((h) => h.log_index)).size).toBe(10);
+    expect(await node.log.size()).toBe(10);
+  });
 });
 
 describe('the same input on SQLite and on PostgreSQL gives the same answers and the same security events', () => {
