@@ -5,11 +5,12 @@
 // - SQLite (a LabDatabase): synchronous statements; the batches verified in one turn of the event loop are stored
 //   in one group commit (one disk flush), the per-sample index brought up to date after it.
 // - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
-//   takes the gateway's advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the
-//   batch and its samples, writes its security events and appends its header to the transparency log; the events
-//   are announced and the ACK published only after COMMIT. A gateway's batches go through one pipeline, in order;
-//   different gateways' run at once (the pool). Several nodes may ingest the same gateway's batches: the lock makes
-//   a batch redelivered to another node a duplicate there (acknowledged again, stored once).
+//   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
+//   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
+//   writes its security events and appends its header to the transparency log; the events are announced and the ACK
+//   published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
+//   once (the pool). Several nodes may ingest the same gateway's batches: the lock makes a batch redelivered to
+//   another node a duplicate there (acknowledged again, stored once).
 import { EventEmitter } from 'node:events';
 import {
   birthMessageSchema,
@@ -19,6 +20,7 @@ import {
   healthMessageSchema,
   isSealedBatch,
   isLabtraceError,
+  LabtraceError,
   issuesOf,
   openBatch,
   parseTopic,
@@ -48,7 +50,6 @@ import type { Registry } from '../store/registry.js';
 import type { GatewayKey, KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
 import type { SecurityEvent, SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
 import { writeFailureOf } from '../store/capacity.js';
-import { LabtraceError } from '@labtrace/protocols';
 import { Chain, chainIn } from './chain.js';
 
 interface IngestEvents {
