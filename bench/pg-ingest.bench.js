@@ -8,12 +8,16 @@
 //   postgres-2   two nodes on one PostgreSQL at once, each with its own gateways
 //   latency      one node on PostgreSQL at 10,000 samples/s (a batch of 250 per gateway every 100 ms): from each
 //                sample's time (taken over the 100 ms before its batch is sent) to its batch's commit, p50/p99
+//   ingest-1, ingest-2, ingest-latency   the same three through the server's Ingest (its PostgreSQL path: gateway lock,
+//                chain state, batch and samples, security events and the transparency log leaf in one transaction per
+//                batch), counted at its ACK, published after COMMIT
 // For each: verified samples durably stored per second, each node's CPU (% of one core) and peak RSS, PostgreSQL's
 // CPU (all its processes), the rows found in the store afterwards (each sample once).
-// What this leaves out: the MQTT hops and the ACK (bench/ingest.bench.js measures those on SQLite), the transparency
-// log append and the chain state (in the same transaction once the ingest runs on PostgreSQL).
+// What this leaves out: the MQTT hops (bench/ingest.bench.js measures those on SQLite); the store-only phases also
+// leave out the transparency log append and the chain state (the ingest-* phases include them).
 //
-// Environment: BENCH_SECONDS (15), BENCH_LATENCY_SECONDS (20), BENCH_KEEP=1 keeps the cluster's directory.
+// Environment: BENCH_SECONDS (15), BENCH_LATENCY_SECONDS (20), BENCH_KEEP=1 keeps the cluster's directory,
+// BENCH_PHASES (a comma list of the phases above; default: all).
 // Writes bench/results/pg-ingest.json.
 import { Buffer } from 'node:buffer';
 import { fork } from 'node:child_process';
@@ -43,6 +47,7 @@ const STEP_MS = 100;
 const TARGETS = { postgresPerSecond: 50_000, latencyP99Ms: 500 };
 const NODE = path.join(BENCH_DIR, 'lib', 'pg-ingest-node.js');
 const TICKS = clockTicks();
+const PHASES = process.env['BENCH_PHASES']?.split(',').map((p) => p.trim());
 
 /** every process of the cluster: the postmaster and its children */
 function postgresPids(dir) {
@@ -81,7 +86,7 @@ function request(child, msg, expect) {
 }
 
 let gatewaySerial = 0;
-async function startNodes(count, store, batches, batchSamples, start) {
+async function startNodes(count, store, batches, batchSamples, start, through) {
   const nodes = [];
   for (let n = 0; n < count; n++) {
     const child = fork(NODE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -95,7 +100,7 @@ async function startNodes(count, store, batches, batchSamples, start) {
     nodes.map(({ child, gateways }) =>
       request(
         child,
-        { cmd: 'load', store, gateways, batches, batchSamples, instruments: INSTRUMENTS, channels: CHANNELS, start, stepMs: STEP_MS },
+        { cmd: 'load', store, through, gateways, batches, batchSamples, instruments: INSTRUMENTS, channels: CHANNELS, start, stepMs: STEP_MS },
         'loaded',
       ),
     ),
@@ -103,13 +108,13 @@ async function startNodes(count, store, batches, batchSamples, start) {
   return nodes;
 }
 
-async function phase(name, { nodes: count, store, mode, cluster }) {
+async function phase(name, { nodes: count, store, mode, cluster, through }) {
   const latency = mode === 'paced';
   const batchSamples = latency ? LATENCY_RATE / GATEWAYS_PER_NODE / (1000 / STEP_MS) : BATCH_SAMPLES;
   // as fast as it goes: enough batches for 200,000/s per node over the window
   const batches = latency ? (LATENCY_SECONDS * 1000) / STEP_MS : Math.ceil((200_000 * SECONDS) / GATEWAYS_PER_NODE / BATCH_SAMPLES);
   const start = Date.now() + (latency ? 15_000 : 0);
-  const nodes = await startNodes(count, store, batches, batchSamples, latency ? start : Date.now() - 3_600_000);
+  const nodes = await startNodes(count, store, batches, batchSamples, latency ? start : Date.now() - 3_600_000, through);
   const pg0 = cluster ? postgresTicks(cluster.dir) : 0;
   const m0 = machineTicks();
   const runs = await Promise.all(
@@ -161,6 +166,7 @@ async function main() {
     settings: { shared_buffers: '512MB', max_wal_size: '4GB', checkpoint_timeout: '15min', max_connections: 50 },
   });
   const results = [];
+  const chosen = (name) => PHASES === undefined || PHASES.includes(name);
   try {
     const migrated = async (name) => {
       const url = await cluster.createDatabase(name);
@@ -169,15 +175,18 @@ async function main() {
       await opened.close();
       return url;
     };
-    const sqlite = await phase('sqlite', { nodes: 1, store: `sqlite:${path.join(tmp, 'sqlite')}`, mode: 'throughput' });
-    results.push(sqlite);
-    for (const [name, nodes, mode] of [
+    if (chosen('sqlite')) results.push(await phase('sqlite', { nodes: 1, store: `sqlite:${path.join(tmp, 'sqlite')}`, mode: 'throughput' }));
+    for (const [name, nodes, mode, through] of [
       ['postgres-1', 1, 'throughput'],
       ['postgres-2', 2, 'throughput'],
       ['latency', 1, 'paced'],
+      ['ingest-1', 1, 'throughput', 'ingest'],
+      ['ingest-2', 2, 'throughput', 'ingest'],
+      ['ingest-latency', 1, 'paced', 'ingest'],
     ]) {
-      const url = await migrated(name.replace('-', '_'));
-      const r = await phase(name, { nodes, store: url, mode, cluster });
+      if (!chosen(name)) continue;
+      const url = await migrated(name.replaceAll('-', '_'));
+      const r = await phase(name, { nodes, store: url, mode, cluster, through });
       const stored = await storedRows(url);
       r.rowsFound = stored.samples;
       r.rowsDoubled = stored.doubled;
@@ -203,12 +212,16 @@ async function main() {
       targets: TARGETS,
     },
     results: {
-      sqlitePerSecond: byPhase.sqlite.perSecond,
-      postgresOneNodePerSecond: byPhase['postgres-1'].perSecond,
-      postgresTwoNodesPerSecond: byPhase['postgres-2'].perSecond,
-      latencyP99Ms: byPhase.latency.latencyP99Ms,
-      meetsThroughput: Math.max(byPhase['postgres-1'].perSecond, byPhase['postgres-2'].perSecond) >= TARGETS.postgresPerSecond,
-      meetsLatency: byPhase.latency.latencyP99Ms < TARGETS.latencyP99Ms,
+      sqlitePerSecond: byPhase.sqlite?.perSecond,
+      postgresOneNodePerSecond: byPhase['postgres-1']?.perSecond,
+      postgresTwoNodesPerSecond: byPhase['postgres-2']?.perSecond,
+      latencyP99Ms: byPhase.latency?.latencyP99Ms,
+      ingestOneNodePerSecond: byPhase['ingest-1']?.perSecond,
+      ingestTwoNodesPerSecond: byPhase['ingest-2']?.perSecond,
+      ingestLatencyP99Ms: byPhase['ingest-latency']?.latencyP99Ms,
+      meetsThroughput:
+        Math.max(...['postgres-1', 'postgres-2', 'ingest-1', 'ingest-2'].map((p) => byPhase[p]?.perSecond ?? 0)) >= TARGETS.postgresPerSecond,
+      meetsLatency: ['latency', 'ingest-latency'].every((p) => byPhase[p] === undefined || byPhase[p].latencyP99Ms < TARGETS.latencyP99Ms),
     },
     detail: results,
   });

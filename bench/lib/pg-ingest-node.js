@@ -5,23 +5,40 @@
 // index brought up to date after each batch). One pipeline per gateway (the ingest serializes a gateway's batches);
 // the synchronous SQLite store runs one.
 //
-// Messages: in { cmd: 'load', store, gateways: [{ id, seed }], batches, batchSamples, instruments, channels, start, stepMs }
+// With `through: 'ingest'` (PostgreSQL only), the batches go through the server's own Ingest instead: its PostgreSQL path
+// (one transaction per batch: gateway lock, chain, batch and samples, security events, transparency log leaf), fed as
+// the broker feeds it (a DATA message on the bus) and counted when its ACK is published, after COMMIT. The keys and
+// the security events' counters live in a SQLite file of their own (the trust modules still run on SQLite).
+//
+// Messages: in { cmd: 'load', store, through?, gateways: [{ id, seed }], batches, batchSamples, instruments, channels, start, stepMs }
 //             -> { loaded }  (batch i of a gateway holds samples taken over [start + i*stepMs, start + (i+1)*stepMs))
 //           in { cmd: 'run', mode: 'throughput', seconds } | { cmd: 'run', mode: 'paced' } (batch i sent at start + (i+1)*stepMs)
 //           -> { done, samples, batches, elapsedMs, latencies (paced: commit time - sample time, ms), cpuMs, maxRssMiB }
 import { Buffer } from 'node:buffer';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
 import {
   formatSignerKey,
   formatVerifierKey,
   headerHash,
   openBatch,
   parseSignerKey,
+  parseTopic,
   parseVerifierKey,
   publicKeyFromSeed,
   sealBatch,
   toBase64,
+  topicFor,
   verifyBatch,
 } from '@labtrace/protocols';
+import { Ingest } from '../../server/dist/src/ingest/ingest.js';
+import { LogStore } from '../../server/dist/src/log/log-store.js';
+import { Registry } from '../../server/dist/src/store/registry.js';
+import { KeyRegistry } from '../../server/dist/src/trust/key-registry.js';
+import { SecurityEvents } from '../../server/dist/src/trust/security-events.js';
 import { LabDatabase } from '../../server/dist/src/store/database.js';
 import { MeasurementStore } from '../../server/dist/src/store/measurement-store.js';
 import { PgMeasurementStore } from '../../server/dist/src/store/pg-measurement-store.js';
@@ -76,15 +93,89 @@ async function load(msg) {
     const store = new MeasurementStore(database);
     store.open();
     engine = { kind: 'sqlite', database, store };
-  } else {
+  } else if (msg.through === 'ingest') engine = await ingestEngine(msg);
+  else {
     const opened = openStore(parseDatabaseUrl(msg.store, 'store', process.cwd()), { poolSize: gateways.length + 2 });
     engine = { kind: 'postgres', opened, store: new PgMeasurementStore(opened.db) };
   }
 }
 
-/** open, verify, store one sealed batch; returns its samples */
-async function ingest(g, wire) {
+const LAB = 'bench';
+
+/** What the Ingest needs of the broker: DATA in (emitted here), ACKs out (each resolves the wait for its batch). */
+class Bus extends EventEmitter {
+  running = true;
+  waiting = new Map();
+  start() {
+    return Promise.resolve();
+  }
+  stop() {
+    return Promise.resolve();
+  }
+  connectedGateways() {
+    return [];
+  }
+  publish(topic, payload) {
+    const t = parseTopic(topic);
+    if (t?.kind === 'ACK') {
+      const key = `${t.gateway}/${JSON.parse(payload).batch}`;
+      this.waiting.get(key)?.();
+      this.waiting.delete(key);
+    }
+    return Promise.resolve();
+  }
+  /** publishes a gateway's batch and resolves with its ACK */
+  deliver(gateway, batch, wire) {
+    const acked = new Promise((resolve) => this.waiting.set(`${gateway}/${batch}`, resolve));
+    this.emit('message', topicFor(LAB, gateway, 'DATA'), Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength));
+    return acked;
+  }
+}
+
+/** The server's Ingest on PostgreSQL, its gateways registered and born. */
+async function ingestEngine(msg) {
+  const logger = pino({ level: 'silent' });
+  const opened = openStore(parseDatabaseUrl(msg.store, 'store', process.cwd()), { poolSize: gateways.length + 2 });
+  const trust = new LabDatabase(mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-trust-')), serverMigrations);
+  await trust.migrate();
+  const events = new SecurityEvents(trust, logger);
+  const keys = new KeyRegistry(trust, events);
+  keys.open(gateways.map((g) => ({ id: g.id, key: formatVerifierKey(g.id, g.key.publicKey) })));
+  const log = new LogStore(opened.db, { origin: `labtrace/${LAB}`, signer: parseSignerKey(formatSignerKey(`labtrace/${LAB}`, Buffer.alloc(32, 7))) });
+  await log.open();
+  const bus = new Bus();
+  const ingest = new Ingest(LAB, bus, opened.db, new PgMeasurementStore(opened.db), new Registry({ db: opened.db }), keys, events, logger);
+  ingest.useLog(log);
+  ingest.on('rejected', (gateway, reason) => {
+    console.error(`pg-ingest node: refused: ${gateway}: ${reason}`);
+    process.exit(1);
+  });
+  await ingest.start();
+  for (const g of gateways) {
+    const instruments = Array.from({ length: msg.instruments }, (_, i) => ({
+      id: `${g.id}-i${i}`,
+      identity: { maker: 'bench', model: 'b', serialNumber: String(i) },
+      channels: Array.from({ length: msg.channels }, (__, c) => ({ name: `ch${c}`, unit: 'kN' })),
+    }));
+    const born = new Promise((resolve) => ingest.once('birth', resolve));
+    bus.emit(
+      'message',
+      topicFor(LAB, g.id, 'BIRTH'),
+      Buffer.from(JSON.stringify({ v: 1, gateway: g.id, session: 1, version: 'bench', instruments })),
+    );
+    await born;
+  }
+  return { kind: 'ingest', opened, trust, events, ingest, bus };
+}
+
+/** open, verify, store one sealed batch (number b of its gateway); returns its samples (the Ingest: their times) */
+async function ingest(g, wire, b) {
   const gateway = gateways[g];
+  if (engine.kind === 'ingest') {
+    await engine.bus.deliver(gateway.id, b, wire);
+    const t0 = plan.start + b * plan.stepMs;
+    return Array.from({ length: plan.batchSamples }, (_, i) => ({ ts: t0 + Math.floor((i * plan.stepMs) / plan.batchSamples) }));
+  }
   const { signed, samples, leaves, records } = openBatch(wire);
   verifyBatch(signed, samples, gateway.key, gateway.id, leaves);
   const hash = toBase64(headerHash(signed.header));
@@ -120,7 +211,7 @@ async function run(msg) {
         const wait = plan.start + (i + 1) * plan.stepMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
-      const stored = await ingest(g, queue[i]);
+      const stored = await ingest(g, queue[i], i);
       const at = Date.now();
       samples += stored.length;
       batches++;
@@ -133,7 +224,7 @@ async function run(msg) {
       for (let g = 0; g < queues.length && Date.now() < deadline; g++) {
         const wire = queues[g][round];
         if (wire === undefined) continue;
-        const stored = await ingest(g, wire);
+        const stored = await ingest(g, wire, round);
         samples += stored.length;
         batches++;
       }
@@ -153,6 +244,12 @@ process.on('message', (msg) => {
     else if (msg.cmd === 'close') {
       if (engine?.kind === 'sqlite') await engine.database.close();
       if (engine?.kind === 'postgres') await engine.opened.close();
+      if (engine?.kind === 'ingest') {
+        await engine.ingest.stop();
+        await engine.events.stop();
+        await engine.trust.close();
+        await engine.opened.close();
+      }
       reply({ closed: true });
       process.exit(0);
     }

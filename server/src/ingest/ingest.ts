@@ -1,5 +1,16 @@
 // Turns MQTT messages from gateways into stored samples: validate, verify the signed batch against the
 // gateway's registered key, check the chain's continuity, store durably, then acknowledge.
+//
+// Two storage paths, chosen by the store the ingest is given:
+// - SQLite (a LabDatabase): synchronous statements; the batches verified in one turn of the event loop are stored
+//   in one group commit (one disk flush), the per-sample index brought up to date after it.
+// - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
+//   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
+//   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
+//   writes its security events and appends its header to the transparency log; the events are announced and the ACK
+//   published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
+//   once (the pool). Several nodes may ingest the same gateway's batches: the lock makes a batch redelivered to
+//   another node a duplicate there (acknowledged again, stored once).
 import { EventEmitter } from 'node:events';
 import {
   birthMessageSchema,
@@ -9,6 +20,7 @@ import {
   healthMessageSchema,
   isSealedBatch,
   isLabtraceError,
+  LabtraceError,
   issuesOf,
   openBatch,
   parseTopic,
@@ -19,19 +31,26 @@ import {
   type DataMessage,
   type InstrumentHealthMessage,
   type LiveSample,
+  type Sample,
+  type SignedBatch,
 } from '@labtrace/protocols';
 import type { Statement } from 'better-sqlite3';
+import { Kysely, type Transaction } from 'kysely';
 import type { MessageBus } from '../broker/bus.js';
+import { LogStore } from '../log/log-store.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
 import type { StoreCapacity } from '../store/capacity.js';
 import type { LabDatabase } from '../store/database.js';
 import type { MeasurementStore } from '../store/measurement-store.js';
+import { PgMeasurementStore, type BatchToStore } from '../store/pg-measurement-store.js';
+import { dialectOf } from '../store/portable-ddl.js';
+import type { Tables } from '../store/tables.js';
 import type { Registry } from '../store/registry.js';
-import type { KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
-import type { SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
+import type { GatewayKey, KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
+import type { SecurityEvent, SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
 import { writeFailureOf } from '../store/capacity.js';
-import { Chain } from './chain.js';
+import { Chain, chainIn } from './chain.js';
 
 interface IngestEvents {
   samples: [samples: LiveSample[]];
@@ -66,7 +85,61 @@ export type RefusalReason = string;
 const MALFORMED = { kind: 'malformed', batch: null, counted: true } as const;
 
 type Outcome =
-  { kind: 'stored'; gap: boolean } | { kind: 'duplicate' } | { kind: 'conflict'; detail: string } | { kind: 'refused'; refusal: KeyRefusal };
+  /** next: the gateway's next expected batch after it (PostgreSQL) */
+  | { kind: 'stored'; gap: boolean; next?: number }
+  | { kind: 'duplicate' }
+  | { kind: 'conflict'; detail: string }
+  | { kind: 'refused'; refusal: KeyRefusal }
+  /** its sequence numbers are stored already under another batch (PostgreSQL; SQLite throws E_CONFLICT) */
+  | { kind: 'overlap'; detail: string };
+
+/** a gateway's batches stored in one PostgreSQL transaction, at most */
+const PG_GROUP = 64;
+
+/** A verified batch waiting for its gateway's PostgreSQL transaction. */
+interface PgItem {
+  what: string;
+  key: GatewayKey;
+  now: number;
+  skew: string | undefined;
+  batch: BatchToStore;
+  resolve: (outcome: Outcome) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A security event about a batch, before it is recorded. */
+interface Note {
+  kind: SecurityEventKind;
+  severity: Severity;
+  detail: string;
+}
+
+/** A batch stored before: acknowledged again; an old one arriving again looks like a replay. */
+function duplicateNote(what: string, batch: number, next: number): Note {
+  // a resend after a lost ACK comes soon after the batch; an old batch arriving again looks like a replay
+  // (harmless either way: it is stored once and acknowledged again, so a genuine gateway is never stuck)
+  return batch + REPLAY_DISTANCE < next
+    ? {
+        kind: 'replay',
+        severity: 'notice',
+        detail: `${what} is ${next - batch} batches old and was already stored; acknowledged again, not stored twice`,
+      }
+    : { kind: 'duplicate', severity: 'info', detail: `${what} was already stored; acknowledged again` };
+}
+
+/** A different batch under a stored batch's number. */
+const conflictDetail = (what: string, batch: number, storedHash: string, hash: string): string =>
+  `${what}: a different batch ${batch} (header ${storedHash}) is already stored; this one hashes to ${hash}`;
+
+/** What a newly stored batch tells besides its chain: sample times beyond the accepted skew, samples the gateway refused. */
+function batchNotes(gateway: string, what: string, samples: readonly Sample[], skew: string | undefined): Note[] {
+  const notes: Note[] = [];
+  if (skew !== undefined) notes.push({ kind: 'clock-skew', severity: 'alarm', detail: `${what}: ${skew}` });
+  for (const s of samples)
+    if (s.instrument === gateway && s.channel === 'samples-refused')
+      notes.push({ kind: 'samples-refused', severity: 'alarm', detail: `the gateway refused ${String(s.value)} samples: ${s.reason ?? ''}` });
+  return notes;
+}
 
 /** The sample times a batch may carry, around its arrival (server clock): beyond them it is recorded as clock skew. */
 export interface ClockWindow {
@@ -105,18 +178,32 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** the gateway of each announced instrument */
   private readonly owners = new Map<string, string>();
-  readonly chain: Chain;
+  /** the SQLite path's store, index and chain */
+  private readonly sqlite: { database: LabDatabase; store: MeasurementStore; chain: Chain } | undefined;
+  /** the PostgreSQL path's store */
+  private readonly pg: { db: Kysely<Tables>; store: PgMeasurementStore } | undefined;
+  /** PostgreSQL: each gateway's DATA in turn (the last batch's turn: handed to the commit queue) */
+  private readonly pipelines = new Map<string, Promise<void>>();
+  /** PostgreSQL: each gateway's verified batches waiting for their transaction */
+  private readonly pgQueues = new Map<string, PgItem[]>();
+  /** PostgreSQL: DATA being handled (stop waits for it) */
+  private readonly inHand = new Set<Promise<void>>();
   private log: TransparencyLog | undefined;
+  private logStore: LogStore | undefined;
   /** verified batches waiting for the next group commit */
   private readonly pending: { work: () => Outcome; resolve: (o: Outcome) => void; reject: (err: unknown) => void }[] = [];
   /** when a resend was last asked of each gateway */
   private readonly resendAsked = new Map<string, number>();
 
+  /**
+   * `database` and `store`: SQLite's LabDatabase with its MeasurementStore, or a PostgreSQL store (Kysely) with a
+   * PgMeasurementStore on it.
+   */
   constructor(
     private readonly lab: string,
     private readonly broker: MessageBus,
-    private readonly database: LabDatabase,
-    private readonly store: MeasurementStore,
+    database: LabDatabase | Kysely<Tables>,
+    store: MeasurementStore | PgMeasurementStore,
     private readonly registry: Registry,
     private readonly keys: KeyRegistry,
     private readonly events: SecurityEvents,
@@ -124,7 +211,30 @@ export class Ingest extends EventEmitter<IngestEvents> {
     private readonly clock: ClockWindow = DEFAULT_CLOCK_WINDOW,
   ) {
     super();
-    this.chain = new Chain(database);
+    if (!(database instanceof Kysely)) {
+      if (store instanceof PgMeasurementStore) throw new LabtraceError('E_CONFIG', 'ingest: a SQLite store takes the SQLite measurement store');
+      this.sqlite = { database, store, chain: new Chain(database) };
+    } else if (dialectOf(database as Kysely<unknown>) === 'postgres' && store instanceof PgMeasurementStore) this.pg = { db: database, store };
+    else
+      throw new LabtraceError(
+        'E_CONFIG',
+        "ingest: a Kysely store must be PostgreSQL's with a PgMeasurementStore (SQLite's is given as its LabDatabase)",
+      );
+  }
+
+  private get lite(): { database: LabDatabase; store: MeasurementStore; chain: Chain } {
+    if (this.sqlite === undefined) throw new LabtraceError('E_STORE', 'ingest: this is the SQLite path, the store is PostgreSQL');
+    return this.sqlite;
+  }
+  private get database(): LabDatabase {
+    return this.lite.database;
+  }
+  private get store(): MeasurementStore {
+    return this.lite.store;
+  }
+  /** the chain on SQLite (on PostgreSQL, chainIn reads it) */
+  get chain(): Chain {
+    return this.lite.chain;
   }
 
   private skewedBatch: Statement | undefined;
@@ -162,14 +272,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return { total, byReason: { ...this.refusedByReason }, refusing };
   }
 
-  /** Every stored batch's signed header enters this log in the same commit. */
-  useLog(log: TransparencyLog): void {
-    this.log = log;
+  /** Every stored batch's signed header enters this log in the same commit (PostgreSQL: the LogStore on the same store). */
+  useLog(log: TransparencyLog | LogStore): void {
+    if (log instanceof LogStore) {
+      if (this.pg === undefined) throw new LabtraceError('E_CONFIG', 'ingest: on SQLite the log is the TransparencyLog');
+      this.logStore = log;
+    } else {
+      if (this.pg !== undefined) throw new LabtraceError('E_CONFIG', "ingest: on PostgreSQL the log is the LogStore on the ingest's store");
+      this.log = log;
+    }
   }
 
   async start(): Promise<void> {
-    this.chain.open();
-    this.scheduleIndex(0); // batches stored before a stop and not yet indexed
+    if (this.sqlite !== undefined) {
+      this.chain.open();
+      this.scheduleIndex(0); // batches stored before a stop and not yet indexed
+    }
     for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
     this.broker.on('message', this.onMessage);
   }
@@ -184,16 +302,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return undefined;
   }
 
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     this.broker.off('message', this.onMessage);
-    // a short backlog is indexed now; a long one at the next start, from the stored batches
-    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
-    this.indexTimer = undefined;
     if (this.roomTimer !== undefined) clearTimeout(this.roomTimer);
     this.roomTimer = undefined;
     this.capacity?.off('accepting', this.onAccepting);
+    if (this.pg !== undefined) {
+      // the batches in hand are stored (or refused) and answered
+      await Promise.allSettled([...this.inHand]);
+      return;
+    }
+    // a short backlog is indexed now; a long one at the next start, from the stored batches
+    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
     if (this.store.indexBacklog <= 100) this.indexNow();
-    return Promise.resolve();
   }
 
   /** The latest reported health of an instrument, or null. */
@@ -217,7 +339,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     reason: string,
     event?: { kind: SecurityEventKind; batch: number | null; severity?: Severity; counted?: boolean },
     refusal?: RefusalReason,
-  ): void {
+  ): Promise<void> | undefined {
     this.counters.rejected++;
     // a DATA message refused: counted by reason for health
     if (reason.startsWith('DATA')) {
@@ -227,9 +349,28 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.outcomes.set(gateway, { refusedAt: Date.now(), reason: why, ackedAt: o?.ackedAt ?? 0 });
     }
     if (event?.counted) this.events.refuse({ gateway, kind: event.kind, severity: event.severity ?? 'alarm', detail: reason, batch: event.batch });
+    else if (event && this.pg !== undefined)
+      return this.recordAlone(this.pg.db, gateway, { kind: event.kind, severity: event.severity ?? 'alarm', detail: reason }, event.batch).then(
+        () => {
+          this.emit('rejected', gateway, reason);
+        },
+      );
     else if (event) this.events.record(gateway, event.kind, event.severity ?? 'alarm', reason, event.batch);
     else this.logger.warn({ gateway, reason }, 'message rejected');
     this.emit('rejected', gateway, reason);
+    return undefined;
+  }
+
+  /** PostgreSQL: a security event in a transaction of its own, announced once committed (never throws). */
+  private async recordAlone(db: Kysely<Tables>, gateway: string, note: Note, batch: number | null): Promise<void> {
+    try {
+      const event = await db
+        .transaction()
+        .execute((trx) => this.events.recordIn(trx, gateway, note.kind, note.severity, note.detail, batch, Date.now()));
+      this.events.announce(event);
+    } catch (err) {
+      this.logger.error({ gateway, kind: note.kind, err: (err as Error).message }, 'a security event could not be recorded');
+    }
   }
 
   private command(gateway: string, cmd: CmdMessage): Promise<void> {
@@ -237,7 +378,25 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /** `leaves`: the records' leaf hashes, packed, computed over the received bytes (binary batches). */
-  private async data(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
+  private data(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
+    if (this.pg === undefined) return this.dataOf(gateway, message, leaves, records);
+    // PostgreSQL: a gateway's batches are checked one after the other and handed to its commit queue in the order
+    // they came (its chain advances in order); a batch is checked once the one before it is handed on (or answered)
+    let handed = (): void => undefined;
+    const turn = new Promise<void>((resolve) => (handed = resolve));
+    const before = this.pipelines.get(gateway) ?? Promise.resolve();
+    this.pipelines.set(gateway, turn);
+    void turn.then(() => {
+      if (this.pipelines.get(gateway) === turn) this.pipelines.delete(gateway);
+    });
+    const done = before.then(() => this.dataOf(gateway, message, leaves, records, handed)).finally(handed);
+    this.inHand.add(done);
+    void done.catch(() => undefined).finally(() => this.inHand.delete(done));
+    return done;
+  }
+
+  /** `handed`: called once the batch is in its gateway's commit queue (PostgreSQL) */
+  private async dataOf(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array, handed?: () => void): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
@@ -246,7 +405,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const { header } = signed;
     if (header.batch !== message.batch)
       return this.reject(gateway, `${what}: the signed header is of batch ${header.batch}`, { kind: 'altered', batch: message.batch });
-    const key = this.keys.get(gateway, header.keyId);
+    let key = this.keys.get(gateway, header.keyId);
+    if (key === undefined && this.pg !== undefined) {
+      // registered through another node since this one loaded the keys
+      await this.keys.refresh();
+      key = this.keys.get(gateway, header.keyId);
+    }
     if (key === undefined)
       return this.reject(gateway, `${what}: key ${header.keyId} is not registered for this gateway`, { kind: 'unknown-key', batch: header.batch });
     // the key's validity, by what the server knows: a batch not already stored must be acceptable under the key now
@@ -254,7 +418,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const hash = toBase64(headerHash(header));
     const now = Date.now();
     const refusal = this.keys.refusal(key, header.batch, now);
-    if (refusal !== undefined && this.chain.stored(gateway, header.batch)?.hash !== hash)
+    if (
+      refusal !== undefined &&
+      (this.pg === undefined ? this.chain.stored(gateway, header.batch)?.hash : (await chainIn.stored(this.pg.db, gateway, header.batch))?.hash) !==
+        hash
+    )
       return this.reject(gateway, `${what}: ${refusal.detail}`, { kind: refusal.kind, batch: header.batch });
     try {
       verifyBatch(signed, message.samples, key.key, gateway, leaves);
@@ -284,48 +452,46 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const skew = this.clockSkew(header, now);
     let outcome: Outcome;
     try {
-      outcome = await this.commit(() => {
-        const stored = this.chain.stored(gateway, header.batch);
-        if (stored !== undefined) {
-          if (stored.hash === hash) return { kind: 'duplicate' as const };
-          return {
-            kind: 'conflict' as const,
-            detail: `${what}: a different batch ${header.batch} (header ${stored.hash}) is already stored; this one hashes to ${hash}`,
-          };
-        }
-        // checked again in the commit: a revocation made meanwhile (by the admin command line) holds at once
-        const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
-        if (late !== undefined) return { kind: 'refused' as const, refusal: late };
-        this.store.store(gateway, message.samples, signed, hash, now, records);
-        const notes = this.chain.advance(gateway, header, hash, message.samples, this.broker.sharedIngest === true);
-        if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
-        for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
-        if (skew !== undefined) {
-          this.skewedBatch ??= this.database.sqlite.prepare(
-            'INSERT OR IGNORE INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)',
-          );
-          this.skewedBatch.run(
-            gateway,
-            header.batch,
-            header.firstSeq,
-            header.firstSeq + header.count - 1,
-            now - this.clock.maxAgeMs,
-            now + this.clock.maxClockSkewMs,
-          );
-          this.events.record(gateway, 'clock-skew', 'alarm', `${what}: ${skew}`, header.batch, now);
-        }
-        for (const s of message.samples)
-          if (s.instrument === gateway && s.channel === 'samples-refused')
-            this.events.record(
-              gateway,
-              'samples-refused',
-              'alarm',
-              `the gateway refused ${String(s.value)} samples: ${s.reason ?? ''}`,
-              header.batch,
-              now,
+      if (this.pg !== undefined)
+        outcome = await this.enqueuePg(this.pg, handed, what, key, now, skew, {
+          gateway,
+          samples: message.samples,
+          signed,
+          headerHash: hash,
+          now,
+          ...(records === undefined ? {} : { records }),
+        });
+      else
+        outcome = await this.commit(() => {
+          const stored = this.chain.stored(gateway, header.batch);
+          if (stored !== undefined) {
+            if (stored.hash === hash) return { kind: 'duplicate' as const };
+            return { kind: 'conflict' as const, detail: conflictDetail(what, header.batch, stored.hash, hash) };
+          }
+          // checked again in the commit: a revocation made meanwhile (by the admin command line) holds at once
+          const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
+          if (late !== undefined) return { kind: 'refused' as const, refusal: late };
+          this.store.store(gateway, message.samples, signed, hash, now, records);
+          const notes = this.chain.advance(gateway, header, hash, message.samples, this.broker.sharedIngest === true);
+          if (this.log) this.store.setLogIndex(gateway, header.batch, this.log.append('batch-header', [canonicalBytes(signed)], now));
+          for (const n of notes) this.events.record(gateway, n.kind, n.severity, n.detail, n.batch, now);
+          for (const n of batchNotes(gateway, what, message.samples, skew))
+            this.events.record(gateway, n.kind, n.severity, n.detail, header.batch, now);
+          if (skew !== undefined) {
+            this.skewedBatch ??= this.database.sqlite.prepare(
+              'INSERT OR IGNORE INTO clock_skew_batches (gateway, batch, first_seq, last_seq, earliest, latest) VALUES (?, ?, ?, ?, ?, ?)',
             );
-        return { kind: 'stored' as const, gap: notes.some((n) => n.kind === 'batch-gap') };
-      });
+            this.skewedBatch.run(
+              gateway,
+              header.batch,
+              header.firstSeq,
+              header.firstSeq + header.count - 1,
+              now - this.clock.maxAgeMs,
+              now + this.clock.maxClockSkewMs,
+            );
+          }
+          return { kind: 'stored' as const, gap: notes.some((n) => n.kind === 'batch-gap') };
+        });
     } catch (err) {
       // numbers already stored under another batch: refused, not acknowledged (the gateway cannot resend it as it is)
       if (isLabtraceError(err) && err.code === 'E_CONFLICT')
@@ -337,24 +503,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (full) this.awaitRoom(gateway, header.batch);
       return this.reject(gateway, `${what}: ${(err as Error).message}`, undefined, full ? 'store-write-failed' : 'store-failed');
     }
+    if (outcome.kind === 'overlap')
+      return this.reject(gateway, `${what}: ${outcome.detail}`, { kind: 'sequence-overlap', batch: header.batch, counted: true });
     if (outcome.kind === 'conflict') return this.reject(gateway, outcome.detail, { kind: 'conflict', batch: header.batch });
     if (outcome.kind === 'refused')
       return this.reject(gateway, `${what}: ${outcome.refusal.detail}`, { kind: outcome.refusal.kind, batch: header.batch });
     if (outcome.kind === 'duplicate') {
       this.counters.duplicates += message.samples.length;
-      // a resend after a lost ACK comes soon after the batch; an old batch arriving again looks like a replay
-      // (harmless either way: it is stored once and acknowledged again, so a genuine gateway is never stuck)
-      const next = this.chain.state(gateway)?.nextBatch ?? 0;
-      if (header.batch + REPLAY_DISTANCE < next)
-        this.events.record(
-          gateway,
-          'replay',
-          'notice',
-          `${what} is ${next - header.batch} batches old and was already stored; acknowledged again, not stored twice`,
-          header.batch,
-          now,
-        );
-      else this.events.record(gateway, 'duplicate', 'info', `${what} was already stored; acknowledged again`, header.batch, now);
+      // PostgreSQL recorded it in the transaction that found it
+      if (this.pg === undefined) {
+        const n = duplicateNote(what, header.batch, this.chain.state(gateway)?.nextBatch ?? 0);
+        this.events.record(gateway, n.kind, n.severity, n.detail, header.batch, now);
+      }
     } else {
       this.counters.batches++;
       // a batch is stored whole or not at all (overlapping batches are refused), so every sample is new
@@ -369,11 +529,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // node's hands: asking for them would resend batches in flight there (stored twice across separate stores).
     // Lost batches come again anyway, after the gateway's ACK timeout.
     if (outcome.gap && this.broker.sharedIngest !== true) {
-      const state = this.chain.state(gateway);
+      const next = this.pg === undefined ? this.chain.state(gateway)?.nextBatch : outcome.next;
       const last = this.resendAsked.get(gateway) ?? 0;
-      if (state !== undefined && now - last > 5000) {
+      if (next !== undefined && now - last > 5000) {
         this.resendAsked.set(gateway, now);
-        await this.command(gateway, { v: 1, cmd: 'resend', fromBatch: state.nextBatch });
+        await this.command(gateway, { v: 1, cmd: 'resend', fromBatch: next });
       }
     }
     // samples dated outside the accepted window are not pushed live (they are not an instrument's latest value)
@@ -392,6 +552,134 @@ export class Ingest extends EventEmitter<IngestEvents> {
           quality: s.quality,
         })),
       );
+  }
+
+  /**
+   * PostgreSQL: hands a verified batch to its gateway's commit queue. The batches that gather there while a
+   * transaction of the gateway runs are stored together in the next one (at most PG_GROUP): one lock, one log append,
+   * one COMMIT for them all, as SQLite's group commit does across gateways.
+   */
+  private enqueuePg(
+    pg: { db: Kysely<Tables>; store: PgMeasurementStore },
+    handed: (() => void) | undefined,
+    what: string,
+    key: GatewayKey,
+    now: number,
+    skew: string | undefined,
+    batch: BatchToStore,
+  ): Promise<Outcome> {
+    const outcome = new Promise<Outcome>((resolve, reject) => {
+      const item: PgItem = { what, key, now, skew, batch, resolve, reject };
+      const queue = this.pgQueues.get(batch.gateway);
+      if (queue !== undefined) queue.push(item);
+      else {
+        this.pgQueues.set(batch.gateway, [item]);
+        void this.commitQueue(pg, batch.gateway);
+      }
+    });
+    handed?.();
+    return outcome;
+  }
+
+  /** Stores a gateway's queued batches, a group per transaction, until its queue is empty. */
+  private async commitQueue(pg: { db: Kysely<Tables>; store: PgMeasurementStore }, gateway: string): Promise<void> {
+    for (let queue = this.pgQueues.get(gateway); queue !== undefined && queue.length > 0; queue = this.pgQueues.get(gateway)) {
+      const group = queue.splice(0, PG_GROUP);
+      try {
+        const outcomes = await this.commitPg(pg, gateway, group);
+        group.forEach((item, i) => item.resolve(outcomes[i] as Outcome));
+      } catch (err) {
+        if (group.length === 1) (group[0] as PgItem).reject(err);
+        else
+          // one batch's failure must not refuse the others: each again in a transaction of its own
+          for (const item of group)
+            await this.commitPg(pg, gateway, [item]).then(
+              ([outcome]) => item.resolve(outcome as Outcome),
+              (e: unknown) => item.reject(e),
+            );
+      }
+    }
+    this.pgQueues.delete(gateway);
+  }
+
+  /**
+   * PostgreSQL: one transaction for verified batches of one gateway, holding the gateway's lock (taken before anything
+   * is read, so that a batch another node is committing is seen as stored once it has): each stored, duplicate,
+   * conflict, overlap or refused, with the chain advanced, its security events and its log leaf; the events are
+   * announced after COMMIT.
+   */
+  private async commitPg(pg: { db: Kysely<Tables>; store: PgMeasurementStore }, gateway: string, group: readonly PgItem[]): Promise<Outcome[]> {
+    // ids and month partitions: committed on their own, before the transaction (harmless if it rolls back)
+    await pg.store.prepare(group.map((item) => item.batch));
+    const recorded: SecurityEvent[] = [];
+    const outcomes = await pg.db.transaction().execute(async (trx): Promise<Outcome[]> => {
+      const raw = trx as unknown as Transaction<unknown>;
+      await pg.store.lockGateways(raw, [gateway]);
+      const results: Outcome[] = [];
+      const leaves: { batch: number; signed: SignedBatch; now: number }[] = [];
+      for (const item of group) {
+        const outcome = await this.storeIn(trx, item, recorded);
+        results.push(outcome);
+        if (outcome.kind === 'stored') leaves.push({ batch: item.batch.signed.header.batch, signed: item.batch.signed, now: item.now });
+      }
+      // last: the log's lock is held from here until COMMIT, serializing every node's appends
+      const last = leaves[leaves.length - 1];
+      if (this.logStore !== undefined && last !== undefined) {
+        const first = await this.logStore.append(
+          trx,
+          'batch-header',
+          leaves.map((l) => canonicalBytes(l.signed)),
+          last.now,
+        );
+        for (const [i, l] of leaves.entries()) await pg.store.setLogIndex(raw, gateway, l.batch, first + i);
+      }
+      return results;
+    });
+    for (const event of recorded) this.events.announce(event);
+    return outcomes;
+  }
+
+  /** One batch in the gateway's transaction (see commitPg); its security events are collected in `recorded`. */
+  private async storeIn(trx: Transaction<Tables>, item: PgItem, recorded: SecurityEvent[]): Promise<Outcome> {
+    const { what, key, now, skew, batch } = item;
+    const { gateway, signed, headerHash: hash } = batch;
+    const { header } = signed;
+    const raw = trx as unknown as Transaction<unknown>;
+    const pg = this.pg as { db: Kysely<Tables>; store: PgMeasurementStore };
+    const record = async (n: Note, number: number | null = header.batch): Promise<void> => {
+      recorded.push(await this.events.recordIn(trx, gateway, n.kind, n.severity, n.detail, number, now));
+    };
+    // a batch stored already (here or by another node): acknowledged again; another batch under its number: a conflict
+    const already = async (): Promise<Outcome | undefined> => {
+      const stored = await chainIn.stored(trx, gateway, header.batch);
+      if (stored === undefined) return undefined;
+      if (stored.hash !== hash) return { kind: 'conflict', detail: conflictDetail(what, header.batch, stored.hash, hash) };
+      await record(duplicateNote(what, header.batch, (await chainIn.state(trx, gateway))?.nextBatch ?? 0));
+      return { kind: 'duplicate' };
+    };
+    // checked again under the lock: a revocation made meanwhile holds at once (for a batch not stored already)
+    const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
+    if (late !== undefined) return (await already()) ?? { kind: 'refused', refusal: late };
+    // storeBatch looks for the batch itself (one query less per batch); nothing is written unless it is stored
+    const result = await pg.store.storeBatch(raw, batch);
+    if (result.kind !== 'stored') return (await already()) ?? { kind: 'overlap', detail: result.kind === 'conflict' ? result.detail : '' };
+    const { notes, state } = await chainIn.advance(trx, gateway, header, hash, batch.samples, this.broker.sharedIngest === true);
+    for (const n of notes) await record(n, n.batch);
+    if (skew !== undefined)
+      await trx
+        .insertInto('clock_skew_batches')
+        .values({
+          gateway,
+          batch: header.batch,
+          first_seq: header.firstSeq,
+          last_seq: header.firstSeq + header.count - 1,
+          earliest: now - this.clock.maxAgeMs,
+          latest: now + this.clock.maxClockSkewMs,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    for (const n of batchNotes(gateway, what, batch.samples, skew)) await record(n);
+    return { kind: 'stored', gap: notes.some((n) => n.kind === 'batch-gap'), next: state.nextBatch };
   }
 
   /**

@@ -20,7 +20,8 @@ export interface InstrumentRecord {
 }
 
 export class Registry {
-  constructor(private readonly database: LabDatabase) {}
+  // only its Kysely store: the same on SQLite and PostgreSQL
+  constructor(private readonly database: Pick<LabDatabase, 'db'>) {}
 
   async recordBirth(lab: string, birth: BirthMessage, now = Date.now()): Promise<void> {
     await this.database.db.transaction().execute(async (trx) => {

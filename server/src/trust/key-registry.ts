@@ -156,6 +156,12 @@ export class KeyRegistry {
     }
   }
 
+  /** Reloads the in-memory view of the keys from the store (keys registered, rotated or revoked elsewhere). */
+  refresh(): Promise<void> {
+    this.reload();
+    return Promise.resolve();
+  }
+
   private must(gateway: string, keyId: string): GatewayKey {
     const key = this.get(gateway, keyId);
     if (!key) throw new LabtraceError('E_STORE', `key ${keyId} of ${gateway} is not in the store after it was written`);

@@ -4,7 +4,9 @@
 // publishes, enrollment attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
+import type { Transaction } from 'kysely';
 import type { LabDatabase } from '../store/database.js';
+import type { Tables } from '../store/tables.js';
 import type { Logger } from '../log.js';
 import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
 import { pageOfRows, pageSql } from '../api/paging.js';
@@ -111,19 +113,39 @@ export class SecurityEvents extends EventEmitter<Events> {
       address,
       client,
     };
-    const fields = {
-      gateway,
-      kind: r.kind,
-      batch,
-      detail: r.detail,
-      ...(address === null ? {} : { address }),
-      ...(client === null ? {} : { client }),
-    };
-    if (r.severity === 'alarm') this.logger.error(fields, `ALARM: ${r.kind}`);
-    else if (r.severity === 'notice') this.logger.warn(fields, r.kind);
-    else this.logger.info(fields, r.kind);
-    this.emit('event', event);
+    this.announce(event);
     return event;
+  }
+
+  /**
+   * Records an event in the caller's transaction (a Kysely transaction on either store) without announcing it: the
+   * caller announces it (`announce`) once the transaction has committed.
+   */
+  async recordIn(
+    trx: Transaction<Tables>,
+    gateway: string,
+    kind: SecurityEventKind,
+    severity: Severity,
+    detail: string,
+    batch: number | null,
+    at: number,
+  ): Promise<SecurityEvent> {
+    const row = await trx
+      .insertInto('security_events')
+      .values({ at, gateway, kind, severity, batch, detail, last_at: at, address: null, client: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id: Number(row.id), at, gateway, kind, severity, batch, detail, count: 1, lastAt: at, address: null, client: null };
+  }
+
+  /** Logs a recorded event (alarms at error level) and pushes it to whoever listens. */
+  announce(event: SecurityEvent): void {
+    const { gateway, kind, batch, detail, address, client } = event;
+    const fields = { gateway, kind, batch, detail, ...(address === null ? {} : { address }), ...(client === null ? {} : { client }) };
+    if (event.severity === 'alarm') this.logger.error(fields, `ALARM: ${kind}`);
+    else if (event.severity === 'notice') this.logger.warn(fields, kind);
+    else this.logger.info(fields, kind);
+    this.emit('event', event);
   }
 
   /**
