@@ -12,13 +12,14 @@
 // table is keyed by size. Nothing of the tree is kept in memory: every node answers from the table.
 //
 // What remains before this replaces TransparencyLog (the server does not run on PostgreSQL yet):
-// - ingest (ingest/ingest.ts), the audit trail's anchoring (audit/audit-trail.ts) and the key registry
-//   (trust/key-registry.ts) append through the synchronous TransparencyLog inside their better-sqlite3 transactions;
-//   each must move to a Kysely transaction that calls `append(trx, ...)`, as late in the transaction as it can (the
-//   lock is held until the transaction ends);
+// - the ingest's PostgreSQL path appends here, last in its batch's transaction (ingest/ingest.ts); the audit trail's
+//   anchoring (audit/audit-trail.ts) and the key registry (trust/key-registry.ts) still append through the
+//   synchronous TransparencyLog inside their better-sqlite3 transactions, and must move to a Kysely transaction that
+//   calls `append(trx, ...)`, as late in the transaction as it can (the lock is held until the transaction ends);
 // - the routes (log/log-routes.ts) and the measurement proofs (log/measurement-proof.ts) read through `LogReader`
 //   (log/log-reader.ts), which this store is; the checkpoint job (server.ts's housekeeping: maybeCheckpoint) and the
-//   certificates' checkpoint (certificates/certificates.ts) must still await these methods; the job should run on one node (a lease), though two nodes running it at once sign nothing twice;
+//   certificates' checkpoint (certificates/certificates.ts) must still await these methods; the job should run on
+//   one node (a lease), though two nodes running it at once sign nothing twice;
 // - TransparencyLog keeps the upper levels of the tree in memory for fast proofs; this store reads O(log n) rows per
 //   proof in one query. A cache of committed hashes (they never change) can come back if proofs need it.
 import { sql, type Kysely, type Transaction } from 'kysely';

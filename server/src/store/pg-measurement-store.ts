@@ -13,8 +13,8 @@
 // - Gateway and stream ids come from unique upserts (the same id on every node) and are kept in memory once known.
 // - The index is partitioned by month (store/sample-partitions.ts): partitions are made before the transaction.
 //
-// The server does not run on this yet (its ingest is synchronous on SQLite); the plan in docs/scale-out.md says
-// what moves when.
+// The ingest's PostgreSQL path (ingest/ingest.ts) stores through it; the server's composition does not choose
+// PostgreSQL yet (docs/scale-out.md says what moves when).
 import { encodeRecords, fromHex, LabtraceError, QUALITIES, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { SeriesPoint } from './measurement-store.js';
