@@ -1,9 +1,10 @@
-// The edge gateway: reads every instrument (Modbus, MQTT, balances), numbers the samples and hands them to
+// The edge gateway: reads every instrument (Modbus, MQTT, balances, SCPI), numbers the samples and hands them to
 // the uplink; publishes each instrument's health.
 import { channelOf, toHex, topicFor, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { BalanceInstrument } from './line/balance-instrument.js';
+import { ScpiInstrument } from './line/scpi-instrument.js';
 import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
@@ -113,6 +114,7 @@ export class Gateway {
     const logger = this.logger.child({ instrument: profile.id });
     // a balance owns its serial port or socket: nothing shared, so a dead one waits on no other
     if (profile.protocol === 'balance') return new BalanceInstrument(profile, logger);
+    if (profile.protocol === 'scpi') return new ScpiInstrument(profile, logger);
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });

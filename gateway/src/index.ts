@@ -3,6 +3,7 @@ export { loadGatewayConfig, loadProfileFile, gatewayConfigSchema, type GatewayCo
 export { ModbusInstrument, engineeringValue } from './modbus/modbus-instrument.js';
 export { ModbusLink, linkKey } from './modbus/link.js';
 export { BalanceInstrument, POLL_COMMAND, readLine, sampleOf } from './line/balance-instrument.js';
+export { ScpiInstrument, scpiSample, MAX_ERRORS_PER_CYCLE } from './line/scpi-instrument.js';
 export { LineConnection, describeLine } from './line/line-connection.js';
 export { LinkPool } from './modbus/link-pool.js';
 export type { PolledSample, InstrumentHealth, InstrumentSource } from './source.js';

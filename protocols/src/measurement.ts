@@ -111,6 +111,8 @@ export const instrumentHealthSchema = z.strictObject({
   /** how late polls start against their schedule */
   pollJitterMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }).optional(),
   breaker: z.enum(['closed', 'open', 'half-open']).optional(),
+  /** what keeps the instrument from being read now, in words (a SCPI identity that does not match, errors it reported) */
+  problem: z.string().max(500).optional(),
 });
 export type InstrumentHealthMessage = z.output<typeof instrumentHealthSchema>;
 

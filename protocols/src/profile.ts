@@ -231,6 +231,58 @@ export const balanceProfileSchema = z.strictObject({
   points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
 });
 
+// An instrument speaking SCPI over a raw TCP socket (port 5025): multimeters, calibrators, power supplies, counters.
+/** one SCPI query: printable ASCII ending in "?", one query per point (no ";") */
+const scpiQuery = z
+  .string()
+  .min(2)
+  .max(200)
+  .regex(/^[\x20-\x7e]+$/, 'expected printable ASCII without line ends')
+  .refine((q) => !q.includes(';'), 'one query per point: no ";"')
+  .refine((q) => q.trim().endsWith('?'), 'a query ends with "?" (commands that change the instrument are not sent)');
+
+export const scpiConnectionSchema = z.strictObject({
+  transport: z.literal('tcp'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(5025),
+});
+
+/** What `*IDN?` must answer (IEEE 488.2: manufacturer, model, serial number, firmware), compared without regard to case. */
+export const scpiIdnSchema = z.strictObject({
+  manufacturer: z.string().min(1).max(100),
+  model: z.string().min(1).max(100),
+  /** also check the serial number: a swapped instrument of the same model is refused */
+  serialNumber: z.string().min(1).max(100).optional(),
+});
+
+export const scpiPointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** the query that returns this point's value, for example MEAS:VOLT:DC? */
+  query: scpiQuery,
+  unit: z.string().max(32).default(''),
+  /** how long this query may take (a slow measurement); default: the profile's timeoutMs */
+  timeoutMs: z.number().int().min(10).max(600_000).optional(),
+});
+
+export const scpiProfileSchema = z
+  .strictObject({
+    protocol: z.literal('scpi'),
+    id,
+    identity: identitySchema,
+    connection: scpiConnectionSchema,
+    /** checked against `*IDN?` at every connect: a mismatch is not read */
+    idn: scpiIdnSchema,
+    pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+    /** how long a query waits for its reply */
+    timeoutMs: z.number().int().min(10).max(600_000).default(1000),
+    /** read the error queue (SYST:ERR?) after each cycle */
+    errorQueue: z.boolean().default(true),
+    reporting: reportingSchema,
+    points: z.array(scpiPointSchema).min(1).max(200),
+  })
+  .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
+
 /** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
 export const deviceProfileSchema = z.preprocess(
   (input) => {
@@ -239,18 +291,21 @@ export const deviceProfileSchema = z.preprocess(
     const transport = typeof connection === 'object' && connection !== null ? (connection as { transport?: unknown }).transport : undefined;
     return { protocol: transport === 'mqtt' ? 'mqtt' : 'modbus', ...input };
   },
-  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema]),
+  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema, scpiProfileSchema]),
 );
 
 /** What a profile file holds, before defaults (`protocol` may be left out). */
 export type ModbusProfileInput = Omit<z.input<typeof modbusProfileSchema>, 'protocol'> & { protocol?: 'modbus' };
 export type MqttProfileInput = Omit<z.input<typeof mqttProfileSchema>, 'protocol'> & { protocol?: 'mqtt' };
 export type BalanceProfileInput = z.input<typeof balanceProfileSchema>;
-export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput;
+export type ScpiProfileInput = z.input<typeof scpiProfileSchema>;
+export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
 export type ModbusProfile = z.output<typeof modbusProfileSchema>;
 export type MqttProfile = z.output<typeof mqttProfileSchema>;
 export type BalanceProfile = z.output<typeof balanceProfileSchema>;
+export type ScpiProfile = z.output<typeof scpiProfileSchema>;
+export type ScpiPoint = z.output<typeof scpiPointSchema>;
 export type LineConnection = z.output<typeof lineConnectionSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
 export type MqttPoint = z.output<typeof mqttPointSchema>;
@@ -285,6 +340,10 @@ export function pointWidth(point: ProfilePoint): number {
 
 export function parseBalanceProfile(input: Omit<BalanceProfileInput, 'protocol'>): BalanceProfile {
   return balanceProfileSchema.parse({ ...input, protocol: 'balance' });
+}
+
+export function parseScpiProfile(input: Omit<ScpiProfileInput, 'protocol'>): ScpiProfile {
+  return scpiProfileSchema.parse({ ...input, protocol: 'scpi' });
 }
 
 export function parseModbusProfile(input: ModbusProfileInput): ModbusProfile {
