@@ -120,6 +120,12 @@ export class Simulator {
         }),
       );
     }
+    if (profile.protocol === 'line') {
+      throw new LabtraceError(
+        'E_CONFIG',
+        `${instrument.id}: the simulator serves no generic line instrument (protocol line); simulate a balance instead`,
+      );
+    }
     if (profile.protocol === 'scpi') {
       return this.add(
         new ScpiServer({

@@ -5,6 +5,7 @@ import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { BalanceInstrument } from './line/balance-instrument.js';
 import { ScpiInstrument } from './line/scpi-instrument.js';
+import { GenericLineInstrument } from './line/generic-instrument.js';
 import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
@@ -115,6 +116,7 @@ export class Gateway {
     // a balance owns its serial port or socket: nothing shared, so a dead one waits on no other
     if (profile.protocol === 'balance') return new BalanceInstrument(profile, logger);
     if (profile.protocol === 'scpi') return new ScpiInstrument(profile, logger);
+    if (profile.protocol === 'line') return new GenericLineInstrument(profile, logger);
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });

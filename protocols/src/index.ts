@@ -30,3 +30,4 @@ export * from './verify/audit-export.js';
 export * from './verify/tar.js';
 export * from './line/balance.js';
 export * from './line/scpi.js';
+export * from './line/generic.js';
