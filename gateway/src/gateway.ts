@@ -104,6 +104,15 @@ export class Gateway {
       }
     });
     this.uplink.on('connected', () => this.publishHealth());
+    this.uplink.on('command', (instrument, command) => {
+      const source = this.sources.find((s) => s.id === instrument);
+      if (source instanceof BalanceInstrument) source.command(command);
+      else
+        this.logger.warn(
+          { instrument, command },
+          source === undefined ? 'command for an unknown instrument: ignored' : 'command for an instrument that takes none: ignored',
+        );
+    });
     this.sources = profiles.map((profile) => this.createSource(profile));
     for (const source of this.sources) {
       source.on('samples', (samples) => this.accept(samples));

@@ -90,6 +90,13 @@ export const cmdMessageSchema = z.discriminatedUnion('cmd', [
     /** the first batch number the server is missing (batches before it are all stored) */
     fromBatch: z.number().int().min(0),
   }),
+  /** a command that changes an instrument (a balance's zero or tare): sent only when its profile allows it */
+  z.strictObject({
+    v: z.literal(1),
+    cmd: z.literal('instrument'),
+    instrument: idSchema,
+    command: z.enum(['zero', 'tare']),
+  }),
 ]);
 export type CmdMessage = z.output<typeof cmdMessageSchema>;
 

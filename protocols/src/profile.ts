@@ -210,27 +210,41 @@ export const balancePointSchema = z.strictObject({
 });
 
 export const BALANCE_COMMANDS = ['zero', 'tare'] as const;
+export type BalanceCommand = (typeof BALANCE_COMMANDS)[number];
 
-export const balanceProfileSchema = z.strictObject({
-  protocol: z.literal('balance'),
-  id,
-  identity: identitySchema,
-  dialect: z.enum(['mt-sics', 'sbi']),
-  connection: lineConnectionSchema,
-  /** poll: ask for the weight (MT-SICS `SI`, SBI `ESC P`) every interval; unsolicited: read what the balance prints */
-  mode: z.enum(['poll', 'unsolicited']).default('poll'),
-  pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
-  /** how long a poll waits for its reply */
-  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
-  /** commands that change the balance (zero, tare): none unless listed */
-  allowCommands: z
-    .array(z.enum(BALANCE_COMMANDS))
-    .max(0, 'sending zero or tare to a balance is not available yet: leave allowCommands empty')
-    .default([]),
-  reporting: reportingSchema,
-  /** the one weight a balance gives */
-  points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
-});
+export const balanceProfileSchema = z
+  .strictObject({
+    protocol: z.literal('balance'),
+    id,
+    identity: identitySchema,
+    dialect: z.enum(['mt-sics', 'sbi']),
+    connection: lineConnectionSchema,
+    /** poll: ask for the weight (MT-SICS `SI`, SBI `ESC P`) every interval; unsolicited: read what the balance prints */
+    mode: z.enum(['poll', 'unsolicited']).default('poll'),
+    pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+    /** how long a poll waits for its reply */
+    timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    /** commands that change the balance (zero, tare): none unless listed; each one sent is a signed record */
+    allowCommands: z
+      .array(z.enum(BALANCE_COMMANDS))
+      .refine((c) => new Set(c).size === c.length, 'a command is listed twice')
+      .default([]),
+    reporting: reportingSchema,
+    /** the one weight a balance gives */
+    points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
+  })
+  .superRefine((profile, ctx) => {
+    if (profile.allowCommands.length === 0) return;
+    if (profile.dialect !== 'mt-sics') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowCommands'],
+        message: 'zero and tare are sent to MT-SICS balances only: leave allowCommands empty for SBI',
+      });
+    } else if (profile.mode !== 'poll') {
+      ctx.addIssue({ code: 'custom', path: ['allowCommands'], message: 'zero and tare are sent between two polls: they need mode poll' });
+    }
+  });
 
 // The long tail of line instruments (pH meters, thermometers, balances of other makers, counters): each line
 // the instrument sends is read by a pattern with named groups, each group a point. See line/generic.ts.

@@ -4,7 +4,7 @@
 // Every weight gets a quality; a line that is not a reply is counted (`invalid_reply`) and never
 // believed; the connection reopens by itself. Each balance has its own connection and timers, so a
 // dead one delays no other instrument.
-import { channelOf, parseSbiLine, parseSicsReply, type BalanceProfile, type BalanceReading } from '@labtrace/protocols';
+import { channelOf, parseSbiLine, parseSicsReply, type BalanceCommand, type BalanceProfile, type BalanceReading } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { PolledSample } from '../source.js';
 import { LineInstrument, type LineOutcome, type LineReader } from './line-instrument.js';
@@ -69,6 +69,29 @@ export function balanceReader(profile: BalanceProfile): LineReader {
   return {
     request: profile.mode === 'poll' ? POLL_COMMAND[profile.dialect] : undefined,
     bad,
+    commandChannel: `${point === undefined ? 'weight' : channelOf(point)}.command`,
+    ack(command: string, line: string) {
+      let reading: BalanceReading;
+      try {
+        reading = parseSicsReply(line, SICS_COMMANDS[command as BalanceCommand] ?? command);
+      } catch {
+        // not this command's reply (a weight that came late)
+        return undefined;
+      }
+      switch (reading.kind) {
+        case 'done':
+          return { ok: true };
+        case 'error':
+          return { ok: false, reason: `${reading.code}: ${reading.meaning}` };
+        case 'busy':
+          return { ok: false, reason: 'the balance could not do it now (I)' };
+        case 'overload':
+        case 'underload':
+          return { ok: false, reason: `the balance refused: ${reading.kind === 'overload' ? 'upper' : 'lower'} limit exceeded` };
+        case 'weight':
+          return undefined;
+      }
+    },
     read(line: string, ts: number): LineOutcome {
       let reading: BalanceReading;
       try {
@@ -87,12 +110,30 @@ export function balanceReader(profile: BalanceProfile): LineReader {
   };
 }
 
+/** MT-SICS: zero and tare (each answered `Z A`, `T S <tare> <unit>`, or why not). */
+const SICS_COMMANDS: Readonly<Record<BalanceCommand, string>> = { zero: 'Z', tare: 'T' };
+
 export class BalanceInstrument extends LineInstrument {
   constructor(
     readonly profile: BalanceProfile,
-    logger: Logger,
+    private readonly log: Logger,
     now: () => number = Date.now,
   ) {
-    super({ ...profile, what: 'balance' }, balanceReader(profile), logger, now);
+    super({ ...profile, what: 'balance' }, balanceReader(profile), log, now);
+  }
+
+  /**
+   * Zero or tare the balance, if its profile allows it: sent between two polls, and a signed record of it
+   * (good when done, bad with the reason) follows the reply. Refused (counted `command_refused`) otherwise.
+   */
+  command(name: BalanceCommand): { queued: true } | { queued: false; reason: string } {
+    if (!this.profile.allowCommands.includes(name)) {
+      const reason = `${name}: not allowed by the profile of ${this.profile.id} (allowCommands: [${this.profile.allowCommands.join(', ')}])`;
+      this.countRefused();
+      this.log.warn({ command: name }, `refused a command: ${reason}`);
+      return { queued: false, reason };
+    }
+    this.queueCommand(name, `${SICS_COMMANDS[name]}\r\n`);
+    return { queued: true };
   }
 }

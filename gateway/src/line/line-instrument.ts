@@ -28,6 +28,24 @@ export interface LineReader {
   read(line: string, ts: number): LineOutcome;
   /** a bad sample for every point, with the reason */
   bad(reason: string, ts: number): PolledSample[];
+  /**
+   * The reply to a command that changes the instrument (zero, tare): done, refused with the reason, or
+   * undefined for a line that is not its reply. Absent: the instrument takes no commands.
+   */
+  ack?(command: string, line: string): { ok: true } | { ok: false; reason: string } | undefined;
+  /** the channel that carries the records of the commands sent */
+  readonly commandChannel?: string;
+}
+
+interface QueuedCommand {
+  name: string;
+  bytes: string;
+}
+
+interface PendingCommand {
+  name: string;
+  timer: NodeJS.Timeout;
+  done: (outcome: { ok: true } | { ok: false; reason: string }) => void;
 }
 
 export interface LineInstrumentOptions {
@@ -57,6 +75,9 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
   private readonly reports: ReportFilter;
   private pollTimer: NodeJS.Timeout | undefined;
   private pending: Pending | undefined;
+  /** commands waiting for the next poll, and the one waiting for its reply */
+  private readonly commands: QueuedCommand[] = [];
+  private commandPending: PendingCommand | undefined;
   private cycle: Promise<void> = Promise.resolve();
   private running = false;
   private lastReason = 'not connected yet';
@@ -110,6 +131,7 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
 
   async stop(): Promise<void> {
     this.running = false;
+    this.commandPending?.done({ ok: false, reason: 'sent; the gateway stopped before the reply' });
     this.lifecycle.emit('stopping');
     clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
@@ -154,9 +176,15 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
     this.health.polls++;
     // a line being opened (at start, or again after it closed) gets the poll's timeout to come up
     if (!this.connection.connected && !(await this.connectedWithin(this.options.timeoutMs))) {
-      if (this.running) this.report(this.reader.bad(`not connected: ${this.lastReason}`, this.now()));
+      if (this.running) {
+        this.report(this.reader.bad(`not connected: ${this.lastReason}`, this.now()));
+        // a zero or tare is never sent later than asked, to a balance loaded since
+        for (const c of this.commands.splice(0)) this.recordCommand(c.name, { ok: false, reason: `not sent: not connected: ${this.lastReason}` });
+      }
       return;
     }
+    // commands go between two polls, one at a time, each waiting for its reply
+    for (let c = this.commands.shift(); c !== undefined && this.running; c = this.commands.shift()) await this.sendCommand(c);
     const sentAt = this.now();
     const request = this.reader.request;
     if (!this.running || request === undefined || !this.connection.write(request)) return;
@@ -172,6 +200,53 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
       }, this.options.timeoutMs);
       this.pending = { sentAt, timer, done: resolve };
     });
+  }
+
+  /** Counts a command refused before it was sent. */
+  protected countRefused(): void {
+    this.count('command_refused');
+  }
+
+  /** Queues a command for the next poll; its signed record is emitted once it is answered, refused or timed out. */
+  protected queueCommand(name: string, bytes: string): void {
+    this.commands.push({ name, bytes });
+  }
+
+  private sendCommand(command: QueuedCommand): Promise<void> {
+    if (!this.connection.write(command.bytes)) {
+      this.recordCommand(command.name, { ok: false, reason: `not sent: not connected: ${this.lastReason}` });
+      return Promise.resolve();
+    }
+    this.logger.info({ command: command.name }, `${this.options.what}: command sent`);
+    return new Promise<void>((resolve) => {
+      const done = (outcome: { ok: true } | { ok: false; reason: string }): void => {
+        clearTimeout(this.commandPending?.timer);
+        this.commandPending = undefined;
+        this.recordCommand(command.name, outcome);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.count('timeout');
+        done({ ok: false, reason: `sent; no reply within ${this.options.timeoutMs} ms` });
+      }, this.options.timeoutMs);
+      this.commandPending = { name: command.name, timer, done };
+    });
+  }
+
+  /** The signed record of a command: its name as the value, good when the instrument did it, bad with the reason. */
+  private recordCommand(name: string, outcome: { ok: true } | { ok: false; reason: string }): void {
+    if (!outcome.ok) this.count('command_failed');
+    const sample: PolledSample = {
+      instrument: this.options.id,
+      channel: this.reader.commandChannel ?? 'command',
+      ts: this.now(),
+      value: name,
+      unit: '',
+      quality: outcome.ok ? 'good' : 'bad',
+      ...(outcome.ok ? {} : { reason: outcome.reason }),
+    };
+    // never filtered by the reporting mode: every command sent is on record
+    this.emit('samples', [sample]);
   }
 
   /** Resolves true once the line is open, false when an attempt fails, the time is up, or the source stops. */
@@ -205,6 +280,13 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
 
   private onLine(line: string): void {
     const ts = this.now();
+    const command = this.commandPending;
+    if (command !== undefined) {
+      const outcome = this.reader.ack?.(command.name, line);
+      if (outcome === undefined) this.count('stale_reply');
+      else command.done(outcome);
+      return;
+    }
     const outcome = this.reader.read(line, ts);
     if (outcome.kind === 'invalid') {
       this.count('invalid_reply');
