@@ -28,7 +28,7 @@ const profile = (allowCommands: ('zero' | 'tare')[], p = port) =>
     dialect: 'mt-sics',
     connection: { transport: 'tcp', host: '127.0.0.1', port: p },
     pollIntervalMs: 100,
-    timeoutMs: 500,
+    timeoutMs: 2000,
     allowCommands,
     points: [{ name: 'mass', unit: 'g' }],
   });
@@ -78,11 +78,12 @@ test('a command the profile does not allow is refused and never sent; an allowed
     expect((balance().received['T'] ?? 0) - (before['T'] ?? 0)).toBe(1);
     expect(balance().received['Z'] ?? 0).toBe(before['Z'] ?? 0);
 
-    // the balance refuses the next one: the record says so
-    sim.instruments.get('bal-cmd')?.setFault({ kind: 'error-reply', code: 'EL', count: 1 }, Date.now());
+    // the balance refuses everything for a while: the tare's record says so
+    sim.instruments.get('bal-cmd')?.setFault({ kind: 'error-reply', code: 'EL' }, Date.now());
     source.command('tare');
     await until(() => records.length >= 2, 'the second tare record');
     expect(records[1]).toMatchObject({ value: 'tare', quality: 'bad', reason: expect.stringMatching(/^EL: logical error/) });
+    sim.instruments.get('bal-cmd')?.clearFault(Date.now());
     // and weighing goes on
     const weights: PolledSample[] = [];
     source.on('samples', (s) => weights.push(...s.filter((x) => x.channel === 'mass' && x.quality === 'good')));

@@ -148,7 +148,7 @@ test('polled over TCP with a request: the pinned weight of a balance read by a p
       request: 'SI\r\n',
       pattern: '^S S +(?<mass>-?\\d+\\.\\d+) g$',
       pollIntervalMs: 100,
-      timeoutMs: 500,
+      timeoutMs: 2000,
       points: [{ name: 'mass', group: 'mass', unit: 'g' }],
     }),
     logger,
