@@ -86,6 +86,8 @@ export class BalanceServer implements InstrumentEndpoint {
   private readonly unit: string;
   /** replies written, by kind, for tests and the control API */
   readonly sent = { weight: 0, garbage: 0, error: 0 };
+  /** MT-SICS commands received, by command, for tests (a zero or tare that must not have been sent) */
+  readonly received: Record<string, number> = {};
 
   constructor(private readonly options: BalanceServerOptions) {
     this.now = options.now ?? Date.now;
@@ -293,6 +295,7 @@ export class BalanceServer implements InstrumentEndpoint {
 
   private onSicsCommand(session: Session, command: string): void {
     session.repeat = false;
+    this.received[command] = (this.received[command] ?? 0) + 1;
     const serial = this.options.profile.identity.serialNumber;
     switch (command) {
       case 'SI':

@@ -30,6 +30,10 @@ export const usage = `usage: labtrace sim [--config <sim.yaml>]
     noise --value <a>        gaussian noise of standard deviation <a> on numeric channels (--channels to choose)
     drift --value <r>        linear drift of <r> units per second (--channels to choose)
     wrong-byte-order         32- and 64-bit values served with their words swapped
+    overload, underload, busy  a balance answers with that state (SCPI: overload is 9.9E37)
+    error-reply [--count <k>]  a balance answers with an error (ES, EL; SBI Err 101)
+    garbage [--count <k>]    a balance or SCPI instrument answers with a line of noise
+    error-queue --value <code>  a SCPI instrument logs <code> in its error queue at each query; --count <k>: the next k
   Several kinds may be active at once; setting a kind again replaces it.
   --control: the simulator's control API (default ${DEFAULT_CONTROL_URL}, as in the default sim.yaml).`;
 

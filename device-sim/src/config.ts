@@ -28,6 +28,8 @@ export const simConfigSchema = z.strictObject({
         /** mqtt: how often the readings are published (default: 10 ticks) */
         publishIntervalMs: z.number().int().min(10).max(3_600_000).optional(),
         seed: z.number().int().optional(),
+        /** channels held at these values from the start (as the control API's pin does) */
+        pin: z.record(z.string().min(1), z.union([z.number().finite(), z.boolean(), z.string()])).optional(),
       }),
     )
     .min(1),
@@ -47,6 +49,8 @@ export interface ResolvedSimInstrument {
   /** mqtt: publishing interval (default 10 ticks) */
   publishIntervalMs?: number;
   seed?: number;
+  /** channels held at fixed values from the start */
+  pin?: Record<string, number | boolean | string>;
 }
 
 async function readText(file: string): Promise<string> {
@@ -100,6 +104,7 @@ export async function loadSimConfig(file: string): Promise<{ config: SimConfig; 
       ...(entry.url === undefined ? {} : { url: entry.url }),
       ...(entry.publishIntervalMs === undefined ? {} : { publishIntervalMs: entry.publishIntervalMs }),
       ...(entry.seed === undefined ? {} : { seed: entry.seed }),
+      ...(entry.pin === undefined ? {} : { pin: entry.pin }),
     });
   }
   if (problems.length > 0) throw new LabtraceError('E_CONFIG', problems.join('\n'));

@@ -42,6 +42,23 @@ export const faultSchema = z.discriminatedUnion('kind', [
   }),
   /** a balance answers every request (or the next `count`) with a line of noise, as a wrong baud rate gives */
   z.strictObject({ kind: z.literal('garbage'), count: z.number().int().min(1).max(1_000_000).optional() }),
+  /** a SCPI instrument puts `code,"message"` in its error queue at every measurement query (or the next `count`) */
+  z.strictObject({
+    kind: z.literal('error-queue'),
+    code: z
+      .number()
+      .int()
+      .min(-32768)
+      .max(32767)
+      .refine((c) => c !== 0, 'code 0 means "No error"'),
+    message: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\x20-\x21\x23-\x7e]+$/, 'printable ASCII without double quotes')
+      .default('Simulated error'),
+    count: z.number().int().min(1).max(1_000_000).optional(),
+  }),
 ]);
 
 export type Fault = z.output<typeof faultSchema>;
@@ -60,6 +77,7 @@ export const FAULT_KINDS = [
   'busy',
   'error-reply',
   'garbage',
+  'error-queue',
 ] as const satisfies readonly FaultKind[];
 
 /** The numeric field of each kind that takes a value (`--value` of the CLI). */
@@ -77,6 +95,7 @@ export const FAULT_VALUE_FIELD = {
   busy: undefined,
   'error-reply': 'count',
   garbage: 'count',
+  'error-queue': 'code',
 } as const satisfies Record<FaultKind, string | undefined>;
 
 /** Kinds that only make sense for a Modbus instrument. */
@@ -84,6 +103,19 @@ export const MODBUS_ONLY_FAULTS: ReadonlySet<FaultKind> = new Set(['exception', 
 
 /** Kinds that only make sense for a balance (a line protocol). */
 export const LINE_ONLY_FAULTS: ReadonlySet<FaultKind> = new Set(['overload', 'underload', 'busy', 'error-reply', 'garbage']);
+
+/** What a SCPI instrument can be made to do: no Modbus exceptions, no balance states but overload (9.9E37). */
+export const SCPI_FAULTS: ReadonlySet<FaultKind> = new Set([
+  'no-answer',
+  'slow',
+  'disconnect',
+  'stuck',
+  'noise',
+  'drift',
+  'overload',
+  'garbage',
+  'error-queue',
+]);
 
 /** A fault as it is active: when it was set, when it ends by itself, how many requests it still applies to. */
 export type ActiveFault = Fault & { since: number; until?: number; remaining?: number };
@@ -109,7 +141,10 @@ export class FaultSet {
   set(fault: Fault, now: number): ActiveFault {
     const entry: ActiveFault = { ...fault, since: now };
     if (fault.kind === 'disconnect') entry.until = now + fault.ms;
-    if ((fault.kind === 'exception' || fault.kind === 'error-reply' || fault.kind === 'garbage') && fault.count !== undefined) {
+    if (
+      (fault.kind === 'exception' || fault.kind === 'error-reply' || fault.kind === 'garbage' || fault.kind === 'error-queue') &&
+      fault.count !== undefined
+    ) {
       entry.remaining = fault.count;
     }
     this.active.set(fault.kind, entry);
@@ -175,6 +210,15 @@ export class FaultSet {
       return { kind: 'error', code: error.code };
     }
     return undefined;
+  }
+
+  /** The entry a SCPI measurement query puts in the error queue, if any (counted against `count`). */
+  scpiErrorFate(now: number): { code: number; message: string } | undefined {
+    if (this.active.size === 0) return undefined;
+    const fault = this.get('error-queue', now);
+    if (fault === undefined) return undefined;
+    this.countDown(fault);
+    return { code: fault.code, message: fault.message };
   }
 
   private countDown(fault: ActiveFault): void {

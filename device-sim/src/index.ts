@@ -6,6 +6,7 @@ export { ModbusTcpServer, type ModbusTcpServerOptions } from './modbus-tcp-serve
 export { ModbusRtuTcpServer, type ModbusRtuTcpServerOptions } from './modbus-rtu-tcp-server.js';
 export { ModbusRtuSerialServer, type ModbusRtuSerialServerOptions } from './modbus-rtu-serial-server.js';
 export { BalanceServer, type BalanceServerOptions } from './balance-server.js';
+export { ScpiServer, type ScpiServerOptions } from './scpi-server.js';
 export { MqttPublisher, type MqttPublisherOptions } from './mqtt-publisher.js';
 export { PayloadBuilder, compilePath, setAtPath } from './mqtt-payload.js';
 export { RtuFramer, encodeRtuFrame, crcValid, silenceIntervalMs, requestFrameLength, type SerialFormat } from './rtu-framing.js';

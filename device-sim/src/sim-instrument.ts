@@ -2,7 +2,7 @@
 // image. It does no I/O: the endpoint it is attached to (TCP, RTU, MQTT) carries it to clients.
 import { channelOf, LabtraceError, type DeviceProfile } from '@labtrace/protocols';
 import type { InstrumentEndpoint } from './endpoint.js';
-import { FaultSet, LINE_ONLY_FAULTS, MODBUS_ONLY_FAULTS, type ActiveFault, type Fault, type FaultKind } from './faults.js';
+import { FaultSet, LINE_ONLY_FAULTS, MODBUS_ONLY_FAULTS, SCPI_FAULTS, type ActiveFault, type Fault, type FaultKind } from './faults.js';
 import { createModel, type ModelKind, type SignalModel } from './models/index.js';
 import { noise } from './models/model.js';
 import { ModbusUnit } from './modbus-unit.js';
@@ -106,13 +106,25 @@ export class SimInstrument {
    * when the fault does not apply to this instrument.
    */
   setFault(fault: Fault, now: number): ActiveFault {
+    if (this.profile.protocol === 'scpi' && !SCPI_FAULTS.has(fault.kind)) {
+      throw new LabtraceError(
+        'E_BAD_REQUEST',
+        `fault "${fault.kind}" does not apply to ${this.id}, a SCPI instrument (it takes ${[...SCPI_FAULTS].join(', ')})`,
+      );
+    }
+    if (this.profile.protocol !== 'scpi' && fault.kind === 'error-queue') {
+      throw new LabtraceError(
+        'E_BAD_REQUEST',
+        `fault "error-queue" applies to SCPI instruments; ${this.id} is a ${this.profile.protocol} instrument`,
+      );
+    }
     if (this.profile.protocol === 'mqtt' && MODBUS_ONLY_FAULTS.has(fault.kind)) {
       throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to Modbus instruments; ${this.id} publishes over MQTT`);
     }
     if (this.profile.protocol === 'balance' && MODBUS_ONLY_FAULTS.has(fault.kind)) {
       throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to Modbus instruments; ${this.id} is a balance`);
     }
-    if (this.profile.protocol !== 'balance' && LINE_ONLY_FAULTS.has(fault.kind)) {
+    if (this.profile.protocol !== 'balance' && this.profile.protocol !== 'scpi' && LINE_ONLY_FAULTS.has(fault.kind)) {
       throw new LabtraceError('E_BAD_REQUEST', `fault "${fault.kind}" applies to balances; ${this.id} is a ${this.profile.protocol} instrument`);
     }
     if ((fault.kind === 'noise' || fault.kind === 'drift') && fault.channels !== undefined) {

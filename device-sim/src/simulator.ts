@@ -3,6 +3,7 @@
 // RTU-over-TCP instruments on one fixed port share one server); MQTT instruments publish to a broker.
 import { LabtraceError } from '@labtrace/protocols';
 import { BalanceServer } from './balance-server.js';
+import { ScpiServer } from './scpi-server.js';
 import { ControlApi } from './control-api.js';
 import type { ResolvedSimInstrument, SimConfig } from './config.js';
 import type { InstrumentEndpoint } from './endpoint.js';
@@ -40,6 +41,10 @@ export class Simulator {
     for (const entry of options.instruments) {
       if (this.instruments.has(entry.profile.id)) throw new LabtraceError('E_CONFIG', `instrument "${entry.profile.id}" is configured twice`);
       const instrument = new SimInstrument(entry.profile, entry.model, start, entry.seed, this.now);
+      if (entry.pin !== undefined) {
+        const unknown = instrument.pin(entry.pin, start);
+        if (unknown.length > 0) throw new LabtraceError('E_CONFIG', `instrument "${entry.profile.id}": pin: no channel(s) ${unknown.join(', ')}`);
+      }
       instrument.attach(this.endpointFor(entry, instrument, serialBuses, rtuTcpServers));
       this.instruments.set(instrument.id, instrument);
     }
@@ -112,6 +117,24 @@ export class Simulator {
           ...(entry.port === undefined ? {} : { port: entry.port }),
           ...(entry.path === undefined ? {} : { path: entry.path }),
           onError: (err) => logger?.debug({ instrument: instrument.id, err: err.message }, 'balance line error'),
+        }),
+      );
+    }
+    if (profile.protocol === 'line') {
+      throw new LabtraceError(
+        'E_CONFIG',
+        `${instrument.id}: the simulator serves no generic line instrument (protocol line); simulate a balance instead`,
+      );
+    }
+    if (profile.protocol === 'scpi') {
+      return this.add(
+        new ScpiServer({
+          profile,
+          instrument,
+          host,
+          now: this.now,
+          ...(entry.port === undefined ? {} : { port: entry.port }),
+          onError: onClientError,
         }),
       );
     }

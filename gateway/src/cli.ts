@@ -14,7 +14,7 @@ import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
-       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance: what is asked and how replies are taken)
+       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance, SCPI or line instrument: what is asked and how replies are taken)
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
@@ -49,6 +49,45 @@ export async function printPlan(file: string, write: (line: string) => void = (l
     }
     write('overload, underload and error replies are bad with their reason; busy gives no sample; other lines count as invalid_reply');
     write(`commands that change the balance (zero, tare): ${profile.allowCommands.length === 0 ? 'none sent' : profile.allowCommands.join(', ')}`);
+    return;
+  }
+  if (profile.protocol === 'scpi') {
+    const { host, port } = profile.connection;
+    write(`${profile.id}: SCPI instrument on tcp ${host}:${port}`);
+    const idn = profile.idn;
+    write(
+      `at every connect: sends *IDN?, expects manufacturer "${idn.manufacturer}", model "${idn.model}"` +
+        `${idn.serialNumber === undefined ? ' (any serial number)' : `, serial number "${idn.serialNumber}"`}; another instrument is not read`,
+    );
+    write(`every ${profile.pollIntervalMs} ms: ${profile.points.length} query(ies), one after the other, each waiting for its reply`);
+    for (const p of profile.points) {
+      write(`    ${channelOf(p).padEnd(20)} ${p.query.padEnd(24)} ${p.unit ? `[${p.unit}] ` : ''}timeout ${p.timeoutMs ?? profile.timeoutMs} ms`);
+    }
+    write(
+      profile.errorQueue
+        ? 'then SYST:ERR? until 0,"No error": errors are counted and reported, and that cycle\'s readings are uncertain'
+        : 'the error queue is not read (errorQueue: false)',
+    );
+    write('9.9E37 is overload (bad); a reply that is no number is bad (invalid_reply); a timeout is bad, and the exchange is put back in step');
+    return;
+  }
+  if (profile.protocol === 'line') {
+    write(`${profile.id}: line instrument (generic dialect) on ${describeLine(profile.connection)}`);
+    if (profile.connection.transport === 'serial') {
+      const c = profile.connection;
+      write(`serial line: ${c.baudRate} baud, ${c.dataBits} data bits, parity ${c.parity}, ${c.stopBits} stop bit(s)`);
+    }
+    write(
+      profile.request === undefined
+        ? 'unsolicited: sends nothing, reads every line the instrument prints'
+        : `every ${profile.pollIntervalMs} ms: sends ${JSON.stringify(profile.request)}, waits up to ${profile.timeoutMs} ms for a line that matches`,
+    );
+    write(`pattern: /${profile.pattern}/`);
+    for (const p of profile.points) {
+      const transform = p.scale !== 1 || p.offset !== 0 ? ` × ${p.scale} + ${p.offset}` : '';
+      write(`    ${channelOf(p).padEnd(20)} group ${p.group}${p.decimalComma ? ' (decimal comma)' : ''}${transform}${p.unit ? ` [${p.unit}]` : ''}`);
+    }
+    write("a line that does not match counts as invalid_reply; a group that holds no number is that point's bad sample (invalid_value)");
     return;
   }
   if (profile.protocol !== 'modbus') throw new LabtraceError('E_PROFILE', `${file}: an MQTT instrument has no read plan`);

@@ -1,9 +1,11 @@
-// The edge gateway: reads every instrument (Modbus, MQTT, balances), numbers the samples and hands them to
+// The edge gateway: reads every instrument (Modbus, MQTT, balances, SCPI), numbers the samples and hands them to
 // the uplink; publishes each instrument's health.
 import { channelOf, toHex, topicFor, type BirthInstrument, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { BalanceInstrument } from './line/balance-instrument.js';
+import { ScpiInstrument } from './line/scpi-instrument.js';
+import { GenericLineInstrument } from './line/generic-instrument.js';
 import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
@@ -102,6 +104,15 @@ export class Gateway {
       }
     });
     this.uplink.on('connected', () => this.publishHealth());
+    this.uplink.on('command', (instrument, command) => {
+      const source = this.sources.find((s) => s.id === instrument);
+      if (source instanceof BalanceInstrument) source.command(command);
+      else
+        this.logger.warn(
+          { instrument, command },
+          source === undefined ? 'command for an unknown instrument: ignored' : 'command for an instrument that takes none: ignored',
+        );
+    });
     this.sources = profiles.map((profile) => this.createSource(profile));
     for (const source of this.sources) {
       source.on('samples', (samples) => this.accept(samples));
@@ -113,6 +124,8 @@ export class Gateway {
     const logger = this.logger.child({ instrument: profile.id });
     // a balance owns its serial port or socket: nothing shared, so a dead one waits on no other
     if (profile.protocol === 'balance') return new BalanceInstrument(profile, logger);
+    if (profile.protocol === 'scpi') return new ScpiInstrument(profile, logger);
+    if (profile.protocol === 'line') return new GenericLineInstrument(profile, logger);
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });

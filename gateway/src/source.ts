@@ -27,6 +27,8 @@ export interface InstrumentHealth {
   pollJitterMs?: { p50: number | null; p99: number | null };
   /** the circuit breaker: closed (normal), open (dead device, polled slowly) or half-open (trying) */
   breaker?: 'closed' | 'open' | 'half-open';
+  /** what keeps the instrument from being read now, or what it last reported, in words */
+  problem?: string;
 }
 
 export interface SourceEvents {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test } from '@jest/globals';
 import { printPlan } from '../src/cli.js';
@@ -24,4 +27,41 @@ test('gateway plan explains a balance profile: what is asked, how often, how rep
   expect(lines).toContain('every 500 ms: sends SI (send the weight now), waits up to 1000 ms for the reply');
   expect(lines.some((l) => /^\s+mass\s+weight \[g\]: stable good, moving uncertain \(unstable\), another unit bad$/.test(l))).toBe(true);
   expect(lines).toContain('commands that change the balance (zero, tare): none sent');
+});
+
+test('gateway plan explains a SCPI profile: the identity checked, the queries with their timeouts, the error queue', async () => {
+  const lines: string[] = [];
+  await printPlan(`${PROFILES}multimeter-scpi.yaml`, (l) => lines.push(l));
+  expect(lines[0]).toBe('dmm-1: SCPI instrument on tcp 127.0.0.1:5025');
+  expect(lines[1]).toBe(
+    'at every connect: sends *IDN?, expects manufacturer "Keysight Technologies", model "34465A", serial number "MY57001234"; another instrument is not read',
+  );
+  expect(lines.some((l) => /^\s+resistance\s+MEAS:RES\?\s+\[Ohm\] timeout 5000 ms$/.test(l))).toBe(true);
+  expect(lines.some((l) => /^\s+voltage\s+MEAS:VOLT:DC\?\s+\[V\] timeout 2000 ms$/.test(l))).toBe(true);
+  expect(lines.some((l) => l.startsWith('then SYST:ERR? until 0,"No error"'))).toBe(true);
+});
+
+test('gateway plan explains a generic line profile: the request or none, the pattern, the groups as points', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'labtrace-plan-'));
+  const file = path.join(dir, 'ph.yaml');
+  writeFileSync(
+    file,
+    [
+      'protocol: line',
+      'id: ph-1',
+      'identity: { maker: Acme, model: PH-7, serialNumber: P1 }',
+      'connection: { transport: serial, path: /dev/ttyUSB1, baudRate: 4800 }',
+      "pattern: '^pH (?<ph>\\S+) T (?<temp>\\S+) C$'",
+      'points:',
+      '  - { name: ph, group: ph, unit: pH, decimalComma: true }',
+      '  - { name: temp, group: temp, unit: °C, decimalComma: true }',
+    ].join('\n'),
+  );
+  const lines: string[] = [];
+  await printPlan(file, (l) => lines.push(l));
+  expect(lines[0]).toBe('ph-1: line instrument (generic dialect) on serial /dev/ttyUSB1');
+  expect(lines).toContain('serial line: 4800 baud, 8 data bits, parity none, 1 stop bit(s)');
+  expect(lines).toContain('unsolicited: sends nothing, reads every line the instrument prints');
+  expect(lines).toContain('pattern: /^pH (?<ph>\\S+) T (?<temp>\\S+) C$/');
+  expect(lines.some((l) => /^\s+temp\s+group temp \(decimal comma\) \[°C\]$/.test(l))).toBe(true);
 });

@@ -29,3 +29,5 @@ export * from './verify/key-validity.js';
 export * from './verify/audit-export.js';
 export * from './verify/tar.js';
 export * from './line/balance.js';
+export * from './line/scpi.js';
+export * from './line/generic.js';

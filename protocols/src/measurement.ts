@@ -95,6 +95,13 @@ export const cmdMessageSchema = z.discriminatedUnion('cmd', [
     /** the first batch number the server is missing (batches before it are all stored) */
     fromBatch: z.number().int().min(0),
   }),
+  /** a command that changes an instrument (a balance's zero or tare): sent only when its profile allows it */
+  z.strictObject({
+    v: z.literal(1),
+    cmd: z.literal('instrument'),
+    instrument: idSchema,
+    command: z.enum(['zero', 'tare']),
+  }),
 ]);
 export type CmdMessage = z.output<typeof cmdMessageSchema>;
 
@@ -116,6 +123,8 @@ export const instrumentHealthSchema = z.strictObject({
   /** how late polls start against their schedule */
   pollJitterMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }).optional(),
   breaker: z.enum(['closed', 'open', 'half-open']).optional(),
+  /** what keeps the instrument from being read now, in words (a SCPI identity that does not match, errors it reported) */
+  problem: z.string().max(500).optional(),
 });
 export type InstrumentHealthMessage = z.output<typeof instrumentHealthSchema>;
 

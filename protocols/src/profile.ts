@@ -2,6 +2,7 @@
 // The gateway polls by it and the simulator serves by it, so both always agree.
 import { z } from 'zod';
 import { jsonPathProblem } from './json-path.js';
+import { linePatternGroups } from './line/generic.js';
 import { BYTE_ORDERS, REGISTER_TYPES, registerCount, type RegisterFormat } from './modbus/codec.js';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
@@ -209,27 +210,151 @@ export const balancePointSchema = z.strictObject({
 });
 
 export const BALANCE_COMMANDS = ['zero', 'tare'] as const;
+export type BalanceCommand = (typeof BALANCE_COMMANDS)[number];
 
-export const balanceProfileSchema = z.strictObject({
-  protocol: z.literal('balance'),
-  id,
-  identity: identitySchema,
-  dialect: z.enum(['mt-sics', 'sbi']),
-  connection: lineConnectionSchema,
-  /** poll: ask for the weight (MT-SICS `SI`, SBI `ESC P`) every interval; unsolicited: read what the balance prints */
-  mode: z.enum(['poll', 'unsolicited']).default('poll'),
-  pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
-  /** how long a poll waits for its reply */
-  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
-  /** commands that change the balance (zero, tare): none unless listed */
-  allowCommands: z
-    .array(z.enum(BALANCE_COMMANDS))
-    .max(0, 'sending zero or tare to a balance is not available yet: leave allowCommands empty')
-    .default([]),
-  reporting: reportingSchema,
-  /** the one weight a balance gives */
-  points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
+export const balanceProfileSchema = z
+  .strictObject({
+    protocol: z.literal('balance'),
+    id,
+    identity: identitySchema,
+    dialect: z.enum(['mt-sics', 'sbi']),
+    connection: lineConnectionSchema,
+    /** poll: ask for the weight (MT-SICS `SI`, SBI `ESC P`) every interval; unsolicited: read what the balance prints */
+    mode: z.enum(['poll', 'unsolicited']).default('poll'),
+    pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+    /** how long a poll waits for its reply */
+    timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    /** commands that change the balance (zero, tare): none unless listed; each one sent is a signed record */
+    allowCommands: z
+      .array(z.enum(BALANCE_COMMANDS))
+      .refine((c) => new Set(c).size === c.length, 'a command is listed twice')
+      .default([]),
+    reporting: reportingSchema,
+    /** the one weight a balance gives */
+    points: z.array(balancePointSchema).length(1, 'a balance gives one weight: exactly one point'),
+  })
+  .superRefine((profile, ctx) => {
+    if (profile.allowCommands.length === 0) return;
+    if (profile.dialect !== 'mt-sics') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowCommands'],
+        message: 'zero and tare are sent to MT-SICS balances only: leave allowCommands empty for SBI',
+      });
+    } else if (profile.mode !== 'poll') {
+      ctx.addIssue({ code: 'custom', path: ['allowCommands'], message: 'zero and tare are sent between two polls: they need mode poll' });
+    }
+  });
+
+// The long tail of line instruments (pH meters, thermometers, balances of other makers, counters): each line
+// the instrument sends is read by a pattern with named groups, each group a point. See line/generic.ts.
+export const linePointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** the named group of the pattern that holds this point's number */
+  group: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/, 'expected the name of a group in the pattern'),
+  unit: z.string().max(32).default(''),
+  /** the instrument prints a decimal comma (23,4) */
+  decimalComma: z.boolean().default(false),
+  scale: z.number().finite().default(1),
+  offset: z.number().finite().default(0),
 });
+
+export const lineProfileSchema = z
+  .strictObject({
+    protocol: z.literal('line'),
+    id,
+    identity: identitySchema,
+    connection: lineConnectionSchema,
+    /** what is sent to ask for a reading (with its line end, for example "READ\r\n"); absent: the instrument prints on its own */
+    request: z.string().min(1).max(200).optional(),
+    /** a JavaScript regular expression a line must match (whole line, line end cut off), with one named group per point */
+    pattern: z.string().min(1).max(1000),
+    pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+    /** how long a request waits for its reply */
+    timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    reporting: reportingSchema,
+    points: z.array(linePointSchema).min(1).max(64),
+  })
+  .superRefine((profile, ctx) => {
+    checkChannels(profile.points, ctx);
+    const groups = linePatternGroups(profile.pattern);
+    if (typeof groups === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: groups });
+      return;
+    }
+    const mapped = new Set<string>();
+    profile.points.forEach((p, i) => {
+      mapped.add(p.group);
+      if (!groups.includes(p.group)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['points', i, 'group'],
+          message: `the pattern has no group "${p.group}" (its named groups: ${groups.length === 0 ? 'none' : groups.join(', ')})`,
+        });
+      }
+    });
+    const unmapped = groups.filter((g) => !mapped.has(g));
+    if (unmapped.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pattern'],
+        message: `named group(s) ${unmapped.join(', ')} are mapped to no point: give each a point, or write (?:...) for a group that is not a value`,
+      });
+    }
+  });
+
+// An instrument speaking SCPI over a raw TCP socket (port 5025): multimeters, calibrators, power supplies, counters.
+/** one SCPI query: printable ASCII ending in "?", one query per point (no ";") */
+const scpiQuery = z
+  .string()
+  .min(2)
+  .max(200)
+  .regex(/^[\x20-\x7e]+$/, 'expected printable ASCII without line ends')
+  .refine((q) => !q.includes(';'), 'one query per point: no ";"')
+  .refine((q) => q.trim().endsWith('?'), 'a query ends with "?" (commands that change the instrument are not sent)');
+
+export const scpiConnectionSchema = z.strictObject({
+  transport: z.literal('tcp'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(5025),
+});
+
+/** What `*IDN?` must answer (IEEE 488.2: manufacturer, model, serial number, firmware), compared without regard to case. */
+export const scpiIdnSchema = z.strictObject({
+  manufacturer: z.string().min(1).max(100),
+  model: z.string().min(1).max(100),
+  /** also check the serial number: a swapped instrument of the same model is refused */
+  serialNumber: z.string().min(1).max(100).optional(),
+});
+
+export const scpiPointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** the query that returns this point's value, for example MEAS:VOLT:DC? */
+  query: scpiQuery,
+  unit: z.string().max(32).default(''),
+  /** how long this query may take (a slow measurement); default: the profile's timeoutMs */
+  timeoutMs: z.number().int().min(10).max(600_000).optional(),
+});
+
+export const scpiProfileSchema = z
+  .strictObject({
+    protocol: z.literal('scpi'),
+    id,
+    identity: identitySchema,
+    connection: scpiConnectionSchema,
+    /** checked against `*IDN?` at every connect: a mismatch is not read */
+    idn: scpiIdnSchema,
+    pollIntervalMs: z.number().int().min(50).max(3_600_000).default(1000),
+    /** how long a query waits for its reply */
+    timeoutMs: z.number().int().min(10).max(600_000).default(1000),
+    /** read the error queue (SYST:ERR?) after each cycle */
+    errorQueue: z.boolean().default(true),
+    reporting: reportingSchema,
+    points: z.array(scpiPointSchema).min(1).max(200),
+  })
+  .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
 
 /** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
 export const deviceProfileSchema = z.preprocess(
@@ -239,18 +364,24 @@ export const deviceProfileSchema = z.preprocess(
     const transport = typeof connection === 'object' && connection !== null ? (connection as { transport?: unknown }).transport : undefined;
     return { protocol: transport === 'mqtt' ? 'mqtt' : 'modbus', ...input };
   },
-  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema]),
+  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema, scpiProfileSchema, lineProfileSchema]),
 );
 
 /** What a profile file holds, before defaults (`protocol` may be left out). */
 export type ModbusProfileInput = Omit<z.input<typeof modbusProfileSchema>, 'protocol'> & { protocol?: 'modbus' };
 export type MqttProfileInput = Omit<z.input<typeof mqttProfileSchema>, 'protocol'> & { protocol?: 'mqtt' };
 export type BalanceProfileInput = z.input<typeof balanceProfileSchema>;
-export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput;
+export type ScpiProfileInput = z.input<typeof scpiProfileSchema>;
+export type LineProfileInput = z.input<typeof lineProfileSchema>;
+export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput | LineProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
 export type ModbusProfile = z.output<typeof modbusProfileSchema>;
 export type MqttProfile = z.output<typeof mqttProfileSchema>;
 export type BalanceProfile = z.output<typeof balanceProfileSchema>;
+export type ScpiProfile = z.output<typeof scpiProfileSchema>;
+export type ScpiPoint = z.output<typeof scpiPointSchema>;
+export type LineProfile = z.output<typeof lineProfileSchema>;
+export type LinePoint = z.output<typeof linePointSchema>;
 export type LineConnection = z.output<typeof lineConnectionSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
 export type MqttPoint = z.output<typeof mqttPointSchema>;
@@ -285,6 +416,14 @@ export function pointWidth(point: ProfilePoint): number {
 
 export function parseBalanceProfile(input: Omit<BalanceProfileInput, 'protocol'>): BalanceProfile {
   return balanceProfileSchema.parse({ ...input, protocol: 'balance' });
+}
+
+export function parseScpiProfile(input: Omit<ScpiProfileInput, 'protocol'>): ScpiProfile {
+  return scpiProfileSchema.parse({ ...input, protocol: 'scpi' });
+}
+
+export function parseLineProfile(input: Omit<LineProfileInput, 'protocol'>): LineProfile {
+  return lineProfileSchema.parse({ ...input, protocol: 'line' });
 }
 
 export function parseModbusProfile(input: ModbusProfileInput): ModbusProfile {

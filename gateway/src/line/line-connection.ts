@@ -38,6 +38,8 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
   /** the line being dropped for its length: wait for its end before taking lines again */
   private dropping = false;
   private readonly maxLine: number;
+  /** why the stream is being closed from this side (drop), for the 'disconnected' event */
+  private dropReason: string | undefined;
 
   constructor(
     readonly config: LineConnectionConfig,
@@ -81,6 +83,14 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
     return true;
   }
 
+  /** Closes the port or socket from this side (the exchange is out of step); it is opened again with the back-off. */
+  drop(reason: string): void {
+    const stream = this.stream;
+    if (!stream || stream.destroyed) return;
+    this.dropReason = reason;
+    stream.destroy();
+  }
+
   private open(): void {
     if (!this.running || this.opening) return;
     this.opening = this.connect()
@@ -99,7 +109,9 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
           stream.on('close', () => {
             if (this.stream !== stream) return;
             this.stream = undefined;
-            this.retry('closed by the other end');
+            const reason = this.dropReason ?? 'closed by the other end';
+            this.dropReason = undefined;
+            this.retry(reason);
           });
           this.emit('connected');
         },

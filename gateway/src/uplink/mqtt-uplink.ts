@@ -34,6 +34,8 @@ interface UplinkEvents {
   disconnected: [];
   acked: [batch: number];
   full: [refused: number];
+  /** the server asks an instrument to zero or tare */
+  command: [instrument: string, command: 'zero' | 'tare'];
 }
 
 export class MqttUplink extends EventEmitter<UplinkEvents> {
@@ -255,6 +257,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const cmd = parsed.data;
     this.logger.info({ cmd: cmd.cmd }, 'command from the server');
     if (cmd.cmd === 'rebirth') this.publishBirth();
+    else if (cmd.cmd === 'instrument') this.emit('command', cmd.instrument, cmd.command);
     else this.resendUnacked(cmd.fromBatch);
   }
 }

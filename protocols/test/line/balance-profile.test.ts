@@ -64,8 +64,13 @@ test('each problem names its field', () => {
   expect(problem(`${serial}pollIntervalMs: 5\n`)).toMatch(/pollIntervalMs/);
 });
 
-test('zero and tare are refused with the reason until they can be sent', () => {
-  expect(problem(`${serial}allowCommands: [tare]\n`)).toMatch(/allowCommands: sending zero or tare to a balance is not available yet/);
+test('zero and tare: MT-SICS balances in poll mode only, each listed once', () => {
+  expect(parse(`${serial}allowCommands: [tare, zero]\n`).allowCommands).toEqual(['tare', 'zero']);
   expect(problem(`${serial}allowCommands: [calibrate]\n`)).toMatch(/allowCommands/);
+  expect(problem(`${serial}allowCommands: [tare, tare]\n`)).toMatch(/allowCommands: a command is listed twice/);
+  expect(problem(`${serial.replace('mt-sics', 'sbi')}allowCommands: [tare]\n`)).toMatch(
+    /allowCommands: zero and tare are sent to MT-SICS balances only/,
+  );
+  expect(problem(`${serial}mode: unsolicited\nallowCommands: [zero]\n`)).toMatch(/allowCommands: zero and tare are sent between two polls/);
   expect(parse(`${serial}allowCommands: []\n`).allowCommands).toEqual([]);
 });

@@ -207,6 +207,7 @@ class Gateway {
       void this.birth();
       return;
     }
+    if (cmd.cmd !== 'resend') return;
     for (const batch of [...this.inFlight.keys()].sort((a, b) => a - b)) if (batch >= cmd.fromBatch) this.publish(batch);
   }
 
