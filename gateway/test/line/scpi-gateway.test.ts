@@ -127,6 +127,7 @@ test('pinned readings reach the broker numbered and signed with their units; an 
     {
       id: 'dmm-e2e',
       identity: { maker: 'Keysight', model: '34465A', serialNumber: 'MY1' },
+      protocol: 'scpi',
       channels: [
         { name: 'volt', unit: 'V' },
         { name: 'res', unit: 'Ohm' },
