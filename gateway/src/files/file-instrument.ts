@@ -41,6 +41,8 @@ interface Candidate {
 }
 
 const LATENCY_WINDOW = 256;
+/** the largest result file taken: it travels whole in one MQTT message, and the server's broker takes 8 MiB by default */
+export const MAX_FILE_BYTES = 8 * 1024 * 1024 - 64 * 1024;
 
 export class FileInstrument extends EventEmitter<SourceEvents> implements InstrumentSource {
   private watcher: FSWatcher | undefined;
@@ -180,6 +182,11 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
   private async take(file: string, c: Candidate, mtimeMs: number): Promise<void> {
     const name = path.basename(file);
     const started = this.now();
+    if (c.size > MAX_FILE_BYTES) {
+      const reason = `${c.size} bytes: larger than the ${MAX_FILE_BYTES} bytes a result file may have (it travels whole in one MQTT message)`;
+      await this.toQuarantine(file, 'not-hashed', reason, this.deps.logger.child({ file: name }));
+      return;
+    }
     let bytes: Buffer;
     try {
       bytes = await readFile(file);
