@@ -14,7 +14,8 @@ import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
-       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance: what is asked and how replies are taken)
+       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance: what is asked and how replies are taken;
+                                               result files: how files are taken, read and kept)
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register

@@ -25,3 +25,16 @@ test('gateway plan explains a balance profile: what is asked, how often, how rep
   expect(lines.some((l) => /^\s+mass\s+weight \[g\]: stable good, moving uncertain \(unstable\), another unit bad$/.test(l))).toBe(true);
   expect(lines).toContain('commands that change the balance (zero, tare): none sent');
 });
+
+test('gateway plan explains a result-file profile: the folder, when a file is taken, the columns, time and what happens to it', async () => {
+  const lines: string[] = [];
+  await printPlan(`${PROFILES}result-files.yaml`, (l) => lines.push(l));
+  expect(lines[0]).toBe('utm-results-1: result files (CSV) in ./results/utm-1');
+  expect(lines).toContain('takes: *.csv, except ~*');
+  expect(lines).toContain('a file is taken once its size and modification time have not changed for 2000 ms');
+  expect(lines).toContain('CSV: delimiter ";", utf8, 1 row(s) skipped, then a header row, decimal comma');
+  expect(lines).toContain('    force                column "Force [kN]", number [kN]');
+  expect(lines).toContain('time: column "Time", format dd.MM.yyyy HH:mm:ss.SSS, zone Europe/Berlin');
+  expect(lines.join('\n')).toMatch(/signed record carries the file's SHA-256/);
+  expect(lines.join('\n')).toMatch(/moved to quarantine\/ with a \.reason\.txt/);
+});
