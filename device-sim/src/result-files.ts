@@ -92,7 +92,8 @@ export class FileDropper {
 
   constructor(private readonly options: DropperOptions) {
     if (!(options.rate > 0)) throw new LabtraceError('E_CONFIG', '--rate: expected files per second above 0');
-    if (!Number.isInteger(options.rows) || options.rows < 1) throw new LabtraceError('E_CONFIG', '--rows: expected a whole number of rows, 1 or more');
+    if (!Number.isInteger(options.rows) || options.rows < 1)
+      throw new LabtraceError('E_CONFIG', '--rows: expected a whole number of rows, 1 or more');
   }
 
   /** Starts writing; `done` resolves when the last file is complete (or the dropper was stopped). */

@@ -64,7 +64,9 @@ export async function printPlan(file: string, write: (line: string) => void = (l
         `CSV: delimiter ${JSON.stringify(parser.delimiter)}, ${parser.encoding}, ${parser.skipRows} row(s) skipped, ${parser.header ? 'then a header row' : 'no header row'}${parser.decimalComma ? ', decimal comma' : ''}`,
       );
     if (parser.format === 'xlsx')
-      write(`XLSX: worksheet ${JSON.stringify(parser.sheet)}, ${parser.skipRows} row(s) skipped, ${parser.header ? 'then a header row' : 'no header row'}`);
+      write(
+        `XLSX: worksheet ${JSON.stringify(parser.sheet)}, ${parser.skipRows} row(s) skipped, ${parser.header ? 'then a header row' : 'no header row'}`,
+      );
     if (parser.format === 'json') write(`JSON: ${parser.rows === undefined ? 'the document is one row' : `rows at ${parser.rows}`}`);
     if (parser.format === 'text') write(`text: every line matching /${parser.pattern}/ is a row${parser.decimalComma ? ', decimal comma' : ''}`);
     write('each row gives one sample per point:');

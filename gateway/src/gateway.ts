@@ -216,12 +216,23 @@ export class Gateway {
    */
   private deliverFile(instrument: string, file: TakenFile, polled: PolledSample[]): boolean {
     if (polled.length > this.resolved.config.outbox.maxSamples)
-      throw new LabtraceError('E_CODEC', `${polled.length} samples, more than the outbox holds (outbox.maxSamples ${this.resolved.config.outbox.maxSamples})`);
+      throw new LabtraceError(
+        'E_CODEC',
+        `${polled.length} samples, more than the outbox holds (outbox.maxSamples ${this.resolved.config.outbox.maxSamples})`,
+      );
     if (!this.uplink.hasRoom(polled.length)) return false;
     const samples = this.number(polled);
     for (const s of samples) s.file = file.sha256;
     this.uplink.commitFile(
-      { v: 1, gateway: this.resolved.config.gateway.id, instrument, sha256: file.sha256, name: file.name, size: file.bytes.length, takenAt: file.takenAt },
+      {
+        v: 1,
+        gateway: this.resolved.config.gateway.id,
+        instrument,
+        sha256: file.sha256,
+        name: file.name,
+        size: file.bytes.length,
+        takenAt: file.takenAt,
+      },
       file.bytes,
       samples,
     );

@@ -366,7 +366,11 @@ export const fileProfileSchema = z
         if (problem !== undefined) ctx.addIssue({ code: 'custom', path: f.path, message: problem });
       } else if (parser.format === 'text') {
         if (typeof f.from === 'number' || !groups?.has(f.from))
-          ctx.addIssue({ code: 'custom', path: f.path, message: `expected a named group of parser.pattern (${[...(groups ?? [])].join(', ') || 'it has none'})` });
+          ctx.addIssue({
+            code: 'custom',
+            path: f.path,
+            message: `expected a named group of parser.pattern (${[...(groups ?? [])].join(', ') || 'it has none'})`,
+          });
       } else if (typeof f.from === 'string' && !parser.header) {
         ctx.addIssue({ code: 'custom', path: f.path, message: 'parser.header is false: name the column by its number' });
       }

@@ -105,9 +105,11 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
     this.setConnected(true);
     const every = Math.max(25, Math.min(1000, Math.floor(this.profile.stableMs / 4)));
     this.timer = setInterval(() => {
-      this.busy = this.busy.then(() => this.checkCandidates()).catch((err: unknown) => {
-        this.deps.logger.error({ err: String(err) }, 'checking result files failed unexpectedly');
-      });
+      this.busy = this.busy
+        .then(() => this.checkCandidates())
+        .catch((err: unknown) => {
+          this.deps.logger.error({ err: String(err) }, 'checking result files failed unexpectedly');
+        });
     }, every);
   }
 

@@ -45,7 +45,8 @@ function valueOf(point: FilePoint, cell: Cell, where: string, decimalComma: bool
   if (point.type === 'text') return cell instanceof Date ? cell.toISOString() : String(cell);
   if (typeof cell === 'number') return cell;
   const n = typeof cell === 'string' ? readNumber(cell, decimalComma) : undefined;
-  if (n === undefined) throw parseError(`${where}, ${describeFrom(point.from)}: ${JSON.stringify(cell instanceof Date ? cell.toISOString() : cell)} is not a number`);
+  if (n === undefined)
+    throw parseError(`${where}, ${describeFrom(point.from)}: ${JSON.stringify(cell instanceof Date ? cell.toISOString() : cell)} is not a number`);
   return n;
 }
 
@@ -106,7 +107,10 @@ export function timeReader(ts: FileTimestamp): (cell: Cell) => number | undefine
   }
   const fromDate = (d: Date): number =>
     // a spreadsheet's date has no zone: its fields are the wall clock
-    wallClock([d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()], zone);
+    wallClock(
+      [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()],
+      zone,
+    );
   if (format === 'iso') {
     const local = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,3})\d*)?)?)?$/;
     return (cell) => {
@@ -114,7 +118,11 @@ export function timeReader(ts: FileTimestamp): (cell: Cell) => number | undefine
       if (typeof cell !== 'string') return undefined;
       const text = cell.trim();
       const m = local.exec(text);
-      if (m) return wallClock(m.slice(1).map((v, i) => (v === undefined ? 0 : i === 6 ? Number(v.padEnd(3, '0')) : Number(v))), zone);
+      if (m)
+        return wallClock(
+          m.slice(1).map((v, i) => (v === undefined ? 0 : i === 6 ? Number(v.padEnd(3, '0')) : Number(v))),
+          zone,
+        );
       if (!/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(text)) return undefined;
       const t = Date.parse(text.replace(' ', 'T'));
       return Number.isNaN(t) ? undefined : t;
@@ -122,7 +130,7 @@ export function timeReader(ts: FileTimestamp): (cell: Cell) => number | undefine
   }
   const fields: number[] = [];
   let re = '';
-  for (let i = 0; i < format.length; ) {
+  for (let i = 0; i < format.length;) {
     const token = ['yyyy', 'SSS', 'MM', 'dd', 'HH', 'mm', 'ss'].find((t) => format.startsWith(t, i));
     if (token !== undefined) {
       const spec = TOKENS[token];
@@ -175,13 +183,15 @@ function csvRows(profile: FileProfile & { parser: { format: 'csv' } }, bytes: Bu
   const { parser } = profile;
   let records: string[][];
   try {
-    records = parseCsv(bytes.toString(parser.encoding), {
+    // without `columns`, csv-parse gives each record as an array of strings
+    const parsed: unknown = parseCsv(bytes.toString(parser.encoding), {
       delimiter: parser.delimiter,
       bom: true,
       from_line: parser.skipRows + 1,
       skip_empty_lines: true,
       trim: false,
-    }) as string[][];
+    });
+    records = parsed as string[][];
   } catch (err) {
     throw parseError(`CSV: ${(err as Error).message}`);
   }
@@ -192,12 +202,12 @@ function cellOf(value: ExcelJS.CellValue): Cell {
   if (value === null || value === undefined) return null;
   if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean' || value instanceof Date) return value;
   if (typeof value === 'object') {
-    if ('result' in value) return cellOf(value.result as ExcelJS.CellValue);
+    if ('result' in value) return cellOf(value.result);
     if ('richText' in value) return value.richText.map((r) => r.text).join('');
     if ('text' in value) return String(value.text);
     if ('error' in value) return `#${String(value.error)}`;
   }
-  return String(value as unknown);
+  return JSON.stringify(value);
 }
 
 async function xlsxRows(profile: FileProfile & { parser: { format: 'xlsx' } }, bytes: Buffer): Promise<Row[]> {
@@ -209,7 +219,8 @@ async function xlsxRows(profile: FileProfile & { parser: { format: 'xlsx' } }, b
     throw parseError(`XLSX: ${(err as Error).message}`);
   }
   const sheet = typeof parser.sheet === 'number' ? book.worksheets[parser.sheet - 1] : book.getWorksheet(parser.sheet);
-  if (sheet === undefined) throw parseError(`XLSX: no worksheet ${typeof parser.sheet === 'number' ? `number ${parser.sheet}` : `"${parser.sheet}"`}`);
+  if (sheet === undefined)
+    throw parseError(`XLSX: no worksheet ${typeof parser.sheet === 'number' ? `number ${parser.sheet}` : `"${parser.sheet}"`}`);
   const cells: Cell[][] = [];
   let firstLine = 0;
   sheet.eachRow({ includeEmpty: false }, (row, n) => {
@@ -305,7 +316,9 @@ export async function parseResultFile(profile: FileProfile, bytes: Buffer, fileT
       if (!got.found) throw parseError(`${row.where}, timestamp ${describeFrom(profile.timestamp.from)}: ${got.missing}`);
       const t = readTime(got.cell);
       if (t === undefined || t < 0)
-        throw parseError(`${row.where}, timestamp ${describeFrom(profile.timestamp.from)}: ${JSON.stringify(got.cell)} does not fit the format ${profile.timestamp.format}`);
+        throw parseError(
+          `${row.where}, timestamp ${describeFrom(profile.timestamp.from)}: ${JSON.stringify(got.cell)} does not fit the format ${profile.timestamp.format}`,
+        );
       ts = t;
     }
     for (const point of profile.points) {
@@ -313,7 +326,9 @@ export async function parseResultFile(profile: FileProfile, bytes: Buffer, fileT
       if (!got.found) throw parseError(`${row.where}, ${describeFrom(point.from)}: ${got.missing}`);
       const value = valueOf(point, got.cell, row.where, decimalComma);
       const base = { instrument: profile.id, channel: channelOf(point), ts, unit: point.unit };
-      samples.push(value === undefined ? { ...base, value: null, quality: 'bad', reason: `empty at ${row.where}` } : { ...base, value, quality: 'good' });
+      samples.push(
+        value === undefined ? { ...base, value: null, quality: 'bad', reason: `empty at ${row.where}` } : { ...base, value, quality: 'good' },
+      );
     }
   }
   return samples;

@@ -124,10 +124,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.flushTimer = setInterval(() => this.flush(), this.options.maxBatchDelayMs);
     // A lost ACK (or a batch the server could not store) must not wait for the next reconnect.
-    this.resendTimer = setInterval(() => {
-      this.resendOverdue();
-      this.sendFiles();
-    }, Math.min(RESEND_AFTER_MS, 10_000));
+    this.resendTimer = setInterval(
+      () => {
+        this.resendOverdue();
+        this.sendFiles();
+      },
+      Math.min(RESEND_AFTER_MS, 10_000),
+    );
     return Promise.resolve();
   }
 

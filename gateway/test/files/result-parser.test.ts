@@ -78,7 +78,9 @@ test('XLSX: typed cells, a formula result, a date in the zone, a named worksheet
     ['fmax', Date.UTC(2026, 0, 15, 9, 30, 0), 12.345, 'kN'],
     ['rm', Date.UTC(2026, 0, 15, 9, 30, 0), 24.69, 'MPa'],
   ]);
-  await expect(parseResultFile(profileOf({ ...profile, parser: { format: 'xlsx', sheet: 'Other' } }), bytes, 0)).rejects.toThrow(/no worksheet "Other"/);
+  await expect(parseResultFile(profileOf({ ...profile, parser: { format: 'xlsx', sheet: 'Other' } }), bytes, 0)).rejects.toThrow(
+    /no worksheet "Other"/,
+  );
   await expect(parseResultFile(profile, Buffer.from('not a zip'), 0)).rejects.toThrow(/XLSX/);
 });
 
@@ -100,7 +102,9 @@ test('JSON: rows at a path, values by path, ISO times with an offset', async () 
   await expect(parseResultFile(profile, Buffer.from('{"result":{}}'), 0)).rejects.toThrow(/no result.points/);
   await expect(parseResultFile(profile, Buffer.from('{'), 0)).rejects.toThrow(/JSON/);
   doc.result.points[0]!.values.temp = 'warm' as unknown as number;
-  await expect(parseResultFile(profile, Buffer.from(JSON.stringify(doc)), 0)).rejects.toThrow(/result.points\[0\], "values.temp": "warm" is not a number/);
+  await expect(parseResultFile(profile, Buffer.from(JSON.stringify(doc)), 0)).rejects.toThrow(
+    /result.points\[0\], "values.temp": "warm" is not a number/,
+  );
 });
 
 test('text: every line matching the pattern is a row, groups mapped to points', async () => {
@@ -125,12 +129,18 @@ test('profiles are refused at load, naming the field', () => {
   };
   const base = { protocol: 'file', id: 'r-1', identity, folder: 'in', parser: { format: 'csv' }, points: [{ name: 'v', from: 'v' }] };
   expect(problems(base)).toEqual([]);
-  expect(problems({ ...base, parser: { format: 'text', pattern: '(?<a>x' } })).toEqual([expect.stringMatching(/^parser.pattern: not a regular expression/)]);
+  expect(problems({ ...base, parser: { format: 'text', pattern: '(?<a>x' } })).toEqual([
+    expect.stringMatching(/^parser.pattern: not a regular expression/),
+  ]);
   expect(problems({ ...base, parser: { format: 'text', pattern: '(?<a>\\d+)' } })).toEqual([
     'points[0].from: expected a named group of parser.pattern (a)',
   ]);
-  expect(problems({ ...base, parser: { format: 'json' }, points: [{ name: 'v', from: 'a..b' }] })[0]).toMatch(/^points\[0\]\.from: "a..b" is not a dotted path/);
-  expect(problems({ ...base, parser: { format: 'csv', header: false } })).toEqual(['points[0].from: parser.header is false: name the column by its number']);
+  expect(problems({ ...base, parser: { format: 'json' }, points: [{ name: 'v', from: 'a..b' }] })[0]).toMatch(
+    /^points\[0\]\.from: "a..b" is not a dotted path/,
+  );
+  expect(problems({ ...base, parser: { format: 'csv', header: false } })).toEqual([
+    'points[0].from: parser.header is false: name the column by its number',
+  ]);
   expect(problems({ ...base, timestamp: { from: 'v', zone: 'Mars/Olympus' } })[0]).toMatch(/^timestamp.zone: expected UTC, an offset/);
   expect(problems({ ...base, stableMs: 1 })[0]).toMatch(/^stableMs: /);
   expect(problems({ ...base, parser: { format: 'pdf' } })[0]).toMatch(/^parser.format: /);

@@ -1,12 +1,7 @@
 // Result files from gateways (MQTT topic FILE): each checked against the SHA-256 its message names, kept under
 // that hash, and confirmed to the gateway, which holds the file until then. The samples read from a file name
 // the same hash in their signed records, so a file served here can be checked against the signed record.
-import {
-  decodeRawFile,
-  parseTopic,
-  topicFor,
-  type FileAckMessage,
-} from '@labtrace/protocols';
+import { decodeRawFile, parseTopic, topicFor, type FileAckMessage } from '@labtrace/protocols';
 import type { Kysely } from 'kysely';
 import type { MessageBus } from '../broker/bus.js';
 import type { Logger } from '../log.js';
@@ -94,7 +89,10 @@ export class RawFiles {
       })
       .onConflict((oc) => oc.column('sha256').doNothing())
       .execute();
-    this.logger.info({ gateway: header.gateway, instrument: header.instrument, file: header.name, sha256: header.sha256, size: header.size }, 'result file stored');
+    this.logger.info(
+      { gateway: header.gateway, instrument: header.instrument, file: header.name, sha256: header.sha256, size: header.size },
+      'result file stored',
+    );
     const ack: FileAckMessage = { v: 1, file: header.sha256 };
     await this.bus.publish(topicFor(this.lab, topic.gateway, 'ACK'), JSON.stringify(ack), 1);
   }

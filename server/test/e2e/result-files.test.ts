@@ -166,7 +166,11 @@ describe('result files', () => {
     const reason = readFileSync(`${quarantined}.reason.txt`, 'utf8');
     expect(reason).toMatch(/line 8/);
     expect(reason).toContain(file.sha256);
-    await waitFor('the alarm in the health the server received', () => (t.server.ingest.healthOf(INSTRUMENT)?.errors['quarantined'] ?? 0) >= 1, 20_000);
+    await waitFor(
+      'the alarm in the health the server received',
+      () => (t.server.ingest.healthOf(INSTRUMENT)?.errors['quarantined'] ?? 0) >= 1,
+      20_000,
+    );
     expect(gateway?.output()).toMatch(/ALARM: result file could not be parsed/);
     expect(ofFile(file.sha256)).toHaveLength(0);
   }, 60_000);
