@@ -292,7 +292,13 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
       config.ingest,
     );
-    this.rawFiles = new RawFiles(config.lab, this.broker, this.database.db, logger.child({ part: 'files' }));
+    this.rawFiles = new RawFiles(
+      config.lab,
+      this.broker,
+      this.database.db,
+      logger.child({ part: 'files' }),
+      async (id) => (await this.registry.instrument(id))?.gateway,
+    );
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
     this.notifications = new Notifier({
       store: this.database.db,

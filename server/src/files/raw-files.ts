@@ -30,6 +30,8 @@ export class RawFiles {
     private readonly bus: MessageBus,
     private readonly db: Kysely<Tables>,
     private readonly logger: Logger,
+    /** the gateway an instrument was announced by (its BIRTH), if any */
+    private readonly ownerOf: (instrument: string) => Promise<string | undefined> = () => Promise.resolve(undefined),
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -73,6 +75,14 @@ export class RawFiles {
     const { header, bytes } = file;
     if (header.gateway !== topic.gateway) {
       this.logger.warn({ gateway: topic.gateway, named: header.gateway }, 'result file refused: it names another gateway');
+      return;
+    }
+    const owner = await this.ownerOf(header.instrument);
+    if (owner !== undefined && owner !== header.gateway) {
+      this.logger.warn(
+        { gateway: topic.gateway, instrument: header.instrument, owner },
+        'result file refused: the instrument belongs to another gateway',
+      );
       return;
     }
     await this.db

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
 import { encodeRawFile, topicFor, type RawFileHeader } from '@labtrace/protocols';
-import { LAB, startServer, waitFor, type TestServer } from '../helpers/server.js';
+import { LAB, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 let gw: mqtt.MqttClient;
@@ -59,4 +59,28 @@ test('a file whose bytes match its hash is kept, confirmed and served; a damaged
   const rows = t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM raw_files').get() as { n: number };
   expect(rows.n).toBe(1);
   expect((await t.fetch(`/api/raw-files/${hash.toUpperCase()}`)).status).toBe(400);
+});
+
+test("a file for another gateway's instrument is not kept", async () => {
+  const other = await TestGateway.connect(t, 'gw-b');
+  try {
+    await other.birth('owned-by-b');
+    await waitFor(
+      'the BIRTH of gw-b recorded',
+      () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'owned-by-b'").get() !== undefined,
+    );
+    const bytes = Buffer.from("not gw-a's to send");
+    const before = acks.length;
+    await gw.publishAsync(topicFor(LAB, 'gw-a', 'FILE'), Buffer.from(encodeRawFile(headerOf(bytes, { instrument: 'owned-by-b' }), bytes)), {
+      qos: 1,
+    });
+    // a file sent after it is confirmed: the refused one was handled before it
+    const later = Buffer.from('a later file');
+    await gw.publishAsync(topicFor(LAB, 'gw-a', 'FILE'), Buffer.from(encodeRawFile(headerOf(later), later)), { qos: 1 });
+    await waitFor('the later ACK', () => acks.length > before);
+    expect(acks.slice(before)).toEqual([{ v: 1, file: headerOf(later).sha256 }]);
+    expect((await t.fetch(`/api/raw-files/${headerOf(bytes).sha256}`)).status).toBe(404);
+  } finally {
+    await other.client.endAsync();
+  }
 });
