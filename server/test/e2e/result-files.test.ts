@@ -189,7 +189,8 @@ describe('result files', () => {
   test('a gateway killed in the middle of a folder loses nothing and takes nothing twice', async () => {
     const running = gateway;
     if (!running) throw new Error('no gateway');
-    const dropping = dropFiles(['--count', '8', '--rows', '200', '--rate', '20', '--first', '400']);
+    // 2 files/s: the later files are still being written, or not yet stable, when the first is taken and the gateway is killed
+    const dropping = dropFiles(['--count', '8', '--rows', '200', '--rate', '2', '--first', '400']);
     await waitFor('the first file taken', () => readdirSync(path.join(incoming, 'done')).some((n) => n.startsWith('test-004')), 30_000);
     running.proc.kill('SIGKILL');
     await exitOf(running.proc);
