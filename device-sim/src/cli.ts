@@ -7,6 +7,7 @@ import { formatPath, LabtraceError } from '@labtrace/protocols';
 import { loadSimConfig } from './config.js';
 import { FAULT_KINDS, FAULT_VALUE_FIELD, faultSchema, type FaultKind } from './faults.js';
 import { createLogger } from './log.js';
+import { FileDropper, RESULT_FILE_KINDS, type ResultFileKind } from './result-files.js';
 import { Simulator } from './simulator.js';
 
 export const DEFAULT_SIM_CONFIG = fileURLToPath(new URL('../../profiles/sim.yaml', import.meta.url));
@@ -16,6 +17,8 @@ export const DEFAULT_CONTROL_URL = 'http://127.0.0.1:5080';
 export const usage = `usage: labtrace sim [--config <sim.yaml>]
        labtrace sim fault <instrument> <kind> [--value <v>] [--count <k>] [--channels <a,b>] [--control <url>]
        labtrace sim fault <instrument> clear [<kind>] [--control <url>]
+       labtrace sim drop-files --folder <dir> [--count <n>] [--rows <r>] [--rate <files/s>] [--kind good|half-written|malformed]
+                               [--write-ms <ms>] [--decimal-comma] [--zone <tz>] [--first <n>]
 
   Serves simulated instruments: Modbus TCP, Modbus RTU on a serial line or over TCP, and MQTT
   publishers (default config: the climate chamber and the universal testing machine of
@@ -35,9 +38,14 @@ export const usage = `usage: labtrace sim [--config <sim.yaml>]
     garbage [--count <k>]    a balance or SCPI instrument answers with a line of noise
     error-queue --value <code>  a SCPI instrument logs <code> in its error queue at each query; --count <k>: the next k
   Several kinds may be active at once; setting a kind again replaces it.
+  drop-files: an instrument PC writing CSV result files (Time, Force [kN], Elongation [mm]) into a folder:
+  --count files (default 1) of --rows rows (default 10) at --rate files per second (default 1); --kind
+  half-written writes each file in 4 pieces over --write-ms (default 2000), malformed puts a line that is
+  not a number in each; prints one JSON line per file once it is complete (name, rows, sha256).
   --control: the simulator's control API (default ${DEFAULT_CONTROL_URL}, as in the default sim.yaml).`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
+  if (argv[0] === 'drop-files') return dropFiles(argv.slice(1));
   if (argv[0] === 'fault') {
     process.stdout.write(`${await faultCommand(argv.slice(1))}\n`);
     return { stop: () => Promise.resolve() };
@@ -54,6 +62,52 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
   const simulator = new Simulator({ config, instruments, logger });
   await simulator.start();
   return simulator;
+}
+
+/** `drop-files ...`: writes result files; stop() ends early. */
+export async function dropFiles(argv: string[], write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<FileDropper> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        folder: { type: 'string' },
+        count: { type: 'string', default: '1' },
+        rows: { type: 'string', default: '10' },
+        rate: { type: 'string', default: '1' },
+        kind: { type: 'string', default: 'good' },
+        'write-ms': { type: 'string', default: '2000' },
+        'decimal-comma': { type: 'boolean', default: false },
+        zone: { type: 'string', default: 'UTC' },
+        first: { type: 'string', default: '1' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+  }
+  if (values.folder === undefined) throw new LabtraceError('E_CONFIG', `--folder: required\n${usage}`);
+  const kind = values.kind;
+  if (!(RESULT_FILE_KINDS as readonly string[]).includes(kind))
+    throw new LabtraceError('E_CONFIG', `--kind: expected one of ${RESULT_FILE_KINDS.join(', ')}`);
+  const number = (name: string, text: string): number => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < 0) throw new LabtraceError('E_CONFIG', `--${name}: expected a number, got ${JSON.stringify(text)}`);
+    return n;
+  };
+  const dropper = new FileDropper({
+    folder: path.resolve(values.folder),
+    count: number('count', values.count),
+    rows: number('rows', values.rows),
+    rate: number('rate', values.rate),
+    kind: kind as ResultFileKind,
+    writeMs: number('write-ms', values['write-ms']),
+    style: { decimalComma: values['decimal-comma'], zone: values.zone },
+    first: number('first', values.first),
+    onFile: (file) => write(JSON.stringify(file)),
+  });
+  await dropper.start();
+  return dropper;
 }
 
 /** Runs `fault <instrument> <kind> ...` against a control API; returns the instrument's active faults as JSON. */

@@ -87,6 +87,12 @@ export async function loadSimConfig(file: string): Promise<{ config: SimConfig; 
   for (const [i, entry] of config.instruments.entries()) {
     const profileFile = path.resolve(dir, entry.profile);
     const profile = await loadProfileFile(profileFile);
+    if (profile.protocol === 'file') {
+      problems.push(
+        `${file}: instruments[${i}].profile: ${profile.id} reads result files, which the simulator does not serve: write them with 'labtrace-sim drop-files' (${profileFile})`,
+      );
+      continue;
+    }
     const transport = profile.connection.transport;
     for (const [key, transports] of Object.entries(OVERRIDES)) {
       if (entry[key as keyof typeof OVERRIDES] !== undefined && !transports.has(transport)) {

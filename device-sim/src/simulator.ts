@@ -138,6 +138,7 @@ export class Simulator {
         }),
       );
     }
+    if (profile.protocol === 'file') throw new LabtraceError('E_CONFIG', `instrument ${instrument.id} reads result files: it has no endpoint`);
     const unit = instrument.unit;
     if (unit === undefined) throw new LabtraceError('E_CONFIG', `instrument ${instrument.id} has no Modbus unit`);
     const connection = profile.connection;

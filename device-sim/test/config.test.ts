@@ -32,7 +32,7 @@ write('mqtt.yaml', {
 describe('shipped files', () => {
   test('the default sim.yaml still serves the two demo instruments over Modbus TCP', async () => {
     const { instruments } = await loadSimConfig(`${PROFILES}sim.yaml`);
-    expect(instruments.map((i) => [i.profile.id, i.model, i.profile.connection.transport])).toEqual([
+    expect(instruments.map((i) => [i.profile.id, i.model, 'connection' in i.profile && i.profile.connection.transport])).toEqual([
       ['climate-1', 'climate-chamber', 'tcp'],
       ['utm-1', 'universal-testing-machine', 'tcp'],
     ]);

@@ -14,7 +14,8 @@ import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
-       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance, SCPI or line instrument: what is asked and how replies are taken)
+       labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance, SCPI or line instrument: what is
+                                               asked and how replies are taken; result files: how files are taken, read and kept)
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
@@ -88,6 +89,38 @@ export async function printPlan(file: string, write: (line: string) => void = (l
       write(`    ${channelOf(p).padEnd(20)} group ${p.group}${p.decimalComma ? ' (decimal comma)' : ''}${transform}${p.unit ? ` [${p.unit}]` : ''}`);
     }
     write("a line that does not match counts as invalid_reply; a group that holds no number is that point's bad sample (invalid_value)");
+    return;
+  }
+  if (profile.protocol === 'file') {
+    const parser = profile.parser;
+    const from = (f: string | number): string =>
+      parser.format === 'json' ? `path ${f}` : parser.format === 'text' ? `group ${f}` : typeof f === 'number' ? `column ${f}` : `column "${f}"`;
+    write(`${profile.id}: result files (${parser.format.toUpperCase()}) in ${profile.folder}`);
+    write(`takes: ${profile.include.join(', ')}${profile.exclude.length > 0 ? `, except ${profile.exclude.join(', ')}` : ''}`);
+    write(`a file is taken once its size and modification time have not changed for ${profile.stableMs} ms`);
+    if (parser.format === 'csv')
+      write(
+        `CSV: delimiter ${JSON.stringify(parser.delimiter)}, ${parser.encoding}, ${parser.skipRows} row(s) skipped, ${parser.header ? 'then a header row' : 'no header row'}${parser.decimalComma ? ', decimal comma' : ''}`,
+      );
+    if (parser.format === 'xlsx')
+      write(
+        `XLSX: worksheet ${JSON.stringify(parser.sheet)}, ${parser.skipRows} row(s) skipped, ${parser.header ? 'then a header row' : 'no header row'}`,
+      );
+    if (parser.format === 'json') write(`JSON: ${parser.rows === undefined ? 'the document is one row' : `rows at ${parser.rows}`}`);
+    if (parser.format === 'text') write(`text: every line matching /${parser.pattern}/ is a row${parser.decimalComma ? ', decimal comma' : ''}`);
+    write('each row gives one sample per point:');
+    for (const point of profile.points)
+      write(`    ${channelOf(point).padEnd(20)} ${from(point.from)}, ${point.type}${point.unit ? ` [${point.unit}]` : ''}`);
+    write(
+      profile.timestamp
+        ? `time: ${from(profile.timestamp.from)}, format ${profile.timestamp.format}, zone ${profile.timestamp.zone}`
+        : "time: the file's modification time",
+    );
+    write("every sample's signed record carries the file's SHA-256; the file's bytes go to the server, which keeps them under that hash");
+    write('a file taken before (same SHA-256) is not taken again; an empty value is a bad sample');
+    write(
+      `taken files: ${profile.afterTaken === 'move' ? `moved to ${profile.doneFolder}/` : 'left in the folder'}; a file that cannot be parsed: moved to ${profile.quarantineFolder}/ with a .reason.txt, counted (quarantined) and an alarm`,
+    );
     return;
   }
   if (profile.protocol !== 'modbus') throw new LabtraceError('E_PROFILE', `${file}: an MQTT instrument has no read plan`);

@@ -123,6 +123,14 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
       const secret = (await readText(path.resolve(path.dirname(profileFile), profile.connection.passwordFile), 'connection.passwordFile')).trim();
       instrumentPasswords.set(profile.id, secret);
     }
+    if (profile.protocol === 'file') {
+      if (entry.host !== undefined || entry.port !== undefined)
+        throw new LabtraceError('E_CONFIG', `${file}: instruments[${i}]: host and port do not apply to ${profile.id}, which reads result files`);
+      // the folders are the profile's, relative to the profile file
+      const folder = path.resolve(path.dirname(profileFile), profile.folder);
+      profiles.push({ ...profile, folder });
+      continue;
+    }
     const connection = profile.connection;
     if ((entry.host !== undefined || entry.port !== undefined) && !('host' in connection)) {
       throw new LabtraceError(

@@ -1,6 +1,15 @@
-// The edge gateway: reads every instrument (Modbus, MQTT, balances, SCPI), numbers the samples and hands them to
+// The edge gateway: reads every instrument (Modbus, MQTT, balances, SCPI, line instruments, result files), numbers the samples and hands them to
 // the uplink; publishes each instrument's health.
-import { channelOf, toHex, topicFor, type BirthInstrument, type DeviceProfile, type HealthMessage, type Sample } from '@labtrace/protocols';
+import {
+  channelOf,
+  LabtraceError,
+  toHex,
+  topicFor,
+  type BirthInstrument,
+  type DeviceProfile,
+  type HealthMessage,
+  type Sample,
+} from '@labtrace/protocols';
 import type { ResolvedGatewayConfig } from './config.js';
 import type { Logger } from './log.js';
 import { BalanceInstrument } from './line/balance-instrument.js';
@@ -9,6 +18,7 @@ import { GenericLineInstrument } from './line/generic-instrument.js';
 import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
+import { FileInstrument, type TakenFile } from './files/file-instrument.js';
 import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
@@ -126,6 +136,12 @@ export class Gateway {
     if (profile.protocol === 'balance') return new BalanceInstrument(profile, logger);
     if (profile.protocol === 'scpi') return new ScpiInstrument(profile, logger);
     if (profile.protocol === 'line') return new GenericLineInstrument(profile, logger);
+    if (profile.protocol === 'file')
+      return new FileInstrument(profile, {
+        logger,
+        isTaken: (sha256) => this.outbox.fileTaken(profile.id, sha256),
+        deliver: (file, samples) => this.deliverFile(profile.id, file, samples),
+      });
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });
@@ -216,19 +232,37 @@ export class Gateway {
     );
   }
 
-  private accept(polled: PolledSample[]): void {
-    // refused before numbering: sequence numbers stay contiguous, and the loss is declared later
-    if (!this.uplink.hasRoom(polled.length)) {
-      const now = Date.now();
-      this.refused ??= { count: 0, first: now, last: now, instruments: new Set() };
-      this.refused.count += polled.length;
-      this.refused.last = now;
-      for (const s of polled) this.refused.instruments.add(s.instrument);
-      this.uplink.refused += polled.length;
-      this.uplink.emit('full', polled.length);
-      return;
-    }
-    const samples: Sample[] = polled.map((s) => {
+  /**
+   * A result file and its samples, stored together (the samples' records carry the file's SHA-256); false when
+   * the outbox has no room for them: the file then waits in its folder, nothing is refused or declared lost.
+   */
+  private deliverFile(instrument: string, file: TakenFile, polled: PolledSample[]): boolean {
+    if (polled.length > this.resolved.config.outbox.maxSamples)
+      throw new LabtraceError(
+        'E_CODEC',
+        `${polled.length} samples, more than the outbox holds (outbox.maxSamples ${this.resolved.config.outbox.maxSamples})`,
+      );
+    if (!this.uplink.hasRoom(polled.length)) return false;
+    const samples = this.number(polled);
+    for (const s of samples) s.file = file.sha256;
+    this.uplink.commitFile(
+      {
+        v: 1,
+        gateway: this.resolved.config.gateway.id,
+        instrument,
+        sha256: file.sha256,
+        name: file.name,
+        size: file.bytes.length,
+        takenAt: file.takenAt,
+      },
+      file.bytes,
+      samples,
+    );
+    return true;
+  }
+
+  private number(polled: PolledSample[]): Sample[] {
+    return polled.map((s) => {
       // one literal of a fixed shape: spreading objects is slow on this path
       const sample: Sample = {
         seq: this.sequencer.take(),
@@ -243,7 +277,21 @@ export class Gateway {
       if (s.reason !== undefined) sample.reason = s.reason.length > 200 ? `${s.reason.slice(0, 199)}…` : s.reason;
       return sample;
     });
-    this.uplink.push(samples);
+  }
+
+  private accept(polled: PolledSample[]): void {
+    // refused before numbering: sequence numbers stay contiguous, and the loss is declared later
+    if (!this.uplink.hasRoom(polled.length)) {
+      const now = Date.now();
+      this.refused ??= { count: 0, first: now, last: now, instruments: new Set() };
+      this.refused.count += polled.length;
+      this.refused.last = now;
+      for (const s of polled) this.refused.instruments.add(s.instrument);
+      this.uplink.refused += polled.length;
+      this.uplink.emit('full', polled.length);
+      return;
+    }
+    this.uplink.push(this.number(polled));
   }
 }
 

@@ -65,3 +65,16 @@ test('gateway plan explains a generic line profile: the request or none, the pat
   expect(lines).toContain('pattern: /^pH (?<ph>\\S+) T (?<temp>\\S+) C$/');
   expect(lines.some((l) => /^\s+temp\s+group temp \(decimal comma\) \[°C\]$/.test(l))).toBe(true);
 });
+
+test('gateway plan explains a result-file profile: the folder, when a file is taken, the columns, time and what happens to it', async () => {
+  const lines: string[] = [];
+  await printPlan(`${PROFILES}result-files.yaml`, (l) => lines.push(l));
+  expect(lines[0]).toBe('utm-results-1: result files (CSV) in ./results/utm-1');
+  expect(lines).toContain('takes: *.csv, except ~*');
+  expect(lines).toContain('a file is taken once its size and modification time have not changed for 2000 ms');
+  expect(lines).toContain('CSV: delimiter ";", utf8, 1 row(s) skipped, then a header row, decimal comma');
+  expect(lines).toContain('    force                column "Force [kN]", number [kN]');
+  expect(lines).toContain('time: column "Time", format dd.MM.yyyy HH:mm:ss.SSS, zone Europe/Berlin');
+  expect(lines.join('\n')).toMatch(/signed record carries the file's SHA-256/);
+  expect(lines.join('\n')).toMatch(/moved to quarantine\/ with a \.reason\.txt/);
+});

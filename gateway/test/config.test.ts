@@ -39,7 +39,11 @@ describe('gateway config', () => {
     const file = setup(gateway);
     const resolved = await loadGatewayConfig(file, {});
     expect(resolved.password).toBe('a-long-enough-secret');
-    expect(resolved.profiles[0]?.connection).toEqual({ transport: 'tcp', host: '127.0.0.1', port: 6000 });
+    expect(resolved.profiles[0] && 'connection' in resolved.profiles[0] && resolved.profiles[0].connection).toEqual({
+      transport: 'tcp',
+      host: '127.0.0.1',
+      port: 6000,
+    });
     expect(resolved.dataDir).toBe(path.join(path.dirname(file), 'gateway-data'));
   });
 

@@ -15,6 +15,11 @@ export const sampleSchema = z.strictObject({
   unit: z.string().max(32),
   quality: z.enum(QUALITIES),
   reason: z.string().max(200).optional(),
+  /** SHA-256 (hex) of the result file the value was read from: the raw file the server keeps under that hash */
+  file: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'expected the 64 hex digits of a SHA-256')
+    .optional(),
 });
 export type Sample = z.output<typeof sampleSchema>;
 
@@ -136,7 +141,8 @@ export const healthMessageSchema = z.strictObject({
 });
 export type HealthMessage = z.output<typeof healthMessageSchema>;
 
-export const MESSAGE_KINDS = ['BIRTH', 'DATA', 'DEATH', 'HEALTH', 'ACK', 'CMD'] as const;
+/** FILE: a result file's raw bytes (raw-file.ts) */
+export const MESSAGE_KINDS = ['BIRTH', 'DATA', 'DEATH', 'HEALTH', 'ACK', 'CMD', 'FILE'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 export function topicFor(lab: string, gateway: string, kind: MessageKind): string {

@@ -356,6 +356,154 @@ export const scpiProfileSchema = z
   })
   .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
 
+// An instrument whose own software writes a result file per test (CSV, XLSX, JSON, text) into a folder.
+const jsonPathField = z
+  .string()
+  .min(1)
+  .max(200)
+  .superRefine((p, ctx) => checkPath(p, ctx));
+
+/** A dotted path relative to each row (JSON), a column header or 1-based column number (CSV, XLSX), or a named group (text). */
+const fileFieldSchema = z.union([z.string().min(1).max(200), z.number().int().min(1).max(16_384)]);
+
+export const filePointSchema = z.strictObject({
+  name: id,
+  channel: id.optional(),
+  /** where the value is: a column header or 1-based column number (csv, xlsx), a dotted path in each row (json), a named group (text) */
+  from: fileFieldSchema,
+  /** number: the cell must read as a number (an empty cell is bad, anything else quarantines the file); text: taken as it is */
+  type: z.enum(['number', 'text']).default('number'),
+  unit: z.string().max(32).default(''),
+});
+
+export const fileTimestampSchema = z.strictObject({
+  /** where each row's time is (as for a point) */
+  from: fileFieldSchema,
+  /** iso (ISO 8601), epoch-ms, epoch-s, or a pattern of yyyy MM dd HH mm ss SSS (for example "dd.MM.yyyy HH:mm:ss") */
+  format: z.string().min(1).max(64).default('iso'),
+  /** the zone of a time written without an offset: UTC, an offset such as +01:00, or an IANA zone such as Europe/Berlin */
+  zone: z
+    .string()
+    .min(1)
+    .max(64)
+    .refine((zone) => validZone(zone), 'expected UTC, an offset such as +01:00, or an IANA zone such as Europe/Berlin')
+    .default('UTC'),
+});
+
+/** Whether a time zone is UTC, a fixed offset or a zone the runtime knows. */
+export function validZone(zone: string): boolean {
+  if (zone === 'UTC' || /^[+-]\d{2}:\d{2}$/.test(zone)) return true;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const tableOptions = {
+  /** rows before the header row (a title, the instrument's preamble) */
+  skipRows: z.number().int().min(0).max(10_000).default(0),
+  /** whether the first row after skipRows names the columns */
+  header: z.boolean().default(true),
+  /** numbers written 1.234,5 (a decimal comma; "." or a space groups thousands) */
+  decimalComma: z.boolean().default(false),
+};
+
+export const fileParserSchema = z.discriminatedUnion('format', [
+  z.strictObject({
+    format: z.literal('csv'),
+    ...tableOptions,
+    delimiter: z.string().length(1).default(','),
+    encoding: z.enum(['utf8', 'latin1']).default('utf8'),
+  }),
+  z.strictObject({
+    format: z.literal('xlsx'),
+    ...tableOptions,
+    /** the worksheet: its name or 1-based position (default the first) */
+    sheet: z.union([z.string().min(1), z.number().int().min(1)]).default(1),
+  }),
+  z.strictObject({
+    format: z.literal('json'),
+    /** where the rows (an array of objects) are; absent: the document is one row */
+    rows: jsonPathField.optional(),
+  }),
+  z.strictObject({
+    format: z.literal('text'),
+    /** a regular expression with named groups, tried on every line: each matching line is a row */
+    pattern: z
+      .string()
+      .min(1)
+      .max(1000)
+      .superRefine((p, ctx) => {
+        try {
+          new RegExp(p, 'u');
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `not a regular expression: ${(err as Error).message}` });
+        }
+      }),
+    decimalComma: z.boolean().default(false),
+    encoding: z.enum(['utf8', 'latin1']).default('utf8'),
+  }),
+]);
+
+export const fileProfileSchema = z
+  .strictObject({
+    protocol: z.literal('file'),
+    id,
+    identity: identitySchema,
+    /** the folder the instrument writes its result files into (relative: to the profile file) */
+    folder: z.string().min(1),
+    /** file names to take (globs such as "*.csv"); others are left alone */
+    include: z.array(z.string().min(1)).min(1).default(['*']),
+    exclude: z.array(z.string().min(1)).default([]),
+    /** a file is taken once its size and modification time have not changed for this long */
+    stableMs: z.number().int().min(50).max(3_600_000).default(2000),
+    /** move: a taken file goes to doneFolder; leave: it stays (its hash keeps it from being taken again) */
+    afterTaken: z.enum(['move', 'leave']).default('move'),
+    /** relative to the folder */
+    doneFolder: z.string().min(1).default('done'),
+    /** a file that cannot be parsed goes here with a .reason.txt beside it (relative to the folder) */
+    quarantineFolder: z.string().min(1).default('quarantine'),
+    parser: fileParserSchema,
+    /** each row's time; absent: the file's modification time */
+    timestamp: fileTimestampSchema.optional(),
+    points: z.array(filePointSchema).min(1),
+  })
+  .superRefine((profile, ctx) => {
+    checkChannels(profile.points, ctx);
+    const fields = [
+      ...profile.points.map((p, i) => ({ from: p.from, path: ['points', i, 'from'] })),
+      ...(profile.timestamp ? [{ from: profile.timestamp.from, path: ['timestamp', 'from'] }] : []),
+    ];
+    const { parser } = profile;
+    let groups: Set<string> | undefined;
+    if (parser.format === 'text') {
+      try {
+        groups = new Set(Object.keys(new RegExp(`${parser.pattern}|`, 'u').exec('')?.groups ?? {}));
+      } catch {
+        return; // reported on parser.pattern
+      }
+    }
+    for (const f of fields) {
+      if (parser.format === 'json') {
+        const problem = typeof f.from === 'number' ? 'expected a dotted path in each row' : jsonPathProblem(f.from);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', path: f.path, message: problem });
+      } else if (parser.format === 'text') {
+        if (typeof f.from === 'number' || !groups?.has(f.from))
+          ctx.addIssue({
+            code: 'custom',
+            path: f.path,
+            message: `expected a named group of parser.pattern (${[...(groups ?? [])].join(', ') || 'it has none'})`,
+          });
+      } else if (typeof f.from === 'string' && !parser.header) {
+        ctx.addIssue({ code: 'custom', path: f.path, message: 'parser.header is false: name the column by its number' });
+      }
+    }
+    if (profile.doneFolder === profile.quarantineFolder)
+      ctx.addIssue({ code: 'custom', path: ['doneFolder'], message: 'must differ from quarantineFolder' });
+  });
+
 /** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
 export const deviceProfileSchema = z.preprocess(
   (input) => {
@@ -364,7 +512,14 @@ export const deviceProfileSchema = z.preprocess(
     const transport = typeof connection === 'object' && connection !== null ? (connection as { transport?: unknown }).transport : undefined;
     return { protocol: transport === 'mqtt' ? 'mqtt' : 'modbus', ...input };
   },
-  z.discriminatedUnion('protocol', [modbusProfileSchema, mqttProfileSchema, balanceProfileSchema, scpiProfileSchema, lineProfileSchema]),
+  z.discriminatedUnion('protocol', [
+    modbusProfileSchema,
+    mqttProfileSchema,
+    balanceProfileSchema,
+    scpiProfileSchema,
+    lineProfileSchema,
+    fileProfileSchema,
+  ]),
 );
 
 /** What a profile file holds, before defaults (`protocol` may be left out). */
@@ -373,7 +528,8 @@ export type MqttProfileInput = Omit<z.input<typeof mqttProfileSchema>, 'protocol
 export type BalanceProfileInput = z.input<typeof balanceProfileSchema>;
 export type ScpiProfileInput = z.input<typeof scpiProfileSchema>;
 export type LineProfileInput = z.input<typeof lineProfileSchema>;
-export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput | LineProfileInput;
+export type FileProfileInput = z.input<typeof fileProfileSchema>;
+export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput | LineProfileInput | FileProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
 export type ModbusProfile = z.output<typeof modbusProfileSchema>;
 export type MqttProfile = z.output<typeof mqttProfileSchema>;
@@ -382,6 +538,10 @@ export type ScpiProfile = z.output<typeof scpiProfileSchema>;
 export type ScpiPoint = z.output<typeof scpiPointSchema>;
 export type LineProfile = z.output<typeof lineProfileSchema>;
 export type LinePoint = z.output<typeof linePointSchema>;
+export type FileProfile = z.output<typeof fileProfileSchema>;
+export type FilePoint = z.output<typeof filePointSchema>;
+export type FileParser = z.output<typeof fileParserSchema>;
+export type FileTimestamp = z.output<typeof fileTimestampSchema>;
 export type LineConnection = z.output<typeof lineConnectionSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
 export type MqttPoint = z.output<typeof mqttPointSchema>;

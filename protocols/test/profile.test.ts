@@ -87,7 +87,14 @@ points:
       'ut.yaml',
       deviceProfileSchema,
     );
-    expect(p.connection).toEqual({ transport: 'rtu', path: '/dev/ttyUSB0', baudRate: 9600, parity: 'even', dataBits: 8, stopBits: 1 });
+    expect('connection' in p && p.connection).toEqual({
+      transport: 'rtu',
+      path: '/dev/ttyUSB0',
+      baudRate: 9600,
+      parity: 'even',
+      dataBits: 8,
+      stopBits: 1,
+    });
   });
 
   test('JSON is read too', () => {

@@ -7,6 +7,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { authMigrations } from './auth/migrations.js';
 import { certificateMigrations } from './certificates/migrations.js';
 import { clusterMigrations } from './cluster/migrations.js';
+import { fileMigrations } from './files/migrations.js';
 import { inspectionMigrations } from './inspection/migrations.js';
 import { labMigrations } from './lab/migrations.js';
 import { logMigrations } from './log/migrations.js';
@@ -39,6 +40,7 @@ export const MIGRATIONS_BY_MODULE: Readonly<Record<string, Migrations>> = {
   certificates: certificateMigrations,
   notify: notifyMigrations,
   cluster: clusterMigrations,
+  files: fileMigrations,
 };
 
 /** Every migration of the server, in the order a store applies them. */

@@ -13,6 +13,8 @@ import { exportRoutes } from './export/export-routes.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
+import { RawFiles } from './files/raw-files.js';
+import { rawFileRoutes } from './files/raw-file-routes.js';
 import { Housekeeping } from './housekeeping.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { announceAuditChanges, type AuditAnnouncer } from './audit/audit-live.js';
@@ -120,6 +122,8 @@ export class LabtraceServer {
   readonly keys: KeyRegistry;
   readonly enrollment: Enrollment;
   readonly ingest: Ingest;
+  /** result files from gateways, kept under their SHA-256 */
+  readonly rawFiles: RawFiles;
   readonly audit: AuditTrail;
   readonly users: Users;
   readonly labRecords: LabRecords;
@@ -290,6 +294,13 @@ export class LabtraceServer {
       logger.child({ part: 'ingest' }),
       config.ingest,
     );
+    this.rawFiles = new RawFiles(
+      config.lab,
+      this.broker,
+      this.database.db,
+      logger.child({ part: 'files' }),
+      async (id) => (await this.registry.instrument(id))?.gateway,
+    );
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
     this.notifications = new Notifier({
       store: this.database.db,
@@ -353,7 +364,8 @@ export class LabtraceServer {
             },
           }),
         )
-        .use(overviewRoutes(new LabOverview(this.database.db, this.calibration, () => this.broker.connectedGateways(), options.clock))),
+        .use(overviewRoutes(new LabOverview(this.database.db, this.calibration, () => this.broker.connectedGateways(), options.clock)))
+        .use(rawFileRoutes(this.rawFiles)),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };
@@ -536,6 +548,7 @@ export class LabtraceServer {
       await this.capacity.start();
       await this.series.start();
       await this.ingest.start();
+      await this.rawFiles.start();
       await this.broker.start();
       await this.live.start();
       this.embeddedBroker?.attachWebSocket(this.http);
@@ -597,6 +610,7 @@ export class LabtraceServer {
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();
+    await this.rawFiles.stop();
     await this.capacity.stop();
     await this.series.stop();
     this.auditLive.stop();

@@ -8,7 +8,17 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { fromBase64, headerHash, LabtraceError, openBatch, sealBatch, toBase64, type DataMessage, type SignerKey } from '@labtrace/protocols';
+import {
+  fromBase64,
+  headerHash,
+  LabtraceError,
+  openBatch,
+  sealBatch,
+  toBase64,
+  type DataMessage,
+  type RawFileHeader,
+  type SignerKey,
+} from '@labtrace/protocols';
 
 export interface StoredBatch {
   batch: number;
@@ -72,6 +82,10 @@ export class Outbox {
       CREATE TABLE IF NOT EXISTS acks (sink TEXT NOT NULL, batch INTEGER NOT NULL, PRIMARY KEY (sink, batch));
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS chain (gateway TEXT PRIMARY KEY, last_header_hash TEXT NOT NULL);
+      -- result files taken, by instrument and SHA-256: the ledger that keeps a file from being taken twice (kept for
+      -- good), with the raw bytes until the server confirms it keeps them
+      CREATE TABLE IF NOT EXISTS raw_files (instrument TEXT NOT NULL, sha256 TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+        taken_at INTEGER NOT NULL, bytes BLOB, PRIMARY KEY (instrument, sha256));
       CREATE TABLE IF NOT EXISTS sink_failures (sink TEXT NOT NULL, batch INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (sink, batch));
     `);
     this.insert = this.db.prepare('INSERT INTO batches (batch, samples, payload, created_at) VALUES (?, ?, ?, ?)');
@@ -211,6 +225,46 @@ export class Outbox {
     this.stmt(
       'INSERT INTO sink_failures (sink, batch, error, at) VALUES (?, ?, ?, ?) ON CONFLICT(sink, batch) DO UPDATE SET error = excluded.error, at = excluded.at',
     ).run(sink, batch, error, now);
+  }
+
+  /** Runs `fn` in one transaction: what it stores (a file and its batches) is all on disk, or none of it. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Whether an instrument's result file with this hash was taken before (in this run or an earlier one). */
+  fileTaken(instrument: string, sha256: string): boolean {
+    return this.stmt('SELECT 1 FROM raw_files WHERE instrument = ? AND sha256 = ?').get(instrument, sha256) !== undefined;
+  }
+
+  /** Records a taken file with its raw bytes, held until the server confirms it keeps them. */
+  putFile(header: RawFileHeader, bytes: Uint8Array): void {
+    this.stmt('INSERT INTO raw_files (instrument, sha256, name, size, taken_at, bytes) VALUES (?, ?, ?, ?, ?, ?)').run(
+      header.instrument,
+      header.sha256,
+      header.name,
+      header.size,
+      header.takenAt,
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    );
+  }
+
+  /** Files whose bytes the server has not confirmed, oldest first, at most `limit`. */
+  unsentFiles(gateway: string, limit: number): { header: RawFileHeader; bytes: Buffer }[] {
+    const rows = this.stmt(
+      'SELECT instrument, sha256, name, size, taken_at AS takenAt, bytes FROM raw_files WHERE bytes IS NOT NULL ORDER BY taken_at, sha256 LIMIT ?',
+    ).all(limit) as { instrument: string; sha256: string; name: string; size: number; takenAt: number; bytes: Buffer }[];
+    return rows.map(({ bytes, ...r }) => ({ header: { v: 1, gateway, ...r }, bytes }));
+  }
+
+  /** The server keeps the file: its bytes go, its hash stays in the ledger. Returns true when bytes were held. */
+  ackFile(sha256: string): boolean {
+    return this.stmt('UPDATE raw_files SET bytes = NULL WHERE sha256 = ? AND bytes IS NOT NULL').run(sha256).changes > 0;
+  }
+
+  /** Files whose bytes the server has not confirmed. */
+  get unsentFileCount(): number {
+    return (this.stmt('SELECT COUNT(*) AS n FROM raw_files WHERE bytes IS NOT NULL').get() as { n: number }).n;
   }
 
   /** The batches a sink refused, oldest first. */

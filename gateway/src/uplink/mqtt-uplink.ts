@@ -4,7 +4,16 @@
 // run of the gateway, are resent after every (re)connect, in order.
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ackMessageSchema, cmdMessageSchema, topicFor, type BirthMessage, type Sample } from '@labtrace/protocols';
+import {
+  ackMessageSchema,
+  cmdMessageSchema,
+  encodeRawFile,
+  fileAckMessageSchema,
+  topicFor,
+  type BirthMessage,
+  type RawFileHeader,
+  type Sample,
+} from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { Outbox, StoredBatch } from '../outbox/outbox.js';
 
@@ -13,6 +22,8 @@ export const MQTT_SINK = 'mqtt';
 export const RESEND_AFTER_MS = 30_000;
 /** batches published and not yet acknowledged, at most: a backlog is sent as acknowledgements come, not all at once */
 export const MAX_IN_FLIGHT = 32;
+/** result files published and not yet confirmed, at most (each may be megabytes) */
+export const MAX_FILES_IN_FLIGHT = 4;
 
 export interface UplinkOptions {
   url: string;
@@ -33,6 +44,7 @@ interface UplinkEvents {
   connected: [];
   disconnected: [];
   acked: [batch: number];
+  fileAcked: [sha256: string];
   full: [refused: number];
   /** the server asks an instrument to zero or tare */
   command: [instrument: string, command: 'zero' | 'tare'];
@@ -43,6 +55,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   private pending: Sample[] = [];
   /** when each unacknowledged batch was last published in this session */
   private readonly sentAt = new Map<number, number>();
+  /** when each unconfirmed result file was last published in this session */
+  private readonly fileSentAt = new Map<string, number>();
   /** the highest batch number published in order; later stored batches wait for room in the window */
   private lastSent = -1;
   private resendTimer: NodeJS.Timeout | undefined;
@@ -98,11 +112,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
       this.publishBirth();
       this.ready = true;
       this.resendUnacked();
+      this.sendFiles();
       this.emit('connected');
     });
     client.on('close', () => {
       this.ready = false;
       this.sentAt.clear();
+      this.fileSentAt.clear();
       this.lastSent = -1;
       this.emit('disconnected');
     });
@@ -110,7 +126,13 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     this.flushTimer = setInterval(() => this.flush(), this.options.maxBatchDelayMs);
     // A lost ACK (or a batch the server could not store) must not wait for the next reconnect.
-    this.resendTimer = setInterval(() => this.resendOverdue(), Math.min(RESEND_AFTER_MS, 10_000));
+    this.resendTimer = setInterval(
+      () => {
+        this.resendOverdue();
+        this.sendFiles();
+      },
+      Math.min(RESEND_AFTER_MS, 10_000),
+    );
     return Promise.resolve();
   }
 
@@ -124,7 +146,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client) return;
     const deadline = Date.now() + graceMs;
-    const unacked = (): number => this.options.outbox.heldFor(MQTT_SINK);
+    const unacked = (): number => this.options.outbox.heldFor(MQTT_SINK) + this.options.outbox.unsentFileCount;
     while (unacked() > 0 && client.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (unacked() > 0) {
       this.logger.warn({ samples: unacked() }, 'stopping with unacknowledged batches; they stay in the outbox and are sent at the next start');
@@ -161,6 +183,42 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     for (const sample of samples) this.pending.push(sample);
     if (this.pending.length >= this.options.maxBatchSamples) this.flush();
     return true;
+  }
+
+  /**
+   * Stores a result file's raw bytes and its samples in one transaction (the file is taken with all its
+   * samples, or not at all), after what was pending, then sends them. The caller checked hasRoom.
+   */
+  commitFile(header: RawFileHeader, bytes: Uint8Array, samples: Sample[]): void {
+    this.flush();
+    const { outbox, gateway, maxBatchSamples } = this.options;
+    const stored = outbox.transaction(() => {
+      outbox.putFile(header, bytes);
+      const batches: StoredBatch[] = [];
+      for (let i = 0; i < samples.length; i += maxBatchSamples) batches.push(outbox.append(gateway, samples.slice(i, i + maxBatchSamples)));
+      return batches;
+    });
+    for (const batch of stored) {
+      if (this.sentAt.size >= MAX_IN_FLIGHT) break;
+      if (batch.batch === this.lastSent + 1) this.publish(batch);
+      else this.sendMore();
+    }
+    this.sendFiles();
+  }
+
+  /** Publishes the result files the server has not confirmed, a few at a time; one unconfirmed for RESEND_AFTER_MS goes again. */
+  private sendFiles(): void {
+    const client = this.client;
+    if (!client?.connected || !this.ready) return;
+    const now = Date.now();
+    for (const { header, bytes } of this.options.outbox.unsentFiles(this.options.gateway, MAX_FILES_IN_FLIGHT)) {
+      const at = this.fileSentAt.get(header.sha256);
+      if (at !== undefined && now - at < RESEND_AFTER_MS) continue;
+      this.fileSentAt.set(header.sha256, now);
+      client.publish(topicFor(this.options.lab, this.options.gateway, 'FILE'), Buffer.from(encodeRawFile(header, bytes)), { qos: 1 }, (err) => {
+        if (err) this.logger.warn({ file: header.name, err: err.message }, 'publishing a result file failed; will resend');
+      });
+    }
   }
 
   private flush(): void {
@@ -227,7 +285,10 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     if (topic.endsWith('/CMD')) return this.onCommand(payload);
     let parsed;
     try {
-      parsed = ackMessageSchema.safeParse(JSON.parse(payload.toString('utf8')));
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      const file = fileAckMessageSchema.safeParse(body);
+      if (file.success) return this.onFileAck(file.data.file);
+      parsed = ackMessageSchema.safeParse(body);
     } catch {
       parsed = undefined;
     }
@@ -241,6 +302,12 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     this.sendMore();
     if (this.options.outbox.heldFor(MQTT_SINK) === before) return; // not held, or confirmed before
     this.emit('acked', parsed.data.batch);
+  }
+
+  private onFileAck(sha256: string): void {
+    this.fileSentAt.delete(sha256);
+    if (this.options.outbox.ackFile(sha256)) this.emit('fileAcked', sha256);
+    this.sendFiles();
   }
 
   private onCommand(payload: Buffer): void {

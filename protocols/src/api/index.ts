@@ -28,6 +28,7 @@ import {
 } from './instruments.js';
 import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
+import { rawFile } from './raw-files.js';
 import { listSamples, getSample, createSample } from './samples.js';
 import { listMethods, getMethod, createMethod, addMethodVersion } from './methods.js';
 import { listRuns, getRun, runRecords, runResults, createRun, startRun, stopRun, abortRun } from './runs.js';
@@ -147,6 +148,7 @@ export const api = {
   consistencyProof,
   logEntries,
   measurementProof,
+  rawFile,
   exportBundle,
   exportRun,
   listSamples,

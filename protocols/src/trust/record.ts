@@ -15,12 +15,18 @@
 //   u8  n, n bytes             unit
 //   u8  quality                0 good, 1 uncertain, 2 bad
 //   u8  0 | 1                  reason absent | present (then u16 n, n bytes)
+//
+// Version 2, for a value read from a result file: version 1's fields (with 0x02 as format version),
+// then 32 bytes, the SHA-256 of the file's bytes. A record without a file stays version 1, byte for
+// byte, so every signature and published vector of version 1 stays valid.
 import { LabtraceError } from '../errors.js';
 import type { Sample } from '../measurement.js';
 import { QUALITIES, type Quality } from '../quality.js';
 import { hashSlices, sha256, unpackHashes } from './sha256.js';
 
 export const RECORD_FORMAT = 1;
+/** the format of a record that names the result file it was read from */
+export const RECORD_FORMAT_FILE = 2;
 export const LEAF_PREFIX_BYTE = 0x00;
 
 const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
@@ -95,7 +101,9 @@ function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPref
   const w = scratch;
   w.at = 0;
   if (withLeafPrefix) w.u8(LEAF_PREFIX_BYTE);
-  w.u8(RECORD_FORMAT);
+  const file = s.file;
+  if (file !== undefined && !/^[0-9a-f]{64}$/.test(file)) throw new LabtraceError('E_CODEC', 'file: expected the 64 hex digits of a SHA-256');
+  w.u8(file === undefined ? RECORD_FORMAT : RECORD_FORMAT_FILE);
   w.text(gateway, 1, 'gateway');
   w.ensure(4);
   w.buf.set(keyId, w.at);
@@ -130,6 +138,11 @@ function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPref
   else {
     w.u8(1);
     w.text(s.reason, 2, 'reason');
+  }
+  if (file !== undefined) {
+    w.ensure(32);
+    for (let i = 0; i < 32; i++) w.buf[w.at + i] = parseInt(file.slice(2 * i, 2 * i + 2), 16);
+    w.at += 32;
   }
   return w.at;
 }
@@ -215,7 +228,8 @@ export function readRecord(bytes: Uint8Array, view: DataView, start: number): { 
     return readText(bytes, from, at, field);
   };
   const version = u8('version');
-  if (version !== RECORD_FORMAT) throw new LabtraceError('E_CODEC', `record: format ${version}, expected ${RECORD_FORMAT}`);
+  if (version !== RECORD_FORMAT && version !== RECORD_FORMAT_FILE)
+    throw new LabtraceError('E_CODEC', `record: format ${version}, expected ${RECORD_FORMAT} or ${RECORD_FORMAT_FILE}`);
   const gateway = text(1, 'gateway');
   need(4, 'key id');
   const keyId = bytes.subarray(at, (at += 4));
@@ -251,6 +265,13 @@ export function readRecord(bytes: Uint8Array, view: DataView, start: number): { 
   const hasReason = u8('reason flag');
   if (hasReason === 1) sample.reason = text(2, 'reason');
   else if (hasReason !== 0) throw new LabtraceError('E_CODEC', `record: reason flag ${hasReason}, expected 0 or 1`);
+  if (version === RECORD_FORMAT_FILE) {
+    need(32, 'file hash');
+    let hex = '';
+    for (let i = 0; i < 32; i++) hex += (bytes[at + i] ?? 0).toString(16).padStart(2, '0');
+    at += 32;
+    sample.file = hex;
+  }
   return { record: { gateway, keyId, sample }, end: at };
 }
 

@@ -1,7 +1,9 @@
 // The canonical record encoding: golden vectors (bytes, leaf hashes and a batch root that must never
 // change), an independent encoder written from the layout in record.ts, round trips and refusals.
 import { describe, expect, test } from '@jest/globals';
-import { decodeRecord, encodeRecord, fromHex, leafHash, recordLeafHash, recordsRoot, toHex, type Sample } from '../../src/index.js';
+import { decodeRecord, encodeRecord, fromHex, leafHash, recordLeafHash, recordsRoot, sha256, toHex, type Sample } from '../../src/index.js';
+
+const sha256Hex = (text: string): string => toHex(sha256(new TextEncoder().encode(text)));
 
 const KEY_ID = fromHex('a1b2c3d4');
 
@@ -138,6 +140,23 @@ describe('canonical record bytes', () => {
     expect(decodeRecord(encodeRecord('g', KEY_ID, late)).sample).toEqual(late);
   });
 
+  test("a value read from a result file: format 2, version 1's bytes then the file's SHA-256; without a file, version 1 unchanged", () => {
+    const s: Sample = { seq: 7, instrument: 'utm-files', channel: 'force', ts: 1_700_000_000_000, value: 11.125, unit: 'kN', quality: 'good' };
+    const file = sha256Hex('Time;Force [kN]\r\n');
+    const v1 = encodeRecord('gw', KEY_ID, s);
+    const v2 = encodeRecord('gw', KEY_ID, { ...s, file });
+    expect(v1[0]).toBe(1);
+    expect(v2[0]).toBe(2);
+    expect(v2.length).toBe(v1.length + 32);
+    expect(toHex(v2.subarray(1, v1.length))).toBe(toHex(v1.subarray(1)));
+    expect(toHex(v2.subarray(v1.length))).toBe(file);
+    expect(decodeRecord(v2).sample).toEqual({ ...s, file });
+    expect(decodeRecord(v1).sample).toEqual(s);
+    // the hash is signed: another file gives another leaf
+    expect(toHex(recordLeafHash('gw', KEY_ID, { ...s, file }))).not.toBe(toHex(recordLeafHash('gw', KEY_ID, { ...s, file: sha256Hex('other') })));
+    expect(() => encodeRecord('gw', KEY_ID, { ...s, file: 'ABC' })).toThrow(/file: expected the 64 hex digits/);
+  });
+
   test('refuses what it cannot encode, naming the field', () => {
     const s: Sample = { seq: 1, instrument: 'i', channel: 'c', ts: 5, value: 1, unit: '', quality: 'good' };
     expect(() => encodeRecord('g', KEY_ID, { ...s, value: Number.NaN })).toThrow(/value: NaN is not a finite number/);
@@ -151,9 +170,13 @@ describe('canonical record bytes', () => {
     const bytes = fromHex(CASES[0]!.bytes);
     expect(() => decodeRecord(bytes.subarray(0, 20))).toThrow(/ends inside ts/);
     expect(() => decodeRecord(new Uint8Array([...bytes, 0]))).toThrow(/1 bytes after the end/);
+    const v3 = bytes.slice();
+    v3[0] = 3;
+    expect(() => decodeRecord(v3)).toThrow(/format 3, expected 1 or 2/);
+    // a version 1 record relabelled 2 lacks the file hash
     const v2 = bytes.slice();
     v2[0] = 2;
-    expect(() => decodeRecord(v2)).toThrow(/format 2, expected 1/);
+    expect(() => decodeRecord(v2)).toThrow(/ends inside file hash/);
     const kind = bytes.slice();
     kind[bytes.length - 14] = 9; // the value kind byte of case 0
     expect(() => decodeRecord(kind)).toThrow(/value kind 9 is unknown/);

@@ -108,6 +108,8 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'GET', path: '/api/runs/:id/export', allow: LAB_READERS, scope: 'every-organization' },
   // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
   { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS, scope: 'every-organization' },
+  // an instrument's result file as written: measured values of any organization, as a measurement proof
+  { method: 'GET', path: '/api/raw-files/:sha256', allow: LAB_READERS, scope: 'every-organization' },
   // lab records: samples received, methods, test runs. A client reads its own organization's samples and
   // runs (another's answer 404 like unknown ones); technicians do the work; methods are public to users.
   { method: 'GET', path: '/api/lab-samples', allow: ALL, scope: 'organization' },

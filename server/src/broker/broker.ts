@@ -229,7 +229,7 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
           topic !== undefined &&
           topic.lab === lab &&
           topic.gateway === user.gateway &&
-          (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH' || topic.kind === 'HEALTH');
+          (topic.kind === 'BIRTH' || topic.kind === 'DATA' || topic.kind === 'DEATH' || topic.kind === 'HEALTH' || topic.kind === 'FILE');
         if (!allowed) {
           logger.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused');
           this.refuse({

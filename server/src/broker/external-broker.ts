@@ -48,7 +48,7 @@ const PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'tls:'];
 const SECURE = new Set(['mqtts:', 'tls:']);
 
 /** What the server takes from gateways; its own ACK and CMD are never subscribed to. */
-const INBOUND: readonly MessageKind[] = ['BIRTH', 'DATA', 'DEATH', 'HEALTH'];
+const INBOUND: readonly MessageKind[] = ['BIRTH', 'DATA', 'DEATH', 'HEALTH', 'FILE'];
 
 /** MQTT 3.1.1 CONNACK return codes that no retry will fix. */
 const REFUSALS: Record<number, { code: 'E_AUTH' | 'E_CONFIG'; text: string }> = {

@@ -817,7 +817,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   private async handle(topicText: string, payload: Buffer): Promise<void> {
     const topic = parseTopic(topicText);
-    if (!topic || topic.lab !== this.lab) return;
+    // FILE: result files are files/raw-files.ts's
+    if (!topic || topic.lab !== this.lab || topic.kind === 'FILE') return;
     if (topic.kind === 'DATA' && isSealedBatch(payload)) {
       // the binary form: the records' bytes are hashed as received, nothing is re-encoded
       let opened;

@@ -329,6 +329,16 @@ export interface Tables {
     created_at: number;
     contact: string | null;
   };
+  raw_files: {
+    sha256: string;
+    gateway: string;
+    instrument: string;
+    name: string;
+    size: number;
+    taken_at: number;
+    received_at: number;
+    data: Bytes;
+  };
   run_alarms: {
     id: Generated<number>;
     run: string;

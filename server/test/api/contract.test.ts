@@ -3,17 +3,18 @@
 // the method, a calibration, an issued certificate read with its verification code, an accreditation, a webhook
 // and a delivery), every GET answers a body its response schema parses, strictly: an undocumented field fails at
 // every level of the answer; and refusals carry what a client translates.
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { z } from 'zod';
-import type { Sample } from '@labtrace/protocols';
+import { encodeRawFile, topicFor, type Sample } from '@labtrace/protocols';
 import { api, apiErrorSchema, fillPath, isReason, REASONS, type RouteContract } from '@labtrace/protocols/api';
 import { POLICY, routesOf } from '../../src/auth/policy.js';
 import { DEMO_METHOD_ID } from '../../src/lab/demo.js';
 import { freePort } from '../helpers/ports.js';
-import { ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import { LAB, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
 
 const key = (r: { method: string; path: string }): string => `${r.method} ${r.path}`;
 
@@ -69,6 +70,13 @@ beforeAll(async () => {
     },
   ]);
   await waitFor('the testing machine', () => t.server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'utm-1'").get() !== undefined);
+  // a result file of the testing machine, kept by the server (GET /api/raw-files/:sha256)
+  const raw = Buffer.from('Time;Force [kN]\r\n01.01.2027 10:00:00.000;11,125\r\n');
+  const rawFile = createHash('sha256').update(raw).digest('hex');
+  ids['rawFile'] = rawFile;
+  const header = { v: 1, gateway: 'gw-a', instrument: 'utm-1', sha256: rawFile, name: 'test-1.csv', size: raw.length, takenAt: Date.now() } as const;
+  await gw.client.publishAsync(topicFor(LAB, 'gw-a', 'FILE'), Buffer.from(encodeRawFile(header, raw)), { qos: 1 });
+  await waitFor('the result file', () => t.server.database.sqlite.prepare('SELECT 1 FROM raw_files WHERE sha256 = ?').get(rawFile) !== undefined);
   // one whole specimen: mounted, pulled to break, and the next one mounted (the run completes, a certificate is issued)
   await reading(1, 0, 12);
   await reading(2, 0, 0);
@@ -177,7 +185,14 @@ function paramsOf(path: string): Record<string, string> {
               : path.endsWith('/preview.pdf')
                 ? ids['draft']
                 : ids['certificate'];
-  return { id: id ?? '', gateway: ids['gateway'] ?? '', seq: '0', token: ids['token'] ?? '', record: ids['calibration'] ?? '' };
+  return {
+    id: id ?? '',
+    gateway: ids['gateway'] ?? '',
+    seq: '0',
+    token: ids['token'] ?? '',
+    record: ids['calibration'] ?? '',
+    sha256: ids['rawFile'] ?? '',
+  };
 }
 
 /** the query a GET route needs (its required fields) */
