@@ -134,7 +134,8 @@ export class KeyRegistry {
   /** a reload not started yet (calls meanwhile share it), and the one running */
   private queued: Promise<void> | undefined;
   private running: Promise<void> = Promise.resolve();
-  private lastRefresh = -Infinity;
+  /** when a key the view did not know last made lookup() reload it */
+  private lastMissRefresh = -Infinity;
   private timer: NodeJS.Timeout | undefined;
 
   /** `store`: the SQLite LabDatabase (with the synchronous twins) or a Kysely store (SQLite or PostgreSQL) */
@@ -211,7 +212,6 @@ export class KeyRegistry {
       }
     this.keys = new Map(rows.map((r) => [viewKey(r.gateway, r.key_id), toKey(r)]));
     this.successorFirsts = firsts;
-    this.lastRefresh = now;
   }
 
   /** SQLite: reloads (synchronously) when another connection (the admin command line) changed the database. */
@@ -244,7 +244,9 @@ export class KeyRegistry {
    */
   async lookup(gateway: string, keyId: string): Promise<GatewayKey | undefined> {
     const known = this.get(gateway, keyId);
-    if (known !== undefined || Date.now() - this.lastRefresh < MISS_REFRESH_MS) return known;
+    const now = Date.now();
+    if (known !== undefined || now - this.lastMissRefresh < MISS_REFRESH_MS) return known;
+    this.lastMissRefresh = now;
     await this.refresh();
     return this.get(gateway, keyId);
   }
