@@ -106,44 +106,44 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
   ): void {
     const { logger } = this.options;
     // one security event per source and window (a flood of attempts is a count, not a flood of rows)
-      const refuse = (why: string): void =>
-        this.refuse({
-          kind: 'login-refused',
-          severity: 'notice',
-          detail: `MQTT login refused: ${why}`,
-          address: this.addressOf(client),
-          client: clip(`${client.id ?? ''}${username === undefined ? '' : ` (user ${username})`}`),
-        });
-      if (!user || password === undefined) {
-        logger.debug({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
-        refuse(username === undefined ? 'no username' : password === undefined ? 'no password' : 'unknown user');
-        done(authError('bad username or password', 4), false);
-        return;
-      }
-      Promise.all([verifyPassword(password.toString('utf8'), user.passwordHash), user.role === 'gateway' ? false : this.isGatewayId(client.id)]).then(
-        ([ok, reserved]) => {
-          if (!ok) {
-            logger.debug({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
-            refuse('wrong password');
-            return done(authError('bad username or password', 4), false);
-          }
-          if (user.role !== 'gateway' && reserved) {
-            logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
-            refuse('a client id of a gateway');
-            return done(authError('client id reserved for a gateway', 5), false);
-          }
-          if (user.role === 'gateway' && client.id !== user.gateway) {
-            logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
-            refuse('a gateway must use its id as client id');
-            return done(authError('client id must be the gateway id', 5), false);
-          }
-          this.sessions.set(client, user);
-          // authenticated: packets up to the configured size from now on
-          if (client.conn instanceof PacketLimit) client.conn.limit = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
-          done(null, true);
-        },
-        (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
-      );
+    const refuse = (why: string): void =>
+      this.refuse({
+        kind: 'login-refused',
+        severity: 'notice',
+        detail: `MQTT login refused: ${why}`,
+        address: this.addressOf(client),
+        client: clip(`${client.id ?? ''}${username === undefined ? '' : ` (user ${username})`}`),
+      });
+    if (!user || password === undefined) {
+      logger.debug({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
+      refuse(username === undefined ? 'no username' : password === undefined ? 'no password' : 'unknown user');
+      done(authError('bad username or password', 4), false);
+      return;
+    }
+    Promise.all([verifyPassword(password.toString('utf8'), user.passwordHash), user.role === 'gateway' ? false : this.isGatewayId(client.id)]).then(
+      ([ok, reserved]) => {
+        if (!ok) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
+          refuse('wrong password');
+          return done(authError('bad username or password', 4), false);
+        }
+        if (user.role !== 'gateway' && reserved) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
+          refuse('a client id of a gateway');
+          return done(authError('client id reserved for a gateway', 5), false);
+        }
+        if (user.role === 'gateway' && client.id !== user.gateway) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
+          refuse('a gateway must use its id as client id');
+          return done(authError('client id must be the gateway id', 5), false);
+        }
+        this.sessions.set(client, user);
+        // authenticated: packets up to the configured size from now on
+        if (client.conn instanceof PacketLimit) client.conn.limit = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+        done(null, true);
+      },
+      (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
+    );
   }
 
   get tlsPort(): number | undefined {

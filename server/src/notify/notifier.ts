@@ -226,7 +226,15 @@ export class Notifier {
 
   private readonly onSecurityEvent = (e: SecurityEvent): void => {
     if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return;
-    const event: NotifyEvent = { kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail };
+    const event: NotifyEvent = {
+      kind: 'security-event',
+      at: e.at,
+      id: e.id,
+      gateway: e.gateway,
+      event: e.kind,
+      severity: e.severity,
+      detail: e.detail,
+    };
     // heard inside a module's synchronous SQLite transaction (the ingest's record()): the deliveries commit (or roll
     // back) with the event. Otherwise the event was told after its transaction committed (SecurityEvents.announce):
     // the deliveries are queued through the store's asynchronous queries, on either engine

@@ -57,7 +57,8 @@ const unreachable = (): never => {
 };
 
 const checkTtl = (ttlMs: number): void => {
-  if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > 30 * 24 * 3_600_000) throw new LabtraceError('E_BAD_REQUEST', 'ttl: between 1 minute and 30 days');
+  if (!Number.isInteger(ttlMs) || ttlMs < 60_000 || ttlMs > 30 * 24 * 3_600_000)
+    throw new LabtraceError('E_BAD_REQUEST', 'ttl: between 1 minute and 30 days');
 };
 
 export class Enrollment {
@@ -79,7 +80,11 @@ export class Enrollment {
 
   /** The broker user an enrolled gateway connects as (read from the store: once per connection). */
   async user(username: string): Promise<BrokerUser | undefined> {
-    const row = await this.db.selectFrom('gateway_credentials').select(['gateway', 'username', 'password_hash']).where('username', '=', username).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('gateway_credentials')
+      .select(['gateway', 'username', 'password_hash'])
+      .where('username', '=', username)
+      .executeTakeFirst();
     return row === undefined ? undefined : { username: row.username, passwordHash: row.password_hash, role: 'gateway', gateway: row.gateway };
   }
 
@@ -113,7 +118,10 @@ export class Enrollment {
         .select((eb) => eb.fn.max<number | null>('id').as('top'))
         .executeTakeFirst();
       const id = (top?.top ?? 0) + 1;
-      await trx.insertInto('enrollment_tokens').values({ id, token_hash: hash, gateway, created_at: now, expires_at: expiresAt, used_at: null }).execute();
+      await trx
+        .insertInto('enrollment_tokens')
+        .values({ id, token_hash: hash, gateway, created_at: now, expires_at: expiresAt, used_at: null })
+        .execute();
       await also?.(trx, id);
       return id;
     });
@@ -181,7 +189,8 @@ export class Enrollment {
         inserted = true;
       } catch (err) {
         // registered meanwhile by another node (the token hash is the key): read what it registered
-        if ((await this.db.selectFrom('enrollment_tokens').select('token_hash').where('token_hash', '=', hash).executeTakeFirst()) === undefined) throw err;
+        if ((await this.db.selectFrom('enrollment_tokens').select('token_hash').where('token_hash', '=', hash).executeTakeFirst()) === undefined)
+          throw err;
       }
     if (inserted) return { registered: true, expiresAt, used: false };
     const found = existing ?? (await this.db.selectFrom('enrollment_tokens').selectAll().where('token_hash', '=', hash).executeTakeFirstOrThrow());
@@ -208,11 +217,23 @@ export class Enrollment {
       throw new LabtraceError('E_AUTH', 'token: unknown enrollment token');
     }
     // A genuine token: the refusal concerns the gateway it was issued for, whatever gateway the request names.
-    const refuse = async (code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST', message: string, severity: 'notice' | 'alarm' = 'alarm'): Promise<never> => {
+    const refuse = async (
+      code: 'E_AUTH' | 'E_FORBIDDEN' | 'E_BAD_REQUEST',
+      message: string,
+      severity: 'notice' | 'alarm' = 'alarm',
+    ): Promise<never> => {
       const event = await this.db
         .transaction()
         .execute((trx) =>
-          this.events.recordIn(trx, row.gateway, 'enrollment-refused', severity, `${message}${address === undefined ? '' : ` (from ${address})`}`, null, now),
+          this.events.recordIn(
+            trx,
+            row.gateway,
+            'enrollment-refused',
+            severity,
+            `${message}${address === undefined ? '' : ` (from ${address})`}`,
+            null,
+            now,
+          ),
         );
       this.events.announce(event);
       throw new LabtraceError(code, message);
@@ -246,7 +267,9 @@ export class Enrollment {
       await trx
         .insertInto('gateway_credentials')
         .values({ gateway: request.gateway, username: request.gateway, password_hash: passwordHash, created_at: now })
-        .onConflict((oc) => oc.column('gateway').doUpdateSet((eb) => ({ password_hash: eb.ref('excluded.password_hash'), created_at: eb.ref('excluded.created_at') })))
+        .onConflict((oc) =>
+          oc.column('gateway').doUpdateSet((eb) => ({ password_hash: eb.ref('excluded.password_hash'), created_at: eb.ref('excluded.created_at') })),
+        )
         .execute();
       return this.events.recordIn(trx, request.gateway, 'enrolled', 'notice', `key ${keyId} registered, broker credentials issued`, null, now);
     });

@@ -120,7 +120,9 @@ function toKey(row: Row): GatewayKey {
 
 /** the key id a stored batch header names, in the dialect's JSON words */
 function headerKeyId(db: Kysely<Tables>): RawBuilder<string> {
-  return dialectOf(db as unknown as Kysely<unknown>) === 'postgres' ? sql<string>`(header::jsonb ->> 'keyId')` : sql<string>`json_extract(header, '$.keyId')`;
+  return dialectOf(db as unknown as Kysely<unknown>) === 'postgres'
+    ? sql<string>`(header::jsonb ->> 'keyId')`
+    : sql<string>`json_extract(header, '$.keyId')`;
 }
 
 export class KeyRegistry {
@@ -393,7 +395,14 @@ export class KeyRegistry {
         .execute();
       await keyEventIn(trx, { event: 'rotated', gateway, keyId: statement.oldKeyId, at: now, newKeyId, newKey: statement.newKey, graceUntil });
       // the end of the grace enters the log when it comes: no batch under the old key is logged after it
-      await keyEventIn(trx, { event: 'retired', gateway, keyId: statement.oldKeyId, at: graceUntil, reason: 'rotation-grace-over', replacedBy: newKeyId });
+      await keyEventIn(trx, {
+        event: 'retired',
+        gateway,
+        keyId: statement.oldKeyId,
+        at: graceUntil,
+        reason: 'rotation-grace-over',
+        replacedBy: newKeyId,
+      });
       return this.events.recordIn(trx, gateway, 'key-rotated', 'notice', `key ${statement.oldKeyId} replaced by ${newKeyId}`, null, now);
     });
     await this.committed(event);
@@ -536,7 +545,10 @@ async function keyRow(db: Kysely<Tables>, gateway: string, keyId: string): Promi
 /** Writes a structured key event; it enters the transparency log at `logAt` (default: its time). */
 async function keyEventIn(trx: Transaction<Tables>, fields: EventFields, logAt = fields.at): Promise<void> {
   const record = { type: KEY_EVENT_TYPE, v: KEY_EVENT_VERSION, ...fields };
-  await trx.insertInto('key_events').values({ at: logAt, gateway: fields.gateway, record: JSON.stringify(record), log_index: null }).execute();
+  await trx
+    .insertInto('key_events')
+    .values({ at: logAt, gateway: fields.gateway, record: JSON.stringify(record), log_index: null })
+    .execute();
 }
 
 /** The lowest batch number stored under `successor` above `fromBatch` (the gateway's chain at the rotation). */
@@ -552,7 +564,12 @@ async function successorFirstIn(db: Kysely<Tables>, gateway: string, fromBatch: 
 }
 
 /** The gateway's highest stored batch number under a key (any key when null) that arrived before `before`. */
-async function lastStoredBatchIn(trx: Transaction<Tables>, gateway: string, keyId: string | null, before = Number.MAX_SAFE_INTEGER): Promise<number | null> {
+async function lastStoredBatchIn(
+  trx: Transaction<Tables>,
+  gateway: string,
+  keyId: string | null,
+  before = Number.MAX_SAFE_INTEGER,
+): Promise<number | null> {
   const row = await trx
     .selectFrom('batch_headers')
     .select((eb) => eb.fn.max<number>('batch').as('top'))

@@ -61,7 +61,11 @@ describe('an enrollment token registered from a file', () => {
   test('is registered once: again it is left as it is, its expiry unchanged', async () => {
     const first = await enrollment.registerToken(token, 'gw-1', 3_600_000, 1_000_000);
     expect(first).toEqual({ registered: true, expiresAt: 1_000_000 + 3_600_000, used: false });
-    expect(await enrollment.registerToken(token, 'gw-1', 3_600_000, 2_000_000)).toEqual({ registered: false, expiresAt: first.expiresAt, used: false });
+    expect(await enrollment.registerToken(token, 'gw-1', 3_600_000, 2_000_000)).toEqual({
+      registered: false,
+      expiresAt: first.expiresAt,
+      used: false,
+    });
   });
 
   test('a token registered for another gateway, or not of the token form, is refused', async () => {

@@ -81,8 +81,20 @@ const keyText = (gateway: string, n: number): string => formatVerifierKey(gatewa
 const keyIdOf = (gateway: string, n: number): string => toHex(ed25519KeyId(gateway, publicKeyFromSeed(seed(n))));
 
 /** a rotation of `gateway`'s key `from` (seed) to `to` (seed), signed by both */
-function rotation(gateway: string, from: number, to: number, at: number): { statement: RotationStatement; oldSignature: string; newSignature: string } {
-  const statement: RotationStatement = { v: 1, purpose: 'labtrace-key-rotation', gateway, oldKeyId: keyIdOf(gateway, from), newKey: keyText(gateway, to), at };
+function rotation(
+  gateway: string,
+  from: number,
+  to: number,
+  at: number,
+): { statement: RotationStatement; oldSignature: string; newSignature: string } {
+  const statement: RotationStatement = {
+    v: 1,
+    purpose: 'labtrace-key-rotation',
+    gateway,
+    oldKeyId: keyIdOf(gateway, from),
+    newKey: keyText(gateway, to),
+    at,
+  };
   const message = rotationBytes(statement);
   return { statement, oldSignature: toBase64(signEd25519(message, seed(from))), newSignature: toBase64(signEd25519(message, seed(to))) };
 }
@@ -111,8 +123,7 @@ const enrollBody = (gateway: string, token: string, n: number): Record<string, s
   return { token, gateway, key, proof: toBase64(signEd25519(enrollmentProofBytes({ gateway, key, token }), seed(n))) };
 };
 
-const codeOf = (r: PromiseSettledResult<unknown>): string | undefined =>
-  r.status === 'rejected' ? (r.reason as { code?: string }).code : undefined;
+const codeOf = (r: PromiseSettledResult<unknown>): string | undefined => (r.status === 'rejected' ? (r.reason as { code?: string }).code : undefined);
 
 describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   test('keys: configured once, re-enrolled, rotated and revoked; each change with its key events, the view current', async () => {
@@ -150,7 +161,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await storedBatch(db, 'gw-1', 3, keyIdOf('gw-1', 3), now + 2);
     const inTrx = (batch: number) => db.transaction().execute((trx) => keys.refusalIn(trx, old, batch, now + 3));
     expect(await inTrx(2)).toBeUndefined();
-    expect(await inTrx(3)).toMatchObject({ kind: 'retired-key', detail: expect.stringMatching(/batch 3 is not below batch 3, the first its successor delivered/) });
+    expect(await inTrx(3)).toMatchObject({
+      kind: 'retired-key',
+      detail: expect.stringMatching(/batch 3 is not below batch 3, the first its successor delivered/),
+    });
     await keys.refresh();
     const viewed = keys.get('gw-1', keyIdOf('gw-1', 2));
     if (viewed === undefined) throw new Error('the old key is not in the view');
@@ -189,7 +203,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   test('key events enter the log store once their time has come, once each', async () => {
     const [db] = (await stores(engine)) as [Kysely<Tables>];
     const { keys } = node(db);
-    const log = new LogStore(db, { origin: 'labtrace/trust-test', signer: parseSignerKey(formatSignerKey('labtrace/trust-test', new Uint8Array(randomBytes(32)))) });
+    const log = new LogStore(db, {
+      origin: 'labtrace/trust-test',
+      signer: parseSignerKey(formatSignerKey('labtrace/trust-test', new Uint8Array(randomBytes(32)))),
+    });
     await log.open();
     await keys.open([{ id: 'gw-1', key: keyText('gw-1', 1) }], 1000);
     const now = Date.now();
@@ -230,7 +247,19 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     ).rejects.toThrow('the change failed');
     const page = await events.page({ limit: 10 });
     expect(page.items).toEqual([
-      { id: committed.id, at: 5000, gateway: 'gw-1', kind: 'forged', severity: 'alarm', batch: 7, detail: 'a batch signed by another key', count: 1, lastAt: 5000, address: null, client: null },
+      {
+        id: committed.id,
+        at: 5000,
+        gateway: 'gw-1',
+        kind: 'forged',
+        severity: 'alarm',
+        batch: 7,
+        detail: 'a batch signed by another key',
+        count: 1,
+        lastAt: 5000,
+        address: null,
+        client: null,
+      },
     ]);
     expect((await events.page({ limit: 10, gateway: 'gw-2' })).items).toEqual([]);
   }, 120_000);
@@ -239,7 +268,8 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     const [db] = (await stores(engine)) as [Kysely<Tables>];
     let now = 1_000_000;
     const { events, heard } = node(db, () => now);
-    const refuse = (address: string): void => events.refuse({ kind: 'login-refused', severity: 'notice', detail: 'MQTT login refused: wrong password', address });
+    const refuse = (address: string): void =>
+      events.refuse({ kind: 'login-refused', severity: 'notice', detail: 'MQTT login refused: wrong password', address });
     for (let i = 0; i < 1000; i++) refuse(`10.0.0.${i % 50}`);
     // a read writes the counts first
     const first = await events.page({ limit: 10 });
@@ -311,7 +341,10 @@ describe('two nodes on one PostgreSQL', () => {
     const onA = node(a);
     const onB = node(b);
     const gateways = ['gw-1', 'gw-2', 'gw-3', 'gw-4', 'gw-5', 'gw-6'];
-    await onA.keys.open(gateways.map((id) => ({ id, key: keyText(id, 1) })), 1000);
+    await onA.keys.open(
+      gateways.map((id) => ({ id, key: keyText(id, 1) })),
+      1000,
+    );
     await onB.keys.refresh();
     const now = Date.now();
     const results = await Promise.all(
@@ -385,8 +418,16 @@ describe('two nodes on one PostgreSQL', () => {
     await logA.open();
     const onA = node(a);
     const onB = node(b);
-    await onA.keys.open(Array.from({ length: 12 }, (_, i) => ({ id: `gw-${i}`, key: keyText(`gw-${i}`, 1) })), 1000);
-    const counts = await Promise.all([onA.keys.logPendingTo(logA), onB.keys.logPendingTo(logB), onA.keys.logPendingTo(logA), onB.keys.logPendingTo(logB)]);
+    await onA.keys.open(
+      Array.from({ length: 12 }, (_, i) => ({ id: `gw-${i}`, key: keyText(`gw-${i}`, 1) })),
+      1000,
+    );
+    const counts = await Promise.all([
+      onA.keys.logPendingTo(logA),
+      onB.keys.logPendingTo(logB),
+      onA.keys.logPendingTo(logA),
+      onB.keys.logPendingTo(logB),
+    ]);
     expect(counts.reduce((n, c) => n + c, 0)).toBe(12);
     expect(await logB.size()).toBe(12);
     const logged = (await logB.entries(0, 12)).map((e) => parseKeyEvent(JSON.parse(new TextDecoder().decode(e.data))).gateway);
