@@ -14,7 +14,8 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { KeyRegistry } from './key-registry.js';
-import { storeOf, type SecurityEvents, type TrustStore } from './security-events.js';
+import type { SecurityEvents } from './security-events.js';
+import { holdWriteLock, storeOf, type TrustStore } from './store.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3_600_000;
 
@@ -113,6 +114,7 @@ export class Enrollment {
       // numbered after the highest: on PostgreSQL under a lock, so that two nodes never give one number twice
       if (dialectOf(this.db as unknown as Kysely<unknown>) === 'postgres')
         await sql`SELECT pg_advisory_xact_lock(${TOKEN_LOCK[0]}, ${TOKEN_LOCK[1]})`.execute(trx);
+      else await holdWriteLock(trx);
       const top = await trx
         .selectFrom('enrollment_tokens')
         .select((eb) => eb.fn.max<number | null>('id').as('top'))

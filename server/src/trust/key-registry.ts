@@ -43,7 +43,8 @@ import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
 import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import { storeOf, type SecurityEvent, type SecurityEvents, type TrustStore } from './security-events.js';
+import type { SecurityEvent, SecurityEvents } from './security-events.js';
+import { holdWriteLock, storeOf, type TrustStore } from './store.js';
 
 export { ROTATION_GRACE_MS } from '@labtrace/protocols';
 
@@ -297,9 +298,13 @@ export class KeyRegistry {
     return first ?? undefined;
   }
 
-  /** Takes the gateway's key lock until the transaction ends (PostgreSQL; SQLite has one writer at a time). */
+  /**
+   * Takes the gateway's key lock until the transaction ends: on PostgreSQL an advisory lock on the gateway; SQLite
+   * has one writer at a time, whose lock the transaction takes first (holdWriteLock).
+   */
   private async lockGateway(trx: Transaction<Tables>, gateway: string): Promise<void> {
     if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${KEY_LOCK_CLASS}, hashtext(${gateway}))`.execute(trx);
+    else await holdWriteLock(trx);
   }
 
   /**
@@ -494,6 +499,7 @@ export class KeyRegistry {
    */
   async logPendingTo(log: LogStore, now = Date.now()): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
+      await holdWriteLock(trx);
       const pending = await trx
         .selectFrom('key_events')
         .select(['id', 'record'])

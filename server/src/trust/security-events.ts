@@ -10,7 +10,8 @@
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { LabDatabase, type Tables } from '../store/database.js';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { storeOf, type TrustStore } from './store.js';
 import type { Logger } from '../log.js';
 import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
 import { pageOfRows } from '../api/paging.js';
@@ -75,14 +76,6 @@ interface WindowRow {
   inserted: Promise<void>;
   count: number;
   lastAt: number;
-}
-
-/** The store of a module moving to Kysely: the SQLite LabDatabase (with its synchronous twins), or any Kysely store. */
-export type TrustStore = LabDatabase | Kysely<Tables>;
-
-/** The Kysely store, and the SQLite database for the synchronous twins when there is one. */
-export function storeOf(source: TrustStore): { db: Kysely<Tables>; sqlite: LabDatabase | undefined } {
-  return source instanceof LabDatabase ? { db: source.db, sqlite: source } : { db: source, sqlite: undefined };
 }
 
 type EventRow = {
