@@ -173,8 +173,12 @@ export class KeyRegistry {
     await this.refresh();
   }
 
-  /** Reloads the view every `refreshMs` (the changes other nodes make), until stop(). */
+  /**
+   * Reloads the view every `refreshMs` (the changes other nodes make), until stop(). Not on the SQLite LabDatabase,
+   * whose get() sees another connection's change at once (data_version).
+   */
   start(): Promise<void> {
+    if (this.sqlite !== undefined) return Promise.resolve();
     this.timer ??= setInterval(() => {
       this.refresh().catch((err: unknown) => this.options.logger?.error({ err: (err as Error).message }, 'the gateway keys could not be reloaded'));
     }, this.options.refreshMs ?? 1000).unref();
