@@ -129,7 +129,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     await database.migrate();
     const events = new SecurityEvents(database, createLogger('server', 'warn'));
     const keys = new KeyRegistry(database, events);
-    keys.open(config.gateways);
+    await keys.open(config.gateways);
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     if (command === 'enroll-token') {
       if (gateway === undefined) throw new LabtraceError('E_CONFIG', `enroll-token needs --gateway <id>\n${usage}`);
@@ -140,7 +140,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       if (tokenFile !== undefined) {
         // the token stays in its file: nothing of it is printed
         const token = readSecretFile(path.resolve(tokenFile), '--token-file');
-        const { registered, expiresAt, used } = enrollment.registerToken(token, gateway, Math.round(hours * 3_600_000));
+        const { registered, expiresAt, used } = await enrollment.registerToken(token, gateway, Math.round(hours * 3_600_000));
         const until = new Date(expiresAt).toISOString();
         process.stderr.write(
           registered
@@ -148,7 +148,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
             : `the enrollment token in ${tokenFile} was registered for gateway ${gateway} before (${used ? 'used' : `unused, valid until ${until}`}); left as it is\n`,
         );
       } else {
-        const { token, expiresAt } = enrollment.createToken(gateway, Math.round(hours * 3_600_000));
+        const { token, expiresAt } = await enrollment.createToken(gateway, Math.round(hours * 3_600_000));
         out(token);
         process.stderr.write(`one-time enrollment token for gateway ${gateway}, valid until ${new Date(expiresAt).toISOString()}\n`);
       }
@@ -163,7 +163,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
         throw new LabtraceError('E_CONFIG', `revoke-key needs --gateway, --key-id and --reason\n${usage}`);
       const from = values.from === undefined ? Date.now() : parseInstant(values.from);
       if (typeof from === 'string') throw new LabtraceError('E_CONFIG', `--from: "${values.from}": ${from}`);
-      const key = keys.revoke(gateway, keyId, from, values.reason);
+      const key = await keys.revoke(gateway, keyId, from, values.reason);
       out(
         `revoked ${gateway} ${key.keyId} from ${new Date(key.validUntil ?? from).toISOString()}: no new batch under it is accepted; valid for ${key.lastValidBatch === null ? 'no batch' : `batches up to ${key.lastValidBatch}`}`,
       );

@@ -170,7 +170,7 @@ export class LabtraceServer {
       windowMs: config.securityEvents.windowMs,
       maxKeysPerWindow: config.securityEvents.maxSourcesPerWindow,
     });
-    this.keys = new KeyRegistry(this.database, this.events);
+    this.keys = new KeyRegistry(this.database, this.events, { logger: logger.child({ part: 'keys' }) });
     this.enrollment = new Enrollment(this.database, this.keys, this.events);
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
@@ -540,9 +540,10 @@ export class LabtraceServer {
       this.logger,
     );
     await this.housekeeping.start();
-    this.keys.open(this.config.gateways);
+    await this.keys.open(this.config.gateways);
+    await this.keys.start();
     this.logKeyEvents();
-    this.enrollment.open();
+    await this.enrollment.open();
     try {
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
       await this.capacity.start();
@@ -617,6 +618,7 @@ export class LabtraceServer {
     await this.live.stop();
     await this.certificates.stop();
     await this.notifications.stop();
+    await this.keys.stop();
     await this.events.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));

@@ -213,19 +213,19 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // a rotation authenticates itself: the statement is signed by the gateway's current key and the new one
-  routeOf(app, api.rotateKey, (_req, res, { params: { id }, body }) => {
+  routeOf(app, api.rotateKey, async (_req, res, { params: { id }, body }) => {
     if (body.statement.gateway !== id)
       throw new LabtraceError('E_BAD_REQUEST', `body: statement.gateway: "${body.statement.gateway}" is not "${id}"`);
-    const key = deps.trust.keys.rotate(body.statement, body.oldSignature, body.newSignature);
+    const key = await deps.trust.keys.rotate(body.statement, body.oldSignature, body.newSignature);
     res.status(201).json({ keyId: key.keyId, status: key.status, registeredAt: key.registeredAt });
   });
 
-  routeOf(app, api.listSecurityEvents, (_req, res, { query }) => {
+  routeOf(app, api.listSecurityEvents, async (_req, res, { query }) => {
     const from = query.from ?? query.since;
     if (from !== undefined && query.to !== undefined && from > query.to)
       throw new LabtraceError('E_BAD_REQUEST', `query: to: ${query.to} is before from (${from})`);
     res.json(
-      deps.trust.events.page({
+      await deps.trust.events.page({
         limit: query.limit,
         ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
         ...(query.gateway === undefined ? {} : { gateway: query.gateway }),
@@ -243,68 +243,55 @@ export function createApp(deps: AppDeps): Express {
     return { username: p.username, role: p.role };
   };
 
-  routeOf(app, api.listEnrollmentTokens, (_req, res) => {
-    res.json(deps.trust.enrollment.pending());
+  routeOf(app, api.listEnrollmentTokens, async (_req, res) => {
+    res.json(await deps.trust.enrollment.pending());
   });
 
-  routeOf(app, api.createEnrollmentToken, (req, res, { body }) => {
+  routeOf(app, api.createEnrollmentToken, async (req, res, { body }) => {
     const by = actor(req);
-    const created = deps.users.transaction(() => {
-      const made = deps.trust.enrollment.createToken(body.gateway, body.ttlHours * 3_600_000);
-      deps.audit.record(by, {
+    // the token and its audit entry in one transaction
+    const created = await deps.trust.enrollment.createToken(body.gateway, body.ttlHours * 3_600_000, Date.now(), (trx, made) =>
+      deps.audit.recordIn(trx, by, {
         action: 'create',
         recordType: 'enrollment-token',
         recordId: `${body.gateway}/${made.id}`,
         newValue: { gateway: body.gateway, expiresAt: made.expiresAt },
-      });
-      return made;
-    });
+      }),
+    );
     deps.changed?.({ list: 'gateways', id: body.gateway });
     res.status(201).json({ id: created.id, gateway: body.gateway, createdAt: created.createdAt, expiresAt: created.expiresAt, token: created.token });
   });
 
-  routeOf(app, api.revokeEnrollmentToken, (req, res, { params, body }) => {
+  routeOf(app, api.revokeEnrollmentToken, async (req, res, { params, body }) => {
     const by = actor(req);
-    const revoked = deps.users.transaction(() => {
-      const token = deps.trust.enrollment.revokeToken(params.id);
-      deps.audit.record(by, {
+    const revoked = await deps.trust.enrollment.revokeToken(params.id, Date.now(), (trx, token) =>
+      deps.audit.recordIn(trx, by, {
         action: 'state-change',
         recordType: 'enrollment-token',
         recordId: `${token.gateway}/${token.id}`,
         newValue: { revoked: true, expiresAt: token.expiresAt },
         reason: body.reason,
-      });
-      return token;
-    });
+      }),
+    );
     deps.changed?.({ list: 'gateways', id: revoked.gateway });
     res.json(revoked);
   });
 
-  routeOf(app, api.revokeGatewayKey, (req, res, { params, body }) => {
+  routeOf(app, api.revokeGatewayKey, async (req, res, { params, body }) => {
     const by = actor(req);
-    const existing = deps.trust.keys.get(params.id, params.keyId);
-    if (!existing)
-      throw new LabtraceError('E_NOT_FOUND', `gateway ${params.id} has no key ${params.keyId}`, {
-        reason: 'record.not-found',
-        params: { type: 'gateway-key', id: `${params.id}/${params.keyId}` },
-      });
-    if (existing.status === 'revoked')
-      throw new LabtraceError('E_CONFLICT', `key ${params.keyId} of ${params.id} is already revoked`, {
-        reason: 'key.already-revoked',
-        params: { gateway: params.id, keyId: params.keyId },
-      });
     const now = Date.now();
-    const key = deps.users.transaction(() => {
-      const revoked = deps.trust.keys.revoke(params.id, params.keyId, body.from ?? now, body.reason, now);
-      deps.audit.record(by, {
-        action: 'state-change',
-        recordType: 'gateway-key',
-        recordId: `${params.id}/${params.keyId}`,
-        oldValue: { status: existing.status },
-        newValue: { status: 'revoked', from: revoked.validUntil, lastValidBatch: revoked.lastValidBatch },
-        reason: body.reason,
-      });
-      return revoked;
+    // the key read, revoked (once: a key already revoked answers 409) and audited in one transaction
+    const key = await deps.trust.keys.revoke(params.id, params.keyId, body.from ?? now, body.reason, now, {
+      once: true,
+      also: (trx, revoked, before) =>
+        deps.audit.recordIn(trx, by, {
+          action: 'state-change',
+          recordType: 'gateway-key',
+          recordId: `${params.id}/${params.keyId}`,
+          oldValue: { status: before.status },
+          newValue: { status: 'revoked', from: revoked.validUntil, lastValidBatch: revoked.lastValidBatch },
+          reason: body.reason,
+        }),
     });
     deps.changed?.({ list: 'gateways', id: params.id });
     res.json(gatewayKeyView(key));

@@ -32,8 +32,11 @@ export interface BrokerOptions {
   host: string;
   port: number;
   users: BrokerUser[];
-  /** users created at run time (enrolled gateways), looked up after the configured ones */
-  lookupUser?: (username: string) => BrokerUser | undefined;
+  /**
+   * users created at run time (enrolled gateways), looked up after the configured ones: once per connection (at
+   * login), never per message; it may read the store (a gateway enrolled on another node logs in here at once)
+   */
+  lookupUser?: (username: string) => BrokerUser | undefined | Promise<BrokerUser | undefined>;
   /** an MQTT over TLS listener besides the plain one */
   tls?: { host: string; port: number; certFile: string; keyFile: string };
   /** the largest packet of an authenticated client (default 8 MiB) */
@@ -54,7 +57,7 @@ export interface BrokerOptions {
 /** A string from the wire as a record keeps it: bounded. */
 const clip = (text: string): string => (text.length > 128 ? `${text.slice(0, 128)}...` : text);
 
-function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode });
 }
 
@@ -84,13 +87,63 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     this.gatewayIds = new Set(options.users.flatMap((u) => (u.role === 'gateway' && u.gateway !== undefined ? [u.gateway] : [])));
   }
 
-  private user(username: string): BrokerUser | undefined {
-    return this.users.get(username) ?? this.options.lookupUser?.(username);
+  private async user(username: string): Promise<BrokerUser | undefined> {
+    return this.users.get(username) ?? (await this.options.lookupUser?.(username));
   }
 
   /** A client id only gateways may use: a configured or enrolled gateway's id. */
-  private isGatewayId(id: string): boolean {
-    return this.gatewayIds.has(id) || this.options.lookupUser?.(id)?.role === 'gateway';
+  private async isGatewayId(id: string): Promise<boolean> {
+    return this.gatewayIds.has(id) || (await this.options.lookupUser?.(id))?.role === 'gateway';
+  }
+
+  /** The rest of a login once its user is looked up: the password, then the client id the user may take. */
+  private login(
+    client: Client,
+    username: string | undefined,
+    password: Readonly<Buffer> | undefined,
+    user: BrokerUser | undefined,
+    done: (error: AuthenticateError | null, success: boolean | null) => void,
+  ): void {
+    const { logger } = this.options;
+    // one security event per source and window (a flood of attempts is a count, not a flood of rows)
+    const refuse = (why: string): void =>
+      this.refuse({
+        kind: 'login-refused',
+        severity: 'notice',
+        detail: `MQTT login refused: ${why}`,
+        address: this.addressOf(client),
+        client: clip(`${client.id ?? ''}${username === undefined ? '' : ` (user ${username})`}`),
+      });
+    if (!user || password === undefined) {
+      logger.debug({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
+      refuse(username === undefined ? 'no username' : password === undefined ? 'no password' : 'unknown user');
+      done(authError('bad username or password', 4), false);
+      return;
+    }
+    Promise.all([verifyPassword(password.toString('utf8'), user.passwordHash), user.role === 'gateway' ? false : this.isGatewayId(client.id)]).then(
+      ([ok, reserved]) => {
+        if (!ok) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
+          refuse('wrong password');
+          return done(authError('bad username or password', 4), false);
+        }
+        if (user.role !== 'gateway' && reserved) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
+          refuse('a client id of a gateway');
+          return done(authError('client id reserved for a gateway', 5), false);
+        }
+        if (user.role === 'gateway' && client.id !== user.gateway) {
+          logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
+          refuse('a gateway must use its id as client id');
+          return done(authError('client id must be the gateway id', 5), false);
+        }
+        this.sessions.set(client, user);
+        // authenticated: packets up to the configured size from now on
+        if (client.conn instanceof PacketLimit) client.conn.limit = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+        done(null, true);
+      },
+      (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
+    );
   }
 
   get tlsPort(): number | undefined {
@@ -179,45 +232,12 @@ export class Broker extends EventEmitter<BusEvents> implements MessageBus {
     const aedes = await Aedes.createBroker({
       ...shared,
       authenticate: (client, username, password, done) => {
-        const user = username === undefined ? undefined : this.user(username);
-        // one security event per source and window (a flood of attempts is a count, not a flood of rows)
-        const refuse = (why: string): void =>
-          this.refuse({
-            kind: 'login-refused',
-            severity: 'notice',
-            detail: `MQTT login refused: ${why}`,
-            address: this.addressOf(client),
-            client: clip(`${client.id ?? ''}${username === undefined ? '' : ` (user ${username})`}`),
-          });
-        if (!user || password === undefined) {
-          logger.debug({ clientId: client.id, username: username ?? null }, 'MQTT connection refused: unknown user or no password');
-          refuse(username === undefined ? 'no username' : password === undefined ? 'no password' : 'unknown user');
-          done(authError('bad username or password', 4), false);
-          return;
-        }
-        verifyPassword(password.toString('utf8'), user.passwordHash).then(
-          (ok) => {
-            if (!ok) {
-              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: wrong password');
-              refuse('wrong password');
-              return done(authError('bad username or password', 4), false);
-            }
-            if (user.role !== 'gateway' && this.isGatewayId(client.id)) {
-              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a client id of a gateway');
-              refuse('a client id of a gateway');
-              return done(authError('client id reserved for a gateway', 5), false);
-            }
-            if (user.role === 'gateway' && client.id !== user.gateway) {
-              logger.debug({ clientId: client.id, username }, 'MQTT connection refused: a gateway must use its id as client id');
-              refuse('a gateway must use its id as client id');
-              return done(authError('client id must be the gateway id', 5), false);
-            }
-            this.sessions.set(client, user);
-            // authenticated: packets up to the configured size from now on
-            if (client.conn instanceof PacketLimit) client.conn.limit = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
-            done(null, true);
+        (username === undefined ? Promise.resolve(undefined) : this.user(username)).then(
+          (user) => this.login(client, username, password, user, done),
+          (err: unknown) => {
+            logger.error({ clientId: client.id, err: String(err) }, 'MQTT login: the user could not be looked up');
+            done(authError('server unavailable', 3), false);
           },
-          (err: unknown) => done(authError(`authentication failed: ${String(err)}`, 4), false),
         );
       },
       authorizePublish: (client, packet, callback) => {

@@ -226,10 +226,20 @@ export class Notifier {
 
   private readonly onSecurityEvent = (e: SecurityEvent): void => {
     if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return;
-    // heard inside the recording transaction, if any: the deliveries commit (or roll back) with the event
-    this.guard('security-event', () => {
-      this.announceNow({ kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail });
-    });
+    const event: NotifyEvent = {
+      kind: 'security-event',
+      at: e.at,
+      id: e.id,
+      gateway: e.gateway,
+      event: e.kind,
+      severity: e.severity,
+      detail: e.detail,
+    };
+    // heard inside a module's synchronous SQLite transaction (the ingest's record()): the deliveries commit (or roll
+    // back) with the event. Otherwise the event was told after its transaction committed (SecurityEvents.announce):
+    // the deliveries are queued through the store's asynchronous queries, on either engine
+    if (this.deps.database.sqlite.inTransaction) this.guard('security-event', () => this.announceNow(event));
+    else void this.guardAsync('security-event', () => this.announce(event));
   };
 
   private readonly onGatewayGone = (gateway: string): void => {

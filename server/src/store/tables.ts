@@ -155,6 +155,7 @@ export interface Tables {
     created_at: number;
     expires_at: number;
     used_at: number | null;
+    id: number | null;
   };
   gateway_chain: {
     gateway: string;

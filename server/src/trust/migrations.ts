@@ -128,4 +128,17 @@ export const trustMigrations: Record<string, Migration> = {
       FROM gateway_keys WHERE status = 'revoked' ORDER BY registered_at, gateway, key_id`.execute(db);
     },
   },
+  // an enrollment token's number as a column of its own, the same on both engines (it was SQLite's rowid, which
+  // PostgreSQL has not): the rows numbered as SQLite had them, in their order elsewhere; new ones numbered by the
+  // enrollment module under a lock (trust/enrollment.ts)
+  '0045_enrollment_token_ids': {
+    async up(db: Kysely<unknown>) {
+      await ddl(db, `ALTER TABLE enrollment_tokens ADD COLUMN id INTEGER`);
+      if (dialectOf(db) === 'postgres')
+        await sql`UPDATE enrollment_tokens t SET id = n.rn FROM (SELECT token_hash, row_number() OVER (ORDER BY created_at, token_hash) AS rn
+          FROM enrollment_tokens) n WHERE n.token_hash = t.token_hash`.execute(db);
+      else await sql`UPDATE enrollment_tokens SET id = rowid`.execute(db);
+      await ddl(db, `CREATE UNIQUE INDEX enrollment_tokens_by_id ON enrollment_tokens (id)`);
+    },
+  },
 };

@@ -2,14 +2,19 @@
 // or revoked key), gaps and breaks in a gateway's chain, duplicates, sample times beyond the accepted clock skew,
 // enrollments and key changes, and what the broker and the API refuse from outside (failed logins, refused
 // publishes, enrollment attempts with a bad token). Kept durably; an alarm is also logged and pushed to whoever listens.
+//
+// Its queries run through Kysely on the store's database (SQLite or PostgreSQL). Two synchronous twins stay for the
+// modules not yet moved, on SQLite only: record() (the ingest records inside its synchronous group transaction) and
+// list() (a synchronous read). An event written in a caller's Kysely transaction (recordIn) is told to the listeners
+// and logged only once that transaction has committed: the caller calls announce(event) after it.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
-import type { Transaction } from 'kysely';
-import type { LabDatabase } from '../store/database.js';
-import type { Tables } from '../store/tables.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { storeOf, type TrustStore } from './store.js';
 import type { Logger } from '../log.js';
 import { SECURITY_EVENT_KINDS, type Page } from '@labtrace/protocols/api';
-import { pageOfRows, pageSql } from '../api/paging.js';
+import { pageOfRows } from '../api/paging.js';
 
 export const EVENT_KINDS = SECURITY_EVENT_KINDS;
 
@@ -64,62 +69,95 @@ interface Events {
 
 const COLUMNS = 'id, at, gateway, kind, severity, batch, detail, count, COALESCE(last_at, at) AS lastAt, address, client';
 
+/** an aggregated refusal's row in this window: its id once inserted, and the repetitions not yet written */
+interface WindowRow {
+  id: number | undefined;
+  /** settles once the row is inserted (or its insert failed: id stays undefined) */
+  inserted: Promise<void>;
+  count: number;
+  lastAt: number;
+}
+
+type EventRow = {
+  id: number;
+  at: number;
+  gateway: string;
+  kind: string;
+  severity: string;
+  batch: number | null;
+  detail: string;
+  count: number;
+  last_at: number | null;
+  address: string | null;
+  client: string | null;
+};
+
+const toEvent = (r: EventRow): SecurityEvent => ({
+  id: r.id,
+  at: r.at,
+  gateway: r.gateway,
+  kind: r.kind as SecurityEventKind,
+  severity: r.severity as Severity,
+  batch: r.batch,
+  detail: r.detail,
+  count: r.count,
+  lastAt: r.last_at ?? r.at,
+  address: r.address,
+  client: r.client,
+});
+
 export class SecurityEvents extends EventEmitter<Events> {
+  private readonly db: Kysely<Tables>;
+  private readonly sqlite: LabDatabase | undefined;
   private insert: Statement | undefined;
   private readonly aggregation: AggregationOptions;
   private windowStart = -Infinity;
   /** this window's row of each source */
-  private readonly windowRows = new Map<string, number>();
+  private readonly windowRows = new Map<string, WindowRow>();
   /** this window's rows of each kind */
   private readonly kindRows = new Map<SecurityEventKind, number>();
-  /** repetitions not yet written, by row */
-  private readonly unwritten = new Map<number, { count: number; lastAt: number }>();
+  /** rows with repetitions not yet written */
+  private readonly unwritten = new Set<WindowRow>();
+  /** inserts of refusals under way (stop() waits for them) */
+  private readonly inserting = new Set<Promise<void>>();
+  /** the flushes, one after the other */
+  private flushing: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
 
+  /** `store`: the SQLite LabDatabase (record() and list() need it) or a Kysely store (SQLite or PostgreSQL) */
   constructor(
-    private readonly database: LabDatabase,
+    store: TrustStore,
     private readonly logger: Logger,
     aggregation: Partial<AggregationOptions> = {},
     private readonly now: () => number = Date.now,
   ) {
     super();
+    ({ db: this.db, sqlite: this.sqlite } = storeOf(store));
     this.aggregation = { ...DEFAULT_AGGREGATION, ...aggregation };
   }
 
-  /** Records an event (inside the caller's transaction, if any) and logs it; alarms at error level. */
-  record(gateway: string, kind: SecurityEventKind, severity: Severity, detail: string, batch: number | null = null, at = Date.now()): SecurityEvent {
-    return this.write({ gateway, kind, severity, detail, batch }, at);
+  private sync(): LabDatabase {
+    if (this.sqlite === undefined) throw new Error('security events: the synchronous twins need the SQLite store');
+    return this.sqlite;
   }
 
-  private write(r: Refusal, at: number): SecurityEvent {
-    this.insert ??= this.database.sqlite.prepare(
-      'INSERT INTO security_events (at, gateway, kind, severity, batch, detail, last_at, address, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  /**
+   * Records an event (inside the caller's synchronous SQLite transaction, if any), logs it and tells the listeners
+   * at once (inside that transaction): the synchronous twin of recordIn for the modules not yet on Kysely (the ingest).
+   */
+  record(gateway: string, kind: SecurityEventKind, severity: Severity, detail: string, batch: number | null = null, at = Date.now()): SecurityEvent {
+    this.insert ??= this.sync().sqlite.prepare(
+      'INSERT INTO security_events (at, gateway, kind, severity, batch, detail, last_at, address, client) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)',
     );
-    const gateway = r.gateway ?? '';
-    const batch = r.batch ?? null;
-    const address = r.address ?? null;
-    const client = r.client ?? null;
-    const info = this.insert.run(at, gateway, r.kind, r.severity, batch, r.detail, at, address, client);
-    const event: SecurityEvent = {
-      id: Number(info.lastInsertRowid),
-      at,
-      gateway,
-      kind: r.kind,
-      severity: r.severity,
-      batch,
-      detail: r.detail,
-      count: 1,
-      lastAt: at,
-      address,
-      client,
-    };
+    const info = this.insert.run(at, gateway, kind, severity, batch, detail, at);
+    const event = eventOf(Number(info.lastInsertRowid), { gateway, kind, severity, detail, batch }, at);
     this.announce(event);
     return event;
   }
 
   /**
-   * Records an event in the caller's transaction (a Kysely transaction on either store) without announcing it: the
-   * caller announces it (`announce`) once the transaction has committed.
+   * Writes an event in the caller's transaction (SQLite or PostgreSQL) and returns it; nothing is logged nor told
+   * yet. Once the transaction has committed, the caller calls announce(event) (an event rolled back is never told).
    */
   async recordIn(
     trx: Transaction<Tables>,
@@ -130,37 +168,58 @@ export class SecurityEvents extends EventEmitter<Events> {
     batch: number | null,
     at: number,
   ): Promise<SecurityEvent> {
-    const row = await trx
-      .insertInto('security_events')
-      .values({ at, gateway, kind, severity, batch, detail, last_at: at, address: null, client: null })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return { id: Number(row.id), at, gateway, kind, severity, batch, detail, count: 1, lastAt: at, address: null, client: null };
+    return this.insertIn(trx, { gateway, kind, severity, detail, batch }, at);
   }
 
-  /** Logs a recorded event (alarms at error level) and pushes it to whoever listens. */
+  private async insertIn(db: Kysely<Tables>, r: Refusal, at: number): Promise<SecurityEvent> {
+    const row = await db
+      .insertInto('security_events')
+      .values({
+        at,
+        gateway: r.gateway ?? '',
+        kind: r.kind,
+        severity: r.severity,
+        batch: r.batch ?? null,
+        detail: r.detail,
+        last_at: at,
+        address: r.address ?? null,
+        client: r.client ?? null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return eventOf(row.id, r, at);
+  }
+
+  /** Logs an event written (alarms at error level) and tells the listeners: after its transaction committed. */
   announce(event: SecurityEvent): void {
-    const { gateway, kind, batch, detail, address, client } = event;
-    const fields = { gateway, kind, batch, detail, ...(address === null ? {} : { address }), ...(client === null ? {} : { client }) };
-    if (event.severity === 'alarm') this.logger.error(fields, `ALARM: ${kind}`);
-    else if (event.severity === 'notice') this.logger.warn(fields, kind);
-    else this.logger.info(fields, kind);
+    const fields = {
+      gateway: event.gateway,
+      kind: event.kind,
+      batch: event.batch,
+      detail: event.detail,
+      ...(event.address === null ? {} : { address: event.address }),
+      ...(event.client === null ? {} : { client: event.client }),
+    };
+    if (event.severity === 'alarm') this.logger.error(fields, `ALARM: ${event.kind}`);
+    else if (event.severity === 'notice') this.logger.warn(fields, event.kind);
+    else this.logger.info(fields, event.kind);
     this.emit('event', event);
   }
 
   /**
    * Records a refusal of something that can come in floods (failed logins, garbage payloads, bad
    * enrollment tokens): the first of a (kind, gateway, address, client, batch) in a window is a row,
-   * logged and pushed; the rest of the window only count on that row. A window holds at most
-   * maxKeysPerWindow rows of a kind (a flood of one kind cannot crowd out another); further sources
-   * are counted on one row of the kind. Never throws: a refusal stands even when it cannot be
-   * recorded (the failure is logged).
+   * logged and pushed once written; the rest of the window only count on that row (written at most every
+   * second, and before every read). A window holds at most maxKeysPerWindow rows of a kind (a flood of one
+   * kind cannot crowd out another); further sources are counted on one row of the kind. Returns at once and
+   * never throws: a refusal stands even when it cannot be recorded (the failure is logged).
    */
   refuse(r: Refusal): void {
     try {
       const now = this.now();
       if (now >= this.windowStart + this.aggregation.windowMs) {
-        this.flush();
+        // the last window's counts are written meanwhile (their rows stay in `unwritten` until then)
+        if (this.unwritten.size > 0) void this.flushSafely();
         this.windowRows.clear();
         this.kindRows.clear();
         this.windowStart = now;
@@ -172,110 +231,163 @@ export class SecurityEvents extends EventEmitter<Events> {
         const other = JSON.stringify([r.kind, '*']);
         row = this.windowRows.get(other);
         if (row === undefined) {
-          const event = this.write(
-            {
-              kind: r.kind,
-              severity: r.severity,
-              detail: `${r.kind} from more than ${this.aggregation.maxKeysPerWindow} sources in ${this.aggregation.windowMs / 1000} s: counted here, the first was: ${r.detail}`,
-            },
-            now,
+          this.windowRows.set(
+            other,
+            this.newRow(
+              {
+                kind: r.kind,
+                severity: r.severity,
+                detail: `${r.kind} from more than ${this.aggregation.maxKeysPerWindow} sources in ${this.aggregation.windowMs / 1000} s: counted here, the first was: ${r.detail}`,
+              },
+              now,
+            ),
           );
-          this.windowRows.set(other, event.id);
           return;
         }
       }
       if (row === undefined) {
-        this.windowRows.set(key, this.write(r, now).id);
+        this.windowRows.set(key, this.newRow(r, now));
         this.kindRows.set(r.kind, rows + 1);
         return;
       }
-      const pending = this.unwritten.get(row) ?? { count: 0, lastAt: now };
-      pending.count++;
-      pending.lastAt = now;
-      this.unwritten.set(row, pending);
+      row.count++;
+      row.lastAt = now;
+      this.unwritten.add(row);
       this.flushTimer ??= setTimeout(() => {
         this.flushTimer = undefined;
-        this.flushSafely();
+        void this.flushSafely();
       }, FLUSH_MS).unref();
     } catch (err) {
       this.logger.error({ kind: r.kind, err: (err as Error).message }, 'a refusal could not be recorded');
     }
   }
 
-  /** Writes the counted repetitions. */
-  flush(): void {
-    if (this.unwritten.size === 0) return;
-    const update = this.database.sqlite.prepare('UPDATE security_events SET count = count + ?, last_at = MAX(COALESCE(last_at, at), ?) WHERE id = ?');
-    this.database.sqlite
-      .transaction(() => {
-        for (const [id, p] of this.unwritten) update.run(p.count, p.lastAt, id);
-      })
-      .immediate();
-    this.unwritten.clear();
+  /** A window's first refusal of a source: its row, inserted in a transaction of its own, then announced. */
+  private newRow(r: Refusal, at: number): WindowRow {
+    const row: WindowRow = { id: undefined, inserted: Promise.resolve(), count: 0, lastAt: at };
+    const inserted = this.insertIn(this.db, r, at).then(
+      (event) => {
+        row.id = event.id;
+        this.announce(event);
+      },
+      (err: unknown) => this.logger.error({ kind: r.kind, err: (err as Error).message }, 'a refusal could not be recorded'),
+    );
+    row.inserted = inserted;
+    this.inserting.add(inserted);
+    void inserted.finally(() => this.inserting.delete(inserted));
+    return row;
   }
 
-  private flushSafely(): void {
+  /** Writes the counted repetitions (one transaction); a failure keeps them for the next flush and rejects. */
+  flush(): Promise<void> {
+    const run = this.flushing.then(() => this.flushOnce());
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const rows = [...this.unwritten];
+    this.unwritten.clear();
+    await Promise.all(rows.map((r) => r.inserted));
+    // a row whose insert failed has nothing to count on: its repetitions go (the failure was logged)
+    const work = rows.flatMap((row) => (row.id !== undefined && row.count > 0 ? [{ row, id: row.id, count: row.count, lastAt: row.lastAt }] : []));
+    if (work.length === 0) return;
+    for (const w of work) w.row.count = 0;
     try {
-      this.flush();
+      await this.db.transaction().execute(async (trx) => {
+        for (const w of work)
+          await trx
+            .updateTable('security_events')
+            .set({
+              count: sql`count + ${w.count}`,
+              last_at: sql`CASE WHEN COALESCE(last_at, at) > ${w.lastAt} THEN COALESCE(last_at, at) ELSE ${w.lastAt} END`,
+            })
+            .where('id', '=', w.id)
+            .execute();
+      });
     } catch (err) {
       // kept in memory: written at the next flush
+      for (const w of work) {
+        w.row.count += w.count;
+        w.row.lastAt = Math.max(w.row.lastAt, w.lastAt);
+        this.unwritten.add(w.row);
+      }
+      throw err;
+    }
+  }
+
+  private async flushSafely(): Promise<void> {
+    try {
+      await this.flush();
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'the counts of repeated refusals could not be written');
+    }
+  }
+
+  /** flush() as synchronous statements, before a synchronous read (SQLite; the rows inserted by then) */
+  private flushNow(): void {
+    const work = [...this.unwritten].filter((r) => r.id !== undefined && r.count > 0);
+    if (work.length === 0) return;
+    const db = this.sync().sqlite;
+    const update = db.prepare('UPDATE security_events SET count = count + ?, last_at = MAX(COALESCE(last_at, at), ?) WHERE id = ?');
+    try {
+      db.transaction(() => {
+        for (const r of work) update.run(r.count, r.lastAt, r.id);
+      }).immediate();
+      for (const r of work) {
+        r.count = 0;
+        this.unwritten.delete(r);
+      }
+    } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'the counts of repeated refusals could not be written');
     }
   }
 
   /** Writes what is counted and stops the timer (before the database closes). */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    this.flushSafely();
-    return Promise.resolve();
+    await Promise.all([...this.inserting]);
+    await this.flushSafely();
   }
 
   /**
    * A page of events, newest first (by id): of a gateway, of a kind, last happened at or after `from`, first
    * happened before `to`.
    */
-  page(filter: {
+  async page(filter: {
     limit: number;
     cursor?: string | undefined;
     gateway?: string;
     kind?: SecurityEventKind;
     from?: number;
     to?: number;
-  }): Page<SecurityEvent> {
-    this.flushSafely();
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (filter.gateway !== undefined) {
-      where.push('gateway = ?');
-      args.push(filter.gateway);
-    }
-    if (filter.kind !== undefined) {
-      where.push('kind = ?');
-      args.push(filter.kind);
-    }
-    if (filter.from !== undefined) {
-      where.push('COALESCE(last_at, at) >= ?');
-      args.push(filter.from);
-    }
-    if (filter.to !== undefined) {
-      where.push('at < ?');
-      args.push(filter.to);
-    }
-    const page = pageSql(filter, 'id');
-    const rows = this.database.sqlite
-      .prepare(`SELECT ${COLUMNS} FROM security_events WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`)
-      .all(...args, ...page.params) as SecurityEvent[];
+  }): Promise<Page<SecurityEvent>> {
+    await Promise.all([...this.inserting]);
+    await this.flushSafely();
+    const limit = Math.max(1, Math.floor(filter.limit));
+    const rows = await this.db
+      .selectFrom('security_events')
+      .select(['id', 'at', 'gateway', 'kind', 'severity', 'batch', 'detail', 'count', 'last_at', 'address', 'client'])
+      .$if(filter.gateway !== undefined, (q) => q.where('gateway', '=', filter.gateway ?? ''))
+      .$if(filter.kind !== undefined, (q) => q.where('kind', '=', filter.kind ?? ''))
+      .$if(filter.from !== undefined, (q) => q.where(sql<number>`COALESCE(last_at, at)`, '>=', filter.from ?? 0))
+      .$if(filter.to !== undefined, (q) => q.where('at', '<', filter.to ?? 0))
+      .$if(filter.cursor !== undefined, (q) => q.where('id', '<', Number(filter.cursor)))
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
     return pageOfRows(
       rows,
       filter,
       (e) => e.id,
-      (e) => e,
+      (e) => toEvent(e),
     );
   }
 
+  /** The events, newest first: the synchronous twin (SQLite) of page() for tests and the command line. */
   list(filter: { gateway?: string; kind?: SecurityEventKind; since?: number; limit?: number } = {}): SecurityEvent[] {
-    this.flushSafely();
+    this.flushNow();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (filter.gateway !== undefined) {
@@ -291,6 +403,24 @@ export class SecurityEvents extends EventEmitter<Events> {
       args.push(filter.since);
     }
     const sqlText = `SELECT ${COLUMNS} FROM security_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    return this.database.sqlite.prepare(sqlText).all(...args, filter.limit ?? 100) as SecurityEvent[];
+    return this.sync()
+      .sqlite.prepare(sqlText)
+      .all(...args, filter.limit ?? 100) as SecurityEvent[];
   }
+}
+
+function eventOf(id: number, r: Refusal, at: number): SecurityEvent {
+  return {
+    id,
+    at,
+    gateway: r.gateway ?? '',
+    kind: r.kind,
+    severity: r.severity,
+    batch: r.batch ?? null,
+    detail: r.detail,
+    count: 1,
+    lastAt: at,
+    address: r.address ?? null,
+    client: r.client ?? null,
+  };
 }

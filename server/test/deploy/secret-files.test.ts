@@ -52,20 +52,24 @@ describe('an enrollment token registered from a file', () => {
     await database.migrate();
     const events = new SecurityEvents(database, pino({ level: 'silent' }));
     const keys = new KeyRegistry(database, events);
-    keys.open([]);
+    await keys.open([]);
     enrollment = new Enrollment(database, keys, events);
-    enrollment.open();
+    await enrollment.open();
   });
   afterAll(() => database.close());
 
-  test('is registered once: again it is left as it is, its expiry unchanged', () => {
-    const first = enrollment.registerToken(token, 'gw-1', 3_600_000, 1_000_000);
+  test('is registered once: again it is left as it is, its expiry unchanged', async () => {
+    const first = await enrollment.registerToken(token, 'gw-1', 3_600_000, 1_000_000);
     expect(first).toEqual({ registered: true, expiresAt: 1_000_000 + 3_600_000, used: false });
-    expect(enrollment.registerToken(token, 'gw-1', 3_600_000, 2_000_000)).toEqual({ registered: false, expiresAt: first.expiresAt, used: false });
+    expect(await enrollment.registerToken(token, 'gw-1', 3_600_000, 2_000_000)).toEqual({
+      registered: false,
+      expiresAt: first.expiresAt,
+      used: false,
+    });
   });
 
-  test('a token registered for another gateway, or not of the token form, is refused', () => {
-    expect(() => enrollment.registerToken(token, 'gw-2')).toThrow('registered for "gw-1", not "gw-2"');
-    expect(() => enrollment.registerToken('not-a-token', 'gw-1')).toThrow('token: expected an enrollment token');
+  test('a token registered for another gateway, or not of the token form, is refused', async () => {
+    await expect(enrollment.registerToken(token, 'gw-2')).rejects.toThrow('registered for "gw-1", not "gw-2"');
+    await expect(enrollment.registerToken('not-a-token', 'gw-1')).rejects.toThrow('token: expected an enrollment token');
   });
 });

@@ -65,7 +65,7 @@ beforeAll(async () => {
   // bundle carries, beside the key's registration from the server config
   const key = t.server.keys.activeKey('gw-a');
   if (key === undefined) throw new Error('gw-a has no active key');
-  revokedAt = t.server.keys.revoke('gw-a', key.keyId, T0 + 10_000_000, 'taken out of service').validUntil ?? 0;
+  revokedAt = (await t.server.keys.revoke('gw-a', key.keyId, T0 + 10_000_000, 'taken out of service')).validUntil ?? 0;
   expect(revokedAt).toBeLessThanOrEqual(Date.now());
   t.server.logKeyEvents();
   const size = t.server.log?.size ?? 0;

@@ -68,12 +68,12 @@ test('verified batches enter the log; the checkpoint and an inclusion proof veri
 
 test('key events enter the log as structured records, also those written by another process (the admin command line)', async () => {
   const before = t.server.log!.size;
-  t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
+  await t.server.keys.revoke('gw-b', t.server.keys.activeKey('gw-b')!.keyId, Date.now(), 'test');
   // as the command line does: its own connection to the database
   const other = new LabDatabase(t.config.dataDir, serverMigrations);
   await other.migrate();
   try {
-    new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke(
+    await new KeyRegistry(other, new SecurityEvents(other, pino({ level: 'silent' }))).revoke(
       'gw-s',
       t.server.keys.activeKey('gw-s')!.keyId,
       Date.now(),

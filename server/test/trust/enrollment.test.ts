@@ -38,7 +38,7 @@ function enrollBody(gateway: string, token: string, keySeed: Uint8Array, proofSe
 
 describe('enrollment', () => {
   test('a token enrolls its gateway once; the credentials and the key work at once', async () => {
-    const { token } = t.server.enrollment.createToken('gw-new');
+    const { token } = await t.server.enrollment.createToken('gw-new');
     const first = await post('/api/enroll', enrollBody('gw-new', token, seed(5)));
     expect(first.status).toBe(201);
     const mqtt = first.body['mqtt'] as { username: string; password: string };
@@ -59,7 +59,7 @@ describe('enrollment', () => {
   });
 
   test('refusals name the problem and are recorded', async () => {
-    const { token } = t.server.enrollment.createToken('gw-x');
+    const { token } = await t.server.enrollment.createToken('gw-x');
     expect(await post('/api/enroll', enrollBody('gw-y', token, seed(6)))).toMatchObject({
       status: 403,
       body: { error: 'gateway: the token was issued for "gw-x", not "gw-y"' },
@@ -72,7 +72,7 @@ describe('enrollment', () => {
       status: 401,
       body: { error: 'token: unknown enrollment token' },
     });
-    const expired = t.server.enrollment.createToken('gw-x', 60_000, Date.now() - 120_000);
+    const expired = await t.server.enrollment.createToken('gw-x', 60_000, Date.now() - 120_000);
     expect(await post('/api/enroll', enrollBody('gw-x', expired.token, seed(6)))).toMatchObject({
       status: 401,
       body: { error: 'token: this enrollment token has expired' },
@@ -104,7 +104,7 @@ describe('rotation and revocation', () => {
   }
 
   test('a rotation must be signed by the active key; the old key then serves only its earlier batches', async () => {
-    const { token } = t.server.enrollment.createToken('gw-r');
+    const { token } = await t.server.enrollment.createToken('gw-r');
     const enrolled = await post('/api/enroll', enrollBody('gw-r', token, seed(10)));
     const gw = await TestGateway.connect(t, 'gw-r', {
       password: (enrolled.body['mqtt'] as { password: string }).password,
@@ -156,7 +156,7 @@ describe('rotation and revocation', () => {
     // revocation from a time: batches reaching it are refused
     const keys = (await (await t.fetch(`/api/gateways/gw-r/keys`)).json()) as { keyId: string; status: string }[];
     const active = keys.find((k) => k.status === 'active')!;
-    t.server.keys.revoke('gw-r', active.keyId, Date.now() - 1000, 'test');
+    await t.server.keys.revoke('gw-r', active.keyId, Date.now() - 1000, 'test');
     gw.key = signerOf('gw-r', seed(11));
     expect(
       await send(

@@ -202,7 +202,7 @@ describe('a rotated key', () => {
     expect(records.find((r) => r.event === 'rotated')).toMatchObject({ keyId: oldKeyId, newKeyId, graceUntil: expect.any(Number) as unknown });
 
     // the new key revoked later: the bundle holds a rotation and a revocation, and every batch verifies
-    t.server.keys.revoke('gw-a', newKeyId, Date.now(), 'test: rotation then revocation');
+    await t.server.keys.revoke('gw-a', newKeyId, Date.now(), 'test: rotation then revocation');
     const report = await exported('gw-a', 'rotated');
     expect(report.problems).toEqual([]);
     expect(report.keyEvents.map((e) => e.kind)).toEqual(['registered', 'rotated', 'revoked']);
@@ -234,7 +234,7 @@ describe('a rotated key', () => {
     expect(await send(t, gw, gw.sign(stamped('rot-2', 0, 2, Date.now())))).toBe('acked');
     // rotated six minutes ago (server time): the grace is over
     const { statement, oldSignature, newSignature } = rotation('gw-b', Date.now() - 6 * 60_000);
-    t.server.keys.rotate(statement, oldSignature, newSignature, Date.now() - 6 * 60_000);
+    await t.server.keys.rotate(statement, oldSignature, newSignature, Date.now() - 6 * 60_000);
     const old = gw.sign(stamped('rot-2', 2, 2, Date.now() - 10 * 60_000));
     expect(await send(t, gw, old)).toMatch(new RegExp(`key ${oldKeyId} is retired from .*: its grace period is over`));
     const report = await exported('gw-b', 'grace');
@@ -262,7 +262,7 @@ describe('revocation from a time in the past, and logs of earlier versions', () 
     await new Promise((r) => setTimeout(r, 20));
     // the thief's batch, dated before the theft: it arrived after it
     expect(await send(t, gw, gw.sign(stamped('from-1', 2, 2, theft - HOUR)))).toBe('acked');
-    expect(t.server.keys.revoke('gw-s', keyId, theft, 'stolen').lastValidBatch).toBe(0);
+    expect((await t.server.keys.revoke('gw-s', keyId, theft, 'stolen')).lastValidBatch).toBe(0);
     expect(t.server.events.list({ gateway: 'gw-s', kind: 'key-revoked' })[0]?.detail).toMatch(
       /valid for batches up to 0; 1 stored batches under it arrived since and are no longer valid/,
     );
