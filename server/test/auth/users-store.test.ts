@@ -408,6 +408,8 @@ describe('two nodes on one PostgreSQL', () => {
       const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
       await node(a, clock).bootstrapAdmin('given-admin-password');
       await node(a, clock).create(SYSTEM_ACTOR, { username: 'admin2', role: 'admin', password: PASSWORD });
+      // both pools connected, so that the two changes run at the same time
+      await Promise.all([a, b].map((k) => sql`SELECT 1`.execute(k)));
       const settled = await Promise.allSettled([
         node(a, clock).update({ username: 'admin2', role: 'admin' }, 'admin', { role: 'technician' }, 'demoted'),
         node(b, clock).update({ username: 'admin', role: 'admin' }, 'admin2', { disabled: true }, 'disabled'),
