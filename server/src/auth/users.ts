@@ -5,7 +5,7 @@ import crypto, { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { passwordSchema, ROLES, usernameSchema, type Locale, type Page, type Role } from '@labtrace/protocols/api';
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { sql, type CompiledQuery, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { pageOfRows } from '../api/paging.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { SYSTEM_ACTOR } from '../audit/audit-trail.js';
@@ -165,6 +165,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   private readonly postgres: boolean;
   /** compared against when the user is unknown, so that a login takes as long either way */
   private dummyHash: Promise<string> | undefined;
+  /** the query of every authenticated request, compiled once */
+  private byToken: CompiledQuery<UserRow & { session_expires: number }> | undefined;
 
   constructor(
     store: UserStore,
@@ -619,14 +621,17 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   /** The principal a session or API token stands for, if it is valid now. */
   async authenticate(token: string, via: Principal['via']): Promise<Principal | undefined> {
     const now = this.now();
-    // read on every request: a change to the user, from any node or the command line, counts at once
-    const row = await this.store
+    // read on every request: a change to the user, from any node or the command line, counts at once. The query is
+    // built once (its only parameter: the token's hash), so that a request costs the lookup alone
+    this.byToken ??= this.store
       .selectFrom('sessions as s')
       .innerJoin('users as u', 'u.id', 's.user_id')
       .selectAll('u')
       .select('s.expires_at as session_expires')
-      .where('s.token_hash', '=', sha256(token))
-      .executeTakeFirst();
+      .where('s.token_hash', '=', '')
+      .compile();
+    const byToken: CompiledQuery<UserRow & { session_expires: number }> = { ...this.byToken, parameters: [sha256(token)] };
+    const [row] = (await this.store.executeQuery(byToken)).rows;
     if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
     return {
       userId: row.id,

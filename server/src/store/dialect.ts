@@ -10,6 +10,7 @@ import { LabtraceError } from '@labtrace/protocols';
 import { readSecretFile } from '../secret-env.js';
 import { openSqliteFile, type Tables } from './database.js';
 import type { SqlDialect } from './portable-ddl.js';
+import { withStatementCache } from './sqlite-statements.js';
 
 /** `database` in server.yaml (LABTRACE_DATABASE_URL overrides the URL); without a URL, the SQLite file in the data directory */
 export const databaseConfigSchema = z.strictObject({
@@ -127,7 +128,7 @@ export function openStore(
     const sqlite = openSqliteFile(target.file);
     // another process migrating the same file holds its write lock for as long as that takes: wait for it
     if (options.busyTimeoutMs !== undefined) sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
-    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, dialect: 'sqlite', description, close: () => db.destroy() };
   }
   if (options.passwordFile !== undefined && target.password !== undefined)
