@@ -263,9 +263,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       .selectAll()
       // lower() on both sides: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not
       .$if(q !== '', (b) =>
-        b.where(
-          sql<boolean>`(lower(username) LIKE ${like} ESCAPE '\\' OR lower(COALESCE(organization, '')) LIKE ${like} ESCAPE '\\')`,
-        ),
+        b.where(sql<boolean>`(lower(username) LIKE ${like} ESCAPE '\\' OR lower(COALESCE(organization, '')) LIKE ${like} ESCAPE '\\')`),
       )
       .$if(query.role !== undefined, (b) => b.where('role', '=', query.role as Role))
       .$if(query.disabled !== undefined, (b) => b.where('disabled', '=', query.disabled ? 1 : 0))
@@ -537,11 +535,7 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
       if (reset === undefined) {
         const current = await this.row(trx, username);
         const why =
-          current === undefined || current.password_hash !== row.password_hash
-            ? 'password'
-            : current.disabled === 1
-              ? 'disabled'
-              : 'locked';
+          current === undefined || current.password_hash !== row.password_hash ? 'password' : current.disabled === 1 ? 'disabled' : 'locked';
         await refused(trx, why);
         return why;
       }

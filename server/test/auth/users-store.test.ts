@@ -124,13 +124,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect((await users.page({ limit: 10, q: '%' })).items).toEqual([]);
     expect((await users.page({ limit: 10, role: 'admin' })).items.map((u) => u.username)).toEqual(['admin']);
     expect((await users.page({ limit: 10, disabled: true })).items).toEqual([]);
-    expect(await actions(db)).toEqual([
-      'create user admin',
-      'create organization acme',
-      'create user tech',
-      'create user cli_1',
-      'create user aud',
-    ]);
+    expect(await actions(db)).toEqual(['create user admin', 'create organization acme', 'create user tech', 'create user cli_1', 'create user aud']);
     // no password in the trail, only hashes in the table
     const stored = JSON.stringify(await db.selectFrom('users').selectAll().execute());
     expect(stored).not.toContain(PASSWORD);
@@ -203,10 +197,12 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(users.update(SYSTEM_ACTOR, 'admin', { disabled: true }, 'oops')).rejects.toThrow(/last active admin/);
     await expect(users.update(SYSTEM_ACTOR, 'nobody', {}, 'x')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     // preferences
-    expect(await users.setPreferences({ username: 'tech', role: 'signatory' }, 'tech', { locale: 'zh-CN', timeZone: 'Asia/Shanghai' })).toMatchObject({
-      locale: 'zh-CN',
-      timeZone: 'Asia/Shanghai',
-    });
+    expect(await users.setPreferences({ username: 'tech', role: 'signatory' }, 'tech', { locale: 'zh-CN', timeZone: 'Asia/Shanghai' })).toMatchObject(
+      {
+        locale: 'zh-CN',
+        timeZone: 'Asia/Shanghai',
+      },
+    );
     expect(await users.setPreferences({ username: 'tech', role: 'signatory' }, 'tech', { timeZone: null })).toMatchObject({
       locale: 'zh-CN',
       timeZone: null,

@@ -45,7 +45,8 @@ export interface TestServer {
 /** Creates one user per role (admin exists already) and an API token for each. */
 export async function addTestUsers(server: LabtraceServer): Promise<Record<Role, string>> {
   const system = { username: 'test-setup', role: 'system' };
-  if ((await server.users.organizations()).length === 0) await server.users.createOrganization(system, ORGANIZATION, 'Client A', 'quality@client-a.example');
+  if ((await server.users.organizations()).length === 0)
+    await server.users.createOrganization(system, ORGANIZATION, 'Client A', 'quality@client-a.example');
   const tokens = {} as Record<Role, string>;
   for (const role of ROLES) {
     if ((await server.users.get(role)) === undefined)
