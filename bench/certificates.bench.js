@@ -59,7 +59,7 @@ async function serve() {
   const server = new LabtraceServer(config, pino({ level: 'silent' }), { adminPassword: 'bench-admin-password', announce: () => undefined });
   await server.start();
   const system = { username: 'bench', role: 'system' };
-  server.users.createOrganization(system, 'org-bench', 'Bench client', 'quality@bench.example');
+  await server.users.createOrganization(system, 'org-bench', 'Bench client', 'quality@bench.example');
   await server.users.create(system, { username: 'tech', role: 'technician', password: 'bench-tech-password' });
   await server.users.create(system, { username: 'sig', role: 'signatory', password: 'bench-signatory-password' });
   const tech = { username: 'tech', role: 'technician', organization: null };

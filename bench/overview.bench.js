@@ -204,7 +204,7 @@ async function main() {
       .get();
     log(`store filled in ${fillSeconds.toFixed(1)} s: ${counts.runs} runs, ${counts.results} results, ${counts.audit} audit entries`);
 
-    const token = server.users.createApiToken({ username: 'bench', role: 'system' }, 'admin', 'bench', DAY).token;
+    const token = (await server.users.createApiToken({ username: 'bench', role: 'system' }, 'admin', 'bench', DAY)).token;
     const base = `http://127.0.0.1:${server.httpPort}`;
     const zones = ['Asia/Shanghai', 'Europe/Berlin'];
     // wall time, and the CPU time this process (server and client alike) spent on the request: on a machine shared

@@ -44,11 +44,11 @@ async function main() {
   await server.start();
   try {
     const system = { username: 'bench', role: 'system' };
-    for (const org of ORGS) server.users.createOrganization(system, org, `Customer ${org}`, `quality@${org}.example`);
+    for (const org of ORGS) await server.users.createOrganization(system, org, `Customer ${org}`, `quality@${org}.example`);
     await server.users.create(system, { username: 'tech', role: 'technician', password: 'bench-tech-password' });
     await server.users.create(system, { username: 'cli', role: 'client', password: 'bench-client-password', organization: 'org-b' });
-    const token = (user) => server.users.createApiToken(system, user, 'bench', 86_400_000).token;
-    const tokens = { technician: token('tech'), client: token('cli') };
+    const token = async (user) => (await server.users.createApiToken(system, user, 'bench', 86_400_000)).token;
+    const tokens = { technician: await token('tech'), client: await token('cli') };
     server.labRecords.createMethod(system, {
       id: 'tensile',
       standard: 'ISO 6892-1:2019',

@@ -60,13 +60,13 @@ async function serve(configFile) {
   const server = new LabtraceServer(config, pino({ level: 'warn' }), { adminPassword: options.adminPassword, announce: () => undefined });
   await server.start();
   const system = { username: 'bench', role: 'system' };
-  server.users.createOrganization(system, ORG, 'Bench client');
+  await server.users.createOrganization(system, ORG, 'Bench client');
   await server.users.create(system, { username: 'tech', role: 'technician', password: options.userPassword });
-  const technician = server.users.createApiToken(system, 'tech', 'bench', 3_600_000).token;
+  const technician = (await server.users.createApiToken(system, 'tech', 'bench', 3_600_000)).token;
   const clients = [];
   for (let i = 1; i <= CLIENT_USERS; i++) {
     await server.users.create(system, { username: `client-${i}`, role: 'client', password: options.userPassword, organization: ORG });
-    clients.push(server.users.createApiToken(system, `client-${i}`, 'bench', 3_600_000).token);
+    clients.push((await server.users.createApiToken(system, `client-${i}`, 'bench', 3_600_000)).token);
   }
   process.send({ type: 'ready', httpPort: server.httpPort, mqttPort: server.mqttPort, technician, clients });
   // how late the server's event loop runs: a push that waits behind other work shows here

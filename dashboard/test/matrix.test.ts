@@ -323,7 +323,7 @@ async function setUp(): Promise<Fixture> {
       ...(role === 'client' ? { organization: ORGANIZATION } : {}),
       ...(role === 'auditor' ? { grantUntil: Date.now() + 30 * DAY } : {}),
     });
-    tokens[role] = t.server.users.createApiToken(SYSTEM, USERS[role], 'tests', DAY).token;
+    tokens[role] = (await t.server.users.createApiToken(SYSTEM, USERS[role], 'tests', DAY)).token;
   }
   const mustChange = await t.server.users.create(SYSTEM, { username: MUST_CHANGE, role: 'client', organization: ORGANIZATION });
 

@@ -104,7 +104,7 @@ describe('user administration', () => {
       await auditorRow.locator('[data-test="user-set-grant"]').click();
       await dialog.locator('[data-test="confirm-reason"]').fill('audit extended to June');
       await dialog.locator('[data-test="confirm-ok"]').click();
-      await waitFor('the grant to change', () => t.server.users.get('auditor')?.grantUntil === Date.parse('2031-06-30T23:59:59+08:00'));
+      await waitFor('the grant to change', () => t.server.users.getNow('auditor')?.grantUntil === Date.parse('2031-06-30T23:59:59+08:00'));
       // shown in the admin's zone, named
       await page.waitForFunction(
         () => {

@@ -205,7 +205,7 @@ async function userCommand(argv: string[]): Promise<void> {
     const users = new Users(database, new AuditTrail(database));
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     if (command === 'list') {
-      for (const u of users.list())
+      for (const u of await users.list())
         out(
           `${u.username} ${u.role}${u.organization === null ? '' : ` org=${u.organization}`}${u.disabled ? ' disabled' : ''}${u.grantUntil === null ? '' : ` until ${new Date(u.grantUntil).toISOString()}`}${u.grantOrganizations === null ? '' : ` over ${u.grantOrganizations.join(',')}`}`,
         );

@@ -8,7 +8,8 @@ export interface Chore {
   name: string;
   /** the log line when it fails: what did not happen, in the operator's words */
   failure: string;
-  run(): void;
+  /** a chore on the store's async queries answers a promise: its failure is logged the same way when it settles */
+  run(): void | Promise<unknown>;
 }
 
 export class Housekeeping {
@@ -31,15 +32,20 @@ export class Housekeeping {
     return Promise.resolve();
   }
 
-  /** Runs every chore once, in order; returns the names of those that failed. */
+  /**
+   * Runs every chore once, in order; returns the names of those that failed at once (an async chore's failure is
+   * logged when its promise rejects).
+   */
   runOnce(): string[] {
     const failed: string[] = [];
+    const report = (chore: Chore, err: unknown): void => this.logger.error({ task: chore.name, err: messageOf(err) }, chore.failure);
     for (const chore of this.chores) {
       try {
-        chore.run();
+        const done = chore.run();
+        if (done instanceof Promise) done.catch((err: unknown) => report(chore, err));
       } catch (err) {
         failed.push(chore.name);
-        this.logger.error({ task: chore.name, err: messageOf(err) }, chore.failure);
+        report(chore, err);
       }
     }
     return failed;

@@ -150,8 +150,8 @@ async function seedDemoUsers(dataDir: string): Promise<{ username: string; role:
   try {
     await database.migrate();
     const users = new Users(database, new AuditTrail(database));
-    if (users.count() > 0) return [];
-    users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client', 'quality@demo-client.example');
+    if ((await users.count()) > 0) return [];
+    await users.createOrganization(SYSTEM_ACTOR, 'demo-client', 'Demo client', 'quality@demo-client.example');
     const adminPassword = adminPasswordFrom(process.env);
     const seeded: { username: string; role: Role; password: string | undefined }[] = [];
     for (const role of ['admin', 'technician', 'signatory', 'client', 'auditor'] as const) {

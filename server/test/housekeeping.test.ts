@@ -39,7 +39,7 @@ test('pruning sessions fails: logged as such, never as an unsigned checkpoint; c
   // an audit entry made now is anchored in the log and covered by a new checkpoint while the prune keeps failing
   const log = t.server.log;
   if (!log) throw new Error('the log is open once the server started');
-  t.server.users.createOrganization({ username: 'test-setup', role: 'system' }, 'org-h', 'Client H');
+  await t.server.users.createOrganization({ username: 'test-setup', role: 'system' }, 'org-h', 'Client H');
   const entry = () => db.prepare("SELECT log_index FROM audit_trail WHERE record_id = 'org-h'").get() as { log_index: number | null };
   await waitFor('the entry anchored', () => entry().log_index !== null);
   await waitFor('a checkpoint covering it', () => sizeOf(log.latestCheckpoint()?.note) > (entry().log_index ?? Infinity));

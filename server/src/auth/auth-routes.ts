@@ -74,25 +74,28 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     }
   });
 
-  routeOf(router, api.logout, (req, res) => {
+  routeOf(router, api.logout, async (req, res) => {
     const principal = signedIn(req);
-    users.logoutAll(actorOf(principal), principal.username, clientContext(req));
+    await users.logoutAll(actorOf(principal), principal.username, clientContext(req));
     clearCookies(res);
     logger.info({ user: principal.username }, 'logout: every session ended');
     res.status(204).end();
   });
 
-  const meOf = (principal: Principal) => ({ ...users.get(principal.username), csrf: principal.via === 'cookie' ? principal.csrf : undefined });
+  const meOf = async (principal: Principal) => ({
+    ...(await users.get(principal.username)),
+    csrf: principal.via === 'cookie' ? principal.csrf : undefined,
+  });
 
-  routeOf(router, api.me, (req, res) => {
-    res.json(meOf(signedIn(req)));
+  routeOf(router, api.me, async (req, res) => {
+    res.json(await meOf(signedIn(req)));
   });
 
   // the user's own language and time zone; audited, open to every role (policy.ts)
-  routeOf(router, api.updatePreferences, (req, res, { body }) => {
+  routeOf(router, api.updatePreferences, async (req, res, { body }) => {
     const principal = signedIn(req);
-    users.setPreferences(actorOf(principal), principal.username, body);
-    res.json(meOf(principal));
+    await users.setPreferences(actorOf(principal), principal.username, body);
+    res.json(await meOf(principal));
   });
 
   routeOf(router, api.changePassword, async (req, res, { body }) => {
@@ -103,25 +106,25 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.status(204).end();
   });
 
-  routeOf(router, api.createToken, (req, res, { body }) => {
+  routeOf(router, api.createToken, async (req, res, { body }) => {
     const principal = signedIn(req);
-    res.status(201).json(users.createApiToken(actorOf(principal), principal.username, body.name, body.ttlDays * 86_400_000));
+    res.status(201).json(await users.createApiToken(actorOf(principal), principal.username, body.name, body.ttlDays * 86_400_000));
   });
 
   // the caller's own tokens; an admin's view holds every user's (and may revoke any)
-  routeOf(router, api.listTokens, (req, res) => {
+  routeOf(router, api.listTokens, async (req, res) => {
     const principal = signedIn(req);
-    res.json(users.apiTokens(principal.role === 'admin' ? undefined : principal.username));
+    res.json(await users.apiTokens(principal.role === 'admin' ? undefined : principal.username));
   });
 
-  routeOf(router, api.revokeToken, (req, res, { params, body }) => {
+  routeOf(router, api.revokeToken, async (req, res, { params, body }) => {
     const principal = signedIn(req);
-    res.json(users.revokeApiToken(actorOf(principal), params.id, principal.role === 'admin' ? undefined : principal.username, body.reason));
+    res.json(await users.revokeApiToken(actorOf(principal), params.id, principal.role === 'admin' ? undefined : principal.username, body.reason));
   });
 
-  routeOf(router, api.listUsers, (_req, res, { query }) => {
+  routeOf(router, api.listUsers, async (_req, res, { query }) => {
     const { disabled, ...rest } = query;
-    res.json(users.page({ ...rest, ...(disabled === undefined ? {} : { disabled: disabled === 'true' }) }));
+    res.json(await users.page({ ...rest, ...(disabled === undefined ? {} : { disabled: disabled === 'true' }) }));
   });
 
   routeOf(router, api.createUser, async (req, res, { body }) => {
@@ -129,9 +132,9 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.status(201).json({ ...user, ...(password === undefined ? {} : { oneTimePassword: password }) });
   });
 
-  routeOf(router, api.updateUser, (req, res, { params, body }) => {
+  routeOf(router, api.updateUser, async (req, res, { params, body }) => {
     const { reason, ...changes } = body;
-    res.json(users.update(actorOf(signedIn(req)), params.username, changes, reason));
+    res.json(await users.update(actorOf(signedIn(req)), params.username, changes, reason));
   });
 
   routeOf(router, api.resetPassword, async (req, res, { params, body }) => {
@@ -139,12 +142,12 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.json(oneTime === undefined ? {} : { oneTimePassword: oneTime });
   });
 
-  routeOf(router, api.listOrganizations, (_req, res) => {
-    res.json(users.organizations());
+  routeOf(router, api.listOrganizations, async (_req, res) => {
+    res.json(await users.organizations());
   });
 
-  routeOf(router, api.createOrganization, (req, res, { body }) => {
-    res.status(201).json(users.createOrganization(actorOf(signedIn(req)), body.id, body.name, body.contact));
+  routeOf(router, api.createOrganization, async (req, res, { body }) => {
+    res.status(201).json(await users.createOrganization(actorOf(signedIn(req)), body.id, body.name, body.contact));
   });
 
   routeOf(router, api.listAudit, (req, res, { query }) => {

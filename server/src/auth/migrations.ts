@@ -1,6 +1,6 @@
 // The tables of users, customer organizations and sessions (auth/users.ts).
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { ddl, dialectOf } from '../store/portable-ddl.js';
 
 export const authMigrations: Record<string, Migration> = {
   // 0010 also creates the audit trail's table (audit/audit-trail.ts): it came with the users whose actions it records,
@@ -64,6 +64,28 @@ export const authMigrations: Record<string, Migration> = {
       // a user's own language and time zone (PATCH /api/auth/preferences); NULL follows the browser
       await ddl(db, `ALTER TABLE users ADD COLUMN locale TEXT`);
       await ddl(db, `ALTER TABLE users ADD COLUMN time_zone TEXT`);
+    },
+  },
+  '0046_session_ids': {
+    async up(db: Kysely<unknown>) {
+      // an API token is named by a number (GET /api/auth/tokens, its revocation, its audit entries): it was SQLite's
+      // rowid, which PostgreSQL has not. The table is made again with the number as a column of its own; on SQLite the
+      // rowids are kept as the ids, so that a token keeps its number and its audit entries still name it.
+      await ddl(
+        db,
+        `CREATE TABLE sessions_new (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, token_hash TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL REFERENCES users(id),
+      kind TEXT NOT NULL, name TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`,
+      );
+      if (dialectOf(db) === 'sqlite')
+        await sql`INSERT INTO sessions_new (id, token_hash, user_id, kind, name, created_at, expires_at)
+          SELECT rowid, token_hash, user_id, kind, name, created_at, expires_at FROM sessions ORDER BY rowid`.execute(db);
+      else
+        await sql`INSERT INTO sessions_new (token_hash, user_id, kind, name, created_at, expires_at)
+          SELECT token_hash, user_id, kind, name, created_at, expires_at FROM sessions ORDER BY created_at, token_hash`.execute(db);
+      await ddl(db, `DROP TABLE sessions`);
+      await ddl(db, `ALTER TABLE sessions_new RENAME TO sessions`);
+      await ddl(db, `CREATE INDEX sessions_by_user ON sessions (user_id)`);
     },
   },
 };

@@ -290,11 +290,12 @@ export function credentialOf(headers: {
 export function authenticate(users: Users): RequestHandler {
   return (req, _res, next) => {
     const credential = credentialOf(req.headers);
-    if (credential !== undefined) {
-      const principal = users.authenticate(credential.token, credential.via);
+    if (credential === undefined) return next();
+    // a store that cannot answer fails the request (500 through the error handler); it never lets it through
+    users.authenticate(credential.token, credential.via).then((principal) => {
       if (principal) principals.set(req, principal);
-    }
-    next();
+      next();
+    }, next);
   };
 }
 

@@ -3,14 +3,15 @@
 // often locks the account for a while. Every change to a user is written to the audit trail.
 import crypto, { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Statement } from 'better-sqlite3';
 import { idSchema, LabtraceError, parseWith } from '@labtrace/protocols';
 import { passwordSchema, ROLES, usernameSchema, type Locale, type Page, type Role } from '@labtrace/protocols/api';
-import { pageOfRows, pageSql } from '../api/paging.js';
+import { sql, type CompiledQuery, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { pageOfRows } from '../api/paging.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { SYSTEM_ACTOR } from '../audit/audit-trail.js';
 import { hashPassword, verifyPassword } from '../broker/passwords.js';
-import type { LabDatabase } from '../store/database.js';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 
 // the roles and the shapes of names and passwords are part of the API contract (@labtrace/protocols/api)
 export { ROLES, usernameSchema, passwordSchema };
@@ -104,23 +105,8 @@ export interface LoginResult {
   user: UserView;
 }
 
-interface UserRow {
-  id: number;
-  username: string;
-  role: Role;
-  organization: string | null;
-  password_hash: string;
-  must_change: number;
-  disabled: number;
-  grant_until: number | null;
-  grant_organizations: string | null;
-  failed_logins: number;
-  locked_until: number | null;
-  created_at: number;
-  password_changed_at: number;
-  locale: string | null;
-  time_zone: string | null;
-}
+/** a user as stored */
+type UserRow = Selectable<Tables['users']>;
 
 // one-shot hashing where Node has it (>= 20.12): a request's token is hashed on every request
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
@@ -129,7 +115,7 @@ const sha256 = (text: string): string => (oneShot ? oneShot('sha256', text, 'hex
 export const csrfOf = (token: string): string => createHash('sha256').update(`csrf:${token}`).digest('base64url');
 const view = (row: UserRow): UserView => ({
   username: row.username,
-  role: row.role,
+  role: row.role as Role,
   organization: row.organization,
   disabled: row.disabled === 1,
   grantUntil: row.grant_until,
@@ -153,34 +139,62 @@ const clientOf = (c: ClientContext): { ip: string | null; userAgent: string | nu
 
 const REFUSED = 'login refused: unknown user, wrong password, or the account is disabled or locked for a while';
 
+/** the advisory lock (two-key form) under which a PostgreSQL transaction changes a user's role or state ('ltus') */
+const USERS_LOCK = [0x6c74_7573, 1] as const;
+
+/** what the store of the users is: the store's Kysely (SQLite or PostgreSQL), or the embedded SQLite store itself */
+export type UserStore = Kysely<Tables> | LabDatabase;
+
+const isLabDatabase = (store: UserStore): store is LabDatabase => 'sqlite' in store && 'db' in store;
+
+/**
+ * The users, their sessions and API tokens, and the customer organizations. Its queries run through Kysely on the
+ * store's database (SQLite or PostgreSQL), each change in one transaction with its audit-trail entry
+ * (AuditTrail.recordIn); a session or token is read from the store on every request, so that a change made on any
+ * node counts at once everywhere. Given the embedded SQLite store, it also has the synchronous twins that modules not
+ * yet on Kysely call inside their own SQLite transactions (`transaction`, `getNow`).
+ */
 export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   private readonly now: () => number;
   readonly sessionTtlMs: number;
   private readonly maxFailures: number;
   private readonly lockoutMs: number;
-  /** the statement of every authenticated request, prepared once (the tables exist only after the migration) */
-  private byToken: Statement<[string], UserRow & { session_expires: number }> | undefined;
+  private readonly store: Kysely<Tables>;
+  /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
+  private readonly database: LabDatabase | undefined;
+  private readonly postgres: boolean;
   /** compared against when the user is unknown, so that a login takes as long either way */
   private dummyHash: Promise<string> | undefined;
+  /** the query of every authenticated request, compiled once */
+  private byToken: CompiledQuery<UserRow & { session_expires: number }> | undefined;
 
   constructor(
-    private readonly database: LabDatabase,
+    store: UserStore,
     private readonly audit: AuditTrail,
     options: AuthOptions = {},
   ) {
     super();
+    this.database = isLabDatabase(store) ? store : undefined;
+    this.store = isLabDatabase(store) ? store.db : store;
+    this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
     this.now = options.now ?? Date.now;
     this.sessionTtlMs = options.sessionTtlMs ?? 8 * 3_600_000;
     this.maxFailures = options.maxFailures ?? 5;
     this.lockoutMs = options.lockoutMs ?? 15 * 60_000;
   }
 
-  private row(username: string): UserRow | undefined {
-    return this.database.sqlite.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+  /** the user's row; `forUpdate`: held until the transaction ends (PostgreSQL; SQLite has one writer anyway) */
+  private async row(db: Kysely<Tables>, username: string, forUpdate = false): Promise<UserRow | undefined> {
+    return db
+      .selectFrom('users')
+      .selectAll()
+      .where('username', '=', username)
+      .$if(forUpdate && this.postgres, (q) => q.forUpdate())
+      .executeTakeFirst();
   }
 
-  private existing(username: string): UserRow {
-    const row = this.row(username);
+  private async existing(db: Kysely<Tables>, username: string, forUpdate = false): Promise<UserRow> {
+    const row = await this.row(db, username, forUpdate);
     if (!row)
       throw new LabtraceError('E_NOT_FOUND', `user "${username}" is not known`, {
         reason: 'record.not-found',
@@ -189,159 +203,213 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     return row;
   }
 
-  /** Runs `fn` in one transaction of the store: a change made elsewhere (a gateway's key) and its audit entry together. */
+  /**
+   * Runs `fn` in one synchronous transaction of the embedded SQLite store: a change made by a module not yet on
+   * Kysely (a gateway's key, an enrollment token) and its audit entry together. Synchronous until those modules move.
+   */
   transaction<T>(fn: () => T): T {
-    return this.database.sqlite.transaction(fn)();
+    return this.sqlite('transaction').transaction(fn)();
   }
 
-  count(): number {
-    return (this.database.sqlite.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  private sqlite(what: string): LabDatabase['sqlite'] {
+    if (this.database === undefined) throw new Error(`users: ${what} needs the embedded SQLite store`);
+    return this.database.sqlite;
   }
 
-  get(username: string): UserView | undefined {
-    const row = this.row(username);
+  async count(): Promise<number> {
+    const { n } = await this.store
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(n);
+  }
+
+  /** A user as shown; `db`: a transaction of the caller's to read in. */
+  async get(username: string, db: Kysely<Tables> = this.store): Promise<UserView | undefined> {
+    const row = await this.row(db, username);
     return row && view(row);
   }
 
-  list(): UserView[] {
-    return (this.database.sqlite.prepare('SELECT * FROM users ORDER BY username').all() as UserRow[]).map(view);
+  /**
+   * get() for a module that asks inside its own synchronous SQLite transaction (the notifier's announceNow).
+   * Synchronous until those modules move; the embedded SQLite store only.
+   */
+  getNow(username: string): UserView | undefined {
+    const row = this.sqlite('getNow').prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+    return row && view(row);
+  }
+
+  async list(): Promise<UserView[]> {
+    return (await this.store.selectFrom('users').selectAll().orderBy('username').execute()).map(view);
   }
 
   /**
    * A page of users, newest first (by id): `q` a part of the username or the organization (case-insensitive, % and
    * _ taken literally), `role` and `disabled` exact.
    */
-  page(query: {
+  async page(query: {
     limit: number;
     cursor?: string | undefined;
     q?: string | undefined;
     role?: Role | undefined;
     disabled?: boolean | undefined;
-  }): Page<UserView> {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
+  }): Promise<Page<UserView>> {
     const q = query.q?.trim() ?? '';
-    if (q !== '') {
-      const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      where.push("(username LIKE ? ESCAPE '\\' OR COALESCE(organization, '') LIKE ? ESCAPE '\\')");
-      args.push(like, like);
-    }
-    if (query.role !== undefined) {
-      where.push('role = ?');
-      args.push(query.role);
-    }
-    if (query.disabled !== undefined) {
-      where.push('disabled = ?');
-      args.push(query.disabled ? 1 : 0);
-    }
-    const page = pageSql(query, 'id');
-    const rows = this.database.sqlite
-      .prepare(`SELECT * FROM users WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`)
-      .all(...args, ...page.params) as UserRow[];
+    const like = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`).toLowerCase()}%`;
+    const limit = Math.max(1, Math.floor(query.limit));
+    const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
+    const rows = await this.store
+      .selectFrom('users')
+      .selectAll()
+      // lower() on both sides: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not
+      .$if(q !== '', (b) =>
+        b.where(sql<boolean>`(lower(username) LIKE ${like} ESCAPE '\\' OR lower(COALESCE(organization, '')) LIKE ${like} ESCAPE '\\')`),
+      )
+      .$if(query.role !== undefined, (b) => b.where('role', '=', query.role as Role))
+      .$if(query.disabled !== undefined, (b) => b.where('disabled', '=', query.disabled ? 1 : 0))
+      .$if(cursor !== undefined, (b) => b.where('id', '<', cursor as number))
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
     return pageOfRows(rows, query, (r) => r.id, view);
   }
 
   /**
    * The first start: creates the user `admin` when no admin exists, with the given password or a
-   * one-time password that is returned (to be shown once, never logged).
+   * one-time password that is returned (to be shown once, never logged). Nodes starting at once on one store
+   * create one admin: the others find it (undefined), they do not fail.
    */
   async bootstrapAdmin(password?: string): Promise<{ username: string; password: string | undefined } | undefined> {
-    const admins = (this.database.sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n;
-    if (admins > 0) return undefined;
-    const created = await this.create(SYSTEM_ACTOR, { username: 'admin', role: 'admin', password });
-    return { username: 'admin', password: created.password };
+    if ((await this.admins(this.store)) > 0) return undefined;
+    const created = await this.insertUser(SYSTEM_ACTOR, { username: 'admin', role: 'admin', password }, true);
+    return created === undefined ? undefined : { username: 'admin', password: created.password };
   }
 
   /** Creates a user; without a password, a one-time password is generated and returned (it must be changed). */
   async create(actor: Actor, input: NewUser): Promise<{ user: UserView; password: string | undefined }> {
+    const created = await this.insertUser(actor, input, false);
+    if (created === undefined) throw new Error('unreachable: a user is created or refused');
+    return created;
+  }
+
+  /** create(); `unlessAdmin`: nothing (undefined) when an admin exists by the time the transaction writes */
+  private async insertUser(
+    actor: Actor,
+    input: NewUser,
+    unlessAdmin: boolean,
+  ): Promise<{ user: UserView; password: string | undefined } | undefined> {
     const username = parseWith(usernameSchema, input.username, 'username', 'E_BAD_REQUEST');
     if (input.password !== undefined) parseWith(passwordSchema, input.password, 'password', 'E_BAD_REQUEST');
     const grantOrganizations = input.grantOrganizations ?? null;
-    const organization = this.checkRoleScope(input.role, input.organization ?? null, input.grantUntil ?? null, grantOrganizations);
+    const organization = this.checkRoleShape(input.role, input.organization ?? null, input.grantUntil ?? null, grantOrganizations);
     const oneTime = input.password === undefined ? randomBytes(18).toString('base64url') : undefined;
     const hash = await hashPassword(input.password ?? oneTime ?? '');
     const now = this.now();
-    const db = this.database.sqlite;
-    db.transaction(() => {
-      if (this.row(username))
-        throw new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`, {
-          reason: 'record.exists',
-          params: { type: 'user', id: username },
-        });
-      db.prepare(
-        `INSERT INTO users (username, role, organization, password_hash, must_change, grant_until, grant_organizations, created_at, password_changed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        username,
-        input.role,
-        organization,
-        hash,
-        oneTime === undefined ? 0 : 1,
-        input.grantUntil ?? null,
-        grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
-        now,
-        now,
-      );
-      const created = view(this.existing(username));
-      this.audit.record(actor, { action: 'create', recordType: 'user', recordId: username, newValue: auditView(created) });
-    })();
-    return { user: view(this.existing(username)), password: oneTime };
+    const taken = (): LabtraceError =>
+      new LabtraceError('E_CONFLICT', `body: username: "${username}" is taken`, {
+        reason: 'record.exists',
+        params: { type: 'user', id: username },
+      });
+    const user = await this.store.transaction().execute(async (trx) => {
+      await this.checkOrganizations(trx, organization, grantOrganizations);
+      if (unlessAdmin && (await this.admins(trx)) > 0) return undefined;
+      // one statement decides who has the name: two nodes creating it at once insert one row (the name is UNIQUE)
+      const inserted = await trx
+        .insertInto('users')
+        .values({
+          username,
+          role: input.role,
+          organization,
+          password_hash: hash,
+          must_change: oneTime === undefined ? 0 : 1,
+          grant_until: input.grantUntil ?? null,
+          grant_organizations: grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
+          created_at: now,
+          password_changed_at: now,
+        })
+        .onConflict((oc) => oc.column('username').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (inserted === undefined) {
+        // the first start on another node made the admin meanwhile (it committed before our insert returned)
+        if (unlessAdmin && (await this.admins(trx)) > 0) return undefined;
+        throw taken();
+      }
+      const created = view(inserted);
+      await this.audit.recordIn(trx, actor, { action: 'create', recordType: 'user', recordId: username, newValue: auditView(created) });
+      return created;
+    });
+    return user === undefined ? undefined : { user, password: oneTime };
   }
 
   /** Changes a user's role, organization, grant or disabled flag; the reason is required. */
-  update(actor: Actor, username: string, changes: UserChanges, reason: string | undefined): UserView {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const before = this.existing(username);
-      const role = changes.role ?? before.role;
+  async update(actor: Actor, username: string, changes: UserChanges, reason: string | undefined): Promise<UserView> {
+    const { after, ended } = await this.store.transaction().execute(async (trx) => {
+      // PostgreSQL: one change of a user at a time on every node, so that two admins demoting each other at once
+      // cannot both pass the last-admin check (SQLite has one writer)
+      if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${USERS_LOCK[0]}, ${USERS_LOCK[1]})`.execute(trx);
+      const before = await this.existing(trx, username);
+      const role = changes.role ?? (before.role as Role);
       const organization = changes.organization === undefined ? before.organization : changes.organization;
       const grantUntil = changes.grantUntil === undefined ? before.grant_until : changes.grantUntil;
       const beforeView = view(before);
       // a grant's organizations go with the auditor role: another role drops them
       const grantOrganizations =
         changes.grantOrganizations !== undefined ? changes.grantOrganizations : role === 'auditor' ? beforeView.grantOrganizations : null;
-      this.checkRoleScope(role, organization, grantUntil, grantOrganizations);
+      this.checkRoleShape(role, organization, grantUntil, grantOrganizations);
+      await this.checkOrganizations(trx, organization, grantOrganizations);
       const disabled = changes.disabled === undefined ? before.disabled : changes.disabled ? 1 : 0;
-      if (before.role === 'admin' && (role !== 'admin' || disabled === 1) && this.activeAdmins() <= 1)
+      if (before.role === 'admin' && (role !== 'admin' || disabled === 1) && (await this.admins(trx, true)) <= 1)
         throw new LabtraceError('E_CONFLICT', `user "${username}" is the last active admin`, { reason: 'user.last-admin', params: { username } });
-      db.prepare('UPDATE users SET role = ?, organization = ?, grant_until = ?, grant_organizations = ?, disabled = ? WHERE id = ?').run(
-        role,
-        organization,
-        grantUntil,
-        grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
-        disabled,
-        before.id,
-      );
-      const after = view(this.existing(username));
+      const updated = await trx
+        .updateTable('users')
+        .set({
+          role,
+          organization,
+          grant_until: grantUntil,
+          grant_organizations: grantOrganizations === null ? null : JSON.stringify(grantOrganizations),
+          disabled,
+        })
+        .where('id', '=', before.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const changed = view(updated);
       // what the user may do or see changed: an auditor reviews these on their own (action=privilege-change)
       const privilege =
         role !== before.role ||
         organization !== before.organization ||
         grantUntil !== before.grant_until ||
         JSON.stringify(grantOrganizations) !== JSON.stringify(beforeView.grantOrganizations);
-      this.audit.record(actor, {
+      await this.audit.recordIn(trx, actor, {
         action: privilege ? 'privilege-change' : 'update',
         recordType: 'user',
         recordId: username,
         oldValue: auditView(beforeView),
-        newValue: auditView(after),
+        newValue: auditView(changed),
         reason,
       });
       // a changed role or a disabled account takes effect now, not when the session expires
-      if (privilege || disabled === 1) this.endSessions(before.id, username);
-      return after;
-    })();
+      const end = privilege || disabled === 1;
+      if (end) await this.endSessions(trx, before.id);
+      return { after: changed, ended: end };
+    });
+    if (ended) this.emit('sessionsEnded', username);
+    return after;
   }
 
   /** A user's own language and time zone (null: follow the browser); the change is in the audit trail. */
-  setPreferences(actor: Actor, username: string, changes: PreferenceChanges): UserView {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const before = view(this.existing(username));
+  async setPreferences(actor: Actor, username: string, changes: PreferenceChanges): Promise<UserView> {
+    return this.store.transaction().execute(async (trx) => {
+      const before = view(await this.existing(trx, username, true));
       const locale = changes.locale === undefined ? before.locale : changes.locale;
       const timeZone = changes.timeZone === undefined ? before.timeZone : changes.timeZone;
-      db.prepare('UPDATE users SET locale = ?, time_zone = ? WHERE username = ?').run(locale, timeZone, username);
-      this.audit.record(actor, {
+      const after = await trx
+        .updateTable('users')
+        .set({ locale, time_zone: timeZone })
+        .where('username', '=', username)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, {
         action: 'update',
         recordType: 'user-preferences',
         recordId: username,
@@ -349,8 +417,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
         newValue: { locale, timeZone },
         reason: actor.username === username ? 'changed by the user' : `changed by ${actor.username}`,
       });
-      return view(this.existing(username));
-    })();
+      return view(after);
+    });
   }
 
   /** Sets a user's password (an admin's reset, or a one-time one when none is given) and ends the user's sessions. */
@@ -358,21 +426,29 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     if (password !== undefined) parseWith(passwordSchema, password, 'password', 'E_BAD_REQUEST');
     const oneTime = password === undefined ? randomBytes(18).toString('base64url') : undefined;
     const hash = await hashPassword(password ?? oneTime ?? '');
-    const db = this.database.sqlite;
-    db.transaction(() => {
-      const row = this.existing(username);
-      db.prepare(
-        'UPDATE users SET password_hash = ?, must_change = ?, password_changed_at = ?, failed_logins = 0, locked_until = NULL WHERE id = ?',
-      ).run(hash, actor.username === username && oneTime === undefined ? 0 : 1, this.now(), row.id);
-      this.audit.record(actor, { action: 'password-set', recordType: 'user', recordId: username });
-      this.endSessions(row.id, username);
-    })();
+    await this.store.transaction().execute(async (trx) => {
+      const row = await this.existing(trx, username, true);
+      await trx
+        .updateTable('users')
+        .set({
+          password_hash: hash,
+          must_change: actor.username === username && oneTime === undefined ? 0 : 1,
+          password_changed_at: this.now(),
+          failed_logins: 0,
+          locked_until: null,
+        })
+        .where('id', '=', row.id)
+        .execute();
+      await this.audit.recordIn(trx, actor, { action: 'password-set', recordType: 'user', recordId: username });
+      await this.endSessions(trx, row.id);
+    });
+    this.emit('sessionsEnded', username);
     return oneTime;
   }
 
   /** A user's own password change: the current password proves it is them. Ends every session. */
   async changePassword(principal: Principal, current: string, next: string): Promise<void> {
-    const row = this.existing(principal.username);
+    const row = await this.existing(this.store, principal.username);
     if (!(await verifyPassword(current, row.password_hash)))
       throw new LabtraceError('E_AUTH', 'body: currentPassword: wrong password', { reason: 'auth.wrong-password' });
     if (current === next) throw new LabtraceError('E_BAD_REQUEST', 'body: newPassword: must differ from the current password');
@@ -381,110 +457,150 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
 
   /**
    * Signs a user in. Every attempt leaves an audit entry (never the password): a success as the user, a
-   * refusal as `anonymous` with its cause, and the attempt that locks the account a `lockout` entry too.
+   * refusal as `anonymous` with its cause, and the attempt that locks the account a `lockout` entry too. Failures
+   * are counted in the store by one conditional update each, so that guesses sent at once, to one node or to
+   * several, are all counted and the one that reaches the limit locks the account.
    */
   async login(username: string, password: string, context: ClientContext = {}): Promise<LoginResult> {
     const now = this.now();
-    const row = this.row(username);
+    const row = await this.row(this.store, username);
     const from = clientOf(context);
-    const refuse = (cause: string, recordId = username): LabtraceError => {
-      this.audit.record(ANONYMOUS, { action: 'login-failed', recordType: 'session', recordId, newValue: { ...from, cause } });
-      return new LabtraceError('E_AUTH', REFUSED, { details: { reason: cause } });
+    const refusal = (cause: string): LabtraceError => new LabtraceError('E_AUTH', REFUSED, { details: { reason: cause } });
+    const refused = (trx: Transaction<Tables>, cause: string, recordId = username): Promise<unknown> =>
+      this.audit.recordIn(trx, ANONYMOUS, { action: 'login-failed', recordType: 'session', recordId, newValue: { ...from, cause } });
+    const refuse = async (cause: string, recordId = username): Promise<LabtraceError> => {
+      await this.store.transaction().execute((trx) => refused(trx, cause, recordId));
+      return refusal(cause);
     };
     if (!row) {
       this.dummyHash ??= hashPassword(randomBytes(16).toString('base64url'));
       await verifyPassword(password, await this.dummyHash);
       // not the name typed: it may be a password typed in the wrong field
-      throw refuse('unknown-user', UNKNOWN_USER);
+      throw await refuse('unknown-user', UNKNOWN_USER);
     }
     // a locked account is refused without looking at the password, so that guessing goes no further
-    if (row.locked_until !== null && row.locked_until > now) throw refuse('locked');
+    if (row.locked_until !== null && row.locked_until > now) throw await refuse('locked');
     const ok = await verifyPassword(password, row.password_hash);
-    const db = this.database.sqlite;
     if (!ok) {
-      const failures = row.failed_logins + 1;
-      const lock = failures >= this.maxFailures;
-      throw db.transaction(() => {
-        db.prepare('UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?').run(
-          lock ? 0 : failures,
-          lock ? now + this.lockoutMs : null,
-          row.id,
-        );
-        const err = refuse(lock ? 'locked-now' : 'password');
-        if (lock)
-          this.audit.record(SYSTEM_ACTOR, {
-            action: 'lockout',
-            recordType: 'user',
-            recordId: username,
-            newValue: { failures, lockedUntil: now + this.lockoutMs },
-            reason: `${failures} wrong passwords in a row`,
-          });
-        return err;
-      })();
+      throw await this.store.transaction().execute(async (trx) => {
+        // counted in the store, unless the account was locked meanwhile (by a guess sent at the same time)
+        const counted = await trx
+          .updateTable('users')
+          .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1), locked_until: null }))
+          .where('id', '=', row.id)
+          .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+          .returning(['failed_logins'])
+          .executeTakeFirst();
+        if (counted === undefined) {
+          await refused(trx, 'locked');
+          return refusal('locked');
+        }
+        const failures = Number(counted.failed_logins);
+        const lock = failures >= this.maxFailures;
+        if (!lock) {
+          await refused(trx, 'password');
+          return refusal('password');
+        }
+        await trx
+          .updateTable('users')
+          .set({ failed_logins: 0, locked_until: now + this.lockoutMs })
+          .where('id', '=', row.id)
+          .execute();
+        await refused(trx, 'locked-now');
+        await this.audit.recordIn(trx, SYSTEM_ACTOR, {
+          action: 'lockout',
+          recordType: 'user',
+          recordId: username,
+          newValue: { failures, lockedUntil: now + this.lockoutMs },
+          reason: `${failures} wrong passwords in a row`,
+        });
+        return refusal('locked-now');
+      });
     }
-    if (!this.usable(row, now)) throw refuse(row.disabled === 1 ? 'disabled' : 'grant-ended');
+    if (!this.usable(row, now)) throw await refuse(row.disabled === 1 ? 'disabled' : 'grant-ended');
     const token = `lts_${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + this.sessionTtlMs;
-    db.transaction(() => {
-      db.prepare('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?').run(row.id);
-      db.prepare("INSERT INTO sessions (token_hash, user_id, kind, created_at, expires_at) VALUES (?, ?, 'session', ?, ?)").run(
-        sha256(token),
-        row.id,
-        now,
-        expiresAt,
-      );
-      this.audit.record(
+    const cause = await this.store.transaction().execute(async (trx) => {
+      // the account as checked above, unless it changed meanwhile (locked by guesses sent at once, disabled, or its
+      // password changed, on any node): then no session is made
+      const reset = await trx
+        .updateTable('users')
+        .set({ failed_logins: 0, locked_until: null })
+        .where('id', '=', row.id)
+        .where('password_hash', '=', row.password_hash)
+        .where('disabled', '=', 0)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+        .returning(['id'])
+        .executeTakeFirst();
+      if (reset === undefined) {
+        const current = await this.row(trx, username);
+        const why =
+          current === undefined || current.password_hash !== row.password_hash ? 'password' : current.disabled === 1 ? 'disabled' : 'locked';
+        await refused(trx, why);
+        return why;
+      }
+      await trx
+        .insertInto('sessions')
+        .values({ token_hash: sha256(token), user_id: row.id, kind: 'session', name: null, created_at: now, expires_at: expiresAt })
+        .execute();
+      await this.audit.recordIn(
+        trx,
         { username: row.username, role: row.role },
         { action: 'login', recordType: 'session', recordId: row.username, newValue: { ...from, expiresAt } },
       );
-    })();
+      return undefined;
+    });
+    if (cause !== undefined) throw refusal(cause);
     return { token, csrf: csrfOf(token), expiresAt, user: view(row) };
   }
 
   /** An API token for a machine or a script, acting as the user; shown once. */
-  createApiToken(actor: Actor, username: string, name: string, ttlMs: number): { token: string; expiresAt: number; id: number } {
-    const db = this.database.sqlite;
+  async createApiToken(actor: Actor, username: string, name: string, ttlMs: number): Promise<{ token: string; expiresAt: number; id: number }> {
     const token = `lta_${randomBytes(32).toString('base64url')}`;
     const now = this.now();
     const expiresAt = now + ttlMs;
-    db.transaction(() => {
-      const row = this.existing(username);
-      db.prepare("INSERT INTO sessions (token_hash, user_id, kind, name, created_at, expires_at) VALUES (?, ?, 'api', ?, ?, ?)").run(
-        sha256(token),
-        row.id,
-        name,
-        now,
-        expiresAt,
-      );
-      this.audit.record(actor, { action: 'token-created', recordType: 'user', recordId: username, newValue: { name, expiresAt } });
-    })();
-    return { token, expiresAt, id: Number(db.prepare('SELECT rowid FROM sessions WHERE token_hash = ?').pluck().get(sha256(token))) };
+    const id = await this.store.transaction().execute(async (trx) => {
+      const row = await this.existing(trx, username);
+      const inserted = await trx
+        .insertInto('sessions')
+        .values({ token_hash: sha256(token), user_id: row.id, kind: 'api', name, created_at: now, expires_at: expiresAt })
+        .returning(['id'])
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, { action: 'token-created', recordType: 'user', recordId: username, newValue: { name, expiresAt } });
+      return Number(inserted.id);
+    });
+    return { token, expiresAt, id };
   }
 
   /** API tokens that have not expired, newest first: one user's, or (undefined) everyone's. Never their secrets. */
-  apiTokens(username?: string): ApiTokenView[] {
-    const rows = this.database.sqlite
-      .prepare(
-        `SELECT s.rowid AS id, s.name, u.username, u.role, s.created_at AS createdAt, s.expires_at AS expiresAt
-         FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.kind = 'api' AND s.expires_at > ? ${username === undefined ? '' : 'AND u.username = ?'} ORDER BY s.rowid DESC`,
-      )
-      .all(...(username === undefined ? [this.now()] : [this.now(), username])) as ApiTokenView[];
-    return rows.map((r) => ({ ...r, name: r.name ?? '' }));
+  async apiTokens(username?: string, db: Kysely<Tables> = this.store, id?: number): Promise<ApiTokenView[]> {
+    const rows = await db
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select(['s.id as id', 's.name as name', 'u.username as username', 'u.role as role', 's.created_at as createdAt', 's.expires_at as expiresAt'])
+      .where('s.kind', '=', 'api')
+      .where('s.expires_at', '>', this.now())
+      .$if(username !== undefined, (q) => q.where('u.username', '=', username as string))
+      .$if(id !== undefined, (q) => q.where('s.id', '=', id as number))
+      .orderBy('s.id', 'desc')
+      .execute();
+    return rows.map((r) => ({ ...r, id: Number(r.id), role: r.role as Role, name: r.name ?? '' }));
   }
 
   /**
    * Revokes an API token at once (its row is deleted: the token no longer authenticates). `owner`: the token must
    * be this user's (a non-admin revokes only their own); another's answers 404 like an unknown one.
    */
-  revokeApiToken(actor: Actor, id: number, owner: string | undefined, reason: string | undefined): ApiTokenView {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const token = this.apiTokens(owner).find((t) => t.id === id);
-      if (token === undefined)
-        throw new LabtraceError('E_NOT_FOUND', `no API token ${id}`, { reason: 'record.not-found', params: { type: 'token', id: String(id) } });
-      db.prepare("DELETE FROM sessions WHERE rowid = ? AND kind = 'api'").run(id);
-      this.audit.record(actor, {
+  async revokeApiToken(actor: Actor, id: number, owner: string | undefined, reason: string | undefined): Promise<ApiTokenView> {
+    return this.store.transaction().execute(async (trx) => {
+      const notFound = (): LabtraceError =>
+        new LabtraceError('E_NOT_FOUND', `no API token ${id}`, { reason: 'record.not-found', params: { type: 'token', id: String(id) } });
+      const [token] = await this.apiTokens(owner, trx, id);
+      if (token === undefined) throw notFound();
+      // revoked on two nodes at once: one deletes the row, the other finds it gone (and records nothing)
+      const deleted = await trx.deleteFrom('sessions').where('id', '=', id).where('kind', '=', 'api').executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) throw notFound();
+      await this.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'api-token',
         recordId: `${token.username}/${id}`,
@@ -493,22 +609,28 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
         reason,
       });
       return token;
-    })();
+    });
   }
 
   /** The principal a session or API token stands for, if it is valid now. */
-  authenticate(token: string, via: Principal['via']): Principal | undefined {
+  async authenticate(token: string, via: Principal['via']): Promise<Principal | undefined> {
     const now = this.now();
-    // read on every request (a few microseconds): a change to the user, from this process or the command line, counts at once
-    this.byToken ??= this.database.sqlite.prepare(
-      'SELECT u.*, s.expires_at AS session_expires FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
-    );
-    const row = this.byToken.get(sha256(token));
+    // read on every request: a change to the user, from any node or the command line, counts at once. The query is
+    // built once (its only parameter: the token's hash), so that a request costs the lookup alone
+    this.byToken ??= this.store
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .selectAll('u')
+      .select('s.expires_at as session_expires')
+      .where('s.token_hash', '=', '')
+      .compile();
+    const byToken: CompiledQuery<UserRow & { session_expires: number }> = { ...this.byToken, parameters: [sha256(token)] };
+    const [row] = (await this.store.executeQuery(byToken)).rows;
     if (!row || row.session_expires <= now || !this.usable(row, now)) return undefined;
     return {
       userId: row.id,
       username: row.username,
-      role: row.role,
+      role: row.role as Role,
       organization: row.organization,
       via,
       mustChange: row.must_change === 1,
@@ -519,87 +641,98 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   }
 
   /** Logout: ends every session and API token of the user, and says so in the audit trail. */
-  logoutAll(actor: Actor, username: string, context: ClientContext = {}): void {
-    const db = this.database.sqlite;
-    db.transaction(() => {
-      this.endSessions(this.existing(username).id, username);
-      this.audit.record(actor, { action: 'logout', recordType: 'session', recordId: username, newValue: clientOf(context) });
-    })();
+  async logoutAll(actor: Actor, username: string, context: ClientContext = {}): Promise<void> {
+    await this.store.transaction().execute(async (trx) => {
+      await this.endSessions(trx, (await this.existing(trx, username)).id);
+      await this.audit.recordIn(trx, actor, { action: 'logout', recordType: 'session', recordId: username, newValue: clientOf(context) });
+    });
+    this.emit('sessionsEnded', username);
   }
 
   /** Removes expired sessions (they are refused anyway; this keeps the table small). */
-  prune(): void {
-    this.database.sqlite.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.now());
+  async prune(): Promise<void> {
+    await this.store.deleteFrom('sessions').where('expires_at', '<=', this.now()).execute();
   }
 
   /** A customer organization; its contact (7.8.2.1 e) is printed on its reports. */
-  createOrganization(
+  async createOrganization(
     actor: Actor,
     id: string,
     name: string,
     contact?: string,
-  ): { id: string; name: string; contact: string | null; createdAt: number } {
+  ): Promise<{ id: string; name: string; contact: string | null; createdAt: number }> {
     parseWith(idSchema, id, 'organization id', 'E_BAD_REQUEST');
-    const db = this.database.sqlite;
     const createdAt = this.now();
-    db.transaction(() => {
-      if (db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(id))
+    await this.store.transaction().execute(async (trx) => {
+      // one statement decides: two nodes creating the organization at once insert one row
+      const inserted = await trx
+        .insertInto('organizations')
+        .values({ id, name, contact: contact ?? null, created_at: createdAt })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning(['id'])
+        .executeTakeFirst();
+      if (inserted === undefined)
         throw new LabtraceError('E_CONFLICT', `body: id: organization "${id}" exists`, {
           reason: 'record.exists',
           params: { type: 'organization', id },
         });
-      db.prepare('INSERT INTO organizations (id, name, contact, created_at) VALUES (?, ?, ?, ?)').run(id, name, contact ?? null, createdAt);
-      this.audit.record(actor, {
+      await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'organization',
         recordId: id,
         newValue: contact === undefined ? { id, name } : { id, name, contact },
       });
-    })();
+    });
     return { id, name, contact: contact ?? null, createdAt };
   }
 
-  organizations(): { id: string; name: string; contact: string | null; createdAt: number }[] {
-    return (
-      this.database.sqlite.prepare('SELECT id, name, contact, created_at FROM organizations ORDER BY id').all() as {
-        id: string;
-        name: string;
-        contact: string | null;
-        created_at: number;
-      }[]
-    ).map((o) => ({ id: o.id, name: o.name, contact: o.contact, createdAt: o.created_at }));
+  async organizations(): Promise<{ id: string; name: string; contact: string | null; createdAt: number }[]> {
+    const rows = await this.store.selectFrom('organizations').select(['id', 'name', 'contact', 'created_at']).orderBy('id').execute();
+    return rows.map((o) => ({ id: o.id, name: o.name, contact: o.contact, createdAt: o.created_at }));
   }
 
   private usable(row: UserRow, now: number): boolean {
     return row.disabled === 0 && (row.grant_until === null || row.grant_until > now);
   }
 
-  private activeAdmins(): number {
-    return (this.database.sqlite.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0").get() as { n: number }).n;
+  /** the admins (`active`: those not disabled) */
+  private async admins(db: Kysely<Tables>, active = false): Promise<number> {
+    const { n } = await db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('role', '=', 'admin')
+      .$if(active, (q) => q.where('disabled', '=', 0))
+      .executeTakeFirstOrThrow();
+    return Number(n);
   }
 
-  private endSessions(userId: number, username: string): void {
-    this.database.sqlite.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
-    this.emit('sessionsEnded', username);
+  /** Deletes the user's sessions and API tokens; the caller tells of it ('sessionsEnded') once its transaction committed. */
+  private async endSessions(trx: Transaction<Tables>, userId: number): Promise<void> {
+    await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
   }
 
   /** A client belongs to exactly one organization, others to none; an auditor's grant has an end and may cover some organizations. */
-  private checkRoleScope(role: Role, organization: string | null, grantUntil: number | null, grantOrganizations: string[] | null): string | null {
+  private checkRoleShape(role: Role, organization: string | null, grantUntil: number | null, grantOrganizations: string[] | null): string | null {
     if (role === 'client') {
       if (organization === null) throw new LabtraceError('E_BAD_REQUEST', 'body: organization: required for a client');
-      if (!this.database.sqlite.prepare('SELECT 1 FROM organizations WHERE id = ?').get(organization))
-        throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${organization}" is not known`);
     } else if (organization !== null) throw new LabtraceError('E_BAD_REQUEST', `body: organization: only a client belongs to an organization`);
     if (role === 'auditor' && grantUntil === null)
       throw new LabtraceError('E_BAD_REQUEST', 'body: grantUntil: an auditor is granted access until a time');
-    if (grantOrganizations !== null) {
-      if (role !== 'auditor') throw new LabtraceError('E_BAD_REQUEST', 'body: grantOrganizations: only an auditor has a grant');
-      const known = this.database.sqlite.prepare('SELECT 1 FROM organizations WHERE id = ?');
-      grantOrganizations.forEach((id, i) => {
-        if (!known.get(id)) throw new LabtraceError('E_BAD_REQUEST', `body: grantOrganizations[${i}]: "${id}" is not known`);
-      });
-    }
+    if (grantOrganizations !== null && role !== 'auditor')
+      throw new LabtraceError('E_BAD_REQUEST', 'body: grantOrganizations: only an auditor has a grant');
     return organization;
+  }
+
+  /** The organizations named (a client's, an auditor's grant) exist. */
+  private async checkOrganizations(db: Kysely<Tables>, organization: string | null, grantOrganizations: string[] | null): Promise<void> {
+    const named = [...(organization === null ? [] : [organization]), ...(grantOrganizations ?? [])];
+    if (named.length === 0) return;
+    const known = new Set((await db.selectFrom('organizations').select('id').where('id', 'in', named).execute()).map((o) => o.id));
+    if (organization !== null && !known.has(organization))
+      throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${organization}" is not known`);
+    (grantOrganizations ?? []).forEach((id, i) => {
+      if (!known.has(id)) throw new LabtraceError('E_BAD_REQUEST', `body: grantOrganizations[${i}]: "${id}" is not known`);
+    });
   }
 }
 

@@ -124,11 +124,20 @@ export class LiveHub {
     const origin = socket.handshake.headers.origin;
     if (credential?.via === 'cookie' && origin !== undefined && !sameHost(origin, socket.handshake.headers.host))
       return next(new Error('E_FORBIDDEN: a session cookie is accepted only from this server’s own pages'));
-    const principal = credential && this.users.authenticate(credential.token, credential.via);
-    if (!principal) return next(new Error('E_AUTH: sign in first'));
-    if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
-    socket.data.principal = principal;
-    next();
+    if (credential === undefined) return next(new Error('E_AUTH: sign in first'));
+    this.users.authenticate(credential.token, credential.via).then(
+      (principal) => {
+        if (!principal) return next(new Error('E_AUTH: sign in first'));
+        if (principal.mustChange) return next(new Error('E_FORBIDDEN: change your one-time password first'));
+        socket.data.principal = principal;
+        next();
+      },
+      (err: unknown) => {
+        // the store could not answer: the socket is refused (and may try again), never admitted
+        this.logger?.error({ err: String(err), socket: socket.id }, 'socket.io handshake could not be authenticated');
+        next(new Error('E_STORE_UNAVAILABLE: try again later'));
+      },
+    );
   }
 
   /**

@@ -345,11 +345,16 @@ export class Notifier {
   }
 
   /** The deliveries of an event: to everyone subscribed who may see it, by each channel the user chose. */
-  private plan(e: NotifyEvent, subscribers: Subscriber[], hookOf: (id: string) => Webhook | undefined): NewDelivery[] {
+  private plan(
+    e: NotifyEvent,
+    subscribers: Subscriber[],
+    hookOf: (id: string) => Webhook | undefined,
+    userOf: (username: string) => UserView | undefined,
+  ): NewDelivery[] {
     const key = eventKey(e);
     const out: NewDelivery[] = [];
     for (const s of subscribers) {
-      const user = this.deps.users.get(s.username);
+      const user = userOf(s.username);
       const viewer = user === undefined ? undefined : this.recipientOf(user);
       if (user === undefined || viewer === undefined || !this.maySee(viewer, e)) continue;
       const targets: { channel: Channel; target: string }[] = [];
@@ -380,8 +385,15 @@ export class Notifier {
         const hook = await this.webhooks.get(id, trx);
         if (hook !== undefined) hooks.set(id, hook);
       }
+      const users = new Map<string, UserView | undefined>();
+      for (const s of subscribers) users.set(s.username, await this.deps.users.get(s.username, trx));
       let n = 0;
-      for (const d of this.plan(e, subscribers, (id) => hooks.get(id)))
+      for (const d of this.plan(
+        e,
+        subscribers,
+        (id) => hooks.get(id),
+        (username) => users.get(username),
+      ))
         if ((await this.outbox.add(d, now, this.deps.config.maxPending, trx)) !== undefined) n++;
       return n;
     });
@@ -397,7 +409,12 @@ export class Notifier {
     const now = this.now();
     const added = this.deps.database.sqlite.transaction(() => {
       let n = 0;
-      for (const d of this.plan(e, this.subscriptions.subscribersNow(e.kind), (id) => this.webhooks.getNow(id)))
+      for (const d of this.plan(
+        e,
+        this.subscriptions.subscribersNow(e.kind),
+        (id) => this.webhooks.getNow(id),
+        (username) => this.deps.users.getNow(username),
+      ))
         if (this.outbox.addNow(d, now, this.deps.config.maxPending) !== undefined) n++;
       return n;
     })();
@@ -614,7 +631,7 @@ export class Notifier {
       to = hook.id;
       owner = hook.owner;
     }
-    const ownerView = this.deps.users.get(owner);
+    const ownerView = await this.deps.users.get(owner);
     const audience = ownerView === undefined ? { locale: 'en' as const, timeZone: 'UTC', baseUrl: this.deps.baseUrl() } : this.audienceOf(ownerView);
     const e: TestEvent = { kind: 'test', at: this.now(), requestedBy: user.username };
     const now = this.now();

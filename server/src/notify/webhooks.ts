@@ -132,7 +132,7 @@ export class Webhooks {
   }
 
   async create(actor: Actor, input: WebhookInput): Promise<WebhookView & { secret: string | null }> {
-    if (this.users.get(input.owner) === undefined) throw new LabtraceError('E_BAD_REQUEST', `body: owner: no user "${input.owner}"`);
+    if ((await this.users.get(input.owner)) === undefined) throw new LabtraceError('E_BAD_REQUEST', `body: owner: no user "${input.owner}"`);
     const secret = secretFor(input.preset, input.secret);
     const at = this.now();
     return this.store.transaction().execute(async (trx) => {

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { dialectOf } from './portable-ddl.js';
+import { withStatementCache } from './sqlite-statements.js';
 
 // the Kysely type of every table the migrations create, generated from a migrated store (store/tables-schema.ts)
 export type { Tables } from './tables.js';
@@ -92,7 +93,7 @@ export class LabDatabase {
     mkdirSync(dataDir, { recursive: true });
     mkdirSync(path.dirname(file), { recursive: true });
     this.sqlite = openSqliteFile(file);
-    this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: this.sqlite }) });
+    this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(this.sqlite) }) });
   }
 
   /** Migrates to the latest schema, or to the named migration (for tests of the migrations). */

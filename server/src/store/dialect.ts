@@ -10,6 +10,7 @@ import { readSecretFile } from '../secret-env.js';
 import type { StoreTarget } from './config.js';
 import { openSqliteFile, type Tables } from './database.js';
 import type { SqlDialect } from './portable-ddl.js';
+import { withStatementCache } from './sqlite-statements.js';
 
 // the `database` section of server.yaml and its URLs are read in the store's config file (no engine needed to check them)
 export {
@@ -69,7 +70,7 @@ export function openStore(
     const sqlite = openSqliteFile(target.file);
     // another process migrating the same file holds its write lock for as long as that takes: wait for it
     if (options.busyTimeoutMs !== undefined) sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs)}`);
-    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, dialect: 'sqlite', description, close: () => db.destroy() };
   }
   if (options.passwordFile !== undefined && target.password !== undefined)

@@ -422,6 +422,7 @@ export interface Tables {
     client: string | null;
   };
   sessions: {
+    id: Generated<number>;
     token_hash: string;
     user_id: number;
     kind: string;

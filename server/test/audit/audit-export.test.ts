@@ -17,7 +17,7 @@ beforeAll(async () => {
   t = await startServer();
   dir = mkdtempSync(path.join(tmpdir(), 'labtrace-audit-export-'));
   // entries with values of every shape: nested objects, a JSON null recorded on purpose, quotes, commas and new lines
-  t.server.users.createOrganization(setup, 'org-b', 'Client "B", Ltd.\nsecond line');
+  await t.server.users.createOrganization(setup, 'org-b', 'Client "B", Ltd.\nsecond line');
   t.server.audit.record(setup, {
     action: 'update',
     recordType: 'method',

@@ -33,7 +33,7 @@ beforeAll(async () => {
       { id: 'ut-c', identity: { maker: 'm', model: 'x', serialNumber: '2' }, channels: [{ name: 'c', unit: 'kN' }] },
     ],
   });
-  t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
+  await t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
   await t.server.users.create(setup, { username: 'dana', role: 'technician', password: USER_PASSWORD });
   t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
@@ -52,7 +52,7 @@ beforeAll(async () => {
     uncertainty: { value: 0.03, unit: 'kN', k: 2 },
     nextDueAt: now + 365 * 86_400_000,
   });
-  t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
+  await t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
   t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: Date.now() });
   t.server.labRecords.createMethod(setup, {
     id: 'm-cert',

@@ -49,7 +49,7 @@ beforeAll(async () => {
   );
   expect(res.status).toBe(201);
   expect(await res.json()).toMatchObject({ username: 'auditor-b', grantOrganizations: ['org-b'] });
-  scoped = t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000).token;
+  scoped = (await t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000)).token;
 });
 afterAll(async () => {
   for (const s of sockets) s.close();
@@ -203,10 +203,10 @@ describe('grants', () => {
       newValue: expect.objectContaining({ grantOrganizations: [ORGANIZATION, 'org-b'] }),
       reason: 'audit extended to client A',
     });
-    const again = t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000).token;
+    const again = (await t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000)).token;
     expect(await ids(await as(again, '/api/runs'))).toEqual(['run-1', 'run-2']);
     // null: every organization
     expect((await patch({ grantOrganizations: null, reason: 'full audit' })).status).toBe(200);
-    expect(t.server.users.get('auditor-b')?.grantOrganizations).toBeNull();
+    expect((await t.server.users.get('auditor-b'))?.grantOrganizations).toBeNull();
   });
 });

@@ -29,7 +29,7 @@ async function call(rule: RouteRule, role: Role | typeof SCOPED_AUDITOR | null):
   // a fresh token per request: a logout or a password reset may end the ones before
   if (role !== null)
     headers['authorization'] =
-      `Bearer ${t.server.users.createApiToken({ username: 'matrix', role: 'system' }, role === SCOPED_AUDITOR ? SCOPED_AUDITOR : role, 'matrix', 60_000).token}`;
+      `Bearer ${(await t.server.users.createApiToken({ username: 'matrix', role: 'system' }, role === SCOPED_AUDITOR ? SCOPED_AUDITOR : role, 'matrix', 60_000)).token}`;
   const res = await fetch(`${t.base}${fill(rule.path)}`, { method: rule.method, headers, ...(rule.method === 'GET' ? {} : { body: '{}' }) });
   await res.arrayBuffer();
   return res.status;

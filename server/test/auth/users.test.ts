@@ -29,7 +29,7 @@ test('the first start creates admin with a one-time password, once', async () =>
   const first = await users.bootstrapAdmin();
   expect(first?.username).toBe('admin');
   expect(first?.password).toMatch(/^[A-Za-z0-9_-]{24}$/);
-  expect(users.get('admin')).toMatchObject({ role: 'admin', mustChange: true });
+  expect(await users.get('admin')).toMatchObject({ role: 'admin', mustChange: true });
   await expect(users.login('admin', first?.password ?? '')).resolves.toMatchObject({ user: { username: 'admin' } });
   expect(await users.bootstrapAdmin()).toBeUndefined();
 });
@@ -67,20 +67,20 @@ describe('lockout', () => {
 describe('sessions', () => {
   test('a session ends when it expires', async () => {
     const { token } = await users.login('tech', PASSWORD);
-    expect(users.authenticate(token, 'bearer')?.username).toBe('tech');
+    expect((await users.authenticate(token, 'bearer'))?.username).toBe('tech');
     now += 3_600_000;
-    expect(users.authenticate(token, 'bearer')).toBeUndefined();
+    expect(await users.authenticate(token, 'bearer')).toBeUndefined();
   });
 
   test('logout ends every session and API token of the user, not those of others', async () => {
     await users.create(SYSTEM_ACTOR, { username: 'sig', role: 'signatory', password: PASSWORD });
     const a = await users.login('tech', PASSWORD);
     const b = await users.login('tech', PASSWORD);
-    const api = users.createApiToken(SYSTEM_ACTOR, 'tech', 'script', 86_400_000);
+    const api = await users.createApiToken(SYSTEM_ACTOR, 'tech', 'script', 86_400_000);
     const other = await users.login('sig', PASSWORD);
-    users.logoutAll({ username: 'tech', role: 'technician' }, 'tech');
-    for (const token of [a.token, b.token, api.token]) expect(users.authenticate(token, 'bearer')).toBeUndefined();
-    expect(users.authenticate(other.token, 'bearer')?.username).toBe('sig');
+    await users.logoutAll({ username: 'tech', role: 'technician' }, 'tech');
+    for (const token of [a.token, b.token, api.token]) expect(await users.authenticate(token, 'bearer')).toBeUndefined();
+    expect((await users.authenticate(other.token, 'bearer'))?.username).toBe('sig');
   });
 
   test('tokens are stored only as hashes', async () => {
@@ -92,11 +92,11 @@ describe('sessions', () => {
 
   test('a password change needs the current password and ends every session', async () => {
     const { token } = await users.login('tech', PASSWORD);
-    const principal = users.authenticate(token, 'bearer');
+    const principal = await users.authenticate(token, 'bearer');
     if (!principal) throw new Error('not signed in');
     await expect(users.changePassword(principal, 'not the password', 'a brand new password')).rejects.toMatchObject({ code: 'E_AUTH' });
     await users.changePassword(principal, PASSWORD, 'a brand new password');
-    expect(users.authenticate(token, 'bearer')).toBeUndefined();
+    expect(await users.authenticate(token, 'bearer')).toBeUndefined();
     await expect(users.login('tech', PASSWORD)).rejects.toThrow();
     await expect(users.login('tech', 'a brand new password')).resolves.toBeDefined();
   });
@@ -104,33 +104,33 @@ describe('sessions', () => {
   test("an auditor's access ends with the grant", async () => {
     await users.create(SYSTEM_ACTOR, { username: 'aud', role: 'auditor', password: PASSWORD, grantUntil: now + 60_000 });
     const { token } = await users.login('aud', PASSWORD);
-    expect(users.authenticate(token, 'bearer')?.role).toBe('auditor');
+    expect((await users.authenticate(token, 'bearer'))?.role).toBe('auditor');
     now += 60_000;
-    expect(users.authenticate(token, 'bearer')).toBeUndefined();
+    expect(await users.authenticate(token, 'bearer')).toBeUndefined();
     await expect(users.login('aud', PASSWORD)).rejects.toThrow();
   });
 
   test('disabling a user or changing the role ends the sessions at once', async () => {
     const { token } = await users.login('tech', PASSWORD);
-    users.update(SYSTEM_ACTOR, 'tech', { role: 'signatory' }, 'moved to sign-off');
-    expect(users.authenticate(token, 'bearer')).toBeUndefined();
+    await users.update(SYSTEM_ACTOR, 'tech', { role: 'signatory' }, 'moved to sign-off');
+    expect(await users.authenticate(token, 'bearer')).toBeUndefined();
     const again = await users.login('tech', PASSWORD);
-    expect(users.authenticate(again.token, 'bearer')?.role).toBe('signatory');
-    users.update(SYSTEM_ACTOR, 'tech', { disabled: true }, 'left the lab');
-    expect(users.authenticate(again.token, 'bearer')).toBeUndefined();
+    expect((await users.authenticate(again.token, 'bearer'))?.role).toBe('signatory');
+    await users.update(SYSTEM_ACTOR, 'tech', { disabled: true }, 'left the lab');
+    expect(await users.authenticate(again.token, 'bearer')).toBeUndefined();
   });
 });
 
 test('roles and scopes: a client needs a known organization, an auditor a grant end, and the last admin stays', async () => {
   await expect(users.create(SYSTEM_ACTOR, { username: 'cli', role: 'client' })).rejects.toThrow(/organization: required/);
   await expect(users.create(SYSTEM_ACTOR, { username: 'cli', role: 'client', organization: 'acme' })).rejects.toThrow(/not known/);
-  users.createOrganization(SYSTEM_ACTOR, 'acme', 'ACME');
+  await users.createOrganization(SYSTEM_ACTOR, 'acme', 'ACME');
   await expect(users.create(SYSTEM_ACTOR, { username: 'cli', role: 'client', organization: 'acme' })).resolves.toMatchObject({
     user: { organization: 'acme' },
   });
   await expect(users.create(SYSTEM_ACTOR, { username: 'aud', role: 'auditor' })).rejects.toThrow(/grantUntil/);
   await users.bootstrapAdmin('given-admin-password');
-  expect(() => users.update(SYSTEM_ACTOR, 'admin', { role: 'technician' }, 'oops')).toThrow(/last active admin/);
+  await expect(users.update(SYSTEM_ACTOR, 'admin', { role: 'technician' }, 'oops')).rejects.toThrow(/last active admin/);
 });
 
 test('over HTTP: lockout after repeated failures, then throttling per address', async () => {

@@ -391,7 +391,7 @@ describe('an amendment that corrects the report', () => {
     );
     expect(promoted.status).toBe(200);
     try {
-      const token = t.server.users.createApiToken({ username: 'test-setup', role: 'system' }, 'technician', 'tests', DAY).token;
+      const token = (await t.server.users.createApiToken({ username: 'test-setup', role: 'system' }, 'technician', 'tests', DAY)).token;
       const res = await fetch(`${t.base}/api/certificates/${old.id}/amend`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -406,7 +406,7 @@ describe('an amendment that corrects the report', () => {
         'admin',
       );
       expect(back.status).toBe(200);
-      t.tokens.technician = t.server.users.createApiToken({ username: 'test-setup', role: 'system' }, 'technician', 'tests', DAY).token;
+      t.tokens.technician = (await t.server.users.createApiToken({ username: 'test-setup', role: 'system' }, 'technician', 'tests', DAY)).token;
     }
   });
 });

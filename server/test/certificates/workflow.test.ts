@@ -477,7 +477,7 @@ describe('refusals', () => {
   test('the one who performed or created the run cannot approve it', async () => {
     const system = { username: 'test-setup', role: 'system' };
     await t.server.users.create(system, { username: 'tech-sig', role: 'technician', password: 'tech-sig-password-1' });
-    const token = t.server.users.createApiToken(system, 'tech-sig', 'tests', DAY).token;
+    const token = (await t.server.users.createApiToken(system, 'tech-sig', 'tests', DAY)).token;
     const as = (p: string, init: RequestInit = {}) =>
       fetch(`${t.base}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
     const created = (await (await as('/api/runs', json({ sample: 'B-1', method: 'tensile', instruments: ['utm-1'] }))).json()) as { id: string };
@@ -493,8 +493,8 @@ describe('refusals', () => {
     expect((await call(`/api/runs/${other.id}/stop`, json({}))).status).toBe(200);
     const d2 = await draft(other.id);
     // the technician becomes a signatory later: still not the one to approve the run
-    t.server.users.update(system, 'tech-sig', { role: 'signatory' }, 'promoted');
-    const token2 = t.server.users.createApiToken(system, 'tech-sig', 'tests', DAY).token;
+    await t.server.users.update(system, 'tech-sig', { role: 'signatory' }, 'promoted');
+    const token2 = (await t.server.users.createApiToken(system, 'tech-sig', 'tests', DAY)).token;
     const res = await fetch(`${t.base}/api/certificates/${d.id}/issue`, { method: 'POST', headers: { authorization: `Bearer ${token2}` } });
     expect(res.status).toBe(403);
     expect(((await res.json()) as { error: string }).error).toBe(
@@ -621,7 +621,7 @@ describe('visibility', () => {
       grantUntil: Date.now() + 86_400_000,
       grantOrganizations: [(await list('client-b')).body[0]?.organization ?? ''],
     });
-    const token = t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000).token;
+    const token = (await t.server.users.createApiToken(setup, 'auditor-b', 'tests', 86_400_000)).token;
     const asScoped = (p: string) => fetch(`${t.base}${p}`, { headers: { authorization: `Bearer ${token}` } });
     expect(((await (await asScoped('/api/certificates')).json()) as { items: CertificateView[] }).items.map((c) => c.id)).toEqual([theirs.id]);
     expect((await asScoped(`/api/certificates/${mine.id}`)).status).toBe(404);
@@ -641,8 +641,8 @@ describe('reports in Chinese and English, and the public page in both', () => {
 
   beforeAll(async () => {
     const system = { username: 'test-setup', role: 'system' };
-    t.server.users.createOrganization(system, 'org-zh', CUSTOMER, '021-12345678');
-    t.server.users.createOrganization(system, 'org-xss', '<script>alert("x")</script> & Co', 'x@example.com');
+    await t.server.users.createOrganization(system, 'org-zh', CUSTOMER, '021-12345678');
+    await t.server.users.createOrganization(system, 'org-xss', '<script>alert("x")</script> & Co', 'x@example.com');
     for (const [id, organization] of [
       ['C-1', 'org-zh'],
       ['X-1', 'org-xss'],

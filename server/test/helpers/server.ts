@@ -45,10 +45,11 @@ export interface TestServer {
 /** Creates one user per role (admin exists already) and an API token for each. */
 export async function addTestUsers(server: LabtraceServer): Promise<Record<Role, string>> {
   const system = { username: 'test-setup', role: 'system' };
-  if (server.users.organizations().length === 0) server.users.createOrganization(system, ORGANIZATION, 'Client A', 'quality@client-a.example');
+  if ((await server.users.organizations()).length === 0)
+    await server.users.createOrganization(system, ORGANIZATION, 'Client A', 'quality@client-a.example');
   const tokens = {} as Record<Role, string>;
   for (const role of ROLES) {
-    if (server.users.get(role) === undefined)
+    if ((await server.users.get(role)) === undefined)
       await server.users.create(system, {
         username: role,
         role,
@@ -56,7 +57,7 @@ export async function addTestUsers(server: LabtraceServer): Promise<Record<Role,
         ...(role === 'client' ? { organization: ORGANIZATION } : {}),
         ...(role === 'auditor' ? { grantUntil: Date.now() + 86_400_000 } : {}),
       });
-    tokens[role] = server.users.createApiToken(system, role, 'tests', 86_400_000).token;
+    tokens[role] = (await server.users.createApiToken(system, role, 'tests', 86_400_000)).token;
   }
   return tokens;
 }
@@ -253,9 +254,9 @@ export async function waitFor(what: string, check: () => boolean, ms = 10_000): 
 /** A second customer organization, `org-b`, with its client user `client-b`; returns an API token of that user. */
 export async function addOtherClient(t: TestServer): Promise<string> {
   const system = { username: 'test-setup', role: 'system' };
-  t.server.users.createOrganization(system, 'org-b', 'Client B', 'lab-contact@client-b.example');
+  await t.server.users.createOrganization(system, 'org-b', 'Client B', 'lab-contact@client-b.example');
   await t.server.users.create(system, { username: 'client-b', role: 'client', password: USER_PASSWORD, organization: 'org-b' });
-  return t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000).token;
+  return (await t.server.users.createApiToken(system, 'client-b', 'tests', 86_400_000)).token;
 }
 
 /** A POST with a JSON body. */

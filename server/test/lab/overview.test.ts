@@ -282,7 +282,7 @@ describe('who reads it', () => {
       }),
     );
     expect(res.status).toBe(201);
-    const token = t.server.users.createApiToken({ username: 'test', role: 'system' }, 'auditor-a', 'tests', DAY).token;
+    const token = (await t.server.users.createApiToken({ username: 'test', role: 'system' }, 'auditor-a', 'tests', DAY)).token;
     const refused = await fetch(`${t.base}/api/overview?zone=UTC`, { headers: { authorization: `Bearer ${token}` } });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { reason: string }).reason).toBe('auth.grant-too-narrow');

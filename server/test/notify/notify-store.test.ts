@@ -28,7 +28,7 @@ let postgres: TestPostgres;
 const opened: OpenedStore[] = [];
 const dirs: string[] = [];
 let databases = 0;
-/** the users (not yet on Kysely) live on a SQLite store of their own; the webhooks ask it whether an owner exists */
+/** a SQLite store of users for the webhooks' owner check; a notifier reads its recipients in its own store (the recipients are users of the same store) */
 let userStore: LabDatabase;
 let users: Users;
 
@@ -286,7 +286,7 @@ function notifierOn(store: Kysely<Tables>): Notifier {
     store,
     // the synchronous twins (events heard inside a SQLite transaction, the health counts) are not used here
     database: userStore,
-    users,
+    users: new Users(store, new AuditTrail(userStore)),
     audit: new AuditTrail(userStore),
     runs: silent as unknown as NotifierDeps['runs'],
     inspection: silent,
@@ -333,6 +333,7 @@ describe('two senders on one PostgreSQL', () => {
     const outbox = new Outbox(a);
     const total = 200;
     for (let i = 0; i < total; i++) await outbox.add(delivery(i, { target: hook.id }), Date.now(), 1000);
+    await new Users(a, new AuditTrail(userStore)).bootstrapAdmin('notify-store-admin-password');
     // two sender loops on each node's pool
     const nodes = [notifierOn(a), notifierOn(b), notifierOn(a), notifierOn(b)];
     try {
@@ -364,6 +365,7 @@ describe('two senders on one PostgreSQL', () => {
     });
     await new Subscriptions(a, Date.now).set('admin', undefined, { 'calibration-due': { email: false, webhooks: [hook.id] } });
     // not started: announcing only, no sender
+    await new Users(a, new AuditTrail(userStore)).bootstrapAdmin('notify-store-admin-password');
     const nodes = [notifierOn(a), notifierOn(b)];
     const event = { kind: 'calibration-due', at: 1, instrument: 'balance-1', status: 'expired', dueAt: 1 } as const;
     const added = await Promise.all(Array.from({ length: 8 }, (_, i) => (nodes[i % 2] as Notifier).announce(event)));
