@@ -14,3 +14,4 @@ export { FaultSet, faultSchema, FAULT_KINDS, FAULT_VALUE_FIELD, type Fault, type
 export { loadSimConfig, loadProfileFile, simConfigSchema, type SimConfig, type ResolvedSimInstrument } from './config.js';
 export { createModel, MODEL_KINDS, type ModelKind } from './models/index.js';
 export { UTS_KN } from './models/universal-testing-machine.js';
+export { OpcuaServer, SIM_NAMESPACE, type OpcuaServerOptions, type OpcuaSimUser } from './opcua-server.js';

@@ -7,6 +7,7 @@ import { BalanceInstrument } from './line/balance-instrument.js';
 import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
+import { OpcuaInstrument } from './opcua/opcua-instrument.js';
 import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
@@ -113,6 +114,10 @@ export class Gateway {
     const logger = this.logger.child({ instrument: profile.id });
     // a balance owns its serial port or socket: nothing shared, so a dead one waits on no other
     if (profile.protocol === 'balance') return new BalanceInstrument(profile, logger);
+    if (profile.protocol === 'opcua') {
+      const password = this.resolved.instrumentPasswords.get(profile.id);
+      return new OpcuaInstrument(profile, { logger, dataDir: this.resolved.dataDir, ...(password === undefined ? {} : { password }) });
+    }
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });

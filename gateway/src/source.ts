@@ -27,6 +27,8 @@ export interface InstrumentHealth {
   pollJitterMs?: { p50: number | null; p99: number | null };
   /** the circuit breaker: closed (normal), open (dead device, polled slowly) or half-open (trying) */
   breaker?: 'closed' | 'open' | 'half-open';
+  /** why the instrument is not connected, in words an operator can act on (OPC UA) */
+  reason?: string;
 }
 
 export interface SourceEvents {

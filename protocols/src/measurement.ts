@@ -111,6 +111,8 @@ export const instrumentHealthSchema = z.strictObject({
   /** how late polls start against their schedule */
   pollJitterMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }).optional(),
   breaker: z.enum(['closed', 'open', 'half-open']).optional(),
+  /** why the instrument is not connected (an untrusted server certificate, a refused user...) */
+  reason: z.string().max(200).optional(),
 });
 export type InstrumentHealthMessage = z.output<typeof instrumentHealthSchema>;
 

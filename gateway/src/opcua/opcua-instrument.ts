@@ -1,0 +1,406 @@
+// Reads one OPC UA server: one session, one subscription, a monitored item per point. The server's
+// source timestamp is the sample time; its status code is the quality (Good good, Uncertain* uncertain,
+// Bad* bad with the status name as the reason). After a server restart node-opcua's reconnection makes
+// a new session and recreates the subscription and its items; a value the server sends again with a
+// source timestamp already taken (the initial value of a recreated item) is dropped, so nothing is
+// numbered twice; while the server keeps the session, notifications queued meanwhile are republished.
+// Each instrument has its own client and timers: a dead endpoint delays no other instrument.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import {
+  AttributeIds,
+  ClientSubscription,
+  DataChangeFilter,
+  DataChangeTrigger,
+  DeadbandType,
+  makeBrowsePath,
+  MessageSecurityMode,
+  OPCUAClient,
+  SecurityPolicy,
+  TimestampsToReturn,
+  UserTokenType,
+  type ClientMonitoredItemGroup,
+  type ClientSession,
+  type DataValue,
+  type UserIdentityInfo,
+} from 'node-opcua-client';
+import { channelOf, type OpcuaPoint, type OpcuaProfile } from '@labtrace/protocols';
+import type { Logger } from '../log.js';
+import type { InstrumentHealth, InstrumentSource, PolledSample, SourceEvents } from '../source.js';
+import { APPLICATION_NAME, gatewayPki, type GatewayPki } from './pki.js';
+
+const LATENCY_WINDOW = 256;
+const MAX_BACKOFF_MS = 30_000;
+
+export interface OpcuaInstrumentOptions {
+  logger: Logger;
+  /** the gateway's data directory: its OPC UA certificate and trust list live under it */
+  dataDir: string;
+  /** user-name authentication: the password (read from the profile's passwordFile) */
+  password?: string;
+  now?: () => number;
+}
+
+/** The quality and reason an OPC UA status code gives (its top two bits: 00 good, 01 uncertain, 1x bad). */
+export function qualityOf(status: { value: number; name: string }): Pick<PolledSample, 'quality' | 'reason'> {
+  const severity = status.value >>> 30;
+  if (severity === 0) return { quality: 'good' };
+  return { quality: severity === 1 ? 'uncertain' : 'bad', reason: status.name };
+}
+
+/** A value a sample can carry, or undefined for one it cannot (a structure, an array). */
+function plainValue(value: unknown): number | boolean | string | undefined {
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (value instanceof Date) return value.toISOString();
+  // Int64 and UInt64 come as [high, low] 32-bit words
+  if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === 'number')) {
+    const [high, low] = value as [number, number];
+    return high * 2 ** 32 + low;
+  }
+  return undefined;
+}
+
+/** Why a connection attempt failed, in words an operator can act on. */
+export function describeFailure(err: unknown, pki: GatewayPki | undefined): { kind: string; reason: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/certificate verification failed|BadCertificateUntrusted|BadCertificate/i.test(message)) {
+    return {
+      kind: 'certificate_untrusted',
+      reason: `the server's certificate is not trusted: it was placed in ${pki?.rejectedDir ?? 'the rejected folder'}; move it to ${pki?.trustedDir ?? 'the trusted folder'} to trust it`,
+    };
+  }
+  if (/BadIdentityTokenRejected|BadIdentityTokenInvalid|BadUserAccessDenied/i.test(message)) {
+    return { kind: 'auth', reason: 'the server refused the user identity (wrong user name or password, or certificate)' };
+  }
+  if (/BadSecurityPolicyRejected|BadSecurityModeRejected|endpoint.*(not found|does not exist)|cannot find endpoint/i.test(message)) {
+    return { kind: 'endpoint', reason: `the server offers no endpoint with this security mode and policy: ${firstLine(message)}` };
+  }
+  return { kind: 'connect', reason: firstLine(message) };
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
+  return line.length > 180 ? `${line.slice(0, 179)}…` : line;
+}
+
+function pemToDer(pem: string): Buffer {
+  const body = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, '');
+  return Buffer.from(body, 'base64');
+}
+
+interface Item {
+  point: OpcuaPoint;
+  channel: string;
+  /** the last source time taken, as ms * 1e6 + picoseconds / 1e6 (ns precision, an ordinal) */
+  lastTs: number;
+}
+
+export class OpcuaInstrument extends EventEmitter<SourceEvents> implements InstrumentSource {
+  private readonly health: Omit<InstrumentHealth, 'latencyMs'>;
+  private readonly latencies: number[] = [];
+  private nextLatency = 0;
+  private readonly items: Item[];
+  private readonly now: () => number;
+  private readonly logger: Logger;
+  private client: OPCUAClient | undefined;
+  private session: ClientSession | undefined;
+  private subscription: ClientSubscription | undefined;
+  private running = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoffMs = 500;
+  private pki: GatewayPki | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  private lastReason: string | undefined = 'not connected yet';
+
+  constructor(
+    readonly profile: OpcuaProfile,
+    private readonly options: OpcuaInstrumentOptions,
+  ) {
+    super();
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.items = profile.points.map((point) => ({ point, channel: channelOf(point), lastTs: -1 }));
+    this.health = { instrument: profile.id, connected: false, lastGood: null, errors: {}, polls: 0 };
+  }
+
+  get id(): string {
+    return this.profile.id;
+  }
+
+  /** Why the instrument is not connected (undefined while it is). */
+  get reason(): string | undefined {
+    return this.lastReason;
+  }
+
+  start(): Promise<void> {
+    this.running = true;
+    // never awaited here: a server that does not answer must not hold up the gateway's start
+    this.loop = this.connect();
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    await this.loop;
+    await this.teardown();
+  }
+
+  getHealth(): InstrumentHealth {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (p: number): number | null =>
+      sorted.length === 0 ? null : (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? null);
+    return {
+      ...this.health,
+      errors: { ...this.health.errors },
+      latencyMs: { p50: at(0.5), p99: at(0.99) },
+      ...(this.lastReason === undefined ? {} : { reason: this.lastReason }),
+    };
+  }
+
+  private count(kind: string): void {
+    this.health.errors[kind] = (this.health.errors[kind] ?? 0) + 1;
+  }
+
+  private setConnected(connected: boolean, reason?: string): void {
+    this.lastReason = connected ? undefined : reason;
+    if (this.health.connected === connected) return;
+    this.health.connected = connected;
+    this.emit('health', this.getHealth());
+  }
+
+  /** One attempt at a session and its subscription; on failure, another after a growing pause. */
+  private async connect(): Promise<void> {
+    if (!this.running) return;
+    const { connection } = this.profile;
+    try {
+      this.pki ??= await gatewayPki(this.options.dataDir);
+      const pki = this.pki;
+      const client = OPCUAClient.create({
+        applicationName: APPLICATION_NAME,
+        applicationUri: pki.applicationUri,
+        clientName: this.profile.id,
+        clientCertificateManager: pki.manager,
+        certificateFile: pki.certificateFile,
+        privateKeyFile: pki.privateKeyFile,
+        securityMode: MessageSecurityMode[connection.securityMode],
+        securityPolicy: SecurityPolicy[connection.securityPolicy],
+        endpointMustExist: false,
+        keepSessionAlive: true,
+        requestedSessionTimeout: 60_000,
+        transportTimeout: connection.timeoutMs,
+        defaultTransactionTimeout: connection.timeoutMs,
+        // the first attempt fails fast (this loop retries with its own back-off and a reason); once
+        // connected, node-opcua reconnects by itself and repairs the session and subscription
+        connectionStrategy: { maxRetry: 1, initialDelay: 200, maxDelay: 10_000 },
+      });
+      this.client = client;
+      client.on('connection_lost', () => {
+        this.count('connect');
+        this.logger.warn({ endpoint: connection.endpointUrl }, 'OPC UA connection lost: reconnecting');
+        this.setConnected(false, `connection to ${connection.endpointUrl} lost: reconnecting`);
+      });
+      client.on('connection_reestablished', () => this.logger.info('OPC UA connection re-established'));
+      client.on('reconnection_attempt_has_failed', (err: Error) => {
+        const failure = describeFailure(err, this.pki);
+        this.count(failure.kind);
+        this.setConnected(false, failure.reason);
+      });
+      client.on('after_reconnection', () => {
+        if (this.session !== undefined) this.setConnected(true);
+      });
+      await client.connect(connection.endpointUrl);
+      if (!this.running) return;
+      const session = await client.createSession(this.identity());
+      this.session = session;
+      session.on('session_restored', () => {
+        this.logger.info('OPC UA session restored');
+        this.setConnected(true);
+      });
+      session.on('session_closed', () => {
+        if (this.running) this.setConnected(false, 'session closed by the server');
+      });
+      await this.subscribe(session);
+      this.backoffMs = 500;
+      this.logger.info({ endpoint: connection.endpointUrl, securityMode: connection.securityMode }, 'OPC UA instrument connected');
+      this.setConnected(true);
+    } catch (err) {
+      const failure = describeFailure(err, this.pki);
+      this.count(failure.kind);
+      this.logger.warn({ endpoint: connection.endpointUrl, reason: failure.reason }, 'OPC UA instrument not reachable');
+      this.setConnected(false, failure.reason);
+      await this.teardown();
+      if (!this.running) return;
+      const delay = this.backoffMs * (0.8 + Math.random() * 0.4);
+      this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
+      this.retryTimer = setTimeout(() => {
+        this.loop = this.connect();
+      }, delay);
+    }
+  }
+
+  private identity(): UserIdentityInfo {
+    const auth = this.profile.connection.auth;
+    switch (auth.kind) {
+      case 'anonymous':
+        return { type: UserTokenType.Anonymous };
+      case 'username':
+        return { type: UserTokenType.UserName, userName: auth.username, password: this.options.password ?? '' };
+      case 'certificate':
+        return {
+          type: UserTokenType.Certificate,
+          certificateData: pemToDer(readFileSync(auth.certificateFile, 'utf8')),
+          privateKey: readFileSync(auth.privateKeyFile, 'utf8'),
+        };
+    }
+  }
+
+  private async subscribe(session: ClientSession): Promise<void> {
+    const sub = this.profile.subscription;
+    const subscription = await session.createSubscription2({
+      requestedPublishingInterval: sub.publishingIntervalMs,
+      requestedLifetimeCount: 100,
+      requestedMaxKeepAliveCount: 10,
+      maxNotificationsPerPublish: 0,
+      publishingEnabled: true,
+      priority: 10,
+    });
+    this.subscription = subscription;
+    const nodeIds = await this.resolve(session);
+    // one group of monitored items per set of parameters (sampling interval, queue size, deadband)
+    const groups = new Map<string, number[]>();
+    nodeIds.forEach((nodeId, i) => {
+      if (nodeId === undefined) return;
+      const p = this.items[i]?.point;
+      const key = JSON.stringify([p?.samplingIntervalMs ?? sub.samplingIntervalMs, p?.queueSize ?? sub.queueSize, p?.deadband ?? null]);
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    });
+    for (const [key, indexes] of groups) {
+      const [samplingInterval, queueSize, deadband] = JSON.parse(key) as [number, number, OpcuaPoint['deadband'] | null];
+      const group: ClientMonitoredItemGroup = await subscription.monitorItems(
+        indexes.map((i) => ({ nodeId: nodeIds[i] ?? '', attributeId: AttributeIds.Value })),
+        {
+          samplingInterval,
+          queueSize,
+          discardOldest: true,
+          ...(deadband
+            ? {
+                filter: new DataChangeFilter({
+                  trigger: DataChangeTrigger.StatusValue,
+                  deadbandType: deadband.type === 'absolute' ? DeadbandType.Absolute : DeadbandType.Percent,
+                  deadbandValue: deadband.value,
+                }),
+              }
+            : {}),
+        },
+        TimestampsToReturn.Both,
+      );
+      group.monitoredItems.forEach((monitored, k) => {
+        const item = this.items[indexes[k] ?? -1];
+        if (item !== undefined && !monitored.statusCode.isGood()) {
+          this.count('monitored_item');
+          this.report([this.badSample(item, `monitored item refused: ${monitored.statusCode.name}`)]);
+        }
+      });
+      group.on('changed', (_monitored, dataValue, k) => {
+        const item = this.items[indexes[k] ?? -1];
+        if (item !== undefined) this.onValue(item, dataValue);
+      });
+    }
+  }
+
+  /** The node of each point: its NodeId, or its browse path translated by the server (undefined: not found). */
+  private async resolve(session: ClientSession): Promise<(string | undefined)[]> {
+    const byPath = this.items.map((item, i) => ({ item, i })).filter(({ item }) => item.point.browsePath !== undefined);
+    const nodeIds: (string | undefined)[] = this.items.map((item) => item.point.nodeId);
+    if (byPath.length === 0) return nodeIds;
+    const results = await session.translateBrowsePath(byPath.map(({ item }) => makeBrowsePath('ObjectsFolder', item.point.browsePath ?? '')));
+    byPath.forEach(({ item, i }, k) => {
+      const result = results[k];
+      const target = result?.targets?.[0];
+      if (result?.statusCode.isGood() && target) nodeIds[i] = target.targetId.toString();
+      else {
+        this.count('browse_path');
+        this.report([this.badSample(item, `browse path ${item.point.browsePath ?? ''} not found: ${result?.statusCode.name ?? 'no result'}`)]);
+      }
+    });
+    return nodeIds;
+  }
+
+  private onValue(item: Item, dataValue: DataValue): void {
+    const arrival = this.now();
+    this.health.polls++;
+    const source = dataValue.sourceTimestamp;
+    const ts = source?.getTime() ?? dataValue.serverTimestamp?.getTime() ?? arrival;
+    if (source) {
+      // an ordinal of the source time at 1 ns: a value the server sends again (a recreated item's
+      // initial value) has a time already taken, and is dropped
+      const ordinal = source.getTime() * 1e6 + Math.floor((dataValue.sourcePicoseconds ?? 0) / 1000);
+      if (ordinal <= item.lastTs) {
+        this.count('duplicate');
+        return;
+      }
+      item.lastTs = ordinal;
+      this.pushLatency(Math.max(0, arrival - ts));
+    }
+    const status = dataValue.statusCode;
+    const { quality, reason } = qualityOf(status);
+    const value = plainValue(dataValue.value.value);
+    let sample: PolledSample;
+    if (value === undefined && quality !== 'bad') {
+      this.count('unsupported_value');
+      sample = this.badSample(item, `unsupported value of data type ${dataValue.value.dataType}`, ts);
+    } else {
+      sample = {
+        instrument: this.profile.id,
+        channel: item.channel,
+        ts,
+        value: quality === 'bad' ? null : (value ?? null),
+        unit: item.point.unit,
+        quality,
+        ...(reason === undefined ? {} : { reason }),
+      };
+    }
+    if (quality !== 'good') this.count(`status_${status.name}`.slice(0, 64));
+    else this.health.lastGood = arrival;
+    this.report([sample]);
+  }
+
+  private pushLatency(ms: number): void {
+    if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
+    else this.latencies[this.nextLatency] = ms;
+    this.nextLatency = (this.nextLatency + 1) % LATENCY_WINDOW;
+  }
+
+  private report(samples: PolledSample[]): void {
+    if (samples.length > 0) this.emit('samples', samples);
+  }
+
+  private badSample(item: Item, reason: string, ts = this.now()): PolledSample {
+    return { instrument: this.profile.id, channel: item.channel, ts, value: null, unit: item.point.unit, quality: 'bad', reason };
+  }
+
+  private async teardown(): Promise<void> {
+    const { client, session, subscription } = this;
+    this.client = undefined;
+    this.session = undefined;
+    this.subscription = undefined;
+    try {
+      await subscription?.terminate();
+    } catch {
+      // the server may be gone
+    }
+    try {
+      await session?.close(true);
+    } catch {
+      // idem
+    }
+    try {
+      await client?.disconnect();
+    } catch (err) {
+      this.logger.debug({ err: String(err) }, 'OPC UA disconnect');
+    }
+    if (this.health.connected) this.setConnected(false, 'stopped');
+  }
+}
