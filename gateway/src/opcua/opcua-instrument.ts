@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import {
   AttributeIds,
   ClientSubscription,
+  DataType,
   DataChangeFilter,
   DataChangeTrigger,
   DeadbandType,
@@ -143,8 +144,9 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.retryTimer);
-    await this.loop;
+    // closing the client ends a connection attempt in flight (a server that never answers)
     await this.teardown();
+    await this.loop;
   }
 
   getHealth(): InstrumentHealth {
@@ -350,13 +352,17 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     let sample: PolledSample;
     if (value === undefined && quality !== 'bad') {
       this.count('unsupported_value');
-      sample = this.badSample(item, `unsupported value of data type ${dataValue.value.dataType}`, ts);
+      sample = this.badSample(item, `unsupported value of data type ${DataType[dataValue.value.dataType] ?? dataValue.value.dataType}`, ts);
+    } else if (typeof value === 'number' && !Number.isFinite(value) && quality !== 'bad') {
+      // a Double may be NaN or infinite on the wire; a sample carries finite numbers only
+      this.count('not_finite');
+      sample = this.badSample(item, `not a finite number: ${value}`, ts);
     } else {
       sample = {
         instrument: this.profile.id,
         channel: item.channel,
         ts,
-        value: quality === 'bad' ? null : (value ?? null),
+        value: quality === 'bad' || (typeof value === 'number' && !Number.isFinite(value)) ? null : (value ?? null),
         unit: item.point.unit,
         quality,
         ...(reason === undefined ? {} : { reason }),
