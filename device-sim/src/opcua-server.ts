@@ -5,11 +5,10 @@
 // value is written with the time it changed as its source timestamp. Faults: a status on a node
 // (`setStatus`), a "disconnect" fault (the server goes away and comes back on the same port: a restart,
 // with its sessions lost).
-import { OPCUACertificateManager } from 'node-opcua-certificate-manager';
-import { makeEUInformation, type EUInformation } from 'node-opcua-data-access';
-import { OPCUAServer } from 'node-opcua-server';
+import type { EUInformation } from 'node-opcua-data-access';
+import type { OPCUAServer } from 'node-opcua-server';
 import type { UAObject, UAVariable } from 'node-opcua-address-space-base';
-import { DataType, MessageSecurityMode, SecurityPolicy, StatusCodes, type StatusCode } from 'node-opcua-client';
+import type { StatusCode } from 'node-opcua-client';
 import { channelOf, LabtraceError, type OpcuaProfile } from '@labtrace/protocols';
 import type { InstrumentEndpoint } from './endpoint.js';
 import type { SimInstrument } from './sim-instrument.js';
@@ -56,7 +55,27 @@ const UNECE: Readonly<Record<string, [code: string, name: string]>> = {
   '%': ['P1', 'percent'],
 };
 
-function engineeringUnits(unit: string): EUInformation | undefined {
+/** node-opcua, loaded by the first OPC UA server only: a simulator without one never pays for it */
+async function loadOpcua() {
+  const [server, client, access, certificates] = await Promise.all([
+    import('node-opcua-server'),
+    import('node-opcua-client'),
+    import('node-opcua-data-access'),
+    import('node-opcua-certificate-manager'),
+  ]);
+  return {
+    OPCUAServer: server.OPCUAServer,
+    DataType: client.DataType,
+    MessageSecurityMode: client.MessageSecurityMode,
+    SecurityPolicy: client.SecurityPolicy,
+    StatusCodes: client.StatusCodes,
+    makeEUInformation: access.makeEUInformation,
+    OPCUACertificateManager: certificates.OPCUACertificateManager,
+  };
+}
+type Opcua = Awaited<ReturnType<typeof loadOpcua>>;
+
+function engineeringUnits({ makeEUInformation }: Opcua, unit: string): EUInformation | undefined {
   if (unit === '') return undefined;
   const known = UNECE[unit];
   return known ? makeEUInformation(known[0], unit, known[1]) : makeEUInformation('', unit, unit);
@@ -74,7 +93,9 @@ export class OpcuaServer implements InstrumentEndpoint {
   private readonly variables = new Map<string, UAVariable>();
   /** what each node holds, kept across restarts: a restarted device still has its last reading, with its time */
   private readonly last = new Map<string, { value: number; status: StatusCode; ts: Date }>();
-  private readonly statuses = new Map<string, StatusCode>();
+  /** status names set by setStatus, by channel */
+  private readonly statuses = new Map<string, string>();
+  private ua: Opcua | undefined;
   private readonly now: () => number;
   private running = false;
   /** the starting or stopping server, awaited by the next lifecycle call */
@@ -114,11 +135,17 @@ export class OpcuaServer implements InstrumentEndpoint {
     }
     if (status === undefined) this.statuses.delete(channel);
     else {
-      const code = (StatusCodes as unknown as Record<string, StatusCode | undefined>)[status];
-      if (code === undefined) throw new LabtraceError('E_BAD_REQUEST', `unknown OPC UA status code ${status}`);
-      this.statuses.set(channel, code);
+      if (!/^(Good|Uncertain|Bad)[A-Za-z0-9]*$/.test(status)) throw new LabtraceError('E_BAD_REQUEST', `unknown OPC UA status code ${status}`);
+      if (this.ua !== undefined && this.statusCode(this.ua, status) === undefined) {
+        throw new LabtraceError('E_BAD_REQUEST', `unknown OPC UA status code ${status}`);
+      }
+      this.statuses.set(channel, status);
     }
     this.update();
+  }
+
+  private statusCode(ua: Opcua, name: string): StatusCode | undefined {
+    return (ua.StatusCodes as unknown as Record<string, StatusCode | undefined>)[name];
   }
 
   async start(): Promise<void> {
@@ -149,6 +176,9 @@ export class OpcuaServer implements InstrumentEndpoint {
 
   private async open(): Promise<void> {
     if (this.listenPort === 0) this.listenPort = await freePort(this.options.host);
+    this.ua ??= await loadOpcua();
+    const ua = this.ua;
+    const { OPCUACertificateManager, OPCUAServer, MessageSecurityMode, SecurityPolicy, DataType } = ua;
     const { profile } = this.options;
     const certificateManager = new OPCUACertificateManager({
       rootFolder: this.options.pkiDir,
@@ -172,7 +202,7 @@ export class OpcuaServer implements InstrumentEndpoint {
       disableDiscovery: true,
     });
     await server.initialize();
-    this.build(server);
+    this.build(ua, server);
     await server.start();
     this.server = server;
     for (const [channel, variable] of this.variables) {
@@ -192,7 +222,8 @@ export class OpcuaServer implements InstrumentEndpoint {
     if (server) await server.shutdown(0);
   }
 
-  private build(server: OPCUAServer): void {
+  private build(ua: Opcua, server: OPCUAServer): void {
+    const { DataType } = ua;
     const addressSpace = server.engine.addressSpace;
     if (addressSpace === null) throw new LabtraceError('E_CONFIG', 'OPC UA server has no address space');
     const ns = addressSpace.registerNamespace(SIM_NAMESPACE);
@@ -223,7 +254,7 @@ export class OpcuaServer implements InstrumentEndpoint {
       const sensor = ns.addObject({ organizedBy: functionSet, browseName: point.name, nodeId: `s=${profile.id}.${unitName}.${point.name}` });
       // a profile that names its node by a string id in this namespace gets exactly that node
       const own = /^ns=\d+;s=(.+)$/.exec(point.nodeId ?? '')?.[1];
-      const eu = engineeringUnits(point.unit);
+      const eu = engineeringUnits(ua, point.unit);
       const variable = ns.addAnalogDataItem({
         componentOf: sensor,
         browseName: 'SensorValue',
@@ -239,13 +270,16 @@ export class OpcuaServer implements InstrumentEndpoint {
 
   /** Copies changed values (or statuses) into the address space, stamped with the time of the change. */
   private update(): void {
-    if (this.server === undefined) return;
+    const ua = this.ua;
+    if (this.server === undefined || ua === undefined) return;
+    const { DataType, StatusCodes } = ua;
     const values = this.options.instrument.values();
     const ts = new Date(this.now());
     for (const [channel, variable] of this.variables) {
       const raw = values[channel];
       const value = typeof raw === 'number' ? raw : typeof raw === 'boolean' ? Number(raw) : Number.NaN;
-      const status = this.statuses.get(channel) ?? StatusCodes.Good;
+      const name = this.statuses.get(channel);
+      const status = (name === undefined ? undefined : this.statusCode(ua, name)) ?? StatusCodes.Good;
       const last = this.last.get(channel);
       if (last !== undefined && Object.is(last.value, value) && last.status === status) continue;
       this.last.set(channel, { value, status, ts });

@@ -3,7 +3,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { channelOf, LabtraceError, OPCUA_SECURITY_MODES, pointWidth } from '@labtrace/protocols';
-import { browseEndpoint } from './opcua/browse.js';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
 import { enroll, rotateKey } from './identity/enroll.js';
 import { createIdentity, KEY_FILE } from './identity/identity.js';
@@ -202,6 +201,8 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
     const passwordFile = parsed.values['password-file'];
     if ((user === undefined) !== (passwordFile === undefined)) throw new LabtraceError('E_CONFIG', 'browse: --user and --password-file go together');
     const password = passwordFile === undefined ? undefined : readFileSync(path.resolve(passwordFile), 'utf8').trim();
+    // node-opcua is loaded for this command only
+    const { browseEndpoint } = await import('./opcua/browse.js');
     const found = await browseEndpoint(endpointUrl, {
       dataDir: path.resolve(parsed.values['data-dir'] ?? 'gateway-data'),
       securityMode: mode as (typeof OPCUA_SECURITY_MODES)[number],

@@ -12,4 +12,3 @@ export { Sequencer } from './sequencer.js';
 export { createLogger, type Logger } from './log.js';
 export { OpcuaInstrument, qualityOf, describeFailure, type OpcuaInstrumentOptions } from './opcua/opcua-instrument.js';
 export { gatewayPki, PKI_DIR, type GatewayPki } from './opcua/pki.js';
-export { browseEndpoint, browseDevices, suggestProfile, suggestionText, type BrowsedDevice, type BrowseOptions } from './opcua/browse.js';

@@ -7,30 +7,21 @@
 // Each instrument has its own client and timers: a dead endpoint delays no other instrument.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import {
-  AttributeIds,
-  ClientSubscription,
-  DataType,
-  DataChangeFilter,
-  DataChangeTrigger,
-  DeadbandType,
-  makeBrowsePath,
-  MessageSecurityMode,
-  OPCUAClient,
-  SecurityPolicy,
-  TimestampsToReturn,
-  UserTokenType,
-  type ClientMonitoredItemGroup,
-  type ClientSession,
-  type DataValue,
-  type UserIdentityInfo,
-} from 'node-opcua-client';
+import type { ClientMonitoredItemGroup, ClientSession, ClientSubscription, DataValue, OPCUAClient, UserIdentityInfo } from 'node-opcua-client';
 import { channelOf, type OpcuaPoint, type OpcuaProfile } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { InstrumentHealth, InstrumentSource, PolledSample, SourceEvents } from '../source.js';
 import { APPLICATION_NAME, gatewayPki, type GatewayPki } from './pki.js';
 
 const LATENCY_WINDOW = 256;
+
+type NodeOpcua = typeof import('node-opcua-client');
+let loading: Promise<NodeOpcua> | undefined;
+/** node-opcua is loaded by the first OPC UA instrument only: a gateway without one never pays for it */
+export function nodeOpcua(): Promise<NodeOpcua> {
+  loading ??= import('node-opcua-client');
+  return loading;
+}
 const MAX_BACKOFF_MS = 30_000;
 
 export interface OpcuaInstrumentOptions {
@@ -112,6 +103,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
   private backoffMs = 500;
   private pki: GatewayPki | undefined;
   private loop: Promise<void> = Promise.resolve();
+  private ua: NodeOpcua | undefined;
   private lastReason: string | undefined = 'not connected yet';
 
   constructor(
@@ -179,7 +171,10 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     try {
       this.pki ??= await gatewayPki(this.options.dataDir);
       const pki = this.pki;
-      const client = OPCUAClient.create({
+      const ua = await nodeOpcua();
+      this.ua = ua;
+      const { MessageSecurityMode, SecurityPolicy } = ua;
+      const client = ua.OPCUAClient.create({
         applicationName: APPLICATION_NAME,
         applicationUri: pki.applicationUri,
         clientName: this.profile.id,
@@ -214,7 +209,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
       });
       await client.connect(connection.endpointUrl);
       if (!this.running) return;
-      const session = await client.createSession(this.identity());
+      const session = await client.createSession(this.identity(ua));
       this.session = session;
       session.on('session_restored', () => {
         this.logger.info('OPC UA session restored');
@@ -223,7 +218,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
       session.on('session_closed', () => {
         if (this.running) this.setConnected(false, 'session closed by the server');
       });
-      await this.subscribe(session);
+      await this.subscribe(ua, session);
       this.backoffMs = 500;
       this.logger.info({ endpoint: connection.endpointUrl, securityMode: connection.securityMode }, 'OPC UA instrument connected');
       this.setConnected(true);
@@ -242,7 +237,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     }
   }
 
-  private identity(): UserIdentityInfo {
+  private identity({ UserTokenType }: NodeOpcua): UserIdentityInfo {
     const auth = this.profile.connection.auth;
     switch (auth.kind) {
       case 'anonymous':
@@ -258,7 +253,8 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     }
   }
 
-  private async subscribe(session: ClientSession): Promise<void> {
+  private async subscribe(ua: NodeOpcua, session: ClientSession): Promise<void> {
+    const { AttributeIds, DataChangeFilter, DataChangeTrigger, DeadbandType, TimestampsToReturn } = ua;
     const sub = this.profile.subscription;
     const subscription = await session.createSubscription2({
       requestedPublishingInterval: sub.publishingIntervalMs,
@@ -269,7 +265,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
       priority: 10,
     });
     this.subscription = subscription;
-    const nodeIds = await this.resolve(session);
+    const nodeIds = await this.resolve(ua, session);
     // one group of monitored items per set of parameters (sampling interval, queue size, deadband)
     const groups = new Map<string, number[]>();
     nodeIds.forEach((nodeId, i) => {
@@ -313,7 +309,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
   }
 
   /** The node of each point: its NodeId, or its browse path translated by the server (undefined: not found). */
-  private async resolve(session: ClientSession): Promise<(string | undefined)[]> {
+  private async resolve({ makeBrowsePath }: NodeOpcua, session: ClientSession): Promise<(string | undefined)[]> {
     const byPath = this.items.map((item, i) => ({ item, i })).filter(({ item }) => item.point.browsePath !== undefined);
     const nodeIds: (string | undefined)[] = this.items.map((item) => item.point.nodeId);
     if (byPath.length === 0) return nodeIds;
@@ -352,7 +348,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     let sample: PolledSample;
     if (value === undefined && quality !== 'bad') {
       this.count('unsupported_value');
-      sample = this.badSample(item, `unsupported value of data type ${DataType[dataValue.value.dataType] ?? dataValue.value.dataType}`, ts);
+      sample = this.badSample(item, `unsupported value of data type ${this.ua?.DataType[dataValue.value.dataType] ?? dataValue.value.dataType}`, ts);
     } else if (typeof value === 'number' && !Number.isFinite(value) && quality !== 'bad') {
       // a Double may be NaN or infinite on the wire; a sample carries finite numbers only
       this.count('not_finite');

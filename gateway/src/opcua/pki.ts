@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { OPCUACertificateManager } from 'node-opcua-certificate-manager';
+import type { OPCUACertificateManager } from 'node-opcua-certificate-manager';
 
 export const PKI_DIR = 'opcua-pki';
 export const APPLICATION_NAME = 'labtrace-gateway';
@@ -39,6 +39,7 @@ export function gatewayPki(dataDir: string): Promise<GatewayPki> {
 }
 
 async function openPki(rootDir: string): Promise<GatewayPki> {
+  const { OPCUACertificateManager } = await import('node-opcua-certificate-manager');
   const manager = new OPCUACertificateManager({ rootFolder: rootDir, automaticallyAcceptUnknownCertificate: false, name: 'labtrace-gateway' });
   await manager.initialize();
   const certificateFile = path.join(rootDir, 'own', 'certs', 'gateway_certificate.pem');
