@@ -109,8 +109,10 @@ export async function loadSimConfig(file: string): Promise<{ config: SimConfig; 
     if (profile.protocol === 'modbus' && transport !== 'tcp' && (profile.unitId < 1 || profile.unitId > 247)) {
       problems.push(`${profileFile}: unitId: an RTU slave address is 1-247, got ${profile.unitId}`);
     }
-    if (entry.opcua !== undefined && transport !== 'opcua') problems.push(`${file}: instruments[${i}].opcua: does not apply to transport ${transport}`);
-    const opcua = profile.protocol === 'opcua' ? (entry.opcua ?? { pkiDir: './opcua-pki', secure: false, trustAllClients: false, users: [] }) : undefined;
+    if (entry.opcua !== undefined && transport !== 'opcua')
+      problems.push(`${file}: instruments[${i}].opcua: does not apply to transport ${transport}`);
+    const opcua =
+      profile.protocol === 'opcua' ? (entry.opcua ?? { pkiDir: './opcua-pki', secure: false, trustAllClients: false, users: [] }) : undefined;
     const users = [];
     for (const u of opcua?.users ?? []) users.push({ username: u.username, password: (await readText(path.resolve(dir, u.passwordFile))).trim() });
     instruments.push({

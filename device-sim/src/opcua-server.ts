@@ -264,7 +264,7 @@ export class OpcuaServer implements InstrumentEndpoint {
         ...(eu === undefined ? {} : { engineeringUnits: eu }),
         minimumSamplingInterval: 10,
       });
-      this.variables.set(channel, variable as unknown as UAVariable);
+      this.variables.set(channel, variable);
     }
   }
 

@@ -234,7 +234,14 @@ export const balanceProfileSchema = z.strictObject({
 // An OPC UA server (a testing machine, a LADS device): one session, one subscription, a monitored item per point.
 export const OPCUA_SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
 /** the OPC UA security policies node-opcua speaks, by their URI's last part */
-export const OPCUA_SECURITY_POLICIES = ['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss', 'Basic256', 'Basic128Rsa15'] as const;
+export const OPCUA_SECURITY_POLICIES = [
+  'None',
+  'Basic256Sha256',
+  'Aes128_Sha256_RsaOaep',
+  'Aes256_Sha256_RsaPss',
+  'Basic256',
+  'Basic128Rsa15',
+] as const;
 
 export const opcuaAuthSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('anonymous') }),

@@ -15,7 +15,7 @@ import {
   type ReferenceDescription,
 } from 'node-opcua-client';
 import { stringify } from 'yaml';
-import { LabtraceError, opcuaProfileSchema, OPCUA_SECURITY_MODES, type OpcuaProfileInput } from '@labtrace/protocols';
+import { LabtraceError, opcuaProfileSchema, type OPCUA_SECURITY_MODES, type OpcuaProfileInput } from '@labtrace/protocols';
 import { APPLICATION_NAME, gatewayPki } from './pki.js';
 
 export interface BrowseOptions {
@@ -92,7 +92,11 @@ export async function browseDevices(session: ClientSession): Promise<BrowsedDevi
     const name = device.browseName.name ?? 'device';
     const found: BrowsedDevice = {
       name,
-      identity: { maker: (await prop('Manufacturer')) ?? 'unknown', model: (await prop('Model')) ?? name, serialNumber: (await prop('SerialNumber')) ?? 'unknown' },
+      identity: {
+        maker: (await prop('Manufacturer')) ?? 'unknown',
+        model: (await prop('Model')) ?? name,
+        serialNumber: (await prop('SerialNumber')) ?? 'unknown',
+      },
       points: [],
     };
     for (const fu of await children(session, unitSet.nodeId, NodeClass.Object)) {
@@ -148,13 +152,18 @@ export function suggestionText(device: BrowsedDevice, profile: OpcuaProfileInput
   const header = [
     `# ${device.name}: a profile suggested by browsing ${profile.connection.endpointUrl}`,
     '# check the id, the point names and the units; set securityMode and auth before use',
-    ...device.points.map((p, i) => `#   ${profile.points[i]?.name ?? ''}: ${p.functionalUnit} / ${p.function} / ${p.variable} [${p.unit}] at ${p.browsePath}`),
+    ...device.points.map(
+      (p, i) => `#   ${profile.points[i]?.name ?? ''}: ${p.functionalUnit} / ${p.function} / ${p.variable} [${p.unit}] at ${p.browsePath}`,
+    ),
   ];
   return `${header.join('\n')}\n${stringify(profile)}`;
 }
 
 /** Connects, browses, and returns the suggested profile of each device found. */
-export async function browseEndpoint(endpointUrl: string, options: BrowseOptions): Promise<{ device: BrowsedDevice; profile: OpcuaProfileInput; text: string }[]> {
+export async function browseEndpoint(
+  endpointUrl: string,
+  options: BrowseOptions,
+): Promise<{ device: BrowsedDevice; profile: OpcuaProfileInput; text: string }[]> {
   const pki = await gatewayPki(options.dataDir);
   const securityMode = options.securityMode ?? 'None';
   const client = OPCUAClient.create({

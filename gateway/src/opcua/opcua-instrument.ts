@@ -7,6 +7,7 @@
 // Each instrument has its own client and timers: a dead endpoint delays no other instrument.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type * as NodeOpcuaModule from 'node-opcua-client';
 import type { ClientMonitoredItemGroup, ClientSession, ClientSubscription, DataValue, OPCUAClient, UserIdentityInfo } from 'node-opcua-client';
 import { channelOf, type OpcuaPoint, type OpcuaProfile } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
@@ -15,7 +16,7 @@ import { APPLICATION_NAME, gatewayPki, type GatewayPki } from './pki.js';
 
 const LATENCY_WINDOW = 256;
 
-type NodeOpcua = typeof import('node-opcua-client');
+type NodeOpcua = typeof NodeOpcuaModule;
 let loading: Promise<NodeOpcua> | undefined;
 /** node-opcua is loaded by the first OPC UA instrument only: a gateway without one never pays for it */
 export function nodeOpcua(): Promise<NodeOpcua> {
@@ -84,9 +85,12 @@ function pemToDer(pem: string): Buffer {
 interface Item {
   point: OpcuaPoint;
   channel: string;
-  /** the last source time taken, as ms * 1e6 + picoseconds / 1e6 (ns precision, an ordinal) */
-  lastTs: number;
+  /** the source times taken lately (ms * 1e6 + ns), oldest first: a value sent again has one of them */
+  seen: Set<number>;
 }
+
+/** how many source times per item are remembered: more than a server queue replays after a reconnection */
+const SEEN_PER_ITEM = 1024;
 
 export class OpcuaInstrument extends EventEmitter<SourceEvents> implements InstrumentSource {
   private readonly health: Omit<InstrumentHealth, 'latencyMs'>;
@@ -113,7 +117,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     super();
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.items = profile.points.map((point) => ({ point, channel: channelOf(point), lastTs: -1 }));
+    this.items = profile.points.map((point) => ({ point, channel: channelOf(point), seen: new Set<number>() }));
     this.health = { instrument: profile.id, connected: false, lastGood: null, errors: {}, polls: 0 };
   }
 
@@ -332,14 +336,16 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     const source = dataValue.sourceTimestamp;
     const ts = source?.getTime() ?? dataValue.serverTimestamp?.getTime() ?? arrival;
     if (source) {
-      // an ordinal of the source time at 1 ns: a value the server sends again (a recreated item's
-      // initial value) has a time already taken, and is dropped
-      const ordinal = source.getTime() * 1e6 + Math.floor((dataValue.sourcePicoseconds ?? 0) / 1000);
-      if (ordinal <= item.lastTs) {
+      // the source time at 1 ns: a value the server sends again (a recreated item's initial value)
+      // has a time already taken, and is dropped. Not "older than the last": after a reconnection a
+      // republished (older) notification may come after a new one, and is no duplicate
+      const key = source.getTime() * 1e6 + Math.floor((dataValue.sourcePicoseconds ?? 0) / 1000);
+      if (item.seen.has(key)) {
         this.count('duplicate');
         return;
       }
-      item.lastTs = ordinal;
+      item.seen.add(key);
+      if (item.seen.size > SEEN_PER_ITEM) item.seen.delete(item.seen.values().next().value ?? key);
       this.pushLatency(Math.max(0, arrival - ts));
     }
     const status = dataValue.statusCode;

@@ -25,7 +25,7 @@ import {
   type Sample,
 } from '@labtrace/protocols';
 import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
-import { OpcuaServer, Simulator, type SimInstrument } from '@labtrace/device-sim';
+import { type OpcuaServer, Simulator, type SimInstrument } from '@labtrace/device-sim';
 import { Gateway, gatewayConfigSchema, gatewayPki, OpcuaInstrument, qualityOf, type PolledSample } from '../../src/index.js';
 import { browseEndpoint } from '../../src/opcua/browse.js';
 import { createIdentity } from '../../src/identity/identity.js';
@@ -50,7 +50,9 @@ function pemToDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }
 
-function profile(input: Partial<Omit<OpcuaProfileInput, 'protocol' | 'connection'>> & { connection?: Partial<OpcuaProfileInput['connection']> }): OpcuaProfile {
+function profile(
+  input: Partial<Omit<OpcuaProfileInput, 'protocol' | 'connection'>> & { connection?: Partial<OpcuaProfileInput['connection']> },
+): OpcuaProfile {
   const { connection, ...rest } = input;
   return parseOpcuaProfile({
     id: 'utm-opc',
@@ -58,7 +60,11 @@ function profile(input: Partial<Omit<OpcuaProfileInput, 'protocol' | 'connection
     subscription: { publishingIntervalMs: 50, samplingIntervalMs: 20, queueSize: 100 },
     points: [
       { name: 'force', nodeId: `ns=${ns};s=utm-opc.Frame.force.SensorValue`, unit: 'N' },
-      { name: 'extension', browsePath: `/${ns}:DeviceSet/${ns}:utm-opc/${ns}:FunctionalUnitSet/${ns}:Frame/${ns}:FunctionSet/${ns}:extension/${ns}:SensorValue`, unit: 'mm' },
+      {
+        name: 'extension',
+        browsePath: `/${ns}:DeviceSet/${ns}:utm-opc/${ns}:FunctionalUnitSet/${ns}:Frame/${ns}:FunctionSet/${ns}:extension/${ns}:SensorValue`,
+        unit: 'mm',
+      },
     ],
     ...rest,
     connection: { transport: 'opcua', endpointUrl: server.endpointUrl, timeoutMs: 3000, ...connection },
@@ -74,7 +80,12 @@ async function until(what: string, check: () => boolean, ms = 20_000): Promise<v
 }
 
 /** Starts a source, collects its samples until `done` holds, stops it. */
-async function run(source: OpcuaInstrument, done: (samples: PolledSample[]) => boolean, what: string, act?: (samples: PolledSample[]) => Promise<void>): Promise<PolledSample[]> {
+async function run(
+  source: OpcuaInstrument,
+  done: (samples: PolledSample[]) => boolean,
+  what: string,
+  act?: (samples: PolledSample[]) => Promise<void>,
+): Promise<PolledSample[]> {
   const samples: PolledSample[] = [];
   source.on('samples', (batch) => samples.push(...batch));
   await source.start();
@@ -185,7 +196,12 @@ test('a value that is not a finite number (NaN on the wire) is a bad sample with
     (s) => s.some((x) => x.channel === 'extension') && s.some((x) => x.channel === 'force'),
     'the NaN extension',
   );
-  expect(samples.find((s) => s.channel === 'extension')).toMatchObject({ value: null, quality: 'bad', reason: 'not a finite number: NaN', unit: 'mm' });
+  expect(samples.find((s) => s.channel === 'extension')).toMatchObject({
+    value: null,
+    quality: 'bad',
+    reason: 'not a finite number: NaN',
+    unit: 'mm',
+  });
 });
 
 test('SignAndEncrypt with certificates trusted both ways delivers the values', async () => {
@@ -267,6 +283,82 @@ test('a server restart: session and subscription come back, a value sent again i
   expect(source.getHealth().errors['connect']).toBeGreaterThan(0);
 }, 90_000);
 
+/** A TCP relay between the gateway and the server: cut() drops both sides' sockets, and refuses new ones for a while. */
+async function relay(target: number): Promise<{ port: number; cut(ms: number): void; close(): void }> {
+  const open = new Set<net.Socket>();
+  let downUntil = 0;
+  const server = net.createServer((inbound) => {
+    if (Date.now() < downUntil) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = net.connect(target, '127.0.0.1');
+    for (const [a, b] of [
+      [inbound, outbound],
+      [outbound, inbound],
+    ] as const) {
+      open.add(a);
+      a.on('data', (d) => b.write(d));
+      a.on('error', () => b.destroy());
+      a.on('close', () => {
+        open.delete(a);
+        b.destroy();
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut(ms) {
+      downUntil = Date.now() + ms;
+      for (const s of open) s.destroy();
+    },
+    close() {
+      for (const s of open) s.destroy();
+      server.close();
+    },
+  };
+}
+
+test('a cut connection while the server keeps the session: the values that changed meanwhile all arrive, none twice', async () => {
+  const link = await relay(server.port);
+  utm.pin({ force: 1000.5, extension: 2 }, Date.now());
+  const source = new OpcuaInstrument(profile({ connection: { endpointUrl: `opc.tcp://127.0.0.1:${link.port}` } }), {
+    logger,
+    dataDir: trustedDataDir,
+  });
+  const during = [1001.5, 1002.5, 1003.5];
+  try {
+    const samples = await run(
+      source,
+      (s) => s.some((x) => x.channel === 'force' && x.value === 1004.5),
+      'the force after the cut',
+      async (s) => {
+        await until('the force before the cut', () => s.some((x) => x.channel === 'force' && x.value === 1000.5));
+        link.cut(1500);
+        await until('the lost connection', () => !source.getHealth().connected);
+        // the server samples each of these while the gateway is away, and queues them in the subscription
+        for (const force of during) {
+          utm.pin({ force }, Date.now());
+          await new Promise((r) => setTimeout(r, 150));
+        }
+        await until('the reconnection', () => source.getHealth().connected, 60_000);
+        utm.pin({ force: 1004.5 }, Date.now());
+      },
+    );
+    // in the order of their source times (a republished notification may come after a newer one)
+    const forces = samples
+      .filter((x) => x.channel === 'force')
+      .sort((a, b) => a.ts - b.ts)
+      .map((x) => x.value);
+    expect(forces).toEqual([1000.5, ...during, 1004.5]);
+    const keys = samples.map((x) => `${x.channel}@${x.ts}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  } finally {
+    link.close();
+  }
+}, 90_000);
+
 test('browse: the LADS structure becomes a profile suggestion that validates, plans and connects', async () => {
   utm.pin({ force: 5.5, extension: 6.5 }, Date.now());
   const found = await browseEndpoint(server.endpointUrl, { dataDir: trustedDataDir });
@@ -339,8 +431,7 @@ test('one dead OPC UA endpoint does not delay another instrument on the same gat
       void client.publishAsync(topicFor('lab-o', 'gw-opc', 'ACK'), JSON.stringify({ v: 1, batch: signed.header.batch }), { qos: 1 });
     } else if (topic === topicFor('lab-o', 'gw-opc', 'HEALTH')) healths.push(JSON.parse(payload.toString()));
   });
-  const liveHealth = () =>
-    healths.find((m) => healthMessageSchema.parse(m).instruments.some((h) => h.instrument === 'utm-opc' && h.connected));
+  const liveHealth = () => healths.find((m) => healthMessageSchema.parse(m).instruments.some((h) => h.instrument === 'utm-opc' && h.connected));
   await client.subscribeAsync([topicFor('lab-o', 'gw-opc', 'DATA'), topicFor('lab-o', 'gw-opc', 'HEALTH')], { qos: 1 });
   await gateway.start();
   try {
