@@ -29,7 +29,7 @@ import { type OpcuaServer, Simulator, type SimInstrument } from '@labtrace/devic
 import { Gateway, gatewayConfigSchema, gatewayPki, OpcuaInstrument, qualityOf, type PolledSample } from '../../src/index.js';
 import { browseEndpoint } from '../../src/opcua/browse.js';
 import { createIdentity } from '../../src/identity/identity.js';
-import { printPlan } from '../../src/cli.js';
+import { main, printPlan } from '../../src/cli.js';
 
 const logger = pino({ level: 'silent' });
 const USER = 'operator';
@@ -369,8 +369,18 @@ test('browse: the LADS structure becomes a profile suggestion that validates, pl
     ['Frame', 'force', 'N'],
     ['Frame', 'extension', 'mm'],
   ]);
-  // the printed YAML is what the profile schema accepts
-  const parsed = deviceProfileSchema.parse(parse(first.text));
+  // what `labtrace gateway browse` prints is that YAML, and the profile schema accepts it
+  const printed: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (chunk: string) => printed.push(chunk) > 0;
+  try {
+    await main(['browse', server.endpointUrl, '--data-dir', trustedDataDir]);
+  } finally {
+    process.stdout.write = write;
+  }
+  expect(printed.join('')).toBe(first.text);
+  expect(first.text).toContain('Frame / force / SensorValue [N]');
+  const parsed = deviceProfileSchema.parse(parse(printed.join('')));
   expect(parsed.protocol).toBe('opcua');
   if (parsed.protocol !== 'opcua') throw new Error('not an OPC UA profile');
   expect(parsed.identity).toEqual(identity);
