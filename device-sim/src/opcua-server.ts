@@ -125,6 +125,11 @@ export class OpcuaServer implements InstrumentEndpoint {
     return v.nodeId.toString();
   }
 
+  /** The value a channel's node holds now (undefined before the server has written it). */
+  valueOf(channel: string): number | undefined {
+    return this.last.get(channel)?.value;
+  }
+
   /**
    * A status code for a channel's node from now on (a name from the OPC UA status codes, such as
    * BadSensorFailure or UncertainLastUsableValue), or undefined for Good again.
@@ -262,7 +267,8 @@ export class OpcuaServer implements InstrumentEndpoint {
         dataType: 'Double',
         engineeringUnitsRange: { low: -1e6, high: 1e6 },
         ...(eu === undefined ? {} : { engineeringUnits: eu }),
-        minimumSamplingInterval: 10,
+        // 0: a client may ask for every change (exception-based), not only for periodic samples
+        minimumSamplingInterval: 0,
       });
       this.variables.set(channel, variable);
     }

@@ -8,7 +8,16 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type * as NodeOpcuaModule from 'node-opcua-client';
-import type { ClientMonitoredItemGroup, ClientSession, ClientSubscription, DataValue, OPCUAClient, UserIdentityInfo } from 'node-opcua-client';
+import type {
+  ClientSessionPublishService,
+  RepublishResponse,
+  ClientMonitoredItemGroup,
+  ClientSession,
+  ClientSubscription,
+  DataValue,
+  OPCUAClient,
+  UserIdentityInfo,
+} from 'node-opcua-client';
 import { channelOf, type OpcuaPoint, type OpcuaProfile } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
 import type { InstrumentHealth, InstrumentSource, PolledSample, SourceEvents } from '../source.js';
@@ -108,6 +117,10 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
   private pki: GatewayPki | undefined;
   private loop: Promise<void> = Promise.resolve();
   private ua: NodeOpcua | undefined;
+  /** items by the client handle of their monitored item (for notifications fetched again by Republish) */
+  private readonly byHandle = new Map<number, Item>();
+  /** the subscription's last data notification: a gap in sequence numbers is asked for again */
+  private lastSeq: { subscriptionId: number; seq: number } | undefined;
   private lastReason: string | undefined = 'not connected yet';
 
   constructor(
@@ -309,6 +322,52 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
         const item = this.items[indexes[k] ?? -1];
         if (item !== undefined) this.onValue(item, dataValue);
       });
+      group.monitoredItems.forEach((monitored, k) => {
+        const item = this.items[indexes[k] ?? -1];
+        if (item !== undefined) this.byHandle.set(monitored.monitoringParameters.clientHandle, item);
+      });
+    }
+    // node-opcua's client republishes from the last sequence number it saw: a newer notification that
+    // arrives first after a reconnection hides the ones before it. A gap is asked for here, one number
+    // at a time, while the server still keeps them (its retransmission queue)
+    subscription.on('raw_notification', (message: { sequenceNumber: number; notificationData?: unknown[] | null }) => {
+      if ((message.notificationData ?? []).length === 0) return; // a keep-alive announces the next number, it uses none
+      const subscriptionId = subscription.subscriptionId;
+      const last = this.lastSeq;
+      const seq = message.sequenceNumber;
+      if (last === undefined || last.subscriptionId !== subscriptionId || seq <= last.seq) {
+        if (last === undefined || last.subscriptionId !== subscriptionId) this.lastSeq = { subscriptionId, seq };
+        return;
+      }
+      this.lastSeq = { subscriptionId, seq };
+      if (seq > last.seq + 1) void this.republish(ua, session, subscriptionId, last.seq + 1, seq - 1);
+    });
+  }
+
+  /** Asks the server again for the notifications numbered from..to; what it no longer has is counted as lost. */
+  private async republish(ua: NodeOpcua, session: ClientSession, subscriptionId: number, from: number, to: number): Promise<void> {
+    for (let seq = from; seq <= Math.min(to, from + 1000); seq++) {
+      try {
+        // node-opcua's session has the service, its ClientSession type does not name it
+        const publishing = session as unknown as ClientSessionPublishService;
+        const response = await new Promise<RepublishResponse>((resolve, reject) =>
+          publishing.republish(new ua.RepublishRequest({ subscriptionId, retransmitSequenceNumber: seq }), (err, res) =>
+            err || !res ? reject(err ?? new Error('no response')) : resolve(res),
+          ),
+        );
+        this.count('republished');
+        for (const data of response.notificationMessage.notificationData ?? []) {
+          if (!(data instanceof ua.DataChangeNotification)) continue;
+          for (const n of data.monitoredItems ?? []) {
+            const item = this.byHandle.get(n.clientHandle);
+            if (item !== undefined) this.onValue(item, n.value);
+          }
+        }
+      } catch (err) {
+        // BadMessageNotAvailable: the server no longer has it (node-opcua's own republish may have taken it)
+        this.count('republish_failed');
+        this.logger.debug({ seq, err: String(err) }, 'OPC UA republish');
+      }
     }
   }
 

@@ -121,7 +121,7 @@ beforeAll(async () => {
     ],
   });
   sim = new Simulator({
-    config: { host: '127.0.0.1', tickMs: 20 },
+    config: { host: '127.0.0.1', tickMs: 20, control: { host: '127.0.0.1', port: 0 } },
     instruments: [
       {
         profile: simProfile,
@@ -168,7 +168,7 @@ test('pinned values arrive unchanged with their units, by NodeId and by browse p
 });
 
 test('a Bad status becomes a bad sample with the status name as the reason; Uncertain uncertain; Good again good', async () => {
-  utm.pin({ force: 10.5 }, Date.now());
+  utm.pin({ force: 10.5, extension: 1 }, Date.now());
   const source = new OpcuaInstrument(profile({}), { logger, dataDir: trustedDataDir });
   const samples = await run(
     source,
@@ -176,16 +176,22 @@ test('a Bad status becomes a bad sample with the status name as the reason; Unce
     'bad, uncertain, then good again',
     async (s) => {
       await until('the first force', () => s.some((x) => x.channel === 'force' && x.value === 10.5));
-      server.setStatus('force', 'BadSensorFailure');
-      await until('the bad sample', () => s.some((x) => x.quality === 'bad'));
+      // on demand, as an operator would: the simulator's control API
+      const put = await fetch(`http://127.0.0.1:${sim.control?.port ?? 0}/instruments/utm-opc/status`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ channel: 'force', status: 'BadSensorFailure' }),
+      });
+      expect(put.status).toBe(200);
+      await until('the bad sample', () => s.some((x) => x.channel === 'force' && x.quality === 'bad'));
       server.setStatus('force', 'UncertainLastUsableValue');
-      await until('the uncertain sample', () => s.some((x) => x.quality === 'uncertain'));
+      await until('the uncertain sample', () => s.some((x) => x.channel === 'force' && x.quality === 'uncertain'));
       server.setStatus('force', undefined);
       utm.pin({ force: 11.5 }, Date.now());
     },
   );
-  expect(samples.find((s) => s.quality === 'bad')).toMatchObject({ channel: 'force', value: null, unit: 'N', reason: 'BadSensorFailure' });
-  expect(samples.find((s) => s.quality === 'uncertain')).toMatchObject({ channel: 'force', value: 10.5, reason: 'UncertainLastUsableValue' });
+  expect(samples.find((s) => s.channel === 'force' && s.quality === 'bad')).toMatchObject({ value: null, unit: 'N', reason: 'BadSensorFailure' });
+  expect(samples.find((s) => s.channel === 'force' && s.quality === 'uncertain')).toMatchObject({ value: 10.5, reason: 'UncertainLastUsableValue' });
   expect(source.getHealth().errors['status_BadSensorFailure']).toBe(1);
 });
 
@@ -323,16 +329,21 @@ async function relay(target: number): Promise<{ port: number; cut(ms: number): v
 test('a cut connection while the server keeps the session: the values that changed meanwhile all arrive, none twice', async () => {
   const link = await relay(server.port);
   utm.pin({ force: 1000.5, extension: 2 }, Date.now());
-  const source = new OpcuaInstrument(profile({ connection: { endpointUrl: `opc.tcp://127.0.0.1:${link.port}` } }), {
-    logger,
-    dataDir: trustedDataDir,
-  });
+  // sampling interval 0: the server reports every change (exception-based), none is skipped between two samples
+  const source = new OpcuaInstrument(
+    profile({
+      connection: { endpointUrl: `opc.tcp://127.0.0.1:${link.port}` },
+      subscription: { publishingIntervalMs: 50, samplingIntervalMs: 0, queueSize: 100 },
+    }),
+    { logger, dataDir: trustedDataDir },
+  );
   const during = [1001.5, 1002.5, 1003.5];
   try {
     const samples = await run(
       source,
-      (s) => s.some((x) => x.channel === 'force' && x.value === 1004.5),
-      'the force after the cut',
+      // every value: a gap is filled by Republish, which may end after the newest value came
+      (s) => [...during, 1004.5].every((v) => s.some((x) => x.channel === 'force' && x.value === v)),
+      'every force written during and after the cut',
       async (s) => {
         await until('the force before the cut', () => s.some((x) => x.channel === 'force' && x.value === 1000.5));
         link.cut(1500);
@@ -340,7 +351,7 @@ test('a cut connection while the server keeps the session: the values that chang
         // the server samples each of these while the gateway is away, and queues them in the subscription
         for (const force of during) {
           utm.pin({ force }, Date.now());
-          await new Promise((r) => setTimeout(r, 150));
+          await until(`the server holding ${force}`, () => server.valueOf('force') === force);
         }
         await until('the reconnection', () => source.getHealth().connected, 60_000);
         utm.pin({ force: 1004.5 }, Date.now());
