@@ -28,8 +28,17 @@ const LATENCY_WINDOW = 256;
 type NodeOpcua = typeof NodeOpcuaModule;
 let loading: Promise<NodeOpcua> | undefined;
 /** node-opcua is loaded by the first OPC UA instrument only: a gateway without one never pays for it */
-export function nodeOpcua(): Promise<NodeOpcua> {
-  loading ??= import('node-opcua-client');
+export function nodeOpcua(logger?: Logger): Promise<NodeOpcua> {
+  loading ??= import('node-opcua-client').then((ua) => {
+    // node-opcua prints its warnings and errors as text on the console: they go into the gateway's log
+    // (JSON lines), warnings at debug level (they are about the library's own checks), errors as warnings
+    if (logger !== undefined) {
+      const text = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : String(a))).join(' ');
+      ua.setWarningLogger((...args: unknown[]) => logger.debug({ source: 'node-opcua' }, text(args)));
+      ua.setErrorLogger((...args: unknown[]) => logger.warn({ source: 'node-opcua' }, text(args)));
+    }
+    return ua;
+  });
   return loading;
 }
 const MAX_BACKOFF_MS = 30_000;
@@ -188,7 +197,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
     try {
       this.pki ??= await gatewayPki(this.options.dataDir);
       const pki = this.pki;
-      const ua = await nodeOpcua();
+      const ua = await nodeOpcua(this.logger);
       this.ua = ua;
       const { MessageSecurityMode, SecurityPolicy } = ua;
       const client = ua.OPCUAClient.create({
