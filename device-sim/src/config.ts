@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { deviceProfileSchema, LabtraceError, parseConfigText, type DeviceProfile } from '@labtrace/protocols';
 import { MODEL_KINDS } from './models/index.js';
+import type { OpcuaServerOptions } from './opcua-server.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -30,6 +31,20 @@ export const simConfigSchema = z.strictObject({
         seed: z.number().int().optional(),
         /** channels held at these values from the start (as the control API's pin does) */
         pin: z.record(z.string().min(1), z.union([z.number().finite(), z.boolean(), z.string()])).optional(),
+        /** opcua: the server's PKI, security and users */
+        opcua: z
+          .strictObject({
+            /** the server's own certificate and trusted client certificates, relative to this file */
+            pkiDir: z.string().min(1).default('./opcua-pki'),
+            /** also offer Sign and SignAndEncrypt (Basic256Sha256) */
+            secure: z.boolean().default(false),
+            /** accept any client certificate (a test bench); false: only those in <pkiDir>/trusted/certs */
+            trustAllClients: z.boolean().default(false),
+            users: z.array(z.strictObject({ username: z.string().min(1), passwordFile: z.string().min(1) })).default([]),
+            /** functional unit of each channel, as { Frame: [force, extension] } (default: all in Frame) */
+            functionalUnits: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/), z.array(z.string().min(1))).optional(),
+          })
+          .optional(),
       }),
     )
     .min(1),
@@ -51,6 +66,8 @@ export interface ResolvedSimInstrument {
   seed?: number;
   /** channels held at fixed values from the start */
   pin?: Record<string, number | boolean | string>;
+  /** opcua: the server's PKI (resolved), security, users (passwords read) and functional units */
+  opcua?: Omit<OpcuaServerOptions, 'profile' | 'instrument' | 'host' | 'port' | 'now' | 'onError'>;
 }
 
 async function readText(file: string): Promise<string> {
@@ -73,7 +90,7 @@ export async function loadProfileFile(file: string): Promise<DeviceProfile> {
 
 /** Which overrides apply to which transport. */
 const OVERRIDES: Record<'port' | 'path' | 'url' | 'publishIntervalMs', ReadonlySet<string>> = {
-  port: new Set(['tcp', 'rtu-over-tcp']),
+  port: new Set(['tcp', 'rtu-over-tcp', 'opcua']),
   path: new Set(['rtu', 'serial']),
   url: new Set(['mqtt']),
   publishIntervalMs: new Set(['mqtt']),
@@ -102,8 +119,25 @@ export async function loadSimConfig(file: string): Promise<{ config: SimConfig; 
     if (profile.protocol === 'modbus' && transport !== 'tcp' && (profile.unitId < 1 || profile.unitId > 247)) {
       problems.push(`${profileFile}: unitId: an RTU slave address is 1-247, got ${profile.unitId}`);
     }
+    if (entry.opcua !== undefined && transport !== 'opcua')
+      problems.push(`${file}: instruments[${i}].opcua: does not apply to transport ${transport}`);
+    const opcua =
+      profile.protocol === 'opcua' ? (entry.opcua ?? { pkiDir: './opcua-pki', secure: false, trustAllClients: false, users: [] }) : undefined;
+    const users = [];
+    for (const u of opcua?.users ?? []) users.push({ username: u.username, password: (await readText(path.resolve(dir, u.passwordFile))).trim() });
     instruments.push({
       profile,
+      ...(opcua === undefined
+        ? {}
+        : {
+            opcua: {
+              pkiDir: path.resolve(dir, opcua.pkiDir),
+              secure: opcua.secure,
+              trustAllClients: opcua.trustAllClients,
+              users,
+              ...(opcua.functionalUnits === undefined ? {} : { functionalUnits: opcua.functionalUnits }),
+            },
+          }),
       model: entry.model,
       ...(entry.port === undefined ? {} : { port: entry.port }),
       ...(entry.path === undefined ? {} : { path: entry.path }),

@@ -9,12 +9,21 @@
 //   PUT    /instruments/:id/fault         activates one ({"kind": "slow", "ms": 1500}; see faults.ts)
 //   DELETE /instruments/:id/fault[/:kind] clears every fault, or one kind
 import http from 'node:http';
+import { OpcuaServer } from './opcua-server.js';
 import { z } from 'zod';
 import { issuesOf, LabtraceError, type LabtraceErrorCode } from '@labtrace/protocols';
 import { FAULT_KINDS, faultSchema, type FaultKind } from './faults.js';
 import { MqttPublisher } from './mqtt-publisher.js';
 import type { SimInstrument } from './sim-instrument.js';
 
+/** an OPC UA status name such as BadSensorFailure or UncertainLastUsableValue; null: Good again */
+const statusSchema = z.strictObject({
+  channel: z.string().min(1),
+  status: z
+    .string()
+    .regex(/^(Good|Uncertain|Bad)[A-Za-z0-9]*$/)
+    .nullable(),
+});
 const pinSchema = z.record(z.string().min(1), z.union([z.number().finite(), z.boolean(), z.string().max(250)]));
 const MAX_BODY = 64 * 1024;
 
@@ -109,6 +118,20 @@ export class ControlApi {
       case 'DELETE values':
         instrument.unpin(now);
         return send(res, 200, instrument.values());
+      case 'PUT status': {
+        // an OPC UA instrument: a status code on a channel's node (null: Good again)
+        const parsed = statusSchema.safeParse(await readJson(req));
+        if (!parsed.success) return send(res, 400, { error: 'invalid body', issues: issuesOf(parsed.error) });
+        const server = instrument.server;
+        if (!(server instanceof OpcuaServer)) {
+          throw new LabtraceError(
+            'E_BAD_REQUEST',
+            `a status code applies to OPC UA instruments; ${instrument.id} is a ${instrument.profile.protocol} instrument`,
+          );
+        }
+        server.setStatus(parsed.data.channel, parsed.data.status ?? undefined);
+        return send(res, 200, { ok: true });
+      }
       case 'POST disconnect':
         instrument.server.interrupt(0);
         return send(res, 200, { ok: true });

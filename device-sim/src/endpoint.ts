@@ -2,7 +2,7 @@
 // bus or over TCP, or an MQTT publisher. One endpoint may serve several instruments (an RTU bus).
 import type { ModbusUnit } from './modbus-unit.js';
 
-export type Transport = 'tcp' | 'rtu' | 'rtu-over-tcp' | 'mqtt' | 'serial';
+export type Transport = 'tcp' | 'rtu' | 'rtu-over-tcp' | 'mqtt' | 'serial' | 'opcua';
 
 export interface InstrumentEndpoint {
   readonly transport: Transport;

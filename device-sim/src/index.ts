@@ -25,3 +25,4 @@ export {
   type WrittenFile,
   type DropperOptions,
 } from './result-files.js';
+export { OpcuaServer, SIM_NAMESPACE, type OpcuaServerOptions, type OpcuaSimUser } from './opcua-server.js';

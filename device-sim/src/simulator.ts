@@ -12,6 +12,9 @@ import { ModbusRtuSerialServer } from './modbus-rtu-serial-server.js';
 import { ModbusRtuTcpServer } from './modbus-rtu-tcp-server.js';
 import { ModbusTcpServer } from './modbus-tcp-server.js';
 import { MqttPublisher } from './mqtt-publisher.js';
+import { OpcuaServer } from './opcua-server.js';
+import os from 'node:os';
+import path from 'node:path';
 import { SimInstrument } from './sim-instrument.js';
 
 export interface SimulatorOptions {
@@ -106,6 +109,21 @@ export class Simulator {
       publisher.attach(instrument);
       this.publishers.push(publisher);
       return this.add(publisher);
+    }
+    if (profile.protocol === 'opcua') {
+      const port = entry.port ?? (Number(/:(\d+)/.exec(profile.connection.endpointUrl.replace(/^opc\.tcp:\/\//, ''))?.[1] ?? 4840) || 4840);
+      return this.add(
+        new OpcuaServer({
+          profile,
+          instrument,
+          host,
+          port,
+          now: this.now,
+          pkiDir: entry.opcua?.pkiDir ?? path.join(os.tmpdir(), `labtrace-sim-opcua-${profile.id}`),
+          ...entry.opcua,
+          onError: (err) => logger?.warn({ instrument: instrument.id, err: err.message }, 'OPC UA server error'),
+        }),
+      );
     }
     if (profile.protocol === 'balance') {
       return this.add(

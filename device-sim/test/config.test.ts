@@ -119,4 +119,27 @@ describe('overrides', () => {
     );
     expect(() => new Simulator({ config: { host: '127.0.0.1', tickMs: 100 }, instruments: formats.instruments })).toThrow(/runs at 9600 8E1/);
   });
+  test('an OPC UA instrument: the shipped profile loads; its PKI folder and user password files resolve against the config', async () => {
+    writeFileSync(path.join(dir, 'opcua-user.password'), 'tensile\n');
+    const file = write('sim-opcua.yaml', {
+      instruments: [
+        {
+          profile: path.join(PROFILES, 'utm-opcua.yaml'),
+          model: 'universal-testing-machine',
+          port: 0,
+          opcua: {
+            pkiDir: 'pki',
+            secure: true,
+            users: [{ username: 'op', passwordFile: 'opcua-user.password' }],
+            functionalUnits: { Frame: ['force', 'extension'], Specimen: ['specimen'] },
+          },
+        },
+      ],
+    });
+    const { instruments } = await loadSimConfig(file);
+    expect(instruments[0]?.profile.protocol).toBe('opcua');
+    expect(instruments[0]?.opcua).toMatchObject({ pkiDir: path.join(dir, 'pki'), secure: true, users: [{ username: 'op', password: 'tensile' }] });
+    const wrong = write('sim-opcua-wrong.yaml', { instruments: [{ profile: 'rtu-tcp.yaml', model: 'constant', opcua: { secure: true } }] });
+    await expect(loadSimConfig(wrong)).rejects.toThrow('instruments[0].opcua: does not apply to transport rtu-over-tcp');
+  });
 });

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { channelOf, LabtraceError, pointWidth } from '@labtrace/protocols';
+import { channelOf, LabtraceError, OPCUA_SECURITY_MODES, pointWidth } from '@labtrace/protocols';
 import { loadGatewayConfig, loadGatewayIdentityConfig, loadProfileFile } from './config.js';
 import { enroll, rotateKey } from './identity/enroll.js';
 import { createIdentity, KEY_FILE } from './identity/identity.js';
@@ -16,6 +16,11 @@ import { createLogger } from './log.js';
 export const usage = `usage: labtrace gateway [--config <gateway.yaml>]
        labtrace gateway plan <profile.yaml>    prints the read requests a profile needs (a balance, SCPI or line instrument: what is
                                                asked and how replies are taken; result files: how files are taken, read and kept)
+       labtrace gateway browse <opc.tcp://host:port> [--security-mode None|Sign|SignAndEncrypt] [--user <name> --password-file <file>] [--data-dir <dir>]
+                                               browses a LADS-style OPC UA device (functional units, sensor
+                                               functions, their variables and units) and prints a profile
+                                               suggestion; --data-dir: where the gateway's OPC UA certificate
+                                               and trust list are (default ./gateway-data)
        labtrace gateway init [--config <gateway.yaml>] [--force]
                                                creates the gateway's Ed25519 key pair in its data
                                                directory and prints the public key to register
@@ -123,6 +128,23 @@ export async function printPlan(file: string, write: (line: string) => void = (l
     );
     return;
   }
+  if (profile.protocol === 'opcua') {
+    const c = profile.connection;
+    const sub = profile.subscription;
+    const auth = c.auth.kind === 'username' ? `user ${c.auth.username} (password from ${c.auth.passwordFile})` : c.auth.kind;
+    write(`${profile.id}: OPC UA server ${c.endpointUrl}, security ${c.securityMode} (${c.securityPolicy}), identity ${auth}`);
+    write(`one session, one subscription: publishing every ${sub.publishingIntervalMs} ms, ${profile.points.length} monitored item(s)`);
+    for (const p of profile.points) {
+      const where = p.nodeId ?? `browse path ${p.browsePath ?? ''} (translated by the server at connect)`;
+      const deadband = p.deadband ? `, deadband ${p.deadband.value}${p.deadband.type === 'percent' ? ' % of the EURange' : ' absolute'}` : '';
+      write(
+        `    ${channelOf(p).padEnd(20)} ${where}${p.unit ? ` [${p.unit}]` : ''}: sampling ${p.samplingIntervalMs ?? sub.samplingIntervalMs} ms, queue ${p.queueSize ?? sub.queueSize}${deadband}`,
+      );
+    }
+    write("sample time: the server's source timestamp; quality: Good good, Uncertain* uncertain, Bad* bad with the status name as reason");
+    write('a value sent again with a source timestamp already taken (after a reconnection) is dropped and counted as duplicate');
+    return;
+  }
   if (profile.protocol !== 'modbus') throw new LabtraceError('E_PROFILE', `${file}: an MQTT instrument has no read plan`);
   const plan = planReads(profile, profile.limits);
   const fc = { coil: 1, discrete: 2, holding: 3, input: 4 } as const;
@@ -220,6 +242,46 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void> }> {
       const outcome = await rotateKey({ server, gateway: config.id, dataDir: config.dataDir });
       process.stdout.write(`rotated the key of ${config.id}: ${outcome.oldKeyId} -> ${outcome.newKeyId}\n`);
     }
+    return { stop: () => Promise.resolve() };
+  }
+  if (argv[0] === 'browse') {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv.slice(1),
+        allowPositionals: true,
+        options: {
+          'security-mode': { type: 'string' },
+          user: { type: 'string' },
+          'password-file': { type: 'string' },
+          'data-dir': { type: 'string' },
+        },
+        strict: true,
+      });
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
+    }
+    const [endpointUrl, ...extra] = parsed.positionals;
+    if (endpointUrl === undefined || extra.length > 0 || !/^opc\.tcp:\/\/.+/.test(endpointUrl)) {
+      throw new LabtraceError('E_CONFIG', `browse needs exactly one endpoint URL such as opc.tcp://192.168.1.20:4840\n${usage}`);
+    }
+    const mode = parsed.values['security-mode'] ?? 'None';
+    if (!(OPCUA_SECURITY_MODES as readonly string[]).includes(mode)) {
+      throw new LabtraceError('E_CONFIG', `--security-mode: expected one of ${OPCUA_SECURITY_MODES.join(', ')}, got ${mode}`);
+    }
+    const { user } = parsed.values;
+    const passwordFile = parsed.values['password-file'];
+    if ((user === undefined) !== (passwordFile === undefined)) throw new LabtraceError('E_CONFIG', 'browse: --user and --password-file go together');
+    const password = passwordFile === undefined ? undefined : readFileSync(path.resolve(passwordFile), 'utf8').trim();
+    // node-opcua is loaded for this command only
+    const { browseEndpoint } = await import('./opcua/browse.js');
+    const found = await browseEndpoint(endpointUrl, {
+      dataDir: path.resolve(parsed.values['data-dir'] ?? 'gateway-data'),
+      securityMode: mode as (typeof OPCUA_SECURITY_MODES)[number],
+      ...(user === undefined ? {} : { username: user }),
+      ...(password === undefined ? {} : { password }),
+    });
+    process.stdout.write(found.map((f) => f.text).join('---\n'));
     return { stop: () => Promise.resolve() };
   }
   if (argv[0] === 'plan') {

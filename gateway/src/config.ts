@@ -131,6 +131,17 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
       profiles.push({ ...profile, folder });
       continue;
     }
+    if (profile.protocol === 'opcua') {
+      const auth = profile.connection.auth;
+      const base = path.dirname(profileFile);
+      if (auth.kind === 'username') {
+        const secret = (await readText(path.resolve(base, auth.passwordFile), 'connection.auth.passwordFile')).trim();
+        instrumentPasswords.set(profile.id, secret);
+      } else if (auth.kind === 'certificate') {
+        auth.certificateFile = path.resolve(base, auth.certificateFile);
+        auth.privateKeyFile = path.resolve(base, auth.privateKeyFile);
+      }
+    }
     const connection = profile.connection;
     if ((entry.host !== undefined || entry.port !== undefined) && !('host' in connection)) {
       throw new LabtraceError(

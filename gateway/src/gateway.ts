@@ -19,6 +19,7 @@ import { LinkPool } from './modbus/link-pool.js';
 import { ModbusInstrument } from './modbus/modbus-instrument.js';
 import { MqttInstrument } from './mqtt-source/mqtt-instrument.js';
 import { FileInstrument, type TakenFile } from './files/file-instrument.js';
+import { OpcuaInstrument } from './opcua/opcua-instrument.js';
 import { Sequencer } from './sequencer.js';
 import type { InstrumentSource, PolledSample } from './source.js';
 import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
@@ -142,6 +143,10 @@ export class Gateway {
         isTaken: (sha256) => this.outbox.fileTaken(profile.id, sha256),
         deliver: (file, samples) => this.deliverFile(profile.id, file, samples),
       });
+    if (profile.protocol === 'opcua') {
+      const password = this.resolved.instrumentPasswords.get(profile.id);
+      return new OpcuaInstrument(profile, { logger, dataDir: this.resolved.dataDir, ...(password === undefined ? {} : { password }) });
+    }
     if (profile.protocol === 'mqtt') {
       const password = this.resolved.instrumentPasswords.get(profile.id);
       return new MqttInstrument(profile, { logger, ...(password === undefined ? {} : { password }) });

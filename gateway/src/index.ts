@@ -13,3 +13,5 @@ export { planReads, DEFAULT_PLAN_OPTIONS, type ReadRequest, type PlanOptions } f
 export { MqttUplink } from './uplink/mqtt-uplink.js';
 export { Sequencer } from './sequencer.js';
 export { createLogger, type Logger } from './log.js';
+export { OpcuaInstrument, qualityOf, describeFailure, type OpcuaInstrumentOptions } from './opcua/opcua-instrument.js';
+export { gatewayPki, PKI_DIR, type GatewayPki } from './opcua/pki.js';

@@ -142,3 +142,41 @@ describe('gateway config', () => {
     });
   });
 });
+
+describe('OPC UA instruments', () => {
+  const opcua = (auth: string) => `protocol: opcua
+id: utm-opc
+identity: { maker: Acme, model: UTM, serialNumber: '7' }
+connection: { transport: opcua, endpointUrl: 'opc.tcp://127.0.0.1:4840', securityMode: SignAndEncrypt, auth: ${auth} }
+points:
+  - { name: force, nodeId: 'ns=2;s=Force', unit: N }
+`;
+  const plain = gateway.replace('{ profile: ut.yaml, port: 6000 }', '{ profile: ut.yaml }');
+
+  test('the user password is read from its file (relative to the profile), certificate files resolve against it', async () => {
+    const withUser = await loadGatewayConfig(setup(plain, opcua('{ kind: username, username: op, passwordFile: pw }')), {});
+    expect(withUser.instrumentPasswords.get('utm-opc')).toBe('a-long-enough-secret');
+    const file = setup(plain, opcua('{ kind: certificate, certificateFile: user.pem, privateKeyFile: user.key }'));
+    const withCert = await loadGatewayConfig(file, {});
+    const [profile] = withCert.profiles;
+    expect(profile?.protocol === 'opcua' && profile.connection.auth).toEqual({
+      kind: 'certificate',
+      certificateFile: path.join(path.dirname(file), 'user.pem'),
+      privateKeyFile: path.join(path.dirname(file), 'user.key'),
+    });
+    // the security policy defaults to Basic256Sha256 with a security mode other than None
+    expect(profile?.protocol === 'opcua' && profile.connection.securityPolicy).toBe('Basic256Sha256');
+  });
+
+  test('a profile mistake names the field: both nodeId and browsePath, a policy with mode None, host and port overrides', async () => {
+    const both = opcua('{ kind: anonymous }').replace("nodeId: 'ns=2;s=Force'", "nodeId: 'ns=2;s=Force', browsePath: /2:Force");
+    expect(await rejection(loadGatewayConfig(setup(plain, both), {}))).toContain('points[0].nodeId: give exactly one of nodeId and browsePath');
+    const policy = opcua('{ kind: anonymous }').replace('securityMode: SignAndEncrypt', 'securityMode: None, securityPolicy: Basic256Sha256');
+    expect(await rejection(loadGatewayConfig(setup(plain, policy), {}))).toContain(
+      'connection.securityPolicy: security mode None takes no security policy',
+    );
+    expect(await rejection(loadGatewayConfig(setup(gateway, opcua('{ kind: anonymous }')), {}))).toContain(
+      'host and port apply only to tcp and rtu-over-tcp instruments; utm-opc uses opcua',
+    );
+  });
+});

@@ -128,7 +128,10 @@ export const instrumentHealthSchema = z.strictObject({
   /** how late polls start against their schedule */
   pollJitterMs: z.strictObject({ p50: z.number().min(0).nullable(), p99: z.number().min(0).nullable() }).optional(),
   breaker: z.enum(['closed', 'open', 'half-open']).optional(),
-  /** what keeps the instrument from being read now, in words (a SCPI identity that does not match, errors it reported) */
+  /**
+   * what keeps the instrument from being read now, in words an operator can act on (a SCPI identity that does not
+   * match, errors it reported, an OPC UA server certificate not trusted, a refused user)
+   */
   problem: z.string().max(500).optional(),
 });
 export type InstrumentHealthMessage = z.output<typeof instrumentHealthSchema>;

@@ -504,6 +504,101 @@ export const fileProfileSchema = z
       ctx.addIssue({ code: 'custom', path: ['doneFolder'], message: 'must differ from quarantineFolder' });
   });
 
+// An OPC UA server (a testing machine, a LADS device): one session, one subscription, a monitored item per point.
+export const OPCUA_SECURITY_MODES = ['None', 'Sign', 'SignAndEncrypt'] as const;
+/** the OPC UA security policies node-opcua speaks, by their URI's last part */
+export const OPCUA_SECURITY_POLICIES = [
+  'None',
+  'Basic256Sha256',
+  'Aes128_Sha256_RsaOaep',
+  'Aes256_Sha256_RsaPss',
+  'Basic256',
+  'Basic128Rsa15',
+] as const;
+
+export const opcuaAuthSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('anonymous') }),
+  /** the password is read from a file (relative to the profile), never written in the profile nor logged */
+  z.strictObject({ kind: z.literal('username'), username: z.string().min(1).max(256), passwordFile: z.string().min(1) }),
+  /** an X.509 user certificate and its private key (PEM files, relative to the profile) */
+  z.strictObject({ kind: z.literal('certificate'), certificateFile: z.string().min(1), privateKeyFile: z.string().min(1) }),
+]);
+
+export const opcuaConnectionSchema = z
+  .strictObject({
+    transport: z.literal('opcua'),
+    endpointUrl: z.string().regex(/^opc\.tcp:\/\/[^\s/]+/, 'expected an endpoint URL such as opc.tcp://192.168.1.20:4840'),
+    securityMode: z.enum(OPCUA_SECURITY_MODES).default('None'),
+    /** default: None with security mode None, Basic256Sha256 otherwise */
+    securityPolicy: z.enum(OPCUA_SECURITY_POLICIES).optional(),
+    auth: opcuaAuthSchema.default({ kind: 'anonymous' }),
+    /** how long one connection attempt (and one service call) may take */
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .superRefine((c, ctx) => {
+    const policy = c.securityPolicy;
+    if (c.securityMode === 'None' && policy !== undefined && policy !== 'None') {
+      ctx.addIssue({ code: 'custom', path: ['securityPolicy'], message: `security mode None takes no security policy (got ${policy})` });
+    }
+    if (c.securityMode !== 'None' && policy === 'None') {
+      ctx.addIssue({ code: 'custom', path: ['securityPolicy'], message: `security mode ${c.securityMode} needs a security policy other than None` });
+    }
+  })
+  .transform((c) => ({ ...c, securityPolicy: c.securityPolicy ?? (c.securityMode === 'None' ? ('None' as const) : ('Basic256Sha256' as const)) }));
+
+export const opcuaDeadbandSchema = z.strictObject({
+  /** absolute: in the value's unit; percent: of the item's EURange (the server must know it) */
+  type: z.enum(['absolute', 'percent']),
+  value: z.number().min(0),
+});
+
+export const opcuaPointSchema = z
+  .strictObject({
+    name: id,
+    channel: id.optional(),
+    /** the node, as ns=2;s=UTM.Force or ns=2;i=1001 */
+    nodeId: z
+      .string()
+      .regex(/^(ns=\d+;)?[isgb]=.+$/, 'expected a NodeId such as ns=2;s=Machine.Force or ns=2;i=1001')
+      .optional(),
+    /** or a browse path from the Objects folder, as /2:DeviceSet/2:UTM/2:FunctionalUnitSet/2:Frame/2:FunctionSet/2:Force/2:SensorValue */
+    browsePath: z
+      .string()
+      .regex(/^(\/(\d+:)?[^/]+)+$/, 'expected a browse path such as /2:DeviceSet/2:Machine/2:Force')
+      .optional(),
+    unit: z.string().max(32).default(''),
+    /** how often the server samples the node; default: the subscription's */
+    samplingIntervalMs: z.number().min(0).max(3_600_000).optional(),
+    /** how many changes the server keeps between two publishes; default: the subscription's */
+    queueSize: z.number().int().min(1).max(10_000).optional(),
+    deadband: opcuaDeadbandSchema.optional(),
+  })
+  .superRefine((p, ctx) => {
+    if ((p.nodeId === undefined) === (p.browsePath === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['nodeId'], message: 'give exactly one of nodeId and browsePath' });
+    }
+    if (p.deadband?.type === 'percent' && p.deadband.value > 100) {
+      ctx.addIssue({ code: 'custom', path: ['deadband', 'value'], message: 'a percent deadband is 0-100' });
+    }
+  });
+
+export const opcuaSubscriptionSchema = z.strictObject({
+  publishingIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
+  samplingIntervalMs: z.number().min(0).max(3_600_000).default(1000),
+  queueSize: z.number().int().min(1).max(10_000).default(10),
+});
+
+export const opcuaProfileSchema = z
+  .strictObject({
+    protocol: z.literal('opcua'),
+    id,
+    identity: identitySchema,
+    connection: opcuaConnectionSchema,
+    subscription: opcuaSubscriptionSchema.default({ publishingIntervalMs: 1000, samplingIntervalMs: 1000, queueSize: 10 }),
+    points: z.array(opcuaPointSchema).min(1).max(50_000),
+  })
+  .superRefine((profile, ctx) => checkChannels(profile.points, ctx));
+
 /** A device profile; `protocol` defaults to modbus, or to mqtt when the connection's transport is mqtt. */
 export const deviceProfileSchema = z.preprocess(
   (input) => {
@@ -519,6 +614,7 @@ export const deviceProfileSchema = z.preprocess(
     scpiProfileSchema,
     lineProfileSchema,
     fileProfileSchema,
+    opcuaProfileSchema,
   ]),
 );
 
@@ -529,7 +625,9 @@ export type BalanceProfileInput = z.input<typeof balanceProfileSchema>;
 export type ScpiProfileInput = z.input<typeof scpiProfileSchema>;
 export type LineProfileInput = z.input<typeof lineProfileSchema>;
 export type FileProfileInput = z.input<typeof fileProfileSchema>;
-export type DeviceProfileInput = ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput | LineProfileInput | FileProfileInput;
+export type OpcuaProfileInput = z.input<typeof opcuaProfileSchema>;
+export type DeviceProfileInput =
+  ModbusProfileInput | MqttProfileInput | BalanceProfileInput | ScpiProfileInput | LineProfileInput | FileProfileInput | OpcuaProfileInput;
 export type DeviceProfile = z.output<typeof deviceProfileSchema>;
 export type ModbusProfile = z.output<typeof modbusProfileSchema>;
 export type MqttProfile = z.output<typeof mqttProfileSchema>;
@@ -542,6 +640,8 @@ export type FileProfile = z.output<typeof fileProfileSchema>;
 export type FilePoint = z.output<typeof filePointSchema>;
 export type FileParser = z.output<typeof fileParserSchema>;
 export type FileTimestamp = z.output<typeof fileTimestampSchema>;
+export type OpcuaProfile = z.output<typeof opcuaProfileSchema>;
+export type OpcuaPoint = z.output<typeof opcuaPointSchema>;
 export type LineConnection = z.output<typeof lineConnectionSchema>;
 export type ProfilePoint = z.output<typeof pointSchema>;
 export type MqttPoint = z.output<typeof mqttPointSchema>;
@@ -584,6 +684,10 @@ export function parseScpiProfile(input: Omit<ScpiProfileInput, 'protocol'>): Scp
 
 export function parseLineProfile(input: Omit<LineProfileInput, 'protocol'>): LineProfile {
   return lineProfileSchema.parse({ ...input, protocol: 'line' });
+}
+
+export function parseOpcuaProfile(input: Omit<OpcuaProfileInput, 'protocol'>): OpcuaProfile {
+  return opcuaProfileSchema.parse({ ...input, protocol: 'opcua' });
 }
 
 export function parseModbusProfile(input: ModbusProfileInput): ModbusProfile {
