@@ -88,7 +88,15 @@ beforeAll(async () => {
       gateway: 'gw-a',
       ts: Date.now(),
       instruments: [
-        { instrument: INSTRUMENT, connected: true, lastGood: Date.now(), errors: { timeout: 3 }, polls: 1200, latencyMs: { p50: 4, p99: 12 } },
+        {
+          instrument: INSTRUMENT,
+          connected: true,
+          lastGood: Date.now(),
+          errors: { timeout: 3 },
+          polls: 1200,
+          latencyMs: { p50: 4, p99: 12 },
+          problem: 'instrument error: -222,"Data out of range"',
+        },
       ],
     }),
     { qos: 1 },
@@ -309,6 +317,10 @@ describe('instruments', () => {
       await protocolOf('bal-2').waitFor(WAIT);
       expect(await protocolOf('bal-2').innerText()).toBe(message('zh-CN', 'instruments.protocol.balance'));
       expect(await protocolOf(INSTRUMENT).innerText()).toBe(message('zh-CN', 'instruments.protocol.unknown'));
+      // the problem its gateway reported, as the gateway said it, under a Chinese label
+      const problem = await page.locator(`[data-instrument="${INSTRUMENT}"] [data-test="health-problem"]`).innerText();
+      expect(problem).toBe(message('zh-CN', 'home.instruments.problem').replace('{problem}', 'instrument error: -222,"Data out of range"'));
+      expect(await page.locator('[data-instrument="bal-2"] [data-test="health-problem"]').count()).toBe(0);
       await page.goto(`${t.base}/#/instruments/bal-2`);
       await page.waitForSelector('[data-test="instrument-page"][data-loaded="true"]', WAIT);
       expect(await page.locator('[data-test="identity-protocol"]').innerText()).toBe(message('zh-CN', 'instruments.protocol.balance'));

@@ -102,7 +102,7 @@ async function trust(): Promise<{ database: LabDatabase; keys: KeyRegistry; even
   await database.migrate();
   const events = new SecurityEvents(database, silent);
   const keys = new KeyRegistry(database, events);
-  keys.open(configuredKeys);
+  await keys.open(configuredKeys);
   return { database, keys, events };
 }
 
