@@ -144,7 +144,8 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
   private observe(file: string): void {
     const name = path.basename(file);
     if (!this.include(name) || this.exclude(name) || name.endsWith('.reason.txt')) return;
-    if (!this.candidates.has(file)) this.candidates.set(file, { size: -1, mtimeMs: -1, since: this.now() });
+    // a change while the file is being taken makes a new candidate: the taking does not forget it (afterTaken)
+    this.candidates.set(file, { size: -1, mtimeMs: -1, since: this.now() });
   }
 
   private async checkCandidates(): Promise<void> {
@@ -207,7 +208,7 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
     if (this.deps.isTaken(sha256)) {
       this.count('duplicate_file');
       logger.warn('result file already taken (same SHA-256): not taken again');
-      await this.afterTaken(file, sha256);
+      await this.afterTaken(file, c, mtimeMs, sha256);
       return;
     }
     let samples: PolledSample[];
@@ -237,18 +238,17 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
     this.pushLatency(this.now() - started);
     logger.info({ samples: samples.length, bytes: bytes.length }, 'result file taken');
     this.emit('health', this.getHealth());
-    await this.afterTaken(file, sha256);
+    await this.afterTaken(file, c, mtimeMs, sha256);
   }
 
-  private async afterTaken(file: string, sha256: string): Promise<void> {
-    this.candidates.delete(file);
+  /**
+   * A file taken (or found taken before): left in place and remembered by the size and time its taken bytes had (a
+   * file written again meanwhile differs, and is looked at again), or moved to the done folder.
+   */
+  private async afterTaken(file: string, c: Candidate, mtimeMs: number, sha256: string): Promise<void> {
+    if (this.candidates.get(file) === c) this.candidates.delete(file);
     if (this.profile.afterTaken === 'leave') {
-      try {
-        const st = await stat(file);
-        this.handled.set(file, `${st.size}:${st.mtimeMs}`);
-      } catch {
-        // gone already
-      }
+      this.handled.set(file, `${c.size}:${mtimeMs}`);
       return;
     }
     try {

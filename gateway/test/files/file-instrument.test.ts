@@ -75,3 +75,37 @@ test('globs, a file left in place taken once, a file waiting for room in the out
     await source.stop();
   }
 });
+
+test('a file left in place and written again while it was being taken is taken again: the new result is not lost', async () => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'labtrace-files-'));
+  const profile = fileProfileSchema.parse({
+    protocol: 'file',
+    id: 'r-2',
+    identity: { maker: 'ACME', model: 'R', serialNumber: '2' },
+    folder,
+    include: ['*.csv'],
+    stableMs: 100,
+    afterTaken: 'leave',
+    parser: { format: 'csv' },
+    points: [{ name: 'v', from: 'v', unit: 'V' }],
+  });
+  const values: unknown[] = [];
+  const source = new FileInstrument(profile, {
+    logger: pino({ level: 'silent' }),
+    isTaken: () => false,
+    deliver: (_file, samples) => {
+      values.push(...samples.map((s) => s.value));
+      // the instrument's software writes its next result into the same file while the first is being handed over
+      if (values.length === 1) writeFileSync(path.join(folder, 'result.csv'), 'v\n2.25\n');
+      return true;
+    },
+  });
+  writeFileSync(path.join(folder, 'result.csv'), 'v\n1.5\n');
+  await source.start();
+  try {
+    await until('both results taken', () => values.length === 2);
+    expect(values).toEqual([1.5, 2.25]);
+  } finally {
+    await source.stop();
+  }
+});

@@ -120,6 +120,8 @@ export class SecurityEvents extends EventEmitter<Events> {
   private readonly unwritten = new Set<WindowRow>();
   /** inserts of refusals under way (stop() waits for them) */
   private readonly inserting = new Set<Promise<void>>();
+  /** the newest first-row insert: the next one waits for it */
+  private lastInsert: Promise<void> = Promise.resolve();
   /** the flushes, one after the other */
   private flushing: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -265,16 +267,19 @@ export class SecurityEvents extends EventEmitter<Events> {
   /** A window's first refusal of a source: its row, inserted in a transaction of its own, then announced. */
   private newRow(r: Refusal, at: number): WindowRow {
     const row: WindowRow = { id: undefined, inserted: Promise.resolve(), count: 0, lastAt: at };
-    const inserted = this.insertIn(this.db, r, at).then(
+    // one after the other: the rows are numbered in the order the refusals came (a pool would race them)
+    const inserted = this.lastInsert.then(() => this.insertIn(this.db, r, at));
+    const told = inserted.then(
       (event) => {
         row.id = event.id;
         this.announce(event);
       },
       (err: unknown) => this.logger.error({ kind: r.kind, err: (err as Error).message }, 'a refusal could not be recorded'),
     );
-    row.inserted = inserted;
-    this.inserting.add(inserted);
-    void inserted.finally(() => this.inserting.delete(inserted));
+    row.inserted = told;
+    this.lastInsert = told;
+    this.inserting.add(told);
+    void told.finally(() => this.inserting.delete(told));
     return row;
   }
 
