@@ -8,12 +8,23 @@ import type { SqliteDatabase, SqliteStatement } from 'kysely';
 /** the statements kept: the queries of the modules are a few hundred texts; an IN list of another length is another */
 const KEPT = 1000;
 
+const NOTHING_TO_ROLL_BACK = {
+  reader: false,
+  all: () => [],
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  iterate: () => [][Symbol.iterator](),
+} as unknown as SqliteStatement;
+
 /** `sqlite` for Kysely's SqliteDialect, its statements prepared once per SQL text (the least recently used dropped). */
 export function withStatementCache(sqlite: Database.Database, kept = KEPT): SqliteDatabase {
   const cache = new Map<string, SqliteStatement>();
   return {
     close: () => sqlite.close(),
     prepare(text: string): SqliteStatement {
+      // SQLite rolls a transaction back by itself when a write fails for want of space or on an I/O error
+      // (SQLITE_FULL, SQLITE_IOERR); Kysely's ROLLBACK after it would fail ("no transaction is active") and hide
+      // the error the caller must see (a full disk answers 503, not 500): nothing is left to roll back
+      if (text === 'rollback' && !sqlite.inTransaction) return NOTHING_TO_ROLL_BACK;
       const cached = cache.get(text);
       if (cached !== undefined) {
         // most recently used last
