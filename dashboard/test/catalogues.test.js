@@ -174,6 +174,8 @@ const DYNAMIC = {
   'home.calibration.': [...CALIBRATION_STATES, 'unknown'],
   'home.accreditation.status.': ACCREDITATION_STATES,
   'home.instruments.errorKinds.': null,
+  // how a gateway reads an instrument: every profile kind (protocols/src/profile.ts), and its gateway not saying
+  'instruments.protocol.': ['modbus', 'mqtt', 'balance', 'line', 'scpi', 'opcua', 'file', 'unknown'],
   'errors.issue.': null,
   'errors.code.': null,
   // every refusal reason of the contract has its message
