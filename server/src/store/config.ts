@@ -103,8 +103,8 @@ export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;
 
 /**
  * The `database` section with the environment applied (LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE override
- * it) and checked: the URL is always given afterwards (the default is the SQLite file of the data directory, as an
- * absolute `sqlite:` URL), a relative SQLite file or password file is taken from the config file's folder. A wrong URL
+ * it) and checked: a relative SQLite file or password file is taken from the config file's folder; without a URL, the
+ * store is the SQLite file of the data directory (storeTargetOf). A wrong URL
  * is an E_CONFIG naming where it came from, at load, before anything opens.
  */
 export function resolveDatabaseConfig(
@@ -125,8 +125,9 @@ export function resolveDatabaseConfig(
   if (passwordFile !== undefined && target.dialect === 'postgres' && target.password !== undefined)
     throw new LabtraceError('E_CONFIG', `${passwordField}: the URL holds a password too; give it in one place (the file)`);
   return {
-    // a SQLite URL is kept with its absolute file; a PostgreSQL URL as given (it may hold a password: never logged)
-    url: target.dialect === 'sqlite' ? `sqlite:${target.file}` : url,
+    // a SQLite URL is kept with its absolute file; a PostgreSQL URL as given (it may hold a password: never logged);
+    // none stays none (storeTargetOf gives the data directory's file, whatever the data directory is then)
+    ...(url === undefined ? {} : { url: target.dialect === 'sqlite' ? `sqlite:${target.file}` : url }),
     ...(passwordFile === undefined ? {} : { passwordFile: path.resolve(baseDir, passwordFile) }),
   };
 }
