@@ -1,7 +1,7 @@
 // One line-oriented connection to an instrument: a serial port (an RS-232 or USB adapter) or a raw TCP
 // socket to a serial device server. It cuts the bytes into lines (CR LF, LF or CR), bounds a line that
 // never ends, and reopens by itself with a jittered back-off after the port or socket closes.
-import { openSocket } from '../socket.js';
+import { closeStream, openSocket } from '../socket.js';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { LineConnection as LineConnectionConfig } from '@labtrace/protocols';
@@ -69,7 +69,7 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
     if (stream && !stream.destroyed) {
       await new Promise<void>((resolve) => {
         stream.once('close', () => resolve());
-        stream.destroy();
+        closeStream(stream);
         setTimeout(resolve, 500).unref();
       });
     }
@@ -88,7 +88,7 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
     const stream = this.stream;
     if (!stream || stream.destroyed) return;
     this.dropReason = reason;
-    stream.destroy();
+    closeStream(stream);
   }
 
   private open(): void {
@@ -97,7 +97,7 @@ export class LineConnection extends EventEmitter<LineConnectionEvents> {
       .then(
         (stream) => {
           if (!this.running) {
-            stream.destroy();
+            closeStream(stream);
             return;
           }
           this.failures = 0;

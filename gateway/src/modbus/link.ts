@@ -2,7 +2,7 @@
 // every instrument behind it. Requests go through one bounded FIFO, one at a time, with pacing; every
 // reply is checked (transaction id, unit id, function code, length, CRC) before it is believed, and a
 // late reply to a request that already timed out is dropped, never taken for the next answer.
-import { openSocket } from '../socket.js';
+import { closeStream, openSocket } from '../socket.js';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { SerialPort } from 'serialport';
@@ -225,7 +225,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
       if (drop && this.stream) {
         const dead = this.stream;
         this.stream = undefined;
-        dead.destroy();
+        closeStream(dead);
         this.emit('disconnected', `${this.consecutiveTimeouts + 1} timeouts in a row`);
       }
       settle(() => {
@@ -398,7 +398,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
           ? await openSerial(this.connection)
           : await openSocket(this.connection.host, this.connection.port, Math.max(timeoutMs, 1000));
       if (this.closed) {
-        stream.destroy();
+        closeStream(stream);
         throw new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)} closed`);
       }
       this.stream = stream;
@@ -433,7 +433,7 @@ export class ModbusLink extends EventEmitter<LinkEvents> {
     this.failPending(new LabtraceError('E_MODBUS_CONNECT', `${describe(this.connection)}: ${reason}`));
     await new Promise<void>((resolve) => {
       stream.once('close', () => resolve());
-      stream.destroy();
+      closeStream(stream);
       setTimeout(resolve, 500).unref();
     });
     if (!this.closed) this.emit('disconnected', reason);

@@ -1,6 +1,6 @@
 // A pair of connected pseudo-terminals made by socat: a real serial line. Started and stopped by PID.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -39,4 +39,16 @@ export async function startPtyPair(again?: { a: string; b: string }): Promise<Pt
     await new Promise((r) => setTimeout(r, 20));
   }
   return { a, b, stop };
+}
+
+/** This process's open descriptors on the device behind `link` (a port closed by the gateway holds none). */
+export function descriptorsOn(link: string): number {
+  const device = realpathSync(link);
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === device;
+    } catch {
+      return false; // closed while listing
+    }
+  }).length;
 }

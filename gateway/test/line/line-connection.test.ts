@@ -1,8 +1,10 @@
 // Cutting a byte stream into lines, from a real TCP peer that writes in awkward pieces: a CR LF split
 // across two writes, bare CR or LF, and a line that never ends (noise) bounded and dropped whole.
-import { afterEach, expect, test } from '@jest/globals';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { LineConnection } from '../../src/index.js';
+import { descriptorsOn, startPtyPair, type PtyPair } from '../helpers/socat.js';
 
 let server: net.Server | undefined;
 let connection: LineConnection | undefined;
@@ -66,4 +68,54 @@ test('a line that never ends is dropped whole once past the bound, and the next 
   const { lines, overflows } = await read(port, (l) => l.includes('S S    10.00 g'), 64);
   expect(lines).toEqual(['S S    10.00 g']);
   expect(overflows).toHaveLength(1);
+});
+
+// A serial port is closed, not only destroyed as a stream: the stream's destroy() leaves the device open
+// and polled, so a gateway never exited after SIGTERM and each reconnection kept one more descriptor.
+describe('a serial port (a socat pseudo-terminal pair)', () => {
+  let pair: PtyPair | undefined;
+  afterEach(async () => {
+    await connection?.stop();
+    connection = undefined;
+    await pair?.stop();
+    pair = undefined;
+  });
+
+  async function until(what: string, check: () => boolean): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  const serial = (path: string): LineConnection =>
+    new LineConnection({ transport: 'serial', path, baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1 });
+
+  test('stop() closes the device, and a dropped port is closed before the next one opens', async () => {
+    pair = await startPtyPair();
+    const c = serial(pair.a);
+    connection = c;
+    let connects = 0;
+    c.on('connected', () => connects++);
+    c.start();
+    await until('the port to open', () => c.connected);
+    expect(descriptorsOn(pair.a)).toBe(1);
+
+    for (let i = 1; i <= 3; i++) {
+      c.drop(`test drop ${i}`);
+      await until(`reconnection ${i}`, () => connects === i + 1 && c.connected);
+      expect(descriptorsOn(pair.a)).toBe(1);
+    }
+
+    // the line still works after the drops: a line written by the other end arrives
+    const got = new Promise<string>((resolve) => c.once('line', resolve));
+    const peer = openSync(pair.b, 'w');
+    writeSync(peer, 'S S      12.345 g\r\n');
+    closeSync(peer);
+    expect(await got).toBe('S S      12.345 g');
+
+    await c.stop();
+    expect(descriptorsOn(pair.a)).toBe(0);
+  });
 });

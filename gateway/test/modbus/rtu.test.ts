@@ -5,7 +5,7 @@ import pino from 'pino';
 import { parseModbusProfile, type ModbusProfile } from '@labtrace/protocols';
 import { Simulator } from '@labtrace/device-sim';
 import { LinkPool, ModbusInstrument, type PolledSample } from '../../src/index.js';
-import { startPtyPair, type PtyPair } from '../helpers/socat.js';
+import { descriptorsOn, startPtyPair, type PtyPair } from '../helpers/socat.js';
 
 let pty: PtyPair;
 let sim: Simulator;
@@ -93,6 +93,7 @@ test('two units on one serial bus share one link and read their own values', asy
     expect(good(seen.get('rtu-7'), 'level')[0]).toBe(7.5);
     expect(good(seen.get('rtu-7'), 'count')[0]).toBe(70000);
     expect(pool.all()[0]?.counters.crcErrors).toBe(0);
+    expect(descriptorsOn(pty.b)).toBe(1);
 
     // Unit 3 goes silent: its samples turn bad, unit 7 keeps being read on the same bus.
     sim.instruments.get('rtu-3')?.setFault({ kind: 'no-answer' }, Date.now());
@@ -107,6 +108,8 @@ test('two units on one serial bus share one link and read their own values', asy
     await b.stop();
     await Promise.all(pool.all().map((l) => l.close()));
   }
+  // the serial port is closed, not only its stream destroyed (which leaves the device open and polled)
+  expect(descriptorsOn(pty.b)).toBe(0);
 }, 60_000);
 
 test('RTU over TCP', async () => {
