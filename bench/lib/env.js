@@ -18,5 +18,13 @@ export function envReader(bench) {
     envNumber: (name, fallback, min, max) => read(name, fallback, min, max, false),
     /** a whole number within [min, max], or `fallback` when the variable is unset or empty */
     envInt: (name, fallback, min, max) => read(name, fallback, min, max, true),
+    /** one of `choices` (the first when the variable is unset or empty) */
+    envChoice: (name, choices) => {
+      const raw = process.env[name];
+      if (raw === undefined || raw === '') return choices[0];
+      if (choices.includes(raw)) return raw;
+      console.error(`${bench}: ${name}: expected one of ${choices.join(', ')}, got "${raw}"`);
+      process.exit(2);
+    },
   };
 }

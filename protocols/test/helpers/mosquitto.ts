@@ -77,6 +77,11 @@ export class Mosquitto {
     return this.ports.map((port) => `mqtt://127.0.0.1:${port}`);
   }
 
+  /** the broker's process id while it runs (to sample its CPU and memory) */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
