@@ -28,6 +28,7 @@ import {
   SEVERITIES,
   SHARE_STATES,
 } from '@labtrace/protocols/api';
+import { INSTRUMENT_COMMANDS } from '@labtrace/protocols';
 
 const SRC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src');
 const LOCALES = path.join(SRC, 'locales');
@@ -176,6 +177,9 @@ const DYNAMIC = {
   'home.instruments.errorKinds.': null,
   // how a gateway reads an instrument: every profile kind (protocols/src/profile.ts), and its gateway not saying
   'instruments.protocol.': ['modbus', 'mqtt', 'balance', 'line', 'scpi', 'opcua', 'file', 'unknown'],
+  // zero and tare of a balance (protocols/src/measurement.ts INSTRUMENT_COMMANDS): the buttons and their confirmations
+  'instruments.commands.': INSTRUMENT_COMMANDS,
+  'instruments.commands.confirm.': INSTRUMENT_COMMANDS,
   'errors.issue.': null,
   'errors.code.': null,
   // every refusal reason of the contract has its message

@@ -306,5 +306,7 @@ function birthInstrument(profile: DeviceProfile): BirthInstrument {
     identity: profile.identity,
     protocol: profile.protocol,
     channels: profile.points.map((p) => ({ name: channelOf(p), unit: p.unit })),
+    // the server offers zero and tare only for the instruments whose profile lets the gateway send them
+    ...(profile.protocol === 'balance' && profile.allowCommands.length > 0 ? { commands: [...profile.allowCommands] } : {}),
   };
 }

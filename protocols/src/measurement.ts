@@ -62,12 +62,19 @@ export type DataMessage = z.output<typeof dataMessageSchema>;
 /** how a gateway reads an instrument: its profile's `protocol` (modbus, mqtt, balance, ...); new kinds need no new schema */
 export const instrumentProtocolSchema = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a protocol name: a-z, 0-9 and -, at most 32');
 
+/** Requests that change an instrument (a balance's zero and tare): sent only when its profile allows them. */
+export const INSTRUMENT_COMMANDS = ['zero', 'tare'] as const;
+export type InstrumentCommand = (typeof INSTRUMENT_COMMANDS)[number];
+export const instrumentCommandSchema = z.enum(INSTRUMENT_COMMANDS);
+
 export const birthInstrumentSchema = z.strictObject({
   id: idSchema,
   identity: identitySchema,
   /** how the gateway reads it (absent from gateways older than this field) */
   protocol: instrumentProtocolSchema.optional(),
   channels: z.array(z.strictObject({ name: idSchema, unit: z.string().max(32) })),
+  /** the commands its gateway sends to it when the server asks (its profile's allowCommands); absent: none */
+  commands: z.array(instrumentCommandSchema).max(INSTRUMENT_COMMANDS.length).optional(),
 });
 export type BirthInstrument = z.output<typeof birthInstrumentSchema>;
 
@@ -105,7 +112,7 @@ export const cmdMessageSchema = z.discriminatedUnion('cmd', [
     v: z.literal(1),
     cmd: z.literal('instrument'),
     instrument: idSchema,
-    command: z.enum(['zero', 'tare']),
+    command: instrumentCommandSchema,
   }),
 ]);
 export type CmdMessage = z.output<typeof cmdMessageSchema>;

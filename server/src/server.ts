@@ -40,6 +40,7 @@ import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunShares } from './lab/run-shares.js';
 import { shareRoutes } from './lab/share-routes.js';
+import { InstrumentCommands, instrumentCommandRoutes } from './instruments/instrument-commands.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
 import { sqliteFileOf } from './store/dialect.js';
@@ -365,7 +366,20 @@ export class LabtraceServer {
           }),
         )
         .use(overviewRoutes(new LabOverview(this.database.db, this.calibration, () => this.broker.connectedGateways(), options.clock)))
-        .use(rawFileRoutes(this.rawFiles)),
+        .use(rawFileRoutes(this.rawFiles))
+        .use(
+          instrumentCommandRoutes(
+            new InstrumentCommands({
+              db: this.database.db,
+              audit: this.audit,
+              instrument: (id) => this.registry.instrument(id),
+              connectedGateways: () => this.broker.connectedGateways(),
+              publish: (topic, payload) => this.broker.publish(topic, payload),
+              lab: config.lab,
+              ...(options.clock === undefined ? {} : { clock: options.clock }),
+            }),
+          ),
+        ),
       calibrationOf: (id) => {
         const { status, dueAt } = this.calibration.status(id);
         return { status, dueAt };

@@ -8,7 +8,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
 import pino from 'pino';
-import { isSealedBatch, openBatch, parseBalanceProfile, parseVerifierKey, topicFor, verifyBatch, type Sample } from '@labtrace/protocols';
+import {
+  birthMessageSchema,
+  isSealedBatch,
+  openBatch,
+  parseBalanceProfile,
+  parseVerifierKey,
+  topicFor,
+  verifyBatch,
+  type BirthMessage,
+  type Sample,
+} from '@labtrace/protocols';
 import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { type BalanceServer, Simulator } from '@labtrace/device-sim';
 import { BalanceInstrument, Gateway, gatewayConfigSchema, type PolledSample } from '../../src/index.js';
@@ -106,15 +116,17 @@ test('through the gateway: the server’s CMD leads to a signed record of the ze
   });
   const gateway = new Gateway({ config, profiles: [profile(['zero'])], dataDir, password: PASSWORD, instrumentPasswords: new Map() }, logger);
   const samples: Sample[] = [];
+  const births: BirthMessage[] = [];
   const server = await mqtt.connectAsync(broker.url, { username: USER, password: PASSWORD, clientId: 'server-cmd' });
   server.on('message', (topic, payload) => {
+    if (topic === topicFor('lab-c', 'gw-cmd', 'BIRTH')) births.push(birthMessageSchema.parse(JSON.parse(payload.toString('utf8'))));
     if (topic !== topicFor('lab-c', 'gw-cmd', 'DATA') || !isSealedBatch(payload)) return;
     const { signed, samples: batch } = openBatch(payload);
     verifyBatch(signed, batch, parseVerifierKey(verifierKey), 'gw-cmd');
     samples.push(...batch);
     void server.publishAsync(topicFor('lab-c', 'gw-cmd', 'ACK'), JSON.stringify({ v: 1, batch: signed.header.batch }), { qos: 1 });
   });
-  await server.subscribeAsync(topicFor('lab-c', 'gw-cmd', 'DATA'), { qos: 1 });
+  await server.subscribeAsync([topicFor('lab-c', 'gw-cmd', 'DATA'), topicFor('lab-c', 'gw-cmd', 'BIRTH')], { qos: 1 });
   const before = { ...balance().received };
   await gateway.start();
   try {
@@ -127,6 +139,8 @@ test('through the gateway: the server’s CMD leads to a signed record of the ze
     await gateway.stop();
     await server.endAsync();
   }
+  // the BIRTH tells the server what it may ask for: the zero its profile allows, not the tare
+  expect(births.at(-1)?.instruments).toEqual([expect.objectContaining({ id: 'bal-cmd', protocol: 'balance', commands: ['zero'] })]);
   const records = samples.filter((s) => s.channel === 'mass.command');
   expect(records).toEqual([expect.objectContaining({ instrument: 'bal-cmd', value: 'zero', quality: 'good', unit: '' })]);
   expect((balance().received['Z'] ?? 0) - (before['Z'] ?? 0)).toBe(1);

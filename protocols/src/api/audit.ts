@@ -37,6 +37,7 @@ export const AUDIT_RECORD_TYPES = [
   'enrollment-token',
   'gateway-key',
   'instrument-check',
+  'instrument-command',
   'instrument-status',
   'lab-sample',
   'method',

@@ -68,6 +68,10 @@ export const REASONS = [
   'calibration.certificate-not-pdf',
   /** {id}: the calibration record has its certificate already (records are written once) */
   'calibration.certificate-exists',
+  /** {instrument, command, allowed}: the instrument's gateway does not send this command to it (its profile does not allow it) */
+  'instrument.command-not-taken',
+  /** {instrument, gateway}: a command for an instrument whose gateway is not connected now */
+  'instrument.gateway-offline',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

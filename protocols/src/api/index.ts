@@ -25,6 +25,7 @@ import {
   instrumentHistory,
   instrumentStatus,
   setInstrumentStatus,
+  sendInstrumentCommand,
 } from './instruments.js';
 import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
@@ -142,6 +143,7 @@ export const api = {
   instrumentHistory,
   instrumentStatus,
   setInstrumentStatus,
+  sendInstrumentCommand,
   logKeys,
   logCheckpoint,
   inclusionProof,

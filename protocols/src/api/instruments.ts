@@ -1,7 +1,7 @@
 // Instruments: the list with each one's latest values, health and calibration, a channel's series and
 // history, and the instrument's service status (in or out of service, with the runs to review).
 import { z } from 'zod';
-import { instrumentHealthSchema } from '../measurement.js';
+import { instrumentCommandSchema, instrumentHealthSchema } from '../measurement.js';
 import { defineRoute } from './contract.js';
 import {
   CALIBRATION_STATES,
@@ -28,6 +28,8 @@ export const instrumentSchema = z.strictObject({
   /** how the gateway reads it (modbus, mqtt, balance, ...); null when its gateway did not say */
   protocol: z.string().nullable(),
   channels: z.array(z.strictObject({ name: z.string(), unit: z.string() })),
+  /** what its gateway sends to it when asked (a balance's zero and tare, if its profile allows them); empty: nothing */
+  commands: z.array(instrumentCommandSchema),
   /** the newest sample of each channel */
   latest: z.record(z.string(), z.strictObject({ value: sampleValueSchema, ts: msSchema, quality: qualitySchema })),
   connected: z.boolean(),
@@ -124,6 +126,20 @@ export const setInstrumentStatus = defineRoute({
   body: instrumentStatusBody,
   /** with the runs to review when the instrument goes out of service */
   response: instrumentStatusRecordSchema.extend({ review: reviewSchema.optional() }),
+});
+
+/**
+ * Asks the instrument's gateway to zero or tare it (a balance whose profile allows it). Accepted (202) once the
+ * request is recorded in the audit trail and handed to the broker; what the balance did arrives as a signed record
+ * on the channel `<point>.command` (good when done, bad with the balance's reason).
+ */
+export const instrumentCommandBody = z.strictObject({ command: instrumentCommandSchema });
+export const sendInstrumentCommand = defineRoute({
+  method: 'POST',
+  path: '/api/instruments/:id/commands',
+  params: idParams,
+  body: instrumentCommandBody,
+  response: z.strictObject({ instrument: z.string(), gateway: z.string(), command: instrumentCommandSchema, at: msSchema }),
 });
 
 /** one instrument, as the list's items (its page: #/instruments/:id) */

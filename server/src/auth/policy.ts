@@ -151,6 +151,7 @@ export const POLICY: readonly RouteRule[] = [
   },
   { method: 'GET', path: '/api/instruments/:id/status', allow: LAB_READERS },
   { method: 'POST', path: '/api/instruments/:id/status', allow: LAB_WORKERS, audit: true },
+  { method: 'POST', path: '/api/instruments/:id/commands', allow: LAB_WORKERS, audit: true },
   // calibration records and intermediate checks (6.4): recorded by the lab's workers, read by its staff and auditors
   { method: 'GET', path: '/api/calibration/reminders', allow: LAB_READERS },
   { method: 'GET', path: '/api/instruments/:id/calibrations', allow: LAB_READERS },

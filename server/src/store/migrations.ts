@@ -182,6 +182,12 @@ export const storeMigrations: Record<string, Migration> = {
       await ddl(db, `ALTER TABLE instruments ADD COLUMN protocol TEXT`);
     },
   },
+  '0062_instrument_commands': {
+    async up(db: Kysely<unknown>) {
+      // the commands the instrument's gateway sends to it when asked (zero, tare), from the BIRTH, as a JSON list; null: none
+      await ddl(db, `ALTER TABLE instruments ADD COLUMN commands TEXT`);
+    },
+  },
   '0042_samples_partitioned': {
     async up(db: Kysely<unknown>) {
       // On PostgreSQL the per-sample index is split by time (store/sample-partitions.ts): a month of samples per

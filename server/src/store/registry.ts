@@ -1,5 +1,5 @@
 // Gateways and the instruments they announced in their BIRTH messages.
-import type { BirthMessage } from '@labtrace/protocols';
+import type { BirthMessage, InstrumentCommand } from '@labtrace/protocols';
 import type { LabDatabase } from './database.js';
 
 export interface GatewayRecord {
@@ -17,6 +17,8 @@ export interface InstrumentRecord {
   /** how the gateway reads it (modbus, mqtt, balance, ...), null when its gateway did not say */
   protocol: string | null;
   channels: { name: string; unit: string }[];
+  /** what its gateway sends to it when asked (zero, tare); empty: nothing */
+  commands: InstrumentCommand[];
 }
 
 export class Registry {
@@ -36,6 +38,7 @@ export class Registry {
           identity: JSON.stringify(instrument.identity),
           protocol: instrument.protocol ?? null,
           channels: JSON.stringify(instrument.channels),
+          commands: instrument.commands === undefined || instrument.commands.length === 0 ? null : JSON.stringify(instrument.commands),
           updated_at: now,
         };
         await trx
@@ -64,6 +67,7 @@ export class Registry {
       identity: JSON.parse(r.identity) as InstrumentRecord['identity'],
       protocol: r.protocol,
       channels: JSON.parse(r.channels) as InstrumentRecord['channels'],
+      commands: r.commands === null ? [] : (JSON.parse(r.commands) as InstrumentCommand[]),
     }));
   }
 

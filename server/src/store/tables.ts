@@ -243,6 +243,7 @@ export interface Tables {
     channels: string;
     updated_at: number;
     protocol: string | null;
+    commands: string | null;
   };
   key_events: {
     id: Generated<number>;

@@ -206,6 +206,17 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
     res: await t.fetch('/api/instruments/ut-1/status', json('POST', { status: 'in-service', reason: 'checked after the move' }), 'technician'),
     expect: { actor: 'technician', action: 'update', recordType: 'instrument-status', recordId: 'ut-1', reason: 'checked after the move' },
   }),
+  // zero asked of a balance whose gateway sends it (announced in its BIRTH) and is connected
+  'POST /api/instruments/:id/commands': async () => {
+    const gw = await TestGateway.connect(t, 'gw-b');
+    await gw.announce([
+      { id: 'bal-1', identity: { maker: 'm', model: 'b', serialNumber: '3' }, channels: [{ name: 'mass', unit: 'g' }], commands: ['zero'] },
+    ]);
+    for (let i = 0; i < 200 && (await t.server.registry.instrument('bal-1')) === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    const res = await t.fetch('/api/instruments/bal-1/commands', json('POST', { command: 'zero' }), 'technician');
+    await gw.end();
+    return { res, expect: { actor: 'technician', action: 'create', recordType: 'instrument-command', recordId: 'bal-1' } };
+  },
   'POST /api/instruments/:id/calibrations': async () => ({
     res: await t.fetch(
       '/api/instruments/ut-1/calibrations',

@@ -180,7 +180,9 @@ export class TestGateway {
   }
 
   /** A BIRTH with the instruments as given (identity, channels). */
-  async announce(instruments: { id: string; identity: Record<string, string>; channels: { name: string; unit: string }[] }[]): Promise<void> {
+  async announce(
+    instruments: { id: string; identity: Record<string, string>; channels: { name: string; unit: string }[]; commands?: ('zero' | 'tare')[] }[],
+  ): Promise<void> {
     await this.client.publishAsync(
       topicFor(LAB, this.id, 'BIRTH'),
       JSON.stringify({ v: 1, gateway: this.id, session: 1, version: 't', instruments }),
