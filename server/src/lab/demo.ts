@@ -163,8 +163,10 @@ export class DemoLab {
   private certify(run: string): void {
     const certificates = this.deps.certificates;
     if (!certificates) return;
-    const draft = certificates.request({ username: this.options.technician, role: 'technician', organization: null }, run);
-    certificates.issue({ username: this.options.signatory, role: 'signatory', organization: null }, draft.id).then(
+    certificates
+      .request({ username: this.options.technician, role: 'technician', organization: null }, run)
+      .then((draft) => certificates.issue({ username: this.options.signatory, role: 'signatory', organization: null }, draft.id))
+      .then(
       (issued) => this.logger.info({ run, certificate: issued.id, verify: issued.verifyUrl }, 'demo certificate issued'),
       (err: unknown) => this.logger.warn({ run, err: err instanceof Error ? err.message : err }, 'demo certificate not issued'),
     );
