@@ -433,13 +433,15 @@ export class Certificates {
       // held until the end (PostgreSQL): a second revocation, or an amendment, from another node waits for this one
       const req = await this.lockRequest(trx, id);
       const row = await this.issuedRow(trx, id);
-      if (!row)
-        throw req ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
+      if (!row) throw req ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
       if (await this.revocation(trx, id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
       const before = await this.statusOf(trx, id);
       const at = this.now();
       const logIndex = await this.logged(trx, { kind: 'revoke', certificate: id, at, reason }, at);
-      await trx.insertInto('certificate_events').values({ certificate: id, kind: 'revoke', at, actor: actor.username, reason, log_index: logIndex }).execute();
+      await trx
+        .insertInto('certificate_events')
+        .values({ certificate: id, kind: 'revoke', at, actor: actor.username, reason, log_index: logIndex })
+        .execute();
       await this.deps.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'certificate',
@@ -536,6 +538,18 @@ export class Certificates {
     return mayView(viewer, req.organization, issued) ? { id, organization: req.organization, issued } : undefined;
   }
 
+  /**
+   * How many drafts wait for a signatory, and the oldest one's request time (null without drafts): what the lab
+   * manager's overview shows, read in `db` (the overview's snapshot transaction) or the store.
+   */
+  async drafts(db: Db = this.db): Promise<{ count: number; oldestRequestedAt: number | null }> {
+    const unissued = db
+      .selectFrom('certificate_requests as q')
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('certificates as c').select('c.id').whereRef('c.id', '=', 'q.id'))));
+    const row = await unissued.select((eb) => [eb.fn.countAll().as('n'), eb.fn.min('q.requested_at').as('oldest')]).executeTakeFirstOrThrow();
+    return { count: Number(row.n), oldestRequestedAt: row.oldest === null ? null : Number(row.oldest) };
+  }
+
   /** The issued content, statement and signature of a certificate. */
   async issued(id: string): Promise<{ content: CertificateContent; statement: SignedStatement; signature: string } | undefined> {
     const row = await this.db.selectFrom('certificates').select(['content', 'statement', 'signature']).where('id', '=', id).executeTakeFirst();
@@ -569,7 +583,10 @@ export class Certificates {
   }
 
   /** Whether uploaded bytes are, byte for byte, one of the certificate's renderings as issued (by their SHA-256). */
-  async match(id: string, bytes: Uint8Array): Promise<{ match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] }> {
+  async match(
+    id: string,
+    bytes: Uint8Array,
+  ): Promise<{ match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] }> {
     const status = await this.publicStatus(id);
     const format = formatOf(bytes);
     if (status.status === 'unknown' || format === 'unknown') return { match: false, format, status: status.status };
@@ -913,12 +930,7 @@ export class Certificates {
   }
 
   private revocation(db: Db, id: string): Promise<{ at: number; reason: string | null } | undefined> {
-    return db
-      .selectFrom('certificate_events')
-      .select(['at', 'reason'])
-      .where('certificate', '=', id)
-      .where('kind', '=', 'revoke')
-      .executeTakeFirst();
+    return db.selectFrom('certificate_events').select(['at', 'reason']).where('certificate', '=', id).where('kind', '=', 'revoke').executeTakeFirst();
   }
 
   private async amendedBy(db: Db, id: string): Promise<string | null> {

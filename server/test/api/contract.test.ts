@@ -95,7 +95,9 @@ beforeAll(async () => {
   await waitFor('the issued certificate', async () =>
     (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.some((c) => c.status === 'valid'),
   );
-  const certificate = (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.find((c) => c.status === 'valid');
+  const certificate = (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.find(
+    (c) => c.status === 'valid',
+  );
   const now = Date.now();
   const accreditation = await t.fetch(
     '/api/accreditations',

@@ -69,9 +69,13 @@ async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<
   const db = dbs[0] as Kysely<Tables>;
   await migrateStore(db, serverMigrations);
   // the run the certificates are of (the lab's records, as their modules write them)
-  await sql`INSERT INTO organizations (id, name, contact, created_at) VALUES ('org-a', ${input.customer.name}, ${input.customer.contact}, 0)`.execute(db);
+  await sql`INSERT INTO organizations (id, name, contact, created_at) VALUES ('org-a', ${input.customer.name}, ${input.customer.contact}, 0)`.execute(
+    db,
+  );
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
-    VALUES (${input.sample.id}, 'org-a', ${input.sample.description}, ${input.sample.condition}, ${input.sample.receivedAt}, 'technician', 0)`.execute(db);
+    VALUES (${input.sample.id}, 'org-a', ${input.sample.description}, ${input.sample.condition}, ${input.sample.receivedAt}, 'technician', 0)`.execute(
+    db,
+  );
   await sql`INSERT INTO methods (id, version, standard, title, definition, created_by, created_at)
     VALUES ('tensile', 2, 'ISO 6892-1:2019', ${input.methodTitle}, '{}', 'technician', 0)`.execute(db);
   await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
@@ -183,6 +187,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await certificates.publicSummary(draft.id, 'wrong-code-12345')).toBeUndefined();
     expect(await certificates.publicSummary(draft.id, certificates.verifyCode(draft.id))).toMatchObject({ customer: input.customer.name });
     // a second draft, then an amendment of the first: numbers follow each other
+    expect(await certificates.drafts()).toEqual({ count: 0, oldestRequestedAt: null });
     const second = await certificates.request(TECHNICIAN, RUN.id);
     expect(second.id).toBe('TR-lab-t-000002');
     clock += 60_000;
@@ -201,6 +206,8 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(certificates.revoke(SIGNATORY, amendment.id, 'again')).rejects.toMatchObject({ code: 'E_CONFLICT' });
     await expect(certificates.revoke(SIGNATORY, 'TR-lab-t-999999', 'unknown')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     expect(await certificates.publicStatus(amendment.id)).toMatchObject({ status: 'revoked', revocationReason: 'the specimen was mixed up' });
+    // the overview's count of drafts waiting for a signatory
+    expect(await certificates.drafts()).toEqual({ count: 1, oldestRequestedAt: T0 + 3 * HOUR + 60_000 });
     // lists: newest first by request, paged by the request's number; by status; searched; a client sees issued ones
     const ids = async (filter: Parameters<Certificates['list']>[1], viewer: Parameters<Certificates['list']>[0] = SIGNATORY) =>
       (await certificates.list(viewer, filter)).items.map((c) => c.id);
