@@ -4,7 +4,7 @@
 // samples, customers and instruments comes through CertificateSources, here answered from the records a run of a
 // tensile test gives (test/certificates/fixtures.ts), as their owners will once they move onto Kysely too.
 // On PostgreSQL, two nodes (two pools) requesting at once get distinct numbers; issuing one draft at once issues it
-// once (one certificate, one log entry, one event); revoking at once revokes once.
+// once (one certificate, one log entry, one event); amending or revoking one report at once does it once.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -272,7 +272,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
 });
 
 describe('two nodes on one PostgreSQL', () => {
-  test('requests at once get distinct numbers; one draft issued from both at once issues once; revoked from both at once, once', async () => {
+  test('requests at once get distinct numbers; one draft issued from both at once issues once; amended and revoked from both at once, once', async () => {
     const clock = T0 + 3 * HOUR;
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
     const onA = await node(a, () => clock);
@@ -287,18 +287,39 @@ describe('two nodes on one PostgreSQL', () => {
     expect(await a.selectFrom('certificates').select('id').execute()).toEqual([{ id: draft.id }]);
     expect((await logged(a)).map((e) => [e.kind, e.certificate])).toEqual([['issue', draft.id]]);
     expect(await onB.get(SIGNATORY, draft.id)).toMatchObject({ status: 'valid' });
-    const revocations = await Promise.allSettled([onA.revoke(SIGNATORY, draft.id, 'withdrawn'), onB.revoke(SIGNATORY, draft.id, 'withdrawn')]);
+    // amended from both at once: one amendment, under one number, issued once
+    const amendments = await Promise.allSettled([
+      onA.amend(SIGNATORY, draft.id, 'customer name corrected', undefined, { customer: { name: 'Client A GmbH' } }),
+      onB.amend(SIGNATORY, draft.id, 'customer name corrected', undefined, { customer: { name: 'Client A GmbH' } }),
+    ]);
+    const amended = amendments.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(amended).toHaveLength(1);
+    expect(amendments.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code: string }).code] : []))).toEqual(['E_CONFLICT']);
+    const amendment = amended[0]?.id ?? '';
+    expect(amendment).toBe('TR-lab-t-000009');
+    expect(await a.selectFrom('certificate_requests').select('id').where('amends', '=', draft.id).execute()).toEqual([{ id: amendment }]);
+    expect(await onA.get(SIGNATORY, draft.id)).toMatchObject({ status: 'amended', amendedBy: amendment });
+    // revoked from both at once: once
+    const revocations = await Promise.allSettled([onA.revoke(SIGNATORY, amendment, 'withdrawn'), onB.revoke(SIGNATORY, amendment, 'withdrawn')]);
     expect(revocations.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(revocations.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code: string }).code] : []))).toEqual(['E_CONFLICT']);
-    expect(await a.selectFrom('certificate_events').select('kind').where('certificate', '=', draft.id).orderBy('id').execute()).toEqual([
-      { kind: 'issue' },
-      { kind: 'revoke' },
+    expect(await a.selectFrom('certificate_events').select(['certificate', 'kind']).orderBy('id').execute()).toEqual([
+      { certificate: draft.id, kind: 'issue' },
+      { certificate: amendment, kind: 'amend' },
+      { certificate: amendment, kind: 'revoke' },
+    ]);
+    expect((await logged(a)).map((e) => [e.kind, e.certificate])).toEqual([
+      ['issue', draft.id],
+      ['amend', amendment],
+      ['revoke', amendment],
     ]);
     // node B reads what node A changed (no status cached across nodes)
-    expect((await onA.publicStatus(draft.id)).status).toBe('revoked');
-    expect((await onB.publicStatus(draft.id)).status).toBe('revoked');
+    expect((await onA.publicStatus(amendment)).status).toBe('revoked');
+    expect((await onB.publicStatus(amendment)).status).toBe('revoked');
+    expect((await onB.publicStatus(draft.id)).status).toBe('amended');
     const trail = await chain(a);
-    expect(trail.filter((r) => r.action === 'create')).toHaveLength(8);
-    expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(2);
+    expect(trail.filter((r) => r.action === 'create')).toHaveLength(9);
+    // issued; amended (the new one issued, the old one amended); revoked
+    expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(4);
   }, 180_000);
 });
