@@ -43,7 +43,7 @@ import {
   type PublishedKey,
   type SignedStatement,
 } from './signing.js';
-import type { CertificateLog, CertificateSources } from './sources.js';
+import type { CertificateLog, CertificateSources, CertificateSubject } from './sources.js';
 
 export type { CertificateStatus } from '@labtrace/protocols/api';
 
@@ -503,11 +503,8 @@ export class Certificates {
       .$if(q !== '', (s) =>
         s.where((eb) => {
           const pattern = containing(q);
-          const matches = [
-            eb(sql`r.id`, sql.raw(like) as never, sql`${pattern} ESCAPE '\\'`),
-            eb(sql`r.run`, sql.raw(like) as never, sql`${pattern} ESCAPE '\\'`),
-          ];
-          return eb.or(about.length === 0 ? matches : [...matches, eb('r.run', 'in', about)]);
+          const matching = (column: 'r.id' | 'r.run') => sql<boolean>`${sql.ref(column)} ${sql.raw(like)} ${pattern} ESCAPE '\\'`;
+          return eb.or([matching('r.id'), matching('r.run'), ...(about.length === 0 ? [] : [eb('r.run', 'in', about)])]);
         }),
       )
       .$if(page.cursor !== undefined, (s) => s.where('r.seq', '<', Number(page.cursor)))
@@ -515,8 +512,12 @@ export class Certificates {
       .limit(limit + 1)
       .execute();
     const shown = rows.slice(0, limit);
+    // the page's requests, and the customers and samples of their runs asked at once
+    const requests: RequestRow[] = [];
+    for (const r of shown) requests.push(await this.mustRequest(this.db, r.id));
+    const subjects = await this.deps.sources.subjects([...new Set(requests.map((r) => r.run))]);
     const views: CertificateView[] = [];
-    for (const r of shown) views.push(await this.mustView(r.id));
+    for (const req of requests) views.push(await this.viewOf(req, subjects.get(req.run)));
     const last = shown.at(-1);
     return { items: views, next: rows.length > limit && last !== undefined ? String(last.position) : null };
   }
@@ -945,14 +946,25 @@ export class Certificates {
   }
 
   private async view(id: string): Promise<CertificateView | undefined> {
-    const db = this.db;
-    const req = await this.requestRow(db, id);
+    const req = await this.requestRow(this.db, id);
     if (!req) return undefined;
+    return this.viewOf(req, (await this.deps.sources.subjects([req.run])).get(req.run));
+  }
+
+  private async mustRequest(db: Db, id: string): Promise<RequestRow> {
+    const req = await this.requestRow(db, id);
+    if (!req) throw new LabtraceError('E_STORE', `certificate ${id} vanished`);
+    return req;
+  }
+
+  /** a request as lists and the API show it, with its issue, amendment and revocation, and its run's subject */
+  private async viewOf(req: RequestRow, subject: CertificateSubject | undefined): Promise<CertificateView> {
+    const db = this.db;
+    const id = req.id;
     const row = await this.issuedRow(db, id);
     const revoked = row ? await this.revocation(db, id) : undefined;
     const amendedBy = row ? await this.amendedBy(db, id) : null;
     const statement = row ? (JSON.parse(row.statement) as SignedStatement) : undefined;
-    const subject = (await this.deps.sources.subjects([req.run])).get(req.run);
     return {
       id,
       run: req.run,
