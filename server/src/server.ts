@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
+import { labSources, transparencyLogLog } from './certificates/sources.js';
 import { logReaderOf } from './log/log-reader.js';
 import { logRoutes } from './log/log-routes.js';
 import { exportRoutes } from './export/export-routes.js';
@@ -199,13 +200,20 @@ export class LabtraceServer {
       },
     });
     this.certificates = new Certificates({
-      database: this.database,
+      db: this.database.db,
+      sqlite: this.database.sqlite,
       audit: this.audit,
-      runs: this.runs,
-      records: this.labRecords,
-      calibration: this.calibration,
-      results: () => this.results,
-      log: () => this.log,
+      sources: labSources({
+        db: this.database.db,
+        runs: this.runs,
+        records: this.labRecords,
+        calibration: this.calibration,
+        results: () => this.results,
+        registry: this.registry,
+        organizations: () => this.users.organizations(),
+        accreditations: this.accreditations,
+      }),
+      log: () => (this.log === undefined ? undefined : transparencyLogLog(this.log)),
       laboratory: config.laboratory,
       lab: config.lab,
       publicBaseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
@@ -213,7 +221,6 @@ export class LabtraceServer {
       softwareVersion: SERVER_VERSION,
       logger: logger.child({ part: 'certificates' }),
       report: { font: config.certificates.font, logo: config.laboratory?.logo, accreditationMark: config.certificates.accreditationMark },
-      accreditationCurrent: (a, at) => this.accreditations.list(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
       onChanged: (id, organization) => this.live.changed({ list: 'certificates', id }, organization),
       onDraft: (view) =>
         this.notifications.draftRequested({
@@ -313,7 +320,7 @@ export class LabtraceServer {
       events: this.events,
       broker: this.broker,
       calibration: this.calibration,
-      certificateFor: (viewer, id) => this.certificates.get(viewer, id),
+      certificateFor: (viewer, id) => this.certificates.getSync(viewer, id),
       config: config.notifications,
       smtpPassword: smtpPasswordFrom(config.notifications, process.env),
       baseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
@@ -355,10 +362,10 @@ export class LabtraceServer {
             runs: this.runs,
             records: this.labRecords,
             results: this.results,
-            reportOf: (run) => {
+            reportOf: async (run) => {
               // the run's current report: the newest valid one (the list is newest first)
-              const issued = this.certificates.list(LAB_VIEWER, { run, status: 'valid', limit: 1 }).items[0];
-              const files = issued === undefined ? undefined : this.certificates.files(issued.id);
+              const issued = (await this.certificates.list(LAB_VIEWER, { run, status: 'valid', limit: 1 })).items[0];
+              const files = issued === undefined ? undefined : await this.certificates.files(issued.id);
               return issued === undefined || files === undefined || issued.issuedAt === null
                 ? undefined
                 : { id: issued.id, issuedAt: issued.issuedAt, pdf: () => files.pdf };

@@ -43,12 +43,12 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
   const pages = new WeakMap<object, Map<string, string>>();
 
   /** a certificate the caller may see; another organization's answers like an unknown one */
-  const visible = (req: Request, id: string): string => {
-    if (!certificates.get(who(req), id)) throw notFound('certificate', id);
+  const visible = async (req: Request, id: string): Promise<string> => {
+    if (!(await certificates.get(who(req), id))) throw notFound('certificate', id);
     return id;
   };
-  const issuedFiles = (id: string) => {
-    const files = certificates.files(id);
+  const issuedFiles = async (id: string) => {
+    const files = await certificates.files(id);
     if (!files)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is a draft: it has no files until it is issued`, {
         reason: 'certificate.draft',
@@ -60,26 +60,26 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
     res.type(type).set('content-disposition', `attachment; filename="${id}.${ext}"`).send(Buffer.from(bytes));
   };
 
-  routeOf(router, listCertificates, (req, res, { query }) => {
-    res.json(certificates.list(who(req), query));
+  routeOf(router, listCertificates, async (req, res, { query }) => {
+    res.json(await certificates.list(who(req), query));
   });
 
-  routeOf(router, requestCertificate, (req, res, { body }) => {
-    res.status(201).json(certificates.request(actorOf(who(req)), body.run, body.language));
+  routeOf(router, requestCertificate, async (req, res, { body }) => {
+    res.status(201).json(await certificates.request(actorOf(who(req)), body.run, body.language));
   });
 
   // the view, with the issued content, or for a draft what still blocks its issue and its content as it would
   // be issued now (by the signatory reading it)
-  routeOf(router, getCertificate, (req, res, { params }) => {
-    const id = visible(req, params.id);
+  routeOf(router, getCertificate, async (req, res, { params }) => {
+    const id = await visible(req, params.id);
     const principal = who(req);
-    const view = certificates.get(principal, id);
-    const issued = certificates.issued(id);
+    const view = await certificates.get(principal, id);
+    const issued = await certificates.issued(id);
     if (issued !== undefined) {
       res.json({ ...view, content: issued.content, statement: issued.statement, signature: issued.signature });
       return;
     }
-    const review = certificates.review(id, principal.role === 'signatory' ? { name: principal.username, role: principal.role } : undefined);
+    const review = await certificates.review(id, principal.role === 'signatory' ? { name: principal.username, role: principal.role } : undefined);
     res.json({
       ...view,
       blockers: review.blockers.map((b) => b.text),
@@ -90,7 +90,7 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
 
   // a draft printed as it would be issued, marked as a draft: shown inline (the signatory's review frames it)
   routeOf(router, certificatePreviewPdf, async (req, res, { params, query }) => {
-    const id = visible(req, params.id);
+    const id = await visible(req, params.id);
     const pdf = await certificates.previewPdf(who(req), id, query.language);
     res
       .type('application/pdf')
@@ -99,19 +99,19 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
       .send(Buffer.from(pdf));
   });
 
-  routeOf(router, certificatePdf, (req, res, { params }) => {
-    const id = visible(req, params.id);
-    download(res, id, 'application/pdf', 'pdf', issuedFiles(id).pdf);
+  routeOf(router, certificatePdf, async (req, res, { params }) => {
+    const id = await visible(req, params.id);
+    download(res, id, 'application/pdf', 'pdf', (await issuedFiles(id)).pdf);
   });
 
-  routeOf(router, certificateJson, (req, res, { params }) => {
-    const id = visible(req, params.id);
-    download(res, id, 'application/json', 'json', issuedFiles(id).json);
+  routeOf(router, certificateJson, async (req, res, { params }) => {
+    const id = await visible(req, params.id);
+    download(res, id, 'application/json', 'json', (await issuedFiles(id)).json);
   });
 
-  routeOf(router, certificateDcc, (req, res, { params }) => {
-    const id = visible(req, params.id);
-    download(res, id, 'application/xml', 'dcc.xml', issuedFiles(id).dcc);
+  routeOf(router, certificateDcc, async (req, res, { params }) => {
+    const id = await visible(req, params.id);
+    download(res, id, 'application/xml', 'dcc.xml', (await issuedFiles(id)).dcc);
   });
 
   routeOf(router, issueCertificate, async (req, res, { params, body }) => {
@@ -122,8 +122,8 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
     res.status(201).json(await certificates.amend(actorOf(who(req)), params.id, body.reason, body.language, body.corrections));
   });
 
-  routeOf(router, revokeCertificate, (req, res, { params, body }) => {
-    res.json(certificates.revoke(actorOf(who(req)), params.id, body.reason));
+  routeOf(router, revokeCertificate, async (req, res, { params, body }) => {
+    res.json(await certificates.revoke(actorOf(who(req)), params.id, body.reason));
   });
 
   // --- public ---
@@ -132,17 +132,17 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
     res.json({ certificates: certificates.keys() });
   });
 
-  routeOf(router, publicCertificate, (_req, res, { params, query }) => {
-    const status = certificates.publicStatus(params.id);
+  routeOf(router, publicCertificate, async (_req, res, { params, query }) => {
+    const status = await certificates.publicStatus(params.id);
     // with the report's verification code, what its holder may see of it, as on the page
-    const summary = certificates.publicSummary(params.id, query.code);
+    const summary = await certificates.publicSummary(params.id, query.code);
     res.status(status.status === 'unknown' ? 404 : 200).json(summary === undefined ? status : { ...status, summary });
   });
 
-  routeOf(router, verifyPageRoute, (req, res, { params, query }) => {
-    const status = certificates.publicStatus(params.id);
+  routeOf(router, verifyPageRoute, async (req, res, { params, query }) => {
+    const status = await certificates.publicStatus(params.id);
     const language = pageLanguage(query.lang, req.get('accept-language'));
-    const summary = certificates.publicSummary(params.id, query.code);
+    const summary = await certificates.publicSummary(params.id, query.code);
     const key = `${language}\u0000${query.code ?? ''}\u0000${summary === undefined ? 0 : 1}`;
     let byKey = pages.get(status);
     if (byKey === undefined) {
@@ -165,11 +165,12 @@ export function certificateRoutes(certificates: Certificates, lab: () => string)
       .send(page);
   });
 
-  routeOf(router, verifyUpload, express.raw({ type: 'application/octet-stream', limit: MAX_UPLOAD }), (req, res, { params, body }) => {
+  routeOf(router, verifyUpload, express.raw({ type: 'application/octet-stream', limit: MAX_UPLOAD }), async (req, res, { params, body }) => {
     if (!req.is('application/octet-stream') || !Buffer.isBuffer(body))
       throw new LabtraceError('E_BAD_REQUEST', 'body: send the file itself as application/octet-stream');
     if (body.length === 0) throw new LabtraceError('E_BAD_REQUEST', 'body: the file is empty');
-    res.set('cache-control', 'no-store').json(certificates.match(params.id, new Uint8Array(body.buffer, body.byteOffset, body.byteLength)));
+    const answer = await certificates.match(params.id, new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
+    res.set('cache-control', 'no-store').json(answer);
   });
 
   return router;

@@ -5,7 +5,8 @@
 import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
-import type { Statement } from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type {
   CertificateBlocker,
   CertificateCorrections,
@@ -16,17 +17,14 @@ import type {
   PublicSummary,
 } from '@labtrace/protocols/api';
 import { notFound } from '../api/errors.js';
-import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
+import type { PageRequest } from '../api/paging.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
-import type { Calibration } from '../lab/calibration.js';
-import type { RunResultsSource } from '../lab/contracts.js';
-import type { LabRecords } from '../lab/lab-records.js';
-import type { Run, Runs } from '../lab/runs.js';
+import type { Run } from '../lab/runs.js';
 import type { Logger } from '../log.js';
-import type { TransparencyLog } from '../log/transparency-log.js';
-import type { LabDatabase } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
+import type { Tables } from '../store/tables.js';
 import { composeContent, timeBlockers, type ComposeInput, type ReportFields } from './compose.js';
 import { certificateContentSchema, missingFields, missingItems, type CertificateContent } from './content.js';
 import { renderDcc } from './render-dcc.js';
@@ -45,6 +43,7 @@ import {
   type PublishedKey,
   type SignedStatement,
 } from './signing.js';
+import type { CertificateLog, CertificateSources, CertificateSubject } from './sources.js';
 
 export type { CertificateStatus } from '@labtrace/protocols/api';
 
@@ -58,14 +57,15 @@ export interface CertificateFiles {
 }
 
 export interface CertificatesDeps {
-  database: LabDatabase;
+  /** the store (on SQLite: the LabDatabase's Kysely) */
+  db: Kysely<Tables>;
+  /** the same store's SQLite connection, for the synchronous twins only (absent on PostgreSQL) */
+  sqlite?: Database.Database | undefined;
   audit: AuditTrail;
-  runs: Runs;
-  records: LabRecords;
-  calibration: Calibration;
-  /** the run results (server.results); undefined while the server has none */
-  results: () => RunResultsSource | undefined;
-  log: () => TransparencyLog | undefined;
+  /** what certificates read of the runs, results, samples, methods, customers, instruments, calibration, accreditation */
+  sources: CertificateSources;
+  /** the transparency log, once it is open */
+  log: () => CertificateLog | undefined;
   /** the lab's name and address (config `laboratory`); its country (ISO 3166-1 alpha-2) goes into the DCC */
   laboratory: { name: string; address: string; placeOfWork?: string | undefined; country?: string | undefined } | undefined;
   /** the lab's id (config `lab`): the prefix of certificate numbers */
@@ -79,8 +79,6 @@ export interface CertificatesDeps {
   now?: () => number;
   /** the report's look (config certificates.font, certificates.accreditationMark, laboratory.logo) */
   report?: { font?: ReportFontConfig | undefined; logo?: string | undefined; accreditationMark?: string | undefined } | undefined;
-  /** whether an accreditation (body and number) is current at a time: the mark is printed only then (default: yes) */
-  accreditationCurrent?: (accreditation: { body: string; number: string }, at: number) => boolean;
   /** told of each draft once it is committed: it waits for a signatory (notifications) */
   onDraft?: ((view: CertificateView) => void) | undefined;
   /** told of every committed change of a certificate (requested, issued, amended, revoked): the live lists */
@@ -108,6 +106,8 @@ const containing = (text: string): string => `%${text.replace(/[\\%_]/g, (c) => 
 
 interface RequestRow {
   id: string;
+  /** the request's number (the one in its id): the order of requests */
+  seq: number | null;
   run: string;
   organization: string;
   amends: string | null;
@@ -138,12 +138,19 @@ const STATUS_CACHE_SIZE = 10_000;
 /** a stored time in a blocker's words (one that is no date is shown as its number rather than failing the request) */
 const isoOf = (ms: number): string => isoOrUndefined(ms) ?? `${ms} (no date)`;
 
+/** The PostgreSQL advisory lock under which a transaction gives the next certificate number ("lt-certn" in ASCII). */
+export const CERTIFICATE_NUMBER_LOCK = '7814921158321665134';
+
+type Db = Kysely<Tables>;
+
 export class Certificates {
   private key: SignerKey | undefined;
   private published: PublishedKey[] = [];
   private readonly now: () => number;
+  private readonly db: Db;
+  private readonly postgres: boolean;
+  /** public statuses, on SQLite only: there this process is the only writer, and each change here clears it */
   private readonly statusCache = new Map<string, PublicStatus>();
-  private readonly statements = new Map<string, Statement>();
   private readonly codes = new Map<string, string>();
   private font: ReportFont | undefined;
   private fontProblem = '';
@@ -152,6 +159,8 @@ export class Certificates {
 
   constructor(private readonly deps: CertificatesDeps) {
     this.now = deps.now ?? Date.now;
+    this.db = deps.db;
+    this.postgres = dialectOf(deps.db as unknown as Kysely<unknown>) === 'postgres';
   }
 
   /** Loads (or creates, at the first start) the certificate key. */
@@ -204,12 +213,12 @@ export class Certificates {
   }
 
   /** What the holder of an issued report sees on the public page: undefined for a wrong code, a draft or an unknown number. */
-  publicSummary(id: string, code: string | undefined): PublicSummary | undefined {
-    if (code === undefined || this.publicStatus(id).status === 'unknown') return undefined;
+  async publicSummary(id: string, code: string | undefined): Promise<PublicSummary | undefined> {
+    if (code === undefined || (await this.publicStatus(id)).status === 'unknown') return undefined;
     const expected = Buffer.from(this.verifyCode(id));
     const given = Buffer.from(code);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-    const content = this.issued(id)?.content;
+    const content = (await this.issued(id))?.content;
     if (content === undefined) return undefined;
     return {
       customer: content.customer.name,
@@ -230,37 +239,42 @@ export class Certificates {
   }
 
   /** Requests (drafts) a certificate of a completed run; its number is reserved now. */
-  request(actor: Actor & Viewer, runId: string, language?: ReportLanguage): CertificateView {
-    const db = this.deps.database.sqlite;
-    const view = db.transaction(() => {
-      const run = this.deps.runs.get(actor, runId);
-      if (!run) throw notFound('run', runId);
-      if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
-      const id = this.nextId();
-      this.sql('INSERT INTO certificate_requests (id, run, organization, requested_by, requested_at, language) VALUES (?, ?, ?, ?, ?, ?)').run(
-        id,
-        run.id,
-        run.organization,
-        actor.username,
-        this.now(),
-        language ?? null,
-      );
-      this.deps.audit.record(actor, {
+  async request(actor: Actor & Viewer, runId: string, language?: ReportLanguage): Promise<CertificateView> {
+    const run = await this.deps.sources.run(runId);
+    if (!run || !canSee(actor, run.organization)) throw notFound('run', runId);
+    // a completed run stays completed: the state read here still holds when the request is written
+    if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
+    const id = await this.db.transaction().execute(async (trx) => {
+      const { id, seq } = await this.nextNumber(trx);
+      await trx
+        .insertInto('certificate_requests')
+        .values({
+          id,
+          seq,
+          run: run.id,
+          organization: run.organization,
+          requested_by: actor.username,
+          requested_at: this.now(),
+          language: language ?? null,
+        })
+        .execute();
+      await this.deps.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'certificate',
         recordId: id,
         newValue: { run: run.id, status: 'draft', ...(language === undefined ? {} : { language }) },
       });
-      return this.mustView(id);
-    })();
+      return id;
+    });
+    const view = await this.mustView(id);
     this.deps.onDraft?.(view);
     this.changed(view);
     return view;
   }
 
   /** What stands in the way of issuing a draft now (an empty list when nothing does), for the signatory's review. */
-  blockers(id: string): string[] {
-    return this.review(id).blockers.map((b) => b.text);
+  async blockers(id: string): Promise<string[]> {
+    return (await this.review(id)).blockers.map((b) => b.text);
   }
 
   /**
@@ -268,22 +282,30 @@ export class Certificates {
    * and its content as it would be issued now, by `signatory` (undefined while the run has no results). Nothing
    * is signed, logged or stored.
    */
-  review(
+  async review(
     id: string,
     signatory: { name: string; role: string } = { name: '(signatory)', role: 'signatory' },
     language?: ReportLanguage,
-  ): { blockers: Blocker[]; draft: CertificateContent | undefined } {
-    const req = this.requestRow(id);
+  ): Promise<{ blockers: Blocker[]; draft: CertificateContent | undefined }> {
+    const req = await this.requestRow(this.db, id);
     if (!req) throw notFound('certificate', id);
-    if (this.issuedRow(id)) return { blockers: [], draft: undefined };
-    const run = this.runOf(req.run);
-    const problems = this.calibrationBlockers(run);
+    if (await this.issuedRow(this.db, id)) return { blockers: [], draft: undefined };
+    const run = await this.runOf(req.run);
+    const problems = await this.calibrationBlockers(run);
     if (this.font === undefined) problems.push(blocker('no-font', {}, this.fontProblem));
-    const results = this.deps.results()?.resultsOf(run.id);
+    const results = await this.deps.sources.results(run.id);
     let draft: CertificateContent | undefined;
     if (!results) problems.push(blocker('no-results', { run: run.id }, `run ${run.id} has no computed results`));
     else {
-      draft = this.compose(req, run, signatory, this.now(), this.currentCheckpoint(false), language ?? languageOf(req), this.fieldsOf(req));
+      draft = await this.compose(
+        req,
+        run,
+        signatory,
+        this.now(),
+        await this.currentCheckpoint(false),
+        language ?? languageOf(req),
+        await this.fieldsOf(req),
+      );
       problems.push(
         ...missingItems(draft).map((m) => blocker('missing-field', { key: m.key, item: m.item, what: m.what }, `missing: ${m.item} ${m.what}`)),
         ...timeBlockers(draft).map((text) => blocker('time', { detail: text }, text)),
@@ -297,13 +319,13 @@ export class Certificates {
    * An issued report has its own PDF (409); a run without results cannot be printed yet (409).
    */
   async previewPdf(viewer: Viewer & { username: string }, id: string, language?: ReportLanguage): Promise<Uint8Array> {
-    if (this.issuedRow(id))
+    if (await this.issuedRow(this.db, id))
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is issued: its PDF is GET /api/certificates/${id}/pdf`, {
         reason: 'certificate.issued',
         params: { id },
       });
     const signatory = viewer.role === 'signatory' ? { name: viewer.username, role: viewer.role } : undefined;
-    const { draft } = this.review(id, signatory, language);
+    const { draft } = await this.review(id, signatory, language);
     if (draft === undefined)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be previewed: its run has no computed results`, {
         reason: 'certificate.no-results',
@@ -320,7 +342,7 @@ export class Certificates {
 
   /** Approves and issues a draft: the signatory must not be who performed or created the run. */
   async issue(actor: Actor & Viewer, id: string, language?: ReportLanguage): Promise<CertificateView> {
-    const req = this.requestRow(id);
+    const req = await this.requestRow(this.db, id);
     if (!req) throw notFound('certificate', id);
     if (req.amends !== null)
       throw new LabtraceError('E_CONFLICT', `certificate ${id} is an amendment; it is issued by POST /api/certificates/${req.amends}/amend`);
@@ -339,8 +361,8 @@ export class Certificates {
     corrections: CertificateCorrections = {},
   ): Promise<CertificateView> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to amend a certificate');
-    const old = this.mustCurrent(oldId, 'amend');
-    const oldContent = this.issued(oldId)?.content;
+    await this.mustCurrent(this.db, oldId, 'amend');
+    const oldContent = (await this.issued(oldId))?.content;
     if (oldContent === undefined) throw new LabtraceError('E_STORE', `certificate ${oldId} has no content`);
     // the new report's fields: the old report's as issued (its own corrections included), then these corrections
     const before = correctableOf(oldContent);
@@ -354,27 +376,41 @@ export class Certificates {
       statements: corrections.statements ?? before.statements,
     };
     const changes = changedFields(before, fields);
-    const db = this.deps.database.sqlite;
-    const req = db.transaction(() => {
-      this.mustCurrent(oldId, 'amend');
-      const pending = this.sql('SELECT id FROM certificate_requests WHERE amends = ?').get(oldId) as { id: string } | undefined;
+    const req = await this.db.transaction().execute(async (trx) => {
+      // the old report's row is held until the end (PostgreSQL): an amendment or revocation of it from another
+      // node waits, then finds this one's
+      await this.lockRequest(trx, oldId);
+      const old = await this.mustCurrent(trx, oldId, 'amend');
+      const pending = await trx.selectFrom('certificate_requests').select('id').where('amends', '=', oldId).executeTakeFirst();
       // an amendment whose issue failed (a blocker) is retried under the same number
-      const newId = pending?.id ?? this.nextId();
-      if (pending === undefined) {
-        this.sql(
-          'INSERT INTO certificate_requests (id, run, organization, amends, reason, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        ).run(newId, old.run, old.organization, oldId, reason, actor.username, this.now());
-        this.deps.audit.record(actor, {
+      let newId = pending?.id;
+      if (newId === undefined) {
+        const { id, seq } = await this.nextNumber(trx);
+        newId = id;
+        await trx
+          .insertInto('certificate_requests')
+          .values({
+            id,
+            seq,
+            run: old.run,
+            organization: old.organization,
+            amends: oldId,
+            reason,
+            requested_by: actor.username,
+            requested_at: this.now(),
+          })
+          .execute();
+        await this.deps.audit.recordIn(trx, actor, {
           action: 'create',
           recordType: 'certificate',
-          recordId: newId,
+          recordId: id,
           newValue: { run: old.run, status: 'draft', amends: oldId },
           reason,
         });
       }
       // the corrected fields, old and new, each time they are asked for (a retried amendment may correct others)
       if (Object.keys(changes.old).length > 0)
-        this.deps.audit.record(actor, {
+        await this.deps.audit.recordIn(trx, actor, {
           action: 'update',
           recordType: 'certificate',
           recordId: newId,
@@ -382,35 +418,31 @@ export class Certificates {
           newValue: { amends: oldId, ...changes.new },
           reason,
         });
-      return { ...(this.requestRow(newId) as RequestRow), reason };
-    })();
+      const row = await this.requestRow(trx, newId);
+      if (row === undefined) throw new LabtraceError('E_STORE', `certificate ${newId} vanished`);
+      return { ...row, reason };
+    });
     // an amendment keeps the language of the report it replaces unless told
     return this.issueRequest(actor, req, language ?? oldContent.language ?? 'en', fields);
   }
 
   /** Revokes an issued certificate, with the reason; the public page says so from then on. */
-  revoke(actor: Actor & Viewer, id: string, reason: string): CertificateView {
+  async revoke(actor: Actor & Viewer, id: string, reason: string): Promise<CertificateView> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to revoke a certificate');
-    const db = this.deps.database.sqlite;
-    const view = db.transaction(() => {
-      const row = this.issuedRow(id);
-      if (!row)
-        throw this.requestRow(id)
-          ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
-          : notFound('certificate', id);
-      if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
-      const before = this.statusOf(id);
+    await this.db.transaction().execute(async (trx) => {
+      // held until the end (PostgreSQL): a second revocation, or an amendment, from another node waits for this one
+      const req = await this.lockRequest(trx, id);
+      const row = await this.issuedRow(trx, id);
+      if (!row) throw req ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`) : notFound('certificate', id);
+      if (await this.revocation(trx, id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already revoked`);
+      const before = await this.statusOf(trx, id);
       const at = this.now();
-      const logIndex = this.logged({ kind: 'revoke', certificate: id, at, reason }, at);
-      this.sql("INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, 'revoke', ?, ?, ?, ?)").run(
-        id,
-        at,
-        actor.username,
-        reason,
-        logIndex,
-      );
-      this.statusCache.clear();
-      this.deps.audit.record(actor, {
+      const logIndex = await this.logged(trx, { kind: 'revoke', certificate: id, at, reason }, at);
+      await trx
+        .insertInto('certificate_events')
+        .values({ certificate: id, kind: 'revoke', at, actor: actor.username, reason, log_index: logIndex })
+        .execute();
+      await this.deps.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'certificate',
         recordId: id,
@@ -418,123 +450,154 @@ export class Certificates {
         newValue: { status: 'revoked', logIndex },
         reason,
       });
-      return this.mustView(id);
-    })();
+    });
+    this.statusCache.clear();
+    const view = await this.mustView(id);
     this.changed(view);
     return view;
   }
 
   /**
    * A page of the certificates the viewer may see (a client: its organization's issued ones; an auditor: its
-   * grant's), newest first by request (the row id), optionally of one run or status, issued in a time range, or
-   * matching a text (report number, customer, run, sample id or description).
+   * grant's), newest first by request (the request's number), optionally of one run or status, issued in a time
+   * range, or matching a text (report number, customer, run, sample id or description).
    */
-  list(viewer: Viewer, filter: CertificateFilter = {}): Page<CertificateView> {
-    const where: string[] = [];
-    const params: (string | number)[] = [];
+  async list(viewer: Viewer, filter: CertificateFilter = {}): Promise<Page<CertificateView>> {
+    const page = { limit: filter.limit ?? 50, cursor: filter.cursor };
+    const limit = Math.max(1, Math.floor(page.limit));
+    const q = filter.q?.trim() ?? '';
+    // the runs whose customer or sample match the text: asked of their owners
+    const about = q === '' ? [] : await this.deps.sources.runsAbout(q);
     // the organizations the viewer may see (auth/visibility.ts); a client sees issued certificates only
     const visible = visibleOrganizations(viewer);
-    if (visible !== undefined) {
-      where.push(`r.organization IN (${visible.map(() => '?').join(', ') || 'NULL'})`);
-      params.push(...visible);
-    }
-    if (viewer.role === 'client') where.push('c.id IS NOT NULL');
-    if (filter.run !== undefined) {
-      where.push('r.run = ?');
-      params.push(filter.run);
-    }
-    // the status is derived from the events as statusOf does: revoked before amended before valid
-    const revoked = "EXISTS (SELECT 1 FROM certificate_events e WHERE e.certificate = r.id AND e.kind = 'revoke')";
-    const amended = 'EXISTS (SELECT 1 FROM certificates a WHERE a.amends = r.id)';
-    if (filter.status === 'draft') where.push('c.id IS NULL');
-    else if (filter.status === 'revoked') where.push(`c.id IS NOT NULL AND ${revoked}`);
-    else if (filter.status === 'amended') where.push(`c.id IS NOT NULL AND NOT ${revoked} AND ${amended}`);
-    else if (filter.status === 'valid') where.push(`c.id IS NOT NULL AND NOT ${revoked} AND NOT ${amended}`);
-    if (filter.from !== undefined) {
-      where.push('c.issued_at >= ?');
-      params.push(filter.from);
-    }
-    if (filter.to !== undefined) {
-      where.push('c.issued_at < ?');
-      params.push(filter.to);
-    }
-    const q = filter.q?.trim() ?? '';
-    if (q !== '') {
-      where.push(
-        `(r.id LIKE ? ESCAPE '\\' OR r.run LIKE ? ESCAPE '\\' OR o.name LIKE ? ESCAPE '\\' OR s.id LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\')`,
-      );
-      params.push(...Array<string>(5).fill(containing(q)));
-    }
-    const page = { limit: filter.limit ?? 50, cursor: filter.cursor };
-    const paging = pageSql(page, 'r.rowid');
-    where.push(paging.where);
-    const rows = this.sql(
-      `SELECT r.rowid AS position, r.id FROM certificate_requests r
-       LEFT JOIN certificates c ON c.id = r.id
-       LEFT JOIN organizations o ON o.id = r.organization
-       LEFT JOIN runs ru ON ru.id = r.run
-       LEFT JOIN lab_samples s ON s.id = ru.sample
-       WHERE ${where.join(' AND ')} ${paging.orderLimit}`,
-    ).all(...params, ...paging.params) as { position: number; id: string }[];
-    return pageOfRows(
-      rows,
-      page,
-      (r) => r.position,
-      (r) => this.mustView(r.id),
-    );
+    const like = this.postgres ? 'ILIKE' : 'LIKE';
+    const rows = await this.db
+      .selectFrom('certificate_requests as r')
+      .leftJoin('certificates as c', 'c.id', 'r.id')
+      .select(['r.seq as position', 'r.id'])
+      .$if(visible !== undefined, (s) => (visible?.length ? s.where('r.organization', 'in', visible) : s.where(sql<boolean>`1 = 0`)))
+      .$if(viewer.role === 'client', (s) => s.where('c.id', 'is not', null))
+      .$if(filter.run !== undefined, (s) => s.where('r.run', '=', filter.run as string))
+      .$if(filter.status !== undefined, (s) =>
+        s.where((eb) => {
+          // the status is derived from the events as statusOf does: revoked before amended before valid
+          const revoked = eb.exists(
+            eb.selectFrom('certificate_events as e').select('e.id').whereRef('e.certificate', '=', 'r.id').where('e.kind', '=', 'revoke'),
+          );
+          const amended = eb.exists(eb.selectFrom('certificates as a').select('a.id').whereRef('a.amends', '=', 'r.id'));
+          const issued = eb('c.id', 'is not', null);
+          switch (filter.status) {
+            case 'draft':
+              return eb('c.id', 'is', null);
+            case 'revoked':
+              return eb.and([issued, revoked]);
+            case 'amended':
+              return eb.and([issued, eb.not(revoked), amended]);
+            default:
+              return eb.and([issued, eb.not(revoked), eb.not(amended)]);
+          }
+        }),
+      )
+      .$if(filter.from !== undefined, (s) => s.where('c.issued_at', '>=', filter.from as number))
+      .$if(filter.to !== undefined, (s) => s.where('c.issued_at', '<', filter.to as number))
+      .$if(q !== '', (s) =>
+        s.where((eb) => {
+          const pattern = containing(q);
+          const matching = (column: 'r.id' | 'r.run') => sql<boolean>`${sql.ref(column)} ${sql.raw(like)} ${pattern} ESCAPE '\\'`;
+          return eb.or([matching('r.id'), matching('r.run'), ...(about.length === 0 ? [] : [eb('r.run', 'in', about)])]);
+        }),
+      )
+      .$if(page.cursor !== undefined, (s) => s.where('r.seq', '<', Number(page.cursor)))
+      .orderBy('r.seq', 'desc')
+      .limit(limit + 1)
+      .execute();
+    const shown = rows.slice(0, limit);
+    // the page's requests, and the customers and samples of their runs asked at once
+    const requests: RequestRow[] = [];
+    for (const r of shown) requests.push(await this.mustRequest(this.db, r.id));
+    const subjects = await this.deps.sources.subjects([...new Set(requests.map((r) => r.run))]);
+    const views: CertificateView[] = [];
+    for (const req of requests) views.push(await this.viewOf(req, subjects.get(req.run)));
+    const last = shown.at(-1);
+    return { items: views, next: rows.length > limit && last !== undefined ? String(last.position) : null };
   }
 
   /** A certificate the viewer may see (a client: its organization's issued ones); undefined otherwise, as for an unknown one. */
-  get(viewer: Viewer, id: string): CertificateView | undefined {
-    const view = this.view(id);
+  async get(viewer: Viewer, id: string): Promise<CertificateView | undefined> {
+    const view = await this.view(id);
     if (view === undefined) return undefined;
-    if (!canSee(viewer, view.organization) || (viewer.role === 'client' && view.status === 'draft')) return undefined;
-    return view;
+    return mayView(viewer, view.organization, view.status !== 'draft') ? view : undefined;
+  }
+
+  // sync twin for notify/notifier.ts (plan(), inside its transaction): goes when it is async
+  getSync(viewer: Viewer, id: string): { id: string; organization: string; issued: boolean } | undefined {
+    const sqlite = this.deps.sqlite;
+    if (sqlite === undefined) throw new LabtraceError('E_STORE', 'certificates: getSync needs the SQLite store');
+    const req = sqlite.prepare('SELECT organization FROM certificate_requests WHERE id = ?').get(id) as { organization: string } | undefined;
+    if (req === undefined) return undefined;
+    const issued = sqlite.prepare('SELECT 1 FROM certificates WHERE id = ?').get(id) !== undefined;
+    return mayView(viewer, req.organization, issued) ? { id, organization: req.organization, issued } : undefined;
+  }
+
+  /**
+   * How many drafts wait for a signatory, and the oldest one's request time (null without drafts): what the lab
+   * manager's overview shows, read in `db` (the overview's snapshot transaction) or the store.
+   */
+  async drafts(db: Db = this.db): Promise<{ count: number; oldestRequestedAt: number | null }> {
+    const unissued = db
+      .selectFrom('certificate_requests as q')
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('certificates as c').select('c.id').whereRef('c.id', '=', 'q.id'))));
+    const row = await unissued.select((eb) => [eb.fn.countAll().as('n'), eb.fn.min('q.requested_at').as('oldest')]).executeTakeFirstOrThrow();
+    return { count: Number(row.n), oldestRequestedAt: row.oldest === null ? null : Number(row.oldest) };
   }
 
   /** The issued content, statement and signature of a certificate. */
-  issued(id: string): { content: CertificateContent; statement: SignedStatement; signature: string } | undefined {
-    const row = this.sql('SELECT content, statement, signature FROM certificates WHERE id = ?').get(id) as
-      { content: Buffer; statement: string; signature: string } | undefined;
+  async issued(id: string): Promise<{ content: CertificateContent; statement: SignedStatement; signature: string } | undefined> {
+    const row = await this.db.selectFrom('certificates').select(['content', 'statement', 'signature']).where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
     return {
-      content: JSON.parse(row.content.toString('utf8')) as CertificateContent,
+      content: JSON.parse(Buffer.from(row.content).toString('utf8')) as CertificateContent,
       statement: JSON.parse(row.statement) as SignedStatement,
       signature: row.signature,
     };
   }
 
   /** The renderings as issued (byte for byte). */
-  files(id: string): CertificateFiles | undefined {
-    const row = this.sql('SELECT json, pdf, dcc FROM certificates WHERE id = ?').get(id) as { json: Buffer; pdf: Buffer; dcc: Buffer } | undefined;
+  async files(id: string): Promise<CertificateFiles | undefined> {
+    const row = await this.db.selectFrom('certificates').select(['json', 'pdf', 'dcc']).where('id', '=', id).executeTakeFirst();
     return row === undefined ? undefined : { json: new Uint8Array(row.json), pdf: new Uint8Array(row.pdf), dcc: new Uint8Array(row.dcc) };
   }
 
   /**
-   * The public status of an issued certificate: drafts and unknown numbers alike are 'unknown'. Kept in memory
-   * (the public page is read far more often than a certificate changes); every change here clears it.
+   * The public status of an issued certificate: drafts and unknown numbers alike are 'unknown'. On SQLite kept in
+   * memory (the public page is read far more often than a certificate changes; every change here clears it); on
+   * PostgreSQL read every time, since another node may have changed it.
    */
-  publicStatus(id: string): PublicStatus {
+  async publicStatus(id: string): Promise<PublicStatus> {
     const cached = this.statusCache.get(id);
     if (cached !== undefined) return cached;
-    const status = this.readPublicStatus(id);
+    const status = await this.readPublicStatus(id);
+    if (this.postgres) return status;
     if (this.statusCache.size >= STATUS_CACHE_SIZE) this.statusCache.clear();
     this.statusCache.set(id, status);
     return status;
   }
 
   /** Whether uploaded bytes are, byte for byte, one of the certificate's renderings as issued (by their SHA-256). */
-  match(id: string, bytes: Uint8Array): { match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] } {
-    const status = this.publicStatus(id);
+  async match(
+    id: string,
+    bytes: Uint8Array,
+  ): Promise<{ match: boolean; format: 'pdf' | 'json' | 'dcc' | 'unknown'; status: PublicStatus['status'] }> {
+    const status = await this.publicStatus(id);
     const format = formatOf(bytes);
     if (status.status === 'unknown' || format === 'unknown') return { match: false, format, status: status.status };
     const expected = format === 'json' ? status.jsonFileDigest : status.digests[format];
     return { match: sha256Hex(bytes) === expected, format, status: status.status };
   }
 
-  private readPublicStatus(id: string): PublicStatus {
-    const view = this.view(id);
-    const row = this.issuedRow(id);
+  private async readPublicStatus(id: string): Promise<PublicStatus> {
+    const view = await this.view(id);
+    const row = await this.issuedRow(this.db, id);
     if (view === undefined || view.status === 'draft' || row === undefined) return { id, status: 'unknown' };
     return {
       id,
@@ -556,16 +619,6 @@ export class Certificates {
 
   // --- internals ---
 
-  /** a prepared statement, prepared once */
-  private sql(text: string): Statement {
-    let statement = this.statements.get(text);
-    if (statement === undefined) {
-      statement = this.deps.database.sqlite.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
-  }
-
   private signer(): SignerKey {
     if (this.key === undefined) throw new LabtraceError('E_STORE', 'certificates: start() loads the certificate key first');
     return this.key;
@@ -581,28 +634,28 @@ export class Certificates {
   }
 
   /** a request's own fields: an amendment that was not issued yet keeps the fields of the report it replaces */
-  private fieldsOf(req: RequestRow): ReportFields {
+  private async fieldsOf(req: RequestRow): Promise<ReportFields> {
     if (req.amends === null) return {};
-    const old = this.issued(req.amends)?.content;
+    const old = (await this.issued(req.amends))?.content;
     return old === undefined ? {} : correctableOf(old);
   }
 
   private async issueRequest(actor: Actor & Viewer, req: RequestRow, language: ReportLanguage, fields: ReportFields): Promise<CertificateView> {
     const id = req.id;
-    if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
-    const run = this.runOf(req.run);
+    if (await this.issuedRow(this.db, id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
+    const run = await this.runOf(req.run);
     // separation of duties: the approval is a second person's (21 CFR 11, ISO/IEC 17025 7.8.1.2)
     if (actor.username === run.technician || actor.username === run.createdBy)
       throw new LabtraceError(
         'E_FORBIDDEN',
         `${actor.username} ${actor.username === run.technician ? 'performed' : 'created'} run ${run.id}: the certificate must be approved by another signatory`,
       );
-    const blockers = this.calibrationBlockers(run).map((b) => b.text);
+    const blockers = (await this.calibrationBlockers(run)).map((b) => b.text);
     if (this.font === undefined) blockers.push(this.fontProblem);
     if (blockers.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: ${blockers.join('; ')}`);
     const at = this.now();
-    const checkpoint = this.currentCheckpoint(true);
-    const content = this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint, language, fields);
+    const checkpoint = await this.currentCheckpoint(true);
+    const content = await this.compose(req, run, { name: actor.username, role: actor.role }, at, checkpoint, language, fields);
     const missing = missingFields(content);
     if (missing.length > 0) throw new LabtraceError('E_CONFLICT', `certificate ${id} cannot be issued: missing ${missing.join('; ')}`);
     const times = timeBlockers(content);
@@ -635,12 +688,17 @@ export class Certificates {
       digests: { json: digest, pdf: sha256Hex(pdf), dcc: sha256Hex(dcc) },
     };
     const { bytes: json, signature } = signCertificate(key, content, statement);
-    const db = this.deps.database.sqlite;
-    db.transaction(() => {
-      if (this.issuedRow(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
-      if (req.amends !== null) this.mustCurrent(req.amends, 'amend');
+    await this.db.transaction().execute(async (trx) => {
+      // the rows are held until the end (PostgreSQL), the report replaced first: a node issuing the same draft, or
+      // amending or revoking the same report, at the same time waits here, then finds it issued (one issue, one
+      // log entry, one number)
+      if (req.amends !== null) await this.lockRequest(trx, req.amends);
+      await this.lockRequest(trx, id);
+      if (await this.issuedRow(trx, id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already issued`);
+      if (req.amends !== null) await this.mustCurrent(trx, req.amends, 'amend');
       const kind = req.amends === null ? 'issue' : 'amend';
-      const logIndex = this.logged(
+      const logIndex = await this.logged(
+        trx,
         {
           kind,
           certificate: id,
@@ -652,35 +710,31 @@ export class Certificates {
         },
         at,
       );
-      this.sql(
-        `INSERT INTO certificates (id, run, organization, amends, issued_by, issued_at, content, json, pdf, dcc, statement, signature, key_id,
-         json_file_digest, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        id,
-        run.id,
-        run.organization,
-        req.amends,
-        actor.username,
-        at,
-        Buffer.from(contentBytes(content)),
-        Buffer.from(json),
-        Buffer.from(pdf),
-        Buffer.from(dcc),
-        JSON.stringify(statement),
-        signature,
-        statement.keyId,
-        sha256Hex(json),
-        logIndex,
-      );
-      this.sql('INSERT INTO certificate_events (certificate, kind, at, actor, reason, log_index) VALUES (?, ?, ?, ?, ?, ?)').run(
-        id,
-        kind,
-        at,
-        actor.username,
-        req.reason,
-        logIndex,
-      );
-      this.deps.audit.record(actor, {
+      await trx
+        .insertInto('certificates')
+        .values({
+          id,
+          run: run.id,
+          organization: run.organization,
+          amends: req.amends,
+          issued_by: actor.username,
+          issued_at: at,
+          content: Buffer.from(contentBytes(content)),
+          json: Buffer.from(json),
+          pdf: Buffer.from(pdf),
+          dcc: Buffer.from(dcc),
+          statement: JSON.stringify(statement),
+          signature,
+          key_id: statement.keyId,
+          json_file_digest: sha256Hex(json),
+          log_index: logIndex,
+        })
+        .execute();
+      await trx
+        .insertInto('certificate_events')
+        .values({ certificate: id, kind, at, actor: actor.username, reason: req.reason, log_index: logIndex })
+        .execute();
+      await this.deps.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'certificate',
         recordId: id,
@@ -695,7 +749,7 @@ export class Certificates {
         reason: req.reason ?? undefined,
       });
       if (req.amends !== null)
-        this.deps.audit.record(actor, {
+        await this.deps.audit.recordIn(trx, actor, {
           action: 'state-change',
           recordType: 'certificate',
           recordId: req.amends,
@@ -703,22 +757,23 @@ export class Certificates {
           newValue: { status: 'amended', amendedBy: id },
           reason: req.reason ?? undefined,
         });
-    })();
+    });
     this.statusCache.clear();
     this.deps.logger.info({ certificate: id, run: run.id, by: actor.username, amends: req.amends }, 'certificate issued');
-    const view = this.mustView(id);
+    const view = await this.mustView(id);
     this.changed(view);
-    if (req.amends !== null) this.changed(this.mustView(req.amends));
+    if (req.amends !== null) this.changed(await this.mustView(req.amends));
     return view;
   }
 
   /** The run's instruments must have been calibrated and in service while it ran, and none may now hold it under review. */
-  private calibrationBlockers(run: Run): Blocker[] {
+  private async calibrationBlockers(run: Run): Promise<Blocker[]> {
+    const sources = this.deps.sources;
     const problems: Blocker[] = [];
     const start = run.startedAt ?? run.createdAt;
     const end = run.endedAt ?? start;
     for (const { id } of run.instruments) {
-      const states = [this.deps.calibration.status(id, start), this.deps.calibration.status(id, end)];
+      const states = [await sources.calibrationStatus(id, start), await sources.calibrationStatus(id, end)];
       const expired = states.find((s) => s.status === 'expired');
       const of = { instrument: id, run: run.id };
       if (states.some((s) => s.status === 'out-of-service'))
@@ -739,8 +794,8 @@ export class Certificates {
             `instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`,
           ),
         );
-      if (this.deps.calibration.status(id).status === 'out-of-service') {
-        const review = this.deps.calibration.review(id);
+      if ((await sources.calibrationStatus(id)).status === 'out-of-service') {
+        const review = await sources.calibrationReview(id);
         if (review.runs.some((r) => r.id === run.id))
           problems.push(
             blocker(
@@ -754,7 +809,7 @@ export class Certificates {
     return problems;
   }
 
-  private compose(
+  private async compose(
     req: RequestRow,
     run: Run,
     signatory: { name: string; role: string },
@@ -762,34 +817,34 @@ export class Certificates {
     checkpoint: ComposeInput['checkpoint'],
     language: ReportLanguage,
     fields: ReportFields,
-  ): CertificateContent {
-    const results = this.deps.results()?.resultsOf(run.id);
+  ): Promise<CertificateContent> {
+    const sources = this.deps.sources;
+    const results = await sources.results(run.id);
     if (!results)
       throw new LabtraceError('E_CONFLICT', `run ${run.id} has no computed results: a certificate reports the results of a completed run`);
-    const sample = this.deps.records.sample(run.sample);
+    const sample = await sources.sample(run.sample);
     if (!sample) throw new LabtraceError('E_STORE', `sample ${run.sample} of run ${run.id} vanished`);
-    const org = this.sql('SELECT id, name, contact FROM organizations WHERE id = ?').get(run.organization) as
-      { id: string; name: string; contact: string | null } | undefined;
-    const method = this.deps.records.method(run.method.id, run.method.version);
+    const customer = await sources.customer(run.organization);
+    const methodTitle = await sources.methodTitle(run.method.id, run.method.version);
     const start = run.startedAt ?? run.createdAt;
     const end = run.endedAt ?? start;
+    const instruments: ComposeInput['instruments'] = [];
+    for (const { id } of run.instruments)
+      instruments.push({
+        id,
+        identity: await sources.instrumentIdentity(id),
+        atStart: await sources.calibrationStatus(id, start),
+        atEnd: await sources.calibrationStatus(id, end),
+      });
     return composeContent({
       id: req.id,
       laboratory: this.deps.laboratory,
       run,
       sample,
-      customer: { id: run.organization, name: org?.name ?? '', contact: org?.contact ?? null },
-      methodTitle: method?.title ?? '',
+      customer: { id: run.organization, name: customer?.name ?? '', contact: customer?.contact ?? null },
+      methodTitle: methodTitle ?? '',
       results,
-      instruments: run.instruments.map(({ id }) => {
-        const row = this.sql('SELECT identity FROM instruments WHERE id = ?').get(id) as { identity: string } | undefined;
-        return {
-          id,
-          identity: row === undefined ? undefined : (JSON.parse(row.identity) as ComposeInput['instruments'][number]['identity']),
-          atStart: this.deps.calibration.status(id, start),
-          atEnd: this.deps.calibration.status(id, end),
-        };
-      }),
+      instruments,
       signatory,
       issuedAt: at,
       checkpoint,
@@ -797,122 +852,145 @@ export class Certificates {
       fields,
       verifyUrl: this.verifyUrl(req.id),
       language,
-      accreditationCurrent:
-        results.accreditation === undefined || this.deps.accreditationCurrent === undefined
-          ? true
-          : this.deps.accreditationCurrent(results.accreditation, at),
+      accreditationCurrent: results.accreditation === undefined ? true : await sources.accreditationCurrent(results.accreditation, at),
     });
   }
 
   /** The log's latest signed checkpoint (signing a new one first when `fresh` and one is due). */
-  private currentCheckpoint(fresh: boolean): ComposeInput['checkpoint'] {
+  private async currentCheckpoint(fresh: boolean): Promise<ComposeInput['checkpoint']> {
     const log = this.mustLog();
-    const note = fresh && !this.deps.database.sqlite.inTransaction ? log.checkpoint(this.now()) : log.latestCheckpoint().note;
+    const note = fresh ? await log.checkpoint(this.now()) : await log.latestCheckpoint();
     const c = parseCheckpoint(parseNote(note).text);
     return { origin: c.origin, size: c.size, rootHash: toHex(c.rootHash) };
   }
 
-  private logged(entry: Record<string, unknown>, at: number): number {
-    return this.mustLog().append('certificate-event', [canonicalBytes({ v: 1, ...entry })], at);
+  private logged(trx: Transaction<Tables>, entry: Record<string, unknown>, at: number): Promise<number> {
+    return this.mustLog().append(trx, canonicalBytes({ v: 1, ...entry }), at);
   }
 
-  private mustLog(): TransparencyLog {
+  private mustLog(): CertificateLog {
     const log = this.deps.log();
     if (!log) throw new LabtraceError('E_STORE', 'the transparency log is not open');
     return log;
   }
 
   /** An issued certificate that is neither revoked nor amended; otherwise why not. */
-  private mustCurrent(id: string, what: string): CertificateRow {
-    const row = this.issuedRow(id);
+  private async mustCurrent(db: Db, id: string, what: string): Promise<CertificateRow> {
+    const row = await this.issuedRow(db, id);
     if (!row)
-      throw this.requestRow(id)
+      throw (await this.requestRow(db, id))
         ? new LabtraceError('E_CONFLICT', `certificate "${id}" is a draft: it was never issued`)
         : notFound('certificate', id);
-    if (this.revocation(id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
-    const by = this.amendedBy(id);
+    if (await this.revocation(db, id)) throw new LabtraceError('E_CONFLICT', `certificate ${id} is revoked: it cannot be ${what}ed`);
+    const by = await this.amendedBy(db, id);
     if (by !== null) throw new LabtraceError('E_CONFLICT', `certificate ${id} is already amended by ${by}; ${what} ${by} instead`);
     return row;
   }
 
-  private nextId(): string {
-    const n = (this.sql('SELECT COUNT(*) AS n FROM certificate_requests').get() as { n: number }).n + 1;
-    return `TR-${this.deps.lab}-${String(n).padStart(6, '0')}`;
+  /**
+   * The next report number, in the transaction that writes its request: on PostgreSQL under an advisory lock held
+   * until that transaction ends, so that two nodes never give one number twice (SQLite's write transaction
+   * serializes it already). Numbers count the requests, amendments included, from 1.
+   */
+  private async nextNumber(trx: Transaction<Tables>): Promise<{ id: string; seq: number }> {
+    if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${CERTIFICATE_NUMBER_LOCK})`.execute(trx);
+    const { n } = await trx
+      .selectFrom('certificate_requests')
+      .select((eb) => eb.fn.max('seq').as('n'))
+      .executeTakeFirstOrThrow();
+    const seq = Number(n ?? 0) + 1;
+    return { id: `TR-${this.deps.lab}-${String(seq).padStart(6, '0')}`, seq };
   }
 
-  private runOf(id: string): Run {
-    const run = this.deps.runs.get({ role: 'admin', organization: null }, id);
+  /** A request's row, held until the transaction ends (FOR UPDATE, on PostgreSQL; SQLite's transaction holds the store). */
+  private lockRequest(trx: Transaction<Tables>, id: string): Promise<RequestRow | undefined> {
+    return trx
+      .selectFrom('certificate_requests')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(this.postgres, (q) => q.forUpdate())
+      .executeTakeFirst();
+  }
+
+  private async runOf(id: string): Promise<Run> {
+    const run = await this.deps.sources.run(id);
     if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
     return run;
   }
 
-  private requestRow(id: string): RequestRow | undefined {
-    return this.sql('SELECT * FROM certificate_requests WHERE id = ?').get(id) as RequestRow | undefined;
+  private requestRow(db: Db, id: string): Promise<RequestRow | undefined> {
+    return db.selectFrom('certificate_requests').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  private issuedRow(id: string): CertificateRow | undefined {
-    return this.deps.database.sqlite
-      .prepare(
-        'SELECT id, run, organization, amends, issued_by, issued_at, statement, signature, key_id, json_file_digest, log_index FROM certificates WHERE id = ?',
-      )
-      .get(id) as CertificateRow | undefined;
+  private issuedRow(db: Db, id: string): Promise<CertificateRow | undefined> {
+    return db
+      .selectFrom('certificates')
+      .select(['id', 'run', 'organization', 'amends', 'issued_by', 'issued_at', 'statement', 'signature', 'key_id', 'json_file_digest', 'log_index'])
+      .where('id', '=', id)
+      .executeTakeFirst();
   }
 
-  private revocation(id: string): { at: number; reason: string | null } | undefined {
-    return this.sql("SELECT at, reason FROM certificate_events WHERE certificate = ? AND kind = 'revoke'").get(id) as
-      { at: number; reason: string | null } | undefined;
+  private revocation(db: Db, id: string): Promise<{ at: number; reason: string | null } | undefined> {
+    return db.selectFrom('certificate_events').select(['at', 'reason']).where('certificate', '=', id).where('kind', '=', 'revoke').executeTakeFirst();
   }
 
-  private amendedBy(id: string): string | null {
-    const row = this.sql('SELECT id FROM certificates WHERE amends = ?').get(id) as { id: string } | undefined;
+  private async amendedBy(db: Db, id: string): Promise<string | null> {
+    const row = await db.selectFrom('certificates').select('id').where('amends', '=', id).executeTakeFirst();
     return row?.id ?? null;
   }
 
-  private statusOf(id: string): CertificateStatus {
-    if (!this.issuedRow(id)) return 'draft';
-    if (this.revocation(id)) return 'revoked';
-    return this.amendedBy(id) === null ? 'valid' : 'amended';
+  private async statusOf(db: Db, id: string): Promise<CertificateStatus> {
+    if (!(await this.issuedRow(db, id))) return 'draft';
+    if (await this.revocation(db, id)) return 'revoked';
+    return (await this.amendedBy(db, id)) === null ? 'valid' : 'amended';
   }
 
-  private view(id: string): CertificateView | undefined {
-    const req = this.requestRow(id);
+  private async view(id: string): Promise<CertificateView | undefined> {
+    const req = await this.requestRow(this.db, id);
     if (!req) return undefined;
-    const row = this.issuedRow(id);
-    const revoked = row ? this.revocation(id) : undefined;
+    return this.viewOf(req, (await this.deps.sources.subjects([req.run])).get(req.run));
+  }
+
+  private async mustRequest(db: Db, id: string): Promise<RequestRow> {
+    const req = await this.requestRow(db, id);
+    if (!req) throw new LabtraceError('E_STORE', `certificate ${id} vanished`);
+    return req;
+  }
+
+  /** a request as lists and the API show it, with its issue, amendment and revocation, and its run's subject */
+  private async viewOf(req: RequestRow, subject: CertificateSubject | undefined): Promise<CertificateView> {
+    const db = this.db;
+    const id = req.id;
+    const row = await this.issuedRow(db, id);
+    const revoked = row ? await this.revocation(db, id) : undefined;
+    const amendedBy = row ? await this.amendedBy(db, id) : null;
     const statement = row ? (JSON.parse(row.statement) as SignedStatement) : undefined;
     return {
       id,
       run: req.run,
       organization: req.organization,
-      status: this.statusOf(id),
+      status: !row ? 'draft' : revoked ? 'revoked' : amendedBy === null ? 'valid' : 'amended',
       requestedBy: req.requested_by,
       requestedAt: req.requested_at,
       issuedBy: row?.issued_by ?? null,
       issuedAt: row?.issued_at ?? null,
       amends: req.amends,
       amendReason: req.amends === null ? null : req.reason,
-      amendedBy: row ? this.amendedBy(id) : null,
+      amendedBy,
       revokedAt: revoked?.at ?? null,
       revocationReason: revoked?.reason ?? null,
       digests: statement?.digests ?? null,
       keyId: row?.key_id ?? null,
       logIndex: row?.log_index ?? null,
       verifyUrl: this.verifyUrl(id),
-      ...this.subjectOf(req.run, req.organization),
+      // the customer's name and the sample of the run, as the records hold them now (a list shows and searches them)
+      customer: subject?.customer ?? '',
+      sample: subject?.sample ?? { id: '', description: '' },
     };
   }
 
-  /** the customer's name and the sample of a run, as the records hold them now (a list shows and searches them) */
-  private subjectOf(run: string, organization: string): { customer: string; sample: { id: string; description: string } } {
-    const row = this.sql(
-      `SELECT o.name AS customer, s.id AS sample, s.description AS description FROM runs r
-       LEFT JOIN lab_samples s ON s.id = r.sample LEFT JOIN organizations o ON o.id = ? WHERE r.id = ?`,
-    ).get(organization, run) as { customer: string | null; sample: string | null; description: string | null } | undefined;
-    return { customer: row?.customer ?? '', sample: { id: row?.sample ?? '', description: row?.description ?? '' } };
-  }
-
-  private mustView(id: string): CertificateView {
-    const view = this.view(id);
+  private async mustView(id: string): Promise<CertificateView> {
+    const view = await this.view(id);
     if (!view) throw new LabtraceError('E_STORE', `certificate ${id} vanished`);
     return view;
   }
@@ -945,6 +1023,11 @@ export function loadReportAssets(report: CertificatesDeps['report']): {
     logo: report?.logo === undefined ? undefined : readImage(report.logo, 'laboratory.logo'),
     accreditationMark: report?.accreditationMark === undefined ? undefined : readImage(report.accreditationMark, 'certificates.accreditationMark'),
   };
+}
+
+/** Whether a viewer may see a certificate of an organization: a client only its own issued ones. */
+function mayView(viewer: Viewer, organization: string, issued: boolean): boolean {
+  return canSee(viewer, organization) && (viewer.role !== 'client' || issued);
 }
 
 /** The fields an amendment corrects, as a report holds them. */

@@ -1,6 +1,6 @@
 // The certificates' tables (certificates/): requests, issued certificates and their events, the language of a request.
-import type { Kysely, Migration } from 'kysely';
-import { ddl } from '../store/portable-ddl.js';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { columnTypes, ddl, dialectOf } from '../store/portable-ddl.js';
 
 /** Written once each; a certificate's status is the sum of its events. */
 const certificatesMigration: Migration = {
@@ -46,10 +46,36 @@ const certificateLanguageMigration: Migration = {
   },
 };
 
+/**
+ * The number of a request (migration 0056_certificate_request_seq), the one its id ends in: the order of requests,
+ * which a list pages by on both engines (PostgreSQL has no rowid). Until now SQLite's rowid gave that order, and the
+ * number was the count of requests before it plus one; the existing requests get their rowid.
+ */
+const certificateRequestSeqMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    const { integer } = columnTypes(db);
+    await db.schema.alterTable('certificate_requests').addColumn('seq', integer).execute();
+    // requests are written once: the trigger that says so steps aside for the numbering of the existing ones
+    const postgres = dialectOf(db) === 'postgres';
+    await sql.raw(`DROP TRIGGER certificate_requests_no_update${postgres ? ' ON certificate_requests' : ''}`).execute(db);
+    if (postgres)
+      await sql`UPDATE certificate_requests SET seq = n.seq FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY requested_at, id) AS seq FROM certificate_requests) n
+        WHERE n.id = certificate_requests.id`.execute(db);
+    else await sql`UPDATE certificate_requests SET seq = rowid`.execute(db);
+    await ddl(
+      db,
+      `CREATE TRIGGER certificate_requests_no_update BEFORE UPDATE ON certificate_requests BEGIN SELECT RAISE(ABORT, 'certificate_requests rows are written once'); END`,
+    );
+    await ddl(db, `CREATE UNIQUE INDEX certificate_requests_by_seq ON certificate_requests (seq)`);
+  },
+};
+
 export const certificateMigrations: Record<string, Migration> = {
   // certificates (test reports) and their events; 0015 also adds the customer's contact to organizations (auth/): printed
   // on the reports, it came with them
   '0015_certificates': certificatesMigration,
   // the language a certificate is requested in
   '0023_certificate_language': certificateLanguageMigration,
+  // the number of a request, the order lists page by on both engines
+  '0056_certificate_request_seq': certificateRequestSeqMigration,
 };

@@ -163,11 +163,13 @@ export class DemoLab {
   private certify(run: string): void {
     const certificates = this.deps.certificates;
     if (!certificates) return;
-    const draft = certificates.request({ username: this.options.technician, role: 'technician', organization: null }, run);
-    certificates.issue({ username: this.options.signatory, role: 'signatory', organization: null }, draft.id).then(
-      (issued) => this.logger.info({ run, certificate: issued.id, verify: issued.verifyUrl }, 'demo certificate issued'),
-      (err: unknown) => this.logger.warn({ run, err: err instanceof Error ? err.message : err }, 'demo certificate not issued'),
-    );
+    certificates
+      .request({ username: this.options.technician, role: 'technician', organization: null }, run)
+      .then((draft) => certificates.issue({ username: this.options.signatory, role: 'signatory', organization: null }, draft.id))
+      .then(
+        (issued) => this.logger.info({ run, certificate: issued.id, verify: issued.verifyUrl }, 'demo certificate issued'),
+        (err: unknown) => this.logger.warn({ run, err: err instanceof Error ? err.message : err }, 'demo certificate not issued'),
+      );
   }
 
   /** The testing machine's calibration: recorded when it has none in force, as a calibration lab would have. */

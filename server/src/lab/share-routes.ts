@@ -29,7 +29,7 @@ export function shareRoutes(deps: {
   records: LabRecords;
   results?: RunResultsSource;
   /** the run's current issued report: its number, issue time and PDF */
-  reportOf: (run: string) => { id: string; issuedAt: number; pdf: () => Uint8Array } | undefined;
+  reportOf: (run: string) => Promise<{ id: string; issuedAt: number; pdf: () => Uint8Array } | undefined>;
 }): express.Router {
   const { shares, runs } = deps;
   const router = express.Router();
@@ -58,7 +58,7 @@ export function shareRoutes(deps: {
     if (!run) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
     const method = deps.records.method(run.method.id, run.method.version);
     const records = runs.recordsOf(run, SHARED_RECORDS);
-    const report = deps.reportOf(id);
+    const report = await deps.reportOf(id);
     const answer: PublicShare = {
       expiresAt,
       run: {
@@ -85,7 +85,7 @@ export function shareRoutes(deps: {
 
   routeOf(router, api.publicShareReport, async (_req, res, { params }) => {
     const { run } = await shares.peek(params.token);
-    const report = deps.reportOf(run);
+    const report = await deps.reportOf(run);
     if (!report)
       throw new LabtraceError('E_NOT_FOUND', `run ${run} has no issued report`, {
         reason: 'record.not-found',

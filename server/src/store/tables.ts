@@ -117,6 +117,7 @@ export interface Tables {
     requested_by: string;
     requested_at: number;
     language: string | null;
+    seq: number | null;
   };
   certificates: {
     id: string;

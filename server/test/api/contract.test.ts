@@ -92,10 +92,12 @@ beforeAll(async () => {
   await waitFor('the completed run', () => completed() !== undefined);
   const run = completed();
   if (run === undefined) throw new Error('no completed run');
-  await waitFor('the issued certificate', () =>
-    t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.some((c) => c.status === 'valid'),
+  await waitFor('the issued certificate', async () =>
+    (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.some((c) => c.status === 'valid'),
   );
-  const certificate = t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id }).items.find((c) => c.status === 'valid');
+  const certificate = (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.find(
+    (c) => c.status === 'valid',
+  );
   const now = Date.now();
   const accreditation = await t.fetch(
     '/api/accreditations',

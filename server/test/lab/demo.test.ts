@@ -77,10 +77,10 @@ test('the demo method is recorded once, and a run follows each specimen from mou
   expect(results.results.every((r) => r.uncertainty.budget.some((b) => b.source === 'calibration'))).toBe(true);
   expect(runsOf().filter((r) => r.state === 'running')).toHaveLength(1);
   // its certificate: requested by the technician, approved and issued by the signatory, verifiable
-  await waitFor('the demo certificate', () =>
-    t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id }).items.some((c) => c.status === 'valid'),
+  await waitFor('the demo certificate', async () =>
+    (await t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id })).items.some((c) => c.status === 'valid'),
   );
-  const [certificate] = t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id }).items;
+  const [certificate] = (await t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id })).items;
   expect(certificate).toMatchObject({ requestedBy: 'technician', issuedBy: 'signatory', organization: ORGANIZATION });
   const status = (await (await t.fetch(`/api/public/certificates/${certificate?.id ?? ''}`, {}, null)).json()) as { status: string };
   expect(status.status).toBe('valid');
