@@ -527,7 +527,7 @@ export class LabtraceServer {
     await this.notifications.start();
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
-    this.audit.anchor(log);
+    await this.audit.anchor(log);
     // each chore fails on its own, logged as what it is; the log's entries come before its checkpoint
     this.housekeeping = new Housekeeping(
       [
