@@ -10,6 +10,7 @@ import { Certificates } from './certificates/certificates.js';
 import { logReaderOf } from './log/log-reader.js';
 import { logRoutes } from './log/log-routes.js';
 import { exportRoutes } from './export/export-routes.js';
+import { runSelections } from './export/run-selection.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
@@ -346,7 +347,15 @@ export class LabtraceServer {
           }),
         )
         .use(accreditationRoutes(this.accreditations, config.lab))
-        .use(exportRoutes(this.database, () => this.log, this.logger))
+        .use(
+          exportRoutes({
+            store: this.database.db,
+            spoolDir: path.join(this.config.dataDir, 'export-spool'),
+            log: () => this.log,
+            runSelections: (run, field) => runSelections(this.database, run, field),
+            logger: this.logger,
+          }),
+        )
         .use(notificationRoutes(this.notifications))
         .use(
           shareRoutes({
