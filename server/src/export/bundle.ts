@@ -169,7 +169,7 @@ async function step(signal: AbortSignal | undefined): Promise<void> {
 
 /** Writes a bundle's files into `outDir` (made if missing), a step at a time from one snapshot of the store. */
 export async function exportBundle(store: BundleStore, log: BundleLog, options: ExportOptions): Promise<{ batches: number; records: number }> {
-  const { gateway, from, to, outDir, signal } = options;
+  const { gateway, from, to, outDir } = options;
   if (!Number.isFinite(from) || !Number.isFinite(to) || from > to)
     throw new LabtraceError('E_CONFIG', `export: the time range ${from}..${to} is empty`);
   await mkdir(outDir, { recursive: true });

@@ -43,7 +43,12 @@ const silent = pino({ level: 'silent' });
 const ORIGIN = 'labtrace.example/bundle-store';
 const LOG_KEY = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
 const GW = 'gw-x';
-const GW_KEY = parseSignerKey(formatSignerKey(GW, new Uint8Array(32).map((_, i) => (i * 11 + 5) % 256)));
+const GW_KEY = parseSignerKey(
+  formatSignerKey(
+    GW,
+    new Uint8Array(32).map((_, i) => (i * 11 + 5) % 256),
+  ),
+);
 const T0 = 1_800_000_000_000;
 const REGISTERED = T0 - 60_000;
 const PER_BATCH = 5;
@@ -75,18 +80,15 @@ const batches: { signed: SignedBatch; samples: Sample[]; records: Uint8Array; no
 {
   let prev: Uint8Array | null = null;
   for (let b = 0; b <= BATCHES; b++) {
-    const samples = Array.from(
-      { length: PER_BATCH },
-      (_, i): Sample => ({
-        seq: b * PER_BATCH + i,
-        instrument: 'utm-1',
-        channel: i % 2 ? 'force' : 'extension',
-        ts: T0 + b * 1000 + i,
-        value: b + i / 10,
-        unit: i % 2 ? 'kN' : 'mm',
-        quality: 'good',
-      }),
-    );
+    const samples = Array.from({ length: PER_BATCH }, (_, i): Sample => ({
+      seq: b * PER_BATCH + i,
+      instrument: 'utm-1',
+      channel: i % 2 ? 'force' : 'extension',
+      ts: T0 + b * 1000 + i,
+      value: b + i / 10,
+      unit: i % 2 ? 'kN' : 'mm',
+      quality: 'good',
+    }));
     const { signed, wire } = sealBatch(GW_KEY, GW, b, samples, prev);
     const headerLength = new DataView(wire.buffer, wire.byteOffset).getUint32(4);
     batches.push({ signed, samples, records: wire.subarray(8 + headerLength + 64 + 4), now: T0 + b * 1000 + 500 });
@@ -100,10 +102,10 @@ interface Lab {
   db: Kysely<Tables>;
   log: BundleLog;
   /** stores batch `b` and enters it in the log, as the server's ingest does */
-  store(b: number): Promise<void>;
-  checkpoint(now: number): Promise<void>;
+  store: (b: number) => Promise<void>;
+  checkpoint: (now: number) => Promise<void>;
   /** the same store through another connection (another node on PostgreSQL; the server's own connection on SQLite) */
-  other: { store(b: number): Promise<void>; checkpoint(now: number): Promise<void> };
+  other: { store: (b: number) => Promise<void>; checkpoint: (now: number) => Promise<void> };
 }
 
 async function sqliteLab(): Promise<Lab> {
@@ -134,7 +136,12 @@ async function sqliteLab(): Promise<Lab> {
 
 async function postgresLab(): Promise<Lab> {
   const url = await postgres.createDatabase(`bundle_${++databases}`);
-  const node = async (): Promise<{ db: Kysely<Tables>; log: LogStore; store(b: number): Promise<void>; checkpoint(now: number): Promise<void> }> => {
+  const node = async (): Promise<{
+    db: Kysely<Tables>;
+    log: LogStore;
+    store: (b: number) => Promise<void>;
+    checkpoint: (now: number) => Promise<void>;
+  }> => {
     const opened: OpenedStore = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
     closers.push(() => opened.close());
     const db = opened.db;
@@ -143,7 +150,7 @@ async function postgresLab(): Promise<Lab> {
     return {
       db,
       log,
-      async store(b) {
+      store: async (b) => {
         const { signed, samples, records, now } = batches[b] ?? fail(`no batch ${b}`);
         const batch: BatchToStore = { gateway: GW, samples, signed, headerHash: toBase64(headerHash(signed.header)), records, now };
         await measurements.prepare([batch]);
@@ -154,7 +161,7 @@ async function postgresLab(): Promise<Lab> {
           await measurements.setLogIndex(raw, GW, b, await log.append(trx, 'batch-header', [canonicalBytes(signed)], now));
         });
       },
-      async checkpoint(now) {
+      checkpoint: async (now) => {
         await log.maybeCheckpoint(now);
       },
     };
