@@ -4,7 +4,7 @@
 // ingest does), exported through Kysely, give the same files byte for byte (but the time the bundle was made), and both
 // verify. The bundle is of one state: what another node (PostgreSQL: another pool) or the server's own connection
 // (SQLite) stores and checkpoints while the export runs is not in it.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,13 +35,15 @@ import { MeasurementStore } from '../../src/store/measurement-store.js';
 import { PgMeasurementStore, type BatchToStore } from '../../src/store/pg-measurement-store.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
+import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 useNodeCrypto();
 
 const silent = pino({ level: 'silent' });
 const ORIGIN = 'labtrace.example/bundle-store';
-const LOG_KEY = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
+const LOG_KEY_TEXT = formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32)));
+const LOG_KEY = parseSignerKey(LOG_KEY_TEXT);
 const GW = 'gw-x';
 const GW_KEY = parseSignerKey(
   formatSignerKey(
@@ -106,6 +108,8 @@ interface Lab {
   checkpoint: (now: number) => Promise<void>;
   /** the same store through another connection (another node on PostgreSQL; the server's own connection on SQLite) */
   other: { store: (b: number) => Promise<void>; checkpoint: (now: number) => Promise<void> };
+  /** PostgreSQL: the database's URL */
+  url?: string;
 }
 
 async function sqliteLab(): Promise<Lab> {
@@ -174,7 +178,7 @@ async function postgresLab(): Promise<Lab> {
   await keys.logPendingTo(a.log, REGISTERED);
   const b = await node();
   await b.log.open(0);
-  return { db: a.db, log: a.log, store: a.store, checkpoint: a.checkpoint, other: b };
+  return { url, db: a.db, log: a.log, store: a.store, checkpoint: a.checkpoint, other: b };
 }
 
 function fail(message: string): never {
@@ -243,3 +247,29 @@ test('the bundle made from PostgreSQL is, file by file, the bundle made from SQL
     expect({ name, text: exported.get(`postgres/${name}`) }).toEqual({ name, text: sqlite });
   }
 });
+
+test("labtrace export reads the PostgreSQL store that server.yaml's database names, and its bundle verifies", async () => {
+  const lab = await filled('postgres');
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'log.key'), `${LOG_KEY_TEXT}\n`);
+  const config = path.join(dir, 'server.yaml');
+  writeFileSync(config, `dataDir: ${dir}\nlog:\n  origin: ${ORIGIN}\n  keyFile: ${path.join(dir, 'log.key')}\ndatabase:\n  url: ${lab.url ?? ''}\n`);
+  const out = path.join(dir, 'bundle');
+  const from = new Date(T0).toISOString();
+  const to = new Date(T0 + 10 * BATCHES * 1000).toISOString();
+  const proc = runLabtrace(['export', '--config', config, '--out', out, '--gateway', GW, '--from', from, '--to', to], {
+    LABTRACE_DATABASE_URL: '',
+    LABTRACE_DATABASE_PASSWORD_FILE: '',
+    LABTRACE_DATA_DIR: '',
+  });
+  const output = collect(proc);
+  expect({ code: await exitOf(proc), output: output() }).toEqual({
+    code: 0,
+    output: expect.stringContaining(`exported ${BATCHES * PER_BATCH} records in ${BATCHES} batches of ${GW}`) as unknown,
+  });
+  const report = verifyBundle(readBundle(out), { logKey: lab.log.verifierKey() });
+  expect(report.problems).toEqual([]);
+  expect(report.counts).toMatchObject({ batches: BATCHES, records: BATCHES * PER_BATCH, signaturesVerified: BATCHES });
+  // the same bundle as the export through the server's store
+  expect(readFileSync(path.join(out, 'statement.txt'), 'utf8')).toBe(exported.get('postgres/statement.txt'));
+}, 120_000);
