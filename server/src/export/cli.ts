@@ -23,6 +23,8 @@ export const usage = `usage: labtrace export --out <dir> --gateway <id> --from <
   and their records, the readable records, the keys, the latest signed checkpoint and the log proofs.
   With --run: a bundle of the batches holding the run's sequence range at each of its gateways (in <dir>, or in
   <dir>/<gateway> when the run has several).
+  The store is the one server.yaml's database section names (LABTRACE_DATABASE_URL overrides it): the data
+  directory's SQLite file by default, or PostgreSQL (--run needs the SQLite store in this version).
   Check it with 'labtrace verify <dir>'.`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
