@@ -187,10 +187,9 @@ export class AuditTrail {
     return () => this.listeners.delete(listener);
   }
 
-  /**
-   * Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other.
-   * sync twin for runs, calibration, equipment, accreditation, lab-records, results, run-inspection, certificates: goes when they are async
-   */
+  /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
+  // sync twin for lab/runs, lab/calibration, lab/equipment, lab/accreditation, lab/lab-records, lab/results,
+  // inspection/run-inspection, certificates/certificates: goes when they are async
   record(actor: Actor, input: AuditInput): AuditEntry {
     const reason = checkedReason(input);
     if (this.sqlite === undefined) throw new Error('audit trail: the synchronous record() needs the SQLite LabDatabase');
