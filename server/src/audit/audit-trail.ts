@@ -344,6 +344,12 @@ export class AuditTrail {
    * same time waits, then finds them anchored, so that no entry enters the log twice.
    */
   async anchor(log: AnchorLog): Promise<number> {
+    // the synchronous log writes on its own SQLite connection: it joins this trail's transactions only when the
+    // trail is on that connection (the server's LabDatabase)
+    if (log instanceof TransparencyLog && this.sqlite === undefined)
+      throw new Error(
+        "audit trail: anchoring in the synchronous TransparencyLog needs the trail on the log's LabDatabase; give a Kysely trail the log store",
+      );
     let anchored = 0;
     for (;;) {
       const step = await this.db.transaction().execute(async (trx) => {
