@@ -179,7 +179,7 @@ export async function exportBundle(store: BundleStore, log: BundleLog, options: 
     keyEvents: new LinesFile(path.join(outDir, 'key-events.jsonl')),
   };
   try {
-    const read = await inSnapshot(store instanceof Kysely ? store : store.db, (snapshot) => readBundle(snapshot, log, options, lines));
+    const read = await inSnapshot(store instanceof Kysely ? store : store.db, (snapshot) => readSnapshot(snapshot, log, options, lines));
     await Promise.all(Object.values(lines).map((l) => l.close()));
     const { note, size, included, records, uncovered, consistency, keys, boundaries, statement } = read;
     const bundle = {
@@ -206,7 +206,7 @@ export async function exportBundle(store: BundleStore, log: BundleLog, options: 
 }
 
 /** Reads the bundle from the snapshot: the line files written as it goes, the rest returned. */
-async function readBundle(
+async function readSnapshot(
   snapshot: Kysely<Tables>,
   log: BundleLog,
   { gateway, from, to, signal }: ExportOptions,
