@@ -212,10 +212,12 @@ describe('issue', () => {
     const [entry] = log.entries(cert.logIndex, cert.logIndex + 1);
     expect(entry?.kind).toBe('certificate-event');
     expect(JSON.parse(new TextDecoder().decode(entry?.data))).toMatchObject({ kind: 'issue', certificate: d.id, digests: cert.digests });
-    expect((await t.server.audit.list({ recordType: 'certificate', recordId: d.id, limit: 10 })).map((e) => [e.actor, e.action, e.newValue])).toEqual([
-      ['technician', 'create', expect.objectContaining({ status: 'draft' })],
-      ['signatory', 'state-change', expect.objectContaining({ status: 'valid' })],
-    ]);
+    expect((await t.server.audit.list({ recordType: 'certificate', recordId: d.id, limit: 10 })).map((e) => [e.actor, e.action, e.newValue])).toEqual(
+      [
+        ['technician', 'create', expect.objectContaining({ status: 'draft' })],
+        ['signatory', 'state-change', expect.objectContaining({ status: 'valid' })],
+      ],
+    );
     // the rows are written once
     expect(() => t.server.database.sqlite.prepare('UPDATE certificates SET issued_by = ? WHERE id = ?').run('x', d.id)).toThrow(/written once/);
     expect(() => t.server.database.sqlite.prepare('DELETE FROM certificate_events').run()).toThrow(/never deleted/);

@@ -268,7 +268,10 @@ describe('a run binds the stored records of its instruments', () => {
     expect(res.body.batches.every((b) => typeof b.logIndex === 'number')).toBe(true);
     // the live room saw the same records, and no more after the stop
     expect(live.map((s) => s.seq)).toEqual([5, 6, 7, 10, 11]);
-    expect((await auditOf('run', run.id)).at(-1)?.newValue).toMatchObject({ state: 'completed', ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }] });
+    expect((await auditOf('run', run.id)).at(-1)?.newValue).toMatchObject({
+      state: 'completed',
+      ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }],
+    });
     // its export bundle (labtrace export --run): every record of its range, and it verifies offline
     const selections = runSelections(t.server.database, run.id).selections;
     expect(selections).toEqual([expect.objectContaining({ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 })]);
