@@ -11,6 +11,7 @@ import { labSources, transparencyLogLog } from './certificates/sources.js';
 import { logReaderOf } from './log/log-reader.js';
 import { logRoutes } from './log/log-routes.js';
 import { exportRoutes } from './export/export-routes.js';
+import { runSelections } from './export/run-selection.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
 import { createApp } from './api/app.js';
@@ -354,7 +355,15 @@ export class LabtraceServer {
           }),
         )
         .use(accreditationRoutes(this.accreditations, config.lab))
-        .use(exportRoutes(this.database, () => this.log, this.logger))
+        .use(
+          exportRoutes({
+            store: this.database.db,
+            spoolDir: path.join(this.config.dataDir, 'export-spool'),
+            log: () => this.log,
+            runSelections: (run, field) => runSelections(this.database, run, field),
+            logger: this.logger,
+          }),
+        )
         .use(notificationRoutes(this.notifications))
         .use(
           shareRoutes({
@@ -548,7 +557,7 @@ export class LabtraceServer {
     await this.notifications.start();
     // key events (from this process or the admin command line) enter the log within a second
     this.logKeyEvents();
-    this.audit.anchor(log);
+    await this.audit.anchor(log);
     // each chore fails on its own, logged as what it is; the log's entries come before its checkpoint
     this.housekeeping = new Housekeeping(
       [

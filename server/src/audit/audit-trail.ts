@@ -2,13 +2,18 @@
 // deleted which record, when, the old and new values and the reason. Append-only (the table refuses
 // updates and deletions), each entry hashed over the previous one, and the chain anchored in the
 // transparency log, so that a removed or rewritten entry shows.
+//
+// Every query goes through Kysely, the same code on SQLite and PostgreSQL. The trail is one chain however many
+// nodes append to it: on PostgreSQL an entry is appended under a transaction-scoped advisory lock (recordIn), and
+// the anchoring holds the entries it anchors (FOR UPDATE) and appends them under the log's own lock, so that no
+// entry is anchored twice. `record` is the synchronous twin for the modules still on better-sqlite3.
 import { createHash } from 'node:crypto';
 import { AUDIT_GENESIS_HASH, canonicalBytes, LabtraceError } from '@labtrace/protocols';
-import type { TransparencyLog } from '../log/transparency-log.js';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { TransparencyLog } from '../log/transparency-log.js';
+import { Kysely, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
+import { pageOfRows, type PageRequest } from '../api/paging.js';
 
 import { AUDIT_ACTIONS, type Page } from '@labtrace/protocols/api';
 
@@ -68,29 +73,41 @@ export interface AuditFilter {
 /**
  * The customer organization an entry's record belongs to, as SQL over the entry's record_type and record_id;
  * 'lab' for the lab's own records. A record type missing here is shown only to viewers of every organization
- * (fail closed): a new kind of client record (certificates) adds its line.
+ * (fail closed): a new kind of client record (certificates) adds its line. `slashAt` is the position of the first
+ * '/' in record_id, in the dialect's words (SQLite's instr, PostgreSQL's strpos).
  */
-export const ORGANIZATION_OF_RECORD: Readonly<Record<string, string>> = {
-  'lab-sample': '(SELECT organization FROM lab_samples WHERE id = record_id)',
-  run: '(SELECT organization FROM runs WHERE id = record_id)',
-  'run-results': '(SELECT organization FROM runs WHERE id = record_id)',
-  'run-alarm': "(SELECT organization FROM runs WHERE id = substr(record_id, 1, instr(record_id, '/') - 1))",
-  organization: 'record_id',
-  // a client user is its organization's; the lab's staff and auditors have none
-  user: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
-  session: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
-  method: "'lab'",
-  'instrument-status': "'lab'",
-  calibration: "'lab'",
-  'instrument-check': "'lab'",
-  accreditation: "'lab'",
-  certificate: '(SELECT organization FROM certificate_requests WHERE id = record_id)',
+function organizationOfRecord(slashAt: string): Readonly<Record<string, string>> {
+  return {
+    'lab-sample': '(SELECT organization FROM lab_samples WHERE id = record_id)',
+    run: '(SELECT organization FROM runs WHERE id = record_id)',
+    'run-results': '(SELECT organization FROM runs WHERE id = record_id)',
+    'run-alarm': `(SELECT organization FROM runs WHERE id = substr(record_id, 1, ${slashAt} - 1))`,
+    organization: 'record_id',
+    // a client user is its organization's; the lab's staff and auditors have none
+    user: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
+    session: "coalesce((SELECT organization FROM users WHERE username = record_id), 'lab')",
+    method: "'lab'",
+    'instrument-status': "'lab'",
+    calibration: "'lab'",
+    'instrument-check': "'lab'",
+    accreditation: "'lab'",
+    certificate: '(SELECT organization FROM certificate_requests WHERE id = record_id)',
+  };
+}
+
+export const ORGANIZATION_OF_RECORD = organizationOfRecord("instr(record_id, '/')");
+
+/** the SQL of an entry's organization ('lab' for the lab's own records, NULL for a type not listed), per dialect */
+const ORGANIZATION_SQL = {
+  sqlite: organizationCase(ORGANIZATION_OF_RECORD),
+  postgres: organizationCase(organizationOfRecord("strpos(record_id, '/')")),
 };
 
-/** the SQL of an entry's organization ('lab' for the lab's own records, NULL for a type not listed) */
-const ORGANIZATION_SQL = `CASE record_type ${Object.entries(ORGANIZATION_OF_RECORD)
-  .map(([type, expr]) => `WHEN '${type}' THEN ${expr}`)
-  .join(' ')} ELSE NULL END`;
+function organizationCase(of: Readonly<Record<string, string>>): string {
+  return `CASE record_type ${Object.entries(of)
+    .map(([type, expr]) => `WHEN '${type}' THEN ${expr}`)
+    .join(' ')} ELSE NULL END`;
+}
 
 /** an entry as stored: the values as their canonical JSON text, NULL when none was given */
 export interface AuditRow {
@@ -130,14 +147,39 @@ const AUDIT_LOCK = [0x6c74_6175, 1] as const; // 'ltau'
 const toJson = (value: unknown): string | null => (value === undefined ? null : new TextDecoder().decode(canonicalBytes(value)));
 const fromJson = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
 
+/**
+ * Where the anchoring appends: the log store (log/log-store.ts, SQLite or PostgreSQL, inside the anchoring's
+ * transaction), or the server's synchronous TransparencyLog on SQLite (its append joins the same connection's open
+ * transaction as a savepoint: the trail must be on that log's database).
+ */
+export type AnchorLog =
+  TransparencyLog | { append(trx: Transaction<Tables>, kind: 'audit-event', entries: readonly Uint8Array[], at: number): Promise<number> };
+
+/** entries read per query when verifying, exporting or anchoring */
+const ROWS_PER_READ = 1000;
+
+type Db = Kysely<Tables>;
+
 export class AuditTrail {
   /** told of every entry appended (the live hub announces the `audit` list's change) */
   private readonly listeners = new Set<(entry: AuditEntry) => void>();
+  private readonly db: Db;
+  /** the SQLite database of the synchronous twin `record`, when the trail is on one */
+  private readonly sqlite: LabDatabase | undefined;
 
+  /** `store`: the store's Kysely (SQLite or PostgreSQL), or the SQLite LabDatabase (which also serves `record`) */
   constructor(
-    private readonly database: LabDatabase,
+    store: Db | LabDatabase,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    if (store instanceof Kysely) {
+      this.db = store;
+      this.sqlite = undefined;
+    } else {
+      this.db = store.db;
+      this.sqlite = store;
+    }
+  }
 
   /** Calls `listener` after each entry appended; returns the call that stops it. */
   onAppend(listener: (entry: AuditEntry) => void): () => void {
@@ -146,9 +188,12 @@ export class AuditTrail {
   }
 
   /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
+  // sync twin for lab/runs, lab/calibration, lab/equipment, lab/accreditation, lab/lab-records, lab/results,
+  // inspection/run-inspection, certificates/certificates: goes when they are async
   record(actor: Actor, input: AuditInput): AuditEntry {
     const reason = checkedReason(input);
-    const db = this.database.sqlite;
+    if (this.sqlite === undefined) throw new Error('audit trail: the synchronous record() needs the SQLite LabDatabase');
+    const db = this.sqlite.sqlite;
     const last = db.prepare('SELECT id, hash FROM audit_trail ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
     const row = this.nextRow(last, actor, input, reason);
     db.prepare(
@@ -167,12 +212,11 @@ export class AuditTrail {
    */
   async recordIn(trx: Transaction<Tables>, actor: Actor, input: AuditInput): Promise<AuditEntry> {
     const reason = checkedReason(input);
-    const db = trx;
     if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
-      await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(db);
-    const last = await db.selectFrom('audit_trail').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
-    const row = this.nextRow(last === undefined ? undefined : last, actor, input, reason);
-    await db.insertInto('audit_trail').values(row).execute();
+      await sql`SELECT pg_advisory_xact_lock(${AUDIT_LOCK[0]}, ${AUDIT_LOCK[1]})`.execute(trx);
+    const last = await trx.selectFrom('audit_trail').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    const row = this.nextRow(last === undefined ? undefined : { id: Number(last.id), hash: last.hash }, actor, input, reason);
+    await trx.insertInto('audit_trail').values(row).execute();
     return this.appended(row);
   }
 
@@ -216,56 +260,62 @@ export class AuditTrail {
    * A page of the selected entries, newest first by id (never by time: a page that ended inside a millisecond
    * shared by many entries would skip or repeat the rest); the cursor is the id of the last entry shown.
    */
-  page(filter: Omit<AuditFilter, 'limit' | 'after'>, page: PageRequest): Page<AuditEntry> {
-    const sql = pageSql(page, 'id');
-    const { where, params } = this.where(filter);
-    const rows = this.database.sqlite
-      .prepare(`SELECT * FROM audit_trail WHERE ${[...where, sql.where].join(' AND ')} ${sql.orderLimit}`)
-      .all(params, ...sql.params) as AuditRow[];
-    return pageOfRows(rows, page, (row) => row.id, toEntry);
+  async page(filter: Omit<AuditFilter, 'limit' | 'after'>, page: PageRequest): Promise<Page<AuditEntry>> {
+    const limit = Math.max(1, Math.floor(page.limit));
+    const cursor = page.cursor === undefined ? undefined : Number(page.cursor);
+    const rows = await this.db
+      .selectFrom('audit_trail')
+      .selectAll()
+      .where((eb) => eb.and(this.conditions(filter)))
+      .$if(cursor !== undefined, (q) => q.where('id', '<', cursor as number))
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute();
+    return pageOfRows(rows.map(rowOf), page, (row) => row.id, toEntry);
   }
 
   /** the selected entries, oldest first (up to `limit`) */
-  list(filter: AuditFilter): AuditEntry[] {
-    return this.rows(filter).map(toEntry);
+  async list(filter: AuditFilter): Promise<AuditEntry[]> {
+    return (await this.rows(filter)).map(toEntry);
   }
 
   /** the selected entries as stored, oldest first (an export keeps a NULL value apart from a recorded JSON null) */
-  rows(filter: AuditFilter): AuditRow[] {
-    const { where, params } = this.where(filter);
-    addCondition(where, params, 'id > @after', 'after', filter.after);
-    const rows = this.database.sqlite
-      .prepare(`SELECT * FROM audit_trail ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT @limit`)
-      .all({ ...params, limit: filter.limit }) as AuditRow[];
-    return rows;
+  async rows(filter: AuditFilter): Promise<AuditRow[]> {
+    const rows = await this.db
+      .selectFrom('audit_trail')
+      .selectAll()
+      .where((eb) => eb.and(this.conditions(filter)))
+      .$if(filter.after !== undefined, (q) => q.where('id', '>', filter.after as number))
+      .orderBy('id')
+      .limit(filter.limit)
+      .execute();
+    return rows.map(rowOf);
   }
 
-  /** the WHERE conditions (ANDed) and named parameters of a filter, without paging */
-  private where(filter: Omit<AuditFilter, 'limit' | 'after'>): { where: string[]; params: Record<string, string | number> } {
-    const where: string[] = [];
-    const params: Record<string, string | number> = {};
-    const add = (clause: string, name: string, value: string | number | undefined): void => addCondition(where, params, clause, name, value);
-    add('actor = @actor', 'actor', filter.actor);
-    add('record_type = @recordType', 'recordType', filter.recordType);
-    add('record_id = @recordId', 'recordId', filter.recordId);
-    add('action = @action', 'action', filter.action);
-    add('at >= @since', 'since', filter.since);
-    add('at <= @until', 'until', filter.until);
+  /** the conditions (ANDed) of a filter, without paging */
+  private conditions(filter: Omit<AuditFilter, 'limit' | 'after'>): Expression<SqlBool>[] {
+    const where: Expression<SqlBool>[] = [];
+    const eq = (column: 'actor' | 'record_type' | 'record_id' | 'action', value: string | undefined): void => {
+      if (value !== undefined) where.push(sql<SqlBool>`${sql.ref(column)} = ${value}`);
+    };
+    eq('actor', filter.actor);
+    eq('record_type', filter.recordType);
+    eq('record_id', filter.recordId);
+    eq('action', filter.action);
+    if (filter.since !== undefined) where.push(sql<SqlBool>`at >= ${filter.since}`);
+    if (filter.until !== undefined) where.push(sql<SqlBool>`at <= ${filter.until}`);
     if (filter.organizations !== undefined) {
-      const names = filter.organizations.map((o, i) => {
-        params[`org${i}`] = o;
-        return `@org${i}`;
-      });
-      where.push(`${ORGANIZATION_SQL} IN ('lab'${names.map((n) => `, ${n}`).join('')})`);
+      const organization = sql.raw(ORGANIZATION_SQL[dialectOf(this.db as unknown as Kysely<unknown>)]);
+      where.push(sql<SqlBool>`${organization} IN (${sql.join(['lab', ...filter.organizations])})`);
     }
-    return { where, params };
+    return where;
   }
 
   /** The selected entries, read a page at a time (the connection is not held between pages, so writes go on). */
-  *pages(filter: Omit<AuditFilter, 'limit'>, pageSize = 1000): Generator<AuditRow[]> {
+  async *pages(filter: Omit<AuditFilter, 'limit'>, pageSize = ROWS_PER_READ): AsyncGenerator<AuditRow[]> {
     let after = filter.after;
     for (;;) {
-      const page = this.rows({ ...filter, ...(after === undefined ? {} : { after }), limit: pageSize });
+      const page = await this.rows({ ...filter, ...(after === undefined ? {} : { after }), limit: pageSize });
       if (page.length === 0) return;
       yield page;
       after = page[page.length - 1]?.id;
@@ -274,48 +324,87 @@ export class AuditTrail {
   }
 
   /** Recomputes the chain; returns the id of the first entry that does not match, or undefined when all do. */
-  verify(): number | undefined {
+  async verify(): Promise<number | undefined> {
     let prev = GENESIS_HASH;
-    for (const row of this.database.sqlite.prepare('SELECT * FROM audit_trail ORDER BY id').iterate() as IterableIterator<AuditRow>) {
-      const { hash, prev_hash, log_index: _logIndex, ...fields } = row;
-      if (prev_hash !== prev || entryHash(prev, fields) !== hash) return row.id;
-      prev = hash;
+    for await (const page of this.pages({})) {
+      for (const row of page) {
+        const { hash, prev_hash, log_index: _logIndex, ...fields } = row;
+        if (prev_hash !== prev || entryHash(prev, fields) !== hash) return row.id;
+        prev = hash;
+      }
     }
     return undefined;
   }
 
   /**
-   * Anchors the entries not yet in the transparency log (also those written by the command line). The log
-   * is public, so it gets only each entry's id, time and chain hash: it proves the trail was not rewritten
-   * without telling the public who changed what.
+   * Anchors the entries not yet in the transparency log (also those written by the command line), in order; returns
+   * how many. The log is public, so it gets only each entry's id, time and chain hash: it proves the trail was not
+   * rewritten without telling the public who changed what. Each step is one transaction: the entries appended to
+   * the log and marked with their index. On PostgreSQL the entries are held (FOR UPDATE): a node anchoring at the
+   * same time waits, then finds them anchored, so that no entry enters the log twice.
    */
-  anchor(log: TransparencyLog): number {
-    const db = this.database.sqlite;
-    const pending = db.prepare('SELECT id, at, hash FROM audit_trail WHERE log_index IS NULL ORDER BY id').all() as {
-      id: number;
-      at: number;
-      hash: string;
-    }[];
-    if (pending.length === 0) return 0;
-    const mark = db.prepare('UPDATE audit_trail SET log_index = ? WHERE id = ?');
-    db.transaction(() => {
-      for (const e of pending) mark.run(log.append('audit-event', [canonicalBytes({ id: e.id, at: e.at, hash: e.hash })], e.at), e.id);
-    })();
-    return pending.length;
+  async anchor(log: AnchorLog): Promise<number> {
+    // the synchronous log writes on its own SQLite connection: it joins this trail's transactions only when the
+    // trail is on that connection (the server's LabDatabase)
+    if (log instanceof TransparencyLog && this.sqlite === undefined)
+      throw new Error(
+        "audit trail: anchoring in the synchronous TransparencyLog needs the trail on the log's LabDatabase; give a Kysely trail the log store",
+      );
+    let anchored = 0;
+    for (;;) {
+      const step = await this.db.transaction().execute(async (trx) => {
+        await holdWriteLock(trx);
+        const pending = await trx
+          .selectFrom('audit_trail')
+          .select(['id', 'at', 'hash'])
+          .where('log_index', 'is', null)
+          .orderBy('id')
+          .limit(ROWS_PER_READ)
+          .$if(dialectOf(trx as unknown as Kysely<unknown>) === 'postgres', (q) => q.forUpdate())
+          .execute();
+        const entries = pending.map((e) => ({ id: Number(e.id), at: Number(e.at), hash: e.hash }));
+        for (const e of entries) {
+          const leaf = canonicalBytes({ id: e.id, at: e.at, hash: e.hash });
+          // one append per entry: each at the entry's own time
+          const index = log instanceof TransparencyLog ? log.append('audit-event', [leaf], e.at) : await log.append(trx, 'audit-event', [leaf], e.at);
+          await trx.updateTable('audit_trail').set({ log_index: index }).where('id', '=', e.id).execute();
+        }
+        return entries.length;
+      });
+      anchored += step;
+      if (step < ROWS_PER_READ) return anchored;
+    }
   }
 }
 
-function addCondition(
-  where: string[],
-  params: Record<string, string | number>,
-  clause: string,
-  name: string,
-  value: string | number | undefined,
-): void {
-  if (value === undefined) return;
-  where.push(clause);
-  params[name] = value;
+/**
+ * SQLite: takes the write lock first thing in the transaction (a write that changes no row), waiting busy_timeout
+ * for another process's (the admin command line writing entries beside the running server), rather than failing at
+ * the first write of a transaction that read first. PostgreSQL: nothing (FOR UPDATE and the log's lock order writers).
+ */
+async function holdWriteLock(trx: Transaction<Tables>): Promise<void> {
+  if (dialectOf(trx as unknown as Kysely<unknown>) === 'sqlite') await sql`UPDATE audit_trail SET log_index = log_index WHERE id = -1`.execute(trx);
 }
+
+/** a row as read: numbers as numbers on both drivers */
+function rowOf(row: { id: number; at: number; log_index: number | null } & Omit<AuditRow, 'id' | 'at' | 'log_index'>): AuditRow {
+  return {
+    id: Number(row.id),
+    at: Number(row.at),
+    actor: row.actor,
+    actor_role: row.actor_role,
+    action: row.action,
+    record_type: row.record_type,
+    record_id: row.record_id,
+    old_value: row.old_value,
+    new_value: row.new_value,
+    reason: row.reason,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+    log_index: row.log_index === null ? null : Number(row.log_index),
+  };
+}
+
 function toEntry(row: AuditRow): AuditEntry {
   return {
     id: row.id,

@@ -150,9 +150,9 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     res.status(201).json(await users.createOrganization(actorOf(signedIn(req)), body.id, body.name, body.contact));
   });
 
-  routeOf(router, api.listAudit, (req, res, { query }) => {
+  routeOf(router, api.listAudit, async (req, res, { query }) => {
     const { limit, cursor, ...q } = query;
-    res.json(audit.page(filterOf(q, signedIn(req)), { limit, cursor }));
+    res.json(await audit.page(filterOf(q, signedIn(req)), { limit, cursor }));
   });
 
   // the selected entries with their hashes, streamed a page at a time; `labtrace verify-audit` checks the file
@@ -169,7 +169,7 @@ export function authRoutes(users: Users, audit: AuditTrail, logger: Logger, thro
     if (!(await send(res, csv ? `${CSV_COLUMNS.join(',')}\n` : `${JSON.stringify(header)}\n`))) return;
     let count = 0;
     let lastHash: string | null = null;
-    for (const page of audit.pages(filter)) {
+    for await (const page of audit.pages(filter)) {
       const lines = page.map((row) => `${csv ? csvLine(row) : JSON.stringify(exportedOf(row))}\n`).join('');
       if (!(await send(res, lines))) return;
       count += page.length;

@@ -1,15 +1,17 @@
 // `labtrace export --out <dir> (--run <id> | --gateway <id> --from <ISO> --to <ISO>) [--config server.yaml]`: writes an export
-// bundle (see bundle.ts) from the server's database, opened directly as the admin commands do (the server may be
-// running; SQLite WAL allows it). The export reads the latest signed checkpoint and signs nothing.
+// bundle (see bundle.ts) from the server's database, the one server.yaml's `database` names (LABTRACE_DATABASE_URL
+// and LABTRACE_DATABASE_PASSWORD_FILE applied, as `labtrace server migrate` takes it): the data directory's SQLite
+// file, opened directly as the admin commands do (the server may be running; SQLite WAL allows it), or PostgreSQL.
+// The export reads the latest signed checkpoint and signs nothing but its statement.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseSignerKey, parseWith } from '@labtrace/protocols';
 import { parseInstant } from '../api/time.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
-import { TransparencyLog } from '../log/transparency-log.js';
+import { LogStore } from '../log/log-store.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { sqliteFileOf } from '../store/dialect.js';
+import { openStore, storeTargetOf } from '../store/dialect.js';
 import { LabDatabase } from '../store/database.js';
 import { serverMigrations } from '../migrations.js';
 import { exportBundle } from './bundle.js';
@@ -21,6 +23,8 @@ export const usage = `usage: labtrace export --out <dir> --gateway <id> --from <
   and their records, the readable records, the keys, the latest signed checkpoint and the log proofs.
   With --run: a bundle of the batches holding the run's sequence range at each of its gateways (in <dir>, or in
   <dir>/<gateway> when the run has several).
+  The store is the one server.yaml's database section names (LABTRACE_DATABASE_URL overrides it): the data
+  directory's SQLite file by default, or PostgreSQL (--run needs the SQLite store in this version).
   Check it with 'labtrace verify <dir>'.`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Promise<number> }> {
@@ -69,30 +73,38 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `log.keyFile: ${keyFile}: not a signer key (${(err as Error).message})`, { cause: err });
   }
-  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
+  const target = storeTargetOf(config.database, config.dataDir);
+  // SQLite: the file migrated as the admin commands do, and kept for the run selection (still on better-sqlite3);
+  // PostgreSQL: migrated on purpose only (`labtrace server migrate`), never by an export
+  const database = target.dialect === 'sqlite' ? new LabDatabase(config.dataDir, serverMigrations, target.file) : undefined;
+  const store = database === undefined ? openStore(target, { passwordFile: config.database.passwordFile, poolSize: 2 }) : undefined;
+  const db = database?.db ?? store?.db;
+  if (db === undefined) throw new Error('export: no store opened');
   try {
-    await database.migrate();
-    const log = new TransparencyLog(database, { origin, signer });
-    log.open();
+    await database?.migrate();
+    const log = new LogStore(db, { origin, signer });
+    await log.open();
     const outDir = path.resolve(values.out);
     if ('run' in selection) {
+      if (database === undefined)
+        throw new LabtraceError('E_CONFIG', '--run: the export of a run reads a SQLite store in this version; give --gateway, --from and --to');
       const { state, selections } = runSelections(database, selection.run);
       if (selections.length === 0) throw new LabtraceError('E_CONFIG', `--run: run "${selection.run}" has no stored records`);
       if (state === 'running') process.stderr.write(`run ${selection.run} is still running: the bundle holds what is stored so far\n`);
       for (const s of selections) {
         const dir = selections.length === 1 ? outDir : path.join(outDir, s.gateway);
-        const { batches, records } = await exportBundle(database, log, { outDir: dir, gateway: s.gateway, from: s.from, to: s.to });
+        const { batches, records } = await exportBundle(db, log, { outDir: dir, gateway: s.gateway, from: s.from, to: s.to });
         process.stdout.write(
           `exported run ${selection.run}: sequence ${s.firstSeq}..${s.lastSeq} of ${s.gateway}, in ${records} records of ${batches} batches, to ${dir}\n`,
         );
       }
     } else {
       const { gateway, from, to } = selection;
-      const { batches, records } = await exportBundle(database, log, { outDir, gateway, from, to });
+      const { batches, records } = await exportBundle(db, log, { outDir, gateway, from, to });
       process.stdout.write(`exported ${records} records in ${batches} batches of ${gateway} to ${outDir}\n`);
     }
   } finally {
-    await database.close();
+    await (database ?? store)?.close();
   }
   return { stop: () => Promise.resolve(), done: Promise.resolve(0) };
 }

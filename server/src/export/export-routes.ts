@@ -19,10 +19,10 @@ import { LabtraceError } from '@labtrace/protocols';
 import { api } from '@labtrace/protocols/api';
 import { routeOf } from '../auth/policy.js';
 import type { Logger } from '../log.js';
-import type { TransparencyLog } from '../log/transparency-log.js';
-import type { LabDatabase } from '../store/database.js';
-import { BUNDLE_FILES, exportBundle, type BundleSelection } from './bundle.js';
-import { runSelections } from './run-selection.js';
+import type { Kysely } from 'kysely';
+import type { Tables } from '../store/database.js';
+import { BUNDLE_FILES, exportBundle, type BundleLog, type BundleSelection } from './bundle.js';
+import type { RunSelection } from './run-selection.js';
 
 /** One file of the bundle into the archive, read from the spool as the archive is read. */
 function addFile(archive: Pack, name: string, file: string, size: number, mtime: Date): Promise<void> {
@@ -56,12 +56,26 @@ async function feedTar(archive: Pack, folders: { dir: string; spool: string }[])
   archive.finalize();
 }
 
-export function exportRoutes(database: LabDatabase, log: () => TransparencyLog | undefined, logger?: Logger): express.Router {
+/** What the export routes need of the server. */
+export interface ExportRouteDeps {
+  /** the store the bundles are read from (SQLite or PostgreSQL) */
+  store: Kysely<Tables>;
+  /** the spool folder: in the data directory (a tmpfs /tmp would hold the spool in memory) */
+  spoolDir: string;
+  log: () => BundleLog | undefined;
+  /** a run's gateways and time spans (export/run-selection.ts); `field` names the run in errors */
+  runSelections: (
+    run: string,
+    field: string,
+  ) => { state: string; selections: RunSelection[] } | Promise<{ state: string; selections: RunSelection[] }>;
+  logger?: Logger | undefined;
+}
+
+export function exportRoutes({ store, spoolDir: spoolRoot, log, runSelections, logger }: ExportRouteDeps): express.Router {
   const router = express.Router();
-  // next to the store (a tmpfs /tmp would hold the spool in memory); what a killed server left is removed at start
-  const spoolRoot = path.join(path.dirname(database.sqlite.name), 'export-spool');
+  // what a killed server left in the spool is removed at start
   let swept: Promise<void> | undefined;
-  const opened = (): TransparencyLog => {
+  const opened = (): BundleLog => {
     const l = log();
     if (l === undefined) throw new LabtraceError('E_NOT_FOUND', 'the transparency log is not open');
     return l;
@@ -93,7 +107,7 @@ export function exportRoutes(database: LabDatabase, log: () => TransparencyLog |
       let records = 0;
       for (const [i, { dir, selection }] of selections.entries()) {
         const folder = path.join(spool, String(i));
-        records += (await exportBundle(database, l, { ...selection, outDir: folder, signal: gone.signal })).records;
+        records += (await exportBundle(store, l, { ...selection, outDir: folder, signal: gone.signal })).records;
         folders.push({ dir, spool: folder });
       }
       for (const [k, v] of Object.entries(headers(records))) res.setHeader(k, v);
@@ -135,7 +149,7 @@ export function exportRoutes(database: LabDatabase, log: () => TransparencyLog |
   routeOf(router, api.exportRun, async (req, res, { params: { id: run } }) => {
     let found;
     try {
-      found = runSelections(database, run, 'path: id');
+      found = await runSelections(run, 'path: id');
     } catch (err) {
       // a run that has not started has nothing to export: a bad request, not a broken server
       if (err instanceof LabtraceError && err.code === 'E_CONFIG') throw new LabtraceError('E_BAD_REQUEST', err.message);

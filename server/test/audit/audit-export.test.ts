@@ -65,7 +65,7 @@ describe('JSON Lines', () => {
     const [header, ...rest] = lines(text);
     const trailer = rest.pop();
     expect(header).toMatchObject({ format: 'labtrace-audit-trail', version: 1, complete: true });
-    const all = t.server.audit.list({ limit: 10_000 });
+    const all = await t.server.audit.list({ limit: 10_000 });
     expect(rest.map((e) => e['id'])).toEqual(all.map((e) => e.id));
     expect(rest.map((e) => e['hash'])).toEqual(all.map((e) => e.hash));
     expect(trailer).toEqual({ end: true, count: all.length, lastHash: all.at(-1)?.hash });

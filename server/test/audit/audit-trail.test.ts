@@ -506,7 +506,7 @@ test('each entry is hashed over the previous one, and the chain verifies', async
   const entries = await trail();
   expect(entries.length).toBeGreaterThan(5);
   for (let i = 1; i < entries.length; i++) expect(entries[i]?.prevHash).toBe(entries[i - 1]?.hash);
-  expect(t.server.audit.verify()).toBeUndefined();
+  expect(await t.server.audit.verify()).toBeUndefined();
 });
 
 test('a rewritten entry breaks the chain at that entry', async () => {
@@ -523,7 +523,7 @@ test('a rewritten entry breaks the chain at that entry', async () => {
     // someone with write access to the file drops the trigger and edits the middle entry
     database.sqlite.exec('DROP TRIGGER audit_trail_no_update');
     database.sqlite.prepare("UPDATE audit_trail SET record_id = 'z' WHERE id = 2").run();
-    expect(audit.verify()).toBe(2);
+    expect(await audit.verify()).toBe(2);
   } finally {
     await database.close();
   }
@@ -532,7 +532,7 @@ test('a rewritten entry breaks the chain at that entry', async () => {
 test('every entry is anchored in the transparency log by its hash alone', async () => {
   const log = t.server.log;
   if (!log) throw new Error('log not open');
-  t.server.audit.anchor(log);
+  await t.server.audit.anchor(log);
   const entries = await trail();
   const anchored = log.entries(0, log.size).filter((e) => e.kind === 'audit-event');
   expect(anchored).toHaveLength(entries.length);

@@ -47,7 +47,7 @@ test('each role sets its own language and time zone; me and the next login answe
   // one field at a time: the other is kept; null goes back to the browser's
   expect(await (await patch({ timeZone: null }, t.tokens.client)).json()).toMatchObject({ locale: 'zh-CN', timeZone: null });
   expect(await (await patch({ locale: 'en' }, t.tokens.client)).json()).toMatchObject({ locale: 'en', timeZone: null });
-  const trail = t.server.audit.list({ recordType: 'user-preferences', recordId: 'client', limit: 10 });
+  const trail = await t.server.audit.list({ recordType: 'user-preferences', recordId: 'client', limit: 10 });
   expect(trail.map((e) => [e.actor, e.action, e.oldValue, e.newValue])).toEqual([
     ['client', 'update', { locale: null, timeZone: null }, { locale: 'zh-CN', timeZone: 'Asia/Shanghai' }],
     ['client', 'update', { locale: 'zh-CN', timeZone: 'Asia/Shanghai' }, { locale: 'zh-CN', timeZone: null }],

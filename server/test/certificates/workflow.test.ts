@@ -212,10 +212,12 @@ describe('issue', () => {
     const [entry] = log.entries(cert.logIndex, cert.logIndex + 1);
     expect(entry?.kind).toBe('certificate-event');
     expect(JSON.parse(new TextDecoder().decode(entry?.data))).toMatchObject({ kind: 'issue', certificate: d.id, digests: cert.digests });
-    expect(t.server.audit.list({ recordType: 'certificate', recordId: d.id, limit: 10 }).map((e) => [e.actor, e.action, e.newValue])).toEqual([
-      ['technician', 'create', expect.objectContaining({ status: 'draft' })],
-      ['signatory', 'state-change', expect.objectContaining({ status: 'valid' })],
-    ]);
+    expect((await t.server.audit.list({ recordType: 'certificate', recordId: d.id, limit: 10 })).map((e) => [e.actor, e.action, e.newValue])).toEqual(
+      [
+        ['technician', 'create', expect.objectContaining({ status: 'draft' })],
+        ['signatory', 'state-change', expect.objectContaining({ status: 'valid' })],
+      ],
+    );
     // the rows are written once
     expect(() => t.server.database.sqlite.prepare('UPDATE certificates SET issued_by = ? WHERE id = ?').run('x', d.id)).toThrow(/written once/);
     expect(() => t.server.database.sqlite.prepare('DELETE FROM certificate_events').run()).toThrow(/never deleted/);
@@ -459,7 +461,7 @@ describe('amendment and revocation', () => {
     expect(kinds).toEqual([`issue ${a.id}`, `amend ${b.body.id}`, `amend ${c.body.id}`, `revoke ${c.body.id}`]);
     // an amended report can still be withdrawn; the trail says what it was before
     expect((await call(`/api/certificates/${a.id}/revoke`, json({ reason: 'superseded and withdrawn' }), 'signatory')).status).toBe(200);
-    expect(t.server.audit.list({ recordType: 'certificate', recordId: a.id, limit: 10 }).at(-1)).toMatchObject({
+    expect((await t.server.audit.list({ recordType: 'certificate', recordId: a.id, limit: 10 })).at(-1)).toMatchObject({
       oldValue: { status: 'amended' },
       newValue: expect.objectContaining({ status: 'revoked' }),
       reason: 'superseded and withdrawn',

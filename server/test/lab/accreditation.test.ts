@@ -105,7 +105,7 @@ describe('configured accreditations', () => {
     });
     await again.start();
     await again.stop();
-    const entries = t.server.audit.list({ recordType: 'accreditation', limit: 100 });
+    const entries = await t.server.audit.list({ recordType: 'accreditation', limit: 100 });
     expect(entries.map((e: AuditEntry) => [e.actor, e.action, e.recordId])).toEqual([
       ['system', 'create', 'cnas-1'],
       ['system', 'create', 'ukas-1'],
@@ -247,7 +247,7 @@ describe('the scope check', () => {
       reason: 'force [kN] of ISO 6892-1:2019 is not in the scope of CNAS L1234',
     });
     expect(covers(TENSILE, 'force', 'kN', 50, clock - 1)).toMatchObject({ accredited: true });
-    const audit = t.server.audit.list({ recordType: 'accreditation', recordId: 'cnas-1', action: 'update', limit: 10 });
+    const audit = await t.server.audit.list({ recordType: 'accreditation', recordId: 'cnas-1', action: 'update', limit: 10 });
     expect(
       audit.map((e) => [
         e.actor,
@@ -333,7 +333,7 @@ describe('status under fake time', () => {
       ['suspend', 'admin'],
       ['reinstate', 'admin'],
     ]);
-    const audit = t.server.audit.list({ recordType: 'accreditation', recordId: 'cnas-1', action: 'state-change', limit: 10 });
+    const audit = await t.server.audit.list({ recordType: 'accreditation', recordId: 'cnas-1', action: 'state-change', limit: 10 });
     expect(audit.map((e) => [e.oldValue, e.newValue, e.reason])).toEqual([
       [{ status: 'active' }, { status: 'suspended', event: 'suspend' }, 'CNAS letter 2026-117: corrective actions overdue'],
       [{ status: 'suspended' }, { status: 'active', event: 'reinstate' }, 'CNAS letter 2026-131: corrective actions accepted'],

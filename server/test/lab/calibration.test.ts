@@ -276,7 +276,7 @@ describe('over the REST API', () => {
       '/api/instruments/ut-c/calibrations',
       json(certificate(now - 1000, now + YEAR, { reason: 'recalibrated after the load cell was replaced' })),
     );
-    const [entry] = t.server.audit.list({ recordType: 'calibration', recordId: `ut-c/${rec.body.id}`, limit: 10 });
+    const [entry] = await t.server.audit.list({ recordType: 'calibration', recordId: `ut-c/${rec.body.id}`, limit: 10 });
     expect(entry).toMatchObject({
       actor: 'technician',
       action: 'create',
@@ -287,7 +287,7 @@ describe('over the REST API', () => {
       '/api/instruments/ut-c/checks',
       json({ checkedAt: now, result: 'pass', description: 'check weight 20 kN' }),
     );
-    expect(t.server.audit.list({ recordType: 'instrument-check', recordId: `ut-c/${chk.body.check.id}`, limit: 10 })).toEqual([
+    expect(await t.server.audit.list({ recordType: 'instrument-check', recordId: `ut-c/${chk.body.check.id}`, limit: 10 })).toEqual([
       expect.objectContaining({ actor: 'technician', action: 'create', reason: 'check weight 20 kN' }),
     ]);
   });

@@ -84,7 +84,7 @@ test('the demo method is recorded once, and a run follows each specimen from mou
   expect(certificate).toMatchObject({ requestedBy: 'technician', issuedBy: 'signatory', organization: ORGANIZATION });
   const status = (await (await t.fetch(`/api/public/certificates/${certificate?.id ?? ''}`, {}, null)).json()) as { status: string };
   expect(status.status).toBe('valid');
-  expect(t.server.audit.list({ recordType: 'run', recordId: done.id, limit: 10 }).map((e) => [e.actor, e.action, e.reason])).toEqual([
+  expect((await t.server.audit.list({ recordType: 'run', recordId: done.id, limit: 10 })).map((e) => [e.actor, e.action, e.reason])).toEqual([
     ['demo', 'create', null],
     ['demo', 'state-change', 'specimen 2 mounted'],
     ['demo', 'state-change', 'specimen 2 broke'],

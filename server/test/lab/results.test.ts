@@ -248,7 +248,7 @@ describe('results of a run', () => {
     expect((await call(`/api/runs/${id}/results`)).body).toEqual(r);
     expect(() => t_db().prepare('UPDATE run_results SET results = ?').run('{}')).toThrow(/written once/);
     expect(() => t_db().prepare('DELETE FROM run_results').run()).toThrow(/never deleted/);
-    expect(t.server.audit.list({ recordType: 'run-results', recordId: id, limit: 10 })).toEqual([
+    expect(await t.server.audit.list({ recordType: 'run-results', recordId: id, limit: 10 })).toEqual([
       expect.objectContaining({ actor: 'system', action: 'create', newValue: expect.objectContaining({ verdict: 'pass' }) }),
     ]);
   });

@@ -177,7 +177,7 @@ describe('a running run is inspected', () => {
       ['returned', 'technician', null],
       ['cleared', 'technician', 'grips replaced, specimen re-tested'],
     ]);
-    const audit = t.server.audit.list({ recordType: 'run-alarm', recordId: `${run}/${limitAlarm}`, limit: 10 });
+    const audit = await t.server.audit.list({ recordType: 'run-alarm', recordId: `${run}/${limitAlarm}`, limit: 10 });
     expect(audit.map((e) => [e.actor, e.action, e.oldValue, e.newValue, e.reason])).toEqual([
       ['technician', 'update', { state: 'open' }, { state: 'acknowledged' }, 'specimen slipped in the grips'],
       ['admin', 'update', { state: 'acknowledged' }, { state: 'cleared' }, 'grips replaced, specimen re-tested'],

@@ -114,7 +114,7 @@ describe('records', () => {
     expect((await call('/api/lab-samples', json({ ...sample, id: 'S-3', organization: 'org-z' }))).body.error).toMatch(
       /organization: "org-z" is not known/,
     );
-    expect(auditOf('lab-sample', 'S-1')).toEqual([expect.objectContaining({ actor: 'technician', action: 'create', newValue: sample })]);
+    expect(await auditOf('lab-sample', 'S-1')).toEqual([expect.objectContaining({ actor: 'technician', action: 'create', newValue: sample })]);
     // each client sees its own organization's samples only
     expect((await call<{ items: { id: string }[] }>('/api/lab-samples', {}, 'client')).body.items.map((s) => s.id)).toEqual(['S-1']);
     expect((await call<{ items: { id: string }[] }>('/api/lab-samples', {}, 'client-b')).body.items.map((s) => s.id)).toEqual(['S-2']);
@@ -147,7 +147,7 @@ describe('records', () => {
     );
     expect(res.body).toMatchObject({ version: 2, accredited: true });
     expect((await call<{ version: number }[]>('/api/methods/tensile', {}, 'client')).body.map((m) => m.version)).toEqual([1, 2]);
-    const entries = auditOf('method', 'tensile');
+    const entries = await auditOf('method', 'tensile');
     expect(entries.map((e) => [e.action, e.reason])).toEqual([
       ['create', null],
       ['update', 'limit corrected to the product standard'],
@@ -175,7 +175,7 @@ describe('the run state machine', () => {
     expect((await call(`/api/runs/${run.id}/abort`, json({}))).body.error).toMatch(/reason: /);
     expect((await call(`/api/runs/${run.id}/stop`, json({}))).body).toMatchObject({ state: 'completed' });
     expect((await call(`/api/runs/${run.id}/abort`, json({ reason: 'too late' }))).body.error).toMatch(/is completed: it cannot be aborted/);
-    expect(auditOf('run', run.id).map((e) => [e.actor, e.action, e.oldValue, (e.newValue as { state: string }).state])).toEqual([
+    expect((await auditOf('run', run.id)).map((e) => [e.actor, e.action, e.oldValue, (e.newValue as { state: string }).state])).toEqual([
       ['technician', 'create', null, 'planned'],
       ['technician', 'state-change', { state: 'planned' }, 'running'],
       ['technician', 'state-change', { state: 'running' }, 'completed'],
@@ -188,7 +188,7 @@ describe('the run state machine', () => {
     const run = await newRun('S-1');
     const res = await call<RunView>(`/api/runs/${run.id}/abort`, json({ reason: 'specimen slipped in the grips' }));
     expect(res.body).toMatchObject({ state: 'aborted', endReason: 'specimen slipped in the grips' });
-    expect(auditOf('run', run.id).at(-1)).toMatchObject({ action: 'state-change', reason: 'specimen slipped in the grips' });
+    expect((await auditOf('run', run.id)).at(-1)).toMatchObject({ action: 'state-change', reason: 'specimen slipped in the grips' });
     expect((await call<RunView>(`/api/runs/${run.id}`)).body.state).toBe('aborted');
   });
 
@@ -268,7 +268,10 @@ describe('a run binds the stored records of its instruments', () => {
     expect(res.body.batches.every((b) => typeof b.logIndex === 'number')).toBe(true);
     // the live room saw the same records, and no more after the stop
     expect(live.map((s) => s.seq)).toEqual([5, 6, 7, 10, 11]);
-    expect(auditOf('run', run.id).at(-1)?.newValue).toMatchObject({ state: 'completed', ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }] });
+    expect((await auditOf('run', run.id)).at(-1)?.newValue).toMatchObject({
+      state: 'completed',
+      ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }],
+    });
     // its export bundle (labtrace export --run): every record of its range, and it verifies offline
     const selections = runSelections(t.server.database, run.id).selections;
     expect(selections).toEqual([expect.objectContaining({ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 })]);
@@ -360,7 +363,7 @@ describe('interlocks', () => {
     expect((await call<RunView>(`/api/runs/${run.id}`)).body).toMatchObject({ state: 'planned', ranges: [] });
     expect((await call('/api/instruments/ut-2/status', json({ status: 'in-service', reason: 'load cell replaced and checked' }))).status).toBe(201);
     expect((await call(`/api/runs/${run.id}/start`, json({}))).body).toMatchObject({ state: 'running' });
-    expect(auditOf('instrument-status', 'ut-2').map((e) => [e.oldValue, e.newValue, e.reason])).toEqual([
+    expect((await auditOf('instrument-status', 'ut-2')).map((e) => [e.oldValue, e.newValue, e.reason])).toEqual([
       [{ status: 'in-service' }, { status: 'out-of-service' }, 'load cell overload'],
       [{ status: 'out-of-service' }, { status: 'in-service' }, 'load cell replaced and checked'],
     ]);

@@ -38,7 +38,7 @@ afterAll(async () => {
 test('verified batches enter the log; the checkpoint and an inclusion proof verify against the log key', async () => {
   const log = t.server.log!;
   // the test users' audit entries come first: anchored now, so that nothing else enters the log meanwhile
-  t.server.audit.anchor(log);
+  await t.server.audit.anchor(log);
   const base = log.size;
   await gw.birth('log-1');
   const first = gw.seal(records('log-1', 0, 3));
