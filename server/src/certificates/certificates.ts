@@ -766,11 +766,11 @@ export class Certificates {
     const results = this.deps.results()?.resultsOf(run.id);
     if (!results)
       throw new LabtraceError('E_CONFLICT', `run ${run.id} has no computed results: a certificate reports the results of a completed run`);
-    const sample = this.deps.records.sample(run.sample);
+    const sample = this.deps.records.sampleSync(run.sample);
     if (!sample) throw new LabtraceError('E_STORE', `sample ${run.sample} of run ${run.id} vanished`);
     const org = this.sql('SELECT id, name, contact FROM organizations WHERE id = ?').get(run.organization) as
       { id: string; name: string; contact: string | null } | undefined;
-    const method = this.deps.records.method(run.method.id, run.method.version);
+    const method = this.deps.records.methodSync(run.method.id, run.method.version);
     const start = run.startedAt ?? run.createdAt;
     const end = run.endedAt ?? start;
     return composeContent({
