@@ -42,7 +42,8 @@ export class EquipmentHealth {
     const at = this.now();
     const prune = at - this.lastPrune > 3_600_000;
     await this.store.transaction().execute(async (trx) => {
-      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres') await sql`SELECT pg_advisory_xact_lock(${HEALTH_LOCK[0]}, ${HEALTH_LOCK[1]})`.execute(trx);
+      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+        await sql`SELECT pg_advisory_xact_lock(${HEALTH_LOCK[0]}, ${HEALTH_LOCK[1]})`.execute(trx);
       for (const h of reports) {
         const last = await this.lastStored(trx, h.instrument);
         if (last !== undefined && last.connected === (h.connected ? 1 : 0) && at - last.at < this.options.intervalMs) continue;
@@ -59,7 +60,11 @@ export class EquipmentHealth {
           })
           .execute();
       }
-      if (prune) await trx.deleteFrom('instrument_health').where('at', '<', at - this.options.retentionMs).execute();
+      if (prune)
+        await trx
+          .deleteFrom('instrument_health')
+          .where('at', '<', at - this.options.retentionMs)
+          .execute();
     });
     if (prune) this.lastPrune = at;
   }

@@ -72,7 +72,10 @@ export class EquipmentStatus {
 
   /** The reasons an instrument must not be used; empty when it may. */
   async blockers(instrument: string): Promise<string[]> {
-    const found = [serviceBlocker(instrument, await this.status(instrument)), ...(await Promise.all(this.checks.map((check) => check(instrument))))];
+    const found = [
+      serviceBlocker(instrument, await this.status(instrument)),
+      ...(await Promise.all(this.checks.map(async (check) => check(instrument)))),
+    ];
     return found.filter((why): why is string => why !== undefined);
   }
 
@@ -108,7 +111,8 @@ export class EquipmentStatus {
     const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
     await this.store.transaction().execute(async (trx) => {
       // the status in force read and the next written under one lock: two changes at once each replace the other's
-      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres') await sql`SELECT pg_advisory_xact_lock(${STATUS_LOCK[0]}, ${STATUS_LOCK[1]})`.execute(trx);
+      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+        await sql`SELECT pg_advisory_xact_lock(${STATUS_LOCK[0]}, ${STATUS_LOCK[1]})`.execute(trx);
       const before = await this.status(instrument, trx);
       await this.insertStatus(trx, record).execute();
       await this.audit.recordIn(trx, actor, statusAudit(record, before));
@@ -151,8 +155,12 @@ export class EquipmentStatus {
   }
 }
 
-function toRecord(row: { instrument: string; status: string; reason: string; actor: string; at: number } | undefined): InstrumentStatusRecord | undefined {
-  return row === undefined ? undefined : { instrument: row.instrument, status: row.status as ServiceStatus, reason: row.reason, actor: row.actor, at: row.at };
+function toRecord(
+  row: { instrument: string; status: string; reason: string; actor: string; at: number } | undefined,
+): InstrumentStatusRecord | undefined {
+  return row === undefined
+    ? undefined
+    : { instrument: row.instrument, status: row.status as ServiceStatus, reason: row.reason, actor: row.actor, at: row.at };
 }
 
 function statusAudit(record: InstrumentStatusRecord, before: InstrumentStatusRecord | undefined): AuditInput {

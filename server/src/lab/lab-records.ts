@@ -173,8 +173,7 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
     if (organizations !== undefined && organizations.length === 0) return { items: [], next: null };
     const q = query.q?.trim() ?? '';
     // the customers whose name has the text, as the owner of the organizations tells
-    const named =
-      q === '' ? [] : (await this.directory.organizations()).filter((o) => asciiLower(o.name).includes(asciiLower(q))).map((o) => o.id);
+    const named = q === '' ? [] : (await this.directory.organizations()).filter((o) => asciiLower(o.name).includes(asciiLower(q))).map((o) => o.id);
     const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
     const rows = await this.store
       .selectFrom('lab_samples')

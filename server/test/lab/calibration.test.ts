@@ -126,7 +126,9 @@ describe('status under fake time', () => {
     });
     // back in service without a new calibration: the failed check still stands against it
     await equipment.setStatus(tech, 'ut-2', 'in-service', 'returned by mistake');
-    expect(await equipment.blockers('ut-2')).toEqual([`instrument "ut-2" failed its intermediate check ${check.id} and has not been calibrated since`]);
+    expect(await equipment.blockers('ut-2')).toEqual([
+      `instrument "ut-2" failed its intermediate check ${check.id} and has not been calibrated since`,
+    ]);
     clock += 1000;
     calibration.record(tech, 'ut-2', certificate(clock, clock + YEAR, { adjustments: 'span adjusted at 50 kN' }));
     expect(await equipment.blockers('ut-2')).toEqual([]);

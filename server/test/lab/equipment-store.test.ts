@@ -138,7 +138,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     ]);
     expect(await status.blockers('ut-1')).toEqual([]);
     // refused: an instrument no gateway announced; a change without a reason (nothing kept)
-    await expect(status.setStatus(ADA, 'ut-9', 'out-of-service', 'x')).rejects.toMatchObject({ code: 'E_NOT_FOUND', refusal: { reason: 'record.not-found' } });
+    await expect(status.setStatus(ADA, 'ut-9', 'out-of-service', 'x')).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      refusal: { reason: 'record.not-found' },
+    });
     await expect(status.setStatus(ADA, 'ut-1', 'out-of-service', ' ')).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     expect(await status.history('ut-1')).toHaveLength(2);
     expect(heard).toEqual(['ut-1', 'ut-1', 'ut-2']);

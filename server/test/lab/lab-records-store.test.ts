@@ -156,7 +156,16 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await found('Acme')).toEqual(['S-1', 'S-3', 'S-5', 'S-7', 'S-8']);
     expect(await found('b500b', ['bolt'])).toEqual([]);
     const trail = await chain(db);
-    expect(trail.filter((r) => r.record_type === 'lab-sample').map((r) => r.record_id)).toEqual(['S-1', 'S-2', 'S-3', 'S-4', 'S-5', 'S-6', 'S-7', 'S-8']);
+    expect(trail.filter((r) => r.record_type === 'lab-sample').map((r) => r.record_id)).toEqual([
+      'S-1',
+      'S-2',
+      'S-3',
+      'S-4',
+      'S-5',
+      'S-6',
+      'S-7',
+      'S-8',
+    ]);
   }, 120_000);
 
   test('methods: versions with their reason, the newest in the list at the method’s first place, searched', async () => {
@@ -314,7 +323,12 @@ describe('two nodes on one PostgreSQL', () => {
     await onA.createMethod(ADA, { id: 'tensile', standard: 'ISO 6892-1:2019', title: 'v1', definition: DEFINITION });
     const added = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        (i % 2 ? onA : onB).addMethodVersion(ADA, 'tensile', { standard: 'ISO 6892-1:2019', title: `from ${i}`, definition: DEFINITION, reason: 'r' }),
+        (i % 2 ? onA : onB).addMethodVersion(ADA, 'tensile', {
+          standard: 'ISO 6892-1:2019',
+          title: `from ${i}`,
+          definition: DEFINITION,
+          reason: 'r',
+        }),
       ),
     );
     expect(added.map((m) => m.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
