@@ -86,8 +86,12 @@ export class EquipmentStatus {
     return found.filter((why): why is string => typeof why === 'string');
   }
 
-  async status(instrument: string, db: Kysely<Tables> = this.store): Promise<InstrumentStatusRecord | undefined> {
-    return toRecord(await this.statusQuery(db, instrument).executeTakeFirst());
+  /**
+   * The status in force: now, or at a time `at` (a calibration status of then asks it); `db`: a transaction of the
+   * caller's to read in (the owner's answer for a module that must not read the table itself).
+   */
+  async status(instrument: string, options: { at?: number; db?: Kysely<Tables> } = {}): Promise<InstrumentStatusRecord | undefined> {
+    return toRecord(await this.statusQuery(options.db ?? this.store, instrument, options.at).executeTakeFirst());
   }
 
   statusSync(instrument: string): InstrumentStatusRecord | undefined {
@@ -113,7 +117,7 @@ export class EquipmentStatus {
       // the status in force read and the next written under one lock: two changes at once each replace the other's
       if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
         await sql`SELECT pg_advisory_xact_lock(${STATUS_LOCK[0]}, ${STATUS_LOCK[1]})`.execute(trx);
-      const before = await this.status(instrument, trx);
+      const before = await this.status(instrument, { db: trx });
       await this.insertStatus(trx, record).execute();
       await this.audit.recordIn(trx, actor, statusAudit(record, before));
     });
@@ -135,11 +139,12 @@ export class EquipmentStatus {
     return record;
   }
 
-  private statusQuery(db: Kysely<Tables> | Transaction<Tables>, instrument: string) {
+  private statusQuery(db: Kysely<Tables> | Transaction<Tables>, instrument: string, at?: number) {
     return db
       .selectFrom('instrument_status')
       .select(['instrument', 'status', 'reason', 'actor', 'at'])
       .where('instrument', '=', instrument)
+      .$if(at !== undefined, (q) => q.where('at', '<=', at as number))
       .orderBy('id', 'desc')
       .limit(1);
   }

@@ -126,6 +126,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     clock += 1000;
     const back = await status.setStatus(ADA, 'ut-1', 'in-service', 'inspected, no damage');
     expect(await status.history('ut-1')).toEqual([out, back]);
+    // the status in force at a time: before the first change none, between the two the first
+    expect(await status.status('ut-1', { at: out.at - 1 })).toBeUndefined();
+    expect(await status.status('ut-1', { at: back.at - 1 })).toEqual(out);
+    expect(await status.status('ut-1', { at: back.at })).toEqual(back);
     expect(await status.history('ut-2')).toEqual([]);
     // the checks added (the calibration's), synchronous or not, after the service status
     status.addCheck((id) => (id === 'ut-2' ? 'never calibrated' : undefined));
