@@ -184,12 +184,12 @@ export class LabtraceServer {
       { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
       options.clock,
     );
-    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
-    this.equipment = new EquipmentStatus(this.database, this.audit);
+    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations, this.users);
+    this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
     this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.equipmentHealth = new EquipmentHealth(this.database);
+    this.equipmentHealth = new EquipmentHealth(this.database.db);
     this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
@@ -238,6 +238,7 @@ export class LabtraceServer {
             records: this.labRecords,
             runs: this.runs,
             calibration: this.calibration,
+            // sync twin for lab/demo.ts (its steps are synchronous): goes when it is async, asking this.registry.instrument
             instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
             certificates: this.certificates,
           },
@@ -351,7 +352,7 @@ export class LabtraceServer {
           calibrationRoutes(this.calibration, {
             connectedGateways: () => this.broker.connectedGateways(),
             health: this.equipmentHealth,
-            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+            instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
           }),
         )
         .use(accreditationRoutes(this.accreditations, config.lab))
@@ -466,11 +467,9 @@ export class LabtraceServer {
     this.ingest.on('birth', () => this.live.instrumentsChanged());
     this.ingest.on('health', (health) => {
       this.live.health(health);
-      try {
-        this.equipmentHealth.record(health);
-      } catch (err) {
+      this.equipmentHealth.record(health).catch((err: unknown) => {
         this.logger.error({ err: String(err) }, 'instrument health could not be stored');
-      }
+      });
     });
     // the instrument register and instrument pages read again when a record of an instrument changes
     this.equipment.onChange((id) => this.live.changed({ list: 'instruments', id }));

@@ -118,7 +118,7 @@ export function labSources(owners: {
     run: (id) => runs.get(LAB, id),
     results: (run) => owners.results()?.resultsOf(run),
     sample: (id) => records.sample(id),
-    methodTitle: (id, version) => records.method(id, version)?.title,
+    methodTitle: async (id, version) => (await records.method(id, version))?.title,
     customer: async (organization) => (await customers()).get(organization),
     instrumentIdentity: async (id) => (await owners.registry.instrument(id))?.identity,
     calibrationStatus: (instrument, at) => (at === undefined ? calibration.status(instrument) : calibration.status(instrument, at)),
@@ -129,7 +129,7 @@ export function labSources(owners: {
       const out = new Map<string, CertificateSubject>();
       for (const id of ids) {
         const run = runs.get(LAB, id);
-        const sample = run === undefined ? undefined : records.sample(run.sample);
+        const sample = run === undefined ? undefined : await records.sample(run.sample);
         out.set(id, {
           customer: run === undefined ? '' : (names.get(run.organization)?.name ?? ''),
           sample: { id: sample?.id ?? '', description: sample?.description ?? '' },
@@ -143,7 +143,7 @@ export function labSources(owners: {
       const samples = new Set<string>();
       let cursor: string | undefined;
       do {
-        const page = records.samplesPage({ limit: SEARCH_PAGE, ...(cursor === undefined ? {} : { cursor }) }, undefined);
+        const page = await records.samplesPage({ limit: SEARCH_PAGE, ...(cursor === undefined ? {} : { cursor }) }, undefined);
         for (const s of page.items)
           if (
             s.id.toLowerCase().includes(needle) ||

@@ -204,7 +204,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   private build(run: Run): void {
     if (this.engines.has(run.id)) return;
-    const method = this.records.method(run.method.id, run.method.version);
+    const method = this.records.methodSync(run.method.id, run.method.version);
     const rules = method?.definition.rules ?? [];
     if (rules.length === 0) return;
     const last = this.database.sqlite.prepare("SELECT alarm FROM run_alarms WHERE run = ? AND event = 'raised'").all(run.id) as { alarm: string }[];
@@ -236,7 +236,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   private statusOf(instrument: string): InstrumentStatus {
     let status = this.statusMemo.get(instrument);
     if (status === undefined) {
-      status = this.lookupStatus?.(instrument) ?? (this.equipment.status(instrument)?.status === 'out-of-service' ? 'out-of-service' : 'valid');
+      status = this.lookupStatus?.(instrument) ?? (this.equipment.statusSync(instrument)?.status === 'out-of-service' ? 'out-of-service' : 'valid');
       this.statusMemo.set(instrument, status);
     }
     return status;

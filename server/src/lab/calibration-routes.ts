@@ -30,7 +30,7 @@ export interface CalibrationRouteDeps {
   /** instrument health over time */
   health?: EquipmentHealth;
   /** whether an instrument is known (the health route answers 404 for an unknown one) */
-  instrumentExists?: (id: string) => boolean;
+  instrumentExists?: (id: string) => Promise<boolean>;
 }
 
 export function calibrationRoutes(calibration: Calibration, deps: CalibrationRouteDeps = {}): express.Router {
@@ -96,13 +96,13 @@ export function calibrationRoutes(calibration: Calibration, deps: CalibrationRou
     res.json(calibration.register(query, new Set(deps.connectedGateways?.() ?? [])));
   });
 
-  routeOf(router, api.instrumentHealthHistory, (_req, res, { params: { id }, query }) => {
-    if (deps.instrumentExists !== undefined && !deps.instrumentExists(id))
+  routeOf(router, api.instrumentHealthHistory, async (_req, res, { params: { id }, query }) => {
+    if (deps.instrumentExists !== undefined && !(await deps.instrumentExists(id)))
       throw new LabtraceError('E_NOT_FOUND', `instrument "${id}" is not known`, { reason: 'record.not-found', params: { type: 'instrument', id } });
     const to = query.to ?? Date.now();
     const from = query.from ?? to - 86_400_000;
     if (from > to) throw new LabtraceError('E_BAD_REQUEST', `query: from: ${from} is after to (${to})`);
-    res.json({ instrument: id, from, to, points: deps.health?.history(id, from, to, query.points) ?? [] });
+    res.json({ instrument: id, from, to, points: (await deps.health?.history(id, from, to, query.points)) ?? [] });
   });
 
   return router;

@@ -241,8 +241,8 @@ export class Calibration {
         reason: input.description,
       });
       if (input.result === 'pass') return { check };
-      if (this.equipment.status(instrument)?.status !== 'out-of-service')
-        this.equipment.setStatus(actor, instrument, 'out-of-service', `failed intermediate check ${check.id}: ${input.description}`);
+      if (this.equipment.statusSync(instrument)?.status !== 'out-of-service')
+        this.equipment.setStatusSync(actor, instrument, 'out-of-service', `failed intermediate check ${check.id}: ${input.description}`);
       return { check, review: this.review(instrument) };
     })();
     this.changed(instrument);

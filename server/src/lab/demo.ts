@@ -98,7 +98,7 @@ export class DemoLab {
 
   /** Records the demo method once; the calibration and runs follow the testing machine's samples. */
   start(): void {
-    if (this.deps.records.method(DEMO_METHOD_ID) === undefined) this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD);
+    if (this.deps.records.methodSync(DEMO_METHOD_ID) === undefined) this.deps.records.createMethodSync(DEMO_ACTOR, DEMO_METHOD);
     // a run left running by a stop of the server is ended: its specimen is gone
     for (const run of this.deps.runs.list({ role: 'admin', organization: null }, { state: 'running' }))
       if (run.method.id === DEMO_METHOD_ID) this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running');
@@ -141,7 +141,7 @@ export class DemoLab {
     }
     this.ensureCalibrated();
     const id = `DEMO-${specimen}-${this.now()}`;
-    this.deps.records.createSample(DEMO_ACTOR, {
+    this.deps.records.createSampleSync(DEMO_ACTOR, {
       id,
       organization: this.options.organization,
       description: `steel bar B500B, 10 mm, specimen ${specimen} of the demo batch`,

@@ -3,7 +3,9 @@
 // thinned series of them: at most one point a minute per instrument, and every change of connection, for 90 days.
 import type { InstrumentHealthMessage } from '@labtrace/protocols';
 import type { HealthPoint } from '@labtrace/protocols/api';
-import type { LabDatabase } from '../store/database.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 
 export interface EquipmentHealthOptions {
   /** the least time between two stored points of an instrument whose connection did not change */
@@ -12,62 +14,75 @@ export interface EquipmentHealthOptions {
   retentionMs: number;
 }
 
-interface HealthRow {
-  at: number;
-  connected: number;
-  polls: number;
-  errors: string;
-  latency_p50: number | null;
-  latency_p99: number | null;
-}
-
 const DEFAULTS: EquipmentHealthOptions = { intervalMs: 60_000, retentionMs: 90 * 86_400_000 };
 
+/**
+ * the advisory lock (two-key form) under which a PostgreSQL transaction decides which reports are due and stores them:
+ * every node hears every gateway's HEALTH, and one of them stores each point ('lteq')
+ */
+const HEALTH_LOCK = [0x6c74_6571, 2] as const;
+
 export class EquipmentHealth {
-  /** the last stored point of each instrument: its time and connection */
-  private readonly last = new Map<string, { at: number; connected: boolean }>();
   private lastPrune = 0;
   private readonly options: EquipmentHealthOptions;
 
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     options: Partial<EquipmentHealthOptions> = {},
     private readonly now: () => number = Date.now,
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
 
-  /** Keeps the reports that are due (a minute after the last, or a change of connection). */
-  record(reports: readonly InstrumentHealthMessage[]): void {
+  /**
+   * Keeps the reports that are due (a minute after the instrument's last stored point, or a change of connection).
+   * The last point is the store's, whichever node stored it: nodes hearing the same report store it once.
+   */
+  async record(reports: readonly InstrumentHealthMessage[]): Promise<void> {
     const at = this.now();
-    const db = this.database.sqlite;
-    const insert = db.prepare(
-      'INSERT INTO instrument_health (instrument, at, connected, polls, errors, latency_p50, latency_p99) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    db.transaction(() => {
+    const prune = at - this.lastPrune > 3_600_000;
+    await this.store.transaction().execute(async (trx) => {
+      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+        await sql`SELECT pg_advisory_xact_lock(${HEALTH_LOCK[0]}, ${HEALTH_LOCK[1]})`.execute(trx);
       for (const h of reports) {
-        const last = this.last.get(h.instrument) ?? this.lastStored(h.instrument);
-        if (last !== undefined && last.connected === h.connected && at - last.at < this.options.intervalMs) continue;
-        insert.run(h.instrument, at, h.connected ? 1 : 0, h.polls, JSON.stringify(h.errors), h.latencyMs.p50, h.latencyMs.p99);
-        this.last.set(h.instrument, { at, connected: h.connected });
+        const last = await this.lastStored(trx, h.instrument);
+        if (last !== undefined && last.connected === (h.connected ? 1 : 0) && at - last.at < this.options.intervalMs) continue;
+        await trx
+          .insertInto('instrument_health')
+          .values({
+            instrument: h.instrument,
+            at,
+            connected: h.connected ? 1 : 0,
+            polls: h.polls,
+            errors: JSON.stringify(h.errors),
+            latency_p50: h.latencyMs.p50,
+            latency_p99: h.latencyMs.p99,
+          })
+          .execute();
       }
-      if (at - this.lastPrune > 3_600_000) {
-        this.lastPrune = at;
-        db.prepare('DELETE FROM instrument_health WHERE at < ?').run(at - this.options.retentionMs);
-      }
-    })();
+      if (prune)
+        await trx
+          .deleteFrom('instrument_health')
+          .where('at', '<', at - this.options.retentionMs)
+          .execute();
+    });
+    if (prune) this.lastPrune = at;
   }
 
   /**
    * The points of an instrument between two times, at most `points`: the interval is cut into that many buckets,
    * each answered by its last report (the counters are cumulative), disconnected when any report in it was.
    */
-  history(instrument: string, from: number, to: number, points: number): HealthPoint[] {
-    const rows = this.database.sqlite
-      .prepare(
-        'SELECT at, connected, polls, errors, latency_p50, latency_p99 FROM instrument_health WHERE instrument = ? AND at >= ? AND at <= ? ORDER BY at, id',
-      )
-      .all(instrument, from, to) as HealthRow[];
+  async history(instrument: string, from: number, to: number, points: number): Promise<HealthPoint[]> {
+    const rows = await this.store
+      .selectFrom('instrument_health')
+      .select(['at', 'connected', 'polls', 'errors', 'latency_p50', 'latency_p99'])
+      .where('instrument', '=', instrument)
+      .where('at', '>=', from)
+      .where('at', '<=', to)
+      .orderBy('at')
+      .orderBy('id')
+      .execute();
     const bucketMs = Math.max(1, Math.ceil((to - from + 1) / points));
     const out: HealthPoint[] = [];
     let bucket = -1;
@@ -89,10 +104,15 @@ export class EquipmentHealth {
     return out;
   }
 
-  private lastStored(instrument: string): { at: number; connected: boolean } | undefined {
-    const row = this.database.sqlite
-      .prepare('SELECT at, connected FROM instrument_health WHERE instrument = ? ORDER BY id DESC LIMIT 1')
-      .get(instrument) as { at: number; connected: number } | undefined;
-    return row === undefined ? undefined : { at: row.at, connected: row.connected === 1 };
+  /** the instrument's newest stored point (by time, on the index; ties by id) */
+  private async lastStored(trx: Transaction<Tables>, instrument: string): Promise<{ at: number; connected: number } | undefined> {
+    return trx
+      .selectFrom('instrument_health')
+      .select(['at', 'connected'])
+      .where('instrument', '=', instrument)
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
   }
 }

@@ -2,8 +2,11 @@
 // service status, kept as a history (the newest row is in force). Calibration status comes with its own
 // records: it plugs in as another EquipmentCheck, and every run start consults all of them.
 import { LabtraceError } from '@labtrace/protocols';
-import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
+import type { Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
+import { kyselyOf, SyncTwins, type LabStore } from './sync-twins.js';
 
 export type ServiceStatus = 'in-service' | 'out-of-service';
 
@@ -16,17 +19,46 @@ export interface InstrumentStatusRecord {
 }
 
 /** Says why an instrument must not be used now, or undefined when nothing stands against it. */
-export type EquipmentCheck = (instrument: string) => string | undefined;
+export type EquipmentCheck = (instrument: string) => string | undefined | Promise<string | undefined>;
 
+/** Whether an instrument is known, asked of its owner (store/registry.ts, Registry.instrument). */
+export interface InstrumentDirectory {
+  instrument(id: string): Promise<unknown>;
+}
+
+/**
+ * the advisory lock (two-key form) under which a PostgreSQL transaction reads an instrument's status in force and
+ * writes the next, so that the audit trail's old value is always the status the change replaced ('lteq')
+ */
+const STATUS_LOCK = [0x6c74_6571, 1] as const;
+
+const notFound = (instrument: string) =>
+  new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
+    reason: 'record.not-found',
+    params: { type: 'instrument', id: instrument },
+  });
+
+/**
+ * The instruments' service status. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), a
+ * change in one transaction with its audit-trail entry (AuditTrail.recordIn). Given the embedded SQLite store, it
+ * also has the synchronous twins (`...Sync`) that modules not yet on Kysely call.
+ */
 export class EquipmentStatus {
-  private readonly checks: EquipmentCheck[] = [(instrument) => this.serviceCheck(instrument)];
+  private readonly checks: EquipmentCheck[] = [];
   private readonly listeners = new Set<(instrument: string) => void>();
+  private readonly store: Kysely<Tables>;
+  private readonly twins: SyncTwins;
 
   constructor(
-    private readonly database: LabDatabase,
+    store: LabStore,
     private readonly audit: AuditTrail,
     private readonly now: () => number = Date.now,
-  ) {}
+    /** whether an instrument is known (a status is set only for a known one); without it, every instrument is */
+    private readonly instruments?: InstrumentDirectory,
+  ) {
+    this.store = kyselyOf(store);
+    this.twins = new SyncTwins(store, 'equipment status');
+  }
 
   /** Adds a check run before every run start (the calibration status, when it exists). */
   addCheck(check: EquipmentCheck): void {
@@ -39,62 +71,116 @@ export class EquipmentStatus {
   }
 
   /** The reasons an instrument must not be used; empty when it may. */
-  blockers(instrument: string): string[] {
-    return this.checks.map((check) => check(instrument)).filter((why): why is string => why !== undefined);
+  async blockers(instrument: string): Promise<string[]> {
+    const found = [
+      serviceBlocker(instrument, await this.status(instrument)),
+      ...(await Promise.all(this.checks.map(async (check) => check(instrument)))),
+    ];
+    return found.filter((why): why is string => why !== undefined);
   }
 
-  status(instrument: string): InstrumentStatusRecord | undefined {
-    const row = this.database.sqlite
-      .prepare('SELECT instrument, status, reason, actor, at FROM instrument_status WHERE instrument = ? ORDER BY id DESC LIMIT 1')
-      .get(instrument) as InstrumentStatusRecord | undefined;
-    return row === undefined ? undefined : { ...row };
+  blockersSync(instrument: string): string[] {
+    // sync twin for lab/runs.ts: goes when it is async
+    const found = [serviceBlocker(instrument, this.statusSync(instrument)), ...this.checks.map((check) => check(instrument))];
+    if (found.some((why) => why instanceof Promise)) throw new Error('equipment status: an asynchronous check needs blockers()');
+    return found.filter((why): why is string => typeof why === 'string');
   }
 
-  history(instrument: string): InstrumentStatusRecord[] {
-    return (
-      this.database.sqlite
-        .prepare('SELECT instrument, status, reason, actor, at FROM instrument_status WHERE instrument = ? ORDER BY id')
-        .all(instrument) as InstrumentStatusRecord[]
-    ).map((r) => ({ ...r }));
+  /**
+   * The status in force: now, or at a time `at` (a calibration status of then asks it); `db`: a transaction of the
+   * caller's to read in (the owner's answer for a module that must not read the table itself).
+   */
+  async status(instrument: string, options: { at?: number; db?: Kysely<Tables> } = {}): Promise<InstrumentStatusRecord | undefined> {
+    return toRecord(await this.statusQuery(options.db ?? this.store, instrument, options.at).executeTakeFirst());
+  }
+
+  statusSync(instrument: string): InstrumentStatusRecord | undefined {
+    // sync twin for inspection/run-inspection.ts, lab/calibration.ts: goes when they are async
+    return toRecord(this.twins.first(this.statusQuery(this.store, instrument)));
+  }
+
+  async history(instrument: string): Promise<InstrumentStatusRecord[]> {
+    const rows = await this.store
+      .selectFrom('instrument_status')
+      .select(['instrument', 'status', 'reason', 'actor', 'at'])
+      .where('instrument', '=', instrument)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => toRecord(r) as InstrumentStatusRecord);
   }
 
   /** Takes an instrument out of service or returns it; the reason is required and goes to the audit trail. */
-  setStatus(actor: Actor, instrument: string, status: ServiceStatus, reason: string): InstrumentStatusRecord {
-    const db = this.database.sqlite;
-    if (!db.prepare('SELECT 1 FROM instruments WHERE id = ?').get(instrument))
-      throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" is not known`, {
-        reason: 'record.not-found',
-        params: { type: 'instrument', id: instrument },
-      });
-    const record = db.transaction(() => {
-      const before = this.status(instrument);
-      const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
-      db.prepare('INSERT INTO instrument_status (instrument, status, reason, actor, at) VALUES (?, ?, ?, ?, ?)').run(
-        instrument,
-        status,
-        reason,
-        record.actor,
-        record.at,
-      );
-      this.audit.record(actor, {
-        action: 'update',
-        recordType: 'instrument-status',
-        recordId: instrument,
-        oldValue: { status: before?.status ?? 'in-service' },
-        newValue: { status },
-        reason,
-      });
-      return record;
-    })();
-    // after the commit (a failed check calls this inside its own transaction: its listeners hear it a moment early)
-    for (const listener of this.listeners) listener(instrument);
+  async setStatus(actor: Actor, instrument: string, status: ServiceStatus, reason: string): Promise<InstrumentStatusRecord> {
+    if (this.instruments !== undefined && (await this.instruments.instrument(instrument)) === undefined) throw notFound(instrument);
+    const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
+    await this.store.transaction().execute(async (trx) => {
+      // the status in force read and the next written under one lock: two changes at once each replace the other's
+      if (dialectOf(trx as unknown as Kysely<unknown>) === 'postgres')
+        await sql`SELECT pg_advisory_xact_lock(${STATUS_LOCK[0]}, ${STATUS_LOCK[1]})`.execute(trx);
+      const before = await this.status(instrument, { db: trx });
+      await this.insertStatus(trx, record).execute();
+      await this.audit.recordIn(trx, actor, statusAudit(record, before));
+    });
+    this.changed(instrument);
     return record;
   }
 
-  private serviceCheck(instrument: string): string | undefined {
-    const status = this.status(instrument);
-    if (status?.status === 'out-of-service')
-      return `instrument "${instrument}" is out of service since ${new Date(status.at).toISOString()} (${status.reason})`;
-    return undefined;
+  /** setStatus in one synchronous SQLite transaction (nested in the caller's) */
+  setStatusSync(actor: Actor, instrument: string, status: ServiceStatus, reason: string): InstrumentStatusRecord {
+    // sync twin for lab/calibration.ts (a failed check, whose transaction found the instrument): goes when it is async
+    const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
+    this.twins.transaction(() => {
+      const before = this.statusSync(instrument);
+      this.twins.run(this.insertStatus(this.store, record));
+      this.audit.record(actor, statusAudit(record, before));
+    });
+    // after the commit (a failed check calls this inside its own transaction: its listeners hear it a moment early)
+    this.changed(instrument);
+    return record;
   }
+
+  private statusQuery(db: Kysely<Tables> | Transaction<Tables>, instrument: string, at?: number) {
+    return db
+      .selectFrom('instrument_status')
+      .select(['instrument', 'status', 'reason', 'actor', 'at'])
+      .where('instrument', '=', instrument)
+      .$if(at !== undefined, (q) => q.where('at', '<=', at as number))
+      .orderBy('id', 'desc')
+      .limit(1);
+  }
+
+  private insertStatus(db: Kysely<Tables>, record: InstrumentStatusRecord) {
+    return db
+      .insertInto('instrument_status')
+      .values({ instrument: record.instrument, status: record.status, reason: record.reason, actor: record.actor, at: record.at });
+  }
+
+  private changed(instrument: string): void {
+    for (const listener of this.listeners) listener(instrument);
+  }
+}
+
+function toRecord(
+  row: { instrument: string; status: string; reason: string; actor: string; at: number } | undefined,
+): InstrumentStatusRecord | undefined {
+  return row === undefined
+    ? undefined
+    : { instrument: row.instrument, status: row.status as ServiceStatus, reason: row.reason, actor: row.actor, at: row.at };
+}
+
+function statusAudit(record: InstrumentStatusRecord, before: InstrumentStatusRecord | undefined): AuditInput {
+  return {
+    action: 'update',
+    recordType: 'instrument-status',
+    recordId: record.instrument,
+    oldValue: { status: before?.status ?? 'in-service' },
+    newValue: { status: record.status },
+    reason: record.reason,
+  };
+}
+
+function serviceBlocker(instrument: string, status: InstrumentStatusRecord | undefined): string | undefined {
+  if (status?.status === 'out-of-service')
+    return `instrument "${instrument}" is out of service since ${new Date(status.at).toISOString()} (${status.reason})`;
+  return undefined;
 }

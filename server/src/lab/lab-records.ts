@@ -6,11 +6,14 @@ import { EventEmitter } from 'node:events';
 import { LabtraceError, parseWith } from '@labtrace/protocols';
 import type { ListChange } from '@labtrace/protocols';
 import type { MethodListQuery, Page, SampleListQuery } from '@labtrace/protocols/api';
-import { pageOfRows, pageSql } from '../api/paging.js';
-import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { pageOfRows } from '../api/paging.js';
+import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
+import type { Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
+import { kyselyOf, SyncTwins, type LabStore } from './sync-twins.js';
 
 export interface LabSample {
   id: string;
@@ -34,15 +37,8 @@ export interface Method {
   accredited: boolean;
 }
 
-interface SampleRow {
-  id: string;
-  organization: string;
-  description: string;
-  condition: string;
-  received_at: number;
-  created_by: string;
-  created_at: number;
-}
+type SampleRow = Selectable<Tables['lab_samples']>;
+type MethodRow = Selectable<Tables['methods']>;
 
 /** a LIKE pattern finding `text` anywhere, with % _ and the escape character itself taken literally (ESCAPE '\') */
 export function likeAnywhere(text: string): string {
@@ -54,193 +50,292 @@ export interface LabRecordsEvents {
   changed: [change: ListChange, organization: string | null];
 }
 
-interface MethodRow {
-  id: string;
-  version: number;
-  standard: string;
-  title: string;
-  definition: string;
-  created_by: string;
-  created_at: number;
+/**
+ * The customer organizations, asked of their owner (auth/users.ts, Users.organizations): a sample's customer must be
+ * one, and the samples' search finds a customer by its name. Organizations are never deleted.
+ */
+export interface OrganizationDirectory {
+  organizations(): Promise<readonly { id: string; name: string }[]>;
 }
 
+/**
+ * the advisory locks (two-key form) under which a PostgreSQL transaction numbers a new sample or method version, so
+ * that two nodes never give one number twice nor both create the same record ('ltlr')
+ */
+const SAMPLES_LOCK = [0x6c74_6c72, 1] as const;
+const METHODS_LOCK = [0x6c74_6c72, 2] as const;
+
+/** ASCII letters in lower case, the others as they are: what SQLite's LIKE ignores the case of */
+const asciiLower = (text: string): string => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/** `column` contains `text` (ASCII letters in either case; % _ and the backslash taken literally), on both engines */
+function likeAnywhereIn(column: string, text: string) {
+  return sql<boolean>`lower(${sql.ref(column)}) LIKE lower(${likeAnywhere(text)}) ESCAPE '\\'`;
+}
+
+const sampleExists = (id: string) =>
+  new LabtraceError('E_CONFLICT', `body: id: sample "${id}" exists`, { reason: 'record.exists', params: { type: 'sample', id } });
+const unknownOrganization = (organization: string) => new LabtraceError('E_BAD_REQUEST', `body: organization: "${organization}" is not known`);
+const methodExists = (id: string) =>
+  new LabtraceError('E_CONFLICT', `body: id: method "${id}" exists; add a version instead (POST /api/methods/${id}/versions)`, {
+    reason: 'record.exists',
+    params: { type: 'method', id },
+  });
+const methodNotFound = (id: string) =>
+  new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`, { reason: 'record.not-found', params: { type: 'method', id } });
+
+type MethodFields = { id: string; version: number; standard: string; title: string; definition: MethodDefinition };
+
+/**
+ * The samples received and the methods. Its queries run through Kysely on the store's database (SQLite or
+ * PostgreSQL), each change in one transaction with its audit-trail entry (AuditTrail.recordIn). Given the embedded
+ * SQLite store, it also has the synchronous twins (`...Sync`) that modules not yet on Kysely call.
+ */
 export class LabRecords extends EventEmitter<LabRecordsEvents> {
+  private readonly store: Kysely<Tables>;
+  private readonly twins: SyncTwins;
+  private readonly postgres: boolean;
+
   constructor(
-    private readonly database: LabDatabase,
+    store: LabStore,
     private readonly audit: AuditTrail,
     /** the lab's accreditations: whether a method lies in the scope of an active one */
     private readonly scope: MethodScopeCheck,
+    private readonly directory: OrganizationDirectory,
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.store = kyselyOf(store);
+    this.twins = new SyncTwins(store, 'lab records');
+    this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
   }
 
-  createSample(actor: Actor, input: LabSampleInput): LabSample {
-    const db = this.database.sqlite;
-    const created = db.transaction(() => {
-      if (!db.prepare('SELECT 1 FROM organizations WHERE id = ?').get(input.organization))
-        throw new LabtraceError('E_BAD_REQUEST', `body: organization: "${input.organization}" is not known`);
-      if (db.prepare('SELECT 1 FROM lab_samples WHERE id = ?').get(input.id))
-        throw new LabtraceError('E_CONFLICT', `body: id: sample "${input.id}" exists`, {
-          reason: 'record.exists',
-          params: { type: 'sample', id: input.id },
-        });
-      const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
-      db.prepare(
-        'INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ).run(sample.id, sample.organization, sample.description, sample.condition, sample.receivedAt, sample.createdBy, sample.createdAt);
-      this.audit.record(actor, { action: 'create', recordType: 'lab-sample', recordId: sample.id, newValue: input });
-      return sample;
-    })();
-    this.emit('changed', { list: 'samples', id: created.id }, created.organization);
-    return created;
+  /** On PostgreSQL, holds `lock` until the transaction ends (SQLite has one writer at a time). */
+  private async hold(trx: Transaction<Tables>, lock: readonly [number, number]): Promise<void> {
+    if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${lock[0]}, ${lock[1]})`.execute(trx);
+  }
+
+  async createSample(actor: Actor, input: LabSampleInput): Promise<LabSample> {
+    // asked first, outside the transaction: an organization is never deleted (and the foreign key holds it)
+    if (!(await this.directory.organizations()).some((o) => o.id === input.organization)) throw unknownOrganization(input.organization);
+    const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
+    await this.store.transaction().execute(async (trx) => {
+      await this.hold(trx, SAMPLES_LOCK);
+      if ((await this.sampleQuery(trx, input.id).executeTakeFirst()) !== undefined) throw sampleExists(input.id);
+      await this.insertSample(trx, sample).execute();
+      await this.audit.recordIn(trx, actor, sampleAudit(input));
+    });
+    this.emit('changed', { list: 'samples', id: sample.id }, sample.organization);
+    return sample;
+  }
+
+  /** createSample in one synchronous SQLite transaction */
+  createSampleSync(actor: Actor, input: LabSampleInput): LabSample {
+    // sync twin for lab/demo.ts: goes when it is async
+    const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
+    this.twins.transaction(() => {
+      if (this.twins.first(this.sampleQuery(this.store, input.id)) !== undefined) throw sampleExists(input.id);
+      try {
+        this.twins.run(this.insertSample(this.store, sample));
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw unknownOrganization(input.organization);
+        throw err;
+      }
+      this.audit.record(actor, sampleAudit(input));
+    });
+    this.emit('changed', { list: 'samples', id: sample.id }, sample.organization);
+    return sample;
+  }
+
+  private sampleQuery(db: Kysely<Tables>, id: string) {
+    return db.selectFrom('lab_samples').selectAll().where('id', '=', id);
+  }
+
+  /** the sample's insert, numbered after the newest */
+  private insertSample(db: Kysely<Tables>, sample: LabSample) {
+    return db.insertInto('lab_samples').values({
+      id: sample.id,
+      organization: sample.organization,
+      description: sample.description,
+      condition: sample.condition,
+      received_at: sample.receivedAt,
+      created_by: sample.createdBy,
+      created_at: sample.createdAt,
+      position: sql<number>`(SELECT COALESCE(MAX(position), 0) + 1 FROM lab_samples)`,
+    });
   }
 
   /**
    * A page of samples, newest registered first: those of `organizations` (undefined: every organization's), found by
    * `q` in the id, description or customer (its id or name), received between receivedFrom and receivedTo.
    */
-  samplesPage(query: SampleListQuery, organizations: readonly string[] | undefined): Page<LabSample> {
+  async samplesPage(query: SampleListQuery, organizations: readonly string[] | undefined): Promise<Page<LabSample>> {
     if (organizations !== undefined && organizations.length === 0) return { items: [], next: null };
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    if (organizations !== undefined) {
-      where.push(`s.organization IN (${organizations.map(() => '?').join(', ')})`);
-      params.push(...organizations);
-    }
-    if (query.organization !== undefined) {
-      where.push('s.organization = ?');
-      params.push(query.organization);
-    }
     const q = query.q?.trim() ?? '';
-    if (q !== '') {
-      const like = likeAnywhere(q);
-      where.push("(s.id LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\' OR s.organization LIKE ? ESCAPE '\\' OR o.name LIKE ? ESCAPE '\\')");
-      params.push(like, like, like, like);
-    }
-    if (query.receivedFrom !== undefined) {
-      where.push('s.received_at >= ?');
-      params.push(query.receivedFrom);
-    }
-    if (query.receivedTo !== undefined) {
-      where.push('s.received_at <= ?');
-      params.push(query.receivedTo);
-    }
-    const page = pageSql(query, 's.rowid');
-    const rows = this.database.sqlite
-      .prepare(
-        `SELECT s.rowid AS position, s.* FROM lab_samples s LEFT JOIN organizations o ON o.id = s.organization
-         WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`,
+    // the customers whose name has the text, as the owner of the organizations tells
+    const named = q === '' ? [] : (await this.directory.organizations()).filter((o) => asciiLower(o.name).includes(asciiLower(q))).map((o) => o.id);
+    const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
+    const rows = await this.store
+      .selectFrom('lab_samples')
+      .selectAll()
+      .$if(organizations !== undefined, (b) => b.where('organization', 'in', organizations as readonly string[]))
+      .$if(query.organization !== undefined, (b) => b.where('organization', '=', query.organization as string))
+      .$if(q !== '', (b) =>
+        b.where((eb) =>
+          eb.or([
+            likeAnywhereIn('id', q),
+            likeAnywhereIn('description', q),
+            likeAnywhereIn('organization', q),
+            ...(named.length === 0 ? [] : [eb('organization', 'in', named)]),
+          ]),
+        ),
       )
-      .all(...params, ...page.params) as (SampleRow & { position: number })[];
-    return pageOfRows(rows, query, (r) => r.position, toSample);
+      .$if(query.receivedFrom !== undefined, (b) => b.where('received_at', '>=', query.receivedFrom as number))
+      .$if(query.receivedTo !== undefined, (b) => b.where('received_at', '<=', query.receivedTo as number))
+      .$if(cursor !== undefined, (b) => b.where('position', '<', cursor as number))
+      .orderBy('position', 'desc')
+      .limit(pageLimit(query) + 1)
+      .execute();
+    return pageOfRows(rows, query, (r) => r.position ?? 0, toSample);
   }
 
-  sample(id: string): LabSample | undefined {
-    const row = this.database.sqlite.prepare('SELECT * FROM lab_samples WHERE id = ?').get(id) as SampleRow | undefined;
+  async sample(id: string): Promise<LabSample | undefined> {
+    const row = await this.sampleQuery(this.store, id).executeTakeFirst();
+    return row === undefined ? undefined : toSample(row);
+  }
+
+  sampleSync(id: string): LabSample | undefined {
+    // sync twin for lab/runs.ts, certificates/certificates.ts: goes when they are async
+    const row = this.twins.first(this.sampleQuery(this.store, id));
     return row === undefined ? undefined : toSample(row);
   }
 
   /** Creates version 1 of a method. */
-  createMethod(actor: Actor, input: { id: string; standard: string; title: string; definition: MethodDefinition }): Method {
-    const db = this.database.sqlite;
-    const created = db.transaction(() => {
-      if (db.prepare('SELECT 1 FROM methods WHERE id = ?').get(input.id))
-        throw new LabtraceError(
-          'E_CONFLICT',
-          `body: id: method "${input.id}" exists; add a version instead (POST /api/methods/${input.id}/versions)`,
-          { reason: 'record.exists', params: { type: 'method', id: input.id } },
-        );
-      return this.insertMethod(actor, { ...input, version: 1 }, undefined);
-    })();
-    this.emit('changed', { list: 'methods', id: created.id }, null);
-    return created;
+  async createMethod(actor: Actor, input: Omit<MethodFields, 'version'>): Promise<Method> {
+    const createdAt = this.now();
+    const method: MethodFields = { ...input, version: 1 };
+    await this.store.transaction().execute(async (trx) => {
+      await this.hold(trx, METHODS_LOCK);
+      if ((await this.methodQuery(trx, input.id).executeTakeFirst()) !== undefined) throw methodExists(input.id);
+      await this.insertMethod(trx, actor, method, createdAt).execute();
+      await this.audit.recordIn(trx, actor, methodAudit(method, undefined));
+    });
+    return this.created(actor, method, createdAt);
+  }
+
+  /** createMethod in one synchronous SQLite transaction */
+  createMethodSync(actor: Actor, input: Omit<MethodFields, 'version'>): Method {
+    // sync twin for lab/demo.ts: goes when it is async
+    const createdAt = this.now();
+    const method: MethodFields = { ...input, version: 1 };
+    this.twins.transaction(() => {
+      if (this.twins.first(this.methodQuery(this.store, input.id)) !== undefined) throw methodExists(input.id);
+      this.twins.run(this.insertMethod(this.store, actor, method, createdAt));
+      this.audit.record(actor, methodAudit(method, undefined));
+    });
+    return this.created(actor, method, createdAt);
   }
 
   /** Adds the next version of a method; the reason is required and goes to the audit trail with both versions. */
-  addMethodVersion(actor: Actor, id: string, input: { standard: string; title: string; definition: MethodDefinition; reason: string }): Method {
-    const db = this.database.sqlite;
-    const added = db.transaction(() => {
-      const before = this.method(id);
-      if (!before)
-        throw new LabtraceError('E_NOT_FOUND', `method "${id}" is not known`, { reason: 'record.not-found', params: { type: 'method', id } });
-      const { reason, ...fields } = input;
-      return this.insertMethod(actor, { ...fields, id, version: before.version + 1 }, { before, reason });
-    })();
-    this.emit('changed', { list: 'methods', id: added.id }, null);
-    return added;
+  async addMethodVersion(
+    actor: Actor,
+    id: string,
+    input: { standard: string; title: string; definition: MethodDefinition; reason: string },
+  ): Promise<Method> {
+    const createdAt = this.now();
+    const { reason, ...fields } = input;
+    const method = await this.store.transaction().execute(async (trx) => {
+      // the newest version read and the next written under one lock: two nodes adding at once make two versions
+      await this.hold(trx, METHODS_LOCK);
+      const before = await this.methodQuery(trx, id).executeTakeFirst();
+      if (before === undefined) throw methodNotFound(id);
+      const next: MethodFields = { ...fields, id, version: before.version + 1 };
+      await this.insertMethod(trx, actor, next, createdAt).execute();
+      await this.audit.recordIn(trx, actor, methodAudit(next, { before: this.toMethod(before), reason }));
+      return next;
+    });
+    return this.created(actor, method, createdAt);
   }
 
   /**
    * A page of methods, each in its newest version, the newest method first. A method keeps its place (its first
-   * version's row id) when a version is added, so that paging through the list shows every method once.
+   * version's position) when a version is added, so that paging through the list shows every method once.
    */
-  methodsPage(query: MethodListQuery): Page<Method> {
-    const where: string[] = [];
-    const params: string[] = [];
+  async methodsPage(query: MethodListQuery): Promise<Page<Method>> {
     const q = query.q?.trim() ?? '';
-    if (q !== '') {
-      const like = likeAnywhere(q);
-      where.push("(m.id LIKE ? ESCAPE '\\' OR m.standard LIKE ? ESCAPE '\\' OR m.title LIKE ? ESCAPE '\\')");
-      params.push(like, like, like);
-    }
-    const page = pageSql(query, 'f.first');
-    const rows = this.database.sqlite
-      .prepare(
-        `SELECT f.first AS position, m.* FROM methods m
-         JOIN (SELECT id, MIN(rowid) AS first, MAX(version) AS latest FROM methods GROUP BY id) f ON f.id = m.id AND m.version = f.latest
-         WHERE ${[...where, page.where].join(' AND ')} ${page.orderLimit}`,
+    const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
+    const rows = await this.store
+      .selectFrom('methods as m')
+      .innerJoin(
+        (eb) =>
+          eb
+            .selectFrom('methods')
+            .select((f) => ['id', f.fn.min<number>('position').as('first'), f.fn.max<number>('version').as('latest')])
+            .groupBy('id')
+            .as('f'),
+        (join) => join.onRef('f.id', '=', 'm.id').onRef('m.version', '=', 'f.latest'),
       )
-      .all(...params, ...page.params) as (MethodRow & { position: number })[];
+      .selectAll('m')
+      .select('f.first')
+      .$if(q !== '', (b) => b.where((eb) => eb.or([likeAnywhereIn('m.id', q), likeAnywhereIn('m.standard', q), likeAnywhereIn('m.title', q)])))
+      .$if(cursor !== undefined, (b) => b.where('f.first', '<', cursor as number))
+      .orderBy('f.first', 'desc')
+      .limit(pageLimit(query) + 1)
+      .execute();
     return pageOfRows(
       rows,
       query,
-      (r) => r.position,
+      (r) => r.first,
       (r) => this.toMethod(r),
     );
   }
 
   /** A method's version, the newest when none is given. */
-  method(id: string, version?: number): Method | undefined {
-    const row = (
-      version === undefined
-        ? this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version DESC LIMIT 1').get(id)
-        : this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? AND version = ?').get(id, version)
-    ) as MethodRow | undefined;
+  async method(id: string, version?: number): Promise<Method | undefined> {
+    const row = await this.methodQuery(this.store, id, version).executeTakeFirst();
+    return row === undefined ? undefined : this.toMethod(row);
+  }
+
+  methodSync(id: string, version?: number): Method | undefined {
+    // sync twin for lab/runs.ts, lab/results.ts, inspection/run-inspection.ts, certificates/certificates.ts, lab/demo.ts: goes when they are async
+    const row = this.twins.first(this.methodQuery(this.store, id, version));
     return row === undefined ? undefined : this.toMethod(row);
   }
 
   /** Every version of a method, oldest first. */
-  methods(id: string): Method[] {
-    const rows = this.database.sqlite.prepare('SELECT * FROM methods WHERE id = ? ORDER BY version').all(id) as MethodRow[];
+  async methods(id: string): Promise<Method[]> {
+    const rows = await this.store.selectFrom('methods').selectAll().where('id', '=', id).orderBy('version').execute();
     return rows.map((r) => this.toMethod(r));
   }
 
-  private insertMethod(
-    actor: Actor,
-    method: { id: string; version: number; standard: string; title: string; definition: MethodDefinition },
-    change: { before: Method; reason: string } | undefined,
-  ): Method {
-    const createdAt = this.now();
-    this.database.sqlite
-      .prepare('INSERT INTO methods (id, version, standard, title, definition, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(method.id, method.version, method.standard, method.title, JSON.stringify(method.definition), actor.username, createdAt);
-    const value = { version: method.version, standard: method.standard, title: method.title, definition: method.definition };
-    if (change === undefined) this.audit.record(actor, { action: 'create', recordType: 'method', recordId: method.id, newValue: value });
-    else
-      this.audit.record(actor, {
-        action: 'update',
-        recordType: 'method',
-        recordId: method.id,
-        oldValue: {
-          version: change.before.version,
-          standard: change.before.standard,
-          title: change.before.title,
-          definition: change.before.definition,
-        },
-        newValue: value,
-        reason: change.reason,
-      });
+  /** the method's version, the newest when none is given */
+  private methodQuery(db: Kysely<Tables>, id: string, version?: number) {
+    return db
+      .selectFrom('methods')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(version !== undefined, (b) => b.where('version', '=', version as number))
+      .orderBy('version', 'desc')
+      .limit(1);
+  }
+
+  /** the version's insert, numbered after the newest */
+  private insertMethod(db: Kysely<Tables>, actor: Actor, method: MethodFields, createdAt: number) {
+    return db.insertInto('methods').values({
+      id: method.id,
+      version: method.version,
+      standard: method.standard,
+      title: method.title,
+      definition: JSON.stringify(method.definition),
+      created_by: actor.username,
+      created_at: createdAt,
+      position: sql<number>`(SELECT COALESCE(MAX(position), 0) + 1 FROM methods)`,
+    });
+  }
+
+  /** a version just stored, announced */
+  private created(actor: Actor, method: MethodFields, createdAt: number): Method {
+    this.emit('changed', { list: 'methods', id: method.id }, null);
     return {
       ...method,
       createdBy: actor.username,
@@ -262,6 +357,27 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       accredited: this.scope.methodInScope(row.standard, definition.measurands, this.now()),
     };
   }
+}
+
+const pageLimit = (page: { limit: number }): number => Math.max(1, Math.floor(page.limit));
+
+function sampleAudit(input: LabSampleInput): AuditInput {
+  return { action: 'create', recordType: 'lab-sample', recordId: input.id, newValue: input };
+}
+
+/** a method version's audit entry: its creation, or a new version with the one before and the reason */
+function methodAudit(method: MethodFields, change: { before: Method; reason: string } | undefined): AuditInput {
+  const value = { version: method.version, standard: method.standard, title: method.title, definition: method.definition };
+  if (change === undefined) return { action: 'create', recordType: 'method', recordId: method.id, newValue: value };
+  const { before } = change;
+  return {
+    action: 'update',
+    recordType: 'method',
+    recordId: method.id,
+    oldValue: { version: before.version, standard: before.standard, title: before.title, definition: before.definition },
+    newValue: value,
+    reason: change.reason,
+  };
 }
 
 function toSample(row: SampleRow): LabSample {

@@ -44,39 +44,39 @@ export function labRoutes(deps: {
   const router = express.Router();
 
   // a page of the samples the principal may see, newest first, searched and filtered as the query asks
-  routeOf(router, api.listSamples, (req, res, { query }) => {
-    res.json(records.samplesPage(query, visibleOrganizations(who(req))));
+  routeOf(router, api.listSamples, async (req, res, { query }) => {
+    res.json(await records.samplesPage(query, visibleOrganizations(who(req))));
   });
 
-  routeOf(router, api.getSample, (req, res, { params: { id } }) => {
+  routeOf(router, api.getSample, async (req, res, { params: { id } }) => {
     const p = who(req);
-    const sample = records.sample(id);
+    const sample = await records.sample(id);
     if (!sample || !canSee(p, sample.organization)) throw notFound('sample', id);
     res.json(sample);
   });
 
-  routeOf(router, api.createSample, (req, res, { body }) => {
-    res.status(201).json(records.createSample(actorOf(who(req)), body));
+  routeOf(router, api.createSample, async (req, res, { body }) => {
+    res.status(201).json(await records.createSample(actorOf(who(req)), body));
   });
 
   // a page of methods, each in its newest version (its versions: getMethod)
-  routeOf(router, api.listMethods, (_req, res, { query }) => {
-    res.json(records.methodsPage(query));
+  routeOf(router, api.listMethods, async (_req, res, { query }) => {
+    res.json(await records.methodsPage(query));
   });
 
   // every version of a method, oldest first
-  routeOf(router, api.getMethod, (_req, res, { params: { id } }) => {
-    const versions = records.methods(id);
+  routeOf(router, api.getMethod, async (_req, res, { params: { id } }) => {
+    const versions = await records.methods(id);
     if (versions.length === 0) throw notFound('method', id);
     res.json(versions);
   });
 
-  routeOf(router, api.createMethod, (req, res, { body }) => {
-    res.status(201).json(records.createMethod(actorOf(who(req)), body));
+  routeOf(router, api.createMethod, async (req, res, { body }) => {
+    res.status(201).json(await records.createMethod(actorOf(who(req)), body));
   });
 
-  routeOf(router, api.addMethodVersion, (req, res, { params, body }) => {
-    res.status(201).json(records.addMethodVersion(actorOf(who(req)), params.id, body));
+  routeOf(router, api.addMethodVersion, async (req, res, { params, body }) => {
+    res.status(201).json(await records.addMethodVersion(actorOf(who(req)), params.id, body));
   });
 
   routeOf(router, api.listRuns, (req, res, { query }) => {
@@ -147,12 +147,13 @@ export function labRoutes(deps: {
     res.json(runs.abort(actorOf(who(req)), params.id, body.reason));
   });
 
-  routeOf(router, api.instrumentStatus, (_req, res, { params: { id } }) => {
-    res.json({ instrument: id, current: equipment.status(id) ?? null, blockers: equipment.blockers(id), history: equipment.history(id) });
+  routeOf(router, api.instrumentStatus, async (_req, res, { params: { id } }) => {
+    const [current, blockers, history] = await Promise.all([equipment.status(id), equipment.blockers(id), equipment.history(id)]);
+    res.json({ instrument: id, current: current ?? null, blockers, history });
   });
 
-  routeOf(router, api.setInstrumentStatus, (req, res, { params: { id }, body }) => {
-    const record = equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
+  routeOf(router, api.setInstrumentStatus, async (req, res, { params: { id }, body }) => {
+    const record = await equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
     const review = body.status === 'out-of-service' ? deps.review?.(id) : undefined;
     res.status(201).json(review === undefined ? record : { ...record, review });
   });

@@ -1,6 +1,6 @@
 // The lab records' tables (lab/): samples received, methods, runs and their ranges, instrument status, calibrations and
 // checks, accreditations, run results, instrument health, share links; and the indexes of the overview.
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import { ddl, dialectOf } from '../store/portable-ddl.js';
 
 /** Append-only: a wrong record is corrected by a newer one (with its reason), never edited or deleted. */
@@ -151,6 +151,38 @@ const overviewIndexesMigration: Migration = {
   },
 };
 
+/**
+ * A sample's and a method version's place in their lists (newest first, the cursor of a page) as a column of its own,
+ * the same on both engines: it was SQLite's rowid, which PostgreSQL has not. The rows keep the numbers SQLite gave
+ * them (on PostgreSQL: numbered in the order they were made); new ones are numbered by lab/lab-records.ts under a
+ * lock. The rows are written once, so their refusing trigger is lifted for the numbering and put back as it was.
+ */
+const labRecordPositionsMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    const postgres = dialectOf(db) === 'postgres';
+    for (const [table, key] of [
+      ['lab_samples', 'id'],
+      ['methods', 'id, version'],
+    ] as const) {
+      await ddl(db, `ALTER TABLE ${table} ADD COLUMN position INTEGER`);
+      await sql.raw(`DROP TRIGGER ${table}_no_update${postgres ? ` ON ${table}` : ''}`).execute(db);
+      if (postgres)
+        await sql
+          .raw(
+            `UPDATE ${table} t SET position = n.rn FROM (SELECT ${key}, row_number() OVER (ORDER BY created_at, ${key}) AS rn FROM ${table}) n
+          WHERE ${key
+            .split(', ')
+            .map((c) => `n.${c} = t.${c}`)
+            .join(' AND ')}`,
+          )
+          .execute(db);
+      else await sql.raw(`UPDATE ${table} SET position = rowid`).execute(db);
+      await ddl(db, `CREATE TRIGGER ${table}_no_update BEFORE UPDATE ON ${table} BEGIN SELECT RAISE(ABORT, '${table} rows are written once'); END`);
+      await ddl(db, `CREATE UNIQUE INDEX ${table}_by_position ON ${table} (position)`);
+    }
+  },
+};
+
 export const labMigrations: Record<string, Migration> = {
   '0011_lab_records': {
     async up(db: Kysely<unknown>) {
@@ -251,4 +283,6 @@ export const labMigrations: Record<string, Migration> = {
   // the indexes of the lab manager's overview (lab/overview.ts); it also indexes the tables of other modules
   // (certificates, run alarms, audit trail) for the overview's queries: the overview's change, kept whole
   '0040_overview_indexes': overviewIndexesMigration,
+  // samples and method versions numbered in a column of their own, for their pages on both engines (lab/lab-records.ts)
+  '0047_lab_record_positions': labRecordPositionsMigration,
 };

@@ -180,7 +180,7 @@ export class RunResultsService implements RunResultsSource {
 
   /** The results of a completed run, from its records as stored (not kept: see resultsOf). */
   compute(run: Run): RunResults {
-    const method = this.records.method(run.method.id, run.method.version);
+    const method = this.records.methodSync(run.method.id, run.method.version);
     if (!method) throw new LabtraceError('E_STORE', `run ${run.id}: method ${run.method.id} v${run.method.version} is not stored`);
     const definition = method.definition;
     const channelOf = new Map(definition.measurands.map((m) => [m.name, m]));

@@ -149,9 +149,9 @@ export class Runs extends EventEmitter<RunsEvents> {
   create(actor: Actor, input: RunInput): Run {
     const db = this.database.sqlite;
     const run = db.transaction(() => {
-      const sample = this.records.sample(input.sample);
+      const sample = this.records.sampleSync(input.sample);
       if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
-      const method = this.records.method(input.method, input.methodVersion);
+      const method = this.records.methodSync(input.method, input.methodVersion);
       if (!method)
         throw new LabtraceError(
           'E_BAD_REQUEST',
@@ -211,7 +211,7 @@ export class Runs extends EventEmitter<RunsEvents> {
    */
   start(actor: Actor, id: string, reason?: string): Run {
     return this.transition(actor, id, 'start', reason, (run, at) => {
-      const blockers = run.instruments.flatMap((i) => this.equipment.blockers(i.id));
+      const blockers = run.instruments.flatMap((i) => this.equipment.blockersSync(i.id));
       if (blockers.length > 0)
         throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`, {
           reason: 'run.cannot-start',
@@ -220,7 +220,7 @@ export class Runs extends EventEmitter<RunsEvents> {
       const db = this.database.sqlite;
       for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
         db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
-      const method = this.records.method(run.method.id, run.method.version);
+      const method = this.records.methodSync(run.method.id, run.method.version);
       const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
       db.prepare("UPDATE runs SET state = 'running', started_at = ?, accredited = ? WHERE id = ?").run(at, accredited ? 1 : 0, id);
     });
@@ -320,7 +320,7 @@ export class Runs extends EventEmitter<RunsEvents> {
     const standardOf = (id: string, version: number): string => {
       const key = `${id}@${version}`;
       let standard = standards.get(key);
-      if (standard === undefined) standards.set(key, (standard = this.records.method(id, version)?.standard ?? ''));
+      if (standard === undefined) standards.set(key, (standard = this.records.methodSync(id, version)?.standard ?? ''));
       return standard;
     };
     const shown = rows.slice(0, query.limit);
@@ -517,7 +517,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
           .all(row.id) as RunRange[]
       ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
-    const standard = known?.standard ?? this.records.method(row.method_id, row.method_version)?.standard ?? '';
+    const standard = known?.standard ?? this.records.methodSync(row.method_id, row.method_version)?.standard ?? '';
     const accredited = row.accredited === 1;
     return {
       id: row.id,

@@ -56,7 +56,7 @@ export function shareRoutes(deps: {
     const { run: id, expiresAt } = await shares.open(params.token);
     const run = runs.get(LAB, id);
     if (!run) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
-    const method = deps.records.method(run.method.id, run.method.version);
+    const method = await deps.records.method(run.method.id, run.method.version);
     const records = runs.recordsOf(run, SHARED_RECORDS);
     const report = await deps.reportOf(id);
     const answer: PublicShare = {

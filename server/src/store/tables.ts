@@ -261,6 +261,7 @@ export interface Tables {
     received_at: number;
     created_by: string;
     created_at: number;
+    position: number | null;
   };
   log_checkpoints: {
     size: Generated<number>;
@@ -287,6 +288,7 @@ export interface Tables {
     definition: string;
     created_by: string;
     created_at: number;
+    position: number | null;
   };
   notification_outbox: {
     id: Generated<number>;

@@ -35,8 +35,14 @@ beforeAll(async () => {
   });
   await t.server.users.createOrganization(setup, 'org-audit', 'Client for the audit tests');
   await t.server.users.create(setup, { username: 'dana', role: 'technician', password: USER_PASSWORD });
-  t.server.labRecords.createSample(setup, { id: 'S-0', organization: 'org-audit', description: 'bar', condition: 'intact', receivedAt: Date.now() });
-  t.server.labRecords.createMethod(setup, {
+  await t.server.labRecords.createSample(setup, {
+    id: 'S-0',
+    organization: 'org-audit',
+    description: 'bar',
+    condition: 'intact',
+    receivedAt: Date.now(),
+  });
+  await t.server.labRecords.createMethod(setup, {
     id: 'm-0',
     ...method,
     definition: { ...method.definition, instrumentTypes: [], limits: [], results: [] },
@@ -53,8 +59,14 @@ beforeAll(async () => {
     nextDueAt: now + 365 * 86_400_000,
   });
   await t.server.users.createOrganization(setup, 'org-cert', 'Client C', 'quality@client-c.example');
-  t.server.labRecords.createSample(setup, { id: 'S-C', organization: 'org-cert', description: 'bar', condition: 'intact', receivedAt: Date.now() });
-  t.server.labRecords.createMethod(setup, {
+  await t.server.labRecords.createSample(setup, {
+    id: 'S-C',
+    organization: 'org-cert',
+    description: 'bar',
+    condition: 'intact',
+    receivedAt: Date.now(),
+  });
+  await t.server.labRecords.createMethod(setup, {
     id: 'm-cert',
     ...method,
     definition: {

@@ -27,8 +27,8 @@ beforeAll(async () => {
     ['S-a', ORGANIZATION],
     ['S-b', 'org-b'],
   ] as const)
-    t.server.labRecords.createSample(setup, { id, organization, description: 'bar', condition: 'intact', receivedAt: Date.now() });
-  t.server.labRecords.createMethod(setup, {
+    await t.server.labRecords.createSample(setup, { id, organization, description: 'bar', condition: 'intact', receivedAt: Date.now() });
+  await t.server.labRecords.createMethod(setup, {
     id: 'm-1',
     standard: 'ISO 6892-1:2019',
     title: 'Tensile testing',

@@ -49,7 +49,7 @@ beforeAll(async () => {
     version: 't',
     instruments: [{ id: 'ut-1', identity: { maker: 'm', model: 'x', serialNumber: '1' }, channels: [{ name: 'c', unit: 'kN' }] }],
   });
-  t.server.labRecords.createSample(
+  await t.server.labRecords.createSample(
     { username: 'test-setup', role: 'system' },
     {
       id: 'S-1',

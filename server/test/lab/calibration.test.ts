@@ -56,21 +56,21 @@ describe('status under fake time', () => {
     await database.close();
   });
 
-  test('never calibrated -> valid -> due soon -> expired -> valid after a new record', () => {
+  test('never calibrated -> valid -> due soon -> expired -> valid after a new record', async () => {
     const t0 = clock;
     expect(calibration.status('ut-1')).toMatchObject({ status: 'never-calibrated', dueAt: null });
-    expect(equipment.blockers('ut-1')).toEqual(['instrument "ut-1" has no calibration record']);
+    expect(await equipment.blockers('ut-1')).toEqual(['instrument "ut-1" has no calibration record']);
     calibration.record(tech, 'ut-1', certificate(t0 - DAY, t0 + YEAR));
     expect(calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: t0 + YEAR, lastGoodAt: t0 - DAY });
-    expect(equipment.blockers('ut-1')).toEqual([]);
+    expect(await equipment.blockers('ut-1')).toEqual([]);
     clock = t0 + YEAR - 30 * DAY - 1;
     expect(calibration.status('ut-1').status).toBe('valid');
     clock = t0 + YEAR - 30 * DAY;
     expect(calibration.status('ut-1').status).toBe('due-soon');
-    expect(equipment.blockers('ut-1')).toEqual([]);
+    expect(await equipment.blockers('ut-1')).toEqual([]);
     clock = t0 + YEAR;
     expect(calibration.status('ut-1').status).toBe('expired');
-    expect(equipment.blockers('ut-1')).toEqual([
+    expect(await equipment.blockers('ut-1')).toEqual([
       `instrument "ut-1" is out of calibration: certificate CAL-${t0 - DAY} expired on ${new Date(t0 + YEAR).toISOString()}`,
     ]);
     calibration.record(tech, 'ut-1', certificate(clock - DAY, clock + YEAR));
@@ -111,25 +111,27 @@ describe('status under fake time', () => {
     expect(strict.status('ut-1').status).toBe('due-soon');
   });
 
-  test('out of service wins over a valid calibration, and a failed check takes the instrument out of service', () => {
+  test('out of service wins over a valid calibration, and a failed check takes the instrument out of service', async () => {
     calibration.record(tech, 'ut-2', certificate(clock - DAY, clock + YEAR));
-    equipment.setStatus(tech, 'ut-2', 'out-of-service', 'dropped during transport');
+    await equipment.setStatus(tech, 'ut-2', 'out-of-service', 'dropped during transport');
     expect(calibration.status('ut-2').status).toBe('out-of-service');
-    equipment.setStatus(tech, 'ut-2', 'in-service', 'inspected, no damage');
+    await equipment.setStatus(tech, 'ut-2', 'in-service', 'inspected, no damage');
     expect(calibration.status('ut-2').status).toBe('valid');
     const { check, review } = calibration.check(tech, 'ut-2', { checkedAt: clock, result: 'fail', description: 'reads 2 % high at 50 kN' });
     expect(check).toMatchObject({ result: 'fail', recordedBy: 'technician' });
     expect(review).toEqual({ instrument: 'ut-2', since: clock - DAY, runs: [] });
-    expect(equipment.status('ut-2')).toMatchObject({
+    expect(await equipment.status('ut-2')).toMatchObject({
       status: 'out-of-service',
       reason: `failed intermediate check ${check.id}: reads 2 % high at 50 kN`,
     });
     // back in service without a new calibration: the failed check still stands against it
-    equipment.setStatus(tech, 'ut-2', 'in-service', 'returned by mistake');
-    expect(equipment.blockers('ut-2')).toEqual([`instrument "ut-2" failed its intermediate check ${check.id} and has not been calibrated since`]);
+    await equipment.setStatus(tech, 'ut-2', 'in-service', 'returned by mistake');
+    expect(await equipment.blockers('ut-2')).toEqual([
+      `instrument "ut-2" failed its intermediate check ${check.id} and has not been calibrated since`,
+    ]);
     clock += 1000;
     calibration.record(tech, 'ut-2', certificate(clock, clock + YEAR, { adjustments: 'span adjusted at 50 kN' }));
-    expect(equipment.blockers('ut-2')).toEqual([]);
+    expect(await equipment.blockers('ut-2')).toEqual([]);
   });
 
   test('records and checks are append-only', () => {
@@ -164,14 +166,14 @@ describe('over the REST API', () => {
   beforeAll(async () => {
     t = await startServer({ calibration: { requireForRuns: true } });
     await birth(t.server.registry, 'ut-c', 'ut-r');
-    t.server.labRecords.createSample(setup, {
+    await t.server.labRecords.createSample(setup, {
       id: 'S-1',
       organization: ORGANIZATION,
       description: 'bar',
       condition: 'intact',
       receivedAt: Date.now(),
     });
-    t.server.labRecords.createMethod(setup, {
+    await t.server.labRecords.createMethod(setup, {
       id: 'tensile',
       standard: 'ISO 6892-1:2019',
       title: 'Tensile testing',

@@ -46,7 +46,7 @@ async function reading(specimen: number, force: number, extension: number): Prom
 const runsOf = () => t.server.runs.list({ role: 'admin', organization: null }).filter((r) => r.method.id === DEMO_METHOD_ID);
 
 test('the demo method is recorded once, and a run follows each specimen from mounting to break, with its results', async () => {
-  expect(t.server.labRecords.method(DEMO_METHOD_ID)?.standard).toBe('ISO 6892-1:2019');
+  expect((await t.server.labRecords.method(DEMO_METHOD_ID))?.standard).toBe('ISO 6892-1:2019');
   await reading(1, 0, 12);
   expect(runsOf()).toEqual([]);
   // a new specimen is mounted: the machine gets its calibration and a run starts
