@@ -718,7 +718,7 @@ export class Certificates {
     const start = run.startedAt ?? run.createdAt;
     const end = run.endedAt ?? start;
     for (const { id } of run.instruments) {
-      const states = [this.deps.calibration.status(id, start), this.deps.calibration.status(id, end)];
+      const states = [this.deps.calibration.statusSync(id, start), this.deps.calibration.statusSync(id, end)];
       const expired = states.find((s) => s.status === 'expired');
       const of = { instrument: id, run: run.id };
       if (states.some((s) => s.status === 'out-of-service'))
@@ -739,8 +739,8 @@ export class Certificates {
             `instrument "${id}" had no calibration record during run ${run.id}: no traceability statement can be made`,
           ),
         );
-      if (this.deps.calibration.status(id).status === 'out-of-service') {
-        const review = this.deps.calibration.review(id);
+      if (this.deps.calibration.statusSync(id).status === 'out-of-service') {
+        const review = this.deps.calibration.reviewSync(id);
         if (review.runs.some((r) => r.id === run.id))
           problems.push(
             blocker(
@@ -786,8 +786,8 @@ export class Certificates {
         return {
           id,
           identity: row === undefined ? undefined : (JSON.parse(row.identity) as ComposeInput['instruments'][number]['identity']),
-          atStart: this.deps.calibration.status(id, start),
-          atEnd: this.deps.calibration.status(id, end),
+          atStart: this.deps.calibration.statusSync(id, start),
+          atEnd: this.deps.calibration.statusSync(id, end),
         };
       }),
       signatory,

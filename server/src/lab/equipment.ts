@@ -3,7 +3,8 @@
 // records: it plugs in as another EquipmentCheck, and every run start consults all of them.
 import { LabtraceError } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely, Transaction } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
 
 export type ServiceStatus = 'in-service' | 'out-of-service';
 
@@ -87,6 +88,43 @@ export class EquipmentStatus {
       return record;
     })();
     // after the commit (a failed check calls this inside its own transaction: its listeners hear it a moment early)
+    for (const listener of this.listeners) listener(instrument);
+    return record;
+  }
+
+  /**
+   * The service status in force at a time, read through Kysely in the caller's transaction or on the store (SQLite
+   * or PostgreSQL): what the calibration status asks of the service history. Undefined when none was ever set.
+   */
+  async statusAtIn(db: Kysely<Tables>, instrument: string, at: number): Promise<ServiceStatus | undefined> {
+    const row = await db
+      .selectFrom('instrument_status')
+      .select('status')
+      .where('instrument', '=', instrument)
+      .where('at', '<=', at)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.status as ServiceStatus | undefined;
+  }
+
+  /**
+   * setStatus() in the caller's Kysely transaction (SQLite or PostgreSQL), with its audit entry in it: a failed
+   * intermediate check takes the instrument out of service in the check's own transaction. The listeners hear it
+   * before the caller commits, as they did with the synchronous form inside a caller's transaction.
+   */
+  async setStatusIn(trx: Transaction<Tables>, actor: Actor, instrument: string, status: ServiceStatus, reason: string): Promise<InstrumentStatusRecord> {
+    const before = await this.statusAtIn(trx, instrument, Number.MAX_SAFE_INTEGER);
+    const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
+    await trx.insertInto('instrument_status').values(record).execute();
+    await this.audit.recordIn(trx, actor, {
+      action: 'update',
+      recordType: 'instrument-status',
+      recordId: instrument,
+      oldValue: { status: before ?? 'in-service' },
+      newValue: { status },
+      reason,
+    });
     for (const listener of this.listeners) listener(instrument);
     return record;
   }
