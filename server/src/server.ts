@@ -216,7 +216,8 @@ export class LabtraceServer {
       softwareVersion: SERVER_VERSION,
       logger: logger.child({ part: 'certificates' }),
       report: { font: config.certificates.font, logo: config.laboratory?.logo, accreditationMark: config.certificates.accreditationMark },
-      accreditationCurrent: (a, at) => this.accreditations.listSync(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
+      accreditationCurrent: (a, at) =>
+        this.accreditations.listSync(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
       onChanged: (id, organization) => this.live.changed({ list: 'certificates', id }, organization),
       onDraft: (view) =>
         this.notifications.draftRequested({

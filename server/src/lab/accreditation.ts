@@ -5,6 +5,7 @@
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
+import type { Statement } from 'better-sqlite3';
 import type { Compilable, Kysely, Transaction } from 'kysely';
 import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
@@ -206,6 +207,8 @@ interface LoadedRows {
 export class Accreditations {
   private timer: NodeJS.Timeout | undefined;
   private loaded: { key: string; records: LoadedRecord[] } | undefined;
+  /** the sync twins' statements, by SQL text */
+  private readonly statements = new Map<string, Statement>();
   private readonly store: Kysely<Tables>;
   /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
   private readonly database: LabDatabase | undefined;
@@ -525,18 +528,29 @@ export class Accreditations {
   /** records(), read synchronously on the embedded SQLite store with the same queries (for the sync twins) */
   private recordsSync(): LoadedRecord[] {
     if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
-    const sqlite = this.database.sqlite;
     const q = this.loadQueries(this.store);
-    const key = keyOf(q.counts.map((c) => allSync<{ n: number }>(sqlite, c)));
+    const key = keyOf(q.counts.map((c) => this.allSync<{ n: number }>(c)));
     if (this.loaded?.key === key) return this.loaded.records;
     const records = assemble({
       counts: [],
-      rows: allSync<AccreditationRow>(sqlite, q.rows),
-      scopes: allSync<ScopeRow>(sqlite, q.scopes),
-      events: allSync<EventRow>(sqlite, q.events),
+      rows: this.allSync<AccreditationRow>(q.rows),
+      scopes: this.allSync<ScopeRow>(q.scopes),
+      events: this.allSync<EventRow>(q.events),
     });
     this.loaded = { key, records };
     return records;
+  }
+
+  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, prepared once) */
+  private allSync<R>(query: Compilable<unknown>): R[] {
+    if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
+    const { sql: text, parameters } = query.compile();
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.database.sqlite.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement.all(...(parameters as unknown[])) as R[];
   }
 
   /** runs a change in one transaction; the cache is dropped whether it commits or rolls back */
@@ -615,14 +629,11 @@ function assemble({ rows, scopes: scopeRows, events: eventRows }: LoadedRows): L
   for (const r of scopeRows) scopes.set(r.accreditation, [...(scopes.get(r.accreditation) ?? []), toScope(r)]);
   const events = new Map<string, AccreditationEvent[]>();
   for (const e of eventRows)
-    events.set(e.accreditation, [...(events.get(e.accreditation) ?? []), { id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by }]);
+    events.set(e.accreditation, [
+      ...(events.get(e.accreditation) ?? []),
+      { id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by },
+    ]);
   return rows.map((row) => ({ row, scopes: scopes.get(row.id) ?? [], events: events.get(row.id) ?? [] }));
-}
-
-/** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, not a copy) */
-function allSync<R>(sqlite: LabDatabase['sqlite'], query: Compilable<unknown>): R[] {
-  const { sql, parameters } = query.compile();
-  return sqlite.prepare(sql).all(...(parameters as unknown[])) as R[];
 }
 
 /** covers() over the accreditations as they stood at the query's time */

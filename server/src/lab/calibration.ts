@@ -245,9 +245,13 @@ export class Calibration {
       if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
       await this.hold(trx, instrument);
       const last = await this.newestQuery(trx, instrument, Number.MAX_SAFE_INTEGER).executeTakeFirst();
-      const row = await trx.insertInto('calibrations').values(calibrationValues(actor, instrument, input, at)).returningAll().executeTakeFirstOrThrow();
-      const record = toCalibration(row as CalibrationRow);
-      await this.audit.recordIn(trx, actor, calibrationAudit(instrument, record.id, input, last as CalibrationRow | undefined));
+      const row = await trx
+        .insertInto('calibrations')
+        .values(calibrationValues(actor, instrument, input, at))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const record = toCalibration(row);
+      await this.audit.recordIn(trx, actor, calibrationAudit(instrument, record.id, input, last));
       return record;
     });
     this.changed(instrument);
@@ -261,10 +265,12 @@ export class Calibration {
       this.mustExist(instrument);
       const at = this.now();
       if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
-      const last = firstSync<CalibrationRow>(sqlite, this.newestQuery(this.store, instrument, Number.MAX_SAFE_INTEGER));
-      const row = firstSync<CalibrationRow>(
-        sqlite,
-        this.store.insertInto('calibrations').values(calibrationValues(actor, instrument, input, at)).returningAll(),
+      const last = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, Number.MAX_SAFE_INTEGER));
+      const row = this.firstSync<CalibrationRow>(
+        this.store
+          .insertInto('calibrations')
+          .values(calibrationValues(actor, instrument, input, at))
+          .returningAll(),
       ) as CalibrationRow;
       const record = toCalibration(row);
       this.audit.record(actor, calibrationAudit(instrument, record.id, input, last));
@@ -461,18 +467,24 @@ export class Calibration {
 
   async calibrations(instrument: string): Promise<CalibrationRecord[]> {
     await this.mustExistIn(this.store, instrument);
-    return (await this.calibrationsQuery(this.store, instrument).execute()).map((r) => toCalibration(r as CalibrationRow));
+    return (await this.calibrationsQuery(this.store, instrument).execute()).map((r) => toCalibration(r));
   }
 
   // sync twin for lab/results.ts: goes when it is async
   calibrationsSync(instrument: string): CalibrationRecord[] {
     this.mustExist(instrument);
-    return allSync<CalibrationRow>(this.sqlite('calibrationsSync'), this.calibrationsQuery(this.store, instrument)).map(toCalibration);
+    return this.allSync<CalibrationRow>(this.calibrationsQuery(this.store, instrument)).map(toCalibration);
   }
 
   async checks(instrument: string): Promise<CheckRecord[]> {
     await this.mustExistIn(this.store, instrument);
-    const rows = await this.store.selectFrom('instrument_checks').selectAll().where('instrument', '=', instrument).orderBy('checked_at').orderBy('id').execute();
+    const rows = await this.store
+      .selectFrom('instrument_checks')
+      .selectAll()
+      .where('instrument', '=', instrument)
+      .orderBy('checked_at')
+      .orderBy('id')
+      .execute();
     return rows.map((r) => toCheck(r as CheckRow));
   }
 
@@ -489,10 +501,9 @@ export class Calibration {
   // the run inspection's instrument status and the instrument list (server.ts, api/app.ts): goes when they are async
   statusSync(instrument: string, at = this.now()): CalibrationStatus {
     this.mustExist(instrument);
-    const sqlite = this.sqlite('statusSync');
-    const row = firstSync<CalibrationRow>(sqlite, this.newestQuery(this.store, instrument, at));
-    const checkRow = firstSync<CheckRow>(sqlite, this.lastCheckQuery(this.store, instrument, at));
-    const passed = firstSync<{ at: number | null }>(sqlite, this.lastPassQuery(this.store, instrument, at));
+    const row = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, at));
+    const checkRow = this.firstSync<CheckRow>(this.lastCheckQuery(this.store, instrument, at));
+    const passed = this.firstSync<{ at: number | null }>(this.lastPassQuery(this.store, instrument, at));
     const service = this.statement('SELECT status FROM instrument_status WHERE instrument = ? AND at <= ? ORDER BY id DESC LIMIT 1').get(
       instrument,
       at,
@@ -510,7 +521,7 @@ export class Calibration {
     const checkRow = await this.lastCheckQuery(db, instrument, at).executeTakeFirst();
     const passed = await this.lastPassQuery(db, instrument, at).executeTakeFirst();
     const service = await this.sources.serviceStatusAt(db, instrument, at);
-    return this.statusOf(instrument, at, row as CalibrationRow | undefined, checkRow as CheckRow | undefined, passed?.at ?? null, service);
+    return this.statusOf(instrument, at, row, checkRow as CheckRow | undefined, passed?.at ?? null, service);
   }
 
   /** the newest calibration performed by a time (the one in force then) */
@@ -659,6 +670,16 @@ export class Calibration {
     return statement;
   }
 
+  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, not a copy) */
+  private allSync<R>(query: Compilable<unknown>): R[] {
+    const { sql: text, parameters } = query.compile();
+    return this.statement(text).all(...(parameters as unknown[])) as R[];
+  }
+
+  private firstSync<R>(query: Compilable<unknown>): R | undefined {
+    return this.allSync<R>(query)[0];
+  }
+
   // sync: the sync twins' existence check (the registry's table, until they go)
   private mustExist(instrument: string): void {
     if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument)) throw notKnown(instrument);
@@ -696,16 +717,6 @@ function calibrationAudit(instrument: string, id: number, input: CalibrationInpu
     newValue: { instrument, ...input },
     reason: input.reason,
   };
-}
-
-/** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, not a copy) */
-function allSync<R>(sqlite: LabDatabase['sqlite'], query: Compilable<unknown>): R[] {
-  const { sql: text, parameters } = query.compile();
-  return sqlite.prepare(text).all(...(parameters as unknown[])) as R[];
-}
-
-function firstSync<R>(sqlite: LabDatabase['sqlite'], query: Compilable<unknown>): R | undefined {
-  return allSync<R>(sqlite, query)[0];
 }
 
 const notKnown = (instrument: string): LabtraceError =>

@@ -113,7 +113,13 @@ export class EquipmentStatus {
    * intermediate check takes the instrument out of service in the check's own transaction. The listeners hear it
    * before the caller commits, as they did with the synchronous form inside a caller's transaction.
    */
-  async setStatusIn(trx: Transaction<Tables>, actor: Actor, instrument: string, status: ServiceStatus, reason: string): Promise<InstrumentStatusRecord> {
+  async setStatusIn(
+    trx: Transaction<Tables>,
+    actor: Actor,
+    instrument: string,
+    status: ServiceStatus,
+    reason: string,
+  ): Promise<InstrumentStatusRecord> {
     const before = await this.statusAtIn(trx, instrument, Number.MAX_SAFE_INTEGER);
     const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
     await trx.insertInto('instrument_status').values(record).execute();

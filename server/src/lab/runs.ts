@@ -568,5 +568,12 @@ export async function runsUsingInstrument(
     .execute();
   return rows
     .filter((r) => (JSON.parse(r.instruments) as { id: string }[]).some((i) => i.id === instrument))
-    .map((r) => ({ id: r.id, sample: r.sample, organization: r.organization, state: r.state, startedAt: r.started_at as number, endedAt: r.ended_at }));
+    .map((r) => ({
+      id: r.id,
+      sample: r.sample,
+      organization: r.organization,
+      state: r.state,
+      startedAt: r.started_at as number,
+      endedAt: r.ended_at,
+    }));
 }
