@@ -184,19 +184,23 @@ export class LabtraceServer {
       { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
       options.clock,
     );
-    this.labRecords = new LabRecords(this.database, this.audit, this.accreditations, this.users);
+    // the scope check of the modules not yet on Kysely: synchronous until they move
+    const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
+    this.labRecords = new LabRecords(this.database, this.audit, methodScope, this.users);
     this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
+    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, methodScope);
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database.db);
-    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
+    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, {
+      covers: this.accreditations.coversSync.bind(this.accreditations),
+    });
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
       // the calibration status now (never calibrated reads as unknown to the rules)
       instrumentStatus: (id) => {
-        const { status } = this.calibration.status(id);
+        const { status } = this.calibration.statusSync(id);
         return status === 'never-calibrated' ? 'unknown' : status;
       },
     });
@@ -341,9 +345,9 @@ export class LabtraceServer {
         runs: this.runs,
         equipment: this.equipment,
         inspection: this.inspection,
-        review: (id) => this.calibration.review(id),
+        review: (id) => this.calibration.reviewSync(id),
         equipmentOf: async (id) => {
-          const { status, dueAt } = this.calibration.status(id);
+          const { status, dueAt } = await this.calibration.status(id);
           return { id, identity: (await this.registry.instrument(id))?.identity ?? null, calibration: { status, dueAt } };
         },
         results: this.results,
@@ -398,7 +402,7 @@ export class LabtraceServer {
           ),
         ),
       calibrationOf: (id) => {
-        const { status, dueAt } = this.calibration.status(id);
+        const { status, dueAt } = this.calibration.statusSync(id);
         return { status, dueAt };
       },
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
@@ -601,8 +605,8 @@ export class LabtraceServer {
       throw err;
     }
     this.demo?.start();
-    this.remindCalibrations();
-    this.reminderTimer = setInterval(() => this.remindCalibrations(), 86_400_000).unref();
+    void this.remindCalibrations();
+    this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -620,8 +624,15 @@ export class LabtraceServer {
   }
 
   /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
-  private remindCalibrations(): void {
-    for (const r of this.calibration.reminders())
+  private async remindCalibrations(): Promise<void> {
+    let reminders;
+    try {
+      reminders = await this.calibration.reminders();
+    } catch (err) {
+      this.logger.error({ part: 'calibration', err: (err as Error).message }, 'the calibration reminders could not be read');
+      return;
+    }
+    for (const r of reminders)
       if (r.status === 'due-soon' || r.status === 'expired')
         this.logger.warn(
           { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },

@@ -123,7 +123,8 @@ export function labSources(owners: {
     instrumentIdentity: async (id) => (await owners.registry.instrument(id))?.identity,
     calibrationStatus: (instrument, at) => (at === undefined ? calibration.status(instrument) : calibration.status(instrument, at)),
     calibrationReview: (instrument) => calibration.review(instrument),
-    accreditationCurrent: (a, at) => owners.accreditations.list(at).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
+    accreditationCurrent: async (a, at) =>
+      (await owners.accreditations.list(at)).some((v) => v.body === a.body && v.number === a.number && v.status === 'active'),
     subjects: async (ids) => {
       const names = await customers();
       const out = new Map<string, CertificateSubject>();

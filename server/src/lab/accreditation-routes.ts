@@ -17,31 +17,31 @@ function actorOf(req: Request): { username: string; role: string } {
 export function accreditationRoutes(accreditations: Accreditations, lab: string): express.Router {
   const router = express.Router();
 
-  routeOf(router, api.publicAccreditation, (_req, res, { query }) => {
+  routeOf(router, api.publicAccreditation, async (_req, res, { query }) => {
     const at = query.at ?? accreditations.now();
-    res.json({ lab, at, accreditations: accreditations.publicList(at) });
+    res.json({ lab, at, accreditations: await accreditations.publicList(at) });
   });
 
-  routeOf(router, api.listAccreditations, (_req, res, { query }) => {
-    res.json(accreditations.list(query.at));
+  routeOf(router, api.listAccreditations, async (_req, res, { query }) => {
+    res.json(await accreditations.list(query.at));
   });
 
-  routeOf(router, api.getAccreditation, (_req, res, { params: { id }, query }) => {
-    const view = accreditations.view(id, query.at);
+  routeOf(router, api.getAccreditation, async (_req, res, { params: { id }, query }) => {
+    const view = await accreditations.view(id, query.at);
     if (!view) throw notFound('accreditation', id);
-    res.json({ ...view, scopeVersions: accreditations.scopeVersions(id) });
+    res.json({ ...view, scopeVersions: await accreditations.scopeVersions(id) });
   });
 
-  routeOf(router, api.createAccreditation, (req, res, { body }) => {
-    res.status(201).json(accreditations.create(actorOf(req), body));
+  routeOf(router, api.createAccreditation, async (req, res, { body }) => {
+    res.status(201).json(await accreditations.create(actorOf(req), body));
   });
 
-  routeOf(router, api.accreditationEvent, (req, res, { params, body }) => {
-    res.status(201).json(accreditations.event(actorOf(req), params.id, body));
+  routeOf(router, api.accreditationEvent, async (req, res, { params, body }) => {
+    res.status(201).json(await accreditations.event(actorOf(req), params.id, body));
   });
 
-  routeOf(router, api.changeAccreditationScope, (req, res, { params, body }) => {
-    res.status(201).json(accreditations.changeScope(actorOf(req), params.id, body));
+  routeOf(router, api.changeAccreditationScope, async (req, res, { params, body }) => {
+    res.status(201).json(await accreditations.changeScope(actorOf(req), params.id, body));
   });
 
   return router;

@@ -5,7 +5,10 @@
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Statement } from 'better-sqlite3';
+import type { Compilable, Kysely, Transaction } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
 import {
@@ -92,10 +95,16 @@ export interface PublicAccreditation {
   validTo: number;
 }
 
-/** The method-level scope check of runs and methods (value ranges aside). */
+/**
+ * The method-level scope check of runs and methods (value ranges aside), as the modules not yet on Kysely ask it:
+ * synchronously (Accreditations.methodInScopeSync answers it until they move).
+ */
 export interface MethodScopeCheck {
   methodInScope(standard: string, measurands: readonly { name: string; unit: string }[], at: number): boolean;
 }
+
+/** a result to check against the scopes: the method's standard, the measurand in its unit, its value and time */
+export type ScopeQuery = Parameters<ScopeCheck['covers']>[0];
 
 export interface AccreditationOptions {
   warnDays: number;
@@ -175,32 +184,59 @@ function inactiveReason(a: AccreditationView): string {
   }
 }
 
-export class Accreditations implements ScopeCheck, MethodScopeCheck {
+/** what an accreditation is stored in: the store's Kysely (SQLite or PostgreSQL), or the embedded SQLite store itself */
+export type AccreditationStore = Kysely<Tables> | LabDatabase;
+
+const isLabDatabase = (store: AccreditationStore): store is LabDatabase => 'sqlite' in store && 'db' in store;
+
+/** the rows the records are made of, as read by the queries of `loadQueries` */
+interface LoadedRows {
+  counts: { n: number | string | bigint }[][];
+  rows: AccreditationRow[];
+  scopes: ScopeRow[];
+  events: EventRow[];
+}
+
+/**
+ * The lab's accreditations. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), each
+ * change in one transaction with its audit-trail entry (AuditTrail.recordIn); a change of one accreditation holds
+ * its row on PostgreSQL, so that two nodes changing it at once cannot both see the status before the other's change.
+ * Given the embedded SQLite store, it also has the synchronous twins that modules not yet on Kysely call
+ * (`listSync`, `coversSync`, `methodInScopeSync`).
+ */
+export class Accreditations {
   private timer: NodeJS.Timeout | undefined;
   private loaded: { key: string; records: LoadedRecord[] } | undefined;
+  /** the sync twins' statements, by SQL text */
+  private readonly statements = new Map<string, Statement>();
+  private readonly store: Kysely<Tables>;
+  /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
+  private readonly database: LabDatabase | undefined;
+  private readonly postgres: boolean;
 
   constructor(
-    private readonly database: LabDatabase,
+    store: AccreditationStore,
     private readonly audit: AuditTrail,
     private readonly logger: Logger,
     private readonly options: AccreditationOptions,
     /** the clock status is computed by when no time is given (injectable for tests) */
     readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.database = isLabDatabase(store) ? store : undefined;
+    this.store = isLabDatabase(store) ? store.db : store;
+    this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
+  }
 
   /** Records the configured accreditations that are not there yet, logs the expiry warnings, and checks again daily. */
-  start(): Promise<void> {
-    this.seed();
-    this.checkExpiry();
+  async start(): Promise<void> {
+    await this.seed();
+    await this.checkExpiry();
     this.timer = setInterval(() => {
-      try {
-        this.checkExpiry();
-      } catch (err) {
+      this.checkExpiry().catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'the accreditation expiry check failed');
-      }
+      });
     }, this.options.checkIntervalMs ?? DAY);
     this.timer.unref();
-    return Promise.resolve();
   }
 
   stop(): Promise<void> {
@@ -209,29 +245,50 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
     return Promise.resolve();
   }
 
-  create(actor: Actor, input: AccreditationInput, why?: string): AccreditationView {
-    const db = this.database.sqlite;
-    return this.write(() => {
-      if (db.prepare('SELECT 1 FROM accreditations WHERE id = ?').get(input.id))
-        throw new LabtraceError('E_CONFLICT', `body: id: accreditation "${input.id}" exists; change its scope or status instead`);
+  async create(actor: Actor, input: AccreditationInput, why?: string): Promise<AccreditationView> {
+    return this.write(async (trx) => {
       const at = this.now();
-      db.prepare(
-        'INSERT INTO accreditations (id, body, number, standard, valid_from, valid_to, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(input.id, input.body, input.number, input.standard, input.validFrom, input.validTo, actor.username, at);
-      db.prepare(
-        'INSERT INTO accreditation_scopes (accreditation, version, effective_from, entries, reason, recorded_by, recorded_at) VALUES (?, 1, ?, ?, NULL, ?, ?)',
-      ).run(input.id, input.validFrom, JSON.stringify(input.scope), actor.username, at);
-      this.audit.record(actor, { action: 'create', recordType: 'accreditation', recordId: input.id, newValue: input, reason: why });
-      return this.mustView(input.id, at);
+      // one statement: two nodes recording the same id at once give one record and one conflict
+      const created = await trx
+        .insertInto('accreditations')
+        .values({
+          id: input.id,
+          body: input.body,
+          number: input.number,
+          standard: input.standard,
+          valid_from: input.validFrom,
+          valid_to: input.validTo,
+          recorded_by: actor.username,
+          recorded_at: at,
+        })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (created === undefined)
+        throw new LabtraceError('E_CONFLICT', `body: id: accreditation "${input.id}" exists; change its scope or status instead`);
+      await trx
+        .insertInto('accreditation_scopes')
+        .values({
+          accreditation: input.id,
+          version: 1,
+          effective_from: input.validFrom,
+          entries: JSON.stringify(input.scope),
+          reason: null,
+          recorded_by: actor.username,
+          recorded_at: at,
+        })
+        .execute();
+      await this.audit.recordIn(trx, actor, { action: 'create', recordType: 'accreditation', recordId: input.id, newValue: input, reason: why });
+      return this.mustViewIn(trx, input.id, at);
     });
   }
 
   /** Suspends, reinstates or withdraws an accreditation, from now on; withdrawal is final. */
-  event(actor: Actor, id: string, input: EventInput): AccreditationView {
-    const db = this.database.sqlite;
-    return this.write(() => {
+  async event(actor: Actor, id: string, input: EventInput): Promise<AccreditationView> {
+    const after = await this.write(async (trx) => {
+      await this.hold(trx, id);
       const at = this.now();
-      const before = this.mustView(id, at);
+      const before = await this.mustViewIn(trx, id, at);
       const refuse = (allowed: string): never => {
         throw new LabtraceError(
           'E_CONFLICT',
@@ -241,15 +298,12 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
       if (input.kind === 'suspend' && before.status !== 'active') refuse('only an active accreditation can be suspended');
       if (input.kind === 'reinstate' && before.status !== 'suspended') refuse('only a suspended accreditation can be reinstated');
       if (input.kind === 'withdraw' && before.status === 'withdrawn') refuse('a withdrawal is final');
-      db.prepare('INSERT INTO accreditation_events (accreditation, kind, at, reason, recorded_by) VALUES (?, ?, ?, ?, ?)').run(
-        id,
-        input.kind,
-        at,
-        input.reason,
-        actor.username,
-      );
-      const after = this.mustView(id, at);
-      this.audit.record(actor, {
+      await trx
+        .insertInto('accreditation_events')
+        .values({ accreditation: id, kind: input.kind, at, reason: input.reason, recorded_by: actor.username })
+        .execute();
+      const after = await this.mustViewIn(trx, id, at);
+      await this.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'accreditation',
         recordId: id,
@@ -257,31 +311,41 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
         newValue: { status: after.status, event: input.kind },
         reason: input.reason,
       });
-      this.logger.warn(
-        { accreditation: id, body: after.body, number: after.number, event: input.kind, status: after.status },
-        'accreditation status changed',
-      );
       return after;
     });
+    this.logger.warn(
+      { accreditation: id, body: after.body, number: after.number, event: input.kind, status: after.status },
+      'accreditation status changed',
+    );
+    return after;
   }
 
   /** A new version of the scope, in force from now: an extension, a reduction, or both. */
-  changeScope(actor: Actor, id: string, input: ScopeInput): AccreditationView {
-    const db = this.database.sqlite;
-    return this.write(() => {
+  async changeScope(actor: Actor, id: string, input: ScopeInput): Promise<AccreditationView> {
+    return this.write(async (trx) => {
+      await this.hold(trx, id);
       const at = this.now();
-      const before = this.mustView(id, at);
+      const before = await this.mustViewIn(trx, id, at);
       if (before.status === 'withdrawn' || before.status === 'expired')
         throw new LabtraceError(
           'E_CONFLICT',
           `accreditation ${nameOf(before)} is ${before.status}: its scope can no longer change (record a new accreditation instead)`,
         );
-      const latest = this.scopeVersions(id).at(-1);
+      const latest = (await this.loadIn(trx, id))[0]?.scopes.at(-1);
       const version = (latest?.version ?? 0) + 1;
-      db.prepare(
-        'INSERT INTO accreditation_scopes (accreditation, version, effective_from, entries, reason, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ).run(id, version, at, JSON.stringify(input.scope), input.reason, actor.username, at);
-      this.audit.record(actor, {
+      await trx
+        .insertInto('accreditation_scopes')
+        .values({
+          accreditation: id,
+          version,
+          effective_from: at,
+          entries: JSON.stringify(input.scope),
+          reason: input.reason,
+          recorded_by: actor.username,
+          recorded_at: at,
+        })
+        .execute();
+      await this.audit.recordIn(trx, actor, {
         action: 'update',
         recordType: 'accreditation',
         recordId: id,
@@ -289,29 +353,34 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
         newValue: { scopeVersion: version, scope: input.scope },
         reason: input.reason,
       });
-      return this.mustView(id, at);
+      return this.mustViewIn(trx, id, at);
     });
   }
 
   /** Every accreditation as it stood at a time (now unless told), in the order of their ids. */
-  list(at = this.now()): AccreditationView[] {
+  async list(at = this.now()): Promise<AccreditationView[]> {
     // also those recorded after the time: an accreditation recorded late was in force all the same
-    return this.records().map((r) => this.toView(r, at));
+    return (await this.records()).map((r) => this.toView(r, at));
   }
 
-  view(id: string, at = this.now()): AccreditationView | undefined {
-    const record = this.records().find((r) => r.row.id === id);
+  // sync twin for server.ts (the certificates' accreditationCurrent): goes when it is async
+  listSync(at = this.now()): AccreditationView[] {
+    return this.recordsSync().map((r) => this.toView(r, at));
+  }
+
+  async view(id: string, at = this.now()): Promise<AccreditationView | undefined> {
+    const record = (await this.records()).find((r) => r.row.id === id);
     return record === undefined ? undefined : this.toView(record, at);
   }
 
   /** every version of an accreditation's scope, oldest first */
-  scopeVersions(id: string): ScopeVersion[] {
-    return this.records().find((r) => r.row.id === id)?.scopes ?? [];
+  async scopeVersions(id: string): Promise<ScopeVersion[]> {
+    return (await this.records()).find((r) => r.row.id === id)?.scopes ?? [];
   }
 
   /** What the public may know of the lab's accreditations at a time. */
-  publicList(at = this.now()): PublicAccreditation[] {
-    return this.list(at).map((a) => ({
+  async publicList(at = this.now()): Promise<PublicAccreditation[]> {
+    return (await this.list(at)).map((a) => ({
       id: a.id,
       body: a.body,
       number: a.number,
@@ -327,49 +396,31 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
    * Whether a result lies in the scope of an accreditation active at its time: the method's standard, the
    * measurand in its unit, and the value inside the accredited range. Otherwise the most telling reason.
    */
-  covers(query: { standard: string; measurand: string; unit: string; value: number; at: number }): ScopeVerdict {
-    const { standard, measurand, unit, value, at } = query;
-    if (!Number.isFinite(value)) return { accredited: false, reason: `${measurand} = ${value} is not a finite value` };
-    // the reasons by how much they tell: a range missed beats an inactive accreditation that would cover the
-    // measurand, which beats a measurand missing from an active scope, which beats an inactive one with the standard
-    let best: { rank: number; reason: string } | undefined;
-    const consider = (rank: number, reason: string): void => {
-      if (best === undefined || rank > best.rank) best = { rank, reason };
-    };
-    for (const a of this.list(at)) {
-      const ofStandard = a.scope.entries.filter((e) => e.standard === standard);
-      if (ofStandard.length === 0) continue;
-      const entries = ofStandard.filter((e) => e.measurand === measurand && e.unit === unit);
-      if (a.status !== 'active') {
-        consider(entries.length > 0 ? 3 : 1, inactiveReason(a));
-        continue;
-      }
-      if (entries.length === 0) {
-        consider(2, `${measurand} [${unit === '' ? 'no unit' : unit}] of ${standard} is not in the scope of ${nameOf(a)}`);
-        continue;
-      }
-      if (entries.some((e) => inRange(e, value))) return { accredited: true, accreditation: { body: a.body, number: a.number } };
-      consider(4, `${measurand} = ${withUnit(value, unit)} lies outside the accredited range ${entries.map(rangeText).join(' or ')} of ${nameOf(a)}`);
-    }
-    return { accredited: false, reason: best?.reason ?? `${standard} is not in the scope of any active accreditation` };
+  async covers(query: ScopeQuery): Promise<ScopeVerdict> {
+    return coversIn(await this.list(query.at), query);
+  }
+
+  // sync twin for lab/results.ts (through server.ts): goes when it is async
+  coversSync(query: ScopeQuery): ScopeVerdict {
+    return coversIn(this.listSync(query.at), query);
   }
 
   /**
    * Whether one accreditation active at the time has every measurand of a method (standard, measurand and
    * unit) in its scope, value ranges aside: one accreditation, because a report carries one mark.
    */
-  methodInScope(standard: string, measurands: readonly { name: string; unit: string }[], at: number): boolean {
-    if (measurands.length === 0) return false;
-    return this.list(at).some(
-      (a) =>
-        a.status === 'active' &&
-        measurands.every((m) => a.scope.entries.some((e) => e.standard === standard && e.measurand === m.name && e.unit === m.unit)),
-    );
+  async methodInScope(standard: string, measurands: readonly { name: string; unit: string }[], at: number): Promise<boolean> {
+    return methodIn(await this.list(at), standard, measurands);
+  }
+
+  // sync twin for lab/runs.ts and lab/lab-records.ts (through server.ts): goes when they are async
+  methodInScopeSync(standard: string, measurands: readonly { name: string; unit: string }[], at: number): boolean {
+    return methodIn(this.listSync(at), standard, measurands);
   }
 
   /** Logs one warning line per accreditation that expires within warnDays; returns them. */
-  checkExpiry(at = this.now()): AccreditationView[] {
-    const expiring = this.list(at).filter((a) => a.warnings.length > 0);
+  async checkExpiry(at = this.now()): Promise<AccreditationView[]> {
+    const expiring = (await this.list(at)).filter((a) => a.warnings.length > 0);
     for (const a of expiring)
       this.logger.warn(
         { accreditation: a.id, body: a.body, number: a.number, validTo: iso(a.validTo), daysLeft: a.warnings[0]?.daysLeft },
@@ -378,17 +429,25 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
     return expiring;
   }
 
-  /** Records the configured accreditations not recorded yet; a stored one that differs stands, with a warning. */
-  private seed(): void {
+  /**
+   * Records the configured accreditations not recorded yet; a stored one that differs stands, with a warning. Two
+   * nodes starting at once record each one once: the second's create is refused and it compares instead.
+   */
+  private async seed(): Promise<void> {
     for (const input of this.options.accreditations) {
-      const stored = this.view(input.id);
-      if (stored === undefined) {
-        this.create(SYSTEM_ACTOR, input, 'recorded from the server configuration (accreditation.accreditations)');
-        this.logger.info({ accreditation: input.id, body: input.body, number: input.number }, 'recorded the configured accreditation');
-        continue;
+      if ((await this.view(input.id)) === undefined) {
+        try {
+          await this.create(SYSTEM_ACTOR, input, 'recorded from the server configuration (accreditation.accreditations)');
+          this.logger.info({ accreditation: input.id, body: input.body, number: input.number }, 'recorded the configured accreditation');
+          continue;
+        } catch (err) {
+          if (!(err instanceof LabtraceError && err.code === 'E_CONFLICT')) throw err;
+        }
       }
-      const first = this.scopeVersions(input.id)[0];
+      const stored = await this.view(input.id);
+      const first = (await this.scopeVersions(input.id))[0];
       const same =
+        stored !== undefined &&
         stored.body === input.body &&
         stored.number === input.number &&
         stored.standard === input.standard &&
@@ -404,46 +463,100 @@ export class Accreditations implements ScopeCheck, MethodScopeCheck {
     }
   }
 
-  private mustView(id: string, at: number): AccreditationView {
-    const view = this.view(id, at);
-    if (!view) throw new LabtraceError('E_NOT_FOUND', `accreditation "${id}" is not known`);
-    return view;
+  /** PostgreSQL: the accreditation's row held until the transaction ends, so that changes of it queue (SQLite has one writer) */
+  private async hold(trx: Transaction<Tables>, id: string): Promise<void> {
+    if (this.postgres) await trx.selectFrom('accreditations').select('id').where('id', '=', id).forUpdate().execute();
+  }
+
+  /** the view read in the caller's transaction (never from the cache: it may hold what is not committed) */
+  private async mustViewIn(trx: Transaction<Tables>, id: string, at: number): Promise<AccreditationView> {
+    const record = (await this.loadIn(trx, id))[0];
+    if (record === undefined) throw new LabtraceError('E_NOT_FOUND', `accreditation "${id}" is not known`);
+    return this.toView(record, at);
+  }
+
+  /** the queries the records are read with (the whole set, or one accreditation's), written once for both engines */
+  private loadQueries(db: Kysely<Tables>, id?: string) {
+    const count = (table: 'accreditations' | 'accreditation_scopes' | 'accreditation_events') =>
+      db.selectFrom(table).select((eb) => eb.fn.countAll().as('n'));
+    return {
+      counts: [count('accreditations'), count('accreditation_scopes'), count('accreditation_events')] as const,
+      rows: db
+        .selectFrom('accreditations')
+        .selectAll()
+        .$if(id !== undefined, (q) => q.where('id', '=', id as string))
+        .orderBy('id'),
+      scopes: db
+        .selectFrom('accreditation_scopes')
+        .selectAll()
+        .$if(id !== undefined, (q) => q.where('accreditation', '=', id as string))
+        .orderBy('accreditation')
+        .orderBy('version'),
+      events: db
+        .selectFrom('accreditation_events')
+        .selectAll()
+        .$if(id !== undefined, (q) => q.where('accreditation', '=', id as string))
+        .orderBy('at')
+        .orderBy('id'),
+    };
+  }
+
+  /** one accreditation's record (or none) as it stands in the transaction */
+  private async loadIn(trx: Transaction<Tables>, id: string): Promise<LoadedRecord[]> {
+    const q = this.loadQueries(trx, id);
+    return assemble({ counts: [], rows: await q.rows.execute(), scopes: await q.scopes.execute(), events: (await q.events.execute()) as EventRow[] });
   }
 
   /**
    * The records, read again only when a table has grown: they are append-only, so their row counts change
-   * with every write, whoever makes it. The scope check runs for every result and every listed run.
+   * with every write, whoever makes it (on any node). The scope check runs for every result and every listed run.
    */
-  private records(): LoadedRecord[] {
-    const db = this.database.sqlite;
-    const { key } = db
-      .prepare(
-        "SELECT (SELECT COUNT(*) FROM accreditations) || '/' || (SELECT COUNT(*) FROM accreditation_scopes) || '/' || (SELECT COUNT(*) FROM accreditation_events) AS key",
-      )
-      .get() as { key: string };
+  private async records(): Promise<LoadedRecord[]> {
+    const q = this.loadQueries(this.store);
+    const key = keyOf(await Promise.all(q.counts.map((c) => c.execute())));
     if (this.loaded?.key === key) return this.loaded.records;
-    const scopes = new Map<string, ScopeVersion[]>();
-    for (const r of db.prepare('SELECT * FROM accreditation_scopes ORDER BY accreditation, version').all() as ScopeRow[])
-      scopes.set(r.accreditation, [...(scopes.get(r.accreditation) ?? []), toScope(r)]);
-    const events = new Map<string, AccreditationEvent[]>();
-    for (const e of db.prepare('SELECT * FROM accreditation_events ORDER BY at, id').all() as EventRow[])
-      events.set(e.accreditation, [
-        ...(events.get(e.accreditation) ?? []),
-        { id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by },
-      ]);
-    const records = (db.prepare('SELECT * FROM accreditations ORDER BY id').all() as AccreditationRow[]).map((row) => ({
-      row,
-      scopes: scopes.get(row.id) ?? [],
-      events: events.get(row.id) ?? [],
-    }));
+    const records = assemble({
+      counts: [],
+      rows: await q.rows.execute(),
+      scopes: await q.scopes.execute(),
+      events: (await q.events.execute()) as EventRow[],
+    });
     this.loaded = { key, records };
     return records;
   }
 
-  /** runs a write; the cache is dropped whether it commits or rolls back */
-  private write<T>(change: () => T): T {
+  /** records(), read synchronously on the embedded SQLite store with the same queries (for the sync twins) */
+  private recordsSync(): LoadedRecord[] {
+    if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
+    const q = this.loadQueries(this.store);
+    const key = keyOf(q.counts.map((c) => this.allSync<{ n: number }>(c)));
+    if (this.loaded?.key === key) return this.loaded.records;
+    const records = assemble({
+      counts: [],
+      rows: this.allSync<AccreditationRow>(q.rows),
+      scopes: this.allSync<ScopeRow>(q.scopes),
+      events: this.allSync<EventRow>(q.events),
+    });
+    this.loaded = { key, records };
+    return records;
+  }
+
+  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, prepared once) */
+  private allSync<R>(query: Compilable<unknown>): R[] {
+    if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
+    const { sql: text, parameters } = query.compile();
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.database.sqlite.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement.all(...(parameters as unknown[])) as R[];
+  }
+
+  /** runs a change in one transaction; the cache is dropped whether it commits or rolls back */
+  private async write<T>(change: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
     try {
-      return this.database.sqlite.transaction(change)();
+      return await this.store.transaction().execute(change);
     } finally {
       this.loaded = undefined;
     }
@@ -506,3 +619,57 @@ function toScope(r: ScopeRow): ScopeVersion {
 
 // both sides come from the same schema, so their keys are in the same order
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** the cache's key: the row counts of the three append-only tables */
+const keyOf = (counts: { n: number | string | bigint }[][]): string => counts.map((c) => String(c[0]?.n ?? 0)).join('/');
+
+/** the records from their rows (rows by id, scopes by version, events by time) */
+function assemble({ rows, scopes: scopeRows, events: eventRows }: LoadedRows): LoadedRecord[] {
+  const scopes = new Map<string, ScopeVersion[]>();
+  for (const r of scopeRows) scopes.set(r.accreditation, [...(scopes.get(r.accreditation) ?? []), toScope(r)]);
+  const events = new Map<string, AccreditationEvent[]>();
+  for (const e of eventRows)
+    events.set(e.accreditation, [
+      ...(events.get(e.accreditation) ?? []),
+      { id: e.id, kind: e.kind, at: e.at, reason: e.reason, recordedBy: e.recorded_by },
+    ]);
+  return rows.map((row) => ({ row, scopes: scopes.get(row.id) ?? [], events: events.get(row.id) ?? [] }));
+}
+
+/** covers() over the accreditations as they stood at the query's time */
+function coversIn(views: AccreditationView[], query: ScopeQuery): ScopeVerdict {
+  const { standard, measurand, unit, value } = query;
+  if (!Number.isFinite(value)) return { accredited: false, reason: `${measurand} = ${value} is not a finite value` };
+  // the reasons by how much they tell: a range missed beats an inactive accreditation that would cover the
+  // measurand, which beats a measurand missing from an active scope, which beats an inactive one with the standard
+  let best: { rank: number; reason: string } | undefined;
+  const consider = (rank: number, reason: string): void => {
+    if (best === undefined || rank > best.rank) best = { rank, reason };
+  };
+  for (const a of views) {
+    const ofStandard = a.scope.entries.filter((e) => e.standard === standard);
+    if (ofStandard.length === 0) continue;
+    const entries = ofStandard.filter((e) => e.measurand === measurand && e.unit === unit);
+    if (a.status !== 'active') {
+      consider(entries.length > 0 ? 3 : 1, inactiveReason(a));
+      continue;
+    }
+    if (entries.length === 0) {
+      consider(2, `${measurand} [${unit === '' ? 'no unit' : unit}] of ${standard} is not in the scope of ${nameOf(a)}`);
+      continue;
+    }
+    if (entries.some((e) => inRange(e, value))) return { accredited: true, accreditation: { body: a.body, number: a.number } };
+    consider(4, `${measurand} = ${withUnit(value, unit)} lies outside the accredited range ${entries.map(rangeText).join(' or ')} of ${nameOf(a)}`);
+  }
+  return { accredited: false, reason: best?.reason ?? `${standard} is not in the scope of any active accreditation` };
+}
+
+/** methodInScope() over the accreditations as they stood at its time */
+function methodIn(views: AccreditationView[], standard: string, measurands: readonly { name: string; unit: string }[]): boolean {
+  if (measurands.length === 0) return false;
+  return views.some(
+    (a) =>
+      a.status === 'active' &&
+      measurands.every((m) => a.scope.entries.some((e) => e.standard === standard && e.measurand === m.name && e.unit === m.unit)),
+  );
+}

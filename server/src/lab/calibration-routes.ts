@@ -37,24 +37,24 @@ export function calibrationRoutes(calibration: Calibration, deps: CalibrationRou
   const router = express.Router();
 
   // what is due: instruments due soon, expired, never calibrated or out of service (soonest first)
-  routeOf(router, api.calibrationReminders, (_req, res) => {
-    res.json(calibration.reminders());
+  routeOf(router, api.calibrationReminders, async (_req, res) => {
+    res.json(await calibration.reminders());
   });
 
-  routeOf(router, api.instrumentCalibrations, (_req, res, { params: { id } }) => {
-    res.json({ instrument: id, calibrations: calibration.calibrationsWithAttachments(id), checks: calibration.checks(id) });
+  routeOf(router, api.instrumentCalibrations, async (_req, res, { params: { id } }) => {
+    res.json({ instrument: id, calibrations: await calibration.calibrationsWithAttachments(id), checks: await calibration.checks(id) });
   });
 
-  routeOf(router, api.recordCalibration, (req, res, { params, body }) => {
-    res.status(201).json(calibration.record(actorOf(req), params.id, body));
+  routeOf(router, api.recordCalibration, async (req, res, { params, body }) => {
+    res.status(201).json(await calibration.record(actorOf(req), params.id, body));
   });
 
-  routeOf(router, api.recordCheck, (req, res, { params, body }) => {
-    res.status(201).json(calibration.check(actorOf(req), params.id, body));
+  routeOf(router, api.recordCheck, async (req, res, { params, body }) => {
+    res.status(201).json(await calibration.check(actorOf(req), params.id, body));
   });
 
-  routeOf(router, api.calibrationStatus, (_req, res, { params }) => {
-    res.json(calibration.status(params.id));
+  routeOf(router, api.calibrationStatus, async (_req, res, { params }) => {
+    res.json(await calibration.status(params.id));
   });
 
   // the calibrating lab's certificate, as a PDF in the body (not JSON: the bytes are what is kept and hashed)
@@ -62,11 +62,11 @@ export function calibrationRoutes(calibration: Calibration, deps: CalibrationRou
     router,
     api.attachCalibrationCertificate,
     express.raw({ type: () => true, limit: ATTACHMENT_MAX_BYTES }),
-    (req, res, { params, query, body }) => {
+    async (req, res, { params, query, body }) => {
       if (!req.is('application/pdf')) throw notPdf(`expected a PDF file sent as application/pdf, not ${req.get('content-type') ?? 'nothing'}`);
       if (!Buffer.isBuffer(body) || body.length === 0) throw notPdf('the file is empty');
       if (!body.subarray(0, PDF_MAGIC.length).equals(PDF_MAGIC)) throw notPdf('the file is not a PDF (it does not start with %PDF-)');
-      const attachment = calibration.attach(actorOf(req), params.id, params.record, {
+      const attachment = await calibration.attach(actorOf(req), params.id, params.record, {
         filename: query.filename ?? `calibration-${params.record}.pdf`,
         contentType: 'application/pdf',
         data: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
@@ -75,8 +75,8 @@ export function calibrationRoutes(calibration: Calibration, deps: CalibrationRou
     },
   );
 
-  routeOf(router, api.calibrationCertificate, (_req, res, { params }) => {
-    const file = calibration.attachment(params.id, params.record);
+  routeOf(router, api.calibrationCertificate, async (_req, res, { params }) => {
+    const file = await calibration.attachment(params.id, params.record);
     if (file === undefined)
       throw new LabtraceError('E_NOT_FOUND', `calibration record ${params.id}/${params.record} has no certificate attached`, {
         reason: 'record.not-found',

@@ -4,10 +4,13 @@
 import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { LabtraceError } from '@labtrace/protocols';
-import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { Kysely } from 'kysely';
+import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
+import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase, Tables } from '../store/database.js';
-import type { EquipmentStatus } from './equipment.js';
+import { dialectOf } from '../store/portable-ddl.js';
+import { Registry } from '../store/registry.js';
+import type { EquipmentStatus, ServiceStatus } from './equipment.js';
+import { runsUsingInstrument } from './runs.js';
 import {
   ATTACHMENT_MAX_BYTES,
   CALIBRATION_STATES,
@@ -71,6 +74,29 @@ export interface CalibrationOptions {
   /** how long before its due date a calibration shows as due soon */
   dueSoonDays: number;
 }
+
+/**
+ * What calibration asks the modules that own the tables it reads but does not own (issue 17: each module owns its
+ * tables), in the caller's transaction or on the store, SQLite or PostgreSQL: the registry (is the instrument
+ * known), the equipment's service history (the status at a time; out of service after a failed check) and the runs
+ * (those that measured with the instrument, for the review). By default, the owners' own methods.
+ */
+export interface CalibrationNeighbours {
+  instrumentKnown(db: Kysely<Tables>, instrument: string): Promise<boolean>;
+  /** every instrument the registry knows, by id */
+  instrumentIds(db: Kysely<Tables>): Promise<string[]>;
+  serviceStatusAt(db: Kysely<Tables>, instrument: string, at: number): Promise<ServiceStatus | undefined>;
+  takeOutOfService(trx: Transaction<Tables>, actor: Actor, instrument: string, reason: string): Promise<void>;
+  runsWith(db: Kysely<Tables>, instrument: string, since: number): Promise<Review['runs']>;
+}
+
+/** what calibration records are stored in: the store's Kysely (SQLite or PostgreSQL), or the embedded SQLite store */
+export type CalibrationStore = Kysely<Tables> | LabDatabase;
+
+const isLabDatabase = (store: CalibrationStore): store is LabDatabase => 'sqlite' in store && 'db' in store;
+
+/** the advisory lock (two-key form, the second the instrument's hash) under which a PostgreSQL transaction records an instrument's calibration or check ('ltca') */
+const CALIBRATION_LOCK = 0x6c74_6361;
 
 interface CalibrationRow {
   id: number;
@@ -157,17 +183,45 @@ const toCheck = (r: CheckRow): CheckRecord => ({
   recordedAt: r.recorded_at,
 });
 
+/**
+ * The calibration records, checks and attached certificates of the lab's instruments. Its queries run through Kysely
+ * on the store's database (SQLite or PostgreSQL), each record in one transaction with its audit-trail entry
+ * (AuditTrail.recordIn). The records of one instrument are made one at a time across nodes (on PostgreSQL an advisory
+ * lock per instrument): a new calibration record supersedes the one in force when it is made, and its audit entry
+ * names it, so that two records made at once on two nodes cannot both claim to supersede the same one.
+ * Given the embedded SQLite store, it also has the synchronous twins that modules not yet on Kysely call.
+ */
 export class Calibration {
   private readonly statements = new Map<string, Statement>();
   private readonly listeners = new Set<(instrument: string) => void>();
+  private readonly store: Kysely<Tables>;
+  /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
+  private readonly database: LabDatabase | undefined;
+  private readonly postgres: boolean;
+  /** the owners of the instruments, the service history and the runs */
+  private readonly sources: CalibrationNeighbours;
 
   constructor(
-    private readonly database: LabDatabase,
+    store: CalibrationStore,
     private readonly audit: AuditTrail,
-    private readonly equipment: EquipmentStatus,
+    equipment: EquipmentStatus,
     private readonly options: CalibrationOptions,
     private readonly now: () => number = Date.now,
+    neighbours?: CalibrationNeighbours,
   ) {
+    this.database = isLabDatabase(store) ? store : undefined;
+    this.store = isLabDatabase(store) ? store.db : store;
+    const registry = new Registry({ db: this.store });
+    this.sources = neighbours ?? {
+      instrumentKnown: (db, id) => registry.known(id, db),
+      instrumentIds: (db) => registry.instrumentIds(db),
+      serviceStatusAt: (db, id, at) => equipment.statusAtIn(db, id, at),
+      takeOutOfService: async (trx, actor, id, reason) => {
+        await equipment.setStatusIn(trx, actor, id, 'out-of-service', reason);
+      },
+      runsWith: runsUsingInstrument,
+    };
+    this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
     equipment.addCheck((instrument) => this.blocker(instrument));
   }
 
@@ -180,39 +234,46 @@ export class Calibration {
     for (const listener of this.listeners) listener(instrument);
   }
 
-  record(actor: Actor, instrument: string, input: CalibrationInput): CalibrationRecord {
-    const db = this.database.sqlite;
-    const stored = db.transaction(() => {
+  /**
+   * Records a calibration. It supersedes the record in force (the newest performed) unless it was performed before
+   * that one; its audit entry names the record it supersedes. The instrument's records are made one at a time.
+   */
+  async record(actor: Actor, instrument: string, input: CalibrationInput): Promise<CalibrationRecord> {
+    const stored = await this.store.transaction().execute(async (trx) => {
+      await this.mustExistIn(trx, instrument);
+      const at = this.now();
+      if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
+      await this.hold(trx, instrument);
+      const last = await this.newestQuery(trx, instrument, Number.MAX_SAFE_INTEGER).executeTakeFirst();
+      const row = await trx
+        .insertInto('calibrations')
+        .values(calibrationValues(actor, instrument, input, at))
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const record = toCalibration(row);
+      await this.audit.recordIn(trx, actor, calibrationAudit(instrument, record.id, input, last));
+      return record;
+    });
+    this.changed(instrument);
+    return stored;
+  }
+
+  // sync twin for lab/demo.ts: goes when it is async
+  recordSync(actor: Actor, instrument: string, input: CalibrationInput): CalibrationRecord {
+    const sqlite = this.sqlite('recordSync');
+    const stored = sqlite.transaction(() => {
       this.mustExist(instrument);
       const at = this.now();
       if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
-      const { lastInsertRowid } = db
-        .prepare(
-          `INSERT INTO calibrations (instrument, calibrated_at, laboratory, certificate, results, uncertainty, adjustments, acceptance,
-           next_due_at, reason, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          instrument,
-          input.calibratedAt,
-          input.laboratory,
-          input.certificate,
-          JSON.stringify(input.results),
-          JSON.stringify(input.uncertainty),
-          input.adjustments ?? null,
-          input.acceptance ?? null,
-          input.nextDueAt,
-          input.reason ?? null,
-          actor.username,
-          at,
-        );
-      const record = this.calibrationById(Number(lastInsertRowid));
-      this.audit.record(actor, {
-        action: 'create',
-        recordType: 'calibration',
-        recordId: `${instrument}/${record.id}`,
-        newValue: { instrument, ...input },
-        reason: input.reason,
-      });
+      const last = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, Number.MAX_SAFE_INTEGER));
+      const row = this.firstSync<CalibrationRow>(
+        this.store
+          .insertInto('calibrations')
+          .values(calibrationValues(actor, instrument, input, at))
+          .returningAll(),
+      ) as CalibrationRow;
+      const record = toCalibration(row);
+      this.audit.record(actor, calibrationAudit(instrument, record.id, input, last));
       return record;
     })();
     this.changed(instrument);
@@ -223,17 +284,27 @@ export class Calibration {
    * Records an intermediate check. A failed one means the instrument can no longer be trusted: it is taken
    * out of service in the same transaction (6.4.9), and the runs to review come back with the check.
    */
-  check(actor: Actor, instrument: string, input: CheckInput): { check: CheckRecord; review?: Review } {
-    const db = this.database.sqlite;
-    const answer = db.transaction((): { check: CheckRecord; review?: Review } => {
-      this.mustExist(instrument);
+  async check(actor: Actor, instrument: string, input: CheckInput): Promise<{ check: CheckRecord; review?: Review }> {
+    const answer = await this.store.transaction().execute(async (trx): Promise<{ check: CheckRecord; review?: Review }> => {
+      await this.mustExistIn(trx, instrument);
       const at = this.now();
       if (input.checkedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: checkedAt: is in the future');
-      const { lastInsertRowid } = db
-        .prepare('INSERT INTO instrument_checks (instrument, checked_at, result, description, recorded_by, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(instrument, input.checkedAt, input.result, input.description, actor.username, at);
-      const check = toCheck(db.prepare('SELECT * FROM instrument_checks WHERE id = ?').get(Number(lastInsertRowid)) as CheckRow);
-      this.audit.record(actor, {
+      // one at a time per instrument: two failed checks at once take it out of service once
+      await this.hold(trx, instrument);
+      const row = await trx
+        .insertInto('instrument_checks')
+        .values({
+          instrument,
+          checked_at: input.checkedAt,
+          result: input.result,
+          description: input.description,
+          recorded_by: actor.username,
+          recorded_at: at,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const check = toCheck(row as CheckRow);
+      await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'instrument-check',
         recordId: `${instrument}/${check.id}`,
@@ -241,10 +312,10 @@ export class Calibration {
         reason: input.description,
       });
       if (input.result === 'pass') return { check };
-      if (this.equipment.statusSync(instrument)?.status !== 'out-of-service')
-        this.equipment.setStatusSync(actor, instrument, 'out-of-service', `failed intermediate check ${check.id}: ${input.description}`);
-      return { check, review: this.review(instrument) };
-    })();
+      if ((await this.sources.serviceStatusAt(trx, instrument, Number.MAX_SAFE_INTEGER)) !== 'out-of-service')
+        await this.sources.takeOutOfService(trx, actor, instrument, `failed intermediate check ${check.id}: ${input.description}`);
+      return { check, review: await this.reviewIn(trx, instrument) };
+    });
     this.changed(instrument);
     return answer;
   }
@@ -253,20 +324,19 @@ export class Calibration {
    * Attaches the calibrating lab's certificate (a PDF) to a calibration record of the instrument, once: the bytes are
    * kept with their SHA-256, and the audit trail records the digest.
    */
-  attach(actor: Actor, instrument: string, record: number, file: { filename: string; contentType: string; data: Uint8Array }): Attachment {
-    const db = this.database.sqlite;
-    const stored = db.transaction(() => {
-      this.mustExist(instrument);
-      const row = db.prepare('SELECT id FROM calibrations WHERE id = ? AND instrument = ?').get(record, instrument);
+  async attach(
+    actor: Actor,
+    instrument: string,
+    record: number,
+    file: { filename: string; contentType: string; data: Uint8Array },
+  ): Promise<Attachment> {
+    const stored = await this.store.transaction().execute(async (trx) => {
+      await this.mustExistIn(trx, instrument);
+      const row = await trx.selectFrom('calibrations').select('id').where('id', '=', record).where('instrument', '=', instrument).executeTakeFirst();
       if (row === undefined)
         throw new LabtraceError('E_NOT_FOUND', `instrument "${instrument}" has no calibration record ${record}`, {
           reason: 'record.not-found',
           params: { type: 'calibration', id: `${instrument}/${record}` },
-        });
-      if (db.prepare('SELECT 1 FROM calibration_attachments WHERE calibration = ?').get(record) !== undefined)
-        throw new LabtraceError('E_CONFLICT', `calibration record ${record} has its certificate already`, {
-          reason: 'calibration.certificate-exists',
-          params: { id: record },
         });
       const attachment: Attachment = {
         filename: file.filename,
@@ -276,59 +346,69 @@ export class Calibration {
         uploadedBy: actor.username,
         uploadedAt: this.now(),
       };
-      db.prepare(
-        `INSERT INTO calibration_attachments (calibration, instrument, filename, content_type, size, sha256, data, uploaded_by, uploaded_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        record,
-        instrument,
-        attachment.filename,
-        attachment.contentType,
-        attachment.size,
-        attachment.sha256,
-        Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength),
-        attachment.uploadedBy,
-        attachment.uploadedAt,
-      );
-      this.audit.record(actor, {
+      // one statement: two uploads at once (two nodes) keep one certificate and refuse the other
+      const inserted = await trx
+        .insertInto('calibration_attachments')
+        .values({
+          calibration: record,
+          instrument,
+          filename: attachment.filename,
+          content_type: attachment.contentType,
+          size: attachment.size,
+          sha256: attachment.sha256,
+          data: file.data,
+          uploaded_by: attachment.uploadedBy,
+          uploaded_at: attachment.uploadedAt,
+        })
+        .onConflict((oc) => oc.column('calibration').doNothing())
+        .returning('calibration')
+        .executeTakeFirst();
+      if (inserted === undefined)
+        throw new LabtraceError('E_CONFLICT', `calibration record ${record} has its certificate already`, {
+          reason: 'calibration.certificate-exists',
+          params: { id: record },
+        });
+      await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'calibration-certificate',
         recordId: `${instrument}/${record}`,
         newValue: { filename: attachment.filename, size: attachment.size, sha256: attachment.sha256 },
       });
       return attachment;
-    })();
+    });
     this.changed(instrument);
     return stored;
   }
 
   /** The certificate attached to a calibration record, with its bytes; undefined when none is. */
-  attachment(instrument: string, record: number): (Attachment & { data: Buffer }) | undefined {
-    this.mustExist(instrument);
-    const row = this.database.sqlite
-      .prepare('SELECT * FROM calibration_attachments WHERE calibration = ? AND instrument = ?')
-      .get(record, instrument) as AttachmentRow | undefined;
+  async attachment(instrument: string, record: number): Promise<(Attachment & { data: Buffer }) | undefined> {
+    await this.mustExistIn(this.store, instrument);
+    const row = await this.store
+      .selectFrom('calibration_attachments')
+      .selectAll()
+      .where('calibration', '=', record)
+      .where('instrument', '=', instrument)
+      .executeTakeFirst();
     return row === undefined ? undefined : { ...toAttachment(row), data: row.data };
   }
 
   /** The calibration records with their attached certificates (without the bytes), oldest first. */
-  calibrationsWithAttachments(instrument: string): (CalibrationRecord & { attachment: Attachment | null })[] {
-    const attachments = new Map(
-      (
-        this.database.sqlite
-          .prepare(
-            'SELECT calibration, instrument, filename, content_type, size, sha256, uploaded_by, uploaded_at FROM calibration_attachments WHERE instrument = ?',
-          )
-          .all(instrument) as Omit<AttachmentRow, 'data'>[]
-      ).map((r) => [r.calibration, toAttachment(r)]),
-    );
-    return this.calibrations(instrument).map((c) => ({ ...c, attachment: attachments.get(c.id) ?? null }));
+  async calibrationsWithAttachments(instrument: string): Promise<(CalibrationRecord & { attachment: Attachment | null })[]> {
+    const records = await this.calibrations(instrument);
+    const rows = await this.store
+      .selectFrom('calibration_attachments')
+      .select(['calibration', 'instrument', 'filename', 'content_type', 'size', 'sha256', 'uploaded_by', 'uploaded_at'])
+      .where('instrument', '=', instrument)
+      .execute();
+    const attachments = new Map(rows.map((r) => [r.calibration, toAttachment(r)]));
+    return records.map((c) => ({ ...c, attachment: attachments.get(c.id) ?? null }));
   }
 
   /**
    * The instrument register: a page of the lab's instruments, newest registered first (by row id), searched over
    * id, maker, model, serial number and location, filtered by the calibration status now (computed in SQL the way
    * status() computes it) and by whether the instrument's gateway is connected.
+   * Embedded SQLite only, still: it pages by the instruments' SQLite row ids (the registry has no order of its own).
    */
   register(
     query: PageRequest & { q?: string | undefined; calibration?: CalibrationState | undefined; connected?: boolean | undefined },
@@ -355,7 +435,7 @@ export class Calibration {
       where.push(`gateway ${query.connected ? '' : 'NOT '}IN (${gateways.map(() => '?').join(', ')})`);
       filters.push(...gateways);
     }
-    const rows = this.database.sqlite
+    const rows = this.sqlite('register')
       .prepare(
         `SELECT * FROM (
            SELECT i.position, i.id, i.gateway, i.identity, i.channels, due,
@@ -385,18 +465,27 @@ export class Calibration {
     );
   }
 
-  calibrations(instrument: string): CalibrationRecord[] {
-    this.mustExist(instrument);
-    return (
-      this.database.sqlite.prepare('SELECT * FROM calibrations WHERE instrument = ? ORDER BY calibrated_at, id').all(instrument) as CalibrationRow[]
-    ).map(toCalibration);
+  async calibrations(instrument: string): Promise<CalibrationRecord[]> {
+    await this.mustExistIn(this.store, instrument);
+    return (await this.calibrationsQuery(this.store, instrument).execute()).map((r) => toCalibration(r));
   }
 
-  checks(instrument: string): CheckRecord[] {
+  // sync twin for lab/results.ts: goes when it is async
+  calibrationsSync(instrument: string): CalibrationRecord[] {
     this.mustExist(instrument);
-    return (
-      this.database.sqlite.prepare('SELECT * FROM instrument_checks WHERE instrument = ? ORDER BY checked_at, id').all(instrument) as CheckRow[]
-    ).map(toCheck);
+    return this.allSync<CalibrationRow>(this.calibrationsQuery(this.store, instrument)).map(toCalibration);
+  }
+
+  async checks(instrument: string): Promise<CheckRecord[]> {
+    await this.mustExistIn(this.store, instrument);
+    const rows = await this.store
+      .selectFrom('instrument_checks')
+      .selectAll()
+      .where('instrument', '=', instrument)
+      .orderBy('checked_at')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => toCheck(r as CheckRow));
   }
 
   /**
@@ -404,22 +493,22 @@ export class Calibration {
    * service history) first, then the due date of the newest calibration performed by then. Asked with a
    * sample's time, it says whether the instrument could be trusted when the sample was taken.
    */
-  status(instrument: string, at = this.now()): CalibrationStatus {
+  async status(instrument: string, at = this.now()): Promise<CalibrationStatus> {
+    return this.statusIn(this.store, instrument, at);
+  }
+
+  // sync twin for lab/results.ts, certificates/certificates.ts, the run-start check (lab/equipment.ts, lab/runs.ts),
+  // the run inspection's instrument status and the instrument list (server.ts, api/app.ts): goes when they are async
+  statusSync(instrument: string, at = this.now()): CalibrationStatus {
     this.mustExist(instrument);
-    const row = this.statement(
-      'SELECT * FROM calibrations WHERE instrument = ? AND calibrated_at <= ? ORDER BY calibrated_at DESC, id DESC LIMIT 1',
-    ).get(instrument, at) as CalibrationRow | undefined;
-    const checkRow = this.statement(
-      'SELECT * FROM instrument_checks WHERE instrument = ? AND checked_at <= ? ORDER BY checked_at DESC, id DESC LIMIT 1',
-    ).get(instrument, at) as CheckRow | undefined;
-    const passed = this.statement(
-      "SELECT MAX(checked_at) AS at FROM instrument_checks WHERE instrument = ? AND result = 'pass' AND checked_at <= ?",
-    ).get(instrument, at) as { at: number | null };
+    const row = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, at));
+    const checkRow = this.firstSync<CheckRow>(this.lastCheckQuery(this.store, instrument, at));
+    const passed = this.firstSync<{ at: number | null }>(this.lastPassQuery(this.store, instrument, at));
     const service = this.statement('SELECT status FROM instrument_status WHERE instrument = ? AND at <= ? ORDER BY id DESC LIMIT 1').get(
       instrument,
       at,
     ) as { status: string } | undefined;
-    return this.statusOf(instrument, at, row, checkRow, passed.at, service?.status);
+    return this.statusOf(instrument, at, row, checkRow, passed?.at ?? null, service?.status);
   }
 
   /**
@@ -427,41 +516,48 @@ export class Calibration {
    * that reads its figures in one transaction of its own (the overview). The same records, the same answer.
    */
   async statusIn(db: Kysely<Tables>, instrument: string, at = this.now()): Promise<CalibrationStatus> {
-    if ((await db.selectFrom('instruments').select('id').where('id', '=', instrument).executeTakeFirst()) === undefined) throw notKnown(instrument);
-    const row = await db
+    await this.mustExistIn(db, instrument);
+    const row = await this.newestQuery(db, instrument, at).executeTakeFirst();
+    const checkRow = await this.lastCheckQuery(db, instrument, at).executeTakeFirst();
+    const passed = await this.lastPassQuery(db, instrument, at).executeTakeFirst();
+    const service = await this.sources.serviceStatusAt(db, instrument, at);
+    return this.statusOf(instrument, at, row, checkRow as CheckRow | undefined, passed?.at ?? null, service);
+  }
+
+  /** the newest calibration performed by a time (the one in force then) */
+  private newestQuery(db: Kysely<Tables>, instrument: string, at: number) {
+    return db
       .selectFrom('calibrations')
       .selectAll()
       .where('instrument', '=', instrument)
       .where('calibrated_at', '<=', at)
       .orderBy('calibrated_at', 'desc')
       .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const checkRow = await db
+      .limit(1);
+  }
+
+  private lastCheckQuery(db: Kysely<Tables>, instrument: string, at: number) {
+    return db
       .selectFrom('instrument_checks')
       .selectAll()
       .where('instrument', '=', instrument)
       .where('checked_at', '<=', at)
       .orderBy('checked_at', 'desc')
       .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const passed = await db
+      .limit(1);
+  }
+
+  private lastPassQuery(db: Kysely<Tables>, instrument: string, at: number) {
+    return db
       .selectFrom('instrument_checks')
       .select((eb) => eb.fn.max('checked_at').as('at'))
       .where('instrument', '=', instrument)
       .where('result', '=', 'pass')
-      .where('checked_at', '<=', at)
-      .executeTakeFirst();
-    const service = await db
-      .selectFrom('instrument_status')
-      .select('status')
-      .where('instrument', '=', instrument)
-      .where('at', '<=', at)
-      .orderBy('id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return this.statusOf(instrument, at, row, checkRow as CheckRow | undefined, passed?.at ?? null, service?.status);
+      .where('checked_at', '<=', at);
+  }
+
+  private calibrationsQuery(db: Kysely<Tables>, instrument: string) {
+    return db.selectFrom('calibrations').selectAll().where('instrument', '=', instrument).orderBy('calibrated_at').orderBy('id');
   }
 
   /** the status from the records read by status() or statusIn() */
@@ -497,19 +593,34 @@ export class Calibration {
   /**
    * The reminders at a time: every instrument whose calibration is due soon or expired, or that was never
    * calibrated or is out of service, soonest due first (never calibrated and out of service last).
+   * Every instrument the registry knows, read in one transaction, so that the statuses agree with each other.
    */
-  reminders(at = this.now()): CalibrationStatus[] {
-    const ids = this.database.sqlite.prepare('SELECT id FROM instruments ORDER BY id').all() as { id: string }[];
-    return ids
-      .map(({ id }) => this.status(id, at))
+  async reminders(at = this.now()): Promise<CalibrationStatus[]> {
+    const statuses = await this.store.transaction().execute(async (trx) => {
+      const ids = await this.sources.instrumentIds(trx);
+      const all: CalibrationStatus[] = [];
+      for (const id of ids) all.push(await this.statusIn(trx, id, at));
+      return all;
+    });
+    return statuses
       .filter((s) => s.status !== 'valid')
       .sort((a, b) => (a.dueAt ?? Infinity) - (b.dueAt ?? Infinity) || a.instrument.localeCompare(b.instrument));
   }
 
   /** The runs that measured with the instrument (started, and not ended before) since its last good check or calibration. */
-  review(instrument: string): Review {
-    const since = this.status(instrument).lastGoodAt ?? 0;
-    const rows = this.database.sqlite
+  async review(instrument: string): Promise<Review> {
+    return this.reviewIn(this.store, instrument);
+  }
+
+  private async reviewIn(db: Kysely<Tables>, instrument: string): Promise<Review> {
+    const since = (await this.statusIn(db, instrument)).lastGoodAt ?? 0;
+    return { instrument, since, runs: await this.sources.runsWith(db, instrument, since) };
+  }
+
+  // sync twin for certificates/certificates.ts and the equipment route (lab/lab-routes.ts through server.ts): goes when they are async
+  reviewSync(instrument: string): Review {
+    const since = this.statusSync(instrument).lastGoodAt ?? 0;
+    const rows = this.sqlite('reviewSync')
       .prepare(
         `SELECT id, sample, organization, state, started_at AS startedAt, ended_at AS endedAt FROM runs r
          WHERE started_at IS NOT NULL AND (ended_at IS NULL OR ended_at >= ?)
@@ -522,7 +633,7 @@ export class Calibration {
 
   /** Why a run may not start with the instrument, as far as calibration goes (out of service has its own check). */
   private blocker(instrument: string): string | undefined {
-    const s = this.status(instrument);
+    const s = this.statusSync(instrument);
     if (s.status === 'expired' && s.dueAt !== null)
       return `instrument "${instrument}" is out of calibration: certificate ${s.calibration?.certificate ?? '?'} expired on ${new Date(s.dueAt).toISOString()}`;
     if (s.status === 'never-calibrated' && this.options.requireForRuns) return `instrument "${instrument}" has no calibration record`;
@@ -535,23 +646,77 @@ export class Calibration {
     return undefined;
   }
 
-  private calibrationById(id: number): CalibrationRecord {
-    return toCalibration(this.database.sqlite.prepare('SELECT * FROM calibrations WHERE id = ?').get(id) as CalibrationRow);
+  /** PostgreSQL: the instrument's records made one at a time across nodes, until the transaction ends (SQLite has one writer) */
+  private async hold(trx: Transaction<Tables>, instrument: string): Promise<void> {
+    if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${CALIBRATION_LOCK}, hashtext(${instrument}))`.execute(trx);
   }
 
-  /** a statement prepared once: status() runs per instrument of every instrument list a dashboard reads */
+  private async mustExistIn(db: Kysely<Tables>, instrument: string): Promise<void> {
+    if (!(await this.sources.instrumentKnown(db, instrument))) throw notKnown(instrument);
+  }
+
+  private sqlite(what: string): LabDatabase['sqlite'] {
+    if (this.database === undefined) throw new Error(`calibration: ${what} needs the embedded SQLite store`);
+    return this.database.sqlite;
+  }
+
+  /** a statement prepared once: the sync twins' status runs per instrument of every instrument list a dashboard reads */
   private statement(text: string): Statement {
     let statement = this.statements.get(text);
     if (statement === undefined) {
-      statement = this.database.sqlite.prepare(text);
+      statement = this.sqlite('statement').prepare(text);
       this.statements.set(text, statement);
     }
     return statement;
   }
 
+  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, not a copy) */
+  private allSync<R>(query: Compilable<unknown>): R[] {
+    const { sql: text, parameters } = query.compile();
+    return this.statement(text).all(...(parameters as unknown[])) as R[];
+  }
+
+  private firstSync<R>(query: Compilable<unknown>): R | undefined {
+    return this.allSync<R>(query)[0];
+  }
+
+  // sync: the sync twins' existence check (the registry's table, until they go)
   private mustExist(instrument: string): void {
     if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument)) throw notKnown(instrument);
   }
+}
+
+/** the row of a calibration record */
+function calibrationValues(actor: Actor, instrument: string, input: CalibrationInput, at: number) {
+  return {
+    instrument,
+    calibrated_at: input.calibratedAt,
+    laboratory: input.laboratory,
+    certificate: input.certificate,
+    results: JSON.stringify(input.results),
+    uncertainty: JSON.stringify(input.uncertainty),
+    adjustments: input.adjustments ?? null,
+    acceptance: input.acceptance ?? null,
+    next_due_at: input.nextDueAt,
+    reason: input.reason ?? null,
+    recorded_by: actor.username,
+    recorded_at: at,
+  };
+}
+
+/** the audit entry of a calibration record: the record in force before it, when it supersedes that one */
+function calibrationAudit(instrument: string, id: number, input: CalibrationInput, last: CalibrationRow | undefined): AuditInput {
+  const supersedes = last !== undefined && input.calibratedAt >= last.calibrated_at ? last : undefined;
+  return {
+    action: 'create',
+    recordType: 'calibration',
+    recordId: `${instrument}/${id}`,
+    ...(supersedes === undefined
+      ? {}
+      : { oldValue: { supersedes: supersedes.id, certificate: supersedes.certificate, nextDueAt: supersedes.next_due_at } }),
+    newValue: { instrument, ...input },
+    reason: input.reason,
+  };
 }
 
 const notKnown = (instrument: string): LabtraceError =>

@@ -176,10 +176,10 @@ export class DemoLab {
   private ensureCalibrated(): void {
     if (!this.deps.instrumentExists(DEMO_INSTRUMENT))
       throw new LabtraceError('E_NOT_FOUND', `instrument ${DEMO_INSTRUMENT} has not announced itself yet`);
-    const status = this.deps.calibration.status(DEMO_INSTRUMENT);
+    const status = this.deps.calibration.statusSync(DEMO_INSTRUMENT);
     if (status.status === 'valid' || status.status === 'due-soon') return;
     const at = this.now();
-    this.deps.calibration.record(DEMO_ACTOR, DEMO_INSTRUMENT, {
+    this.deps.calibration.recordSync(DEMO_ACTOR, DEMO_INSTRUMENT, {
       calibratedAt: at - 30 * DAY,
       laboratory: 'Demo Calibration Services (not a real laboratory)',
       certificate: `DEMO-CAL-${new Date(at).getUTCFullYear()}-001`,

@@ -125,6 +125,35 @@ export class EquipmentStatus {
     return record;
   }
 
+  /**
+   * The service status in force at a time, read in the caller's transaction or on the store (SQLite or PostgreSQL):
+   * what the calibration status asks of the service history. Undefined when none was ever set.
+   */
+  async statusAtIn(db: Kysely<Tables> | Transaction<Tables>, instrument: string, at: number): Promise<ServiceStatus | undefined> {
+    return (await this.statusQuery(db, instrument, at).executeTakeFirst())?.status as ServiceStatus | undefined;
+  }
+
+  /**
+   * setStatus() in the caller's transaction (SQLite or PostgreSQL), with its audit entry in it: a failed intermediate
+   * check takes the instrument out of service in the check's own transaction. The listeners hear it before the caller
+   * commits, as they did with the synchronous form inside a caller's transaction.
+   */
+  async setStatusIn(
+    trx: Transaction<Tables>,
+    actor: Actor,
+    instrument: string,
+    status: ServiceStatus,
+    reason: string,
+  ): Promise<InstrumentStatusRecord> {
+    const row = await this.statusQuery(trx, instrument).executeTakeFirst();
+    const before = row === undefined ? undefined : ({ ...row, status: row.status as ServiceStatus } as InstrumentStatusRecord);
+    const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
+    await trx.insertInto('instrument_status').values(record).execute();
+    await this.audit.recordIn(trx, actor, statusAudit(record, before));
+    this.changed(instrument);
+    return record;
+  }
+
   /** setStatus in one synchronous SQLite transaction (nested in the caller's) */
   setStatusSync(actor: Actor, instrument: string, status: ServiceStatus, reason: string): InstrumentStatusRecord {
     // sync twin for lab/calibration.ts (a failed check, whose transaction found the instrument): goes when it is async

@@ -135,7 +135,7 @@ export class RunResultsService implements RunResultsSource {
     private readonly audit: AuditTrail,
     private readonly runs: Runs,
     private readonly records: LabRecords,
-    private readonly calibration: Pick<Calibration, 'status' | 'calibrations'>,
+    private readonly calibration: Pick<Calibration, 'statusSync' | 'calibrationsSync'>,
     private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
   ) {}
@@ -322,12 +322,12 @@ export class RunResultsService implements RunResultsSource {
     factor: number,
     notes: string[],
   ): UncertaintyComponent | undefined {
-    const status = this.calibration.status(instrument, at);
+    const status = this.calibration.statusSync(instrument, at);
     if (!status.calibration) {
       notes.push(`instrument ${instrument} had no calibration record: no calibration contribution`);
       return undefined;
     }
-    const record = this.calibration.calibrations(instrument).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
+    const record = this.calibration.calibrationsSync(instrument).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
     const { value: U, unit: uUnit, k } = record.uncertainty;
     let u: number;
     if (uUnit === unit) u = U / k;

@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
-import type { LabDatabase } from '../store/database.js';
+import { sql, type Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
@@ -542,4 +543,37 @@ export class Runs extends EventEmitter<RunsEvents> {
 /** A client sees its own organization's runs, an auditor those its grant covers; the lab's staff see all (auth/visibility.ts). */
 export function visibleTo(viewer: Viewer, run: Pick<Run, 'organization'>): boolean {
   return canSee(viewer, run.organization);
+}
+
+/**
+ * The runs that measured with an instrument (started, and not ended before `since`), oldest started first, read
+ * through Kysely in the caller's transaction or on the store (SQLite or PostgreSQL): what calibration asks of the
+ * runs for the review after a failed check (6.4.9). The instrument lists are JSON text: a LIKE on the id as JSON
+ * writes it narrows the rows, the parsed list decides.
+ */
+export async function runsUsingInstrument(
+  db: Kysely<Tables>,
+  instrument: string,
+  since: number,
+): Promise<{ id: string; sample: string; organization: string; state: string; startedAt: number; endedAt: number | null }[]> {
+  const like = `%${JSON.stringify(instrument).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const rows = await db
+    .selectFrom('runs')
+    .select(['id', 'sample', 'organization', 'state', 'started_at', 'ended_at', 'instruments'])
+    .where('started_at', 'is not', null)
+    .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', since)]))
+    .where(sql<boolean>`instruments LIKE ${like} ESCAPE '\\'`)
+    .orderBy('started_at')
+    .orderBy('id')
+    .execute();
+  return rows
+    .filter((r) => (JSON.parse(r.instruments) as { id: string }[]).some((i) => i.id === instrument))
+    .map((r) => ({
+      id: r.id,
+      sample: r.sample,
+      organization: r.organization,
+      state: r.state,
+      startedAt: r.started_at as number,
+      endedAt: r.ended_at,
+    }));
 }

@@ -275,7 +275,7 @@ export class Notifier {
   /** Calibrations due within calibration.dueSoonDays, or expired: told once per instrument, due date and status. */
   async checkCalibrations(): Promise<void> {
     await this.guardAsync('calibration-due', async () => {
-      for (const r of this.deps.calibration.reminders())
+      for (const r of await this.deps.calibration.reminders())
         if ((r.status === 'due-soon' || r.status === 'expired') && r.dueAt !== null)
           await this.announce({ kind: 'calibration-due', at: this.now(), instrument: r.instrument, status: r.status, dueAt: r.dueAt });
     });

@@ -1,6 +1,7 @@
 // Gateways and the instruments they announced in their BIRTH messages.
 import type { BirthMessage, InstrumentCommand } from '@labtrace/protocols';
-import type { LabDatabase } from './database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from './database.js';
 
 export interface GatewayRecord {
   id: string;
@@ -69,6 +70,16 @@ export class Registry {
       channels: JSON.parse(r.channels) as InstrumentRecord['channels'],
       commands: r.commands === null ? [] : (JSON.parse(r.commands) as InstrumentCommand[]),
     }));
+  }
+
+  /** Whether an instrument is known; `db`: a transaction of the caller's to read in. */
+  async known(id: string, db: Kysely<Tables> = this.database.db): Promise<boolean> {
+    return (await db.selectFrom('instruments').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  }
+
+  /** The ids of the instruments known, in order; `db`: a transaction of the caller's to read in. */
+  async instrumentIds(db: Kysely<Tables> = this.database.db): Promise<string[]> {
+    return (await db.selectFrom('instruments').select('id').orderBy('id').execute()).map((r) => r.id);
   }
 
   async instrument(id: string): Promise<InstrumentRecord | undefined> {

@@ -50,7 +50,7 @@ beforeAll(async () => {
   t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
   // a completed, measured run (run-2) with a calibrated instrument, for the certificate mutations
   const now = Date.now();
-  t.server.calibration.record(setup, 'ut-c', {
+  await t.server.calibration.record(setup, 'ut-c', {
     calibratedAt: now - 86_400_000,
     laboratory: 'Calibration Lab A',
     certificate: 'CAL-C',

@@ -110,7 +110,7 @@ describe('configured accreditations', () => {
       ['system', 'create', 'cnas-1'],
       ['system', 'create', 'ukas-1'],
     ]);
-    expect(t.server.accreditations.list()).toHaveLength(2);
+    expect(await t.server.accreditations.list()).toHaveLength(2);
   });
 
   test('one warning line at start-up for the accreditation expiring within warnDays, and the warning in its status', async () => {
@@ -196,28 +196,28 @@ describe('runs', () => {
 });
 
 describe('the scope check', () => {
-  test('accredits a value inside the range of an active accreditation, with its body and number', () => {
-    expect(covers(TENSILE, 'Rm', 'MPa', 640)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
-    expect(covers(TENSILE, 'Rm', 'MPa', 1000)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
+  test('accredits a value inside the range of an active accreditation, with its body and number', async () => {
+    expect(await covers(TENSILE, 'Rm', 'MPa', 640)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
+    expect(await covers(TENSILE, 'Rm', 'MPa', 1000)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
     // an entry without bounds covers every value
-    expect(covers(HARDNESS, 'HBW', '', 1e6)).toEqual({ accredited: true, accreditation: { body: 'UKAS', number: '0001' } });
+    expect(await covers(HARDNESS, 'HBW', '', 1e6)).toEqual({ accredited: true, accreditation: { body: 'UKAS', number: '0001' } });
   });
 
-  test('says why a result is not accredited: range, measurand, unit, standard', () => {
-    expect(covers(TENSILE, 'Rm', 'MPa', 1210)).toEqual({
+  test('says why a result is not accredited: range, measurand, unit, standard', async () => {
+    expect(await covers(TENSILE, 'Rm', 'MPa', 1210)).toEqual({
       accredited: false,
       reason: 'Rm = 1210 MPa lies outside the accredited range 0–1000 MPa of CNAS L1234',
     });
-    expect(covers(TENSILE, 'A', '%', 20)).toEqual({ accredited: false, reason: 'A [%] of ISO 6892-1:2019 is not in the scope of CNAS L1234' });
-    expect(covers(TENSILE, 'Rm', 'N/mm²', 640)).toMatchObject({
+    expect(await covers(TENSILE, 'A', '%', 20)).toEqual({ accredited: false, reason: 'A [%] of ISO 6892-1:2019 is not in the scope of CNAS L1234' });
+    expect(await covers(TENSILE, 'Rm', 'N/mm²', 640)).toMatchObject({
       accredited: false,
       reason: expect.stringMatching(/Rm \[N\/mm²\] .* not in the scope of CNAS L1234/),
     });
-    expect(covers('ISO 148-1:2016', 'KV', 'J', 27)).toEqual({
+    expect(await covers('ISO 148-1:2016', 'KV', 'J', 27)).toEqual({
       accredited: false,
       reason: 'ISO 148-1:2016 is not in the scope of any active accreditation',
     });
-    expect(covers(TENSILE, 'Rm', 'MPa', Number.NaN)).toMatchObject({ accredited: false });
+    expect(await covers(TENSILE, 'Rm', 'MPa', Number.NaN)).toMatchObject({ accredited: false });
   });
 
   test('a scope extension is a new version in force from when it is recorded; the earlier scope still answers for earlier times', async () => {
@@ -231,8 +231,8 @@ describe('the scope check', () => {
     );
     expect(res.status).toBe(201);
     expect(res.body.scope).toMatchObject({ version: 2, effectiveFrom: clock, reason: 'extension granted after the 2026 assessment' });
-    expect(covers(TENSILE, 'A', '%', 20)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
-    expect(covers(TENSILE, 'A', '%', 20, before)).toMatchObject({ accredited: false });
+    expect(await covers(TENSILE, 'A', '%', 20)).toEqual({ accredited: true, accreditation: { body: 'CNAS', number: 'L1234' } });
+    expect(await covers(TENSILE, 'A', '%', 20, before)).toMatchObject({ accredited: false });
     expect((await view('cnas-1', before)).scope.version).toBe(1);
     const all = await call<{ scopeVersions: { version: number }[] }>('/api/accreditations/cnas-1');
     expect(all.body.scopeVersions.map((v) => v.version)).toEqual([1, 2]);
@@ -242,11 +242,11 @@ describe('the scope check', () => {
       '/api/accreditations/cnas-1/scope',
       postJson({ scope: extended.filter((e) => e.measurand !== 'force'), reason: 'force range given up' }),
     );
-    expect(covers(TENSILE, 'force', 'kN', 50)).toMatchObject({
+    expect(await covers(TENSILE, 'force', 'kN', 50)).toMatchObject({
       accredited: false,
       reason: 'force [kN] of ISO 6892-1:2019 is not in the scope of CNAS L1234',
     });
-    expect(covers(TENSILE, 'force', 'kN', 50, clock - 1)).toMatchObject({ accredited: true });
+    expect(await covers(TENSILE, 'force', 'kN', 50, clock - 1)).toMatchObject({ accredited: true });
     const audit = await t.server.audit.list({ recordType: 'accreditation', recordId: 'cnas-1', action: 'update', limit: 10 });
     expect(
       audit.map((e) => [
@@ -279,23 +279,23 @@ describe('status under fake time', () => {
     );
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ status: 'not-yet-valid', statusSince: null, warnings: [] });
-    expect(covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toEqual({
+    expect(await covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toEqual({
       accredited: false,
       reason: expect.stringMatching(/^accreditation A2LA 1234\.01 is valid only from /),
     });
     clock = validFrom + DAY;
     expect(await view('a2la-1')).toMatchObject({ status: 'active', statusSince: validFrom, warnings: [] });
-    expect(covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toMatchObject({ accredited: true });
+    expect(await covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toMatchObject({ accredited: true });
     clock = validTo - 10 * DAY;
     expect(await view('a2la-1')).toMatchObject({ status: 'active', warnings: [{ code: 'expiring-soon', daysLeft: 10 }] });
     lines.length = 0;
-    t.server.accreditations.checkExpiry();
+    await t.server.accreditations.checkExpiry();
     expect(lines.filter((l) => l.accreditation === 'a2la-1').map((l) => l.msg)).toEqual([
       expect.stringMatching(/^accreditation A2LA 1234\.01 expires on /),
     ]);
     clock = validTo;
     expect(await view('a2la-1')).toMatchObject({ status: 'expired', statusSince: validTo, warnings: [] });
-    expect(covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toMatchObject({
+    expect(await covers('ASTM E8/E8M-22', 'Rm', 'MPa', 500)).toMatchObject({
       accredited: false,
       reason: expect.stringMatching(/A2LA 1234\.01 expired on /),
     });
@@ -313,7 +313,7 @@ describe('status under fake time', () => {
     const suspended = await event('cnas-1', 'suspend', 'CNAS letter 2026-117: corrective actions overdue');
     expect(suspended.status).toBe(201);
     expect(suspended.body).toMatchObject({ status: 'suspended', statusSince: suspendedAt });
-    expect(covers(TENSILE, 'Rm', 'MPa', 640)).toEqual({
+    expect(await covers(TENSILE, 'Rm', 'MPa', 640)).toEqual({
       accredited: false,
       reason: `accreditation CNAS L1234 is suspended since ${new Date(suspendedAt).toISOString()}`,
     });
@@ -325,9 +325,9 @@ describe('status under fake time', () => {
       status: 201,
       body: { status: 'active', statusSince: clock },
     });
-    expect(covers(TENSILE, 'Rm', 'MPa', 640)).toMatchObject({ accredited: true });
-    expect(covers(TENSILE, 'Rm', 'MPa', 640, suspendedAt + DAY)).toMatchObject({ accredited: false });
-    expect(covers(TENSILE, 'Rm', 'MPa', 640, suspendedAt - 1)).toMatchObject({ accredited: true });
+    expect(await covers(TENSILE, 'Rm', 'MPa', 640)).toMatchObject({ accredited: true });
+    expect(await covers(TENSILE, 'Rm', 'MPa', 640, suspendedAt + DAY)).toMatchObject({ accredited: false });
+    expect(await covers(TENSILE, 'Rm', 'MPa', 640, suspendedAt - 1)).toMatchObject({ accredited: true });
     expect((await view('cnas-1', suspendedAt + DAY)).status).toBe('suspended');
     expect((await view('cnas-1')).events.map((e) => [e.kind, e.recordedBy])).toEqual([
       ['suspend', 'admin'],
@@ -365,7 +365,7 @@ describe('status under fake time', () => {
     clock += 100 * DAY;
     expect((await view('dakks-1')).status).toBe('withdrawn');
     expect((await view('dakks-1', before)).status).toBe('active');
-    expect(covers('ISO 148-1:2016', 'KV', 'J', 27)).toMatchObject({
+    expect(await covers('ISO 148-1:2016', 'KV', 'J', 27)).toMatchObject({
       reason: expect.stringMatching(/^accreditation DAkkS D-PL-12345-01-00 was withdrawn on /),
     });
   });
@@ -438,7 +438,7 @@ describe('REST', () => {
   });
 });
 
-test('the tables refuse UPDATE and DELETE', () => {
+test('the tables refuse UPDATE and DELETE', async () => {
   const db = t.server.database.sqlite;
   for (const statement of [
     "UPDATE accreditations SET valid_to = valid_to + 1 WHERE id = 'cnas-1'",
@@ -449,5 +449,5 @@ test('the tables refuse UPDATE and DELETE', () => {
     'DELETE FROM accreditation_events',
   ])
     expect(() => db.prepare(statement).run()).toThrow(/written once|never deleted/);
-  expect(t.server.accreditations.view('dakks-1')?.status).toBe('withdrawn');
+  expect((await t.server.accreditations.view('dakks-1'))?.status).toBe('withdrawn');
 });

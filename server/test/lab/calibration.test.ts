@@ -58,43 +58,43 @@ describe('status under fake time', () => {
 
   test('never calibrated -> valid -> due soon -> expired -> valid after a new record', async () => {
     const t0 = clock;
-    expect(calibration.status('ut-1')).toMatchObject({ status: 'never-calibrated', dueAt: null });
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'never-calibrated', dueAt: null });
     expect(await equipment.blockers('ut-1')).toEqual(['instrument "ut-1" has no calibration record']);
-    calibration.record(tech, 'ut-1', certificate(t0 - DAY, t0 + YEAR));
-    expect(calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: t0 + YEAR, lastGoodAt: t0 - DAY });
+    await calibration.record(tech, 'ut-1', certificate(t0 - DAY, t0 + YEAR));
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: t0 + YEAR, lastGoodAt: t0 - DAY });
     expect(await equipment.blockers('ut-1')).toEqual([]);
     clock = t0 + YEAR - 30 * DAY - 1;
-    expect(calibration.status('ut-1').status).toBe('valid');
+    expect((await calibration.status('ut-1')).status).toBe('valid');
     clock = t0 + YEAR - 30 * DAY;
-    expect(calibration.status('ut-1').status).toBe('due-soon');
+    expect((await calibration.status('ut-1')).status).toBe('due-soon');
     expect(await equipment.blockers('ut-1')).toEqual([]);
     clock = t0 + YEAR;
-    expect(calibration.status('ut-1').status).toBe('expired');
+    expect((await calibration.status('ut-1')).status).toBe('expired');
     expect(await equipment.blockers('ut-1')).toEqual([
       `instrument "ut-1" is out of calibration: certificate CAL-${t0 - DAY} expired on ${new Date(t0 + YEAR).toISOString()}`,
     ]);
-    calibration.record(tech, 'ut-1', certificate(clock - DAY, clock + YEAR));
-    expect(calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: clock + YEAR });
-    expect(calibration.calibrations('ut-1')).toHaveLength(2);
+    await calibration.record(tech, 'ut-1', certificate(clock - DAY, clock + YEAR));
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: clock + YEAR });
+    expect(await calibration.calibrations('ut-1')).toHaveLength(2);
     // asked with an earlier time (a sample's), the status is the one in force then
-    expect(calibration.status('ut-1', t0 + 10 * DAY)).toMatchObject({ status: 'valid', calibration: { certificate: `CAL-${t0 - DAY}` } });
-    expect(calibration.status('ut-1', t0 - 2 * DAY).status).toBe('never-calibrated');
+    expect(await calibration.status('ut-1', t0 + 10 * DAY)).toMatchObject({ status: 'valid', calibration: { certificate: `CAL-${t0 - DAY}` } });
+    expect((await calibration.status('ut-1', t0 - 2 * DAY)).status).toBe('never-calibrated');
   });
 
-  test('reminders list what is not valid, soonest due first, never calibrated last', () => {
-    const dueAt = calibration.status('ut-1').dueAt ?? 0;
-    expect(calibration.reminders(dueAt - 31 * DAY).map((r) => [r.instrument, r.status])).toEqual([['ut-2', 'never-calibrated']]);
-    expect(calibration.reminders(dueAt - 5 * DAY).map((r) => [r.instrument, r.status])).toEqual([
+  test('reminders list what is not valid, soonest due first, never calibrated last', async () => {
+    const dueAt = (await calibration.status('ut-1')).dueAt ?? 0;
+    expect((await calibration.reminders(dueAt - 31 * DAY)).map((r) => [r.instrument, r.status])).toEqual([['ut-2', 'never-calibrated']]);
+    expect((await calibration.reminders(dueAt - 5 * DAY)).map((r) => [r.instrument, r.status])).toEqual([
       ['ut-1', 'due-soon'],
       ['ut-2', 'never-calibrated'],
     ]);
-    expect(calibration.reminders(dueAt).map((r) => [r.instrument, r.status, r.dueAt])).toEqual([
+    expect((await calibration.reminders(dueAt)).map((r) => [r.instrument, r.status, r.dueAt])).toEqual([
       ['ut-1', 'expired', dueAt],
       ['ut-2', 'never-calibrated', null],
     ]);
   });
 
-  test('the due-soon window is configurable', () => {
+  test('the due-soon window is configurable', async () => {
     const strict = new Calibration(
       database,
       new AuditTrail(database),
@@ -105,19 +105,19 @@ describe('status under fake time', () => {
       },
       () => clock,
     );
-    const dueAt = calibration.status('ut-1').dueAt ?? 0;
+    const dueAt = (await calibration.status('ut-1')).dueAt ?? 0;
     clock = dueAt - 60 * DAY;
-    expect(calibration.status('ut-1').status).toBe('valid');
-    expect(strict.status('ut-1').status).toBe('due-soon');
+    expect((await calibration.status('ut-1')).status).toBe('valid');
+    expect((await strict.status('ut-1')).status).toBe('due-soon');
   });
 
   test('out of service wins over a valid calibration, and a failed check takes the instrument out of service', async () => {
-    calibration.record(tech, 'ut-2', certificate(clock - DAY, clock + YEAR));
+    await calibration.record(tech, 'ut-2', certificate(clock - DAY, clock + YEAR));
     await equipment.setStatus(tech, 'ut-2', 'out-of-service', 'dropped during transport');
-    expect(calibration.status('ut-2').status).toBe('out-of-service');
+    expect((await calibration.status('ut-2')).status).toBe('out-of-service');
     await equipment.setStatus(tech, 'ut-2', 'in-service', 'inspected, no damage');
-    expect(calibration.status('ut-2').status).toBe('valid');
-    const { check, review } = calibration.check(tech, 'ut-2', { checkedAt: clock, result: 'fail', description: 'reads 2 % high at 50 kN' });
+    expect((await calibration.status('ut-2')).status).toBe('valid');
+    const { check, review } = await calibration.check(tech, 'ut-2', { checkedAt: clock, result: 'fail', description: 'reads 2 % high at 50 kN' });
     expect(check).toMatchObject({ result: 'fail', recordedBy: 'technician' });
     expect(review).toEqual({ instrument: 'ut-2', since: clock - DAY, runs: [] });
     expect(await equipment.status('ut-2')).toMatchObject({
@@ -130,7 +130,7 @@ describe('status under fake time', () => {
       `instrument "ut-2" failed its intermediate check ${check.id} and has not been calibrated since`,
     ]);
     clock += 1000;
-    calibration.record(tech, 'ut-2', certificate(clock, clock + YEAR, { adjustments: 'span adjusted at 50 kN' }));
+    await calibration.record(tech, 'ut-2', certificate(clock, clock + YEAR, { adjustments: 'span adjusted at 50 kN' }));
     expect(await equipment.blockers('ut-2')).toEqual([]);
   });
 
@@ -141,9 +141,9 @@ describe('status under fake time', () => {
     }
   });
 
-  test('dates in the future are refused', () => {
-    expect(() => calibration.record(tech, 'ut-1', certificate(clock + DAY, clock + YEAR))).toThrow(/calibratedAt: is in the future/);
-    expect(() => calibration.check(tech, 'ut-1', { checkedAt: clock + DAY, result: 'pass', description: 'x' })).toThrow(
+  test('dates in the future are refused', async () => {
+    await expect(calibration.record(tech, 'ut-1', certificate(clock + DAY, clock + YEAR))).rejects.toThrow(/calibratedAt: is in the future/);
+    await expect(calibration.check(tech, 'ut-1', { checkedAt: clock + DAY, result: 'pass', description: 'x' })).rejects.toThrow(
       /checkedAt: is in the future/,
     );
   });

@@ -54,7 +54,7 @@ test('the demo method is recorded once, and a run follows each specimen from mou
   await waitFor('the demo run', () => runsOf().length === 1);
   const [run] = runsOf();
   expect(run).toMatchObject({ state: 'running', technician: 'technician', organization: ORGANIZATION, createdBy: 'demo' });
-  expect(t.server.calibration.status('utm-1').status).toBe('valid');
+  expect((await t.server.calibration.status('utm-1')).status).toBe('valid');
   for (const [force, extension] of [
     [10, 0.4],
     [30, 1.2],

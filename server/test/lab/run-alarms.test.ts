@@ -243,7 +243,7 @@ describe('the instrument-status rule reads the calibration status', () => {
     expect((await call('/api/lab-samples', json(sample))).status).toBe(201);
     const run = (await call<{ id: string }>('/api/runs', json({ sample: 'S-2', method: 'status-checked', instruments: ['ut-1'] }))).body.id;
     expect((await call(`/api/runs/${run}/start`, json({}))).status).toBe(200);
-    expect(t.server.calibration.status('ut-1').status).toBe('never-calibrated');
+    expect((await t.server.calibration.status('ut-1')).status).toBe('never-calibrated');
     await sendValues(10, 1, 20);
     await waitFor(
       'the status alarm',

@@ -292,7 +292,7 @@ function notifierOn(store: Kysely<Tables>): Notifier {
     inspection: silent,
     events: silent as unknown as NotifierDeps['events'],
     broker: silent as unknown as NotifierDeps['broker'],
-    calibration: { reminders: () => [] },
+    calibration: { reminders: () => Promise.resolve([]) },
     certificateFor: () => undefined,
     config: notificationsConfigSchema.parse({ pollMs: 20, timeoutMs: 5000 }),
     baseUrl: () => 'http://127.0.0.1',

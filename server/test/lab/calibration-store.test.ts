@@ -1,0 +1,270 @@
+// Calibration records, checks and attached certificates through Kysely, the same code on SQLite and on a real
+// PostgreSQL 15: the status computed from them at any time, the reminders, a failed check taking the instrument out
+// of service with the runs to review, a certificate attached once; each change in one transaction with its audit
+// entry, and a new calibration record naming the record it supersedes. On PostgreSQL, two nodes (two pools)
+// recording calibrations of one instrument at once each supersede a different record, two failed checks at once take
+// the instrument out of service once, and two uploads of one certificate at once keep one.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql, type Kysely } from 'kysely';
+import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { Calibration, type CalibrationInput } from '../../src/lab/calibration.js';
+import { EquipmentStatus } from '../../src/lab/equipment.js';
+import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
+import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { Registry } from '../../src/store/registry.js';
+import { serverMigrations } from '../../src/migrations.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+
+const DAY = 86_400_000;
+const YEAR = 365 * DAY;
+const T0 = Date.UTC(2027, 0, 1);
+const TECH = { username: 'ada', role: 'technician' };
+
+let postgres: TestPostgres;
+const opened: OpenedStore[] = [];
+const dirs: string[] = [];
+let databases = 0;
+/** the sync parts of AuditTrail and EquipmentStatus need a LabDatabase; the async ones use only the Kysely given */
+let unused: LabDatabase;
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
+  dirs.push(dir);
+  unused = new LabDatabase(dir, serverMigrations);
+}, 120_000);
+afterAll(async () => {
+  for (const s of opened) await s.close();
+  await unused.close();
+  await postgres.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<CalibrationInput> = {}): CalibrationInput => ({
+  calibratedAt,
+  laboratory: 'Calibration Lab A',
+  certificate: `CAL-${calibratedAt}`,
+  results: [{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }],
+  uncertainty: { value: 0.03, unit: 'kN', k: 2 },
+  nextDueAt,
+  ...extra,
+});
+
+/** `nodes` Kyselys on one fresh, migrated store with instruments ut-1 and ut-2 (SQLite: one file; PostgreSQL: one database, a pool each) */
+async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
+  let url: string;
+  if (engine === 'sqlite') {
+    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
+    dirs.push(dir);
+    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
+  } else url = await postgres.createDatabase(`calibration_${++databases}`);
+  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
+    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
+    opened.push(s);
+    return s.db;
+  });
+  const db = dbs[0] as Kysely<Tables>;
+  await migrateStore(db, serverMigrations);
+  await new Registry({ db }).recordBirth('lab-t', {
+    v: 1,
+    gateway: 'gw-a',
+    session: 1,
+    version: 't',
+    instruments: ['ut-1', 'ut-2'].map((id) => ({
+      id,
+      identity: { maker: 'm', model: 'x', serialNumber: id },
+      channels: [{ name: 'c', unit: 'kN' }],
+    })),
+  });
+  return dbs;
+}
+
+/** a run as the runs module writes it, with its instruments and times */
+async function run(db: Kysely<Tables>, id: string, instruments: string[], startedAt: number | null, endedAt: number | null): Promise<void> {
+  await sql`INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'ACME', 0) ON CONFLICT DO NOTHING`.execute(db);
+  await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
+    VALUES ('s-1', 'acme', 'bar', 'as received', 0, 'ada', 0) ON CONFLICT DO NOTHING`.execute(db);
+  await sql`INSERT INTO methods (id, version, standard, title, definition, created_by, created_at)
+    VALUES ('m', 1, 'ISO 1', 'M', '{}', 'ada', 0) ON CONFLICT DO NOTHING`.execute(db);
+  const list = JSON.stringify(instruments.map((i) => ({ id: i, gateway: 'gw-a', type: 'x' })));
+  const state = startedAt === null ? 'created' : endedAt === null ? 'running' : 'completed';
+  await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at, started_at, ended_at)
+    VALUES (${id}, 's-1', 'acme', 'm', 1, ${list}, 'ada', ${state}, 0, 'ada', 0, ${startedAt}, ${endedAt})`.execute(db);
+}
+
+/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
+async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
+  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
+  let prev = GENESIS_HASH;
+  rows.forEach((raw, i) => {
+    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
+    expect(row.id).toBe(i + 1);
+    expect(row.prev_hash).toBe(prev);
+    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
+    expect(entryHash(prev, fields)).toBe(hash);
+    prev = hash;
+  });
+  return rows;
+}
+
+/** a Calibration on a Kysely (either engine), its clock `clock()` */
+function calibrationOn(db: Kysely<Tables>, clock: () => number, requireForRuns = true): Calibration {
+  const audit = new AuditTrail(unused, clock);
+  return new Calibration(db, audit, new EquipmentStatus(unused, audit, clock), { requireForRuns, dueSoonDays: 30 }, clock);
+}
+
+const PDF = Buffer.from('%PDF-1.4\n%%EOF\n', 'latin1');
+
+describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
+  test('records give the status at any time and the reminders; a new record names the one it supersedes', async () => {
+    let clock = T0;
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    const calibration = calibrationOn(db, () => clock);
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'never-calibrated', dueAt: null, calibration: null, lastGoodAt: null });
+    const first = await calibration.record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR, { adjustments: '零点已调整' }));
+    expect(first).toMatchObject({
+      instrument: 'ut-1',
+      calibratedAt: T0 - DAY,
+      nextDueAt: T0 + YEAR,
+      adjustments: '零点已调整',
+      reason: null,
+      recordedBy: 'ada',
+    });
+    expect(first.results).toEqual([{ point: '50 kN', reference: 50, indication: 50.02, unit: 'kN' }]);
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'valid', dueAt: T0 + YEAR, lastGoodAt: T0 - DAY });
+    clock = T0 + YEAR - 30 * DAY;
+    expect((await calibration.status('ut-1')).status).toBe('due-soon');
+    clock = T0 + YEAR;
+    expect((await calibration.status('ut-1')).status).toBe('expired');
+    expect((await calibration.reminders()).map((r) => [r.instrument, r.status, r.dueAt])).toEqual([
+      ['ut-1', 'expired', T0 + YEAR],
+      ['ut-2', 'never-calibrated', null],
+    ]);
+    const second = await calibration.record(TECH, 'ut-1', certificate(clock - DAY, clock + YEAR, { reason: 'recalibrated' }));
+    // performed before the one in force: recorded, superseding nothing
+    const late = await calibration.record(TECH, 'ut-1', certificate(T0 - 2 * DAY, T0 + 10 * DAY, { reason: 'an older certificate found' }));
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'valid', calibration: { id: second.id }, dueAt: clock + YEAR });
+    // asked with an earlier time, the record in force then
+    expect(await calibration.status('ut-1', T0 + DAY)).toMatchObject({ status: 'valid', calibration: { id: first.id } });
+    expect(await calibration.status('ut-1', T0 - 3 * DAY)).toMatchObject({ status: 'never-calibrated' });
+    expect((await calibration.calibrations('ut-1')).map((c) => c.id)).toEqual([late.id, first.id, second.id]);
+    expect(await calibration.reminders()).toEqual([expect.objectContaining({ instrument: 'ut-2', status: 'never-calibrated' })]);
+    const trail = await chain(db);
+    expect(trail.map((r) => [r.action, r.record_type, r.record_id, r.old_value === null ? null : (JSON.parse(r.old_value) as unknown)])).toEqual([
+      ['create', 'calibration', `ut-1/${first.id}`, null],
+      ['create', 'calibration', `ut-1/${second.id}`, { supersedes: first.id, certificate: first.certificate, nextDueAt: first.nextDueAt }],
+      ['create', 'calibration', `ut-1/${late.id}`, null],
+    ]);
+    await expect(calibration.record(TECH, 'ut-1', certificate(clock + 1, clock + YEAR))).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
+    await expect(calibration.record(TECH, 'nope', certificate(T0, T0 + YEAR))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(calibration.status('nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    expect(await chain(db)).toHaveLength(3);
+  }, 120_000);
+
+  test('a failed check takes the instrument out of service in its transaction and lists the runs to review', async () => {
+    let clock = T0;
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    const calibration = calibrationOn(db, () => clock);
+    const cal = await calibration.record(TECH, 'ut-1', certificate(T0 - 10 * DAY, T0 + YEAR));
+    const pass = await calibration.check(TECH, 'ut-1', { checkedAt: T0 - 5 * DAY, result: 'pass', description: 'check weight 20 kN' });
+    expect(pass).toEqual({ check: expect.objectContaining({ result: 'pass', checkedAt: T0 - 5 * DAY }) });
+    await run(db, 'r-before', ['ut-1'], T0 - 9 * DAY, T0 - 6 * DAY);
+    await run(db, 'r-after', ['ut-2', 'ut-1'], T0 - 4 * DAY, T0 - 2 * DAY);
+    await run(db, 'r-running', ['ut-1'], T0 - DAY, null);
+    await run(db, 'r-other', ['ut-2'], T0 - DAY, null);
+    await run(db, 'r-planned', ['ut-1'], null, null);
+    clock = T0 + 1000;
+    const failed = await calibration.check(TECH, 'ut-1', { checkedAt: T0, result: 'fail', description: 'reads 2 % high' });
+    expect(failed.review).toEqual({
+      instrument: 'ut-1',
+      since: T0 - 5 * DAY,
+      runs: [
+        { id: 'r-after', sample: 's-1', organization: 'acme', state: 'completed', startedAt: T0 - 4 * DAY, endedAt: T0 - 2 * DAY },
+        { id: 'r-running', sample: 's-1', organization: 'acme', state: 'running', startedAt: T0 - DAY, endedAt: null },
+      ],
+    });
+    expect(await calibration.status('ut-1')).toMatchObject({ status: 'out-of-service', lastCheck: { id: failed.check.id, result: 'fail' } });
+    expect(await calibration.review('ut-1')).toEqual(failed.review);
+    expect((await calibration.checks('ut-1')).map((c) => c.result)).toEqual(['pass', 'fail']);
+    // a second failed check finds it out of service already
+    await calibration.check(TECH, 'ut-1', { checkedAt: T0, result: 'fail', description: 'still high' });
+    const service = await db.selectFrom('instrument_status').selectAll().execute();
+    expect(service.map((s) => [s.instrument, s.status, s.reason])).toEqual([
+      ['ut-1', 'out-of-service', `failed intermediate check ${failed.check.id}: reads 2 % high`],
+    ]);
+    const trail = await chain(db);
+    expect(trail.map((r) => [r.record_type, r.record_id])).toEqual([
+      ['calibration', `ut-1/${cal.id}`],
+      ['instrument-check', `ut-1/${pass.check.id}`],
+      ['instrument-check', `ut-1/${failed.check.id}`],
+      ['instrument-status', 'ut-1'],
+      ['instrument-check', `ut-1/${failed.check.id + 1}`],
+    ]);
+  }, 120_000);
+
+  test('a certificate is attached once, with its bytes and SHA-256', async () => {
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    const calibration = calibrationOn(db, () => T0);
+    const cal = await calibration.record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR));
+    const sha256 = createHash('sha256').update(PDF).digest('hex');
+    const attached = await calibration.attach(TECH, 'ut-1', cal.id, { filename: '证书.pdf', contentType: 'application/pdf', data: PDF });
+    expect(attached).toEqual({ filename: '证书.pdf', contentType: 'application/pdf', size: PDF.length, sha256, uploadedBy: 'ada', uploadedAt: T0 });
+    await expect(calibration.attach(TECH, 'ut-1', cal.id, { filename: 'b.pdf', contentType: 'application/pdf', data: PDF })).rejects.toMatchObject({
+      code: 'E_CONFLICT',
+      refusal: { reason: 'calibration.certificate-exists' },
+    });
+    await expect(calibration.attach(TECH, 'ut-2', cal.id, { filename: 'b.pdf', contentType: 'application/pdf', data: PDF })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    });
+    const file = await calibration.attachment('ut-1', cal.id);
+    expect(file?.sha256).toBe(sha256);
+    expect(Buffer.compare(file?.data ?? Buffer.alloc(0), PDF)).toBe(0);
+    expect(await calibration.attachment('ut-2', cal.id)).toBeUndefined();
+    expect((await calibration.calibrationsWithAttachments('ut-1')).map((c) => [c.id, c.attachment?.sha256])).toEqual([[cal.id, sha256]]);
+    expect((await chain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
+  }, 120_000);
+});
+
+describe('two nodes on one PostgreSQL', () => {
+  test('calibrations of one instrument recorded at once from both: each supersedes a different record, one chain', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const onA = calibrationOn(a, () => T0);
+    const onB = calibrationOn(b, () => T0);
+    // all performed at the same time: the newest recorded is the one in force
+    const records = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? onA : onB).record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR))),
+    );
+    const ids = records.map((r) => r.id).sort((x, y) => x - y);
+    const trail = await chain(a);
+    const superseded = trail.flatMap((r) => (r.old_value === null ? [] : [(JSON.parse(r.old_value) as { supersedes: number }).supersedes]));
+    // every record but the newest superseded exactly once, by the next one made
+    expect(superseded).toEqual(ids.slice(0, -1));
+    expect((await onB.status('ut-1')).calibration?.id).toBe(ids.at(-1));
+  }, 120_000);
+
+  test('two failed checks at once from both take the instrument out of service once; two uploads keep one certificate', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const onA = calibrationOn(a, () => T0);
+    const onB = calibrationOn(b, () => T0);
+    const cal = await onA.record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR));
+    const checks = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 ? onA : onB).check(TECH, 'ut-1', { checkedAt: T0, result: 'fail', description: `finding ${i}` })),
+    );
+    expect(checks.every((c) => c.review !== undefined)).toBe(true);
+    expect(await a.selectFrom('instrument_status').select(['instrument', 'status']).execute()).toEqual([
+      { instrument: 'ut-1', status: 'out-of-service' },
+    ]);
+    const uploads = await Promise.allSettled(
+      [onA, onB, onA, onB].map((c, i) => c.attach(TECH, 'ut-1', cal.id, { filename: `${i}.pdf`, contentType: 'application/pdf', data: PDF })),
+    );
+    expect(uploads.filter((u) => u.status === 'fulfilled')).toHaveLength(1);
+    expect(uploads.flatMap((u) => (u.status === 'rejected' ? [(u.reason as { code: string }).code] : []))).toEqual(Array(3).fill('E_CONFLICT'));
+    const trail = await chain(a);
+    expect(trail.filter((r) => r.record_type === 'instrument-status')).toHaveLength(1);
+    expect(trail.filter((r) => r.record_type === 'calibration-certificate')).toHaveLength(1);
+  }, 120_000);
+});
