@@ -183,11 +183,24 @@ export class LabtraceServer {
     );
     this.labRecords = new LabRecords(this.database, this.audit, this.accreditations);
     this.equipment = new EquipmentStatus(this.database, this.audit);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, this.accreditations);
+    this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, this.accreditations, {
+      instruments: this.registry,
+      technicians: this.users,
+      sqlite: this.database,
+    });
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database);
-    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations);
+    this.results = new RunResultsService(
+      this.database.db,
+      this.audit,
+      this.runs,
+      this.labRecords,
+      this.calibration,
+      this.accreditations,
+      Date.now,
+      this.database,
+    );
     this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
@@ -231,6 +244,7 @@ export class LabtraceServer {
             calibration: this.calibration,
             instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
             certificates: this.certificates,
+            results: this.results,
           },
           logger.child({ part: 'demo' }),
           config.demo,
@@ -398,7 +412,7 @@ export class LabtraceServer {
       this.http,
       SERVER_VERSION,
       this.users,
-      (principal, id) => this.runs.get(principal, id),
+      (principal, id) => this.runs.getSync(principal, id),
       this.logger,
       redis === undefined ? undefined : { url: redis.url, username: redis.username, password: redisPassword, stream: redis.stream },
     );
@@ -406,19 +420,19 @@ export class LabtraceServer {
     // the run lists re-read on a change (no polling): a run planned, started, stopped or aborted; an alarm's event
     this.runs.on('created', (run) => this.live.changed({ list: 'runs', id: run.id }, run.organization));
     this.inspection.on('alarm', (event) => {
-      const organization = this.runs.get(LAB_VIEWER, event.run)?.organization;
-      this.live.changed({ list: 'alarms', id: event.run }, organization);
+      this.runs.get(LAB_VIEWER, event.run).then(
+        (run) => this.live.changed({ list: 'alarms', id: event.run }, run?.organization),
+        (err: unknown) => this.logger.error({ run: event.run, err }, 'the alarm list change could not be announced'),
+      );
     });
     this.runs.on('state', (run) => {
       this.live.changed({ list: 'runs', id: run.id }, run.organization);
       this.live.runState(run);
       if (run.state !== 'completed') return;
-      try {
-        this.results.onCompleted(run);
-      } catch (err) {
+      this.results.onCompleted(run).catch((err: unknown) => {
         // kept for a later read of the results, which computes them again
         this.logger.error({ run: run.id, err }, 'ALARM: the results of a completed run could not be computed');
-      }
+      });
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.labRecords.on('changed', (change, organization) => this.live.changed(change, organization));
@@ -485,7 +499,7 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
-    this.runs.open();
+    await this.runs.open();
     await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
@@ -571,7 +585,7 @@ export class LabtraceServer {
       await this.shutdown();
       throw err;
     }
-    this.demo?.start();
+    await this.demo?.start();
     this.remindCalibrations();
     this.reminderTimer = setInterval(() => this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
@@ -603,7 +617,7 @@ export class LabtraceServer {
   private async shutdown(): Promise<void> {
     await this.housekeeping?.stop();
     this.housekeeping = undefined;
-    this.demo?.stop();
+    await this.demo?.stop();
     if (this.reminderTimer) clearInterval(this.reminderTimer);
     this.reminderTimer = undefined;
     await this.accreditations.stop();

@@ -21,7 +21,7 @@ import { isoOrUndefined } from '../api/time.js';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Role } from '../auth/users.js';
 import type { Calibration } from '../lab/calibration.js';
-import type { RunResultsSource } from '../lab/contracts.js';
+import type { KeptRunResults } from '../lab/contracts.js';
 import type { LabRecords } from '../lab/lab-records.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
@@ -64,7 +64,7 @@ export interface CertificatesDeps {
   records: LabRecords;
   calibration: Calibration;
   /** the run results (server.results); undefined while the server has none */
-  results: () => RunResultsSource | undefined;
+  results: () => KeptRunResults | undefined;
   log: () => TransparencyLog | undefined;
   /** the lab's name and address (config `laboratory`); its country (ISO 3166-1 alpha-2) goes into the DCC */
   laboratory: { name: string; address: string; placeOfWork?: string | undefined; country?: string | undefined } | undefined;
@@ -233,7 +233,7 @@ export class Certificates {
   request(actor: Actor & Viewer, runId: string, language?: ReportLanguage): CertificateView {
     const db = this.deps.database.sqlite;
     const view = db.transaction(() => {
-      const run = this.deps.runs.get(actor, runId);
+      const run = this.deps.runs.getSync(actor, runId);
       if (!run) throw notFound('run', runId);
       if (run.state !== 'completed') throw new LabtraceError('E_CONFLICT', `run ${run.id} is ${run.state}: only a completed run gets a certificate`);
       const id = this.nextId();
@@ -279,7 +279,7 @@ export class Certificates {
     const run = this.runOf(req.run);
     const problems = this.calibrationBlockers(run);
     if (this.font === undefined) problems.push(blocker('no-font', {}, this.fontProblem));
-    const results = this.deps.results()?.resultsOf(run.id);
+    const results = this.deps.results()?.resultsOfSync(run.id);
     let draft: CertificateContent | undefined;
     if (!results) problems.push(blocker('no-results', { run: run.id }, `run ${run.id} has no computed results`));
     else {
@@ -763,7 +763,7 @@ export class Certificates {
     language: ReportLanguage,
     fields: ReportFields,
   ): CertificateContent {
-    const results = this.deps.results()?.resultsOf(run.id);
+    const results = this.deps.results()?.resultsOfSync(run.id);
     if (!results)
       throw new LabtraceError('E_CONFLICT', `run ${run.id} has no computed results: a certificate reports the results of a completed run`);
     const sample = this.deps.records.sample(run.sample);
@@ -841,7 +841,7 @@ export class Certificates {
   }
 
   private runOf(id: string): Run {
-    const run = this.deps.runs.get({ role: 'admin', organization: null }, id);
+    const run = this.deps.runs.getSync({ role: 'admin', organization: null }, id);
     if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
     return run;
   }

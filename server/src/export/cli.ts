@@ -13,7 +13,7 @@ import { sqliteFileOf } from '../store/dialect.js';
 import { LabDatabase } from '../store/database.js';
 import { serverMigrations } from '../migrations.js';
 import { exportBundle } from './bundle.js';
-import { runSelections } from './run-selection.js';
+import { runSelectionsSync } from './run-selection.js';
 
 export const usage = `usage: labtrace export --out <dir> --gateway <id> --from <ISO 8601 time> --to <ISO 8601 time> [--config <server.yaml>]
        labtrace export --out <dir> --run <run id> [--config <server.yaml>]
@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     log.open();
     const outDir = path.resolve(values.out);
     if ('run' in selection) {
-      const { state, selections } = runSelections(database, selection.run);
+      const { state, selections } = runSelectionsSync(database, selection.run);
       if (selections.length === 0) throw new LabtraceError('E_CONFIG', `--run: run "${selection.run}" has no stored records`);
       if (state === 'running') process.stderr.write(`run ${selection.run} is still running: the bundle holds what is stored so far\n`);
       for (const s of selections) {

@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { LabDatabase } from '../store/database.js';
 import { BUNDLE_FILES, exportBundle, type BundleSelection } from './bundle.js';
-import { runSelections } from './run-selection.js';
+import { runSelectionsSync } from './run-selection.js';
 
 /** One file of the bundle into the archive, read from the spool as the archive is read. */
 function addFile(archive: Pack, name: string, file: string, size: number, mtime: Date): Promise<void> {
@@ -135,7 +135,7 @@ export function exportRoutes(database: LabDatabase, log: () => TransparencyLog |
   routeOf(router, api.exportRun, async (req, res, { params: { id: run } }) => {
     let found;
     try {
-      found = runSelections(database, run, 'path: id');
+      found = runSelectionsSync(database, run, 'path: id');
     } catch (err) {
       // a run that has not started has nothing to export: a bad request, not a broken server
       if (err instanceof LabtraceError && err.code === 'E_CONFIG') throw new LabtraceError('E_BAD_REQUEST', err.message);

@@ -75,13 +75,12 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   private readonly lookupStatus: ((instrument: string) => InstrumentStatus) | undefined;
 
   /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     this.runs.on('state', this.onState);
     this.runs.on('samples', this.onSamples);
-    for (const run of this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) this.build(run);
+    for (const run of await this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) this.build(run);
     this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
-    return Promise.resolve();
   }
 
   stop(): Promise<void> {

@@ -243,9 +243,9 @@ export async function send(t: Pick<TestServer, 'server'>, gw: TestGateway, messa
   }
 }
 
-export async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
