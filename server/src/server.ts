@@ -201,15 +201,23 @@ export class LabtraceServer {
       Date.now,
       this.database,
     );
-    this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-      ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
-      // the calibration status now (never calibrated reads as unknown to the rules)
-      instrumentStatus: (id) => {
-        const { status } = this.calibration.status(id);
-        return status === 'never-calibrated' ? 'unknown' : status;
+    this.inspection = new RunInspection(
+      this.database.db,
+      this.audit,
+      this.runs,
+      this.labRecords,
+      this.equipment,
+      logger.child({ part: 'inspection' }),
+      {
+        ...(options.clock === undefined ? {} : { clock: options.clock }),
+        ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+        // the calibration status now (never calibrated reads as unknown to the rules)
+        instrumentStatus: (id) => {
+          const { status } = this.calibration.status(id);
+          return status === 'never-calibrated' ? 'unknown' : status;
+        },
       },
-    });
+    );
     this.certificates = new Certificates({
       database: this.database,
       audit: this.audit,

@@ -7,10 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { encodeRecords, type Sample } from '@labtrace/protocols';
+import { encodeRecords, type RunAlarmEvent, type Sample } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { runSelections } from '../../src/export/run-selection.js';
+import { RunInspection } from '../../src/inspection/run-inspection.js';
+import { createLogger } from '../../src/log.js';
 import type { Method, LabSample } from '../../src/lab/lab-records.js';
 import { RunResultsService } from '../../src/lab/results.js';
 import { Runs } from '../../src/lab/runs.js';
@@ -47,7 +49,7 @@ const DEFINITION: MethodDefinition = {
   limits: [],
   decisionRule: { kind: 'simple-acceptance' },
   results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, limits: { max: 50 } }],
-  rules: [],
+  rules: [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'force', low: 0, high: 50 }],
 };
 
 /** the lab records Runs asks for (lab/lab-records.ts, another module: its rows are written here as it writes them) */
@@ -161,6 +163,12 @@ const noCalibration = {
   calibrations: () => [],
 };
 const notAccredited = { covers: () => ({ accredited: false as const, reason: 'no accreditation' }) };
+
+function inspectionOn(db: Kysely<Tables>, runs: Runs): RunInspection {
+  return new RunInspection(db, new AuditTrail(unused), runs, records, { status: () => undefined }, createLogger('runs-store', 'silent'), {
+    tickMs: 3_600_000,
+  });
+}
 
 function runsOn(db: Kysely<Tables>, engine: 'sqlite' | 'postgres', clock: () => number = Date.now): Runs {
   return new Runs(
@@ -276,6 +284,48 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
       ['run-3', 2],
     ]);
   }, 120_000);
+
+  test("a running run's alarms: raised by its engine, acknowledged and cleared by a person, stored in order with the audit", async () => {
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    const runs = runsOn(db, engine);
+    const inspection = inspectionOn(db, runs);
+    const heard: RunAlarmEvent[] = [];
+    inspection.on('alarm', (e) => heard.push(e));
+    await inspection.start();
+    const run = await runs.create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] });
+    await runs.start(TESS, run.id);
+    expect(inspection.inspected()).toEqual([run.id]);
+    runs.onSamples([{ ...force(0, 60), gateway: 'gw-a' }]);
+    runs.onSamples([{ ...force(1, 70), gateway: 'gw-a' }]);
+    const raised = await inspection.alarmsOf(run.id);
+    expect(raised.alarms).toEqual([expect.objectContaining({ ruleId: 'force-limits', active: true, acknowledged: null })]);
+    const id = raised.alarms[0]?.id ?? '';
+    await expect(inspection.clear(TESS, run.id, id, 'too early')).rejects.toMatchObject({ code: 'E_CONFLICT' });
+    await expect(inspection.acknowledge(TESS, run.id, id, ' ')).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
+    expect(await inspection.acknowledge(TESS, run.id, id, 'seen')).toMatchObject({ acknowledged: { by: 'tess', reason: 'seen' } });
+    runs.onSamples([{ ...force(2, 10), gateway: 'gw-a' }]);
+    expect(await inspection.clear(TESS, run.id, id, 'back in limits')).toMatchObject({ cleared: { by: 'tess', auto: false } });
+    const after = await inspection.alarmsOf(run.id);
+    expect(after.events.map((e) => e.event)).toEqual(['raised', 'acknowledged', 'returned', 'cleared']);
+    expect(after.events.map((e) => e.seq)).toEqual([...after.events.map((e) => e.seq)].sort((x, y) => x - y));
+    expect(heard).toEqual(after.events);
+    // an alarm the engine no longer holds (its run ended): acted on as stored
+    runs.onSamples([{ ...force(3, 99), gateway: 'gw-a' }]);
+    await runs.stop(TESS, run.id);
+    expect(inspection.inspected()).toEqual([]);
+    const second = (await inspection.alarmsOf(run.id)).alarms.find((a) => a.cleared === null);
+    expect(second).toBeDefined();
+    await inspection.acknowledge(TESS, run.id, second?.id ?? '', 'after the stop');
+    await expect(inspection.acknowledge(TESS, run.id, second?.id ?? '', 'twice')).rejects.toMatchObject({ code: 'E_CONFLICT' });
+    await expect(inspection.acknowledge(TESS, run.id, 'nope', 'x')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await inspection.stop();
+    const alarmTrail = (await chain(db)).filter((r) => r.record_type === 'run-alarm');
+    expect(alarmTrail.map((r) => [r.record_id, r.reason])).toEqual([
+      [`${run.id}/${id}`, 'seen'],
+      [`${run.id}/${id}`, 'back in limits'],
+      [`${run.id}/${second?.id ?? ''}`, 'after the stop'],
+    ]);
+  }, 120_000);
 });
 
 describe('two nodes on one PostgreSQL', () => {
@@ -331,5 +381,56 @@ describe('two nodes on one PostgreSQL', () => {
     expect(z).toEqual(x);
     expect(await a.selectFrom('run_results').selectAll().execute()).toHaveLength(1);
     expect((await chain(a)).filter((r) => r.record_type === 'run-results')).toHaveLength(1);
+  }, 120_000);
+
+  test('a stored alarm acknowledged on both nodes at once: one acknowledgement, the other refused', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const onA = runsOn(a, 'postgres');
+    const run = await onA.create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] });
+    const alarms = Array.from({ length: 8 }, (_, i) => `x#${i + 1}`);
+    for (const alarm of alarms)
+      await a
+        .insertInto('run_alarms')
+        .values({
+          run: run.id,
+          alarm,
+          event: 'raised',
+          at: 0,
+          rule_id: 'force-limits',
+          severity: 'alarm',
+          instrument: 'utm-1',
+          channel: 'force',
+          detail: JSON.stringify({
+            id: alarm,
+            ruleId: 'force-limits',
+            kind: 'limits',
+            severity: 'alarm',
+            instrument: 'utm-1',
+            channel: 'force',
+            message: 'high',
+            raisedAt: 0,
+            value: 60,
+            active: true,
+            occurrences: 1,
+            returnedAt: null,
+            acknowledged: null,
+            cleared: null,
+          }),
+          person: null,
+          reason: null,
+        })
+        .execute();
+    const onB = runsOn(b, 'postgres');
+    // both pools connected before the race; an inspection per act (each node's acts of one inspection take turns)
+    expect(await onB.get(LAB, run.id)).toBeDefined();
+    const settled = await Promise.allSettled(
+      alarms.flatMap((alarm) => [inspectionOn(a, onA), inspectionOn(b, onB)].map((i) => i.acknowledge(TESS, run.id, alarm, 'seen'))),
+    );
+    const codes = settled.map((r) =>
+      r.status === 'fulfilled' ? 'ok' : ((r.reason as { code?: string; message: string }).code ?? (r.reason as Error).message),
+    );
+    expect(codes.sort()).toEqual([...Array(8).fill('E_CONFLICT'), ...Array(8).fill('ok')].sort());
+    expect(await a.selectFrom('run_alarms').selectAll().where('event', '=', 'acknowledged').execute()).toHaveLength(8);
+    expect((await chain(a)).filter((r) => r.record_type === 'run-alarm')).toHaveLength(8);
   }, 120_000);
 });
