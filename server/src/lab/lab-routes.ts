@@ -117,7 +117,7 @@ export function labRoutes(deps: {
   // the run's inspection alarms: each as it stands, and every event (raised ... cleared) with who and why
   routeOf(router, api.runAlarms, async (req, res, { params: { id } }) => {
     if (!(await runs.get(who(req), id))) throw notFound('run', id);
-    res.json(inspection.alarmsOf(id));
+    res.json(await inspection.alarmsOf(id));
   });
 
   for (const action of ['acknowledge', 'clear'] as const)
@@ -126,8 +126,8 @@ export function labRoutes(deps: {
       if (!(await runs.get(p, id))) throw notFound('run', id);
       res.json(
         action === 'acknowledge'
-          ? inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
-          : inspection.clear(actorOf(p), id, alarmId, body.reason),
+          ? await inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
+          : await inspection.clear(actorOf(p), id, alarmId, body.reason),
       );
     });
 
