@@ -1,6 +1,6 @@
 // The lab records' tables (lab/): samples received, methods, runs and their ranges, instrument status, calibrations and
 // checks, accreditations, run results, instrument health, share links; and the indexes of the overview.
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import { ddl, dialectOf } from '../store/portable-ddl.js';
 
 /** Append-only: a wrong record is corrected by a newer one (with its reason), never edited or deleted. */
@@ -251,4 +251,17 @@ export const labMigrations: Record<string, Migration> = {
   // the indexes of the lab manager's overview (lab/overview.ts); it also indexes the tables of other modules
   // (certificates, run alarms, audit trail) for the overview's queries: the overview's change, kept whole
   '0040_overview_indexes': overviewIndexesMigration,
+  '0050_runs_by_number': {
+    async up(db: Kysely<unknown>) {
+      // the runs list pages by the run's number, the N of run-N (lab/runs.ts, RUN_NUMBER: the same text, so that a page
+      // reads its entries from the index): PostgreSQL has no row id, which SQLite's list paged by and which equals N.
+      // On PostgreSQL an id of another shape numbers 0 rather than fail its insert.
+      const number =
+        dialectOf(db) === 'postgres'
+          ? `(CASE WHEN id ~ '^run-[0-9]{1,18}$' THEN CAST(substr(id, 5) AS BIGINT) ELSE 0 END)`
+          : 'CAST(substr(id, 5) AS INTEGER)';
+      await sql.raw(`CREATE INDEX runs_by_number ON runs (${number})`).execute(db);
+      await sql.raw(`CREATE INDEX runs_by_organization_number ON runs (organization, ${number})`).execute(db);
+    },
+  },
 };

@@ -117,8 +117,15 @@ export interface RunParts {
 /** the advisory lock (two-key form) under which a PostgreSQL transaction numbers a new run */
 const RUN_NUMBER_LOCK = [0x6c74_726e, 1] as const; // 'ltrn'
 
-/** a run's place in the list, newest last: the number of its id (run-N, numbered in creation order on every engine) */
-const POSITION = sql<number>`CAST(substr(r.id, 5) AS BIGINT)`;
+/**
+ * A run's place in the list, newest last: the number of its id (run-N, numbered in creation order; SQLite's row id,
+ * which the list paged by before, is the same number). Both engines index this expression (migration
+ * 0050_runs_by_number): the text must stay the index's, or a page sorts every run.
+ */
+const RUN_NUMBER = {
+  sqlite: sql<number>`CAST(substr(id, 5) AS INTEGER)`,
+  postgres: sql<number>`(CASE WHEN id ~ '^run-[0-9]{1,18}$' THEN CAST(substr(id, 5) AS BIGINT) ELSE 0 END)`,
+} as const;
 
 /** the column each `time` of the runs query bounds */
 const TIME_COLUMNS: Record<RunTime, 'r.created_at' | 'r.started_at' | 'r.ended_at'> = {
@@ -340,10 +347,11 @@ export class Runs extends EventEmitter<RunsEvents> {
     const like = query.q === undefined ? undefined : likePattern(query.q).toLowerCase();
     // lower() on both sides: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not
     const matches = (column: string): RawBuilder<boolean> => sql<boolean>`lower(${sql.ref(column)}) LIKE ${like} ESCAPE '\\'`;
+    const position = RUN_NUMBER[this.postgres ? 'postgres' : 'sqlite'];
     const rows = await this.store
       .selectFrom('runs as r')
       .selectAll('r')
-      .select(POSITION.as('position'))
+      .select(position.as('position'))
       .$if(organizations !== undefined, (q) => q.where('r.organization', 'in', orNone(organizations)))
       .$if(query.state !== undefined, (q) => q.where('r.state', '=', query.state as RunState))
       .$if(query.sample !== undefined, (q) => q.where('r.sample', '=', query.sample as string))
@@ -377,8 +385,8 @@ export class Runs extends EventEmitter<RunsEvents> {
         ),
       )
       .$if(query.alarms === 'open', (q) => q.where(sql<boolean>`(${sql.raw(OPEN_ALARMS_SQL)}) > 0`))
-      .$if(cursor !== undefined, (q) => q.where(POSITION, '<', cursor as number))
-      .orderBy(POSITION, 'desc')
+      .$if(cursor !== undefined, (q) => q.where(position, '<', cursor as number))
+      .orderBy(position, 'desc')
       .limit(limit + 1)
       .execute();
     // a page's runs share few method versions and read their ranges and open alarms at once: 3 statements, not 3 per run

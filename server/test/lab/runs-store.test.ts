@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { encodeRecords, type RunAlarmEvent, type Sample } from '@labtrace/protocols';
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { runSelections } from '../../src/export/run-selection.js';
 import { RunInspection } from '../../src/inspection/run-inspection.js';
@@ -283,6 +283,42 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
       ['run-5', 1],
       ['run-3', 2],
     ]);
+  }, 120_000);
+
+  test('a page reads the runs from the index of their number, not by sorting them all', async () => {
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    for (let i = 0; i < 3; i++) await runsOn(db, engine).create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] });
+    // the page's query as the module sends it, then the engine's plan of it
+    const sent: CompiledQuery[] = [];
+    const watched = db.withPlugin({
+      transformQuery: (args) => {
+        sent.push(db.getExecutor().compileQuery(args.node, args.queryId));
+        return args.node;
+      },
+      transformResult: (args) => Promise.resolve(args.result),
+    });
+    for (const [viewer, index] of [
+      [LAB, 'runs_by_number'],
+      [CLIENT, 'runs_by_organization_number'],
+    ] as const) {
+      sent.length = 0;
+      expect((await runsOn(watched, engine).page(viewer, { limit: 2, cursor: '3' })).items.map((r) => r.id)).toEqual(['run-2', 'run-1']);
+      const query = sent.find((q) => /ORDER BY/i.test(q.sql) && /from "runs"/i.test(q.sql));
+      if (query === undefined) throw new Error('no page query was sent');
+      const plan =
+        engine === 'sqlite'
+          ? (await db.executeQuery<{ detail: string }>(CompiledQuery.raw(`EXPLAIN QUERY PLAN ${query.sql}`, [...query.parameters]))).rows.map(
+              (r) => r.detail,
+            )
+          : await db.transaction().execute(async (trx) => {
+              // a few rows: told not to scan the table, the planner shows whether the index can serve the order
+              await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+              const { rows } = await trx.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`EXPLAIN ${query.sql}`, [...query.parameters]));
+              return rows.map((r) => r['QUERY PLAN']);
+            });
+      expect(plan.join('\n')).toContain(index);
+      expect(plan.join('\n')).not.toMatch(/TEMP B-TREE FOR ORDER BY|Sort Key/);
+    }
   }, 120_000);
 
   test("a running run's alarms: raised by its engine, acknowledged and cleared by a person, stored in order with the audit", async () => {
