@@ -344,9 +344,10 @@ export class Runs extends EventEmitter<RunsEvents> {
     const limit = Math.max(1, Math.floor(query.limit));
     const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
     const time = TIME_COLUMNS[query.time ?? 'created'];
-    const like = query.q === undefined ? undefined : likePattern(query.q).toLowerCase();
-    // lower() on both sides: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not
-    const matches = (column: string): RawBuilder<boolean> => sql<boolean>`lower(${sql.ref(column)}) LIKE ${like} ESCAPE '\\'`;
+    const like = query.q === undefined ? undefined : likePattern(query.q);
+    // without regard to case on both: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's ILIKE that of all
+    const operator = sql.raw(this.postgres ? 'ILIKE' : 'LIKE');
+    const matches = (column: string): RawBuilder<boolean> => sql<boolean>`${sql.ref(column)} ${operator} ${like} ESCAPE '\\'`;
     const position = RUN_NUMBER[this.postgres ? 'postgres' : 'sqlite'];
     const rows = await this.store
       .selectFrom('runs as r')
@@ -420,6 +421,30 @@ export class Runs extends EventEmitter<RunsEvents> {
       (r) => Number(r.position),
       (r) => ({ ...toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
     );
+  }
+
+  /**
+   * The runs that measured with the instrument since `since` (started, and not ended before), oldest first: what a
+   * review after the instrument failed a check looks at (ISO/IEC 17025 6.4.9; lab/calibration.ts asks here rather
+   * than read the runs itself).
+   */
+  async measuredWith(
+    instrument: string,
+    since: number,
+  ): Promise<{ id: string; sample: string; organization: string; state: RunState; startedAt: number; endedAt: number | null }[]> {
+    // the instruments' JSON as create() writes it narrows the rows; the parsed list decides
+    const rows = await this.store
+      .selectFrom('runs')
+      .select(['id', 'sample', 'organization', 'state', 'instruments', 'started_at', 'ended_at'])
+      .where('started_at', 'is not', null)
+      .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', since)]))
+      .where(sql<boolean>`instruments LIKE ${likePattern(JSON.stringify({ id: instrument }).slice(1, -1))} ESCAPE '\\'`)
+      .orderBy('started_at')
+      .orderBy('id')
+      .execute();
+    return rows
+      .filter((r) => (JSON.parse(r.instruments) as Run['instruments']).some((i) => i.id === instrument))
+      .map((r) => ({ id: r.id, sample: r.sample, organization: r.organization, state: r.state as RunState, startedAt: r.started_at ?? 0, endedAt: r.ended_at }));
   }
 
   /** The open alarms (raised, not cleared) of the runs the viewer may see, and how many runs have one. */

@@ -223,6 +223,12 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     clock = 9_000;
     expect(await results.resultsOf('run-1')).toEqual(first);
     expect(await results.resultsOf('run-9')).toBeUndefined();
+    // the review of an instrument that failed a check: the runs that measured with it since
+    expect(await runs.measuredWith('utm-1', 6_500)).toEqual([
+      { id: 'run-1', sample: 's-1', organization: 'acme', state: 'completed', startedAt: 6_000, endedAt: 7_000 },
+    ]);
+    expect(await runs.measuredWith('utm-1', 7_001)).toEqual([]);
+    expect(await runs.measuredWith('utm-', 0)).toEqual([]);
     // visibility: another organization's run reads as unknown
     expect(await runs.get(CLIENT, 'run-1')).toMatchObject({ id: 'run-1' });
     expect(await runs.get({ role: 'client', organization: 'other' }, 'run-1')).toBeUndefined();
