@@ -444,7 +444,14 @@ export class Runs extends EventEmitter<RunsEvents> {
       .execute();
     return rows
       .filter((r) => (JSON.parse(r.instruments) as Run['instruments']).some((i) => i.id === instrument))
-      .map((r) => ({ id: r.id, sample: r.sample, organization: r.organization, state: r.state as RunState, startedAt: r.started_at ?? 0, endedAt: r.ended_at }));
+      .map((r) => ({
+        id: r.id,
+        sample: r.sample,
+        organization: r.organization,
+        state: r.state as RunState,
+        startedAt: r.started_at ?? 0,
+        endedAt: r.ended_at,
+      }));
   }
 
   /** The open alarms (raised, not cleared) of the runs the viewer may see, and how many runs have one. */
