@@ -118,8 +118,8 @@ async function serve() {
       ],
     },
   });
-  const run = server.runs.create(tech, { sample: 'B-1', method: 'tensile', instruments: ['utm-1'] });
-  server.runs.start(tech, run.id);
+  const run = await server.runs.create(tech, { sample: 'B-1', method: 'tensile', instruments: ['utm-1'] });
+  await server.runs.start(tech, run.id);
   const samples = Array.from({ length: params.samplesPerRun }, (_, i) => ({
     seq: i,
     instrument: 'utm-1',
@@ -138,8 +138,8 @@ async function serve() {
   );
   await acked;
   await client.endAsync(true);
-  server.runs.stop(tech, run.id);
-  if (!server.results.resultsOf(run.id)) throw new Error('the run has no results');
+  await server.runs.stop(tech, run.id);
+  if (!(await server.results.resultsOf(run.id))) throw new Error('the run has no results');
 
   // issue: one after the other for the measured time (after a warm-up of five)
   const issueOne = async () => server.certificates.issue(sig, server.certificates.request(tech, run.id).id);

@@ -169,7 +169,7 @@ async function main() {
       const direct = [];
       for (let i = 0; i < params.requests; i++) {
         const started = performance.now();
-        server.runs.page(viewer, parsed);
+        await server.runs.page(viewer, parsed);
         direct.push(performance.now() - started);
       }
       direct.sort((a, b) => a - b);

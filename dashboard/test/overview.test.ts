@@ -91,7 +91,7 @@ beforeAll(async () => {
   await run('S-3', [10], 'completed');
   await run('S-4', undefined, 'planned');
   const running = await run('S-5', [5, 140], 'running');
-  await waitFor('the alarm', () => t.server.inspection.alarmsOf(running).alarms.length === 1);
+  await waitFor('the alarm', async () => (await t.server.inspection.alarmsOf(running)).alarms.length === 1);
   await call(t, '/api/certificates', { run: passed }, 'technician');
   browser = await launch();
 }, 90_000);

@@ -114,9 +114,9 @@ beforeAll(async () => {
   doneZh = await run('utm-1', [12.2, 36.1, 43.5, 0.3], true);
   // a warning at 47 kN, escalated at 55 kN
   alarmed = await run('utm-1', [20, 47], false);
-  await waitFor('the warning', () => t.server.inspection.alarmsOf(alarmed).alarms.length === 1);
+  await waitFor('the warning', async () => (await t.server.inspection.alarmsOf(alarmed)).alarms.length === 1);
   await measure('utm-1', [55]);
-  await waitFor('the escalation', () => t.server.inspection.alarmsOf(alarmed).events.some((e) => e.event === 'escalated'));
+  await waitFor('the escalation', async () => (await t.server.inspection.alarmsOf(alarmed)).events.some((e) => e.event === 'escalated'));
   quiet = await run('utm-2', [20, 21], false);
   browser = await launch();
 }, 90_000);

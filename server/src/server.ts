@@ -188,22 +188,41 @@ export class LabtraceServer {
     const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
     this.labRecords = new LabRecords(this.database, this.audit, methodScope, this.users);
     this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
-    this.runs = new Runs(this.database, this.audit, this.labRecords, this.equipment, methodScope);
+    this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
+      instruments: this.registry,
+      technicians: this.users,
+      sqlite: this.database,
+    });
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database.db);
-    this.results = new RunResultsService(this.database, this.audit, this.runs, this.labRecords, this.calibration, {
-      covers: this.accreditations.coversSync.bind(this.accreditations),
-    });
-    this.inspection = new RunInspection(this.database, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-      ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
-      // the calibration status now (never calibrated reads as unknown to the rules)
-      instrumentStatus: (id) => {
-        const { status } = this.calibration.statusSync(id);
-        return status === 'never-calibrated' ? 'unknown' : status;
+    this.results = new RunResultsService(
+      this.database.db,
+      this.audit,
+      this.runs,
+      this.labRecords,
+      this.calibration,
+      { covers: this.accreditations.coversSync.bind(this.accreditations) },
+      Date.now,
+      this.database,
+    );
+    this.inspection = new RunInspection(
+      this.database.db,
+      this.audit,
+      this.runs,
+      this.labRecords,
+      this.equipment,
+      logger.child({ part: 'inspection' }),
+      {
+        ...(options.clock === undefined ? {} : { clock: options.clock }),
+        ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+        // the calibration status now (never calibrated reads as unknown to the rules)
+        instrumentStatus: (id) => {
+          const { status } = this.calibration.statusSync(id);
+          return status === 'never-calibrated' ? 'unknown' : status;
+        },
       },
-    });
+    );
     this.certificates = new Certificates({
       db: this.database.db,
       sqlite: this.database.sqlite,
@@ -245,6 +264,7 @@ export class LabtraceServer {
             // sync twin for lab/demo.ts (its steps are synchronous): goes when it is async, asking this.registry.instrument
             instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
             certificates: this.certificates,
+            results: this.results,
           },
           logger.child({ part: 'demo' }),
           config.demo,
@@ -365,7 +385,7 @@ export class LabtraceServer {
             store: this.database.db,
             spoolDir: path.join(this.config.dataDir, 'export-spool'),
             log: () => this.log,
-            runSelections: (run, field) => runSelections(this.database, run, field),
+            runSelections: (run, field) => runSelections(this.database.db, run, field),
             logger: this.logger,
           }),
         )
@@ -433,7 +453,7 @@ export class LabtraceServer {
       this.http,
       SERVER_VERSION,
       this.users,
-      (principal, id) => this.runs.get(principal, id),
+      (principal, id) => this.runs.getSync(principal, id),
       this.logger,
       redis === undefined ? undefined : { url: redis.url, username: redis.username, password: redisPassword, stream: redis.stream },
     );
@@ -441,19 +461,19 @@ export class LabtraceServer {
     // the run lists re-read on a change (no polling): a run planned, started, stopped or aborted; an alarm's event
     this.runs.on('created', (run) => this.live.changed({ list: 'runs', id: run.id }, run.organization));
     this.inspection.on('alarm', (event) => {
-      const organization = this.runs.get(LAB_VIEWER, event.run)?.organization;
-      this.live.changed({ list: 'alarms', id: event.run }, organization);
+      this.runs.get(LAB_VIEWER, event.run).then(
+        (run) => this.live.changed({ list: 'alarms', id: event.run }, run?.organization),
+        (err: unknown) => this.logger.error({ run: event.run, err }, 'the alarm list change could not be announced'),
+      );
     });
     this.runs.on('state', (run) => {
       this.live.changed({ list: 'runs', id: run.id }, run.organization);
       this.live.runState(run);
       if (run.state !== 'completed') return;
-      try {
-        this.results.onCompleted(run);
-      } catch (err) {
+      this.results.onCompleted(run).catch((err: unknown) => {
         // kept for a later read of the results, which computes them again
         this.logger.error({ run: run.id, err }, 'ALARM: the results of a completed run could not be computed');
-      }
+      });
     });
     this.inspection.on('alarm', (event) => this.live.runAlarm(event));
     this.labRecords.on('changed', (change, organization) => this.live.changed(change, organization));
@@ -518,7 +538,7 @@ export class LabtraceServer {
   async start(): Promise<void> {
     await this.database.migrate();
     this.store.open();
-    this.runs.open();
+    await this.runs.open();
     await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
@@ -604,7 +624,7 @@ export class LabtraceServer {
       await this.shutdown();
       throw err;
     }
-    this.demo?.start();
+    await this.demo?.start();
     void this.remindCalibrations();
     this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
     this.started = true;
@@ -643,7 +663,7 @@ export class LabtraceServer {
   private async shutdown(): Promise<void> {
     await this.housekeeping?.stop();
     this.housekeeping = undefined;
-    this.demo?.stop();
+    await this.demo?.stop();
     if (this.reminderTimer) clearInterval(this.reminderTimer);
     this.reminderTimer = undefined;
     await this.accreditations.stop();

@@ -129,7 +129,7 @@ export function labSources(owners: {
       const names = await customers();
       const out = new Map<string, CertificateSubject>();
       for (const id of ids) {
-        const run = runs.get(LAB, id);
+        const run = await runs.get(LAB, id);
         const sample = run === undefined ? undefined : await records.sample(run.sample);
         out.set(id, {
           customer: run === undefined ? '' : (names.get(run.organization)?.name ?? ''),
@@ -154,7 +154,9 @@ export function labSources(owners: {
             samples.add(s.id);
         cursor = page.next ?? undefined;
       } while (cursor !== undefined);
-      return [...samples].flatMap((sample) => runs.list(LAB, { sample }).map((r) => r.id));
+      const ids: string[] = [];
+      for (const sample of samples) for (const r of await runs.list(LAB, { sample })) ids.push(r.id);
+      return ids;
     },
   };
 }

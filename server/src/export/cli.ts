@@ -86,9 +86,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     await log.open();
     const outDir = path.resolve(values.out);
     if ('run' in selection) {
-      if (database === undefined)
-        throw new LabtraceError('E_CONFIG', '--run: the export of a run reads a SQLite store in this version; give --gateway, --from and --to');
-      const { state, selections } = runSelections(database, selection.run);
+      const { state, selections } = await runSelections(db, selection.run);
       if (selections.length === 0) throw new LabtraceError('E_CONFIG', `--run: run "${selection.run}" has no stored records`);
       if (state === 'running') process.stderr.write(`run ${selection.run} is still running: the bundle holds what is stored so far\n`);
       for (const s of selections) {

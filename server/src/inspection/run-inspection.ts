@@ -1,15 +1,19 @@
 // The inspection of running test runs: one rule engine per running run, built from its method's rules,
 // fed the run's stored samples and ticked by one server-owned timer. Every alarm event is appended to
-// `run_alarms` (so a restart keeps the history) and announced for the run's live room; acknowledging
-// and clearing are a person's acts, each with a reason and an audit-trail entry.
+// `run_alarms` (so a restart keeps the history), in the order the engines raised them, and announced for the run's
+// live room once stored; acknowledging and clearing are a person's acts, each with a reason and an audit-trail entry
+// in one transaction. Its queries run through Kysely on SQLite or PostgreSQL.
 import { EventEmitter } from 'node:events';
 import { LabtraceError, type AlarmEventKind, type LiveSample, type RunAlarm, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { EquipmentStatus } from '../lab/equipment.js';
 import type { LabRecords } from '../lab/lab-records.js';
+import type { MethodDefinition } from '../lab/schemas.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely, Transaction } from 'kysely';
+import type { Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import { RuleEngine, type Alarm, type InstrumentStatus } from './engine.js';
 
 const EVENTS: readonly AlarmEventKind[] = ['raised', 'escalated', 'recurred', 'returned', 'acknowledged', 'cleared'];
@@ -44,6 +48,14 @@ interface EventRow {
 
 const stateOf = (a: RunAlarm): string => (a.cleared !== null ? 'cleared' : a.acknowledged !== null ? 'acknowledged' : 'open');
 
+/** an alarm event to store: the run, its kind and the alarm as it stood when the event happened */
+interface PendingEvent {
+  run: string;
+  event: AlarmEventKind;
+  at: number;
+  alarm: RunAlarm;
+}
+
 export class RunInspection extends EventEmitter<RunInspectionEvents> {
   private readonly engines = new Map<string, RuleEngine>();
   private readonly clock: () => number;
@@ -54,15 +66,20 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
    * sample) and forgotten after it, so that every pass reads the status as it is now
    */
   private statusMemo = new Map<string, InstrumentStatus>();
-  /** events appended inside a person's act: announced only once its transaction has committed */
-  private pending: RunAlarmEvent[] | undefined;
+  /** events of a person's act, taken from the engine to be stored in the act's transaction */
+  private captured: PendingEvent[] | undefined;
+  /**
+   * the store's writes, one after another in the order the engines' events happened (an event's number is its
+   * place in that order); a person's act is one of them
+   */
+  private writes: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
-    private readonly runs: Runs,
-    private readonly records: LabRecords,
-    private readonly equipment: EquipmentStatus,
+    private readonly runs: Pick<Runs, 'on' | 'off' | 'list'>,
+    private readonly records: Pick<LabRecords, 'methodSync'>,
+    private readonly equipment: Pick<EquipmentStatus, 'statusSync'>,
     private readonly logger: Logger,
     options: RunInspectionOptions = {},
   ) {
@@ -75,23 +92,23 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   private readonly lookupStatus: ((instrument: string) => InstrumentStatus) | undefined;
 
   /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     this.runs.on('state', this.onState);
     this.runs.on('samples', this.onSamples);
-    for (const run of this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) this.build(run);
+    for (const run of await this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) await this.rebuild(run);
     this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
-    return Promise.resolve();
   }
 
-  stop(): Promise<void> {
+  /** Stops the timer and the engines; the events they raised are stored before it returns. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.runs.off('state', this.onState);
     this.runs.off('samples', this.onSamples);
     for (const engine of this.engines.values()) engine.removeAllListeners();
     this.engines.clear();
-    return Promise.resolve();
+    await this.writes;
   }
 
   /** Evaluates the time-based rules of every running run at `now`. */
@@ -107,60 +124,57 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     return [...this.engines.keys()];
   }
 
-  alarmsOf(run: string): RunAlarms {
-    const rows = this.database.sqlite.prepare('SELECT id, run, event, at, detail FROM run_alarms WHERE run = ? ORDER BY id').all(run) as EventRow[];
-    const events = rows.map(toEvent);
-    const latest = new Map<string, RunAlarm>();
-    for (const e of events) latest.set(e.alarm.id, e.alarm);
-    return { run, alarms: [...latest.values()], events };
+  /** The run's alarms as stored (the events raised before the call included). */
+  async alarmsOf(run: string): Promise<RunAlarms> {
+    await this.writes;
+    return this.storedAlarms(this.store, run);
   }
 
   /** A person acknowledges an alarm of the run, with a reason; one audit entry. */
-  acknowledge(actor: Actor, run: string, alarmId: string, reason: string): RunAlarm {
+  async acknowledge(actor: Actor, run: string, alarmId: string, reason: string): Promise<RunAlarm> {
     return this.act(actor, run, alarmId, reason, 'acknowledged');
   }
 
   /** A person clears an acknowledged alarm whose condition is gone, with a reason; one audit entry. */
-  clear(actor: Actor, run: string, alarmId: string, reason: string): RunAlarm {
+  async clear(actor: Actor, run: string, alarmId: string, reason: string): Promise<RunAlarm> {
     return this.act(actor, run, alarmId, reason, 'cleared');
   }
 
-  private act(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): RunAlarm {
+  private async act(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): Promise<RunAlarm> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required');
-    this.pending = [];
-    let committed: RunAlarmEvent[];
-    let result: RunAlarm;
-    try {
-      result = this.actInTransaction(actor, run, alarmId, reason, to);
-      committed = this.pending;
-    } finally {
-      // the events of an act that threw were rolled back with it: nobody hears of them
-      this.pending = undefined;
-    }
-    for (const e of committed) this.emit('alarm', e);
-    return result;
-  }
-
-  private actInTransaction(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): RunAlarm {
-    const db = this.database.sqlite;
-    return db.transaction(() => {
-      const before = this.alarmsOf(run).alarms.find((a) => a.id === alarmId);
-      if (before === undefined)
-        throw new LabtraceError('E_NOT_FOUND', `run ${run} has no alarm "${alarmId}"`, {
-          reason: 'record.not-found',
-          params: { type: 'alarm', id: alarmId },
-        });
-      const engine = this.engines.get(run);
+    const engine = this.engines.get(run);
+    const held = engine?.alarm(alarmId);
+    let act: (trx: Transaction<Tables>) => Promise<{ before: RunAlarm; after: RunAlarm; events: PendingEvent[] }>;
+    if (engine !== undefined && held !== undefined) {
+      // the engine holds the alarm: it acts now (in the order of its events), and its events (an automatic
+      // clearance may follow) are stored with the audit entry
+      const before = snapshotOf(held);
+      this.captured = [];
       let after: RunAlarm;
-      if (engine?.alarm(alarmId) !== undefined) {
-        // the engine's listener appends the event (and an automatic clearance that follows) in this transaction
-        after = to === 'acknowledged' ? engine.acknowledge(alarmId, actor.username, reason) : engine.clear(alarmId, actor.username, reason);
-      } else {
-        // an alarm the current engine does not hold: raised before a restart, or its run has ended. Nothing
-        // evaluates its condition any more, so its stored state is all there is to act on.
+      let events: PendingEvent[];
+      try {
+        after = snapshotOf(
+          to === 'acknowledged' ? engine.acknowledge(alarmId, actor.username, reason) : engine.clear(alarmId, actor.username, reason),
+        );
+        events = this.captured;
+      } finally {
+        this.captured = undefined;
+      }
+      act = () => Promise.resolve({ before, after, events });
+    } else
+      // an alarm the current engine does not hold: raised before a restart, or its run has ended. Nothing
+      // evaluates its condition any more, so its stored state is all there is to act on.
+      act = async (trx) => {
+        const before = (await this.storedAlarms(trx, run, true)).alarms.find((a) => a.id === alarmId);
+        if (before === undefined)
+          throw new LabtraceError('E_NOT_FOUND', `run ${run} has no alarm "${alarmId}"`, {
+            reason: 'record.not-found',
+            params: { type: 'alarm', id: alarmId },
+          });
         if (before.cleared !== null)
           throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
         const at = this.clock();
+        let after: RunAlarm;
         if (to === 'acknowledged') {
           if (before.acknowledged !== null)
             throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${before.acknowledged.by}`, {
@@ -176,22 +190,32 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
             });
           after = { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
         }
-        this.append(run, to, after);
-      }
-      this.audit.record(actor, {
-        action: 'update',
-        recordType: 'run-alarm',
-        recordId: `${run}/${alarmId}`,
-        oldValue: { state: stateOf(before) },
-        newValue: { state: stateOf(after) },
-        reason,
-      });
-      return after;
-    })();
+        return { before, after, events: [this.pendingOf(run, to, after)] };
+      };
+    const stored = await this.queue(() =>
+      this.store.transaction().execute(async (trx) => {
+        const { before, after, events } = await act(trx);
+        const rows: RunAlarmEvent[] = [];
+        for (const e of events) rows.push(await this.insert(trx, e));
+        await this.audit.recordIn(trx, actor, {
+          action: 'update',
+          recordType: 'run-alarm',
+          recordId: `${run}/${alarmId}`,
+          oldValue: { state: stateOf(before) },
+          newValue: { state: stateOf(after) },
+          reason,
+        });
+        return { after, rows };
+      }),
+    );
+    // announced once committed: the events of an act that failed were rolled back with it, nobody hears of them
+    for (const e of stored.rows) this.announce(e);
+    return stored.after;
   }
 
   private readonly onState = (run: Run): void => {
-    if (run.state === 'running') this.build(run);
+    // a run starts once (planned -> running): it has no alarms yet, and its engine is there before its first sample
+    if (run.state === 'running') this.guard(run.id, () => this.build(run, 0, []));
     else this.drop(run.id);
   };
 
@@ -202,16 +226,25 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.guard(run, () => engine.evaluate(samples));
   };
 
-  private build(run: Run): void {
-    if (this.engines.has(run.id)) return;
-    const method = this.records.methodSync(run.method.id, run.method.version);
-    const rules = method?.definition.rules ?? [];
-    if (rules.length === 0) return;
-    const last = this.database.sqlite.prepare("SELECT alarm FROM run_alarms WHERE run = ? AND event = 'raised'").all(run.id) as { alarm: string }[];
-    const lastAlarmNumber = Math.max(0, ...last.map((r) => Number(/#(\d+)$/.exec(r.alarm)?.[1] ?? 0)));
-    // the alarms left open by the engine before (a restart): continued, so that their condition persisting or
-    // coming back is the same episode rather than a new alarm
-    const openAlarms = this.alarmsOf(run.id).alarms.filter((a) => a.cleared === null);
+  /** the engine of a run that was running before (a restart, a stop and start of the inspection): its alarms continue */
+  private async rebuild(run: Run): Promise<void> {
+    if (this.engines.has(run.id) || this.rulesOf(run).length === 0) return;
+    await this.writes;
+    const raised = await this.store.selectFrom('run_alarms').select('alarm').where('run', '=', run.id).where('event', '=', 'raised').execute();
+    const lastAlarmNumber = Math.max(0, ...raised.map((r) => Number(/#(\d+)$/.exec(r.alarm)?.[1] ?? 0)));
+    // the alarms left open by the engine before: continued, so that their condition persisting or coming back is
+    // the same episode rather than a new alarm
+    const openAlarms = (await this.storedAlarms(this.store, run.id)).alarms.filter((a) => a.cleared === null);
+    this.build(run, lastAlarmNumber, openAlarms);
+  }
+
+  private rulesOf(run: Run): NonNullable<MethodDefinition['rules']> {
+    return this.records.methodSync(run.method.id, run.method.version)?.definition.rules ?? [];
+  }
+
+  private build(run: Run, lastAlarmNumber: number, openAlarms: RunAlarm[]): void {
+    const rules = this.rulesOf(run);
+    if (this.engines.has(run.id) || rules.length === 0) return;
     const engine = new RuleEngine(rules, {
       clock: this.clock,
       instrumentStatus: (instrument) => this.statusOf(instrument),
@@ -242,51 +275,74 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     return status;
   }
 
+  /** an engine's event: taken by a person's act, or stored in its turn and then announced */
   private append(run: string, event: AlarmEventKind, alarm: Alarm | RunAlarm): void {
-    const snapshot: RunAlarm = {
-      id: alarm.id,
-      ruleId: alarm.ruleId,
-      kind: alarm.kind,
-      severity: alarm.severity,
-      instrument: alarm.instrument,
-      channel: alarm.channel,
-      message: alarm.message,
-      raisedAt: alarm.raisedAt,
-      value: alarm.value,
-      active: alarm.active,
-      occurrences: alarm.occurrences,
-      returnedAt: alarm.returnedAt,
-      acknowledged: alarm.acknowledged === null ? null : { ...alarm.acknowledged },
-      cleared: alarm.cleared === null ? null : { ...alarm.cleared },
-    };
+    const pending = this.pendingOf(run, event, snapshotOf(alarm));
+    if (this.captured !== undefined) {
+      this.captured.push(pending);
+      return;
+    }
+    this.queue(() => this.insert(this.store, pending)).then(
+      (stored) => this.announce(stored),
+      (err: unknown) => this.logger.error({ run, alarm: pending.alarm.id, event, err: String(err) }, 'ALARM: an alarm event could not be stored'),
+    );
+  }
+
+  private pendingOf(run: string, event: AlarmEventKind, snapshot: RunAlarm): PendingEvent {
     const action = event === 'acknowledged' ? snapshot.acknowledged : event === 'cleared' ? snapshot.cleared : null;
     const at = action?.at ?? (event === 'returned' ? (snapshot.returnedAt ?? this.clock()) : event === 'raised' ? snapshot.raisedAt : this.clock());
-    const { lastInsertRowid } = this.database.sqlite
-      .prepare(
-        `INSERT INTO run_alarms (run, alarm, event, at, rule_id, severity, instrument, channel, detail, person, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        run,
-        snapshot.id,
+    return { run, event, at, alarm: snapshot };
+  }
+
+  /** `work` after every write queued before it; its failure does not stop those after it */
+  private queue<T>(work: () => Promise<T>): Promise<T> {
+    const done = this.writes.then(work);
+    this.writes = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  private async insert(db: Kysely<Tables>, e: PendingEvent): Promise<RunAlarmEvent> {
+    const { alarm: snapshot, event } = e;
+    const action = event === 'acknowledged' ? snapshot.acknowledged : event === 'cleared' ? snapshot.cleared : null;
+    const { id } = await db
+      .insertInto('run_alarms')
+      .values({
+        run: e.run,
+        alarm: snapshot.id,
         event,
-        at,
-        snapshot.ruleId,
-        snapshot.severity,
-        snapshot.instrument,
-        snapshot.channel,
-        JSON.stringify(snapshot),
-        action?.by ?? null,
-        action?.reason ?? null,
-      );
-    const stored: RunAlarmEvent = { run, seq: Number(lastInsertRowid), event, at, alarm: snapshot };
-    if (event === 'raised' || event === 'escalated')
-      this.logger.warn(
-        { run, alarm: snapshot.id, severity: snapshot.severity, instrument: snapshot.instrument, channel: snapshot.channel },
-        snapshot.message,
-      );
-    if (this.pending !== undefined) this.pending.push(stored);
-    else this.emit('alarm', stored);
+        at: e.at,
+        rule_id: snapshot.ruleId,
+        severity: snapshot.severity,
+        instrument: snapshot.instrument,
+        channel: snapshot.channel,
+        detail: JSON.stringify(snapshot),
+        person: action?.by ?? null,
+        reason: action?.reason ?? null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { run: e.run, seq: Number(id), event, at: e.at, alarm: snapshot };
+  }
+
+  private announce(stored: RunAlarmEvent): void {
+    const { run, alarm } = stored;
+    if (stored.event === 'raised' || stored.event === 'escalated')
+      this.logger.warn({ run, alarm: alarm.id, severity: alarm.severity, instrument: alarm.instrument, channel: alarm.channel }, alarm.message);
+    this.emit('alarm', stored);
+  }
+
+  /** the run's events as stored; `forUpdate`: on PostgreSQL the run's row is held, so that two acts at once take turns */
+  private async storedAlarms(db: Kysely<Tables>, run: string, forUpdate = false): Promise<RunAlarms> {
+    if (forUpdate && dialectOf(db as unknown as Kysely<unknown>) === 'postgres')
+      await db.selectFrom('runs').select('id').where('id', '=', run).forUpdate().execute();
+    const rows = await db.selectFrom('run_alarms').select(['id', 'run', 'event', 'at', 'detail']).where('run', '=', run).orderBy('id').execute();
+    const events = rows.map((r) => toEvent(r as EventRow));
+    const latest = new Map<string, RunAlarm>();
+    for (const e of events) latest.set(e.alarm.id, e.alarm);
+    return { run, alarms: [...latest.values()], events };
   }
 
   /** An engine or store failure must not stop ingest (which feeds us) nor the timer: it is logged as an alarm of its own. */
@@ -297,6 +353,26 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       this.logger.error({ run, err: (err as Error).message }, 'ALARM: run inspection failed');
     }
   }
+}
+
+/** the alarm as it stands, detached from the engine's object */
+function snapshotOf(alarm: Alarm | RunAlarm): RunAlarm {
+  return {
+    id: alarm.id,
+    ruleId: alarm.ruleId,
+    kind: alarm.kind,
+    severity: alarm.severity,
+    instrument: alarm.instrument,
+    channel: alarm.channel,
+    message: alarm.message,
+    raisedAt: alarm.raisedAt,
+    value: alarm.value,
+    active: alarm.active,
+    occurrences: alarm.occurrences,
+    returnedAt: alarm.returnedAt,
+    acknowledged: alarm.acknowledged === null ? null : { ...alarm.acknowledged },
+    cleared: alarm.cleared === null ? null : { ...alarm.cleared },
+  };
 }
 
 function toEvent(row: EventRow): RunAlarmEvent {

@@ -9,6 +9,7 @@ import type { Certificates } from '../certificates/certificates.js';
 import type { Logger } from '../log.js';
 import type { Calibration } from './calibration.js';
 import type { LabRecords } from './lab-records.js';
+import type { RunResultsService } from './results.js';
 import type { Run, Runs } from './runs.js';
 import type { MethodDefinition } from './schemas.js';
 
@@ -90,6 +91,8 @@ export class DemoLab {
       instrumentExists: (id: string) => boolean;
       /** certificates of completed demo runs: requested by the technician, issued by the signatory */
       certificates?: Pick<Certificates, 'request' | 'issue'>;
+      /** the results of a completed run, kept before its certificate is requested */
+      results?: Pick<RunResultsService, 'onCompleted'>;
     },
     private readonly logger: Logger,
     private readonly options: DemoOptions,
@@ -97,19 +100,23 @@ export class DemoLab {
   ) {}
 
   /** Records the demo method once; the calibration and runs follow the testing machine's samples. */
-  start(): void {
-    if (this.deps.records.methodSync(DEMO_METHOD_ID) === undefined) this.deps.records.createMethodSync(DEMO_ACTOR, DEMO_METHOD);
+  async start(): Promise<void> {
+    if (this.deps.records.method(DEMO_METHOD_ID) === undefined) this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD);
     // a run left running by a stop of the server is ended: its specimen is gone
-    for (const run of this.deps.runs.list({ role: 'admin', organization: null }, { state: 'running' }))
-      if (run.method.id === DEMO_METHOD_ID) this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running');
+    for (const run of await this.deps.runs.list({ role: 'admin', organization: null }, { state: 'running' }))
+      if (run.method.id === DEMO_METHOD_ID) await this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running');
     this.started = true;
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.started = false;
+    await this.steps;
   }
 
-  /** Follows the testing machine's specimen counter: a new specimen starts a run, the next one ends it. */
+  /**
+   * Follows the testing machine's specimen counter: a new specimen starts a run, the next one ends it. The steps
+   * run one after another (a step's queries are asynchronous; the samples arrive meanwhile).
+   */
   onSamples(samples: readonly LiveSample[]): void {
     if (!this.started) return;
     for (const s of samples) {
@@ -117,20 +124,26 @@ export class DemoLab {
       const previous = this.specimen;
       this.specimen = s.value;
       if (previous === undefined || s.value === previous) continue;
-      try {
-        this.onSpecimen(s.value);
-      } catch (err) {
-        this.logger.warn({ err: err instanceof LabtraceError ? err.message : err }, 'demo run step failed');
-        this.phase = { kind: 'waiting', skip: 1 };
-      }
+      const specimen = s.value;
+      this.steps = this.steps.then(() =>
+        this.onSpecimen(specimen).catch((err: unknown) => {
+          this.logger.warn({ err: err instanceof LabtraceError ? err.message : err }, 'demo run step failed');
+          this.phase = { kind: 'waiting', skip: 1 };
+        }),
+      );
     }
   }
 
-  private onSpecimen(specimen: number): void {
+  /** the steps taken so far, in order (stop() waits for them) */
+  private steps: Promise<void> = Promise.resolve();
+
+  private async onSpecimen(specimen: number): Promise<void> {
+    if (!this.started) return;
     const phase = this.phase;
     if (phase.kind === 'running') {
-      this.deps.runs.stop(DEMO_ACTOR, phase.run, `specimen ${phase.specimen} broke`);
+      const stopped = await this.deps.runs.stop(DEMO_ACTOR, phase.run, `specimen ${phase.specimen} broke`);
       this.logger.info({ run: phase.run }, 'demo run completed');
+      await this.deps.results?.onCompleted(stopped);
       this.certify(phase.run);
       this.phase = { kind: 'waiting', skip: this.options.pauseSpecimens };
       if (this.options.pauseSpecimens > 0) return;
@@ -141,20 +154,20 @@ export class DemoLab {
     }
     this.ensureCalibrated();
     const id = `DEMO-${specimen}-${this.now()}`;
-    this.deps.records.createSampleSync(DEMO_ACTOR, {
+    this.deps.records.createSample(DEMO_ACTOR, {
       id,
       organization: this.options.organization,
       description: `steel bar B500B, 10 mm, specimen ${specimen} of the demo batch`,
       condition: 'as received, no visible damage',
       receivedAt: this.now(),
     });
-    const run: Run = this.deps.runs.create(DEMO_ACTOR, {
+    const run: Run = await this.deps.runs.create(DEMO_ACTOR, {
       sample: id,
       method: DEMO_METHOD_ID,
       instruments: [DEMO_INSTRUMENT],
       technician: this.options.technician,
     });
-    this.deps.runs.start(DEMO_ACTOR, run.id, `specimen ${specimen} mounted`);
+    await this.deps.runs.start(DEMO_ACTOR, run.id, `specimen ${specimen} mounted`);
     this.phase = { kind: 'running', run: run.id, specimen };
     this.logger.info({ run: run.id }, 'demo run started: sign in as the demo client to watch it');
   }

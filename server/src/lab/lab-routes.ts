@@ -79,33 +79,33 @@ export function labRoutes(deps: {
     res.status(201).json(await records.addMethodVersion(actorOf(who(req)), params.id, body));
   });
 
-  routeOf(router, api.listRuns, (req, res, { query }) => {
-    res.json(runs.page(who(req), query));
+  routeOf(router, api.listRuns, async (req, res, { query }) => {
+    res.json(await runs.page(who(req), query));
   });
 
   // the open alarms of the runs the caller may see: the navigation's badge and the tab's title
-  routeOf(router, api.openAlarmCount, (req, res) => {
-    res.json(runs.openAlarms(who(req)));
+  routeOf(router, api.openAlarmCount, async (req, res) => {
+    res.json(await runs.openAlarms(who(req)));
   });
 
   routeOf(router, api.getRun, async (req, res, { params: { id } }) => {
-    const run = runs.get(who(req), id);
+    const run = await runs.get(who(req), id);
     if (!run) throw notFound('run', id);
     const equipmentOf = deps.equipmentOf;
     res.json(equipmentOf === undefined ? run : { ...run, equipment: await Promise.all(run.instruments.map((i) => equipmentOf(i.id))) });
   });
 
-  routeOf(router, api.runRecords, (req, res, { params: { id }, query }) => {
-    const run = runs.get(who(req), id);
+  routeOf(router, api.runRecords, async (req, res, { params: { id }, query }) => {
+    const run = await runs.get(who(req), id);
     if (!run) throw notFound('run', id);
-    res.json({ ranges: run.ranges, ...runs.recordsOf(run, query.limit) });
+    res.json({ ranges: run.ranges, ...(await runs.recordsOf(run, query.limit)) });
   });
 
   // a completed run's results, with their uncertainty, conformity and scope (lab/results.ts)
-  routeOf(router, api.runResults, (req, res, { params: { id } }) => {
-    const run = runs.get(who(req), id);
+  routeOf(router, api.runResults, async (req, res, { params: { id } }) => {
+    const run = await runs.get(who(req), id);
     if (!run) throw notFound('run', id);
-    const results = run.state === 'completed' ? deps.results?.resultsOf(id) : undefined;
+    const results = run.state === 'completed' ? await deps.results?.resultsOf(id) : undefined;
     if (!results)
       throw new LabtraceError('E_NOT_FOUND', `run ${id} is ${run.state}: results are computed when a run completes`, {
         reason: 'run.results-not-ready',
@@ -115,36 +115,40 @@ export function labRoutes(deps: {
   });
 
   // the run's inspection alarms: each as it stands, and every event (raised ... cleared) with who and why
-  routeOf(router, api.runAlarms, (req, res, { params: { id } }) => {
-    if (!runs.get(who(req), id)) throw notFound('run', id);
-    res.json(inspection.alarmsOf(id));
+  routeOf(router, api.runAlarms, async (req, res, { params: { id } }) => {
+    if (!(await runs.get(who(req), id))) throw notFound('run', id);
+    res.json(await inspection.alarmsOf(id));
   });
 
   for (const action of ['acknowledge', 'clear'] as const)
-    routeOf(router, action === 'acknowledge' ? api.acknowledgeAlarm : api.clearAlarm, (req, res, { params: { id, alarmId }, body }) => {
+    routeOf(router, action === 'acknowledge' ? api.acknowledgeAlarm : api.clearAlarm, async (req, res, { params: { id, alarmId }, body }) => {
       const p = who(req);
-      if (!runs.get(p, id)) throw notFound('run', id);
+      if (!(await runs.get(p, id))) throw notFound('run', id);
       res.json(
         action === 'acknowledge'
-          ? inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
-          : inspection.clear(actorOf(p), id, alarmId, body.reason),
+          ? await inspection.acknowledge(actorOf(p), id, alarmId, body.reason)
+          : await inspection.clear(actorOf(p), id, alarmId, body.reason),
       );
     });
 
-  routeOf(router, api.createRun, (req, res, { body }) => {
-    res.status(201).json(runs.create(actorOf(who(req)), body));
+  routeOf(router, api.createRun, async (req, res, { body }) => {
+    res.status(201).json(await runs.create(actorOf(who(req)), body));
   });
 
-  routeOf(router, api.startRun, (req, res, { params, body }) => {
-    res.json(runs.start(actorOf(who(req)), params.id, body.reason));
+  routeOf(router, api.startRun, async (req, res, { params, body }) => {
+    res.json(await runs.start(actorOf(who(req)), params.id, body.reason));
   });
 
-  routeOf(router, api.stopRun, (req, res, { params, body }) => {
-    res.json(runs.stop(actorOf(who(req)), params.id, body.reason));
+  routeOf(router, api.stopRun, async (req, res, { params, body }) => {
+    const run = await runs.stop(actorOf(who(req)), params.id, body.reason);
+    // answered once the results are kept (the completion's listener computes them; this waits for that work), so
+    // that a client told "completed" finds them; a failure is the listener's to log and a later read computes them
+    await deps.results?.resultsOf(run.id).catch(() => undefined);
+    res.json(run);
   });
 
-  routeOf(router, api.abortRun, (req, res, { params, body }) => {
-    res.json(runs.abort(actorOf(who(req)), params.id, body.reason));
+  routeOf(router, api.abortRun, async (req, res, { params, body }) => {
+    res.json(await runs.abort(actorOf(who(req)), params.id, body.reason));
   });
 
   routeOf(router, api.instrumentStatus, async (_req, res, { params: { id } }) => {

@@ -285,4 +285,19 @@ export const labMigrations: Record<string, Migration> = {
   '0040_overview_indexes': overviewIndexesMigration,
   // samples and method versions numbered in a column of their own, for their pages on both engines (lab/lab-records.ts)
   '0047_lab_record_positions': labRecordPositionsMigration,
+  '0050_runs_by_number': {
+    async up(db: Kysely<unknown>) {
+      // the runs list pages by the run's number, the N of run-N (lab/runs.ts, RUN_NUMBER: the same text, so that a page
+      // reads its entries from the index): PostgreSQL has no row id, which SQLite's list paged by and which equals N.
+      // On PostgreSQL an id of another shape numbers 0 rather than fail its insert.
+      const number =
+        dialectOf(db) === 'postgres'
+          ? `(CASE WHEN id ~ '^run-[0-9]{1,18}$' THEN CAST(substr(id, 5) AS BIGINT) ELSE 0 END)`
+          : 'CAST(substr(id, 5) AS INTEGER)';
+      await sql.raw(`CREATE INDEX runs_by_number ON runs (${number})`).execute(db);
+      await sql.raw(`CREATE INDEX runs_by_organization_number ON runs (organization, ${number})`).execute(db);
+      // the list's tabs filter by state: an index on the state alone ordered its runs by row id
+      await sql.raw(`CREATE INDEX runs_by_state_number ON runs (state, ${number})`).execute(db);
+    },
+  },
 };

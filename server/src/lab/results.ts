@@ -6,9 +6,19 @@
 // which anyone holding the run's export bundle can recompute.
 import { LabtraceError, rootOf, roundResult, sha256, toHex } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase } from '../store/database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../store/database.js';
 import type { Calibration, CalibrationRecord } from './calibration.js';
-import type { Conformity, ResultUncertainty, RunResult, RunResults, RunResultsSource, ScopeCheck, UncertaintyComponent } from './contracts.js';
+import type {
+  Conformity,
+  KeptRunResults,
+  ResultUncertainty,
+  RunResult,
+  RunResults,
+  RunResultsSource,
+  ScopeCheck,
+  UncertaintyComponent,
+} from './contracts.js';
 import type { LabRecords } from './lab-records.js';
 import type { Run, Runs } from './runs.js';
 import type { MethodDefinition, ResultDefinition } from './schemas.js';
@@ -129,35 +139,57 @@ export function observe(series: Series, statistic: ResultDefinition['statistic']
   return { value, count: n, excluded: series.excluded, instruments, stdDev };
 }
 
-export class RunResultsService implements RunResultsSource {
+export class RunResultsService implements RunResultsSource, KeptRunResults {
+  private readonly computing = new Map<string, Promise<RunResults | undefined>>();
+
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
-    private readonly runs: Runs,
-    private readonly records: LabRecords,
+    private readonly runs: Pick<Runs, 'get' | 'eachRecord'>,
+    private readonly records: Pick<LabRecords, 'method'>,
     private readonly calibration: Pick<Calibration, 'statusSync' | 'calibrationsSync'>,
     private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
+    /** the embedded SQLite store, for the synchronous twin (resultsOfSync) */
+    private readonly sqlite?: LabDatabase,
   ) {}
 
   /** Computes and keeps the results of a run that has just completed; a second call returns the kept ones. */
-  onCompleted(run: Run): RunResults | undefined {
+  async onCompleted(run: Run): Promise<RunResults | undefined> {
     if (run.state !== 'completed') return undefined;
     return this.resultsOf(run.id);
   }
 
-  resultsOf(runId: string): RunResults | undefined {
-    const db = this.database.sqlite;
-    const kept = db.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-    if (kept) return reportedOnce(JSON.parse(kept.results) as RunResults);
-    const run = this.runs.get({ role: 'admin', organization: null }, runId);
+  /**
+   * The results of a completed run: the kept ones, or computed now and kept. Nodes computing them at once keep
+   * one: the first insert wins (the run is the key), the others find it and answer it; one audit entry.
+   */
+  async resultsOf(runId: string): Promise<RunResults | undefined> {
+    // this node computes a run's results once at a time: the completion's listener and a reader share the work
+    let pending = this.computing.get(runId);
+    if (pending === undefined) {
+      pending = this.keep(runId).finally(() => this.computing.delete(runId));
+      this.computing.set(runId, pending);
+    }
+    return pending;
+  }
+
+  private async keep(runId: string): Promise<RunResults | undefined> {
+    const kept = await this.kept(this.store, runId);
+    if (kept) return kept;
+    const run = await this.runs.get({ role: 'admin', organization: null }, runId);
     if (!run || run.state !== 'completed') return undefined;
-    const results = this.compute(run);
-    return db.transaction(() => {
-      const again = db.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-      if (again) return reportedOnce(JSON.parse(again.results) as RunResults);
-      db.prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)').run(runId, results.computedAt, JSON.stringify(results));
-      this.audit.record(SYSTEM, {
+    const results = await this.compute(run);
+    return this.store.transaction().execute(async (trx) => {
+      // PostgreSQL: an insert that meets another node's uncommitted one waits for it, then inserts nothing
+      const inserted = await trx
+        .insertInto('run_results')
+        .values({ run: runId, computed_at: results.computedAt, results: JSON.stringify(results) })
+        .onConflict((oc) => oc.column('run').doNothing())
+        .returning('run')
+        .executeTakeFirst();
+      if (inserted === undefined) return (await this.kept(trx, runId)) as RunResults;
+      await this.audit.recordIn(trx, SYSTEM, {
         action: 'create',
         recordType: 'run-results',
         recordId: runId,
@@ -175,12 +207,28 @@ export class RunResultsService implements RunResultsSource {
         },
       });
       return results;
-    })();
+    });
+  }
+
+  /**
+   * The kept results of a run, undefined when none are kept yet (they are kept when the run completes, or at the
+   * first read of resultsOf); the embedded SQLite store only.
+   */
+  // sync twin for certificates/certificates.ts: goes when it is async
+  resultsOfSync(runId: string): RunResults | undefined {
+    if (this.sqlite === undefined) throw new Error('results: resultsOfSync needs the embedded SQLite store');
+    const row = this.sqlite.sqlite.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
+    return row === undefined ? undefined : reportedOnce(JSON.parse(row.results) as RunResults);
+  }
+
+  private async kept(db: Kysely<Tables>, runId: string): Promise<RunResults | undefined> {
+    const row = await db.selectFrom('run_results').select('results').where('run', '=', runId).executeTakeFirst();
+    return row === undefined ? undefined : reportedOnce(JSON.parse(row.results) as RunResults);
   }
 
   /** The results of a completed run, from its records as stored (not kept: see resultsOf). */
-  compute(run: Run): RunResults {
-    const method = this.records.methodSync(run.method.id, run.method.version);
+  async compute(run: Run): Promise<RunResults> {
+    const method = await this.records.method(run.method.id, run.method.version);
     if (!method) throw new LabtraceError('E_STORE', `run ${run.id}: method ${run.method.id} v${run.method.version} is not stored`);
     const definition = method.definition;
     const channelOf = new Map(definition.measurands.map((m) => [m.name, m]));
@@ -192,7 +240,7 @@ export class RunResultsService implements RunResultsSource {
     const series = new Map<ResultDefinition, Series>(definition.results.map((r) => [r, { values: [], ts: [], instruments: [], excluded: 0 }]));
     const leaves: Uint8Array[] = [];
     const startedAt = run.startedAt ?? 0;
-    this.runs.eachRecord(run, (sample, leaf) => {
+    await this.runs.eachRecord(run, (sample, leaf) => {
       leaves.push(sha256(leaf));
       const defs = wanted.get(sample.channel);
       if (defs === undefined) return true;

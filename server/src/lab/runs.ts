@@ -1,21 +1,23 @@
 // Test runs: a sample tested by a method version on assigned instruments, planned -> running ->
 // completed | aborted. A run binds data to evidence: at its start and at its end it records, per gateway
-// of its instruments, where that gateway's stored sequence numbers stood, inside the same SQLite
-// transaction as the state change. Batches are stored whole and their commits are serialized with ours,
-// so every stored batch lies wholly before or wholly after each boundary, and the run's records are
-// exactly the signed, logged records of those sequence ranges (filtered to its instruments).
+// of its instruments, where that gateway's stored sequence numbers stood, inside the same transaction as
+// the state change. Batches are stored whole and their commits are serialized with ours (SQLite: one writer;
+// PostgreSQL: the measurement store's lock of the gateway), so every stored batch lies wholly before or wholly
+// after each boundary, and the run's records are exactly the signed, logged records of those sequence ranges
+// (filtered to its instruments). Its queries run through Kysely on SQLite or PostgreSQL.
 import { EventEmitter } from 'node:events';
 import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { LabDatabase, Tables } from '../store/database.js';
+import { dialectOf } from '../store/portable-ddl.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunInput } from './schemas.js';
 import { RUN_STATES, type Page, type RunState, type RunsQuery, type RunTime } from '@labtrace/protocols/api';
-import { pageOfRows, pageSql } from '../api/paging.js';
+import { pageOfRows } from '../api/paging.js';
 
 export { RUN_STATES };
 export type { RunState };
@@ -81,25 +83,56 @@ export interface RunRecords {
   truncated: boolean;
 }
 
-interface RunRow {
-  id: string;
-  sample: string;
-  organization: string;
-  method_id: string;
-  method_version: number;
-  instruments: string;
-  technician: string;
-  state: RunState;
-  accredited: number;
-  created_by: string;
-  created_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  end_reason: string | null;
+/** a run as stored */
+type RunRow = Selectable<Tables['runs']>;
+
+/** the instruments a run may be planned on: the instrument register (store/registry.ts) */
+export interface RunInstruments {
+  instrument(id: string): Promise<{ gateway: string; identity: { kind?: string | undefined; model: string } } | undefined>;
 }
 
+/** who may be a run's technician: the users (auth/users.ts) */
+export interface RunTechnicians {
+  get(username: string): Promise<{ role: string; disabled: boolean } | undefined>;
+}
+
+/**
+ * PostgreSQL: serializes a transaction with every node's commits of the gateways' batches (store/pg-measurement-store.ts,
+ * lockGateways), so that a run's boundary lies wholly before or after each stored batch. SQLite has one writer.
+ */
+export interface BatchCommits {
+  lockGateways(trx: Transaction<unknown>, gateways: Iterable<string>): Promise<void>;
+}
+
+/** what Runs asks of other modules besides the lab records */
+export interface RunParts {
+  instruments: RunInstruments;
+  technicians: RunTechnicians;
+  /** on PostgreSQL: the measurement store's batch serialization (required there) */
+  batches?: BatchCommits | undefined;
+  /** the embedded SQLite store, for the synchronous twins of modules not yet moved (getSync) */
+  sqlite?: LabDatabase | undefined;
+}
+
+/** the advisory lock (two-key form) under which a PostgreSQL transaction numbers a new run */
+const RUN_NUMBER_LOCK = [0x6c74_726e, 1] as const; // 'ltrn'
+
+/**
+ * A run's place in the list, newest last: the number of its id (run-N, numbered in creation order; SQLite's row id,
+ * which the list paged by before, is the same number). Both engines index this expression (migration
+ * 0050_runs_by_number): the text must stay the index's, or a page sorts every run.
+ */
+const RUN_NUMBER = {
+  sqlite: sql<number>`CAST(substr(id, 5) AS INTEGER)`,
+  postgres: sql<number>`(CASE WHEN id ~ '^run-[0-9]{1,18}$' THEN CAST(substr(id, 5) AS BIGINT) ELSE 0 END)`,
+} as const;
+
 /** the column each `time` of the runs query bounds */
-const TIME_COLUMNS: Record<RunTime, string> = { created: 'r.created_at', started: 'r.started_at', ended: 'r.ended_at' };
+const TIME_COLUMNS: Record<RunTime, 'r.created_at' | 'r.started_at' | 'r.ended_at'> = {
+  created: 'r.created_at',
+  started: 'r.started_at',
+  ended: 'r.ended_at',
+};
 
 /** a run of the list, with the number of its open alarms (raised, not cleared) */
 export type RunListItem = Run & { openAlarms: number };
@@ -127,66 +160,82 @@ export class Runs extends EventEmitter<RunsEvents> {
   private readonly running = new Map<string, Map<string, { instruments: Set<string>; firstSeq: number }>>();
 
   constructor(
-    private readonly database: LabDatabase,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
-    private readonly records: LabRecords,
-    private readonly equipment: EquipmentStatus,
+    private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodSync'>,
+    private readonly equipment: Pick<EquipmentStatus, 'blockersSync'>,
     /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
     private readonly scope: MethodScopeCheck,
+    private readonly parts: RunParts,
     private readonly now: () => number = Date.now,
   ) {
     super();
   }
 
-  /** Loads the runs that were running when the server stopped; call after the schema is migrated. */
-  open(): void {
-    const rows = this.database.sqlite.prepare("SELECT id FROM runs WHERE state = 'running'").all() as { id: string }[];
-    for (const { id } of rows) {
-      const run = this.find(id);
-      if (run) this.track(run);
-    }
+  private get postgres(): boolean {
+    return dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
   }
 
-  create(actor: Actor, input: RunInput): Run {
-    const db = this.database.sqlite;
-    const run = db.transaction(() => {
-      const sample = this.records.sampleSync(input.sample);
-      if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
-      const method = this.records.methodSync(input.method, input.methodVersion);
-      if (!method)
-        throw new LabtraceError(
-          'E_BAD_REQUEST',
-          `body: method: "${input.method}"${input.methodVersion === undefined ? '' : ` version ${input.methodVersion}`} is not known`,
-        );
-      const instruments: { id: string; gateway: string; type: string }[] = input.instruments.map((id, i) => {
-        const row = db.prepare('SELECT id, gateway, identity FROM instruments WHERE id = ?').get(id) as
-          { id: string; gateway: string; identity: string } | undefined;
-        if (!row) throw new LabtraceError('E_BAD_REQUEST', `body: instruments[${i}]: instrument "${id}" is not known`);
-        const identity = JSON.parse(row.identity) as { kind?: string; model: string };
-        return { id: row.id, gateway: row.gateway, type: identity.kind ?? identity.model };
-      });
-      const missing = method.definition.instrumentTypes.filter((type) => !instruments.some((i) => i.type === type));
-      if (missing.length > 0)
-        throw new LabtraceError(
-          'E_BAD_REQUEST',
-          `body: instruments: method ${method.id} v${method.version} needs an instrument of type ${missing.map((m) => `"${m}"`).join(', ')}`,
-        );
-      const technician = input.technician ?? actor.username;
-      const user = db.prepare('SELECT role, disabled FROM users WHERE username = ?').get(technician) as
-        { role: string; disabled: number } | undefined;
-      if (!user || user.role !== 'technician' || user.disabled !== 0)
-        throw new LabtraceError('E_BAD_REQUEST', `body: technician: "${technician}" is not an active technician`);
-      const count = (db.prepare('SELECT COUNT(*) AS n FROM runs').get() as { n: number }).n;
-      const id = `run-${count + 1}`;
-      const createdAt = this.now();
-      const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
-      const accredited = inScope ? 1 : 0;
-      const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
-      db.prepare(
-        `INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)`,
-      ).run(id, sample.id, sample.organization, method.id, method.version, JSON.stringify(bound), technician, accredited, actor.username, createdAt);
-      this.audit.record(actor, {
+  /** Loads the runs that were running when the server stopped; call after the schema is migrated. */
+  async open(): Promise<void> {
+    for (const run of await this.list(LAB, { state: 'running' })) this.track(run);
+  }
+
+  async create(actor: Actor, input: RunInput): Promise<Run> {
+    // the lab records and the other modules' answers first: a transaction awaits only its own queries
+    const sample = await this.records.sample(input.sample);
+    if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
+    const method = await this.records.method(input.method, input.methodVersion);
+    if (!method)
+      throw new LabtraceError(
+        'E_BAD_REQUEST',
+        `body: method: "${input.method}"${input.methodVersion === undefined ? '' : ` version ${input.methodVersion}`} is not known`,
+      );
+    const instruments: { id: string; gateway: string; type: string }[] = [];
+    for (const [i, id] of input.instruments.entries()) {
+      const found = await this.parts.instruments.instrument(id);
+      if (!found) throw new LabtraceError('E_BAD_REQUEST', `body: instruments[${i}]: instrument "${id}" is not known`);
+      instruments.push({ id, gateway: found.gateway, type: found.identity.kind ?? found.identity.model });
+    }
+    const missing = method.definition.instrumentTypes.filter((type) => !instruments.some((i) => i.type === type));
+    if (missing.length > 0)
+      throw new LabtraceError(
+        'E_BAD_REQUEST',
+        `body: instruments: method ${method.id} v${method.version} needs an instrument of type ${missing.map((m) => `"${m}"`).join(', ')}`,
+      );
+    const technician = input.technician ?? actor.username;
+    const user = await this.parts.technicians.get(technician);
+    if (!user || user.role !== 'technician' || user.disabled)
+      throw new LabtraceError('E_BAD_REQUEST', `body: technician: "${technician}" is not an active technician`);
+    const createdAt = this.now();
+    const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
+    const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
+    const run = await this.store.transaction().execute(async (trx) => {
+      // PostgreSQL: runs are numbered one at a time across nodes (SQLite has one writer)
+      if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${RUN_NUMBER_LOCK[0]}, ${RUN_NUMBER_LOCK[1]})`.execute(trx);
+      const { n } = await trx
+        .selectFrom('runs')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
+      const id = `run-${Number(n) + 1}`;
+      const row = await trx
+        .insertInto('runs')
+        .values({
+          id,
+          sample: sample.id,
+          organization: sample.organization,
+          method_id: method.id,
+          method_version: method.version,
+          instruments: JSON.stringify(bound),
+          technician,
+          state: 'planned',
+          accredited: inScope ? 1 : 0,
+          created_by: actor.username,
+          created_at: createdAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.audit.recordIn(trx, actor, {
         action: 'create',
         recordType: 'run',
         recordId: id,
@@ -199,8 +248,8 @@ export class Runs extends EventEmitter<RunsEvents> {
           accredited: inScope,
         },
       });
-      return this.mustFind(id);
-    })();
+      return toRun(row, method.standard, []);
+    });
     this.emit('created', run);
     return run;
   }
@@ -210,164 +259,233 @@ export class Runs extends EventEmitter<RunsEvents> {
    * calibration later). The accreditation scope is checked again, as it stands at the start (an accreditation
    * may have been suspended or its scope reduced since the run was planned).
    */
-  start(actor: Actor, id: string, reason?: string): Run {
-    return this.transition(actor, id, 'start', reason, (run, at) => {
+  async start(actor: Actor, id: string, reason?: string): Promise<Run> {
+    return this.transition(actor, id, 'start', reason, async (trx, run, at) => {
       const blockers = run.instruments.flatMap((i) => this.equipment.blockersSync(i.id));
       if (blockers.length > 0)
         throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`, {
           reason: 'run.cannot-start',
           params: { id, blockers: blockers.join('; ') },
         });
-      const db = this.database.sqlite;
-      for (const gateway of new Set(run.instruments.map((i) => i.gateway)))
-        db.prepare('INSERT INTO run_ranges (run, gateway, first_seq) VALUES (?, ?, ?)').run(id, gateway, this.nextSeq(gateway));
+      const gateways = [...new Set(run.instruments.map((i) => i.gateway))];
+      await this.serializeWithBatches(trx, gateways);
+      for (const gateway of gateways)
+        await trx
+          .insertInto('run_ranges')
+          .values({ run: id, gateway, first_seq: await this.nextSeq(trx, gateway) })
+          .execute();
       const method = this.records.methodSync(run.method.id, run.method.version);
       const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
-      db.prepare("UPDATE runs SET state = 'running', started_at = ?, accredited = ? WHERE id = ?").run(at, accredited ? 1 : 0, id);
+      await trx
+        .updateTable('runs')
+        .set({ state: 'running', started_at: at, accredited: accredited ? 1 : 0 })
+        .where('id', '=', id)
+        .execute();
     });
   }
 
-  stop(actor: Actor, id: string, reason?: string): Run {
-    return this.transition(actor, id, 'stop', reason, (run, at) => this.end(run, 'completed', at, reason ?? null));
+  async stop(actor: Actor, id: string, reason?: string): Promise<Run> {
+    return this.transition(actor, id, 'stop', reason, (trx, run, at) => this.end(trx, run, 'completed', at, reason ?? null));
   }
 
   /** Aborts a planned or running run; the reason is required and stays with the run. */
-  abort(actor: Actor, id: string, reason: string): Run {
+  async abort(actor: Actor, id: string, reason: string): Promise<Run> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to abort a run');
-    return this.transition(actor, id, 'abort', reason, (run, at) => this.end(run, 'aborted', at, reason));
+    return this.transition(actor, id, 'abort', reason, (trx, run, at) => this.end(trx, run, 'aborted', at, reason));
   }
 
   /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
-  get(principal: Viewer, id: string): Run | undefined {
-    const run = this.find(id);
+  async get(principal: Viewer, id: string): Promise<Run | undefined> {
+    const run = await this.find(this.store, id);
     return run !== undefined && visibleTo(principal, run) ? run : undefined;
   }
 
-  list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Run[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
+  /**
+   * get() for the modules that ask synchronously (certificates/certificates.ts, notify/notifier.ts inside its
+   * synchronous announcement, live/live-hub.ts joining a run's room); the embedded SQLite store only.
+   */
+  // sync twin for certificates/certificates.ts, notify/notifier.ts and server.ts's live hub: goes when they are async
+  getSync(principal: Viewer, id: string): Run | undefined {
+    const sqlite = this.parts.sqlite?.sqlite;
+    if (sqlite === undefined) throw new Error('runs: getSync needs the embedded SQLite store');
+    const row = sqlite.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+    if (row === undefined || !canSee(principal, row.organization)) return undefined;
+    const ranges = sqlite.prepare('SELECT gateway, first_seq, last_seq FROM run_ranges WHERE run = ? ORDER BY gateway').all(id) as Selectable<
+      Tables['run_ranges']
+    >[];
+    return toRun(row, this.standardOf(row), ranges.map(toRange));
+  }
+
+  async list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Promise<Run[]> {
     const organizations = visibleOrganizations(principal);
-    if (organizations !== undefined) {
-      where.push(`organization IN (${organizations.map(() => '?').join(', ')})`);
-      params.push(...organizations);
-    }
-    if (filter.state !== undefined) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    if (filter.sample !== undefined) {
-      where.push('sample = ?');
-      params.push(filter.sample);
-    }
-    const rows = this.database.sqlite
-      .prepare(`SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`)
-      .all(...params) as RunRow[];
-    return rows.map((r) => this.toRun(r));
+    const rows = await this.store
+      .selectFrom('runs')
+      .selectAll()
+      .$if(organizations !== undefined, (q) => q.where('organization', 'in', orNone(organizations)))
+      .$if(filter.state !== undefined, (q) => q.where('state', '=', filter.state as RunState))
+      .$if(filter.sample !== undefined, (q) => q.where('sample', '=', filter.sample as string))
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    const ranges = await this.rangesOf(
+      this.store,
+      rows.map((r) => r.id),
+    );
+    const standards = new Map<string, string>();
+    return rows.map((r) => toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []));
   }
 
   /**
-   * A page of the runs the viewer may see, newest first (by row id), searched and filtered on the server; each
-   * with the number of its open alarms.
+   * A page of the runs the viewer may see, newest first (by the run's number), searched and filtered on the server;
+   * each with the number of its open alarms.
    */
-  page(principal: Viewer, query: RunsQuery): Page<RunListItem> {
-    const where: string[] = [];
-    const params: unknown[] = [];
+  async page(principal: Viewer, query: RunsQuery): Promise<Page<RunListItem>> {
     const organizations = visibleOrganizations(principal);
-    if (organizations !== undefined) {
-      where.push(`r.organization IN (${organizations.map(() => '?').join(', ')})`);
-      params.push(...organizations);
-    }
-    const equal = (column: string, value: unknown): void => {
-      if (value === undefined) return;
-      where.push(`${column} = ?`);
-      params.push(value);
-    };
-    equal('r.state', query.state);
-    equal('r.sample', query.sample);
-    equal('r.method_id', query.method);
-    equal('r.organization', query.organization);
+    const limit = Math.max(1, Math.floor(query.limit));
+    const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
     const time = TIME_COLUMNS[query.time ?? 'created'];
-    if (query.from !== undefined) {
-      where.push(`${time} >= ?`);
-      params.push(query.from);
-    }
-    if (query.to !== undefined) {
-      where.push(`${time} <= ?`);
-      params.push(query.to);
-    }
-    // the results' verdict is a generated, indexed column (migration 0040): the overview counts by it too
-    if (query.verdict !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM run_results rr WHERE rr.run = r.id AND rr.verdict = ?)');
-      params.push(query.verdict);
-    }
-    if (query.q !== undefined) {
-      const like = likePattern(query.q);
-      // the small tables are searched once (IN over a list), the runs row by row: a per-row EXISTS costs 4 times more
-      where.push(`(r.id LIKE ? ESCAPE '\\' OR r.sample LIKE ? ESCAPE '\\' OR r.method_id LIKE ? ESCAPE '\\'
-        OR r.sample IN (SELECT s.id FROM lab_samples s WHERE s.description LIKE ? ESCAPE '\\')
-        OR r.organization IN (SELECT o.id FROM organizations o WHERE o.name LIKE ? ESCAPE '\\')
-        OR r.method_id IN (SELECT m.id FROM methods m WHERE m.title LIKE ? ESCAPE '\\'))`);
-      params.push(like, like, like, like, like, like);
-    }
-    if (query.alarms === 'open') where.push(`(${OPEN_ALARMS_SQL}) > 0`);
-    const paged = pageSql(query, 'r.rowid');
-    where.push(paged.where);
-    params.push(...paged.params);
-    const rows = this.database.sqlite
-      .prepare(`SELECT r.*, r.rowid AS position, (${OPEN_ALARMS_SQL}) AS open_alarms FROM runs r WHERE ${where.join(' AND ')} ${paged.orderLimit}`)
-      .all(...params) as (RunRow & { position: number; open_alarms: number })[];
-    // a page's runs share few method versions and read their ranges at once: 3 statements, not 2 per run
-    const standards = new Map<string, string>();
-    const standardOf = (id: string, version: number): string => {
-      const key = `${id}@${version}`;
-      let standard = standards.get(key);
-      if (standard === undefined) standards.set(key, (standard = this.records.methodSync(id, version)?.standard ?? ''));
-      return standard;
-    };
-    const shown = rows.slice(0, query.limit);
-    const ranges = new Map<string, RunRange[]>();
+    const like = query.q === undefined ? undefined : likePattern(query.q);
+    // without regard to case on both: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's ILIKE that of all
+    const operator = sql.raw(this.postgres ? 'ILIKE' : 'LIKE');
+    const matches = (column: string): RawBuilder<boolean> => sql<boolean>`${sql.ref(column)} ${operator} ${like} ESCAPE '\\'`;
+    const position = RUN_NUMBER[this.postgres ? 'postgres' : 'sqlite'];
+    const rows = await this.store
+      .selectFrom('runs as r')
+      .selectAll('r')
+      .select(position.as('position'))
+      .$if(organizations !== undefined, (q) => q.where('r.organization', 'in', orNone(organizations)))
+      .$if(query.state !== undefined, (q) => q.where('r.state', '=', query.state as RunState))
+      .$if(query.sample !== undefined, (q) => q.where('r.sample', '=', query.sample as string))
+      .$if(query.method !== undefined, (q) => q.where('r.method_id', '=', query.method as string))
+      .$if(query.organization !== undefined, (q) => q.where('r.organization', '=', query.organization as string))
+      .$if(query.from !== undefined, (q) => q.where(time, '>=', query.from as number))
+      .$if(query.to !== undefined, (q) => q.where(time, '<=', query.to as number))
+      // the results' verdict is a generated, indexed column (migration 0040): the overview counts by it too
+      .$if(query.verdict !== undefined, (q) =>
+        q.where((eb) =>
+          eb.exists(
+            eb
+              .selectFrom('run_results as rr')
+              .select(sql`1`.as('one'))
+              .whereRef('rr.run', '=', 'r.id')
+              .where('rr.verdict', '=', query.verdict as string),
+          ),
+        ),
+      )
+      .$if(like !== undefined, (q) =>
+        // the small tables are searched once (IN over a list), the runs row by row: a per-row EXISTS costs 4 times more
+        q.where((eb) =>
+          eb.or([
+            matches('r.id'),
+            matches('r.sample'),
+            matches('r.method_id'),
+            eb('r.sample', 'in', eb.selectFrom('lab_samples as s').select('s.id').where(matches('s.description'))),
+            eb('r.organization', 'in', eb.selectFrom('organizations as o').select('o.id').where(matches('o.name'))),
+            eb('r.method_id', 'in', eb.selectFrom('methods as m').select('m.id').where(matches('m.title'))),
+          ]),
+        ),
+      )
+      .$if(query.alarms === 'open', (q) => q.where(sql<boolean>`(${sql.raw(OPEN_ALARMS_SQL)}) > 0`))
+      .$if(cursor !== undefined, (q) => q.where(position, '<', cursor as number))
+      .orderBy(position, 'desc')
+      .limit(limit + 1)
+      .execute();
+    // a page's runs share few method versions and read their ranges and open alarms at once: 3 statements, not 3 per run
+    const shown = rows.slice(0, limit).map((r) => r.id);
+    const ranges = await this.rangesOf(this.store, shown);
+    const open = new Map<string, number>();
     if (shown.length > 0)
-      for (const r of this.database.sqlite
-        .prepare(
-          `SELECT run, gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run IN (${shown.map(() => '?').join(', ')}) ORDER BY run, gateway`,
+      for (const r of await this.store
+        .selectFrom('run_alarms as a')
+        .select(['a.run', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('a.run', 'in', shown)
+        .where('a.event', '<>', 'cleared')
+        .where((eb) =>
+          eb(
+            'a.id',
+            '=',
+            eb
+              .selectFrom('run_alarms as b')
+              .select((b) => b.fn.max('b.id').as('newest'))
+              .whereRef('b.run', '=', 'a.run')
+              .whereRef('b.alarm', '=', 'a.alarm'),
+          ),
         )
-        .all(...shown.map((row) => row.id)) as (RunRange & { run: string })[]) {
-        const list = ranges.get(r.run) ?? [];
-        list.push({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq });
-        ranges.set(r.run, list);
-      }
+        .groupBy('a.run')
+        .execute())
+        open.set(r.run, Number(r.n));
+    const standards = new Map<string, string>();
     return pageOfRows(
       rows,
       query,
-      (r) => r.position,
-      (r) => ({
-        ...this.toRun(r, { standard: standardOf(r.method_id, r.method_version), ranges: ranges.get(r.id) ?? [] }),
-        openAlarms: r.open_alarms,
-      }),
+      (r) => Number(r.position),
+      (r) => ({ ...toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
     );
   }
 
+  /**
+   * The runs that measured with the instrument since `since` (started, and not ended before), oldest first: what a
+   * review after the instrument failed a check looks at (ISO/IEC 17025 6.4.9; lab/calibration.ts asks here rather
+   * than read the runs itself).
+   */
+  async measuredWith(
+    instrument: string,
+    since: number,
+  ): Promise<{ id: string; sample: string; organization: string; state: RunState; startedAt: number; endedAt: number | null }[]> {
+    // the instruments' JSON as create() writes it narrows the rows; the parsed list decides
+    const rows = await this.store
+      .selectFrom('runs')
+      .select(['id', 'sample', 'organization', 'state', 'instruments', 'started_at', 'ended_at'])
+      .where('started_at', 'is not', null)
+      .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', since)]))
+      .where(sql<boolean>`instruments LIKE ${likePattern(JSON.stringify({ id: instrument }).slice(1, -1))} ESCAPE '\\'`)
+      .orderBy('started_at')
+      .orderBy('id')
+      .execute();
+    return rows
+      .filter((r) => (JSON.parse(r.instruments) as Run['instruments']).some((i) => i.id === instrument))
+      .map((r) => ({
+        id: r.id,
+        sample: r.sample,
+        organization: r.organization,
+        state: r.state as RunState,
+        startedAt: r.started_at ?? 0,
+        endedAt: r.ended_at,
+      }));
+  }
+
   /** The open alarms (raised, not cleared) of the runs the viewer may see, and how many runs have one. */
-  openAlarms(principal: Viewer): { open: number; runs: number } {
+  async openAlarms(principal: Viewer): Promise<{ open: number; runs: number }> {
     const organizations = visibleOrganizations(principal);
-    const scope = organizations === undefined ? '1' : `r.organization IN (${organizations.map(() => '?').join(', ')})`;
     // from the alarms' side: most runs never raise one
-    const row = this.database.sqlite
-      .prepare(
-        `SELECT COUNT(*) AS open, COUNT(DISTINCT a.run) AS runs FROM run_alarms a JOIN runs r ON r.id = a.run
-         WHERE ${scope} AND a.event <> 'cleared' AND a.id = (SELECT MAX(b.id) FROM run_alarms b WHERE b.run = a.run AND b.alarm = a.alarm)`,
+    const row = await this.store
+      .selectFrom('run_alarms as a')
+      .innerJoin('runs as r', 'r.id', 'a.run')
+      .select((eb) => [eb.fn.countAll<number>().as('open'), eb.fn.count<number>('a.run').distinct().as('runs')])
+      .$if(organizations !== undefined, (q) => q.where('r.organization', 'in', orNone(organizations)))
+      .where('a.event', '<>', 'cleared')
+      .where((eb) =>
+        eb(
+          'a.id',
+          '=',
+          eb
+            .selectFrom('run_alarms as b')
+            .select((b) => b.fn.max('b.id').as('newest'))
+            .whereRef('b.run', '=', 'a.run')
+            .whereRef('b.alarm', '=', 'a.alarm'),
+        ),
       )
-      .get(...(organizations ?? [])) as { open: number; runs: number };
-    return { open: row.open, runs: row.runs };
+      .executeTakeFirstOrThrow();
+    return { open: Number(row.open), runs: Number(row.runs) };
   }
 
   /**
    * The run's records, read from the stored batches (the signed bytes, not the derived index) of its
    * ranges and filtered to its instruments; a running run's open range ends at the newest stored record.
    */
-  recordsOf(run: Run, limit: number): RunRecords {
+  async recordsOf(run: Run, limit: number): Promise<RunRecords> {
     const out: RunRecords = { run: run.id, batches: [], samples: [], truncated: false };
-    this.eachRecord(
+    await this.eachRecord(
       run,
       (sample) => {
         if (out.samples.length >= limit) {
@@ -386,26 +504,25 @@ export class Runs extends EventEmitter<RunsEvents> {
    * Visits the run's records in order (by gateway, then sequence number), each with its stored bytes
    * (the 0x00 leaf prefix and the record's canonical bytes: their SHA-256 is its Merkle leaf hash); `visit` returns false to stop.
    */
-  eachRecord(run: Run, visit: (sample: LiveSample, leaf: Uint8Array) => boolean, onBatch?: (batch: RunRecords['batches'][number]) => void): void {
-    const db = this.database.sqlite;
+  async eachRecord(
+    run: Run,
+    visit: (sample: LiveSample, leaf: Uint8Array) => boolean,
+    onBatch?: (batch: RunRecords['batches'][number]) => void,
+  ): Promise<void> {
     for (const range of run.ranges) {
-      const last = range.lastSeq ?? this.nextSeq(range.gateway) - 1;
+      const last = range.lastSeq ?? (await this.nextSeq(this.store, range.gateway)) - 1;
       if (last < range.firstSeq) continue;
       const mine = new Set(run.instruments.filter((i) => i.gateway === range.gateway).map((i) => i.id));
-      const batches = db
-        .prepare(
-          `SELECT batch, first_seq AS firstSeq, count, records, log_index AS logIndex FROM batch_headers
-           WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ? ORDER BY first_seq`,
-        )
-        .all(range.gateway, last, range.firstSeq) as {
-        batch: number;
-        firstSeq: number;
-        count: number;
-        records: Buffer | null;
-        logIndex: number | null;
-      }[];
+      const batches = await this.store
+        .selectFrom('batch_headers')
+        .select(['batch', 'first_seq', 'count', 'records', 'log_index'])
+        .where('gateway', '=', range.gateway)
+        .where('first_seq', '<=', last)
+        .where((eb) => eb(eb('first_seq', '+', eb.ref('count')), '>', range.firstSeq))
+        .orderBy('first_seq')
+        .execute();
       for (const b of batches) {
-        onBatch?.({ gateway: range.gateway, batch: b.batch, firstSeq: b.firstSeq, count: b.count, logIndex: b.logIndex });
+        onBatch?.({ gateway: range.gateway, batch: b.batch, firstSeq: b.first_seq, count: b.count, logIndex: b.log_index });
         if (b.records === null) continue;
         const bytes = b.records;
         let go = true;
@@ -442,10 +559,20 @@ export class Runs extends EventEmitter<RunsEvents> {
     }
   }
 
-  private transition(actor: Actor, id: string, command: RunCommand, reason: string | undefined, apply: (run: Run, at: number) => void): Run {
-    const db = this.database.sqlite;
-    const after = db.transaction(() => {
-      const before = this.find(id);
+  /**
+   * A command of the state machine in one transaction with its audit entry. On PostgreSQL the run's row is held
+   * (FOR UPDATE) from the read of its state to the commit, so that two nodes given commands for one run at once
+   * apply one and refuse the other as the state machine says; SQLite has one writer.
+   */
+  private async transition(
+    actor: Actor,
+    id: string,
+    command: RunCommand,
+    reason: string | undefined,
+    apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<void>,
+  ): Promise<Run> {
+    const after = await this.store.transaction().execute(async (trx) => {
+      const before = await this.find(trx, id, true);
       if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`, { reason: 'record.not-found', params: { type: 'run', id } });
       const next = TRANSITIONS[before.state][command];
       if (next === undefined)
@@ -455,9 +582,10 @@ export class Runs extends EventEmitter<RunsEvents> {
           { reason: 'run.transition-refused', params: { id, state: before.state, command } },
         );
       const at = this.now();
-      apply(before, at);
-      const run = this.mustFind(id);
-      this.audit.record(actor, {
+      await apply(trx, before, at);
+      const run = await this.find(trx, id);
+      if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
+      await this.audit.recordIn(trx, actor, {
         action: 'state-change',
         recordType: 'run',
         recordId: id,
@@ -466,26 +594,46 @@ export class Runs extends EventEmitter<RunsEvents> {
         reason,
       });
       return run;
-    })();
+    });
     if (after.state === 'running') this.track(after);
     else this.running.delete(after.id);
     this.emit('state', after);
     return after;
   }
 
-  private end(run: Run, state: 'completed' | 'aborted', at: number, reason: string | null): void {
-    const db = this.database.sqlite;
+  private async end(trx: Transaction<Tables>, run: Run, state: 'completed' | 'aborted', at: number, reason: string | null): Promise<void> {
+    await this.serializeWithBatches(
+      trx,
+      run.ranges.map((r) => r.gateway),
+    );
     for (const range of run.ranges)
-      db.prepare('UPDATE run_ranges SET last_seq = ? WHERE run = ? AND gateway = ?').run(this.nextSeq(range.gateway) - 1, run.id, range.gateway);
-    db.prepare('UPDATE runs SET state = ?, ended_at = ?, end_reason = ? WHERE id = ?').run(state, at, reason, run.id);
+      await trx
+        .updateTable('run_ranges')
+        .set({ last_seq: (await this.nextSeq(trx, range.gateway)) - 1 })
+        .where('run', '=', run.id)
+        .where('gateway', '=', range.gateway)
+        .execute();
+    await trx.updateTable('runs').set({ state, ended_at: at, end_reason: reason }).where('id', '=', run.id).execute();
+  }
+
+  /** PostgreSQL: the gateways' batches committed before this point are seen, those after it commit after ours */
+  private async serializeWithBatches(trx: Transaction<Tables>, gateways: string[]): Promise<void> {
+    if (!this.postgres || gateways.length === 0) return;
+    if (this.parts.batches === undefined)
+      throw new LabtraceError('E_CONFIG', 'runs: on PostgreSQL the measurement store must serialize run boundaries');
+    await this.parts.batches.lockGateways(trx as unknown as Transaction<unknown>, gateways);
   }
 
   /** the gateway's next sequence number: one past the highest stored (batches are stored whole) */
-  private nextSeq(gateway: string): number {
-    const row = this.database.sqlite
-      .prepare('SELECT first_seq + count AS next FROM batch_headers WHERE gateway = ? ORDER BY first_seq DESC LIMIT 1')
-      .get(gateway) as { next: number } | undefined;
-    return row?.next ?? 0;
+  private async nextSeq(db: Kysely<Tables>, gateway: string): Promise<number> {
+    const row = await db
+      .selectFrom('batch_headers')
+      .select((eb) => eb('first_seq', '+', eb.ref('count')).as('next'))
+      .where('gateway', '=', gateway)
+      .orderBy('first_seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? 0 : Number(row.next);
   }
 
   private track(run: Run): void {
@@ -498,46 +646,74 @@ export class Runs extends EventEmitter<RunsEvents> {
     this.running.set(run.id, gateways);
   }
 
-  private find(id: string): Run | undefined {
-    const row = this.database.sqlite.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
-    return row === undefined ? undefined : this.toRun(row);
+  /** `forUpdate`: on PostgreSQL the row is held to the end of the transaction `db` */
+  private async find(db: Kysely<Tables>, id: string, forUpdate = false): Promise<Run | undefined> {
+    const row = await db
+      .selectFrom('runs')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(forUpdate && this.postgres, (q) => q.forUpdate())
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const ranges = await this.rangesOf(db, [id]);
+    return toRun(row, this.standardOf(row), ranges.get(id) ?? []);
   }
 
-  private mustFind(id: string): Run {
-    const run = this.find(id);
-    if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
-    return run;
+  /** the ranges of the runs, by run */
+  private async rangesOf(db: Kysely<Tables>, runs: readonly string[]): Promise<Map<string, RunRange[]>> {
+    const out = new Map<string, RunRange[]>();
+    if (runs.length === 0) return out;
+    const rows = await db.selectFrom('run_ranges').selectAll().where('run', 'in', runs).orderBy('run').orderBy('gateway').execute();
+    for (const r of rows) {
+      const list = out.get(r.run) ?? [];
+      list.push(toRange(r));
+      out.set(r.run, list);
+    }
+    return out;
   }
 
-  /** `known`: the method's standard and the run's ranges when the caller read them already (a page of runs) */
-  private toRun(row: RunRow, known?: { standard: string; ranges: RunRange[] }): Run {
-    const ranges =
-      known?.ranges ??
-      (
-        this.database.sqlite
-          .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
-          .all(row.id) as RunRange[]
-      ).map((r) => ({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq: r.lastSeq }));
-    const standard = known?.standard ?? this.records.methodSync(row.method_id, row.method_version)?.standard ?? '';
-    const accredited = row.accredited === 1;
-    return {
-      id: row.id,
-      sample: row.sample,
-      organization: row.organization,
-      method: { id: row.method_id, version: row.method_version, standard },
-      instruments: JSON.parse(row.instruments) as Run['instruments'],
-      technician: row.technician,
-      state: row.state,
-      accredited,
-      flags: accredited ? [] : [NOT_ACCREDITED],
-      createdBy: row.created_by,
-      createdAt: row.created_at,
-      startedAt: row.started_at,
-      endedAt: row.ended_at,
-      endReason: row.end_reason,
-      ranges,
-    };
+  /** the standard of the run's method version (lab records); `seen`: those looked up already for a list */
+  private standardOf(row: Pick<RunRow, 'method_id' | 'method_version'>, seen?: Map<string, string>): string {
+    const key = `${row.method_id}@${row.method_version}`;
+    let standard = seen?.get(key);
+    if (standard === undefined) {
+      standard = this.records.methodSync(row.method_id, row.method_version)?.standard ?? '';
+      seen?.set(key, standard);
+    }
+    return standard;
   }
+}
+
+/** the server itself reading every run */
+const LAB: Viewer = { role: 'admin', organization: null };
+
+/** an IN list that may be empty (a viewer of no organization sees nothing) */
+const orNone = (list: readonly string[] | undefined): string[] => (list === undefined || list.length === 0 ? [''] : [...list]);
+
+function toRange(r: Selectable<Tables['run_ranges']>): RunRange {
+  return { gateway: r.gateway, firstSeq: r.first_seq, lastSeq: r.last_seq };
+}
+
+/** a stored run with its method's standard and its ranges */
+function toRun(row: RunRow, standard: string, ranges: RunRange[]): Run {
+  const accredited = row.accredited === 1;
+  return {
+    id: row.id,
+    sample: row.sample,
+    organization: row.organization,
+    method: { id: row.method_id, version: row.method_version, standard },
+    instruments: JSON.parse(row.instruments) as Run['instruments'],
+    technician: row.technician,
+    state: row.state as RunState,
+    accredited,
+    flags: accredited ? [] : [NOT_ACCREDITED],
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    endReason: row.end_reason,
+    ranges,
+  };
 }
 
 /** A client sees its own organization's runs, an auditor those its grant covers; the lab's staff see all (auth/visibility.ts). */

@@ -33,31 +33,31 @@ export function shareRoutes(deps: {
 }): express.Router {
   const { shares, runs } = deps;
   const router = express.Router();
-  const runOf = (req: Request, id: string): string => {
-    if (!runs.get(who(req), id)) throw notFound('run', id);
+  const runOf = async (req: Request, id: string): Promise<string> => {
+    if (!(await runs.get(who(req), id))) throw notFound('run', id);
     return id;
   };
 
   routeOf(router, api.listShares, async (req, res, { params }) => {
-    res.json(await shares.list(runOf(req, params.id)));
+    res.json(await shares.list(await runOf(req, params.id)));
   });
 
   routeOf(router, api.createShare, async (req, res, { params, body }) => {
     const p = who(req);
-    res.status(201).json(await shares.create({ username: p.username, role: p.role }, runOf(req, params.id), body));
+    res.status(201).json(await shares.create({ username: p.username, role: p.role }, await runOf(req, params.id), body));
   });
 
   routeOf(router, api.revokeShare, async (req, res, { params, body }) => {
     const p = who(req);
-    res.json(await shares.revoke({ username: p.username, role: p.role }, runOf(req, params.id), Number(params.shareId), body.reason));
+    res.json(await shares.revoke({ username: p.username, role: p.role }, await runOf(req, params.id), Number(params.shareId), body.reason));
   });
 
   routeOf(router, api.publicShare, async (req, res, { params }) => {
     const { run: id, expiresAt } = await shares.open(params.token);
-    const run = runs.get(LAB, id);
+    const run = await runs.get(LAB, id);
     if (!run) throw new LabtraceError('E_NOT_FOUND', 'this share link is not known', { reason: 'share.not-found' });
     const method = await deps.records.method(run.method.id, run.method.version);
-    const records = runs.recordsOf(run, SHARED_RECORDS);
+    const records = await runs.recordsOf(run, SHARED_RECORDS);
     const report = await deps.reportOf(id);
     const answer: PublicShare = {
       expiresAt,
@@ -71,7 +71,7 @@ export function shareRoutes(deps: {
         startedAt: run.startedAt,
         endedAt: run.endedAt,
       },
-      results: run.state === 'completed' ? (deps.results?.resultsOf(id) ?? null) : null,
+      results: run.state === 'completed' ? ((await deps.results?.resultsOf(id)) ?? null) : null,
       samples: records.samples,
       truncated: records.truncated,
       report:

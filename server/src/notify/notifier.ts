@@ -44,7 +44,7 @@ export interface NotifierDeps {
   database: LabDatabase;
   users: Users;
   audit: AuditTrail;
-  runs: Pick<Runs, 'on' | 'off' | 'get'>;
+  runs: Pick<Runs, 'on' | 'off' | 'getSync'>;
   inspection: { on(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown; off(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown };
   events: Pick<SecurityEvents, 'on' | 'off'>;
   broker: Pick<MessageBus, 'on' | 'off'>;
@@ -204,7 +204,7 @@ export class Notifier {
     if (e.event !== 'raised' && e.event !== 'escalated') return;
     const event = e.event;
     this.guard('alarm', () => {
-      const run = this.deps.runs.get({ role: 'admin', organization: null }, e.run);
+      const run = this.deps.runs.getSync({ role: 'admin', organization: null }, e.run);
       if (run === undefined) return;
       this.announceNow({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
     });
@@ -321,7 +321,7 @@ export class Notifier {
     const rule = ruleFor(SHOWN_BY[e.kind].method, SHOWN_BY[e.kind].path);
     if (rule.allow !== 'public' && !rule.allow.includes(viewer.role)) return false;
     if (rule.scope === 'every-organization' && !seesAll(viewer)) return false;
-    if (e.kind === 'alarm' || e.kind === 'run-completed') return this.deps.runs.get(viewer, e.run) !== undefined;
+    if (e.kind === 'alarm' || e.kind === 'run-completed') return this.deps.runs.getSync(viewer, e.run) !== undefined;
     if (e.kind === 'draft-awaiting-signature') return this.deps.certificateFor(viewer, e.certificate) !== undefined;
     return true;
   }

@@ -80,7 +80,7 @@ beforeAll(async () => {
   // one whole specimen: mounted, pulled to break, and the next one mounted (the run completes, a certificate is issued)
   await reading(1, 0, 12);
   await reading(2, 0, 0);
-  await waitFor('the demo run', () => t.server.runs.list({ role: 'admin', organization: null }).length === 1);
+  await waitFor('the demo run', async () => (await t.server.runs.list({ role: 'admin', organization: null })).length === 1);
   for (const [force, extension] of [
     [10, 0.4],
     [41.7, 6],
@@ -88,9 +88,9 @@ beforeAll(async () => {
   ] as const)
     await reading(2, force, extension);
   await reading(3, 0, 0);
-  const completed = () => t.server.runs.list({ role: 'admin', organization: null }).find((r) => r.state === 'completed');
-  await waitFor('the completed run', () => completed() !== undefined);
-  const run = completed();
+  const completed = async () => (await t.server.runs.list({ role: 'admin', organization: null })).find((r) => r.state === 'completed');
+  await waitFor('the completed run', async () => (await completed()) !== undefined);
+  const run = await completed();
   if (run === undefined) throw new Error('no completed run');
   await waitFor('the issued certificate', async () =>
     (await t.server.certificates.list({ role: 'admin', organization: null }, { run: run.id })).items.some((c) => c.status === 'valid'),

@@ -47,7 +47,7 @@ beforeAll(async () => {
     ...method,
     definition: { ...method.definition, instrumentTypes: [], limits: [], results: [] },
   });
-  t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
+  await t.server.runs.create({ username: 'technician', role: 'technician' }, { sample: 'S-0', method: 'm-0', instruments: ['ut-1'] });
   // a completed, measured run (run-2) with a calibrated instrument, for the certificate mutations
   const now = Date.now();
   await t.server.calibration.record(setup, 'ut-c', {
@@ -77,8 +77,8 @@ beforeAll(async () => {
     },
   });
   const tech = { username: 'technician', role: 'technician' };
-  t.server.runs.create(tech, { sample: 'S-C', method: 'm-cert', instruments: ['ut-c'] });
-  t.server.runs.start(tech, 'run-2');
+  await t.server.runs.create(tech, { sample: 'S-C', method: 'm-cert', instruments: ['ut-c'] });
+  await t.server.runs.start(tech, 'run-2');
   const gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-c');
   const samples = [41.5, 42.1].map((value, seq) => ({
@@ -92,7 +92,7 @@ beforeAll(async () => {
   }));
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
   await gw.end();
-  t.server.runs.stop(tech, 'run-2');
+  await t.server.runs.stop(tech, 'run-2');
   // an inspection alarm of run-1 as stored before a restart (the engine's own path is tested in lab/run-alarms)
   const alarm = {
     id: ALARM,

@@ -41,8 +41,8 @@ beforeAll(async () => {
     },
   });
   const technician = { username: 'technician', role: 'technician' };
-  t.server.runs.create(technician, { sample: 'S-a', method: 'm-1', instruments: ['ut-1'] }); // run-1, org-a
-  t.server.runs.create(technician, { sample: 'S-b', method: 'm-1', instruments: ['ut-1'] }); // run-2, org-b
+  await t.server.runs.create(technician, { sample: 'S-a', method: 'm-1', instruments: ['ut-1'] }); // run-1, org-a
+  await t.server.runs.create(technician, { sample: 'S-b', method: 'm-1', instruments: ['ut-1'] }); // run-2, org-b
   const res = await t.fetch(
     '/api/users',
     postJson({ username: 'auditor-b', role: 'auditor', password: PASSWORD, grantUntil: Date.now() + 86_400_000, grantOrganizations: ['org-b'] }),
@@ -156,11 +156,11 @@ describe('socket.io', () => {
     expect(await watch(auditorB, 'run-2')).toEqual({ ok: true, state: 'planned' });
     expect(await watch(full, 'run-1')).toEqual({ ok: true, state: 'planned' });
     expect(await watch(full, 'run-2')).toEqual({ ok: true, state: 'planned' });
-    t.server.runs.start({ username: 'technician', role: 'technician' }, 'run-1');
+    await t.server.runs.start({ username: 'technician', role: 'technician' }, 'run-1');
     expect(await send(t, gw, gw.sign(records('ut-1', 1, 2)))).toBe('acked');
     await waitFor('the full auditor to receive run-1 and the lab stream', () => seen.includes('full run-1') && seen.includes('full lab'));
-    t.server.runs.abort({ username: 'technician', role: 'technician' }, 'run-1', 'end of the test');
-    t.server.runs.start({ username: 'technician', role: 'technician' }, 'run-2');
+    await t.server.runs.abort({ username: 'technician', role: 'technician' }, 'run-1', 'end of the test');
+    await t.server.runs.start({ username: 'technician', role: 'technician' }, 'run-2');
     expect(await send(t, gw, gw.sign(records('ut-1', 3, 2)))).toBe('acked');
     await waitFor('the scoped auditor to receive run-2', () => seen.includes('scoped run-2') && seen.includes('full run-2'));
     expect(seen.filter((s) => s.startsWith('scoped'))).toEqual(['scoped run-2']);

@@ -62,7 +62,7 @@ describe('escalation', () => {
   test('raised at the warning level, the alarm carries the warning message', async () => {
     await sendValues(0, 3, 20);
     await sendValues(3, 1, 47);
-    await waitFor('the alarm', () => t.server.inspection.alarmsOf(run).alarms.length === 1);
+    await waitFor('the alarm', async () => (await t.server.inspection.alarmsOf(run)).alarms.length === 1);
     const [alarm] = (await alarms()).alarms;
     expect(alarm).toMatchObject({ severity: 'warning', value: 47, active: true });
     expect(alarm?.message).toBe('ut-1/c 47 kN above the warning level 45');
@@ -70,7 +70,7 @@ describe('escalation', () => {
 
   test('at 55 kN past the alarm limit the same alarm escalates, and its message and value say so', async () => {
     await sendValues(4, 1, 55);
-    await waitFor('the escalation', () => t.server.inspection.alarmsOf(run).events.some((e) => e.event === 'escalated'));
+    await waitFor('the escalation', async () => (await t.server.inspection.alarmsOf(run)).events.some((e) => e.event === 'escalated'));
     const answer = await alarms();
     expect(answer.alarms).toHaveLength(1);
     expect(answer.alarms[0]).toMatchObject({ severity: 'alarm', value: 55 });
@@ -100,7 +100,7 @@ describe('open alarms in the list and the count', () => {
   test('acknowledged it stays open; cleared, it leaves the count and the filter', async () => {
     const id = encodeURIComponent((await alarms()).alarms[0]?.id ?? '');
     await sendValues(5, 1, 20);
-    await waitFor('back to normal', () => t.server.inspection.alarmsOf(run).events.some((e) => e.event === 'returned'));
+    await waitFor('back to normal', async () => (await t.server.inspection.alarmsOf(run)).events.some((e) => e.event === 'returned'));
     expect((await call(`/api/runs/${run}/alarms/${id}/acknowledge`, postJson({ reason: 'operator informed' }))).status).toBe(200);
     expect((await call<OpenAlarmCount>('/api/alarms/open-count')).body.open).toBe(1);
     expect((await call(`/api/runs/${run}/alarms/${id}/clear`, postJson({ reason: 'specimen replaced' }))).status).toBe(200);

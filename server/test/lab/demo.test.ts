@@ -43,16 +43,16 @@ async function reading(specimen: number, force: number, extension: number): Prom
   expect(await send(t, gw, gw.sign(samples))).toBe('acked');
 }
 
-const runsOf = () => t.server.runs.list({ role: 'admin', organization: null }).filter((r) => r.method.id === DEMO_METHOD_ID);
+const runsOf = async () => (await t.server.runs.list({ role: 'admin', organization: null })).filter((r) => r.method.id === DEMO_METHOD_ID);
 
 test('the demo method is recorded once, and a run follows each specimen from mounting to break, with its results', async () => {
   expect((await t.server.labRecords.method(DEMO_METHOD_ID))?.standard).toBe('ISO 6892-1:2019');
   await reading(1, 0, 12);
-  expect(runsOf()).toEqual([]);
+  expect(await runsOf()).toEqual([]);
   // a new specimen is mounted: the machine gets its calibration and a run starts
   await reading(2, 0, 0);
-  await waitFor('the demo run', () => runsOf().length === 1);
-  const [run] = runsOf();
+  await waitFor('the demo run', async () => (await runsOf()).length === 1);
+  const [run] = await runsOf();
   expect(run).toMatchObject({ state: 'running', technician: 'technician', organization: ORGANIZATION, createdBy: 'demo' });
   expect((await t.server.calibration.status('utm-1')).status).toBe('valid');
   for (const [force, extension] of [
@@ -65,9 +65,9 @@ test('the demo method is recorded once, and a run follows each specimen from mou
     await reading(2, force, extension);
   // the next specimen: the run is completed, and another starts
   await reading(3, 0, 0);
-  await waitFor('the completed run', () => runsOf().some((r) => r.id === run?.id && r.state === 'completed'));
-  const done = runsOf().find((r) => r.id === run?.id) as NonNullable<typeof run>;
-  const results = t.server.results.resultsOf(done.id) as RunResults;
+  await waitFor('the completed run', async () => (await runsOf()).some((r) => r.id === run?.id && r.state === 'completed'));
+  const done = (await runsOf()).find((r) => r.id === run?.id) as NonNullable<typeof run>;
+  const results = (await t.server.results.resultsOf(done.id)) as RunResults;
   expect(results.verdict).toBe('pass');
   expect(results.results.map((r) => r.name)).toEqual(['Fm', 'Rm', 'A']);
   const [fm, rm, a] = results.results.map((r) => r.value);
@@ -75,7 +75,7 @@ test('the demo method is recorded once, and a run follows each specimen from mou
   expect(rm).toBeCloseTo((42.05 * 1000) / 78.54, 9);
   expect(a).toBeCloseTo((12 * 100) / 50, 9);
   expect(results.results.every((r) => r.uncertainty.budget.some((b) => b.source === 'calibration'))).toBe(true);
-  expect(runsOf().filter((r) => r.state === 'running')).toHaveLength(1);
+  expect((await runsOf()).filter((r) => r.state === 'running')).toHaveLength(1);
   // its certificate: requested by the technician, approved and issued by the signatory, verifiable
   await waitFor('the demo certificate', async () =>
     (await t.server.certificates.list({ role: 'admin', organization: null }, { run: done.id })).items.some((c) => c.status === 'valid'),

@@ -273,7 +273,7 @@ describe('a run binds the stored records of its instruments', () => {
       ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }],
     });
     // its export bundle (labtrace export --run): every record of its range, and it verifies offline
-    const selections = runSelections(t.server.database, run.id).selections;
+    const selections = (await runSelections(t.server.database.db, run.id)).selections;
     expect(selections).toEqual([expect.objectContaining({ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 })]);
     const log = t.server.log;
     if (log === undefined) throw new Error('no transparency log');
