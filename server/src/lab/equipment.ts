@@ -146,7 +146,7 @@ export class EquipmentStatus {
     reason: string,
   ): Promise<InstrumentStatusRecord> {
     const row = await this.statusQuery(trx, instrument).executeTakeFirst();
-    const before = row === undefined ? undefined : ({ ...row, status: row.status as ServiceStatus } as InstrumentStatusRecord);
+    const before = row === undefined ? undefined : ({ ...row, status: row.status as ServiceStatus });
     const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
     await trx.insertInto('instrument_status').values(record).execute();
     await this.audit.recordIn(trx, actor, statusAudit(record, before));

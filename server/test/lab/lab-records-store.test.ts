@@ -297,7 +297,7 @@ describe('the synchronous twins (embedded SQLite only)', () => {
         ['lab-sample', 'S-1'],
         ['method', 'm'],
       ]);
-      expect(audit.verify()).toBeUndefined();
+      expect(await audit.verify()).toBeUndefined();
       // on a store given as its Kysely only, a twin says what it needs
       expect(() => new LabRecords(database.db, audit, SCOPE, users).sampleSync('S-1')).toThrow('needs the embedded SQLite store');
     } finally {
