@@ -186,7 +186,7 @@ export class LabtraceServer {
     );
     // the scope check of the modules not yet on Kysely: synchronous until they move
     const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
-    this.labRecords = new LabRecords(this.database, this.audit, methodScope, this.users);
+    this.labRecords = new LabRecords(this.database.db, this.audit, methodScope, this.users);
     this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
     this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { LabtraceError, type AlarmEventKind, type LiveSample, type RunAlarm, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { EquipmentStatus } from '../lab/equipment.js';
-import type { LabRecords } from '../lab/lab-records.js';
+import type { LabRecords, Method } from '../lab/lab-records.js';
 import type { MethodDefinition } from '../lab/schemas.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
@@ -78,7 +78,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly runs: Pick<Runs, 'on' | 'off' | 'list'>,
-    private readonly records: Pick<LabRecords, 'methodSync'>,
+    private readonly records: Pick<LabRecords, 'method'>,
     private readonly equipment: Pick<EquipmentStatus, 'statusSync'>,
     private readonly logger: Logger,
     options: RunInspectionOptions = {},
@@ -213,10 +213,18 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     return stored.after;
   }
 
-  private readonly onState = (run: Run): void => {
-    // a run starts once (planned -> running): it has no alarms yet, and its engine is there before its first sample
-    if (run.state === 'running') this.guard(run.id, () => this.build(run, 0, []));
-    else this.drop(run.id);
+  private readonly onState = (run: Run, method?: Method): void => {
+    // a run starts once (planned -> running): it has no alarms yet, and its engine is there before its first sample,
+    // built from the method version the start read (Runs gives it with the event)
+    if (run.state !== 'running') this.drop(run.id);
+    else if (method !== undefined && method.id === run.method.id && method.version === run.method.version)
+      this.guard(run.id, () => this.build(run, 0, [], method.definition.rules ?? []));
+    else
+      // not given (no such start here): asked, then built unless the run ended meanwhile
+      this.rulesOf(run).then(
+        (rules) => this.guard(run.id, () => this.build(run, 0, [], rules)),
+        (err: unknown) => this.logger.error({ run: run.id, err: String(err) }, 'ALARM: run inspection failed'),
+      );
   };
 
   private readonly onSamples = (run: string, samples: LiveSample[]): void => {
@@ -228,22 +236,23 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   /** the engine of a run that was running before (a restart, a stop and start of the inspection): its alarms continue */
   private async rebuild(run: Run): Promise<void> {
-    if (this.engines.has(run.id) || this.rulesOf(run).length === 0) return;
+    if (this.engines.has(run.id)) return;
+    const rules = await this.rulesOf(run);
+    if (rules.length === 0) return;
     await this.writes;
     const raised = await this.store.selectFrom('run_alarms').select('alarm').where('run', '=', run.id).where('event', '=', 'raised').execute();
     const lastAlarmNumber = Math.max(0, ...raised.map((r) => Number(/#(\d+)$/.exec(r.alarm)?.[1] ?? 0)));
     // the alarms left open by the engine before: continued, so that their condition persisting or coming back is
     // the same episode rather than a new alarm
     const openAlarms = (await this.storedAlarms(this.store, run.id)).alarms.filter((a) => a.cleared === null);
-    this.build(run, lastAlarmNumber, openAlarms);
+    this.build(run, lastAlarmNumber, openAlarms, rules);
   }
 
-  private rulesOf(run: Run): NonNullable<MethodDefinition['rules']> {
-    return this.records.methodSync(run.method.id, run.method.version)?.definition.rules ?? [];
+  private async rulesOf(run: Run): Promise<NonNullable<MethodDefinition['rules']>> {
+    return (await this.records.method(run.method.id, run.method.version))?.definition.rules ?? [];
   }
 
-  private build(run: Run, lastAlarmNumber: number, openAlarms: RunAlarm[]): void {
-    const rules = this.rulesOf(run);
+  private build(run: Run, lastAlarmNumber: number, openAlarms: RunAlarm[], rules: NonNullable<MethodDefinition['rules']>): void {
     if (this.engines.has(run.id) || rules.length === 0) return;
     const engine = new RuleEngine(rules, {
       clock: this.clock,

@@ -101,7 +101,7 @@ export class DemoLab {
 
   /** Records the demo method once; the calibration and runs follow the testing machine's samples. */
   async start(): Promise<void> {
-    if (this.deps.records.method(DEMO_METHOD_ID) === undefined) this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD);
+    if ((await this.deps.records.method(DEMO_METHOD_ID)) === undefined) await this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD);
     // a run left running by a stop of the server is ended: its specimen is gone
     for (const run of await this.deps.runs.list({ role: 'admin', organization: null }, { state: 'running' }))
       if (run.method.id === DEMO_METHOD_ID) await this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running');
@@ -154,7 +154,7 @@ export class DemoLab {
     }
     this.ensureCalibrated();
     const id = `DEMO-${specimen}-${this.now()}`;
-    this.deps.records.createSample(DEMO_ACTOR, {
+    await this.deps.records.createSample(DEMO_ACTOR, {
       id,
       organization: this.options.organization,
       description: `steel bar B500B, 10 mm, specimen ${specimen} of the demo batch`,

@@ -14,7 +14,7 @@ import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
-import type { LabRecords } from './lab-records.js';
+import type { LabRecords, Method } from './lab-records.js';
 import type { RunInput } from './schemas.js';
 import { RUN_STATES, type Page, type RunState, type RunsQuery, type RunTime } from '@labtrace/protocols/api';
 import { pageOfRows } from '../api/paging.js';
@@ -152,7 +152,8 @@ interface RunsEvents {
   created: [run: Run];
   /** stored samples of a running run's instruments, as they arrive */
   samples: [run: string, samples: LiveSample[]];
-  state: [run: Run];
+  /** a run changed state; a run started comes with its method's version as the start read it */
+  state: [run: Run, method?: Method];
 }
 
 export class Runs extends EventEmitter<RunsEvents> {
@@ -162,7 +163,7 @@ export class Runs extends EventEmitter<RunsEvents> {
   constructor(
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
-    private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodSync'>,
+    private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodIn'>,
     private readonly equipment: Pick<EquipmentStatus, 'blockersSync'>,
     /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
     private readonly scope: MethodScopeCheck,
@@ -274,13 +275,14 @@ export class Runs extends EventEmitter<RunsEvents> {
           .insertInto('run_ranges')
           .values({ run: id, gateway, first_seq: await this.nextSeq(trx, gateway) })
           .execute();
-      const method = this.records.methodSync(run.method.id, run.method.version);
+      const method = await this.records.methodIn(trx, run.method.id, run.method.version);
       const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
       await trx
         .updateTable('runs')
         .set({ state: 'running', started_at: at, accredited: accredited ? 1 : 0 })
         .where('id', '=', id)
         .execute();
+      return method;
     });
   }
 
@@ -313,7 +315,10 @@ export class Runs extends EventEmitter<RunsEvents> {
     const ranges = sqlite.prepare('SELECT gateway, first_seq, last_seq FROM run_ranges WHERE run = ? ORDER BY gateway').all(id) as Selectable<
       Tables['run_ranges']
     >[];
-    return toRun(row, this.standardOf(row), ranges.map(toRange));
+    // the method's standard on the same connection (the twin goes with getSync)
+    const method = sqlite.prepare('SELECT standard FROM methods WHERE id = ? AND version = ?').get(row.method_id, row.method_version) as
+      { standard: string } | undefined;
+    return toRun(row, method?.standard ?? '', ranges.map(toRange));
   }
 
   async list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Promise<Run[]> {
@@ -331,8 +336,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       this.store,
       rows.map((r) => r.id),
     );
-    const standards = new Map<string, string>();
-    return rows.map((r) => toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []));
+    const standards = await this.standardsOf(rows);
+    return rows.map((r) => toRun(r, standards.get(r.id) ?? '', ranges.get(r.id) ?? []));
   }
 
   /**
@@ -414,12 +419,12 @@ export class Runs extends EventEmitter<RunsEvents> {
         .groupBy('a.run')
         .execute())
         open.set(r.run, Number(r.n));
-    const standards = new Map<string, string>();
+    const standards = await this.standardsOf(rows);
     return pageOfRows(
       rows,
       query,
       (r) => Number(r.position),
-      (r) => ({ ...toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
+      (r) => ({ ...toRun(r, standards.get(r.id) ?? '', ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
     );
   }
 
@@ -569,8 +574,9 @@ export class Runs extends EventEmitter<RunsEvents> {
     id: string,
     command: RunCommand,
     reason: string | undefined,
-    apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<void>,
+    apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<Method | void>,
   ): Promise<Run> {
+    let method: Method | undefined;
     const after = await this.store.transaction().execute(async (trx) => {
       const before = await this.find(trx, id, true);
       if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`, { reason: 'record.not-found', params: { type: 'run', id } });
@@ -582,7 +588,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           { reason: 'run.transition-refused', params: { id, state: before.state, command } },
         );
       const at = this.now();
-      await apply(trx, before, at);
+      method = (await apply(trx, before, at)) ?? undefined;
       const run = await this.find(trx, id);
       if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
       await this.audit.recordIn(trx, actor, {
@@ -597,7 +603,7 @@ export class Runs extends EventEmitter<RunsEvents> {
     });
     if (after.state === 'running') this.track(after);
     else this.running.delete(after.id);
-    this.emit('state', after);
+    this.emit('state', after, method);
     return after;
   }
 
@@ -656,7 +662,7 @@ export class Runs extends EventEmitter<RunsEvents> {
       .executeTakeFirst();
     if (row === undefined) return undefined;
     const ranges = await this.rangesOf(db, [id]);
-    return toRun(row, this.standardOf(row), ranges.get(id) ?? []);
+    return toRun(row, await this.standardOf(db, row), ranges.get(id) ?? []);
   }
 
   /** the ranges of the runs, by run */
@@ -672,12 +678,20 @@ export class Runs extends EventEmitter<RunsEvents> {
     return out;
   }
 
+  /** the standard of each run's method version, by run (each version looked up once) */
+  private async standardsOf(rows: readonly Pick<RunRow, 'id' | 'method_id' | 'method_version'>[]): Promise<Map<string, string>> {
+    const seen = new Map<string, string>();
+    const out = new Map<string, string>();
+    for (const r of rows) out.set(r.id, await this.standardOf(this.store, r, seen));
+    return out;
+  }
+
   /** the standard of the run's method version (lab records); `seen`: those looked up already for a list */
-  private standardOf(row: Pick<RunRow, 'method_id' | 'method_version'>, seen?: Map<string, string>): string {
+  private async standardOf(db: Kysely<Tables>, row: Pick<RunRow, 'method_id' | 'method_version'>, seen?: Map<string, string>): Promise<string> {
     const key = `${row.method_id}@${row.method_version}`;
     let standard = seen?.get(key);
     if (standard === undefined) {
-      standard = this.records.methodSync(row.method_id, row.method_version)?.standard ?? '';
+      standard = (await this.records.methodIn(db, row.method_id, row.method_version))?.standard ?? '';
       seen?.set(key, standard);
     }
     return standard;

@@ -274,38 +274,6 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   }, 120_000);
 });
 
-describe('the synchronous twins (embedded SQLite only)', () => {
-  test('read and create as the async methods do, in the caller’s transaction, with the same refusals', async () => {
-    const database = new LabDatabase(tmp(), serverMigrations);
-    await database.migrate();
-    try {
-      const audit = new AuditTrail(database);
-      const users = new Users(database, audit);
-      await users.createOrganization(ADA, 'acme', 'ACME');
-      const lab = new LabRecords(database, audit, SCOPE, users);
-      const made = lab.createSampleSync(ADA, sample('S-1', 'acme', 5));
-      expect(lab.sampleSync('S-1')).toEqual(made);
-      expect(await lab.sample('S-1')).toEqual(made);
-      expect(() => lab.createSampleSync(ADA, sample('S-1', 'acme', 5))).toThrow('body: id: sample "S-1" exists');
-      expect(() => lab.createSampleSync(ADA, sample('S-2', 'nobody', 5))).toThrow('body: organization: "nobody" is not known');
-      const method = lab.createMethodSync(ADA, { id: 'm', standard: 'ISO 6892-1:2019', title: 'T', definition: DEFINITION });
-      expect(lab.methodSync('m')).toEqual(await lab.method('m'));
-      expect(lab.methodSync('m', 1)).toEqual(method);
-      expect(lab.methodSync('m', 2)).toBeUndefined();
-      expect((await audit.list({ limit: 10 })).map((e) => [e.recordType, e.recordId])).toEqual([
-        ['organization', 'acme'],
-        ['lab-sample', 'S-1'],
-        ['method', 'm'],
-      ]);
-      expect(audit.verify()).toBeUndefined();
-      // on a store given as its Kysely only, a twin says what it needs
-      expect(() => new LabRecords(database.db, audit, SCOPE, users).sampleSync('S-1')).toThrow('needs the embedded SQLite store');
-    } finally {
-      await database.close();
-    }
-  }, 120_000);
-});
-
 describe('two nodes on one PostgreSQL', () => {
   test('samples registered and versions added at once from both: each numbered once, created once, each version against the one before', async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];

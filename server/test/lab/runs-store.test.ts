@@ -72,7 +72,7 @@ const methodOf = (id: string, version?: number): Method | undefined =>
 const records = {
   sample: (id: string) => Promise.resolve(SAMPLES[id]),
   method: (id: string, version?: number) => Promise.resolve(methodOf(id, version)),
-  methodSync: methodOf,
+  methodIn: (_db: unknown, id: string, version?: number) => Promise.resolve(methodOf(id, version)),
 };
 const INSTRUMENTS: Record<string, { gateway: string; identity: { kind: string; model: string } }> = {
   'utm-1': { gateway: 'gw-a', identity: { kind: 'universal-testing-machine', model: 'Z050' } },
