@@ -187,7 +187,7 @@ export class LabtraceServer {
     // the scope check of the modules not yet on Kysely: synchronous until they move
     const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
     this.labRecords = new LabRecords(this.database.db, this.audit, methodScope, this.users);
-    this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
+    this.equipment = new EquipmentStatus(this.database.db, this.audit, Date.now, this.registry);
     this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
@@ -217,8 +217,8 @@ export class LabtraceServer {
         ...(options.clock === undefined ? {} : { clock: options.clock }),
         ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
         // the calibration status now (never calibrated reads as unknown to the rules)
-        instrumentStatus: (id) => {
-          const { status } = this.calibration.statusSync(id);
+        instrumentStatus: async (id) => {
+          const { status } = await this.calibration.status(id);
           return status === 'never-calibrated' ? 'unknown' : status;
         },
       },

@@ -222,7 +222,7 @@ export class Calibration {
       runsWith: runsUsingInstrument,
     };
     this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
-    equipment.addCheck((instrument) => this.blocker(instrument));
+    equipment.addCheck((instrument, db) => this.blockerIn(db, instrument));
   }
 
   /** Calls `listener` after a calibration record, check or certificate of an instrument was stored. */
@@ -632,8 +632,8 @@ export class Calibration {
   }
 
   /** Why a run may not start with the instrument, as far as calibration goes (out of service has its own check). */
-  private blocker(instrument: string): string | undefined {
-    const s = this.statusSync(instrument);
+  private async blockerIn(db: Kysely<Tables>, instrument: string): Promise<string | undefined> {
+    const s = await this.statusIn(db, instrument);
     if (s.status === 'expired' && s.dueAt !== null)
       return `instrument "${instrument}" is out of calibration: certificate ${s.calibration?.certificate ?? '?'} expired on ${new Date(s.dueAt).toISOString()}`;
     if (s.status === 'never-calibrated' && this.options.requireForRuns) return `instrument "${instrument}" has no calibration record`;

@@ -164,7 +164,7 @@ export class Runs extends EventEmitter<RunsEvents> {
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodIn'>,
-    private readonly equipment: Pick<EquipmentStatus, 'blockersSync'>,
+    private readonly equipment: Pick<EquipmentStatus, 'blockersIn'>,
     /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
     private readonly scope: MethodScopeCheck,
     private readonly parts: RunParts,
@@ -262,7 +262,8 @@ export class Runs extends EventEmitter<RunsEvents> {
    */
   async start(actor: Actor, id: string, reason?: string): Promise<Run> {
     return this.transition(actor, id, 'start', reason, async (trx, run, at) => {
-      const blockers = run.instruments.flatMap((i) => this.equipment.blockersSync(i.id));
+      const blockers: string[] = [];
+      for (const i of run.instruments) blockers.push(...(await this.equipment.blockersIn(trx, i.id)));
       if (blockers.length > 0)
         throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`, {
           reason: 'run.cannot-start',

@@ -85,7 +85,7 @@ const parts = (batches?: PgMeasurementStore) => ({
   },
   batches,
 });
-const noBlockers = { blockersSync: () => [] as string[] };
+const noBlockers = { blockersIn: () => Promise.resolve([] as string[]) };
 const inScope = { methodInScope: () => true };
 
 /** `nodes` Kyselys on one fresh, migrated store with its organizations and samples */
@@ -168,9 +168,17 @@ const noCalibration = {
 const notAccredited = { covers: () => ({ accredited: false as const, reason: 'no accreditation' }) };
 
 function inspectionOn(db: Kysely<Tables>, runs: Runs): RunInspection {
-  return new RunInspection(db, new AuditTrail(unused), runs, records, { statusSync: () => undefined }, createLogger('runs-store', 'silent'), {
-    tickMs: 3_600_000,
-  });
+  return new RunInspection(
+    db,
+    new AuditTrail(unused),
+    runs,
+    records,
+    { status: () => Promise.resolve(undefined) },
+    createLogger('runs-store', 'silent'),
+    {
+      tickMs: 3_600_000,
+    },
+  );
 }
 
 function runsOn(db: Kysely<Tables>, engine: 'sqlite' | 'postgres', clock: () => number = Date.now): Runs {
