@@ -178,14 +178,13 @@ export class LabtraceServer {
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
     this.accreditations = new Accreditations(
-      this.database,
+      this.database.db,
       this.audit,
       logger.child({ part: 'accreditation' }),
       { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
       options.clock,
     );
-    // the scope check of the modules not yet on Kysely: synchronous until they move
-    const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
+    const methodScope = this.accreditations;
     this.labRecords = new LabRecords(this.database.db, this.audit, methodScope, this.users);
     this.equipment = new EquipmentStatus(this.database.db, this.audit, Date.now, this.registry);
     this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
@@ -202,7 +201,7 @@ export class LabtraceServer {
       this.runs,
       this.labRecords,
       this.calibration,
-      { covers: this.accreditations.coversSync.bind(this.accreditations) },
+      this.accreditations,
       Date.now,
       this.database,
     );

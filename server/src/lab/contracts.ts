@@ -44,7 +44,7 @@ export type ScopeVerdict = { accredited: true; accreditation: { body: string; nu
 
 /** Whether a result lies inside the lab's accreditation scope at a time: method and range, computed. */
 export interface ScopeCheck {
-  covers(query: { standard: string; measurand: string; unit: string; value: number; at: number }): ScopeVerdict;
+  covers(query: { standard: string; measurand: string; unit: string; value: number; at: number }): Promise<ScopeVerdict>;
 }
 
 export interface RunResult {

@@ -11,7 +11,7 @@ import { pageOfRows } from '../api/paging.js';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import type { MethodScopeCheck } from './accreditation.js';
+import type { MethodInScope, MethodScopeCheck } from './accreditation.js';
 import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
 
 export interface LabSample {
@@ -209,7 +209,7 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       if (before === undefined) throw methodNotFound(id);
       const next: MethodFields = { ...fields, id, version: before.version + 1 };
       await this.insertMethod(trx, actor, next, createdAt).execute();
-      await this.audit.recordIn(trx, actor, methodAudit(next, { before: this.toMethod(before), reason }));
+      await this.audit.recordIn(trx, actor, methodAudit(next, { before: fieldsOf(before), reason }));
       return next;
     });
     return this.created(actor, method, createdAt);
@@ -240,11 +240,12 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       .orderBy('f.first', 'desc')
       .limit(pageLimit(query) + 1)
       .execute();
+    const inScope = await this.scope.methodScopeIn(this.store, this.now());
     return pageOfRows(
       rows,
       query,
       (r) => r.first,
-      (r) => this.toMethod(r),
+      (r) => this.toMethod(r, inScope),
     );
   }
 
@@ -259,13 +260,14 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
    */
   async methodIn(db: Kysely<Tables> | Transaction<Tables>, id: string, version?: number): Promise<Method | undefined> {
     const row = await this.methodQuery(db, id, version).executeTakeFirst();
-    return row === undefined ? undefined : this.toMethod(row);
+    return row === undefined ? undefined : this.toMethod(row, await this.scope.methodScopeIn(db, this.now()));
   }
 
   /** Every version of a method, oldest first. */
   async methods(id: string): Promise<Method[]> {
     const rows = await this.store.selectFrom('methods').selectAll().where('id', '=', id).orderBy('version').execute();
-    return rows.map((r) => this.toMethod(r));
+    const inScope = await this.scope.methodScopeIn(this.store, this.now());
+    return rows.map((r) => this.toMethod(r, inScope));
   }
 
   /** the method's version, the newest when none is given */
@@ -294,29 +296,33 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
   }
 
   /** a version just stored, announced */
-  private created(actor: Actor, method: MethodFields, createdAt: number): Method {
+  private async created(actor: Actor, method: MethodFields, createdAt: number): Promise<Method> {
+    const inScope = await this.scope.methodScopeIn(this.store, createdAt);
     this.emit('changed', { list: 'methods', id: method.id }, null);
     return {
       ...method,
       createdBy: actor.username,
       createdAt,
-      accredited: this.scope.methodInScope(method.standard, method.definition.measurands, createdAt),
+      accredited: inScope(method.standard, method.definition.measurands),
     };
   }
 
-  private toMethod(row: MethodRow): Method {
-    const definition = parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE');
+  /** a stored version; `inScope`: the accreditations as they stand now */
+  private toMethod(row: MethodRow, inScope: MethodInScope): Method {
+    const fields = fieldsOf(row);
     return {
-      id: row.id,
-      version: row.version,
-      standard: row.standard,
-      title: row.title,
-      definition,
+      ...fields,
       createdBy: row.created_by,
       createdAt: row.created_at,
-      accredited: this.scope.methodInScope(row.standard, definition.measurands, this.now()),
+      accredited: inScope(row.standard, fields.definition.measurands),
     };
   }
+}
+
+/** a stored version's fields, its definition read */
+function fieldsOf(row: MethodRow): MethodFields {
+  const definition = parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE');
+  return { id: row.id, version: row.version, standard: row.standard, title: row.title, definition };
 }
 
 const pageLimit = (page: { limit: number }): number => Math.max(1, Math.floor(page.limit));
@@ -326,7 +332,7 @@ function sampleAudit(input: LabSampleInput): AuditInput {
 }
 
 /** a method version's audit entry: its creation, or a new version with the one before and the reason */
-function methodAudit(method: MethodFields, change: { before: Method; reason: string } | undefined): AuditInput {
+function methodAudit(method: MethodFields, change: { before: MethodFields; reason: string } | undefined): AuditInput {
   const value = { version: method.version, standard: method.standard, title: method.title, definition: method.definition };
   if (change === undefined) return { action: 'create', recordType: 'method', recordId: method.id, newValue: value };
   const { before } = change;

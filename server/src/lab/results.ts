@@ -147,7 +147,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     private readonly audit: AuditTrail,
     private readonly runs: Pick<Runs, 'get' | 'eachRecord'>,
     private readonly records: Pick<LabRecords, 'method'>,
-    private readonly calibration: Pick<Calibration, 'statusSync' | 'calibrationsSync'>,
+    private readonly calibration: Pick<Calibration, 'status' | 'calibrations'>,
     private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
     /** the embedded SQLite store, for the synchronous twin (resultsOfSync) */
@@ -263,7 +263,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
       const measurand = channelOf.get(def.measurand) as MethodDefinition['measurands'][number];
       const obs = observe(series.get(def) as Series, def.statistic);
       if (!obs) continue;
-      results.push(this.result(run, def, measurand, obs, definition.decisionRule));
+      results.push(await this.result(run, def, measurand, obs, definition.decisionRule));
     }
     const decided = results.filter((r) => r.conformity !== null);
     const accreditations = new Set(results.map((r) => (r.accreditation ? `${r.accreditation.body}\u0000${r.accreditation.number}` : '')));
@@ -283,13 +283,13 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     return out;
   }
 
-  private result(
+  private async result(
     run: Run,
     def: ResultDefinition,
     measurand: MethodDefinition['measurands'][number],
     obs: Observation,
     rule: MethodDefinition['decisionRule'],
-  ): RunResult {
+  ): Promise<RunResult> {
     const factor = def.scale?.factor ?? 1;
     const unit = def.scale?.unit ?? measurand.unit;
     const value = obs.value * factor;
@@ -298,7 +298,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     // calibration: the largest contribution among the instruments the result comes from, as calibrated when the run started
     let calibration: UncertaintyComponent | undefined;
     for (const instrument of obs.instruments) {
-      const c = this.calibrationComponent(instrument, run.startedAt ?? 0, measurand.unit, obs.value, factor, notes);
+      const c = await this.calibrationComponent(instrument, run.startedAt ?? 0, measurand.unit, obs.value, factor, notes);
       if (c && (!calibration || c.standardUncertainty > calibration.standardUncertainty)) calibration = c;
     }
     if (calibration) budget.push(calibration);
@@ -333,7 +333,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     const uncertainty = combine(budget);
     const reported = roundResult(value, uncertainty.expanded);
     if (obs.excluded > 0) notes.push(`${obs.excluded} sample(s) of bad quality or without a numeric value were left out`);
-    const scope = this.scope.covers({
+    const scope = await this.scope.covers({
       standard: run.method.standard,
       measurand: measurand.name,
       unit: measurand.unit,
@@ -362,20 +362,20 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
   }
 
   /** The instrument's calibration as a normal contribution U/k, from the calibration in force at `at`. */
-  private calibrationComponent(
+  private async calibrationComponent(
     instrument: string,
     at: number,
     unit: string,
     reading: number,
     factor: number,
     notes: string[],
-  ): UncertaintyComponent | undefined {
-    const status = this.calibration.statusSync(instrument, at);
+  ): Promise<UncertaintyComponent | undefined> {
+    const status = await this.calibration.status(instrument, at);
     if (!status.calibration) {
       notes.push(`instrument ${instrument} had no calibration record: no calibration contribution`);
       return undefined;
     }
-    const record = this.calibration.calibrationsSync(instrument).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
+    const record = (await this.calibration.calibrations(instrument)).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
     const { value: U, unit: uUnit, k } = record.uncertainty;
     let u: number;
     if (uUnit === unit) u = U / k;

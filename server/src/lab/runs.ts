@@ -209,7 +209,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     if (!user || user.role !== 'technician' || user.disabled)
       throw new LabtraceError('E_BAD_REQUEST', `body: technician: "${technician}" is not an active technician`);
     const createdAt = this.now();
-    const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
+    // read before the transaction, as the method was: the flag says what the scope was when the run was planned
+    const inScope = (await this.scope.methodScopeIn(this.store, createdAt))(method.standard, method.definition.measurands);
     const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
     const run = await this.store.transaction().execute(async (trx) => {
       // PostgreSQL: runs are numbered one at a time across nodes (SQLite has one writer)
@@ -277,7 +278,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           .values({ run: id, gateway, first_seq: await this.nextSeq(trx, gateway) })
           .execute();
       const method = await this.records.methodIn(trx, run.method.id, run.method.version);
-      const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
+      const accredited = method !== undefined && (await this.scope.methodScopeIn(trx, at))(method.standard, method.definition.measurands);
       await trx
         .updateTable('runs')
         .set({ state: 'running', started_at: at, accredited: accredited ? 1 : 0 })

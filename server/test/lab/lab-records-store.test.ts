@@ -77,7 +77,7 @@ const DEFINITION: MethodDefinition = {
   decisionRule: { kind: 'simple-acceptance' },
 };
 /** the accreditation scope the methods are checked against: ISO 6892-1 is in it */
-const SCOPE = { methodInScope: (standard: string) => standard.startsWith('ISO 6892-1') };
+const SCOPE = { methodScopeIn: () => Promise.resolve((standard: string) => standard.startsWith('ISO 6892-1')) };
 
 /** the lab records on `db`, with two customers (their owner, the users module, creates them) */
 async function labOn(db: Kysely<Tables>, clock: () => number = Date.now, organizations = true): Promise<LabRecords> {

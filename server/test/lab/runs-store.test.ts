@@ -86,7 +86,7 @@ const parts = (batches?: PgMeasurementStore) => ({
   batches,
 });
 const noBlockers = { blockersIn: () => Promise.resolve([] as string[]) };
-const inScope = { methodInScope: () => true };
+const inScope = { methodScopeIn: () => Promise.resolve(() => true) };
 
 /** `nodes` Kyselys on one fresh, migrated store with its organizations and samples */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
@@ -162,10 +162,11 @@ const TESS = { username: 'tess', role: 'technician' };
 const LAB = { role: 'admin', organization: null } as const;
 const CLIENT = { role: 'client', organization: 'acme' } as const;
 const noCalibration = {
-  statusSync: () => ({ instrument: '', status: 'never-calibrated' as const, dueAt: null, calibration: null, lastCheck: null, lastGoodAt: null }),
-  calibrationsSync: () => [],
+  status: () =>
+    Promise.resolve({ instrument: '', status: 'never-calibrated' as const, dueAt: null, calibration: null, lastCheck: null, lastGoodAt: null }),
+  calibrations: () => Promise.resolve([]),
 };
-const notAccredited = { covers: () => ({ accredited: false as const, reason: 'no accreditation' }) };
+const notAccredited = { covers: () => Promise.resolve({ accredited: false as const, reason: 'no accreditation' }) };
 
 function inspectionOn(db: Kysely<Tables>, runs: Runs): RunInspection {
   return new RunInspection(
