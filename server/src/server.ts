@@ -260,8 +260,7 @@ export class LabtraceServer {
             records: this.labRecords,
             runs: this.runs,
             calibration: this.calibration,
-            // sync twin for lab/demo.ts (its steps are synchronous): goes when it is async, asking this.registry.instrument
-            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+            instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
             certificates: this.certificates,
             results: this.results,
           },
@@ -364,7 +363,7 @@ export class LabtraceServer {
         runs: this.runs,
         equipment: this.equipment,
         inspection: this.inspection,
-        review: (id) => this.calibration.reviewSync(id),
+        review: (id) => this.calibration.review(id),
         equipmentOf: async (id) => {
           const { status, dueAt } = await this.calibration.status(id);
           return { id, identity: (await this.registry.instrument(id))?.identity ?? null, calibration: { status, dueAt } };
@@ -420,8 +419,8 @@ export class LabtraceServer {
             }),
           ),
         ),
-      calibrationOf: (id) => {
-        const { status, dueAt } = this.calibration.statusSync(id);
+      calibrationOf: async (id) => {
+        const { status, dueAt } = await this.calibration.status(id);
         return { status, dueAt };
       },
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
