@@ -190,21 +190,11 @@ export class LabtraceServer {
     this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
-      sqlite: this.database,
     });
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database.db);
-    this.results = new RunResultsService(
-      this.database.db,
-      this.audit,
-      this.runs,
-      this.labRecords,
-      this.calibration,
-      this.accreditations,
-      Date.now,
-      this.database,
-    );
+    this.results = new RunResultsService(this.database.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(
       this.database.db,
       this.audit,
@@ -224,7 +214,6 @@ export class LabtraceServer {
     );
     this.certificates = new Certificates({
       db: this.database.db,
-      sqlite: this.database.sqlite,
       audit: this.audit,
       sources: labSources({
         db: this.database.db,
@@ -344,7 +333,7 @@ export class LabtraceServer {
       events: this.events,
       broker: this.broker,
       calibration: this.calibration,
-      certificateFor: (viewer, id) => this.certificates.getSync(viewer, id),
+      certificateFor: (db, viewer, id) => this.certificates.visibleIn(db, viewer, id),
       config: config.notifications,
       smtpPassword: smtpPasswordFrom(config.notifications, process.env),
       baseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
@@ -451,7 +440,7 @@ export class LabtraceServer {
       this.http,
       SERVER_VERSION,
       this.users,
-      (principal, id) => this.runs.getSync(principal, id),
+      (principal, id) => this.runs.get(principal, id),
       this.logger,
       redis === undefined ? undefined : { url: redis.url, username: redis.username, password: redisPassword, stream: redis.stream },
     );

@@ -99,9 +99,3 @@ export interface RunResultsSource {
   /** the results of a completed run; undefined when the run is unknown or not completed */
   resultsOf(runId: string): Promise<RunResults | undefined>;
 }
-
-/** The kept results of a run, read synchronously: certificates/certificates.ts until it is async. */
-export interface KeptRunResults {
-  // sync twin for certificates/certificates.ts: goes when it is async
-  resultsOfSync(runId: string): RunResults | undefined;
-}

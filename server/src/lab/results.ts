@@ -7,18 +7,9 @@
 import { LabtraceError, rootOf, roundResult, sha256, toHex } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Kysely } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import type { Calibration, CalibrationRecord } from './calibration.js';
-import type {
-  Conformity,
-  KeptRunResults,
-  ResultUncertainty,
-  RunResult,
-  RunResults,
-  RunResultsSource,
-  ScopeCheck,
-  UncertaintyComponent,
-} from './contracts.js';
+import type { Conformity, ResultUncertainty, RunResult, RunResults, RunResultsSource, ScopeCheck, UncertaintyComponent } from './contracts.js';
 import type { LabRecords } from './lab-records.js';
 import type { Run, Runs } from './runs.js';
 import type { MethodDefinition, ResultDefinition } from './schemas.js';
@@ -139,7 +130,7 @@ export function observe(series: Series, statistic: ResultDefinition['statistic']
   return { value, count: n, excluded: series.excluded, instruments, stdDev };
 }
 
-export class RunResultsService implements RunResultsSource, KeptRunResults {
+export class RunResultsService implements RunResultsSource {
   private readonly computing = new Map<string, Promise<RunResults | undefined>>();
 
   constructor(
@@ -150,8 +141,6 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     private readonly calibration: Pick<Calibration, 'status' | 'calibrations'>,
     private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
-    /** the embedded SQLite store, for the synchronous twin (resultsOfSync) */
-    private readonly sqlite?: LabDatabase,
   ) {}
 
   /** Computes and keeps the results of a run that has just completed; a second call returns the kept ones. */
@@ -208,17 +197,6 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
       });
       return results;
     });
-  }
-
-  /**
-   * The kept results of a run, undefined when none are kept yet (they are kept when the run completes, or at the
-   * first read of resultsOf); the embedded SQLite store only.
-   */
-  // sync twin for certificates/certificates.ts: goes when it is async
-  resultsOfSync(runId: string): RunResults | undefined {
-    if (this.sqlite === undefined) throw new Error('results: resultsOfSync needs the embedded SQLite store');
-    const row = this.sqlite.sqlite.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-    return row === undefined ? undefined : reportedOnce(JSON.parse(row.results) as RunResults);
   }
 
   private async kept(db: Kysely<Tables>, runId: string): Promise<RunResults | undefined> {

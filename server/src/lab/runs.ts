@@ -10,7 +10,7 @@ import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
@@ -110,8 +110,6 @@ export interface RunParts {
   technicians: RunTechnicians;
   /** on PostgreSQL: the measurement store's batch serialization (required there) */
   batches?: BatchCommits | undefined;
-  /** the embedded SQLite store, for the synchronous twins of modules not yet moved (getSync) */
-  sqlite?: LabDatabase | undefined;
 }
 
 /** the advisory lock (two-key form) under which a PostgreSQL transaction numbers a new run */
@@ -300,27 +298,13 @@ export class Runs extends EventEmitter<RunsEvents> {
 
   /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
   async get(principal: Viewer, id: string): Promise<Run | undefined> {
-    const run = await this.find(this.store, id);
-    return run !== undefined && visibleTo(principal, run) ? run : undefined;
+    return this.getIn(this.store, principal, id);
   }
 
-  /**
-   * get() for the modules that ask synchronously (certificates/certificates.ts, notify/notifier.ts inside its
-   * synchronous announcement, live/live-hub.ts joining a run's room); the embedded SQLite store only.
-   */
-  // sync twin for certificates/certificates.ts, notify/notifier.ts and server.ts's live hub: goes when they are async
-  getSync(principal: Viewer, id: string): Run | undefined {
-    const sqlite = this.parts.sqlite?.sqlite;
-    if (sqlite === undefined) throw new Error('runs: getSync needs the embedded SQLite store');
-    const row = sqlite.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
-    if (row === undefined || !canSee(principal, row.organization)) return undefined;
-    const ranges = sqlite.prepare('SELECT gateway, first_seq, last_seq FROM run_ranges WHERE run = ? ORDER BY gateway').all(id) as Selectable<
-      Tables['run_ranges']
-    >[];
-    // the method's standard on the same connection (the twin goes with getSync)
-    const method = sqlite.prepare('SELECT standard FROM methods WHERE id = ? AND version = ?').get(row.method_id, row.method_version) as
-      { standard: string } | undefined;
-    return toRun(row, method?.standard ?? '', ranges.map(toRange));
+  /** get() read on `db`: the caller's transaction (a module asking inside its own), or the store */
+  async getIn(db: Kysely<Tables>, principal: Viewer, id: string): Promise<Run | undefined> {
+    const run = await this.find(db, id);
+    return run !== undefined && visibleTo(principal, run) ? run : undefined;
   }
 
   async list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Promise<Run[]> {
