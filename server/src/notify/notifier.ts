@@ -6,8 +6,8 @@
 //
 // The queries run through Kysely on the store's database (SQLite or PostgreSQL); several nodes may announce one
 // event (one delivery each: the outbox's unique key) and drain one outbox (each row claimed by one sender). What
-// stays synchronous on the SQLite store, for the modules not yet on Kysely: the events heard inside their
-// synchronous transactions (run alarms, run states, security events: announceNow) and the health counts (status).
+// stays synchronous on the SQLite store, for the ingest (not yet on Kysely): the security events heard inside its
+// synchronous transaction (announceNow), and the health counts (status).
 import { randomUUID } from 'node:crypto';
 import { LabtraceError, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
