@@ -178,34 +178,23 @@ export class LabtraceServer {
     this.audit = new AuditTrail(this.database);
     this.users = new Users(this.database, this.audit);
     this.accreditations = new Accreditations(
-      this.database,
+      this.database.db,
       this.audit,
       logger.child({ part: 'accreditation' }),
       { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
       options.clock,
     );
-    // the scope check of the modules not yet on Kysely: synchronous until they move
-    const methodScope = { methodInScope: this.accreditations.methodInScopeSync.bind(this.accreditations) };
-    this.labRecords = new LabRecords(this.database, this.audit, methodScope, this.users);
-    this.equipment = new EquipmentStatus(this.database, this.audit, Date.now, this.registry);
+    const methodScope = this.accreditations;
+    this.labRecords = new LabRecords(this.database.db, this.audit, methodScope, this.users);
+    this.equipment = new EquipmentStatus(this.database.db, this.audit, Date.now, this.registry);
     this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
-      sqlite: this.database,
     });
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database.db);
-    this.results = new RunResultsService(
-      this.database.db,
-      this.audit,
-      this.runs,
-      this.labRecords,
-      this.calibration,
-      { covers: this.accreditations.coversSync.bind(this.accreditations) },
-      Date.now,
-      this.database,
-    );
+    this.results = new RunResultsService(this.database.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(
       this.database.db,
       this.audit,
@@ -217,15 +206,14 @@ export class LabtraceServer {
         ...(options.clock === undefined ? {} : { clock: options.clock }),
         ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
         // the calibration status now (never calibrated reads as unknown to the rules)
-        instrumentStatus: (id) => {
-          const { status } = this.calibration.statusSync(id);
+        instrumentStatus: async (id) => {
+          const { status } = await this.calibration.status(id);
           return status === 'never-calibrated' ? 'unknown' : status;
         },
       },
     );
     this.certificates = new Certificates({
       db: this.database.db,
-      sqlite: this.database.sqlite,
       audit: this.audit,
       sources: labSources({
         db: this.database.db,
@@ -261,8 +249,7 @@ export class LabtraceServer {
             records: this.labRecords,
             runs: this.runs,
             calibration: this.calibration,
-            // sync twin for lab/demo.ts (its steps are synchronous): goes when it is async, asking this.registry.instrument
-            instrumentExists: (id) => this.database.sqlite.prepare('SELECT 1 FROM instruments WHERE id = ?').get(id) !== undefined,
+            instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
             certificates: this.certificates,
             results: this.results,
           },
@@ -346,7 +333,7 @@ export class LabtraceServer {
       events: this.events,
       broker: this.broker,
       calibration: this.calibration,
-      certificateFor: (viewer, id) => this.certificates.getSync(viewer, id),
+      certificateFor: (db, viewer, id) => this.certificates.visibleIn(db, viewer, id),
       config: config.notifications,
       smtpPassword: smtpPasswordFrom(config.notifications, process.env),
       baseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
@@ -365,7 +352,7 @@ export class LabtraceServer {
         runs: this.runs,
         equipment: this.equipment,
         inspection: this.inspection,
-        review: (id) => this.calibration.reviewSync(id),
+        review: (id) => this.calibration.review(id),
         equipmentOf: async (id) => {
           const { status, dueAt } = await this.calibration.status(id);
           return { id, identity: (await this.registry.instrument(id))?.identity ?? null, calibration: { status, dueAt } };
@@ -421,8 +408,8 @@ export class LabtraceServer {
             }),
           ),
         ),
-      calibrationOf: (id) => {
-        const { status, dueAt } = this.calibration.statusSync(id);
+      calibrationOf: async (id) => {
+        const { status, dueAt } = await this.calibration.status(id);
         return { status, dueAt };
       },
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
@@ -453,7 +440,7 @@ export class LabtraceServer {
       this.http,
       SERVER_VERSION,
       this.users,
-      (principal, id) => this.runs.getSync(principal, id),
+      (principal, id) => this.runs.get(principal, id),
       this.logger,
       redis === undefined ? undefined : { url: redis.url, username: redis.username, password: redisPassword, stream: redis.stream },
     );

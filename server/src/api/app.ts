@@ -40,7 +40,7 @@ export interface HealthSource {
 export interface AppDeps {
   healthOf: (instrument: string) => InstrumentView['health'];
   /** the instrument's calibration status, shown beside it */
-  calibrationOf?: ((instrument: string) => NonNullable<InstrumentView['calibration']>) | undefined;
+  calibrationOf?: ((instrument: string) => Promise<NonNullable<InstrumentView['calibration']>>) | undefined;
   /** measurement reads (embedded SQLite index or InfluxDB) */
   series: SeriesStore;
   registry: Registry;
@@ -143,7 +143,7 @@ export function createApp(deps: AppDeps): Express {
   const viewOf = async (i: Awaited<ReturnType<Registry['instruments']>>[number], connected: ReadonlySet<string>): Promise<InstrumentView> => {
     const latest: InstrumentView['latest'] = {};
     for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-    const calibration = deps.calibrationOf?.(i.id);
+    const calibration = await deps.calibrationOf?.(i.id);
     return {
       ...i,
       latest,

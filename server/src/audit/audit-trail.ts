@@ -6,7 +6,7 @@
 // Every query goes through Kysely, the same code on SQLite and PostgreSQL. The trail is one chain however many
 // nodes append to it: on PostgreSQL an entry is appended under a transaction-scoped advisory lock (recordIn), and
 // the anchoring holds the entries it anchors (FOR UPDATE) and appends them under the log's own lock, so that no
-// entry is anchored twice. `record` is the synchronous twin for the modules still on better-sqlite3.
+// entry is anchored twice.
 import { createHash } from 'node:crypto';
 import { AUDIT_GENESIS_HASH, canonicalBytes, LabtraceError } from '@labtrace/protocols';
 import { TransparencyLog } from '../log/transparency-log.js';
@@ -164,10 +164,10 @@ export class AuditTrail {
   /** told of every entry appended (the live hub announces the `audit` list's change) */
   private readonly listeners = new Set<(entry: AuditEntry) => void>();
   private readonly db: Db;
-  /** the SQLite database of the synchronous twin `record`, when the trail is on one */
+  /** the SQLite database the trail is on, when given as one (anchoring in the synchronous TransparencyLog needs it) */
   private readonly sqlite: LabDatabase | undefined;
 
-  /** `store`: the store's Kysely (SQLite or PostgreSQL), or the SQLite LabDatabase (which also serves `record`) */
+  /** `store`: the store's Kysely (SQLite or PostgreSQL), or the SQLite LabDatabase (whose TransparencyLog it may anchor in) */
   constructor(
     store: Db | LabDatabase,
     private readonly now: () => number = Date.now,
@@ -187,26 +187,9 @@ export class AuditTrail {
     return () => this.listeners.delete(listener);
   }
 
-  /** Appends an entry; call it inside the transaction that makes the change, so that neither exists without the other. */
-  // sync twin for lab/runs, lab/calibration, lab/equipment, lab/accreditation, lab/lab-records, lab/results,
-  // inspection/run-inspection, certificates/certificates: goes when they are async
-  record(actor: Actor, input: AuditInput): AuditEntry {
-    const reason = checkedReason(input);
-    if (this.sqlite === undefined) throw new Error('audit trail: the synchronous record() needs the SQLite LabDatabase');
-    const db = this.sqlite.sqlite;
-    const last = db.prepare('SELECT id, hash FROM audit_trail ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
-    const row = this.nextRow(last, actor, input, reason);
-    db.prepare(
-      `INSERT INTO audit_trail (id, at, actor, actor_role, action, record_type, record_id, old_value, new_value, reason, prev_hash, hash)
-       VALUES (@id, @at, @actor, @actor_role, @action, @record_type, @record_id, @old_value, @new_value, @reason, @prev_hash, @hash)`,
-    ).run(row);
-    return this.appended(row);
-  }
-
   /**
    * Appends an entry in the caller's transaction (`trx`, SQLite or PostgreSQL), so that neither the change nor its
-   * entry exists without the other: the asynchronous form of `record`, for the modules whose queries run through
-   * Kysely. The trail is one chain however many nodes write to it: on PostgreSQL a transaction-scoped advisory lock
+   * entry exists without the other. The trail is one chain however many nodes write to it: on PostgreSQL a transaction-scoped advisory lock
    * holds other writers from reading the chain's end until this transaction ends; on SQLite the write transaction
    * does (one writer at a time).
    */

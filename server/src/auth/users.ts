@@ -151,8 +151,8 @@ const isLabDatabase = (store: UserStore): store is LabDatabase => 'sqlite' in st
  * The users, their sessions and API tokens, and the customer organizations. Its queries run through Kysely on the
  * store's database (SQLite or PostgreSQL), each change in one transaction with its audit-trail entry
  * (AuditTrail.recordIn); a session or token is read from the store on every request, so that a change made on any
- * node counts at once everywhere. Given the embedded SQLite store, it also has the synchronous twins that modules not
- * yet on Kysely call inside their own SQLite transactions (`transaction`, `getNow`).
+ * node counts at once everywhere. Given the embedded SQLite store, it also has the synchronous twin `getNow`, which
+ * the notifier's announceNow calls for a security event heard inside the ingest's synchronous SQLite transaction.
  */
 export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   private readonly now: () => number;
@@ -203,14 +203,6 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
     return row;
   }
 
-  /**
-   * Runs `fn` in one synchronous transaction of the embedded SQLite store: a change made by a module not yet on
-   * Kysely (a gateway's key, an enrollment token) and its audit entry together. Synchronous until those modules move.
-   */
-  transaction<T>(fn: () => T): T {
-    return this.sqlite('transaction').transaction(fn)();
-  }
-
   private sqlite(what: string): LabDatabase['sqlite'] {
     if (this.database === undefined) throw new Error(`users: ${what} needs the embedded SQLite store`);
     return this.database.sqlite;
@@ -231,8 +223,8 @@ export class Users extends EventEmitter<{ sessionsEnded: [username: string] }> {
   }
 
   /**
-   * get() for a module that asks inside its own synchronous SQLite transaction (the notifier's announceNow).
-   * Synchronous until those modules move; the embedded SQLite store only.
+   * get() for a module that asks inside its own synchronous SQLite transaction (the notifier's announceNow, for the
+   * ingest's security events). Synchronous until the ingest moves; the embedded SQLite store only.
    */
   getNow(username: string): UserView | undefined {
     const row = this.sqlite('getNow').prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;

@@ -5,7 +5,6 @@
 import { canSee, visibleOrganizations, type Viewer as VisibilityViewer } from '../auth/visibility.js';
 import { timingSafeEqual } from 'node:crypto';
 import { canonicalBytes, LabtraceError, parseCheckpoint, parseNote, signEd25519, toHex, type SignerKey } from '@labtrace/protocols';
-import type Database from 'better-sqlite3';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type {
   CertificateBlocker,
@@ -59,8 +58,6 @@ export interface CertificateFiles {
 export interface CertificatesDeps {
   /** the store (on SQLite: the LabDatabase's Kysely) */
   db: Kysely<Tables>;
-  /** the same store's SQLite connection, for the synchronous twins only (absent on PostgreSQL) */
-  sqlite?: Database.Database | undefined;
   audit: AuditTrail;
   /** what certificates read of the runs, results, samples, methods, customers, instruments, calibration, accreditation */
   sources: CertificateSources;
@@ -529,13 +526,14 @@ export class Certificates {
     return mayView(viewer, view.organization, view.status !== 'draft') ? view : undefined;
   }
 
-  // sync twin for notify/notifier.ts (plan(), inside its transaction): goes when it is async
-  getSync(viewer: Viewer, id: string): { id: string; organization: string; issued: boolean } | undefined {
-    const sqlite = this.deps.sqlite;
-    if (sqlite === undefined) throw new LabtraceError('E_STORE', 'certificates: getSync needs the SQLite store');
-    const req = sqlite.prepare('SELECT organization FROM certificate_requests WHERE id = ?').get(id) as { organization: string } | undefined;
+  /**
+   * Whether the viewer may see a certificate (its id, customer, and whether it is issued; undefined otherwise, as for
+   * an unknown one), read on `db`: the caller's transaction (the notifier, planning its deliveries), or the store.
+   */
+  async visibleIn(db: Db, viewer: Viewer, id: string): Promise<{ id: string; organization: string; issued: boolean } | undefined> {
+    const req = await db.selectFrom('certificate_requests').select('organization').where('id', '=', id).executeTakeFirst();
     if (req === undefined) return undefined;
-    const issued = sqlite.prepare('SELECT 1 FROM certificates WHERE id = ?').get(id) !== undefined;
+    const issued = (await db.selectFrom('certificates').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
     return mayView(viewer, req.organization, issued) ? { id, organization: req.organization, issued } : undefined;
   }
 

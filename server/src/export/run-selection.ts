@@ -4,7 +4,7 @@
 // with the chain links and log proofs around them; the bundle may hold some neighbouring records too.
 import { LabtraceError } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 
 export interface RunSelection {
@@ -52,33 +52,4 @@ export async function runSelections(store: Kysely<Tables>, run: string, field = 
 function checkRun(row: { state: string } | undefined, run: string, field: string): asserts row is { state: string } {
   if (row === undefined) throw new LabtraceError('E_NOT_FOUND', `${field}: there is no run "${run}"`);
   if (row.state === 'planned') throw new LabtraceError('E_CONFIG', `${field}: run "${run}" has not started: it has no records`);
-}
-
-/** runSelections() on the embedded SQLite store, synchronously. */
-// sync twin for export/export-routes.ts and export/cli.ts: goes when they are async
-export function runSelectionsSync(database: LabDatabase, run: string, field = '--run'): { state: string; selections: RunSelection[] } {
-  const sqlite = database.sqlite;
-  const row = sqlite.prepare('SELECT state FROM runs WHERE id = ?').get(run) as { state: string } | undefined;
-  checkRun(row, run, field);
-  const ranges = sqlite
-    .prepare('SELECT gateway, first_seq AS firstSeq, last_seq AS lastSeq FROM run_ranges WHERE run = ? ORDER BY gateway')
-    .all(run) as {
-    gateway: string;
-    firstSeq: number;
-    lastSeq: number | null;
-  }[];
-  const newest = sqlite.prepare('SELECT MAX(first_seq + count - 1) AS last FROM batch_headers WHERE gateway = ?').pluck();
-  const span = sqlite.prepare(
-    `SELECT MIN(json_extract(header, '$.tsMin')) AS "from", MAX(json_extract(header, '$.tsMax')) AS "to"
-       FROM batch_headers WHERE gateway = ? AND first_seq <= ? AND first_seq + count > ?`,
-  );
-  const selections: RunSelection[] = [];
-  for (const r of ranges) {
-    const lastSeq = r.lastSeq ?? (newest.get(r.gateway) as number | null) ?? r.firstSeq - 1;
-    if (lastSeq < r.firstSeq) continue; // nothing was stored from this gateway while the run ran
-    const { from, to } = span.get(r.gateway, lastSeq, r.firstSeq) as { from: number | null; to: number | null };
-    if (from === null || to === null) continue;
-    selections.push({ gateway: r.gateway, firstSeq: r.firstSeq, lastSeq, from, to });
-  }
-  return { state: row.state, selections };
 }

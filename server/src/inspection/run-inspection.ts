@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { LabtraceError, type AlarmEventKind, type LiveSample, type RunAlarm, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { EquipmentStatus } from '../lab/equipment.js';
-import type { LabRecords } from '../lab/lab-records.js';
+import type { LabRecords, Method } from '../lab/lab-records.js';
 import type { MethodDefinition } from '../lab/schemas.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
@@ -35,7 +35,7 @@ export interface RunInspectionOptions {
   /** how often the time-based rules (missing data, stuck) are evaluated (default 1000 ms) */
   tickMs?: number;
   /** an instrument's calibration status for the instrument-status rules (default: only in or out of service) */
-  instrumentStatus?: (instrument: string) => InstrumentStatus;
+  instrumentStatus?: (instrument: string) => Promise<InstrumentStatus>;
 }
 
 interface EventRow {
@@ -78,8 +78,8 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly runs: Pick<Runs, 'on' | 'off' | 'list'>,
-    private readonly records: Pick<LabRecords, 'methodSync'>,
-    private readonly equipment: Pick<EquipmentStatus, 'statusSync'>,
+    private readonly records: Pick<LabRecords, 'method'>,
+    private readonly equipment: Pick<EquipmentStatus, 'status'>,
     private readonly logger: Logger,
     options: RunInspectionOptions = {},
   ) {
@@ -89,7 +89,12 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.lookupStatus = options.instrumentStatus;
   }
 
-  private readonly lookupStatus: ((instrument: string) => InstrumentStatus) | undefined;
+  private readonly lookupStatus: ((instrument: string) => Promise<InstrumentStatus>) | undefined;
+  /** per run inspected: the instruments its instrument-status rules watch (their status is read before each pass) */
+  private readonly watched = new Map<string, string[]>();
+  /** the passes that read statuses first, one after another in the order their samples or ticks came */
+  private passes: Promise<void> = Promise.resolve();
+  private pendingPasses = 0;
 
   /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
   async start(): Promise<void> {
@@ -106,17 +111,17 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.timer = undefined;
     this.runs.off('state', this.onState);
     this.runs.off('samples', this.onSamples);
+    // the passes already given their samples or ticks run first
+    await this.passes;
     for (const engine of this.engines.values()) engine.removeAllListeners();
     this.engines.clear();
+    this.watched.clear();
     await this.writes;
   }
 
   /** Evaluates the time-based rules of every running run at `now`. */
   tick(now: number = this.clock()): void {
-    for (const [run, engine] of this.engines) {
-      this.statusMemo = new Map();
-      this.guard(run, () => engine.tick(now));
-    }
+    for (const run of this.engines.keys()) this.pass(run, (engine) => engine.tick(now));
   }
 
   /** the ids of the runs being inspected now */
@@ -126,6 +131,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   /** The run's alarms as stored (the events raised before the call included). */
   async alarmsOf(run: string): Promise<RunAlarms> {
+    await this.passes;
     await this.writes;
     return this.storedAlarms(this.store, run);
   }
@@ -142,6 +148,8 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   private async act(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): Promise<RunAlarm> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required');
+    // the person acts on the alarm as the samples and ticks that came before made it
+    await this.passes;
     const engine = this.engines.get(run);
     const held = engine?.alarm(alarmId);
     let act: (trx: Transaction<Tables>) => Promise<{ before: RunAlarm; after: RunAlarm; events: PendingEvent[] }>;
@@ -213,37 +221,43 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     return stored.after;
   }
 
-  private readonly onState = (run: Run): void => {
-    // a run starts once (planned -> running): it has no alarms yet, and its engine is there before its first sample
-    if (run.state === 'running') this.guard(run.id, () => this.build(run, 0, []));
-    else this.drop(run.id);
+  private readonly onState = (run: Run, method?: Method): void => {
+    // a run starts once (planned -> running): it has no alarms yet, and its engine is there before its first sample,
+    // built from the method version the start read (Runs gives it with the event)
+    if (run.state !== 'running') this.drop(run.id);
+    else if (method !== undefined && method.id === run.method.id && method.version === run.method.version)
+      this.guard(run.id, () => this.build(run, 0, [], method.definition.rules ?? []));
+    else
+      // not given (no such start here): asked, then built unless the run ended meanwhile
+      this.rulesOf(run).then(
+        (rules) => this.guard(run.id, () => this.build(run, 0, [], rules)),
+        (err: unknown) => this.logger.error({ run: run.id, err: String(err) }, 'ALARM: run inspection failed'),
+      );
   };
 
   private readonly onSamples = (run: string, samples: LiveSample[]): void => {
-    const engine = this.engines.get(run);
-    if (engine === undefined) return;
-    this.statusMemo = new Map();
-    this.guard(run, () => engine.evaluate(samples));
+    this.pass(run, (engine) => engine.evaluate(samples));
   };
 
   /** the engine of a run that was running before (a restart, a stop and start of the inspection): its alarms continue */
   private async rebuild(run: Run): Promise<void> {
-    if (this.engines.has(run.id) || this.rulesOf(run).length === 0) return;
+    if (this.engines.has(run.id)) return;
+    const rules = await this.rulesOf(run);
+    if (rules.length === 0) return;
     await this.writes;
     const raised = await this.store.selectFrom('run_alarms').select('alarm').where('run', '=', run.id).where('event', '=', 'raised').execute();
     const lastAlarmNumber = Math.max(0, ...raised.map((r) => Number(/#(\d+)$/.exec(r.alarm)?.[1] ?? 0)));
     // the alarms left open by the engine before: continued, so that their condition persisting or coming back is
     // the same episode rather than a new alarm
     const openAlarms = (await this.storedAlarms(this.store, run.id)).alarms.filter((a) => a.cleared === null);
-    this.build(run, lastAlarmNumber, openAlarms);
+    this.build(run, lastAlarmNumber, openAlarms, rules);
   }
 
-  private rulesOf(run: Run): NonNullable<MethodDefinition['rules']> {
-    return this.records.methodSync(run.method.id, run.method.version)?.definition.rules ?? [];
+  private async rulesOf(run: Run): Promise<NonNullable<MethodDefinition['rules']>> {
+    return (await this.records.method(run.method.id, run.method.version))?.definition.rules ?? [];
   }
 
-  private build(run: Run, lastAlarmNumber: number, openAlarms: RunAlarm[]): void {
-    const rules = this.rulesOf(run);
+  private build(run: Run, lastAlarmNumber: number, openAlarms: RunAlarm[], rules: NonNullable<MethodDefinition['rules']>): void {
     if (this.engines.has(run.id) || rules.length === 0) return;
     const engine = new RuleEngine(rules, {
       clock: this.clock,
@@ -253,6 +267,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     });
     for (const kind of EVENTS) engine.on(kind, (alarm) => this.append(run.id, kind, alarm));
     this.engines.set(run.id, engine);
+    this.watched.set(run.id, [...new Set(rules.flatMap((r) => (r.kind === 'instrument-status' ? [r.instrument] : [])))]);
     const continued = engine.alarms().length;
     this.logger.info({ run: run.id, method: run.method.id, rules: rules.length, continued, open: openAlarms.length }, 'run inspection started');
   }
@@ -262,17 +277,44 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     if (engine === undefined) return;
     engine.removeAllListeners();
     this.engines.delete(run);
+    this.watched.delete(run);
     this.logger.info({ run, open: engine.alarms().length }, 'run inspection ended');
   }
 
-  /** the calibration status when a lookup is given, otherwise only in or out of service */
-  private statusOf(instrument: string): InstrumentStatus {
-    let status = this.statusMemo.get(instrument);
-    if (status === undefined) {
-      status = this.lookupStatus?.(instrument) ?? (this.equipment.statusSync(instrument)?.status === 'out-of-service' ? 'out-of-service' : 'valid');
-      this.statusMemo.set(instrument, status);
+  /**
+   * `work` on the run's engine, with the status of the instruments its rules watch read just before (the engine asks
+   * for them synchronously): at once when it watches none and no pass is waiting, otherwise after the passes before it.
+   */
+  private pass(run: string, work: (engine: RuleEngine) => void): void {
+    const engine = this.engines.get(run);
+    if (engine === undefined) return;
+    const watched = this.watched.get(run) ?? [];
+    if (watched.length === 0 && this.pendingPasses === 0) {
+      this.statusMemo = new Map();
+      this.guard(run, () => work(engine));
+      return;
     }
-    return status;
+    this.pendingPasses++;
+    this.passes = this.passes
+      .then(async () => {
+        const memo = new Map<string, InstrumentStatus>();
+        for (const instrument of watched) memo.set(instrument, await this.lookup(instrument));
+        this.statusMemo = memo;
+        this.guard(run, () => work(engine));
+      })
+      .catch((err: unknown) => this.logger.error({ run, err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
+      .finally(() => this.pendingPasses--);
+  }
+
+  /** the calibration status when a lookup is given, otherwise only in or out of service */
+  private async lookup(instrument: string): Promise<InstrumentStatus> {
+    if (this.lookupStatus !== undefined) return this.lookupStatus(instrument);
+    return (await this.equipment.status(instrument))?.status === 'out-of-service' ? 'out-of-service' : 'valid';
+  }
+
+  /** the status read for this pass (every instrument a rule watches is read before it) */
+  private statusOf(instrument: string): InstrumentStatus {
+    return this.statusMemo.get(instrument) ?? 'unknown';
   }
 
   /** an engine's event: taken by a person's act, or stored in its turn and then announced */

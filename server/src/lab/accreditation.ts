@@ -5,9 +5,8 @@
 import { LabtraceError } from '@labtrace/protocols';
 import { SYSTEM_ACTOR, type Actor, type AuditTrail } from '../audit/audit-trail.js';
 import type { Logger } from '../log.js';
-import type { Statement } from 'better-sqlite3';
-import type { Compilable, Kysely, Transaction } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Kysely, Transaction } from 'kysely';
+import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import { isoOrUndefined } from '../api/time.js';
 import type { ScopeCheck, ScopeVerdict } from './contracts.js';
@@ -95,12 +94,15 @@ export interface PublicAccreditation {
   validTo: number;
 }
 
+/** whether every measurand of a method (its standard, name and unit) lies in the scope of one active accreditation */
+export type MethodInScope = (standard: string, measurands: readonly { name: string; unit: string }[]) => boolean;
+
 /**
- * The method-level scope check of runs and methods (value ranges aside), as the modules not yet on Kysely ask it:
- * synchronously (Accreditations.methodInScopeSync answers it until they move).
+ * The method-level scope check of runs and methods (value ranges aside): the accreditations as they stood at `at`,
+ * read once on `db` (the caller's transaction, or the store), asked for as many methods as the caller has.
  */
 export interface MethodScopeCheck {
-  methodInScope(standard: string, measurands: readonly { name: string; unit: string }[], at: number): boolean;
+  methodScopeIn(db: Kysely<Tables>, at: number): Promise<MethodInScope>;
 }
 
 /** a result to check against the scopes: the method's standard, the measurand in its unit, its value and time */
@@ -185,9 +187,6 @@ function inactiveReason(a: AccreditationView): string {
 }
 
 /** what an accreditation is stored in: the store's Kysely (SQLite or PostgreSQL), or the embedded SQLite store itself */
-export type AccreditationStore = Kysely<Tables> | LabDatabase;
-
-const isLabDatabase = (store: AccreditationStore): store is LabDatabase => 'sqlite' in store && 'db' in store;
 
 /** the rows the records are made of, as read by the queries of `loadQueries` */
 interface LoadedRows {
@@ -201,29 +200,21 @@ interface LoadedRows {
  * The lab's accreditations. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), each
  * change in one transaction with its audit-trail entry (AuditTrail.recordIn); a change of one accreditation holds
  * its row on PostgreSQL, so that two nodes changing it at once cannot both see the status before the other's change.
- * Given the embedded SQLite store, it also has the synchronous twins that modules not yet on Kysely call
- * (`listSync`, `coversSync`, `methodInScopeSync`).
+ * A module asking inside its own transaction asks on it (`methodScopeIn`).
  */
 export class Accreditations {
   private timer: NodeJS.Timeout | undefined;
   private loaded: { key: string; records: LoadedRecord[] } | undefined;
-  /** the sync twins' statements, by SQL text */
-  private readonly statements = new Map<string, Statement>();
-  private readonly store: Kysely<Tables>;
-  /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
-  private readonly database: LabDatabase | undefined;
   private readonly postgres: boolean;
 
   constructor(
-    store: AccreditationStore,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly logger: Logger,
     private readonly options: AccreditationOptions,
     /** the clock status is computed by when no time is given (injectable for tests) */
     readonly now: () => number = Date.now,
   ) {
-    this.database = isLabDatabase(store) ? store : undefined;
-    this.store = isLabDatabase(store) ? store.db : store;
     this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
   }
 
@@ -359,13 +350,13 @@ export class Accreditations {
 
   /** Every accreditation as it stood at a time (now unless told), in the order of their ids. */
   async list(at = this.now()): Promise<AccreditationView[]> {
-    // also those recorded after the time: an accreditation recorded late was in force all the same
-    return (await this.records()).map((r) => this.toView(r, at));
+    return this.listIn(this.store, at);
   }
 
-  // sync twin for server.ts (the certificates' accreditationCurrent): goes when it is async
-  listSync(at = this.now()): AccreditationView[] {
-    return this.recordsSync().map((r) => this.toView(r, at));
+  /** list() read on `db`: the caller's transaction, or the store */
+  private async listIn(db: Kysely<Tables>, at: number): Promise<AccreditationView[]> {
+    // also those recorded after the time: an accreditation recorded late was in force all the same
+    return (await this.records(db)).map((r) => this.toView(r, at));
   }
 
   async view(id: string, at = this.now()): Promise<AccreditationView | undefined> {
@@ -400,11 +391,6 @@ export class Accreditations {
     return coversIn(await this.list(query.at), query);
   }
 
-  // sync twin for lab/results.ts (through server.ts): goes when it is async
-  coversSync(query: ScopeQuery): ScopeVerdict {
-    return coversIn(this.listSync(query.at), query);
-  }
-
   /**
    * Whether one accreditation active at the time has every measurand of a method (standard, measurand and
    * unit) in its scope, value ranges aside: one accreditation, because a report carries one mark.
@@ -413,9 +399,10 @@ export class Accreditations {
     return methodIn(await this.list(at), standard, measurands);
   }
 
-  // sync twin for lab/runs.ts and lab/lab-records.ts (through server.ts): goes when they are async
-  methodInScopeSync(standard: string, measurands: readonly { name: string; unit: string }[], at: number): boolean {
-    return methodIn(this.listSync(at), standard, measurands);
+  /** methodInScope() for as many methods as the caller has, the accreditations read once on `db` (a transaction, or the store) */
+  async methodScopeIn(db: Kysely<Tables>, at: number): Promise<MethodInScope> {
+    const list = await this.listIn(db, at);
+    return (standard, measurands) => methodIn(list, standard, measurands);
   }
 
   /** Logs one warning line per accreditation that expires within warnDays; returns them. */
@@ -511,8 +498,8 @@ export class Accreditations {
    * The records, read again only when a table has grown: they are append-only, so their row counts change
    * with every write, whoever makes it (on any node). The scope check runs for every result and every listed run.
    */
-  private async records(): Promise<LoadedRecord[]> {
-    const q = this.loadQueries(this.store);
+  private async records(db: Kysely<Tables> = this.store): Promise<LoadedRecord[]> {
+    const q = this.loadQueries(db);
     const key = keyOf(await Promise.all(q.counts.map((c) => c.execute())));
     if (this.loaded?.key === key) return this.loaded.records;
     const records = assemble({
@@ -523,34 +510,6 @@ export class Accreditations {
     });
     this.loaded = { key, records };
     return records;
-  }
-
-  /** records(), read synchronously on the embedded SQLite store with the same queries (for the sync twins) */
-  private recordsSync(): LoadedRecord[] {
-    if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
-    const q = this.loadQueries(this.store);
-    const key = keyOf(q.counts.map((c) => this.allSync<{ n: number }>(c)));
-    if (this.loaded?.key === key) return this.loaded.records;
-    const records = assemble({
-      counts: [],
-      rows: this.allSync<AccreditationRow>(q.rows),
-      scopes: this.allSync<ScopeRow>(q.scopes),
-      events: this.allSync<EventRow>(q.events),
-    });
-    this.loaded = { key, records };
-    return records;
-  }
-
-  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, prepared once) */
-  private allSync<R>(query: Compilable<unknown>): R[] {
-    if (this.database === undefined) throw new Error('accreditations: the synchronous twins need the embedded SQLite store');
-    const { sql: text, parameters } = query.compile();
-    let statement = this.statements.get(text);
-    if (statement === undefined) {
-      statement = this.database.sqlite.prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement.all(...(parameters as unknown[])) as R[];
   }
 
   /** runs a change in one transaction; the cache is dropped whether it commits or rolls back */

@@ -2,9 +2,8 @@
 // calibration status computed from them, the run-start interlock on it, and the review list of the runs
 // measured with an instrument since its last good check (6.4.9).
 import { createHash } from 'node:crypto';
-import type { Statement } from 'better-sqlite3';
 import { LabtraceError } from '@labtrace/protocols';
-import { sql, type Compilable, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
 import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
@@ -189,13 +188,13 @@ const toCheck = (r: CheckRow): CheckRecord => ({
  * (AuditTrail.recordIn). The records of one instrument are made one at a time across nodes (on PostgreSQL an advisory
  * lock per instrument): a new calibration record supersedes the one in force when it is made, and its audit entry
  * names it, so that two records made at once on two nodes cannot both claim to supersede the same one.
- * Given the embedded SQLite store, it also has the synchronous twins that modules not yet on Kysely call.
+ * A module asking inside its own transaction asks on it (`statusIn`). The instrument register (`register`) still
+ * reads the embedded SQLite store: it pages by the instruments' SQLite row ids.
  */
 export class Calibration {
-  private readonly statements = new Map<string, Statement>();
   private readonly listeners = new Set<(instrument: string) => void>();
   private readonly store: Kysely<Tables>;
-  /** the embedded SQLite store, for the synchronous twins; undefined on PostgreSQL */
+  /** the embedded SQLite store, for the instrument register; undefined on PostgreSQL */
   private readonly database: LabDatabase | undefined;
   private readonly postgres: boolean;
   /** the owners of the instruments, the service history and the runs */
@@ -222,7 +221,7 @@ export class Calibration {
       runsWith: runsUsingInstrument,
     };
     this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
-    equipment.addCheck((instrument) => this.blocker(instrument));
+    equipment.addCheck((instrument, db) => this.blockerIn(db, instrument));
   }
 
   /** Calls `listener` after a calibration record, check or certificate of an instrument was stored. */
@@ -254,28 +253,6 @@ export class Calibration {
       await this.audit.recordIn(trx, actor, calibrationAudit(instrument, record.id, input, last));
       return record;
     });
-    this.changed(instrument);
-    return stored;
-  }
-
-  // sync twin for lab/demo.ts: goes when it is async
-  recordSync(actor: Actor, instrument: string, input: CalibrationInput): CalibrationRecord {
-    const sqlite = this.sqlite('recordSync');
-    const stored = sqlite.transaction(() => {
-      this.mustExist(instrument);
-      const at = this.now();
-      if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');
-      const last = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, Number.MAX_SAFE_INTEGER));
-      const row = this.firstSync<CalibrationRow>(
-        this.store
-          .insertInto('calibrations')
-          .values(calibrationValues(actor, instrument, input, at))
-          .returningAll(),
-      ) as CalibrationRow;
-      const record = toCalibration(row);
-      this.audit.record(actor, calibrationAudit(instrument, record.id, input, last));
-      return record;
-    })();
     this.changed(instrument);
     return stored;
   }
@@ -470,12 +447,6 @@ export class Calibration {
     return (await this.calibrationsQuery(this.store, instrument).execute()).map((r) => toCalibration(r));
   }
 
-  // sync twin for lab/results.ts: goes when it is async
-  calibrationsSync(instrument: string): CalibrationRecord[] {
-    this.mustExist(instrument);
-    return this.allSync<CalibrationRow>(this.calibrationsQuery(this.store, instrument)).map(toCalibration);
-  }
-
   async checks(instrument: string): Promise<CheckRecord[]> {
     await this.mustExistIn(this.store, instrument);
     const rows = await this.store
@@ -495,20 +466,6 @@ export class Calibration {
    */
   async status(instrument: string, at = this.now()): Promise<CalibrationStatus> {
     return this.statusIn(this.store, instrument, at);
-  }
-
-  // sync twin for lab/results.ts, certificates/certificates.ts, the run-start check (lab/equipment.ts, lab/runs.ts),
-  // the run inspection's instrument status and the instrument list (server.ts, api/app.ts): goes when they are async
-  statusSync(instrument: string, at = this.now()): CalibrationStatus {
-    this.mustExist(instrument);
-    const row = this.firstSync<CalibrationRow>(this.newestQuery(this.store, instrument, at));
-    const checkRow = this.firstSync<CheckRow>(this.lastCheckQuery(this.store, instrument, at));
-    const passed = this.firstSync<{ at: number | null }>(this.lastPassQuery(this.store, instrument, at));
-    const service = this.statement('SELECT status FROM instrument_status WHERE instrument = ? AND at <= ? ORDER BY id DESC LIMIT 1').get(
-      instrument,
-      at,
-    ) as { status: string } | undefined;
-    return this.statusOf(instrument, at, row, checkRow, passed?.at ?? null, service?.status);
   }
 
   /**
@@ -617,23 +574,9 @@ export class Calibration {
     return { instrument, since, runs: await this.sources.runsWith(db, instrument, since) };
   }
 
-  // sync twin for certificates/certificates.ts and the equipment route (lab/lab-routes.ts through server.ts): goes when they are async
-  reviewSync(instrument: string): Review {
-    const since = this.statusSync(instrument).lastGoodAt ?? 0;
-    const rows = this.sqlite('reviewSync')
-      .prepare(
-        `SELECT id, sample, organization, state, started_at AS startedAt, ended_at AS endedAt FROM runs r
-         WHERE started_at IS NOT NULL AND (ended_at IS NULL OR ended_at >= ?)
-           AND EXISTS (SELECT 1 FROM json_each(r.instruments) j WHERE json_extract(j.value, '$.id') = ?)
-         ORDER BY started_at, id`,
-      )
-      .all(since, instrument) as Review['runs'];
-    return { instrument, since, runs: rows.map((r) => ({ ...r })) };
-  }
-
   /** Why a run may not start with the instrument, as far as calibration goes (out of service has its own check). */
-  private blocker(instrument: string): string | undefined {
-    const s = this.statusSync(instrument);
+  private async blockerIn(db: Kysely<Tables>, instrument: string): Promise<string | undefined> {
+    const s = await this.statusIn(db, instrument);
     if (s.status === 'expired' && s.dueAt !== null)
       return `instrument "${instrument}" is out of calibration: certificate ${s.calibration?.certificate ?? '?'} expired on ${new Date(s.dueAt).toISOString()}`;
     if (s.status === 'never-calibrated' && this.options.requireForRuns) return `instrument "${instrument}" has no calibration record`;
@@ -658,31 +601,6 @@ export class Calibration {
   private sqlite(what: string): LabDatabase['sqlite'] {
     if (this.database === undefined) throw new Error(`calibration: ${what} needs the embedded SQLite store`);
     return this.database.sqlite;
-  }
-
-  /** a statement prepared once: the sync twins' status runs per instrument of every instrument list a dashboard reads */
-  private statement(text: string): Statement {
-    let statement = this.statements.get(text);
-    if (statement === undefined) {
-      statement = this.sqlite('statement').prepare(text);
-      this.statements.set(text, statement);
-    }
-    return statement;
-  }
-
-  /** a Kysely query run synchronously on the embedded SQLite connection (the sync twins: the same query, not a copy) */
-  private allSync<R>(query: Compilable<unknown>): R[] {
-    const { sql: text, parameters } = query.compile();
-    return this.statement(text).all(...(parameters as unknown[])) as R[];
-  }
-
-  private firstSync<R>(query: Compilable<unknown>): R | undefined {
-    return this.allSync<R>(query)[0];
-  }
-
-  // sync: the sync twins' existence check (the registry's table, until they go)
-  private mustExist(instrument: string): void {
-    if (!this.statement('SELECT 1 FROM instruments WHERE id = ?').get(instrument)) throw notKnown(instrument);
   }
 }
 

@@ -44,7 +44,7 @@ export type ScopeVerdict = { accredited: true; accreditation: { body: string; nu
 
 /** Whether a result lies inside the lab's accreditation scope at a time: method and range, computed. */
 export interface ScopeCheck {
-  covers(query: { standard: string; measurand: string; unit: string; value: number; at: number }): ScopeVerdict;
+  covers(query: { standard: string; measurand: string; unit: string; value: number; at: number }): Promise<ScopeVerdict>;
 }
 
 export interface RunResult {
@@ -98,10 +98,4 @@ export interface RunResults {
 export interface RunResultsSource {
   /** the results of a completed run; undefined when the run is unknown or not completed */
   resultsOf(runId: string): Promise<RunResults | undefined>;
-}
-
-/** The kept results of a run, read synchronously: certificates/certificates.ts until it is async. */
-export interface KeptRunResults {
-  // sync twin for certificates/certificates.ts: goes when it is async
-  resultsOfSync(runId: string): RunResults | undefined;
 }

@@ -88,7 +88,7 @@ export class DemoLab {
       records: LabRecords;
       runs: Runs;
       calibration: Calibration;
-      instrumentExists: (id: string) => boolean;
+      instrumentExists: (id: string) => Promise<boolean>;
       /** certificates of completed demo runs: requested by the technician, issued by the signatory */
       certificates?: Pick<Certificates, 'request' | 'issue'>;
       /** the results of a completed run, kept before its certificate is requested */
@@ -152,7 +152,7 @@ export class DemoLab {
       this.phase = { kind: 'waiting', skip: this.phase.skip - 1 };
       return;
     }
-    this.ensureCalibrated();
+    await this.ensureCalibrated();
     const id = `DEMO-${specimen}-${this.now()}`;
     await this.deps.records.createSample(DEMO_ACTOR, {
       id,
@@ -186,13 +186,13 @@ export class DemoLab {
   }
 
   /** The testing machine's calibration: recorded when it has none in force, as a calibration lab would have. */
-  private ensureCalibrated(): void {
-    if (!this.deps.instrumentExists(DEMO_INSTRUMENT))
+  private async ensureCalibrated(): Promise<void> {
+    if (!(await this.deps.instrumentExists(DEMO_INSTRUMENT)))
       throw new LabtraceError('E_NOT_FOUND', `instrument ${DEMO_INSTRUMENT} has not announced itself yet`);
-    const status = this.deps.calibration.statusSync(DEMO_INSTRUMENT);
+    const status = await this.deps.calibration.status(DEMO_INSTRUMENT);
     if (status.status === 'valid' || status.status === 'due-soon') return;
     const at = this.now();
-    this.deps.calibration.recordSync(DEMO_ACTOR, DEMO_INSTRUMENT, {
+    await this.deps.calibration.record(DEMO_ACTOR, DEMO_INSTRUMENT, {
       calibratedAt: at - 30 * DAY,
       laboratory: 'Demo Calibration Services (not a real laboratory)',
       certificate: `DEMO-CAL-${new Date(at).getUTCFullYear()}-001`,

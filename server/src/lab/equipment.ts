@@ -6,7 +6,6 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import { kyselyOf, SyncTwins, type LabStore } from './sync-twins.js';
 
 export type ServiceStatus = 'in-service' | 'out-of-service';
 
@@ -18,8 +17,11 @@ export interface InstrumentStatusRecord {
   at: number;
 }
 
-/** Says why an instrument must not be used now, or undefined when nothing stands against it. */
-export type EquipmentCheck = (instrument: string) => string | undefined | Promise<string | undefined>;
+/**
+ * Says why an instrument must not be used now, or undefined when nothing stands against it; it reads on `db` (the
+ * caller's transaction, or the store).
+ */
+export type EquipmentCheck = (instrument: string, db: Kysely<Tables>) => string | undefined | Promise<string | undefined>;
 
 /** Whether an instrument is known, asked of its owner (store/registry.ts, Registry.instrument). */
 export interface InstrumentDirectory {
@@ -40,25 +42,19 @@ const notFound = (instrument: string) =>
 
 /**
  * The instruments' service status. Its queries run through Kysely on the store's database (SQLite or PostgreSQL), a
- * change in one transaction with its audit-trail entry (AuditTrail.recordIn). Given the embedded SQLite store, it
- * also has the synchronous twins (`...Sync`) that modules not yet on Kysely call.
+ * change in one transaction with its audit-trail entry (AuditTrail.recordIn). A module asking inside its own
+ * transaction asks on it (`blockersIn`, `statusAtIn`, `setStatusIn`).
  */
 export class EquipmentStatus {
   private readonly checks: EquipmentCheck[] = [];
   private readonly listeners = new Set<(instrument: string) => void>();
-  private readonly store: Kysely<Tables>;
-  private readonly twins: SyncTwins;
-
   constructor(
-    store: LabStore,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     private readonly now: () => number = Date.now,
     /** whether an instrument is known (a status is set only for a known one); without it, every instrument is */
     private readonly instruments?: InstrumentDirectory,
-  ) {
-    this.store = kyselyOf(store);
-    this.twins = new SyncTwins(store, 'equipment status');
-  }
+  ) {}
 
   /** Adds a check run before every run start (the calibration status, when it exists). */
   addCheck(check: EquipmentCheck): void {
@@ -72,18 +68,15 @@ export class EquipmentStatus {
 
   /** The reasons an instrument must not be used; empty when it may. */
   async blockers(instrument: string): Promise<string[]> {
-    const found = [
-      serviceBlocker(instrument, await this.status(instrument)),
-      ...(await Promise.all(this.checks.map(async (check) => check(instrument)))),
-    ];
-    return found.filter((why): why is string => why !== undefined);
+    return this.blockersIn(this.store, instrument);
   }
 
-  blockersSync(instrument: string): string[] {
-    // sync twin for lab/runs.ts: goes when it is async
-    const found = [serviceBlocker(instrument, this.statusSync(instrument)), ...this.checks.map((check) => check(instrument))];
-    if (found.some((why) => why instanceof Promise)) throw new Error('equipment status: an asynchronous check needs blockers()');
-    return found.filter((why): why is string => typeof why === 'string');
+  /** blockers() read on `db`: the caller's transaction (a run's start), or the store */
+  async blockersIn(db: Kysely<Tables> | Transaction<Tables>, instrument: string): Promise<string[]> {
+    const found = [serviceBlocker(instrument, await this.status(instrument, { db }))];
+    // one after another: on a transaction, its queries go one at a time anyway
+    for (const check of this.checks) found.push(await check(instrument, db));
+    return found.filter((why): why is string => why !== undefined);
   }
 
   /**
@@ -92,11 +85,6 @@ export class EquipmentStatus {
    */
   async status(instrument: string, options: { at?: number; db?: Kysely<Tables> } = {}): Promise<InstrumentStatusRecord | undefined> {
     return toRecord(await this.statusQuery(options.db ?? this.store, instrument, options.at).executeTakeFirst());
-  }
-
-  statusSync(instrument: string): InstrumentStatusRecord | undefined {
-    // sync twin for inspection/run-inspection.ts, lab/calibration.ts: goes when they are async
-    return toRecord(this.twins.first(this.statusQuery(this.store, instrument)));
   }
 
   async history(instrument: string): Promise<InstrumentStatusRecord[]> {
@@ -145,25 +133,10 @@ export class EquipmentStatus {
     status: ServiceStatus,
     reason: string,
   ): Promise<InstrumentStatusRecord> {
-    const row = await this.statusQuery(trx, instrument).executeTakeFirst();
-    const before = row === undefined ? undefined : ({ ...row, status: row.status as ServiceStatus });
+    const before = toRecord(await this.statusQuery(trx, instrument).executeTakeFirst());
     const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
     await trx.insertInto('instrument_status').values(record).execute();
     await this.audit.recordIn(trx, actor, statusAudit(record, before));
-    this.changed(instrument);
-    return record;
-  }
-
-  /** setStatus in one synchronous SQLite transaction (nested in the caller's) */
-  setStatusSync(actor: Actor, instrument: string, status: ServiceStatus, reason: string): InstrumentStatusRecord {
-    // sync twin for lab/calibration.ts (a failed check, whose transaction found the instrument): goes when it is async
-    const record: InstrumentStatusRecord = { instrument, status, reason, actor: actor.username, at: this.now() };
-    this.twins.transaction(() => {
-      const before = this.statusSync(instrument);
-      this.twins.run(this.insertStatus(this.store, record));
-      this.audit.record(actor, statusAudit(record, before));
-    });
-    // after the commit (a failed check calls this inside its own transaction: its listeners hear it a moment early)
     this.changed(instrument);
     return record;
   }

@@ -11,9 +11,8 @@ import { pageOfRows } from '../api/paging.js';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import type { MethodScopeCheck } from './accreditation.js';
+import type { MethodInScope, MethodScopeCheck } from './accreditation.js';
 import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
-import { kyselyOf, SyncTwins, type LabStore } from './sync-twins.js';
 
 export interface LabSample {
   id: string;
@@ -88,16 +87,14 @@ type MethodFields = { id: string; version: number; standard: string; title: stri
 
 /**
  * The samples received and the methods. Its queries run through Kysely on the store's database (SQLite or
- * PostgreSQL), each change in one transaction with its audit-trail entry (AuditTrail.recordIn). Given the embedded
- * SQLite store, it also has the synchronous twins (`...Sync`) that modules not yet on Kysely call.
+ * PostgreSQL), each change in one transaction with its audit-trail entry (AuditTrail.recordIn). A module asking
+ * inside its own transaction asks on it (`methodIn`).
  */
 export class LabRecords extends EventEmitter<LabRecordsEvents> {
-  private readonly store: Kysely<Tables>;
-  private readonly twins: SyncTwins;
   private readonly postgres: boolean;
 
   constructor(
-    store: LabStore,
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     /** the lab's accreditations: whether a method lies in the scope of an active one */
     private readonly scope: MethodScopeCheck,
@@ -105,8 +102,6 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
     private readonly now: () => number = Date.now,
   ) {
     super();
-    this.store = kyselyOf(store);
-    this.twins = new SyncTwins(store, 'lab records');
     this.postgres = dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
   }
 
@@ -124,24 +119,6 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       if ((await this.sampleQuery(trx, input.id).executeTakeFirst()) !== undefined) throw sampleExists(input.id);
       await this.insertSample(trx, sample).execute();
       await this.audit.recordIn(trx, actor, sampleAudit(input));
-    });
-    this.emit('changed', { list: 'samples', id: sample.id }, sample.organization);
-    return sample;
-  }
-
-  /** createSample in one synchronous SQLite transaction */
-  createSampleSync(actor: Actor, input: LabSampleInput): LabSample {
-    // sync twin for lab/demo.ts: goes when it is async
-    const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
-    this.twins.transaction(() => {
-      if (this.twins.first(this.sampleQuery(this.store, input.id)) !== undefined) throw sampleExists(input.id);
-      try {
-        this.twins.run(this.insertSample(this.store, sample));
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw unknownOrganization(input.organization);
-        throw err;
-      }
-      this.audit.record(actor, sampleAudit(input));
     });
     this.emit('changed', { list: 'samples', id: sample.id }, sample.organization);
     return sample;
@@ -204,12 +181,6 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
     return row === undefined ? undefined : toSample(row);
   }
 
-  sampleSync(id: string): LabSample | undefined {
-    // sync twin for lab/runs.ts, certificates/certificates.ts: goes when they are async
-    const row = this.twins.first(this.sampleQuery(this.store, id));
-    return row === undefined ? undefined : toSample(row);
-  }
-
   /** Creates version 1 of a method. */
   async createMethod(actor: Actor, input: Omit<MethodFields, 'version'>): Promise<Method> {
     const createdAt = this.now();
@@ -219,19 +190,6 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       if ((await this.methodQuery(trx, input.id).executeTakeFirst()) !== undefined) throw methodExists(input.id);
       await this.insertMethod(trx, actor, method, createdAt).execute();
       await this.audit.recordIn(trx, actor, methodAudit(method, undefined));
-    });
-    return this.created(actor, method, createdAt);
-  }
-
-  /** createMethod in one synchronous SQLite transaction */
-  createMethodSync(actor: Actor, input: Omit<MethodFields, 'version'>): Method {
-    // sync twin for lab/demo.ts: goes when it is async
-    const createdAt = this.now();
-    const method: MethodFields = { ...input, version: 1 };
-    this.twins.transaction(() => {
-      if (this.twins.first(this.methodQuery(this.store, input.id)) !== undefined) throw methodExists(input.id);
-      this.twins.run(this.insertMethod(this.store, actor, method, createdAt));
-      this.audit.record(actor, methodAudit(method, undefined));
     });
     return this.created(actor, method, createdAt);
   }
@@ -251,7 +209,7 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       if (before === undefined) throw methodNotFound(id);
       const next: MethodFields = { ...fields, id, version: before.version + 1 };
       await this.insertMethod(trx, actor, next, createdAt).execute();
-      await this.audit.recordIn(trx, actor, methodAudit(next, { before: this.toMethod(before), reason }));
+      await this.audit.recordIn(trx, actor, methodAudit(next, { before: fieldsOf(before), reason }));
       return next;
     });
     return this.created(actor, method, createdAt);
@@ -282,30 +240,34 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
       .orderBy('f.first', 'desc')
       .limit(pageLimit(query) + 1)
       .execute();
+    const inScope = await this.scope.methodScopeIn(this.store, this.now());
     return pageOfRows(
       rows,
       query,
       (r) => r.first,
-      (r) => this.toMethod(r),
+      (r) => this.toMethod(r, inScope),
     );
   }
 
   /** A method's version, the newest when none is given. */
   async method(id: string, version?: number): Promise<Method | undefined> {
-    const row = await this.methodQuery(this.store, id, version).executeTakeFirst();
-    return row === undefined ? undefined : this.toMethod(row);
+    return this.methodIn(this.store, id, version);
   }
 
-  methodSync(id: string, version?: number): Method | undefined {
-    // sync twin for lab/runs.ts, lab/results.ts, inspection/run-inspection.ts, certificates/certificates.ts, lab/demo.ts: goes when they are async
-    const row = this.twins.first(this.methodQuery(this.store, id, version));
-    return row === undefined ? undefined : this.toMethod(row);
+  /**
+   * method() on the executor the caller gives: the caller's transaction (a module asking inside its own), or the
+   * store. A method version never changes once written.
+   */
+  async methodIn(db: Kysely<Tables> | Transaction<Tables>, id: string, version?: number): Promise<Method | undefined> {
+    const row = await this.methodQuery(db, id, version).executeTakeFirst();
+    return row === undefined ? undefined : this.toMethod(row, await this.scope.methodScopeIn(db, this.now()));
   }
 
   /** Every version of a method, oldest first. */
   async methods(id: string): Promise<Method[]> {
     const rows = await this.store.selectFrom('methods').selectAll().where('id', '=', id).orderBy('version').execute();
-    return rows.map((r) => this.toMethod(r));
+    const inScope = await this.scope.methodScopeIn(this.store, this.now());
+    return rows.map((r) => this.toMethod(r, inScope));
   }
 
   /** the method's version, the newest when none is given */
@@ -334,29 +296,33 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
   }
 
   /** a version just stored, announced */
-  private created(actor: Actor, method: MethodFields, createdAt: number): Method {
+  private async created(actor: Actor, method: MethodFields, createdAt: number): Promise<Method> {
+    const inScope = await this.scope.methodScopeIn(this.store, createdAt);
     this.emit('changed', { list: 'methods', id: method.id }, null);
     return {
       ...method,
       createdBy: actor.username,
       createdAt,
-      accredited: this.scope.methodInScope(method.standard, method.definition.measurands, createdAt),
+      accredited: inScope(method.standard, method.definition.measurands),
     };
   }
 
-  private toMethod(row: MethodRow): Method {
-    const definition = parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE');
+  /** a stored version; `inScope`: the accreditations as they stand now */
+  private toMethod(row: MethodRow, inScope: MethodInScope): Method {
+    const fields = fieldsOf(row);
     return {
-      id: row.id,
-      version: row.version,
-      standard: row.standard,
-      title: row.title,
-      definition,
+      ...fields,
       createdBy: row.created_by,
       createdAt: row.created_at,
-      accredited: this.scope.methodInScope(row.standard, definition.measurands, this.now()),
+      accredited: inScope(row.standard, fields.definition.measurands),
     };
   }
+}
+
+/** a stored version's fields, its definition read */
+function fieldsOf(row: MethodRow): MethodFields {
+  const definition = parseWith(methodDefinition, JSON.parse(row.definition), `method ${row.id} v${row.version}`, 'E_STORE');
+  return { id: row.id, version: row.version, standard: row.standard, title: row.title, definition };
 }
 
 const pageLimit = (page: { limit: number }): number => Math.max(1, Math.floor(page.limit));
@@ -366,7 +332,7 @@ function sampleAudit(input: LabSampleInput): AuditInput {
 }
 
 /** a method version's audit entry: its creation, or a new version with the one before and the reason */
-function methodAudit(method: MethodFields, change: { before: Method; reason: string } | undefined): AuditInput {
+function methodAudit(method: MethodFields, change: { before: MethodFields; reason: string } | undefined): AuditInput {
   const value = { version: method.version, standard: method.standard, title: method.title, definition: method.definition };
   if (change === undefined) return { action: 'create', recordType: 'method', recordId: method.id, newValue: value };
   const { before } = change;

@@ -31,7 +31,7 @@ export function labRoutes(deps: {
   equipment: EquipmentStatus;
   inspection: RunInspection;
   /** the runs to review when an instrument goes out of service (6.4.9) */
-  review?: (instrument: string) => Review;
+  review?: (instrument: string) => Promise<Review>;
   /**
    * an instrument's identity and calibration status, shown with a run to whoever may see the run (a client
    * witnessing its test sees what measures it, without reading the lab's whole instrument list)
@@ -158,7 +158,7 @@ export function labRoutes(deps: {
 
   routeOf(router, api.setInstrumentStatus, async (req, res, { params: { id }, body }) => {
     const record = await equipment.setStatus(actorOf(who(req)), id, body.status, body.reason);
-    const review = body.status === 'out-of-service' ? deps.review?.(id) : undefined;
+    const review = body.status === 'out-of-service' ? await deps.review?.(id) : undefined;
     res.status(201).json(review === undefined ? record : { ...record, review });
   });
 

@@ -7,18 +7,9 @@
 import { LabtraceError, rootOf, roundResult, sha256, toHex } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import type { Kysely } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import type { Calibration, CalibrationRecord } from './calibration.js';
-import type {
-  Conformity,
-  KeptRunResults,
-  ResultUncertainty,
-  RunResult,
-  RunResults,
-  RunResultsSource,
-  ScopeCheck,
-  UncertaintyComponent,
-} from './contracts.js';
+import type { Conformity, ResultUncertainty, RunResult, RunResults, RunResultsSource, ScopeCheck, UncertaintyComponent } from './contracts.js';
 import type { LabRecords } from './lab-records.js';
 import type { Run, Runs } from './runs.js';
 import type { MethodDefinition, ResultDefinition } from './schemas.js';
@@ -139,7 +130,7 @@ export function observe(series: Series, statistic: ResultDefinition['statistic']
   return { value, count: n, excluded: series.excluded, instruments, stdDev };
 }
 
-export class RunResultsService implements RunResultsSource, KeptRunResults {
+export class RunResultsService implements RunResultsSource {
   private readonly computing = new Map<string, Promise<RunResults | undefined>>();
 
   constructor(
@@ -147,11 +138,9 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     private readonly audit: AuditTrail,
     private readonly runs: Pick<Runs, 'get' | 'eachRecord'>,
     private readonly records: Pick<LabRecords, 'method'>,
-    private readonly calibration: Pick<Calibration, 'statusSync' | 'calibrationsSync'>,
+    private readonly calibration: Pick<Calibration, 'status' | 'calibrations'>,
     private readonly scope: ScopeCheck,
     private readonly now: () => number = Date.now,
-    /** the embedded SQLite store, for the synchronous twin (resultsOfSync) */
-    private readonly sqlite?: LabDatabase,
   ) {}
 
   /** Computes and keeps the results of a run that has just completed; a second call returns the kept ones. */
@@ -210,17 +199,6 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     });
   }
 
-  /**
-   * The kept results of a run, undefined when none are kept yet (they are kept when the run completes, or at the
-   * first read of resultsOf); the embedded SQLite store only.
-   */
-  // sync twin for certificates/certificates.ts: goes when it is async
-  resultsOfSync(runId: string): RunResults | undefined {
-    if (this.sqlite === undefined) throw new Error('results: resultsOfSync needs the embedded SQLite store');
-    const row = this.sqlite.sqlite.prepare('SELECT results FROM run_results WHERE run = ?').get(runId) as { results: string } | undefined;
-    return row === undefined ? undefined : reportedOnce(JSON.parse(row.results) as RunResults);
-  }
-
   private async kept(db: Kysely<Tables>, runId: string): Promise<RunResults | undefined> {
     const row = await db.selectFrom('run_results').select('results').where('run', '=', runId).executeTakeFirst();
     return row === undefined ? undefined : reportedOnce(JSON.parse(row.results) as RunResults);
@@ -263,7 +241,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
       const measurand = channelOf.get(def.measurand) as MethodDefinition['measurands'][number];
       const obs = observe(series.get(def) as Series, def.statistic);
       if (!obs) continue;
-      results.push(this.result(run, def, measurand, obs, definition.decisionRule));
+      results.push(await this.result(run, def, measurand, obs, definition.decisionRule));
     }
     const decided = results.filter((r) => r.conformity !== null);
     const accreditations = new Set(results.map((r) => (r.accreditation ? `${r.accreditation.body}\u0000${r.accreditation.number}` : '')));
@@ -283,13 +261,13 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     return out;
   }
 
-  private result(
+  private async result(
     run: Run,
     def: ResultDefinition,
     measurand: MethodDefinition['measurands'][number],
     obs: Observation,
     rule: MethodDefinition['decisionRule'],
-  ): RunResult {
+  ): Promise<RunResult> {
     const factor = def.scale?.factor ?? 1;
     const unit = def.scale?.unit ?? measurand.unit;
     const value = obs.value * factor;
@@ -298,7 +276,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     // calibration: the largest contribution among the instruments the result comes from, as calibrated when the run started
     let calibration: UncertaintyComponent | undefined;
     for (const instrument of obs.instruments) {
-      const c = this.calibrationComponent(instrument, run.startedAt ?? 0, measurand.unit, obs.value, factor, notes);
+      const c = await this.calibrationComponent(instrument, run.startedAt ?? 0, measurand.unit, obs.value, factor, notes);
       if (c && (!calibration || c.standardUncertainty > calibration.standardUncertainty)) calibration = c;
     }
     if (calibration) budget.push(calibration);
@@ -333,7 +311,7 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
     const uncertainty = combine(budget);
     const reported = roundResult(value, uncertainty.expanded);
     if (obs.excluded > 0) notes.push(`${obs.excluded} sample(s) of bad quality or without a numeric value were left out`);
-    const scope = this.scope.covers({
+    const scope = await this.scope.covers({
       standard: run.method.standard,
       measurand: measurand.name,
       unit: measurand.unit,
@@ -362,20 +340,20 @@ export class RunResultsService implements RunResultsSource, KeptRunResults {
   }
 
   /** The instrument's calibration as a normal contribution U/k, from the calibration in force at `at`. */
-  private calibrationComponent(
+  private async calibrationComponent(
     instrument: string,
     at: number,
     unit: string,
     reading: number,
     factor: number,
     notes: string[],
-  ): UncertaintyComponent | undefined {
-    const status = this.calibration.statusSync(instrument, at);
+  ): Promise<UncertaintyComponent | undefined> {
+    const status = await this.calibration.status(instrument, at);
     if (!status.calibration) {
       notes.push(`instrument ${instrument} had no calibration record: no calibration contribution`);
       return undefined;
     }
-    const record = this.calibration.calibrationsSync(instrument).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
+    const record = (await this.calibration.calibrations(instrument)).find((c) => c.id === status.calibration?.id) as CalibrationRecord;
     const { value: U, unit: uUnit, k } = record.uncertainty;
     let u: number;
     if (uUnit === unit) u = U / k;

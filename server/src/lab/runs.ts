@@ -10,11 +10,11 @@ import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
-import type { LabRecords } from './lab-records.js';
+import type { LabRecords, Method } from './lab-records.js';
 import type { RunInput } from './schemas.js';
 import { RUN_STATES, type Page, type RunState, type RunsQuery, type RunTime } from '@labtrace/protocols/api';
 import { pageOfRows } from '../api/paging.js';
@@ -110,8 +110,6 @@ export interface RunParts {
   technicians: RunTechnicians;
   /** on PostgreSQL: the measurement store's batch serialization (required there) */
   batches?: BatchCommits | undefined;
-  /** the embedded SQLite store, for the synchronous twins of modules not yet moved (getSync) */
-  sqlite?: LabDatabase | undefined;
 }
 
 /** the advisory lock (two-key form) under which a PostgreSQL transaction numbers a new run */
@@ -152,7 +150,8 @@ interface RunsEvents {
   created: [run: Run];
   /** stored samples of a running run's instruments, as they arrive */
   samples: [run: string, samples: LiveSample[]];
-  state: [run: Run];
+  /** a run changed state; a run started comes with its method's version as the start read it */
+  state: [run: Run, method?: Method];
 }
 
 export class Runs extends EventEmitter<RunsEvents> {
@@ -162,8 +161,8 @@ export class Runs extends EventEmitter<RunsEvents> {
   constructor(
     private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
-    private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodSync'>,
-    private readonly equipment: Pick<EquipmentStatus, 'blockersSync'>,
+    private readonly records: Pick<LabRecords, 'sample' | 'method' | 'methodIn'>,
+    private readonly equipment: Pick<EquipmentStatus, 'blockersIn'>,
     /** the lab's accreditations: a run of a method outside their scope is flagged NOT_ACCREDITED */
     private readonly scope: MethodScopeCheck,
     private readonly parts: RunParts,
@@ -208,7 +207,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     if (!user || user.role !== 'technician' || user.disabled)
       throw new LabtraceError('E_BAD_REQUEST', `body: technician: "${technician}" is not an active technician`);
     const createdAt = this.now();
-    const inScope = this.scope.methodInScope(method.standard, method.definition.measurands, createdAt);
+    // read before the transaction, as the method was: the flag says what the scope was when the run was planned
+    const inScope = (await this.scope.methodScopeIn(this.store, createdAt))(method.standard, method.definition.measurands);
     const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
     const run = await this.store.transaction().execute(async (trx) => {
       // PostgreSQL: runs are numbered one at a time across nodes (SQLite has one writer)
@@ -261,7 +261,8 @@ export class Runs extends EventEmitter<RunsEvents> {
    */
   async start(actor: Actor, id: string, reason?: string): Promise<Run> {
     return this.transition(actor, id, 'start', reason, async (trx, run, at) => {
-      const blockers = run.instruments.flatMap((i) => this.equipment.blockersSync(i.id));
+      const blockers: string[] = [];
+      for (const i of run.instruments) blockers.push(...(await this.equipment.blockersIn(trx, i.id)));
       if (blockers.length > 0)
         throw new LabtraceError('E_CONFLICT', `run ${id} cannot start: ${blockers.join('; ')}`, {
           reason: 'run.cannot-start',
@@ -274,13 +275,14 @@ export class Runs extends EventEmitter<RunsEvents> {
           .insertInto('run_ranges')
           .values({ run: id, gateway, first_seq: await this.nextSeq(trx, gateway) })
           .execute();
-      const method = this.records.methodSync(run.method.id, run.method.version);
-      const accredited = method !== undefined && this.scope.methodInScope(method.standard, method.definition.measurands, at);
+      const method = await this.records.methodIn(trx, run.method.id, run.method.version);
+      const accredited = method !== undefined && (await this.scope.methodScopeIn(trx, at))(method.standard, method.definition.measurands);
       await trx
         .updateTable('runs')
         .set({ state: 'running', started_at: at, accredited: accredited ? 1 : 0 })
         .where('id', '=', id)
         .execute();
+      return method;
     });
   }
 
@@ -296,24 +298,13 @@ export class Runs extends EventEmitter<RunsEvents> {
 
   /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
   async get(principal: Viewer, id: string): Promise<Run | undefined> {
-    const run = await this.find(this.store, id);
-    return run !== undefined && visibleTo(principal, run) ? run : undefined;
+    return this.getIn(this.store, principal, id);
   }
 
-  /**
-   * get() for the modules that ask synchronously (certificates/certificates.ts, notify/notifier.ts inside its
-   * synchronous announcement, live/live-hub.ts joining a run's room); the embedded SQLite store only.
-   */
-  // sync twin for certificates/certificates.ts, notify/notifier.ts and server.ts's live hub: goes when they are async
-  getSync(principal: Viewer, id: string): Run | undefined {
-    const sqlite = this.parts.sqlite?.sqlite;
-    if (sqlite === undefined) throw new Error('runs: getSync needs the embedded SQLite store');
-    const row = sqlite.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
-    if (row === undefined || !canSee(principal, row.organization)) return undefined;
-    const ranges = sqlite.prepare('SELECT gateway, first_seq, last_seq FROM run_ranges WHERE run = ? ORDER BY gateway').all(id) as Selectable<
-      Tables['run_ranges']
-    >[];
-    return toRun(row, this.standardOf(row), ranges.map(toRange));
+  /** get() read on `db`: the caller's transaction (a module asking inside its own), or the store */
+  async getIn(db: Kysely<Tables>, principal: Viewer, id: string): Promise<Run | undefined> {
+    const run = await this.find(db, id);
+    return run !== undefined && visibleTo(principal, run) ? run : undefined;
   }
 
   async list(principal: Viewer, filter: { state?: RunState | undefined; sample?: string | undefined } = {}): Promise<Run[]> {
@@ -331,8 +322,8 @@ export class Runs extends EventEmitter<RunsEvents> {
       this.store,
       rows.map((r) => r.id),
     );
-    const standards = new Map<string, string>();
-    return rows.map((r) => toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []));
+    const standards = await this.standardsOf(rows);
+    return rows.map((r) => toRun(r, standards.get(r.id) ?? '', ranges.get(r.id) ?? []));
   }
 
   /**
@@ -414,12 +405,12 @@ export class Runs extends EventEmitter<RunsEvents> {
         .groupBy('a.run')
         .execute())
         open.set(r.run, Number(r.n));
-    const standards = new Map<string, string>();
+    const standards = await this.standardsOf(rows);
     return pageOfRows(
       rows,
       query,
       (r) => Number(r.position),
-      (r) => ({ ...toRun(r, this.standardOf(r, standards), ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
+      (r) => ({ ...toRun(r, standards.get(r.id) ?? '', ranges.get(r.id) ?? []), openAlarms: open.get(r.id) ?? 0 }),
     );
   }
 
@@ -569,8 +560,9 @@ export class Runs extends EventEmitter<RunsEvents> {
     id: string,
     command: RunCommand,
     reason: string | undefined,
-    apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<void>,
+    apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<Method | void>,
   ): Promise<Run> {
+    let method: Method | undefined;
     const after = await this.store.transaction().execute(async (trx) => {
       const before = await this.find(trx, id, true);
       if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`, { reason: 'record.not-found', params: { type: 'run', id } });
@@ -582,7 +574,7 @@ export class Runs extends EventEmitter<RunsEvents> {
           { reason: 'run.transition-refused', params: { id, state: before.state, command } },
         );
       const at = this.now();
-      await apply(trx, before, at);
+      method = (await apply(trx, before, at)) ?? undefined;
       const run = await this.find(trx, id);
       if (!run) throw new LabtraceError('E_STORE', `run ${id} vanished`);
       await this.audit.recordIn(trx, actor, {
@@ -597,7 +589,7 @@ export class Runs extends EventEmitter<RunsEvents> {
     });
     if (after.state === 'running') this.track(after);
     else this.running.delete(after.id);
-    this.emit('state', after);
+    this.emit('state', after, method);
     return after;
   }
 
@@ -656,7 +648,7 @@ export class Runs extends EventEmitter<RunsEvents> {
       .executeTakeFirst();
     if (row === undefined) return undefined;
     const ranges = await this.rangesOf(db, [id]);
-    return toRun(row, this.standardOf(row), ranges.get(id) ?? []);
+    return toRun(row, await this.standardOf(db, row), ranges.get(id) ?? []);
   }
 
   /** the ranges of the runs, by run */
@@ -672,12 +664,20 @@ export class Runs extends EventEmitter<RunsEvents> {
     return out;
   }
 
+  /** the standard of each run's method version, by run (each version looked up once) */
+  private async standardsOf(rows: readonly Pick<RunRow, 'id' | 'method_id' | 'method_version'>[]): Promise<Map<string, string>> {
+    const seen = new Map<string, string>();
+    const out = new Map<string, string>();
+    for (const r of rows) out.set(r.id, await this.standardOf(this.store, r, seen));
+    return out;
+  }
+
   /** the standard of the run's method version (lab records); `seen`: those looked up already for a list */
-  private standardOf(row: Pick<RunRow, 'method_id' | 'method_version'>, seen?: Map<string, string>): string {
+  private async standardOf(db: Kysely<Tables>, row: Pick<RunRow, 'method_id' | 'method_version'>, seen?: Map<string, string>): Promise<string> {
     const key = `${row.method_id}@${row.method_version}`;
     let standard = seen?.get(key);
     if (standard === undefined) {
-      standard = this.records.methodSync(row.method_id, row.method_version)?.standard ?? '';
+      standard = (await this.records.methodIn(db, row.method_id, row.method_version))?.standard ?? '';
       seen?.set(key, standard);
     }
     return standard;

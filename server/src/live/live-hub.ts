@@ -28,7 +28,7 @@ const runRoom = (run: string): string => `run:${run}`;
 const organizationRoom = (organization: string): string => `organization:${organization}`;
 
 /** who may watch a test run: the run's state when the principal may see it, else undefined (unknown or not theirs) */
-export type RunAccess = (principal: Principal, run: string) => { state: string } | undefined;
+export type RunAccess = (principal: Principal, run: string) => Promise<{ state: string } | undefined>;
 
 function sameHost(origin: string, host: string | undefined): boolean {
   try {
@@ -72,7 +72,7 @@ export class LiveHub {
     private readonly server: http.Server,
     private readonly version: string,
     private readonly users: Users,
-    private readonly runAccess: RunAccess = () => undefined,
+    private readonly runAccess: RunAccess = () => Promise.resolve(undefined),
     private readonly logger?: Logger,
     private readonly cluster?: LiveCluster,
   ) {}
@@ -155,6 +155,21 @@ export class LiveHub {
     };
   }
 
+  /** the last of each socket's room requests (watch, unwatch), which run one after another */
+  private readonly turns = new WeakMap<LiveSocket, Promise<void>>();
+
+  /** `work` after the socket's requests before it; a failure is logged and ends the socket, as guarded() does */
+  private inTurn(socket: LiveSocket, event: string, work: () => Promise<unknown>): void {
+    const next = (this.turns.get(socket) ?? Promise.resolve()).then(work).then(
+      () => undefined,
+      (err: unknown) => {
+        this.logger?.error({ err: String(err), socket: socket.id, event }, 'socket.io handler failed');
+        socket.disconnect(true);
+      },
+    );
+    this.turns.set(socket, next);
+  }
+
   /** A socket's rooms and requests. */
   private connected(socket: LiveSocket): void {
     const { principal } = socket.data;
@@ -176,19 +191,24 @@ export class LiveHub {
       this.guarded(socket, 'run:watch', (run, ack) => {
         if (typeof ack !== 'function') return;
         // `run` is whatever the client sent: only a string is a run id (String() of an object may throw)
-        const visible = typeof run === 'string' ? this.runAccess(principal, run) : undefined;
-        const answer: RunWatchAnswer =
-          visible === undefined
-            ? { ok: false, error: typeof run === 'string' ? `run "${run}" is not known` : 'expected a run id (a string)' }
-            : { ok: true, state: visible.state };
-        if (answer.ok) void socket.join(runRoom(run));
-        ack(answer);
+        if (typeof run !== 'string') {
+          ack({ ok: false, error: 'expected a run id (a string)' });
+          return;
+        }
+        // the socket's requests in the order they came: a watch asked before an unwatch is joined before it leaves
+        this.inTurn(socket, 'run:watch', async () => {
+          const visible = await this.runAccess(principal, run);
+          const answer: RunWatchAnswer =
+            visible === undefined ? { ok: false, error: `run "${run}" is not known` } : { ok: true, state: visible.state };
+          if (answer.ok) await socket.join(runRoom(run));
+          ack(answer);
+        });
       }),
     );
     socket.on(
       'run:unwatch',
       this.guarded(socket, 'run:unwatch', (run) => {
-        if (typeof run === 'string') void socket.leave(runRoom(run));
+        if (typeof run === 'string') this.inTurn(socket, 'run:unwatch', () => Promise.resolve(socket.leave(runRoom(run))));
       }),
     );
   }

@@ -6,8 +6,8 @@
 //
 // The queries run through Kysely on the store's database (SQLite or PostgreSQL); several nodes may announce one
 // event (one delivery each: the outbox's unique key) and drain one outbox (each row claimed by one sender). What
-// stays synchronous on the SQLite store, for the modules not yet on Kysely: the events heard inside their
-// synchronous transactions (run alarms, run states, security events: announceNow) and the health counts (status).
+// stays synchronous on the SQLite store, for the ingest (not yet on Kysely): the security events heard inside its
+// synchronous transaction (announceNow), and the health counts (status).
 import { randomUUID } from 'node:crypto';
 import { LabtraceError, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -44,13 +44,16 @@ export interface NotifierDeps {
   database: LabDatabase;
   users: Users;
   audit: AuditTrail;
-  runs: Pick<Runs, 'on' | 'off' | 'getSync'>;
+  runs: Pick<Runs, 'on' | 'off' | 'getIn'>;
   inspection: { on(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown; off(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown };
   events: Pick<SecurityEvents, 'on' | 'off'>;
   broker: Pick<MessageBus, 'on' | 'off'>;
   calibration: Pick<Calibration, 'reminders'>;
-  /** a certificate as the viewer may see it (undefined: not shown to them, as GET /api/certificates/:id answers) */
-  certificateFor: (viewer: Recipient, id: string) => unknown;
+  /**
+   * a certificate as the viewer may see it (undefined: not shown to them, as GET /api/certificates/:id answers), read
+   * on `db` (the notifier's transaction)
+   */
+  certificateFor: (db: Kysely<Tables>, viewer: Recipient, id: string) => Promise<unknown>;
   config: NotificationsConfig;
   /** the SMTP password (smtpPasswordFrom); never logged */
   smtpPassword?: string | undefined;
@@ -203,17 +206,19 @@ export class Notifier {
     // an escalation is told again, with the alarm as it stands after it (its severity, message and value)
     if (e.event !== 'raised' && e.event !== 'escalated') return;
     const event = e.event;
-    this.guard('alarm', () => {
-      const run = this.deps.runs.getSync({ role: 'admin', organization: null }, e.run);
+    // heard once the alarm event is stored: its deliveries are queued in a transaction of their own
+    void this.guardAsync('alarm', async () => {
+      const run = await this.deps.runs.getIn(this.deps.store, { role: 'admin', organization: null }, e.run);
       if (run === undefined) return;
-      this.announceNow({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
+      await this.announce({ kind: 'alarm', at: e.at, run: e.run, organization: run.organization, event, seq: e.seq, alarm: e.alarm });
     });
   };
 
   private readonly onRunState = (run: Run): void => {
     if (run.state !== 'completed') return;
-    this.guard('run-completed', () => {
-      this.announceNow({
+    // heard once the run's change is committed: its deliveries are queued in a transaction of their own
+    void this.guardAsync('run-completed', async () => {
+      await this.announce({
         kind: 'run-completed',
         at: run.endedAt ?? this.now(),
         run: run.id,
@@ -317,12 +322,17 @@ export class Notifier {
   }
 
   /** Would the API show this event's record to the viewer? The route's rule, then the record's own visibility. */
-  private maySee(viewer: Recipient, e: NotifyEvent): boolean {
+  private mayReach(viewer: Recipient, e: NotifyEvent): boolean {
     const rule = ruleFor(SHOWN_BY[e.kind].method, SHOWN_BY[e.kind].path);
     if (rule.allow !== 'public' && !rule.allow.includes(viewer.role)) return false;
-    if (rule.scope === 'every-organization' && !seesAll(viewer)) return false;
-    if (e.kind === 'alarm' || e.kind === 'run-completed') return this.deps.runs.getSync(viewer, e.run) !== undefined;
-    if (e.kind === 'draft-awaiting-signature') return this.deps.certificateFor(viewer, e.certificate) !== undefined;
+    return rule.scope !== 'every-organization' || seesAll(viewer);
+  }
+
+  /** mayReach(), then the record itself as the viewer may see it, read on `db` (the announcement's transaction) */
+  private async maySeeIn(db: Kysely<Tables>, viewer: Recipient, e: NotifyEvent): Promise<boolean> {
+    if (!this.mayReach(viewer, e)) return false;
+    if (e.kind === 'alarm' || e.kind === 'run-completed') return (await this.deps.runs.getIn(db, viewer, e.run)) !== undefined;
+    if (e.kind === 'draft-awaiting-signature') return (await this.deps.certificateFor(db, viewer, e.certificate)) !== undefined;
     return true;
   }
 
@@ -350,13 +360,15 @@ export class Notifier {
     subscribers: Subscriber[],
     hookOf: (id: string) => Webhook | undefined,
     userOf: (username: string) => UserView | undefined,
+    /** whether the user, as this viewer, may see the event's record */
+    maySee: (username: string, viewer: Recipient) => boolean,
   ): NewDelivery[] {
     const key = eventKey(e);
     const out: NewDelivery[] = [];
     for (const s of subscribers) {
       const user = userOf(s.username);
       const viewer = user === undefined ? undefined : this.recipientOf(user);
-      if (user === undefined || viewer === undefined || !this.maySee(viewer, e)) continue;
+      if (user === undefined || viewer === undefined || !maySee(user.username, viewer)) continue;
       const targets: { channel: Channel; target: string }[] = [];
       if (s.choice.email && s.address !== null) targets.push({ channel: 'email', target: s.address });
       for (const id of s.choice.webhooks) {
@@ -386,13 +398,21 @@ export class Notifier {
         if (hook !== undefined) hooks.set(id, hook);
       }
       const users = new Map<string, UserView | undefined>();
-      for (const s of subscribers) users.set(s.username, await this.deps.users.get(s.username, trx));
+      // who may see the record, asked on this transaction before the plan (which asks synchronously)
+      const seeing = new Set<string>();
+      for (const s of subscribers) {
+        const user = await this.deps.users.get(s.username, trx);
+        users.set(s.username, user);
+        const viewer = user === undefined ? undefined : this.recipientOf(user);
+        if (viewer !== undefined && (await this.maySeeIn(trx, viewer, e))) seeing.add(s.username);
+      }
       let n = 0;
       for (const d of this.plan(
         e,
         subscribers,
         (id) => hooks.get(id),
         (username) => users.get(username),
+        (username) => seeing.has(username),
       ))
         if ((await this.outbox.add(d, now, this.deps.config.maxPending, trx)) !== undefined) n++;
       return n;
@@ -402,10 +422,10 @@ export class Notifier {
   }
 
   /**
-   * announce() for an event heard inside a module's synchronous SQLite transaction (ingest's security events, run
-   * alarms, run states): the deliveries commit, or roll back, with the event. Synchronous until those modules move.
+   * announce() for a security event heard inside the ingest's synchronous SQLite transaction: the deliveries commit,
+   * or roll back, with the event. Synchronous until the ingest moves.
    */
-  announceNow(e: NotifyEvent): number {
+  announceNow(e: Extract<NotifyEvent, { kind: 'security-event' }>): number {
     const now = this.now();
     const added = this.deps.database.sqlite.transaction(() => {
       let n = 0;
@@ -414,6 +434,8 @@ export class Notifier {
         this.subscriptions.subscribersNow(e.kind),
         (id) => this.webhooks.getNow(id),
         (username) => this.deps.users.getNow(username),
+        // a security event's record is shown by its route's rule alone
+        (_username, viewer) => this.mayReach(viewer, e),
       ))
         if (this.outbox.addNow(d, now, this.deps.config.maxPending) !== undefined) n++;
       return n;

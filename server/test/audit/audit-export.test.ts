@@ -18,15 +18,17 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'labtrace-audit-export-'));
   // entries with values of every shape: nested objects, a JSON null recorded on purpose, quotes, commas and new lines
   await t.server.users.createOrganization(setup, 'org-b', 'Client "B", Ltd.\nsecond line');
-  t.server.audit.record(setup, {
-    action: 'update',
-    recordType: 'method',
-    recordId: 'm-1',
-    oldValue: null,
-    newValue: { a: [1, 2.5, 'x'] },
-    reason: 'why, "quoted"',
+  await t.server.database.db.transaction().execute(async (trx) => {
+    await t.server.audit.recordIn(trx, setup, {
+      action: 'update',
+      recordType: 'method',
+      recordId: 'm-1',
+      oldValue: null,
+      newValue: { a: [1, 2.5, 'x'] },
+      reason: 'why, "quoted"',
+    });
+    await t.server.audit.recordIn(trx, setup, { action: 'create', recordType: 'method', recordId: 'm-2', newValue: '' });
   });
-  t.server.audit.record(setup, { action: 'create', recordType: 'method', recordId: 'm-2', newValue: '' });
 });
 afterAll(async () => {
   await t.stop();

@@ -531,7 +531,10 @@ test('a rewritten entry breaks the chain at that entry', async () => {
   try {
     await database.migrate();
     const audit = new AuditTrail(database);
-    for (const id of ['a', 'b', 'c']) audit.record(SYSTEM_ACTOR, { action: 'create', recordType: 'organization', recordId: id, newValue: { id } });
+    for (const id of ['a', 'b', 'c'])
+      await database.db
+        .transaction()
+        .execute((trx) => audit.recordIn(trx, SYSTEM_ACTOR, { action: 'create', recordType: 'organization', recordId: id, newValue: { id } }));
     // someone with write access to the file drops the trigger and edits the middle entry
     database.sqlite.exec('DROP TRIGGER audit_trail_no_update');
     database.sqlite.prepare("UPDATE audit_trail SET record_id = 'z' WHERE id = 2").run();
@@ -569,12 +572,13 @@ test('paging by id, newest first: 1,000 entries of one millisecond come exactly 
   const still = new AuditTrail(t.server.database, () => at);
   const after = new AuditTrail(t.server.database, () => at + 1);
   const actor = { username: 'technician', role: 'technician' };
-  before.record(actor, { action: 'create', recordType: 'burst', recordId: 'before' });
+  const db = t.server.database.db;
+  await db.transaction().execute((trx) => before.recordIn(trx, actor, { action: 'create', recordType: 'burst', recordId: 'before' }));
   const ids = new Set<number>();
-  t.server.database.sqlite.transaction(() => {
-    for (let i = 0; i < 1000; i++) ids.add(still.record(actor, { action: 'create', recordType: 'burst', recordId: `b-${i}` }).id);
-  })();
-  after.record(actor, { action: 'create', recordType: 'burst', recordId: 'after' });
+  await db.transaction().execute(async (trx) => {
+    for (let i = 0; i < 1000; i++) ids.add((await still.recordIn(trx, actor, { action: 'create', recordType: 'burst', recordId: `b-${i}` })).id);
+  });
+  await db.transaction().execute((trx) => after.recordIn(trx, actor, { action: 'create', recordType: 'burst', recordId: 'after' }));
   // pages of 7 (not a divisor of 1,000), each page ending inside the shared millisecond
   const seen: number[] = [];
   let pages = 0;
@@ -620,12 +624,16 @@ test('an entry appended is announced to the lab room (list `audit`), a burst onc
   const told: string[] = [];
   const trailOf = new AuditTrail(t.server.database);
   const announcer = announceAuditChanges(trailOf, (change) => told.push(`${change.list}:${change.id}`), 60_000);
-  const first = trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-1' });
+  const record = (recordId: string) =>
+    t.server.database.db
+      .transaction()
+      .execute((trx) => trailOf.recordIn(trx, { username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId }));
+  const first = await record('live-1');
   // the first at once; the next ones wait for the interval's end (an hour away here), so nothing more is told
-  trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-2' });
+  await record('live-2');
   expect(told).toEqual([`audit:${first.id}`]);
   announcer.stop();
-  trailOf.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'burst', recordId: 'live-3' });
+  await record('live-3');
   expect(told).toEqual([`audit:${first.id}`]);
 });
 

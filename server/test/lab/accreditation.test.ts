@@ -99,7 +99,7 @@ describe('configured accreditations', () => {
     expect((await view('ukas-1')).validFrom).toBe(Date.UTC(2020, 0, 1));
 
     // a second start on the same database records nothing again
-    const again = new Accreditations(t.server.database, t.server.audit, pino({ level: 'silent' }), {
+    const again = new Accreditations(t.server.database.db, t.server.audit, pino({ level: 'silent' }), {
       warnDays: 30,
       accreditations: t.config.accreditation.accreditations,
     });

@@ -114,7 +114,7 @@ async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
 /** a Calibration on a Kysely (either engine), its clock `clock()` */
 function calibrationOn(db: Kysely<Tables>, clock: () => number, requireForRuns = true): Calibration {
   const audit = new AuditTrail(unused, clock);
-  return new Calibration(db, audit, new EquipmentStatus(unused, audit, clock), { requireForRuns, dueSoonDays: 30 }, clock);
+  return new Calibration(db, audit, new EquipmentStatus(unused.db, audit, clock), { requireForRuns, dueSoonDays: 30 }, clock);
 }
 
 const PDF = Buffer.from('%PDF-1.4\n%%EOF\n', 'latin1');

@@ -49,7 +49,7 @@ describe('status under fake time', () => {
     await database.migrate();
     await birth(new Registry(database), 'ut-1', 'ut-2');
     const audit = new AuditTrail(database);
-    equipment = new EquipmentStatus(database, audit, () => clock);
+    equipment = new EquipmentStatus(database.db, audit, () => clock);
     calibration = new Calibration(database, audit, equipment, { requireForRuns: true, dueSoonDays: 30 }, () => clock);
   });
   afterAll(async () => {
@@ -98,7 +98,7 @@ describe('status under fake time', () => {
     const strict = new Calibration(
       database,
       new AuditTrail(database),
-      new EquipmentStatus(database, new AuditTrail(database)),
+      new EquipmentStatus(database.db, new AuditTrail(database)),
       {
         requireForRuns: true,
         dueSoonDays: 90,

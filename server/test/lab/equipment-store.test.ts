@@ -193,41 +193,6 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   }, 120_000);
 });
 
-describe('the synchronous twins (embedded SQLite only)', () => {
-  test('read and change as the async methods do, in the caller’s transaction', async () => {
-    const database = new LabDatabase(tmp(), serverMigrations);
-    await database.migrate();
-    try {
-      const audit = new AuditTrail(database);
-      const status = new EquipmentStatus(database, audit);
-      status.addCheck((id) => (id === 'ut-1' ? 'never calibrated' : undefined));
-      const heard: string[] = [];
-      status.onChange((id) => heard.push(id));
-      // inside the caller's transaction, which rolls back: nothing kept
-      expect(() =>
-        database.sqlite.transaction(() => {
-          status.setStatusSync(ADA, 'ut-1', 'out-of-service', 'failed intermediate check 1');
-          throw new Error('the caller fails');
-        })(),
-      ).toThrow('the caller fails');
-      expect(status.statusSync('ut-1')).toBeUndefined();
-      const record = status.setStatusSync(ADA, 'ut-1', 'out-of-service', 'failed intermediate check 2');
-      expect(status.statusSync('ut-1')).toEqual(record);
-      expect(await status.status('ut-1')).toEqual(record);
-      expect(status.blockersSync('ut-1')).toEqual(await status.blockers('ut-1'));
-      expect(status.blockersSync('ut-1')).toHaveLength(2);
-      expect(heard).toEqual(['ut-1', 'ut-1']);
-      expect((await audit.list({ limit: 10 })).map((e) => [e.recordType, e.oldValue, e.newValue])).toEqual([
-        ['instrument-status', { status: 'in-service' }, { status: 'out-of-service' }],
-      ]);
-      status.addCheck(() => Promise.resolve(undefined));
-      expect(() => status.blockersSync('ut-1')).toThrow('an asynchronous check needs blockers()');
-    } finally {
-      await database.close();
-    }
-  }, 120_000);
-});
-
 describe('two nodes on one PostgreSQL', () => {
   test('one instrument’s status changed at once from both: each change recorded against the status it replaced', async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];

@@ -78,7 +78,7 @@ const DEFINITION: MethodDefinition = {
   decisionRule: { kind: 'simple-acceptance' },
 };
 /** the accreditation scope the methods are checked against: ISO 6892-1 is in it */
-const SCOPE = { methodInScope: (standard: string) => standard.startsWith('ISO 6892-1') };
+const SCOPE = { methodScopeIn: () => Promise.resolve((standard: string) => standard.startsWith('ISO 6892-1')) };
 
 /** the lab records on `db`, with two customers (their owner, the users module, creates them) */
 async function labOn(db: Kysely<Tables>, clock: () => number = Date.now, organizations = true): Promise<LabRecords> {
@@ -272,38 +272,6 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect((await lab.samplesPage({ limit: 1 }, undefined)).items.map((s) => s.id)).toEqual(['S-0']);
     expect(await rejectionOf(sql`UPDATE lab_samples SET position = 99`.execute(db))).toContain('lab_samples rows are written once');
     expect(await rejectionOf(sql`UPDATE methods SET title = 'x'`.execute(db))).toContain('methods rows are written once');
-  }, 120_000);
-});
-
-describe('the synchronous twins (embedded SQLite only)', () => {
-  test('read and create as the async methods do, in the caller’s transaction, with the same refusals', async () => {
-    const database = new LabDatabase(tmp(), serverMigrations);
-    await database.migrate();
-    try {
-      const audit = new AuditTrail(database);
-      const users = new Users(database, audit);
-      await users.createOrganization(ADA, 'acme', 'ACME');
-      const lab = new LabRecords(database, audit, SCOPE, users);
-      const made = lab.createSampleSync(ADA, sample('S-1', 'acme', 5));
-      expect(lab.sampleSync('S-1')).toEqual(made);
-      expect(await lab.sample('S-1')).toEqual(made);
-      expect(() => lab.createSampleSync(ADA, sample('S-1', 'acme', 5))).toThrow('body: id: sample "S-1" exists');
-      expect(() => lab.createSampleSync(ADA, sample('S-2', 'nobody', 5))).toThrow('body: organization: "nobody" is not known');
-      const method = lab.createMethodSync(ADA, { id: 'm', standard: 'ISO 6892-1:2019', title: 'T', definition: DEFINITION });
-      expect(lab.methodSync('m')).toEqual(await lab.method('m'));
-      expect(lab.methodSync('m', 1)).toEqual(method);
-      expect(lab.methodSync('m', 2)).toBeUndefined();
-      expect((await audit.list({ limit: 10 })).map((e) => [e.recordType, e.recordId])).toEqual([
-        ['organization', 'acme'],
-        ['lab-sample', 'S-1'],
-        ['method', 'm'],
-      ]);
-      expect(await audit.verify()).toBeUndefined();
-      // on a store given as its Kysely only, a twin says what it needs
-      expect(() => new LabRecords(database.db, audit, SCOPE, users).sampleSync('S-1')).toThrow('needs the embedded SQLite store');
-    } finally {
-      await database.close();
-    }
   }, 120_000);
 });
 

@@ -294,7 +294,7 @@ beforeAll(async () => {
   dirs.push(dir);
   unused = new LabDatabase(dir, serverMigrations);
   const audit = new AuditTrail(unused);
-  calibration = new Calibration(unused, audit, new EquipmentStatus(unused, audit), { requireForRuns: false, dueSoonDays: 30 });
+  calibration = new Calibration(unused, audit, new EquipmentStatus(unused.db, audit), { requireForRuns: false, dueSoonDays: 30 });
   for (const engine of ['sqlite', 'postgres'] as const) {
     const overview = new LabOverview(
       await store(engine),

@@ -72,7 +72,7 @@ const methodOf = (id: string, version?: number): Method | undefined =>
 const records = {
   sample: (id: string) => Promise.resolve(SAMPLES[id]),
   method: (id: string, version?: number) => Promise.resolve(methodOf(id, version)),
-  methodSync: methodOf,
+  methodIn: (_db: unknown, id: string, version?: number) => Promise.resolve(methodOf(id, version)),
 };
 const INSTRUMENTS: Record<string, { gateway: string; identity: { kind: string; model: string } }> = {
   'utm-1': { gateway: 'gw-a', identity: { kind: 'universal-testing-machine', model: 'Z050' } },
@@ -85,8 +85,8 @@ const parts = (batches?: PgMeasurementStore) => ({
   },
   batches,
 });
-const noBlockers = { blockersSync: () => [] as string[] };
-const inScope = { methodInScope: () => true };
+const noBlockers = { blockersIn: () => Promise.resolve([] as string[]) };
+const inScope = { methodScopeIn: () => Promise.resolve(() => true) };
 
 /** `nodes` Kyselys on one fresh, migrated store with its organizations and samples */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
@@ -162,15 +162,24 @@ const TESS = { username: 'tess', role: 'technician' };
 const LAB = { role: 'admin', organization: null } as const;
 const CLIENT = { role: 'client', organization: 'acme' } as const;
 const noCalibration = {
-  statusSync: () => ({ instrument: '', status: 'never-calibrated' as const, dueAt: null, calibration: null, lastCheck: null, lastGoodAt: null }),
-  calibrationsSync: () => [],
+  status: () =>
+    Promise.resolve({ instrument: '', status: 'never-calibrated' as const, dueAt: null, calibration: null, lastCheck: null, lastGoodAt: null }),
+  calibrations: () => Promise.resolve([]),
 };
-const notAccredited = { covers: () => ({ accredited: false as const, reason: 'no accreditation' }) };
+const notAccredited = { covers: () => Promise.resolve({ accredited: false as const, reason: 'no accreditation' }) };
 
 function inspectionOn(db: Kysely<Tables>, runs: Runs): RunInspection {
-  return new RunInspection(db, new AuditTrail(unused), runs, records, { statusSync: () => undefined }, createLogger('runs-store', 'silent'), {
-    tickMs: 3_600_000,
-  });
+  return new RunInspection(
+    db,
+    new AuditTrail(unused),
+    runs,
+    records,
+    { status: () => Promise.resolve(undefined) },
+    createLogger('runs-store', 'silent'),
+    {
+      tickMs: 3_600_000,
+    },
+  );
 }
 
 function runsOn(db: Kysely<Tables>, engine: 'sqlite' | 'postgres', clock: () => number = Date.now): Runs {

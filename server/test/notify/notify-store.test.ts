@@ -293,7 +293,7 @@ function notifierOn(store: Kysely<Tables>): Notifier {
     events: silent as unknown as NotifierDeps['events'],
     broker: silent as unknown as NotifierDeps['broker'],
     calibration: { reminders: () => Promise.resolve([]) },
-    certificateFor: () => undefined,
+    certificateFor: () => Promise.resolve(undefined),
     config: notificationsConfigSchema.parse({ pollMs: 20, timeoutMs: 5000 }),
     baseUrl: () => 'http://127.0.0.1',
     logger: pino({ level: 'silent' }),
