@@ -142,7 +142,15 @@ describe('audit trail', () => {
     // the server's own trail, with a clock that stands still: what a burst of changes within 1 ms records
     const still = new AuditTrail(t.server.database, () => Date.UTC(2026, 10, 27, 10, 0, 0, 123));
     for (let i = 0; i < 25; i++)
-      still.record({ username: 'technician', role: 'technician' }, { action: 'create', recordType: 'notification-delivery', recordId: `b-${i}` });
+      await t.server.database.db
+        .transaction()
+        .execute((trx) =>
+          still.recordIn(
+            trx,
+            { username: 'technician', role: 'technician' },
+            { action: 'create', recordType: 'notification-delivery', recordId: `b-${i}` },
+          ),
+        );
     const burst = (await call(t, '/api/audit-trail?recordType=notification-delivery', undefined, 'auditor')).items;
     expect(burst.length).toBe(25);
     const ids = burst.map((e) => e.id);
@@ -175,10 +183,15 @@ describe('audit trail', () => {
     const early = Date.UTC(2026, 10, 28, 1, 30, 0);
     const late = Date.UTC(2026, 10, 28, 4, 30, 0);
     for (const at of [early, late])
-      new AuditTrail(t.server.database, () => at).record(
-        { username: 'technician', role: 'technician' },
-        { action: 'create', recordType: 'instrument-check', recordId: `c-${at}` },
-      );
+      await t.server.database.db
+        .transaction()
+        .execute((trx) =>
+          new AuditTrail(t.server.database, () => at).recordIn(
+            trx,
+            { username: 'technician', role: 'technician' },
+            { action: 'create', recordType: 'instrument-check', recordId: `c-${at}` },
+          ),
+        );
     const auditor = await signInAs(browser, t, 'auditor', { locale: 'zh-CN', timezoneId: 'Asia/Shanghai', screen: PHONE });
     try {
       const { page } = auditor;
