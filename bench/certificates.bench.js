@@ -88,7 +88,7 @@ async function serve() {
   for (let i = 0; i < 200 && server.database.sqlite.prepare("SELECT 1 FROM instruments WHERE id = 'utm-1'").get() === undefined; i++)
     await new Promise((r) => setTimeout(r, 10));
   const now = Date.now();
-  server.calibration.record(system, 'utm-1', {
+  await server.calibration.record(system, 'utm-1', {
     calibratedAt: now - 10 * DAY,
     laboratory: 'Reference Lab',
     certificate: 'CAL-1',
@@ -96,14 +96,14 @@ async function serve() {
     uncertainty: { value: 0.1, unit: 'kN', k: 2 },
     nextDueAt: now + 300 * DAY,
   });
-  server.labRecords.createSample(system, {
+  await server.labRecords.createSample(system, {
     id: 'B-1',
     organization: 'org-bench',
     description: 'steel bar',
     condition: 'intact',
     receivedAt: now - DAY,
   });
-  server.labRecords.createMethod(system, {
+  await server.labRecords.createMethod(system, {
     id: 'tensile',
     standard: 'ISO 6892-1:2019',
     title: 'Tensile testing at room temperature',
@@ -142,7 +142,7 @@ async function serve() {
   if (!(await server.results.resultsOf(run.id))) throw new Error('the run has no results');
 
   // issue: one after the other for the measured time (after a warm-up of five)
-  const issueOne = async () => server.certificates.issue(sig, server.certificates.request(tech, run.id).id);
+  const issueOne = async () => server.certificates.issue(sig, (await server.certificates.request(tech, run.id)).id);
   for (let i = 0; i < 5; i++) await issueOne();
   const latencies = [];
   const cpu0 = process.cpuUsage();
@@ -156,7 +156,7 @@ async function serve() {
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
-  const pdf = server.certificates.files(last.id).pdf;
+  const pdf = (await server.certificates.files(last.id)).pdf;
   const issue = {
     certificates: latencies.length,
     perSecond: round1(latencies.length / elapsed),

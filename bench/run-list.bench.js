@@ -49,7 +49,7 @@ async function main() {
     await server.users.create(system, { username: 'cli', role: 'client', password: 'bench-client-password', organization: 'org-b' });
     const token = async (user) => (await server.users.createApiToken(system, user, 'bench', 86_400_000)).token;
     const tokens = { technician: await token('tech'), client: await token('cli') };
-    server.labRecords.createMethod(system, {
+    await server.labRecords.createMethod(system, {
       id: 'tensile',
       standard: 'ISO 6892-1:2019',
       title: 'Tensile testing at room temperature',
@@ -65,7 +65,7 @@ async function main() {
     const now = Date.now();
     const samples = 1000;
     for (let i = 0; i < samples; i++)
-      server.labRecords.createSample(system, {
+      await server.labRecords.createSample(system, {
         id: `S-${i}`,
         organization: ORGS[i % ORGS.length],
         description: i === 777 ? 'copper wire, batch needle-777' : `steel bar B500B lot ${i}`,
