@@ -423,26 +423,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     instrument: string,
     since: number,
   ): Promise<{ id: string; sample: string; organization: string; state: RunState; startedAt: number; endedAt: number | null }[]> {
-    // the instruments' JSON as create() writes it narrows the rows; the parsed list decides
-    const rows = await this.store
-      .selectFrom('runs')
-      .select(['id', 'sample', 'organization', 'state', 'instruments', 'started_at', 'ended_at'])
-      .where('started_at', 'is not', null)
-      .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', since)]))
-      .where(sql<boolean>`instruments LIKE ${likePattern(JSON.stringify({ id: instrument }).slice(1, -1))} ESCAPE '\\'`)
-      .orderBy('started_at')
-      .orderBy('id')
-      .execute();
-    return rows
-      .filter((r) => (JSON.parse(r.instruments) as Run['instruments']).some((i) => i.id === instrument))
-      .map((r) => ({
-        id: r.id,
-        sample: r.sample,
-        organization: r.organization,
-        state: r.state as RunState,
-        startedAt: r.started_at ?? 0,
-        endedAt: r.ended_at,
-      }));
+    // one query for both callers: calibration asks it on its own transaction (runsUsingInstrument below)
+    return (await runsUsingInstrument(this.store, instrument, since)).map((r) => ({ ...r, state: r.state as RunState }));
   }
 
   /** The open alarms (raised, not cleared) of the runs the viewer may see, and how many runs have one. */
