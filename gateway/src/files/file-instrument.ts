@@ -267,10 +267,13 @@ export class FileInstrument extends EventEmitter<SourceEvents> implements Instru
     try {
       const target = await freeName(this.quarantine, name, sha256);
       await rename(file, target);
+      // written aside and renamed: whoever watches the quarantine folder never reads half a reason
+      const reasonFile = `${target}.reason.txt`;
       await writeFile(
-        `${target}.reason.txt`,
+        `${reasonFile}.part`,
         `${reason}\n\nfile: ${name}\nsha256: ${sha256}\ninstrument: ${this.profile.id}\nquarantined: ${new Date(this.now()).toISOString()}\n`,
       );
+      await rename(`${reasonFile}.part`, reasonFile);
     } catch (err) {
       // left where it is, and remembered, so that it is not parsed again and again
       this.count('io');
