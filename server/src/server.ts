@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
-import { labSources, transparencyLogLog } from './certificates/sources.js';
-import { logReaderOf } from './log/log-reader.js';
+import { labSources, logStoreLog, transparencyLogLog } from './certificates/sources.js';
+import { logReaderOf, type LogReader } from './log/log-reader.js';
+import { LogStore } from './log/log-store.js';
 import { logRoutes } from './log/log-routes.js';
 import { exportRoutes } from './export/export-routes.js';
 import { runSelections } from './export/run-selection.js';
@@ -45,11 +46,13 @@ import { shareRoutes } from './lab/share-routes.js';
 import { InstrumentCommands, instrumentCommandRoutes } from './instruments/instrument-commands.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import type { Logger } from './log.js';
-import { sqliteFileOf } from './store/dialect.js';
-import { LabDatabase } from './store/database.js';
+import { sql, type Kysely } from 'kysely';
+import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
+import { LabDatabase, migrateStore, type Tables } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { StoreCapacity } from './store/capacity.js';
 import { MeasurementStore } from './store/measurement-store.js';
+import { PgMeasurementStore } from './store/pg-measurement-store.js';
 import { Registry } from './store/registry.js';
 import { seriesStoreFrom } from './store/series/open-series.js';
 import type { SeriesStore } from './store/series/series-store.js';
@@ -111,8 +114,14 @@ export interface ServerOptions {
 }
 
 export class LabtraceServer {
-  readonly database: LabDatabase;
-  readonly store: MeasurementStore;
+  /** the engine of the store: the embedded SQLite file (the default) or PostgreSQL shared by several nodes */
+  readonly engine: 'sqlite' | 'postgres';
+  /** the store's queries, on either engine */
+  readonly db: Kysely<Tables>;
+  /** the batches and the per-sample index, on either engine */
+  readonly measurements: MeasurementStore | PgMeasurementStore;
+  private readonly embedded: { database: LabDatabase; store: MeasurementStore } | undefined;
+  private readonly postgres: OpenedStore | undefined;
   /** free space against the reserve, and whether the store can write */
   readonly capacity: StoreCapacity;
   /** the dashboard's measurement reads: the embedded index, or InfluxDB fed from the stored batches */
@@ -150,8 +159,10 @@ export class LabtraceServer {
   /** outbound notifications by e-mail and webhook, through a durable outbox (notify/) */
   readonly notifications: Notifier;
   readonly app: ReturnType<typeof createApp>;
-  /** the transparency log of verified batch headers and key events (opened in start()) */
+  /** the transparency log of verified batch headers and key events, in process over SQLite (opened in start()) */
   log: TransparencyLog | undefined;
+  /** the transparency log in the shared store, on PostgreSQL: one log for every node (opened in start()) */
+  logStore: LogStore | undefined;
   private housekeeping: Housekeeping | undefined;
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
@@ -165,38 +176,52 @@ export class LabtraceServer {
     private readonly logger: Logger,
     private readonly options: ServerOptions = {},
   ) {
-    this.database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
-    this.store = new MeasurementStore(this.database);
+    const target = storeTargetOf(config.database, config.dataDir);
+    this.engine = target.dialect;
+    if (target.dialect === 'sqlite') {
+      const database = new LabDatabase(config.dataDir, serverMigrations, target.file);
+      this.embedded = { database, store: new MeasurementStore(database) };
+      this.postgres = undefined;
+      this.db = database.db;
+      this.measurements = this.embedded.store;
+    } else {
+      this.embedded = undefined;
+      this.postgres = openStore(target, { passwordFile: config.database.passwordFile });
+      this.db = this.postgres.db;
+      this.measurements = new PgMeasurementStore(this.db as Kysely<unknown>);
+    }
+    // the modules that keep synchronous SQLite paths take the LabDatabase; on PostgreSQL, the store's Kysely
+    const store = this.embedded?.database ?? this.db;
     this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
-    this.registry = new Registry(this.database);
-    this.events = new SecurityEvents(this.database, logger.child({ part: 'security' }), {
+    this.registry = new Registry({ db: this.db });
+    this.events = new SecurityEvents(store, logger.child({ part: 'security' }), {
       windowMs: config.securityEvents.windowMs,
       maxKeysPerWindow: config.securityEvents.maxSourcesPerWindow,
     });
-    this.keys = new KeyRegistry(this.database, this.events, { logger: logger.child({ part: 'keys' }) });
-    this.enrollment = new Enrollment(this.database, this.keys, this.events);
-    this.audit = new AuditTrail(this.database);
-    this.users = new Users(this.database, this.audit);
+    this.keys = new KeyRegistry(store, this.events, { logger: logger.child({ part: 'keys' }) });
+    this.enrollment = new Enrollment(store, this.keys, this.events);
+    this.audit = new AuditTrail(store);
+    this.users = new Users(store, this.audit);
     this.accreditations = new Accreditations(
-      this.database.db,
+      this.db,
       this.audit,
       logger.child({ part: 'accreditation' }),
       { warnDays: config.accreditation.warnDays, accreditations: config.accreditation.accreditations },
       options.clock,
     );
     const methodScope = this.accreditations;
-    this.labRecords = new LabRecords(this.database.db, this.audit, methodScope, this.users);
-    this.equipment = new EquipmentStatus(this.database.db, this.audit, Date.now, this.registry);
-    this.runs = new Runs(this.database.db, this.audit, this.labRecords, this.equipment, methodScope, {
+    this.labRecords = new LabRecords(this.db, this.audit, methodScope, this.users);
+    this.equipment = new EquipmentStatus(this.db, this.audit, Date.now, this.registry);
+    this.runs = new Runs(this.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
     });
-    this.shares = new RunShares(this.database.db, this.audit, options.clock);
+    this.shares = new RunShares(this.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.equipmentHealth = new EquipmentHealth(this.database.db);
-    this.results = new RunResultsService(this.database.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
+    this.equipmentHealth = new EquipmentHealth(this.db);
+    this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(
-      this.database.db,
+      this.db,
       this.audit,
       this.runs,
       this.labRecords,
@@ -213,10 +238,10 @@ export class LabtraceServer {
       },
     );
     this.certificates = new Certificates({
-      db: this.database.db,
+      db: this.db,
       audit: this.audit,
       sources: labSources({
-        db: this.database.db,
+        db: this.db,
         runs: this.runs,
         records: this.labRecords,
         calibration: this.calibration,
@@ -225,7 +250,7 @@ export class LabtraceServer {
         organizations: () => this.users.organizations(),
         accreditations: this.accreditations,
       }),
-      log: () => (this.log === undefined ? undefined : transparencyLogLog(this.log)),
+      log: () => (this.logStore !== undefined ? logStoreLog(this.logStore) : this.log === undefined ? undefined : transparencyLogLog(this.log)),
       laboratory: config.laboratory,
       lab: config.lab,
       publicBaseUrl: () => config.publicBaseUrl ?? this.listenUrl(),
@@ -307,8 +332,8 @@ export class LabtraceServer {
     this.ingest = new Ingest(
       config.lab,
       this.broker,
-      this.database,
-      this.store,
+      this.embedded?.database ?? this.db,
+      this.measurements,
       this.registry,
       this.keys,
       this.events,
@@ -318,13 +343,13 @@ export class LabtraceServer {
     this.rawFiles = new RawFiles(
       config.lab,
       this.broker,
-      this.database.db,
+      this.db,
       logger.child({ part: 'files' }),
       async (id) => (await this.registry.instrument(id))?.gateway,
     );
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
     this.notifications = new Notifier({
-      store: this.database.db,
+      store: this.db,
       database: this.database,
       users: this.users,
       audit: this.audit,
@@ -369,10 +394,10 @@ export class LabtraceServer {
         .use(accreditationRoutes(this.accreditations, config.lab))
         .use(
           exportRoutes({
-            store: this.database.db,
+            store: this.db,
             spoolDir: path.join(this.config.dataDir, 'export-spool'),
-            log: () => this.log,
-            runSelections: (run, field) => runSelections(this.database.db, run, field),
+            log: () => this.logStore ?? this.log,
+            runSelections: (run, field) => runSelections(this.db, run, field),
             logger: this.logger,
           }),
         )
@@ -393,12 +418,12 @@ export class LabtraceServer {
             },
           }),
         )
-        .use(overviewRoutes(new LabOverview(this.database.db, this.calibration, () => this.broker.connectedGateways(), options.clock)))
+        .use(overviewRoutes(new LabOverview(this.db, this.calibration, () => this.broker.connectedGateways(), options.clock)))
         .use(rawFileRoutes(this.rawFiles))
         .use(
           instrumentCommandRoutes(
             new InstrumentCommands({
-              db: this.database.db,
+              db: this.db,
               audit: this.audit,
               instrument: (id) => this.registry.instrument(id),
               connectedGateways: () => this.broker.connectedGateways(),
@@ -424,7 +449,7 @@ export class LabtraceServer {
       health: {
         version: SERVER_VERSION,
         brokerRunning: () => this.broker.running,
-        storeOk: () => this.database.ping(),
+        storeOk: () => this.storeOk(),
         connectedGateways: () => this.broker.connectedGateways(),
         capacity: () => this.capacity.status(),
         writeFailed: (err) => this.capacity.writeFailed(err),
@@ -500,6 +525,33 @@ export class LabtraceServer {
     });
   }
 
+  /** the embedded SQLite database (its synchronous paths, its file); refused on PostgreSQL, where `db` is the store */
+  get database(): LabDatabase {
+    if (this.embedded === undefined) throw new LabtraceError('E_CONFIG', 'the server runs on PostgreSQL: it has no embedded SQLite database');
+    return this.embedded.database;
+  }
+
+  /** the embedded measurement store (SQLite); on PostgreSQL, `measurements` */
+  get store(): MeasurementStore {
+    if (this.embedded === undefined) throw new LabtraceError('E_CONFIG', 'the server runs on PostgreSQL: its measurements are in `measurements`');
+    return this.embedded.store;
+  }
+
+  /** the log's readers' view of whichever log the server keeps (once started) */
+  get logReader(): LogReader | undefined {
+    return this.logStore ?? (this.log === undefined ? undefined : logReaderOf(this.log));
+  }
+
+  private async storeOk(): Promise<boolean> {
+    if (this.embedded !== undefined) return this.embedded.database.ping();
+    try {
+      await sql`select 1`.execute(this.db);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** every REST route the server serves (the log's once it is open), for the authorization policy's tests */
   routes(): { method: string; path: string }[] {
     return [...routesOf(this.app), ...(this.logRouter ? routesOf(this.logRouter) : [])];
@@ -523,8 +575,21 @@ export class LabtraceServer {
   }
 
   async start(): Promise<void> {
-    await this.database.migrate();
-    this.store.open();
+    try {
+      await this.startParts();
+    } catch (err) {
+      // whatever had started stops again (a pool, a timer, a port): a refused start leaves nothing running
+      await this.shutdown().catch((e: unknown) => this.logger.error({ err: String(e) }, 'stopping after a failed start failed too'));
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
+    // on PostgreSQL every node migrates at start too: the migrator's advisory lock applies each migration once
+    if (this.embedded !== undefined) {
+      await this.embedded.database.migrate();
+      this.embedded.store.open();
+    } else await migrateStore(this.db, serverMigrations);
     await this.runs.open();
     await this.accreditations.start();
     await this.inspection.start();
@@ -540,16 +605,39 @@ export class LabtraceServer {
         );
     }
     const origin = this.config.log.origin ?? `labtrace/${this.config.lab}`;
-    const log = new TransparencyLog(this.database, {
-      origin,
-      signer: logKey(this.config.log.keyFile ?? path.join(this.config.dataDir, 'log.key'), origin, this.logger),
-      minCheckpointIntervalMs: this.config.log.minCheckpointIntervalMs,
-    });
-    log.open();
-    this.log = log;
-    const reader = logReaderOf(log);
+    const signer = logKey(this.config.log.keyFile ?? path.join(this.config.dataDir, 'log.key'), origin, this.logger);
+    const logOptions = { origin, signer, minCheckpointIntervalMs: this.config.log.minCheckpointIntervalMs };
+    let reader: LogReader;
+    let checkpoint: () => Promise<unknown>;
+    let anchor: () => Promise<unknown>;
+    if (this.embedded !== undefined) {
+      const log = new TransparencyLog(this.embedded.database, logOptions);
+      log.open();
+      this.log = log;
+      this.ingest.useLog(log);
+      reader = logReaderOf(log);
+      checkpoint = () => Promise.resolve(log.maybeCheckpoint());
+      anchor = () => this.audit.anchor(log);
+    } else {
+      // one log in the shared store: each node appends under its lock and signs with the lab's one log key
+      const log = new LogStore(this.db, logOptions);
+      try {
+        await log.open();
+      } catch (err) {
+        throw new LabtraceError(
+          'E_CONFIG',
+          `log.keyFile: the shared store's transparency log was not signed with this node's key: every node of a lab signs with the lab's one log key (${(err as Error).message})`,
+          { cause: err },
+        );
+      }
+      this.logStore = log;
+      this.ingest.useLog(log);
+      reader = log;
+      checkpoint = () => log.maybeCheckpoint();
+      anchor = () => this.audit.anchor(log);
+    }
     this.logRouter = logRoutes(reader, {
-      measurement: (gateway, seq) => measurementProof(this.store, reader, gateway, seq),
+      measurement: (gateway, seq) => measurementProof(this.measurements, reader, gateway, seq),
       gatewayKeys: () =>
         this.keys.list().map((k) => ({
           gateway: k.gateway,
@@ -562,19 +650,18 @@ export class LabtraceServer {
           reason: k.reason,
         })),
     });
-    this.ingest.useLog(log);
     await this.certificates.start();
     await this.notifications.start();
     // key events (from this process or the admin command line) enter the log within a second
-    this.logKeyEvents();
-    await this.audit.anchor(log);
+    await this.logKeyEvents();
+    await anchor();
     // each chore fails on its own, logged as what it is; the log's entries come before its checkpoint
     this.housekeeping = new Housekeeping(
       [
         { name: 'key-events', failure: 'ALARM: key events could not be entered in the transparency log', run: () => this.logKeyEvents() },
-        { name: 'audit-anchor', failure: 'ALARM: the audit trail could not be anchored in the transparency log', run: () => this.audit.anchor(log) },
+        { name: 'audit-anchor', failure: 'ALARM: the audit trail could not be anchored in the transparency log', run: anchor },
         { name: 'session-prune', failure: 'expired sessions could not be pruned', run: () => this.users.prune() },
-        { name: 'checkpoint', failure: 'ALARM: the transparency log checkpoint could not be signed', run: () => log.maybeCheckpoint() },
+        { name: 'checkpoint', failure: 'ALARM: the transparency log checkpoint could not be signed', run: checkpoint },
       ],
       this.config.log.minCheckpointIntervalMs,
       this.logger,
@@ -582,35 +669,30 @@ export class LabtraceServer {
     await this.housekeeping.start();
     await this.keys.open(this.config.gateways);
     await this.keys.start();
-    this.logKeyEvents();
+    await this.logKeyEvents();
     await this.enrollment.open();
-    try {
-      // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
-      await this.capacity.start();
-      await this.series.start();
-      await this.ingest.start();
-      await this.rawFiles.start();
-      await this.broker.start();
-      await this.live.start();
-      this.embeddedBroker?.attachWebSocket(this.http);
-      await new Promise<void>((resolve, reject) => {
-        this.http.once('error', (err: NodeJS.ErrnoException) =>
-          reject(
-            err.code === 'EADDRINUSE'
-              ? new LabtraceError(
-                  'E_PORT_IN_USE',
-                  `HTTP port ${this.config.http.host}:${this.config.http.port} is already in use (set PORT or http.port)`,
-                  { cause: err },
-                )
-              : err,
-          ),
-        );
-        this.http.listen(this.config.http.port, this.config.http.host, () => resolve());
-      });
-    } catch (err) {
-      await this.shutdown();
-      throw err;
-    }
+    // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
+    await this.capacity.start();
+    await this.series.start();
+    await this.ingest.start();
+    await this.rawFiles.start();
+    await this.broker.start();
+    await this.live.start();
+    this.embeddedBroker?.attachWebSocket(this.http);
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new LabtraceError(
+                'E_PORT_IN_USE',
+                `HTTP port ${this.config.http.host}:${this.config.http.port} is already in use (set PORT or http.port)`,
+                { cause: err },
+              )
+            : err,
+        ),
+      );
+      this.http.listen(this.config.http.port, this.config.http.host, () => resolve());
+    });
     await this.demo?.start();
     void this.remindCalibrations();
     this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
@@ -626,8 +708,9 @@ export class LabtraceServer {
   }
 
   /** Appends the key events whose time has come to the transparency log (enrollments, rotations, revocations), in order. */
-  logKeyEvents(): void {
+  async logKeyEvents(): Promise<void> {
     if (this.log) this.keys.logPending(this.log);
+    else if (this.logStore) await this.keys.logPendingTo(this.logStore);
   }
 
   /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
@@ -669,6 +752,7 @@ export class LabtraceServer {
     await this.events.stop();
     this.http.closeAllConnections();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    await this.database.close();
+    if (this.embedded !== undefined) await this.embedded.database.close();
+    else await this.postgres?.close();
   }
 }

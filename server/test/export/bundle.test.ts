@@ -67,7 +67,7 @@ beforeAll(async () => {
   if (key === undefined) throw new Error('gw-a has no active key');
   revokedAt = (await t.server.keys.revoke('gw-a', key.keyId, T0 + 10_000_000, 'taken out of service')).validUntil ?? 0;
   expect(revokedAt).toBeLessThanOrEqual(Date.now());
-  t.server.logKeyEvents();
+  await t.server.logKeyEvents();
   const size = t.server.log?.size ?? 0;
   await waitFor('a checkpoint covering every batch and the revocation', () => covered(size));
   dir = path.join(tmp, 'bundle');

@@ -21,6 +21,7 @@ import {
 } from '@labtrace/protocols';
 import { hashPassword, LabtraceServer, ROLES, serverConfigSchema, type Role, type ServerConfig } from '../../src/index.js';
 import type { ServerOptions } from '../../src/server.js';
+import { testDatabaseUrl } from './test-store.js';
 
 export const LAB = 'lab-t';
 export const GATEWAY_PASSWORD = 'gateway-secret-for-tests';
@@ -83,6 +84,7 @@ export async function startServer(
 ): Promise<TestServer> {
   const readerPassword = 'reader-secret-for-tests';
   const gatewayHash = await hashPassword(GATEWAY_PASSWORD);
+  const url = 'database' in overrides ? undefined : await testDatabaseUrl();
   const config = serverConfigSchema.parse({
     lab: LAB,
     dataDir: mkdtempSync(path.join(tmpdir(), 'labtrace-srv-')),
@@ -103,6 +105,7 @@ export async function startServer(
     // test records are dated at a fixed time (`records`, 2027-01-15), whatever the clock says: no clock-skew events
     // for them; the clock-skew tests pass the server's defaults
     ingest: { maxClockSkewMs: TEST_CLOCK_WINDOW_MS, maxAgeMs: TEST_CLOCK_WINDOW_MS },
+    ...(url === undefined ? {} : { database: { url } }),
     ...overrides,
   });
   const server = new LabtraceServer(config, logger, { ...options, adminPassword: USER_PASSWORD });

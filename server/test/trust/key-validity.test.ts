@@ -76,7 +76,7 @@ function storeBypassingChecks(gateway: string, message: DataMessage): void {
 
 /** The gateway's bundle over the last day and the next hour, as the auditor gets it, verified offline. */
 async function exported(gateway: string, name: string): Promise<VerifyReport> {
-  t.server.logKeyEvents();
+  await t.server.logKeyEvents();
   const size = t.server.log!.size;
   await waitFor('a checkpoint covering the log', () => Number(t.server.log!.latestCheckpoint().note.split('\n')[1]) >= size);
   const dir = path.join(tmp, name);
