@@ -215,28 +215,22 @@ export class LabtraceServer {
     this.runs = new Runs(this.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
+      // on PostgreSQL a run's boundaries are serialized with the batches of its gateways
+      batches: this.measurements instanceof PgMeasurementStore ? this.measurements : undefined,
     });
     this.shares = new RunShares(this.db, this.audit, options.clock);
     this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.db);
     this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
-    this.inspection = new RunInspection(
-      this.db,
-      this.audit,
-      this.runs,
-      this.labRecords,
-      this.equipment,
-      logger.child({ part: 'inspection' }),
-      {
-        ...(options.clock === undefined ? {} : { clock: options.clock }),
-        ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
-        // the calibration status now (never calibrated reads as unknown to the rules)
-        instrumentStatus: async (id) => {
-          const { status } = await this.calibration.status(id);
-          return status === 'never-calibrated' ? 'unknown' : status;
-        },
+    this.inspection = new RunInspection(this.db, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+      // the calibration status now (never calibrated reads as unknown to the rules)
+      instrumentStatus: async (id) => {
+        const { status } = await this.calibration.status(id);
+        return status === 'never-calibrated' ? 'unknown' : status;
       },
-    );
+    });
     this.certificates = new Certificates({
       db: this.db,
       audit: this.audit,

@@ -188,7 +188,11 @@ async function checkpointOf(node: Node): Promise<{ size: number; rootHash: Uint8
   return openCheckpoint(note, [ed25519NoteVerifier(keys.log.verifierKey)], { origin: ORIGIN }).checkpoint;
 }
 
-async function expectConsistent(node: Node, before: { size: number; rootHash: Uint8Array }, after: { size: number; rootHash: Uint8Array }): Promise<void> {
+async function expectConsistent(
+  node: Node,
+  before: { size: number; rootHash: Uint8Array },
+  after: { size: number; rootHash: Uint8Array },
+): Promise<void> {
   const res = await fetch(`${node.base}/api/log/proof/consistency?from=${before.size}&to=${after.size}`);
   expect(res.status).toBe(200);
   const { proof } = (await res.json()) as { proof: string[] };
@@ -259,7 +263,11 @@ describe('two server nodes on one PostgreSQL', () => {
     expect([...byA, ...byB].sort()).toEqual(made());
 
     // the samples node A stored reached the dashboard on node B, through Redis, within a second of their ACK
-    await waitFor('node A’s samples on node B', () => byA.every((k) => arrivedOnB.has(`${k.split(' ')[0]} ${Number(k.split(' ')[1]) * SAMPLES_PER_BATCH}`)), 5_000);
+    await waitFor(
+      'node A’s samples on node B',
+      () => byA.every((k) => arrivedOnB.has(`${k.split(' ')[0]} ${Number(k.split(' ')[1]) * SAMPLES_PER_BATCH}`)),
+      5_000,
+    );
     for (const key of byA) {
       const [id = '', batch = ''] = key.split(' ');
       const g = gateways.find((x) => x.id === id);
@@ -360,7 +368,7 @@ describe('two server nodes on one PostgreSQL', () => {
     const answer = await new Promise<RunWatchAnswer>((resolve) => watcher.emit('run:watch', run, resolve));
     expect(answer).toEqual({ ok: true, state: 'running' });
     // node B learns of the run node A started when it reads the running runs again (each second on PostgreSQL)
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 3000));
 
     const gw = gateways[0]!;
     const first = gw.made.length;
@@ -384,7 +392,8 @@ describe('two server nodes on one PostgreSQL', () => {
     const seen = new Set(runSamples.map((s) => `${s.gateway} ${s.seq}`));
     for (const key of during) {
       const batch = Number(key.split(' ')[1]);
-      for (let i = 0; i < SAMPLES_PER_BATCH; i++) expect({ key, i, seen: seen.has(`${gw.id} ${batch * SAMPLES_PER_BATCH + i}`) }).toEqual({ key, i, seen: true });
+      for (let i = 0; i < SAMPLES_PER_BATCH; i++)
+        expect({ key, i, seen: seen.has(`${gw.id} ${batch * SAMPLES_PER_BATCH + i}`) }).toEqual({ key, i, seen: true });
     }
     const range = stopped.body.ranges.find((r) => r.gateway === gw.id);
     for (const s of runSamples) expect(s.seq >= (range?.firstSeq ?? 0) && s.seq <= (range?.lastSeq ?? -1) && s.instrument === instrument).toBe(true);
@@ -403,7 +412,9 @@ describe('two server nodes on one PostgreSQL', () => {
     // a certificate requested through node B, issued by the signatory through both nodes at once: issued once
     const draft = await call<{ id: string; status: string }>(b, '/api/certificates', 'technician', { run });
     expect(draft).toMatchObject({ status: 201, body: { status: 'draft' } });
-    const issues = await Promise.all([a, b].map((node) => call<{ status: string }>(node, `/api/certificates/${draft.body.id}/issue`, 'signatory', {})));
+    const issues = await Promise.all(
+      [a, b].map((node) => call<{ status: string }>(node, `/api/certificates/${draft.body.id}/issue`, 'signatory', {})),
+    );
     expect(issues.map((r) => r.status).sort()).toEqual([200, 409]);
     const certificates = await store.query('SELECT id FROM certificates WHERE run = $1', [run]);
     expect(certificates.rowCount).toBe(1);

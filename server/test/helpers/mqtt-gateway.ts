@@ -25,6 +25,9 @@ export const WINDOW = 32;
 export const ACK_TIMEOUT_MS = 10_000;
 export const SAMPLES_PER_BATCH = 5;
 export const PRODUCE_EVERY_MS = 100;
+/** the samples' times: one every 100 ms of the instrument's clock (the live stream passes at most one per 100 ms) */
+const SAMPLE_TIME_0 = 1_800_000_000_000;
+const SAMPLE_EVERY_MS = 100;
 
 /** Polls `check` every 50 ms until it holds. */
 export async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -117,7 +120,7 @@ export class Gateway {
           this.key,
           this.id,
           batch,
-          records(this.instrument, batch * SAMPLES_PER_BATCH, SAMPLES_PER_BATCH),
+          records(this.instrument, batch * SAMPLES_PER_BATCH, SAMPLES_PER_BATCH).map((s) => ({ ...s, ts: SAMPLE_TIME_0 + s.seq * SAMPLE_EVERY_MS })),
           this.prev,
         );
         this.prev = headerHash(signed.header);
