@@ -430,7 +430,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
       const reason = (err as Error).message;
       return this.reject(gateway, `DATA: ${reason}`, { kind: /bad signature/.test(reason) ? 'forged' : 'altered', batch: header.batch });
     }
-    const foreign = this.foreign(gateway, new Set(message.samples.filter((s) => s.instrument !== gateway).map((s) => s.instrument)));
+    const named = new Set(message.samples.filter((s) => s.instrument !== gateway).map((s) => s.instrument));
+    let foreign = this.foreign(gateway, named);
+    if (foreign !== undefined && this.pg !== undefined) {
+      // announced through another node since this one read the register (its BIRTH reached that node only)
+      for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
+      foreign = this.foreign(gateway, named);
+    }
     if (foreign !== undefined) {
       // not acknowledged: once the gateway announces its instruments, its resend is accepted
       await this.command(gateway, { v: 1, cmd: 'rebirth' });
