@@ -17,7 +17,6 @@ export {
   databaseConfigSchema,
   parseDatabaseUrl,
   resolveDatabaseConfig,
-  sqliteFileOf,
   storeTargetOf,
   type DatabaseConfig,
   type StoreTarget,
