@@ -1,6 +1,6 @@
 // The labtrace server: broker, ingest, store, REST API and live updates on one HTTP port.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -178,6 +178,8 @@ export class LabtraceServer {
   ) {
     const target = storeTargetOf(config.database, config.dataDir);
     this.engine = target.dialect;
+    // the node's own files (its keys unless configured elsewhere, raw result files, the export spool) live here on either engine
+    mkdirSync(config.dataDir, { recursive: true });
     if (target.dialect === 'sqlite') {
       const database = new LabDatabase(config.dataDir, serverMigrations, target.file);
       this.embedded = { database, store: new MeasurementStore(database) };
