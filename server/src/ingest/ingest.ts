@@ -7,8 +7,8 @@
 // - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
 //   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
 //   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
-//   writes its security events and appends its header to the transparency log; the events are announced and the ACK
-//   published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
+//   writes its security events (their notifications queued with them: SecurityEvents' hooks) and appends its header
+//   to the transparency log; the events are announced and the ACK published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
 //   once (the pool). Several nodes may ingest the same gateway's batches: the lock makes a batch redelivered to
 //   another node a duplicate there (acknowledged again, stored once).
 import { EventEmitter } from 'node:events';
