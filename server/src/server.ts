@@ -352,7 +352,8 @@ export class LabtraceServer {
     this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
     this.notifications = new Notifier({
       store: this.db,
-      database: this.database,
+      // the SQLite ingest's synchronous record() of a security event: its deliveries are queued in that transaction
+      ...(this.embedded === undefined ? {} : { database: this.embedded.database }),
       users: this.users,
       audit: this.audit,
       runs: this.runs,
