@@ -192,7 +192,7 @@ export class LabtraceServer {
       technicians: this.users,
     });
     this.shares = new RunShares(this.database.db, this.audit, options.clock);
-    this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.calibration = new Calibration(this.database.db, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.database.db);
     this.results = new RunResultsService(this.database.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(
