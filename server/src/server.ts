@@ -218,10 +218,7 @@ export class LabtraceServer {
       instruments: this.registry,
       technicians: this.users,
     });
-    this.shares = new RunShares(this.db, this.audit, options.clock);
-    this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
-    this.equipmentHealth = new EquipmentHealth(this.db);
-    this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
+    this.calibration = new Calibration(this.db, this.audit, this.equipment, config.calibration);
     this.inspection = new RunInspection(
       this.db,
       this.audit,
