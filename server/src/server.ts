@@ -194,7 +194,12 @@ export class LabtraceServer {
     }
     // the modules that keep synchronous SQLite paths take the LabDatabase; on PostgreSQL, the store's Kysely
     const store = this.embedded?.database ?? this.db;
-    this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
+    this.series = seriesStoreFrom(
+      config.measurements,
+      this.embedded === undefined
+        ? { store: this.measurements as PgMeasurementStore, logger: logger.child({ part: 'series' }) }
+        : { database: this.embedded.database, store: this.embedded.store, logger: logger.child({ part: 'series' }) },
+    );
     this.registry = new Registry({ db: this.db });
     this.events = new SecurityEvents(store, logger.child({ part: 'security' }), {
       windowMs: config.securityEvents.windowMs,
@@ -218,7 +223,10 @@ export class LabtraceServer {
       instruments: this.registry,
       technicians: this.users,
     });
+    this.shares = new RunShares(this.db, this.audit, options.clock);
     this.calibration = new Calibration(this.db, this.audit, this.equipment, config.calibration);
+    this.equipmentHealth = new EquipmentHealth(this.db);
+    this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(
       this.db,
       this.audit,
@@ -346,7 +354,12 @@ export class LabtraceServer {
       logger.child({ part: 'files' }),
       async (id) => (await this.registry.instrument(id))?.gateway,
     );
-    this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
+    this.capacity = new StoreCapacity(
+      this.embedded?.database ?? { db: this.db, dataDir: config.dataDir },
+      config.store,
+      this.events,
+      logger.child({ part: 'store' }),
+    );
     this.notifications = new Notifier({
       store: this.db,
       // the SQLite ingest's synchronous record() of a security event: its deliveries are queued in that transaction
@@ -450,6 +463,7 @@ export class LabtraceServer {
         version: SERVER_VERSION,
         brokerRunning: () => this.broker.running,
         storeOk: () => this.storeOk(),
+        storeKind: this.engine,
         connectedGateways: () => this.broker.connectedGateways(),
         capacity: () => this.capacity.status(),
         writeFailed: (err) => this.capacity.writeFailed(err),

@@ -55,7 +55,7 @@ export const healthSchema = z.strictObject({
   status: z.enum(['ok', 'degraded']),
   version: z.string(),
   broker: z.strictObject({ status: z.enum(['ok', 'down']) }),
-  store: z.strictObject({ status: z.enum(['ok', 'low-space', 'cannot-write', 'down']), kind: z.literal('sqlite'), ...capacitySchema }),
+  store: z.strictObject({ status: z.enum(['ok', 'low-space', 'cannot-write', 'down']), kind: z.enum(['sqlite', 'postgres']), ...capacitySchema }),
   measurements: z.strictObject({
     kind: z.enum(['sqlite', 'postgres', 'influxdb']),
     status: z.enum(['ok', 'failing']),

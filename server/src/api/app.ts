@@ -26,6 +26,8 @@ export interface HealthSource {
   version: string;
   brokerRunning(): boolean;
   storeOk(): Promise<boolean>;
+  /** the store's engine (the embedded SQLite file, or PostgreSQL shared by the nodes) */
+  storeKind?: 'sqlite' | 'postgres';
   connectedGateways(): string[];
   /** whether the store can write: free space against the reserve, the last write failure */
   capacity(): CapacityStatus;
@@ -119,7 +121,7 @@ export function createApp(deps: AppDeps): Express {
       status: serving && !refusing ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
-      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: 'sqlite' },
+      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: deps.health.storeKind ?? 'sqlite' },
       // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
       measurements: deps.series.status(),
       ingest: { refusedBatches: refusals.total, refusedByReason: refusals.byReason },
