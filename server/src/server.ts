@@ -605,6 +605,7 @@ export class LabtraceServer {
       this.embedded.store.open();
     } else await migrateStore(this.db, serverMigrations);
     await this.runs.open();
+    this.runs.followOtherNodes({ onError: (err) => this.logger.error({ part: 'runs', err: String(err) }, 'the running runs could not be reloaded') });
     await this.accreditations.start();
     await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
@@ -752,6 +753,7 @@ export class LabtraceServer {
     this.reminderTimer = undefined;
     await this.accreditations.stop();
     await this.inspection.stop();
+    await this.runs.stopFollowing();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();

@@ -530,6 +530,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (o !== undefined) o.ackedAt = Date.now();
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
+    // which node took which batch, for an operator following batches across nodes (LOG_LEVEL=debug)
+    this.logger.debug({ gateway, batch: message.batch, outcome: outcome.kind }, 'batch acknowledged');
     if (outcome.kind !== 'stored') return;
     // A node that shares DATA with other nodes sees gaps in its own stored chain that are batches in another
     // node's hands: asking for them would resend batches in flight there (stored twice across separate stores).
