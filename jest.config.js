@@ -12,7 +12,7 @@ const common = {
 };
 
 /** the server suites that also run with their test servers on PostgreSQL */
-const ON_POSTGRES = [];
+const ON_POSTGRES = ['lab/runs', 'lab/results', 'certificates/workflow', 'lab/run-alarms', 'lab/run-shares', 'certificates/review'];
 
 export default {
   testTimeout: 30_000,

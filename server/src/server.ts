@@ -1,6 +1,6 @@
 // The labtrace server: broker, ingest, store, REST API and live updates on one HTTP port.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -178,6 +178,8 @@ export class LabtraceServer {
   ) {
     const target = storeTargetOf(config.database, config.dataDir);
     this.engine = target.dialect;
+    // the node's own files (its keys unless configured elsewhere, raw result files, the export spool) live here on either engine
+    mkdirSync(config.dataDir, { recursive: true });
     if (target.dialect === 'sqlite') {
       const database = new LabDatabase(config.dataDir, serverMigrations, target.file);
       this.embedded = { database, store: new MeasurementStore(database) };
@@ -192,7 +194,12 @@ export class LabtraceServer {
     }
     // the modules that keep synchronous SQLite paths take the LabDatabase; on PostgreSQL, the store's Kysely
     const store = this.embedded?.database ?? this.db;
-    this.series = seriesStoreFrom(config.measurements, { database: this.database, store: this.store, logger: logger.child({ part: 'series' }) });
+    this.series = seriesStoreFrom(
+      config.measurements,
+      this.embedded === undefined
+        ? { store: this.measurements as PgMeasurementStore, logger: logger.child({ part: 'series' }) }
+        : { database: this.embedded.database, store: this.embedded.store, logger: logger.child({ part: 'series' }) },
+    );
     this.registry = new Registry({ db: this.db });
     this.events = new SecurityEvents(store, logger.child({ part: 'security' }), {
       windowMs: config.securityEvents.windowMs,
@@ -219,7 +226,7 @@ export class LabtraceServer {
       batches: this.measurements instanceof PgMeasurementStore ? this.measurements : undefined,
     });
     this.shares = new RunShares(this.db, this.audit, options.clock);
-    this.calibration = new Calibration(this.database, this.audit, this.equipment, config.calibration);
+    this.calibration = new Calibration(this.db, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.db);
     this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
     this.inspection = new RunInspection(this.db, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
@@ -341,10 +348,16 @@ export class LabtraceServer {
       logger.child({ part: 'files' }),
       async (id) => (await this.registry.instrument(id))?.gateway,
     );
-    this.capacity = new StoreCapacity(this.database, config.store, this.events, logger.child({ part: 'store' }));
+    this.capacity = new StoreCapacity(
+      this.embedded?.database ?? { db: this.db, dataDir: config.dataDir },
+      config.store,
+      this.events,
+      logger.child({ part: 'store' }),
+    );
     this.notifications = new Notifier({
       store: this.db,
-      database: this.database,
+      // the SQLite ingest's synchronous record() of a security event: its deliveries are queued in that transaction
+      ...(this.embedded === undefined ? {} : { database: this.embedded.database }),
       users: this.users,
       audit: this.audit,
       runs: this.runs,
@@ -444,6 +457,7 @@ export class LabtraceServer {
         version: SERVER_VERSION,
         brokerRunning: () => this.broker.running,
         storeOk: () => this.storeOk(),
+        storeKind: this.engine,
         connectedGateways: () => this.broker.connectedGateways(),
         capacity: () => this.capacity.status(),
         writeFailed: (err) => this.capacity.writeFailed(err),

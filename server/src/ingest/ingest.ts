@@ -7,8 +7,8 @@
 // - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
 //   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
 //   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
-//   writes its security events and appends its header to the transparency log; the events are announced and the ACK
-//   published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
+//   writes its security events (their notifications queued with them: SecurityEvents' hooks) and appends its header
+//   to the transparency log; the events are announced and the ACK published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
 //   once (the pool). Several nodes may ingest the same gateway's batches: the lock makes a batch redelivered to
 //   another node a duplicate there (acknowledged again, stored once).
 import { EventEmitter } from 'node:events';
@@ -430,7 +430,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
       const reason = (err as Error).message;
       return this.reject(gateway, `DATA: ${reason}`, { kind: /bad signature/.test(reason) ? 'forged' : 'altered', batch: header.batch });
     }
-    const foreign = this.foreign(gateway, new Set(message.samples.filter((s) => s.instrument !== gateway).map((s) => s.instrument)));
+    const named = new Set(message.samples.filter((s) => s.instrument !== gateway).map((s) => s.instrument));
+    let foreign = this.foreign(gateway, named);
+    if (foreign !== undefined && this.pg !== undefined) {
+      // announced through another node since this one read the register (its BIRTH reached that node only)
+      for (const i of await this.registry.instruments()) this.owners.set(i.id, i.gateway);
+      foreign = this.foreign(gateway, named);
+    }
     if (foreign !== undefined) {
       // not acknowledged: once the gateway announces its instruments, its resend is accepted
       await this.command(gateway, { v: 1, cmd: 'rebirth' });
