@@ -7,7 +7,8 @@
 // What the shared store adds to the shared subscription (broker/shared-subscription.test.ts, separate stores): a
 // batch is stored once whichever node takes it, also when a gateway publishes it again because its ACK was lost
 // with a killed node (the other node finds it stored, acknowledges it and stores nothing); one transparency log
-// grows from both nodes; a run started through one node is followed and finished through the other.
+// grows from both nodes; a run started through one node is followed and finished through the other (a node reads
+// the running runs again each second on PostgreSQL: the run's samples that node stores reach the run's live room).
 //
 // Which node stored a batch: each node logs `batch acknowledged` (debug) with the gateway, the batch and whether
 // it stored it or found it stored.
@@ -63,6 +64,7 @@ interface Node {
 }
 
 let postgres: TestPostgres;
+let url: string;
 let store: pg.Pool;
 let redis: TestRedis;
 let broker: Mosquitto;
@@ -214,7 +216,7 @@ function connect(node: Node, role: keyof typeof tokens): Promise<Socket<ServerTo
 
 beforeAll(async () => {
   postgres = await startPostgres();
-  const url = await postgres.createDatabase('lab');
+  url = await postgres.createDatabase('lab');
   store = new pg.Pool({ connectionString: url, max: 2 });
   redis = await startRedis();
   broker = await Mosquitto.create({
@@ -436,4 +438,15 @@ describe('two server nodes on one PostgreSQL', () => {
     await expectEachStoredOnce();
     await expectConsistent(b, before, await checkpointOf(b));
   }, 150_000);
+
+  test('a node signing with another log key is refused at start, naming log.keyFile', async () => {
+    const { config } = await configure('node-c', NODE_USERS[0] as MosquittoUser, url, mkdtempSync(path.join(tmpdir(), 'labtrace-other-keys-')));
+    const proc = runLabtrace(['server', '--config', config], { LABTRACE_ADMIN_PASSWORD: ADMIN_PASSWORD });
+    const output = collect(proc);
+    expect(await exitOf(proc)).not.toBe(0);
+    expect(output()).toMatch(/log\.keyFile: the shared store's transparency log was not signed with this node's key/);
+    // the two nodes go on serving the one log
+    const [onA, onB] = await Promise.all([checkpointOf(a), checkpointOf(b)]);
+    expect(Math.min(onA.size, onB.size)).toBeGreaterThan(0);
+  }, 60_000);
 });

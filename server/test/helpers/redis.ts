@@ -64,7 +64,7 @@ export async function startRedis(): Promise<TestRedis> {
           if (child.exitCode === null && child.signalCode === null) {
             const exited = new Promise((r) => child.once('exit', r));
             child.kill('SIGTERM');
-            await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
           }
           rmSync(dir, { recursive: true, force: true });
