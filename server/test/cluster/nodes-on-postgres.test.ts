@@ -415,9 +415,10 @@ describe('two server nodes on one PostgreSQL', () => {
     const draft = await call<{ id: string; status: string }>(b, '/api/certificates', 'technician', { run });
     expect(draft).toMatchObject({ status: 201, body: { status: 'draft' } });
     const issues = await Promise.all(
-      [a, b].map((node) => call<{ status: string }>(node, `/api/certificates/${draft.body.id}/issue`, 'signatory', {})),
+      [a, b].map((node) => call<{ status: string; error?: string }>(node, `/api/certificates/${draft.body.id}/issue`, 'signatory', {})),
     );
     expect(issues.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(issues.find((r) => r.status === 409)?.body).toMatchObject({ error: expect.stringMatching(/is already issued/) as unknown });
     const certificates = await store.query('SELECT id FROM certificates WHERE run = $1', [run]);
     expect(certificates.rowCount).toBe(1);
     for (const node of [a, b]) {
