@@ -282,6 +282,8 @@ export class LabtraceServer {
           requestedAt: view.requestedAt,
         }),
     });
+    if (config.demo.enabled && target.dialect !== 'sqlite')
+      throw new LabtraceError('E_CONFIG', 'demo.enabled: the demo lab runs on the embedded SQLite store only (`npm start`), not on PostgreSQL');
     this.demo = config.demo.enabled
       ? new DemoLab(
           {
