@@ -93,7 +93,11 @@ const clkTck = clockTicks();
 
 /** Samples in the server's per-sample index, read while the server runs: `where` is its SQLite file or PostgreSQL URL. */
 async function storedRows(where) {
-  if (STORE === 'postgres') return storedSamples(where).then((r) => r.samples, () => null);
+  if (STORE === 'postgres')
+    return storedSamples(where).then(
+      (r) => r.samples,
+      () => null,
+    );
   const dbFile = where;
   let db;
   try {
@@ -303,10 +307,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     const others =
       machineProcCpu === null
         ? null
-        : Math.max(
-            0,
-            machineProcCpu - benchCpu - (postgresCpu ?? 0) - Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0),
-          );
+        : Math.max(0, machineProcCpu - benchCpu - (postgresCpu ?? 0) - Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0));
     const acked = atEnd.window.ackedSamples / gwSeconds;
     const phase = {
       rate,

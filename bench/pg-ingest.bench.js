@@ -49,7 +49,6 @@ const NODE = path.join(BENCH_DIR, 'lib', 'pg-ingest-node.js');
 const TICKS = clockTicks();
 const PHASES = process.env['BENCH_PHASES']?.split(',').map((p) => p.trim());
 
-
 function request(child, msg, expect) {
   return new Promise((resolve, reject) => {
     const onMessage = (reply) => {
@@ -127,7 +126,6 @@ async function phase(name, { nodes: count, store, mode, cluster, through }) {
   console.log(`${NAME}: ${JSON.stringify(result)}`);
   return result;
 }
-
 
 async function main() {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-pg-bench-'));

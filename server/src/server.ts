@@ -234,23 +234,15 @@ export class LabtraceServer {
     this.calibration = new Calibration(this.db, this.audit, this.equipment, config.calibration);
     this.equipmentHealth = new EquipmentHealth(this.db);
     this.results = new RunResultsService(this.db, this.audit, this.runs, this.labRecords, this.calibration, this.accreditations, Date.now);
-    this.inspection = new RunInspection(
-      this.db,
-      this.audit,
-      this.runs,
-      this.labRecords,
-      this.equipment,
-      logger.child({ part: 'inspection' }),
-      {
-        ...(options.clock === undefined ? {} : { clock: options.clock }),
-        ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
-        // the calibration status now (never calibrated reads as unknown to the rules)
-        instrumentStatus: async (id) => {
-          const { status } = await this.calibration.status(id);
-          return status === 'never-calibrated' ? 'unknown' : status;
-        },
+    this.inspection = new RunInspection(this.db, this.audit, this.runs, this.labRecords, this.equipment, logger.child({ part: 'inspection' }), {
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.inspectionTickMs === undefined ? {} : { tickMs: options.inspectionTickMs }),
+      // the calibration status now (never calibrated reads as unknown to the rules)
+      instrumentStatus: async (id) => {
+        const { status } = await this.calibration.status(id);
+        return status === 'never-calibrated' ? 'unknown' : status;
       },
-    );
+    });
     this.certificates = new Certificates({
       db: this.db,
       audit: this.audit,
@@ -398,6 +390,13 @@ export class LabtraceServer {
         sessionTimeoutMs: config.cluster.leases.sessionTimeoutMs,
       });
       this.jobs = new JobRunner(leases);
+      leases.on('connectionError', (err) =>
+        logger.error({ err: err.message }, 'ALARM: the lease connection failed: no job of one node runs here until it is back'),
+      );
+      leases.on('lost', (lease, reason) =>
+        logger.warn({ job: lease.name, reason }, 'a lease was lost: its job stops here and moves to another node'),
+      );
+      this.jobs.on('ended', (name, _lease, end) => logger.info({ job: name, end }, 'job ended on this node'));
       this.jobs.runOnce('run-inspection', (context) => this.runInspectionJob(context));
       this.jobs.on('started', (name, lease) => logger.info({ job: name, epoch: lease.epoch }, 'job started on this node'));
       this.jobs.on('failed', (name, _lease, err) => logger.error({ job: name, err: String(err) }, 'ALARM: a job failed; it runs again'));
@@ -772,15 +771,17 @@ export class LabtraceServer {
         await this.inspection.follow();
       },
     });
-    await this.inspection.start();
-    await feed.start();
-    const follow = setInterval(() => {
-      this.inspection.follow().catch((err: unknown) => this.logger.error({ err: String(err) }, 'ALARM: run inspection failed'));
-    }, 1000);
+    let follow: NodeJS.Timeout | undefined;
     try {
+      await this.inspection.start({ follow: true });
+      await feed.start();
+      follow = setInterval(() => {
+        this.inspection.follow().catch((err: unknown) => this.logger.error({ err: String(err) }, 'ALARM: run inspection failed'));
+      }, 1000);
       if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     } finally {
-      clearInterval(follow);
+      // also after a failed start: nothing of this job stays running on a node that no longer holds its lease
+      if (follow !== undefined) clearInterval(follow);
       await feed.stop();
       await this.inspection.stop();
     }

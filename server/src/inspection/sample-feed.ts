@@ -72,7 +72,10 @@ export class SampleFeed {
   poll(): Promise<void> {
     const next = this.running.then(() => this.readNew());
     this.running = next.catch((err: unknown) =>
-      this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'ALARM: the stored samples could not be read for the run inspection'),
+      this.logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'ALARM: the stored samples could not be read for the run inspection',
+      ),
     );
     return next;
   }
@@ -104,7 +107,16 @@ export class SampleFeed {
         const gateway = row.gateway;
         const samples: LiveSample[] = [];
         readRecords(row.records, ({ sample: s }) => {
-          samples.push({ gateway, seq: s.seq, instrument: s.instrument, channel: s.channel, ts: s.ts, value: s.value, unit: s.unit, quality: s.quality });
+          samples.push({
+            gateway,
+            seq: s.seq,
+            instrument: s.instrument,
+            channel: s.channel,
+            ts: s.ts,
+            value: s.value,
+            unit: s.unit,
+            quality: s.quality,
+          });
           return true;
         });
         if (samples.length > 0) this.deliver(samples);

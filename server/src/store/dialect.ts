@@ -13,14 +13,7 @@ import type { SqlDialect } from './portable-ddl.js';
 import { withStatementCache } from './sqlite-statements.js';
 
 // the `database` section of server.yaml and its URLs are read in the store's config file (no engine needed to check them)
-export {
-  databaseConfigSchema,
-  parseDatabaseUrl,
-  resolveDatabaseConfig,
-  storeTargetOf,
-  type DatabaseConfig,
-  type StoreTarget,
-} from './config.js';
+export { databaseConfigSchema, parseDatabaseUrl, resolveDatabaseConfig, storeTargetOf, type DatabaseConfig, type StoreTarget } from './config.js';
 
 /** The target as it may be printed: no password. */
 export function describeTarget(target: StoreTarget): string {

@@ -192,7 +192,10 @@ test('one node inspects the running runs, fed every node’s stored samples; ala
   if (at !== gateways[1]) gateways.push(at);
   expect(await send(other, at, at.seal(records('pg-1', 28, 2, 150)))).toBe('acked');
   type Alarms = { alarms: { id: string; acknowledged: { by: string } | null }[]; events: { event: string }[] };
-  await waitFor('the alarm raised by the inspecting node', async () => (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.alarms.length === 1);
+  await waitFor(
+    'the alarm raised by the inspecting node',
+    async () => (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.alarms.length === 1,
+  );
   const raised = (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body;
   expect(raised.events.map((e) => e.event)).toEqual(['raised']);
   const alarm = raised.alarms[0]!.id;
@@ -207,6 +210,19 @@ test('one node inspects the running runs, fed every node’s stored samples; ala
   });
   const after = (await call<Alarms>(holder, `/api/runs/${run}/alarms`)).body;
   expect(after.events.map((e) => e.event)).toEqual(['raised', 'acknowledged']);
+
+  // cleared through the node that does not inspect: refused while the condition is present, as the engine refuses it
+  const clearPath = `/api/runs/${run}/alarms/${encodeURIComponent(alarm)}/clear`;
+  const early = await call<{ reason?: string }>(other, clearPath, json({ reason: 'done' }));
+  expect(early.status).toBe(409);
+  expect(early.body.reason).toBe('alarm.condition-present');
+  // the value back within limits: the inspecting node records the return, still acknowledged; then the clearance stands
+  expect(await send(other, at, at.seal(records('pg-1', 30, 2, 20)))).toBe('acked');
+  await waitFor('the return recorded', async () =>
+    (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.events.some((e) => e.event === 'returned'),
+  );
+  expect((await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.alarms[0]!.acknowledged).toMatchObject({ by: 'technician' });
+  expect((await call(other, clearPath, json({ reason: 'specimen replaced' }))).status).toBe(200);
 
   // the inspecting node stops: another takes the job over and inspects the run
   await holder.stop();
