@@ -17,7 +17,10 @@
 // Environment: BENCH_RATES (10000,100000,200000), BENCH_INSTRUMENTS (1000), BENCH_CHANNELS (10, at most 10),
 // BENCH_BATCH_SAMPLES (10000), BENCH_BATCH_DELAY_MS (100), BENCH_SECONDS (20, measured window),
 // BENCH_WARMUP_SECONDS (5), BENCH_DRAIN_SECONDS (30), BENCH_CPU_PROF (auto), BENCH_KEEP=1 keeps the temporary
-// directory (configs, logs, databases), TMPDIR chooses where it lives (both SQLite files use synchronous=FULL).
+// directory (configs, logs, databases), TMPDIR chooses where it lives (both SQLite files use synchronous=FULL),
+// BENCH_STORE (sqlite | postgres): the server's store; postgres starts a PostgreSQL 15 on loopback (durable: fsync
+// and synchronous_commit on), a fresh database per phase, adds its CPU (all its processes) to each phase, and writes
+// bench/results/ingest-postgres.json.
 // othersCpuPercent is what the rest of the machine used meanwhile (% of one core): a busy machine skews the figures.
 // Writes bench/results/ingest.json. Exits non-zero when a process dies or a phase cannot complete; a figure that
 // misses its target is reported, not an error.
@@ -25,6 +28,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { startPostgres } from '../server/dist/test/helpers/postgres.js';
 import { stringify } from 'yaml';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { createIdentity } from '../gateway/dist/src/identity/identity.js';
@@ -33,9 +37,13 @@ import { summarizeProfile } from './lib/cpu-profile.js';
 import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
 import { BENCH_DIR, ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
+import { postgresTicks, storedSamples } from './lib/postgres.js';
 
-const NAME = 'ingest';
+const STORE = envReader('ingest').envChoice('BENCH_STORE', ['sqlite', 'postgres']);
+const NAME = STORE === 'postgres' ? 'ingest-postgres' : 'ingest';
 const { envInt } = envReader(NAME);
+/** the PostgreSQL cluster of BENCH_STORE=postgres (started in main) */
+let cluster;
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
 const LOAD_GATEWAY = path.join(BENCH_DIR, 'lib', 'load-gateway.js');
 const HOST = '127.0.0.1';
@@ -83,8 +91,10 @@ const clkTck = clockTicks();
 
 // ---------------------------------------------------------------- one phase
 
-/** Samples in the server's per-sample index: the records of the batches marked indexed, read while the server runs. */
-function storedRows(dbFile) {
+/** Samples in the server's per-sample index, read while the server runs: `where` is its SQLite file or PostgreSQL URL. */
+async function storedRows(where) {
+  if (STORE === 'postgres') return storedSamples(where).then((r) => r.samples, () => null);
+  const dbFile = where;
   let db;
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true });
@@ -135,6 +145,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     const password = randomPassword();
     const [httpPort, mqttPort] = await freePorts(2);
     const serverConfig = path.join(confDir, 'server.yaml');
+    const databaseUrl = STORE === 'postgres' ? await cluster.createDatabase(`ingest_${rate}${cpuProfile ? '_prof' : ''}`) : undefined;
     writeFileSync(
       serverConfig,
       stringify({
@@ -144,6 +155,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
         mqtt: { host: HOST, port: mqttPort },
         broker: { users: [{ username: GATEWAY_ID, passwordHash: await hashPassword(password), role: 'gateway', gateway: GATEWAY_ID }] },
         gateways: [{ id: GATEWAY_ID, key: verifierKey }],
+        ...(databaseUrl === undefined ? {} : { database: { url: databaseUrl } }),
       }),
       { mode: 0o600 },
     );
@@ -215,9 +227,10 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     await children.guard(sleep(params.warmupSeconds * 1000));
 
     // ---- the measured window
-    const dbFile = path.join(serverData, 'labtrace.sqlite');
+    const dbFile = databaseUrl ?? path.join(serverData, 'labtrace.sqlite');
     const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
-    const rows0 = storedRows(dbFile);
+    const rows0 = await storedRows(dbFile);
+    const pg0 = cluster === undefined ? null : postgresTicks(cluster.dir);
     const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
     const machine0 = machineTicks();
     const self0 = process.cpuUsage();
@@ -247,7 +260,8 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
     const machine1 = machineTicks();
     const self1 = process.cpuUsage(self0);
-    const rows1 = storedRows(dbFile);
+    const rows1 = await storedRows(dbFile);
+    const pg1 = cluster === undefined ? null : postgresTicks(cluster.dir);
     const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
     const atEnd = await gatewayStats(children);
     const gwSeconds = atEnd.window.seconds;
@@ -270,7 +284,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     log(`${label}: stopping the gateway and the server`);
     children.stopping = true;
     const exits = { gateway: await children.stop('gateway'), server: await children.stop('server') };
-    const rowsTotal = storedRows(dbFile);
+    const rowsTotal = await storedRows(dbFile);
 
     const processes = {};
     for (const n of PROCESS_NAMES) {
@@ -285,10 +299,14 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     }
     const benchCpu = ((self1.user + self1.system) / 1e6 / windowSeconds) * 100;
     const machineProcCpu = machine0 && machine1 ? ((machine1.proc - machine0.proc) / clkTck / windowSeconds) * 100 : null;
+    const postgresCpu = pg0 === null || pg1 === null ? null : ((pg1 - pg0) / clkTck / windowSeconds) * 100;
     const others =
       machineProcCpu === null
         ? null
-        : Math.max(0, machineProcCpu - benchCpu - Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0));
+        : Math.max(
+            0,
+            machineProcCpu - benchCpu - (postgresCpu ?? 0) - Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0),
+          );
     const acked = atEnd.window.ackedSamples / gwSeconds;
     const phase = {
       rate,
@@ -302,6 +320,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
       drainSeconds,
       refused: final.refused,
       processes,
+      ...(postgresCpu === null ? {} : { postgresCpuPercent: round1(postgresCpu) }),
       benchCpuPercent: round1(benchCpu),
       othersCpuPercent: round1(others),
       irqCpuPercent: machine0 && machine1 ? round1(((machine1.irq - machine0.irq) / clkTck / windowSeconds) * 100) : null,
@@ -405,6 +424,7 @@ async function run(tmp) {
       backlogAtEnd: p.backlogAtEnd,
       drainSeconds: p.drainSeconds,
       serverCpuPercent: p.processes.server.cpuPercent,
+      ...(p.postgresCpuPercent === undefined ? {} : { postgresCpuPercent: p.postgresCpuPercent }),
       gatewayCpuPercent: p.processes.gateway.cpuPercent,
       serverPeakRssMiB: p.processes.server.peakRssMiB,
       gatewayPeakRssMiB: p.processes.gateway.peakRssMiB,
@@ -488,7 +508,9 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-bench-ingest-'));
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => (interrupted = true));
 try {
+  if (STORE === 'postgres') cluster = await startPostgres();
   const { unclean } = await run(tmp);
+  await cluster?.stop();
   if (unclean) {
     console.error(`${NAME}: FAILED: a process did not stop cleanly (see the notes); configs, logs and data kept in ${tmp}`);
     process.exit(1);
@@ -496,6 +518,7 @@ try {
   if (!keep) rmSync(tmp, { recursive: true, force: true });
   else log(`kept ${tmp}`);
 } catch (err) {
+  await cluster?.stop().catch(() => undefined);
   console.error(`${NAME}: FAILED: ${err.message}`);
   if (interrupted && !keep) rmSync(tmp, { recursive: true, force: true });
   else console.error(`${NAME}: configs, logs and data kept in ${tmp}`);

@@ -21,16 +21,16 @@
 // Writes bench/results/pg-ingest.json.
 import { Buffer } from 'node:buffer';
 import { fork } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { startPostgres } from '../server/dist/test/helpers/postgres.js';
 import { serverMigrations } from '../server/dist/src/migrations.js';
 import { migrateStore } from '../server/dist/src/store/database.js';
 import { openStore, parseDatabaseUrl } from '../server/dist/src/store/dialect.js';
 import { envReader } from './lib/env.js';
-import { clockTicks, cpuTicks, machineTicks } from './lib/proc.js';
+import { postgresTicks, storedSamples } from './lib/postgres.js';
+import { clockTicks, machineTicks } from './lib/proc.js';
 import { BENCH_DIR, round1, writeResult } from './lib/result.js';
 import { percentile } from './lib/result.js';
 
@@ -49,24 +49,6 @@ const NODE = path.join(BENCH_DIR, 'lib', 'pg-ingest-node.js');
 const TICKS = clockTicks();
 const PHASES = process.env['BENCH_PHASES']?.split(',').map((p) => p.trim());
 
-/** every process of the cluster: the postmaster and its children */
-function postgresPids(dir) {
-  const postmaster = Number(readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const pids = [postmaster];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-const postgresTicks = (dir) => postgresPids(dir).reduce((sum, pid) => sum + (cpuTicks(pid) ?? 0), 0);
 
 function request(child, msg, expect) {
   return new Promise((resolve, reject) => {
@@ -146,18 +128,6 @@ async function phase(name, { nodes: count, store, mode, cluster, through }) {
   return result;
 }
 
-async function storedRows(url) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query(
-      'SELECT (SELECT COUNT(*) FROM samples) AS samples, (SELECT COUNT(*) FROM (SELECT gateway, seq FROM samples GROUP BY 1, 2 HAVING COUNT(*) > 1) d) AS doubled',
-    );
-    return { samples: Number(rows[0].samples), doubled: Number(rows[0].doubled) };
-  } finally {
-    await client.end();
-  }
-}
 
 async function main() {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'labtrace-pg-bench-'));
@@ -187,7 +157,7 @@ async function main() {
       if (!chosen(name)) continue;
       const url = await migrated(name.replaceAll('-', '_'));
       const r = await phase(name, { nodes, store: url, mode, cluster, through });
-      const stored = await storedRows(url);
+      const stored = await storedSamples(url);
       r.rowsFound = stored.samples;
       r.rowsDoubled = stored.doubled;
       if (stored.samples !== r.samplesStored || stored.doubled !== 0)

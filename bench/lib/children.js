@@ -46,12 +46,12 @@ export class Children {
   /**
    * Starts `node [nodeArgs] script [args]`. With `ipc`, the child has an IPC channel (child.send, 'message').
    * Lines that are not JSON are kept as notes; JSON lines at level warn and above are counted.
-   * BENCH_CPU_PROF=<dir>: each child writes a V8 CPU profile, <dir>/<name>.cpuprofile, when it exits (to find
+   * BENCH_PROFILE_DIR=<dir>: each child writes a V8 CPU profile, <dir>/<name>.cpuprofile, when it exits (to find
    * where a figure's time goes; a profiled run's figures are slower and are not the benchmark's).
    */
   launch(name, script, args = [], { nodeArgs = [], env = process.env, ipc = false } = {}) {
     const stdio = ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'];
-    const profileDir = process.env['BENCH_CPU_PROF'];
+    const profileDir = process.env['BENCH_PROFILE_DIR'];
     const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir), '--cpu-prof-name', `${name}.cpuprofile`] : [];
     const child = spawn(process.execPath, [...profile, ...nodeArgs, script, ...args], { cwd: this.cwd, env, stdio });
     const proc = { name, child, pid: child.pid, tail: [], warnings: 0, errors: 0, notes: new Map(), exit: null, expectExit: false };

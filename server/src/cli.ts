@@ -7,14 +7,14 @@ import { adminPasswordFrom, readSecretFile } from './secret-env.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { ROLES, Users, type Role } from './auth/users.js';
 import { hashPassword } from './broker/passwords.js';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema } from './config.js';
+import { loadServerConfig, resolveServerConfig, serverConfigSchema, type ServerConfig } from './config.js';
 import { createLogger } from './log.js';
 import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { LabDatabase, migrateStore } from './store/database.js';
+import { migrateStore } from './store/database.js';
 import { serverMigrations } from './migrations.js';
-import { openStore, parseDatabaseUrl, sqliteFileOf, storeTargetOf, type StoreTarget } from './store/dialect.js';
+import { openStore, parseDatabaseUrl, storeTargetOf, type OpenedStore, type StoreTarget } from './store/dialect.js';
 import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
@@ -122,20 +122,19 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
   const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
-  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
-  // the running server writes to the same file: wait for its transactions rather than fail at once
-  database.sqlite.pragma('busy_timeout = 30000');
+  // the server's store, on either engine (a running SQLite server writes to the same file: its transactions are waited for)
+  const store = adminStore(config);
   try {
-    await database.migrate();
-    const events = new SecurityEvents(database, createLogger('server', 'warn'));
-    const keys = new KeyRegistry(database, events);
+    await migrateStore(store.db, serverMigrations);
+    const events = new SecurityEvents(store.db, createLogger('server', 'warn'));
+    const keys = new KeyRegistry(store.db, events);
     await keys.open(config.gateways);
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     if (command === 'enroll-token') {
       if (gateway === undefined) throw new LabtraceError('E_CONFIG', `enroll-token needs --gateway <id>\n${usage}`);
       const hours = values['ttl-hours'] === undefined ? 24 : Number(values['ttl-hours']);
       if (!Number.isFinite(hours) || hours <= 0) throw new LabtraceError('E_CONFIG', '--ttl-hours: expected a positive number of hours');
-      const enrollment = new Enrollment(database, keys, events);
+      const enrollment = new Enrollment(store.db, keys, events);
       const tokenFile = values['token-file'];
       if (tokenFile !== undefined) {
         // the token stays in its file: nothing of it is printed
@@ -169,8 +168,13 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
       );
     }
   } finally {
-    await database.close();
+    await store.close();
   }
+}
+
+/** The server's store as its configuration names it (SQLite or PostgreSQL), for an administration command. */
+function adminStore(config: ServerConfig): OpenedStore {
+  return openStore(storeTargetOf(config.database, config.dataDir), { passwordFile: config.database.passwordFile, busyTimeoutMs: 30_000 });
 }
 
 /** `labtrace server user ...`: user administration on the server's database, recorded in the audit trail as the command line. */
@@ -198,11 +202,11 @@ async function userCommand(argv: string[]): Promise<void> {
   const config = values.config
     ? await loadServerConfig(path.resolve(values.config))
     : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
-  const database = new LabDatabase(config.dataDir, serverMigrations, sqliteFileOf(config));
+  const store = adminStore(config);
   const actor = { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' };
   try {
-    await database.migrate();
-    const users = new Users(database, new AuditTrail(database));
+    await migrateStore(store.db, serverMigrations);
+    const users = new Users(store.db, new AuditTrail(store.db));
     const out = (line: string): boolean => process.stdout.write(`${line}\n`);
     if (command === 'list') {
       for (const u of await users.list())
@@ -236,13 +240,14 @@ async function userCommand(argv: string[]): Promise<void> {
       process.stderr.write(`password of ${username} set; every session of the user ended\n`);
     }
   } finally {
-    await database.close();
+    await store.close();
   }
 }
 
 /**
- * `labtrace server migrate`: the store's migrations, run on purpose (a node of several should not race its peers at
- * start-up). Exit 0 when the store is at the latest schema, 2 for a wrong option or URL, 1 when the store fails.
+ * `labtrace server migrate`: the store's migrations, run on purpose (before a rolling upgrade, so that the nodes still
+ * running the old version meet the new schema at a moment the operator chose; a node also migrates at its start,
+ * safely beside its peers). Exit 0 when the store is at the latest schema, 2 for a wrong option or URL, 1 when the store fails.
  */
 async function migrateCommand(argv: string[]): Promise<number> {
   let target: StoreTarget;

@@ -45,7 +45,8 @@ export const securityEventKindSchema = z.enum(SECURITY_EVENT_KINDS);
 const capacitySchema = {
   freeBytes: z.number().nullable(),
   reserveBytes: z.number(),
-  walBytes: z.number(),
+  /** SQLite's write-ahead log; null on PostgreSQL */
+  walBytes: z.number().nullable(),
   lastError: z.strictObject({ code: z.string(), message: z.string(), at: msSchema }).nullable(),
 };
 
@@ -54,9 +55,9 @@ export const healthSchema = z.strictObject({
   status: z.enum(['ok', 'degraded']),
   version: z.string(),
   broker: z.strictObject({ status: z.enum(['ok', 'down']) }),
-  store: z.strictObject({ status: z.enum(['ok', 'low-space', 'cannot-write', 'down']), kind: z.literal('sqlite'), ...capacitySchema }),
+  store: z.strictObject({ status: z.enum(['ok', 'low-space', 'cannot-write', 'down']), kind: z.enum(['sqlite', 'postgres']), ...capacitySchema }),
   measurements: z.strictObject({
-    kind: z.enum(['sqlite', 'influxdb']),
+    kind: z.enum(['sqlite', 'postgres', 'influxdb']),
     status: z.enum(['ok', 'failing']),
     backlog: z.strictObject({ batches: z.number().int(), samples: z.number().int() }),
     refusedBatches: z.number().int(),

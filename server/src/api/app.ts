@@ -26,6 +26,8 @@ export interface HealthSource {
   version: string;
   brokerRunning(): boolean;
   storeOk(): Promise<boolean>;
+  /** the store's engine (the embedded SQLite file, or PostgreSQL shared by the nodes) */
+  storeKind?: 'sqlite' | 'postgres';
   connectedGateways(): string[];
   /** whether the store can write: free space against the reserve, the last write failure */
   capacity(): CapacityStatus;
@@ -34,7 +36,7 @@ export interface HealthSource {
   /** refused batches in total and by reason, and the gateways whose batches are being refused now */
   refusals(): { total: number; byReason: Record<string, number>; refusing: Map<string, { reason: string; at: number }> };
   /** outbound notifications: deliveries pending and failed for good (notify/) */
-  notifications?: (() => { pending: number; failed: number; oldestPendingAt: number | null; email: boolean }) | undefined;
+  notifications?: (() => Promise<{ pending: number; failed: number; oldestPendingAt: number | null; email: boolean }>) | undefined;
 }
 
 export interface AppDeps {
@@ -100,7 +102,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(authRoutes(deps.users, deps.audit, deps.logger));
 
   routeOf(app, api.health, async (_req, res) => {
-    const [storeOk, gateways] = await Promise.all([deps.health.storeOk(), deps.registry.gateways()]);
+    const [storeOk, gateways, notifications] = await Promise.all([
+      deps.health.storeOk(),
+      deps.registry.gateways(),
+      // counted in the store: left out of the answer when it cannot be read (the store is then reported down)
+      deps.health.notifications?.().catch(() => undefined),
+    ]);
     const connected = new Set(deps.health.connectedGateways());
     const brokerOk = deps.health.brokerRunning();
     const capacity = deps.health.capacity();
@@ -114,7 +121,7 @@ export function createApp(deps: AppDeps): Express {
       status: serving && !refusing ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
-      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: 'sqlite' },
+      store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: deps.health.storeKind ?? 'sqlite' },
       // InfluxDB failing does not make the server unhealthy: it keeps accepting, the batches wait in SQLite
       measurements: deps.series.status(),
       ingest: { refusedBatches: refusals.total, refusedByReason: refusals.byReason },
@@ -130,7 +137,7 @@ export function createApp(deps: AppDeps): Express {
       }),
       // faults caught at the process level since the start (process-faults.ts): each one is a bug to look into
       faults: processFaults(),
-      ...(deps.health.notifications === undefined ? {} : { notifications: deps.health.notifications() }),
+      ...(notifications === undefined ? {} : { notifications }),
     });
   });
 

@@ -7,8 +7,8 @@
 // - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
 //   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
 //   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
-//   writes its security events and appends its header to the transparency log; the events are announced and the ACK
-//   published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
+//   writes its security events (their notifications queued with them: SecurityEvents' hooks) and appends its header
+//   to the transparency log; the events are announced and the ACK published only after COMMIT. A gateway's batches go through one pipeline, in order; different gateways' run at
 //   once (the pool). Several nodes may ingest the same gateway's batches: the lock makes a batch redelivered to
 //   another node a duplicate there (acknowledged again, stored once).
 import { EventEmitter } from 'node:events';
@@ -530,6 +530,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (o !== undefined) o.ackedAt = Date.now();
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
+    // which node took which batch, for an operator following batches across nodes (LOG_LEVEL=debug)
+    this.logger.debug({ gateway, batch: message.batch, outcome: outcome.kind }, 'batch acknowledged');
     if (outcome.kind !== 'stored') return;
     // A node that shares DATA with other nodes sees gaps in its own stored chain that are batches in another
     // node's hands: asking for them would resend batches in flight there (stored twice across separate stores).

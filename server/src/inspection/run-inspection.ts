@@ -11,7 +11,7 @@ import type { LabRecords, Method } from '../lab/lab-records.js';
 import type { MethodDefinition } from '../lab/schemas.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import { RuleEngine, type Alarm, type InstrumentStatus } from './engine.js';
@@ -95,6 +95,12 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   /** the passes that read statuses first, one after another in the order their samples or ticks came */
   private passes: Promise<void> = Promise.resolve();
   private pendingPasses = 0;
+  /** follow(): the newest act stored (by event number) it has seen, and the acts this node stored since */
+  private following = false;
+  private actsSeen = 0;
+  private readonly ownActs = new Set<number>();
+  /** runs whose engine refused an act another node had made: built again from the store at the next follow() */
+  private readonly resync = new Set<string>();
 
   /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
   async start(): Promise<void> {
@@ -129,6 +135,50 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     return [...this.engines.keys()];
   }
 
+  /**
+   * On a store shared by several nodes (PostgreSQL), the one node that inspects follows what the others changed
+   * (call it every second or so): the runs started and ended through them, and alarms acknowledged or cleared through
+   * them (those nodes act on the stored alarm; this node builds the run's engine again from the store, as after a
+   * restart, so that its open alarms carry the act). It runs as a pass of its own: the samples and ticks that come
+   * meanwhile wait for it, and then go to the engines as it left them.
+   */
+  async follow(): Promise<void> {
+    if (!this.following) {
+      this.following = true;
+      const newest = await this.store.selectFrom('run_alarms').select(sql<number | string | null>`MAX(id)`.as('id')).executeTakeFirst();
+      this.actsSeen = newest?.id === null || newest?.id === undefined ? 0 : Number(newest.id);
+    }
+    this.pendingPasses++;
+    const done = this.passes.then(async () => {
+      const running = await this.runs.list({ role: 'admin', organization: null }, { state: 'running' });
+      const byId = new Map(running.map((r) => [r.id, r]));
+      for (const id of [...this.engines.keys()]) if (!byId.has(id)) this.drop(id);
+      const stale = new Set<string>();
+      const acts = await this.store
+        .selectFrom('run_alarms')
+        .select(['id', 'run'])
+        .where('id', '>', this.actsSeen)
+        .where('event', 'in', ['acknowledged', 'cleared'])
+        .orderBy('id')
+        .execute();
+      for (const act of acts) {
+        const id = Number(act.id);
+        this.actsSeen = Math.max(this.actsSeen, id);
+        if (this.ownActs.delete(id)) continue;
+        if (this.engines.has(act.run)) stale.add(act.run);
+      }
+      for (const id of [...this.ownActs]) if (id <= this.actsSeen) this.ownActs.delete(id);
+      for (const run of this.resync) if (this.engines.has(run)) stale.add(run);
+      this.resync.clear();
+      for (const run of stale) this.drop(run);
+      for (const run of running) if (!this.engines.has(run.id)) await this.rebuild(run);
+    });
+    this.passes = done
+      .catch((err: unknown) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
+      .finally(() => this.pendingPasses--);
+    await done;
+  }
+
   /** The run's alarms as stored (the events raised before the call included). */
   async alarmsOf(run: string): Promise<RunAlarms> {
     await this.passes;
@@ -148,6 +198,8 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   private async act(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): Promise<RunAlarm> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required');
+    // several nodes: what was done through the others first (and, in the act's transaction, what they did meanwhile)
+    if (this.following) await this.follow();
     // the person acts on the alarm as the samples and ticks that came before made it
     await this.passes;
     const engine = this.engines.get(run);
@@ -168,7 +220,18 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       } finally {
         this.captured = undefined;
       }
-      act = () => Promise.resolve({ before, after, events });
+      act = async (trx) => {
+        if (this.following) {
+          // another node may have acted on the stored alarm since follow(): the run's row is held as theirs was, and
+          // an act the engine did not know of refuses this one (the engine is built again from the store)
+          const stored = (await this.storedAlarms(trx, run, true)).alarms.find((a) => a.id === alarmId);
+          if (stored !== undefined && (stored.acknowledged?.at !== before.acknowledged?.at || stored.cleared?.at !== before.cleared?.at)) {
+            this.resync.add(run);
+            refuseAct(stored, alarmId, to);
+          }
+        }
+        return { before, after, events };
+      };
     } else
       // an alarm the current engine does not hold: raised before a restart, or its run has ended. Nothing
       // evaluates its condition any more, so its stored state is all there is to act on.
@@ -179,25 +242,12 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
             reason: 'record.not-found',
             params: { type: 'alarm', id: alarmId },
           });
-        if (before.cleared !== null)
-          throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
+        refuseAct(before, alarmId, to);
         const at = this.clock();
-        let after: RunAlarm;
-        if (to === 'acknowledged') {
-          if (before.acknowledged !== null)
-            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${before.acknowledged.by}`, {
-              reason: 'alarm.already-acknowledged',
-              params: { id: alarmId, by: before.acknowledged.by },
-            });
-          after = { ...before, acknowledged: { by: actor.username, reason, at } };
-        } else {
-          if (before.acknowledged === null)
-            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`, {
-              reason: 'alarm.not-acknowledged',
-              params: { id: alarmId },
-            });
-          after = { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
-        }
+        const after: RunAlarm =
+          to === 'acknowledged'
+            ? { ...before, acknowledged: { by: actor.username, reason, at } }
+            : { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
         return { before, after, events: [this.pendingOf(run, to, after)] };
       };
     const stored = await this.queue(() =>
@@ -297,10 +347,13 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.pendingPasses++;
     this.passes = this.passes
       .then(async () => {
+        // the run's engine as it is when this pass runs (follow() may have built it again from the store meanwhile)
+        const current = this.engines.get(run);
+        if (current === undefined) return;
         const memo = new Map<string, InstrumentStatus>();
-        for (const instrument of watched) memo.set(instrument, await this.lookup(instrument));
+        for (const instrument of this.watched.get(run) ?? watched) memo.set(instrument, await this.lookup(instrument));
         this.statusMemo = memo;
-        this.guard(run, () => work(engine));
+        this.guard(run, () => work(current));
       })
       .catch((err: unknown) => this.logger.error({ run, err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
       .finally(() => this.pendingPasses--);
@@ -366,6 +419,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    if (this.following && (event === 'acknowledged' || event === 'cleared')) this.ownActs.add(Number(id));
     return { run: e.run, seq: Number(id), event, at: e.at, alarm: snapshot };
   }
 
@@ -395,6 +449,22 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       this.logger.error({ run, err: (err as Error).message }, 'ALARM: run inspection failed');
     }
   }
+}
+
+/** Refuses an act the stored alarm does not allow: cleared already, acknowledged twice, cleared unacknowledged. */
+function refuseAct(stored: RunAlarm, alarmId: string, to: 'acknowledged' | 'cleared'): void {
+  if (stored.cleared !== null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
+  if (to === 'acknowledged' && stored.acknowledged !== null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${stored.acknowledged.by}`, {
+      reason: 'alarm.already-acknowledged',
+      params: { id: alarmId, by: stored.acknowledged.by },
+    });
+  if (to === 'cleared' && stored.acknowledged === null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`, {
+      reason: 'alarm.not-acknowledged',
+      params: { id: alarmId },
+    });
 }
 
 /** the alarm as it stands, detached from the engine's object */

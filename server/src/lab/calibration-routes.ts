@@ -92,8 +92,8 @@ export function calibrationRoutes(calibration: Calibration, deps: CalibrationRou
       .end(file.data);
   });
 
-  routeOf(router, api.instrumentRegister, (_req, res, { query }) => {
-    res.json(calibration.register(query, new Set(deps.connectedGateways?.() ?? [])));
+  routeOf(router, api.instrumentRegister, async (_req, res, { query }) => {
+    res.json(await calibration.register(query, new Set(deps.connectedGateways?.() ?? [])));
   });
 
   routeOf(router, api.instrumentHealthHistory, async (_req, res, { params: { id }, query }) => {

@@ -3,9 +3,9 @@
 // measured with an instrument since its last good check (6.4.9).
 import { createHash } from 'node:crypto';
 import { LabtraceError } from '@labtrace/protocols';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
-import type { LabDatabase, Tables } from '../store/database.js';
+import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import { Registry } from '../store/registry.js';
 import type { EquipmentStatus, ServiceStatus } from './equipment.js';
@@ -21,7 +21,7 @@ import {
   type InstrumentRegisterItem,
   type Page,
 } from '@labtrace/protocols/api';
-import { pageOfRows, pageSql, type PageRequest } from '../api/paging.js';
+import { pageOfRows, type PageRequest } from '../api/paging.js';
 
 const DAY = 86_400_000;
 
@@ -89,11 +89,6 @@ export interface CalibrationNeighbours {
   runsWith(db: Kysely<Tables>, instrument: string, since: number): Promise<Review['runs']>;
 }
 
-/** what calibration records are stored in: the store's Kysely (SQLite or PostgreSQL), or the embedded SQLite store */
-export type CalibrationStore = Kysely<Tables> | LabDatabase;
-
-const isLabDatabase = (store: CalibrationStore): store is LabDatabase => 'sqlite' in store && 'db' in store;
-
 /** the advisory lock (two-key form, the second the instrument's hash) under which a PostgreSQL transaction records an instrument's calibration or check ('ltca') */
 const CALIBRATION_LOCK = 0x6c74_6361;
 
@@ -135,15 +130,11 @@ interface AttachmentRow {
   uploaded_at: number;
 }
 
-interface RegisterRow {
-  position: number;
-  id: string;
-  gateway: string;
-  identity: string;
-  channels: string;
-  due: number | null;
-  state: CalibrationState;
-}
+/** the identity fields the register searches, besides the id */
+const IDENTITY_SEARCHED = ['maker', 'model', 'serialNumber', 'location'] as const;
+
+/** a LIKE pattern finding `text` anywhere, with % _ and the escape character itself taken literally (ESCAPE '\') */
+const likeAnywhere = (text: string): string => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 const toAttachment = (r: Omit<AttachmentRow, 'data'>): Attachment => ({
   filename: r.filename,
@@ -188,28 +179,23 @@ const toCheck = (r: CheckRow): CheckRecord => ({
  * (AuditTrail.recordIn). The records of one instrument are made one at a time across nodes (on PostgreSQL an advisory
  * lock per instrument): a new calibration record supersedes the one in force when it is made, and its audit entry
  * names it, so that two records made at once on two nodes cannot both claim to supersede the same one.
- * A module asking inside its own transaction asks on it (`statusIn`). The instrument register (`register`) still
- * reads the embedded SQLite store: it pages by the instruments' SQLite row ids.
+ * A module asking inside its own transaction asks on it (`statusIn`).
  */
 export class Calibration {
   private readonly listeners = new Set<(instrument: string) => void>();
-  private readonly store: Kysely<Tables>;
-  /** the embedded SQLite store, for the instrument register; undefined on PostgreSQL */
-  private readonly database: LabDatabase | undefined;
   private readonly postgres: boolean;
   /** the owners of the instruments, the service history and the runs */
   private readonly sources: CalibrationNeighbours;
 
   constructor(
-    store: CalibrationStore,
+    /** the store's Kysely, SQLite or PostgreSQL */
+    private readonly store: Kysely<Tables>,
     private readonly audit: AuditTrail,
     equipment: EquipmentStatus,
     private readonly options: CalibrationOptions,
     private readonly now: () => number = Date.now,
     neighbours?: CalibrationNeighbours,
   ) {
-    this.database = isLabDatabase(store) ? store : undefined;
-    this.store = isLabDatabase(store) ? store.db : store;
     const registry = new Registry({ db: this.store });
     this.sources = neighbours ?? {
       instrumentKnown: (db, id) => registry.known(id, db),
@@ -382,55 +368,82 @@ export class Calibration {
   }
 
   /**
-   * The instrument register: a page of the lab's instruments, newest registered first (by row id), searched over
-   * id, maker, model, serial number and location, filtered by the calibration status now (computed in SQL the way
-   * status() computes it) and by whether the instrument's gateway is connected.
-   * Embedded SQLite only, still: it pages by the instruments' SQLite row ids (the registry has no order of its own).
+   * The instrument register: a page of the lab's instruments, newest registered first (by their place in the register,
+   * store migration 0063), searched over id, maker, model, serial number and location (ASCII letters in either case;
+   * % and _ taken literally), filtered by the calibration status at `at` (computed in SQL the way status() computes
+   * it) and by whether the instrument's gateway is connected. One query, the same on SQLite and PostgreSQL.
    */
-  register(
+  async register(
     query: PageRequest & { q?: string | undefined; calibration?: CalibrationState | undefined; connected?: boolean | undefined },
     connectedGateways: ReadonlySet<string>,
     at = this.now(),
-  ): Page<InstrumentRegisterItem> {
-    const page = pageSql(query, 'position');
-    const where: string[] = [page.where];
-    const filters: unknown[] = [...page.params];
-    if (query.q !== undefined && query.q !== '') {
-      const like = `%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      where.push(
-        `(id LIKE ? ESCAPE '\\' OR json_extract(identity, '$.maker') LIKE ? ESCAPE '\\' OR json_extract(identity, '$.model') LIKE ? ESCAPE '\\'
-          OR json_extract(identity, '$.serialNumber') LIKE ? ESCAPE '\\' OR json_extract(identity, '$.location') LIKE ? ESCAPE '\\')`,
-      );
-      filters.push(like, like, like, like, like);
-    }
-    if (query.calibration !== undefined) {
-      where.push('state = ?');
-      filters.push(query.calibration);
-    }
-    if (query.connected !== undefined) {
-      const gateways = [...connectedGateways];
-      where.push(`gateway ${query.connected ? '' : 'NOT '}IN (${gateways.map(() => '?').join(', ')})`);
-      filters.push(...gateways);
-    }
-    const rows = this.sqlite('register')
-      .prepare(
-        `SELECT * FROM (
-           SELECT i.position, i.id, i.gateway, i.identity, i.channels, due,
-             CASE WHEN (SELECT status FROM instrument_status s WHERE s.instrument = i.id AND s.at <= ? ORDER BY s.id DESC LIMIT 1) = 'out-of-service'
-                    THEN 'out-of-service'
-                  WHEN due IS NULL THEN 'never-calibrated'
-                  WHEN ? >= due THEN 'expired'
-                  WHEN ? >= due - ? THEN 'due-soon'
-                  ELSE 'valid' END AS state
-           FROM (SELECT i.rowid AS position, i.*, (SELECT next_due_at FROM calibrations c WHERE c.instrument = i.id AND c.calibrated_at <= ?
-                              ORDER BY c.calibrated_at DESC, c.id DESC LIMIT 1) AS due FROM instruments i) i
-         ) WHERE ${where.join(' AND ')} ${page.orderLimit}`,
-      )
-      .all(at, at, at, this.options.dueSoonDays * DAY, at, ...filters) as RegisterRow[];
+  ): Promise<Page<InstrumentRegisterItem>> {
+    const gateways = [...connectedGateways];
+    // connected, and no gateway is: none (an empty IN list is no SQL on PostgreSQL)
+    if (query.connected === true && gateways.length === 0) return { items: [], next: null };
+    const cursor = query.cursor === undefined ? undefined : Number(query.cursor);
+    const q = query.q ?? '';
+    const pattern = likeAnywhere(q);
+    const matches = (value: RawBuilder<unknown>) => sql<boolean>`lower(${value}) LIKE lower(${pattern}) ESCAPE '\\'`;
+    // the identity is JSON in a text column (store/tables.ts): read with each engine's JSON function
+    const identityField = (field: (typeof IDENTITY_SEARCHED)[number]): RawBuilder<unknown> =>
+      this.postgres ? sql.raw(`(i.identity::json ->> '${field}')`) : sql.raw(`json_extract(i.identity, '$.${field}')`);
+    // each instrument with the due date of the calibration in force at `at` and its service status then
+    const instruments = this.store
+      .selectFrom('instruments as i')
+      .select((eb) => [
+        'i.position',
+        'i.id',
+        'i.gateway',
+        'i.identity',
+        'i.channels',
+        eb
+          .selectFrom('calibrations as c')
+          .select('c.next_due_at')
+          .whereRef('c.instrument', '=', 'i.id')
+          .where('c.calibrated_at', '<=', at)
+          .orderBy('c.calibrated_at', 'desc')
+          .orderBy('c.id', 'desc')
+          .limit(1)
+          .as('due'),
+        eb
+          .selectFrom('instrument_status as s')
+          .select('s.status')
+          .whereRef('s.instrument', '=', 'i.id')
+          .where('s.at', '<=', at)
+          .orderBy('s.id', 'desc')
+          .limit(1)
+          .as('service'),
+      ])
+      .$if(cursor !== undefined, (b) => b.where('i.position', '<', cursor as number))
+      .$if(q !== '', (b) => b.where((eb) => eb.or([matches(sql.ref('i.id')), ...IDENTITY_SEARCHED.map((f) => matches(identityField(f)))])))
+      .$if(query.connected === true, (b) => b.where('i.gateway', 'in', gateways))
+      .$if(query.connected === false && gateways.length > 0, (b) => b.where('i.gateway', 'not in', gateways));
+    // the status as statusOf() decides it: out of service first, then the due date
+    const withState = this.store.selectFrom(instruments.as('r')).select([
+      'r.position',
+      'r.id',
+      'r.gateway',
+      'r.identity',
+      'r.channels',
+      'r.due',
+      sql<CalibrationState>`CASE WHEN r.service = 'out-of-service' THEN 'out-of-service'
+          WHEN r.due IS NULL THEN 'never-calibrated'
+          WHEN ${at} >= r.due THEN 'expired'
+          WHEN ${at} >= r.due - ${this.options.dueSoonDays * DAY} THEN 'due-soon'
+          ELSE 'valid' END`.as('state'),
+    ]);
+    const rows = await this.store
+      .selectFrom(withState.as('x'))
+      .selectAll()
+      .$if(query.calibration !== undefined, (b) => b.where('x.state', '=', query.calibration as CalibrationState))
+      .orderBy('x.position', 'desc')
+      .limit(Math.max(1, Math.floor(query.limit)) + 1)
+      .execute();
     return pageOfRows(
       rows,
       query,
-      (r) => r.position,
+      (r) => r.position ?? 0,
       (r) => ({
         id: r.id,
         gateway: r.gateway,
@@ -596,11 +609,6 @@ export class Calibration {
 
   private async mustExistIn(db: Kysely<Tables>, instrument: string): Promise<void> {
     if (!(await this.sources.instrumentKnown(db, instrument))) throw notKnown(instrument);
-  }
-
-  private sqlite(what: string): LabDatabase['sqlite'] {
-    if (this.database === undefined) throw new Error(`calibration: ${what} needs the embedded SQLite store`);
-    return this.database.sqlite;
   }
 }
 

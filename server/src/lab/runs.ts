@@ -157,6 +157,11 @@ interface RunsEvents {
 export class Runs extends EventEmitter<RunsEvents> {
   /** running runs: per gateway, the run's instruments and the first sequence number that belongs to it */
   private readonly running = new Map<string, Map<string, { instruments: Set<string>; firstSeq: number }>>();
+  /** PostgreSQL: the periodic reload of the running runs (followOtherNodes()), and the reload in progress */
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  /** the runs this node moved while a reload read the running ones: the reload's older answer does not undo them */
+  private movedDuringReload: Set<string> | undefined;
 
   constructor(
     private readonly store: Kysely<Tables>,
@@ -178,6 +183,41 @@ export class Runs extends EventEmitter<RunsEvents> {
   /** Loads the runs that were running when the server stopped; call after the schema is migrated. */
   async open(): Promise<void> {
     for (const run of await this.list(LAB, { state: 'running' })) this.track(run);
+  }
+
+  /**
+   * On PostgreSQL, reads the running runs again every `refreshMs` until stopFollowing(), as other nodes start and end them:
+   * a run started through another node is followed here too (the samples this node stores reach the run's live
+   * room), and one ended there is let go. On SQLite one process moves every run: nothing to do.
+   */
+  followOtherNodes(options: { refreshMs?: number; onError?: (err: unknown) => void } = {}): void {
+    if (!this.postgres) return;
+    this.timer ??= setInterval(() => {
+      if (this.reloading !== undefined) return;
+      this.reloading = this.reloadRunning()
+        .catch((err: unknown) => options.onError?.(err))
+        .finally(() => (this.reloading = undefined));
+    }, options.refreshMs ?? 1000).unref();
+  }
+
+  async stopFollowing(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.reloading;
+  }
+
+  /** Follows the runs running in the store now, whichever node started them; lets go of those ended meanwhile. */
+  async reloadRunning(): Promise<void> {
+    const moved = new Set<string>();
+    this.movedDuringReload = moved;
+    try {
+      const running = await this.list(LAB, { state: 'running' });
+      const ids = new Set(running.map((r) => r.id));
+      for (const run of running) if (!moved.has(run.id) && !this.running.has(run.id)) this.track(run);
+      for (const id of [...this.running.keys()]) if (!moved.has(id) && !ids.has(id)) this.running.delete(id);
+    } finally {
+      if (this.movedDuringReload === moved) this.movedDuringReload = undefined;
+    }
   }
 
   async create(actor: Actor, input: RunInput): Promise<Run> {
@@ -569,6 +609,7 @@ export class Runs extends EventEmitter<RunsEvents> {
       });
       return run;
     });
+    this.movedDuringReload?.add(after.id);
     if (after.state === 'running') this.track(after);
     else this.running.delete(after.id);
     this.emit('state', after, method);

@@ -5,9 +5,10 @@
 // retrying with exponential back-off and jitter up to a cap, then records them as failed.
 //
 // The queries run through Kysely on the store's database (SQLite or PostgreSQL); several nodes may announce one
-// event (one delivery each: the outbox's unique key) and drain one outbox (each row claimed by one sender). What
-// stays synchronous on the SQLite store, for the ingest (not yet on Kysely): the security events heard inside its
-// synchronous transaction (announceNow), and the health counts (status).
+// event (one delivery each: the outbox's unique key) and drain one outbox (each row claimed by one sender). A security
+// event's deliveries are queued in the transaction that records it (a hook of SecurityEvents: announceIn), so that
+// they commit, or roll back, with the event, on the one node that records it. What stays synchronous, given the SQLite
+// LabDatabase: the security events the SQLite ingest records inside its synchronous transaction (announceNow).
 import { randomUUID } from 'node:crypto';
 import { LabtraceError, type RunAlarmEvent } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
@@ -19,10 +20,10 @@ import type { Calibration } from '../lab/calibration.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
 import { readSecretFile } from '../secret-env.js';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { LabDatabase, Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
-import type { SecurityEvent, SecurityEvents } from '../trust/security-events.js';
+import type { RecordingHook, SecurityEvent, SecurityEvents } from '../trust/security-events.js';
 import type { NotificationsConfig } from './config.js';
 import { eventData, eventKey, eventType, NOTIFICATION_KINDS, SHOWN_BY, type NotificationKind, type NotifyEvent, type TestEvent } from './events.js';
 import { knownLocale, knownZone, render, type Audience } from './messages.js';
@@ -36,17 +37,21 @@ const SEVERITY_RANK = { info: 0, notice: 1, alarm: 2 } as const;
 const BATCH = 20;
 
 type Recipient = Viewer & { role: UserView['role'] };
+type SecurityNotice = Extract<NotifyEvent, { kind: 'security-event' }>;
 
 export interface NotifierDeps {
   /** the store every query of the notifications goes through */
   store: Kysely<Tables>;
-  /** the SQLite store, for the synchronous twins (announceNow, status) and the users' saved language and zone */
-  database: LabDatabase;
+  /**
+   * the SQLite store, for the synchronous twin announceNow (the security events the SQLite ingest records inside its
+   * synchronous transaction); left out on a store without one (PostgreSQL)
+   */
+  database?: LabDatabase | undefined;
   users: Users;
   audit: AuditTrail;
   runs: Pick<Runs, 'on' | 'off' | 'getIn'>;
   inspection: { on(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown; off(e: 'alarm', f: (e: RunAlarmEvent) => void): unknown };
-  events: Pick<SecurityEvents, 'on' | 'off'>;
+  events: Pick<SecurityEvents, 'on' | 'off' | 'hookRecording' | 'unhookRecording'>;
   broker: Pick<MessageBus, 'on' | 'off'>;
   calibration: Pick<Calibration, 'reminders'>;
   /**
@@ -130,7 +135,6 @@ export class Notifier {
   private pumping: Promise<void> | undefined;
   private again = false;
   private readonly offlineTimers = new Map<string, NodeJS.Timeout>();
-  private userColumns: Set<string> | undefined;
 
   constructor(private readonly deps: NotifierDeps) {
     this.now = deps.now ?? Date.now;
@@ -156,6 +160,7 @@ export class Notifier {
     if (config.smtp !== undefined) this.email = new EmailSender(config.smtp, this.deps.smtpPassword, config.timeoutMs);
     this.deps.inspection.on('alarm', this.onAlarm);
     this.deps.runs.on('state', this.onRunState);
+    this.deps.events.hookRecording(this.recording);
     this.deps.events.on('event', this.onSecurityEvent);
     this.deps.broker.on('gatewayDisconnected', this.onGatewayGone);
     this.deps.broker.on('gatewayConnected', this.onGatewayBack);
@@ -173,6 +178,7 @@ export class Notifier {
     this.running = false;
     this.deps.inspection.off('alarm', this.onAlarm);
     this.deps.runs.off('state', this.onRunState);
+    this.deps.events.unhookRecording(this.recording);
     this.deps.events.off('event', this.onSecurityEvent);
     this.deps.broker.off('gatewayDisconnected', this.onGatewayGone);
     this.deps.broker.off('gatewayConnected', this.onGatewayBack);
@@ -190,14 +196,14 @@ export class Notifier {
     this.email = undefined;
   }
 
-  /** counts for /api/health: deliveries waiting, and those that failed for good (synchronous: the health answer is) */
-  status(): { pending: number; failed: number; oldestPendingAt: number | null; email: boolean } {
-    return {
-      pending: this.outbox.countNow('pending'),
-      failed: this.outbox.countNow('failed'),
-      oldestPendingAt: this.outbox.oldestPendingNow(),
-      email: this.deps.config.smtp !== undefined,
-    };
+  /** counts for /api/health: deliveries waiting, and those that failed for good */
+  async status(): Promise<{ pending: number; failed: number; oldestPendingAt: number | null; email: boolean }> {
+    const [pending, failed, oldestPendingAt] = await Promise.all([
+      this.outbox.count('pending'),
+      this.outbox.count('failed'),
+      this.outbox.oldestPending(),
+    ]);
+    return { pending, failed, oldestPendingAt, email: this.deps.config.smtp !== undefined };
   }
 
   // ---- the events ----------------------------------------------------------------------------------------------
@@ -229,22 +235,33 @@ export class Notifier {
     });
   };
 
+  /** a security event as notified; undefined below notifications.securityMinSeverity */
+  private securityEvent(e: SecurityEvent): SecurityNotice | undefined {
+    if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return undefined;
+    return { kind: 'security-event', at: e.at, id: e.id, gateway: e.gateway, event: e.kind, severity: e.severity, detail: e.detail };
+  }
+
+  /**
+   * Told of every security event in the transaction that records it (SecurityEvents calls it; a failure is rolled
+   * back alone and logged there, the event stands): its deliveries commit, or roll back, with it.
+   */
+  private readonly recording: RecordingHook = {
+    in: async (trx, e) => {
+      const event = this.securityEvent(e);
+      if (event !== undefined) await this.announceIn(trx, event);
+    },
+    now: (e) => {
+      const event = this.securityEvent(e);
+      if (event === undefined) return;
+      if (this.deps.database !== undefined) this.announceNow(event);
+      // no synchronous twin: queued once the recording transaction (synchronous, so over by then) has ended
+      else void this.guardAsync('security-event', () => this.announce(event));
+    },
+  };
+
+  /** a security event told once its transaction committed: its deliveries were queued in it; they go out now */
   private readonly onSecurityEvent = (e: SecurityEvent): void => {
-    if (SEVERITY_RANK[e.severity] < SEVERITY_RANK[this.deps.config.securityMinSeverity]) return;
-    const event: NotifyEvent = {
-      kind: 'security-event',
-      at: e.at,
-      id: e.id,
-      gateway: e.gateway,
-      event: e.kind,
-      severity: e.severity,
-      detail: e.detail,
-    };
-    // heard inside a module's synchronous SQLite transaction (the ingest's record()): the deliveries commit (or roll
-    // back) with the event. Otherwise the event was told after its transaction committed (SecurityEvents.announce):
-    // the deliveries are queued through the store's asynchronous queries, on either engine
-    if (this.deps.database.sqlite.inTransaction) this.guard('security-event', () => this.announceNow(event));
-    else void this.guardAsync('security-event', () => this.announce(event));
+    if (this.securityEvent(e) !== undefined) this.wake();
   };
 
   private readonly onGatewayGone = (gateway: string): void => {
@@ -286,16 +303,7 @@ export class Notifier {
     });
   }
 
-  /** A listener never throws into the module that announced (an ingest transaction, a person's act). */
-  private guard(kind: string, work: () => void): void {
-    try {
-      work();
-    } catch (err) {
-      this.deps.logger.error({ part: 'notify', kind, err: (err as Error).message }, 'ALARM: notifications of an event could not be queued');
-    }
-  }
-
-  /** guard() for work that runs through the store's asynchronous queries */
+  /** A listener never throws into the module that announced (a person's act, a run's change). */
   private async guardAsync(kind: string, work: () => Promise<unknown>): Promise<void> {
     try {
       await work();
@@ -336,22 +344,9 @@ export class Notifier {
     return true;
   }
 
-  /** the user's language and zone as saved with the user (where the user store has them); en and UTC otherwise */
+  /** the user's language and zone as the user saved them (their preferences); en and UTC when not saved */
   private audienceOf(user: UserView): Audience {
-    const saved = user as unknown as Record<string, unknown>;
-    let locale = saved['locale'];
-    let zone = saved['timeZone'];
-    if (locale === undefined || zone === undefined) {
-      const db = this.deps.database.sqlite;
-      this.userColumns ??= new Set((db.prepare('PRAGMA table_info(users)').all() as { name: string }[]).map((c) => c.name));
-      const cols = ['locale', 'time_zone', 'timezone'].filter((c) => this.userColumns?.has(c));
-      if (cols.length > 0) {
-        const row = db.prepare(`SELECT ${cols.join(', ')} FROM users WHERE username = ?`).get(user.username) as Record<string, unknown> | undefined;
-        locale ??= row?.['locale'];
-        zone ??= row?.['time_zone'] ?? row?.['timezone'];
-      }
-    }
-    return { locale: knownLocale(locale), timeZone: knownZone(zone), baseUrl: this.deps.baseUrl() };
+    return { locale: knownLocale(user.locale), timeZone: knownZone(user.timeZone), baseUrl: this.deps.baseUrl() };
   }
 
   /** The deliveries of an event: to everyone subscribed who may see it, by each channel the user chose. */
@@ -389,45 +384,54 @@ export class Notifier {
    * several nodes, it is queued once (the outbox's unique key). How many deliveries were added.
    */
   async announce(e: NotifyEvent): Promise<number> {
-    const now = this.now();
-    const added = await this.deps.store.transaction().execute(async (trx) => {
-      const subscribers = await this.subscriptions.subscribers(e.kind, trx);
-      const hooks = new Map<string, Webhook>();
-      for (const id of new Set(subscribers.flatMap((s) => s.choice.webhooks))) {
-        const hook = await this.webhooks.get(id, trx);
-        if (hook !== undefined) hooks.set(id, hook);
-      }
-      const users = new Map<string, UserView | undefined>();
-      // who may see the record, asked on this transaction before the plan (which asks synchronously)
-      const seeing = new Set<string>();
-      for (const s of subscribers) {
-        const user = await this.deps.users.get(s.username, trx);
-        users.set(s.username, user);
-        const viewer = user === undefined ? undefined : this.recipientOf(user);
-        if (viewer !== undefined && (await this.maySeeIn(trx, viewer, e))) seeing.add(s.username);
-      }
-      let n = 0;
-      for (const d of this.plan(
-        e,
-        subscribers,
-        (id) => hooks.get(id),
-        (username) => users.get(username),
-        (username) => seeing.has(username),
-      ))
-        if ((await this.outbox.add(d, now, this.deps.config.maxPending, trx)) !== undefined) n++;
-      return n;
-    });
+    const added = await this.deps.store.transaction().execute((trx) => this.announceIn(trx, e));
     if (added > 0) this.wake();
     return added;
   }
 
   /**
-   * announce() for a security event heard inside the ingest's synchronous SQLite transaction: the deliveries commit,
-   * or roll back, with the event. Synchronous until the ingest moves.
+   * announce() inside the caller's transaction `trx` (a security event's, SecurityEvents' hook): the deliveries
+   * commit, or roll back, with what the caller writes. The sender is not woken: the rows are not seen before the
+   * commit (the caller's announcement after it wakes it; else the next poll). How many deliveries were added.
    */
-  announceNow(e: Extract<NotifyEvent, { kind: 'security-event' }>): number {
+  async announceIn(trx: Transaction<Tables>, e: NotifyEvent): Promise<number> {
     const now = this.now();
-    const added = this.deps.database.sqlite.transaction(() => {
+    const subscribers = await this.subscriptions.subscribers(e.kind, trx);
+    const hooks = new Map<string, Webhook>();
+    for (const id of new Set(subscribers.flatMap((s) => s.choice.webhooks))) {
+      const hook = await this.webhooks.get(id, trx);
+      if (hook !== undefined) hooks.set(id, hook);
+    }
+    const users = new Map<string, UserView | undefined>();
+    // who may see the record, asked on this transaction before the plan (which asks synchronously)
+    const seeing = new Set<string>();
+    for (const s of subscribers) {
+      const user = await this.deps.users.get(s.username, trx);
+      users.set(s.username, user);
+      const viewer = user === undefined ? undefined : this.recipientOf(user);
+      if (viewer !== undefined && (await this.maySeeIn(trx, viewer, e))) seeing.add(s.username);
+    }
+    let n = 0;
+    for (const d of this.plan(
+      e,
+      subscribers,
+      (id) => hooks.get(id),
+      (username) => users.get(username),
+      (username) => seeing.has(username),
+    ))
+      if ((await this.outbox.add(d, now, this.deps.config.maxPending, trx)) !== undefined) n++;
+    return n;
+  }
+
+  /**
+   * announce() for a security event recorded inside the SQLite ingest's synchronous transaction: the deliveries
+   * commit, or roll back, with the event. Synchronous (given the SQLite LabDatabase only) until the ingest moves.
+   */
+  announceNow(e: SecurityNotice): number {
+    const database = this.deps.database;
+    if (database === undefined) throw new Error('notifier: announceNow needs the SQLite LabDatabase (deps.database)');
+    const now = this.now();
+    const added = database.sqlite.transaction(() => {
       let n = 0;
       for (const d of this.plan(
         e,

@@ -106,8 +106,8 @@ export class Outbox {
   private readonly statements = new Map<string, Statement>();
 
   /**
-   * `store` runs every query; `database` (the SQLite store) only the synchronous twins that modules not yet on
-   * Kysely need inside their own synchronous transactions (addNow) or synchronously (countNow, oldestPendingNow).
+   * `store` runs every query; `database` (the SQLite store) only the synchronous twin that the SQLite ingest needs
+   * inside its own synchronous transaction (addNow).
    */
   constructor(
     private readonly store: Kysely<Tables>,
@@ -287,16 +287,20 @@ export class Outbox {
     return Number(row.n);
   }
 
-  /** count() as one synchronous statement (the health answer is synchronous) */
+  /** count() as one synchronous statement (addNow's bound) */
   countNow(status: DeliveryStatus): number {
     const [a, b] = storedAs(status);
     return (this.sql('SELECT COUNT(*) AS n FROM notification_outbox WHERE status IN (?, ?)').get(a, b ?? a) as { n: number }).n;
   }
 
-  /** the oldest pending delivery's creation time, null when none waits (synchronous, for the health answer) */
-  oldestPendingNow(): number | null {
-    return (this.sql("SELECT MIN(created_at) AS at FROM notification_outbox WHERE status IN ('pending', 'sending')").get() as { at: number | null })
-      .at;
+  /** the oldest pending delivery's creation time, null when none waits */
+  async oldestPending(): Promise<number | null> {
+    const row = await this.store
+      .selectFrom('notification_outbox')
+      .select((eb) => eb.fn.min('created_at').as('at'))
+      .where('status', 'in', storedAs('pending'))
+      .executeTakeFirst();
+    return row?.at === undefined || row.at === null ? null : Number(row.at);
   }
 
   /** newest first, paged by id */

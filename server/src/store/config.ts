@@ -132,22 +132,6 @@ export function resolveDatabaseConfig(
   };
 }
 
-/**
- * The SQLite file of a server whose records live in SQLite. The server runs its modules on SQLite only until each
- * has moved to Kysely on both dialects (docs/scale-out.md, "How the server moves onto PostgreSQL"); a PostgreSQL URL
- * serves `labtrace server migrate` and `migrate-store` today, and is refused here with that reason.
- */
-export function sqliteFileOf(config: { database: DatabaseConfig; dataDir: string }): string {
-  const target = storeTargetOf(config.database, config.dataDir);
-  if (target.dialect !== 'sqlite')
-    throw new LabtraceError(
-      'E_CONFIG',
-      'database.url: the server does not run on PostgreSQL yet (its modules are moving one by one; see docs/scale-out.md); ' +
-        'a PostgreSQL store is for `labtrace server migrate` and `labtrace server migrate-store` in this version',
-    );
-  return target.file;
-}
-
 /** the store a resolved `database` section names (resolveDatabaseConfig checked its URL already) */
 export function storeTargetOf(database: DatabaseConfig, dataDir: string): StoreTarget {
   return database.url === undefined

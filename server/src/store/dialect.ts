@@ -17,7 +17,6 @@ export {
   databaseConfigSchema,
   parseDatabaseUrl,
   resolveDatabaseConfig,
-  sqliteFileOf,
   storeTargetOf,
   type DatabaseConfig,
   type StoreTarget,
@@ -35,6 +34,8 @@ export interface OpenedStore {
   dialect: SqlDialect;
   /** where the store is, without a password */
   description: string;
+  /** PostgreSQL: how to open one more connection of the node's own (the leases' session), as the pool opens its */
+  connection?: pg.ClientConfig;
   close(): Promise<void>;
 }
 
@@ -76,13 +77,16 @@ export function openStore(
   if (options.passwordFile !== undefined && target.password !== undefined)
     throw new LabtraceError('E_CONFIG', `${passwordField}: the URL holds a password too; give it in one place (the file)`);
   const password = options.passwordFile === undefined ? target.password : readSecretFile(path.resolve(options.passwordFile), passwordField);
-  const pool = new pg.Pool({
+  const connection: pg.ClientConfig = {
     host: target.host,
     port: target.port,
     user: target.user,
     database: target.database,
     ...(password === undefined ? {} : { password }),
     ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
+  };
+  const pool = new pg.Pool({
+    ...connection,
     max: options.poolSize ?? 10,
     application_name: 'labtrace',
     ...(options.bigintAsText === true ? {} : { types: { getTypeParser: typeParser } }),
@@ -93,5 +97,5 @@ export function openStore(
   // pg_terminate_backend) the error would end the process; the query or transaction on it fails instead
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', description, close: () => db.destroy() };
+  return { db, dialect: 'postgres', description, connection: { ...connection, application_name: 'labtrace' }, close: () => db.destroy() };
 }

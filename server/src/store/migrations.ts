@@ -198,4 +198,25 @@ export const storeMigrations: Record<string, Migration> = {
       await partitionSamples(db);
     },
   },
+  '0063_instrument_positions': {
+    async up(db: Kysely<unknown>) {
+      // An instrument's place in the register (newest registered first, the cursor of a page) as a column of its own,
+      // the same on both engines: it was SQLite's rowid, which PostgreSQL has not (and which VACUUM may renumber in a
+      // table whose key is not an INTEGER PRIMARY KEY). The instruments keep the numbers SQLite gave them (on
+      // PostgreSQL: numbered in the order they were last announced); new ones are numbered by store/registry.ts.
+      await ddl(db, `ALTER TABLE instruments ADD COLUMN position INTEGER`);
+      if (dialectOf(db) === 'postgres')
+        await sql`UPDATE instruments i SET position = n.rn
+          FROM (SELECT id, row_number() OVER (ORDER BY updated_at, id) AS rn FROM instruments) n WHERE n.id = i.id`.execute(db);
+      else await sql`UPDATE instruments SET position = rowid`.execute(db);
+      await ddl(db, `CREATE UNIQUE INDEX instruments_by_position ON instruments (position)`);
+    },
+  },
+  '0064_batches_by_log_index': {
+    async up(db: Kysely<unknown>) {
+      // the stored batches in the order their headers entered the log, which is commit order: what the one node that
+      // inspects the running runs reads of every node's batches (inspection/sample-feed.ts)
+      await ddl(db, `CREATE INDEX batch_headers_by_log_index ON batch_headers (log_index)`);
+    },
+  },
 };

@@ -1,7 +1,14 @@
 // Gateways and the instruments they announced in their BIRTH messages.
 import type { BirthMessage, InstrumentCommand } from '@labtrace/protocols';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { LabDatabase, Tables } from './database.js';
+import { dialectOf } from './portable-ddl.js';
+
+/**
+ * the advisory lock (two-key form) under which a PostgreSQL transaction records a BIRTH, so that two nodes recording
+ * births at once never give two new instruments one place in the register ('ltrg')
+ */
+const INSTRUMENTS_LOCK = [0x6c74_7267, 1] as const;
 
 export interface GatewayRecord {
   id: string;
@@ -27,7 +34,11 @@ export class Registry {
   constructor(private readonly database: Pick<LabDatabase, 'db'>) {}
 
   async recordBirth(lab: string, birth: BirthMessage, now = Date.now()): Promise<void> {
+    const postgres = dialectOf(this.database.db as unknown as Kysely<unknown>) === 'postgres';
     await this.database.db.transaction().execute(async (trx) => {
+      // taken first, before any row is written: SQLite has one writer; on PostgreSQL the births are numbered one at a time
+      if (postgres && birth.instruments.length > 0)
+        await sql`SELECT pg_advisory_xact_lock(${INSTRUMENTS_LOCK[0]}, ${INSTRUMENTS_LOCK[1]})`.execute(trx);
       await trx
         .insertInto('gateways')
         .values({ id: birth.gateway, lab, version: birth.version, session: birth.session, first_seen: now, last_seen: now })
@@ -42,9 +53,10 @@ export class Registry {
           commands: instrument.commands === undefined || instrument.commands.length === 0 ? null : JSON.stringify(instrument.commands),
           updated_at: now,
         };
+        // a new instrument is placed after the newest in the register (store migration 0063); a known one keeps its place
         await trx
           .insertInto('instruments')
-          .values({ id: instrument.id, ...row })
+          .values({ id: instrument.id, ...row, position: sql<number>`(SELECT COALESCE(MAX(position), 0) + 1 FROM instruments)` })
           .onConflict((oc) => oc.column('id').doUpdateSet(row))
           .execute();
       }

@@ -245,6 +245,7 @@ export interface Tables {
     updated_at: number;
     protocol: string | null;
     commands: string | null;
+    position: number | null;
   };
   key_events: {
     id: Generated<number>;

@@ -7,6 +7,10 @@
 // modules not yet moved, on SQLite only: record() (the ingest records inside its synchronous group transaction) and
 // list() (a synchronous read). An event written in a caller's Kysely transaction (recordIn) is told to the listeners
 // and logged only once that transaction has committed: the caller calls announce(event) after it.
+//
+// What must not be lost with an event (its notifications) is written by the recording hooks (hookRecording), in the
+// transaction that records the event: it commits, or rolls back, with the event, so that a crash between a commit
+// and an announcement loses nothing, and an event is handed to them on the one node that records it.
 import { EventEmitter } from 'node:events';
 import type { Statement } from 'better-sqlite3';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -67,6 +71,18 @@ interface Events {
   event: [event: SecurityEvent];
 }
 
+/**
+ * A module told of every event in the transaction that records it (the notifier queues the event's deliveries):
+ * what it writes there commits, or rolls back, with the event. A hook that fails is rolled back alone (a savepoint)
+ * and logged: the event stands.
+ */
+export interface RecordingHook {
+  /** an event written through Kysely (recordIn, a refusal's row), in `trx`: the transaction that records it */
+  in(trx: Transaction<Tables>, event: SecurityEvent): Promise<void>;
+  /** an event written by the synchronous record(), inside its synchronous SQLite transaction */
+  now(event: SecurityEvent): void;
+}
+
 const COLUMNS = 'id, at, gateway, kind, severity, batch, detail, count, COALESCE(last_at, at) AS lastAt, address, client';
 
 /** an aggregated refusal's row in this window: its id once inserted, and the repetitions not yet written */
@@ -125,6 +141,7 @@ export class SecurityEvents extends EventEmitter<Events> {
   /** the flushes, one after the other */
   private flushing: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
+  private readonly hooks = new Set<RecordingHook>();
 
   /** `store`: the SQLite LabDatabase (record() and list() need it) or a Kysely store (SQLite or PostgreSQL) */
   constructor(
@@ -143,23 +160,67 @@ export class SecurityEvents extends EventEmitter<Events> {
     return this.sqlite;
   }
 
+  /** Has `hook` told of every event from now on, in the transaction that records it. */
+  hookRecording(hook: RecordingHook): void {
+    this.hooks.add(hook);
+  }
+
+  unhookRecording(hook: RecordingHook): void {
+    this.hooks.delete(hook);
+  }
+
+  /** the hooks, each under a savepoint of `trx`: one that fails is rolled back alone and logged */
+  private async hookIn(trx: Transaction<Tables>, event: SecurityEvent): Promise<void> {
+    for (const hook of [...this.hooks]) {
+      await sql`SAVEPOINT security_event_hook`.execute(trx);
+      try {
+        await hook.in(trx, event);
+      } catch (err) {
+        await sql`ROLLBACK TO SAVEPOINT security_event_hook`.execute(trx);
+        this.hookFailed(event, err);
+      }
+      await sql`RELEASE SAVEPOINT security_event_hook`.execute(trx);
+    }
+  }
+
+  private hookFailed(event: SecurityEvent, err: unknown): void {
+    this.logger.error(
+      { id: event.id, kind: event.kind, err: (err as Error).message },
+      'ALARM: what is written with a security event (its notifications) could not be; the event is recorded',
+    );
+  }
+
   /**
-   * Records an event (inside the caller's synchronous SQLite transaction, if any), logs it and tells the listeners
-   * at once (inside that transaction): the synchronous twin of recordIn for the modules not yet on Kysely (the ingest).
+   * Records an event (inside the caller's synchronous SQLite transaction, if any, else in one of its own) with what
+   * the hooks write, logs it and tells the listeners at once (inside that transaction): the synchronous twin of
+   * recordIn for the modules not yet on Kysely (the ingest).
    */
   record(gateway: string, kind: SecurityEventKind, severity: Severity, detail: string, batch: number | null = null, at = Date.now()): SecurityEvent {
-    this.insert ??= this.sync().sqlite.prepare(
+    const db = this.sync().sqlite;
+    this.insert ??= db.prepare(
       'INSERT INTO security_events (at, gateway, kind, severity, batch, detail, last_at, address, client) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)',
     );
-    const info = this.insert.run(at, gateway, kind, severity, batch, detail, at);
-    const event = eventOf(Number(info.lastInsertRowid), { gateway, kind, severity, detail, batch }, at);
+    const insert = this.insert;
+    const event = db.transaction(() => {
+      const info = insert.run(at, gateway, kind, severity, batch, detail, at);
+      const recorded = eventOf(Number(info.lastInsertRowid), { gateway, kind, severity, detail, batch }, at);
+      for (const hook of [...this.hooks])
+        try {
+          // a savepoint of its own: a hook that fails is rolled back alone
+          db.transaction(() => hook.now(recorded))();
+        } catch (err) {
+          this.hookFailed(recorded, err);
+        }
+      return recorded;
+    })();
     this.announce(event);
     return event;
   }
 
   /**
-   * Writes an event in the caller's transaction (SQLite or PostgreSQL) and returns it; nothing is logged nor told
-   * yet. Once the transaction has committed, the caller calls announce(event) (an event rolled back is never told).
+   * Writes an event in the caller's transaction (SQLite or PostgreSQL), with what the hooks write, and returns it;
+   * nothing is logged nor told yet. Once the transaction has committed, the caller calls announce(event) (an event
+   * rolled back is never told).
    */
   async recordIn(
     trx: Transaction<Tables>,
@@ -170,7 +231,9 @@ export class SecurityEvents extends EventEmitter<Events> {
     batch: number | null,
     at: number,
   ): Promise<SecurityEvent> {
-    return this.insertIn(trx, { gateway, kind, severity, detail, batch }, at);
+    const event = await this.insertIn(trx, { gateway, kind, severity, detail, batch }, at);
+    await this.hookIn(trx, event);
+    return event;
   }
 
   private async insertIn(db: Kysely<Tables>, r: Refusal, at: number): Promise<SecurityEvent> {
@@ -264,11 +327,17 @@ export class SecurityEvents extends EventEmitter<Events> {
     }
   }
 
-  /** A window's first refusal of a source: its row, inserted in a transaction of its own, then announced. */
+  /** A window's first refusal of a source: its row, inserted in a transaction of its own (with the hooks), then announced. */
   private newRow(r: Refusal, at: number): WindowRow {
     const row: WindowRow = { id: undefined, inserted: Promise.resolve(), count: 0, lastAt: at };
     // one after the other: the rows are numbered in the order the refusals came (a pool would race them)
-    const inserted = this.lastInsert.then(() => this.insertIn(this.db, r, at));
+    const inserted = this.lastInsert.then(() =>
+      this.db.transaction().execute(async (trx) => {
+        const event = await this.insertIn(trx, r, at);
+        await this.hookIn(trx, event);
+        return event;
+      }),
+    );
     const told = inserted.then(
       (event) => {
         row.id = event.id;

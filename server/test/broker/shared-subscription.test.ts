@@ -19,31 +19,19 @@
 import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import Database from 'better-sqlite3';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import {
-  formatVerifierKey,
-  headerHash,
-  openBatch,
-  parseTopic,
-  publicKeyFromSeed,
-  sealBatch,
-  topicFor,
-  type CmdMessage,
-  type SignerKey,
-} from '@labtrace/protocols';
+import { formatVerifierKey, openBatch, parseTopic, publicKeyFromSeed, topicFor } from '@labtrace/protocols';
 import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { freePort } from '../helpers/ports.js';
-import { LAB, records, seedOf, signerOf, TEST_CLOCK_WINDOW_MS } from '../helpers/server.js';
+import { aclWithSecondNode, DEPLOY_MOSQUITTO as DEPLOY, Gateway, waitFor } from '../helpers/mqtt-gateway.js';
+import { LAB, seedOf, TEST_CLOCK_WINDOW_MS } from '../helpers/server.js';
 
-// server/dist/test/broker/shared-subscription.test.js -> deploy/mosquitto at the repository root
-const DEPLOY = fileURLToPath(new URL('../../../../deploy/mosquitto/', import.meta.url));
 const run = promisify(execFile);
 const GROUP = 'labtrace-nodes';
 const GATEWAYS = ['gw-1', 'gw-2', 'gw-3'];
@@ -53,170 +41,6 @@ const NODE_USERS: MosquittoUser[] = [
   { username: 'labtrace-server-2', password: 'node-2-secret-for-tests' },
 ];
 const GATEWAY_USERS: MosquittoUser[] = GATEWAYS.map((id) => ({ username: id, password: `${id}-secret-for-tests` }));
-/** the real gateway's window of unacknowledged batches (MAX_IN_FLIGHT) */
-const WINDOW = 32;
-/** the real gateway resends after 30 s (RESEND_AFTER_MS); shorter here, still far above an ACK's time on loopback */
-const ACK_TIMEOUT_MS = 10_000;
-const SAMPLES_PER_BATCH = 5;
-const PRODUCE_EVERY_MS = 100;
-
-/** The shipped ACL, with the block of the server user repeated for the second node's user. */
-function aclWithSecondNode(): string {
-  const shipped = readFileSync(`${DEPLOY}labtrace.acl`, 'utf8');
-  const at = shipped.indexOf('user labtrace-server\n');
-  if (at < 0) throw new Error('the shipped ACL has no "user labtrace-server" block');
-  const block = shipped.slice(at).replace('user labtrace-server\n', 'user labtrace-server-2\n');
-  return `${shipped}\n${block}`;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/**
- * A gateway as far as the server and the broker can tell: it signs and chains its batches, keeps each one until
- * the server's ACK, publishes at most WINDOW unacknowledged ones at a time, in order, publishes again a batch
- * whose ACK has not come within ACK_TIMEOUT_MS, and follows the server's commands (rebirth, resend), as the real
- * gateway's uplink does. Its outbox is in memory: the gateway process is not what is killed here.
- */
-class Gateway {
-  /** batches not yet acknowledged, by number */
-  readonly outbox = new Map<number, Uint8Array>();
-  /** when each batch was first published, and how often */
-  readonly firstSent = new Map<number, number>();
-  readonly sends = new Map<number, number>();
-  /** when the first ACK of each batch came */
-  readonly acked = new Map<number, number>();
-  readonly commands: CmdMessage[] = [];
-  /** batches stored in the outbox and not yet published, in order */
-  private readonly unsent: number[] = [];
-  /** when each unacknowledged batch was last published */
-  private readonly inFlight = new Map<number, number>();
-  private prev: Uint8Array | null = null;
-  private next = 0;
-  private readonly timers: NodeJS.Timeout[] = [];
-
-  private constructor(
-    readonly id: string,
-    private readonly client: MqttClient,
-    private readonly key: SignerKey,
-  ) {
-    client.on('message', (topic, payload) => {
-      const kind = parseTopic(topic)?.kind;
-      if (kind === 'ACK') this.onAck((JSON.parse(payload.toString()) as { batch: number }).batch);
-      else if (kind === 'CMD') this.onCommand(JSON.parse(payload.toString()) as CmdMessage);
-    });
-    this.timers.push(setInterval(() => this.resendOverdue(), 1000));
-  }
-
-  static async connect(url: string, user: MosquittoUser): Promise<Gateway> {
-    const client = await mqtt.connectAsync(url, {
-      clientId: user.username,
-      username: user.username,
-      password: user.password,
-      clean: true,
-      reconnectPeriod: 1000,
-    });
-    await client.subscribeAsync([topicFor(LAB, user.username, 'ACK'), topicFor(LAB, user.username, 'CMD')], { qos: 1 });
-    const gateway = new Gateway(user.username, client, signerOf(user.username));
-    await gateway.birth();
-    return gateway;
-  }
-
-  get instrument(): string {
-    return `${this.id}-ut`;
-  }
-
-  /** every batch made so far */
-  get made(): number[] {
-    return Array.from({ length: this.next }, (_, i) => i);
-  }
-
-  birth(): Promise<unknown> {
-    const instruments = [{ id: this.instrument, identity: { maker: 'm', model: 'x', serialNumber: this.id }, channels: [{ name: 'c', unit: '' }] }];
-    return this.client.publishAsync(
-      topicFor(LAB, this.id, 'BIRTH'),
-      JSON.stringify({ v: 1, gateway: this.id, session: 1, version: 't', instruments }),
-      {
-        qos: 1,
-      },
-    );
-  }
-
-  /** Makes `count` more batches, one every PRODUCE_EVERY_MS; resolves when the last is in the outbox. */
-  produce(count: number): Promise<void> {
-    return new Promise((resolve) => {
-      let left = count;
-      const timer = setInterval(() => {
-        const batch = this.next++;
-        const { signed, wire } = sealBatch(
-          this.key,
-          this.id,
-          batch,
-          records(this.instrument, batch * SAMPLES_PER_BATCH, SAMPLES_PER_BATCH),
-          this.prev,
-        );
-        this.prev = headerHash(signed.header);
-        this.outbox.set(batch, wire);
-        this.unsent.push(batch);
-        this.pump();
-        if (--left === 0) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, PRODUCE_EVERY_MS);
-      this.timers.push(timer);
-    });
-  }
-
-  private publish(batch: number): void {
-    const wire = this.outbox.get(batch);
-    if (wire === undefined) return;
-    this.inFlight.set(batch, Date.now());
-    if (!this.firstSent.has(batch)) this.firstSent.set(batch, Date.now());
-    this.sends.set(batch, (this.sends.get(batch) ?? 0) + 1);
-    this.client.publish(topicFor(LAB, this.id, 'DATA'), Buffer.from(wire), { qos: 1 });
-  }
-
-  private pump(): void {
-    while (this.inFlight.size < WINDOW && this.unsent.length > 0) {
-      const batch = this.unsent.shift();
-      if (batch !== undefined) this.publish(batch);
-    }
-  }
-
-  private resendOverdue(): void {
-    const now = Date.now();
-    for (const [batch, at] of this.inFlight) if (now - at >= ACK_TIMEOUT_MS) this.publish(batch);
-  }
-
-  private onAck(batch: number): void {
-    if (!this.acked.has(batch)) this.acked.set(batch, Date.now());
-    this.outbox.delete(batch);
-    this.inFlight.delete(batch);
-    this.pump();
-  }
-
-  private onCommand(cmd: CmdMessage): void {
-    this.commands.push(cmd);
-    if (cmd.cmd === 'rebirth') {
-      void this.birth();
-      return;
-    }
-    if (cmd.cmd !== 'resend') return;
-    for (const batch of [...this.inFlight.keys()].sort((a, b) => a - b)) if (batch >= cmd.fromBatch) this.publish(batch);
-  }
-
-  async end(): Promise<void> {
-    for (const timer of this.timers) clearInterval(timer);
-    await this.client.endAsync(true);
-  }
-}
-
 interface Node {
   name: string;
   proc: ChildProcess;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
-import { Calibration, type CalibrationInput } from '../../src/lab/calibration.js';
+import { Calibration, type CalibrationInput, type CalibrationState } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
@@ -118,6 +118,58 @@ function calibrationOn(db: Kysely<Tables>, clock: () => number, requireForRuns =
 }
 
 const PDF = Buffer.from('%PDF-1.4\n%%EOF\n', 'latin1');
+
+type Identity = { maker: string; model: string; serialNumber: string; location?: string };
+
+/** a gateway's BIRTH announcing `instruments` (id and identity), recorded by the registry on `db` */
+async function announce(db: Kysely<Tables>, gateway: string, instruments: [string, Identity][]): Promise<void> {
+  await new Registry({ db }).recordBirth('lab-t', {
+    v: 1,
+    gateway,
+    session: 1,
+    version: 't',
+    instruments: instruments.map(([id, identity]) => ({ id, identity, channels: [{ name: 'c', unit: 'kN' }] })),
+  });
+}
+
+/**
+ * the register's instruments besides ut-1 and ut-2 (gw-a): three on gw-b, whose maker, serial number and location
+ * are searched (one serial with LIKE's own characters in it), then three on gw-c
+ */
+async function announceRegister(db: Kysely<Tables>): Promise<void> {
+  await announce(db, 'gw-b', [
+    ['bal-1', { maker: 'Mettler Toledo', model: 'XPR205', serialNumber: 'B-100', location: 'Room 2' }],
+    ['dmm-7', { maker: 'Keysight', model: '34465A', serialNumber: 'MY_59%', location: 'Bench 4' }],
+    ['ut-9', { maker: 'Zwick', model: 'Z050', serialNumber: 'Z-9' }],
+  ]);
+  await announce(db, 'gw-c', [
+    ['ph-1', { maker: 'Metrohm', model: '913', serialNumber: 'P-1' }],
+    ['ph-2', { maker: 'Metrohm', model: '913', serialNumber: 'P-2' }],
+    ['ph-3', { maker: 'Metrohm', model: '913', serialNumber: 'P-3' }],
+  ]);
+  // announced again (a gateway's restart), with a new location: they keep their places
+  await announce(db, 'gw-a', [
+    ['ut-1', { maker: 'm', model: 'x', serialNumber: 'ut-1', location: 'Hall 1' }],
+    ['ut-2', { maker: 'm', model: 'x', serialNumber: 'ut-2' }],
+  ]);
+}
+
+type RegisterQuery = Parameters<Calibration['register']>[0];
+
+/** every page of the register, followed by its cursors: the ids of each page */
+async function pages(calibration: Calibration, query: Omit<RegisterQuery, 'cursor'>, connected: string[] = [], at?: number): Promise<string[][]> {
+  const all: string[][] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await calibration.register({ ...query, ...(cursor === undefined ? {} : { cursor }) }, new Set(connected), at);
+    expect(page.items.length).toBeLessThanOrEqual(query.limit);
+    all.push(page.items.map((i) => i.id));
+    if (page.next === null) return all;
+    cursor = page.next;
+  }
+}
+
+const NEWEST_FIRST = ['ph-3', 'ph-2', 'ph-1', 'ut-9', 'dmm-7', 'bal-1', 'ut-2', 'ut-1'];
 
 describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   test('records give the status at any time and the reminders; a new record names the one it supersedes', async () => {
@@ -227,9 +279,123 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect((await calibration.calibrationsWithAttachments('ut-1')).map((c) => [c.id, c.attachment?.sha256])).toEqual([[cal.id, sha256]]);
     expect((await chain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
   }, 120_000);
+
+  test('the register pages newest registered first, every instrument once, and searches with % and _ taken literally', async () => {
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    await announceRegister(db);
+    const calibration = calibrationOn(db, () => T0);
+    expect(await pages(calibration, { limit: 3 })).toEqual([
+      ['ph-3', 'ph-2', 'ph-1'],
+      ['ut-9', 'dmm-7', 'bal-1'],
+      ['ut-2', 'ut-1'],
+    ]);
+    expect((await pages(calibration, { limit: 1 })).flat()).toEqual(NEWEST_FIRST);
+    expect(await pages(calibration, { limit: 8 })).toEqual([NEWEST_FIRST]);
+    const page = await calibration.register({ limit: 1 }, new Set());
+    expect(page.items).toEqual([
+      {
+        id: 'ph-3',
+        gateway: 'gw-c',
+        identity: { maker: 'Metrohm', model: '913', serialNumber: 'P-3' },
+        channels: [{ name: 'c', unit: 'kN' }],
+        connected: false,
+        calibration: { status: 'never-calibrated', dueAt: null },
+      },
+    ]);
+    const found = async (q: string, limit = 10) => (await pages(calibration, { limit, q })).flat();
+    // the id, and the maker, model, serial number and location in the identity, ASCII letters in either case
+    expect(await found('mettler')).toEqual(['bal-1']);
+    expect(await found('KEYSIGHT')).toEqual(['dmm-7']);
+    expect(await found('34465')).toEqual(['dmm-7']);
+    expect(await found('z-9')).toEqual(['ut-9']);
+    expect(await found('room')).toEqual(['bal-1']);
+    expect(await found('hall 1')).toEqual(['ut-1']);
+    expect(await found('ph-')).toEqual(['ph-3', 'ph-2', 'ph-1']);
+    expect(await pages(calibration, { limit: 2, q: 'metrohm' })).toEqual([['ph-3', 'ph-2'], ['ph-1']]);
+    // LIKE's own characters are the characters themselves
+    expect(await found('_59%')).toEqual(['dmm-7']);
+    expect(await found('%')).toEqual(['dmm-7']);
+    expect(await found('Y_5')).toEqual(['dmm-7']);
+    expect(await found('B_1')).toEqual([]);
+    expect(await found('\\')).toEqual([]);
+    expect(await found('nothing like it')).toEqual([]);
+  }, 120_000);
+
+  test('the register filters by the calibration status at a time (as status() tells it) and by connection', async () => {
+    let clock = T0;
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    await announceRegister(db);
+    const calibration = calibrationOn(db, () => clock);
+    await calibration.record(TECH, 'bal-1', certificate(T0 - DAY, T0 + YEAR));
+    await calibration.record(TECH, 'dmm-7', certificate(T0 - YEAR, T0 + 10 * DAY));
+    await calibration.record(TECH, 'ut-9', certificate(T0 - 2 * YEAR, T0 - YEAR));
+    await calibration.record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR));
+    clock = T0 + 1000;
+    await calibration.check(TECH, 'ut-1', { checkedAt: T0, result: 'fail', description: 'reads 2 % high' });
+    const byStatus = async (status: CalibrationState, at?: number) => (await pages(calibration, { limit: 2, calibration: status }, [], at)).flat();
+    expect(await byStatus('valid')).toEqual(['bal-1']);
+    expect(await byStatus('due-soon')).toEqual(['dmm-7']);
+    expect(await byStatus('expired')).toEqual(['ut-9']);
+    expect(await byStatus('out-of-service')).toEqual(['ut-1']);
+    expect(await pages(calibration, { limit: 2, calibration: 'never-calibrated' })).toEqual([
+      ['ph-3', 'ph-2'],
+      ['ph-1', 'ut-2'],
+    ]);
+    // at an earlier time, the records as they stood then: before bal-1's and ut-1's calibrations, before ut-1's check
+    expect(await byStatus('never-calibrated', T0 - 2 * DAY)).toEqual(['ph-3', 'ph-2', 'ph-1', 'bal-1', 'ut-2', 'ut-1']);
+    expect(await byStatus('out-of-service', T0 - 1)).toEqual([]);
+    expect(await byStatus('valid', T0 - 1)).toEqual(['bal-1', 'ut-1']);
+    // each item's status and due date as status() gives them
+    const items = (await calibration.register({ limit: 20 }, new Set())).items;
+    expect(items.map((i) => i.id)).toEqual(NEWEST_FIRST);
+    for (const item of items) {
+      const status = await calibration.status(item.id);
+      expect(item.calibration).toEqual({ status: status.status, dueAt: status.dueAt });
+    }
+    // connected: the instruments whose gateway is connected now
+    const connected = async (value: boolean, gateways: string[]) => (await pages(calibration, { limit: 2, connected: value }, gateways)).flat();
+    expect(await connected(true, ['gw-a', 'gw-c'])).toEqual(['ph-3', 'ph-2', 'ph-1', 'ut-2', 'ut-1']);
+    expect(await connected(false, ['gw-a', 'gw-c'])).toEqual(['ut-9', 'dmm-7', 'bal-1']);
+    expect(await connected(true, [])).toEqual([]);
+    expect(await connected(false, [])).toEqual(NEWEST_FIRST);
+    expect((await calibration.register({ limit: 20 }, new Set(['gw-b']))).items.map((i) => [i.id, i.connected])).toEqual(
+      NEWEST_FIRST.map((id) => [id, ['ut-9', 'dmm-7', 'bal-1'].includes(id)]),
+    );
+    // every filter at once
+    expect(await pages(calibration, { limit: 1, q: 'p-', calibration: 'never-calibrated', connected: true }, ['gw-c'])).toEqual([
+      ['ph-3'],
+      ['ph-2'],
+      ['ph-1'],
+    ]);
+  }, 120_000);
 });
 
 describe('two nodes on one PostgreSQL', () => {
+  test('BIRTHs recorded at once from both give each new instrument a place of its own in the register', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const gateways = Array.from({ length: 8 }, (_, g) => `gw-${g}`);
+    await Promise.all(
+      gateways.map((gateway, g) =>
+        announce(
+          g % 2 ? a : b,
+          gateway,
+          Array.from({ length: 3 }, (_, i): [string, Identity] => [`${gateway}-i${i}`, { maker: 'm', model: 'x', serialNumber: `${g}-${i}` }]),
+        ),
+      ),
+    );
+    const seen = (
+      await pages(
+        calibrationOn(b, () => T0),
+        { limit: 5 },
+      )
+    ).flat();
+    expect(seen).toHaveLength(2 + 24);
+    expect(new Set(seen).size).toBe(seen.length);
+    // each gateway's instruments in the order its BIRTH listed them, ut-1 and ut-2 first of all
+    expect(seen.slice(-2)).toEqual(['ut-2', 'ut-1']);
+    for (const gateway of gateways) expect(seen.filter((id) => id.startsWith(`${gateway}-`))).toEqual([2, 1, 0].map((i) => `${gateway}-i${i}`));
+  }, 120_000);
+
   test('calibrations of one instrument recorded at once from both: each supersedes a different record, one chain', async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
     const onA = calibrationOn(a, () => T0);

@@ -50,7 +50,7 @@ describe('status under fake time', () => {
     await birth(new Registry(database), 'ut-1', 'ut-2');
     const audit = new AuditTrail(database);
     equipment = new EquipmentStatus(database.db, audit, () => clock);
-    calibration = new Calibration(database, audit, equipment, { requireForRuns: true, dueSoonDays: 30 }, () => clock);
+    calibration = new Calibration(database.db, audit, equipment, { requireForRuns: true, dueSoonDays: 30 }, () => clock);
   });
   afterAll(async () => {
     await database.close();
@@ -96,7 +96,7 @@ describe('status under fake time', () => {
 
   test('the due-soon window is configurable', async () => {
     const strict = new Calibration(
-      database,
+      database.db,
       new AuditTrail(database),
       new EquipmentStatus(database.db, new AuditTrail(database)),
       {

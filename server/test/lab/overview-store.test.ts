@@ -136,7 +136,7 @@ const CONNECTED = ['gw-a', 'gw-z'];
 let postgres: TestPostgres;
 const opened: OpenedStore[] = [];
 const dirs: string[] = [];
-/** the synchronous parts of Calibration and AuditTrail need a LabDatabase; statusIn reads only the db it is given */
+/** the synchronous parts of AuditTrail need a LabDatabase; Calibration.statusIn reads only the db it is given */
 let unused: LabDatabase;
 let calibration: Calibration;
 const figures: Record<string, Record<string, Overview>> = {};
@@ -294,7 +294,7 @@ beforeAll(async () => {
   dirs.push(dir);
   unused = new LabDatabase(dir, serverMigrations);
   const audit = new AuditTrail(unused);
-  calibration = new Calibration(unused, audit, new EquipmentStatus(unused.db, audit), { requireForRuns: false, dueSoonDays: 30 });
+  calibration = new Calibration(unused.db, audit, new EquipmentStatus(unused.db, audit), { requireForRuns: false, dueSoonDays: 30 });
   for (const engine of ['sqlite', 'postgres'] as const) {
     const overview = new LabOverview(
       await store(engine),

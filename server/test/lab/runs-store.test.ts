@@ -414,6 +414,41 @@ describe('two nodes on one PostgreSQL', () => {
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(12);
   }, 120_000);
 
+  test('a run started on one node is followed on the other once it reloads the running runs, and let go once stopped', async () => {
+    const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
+    const onA = runsOn(a, 'postgres');
+    const onB = runsOn(b, 'postgres');
+    const heardOnB: { run: string; seqs: number[] }[] = [];
+    onB.on('samples', (run, samples) => heardOnB.push({ run, seqs: samples.map((x) => x.seq) }));
+    const live = (seq: number) => [{ ...force(seq, 10), gateway: 'gw-a' }];
+    const run = await onA.create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] });
+    await onA.start(TESS, run.id);
+    // node B stores a sample of the run's instrument: before a reload it does not know the run is running
+    onB.onSamples(live(0));
+    expect(heardOnB).toEqual([]);
+    await onB.reloadRunning();
+    onB.onSamples(live(1));
+    expect(heardOnB).toEqual([{ run: run.id, seqs: [1] }]);
+    await onA.stop(TESS, run.id);
+    await onB.reloadRunning();
+    onB.onSamples(live(2));
+    expect(heardOnB).toEqual([{ run: run.id, seqs: [1] }]);
+    // followOtherNodes() reloads by itself until stopFollowing()
+    const second = await onA.create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] });
+    onB.followOtherNodes({ refreshMs: 50 });
+    try {
+      await onA.start(TESS, second.id);
+      const deadline = Date.now() + 10_000;
+      while (!heardOnB.some((h) => h.run === second.id) && Date.now() < deadline) {
+        onB.onSamples(live(3));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(heardOnB.some((h) => h.run === second.id)).toBe(true);
+    } finally {
+      await onB.stopFollowing();
+    }
+  }, 120_000);
+
   test("a run's results read on both nodes at once are kept once, with one audit entry", async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
     const onA = runsOn(a, 'postgres');

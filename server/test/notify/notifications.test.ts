@@ -109,7 +109,7 @@ const eventOf = (m: { mail: { headers: Map<string, unknown> } }): string => {
   return typeof v === 'string' ? v : '';
 };
 const events = (address: string): string[] => smtp.to(address).map(eventOf);
-const idle = async (): Promise<void> => waitFor('no delivery pending', () => t.server.notifications.status().pending === 0, 20_000);
+const idle = async (): Promise<void> => waitFor('no delivery pending', async () => (await t.server.notifications.status()).pending === 0, 20_000);
 
 describe('every kind of event reaches its subscribers by e-mail and webhook', () => {
   let techHook: Webhook;

@@ -277,6 +277,8 @@ class Silent extends EventEmitter {
   get(): undefined {
     return undefined;
   }
+  hookRecording(): void {}
+  unhookRecording(): void {}
 }
 
 /** a node's notifier on `store`: its sender loop drains the outbox (pollMs 20) */
@@ -284,8 +286,6 @@ function notifierOn(store: Kysely<Tables>): Notifier {
   const silent = new Silent();
   return new Notifier({
     store,
-    // the synchronous twins (events heard inside a SQLite transaction, the health counts) are not used here
-    database: userStore,
     users: new Users(store, new AuditTrail(userStore)),
     audit: new AuditTrail(userStore),
     runs: silent as unknown as NotifierDeps['runs'],

@@ -149,7 +149,7 @@ describe('a receiver that never comes back', () => {
     expect(hook.status).toBe(201);
     const res = await call<Delivery>('/api/notifications/test', postJson({ channel: 'webhook', webhook: hook.body.id }), 'admin');
     expect(res.body).toMatchObject({ status: 'pending', attempts: 1, lastError: expect.stringMatching(/ECONNREFUSED/) });
-    await waitFor('the last attempt', () => server.server.notifications.status().failed === 1);
+    await waitFor('the last attempt', async () => (await server.server.notifications.status()).failed === 1);
 
     const failed = await call<{ deliveries: Delivery[] }>('/api/notifications/deliveries?status=failed', {}, 'admin');
     expect(failed.body.deliveries).toEqual([expect.objectContaining({ id: res.body.id, status: 'failed', attempts: 3 })]);
@@ -163,7 +163,7 @@ describe('a receiver that never comes back', () => {
       const retried = await call<Delivery>(`/api/notifications/deliveries/${res.body.id}/retry`, postJson({}), 'admin');
       expect(retried.body).toMatchObject({ status: 'pending', attempts: 0 });
       await waitFor('the retried delivery', () => receiver.requests.length === 1);
-      await waitFor('recorded as sent', () => server.server.notifications.status().failed === 0);
+      await waitFor('recorded as sent', async () => (await server.server.notifications.status()).failed === 0);
       expect((await call(`/api/notifications/deliveries/${res.body.id}/retry`, postJson({}), 'admin')).status).toBe(409);
       expect((await call(`/api/notifications/deliveries/${res.body.id}/retry`, postJson({}), 'technician')).status).toBe(403);
     } finally {

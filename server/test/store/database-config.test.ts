@@ -7,7 +7,7 @@ import { expect, test } from '@jest/globals';
 import pino from 'pino';
 import { LabtraceServer } from '../../src/server.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../../src/config.js';
-import { sqliteFileOf, storeTargetOf } from '../../src/store/dialect.js';
+import { storeTargetOf } from '../../src/store/dialect.js';
 import { openSqliteFile } from '../../src/store/database.js';
 import { startServer } from '../helpers/server.js';
 
@@ -34,7 +34,7 @@ test('a relative SQLite file and a password file are taken from the config file 
   const file = configFile('database:\n  url: sqlite:records/lab.sqlite\n');
   const dir = path.dirname(file);
   const config = await loadServerConfig(file, NO_ENV);
-  expect(sqliteFileOf(config)).toBe(path.join(dir, 'records', 'lab.sqlite'));
+  expect(storeTargetOf(config.database, config.dataDir)).toEqual({ dialect: 'sqlite', file: path.join(dir, 'records', 'lab.sqlite') });
   const pg = await loadServerConfig(configFile('database:\n  url: postgres://labtrace@db.lab:5433/lab\n  passwordFile: ./pw\n'), NO_ENV);
   expect(storeTargetOf(pg.database, pg.dataDir)).toMatchObject({
     dialect: 'postgres',
@@ -96,14 +96,34 @@ test('a server given database.url sqlite:<file> keeps its records in that file, 
   }
 });
 
-test('a server given a PostgreSQL URL refuses to start with a reason naming the field (its modules run on SQLite in this version)', () => {
-  const config = serverConfigSchema.parse({ dataDir: tmp(), database: { url: `postgres://labtrace:${secret}@127.0.0.1:1/lab` } });
+test('a server on a PostgreSQL store it cannot reach fails at its start with the reason, never the password, and leaves nothing running', async () => {
+  const config = serverConfigSchema.parse({
+    dataDir: tmp(),
+    http: { host: '127.0.0.1', port: 0 },
+    mqtt: { host: '127.0.0.1', port: 0 },
+    database: { url: `postgres://labtrace:${secret}@127.0.0.1:1/lab` },
+  });
+  const server = new LabtraceServer(config, pino({ level: 'silent' }));
+  expect(server.engine).toBe('postgres');
+  let error: unknown;
+  try {
+    await server.start();
+  } catch (err) {
+    error = err;
+  }
+  expect(error).toBeInstanceOf(Error);
+  expect(String((error as Error).message)).toMatch(/ECONNREFUSED|connect/);
+  expect(String((error as Error).message)).not.toContain(secret);
+  expect(server.httpPort).toBe(0);
+});
+
+test('the demo lab is refused on PostgreSQL, naming the field', () => {
+  const config = serverConfigSchema.parse({ dataDir: tmp(), demo: { enabled: true }, database: { url: 'postgres://labtrace@127.0.0.1:1/lab' } });
   let error: unknown;
   try {
     new LabtraceServer(config, pino({ level: 'silent' }));
   } catch (err) {
     error = err;
   }
-  expect(error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/^database\.url: the server does not run on PostgreSQL yet/) });
-  expect(String((error as Error).message)).not.toContain(secret);
+  expect(error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/^demo\.enabled: /) });
 });

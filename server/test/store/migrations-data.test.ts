@@ -1,12 +1,14 @@
 // The migrations that move or compute data (0004's compact samples, 0021's key events from the key table, 0040's
-// verdict column) give the same rows on SQLite and on PostgreSQL 15: the PostgreSQL branches say what SQLite's say.
+// verdict column, 0063's instrument positions) give the same rows on SQLite and on PostgreSQL 15: the PostgreSQL
+// branches say what SQLite's say.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { migrateStore } from '../../src/store/database.js';
+import { migrateStore, type Tables } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { Registry } from '../../src/store/registry.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { serverMigrations } from '../../src/migrations.js';
 
@@ -116,6 +118,43 @@ describe.each(engines)('on %s', (engine) => {
     await expect(sql`UPDATE run_results SET results = '{"verdict":"fail"}'`.execute(db)).rejects.toHaveProperty(
       'message',
       expect.stringContaining('run results are written once'),
+    );
+  });
+
+  test('instruments known before 0063 keep their place in the register (SQLite: their row ids), new ones come after', async () => {
+    const db = await open(engine);
+    await migrateStore(db, serverMigrations, '0062_instrument_commands');
+    await sql`INSERT INTO gateways (id, lab, first_seen, last_seen) VALUES ('gw-1', 'lab', 1, 1)`.execute(db);
+    // announced in this order (not the ids' order), each later than the one before
+    for (const [id, at] of [
+      ['ut-c', 10],
+      ['ut-a', 20],
+      ['ut-b', 30],
+    ] as const)
+      await sql`INSERT INTO instruments (id, gateway, identity, channels, updated_at) VALUES (${id}, 'gw-1', '{}', '[]', ${at})`.execute(db);
+    await migrateStore(db, serverMigrations);
+    await new Registry({ db: db as Kysely<Tables> }).recordBirth(
+      'lab',
+      {
+        v: 1,
+        gateway: 'gw-2',
+        session: 1,
+        version: 't',
+        instruments: [{ id: 'ut-0', identity: { maker: 'm', model: 'x', serialNumber: '0' }, channels: [] }],
+      },
+      40,
+    );
+    const { rows } = await sql<{ id: string; position: number }>`SELECT id, position FROM instruments ORDER BY id`.execute(db);
+    expect(rows.map(numbers)).toEqual([
+      { id: 'ut-0', position: 4 },
+      { id: 'ut-a', position: 2 },
+      { id: 'ut-b', position: 3 },
+      { id: 'ut-c', position: 1 },
+    ]);
+    // one place per instrument
+    await expect(sql`UPDATE instruments SET position = 1 WHERE id = 'ut-0'`.execute(db)).rejects.toHaveProperty(
+      'message',
+      expect.stringMatching(/unique/i),
     );
   });
 });

@@ -1,10 +1,21 @@
-// The default series store: reads the per-sample index that MeasurementStore keeps in SQLite.
+// The default series store: reads the per-sample index the store keeps, MeasurementStore's in SQLite (synchronous)
+// or PgMeasurementStore's in PostgreSQL (asynchronous).
 import type { LiveSample } from '@labtrace/protocols';
-import type { MeasurementStore } from '../measurement-store.js';
 import type { SeriesResult, SeriesStatus, SeriesStore } from './series-store.js';
 
+/** The reads of a measurement store's per-sample index (MeasurementStore, PgMeasurementStore). */
+export interface MeasurementReads {
+  latest(instrument: string): LiveSample[] | Promise<LiveSample[]>;
+  history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] | Promise<LiveSample[]>;
+  series(instrument: string, channel: string, from: number, to: number, points: number): SeriesResult | Promise<SeriesResult>;
+}
+
 export class EmbeddedSeries implements SeriesStore {
-  constructor(private readonly store: MeasurementStore) {}
+  /** `kind`: the store's engine, as the health report names it */
+  constructor(
+    private readonly store: MeasurementReads,
+    private readonly kind: 'sqlite' | 'postgres' = 'sqlite',
+  ) {}
 
   start(): Promise<void> {
     return Promise.resolve();
@@ -31,6 +42,6 @@ export class EmbeddedSeries implements SeriesStore {
   }
 
   status(): SeriesStatus {
-    return { kind: 'sqlite', status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 };
+    return { kind: this.kind, status: 'ok', backlog: { batches: 0, samples: 0 }, refusedBatches: 0 };
   }
 }

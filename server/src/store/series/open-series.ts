@@ -6,6 +6,7 @@ import type { MeasurementsConfig } from '../config.js';
 import type { Logger } from '../../log.js';
 import type { LabDatabase } from '../database.js';
 import type { MeasurementStore } from '../measurement-store.js';
+import type { PgMeasurementStore } from '../pg-measurement-store.js';
 import { EmbeddedSeries } from './embedded-series.js';
 import { InfluxSeries } from './influx-series.js';
 import type { SeriesStore } from './series-store.js';
@@ -25,11 +26,23 @@ function secret(env: NodeJS.ProcessEnv, variable: string, file: string | undefin
   return text;
 }
 
+/**
+ * `deps`: the SQLite LabDatabase and its MeasurementStore, or PostgreSQL's PgMeasurementStore. InfluxDB is for SQLite
+ * only so far: its copy reads the stored batches from the SQLite file (in rowid order); on PostgreSQL it is refused.
+ */
 export function seriesStoreFrom(
   config: MeasurementsConfig,
-  deps: { database: LabDatabase; store: MeasurementStore; logger: Logger },
+  deps: { database: LabDatabase; store: MeasurementStore; logger: Logger } | { store: PgMeasurementStore; logger: Logger },
   env: NodeJS.ProcessEnv = process.env,
 ): SeriesStore {
+  if (!('database' in deps)) {
+    if (config.store !== 'embedded')
+      throw new LabtraceError(
+        'E_CONFIG',
+        `measurements.store: ${config.store} is not supported on PostgreSQL yet (its copy reads the stored batches from SQLite); use embedded`,
+      );
+    return new EmbeddedSeries(deps.store, 'postgres');
+  }
   const influx = config.influxdb;
   if (config.store === 'embedded' || influx === undefined) return new EmbeddedSeries(deps.store);
   let target: InfluxTarget;

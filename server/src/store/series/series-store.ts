@@ -1,11 +1,12 @@
-// Where the dashboard's measurement reads come from: the embedded SQLite index (the default) or InfluxDB. Every
-// verified batch is stored whole in SQLite first (before its ACK); a series store answers the reads and, for
-// InfluxDB, copies the stored batches there.
+// Where the dashboard's measurement reads come from: the store's own per-sample index (the default; SQLite or
+// PostgreSQL) or InfluxDB. Every verified batch is stored whole in the store first (before its ACK); a series store
+// answers the reads and, for InfluxDB (SQLite only so far), copies the stored batches there.
 import type { LiveSample } from '@labtrace/protocols';
 import type { SeriesPoint } from '../measurement-store.js';
 
 export interface SeriesStatus {
-  kind: 'sqlite' | 'influxdb';
+  /** the embedded index of the store (SQLite or PostgreSQL), or InfluxDB */
+  kind: 'sqlite' | 'postgres' | 'influxdb';
   /** 'failing' while InfluxDB writes fail; the batches wait in SQLite */
   status: 'ok' | 'failing';
   /** stored batches and samples not yet in InfluxDB (0 for the embedded store) */
