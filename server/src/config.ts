@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/protocols';
 import { dashboardDirSchema, httpConfigSchema, publicBaseUrlSchema } from './api/config.js';
 import { brokerConfigSchema, mqttConfigSchema, resolveMqttConfig } from './broker/config.js';
+import { clusterSettingsSchema } from './cluster/config.js';
 import { certificatesConfigSchema, laboratoryConfigSchema, resolveCertificatesConfig } from './certificates/config.js';
 import { ingestConfigSchema } from './ingest/config.js';
 import { accreditationConfigSchema } from './lab/accreditation-config.js';
@@ -37,6 +38,8 @@ export const serverConfigSchema = z.strictObject({
    * `sqlite:<file>` or `postgres://<user>@<host>:<port>/<database>` with `passwordFile` (docs/scale-out.md)
    */
   database: databaseConfigSchema.default({}),
+  /** this node among the lab's several on a PostgreSQL store: its name, and the leases of the jobs one node runs */
+  cluster: clusterSettingsSchema,
   http: httpConfigSchema,
   mqtt: mqttConfigSchema,
   broker: brokerConfigSchema,

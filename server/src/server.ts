@@ -45,6 +45,9 @@ import { RunShares } from './lab/run-shares.js';
 import { shareRoutes } from './lab/share-routes.js';
 import { InstrumentCommands, instrumentCommandRoutes } from './instruments/instrument-commands.js';
 import { RunInspection } from './inspection/run-inspection.js';
+import { SampleFeed } from './inspection/sample-feed.js';
+import { JobRunner, type JobContext } from './cluster/jobs.js';
+import { nodeName, PostgresLeases } from './cluster/leases.js';
 import type { Logger } from './log.js';
 import { sql, type Kysely } from 'kysely';
 import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
@@ -164,6 +167,8 @@ export class LabtraceServer {
   /** the transparency log in the shared store, on PostgreSQL: one log for every node (opened in start()) */
   logStore: LogStore | undefined;
   private housekeeping: Housekeeping | undefined;
+  /** on PostgreSQL: the jobs that run on one node of the lab's several at a time (the run inspection), through leases */
+  private readonly jobs: JobRunner<Tables> | undefined;
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
@@ -222,8 +227,8 @@ export class LabtraceServer {
     this.runs = new Runs(this.db, this.audit, this.labRecords, this.equipment, methodScope, {
       instruments: this.registry,
       technicians: this.users,
-      // on PostgreSQL a run's boundaries are serialized with the batches of its gateways
-      batches: this.measurements instanceof PgMeasurementStore ? this.measurements : undefined,
+      // on PostgreSQL a run's start and end take the gateways' batch locks: its boundary lies before or after each batch
+      ...(this.measurements instanceof PgMeasurementStore ? { batches: this.measurements } : {}),
     });
     this.shares = new RunShares(this.db, this.audit, options.clock);
     this.calibration = new Calibration(this.db, this.audit, this.equipment, config.calibration);
@@ -269,6 +274,8 @@ export class LabtraceServer {
           requestedAt: view.requestedAt,
         }),
     });
+    if (config.demo.enabled && target.dialect !== 'sqlite')
+      throw new LabtraceError('E_CONFIG', 'demo.enabled: the demo lab runs on the embedded SQLite store only (`npm start`), not on PostgreSQL');
     this.demo = config.demo.enabled
       ? new DemoLab(
           {
@@ -373,6 +380,27 @@ export class LabtraceServer {
       ...(options.clock === undefined ? {} : { now: options.clock }),
     });
     this.ingest.useCapacity(this.capacity);
+    if (this.postgres === undefined) this.jobs = undefined;
+    else {
+      const leases = new PostgresLeases({
+        db: this.db,
+        connection: this.postgres.connection ?? {},
+        node: nodeName(config.cluster),
+        pollMs: config.cluster.leases.pollMs,
+        sessionTimeoutMs: config.cluster.leases.sessionTimeoutMs,
+      });
+      this.jobs = new JobRunner(leases);
+      leases.on('connectionError', (err) =>
+        logger.error({ err: err.message }, 'ALARM: the lease connection failed: no job of one node runs here until it is back'),
+      );
+      leases.on('lost', (lease, reason) =>
+        logger.warn({ job: lease.name, reason }, 'a lease was lost: its job stops here and moves to another node'),
+      );
+      this.jobs.on('ended', (name, _lease, end) => logger.info({ job: name, end }, 'job ended on this node'));
+      this.jobs.runOnce('run-inspection', (context) => this.runInspectionJob(context));
+      this.jobs.on('started', (name, lease) => logger.info({ job: name, epoch: lease.epoch }, 'job started on this node'));
+      this.jobs.on('failed', (name, _lease, err) => logger.error({ job: name, err: String(err) }, 'ALARM: a job failed; it runs again'));
+    }
     const app = createApp({
       trustProxy: config.http.trustProxy,
       rateLimit: config.http.rateLimit === false ? undefined : config.http.rateLimit,
@@ -505,7 +533,8 @@ export class LabtraceServer {
     this.ingest.on('samples', (samples) => {
       this.series.notify();
       this.live.samples(samples);
-      this.runs.onSamples(samples);
+      // on PostgreSQL each node stores part of the batches: the node that inspects the runs reads them all from the store
+      if (this.jobs === undefined) this.runs.onSamples(samples);
       this.demo?.onSamples(samples);
     });
     this.ingest.on('birth', () => this.live.instrumentsChanged());
@@ -543,6 +572,11 @@ export class LabtraceServer {
   get store(): MeasurementStore {
     if (this.embedded === undefined) throw new LabtraceError('E_CONFIG', 'the server runs on PostgreSQL: its measurements are in `measurements`');
     return this.embedded.store;
+  }
+
+  /** the jobs of one node at a time that run on this node now (PostgreSQL; on SQLite the one node runs them all) */
+  jobsRunning(): string[] {
+    return this.jobs?.runningJobs().map((lease) => lease.name) ?? [];
   }
 
   /** the log's readers' view of whichever log the server keeps (once started) */
@@ -601,7 +635,8 @@ export class LabtraceServer {
     await this.runs.open();
     this.runs.followOtherNodes({ onError: (err) => this.logger.error({ part: 'runs', err: String(err) }, 'the running runs could not be reloaded') });
     await this.accreditations.start();
-    await this.inspection.start();
+    // on PostgreSQL the inspection is a job of one node (its lease, see runInspectionJob), started with the others below
+    if (this.jobs === undefined) await this.inspection.start();
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
     if (admin !== undefined) {
       this.logger.info(
@@ -702,6 +737,7 @@ export class LabtraceServer {
       );
       this.http.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
+    await this.jobs?.start();
     await this.demo?.start();
     void this.remindCalibrations();
     this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
@@ -720,6 +756,35 @@ export class LabtraceServer {
   async logKeyEvents(): Promise<void> {
     if (this.log) this.keys.logPending(this.log);
     else if (this.logStore) await this.keys.logPendingTo(this.logStore);
+  }
+
+  /**
+   * The run inspection on the one node of several that holds its lease (PostgreSQL): the engines of the running runs,
+   * fed every node's stored samples in commit order (SampleFeed), following runs and alarm acts made through other
+   * nodes each second; stopped when the lease is lost or the node stops, and taken over by another node then.
+   */
+  private async runInspectionJob({ signal }: JobContext<Tables>): Promise<void> {
+    const feed = new SampleFeed(this.db, (samples) => this.runs.onSamples(samples), this.logger.child({ part: 'inspection' }), {
+      // the runs started and ended through any node before these batches, and their engines
+      beforeDelivery: async () => {
+        await this.runs.reloadRunning();
+        await this.inspection.follow();
+      },
+    });
+    let follow: NodeJS.Timeout | undefined;
+    try {
+      await this.inspection.start({ follow: true });
+      await feed.start();
+      follow = setInterval(() => {
+        this.inspection.follow().catch((err: unknown) => this.logger.error({ err: String(err) }, 'ALARM: run inspection failed'));
+      }, 1000);
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    } finally {
+      // also after a failed start: nothing of this job stays running on a node that no longer holds its lease
+      if (follow !== undefined) clearInterval(follow);
+      await feed.stop();
+      await this.inspection.stop();
+    }
   }
 
   /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
@@ -746,6 +811,7 @@ export class LabtraceServer {
     if (this.reminderTimer) clearInterval(this.reminderTimer);
     this.reminderTimer = undefined;
     await this.accreditations.stop();
+    await this.jobs?.stop();
     await this.inspection.stop();
     await this.runs.stopFollowing();
     // Stop taking data first (broker), so everything received is committed before the store closes.

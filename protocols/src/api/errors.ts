@@ -44,6 +44,7 @@ export const REASONS = [
   'alarm.already-acknowledged',
   /** {id}: an alarm is acknowledged before it is cleared */
   'alarm.not-acknowledged',
+  'alarm.condition-present',
   /** {gateway, keyId}: a gateway key already revoked */
   'key.already-revoked',
   /** {username}: the last active admin cannot lose the role or be disabled */

@@ -11,12 +11,15 @@ import type { LabRecords, Method } from '../lab/lab-records.js';
 import type { MethodDefinition } from '../lab/schemas.js';
 import type { Run, Runs } from '../lab/runs.js';
 import type { Logger } from '../log.js';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import { RuleEngine, type Alarm, type InstrumentStatus } from './engine.js';
 
 const EVENTS: readonly AlarmEventKind[] = ['raised', 'escalated', 'recurred', 'returned', 'acknowledged', 'cleared'];
+
+/** follow(): how far back (in event numbers) acts are read again, for those that committed after a higher number */
+const ACT_MARGIN = 1000;
 
 /** a run's alarms: each as it stands now (its newest event), and every event, oldest first */
 export interface RunAlarms {
@@ -95,18 +98,52 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   /** the passes that read statuses first, one after another in the order their samples or ticks came */
   private passes: Promise<void> = Promise.resolve();
   private pendingPasses = 0;
+  /** follow(): the newest act stored (by event number) it has seen, and the acts this node stored since */
+  private following = false;
+  private actsSeen = 0;
+  private readonly ownActs = new Set<number>();
+  /** runs whose engine refused an act another node had made: built again from the store at the next follow() */
+  private readonly resync = new Set<string>();
+  /** the acts follow() has handled among the newest ACT_MARGIN event numbers */
+  private readonly handledActs = new Set<number>();
+  private started = false;
 
-  /** Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after runs.open(). */
-  async start(): Promise<void> {
-    this.runs.on('state', this.onState);
-    this.runs.on('samples', this.onSamples);
-    for (const run of await this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) await this.rebuild(run);
-    this.timer = setInterval(() => this.tick(), this.tickMs);
-    this.timer.unref();
+  /**
+   * Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after
+   * runs.open(). `follow`: this node inspects for several nodes on one store (call follow() every second or so); the
+   * acts stored from here on are followed. A start that fails leaves nothing running.
+   */
+  async start(options: { follow?: boolean } = {}): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      if (options.follow === true) {
+        // read before the engines are built: an act stored meanwhile is followed at the first follow()
+        this.actsSeen = await this.newestAct();
+        this.following = true;
+      }
+      this.runs.on('state', this.onState);
+      this.runs.on('samples', this.onSamples);
+      for (const run of await this.runs.list({ role: 'admin', organization: null }, { state: 'running' })) await this.rebuild(run);
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async newestAct(): Promise<number> {
+    const newest = await this.store
+      .selectFrom('run_alarms')
+      .select(sql<number | string | null>`MAX(id)`.as('id'))
+      .executeTakeFirst();
+    return newest?.id === null || newest?.id === undefined ? 0 : Number(newest.id);
   }
 
   /** Stops the timer and the engines; the events they raised are stored before it returns. */
   async stop(): Promise<void> {
+    this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.runs.off('state', this.onState);
@@ -117,6 +154,11 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.engines.clear();
     this.watched.clear();
     await this.writes;
+    // another node may inspect from now on: what this one followed starts again with its next start
+    this.following = false;
+    this.actsSeen = 0;
+    this.handledActs.clear();
+    this.resync.clear();
   }
 
   /** Evaluates the time-based rules of every running run at `now`. */
@@ -127,6 +169,51 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   /** the ids of the runs being inspected now */
   inspected(): string[] {
     return [...this.engines.keys()];
+  }
+
+  /**
+   * On a store shared by several nodes (PostgreSQL), the one node that inspects follows what the others changed
+   * (call it every second or so): the runs started and ended through them, and alarms acknowledged or cleared through
+   * them (those nodes act on the stored alarm; this node builds the run's engine again from the store, as after a
+   * restart, so that its open alarms carry the act). It runs as a pass of its own: the samples and ticks that come
+   * meanwhile wait for it, and then go to the engines as it left them.
+   */
+  async follow(): Promise<void> {
+    if (!this.started || !this.following) return;
+    this.pendingPasses++;
+    const done = this.passes.then(async () => {
+      const running = await this.runs.list({ role: 'admin', organization: null }, { state: 'running' });
+      const byId = new Map(running.map((r) => [r.id, r]));
+      for (const id of [...this.engines.keys()]) if (!byId.has(id)) this.drop(id);
+      const stale = new Set<string>();
+      // event numbers come from a sequence: an act may commit after a higher number did, so the newest ACT_MARGIN
+      // numbers already seen are read again (each act is handled once)
+      const acts = await this.store
+        .selectFrom('run_alarms')
+        .select(['id', 'run'])
+        .where('id', '>', this.actsSeen - ACT_MARGIN)
+        .where('event', 'in', ['acknowledged', 'cleared'])
+        .orderBy('id')
+        .execute();
+      for (const act of acts) {
+        const id = Number(act.id);
+        this.actsSeen = Math.max(this.actsSeen, id);
+        if (this.handledActs.has(id)) continue;
+        this.handledActs.add(id);
+        if (this.ownActs.delete(id)) continue;
+        if (this.engines.has(act.run)) stale.add(act.run);
+      }
+      for (const id of this.handledActs) if (id <= this.actsSeen - ACT_MARGIN) this.handledActs.delete(id);
+      for (const id of this.ownActs) if (id <= this.actsSeen - ACT_MARGIN) this.ownActs.delete(id);
+      for (const run of this.resync) if (this.engines.has(run)) stale.add(run);
+      this.resync.clear();
+      for (const run of stale) this.drop(run);
+      for (const run of running) if (!this.engines.has(run.id)) await this.rebuild(run);
+    });
+    this.passes = done
+      .catch((err: unknown) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
+      .finally(() => this.pendingPasses--);
+    await done;
   }
 
   /** The run's alarms as stored (the events raised before the call included). */
@@ -148,6 +235,8 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
 
   private async act(actor: Actor, run: string, alarmId: string, reason: string, to: 'acknowledged' | 'cleared'): Promise<RunAlarm> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required');
+    // several nodes: what was done through the others first (and, in the act's transaction, what they did meanwhile)
+    await this.follow();
     // the person acts on the alarm as the samples and ticks that came before made it
     await this.passes;
     const engine = this.engines.get(run);
@@ -168,7 +257,18 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       } finally {
         this.captured = undefined;
       }
-      act = () => Promise.resolve({ before, after, events });
+      act = async (trx) => {
+        if (this.following) {
+          // another node may have acted on the stored alarm since follow(): the run's row is held as theirs was, and
+          // an act the engine did not know of refuses this one (the engine is built again from the store)
+          const stored = (await this.storedAlarms(trx, run, true)).alarms.find((a) => a.id === alarmId);
+          if (stored !== undefined && (stored.acknowledged?.at !== before.acknowledged?.at || stored.cleared?.at !== before.cleared?.at)) {
+            this.resync.add(run);
+            refuseAct(stored, alarmId, to);
+          }
+        }
+        return { before, after, events };
+      };
     } else
       // an alarm the current engine does not hold: raised before a restart, or its run has ended. Nothing
       // evaluates its condition any more, so its stored state is all there is to act on.
@@ -179,25 +279,18 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
             reason: 'record.not-found',
             params: { type: 'alarm', id: alarmId },
           });
-        if (before.cleared !== null)
-          throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
+        refuseAct(before, alarmId, to);
+        // inspected elsewhere (another node of several): its condition is present while the stored alarm is active
+        if (to === 'cleared' && before.active && (await this.isRunning(trx, run)))
+          throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} cannot be cleared while its condition is present`, {
+            reason: 'alarm.condition-present',
+            params: { id: alarmId },
+          });
         const at = this.clock();
-        let after: RunAlarm;
-        if (to === 'acknowledged') {
-          if (before.acknowledged !== null)
-            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${before.acknowledged.by}`, {
-              reason: 'alarm.already-acknowledged',
-              params: { id: alarmId, by: before.acknowledged.by },
-            });
-          after = { ...before, acknowledged: { by: actor.username, reason, at } };
-        } else {
-          if (before.acknowledged === null)
-            throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`, {
-              reason: 'alarm.not-acknowledged',
-              params: { id: alarmId },
-            });
-          after = { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
-        }
+        const after: RunAlarm =
+          to === 'acknowledged'
+            ? { ...before, acknowledged: { by: actor.username, reason, at } }
+            : { ...before, active: false, cleared: { by: actor.username, reason, at, auto: false } };
         return { before, after, events: [this.pendingOf(run, to, after)] };
       };
     const stored = await this.queue(() =>
@@ -297,10 +390,13 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.pendingPasses++;
     this.passes = this.passes
       .then(async () => {
+        // the run's engine as it is when this pass runs (follow() may have built it again from the store meanwhile)
+        const current = this.engines.get(run);
+        if (current === undefined) return;
         const memo = new Map<string, InstrumentStatus>();
-        for (const instrument of watched) memo.set(instrument, await this.lookup(instrument));
+        for (const instrument of this.watched.get(run) ?? watched) memo.set(instrument, await this.lookup(instrument));
         this.statusMemo = memo;
-        this.guard(run, () => work(engine));
+        this.guard(run, () => work(current));
       })
       .catch((err: unknown) => this.logger.error({ run, err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
       .finally(() => this.pendingPasses--);
@@ -366,6 +462,7 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    if (this.following && (event === 'acknowledged' || event === 'cleared')) this.ownActs.add(Number(id));
     return { run: e.run, seq: Number(id), event, at: e.at, alarm: snapshot };
   }
 
@@ -376,14 +473,28 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.emit('alarm', stored);
   }
 
+  private async isRunning(db: Kysely<Tables>, run: string): Promise<boolean> {
+    return (await db.selectFrom('runs').select('state').where('id', '=', run).executeTakeFirst())?.state === 'running';
+  }
+
   /** the run's events as stored; `forUpdate`: on PostgreSQL the run's row is held, so that two acts at once take turns */
   private async storedAlarms(db: Kysely<Tables>, run: string, forUpdate = false): Promise<RunAlarms> {
     if (forUpdate && dialectOf(db as unknown as Kysely<unknown>) === 'postgres')
       await db.selectFrom('runs').select('id').where('id', '=', run).forUpdate().execute();
     const rows = await db.selectFrom('run_alarms').select(['id', 'run', 'event', 'at', 'detail']).where('run', '=', run).orderBy('id').execute();
     const events = rows.map((r) => toEvent(r as EventRow));
+    // an alarm as its newest event left it; an acknowledgement or clearance, once stored, stays (with several nodes an
+    // engine's event written beside another node's act does not carry that act)
     const latest = new Map<string, RunAlarm>();
-    for (const e of events) latest.set(e.alarm.id, e.alarm);
+    for (const e of events) {
+      const before = latest.get(e.alarm.id);
+      latest.set(
+        e.alarm.id,
+        before === undefined
+          ? e.alarm
+          : { ...e.alarm, acknowledged: e.alarm.acknowledged ?? before.acknowledged, cleared: e.alarm.cleared ?? before.cleared },
+      );
+    }
     return { run, alarms: [...latest.values()], events };
   }
 
@@ -395,6 +506,22 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
       this.logger.error({ run, err: (err as Error).message }, 'ALARM: run inspection failed');
     }
   }
+}
+
+/** Refuses an act the stored alarm does not allow: cleared already, acknowledged twice, cleared unacknowledged. */
+function refuseAct(stored: RunAlarm, alarmId: string, to: 'acknowledged' | 'cleared'): void {
+  if (stored.cleared !== null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already cleared`, { reason: 'alarm.already-cleared', params: { id: alarmId } });
+  if (to === 'acknowledged' && stored.acknowledged !== null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} is already acknowledged by ${stored.acknowledged.by}`, {
+      reason: 'alarm.already-acknowledged',
+      params: { id: alarmId, by: stored.acknowledged.by },
+    });
+  if (to === 'cleared' && stored.acknowledged === null)
+    throw new LabtraceError('E_CONFLICT', `alarm ${alarmId} must be acknowledged before it is cleared`, {
+      reason: 'alarm.not-acknowledged',
+      params: { id: alarmId },
+    });
 }
 
 /** the alarm as it stands, detached from the engine's object */

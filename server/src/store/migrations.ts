@@ -212,4 +212,11 @@ export const storeMigrations: Record<string, Migration> = {
       await ddl(db, `CREATE UNIQUE INDEX instruments_by_position ON instruments (position)`);
     },
   },
+  '0064_batches_by_log_index': {
+    async up(db: Kysely<unknown>) {
+      // the stored batches in the order their headers entered the log, which is commit order: what the one node that
+      // inspects the running runs reads of every node's batches (inspection/sample-feed.ts)
+      await ddl(db, `CREATE INDEX batch_headers_by_log_index ON batch_headers (log_index)`);
+    },
+  },
 };

@@ -8,6 +8,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, Sample, ServerToClientEvents } from '@labtrace/protocols';
 import type { CertificateDetail, CertificateItem, Page } from '@labtrace/protocols/api';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import { rowCount } from '../helpers/store-reads.js';
 import { pdfText } from './pdf-text.js';
 
 let t: TestServer;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('utm-1', 'utm-2');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
+  await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 2);
   const now = Date.now();
   // utm-1 calibrated; utm-2 never was (its reports cannot be issued)
   expect(
@@ -256,8 +257,7 @@ describe("the signatory's review of a draft", () => {
 
   test('the PDF preview: shown inline, marked as a draft, with the results; neither signed, logged nor recorded; issued reports and clients refused', async () => {
     const d = await draft(await completedRun());
-    const count = (sql: string): number => (t.server.database.sqlite.prepare(sql).get(d.id) as { n: number }).n;
-    const audit = count('SELECT COUNT(*) AS n FROM audit_trail WHERE record_id = ?');
+    const audit = await rowCount(t.server, 'audit_trail', { record_id: d.id });
     for (const language of ['en', 'zh-CN']) {
       const pdf = await pdfOf(`/api/certificates/${d.id}/preview.pdf?language=${language}`);
       expect(pdf.status).toBe(200);
@@ -267,9 +267,9 @@ describe("the signatory's review of a draft", () => {
       expect(pdf.text).toContain('Client A');
     }
     // nothing of it entered the log, the certificates or the audit trail
-    expect(count('SELECT COUNT(*) AS n FROM certificate_events WHERE certificate = ?')).toBe(0);
-    expect(count('SELECT COUNT(*) AS n FROM certificates WHERE id = ?')).toBe(0);
-    expect(count('SELECT COUNT(*) AS n FROM audit_trail WHERE record_id = ?')).toBe(audit);
+    expect(await rowCount(t.server, 'certificate_events', { certificate: d.id })).toBe(0);
+    expect(await rowCount(t.server, 'certificates', { id: d.id })).toBe(0);
+    expect(await rowCount(t.server, 'audit_trail', { record_id: d.id })).toBe(audit);
     expect((await call<CertificateItem>(`/api/certificates/${d.id}`, {}, 'signatory')).body.status).toBe('draft');
     expect((await call(`/api/certificates/${d.id}/preview.pdf?language=fr`, {}, 'signatory')).body).toMatchObject({
       error: expect.stringMatching(/language/) as unknown,
@@ -347,17 +347,21 @@ describe('an amendment that corrects the report', () => {
     expect(dcc).toContain('Client A Precision Ltd.');
     expect(dcc).toContain('热轧带肋钢筋');
     // the audit trail: each corrected field, old and new, with the reason
-    const entry = t.server.database.sqlite
-      .prepare("SELECT old_value, new_value, reason FROM audit_trail WHERE record_type = 'certificate' AND record_id = ? AND action = 'update'")
-      .get(res.body.id) as { old_value: string; new_value: string; reason: string };
-    expect(JSON.parse(entry.old_value)).toEqual({
+    const entry = await t.server.db
+      .selectFrom('audit_trail')
+      .select(['old_value', 'new_value', 'reason'])
+      .where('record_type', '=', 'certificate')
+      .where('record_id', '=', res.body.id)
+      .where('action', '=', 'update')
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(entry.old_value ?? 'null')).toEqual({
       amends: old.id,
       'customer.name': 'Client A',
       'item.description': 'steel bar B500B, 10 mm',
       remarks: '',
       statements: [],
     });
-    expect(JSON.parse(entry.new_value)).toEqual({
+    expect(JSON.parse(entry.new_value ?? 'null')).toEqual({
       amends: old.id,
       'customer.name': 'Client A Precision Ltd.',
       'item.description': '热轧带肋钢筋 HRB400E，直径 10 mm',

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { chromium } from 'playwright-core';
 import { roundResult, type Sample } from '@labtrace/protocols';
 import type { CertificateView, PublicStatus } from '../../src/certificates/certificates.js';
@@ -15,7 +16,9 @@ import type { CertificateContent } from '../../src/certificates/content.js';
 import { dccSchemaErrors } from '../../src/certificates/validate-dcc.js';
 import type { RunResults } from '../../src/lab/contracts.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
+import { rejectionOf } from '../helpers/rejection.js';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import { logSize, rowCount } from '../helpers/store-reads.js';
 import { pdfFonts, pdfText, qpdfCheck, resultRows } from './pdf-text.js';
 
 let t: TestServer;
@@ -52,7 +55,7 @@ beforeAll(async () => {
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('utm-1', 'utm-2', 'utm-3', 'utm-4');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 4);
+  await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 4);
   const now = Date.now();
   for (const instrument of ['utm-1', 'utm-3']) await calibrate(instrument, now - 10 * DAY, now + 300 * DAY);
   for (const [id, organization] of [
@@ -207,9 +210,9 @@ describe('issue', () => {
     expect(cert.verifyUrl).toMatch(new RegExp(`^https://reports\\.lab\\.example/verify/${d.id}\\?code=[0-9a-f]{16}$`));
     expect((await call(`/api/certificates/${d.id}/issue`, json({}), 'signatory')).status).toBe(409);
     // the log entry names the certificate and its signed digests
-    const log = t.server.log;
+    const log = t.server.logReader;
     if (!log || cert.logIndex === null) throw new Error('no log entry');
-    const [entry] = log.entries(cert.logIndex, cert.logIndex + 1);
+    const [entry] = await log.entries(cert.logIndex, cert.logIndex + 1);
     expect(entry?.kind).toBe('certificate-event');
     expect(JSON.parse(new TextDecoder().decode(entry?.data))).toMatchObject({ kind: 'issue', certificate: d.id, digests: cert.digests });
     expect((await t.server.audit.list({ recordType: 'certificate', recordId: d.id, limit: 10 })).map((e) => [e.actor, e.action, e.newValue])).toEqual(
@@ -219,8 +222,8 @@ describe('issue', () => {
       ],
     );
     // the rows are written once
-    expect(() => t.server.database.sqlite.prepare('UPDATE certificates SET issued_by = ? WHERE id = ?').run('x', d.id)).toThrow(/written once/);
-    expect(() => t.server.database.sqlite.prepare('DELETE FROM certificate_events').run()).toThrow(/never deleted/);
+    expect(await rejectionOf(sql`UPDATE certificates SET issued_by = ${'x'} WHERE id = ${d.id}`.execute(t.server.db))).toMatch(/written once/);
+    expect(await rejectionOf(sql`DELETE FROM certificate_events`.execute(t.server.db))).toMatch(/never deleted/);
   });
 
   test('its content holds every mandatory item, and the PDF says what the run results say', async () => {
@@ -453,7 +456,9 @@ describe('amendment and revocation', () => {
     expect((await call(`/api/certificates/${c.body.id}/revoke`, json({ reason: 'twice' }), 'signatory')).status).toBe(409);
     expect((await call(`/api/certificates/${c.body.id}/amend`, json({ reason: 'x' }), 'signatory')).body.error).toMatch(/is revoked/);
     // each step entered the log
-    const kinds = (t.server.log?.entries(0, t.server.log.size) ?? [])
+    const log = t.server.logReader;
+    if (log === undefined) throw new Error('no transparency log');
+    const kinds = (await log.entries(0, await logSize(t.server)))
       .filter((e) => e.kind === 'certificate-event')
       .map((e) => JSON.parse(new TextDecoder().decode(e.data)) as { kind: string; certificate: string })
       .filter((e) => [a.id, b.body.id, c.body.id].includes(e.certificate))
@@ -552,9 +557,18 @@ describe('refusals', () => {
     const refused = await call<{ error: string }>('/api/lab-samples', json(sample));
     expect(refused.status).toBe(400);
     expect(refused.body.error).toMatch(/description/);
-    t.server.database.sqlite
-      .prepare('INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(sample.id, sample.organization, sample.description, sample.condition, sample.receivedAt, 'admin', Date.now());
+    await t.server.db
+      .insertInto('lab_samples')
+      .values({
+        id: sample.id,
+        organization: sample.organization,
+        description: sample.description,
+        condition: sample.condition,
+        received_at: sample.receivedAt,
+        created_by: 'admin',
+        created_at: Date.now(),
+      })
+      .execute();
     const d = await draft(await completedRun({ sample: 'B-ctl' }));
     const res = await call(`/api/certificates/${d.id}/issue`, json({}), 'signatory');
     expect(res.status).toBe(409);

@@ -157,3 +157,79 @@ test('a node whose log key is not the lab\u2019s is refused at start, naming log
   nodes.push(c);
   expect((await checkpointOf(c)).size).toBeGreaterThanOrEqual(now.size);
 }, 60_000);
+
+test('one node inspects the running runs, fed every node’s stored samples; alarms acted on through another node reach its engine; the job moves when that node stops', async () => {
+  const running = nodes.filter((n) => n.server.engine === 'postgres');
+  await waitFor('one node holding the run inspection', () => running.filter((n) => n.server.jobsRunning().includes('run-inspection')).length === 1);
+  const holder = running.find((n) => n.server.jobsRunning().includes('run-inspection'))!;
+  const other = nodes[1] === holder ? nodes[0]! : nodes[1]!;
+  const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const call = async <T>(t: TestServer, p: string, init?: RequestInit): Promise<{ status: number; body: T }> => {
+    const res = await t.fetch(p, init, 'technician');
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  const method = {
+    id: 'inspected-pg',
+    standard: 'ISO 6892-1:2019',
+    title: 'Tensile testing, inspected',
+    definition: {
+      measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
+      decisionRule: { kind: 'simple-acceptance' },
+      rules: [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'c', high: 100 }],
+    },
+  };
+  expect((await call(other, '/api/methods', json(method))).status).toBe(201);
+  const sample = { id: 'S-PG-1', organization: 'org-a', description: 'bar', condition: 'intact', receivedAt: Date.now() };
+  expect((await call(other, '/api/lab-samples', json(sample))).status).toBe(201);
+  // planned and started through a node that does not inspect
+  const run = (await call<{ id: string }>(other, '/api/runs', json({ sample: 'S-PG-1', method: 'inspected-pg', instruments: ['pg-1'] }))).body.id;
+  expect((await call(other, `/api/runs/${run}/start`, json({}))).status).toBe(200);
+  await waitFor('the inspecting node to build the run’s engine', () => holder.server.inspection.inspected().includes(run));
+  expect(other.server.inspection.inspected()).toEqual([]);
+
+  // an out-of-limit value stored through the node that does not inspect (gw-a's chain went on at node B)
+  const at = other === nodes[1] ? gateways[1]! : await gateways[1]!.reconnect(other);
+  if (at !== gateways[1]) gateways.push(at);
+  expect(await send(other, at, at.seal(records('pg-1', 28, 2, 150)))).toBe('acked');
+  type Alarms = { alarms: { id: string; acknowledged: { by: string } | null }[]; events: { event: string }[] };
+  await waitFor(
+    'the alarm raised by the inspecting node',
+    async () => (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.alarms.length === 1,
+  );
+  const raised = (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body;
+  expect(raised.events.map((e) => e.event)).toEqual(['raised']);
+  const alarm = raised.alarms[0]!.id;
+
+  // acknowledged through the node that does not inspect: the inspecting node's engine carries it, so acknowledging it
+  // again through the inspecting node is refused (a stale engine would record a second acknowledgement)
+  const path = `/api/runs/${run}/alarms/${encodeURIComponent(alarm)}/acknowledge`;
+  expect((await call(other, path, json({ reason: 'seen on the other node' }))).status).toBe(200);
+  await waitFor('the acknowledgement followed by the inspecting node', async () => {
+    const again = await call<{ error: string }>(holder, path, json({ reason: 'seen twice' }));
+    return again.status === 409;
+  });
+  const after = (await call<Alarms>(holder, `/api/runs/${run}/alarms`)).body;
+  expect(after.events.map((e) => e.event)).toEqual(['raised', 'acknowledged']);
+
+  // cleared through the node that does not inspect: refused while the condition is present, as the engine refuses it
+  const clearPath = `/api/runs/${run}/alarms/${encodeURIComponent(alarm)}/clear`;
+  const early = await call<{ reason?: string }>(other, clearPath, json({ reason: 'done' }));
+  expect(early.status).toBe(409);
+  expect(early.body.reason).toBe('alarm.condition-present');
+  // the value back within limits: the inspecting node records the return, still acknowledged; then the clearance stands
+  expect(await send(other, at, at.seal(records('pg-1', 30, 2, 20)))).toBe('acked');
+  await waitFor('the return recorded', async () =>
+    (await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.events.some((e) => e.event === 'returned'),
+  );
+  expect((await call<Alarms>(other, `/api/runs/${run}/alarms`)).body.alarms[0]!.acknowledged).toMatchObject({ by: 'technician' });
+  expect((await call(other, clearPath, json({ reason: 'specimen replaced' }))).status).toBe(200);
+
+  // the inspecting node stops: another takes the job over and inspects the run
+  await holder.stop();
+  nodes.splice(nodes.indexOf(holder), 1);
+  await waitFor(
+    'another node holding the run inspection',
+    () => nodes.some((n) => n.server.jobsRunning().includes('run-inspection') && n.server.inspection.inspected().includes(run)),
+    30_000,
+  );
+}, 90_000);

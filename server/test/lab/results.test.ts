@@ -2,10 +2,13 @@
 // from its GUM budget, a statement of conformity by the method's decision rule, the scope flag and the
 // digest binding the records; kept once, append-only, and shown only to those who may see the run.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { encodeRecords, rootOf, roundResult, toHex, type Sample } from '@labtrace/protocols';
 import type { RunResults } from '../../src/lab/contracts.js';
 import { combine, decide, observe } from '../../src/lab/results.js';
+import { rejectionOf } from '../helpers/rejection.js';
 import { addOtherClient, jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer, waitFor } from '../helpers/server.js';
+import { rowCount } from '../helpers/store-reads.js';
 
 describe('the arithmetic', () => {
   test('values are reported to the digits of U, and U is rounded up to two significant digits', () => {
@@ -92,10 +95,7 @@ describe('results of a run', () => {
     otherClientToken = await addOtherClient(t);
     gw = await TestGateway.connect(t, 'gw-a');
     await gw.birth('utm-1', 'th-1');
-    await waitFor(
-      'the instruments',
-      () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2,
-    );
+    await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 2);
     const now = Date.now();
     // the force channel calibrated with U = 0.1 kN (k = 2); the thermometer with U = 0.5 % of reading (k = 2)
     for (const [instrument, uncertainty] of [
@@ -246,14 +246,12 @@ describe('results of a run', () => {
 
     // kept as computed: the same on a second read, written once, and in the audit trail
     expect((await call(`/api/runs/${id}/results`)).body).toEqual(r);
-    expect(() => t_db().prepare('UPDATE run_results SET results = ?').run('{}')).toThrow(/written once/);
-    expect(() => t_db().prepare('DELETE FROM run_results').run()).toThrow(/never deleted/);
+    expect(await rejectionOf(sql`UPDATE run_results SET results = ${'{}'}`.execute(t.server.db))).toMatch(/written once/);
+    expect(await rejectionOf(sql`DELETE FROM run_results`.execute(t.server.db))).toMatch(/never deleted/);
     expect(await t.server.audit.list({ recordType: 'run-results', recordId: id, limit: 10 })).toEqual([
       expect.objectContaining({ actor: 'system', action: 'create', newValue: expect.objectContaining({ verdict: 'pass' }) }),
     ]);
   });
-
-  const t_db = () => t.server.database.sqlite;
 
   test('a value inside the limits but within the guard band fails under guarded acceptance, and passes under simple acceptance', async () => {
     await method('tensile-g', IN_SCOPE, { kind: 'guarded-acceptance', guardBandFactor: 1 }, 41.95);
@@ -300,9 +298,10 @@ describe('results of a run', () => {
       run: id,
       results: earlier.results.map(({ reportedUncertainty: _, ...r }) => ({ ...r, reported: r.value.toFixed(6) })),
     };
-    t.server.database.sqlite
-      .prepare('INSERT INTO run_results (run, computed_at, results) VALUES (?, ?, ?)')
-      .run(id, Date.now(), JSON.stringify(legacy));
+    await t.server.db
+      .insertInto('run_results')
+      .values({ run: id, computed_at: Date.now(), results: JSON.stringify(legacy) })
+      .execute();
     expect((await call(`/api/runs/${id}/stop`, json({}))).status).toBe(200);
     const given = (await call<RunResults>(`/api/runs/${id}/results`)).body;
     expect(given.results.map((r) => r.name)).toEqual(earlier.results.map((r) => r.name));

@@ -3,9 +3,11 @@
 // to), listed over REST, acknowledged and cleared with a reason and an audit entry; a rebuilt engine set
 // keeps the history; missing data shows through the server's own timer on an injected clock.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, RunAlarm, RunAlarmEvent, RunWatchAnswer, ServerToClientEvents } from '@labtrace/protocols';
 import type { Role } from '../../src/index.js';
+import { rejectionOf } from '../helpers/rejection.js';
 import {
   addOtherClient,
   jsonCaller,
@@ -18,6 +20,7 @@ import {
   type TestServer,
   waitFor,
 } from '../helpers/server.js';
+import { rowCount } from '../helpers/store-reads.js';
 
 const T0 = 1_800_000_000_000;
 let now = T0;
@@ -32,7 +35,7 @@ beforeAll(async () => {
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-2');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 2);
+  await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 2);
 });
 afterAll(async () => {
   for (const s of sockets) s.close();
@@ -142,12 +145,16 @@ describe('a running run is inspected', () => {
     const view = (await alarms(run, 'client')).body;
     expect(view.alarms).toEqual([expect.objectContaining({ id: limitAlarm, occurrences: 1, acknowledged: null })]);
     expect(view.events.map((e) => e.event)).toEqual(['raised']);
-    const row = t.server.database.sqlite.prepare('SELECT event, rule_id AS ruleId, severity, channel FROM run_alarms WHERE run = ?').all(run);
+    const row = await t.server.db
+      .selectFrom('run_alarms')
+      .select(['event', 'rule_id as ruleId', 'severity', 'channel'])
+      .where('run', '=', run)
+      .execute();
     expect(row).toEqual([{ event: 'raised', ruleId: 'force-limits', severity: 'alarm', channel: 'c' }]);
     // another organization's client neither hears nor reads it
     expect(outsider.heard).toEqual([]);
     expect((await alarms(run, 'client-b')).status).toBe(404);
-    expect(() => t.server.database.sqlite.prepare('DELETE FROM run_alarms').run()).toThrow(/never deleted/);
+    expect(await rejectionOf(sql`DELETE FROM run_alarms`.execute(t.server.db))).toMatch(/never deleted/);
   });
 
   test('acknowledging and clearing need the right role and a reason; each is audited', async () => {
@@ -245,10 +252,7 @@ describe('the instrument-status rule reads the calibration status', () => {
     expect((await call(`/api/runs/${run}/start`, json({}))).status).toBe(200);
     expect((await t.server.calibration.status('ut-1')).status).toBe('never-calibrated');
     await sendValues(10, 1, 20);
-    await waitFor(
-      'the status alarm',
-      () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM run_alarms WHERE run = ?').get(run) as { n: number }).n > 0,
-    );
+    await waitFor('the status alarm', async () => (await rowCount(t.server, 'run_alarms', { run })) > 0);
     const [alarm] = (await alarms(run)).body.alarms;
     expect(alarm).toMatchObject({ ruleId: 'cal', severity: 'critical' });
     expect(JSON.stringify(alarm)).toMatch(/no calibration record/);

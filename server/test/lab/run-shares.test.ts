@@ -17,6 +17,7 @@ import {
   type TestServer,
   waitFor,
 } from '../helpers/server.js';
+import { rowCount } from '../helpers/store-reads.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -34,24 +35,20 @@ const anonymous = async <T>(path: string) => {
   const res = await fetch(`${t.base}${path}`);
   return { status: res.status, body: (await res.json()) as T };
 };
-interface AuditRow {
-  actor: string;
-  action: string;
-  record_id: string;
-  reason: string | null;
-  new_value: string | null;
-}
-const auditOf = (): AuditRow[] =>
-  t.server.database.sqlite
-    .prepare("SELECT actor, action, record_id, reason, new_value FROM audit_trail WHERE record_type = 'run-share' ORDER BY id")
-    .all() as AuditRow[];
+const auditOf = () =>
+  t.server.db
+    .selectFrom('audit_trail')
+    .select(['actor', 'action', 'record_id', 'reason', 'new_value'])
+    .where('record_type', '=', 'run-share')
+    .orderBy('id')
+    .execute();
 
 beforeAll(async () => {
   t = await startServer({}, undefined, { clock: () => Date.now() + ahead });
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1');
-  await waitFor('the instrument', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 1);
+  await waitFor('the instrument', async () => (await rowCount(t.server, 'instruments')) === 1);
   const method = {
     id: 'tensile',
     standard: 'ISO 6892-1:2019',
@@ -80,10 +77,10 @@ describe('a technician shares a run', () => {
     expect(share).toMatchObject({ run, state: 'active', note: 'Mr Li, purchasing', createdBy: 'technician', uses: 0, firstUsedAt: null });
     expect(share.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(share.expiresAt - share.createdAt).toBe(48 * HOUR);
-    const stored = t.server.database.sqlite.prepare('SELECT token_hash FROM run_shares WHERE id = ?').get(Number(share.id)) as { token_hash: string };
+    const stored = await t.server.db.selectFrom('run_shares').select('token_hash').where('id', '=', Number(share.id)).executeTakeFirstOrThrow();
     expect(stored.token_hash).toBe(createHash('sha256').update(share.token).digest('hex'));
-    expect(JSON.stringify(t.server.database.sqlite.prepare('SELECT * FROM run_shares').all())).not.toContain(share.token);
-    expect(auditOf()).toEqual([expect.objectContaining({ actor: 'technician', action: 'create', record_id: `${run}/${share.id}` })]);
+    expect(JSON.stringify(await t.server.db.selectFrom('run_shares').selectAll().execute())).not.toContain(share.token);
+    expect(await auditOf()).toEqual([expect.objectContaining({ actor: 'technician', action: 'create', record_id: `${run}/${share.id}` })]);
     // the list shows it without its token
     const list = await call<RunShare[]>(`/api/runs/${run}/shares`);
     expect(list.body.map((s) => s.id)).toEqual([share.id]);
@@ -98,7 +95,7 @@ describe('a technician shares a run', () => {
     expect(first.body.results).toBeNull();
     expect(first.body.report).toBeNull();
     expect((await anonymous(`/api/public/shares/${share.token}`)).status).toBe(200);
-    const opened = auditOf().filter((a) => a.action === 'state-change');
+    const opened = (await auditOf()).filter((a) => a.action === 'state-change');
     expect(opened).toEqual([expect.objectContaining({ actor: `share-link:${share.id}`, record_id: `${run}/${share.id}` })]);
     const [listed] = (await call<RunShare[]>(`/api/runs/${run}/shares`)).body;
     expect(listed).toMatchObject({ uses: 2 });
@@ -114,7 +111,7 @@ describe('a technician shares a run', () => {
     const gone = await anonymous<{ code: string; reason: string }>(`/api/public/shares/${share.token}`);
     expect(gone).toMatchObject({ status: 410, body: { code: 'E_GONE', reason: 'share.revoked' } });
     expect((await anonymous(`/api/public/shares/${share.token}/report.pdf`)).status).toBe(410);
-    expect(auditOf().at(-1)).toMatchObject({ actor: 'technician', action: 'update', reason: 'sent to the wrong person' });
+    expect((await auditOf()).at(-1)).toMatchObject({ actor: 'technician', action: 'update', reason: 'sent to the wrong person' });
     expect((await call(`/api/runs/${run}/shares/${share.id}/revoke`, postJson({ reason: 'again' }))).status).toBe(409);
   });
 

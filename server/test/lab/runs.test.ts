@@ -2,6 +2,7 @@
 // machine with its audit entries, the binding of a run to the exact stored sequence ranges of its
 // gateways, client scoping (REST and live rooms), the out-of-service interlock and the accreditation flag.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { sql } from 'kysely';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import {
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { runSelections } from '../../src/export/run-selection.js';
+import { rejectionOf } from '../helpers/rejection.js';
 import {
   addOtherClient,
   jsonCaller,
@@ -29,6 +31,7 @@ import {
   type TestServer,
   waitFor,
 } from '../helpers/server.js';
+import { logSize, rowCount } from '../helpers/store-reads.js';
 
 let t: TestServer;
 let gw: TestGateway;
@@ -55,7 +58,7 @@ beforeAll(async () => {
   otherClientToken = await addOtherClient(t);
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('ut-1', 'ut-x', 'ut-2');
-  await waitFor('the instruments', () => (t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM instruments').get() as { n: number }).n === 3);
+  await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 3);
 });
 afterAll(async () => {
   for (const s of sockets) s.close();
@@ -156,10 +159,10 @@ describe('records', () => {
     expect((await call('/api/methods/none', {})).status).toBe(404);
   });
 
-  test('nothing is deleted, and a method version is never rewritten', () => {
-    const db = t.server.database.sqlite;
-    expect(() => db.prepare("DELETE FROM lab_samples WHERE id = 'S-1'").run()).toThrow(/never deleted/);
-    expect(() => db.prepare("UPDATE methods SET title = 'x' WHERE id = 'tensile'").run()).toThrow(/written once/);
+  test('nothing is deleted, and a method version is never rewritten', async () => {
+    const db = t.server.db;
+    expect(await rejectionOf(sql`DELETE FROM lab_samples WHERE id = 'S-1'`.execute(db))).toMatch(/never deleted/);
+    expect(await rejectionOf(sql`UPDATE methods SET title = 'x' WHERE id = 'tensile'`.execute(db))).toMatch(/written once/);
   });
 });
 
@@ -181,7 +184,7 @@ describe('the run state machine', () => {
       ['technician', 'state-change', { state: 'running' }, 'completed'],
     ]);
     // the database refuses a change to a finished run, whatever the code does
-    expect(() => t.server.database.sqlite.prepare("UPDATE runs SET state = 'running' WHERE id = ?").run(run.id)).toThrow(/state machine/);
+    expect(await rejectionOf(sql`UPDATE runs SET state = 'running' WHERE id = ${run.id}`.execute(t.server.db))).toMatch(/state machine/);
   });
 
   test('an aborted run stays, with its reason', async () => {
@@ -258,12 +261,13 @@ describe('a run binds the stored records of its instruments', () => {
     expect(res.body.samples.map((s) => [s.instrument, s.seq])).toEqual([5, 6, 7, 10, 11].map((seq) => ['ut-1', seq]));
     expect(res.body.truncated).toBe(false);
     // the batches named are the stored, logged ones
-    const stored = t.server.database.sqlite
-      .prepare(
-        "SELECT gateway, batch, first_seq AS firstSeq, count, log_index AS logIndex FROM batch_headers WHERE gateway = 'gw-a' AND batch IN (1, 2) ORDER BY batch",
-      )
-      .all()
-      .map((r) => ({ ...(r as object) }));
+    const stored = await t.server.db
+      .selectFrom('batch_headers')
+      .select(['gateway', 'batch', 'first_seq as firstSeq', 'count', 'log_index as logIndex'])
+      .where('gateway', '=', 'gw-a')
+      .where('batch', 'in', [1, 2])
+      .orderBy('batch')
+      .execute();
     expect(res.body.batches).toEqual(stored);
     expect(res.body.batches.every((b) => typeof b.logIndex === 'number')).toBe(true);
     // the live room saw the same records, and no more after the stop
@@ -273,16 +277,21 @@ describe('a run binds the stored records of its instruments', () => {
       ranges: [{ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 }],
     });
     // its export bundle (labtrace export --run): every record of its range, and it verifies offline
-    const selections = (await runSelections(t.server.database.db, run.id)).selections;
+    const selections = (await runSelections(t.server.db, run.id)).selections;
     expect(selections).toEqual([expect.objectContaining({ gateway: 'gw-a', firstSeq: 5, lastSeq: 11 })]);
-    const log = t.server.log;
-    if (log === undefined) throw new Error('no transparency log');
-    await waitFor('a checkpoint over the run', () => log.checkpoint() !== '' && log.latestCheckpoint().size === log.size, 5000);
+    const reader = t.server.logReader;
+    const log = t.server.logStore ?? t.server.log;
+    if (reader === undefined || log === undefined) throw new Error('no transparency log');
+    await waitFor(
+      'a checkpoint over the run',
+      async () => (await reader.checkpoint()) !== '' && (await reader.latestCheckpoint()).size === (await logSize(t.server)),
+      5000,
+    );
     const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-run-export-'));
     try {
       const [only] = selections;
       if (only === undefined) throw new Error('no selection');
-      await exportBundle(t.server.database, log, { outDir: dir, gateway: only.gateway, from: only.from, to: only.to });
+      await exportBundle(t.server.db, log, { outDir: dir, gateway: only.gateway, from: only.from, to: only.to });
       const files = readBundle(dir);
       const report = verifyBundle(files, {});
       expect(report.problems).toEqual([]);

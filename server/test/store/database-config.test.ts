@@ -116,3 +116,14 @@ test('a server on a PostgreSQL store it cannot reach fails at its start with the
   expect(String((error as Error).message)).not.toContain(secret);
   expect(server.httpPort).toBe(0);
 });
+
+test('the demo lab is refused on PostgreSQL, naming the field', () => {
+  const config = serverConfigSchema.parse({ dataDir: tmp(), demo: { enabled: true }, database: { url: 'postgres://labtrace@127.0.0.1:1/lab' } });
+  let error: unknown;
+  try {
+    new LabtraceServer(config, pino({ level: 'silent' }));
+  } catch (err) {
+    error = err;
+  }
+  expect(error).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/^demo\.enabled: /) });
+});
