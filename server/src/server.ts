@@ -633,7 +633,6 @@ export class LabtraceServer {
       this.embedded.store.open();
     } else await migrateStore(this.db, serverMigrations);
     await this.runs.open();
-    this.runs.followOtherNodes({ onError: (err) => this.logger.error({ part: 'runs', err: String(err) }, 'the running runs could not be reloaded') });
     await this.accreditations.start();
     // on PostgreSQL the inspection is a job of one node (its lease, see runInspectionJob), started with the others below
     if (this.jobs === undefined) await this.inspection.start();
@@ -813,7 +812,6 @@ export class LabtraceServer {
     await this.accreditations.stop();
     await this.jobs?.stop();
     await this.inspection.stop();
-    await this.runs.stopFollowing();
     // Stop taking data first (broker), so everything received is committed before the store closes.
     await this.broker.stop();
     await this.ingest.stop();

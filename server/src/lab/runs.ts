@@ -157,9 +157,6 @@ interface RunsEvents {
 export class Runs extends EventEmitter<RunsEvents> {
   /** running runs: per gateway, the run's instruments and the first sequence number that belongs to it */
   private readonly running = new Map<string, Map<string, { instruments: Set<string>; firstSeq: number }>>();
-  /** PostgreSQL: the periodic reload of the running runs (followOtherNodes()), and the reload in progress */
-  private timer: NodeJS.Timeout | undefined;
-  private reloading: Promise<void> | undefined;
   /** the runs this node moved while a reload read the running ones: the reload's older answer does not undo them */
   private movedDuringReload: Set<string> | undefined;
 
@@ -186,27 +183,9 @@ export class Runs extends EventEmitter<RunsEvents> {
   }
 
   /**
-   * On PostgreSQL, reads the running runs again every `refreshMs` until stopFollowing(), as other nodes start and end them:
-   * a run started through another node is followed here too (the samples this node stores reach the run's live
-   * room), and one ended there is let go. On SQLite one process moves every run: nothing to do.
+   * Follows the runs running in the store now, whichever node started them, and lets go of those ended meanwhile
+   * (on PostgreSQL the node that inspects the runs calls it before it passes on the stored samples).
    */
-  followOtherNodes(options: { refreshMs?: number; onError?: (err: unknown) => void } = {}): void {
-    if (!this.postgres) return;
-    this.timer ??= setInterval(() => {
-      if (this.reloading !== undefined) return;
-      this.reloading = this.reloadRunning()
-        .catch((err: unknown) => options.onError?.(err))
-        .finally(() => (this.reloading = undefined));
-    }, options.refreshMs ?? 1000).unref();
-  }
-
-  async stopFollowing(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.reloading;
-  }
-
-  /** Follows the runs running in the store now, whichever node started them; lets go of those ended meanwhile. */
   async reloadRunning(): Promise<void> {
     const moved = new Set<string>();
     this.movedDuringReload = moved;
