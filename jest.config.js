@@ -12,7 +12,20 @@ const common = {
 };
 
 /** the server suites that also run with their test servers on PostgreSQL */
-const ON_POSTGRES = ['lab/runs', 'lab/results', 'certificates/workflow', 'lab/run-alarms', 'lab/run-shares', 'certificates/review'];
+const ON_POSTGRES = [
+  'lab/runs',
+  'lab/results',
+  'lab/run-alarms',
+  'lab/run-shares',
+  'lab/calibration',
+  'lab/lab-records',
+  'certificates/workflow',
+  'certificates/review',
+  'auth/policy',
+  'auth/users',
+  'instruments/instrument-commands',
+  'trust/enrollment',
+];
 
 export default {
   testTimeout: 30_000,

@@ -665,8 +665,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
       await record(duplicateNote(what, header.batch, (await chainIn.state(trx, gateway))?.nextBatch ?? 0));
       return { kind: 'duplicate' };
     };
-    // checked again under the lock: a revocation made meanwhile holds at once (for a batch not stored already)
-    const late = this.keys.refusal(this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
+    // checked again under the lock, as the store holds the key now: a rotation or revocation made meanwhile, on any
+    // node, holds at once (for a batch not stored already); one read by primary key
+    const late = await this.keys.refusalIn(trx, this.keys.get(gateway, header.keyId) ?? key, header.batch, now);
     if (late !== undefined) return (await already()) ?? { kind: 'refused', refusal: late };
     // storeBatch looks for the batch itself (one query less per batch); nothing is written unless it is stored
     const result = await pg.store.storeBatch(raw, batch);

@@ -64,7 +64,7 @@ describe('free space below the reserve', () => {
     const before = await health(t);
     expect(before.status).toBe(503);
     expect(before.body.store).toMatchObject({ status: 'low-space', reserveBytes: 2 ** 50, freeBytes: expect.any(Number) });
-    expect(t.server.events.list({ kind: 'store-capacity' })).toEqual([
+    expect((await t.server.events.page({ kind: 'store-capacity', limit: 100 })).items).toEqual([
       expect.objectContaining({ severity: 'alarm', detail: expect.stringMatching(/below the reserve/) }),
     ]);
     const batch = gw.sign(records('res-1', 0, 10));
@@ -84,7 +84,7 @@ describe('free space below the reserve', () => {
     const after = await health(t);
     expect(after.status).toBe(200);
     expect(after.body.store.status).toBe('ok');
-    expect(t.server.events.list({ kind: 'store-capacity' })[0]).toMatchObject({
+    expect((await t.server.events.page({ kind: 'store-capacity', limit: 100 })).items[0]).toMatchObject({
       severity: 'info',
       detail: expect.stringMatching(/takes writes again/),
     });

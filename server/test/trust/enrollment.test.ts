@@ -51,9 +51,7 @@ describe('enrollment', () => {
     await gw.birth('new-1');
     expect(await send(t, gw, gw.sign(records('new-1', 0, 3)))).toBe('acked');
     // the password is stored hashed, never in clear
-    const row = t.server.database.sqlite.prepare('SELECT password_hash FROM gateway_credentials WHERE gateway = ?').get('gw-new') as {
-      password_hash: string;
-    };
+    const row = await t.server.db.selectFrom('gateway_credentials').select('password_hash').where('gateway', '=', 'gw-new').executeTakeFirstOrThrow();
     expect(row.password_hash).toMatch(/^scrypt\$/);
     expect(row.password_hash).not.toContain(mqtt.password);
   });
@@ -82,8 +80,8 @@ describe('enrollment', () => {
       body: { error: expect.stringMatching(/body: token/) },
     });
     // recorded under the gateway the genuine token was issued for (the unknown token is not: see enroll-refusals.test.ts)
-    expect(t.server.events.list({ kind: 'enrollment-refused', gateway: 'gw-x' })).toHaveLength(3);
-    expect(t.server.events.list({ kind: 'enrollment-refused', gateway: 'gw-y' })).toHaveLength(0);
+    expect((await t.server.events.page({ kind: 'enrollment-refused', gateway: 'gw-x', limit: 100 })).items).toHaveLength(3);
+    expect((await t.server.events.page({ kind: 'enrollment-refused', gateway: 'gw-y', limit: 100 })).items).toHaveLength(0);
     // the token was not spent by the refusals
     expect((await post('/api/enroll', enrollBody('gw-x', token, seed(6)))).status).toBe(201);
   });
@@ -168,7 +166,7 @@ describe('rotation and revocation', () => {
         ),
       ),
     ).toMatch(/key [0-9a-f]{8} is revoked from/);
-    expect(t.server.events.list({ gateway: 'gw-r', kind: 'revoked-key' })).toHaveLength(1);
-    expect(t.server.events.list({ gateway: 'gw-r', kind: 'key-rotated' })).toHaveLength(1);
+    expect((await t.server.events.page({ gateway: 'gw-r', kind: 'revoked-key', limit: 100 })).items).toHaveLength(1);
+    expect((await t.server.events.page({ gateway: 'gw-r', kind: 'key-rotated', limit: 100 })).items).toHaveLength(1);
   });
 });
