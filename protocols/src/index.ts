@@ -3,7 +3,7 @@ export * from './validation.js';
 export * from './modbus/codec.js';
 export * from './profile.js';
 export * from './measurement.js';
-export type * from './live.js';
+export * from './live.js';
 export * from './run-samples.js';
 export * from './rounding.js';
 export * from './config-text.js';

@@ -14,6 +14,14 @@ export interface LiveSample {
   quality: Quality;
 }
 
+/** A stored or received sample of a gateway as the server hands it on (to the live rooms, the runs, the inspection). */
+export function liveSampleOf(
+  gateway: string,
+  s: Pick<LiveSample, 'seq' | 'instrument' | 'channel' | 'ts' | 'value' | 'unit' | 'quality'>,
+): LiveSample {
+  return { gateway, seq: s.seq, instrument: s.instrument, channel: s.channel, ts: s.ts, value: s.value, unit: s.unit, quality: s.quality };
+}
+
 export interface GatewayStatus {
   id: string;
   connected: boolean;

@@ -21,6 +21,7 @@ import {
   isSealedBatch,
   isLabtraceError,
   LabtraceError,
+  liveSampleOf,
   issuesOf,
   openBatch,
   parseTopic,
@@ -549,16 +550,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (live.length > 0)
       this.emit(
         'samples',
-        live.map((s) => ({
-          gateway,
-          seq: s.seq,
-          instrument: s.instrument,
-          channel: s.channel,
-          ts: s.ts,
-          value: s.value,
-          unit: s.unit,
-          quality: s.quality,
-        })),
+        live.map((s) => liveSampleOf(gateway, s)),
       );
   }
 

@@ -4,7 +4,7 @@
 // store does. A batch's header enters the transparency log in the transaction that stores the batch, under the
 // log's lock, which is held until COMMIT: the log index of stored batches therefore grows in commit order, and
 // reading `log_index > last read` in that order never skips a batch committed later with a smaller index.
-import { readRecords, type LiveSample } from '@labtrace/protocols';
+import { liveSampleOf, readRecords, type LiveSample } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from '../log.js';
 import type { Tables } from '../store/database.js';
@@ -107,16 +107,7 @@ export class SampleFeed {
         const gateway = row.gateway;
         const samples: LiveSample[] = [];
         readRecords(row.records, ({ sample: s }) => {
-          samples.push({
-            gateway,
-            seq: s.seq,
-            instrument: s.instrument,
-            channel: s.channel,
-            ts: s.ts,
-            value: s.value,
-            unit: s.unit,
-            quality: s.quality,
-          });
+          samples.push(liveSampleOf(gateway, s));
           return true;
         });
         if (samples.length > 0) this.deliver(samples);

@@ -6,7 +6,7 @@
 // after each boundary, and the run's records are exactly the signed, logged records of those sequence ranges
 // (filtered to its instruments). Its queries run through Kysely on SQLite or PostgreSQL.
 import { EventEmitter } from 'node:events';
-import { LabtraceError, readRecords, type LiveSample } from '@labtrace/protocols';
+import { LabtraceError, liveSampleOf, readRecords, type LiveSample } from '@labtrace/protocols';
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
@@ -520,19 +520,7 @@ export class Runs extends EventEmitter<RunsEvents> {
         let go = true;
         readRecords(bytes, ({ sample: s }, start, end) => {
           if (s.seq < range.firstSeq || s.seq > last || !mine.has(s.instrument)) return true;
-          go = visit(
-            {
-              gateway: range.gateway,
-              seq: s.seq,
-              instrument: s.instrument,
-              channel: s.channel,
-              ts: s.ts,
-              value: s.value,
-              unit: s.unit,
-              quality: s.quality,
-            },
-            bytes.subarray(start, end),
-          );
+          go = visit(liveSampleOf(range.gateway, s), bytes.subarray(start, end));
           return go;
         });
         if (!go) return;
