@@ -15,7 +15,7 @@ import { exportRoutes } from './export/export-routes.js';
 import { runSelections } from './export/run-selection.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
-import { createApp } from './api/app.js';
+import { createApp, healthOnly } from './api/app.js';
 import { RawFiles } from './files/raw-files.js';
 import { rawFileRoutes } from './files/raw-file-routes.js';
 import { Housekeeping } from './housekeeping.js';
@@ -48,6 +48,8 @@ import { RunInspection } from './inspection/run-inspection.js';
 import { SampleFeed } from './inspection/sample-feed.js';
 import { JobRunner, type JobContext } from './cluster/jobs.js';
 import { nodeName, PostgresLeases } from './cluster/leases.js';
+import { NODE_ROLES, type NodeRole } from './cluster/config.js';
+import { Parts, type Part } from './parts.js';
 import type { Logger } from './log.js';
 import { sql, type Kysely } from 'kysely';
 import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
@@ -174,6 +176,9 @@ export class LabtraceServer {
   readonly live: LiveHub;
   private readonly auditLive: AuditAnnouncer;
   private readonly http: http.Server;
+  /** what this node does among the lab's nodes (cluster.roles) */
+  readonly roles: ReadonlySet<NodeRole>;
+  private readonly parts: Parts;
   private started = false;
 
   constructor(
@@ -183,6 +188,17 @@ export class LabtraceServer {
   ) {
     const target = storeTargetOf(config.database, config.dataDir);
     this.engine = target.dialect;
+    this.roles = new Set(config.cluster.roles);
+    if (target.dialect === 'sqlite' && this.roles.size < NODE_ROLES.length)
+      throw new LabtraceError(
+        'E_CONFIG',
+        `cluster.roles: a server on the embedded SQLite store is the lab's only node and has every role (${NODE_ROLES.join(', ')}); nodes with some of them need the PostgreSQL store (database.url)`,
+      );
+    if (!this.roles.has('ingest') && config.mqtt.external === undefined)
+      throw new LabtraceError(
+        'E_CONFIG',
+        'cluster.roles: a node without `ingest` needs the external broker (mqtt.external): gateways connect to every node of the embedded broker, so each of its nodes ingests',
+      );
     // the node's own files (its keys unless configured elsewhere, raw result files, the export spool) live here on either engine
     mkdirSync(config.dataDir, { recursive: true });
     if (target.dialect === 'sqlite') {
@@ -333,6 +349,7 @@ export class LabtraceServer {
         password,
         ...(external.clientId === undefined ? {} : { clientId: external.clientId }),
         ...(external.sharedGroup === undefined ? {} : { sharedGroup: external.sharedGroup }),
+        ingest: this.roles.has('ingest'),
         ...(external.caFile === undefined ? {} : { ca: readSecret(external.caFile, 'mqtt.external.caFile') }),
         logger: logger.child({ part: 'broker' }),
       });
@@ -491,14 +508,16 @@ export class LabtraceServer {
         writeFailed: (err) => this.capacity.writeFailed(err),
         refusals: () => this.ingest.refusals(),
         notifications: () => this.notifications.status(),
+        node: () => ({ roles: [...this.roles], leases: this.jobsRunning() }),
       },
     });
     this.app = app;
-    this.http = http.createServer(app);
+    // a node without the API answers its health only (load balancers and probes ask every node)
+    this.http = http.createServer(this.roles.has('api') ? app : healthOnly(app));
     const redis = config.live.redis;
     const redisPassword = redis === undefined ? undefined : redisPasswordFrom(redis.passwordFile, 'live.redis', readSecret);
     this.live = new LiveHub(
-      this.http,
+      this.roles.has('api') ? this.http : undefined,
       SERVER_VERSION,
       this.users,
       (principal, id) => this.runs.get(principal, id),
@@ -560,6 +579,7 @@ export class LabtraceServer {
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
       this.live.changed({ list: 'gateways', id });
     });
+    this.parts = new Parts(this.declareParts(), this.roles, logger);
   }
 
   /** the embedded SQLite database (its synchronous paths, its file); refused on PostgreSQL, where `db` is the store */
@@ -616,51 +636,147 @@ export class LabtraceServer {
     return this.embeddedBroker?.port ?? 0;
   }
 
-  async start(): Promise<void> {
-    try {
-      await this.startParts();
-    } catch (err) {
-      // whatever had started stops again (a pool, a timer, a port): a refused start leaves nothing running
-      await this.shutdown().catch((e: unknown) => this.logger.error({ err: String(e) }, 'stopping after a failed start failed too'));
-      throw err;
-    }
+  /** the parts this node runs (its roles), in their start order */
+  get partsRunning(): string[] {
+    return this.parts.running;
   }
 
-  private async startParts(): Promise<void> {
-    // on PostgreSQL every node migrates at start too: the migrator's advisory lock applies each migration once
-    if (this.embedded !== undefined) {
-      await this.embedded.database.migrate();
-      this.embedded.store.open();
-    } else await migrateStore(this.db, serverMigrations);
-    await this.runs.open();
-    await this.accreditations.start();
-    // on PostgreSQL the inspection is a job of one node (its lease, see runInspectionJob), started with the others below
-    if (this.jobs === undefined) await this.inspection.start();
+  async start(): Promise<void> {
+    // a refused start stops whatever had started (a pool, a timer, a port): it leaves nothing running
+    await this.parts.start();
+    this.started = true;
+    this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir, roles: [...this.roles] }, 'server started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.parts.stop();
+    this.logger.info('server stopped');
+  }
+
+  /**
+   * The server's parts in start order (stopped in reverse, parts.ts). Those without roles run on every node; a
+   * node runs the others only for its roles (cluster.roles: api, ingest, jobs).
+   */
+  private declareParts(): Part[] {
+    const embedded = this.embedded;
+    const parts: Part[] = [
+      {
+        name: 'store',
+        // on PostgreSQL every node migrates at start too: the migrator's advisory lock applies each migration once
+        start: async () => {
+          if (embedded !== undefined) {
+            await embedded.database.migrate();
+            embedded.store.open();
+          } else await migrateStore(this.db, serverMigrations);
+        },
+        stop: async () => {
+          if (embedded !== undefined) await embedded.database.close();
+          else await this.postgres?.close();
+        },
+      },
+      // the security events' timers stop after everything that records one
+      { name: 'security-events', start: () => undefined, stop: () => this.events.stop() },
+      { name: 'runs', start: () => this.runs.open() },
+      { name: 'accreditations', start: () => this.accreditations.start(), stop: () => this.accreditations.stop() },
+      // on PostgreSQL the inspection is a job of one node (its lease, see runInspectionJob), started with the jobs
+      ...(this.jobs === undefined
+        ? [{ name: 'inspection', roles: ['jobs'], start: () => this.inspection.start(), stop: () => this.inspection.stop() } satisfies Part]
+        : []),
+      { name: 'admin', roles: ['api'], start: () => this.bootstrapAdmin() },
+      { name: 'log', start: () => this.openLog() },
+      { name: 'certificates', start: () => this.certificates.start(), stop: () => this.certificates.stop() },
+      { name: 'notifications', start: () => this.notifications.start(), stop: () => this.notifications.stop() },
+      { name: 'keys', start: () => this.keys.open(this.config.gateways).then(() => this.keys.start()), stop: () => this.keys.stop() },
+      { name: 'enrollment', start: () => this.enrollment.open() },
+      {
+        // key events (from any node or the admin command line) enter the log within a second; each chore fails on its
+        // own, logged as what it is; the log's entries come before its checkpoint
+        name: 'housekeeping',
+        roles: ['jobs'],
+        start: async () => {
+          const anchor = () => this.audit.anchor(this.logStore ?? this.openedLog());
+          await this.logKeyEvents();
+          await anchor();
+          this.housekeeping = new Housekeeping(
+            [
+              { name: 'key-events', failure: 'ALARM: key events could not be entered in the transparency log', run: () => this.logKeyEvents() },
+              { name: 'audit-anchor', failure: 'ALARM: the audit trail could not be anchored in the transparency log', run: anchor },
+              { name: 'session-prune', failure: 'expired sessions could not be pruned', run: () => this.users.prune() },
+              { name: 'checkpoint', failure: 'ALARM: the transparency log checkpoint could not be signed', run: () => this.checkpoint() },
+            ],
+            this.config.log.minCheckpointIntervalMs,
+            this.logger,
+          );
+          await this.housekeeping.start();
+        },
+        stop: async () => {
+          await this.housekeeping?.stop();
+          this.housekeeping = undefined;
+        },
+      },
+      { name: 'capacity', start: () => this.capacity.start(), stop: () => this.capacity.stop() },
+      { name: 'series', start: () => this.series.start(), stop: () => this.series.stop() },
+      // ingest listens before the broker takes messages (an external broker delivers queued ones at once); the broker
+      // stops taking data before ingest stops, so everything received is committed before the store closes
+      { name: 'ingest', roles: ['ingest'], start: () => this.ingest.start(), stop: () => this.ingest.stop() },
+      { name: 'raw-files', roles: ['ingest'], start: () => this.rawFiles.start(), stop: () => this.rawFiles.stop() },
+      { name: 'broker', start: () => this.broker.start(), stop: () => this.broker.stop() },
+      // the HTTP port closes after the live hub has ended its sockets (an upgraded connection would hold it open)
+      { name: 'http', start: () => this.listen(), stop: () => this.closeHttp() },
+      {
+        name: 'live',
+        start: () => this.live.start(),
+        stop: async () => {
+          this.auditLive.stop();
+          await this.live.stop();
+        },
+      },
+      { name: 'jobs', roles: ['jobs'], start: async () => this.jobs?.start(), stop: async () => this.jobs?.stop() },
+      { name: 'demo', roles: ['jobs'], start: async () => this.demo?.start(), stop: async () => this.demo?.stop() },
+      {
+        name: 'calibration-reminders',
+        roles: ['jobs'],
+        start: () => {
+          void this.remindCalibrations();
+          this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
+        },
+        stop: () => {
+          if (this.reminderTimer) clearInterval(this.reminderTimer);
+          this.reminderTimer = undefined;
+        },
+      },
+    ];
+    return parts;
+  }
+
+  /** the user `admin` at the lab's first start, with the given password or a one-time one shown on the terminal */
+  private async bootstrapAdmin(): Promise<void> {
     const admin = await this.users.bootstrapAdmin(this.options.adminPassword);
-    if (admin !== undefined) {
-      this.logger.info(
-        { user: admin.username },
-        admin.password === undefined ? 'created the admin user with the given password' : 'created the admin user',
+    if (admin === undefined) return;
+    this.logger.info(
+      { user: admin.username },
+      admin.password === undefined ? 'created the admin user with the given password' : 'created the admin user',
+    );
+    if (admin.password !== undefined)
+      (this.options.announce ?? ((text: string) => process.stdout.write(text)))(
+        `\nFirst start: the user "admin" has the one-time password ${admin.password}\nIt is shown only this once; sign in and change it.\n\n`,
       );
-      if (admin.password !== undefined)
-        (this.options.announce ?? ((text: string) => process.stdout.write(text)))(
-          `\nFirst start: the user "admin" has the one-time password ${admin.password}\nIt is shown only this once; sign in and change it.\n\n`,
-        );
-    }
+  }
+
+  /** Opens the transparency log: in process over SQLite, or the one log of every node in the shared store. */
+  private async openLog(): Promise<void> {
     const origin = this.config.log.origin ?? `labtrace/${this.config.lab}`;
     const signer = logKey(this.config.log.keyFile ?? path.join(this.config.dataDir, 'log.key'), origin, this.logger);
     const logOptions = { origin, signer, minCheckpointIntervalMs: this.config.log.minCheckpointIntervalMs };
     let reader: LogReader;
-    let checkpoint: () => Promise<unknown>;
-    let anchor: () => Promise<unknown>;
     if (this.embedded !== undefined) {
       const log = new TransparencyLog(this.embedded.database, logOptions);
       log.open();
       this.log = log;
       this.ingest.useLog(log);
       reader = logReaderOf(log);
-      checkpoint = () => Promise.resolve(log.maybeCheckpoint());
-      anchor = () => this.audit.anchor(log);
     } else {
       // one log in the shared store: each node appends under its lock and signs with the lab's one log key
       const log = new LogStore(this.db, logOptions);
@@ -676,8 +792,6 @@ export class LabtraceServer {
       this.logStore = log;
       this.ingest.useLog(log);
       reader = log;
-      checkpoint = () => log.maybeCheckpoint();
-      anchor = () => this.audit.anchor(log);
     }
     this.logRouter = logRoutes(reader, {
       measurement: (gateway, seq) => measurementProof(this.measurements, reader, gateway, seq),
@@ -693,34 +807,21 @@ export class LabtraceServer {
           reason: k.reason,
         })),
     });
-    await this.certificates.start();
-    await this.notifications.start();
-    // key events (from this process or the admin command line) enter the log within a second
-    await this.logKeyEvents();
-    await anchor();
-    // each chore fails on its own, logged as what it is; the log's entries come before its checkpoint
-    this.housekeeping = new Housekeeping(
-      [
-        { name: 'key-events', failure: 'ALARM: key events could not be entered in the transparency log', run: () => this.logKeyEvents() },
-        { name: 'audit-anchor', failure: 'ALARM: the audit trail could not be anchored in the transparency log', run: anchor },
-        { name: 'session-prune', failure: 'expired sessions could not be pruned', run: () => this.users.prune() },
-        { name: 'checkpoint', failure: 'ALARM: the transparency log checkpoint could not be signed', run: checkpoint },
-      ],
-      this.config.log.minCheckpointIntervalMs,
-      this.logger,
-    );
-    await this.housekeeping.start();
-    await this.keys.open(this.config.gateways);
-    await this.keys.start();
-    await this.logKeyEvents();
-    await this.enrollment.open();
-    // ingest listens before the broker takes messages (an external broker delivers queued ones at once)
-    await this.capacity.start();
-    await this.series.start();
-    await this.ingest.start();
-    await this.rawFiles.start();
-    await this.broker.start();
-    await this.live.start();
+  }
+
+  /** the in-process log over SQLite, once open */
+  private openedLog(): TransparencyLog {
+    if (this.log === undefined) throw new Error('the transparency log is not open yet');
+    return this.log;
+  }
+
+  /** Signs a checkpoint of the log when one is due (on PostgreSQL by whichever node holds the log's lock). */
+  private async checkpoint(): Promise<void> {
+    if (this.logStore !== undefined) await this.logStore.maybeCheckpoint();
+    else this.openedLog().maybeCheckpoint();
+  }
+
+  private async listen(): Promise<void> {
     this.embeddedBroker?.attachWebSocket(this.http);
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', (err: NodeJS.ErrnoException) =>
@@ -736,19 +837,11 @@ export class LabtraceServer {
       );
       this.http.listen(this.config.http.port, this.config.http.host, () => resolve());
     });
-    await this.jobs?.start();
-    await this.demo?.start();
-    void this.remindCalibrations();
-    this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
-    this.started = true;
-    this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
 
-  async stop(): Promise<void> {
-    if (!this.started) return;
-    this.started = false;
-    await this.shutdown();
-    this.logger.info('server stopped');
+  private async closeHttp(): Promise<void> {
+    this.http.closeAllConnections();
+    if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
   /** Appends the key events whose time has come to the transparency log (enrollments, rotations, revocations), in order. */
@@ -801,32 +894,5 @@ export class LabtraceServer {
           { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
           r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
         );
-  }
-
-  private async shutdown(): Promise<void> {
-    await this.housekeeping?.stop();
-    this.housekeeping = undefined;
-    await this.demo?.stop();
-    if (this.reminderTimer) clearInterval(this.reminderTimer);
-    this.reminderTimer = undefined;
-    await this.accreditations.stop();
-    await this.jobs?.stop();
-    await this.inspection.stop();
-    // Stop taking data first (broker), so everything received is committed before the store closes.
-    await this.broker.stop();
-    await this.ingest.stop();
-    await this.rawFiles.stop();
-    await this.capacity.stop();
-    await this.series.stop();
-    this.auditLive.stop();
-    await this.live.stop();
-    await this.certificates.stop();
-    await this.notifications.stop();
-    await this.keys.stop();
-    await this.events.stop();
-    this.http.closeAllConnections();
-    if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    if (this.embedded !== undefined) await this.embedded.database.close();
-    else await this.postgres?.close();
   }
 }

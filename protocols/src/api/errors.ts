@@ -57,6 +57,8 @@ export const REASONS = [
   'certificate.no-results',
   /** the store cannot write (disk full, I/O error): try again later */
   'store.unavailable',
+  /** a node of several that does not serve the API (cluster.roles) was asked for it */
+  'node.api-not-served',
   /** an internal error: the answer carries a request id */
   'server.internal',
   /** {expiresAt}: a share link whose time is over */

@@ -78,6 +78,8 @@ export const healthSchema = z.strictObject({
   notifications: z
     .strictObject({ pending: z.number().int(), failed: z.number().int(), oldestPendingAt: msSchema.nullable(), email: z.boolean() })
     .optional(),
+  /** this node among the lab's nodes: what it does (cluster.roles), and the jobs of one node at a time it holds now */
+  node: z.strictObject({ roles: z.array(z.enum(['api', 'ingest', 'jobs'])), leases: z.array(z.string()) }).optional(),
 });
 export type Health = z.output<typeof healthSchema>;
 

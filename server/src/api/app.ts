@@ -1,10 +1,12 @@
 // The REST API and the dashboard's static files.
 import { existsSync } from 'node:fs';
+import type http from 'node:http';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { LabtraceError, type InstrumentView, type ListChange } from '@labtrace/protocols';
 import { api, KEY_ROTATION_DUE_MS } from '@labtrace/protocols/api';
+import type { NodeRole } from '../cluster/config.js';
 import type { Logger } from '../log.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
@@ -37,6 +39,8 @@ export interface HealthSource {
   refusals(): { total: number; byReason: Record<string, number>; refusing: Map<string, { reason: string; at: number }> };
   /** outbound notifications: deliveries pending and failed for good (notify/) */
   notifications?: (() => Promise<{ pending: number; failed: number; oldestPendingAt: number | null; email: boolean }>) | undefined;
+  /** this node's roles among the lab's nodes, and the leases of one-node jobs it holds now */
+  node?: (() => { roles: NodeRole[]; leases: string[] }) | undefined;
 }
 
 export interface AppDeps {
@@ -80,6 +84,28 @@ const gatewayKeyView = (k: GatewayKey) => ({
   replacedBy: k.replacedBy,
   rotationDueAt: k.status === 'active' ? k.registeredAt + KEY_ROTATION_DUE_MS : null,
 });
+
+/**
+ * The HTTP answer of a node that serves no API (cluster.roles without `api`): its health, for load balancers and
+ * probes, and for anything else a 421 (Misdirected Request) that names why, so that a proxy sending a request here
+ * by mistake is found at once.
+ */
+export function healthOnly(app: Express): http.RequestListener {
+  return (req, res) => {
+    if (req.method === 'GET' && (req.url ?? '').split('?')[0] === api.health.path) {
+      app(req, res);
+      return;
+    }
+    res.writeHead(421, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(
+      JSON.stringify({
+        error: "this node of the lab does not serve the API (cluster.roles without api): use the address of a node that does, or the lab's proxy",
+        code: 'E_NOT_SERVED',
+        reason: 'node.api-not-served',
+      }),
+    );
+  };
+}
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -138,6 +164,7 @@ export function createApp(deps: AppDeps): Express {
       // faults caught at the process level since the start (process-faults.ts): each one is a bug to look into
       faults: processFaults(),
       ...(notifications === undefined ? {} : { notifications }),
+      ...(deps.health.node === undefined ? {} : { node: deps.health.node() }),
     });
   });
 

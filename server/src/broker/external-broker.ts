@@ -34,6 +34,11 @@ export interface ExternalBrokerOptions {
   clientId?: string;
   /** the shared subscription group of the lab's server nodes; without it this node takes every batch */
   sharedGroup?: string;
+  /**
+   * default true. false: a node that does not ingest (cluster.roles without `ingest`) takes no batch and no result
+   * file, only the gateways' presence and health; the batches are left to the nodes that store them
+   */
+  ingest?: boolean;
   /** PEM text of the CA that signed the broker's certificate (mqtts) */
   ca?: string;
   /** default true; false accepts any certificate (testing only) */
@@ -49,6 +54,9 @@ const SECURE = new Set(['mqtts:', 'tls:']);
 
 /** What the server takes from gateways; its own ACK and CMD are never subscribed to. */
 const INBOUND: readonly MessageKind[] = ['BIRTH', 'DATA', 'DEATH', 'HEALTH', 'FILE'];
+
+/** What only a node that ingests takes: the batches and the result files. */
+const INGESTED: readonly MessageKind[] = ['DATA', 'FILE'];
 
 /** MQTT 3.1.1 CONNACK return codes that no retry will fix. */
 const REFUSALS: Record<number, { code: 'E_AUTH' | 'E_CONFIG'; text: string }> = {
@@ -110,8 +118,8 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
     const group = options.sharedGroup;
     if (group !== undefined && !/^[^/+#\s]+$/.test(group))
       throw new LabtraceError('E_CONFIG', `external MQTT broker: sharedGroup "${group}" is not one MQTT topic level (no '+', '#', '/' or spaces)`);
-    this.sharedIngest = group !== undefined;
-    this.filters = INBOUND.map((kind) => {
+    this.sharedIngest = group !== undefined && options.ingest !== false;
+    this.filters = (options.ingest === false ? INBOUND.filter((kind) => !INGESTED.includes(kind)) : INBOUND).map((kind) => {
       const filter = topicFor(options.lab, '+', kind);
       return kind === 'DATA' && group !== undefined ? `$share/${group}/${filter}` : filter;
     });
@@ -262,6 +270,12 @@ export class ExternalBroker extends EventEmitter<BusEvents> implements MessageBu
     // A session kept from a run without a group still holds the plain DATA subscription, which would bring
     // this node every batch besides its share (unsubscribing from a filter the session lacks is no error).
     if (refused.length === 0 && this.sharedIngest) await client.unsubscribeAsync(topicFor(lab, '+', 'DATA'));
+    // A node that no longer ingests may keep a session from when it did: its batches and files go to the others.
+    if (refused.length === 0 && this.options.ingest === false) {
+      const group = this.options.sharedGroup;
+      const kept = INGESTED.map((kind) => topicFor(lab, '+', kind));
+      await client.unsubscribeAsync(group === undefined ? kept : [...kept, `$share/${group}/${topicFor(lab, '+', 'DATA')}`]);
+    }
     return refused;
   }
 

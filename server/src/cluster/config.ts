@@ -3,9 +3,29 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
-/** The `cluster:` section of server.yaml: this node's name and its leases (used on a PostgreSQL store). */
+/**
+ * What a node of the lab does (`cluster.roles`), each a set of the server's parts (server.ts):
+ * - `api`: the REST API, the dashboard and its live updates (socket.io); a node without it answers only /api/health;
+ * - `ingest`: takes the gateways' batches and result files from the broker, verifies, stores and acknowledges them;
+ * - `jobs`: the work of one node at a time (leases: the run inspection, the InfluxDB copy, the demo, the calibration
+ *   reminders) and the lab's housekeeping (the log's checkpoints, the audit trail's anchors, key events, sessions).
+ */
+export const NODE_ROLES = ['api', 'ingest', 'jobs'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
+/** The `cluster:` section of server.yaml: this node's name, its roles and its leases (used on a PostgreSQL store). */
 export const clusterSettingsSchema = z
   .strictObject({
+    /**
+     * what this node does (default: all of it). Every lab needs, among its nodes, each role at least once; a subset
+     * needs the PostgreSQL store, and a node without `ingest` needs the external broker (gateways connect to every
+     * node of the embedded one, so each of those nodes ingests)
+     */
+    roles: z
+      .array(z.enum(NODE_ROLES))
+      .min(1, 'a node needs at least one role')
+      .refine((roles) => new Set(roles).size === roles.length, { message: 'a role is listed twice' })
+      .default([...NODE_ROLES]),
     /** this node's name among the lab's nodes (recorded as a lease's holder); default: the host name and process id */
     node: z
       .string()

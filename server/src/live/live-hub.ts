@@ -68,8 +68,12 @@ export class LiveHub {
   /** the adapter's own connections (its stream reader, its pub/sub): closed with the hub, or they would reconnect forever */
   private readonly redisCopies: Redis[] = [];
 
+  /**
+   * @param server the HTTP server whose clients connect here; undefined on a node that serves no API
+   *   (cluster.roles): its hub only sends, through the cluster adapter, to the dashboards connected to other nodes
+   */
   constructor(
-    private readonly server: http.Server,
+    private readonly server: http.Server | undefined,
     private readonly version: string,
     private readonly users: Users,
     private readonly runAccess: RunAccess = () => Promise.resolve(undefined),
@@ -80,10 +84,11 @@ export class LiveHub {
   async start(): Promise<void> {
     // Redis first: a node that cannot reach its peers' Redis does not start (nothing to undo then)
     const redis = this.cluster === undefined ? undefined : await this.connectRedis(this.cluster);
-    const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(this.server, {
-      serveClient: false,
-      maxHttpBufferSize: 16 * 1024,
-    });
+    const options = { serveClient: false, maxHttpBufferSize: 16 * 1024 };
+    const io =
+      this.server === undefined
+        ? new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(options)
+        : new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(this.server, options);
     if (redis !== undefined && this.cluster !== undefined) {
       this.redis = redis;
       io.adapter(createAdapter(redis, { streamName: this.cluster.stream, blockTimeInMs: 1000 }));
@@ -213,14 +218,20 @@ export class LiveHub {
     );
   }
 
+  /** the clients connected to this node (none on a node without the API: its hub is not attached to an HTTP server) */
+  private get connectedClients(): number {
+    return (this.io?.engine as { clientsCount: number } | undefined)?.clientsCount ?? 0;
+  }
+
   async stop(): Promise<void> {
     const io = this.io;
     this.io = undefined;
     if (!io) return;
     // this node's sockets only: with the cluster adapter, io.disconnectSockets would end every node's
     io.local.disconnectSockets(true);
-    // close() also closes the HTTP server it is attached to; the server owns that, so only detach.
-    io.engine.close();
+    // close() also closes the HTTP server it is attached to; the server owns that, so only detach (a hub of a node
+    // without the API was never attached: it has no engine)
+    (io.engine as typeof io.engine | undefined)?.close();
     const redis = this.redis;
     this.redis = undefined;
     if (redis) {
@@ -234,7 +245,7 @@ export class LiveHub {
   samples(samples: LiveSample[]): void {
     const io = this.io;
     // nobody connected here, and no other node to tell: nothing to push
-    if (!io || (io.engine.clientsCount === 0 && !this.redis)) return;
+    if (!io || (this.connectedClients === 0 && !this.redis)) return;
     const pushed: LiveSample[] = [];
     for (const s of samples) {
       const key = `${s.instrument}\u0000${s.channel}`;
@@ -300,6 +311,6 @@ export class LiveHub {
   }
 
   get clients(): number {
-    return this.io?.engine.clientsCount ?? 0;
+    return this.connectedClients;
   }
 }

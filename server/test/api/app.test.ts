@@ -28,6 +28,8 @@ test('GET /api/health', async () => {
     faults: { unhandledRejections: 0 },
     // nothing waits to be sent; no SMTP server configured (webhooks only)
     notifications: { email: false, pending: 0, failed: 0, oldestPendingAt: null },
+    // the one node of a SQLite lab does everything; leases are for the nodes of a PostgreSQL store
+    node: { roles: ['api', 'ingest', 'jobs'], leases: [] },
   });
 });
 

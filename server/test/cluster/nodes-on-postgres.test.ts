@@ -34,7 +34,7 @@ import {
   type ServerToClientEvents,
 } from '@labtrace/protocols';
 import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
-import { collect, exitOf, runLabtrace, signIn } from '../helpers/lab-process.js';
+import { collect, exitOf, runLabtrace, signIn, waitFor as until } from '../helpers/lab-process.js';
 import { aclWithSecondNode, DEPLOY_MOSQUITTO, Gateway, SAMPLES_PER_BATCH, waitFor } from '../helpers/mqtt-gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -71,11 +71,19 @@ let broker: Mosquitto;
 let a: Node;
 let b: Node;
 let gateways: Gateway[] = [];
+/** the lab's log and certificate keys, shared by the nodes */
+let keyDir: string;
 const sockets: Socket[] = [];
 const tokens: Record<'admin' | 'technician' | 'signatory', string> = { admin: '', technician: '', signatory: '' };
 
 /** Writes a node's server.yaml: its own data directory and port, everything else shared with the other node. */
-async function configure(name: string, user: MosquittoUser, url: string, keyDir: string): Promise<{ config: string; base: string }> {
+async function configure(
+  name: string,
+  user: MosquittoUser,
+  url: string,
+  keyDir: string,
+  roles?: ('api' | 'ingest' | 'jobs')[],
+): Promise<{ config: string; base: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), `labtrace-${name}-`));
   const passwordFile = path.join(dir, 'mqtt.password');
   writeFileSync(passwordFile, `${user.password}\n`, { mode: 0o600 });
@@ -96,6 +104,7 @@ async function configure(name: string, user: MosquittoUser, url: string, keyDir:
       calibration: { requireForRuns: false },
       laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown' },
       ingest: { maxClockSkewMs: TEST_CLOCK_WINDOW_MS, maxAgeMs: TEST_CLOCK_WINDOW_MS },
+      ...(roles === undefined ? {} : { cluster: { roles } }),
     }),
   );
   return { config, base: `http://127.0.0.1:${httpPort}` };
@@ -225,7 +234,7 @@ beforeAll(async () => {
     conf: readFileSync(`${DEPLOY_MOSQUITTO}mosquitto.conf`, 'utf8'),
   });
   await broker.start();
-  const keyDir = mkdtempSync(path.join(tmpdir(), 'labtrace-lab-keys-'));
+  keyDir = mkdtempSync(path.join(tmpdir(), 'labtrace-lab-keys-'));
   const [user1, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
   // the first node migrates the database and creates the lab's keys; the second finds both
   a = await startNode('node-a', user1, url, keyDir);
@@ -452,4 +461,70 @@ describe('two server nodes on one PostgreSQL', () => {
     const [onA, onB] = await Promise.all([checkpointOf(a), checkpointOf(b)]);
     expect(Math.min(onA.size, onB.size)).toBeGreaterThan(0);
   }, 60_000);
+
+  test('nodes with some roles: one serves the API only, the other ingests and runs the jobs; the dashboard on the first sees what the second stored', async () => {
+    const [user1, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+    // both restarted with roles, each keeping its MQTT session: node A, killed, did not leave the shared group, so
+    // its session still holds the shared DATA subscription
+    for (const [node, user, roles, signal] of [
+      [a, user1, ['api'], 'SIGKILL'],
+      [b, user2, ['ingest', 'jobs'], 'SIGTERM'],
+    ] as const) {
+      expect(await stopNode(node, signal)).toBe(signal === 'SIGKILL' ? null : 0);
+      const { config, base } = await configure(node.name, user, url, keyDir, [...roles]);
+      node.config = config;
+      node.base = base;
+      node.outputs = [];
+      await launch(node);
+    }
+    const healthOf = async (node: Node): Promise<{ node: { roles: string[]; leases: string[] } }> =>
+      (await (await fetch(`${node.base}/api/health`)).json()) as { node: { roles: string[]; leases: string[] } };
+    expect((await healthOf(a)).node).toEqual({ roles: ['api'], leases: [] });
+    await until(
+      'node B holding the run inspection',
+      async () => ((await healthOf(b)).node.leases.includes('run-inspection') ? true : undefined),
+      30_000,
+    );
+    expect((await healthOf(b)).node.roles).toEqual(['ingest', 'jobs']);
+
+    // node B serves its health only: the API, the dashboard and live updates answer 421, naming why
+    tokens.admin = await signIn(a.base, 'admin', ADMIN_PASSWORD);
+    const refused = await call(b, '/api/instruments', 'admin');
+    expect(refused).toMatchObject({ status: 421, body: { code: 'E_NOT_SERVED', reason: 'node.api-not-served' } });
+    expect((await fetch(`${b.base}/`)).status).toBe(421);
+    await expect(connect(b, 'admin')).rejects.toThrow();
+
+    // node A takes no batch (its session's share is given up): every batch is stored by node B, each sent once
+    const onA = await connect(a, 'admin');
+    const arrivedOnA = new Set<string>();
+    onA.on('samples', (samples: LiveSample[]) => {
+      for (const s of samples) arrivedOnA.add(`${s.gateway} ${s.seq}`);
+    });
+    const first = new Map(gateways.map((g) => [g.id, g.made.length]));
+    await Promise.all(gateways.map((g) => g.produce(15)));
+    await waitFor('every batch acknowledged', drained, 60_000);
+    await expectEachStoredOnce();
+    const madeNow = gateways.flatMap((g) => g.made.slice(first.get(g.id)).map((batch) => `${g.id} ${batch}`)).sort();
+    await waitFor('node B’s log of its batches', () => acknowledged(b).stored.length >= madeNow.length, 10_000).catch(() => undefined);
+    expect(acknowledged(a)).toEqual({ stored: [], found: [] });
+    expect(acknowledged(b).stored.sort()).toEqual(madeNow);
+    const resent = gateways.flatMap((g) => g.made.slice(first.get(g.id)).filter((batch) => (g.sends.get(batch) ?? 0) > 1));
+    expect(resent).toEqual([]);
+
+    // the dashboard on node A: node B's samples through Redis, and the records through its API
+    const lastOf = (g: Gateway): string => `${g.id} ${(g.made[g.made.length - 1] ?? 0) * SAMPLES_PER_BATCH + SAMPLES_PER_BATCH - 1}`;
+    await waitFor('node B’s samples on node A', () => gateways.every((g) => arrivedOnA.has(lastOf(g))), 10_000);
+    const instruments = await call<{ id: string }[]>(a, '/api/instruments', 'admin');
+    expect(instruments.status).toBe(200);
+    expect(instruments.body.map((i) => i.id)).toEqual(expect.arrayContaining(GATEWAYS.map((id) => `${id}-ut`)));
+    // the log's checkpoints are signed by the jobs' node and served by the API's
+    const cp = await checkpointOf(a);
+    const { rows } = await store.query<{ top: string }>('SELECT MAX(log_index) AS top FROM batch_headers');
+    await until(
+      'a checkpoint covering node B’s batches',
+      async () => ((await checkpointOf(a)).size > Number(rows[0]?.top) ? true : undefined),
+      10_000,
+    );
+    await expectConsistent(a, cp, await checkpointOf(a));
+  }, 150_000);
 });
