@@ -218,7 +218,7 @@ export class LabtraceServer {
     this.series = seriesStoreFrom(
       config.measurements,
       this.embedded === undefined
-        ? { store: this.measurements as PgMeasurementStore, logger: logger.child({ part: 'series' }) }
+        ? { store: this.measurements as PgMeasurementStore, db: this.db, logger: logger.child({ part: 'series' }) }
         : { database: this.embedded.database, store: this.embedded.store, logger: logger.child({ part: 'series' }) },
     );
     this.registry = new Registry({ db: this.db });
@@ -415,6 +415,8 @@ export class LabtraceServer {
       );
       this.jobs.on('ended', (name, _lease, end) => logger.info({ job: name, end }, 'job ended on this node'));
       this.jobs.runOnce('run-inspection', (context) => this.runInspectionJob(context));
+      // with InfluxDB: the copy of every node's stored batches, by the one node holding this job's lease
+      if (this.series.forwarderJob !== undefined) this.jobs.runOnce('influx-forwarder', this.series.forwarderJob);
       this.jobs.on('started', (name, lease) => logger.info({ job: name, epoch: lease.epoch }, 'job started on this node'));
       this.jobs.on('failed', (name, _lease, err) => logger.error({ job: name, err: String(err) }, 'ALARM: a job failed; it runs again'));
     }

@@ -1,5 +1,5 @@
 // The measurement store's tables (store/): gateways and their streams, the stored batches and the per-sample index,
-// the InfluxDB forwarder's cursor (store/series/) and the store's write probe (store/capacity.ts).
+// the InfluxDB forwarder's cursors (store/series/) and the store's write probe (store/capacity.ts).
 import { sql, type Kysely, type Migration } from 'kysely';
 import { columnTypes, ddl, dialectOf } from './portable-ddl.js';
 import { partitionSamples } from './sample-partitions.js';
@@ -217,6 +217,15 @@ export const storeMigrations: Record<string, Migration> = {
       // the stored batches in the order their headers entered the log, which is commit order: what the one node that
       // inspects the running runs reads of every node's batches (inspection/sample-feed.ts)
       await ddl(db, `CREATE INDEX batch_headers_by_log_index ON batch_headers (log_index)`);
+    },
+  },
+  '0066_influx_log_cursor': {
+    async up(db: Kysely<unknown>) {
+      // how far the InfluxDB forwarder has written the stored batches on PostgreSQL, per InfluxDB target: by the log
+      // index of their headers, which is commit order there (store/series/stored-batches.ts). A table of its own, not
+      // influx_cursor: that one counts SQLite row ids, and a cursor copied from a SQLite lab (migrate-store) must not be
+      // read as a log index. (Created on both engines, like every table; SQLite keeps using influx_cursor.)
+      await ddl(db, `CREATE TABLE influx_log_cursor (target TEXT PRIMARY KEY, last_log_index INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
     },
   },
 };

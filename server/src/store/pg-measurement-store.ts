@@ -94,6 +94,17 @@ export interface BatchToStore {
   now: number;
 }
 
+/** A stored batch at its place in the transparency log (batchesAfter). */
+export interface LoggedBatch {
+  logIndex: number;
+  gateway: string;
+  batch: number;
+  /** the records' canonical bytes (null: stored before records were kept) */
+  records: Uint8Array | null;
+  /** for a batch stored with clock skew: the window of sample times accepted around its arrival (ms) */
+  accepted: { earliest: number; latest: number } | null;
+}
+
 export class PgMeasurementStore {
   private readonly gatewayIds = new Map<string, number>();
   /** stream ids by gateway, instrument, channel and unit (lookups of the decoded strings: no key built per sample) */
@@ -273,6 +284,40 @@ export class PgMeasurementStore {
       records: new Uint8Array(row.records.buffer, row.records.byteOffset, row.records.byteLength),
       logIndex: row.log_index === null ? null : Number(row.log_index),
     };
+  }
+
+  /**
+   * Stored batches whose headers entered the transparency log after `logIndex`, in log order, at most `limit`: their
+   * records' bytes and, for a batch stored with clock skew, the window its samples' times were accepted in. A header
+   * enters the log under the log's lock in the batch's own transaction, held until COMMIT: the log index grows in
+   * commit order, so that reading on from the last index read never skips a batch committed later. (A batch stored
+   * without a log, which the server on PostgreSQL never does, has no index and is not read here.)
+   */
+  async batchesAfter(logIndex: number, limit: number): Promise<LoggedBatch[]> {
+    const { rows } = await sql<{
+      log_index: string;
+      gateway: string;
+      batch: string;
+      records: Buffer | null;
+      earliest: string | null;
+      latest: string | null;
+    }>`SELECT b.log_index, b.gateway, b.batch, b.records, k.earliest, k.latest FROM batch_headers b
+      LEFT JOIN clock_skew_batches k ON k.gateway = b.gateway AND k.batch = b.batch
+      WHERE b.log_index > ${logIndex} ORDER BY b.log_index LIMIT ${limit}`.execute(this.db);
+    return rows.map((r) => ({
+      logIndex: Number(r.log_index),
+      gateway: r.gateway,
+      batch: Number(r.batch),
+      records: r.records === null ? null : new Uint8Array(r.records.buffer, r.records.byteOffset, r.records.byteLength),
+      accepted: r.earliest === null || r.latest === null ? null : { earliest: Number(r.earliest), latest: Number(r.latest) },
+    }));
+  }
+
+  /** The stored batches, and their samples, whose headers entered the log after `logIndex`. */
+  async countAfter(logIndex: number): Promise<{ batches: number; samples: number }> {
+    const { rows } = await sql<{ batches: string; samples: string }>`SELECT COUNT(*) AS batches, COALESCE(SUM(count), 0) AS samples
+      FROM batch_headers WHERE log_index > ${logIndex}`.execute(this.db);
+    return { batches: Number(rows[0]?.batches ?? 0), samples: Number(rows[0]?.samples ?? 0) };
   }
 
   /** The newest sample of each of an instrument's channels, leaving out samples dated outside their batch's accepted window. */

@@ -210,6 +210,11 @@ export interface Tables {
     error: string;
     at: number;
   };
+  influx_log_cursor: {
+    target: string;
+    last_log_index: number;
+    updated_at: number;
+  };
   instrument_checks: {
     id: Generated<number>;
     instrument: string;

@@ -1,12 +1,18 @@
-// The InfluxDB series store. Writes: a forwarder copies the batches stored in SQLite to InfluxDB, in commit order
-// (batch_headers rowid), up to batchLines lines per request, and moves its durable cursor (table influx_cursor) only
-// after InfluxDB answered 2xx. While InfluxDB is down the server keeps accepting: the batches are already durable in
-// SQLite (stored before their ACK), so the backlog survives a restart of either side, and is written in order
-// afterwards. Lines carry explicit timestamps and stable tags, so writing a batch again (a crash between the write and
-// the cursor update) overwrites the same points: nothing is lost, nothing doubled.
+// The InfluxDB series store. Writes: a forwarder copies the stored batches to InfluxDB in commit order, up to
+// batchLines lines per request, and moves its durable cursor only after InfluxDB answered 2xx (stored-batches.ts:
+// SQLite's rowid and table influx_cursor, PostgreSQL's log index and table influx_log_cursor). While InfluxDB is down
+// the server keeps accepting: the batches are already durable in the store (stored before their ACK), so the backlog
+// survives a restart of either side, and is written in order afterwards. Lines carry explicit timestamps and stable
+// tags, so writing a batch again (a crash between the write and the cursor update, or a node that lost the
+// forwarder's lease between the two) overwrites the same points: nothing is lost, nothing doubled.
+// On SQLite the forwarder runs from start() to stop(). On PostgreSQL, where every node stores batches, it runs on one
+// node at a time, as the server's job `influx-forwarder` (forwarderJob): it reads its cursor and moves it only in
+// transactions fenced by its lease, so that a node that lost the lease never moves it and the next holder goes on
+// from the stored cursor. Every node reads the series from InfluxDB.
 // Reads: InfluxQL on /query (InfluxDB 1.x, 2.x through its DBRP mappings, 3.x).
 import { EventEmitter } from 'node:events';
-import { QUALITIES, type LiveSample, type Quality } from '@labtrace/protocols';
+import type { Kysely } from 'kysely';
+import { isLabtraceError, LabtraceError, QUALITIES, type LiveSample, type Quality } from '@labtrace/protocols';
 import {
   InfluxQuery,
   InfluxWriter,
@@ -17,13 +23,19 @@ import {
   type InfluxQueryAuth,
   type InfluxTarget,
 } from '@labtrace/protocols/influx';
+import type { JobContext } from '../../cluster/jobs.js';
 import type { Logger } from '../../log.js';
-import type { LabDatabase } from '../database.js';
+import type { LabDatabase, Tables } from '../database.js';
 import { decodeRecords } from '../measurement-store.js';
+import type { PgMeasurementStore } from '../pg-measurement-store.js';
 import { bucketWidth, type SeriesResult, type SeriesStatus, type SeriesStore } from './series-store.js';
+import { PgBatches, SqliteBatches, type ForwardingCounts, type Refusal, type StoredBatch } from './stored-batches.js';
 
 export interface InfluxSeriesOptions {
-  database: LabDatabase;
+  /** the embedded SQLite store: the forwarder runs from start() to stop() */
+  database?: LabDatabase | undefined;
+  /** or PostgreSQL, shared by several nodes: the store's Kysely and its measurement store; the forwarder is a job (forwarderJob) */
+  postgres?: { db: Kysely<Tables>; store: PgMeasurementStore } | undefined;
   /** base URL, such as http://127.0.0.1:8086 */
   url: string;
   target: InfluxTarget;
@@ -36,32 +48,43 @@ export interface InfluxSeriesOptions {
   /** back-off after the first failed write, doubling up to retryMaxMs (defaults 1 s and 30 s) */
   retryInitialMs?: number;
   retryMaxMs?: number;
-  /** how often SQLite is looked at when everything is written (default 1 s); notify() looks at once */
+  /** how often the store is looked at when everything is written (default 1 s); notify() looks at once */
   pollMs?: number;
   logger: Logger;
 }
 
 export interface InfluxSeriesEvents {
-  /** stored batches up to this rowid are in InfluxDB (or refused for good) */
-  written: [lastRowid: number, lines: number];
+  /** stored batches up to this position (SQLite rowid, PostgreSQL log index) are in InfluxDB (or refused for good) */
+  written: [lastPosition: number, lines: number];
   rejected: [gateway: string, batch: number, error: string];
   failing: [error: string];
   recovered: [];
 }
 
 interface Pending {
-  rowid: number;
+  position: number;
   gateway: string;
   batch: number;
   lines: string[];
 }
 
-/** stored batches read from SQLite at a time */
+/** One run of the forwarder's loop: where it reads the stored batches, and how it moves its durable cursor. */
+interface ForwardRun {
+  read(after: number, limit: number): Promise<StoredBatch[]>;
+  advance(position: number, refusal?: Refusal): Promise<void>;
+}
+
+/** stored batches read from the store at a time */
 const PAGE = 64;
 
 const QUALITY_NAMES = new Set<string>(QUALITIES);
 
 export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements SeriesStore {
+  /**
+   * On PostgreSQL: the forwarder, as a job of one node at a time (the server runs it as `influx-forwarder` through its
+   * JobRunner); it runs until its signal is aborted. Undefined on SQLite, where start() runs the forwarder.
+   */
+  readonly forwarderJob: ((context: JobContext<Tables>) => Promise<void>) | undefined;
   private readonly measurement: string;
   private readonly batchLines: number;
   private readonly retryInitialMs: number;
@@ -72,6 +95,8 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
   /** the cursor's key: a new InfluxDB target starts from the first stored batch */
   private readonly targetKey: string;
   private readonly logger: Logger;
+  private readonly sqlite: SqliteBatches | undefined;
+  private readonly pg: PgBatches | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -79,12 +104,15 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
   private idle = false;
   private poked = false;
   private cursor = 0;
-  /** after a refused write of several batches, batches up to this rowid are written one at a time */
+  /** after a refused write of several batches, batches up to this position are written one at a time */
   private isolateUntil = 0;
   private failedAttempts = 0;
   private outageSince: number | undefined;
   private outageKind: InfluxFailure['kind'] | undefined;
   private lastError: string | undefined;
+  /** on PostgreSQL: the backlog and refusals as last read from the store (status() reads them again in the background) */
+  private lastCounts: ForwardingCounts = { backlog: { batches: 0, samples: 0 }, refused: 0 };
+  private counting: Promise<void> | undefined;
 
   constructor(private readonly options: InfluxSeriesOptions) {
     super();
@@ -99,15 +127,25 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     this.reader = new InfluxQuery({ url: options.url, ...options.read, timeoutMs });
     const t = options.target;
     this.targetKey = `${options.url} ${t.api === 'v1' ? `db=${t.database} rp=${t.retentionPolicy ?? ''}` : `org=${t.org} bucket=${t.bucket}`} ${this.measurement}`;
+    if ((options.database === undefined) === (options.postgres === undefined))
+      throw new LabtraceError('E_CONFIG', 'InfluxSeries: give either the SQLite database or the PostgreSQL store');
+    this.sqlite = options.database === undefined ? undefined : new SqliteBatches(options.database, this.targetKey);
+    this.pg = options.postgres === undefined ? undefined : new PgBatches(options.postgres.db, options.postgres.store, this.targetKey);
+    this.forwarderJob = this.pg === undefined ? undefined : (context) => this.forward(this.pg as PgBatches, context);
+    this.cursor = this.pg === undefined ? SqliteBatches.START : PgBatches.START;
   }
 
+  /** On SQLite, starts the forwarder from the stored cursor; on PostgreSQL the job does (forwarderJob). */
   start(): Promise<void> {
-    if (this.running) return Promise.resolve();
-    const row = this.db.prepare('SELECT last_rowid AS lastRowid FROM influx_cursor WHERE target = ?').get(this.targetKey) as
-      { lastRowid: number } | undefined;
-    this.cursor = row?.lastRowid ?? 0;
+    const source = this.sqlite;
+    if (this.running || source === undefined) return Promise.resolve();
+    this.cursor = source.cursor();
+    this.isolateUntil = SqliteBatches.START;
     this.running = true;
-    this.loop = this.run().catch((err: unknown) => {
+    this.loop = this.run({
+      read: (after, limit) => Promise.resolve(source.after(after, limit)),
+      advance: (position, refusal) => Promise.resolve(source.advance(position, refusal)),
+    }).catch((err: unknown) => {
       this.logger.error({ store: 'influxdb', err: (err as Error).message }, 'ALARM: the InfluxDB forwarder stopped');
       this.running = false;
     });
@@ -120,6 +158,7 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     this.interrupt();
     await this.loop;
     this.loop = undefined;
+    await this.counting;
   }
 
   notify(): void {
@@ -127,30 +166,77 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     if (this.idle) this.interrupt();
   }
 
-  /** the rowid of the last stored batch written to InfluxDB (or refused for good) */
+  /** the position of the last stored batch written to InfluxDB (or refused for good) by this node */
   get writtenUpTo(): number {
     return this.cursor;
   }
 
   status(): SeriesStatus {
-    const backlog = this.db
-      .prepare('SELECT COUNT(*) AS batches, COALESCE(SUM(count), 0) AS samples FROM batch_headers WHERE rowid > ?')
-      .get(this.cursor) as { batches: number; samples: number };
-    const refused = this.db.prepare('SELECT COUNT(*) AS n FROM influx_failures WHERE target = ?').get(this.targetKey) as { n: number };
+    const counts = this.sqlite !== undefined ? this.sqlite.counts(this.cursor) : this.pgCounts();
     return {
       kind: 'influxdb',
       status: this.outageSince === undefined ? 'ok' : 'failing',
-      backlog,
-      refusedBatches: refused.n,
+      backlog: counts.backlog,
+      refusedBatches: counts.refused,
       ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
     };
   }
 
-  private get db(): LabDatabase['sqlite'] {
-    return this.options.database.sqlite;
+  /**
+   * PostgreSQL's counts, from the stored cursor (any node answers, whichever forwards): read in the background, so that
+   * the health report shows what the previous read found. ('failing' and lastError are known on the forwarding node.)
+   */
+  private pgCounts(): ForwardingCounts {
+    const source = this.pg;
+    if (source !== undefined)
+      this.counting ??= source
+        .counts()
+        .then(
+          (counts) => void (this.lastCounts = counts),
+          (err: unknown) => this.logger.warn({ store: 'influxdb', err: (err as Error).message }, 'the InfluxDB backlog could not be counted'),
+        )
+        .finally(() => (this.counting = undefined));
+    return this.lastCounts;
   }
 
   // ---- writes ----
+
+  /**
+   * The forwarder on PostgreSQL, on the node holding its lease, until the lease is lost or the node stops. The cursor
+   * is read and moved in fenced transactions: the first read sees the last move of any earlier holder, and a move by a
+   * node whose lease was taken over meanwhile is refused (E_LEASE_LOST): that node stops, and the batch it had written
+   * is written again by the next holder (the same points: harmless).
+   */
+  private async forward(source: PgBatches, { signal, fenced }: JobContext<Tables>): Promise<void> {
+    this.cursor = await fenced((trx) => source.cursor(trx));
+    this.isolateUntil = PgBatches.START;
+    this.running = true;
+    const onAbort = (): void => {
+      this.running = false;
+      this.interrupt();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    const loop = this.run({
+      read: (after, limit) => source.after(after, limit),
+      advance: (position, refusal) => fenced((trx) => source.advance(trx, position, refusal)),
+    });
+    this.loop = loop.catch(() => undefined);
+    try {
+      await loop;
+    } catch (err) {
+      if (!(isLabtraceError(err) && err.code === 'E_LEASE_LOST')) throw err;
+      this.logger.warn(
+        { store: 'influxdb', err: err.message },
+        'the InfluxDB forwarder lost its lease: it stops here, and the node holding the lease goes on from the stored cursor',
+      );
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.running = false;
+      this.interrupt();
+      this.loop = undefined;
+    }
+  }
 
   private interrupt(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -171,44 +257,34 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     });
   }
 
-  private page(): Pending[] {
-    const rows = this.db
-      .prepare(
-        `SELECT b.rowid, b.gateway, b.batch, b.records, k.earliest, k.latest FROM batch_headers b
-         LEFT JOIN clock_skew_batches k ON k.gateway = b.gateway AND k.batch = b.batch WHERE b.rowid > ? ORDER BY b.rowid LIMIT ?`,
-      )
-      .all(this.cursor, PAGE) as {
-      rowid: number;
-      gateway: string;
-      batch: number;
-      records: Buffer | null;
-      earliest: number | null;
-      latest: number | null;
-    }[];
-    // a batch stored before records were kept (migration 0005) has nothing to write: its lines are empty. Samples
-    // dated outside the accepted window around their batch's arrival (clock skew) are not copied: InfluxDB's latest
-    // values and charts never show them (they stay in the SQLite store, in exports and in proofs)
-    return rows.map((r) => ({
-      rowid: r.rowid,
-      gateway: r.gateway,
-      batch: r.batch,
+  /**
+   * A batch stored before records were kept (migration 0005) has nothing to write: its lines are empty. Samples dated
+   * outside the accepted window around their batch's arrival (clock skew) are not copied: InfluxDB's latest values and
+   * charts never show them (they stay in the store, in exports and in proofs).
+   */
+  private pending(batches: StoredBatch[]): Pending[] {
+    return batches.map((b) => ({
+      position: b.position,
+      gateway: b.gateway,
+      batch: b.batch,
       lines:
-        r.records === null
+        b.records === null
           ? []
           : toLineProtocol(
-              r.gateway,
-              decodeRecords(r.records).filter((s) => r.earliest === null || r.latest === null || (s.ts >= r.earliest && s.ts <= r.latest)),
+              b.gateway,
+              decodeRecords(b.records).filter((s) => b.accepted === null || (s.ts >= b.accepted.earliest && s.ts <= b.accepted.latest)),
               this.measurement,
             ),
     }));
   }
 
-  private async run(): Promise<void> {
+  private async run(source: ForwardRun): Promise<void> {
     let queue: Pending[] = [];
     while (this.running) {
       if (queue.length === 0) {
         this.poked = false;
-        queue = this.page();
+        queue = this.pending(await source.read(this.cursor, PAGE));
+        if (!this.running) break;
       }
       const group = this.nextGroup(queue);
       if (group.length === 0) {
@@ -220,26 +296,27 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       if (last === undefined) continue;
       if (outcome.ok) {
         this.answered();
-        this.advance(last.rowid);
+        await source.advance(last.position);
+        this.cursor = last.position;
         queue.splice(0, group.length);
         this.emit(
           'written',
-          last.rowid,
+          last.position,
           group.reduce((n, p) => n + p.lines.length, 0),
         );
       } else if (outcome.kind === 'refused' && group.length > 1) {
         this.answered();
-        this.isolateUntil = last.rowid;
+        this.isolateUntil = last.position;
         this.logger.warn(
           { store: 'influxdb', batches: group.length, err: outcome.error },
           'InfluxDB refused a write; writing its batches one by one',
         );
       } else if (outcome.kind === 'refused') {
-        this.refused(last, outcome);
+        await this.refused(source, last, outcome);
         queue.splice(0, 1);
       } else {
         await this.backOff(outcome);
-        // read again after the pause: SQLite is the truth
+        // read again after the pause: the store is the truth
         queue = [];
       }
     }
@@ -250,10 +327,10 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     const group: Pending[] = [];
     let lines = 0;
     for (const p of queue) {
-      if (group.length > 0 && (lines + p.lines.length > this.batchLines || p.rowid <= this.isolateUntil)) break;
+      if (group.length > 0 && (lines + p.lines.length > this.batchLines || p.position <= this.isolateUntil)) break;
       group.push(p);
       lines += p.lines.length;
-      if (p.rowid <= this.isolateUntil) break;
+      if (p.position <= this.isolateUntil) break;
     }
     return group;
   }
@@ -266,15 +343,6 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       if (!outcome.ok) return outcome;
     }
     return { ok: true };
-  }
-
-  private advance(rowid: number): void {
-    this.db
-      .prepare(
-        'INSERT INTO influx_cursor (target, last_rowid, updated_at) VALUES (?, ?, ?) ON CONFLICT(target) DO UPDATE SET last_rowid = excluded.last_rowid, updated_at = excluded.updated_at',
-      )
-      .run(this.targetKey, rowid, Date.now());
-    this.cursor = rowid;
   }
 
   /** InfluxDB took a write, or judged a batch on its merits: whatever stopped the writes is over. */
@@ -290,21 +358,24 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     this.emit('recovered');
   }
 
-  private refused(p: Pending, outcome: InfluxFailure): void {
+  private async refused(source: ForwardRun, p: Pending, outcome: InfluxFailure): Promise<void> {
     this.answered();
     const error = outcome.status === undefined ? outcome.error : `HTTP ${outcome.status}: ${outcome.error}`;
     this.logger.error(
       { store: 'influxdb', gateway: p.gateway, batch: p.batch, samples: p.lines.length, status: outcome.status, err: outcome.error },
-      'ALARM: InfluxDB refused a batch for good; recorded in influx_failures and skipped for InfluxDB only (SQLite keeps it)',
+      'ALARM: InfluxDB refused a batch for good; recorded in influx_failures and skipped for InfluxDB only (the store keeps it)',
     );
     this.lastError = error;
     // recorded in the same transaction as the cursor moves past it: never skipped silently
-    this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO influx_failures (target, batch_rowid, gateway, batch, samples, status, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(this.targetKey, p.rowid, p.gateway, p.batch, p.lines.length, outcome.status ?? null, error, Date.now());
-      this.advance(p.rowid);
-    })();
+    await source.advance(p.position, {
+      position: p.position,
+      gateway: p.gateway,
+      batch: p.batch,
+      samples: p.lines.length,
+      status: outcome.status,
+      error,
+    });
+    this.cursor = p.position;
     this.emit('rejected', p.gateway, p.batch, error);
   }
 
@@ -320,8 +391,8 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       this.logger.error(
         fields,
         outcome.kind === 'refused-all'
-          ? 'ALARM: InfluxDB refuses every write (database or bucket missing, or credentials); batches wait in SQLite'
-          : 'ALARM: InfluxDB writes fail; batches wait in SQLite and are written when it is back',
+          ? 'ALARM: InfluxDB refuses every write (database or bucket missing, or credentials); batches wait in the store'
+          : 'ALARM: InfluxDB writes fail; batches wait in the store and are written when it is back',
       );
     } else {
       this.logger.debug(fields, 'InfluxDB write failed again');

@@ -4,7 +4,8 @@ import { LabtraceError } from '@labtrace/protocols';
 import type { InfluxQueryAuth, InfluxTarget } from '@labtrace/protocols/influx';
 import type { MeasurementsConfig } from '../config.js';
 import type { Logger } from '../../log.js';
-import type { LabDatabase } from '../database.js';
+import type { Kysely } from 'kysely';
+import type { LabDatabase, Tables } from '../database.js';
 import type { MeasurementStore } from '../measurement-store.js';
 import type { PgMeasurementStore } from '../pg-measurement-store.js';
 import { EmbeddedSeries } from './embedded-series.js';
@@ -27,24 +28,18 @@ function secret(env: NodeJS.ProcessEnv, variable: string, file: string | undefin
 }
 
 /**
- * `deps`: the SQLite LabDatabase and its MeasurementStore, or PostgreSQL's PgMeasurementStore. InfluxDB is for SQLite
- * only so far: its copy reads the stored batches from the SQLite file (in rowid order); on PostgreSQL it is refused.
+ * `deps`: the SQLite LabDatabase and its MeasurementStore, or PostgreSQL's PgMeasurementStore with the store's Kysely.
+ * With InfluxDB on PostgreSQL the copy is a job of one node at a time (InfluxSeries.forwarderJob, which the server
+ * runs as `influx-forwarder`); every node reads the series from InfluxDB.
  */
 export function seriesStoreFrom(
   config: MeasurementsConfig,
-  deps: { database: LabDatabase; store: MeasurementStore; logger: Logger } | { store: PgMeasurementStore; logger: Logger },
+  deps: { database: LabDatabase; store: MeasurementStore; logger: Logger } | { store: PgMeasurementStore; db: Kysely<Tables>; logger: Logger },
   env: NodeJS.ProcessEnv = process.env,
 ): SeriesStore {
-  if (!('database' in deps)) {
-    if (config.store !== 'embedded')
-      throw new LabtraceError(
-        'E_CONFIG',
-        `measurements.store: ${config.store} is not supported on PostgreSQL yet (its copy reads the stored batches from SQLite); use embedded`,
-      );
-    return new EmbeddedSeries(deps.store, 'postgres');
-  }
   const influx = config.influxdb;
-  if (config.store === 'embedded' || influx === undefined) return new EmbeddedSeries(deps.store);
+  if (config.store === 'embedded' || influx === undefined)
+    return 'database' in deps ? new EmbeddedSeries(deps.store) : new EmbeddedSeries(deps.store, 'postgres');
   let target: InfluxTarget;
   let read: { database: string; retentionPolicy?: string; auth: InfluxQueryAuth };
   if (influx.api === 'v2') {
@@ -72,7 +67,7 @@ export function seriesStoreFrom(
     };
   }
   return new InfluxSeries({
-    database: deps.database,
+    ...('database' in deps ? { database: deps.database } : { postgres: { db: deps.db, store: deps.store } }),
     url: influx.url,
     target,
     read,

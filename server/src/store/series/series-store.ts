@@ -1,13 +1,15 @@
 // Where the dashboard's measurement reads come from: the store's own per-sample index (the default; SQLite or
 // PostgreSQL) or InfluxDB. Every verified batch is stored whole in the store first (before its ACK); a series store
-// answers the reads and, for InfluxDB (SQLite only so far), copies the stored batches there.
+// answers the reads and, for InfluxDB, copies the stored batches there (on PostgreSQL as a job of one node at a time).
 import type { LiveSample } from '@labtrace/protocols';
+import type { JobContext } from '../../cluster/jobs.js';
+import type { Tables } from '../database.js';
 import type { SeriesPoint } from '../measurement-store.js';
 
 export interface SeriesStatus {
   /** the embedded index of the store (SQLite or PostgreSQL), or InfluxDB */
   kind: 'sqlite' | 'postgres' | 'influxdb';
-  /** 'failing' while InfluxDB writes fail; the batches wait in SQLite */
+  /** 'failing' while InfluxDB writes fail; the batches wait in the store */
   status: 'ok' | 'failing';
   /** stored batches and samples not yet in InfluxDB (0 for the embedded store) */
   backlog: { batches: number; samples: number };
@@ -22,6 +24,11 @@ export interface SeriesResult {
 }
 
 export interface SeriesStore {
+  /**
+   * On PostgreSQL, the copy to InfluxDB: a job for one node of the lab at a time (the server runs it as
+   * `influx-forwarder`). Undefined where there is nothing to copy, or where start() copies (SQLite: one node).
+   */
+  readonly forwarderJob?: ((context: JobContext<Tables>) => Promise<void>) | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** a batch was stored: look for work now rather than at the next poll */

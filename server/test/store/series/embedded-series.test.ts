@@ -1,7 +1,7 @@
 // The embedded series store on both engines: the dashboard's reads (latest values, history, series) through the
 // SeriesStore that seriesStoreFrom makes, on the SQLite MeasurementStore and on a real PostgreSQL 15 through
-// PgMeasurementStore, agree on the same batches; on PostgreSQL the InfluxDB copy is refused at start (it reads the
-// stored batches from SQLite).
+// PgMeasurementStore, agree on the same batches; on PostgreSQL, `measurements.store: influxdb` gives the InfluxDB
+// series store, whose copy is a job for one node at a time (store/series/influx-postgres.test.ts runs it).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { openStore, parseDatabaseUrl, type OpenedStore } from '../../../src/stor
 import { MeasurementStore } from '../../../src/store/measurement-store.js';
 import { PgMeasurementStore, type BatchToStore } from '../../../src/store/pg-measurement-store.js';
 import { EmbeddedSeries } from '../../../src/store/series/embedded-series.js';
+import { InfluxSeries } from '../../../src/store/series/influx-series.js';
 import { seriesStoreFrom } from '../../../src/store/series/open-series.js';
 import type { SeriesStore } from '../../../src/store/series/series-store.js';
 import { serverMigrations } from '../../../src/migrations.js';
@@ -75,7 +76,7 @@ beforeAll(async () => {
   }
   store.indexPending();
   onSqlite = seriesStoreFrom({ store: 'embedded' }, { database: sqlite, store, logger: silent }, {});
-  onPostgres = seriesStoreFrom({ store: 'embedded' }, { store: pgStore, logger: silent }, {});
+  onPostgres = seriesStoreFrom({ store: 'embedded' }, { store: pgStore, db: opened.db, logger: silent }, {});
 }, 120_000);
 afterAll(async () => {
   await opened.close();
@@ -120,16 +121,19 @@ test('the health report names the engine', () => {
   expect(onSqlite.status().kind).toBe('sqlite');
 });
 
-test('on PostgreSQL, measurements.store: influxdb is refused at start, naming the field', () => {
+test('on PostgreSQL, measurements.store: influxdb reads from InfluxDB and copies through a job of one node at a time', () => {
   const config = parseConfigText(
     JSON.stringify({ measurements: { store: 'influxdb', influxdb: { url: 'http://127.0.0.1:8086', database: 'lab' } } }),
     'server.yaml',
     serverConfigSchema,
   );
-  expect(() => seriesStoreFrom(config.measurements, { store: pgStore, logger: silent }, {})).toThrow(
-    expect.objectContaining({
-      code: 'E_CONFIG',
-      message: expect.stringMatching(/^measurements\.store: influxdb is not supported on PostgreSQL yet/),
-    }),
-  );
+  const series = seriesStoreFrom(config.measurements, { store: pgStore, db: opened.db, logger: silent }, {});
+  expect(series).toBeInstanceOf(InfluxSeries);
+  expect(series.status().kind).toBe('influxdb');
+  expect(typeof series.forwarderJob).toBe('function');
+  // the embedded stores copy nothing; InfluxDB on SQLite copies from start() (one node)
+  expect(onPostgres.forwarderJob).toBeUndefined();
+  expect(
+    seriesStoreFrom(config.measurements, { database: sqlite, store: new MeasurementStore(sqlite), logger: silent }, {}).forwarderJob,
+  ).toBeUndefined();
 });
