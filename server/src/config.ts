@@ -113,7 +113,7 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
   if (overrides.LABTRACE_MQTT_USERNAME !== undefined && config.mqtt.external === undefined)
     throw new LabtraceError(
       'E_CONFIG',
-      'environment: LABTRACE_MQTT_USERNAME: set, but the config has no mqtt.external (it is the external broker\'s user name)',
+      "environment: LABTRACE_MQTT_USERNAME: set, but the config has no mqtt.external (it is the external broker's user name)",
     );
   const mqtt = resolveMqttConfig(config.mqtt, baseDir);
   const dataDir = path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir));
@@ -130,7 +130,9 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     mqtt: {
       ...mqtt,
       port: overrides.MQTT_PORT ?? config.mqtt.port,
-      ...(mqtt.external === undefined ? {} : { external: { ...mqtt.external, username: overrides.LABTRACE_MQTT_USERNAME ?? mqtt.external.username } }),
+      ...(mqtt.external === undefined
+        ? {}
+        : { external: { ...mqtt.external, username: overrides.LABTRACE_MQTT_USERNAME ?? mqtt.external.username } }),
     },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
     log: resolveLogConfig(config.log, baseDir),

@@ -83,9 +83,7 @@ const mounts = (s: Service): string[] => (s.volumes ?? []).map((v) => (typeof v 
 const secretValue = (file: string): string => readFileSync(path.join(secretsDir, file), 'utf8').trim();
 /** the service's secrets as mounted: /run/secrets/<target> → the compose secret's name */
 const mountedSecrets = (s: Service): Map<string, string> =>
-  new Map(
-    (s.secrets ?? []).map((x) => (typeof x === 'string' ? [`/run/secrets/${x}`, x] : [`/run/secrets/${x.target ?? x.source}`, x.source])),
-  );
+  new Map((s.secrets ?? []).map((x) => (typeof x === 'string' ? [`/run/secrets/${x}`, x] : [`/run/secrets/${x.target ?? x.source}`, x.source])));
 /** the named volume mounted at `target` in the service */
 const volumeAt = (s: Service, target: string): string | undefined =>
   mounts(s)
@@ -206,7 +204,7 @@ describe("each node's config as the node gets it (server.yaml and its service's 
     }
   });
 
-  test('every file the node reads under /run/secrets is a secret its service mounts; its broker password is its own user\'s', async () => {
+  test("every file the node reads under /run/secrets is a secret its service mounts; its broker password is its own user's", async () => {
     const brokerPasswords = new Map(
       secretValue('mosquitto.users')
         .split('\n')
