@@ -28,9 +28,10 @@ ENV NODE_ENV=production
 WORKDIR /app
 # The whole built workspace: the workspace packages are linked from node_modules/@labtrace.
 COPY --from=build /app ./
-# /data is where the server and the gateway keep their state; a named volume mounted there
+# /data is where the server and the gateway keep their state, and /keys where the nodes of
+# deploy/cluster keep the lab's shared log and certificate keys; a named volume mounted there
 # takes over this owner, so the `node` user can write to it.
-RUN mkdir -p /data && chown node:node /data
+RUN mkdir -p /data /keys && chown node:node /data /keys
 USER node
 EXPOSE 8080 1883
 ENTRYPOINT ["node", "bin/labtrace.js"]

@@ -1,4 +1,5 @@
-// The server's configuration: file values, then environment overrides (PORT, MQTT_PORT, LABTRACE_DATA_DIR).
+// The server's configuration: file values, then environment overrides (PORT, MQTT_PORT, LABTRACE_DATA_DIR,
+// LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE, LABTRACE_MQTT_USERNAME).
 // Each module contributes its section's schema from a schema-only file (its config.ts, or lab/*-config.ts); this
 // file composes them, so that whatever reads the config reaches no store and no workflow code through it
 // (server/test/config/boundaries.test.ts holds that rule).
@@ -85,6 +86,14 @@ const envSchema = z.object({
   LABTRACE_DATA_DIR: z.string().min(1).optional(),
   LABTRACE_DATABASE_URL: z.string().min(1).optional(),
   LABTRACE_DATABASE_PASSWORD_FILE: z.string().min(1).optional(),
+  /**
+   * this node's user on the external broker (`mqtt.external.username`), so that nodes sharing one server.yaml each
+   * log in as their own user; with `use_username_as_clientid` it is also the node's client id
+   */
+  LABTRACE_MQTT_USERNAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, "expected 1 to 128 letters, digits, '.', '_', '-' or ':' (a broker user name)")
+    .optional(),
 });
 
 /** Applies environment overrides; relative paths are resolved against `baseDir`. */
@@ -97,9 +106,16 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
       LABTRACE_DATA_DIR: env['LABTRACE_DATA_DIR'] || undefined,
       LABTRACE_DATABASE_URL: env['LABTRACE_DATABASE_URL'] || undefined,
       LABTRACE_DATABASE_PASSWORD_FILE: env['LABTRACE_DATABASE_PASSWORD_FILE'] || undefined,
+      LABTRACE_MQTT_USERNAME: env['LABTRACE_MQTT_USERNAME'] || undefined,
     },
     'environment',
   );
+  if (overrides.LABTRACE_MQTT_USERNAME !== undefined && config.mqtt.external === undefined)
+    throw new LabtraceError(
+      'E_CONFIG',
+      "environment: LABTRACE_MQTT_USERNAME: set, but the config has no mqtt.external (it is the external broker's user name)",
+    );
+  const mqtt = resolveMqttConfig(config.mqtt, baseDir);
   const dataDir = path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir));
   return {
     ...config,
@@ -111,7 +127,13 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
       dataDir,
     ),
     http: { ...config.http, port: overrides.PORT ?? config.http.port },
-    mqtt: { ...resolveMqttConfig(config.mqtt, baseDir), port: overrides.MQTT_PORT ?? config.mqtt.port },
+    mqtt: {
+      ...mqtt,
+      port: overrides.MQTT_PORT ?? config.mqtt.port,
+      ...(mqtt.external === undefined
+        ? {}
+        : { external: { ...mqtt.external, username: overrides.LABTRACE_MQTT_USERNAME ?? mqtt.external.username } }),
+    },
     ...(config.dashboardDir === undefined ? {} : { dashboardDir: path.resolve(baseDir, config.dashboardDir) }),
     log: resolveLogConfig(config.log, baseDir),
     certificates: resolveCertificatesConfig(config.certificates, baseDir),

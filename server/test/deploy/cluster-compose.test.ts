@@ -1,6 +1,9 @@
 // deploy/cluster/compose.yaml: compose accepts it as it is, it runs haproxy in front of two nodes with the shared
-// engines beside them, its haproxy.cfg names the compose file's nodes, the nodes' server.yaml is a valid config, and
-// it has no default secret: every password is a file that deploy/cluster/make-secrets.sh makes. haproxy accepts the
+// engines beside them, its haproxy.cfg names the compose file's nodes, and it has no default secret: every password
+// is a file that deploy/cluster/make-secrets.sh makes. Each node's config as the node gets it (server.yaml with that
+// node's environment) is the cluster: PostgreSQL, Mosquitto's shared subscription under the node's own user, Redis
+// live updates and the lab's keys in the volume both nodes mount; every file it reads under /run/secrets is a
+// secret its service mounts, and the second node starts once the first is healthy (the first creates the keys). haproxy accepts the
 // shipped haproxy.cfg. The users that script makes log in to a real Mosquitto running the cluster's mosquitto.conf
 // and ACL (and share the gateways' DATA through a shared subscription), and to a real Redis started with the
 // compose file's command line; the Redis health check of the compose file passes with them.
@@ -14,6 +17,7 @@ import mqtt from 'mqtt';
 import { parse } from 'yaml';
 import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { loadServerConfig } from '../../src/index.js';
+import type { ServerConfig } from '../../src/config.js';
 import { collect, REPO_ROOT, waitFor } from '../helpers/lab-process.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -48,8 +52,10 @@ interface Service {
   entrypoint?: string[] | string;
   ports?: ({ published?: number | string; target?: number | string } | string)[];
   volumes?: (string | { source?: string; target: string })[];
-  secrets?: ({ source: string } | string)[];
+  secrets?: ({ source: string; target?: string } | string)[];
   environment?: Record<string, string | null>;
+  depends_on?: Record<string, { condition?: string }> | string[];
+  hostname?: string;
   profiles?: string[];
   healthcheck?: { test?: string[] };
 }
@@ -75,6 +81,25 @@ const service = (name: string): Service => {
 const published = (s: Service): string[] => (s.ports ?? []).map((p) => (typeof p === 'string' ? (p.split(':').at(-2) ?? p) : String(p.published)));
 const mounts = (s: Service): string[] => (s.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source ?? ''}:${v.target}`));
 const secretValue = (file: string): string => readFileSync(path.join(secretsDir, file), 'utf8').trim();
+/** the service's secrets as mounted: /run/secrets/<target> → the compose secret's name */
+const mountedSecrets = (s: Service): Map<string, string> =>
+  new Map((s.secrets ?? []).map((x) => (typeof x === 'string' ? [`/run/secrets/${x}`, x] : [`/run/secrets/${x.target ?? x.source}`, x.source])));
+/** the named volume mounted at `target` in the service */
+const volumeAt = (s: Service, target: string): string | undefined =>
+  mounts(s)
+    .map((m) => m.split(':'))
+    .find(([, t]) => t === target)?.[0];
+const SERVER_YAML = path.join(DIR, 'server.yaml');
+/** the node's config as the node gets it: server.yaml with the environment of its service */
+const nodeConfig = (name: string): Promise<ServerConfig> => {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(service(name).environment ?? {})) if (value !== null) env[key] = value;
+  return loadServerConfig(SERVER_YAML, env);
+};
+const dependsOn = (s: Service): Record<string, string | undefined> =>
+  Array.isArray(s.depends_on)
+    ? Object.fromEntries(s.depends_on.map((d) => [d, undefined]))
+    : Object.fromEntries(Object.entries(s.depends_on ?? {}).map(([d, c]) => [d, c.condition]));
 
 describe('deploy/cluster/compose.yaml', () => {
   test('is valid as it is: no variable to set', async () => {
@@ -96,21 +121,23 @@ describe('deploy/cluster/compose.yaml', () => {
     // the runtime API tool is a one-off under a profile, sharing the proxy's socket folder
     expect(service('haproxy-admin').profiles).toEqual(['tools']);
     expect(mounts(service('haproxy-admin'))).toEqual(expect.arrayContaining([expect.stringMatching(/^haproxy-run:\/var\/lib\/haproxy(:|$)/)]));
-    // each node its own volume (its SQLite store, until the PostgreSQL store)
-    const data = NODES.map((n) => mounts(service(n)).find((m) => /:\/data(:|$)/.test(m)));
+    // each node its own data folder (its free-space reserve); the records are in PostgreSQL
+    const data = NODES.map((n) => volumeAt(service(n), '/data'));
+    expect(data.every((v) => v !== undefined)).toBe(true);
     expect(new Set(data).size).toBe(2);
   });
 
   test("haproxy runs deploy/cluster/haproxy.cfg, whose nodes are the compose file's nodes on the port they listen on", async () => {
     expect(mounts(service('haproxy'))).toContain(`${path.join(DIR, 'haproxy.cfg')}:/usr/local/etc/haproxy/haproxy.cfg:ro`);
     const servers = [...readFileSync(path.join(DIR, 'haproxy.cfg'), 'utf8').matchAll(/^\s*server\s+\S+\s+(\S+)/gm)].map((m) => m[1]);
-    const serverYaml = path.join(DIR, 'server.yaml');
     for (const name of NODES) expect(service(name).command).toEqual(['server', '--config', '/app/deploy/cluster/server.yaml']);
     // the nodes' config is one the server accepts (the address it listens on is the one haproxy dials)
-    const node = await loadServerConfig(serverYaml, {});
-    expect(servers).toEqual(NODES.map((n) => `${n}:${node.http.port}`));
-    expect(node.http.host).toBe('0.0.0.0');
-    expect(node.http.trustProxy).toEqual(['uniquelocal']);
+    for (const name of NODES) {
+      const node = await nodeConfig(name);
+      expect(servers).toEqual(NODES.map((n) => `${n}:${node.http.port}`));
+      expect(node.http.host).toBe('0.0.0.0');
+      expect(node.http.trustProxy).toEqual(['uniquelocal']);
+    }
     // the stats socket is in the volume the tool mounts
     expect(readFileSync(path.join(DIR, 'haproxy.cfg'), 'utf8')).toMatch(/^\s*stats socket \/var\/lib\/haproxy\/admin\.sock mode 600 level admin$/m);
   });
@@ -140,6 +167,90 @@ describe('deploy/cluster/compose.yaml', () => {
     expect(secretValue('admin.password')).toBe(before);
     await run(path.join(DIR, 'make-secrets.sh'), ['--force', '--dir', secretsDir]);
     expect(secretValue('admin.password')).not.toBe(before);
+  });
+});
+
+describe("each node's config as the node gets it (server.yaml and its service's environment)", () => {
+  test('names the shared PostgreSQL, the shared broker under its own user, Redis live updates and the shared keys', async () => {
+    const nodes = await Promise.all(NODES.map((n) => nodeConfig(n)));
+    const usernames = nodes.map((c) => c.mqtt.external?.username);
+    expect(usernames).toEqual(['labtrace-node-1', 'labtrace-node-2']);
+    for (const [i, c] of nodes.entries()) {
+      expect(c.database).toEqual({ url: 'postgres://labtrace@postgres:5432/labtrace', passwordFile: '/run/secrets/postgres_password' });
+      // the same user and database as the postgres service
+      expect(service('postgres').environment).toMatchObject({ POSTGRES_USER: 'labtrace', POSTGRES_DB: 'labtrace' });
+      expect(c.mqtt.external).toMatchObject({ url: 'mqtt://mosquitto:1883', username: `labtrace-node-${i + 1}`, sharedGroup: expect.any(String) });
+      expect(c.mqtt.external?.passwordFile).toMatch(/^\/run\/secrets\//);
+      expect(c.mqtt.cluster).toBeUndefined();
+      expect(c.live.redis).toMatchObject({ url: 'redis://redis:6379', username: 'labtrace', passwordFile: '/run/secrets/redis_password' });
+      // the lab's one log key and certificate key, in the volume both nodes mount (not in a node's own /data)
+      const keysDir = path.posix.dirname(c.log.keyFile ?? '');
+      expect(path.posix.dirname(c.certificates.keyFile ?? '')).toBe(keysDir);
+      expect(keysDir).not.toMatch(/^\/data(\/|$)/);
+      expect(volumeAt(service(NODES[i] ?? ''), keysDir)).toBe('keys');
+      expect(c.demo.enabled).toBe(false);
+    }
+    // one shared group and one stream for the lab
+    expect(new Set(nodes.map((c) => c.mqtt.external?.sharedGroup)).size).toBe(1);
+    expect(new Set(nodes.map((c) => c.live.redis?.stream)).size).toBe(1);
+    // each node's user is a user of the broker (its ACL and the users make-secrets.sh writes)
+    const acl = readFileSync(path.join(DIR, 'mosquitto.acl'), 'utf8');
+    const brokerUsers = secretValue('mosquitto.users')
+      .split('\n')
+      .map((line) => line.split(':')[0]);
+    for (const u of usernames) {
+      expect(acl).toMatch(new RegExp(`^user ${u}$`, 'm'));
+      expect(brokerUsers).toContain(u);
+    }
+  });
+
+  test("every file the node reads under /run/secrets is a secret its service mounts; its broker password is its own user's", async () => {
+    const brokerPasswords = new Map(
+      secretValue('mosquitto.users')
+        .split('\n')
+        .map((line) => [line.split(':')[0] ?? '', line.split(':')[1] ?? ''] as const),
+    );
+    for (const name of NODES) {
+      const c = await nodeConfig(name);
+      const mounted = mountedSecrets(service(name));
+      const files = [
+        c.database.passwordFile,
+        c.mqtt.external?.passwordFile,
+        c.live.redis?.passwordFile,
+        ...Object.entries(service(name).environment ?? {})
+          .filter(([key]) => key.endsWith('_FILE'))
+          .map(([, value]) => value ?? undefined),
+      ];
+      for (const f of files) {
+        expect(f).toMatch(/^\/run\/secrets\//);
+        expect([name, f, mounted.has(f ?? '')]).toEqual([name, f, true]);
+      }
+      // the broker password mounted for this node is the one of the node's own Mosquitto user
+      const source = mounted.get(c.mqtt.external?.passwordFile ?? '') ?? '';
+      const file = config.secrets[source]?.file ?? '';
+      expect(secretValue(path.basename(file))).toBe(brokerPasswords.get(c.mqtt.external?.username ?? ''));
+      // the Redis password is the one of Redis's user `labtrace` (redis.acl), the database's the postgres service's
+      expect(mounted.get(c.live.redis?.passwordFile ?? '')).toBe('redis_password');
+      expect(service('redis').secrets).toEqual(expect.arrayContaining([expect.objectContaining({ source: 'redis_acl' })]));
+      expect(mounted.get(c.database.passwordFile ?? '')).toBe('postgres_password');
+      expect(service('postgres').environment?.['POSTGRES_PASSWORD_FILE']).toBe('/run/secrets/postgres_password');
+      expect(mountedSecrets(service('postgres')).get('/run/secrets/postgres_password')).toBe('postgres_password');
+    }
+  });
+
+  test('server-2 starts once server-1 is healthy (server-1 creates the keys); both after PostgreSQL and Redis are healthy', () => {
+    expect(dependsOn(service('server-2'))).toMatchObject({ 'server-1': 'service_healthy' });
+    expect(dependsOn(service('server-1'))['server-2']).toBeUndefined();
+    expect(service('server-1').healthcheck?.test?.join(' ')).toMatch(/\/api\/health/);
+    for (const name of NODES) expect(dependsOn(service(name))).toMatchObject({ postgres: 'service_healthy', redis: 'service_healthy' });
+  });
+
+  test('the keys volume is one named volume, mounted by both nodes and by nothing else', () => {
+    const keys = NODES.map((n) => volumeAt(service(n), '/keys'));
+    expect(keys).toEqual(['keys', 'keys']);
+    expect(Object.keys((parse(readFileSync(COMPOSE_FILE, 'utf8')) as { volumes: Record<string, unknown> }).volumes)).toContain('keys');
+    const others = Object.entries(config.services).filter(([name, s]) => !NODES.includes(name) && mounts(s).some((m) => m.startsWith('keys:')));
+    expect(others).toEqual([]);
   });
 });
 
