@@ -56,6 +56,14 @@ interface EventRow {
  * therefore stores nothing (its transaction is refused as a whole), and the node that takes the job over resumes the
  * feed right after the stored position: the samples whose events were refused, or never evaluated, are evaluated
  * again there, and those whose events were stored are not.
+ *
+ * What the next holder rebuilds: each running run's engine from the stored events (its open alarms continue, with
+ * their acknowledgements, and its alarm numbers go on: rebuild()), then the samples after the stored position. What it
+ * does not rebuild is the engines' memory of samples before that position: a rule over several samples (rate of
+ * change, stuck value, drift over a window) starts its window again at the handover, as after a restart
+ * (reading earlier batches again would raise their events a second time). The time-based rules are ticked with the
+ * clock as it is, so the samples of a long gap are evaluated after the ticks of the new holder's first seconds. And
+ * the samples of a run that ended during the gap are not inspected (only running runs are handed samples).
  */
 export interface InspectionFence {
   /** the job's fence (JobContext.fenced): commits only while this node's lease is current, else E_LEASE_LOST */
