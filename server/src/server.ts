@@ -50,6 +50,7 @@ import { JobRunner, type JobContext } from './cluster/jobs.js';
 import { nodeName, PostgresLeases } from './cluster/leases.js';
 import { NODE_ROLES, type NodeRole } from './cluster/config.js';
 import { Parts, type Part } from './parts.js';
+import { readPosition, writePosition } from './cluster/positions.js';
 import type { Logger } from './log.js';
 import { sql, type Kysely } from 'kysely';
 import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
@@ -857,22 +858,33 @@ export class LabtraceServer {
    * fed every node's stored samples in commit order (SampleFeed), following runs and alarm acts made through other
    * nodes each second; stopped when the lease is lost or the node stops, and taken over by another node then.
    */
-  private async runInspectionJob({ signal }: JobContext<Tables>): Promise<void> {
+  private async runInspectionJob({ lease, signal, fenced }: JobContext<Tables>): Promise<void> {
     const feed = new SampleFeed(this.db, (samples) => this.runs.onSamples(samples), this.logger.child({ part: 'inspection' }), {
       // the runs started and ended through any node before these batches, and their engines
       beforeDelivery: async () => {
         await this.runs.reloadRunning();
         await this.inspection.follow();
       },
+      // the alarm events of the samples handed on are stored with the feed's position, through the lease's fence
+      delivered: (position) => this.inspection.delivered(position),
     });
     let follow: NodeJS.Timeout | undefined;
+    // a fenced write refused (the lease moved) or failed: the job ends with it (run-inspection.ts, InspectionFence)
+    let refuse: (err: unknown) => void = () => undefined;
+    const refused = new Promise<void>((_resolve, reject) => (refuse = reject));
+    refused.catch(() => undefined);
     try {
-      await this.inspection.start({ follow: true });
-      await feed.start();
+      await this.inspection.start({
+        follow: true,
+        fence: { fenced, savePosition: (trx, position) => writePosition(trx, lease, position), onLost: (err) => refuse(err) },
+      });
+      // resumes after the last batch whose alarm events are stored (none yet: after the newest), which it stores
+      this.inspection.delivered(await feed.start(await readPosition(this.db, lease.name)));
       follow = setInterval(() => {
         this.inspection.follow().catch((err: unknown) => this.logger.error({ err: String(err) }, 'ALARM: run inspection failed'));
       }, 1000);
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      if (!signal.aborted)
+        await Promise.race([refused, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
     } finally {
       // also after a failed start: nothing of this job stays running on a node that no longer holds its lease
       if (follow !== undefined) clearInterval(follow);

@@ -49,6 +49,34 @@ interface EventRow {
   detail: string;
 }
 
+/**
+ * How the inspection writes when it runs as the job of one node among several (PostgreSQL): every alarm event the
+ * engines raise is stored through the job's fence, in one transaction with the position of the feed (the log index of
+ * the last stored batch whose samples were handed on before those events). A node that no longer holds the lease
+ * therefore stores nothing (its transaction is refused as a whole), and the node that takes the job over resumes the
+ * feed right after the stored position: the samples whose events were refused, or never evaluated, are evaluated
+ * again there, and those whose events were stored are not.
+ *
+ * What the next holder rebuilds: each running run's engine from the stored events (its open alarms continue, with
+ * their acknowledgements, and its alarm numbers go on: rebuild()), then the samples after the stored position. What it
+ * does not rebuild is the engines' memory of samples before that position: a rule over several samples (rate of
+ * change, stuck value, drift over a window) starts its window again at the handover, as after a restart
+ * (reading earlier batches again would raise their events a second time). The time-based rules are ticked with the
+ * clock as it is, so the samples of a long gap are evaluated after the ticks of the new holder's first seconds. And
+ * the samples of a run that ended during the gap are not inspected (only running runs are handed samples).
+ */
+export interface InspectionFence {
+  /** the job's fence (JobContext.fenced): commits only while this node's lease is current, else E_LEASE_LOST */
+  fenced: <T>(write: (trx: Transaction<Tables>) => Promise<T>) => Promise<T>;
+  /** stores the feed's position, in the fenced transaction of the events that came before it */
+  savePosition: (trx: Transaction<Tables>, position: number) => Promise<void>;
+  /**
+   * a fenced write failed (E_LEASE_LOST: another node inspects now; or the store failed): nothing more is stored by
+   * this node, whose inspection must stop (the next holder evaluates again from the stored position); called once
+   */
+  onLost: (error: unknown) => void;
+}
+
 const stateOf = (a: RunAlarm): string => (a.cleared !== null ? 'cleared' : a.acknowledged !== null ? 'acknowledged' : 'open');
 
 /** an alarm event to store: the run, its kind and the alarm as it stood when the event happened */
@@ -107,15 +135,27 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   /** the acts follow() has handled among the newest ACT_MARGIN event numbers */
   private readonly handledActs = new Set<number>();
   private started = false;
+  /** as a job of one node among several: the fence of its writes (undefined: the writes go to the store at once) */
+  private fence: InspectionFence | undefined;
+  /** with a fence: the engines' events not yet given to a fenced transaction, in the order they were raised */
+  private unflushed: PendingEvent[] = [];
+  /** with a fence: the feed's position that the events raised so far follow from, and the last one stored */
+  private reached: number | undefined;
+  private savedPosition: number | undefined;
+  /** with a fence: a fenced write failed, nothing more is written */
+  private fenceLost = false;
 
   /**
    * Builds the engines of the runs that are running (after a restart too) and starts the one tick timer; call after
    * runs.open(). `follow`: this node inspects for several nodes on one store (call follow() every second or so); the
-   * acts stored from here on are followed. A start that fails leaves nothing running.
+   * acts stored from here on are followed. `fence`: the inspection runs as a lease job, its alarm events are stored
+   * through the job's fence with the feed's position (InspectionFence; the feed calls delivered()). A start that fails
+   * leaves nothing running.
    */
-  async start(options: { follow?: boolean } = {}): Promise<void> {
+  async start(options: { follow?: boolean; fence?: InspectionFence } = {}): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.fence = options.fence;
     try {
       if (options.follow === true) {
         // read before the engines are built: an act stored meanwhile is followed at the first follow()
@@ -154,6 +194,12 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     this.engines.clear();
     this.watched.clear();
     await this.writes;
+    // events raised after the last position was handed on, or after a refused write: the next holder raises them again
+    this.fence = undefined;
+    this.unflushed = [];
+    this.reached = undefined;
+    this.savedPosition = undefined;
+    this.fenceLost = false;
     // another node may inspect from now on: what this one followed starts again with its next start
     this.following = false;
     this.actsSeen = 0;
@@ -164,6 +210,68 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
   /** Evaluates the time-based rules of every running run at `now`. */
   tick(now: number = this.clock()): void {
     for (const run of this.engines.keys()) this.pass(run, (engine) => engine.tick(now));
+    this.mark();
+  }
+
+  /**
+   * With a fence: the samples of the stored batches up to log index `position` have been handed on (runs.onSamples);
+   * the events they lead to are stored with that position, in one fenced transaction. Call it in the same turn of the
+   * event loop as the delivery (SampleFeed's `delivered`), so that no other samples come between.
+   */
+  delivered(position: number): void {
+    this.mark(position);
+  }
+
+  /**
+   * With a fence: once the passes before it have run (their events are then in `unflushed`), stores those events and
+   * the position they follow from in one fenced transaction. Every pass that raises events is followed by one (a
+   * feed's delivery, a tick, an act), so the events never wait for long.
+   */
+  private mark(position?: number): void {
+    if (this.fence === undefined) return;
+    this.pendingPasses++;
+    this.passes = this.passes
+      .then(() => this.flush(position))
+      .catch((err: unknown) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'ALARM: run inspection failed'))
+      .finally(() => this.pendingPasses--);
+  }
+
+  private flush(position: number | undefined): void {
+    const fence = this.fence;
+    if (fence === undefined) return;
+    const events = this.unflushed;
+    this.unflushed = [];
+    if (this.fenceLost) return;
+    if (position !== undefined) this.reached = position;
+    const at = this.reached;
+    if (events.length === 0 && at === this.savedPosition) return;
+    this.savedPosition = at;
+    this.queue(async () => {
+      if (this.fenceLost) return [];
+      return fence.fenced(async (trx) => {
+        const rows: RunAlarmEvent[] = [];
+        for (const e of events) rows.push(await this.insert(trx, e));
+        if (at !== undefined) await fence.savePosition(trx, at);
+        return rows;
+      });
+    }).then(
+      // announced once committed
+      (rows) => {
+        for (const row of rows) this.announce(row);
+      },
+      (err: unknown) => {
+        if (this.fenceLost) return;
+        // no retry: what was not stored (these events, and any after them) is evaluated again by the next holder,
+        // from the position stored last
+        this.fenceLost = true;
+        this.unflushed = [];
+        const lost = err instanceof LabtraceError && err.code === 'E_LEASE_LOST';
+        const log = { events: events.length, position: at, err: err instanceof Error ? err.message : String(err) };
+        if (lost) this.logger.warn(log, 'run inspection: the lease moved to another node; this node stops inspecting, nothing more is stored');
+        else this.logger.error(log, 'ALARM: run inspection: alarm events could not be stored; the inspection starts again from the stored position');
+        fence.onLost(err);
+      },
+    );
   }
 
   /** the ids of the runs being inspected now */
@@ -237,7 +345,9 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required');
     // several nodes: what was done through the others first (and, in the act's transaction, what they did meanwhile)
     await this.follow();
-    // the person acts on the alarm as the samples and ticks that came before made it
+    // the person acts on the alarm as the samples and ticks that came before made it (with a fence: and after their
+    // events were given to a fenced transaction, so that the act's events are stored after them)
+    this.mark();
     await this.passes;
     const engine = this.engines.get(run);
     const held = engine?.alarm(alarmId);
@@ -418,6 +528,11 @@ export class RunInspection extends EventEmitter<RunInspectionEvents> {
     const pending = this.pendingOf(run, event, snapshotOf(alarm));
     if (this.captured !== undefined) {
       this.captured.push(pending);
+      return;
+    }
+    if (this.fence !== undefined) {
+      // stored with the feed's position at the next mark (after the pass that raised it)
+      if (!this.fenceLost) this.unflushed.push(pending);
       return;
     }
     this.queue(() => this.insert(this.store, pending)).then(

@@ -20,6 +20,11 @@ export interface SampleFeedOptions {
    * gateway's batch lock (Runs), so it committed first.
    */
   beforeDelivery?: () => Promise<void>;
+  /**
+   * called right after the samples of the batches read up to `position` (a log index) were handed on, in the same
+   * turn of the event loop: the inspection stores that position with the alarm events those samples led to
+   */
+  delivered?: (position: number) => void;
 }
 
 /** Reads the batches stored after `start()` in log order and hands their samples to `deliver`, until `stop()`. */
@@ -40,24 +45,34 @@ export class SampleFeed {
     this.pollMs = options.pollMs ?? 200;
     this.batchesPerRead = options.batchesPerRead ?? 200;
     this.beforeDelivery = options.beforeDelivery;
+    this.delivered = options.delivered;
   }
 
   private readonly beforeDelivery: (() => Promise<void>) | undefined;
+  private readonly delivered: ((position: number) => void) | undefined;
 
   /** the log index of the last batch handed on (-1: none yet) */
   get position(): number {
     return this.last;
   }
 
-  /** Starts after the batches stored so far (those are the runs' history, which the engines do not replay). */
-  async start(): Promise<void> {
-    const row = await this.db
-      .selectFrom('batch_headers')
-      .select(sql<number | string | null>`MAX(log_index)`.as('last'))
-      .executeTakeFirst();
-    this.last = row?.last === null || row?.last === undefined ? -1 : Number(row.last);
+  /**
+   * Starts after the batch of log index `after` (the position where the node that read before stopped: what was
+   * stored since, a handover's gap included, is read first), or, without one (the very first start), after the batches
+   * stored so far (those are the runs' history, which the engines do not replay). Returns the position it starts at.
+   */
+  async start(after?: number): Promise<number> {
+    if (after !== undefined) this.last = after;
+    else {
+      const row = await this.db
+        .selectFrom('batch_headers')
+        .select(sql<number | string | null>`MAX(log_index)`.as('last'))
+        .executeTakeFirst();
+      this.last = row?.last === null || row?.last === undefined ? -1 : Number(row.last);
+    }
     this.stopped = false;
     this.schedule();
+    return this.last;
   }
 
   /** Stops polling; a read in progress finishes (and delivers) first. */
@@ -112,6 +127,7 @@ export class SampleFeed {
         });
         if (samples.length > 0) this.deliver(samples);
       }
+      if (rows.length > 0) this.delivered?.(this.last);
       if (rows.length < this.batchesPerRead || this.stopped) return;
     }
   }

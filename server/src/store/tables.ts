@@ -252,6 +252,11 @@ export interface Tables {
     commands: string | null;
     position: number | null;
   };
+  job_positions: {
+    name: string;
+    position: number;
+    epoch: number;
+  };
   key_events: {
     id: Generated<number>;
     at: number;
