@@ -3,54 +3,29 @@
 // for an export; the chain checked, a rewritten entry found; every entry anchored in the log store by its hash alone,
 // once. On PostgreSQL, two nodes (two pools) appending at once keep one unbroken chain, and anchoring at once enters
 // each entry in the log once.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { formatSignerKey, leafHash, parseSignerKey, rootOf, verifyInclusion } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { AuditTrail, entryHash, GENESIS_HASH, SYSTEM_ACTOR, type Actor, type AuditInput, type AuditRow } from '../../src/audit/audit-trail.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { type Tables } from '../../src/store/database.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
 useNodeCrypto();
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('audit', 'audit-store');
 const KEY = parseSignerKey(formatSignerKey('labtrace.example/audit-store', new Uint8Array(randomBytes(32))));
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with a client's records (SQLite: one file; PostgreSQL: a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-audit-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`audit_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // records of two customer organizations, as their modules write them (the organization rule reads them)
   for (const org of ['acme', 'globex']) await sql`INSERT INTO organizations (id, name, created_at) VALUES (${org}, ${org}, 0)`.execute(db);
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)

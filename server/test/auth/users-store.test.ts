@@ -3,56 +3,34 @@
 // one chain). On PostgreSQL, two nodes (two pools on one database) at once: one user per name, one admin from two
 // first starts, every wrong password counted, a session ended on one node refused on the other, two admins demoting
 // each other leave one, a token revoked once.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, SYSTEM_ACTOR, type AuditRow } from '../../src/audit/audit-trail.js';
 import { Users, type AuthOptions } from '../../src/auth/users.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const PASSWORD = 'correct horse battery';
 const WRONG = 'not the password at all';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('users', 'users-store');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`users_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 /** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
@@ -289,8 +267,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
 });
 
 test('on SQLite, API tokens keep the numbers they had before the migration (their SQLite rowids)', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-  dirs.push(dir);
+  const dir = fixture.tempDir();
   const database = new LabDatabase(dir, serverMigrations);
   try {
     const before = Object.fromEntries(Object.entries(serverMigrations).filter(([name]) => name < '0046_session_ids'));

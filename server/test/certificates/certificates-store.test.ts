@@ -5,9 +5,7 @@
 // tensile test gives (test/certificates/fixtures.ts), as their owners will once they move onto Kysely too.
 // On PostgreSQL, two nodes (two pools) requesting at once get distinct numbers; issuing one draft at once issues it
 // once (one certificate, one log entry, one event); amending or revoking one report at once does it once.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
@@ -17,10 +15,9 @@ import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/au
 import { Certificates, type CertificatesDeps } from '../../src/certificates/certificates.js';
 import { logStoreLog, type CertificateSources, type CertificateSubject } from '../../src/certificates/sources.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { composeInput, T0 } from './fixtures.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
@@ -28,47 +25,30 @@ const HOUR = 3_600_000;
 const ORIGIN = 'labtrace/lab-t';
 const LOG_KEY = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('certificates');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 let keyFile: string;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-certificates-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
   // one certificate key for the lab, as every node of it reads it
   keyFile = path.join(dir, 'certificate.key');
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 const input = composeInput();
 const RUN = input.run;
 
 /** `nodes` Kyselys on one fresh, migrated store with the run (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-certificates-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`certificates_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // the run the certificates are of (the lab's records, as their modules write them)
   await sql`INSERT INTO organizations (id, name, contact, created_at) VALUES ('org-a', ${input.customer.name}, ${input.customer.contact}, 0)`.execute(
     db,

@@ -3,42 +3,32 @@
 // audit entry; the scope checks (results and methods) and their synchronous twins agree. On PostgreSQL, two nodes
 // (two pools) changing one accreditation at once: one suspension wins, scope versions do not collide, one id is
 // recorded once, two first starts record the configured accreditations once, and a node sees the other's change.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { Accreditations, type AccreditationInput } from '../../src/lab/accreditation.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2027, 0, 1);
 const ADMIN = { username: 'ada', role: 'admin' };
 const TENSILE = 'ISO 6892-1:2019';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('accreditation', 'accr-store');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 const CNAS: AccreditationInput = {
@@ -51,20 +41,8 @@ const CNAS: AccreditationInput = {
   scope: [{ standard: TENSILE, measurand: 'Rm', unit: 'MPa', min: 100, max: 1200 }],
 };
 
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`accreditation_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 /** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
@@ -183,8 +161,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
 });
 
 test('on the embedded SQLite store, the method scope check asked in a transaction answers as methodInScope', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-  dirs.push(dir);
+  const dir = fixture.tempDir();
   const database = new LabDatabase(dir, serverMigrations);
   await database.migrate();
   const accreditations = new Accreditations(database.db, new AuditTrail(database), silent, { warnDays: 30, accreditations: [CNAS] }, () => T0);

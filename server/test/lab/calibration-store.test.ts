@@ -5,43 +5,33 @@
 // recording calibrations of one instrument at once each supersede a different record, two failed checks at once take
 // the instrument out of service once, and two uploads of one certificate at once keep one.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { Calibration, type CalibrationInput, type CalibrationState } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
 const T0 = Date.UTC(2027, 0, 1);
 const TECH = { username: 'ada', role: 'technician' };
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('calibration', 'cal-store');
 /** the sync parts of AuditTrail and EquipmentStatus need a LabDatabase; the async ones use only the Kysely given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<CalibrationInput> = {}): CalibrationInput => ({
@@ -55,20 +45,9 @@ const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<Cal
 });
 
 /** `nodes` Kyselys on one fresh, migrated store with instruments ut-1 and ut-2 (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`calibration_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   await new Registry({ db }).recordBirth('lab-t', {
     v: 1,
     gateway: 'gw-a',

@@ -4,55 +4,34 @@
 // connection, read back in buckets, pruned after their retention. On PostgreSQL, two nodes (two pools) changing one
 // instrument's status at once record each change against the status it replaced, and two nodes hearing the same
 // health reports store each point once.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { InstrumentHealthMessage } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { EquipmentHealth } from '../../src/lab/equipment-health.js';
 import { EquipmentStatus, type ServiceStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('equipment');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  unused = new LabDatabase(tmp(), serverMigrations);
+  await fixture.start();
+  unused = new LabDatabase(fixture.tempDir(), serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
-function tmp(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-equipment-'));
-  dirs.push(dir);
-  return dir;
-}
-
 /** `nodes` Kyselys on one fresh, migrated store with two instruments announced (SQLite: one file; PostgreSQL: a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  const url = engine === 'sqlite' ? `sqlite:${path.join(tmp(), 'labtrace.sqlite')}` : await postgres.createDatabase(`equipment_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   await new Registry({ db }).recordBirth('lab', {
     v: 1,
     gateway: 'gw-1',

@@ -3,9 +3,6 @@
 // entry, the trail one chain; the numbering that pages them (0047) kept from the rows a store had. On PostgreSQL,
 // two nodes (two pools) registering samples and adding versions of one method at once give every record its own
 // number and version, create a record once, and record each version's change against the version it replaced.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
@@ -13,45 +10,26 @@ import { Users } from '../../src/auth/users.js';
 import { LabRecords, type Method } from '../../src/lab/lab-records.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('records');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  unused = new LabDatabase(tmp(), serverMigrations);
+  await fixture.start();
+  unused = new LabDatabase(fixture.tempDir(), serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
-
-function tmp(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-records-'));
-  dirs.push(dir);
-  return dir;
-}
 
 /** `nodes` Kyselys on one fresh store (SQLite: one file; PostgreSQL: one database, a pool each), migrated up to `to` */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1, to?: string): Promise<Kysely<Tables>[]> {
-  const url = engine === 'sqlite' ? `sqlite:${path.join(tmp(), 'labtrace.sqlite')}` : await postgres.createDatabase(`records_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations, to);
-  return dbs;
+  return fixture.stores(engine, nodes, to);
 }
 
 /** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */

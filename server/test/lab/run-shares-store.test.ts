@@ -2,53 +2,32 @@
 // and peeked with the same answers, each change in one transaction with its audit-trail entry, the trail one chain.
 // On PostgreSQL, two nodes (two pools) opening a new link at once count both openings and record the first once,
 // revoke it at once and record one revocation, and append to the trail at once without forking it.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
 import { RunShares } from '../../src/lab/run-shares.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('shares');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-shares-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 /** `nodes` Kyselys on one fresh, migrated store with a run (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-shares-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`shares_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // the runs the links are of (the lab's records they hang on, as the lab module writes them)
   await sql`INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'ACME', 0)`.execute(db);
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)

@@ -3,9 +3,6 @@
 // stored batches; the list, its page and its alarms; the records, the results (kept once) and the export's selection.
 // On PostgreSQL, two nodes (two pools) at once: runs numbered without a clash, one command of two applied and the
 // other refused as the state machine says, a run's results kept once with one audit entry.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { encodeRecords, type RunAlarmEvent, type Sample } from '@labtrace/protocols';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
@@ -17,30 +14,23 @@ import type { Method, LabSample } from '../../src/lab/lab-records.js';
 import { RunResultsService } from '../../src/lab/results.js';
 import { Runs } from '../../src/lab/runs.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { PgMeasurementStore } from '../../src/store/pg-measurement-store.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('runs');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-runs-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   unused = new LabDatabase(dir, serverMigrations);
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 const DEFINITION: MethodDefinition = {
@@ -89,20 +79,9 @@ const noBlockers = { blockersIn: () => Promise.resolve([] as string[]) };
 const inScope = { methodScopeIn: () => Promise.resolve(() => true) };
 
 /** `nodes` Kyselys on one fresh, migrated store with its organizations and samples */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-runs-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`runs_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   for (const org of ['acme', 'other']) await sql`INSERT INTO organizations (id, name, created_at) VALUES (${org}, ${`${org} Ltd`}, 0)`.execute(db);
   for (const s of Object.values(SAMPLES))
     await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
