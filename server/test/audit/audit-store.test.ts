@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { formatSignerKey, leafHash, parseSignerKey, rootOf, verifyInclusion } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { AuditTrail, entryHash, GENESIS_HASH, SYSTEM_ACTOR, type Actor, type AuditInput, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail, SYSTEM_ACTOR, type Actor, type AuditInput } from '../../src/audit/audit-trail.js';
 import { LogStore } from '../../src/log/log-store.js';
 import { type Tables } from '../../src/store/database.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
@@ -36,21 +37,6 @@ async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
   await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
     VALUES ('run-g', 's-globex', 'globex', 'm', 1, '[]', 'ada', 'created', 0, 'ada', 0)`.execute(db);
   return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 const ADA: Actor = { username: 'ada', role: 'technician' };
@@ -80,7 +66,7 @@ describe.each(['sqlite', 'postgres'] as const)('%s', (engine) => {
     let clock = 1_000;
     const audit = new AuditTrail(db, () => clock++);
     await seed(db, audit);
-    const rows = await chain(db);
+    const rows = await auditChain(db);
     expect(rows).toHaveLength(6);
     // a page of 4 newest first, then the rest; the cursor is the id of the last shown
     const first = await audit.page({}, { limit: 4 });
@@ -130,9 +116,9 @@ describe.each(['sqlite', 'postgres'] as const)('%s', (engine) => {
     await expect(append(db, audit, ADA, { action: 'delete', recordType: 'method', recordId: 'm', reason: '  ' })).rejects.toMatchObject({
       code: 'E_BAD_REQUEST',
     });
-    expect(await chain(db)).toHaveLength(6);
+    expect(await auditChain(db)).toHaveLength(6);
     expect((await append(db, audit, ADA, { action: 'create', recordType: 'method', recordId: 'm2' })).id).toBe(7);
-    expect(await chain(db)).toHaveLength(7);
+    expect(await auditChain(db)).toHaveLength(7);
   }, 120_000);
 
   test('the table refuses a change; an entry rewritten behind its back breaks the chain at that entry', async () => {
@@ -188,7 +174,7 @@ describe('two nodes on one PostgreSQL', () => {
         append(i % 2 === 0 ? a : b, i % 2 === 0 ? onA : onB, ADA, { action: 'create', recordType: 'method', recordId: `m-${i}` }),
       ),
     );
-    const rows = await chain(a);
+    const rows = await auditChain(a);
     expect(rows).toHaveLength(2 * each);
     expect(new Set(rows.map((r) => r.record_id))).toEqual(new Set(written.map((e) => e.recordId)));
     // what each node was told it appended is what the chain holds

@@ -11,12 +11,13 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { formatSignerKey, parseSignerKey } from '@labtrace/protocols';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Certificates, type CertificatesDeps } from '../../src/certificates/certificates.js';
 import { logStoreLog, type CertificateSources, type CertificateSubject } from '../../src/certificates/sources.js';
 import { LogStore } from '../../src/log/log-store.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { composeInput, T0 } from './fixtures.js';
 import { rejectionOf } from '../helpers/rejection.js';
@@ -105,21 +106,6 @@ async function node(db: Kysely<Tables>, now: () => number): Promise<Certificates
   const certificates = new Certificates(deps);
   await certificates.start();
   return certificates;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 /** the certificate events in the log, by kind and number */
@@ -214,7 +200,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
       ['amend', amendment.id],
       ['revoke', amendment.id],
     ]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_id])).toEqual([
       ['create', draft.id],
       ['state-change', draft.id],
@@ -240,16 +226,16 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     const certificates = await node(db, () => clock);
     const draft = await certificates.request(TECHNICIAN, RUN.id);
     await certificates.issue(SIGNATORY, draft.id);
-    const before = { trail: (await chain(db)).length, log: (await logged(db)).length };
+    const before = { trail: (await auditChain(db)).length, log: (await logged(db)).length };
     expect(await rejectionOf(certificates.revoke(SIGNATORY, draft.id, 'refused by the test'))).toMatch(/refused by the test/);
     // nothing of it is left: no event, no log entry, no audit entry
     expect(await certificates.get(SIGNATORY, draft.id)).toMatchObject({ status: 'valid', revokedAt: null });
-    expect((await chain(db)).length).toBe(before.trail);
+    expect((await auditChain(db)).length).toBe(before.trail);
     expect((await logged(db)).length).toBe(before.log);
     // a revocation the store takes goes through, under the log index the refused one could not keep
     expect(await certificates.revoke(SIGNATORY, draft.id, 'withdrawn')).toMatchObject({ status: 'revoked', revocationReason: 'withdrawn' });
     expect((await logged(db)).map((e) => e.kind)).toEqual(['issue', 'revoke']);
-    expect((await chain(db)).length).toBe(before.trail + 1);
+    expect((await auditChain(db)).length).toBe(before.trail + 1);
   }, 180_000);
 });
 
@@ -299,7 +285,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect((await onA.publicStatus(amendment)).status).toBe('revoked');
     expect((await onB.publicStatus(amendment)).status).toBe('revoked');
     expect((await onB.publicStatus(draft.id)).status).toBe('amended');
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create')).toHaveLength(9);
     // issued; amended (the new one issued, the old one amended); revoked
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(4);

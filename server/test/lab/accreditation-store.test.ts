@@ -4,12 +4,13 @@
 // (two pools) changing one accreditation at once: one suspension wins, scope versions do not collide, one id is
 // recorded once, two first starts record the configured accreditations once, and a node sees the other's change.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { sql, type Kysely } from 'kysely';
+import { type Kysely } from 'kysely';
 import pino from 'pino';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Accreditations, type AccreditationInput } from '../../src/lab/accreditation.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
@@ -43,21 +44,6 @@ const CNAS: AccreditationInput = {
 
 async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
   return fixture.stores(engine, nodes);
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 const silent = pino({ level: 'silent' });
@@ -138,7 +124,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     ]);
     // as it stood before the withdrawal
     expect((await accreditations.list(clock - 1)).map((a) => a.status)).toEqual(['active']);
-    expect((await chain(db)).map((r) => [r.action, r.record_id])).toEqual([
+    expect((await auditChain(db)).map((r) => [r.action, r.record_id])).toEqual([
       ['create', 'cnas-1'],
       ['state-change', 'cnas-1'],
       ['state-change', 'cnas-1'],
@@ -155,7 +141,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // a scope change without a reason fails at its audit entry, after the new version's insert: the insert is undone
     await expect(accreditations.changeScope(ADMIN, 'cnas-1', { scope: CNAS.scope, reason: '' })).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     expect((await accreditations.scopeVersions('cnas-1')).map((v) => v.version)).toEqual([1]);
-    expect(await chain(db)).toHaveLength(1);
+    expect(await auditChain(db)).toHaveLength(1);
     expect((await accreditations.checkExpiry()).map((a) => [a.id, a.warnings[0]?.daysLeft])).toEqual([['cnas-1', 10]]);
   }, 120_000);
 });
@@ -198,7 +184,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect(scopes.map((s) => s.scope.version).sort()).toEqual([2, 3, 4, 5, 6, 7]);
     const creates = await Promise.allSettled([onA, onB].map((n) => n.create(ADMIN, { ...CNAS, id: 'ukas-1', body: 'UKAS' })));
     expect(creates.map((c) => c.status).sort()).toEqual(['fulfilled', 'rejected']);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create').map((r) => r.record_id)).toEqual(['cnas-1', 'ukas-1']);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(1);
     expect(trail.filter((r) => r.action === 'update')).toHaveLength(6);

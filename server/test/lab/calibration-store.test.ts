@@ -7,12 +7,13 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Calibration, type CalibrationInput, type CalibrationState } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
@@ -73,21 +74,6 @@ async function run(db: Kysely<Tables>, id: string, instruments: string[], starte
   const state = startedAt === null ? 'created' : endedAt === null ? 'running' : 'completed';
   await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at, started_at, ended_at)
     VALUES (${id}, 's-1', 'acme', 'm', 1, ${list}, 'ada', ${state}, 0, 'ada', 0, ${startedAt}, ${endedAt})`.execute(db);
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 /** a Calibration on a Kysely (either engine), its clock `clock()` */
@@ -184,7 +170,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await calibration.status('ut-1', T0 - 3 * DAY)).toMatchObject({ status: 'never-calibrated' });
     expect((await calibration.calibrations('ut-1')).map((c) => c.id)).toEqual([late.id, first.id, second.id]);
     expect(await calibration.reminders()).toEqual([expect.objectContaining({ instrument: 'ut-2', status: 'never-calibrated' })]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_type, r.record_id, r.old_value === null ? null : (JSON.parse(r.old_value) as unknown)])).toEqual([
       ['create', 'calibration', `ut-1/${first.id}`, null],
       ['create', 'calibration', `ut-1/${second.id}`, { supersedes: first.id, certificate: first.certificate, nextDueAt: first.nextDueAt }],
@@ -193,7 +179,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(calibration.record(TECH, 'ut-1', certificate(clock + 1, clock + YEAR))).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     await expect(calibration.record(TECH, 'nope', certificate(T0, T0 + YEAR))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await expect(calibration.status('nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
-    expect(await chain(db)).toHaveLength(3);
+    expect(await auditChain(db)).toHaveLength(3);
   }, 120_000);
 
   test('a failed check takes the instrument out of service in its transaction and lists the runs to review', async () => {
@@ -227,7 +213,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(service.map((s) => [s.instrument, s.status, s.reason])).toEqual([
       ['ut-1', 'out-of-service', `failed intermediate check ${failed.check.id}: reads 2 % high`],
     ]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.record_type, r.record_id])).toEqual([
       ['calibration', `ut-1/${cal.id}`],
       ['instrument-check', `ut-1/${pass.check.id}`],
@@ -256,7 +242,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(Buffer.compare(file?.data ?? Buffer.alloc(0), PDF)).toBe(0);
     expect(await calibration.attachment('ut-2', cal.id)).toBeUndefined();
     expect((await calibration.calibrationsWithAttachments('ut-1')).map((c) => [c.id, c.attachment?.sha256])).toEqual([[cal.id, sha256]]);
-    expect((await chain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
+    expect((await auditChain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
   }, 120_000);
 
   test('the register pages newest registered first, every instrument once, and searches with % and _ taken literally', async () => {
@@ -384,7 +370,7 @@ describe('two nodes on one PostgreSQL', () => {
       Array.from({ length: 12 }, (_, i) => (i % 2 ? onA : onB).record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR))),
     );
     const ids = records.map((r) => r.id).sort((x, y) => x - y);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     const superseded = trail.flatMap((r) => (r.old_value === null ? [] : [(JSON.parse(r.old_value) as { supersedes: number }).supersedes]));
     // every record but the newest superseded exactly once, by the next one made
     expect(superseded).toEqual(ids.slice(0, -1));
@@ -408,7 +394,7 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(uploads.filter((u) => u.status === 'fulfilled')).toHaveLength(1);
     expect(uploads.flatMap((u) => (u.status === 'rejected' ? [(u.reason as { code: string }).code] : []))).toEqual(Array(3).fill('E_CONFLICT'));
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.record_type === 'instrument-status')).toHaveLength(1);
     expect(trail.filter((r) => r.record_type === 'calibration-certificate')).toHaveLength(1);
   }, 120_000);

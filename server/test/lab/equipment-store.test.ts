@@ -7,12 +7,13 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { InstrumentHealthMessage } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { EquipmentHealth } from '../../src/lab/equipment-health.js';
 import { EquipmentStatus, type ServiceStatus } from '../../src/lab/equipment.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const fixture = new StoreFixture('equipment');
@@ -46,21 +47,6 @@ async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
   return dbs;
 }
 
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  return rows.map((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-    return row;
-  });
-}
-
 const ADA = { username: 'ada', role: 'technician' };
 const statusOn = (db: Kysely<Tables>, clock: () => number = Date.now) =>
   new EquipmentStatus(db, new AuditTrail(unused, clock), clock, new Registry({ db }));
@@ -77,7 +63,7 @@ const report = (instrument: string, connected: boolean, polls: number): Instrume
 /** every change's audit entry against the history: each one's old status is the status in force before it */
 async function checkChanges(db: Kysely<Tables>, status: EquipmentStatus, instrument: string): Promise<number> {
   const history = await status.history(instrument);
-  const changes = (await chain(db)).filter((r) => r.record_type === 'instrument-status' && r.record_id === instrument);
+  const changes = (await auditChain(db)).filter((r) => r.record_type === 'instrument-status' && r.record_id === instrument);
   expect(changes).toHaveLength(history.length);
   changes.forEach((c, i) => {
     expect(JSON.parse(c.new_value ?? 'null')).toEqual({ status: history[i]?.status });

@@ -5,12 +5,13 @@
 // number and version, create a record once, and record each version's change against the version it replaced.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
 import { LabRecords, type Method } from '../../src/lab/lab-records.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
@@ -30,21 +31,6 @@ afterAll(async () => {
 /** `nodes` Kyselys on one fresh store (SQLite: one file; PostgreSQL: one database, a pool each), migrated up to `to` */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1, to?: string): Promise<Kysely<Tables>[]> {
   return fixture.stores(engine, nodes, to);
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  return rows.map((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-    return row;
-  });
 }
 
 const ADA = { username: 'ada', role: 'technician' };
@@ -134,7 +120,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await found('bolt_works', ['acme'])).toEqual([]);
     expect(await found('Acme')).toEqual(['S-1', 'S-3', 'S-5', 'S-7', 'S-8']);
     expect(await found('b500b', ['bolt'])).toEqual([]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.filter((r) => r.record_type === 'lab-sample').map((r) => r.record_id)).toEqual([
       'S-1',
       'S-2',
@@ -209,7 +195,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect((await lab.methodsPage({ limit: 50, q: 'METHOD b' })).items.map((m) => m.id)).toEqual(['tensile']);
     expect((await lab.methodsPage({ limit: 50, q: '7438' })).items.map((m) => m.id)).toEqual(['bend']);
     expect((await lab.methodsPage({ limit: 50, q: 'BEN' })).items.map((m) => m.id)).toEqual(['bend']);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     const versions = trail.filter((r) => r.record_type === 'method');
     expect(versions.map((r) => [r.action, r.record_id, r.reason])).toEqual([
       ['create', 'tensile', null],
@@ -280,7 +266,7 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(added.map((m) => m.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
     expect((await onB.methods('tensile')).map((m) => m.version)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     const updates = trail.filter((r) => r.record_type === 'method' && r.action === 'update');
     expect(updates).toHaveLength(12);
     for (const u of updates) {

@@ -4,10 +4,11 @@
 // revoke it at once and record one revocation, and append to the trail at once without forking it.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { RunShares } from '../../src/lab/run-shares.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const fixture = new StoreFixture('shares');
@@ -39,21 +40,6 @@ async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
     await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
       VALUES (${run}, 's-1', 'acme', 'm', 1, '[]', 'ada', 'created', 0, 'ada', 0)`.execute(db);
   return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 const ADMIN = { username: 'ada', role: 'technician' };
@@ -97,7 +83,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     clock += 3_600_000;
     await expect(shares.open(second.token)).rejects.toMatchObject({ code: 'E_GONE', refusal: { reason: 'share.expired' } });
     expect((await shares.list('run-1')).find((s) => s.id === second.id)).toMatchObject({ state: 'expired', uses: 0, firstUsedAt: null });
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.actor, r.action, r.record_id])).toEqual([
       ['ada', 'create', 'run-1/1'],
       ['ada', 'create', 'run-1/2'],
@@ -114,7 +100,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // a revocation without a reason fails at its audit entry, after the update: the update is undone
     await expect(shares.revoke(ADMIN, 'run-1', Number(created.id), '')).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     expect((await shares.list('run-1'))[0]).toMatchObject({ state: 'active', revokedAt: null });
-    expect(await chain(db)).toHaveLength(1);
+    expect(await auditChain(db)).toHaveLength(1);
   }, 120_000);
 });
 
@@ -131,7 +117,7 @@ describe('two nodes on one PostgreSQL', () => {
     const refused = revocations.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code: string }).code] : []));
     expect(refused).toEqual(Array(6).fill('E_CONFLICT'));
     for (const l of links) expect((await onB.list(l.run)).find((s) => s.id === l.id)).toMatchObject({ uses: 3, state: 'revoked' });
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create')).toHaveLength(6);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(6);
     expect(trail.filter((r) => r.action === 'update')).toHaveLength(6);

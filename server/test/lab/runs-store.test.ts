@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { encodeRecords, type RunAlarmEvent, type Sample } from '@labtrace/protocols';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { runSelections } from '../../src/export/run-selection.js';
 import { RunInspection } from '../../src/inspection/run-inspection.js';
 import { createLogger } from '../../src/log.js';
@@ -17,6 +17,7 @@ import type { MethodDefinition } from '../../src/lab/schemas.js';
 import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { PgMeasurementStore } from '../../src/store/pg-measurement-store.js';
 import { serverMigrations } from '../../src/migrations.js';
+import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const fixture = new StoreFixture('runs');
@@ -122,21 +123,6 @@ const force = (seq: number, value: number, instrument = 'utm-1'): Sample => ({
   quality: 'good',
 });
 
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
-}
-
 const TESS = { username: 'tess', role: 'technician' };
 const LAB = { role: 'admin', organization: null } as const;
 const CLIENT = { role: 'client', organization: 'acme' } as const;
@@ -223,7 +209,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // visibility: another organization's run reads as unknown
     expect(await runs.get(CLIENT, 'run-1')).toMatchObject({ id: 'run-1' });
     expect(await runs.get({ role: 'client', organization: 'other' }, 'run-1')).toBeUndefined();
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_type, r.record_id])).toEqual([
       ['create', 'run', 'run-1'],
       ['state-change', 'run', 'run-1'],
@@ -352,7 +338,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(inspection.acknowledge(TESS, run.id, second?.id ?? '', 'twice')).rejects.toMatchObject({ code: 'E_CONFLICT' });
     await expect(inspection.acknowledge(TESS, run.id, 'nope', 'x')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await inspection.stop();
-    const alarmTrail = (await chain(db)).filter((r) => r.record_type === 'run-alarm');
+    const alarmTrail = (await auditChain(db)).filter((r) => r.record_type === 'run-alarm');
     expect(alarmTrail.map((r) => [r.record_id, r.reason])).toEqual([
       [`${run.id}/${id}`, 'seen'],
       [`${run.id}/${id}`, 'back in limits'],
@@ -370,7 +356,7 @@ describe('two nodes on one PostgreSQL', () => {
       Array.from({ length: 8 }, (_, i) => (i % 2 ? onA : onB).create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] })),
     );
     expect(created.map((r) => r.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `run-${i + 1}`).sort());
-    expect((await chain(a)).filter((r) => r.action === 'create')).toHaveLength(8);
+    expect((await auditChain(a)).filter((r) => r.action === 'create')).toHaveLength(8);
   }, 120_000);
 
   test('the same command, or two commands, for one run at once: one applied, the other refused by the state machine', async () => {
@@ -389,7 +375,7 @@ describe('two nodes on one PostgreSQL', () => {
     const ranges = await a.selectFrom('run_ranges').selectAll().execute();
     expect(ranges).toHaveLength(12);
     expect(ranges.every((r) => r.last_seq === -1)).toBe(true);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(12);
   }, 120_000);
 
@@ -434,7 +420,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect(y).toEqual(x);
     expect(z).toEqual(x);
     expect(await a.selectFrom('run_results').selectAll().execute()).toHaveLength(1);
-    expect((await chain(a)).filter((r) => r.record_type === 'run-results')).toHaveLength(1);
+    expect((await auditChain(a)).filter((r) => r.record_type === 'run-results')).toHaveLength(1);
   }, 120_000);
 
   test('a stored alarm acknowledged on both nodes at once: one acknowledgement, the other refused', async () => {
@@ -485,6 +471,6 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(codes.sort()).toEqual([...Array(8).fill('E_CONFLICT'), ...Array(8).fill('ok')].sort());
     expect(await a.selectFrom('run_alarms').selectAll().where('event', '=', 'acknowledged').execute()).toHaveLength(8);
-    expect((await chain(a)).filter((r) => r.record_type === 'run-alarm')).toHaveLength(8);
+    expect((await auditChain(a)).filter((r) => r.record_type === 'run-alarm')).toHaveLength(8);
   }, 120_000);
 });
