@@ -21,13 +21,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
 async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {

@@ -15,8 +15,7 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Certificates, type CertificatesDeps } from '../../src/certificates/certificates.js';
 import { logStoreLog, type CertificateSources, type CertificateSubject } from '../../src/certificates/sources.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
-import { serverMigrations } from '../../src/migrations.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { composeInput, T0 } from './fixtures.js';
@@ -34,14 +33,11 @@ let keyFile: string;
 beforeAll(async () => {
   await fixture.start();
   const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase(dir);
   // one certificate key for the lab, as every node of it reads it
   keyFile = path.join(dir, 'certificate.key');
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 const input = composeInput();
 const RUN = input.run;

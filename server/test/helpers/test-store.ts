@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { migrateStore, type Tables } from '../../src/store/database.js';
+import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { startPostgres, type PostgresOptions, type TestPostgres } from './postgres.js';
@@ -43,6 +43,7 @@ export type Engine = (typeof ENGINES)[number];
 export class StoreFixture {
   private cluster: TestPostgres | undefined;
   private readonly opened: OpenedStore[] = [];
+  private readonly labDatabases: LabDatabase[] = [];
   private readonly dirs: string[] = [];
   private databases = 0;
 
@@ -95,9 +96,17 @@ export class StoreFixture {
     return dbs;
   }
 
+  /** a SQLite LabDatabase (not migrated) in `dir`, else in a new directory, closed by close() */
+  labDatabase(dir: string = this.tempDir()): LabDatabase {
+    const database = new LabDatabase(dir, serverMigrations);
+    this.labDatabases.push(database);
+    return database;
+  }
+
   /** Closes every store opened, stops the cluster and removes the directories (call in afterAll). */
   async close(): Promise<void> {
     for (const store of this.opened.splice(0)) await store.close();
+    for (const database of this.labDatabases.splice(0)) await database.close();
     const cluster = this.cluster;
     this.cluster = undefined;
     await cluster?.stop();

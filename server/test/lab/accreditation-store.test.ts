@@ -24,13 +24,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 const CNAS: AccreditationInput = {
   id: 'cnas-1',

@@ -10,9 +10,8 @@ import { sql, type Kysely } from 'kysely';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Calibration, type CalibrationInput, type CalibrationState } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
-import { serverMigrations } from '../../src/migrations.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
@@ -27,13 +26,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<CalibrationInput> = {}): CalibrationInput => ({
   calibratedAt,

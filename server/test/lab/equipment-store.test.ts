@@ -10,9 +10,8 @@ import { sql, type Kysely } from 'kysely';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { EquipmentHealth } from '../../src/lab/equipment-health.js';
 import { EquipmentStatus, type ServiceStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
-import { serverMigrations } from '../../src/migrations.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
@@ -22,12 +21,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  unused = new LabDatabase(fixture.tempDir(), serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with two instruments announced (SQLite: one file; PostgreSQL: a pool each) */
 async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {

@@ -9,7 +9,7 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
 import { LabRecords, type Method } from '../../src/lab/lab-records.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
+import { type LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture } from '../helpers/test-store.js';
@@ -21,12 +21,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  unused = new LabDatabase(fixture.tempDir(), serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh store (SQLite: one file; PostgreSQL: one database, a pool each), migrated up to `to` */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1, to?: string): Promise<Kysely<Tables>[]> {

@@ -9,8 +9,7 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Calibration } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
 import { LabOverview } from '../../src/lab/overview.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
-import { serverMigrations } from '../../src/migrations.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const MIN = 60_000;
@@ -276,7 +275,7 @@ async function write(db: Kysely<Tables>): Promise<void> {
 
 beforeAll(async () => {
   await fixture.start();
-  unused = new LabDatabase(fixture.tempDir(), serverMigrations);
+  unused = fixture.labDatabase();
   const audit = new AuditTrail(unused);
   calibration = new Calibration(unused.db, audit, new EquipmentStatus(unused.db, audit), { requireForRuns: false, dueSoonDays: 30 });
   for (const engine of ['sqlite', 'postgres'] as const) {
@@ -290,10 +289,7 @@ beforeAll(async () => {
     for (const zone of ['Asia/Shanghai', 'America/New_York']) figures[engine][zone] = await overview.read(zone);
   }
 }, 180_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 // ---- the figures computed here from the data set
 

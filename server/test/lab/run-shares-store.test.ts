@@ -6,8 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { RunShares } from '../../src/lab/run-shares.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
-import { serverMigrations } from '../../src/migrations.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
@@ -17,13 +16,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with a run (SQLite: one file; PostgreSQL: one database, a pool each) */
 async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {

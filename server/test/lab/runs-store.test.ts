@@ -14,9 +14,8 @@ import type { Method, LabSample } from '../../src/lab/lab-records.js';
 import { RunResultsService } from '../../src/lab/results.js';
 import { Runs } from '../../src/lab/runs.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
-import { LabDatabase, type Tables } from '../../src/store/database.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { PgMeasurementStore } from '../../src/store/pg-measurement-store.js';
-import { serverMigrations } from '../../src/migrations.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
@@ -26,13 +25,9 @@ let unused: LabDatabase;
 
 beforeAll(async () => {
   await fixture.start();
-  const dir = fixture.tempDir();
-  unused = new LabDatabase(dir, serverMigrations);
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  await unused.close();
-  await fixture.close();
-});
+afterAll(() => fixture.close());
 
 const DEFINITION: MethodDefinition = {
   measurands: [{ name: 'force', unit: 'kN', channel: 'force' }],
