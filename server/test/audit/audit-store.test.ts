@@ -10,7 +10,7 @@ import { formatSignerKey, leafHash, parseSignerKey, rootOf, verifyInclusion } fr
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { AuditTrail, SYSTEM_ACTOR, type Actor, type AuditInput } from '../../src/audit/audit-trail.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { type Tables } from '../../src/store/database.js';
+import type { Tables } from '../../src/store/database.js';
 import { auditChain } from '../helpers/audit-chain.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';

@@ -26,7 +26,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { formatVerifierKey, openBatch, parseTopic, publicKeyFromSeed, topicFor } from '@labtrace/protocols';
-import { type Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
+import type { Mosquitto, MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { freePort } from '../helpers/ports.js';
 import { Gateway, gatewayUsers, NODE_USERS, nodeMqtt, startNodesBroker, waitFor } from '../helpers/mqtt-gateway.js';

@@ -7,7 +7,7 @@ import { isLabtraceError } from '@labtrace/protocols';
 import { leaseKey, PostgresLeases, type ClusterTables, type Lease, type LeaseLossReason } from '../../src/cluster/leases.js';
 import { clusterMigrations } from '../../src/cluster/migrations.js';
 import { migrateStore, type Tables } from '../../src/store/database.js';
-import { type OpenedStore } from '../../src/store/dialect.js';
+import type { OpenedStore } from '../../src/store/dialect.js';
 import { StoreFixture } from '../helpers/test-store.js';
 
 async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, limitMs = 10_000): Promise<T> {

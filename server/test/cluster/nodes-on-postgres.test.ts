@@ -33,7 +33,7 @@ import {
   type RunWatchAnswer,
   type ServerToClientEvents,
 } from '@labtrace/protocols';
-import { type Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
+import type { Mosquitto, MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { collect, exitOf, runLabtrace, signIn } from '../helpers/lab-process.js';
 import { Gateway, gatewayUsers, NODE_USERS, nodeMqtt, SAMPLES_PER_BATCH, startNodesBroker, waitFor } from '../helpers/mqtt-gateway.js';
 import { freePort } from '../helpers/ports.js';

@@ -4,7 +4,7 @@
 // (two pools) changing one accreditation at once: one suspension wins, scope versions do not collide, one id is
 // recorded once, two first starts record the configured accreditations once, and a node sees the other's change.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Accreditations, type AccreditationInput } from '../../src/lab/accreditation.js';

@@ -24,7 +24,7 @@ import { LogStore } from '../../src/log/log-store.js';
 import { MAX_ENTRIES_PER_READ, TransparencyLog } from '../../src/log/transparency-log.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { LabDatabase, migrateStore } from '../../src/store/database.js';
-import { type OpenedStore } from '../../src/store/dialect.js';
+import type { OpenedStore } from '../../src/store/dialect.js';
 import type { Tables } from '../../src/store/tables.js';
 import { WRITER_ORIGIN, runWriter, type WriterResult } from '../helpers/log-writer.js';
 import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { StoreCapacity, writeFailureOf } from '../../src/store/capacity.js';
-import { type Tables } from '../../src/store/database.js';
+import type { Tables } from '../../src/store/database.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
 import { StoreFixture } from '../helpers/test-store.js';
 

@@ -23,7 +23,7 @@ import {
   type RotationStatement,
 } from '@labtrace/protocols';
 import { LogStore } from '../../src/log/log-store.js';
-import { type Tables } from '../../src/store/database.js';
+import type { Tables } from '../../src/store/database.js';
 import { Enrollment } from '../../src/trust/enrollment.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents, type SecurityEvent } from '../../src/trust/security-events.js';
