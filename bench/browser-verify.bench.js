@@ -29,7 +29,7 @@ import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
 import { startServer } from '../server/dist/test/helpers/server.js';
 import { launch } from './lib/dashboard.js';
-import { clockTicks, cpuTicks } from './lib/proc.js';
+import { clockTicks, cpuTicks, descendants } from './lib/proc.js';
 import { envReader } from './lib/env.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
 import { serverMigrations } from '../server/dist/src/migrations.js';
@@ -138,25 +138,7 @@ const keys = JSON.parse(readFileSync(path.join(cacheDir, 'labtrace-bundle-bench'
 const archiveBytes = statSync(archivePath).size;
 
 // ---------------------------------------------------------------- the built worker, in headless Chromium
-/** the processes below this one (Chromium's browser, renderer and utility processes) */
-function descendants(root) {
-  const children = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [];
-  for (const stack = [root]; stack.length > 0;) for (const c of children.get(stack.pop()) ?? []) (out.push(c), stack.push(c));
-  return out;
-}
-/** CPU seconds Chromium's processes have used so far: what the verification costs whatever else runs on the machine */
+/** CPU seconds Chromium's processes (the processes below this one) have used so far: what the verification costs whatever else runs on the machine */
 const TICKS = clockTicks();
 const chromiumCpuSeconds = () => descendants(process.pid).reduce((n, pid) => n + (cpuTicks(pid) ?? 0), 0) / TICKS;
 

@@ -37,7 +37,8 @@ import { stringify } from 'yaml';
 import { isSealedBatch, openBatch } from '@labtrace/protocols';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
-import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { freePorts, peakRssMiB } from './lib/proc.js';
 import { ROOT, percentile, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 
@@ -398,54 +399,25 @@ async function run(tmp, children, ptys) {
   await children.guard(sleep(params.warmupSeconds * 1000));
 
   // ---- the measured window
-  const clkTck = clockTicks();
   const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
   const socatPids = ptys.pids();
-  const socatTicks = () => {
-    let sum = 0;
-    for (const pid of socatPids) {
-      const t = cpuTicks(pid);
-      if (t === null) return null;
-      sum += t;
-    }
-    return sum;
-  };
-  const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const socat0 = socatTicks();
-  const machine0 = machineTicks();
-  const self0 = process.cpuUsage();
+  const cpu = new CpuWindow({ ...pids, socat: socatPids });
   const healthAtStart = healths.at(-1) ?? null;
-  const windowStart = Date.now();
   win.on = true;
-  const cpuPeak = Object.fromEntries(PROCESS_NAMES.map((n) => [n, 0]));
   const perSecondGatewayCpu = [];
-  let cpuPrev = { ...cpu0 };
-  let tickPrev = Date.now();
   log(`measuring ${params.seconds} s`);
   const ticker = setInterval(() => {
-    const now = Date.now();
-    for (const n of PROCESS_NAMES) {
-      const t = cpuTicks(pids[n]);
-      if (t !== null && cpuPrev[n] !== null) {
-        const pct = ((t - cpuPrev[n]) / clkTck / ((now - tickPrev) / 1000)) * 100;
-        cpuPeak[n] = Math.max(cpuPeak[n], pct);
-        if (n === 'gateway') perSecondGatewayCpu.push(round1(pct));
-      }
-      cpuPrev[n] = t;
-    }
-    tickPrev = now;
+    const { gateway } = cpu.sample();
+    if (gateway !== null) perSecondGatewayCpu.push(round1(gateway));
   }, 1000);
   try {
     await children.guard(sleep(params.seconds * 1000));
   } finally {
     clearInterval(ticker);
   }
-  const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const socat1 = socatTicks();
+  cpu.end();
   win.on = false;
-  const machine1 = machineTicks();
-  const self1 = process.cpuUsage(self0);
-  const windowSeconds = (Date.now() - windowStart) / 1000;
+  const windowSeconds = cpu.seconds;
   const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
 
   // The next HEALTH message (every 5 s) is the one that covers the window's end.
@@ -480,16 +452,16 @@ async function run(tmp, children, ptys) {
   for (const n of PROCESS_NAMES) {
     const proc = children.get(n);
     processes[n] = {
-      cpuPercent: cpu0[n] !== null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
-      cpuPeakPercent: round1(cpuPeak[n]),
+      cpuPercent: round1(cpu.percent(n)),
+      cpuPeakPercent: round1(cpu.peak(n)),
       peakRssMiB: round1(rss[n]),
       logWarnings: proc.warnings,
       logErrors: proc.errors,
     };
   }
-  const socatCpuPercent = socat0 !== null && socat1 !== null ? round1(((socat1 - socat0) / clkTck / windowSeconds) * 100) : null;
-  const selfCpuPercent = ((self1.user + self1.system) / 1e6 / windowSeconds) * 100;
-  const machineDelta = (k) => (machine0 && machine1 ? ((machine1[k] - machine0[k]) / clkTck / windowSeconds) * 100 : null);
+  const socatCpuPercent = round1(cpu.percent('socat'));
+  const selfCpuPercent = cpu.selfPercent();
+  const machineDelta = (k) => cpu.machinePercent(k);
   const ours = Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0) + (socatCpuPercent ?? 0) + selfCpuPercent;
   const othersCpuPercent = machineDelta('proc') === null ? null : round1(Math.max(0, machineDelta('proc') - ours));
   const perBalance = balances.map((b) => (win.perBalance.get(b.id) ?? 0) / windowSeconds);
@@ -526,7 +498,7 @@ async function run(tmp, children, ptys) {
     othersCpuPercent,
     irqCpuPercent: round1(machineDelta('irq')),
     stealCpuPercent: round1(machineDelta('steal')),
-    machineBusyPercent: machine0 && machine1 ? round1(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100) : null,
+    machineBusyPercent: round1(cpu.machineBusyShare()),
     meetsTarget:
       gatewayCpu !== null &&
       gatewayCpu < 50 &&
@@ -579,7 +551,7 @@ async function run(tmp, children, ptys) {
   notes.push(...unclean);
 
   writeResult(NAME, {
-    params: { ...params, windowSeconds: round1(windowSeconds), clockTicksPerSecond: clkTck },
+    params: { ...params, windowSeconds: round1(windowSeconds), clockTicksPerSecond: cpu.clkTck },
     results,
     detail: {
       gatewayPollsPerSecond,

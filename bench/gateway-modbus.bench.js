@@ -37,7 +37,8 @@ import { ModbusLink } from '@labtrace/gateway';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
-import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { clockTicks, cpuTicks, freePorts, peakRssMiB } from './lib/proc.js';
 import { ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 
@@ -372,43 +373,25 @@ async function run(tmp, children) {
   const clkTck = clockTicks();
   const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
   const req0 = await simRequests();
-  const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const machine0 = machineTicks();
-  const self0 = process.cpuUsage();
-  const windowStart = Date.now();
+  const cpu = new CpuWindow(pids, clkTck);
   const windowStartUs = monoUs();
   const healthAtStart = healths.length === 0 ? null : healths.at(-1);
   uplink.inWindow = true;
-  const cpuPeak = Object.fromEntries(PROCESS_NAMES.map((n) => [n, 0]));
   const perSecondGatewayCpu = [];
-  let cpuPrev = { ...cpu0 };
-  let tickPrev = Date.now();
   log(`measuring ${params.seconds} s`);
   const ticker = setInterval(() => {
-    const now = Date.now();
-    for (const n of PROCESS_NAMES) {
-      const t = cpuTicks(pids[n]);
-      if (t !== null && cpuPrev[n] !== null) {
-        const pct = ((t - cpuPrev[n]) / clkTck / ((now - tickPrev) / 1000)) * 100;
-        cpuPeak[n] = Math.max(cpuPeak[n], pct);
-        if (n === 'gateway') perSecondGatewayCpu.push(round1(pct));
-      }
-      cpuPrev[n] = t;
-    }
-    tickPrev = now;
+    const { gateway } = cpu.sample();
+    if (gateway !== null) perSecondGatewayCpu.push(round1(gateway));
   }, 1000);
   try {
     await children.guard(sleep(params.seconds * 1000));
   } finally {
     clearInterval(ticker);
   }
-  const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
+  cpu.end();
   uplink.inWindow = false;
-  const machine1 = machineTicks();
-  const self1 = process.cpuUsage(self0);
-  const windowEnd = Date.now();
   const windowEndUs = monoUs();
-  const windowSeconds = (windowEnd - windowStart) / 1000;
+  const windowSeconds = cpu.seconds;
   const req1 = await simRequests();
   const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
 
@@ -494,15 +477,15 @@ async function run(tmp, children) {
   for (const n of PROCESS_NAMES) {
     const proc = children.get(n);
     processes[n] = {
-      cpuPercent: cpu0[n] !== null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
-      cpuPeakPercent: round1(cpuPeak[n]),
+      cpuPercent: round1(cpu.percent(n)),
+      cpuPeakPercent: round1(cpu.peak(n)),
       peakRssMiB: round1(rss[n]),
       logWarnings: proc.warnings,
       logErrors: proc.errors,
     };
   }
-  const selfCpuPercent = ((self1.user + self1.system) / 1e6 / windowSeconds) * 100;
-  const machineDelta = (k) => (machine0 && machine1 ? ((machine1[k] - machine0[k]) / clkTck / windowSeconds) * 100 : null);
+  const selfCpuPercent = cpu.selfPercent();
+  const machineDelta = (k) => cpu.machinePercent(k);
   const ours = Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0) + selfCpuPercent;
   // What other processes were charged with; interrupt time and steal are reported apart.
   const othersCpuPercent = machineDelta('proc') === null ? null : round1(Math.max(0, machineDelta('proc') - ours));
@@ -541,7 +524,7 @@ async function run(tmp, children) {
     othersCpuPercent,
     irqCpuPercent: round1(machineDelta('irq')),
     stealCpuPercent: round1(machineDelta('steal')),
-    machineBusyPercent: machine0 && machine1 ? round1(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100) : null,
+    machineBusyPercent: round1(cpu.machineBusyShare()),
     meetsTarget: requestsPerSecond !== null && gatewayCpu !== null && requestsPerSecond >= 0.95 * expectedRequestsPerSecond && gatewayCpu < 50,
     stopExitCodes: Object.fromEntries(Object.entries(exits).map(([n, e]) => [n, e.code])),
   };

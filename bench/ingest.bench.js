@@ -34,7 +34,8 @@ import { hashPassword, randomPassword } from '@labtrace/server';
 import { createIdentity } from '../gateway/dist/src/identity/identity.js';
 import { Children, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
-import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { clockTicks, freePorts, peakRssMiB } from './lib/proc.js';
 import { BENCH_DIR, ROOT, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 import { postgresTicks, storedSamples } from './lib/postgres.js';
@@ -235,35 +236,19 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
     const rows0 = await storedRows(dbFile);
     const pg0 = cluster === undefined ? null : postgresTicks(cluster.dir);
-    const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-    const machine0 = machineTicks();
-    const self0 = process.cpuUsage();
-    const windowStart = Date.now();
+    const cpu = new CpuWindow(pids, clkTck);
+    const windowStart = cpu.startedAt;
     const windowStartUs = monoUs();
     gw.child.send({ cmd: 'window', on: true });
     log(`${label}: measuring ${params.seconds} s`);
     // the parent only watches CPU meanwhile: a loaded gateway answers late, and its counters keep its own time
-    const cpuPeak = Object.fromEntries(PROCESS_NAMES.map((n) => [n, 0]));
-    let prevCpu = { ...cpu0 };
-    let prevAt = Date.now();
     while (Date.now() - windowStart < params.seconds * 1000) {
       await children.guard(sleep(Math.min(1000, params.seconds * 1000 - (Date.now() - windowStart))));
-      const now = Date.now();
-      const dt = (now - prevAt) / 1000;
-      for (const n of PROCESS_NAMES) {
-        const t = cpuTicks(pids[n]);
-        if (t !== null && prevCpu[n] !== null && dt > 0.2) cpuPeak[n] = Math.max(cpuPeak[n], ((t - prevCpu[n]) / clkTck / dt) * 100);
-        prevCpu[n] = t;
-      }
-      prevAt = now;
+      cpu.sample(0.2);
     }
     gw.child.send({ cmd: 'window', on: false });
-    const windowEnd = Date.now();
     const windowEndUs = monoUs();
-    const windowSeconds = (windowEnd - windowStart) / 1000;
-    const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-    const machine1 = machineTicks();
-    const self1 = process.cpuUsage(self0);
+    const windowSeconds = cpu.end().seconds;
     const rows1 = await storedRows(dbFile);
     const pg1 = cluster === undefined ? null : postgresTicks(cluster.dir);
     const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
@@ -294,15 +279,15 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     for (const n of PROCESS_NAMES) {
       const proc = children.get(n);
       processes[n] = {
-        cpuPercent: cpu0[n] !== null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
-        cpuPeakPercent: round1(cpuPeak[n]),
+        cpuPercent: round1(cpu.percent(n)),
+        cpuPeakPercent: round1(cpu.peak(n)),
         peakRssMiB: round1(rss[n]),
         logWarnings: proc.warnings,
         logErrors: proc.errors,
       };
     }
-    const benchCpu = ((self1.user + self1.system) / 1e6 / windowSeconds) * 100;
-    const machineProcCpu = machine0 && machine1 ? ((machine1.proc - machine0.proc) / clkTck / windowSeconds) * 100 : null;
+    const benchCpu = cpu.selfPercent();
+    const machineProcCpu = cpu.machinePercent('proc');
     const postgresCpu = pg0 === null || pg1 === null ? null : ((pg1 - pg0) / clkTck / windowSeconds) * 100;
     const others =
       machineProcCpu === null
@@ -324,7 +309,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
       ...(postgresCpu === null ? {} : { postgresCpuPercent: round1(postgresCpu) }),
       benchCpuPercent: round1(benchCpu),
       othersCpuPercent: round1(others),
-      irqCpuPercent: machine0 && machine1 ? round1(((machine1.irq - machine0.irq) / clkTck / windowSeconds) * 100) : null,
+      irqCpuPercent: round1(cpu.machinePercent('irq')),
       stored: rowsTotal,
       generated: final.generated,
       // only meaningful once the backlog drained; otherwise the rest waits in the gateway's outbox

@@ -42,7 +42,8 @@ import {
 import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
-import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { freePorts, peakRssMiB } from './lib/proc.js';
 import { ROOT, percentile, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 
@@ -243,36 +244,25 @@ async function run(tmp, children, peers) {
     return { name: `r-${String(i).padStart(6, '0')}.csv`, bytes, hash: createHash('sha256').update(bytes).digest('hex') };
   });
 
-  const clkTck = clockTicks();
   const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, n === 'broker' ? peers.broker?.pid : children.get(n).pid]));
-  let cpu0 = null;
-  let machine0 = null;
-  let self0 = null;
-  let windowStart = 0;
+  /** the measured window, from the first file after the warm-up */
+  let cpu = null;
   const inWindow = new Set();
   const started = Date.now();
   const every = 1000 / params.filesPerSecond;
   log(`writing ${params.filesPerSecond} files/s: warm-up ${params.warmupSeconds} s, then ${params.seconds} s measured`);
   for (let i = 0; i < total; i++) {
-    if (i === params.filesPerSecond * params.warmupSeconds) {
-      cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-      machine0 = machineTicks();
-      self0 = process.cpuUsage();
-      windowStart = Date.now();
-    }
+    if (i === params.filesPerSecond * params.warmupSeconds) cpu = new CpuWindow(pids);
     const file = prepared[i];
     const tmpName = path.join(folder, `${file.name}.part`);
     writeFileSync(tmpName, file.bytes);
     renameSync(tmpName, path.join(folder, file.name));
     renamedAt.set(file.hash, Date.now());
-    if (windowStart > 0) inWindow.add(file.hash);
+    if (cpu !== null) inWindow.add(file.hash);
     const wait = started + (i + 1) * every - Date.now();
     if (wait > 0) await children.guard(sleep(wait));
   }
-  const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const machine1 = machineTicks();
-  const self1 = process.cpuUsage(self0 ?? undefined);
-  const windowSeconds = (Date.now() - windowStart) / 1000;
+  cpu.end();
   const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
   log(`written; draining up to ${params.drainSeconds} s`);
   const drainEnd = Date.now() + params.drainSeconds * 1000;
@@ -287,14 +277,14 @@ async function run(tmp, children, peers) {
   for (const n of PROCESS_NAMES) {
     const proc = n === 'broker' ? undefined : children.get(n);
     processes[n] = {
-      cpuPercent: cpu0?.[n] != null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
+      cpuPercent: round1(cpu.percent(n)),
       peakRssMiB: round1(rss[n]),
       ...(proc === undefined ? {} : { logWarnings: proc.warnings, logErrors: proc.errors }),
     };
   }
-  const selfCpuPercent = self1 ? ((self1.user + self1.system) / 1e6 / windowSeconds) * 100 : 0;
+  const selfCpuPercent = cpu.selfPercent();
   const ours = Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0) + selfCpuPercent;
-  const machineProc = machine0 && machine1 ? ((machine1.proc - machine0.proc) / clkTck / windowSeconds) * 100 : null;
+  const machineProc = cpu.machinePercent('proc');
   const windowFiles = prepared.filter((f) => inWindow.has(f.hash));
   const latencies = windowFiles.map((f) => done.get(f.hash)).filter((v) => v !== undefined);
   const sorted = [...latencies].sort((a, b) => a - b);

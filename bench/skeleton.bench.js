@@ -22,7 +22,8 @@ import { io } from 'socket.io-client';
 import { parse, stringify } from 'yaml';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
-import { clockTicks, cpuTicks, freePorts, machineTicks, peakRssMiB } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { freePorts, peakRssMiB } from './lib/proc.js';
 import { ROOT, percentile, round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
 
@@ -186,28 +187,16 @@ async function run(tmp, children) {
   await children.guard(sleep(params.warmupSeconds * 1000));
 
   // ---- the measured window
-  const clkTck = clockTicks();
   const pids = Object.fromEntries(PROCESS_NAMES.map((n) => [n, children.get(n).pid]));
-  const cpu0 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const machine0 = machineTicks();
-  const client0 = process.cpuUsage();
+  const cpu = new CpuWindow(pids);
   const perSecond = [];
-  const cpuPeak = Object.fromEntries(PROCESS_NAMES.map((n) => [n, 0]));
-  let cpuPrev = { ...cpu0 };
-  let tickPrev = Date.now();
-  const windowStart = Date.now();
+  const windowStart = cpu.startedAt;
   live.inWindow = true;
   log(`measuring ${params.seconds} s`);
   const ticker = setInterval(() => {
-    const now = Date.now();
     perSecond.push(live.secondCount);
     live.secondCount = 0;
-    for (const n of PROCESS_NAMES) {
-      const t = cpuTicks(pids[n]);
-      if (t !== null && cpuPrev[n] !== null) cpuPeak[n] = Math.max(cpuPeak[n], ((t - cpuPrev[n]) / clkTck / ((now - tickPrev) / 1000)) * 100);
-      cpuPrev[n] = t;
-    }
-    tickPrev = now;
+    cpu.sample();
   }, 1000);
   try {
     await children.guard(sleep(params.seconds * 1000));
@@ -216,10 +205,8 @@ async function run(tmp, children) {
   }
   live.inWindow = false;
   const windowEnd = Date.now();
-  const windowSeconds = (windowEnd - windowStart) / 1000;
-  const cpu1 = Object.fromEntries(PROCESS_NAMES.map((n) => [n, cpuTicks(pids[n])]));
-  const machine1 = machineTicks();
-  const client1 = process.cpuUsage(client0);
+  cpu.end();
+  const windowSeconds = cpu.seconds;
   const rss = Object.fromEntries(PROCESS_NAMES.map((n) => [n, peakRssMiB(pids[n])]));
   const health = await (await children.guard(fetch(`${base}/api/health`))).json();
   const simStats = await (await children.guard(fetch(`http://${HOST}:${controlPort}/instruments`))).json();
@@ -267,8 +254,8 @@ async function run(tmp, children) {
   for (const n of ['server', 'gateway', 'sim']) {
     const proc = children.get(n);
     processes[n] = {
-      cpuPercent: cpu0[n] !== null && cpu1[n] !== null ? round1(((cpu1[n] - cpu0[n]) / clkTck / windowSeconds) * 100) : null,
-      cpuPeakPercent: round1(cpuPeak[n]),
+      cpuPercent: round1(cpu.percent(n)),
+      cpuPeakPercent: round1(cpu.peak(n)),
       peakRssMiB: round1(rss[n]),
       logWarnings: proc.warnings,
       logErrors: proc.errors,
@@ -281,19 +268,14 @@ async function run(tmp, children) {
     latencyMs: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) ?? null },
     ingestLatencyMs: ingest,
     processes,
-    clientCpuPercent: round1(((client1.user + client1.system) / 1e6 / windowSeconds) * 100),
+    clientCpuPercent: round1(cpu.selfPercent()),
     othersCpuPercent:
-      machine0 && machine1
-        ? round1(
-            Math.max(
-              0,
-              ((machine1.busy - machine0.busy) / clkTck / windowSeconds) * 100 -
-                Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0) -
-                ((client1.user + client1.system) / 1e6 / windowSeconds) * 100,
-            ),
-          )
-        : null,
-    machineBusyPercent: machine0 && machine1 ? round1(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100) : null,
+      cpu.machinePercent('busy') === null
+        ? null
+        : round1(
+            Math.max(0, cpu.machinePercent('busy') - Object.values(processes).reduce((sum, p) => sum + (p.cpuPercent ?? 0), 0) - cpu.selfPercent()),
+          ),
+    machineBusyPercent: round1(cpu.machineBusyShare()),
     stored,
     received: unique,
     notPushedLive: stored - unique,
@@ -320,7 +302,7 @@ async function run(tmp, children) {
   const simRequests = Array.isArray(simStats) ? simStats.reduce((sum, i) => sum + (i.requests ?? 0), 0) : null;
 
   const file = writeResult(NAME, {
-    params: { ...params, windowSeconds: round1(windowSeconds), clockTicksPerSecond: clkTck },
+    params: { ...params, windowSeconds: round1(windowSeconds), clockTicksPerSecond: cpu.clkTck },
     results,
     detail: {
       perSecond,

@@ -30,7 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { Children, sleep } from './lib/children.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
 import { envReader } from './lib/env.js';
-import { clockTicks, cpuTicks, machineTicks, peakRssMiB, waitForQuiet } from './lib/proc.js';
+import { CpuWindow } from './lib/cpu-window.js';
+import { clockTicks, peakRssMiB, waitForQuiet } from './lib/proc.js';
 import { BENCH_DIR, ROOT, percentile, round1, writeResult } from './lib/result.js';
 
 const NAME = 'watchers';
@@ -418,35 +419,25 @@ async function run(tmp, params) {
       }
       const m = modes[mode];
       for (const n of [...watcherNames, 'probe', 'gateway', 'server']) children.get(n).child.send({ cmd: 'window', on: true });
-      const cpu0 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
-      const machine0 = machineTicks();
-      const self0 = process.cpuUsage();
-      const start = Date.now();
+      const cpu = new CpuWindow(pids, clkTck);
+      const start = cpu.startedAt;
       const startUs = monoUs();
       log(`measuring ${windowSeconds} s, ${crowd ? `${joined} watchers and the probe` : 'the probe alone'}`);
-      let prev = cpu0.server;
-      let prevAt = start;
       while (Date.now() - start < windowSeconds * 1000) {
         await children.guard(sleep(Math.min(1000, windowSeconds * 1000 - (Date.now() - start))));
-        const now = Date.now();
-        const ticks = cpuTicks(pids.server);
-        if (ticks !== null && prev !== null) m.serverPerSecond.push(round1(((ticks - prev) / clkTck / ((now - prevAt) / 1000)) * 100));
-        prev = ticks;
-        prevAt = now;
+        const { server } = cpu.sample();
+        if (server !== null) m.serverPerSecond.push(round1(server));
       }
       for (const n of [...watcherNames, 'probe', 'gateway', 'server']) children.get(n).child.send({ cmd: 'window', on: false });
-      const seconds = (Date.now() - start) / 1000;
+      const seconds = cpu.end().seconds;
       if (crowd) lastCrowdUs = [startUs, monoUs()];
-      const cpu1 = Object.fromEntries(names.map((n) => [n, cpuTicks(pids[n])]));
-      const machine1 = machineTicks();
-      const self1 = process.cpuUsage(self0);
       m.seconds += seconds;
-      for (const n of names) m.cpuTicks[n] += (cpu1[n] ?? 0) - (cpu0[n] ?? 0);
-      if (machine0 && machine1) {
-        m.machineProc += machine1.proc - machine0.proc;
-        m.machineBusy += machine1.busy - machine0.busy;
+      for (const n of names) m.cpuTicks[n] += cpu.ticks(n) ?? 0;
+      if (cpu.machineTicks('proc') !== null) {
+        m.machineProc += cpu.machineTicks('proc');
+        m.machineBusy += cpu.machineTicks('busy');
       }
-      m.self += (self1.user + self1.system) / 1e6;
+      m.self += cpu.selfSeconds();
       const gatewayStats = await ask(children, 'gateway', { cmd: 'stats' });
       const serverStats = await ask(children, 'server', { cmd: 'stats' });
       let offset = 0;
@@ -469,18 +460,11 @@ async function run(tmp, params) {
         probeDeliveryMs: summarize(probeStats.perDelivery),
         gatewayAckMs: gatewayStats.latencyMs,
         serverEventLoopDelayMs: serverStats.eventLoopDelayMs,
-        serverCpuPercent: round1((((cpu1.server ?? 0) - (cpu0.server ?? 0)) / clkTck / seconds) * 100),
+        serverCpuPercent: round1(cpu.percent('server') ?? 0),
         othersCpuPercent:
-          machine0 && machine1
-            ? round1(
-                Math.max(
-                  0,
-                  ((machine1.proc - machine0.proc) / clkTck / seconds) * 100 -
-                    ((self1.user + self1.system) / 1e6 / seconds) * 100 -
-                    names.reduce((sum, n) => sum + (((cpu1[n] ?? 0) - (cpu0[n] ?? 0)) / clkTck / seconds) * 100, 0),
-                ),
-              )
-            : null,
+          cpu.machinePercent('proc') === null
+            ? null
+            : round1(Math.max(0, cpu.machinePercent('proc') - cpu.selfPercent() - names.reduce((sum, n) => sum + (cpu.percent(n) ?? 0), 0))),
       });
     }
     const rss = Object.fromEntries(names.map((n) => [n, peakRssMiB(pids[n])]));

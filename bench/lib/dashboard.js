@@ -1,10 +1,10 @@
 // What the dashboard's browser benchmarks share: a test server with a run of a method of N measurands (channels
 // c1..cN of one instrument, fed by a signing test gateway), headless Chromium, and a signed-in browser state.
 // Needs the built server, dashboard and dashboard tests (npm run build).
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { ORGANIZATION, send, startServer, TestGateway, USER_PASSWORD, waitFor } from '../../server/dist/test/helpers/server.js';
 import { launch, signIn } from '../../dashboard/test-dist/helpers/browser.js';
+import { processTable } from './proc.js';
 
 export { launch };
 
@@ -93,20 +93,9 @@ export const loadPerCore = () => Math.round((os.loadavg()[0] / os.cpus().length)
 
 /** CPU time (ms) used so far by the machine's Chromium processes (the browser, its renderers, its GPU process) */
 function chromiumCpuMs() {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const comm = stat.slice(stat.indexOf('(') + 1, close);
-      if (!/^(chromium|chrome|headless_shell)/.test(comm)) continue;
-      const fields = stat.slice(close + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
+  const ticks = processTable()
+    .filter((p) => /^(chromium|chrome|headless_shell)/.test(p.comm))
+    .reduce((sum, p) => sum + p.ticks, 0);
   return (ticks * 1000) / 100;
 }
 

@@ -1,25 +1,19 @@
 // PostgreSQL as the benches see it: the CPU of a test cluster (its postmaster and every backend), and the samples a
 // store holds (each once).
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { cpuTicks } from './proc.js';
+import { cpuTicks, processTable } from './proc.js';
 
 /** every process of the cluster in `dir` (server/test/helpers/postgres.js): the postmaster and its children */
 export function postgresPids(dir) {
   const postmaster = Number(readFileSync(path.join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const pids = [postmaster];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
+  return [
+    postmaster,
+    ...processTable()
+      .filter((p) => p.ppid === postmaster)
+      .map((p) => p.pid),
+  ];
 }
 
 /** the CPU ticks the cluster's processes have used (those alive now) */

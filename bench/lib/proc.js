@@ -1,6 +1,6 @@
 // What every benchmark measures about processes and ports (Linux /proc).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export async function freePorts(count, host = '127.0.0.1') {
@@ -30,14 +30,43 @@ export function clockTicks() {
   return 100;
 }
 
-export function cpuTicks(pid) {
+/** /proc/<pid>/stat: the command name, the parent and the CPU ticks (user + system) of a process; null when it is gone */
+function statOf(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return {
+      pid: Number(pid),
+      comm: stat.slice(stat.indexOf('(') + 1, close),
+      ppid: Number(fields[1]),
+      ticks: Number(fields[11]) + Number(fields[12]),
+    };
   } catch {
     return null;
   }
+}
+
+export const cpuTicks = (pid) => statOf(pid)?.ticks ?? null;
+
+/** every process of the machine now ({ pid, comm, ppid, ticks }), those that end meanwhile left out */
+export function processTable() {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = statOf(entry);
+    if (stat !== null) out.push(stat);
+  }
+  return out;
+}
+
+/** the processes below `root` (its children, theirs, ...) */
+export function descendants(root, table = processTable()) {
+  const children = new Map();
+  for (const { pid, ppid } of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  const out = [];
+  for (const stack = [root]; stack.length > 0;) for (const c of children.get(stack.pop()) ?? []) (out.push(c), stack.push(c));
+  return out;
 }
 
 export function peakRssMiB(pid) {

@@ -3,54 +3,30 @@
 // for an export; the chain checked, a rewritten entry found; every entry anchored in the log store by its hash alone,
 // once. On PostgreSQL, two nodes (two pools) appending at once keep one unbroken chain, and anchoring at once enters
 // each entry in the log once.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { formatSignerKey, leafHash, parseSignerKey, rootOf, verifyInclusion } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { AuditTrail, entryHash, GENESIS_HASH, SYSTEM_ACTOR, type Actor, type AuditInput, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail, SYSTEM_ACTOR, type Actor, type AuditInput } from '../../src/audit/audit-trail.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { Tables } from '../../src/store/database.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
 useNodeCrypto();
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('audit', 'audit-store');
 const KEY = parseSignerKey(formatSignerKey('labtrace.example/audit-store', new Uint8Array(randomBytes(32))));
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with a client's records (SQLite: one file; PostgreSQL: a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-audit-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`audit_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // records of two customer organizations, as their modules write them (the organization rule reads them)
   for (const org of ['acme', 'globex']) await sql`INSERT INTO organizations (id, name, created_at) VALUES (${org}, ${org}, 0)`.execute(db);
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
@@ -61,21 +37,6 @@ async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<
   await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
     VALUES ('run-g', 's-globex', 'globex', 'm', 1, '[]', 'ada', 'created', 0, 'ada', 0)`.execute(db);
   return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 const ADA: Actor = { username: 'ada', role: 'technician' };
@@ -105,7 +66,7 @@ describe.each(['sqlite', 'postgres'] as const)('%s', (engine) => {
     let clock = 1_000;
     const audit = new AuditTrail(db, () => clock++);
     await seed(db, audit);
-    const rows = await chain(db);
+    const rows = await auditChain(db);
     expect(rows).toHaveLength(6);
     // a page of 4 newest first, then the rest; the cursor is the id of the last shown
     const first = await audit.page({}, { limit: 4 });
@@ -155,9 +116,9 @@ describe.each(['sqlite', 'postgres'] as const)('%s', (engine) => {
     await expect(append(db, audit, ADA, { action: 'delete', recordType: 'method', recordId: 'm', reason: '  ' })).rejects.toMatchObject({
       code: 'E_BAD_REQUEST',
     });
-    expect(await chain(db)).toHaveLength(6);
+    expect(await auditChain(db)).toHaveLength(6);
     expect((await append(db, audit, ADA, { action: 'create', recordType: 'method', recordId: 'm2' })).id).toBe(7);
-    expect(await chain(db)).toHaveLength(7);
+    expect(await auditChain(db)).toHaveLength(7);
   }, 120_000);
 
   test('the table refuses a change; an entry rewritten behind its back breaks the chain at that entry', async () => {
@@ -213,7 +174,7 @@ describe('two nodes on one PostgreSQL', () => {
         append(i % 2 === 0 ? a : b, i % 2 === 0 ? onA : onB, ADA, { action: 'create', recordType: 'method', recordId: `m-${i}` }),
       ),
     );
-    const rows = await chain(a);
+    const rows = await auditChain(a);
     expect(rows).toHaveLength(2 * each);
     expect(new Set(rows.map((r) => r.record_id))).toEqual(new Set(written.map((e) => e.recordId)));
     // what each node was told it appended is what the chain holds

@@ -3,74 +3,34 @@
 // one chain). On PostgreSQL, two nodes (two pools on one database) at once: one user per name, one admin from two
 // first starts, every wrong password counted, a session ended on one node refused on the other, two admins demoting
 // each other leave one, a token revoked once.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, SYSTEM_ACTOR, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail, SYSTEM_ACTOR } from '../../src/audit/audit-trail.js';
 import { Users, type AuthOptions } from '../../src/auth/users.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const PASSWORD = 'correct horse battery';
 const WRONG = 'not the password at all';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('users', 'users-store');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`users_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
-}
-
-const actions = async (db: Kysely<Tables>): Promise<string[]> => (await chain(db)).map((r) => `${r.action} ${r.record_type} ${r.record_id}`);
+const actions = async (db: Kysely<Tables>): Promise<string[]> => (await auditChain(db)).map((r) => `${r.action} ${r.record_type} ${r.record_id}`);
 
 /** a node's users module on `db`, on a clock the test moves */
 function node(db: Kysely<Tables>, clock: { now: number }, options: AuthOptions = {}): Users {
@@ -130,7 +90,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(stored).not.toContain(PASSWORD);
     expect(stored).not.toContain('given-admin-password');
     expect(stored).toMatch(/scrypt\$16384\$8\$1\$/);
-    expect(JSON.stringify(await chain(db))).not.toMatch(/scrypt|given-admin-password|correct horse/);
+    expect(JSON.stringify(await auditChain(db))).not.toMatch(/scrypt|given-admin-password|correct horse/);
   });
 
   test('sessions: hashed, expired, ended by logout, a password change, a role change or disabling, and pruned', async () => {
@@ -239,7 +199,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     const unknown = await users.login('nobody', PASSWORD).catch((err: Error) => err.message);
     const wrong = await users.login('tech', WRONG).catch((err: Error) => err.message);
     expect(unknown).toBe(wrong);
-    const rows = await chain(db);
+    const rows = await auditChain(db);
     const failed = rows.filter((r) => r.action === 'login-failed');
     expect(failed.map((r) => [r.record_id, (JSON.parse(r.new_value ?? '{}') as { cause: string }).cause])).toEqual([
       ['tech', 'password'],
@@ -283,14 +243,13 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // an expired one is no longer listed
     clock.now += 60_000;
     expect(await users.apiTokens()).toEqual([]);
-    const revoked = (await chain(db)).filter((r) => r.action === 'state-change');
+    const revoked = (await auditChain(db)).filter((r) => r.action === 'state-change');
     expect(revoked.map((r) => [r.record_type, r.record_id, r.reason])).toEqual([['api-token', `tech/${one.id}`, 'leaked']]);
   });
 });
 
 test('on SQLite, API tokens keep the numbers they had before the migration (their SQLite rowids)', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-users-store-'));
-  dirs.push(dir);
+  const dir = fixture.tempDir();
   const database = new LabDatabase(dir, serverMigrations);
   try {
     const before = Object.fromEntries(Object.entries(serverMigrations).filter(([name]) => name < '0046_session_ids'));
@@ -360,7 +319,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect(causes.sort()).toEqual(['locked-now', 'password', 'password', 'password']);
     await expect(nodes[1]?.login('tech', PASSWORD)).rejects.toMatchObject({ details: { reason: 'locked' } });
     await expect(nodes[0]?.login('tech', PASSWORD)).rejects.toMatchObject({ details: { reason: 'locked' } });
-    const rows = await chain(a);
+    const rows = await auditChain(a);
     expect(rows.filter((r) => r.action === 'lockout')).toHaveLength(1);
     clock.now += 600_001;
     await expect(nodes[1]?.login('tech', PASSWORD)).resolves.toBeDefined();
@@ -395,7 +354,7 @@ describe('two nodes on one PostgreSQL', () => {
     const [oldLogin] = await Promise.allSettled([onA.login('tech', PASSWORD), onB.changePassword(principal, PASSWORD, 'a brand new password')]);
     if (oldLogin.status === 'fulfilled') expect(await onB.authenticate(oldLogin.value.token, 'bearer')).toBeUndefined();
     await expect(onA.login('tech', PASSWORD)).rejects.toMatchObject({ code: 'E_AUTH' });
-    await chain(a);
+    await auditChain(a);
   });
 
   test('two admins demoting each other on two nodes at once: one change passes, the last active admin stays', async () => {
@@ -414,7 +373,7 @@ describe('two nodes on one PostgreSQL', () => {
       expect(settled.find((s) => s.status === 'rejected')).toMatchObject({ reason: { code: 'E_CONFLICT', refusal: { reason: 'user.last-admin' } } });
       const active = await b.selectFrom('users').select('username').where('role', '=', 'admin').where('disabled', '=', 0).execute();
       expect(active).toHaveLength(1);
-      await chain(a);
+      await auditChain(a);
     }
   });
 
@@ -430,6 +389,6 @@ describe('two nodes on one PostgreSQL', () => {
     expect(settled.map((s) => s.status).sort()).toEqual(['fulfilled', 'rejected']);
     expect(settled.find((s) => s.status === 'rejected')).toMatchObject({ reason: { code: 'E_NOT_FOUND' } });
     expect(await node(b, clock).authenticate(token, 'bearer')).toBeUndefined();
-    expect((await chain(a)).filter((r) => r.action === 'state-change')).toHaveLength(1);
+    expect((await auditChain(a)).filter((r) => r.action === 'state-change')).toHaveLength(1);
   });
 });

@@ -16,7 +16,7 @@
 // which may fall to the dead member again (one batch went out 8 times in a run of this test), so the outboxes drain
 // through the living node over several rounds. Meanwhile a gateway's batches wait for its ACK timeout (30 s in the
 // real gateway); removing the dead member's session ends that at once (the third test).
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,21 +26,15 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { formatVerifierKey, openBatch, parseTopic, publicKeyFromSeed, topicFor } from '@labtrace/protocols';
-import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
+import type { Mosquitto, MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { freePort } from '../helpers/ports.js';
-import { aclWithSecondNode, DEPLOY_MOSQUITTO as DEPLOY, Gateway, waitFor } from '../helpers/mqtt-gateway.js';
+import { Gateway, gatewayUsers, NODE_USERS, nodeMqtt, startNodesBroker, waitFor } from '../helpers/mqtt-gateway.js';
 import { LAB, seedOf, TEST_CLOCK_WINDOW_MS } from '../helpers/server.js';
 
 const run = promisify(execFile);
-const GROUP = 'labtrace-nodes';
 const GATEWAYS = ['gw-1', 'gw-2', 'gw-3'];
-/** the shipped configuration replaces a client id by the username: each node needs its own user (and session) */
-const NODE_USERS: MosquittoUser[] = [
-  { username: 'labtrace-server', password: 'node-1-secret-for-tests' },
-  { username: 'labtrace-server-2', password: 'node-2-secret-for-tests' },
-];
-const GATEWAY_USERS: MosquittoUser[] = GATEWAYS.map((id) => ({ username: id, password: `${id}-secret-for-tests` }));
+const GATEWAY_USERS = gatewayUsers(GATEWAYS);
 interface Node {
   name: string;
   proc: ChildProcess;
@@ -48,11 +42,9 @@ interface Node {
   output(): string;
 }
 
-/** `labtrace server` in external broker mode, a member of GROUP, with its own data directory (its own SQLite store). */
+/** `labtrace server` in external broker mode, a member of NODES_GROUP, with its own data directory (its own SQLite store). */
 async function startNode(name: string, user: MosquittoUser, brokerUrl: string): Promise<Node> {
   const dir = mkdtempSync(path.join(tmpdir(), `labtrace-${name}-`));
-  const passwordFile = path.join(dir, 'mqtt.password');
-  writeFileSync(passwordFile, `${user.password}\n`, { mode: 0o600 });
   const httpPort = await freePort();
   const config = path.join(dir, 'server.yaml');
   writeFileSync(
@@ -61,7 +53,7 @@ async function startNode(name: string, user: MosquittoUser, brokerUrl: string): 
       lab: LAB,
       dataDir: path.join(dir, 'data'),
       http: { host: '127.0.0.1', port: httpPort },
-      mqtt: { external: { url: brokerUrl, username: user.username, passwordFile, clientId: `labtrace-${name}`, sharedGroup: GROUP } },
+      mqtt: nodeMqtt(dir, name, user, brokerUrl),
       gateways: GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, publicKeyFromSeed(seedOf(id))) })),
       calibration: { requireForRuns: false },
       laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown' },
@@ -116,13 +108,8 @@ let node2: Node;
 let gateways: Gateway[] = [];
 
 beforeAll(async () => {
-  broker = await Mosquitto.create({
-    users: [...NODE_USERS, ...GATEWAY_USERS],
-    acl: aclWithSecondNode(),
-    conf: readFileSync(`${DEPLOY}mosquitto.conf`, 'utf8'),
-  });
-  await broker.start();
-  const [user1, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+  broker = await startNodesBroker(GATEWAY_USERS);
+  const [user1, user2] = NODE_USERS;
   [node1, node2] = await Promise.all([startNode('node-1', user1, broker.url), startNode('node-2', user2, broker.url)]);
   gateways = await Promise.all(GATEWAY_USERS.map((u) => Gateway.connect(broker.url, u)));
 }, 120_000);
@@ -195,7 +182,7 @@ describe('two server nodes in one shared subscription group', () => {
     // Mosquitto kept the dead member's share in its session, also of batches first published after the kill:
     // connected as that member, one receives them. Each was stored by the living node all the same, after the
     // gateway published it again.
-    const [, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+    const [, user2] = NODE_USERS;
     const queued: { gateway: string; batch: number }[] = [];
     let marker = false;
     const session = await mqtt.connectAsync(broker.url, { clientId: user2.username, ...user2, clean: false, reconnectPeriod: 0 });
@@ -219,7 +206,7 @@ describe('two server nodes in one shared subscription group', () => {
   test("once the dead node's session is removed, the living node takes every batch at once", async () => {
     // What an operator does for a node that does not come back (docs/scale-out.md): one connection with its client
     // id and a clean session, which makes Mosquitto drop the session and with it the member of the group.
-    const [, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+    const [, user2] = NODE_USERS;
     const args = ['-h', '127.0.0.1', '-p', String(broker.port), '-u', user2.username, '-P', user2.password];
     await run('mosquitto_sub', [...args, '-i', user2.username, '-t', topicFor(LAB, '+', 'DATA'), '-E']);
     const first = new Map(gateways.map((g) => [g.id, g.made.length]));

@@ -5,22 +5,19 @@
 // tensile test gives (test/certificates/fixtures.ts), as their owners will once they move onto Kysely too.
 // On PostgreSQL, two nodes (two pools) requesting at once get distinct numbers; issuing one draft at once issues it
 // once (one certificate, one log entry, one event); amending or revoking one report at once does it once.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { formatSignerKey, parseSignerKey } from '@labtrace/protocols';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Certificates, type CertificatesDeps } from '../../src/certificates/certificates.js';
 import { logStoreLog, type CertificateSources, type CertificateSubject } from '../../src/certificates/sources.js';
 import { LogStore } from '../../src/log/log-store.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { composeInput, T0 } from './fixtures.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
@@ -28,47 +25,27 @@ const HOUR = 3_600_000;
 const ORIGIN = 'labtrace/lab-t';
 const LOG_KEY = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(randomBytes(32))));
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('certificates');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 let keyFile: string;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-certificates-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  const dir = fixture.tempDir();
+  unused = fixture.labDatabase(dir);
   // one certificate key for the lab, as every node of it reads it
   keyFile = path.join(dir, 'certificate.key');
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 const input = composeInput();
 const RUN = input.run;
 
 /** `nodes` Kyselys on one fresh, migrated store with the run (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-certificates-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`certificates_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // the run the certificates are of (the lab's records, as their modules write them)
   await sql`INSERT INTO organizations (id, name, contact, created_at) VALUES ('org-a', ${input.customer.name}, ${input.customer.contact}, 0)`.execute(
     db,
@@ -125,21 +102,6 @@ async function node(db: Kysely<Tables>, now: () => number): Promise<Certificates
   const certificates = new Certificates(deps);
   await certificates.start();
   return certificates;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 /** the certificate events in the log, by kind and number */
@@ -234,7 +196,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
       ['amend', amendment.id],
       ['revoke', amendment.id],
     ]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_id])).toEqual([
       ['create', draft.id],
       ['state-change', draft.id],
@@ -260,16 +222,16 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     const certificates = await node(db, () => clock);
     const draft = await certificates.request(TECHNICIAN, RUN.id);
     await certificates.issue(SIGNATORY, draft.id);
-    const before = { trail: (await chain(db)).length, log: (await logged(db)).length };
+    const before = { trail: (await auditChain(db)).length, log: (await logged(db)).length };
     expect(await rejectionOf(certificates.revoke(SIGNATORY, draft.id, 'refused by the test'))).toMatch(/refused by the test/);
     // nothing of it is left: no event, no log entry, no audit entry
     expect(await certificates.get(SIGNATORY, draft.id)).toMatchObject({ status: 'valid', revokedAt: null });
-    expect((await chain(db)).length).toBe(before.trail);
+    expect((await auditChain(db)).length).toBe(before.trail);
     expect((await logged(db)).length).toBe(before.log);
     // a revocation the store takes goes through, under the log index the refused one could not keep
     expect(await certificates.revoke(SIGNATORY, draft.id, 'withdrawn')).toMatchObject({ status: 'revoked', revocationReason: 'withdrawn' });
     expect((await logged(db)).map((e) => e.kind)).toEqual(['issue', 'revoke']);
-    expect((await chain(db)).length).toBe(before.trail + 1);
+    expect((await auditChain(db)).length).toBe(before.trail + 1);
   }, 180_000);
 });
 
@@ -319,7 +281,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect((await onA.publicStatus(amendment)).status).toBe('revoked');
     expect((await onB.publicStatus(amendment)).status).toBe('revoked');
     expect((await onB.publicStatus(draft.id)).status).toBe('amended');
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create')).toHaveLength(9);
     // issued; amended (the new one issued, the old one amended); revoked
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(4);

@@ -16,7 +16,7 @@ import { clusterMigrations } from '../../src/cluster/migrations.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { migrateStore, type Tables } from '../../src/store/database.js';
 import { openStore } from '../../src/store/dialect.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./lease-node.js', import.meta.url));
 
@@ -93,25 +93,15 @@ class LeaseNode {
 }
 
 describe('on PostgreSQL 15, with three node processes', () => {
-  let postgres: TestPostgres;
+  const fixture = new StoreFixture('jobs');
   let client: pg.Client;
   let url: string;
   const nodes: LeaseNode[] = [];
 
   beforeAll(async () => {
-    postgres = await startPostgres();
+    const postgres = await fixture.start();
     url = postgres.url;
-    const store = openStore({
-      dialect: 'postgres',
-      host: '127.0.0.1',
-      port: postgres.port,
-      user: 'postgres',
-      database: 'labtrace',
-      password: undefined,
-      ssl: undefined,
-    });
-    await migrateStore(store.db, clusterMigrations);
-    await store.close();
+    await migrateStore(fixture.open(url).db, clusterMigrations);
     client = new pg.Client({ host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'labtrace' });
     await client.connect();
     // as an operator should: a node stalled inside a transaction does not hold the lease's row for long
@@ -127,7 +117,7 @@ describe('on PostgreSQL 15, with three node processes', () => {
         await node.exited();
       }
     await client?.end();
-    await postgres?.stop();
+    await fixture.close();
   }, 60_000);
 
   /** the node whose lease session holds the job's advisory lock now, by PostgreSQL's account */

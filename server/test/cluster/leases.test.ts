@@ -7,8 +7,8 @@ import { isLabtraceError } from '@labtrace/protocols';
 import { leaseKey, PostgresLeases, type ClusterTables, type Lease, type LeaseLossReason } from '../../src/cluster/leases.js';
 import { clusterMigrations } from '../../src/cluster/migrations.js';
 import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, type OpenedStore } from '../../src/store/dialect.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { OpenedStore } from '../../src/store/dialect.js';
+import { StoreFixture } from '../helpers/test-store.js';
 
 async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, limitMs = 10_000): Promise<T> {
   const deadline = Date.now() + limitMs;
@@ -29,11 +29,11 @@ test('the lock key of a lease: the first 8 bytes of SHA-256("labtrace:lease:" + 
 type NoteTables = ClusterTables & { notes: { text: string } };
 
 describe('on PostgreSQL 15', () => {
-  let postgres: TestPostgres;
+  const fixture = new StoreFixture('leases');
   let admin: pg.Client;
   let store: OpenedStore;
   let db: Kysely<Tables & NoteTables>;
-  const connection = (): pg.ClientConfig => ({ host: '127.0.0.1', port: postgres.port, user: 'postgres', database: 'labtrace' });
+  const connection = (): pg.ClientConfig => ({ host: '127.0.0.1', port: fixture.postgres.port, user: 'postgres', database: 'labtrace' });
   const started: PostgresLeases<Tables & NoteTables>[] = [];
 
   function leases(node: string): PostgresLeases<Tables & NoteTables> {
@@ -43,17 +43,8 @@ describe('on PostgreSQL 15', () => {
   }
 
   beforeAll(async () => {
-    postgres = await startPostgres();
-    // the store as the server opens it
-    store = openStore({
-      dialect: 'postgres',
-      host: '127.0.0.1',
-      port: postgres.port,
-      user: 'postgres',
-      database: 'labtrace',
-      password: undefined,
-      ssl: undefined,
-    });
+    // the store as the server opens it (its URL)
+    store = fixture.open((await fixture.start()).url);
     db = store.db.withTables<NoteTables>();
     await migrateStore(store.db, clusterMigrations);
     await sql`CREATE TABLE notes (text TEXT NOT NULL)`.execute(db);
@@ -64,8 +55,7 @@ describe('on PostgreSQL 15', () => {
   afterAll(async () => {
     for (const l of started) await l.stop();
     await admin?.end();
-    await store?.close();
-    await postgres?.stop();
+    await fixture.close();
   }, 60_000);
 
   /** the advisory locks held, as (key, application) pairs */

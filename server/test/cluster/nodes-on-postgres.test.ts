@@ -12,7 +12,7 @@
 //
 // Which node stored a batch: each node logs `batch acknowledged` (debug) with the gateway, the batch and whether
 // it stored it or found it stored.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -33,21 +33,16 @@ import {
   type RunWatchAnswer,
   type ServerToClientEvents,
 } from '@labtrace/protocols';
-import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
+import type { Mosquitto, MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { collect, exitOf, runLabtrace, signIn, waitFor as until } from '../helpers/lab-process.js';
-import { aclWithSecondNode, DEPLOY_MOSQUITTO, Gateway, SAMPLES_PER_BATCH, waitFor } from '../helpers/mqtt-gateway.js';
+import { Gateway, gatewayUsers, NODE_USERS, nodeMqtt, SAMPLES_PER_BATCH, startNodesBroker, waitFor } from '../helpers/mqtt-gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { LAB, seedOf, TEST_CLOCK_WINDOW_MS } from '../helpers/server.js';
 
-const GROUP = 'labtrace-nodes';
 const GATEWAYS = ['gw-1', 'gw-2', 'gw-3'];
-const NODE_USERS: MosquittoUser[] = [
-  { username: 'labtrace-server', password: 'node-1-secret-for-tests' },
-  { username: 'labtrace-server-2', password: 'node-2-secret-for-tests' },
-];
-const GATEWAY_USERS: MosquittoUser[] = GATEWAYS.map((id) => ({ username: id, password: `${id}-secret-for-tests` }));
+const GATEWAY_USERS = gatewayUsers(GATEWAYS);
 /** a gateway publishes a batch again when its ACK has not come within this (the real gateway: 30 s) */
 const ACK_TIMEOUT_MS = 3000;
 const ADMIN_PASSWORD = 'admin-secret-for-tests';
@@ -85,8 +80,6 @@ async function configure(
   roles?: ('api' | 'ingest' | 'jobs')[],
 ): Promise<{ config: string; base: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), `labtrace-${name}-`));
-  const passwordFile = path.join(dir, 'mqtt.password');
-  writeFileSync(passwordFile, `${user.password}\n`, { mode: 0o600 });
   const httpPort = await freePort();
   const config = path.join(dir, 'server.yaml');
   writeFileSync(
@@ -96,7 +89,7 @@ async function configure(
       dataDir: path.join(dir, 'data'),
       database: { url },
       http: { host: '127.0.0.1', port: httpPort },
-      mqtt: { external: { url: broker.url, username: user.username, passwordFile, clientId: `labtrace-${name}`, sharedGroup: GROUP } },
+      mqtt: nodeMqtt(dir, name, user, broker.url),
       live: { redis: { url: redis.url, passwordFile: redis.passwordFile, stream: 'labtrace-test:live' } },
       log: { keyFile: path.join(keyDir, 'log.key'), minCheckpointIntervalMs: 200 },
       certificates: { keyFile: path.join(keyDir, 'certificate.key') },
@@ -228,14 +221,9 @@ beforeAll(async () => {
   url = await postgres.createDatabase('lab');
   store = new pg.Pool({ connectionString: url, max: 2 });
   redis = await startRedis();
-  broker = await Mosquitto.create({
-    users: [...NODE_USERS, ...GATEWAY_USERS],
-    acl: aclWithSecondNode(),
-    conf: readFileSync(`${DEPLOY_MOSQUITTO}mosquitto.conf`, 'utf8'),
-  });
-  await broker.start();
+  broker = await startNodesBroker(GATEWAY_USERS);
   keyDir = mkdtempSync(path.join(tmpdir(), 'labtrace-lab-keys-'));
-  const [user1, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+  const [user1, user2] = NODE_USERS;
   // the first node migrates the database and creates the lab's keys; the second finds both
   a = await startNode('node-a', user1, url, keyDir);
   b = await startNode('node-b', user2, url, keyDir);
@@ -452,7 +440,7 @@ describe('two server nodes on one PostgreSQL', () => {
   }, 150_000);
 
   test('a node signing with another log key is refused at start, naming log.keyFile', async () => {
-    const { config } = await configure('node-c', NODE_USERS[0] as MosquittoUser, url, mkdtempSync(path.join(tmpdir(), 'labtrace-other-keys-')));
+    const { config } = await configure('node-c', NODE_USERS[0], url, mkdtempSync(path.join(tmpdir(), 'labtrace-other-keys-')));
     const proc = runLabtrace(['server', '--config', config], { LABTRACE_ADMIN_PASSWORD: ADMIN_PASSWORD });
     const output = collect(proc);
     expect(await exitOf(proc)).not.toBe(0);
@@ -463,7 +451,7 @@ describe('two server nodes on one PostgreSQL', () => {
   }, 60_000);
 
   test('nodes with some roles: one serves the API only, the other ingests and runs the jobs; the dashboard on the first sees what the second stored', async () => {
-    const [user1, user2] = NODE_USERS as [MosquittoUser, MosquittoUser];
+    const [user1, user2] = NODE_USERS;
     // both restarted with roles, each keeping its MQTT session: node A, killed, did not leave the shared group, so
     // its session still holds the shared DATA subscription
     for (const [node, user, roles, signal] of [

@@ -4,9 +4,8 @@
 // ingest does), exported through Kysely, give the same files byte for byte (but the time the bundle was made), and both
 // verify. The bundle is of one state: what another node (PostgreSQL: another pool) or the server's own connection
 // (SQLite) stores and checkpoints while the export runs is not in it.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Kysely, Transaction } from 'kysely';
@@ -30,13 +29,12 @@ import { LogStore } from '../../src/log/log-store.js';
 import { TransparencyLog } from '../../src/log/transparency-log.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
 import { PgMeasurementStore, type BatchToStore } from '../../src/store/pg-measurement-store.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 
 useNodeCrypto();
 
@@ -57,25 +55,16 @@ const PER_BATCH = 5;
 /** batches stored before the export: more than one page of the export's reads (8), so that it reads in several steps */
 const BATCHES = 20;
 
-let postgres: TestPostgres;
-const dirs: string[] = [];
+const fixture = new StoreFixture('bundle', 'bundle-store');
 const closers: (() => Promise<void>)[] = [];
-let databases = 0;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
+beforeAll(() => fixture.start(), 120_000);
 afterAll(async () => {
   for (const close of closers) await close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-bundle-store-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = (): string => fixture.tempDir();
 
 /** the gateway's batches, chained, `PER_BATCH` records each, batch b at T0 + 1000 b */
 const batches: { signed: SignedBatch; samples: Sample[]; records: Uint8Array; now: number }[] = [];
@@ -139,16 +128,14 @@ async function sqliteLab(): Promise<Lab> {
 }
 
 async function postgresLab(): Promise<Lab> {
-  const url = await postgres.createDatabase(`bundle_${++databases}`);
+  const url = await fixture.url('postgres');
   const node = async (): Promise<{
     db: Kysely<Tables>;
     log: LogStore;
     store: (b: number) => Promise<void>;
     checkpoint: (now: number) => Promise<void>;
   }> => {
-    const opened: OpenedStore = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    closers.push(() => opened.close());
-    const db = opened.db;
+    const db = fixture.open(url).db;
     const measurements = new PgMeasurementStore(db as Kysely<unknown>);
     const log = new LogStore(db, { origin: ORIGIN, signer: LOG_KEY, minCheckpointIntervalMs: 0 });
     return {

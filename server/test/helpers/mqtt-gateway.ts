@@ -1,10 +1,11 @@
 // A gateway as far as the server and an external MQTT broker can tell (tests with several server nodes on one
 // Mosquitto): it signs and chains its batches and keeps each one until the server's ACK, as the real gateway does.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { headerHash, parseTopic, sealBatch, topicFor, type CmdMessage, type SignerKey } from '@labtrace/protocols';
-import type { MosquittoUser } from '@labtrace/protocols/test/mosquitto';
+import { Mosquitto, type MosquittoUser } from '@labtrace/protocols/test/mosquitto';
 import { LAB, records, signerOf } from './server.js';
 
 // server/dist/test/helpers/mqtt-gateway.js -> deploy/mosquitto at the repository root
@@ -17,6 +18,41 @@ export function aclWithSecondNode(): string {
   if (at < 0) throw new Error('the shipped ACL has no "user labtrace-server" block');
   const block = shipped.slice(at).replace('user labtrace-server\n', 'user labtrace-server-2\n');
   return `${shipped}\n${block}`;
+}
+
+/** the shared subscription group of the server nodes */
+export const NODES_GROUP = 'labtrace-nodes';
+/** the shipped configuration replaces a client id by the username: each node needs its own user (and session) */
+export const NODE_USERS: readonly [MosquittoUser, MosquittoUser] = [
+  { username: 'labtrace-server', password: 'node-1-secret-for-tests' },
+  { username: 'labtrace-server-2', password: 'node-2-secret-for-tests' },
+];
+export const gatewayUsers = (ids: readonly string[]): MosquittoUser[] => ids.map((id) => ({ username: id, password: `${id}-secret-for-tests` }));
+
+/** Mosquitto 2 running the shipped configuration and ACL (plus the second node's user), with the two nodes' and the gateways' users, started. */
+export async function startNodesBroker(gateways: MosquittoUser[]): Promise<Mosquitto> {
+  const broker = await Mosquitto.create({
+    users: [...NODE_USERS, ...gateways],
+    acl: aclWithSecondNode(),
+    conf: readFileSync(`${DEPLOY_MOSQUITTO}mosquitto.conf`, 'utf8'),
+  });
+  await broker.start();
+  return broker;
+}
+
+/**
+ * A node's `mqtt.external` section: the node's user, its password in a file in `dir` (readable by its owner only),
+ * its client id `labtrace-<name>`, a member of NODES_GROUP.
+ */
+export function nodeMqtt(
+  dir: string,
+  name: string,
+  user: MosquittoUser,
+  brokerUrl: string,
+): { external: { url: string; username: string; passwordFile: string; clientId: string; sharedGroup: string } } {
+  const passwordFile = path.join(dir, 'mqtt.password');
+  writeFileSync(passwordFile, `${user.password}\n`, { mode: 0o600 });
+  return { external: { url: brokerUrl, username: user.username, passwordFile, clientId: `labtrace-${name}`, sharedGroup: NODES_GROUP } };
 }
 
 /** the real gateway's window of unacknowledged batches (MAX_IN_FLIGHT) */

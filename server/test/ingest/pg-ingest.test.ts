@@ -4,9 +4,6 @@
 // duplicate there (acknowledged, stored once); what the SQLite path records for gaps, conflicts and forged batches,
 // the PostgreSQL path records the same; two nodes (two pools) fed the same batches of three gateways at once store
 // each batch once, and the log holds each header once, consistent (by proof) with its checkpoint from before.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -35,14 +32,13 @@ import { LogStore } from '../../src/log/log-store.js';
 import { TransparencyLog } from '../../src/log/transparency-log.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { LabDatabase, migrateStore } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
 import { PgMeasurementStore } from '../../src/store/pg-measurement-store.js';
 import { Registry } from '../../src/store/registry.js';
 import type { Tables } from '../../src/store/tables.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 import { GATEWAY_PASSWORD, LAB, TEST_CLOCK_WINDOW_MS, records, seedOf, signerOf, waitFor } from '../helpers/server.js';
 
 useNodeCrypto();
@@ -53,16 +49,13 @@ const LOG_KEY = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(32).fill(9
 const silent = pino({ level: 'silent' });
 const clock = { maxClockSkewMs: TEST_CLOCK_WINDOW_MS, maxAgeMs: TEST_CLOCK_WINDOW_MS };
 
-let postgres: TestPostgres;
+const fixture = new StoreFixture('pgi');
 const closers: (() => Promise<void>)[] = [];
-let databases = 0;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
+beforeAll(() => fixture.start(), 120_000);
 afterAll(async () => {
   for (const close of closers.reverse()) await close();
-  await postgres.stop();
+  await fixture.close();
 });
 
 /** An event as both stores keep it, without its id and time. */
@@ -98,7 +91,7 @@ const configuredKeys = GATEWAYS.map((id) => ({ id, key: formatVerifierKey(id, pu
 
 /** The trust modules (keys, security events) of a node, on a SQLite database of their own. */
 async function trust(): Promise<{ database: LabDatabase; keys: KeyRegistry; events: SecurityEvents }> {
-  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-pgi-')), serverMigrations);
+  const database = new LabDatabase(fixture.tempDir(), serverMigrations);
   await database.migrate();
   const events = new SecurityEvents(database, silent);
   const keys = new KeyRegistry(database, events);
@@ -135,17 +128,14 @@ async function sqliteNode(name: string): Promise<Node> {
 
 /** A fresh PostgreSQL database, migrated. */
 async function pgDatabase(): Promise<string> {
-  const url = await postgres.createDatabase(`pgi_${++databases}`);
-  const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  await migrateStore(s.db, serverMigrations);
-  await s.close();
+  const url = await fixture.url('postgres');
+  await migrateStore(fixture.open(url).db, serverMigrations);
   return url;
 }
 
 /** A node on PostgreSQL: its own pool on the shared database, its own broker. */
 async function pgNode(name: string, url: string): Promise<Node & { db: Kysely<Tables>; log: LogStore }> {
-  const opened: OpenedStore = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  const db = opened.db;
+  const db = fixture.open(url).db;
   // the keys and the counted refusals: the trust modules' own store in this test (the ingest reads their in-memory view)
   const { database, keys, events } = await trust();
   const log = new LogStore(db, { origin: ORIGIN, signer: LOG_KEY, minCheckpointIntervalMs: 0 });
@@ -159,7 +149,6 @@ async function pgNode(name: string, url: string): Promise<Node & { db: Kysely<Ta
     await b.stop();
     await events.stop();
     await database.close();
-    await opened.close();
   });
   const list = async (gateway: string): Promise<EventRow[]> =>
     (

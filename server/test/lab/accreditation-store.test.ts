@@ -3,43 +3,30 @@
 // audit entry; the scope checks (results and methods) and their synchronous twins agree. On PostgreSQL, two nodes
 // (two pools) changing one accreditation at once: one suspension wins, scope versions do not collide, one id is
 // recorded once, two first starts record the configured accreditations once, and a node sees the other's change.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import pino from 'pino';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Accreditations, type AccreditationInput } from '../../src/lab/accreditation.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2027, 0, 1);
 const ADMIN = { username: 'ada', role: 'admin' };
 const TENSILE = 'ISO 6892-1:2019';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('accreditation', 'accr-store');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 const CNAS: AccreditationInput = {
   id: 'cnas-1',
@@ -51,35 +38,8 @@ const CNAS: AccreditationInput = {
   scope: [{ standard: TENSILE, measurand: 'Rm', unit: 'MPa', min: 100, max: 1200 }],
 };
 
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`accreditation_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 const silent = pino({ level: 'silent' });
@@ -160,7 +120,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     ]);
     // as it stood before the withdrawal
     expect((await accreditations.list(clock - 1)).map((a) => a.status)).toEqual(['active']);
-    expect((await chain(db)).map((r) => [r.action, r.record_id])).toEqual([
+    expect((await auditChain(db)).map((r) => [r.action, r.record_id])).toEqual([
       ['create', 'cnas-1'],
       ['state-change', 'cnas-1'],
       ['state-change', 'cnas-1'],
@@ -177,14 +137,13 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // a scope change without a reason fails at its audit entry, after the new version's insert: the insert is undone
     await expect(accreditations.changeScope(ADMIN, 'cnas-1', { scope: CNAS.scope, reason: '' })).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     expect((await accreditations.scopeVersions('cnas-1')).map((v) => v.version)).toEqual([1]);
-    expect(await chain(db)).toHaveLength(1);
+    expect(await auditChain(db)).toHaveLength(1);
     expect((await accreditations.checkExpiry()).map((a) => [a.id, a.warnings[0]?.daysLeft])).toEqual([['cnas-1', 10]]);
   }, 120_000);
 });
 
 test('on the embedded SQLite store, the method scope check asked in a transaction answers as methodInScope', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-accr-store-'));
-  dirs.push(dir);
+  const dir = fixture.tempDir();
   const database = new LabDatabase(dir, serverMigrations);
   await database.migrate();
   const accreditations = new Accreditations(database.db, new AuditTrail(database), silent, { warnDays: 30, accreditations: [CNAS] }, () => T0);
@@ -221,7 +180,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect(scopes.map((s) => s.scope.version).sort()).toEqual([2, 3, 4, 5, 6, 7]);
     const creates = await Promise.allSettled([onA, onB].map((n) => n.create(ADMIN, { ...CNAS, id: 'ukas-1', body: 'UKAS' })));
     expect(creates.map((c) => c.status).sort()).toEqual(['fulfilled', 'rejected']);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create').map((r) => r.record_id)).toEqual(['cnas-1', 'ukas-1']);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(1);
     expect(trail.filter((r) => r.action === 'update')).toHaveLength(6);

@@ -5,44 +5,30 @@
 // recording calibrations of one instrument at once each supersede a different record, two failed checks at once take
 // the instrument out of service once, and two uploads of one certificate at once keep one.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Calibration, type CalibrationInput, type CalibrationState } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
 const T0 = Date.UTC(2027, 0, 1);
 const TECH = { username: 'ada', role: 'technician' };
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('calibration', 'cal-store');
 /** the sync parts of AuditTrail and EquipmentStatus need a LabDatabase; the async ones use only the Kysely given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<CalibrationInput> = {}): CalibrationInput => ({
   calibratedAt,
@@ -55,20 +41,9 @@ const certificate = (calibratedAt: number, nextDueAt: number, extra: Partial<Cal
 });
 
 /** `nodes` Kyselys on one fresh, migrated store with instruments ut-1 and ut-2 (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-cal-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`calibration_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   await new Registry({ db }).recordBirth('lab-t', {
     v: 1,
     gateway: 'gw-a',
@@ -94,21 +69,6 @@ async function run(db: Kysely<Tables>, id: string, instruments: string[], starte
   const state = startedAt === null ? 'created' : endedAt === null ? 'running' : 'completed';
   await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at, started_at, ended_at)
     VALUES (${id}, 's-1', 'acme', 'm', 1, ${list}, 'ada', ${state}, 0, 'ada', 0, ${startedAt}, ${endedAt})`.execute(db);
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 /** a Calibration on a Kysely (either engine), its clock `clock()` */
@@ -205,7 +165,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await calibration.status('ut-1', T0 - 3 * DAY)).toMatchObject({ status: 'never-calibrated' });
     expect((await calibration.calibrations('ut-1')).map((c) => c.id)).toEqual([late.id, first.id, second.id]);
     expect(await calibration.reminders()).toEqual([expect.objectContaining({ instrument: 'ut-2', status: 'never-calibrated' })]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_type, r.record_id, r.old_value === null ? null : (JSON.parse(r.old_value) as unknown)])).toEqual([
       ['create', 'calibration', `ut-1/${first.id}`, null],
       ['create', 'calibration', `ut-1/${second.id}`, { supersedes: first.id, certificate: first.certificate, nextDueAt: first.nextDueAt }],
@@ -214,7 +174,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(calibration.record(TECH, 'ut-1', certificate(clock + 1, clock + YEAR))).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     await expect(calibration.record(TECH, 'nope', certificate(T0, T0 + YEAR))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await expect(calibration.status('nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
-    expect(await chain(db)).toHaveLength(3);
+    expect(await auditChain(db)).toHaveLength(3);
   }, 120_000);
 
   test('a failed check takes the instrument out of service in its transaction and lists the runs to review', async () => {
@@ -248,7 +208,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(service.map((s) => [s.instrument, s.status, s.reason])).toEqual([
       ['ut-1', 'out-of-service', `failed intermediate check ${failed.check.id}: reads 2 % high`],
     ]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.record_type, r.record_id])).toEqual([
       ['calibration', `ut-1/${cal.id}`],
       ['instrument-check', `ut-1/${pass.check.id}`],
@@ -277,7 +237,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(Buffer.compare(file?.data ?? Buffer.alloc(0), PDF)).toBe(0);
     expect(await calibration.attachment('ut-2', cal.id)).toBeUndefined();
     expect((await calibration.calibrationsWithAttachments('ut-1')).map((c) => [c.id, c.attachment?.sha256])).toEqual([[cal.id, sha256]]);
-    expect((await chain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
+    expect((await auditChain(db)).map((r) => r.record_type)).toEqual(['calibration', 'calibration-certificate']);
   }, 120_000);
 
   test('the register pages newest registered first, every instrument once, and searches with % and _ taken literally', async () => {
@@ -405,7 +365,7 @@ describe('two nodes on one PostgreSQL', () => {
       Array.from({ length: 12 }, (_, i) => (i % 2 ? onA : onB).record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR))),
     );
     const ids = records.map((r) => r.id).sort((x, y) => x - y);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     const superseded = trail.flatMap((r) => (r.old_value === null ? [] : [(JSON.parse(r.old_value) as { supersedes: number }).supersedes]));
     // every record but the newest superseded exactly once, by the next one made
     expect(superseded).toEqual(ids.slice(0, -1));
@@ -429,7 +389,7 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(uploads.filter((u) => u.status === 'fulfilled')).toHaveLength(1);
     expect(uploads.flatMap((u) => (u.status === 'rejected' ? [(u.reason as { code: string }).code] : []))).toEqual(Array(3).fill('E_CONFLICT'));
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.record_type === 'instrument-status')).toHaveLength(1);
     expect(trail.filter((r) => r.record_type === 'calibration-certificate')).toHaveLength(1);
   }, 120_000);

@@ -4,55 +4,31 @@
 // connection, read back in buckets, pruned after their retention. On PostgreSQL, two nodes (two pools) changing one
 // instrument's status at once record each change against the status it replaced, and two nodes hearing the same
 // health reports store each point once.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { InstrumentHealthMessage } from '@labtrace/protocols';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { EquipmentHealth } from '../../src/lab/equipment-health.js';
 import { EquipmentStatus, type ServiceStatus } from '../../src/lab/equipment.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { Registry } from '../../src/store/registry.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('equipment');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  unused = new LabDatabase(tmp(), serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tmp(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-equipment-'));
-  dirs.push(dir);
-  return dir;
-}
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with two instruments announced (SQLite: one file; PostgreSQL: a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  const url = engine === 'sqlite' ? `sqlite:${path.join(tmp(), 'labtrace.sqlite')}` : await postgres.createDatabase(`equipment_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   await new Registry({ db }).recordBirth('lab', {
     v: 1,
     gateway: 'gw-1',
@@ -65,21 +41,6 @@ async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<
     })),
   });
   return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  return rows.map((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-    return row;
-  });
 }
 
 const ADA = { username: 'ada', role: 'technician' };
@@ -98,7 +59,7 @@ const report = (instrument: string, connected: boolean, polls: number): Instrume
 /** every change's audit entry against the history: each one's old status is the status in force before it */
 async function checkChanges(db: Kysely<Tables>, status: EquipmentStatus, instrument: string): Promise<number> {
   const history = await status.history(instrument);
-  const changes = (await chain(db)).filter((r) => r.record_type === 'instrument-status' && r.record_id === instrument);
+  const changes = (await auditChain(db)).filter((r) => r.record_type === 'instrument-status' && r.record_id === instrument);
   expect(changes).toHaveLength(history.length);
   changes.forEach((c, i) => {
     expect(JSON.parse(c.new_value ?? 'null')).toEqual({ status: history[i]?.status });

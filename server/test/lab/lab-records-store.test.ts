@@ -3,70 +3,31 @@
 // entry, the trail one chain; the numbering that pages them (0047) kept from the rows a store had. On PostgreSQL,
 // two nodes (two pools) registering samples and adding versions of one method at once give every record its own
 // number and version, create a record once, and record each version's change against the version it replaced.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
 import { LabRecords, type Method } from '../../src/lab/lab-records.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { type LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture } from '../helpers/test-store.js';
 import { rejectionOf } from '../helpers/rejection.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('records');
 /** the sync parts of AuditTrail need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  unused = new LabDatabase(tmp(), serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function tmp(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-records-'));
-  dirs.push(dir);
-  return dir;
-}
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh store (SQLite: one file; PostgreSQL: one database, a pool each), migrated up to `to` */
 async function stores(engine: 'sqlite' | 'postgres', nodes = 1, to?: string): Promise<Kysely<Tables>[]> {
-  const url = engine === 'sqlite' ? `sqlite:${path.join(tmp(), 'labtrace.sqlite')}` : await postgres.createDatabase(`records_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations, to);
-  return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  return rows.map((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-    return row;
-  });
+  return fixture.stores(engine, nodes, to);
 }
 
 const ADA = { username: 'ada', role: 'technician' };
@@ -156,7 +117,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect(await found('bolt_works', ['acme'])).toEqual([]);
     expect(await found('Acme')).toEqual(['S-1', 'S-3', 'S-5', 'S-7', 'S-8']);
     expect(await found('b500b', ['bolt'])).toEqual([]);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.filter((r) => r.record_type === 'lab-sample').map((r) => r.record_id)).toEqual([
       'S-1',
       'S-2',
@@ -231,7 +192,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     expect((await lab.methodsPage({ limit: 50, q: 'METHOD b' })).items.map((m) => m.id)).toEqual(['tensile']);
     expect((await lab.methodsPage({ limit: 50, q: '7438' })).items.map((m) => m.id)).toEqual(['bend']);
     expect((await lab.methodsPage({ limit: 50, q: 'BEN' })).items.map((m) => m.id)).toEqual(['bend']);
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     const versions = trail.filter((r) => r.record_type === 'method');
     expect(versions.map((r) => [r.action, r.record_id, r.reason])).toEqual([
       ['create', 'tensile', null],
@@ -302,7 +263,7 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(added.map((m) => m.version).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
     expect((await onB.methods('tensile')).map((m) => m.version)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     const updates = trail.filter((r) => r.record_type === 'method' && r.action === 'update');
     expect(updates).toHaveLength(12);
     for (const u of updates) {

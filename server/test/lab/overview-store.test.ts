@@ -2,9 +2,6 @@
 // into both stores, and every figure checked against the figure computed here from the data set itself (the day
 // boundaries written out as ISO dates with their offsets, across a daylight-saving change; utilisation by walking
 // the period minute by minute; medians and the 90th percentile by sorting) — the same figures on both engines.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import { OVERVIEW_DAYS, OVERVIEW_DUE_DAYS, type Overview } from '@labtrace/protocols/api';
@@ -12,10 +9,8 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Calibration } from '../../src/lab/calibration.js';
 import { EquipmentStatus } from '../../src/lab/equipment.js';
 import { LabOverview } from '../../src/lab/overview.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -133,26 +128,16 @@ const CONNECTED = ['gw-a', 'gw-z'];
 
 // ---- the stores
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
+const fixture = new StoreFixture('overview');
 /** the synchronous parts of AuditTrail need a LabDatabase; Calibration.statusIn reads only the db it is given */
 let unused: LabDatabase;
 let calibration: Calibration;
 const figures: Record<string, Record<string, Overview>> = {};
 
-async function store(engine: 'sqlite' | 'postgres'): Promise<Kysely<Tables>> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-overview-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase('overview');
-  const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  opened.push(s);
-  await migrateStore(s.db, serverMigrations);
-  await write(s.db);
-  return s.db;
+async function store(engine: Engine): Promise<Kysely<Tables>> {
+  const [db] = (await fixture.stores(engine)) as [Kysely<Tables>];
+  await write(db);
+  return db;
 }
 
 /** the data set, as the lab's modules write it */
@@ -289,10 +274,8 @@ async function write(db: Kysely<Tables>): Promise<void> {
 }
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-overview-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
   const audit = new AuditTrail(unused);
   calibration = new Calibration(unused.db, audit, new EquipmentStatus(unused.db, audit), { requireForRuns: false, dueSoonDays: 30 });
   for (const engine of ['sqlite', 'postgres'] as const) {
@@ -306,12 +289,7 @@ beforeAll(async () => {
     for (const zone of ['Asia/Shanghai', 'America/New_York']) figures[engine][zone] = await overview.read(zone);
   }
 }, 180_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 // ---- the figures computed here from the data set
 

@@ -2,53 +2,28 @@
 // and peeked with the same answers, each change in one transaction with its audit-trail entry, the trail one chain.
 // On PostgreSQL, two nodes (two pools) opening a new link at once count both openings and record the first once,
 // revoke it at once and record one revocation, and append to the trail at once without forking it.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { RunShares } from '../../src/lab/run-shares.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('shares');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-shares-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store with a run (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-shares-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`shares_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   // the runs the links are of (the lab's records they hang on, as the lab module writes them)
   await sql`INSERT INTO organizations (id, name, created_at) VALUES ('acme', 'ACME', 0)`.execute(db);
   await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
@@ -60,21 +35,6 @@ async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<
     await sql`INSERT INTO runs (id, sample, organization, method_id, method_version, instruments, technician, state, accredited, created_by, created_at)
       VALUES (${run}, 's-1', 'acme', 'm', 1, '[]', 'ada', 'created', 0, 'ada', 0)`.execute(db);
   return dbs;
-}
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
 }
 
 const ADMIN = { username: 'ada', role: 'technician' };
@@ -118,7 +78,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     clock += 3_600_000;
     await expect(shares.open(second.token)).rejects.toMatchObject({ code: 'E_GONE', refusal: { reason: 'share.expired' } });
     expect((await shares.list('run-1')).find((s) => s.id === second.id)).toMatchObject({ state: 'expired', uses: 0, firstUsedAt: null });
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.actor, r.action, r.record_id])).toEqual([
       ['ada', 'create', 'run-1/1'],
       ['ada', 'create', 'run-1/2'],
@@ -135,7 +95,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // a revocation without a reason fails at its audit entry, after the update: the update is undone
     await expect(shares.revoke(ADMIN, 'run-1', Number(created.id), '')).rejects.toMatchObject({ code: 'E_BAD_REQUEST' });
     expect((await shares.list('run-1'))[0]).toMatchObject({ state: 'active', revokedAt: null });
-    expect(await chain(db)).toHaveLength(1);
+    expect(await auditChain(db)).toHaveLength(1);
   }, 120_000);
 });
 
@@ -152,7 +112,7 @@ describe('two nodes on one PostgreSQL', () => {
     const refused = revocations.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code: string }).code] : []));
     expect(refused).toEqual(Array(6).fill('E_CONFLICT'));
     for (const l of links) expect((await onB.list(l.run)).find((s) => s.id === l.id)).toMatchObject({ uses: 3, state: 'revoked' });
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'create')).toHaveLength(6);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(6);
     expect(trail.filter((r) => r.action === 'update')).toHaveLength(6);

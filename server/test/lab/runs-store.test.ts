@@ -3,13 +3,10 @@
 // stored batches; the list, its page and its alarms; the records, the results (kept once) and the export's selection.
 // On PostgreSQL, two nodes (two pools) at once: runs numbered without a clash, one command of two applied and the
 // other refused as the state machine says, a run's results kept once with one audit entry.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { encodeRecords, type RunAlarmEvent, type Sample } from '@labtrace/protocols';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
-import { AuditTrail, entryHash, GENESIS_HASH, type AuditRow } from '../../src/audit/audit-trail.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { runSelections } from '../../src/export/run-selection.js';
 import { RunInspection } from '../../src/inspection/run-inspection.js';
 import { createLogger } from '../../src/log.js';
@@ -17,31 +14,20 @@ import type { Method, LabSample } from '../../src/lab/lab-records.js';
 import { RunResultsService } from '../../src/lab/results.js';
 import { Runs } from '../../src/lab/runs.js';
 import type { MethodDefinition } from '../../src/lab/schemas.js';
-import { LabDatabase, migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { LabDatabase, Tables } from '../../src/store/database.js';
 import { PgMeasurementStore } from '../../src/store/pg-measurement-store.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { auditChain } from '../helpers/audit-chain.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('runs');
 /** the sync parts of AuditTrail (reads, verify) need a LabDatabase; recordIn uses only the transaction it is given */
 let unused: LabDatabase;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-runs-'));
-  dirs.push(dir);
-  unused = new LabDatabase(dir, serverMigrations);
+  await fixture.start();
+  unused = fixture.labDatabase();
 }, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await unused.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(() => fixture.close());
 
 const DEFINITION: MethodDefinition = {
   measurands: [{ name: 'force', unit: 'kN', channel: 'force' }],
@@ -89,20 +75,9 @@ const noBlockers = { blockersIn: () => Promise.resolve([] as string[]) };
 const inScope = { methodScopeIn: () => Promise.resolve(() => true) };
 
 /** `nodes` Kyselys on one fresh, migrated store with its organizations and samples */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-runs-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`runs_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  const dbs = await fixture.stores(engine, nodes);
   const db = dbs[0] as Kysely<Tables>;
-  await migrateStore(db, serverMigrations);
   for (const org of ['acme', 'other']) await sql`INSERT INTO organizations (id, name, created_at) VALUES (${org}, ${`${org} Ltd`}, 0)`.execute(db);
   for (const s of Object.values(SAMPLES))
     await sql`INSERT INTO lab_samples (id, organization, description, condition, received_at, created_by, created_at)
@@ -142,21 +117,6 @@ const force = (seq: number, value: number, instrument = 'utm-1'): Sample => ({
   unit: 'kN',
   quality: 'good',
 });
-
-/** the trail as stored, checked link by link: the ids in order from 1, each hash over the previous one */
-async function chain(db: Kysely<Tables>): Promise<AuditRow[]> {
-  const { rows } = await sql<AuditRow>`SELECT * FROM audit_trail ORDER BY id`.execute(db);
-  let prev = GENESIS_HASH;
-  rows.forEach((raw, i) => {
-    const row = { ...raw, id: Number(raw.id), at: Number(raw.at) };
-    expect(row.id).toBe(i + 1);
-    expect(row.prev_hash).toBe(prev);
-    const { hash, prev_hash: _p, log_index: _l, ...fields } = row;
-    expect(entryHash(prev, fields)).toBe(hash);
-    prev = hash;
-  });
-  return rows;
-}
 
 const TESS = { username: 'tess', role: 'technician' };
 const LAB = { role: 'admin', organization: null } as const;
@@ -244,7 +204,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     // visibility: another organization's run reads as unknown
     expect(await runs.get(CLIENT, 'run-1')).toMatchObject({ id: 'run-1' });
     expect(await runs.get({ role: 'client', organization: 'other' }, 'run-1')).toBeUndefined();
-    const trail = await chain(db);
+    const trail = await auditChain(db);
     expect(trail.map((r) => [r.action, r.record_type, r.record_id])).toEqual([
       ['create', 'run', 'run-1'],
       ['state-change', 'run', 'run-1'],
@@ -373,7 +333,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
     await expect(inspection.acknowledge(TESS, run.id, second?.id ?? '', 'twice')).rejects.toMatchObject({ code: 'E_CONFLICT' });
     await expect(inspection.acknowledge(TESS, run.id, 'nope', 'x')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await inspection.stop();
-    const alarmTrail = (await chain(db)).filter((r) => r.record_type === 'run-alarm');
+    const alarmTrail = (await auditChain(db)).filter((r) => r.record_type === 'run-alarm');
     expect(alarmTrail.map((r) => [r.record_id, r.reason])).toEqual([
       [`${run.id}/${id}`, 'seen'],
       [`${run.id}/${id}`, 'back in limits'],
@@ -391,7 +351,7 @@ describe('two nodes on one PostgreSQL', () => {
       Array.from({ length: 8 }, (_, i) => (i % 2 ? onA : onB).create(TESS, { sample: 's-1', method: 'tensile', instruments: ['utm-1'] })),
     );
     expect(created.map((r) => r.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `run-${i + 1}`).sort());
-    expect((await chain(a)).filter((r) => r.action === 'create')).toHaveLength(8);
+    expect((await auditChain(a)).filter((r) => r.action === 'create')).toHaveLength(8);
   }, 120_000);
 
   test('the same command, or two commands, for one run at once: one applied, the other refused by the state machine', async () => {
@@ -410,7 +370,7 @@ describe('two nodes on one PostgreSQL', () => {
     const ranges = await a.selectFrom('run_ranges').selectAll().execute();
     expect(ranges).toHaveLength(12);
     expect(ranges.every((r) => r.last_seq === -1)).toBe(true);
-    const trail = await chain(a);
+    const trail = await auditChain(a);
     expect(trail.filter((r) => r.action === 'state-change')).toHaveLength(12);
   }, 120_000);
 
@@ -455,7 +415,7 @@ describe('two nodes on one PostgreSQL', () => {
     expect(y).toEqual(x);
     expect(z).toEqual(x);
     expect(await a.selectFrom('run_results').selectAll().execute()).toHaveLength(1);
-    expect((await chain(a)).filter((r) => r.record_type === 'run-results')).toHaveLength(1);
+    expect((await auditChain(a)).filter((r) => r.record_type === 'run-results')).toHaveLength(1);
   }, 120_000);
 
   test('a stored alarm acknowledged on both nodes at once: one acknowledgement, the other refused', async () => {
@@ -506,6 +466,6 @@ describe('two nodes on one PostgreSQL', () => {
     );
     expect(codes.sort()).toEqual([...Array(8).fill('E_CONFLICT'), ...Array(8).fill('ok')].sort());
     expect(await a.selectFrom('run_alarms').selectAll().where('event', '=', 'acknowledged').execute()).toHaveLength(8);
-    expect((await chain(a)).filter((r) => r.record_type === 'run-alarm')).toHaveLength(8);
+    expect((await auditChain(a)).filter((r) => r.record_type === 'run-alarm')).toHaveLength(8);
   }, 120_000);
 });

@@ -4,9 +4,6 @@
 // separate Node processes appending at once never fork the log, never give an index twice and never skip one.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
@@ -27,10 +24,10 @@ import { LogStore } from '../../src/log/log-store.js';
 import { MAX_ENTRIES_PER_READ, TransparencyLog } from '../../src/log/transparency-log.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { LabDatabase, migrateStore } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { OpenedStore } from '../../src/store/dialect.js';
 import type { Tables } from '../../src/store/tables.js';
 import { WRITER_ORIGIN, runWriter, type WriterResult } from '../helpers/log-writer.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';
 
 useNodeCrypto();
 
@@ -57,45 +54,26 @@ function random(seed: number): () => number {
 const bytes = (next: () => number, length: number): Uint8Array => Uint8Array.from({ length }, () => Math.floor(next() * 256));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-let postgres: TestPostgres;
-const stores: OpenedStore[] = [];
+const fixture = new StoreFixture('log', 'log-store');
 const sqliteDatabases: LabDatabase[] = [];
-const dirs: string[] = [];
-let databases = 0;
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
+beforeAll(() => fixture.start(), 120_000);
 afterAll(async () => {
-  for (const store of stores) await store.close();
   for (const database of sqliteDatabases) await database.close();
-  await postgres.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  await fixture.close();
 });
 
-function tempDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-log-store-'));
-  dirs.push(dir);
-  return dir;
-}
-
-const engines = ['sqlite', 'postgres'] as const;
-type Engine = (typeof engines)[number];
+const tempDir = (): string => fixture.tempDir();
 
 /** A new, migrated store on the engine; its URL opens it again (another pool, another process). */
 async function newStore(engine: Engine): Promise<{ url: string; store: OpenedStore }> {
-  const url = engine === 'sqlite' ? `sqlite:${path.join(tempDir(), 'labtrace.sqlite')}` : await postgres.createDatabase(`log_${++databases}`);
-  const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  stores.push(store);
+  const url = await fixture.url(engine);
+  const store = fixture.open(url);
   await migrateStore(store.db, serverMigrations);
   return { url, store };
 }
 
-function reopen(url: string, poolSize = 10): OpenedStore {
-  const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()), { poolSize });
-  stores.push(store);
-  return store;
-}
+const reopen = (url: string, poolSize = 10): OpenedStore => fixture.open(url, { poolSize });
 
 async function openLogStore(db: Kysely<Tables>, now = 0, key = KEY, origin = ORIGIN): Promise<LogStore> {
   const log = new LogStore(db, { origin, signer: key, minCheckpointIntervalMs: 0 });
@@ -188,7 +166,7 @@ test('on one SQLite file, the store continues the log TransparencyLog wrote, and
   verifyConsistency(33, 38, at33.rootHash, checkpoint.rootHash, again.consistencyProof(33, 38));
 });
 
-describe.each(engines)('on %s', (engine) => {
+describe.each(ENGINES)('on %s', (engine) => {
   test('the same entries give the same roots, proofs, leaf hashes, entries, stored hashes and checkpoints as TransparencyLog', async () => {
     const { url, store } = await newStore(engine);
     const log = await openLogStore(store.db, 0);

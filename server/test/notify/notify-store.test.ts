@@ -5,64 +5,42 @@
 // draining one outbox at once claim each row once, and two notifiers (the sender loops of two nodes) draining one
 // outbox send each delivery to its webhook once.
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
-import { migrateStore, LabDatabase, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { notificationsConfigSchema } from '../../src/notify/config.js';
 import { Notifier, type NotifierDeps } from '../../src/notify/notifier.js';
 import { Outbox, type NewDelivery } from '../../src/notify/outbox.js';
 import { Subscriptions } from '../../src/notify/subscriptions.js';
 import { Webhooks } from '../../src/notify/webhooks.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { HttpReceiver } from './receivers.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('notify', 'notify-store');
 /** a SQLite store of users for the webhooks' owner check; a notifier reads its recipients in its own store (the recipients are users of the same store) */
 let userStore: LabDatabase;
 let users: Users;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-notify-store-'));
-  dirs.push(dir);
+  await fixture.start();
+  const dir = fixture.tempDir();
   userStore = new LabDatabase(dir, serverMigrations);
   await userStore.migrate();
   users = new Users(userStore, new AuditTrail(userStore));
   await users.bootstrapAdmin('notify-store-admin-password');
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   await userStore.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-notify-store-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`notify_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 const ADMIN = { username: 'admin', role: 'admin' };

@@ -4,17 +4,13 @@
 // once the event is announced after the commit. A hook that fails is rolled back alone: the event and the caller's
 // transaction stand. On PostgreSQL, an event recorded on one node and announced again on another is queued once.
 // On the embedded SQLite LabDatabase, the synchronous record() (the SQLite ingest's) queues them in its transaction.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { AuditTrail, SYSTEM_ACTOR } from '../../src/audit/audit-trail.js';
 import { Users } from '../../src/auth/users.js';
-import { migrateStore, LabDatabase, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import { LabDatabase, type Tables } from '../../src/store/database.js';
 import { serverMigrations } from '../../src/migrations.js';
 import { notificationsConfigSchema } from '../../src/notify/config.js';
 import { Notifier, type NotifierDeps } from '../../src/notify/notifier.js';
@@ -22,47 +18,28 @@ import { Outbox, type OutboxRow } from '../../src/notify/outbox.js';
 import { Subscriptions } from '../../src/notify/subscriptions.js';
 import { Webhooks } from '../../src/notify/webhooks.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 import { HttpReceiver } from './receivers.js';
 
-let postgres: TestPostgres;
+const fixture = new StoreFixture('security_notify', 'security-notify');
 let receiver: HttpReceiver;
 let port: number;
-const opened: OpenedStore[] = [];
 const closing: LabDatabase[] = [];
-const dirs: string[] = [];
-let databases = 0;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
+  await fixture.start();
   receiver = new HttpReceiver();
   port = await receiver.listen();
 }, 120_000);
 afterAll(async () => {
-  for (const s of opened) await s.close();
   for (const d of closing) await d.close();
   await receiver.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  await fixture.close();
 });
 
-const tempDir = (): string => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-security-notify-'));
-  dirs.push(dir);
-  return dir;
-};
-
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  const url =
-    engine === 'sqlite' ? `sqlite:${path.join(tempDir(), 'labtrace.sqlite')}` : await postgres.createDatabase(`security_notify_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 /** no run, alarm or gateway is announced here: sources that stay silent */
@@ -299,7 +276,7 @@ describe('two nodes on one PostgreSQL', () => {
 
 describe('the embedded SQLite LabDatabase (the SQLite ingest: synchronous record())', () => {
   test('an event recorded in a synchronous transaction that rolls back queues nothing; one that commits queues its deliveries', async () => {
-    const database = new LabDatabase(tempDir(), serverMigrations);
+    const database = new LabDatabase(fixture.tempDir(), serverMigrations);
     closing.push(database);
     await database.migrate();
     const { users, audit, hooks } = await people(database, 'sqlite-sync');

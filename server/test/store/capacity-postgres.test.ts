@@ -2,47 +2,28 @@
 // files and the export spool stay there), the state changes recorded as security events in the store through the
 // events' asynchronous API, a write failure (PostgreSQL's disk_full) held until the probe through the store
 // succeeds, and no WAL figure.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
 import { StoreCapacity, writeFailureOf } from '../../src/store/capacity.js';
-import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { Tables } from '../../src/store/database.js';
 import { SecurityEvents } from '../../src/trust/security-events.js';
-import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 
 const silent = pino({ level: 'silent' });
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('capacity', 'capacity-pg');
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
 /** a fresh migrated database, its events, and a capacity on it with a data directory of its own */
 async function setUp(
   reserveBytes: number,
 ): Promise<{ db: Kysely<Tables>; events: SecurityEvents; capacity: StoreCapacity; options: { reserveBytes: number; checkIntervalMs: number } }> {
-  const url = await postgres.createDatabase(`capacity_${++databases}`);
-  const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  opened.push(store);
-  await migrateStore(store.db, serverMigrations);
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'labtrace-capacity-pg-'));
-  dirs.push(dataDir);
-  const events = new SecurityEvents(store.db, silent);
+  const [db] = (await fixture.stores('postgres')) as [Kysely<Tables>];
+  const events = new SecurityEvents(db, silent);
   const options = { reserveBytes, checkIntervalMs: 100 };
-  return { db: store.db, events, capacity: new StoreCapacity({ db: store.db, dataDir }, options, events, silent), options };
+  return { db, events, capacity: new StoreCapacity({ db, dataDir: fixture.tempDir() }, options, events, silent), options };
 }
 
 const capacityEvents = async (events: SecurityEvents): Promise<{ severity: string; detail: string }[]> =>

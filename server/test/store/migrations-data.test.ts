@@ -1,44 +1,24 @@
 // The migrations that move or compute data (0004's compact samples, 0021's key events from the key table, 0040's
 // verdict column, 0063's instrument positions) give the same rows on SQLite and on PostgreSQL 15: the PostgreSQL
 // branches say what SQLite's say.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { Registry } from '../../src/store/registry.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';
 import { serverMigrations } from '../../src/migrations.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  for (const store of opened) await store.close();
-  await postgres.stop();
-});
+const fixture = new StoreFixture('data');
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
-const engines = ['sqlite', 'postgres'] as const;
-let databases = 0;
-async function open(engine: (typeof engines)[number]): Promise<Kysely<unknown>> {
-  const url =
-    engine === 'sqlite'
-      ? `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'labtrace-data-')), 'labtrace.sqlite')}`
-      : await postgres.createDatabase(`data_${++databases}`);
-  const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  opened.push(store);
-  return store.db as Kysely<unknown>;
-}
+const open = async (engine: Engine): Promise<Kysely<unknown>> => fixture.open(await fixture.url(engine)).db as Kysely<unknown>;
 
 // PostgreSQL's BIGINT reads as a string in node-postgres: compare numbers as numbers
 const numbers = (row: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+$/.test(v) && k !== 'text' ? Number(v) : v]));
 
-describe.each(engines)('on %s', (engine) => {
+describe.each(ENGINES)('on %s', (engine) => {
   test('samples of the first layout read back the same through the readable view after the compact layouts', async () => {
     const db = await open(engine);
     await migrateStore(db, serverMigrations, '0003_trust');

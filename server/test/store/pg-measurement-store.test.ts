@@ -2,42 +2,24 @@
 // rows it finds), batches stored whole and once (a duplicate is acknowledged, an overlap refused, a rolled-back
 // transaction leaves nothing), two nodes storing the same batches at once store each once, and the reads answer
 // what the SQLite store answers for the same batches.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { formatSignerKey, headerHash, parseSignerKey, sealBatch, toBase64, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { LabDatabase, migrateStore } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
 import { PgMeasurementStore, type BatchToStore } from '../../src/store/pg-measurement-store.js';
 import { monthOf, monthsBetween } from '../../src/store/sample-partitions.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-let databases = 0;
+const fixture = new StoreFixture('ms');
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await postgres.stop();
-});
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
 /** a fresh database on the cluster, migrated (to `to`, else the latest); `nodes` pools on it, as separate nodes would have */
 async function database(to?: string, nodes = 1): Promise<Kysely<unknown>[]> {
-  const url = await postgres.createDatabase(`ms_${++databases}`);
-  const pools = Array.from({ length: nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db as Kysely<unknown>;
-  });
-  await migrateStore(pools[0] as Kysely<unknown>, serverMigrations, to);
-  return pools;
+  return (await fixture.stores('postgres', nodes, to)) as Kysely<unknown>[];
 }
 
 const MONTH0 = Date.UTC(2026, 10, 30, 23, 59, 59, 990); // the last 10 ms of November 2026, UTC
@@ -220,7 +202,6 @@ describe('storing batches', () => {
 });
 
 describe('reads answer what the SQLite store answers', () => {
-  let dir: string;
   let sqlite: LabDatabase;
   let reference: MeasurementStore;
   let db: Kysely<unknown>;
@@ -228,8 +209,7 @@ describe('reads answer what the SQLite store answers', () => {
   const stored: { gateway: string; s: Sample[]; signed: SignedBatch; hash: string; records: Uint8Array }[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'labtrace-ms-'));
-    sqlite = new LabDatabase(dir, serverMigrations);
+    sqlite = new LabDatabase(fixture.tempDir(), serverMigrations);
     await sqlite.migrate();
     reference = new MeasurementStore(sqlite);
     reference.open();
@@ -261,7 +241,6 @@ describe('reads answer what the SQLite store answers', () => {
 
   afterAll(async () => {
     await sqlite.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const byKey = (xs: { gateway: string; channel: string }[]) =>

@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { LabDatabase, migrateStore } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
+import type { OpenedStore } from '../../src/store/dialect.js';
 import { postgresStatement } from '../../src/store/portable-ddl.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture } from '../helpers/test-store.js';
 import { serverMigrations } from '../../src/migrations.js';
 
 // the SQLite schema (sqlite_master) a fresh store had before the migrations learnt PostgreSQL
@@ -178,21 +178,11 @@ test('a statement the rules do not cover is refused, not guessed at', () => {
 });
 
 describe('on PostgreSQL 15', () => {
-  let postgres: TestPostgres;
-  const opened: OpenedStore[] = [];
-  const open = async (name: string): Promise<OpenedStore> => {
-    const store = openStore(parseDatabaseUrl(await postgres.createDatabase(name), 'url', process.cwd()));
-    opened.push(store);
-    return store;
-  };
+  const fixture = new StoreFixture('ddl');
+  const open = async (name: string): Promise<OpenedStore> => fixture.open(await fixture.postgres.createDatabase(name));
 
-  beforeAll(async () => {
-    postgres = await startPostgres();
-  });
-  afterAll(async () => {
-    for (const store of opened) await store.close();
-    await postgres.stop();
-  });
+  beforeAll(() => fixture.start(), 120_000);
+  afterAll(() => fixture.close());
 
   test('the migrations give the same tables, columns (type, nullability), keys, foreign keys, views, indexes and triggers as on SQLite', async () => {
     const sqlite = new LabDatabase(tmp(), serverMigrations);

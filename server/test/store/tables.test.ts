@@ -1,44 +1,25 @@
 // The Kysely `Tables` type (src/store/tables.ts) is what a freshly migrated store holds, on SQLite and on a real
 // PostgreSQL 15: a migration without its type, or one that gives a column another type on one engine, fails here.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import { serverMigrations } from '../../src/migrations.js';
 import { migrateStore } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
 import { ddl } from '../../src/store/portable-ddl.js';
 import { generateTables, introspectTables } from '../../src/store/tables-schema.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';
 
 const COMMITTED = fileURLToPath(new URL('../../../src/store/tables.ts', import.meta.url));
 const REGENERATE = 'run `npx tsc -b && npm run tables -w @labtrace/server` and commit src/store/tables.ts';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-let databases = 0;
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  for (const store of opened) await store.close();
-  await postgres.stop();
-});
+const fixture = new StoreFixture('tables');
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
-const engines = ['sqlite', 'postgres'] as const;
-async function open(engine: (typeof engines)[number]): Promise<Kysely<unknown>> {
-  const url =
-    engine === 'sqlite'
-      ? `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'labtrace-tables-')), 'labtrace.sqlite')}`
-      : await postgres.createDatabase(`tables_${++databases}`);
-  const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-  opened.push(store);
-  return store.db as Kysely<unknown>;
-}
+const open = async (engine: Engine): Promise<Kysely<unknown>> => fixture.open(await fixture.url(engine)).db as Kysely<unknown>;
 
-describe.each(engines)('on %s', (engine) => {
+describe.each(ENGINES)('on %s', (engine) => {
   test('the committed Tables type is what a freshly migrated store holds', async () => {
     const db = await open(engine);
     await migrateStore(db, serverMigrations);

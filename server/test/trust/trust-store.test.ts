@@ -4,10 +4,7 @@
 // commits; refusals aggregated and flushed; enrollment tokens, enrollment and the broker user. On PostgreSQL, two nodes
 // (two pools) at once: two rotations of one key (one wins, the other is refused, the key chain does not fork), one
 // token enrolled twice, tokens numbered, key events logged once, and how soon a node sees another node's key change.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pino from 'pino';
@@ -26,44 +23,21 @@ import {
   type RotationStatement,
 } from '@labtrace/protocols';
 import { LogStore } from '../../src/log/log-store.js';
-import { migrateStore, type Tables } from '../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../src/store/dialect.js';
-import { serverMigrations } from '../../src/migrations.js';
+import type { Tables } from '../../src/store/database.js';
 import { Enrollment } from '../../src/trust/enrollment.js';
 import { KeyRegistry } from '../../src/trust/key-registry.js';
 import { SecurityEvents, type SecurityEvent } from '../../src/trust/security-events.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { StoreFixture, type Engine } from '../helpers/test-store.js';
 
-let postgres: TestPostgres;
-const opened: OpenedStore[] = [];
-const dirs: string[] = [];
-let databases = 0;
+const fixture = new StoreFixture('trust');
 const silent = pino({ level: 'silent' });
 
-beforeAll(async () => {
-  postgres = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close();
-  await postgres.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+beforeAll(() => fixture.start(), 120_000);
+afterAll(() => fixture.close());
 
 /** `nodes` Kyselys on one fresh, migrated store (SQLite: one file; PostgreSQL: one database, a pool each) */
-async function stores(engine: 'sqlite' | 'postgres', nodes = 1): Promise<Kysely<Tables>[]> {
-  let url: string;
-  if (engine === 'sqlite') {
-    const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-trust-'));
-    dirs.push(dir);
-    url = `sqlite:${path.join(dir, 'labtrace.sqlite')}`;
-  } else url = await postgres.createDatabase(`trust_${++databases}`);
-  const dbs = Array.from({ length: engine === 'sqlite' ? 1 : nodes }, () => {
-    const s = openStore(parseDatabaseUrl(url, 'url', process.cwd()));
-    opened.push(s);
-    return s.db;
-  });
-  await migrateStore(dbs[0] as Kysely<Tables>, serverMigrations);
-  return dbs;
+async function stores(engine: Engine, nodes = 1): Promise<Kysely<Tables>[]> {
+  return fixture.stores(engine, nodes);
 }
 
 /** One node's trust modules on a store; `heard`: the security events told to listeners, in order. */

@@ -2,16 +2,12 @@
 // SeriesStore that seriesStoreFrom makes, on the SQLite MeasurementStore and on a real PostgreSQL 15 through
 // PgMeasurementStore, agree on the same batches; on PostgreSQL, `measurements.store: influxdb` gives the InfluxDB
 // series store, whose copy is a job for one node at a time (store/series/influx-postgres.test.ts runs it).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import pino from 'pino';
 import { formatSignerKey, headerHash, parseConfigText, parseSignerKey, sealBatch, toBase64, type Sample } from '@labtrace/protocols';
 import { serverConfigSchema } from '../../../src/config.js';
-import { LabDatabase, migrateStore } from '../../../src/store/database.js';
-import { openStore, parseDatabaseUrl, type OpenedStore } from '../../../src/store/dialect.js';
+import { LabDatabase } from '../../../src/store/database.js';
 import { MeasurementStore } from '../../../src/store/measurement-store.js';
 import { PgMeasurementStore, type BatchToStore } from '../../../src/store/pg-measurement-store.js';
 import { EmbeddedSeries } from '../../../src/store/series/embedded-series.js';
@@ -19,13 +15,13 @@ import { InfluxSeries } from '../../../src/store/series/influx-series.js';
 import { seriesStoreFrom } from '../../../src/store/series/open-series.js';
 import type { SeriesStore } from '../../../src/store/series/series-store.js';
 import { serverMigrations } from '../../../src/migrations.js';
-import { startPostgres, type TestPostgres } from '../../helpers/postgres.js';
+import type { Tables } from '../../../src/store/tables.js';
+import { StoreFixture } from '../../helpers/test-store.js';
 
 const silent = pino({ level: 'silent' });
 const T0 = Date.UTC(2026, 11, 7, 10);
-let postgres: TestPostgres;
-let opened: OpenedStore;
-let dir: string;
+const fixture = new StoreFixture('series', 'embedded-series');
+let pgDb: Kysely<Tables>;
 let sqlite: LabDatabase;
 let pgStore: PgMeasurementStore;
 let onSqlite: SeriesStore;
@@ -54,13 +50,11 @@ function batch(gateway: string, number: number, s: Sample[]): BatchToStore {
 }
 
 beforeAll(async () => {
-  postgres = await startPostgres();
-  opened = openStore(parseDatabaseUrl(await postgres.createDatabase('series'), 'url', process.cwd()));
-  const db = opened.db as Kysely<unknown>;
-  await migrateStore(db, serverMigrations);
+  await fixture.start();
+  const [db] = (await fixture.stores('postgres')) as [Kysely<unknown>];
+  pgDb = db as unknown as Kysely<Tables>;
   pgStore = new PgMeasurementStore(db);
-  dir = mkdtempSync(path.join(tmpdir(), 'labtrace-embedded-series-'));
-  sqlite = new LabDatabase(dir, serverMigrations);
+  sqlite = new LabDatabase(fixture.tempDir(), serverMigrations);
   await sqlite.migrate();
   const store = new MeasurementStore(sqlite);
   store.open();
@@ -76,13 +70,11 @@ beforeAll(async () => {
   }
   store.indexPending();
   onSqlite = seriesStoreFrom({ store: 'embedded' }, { database: sqlite, store, logger: silent }, {});
-  onPostgres = seriesStoreFrom({ store: 'embedded' }, { store: pgStore, db: opened.db, logger: silent }, {});
+  onPostgres = seriesStoreFrom({ store: 'embedded' }, { store: pgStore, db: pgDb, logger: silent }, {});
 }, 120_000);
 afterAll(async () => {
-  await opened.close();
   await sqlite.close();
-  await postgres.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await fixture.close();
 });
 
 test('latest values, history and series agree on SQLite and on PostgreSQL', async () => {
@@ -127,7 +119,7 @@ test('on PostgreSQL, measurements.store: influxdb reads from InfluxDB and copies
     'server.yaml',
     serverConfigSchema,
   );
-  const series = seriesStoreFrom(config.measurements, { store: pgStore, db: opened.db, logger: silent }, {});
+  const series = seriesStoreFrom(config.measurements, { store: pgStore, db: pgDb, logger: silent }, {});
   expect(series).toBeInstanceOf(InfluxSeries);
   expect(series.status().kind).toBe('influxdb');
   expect(typeof series.forwarderJob).toBe('function');

@@ -166,7 +166,11 @@ test('the forwarding node stops mid-backlog: the other takes the lease and goes 
   const written: number[] = [];
   seriesOf(next).on('written', (position) => written.push(position));
   // the forwarding node stops at its first write of the backlog (each write is one batch)
-  const stopped = new Promise<void>((resolve, reject) => seriesOf(first).once('written', () => first.stop().then(resolve, reject)));
+  const stopped = new Promise<void>((resolve, reject) =>
+    seriesOf(first).once('written', () => {
+      first.stop().then(resolve, reject);
+    }),
+  );
   await influxd.start();
   await stopped;
   nodes.splice(nodes.indexOf(first), 1);
