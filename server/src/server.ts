@@ -38,7 +38,9 @@ import { EquipmentHealth } from './lab/equipment-health.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
 import { LabOverview, overviewRoutes } from './lab/overview.js';
-import { DemoLab } from './lab/demo.js';
+import { DemoLab, type DemoParts } from './lab/demo.js';
+import { demoJob } from './lab/demo-job.js';
+import { calibrationRemindersJob, REMINDER_INTERVAL_MS, remindCalibrations } from './lab/calibration-reminders.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunShares } from './lab/run-shares.js';
@@ -153,7 +155,7 @@ export class LabtraceServer {
   readonly equipmentHealth: EquipmentHealth;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
-  /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
+  /** the demo lab's runs (config demo.enabled, as `npm start` sets it); on PostgreSQL the job `demo` of one node instead */
   readonly demo: DemoLab | undefined;
   /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
   readonly accreditations: Accreditations;
@@ -274,22 +276,16 @@ export class LabtraceServer {
           requestedAt: view.requestedAt,
         }),
     });
-    if (config.demo.enabled && target.dialect !== 'sqlite')
-      throw new LabtraceError('E_CONFIG', 'demo.enabled: the demo lab runs on the embedded SQLite store only (`npm start`), not on PostgreSQL');
-    this.demo = config.demo.enabled
-      ? new DemoLab(
-          {
-            records: this.labRecords,
-            runs: this.runs,
-            calibration: this.calibration,
-            instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
-            certificates: this.certificates,
-            results: this.results,
-          },
-          logger.child({ part: 'demo' }),
-          config.demo,
-        )
-      : undefined;
+    const demoParts: DemoParts = {
+      records: this.labRecords,
+      runs: this.runs,
+      calibration: this.calibration,
+      instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
+      certificates: this.certificates,
+      results: this.results,
+    };
+    // on PostgreSQL the demo is the job of one node (`demo`, registered with the jobs below), fed every node's stored samples
+    this.demo = config.demo.enabled && target.dialect === 'sqlite' ? new DemoLab(demoParts, logger.child({ part: 'demo' }), config.demo) : undefined;
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -398,6 +394,9 @@ export class LabtraceServer {
       );
       this.jobs.on('ended', (name, _lease, end) => logger.info({ job: name, end }, 'job ended on this node'));
       this.jobs.runOnce('run-inspection', (context) => this.runInspectionJob(context));
+      this.jobs.runOnce('calibration-reminders', calibrationRemindersJob(this.calibration, logger));
+      if (config.demo.enabled)
+        this.jobs.runOnce('demo', demoJob({ db: this.db, lab: demoParts, logger: logger.child({ part: 'demo' }), options: config.demo }));
       this.jobs.on('started', (name, lease) => logger.info({ job: name, epoch: lease.epoch }, 'job started on this node'));
       this.jobs.on('failed', (name, _lease, err) => logger.error({ job: name, err: String(err) }, 'ALARM: a job failed; it runs again'));
     }
@@ -738,8 +737,11 @@ export class LabtraceServer {
     });
     await this.jobs?.start();
     await this.demo?.start();
-    void this.remindCalibrations();
-    this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
+    // on PostgreSQL the reminders are the job of one node (`calibration-reminders`)
+    if (this.jobs === undefined) {
+      void remindCalibrations(this.calibration, this.logger);
+      this.reminderTimer = setInterval(() => void remindCalibrations(this.calibration, this.logger), REMINDER_INTERVAL_MS).unref();
+    }
     this.started = true;
     this.logger.info({ http: this.httpPort, mqtt: this.mqttPort, dataDir: this.config.dataDir }, 'server started');
   }
@@ -784,23 +786,6 @@ export class LabtraceServer {
       await feed.stop();
       await this.inspection.stop();
     }
-  }
-
-  /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
-  private async remindCalibrations(): Promise<void> {
-    let reminders;
-    try {
-      reminders = await this.calibration.reminders();
-    } catch (err) {
-      this.logger.error({ part: 'calibration', err: (err as Error).message }, 'the calibration reminders could not be read');
-      return;
-    }
-    for (const r of reminders)
-      if (r.status === 'due-soon' || r.status === 'expired')
-        this.logger.warn(
-          { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
-          r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
-        );
   }
 
   private async shutdown(): Promise<void> {

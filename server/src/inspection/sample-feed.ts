@@ -20,6 +20,8 @@ export interface SampleFeedOptions {
    * gateway's batch lock (Runs), so it committed first.
    */
   beforeDelivery?: () => Promise<void>;
+  /** what a failed read is logged as (default: the run inspection's alarm) */
+  failure?: string;
 }
 
 /** Reads the batches stored after `start()` in log order and hands their samples to `deliver`, until `stop()`. */
@@ -40,9 +42,11 @@ export class SampleFeed {
     this.pollMs = options.pollMs ?? 200;
     this.batchesPerRead = options.batchesPerRead ?? 200;
     this.beforeDelivery = options.beforeDelivery;
+    this.failure = options.failure ?? 'ALARM: the stored samples could not be read for the run inspection';
   }
 
   private readonly beforeDelivery: (() => Promise<void>) | undefined;
+  private readonly failure: string;
 
   /** the log index of the last batch handed on (-1: none yet) */
   get position(): number {
@@ -71,12 +75,7 @@ export class SampleFeed {
   /** Reads what is new now (also what the timer does), and resolves when it is delivered. */
   poll(): Promise<void> {
     const next = this.running.then(() => this.readNew());
-    this.running = next.catch((err: unknown) =>
-      this.logger.error(
-        { err: err instanceof Error ? err.message : String(err) },
-        'ALARM: the stored samples could not be read for the run inspection',
-      ),
-    );
+    this.running = next.catch((err: unknown) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, this.failure));
     return next;
   }
 
