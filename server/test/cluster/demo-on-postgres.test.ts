@@ -10,6 +10,7 @@ import pino from 'pino';
 import { LabtraceError, type Sample } from '@labtrace/protocols';
 import { PostgresLeases } from '../../src/cluster/leases.js';
 import { DEMO_ACTOR, DEMO_METHOD_ID, DemoLab, type DemoParts } from '../../src/lab/demo.js';
+import { demoJob } from '../../src/lab/demo-job.js';
 import type { LabtraceServer } from '../../src/server.js';
 import type { Tables } from '../../src/store/database.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -193,52 +194,64 @@ test('the demo’s node stops: the other node takes the demo over, ends the run 
 }, 90_000);
 
 test('a node that lost the demo’s lease writes nothing: not the end of the run running, not a new run', async () => {
-  // the remaining node holds the demo now (the test before)
-  const row = await other.server.db.selectFrom('cluster_leases').select(['holder', 'epoch']).where('name', '=', 'demo').executeTakeFirstOrThrow();
-  // a stale lease of the demo's node: the acquisition before the current one
-  const stale = { name: 'demo', holder: row.holder, epoch: Number(row.epoch) - 1 };
-  const leases = new PostgresLeases<Tables>({ db: other.server.db, connection: {}, node: row.holder, pollMs: 100, sessionTimeoutMs: 1000 });
-  const lines: Line[] = [];
-  const parts: DemoParts = {
-    records: other.server.labRecords,
-    runs: other.server.runs,
-    calibration: other.server.calibration,
-    instrumentExists: async (id) => (await other.server.registry.instrument(id)) !== undefined,
-    transact: (work) => leases.fenced(stale, work),
-  };
-  const options = { technician: 'technician', signatory: 'signatory', organization: ORGANIZATION, pauseSpecimens: 0 };
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
-  const before = await demoRuns(other.server);
-  const running = before.filter((r) => r.state === 'running');
+  const running = (await demoRuns(other.server)).filter((r) => r.state === 'running');
   expect(running).toHaveLength(1);
+  // the last node with the demo stops; a node without it takes the machine's batches (nobody runs the demo now)
+  const url = other.config.database.url!;
+  await stopNode(other);
+  const e = await node(url, 'node-e');
+  await machine.moveTo(e);
+  // the demo job as a node runs it whose lease was taken over since (the acquisition before the current one)
+  const row = await e.server.db.selectFrom('cluster_leases').select(['holder', 'epoch']).where('name', '=', 'demo').executeTakeFirstOrThrow();
+  const stale = { name: 'demo', holder: row.holder, epoch: Number(row.epoch) - 1 };
+  const leases = new PostgresLeases<Tables>({ db: e.server.db, connection: {}, node: row.holder, pollMs: 200, sessionTimeoutMs: 10_000 });
+  const lines: Line[] = [];
+  const job = demoJob({
+    db: e.server.db,
+    lab: {
+      records: e.server.labRecords,
+      runs: e.server.runs,
+      calibration: e.server.calibration,
+      instrumentExists: async (id) => (await e.server.registry.instrument(id)) !== undefined,
+    },
+    logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Line) }),
+    options: { technician: 'technician', signatory: 'signatory', organization: ORGANIZATION, pauseSpecimens: 0 },
+  });
+  const staleRun = (signal: AbortSignal) => job({ lease: stale, signal, fenced: (write) => leases.fenced(stale, write) });
 
-  // its start would end the run running (a run left by a restart): refused, the run goes on
-  const restarted = new DemoLab(parts, logger, options);
-  let error: unknown;
-  try {
-    await restarted.start();
-  } catch (err) {
-    error = err;
-  }
+  // its start would end the run left running: refused, the run goes on (were it not fenced: the demo would follow)
+  const following = (): boolean => lines.some((l) => l.msg === 'the demo lab follows the stored samples on this node');
+  const first = new AbortController();
+  let settled = false;
+  const refused = staleRun(first.signal).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  void refused.finally(() => (settled = true));
+  await waitFor('the stale demo refused, or following', () => settled || following());
+  first.abort();
+  const error = await refused;
   expect(error).toBeInstanceOf(LabtraceError);
   expect((error as LabtraceError).code).toBe('E_LEASE_LOST');
-  expect((await other.server.runs.get(LAB_VIEW, running[0]!.id))?.state).toBe('running');
+  expect((await e.server.runs.get(LAB_VIEW, running[0]!.id))?.state).toBe('running');
 
-  // with no run running, a new specimen would start one: refused, nothing recorded
-  await other.server.runs.abort(DEMO_ACTOR, running[0]!.id, 'test: the specimen was taken out');
-  const stopped = await demoRuns(other.server);
-  const samples = (await other.server.db.selectFrom('lab_samples').select('id').execute()).length;
-  const demo = new DemoLab(parts, logger, options);
-  await demo.start();
-  demo.onSamples([{ gateway: 'gw-a', instrument: 'utm-1', channel: 'specimen', seq: 0, ts: Date.now(), value: 7, unit: '', quality: 'good' }]);
-  demo.onSamples([{ gateway: 'gw-a', instrument: 'utm-1', channel: 'specimen', seq: 1, ts: Date.now(), value: 8, unit: '', quality: 'good' }]);
+  // with no run running, the next specimen would start one: refused, nothing recorded
+  await e.server.runs.abort(DEMO_ACTOR, running[0]!.id, 'test: the specimen was taken out');
+  const runs = await demoRuns(e.server);
+  const samples = (await e.server.db.selectFrom('lab_samples').select('id').execute()).length;
+  const stop = new AbortController();
+  const ended = staleRun(stop.signal);
+  await waitFor('the stale demo following the stored samples', following);
+  await machine.reading(6, 0, 0);
+  await machine.reading(7, 0, 0);
   // the step taken: refused, or (were the writes not fenced) a run started
   await waitFor('the demo’s step', () => lines.some((l) => l.msg === 'demo run step failed' || l.msg.startsWith('demo run started')));
-  await demo.stop();
+  stop.abort();
+  await ended;
   expect(lines.filter((l) => l.msg === 'demo run step failed')).toHaveLength(1);
   expect(String(lines.find((l) => l.msg === 'demo run step failed')?.err)).toMatch(/^lease demo: epoch /);
-  expect(await demoRuns(other.server)).toEqual(stopped);
-  expect((await other.server.db.selectFrom('lab_samples').select('id').execute()).length).toBe(samples);
+  expect(await demoRuns(e.server)).toEqual(runs);
+  expect((await e.server.db.selectFrom('lab_samples').select('id').execute()).length).toBe(samples);
 }, 60_000);
 
 test('two demos starting at once on one store record its method once, and both start', async () => {
