@@ -31,6 +31,8 @@ afterAll(async () => {
   await postgres.stop();
 });
 
+/** how long a step through the nodes may take on a busy machine */
+const WAIT = 30_000;
 const DEMO = { enabled: true, organization: ORGANIZATION, pauseSpecimens: 0 };
 
 interface Line {
@@ -110,10 +112,10 @@ test('two nodes with the demo on one store: its method recorded once, one demo r
   const url = await postgres.createDatabase('demo');
   a = await node(url, 'node-a', { demo: DEMO }, logs.a);
   b = await node(url, 'node-b', { demo: DEMO }, logs.b);
-  await waitFor('one node holding the demo', () => holding('demo', [a, b]).length === 1);
+  await waitFor('one node holding the demo', () => holding('demo', [a, b]).length === 1, WAIT);
   holder = holding('demo', [a, b])[0]!;
   other = holder === a ? b : a;
-  await waitFor('the demo following the stored samples', () => following(holder));
+  await waitFor('the demo following the stored samples', () => following(holder), WAIT);
   expect(following(other)).toBe(false);
 
   // the method recorded once, by the demo (both nodes run DemoLab's start only when they hold the job)
@@ -136,13 +138,13 @@ test('two nodes with the demo on one store: its method recorded once, one demo r
       ],
     },
   ]);
-  await waitFor('the testing machine', async () => (await holder.server.registry.instrument('utm-1')) !== undefined);
+  await waitFor('the testing machine', async () => (await holder.server.registry.instrument('utm-1')) !== undefined, WAIT);
   machine = new Machine(gw, other);
 
   // a specimen mounted, stored through the node that does not run the demo: the demo's node starts a run
   await machine.reading(1, 0, 12);
   await machine.reading(2, 0, 0);
-  await waitFor('the demo run', async () => (await demoRuns(a.server)).some((r) => r.state === 'running'));
+  await waitFor('the demo run', async () => (await demoRuns(a.server)).some((r) => r.state === 'running'), WAIT);
   const [first] = await demoRuns(a.server);
   expect(first).toMatchObject({ state: 'running', createdBy: 'demo', organization: ORGANIZATION });
   // the machine calibrated once, by the demo
@@ -158,40 +160,44 @@ test('two nodes with the demo on one store: its method recorded once, one demo r
     await machine.reading(2, force, extension);
   await machine.moveTo(other);
   await machine.reading(3, 0, 0);
-  await waitFor('the first run completed, the next running', async () => {
-    const runs = await demoRuns(b.server);
-    return runs.length === 2 && runs.some((r) => r.id === first!.id && r.state === 'completed') && runs.some((r) => r.state === 'running');
-  });
+  await waitFor(
+    'the first run completed, the next running',
+    async () => {
+      const runs = await demoRuns(b.server);
+      return runs.length === 2 && runs.some((r) => r.id === first!.id && r.state === 'completed') && runs.some((r) => r.state === 'running');
+    },
+    WAIT,
+  );
   // its results from the readings stored through the demo's node
   expect((await a.server.results.resultsOf(first!.id))?.results.find((r) => r.name === 'Fm')?.value).toBe(42.05);
   expect((await demoRuns(a.server)).filter((r) => r.state === 'running')).toHaveLength(1);
   // one sample per run, one calibration
   expect((await a.server.db.selectFrom('lab_samples').select('id').where('created_by', '=', 'demo').execute()).length).toBe(2);
   expect((await a.server.calibration.calibrations('utm-1')).length).toBe(1);
-}, 90_000);
+}, 180_000);
 
 test('the demo’s node stops: the other node takes the demo over, ends the run left running and follows the next specimen', async () => {
   // a run running again (the demo's node follows the next specimen)
   const earlier = new Set((await demoRuns(other.server)).map((r) => r.id));
   await machine.reading(4, 0, 0);
   const next = async () => (await demoRuns(other.server)).find((r) => r.state === 'running' && !earlier.has(r.id));
-  await waitFor('the run of specimen 4', async () => (await next()) !== undefined);
+  await waitFor('the run of specimen 4', async () => (await next()) !== undefined, WAIT);
   const left = (await next())!;
 
   await stopNode(holder);
-  await waitFor('the other node holding the demo', () => holding('demo', [other]).length === 1, 30_000);
-  await waitFor('the demo following the stored samples there', () => following(other));
+  await waitFor('the other node holding the demo', () => holding('demo', [other]).length === 1, WAIT);
+  await waitFor('the demo following the stored samples there', () => following(other), WAIT);
   expect((await other.server.runs.get(LAB_VIEW, left.id))?.state).toBe('aborted');
   expect((await other.server.runs.get(LAB_VIEW, left.id))?.endReason).toBe('the demo lab was restarted while the run was running');
 
   // the machine goes on through the remaining node: the next specimen starts a run there
   await machine.reading(4, 5, 0.2);
   await machine.reading(5, 0, 0);
-  await waitFor('a new demo run', async () => (await demoRuns(other.server)).some((r) => r.state === 'running' && r.id !== left.id));
+  await waitFor('a new demo run', async () => (await demoRuns(other.server)).some((r) => r.state === 'running' && r.id !== left.id), WAIT);
   expect((await demoRuns(other.server)).filter((r) => r.state === 'running')).toHaveLength(1);
   // still the one method
   expect(await other.server.db.selectFrom('methods').select('version').where('id', '=', DEMO_METHOD_ID).execute()).toEqual([{ version: 1 }]);
-}, 90_000);
+}, 180_000);
 
 test('a node that lost the demo’s lease writes nothing: not the end of the run running, not a new run', async () => {
   const running = (await demoRuns(other.server)).filter((r) => r.state === 'running');
@@ -228,7 +234,7 @@ test('a node that lost the demo’s lease writes nothing: not the end of the run
     (err: unknown) => err,
   );
   void refused.finally(() => (settled = true));
-  await waitFor('the stale demo refused, or following', () => settled || following());
+  await waitFor('the stale demo refused, or following', () => settled || following(), WAIT);
   first.abort();
   const error = await refused;
   expect(error).toBeInstanceOf(LabtraceError);
@@ -241,18 +247,18 @@ test('a node that lost the demo’s lease writes nothing: not the end of the run
   const samples = (await e.server.db.selectFrom('lab_samples').select('id').execute()).length;
   const stop = new AbortController();
   const ended = staleRun(stop.signal);
-  await waitFor('the stale demo following the stored samples', following);
+  await waitFor('the stale demo following the stored samples', following, WAIT);
   await machine.reading(6, 0, 0);
   await machine.reading(7, 0, 0);
   // the step taken: refused, or (were the writes not fenced) a run started
-  await waitFor('the demo’s step', () => lines.some((l) => l.msg === 'demo run step failed' || l.msg.startsWith('demo run started')));
+  await waitFor('the demo’s step', () => lines.some((l) => l.msg === 'demo run step failed' || l.msg.startsWith('demo run started')), WAIT);
   stop.abort();
   await ended;
   expect(lines.filter((l) => l.msg === 'demo run step failed')).toHaveLength(1);
   expect(String(lines.find((l) => l.msg === 'demo run step failed')?.err)).toMatch(/^lease demo: epoch /);
   expect(await demoRuns(e.server)).toEqual(runs);
   expect((await e.server.db.selectFrom('lab_samples').select('id').execute()).length).toBe(samples);
-}, 60_000);
+}, 180_000);
 
 test('two demos starting at once on one store record its method once, and both start', async () => {
   const url = await postgres.createDatabase('seeding');
@@ -272,7 +278,7 @@ test('two demos starting at once on one store record its method once, and both s
   expect((await c.server.audit.list({ recordType: 'method', recordId: DEMO_METHOD_ID, limit: 10 })).length).toBe(1);
   await stopNode(c);
   await stopNode(d);
-}, 60_000);
+}, 120_000);
 
 test('the calibration reminders are logged by the node that holds their job only, and by the next holder when it stops', async () => {
   const url = await postgres.createDatabase('reminders');
@@ -282,7 +288,7 @@ test('the calibration reminders are logged by the node that holds their job only
   const gw = await TestGateway.connect(c, 'gw-b');
   gateways.push(gw);
   await gw.birth('cal-1');
-  await waitFor('the instrument', async () => (await c.server.registry.instrument('cal-1')) !== undefined);
+  await waitFor('the instrument', async () => (await c.server.registry.instrument('cal-1')) !== undefined, WAIT);
   const day = 86_400_000;
   await c.server.calibration.record({ username: 'test-setup', role: 'system' }, 'cal-1', {
     calibratedAt: Date.now() - 400 * day,
@@ -292,7 +298,7 @@ test('the calibration reminders are logged by the node that holds their job only
     uncertainty: { value: 0.3, unit: '%', k: 2 },
     nextDueAt: Date.now() - 35 * day,
   });
-  await waitFor('node C holding the reminders', () => holding('calibration-reminders', [c]).length === 1);
+  await waitFor('node C holding the reminders', () => holding('calibration-reminders', [c]).length === 1, WAIT);
 
   // a second node comes while the instrument is expired: it does not hold the reminders, so it logs none
   const second: Line[] = [];
@@ -300,11 +306,11 @@ test('the calibration reminders are logged by the node that holds their job only
   const reminded = (lines: Line[]) => lines.filter((l) => l.instrument === 'cal-1' && l.msg.startsWith('calibration expired'));
   // the first node stops: the second takes the reminders over, and logs the instrument's once
   await stopNode(c);
-  await waitFor('node D holding the reminders', () => holding('calibration-reminders', [d]).length === 1, 30_000);
-  await waitFor('node D’s reminder', () => reminded(second).length > 0);
+  await waitFor('node D holding the reminders', () => holding('calibration-reminders', [d]).length === 1, WAIT);
+  await waitFor('node D’s reminder', () => reminded(second).length > 0, WAIT);
   expect(reminded(second)).toHaveLength(1);
   const took = second.findIndex((l) => l.msg === 'job started on this node' && l.job === 'calibration-reminders');
   expect(took).toBeGreaterThanOrEqual(0);
   expect(second.indexOf(reminded(second)[0]!)).toBeGreaterThan(took);
   await stopNode(d);
-}, 90_000);
+}, 180_000);
