@@ -38,7 +38,9 @@ import { EquipmentHealth } from './lab/equipment-health.js';
 import { LabRecords } from './lab/lab-records.js';
 import { labRoutes } from './lab/lab-routes.js';
 import { LabOverview, overviewRoutes } from './lab/overview.js';
-import { DemoLab } from './lab/demo.js';
+import { DemoLab, type DemoParts } from './lab/demo.js';
+import { demoJob } from './lab/demo-job.js';
+import { calibrationRemindersJob, REMINDER_INTERVAL_MS, remindCalibrations } from './lab/calibration-reminders.js';
 import { RunResultsService } from './lab/results.js';
 import { Runs } from './lab/runs.js';
 import { RunShares } from './lab/run-shares.js';
@@ -156,7 +158,7 @@ export class LabtraceServer {
   readonly equipmentHealth: EquipmentHealth;
   /** the results of completed runs, computed when a run completes */
   readonly results: RunResultsService;
-  /** the demo lab's runs (config demo.enabled, as `npm start` sets it) */
+  /** the demo lab's runs (config demo.enabled, as `npm start` sets it); on PostgreSQL the job `demo` of one node instead */
   readonly demo: DemoLab | undefined;
   /** the lab's accreditations: their computed status, and the scope check of runs, results and certificates */
   readonly accreditations: Accreditations;
@@ -291,22 +293,16 @@ export class LabtraceServer {
           requestedAt: view.requestedAt,
         }),
     });
-    if (config.demo.enabled && target.dialect !== 'sqlite')
-      throw new LabtraceError('E_CONFIG', 'demo.enabled: the demo lab runs on the embedded SQLite store only (`npm start`), not on PostgreSQL');
-    this.demo = config.demo.enabled
-      ? new DemoLab(
-          {
-            records: this.labRecords,
-            runs: this.runs,
-            calibration: this.calibration,
-            instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
-            certificates: this.certificates,
-            results: this.results,
-          },
-          logger.child({ part: 'demo' }),
-          config.demo,
-        )
-      : undefined;
+    const demoParts: DemoParts = {
+      records: this.labRecords,
+      runs: this.runs,
+      calibration: this.calibration,
+      instrumentExists: async (id) => (await this.registry.instrument(id)) !== undefined,
+      certificates: this.certificates,
+      results: this.results,
+    };
+    // on PostgreSQL the demo is the job of one node (`demo`, registered with the jobs below), fed every node's stored samples
+    this.demo = config.demo.enabled && target.dialect === 'sqlite' ? new DemoLab(demoParts, logger.child({ part: 'demo' }), config.demo) : undefined;
     const external = config.mqtt.external;
     if (external === undefined) {
       this.embeddedBroker = new Broker({
@@ -418,6 +414,9 @@ export class LabtraceServer {
       this.jobs.runOnce('run-inspection', (context) => this.runInspectionJob(context));
       // with InfluxDB: the copy of every node's stored batches, by the one node holding this job's lease
       if (this.series.forwarderJob !== undefined) this.jobs.runOnce('influx-forwarder', this.series.forwarderJob);
+      this.jobs.runOnce('calibration-reminders', calibrationRemindersJob(this.calibration, logger));
+      if (config.demo.enabled)
+        this.jobs.runOnce('demo', demoJob({ db: this.db, lab: demoParts, logger: logger.child({ part: 'demo' }), options: config.demo }));
       this.jobs.on('started', (name, lease) => logger.info({ job: name, epoch: lease.epoch }, 'job started on this node'));
       this.jobs.on('failed', (name, _lease, err) => logger.error({ job: name, err: String(err) }, 'ALARM: a job failed; it runs again'));
     }
@@ -736,20 +735,25 @@ export class LabtraceServer {
           await this.live.stop();
         },
       },
+      // on PostgreSQL the demo and the calibration reminders are jobs of one node (registered with the jobs above)
       { name: 'jobs', roles: ['jobs'], start: async () => this.jobs?.start(), stop: async () => this.jobs?.stop() },
       { name: 'demo', roles: ['jobs'], start: async () => this.demo?.start(), stop: async () => this.demo?.stop() },
-      {
-        name: 'calibration-reminders',
-        roles: ['jobs'],
-        start: () => {
-          void this.remindCalibrations();
-          this.reminderTimer = setInterval(() => void this.remindCalibrations(), 86_400_000).unref();
-        },
-        stop: () => {
-          if (this.reminderTimer) clearInterval(this.reminderTimer);
-          this.reminderTimer = undefined;
-        },
-      },
+      ...(this.jobs !== undefined
+        ? []
+        : [
+            {
+              name: 'calibration-reminders',
+              roles: ['jobs'],
+              start: () => {
+                void remindCalibrations(this.calibration, this.logger);
+                this.reminderTimer = setInterval(() => void remindCalibrations(this.calibration, this.logger), REMINDER_INTERVAL_MS).unref();
+              },
+              stop: () => {
+                if (this.reminderTimer) clearInterval(this.reminderTimer);
+                this.reminderTimer = undefined;
+              },
+            } satisfies Part,
+          ]),
     ];
     return parts;
   }
@@ -891,22 +895,5 @@ export class LabtraceServer {
       await feed.stop();
       await this.inspection.stop();
     }
-  }
-
-  /** One warning line per instrument whose calibration is due soon or expired (at start, then daily). */
-  private async remindCalibrations(): Promise<void> {
-    let reminders;
-    try {
-      reminders = await this.calibration.reminders();
-    } catch (err) {
-      this.logger.error({ part: 'calibration', err: (err as Error).message }, 'the calibration reminders could not be read');
-      return;
-    }
-    for (const r of reminders)
-      if (r.status === 'due-soon' || r.status === 'expired')
-        this.logger.warn(
-          { part: 'calibration', instrument: r.instrument, status: r.status, dueAt: r.dueAt === null ? null : new Date(r.dueAt).toISOString() },
-          r.status === 'expired' ? 'calibration expired: the instrument may not be used for runs' : 'calibration due soon',
-        );
   }
 }

@@ -25,6 +25,8 @@ export interface SampleFeedOptions {
    * turn of the event loop: the inspection stores that position with the alarm events those samples led to
    */
   delivered?: (position: number) => void;
+  /** what a failed read is logged as (default: the run inspection's alarm) */
+  failure?: string;
 }
 
 /** Reads the batches stored after `start()` in log order and hands their samples to `deliver`, until `stop()`. */
@@ -46,10 +48,12 @@ export class SampleFeed {
     this.batchesPerRead = options.batchesPerRead ?? 200;
     this.beforeDelivery = options.beforeDelivery;
     this.delivered = options.delivered;
+    this.failure = options.failure ?? 'ALARM: the stored samples could not be read for the run inspection';
   }
 
   private readonly beforeDelivery: (() => Promise<void>) | undefined;
   private readonly delivered: ((position: number) => void) | undefined;
+  private readonly failure: string;
 
   /** the log index of the last batch handed on (-1: none yet) */
   get position(): number {
@@ -86,12 +90,7 @@ export class SampleFeed {
   /** Reads what is new now (also what the timer does), and resolves when it is delivered. */
   poll(): Promise<void> {
     const next = this.running.then(() => this.readNew());
-    this.running = next.catch((err: unknown) =>
-      this.logger.error(
-        { err: err instanceof Error ? err.message : String(err) },
-        'ALARM: the stored samples could not be read for the run inspection',
-      ),
-    );
+    this.running = next.catch((err: unknown) => this.logger.error({ err: err instanceof Error ? err.message : String(err) }, this.failure));
     return next;
   }
 

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { LabtraceError } from '@labtrace/protocols';
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
-import type { Tables } from '../store/database.js';
+import type { Tables, Transact } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import { Registry } from '../store/registry.js';
 import type { EquipmentStatus, ServiceStatus } from './equipment.js';
@@ -222,9 +222,10 @@ export class Calibration {
   /**
    * Records a calibration. It supersedes the record in force (the newest performed) unless it was performed before
    * that one; its audit entry names the record it supersedes. The instrument's records are made one at a time.
+   * `transact`: the transaction it is recorded in (a job's fenced one; the store's by default).
    */
-  async record(actor: Actor, instrument: string, input: CalibrationInput): Promise<CalibrationRecord> {
-    const stored = await this.store.transaction().execute(async (trx) => {
+  async record(actor: Actor, instrument: string, input: CalibrationInput, transact?: Transact): Promise<CalibrationRecord> {
+    const stored = await (transact ?? ((work) => this.store.transaction().execute(work)))(async (trx) => {
       await this.mustExistIn(trx, instrument);
       const at = this.now();
       if (input.calibratedAt > at) throw new LabtraceError('E_BAD_REQUEST', 'body: calibratedAt: is in the future');

@@ -7,6 +7,7 @@ import { LabtraceError, type LiveSample } from '@labtrace/protocols';
 import type { Actor } from '../audit/audit-trail.js';
 import type { Certificates } from '../certificates/certificates.js';
 import type { Logger } from '../log.js';
+import type { Transact } from '../store/database.js';
 import type { Calibration } from './calibration.js';
 import type { LabRecords } from './lab-records.js';
 import type { RunResultsService } from './results.js';
@@ -76,6 +77,23 @@ export interface DemoOptions {
   pauseSpecimens: number;
 }
 
+/**
+ * The services the demo works through. `transact`: the transaction each of its writes runs in: on several nodes,
+ * the demo job's fenced one (lab/demo-job.ts), so that a node that lost the job's lease starts, stops or records
+ * nothing; the store's own by default (one node).
+ */
+export interface DemoParts {
+  records: LabRecords;
+  runs: Runs;
+  calibration: Calibration;
+  instrumentExists: (id: string) => Promise<boolean>;
+  /** certificates of completed demo runs: requested by the technician, issued by the signatory */
+  certificates?: Pick<Certificates, 'request' | 'issue'>;
+  /** the results of a completed run, kept before its certificate is requested */
+  results?: Pick<RunResultsService, 'onCompleted'>;
+  transact?: Transact | undefined;
+}
+
 type Phase = { kind: 'waiting'; skip: number } | { kind: 'mounting' } | { kind: 'running'; run: string; specimen: number };
 
 export class DemoLab {
@@ -84,27 +102,25 @@ export class DemoLab {
   private started = false;
 
   constructor(
-    private readonly deps: {
-      records: LabRecords;
-      runs: Runs;
-      calibration: Calibration;
-      instrumentExists: (id: string) => Promise<boolean>;
-      /** certificates of completed demo runs: requested by the technician, issued by the signatory */
-      certificates?: Pick<Certificates, 'request' | 'issue'>;
-      /** the results of a completed run, kept before its certificate is requested */
-      results?: Pick<RunResultsService, 'onCompleted'>;
-    },
+    private readonly deps: DemoParts,
     private readonly logger: Logger,
     private readonly options: DemoOptions,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records the demo method once; the calibration and runs follow the testing machine's samples. */
+  /**
+   * Records the demo method once; the calibration and runs follow the testing machine's samples. Two demos starting
+   * at once (two nodes) record it once: the method's id is unique, and the records refuse a second method of an id
+   * under their lock, which the demo takes as recorded.
+   */
   async start(): Promise<void> {
-    if ((await this.deps.records.method(DEMO_METHOD_ID)) === undefined) await this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD);
-    // a run left running by a stop of the server is ended: its specimen is gone
+    await this.deps.records.createMethod(DEMO_ACTOR, DEMO_METHOD).catch((err: unknown) => {
+      if (!(err instanceof LabtraceError && err.code === 'E_CONFLICT' && err.refusal?.reason === 'record.exists')) throw err;
+    });
+    // a run left running by a stop of the server (or of the node that ran the demo) is ended: its specimen is gone
     for (const run of await this.deps.runs.list({ role: 'admin', organization: null }, { state: 'running' }))
-      if (run.method.id === DEMO_METHOD_ID) await this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running');
+      if (run.method.id === DEMO_METHOD_ID)
+        await this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo lab was restarted while the run was running', this.deps.transact);
     this.started = true;
   }
 
@@ -141,7 +157,7 @@ export class DemoLab {
     if (!this.started) return;
     const phase = this.phase;
     if (phase.kind === 'running') {
-      const stopped = await this.deps.runs.stop(DEMO_ACTOR, phase.run, `specimen ${phase.specimen} broke`);
+      const stopped = await this.deps.runs.stop(DEMO_ACTOR, phase.run, `specimen ${phase.specimen} broke`, this.deps.transact);
       this.logger.info({ run: phase.run }, 'demo run completed');
       await this.deps.results?.onCompleted(stopped);
       this.certify(phase.run);
@@ -154,20 +170,30 @@ export class DemoLab {
     }
     await this.ensureCalibrated();
     const id = `DEMO-${specimen}-${this.now()}`;
-    await this.deps.records.createSample(DEMO_ACTOR, {
-      id,
-      organization: this.options.organization,
-      description: `steel bar B500B, 10 mm, specimen ${specimen} of the demo batch`,
-      condition: 'as received, no visible damage',
-      receivedAt: this.now(),
-    });
-    const run: Run = await this.deps.runs.create(DEMO_ACTOR, {
-      sample: id,
-      method: DEMO_METHOD_ID,
-      instruments: [DEMO_INSTRUMENT],
-      technician: this.options.technician,
-    });
-    await this.deps.runs.start(DEMO_ACTOR, run.id, `specimen ${specimen} mounted`);
+    const transact = this.deps.transact;
+    await this.deps.records.createSample(
+      DEMO_ACTOR,
+      {
+        id,
+        organization: this.options.organization,
+        description: `steel bar B500B, 10 mm, specimen ${specimen} of the demo batch`,
+        condition: 'as received, no visible damage',
+        receivedAt: this.now(),
+      },
+      transact,
+    );
+    const run: Run = await this.deps.runs.create(
+      DEMO_ACTOR,
+      { sample: id, method: DEMO_METHOD_ID, instruments: [DEMO_INSTRUMENT], technician: this.options.technician },
+      transact,
+    );
+    try {
+      await this.deps.runs.start(DEMO_ACTOR, run.id, `specimen ${specimen} mounted`, transact);
+    } catch (err) {
+      // not left planned (the lease lost meanwhile, say): the run was this demo's own, and nobody else knows of it
+      await this.deps.runs.abort(DEMO_ACTOR, run.id, 'the demo run could not start').catch(() => undefined);
+      throw err;
+    }
     this.phase = { kind: 'running', run: run.id, specimen };
     this.logger.info({ run: run.id }, 'demo run started: sign in as the demo client to watch it');
   }
@@ -192,19 +218,24 @@ export class DemoLab {
     const status = await this.deps.calibration.status(DEMO_INSTRUMENT);
     if (status.status === 'valid' || status.status === 'due-soon') return;
     const at = this.now();
-    await this.deps.calibration.record(DEMO_ACTOR, DEMO_INSTRUMENT, {
-      calibratedAt: at - 30 * DAY,
-      laboratory: 'Demo Calibration Services (not a real laboratory)',
-      certificate: `DEMO-CAL-${new Date(at).getUTCFullYear()}-001`,
-      results: [
-        { point: '10 kN', reference: 10, indication: 10.004, unit: 'kN' },
-        { point: '40 kN', reference: 40, indication: 40.012, unit: 'kN' },
-      ],
-      // relative to the reading (ISO 7500-1 class 0.5 machines), so it applies to force and extension alike
-      uncertainty: { value: 0.3, unit: '%', k: 2 },
-      acceptance: 'ISO 7500-1 class 0.5',
-      nextDueAt: at + 335 * DAY,
-      reason: 'demo: the machine as delivered with its calibration certificate',
-    });
+    await this.deps.calibration.record(
+      DEMO_ACTOR,
+      DEMO_INSTRUMENT,
+      {
+        calibratedAt: at - 30 * DAY,
+        laboratory: 'Demo Calibration Services (not a real laboratory)',
+        certificate: `DEMO-CAL-${new Date(at).getUTCFullYear()}-001`,
+        results: [
+          { point: '10 kN', reference: 10, indication: 10.004, unit: 'kN' },
+          { point: '40 kN', reference: 40, indication: 40.012, unit: 'kN' },
+        ],
+        // relative to the reading (ISO 7500-1 class 0.5 machines), so it applies to force and extension alike
+        uncertainty: { value: 0.3, unit: '%', k: 2 },
+        acceptance: 'ISO 7500-1 class 0.5',
+        nextDueAt: at + 335 * DAY,
+        reason: 'demo: the machine as delivered with its calibration certificate',
+      },
+      this.deps.transact,
+    );
   }
 }

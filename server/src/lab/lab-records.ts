@@ -9,7 +9,7 @@ import type { MethodListQuery, Page, SampleListQuery } from '@labtrace/protocols
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { pageOfRows } from '../api/paging.js';
 import type { Actor, AuditInput, AuditTrail } from '../audit/audit-trail.js';
-import type { Tables } from '../store/database.js';
+import type { Tables, Transact } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { MethodInScope, MethodScopeCheck } from './accreditation.js';
 import { methodDefinition, type LabSampleInput, type MethodDefinition } from './schemas.js';
@@ -110,11 +110,12 @@ export class LabRecords extends EventEmitter<LabRecordsEvents> {
     if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${lock[0]}, ${lock[1]})`.execute(trx);
   }
 
-  async createSample(actor: Actor, input: LabSampleInput): Promise<LabSample> {
+  /** `transact`: the transaction the sample is recorded in (a job's fenced one; the store's by default) */
+  async createSample(actor: Actor, input: LabSampleInput, transact?: Transact): Promise<LabSample> {
     // asked first, outside the transaction: an organization is never deleted (and the foreign key holds it)
     if (!(await this.directory.organizations()).some((o) => o.id === input.organization)) throw unknownOrganization(input.organization);
     const sample: LabSample = { ...input, createdBy: actor.username, createdAt: this.now() };
-    await this.store.transaction().execute(async (trx) => {
+    await (transact ?? ((work) => this.store.transaction().execute(work)))(async (trx) => {
       await this.hold(trx, SAMPLES_LOCK);
       if ((await this.sampleQuery(trx, input.id).executeTakeFirst()) !== undefined) throw sampleExists(input.id);
       await this.insertSample(trx, sample).execute();

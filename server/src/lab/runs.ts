@@ -10,7 +10,7 @@ import { LabtraceError, liveSampleOf, readRecords, type LiveSample } from '@labt
 import type { Actor, AuditTrail } from '../audit/audit-trail.js';
 import { canSee, visibleOrganizations, type Viewer } from '../auth/visibility.js';
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
-import type { Tables } from '../store/database.js';
+import type { Tables, Transact } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 import type { EquipmentStatus } from './equipment.js';
 import type { MethodScopeCheck } from './accreditation.js';
@@ -173,6 +173,9 @@ export class Runs extends EventEmitter<RunsEvents> {
     super();
   }
 
+  /** the store's own transaction */
+  private readonly transact: Transact = (work) => this.store.transaction().execute(work);
+
   private get postgres(): boolean {
     return dialectOf(this.store as unknown as Kysely<unknown>) === 'postgres';
   }
@@ -199,7 +202,8 @@ export class Runs extends EventEmitter<RunsEvents> {
     }
   }
 
-  async create(actor: Actor, input: RunInput): Promise<Run> {
+  /** `transact`: the transaction the run is created in (a job's fenced one; the store's by default) */
+  async create(actor: Actor, input: RunInput, transact: Transact = this.transact): Promise<Run> {
     // the lab records and the other modules' answers first: a transaction awaits only its own queries
     const sample = await this.records.sample(input.sample);
     if (!sample) throw new LabtraceError('E_BAD_REQUEST', `body: sample: "${input.sample}" is not known`);
@@ -229,7 +233,7 @@ export class Runs extends EventEmitter<RunsEvents> {
     // read before the transaction, as the method was: the flag says what the scope was when the run was planned
     const inScope = (await this.scope.methodScopeIn(this.store, createdAt))(method.standard, method.definition.measurands);
     const bound = instruments.map((i) => ({ id: i.id, gateway: i.gateway }));
-    const run = await this.store.transaction().execute(async (trx) => {
+    const run = await transact(async (trx) => {
       // PostgreSQL: runs are numbered one at a time across nodes (SQLite has one writer)
       if (this.postgres) await sql`SELECT pg_advisory_xact_lock(${RUN_NUMBER_LOCK[0]}, ${RUN_NUMBER_LOCK[1]})`.execute(trx);
       const { n } = await trx
@@ -278,8 +282,8 @@ export class Runs extends EventEmitter<RunsEvents> {
    * calibration later). The accreditation scope is checked again, as it stands at the start (an accreditation
    * may have been suspended or its scope reduced since the run was planned).
    */
-  async start(actor: Actor, id: string, reason?: string): Promise<Run> {
-    return this.transition(actor, id, 'start', reason, async (trx, run, at) => {
+  async start(actor: Actor, id: string, reason?: string, transact?: Transact): Promise<Run> {
+    return this.transition(actor, id, 'start', reason, transact, async (trx, run, at) => {
       const blockers: string[] = [];
       for (const i of run.instruments) blockers.push(...(await this.equipment.blockersIn(trx, i.id)));
       if (blockers.length > 0)
@@ -305,14 +309,14 @@ export class Runs extends EventEmitter<RunsEvents> {
     });
   }
 
-  async stop(actor: Actor, id: string, reason?: string): Promise<Run> {
-    return this.transition(actor, id, 'stop', reason, (trx, run, at) => this.end(trx, run, 'completed', at, reason ?? null));
+  async stop(actor: Actor, id: string, reason?: string, transact?: Transact): Promise<Run> {
+    return this.transition(actor, id, 'stop', reason, transact, (trx, run, at) => this.end(trx, run, 'completed', at, reason ?? null));
   }
 
   /** Aborts a planned or running run; the reason is required and stays with the run. */
-  async abort(actor: Actor, id: string, reason: string): Promise<Run> {
+  async abort(actor: Actor, id: string, reason: string, transact?: Transact): Promise<Run> {
     if (reason.trim() === '') throw new LabtraceError('E_BAD_REQUEST', 'body: reason: required to abort a run');
-    return this.transition(actor, id, 'abort', reason, (trx, run, at) => this.end(trx, run, 'aborted', at, reason));
+    return this.transition(actor, id, 'abort', reason, transact, (trx, run, at) => this.end(trx, run, 'aborted', at, reason));
   }
 
   /** A run the principal may see; undefined for an unknown run and for another organization's, alike. */
@@ -542,17 +546,19 @@ export class Runs extends EventEmitter<RunsEvents> {
   /**
    * A command of the state machine in one transaction with its audit entry. On PostgreSQL the run's row is held
    * (FOR UPDATE) from the read of its state to the commit, so that two nodes given commands for one run at once
-   * apply one and refuse the other as the state machine says; SQLite has one writer.
+   * apply one and refuse the other as the state machine says; SQLite has one writer. `transact`: the transaction
+   * the command runs in (a job's fenced one; the store's by default).
    */
   private async transition(
     actor: Actor,
     id: string,
     command: RunCommand,
     reason: string | undefined,
+    transact: Transact = this.transact,
     apply: (trx: Transaction<Tables>, run: Run, at: number) => Promise<Method | void>,
   ): Promise<Run> {
     let method: Method | undefined;
-    const after = await this.store.transaction().execute(async (trx) => {
+    const after = await transact(async (trx) => {
       const before = await this.find(trx, id, true);
       if (!before) throw new LabtraceError('E_NOT_FOUND', `run "${id}" is not known`, { reason: 'record.not-found', params: { type: 'run', id } });
       const next = TRANSITIONS[before.state][command];

@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { dialectOf } from './portable-ddl.js';
 import { withStatementCache } from './sqlite-statements.js';
@@ -11,6 +11,13 @@ import { withStatementCache } from './sqlite-statements.js';
 // the Kysely type of every table the migrations create, generated from a migrated store (store/tables-schema.ts)
 export type { Tables } from './tables.js';
 import type { Tables } from './tables.js';
+
+/**
+ * Opens the transaction a module's write runs in and commits it: the store's own by default. A job of one node of
+ * several passes its lease's fenced() (cluster/jobs.ts), so that the write commits only while that node still holds
+ * the job's lease, and a node that lost it writes nothing.
+ */
+export type Transact = <T>(work: (trx: Transaction<Tables>) => Promise<T>) => Promise<T>;
 
 /**
  * The migrations of a store, by name: each module defines those of its own tables (its migrations.ts), and the
