@@ -42,9 +42,11 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
                                          LABTRACE_DATABASE_PASSWORD_FILE override them), else the data directory's SQLite file
 ${migrateStoreUsage}
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
-  Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR override the config; LABTRACE_ADMIN_PASSWORD is the password
-  of the user "admin" created at the first start (otherwise a one-time password is printed once), or
-  LABTRACE_ADMIN_PASSWORD_FILE a file holding it (a Docker secret).`;
+  Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR, LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE and
+  LABTRACE_MQTT_USERNAME override the config; LABTRACE_MQTT_PASSWORD and LABTRACE_REDIS_PASSWORD give the external
+  broker's and Redis's passwords; LABTRACE_ADMIN_PASSWORD is the password of the user "admin" created at the first
+  start (otherwise a one-time password is printed once), or LABTRACE_ADMIN_PASSWORD_FILE a file holding it (a
+  Docker secret).`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

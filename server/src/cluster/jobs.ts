@@ -1,10 +1,10 @@
 // Jobs that must run on one node of a lab at a time: each runs on the node that holds its lease (leases.ts), is
 // stopped through its AbortSignal when the lease is lost, and moves to another node when that node stops or dies.
 //
-// The server's jobs that will run here once its store is on PostgreSQL (not wired yet; today one node runs them
-// all): the transparency log's checkpoint signing, the results of a completed run, the inspection engine of a
-// running run, the InfluxDB forwarder, the calibration reminders and the demo. Each one's write that must happen
-// once (a signed checkpoint, a run's results, an alarm, a reminder sent, a forwarder cursor) goes through fenced().
+// The server on PostgreSQL runs these jobs here (server.ts): the run inspection, the InfluxDB copy, the calibration
+// reminders and the demo lab. Each one's write that must happen once (an alarm with the feed's position, the copy's
+// cursor, a demo run's start) goes through fenced(). The log's checkpoints, a completed run's results and the
+// notifications are kept once by the store itself (the log's lock, unique keys), on whichever node does them.
 import { EventEmitter } from 'node:events';
 import type { Transaction } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
