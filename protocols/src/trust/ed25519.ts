@@ -65,11 +65,14 @@ export function isValidKeyName(name: string): boolean {
   return name.length > 0 && !NAME_FORBIDDEN.test(name) && !hasControl(name) && wellFormed(name);
 }
 
-/** The signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key). */
-export function ed25519KeyId(name: string, publicKey: Uint8Array): Uint8Array {
+/**
+ * The signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || type || public key). The type byte is 0x01
+ * for note signatures; other signature types over the same kind of key (cosignature/v1: 0x04) pass their own.
+ */
+export function ed25519KeyId(name: string, publicKey: Uint8Array, algorithm: number = ED25519_ALGORITHM): Uint8Array {
   checkName(name);
   checkLength(publicKey, ED25519_PUBLIC_KEY_SIZE, 'Ed25519 public key');
-  return sha256(concatBytes(utf8(name), new Uint8Array([0x0a, ED25519_ALGORITHM]), publicKey)).slice(0, KEY_ID_SIZE);
+  return sha256(concatBytes(utf8(name), new Uint8Array([0x0a, algorithm]), publicKey)).slice(0, KEY_ID_SIZE);
 }
 
 export interface VerifierKey {
@@ -83,32 +86,34 @@ export interface SignerKey extends VerifierKey {
 }
 
 /** `name+hex(keyid)+base64(0x01 || public key)`, the form in which a log or gateway key is published. */
-export function formatVerifierKey(name: string, publicKey: Uint8Array): string {
-  const keyId = ed25519KeyId(name, publicKey);
-  return `${name}+${toHex(keyId)}+${toBase64(concatBytes(new Uint8Array([ED25519_ALGORITHM]), publicKey))}`;
+export function formatVerifierKey(name: string, publicKey: Uint8Array, algorithm: number = ED25519_ALGORITHM): string {
+  const keyId = ed25519KeyId(name, publicKey, algorithm);
+  return `${name}+${toHex(keyId)}+${toBase64(concatBytes(new Uint8Array([algorithm]), publicKey))}`;
 }
 
-export function parseVerifierKey(text: string): VerifierKey {
+/** Parses a verifier key whose type byte is `algorithm` (0x01, a note key, unless given). */
+export function parseVerifierKey(text: string, algorithm: number = ED25519_ALGORITHM): VerifierKey {
   const { name, keyId, key } = splitKey(text, 'verifier key');
-  const publicKey = keyBytes(key, ED25519_PUBLIC_KEY_SIZE, 'verifier key');
-  if (toHex(ed25519KeyId(name, publicKey)) !== toHex(keyId)) {
+  const publicKey = keyBytes(key, ED25519_PUBLIC_KEY_SIZE, 'verifier key', algorithm);
+  if (toHex(ed25519KeyId(name, publicKey, algorithm)) !== toHex(keyId)) {
     throw new TrustError('bad-key', `verifier key "${name}": key id ${toHex(keyId)} does not match the key`, { name });
   }
   return { name, keyId, publicKey };
 }
 
 /** `PRIVATE+KEY+name+hex(keyid)+base64(0x01 || seed)`, the signed-note form of a signing key. Keep it secret. */
-export function formatSignerKey(name: string, seed: Uint8Array): string {
-  const keyId = ed25519KeyId(name, publicKeyFromSeed(seed));
-  return `${SIGNER_KEY_PREFIX}${name}+${toHex(keyId)}+${toBase64(concatBytes(new Uint8Array([ED25519_ALGORITHM]), seed))}`;
+export function formatSignerKey(name: string, seed: Uint8Array, algorithm: number = ED25519_ALGORITHM): string {
+  const keyId = ed25519KeyId(name, publicKeyFromSeed(seed), algorithm);
+  return `${SIGNER_KEY_PREFIX}${name}+${toHex(keyId)}+${toBase64(concatBytes(new Uint8Array([algorithm]), seed))}`;
 }
 
-export function parseSignerKey(text: string): SignerKey {
+/** Parses a signer key whose type byte is `algorithm` (0x01, a note key, unless given). */
+export function parseSignerKey(text: string, algorithm: number = ED25519_ALGORITHM): SignerKey {
   if (!text.startsWith(SIGNER_KEY_PREFIX)) throw new TrustError('bad-key', `a signer key starts with ${SIGNER_KEY_PREFIX}`);
   const { name, keyId, key } = splitKey(text.slice(SIGNER_KEY_PREFIX.length), 'signer key');
-  const seed = keyBytes(key, ED25519_SEED_SIZE, 'signer key');
+  const seed = keyBytes(key, ED25519_SEED_SIZE, 'signer key', algorithm);
   const publicKey = publicKeyFromSeed(seed);
-  if (toHex(ed25519KeyId(name, publicKey)) !== toHex(keyId)) {
+  if (toHex(ed25519KeyId(name, publicKey, algorithm)) !== toHex(keyId)) {
     // the message names the key but never shows any of its bytes
     throw new TrustError('bad-key', `signer key "${name}": key id ${toHex(keyId)} does not match the key`, { name });
   }
@@ -128,15 +133,16 @@ function splitKey(text: string, what: string): { name: string; keyId: Uint8Array
   return { name, keyId: fromHex(id), key };
 }
 
-function keyBytes(base64: string, size: number, what: string): Uint8Array {
+function keyBytes(base64: string, size: number, what: string, algorithm: number): Uint8Array {
   let bytes: Uint8Array;
   try {
     bytes = fromBase64(base64);
   } catch {
     throw new TrustError('bad-key', `${what}: the key is not base64`);
   }
-  if (bytes.length !== size + 1 || bytes[0] !== ED25519_ALGORITHM) {
-    throw new TrustError('bad-key', `${what}: not an Ed25519 key (type byte 0x01 and ${size} bytes)`);
+  if (bytes.length !== size + 1 || bytes[0] !== algorithm) {
+    const type = algorithm.toString(16).padStart(2, '0');
+    throw new TrustError('bad-key', `${what}: not an Ed25519 key of this kind (type byte 0x${type} and ${size} bytes)`);
   }
   return bytes.slice(1);
 }
