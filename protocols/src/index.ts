@@ -20,6 +20,7 @@ export * from './trust/ed25519.js';
 export * from './trust/note.js';
 export * from './trust/checkpoint.js';
 export * from './trust/cosignature.js';
+export * from './trust/witness-protocol.js';
 export * from './trust/batch.js';
 export * from './trust/record.js';
 export * from './trust/enrollment.js';
