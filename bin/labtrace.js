@@ -13,6 +13,7 @@ commands:
   verify <bundle-dir>         checks an export bundle offline; exit 0 verified, 1 does not verify, 2 unusable input
   verify-certificate <file>   checks a certificate (JSON, or PDF/DCC against its JSON) offline with the lab's keys
   verify-audit <file>         checks an audit-trail export offline (hashes and chain); exit codes as for verify
+  witness --config <file>     a witness (C2SP tlog-witness) that cosigns a lab's consistent checkpoints
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -26,6 +27,7 @@ const commands = {
   verify: () => import('../server/dist/src/export/verify-cli.js'),
   'verify-certificate': () => import('../server/dist/src/certificates/verify-cli.js'),
   'verify-audit': () => import('../server/dist/src/audit/verify-audit-cli.js'),
+  witness: () => import('../server/dist/src/witness/cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);
