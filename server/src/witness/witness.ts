@@ -24,7 +24,7 @@ import {
   type SignerKey,
 } from '@labtrace/protocols';
 import type { Logger } from '../log.js';
-import { WitnessStore } from './witness-store.js';
+import { WitnessStore, type EvidenceKind } from './witness-store.js';
 
 export interface WitnessLog {
   origin: string;
@@ -123,6 +123,8 @@ export class Witness {
       const body = await readBody(req, this.options.maxBodyBytes ?? DEFAULT_MAX_BODY);
       answer = body === undefined ? { status: 413, body: 'request body too large\n' } : await this.addCheckpoint(body);
     }
+    // a body left unread (too large) would be taken for the next request: close the connection instead
+    if (answer.status === 413) res.shouldKeepAlive = false;
     res.writeHead(answer.status, {
       'content-type': answer.contentType ?? 'text/plain; charset=utf-8',
       'content-length': Buffer.byteLength(answer.body),
@@ -130,7 +132,7 @@ export class Witness {
     res.end(answer.body);
   }
 
-  /** Handles one add-checkpoint body; exported for the benchmark, which measures cosigning without HTTP. */
+  /** Answers one add-checkpoint body (public so that a benchmark can measure cosigning without HTTP). */
   async addCheckpoint(body: Uint8Array): Promise<Answer> {
     let request;
     try {
@@ -169,6 +171,7 @@ export class Witness {
     if (latest !== undefined && oldSize === checkpoint.size && !bytesEqual(latest.rootHash, checkpoint.rootHash)) {
       this.keep(
         'fork',
+        checkpoint.origin,
         body,
         latest.note,
         `two roots for size ${checkpoint.size}: cosigned ${toHex(latest.rootHash)}, now ${toHex(checkpoint.rootHash)}`,
@@ -180,7 +183,7 @@ export class Witness {
         verifyConsistency(oldSize, checkpoint.size, latest.rootHash, checkpoint.rootHash, proof);
       } catch (err) {
         if (!isTrustError(err)) throw err;
-        this.keep('bad-proof', body, latest.note, err.message);
+        this.keep('bad-proof', checkpoint.origin, body, latest.note, err.message);
         return { status: 422, body: `the consistency proof from size ${oldSize} does not verify: ${err.message}\n` };
       }
     }
@@ -192,9 +195,8 @@ export class Witness {
     return { status: 200, body: line };
   }
 
-  private keep(kind: 'fork' | 'bad-proof', body: Uint8Array, cosignedNote: string, reason: string): void {
+  private keep(kind: EvidenceKind, origin: string, body: Uint8Array, cosignedNote: string, reason: string): void {
     const request = Buffer.from(body).toString('utf8');
-    const origin = parseAddCheckpoint(body).checkpoint.origin;
     this.store.keepEvidence({ origin, kind, receivedAt: new Date(this.now() * 1000).toISOString(), request, cosignedNote, reason });
     this.logger.warn({ origin, kind, reason }, 'witness: refused a checkpoint that contradicts the one it cosigned; evidence kept');
   }

@@ -168,6 +168,7 @@ describe('witness add-checkpoint over HTTP', () => {
     const log = new TestLog('good');
     log.grow(3);
     expect((await submit(formatAddCheckpoint({ oldSize: 5, proof: [leafHash(utf8('p'))], note: log.note(3) }))).status).toBe(400);
+    expect((await submit(`old 0\n\n${'x'.repeat(70 * 1024)}`)).status).toBe(413);
     expect(witness.store.latest(ORIGIN)).toBeUndefined();
   });
 
