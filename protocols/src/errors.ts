@@ -24,6 +24,8 @@ export type LabtraceErrorCode =
   | 'E_RATE_LIMITED'
   | 'E_INFLUX_UNAVAILABLE'
   | 'E_INFLUX_QUERY'
+  /** a witness (C2SP tlog-witness) cannot be reached or did not answer in time */
+  | 'E_WITNESS_UNAVAILABLE'
   /** a record that existed and is no longer available (a share link revoked or expired): 410 */
   | 'E_GONE';
 

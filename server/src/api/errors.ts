@@ -15,6 +15,7 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_GONE: 410,
   // the InfluxDB measurement store cannot be read (down) or answered with an error
   E_INFLUX_UNAVAILABLE: 503,
+  E_WITNESS_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,
   E_RATE_LIMITED: 429,
   // the store cannot write (disk full, I/O error) or keeps its free-space reserve
