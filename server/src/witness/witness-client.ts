@@ -99,7 +99,9 @@ export class WitnessClient {
     try {
       return await fetch(url, { method: 'POST', body, signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000) });
     } catch (cause) {
-      throw new LabtraceError('E_WITNESS_UNAVAILABLE', `witness ${this.name} at ${url.href} cannot be reached: ${(cause as Error).message}`, { cause });
+      throw new LabtraceError('E_WITNESS_UNAVAILABLE', `witness ${this.name} at ${url.href} cannot be reached: ${(cause as Error).message}`, {
+        cause,
+      });
     }
   }
 }
