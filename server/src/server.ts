@@ -48,7 +48,7 @@ import { shareRoutes } from './lab/share-routes.js';
 import { InstrumentCommands, instrumentCommandRoutes } from './instruments/instrument-commands.js';
 import { RunInspection } from './inspection/run-inspection.js';
 import { SampleFeed } from './inspection/sample-feed.js';
-import { JobRunner, type JobContext } from './cluster/jobs.js';
+import { JobRunner, untilAborted, type JobContext } from './cluster/jobs.js';
 import { nodeName, PostgresLeases } from './cluster/leases.js';
 import { NODE_ROLES, type NodeRole } from './cluster/config.js';
 import { Parts, type Part } from './parts.js';
@@ -887,8 +887,7 @@ export class LabtraceServer {
       follow = setInterval(() => {
         this.inspection.follow().catch((err: unknown) => this.logger.error({ err: String(err) }, 'ALARM: run inspection failed'));
       }, 1000);
-      if (!signal.aborted)
-        await Promise.race([refused, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
+      await Promise.race([refused, untilAborted(signal)]);
     } finally {
       // also after a failed start: nothing of this job stays running on a node that no longer holds its lease
       if (follow !== undefined) clearInterval(follow);

@@ -18,6 +18,12 @@ export interface JobContext<DB extends ClusterTables = ClusterTables> {
   readonly fenced: <T>(write: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
 }
 
+/** Resolves when `signal` is aborted (at once if it already is): what a job that only follows awaits. */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 /** a job: runs until it is done or its signal is aborted */
 export type Job<DB extends ClusterTables = ClusterTables> = (context: JobContext<DB>) => Promise<void>;
 

@@ -5,7 +5,7 @@
 // the lease writes nothing. Its method is recorded once whoever starts first (DemoLab.start). When the node stops
 // or loses the lease, the next holder's demo ends the run left running and starts the next at the next specimen.
 import type { Kysely } from 'kysely';
-import type { Job } from '../cluster/jobs.js';
+import { untilAborted, type Job } from '../cluster/jobs.js';
 import { SampleFeed, type SampleFeedOptions } from '../inspection/sample-feed.js';
 import type { Logger } from '../log.js';
 import type { Tables } from '../store/database.js';
@@ -33,7 +33,7 @@ export function demoJob(parts: DemoJobParts): Job<Tables> {
       await demo.start();
       await feed.start();
       parts.logger.info({ after: feed.position }, 'the demo lab follows the stored samples on this node');
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await untilAborted(signal);
     } finally {
       // also after a failed start: nothing of the demo stays running on a node that no longer holds its lease
       await feed.stop();

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { isLabtraceError } from '@labtrace/protocols';
-import { JobRunner, type JobEnd } from '../../src/cluster/jobs.js';
+import { JobRunner, untilAborted, type JobEnd } from '../../src/cluster/jobs.js';
 import { leaseKey, SqliteLeases, type ClusterTables, type Lease } from '../../src/cluster/leases.js';
 import { clusterMigrations } from '../../src/cluster/migrations.js';
 import { serverMigrations } from '../../src/migrations.js';
@@ -310,5 +310,19 @@ describe('on the embedded SQLite store', () => {
     expect(runner.runningJobs().map((l) => l.epoch)).toEqual([2]);
     await runner.stop();
     await close();
+  });
+});
+
+describe('untilAborted', () => {
+  test('resolves when the signal is aborted, not before, and at once for a signal already aborted', async () => {
+    const controller = new AbortController();
+    let settled = false;
+    const waiting = untilAborted(controller.signal).then(() => (settled = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    controller.abort();
+    await waiting;
+    expect(settled).toBe(true);
+    await expect(untilAborted(AbortSignal.abort())).resolves.toBeUndefined();
   });
 });
