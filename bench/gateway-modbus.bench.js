@@ -6,8 +6,12 @@
 // from the gateway's last HEALTH message (read as an MQTT reader) the poll jitter and the request
 // latency (median over instruments of their p50, median and max of their p99), the breakers that are not
 // closed and the error counters. Reporting is "change" with a deadband and the simulated values are
-// constant (the 'constant' model, each channel pinned to a non-zero value), so the uplink carries almost
-// nothing and the figures are those of the Modbus side; the samples it did publish are counted (DATA).
+// constant (the 'constant' model, each channel pinned to a non-zero value). The gateway runs as in a lab: its
+// key (made as 'labtrace gateway init' makes it) is registered with the server, so every batch is signed and
+// acknowledged, and reporting is "both": on change and at least every BENCH_REPORT_PERIOD_MS (1,000 ms), so each
+// point is sent once a second (5,000 samples/s for 500 instruments). The samples published are counted (DATA, as
+// an MQTT reader) and so are the samples the server stored (its database, once stopped): every batch published
+// must be stored, and the server must log no warning (an unsigned or refused batch is one).
 //
 // Then, the gateway stopped, against one simulated instrument and in this process: the requests/s of
 // ONE connection of the gateway's ModbusLink (sequential requests), next to the raw round-trip limit
@@ -18,7 +22,7 @@
 // BENCH_REQUESTS_PER_POLL=2 (limits.maxRegisters 10) makes two reads per poll, the 10,000 of the issue.
 //
 // Environment: BENCH_INSTRUMENTS (500), BENCH_POLL_MS (100), BENCH_REQUESTS_PER_POLL (1), BENCH_SECONDS (20, measured window),
-// BENCH_WARMUP_SECONDS (5), BENCH_ONE_SECONDS (3, each one-connection run), BENCH_KEEP=1 keeps the
+// BENCH_WARMUP_SECONDS (5), BENCH_ONE_SECONDS (3, each one-connection run), BENCH_REPORT_PERIOD_MS (1000; 0: on change only), BENCH_KEEP=1 keeps the
 // temporary directory (configs, logs), BENCH_CPU_PROF=1 runs the gateway with --cpu-prof and adds the
 // hot spots of the measured window to the result (profiling costs CPU: the figures are then not the
 // clean ones).
@@ -31,8 +35,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { clearInterval, setInterval } from 'node:timers';
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
+import { isSealedBatch, openBatch } from '@labtrace/protocols';
+import { createIdentity } from '../gateway/dist/src/identity/identity.js';
 import { ModbusLink } from '@labtrace/gateway';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
@@ -53,7 +60,6 @@ const UNIT = 1;
 const REGISTERS = 20;
 const POINTS = REGISTERS / 2; // float32, two registers each
 const TIMEOUT_MS = 1000;
-const REPORTING = { mode: 'change', deadband: 0.001 };
 const PROCESS_NAMES = ['server', 'sim', 'gateway'];
 /** the gateway keeps its latency and jitter percentiles over this many polls per instrument (LATENCY_WINDOW) */
 const GATEWAY_PERCENTILE_WINDOW = 512;
@@ -68,13 +74,18 @@ const params = {
   requestsPerPoll: envInt('BENCH_REQUESTS_PER_POLL', 1, 1, 2),
   pollIntervalMs: envInt('BENCH_POLL_MS', 100, 10, 60_000),
   timeoutMs: TIMEOUT_MS,
-  reporting: REPORTING,
   simModel: 'constant',
   warmupSeconds: envInt('BENCH_WARMUP_SECONDS', 5, 0, 600),
   seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
   oneConnectionSeconds: envInt('BENCH_ONE_SECONDS', 3, 1, 600),
   cpuProfile: process.env['BENCH_CPU_PROF'] === '1',
+  reportPeriodMs: envInt('BENCH_REPORT_PERIOD_MS', 1000, 0, 86_400_000),
 };
+const REPORTING =
+  params.reportPeriodMs === 0
+    ? { mode: 'change', deadband: 0.001 }
+    : { mode: 'both', deadband: 0.001, periodMs: Math.max(10, params.reportPeriodMs) };
+params.reporting = REPORTING;
 const keep = process.env['BENCH_KEEP'] === '1';
 
 const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
@@ -231,11 +242,15 @@ async function run(tmp, children) {
   const passwordFile = path.join(confDir, 'gateway.password');
   writeFileSync(passwordFile, `${gatewayPassword}\n`, { mode: 0o600 });
   const files = { server: path.join(confDir, 'server.yaml'), sim: path.join(confDir, 'sim.yaml'), gateway: path.join(confDir, 'gateway.yaml') };
+  const gatewayData = path.join(tmp, 'gateway-data');
+  const serverData = path.join(tmp, 'server-data');
+  // the gateway's key, made as 'labtrace gateway init' makes it, registered with the server: every batch is signed
+  const { verifierKey } = createIdentity(GATEWAY_ID, gatewayData);
   writeFileSync(
     files.server,
     stringify({
       lab: LAB,
-      dataDir: path.join(tmp, 'server-data'),
+      dataDir: serverData,
       http: { host: HOST, port: httpPort },
       mqtt: { host: HOST, port: mqttPort },
       broker: {
@@ -244,6 +259,7 @@ async function run(tmp, children) {
           { username: READER, passwordHash: await hashPassword(readerPassword), role: 'reader' },
         ],
       },
+      gateways: [{ id: GATEWAY_ID, key: verifierKey }],
     }),
     { mode: 0o600 },
   );
@@ -260,7 +276,7 @@ async function run(tmp, children) {
     files.gateway,
     stringify({
       gateway: { id: GATEWAY_ID, lab: LAB },
-      dataDir: path.join(tmp, 'gateway-data'),
+      dataDir: gatewayData,
       mqtt: { url: `mqtt://${HOST}:${mqttPort}`, username: GATEWAY_ID, passwordFile },
       instruments: instruments.map((i) => ({ profile: i.file })),
     }),
@@ -288,7 +304,7 @@ async function run(tmp, children) {
   reader.on('message', (topic, payload) => {
     if (topic === dataTopic) {
       try {
-        const n = JSON.parse(payload.toString('utf8')).samples?.length ?? 0;
+        const n = isSealedBatch(payload) ? openBatch(payload).samples.length : (JSON.parse(payload.toString('utf8')).samples?.length ?? 0);
         uplink.samples += n;
         if (uplink.inWindow) uplink.windowSamples += n;
       } catch {
@@ -471,6 +487,18 @@ async function run(tmp, children) {
   children.stopping = true;
   exits.sim = await children.stop('sim');
   exits.server = await children.stop('server');
+  // what the server stored (acknowledged): every sample the gateway published should be there, signed and verified
+  let storedSamples = null;
+  try {
+    const db = new Database(path.join(serverData, 'labtrace.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      storedSamples = db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers').get().n;
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    log(`cannot read the server's store: ${err.message}`);
+  }
 
   // ---- results
   const processes = {};
@@ -511,6 +539,7 @@ async function run(tmp, children) {
     disconnected,
     errors,
     uplinkSamplesPerSecond: round1(uplink.windowSamples / windowSeconds),
+    uplink: { published: uplink.samples, stored: storedSamples, allStored: storedSamples !== null && storedSamples >= uplink.samples },
     oneConnection: {
       gatewayLinkRequestsPerSecond: round1(linkRps),
       rawSocketRequestsPerSecond: round1(rawRps),
@@ -525,13 +554,23 @@ async function run(tmp, children) {
     irqCpuPercent: round1(machineDelta('irq')),
     stealCpuPercent: round1(machineDelta('steal')),
     machineBusyPercent: round1(cpu.machineBusyShare()),
-    meetsTarget: requestsPerSecond !== null && gatewayCpu !== null && requestsPerSecond >= 0.95 * expectedRequestsPerSecond && gatewayCpu < 50,
+    meetsTarget:
+      requestsPerSecond !== null &&
+      gatewayCpu !== null &&
+      requestsPerSecond >= 0.95 * expectedRequestsPerSecond &&
+      gatewayCpu < 50 &&
+      storedSamples !== null &&
+      storedSamples >= uplink.samples &&
+      processes.server.logWarnings === 0,
     stopExitCodes: Object.fromEntries(Object.entries(exits).map(([n, e]) => [n, e.code])),
   };
 
   const notes = [
-    `reporting is "${REPORTING.mode}" with deadband ${REPORTING.deadband} and the simulated values are constant ('constant' model), so the uplink ` +
-      'carries one sample per point at start and then nothing: the figures are those of the Modbus polling, not of the MQTT uplink',
+    REPORTING.mode === 'both'
+      ? `reporting is "both" with deadband ${REPORTING.deadband} and period ${REPORTING.periodMs} ms, and the simulated values are constant: each point ` +
+        `is sent once per period, signed with the gateway's registered key; the server stored ${storedSamples ?? '?'} of the ${uplink.samples} samples published`
+      : `reporting is "${REPORTING.mode}" with deadband ${REPORTING.deadband} and the simulated values are constant ('constant' model), so the uplink ` +
+        'carries one sample per point at start and then nothing: the figures are those of the Modbus polling, not of the MQTT uplink',
     `pollJitterMs and latencyMs come from the gateway's last HEALTH message (${new Date(health.msg.ts).toISOString()}): per instrument its own p50/p99 over ` +
       `its last ${GATEWAY_PERCENTILE_WINDOW} polls (${round1((GATEWAY_PERCENTILE_WINDOW * params.pollIntervalMs) / 1000)} s at this interval), then ` +
       'p50 = median over instruments of their p50, p99 = median of their p99, p99Max = max of their p99' +
