@@ -47,7 +47,8 @@ async function enroll(argv: string[]): Promise<void> {
   const token = readSecretFile(path.resolve(tokenFile), '--token-file');
   const get = async (p: string, auth: boolean): Promise<Response> => {
     const res = await fetch(`${base}${p}`, { headers: auth ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(30_000) });
-    if (!res.ok) throw new LabtraceError('E_CONFIG', `${base}${p} answered ${res.status}${auth ? ': is the token a valid auditor token of this lab?' : ''}`);
+    if (!res.ok)
+      throw new LabtraceError('E_CONFIG', `${base}${p} answered ${res.status}${auth ? ': is the token a valid auditor token of this lab?' : ''}`);
     return res;
   };
   const keys = (await (await get('/api/log/keys', false)).json()) as { log: { verifierKey: string } };
@@ -56,9 +57,7 @@ async function enroll(argv: string[]): Promise<void> {
   const opened = openCheckpoint(await (await get('/api/log/checkpoint', false)).text(), [ed25519NoteVerifier(logKey)], { origin });
   for (const p of ['/api/runs?limit=1', '/api/certificates?limit=1', '/api/instruments']) await get(p, true);
   process.stderr.write(`the lab's log ${origin} is at ${opened.checkpoint.size} entries; the token reads runs, certificates and instruments\n`);
-  process.stdout.write(
-    `  - id: ${id}\n    url: ${base}\n    logKey: "${logKey}"\n    tokenFile: ${path.relative(process.cwd(), path.resolve(tokenFile))}\n`,
-  );
+  process.stdout.write(`  - id: ${id}\n    url: ${base}\n    logKey: "${logKey}"\n    tokenFile: ${path.resolve(tokenFile)}\n`);
 }
 
 function parseOrExplain(args: string[], options: NonNullable<ParseArgsConfig['options']>): { values: Record<string, unknown> } {

@@ -30,7 +30,10 @@ const labSchema = z
     /** a file holding the read-only API token the lab's admin created for the supervisor (role auditor) */
     tokenFile: z.string().min(1).optional(),
     /** or the environment variable holding it */
-    tokenEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
+    tokenEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
     /** the witnesses whose cosignatures the supervisor requires on the lab's checkpoints */
     witnesses: z.array(keyOf((t) => parseCosignerVerifierKey(t))).default([]),
     witnessesRequired: z.number().int().min(0).default(0),
@@ -53,8 +56,14 @@ export const supervisorConfigSchema = z
     followEveryMs: z.number().int().min(100).default(60_000),
     rules: z
       .object({
-        lateAmendmentDays: z.number().positive().default(DEFAULT_RULE_SETTINGS.lateAmendmentMs / 86_400_000),
-        stallGraceMinutes: z.number().positive().default(DEFAULT_RULE_SETTINGS.stallGraceMs / 60_000),
+        lateAmendmentDays: z
+          .number()
+          .positive()
+          .default(DEFAULT_RULE_SETTINGS.lateAmendmentMs / 86_400_000),
+        stallGraceMinutes: z
+          .number()
+          .positive()
+          .default(DEFAULT_RULE_SETTINGS.stallGraceMs / 60_000),
       })
       .strict()
       .default({ lateAmendmentDays: 30, stallGraceMinutes: 60 }),
@@ -113,12 +122,14 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
         : readSecretFile(path.resolve(dir, parsed.tokenFile), `${file}: tokenFile`);
   if (apiToken === undefined)
     throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the supervisor's API needs a token (tokenFile or LABTRACE_SUPERVISOR_TOKEN)`);
-  if (apiToken.length < MIN_TOKEN) throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the API token must have at least ${MIN_TOKEN} characters`);
+  if (apiToken.length < MIN_TOKEN)
+    throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the API token must have at least ${MIN_TOKEN} characters`);
   const labs = parsed.labs.map((l, i): EnrolledLab => {
     const where = `${file}: labs[${i}]`;
     let token: string | undefined;
     if (l.tokenEnv !== undefined) token = env[l.tokenEnv];
-    if ((token === undefined || token === '') && l.tokenFile !== undefined) token = readSecretFile(path.resolve(dir, l.tokenFile), `${where}.tokenFile`);
+    if ((token === undefined || token === '') && l.tokenFile !== undefined)
+      token = readSecretFile(path.resolve(dir, l.tokenFile), `${where}.tokenFile`);
     if (token === undefined || token === '')
       throw new LabtraceError('E_CONFIG', `${where}.tokenEnv: ${l.tokenEnv ?? ''} is not set and no tokenFile is given`);
     return {

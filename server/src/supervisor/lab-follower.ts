@@ -60,7 +60,10 @@ export class LabFollower {
       const conflict = await this.contradiction(held.size, held.rootHash, held.note, size, rootHash, root, note);
       if (conflict !== undefined) {
         this.store.addConflict(this.lab.id, { ...conflict, detectedAt: now, heldNote: held.note, servedNote: note });
-        this.logger.warn({ lab: this.lab.id, kind: conflict.kind, reason: conflict.reason }, 'supervisor: the lab contradicts a checkpoint it signed');
+        this.logger.warn(
+          { lab: this.lab.id, kind: conflict.kind, reason: conflict.reason },
+          'supervisor: the lab contradicts a checkpoint it signed',
+        );
         return { size: held.size, added: 0, conflict: true };
       }
       if (size === held.size) {
@@ -73,7 +76,9 @@ export class LabFollower {
     const entries: { index: number; kind: string; at: number; data: Uint8Array; leaf: Uint8Array }[] = [];
     for (let start = held.size; start < size; start += ENTRIES_PER_READ) {
       const end = Math.min(size, start + ENTRIES_PER_READ);
-      const body = (await this.json(`/api/log/entries?start=${start}&end=${end}`)) as { entries: { index: number; kind: string; at: number; data: string }[] };
+      const body = (await this.json(`/api/log/entries?start=${start}&end=${end}`)) as {
+        entries: { index: number; kind: string; at: number; data: string }[];
+      };
       for (const e of body.entries) {
         if (e.index !== tree.size) throw new Error(`the lab answered entry ${e.index} where ${tree.size} was expected`);
         const data = fromBase64(e.data);
@@ -119,7 +124,11 @@ export class LabFollower {
       verifyConsistency(heldSize, size, fromHexBytes(heldRoot), rootHash, body.proof.map(fromBase64));
       return undefined;
     } catch (err) {
-      return { kind: 'bad-proof', proof: body.proof, reason: `the tree of size ${size} does not extend the one of size ${heldSize}: ${(err as Error).message}` };
+      return {
+        kind: 'bad-proof',
+        proof: body.proof,
+        reason: `the tree of size ${size} does not extend the one of size ${heldSize}: ${(err as Error).message}`,
+      };
     }
   }
 
@@ -176,7 +185,14 @@ export class LabFollower {
     for (const run of runs) {
       if (run.state !== 'completed' || (fetched.has(run.id) && run.openAlarms === 0)) continue;
       const body = (await this.json(`/api/runs/${encodeURIComponent(run.id)}/alarms`)) as {
-        alarms: { id: string; raisedAt: number; severity: string; message: string; acknowledged: { at: number } | null; cleared: { at: number } | null }[];
+        alarms: {
+          id: string;
+          raisedAt: number;
+          severity: string;
+          message: string;
+          acknowledged: { at: number } | null;
+          cleared: { at: number } | null;
+        }[];
       };
       alarms.push({
         id: run.id,
@@ -233,7 +249,7 @@ export class LabFollower {
             at: f.at,
             detectedAt: now,
             summary: f.summary,
-            subject: f.subject as Record<string, string>,
+            subject: f.subject,
             evidence: await this.proofsFor(f.entries, cursor.size, cursor.rootHash, cursor.note, f.detail),
           });
           added += 1;

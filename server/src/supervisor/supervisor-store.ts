@@ -170,7 +170,14 @@ export class SupervisorStore {
       .get(lab);
     return row === undefined
       ? { lab, size: 0, rootHash: null, note: null, peaks: [], lastDeepCheck: null }
-      : { lab, size: row.size, rootHash: row.root_hash, note: row.note, peaks: JSON.parse(row.peaks) as string[], lastDeepCheck: row.last_deep_check };
+      : {
+          lab,
+          size: row.size,
+          rootHash: row.root_hash,
+          note: row.note,
+          peaks: JSON.parse(row.peaks) as string[],
+          lastDeepCheck: row.last_deep_check,
+        };
   }
 
   /** Stores entries [cursor.size, size) and the new checkpoint in one transaction: a restart resumes from here. */
@@ -203,10 +210,9 @@ export class SupervisorStore {
 
   checkpoints(lab: string): HeldCheckpoint[] {
     return this.handle()
-      .prepare<
-        [string],
-        { size: number; root_hash: string; note: string; first_seen_at: number; last_seen_at: number; cosigned_by: string }
-      >('SELECT size, root_hash, note, first_seen_at, last_seen_at, cosigned_by FROM sup_checkpoints WHERE lab = ? ORDER BY size')
+      .prepare<[string], { size: number; root_hash: string; note: string; first_seen_at: number; last_seen_at: number; cosigned_by: string }>(
+        'SELECT size, root_hash, note, first_seen_at, last_seen_at, cosigned_by FROM sup_checkpoints WHERE lab = ? ORDER BY size',
+      )
       .all(lab)
       .map((r) => ({
         size: r.size,
@@ -222,7 +228,9 @@ export class SupervisorStore {
   entries(lab: string): LogEntryEvidence[] {
     const out: LogEntryEvidence[] = [];
     const rows = this.handle()
-      .prepare<[string], { idx: number; kind: string; at: number; data: Buffer }>('SELECT idx, kind, at, data FROM sup_entries WHERE lab = ? ORDER BY idx')
+      .prepare<[string], { idx: number; kind: string; at: number; data: Buffer }>(
+        'SELECT idx, kind, at, data FROM sup_entries WHERE lab = ? ORDER BY idx',
+      )
       .iterate(lab);
     for (const r of rows) {
       let value: unknown;
@@ -362,7 +370,9 @@ export class SupervisorStore {
 
   addCheckRun(run: Omit<CheckRun, 'id'>): void {
     this.handle()
-      .prepare('INSERT INTO sup_check_runs (lab, started_at, duration_ms, deep, log_size, rules, new_findings, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO sup_check_runs (lab, started_at, duration_ms, deep, log_size, rules, new_findings, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(run.lab, run.startedAt, run.durationMs, run.deep ? 1 : 0, run.logSize, JSON.stringify(run.rules), run.newFindings, run.error);
   }
 
@@ -370,7 +380,17 @@ export class SupervisorStore {
     return this.handle()
       .prepare<
         [string, number],
-        { id: number; lab: string; started_at: number; duration_ms: number; deep: number; log_size: number; rules: string; new_findings: number; error: string | null }
+        {
+          id: number;
+          lab: string;
+          started_at: number;
+          duration_ms: number;
+          deep: number;
+          log_size: number;
+          rules: string;
+          new_findings: number;
+          error: string | null;
+        }
       >('SELECT * FROM sup_check_runs WHERE lab = ? ORDER BY id DESC LIMIT ?')
       .all(lab, limit)
       .map((r) => ({

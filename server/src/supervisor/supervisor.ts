@@ -138,7 +138,14 @@ export class Supervisor {
     });
     app.get('/api/rules', (_req, res) => {
       res.json({
-        rules: RULES.map((r) => ({ id: r.id, title: r.title, reference: r.reference, severity: r.severity, weight: SCORING.weights[r.severity], remedy: r.remedy })),
+        rules: RULES.map((r) => ({
+          id: r.id,
+          title: r.title,
+          reference: r.reference,
+          severity: r.severity,
+          weight: SCORING.weights[r.severity],
+          remedy: r.remedy,
+        })),
         scoring: { ...SCORING, bands: SCORING.bands.map((b) => ({ ...b, below: Number.isFinite(b.below) ? b.below : null })) },
       });
     });

@@ -80,9 +80,14 @@ export class SeededLab {
   }
 
   /** A run measured and completed; `skip` leaves that many sequence numbers out between its two batches. */
-  async completedRun(options: { instrument?: string; method?: string; skip?: number; values?: number[]; beforeStop?: (run: string) => Promise<void> } = {}): Promise<string> {
+  async completedRun(
+    options: { instrument?: string; method?: string; skip?: number; values?: number[]; beforeStop?: (run: string) => Promise<void> } = {},
+  ): Promise<string> {
     const instrument = options.instrument ?? 'utm-1';
-    const created = await this.call<{ id: string }>('/api/runs', json({ sample: 'B-1', method: options.method ?? 'tensile', instruments: [instrument] }));
+    const created = await this.call<{ id: string }>(
+      '/api/runs',
+      json({ sample: 'B-1', method: options.method ?? 'tensile', instruments: [instrument] }),
+    );
     expect(created.status).toBe(201);
     const id = created.body.id;
     expect((await this.call(`/api/runs/${id}/start`, json({}))).status).toBe(200);
@@ -99,7 +104,15 @@ export class SeededLab {
 
   async measure(instrument: string, values: number[]): Promise<void> {
     const ts = Date.now();
-    const samples: Sample[] = values.map((value, i) => ({ seq: this.seq++, instrument, channel: 'c', ts: ts + i, value, unit: 'kN', quality: 'good' }));
+    const samples: Sample[] = values.map((value, i) => ({
+      seq: this.seq++,
+      instrument,
+      channel: 'c',
+      ts: ts + i,
+      value,
+      unit: 'kN',
+      quality: 'good',
+    }));
     expect(await send(this.t, this.gw, this.gw.sign(samples))).toBe('acked');
   }
 

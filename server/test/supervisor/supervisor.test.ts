@@ -6,7 +6,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pino from 'pino';
-import { ed25519NoteVerifier, formatCosignerVerifierKey, fromBase64, leafHash, openCheckpoint, parseVerifierKey, publicKeyFromSeed, verifyInclusion } from '@labtrace/protocols';
+import {
+  ed25519NoteVerifier,
+  formatCosignerVerifierKey,
+  fromBase64,
+  leafHash,
+  openCheckpoint,
+  parseVerifierKey,
+  publicKeyFromSeed,
+  verifyInclusion,
+} from '@labtrace/protocols';
 import type { EnrolledLab } from '../../src/supervisor/config.js';
 import { DEFAULT_RULE_SETTINGS } from '../../src/supervisor/evidence.js';
 import type { StoredFinding } from '../../src/supervisor/supervisor-store.js';
@@ -58,7 +67,10 @@ async function startSupervisor(): Promise<Supervisor> {
 }
 
 async function api<T>(p: string, init: RequestInit = {}, token = TOKEN): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${supervisor.url}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+  const res = await fetch(`${supervisor.url}${p}`, {
+    ...init,
+    headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` },
+  });
   return { status: res.status, body: (await res.json()) as T };
 }
 
@@ -69,7 +81,8 @@ interface LabView {
   lastError: string | null;
 }
 const check = async (lab: string): Promise<LabView> => (await api<LabView>(`/api/labs/${lab}/check`, { method: 'POST' })).body;
-const findings = async (lab: string): Promise<StoredFinding[]> => (await api<{ findings: StoredFinding[] }>(`/api/labs/${lab}/findings`)).body.findings;
+const findings = async (lab: string): Promise<StoredFinding[]> =>
+  (await api<{ findings: StoredFinding[] }>(`/api/labs/${lab}/findings`)).body.findings;
 
 beforeAll(async () => {
   [clean, dirty] = await Promise.all([SeededLab.start(), SeededLab.start()]);
@@ -81,7 +94,10 @@ beforeAll(async () => {
     values: [150, 20],
     beforeStop: async (run) => {
       const alarm = await waitForAlarm(clean, run);
-      const ack = await clean.call(`/api/runs/${run}/alarms/${encodeURIComponent(alarm)}/acknowledge`, postJson({ reason: 'overload seen, specimen replaced' }));
+      const ack = await clean.call(
+        `/api/runs/${run}/alarms/${encodeURIComponent(alarm)}/acknowledge`,
+        postJson({ reason: 'overload seen, specimen replaced' }),
+      );
       expect(ack.status).toBe(200);
     },
   });
@@ -208,7 +224,10 @@ describe('the supervisor follows two labs', () => {
     // resolving every critical and major finding leaves the minor ones: 3 findings of weight 1 is tier B, 2 is A
     for (const f of found.filter((x) => x.severity !== 'minor')) await resolve(f.id);
     const minors = found.filter((x) => x.severity === 'minor');
-    expect((await api<LabView>('/api/labs/dirty')).body).toMatchObject({ score: minors.length, tier: minors.length < 3 ? 'A' : minors.length < 10 ? 'B' : 'C' });
+    expect((await api<LabView>('/api/labs/dirty')).body).toMatchObject({
+      score: minors.length,
+      tier: minors.length < 3 ? 'A' : minors.length < 10 ? 'B' : 'C',
+    });
     expect(minors.length).toBe(3);
     await resolve(minors[0]?.id ?? 0);
     expect((await api<LabView>('/api/labs/dirty')).body).toMatchObject({ score: 2, tier: 'A' });
@@ -248,6 +267,3 @@ async function checkpointSize(lab: SeededLab): Promise<number> {
 async function logKey(lab: SeededLab): Promise<string> {
   return ((await (await fetch(`${lab.t.base}/api/log/keys`)).json()) as { log: { verifierKey: string } }).log.verifierKey;
 }
-
-
-

@@ -22,7 +22,13 @@ export function loggedBatches(entries: readonly LogEntryEvidence[]): Map<string,
     const batch = field(h, 'batch');
     const firstSeq = field(h, 'firstSeq');
     const count = field(h, 'count');
-    if (typeof gateway !== 'string' || typeof keyId !== 'string' || typeof batch !== 'number' || typeof firstSeq !== 'number' || typeof count !== 'number')
+    if (
+      typeof gateway !== 'string' ||
+      typeof keyId !== 'string' ||
+      typeof batch !== 'number' ||
+      typeof firstSeq !== 'number' ||
+      typeof count !== 'number'
+    )
       continue;
     const b: LoggedBatch = { index: e.index, at: e.at, gateway, keyId, batch, firstSeq, count };
     const list = byGateway.get(gateway);

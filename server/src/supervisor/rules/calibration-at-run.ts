@@ -1,6 +1,6 @@
 // A report issued from a run whose instrument was out of calibration, never calibrated, failed an intermediate
 // check, or was out of service while the run measured (ISO/IEC 17025:2017 6.4.4, 6.4.9, 6.4.10).
-import type { CertificateEvidence, InstrumentEvidence, LabEvidence, Rule, RuleFinding, RunEvidence } from '../evidence.js';
+import type { CertificateEvidence, InstrumentEvidence, Rule, RuleFinding, RunEvidence } from '../evidence.js';
 
 export const calibrationAtRun: Rule = {
   id: 'calibration-at-run',
@@ -45,10 +45,10 @@ export function problemOf(instrument: InstrumentEvidence | undefined, from: numb
   if (instrument === undefined || instrument.calibrations.length === 0) return 'it had no calibration on record';
   // the calibration in force at the start: the newest performed at or before it
   let current: InstrumentEvidence['calibrations'][number] | undefined;
-  for (const c of instrument.calibrations) if (c.calibratedAt <= from && (current === undefined || c.calibratedAt > current.calibratedAt)) current = c;
+  for (const c of instrument.calibrations)
+    if (c.calibratedAt <= from && (current === undefined || c.calibratedAt > current.calibratedAt)) current = c;
   if (current === undefined) return 'it was not yet calibrated';
-  if (current.nextDueAt < to)
-    return `its calibration (${current.certificate}) was due on ${new Date(current.nextDueAt).toISOString()}`;
+  if (current.nextDueAt < to) return `its calibration (${current.certificate}) was due on ${new Date(current.nextDueAt).toISOString()}`;
   const failed = instrument.checks.find((c) => c.result === 'fail' && c.checkedAt >= current.calibratedAt && c.checkedAt <= to);
   if (failed !== undefined) return `it failed an intermediate check on ${new Date(failed.checkedAt).toISOString()}`;
   let state: 'in-service' | 'out-of-service' = 'in-service';

@@ -41,7 +41,10 @@ export const revokedKey: Rule = {
           at: r.from,
           summary: `${after.length} batch${after.length === 1 ? '' : 'es'} (${records} records) of ${gateway} signed by key ${keyId} are in the log after its revocation from ${new Date(r.from).toISOString()}`,
           subject: { gateway, keyId },
-          entries: [{ index: r.index, why: 'the revocation' }, ...after.slice(0, 20).map((b) => ({ index: b.index, why: `batch ${b.batch} under the revoked key` }))],
+          entries: [
+            { index: r.index, why: 'the revocation' },
+            ...after.slice(0, 20).map((b) => ({ index: b.index, why: `batch ${b.batch} under the revoked key` })),
+          ],
           detail: { batches: after.map((b) => b.batch) },
         });
       }

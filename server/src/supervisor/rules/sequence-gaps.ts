@@ -97,7 +97,8 @@ function gapsIn(c: Covered | undefined, from: number, to: number): Gap[] {
   while (at <= to) {
     const nextStart = k < c.starts.length ? (c.starts[k] ?? Infinity) : Infinity;
     const gapEnd = Math.min(to, nextStart - 1);
-    if (gapEnd >= at) gaps.push({ from: at, to: gapEnd, before: k > 0 ? c.lastIndex[k - 1] : undefined, after: k < c.starts.length ? c.firstIndex[k] : undefined });
+    if (gapEnd >= at)
+      gaps.push({ from: at, to: gapEnd, before: k > 0 ? c.lastIndex[k - 1] : undefined, after: k < c.starts.length ? c.firstIndex[k] : undefined });
     if (k >= c.starts.length) break;
     at = Math.max(at, (c.ends[k] ?? 0) + 1);
     k++;
