@@ -1,7 +1,7 @@
 // Benchmark of the supervisor's compliance rules over a synthetic year of one lab's evidence: 10 million records
 // (in signed batches of BENCH_SUPERVISOR_BATCH, each a batch-header entry of the log), 50,000 runs, 50,000
 // certificates (each an issue entry of the log), 20 instruments with their calibrations and alarms of some runs,
-// with a few violations seeded (gaps, self-approved reports, an expired calibration) so that findings are made.
+// with a few violations seeded (gaps, self-approved reports, an expired calibration, batches after a key revocation) so that findings are made.
 // Two figures: the rules over the evidence in memory, and the whole check as the supervisor runs it (the evidence
 // read from its SQLite store and parsed, then the rules). Target (issue 19): every check under 60 s.
 //
@@ -106,6 +106,23 @@ function syntheticYear() {
     });
     certificates.push({ id, run: `run-${r}`, status: 'valid', issuedBy: 'sig-1', issuedAt, amends: null, amendReason: null, logIndex, digests });
   }
+  // the gateway's key revoked at the end of the year, the last ten batches having come after it
+  const revokedAt = YEAR0 + YEAR - 1;
+  entries.push({
+    kind: 'key-event',
+    at: revokedAt,
+    value: {
+      type: 'key-event',
+      v: 1,
+      gateway: 'gw-1',
+      keyId: 'a1b2c3d4',
+      at: revokedAt,
+      event: 'revoked',
+      reason: 'bench',
+      from: revokedAt,
+      lastValidBatch: batch - 11,
+    },
+  });
   const instruments = [];
   for (let i = 0; i < params.instruments; i++) {
     // ut-0 lets its calibration lapse for the last month of the year
