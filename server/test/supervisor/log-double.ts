@@ -3,6 +3,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  addCosignatures,
+  cosignCheckpoint,
   consistencyProof,
   ed25519NoteSigner,
   formatSignerKey,
@@ -10,11 +12,13 @@ import {
   inclusionProof,
   leafHash,
   leafHashReader,
+  parseNote,
   publicKeyFromSeed,
   rootOf,
   signCheckpoint,
   toBase64,
   utf8,
+  type NoteSigner,
 } from '@labtrace/protocols';
 
 export const DOUBLE_ORIGIN = 'double.example/log';
@@ -27,6 +31,8 @@ export class LabDouble {
   entries: string[] = [];
   runs: unknown[] = [];
   certificates: unknown[] = [];
+  /** witnesses that cosign each checkpoint served (cosignature/v1 lines appended to the note) */
+  cosigners: NoteSigner[] = [];
   private server: http.Server | undefined;
 
   get url(): string {
@@ -36,7 +42,9 @@ export class LabDouble {
 
   /** the signed checkpoint of the first `size` entries */
   checkpoint(size = this.entries.length): string {
-    return signCheckpoint({ origin: DOUBLE_ORIGIN, size, rootHash: rootOf(this.leaves().slice(0, size)), extensions: [] }, [this.signer]);
+    const note = signCheckpoint({ origin: DOUBLE_ORIGIN, size, rootHash: rootOf(this.leaves().slice(0, size)), extensions: [] }, [this.signer]);
+    const body = parseNote(note).text;
+    return this.cosigners.reduce((n, c) => addCosignatures(n, cosignCheckpoint(body, c)), note);
   }
 
   async start(): Promise<void> {
