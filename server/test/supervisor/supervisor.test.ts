@@ -139,7 +139,7 @@ beforeAll(async () => {
     30_000,
   );
   supervisor = await startSupervisor();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await supervisor.stop();
