@@ -127,3 +127,32 @@ describe('a log that stopped advancing', () => {
 function certificate(id: string, issuedAt: number): Record<string, unknown> {
   return { id, run: 'run-1', status: 'valid', issuedBy: 's', issuedAt, amends: null, amendReason: null, logIndex: null, digests: null };
 }
+
+describe('the schedule of deeper checks follows the tier', () => {
+  test('tier A is checked again after a day, tier D after 15 minutes', async () => {
+    lab.entries = ['a', 'b'];
+    const start = now;
+    await supervisor.runRound();
+    const checks = (): number => supervisor.store.checkRuns('double').length;
+    const first = checks();
+    expect(first).toBeGreaterThanOrEqual(1);
+    now = start + 2 * HOUR;
+    await supervisor.runRound();
+    expect(checks()).toBe(first);
+    now = start + 25 * HOUR;
+    await supervisor.runRound();
+    expect(checks()).toBe(first + 1);
+    // a fork: checked at once, the lab is tier D, and checked again 15 minutes later
+    lab.entries = ['a', 'X'];
+    await supervisor.runRound();
+    expect(checks()).toBe(first + 2);
+    expect(supervisor.standing('double').tier).toBe('D');
+    lab.entries = ['a', 'b'];
+    now += 10 * 60_000;
+    await supervisor.runRound();
+    expect(checks()).toBe(first + 2);
+    now += 6 * 60_000;
+    await supervisor.runRound();
+    expect(checks()).toBe(first + 3);
+  });
+});
