@@ -14,6 +14,7 @@ commands:
   verify-certificate <file>   checks a certificate (JSON, or PDF/DCC against its JSON) offline with the lab's keys
   verify-audit <file>         checks an audit-trail export offline (hashes and chain); exit codes as for verify
   witness --config <file>     a witness (C2SP tlog-witness) that cosigns a lab's consistent checkpoints
+  supervisor --config <file>  a supervisor that follows labs, runs the compliance rules and keeps their credit tiers
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;
@@ -28,6 +29,7 @@ const commands = {
   'verify-certificate': () => import('../server/dist/src/certificates/verify-cli.js'),
   'verify-audit': () => import('../server/dist/src/audit/verify-audit-cli.js'),
   witness: () => import('../server/dist/src/witness/cli.js'),
+  supervisor: () => import('../server/dist/src/supervisor/cli.js'),
 };
 
 const [command, ...args] = process.argv.slice(2);

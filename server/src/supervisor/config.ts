@@ -1,0 +1,155 @@
+// supervisor.yaml: where the supervisor listens, its store, its API token, the rules' settings, and the labs it
+// follows, each enrolled once with its URL, its log's public key and the read-only token its admin created.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { LabtraceError, parseConfigText, parseCosignerVerifierKey, parseVerifierKey } from '@labtrace/protocols';
+import { readSecretFile } from '../secret-env.js';
+import { DEFAULT_RULE_SETTINGS, type RuleSettings } from './evidence.js';
+
+const keyOf = (parse: (text: string) => unknown) =>
+  z.string().superRefine((text, ctx) => {
+    try {
+      parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+const labSchema = z
+  .object({
+    /** the supervisor's name of the lab: letters, digits, '-', '_', '.' */
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected letters, digits, ".", "_" or "-"'),
+    name: z.string().min(1).max(200).optional(),
+    /** the lab server's base URL, e.g. https://lab.example */
+    url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+    /** the log's checkpoint verifier key (GET /api/log/keys: log.verifierKey) */
+    logKey: keyOf((t) => parseVerifierKey(t)),
+    /** the log's origin line; the key's name when absent */
+    origin: z.string().min(1).optional(),
+    /** a file holding the read-only API token the lab's admin created for the supervisor (role auditor) */
+    tokenFile: z.string().min(1).optional(),
+    /** or the environment variable holding it */
+    tokenEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
+    /** the witnesses whose cosignatures the supervisor requires on the lab's checkpoints */
+    witnesses: z.array(keyOf((t) => parseCosignerVerifierKey(t))).default([]),
+    witnessesRequired: z.number().int().min(0).default(0),
+  })
+  .strict()
+  .refine((l) => l.witnessesRequired <= l.witnesses.length, { message: 'more than the witnesses listed', path: ['witnessesRequired'] })
+  .refine((l) => l.tokenFile !== undefined || l.tokenEnv !== undefined, { message: 'tokenFile or tokenEnv is required', path: ['tokenFile'] });
+
+export const supervisorConfigSchema = z
+  .object({
+    listen: z
+      .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(7390) })
+      .strict()
+      .default({ host: '127.0.0.1', port: 7390 }),
+    /** the SQLite file of the supervisor's evidence and findings, relative to the configuration file */
+    database: z.string().min(1).default('supervisor.db'),
+    /** a file holding the bearer token of the supervisor's API (or LABTRACE_SUPERVISOR_TOKEN); at least 32 characters */
+    tokenFile: z.string().min(1).optional(),
+    /** how often each lab's checkpoint and new log entries are pulled (ms) */
+    followEveryMs: z.number().int().min(100).default(60_000),
+    rules: z
+      .object({
+        lateAmendmentDays: z
+          .number()
+          .positive()
+          .default(DEFAULT_RULE_SETTINGS.lateAmendmentMs / 86_400_000),
+        stallGraceMinutes: z
+          .number()
+          .positive()
+          .default(DEFAULT_RULE_SETTINGS.stallGraceMs / 60_000),
+      })
+      .strict()
+      .default({ lateAmendmentDays: 30, stallGraceMinutes: 60 }),
+    labs: z
+      .array(labSchema)
+      .default([])
+      .superRefine((labs, ctx) => {
+        const seen = new Set<string>();
+        labs.forEach((l, i) => {
+          if (seen.has(l.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `lab "${l.id}" is listed twice` });
+          seen.add(l.id);
+        });
+      }),
+  })
+  .strict();
+
+export interface EnrolledLab {
+  id: string;
+  name: string;
+  url: string;
+  origin: string;
+  logKey: string;
+  token: string;
+  witnesses: string[];
+  witnessesRequired: number;
+}
+
+export interface SupervisorConfig {
+  host: string;
+  port: number;
+  database: string;
+  apiToken: string;
+  followEveryMs: number;
+  settings: RuleSettings;
+  labs: EnrolledLab[];
+}
+
+const MIN_TOKEN = 32;
+
+/** Reads supervisor.yaml; secrets come from the files it names or the environment, never from the file itself. */
+export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<SupervisorConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new LabtraceError('E_CONFIG_READ', `${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = parseConfigText(text, file, supervisorConfigSchema);
+  const dir = path.dirname(file);
+  const fromEnv = env['LABTRACE_SUPERVISOR_TOKEN'];
+  const apiToken =
+    fromEnv !== undefined && fromEnv !== ''
+      ? fromEnv
+      : parsed.tokenFile === undefined
+        ? undefined
+        : readSecretFile(path.resolve(dir, parsed.tokenFile), `${file}: tokenFile`);
+  if (apiToken === undefined)
+    throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the supervisor's API needs a token (tokenFile or LABTRACE_SUPERVISOR_TOKEN)`);
+  if (apiToken.length < MIN_TOKEN)
+    throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the API token must have at least ${MIN_TOKEN} characters`);
+  const labs = parsed.labs.map((l, i): EnrolledLab => {
+    const where = `${file}: labs[${i}]`;
+    let token: string | undefined;
+    if (l.tokenEnv !== undefined) token = env[l.tokenEnv];
+    if ((token === undefined || token === '') && l.tokenFile !== undefined)
+      token = readSecretFile(path.resolve(dir, l.tokenFile), `${where}.tokenFile`);
+    if (token === undefined || token === '')
+      throw new LabtraceError('E_CONFIG', `${where}.tokenEnv: ${l.tokenEnv ?? ''} is not set and no tokenFile is given`);
+    return {
+      id: l.id,
+      name: l.name ?? l.id,
+      url: l.url.replace(/\/+$/, ''),
+      origin: l.origin ?? parseVerifierKey(l.logKey).name,
+      logKey: l.logKey,
+      token,
+      witnesses: l.witnesses,
+      witnessesRequired: l.witnessesRequired,
+    };
+  });
+  return {
+    host: parsed.listen.host,
+    port: parsed.listen.port,
+    database: path.resolve(dir, parsed.database),
+    apiToken,
+    followEveryMs: parsed.followEveryMs,
+    settings: { lateAmendmentMs: parsed.rules.lateAmendmentDays * 86_400_000, stallGraceMs: parsed.rules.stallGraceMinutes * 60_000 },
+    labs,
+  };
+}

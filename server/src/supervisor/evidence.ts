@@ -1,0 +1,163 @@
+// What the supervisor holds of one lab, as the compliance rules read it: the lab's signed checkpoints and log
+// entries (public), and the records its read-only token lets the supervisor read (runs, alarms, certificates,
+// calibrations and service status of instruments). Plain data, so that the rules are pure functions of it.
+
+export interface HeldCheckpoint {
+  size: number;
+  /** hex */
+  rootHash: string;
+  /** the signed note as the lab served it (with any cosignature lines) */
+  note: string;
+  /** when the supervisor first saw this size, ms */
+  firstSeenAt: number;
+  /** when the supervisor last saw this size, ms */
+  lastSeenAt: number;
+  /** names of the enrolled witnesses whose cosignatures verified on it */
+  cosignedBy: string[];
+}
+
+export interface LogEntryEvidence {
+  index: number;
+  kind: string;
+  /** the lab's time of the entry, ms */
+  at: number;
+  /** the entry's parsed JSON, or undefined when it is not JSON */
+  value: unknown;
+}
+
+export interface RunEvidence {
+  id: string;
+  technician: string;
+  createdBy: string;
+  state: string;
+  instruments: { id: string; gateway: string }[];
+  startedAt: number | null;
+  endedAt: number | null;
+  ranges: { gateway: string; firstSeq: number; lastSeq: number | null }[];
+  openAlarms: number;
+}
+
+export interface AlarmEvidence {
+  id: string;
+  raisedAt: number;
+  acknowledgedAt: number | null;
+  clearedAt: number | null;
+  severity: string;
+  message: string;
+}
+
+export interface CertificateEvidence {
+  id: string;
+  run: string;
+  status: string;
+  issuedBy: string | null;
+  issuedAt: number | null;
+  amends: string | null;
+  amendReason: string | null;
+  logIndex: number | null;
+  /** SHA-256 digests as signed (json, pdf, dcc) */
+  digests: Record<string, string> | null;
+}
+
+export interface InstrumentEvidence {
+  id: string;
+  calibrations: { calibratedAt: number; nextDueAt: number; certificate: string }[];
+  checks: { checkedAt: number; result: 'pass' | 'fail' }[];
+  /** service status changes, oldest first */
+  status: { status: 'in-service' | 'out-of-service'; at: number; reason: string }[];
+}
+
+/** A checkpoint the lab served that contradicts one the supervisor held: kept by the follower as it happens. */
+export interface ConflictEvidence {
+  id: number;
+  kind: 'fork' | 'bad-proof' | 'shrunk' | 'bad-entries';
+  detectedAt: number;
+  heldNote: string;
+  servedNote: string;
+  /** the consistency proof the lab served (base64 hashes), if any */
+  proof: string[];
+  reason: string;
+}
+
+export interface RuleSettings {
+  /** an amendment later than this after the report it replaces is a finding (ms) */
+  lateAmendmentMs: number;
+  /** activity reported this long after the log last grew, while it did not grow, is a finding (ms) */
+  stallGraceMs: number;
+}
+
+export const DEFAULT_RULE_SETTINGS: RuleSettings = { lateAmendmentMs: 30 * 86_400_000, stallGraceMs: 3_600_000 };
+
+export interface LabEvidence {
+  lab: string;
+  /** the supervisor's clock when the checks run */
+  now: number;
+  settings: RuleSettings;
+  /** the witnesses the supervisor requires for this lab (names) and how many of them */
+  witnesses: { names: string[]; required: number };
+  /** oldest first */
+  checkpoints: HeldCheckpoint[];
+  /** index order, contiguous from 0 */
+  entries: LogEntryEvidence[];
+  runs: RunEvidence[];
+  /** by run id, for completed runs */
+  alarms: Map<string, AlarmEvidence[]>;
+  certificates: CertificateEvidence[];
+  instruments: Map<string, InstrumentEvidence>;
+  conflicts: ConflictEvidence[];
+}
+
+/** A log entry a finding rests on; the supervisor adds its leaf hash and inclusion proof when it stores the finding. */
+export interface EntryRef {
+  index: number;
+  why: string;
+}
+
+export type Severity = 'minor' | 'major' | 'critical';
+
+/** What a rule finds: `key` identifies it within the rule, so that a finding is recorded once however often the rule runs. */
+export interface RuleFinding {
+  key: string;
+  /** when the violation happened (the lab's time), ms */
+  at: number;
+  summary: string;
+  subject: { run?: string; certificate?: string; instrument?: string; gateway?: string; keyId?: string };
+  entries: EntryRef[];
+  /** further evidence, for instance the two signed checkpoints of a fork */
+  detail?: Record<string, unknown>;
+}
+
+export interface Rule {
+  /** stable id, used in findings, the API and the documentation */
+  id: string;
+  title: { en: string; zh: string };
+  /** the standard or rule it enforces */
+  reference: string;
+  severity: Severity;
+  /** how the lab clears a finding of this rule */
+  remedy: string;
+  check(evidence: LabEvidence): RuleFinding[];
+}
+
+/** Certificate log entries by certificate id (issue, amend, revoke events), built once per check run. */
+export function certificateEvents(entries: readonly LogEntryEvidence[]): Map<string, LogEntryEvidence[]> {
+  const map = new Map<string, LogEntryEvidence[]>();
+  for (const e of entries) {
+    if (e.kind !== 'certificate-event') continue;
+    const id = field(e.value, 'certificate');
+    if (typeof id !== 'string') continue;
+    const list = map.get(id);
+    if (list === undefined) map.set(id, [e]);
+    else list.push(e);
+  }
+  return map;
+}
+
+export function field(value: unknown, name: string): unknown {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+/** the log entry a certificate names, if it is in range */
+export function entryAt(evidence: LabEvidence, index: number | null): LogEntryEvidence | undefined {
+  return index === null ? undefined : evidence.entries[index];
+}

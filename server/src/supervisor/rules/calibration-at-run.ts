@@ -1,0 +1,60 @@
+// A report issued from a run whose instrument was out of calibration, never calibrated, failed an intermediate
+// check, or was out of service while the run measured (ISO/IEC 17025:2017 6.4.4, 6.4.9, 6.4.10).
+import type { CertificateEvidence, InstrumentEvidence, Rule, RuleFinding, RunEvidence } from '../evidence.js';
+
+export const calibrationAtRun: Rule = {
+  id: 'calibration-at-run',
+  title: {
+    en: 'Report issued from a run on an instrument out of calibration or out of service',
+    zh: '报告所依据的检测使用了校准失效或停用的仪器',
+  },
+  reference: 'ISO/IEC 17025:2017 6.4.4, 6.4.9, 6.4.10; domain note "Equipment (6.4, 6.5)"',
+  severity: 'major',
+  remedy:
+    'Review the results of the run (6.4.9): recalibrate or repair the instrument, amend or withdraw the report, and answer with the review record.',
+  check(evidence) {
+    const runs = new Map(evidence.runs.map((r) => [r.id, r]));
+    const findings: RuleFinding[] = [];
+    for (const cert of evidence.certificates) {
+      if (cert.issuedAt === null || cert.amends !== null) continue;
+      const run = runs.get(cert.run);
+      if (run?.startedAt === null || run === undefined) continue;
+      const from = run.startedAt;
+      const to = run.endedAt ?? cert.issuedAt;
+      for (const { id } of run.instruments) {
+        const problem = problemOf(evidence.instruments.get(id), from, to);
+        if (problem !== undefined) findings.push(finding(cert, run, id, problem));
+      }
+    }
+    return findings;
+  },
+};
+
+function finding(cert: CertificateEvidence, run: RunEvidence, instrument: string, problem: string): RuleFinding {
+  return {
+    key: `${cert.id}/${instrument}`,
+    at: cert.issuedAt ?? 0,
+    summary: `report ${cert.id} was issued from run ${run.id}, measured with ${instrument} while ${problem}`,
+    subject: { certificate: cert.id, run: run.id, instrument },
+    entries: cert.logIndex === null ? [] : [{ index: cert.logIndex, why: 'the issue of the report' }],
+  };
+}
+
+/** why the instrument was not fit for use at some moment of [from, to], if it was not */
+export function problemOf(instrument: InstrumentEvidence | undefined, from: number, to: number): string | undefined {
+  if (instrument === undefined || instrument.calibrations.length === 0) return 'it had no calibration on record';
+  // the calibration in force at the start: the newest performed at or before it
+  let current: InstrumentEvidence['calibrations'][number] | undefined;
+  for (const c of instrument.calibrations)
+    if (c.calibratedAt <= from && (current === undefined || c.calibratedAt > current.calibratedAt)) current = c;
+  if (current === undefined) return 'it was not yet calibrated';
+  if (current.nextDueAt < to) return `its calibration (${current.certificate}) was due on ${new Date(current.nextDueAt).toISOString()}`;
+  const failed = instrument.checks.find((c) => c.result === 'fail' && c.checkedAt >= current.calibratedAt && c.checkedAt <= to);
+  if (failed !== undefined) return `it failed an intermediate check on ${new Date(failed.checkedAt).toISOString()}`;
+  let state: 'in-service' | 'out-of-service' = 'in-service';
+  for (const s of instrument.status) {
+    if (s.at <= from) state = s.status;
+    else if (s.at <= to && s.status === 'out-of-service') return `it was taken out of service (${s.reason})`;
+  }
+  return state === 'out-of-service' ? 'it was out of service' : undefined;
+}

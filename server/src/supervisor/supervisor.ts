@@ -1,0 +1,228 @@
+// `labtrace supervisor`: follows the enrolled labs (checkpoint and new log entries on every round; the records and
+// the compliance rules as often as each lab's tier says), and answers the supervisor's JSON API: labs, tiers,
+// findings with their evidence, checks run, the rule and tier tables, and the lab's responses to findings.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { LabtraceError, parseWith } from '@labtrace/protocols';
+import { errorHandler } from '../api/errors.js';
+import type { Logger } from '../log.js';
+import type { EnrolledLab } from './config.js';
+import type { RuleSettings } from './evidence.js';
+import { LabFollower } from './lab-follower.js';
+import { RULES } from './rules/index.js';
+import { SupervisorStore } from './supervisor-store.js';
+import { SCORING, standingOf, type Standing } from './tiers.js';
+
+export interface SupervisorOptions {
+  host: string;
+  port: number;
+  database: string;
+  apiToken: string;
+  followEveryMs: number;
+  settings: RuleSettings;
+  labs: readonly EnrolledLab[];
+  /** ms since the epoch; the tests move it to cross the rolling period */
+  now?: () => number;
+}
+
+const responseBody = z.strictObject({
+  /** who answers: the lab's name for its person in charge, or the supervisor's officer */
+  author: z.string().trim().min(1).max(200),
+  text: z.string().trim().min(10, 'a reasoned response has at least 10 characters').max(10_000),
+});
+
+export class Supervisor {
+  readonly store: SupervisorStore;
+  private readonly followers: Map<string, LabFollower>;
+  private readonly now: () => number;
+  private server: http.Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** the round in progress: rounds never overlap, and stop() waits for it */
+  private round: Promise<void> = Promise.resolve();
+  private readonly lastError = new Map<string, string | null>();
+
+  constructor(
+    private readonly options: SupervisorOptions,
+    private readonly logger: Logger,
+  ) {
+    this.now = options.now ?? (() => Date.now());
+    this.store = new SupervisorStore(options.database);
+    this.followers = new Map(options.labs.map((l) => [l.id, new LabFollower(l, this.store, logger, options.settings)]));
+  }
+
+  get url(): string {
+    const address = this.server?.address() as AddressInfo | null | undefined;
+    if (address === undefined || address === null) throw new Error('the supervisor is not listening');
+    return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.store.open();
+    const app = this.app();
+    await new Promise<void>((resolve, reject) => {
+      const server = app.listen(this.options.port, this.options.host, (err?: Error) => (err === undefined ? resolve() : reject(err)));
+      this.server = server;
+    });
+    this.logger.info({ url: this.url, labs: [...this.followers.keys()] }, 'supervisor: listening');
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const server = this.server;
+    this.server = undefined;
+    if (server !== undefined) {
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await this.round;
+    this.store.close();
+  }
+
+  /** One round over every lab: follow the log, and run the deeper checks of the labs whose tier says they are due. */
+  runRound(force = false): Promise<void> {
+    this.round = this.round.then(async () => {
+      for (const follower of this.followers.values()) await this.visit(follower, force);
+    });
+    return this.round;
+  }
+
+  /** The standing of one lab now. */
+  standing(lab: string): Standing {
+    return standingOf(this.store.findings(lab), this.now());
+  }
+
+  private schedule(delay: number): void {
+    if (this.server === undefined) return;
+    this.timer = setTimeout(() => {
+      this.runRound().then(
+        () => this.schedule(this.options.followEveryMs),
+        (err: unknown) => {
+          this.logger.error({ err }, 'supervisor: a round failed');
+          this.schedule(this.options.followEveryMs);
+        },
+      );
+    }, delay);
+  }
+
+  private async visit(follower: LabFollower, force: boolean): Promise<void> {
+    const lab = follower.lab.id;
+    const now = this.now();
+    try {
+      const followed = await follower.follow(now);
+      const last = this.store.cursor(lab).lastDeepCheck;
+      const due = last === null || now - last >= this.standing(lab).checkEveryMs;
+      if (force || due || followed.conflict) {
+        await follower.pullRecords(now);
+        const added = await follower.check(now);
+        this.store.markDeepCheck(lab, now);
+        if (added > 0) this.logger.warn({ lab, added, tier: this.standing(lab).tier }, 'supervisor: new findings');
+      }
+      this.lastError.set(lab, null);
+    } catch (err) {
+      this.lastError.set(lab, (err as Error).message);
+      this.logger.warn({ lab, err }, 'supervisor: following the lab failed; retried next round');
+    }
+  }
+
+  private app(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(express.json({ limit: '64kb' }));
+    app.use('/api', (req: Request, _res: Response, next: NextFunction) => {
+      next(this.authorized(req.headers.authorization) ? undefined : new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
+    });
+    app.get('/api/rules', (_req, res) => {
+      res.json({
+        rules: RULES.map((r) => ({
+          id: r.id,
+          title: r.title,
+          reference: r.reference,
+          severity: r.severity,
+          weight: SCORING.weights[r.severity],
+          remedy: r.remedy,
+        })),
+        scoring: { ...SCORING, bands: SCORING.bands.map((b) => ({ ...b, below: Number.isFinite(b.below) ? b.below : null })) },
+      });
+    });
+    app.get('/api/labs', (_req, res) => {
+      res.json({ labs: [...this.followers.values()].map((f) => this.labView(f.lab)) });
+    });
+    app.get('/api/labs/:lab', (req, res) => {
+      res.json(this.labView(this.follower(req.params.lab).lab));
+    });
+    app.get('/api/labs/:lab/findings', (req, res) => {
+      const lab = this.follower(req.params.lab).lab.id;
+      const rules = new Map(RULES.map((r) => [r.id, r]));
+      res.json({
+        findings: this.store.findings(lab).map((f) => {
+          const rule = rules.get(f.rule);
+          return { ...f, title: rule?.title, reference: rule?.reference, remedy: rule?.remedy };
+        }),
+      });
+    });
+    app.get('/api/labs/:lab/checks', (req, res) => {
+      res.json({ checks: this.store.checkRuns(this.follower(req.params.lab).lab.id) });
+    });
+    // a check now, whatever the tier's schedule says (an inspector's request)
+    app.post('/api/labs/:lab/check', async (req, res) => {
+      const follower = this.follower(req.params.lab);
+      this.round = this.round.then(() => this.visit(follower, true));
+      await this.round;
+      res.json({ ...this.labView(follower.lab), checks: this.store.checkRuns(follower.lab.id, 1) });
+    });
+    app.post('/api/labs/:lab/findings/:id/response', (req, res) => {
+      this.respond(req, res, 'response');
+    });
+    app.post('/api/labs/:lab/findings/:id/resolve', (req, res) => {
+      this.respond(req, res, 'resolution');
+    });
+    app.use((_req, _res, next) => next(new LabtraceError('E_NOT_FOUND', 'no such route')));
+    app.use(errorHandler(this.logger));
+    return app;
+  }
+
+  private respond(req: Request, res: Response, kind: 'response' | 'resolution'): void {
+    const lab = this.follower(String(req.params['lab'])).lab.id;
+    const id = Number(req.params['id']);
+    const body = parseWith(responseBody, req.body, 'body');
+    if (!Number.isSafeInteger(id) || !this.store.respond(lab, id, { at: this.now(), author: body.author, kind, text: body.text }))
+      throw new LabtraceError('E_NOT_FOUND', `finding ${String(req.params['id'])} of lab ${lab} is not known`);
+    res.status(201).json({ finding: this.store.findings(lab).find((f) => f.id === id), standing: this.standing(lab) });
+  }
+
+  private labView(lab: EnrolledLab): Record<string, unknown> {
+    const cursor = this.store.cursor(lab.id);
+    const findings = this.store.findings(lab.id);
+    return {
+      id: lab.id,
+      name: lab.name,
+      url: lab.url,
+      origin: lab.origin,
+      ...this.standing(lab.id),
+      openFindings: findings.filter((f) => f.status === 'open').length,
+      findings: findings.length,
+      logSize: cursor.size,
+      lastDeepCheck: cursor.lastDeepCheck,
+      lastError: this.lastError.get(lab.id) ?? null,
+    };
+  }
+
+  private follower(id: string): LabFollower {
+    const f = this.followers.get(id);
+    if (f === undefined) throw new LabtraceError('E_NOT_FOUND', `lab "${id}" is not enrolled`);
+    return f;
+  }
+
+  private authorized(header: string | undefined): boolean {
+    if (header === undefined || !header.startsWith('Bearer ')) return false;
+    // compare digests, so that the time taken says nothing of the token
+    const given = createHash('sha256').update(header.slice(7).trim()).digest();
+    const expected = createHash('sha256').update(this.options.apiToken).digest();
+    return timingSafeEqual(given, expected);
+  }
+}

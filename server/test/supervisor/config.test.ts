@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { formatCosignerVerifierKey, formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
+import { loadSupervisorConfig } from '../../src/supervisor/config.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-supervisor-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const logKey = formatVerifierKey('lab.example/log', publicKeyFromSeed(new Uint8Array(32).fill(1)));
+const witness = formatCosignerVerifierKey('regulator.example/w1', publicKeyFromSeed(new Uint8Array(32).fill(2)));
+const API = { LABTRACE_SUPERVISOR_TOKEN: 'x'.repeat(40), LAB_A_TOKEN: 'lab-a-token' };
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const lab = (extra = ''): string =>
+  `labs:\n  - id: lab-a\n    url: http://127.0.0.1:8080/\n    logKey: "${logKey}"\n    tokenEnv: LAB_A_TOKEN\n${extra}`;
+
+describe('supervisor.yaml', () => {
+  test('reads the labs with their tokens, the origin from the log key, defaults for the rest', async () => {
+    write('lab-b.token', 'lab-b-token\n');
+    const file = write(
+      'ok.yaml',
+      `${lab(`    witnesses: ["${witness}"]\n    witnessesRequired: 1\n`)}  - id: lab-b\n    url: https://lab-b.example\n    logKey: "${logKey}"\n    origin: other.example/log\n    tokenFile: lab-b.token\nrules: { lateAmendmentDays: 10 }\n`,
+    );
+    const config = await loadSupervisorConfig(file, API);
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 7390,
+      database: path.join(dir, 'supervisor.db'),
+      apiToken: API.LABTRACE_SUPERVISOR_TOKEN,
+      settings: { lateAmendmentMs: 10 * 86_400_000, stallGraceMs: 3_600_000 },
+      labs: [
+        { id: 'lab-a', url: 'http://127.0.0.1:8080', origin: 'lab.example/log', token: 'lab-a-token', witnesses: [witness], witnessesRequired: 1 },
+        { id: 'lab-b', origin: 'other.example/log', token: 'lab-b-token', witnesses: [], witnessesRequired: 0 },
+      ],
+    });
+  });
+
+  test.each([
+    ['a log key that is not a verifier key', lab().replace(logKey, 'nope'), /labs\[0\]\.logKey/],
+    ['a URL that is not http(s)', lab().replace('http://127.0.0.1:8080/', 'ftp://x'), /labs\[0\]\.url/],
+    ['more witnesses required than listed', lab('    witnessesRequired: 2\n'), /labs\[0\]\.witnessesRequired: more than the witnesses listed/],
+    ['a lab without a token', lab().replace('    tokenEnv: LAB_A_TOKEN\n', ''), /labs\[0\]\.tokenFile: tokenFile or tokenEnv is required/],
+    ['a lab listed twice', `${lab()}${lab().replace('labs:\n', '')}`, /labs\[1\]\.id: lab "lab-a" is listed twice/],
+    ['an unknown field', `${lab()}polling: 1\n`, /polling/],
+  ])('refuses %s, naming the field', async (_what, text, message) => {
+    await expect(loadSupervisorConfig(write('bad.yaml', text), API)).rejects.toThrow(message);
+  });
+
+  test('has no default API token: without one, or with a short one, it does not start', async () => {
+    const file = write('notoken.yaml', lab());
+    await expect(loadSupervisorConfig(file, { LAB_A_TOKEN: 't' })).rejects.toThrow(/tokenFile: the supervisor's API needs a token/);
+    await expect(loadSupervisorConfig(file, { LAB_A_TOKEN: 't', LABTRACE_SUPERVISOR_TOKEN: 'short' })).rejects.toThrow(/at least 32 characters/);
+  });
+
+  test('refuses a lab whose token variable is not set', async () => {
+    await expect(loadSupervisorConfig(write('unset.yaml', lab()), { LABTRACE_SUPERVISOR_TOKEN: 'x'.repeat(40) })).rejects.toThrow(
+      /labs\[0\]\.tokenEnv: LAB_A_TOKEN is not set/,
+    );
+  });
+});

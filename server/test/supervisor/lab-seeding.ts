@@ -1,0 +1,141 @@
+// A lab for the supervisor's tests: a real test server with a gateway, instruments, a sample and methods, and the
+// steps of a lab's work (calibrate, run, measure, issue, amend) through its API; and tampering with its SQLite
+// store for the violations the server itself refuses to commit (a tampered database, as an auditor would meet it).
+import { expect } from '@jest/globals';
+import { sql } from 'kysely';
+import type { Sample } from '@labtrace/protocols';
+import { jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
+import { rowCount } from '../helpers/store-reads.js';
+import { waitFor } from '../helpers/server.js';
+
+const DAY = 86_400_000;
+const json = postJson;
+
+export class SeededLab {
+  private seq = 0;
+  readonly call: ReturnType<typeof jsonCaller>;
+
+  private constructor(
+    readonly t: TestServer,
+    readonly gw: TestGateway,
+  ) {
+    this.call = jsonCaller(
+      () => t,
+      () => '',
+    );
+  }
+
+  static async start(): Promise<SeededLab> {
+    const t = await startServer({ laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' } });
+    const gw = await TestGateway.connect(t, 'gw-a');
+    const lab = new SeededLab(t, gw);
+    await gw.birth('utm-1', 'utm-2');
+    await waitFor('the instruments', async () => (await rowCount(t.server, 'instruments')) === 2);
+    const now = Date.now();
+    for (const instrument of ['utm-1', 'utm-2']) await lab.calibrate(instrument, now - 10 * DAY, now + 300 * DAY);
+    const sample = { id: 'B-1', organization: ORGANIZATION, description: 'steel bar B500B, 10 mm', condition: 'intact', receivedAt: now - DAY };
+    expect((await lab.call('/api/lab-samples', json(sample))).status).toBe(201);
+    await lab.method('tensile', []);
+    await lab.method('tensile-inspected', [{ id: 'force-limits', kind: 'limits', severity: 'alarm', channel: 'c', high: 100 }]);
+    return lab;
+  }
+
+  async stop(): Promise<void> {
+    await this.gw.end();
+    await this.t.stop();
+  }
+
+  async calibrate(instrument: string, calibratedAt: number, nextDueAt: number): Promise<void> {
+    const res = await this.call(
+      `/api/instruments/${instrument}/calibrations`,
+      json({
+        calibratedAt,
+        laboratory: 'Reference Lab',
+        certificate: `CAL-${instrument}-${calibratedAt}`,
+        results: [{ point: 'p1', reference: 10, indication: 10.01, unit: 'kN' }],
+        uncertainty: { value: 0.1, unit: 'kN', k: 2 },
+        nextDueAt,
+      }),
+    );
+    expect(res.status).toBe(201);
+  }
+
+  private async method(id: string, rules: unknown[]): Promise<void> {
+    const res = await this.call(
+      '/api/methods',
+      json({
+        id,
+        standard: 'ISO 6892-1:2019',
+        title: 'Tensile testing at room temperature',
+        definition: {
+          measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
+          instrumentTypes: ['x'],
+          decisionRule: { kind: 'simple-acceptance' },
+          results: [{ name: 'Fm', title: 'maximum force', measurand: 'force', statistic: 'max', resolution: 0.01, repeatability: 0.05 }],
+          ...(rules.length === 0 ? {} : { rules }),
+        },
+      }),
+    );
+    expect(res.status).toBe(201);
+  }
+
+  /** A run measured and completed; `skip` leaves that many sequence numbers out between its two batches. */
+  async completedRun(
+    options: { instrument?: string; method?: string; skip?: number; values?: number[]; beforeStop?: (run: string) => Promise<void> } = {},
+  ): Promise<string> {
+    const instrument = options.instrument ?? 'utm-1';
+    const created = await this.call<{ id: string }>(
+      '/api/runs',
+      json({ sample: 'B-1', method: options.method ?? 'tensile', instruments: [instrument] }),
+    );
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    expect((await this.call(`/api/runs/${id}/start`, json({}))).status).toBe(200);
+    const values = options.values ?? [10.2, 35.7, 42.031, 41.9, 0.4];
+    await this.measure(instrument, values);
+    if (options.skip !== undefined) {
+      this.seq += options.skip;
+      await this.measure(instrument, values);
+    }
+    await options.beforeStop?.(id);
+    expect((await this.call(`/api/runs/${id}/stop`, json({}))).status).toBe(200);
+    return id;
+  }
+
+  async measure(instrument: string, values: number[]): Promise<void> {
+    const ts = Date.now();
+    const samples: Sample[] = values.map((value, i) => ({
+      seq: this.seq++,
+      instrument,
+      channel: 'c',
+      ts: ts + i,
+      value,
+      unit: 'kN',
+      quality: 'good',
+    }));
+    expect(await send(this.t, this.gw, this.gw.sign(samples))).toBe('acked');
+  }
+
+  /** Requested by the technician, issued by the signatory: its id. */
+  async issued(run: string): Promise<string> {
+    const draft = await this.call<{ id: string }>('/api/certificates', json({ run }));
+    expect(draft.status).toBe(201);
+    const res = await this.call<{ status: string }>(`/api/certificates/${draft.body.id}/issue`, json({}), 'signatory');
+    expect(res).toMatchObject({ status: 200, body: { status: 'valid' } });
+    return draft.body.id;
+  }
+
+  async amended(certificate: string, reason: string): Promise<string> {
+    const res = await this.call<{ id: string; status: string }>(`/api/certificates/${certificate}/amend`, json({ reason }), 'signatory');
+    expect(res).toMatchObject({ status: 201, body: { status: 'valid' } });
+    return res.body.id;
+  }
+
+  /** Changes rows the store protects, by dropping the table's triggers first (SQLite only). */
+  async tamper(table: string, statement: string): Promise<void> {
+    const db = this.t.server.db;
+    const { rows } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ${table}`.execute(db);
+    for (const { name } of rows) await sql.raw(`DROP TRIGGER ${name}`).execute(db);
+    await sql.raw(statement).execute(db);
+  }
+}
