@@ -17,7 +17,9 @@ import {
   parseCosignerSignerKey,
   parseNote,
   publicKeyFromSeed,
+  verifyBundle,
 } from '@labtrace/protocols';
+import { readBundle } from '../../src/export/read-bundle.js';
 import { createLogger } from '../../src/log.js';
 import { exportBundle } from '../../src/export/bundle.js';
 import { Witness } from '../../src/witness/witness.js';
@@ -166,6 +168,13 @@ describe('a lab server with three witnesses', () => {
     const all = await verifyCli([dir, '--log-key', LOG_VKEY, ...policy(), '--json']);
     expect(all.code).toBe(1);
     expect((JSON.parse(all.output) as { problems: { kind: string }[] }).problems.map((p) => p.kind)).toEqual(['witnesses-required']);
+    // a named witness's cosignature altered in one byte: a problem of its own, and it does not count
+    const files = readBundle(dir);
+    const altered = bundled.replace(/(\u2014 regulator\.example\/w-b \S{20})(\S)/u, (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`);
+    expect(altered).not.toBe(bundled);
+    const report = verifyBundle({ ...files, checkpoint: altered }, { logKey: LOG_VKEY, witnesses: { keys: witnesses.map((w) => w.verifierKey), required: 1 } });
+    expect(report.problems.map((p) => p.kind)).toEqual(['witness-cosignature']);
+    expect(report.witnesses?.cosignedBy.map((c) => c.name)).toEqual(['regulator.example/w-a']);
     // one cosignature line stripped: cosigned by one of three, refused
     const lines = bundled.split('\n');
     const cosigLine = lines.findIndex((l) => l.startsWith('\u2014 regulator.example/w-a '));
