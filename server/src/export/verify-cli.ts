@@ -93,12 +93,16 @@ export function witnessPolicy(keys: readonly string[], required: string | undefi
     try {
       parsed = parseCosignerVerifierKey(key);
     } catch (err) {
-      throw new Error(`--witness ${JSON.stringify(key.slice(0, 120))}: not a witness cosigner key (name+keyid+base64 of 0x04 and the key): ${(err as Error).message}`);
+      throw new Error(
+        `--witness ${JSON.stringify(key.slice(0, 120))}: not a witness cosigner key (name+keyid+base64 of 0x04 and the key): ${(err as Error).message}`,
+      );
     }
     distinct.add(`${parsed.name} ${toHex(parsed.keyId)}`);
   });
   if (required === undefined) return { keys: [...keys], required: distinct.size };
   if (!/^[1-9][0-9]{0,5}$/.test(required) || Number(required) > distinct.size)
-    throw new Error(`--witnesses-required ${JSON.stringify(required.slice(0, 40))}: expected a whole number from 1 to ${distinct.size}, the distinct --witness keys given`);
+    throw new Error(
+      `--witnesses-required ${JSON.stringify(required.slice(0, 40))}: expected a whole number from 1 to ${distinct.size}, the distinct --witness keys given`,
+    );
   return { keys: [...keys], required: Number(required) };
 }

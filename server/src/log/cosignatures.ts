@@ -44,13 +44,7 @@ export class CosignatureStore {
 
   /** The cosignatures of the checkpoint of `size`, by witness name and key id. */
   async of(size: number, db: Kysely<Tables> = this.db): Promise<StoredCosignature[]> {
-    const rows = await db
-      .selectFrom('log_cosignatures')
-      .selectAll()
-      .where('size', '=', size)
-      .orderBy('witness')
-      .orderBy('key_id')
-      .execute();
+    const rows = await db.selectFrom('log_cosignatures').selectAll().where('size', '=', size).orderBy('witness').orderBy('key_id').execute();
     return rows.map(rowOf);
   }
 
@@ -85,7 +79,14 @@ export function withCosignatures(note: string, cosignatures: readonly { line: st
   return addCosignatures(note, cosignatures.map((c) => c.line).join(''));
 }
 
-function rowOf(row: { size: unknown; witness: string; key_id: string; line: string; witness_time: unknown; received_at: unknown }): StoredCosignature {
+function rowOf(row: {
+  size: unknown;
+  witness: string;
+  key_id: string;
+  line: string;
+  witness_time: unknown;
+  received_at: unknown;
+}): StoredCosignature {
   return {
     size: count(row.size),
     witness: row.witness,

@@ -76,7 +76,11 @@ test('a rewritten history gets no cosignature, and the witness keeps evidence th
     DELETE FROM log_checkpoints WHERE size > ${k};
     DELETE FROM log_entries WHERE idx >= ${k};
     DELETE FROM log_hashes WHERE (idx + 1) * (1 << level) > ${k};`);
-  const log = new TransparencyLog(database, { origin: ORIGIN, signer: parseSignerKey(formatSignerKey(ORIGIN, LOG_SEED)), minCheckpointIntervalMs: 100 });
+  const log = new TransparencyLog(database, {
+    origin: ORIGIN,
+    signer: parseSignerKey(formatSignerKey(ORIGIN, LOG_SEED)),
+    minCheckpointIntervalMs: 100,
+  });
   log.open();
   log.append('audit-event', [utf8('an entry written in place of another')]);
   expect(log.size).toBe(n);

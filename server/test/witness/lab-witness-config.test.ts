@@ -29,8 +29,16 @@ describe('log.witnesses in server.yaml', () => {
   });
 
   test.each([
-    ['a log key in place of a witness key', `    - url: http://w.example/\n      key: "${logKey}"\n`, /log\.witnesses\[0\]\.key: not a witness cosigner key/],
-    ['a URL that is not http', `    - url: ftp://w.example/\n      key: "${witnessKey(2)}"\n`, /log\.witnesses\[0\]\.url: expected an http or https URL/],
+    [
+      'a log key in place of a witness key',
+      `    - url: http://w.example/\n      key: "${logKey}"\n`,
+      /log\.witnesses\[0\]\.key: not a witness cosigner key/,
+    ],
+    [
+      'a URL that is not http',
+      `    - url: ftp://w.example/\n      key: "${witnessKey(2)}"\n`,
+      /log\.witnesses\[0\]\.url: expected an http or https URL/,
+    ],
     [
       'a witness given twice',
       `    - url: http://a.example/\n      key: "${witnessKey(2)}"\n    - url: http://b.example/\n      key: "${witnessKey(2)}"\n`,
@@ -81,18 +89,22 @@ describe('labtrace verify --witness/--witnesses-required', () => {
   test('any generated arguments give a policy within bounds or an error naming the argument', () => {
     const key = fc.oneof(fc.constantFrom(witnessKey(2), witnessKey(3), witnessKey(4), logKey), fc.string());
     fc.assert(
-      fc.property(fc.array(key, { maxLength: 5 }), fc.option(fc.oneof(fc.nat({ max: 6 }).map(String), fc.string()), { nil: undefined }), (keys, required) => {
-        let policy;
-        try {
-          policy = witnessPolicy(keys, required);
-        } catch (err) {
-          expect((err as Error).message).toMatch(/^--witness(es-required)?[: ]/);
-          return;
-        }
-        if (policy === undefined) return expect(keys).toEqual([]);
-        expect(policy.required).toBeGreaterThanOrEqual(1);
-        expect(policy.required).toBeLessThanOrEqual(new Set(keys).size);
-      }),
+      fc.property(
+        fc.array(key, { maxLength: 5 }),
+        fc.option(fc.oneof(fc.nat({ max: 6 }).map(String), fc.string()), { nil: undefined }),
+        (keys, required) => {
+          let policy;
+          try {
+            policy = witnessPolicy(keys, required);
+          } catch (err) {
+            expect((err as Error).message).toMatch(/^--witness(es-required)?[: ]/);
+            return;
+          }
+          if (policy === undefined) return expect(keys).toEqual([]);
+          expect(policy.required).toBeGreaterThanOrEqual(1);
+          expect(policy.required).toBeLessThanOrEqual(new Set(keys).size);
+        },
+      ),
       { numRuns: 500 },
     );
   });

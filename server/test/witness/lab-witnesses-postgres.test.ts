@@ -69,7 +69,13 @@ beforeAll(async () => {
       await startServer({
         database: { url: postgres.url },
         cluster: { node: name, leases: { pollMs: 100, sessionTimeoutMs: 1000 } },
-        log: { origin: ORIGIN, keyFile, minCheckpointIntervalMs: 100, witnessMaxBackoffMs: 1000, witnesses: [{ url: witness.url, key: witness.verifierKey }] },
+        log: {
+          origin: ORIGIN,
+          keyFile,
+          minCheckpointIntervalMs: 100,
+          witnessMaxBackoffMs: 1000,
+          witnesses: [{ url: witness.url, key: witness.verifierKey }],
+        },
       }),
     );
 }, 120_000);

@@ -107,17 +107,20 @@ afterAll(async () => {
 describe('a lab server with three witnesses', () => {
   test('each new checkpoint is cosigned by all three and served with their cosignatures, also at ?size=N', async () => {
     await ingest(2);
-    await waitFor('three witnesses cosigning the latest checkpoint', () => latestSize() > 0 && [0, 1, 2].every((i) => cosignedSize(i) === latestSize()));
+    await waitFor(
+      'three witnesses cosigning the latest checkpoint',
+      () => latestSize() > 0 && [0, 1, 2].every((i) => cosignedSize(i) === latestSize()),
+    );
     const size = latestSize();
     const note = await (await t.fetch('/api/log/checkpoint', {}, null)).text();
     // a verifier that knows only the log key still accepts it (the cosignature lines are ignored)
     expect(openCheckpoint(note, [ed25519NoteVerifier(LOG_VKEY)], { origin: ORIGIN }).checkpoint.size).toBe(size);
     expect(parseNote(note).signatures).toHaveLength(4);
-    expect(openCosignatures(note, verifiers()).cosignatures.map((c) => c.name).sort()).toEqual([
-      'regulator.example/w-a',
-      'regulator.example/w-b',
-      'regulator.example/w-c',
-    ]);
+    expect(
+      openCosignatures(note, verifiers())
+        .cosignatures.map((c) => c.name)
+        .sort(),
+    ).toEqual(['regulator.example/w-a', 'regulator.example/w-b', 'regulator.example/w-c']);
     const atSize = await (await t.fetch(`/api/log/checkpoint?size=${size}`, {}, null)).text();
     expect(atSize).toBe(note);
     const state = (await (await t.fetch('/api/log/witnesses', {}, 'auditor')).json()) as {
@@ -140,7 +143,10 @@ describe('a lab server with three witnesses', () => {
     await down.stop();
     expect(before).toBeGreaterThan(0);
     await ingest(3);
-    await waitFor('two witnesses cosigning the newest checkpoint', () => latestSize() > before && [0, 1].every((i) => cosignedSize(i) === latestSize()));
+    await waitFor(
+      'two witnesses cosigning the newest checkpoint',
+      () => latestSize() > before && [0, 1].every((i) => cosignedSize(i) === latestSize()),
+    );
     await waitFor('the failure of the third witness reported', async () => {
       const state = (await (await t.fetch('/api/log/witnesses', {}, 'auditor')).json()) as {
         witnesses: { lastError: { code: string } | null; cosigned: { size: number } | null }[];
@@ -170,9 +176,15 @@ describe('a lab server with three witnesses', () => {
     expect((JSON.parse(all.output) as { problems: { kind: string }[] }).problems.map((p) => p.kind)).toEqual(['witnesses-required']);
     // a named witness's cosignature altered in one byte: a problem of its own, and it does not count
     const files = readBundle(dir);
-    const altered = bundled.replace(/(\u2014 regulator\.example\/w-b \S{20})(\S)/u, (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`);
+    const altered = bundled.replace(
+      /(\u2014 regulator\.example\/w-b \S{20})(\S)/u,
+      (_m, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`,
+    );
     expect(altered).not.toBe(bundled);
-    const report = verifyBundle({ ...files, checkpoint: altered }, { logKey: LOG_VKEY, witnesses: { keys: witnesses.map((w) => w.verifierKey), required: 1 } });
+    const report = verifyBundle(
+      { ...files, checkpoint: altered },
+      { logKey: LOG_VKEY, witnesses: { keys: witnesses.map((w) => w.verifierKey), required: 1 } },
+    );
     expect(report.problems.map((p) => p.kind)).toEqual(['witness-cosignature']);
     expect(report.witnesses?.cosignedBy.map((c) => c.name)).toEqual(['regulator.example/w-a']);
     // one cosignature line stripped: cosigned by one of three, refused

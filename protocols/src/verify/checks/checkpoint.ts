@@ -54,7 +54,10 @@ function checkWitnesses(ctx: VerifyContext, policy: NonNullable<VerifyOptions['w
     verifiers.set(`${verifier.name} ${toHex(verifier.keyId)}`, verifier);
   }
   if (!Number.isSafeInteger(policy.required) || policy.required < 1 || policy.required > verifiers.size)
-    throw new Unusable('witnesses required', `${String(policy.required)} is not a number from 1 to the ${verifiers.size} distinct witness keys named`);
+    throw new Unusable(
+      'witnesses required',
+      `${String(policy.required)} is not a number from 1 to the ${verifiers.size} distinct witness keys named`,
+    );
   const cosignedBy: { name: string; keyId: string; timestamp: number }[] = [];
   for (const verifier of verifiers.values()) {
     try {
