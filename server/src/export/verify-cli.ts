@@ -95,6 +95,7 @@ export function witnessPolicy(keys: readonly string[], required: string | undefi
     } catch (err) {
       throw new Error(
         `--witness ${JSON.stringify(key.slice(0, 120))}: not a witness cosigner key (name+keyid+base64 of 0x04 and the key): ${(err as Error).message}`,
+        { cause: err },
       );
     }
     distinct.add(`${parsed.name} ${toHex(parsed.keyId)}`);

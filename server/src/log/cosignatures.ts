@@ -58,11 +58,12 @@ export class CosignatureStore {
     const rows = await this.db
       .selectFrom('log_cosignatures as c')
       .selectAll('c')
-      .where(({ eb, selectFrom }) =>
+      .where((eb) =>
         eb(
           'c.size',
           '=',
-          selectFrom('log_cosignatures as d')
+          eb
+            .selectFrom('log_cosignatures as d')
             .select((e) => e.fn.max('d.size').as('m'))
             .whereRef('d.witness', '=', 'c.witness')
             .whereRef('d.key_id', '=', 'c.key_id'),
