@@ -15,6 +15,8 @@ import { exportRoutes } from './export/export-routes.js';
 import { runSelections } from './export/run-selection.js';
 import { measurementProof } from './log/measurement-proof.js';
 import { TransparencyLog } from './log/transparency-log.js';
+import { CosignatureStore } from './log/cosignatures.js';
+import { WitnessCosigning } from './witness/cosigning.js';
 import { createApp, healthOnly } from './api/app.js';
 import { RawFiles } from './files/raw-files.js';
 import { rawFileRoutes } from './files/raw-file-routes.js';
@@ -171,6 +173,8 @@ export class LabtraceServer {
   log: TransparencyLog | undefined;
   /** the transparency log in the shared store, on PostgreSQL: one log for every node (opened in start()) */
   logStore: LogStore | undefined;
+  /** the witnesses that cosign the log's checkpoints (log.witnesses), submitted to in the background */
+  readonly witnesses: WitnessCosigning;
   private housekeeping: Housekeeping | undefined;
   /** on PostgreSQL: the jobs that run on one node of the lab's several at a time (the run inspection), through leases */
   private readonly jobs: JobRunner<Tables> | undefined;
@@ -581,6 +585,13 @@ export class LabtraceServer {
       this.live.gateway({ id, connected: false, lastSeen: Date.now() });
       this.live.changed({ list: 'gateways', id });
     });
+    this.witnesses = new WitnessCosigning({
+      witnesses: config.log.witnesses,
+      maxBackoffMs: config.log.witnessMaxBackoffMs,
+      log: () => this.logReader,
+      store: new CosignatureStore(this.db),
+      logger: logger.child({ part: 'witnesses' }),
+    });
     this.parts = new Parts(this.declareParts(), this.roles, logger);
   }
 
@@ -718,6 +729,13 @@ export class LabtraceServer {
           this.housekeeping = undefined;
         },
       },
+      // the witnesses get each new checkpoint in the background; on PostgreSQL one node submits (a job, its lease)
+      {
+        name: 'witnesses',
+        roles: ['jobs'],
+        start: () => (this.jobs === undefined ? this.witnesses.start() : this.witnesses.runAsJob(this.jobs)),
+        stop: () => this.witnesses.stop(),
+      },
       { name: 'capacity', start: () => this.capacity.start(), stop: () => this.capacity.stop() },
       { name: 'series', start: () => this.series.start(), stop: () => this.series.stop() },
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once); the broker
@@ -800,8 +818,11 @@ export class LabtraceServer {
       this.ingest.useLog(log);
       reader = log;
     }
+    const cosignatures = new CosignatureStore(this.db);
     this.logRouter = logRoutes(reader, {
       measurement: (gateway, seq) => measurementProof(this.measurements, reader, gateway, seq),
+      cosigned: (size, note) => cosignatures.cosigned(size, note),
+      witnesses: () => this.witnesses.state(),
       gatewayKeys: () =>
         this.keys.list().map((k) => ({
           gateway: k.gateway,

@@ -27,7 +27,7 @@ import {
   setInstrumentStatus,
   sendInstrumentCommand,
 } from './instruments.js';
-import { logKeys, logCheckpoint, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
+import { logKeys, logCheckpoint, logWitnesses, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
 import { exportBundle, exportRun } from './export.js';
 import { rawFile } from './raw-files.js';
 import { listSamples, getSample, createSample } from './samples.js';
@@ -146,6 +146,7 @@ export const api = {
   sendInstrumentCommand,
   logKeys,
   logCheckpoint,
+  logWitnesses,
   inclusionProof,
   consistencyProof,
   logEntries,

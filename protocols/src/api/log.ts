@@ -47,6 +47,26 @@ export type MeasurementProof = z.output<typeof measurementProofSchema>;
 export const logKeys = defineRoute({ method: 'GET', path: '/api/log/keys', response: logKeysSchema });
 /** a C2SP checkpoint note, as text/plain */
 export const logCheckpoint = defineRoute({ method: 'GET', path: '/api/log/checkpoint', query: checkpointQuery, response: z.string() });
+/** the witnesses the lab submits its checkpoints to, and how far each cosigned */
+export const logWitnessesSchema = z.strictObject({
+  witnesses: z.array(
+    z.strictObject({
+      name: z.string(),
+      key: z.string(),
+      url: z.string(),
+      /** the latest cosignature the lab holds: the checkpoint size, the witness's time (POSIX s), when received (ms) */
+      cosigned: z.strictObject({ size: z.number().int(), witnessTime: z.number().int(), receivedAt: msSchema }).nullable(),
+      /** whether the answering node submits to the witness (on several nodes, the one holding the cosigning lease) */
+      submitting: z.boolean(),
+      /** the answering node's last failed submission */
+      lastError: z.strictObject({ code: z.string(), message: z.string(), at: msSchema }).nullable(),
+      /** failed submissions since the last success, on the answering node */
+      failures: z.number().int(),
+    }),
+  ),
+});
+export type LogWitnesses = z.output<typeof logWitnessesSchema>;
+export const logWitnesses = defineRoute({ method: 'GET', path: '/api/log/witnesses', response: logWitnessesSchema });
 export const inclusionProof = defineRoute({
   method: 'GET',
   path: '/api/log/proof/inclusion',

@@ -50,6 +50,11 @@ export function formatReport(report: VerifyReport): string {
     out.push(`  origin ${report.checkpoint.origin}`, `  size   ${report.checkpoint.size}`, `  root   ${report.checkpoint.root}`);
     out.push(`  signature by the log key: ${report.checkpoint.signatureVerified ? 'verified' : 'NOT VERIFIED'}`);
   }
+  const w = report.witnesses;
+  if (w !== undefined)
+    out.push(
+      `  cosigned by ${w.cosignedBy.length} of the ${w.named} named witnesses (${w.required} required)${w.cosignedBy.length === 0 ? '' : `: ${w.cosignedBy.map((c) => c.name).join(', ')}`}`,
+    );
   if (report.savedCheckpoint !== null)
     out.push(
       `  saved checkpoint of size ${report.savedCheckpoint.size} (root ${report.savedCheckpoint.root}): ${report.savedCheckpoint.consistent ? 'consistent, the log only grew' : 'NOT CONSISTENT'}`,

@@ -29,6 +29,11 @@ export interface VerifyOptions {
   savedCheckpoint?: string;
   /** the log key the auditor trusts (C2SP verifier key); without it, the one in keys.json is used and reported */
   logKey?: string;
+  /**
+   * A witness policy: the checkpoint must carry valid cosignatures (C2SP cosignature/v1) by at least `required` of
+   * these witness keys (`name+keyid+base64(0x04 || key)`). A key named twice counts once.
+   */
+  witnesses?: { keys: readonly string[]; required: number };
 }
 
 export type ProblemKind =
@@ -56,7 +61,9 @@ export type ProblemKind =
   | 'statement'
   | 'truncated'
   | 'boundary'
-  | 'key-validity';
+  | 'key-validity'
+  | 'witness-cosignature'
+  | 'witnesses-required';
 
 export interface Problem {
   kind: ProblemKind;
@@ -111,6 +118,8 @@ export interface VerifyReport {
   selection: { gateway: string; from: string; to: string; created: string } | null;
   checkpoint: { origin: string; size: number; root: string; signatureVerified: boolean } | null;
   savedCheckpoint: { size: number; root: string; consistent: boolean } | null;
+  /** with a witness policy (VerifyOptions.witnesses): the named witnesses whose cosignature of the checkpoint verified */
+  witnesses?: { required: number; named: number; cosignedBy: { name: string; keyId: string; timestamp: number }[] };
   /** the signed export statement (null: the bundle has none, or it does not read) */
   statement: (ExportStatement & { signatureVerified: boolean }) | null;
   /** the batches just outside the range, as boundaries.json holds them */

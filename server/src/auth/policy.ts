@@ -100,6 +100,7 @@ export const POLICY: readonly RouteRule[] = [
   // anchors (hashes), never measured values or who changed what.
   { method: 'GET', path: '/api/log/keys', allow: 'public', why: 'verifier keys are public by design' },
   { method: 'GET', path: '/api/log/checkpoint', allow: 'public', why: 'signed checkpoints are meant to be gossiped' },
+  { method: 'GET', path: '/api/log/witnesses', allow: LAB_READERS },
   { method: 'GET', path: '/api/log/proof/inclusion', allow: 'public', why: 'proofs are hashes only' },
   { method: 'GET', path: '/api/log/proof/consistency', allow: 'public', why: 'proofs are hashes only' },
   { method: 'GET', path: '/api/log/entries', allow: 'public', why: 'entries hold hashes, counts and key events, no measured values' },

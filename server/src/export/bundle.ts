@@ -3,7 +3,8 @@
 //   bundle.json       format, the log's origin, the selection, when it was made, the counts, and consistency proofs
 //                     from the last CONSISTENCY_CHECKPOINTS stored checkpoints to the exported one (so that an
 //                     auditor's saved checkpoint of one of those sizes can be checked against it)
-//   checkpoint.txt    the latest signed checkpoint (not a new one: the export does not sign)
+//   checkpoint.txt    the latest signed checkpoint (not a new one: the export does not sign), with the witnesses'
+//                     cosignatures of it that the lab holds (signature lines after the log's; log/cosignatures.ts)
 //   keys.json         the log's verifier key, and every key of the gateway with its status and validity
 //   batches.jsonl     per stored batch overlapping the range: {header, signature, records (base64 of the stored
 //                     records, each 0x00 || canonical record bytes), logIndex, logProof (base64 inclusion proof
@@ -47,6 +48,7 @@ import {
   toBase64,
   type BatchHeader,
 } from '@labtrace/protocols';
+import { CosignatureStore } from '../log/cosignatures.js';
 import type { Tables } from '../store/database.js';
 import { dialectOf } from '../store/portable-ddl.js';
 
@@ -224,9 +226,10 @@ async function readSnapshot(
 }> {
   const stored = await snapshot.selectFrom('log_checkpoints').select('note').orderBy('size', 'desc').limit(1).executeTakeFirst();
   if (stored === undefined) throw new LabtraceError('E_STORE', 'export: the transparency log has no signed checkpoint');
-  const note = stored.note;
-  const checkpoint = parseCheckpoint(parseNote(note).text);
+  const checkpoint = parseCheckpoint(parseNote(stored.note).text);
   const size = checkpoint.size;
+  // the cosignatures of this checkpoint as the snapshot holds them: a verifier may require some witnesses' (--witness)
+  const note = await new CosignatureStore(snapshot).cosigned(size, stored.note);
   const proof = async (index: number): Promise<string[]> => (await log.inclusionProof(index, size)).map(toBase64);
   const included: { header: BatchHeader; signature: string }[] = [];
   // the batches just outside the range (in the checkpoint): the last before it, the first after it

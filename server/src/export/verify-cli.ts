@@ -1,12 +1,14 @@
-// `labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]`: checks an export
+// `labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--witness <key>]...
+// [--witnesses-required N] [--json]`: checks an export
 // bundle offline (protocols/src/verify/verifier.ts). Exit status 0: everything verifies; 1: something does not;
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
 import { parseArgs } from 'node:util';
-import { exitCodeOf, formatReport, verifyBundle, type BundleFiles } from '@labtrace/protocols';
+import { exitCodeOf, formatReport, parseCosignerVerifierKey, toHex, verifyBundle, type BundleFiles } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { readBundle, readText } from './read-bundle.js';
 
-export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>] [--json]
+export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>]
+                       [--witness <key>]... [--witnesses-required <n>] [--json]
   Checks an export bundle ('labtrace export') offline: the checkpoint's signature by the log key, every batch's
   signature by its gateway's key, every Merkle root from the record bytes, every header's inclusion in the log,
   the sequence numbers (gaps, overlaps, duplicates, reordering), that records.jsonl says what the signed
@@ -15,6 +17,9 @@ export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] 
   --checkpoint <file>   a checkpoint of the log saved earlier: the bundle's must extend it (the bundle holds
                         consistency proofs from the last 100 checkpoints the server signed)
   --log-key <key>       the log key to trust (C2SP verifier key); default: the one in the bundle's keys.json
+  --witness <key>       a witness to require (its cosigner key, name+keyid+base64); give it once per witness
+  --witnesses-required <n>
+                        how many of the named witnesses must have cosigned the checkpoint; default: all of them
   --json                prints the report as JSON
   Exit status: 0 verified, 1 something does not verify, 2 the input is unusable.`;
 
@@ -26,7 +31,13 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
-      options: { checkpoint: { type: 'string' }, 'log-key': { type: 'string' }, json: { type: 'boolean' } },
+      options: {
+        checkpoint: { type: 'string' },
+        'log-key': { type: 'string' },
+        witness: { type: 'string', multiple: true },
+        'witnesses-required': { type: 'string' },
+        json: { type: 'boolean' },
+      },
       allowPositionals: true,
       strict: true,
     }));
@@ -37,6 +48,13 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
   const dir = positionals[0];
   if (dir === undefined || positionals.length > 1) {
     process.stderr.write(`labtrace verify: expected one bundle directory\n${usage}\n`);
+    return Promise.resolve(done(2));
+  }
+  let witnesses: { keys: string[]; required: number } | undefined;
+  try {
+    witnesses = witnessPolicy(values.witness ?? [], values['witnesses-required']);
+  } catch (err) {
+    process.stderr.write(`labtrace verify: ${(err as Error).message}\n${usage}\n`);
     return Promise.resolve(done(2));
   }
   let files: BundleFiles;
@@ -53,7 +71,39 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
   const report = verifyBundle(files, {
     ...(savedCheckpoint === undefined ? {} : { savedCheckpoint }),
     ...(values['log-key'] === undefined ? {} : { logKey: values['log-key'] }),
+    ...(witnesses === undefined ? {} : { witnesses }),
   });
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return Promise.resolve(done(exitCodeOf(report)));
+}
+
+/**
+ * The witness policy of --witness and --witnesses-required: each key must be a cosigner key (type 0x04), and the
+ * number required a whole number from 1 to the number of distinct witnesses named (default: all of them, the
+ * strictest). Throws a message naming the argument.
+ */
+export function witnessPolicy(keys: readonly string[], required: string | undefined): { keys: string[]; required: number } | undefined {
+  if (keys.length === 0) {
+    if (required !== undefined) throw new Error('--witnesses-required: given without any --witness key');
+    return undefined;
+  }
+  const distinct = new Set<string>();
+  keys.forEach((key) => {
+    let parsed;
+    try {
+      parsed = parseCosignerVerifierKey(key);
+    } catch (err) {
+      throw new Error(
+        `--witness ${JSON.stringify(key.slice(0, 120))}: not a witness cosigner key (name+keyid+base64 of 0x04 and the key): ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    distinct.add(`${parsed.name} ${toHex(parsed.keyId)}`);
+  });
+  if (required === undefined) return { keys: [...keys], required: distinct.size };
+  if (!/^[1-9][0-9]{0,5}$/.test(required) || Number(required) > distinct.size)
+    throw new Error(
+      `--witnesses-required ${JSON.stringify(required.slice(0, 40))}: expected a whole number from 1 to ${distinct.size}, the distinct --witness keys given`,
+    );
+  return { keys: [...keys], required: Number(required) };
 }

@@ -2,7 +2,7 @@
 // proofs, and the entries themselves, for auditors and witnesses. Errors go to the app's error handler.
 import express from 'express';
 import { LabtraceError, toBase64 } from '@labtrace/protocols';
-import { api } from '@labtrace/protocols/api';
+import { api, type LogWitnesses } from '@labtrace/protocols/api';
 import { routeOf } from '../auth/policy.js';
 import type { LogReader } from './log-reader.js';
 
@@ -11,6 +11,10 @@ export interface LogRouteSources {
   measurement?: (gateway: string, seq: number) => Promise<unknown>;
   /** every gateway key with its validity */
   gatewayKeys?: () => unknown[];
+  /** the checkpoint note of this size with the witnesses' cosignatures it got appended (witness/cosigning.ts) */
+  cosigned?: (size: number, note: string) => Promise<string>;
+  /** the witnesses' state (GET /api/log/witnesses) */
+  witnesses?: () => Promise<LogWitnesses['witnesses']>;
 }
 
 /** `log`: the in-process log (through logReaderOf) or the shared store (log-store.ts) */
@@ -26,18 +30,24 @@ export function logRoutes(log: LogReader, sources: LogRouteSources = {}): expres
     res.json(await sources.measurement(gateway, seq));
   });
 
-  // text/plain, as C2SP checkpoints are served; ?size=N gives the checkpoint signed at that size, if any
+  // text/plain, as C2SP checkpoints are served; ?size=N gives the checkpoint signed at that size, if any. The
+  // witnesses' cosignatures follow the log's signature line (a note verifier ignores the keys it does not know)
   routeOf(router, api.logCheckpoint, async (_req, res, { query }) => {
-    let note: string;
+    let stored: { size: number; note: string } | undefined;
     if (query.size === undefined) {
-      note = await log.checkpoint();
+      await log.checkpoint();
+      stored = await log.latestCheckpoint();
       res.set('cache-control', 'no-cache');
     } else {
-      const stored = await log.checkpointAt(query.size);
+      stored = await log.checkpointAt(query.size);
       if (stored === undefined) throw new LabtraceError('E_NOT_FOUND', `no checkpoint was signed at tree size ${query.size}`);
-      note = stored.note;
     }
+    const note = sources.cosigned === undefined ? stored.note : await sources.cosigned(stored.size, stored.note);
     res.type('text/plain; charset=utf-8').send(note);
+  });
+
+  routeOf(router, api.logWitnesses, async (_req, res) => {
+    res.json({ witnesses: (await sources.witnesses?.()) ?? [] });
   });
 
   routeOf(router, api.inclusionProof, async (_req, res, { query: { index, size } }) => {

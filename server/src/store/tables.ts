@@ -279,6 +279,14 @@ export interface Tables {
     note: string;
     at: number;
   };
+  log_cosignatures: {
+    size: number;
+    witness: string;
+    key_id: string;
+    line: string;
+    witness_time: number;
+    received_at: number;
+  };
   log_entries: {
     idx: Generated<number>;
     kind: string;

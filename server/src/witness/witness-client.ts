@@ -10,6 +10,7 @@ import {
   parseCheckpoint,
   parseNote,
   parseTlogSize,
+  toHex,
   type Cosignature,
   type NoteVerifier,
 } from '@labtrace/protocols';
@@ -44,6 +45,11 @@ export class WitnessClient {
 
   get name(): string {
     return this.verifier.name;
+  }
+
+  /** the witness's key id, hex (as log/cosignatures.ts stores it) */
+  get keyIdHex(): string {
+    return toHex(this.verifier.keyId);
   }
 
   /**

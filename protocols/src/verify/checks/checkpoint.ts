@@ -1,10 +1,13 @@
-// The checkpoint: signed by the log key, of the bundle's log (origin); and, with a checkpoint saved earlier, that the
-// bundle's extends it (by a consistency proof in bundle.json).
+// The checkpoint: signed by the log key, of the bundle's log (origin); with a checkpoint saved earlier, that the
+// bundle's extends it (by a consistency proof in bundle.json); and with a witness policy, that enough of the named
+// witnesses cosigned it (C2SP cosignature/v1 lines after the log's signature).
 import type { LabtraceError } from '../../errors.js';
 import { bytesEqual, fromBase64, toHex } from '../../trust/bytes.js';
 import { openCheckpoint, parseCheckpoint, type Checkpoint } from '../../trust/checkpoint.js';
 import { verifyConsistency } from '../../trust/merkle.js';
-import { ed25519NoteVerifier, parseNote } from '../../trust/note.js';
+import { cosignatureVerifier, openCosignatures } from '../../trust/cosignature.js';
+import { ed25519NoteVerifier, parseNote, type NoteVerifier } from '../../trust/note.js';
+import type { VerifyOptions } from '../report.js';
 import { isObject, Unusable, type VerifyContext } from './context.js';
 
 export function checkCheckpoint(ctx: VerifyContext): void {
@@ -31,6 +34,52 @@ export function checkCheckpoint(ctx: VerifyContext): void {
   report.checkpoint = { origin: checkpoint.origin, size: checkpoint.size, root: toHex(checkpoint.rootHash), signatureVerified };
   // the saved checkpoint: the bundle's must extend it
   if (ctx.options.savedCheckpoint !== undefined) checkSaved(ctx, ctx.options.savedCheckpoint);
+  if (ctx.options.witnesses !== undefined) checkWitnesses(ctx, ctx.options.witnesses);
+}
+
+/**
+ * The witness policy: each named witness's cosignature of the checkpoint body is checked on its own (a bad one is a
+ * problem and does not count); fewer valid ones than required is a problem. Signature lines by other keys are
+ * ignored, as a note verifier does.
+ */
+function checkWitnesses(ctx: VerifyContext, policy: NonNullable<VerifyOptions['witnesses']>): void {
+  const verifiers = new Map<string, NoteVerifier>();
+  for (const [i, key] of policy.keys.entries()) {
+    let verifier: NoteVerifier;
+    try {
+      verifier = cosignatureVerifier(key);
+    } catch (err) {
+      throw new Unusable(`witness key ${i + 1}`, `not a witness cosigner key: ${(err as Error).message}`);
+    }
+    verifiers.set(`${verifier.name} ${toHex(verifier.keyId)}`, verifier);
+  }
+  if (!Number.isSafeInteger(policy.required) || policy.required < 1 || policy.required > verifiers.size)
+    throw new Unusable(
+      'witnesses required',
+      `${String(policy.required)} is not a number from 1 to the ${verifiers.size} distinct witness keys named`,
+    );
+  const cosignedBy: { name: string; keyId: string; timestamp: number }[] = [];
+  for (const verifier of verifiers.values()) {
+    try {
+      const [cosignature] = openCosignatures(ctx.files.checkpoint, [verifier]).cosignatures;
+      if (cosignature !== undefined) cosignedBy.push({ name: cosignature.name, keyId: toHex(cosignature.keyId), timestamp: cosignature.timestamp });
+    } catch (err) {
+      ctx.problem({
+        kind: 'witness-cosignature',
+        where: 'checkpoint.txt',
+        message: `the cosignature by witness ${verifier.name} does not verify: ${(err as Error).message}`,
+      });
+    }
+  }
+  ctx.report.witnesses = { required: policy.required, named: verifiers.size, cosignedBy };
+  if (cosignedBy.length < policy.required)
+    ctx.problem({
+      kind: 'witnesses-required',
+      where: 'checkpoint.txt',
+      message: `cosigned by ${cosignedBy.length} of the ${verifiers.size} named witnesses, ${policy.required} required`,
+      computed: cosignedBy.length,
+      claimed: policy.required,
+    });
 }
 
 function checkSaved(ctx: VerifyContext, savedNote: string): void {
