@@ -67,6 +67,8 @@ export interface InfluxForwarderOptions {
   retryMaxMs?: number | undefined;
   /** how often the source is looked at when everything is written (default 1 s); notify() looks at once */
   pollMs?: number | undefined;
+  /** the cursor before the first run (the source's position before its first batch; default -1) */
+  start?: number | undefined;
 }
 
 export interface InfluxForwarderEvents<I extends ForwardItem> {
@@ -83,6 +85,8 @@ export interface InfluxForwarderEvents<I extends ForwardItem> {
 interface Flight<I> {
   group: I[];
   answer: Promise<InfluxOutcome>;
+  /** the answer, once it has come */
+  outcome?: InfluxOutcome;
 }
 
 export class InfluxForwarder<I extends ForwardItem> extends EventEmitter<InfluxForwarderEvents<I>> {
@@ -98,7 +102,7 @@ export class InfluxForwarder<I extends ForwardItem> extends EventEmitter<InfluxF
   /** notify() ends an idle wait, never a back-off (batches are notified one by one, an outage must not speed up) */
   private idle = false;
   private poked = false;
-  private position = 0;
+  private position: number;
   /** after a refused write of several batches, batches up to this position are written one at a time */
   private isolateUntil = Number.NEGATIVE_INFINITY;
   private failedAttempts = 0;
@@ -114,6 +118,7 @@ export class InfluxForwarder<I extends ForwardItem> extends EventEmitter<InfluxF
     this.retryInitialMs = options.retryInitialMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 30_000;
     this.pollMs = options.pollMs ?? 1000;
+    this.position = options.start ?? -1;
   }
 
   /** the position of the last batch written (or refused for good) in this run */
@@ -211,7 +216,9 @@ export class InfluxForwarder<I extends ForwardItem> extends EventEmitter<InfluxF
           const group = this.nextGroup(queue);
           if (group.length === 0) break;
           queue.splice(0, group.length);
-          flights.push({ group, answer: this.send(group) });
+          const flight: Flight<I> = { group, answer: this.send(group) };
+          flight.answer = flight.answer.then((outcome) => (flight.outcome = outcome));
+          flights.push(flight);
         }
         const head = flights.shift();
         if (head === undefined) {
@@ -223,7 +230,10 @@ export class InfluxForwarder<I extends ForwardItem> extends EventEmitter<InfluxF
         const outcome = await head.answer;
         if (outcome.ok) {
           this.answered();
-          await this.taken(source, head.group);
+          // the writes after it that are acknowledged already move the cursor in the same step (one durable update)
+          const group = [...head.group];
+          while (flights[0]?.outcome?.ok === true) group.push(...(flights.shift() as Flight<I>).group);
+          await this.taken(source, group);
           // more may have been stored meanwhile
           drained = false;
           continue;

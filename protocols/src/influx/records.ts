@@ -10,7 +10,18 @@ import { escapeMeasurement } from './line-protocol.js';
 const TWO_32 = 2 ** 32;
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const QUALITY_NAMES = ['good', 'uncertain', 'bad'] as const;
+/** ",quality=<name> " by the record's quality code */
+const QUALITY_TAGS = ['good', 'uncertain', 'bad'].map((q) => encoder.encode(`,quality=${q} `));
+const GATEWAY_TAG = encoder.encode(',gateway=');
+const INSTRUMENT_TAG = encoder.encode(',instrument=');
+const VALUE_FIELD = encoder.encode('value=');
+const TEXT_FIELD = encoder.encode('value_text=');
+const TRUE_FIELD = encoder.encode('value_bool=true,');
+const FALSE_FIELD = encoder.encode('value_bool=false,');
+const COMMA_BYTES = encoder.encode(',');
+const SEQ_FIELD = encoder.encode('seq=');
+const UNIT_FIELD = encoder.encode('i,unit=');
+const REASON_FIELD = encoder.encode(',reason=');
 const BACKSLASH = 0x5c;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
@@ -51,10 +62,14 @@ class Out {
     this.buf = bigger;
   }
 
+  /** short constant bytes: a loop costs less than TypedArray.set's call */
   bytes(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.at);
-    this.at += b.length;
+    const n = b.length;
+    this.ensure(n);
+    const buf = this.buf;
+    const at = this.at;
+    for (let i = 0; i < n; i++) buf[at + i] = b[i] as number;
+    this.at = at + n;
   }
 
   /** ASCII text (numbers, names of fields) */
@@ -92,6 +107,8 @@ class Out {
   }
 }
 
+const scratch = new Out(1 << 20);
+
 /** Text of a record must be UTF-8, as the record decoder requires: checked only when it is not ASCII. */
 function checkUtf8(src: Uint8Array, from: number, to: number, field: string): void {
   for (let i = from; i < to; i++) {
@@ -106,6 +123,39 @@ function checkUtf8(src: Uint8Array, from: number, to: number, field: string): vo
   }
 }
 
+/** Throws E_CODEC when fewer than `n` bytes are left at `at`. */
+function need(records: Uint8Array, at: number, n: number, index: number, field: string): void {
+  if (at + n > records.length) throw new LabtraceError('E_CODEC', `records[${index}]: record: ends inside ${field}`);
+}
+
+function bad(index: number, what: string): never {
+  throw new LabtraceError('E_CODEC', `records[${index}]: record: ${what}`);
+}
+
+/** A text field's length prefix at `at`; checks that the text is there and is UTF-8. Returns the text's length. */
+function textLength(records: Uint8Array, view: DataView, at: number, lengthBytes: 1 | 2, index: number, field: string): number {
+  need(records, at, lengthBytes, index, field);
+  const n = lengthBytes === 1 ? (records[at] as number) : view.getUint16(at);
+  need(records, at + lengthBytes, n, index, field);
+  checkUtf8(records, at + lengthBytes, at + lengthBytes + n, field);
+  return n;
+}
+
+/** A non-negative integer below 2^53 in decimal, without making a string. */
+function writeInteger(out: Out, v: number): void {
+  out.ensure(16);
+  const buf = out.buf;
+  if (v < 10) {
+    buf[out.at++] = 0x30 + v;
+    return;
+  }
+  let digits = 0;
+  for (let x = v; x >= 1; x = Math.floor(x / 10)) digits++;
+  let at = out.at + digits;
+  out.at = at;
+  for (let x = v; x >= 1; x = Math.floor(x / 10)) buf[--at] = 0x30 + (x % 10);
+}
+
 /**
  * The line protocol of a batch's records (as stored: each behind the leaf prefix 0x00), in chunks of at most maxLines
  * lines. Throws E_CODEC naming the record and field when the bytes are not records.
@@ -117,88 +167,85 @@ export function recordsToLineProtocol(records: Uint8Array, options: RecordLinesO
   const gatewayTag = options.gateway === undefined ? undefined : encoder.encode(options.gateway);
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
   const chunks: Uint8Array[] = [];
-  let out = new Out(records.length * 2);
+  // one scratch buffer for every call (allocating one per batch costs more than the copy of each chunk out of it)
+  const out = scratch;
+  out.at = 0;
   let inChunk = 0;
   let lines = 0;
   let index = 0;
   let at = 0;
-  const fail = (what: string): never => {
-    throw new LabtraceError('E_CODEC', `records[${index}]: record: ${what}`);
-  };
-  const need = (n: number, field: string): void => {
-    if (at + n > records.length) fail(`ends inside ${field}`);
-  };
-  /** a text field: returns its [start, end) and moves past it */
-  const text = (lengthBytes: 1 | 2, field: string): number => {
-    need(lengthBytes, field);
-    const n = lengthBytes === 1 ? (records[at] as number) : view.getUint16(at);
-    at += lengthBytes;
-    need(n, field);
-    checkUtf8(records, at, at + n, field);
-    const start = at;
-    at += n;
-    return start;
-  };
   for (; at < records.length; index++) {
     if (records[at] !== LEAF_PREFIX_BYTE) throw new LabtraceError('E_CODEC', `records[${index}] does not start with the leaf prefix 0x00`);
-    at++;
-    need(1, 'version');
-    const version = records[at++] as number;
-    if (version !== RECORD_FORMAT && version !== RECORD_FORMAT_FILE) fail(`format ${version}, expected ${RECORD_FORMAT} or ${RECORD_FORMAT_FILE}`);
-    const gatewayAt = text(1, 'gateway');
-    const gatewayEnd = at;
-    need(4 + 8 + 8, 'seq and ts');
+    need(records, at, 2, index, 'version');
+    const version = records[at + 1] as number;
+    at += 2;
+    if (version !== RECORD_FORMAT && version !== RECORD_FORMAT_FILE)
+      bad(index, `format ${version}, expected ${RECORD_FORMAT} or ${RECORD_FORMAT_FILE}`);
+    let n = textLength(records, view, at, 1, index, 'gateway');
+    const gatewayAt = at + 1;
+    const gatewayEnd = gatewayAt + n;
+    at = gatewayEnd;
+    need(records, at, 4 + 8 + 8, index, 'seq and ts');
     at += 4;
     const seq = view.getUint32(at) * TWO_32 + view.getUint32(at + 4);
-    if (!Number.isSafeInteger(seq)) fail('seq exceeds 2^53');
-    at += 8;
-    const hi = view.getUint32(at);
-    const lo = view.getUint32(at + 4);
-    at += 8;
+    if (!Number.isSafeInteger(seq)) bad(index, 'seq exceeds 2^53');
+    const hi = view.getUint32(at + 8);
+    const lo = view.getUint32(at + 12);
+    at += 16;
     const rest = (hi % 1e6) * TWO_32 + lo;
-    if (rest % 1e6 !== 0) fail('ts is not a whole number of milliseconds');
+    if (rest % 1e6 !== 0) bad(index, 'ts is not a whole number of milliseconds');
     const ts = Math.floor(hi / 1e6) * TWO_32 + rest / 1e6;
-    const instrumentAt = text(1, 'instrument');
-    const instrumentEnd = at;
-    const channelAt = text(1, 'channel');
-    const channelEnd = at;
-    need(1, 'value kind');
+    n = textLength(records, view, at, 1, index, 'instrument');
+    const instrumentAt = at + 1;
+    const instrumentEnd = instrumentAt + n;
+    at = instrumentEnd;
+    n = textLength(records, view, at, 1, index, 'channel');
+    const channelAt = at + 1;
+    const channelEnd = channelAt + n;
+    at = channelEnd;
+    need(records, at, 1, index, 'value kind');
     const kind = records[at++] as number;
     let number = 0;
     let valueAt = 0;
     let valueEnd = 0;
     if (kind === 3) {
-      need(8, 'value');
+      need(records, at, 8, index, 'value');
       number = view.getFloat64(at);
       at += 8;
-      if (!Number.isFinite(number)) fail(`value ${number} is not a finite number`);
+      if (!Number.isFinite(number)) bad(index, `value ${number} is not a finite number`);
     } else if (kind === 4) {
-      valueAt = text(2, 'value');
-      valueEnd = at;
-    } else if (kind > 4) fail(`value kind ${kind} is unknown`);
-    const unitAt = text(1, 'unit');
-    const unitEnd = at;
-    need(1, 'quality');
-    const quality = QUALITY_NAMES[records[at++] as number];
-    if (quality === undefined) fail(`quality ${records[at - 1]} is unknown`);
-    need(1, 'reason flag');
-    const hasReason = records[at++] as number;
+      n = textLength(records, view, at, 2, index, 'value');
+      valueAt = at + 2;
+      valueEnd = valueAt + n;
+      at = valueEnd;
+    } else if (kind > 4) bad(index, `value kind ${kind} is unknown`);
+    n = textLength(records, view, at, 1, index, 'unit');
+    const unitAt = at + 1;
+    const unitEnd = unitAt + n;
+    at = unitEnd;
+    need(records, at, 2, index, 'quality and reason flag');
+    const quality = QUALITY_TAGS[records[at] as number];
+    if (quality === undefined) bad(index, `quality ${records[at]} is unknown`);
+    const hasReason = records[at + 1] as number;
+    at += 2;
     let reasonAt = -1;
     let reasonEnd = -1;
     if (hasReason === 1) {
-      reasonAt = text(2, 'reason');
-      reasonEnd = at;
-    } else if (hasReason !== 0) fail(`reason flag ${hasReason}, expected 0 or 1`);
+      n = textLength(records, view, at, 2, index, 'reason');
+      reasonAt = at + 2;
+      reasonEnd = reasonAt + n;
+      at = reasonEnd;
+    } else if (hasReason !== 0) bad(index, `reason flag ${hasReason}, expected 0 or 1`);
     if (version === RECORD_FORMAT_FILE) {
-      need(32, 'file hash');
+      need(records, at, 32, index, 'file hash');
       at += 32;
     }
     // samples dated outside the accepted window around their batch's arrival are not copied
     if (accepted !== null && (ts < accepted.earliest || ts > accepted.latest)) continue;
 
     if (inChunk === maxLines) {
-      chunks.push(out.buf.subarray(0, out.at));
-      out = new Out(records.length * 2);
+      chunks.push(out.buf.slice(0, out.at));
+      out.at = 0;
       inChunk = 0;
     }
     if (inChunk > 0) {
@@ -208,32 +255,37 @@ export function recordsToLineProtocol(records: Uint8Array, options: RecordLinesO
     // tags sorted by key: channel, gateway, instrument, quality
     out.bytes(prefix);
     out.key(records, channelAt, channelEnd);
-    out.ascii(',gateway=');
+    out.bytes(GATEWAY_TAG);
     if (gatewayTag === undefined) out.key(records, gatewayAt, gatewayEnd);
     else out.key(gatewayTag, 0, gatewayTag.length);
-    out.ascii(',instrument=');
+    out.bytes(INSTRUMENT_TAG);
     out.key(records, instrumentAt, instrumentEnd);
-    out.ascii(',quality=');
-    out.ascii(quality as string);
-    out.ascii(' ');
-    if (kind === 3) out.ascii(`value=${String(number)},`);
-    else if (kind === 4) {
-      out.ascii('value_text=');
+    out.bytes(quality as Uint8Array);
+    if (kind === 3) {
+      out.bytes(VALUE_FIELD);
+      out.ascii(String(number));
+      out.bytes(COMMA_BYTES);
+    } else if (kind === 4) {
+      out.bytes(TEXT_FIELD);
       out.quoted(records, valueAt, valueEnd);
-      out.ascii(',');
-    } else if (kind === 1) out.ascii('value_bool=false,');
-    else if (kind === 2) out.ascii('value_bool=true,');
-    out.ascii(`seq=${seq}i,unit=`);
+      out.bytes(COMMA_BYTES);
+    } else if (kind === 1) out.bytes(FALSE_FIELD);
+    else if (kind === 2) out.bytes(TRUE_FIELD);
+    out.bytes(SEQ_FIELD);
+    writeInteger(out, seq);
+    out.bytes(UNIT_FIELD);
     out.quoted(records, unitAt, unitEnd);
     if (reasonAt >= 0) {
-      out.ascii(',reason=');
+      out.bytes(REASON_FIELD);
       out.quoted(records, reasonAt, reasonEnd);
     }
-    out.ascii(` ${ts}`);
+    out.ensure(1);
+    out.buf[out.at++] = SPACE;
+    writeInteger(out, ts);
     inChunk++;
     lines++;
   }
-  if (inChunk > 0) chunks.push(out.buf.subarray(0, out.at));
+  if (inChunk > 0) chunks.push(out.buf.slice(0, out.at));
   return { chunks, lines };
 }
 

@@ -4,6 +4,8 @@
 //   client sends it, without the client's buffering, timer and retries: the caller holds what is to be retried,
 //   durably, not a client's memory.
 // Nothing here retries: a write is answered once, as an InfluxOutcome.
+import http from 'node:http';
+import https from 'node:https';
 
 export type InfluxTarget =
   | {
@@ -81,6 +83,9 @@ export class InfluxWriter {
   private readonly timeoutMs: number;
   private readonly url: URL;
   private readonly headers: Record<string, string>;
+  private readonly transport: typeof http | typeof https;
+  /** keep-alive connections, one per write in flight; idle ones do not keep the process alive */
+  private readonly agent: http.Agent;
 
   constructor(options: InfluxWriterOptions) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
@@ -98,6 +103,8 @@ export class InfluxWriter {
       this.url.search = `org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
       this.headers['authorization'] = `Token ${target.token}`;
     }
+    this.transport = this.url.protocol === 'https:' ? https : http;
+    this.agent = new this.transport.Agent({ keepAlive: true });
   }
 
   /** Writes lines with millisecond timestamps in one request; never throws. */
@@ -107,16 +114,42 @@ export class InfluxWriter {
 
   /**
    * Writes a body of line protocol (lines with millisecond timestamps, joined by "\n") in one request; never throws.
-   * Several calls may be in flight at once, each on its own keep-alive connection.
+   * Several calls may be in flight at once, each on its own keep-alive connection; the body is sent as it is (not
+   * copied on the way).
    */
-  async writeBody(body: Uint8Array | string): Promise<InfluxOutcome> {
-    try {
-      const response = await fetch(this.url, { method: 'POST', headers: this.headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
-      const text = await response.text();
-      if (response.ok) return { ok: true };
-      return classify(response.status, errorText(text) || response.headers.get('x-influxdb-error') || response.statusText);
-    } catch (err) {
-      return { ok: false, kind: 'outage', error: describeError(err) };
-    }
+  writeBody(body: Uint8Array | string): Promise<InfluxOutcome> {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: InfluxOutcome): void => {
+        if (settled) return;
+        settled = true;
+        resolve(outcome);
+      };
+      const outage = (err: unknown): void => settle({ ok: false, kind: 'outage', error: describeError(err) });
+      const request = this.transport.request(
+        this.url,
+        {
+          method: 'POST',
+          headers: { ...this.headers, 'content-length': String(bytes.byteLength) },
+          agent: this.agent,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', outage);
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            if (status >= 200 && status < 300) return settle({ ok: true });
+            const header = response.headers['x-influxdb-error'];
+            const text = errorText(Buffer.concat(chunks).toString('utf8'));
+            settle(classify(status, text || (typeof header === 'string' ? header : '') || (response.statusMessage ?? '')));
+          });
+        },
+      );
+      request.on('error', outage);
+      request.end(bytes);
+    });
   }
 }

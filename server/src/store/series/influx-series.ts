@@ -59,7 +59,7 @@ export interface InfluxSeriesOptions {
 }
 
 export interface InfluxSeriesEvents {
-  /** stored batches up to this position (SQLite rowid, PostgreSQL log index) are in InfluxDB (or refused for good) */
+  /** stored batches up to this position (SQLite rowid, PostgreSQL log index) are in InfluxDB (or refused for good); `lines`: this batch's */
   written: [lastPosition: number, lines: number];
   rejected: [gateway: string, batch: number, error: string];
   failing: [error: string];
@@ -115,10 +115,11 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       retryInitialMs: options.retryInitialMs,
       retryMaxMs: options.retryMaxMs,
       pollMs: options.pollMs,
+      start: options.database === undefined ? PgBatches.START : SqliteBatches.START,
     });
-    this.forwarder.on('written', (items, lines) => {
-      const last = items[items.length - 1];
-      if (last !== undefined) this.emit('written', last.position, lines);
+    // one event per batch (the cursor is already past all of them)
+    this.forwarder.on('written', (items) => {
+      for (const item of items) this.emit('written', item.position, item.lines);
     });
     this.forwarder.on('rejected', (item, error) => this.emit('rejected', item.gateway, item.batch, error));
     this.forwarder.on('failing', (error) => this.emit('failing', error));
@@ -138,7 +139,10 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     const source = this.sqlite;
     if (this.loop !== undefined || source === undefined) return Promise.resolve();
     this.loop = this.forwarder
-      .run(this.sourceOf({ read: (after, limit) => source.after(after, limit), advance: (position, refusal) => source.advance(position, refusal) }), source.cursor())
+      .run(
+        this.sourceOf({ read: (after, limit) => source.after(after, limit), advance: (position, refusal) => source.advance(position, refusal) }),
+        source.cursor(),
+      )
       .catch((err: unknown) => {
         this.logger.error({ store: 'influxdb', err: (err as Error).message }, 'ALARM: the InfluxDB forwarder stopped');
         this.loop = undefined;
@@ -241,7 +245,14 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
           'ALARM: InfluxDB refused a batch for good; recorded in influx_failures and skipped for InfluxDB only (the store keeps it)',
         );
         // recorded in the same transaction as the cursor moves past it: never skipped silently
-        await batches.advance(p.position, { position: p.position, gateway: p.gateway, batch: p.batch, samples: p.lines, status: outcome.status, error });
+        await batches.advance(p.position, {
+          position: p.position,
+          gateway: p.gateway,
+          batch: p.batch,
+          samples: p.lines,
+          status: outcome.status,
+          error,
+        });
       },
     };
   }
