@@ -260,7 +260,7 @@ export function recordsToLineProtocol(records: Uint8Array, options: RecordLinesO
     else out.key(gatewayTag, 0, gatewayTag.length);
     out.bytes(INSTRUMENT_TAG);
     out.key(records, instrumentAt, instrumentEnd);
-    out.bytes(quality as Uint8Array);
+    out.bytes(quality);
     if (kind === 3) {
       out.bytes(VALUE_FIELD);
       out.ascii(String(number));
