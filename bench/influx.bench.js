@@ -28,6 +28,7 @@ import { MeasurementStore } from '../server/dist/src/store/measurement-store.js'
 import { InfluxSeries } from '../server/dist/src/store/series/influx-series.js';
 import { round1, writeResult } from './lib/result.js';
 import { envReader } from './lib/env.js';
+import { clockTicks, cpuTicks, descendants, machineTicks, processTable, waitForQuiet } from './lib/proc.js';
 import { serverMigrations } from '../server/dist/src/migrations.js';
 
 const NAME = 'influx';
@@ -82,6 +83,38 @@ const tmp = (prefix) => {
   return dir;
 };
 
+const TICKS = clockTicks();
+
+/** the influxd started by this script (a child of this process) */
+function influxdPid() {
+  const table = processTable();
+  const mine = new Set(descendants(process.pid, table));
+  return table.find((p) => mine.has(p.pid) && p.comm === 'influxd')?.pid;
+}
+
+/**
+ * CPU over a window, in % of one core: this process (the writer or forwarder, with SQLite), influxd, and the rest of
+ * the machine (curl while it runs; other processes of the machine too, so that figure is an upper bound).
+ */
+function cpuWindow(pid) {
+  const self0 = process.cpuUsage();
+  const i0 = cpuTicks(pid);
+  const m0 = machineTicks();
+  const t0 = performance.now();
+  return () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const self = process.cpuUsage(self0);
+    const selfSeconds = (self.user + self.system) / 1e6;
+    const i1 = cpuTicks(pid);
+    const m1 = machineTicks();
+    const influxdSeconds = i0 === null || i1 === null ? null : (i1 - i0) / TICKS;
+    const pct = (s) => (s === null ? null : round1((s / seconds) * 100));
+    const rest =
+      m0 === null || m1 === null || influxdSeconds === null ? null : Math.max(0, (m1.proc - m0.proc) / TICKS - selfSeconds - influxdSeconds);
+    return { node: pct(selfSeconds), influxd: pct(influxdSeconds), rest: pct(rest) };
+  };
+}
+
 async function count(influxd, database) {
   const rows = await influxd.query(database, 'SELECT count(seq) FROM "measurement"');
   return Number(rows[0]?.count ?? 0);
@@ -108,27 +141,39 @@ async function main() {
       return file;
     });
     for (const db of ['curl', 'writer', 'forwarder']) await influxd.createDatabase(db);
+    const pid = influxdPid();
     const url = `${influxd.url}/write?db=curl&precision=ms`;
     const args = ['-sS', '--fail', '-o', '/dev/null'];
     files.forEach((file, i) => {
       if (i > 0) args.push('--next', '-sS', '--fail', '-o', '/dev/null');
       args.push('--data-binary', `@${file}`, url);
     });
+    // the machine may be shared: each timed phase starts when it is quiet (at most 30 s of waiting); what the rest of
+    // the machine used meanwhile is in each phase's cpuPercent.rest
+    results.busyBefore = { curl: await waitForQuiet(30_000, 25) };
+    let cpu = cpuWindow(pid);
     let t = performance.now();
     await run('curl', args, { maxBuffer: 1 << 20 });
     const curlMs = performance.now() - t;
-    results.curl = { ms: Math.round(curlMs), measurementsPerSecond: rate(lines, curlMs), stored: await count(influxd, 'curl') };
-    log(`curl: ${results.curl.measurementsPerSecond}/s (${results.curl.stored} points stored)`);
+    results.curl = { ms: Math.round(curlMs), measurementsPerSecond: rate(lines, curlMs), cpuPercent: cpu(), stored: await count(influxd, 'curl') };
+    log(`curl: ${results.curl.measurementsPerSecond}/s (${results.curl.stored} points stored), CPU % ${JSON.stringify(results.curl.cpuPercent)}`);
 
     // (b) the shared writer, same lines
     const writer = new InfluxWriter({ url: influxd.url, target: { api: 'v1', database: 'writer' } });
+    results.busyBefore.writer = await waitForQuiet(30_000, 25);
+    cpu = cpuWindow(pid);
     t = performance.now();
     for (const batch of batches) {
       const outcome = await writer.write(batch);
       if (!outcome.ok) throw new Error(`writer: ${outcome.error}`);
     }
     const writerMs = performance.now() - t;
-    results.writer = { ms: Math.round(writerMs), measurementsPerSecond: rate(lines, writerMs), stored: await count(influxd, 'writer') };
+    results.writer = {
+      ms: Math.round(writerMs),
+      measurementsPerSecond: rate(lines, writerMs),
+      cpuPercent: cpu(),
+      stored: await count(influxd, 'writer'),
+    };
     results.writerVsCurl = round1(results.writer.measurementsPerSecond / results.curl.measurementsPerSecond);
     log(`writer: ${results.writer.measurementsPerSecond}/s (${results.writerVsCurl} x curl)`);
 
@@ -192,14 +237,22 @@ async function main() {
     const done = new Promise((resolve) => {
       forwarder.on('written', (rowid) => rowid >= last && resolve());
     });
+    results.busyBefore.forwarder = await waitForQuiet(30_000, 25);
+    cpu = cpuWindow(pid);
     t = performance.now();
     await forwarder.start();
     await done;
     const forwarderMs = performance.now() - t;
+    const forwarderCpu = cpu();
     await forwarder.stop();
-    results.forwarder = { ms: Math.round(forwarderMs), measurementsPerSecond: rate(lines, forwarderMs), stored: await count(influxd, 'forwarder') };
+    results.forwarder = {
+      ms: Math.round(forwarderMs),
+      measurementsPerSecond: rate(lines, forwarderMs),
+      cpuPercent: forwarderCpu,
+      stored: await count(influxd, 'forwarder'),
+    };
     results.forwarderVsCurl = round1(results.forwarder.measurementsPerSecond / results.curl.measurementsPerSecond);
-    log(`forwarder: ${results.forwarder.measurementsPerSecond}/s (${results.forwarderVsCurl} x curl)`);
+    log(`forwarder: ${results.forwarder.measurementsPerSecond}/s (${results.forwarderVsCurl} x curl), CPU % ${JSON.stringify(forwarderCpu)}`);
     await database.close();
   } finally {
     await influxd.dispose();

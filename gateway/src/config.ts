@@ -3,47 +3,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { deviceProfileSchema, idSchema, LabtraceError, parseConfigText, type DeviceProfile } from '@labtrace/protocols';
-import { INFLUX_MEASUREMENT_NAME } from '@labtrace/protocols/influx';
+import { influxConfigSchema as sharedInfluxConfigSchema } from '@labtrace/protocols/influx';
 
 /**
- * An optional on-site historian. `api: v1` writes to /write with a database (InfluxDB 1.x, and 2.x/3.x through their v1
- * compatibility API); `api: v2` writes to /api/v2/write with an org, a bucket and a token (InfluxDB 2.x, 3.x).
+ * An optional on-site historian: the shared InfluxDB section (@labtrace/protocols/influx), written only, so that with
+ * `api: v2` a database or retention policy is refused (they apply to api v1 only).
  */
-export const influxConfigSchema = z
-  .strictObject({
-    url: z.string().regex(/^https?:\/\/[^/\s]+/, 'expected a URL such as http://127.0.0.1:8086'),
-    api: z.enum(['v1', 'v2']).default('v1'),
-    /** v1: the database, and optionally its retention policy */
-    database: z.string().min(1).optional(),
-    retentionPolicy: z.string().min(1).optional(),
-    /** v1: credentials, when the server has authentication on; LABTRACE_INFLUX_PASSWORD overrides the file */
-    username: z.string().min(1).optional(),
-    passwordFile: z.string().min(1).optional(),
-    /** v2: organisation, bucket and a file holding the token; LABTRACE_INFLUX_TOKEN overrides the file */
-    org: z.string().min(1).optional(),
-    bucket: z.string().min(1).optional(),
-    tokenFile: z.string().min(1).optional(),
-    measurement: z.string().regex(INFLUX_MEASUREMENT_NAME, 'expected 1-200 characters, no backslash or control character').default('measurement'),
-    /** lines per HTTP write; InfluxData recommends 5,000 to 10,000 */
-    batchLines: z.number().int().min(1).max(100_000).default(5000),
-  })
-  .superRefine((c, ctx) => {
-    const only = (field: 'database' | 'retentionPolicy' | 'username' | 'passwordFile' | 'org' | 'bucket' | 'tokenFile', api: string) => {
-      if (c[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `applies only to api ${api} (api is ${c.api})` });
-    };
-    if (c.api === 'v1') {
-      if (c.database === undefined) ctx.addIssue({ code: 'custom', path: ['database'], message: 'required when api is v1' });
-      if (c.passwordFile !== undefined && c.username === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['username'], message: 'required when passwordFile is given' });
-      }
-      for (const field of ['org', 'bucket', 'tokenFile'] as const) only(field, 'v2');
-    } else {
-      for (const field of ['org', 'bucket'] as const) {
-        if (c[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required when api is v2' });
-      }
-      for (const field of ['database', 'retentionPolicy', 'username', 'passwordFile'] as const) only(field, 'v1');
-    }
-  });
+export const influxConfigSchema = sharedInfluxConfigSchema({ reads: false });
 export type InfluxConfig = z.output<typeof influxConfigSchema>;
 
 export const gatewayConfigSchema = z.strictObject({

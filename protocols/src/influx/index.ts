@@ -3,3 +3,6 @@
 export * from './line-protocol.js';
 export * from './write.js';
 export * from './query.js';
+export * from './records.js';
+export * from './forwarder.js';
+export * from './config.js';

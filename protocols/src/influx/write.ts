@@ -1,9 +1,11 @@
 // Writes line protocol to InfluxDB and says what the answer means for the caller's retry policy:
 // - 'v1': POST /write?db=&rp=&precision=ms (InfluxDB 1.x of any version, and 2.x/3.x through their v1 API);
-// - 'v2': @influxdata/influxdb-client to /api/v2/write (InfluxDB 1.8+, 2.x, 3.x), with the client's buffering, timer
-//   and retries out of the way: the caller holds what is to be retried, durably, not the client's memory.
+// - 'v2': POST /api/v2/write?org=&bucket=&precision=ms with the token (InfluxDB 1.8+, 2.x, 3.x), as InfluxDB's own
+//   client sends it, without the client's buffering, timer and retries: the caller holds what is to be retried,
+//   durably, not a client's memory.
 // Nothing here retries: a write is answered once, as an InfluxOutcome.
-import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
+import http from 'node:http';
+import https from 'node:https';
 
 export type InfluxTarget =
   | {
@@ -79,58 +81,75 @@ export interface InfluxWriterOptions {
 
 export class InfluxWriter {
   private readonly timeoutMs: number;
-  private readonly client: InfluxDB | undefined;
+  private readonly url: URL;
+  private readonly headers: Record<string, string>;
+  private readonly transport: typeof http | typeof https;
+  /** keep-alive connections, one per write in flight; idle ones do not keep the process alive */
+  private readonly agent: http.Agent;
 
-  constructor(private readonly options: InfluxWriterOptions) {
+  constructor(options: InfluxWriterOptions) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    if (options.target.api === 'v2') this.client = new InfluxDB({ url: options.url, token: options.target.token, timeout: this.timeoutMs });
+    const target = options.target;
+    this.headers = { 'content-type': 'text/plain; charset=utf-8' };
+    if (target.api === 'v1') {
+      this.url = influxUrl(options.url, 'write');
+      this.url.searchParams.set('db', target.database);
+      if (target.retentionPolicy !== undefined) this.url.searchParams.set('rp', target.retentionPolicy);
+      this.url.searchParams.set('precision', 'ms');
+      if (target.username !== undefined) this.headers['authorization'] = basicAuth(target.username, target.password);
+    } else {
+      // as InfluxDB's own client asks: org and bucket percent-encoded, milliseconds
+      this.url = influxUrl(options.url, 'api/v2/write');
+      this.url.search = `org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
+      this.headers['authorization'] = `Token ${target.token}`;
+    }
+    this.transport = this.url.protocol === 'https:' ? https : http;
+    this.agent = new this.transport.Agent({ keepAlive: true });
   }
 
   /** Writes lines with millisecond timestamps in one request; never throws. */
-  async write(lines: readonly string[]): Promise<InfluxOutcome> {
-    try {
-      if (this.options.target.api === 'v1') return await this.writeV1(this.options.target, lines);
-      return await this.writeV2(this.options.target, lines);
-    } catch (err) {
-      return { ok: false, kind: 'outage', error: describeError(err) };
-    }
+  write(lines: readonly string[]): Promise<InfluxOutcome> {
+    return this.writeBody(lines.join('\n'));
   }
 
-  private async writeV1(target: Extract<InfluxTarget, { api: 'v1' }>, lines: readonly string[]): Promise<InfluxOutcome> {
-    const url = influxUrl(this.options.url, 'write');
-    url.searchParams.set('db', target.database);
-    if (target.retentionPolicy !== undefined) url.searchParams.set('rp', target.retentionPolicy);
-    url.searchParams.set('precision', 'ms');
-    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-    if (target.username !== undefined) headers['authorization'] = basicAuth(target.username, target.password);
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    const response = await fetch(url, { method: 'POST', headers, body: lines.join('\n'), signal });
-    const body = await response.text();
-    if (response.ok) return { ok: true };
-    return classify(response.status, errorText(body) || response.headers.get('x-influxdb-error') || response.statusText);
-  }
-
-  private async writeV2(target: Extract<InfluxTarget, { api: 'v2' }>, lines: readonly string[]): Promise<InfluxOutcome> {
-    const client = this.client;
-    if (!client) throw new Error('no InfluxDB v2 client');
-    // A write API per write: flush() settles with this write's own answer.
-    const writeApi = client.getWriteApi(target.org, target.bucket, 'ms', {
-      batchSize: lines.length + 1,
-      maxBatchBytes: Number.POSITIVE_INFINITY,
-      flushInterval: 0,
-      maxRetries: 0,
-      // returning a promise takes the failure out of the client's own retry and logging
-      writeFailed: (error: Error) => Promise.reject(error),
+  /**
+   * Writes a body of line protocol (lines with millisecond timestamps, joined by "\n") in one request; never throws.
+   * Several calls may be in flight at once, each on its own keep-alive connection; the body is sent as it is (not
+   * copied on the way).
+   */
+  writeBody(body: Uint8Array | string): Promise<InfluxOutcome> {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: InfluxOutcome): void => {
+        if (settled) return;
+        settled = true;
+        resolve(outcome);
+      };
+      const outage = (err: unknown): void => settle({ ok: false, kind: 'outage', error: describeError(err) });
+      const request = this.transport.request(
+        this.url,
+        {
+          method: 'POST',
+          headers: { ...this.headers, 'content-length': String(bytes.byteLength) },
+          agent: this.agent,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', outage);
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            if (status >= 200 && status < 300) return settle({ ok: true });
+            const header = response.headers['x-influxdb-error'];
+            const text = errorText(Buffer.concat(chunks).toString('utf8'));
+            settle(classify(status, text || (typeof header === 'string' ? header : '') || (response.statusMessage ?? '')));
+          });
+        },
+      );
+      request.on('error', outage);
+      request.end(bytes);
     });
-    try {
-      writeApi.writeRecords(lines as string[]);
-      await writeApi.flush();
-      return { ok: true };
-    } catch (err) {
-      if (err instanceof HttpError) return classify(err.statusCode, errorText(err.body ?? '') || err.message);
-      return { ok: false, kind: 'outage', error: describeError(err) };
-    } finally {
-      writeApi.dispose();
-    }
   }
 }

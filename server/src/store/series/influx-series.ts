@@ -1,10 +1,12 @@
-// The InfluxDB series store. Writes: a forwarder copies the stored batches to InfluxDB in commit order, up to
-// batchLines lines per request, and moves its durable cursor only after InfluxDB answered 2xx (stored-batches.ts:
-// SQLite's rowid and table influx_cursor, PostgreSQL's log index and table influx_log_cursor). While InfluxDB is down
-// the server keeps accepting: the batches are already durable in the store (stored before their ACK), so the backlog
-// survives a restart of either side, and is written in order afterwards. Lines carry explicit timestamps and stable
-// tags, so writing a batch again (a crash between the write and the cursor update, or a node that lost the
-// forwarder's lease between the two) overwrites the same points: nothing is lost, nothing doubled.
+// The InfluxDB series store. Writes: the shared forwarder (@labtrace/protocols/influx) copies the stored batches to
+// InfluxDB in commit order, up to batchLines lines per request and a few requests in flight, with line protocol
+// written straight from the stored record bytes, and moves its durable cursor only past writes InfluxDB acknowledged,
+// in order (stored-batches.ts: SQLite's rowid and table influx_cursor, PostgreSQL's log index and table
+// influx_log_cursor). While InfluxDB is down the server keeps accepting: the batches are already durable in the store
+// (stored before their ACK), so the backlog survives a restart of either side, and is written in order afterwards.
+// Lines carry explicit timestamps and stable tags, so writing a batch again (a crash between the write and the cursor
+// update, writes after a failed one in the pipeline, or a node that lost the forwarder's lease between the two)
+// overwrites the same points: nothing is lost, nothing doubled.
 // On SQLite the forwarder runs from start() to stop(). On PostgreSQL, where every node stores batches, it runs on one
 // node at a time, as the server's job `influx-forwarder` (forwarderJob): it reads its cursor and moves it only in
 // transactions fenced by its lease, so that a node that lost the lease never moves it and the next holder goes on
@@ -14,19 +16,20 @@ import { EventEmitter } from 'node:events';
 import type { Kysely } from 'kysely';
 import { isLabtraceError, LabtraceError, QUALITIES, type LiveSample, type Quality } from '@labtrace/protocols';
 import {
+  InfluxForwarder,
   InfluxQuery,
   InfluxWriter,
   influxIdentifier,
   influxString,
-  toLineProtocol,
-  type InfluxFailure,
+  recordsToLineProtocol,
+  type ForwardItem,
+  type ForwardSource,
   type InfluxQueryAuth,
   type InfluxTarget,
 } from '@labtrace/protocols/influx';
 import type { JobContext } from '../../cluster/jobs.js';
 import type { Logger } from '../../log.js';
 import type { LabDatabase, Tables } from '../database.js';
-import { decodeRecords } from '../measurement-store.js';
 import type { PgMeasurementStore } from '../pg-measurement-store.js';
 import { bucketWidth, type SeriesResult, type SeriesStatus, type SeriesStore } from './series-store.js';
 import { PgBatches, SqliteBatches, type ForwardingCounts, type Refusal, type StoredBatch } from './stored-batches.js';
@@ -44,6 +47,8 @@ export interface InfluxSeriesOptions {
   measurement?: string;
   /** lines per write request (default 5000) */
   batchLines?: number;
+  /** write requests in flight at once (default 4) */
+  maxInFlight?: number;
   requestTimeoutMs?: number;
   /** back-off after the first failed write, doubling up to retryMaxMs (defaults 1 s and 30 s) */
   retryInitialMs?: number;
@@ -54,28 +59,24 @@ export interface InfluxSeriesOptions {
 }
 
 export interface InfluxSeriesEvents {
-  /** stored batches up to this position (SQLite rowid, PostgreSQL log index) are in InfluxDB (or refused for good) */
+  /** stored batches up to this position (SQLite rowid, PostgreSQL log index) are in InfluxDB (or refused for good); `lines`: this batch's */
   written: [lastPosition: number, lines: number];
   rejected: [gateway: string, batch: number, error: string];
   failing: [error: string];
   recovered: [];
 }
 
-interface Pending {
-  position: number;
+/** A stored batch with its line protocol. */
+interface Pending extends ForwardItem {
   gateway: string;
   batch: number;
-  lines: string[];
 }
 
-/** One run of the forwarder's loop: where it reads the stored batches, and how it moves its durable cursor. */
-interface ForwardRun {
-  read(after: number, limit: number): Promise<StoredBatch[]>;
-  advance(position: number, refusal?: Refusal): Promise<void>;
+/** Where one run of the forwarder reads the stored batches, and how it moves its durable cursor. */
+interface BatchSource {
+  read(after: number, limit: number): Promise<StoredBatch[]> | StoredBatch[];
+  advance(position: number, refusal?: Refusal): Promise<void> | void;
 }
-
-/** stored batches read from the store at a time */
-const PAGE = 64;
 
 const QUALITY_NAMES = new Set<string>(QUALITIES);
 
@@ -86,30 +87,14 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
    */
   readonly forwarderJob: ((context: JobContext<Tables>) => Promise<void>) | undefined;
   private readonly measurement: string;
-  private readonly batchLines: number;
-  private readonly retryInitialMs: number;
-  private readonly retryMaxMs: number;
-  private readonly pollMs: number;
-  private readonly writer: InfluxWriter;
+  private readonly forwarder: InfluxForwarder<Pending>;
   private readonly reader: InfluxQuery;
   /** the cursor's key: a new InfluxDB target starts from the first stored batch */
   private readonly targetKey: string;
   private readonly logger: Logger;
   private readonly sqlite: SqliteBatches | undefined;
   private readonly pg: PgBatches | undefined;
-  private running = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private idle = false;
-  private poked = false;
-  private cursor = 0;
-  /** after a refused write of several batches, batches up to this position are written one at a time */
-  private isolateUntil = 0;
-  private failedAttempts = 0;
-  private outageSince: number | undefined;
-  private outageKind: InfluxFailure['kind'] | undefined;
-  private lastError: string | undefined;
   /** on PostgreSQL: the backlog and refusals as last read from the store (status() reads them again in the background) */
   private lastCounts: ForwardingCounts = { backlog: { batches: 0, samples: 0 }, refused: 0 };
   private counting: Promise<void> | undefined;
@@ -117,13 +102,28 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
   constructor(private readonly options: InfluxSeriesOptions) {
     super();
     this.measurement = options.measurement ?? 'measurement';
-    this.batchLines = options.batchLines ?? 5000;
-    this.retryInitialMs = options.retryInitialMs ?? 1000;
-    this.retryMaxMs = options.retryMaxMs ?? 30_000;
-    this.pollMs = options.pollMs ?? 1000;
     this.logger = options.logger;
     const timeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.writer = new InfluxWriter({ url: options.url, target: options.target, timeoutMs });
+    this.forwarder = new InfluxForwarder<Pending>({
+      writer: new InfluxWriter({ url: options.url, target: options.target, timeoutMs }),
+      logger: options.logger,
+      logFields: { store: 'influxdb' },
+      holder: 'the store',
+      alarmOnOutage: true,
+      batchLines: options.batchLines,
+      maxInFlight: options.maxInFlight,
+      retryInitialMs: options.retryInitialMs,
+      retryMaxMs: options.retryMaxMs,
+      pollMs: options.pollMs,
+      start: options.database === undefined ? PgBatches.START : SqliteBatches.START,
+    });
+    // one event per batch (the cursor is already past all of them)
+    this.forwarder.on('written', (items) => {
+      for (const item of items) this.emit('written', item.position, item.lines);
+    });
+    this.forwarder.on('rejected', (item, error) => this.emit('rejected', item.gateway, item.batch, error));
+    this.forwarder.on('failing', (error) => this.emit('failing', error));
+    this.forwarder.on('recovered', () => this.emit('recovered'));
     this.reader = new InfluxQuery({ url: options.url, ...options.read, timeoutMs });
     const t = options.target;
     this.targetKey = `${options.url} ${t.api === 'v1' ? `db=${t.database} rp=${t.retentionPolicy ?? ''}` : `org=${t.org} bucket=${t.bucket}`} ${this.measurement}`;
@@ -132,53 +132,50 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     this.sqlite = options.database === undefined ? undefined : new SqliteBatches(options.database, this.targetKey);
     this.pg = options.postgres === undefined ? undefined : new PgBatches(options.postgres.db, options.postgres.store, this.targetKey);
     this.forwarderJob = this.pg === undefined ? undefined : (context) => this.forward(this.pg as PgBatches, context);
-    this.cursor = this.pg === undefined ? SqliteBatches.START : PgBatches.START;
   }
 
   /** On SQLite, starts the forwarder from the stored cursor; on PostgreSQL the job does (forwarderJob). */
   start(): Promise<void> {
     const source = this.sqlite;
-    if (this.running || source === undefined) return Promise.resolve();
-    this.cursor = source.cursor();
-    this.isolateUntil = SqliteBatches.START;
-    this.running = true;
-    this.loop = this.run({
-      read: (after, limit) => Promise.resolve(source.after(after, limit)),
-      advance: (position, refusal) => Promise.resolve(source.advance(position, refusal)),
-    }).catch((err: unknown) => {
-      this.logger.error({ store: 'influxdb', err: (err as Error).message }, 'ALARM: the InfluxDB forwarder stopped');
-      this.running = false;
-    });
+    if (this.loop !== undefined || source === undefined) return Promise.resolve();
+    this.loop = this.forwarder
+      .run(
+        this.sourceOf({ read: (after, limit) => source.after(after, limit), advance: (position, refusal) => source.advance(position, refusal) }),
+        source.cursor(),
+      )
+      .catch((err: unknown) => {
+        this.logger.error({ store: 'influxdb', err: (err as Error).message }, 'ALARM: the InfluxDB forwarder stopped');
+        this.loop = undefined;
+      });
     return Promise.resolve();
   }
 
-  /** Stops after the write in flight, if any, has been answered (or timed out); leaves no timer behind. */
+  /** Stops after the writes in flight, if any, have been answered (or timed out); leaves no timer behind. */
   async stop(): Promise<void> {
-    this.running = false;
-    this.interrupt();
+    this.forwarder.stop();
     await this.loop;
     this.loop = undefined;
     await this.counting;
   }
 
   notify(): void {
-    this.poked = true;
-    if (this.idle) this.interrupt();
+    this.forwarder.notify();
   }
 
   /** the position of the last stored batch written to InfluxDB (or refused for good) by this node */
   get writtenUpTo(): number {
-    return this.cursor;
+    return this.forwarder.cursor;
   }
 
   status(): SeriesStatus {
-    const counts = this.sqlite !== undefined ? this.sqlite.counts(this.cursor) : this.pgCounts();
+    const counts = this.sqlite !== undefined ? this.sqlite.counts(this.forwarder.cursor) : this.pgCounts();
+    const lastError = this.forwarder.lastError;
     return {
       kind: 'influxdb',
-      status: this.outageSince === undefined ? 'ok' : 'failing',
+      status: this.forwarder.isFailing ? 'failing' : 'ok',
       backlog: counts.backlog,
       refusedBatches: counts.refused,
-      ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
+      ...(lastError === undefined ? {} : { lastError }),
     };
   }
 
@@ -208,20 +205,18 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
    * is written again by the next holder (the same points: harmless).
    */
   private async forward(source: PgBatches, { signal, fenced }: JobContext<Tables>): Promise<void> {
-    this.cursor = await fenced((trx) => source.cursor(trx));
-    this.isolateUntil = PgBatches.START;
-    this.running = true;
-    const onAbort = (): void => {
-      this.running = false;
-      this.interrupt();
-    };
+    const from = await fenced((trx) => source.cursor(trx));
+    const onAbort = (): void => this.forwarder.stop();
+    const loop = this.forwarder.run(
+      this.sourceOf({
+        read: (after, limit) => source.after(after, limit),
+        advance: (position, refusal) => fenced((trx) => source.advance(trx, position, refusal)),
+      }),
+      from,
+    );
+    this.loop = loop.catch(() => undefined);
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
-    const loop = this.run({
-      read: (after, limit) => source.after(after, limit),
-      advance: (position, refusal) => fenced((trx) => source.advance(trx, position, refusal)),
-    });
-    this.loop = loop.catch(() => undefined);
     try {
       await loop;
     } catch (err) {
@@ -232,174 +227,53 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       );
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.running = false;
-      this.interrupt();
       this.loop = undefined;
     }
   }
 
-  private interrupt(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.idle = false;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  /** An idle wait ends early on notify(); a back-off does not (ingest notifies on every batch). */
-  private pause(ms: number, idle: boolean): Promise<void> {
-    if (idle && this.poked) return Promise.resolve();
-    this.idle = idle;
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(() => this.interrupt(), ms);
-    });
+  /** The shared forwarder's source over one engine's stored batches. */
+  private sourceOf(batches: BatchSource): ForwardSource<Pending> {
+    return {
+      read: async (after, limit) => (await batches.read(after, limit)).map((b) => this.pending(b)),
+      advance: async (items) => {
+        const last = items[items.length - 1];
+        if (last !== undefined) await batches.advance(last.position);
+      },
+      refuse: async (p, outcome, error) => {
+        this.logger.error(
+          { store: 'influxdb', gateway: p.gateway, batch: p.batch, samples: p.lines, status: outcome.status, err: outcome.error },
+          'ALARM: InfluxDB refused a batch for good; recorded in influx_failures and skipped for InfluxDB only (the store keeps it)',
+        );
+        // recorded in the same transaction as the cursor moves past it: never skipped silently
+        await batches.advance(p.position, {
+          position: p.position,
+          gateway: p.gateway,
+          batch: p.batch,
+          samples: p.lines,
+          status: outcome.status,
+          error,
+        });
+      },
+    };
   }
 
   /**
-   * A batch stored before records were kept (migration 0005) has nothing to write: its lines are empty. Samples dated
-   * outside the accepted window around their batch's arrival (clock skew) are not copied: InfluxDB's latest values and
-   * charts never show them (they stay in the store, in exports and in proofs).
+   * A stored batch's line protocol, written straight from its record bytes. A batch stored before records were kept
+   * (migration 0005) has nothing to write: no lines. Samples dated outside the accepted window around their batch's
+   * arrival (clock skew) are not copied: InfluxDB's latest values and charts never show them (they stay in the store,
+   * in exports and in proofs).
    */
-  private pending(batches: StoredBatch[]): Pending[] {
-    return batches.map((b) => ({
-      position: b.position,
-      gateway: b.gateway,
-      batch: b.batch,
-      lines:
-        b.records === null
-          ? []
-          : toLineProtocol(
-              b.gateway,
-              decodeRecords(b.records).filter((s) => b.accepted === null || (s.ts >= b.accepted.earliest && s.ts <= b.accepted.latest)),
-              this.measurement,
-            ),
-    }));
-  }
-
-  private async run(source: ForwardRun): Promise<void> {
-    let queue: Pending[] = [];
-    while (this.running) {
-      if (queue.length === 0) {
-        this.poked = false;
-        queue = this.pending(await source.read(this.cursor, PAGE));
-        if (!this.running) break;
-      }
-      const group = this.nextGroup(queue);
-      if (group.length === 0) {
-        await this.pause(this.pollMs, true);
-        continue;
-      }
-      const outcome = await this.writeGroup(group);
-      const last = group[group.length - 1];
-      if (last === undefined) continue;
-      if (outcome.ok) {
-        this.answered();
-        await source.advance(last.position);
-        this.cursor = last.position;
-        queue.splice(0, group.length);
-        this.emit(
-          'written',
-          last.position,
-          group.reduce((n, p) => n + p.lines.length, 0),
-        );
-      } else if (outcome.kind === 'refused' && group.length > 1) {
-        this.answered();
-        this.isolateUntil = last.position;
-        this.logger.warn(
-          { store: 'influxdb', batches: group.length, err: outcome.error },
-          'InfluxDB refused a write; writing its batches one by one',
-        );
-      } else if (outcome.kind === 'refused') {
-        await this.refused(source, last, outcome);
-        queue.splice(0, 1);
-      } else {
-        await this.backOff(outcome);
-        // read again after the pause: the store is the truth
-        queue = [];
-      }
-    }
-  }
-
-  /** Whole batches up to batchLines lines, oldest first, always at least one; one at a time while isolating. */
-  private nextGroup(queue: Pending[]): Pending[] {
-    const group: Pending[] = [];
-    let lines = 0;
-    for (const p of queue) {
-      if (group.length > 0 && (lines + p.lines.length > this.batchLines || p.position <= this.isolateUntil)) break;
-      group.push(p);
-      lines += p.lines.length;
-      if (p.position <= this.isolateUntil) break;
-    }
-    return group;
-  }
-
-  private async writeGroup(group: Pending[]): Promise<{ ok: true } | InfluxFailure> {
-    const lines = group.length === 1 ? (group[0]?.lines ?? []) : group.flatMap((p) => p.lines);
-    // a batch larger than batchLines goes in several writes; it counts as written when all of them succeeded
-    for (let i = 0; i < lines.length; i += this.batchLines) {
-      const outcome = await this.writer.write(lines.slice(i, i + this.batchLines));
-      if (!outcome.ok) return outcome;
-    }
-    return { ok: true };
-  }
-
-  /** InfluxDB took a write, or judged a batch on its merits: whatever stopped the writes is over. */
-  private answered(): void {
-    if (this.outageSince === undefined) return;
-    this.logger.info(
-      { store: 'influxdb', attempts: this.failedAttempts, outageMs: Date.now() - this.outageSince },
-      'InfluxDB writes succeed again; catching up',
-    );
-    this.outageSince = undefined;
-    this.outageKind = undefined;
-    this.failedAttempts = 0;
-    this.emit('recovered');
-  }
-
-  private async refused(source: ForwardRun, p: Pending, outcome: InfluxFailure): Promise<void> {
-    this.answered();
-    const error = outcome.status === undefined ? outcome.error : `HTTP ${outcome.status}: ${outcome.error}`;
-    this.logger.error(
-      { store: 'influxdb', gateway: p.gateway, batch: p.batch, samples: p.lines.length, status: outcome.status, err: outcome.error },
-      'ALARM: InfluxDB refused a batch for good; recorded in influx_failures and skipped for InfluxDB only (the store keeps it)',
-    );
-    this.lastError = error;
-    // recorded in the same transaction as the cursor moves past it: never skipped silently
-    await source.advance(p.position, {
-      position: p.position,
-      gateway: p.gateway,
-      batch: p.batch,
-      samples: p.lines.length,
-      status: outcome.status,
-      error,
-    });
-    this.cursor = p.position;
-    this.emit('rejected', p.gateway, p.batch, error);
-  }
-
-  private async backOff(outcome: InfluxFailure): Promise<void> {
-    this.failedAttempts++;
-    const delay = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(this.failedAttempts - 1, 30));
-    const fields = { store: 'influxdb', status: outcome.status, err: outcome.error, attempts: this.failedAttempts, retryInMs: delay };
-    const first = this.outageSince === undefined;
-    if (first) this.outageSince = Date.now();
-    this.lastError = outcome.status === undefined ? outcome.error : `HTTP ${outcome.status}: ${outcome.error}`;
-    // one ALARM per outage, and again when its nature changes (the server came back but refuses every write)
-    if (outcome.kind !== this.outageKind) {
-      this.logger.error(
-        fields,
-        outcome.kind === 'refused-all'
-          ? 'ALARM: InfluxDB refuses every write (database or bucket missing, or credentials); batches wait in the store'
-          : 'ALARM: InfluxDB writes fail; batches wait in the store and are written when it is back',
-      );
-    } else {
-      this.logger.debug(fields, 'InfluxDB write failed again');
-    }
-    this.outageKind = outcome.kind;
-    if (first) this.emit('failing', outcome.error);
-    if (this.running) await this.pause(delay, false);
+  private pending(b: StoredBatch): Pending {
+    const body =
+      b.records === null
+        ? { chunks: [], lines: 0 }
+        : recordsToLineProtocol(b.records, {
+            gateway: b.gateway,
+            measurement: this.measurement,
+            accepted: b.accepted,
+            maxLines: this.forwarder.batchLines,
+          });
+    return { position: b.position, gateway: b.gateway, batch: b.batch, ...body };
   }
 
   // ---- reads ----

@@ -1,7 +1,7 @@
 // The series store the configuration asks for; InfluxDB secrets are read from their files (or the environment).
 import { readFileSync } from 'node:fs';
 import { LabtraceError } from '@labtrace/protocols';
-import type { InfluxQueryAuth, InfluxTarget } from '@labtrace/protocols/influx';
+import { influxEndpoints } from '@labtrace/protocols/influx';
 import type { MeasurementsConfig } from '../config.js';
 import type { Logger } from '../../log.js';
 import type { Kysely } from 'kysely';
@@ -40,35 +40,17 @@ export function seriesStoreFrom(
   const influx = config.influxdb;
   if (config.store === 'embedded' || influx === undefined)
     return 'database' in deps ? new EmbeddedSeries(deps.store) : new EmbeddedSeries(deps.store, 'postgres');
-  let target: InfluxTarget;
-  let read: { database: string; retentionPolicy?: string; auth: InfluxQueryAuth };
-  if (influx.api === 'v2') {
-    const token = secret(env, 'LABTRACE_INFLUX_TOKEN', influx.tokenFile, 'measurements.influxdb.tokenFile');
-    const { org, bucket } = influx;
-    if (token === undefined)
-      throw new LabtraceError('E_CONFIG', 'measurements.influxdb.tokenFile: required unless LABTRACE_INFLUX_TOKEN is set (api v2 needs a token)');
-    if (org === undefined || bucket === undefined) throw new LabtraceError('E_CONFIG', 'measurements.influxdb: api v2 needs org and bucket');
-    target = { api: 'v2', org, bucket, token };
-    read = {
-      database: influx.database ?? bucket,
-      ...(influx.retentionPolicy === undefined ? {} : { retentionPolicy: influx.retentionPolicy }),
-      auth: { kind: 'token', token },
-    };
-  } else {
-    const database = influx.database;
-    if (database === undefined) throw new LabtraceError('E_CONFIG', 'measurements.influxdb.database: required when api is v1');
-    const password =
-      influx.username === undefined ? undefined : secret(env, 'LABTRACE_INFLUX_PASSWORD', influx.passwordFile, 'measurements.influxdb.passwordFile');
-    target = { api: 'v1', database, retentionPolicy: influx.retentionPolicy, username: influx.username, password };
-    read = {
-      database,
-      ...(influx.retentionPolicy === undefined ? {} : { retentionPolicy: influx.retentionPolicy }),
-      auth: influx.username === undefined ? { kind: 'none' } : { kind: 'basic', username: influx.username, password },
-    };
-  }
+  // the secret of the api in use: a token (v2), or a password (v1 with a username)
+  const secretOf =
+    influx.api === 'v2'
+      ? secret(env, 'LABTRACE_INFLUX_TOKEN', influx.tokenFile, 'measurements.influxdb.tokenFile')
+      : influx.username === undefined
+        ? undefined
+        : secret(env, 'LABTRACE_INFLUX_PASSWORD', influx.passwordFile, 'measurements.influxdb.passwordFile');
+  const { url, target, read } = influxEndpoints(influx, secretOf, 'measurements.influxdb');
   return new InfluxSeries({
     ...('database' in deps ? { database: deps.database } : { postgres: { db: deps.db, store: deps.store } }),
-    url: influx.url,
+    url,
     target,
     read,
     measurement: influx.measurement,
