@@ -1,11 +1,11 @@
 // Writes line protocol to InfluxDB and says what the answer means for the caller's retry policy:
 // - 'v1': POST /write?db=&rp=&precision=ms (InfluxDB 1.x of any version, and 2.x/3.x through their v1 API);
-// - 'v2': POST /api/v2/write?org=&bucket=&precision=ms with the token (InfluxDB 1.8+, 2.x, 3.x), as InfluxDB's own
-//   client sends it, without the client's buffering, timer and retries: the caller holds what is to be retried,
-//   durably, not a client's memory.
+// - 'v2': @influxdata/influxdb-client to /api/v2/write (InfluxDB 1.8+, 2.x, 3.x), a write API per write, without
+//   the client's buffering, timer and retries: the caller holds what is to be retried, durably, not a client's memory.
 // Nothing here retries: a write is answered once, as an InfluxOutcome.
 import http from 'node:http';
 import https from 'node:https';
+import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 
 export type InfluxTarget =
   | {
@@ -81,6 +81,8 @@ export interface InfluxWriterOptions {
 
 export class InfluxWriter {
   private readonly timeoutMs: number;
+  /** v2: InfluxDB's own client */
+  private readonly v2: { client: InfluxDB; org: string; bucket: string } | undefined;
   private readonly url: URL;
   private readonly headers: Record<string, string>;
   private readonly transport: typeof http | typeof https;
@@ -98,10 +100,12 @@ export class InfluxWriter {
       this.url.searchParams.set('precision', 'ms');
       if (target.username !== undefined) this.headers['authorization'] = basicAuth(target.username, target.password);
     } else {
-      // as InfluxDB's own client asks: org and bucket percent-encoded, milliseconds
       this.url = influxUrl(options.url, 'api/v2/write');
-      this.url.search = `org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
-      this.headers['authorization'] = `Token ${target.token}`;
+      this.v2 = {
+        client: new InfluxDB({ url: options.url, token: target.token, timeout: this.timeoutMs }),
+        org: target.org,
+        bucket: target.bucket,
+      };
     }
     this.transport = this.url.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true });
@@ -118,6 +122,8 @@ export class InfluxWriter {
    * copied on the way).
    */
   writeBody(body: Uint8Array | string): Promise<InfluxOutcome> {
+    if (this.v2 !== undefined)
+      return this.writeV2(this.v2, typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
     return new Promise((resolve) => {
       let settled = false;
@@ -151,5 +157,28 @@ export class InfluxWriter {
       request.on('error', outage);
       request.end(bytes);
     });
+  }
+
+  private async writeV2(v2: { client: InfluxDB; org: string; bucket: string }, body: string): Promise<InfluxOutcome> {
+    // a write API per write: flush() settles with this write's own answer, and writes in flight do not share one
+    const writeApi = v2.client.getWriteApi(v2.org, v2.bucket, 'ms', {
+      batchSize: 2,
+      maxBatchBytes: Number.POSITIVE_INFINITY,
+      flushInterval: 0,
+      maxRetries: 0,
+      // returning a promise takes the failure out of the client's own retry and logging
+      writeFailed: (error: Error) => Promise.reject(error),
+    });
+    try {
+      // the body's lines, joined by "\n", go as one record: the client sends them as they are
+      writeApi.writeRecord(body);
+      await writeApi.flush();
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof HttpError) return classify(err.statusCode, errorText(err.body ?? '') || err.message);
+      return { ok: false, kind: 'outage', error: describeError(err) };
+    } finally {
+      writeApi.dispose();
+    }
   }
 }
