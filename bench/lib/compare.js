@@ -94,8 +94,14 @@ export function compareResult(stored, now, tolerance = TOLERANCE) {
   }
   const a = provenance(stored);
   const b = provenance(now);
+  // the machine is shared: its load says how far to trust a difference (benchmarks that record it)
+  const loadOf = (r) => {
+    const x = r?.results?.loadAverage1m;
+    return typeof x === 'number' ? x : null;
+  };
   return {
     name: now?.name ?? stored?.name ?? null,
+    load: loadOf(stored) === null || loadOf(now) === null ? null : { stored: loadOf(stored), now: loadOf(now) },
     stored: a,
     now: b,
     sameMachine: a.machine === b.machine,
@@ -114,6 +120,7 @@ export function formatComparison(comparisons, tolerance = TOLERANCE) {
       `${c.name}: stored ${c.stored.commit ?? '?'}${c.stored.dirty ? ' (dirty)' : ''} on ${c.stored.machine}; now ${c.now.commit ?? '?'}${c.now.dirty ? ' (dirty)' : ''} on ${c.now.machine}`,
     );
     if (!c.sameMachine) lines.push(`  not the same machine: the figures may differ for that alone`);
+    if (c.load !== null) lines.push(`  the machine's load average (1 min) at the end of each: stored ${c.load.stored}, now ${c.load.now}`);
     for (const r of c.regressions) lines.push(`  WORSE ${r.key}: ${r.stored} -> ${r.now} (${pct(r.worsePercent)} worse, ${r.direction} is better)`);
     lines.push(
       `  ${c.compared.length} figures compared, ${c.regressions.length} worse by more than ${Math.round(tolerance * 100)}%, ${c.notCompared.length} not compared`,

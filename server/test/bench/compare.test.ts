@@ -29,6 +29,7 @@ interface Comparison {
   stored: { commit: string | null; machine: string };
   now: { commit: string | null; machine: string };
   sameMachine: boolean;
+  load: { stored: number; now: number } | null;
   compared: Compared[];
   regressions: Compared[];
   notCompared: { key: string; reason: string }[];
@@ -129,5 +130,8 @@ describe('a run against the stored result', () => {
     expect(lines).toContain('  not the same machine: the figures may differ for that alone');
     expect(lines).toContain('  WORSE perSecond: 10 -> 5 (+50% worse, higher is better)');
     expect(m.compareResult(file({}), file({})).sameMachine).toBe(true);
+    // the load of the machine, where both recorded it
+    const loaded = m.formatComparison([m.compareResult(file({ loadAverage1m: 4.4 }), file({ loadAverage1m: 14.2 }))]);
+    expect(loaded).toContain("  the machine's load average (1 min) at the end of each: stored 4.4, now 14.2");
   });
 });
