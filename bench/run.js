@@ -3,6 +3,11 @@
 //
 //   node bench/run.js             all benchmarks
 //   node bench/run.js skeleton    only bench/skeleton.bench.js
+//   node bench/run.js --compare [name...]
+//                                 the same, then each new result against the stored one (the result file as it was
+//                                 before the run: committed, or the last run's): every figure worse by more than 15 %
+//                                 named, with the commit and machine of both (bench/lib/compare.js); exit code 3
+//                                 when any is worse
 //
 // Each benchmark writes bench/results/<name>.json: { name, date, commit, machine, params, results }.
 // The exit code is non-zero when a benchmark crashed or wrote no result.
@@ -10,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compareResult, flatten, formatComparison } from './lib/compare.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH_DIR);
@@ -21,12 +27,21 @@ const available = readdirSync(BENCH_DIR)
   .map((f) => f.slice(0, -SUFFIX.length))
   .sort();
 
-const wanted = process.argv.slice(2).map((a) =>
-  path
-    .basename(a)
-    .replace(/\.bench\.js$/, '')
-    .replace(/\.js$/, ''),
-);
+const args = process.argv.slice(2);
+const compare = args.includes('--compare');
+const unknownFlags = args.filter((a) => a.startsWith('--') && a !== '--compare');
+if (unknownFlags.length > 0) {
+  console.error(`bench: unknown option ${unknownFlags.join(', ')}; the one option is --compare`);
+  process.exit(2);
+}
+const wanted = args
+  .filter((a) => !a.startsWith('--'))
+  .map((a) =>
+    path
+      .basename(a)
+      .replace(/\.bench\.js$/, '')
+      .replace(/\.js$/, ''),
+  );
 const unknown = wanted.filter((w) => !available.includes(w));
 if (unknown.length > 0) {
   console.error(`bench: no benchmark ${unknown.map((u) => `"${u}"`).join(', ')}; available: ${available.join(', ') || '(none)'}`);
@@ -58,6 +73,19 @@ function runOne(name) {
   });
 }
 
+/** the stored result files of the selected benchmarks and the results they write (auth writes auth*.json), read before they run */
+const storedBefore = new Map();
+if (compare && existsSync(RESULTS_DIR)) {
+  for (const file of readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json'))) {
+    try {
+      storedBefore.set(file, { data: JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8')) });
+    } catch {
+      // unreadable: nothing to compare with
+    }
+  }
+}
+const runStarted = Date.now();
+
 const outcomes = new Map();
 for (const name of selected) {
   console.log(`\n=== bench ${name} ===`);
@@ -67,16 +95,6 @@ for (const name of selected) {
 }
 
 // ---- the table: one column per result file, one row per figure of `results` ----
-
-/** Flattens nested objects into "a.b.c" keys; arrays are left out (series belong in the file, not the table). */
-function flatten(value, prefix, out) {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
-  } else if (!Array.isArray(value)) {
-    out.set(prefix, value);
-  }
-  return out;
-}
 
 function format(value) {
   if (value === undefined) return '';
@@ -137,8 +155,35 @@ if (columns.length === 0) {
   for (const r of rows.slice(1)) console.log(r === null ? rule : line(r));
 }
 
+// ---- --compare: every result file this run wrote, against the same file as it was before ----
+let regressions = 0;
+if (compare) {
+  const comparisons = [];
+  const fresh = existsSync(RESULTS_DIR)
+    ? readdirSync(RESULTS_DIR)
+        .filter((f) => f.endsWith('.json') && statSync(path.join(RESULTS_DIR, f)).mtimeMs >= runStarted)
+        .sort()
+    : [];
+  const without = [];
+  for (const file of fresh) {
+    const before = storedBefore.get(file);
+    if (before === undefined) {
+      without.push(file);
+      continue;
+    }
+    comparisons.push(compareResult(before.data, JSON.parse(readFileSync(path.join(RESULTS_DIR, file), 'utf8'))));
+  }
+  console.log(`\ncompared with the stored results (worse by more than 15%)\n`);
+  for (const line of formatComparison(comparisons)) console.log(line);
+  if (without.length > 0) console.log(`no stored result to compare with: ${without.join(', ')}`);
+  if (fresh.length === 0) console.log('no result file written by this run: nothing compared');
+  regressions = comparisons.reduce((n, c) => n + c.regressions.length, 0);
+  if (regressions > 0) console.error(`\nbench: ${regressions} figure(s) worse by more than 15% than the stored results (named above)`);
+}
+
 const failed = [...outcomes.values()].filter((o) => !o.ok);
 if (failed.length > 0) {
   console.error(`\nbench: ${failed.length} benchmark(s) failed: ${failed.map((f) => `${f.name} (${f.reason})`).join(', ')}`);
   process.exit(1);
 }
+if (regressions > 0) process.exit(3);

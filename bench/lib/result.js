@@ -30,8 +30,12 @@ export function machineInfo() {
   };
 }
 
-/** Writes bench/results/<name>.json: { name, date, commit, dirty, machine, params, results, detail }; returns its path. */
-export function writeResult(name, { params, results, detail }) {
+/**
+ * Writes bench/results/<name>.json: { name, date, commit, dirty, machine, params, results, better, detail }; returns
+ * its path. `better` declares, for the regression guard (lib/compare.js), which figures are higher-is-better or
+ * lower-is-better where their names do not say it ({ "figure.path" or "prefix.*": "higher" | "lower" | "none" }).
+ */
+export function writeResult(name, { params, results, detail, better }) {
   const status = git(['status', '--porcelain']);
   const result = {
     name,
@@ -41,6 +45,7 @@ export function writeResult(name, { params, results, detail }) {
     machine: machineInfo(),
     params,
     results,
+    ...(better === undefined ? {} : { better }),
     detail,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });

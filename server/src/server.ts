@@ -495,6 +495,7 @@ export class LabtraceServer {
         const { status, dueAt } = await this.calibration.status(id);
         return { status, dueAt };
       },
+      calibrationsOf: () => this.calibration.states(),
       certificateRoutes: certificateRoutes(this.certificates, () => config.laboratory?.name ?? config.lab),
       trust: { enrollment: this.enrollment, keys: this.keys, events: this.events },
       logRoutes: () => this.logRouter,

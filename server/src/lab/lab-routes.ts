@@ -6,6 +6,7 @@ import express, { type Request } from 'express';
 import { LabtraceError } from '@labtrace/protocols';
 import { api } from '@labtrace/protocols/api';
 import { notFound } from '../api/errors.js';
+import { sendRevalidated } from '../api/revalidate.js';
 import { principalOf, routeOf } from '../auth/policy.js';
 import type { RunInspection } from '../inspection/run-inspection.js';
 import type { Principal } from '../auth/users.js';
@@ -80,7 +81,8 @@ export function labRoutes(deps: {
   });
 
   routeOf(router, api.listRuns, async (req, res, { query }) => {
-    res.json(await runs.page(who(req), query));
+    // read again by the dashboard: 304 while unchanged (api/revalidate.ts)
+    sendRevalidated(req, res, await runs.page(who(req), query));
   });
 
   // the open alarms of the runs the caller may see: the navigation's badge and the tab's title

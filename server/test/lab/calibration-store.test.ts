@@ -330,6 +330,42 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
   }, 120_000);
 });
 
+describe.each(['sqlite', 'postgres'] as const)('every instrument at once, on %s', (engine) => {
+  test("states() answers status()'s status and due date of every instrument, at any time", async () => {
+    let clock = T0;
+    const [db] = (await stores(engine)) as [Kysely<Tables>];
+    await announceRegister(db);
+    const calibration = calibrationOn(db, () => clock);
+    /** status() of each instrument at `at`: its status and due date, by id */
+    const oneByOne = async (at: number) => {
+      const all = new Map<string, { status: CalibrationState; dueAt: number | null }>();
+      for (const id of NEWEST_FIRST) {
+        const { status, dueAt } = await calibration.status(id, at);
+        all.set(id, { status, dueAt });
+      }
+      return all;
+    };
+    const first = await calibration.record(TECH, 'ut-1', certificate(T0 - DAY, T0 + YEAR));
+    // performed before the one in force, recorded after it: not the one in force
+    await calibration.record(TECH, 'ut-1', certificate(T0 - 2 * DAY, T0 + 10 * DAY, { reason: 'an older certificate found' }));
+    await calibration.record(TECH, 'bal-1', certificate(T0 - 3 * DAY, T0 + 20 * DAY));
+    await calibration.record(TECH, 'ph-1', certificate(T0 - 5 * DAY, T0 + YEAR));
+    clock = T0 + 1000;
+    // a failed check: ph-1 out of service from then on, calibrated or not
+    await calibration.check(TECH, 'ph-1', { checkedAt: T0, result: 'fail', description: 'reads high' });
+    const times = [T0 - 4 * DAY, T0 - DAY, T0, T0 + 1000, T0 + 15 * DAY, T0 + 20 * DAY, T0 + YEAR - 30 * DAY, T0 + YEAR];
+    const seen = new Set<CalibrationState>();
+    for (const at of times) {
+      const expected = await oneByOne(at);
+      expect(await calibration.states(at)).toEqual(expected);
+      for (const s of expected.values()) seen.add(s.status);
+    }
+    // every state was met on the way
+    expect([...seen].sort()).toEqual(['due-soon', 'expired', 'never-calibrated', 'out-of-service', 'valid']);
+    expect((await calibration.states(T0 + DAY)).get('ut-1')).toEqual({ status: 'valid', dueAt: first.nextDueAt });
+  }, 120_000);
+});
+
 describe('two nodes on one PostgreSQL', () => {
   test('BIRTHs recorded at once from both give each new instrument a place of its own in the register', async () => {
     const [a, b] = (await stores('postgres', 2)) as [Kysely<Tables>, Kysely<Tables>];
