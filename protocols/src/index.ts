@@ -30,6 +30,7 @@ export * from './verify/verifier.js';
 export * from './verify/cli-format.js';
 export * from './verify/export-statement.js';
 export * from './verify/disclosure.js';
+export * from './verify/disclosure-writer.js';
 export * from './verify/key-validity.js';
 export * from './verify/audit-export.js';
 export * from './verify/tar.js';

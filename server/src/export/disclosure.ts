@@ -8,30 +8,17 @@
 // 20 MB of JSON. The salts are derived from the log key (a deterministic signature of the run's id), so that the lab
 // can open a commitment again later without storing anything.
 import {
-  DISCLOSED_FIELDS,
-  DISCLOSURE_FORMAT,
+  DisclosureWriter,
   LabtraceError,
-  canonicalBytes,
-  disclosureDigest,
-  fieldCommitment,
-  formatDisclosureStatement,
-  hashSlices,
-  headersDigest,
-  keyEventsDigest,
-  multiInclusionProof,
+  disclosureText,
   parseCheckpoint,
   parseNote,
   readRecords,
-  redactedEntryHash,
-  redactionSalt,
-  rootOfPacked,
   sha256,
   toBase64,
   utf8,
   type BatchHeader,
   type RedactableField,
-  type RedactedEntry,
-  type Sample,
 } from '@labtrace/protocols';
 import type { Kysely } from 'kysely';
 import type { Tables } from '../store/database.js';
@@ -59,8 +46,6 @@ export function redactionSaltKey(log: BundleLog, run: string): Uint8Array {
   return sha256(utf8(log.signNote(`labtrace-redaction-salt/v1\n${log.origin}\nrun ${run}\n`)));
 }
 
-const SHOWN: readonly (typeof DISCLOSED_FIELDS)[number][] = DISCLOSED_FIELDS;
-
 /** Makes the bundle of a run under the policy `redact` (the fields that may not leave the lab). */
 export async function disclosureBundle(
   store: Kysely<Tables>,
@@ -84,13 +69,8 @@ async function readDisclosure(
   const checkpointNote = stored.note;
   const checkpoint = parseCheckpoint(parseNote(checkpointNote).text);
   const size = checkpoint.size;
-  const redacted = new Set<string>(redact);
-  let saltKey: Uint8Array | undefined;
-  const batches: object[] = [];
-  const signed: { header: BatchHeader; signature: string }[] = [];
-  const entryHashes: Uint8Array[] = [];
-  let whole = 0;
-  let hidden = 0;
+  const writer = new DisclosureWriter(redact, () => redactionSaltKey(log, run.id));
+  const batches: Parameters<typeof disclosureText>[0]['batches'][number][] = [];
   let pending = 0;
   const gateways = new Set<string>();
   for (const range of run.ranges) {
@@ -105,102 +85,48 @@ async function readDisclosure(
       last = newest?.last === null || newest?.last === undefined ? range.firstSeq - 1 : Number(newest.last);
     }
     if (last < range.firstSeq || mine.size === 0) continue;
+    const lastSeq = last;
+    const ofRun = (s: { seq: number; instrument: string }): boolean => s.seq >= range.firstSeq && s.seq <= lastSeq && mine.has(s.instrument);
     gateways.add(range.gateway);
     const rows = await db
       .selectFrom('batch_headers')
       .select(['batch', 'header', 'signature', 'records', 'log_index'])
       .where('gateway', '=', range.gateway)
-      .where('first_seq', '<=', last)
+      .where('first_seq', '<=', lastSeq)
       .where((eb) => eb(eb('first_seq', '+', eb.ref('count')), '>', range.firstSeq))
       .orderBy('first_seq')
       .orderBy('batch')
       .execute();
     for (const row of rows) {
       if (row.records === null) throw new LabtraceError('E_STORE', `disclosure: batch ${Number(row.batch)} of ${range.gateway} was stored without its records`);
-      const bytes = new Uint8Array(row.records);
-      const header = JSON.parse(row.header) as BatchHeader;
-      const bounds = new Uint32Array(header.count + 1);
-      const chosen: { index: number; sample: Sample; start: number; end: number }[] = [];
-      readRecords(bytes, ({ sample }, start, end, i) => {
-        bounds[i] = start;
-        bounds[i + 1] = end;
-        if (sample.seq >= range.firstSeq && sample.seq <= (last as number) && mine.has(sample.instrument)) chosen.push({ index: i, sample, start, end });
-      });
-      if (chosen.length === 0) continue;
       const logIndex = row.log_index === null ? null : Number(row.log_index);
+      const stored = { header: JSON.parse(row.header) as BatchHeader, signature: row.signature, records: new Uint8Array(row.records) };
       if (logIndex === null || logIndex >= size) {
-        pending += chosen.length;
+        // not provable under the checkpoint yet: counted, not disclosed
+        readRecords(stored.records, ({ sample }) => {
+          if (ofRun(sample)) pending++;
+        });
         continue;
       }
-      const packed = hashSlices(bytes, bounds);
-      const leafOf = (i: number): Uint8Array => packed.subarray(32 * i, 32 * i + 32);
-      const indexes: number[] = [];
-      const wholeParts: Uint8Array[] = [];
-      const redactedEntries: RedactedEntry[] = [];
-      for (const c of chosen) {
-        const hides = redact.filter((f) => c.sample[f] !== undefined);
-        if (hides.length === 0) {
-          indexes.push(c.index);
-          wholeParts.push(bytes.subarray(c.start, c.end));
-          entryHashes.push(leafOf(c.index));
-          continue;
-        }
-        saltKey ??= redactionSaltKey(log, run.id);
-        const fields: Record<string, unknown> = {};
-        for (const f of SHOWN) if (!redacted.has(f) && c.sample[f] !== undefined) fields[f] = c.sample[f];
-        const commitments: Record<string, string> = {};
-        for (const f of hides) commitments[f] = toBase64(fieldCommitment(f, redactionSalt(saltKey, range.gateway, c.sample.seq, f), c.sample[f]));
-        redactedEntries.push({ index: c.index, leaf: toBase64(leafOf(c.index)), fields, commitments });
-      }
-      for (const e of redactedEntries) entryHashes.push(redactedEntryHash(e));
-      whole += indexes.length;
-      hidden += redactedEntries.length;
-      const recordBytes = new Uint8Array(wholeParts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of wholeParts) {
-        recordBytes.set(p, at);
-        at += p.length;
-      }
-      const proof = multiInclusionProof(
-        chosen.map((c) => c.index),
-        header.count,
-        (start, end) => rootOfPacked(packed.subarray(32 * start, 32 * end)),
-      );
-      signed.push({ header, signature: row.signature });
-      batches.push({
-        header,
-        signature: row.signature,
-        logIndex,
-        logProof: (await log.inclusionProof(logIndex, size)).map(toBase64),
-        indexes,
-        records: toBase64(recordBytes),
-        redacted: redactedEntries,
-        proof: proof.map(toBase64),
-      });
+      const disclosed = writer.batch(stored, ofRun);
+      if (disclosed === undefined) continue;
+      batches.push({ ...disclosed, logIndex, logProof: (await log.inclusionProof(logIndex, size)).map(toBase64) });
     }
   }
   const keys = { log: { origin: log.origin, verifierKey: log.verifierKey() }, gateways: await gatewayKeys(db, [...gateways]) };
   const keyEvents = await gatewayKeyEvents(db, gateways, size, log);
-  const packedEntries = new Uint8Array(32 * entryHashes.length);
-  entryHashes.forEach((h, i) => packedEntries.set(h, 32 * i));
   const statement = log.signNote(
-    formatDisclosureStatement({
-      format: DISCLOSURE_FORMAT,
+    writer.statement({
       origin: log.origin,
       run: run.id,
       created: created.toISOString(),
       checkpoint: { size, root: toBase64(checkpoint.rootHash) },
-      fields: SHOWN.filter((f) => !redacted.has(f)),
-      redacted: [...redact],
-      batches: { count: signed.length, headers: headersDigest(signed) },
-      records: { count: whole + hidden, whole, redacted: hidden },
-      disclosure: disclosureDigest(packedEntries),
-      keys: toBase64(sha256(canonicalBytes(keys))),
-      keyEvents: { count: keyEvents.data.length, root: keyEventsDigest(keyEvents.data) },
+      keys,
+      keyEventData: keyEvents.data,
     }),
   );
-  const doc = { format: DISCLOSURE_FORMAT, statement, checkpoint: checkpointNote, keys, keyEvents: keyEvents.lines, batches };
-  return { text: `${JSON.stringify(doc)}\n`, records: whole + hidden, redacted: hidden, batches: batches.length, pending };
+  const text = disclosureText({ statement, checkpoint: checkpointNote, keys, keyEvents: keyEvents.lines, batches });
+  return { text, records: writer.whole + writer.hidden, redacted: writer.hidden, batches: batches.length, pending };
 }
 
 /** Every key of the gateways, with its status and validity, as the full bundle's keys.json lists them. */
@@ -232,9 +158,9 @@ async function gatewayKeyEvents(
   gateways: ReadonlySet<string>,
   size: number,
   log: BundleLog,
-): Promise<{ lines: object[]; data: Uint8Array[] }> {
+): Promise<{ lines: { index: number; data: string; proof: string[] }[]; data: Uint8Array[] }> {
   const rows = await db.selectFrom('log_entries').select(['idx', 'data']).where('kind', '=', 'key-event').where('idx', '<', size).orderBy('idx').execute();
-  const lines: object[] = [];
+  const lines: { index: number; data: string; proof: string[] }[] = [];
   const data: Uint8Array[] = [];
   for (const r of rows) {
     const bytes = new Uint8Array(r.data);
