@@ -30,6 +30,7 @@ import { headersDigest, keyEventsDigest } from '../export-statement.js';
 import { batchKeyProblem } from '../key-validity.js';
 import { ProvenNodes } from '../proven-nodes.js';
 import { emptyReport, MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
+import { logLeafBytes } from './batches.js';
 import { checkCheckpoint } from './checkpoint.js';
 import { checkHeader, describeSeq, isCount, isObject, isString, parseJson, Unusable, type HeaderLike, type VerifyContext } from './context.js';
 import { readGatewayKeys, readLogKey } from './files.js';
@@ -153,7 +154,7 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
       return;
     }
     checkSignature(ctx, header, signature, headerBytes, logIndex, where);
-    checkLogInclusion(ctx, proven, leafHash(canonicalBytes({ header, signature })), logIndex, logProof, where);
+    checkLogInclusion(ctx, proven, leafHash(logLeafBytes(header, headerBytes, signature)), logIndex, logProof, where);
     const found = checkRecords(ctx, header, { records, indexes, redacted, proof }, statement, where);
     out.whole += found.whole;
     out.redacted += found.redacted;
@@ -266,6 +267,8 @@ function checkRecords(
   const indexes = b.indexes;
   if (!indexes.every(isCount)) throw new Unusable(where, 'indexes: expected counts');
   const keyId = header.keyId;
+  const keyBytes = new Uint8Array(4);
+  for (let k = 0; k < 4; k++) keyBytes[k] = parseInt(keyId.slice(2 * k, 2 * k + 2), 16);
   const wholeSeqs: number[] = [];
   const bounds: number[] = [0];
   try {
@@ -275,7 +278,8 @@ function checkRecords(
       const index = indexes[i];
       if (index === undefined) throw new Error(`records[${i}] has no index`);
       if (record.gateway !== header.gateway) throw new Error(`records[${i}] names gateway "${record.gateway}"`);
-      if (toHex(record.keyId) !== keyId) throw new Error(`records[${i}] names key ${toHex(record.keyId)}, the header ${keyId}`);
+      const rk = record.keyId;
+      if (rk[0] !== keyBytes[0] || rk[1] !== keyBytes[1] || rk[2] !== keyBytes[2] || rk[3] !== keyBytes[3]) throw new Error(`records[${i}] names key ${toHex(record.keyId)}, the header ${keyId}`);
       if (s.seq !== header.firstSeq + index) throw new Error(`records[${i}].seq is ${s.seq}, its place ${index} in the batch says ${header.firstSeq + index}`);
       if (s.ts < header.tsMin || s.ts > header.tsMax) throw new Error(`records[${i}] (seq ${s.seq}): ts ${s.ts} lies outside the header's time range`);
       for (const f of REDACTABLE_FIELDS)
