@@ -9,7 +9,9 @@
 // bundle of the run is then made by the server's code, with every record carrying a `reason` (one in ten) redacted.
 // Timed: verifyDisclosure over the bundle's text (JSON parsing, every gateway signature, every log inclusion, every
 // record decoded and hashed, every batch's multi-leaf proof, the statement), with Node's crypto as `labtrace verify`
-// installs it; and `labtrace verify <file>` as a process.
+// installs it; and `labtrace verify <file>` as a process. The baseline, measured in the same run: the full export
+// bundle of the same batches (both customers' records) through verifyBundle, whose figure on a quiet machine is known
+// (bench/results/verify.json), so that a loaded machine shows as such.
 // One scenario per batch window in BENCH_DISCLOSURE_BATCH_MS (a comma-separated list, default "200,1000": the
 // gateway's default and one-second batches), since the batches' signatures are most of the verifier's work.
 // Environment: BENCH_DISCLOSURE_SECONDS (3600), BENCH_DISCLOSURE_RATE (50 samples/s per instrument),
@@ -24,7 +26,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as trust from '../protocols/dist/src/index.js';
 import { useNodeCrypto } from '../protocols/dist/src/node/index.js';
+import { exportBundle } from '../server/dist/src/export/bundle.js';
 import { disclosureBundle } from '../server/dist/src/export/disclosure.js';
+import { readBundle } from '../server/dist/src/export/read-bundle.js';
 import { TransparencyLog } from '../server/dist/src/log/transparency-log.js';
 import { serverMigrations } from '../server/dist/src/migrations.js';
 import { LabDatabase } from '../server/dist/src/store/database.js';
@@ -117,7 +121,11 @@ async function scenario(batchMs) {
     started = performance.now();
     const bundle = await disclosureBundle(database.db, transparencyLog, run, params.redact);
     const buildSeconds = (performance.now() - started) / 1000;
+    // the baseline, in the same run on the same machine: the full export bundle of the same batches (both customers)
+    const fullDir = path.join(dataDir, 'full');
+    await exportBundle(database, transparencyLog, { outDir: fullDir, gateway: GATEWAY, from: T0, to: T0 + 2 * params.seconds * 1000 });
     await database.close();
+    const fullFiles = readBundle(fullDir);
     const bytes = Buffer.byteLength(bundle.text);
     log(`bundle of run: ${bundle.records} records (${bundle.redacted} with the reason redacted) in ${bundle.batches} batches, ${round1(bytes / 2 ** 20)} MiB, made in ${round1(buildSeconds)} s`);
     const times = [];
@@ -139,6 +147,18 @@ async function scenario(batchMs) {
         process.exit(1);
       }
     }
+    const fullTimes = [];
+    for (let round = 0; round < params.rounds + 1; round++) {
+      const t = performance.now();
+      const full = trust.verifyBundle(fullFiles, {});
+      if (round > 0) fullTimes.push((performance.now() - t) / 1000);
+      if (!full.ok) {
+        console.error(`${NAME}: the full bundle does not verify:\n${trust.formatReport(full)}`);
+        process.exit(1);
+      }
+    }
+    fullTimes.sort((a, b) => a - b);
+    const fullMedian = fullTimes[Math.floor(fullTimes.length / 2)];
     times.sort((a, b) => a - b);
     cpuTimes.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)];
@@ -150,6 +170,7 @@ async function scenario(batchMs) {
     const t0 = performance.now();
     for (const [message, signature] of signatures) trust.verifyEd25519(signature, message, key.publicKey);
     const signaturesMs = performance.now() - t0;
+    log(`batches of ${batchMs} ms: baseline, the full export bundle of the same batches (${records} records): verified in ${round1(fullMedian * 1000)} ms`);
     log(
       `batches of ${batchMs} ms: verified ${report.counts.records} records, ${report.counts.signaturesVerified} signatures in ${round1(median * 1000)} ms (median of ${times.length}; ${round1(cpuMedian * 1000)} ms of CPU; the signatures alone ${round1(signaturesMs)} ms)`,
     );
@@ -175,6 +196,8 @@ async function scenario(batchMs) {
       verifyMs: round1(median * 1000),
       verifyCpuMs: round1(cpuMedian * 1000),
       signaturesOnlyMs: round1(signaturesMs),
+      baselineFullBundleMs: round1(fullMedian * 1000),
+      baselineFullBundleRecords: records,
       loadAverage: os.loadavg().map(round1),
       verifyRoundsMs: times.map((t) => round1(t * 1000)),
       cliMs: round1(cliSeconds * 1000),
