@@ -80,7 +80,18 @@ async function store(dataDir, batchMs) {
   const put = (signed, records) => {
     const index = transparencyLog.append('batch-header', [trust.canonicalBytes(signed)]);
     const { header } = signed;
-    insert.run(GATEWAY, header.batch, header.firstSeq, header.count, JSON.stringify(header), signed.signature, Date.now(), trust.toBase64(trust.headerHash(header)), records, index);
+    insert.run(
+      GATEWAY,
+      header.batch,
+      header.firstSeq,
+      header.count,
+      JSON.stringify(header),
+      signed.signature,
+      Date.now(),
+      trust.toBase64(trust.headerHash(header)),
+      records,
+      index,
+    );
   };
   const samplesPerInstrument = params.seconds * params.ratePerInstrument;
   let prev = null;
@@ -117,7 +128,9 @@ async function scenario(batchMs) {
   try {
     let started = performance.now();
     const { database, transparencyLog, run, batches, records } = await store(dataDir, batchMs);
-    log(`batches of ${batchMs} ms: stored ${records} records of two customers in ${batches} batches in ${round1((performance.now() - started) / 1000)} s`);
+    log(
+      `batches of ${batchMs} ms: stored ${records} records of two customers in ${batches} batches in ${round1((performance.now() - started) / 1000)} s`,
+    );
     started = performance.now();
     const bundle = await disclosureBundle(database.db, transparencyLog, run, params.redact);
     const buildSeconds = (performance.now() - started) / 1000;
@@ -127,7 +140,9 @@ async function scenario(batchMs) {
     await database.close();
     const fullFiles = readBundle(fullDir);
     const bytes = Buffer.byteLength(bundle.text);
-    log(`bundle of run: ${bundle.records} records (${bundle.redacted} with the reason redacted) in ${bundle.batches} batches, ${round1(bytes / 2 ** 20)} MiB, made in ${round1(buildSeconds)} s`);
+    log(
+      `bundle of run: ${bundle.records} records (${bundle.redacted} with the reason redacted) in ${bundle.batches} batches, ${round1(bytes / 2 ** 20)} MiB, made in ${round1(buildSeconds)} s`,
+    );
     const times = [];
     const cpuTimes = [];
     let report;
@@ -165,19 +180,25 @@ async function scenario(batchMs) {
     const cpuMedian = cpuTimes[Math.floor(cpuTimes.length / 2)];
     // verifying the gateways' signatures alone, on this machine now: the floor of the verifier's time
     const signatures = [];
-    for (const line of bundle.text.matchAll(/"header":(\{[^}]*\}),"signature":"([^"]+)"/g)) signatures.push([trust.canonicalBytes(JSON.parse(line[1])), trust.fromBase64(line[2])]);
+    for (const line of bundle.text.matchAll(/"header":(\{[^}]*\}),"signature":"([^"]+)"/g))
+      signatures.push([trust.canonicalBytes(JSON.parse(line[1])), trust.fromBase64(line[2])]);
     const key = trust.parseVerifierKey(JSON.parse(bundle.text).keys.gateways[0].verifierKey);
     const t0 = performance.now();
     for (const [message, signature] of signatures) trust.verifyEd25519(signature, message, key.publicKey);
     const signaturesMs = performance.now() - t0;
-    log(`batches of ${batchMs} ms: baseline, the full export bundle of the same batches (${records} records): verified in ${round1(fullMedian * 1000)} ms`);
+    log(
+      `batches of ${batchMs} ms: baseline, the full export bundle of the same batches (${records} records): verified in ${round1(fullMedian * 1000)} ms`,
+    );
     log(
       `batches of ${batchMs} ms: verified ${report.counts.records} records, ${report.counts.signaturesVerified} signatures in ${round1(median * 1000)} ms (median of ${times.length}; ${round1(cpuMedian * 1000)} ms of CPU; the signatures alone ${round1(signaturesMs)} ms)`,
     );
     const file = path.join(dataDir, 'run.json');
     writeFileSync(file, bundle.text);
     started = performance.now();
-    const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'labtrace.js'), 'verify', file, '--json'], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+    const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'labtrace.js'), 'verify', file, '--json'], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 2 ** 20,
+    });
     const cliSeconds = (performance.now() - started) / 1000;
     if (cli.status !== 0) {
       console.error(`${NAME}: labtrace verify exited with ${cli.status}: ${cli.stderr}`);

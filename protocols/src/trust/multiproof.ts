@@ -82,6 +82,7 @@ export function rootFromMultiInclusionProof(
     return nodeHash(left, walk(start + split, n - split));
   };
   const root = walk(0, size);
-  if (p !== proof.length) throw new TrustError('proof-length', `multi-leaf proof has too many hashes (${proof.length}, used ${p})`, { length: proof.length });
+  if (p !== proof.length)
+    throw new TrustError('proof-length', `multi-leaf proof has too many hashes (${proof.length}, used ${p})`, { length: proof.length });
   return root;
 }

@@ -65,7 +65,10 @@ export function formatReport(report: VerifyReport): string {
   }
   const d = report.disclosure;
   if (d !== undefined) {
-    out.push('', `client's disclosure bundle of run ${d.run}, made ${d.created} (statement signed by the log key: ${d.statementVerified ? 'verified' : 'NOT VERIFIED'}):`);
+    out.push(
+      '',
+      `client's disclosure bundle of run ${d.run}, made ${d.created} (statement signed by the log key: ${d.statementVerified ? 'verified' : 'NOT VERIFIED'}):`,
+    );
     out.push(`  fields shown: ${d.fields.join(', ') || '-'}`);
     out.push(`  redacted by the lab's data-export policy: ${d.redacted.join(', ') || 'none'}`);
     out.push(`  ${d.wholeRecords} records disclosed whole: their bytes are in the gateways' signed batches`);

@@ -110,7 +110,9 @@ const REDACTED_ENTRY = new Uint8Array([0x02]);
 
 /** A redacted entry's hash in the disclosure digest: SHA-256(0x02 || JCS({index, leaf, fields, commitments})). */
 export function redactedEntryHash(entry: RedactedEntry): Uint8Array {
-  return sha256(concatBytes(REDACTED_ENTRY, canonicalBytes({ index: entry.index, leaf: entry.leaf, fields: entry.fields, commitments: entry.commitments })));
+  return sha256(
+    concatBytes(REDACTED_ENTRY, canonicalBytes({ index: entry.index, leaf: entry.leaf, fields: entry.fields, commitments: entry.commitments })),
+  );
 }
 
 /** The `disclosure` digest: SHA-256 of the entries' hashes (32 bytes each), concatenated in bundle order. */

@@ -61,7 +61,12 @@ describe('disclosure bundle verifier (fuzz)', () => {
           fc.pre(how === 'insert' || good[at] !== c);
           // the newline after the document is not part of it: without it, the file says the same
           fc.pre(!(how === 'remove' && at === good.length - 1));
-          const text = how === 'replace' ? good.slice(0, at) + c + good.slice(at + 1) : how === 'remove' ? good.slice(0, at) + good.slice(at + 1) : good.slice(0, at) + c + good.slice(at);
+          const text =
+            how === 'replace'
+              ? good.slice(0, at) + c + good.slice(at + 1)
+              : how === 'remove'
+                ? good.slice(0, at) + good.slice(at + 1)
+                : good.slice(0, at) + c + good.slice(at);
           const report = verifyDisclosure(text);
           expect([at, how, c, report.ok]).toEqual([at, how, c, false]);
         },

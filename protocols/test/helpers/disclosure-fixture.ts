@@ -53,7 +53,15 @@ export function disclosureFixture(batches = 3, perBatch = 6): DisclosureFixture 
   for (let b = 0; b < batches; b++) {
     const samples = Array.from({ length: perBatch }, (_, i): Sample => {
       const seq = b * perBatch + i;
-      const s: Sample = { seq, instrument: i % 2 === 0 ? 'ut-1' : 'ut-2', channel: 'c', ts: T0 + seq, value: i % 2 === 0 ? seq / 4 : 987_654.321, unit: 'kN', quality: 'good' };
+      const s: Sample = {
+        seq,
+        instrument: i % 2 === 0 ? 'ut-1' : 'ut-2',
+        channel: 'c',
+        ts: T0 + seq,
+        value: i % 2 === 0 ? seq / 4 : 987_654.321,
+        unit: 'kN',
+        quality: 'good',
+      };
       return seq % 3 === 0 ? { ...s, quality: 'uncertain', reason: `note ${seq}` } : s;
     });
     const { signed, wire } = sealBatch(gatewayKey, 'gw-a', b, samples, prev);
@@ -75,13 +83,35 @@ export function disclosureFixture(batches = 3, perBatch = 6): DisclosureFixture 
   const keys = {
     log: { origin: ORIGIN, verifierKey: logKey },
     gateways: [
-      { gateway: 'gw-a', keyId: toHex(gatewayKey.keyId), verifierKey: registered.key, status: 'active', registeredAt: T0, validUntil: null, lastValidBatch: null, replacedBy: null },
+      {
+        gateway: 'gw-a',
+        keyId: toHex(gatewayKey.keyId),
+        verifierKey: registered.key,
+        status: 'active',
+        registeredAt: T0,
+        validUntil: null,
+        lastValidBatch: null,
+        replacedBy: null,
+      },
     ],
   };
   const statement = signNote(
-    writer.statement({ origin: ORIGIN, run: 'run-1', created: new Date(T0).toISOString(), checkpoint: { size, root: toBase64(root) }, keys, keyEventData: [eventData] }),
+    writer.statement({
+      origin: ORIGIN,
+      run: 'run-1',
+      created: new Date(T0).toISOString(),
+      checkpoint: { size, root: toBase64(root) },
+      keys,
+      keyEventData: [eventData],
+    }),
     [signer],
   );
-  const text = disclosureText({ statement, checkpoint, keys, keyEvents: [{ index: 0, data: toBase64(eventData), proof: proof(0) }], batches: disclosed });
+  const text = disclosureText({
+    statement,
+    checkpoint,
+    keys,
+    keyEvents: [{ index: 0, data: toBase64(eventData), proof: proof(0) }],
+    batches: disclosed,
+  });
   return { text, logKey };
 }

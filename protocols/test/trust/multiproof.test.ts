@@ -46,8 +46,16 @@ describe('multi-leaf inclusion proofs', () => {
     for (const size of [1, 2, 3, 5, 8, 13, 64, 100]) {
       const leaves = leavesOf(size);
       for (let i = 0; i < size; i++)
-        expect(multiInclusionProof([i], size, rangeOf(leaves)).map(toHex).sort()).toEqual(inclusionProof(i, size, leafHashReader(leaves)).map(toHex).sort());
-      expect(multiInclusionProof(Array.from({ length: size }, (_, i) => i), size, rangeOf(leaves))).toEqual([]);
+        expect(multiInclusionProof([i], size, rangeOf(leaves)).map(toHex).sort()).toEqual(
+          inclusionProof(i, size, leafHashReader(leaves)).map(toHex).sort(),
+        );
+      expect(
+        multiInclusionProof(
+          Array.from({ length: size }, (_, i) => i),
+          size,
+          rangeOf(leaves),
+        ),
+      ).toEqual([]);
     }
   });
 

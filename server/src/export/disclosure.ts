@@ -104,7 +104,8 @@ async function readDisclosure(
     for (const [n, row] of rows.entries()) {
       // other requests go on between steps: an hour's run is thousands of batches
       if (n % BATCHES_PER_STEP === BATCHES_PER_STEP - 1) await nextTurn();
-      if (row.records === null) throw new LabtraceError('E_STORE', `disclosure: batch ${Number(row.batch)} of ${range.gateway} was stored without its records`);
+      if (row.records === null)
+        throw new LabtraceError('E_STORE', `disclosure: batch ${Number(row.batch)} of ${range.gateway} was stored without its records`);
       const logIndex = row.log_index === null ? null : Number(row.log_index);
       const stored = { header: JSON.parse(row.header) as BatchHeader, signature: row.signature, records: new Uint8Array(row.records) };
       if (logIndex === null || logIndex >= size) {
@@ -165,7 +166,13 @@ async function gatewayKeyEvents(
   size: number,
   log: BundleLog,
 ): Promise<{ lines: { index: number; data: string; proof: string[] }[]; data: Uint8Array[] }> {
-  const rows = await db.selectFrom('log_entries').select(['idx', 'data']).where('kind', '=', 'key-event').where('idx', '<', size).orderBy('idx').execute();
+  const rows = await db
+    .selectFrom('log_entries')
+    .select(['idx', 'data'])
+    .where('kind', '=', 'key-event')
+    .where('idx', '<', size)
+    .orderBy('idx')
+    .execute();
   const lines: { index: number; data: string; proof: string[] }[] = [];
   const data: Uint8Array[] = [];
   for (const r of rows) {

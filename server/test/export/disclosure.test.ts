@@ -112,7 +112,9 @@ describe('the client of run-1', () => {
       statementVerified: true,
     });
     expect(report.counts).toMatchObject({ batches: BATCHES, records: mine.length, signaturesVerified: BATCHES, rootsVerified: BATCHES });
-    expect(report.gateways).toEqual([{ gateway: 'gw-a', batches: BATCHES, records: mine.length, ranges: mine.map((s) => ({ first: s.seq, last: s.seq })), declaredJumps: [] }]);
+    expect(report.gateways).toEqual([
+      { gateway: 'gw-a', batches: BATCHES, records: mine.length, ranges: mine.map((s) => ({ first: s.seq, last: s.seq })), declaredJumps: [] },
+    ]);
   });
 
   test('`labtrace verify <file>` verifies it (exit 0) and names the run', async () => {

@@ -92,7 +92,14 @@ function verifyInto(report: VerifyReport, text: string, options: VerifyOptions):
   const ctx: VerifyContext = {
     report,
     // the key events as the full bundle's key-events.jsonl holds them: one JSON object a line
-    files: { bundle: '', checkpoint: checkpointNote, keys: '', batches: '', records: '', keyEvents: keyEvents.map((e) => JSON.stringify(e)).join('\n') },
+    files: {
+      bundle: '',
+      checkpoint: checkpointNote,
+      keys: '',
+      batches: '',
+      records: '',
+      keyEvents: keyEvents.map((e) => JSON.stringify(e)).join('\n'),
+    },
     options,
     problem,
     bundle: doc,
@@ -138,7 +145,14 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
       return;
     }
     const { signature, records, indexes, redacted, proof, logProof } = b;
-    if (!isString(signature) || !isString(records) || !Array.isArray(indexes) || !Array.isArray(redacted) || !Array.isArray(proof) || !Array.isArray(logProof))
+    if (
+      !isString(signature) ||
+      !isString(records) ||
+      !Array.isArray(indexes) ||
+      !Array.isArray(redacted) ||
+      !Array.isArray(proof) ||
+      !Array.isArray(logProof)
+    )
       throw new Unusable(where0, 'expected {header, signature, logIndex, logProof, indexes, records, redacted, proof}');
     const where = `${where0} (batch ${header.batch} of ${header.gateway}, seq ${describeSeq(header.firstSeq, header.firstSeq + header.count - 1)})`;
     const id = `${header.gateway} ${header.batch}`;
@@ -178,10 +192,21 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
   return out;
 }
 
-function checkSignature(ctx: VerifyContext, header: HeaderLike, signature: string, headerBytes: Uint8Array, logIndex: number | null, where: string): void {
+function checkSignature(
+  ctx: VerifyContext,
+  header: HeaderLike,
+  signature: string,
+  headerBytes: Uint8Array,
+  logIndex: number | null,
+  where: string,
+): void {
   const key = ctx.gatewayKeys.get(`${header.gateway} ${header.keyId}`);
   if (key === undefined) {
-    ctx.problem({ kind: 'unknown-key', where, message: `signed with key ${header.keyId}, which the bundle's keys do not list for ${header.gateway}` });
+    ctx.problem({
+      kind: 'unknown-key',
+      where,
+      message: `signed with key ${header.keyId}, which the bundle's keys do not list for ${header.gateway}`,
+    });
     return;
   }
   const invalid = batchKeyProblem(
@@ -202,13 +227,27 @@ function checkSignature(ctx: VerifyContext, header: HeaderLike, signature: strin
     sig = undefined;
   }
   if (sig !== undefined && verifyEd25519(sig, headerBytes, key.key.publicKey)) ctx.report.counts.signaturesVerified++;
-  else ctx.problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
+  else
+    ctx.problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
 }
 
-function checkLogInclusion(ctx: VerifyContext, proven: ProvenNodes, leaf: Uint8Array, logIndex: number | null, logProof: unknown[], where: string): void {
+function checkLogInclusion(
+  ctx: VerifyContext,
+  proven: ProvenNodes,
+  leaf: Uint8Array,
+  logIndex: number | null,
+  logProof: unknown[],
+  where: string,
+): void {
   const { size, root } = proven;
   if (logIndex === null || logIndex >= size) {
-    ctx.problem({ kind: 'not-in-checkpoint', where, message: `the batch is not in the log's checkpoint of size ${size}`, computed: logIndex, claimed: size });
+    ctx.problem({
+      kind: 'not-in-checkpoint',
+      where,
+      message: `the batch is not in the log's checkpoint of size ${size}`,
+      computed: logIndex,
+      claimed: size,
+    });
     return;
   }
   if (proven.proves(leaf, logIndex, logProof)) {
@@ -232,7 +271,11 @@ function checkLogInclusion(ctx: VerifyContext, proven: ProvenNodes, leaf: Uint8A
         claimed: toHex(root),
       });
   } catch (err) {
-    ctx.problem({ kind: 'log-inclusion', where, message: `the header's inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}` });
+    ctx.problem({
+      kind: 'log-inclusion',
+      where,
+      message: `the header's inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}`,
+    });
   }
 }
 
@@ -279,9 +322,12 @@ function checkRecords(
       if (index === undefined) throw new Error(`records[${i}] has no index`);
       if (record.gateway !== header.gateway) throw new Error(`records[${i}] names gateway "${record.gateway}"`);
       const rk = record.keyId;
-      if (rk[0] !== keyBytes[0] || rk[1] !== keyBytes[1] || rk[2] !== keyBytes[2] || rk[3] !== keyBytes[3]) throw new Error(`records[${i}] names key ${toHex(record.keyId)}, the header ${keyId}`);
-      if (s.seq !== header.firstSeq + index) throw new Error(`records[${i}].seq is ${s.seq}, its place ${index} in the batch says ${header.firstSeq + index}`);
-      if (s.ts < header.tsMin || s.ts > header.tsMax) throw new Error(`records[${i}] (seq ${s.seq}): ts ${s.ts} lies outside the header's time range`);
+      if (rk[0] !== keyBytes[0] || rk[1] !== keyBytes[1] || rk[2] !== keyBytes[2] || rk[3] !== keyBytes[3])
+        throw new Error(`records[${i}] names key ${toHex(record.keyId)}, the header ${keyId}`);
+      if (s.seq !== header.firstSeq + index)
+        throw new Error(`records[${i}].seq is ${s.seq}, its place ${index} in the batch says ${header.firstSeq + index}`);
+      if (s.ts < header.tsMin || s.ts > header.tsMax)
+        throw new Error(`records[${i}] (seq ${s.seq}): ts ${s.ts} lies outside the header's time range`);
       for (const f of REDACTABLE_FIELDS)
         if (redactedFields.has(f) && s[f] !== undefined)
           ctx.problem({
@@ -358,20 +404,27 @@ function readRedacted(
   const fields = e.fields;
   const at = `${where} (seq ${header.firstSeq + e.index})`;
   if (fields.seq !== header.firstSeq + e.index)
-    ctx.problem({ kind: 'records-invalid', where: at, message: `the record shows seq ${String(fields.seq)}, its place ${e.index} in the batch says ${header.firstSeq + e.index}` });
+    ctx.problem({
+      kind: 'records-invalid',
+      where: at,
+      message: `the record shows seq ${String(fields.seq)}, its place ${e.index} in the batch says ${header.firstSeq + e.index}`,
+    });
   if (fields.ts !== undefined && (!isCount(fields.ts) || fields.ts < header.tsMin || fields.ts > header.tsMax))
     ctx.problem({ kind: 'records-invalid', where: at, message: `ts ${String(fields.ts)} lies outside the header's time range` });
   for (const f of Object.keys(fields)) {
     if (!SHOWN.has(f)) ctx.problem({ kind: 'disclosure-policy', where: at, message: `the record shows "${f}", which is no record field` });
-    else if (redactedFields.has(f)) ctx.problem({ kind: 'disclosure-policy', where: at, message: `the record shows ${f}, which the bundle's policy redacts` });
+    else if (redactedFields.has(f))
+      ctx.problem({ kind: 'disclosure-policy', where: at, message: `the record shows ${f}, which the bundle's policy redacts` });
   }
   const commitments = Object.keys(e.commitments);
-  if (commitments.length === 0) ctx.problem({ kind: 'disclosure-policy', where: at, message: 'a redacted record without a commitment to any redacted field' });
+  if (commitments.length === 0)
+    ctx.problem({ kind: 'disclosure-policy', where: at, message: 'a redacted record without a commitment to any redacted field' });
   for (const f of commitments)
     if (!redactedFields.has(f as RedactableField))
       ctx.problem({ kind: 'disclosure-policy', where: at, message: `a commitment to ${f}, which the bundle's policy does not redact` });
   for (const f of REQUIRED)
-    if (!(f in fields) && !(f in e.commitments)) ctx.problem({ kind: 'records-invalid', where: at, message: `the record neither shows ${f} nor commits to it` });
+    if (!(f in fields) && !(f in e.commitments))
+      ctx.problem({ kind: 'records-invalid', where: at, message: `the record neither shows ${f} nor commits to it` });
   return { entry, leaf, hash: redactedEntryHash(entry) };
 }
 
@@ -398,17 +451,23 @@ function checkStatement(ctx: VerifyContext, note: string, s: DisclosureStatement
     fail('the statement was made against another checkpoint', `${cp.size} ${toBase64(cp.rootHash)}`, `${s.checkpoint.size} ${s.checkpoint.root}`);
   const shown = [...s.fields, ...s.redacted];
   if (shown.length !== DISCLOSED_FIELDS.length || !DISCLOSED_FIELDS.every((f) => shown.includes(f)))
-    fail('the statement\'s fields and redacted fields are not each record field once', shown.join(','), DISCLOSED_FIELDS.join(','));
-  if (s.batches.count !== d.batches.length) fail('the bundle holds another number of batches than the statement names', d.batches.length, s.batches.count);
+    fail("the statement's fields and redacted fields are not each record field once", shown.join(','), DISCLOSED_FIELDS.join(','));
+  if (s.batches.count !== d.batches.length)
+    fail('the bundle holds another number of batches than the statement names', d.batches.length, s.batches.count);
   const headers = headersDigest(d.batches);
   if (headers !== s.batches.headers) fail('the batches are not those the statement names', headers, s.batches.headers);
   const count = d.whole + d.redacted;
   if (count !== s.records.count || d.whole !== s.records.whole || d.redacted !== s.records.redacted)
-    fail('the bundle holds other numbers of records than the statement names', `${count} ${d.whole} ${d.redacted}`, `${s.records.count} ${s.records.whole} ${s.records.redacted}`);
+    fail(
+      'the bundle holds other numbers of records than the statement names',
+      `${count} ${d.whole} ${d.redacted}`,
+      `${s.records.count} ${s.records.whole} ${s.records.redacted}`,
+    );
   const packed = new Uint8Array(32 * d.entryHashes.length);
   d.entryHashes.forEach((h, i) => packed.set(h, 32 * i));
   const digest = disclosureDigest(packed);
-  if (digest !== s.disclosure) fail("the disclosed records or the redacted fields' commitments are not those the statement names", digest, s.disclosure);
+  if (digest !== s.disclosure)
+    fail("the disclosed records or the redacted fields' commitments are not those the statement names", digest, s.disclosure);
   const keysDigest = toBase64(sha256(canonicalBytes(keys)));
   if (keysDigest !== s.keys) fail('the keys are not those the statement names', keysDigest, s.keys);
   const events = keyEventsDigest(ctx.keyEventData);
