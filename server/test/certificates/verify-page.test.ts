@@ -17,7 +17,7 @@ const status: PublicStatus = {
   jsonFileDigest: 'd'.repeat(64),
   keyId: '01020304',
   logIndex: 7,
-} as PublicStatus;
+};
 const summary: PublicSummary = {
   customer: 'Client A',
   item: { id: 'S-1', description: 'bar' },

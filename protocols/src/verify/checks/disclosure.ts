@@ -23,7 +23,6 @@ import {
   parseDisclosureStatement,
   redactedEntryHash,
   type DisclosureStatement,
-  type RedactableField,
   type RedactedEntry,
 } from '../disclosure.js';
 import { headersDigest, keyEventsDigest } from '../export-statement.js';
@@ -407,10 +406,10 @@ function readRedacted(
     ctx.problem({
       kind: 'records-invalid',
       where: at,
-      message: `the record shows seq ${String(fields.seq)}, its place ${e.index} in the batch says ${header.firstSeq + e.index}`,
+      message: `the record shows seq ${JSON.stringify(fields.seq)}, its place ${e.index} in the batch says ${header.firstSeq + e.index}`,
     });
   if (fields.ts !== undefined && (!isCount(fields.ts) || fields.ts < header.tsMin || fields.ts > header.tsMax))
-    ctx.problem({ kind: 'records-invalid', where: at, message: `ts ${String(fields.ts)} lies outside the header's time range` });
+    ctx.problem({ kind: 'records-invalid', where: at, message: `ts ${JSON.stringify(fields.ts)} lies outside the header's time range` });
   for (const f of Object.keys(fields)) {
     if (!SHOWN.has(f)) ctx.problem({ kind: 'disclosure-policy', where: at, message: `the record shows "${f}", which is no record field` });
     else if (redactedFields.has(f))
@@ -420,7 +419,7 @@ function readRedacted(
   if (commitments.length === 0)
     ctx.problem({ kind: 'disclosure-policy', where: at, message: 'a redacted record without a commitment to any redacted field' });
   for (const f of commitments)
-    if (!redactedFields.has(f as RedactableField))
+    if (!redactedFields.has(f))
       ctx.problem({ kind: 'disclosure-policy', where: at, message: `a commitment to ${f}, which the bundle's policy does not redact` });
   for (const f of REQUIRED)
     if (!(f in fields) && !(f in e.commitments))
