@@ -10,6 +10,7 @@ import { idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/p
 import { dashboardDirSchema, httpConfigSchema, publicBaseUrlSchema } from './api/config.js';
 import { brokerConfigSchema, mqttConfigSchema, resolveMqttConfig } from './broker/config.js';
 import { clusterSettingsSchema } from './cluster/config.js';
+import { exportConfigSchema } from './export/config.js';
 import { certificatesConfigSchema, laboratoryConfigSchema, resolveCertificatesConfig } from './certificates/config.js';
 import { ingestConfigSchema } from './ingest/config.js';
 import { accreditationConfigSchema } from './lab/accreditation-config.js';
@@ -77,6 +78,8 @@ export const serverConfigSchema = z.strictObject({
   notifications: notificationsConfigSchema,
   /** folder of the built dashboard; defaults to the dashboard package's dist */
   dashboardDir: dashboardDirSchema,
+  /** the data-export policy of the clients' selective-disclosure bundles (docs/trust.md) */
+  export: exportConfigSchema,
 });
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 

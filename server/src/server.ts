@@ -457,6 +457,8 @@ export class LabtraceServer {
             log: () => this.logStore ?? this.log,
             runSelections: (run, field) => runSelections(this.db, run, field),
             logger: this.logger,
+            runOf: (viewer, id) => this.runs.get(viewer, id),
+            redact: config.export.clientBundle.redact,
           }),
         )
         .use(notificationRoutes(this.notifications))

@@ -178,6 +178,8 @@ export const publicSummarySchema = z.strictObject({
     }),
   ),
   verdict: z.enum(['pass', 'fail', 'no-decision']),
+  /** the test run the report was issued from: its client downloads the run's records with their proofs (GET /api/runs/:id/disclosure) */
+  run: z.string().optional(),
 });
 export type PublicSummary = z.output<typeof publicSummarySchema>;
 

@@ -14,3 +14,5 @@ export const exportQuery = z.strictObject({ gateway: idSchema, from: isoInstant,
 export const exportBundle = defineRoute({ method: 'GET', path: '/api/export', query: exportQuery });
 /** application/x-tar: a download */
 export const exportRun = defineRoute({ method: 'GET', path: '/api/runs/:id/export', params: idParams });
+/** application/json: a client's selective-disclosure bundle of one run (labtrace-disclosure/v1), a download */
+export const exportDisclosure = defineRoute({ method: 'GET', path: '/api/runs/:id/disclosure', params: idParams });

@@ -28,7 +28,7 @@ import {
   sendInstrumentCommand,
 } from './instruments.js';
 import { logKeys, logCheckpoint, logWitnesses, inclusionProof, consistencyProof, logEntries, measurementProof } from './log.js';
-import { exportBundle, exportRun } from './export.js';
+import { exportBundle, exportDisclosure, exportRun } from './export.js';
 import { rawFile } from './raw-files.js';
 import { listSamples, getSample, createSample } from './samples.js';
 import { listMethods, getMethod, createMethod, addMethodVersion } from './methods.js';
@@ -154,6 +154,7 @@ export const api = {
   rawFile,
   exportBundle,
   exportRun,
+  exportDisclosure,
   listSamples,
   getSample,
   createSample,

@@ -68,6 +68,20 @@ export function formatReport(report: VerifyReport): string {
       `  ${batches(st.batches.count, st.batches.first, st.batches.last)}, sequence ${seqs(st.seq.first, st.seq.last)}, ${st.records} records, ${st.keyEvents.count} key events`,
     );
   }
+  const d = report.disclosure;
+  if (d !== undefined) {
+    out.push(
+      '',
+      `client's disclosure bundle of run ${d.run}, made ${d.created} (statement signed by the log key: ${d.statementVerified ? 'verified' : 'NOT VERIFIED'}):`,
+    );
+    out.push(`  fields shown: ${d.fields.join(', ') || '-'}`);
+    out.push(`  redacted by the lab's data-export policy: ${d.redacted.join(', ') || 'none'}`);
+    out.push(`  ${d.wholeRecords} records disclosed whole: their bytes are in the gateways' signed batches`);
+    if (d.redactedRecords > 0)
+      out.push(
+        `  ${d.redactedRecords} records with a redacted field: each one's leaf is in its signed batch at its sequence number; its shown fields and the redacted fields' commitments are the lab's signed statement`,
+      );
+  }
   if (report.boundaries !== null) {
     out.push('', 'boundaries:');
     out.push(describeBoundary('before', report.boundaries.before, "none: the range starts at the gateway's first stored batch"));

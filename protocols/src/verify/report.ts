@@ -63,7 +63,9 @@ export type ProblemKind =
   | 'boundary'
   | 'key-validity'
   | 'witness-cosignature'
-  | 'witnesses-required';
+  | 'witnesses-required'
+  | 'record-inclusion'
+  | 'disclosure-policy';
 
 export interface Problem {
   kind: ProblemKind;
@@ -130,6 +132,42 @@ export interface VerifyReport {
   counts: { batches: number; records: number; signaturesVerified: number; rootsVerified: number; inclusionsVerified: number };
   problems: Problem[];
   problemsOmitted: number;
+  /** a client's selective-disclosure bundle (checks/disclosure.ts): what it shows and what proves it */
+  disclosure?: DisclosureReport;
+}
+
+export interface DisclosureReport {
+  run: string;
+  created: string;
+  /** the record fields shown, and those replaced by commitments where a record carries them */
+  fields: string[];
+  redacted: string[];
+  /** records disclosed whole: their bytes hash to leaves the signed roots hold (proven by the gateways' signatures) */
+  wholeRecords: number;
+  /** records with a redacted field: their leaves are proven in the signed batches, their shown fields are the lab's statement */
+  redactedRecords: number;
+  /** the disclosure statement's signature by the log key */
+  statementVerified: boolean;
+}
+
+/** A report before any check: failed until the checks find nothing. */
+export function emptyReport(options: VerifyOptions): VerifyReport {
+  return {
+    format: REPORT_FORMAT,
+    ok: false,
+    status: 'failed',
+    trust: { logKey: null, logKeyId: null, logKeyPinned: options.logKey !== undefined, gatewayKeys: [] },
+    selection: null,
+    checkpoint: null,
+    savedCheckpoint: null,
+    statement: null,
+    boundaries: null,
+    gateways: [],
+    keyEvents: [],
+    counts: { batches: 0, records: 0, signaturesVerified: 0, rootsVerified: 0, inclusionsVerified: 0 },
+    problems: [],
+    problemsOmitted: 0,
+  };
 }
 
 export interface BoundaryReport {

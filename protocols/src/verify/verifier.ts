@@ -26,7 +26,7 @@ import { checkKeyEvents } from './checks/key-events.js';
 import { checkReadableLines } from './checks/readable-lines.js';
 import { checkSequences } from './checks/sequence.js';
 import { checkStatement } from './checks/statement.js';
-import { type BundleFiles, MAX_PROBLEMS, type Problem, REPORT_FORMAT, type VerifyOptions, type VerifyReport } from './report.js';
+import { type BundleFiles, emptyReport, MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from './report.js';
 
 export {
   BUNDLE_FORMAT,
@@ -39,26 +39,13 @@ export {
   type GatewaySummary,
   type VerifyReport,
   type BoundaryReport,
+  type DisclosureReport,
 } from './report.js';
+export { verifyDisclosure } from './checks/disclosure.js';
 export { readableRecordLine, readableLineSays } from './checks/readable-lines.js';
 
 export function verifyBundle(files: BundleFiles, options: VerifyOptions = {}): VerifyReport {
-  const report: VerifyReport = {
-    format: REPORT_FORMAT,
-    ok: false,
-    status: 'failed',
-    trust: { logKey: null, logKeyId: null, logKeyPinned: options.logKey !== undefined, gatewayKeys: [] },
-    selection: null,
-    checkpoint: null,
-    savedCheckpoint: null,
-    statement: null,
-    boundaries: null,
-    gateways: [],
-    keyEvents: [],
-    counts: { batches: 0, records: 0, signaturesVerified: 0, rootsVerified: 0, inclusionsVerified: 0 },
-    problems: [],
-    problemsOmitted: 0,
-  };
+  const report = emptyReport(options);
   try {
     verifyInto(report, files, options);
   } catch (err) {

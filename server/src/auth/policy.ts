@@ -107,6 +107,8 @@ export const POLICY: readonly RouteRule[] = [
   // export bundles (export/export-routes.ts): whole signed batches, which may hold any organization's records
   { method: 'GET', path: '/api/export', allow: LAB_READERS, scope: 'every-organization' },
   { method: 'GET', path: '/api/runs/:id/export', allow: LAB_READERS, scope: 'every-organization' },
+  // a run's selective-disclosure bundle (export/disclosure.ts): that run's records only, for its client
+  { method: 'GET', path: '/api/runs/:id/disclosure', allow: ALL, scope: 'organization' },
   // a measurement proof carries the measured value: lab readers (and, later, the client it belongs to)
   { method: 'GET', path: '/api/log/measurement/:gateway/:seq', allow: LAB_READERS, scope: 'every-organization' },
   // an instrument's result file as written: measured values of any organization, as a measurement proof

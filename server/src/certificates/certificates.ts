@@ -232,6 +232,7 @@ export class Certificates {
         verdict: r.conformity?.verdict ?? null,
       })),
       verdict: content.verdict,
+      run: content.test.run,
     };
   }
 

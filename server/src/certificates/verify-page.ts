@@ -58,6 +58,10 @@ const WORDS = {
     verdict: '总体结论',
     table: ['检测项目', '结果', 'U', 'k', '单位', '判定'],
     verdicts: { pass: '合格', fail: '不合格', 'no-decision': '不作判定' },
+    proofs: '测量记录及其证明',
+    proofsText:
+      '本报告所依据的测试运行的测量记录，每条附有其签名批次和透明日志的证明（仅含该运行的记录）。委托方登录后下载，并用 labtrace verify 离线验证：',
+    proofsLink: '下载选择性披露包',
     noCode: '报告的委托方、样品和结果仅向持有报告者显示：请扫描报告上的二维码或使用报告上打印的链接。',
     badCode: '验证码与本报告不符：请扫描报告上的二维码或使用报告上打印的链接。',
     check: '核对您收到的文件',
@@ -100,6 +104,10 @@ const WORDS = {
     verdict: 'Overall verdict',
     table: ['Quantity', 'Value', 'U', 'k', 'Unit', 'Verdict'],
     verdicts: { pass: 'pass', fail: 'fail', 'no-decision': 'no decision' },
+    proofs: 'Measurement records with their proofs',
+    proofsText:
+      "The records of the test run this report was issued from, each with the proofs of its signed batch and of the laboratory's transparency log (that run's records only). The report's client signs in to download them and checks them offline with labtrace verify:",
+    proofsLink: 'download the disclosure bundle',
     noCode: 'Who the report is for, the item and the results are shown to who holds the report: scan its QR code or open the link printed on it.',
     badCode: 'The verification code does not match this report: scan the QR code on the report or open the link printed on it.',
     check: 'Check a file you received',
@@ -192,7 +200,11 @@ export function verifyPage(status: PublicStatus, lab: string, options: VerifyPag
       ]
         .map(([k, v]) => `<dt>${escapeHtml(k ?? '')}</dt><dd>${escapeHtml(v ?? '')}</dd>`)
         .join('')}</dl>
-<h3>${escapeHtml(w.results)}</h3><div class="wrap"><table><thead><tr>${w.table.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${resultRows}</tbody></table></div>`;
+<h3>${escapeHtml(w.results)}</h3><div class="wrap"><table><thead><tr>${w.table.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${resultRows}</tbody></table></div>${
+        s.run === undefined
+          ? ''
+          : `<h3>${escapeHtml(w.proofs)}</h3><p>${escapeHtml(w.proofsText)} <a href="/api/runs/${encodeURIComponent(s.run)}/disclosure" download>${escapeHtml(w.proofsLink)}</a></p>`
+      }`;
     } else details += `<p class="note">${escapeHtml(options.code === undefined ? w.noCode : w.badCode)}</p>`;
     const rows: [string, string][] = [
       [w.rows.id, status.id],

@@ -149,7 +149,7 @@ class LinesFile {
  * deferred, so that the snapshot is the state at the first read. PostgreSQL: REPEATABLE READ, READ ONLY, on one
  * connection of the pool for the export's length.
  */
-async function inSnapshot<T>(store: Kysely<Tables>, read: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
+export async function inSnapshot<T>(store: Kysely<Tables>, read: (db: Kysely<Tables>) => Promise<T>): Promise<T> {
   if (dialectOf(store as unknown as Kysely<unknown>) === 'postgres')
     return store.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(read);
   const { rows } = await sql<{ file: string }>`SELECT file FROM pragma_database_list WHERE name = 'main'`.execute(store);

@@ -2,7 +2,8 @@
 // and time span or by test run, as one tar archive of the bundle's folder (a folder per gateway for a run that
 // used several). A bundle holds whole signed batches, which may carry other instruments' records on the same
 // gateway, so it is for the lab's staff and for auditors who see every organization (policy.ts), not for clients
-// or auditors limited to some organizations.
+// or auditors limited to some organizations. A client gets its own run's selective-disclosure bundle instead
+// (GET /api/runs/:id/disclosure, disclosure.ts): that run's records only, with their proofs.
 //
 // The bundle is written to a spool folder under the data directory (bundle.ts, a step at a time, yielding to other
 // requests), then sent as a tar stream with back-pressure: a slow or paused download holds a few buffers, not the
@@ -15,13 +16,15 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import express from 'express';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import { LabtraceError } from '@labtrace/protocols';
+import { LabtraceError, type RedactableField } from '@labtrace/protocols';
 import { api } from '@labtrace/protocols/api';
-import { routeOf } from '../auth/policy.js';
+import { principalOf, routeOf } from '../auth/policy.js';
+import type { Viewer } from '../auth/visibility.js';
 import type { Logger } from '../log.js';
 import type { Kysely } from 'kysely';
 import type { Tables } from '../store/database.js';
 import { BUNDLE_FILES, exportBundle, type BundleLog, type BundleSelection } from './bundle.js';
+import { disclosureBundle, type DisclosedRun } from './disclosure.js';
 import type { RunSelection } from './run-selection.js';
 
 /** One file of the bundle into the archive, read from the spool as the archive is read. */
@@ -69,9 +72,13 @@ export interface ExportRouteDeps {
     field: string,
   ) => { state: string; selections: RunSelection[] } | Promise<{ state: string; selections: RunSelection[] }>;
   logger?: Logger | undefined;
+  /** a run the viewer may see (undefined: unknown, or another organization's), for the client's disclosure bundle */
+  runOf?: ((viewer: Viewer, id: string) => Promise<(DisclosedRun & { organization: string; state: string }) | undefined>) | undefined;
+  /** the data-export policy: record fields a client's bundle replaces by commitments (export.clientBundle.redact) */
+  redact?: readonly RedactableField[] | undefined;
 }
 
-export function exportRoutes({ store, spoolDir: spoolRoot, log, runSelections, logger }: ExportRouteDeps): express.Router {
+export function exportRoutes({ store, spoolDir: spoolRoot, log, runSelections, logger, runOf, redact = [] }: ExportRouteDeps): express.Router {
   const router = express.Router();
   // what a killed server left in the spool is removed at start
   let swept: Promise<void> | undefined;
@@ -165,6 +172,36 @@ export function exportRoutes({ store, spoolDir: spoolRoot, log, runSelections, l
       found.selections.map((s) => ({ dir: several ? `${name}/${s.gateway}` : name, selection: { gateway: s.gateway, from: s.from, to: s.to } })),
       () => ({ 'x-run-state': found.state }),
     );
+  });
+
+  // the client's bundle of its own run: another organization's run answers 404, like an unknown one (runs.ts)
+  routeOf(router, api.exportDisclosure, async (req, res, { params: { id } }) => {
+    const principal = principalOf(req);
+    const run = principal === undefined || runOf === undefined ? undefined : await runOf(principal, id);
+    if (principal === undefined || run === undefined) throw new LabtraceError('E_NOT_FOUND', `path: id: there is no run "${id}"`);
+    if (run.state === 'planned') throw new LabtraceError('E_BAD_REQUEST', `path: id: run "${id}" has not started: it has no records`);
+    const bundle = await disclosureBundle(store, opened(), run, redact);
+    if (bundle.records === 0 && bundle.pending === 0) throw new LabtraceError('E_BAD_REQUEST', `path: id: run "${id}" has no stored records`);
+    logger?.info(
+      {
+        user: principal.username,
+        role: principal.role,
+        organization: run.organization,
+        run: id,
+        records: bundle.records,
+        redactedRecords: bundle.redacted,
+        redact: [...redact],
+        pending: bundle.pending,
+      },
+      'client disclosure bundle exported',
+    );
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('content-disposition', `attachment; filename="labtrace-disclosure-run-${id}.json"`);
+    res.setHeader('x-run-state', run.state);
+    res.setHeader('x-bundle-records', String(bundle.records));
+    // records of batches the checkpoint does not cover yet: the next checkpoint (within seconds) brings them
+    res.setHeader('x-bundle-pending', String(bundle.pending));
+    res.send(bundle.text);
   });
 
   return router;

@@ -2,18 +2,31 @@
 // [--witnesses-required N] [--json]`: checks an export
 // bundle offline (protocols/src/verify/verifier.ts). Exit status 0: everything verifies; 1: something does not;
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { exitCodeOf, formatReport, parseCosignerVerifierKey, toHex, verifyBundle, type BundleFiles } from '@labtrace/protocols';
+import {
+  exitCodeOf,
+  formatReport,
+  isDisclosureBundle,
+  parseCosignerVerifierKey,
+  toHex,
+  verifyBundle,
+  verifyDisclosure,
+  type BundleFiles,
+} from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { readBundle, readText } from './read-bundle.js';
 
-export const usage = `usage: labtrace verify <bundle-dir> [--checkpoint <file>] [--log-key <verifier key>]
+export const usage = `usage: labtrace verify <bundle-dir | disclosure.json> [--checkpoint <file>] [--log-key <verifier key>]
                        [--witness <key>]... [--witnesses-required <n>] [--json]
   Checks an export bundle ('labtrace export') offline: the checkpoint's signature by the log key, every batch's
   signature by its gateway's key, every Merkle root from the record bytes, every header's inclusion in the log,
   the sequence numbers (gaps, overlaps, duplicates, reordering), that records.jsonl says what the signed
   bytes say, the keys' validity against the logged key events, the export statement signed by the log key
   (nothing cut from the bundle) and the batches just outside the range (boundaries.json).
+  A file instead of a folder is a client's selective-disclosure bundle (labtrace-disclosure/v1, from
+  GET /api/runs/<id>/disclosure): one run's records, each proven to its gateway's signed batch, the batches'
+  log inclusion, the keys, the data-export policy and the lab's signed disclosure statement.
   --checkpoint <file>   a checkpoint of the log saved earlier: the bundle's must extend it (the bundle holds
                         consistency proofs from the last 100 checkpoints the server signed)
   --log-key <key>       the log key to trust (C2SP verifier key); default: the one in the bundle's keys.json
@@ -57,10 +70,15 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
     process.stderr.write(`labtrace verify: ${(err as Error).message}\n${usage}\n`);
     return Promise.resolve(done(2));
   }
-  let files: BundleFiles;
+  let files: BundleFiles | string;
   let savedCheckpoint: string | undefined;
   try {
-    files = readBundle(dir);
+    let disclosure: string | undefined;
+    if (statSync(dir, { throwIfNoEntry: false })?.isFile() === true) {
+      disclosure = readText(dir);
+      if (!isDisclosureBundle(disclosure)) throw new Error(`${dir} is neither a bundle folder nor a labtrace-disclosure bundle`);
+    }
+    files = disclosure ?? readBundle(dir);
     if (values.checkpoint !== undefined) savedCheckpoint = readText(values.checkpoint);
   } catch (err) {
     if (values.json) process.stdout.write(`${JSON.stringify({ ok: false, status: 'unusable', error: (err as Error).message })}\n`);
@@ -68,11 +86,12 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
     return Promise.resolve(done(2));
   }
   useNodeCrypto();
-  const report = verifyBundle(files, {
+  const options = {
     ...(savedCheckpoint === undefined ? {} : { savedCheckpoint }),
     ...(values['log-key'] === undefined ? {} : { logKey: values['log-key'] }),
     ...(witnesses === undefined ? {} : { witnesses }),
-  });
+  };
+  const report = typeof files === 'string' ? verifyDisclosure(files, options) : verifyBundle(files, options);
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return Promise.resolve(done(exitCodeOf(report)));
 }

@@ -229,7 +229,7 @@ const PLAIN_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
  * The log leaf of a batch, canonicalBytes({header, signature}), from the header's canonical bytes already made: the
  * keys in JCS order and a signature of base64 characters, which JSON writes as they are (any other: in full).
  */
-function logLeafBytes(header: HeaderLike, headerBytes: Uint8Array, signature: string): Uint8Array {
+export function logLeafBytes(header: HeaderLike, headerBytes: Uint8Array, signature: string): Uint8Array {
   if (!PLAIN_BASE64.test(signature)) return canonicalBytes({ header, signature });
   const out = new Uint8Array(LEAF_HEAD.length + headerBytes.length + LEAF_SIGNATURE.length + signature.length + 2);
   out.set(LEAF_HEAD, 0);

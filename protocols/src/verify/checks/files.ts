@@ -65,7 +65,7 @@ function readBundleJson(text: string): {
 }
 
 /** The log key: the caller's when given (and keys.json must name the same), else keys.json's. */
-function readLogKey(report: VerifyReport, bundled: string, options: VerifyOptions, problem: (p: Problem) => void): VerifierKey {
+export function readLogKey(report: VerifyReport, bundled: string, options: VerifyOptions, problem: (p: Problem) => void): VerifierKey {
   const logKeyText = options.logKey ?? bundled;
   let logKey: VerifierKey;
   try {
@@ -87,7 +87,7 @@ function readLogKey(report: VerifyReport, bundled: string, options: VerifyOption
 }
 
 /** keys.json's gateway keys, by "gateway keyId", as the bundle states them (key-events.ts holds them to the log). */
-function readGatewayKeys(report: VerifyReport, listed: unknown[]): Map<string, GatewayKeyEntry> {
+export function readGatewayKeys(report: VerifyReport, listed: unknown[]): Map<string, GatewayKeyEntry> {
   const gatewayKeys = new Map<string, GatewayKeyEntry>();
   listed.forEach((k: unknown, i: number) => {
     const where = `keys.json gateways[${i}]`;
