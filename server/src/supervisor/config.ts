@@ -5,7 +5,15 @@ import path from 'node:path';
 import { z } from 'zod';
 import { LabtraceError, parseConfigText, parseCosignerVerifierKey, parseVerifierKey } from '@labtrace/protocols';
 import { readSecretFile } from '../secret-env.js';
-import { DEFAULT_RULE_SETTINGS, type RuleSettings } from './evidence.js';
+
+export interface RuleSettings {
+  /** an amendment later than this after the report it replaces is a finding (ms) */
+  lateAmendmentMs: number;
+  /** activity reported this long after the log last grew, while it did not grow, is a finding (ms) */
+  stallGraceMs: number;
+}
+
+export const DEFAULT_RULE_SETTINGS: RuleSettings = { lateAmendmentMs: 30 * 86_400_000, stallGraceMs: 3_600_000 };
 
 const keyOf = (parse: (text: string) => unknown) =>
   z.string().superRefine((text, ctx) => {

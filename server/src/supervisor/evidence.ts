@@ -1,6 +1,9 @@
 // What the supervisor holds of one lab, as the compliance rules read it: the lab's signed checkpoints and log
 // entries (public), and the records its read-only token lets the supervisor read (runs, alarms, certificates,
 // calibrations and service status of instruments). Plain data, so that the rules are pure functions of it.
+// The rules' settings are part of the supervisor's config.
+import type { RuleSettings } from './config.js';
+export { DEFAULT_RULE_SETTINGS, type RuleSettings } from './config.js';
 
 export interface HeldCheckpoint {
   size: number;
@@ -78,15 +81,6 @@ export interface ConflictEvidence {
   proof: string[];
   reason: string;
 }
-
-export interface RuleSettings {
-  /** an amendment later than this after the report it replaces is a finding (ms) */
-  lateAmendmentMs: number;
-  /** activity reported this long after the log last grew, while it did not grow, is a finding (ms) */
-  stallGraceMs: number;
-}
-
-export const DEFAULT_RULE_SETTINGS: RuleSettings = { lateAmendmentMs: 30 * 86_400_000, stallGraceMs: 3_600_000 };
 
 export interface LabEvidence {
   lab: string;

@@ -63,6 +63,13 @@ function reach(start: string): Map<string, string[]> {
 const allowedPackage = (specifier: string) =>
   specifier === 'zod' || specifier === '@labtrace/protocols' || specifier.startsWith('@labtrace/protocols/') || specifier.startsWith('node:');
 
+/** reads a secret from a file or a variable (Node's built-ins and the protocols package only; checked below) */
+const SECRET_READER = 'secret-env.js';
+const isSecretReader = (specifier: string) => path.basename(specifier) === SECRET_READER;
+
+/** the config files of processes of their own (witness.yaml, supervisor.yaml): not sections of server.yaml */
+const OWN_PROCESS_CONFIGS = ['witness/config.js', 'supervisor/config.js'];
+
 const dist = (file: string) => path.join(DIST, file);
 
 test('the walker follows the compiled imports (it sees the server load the workflows and the store)', () => {
@@ -77,7 +84,7 @@ test('a config file imports only zod, the protocols package, Node built-ins and 
   const offences: string[] = [];
   for (const file of configFiles) {
     for (const specifier of importsOf(file)) {
-      const ok = isRelative(specifier) ? isConfigFile(specifier) : allowedPackage(specifier);
+      const ok = isRelative(specifier) ? isConfigFile(specifier) || isSecretReader(specifier) : allowedPackage(specifier);
       if (!ok) offences.push(`${rel(file)} imports ${specifier}`);
     }
   }
@@ -86,10 +93,18 @@ test('a config file imports only zod, the protocols package, Node built-ins and 
 
 test('the root config composes every module config file and reaches nothing else', () => {
   const fromRoot = reach(dist('config.js'));
-  const beyond = [...fromRoot].filter(([file]) => !isConfigFile(file)).map(([, chain]) => chain.join(' -> '));
+  const beyond = [...fromRoot].filter(([file]) => !isConfigFile(file) && !isSecretReader(file)).map(([, chain]) => chain.join(' -> '));
   expect(beyond).toEqual([]);
   // a module config file the root does not compose would be a section server.yaml cannot have
-  expect(configFiles.filter((file) => !fromRoot.has(file)).map(rel)).toEqual([]);
+  expect(configFiles.filter((file) => !fromRoot.has(file) && !OWN_PROCESS_CONFIGS.includes(rel(file))).map(rel)).toEqual([]);
+});
+
+test("another process's config reaches config files and the secret reader only, and the secret reader nothing of the lab", () => {
+  for (const own of OWN_PROCESS_CONFIGS) {
+    const beyond = [...reach(dist(own))].filter(([file]) => !isConfigFile(file) && !isSecretReader(file)).map(([, chain]) => chain.join(' -> '));
+    expect(beyond).toEqual([]);
+  }
+  expect(importsOf(dist(SECRET_READER)).filter((specifier) => !allowedPackage(specifier))).toEqual([]);
 });
 
 test('the broker and ingest reach no lab module, no user store and no database through a config file', () => {
