@@ -4,11 +4,12 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from '@jest/globals';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { LabtraceServer } from '../../src/server.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../../src/config.js';
 import { storeTargetOf } from '../../src/store/dialect.js';
-import { openSqliteFile } from '../../src/store/database.js';
+import { openSqliteFile, STORE_PAGE_SIZE } from '../../src/store/database.js';
 import { startServer } from '../helpers/server.js';
 
 const tmp = (): string => mkdtempSync(path.join(tmpdir(), 'labtrace-dbcfg-'));
@@ -122,4 +123,32 @@ test('the demo lab is taken on PostgreSQL, as the job of one node rather than ev
   const server = new LabtraceServer(config, pino({ level: 'silent' }));
   expect(server.engine).toBe('postgres');
   expect(server.demo).toBeUndefined();
+});
+
+test('a new SQLite store is made of 32 KiB pages, a store made before keeps its own; either copies its WAL back every 8 MB', () => {
+  const fresh = path.join(tmp(), 'new.sqlite');
+  const made = openSqliteFile(fresh);
+  made.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  made.close();
+  const opened = openSqliteFile(fresh);
+  try {
+    expect(STORE_PAGE_SIZE).toBe(32_768);
+    expect(opened.pragma('page_size', { simple: true })).toBe(32_768);
+    expect(opened.pragma('wal_autocheckpoint', { simple: true })).toBe(250);
+  } finally {
+    opened.close();
+  }
+  // a store of SQLite's default pages (4 KiB), as every store was made before, opens as it is, its rows intact
+  const before = path.join(tmp(), 'before.sqlite');
+  const old = new Database(before);
+  old.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('kept')");
+  old.close();
+  const reopened = openSqliteFile(before);
+  try {
+    expect(reopened.pragma('page_size', { simple: true })).toBe(4096);
+    expect(reopened.pragma('wal_autocheckpoint', { simple: true })).toBe(2000);
+    expect(reopened.prepare('SELECT v FROM t').pluck().all()).toEqual(['kept']);
+  } finally {
+    reopened.close();
+  }
 });
