@@ -132,10 +132,11 @@ export class Supervisor {
   private app(): express.Express {
     const app = express();
     app.disable('x-powered-by');
-    app.use(express.json({ limit: '64kb' }));
+    // the token first: a request without it has its body neither read nor parsed
     app.use('/api', (req: Request, _res: Response, next: NextFunction) => {
       next(this.authorized(req.headers.authorization) ? undefined : new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
     });
+    app.use('/api', express.json({ limit: '64kb' }));
     app.get('/api/rules', (_req, res) => {
       res.json({
         rules: RULES.map((r) => ({
@@ -189,7 +190,7 @@ export class Supervisor {
   private respond(req: Request, res: Response, kind: 'response' | 'resolution'): void {
     const lab = this.follower(String(req.params['lab'])).lab.id;
     const id = Number(req.params['id']);
-    const body = parseWith(responseBody, req.body, 'body');
+    const body = parseWith(responseBody, req.body, 'body', 'E_BAD_REQUEST');
     if (!Number.isSafeInteger(id) || !this.store.respond(lab, id, { at: this.now(), author: body.author, kind, text: body.text }))
       throw new LabtraceError('E_NOT_FOUND', `finding ${String(req.params['id'])} of lab ${lab} is not known`);
     res.status(201).json({ finding: this.store.findings(lab).find((f) => f.id === id), standing: this.standing(lab) });
