@@ -20,13 +20,13 @@
 import { checkBatches } from './checks/batches.js';
 import { checkBoundaries } from './checks/boundaries.js';
 import { checkCheckpoint } from './checks/checkpoint.js';
-import { Unusable } from './checks/context.js';
+import { reportOf } from './checks/context.js';
 import { checkDeclaredCounts, openBundle } from './checks/files.js';
 import { checkKeyEvents } from './checks/key-events.js';
 import { checkReadableLines } from './checks/readable-lines.js';
 import { checkSequences } from './checks/sequence.js';
 import { checkStatement } from './checks/statement.js';
-import { type BundleFiles, emptyReport, MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from './report.js';
+import { type BundleFiles, MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from './report.js';
 
 export {
   BUNDLE_FORMAT,
@@ -45,19 +45,7 @@ export { verifyDisclosure } from './checks/disclosure.js';
 export { readableRecordLine, readableLineSays } from './checks/readable-lines.js';
 
 export function verifyBundle(files: BundleFiles, options: VerifyOptions = {}): VerifyReport {
-  const report = emptyReport(options);
-  try {
-    verifyInto(report, files, options);
-  } catch (err) {
-    if (!(err instanceof Unusable)) throw err;
-    report.status = 'unusable';
-    report.ok = false;
-    report.problems.unshift({ kind: 'unusable', where: err.where, message: err.message });
-    return report;
-  }
-  report.ok = report.problems.length === 0 && report.problemsOmitted === 0;
-  report.status = report.ok ? 'verified' : 'failed';
-  return report;
+  return reportOf(files, options, verifyInto);
 }
 
 function verifyInto(report: VerifyReport, files: BundleFiles, options: VerifyOptions): void {

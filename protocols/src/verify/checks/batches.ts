@@ -244,6 +244,41 @@ export function logLeafBytes(header: HeaderLike, headerBytes: Uint8Array, signat
   return out;
 }
 
+/** A batch header's inclusion proof (base64 hashes) walked in full from its leaf: counted when it leads to `root`. */
+export function checkInclusionProof(
+  ctx: VerifyContext,
+  where: string,
+  leaf: Uint8Array,
+  logIndex: number,
+  size: number,
+  root: Uint8Array,
+  logProof: readonly unknown[],
+): void {
+  try {
+    const computed = rootFromInclusionProof(
+      leaf,
+      logIndex,
+      size,
+      logProof.map((p) => fromBase64(String(p))),
+    );
+    if (bytesEqual(computed, root)) ctx.report.counts.inclusionsVerified++;
+    else
+      ctx.problem({
+        kind: 'log-inclusion',
+        where,
+        message: `the header's inclusion proof at log index ${logIndex} leads to another root than the checkpoint's`,
+        computed: toHex(computed),
+        claimed: toHex(root),
+      });
+  } catch (err) {
+    ctx.problem({
+      kind: 'log-inclusion',
+      where,
+      message: `the header's inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}`,
+    });
+  }
+}
+
 /** The header's inclusion in the log, by the batch line's proof, against the checkpoint's root. */
 function checkLogInclusion(ctx: VerifyContext, b: BatchLine, proven: ProvenNodes): void {
   const { entry, leaf, where } = b;
@@ -263,24 +298,6 @@ function checkLogInclusion(ctx: VerifyContext, b: BatchLine, proven: ProvenNodes
     // its walk met nodes an earlier proof proved, and its other hashes are those nodes: the full walk's answer
     ctx.report.counts.inclusionsVerified++;
   } else {
-    try {
-      const proof = (entry.logProof as unknown[]).map((p) => fromBase64(String(p)));
-      const computed = rootFromInclusionProof(leaf, logIndex, size, proof);
-      if (bytesEqual(computed, logRoot)) ctx.report.counts.inclusionsVerified++;
-      else
-        ctx.problem({
-          kind: 'log-inclusion',
-          where,
-          message: `the header's inclusion proof at log index ${logIndex} leads to another root than the checkpoint's`,
-          computed: toHex(computed),
-          claimed: toHex(logRoot),
-        });
-    } catch (err) {
-      ctx.problem({
-        kind: 'log-inclusion',
-        where,
-        message: `the header's inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}`,
-      });
-    }
+    checkInclusionProof(ctx, where, leaf, logIndex, size, logRoot, entry.logProof as unknown[]);
   }
 }

@@ -6,7 +6,7 @@ import type { VerifierKey } from '../../trust/ed25519.js';
 import type { Sample } from '../../measurement.js';
 import type { ExportStatement } from '../export-statement.js';
 import type { LoggedKeyEvent } from '../key-validity.js';
-import type { BundleFiles, Problem, VerifyOptions, VerifyReport } from '../report.js';
+import { emptyReport, type BundleFiles, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
 import type { ReadableCheck } from './readable-lines.js';
 
 /** Raised for input that cannot be read at all; turned into an `unusable` report. */
@@ -156,4 +156,28 @@ export function rangeEnds(entries: BatchEntry[]): { first: BatchEntry | undefine
     undefined,
   );
   return { first: bySeq[0], last };
+}
+
+/**
+ * Runs a verifier's checks of `input` into a new report and settles it: an unusable input is reported so (never
+ * thrown), otherwise it is verified when no problem was found.
+ */
+export function reportOf<T>(
+  input: T,
+  options: VerifyOptions,
+  verifyInto: (report: VerifyReport, input: T, options: VerifyOptions) => void,
+): VerifyReport {
+  const report = emptyReport(options);
+  try {
+    verifyInto(report, input, options);
+  } catch (err) {
+    if (!(err instanceof Unusable)) throw err;
+    report.status = 'unusable';
+    report.ok = false;
+    report.problems.unshift({ kind: 'unusable', where: err.where, message: err.message });
+    return report;
+  }
+  report.ok = report.problems.length === 0 && report.problemsOmitted === 0;
+  report.status = report.ok ? 'verified' : 'failed';
+  return report;
 }

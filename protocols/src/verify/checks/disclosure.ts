@@ -6,11 +6,11 @@
 // whole carries a redacted field, no redacted record shows one); and the disclosure statement, signed by the log
 // key, naming exactly these batches, records, redacted fields' commitments, keys and key events. The records of the
 // batches that the bundle does not hold are neither needed nor seen.
-import { bytesEqual, fromBase64, toBase64, toHex } from '../../trust/bytes.js';
+import { fromBase64, toBase64, toHex } from '../../trust/bytes.js';
 import { parseCheckpoint } from '../../trust/checkpoint.js';
 import { verifyEd25519 } from '../../trust/ed25519.js';
 import { canonicalBytes } from '../../trust/jcs.js';
-import { leafHash, rootFromInclusionProof } from '../../trust/merkle.js';
+import { leafHash } from '../../trust/merkle.js';
 import { rootFromMultiInclusionProof } from '../../trust/multiproof.js';
 import { ed25519NoteVerifier, openNote, parseNote } from '../../trust/note.js';
 import { readRecords } from '../../trust/record.js';
@@ -28,29 +28,28 @@ import {
 import { headersDigest, keyEventsDigest } from '../export-statement.js';
 import { batchKeyProblem } from '../key-validity.js';
 import { ProvenNodes } from '../proven-nodes.js';
-import { emptyReport, MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
-import { logLeafBytes } from './batches.js';
+import { MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
+import { checkInclusionProof, logLeafBytes } from './batches.js';
 import { checkCheckpoint } from './checkpoint.js';
-import { checkHeader, describeSeq, isCount, isObject, isString, parseJson, Unusable, type HeaderLike, type VerifyContext } from './context.js';
+import {
+  checkHeader,
+  describeSeq,
+  isCount,
+  isObject,
+  isString,
+  parseJson,
+  reportOf,
+  Unusable,
+  type HeaderLike,
+  type VerifyContext,
+} from './context.js';
 import { readGatewayKeys, readLogKey } from './files.js';
 import { checkKeyEvents } from './key-events.js';
 import { ReadableCheck } from './readable-lines.js';
 
 /** Verifies a disclosure bundle's text; never throws for bad input (an unusable one is reported so). */
 export function verifyDisclosure(text: string, options: VerifyOptions = {}): VerifyReport {
-  const report = emptyReport(options);
-  try {
-    verifyInto(report, text, options);
-  } catch (err) {
-    if (!(err instanceof Unusable)) throw err;
-    report.status = 'unusable';
-    report.ok = false;
-    report.problems.unshift({ kind: 'unusable', where: err.where, message: err.message });
-    return report;
-  }
-  report.ok = report.problems.length === 0 && report.problemsOmitted === 0;
-  report.status = report.ok ? 'verified' : 'failed';
-  return report;
+  return reportOf(text, options, verifyInto);
 }
 
 /** What the batches leave for the statement's check. */
@@ -253,29 +252,7 @@ function checkLogInclusion(
     ctx.report.counts.inclusionsVerified++;
     return;
   }
-  try {
-    const computed = rootFromInclusionProof(
-      leaf,
-      logIndex,
-      size,
-      logProof.map((p) => fromBase64(String(p))),
-    );
-    if (bytesEqual(computed, root)) ctx.report.counts.inclusionsVerified++;
-    else
-      ctx.problem({
-        kind: 'log-inclusion',
-        where,
-        message: `the header's inclusion proof at log index ${logIndex} leads to another root than the checkpoint's`,
-        computed: toHex(computed),
-        claimed: toHex(root),
-      });
-  } catch (err) {
-    ctx.problem({
-      kind: 'log-inclusion',
-      where,
-      message: `the header's inclusion proof at log index ${logIndex} does not verify: ${(err as Error).message}`,
-    });
-  }
+  checkInclusionProof(ctx, where, leaf, logIndex, size, root, logProof);
 }
 
 const SHOWN = new Set<string>(DISCLOSED_FIELDS);
