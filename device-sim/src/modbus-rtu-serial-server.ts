@@ -23,10 +23,15 @@ export class ModbusRtuSerialServer implements ModbusEndpoint {
   private readonly framer: RtuFramer;
   private readonly held: ReplyQueue;
   private serial: SerialPort | undefined;
+  private written = 0;
 
   constructor(private readonly options: ModbusRtuSerialServerOptions) {
     this.units = new RtuUnits(`RTU bus ${options.path}`);
-    this.held = new ReplyQueue((data) => this.serial?.write(data), options.now);
+    this.held = new ReplyQueue((data) => {
+      if (this.serial === undefined) return;
+      this.written++;
+      this.serial.write(data);
+    }, options.now);
     this.framer = new RtuFramer(silenceIntervalMs(options), (frame) => {
       const reply = this.units.answer(frame);
       if (reply) this.held.push(reply.data, reply.delayMs);
@@ -50,6 +55,11 @@ export class ModbusRtuSerialServer implements ModbusEndpoint {
   /** frames dropped for a bad CRC or a truncation */
   get droppedFrames(): number {
     return this.framer.dropped;
+  }
+
+  /** reply frames written to the line since start */
+  get repliesWritten(): number {
+    return this.written;
   }
 
   addUnit(unit: ModbusUnit): void {
