@@ -257,6 +257,18 @@ describe('the PDF of a report', () => {
       ],
       'Compliance Report',
     ],
+    [
+      'bilingual',
+      [
+        '合规监督报告 Compliance Report',
+        '期末信用等级 Standing at the end of the period',
+        '本期发现的问题 Findings in the period',
+        '评分表 Scoring table',
+        'Inspector Wang (监督方处理 resolution)',
+        '报告结束 End of report',
+      ],
+      'No findings in this period.',
+    ],
   ] as const)(
     'in %s carries the expected text and the signed JSON it is printed from',
     async (lang, expected, absent) => {
