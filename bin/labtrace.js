@@ -15,6 +15,7 @@ commands:
   verify-audit <file>         checks an audit-trail export offline (hashes and chain); exit codes as for verify
   witness --config <file>     a witness (C2SP tlog-witness) that cosigns a lab's consistent checkpoints
   supervisor --config <file>  a supervisor that follows labs, runs the compliance rules and keeps their credit tiers
+  supervisor verify-report <report.json> --key <key>  checks a supervisor's signed compliance report offline
   help                        this text
 
 Run 'labtrace <command> --help' for the options of one command.`;

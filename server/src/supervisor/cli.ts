@@ -1,17 +1,31 @@
 // `labtrace supervisor --config supervisor.yaml` runs the supervisor; `labtrace supervisor enroll` prepares a lab's
-// entry: it reads the lab's public log key and checks that the read-only token reads what the rules need.
+// entry: it reads the lab's public log key and checks that the read-only token reads what the rules need;
+// `keygen` makes the key that signs the compliance reports, and `verify-report` checks a report offline.
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { LabtraceError, openCheckpoint, ed25519NoteVerifier, parseVerifierKey } from '@labtrace/protocols';
+import {
+  ed25519NoteVerifier,
+  formatSignerKey,
+  formatVerifierKey,
+  isValidKeyName,
+  LabtraceError,
+  openCheckpoint,
+  parseVerifierKey,
+  publicKeyFromSeed,
+} from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { createLogger } from '../log.js';
 import { guardProcess } from '../process-faults.js';
 import { readSecretFile } from '../secret-env.js';
 import { loadSupervisorConfig } from './config.js';
 import { Supervisor } from './supervisor.js';
+import { verifyReport } from './verify-report-cli.js';
 
 export const usage = `usage: labtrace supervisor --config <supervisor.yaml>
        labtrace supervisor enroll --id <lab id> --url <lab base URL> --token-file <file>
+       labtrace supervisor keygen --name <supervisor key name>
+       labtrace supervisor verify-report <report.json> --key <public key> [--pdf <report.pdf>]
 
 Follows the labs listed in supervisor.yaml through what they publish (signed checkpoints, log entries, and with a
 read-only API token their runs, certificates, calibrations and alarms), runs the compliance rules, keeps the
@@ -20,9 +34,19 @@ of tokenFile or LABTRACE_SUPERVISOR_TOKEN.
 
 enroll reads the lab's log key (GET /api/log/keys) and its signed checkpoint, checks that the token (an API token of
 a user with the role auditor, created by the lab's admin) reads the runs and certificates, and prints the entry to
-add to supervisor.yaml. Compare the key it prints with the one the lab gives you by another channel.`;
+add to supervisor.yaml. Compare the key it prints with the one the lab gives you by another channel.
+
+keygen prints a new key for signing the compliance reports (keep it secret: put it in the file named by keyFile in
+supervisor.yaml, or in LABTRACE_SUPERVISOR_KEY) and, on stderr, the public key to give to labs and to whoever
+checks the reports. verify-report checks a signed report offline with that public key (exit 0 valid, 1 does not
+verify, 2 unusable input).`;
 
 export async function main(argv: string[]): Promise<{ stop(): Promise<void>; done?: Promise<number> }> {
+  if (argv[0] === 'verify-report') return verifyReport(argv.slice(1));
+  if (argv[0] === 'keygen') {
+    keygen(argv.slice(1));
+    return { stop: () => Promise.resolve(), done: Promise.resolve(0) };
+  }
   useNodeCrypto();
   if (argv[0] === 'enroll') {
     await enroll(argv.slice(1));
@@ -36,6 +60,17 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   const supervisor = new Supervisor(config, logger);
   await supervisor.start();
   return supervisor;
+}
+
+function keygen(argv: string[]): void {
+  const { values } = parseOrExplain(argv, { name: { type: 'string' } });
+  const name = values.name;
+  if (typeof name !== 'string' || !isValidKeyName(name))
+    throw new LabtraceError('E_CONFIG', `keygen needs --name, a key name without spaces or "+"\n${usage}`);
+  const seed = new Uint8Array(randomBytes(32));
+  process.stdout.write(`${formatSignerKey(name, seed)}\n`);
+  process.stderr.write(`public key: ${formatVerifierKey(name, publicKeyFromSeed(seed))}\n`);
+  seed.fill(0);
 }
 
 async function enroll(argv: string[]): Promise<void> {

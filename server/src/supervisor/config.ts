@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { LabtraceError, parseConfigText, parseCosignerVerifierKey, parseVerifierKey } from '@labtrace/protocols';
+import { LabtraceError, parseConfigText, parseCosignerVerifierKey, parseSignerKey, parseVerifierKey, type SignerKey } from '@labtrace/protocols';
 import { readSecretFile } from '../secret-env.js';
 
 export interface RuleSettings {
@@ -60,6 +60,11 @@ export const supervisorConfigSchema = z
     database: z.string().min(1).default('supervisor.db'),
     /** a file holding the bearer token of the supervisor's API (or LABTRACE_SUPERVISOR_TOKEN); at least 32 characters */
     tokenFile: z.string().min(1).optional(),
+    /**
+     * a file holding the supervisor's signing key `PRIVATE+KEY+<name>+<keyid>+<base64>` (`labtrace supervisor keygen`),
+     * or LABTRACE_SUPERVISOR_KEY; it signs the compliance reports. No default: without it, reports are refused.
+     */
+    keyFile: z.string().min(1).optional(),
     /** how often each lab's checkpoint and new log entries are pulled (ms) */
     followEveryMs: z.number().int().min(100).default(60_000),
     rules: z
@@ -104,6 +109,8 @@ export interface SupervisorConfig {
   port: number;
   database: string;
   apiToken: string;
+  /** the key that signs the compliance reports; none configured: reports are refused */
+  key: SignerKey | undefined;
   followEveryMs: number;
   settings: RuleSettings;
   labs: EnrolledLab[];
@@ -132,6 +139,21 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
     throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the supervisor's API needs a token (tokenFile or LABTRACE_SUPERVISOR_TOKEN)`);
   if (apiToken.length < MIN_TOKEN)
     throw new LabtraceError('E_CONFIG', `${file}: tokenFile: the API token must have at least ${MIN_TOKEN} characters`);
+  const keyFromEnv = env['LABTRACE_SUPERVISOR_KEY'];
+  const keyText =
+    keyFromEnv !== undefined && keyFromEnv !== ''
+      ? keyFromEnv
+      : parsed.keyFile === undefined
+        ? undefined
+        : readSecretFile(path.resolve(dir, parsed.keyFile), `${file}: keyFile`);
+  let key: SignerKey | undefined;
+  if (keyText !== undefined) {
+    try {
+      key = parseSignerKey(keyText.trim());
+    } catch (err) {
+      throw new LabtraceError('E_CONFIG', `${file}: keyFile: ${(err as Error).message}`, { cause: err });
+    }
+  }
   const labs = parsed.labs.map((l, i): EnrolledLab => {
     const where = `${file}: labs[${i}]`;
     let token: string | undefined;
@@ -156,6 +178,7 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
     port: parsed.listen.port,
     database: path.resolve(dir, parsed.database),
     apiToken,
+    key,
     followEveryMs: parsed.followEveryMs,
     settings: { lateAmendmentMs: parsed.rules.lateAmendmentDays * 86_400_000, stallGraceMs: parsed.rules.stallGraceMinutes * 60_000 },
     labs,

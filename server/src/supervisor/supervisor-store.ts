@@ -130,6 +130,30 @@ export interface CheckRun {
   error: string | null;
 }
 
+interface CheckRunRow {
+  id: number;
+  lab: string;
+  started_at: number;
+  duration_ms: number;
+  deep: number;
+  log_size: number;
+  rules: string;
+  new_findings: number;
+  error: string | null;
+}
+
+const checkRunOf = (r: CheckRunRow): CheckRun => ({
+  id: r.id,
+  lab: r.lab,
+  startedAt: r.started_at,
+  durationMs: r.duration_ms,
+  deep: r.deep === 1,
+  logSize: r.log_size,
+  rules: JSON.parse(r.rules) as string[],
+  newFindings: r.new_findings,
+  error: r.error,
+});
+
 interface FindingRow {
   id: number;
   lab: string;
@@ -378,32 +402,19 @@ export class SupervisorStore {
 
   checkRuns(lab: string, limit = 100): CheckRun[] {
     return this.handle()
-      .prepare<
-        [string, number],
-        {
-          id: number;
-          lab: string;
-          started_at: number;
-          duration_ms: number;
-          deep: number;
-          log_size: number;
-          rules: string;
-          new_findings: number;
-          error: string | null;
-        }
-      >('SELECT * FROM sup_check_runs WHERE lab = ? ORDER BY id DESC LIMIT ?')
+      .prepare<[string, number], CheckRunRow>('SELECT * FROM sup_check_runs WHERE lab = ? ORDER BY id DESC LIMIT ?')
       .all(lab, limit)
-      .map((r) => ({
-        id: r.id,
-        lab: r.lab,
-        startedAt: r.started_at,
-        durationMs: r.duration_ms,
-        deep: r.deep === 1,
-        logSize: r.log_size,
-        rules: JSON.parse(r.rules) as string[],
-        newFindings: r.new_findings,
-        error: r.error,
-      }));
+      .map(checkRunOf);
+  }
+
+  /** the checks run that started in [from, to), oldest first (a compliance report's period) */
+  checkRunsBetween(lab: string, from: number, to: number): CheckRun[] {
+    return this.handle()
+      .prepare<[string, number, number], CheckRunRow>(
+        'SELECT * FROM sup_check_runs WHERE lab = ? AND started_at >= ? AND started_at < ? ORDER BY started_at, id',
+      )
+      .all(lab, from, to)
+      .map(checkRunOf);
   }
 
   private handle(): Database.Database {

@@ -1,17 +1,20 @@
 // `labtrace supervisor`: follows the enrolled labs (checkpoint and new log entries on every round; the records and
 // the compliance rules as often as each lab's tier says), and answers the supervisor's JSON API: labs, tiers,
-// findings with their evidence, checks run, the rule and tier tables, and the lab's responses to findings.
+// findings with their evidence, checks run, the rule and tier tables, the lab's responses to findings, and the
+// signed compliance reports per lab and period (JSON, and the PDF printed from it).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { LabtraceError, parseWith } from '@labtrace/protocols';
+import { formatVerifierKey, LabtraceError, parseWith, toHex, type SignerKey } from '@labtrace/protocols';
 import { errorHandler } from '../api/errors.js';
 import type { Logger } from '../log.js';
 import type { EnrolledLab } from './config.js';
 import type { RuleSettings } from './evidence.js';
+import { checkSignedReport, composeReport, noKey, parseReportQuery, reportFileName, signReport, type SignedReport } from './compliance-report.js';
 import { LabFollower } from './lab-follower.js';
+import { renderReportPdf } from './report-pdf.js';
 import { RULES } from './rules/index.js';
 import { SupervisorStore } from './supervisor-store.js';
 import { SCORING, standingOf, type Standing } from './tiers.js';
@@ -21,6 +24,8 @@ export interface SupervisorOptions {
   port: number;
   database: string;
   apiToken: string;
+  /** the key that signs the compliance reports; without it reports are refused */
+  key?: SignerKey | undefined;
   followEveryMs: number;
   settings: RuleSettings;
   labs: readonly EnrolledLab[];
@@ -176,6 +181,27 @@ export class Supervisor {
       await this.round;
       res.json({ ...this.labView(follower.lab), checks: this.store.checkRuns(follower.lab.id, 1) });
     });
+    app.get('/api/key', (_req, res) => {
+      const key = this.options.key;
+      if (key === undefined) throw noKey();
+      res.json({ name: key.name, keyId: toHex(key.keyId), algorithm: 'Ed25519', verifierKey: formatVerifierKey(key.name, key.publicKey) });
+    });
+    // the signed compliance report of a lab over a period: the JSON is the signed artefact, the PDF is printed from it
+    app.get('/api/labs/:lab/reports', (req, res) => {
+      const { file, bytes } = this.report(req);
+      res
+        .type('application/json')
+        .set('content-disposition', `attachment; filename="${reportFileName(file.report, 'json')}"`)
+        .send(Buffer.from(bytes));
+    });
+    app.get('/api/labs/:lab/reports.pdf', async (req, res) => {
+      const { file, bytes } = this.report(req);
+      const pdf = await renderReportPdf(file, bytes);
+      res
+        .type('application/pdf')
+        .set('content-disposition', `attachment; filename="${reportFileName(file.report, 'pdf')}"`)
+        .send(Buffer.from(pdf));
+    });
     app.post('/api/labs/:lab/findings/:id/response', (req, res) => {
       this.respond(req, res, 'response');
     });
@@ -185,6 +211,19 @@ export class Supervisor {
     app.use((_req, _res, next) => next(new LabtraceError('E_NOT_FOUND', 'no such route')));
     app.use(errorHandler(this.logger));
     return app;
+  }
+
+  /** The signed report a request asks for: the lab, then the query (each parameter named when it is refused), then the key. */
+  private report(req: Request): { file: SignedReport; bytes: Uint8Array } {
+    const lab = this.follower(String(req.params['lab'])).lab;
+    const query = parseReportQuery(req.query, this.now());
+    const key = this.options.key;
+    if (key === undefined) throw noKey();
+    const bytes = signReport(key, composeReport(this.store, lab, key, query));
+    // the file as a verifier reads it: what is served is what verifies
+    const check = checkSignedReport(bytes, [key]);
+    if (!check.ok) throw new Error(`a compliance report failed its own check: ${check.problem}`);
+    return { file: check.file, bytes };
   }
 
   private respond(req: Request, res: Response, kind: 'response' | 'resolution'): void {

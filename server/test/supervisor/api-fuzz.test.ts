@@ -84,7 +84,9 @@ const target = fc.oneof(
   fc
     .tuple(segment(['double', 'other']), segment(['1', '0', '-1', '9007199254740993', '1e3']), fc.constantFrom('response', 'resolve'))
     .map(([labId, id, action]) => `/api/labs/${labId}/findings/${id}/${action}`),
-  fc.constantFrom('/api/rules', '/api/labs', '/api/labs/double', '/api/labs/double/findings', '/api/labs/double/checks'),
+  fc.constantFrom('/api/rules', '/api/labs', '/api/labs/double', '/api/labs/double/findings', '/api/labs/double/checks', '/api/key'),
+  // the compliance reports, with generated queries (this supervisor has no signing key: a valid query is a 409)
+  fc.tuple(segment(['double', 'other']), fc.constantFrom('reports', 'reports.pdf'), query).map(([labId, r, q]) => `/api/labs/${labId}/${r}${q}`),
 );
 const body = fc.option(
   fc.oneof(

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { formatCosignerVerifierKey, formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
+import { formatCosignerVerifierKey, formatSignerKey, formatVerifierKey, publicKeyFromSeed, toHex } from '@labtrace/protocols';
 import { loadSupervisorConfig } from '../../src/supervisor/config.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-supervisor-config-'));
@@ -62,5 +62,21 @@ describe('supervisor.yaml', () => {
     await expect(loadSupervisorConfig(write('unset.yaml', lab()), { LABTRACE_SUPERVISOR_TOKEN: 'x'.repeat(40) })).rejects.toThrow(
       /labs\[0\]\.tokenEnv: LAB_A_TOKEN is not set/,
     );
+  });
+
+  test("reads the reports' signing key from keyFile or LABTRACE_SUPERVISOR_KEY, has none by default, and names keyFile when it is wrong", async () => {
+    const signer = formatSignerKey('regulator.example/reports', new Uint8Array(32).fill(3));
+    const other = formatSignerKey('regulator.example/other', new Uint8Array(32).fill(4));
+    write('supervisor.key', `${signer}\n`);
+    const withFile = await loadSupervisorConfig(write('key.yaml', `keyFile: supervisor.key\n${lab()}`), API);
+    expect(withFile.key?.name).toBe('regulator.example/reports');
+    expect(toHex(withFile.key?.publicKey ?? new Uint8Array())).toBe(toHex(publicKeyFromSeed(new Uint8Array(32).fill(3))));
+    // the environment wins over the file
+    const fromEnv = await loadSupervisorConfig(write('key.yaml', `keyFile: supervisor.key\n${lab()}`), { ...API, LABTRACE_SUPERVISOR_KEY: other });
+    expect(fromEnv.key?.name).toBe('regulator.example/other');
+    expect((await loadSupervisorConfig(write('nokey.yaml', lab()), API)).key).toBeUndefined();
+    write('bad.key', 'PRIVATE+KEY+nope\n');
+    await expect(loadSupervisorConfig(write('badkey.yaml', `keyFile: bad.key\n${lab()}`), API)).rejects.toThrow(/badkey\.yaml: keyFile: /);
+    await expect(loadSupervisorConfig(write('nofile.yaml', `keyFile: missing.key\n${lab()}`), API)).rejects.toThrow(/keyFile: .*file not found/);
   });
 });
