@@ -41,7 +41,9 @@ function check(slice: SignatureSlice): Uint8Array {
   const count = ends.length - 1;
   const answers = new Uint8Array(count);
   for (let i = 0; i < count; i++)
-    answers[i] = valid(messages.subarray(ends[i], ends[i + 1]), publicKeys.subarray(32 * i, 32 * i + 32), signatures.subarray(64 * i, 64 * i + 64)) ? 1 : 0;
+    answers[i] = valid(messages.subarray(ends[i], ends[i + 1]), publicKeys.subarray(32 * i, 32 * i + 32), signatures.subarray(64 * i, 64 * i + 64))
+      ? 1
+      : 0;
   return answers;
 }
 

@@ -134,7 +134,11 @@ class Ed25519Workers {
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
-  #send(turn: number, request: { id: number; kind: string } & Record<string, unknown>, transfer: ArrayBuffer[]): Promise<{ valid?: Uint8Array; found?: Found }> {
+  #send(
+    turn: number,
+    request: { id: number; kind: string } & Record<string, unknown>,
+    transfer: ArrayBuffer[],
+  ): Promise<{ valid?: Uint8Array; found?: Found }> {
     const worker = this.#workers[turn % Math.max(1, this.#workers.length)];
     return new Promise((resolve, reject) => {
       if (worker === undefined) {
@@ -158,7 +162,8 @@ class FoundAhead {
 
   add(found: Found): void {
     const count = found.ends.length - 1;
-    for (let i = 0; i < count; i++) this.#bySignature.set(Buffer.from(found.signatures.buffer, found.signatures.byteOffset + 64 * i, 64).toString('base64'), { found, i });
+    for (let i = 0; i < count; i++)
+      this.#bySignature.set(Buffer.from(found.signatures.buffer, found.signatures.byteOffset + 64 * i, 64).toString('base64'), { found, i });
   }
 
   /** 1 or 0 when this very call was checked ahead, else undefined */
@@ -261,7 +266,9 @@ export async function withParallelEd25519<T>(run: () => T, verify: Verify, optio
     const known = new Map<string, boolean>();
     calls.forEach((c, i) => known.set(callId(c), valid[i] === 1));
     try {
-      useEd25519Verifier((signature, message, publicKey) => known.get(callId({ signature, message, publicKey })) ?? verify(signature, message, publicKey));
+      useEd25519Verifier(
+        (signature, message, publicKey) => known.get(callId({ signature, message, publicKey })) ?? verify(signature, message, publicKey),
+      );
       return run();
     } finally {
       useEd25519Verifier(previous);

@@ -49,7 +49,11 @@ const defaultSample: SampleOf = (seq, i) => {
   return seq % 3 === 0 ? { ...s, quality: 'uncertain', reason: `note ${seq}` } : s;
 };
 
-export function disclosureFixture(batches = 3, perBatch = 6, sampleOf: SampleOf = defaultSample): DisclosureFixture {
+/**
+ * `badSignature`: a batch logged (and so proven in the log) with a signature that is not its gateway's over its
+ * header (another batch's): what only the signature check finds.
+ */
+export function disclosureFixture(batches = 3, perBatch = 6, sampleOf: SampleOf = defaultSample, badSignature?: number): DisclosureFixture {
   const logSigner = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(32).fill(7)));
   const gatewayKey = parseSignerKey(formatSignerKey('gw-a', new Uint8Array(32).fill(9)));
   const registered: KeyEvent = {
@@ -69,6 +73,7 @@ export function disclosureFixture(batches = 3, perBatch = 6, sampleOf: SampleOf 
   for (let b = 0; b < batches; b++) {
     const samples = Array.from({ length: perBatch }, (_, i): Sample => sampleOf(b * perBatch + i, i));
     const { signed, wire } = sealBatch(gatewayKey, 'gw-a', b, samples, prev);
+    if (b === badSignature) signed.signature = sealBatch(gatewayKey, 'gw-a', b + 1, samples, prev).signed.signature;
     prev = headerHash(signed.header);
     stored.push({ header: signed.header, signature: signed.signature, records: openBatch(wire).records, logIndex: logLeaves.length });
     logLeaves.push(leafHash(canonicalBytes({ header: signed.header, signature: signed.signature })));

@@ -41,24 +41,31 @@ describe('a disclosure bundle verified with its signatures on worker threads', (
     ['a record changed, above the threshold', changeRecord(large.text, 451), large.logKey],
     ['honest, below it', small.text, small.logKey],
     ['a signature swapped, below it', swapSignature(small.text, 1, 2), small.logKey],
-  ])('%s: the report of one thread, with slices sent during the run, with the workers looking ahead, and as labtrace verify runs it', async (name, text, logKey) => {
-    const one = verifyDisclosure(text, { logKey });
-    const run = () => verifyDisclosure(text, { logKey });
-    const sliced = await withParallelEd25519(run, nodeEd25519Verify, { threads: 2 });
-    const ahead = await withParallelEd25519(run, nodeEd25519Verify, { threads: 2, ahead: text });
-    const cli = await verifyDisclosureInParallel(text, { logKey });
-    expect(sliced).toEqual(one);
-    expect(ahead).toEqual(one);
-    expect(cli).toEqual(one);
-    expect(one.ok).toBe(name.startsWith('honest'));
-    if (name.includes('signature')) expect(one.problems.map((p) => p.kind)).toContain('signature-invalid');
-  }, 60_000);
+  ])(
+    '%s: the report of one thread, with slices sent during the run, with the workers looking ahead, and as labtrace verify runs it',
+    async (name, text, logKey) => {
+      const one = verifyDisclosure(text, { logKey });
+      const run = () => verifyDisclosure(text, { logKey });
+      const sliced = await withParallelEd25519(run, nodeEd25519Verify, { threads: 2 });
+      const ahead = await withParallelEd25519(run, nodeEd25519Verify, { threads: 2, ahead: text });
+      const cli = await verifyDisclosureInParallel(text, { logKey });
+      expect(sliced).toEqual(one);
+      expect(ahead).toEqual(one);
+      expect(cli).toEqual(one);
+      expect(one.ok).toBe(name.startsWith('honest'));
+      if (name.includes('signature')) expect(one.problems.map((p) => p.kind)).toContain('signature-invalid');
+    },
+    60_000,
+  );
 
   test('headers the workers find ahead in another text than the one verified are not taken for its own', async () => {
     // the look ahead in the honest text, the verification of one with a swapped signature: the swapped batch's
     // header with that signature was never checked ahead, and must be checked
     const swapped = swapSignature(large.text, 10, 11);
-    const report = await withParallelEd25519(() => verifyDisclosure(swapped, { logKey: large.logKey }), nodeEd25519Verify, { threads: 2, ahead: large.text });
+    const report = await withParallelEd25519(() => verifyDisclosure(swapped, { logKey: large.logKey }), nodeEd25519Verify, {
+      threads: 2,
+      ahead: large.text,
+    });
     expect(report).toEqual(verifyDisclosure(swapped, { logKey: large.logKey }));
     expect(report.problems.map((p) => p.kind)).toContain('signature-invalid');
   });

@@ -11,7 +11,10 @@ import { disclosureFixture, T0 } from '../helpers/disclosure-fixture.js';
 // Node's crypto (as `labtrace verify` installs it), for the thousands of verifications below
 useNodeCrypto();
 
-const both = (text: string, logKey: string) => ({ fast: verifyDisclosureBy(text, { logKey }, true), full: verifyDisclosureBy(text, { logKey }, false) });
+const both = (text: string, logKey: string) => ({
+  fast: verifyDisclosureBy(text, { logKey }, true),
+  full: verifyDisclosureBy(text, { logKey }, false),
+});
 
 /** ut-1's records of every kind: text outside ASCII, text values, booleans, null, a result file, a reason (redacted) */
 const varied = (seq: number, i: number): Sample => {
@@ -51,16 +54,28 @@ describe('disclosure fast path', () => {
     expect(fast.report).toEqual(full.report);
   });
 
+  test("a batch logged with a signature that is not its gateway's: not taken, the full path's report names it", () => {
+    const { text, logKey } = disclosureFixture(3, 6, undefined, 1);
+    const { fast, full } = both(text, logKey);
+    expect(fast.fastPath).toBe(false);
+    expect(fast.report).toEqual(full.report);
+    expect(fast.report.problems.map((p) => p.kind)).toEqual(['signature-invalid']);
+  });
+
   test.each([
     ['the default records', disclosureFixture(3, 6)],
     ['records of every kind', disclosureFixture(2, 14, varied)],
-  ])('%s, every character replaced in turn: the report of the full path, never verified', (_name, { text, logKey }) => {
-    // the newline after the document is not part of it
-    for (let at = 0; at < text.length - 1; at++) {
-      const c = text[at] === '1' ? '2' : text[at] === '"' ? 'x' : '1';
-      const { fast, full } = both(text.slice(0, at) + c + text.slice(at + 1), logKey);
-      expect([at, fast.report.ok]).toEqual([at, false]);
-      expect(fast.report).toEqual(full.report);
-    }
-  }, 180_000);
+  ])(
+    '%s, every character replaced in turn: the report of the full path, never verified',
+    (_name, { text, logKey }) => {
+      // the newline after the document is not part of it
+      for (let at = 0; at < text.length - 1; at++) {
+        const c = text[at] === '1' ? '2' : text[at] === '"' ? 'x' : '1';
+        const { fast, full } = both(text.slice(0, at) + c + text.slice(at + 1), logKey);
+        expect([at, fast.report.ok]).toEqual([at, false]);
+        expect(fast.report).toEqual(full.report);
+      }
+    },
+    180_000,
+  );
 });

@@ -4,15 +4,7 @@
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import {
-  exitCodeOf,
-  formatReport,
-  isDisclosureBundle,
-  parseCosignerVerifierKey,
-  toHex,
-  verifyBundle,
-  type BundleFiles,
-} from '@labtrace/protocols';
+import { exitCodeOf, formatReport, isDisclosureBundle, parseCosignerVerifierKey, toHex, verifyBundle, type BundleFiles } from '@labtrace/protocols';
 import { useNodeCrypto, verifyDisclosureInParallel } from '@labtrace/protocols/node';
 import { readBundle, readText } from './read-bundle.js';
 
