@@ -6,6 +6,11 @@ import crypto, { createHash, createPrivateKey, createPublicKey, sign, verify, ty
 import { createRequire } from 'node:module';
 import { useEd25519Signer, useEd25519Verifier } from '../trust/ed25519.js';
 import { HASH_SIZE, useSha256, useSha256Batch, type Sha256Batch } from '../trust/sha256.js';
+import { verifyDisclosure } from '../verify/checks/disclosure.js';
+import type { VerifyOptions, VerifyReport } from '../verify/report.js';
+import { withParallelEd25519, type ParallelOptions } from './parallel-ed25519.js';
+
+export { withParallelEd25519, PARALLEL_THRESHOLD, type ParallelOptions } from './parallel-ed25519.js';
 
 // PKCS#8 prefix of a raw 32-byte Ed25519 seed (RFC 8410)
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -46,6 +51,31 @@ export function hashingInfo(): HashingInfo {
   return loaded?.native !== undefined ? { kind: 'native' } : { kind: 'node', ...(loaded?.reason !== undefined && { reason: loaded.reason }) };
 }
 
+const verifierKeys = new Map<string, KeyObject>();
+
+/** Ed25519 verification by Node's crypto (OpenSSL's RFC 8032 check), each public key made a key object once. */
+export function nodeEd25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  const id = Buffer.from(publicKey).toString('base64');
+  let key = verifierKeys.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' });
+    if (verifierKeys.size > 10_000) verifierKeys.clear();
+    verifierKeys.set(id, key);
+  }
+  return verify(null, message, key, signature);
+}
+
+/**
+ * verifyDisclosure with the batches' signatures checked by Node's crypto on worker threads while the verifier
+ * hashes (parallel-ed25519.ts): the same report. What `labtrace verify <file>` runs; install useNodeCrypto first
+ * for Node's hashing.
+ */
+export function verifyDisclosureInParallel(text: string, options: VerifyOptions = {}, parallel: ParallelOptions = {}): Promise<VerifyReport> {
+  // slices of signatures go to the workers as the verifier makes them (looking ahead in the text, `parallel.ahead`,
+  // measured more CPU than it saves: each worker decodes and scans the whole text and loads the canonical-JSON code)
+  return withParallelEd25519(() => verifyDisclosure(text, options), nodeEd25519Verify, parallel);
+}
+
 /** Installs Node's SHA-256 (native batched when built) and Ed25519 behind the trust code. */
 export function useNodeCrypto(): HashingInfo {
   const native = loadNativeHash();
@@ -69,17 +99,7 @@ export function useNodeCrypto(): HashingInfo {
     );
     useSha256Batch(undefined);
   }
-  const keys = new Map<string, KeyObject>();
-  useEd25519Verifier((signature, message, publicKey) => {
-    const id = Buffer.from(publicKey).toString('base64');
-    let key = keys.get(id);
-    if (key === undefined) {
-      key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKey]), format: 'der', type: 'spki' });
-      if (keys.size > 10_000) keys.clear();
-      keys.set(id, key);
-    }
-    return verify(null, message, key, signature);
-  });
+  useEd25519Verifier(nodeEd25519Verify);
   // few signing keys per process (a gateway's, the log's, the certificates'): each becomes a key object once,
   // kept under a hash of the seed, never the seed itself
   const signers = new Map<string, KeyObject>();

@@ -48,6 +48,11 @@ export function useEd25519Verifier(fn: (signature: Uint8Array, message: Uint8Arr
   verifier = fn;
 }
 
+/** The Ed25519 verification installed now (to put it back after installing another for a while). */
+export function ed25519VerifierInUse(): (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean {
+  return verifier;
+}
+
 /** True when `signature` is a valid Ed25519 signature of `message` by `publicKey` (RFC 8032 rules, no ZIP-215 leniency). */
 export function verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   checkLength(publicKey, ED25519_PUBLIC_KEY_SIZE, 'Ed25519 public key');

@@ -9,12 +9,63 @@ const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /** The canonical JSON text of a value. Throws E_CODEC (reason not-json) naming the path of the first offending value. */
 export function canonicalize(value: unknown): string {
-  return serialize(value, '$', []);
+  // plain JSON, the usual case, without the paths that only an error message needs; anything else again, with them
+  return quick(value, 0) ?? serialize(value, '$', []);
 }
+
+const encoder = new TextEncoder();
 
 /** The canonical JSON of a value as UTF-8 bytes. */
 export function canonicalBytes(value: unknown): Uint8Array {
-  return utf8(canonicalize(value));
+  const text = quick(value, 0);
+  // canonical text has no lone surrogate (quick checked every string and key): it encodes as it is
+  return text === undefined ? utf8(serialize(value, '$', [])) : encoder.encode(text);
+}
+
+/** nesting beyond this goes to `serialize` (which also finds a value containing itself) */
+const QUICK_DEPTH = 64;
+
+/**
+ * The canonical text of plain JSON (the same as `serialize`), or undefined for anything `serialize` might refuse:
+ * then `serialize` runs and names the path. Keys sort by UTF-16 code units, as Array.prototype.sort compares strings.
+ */
+function quick(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : undefined;
+    case 'string':
+      return hasLoneSurrogate(value) ? undefined : JSON.stringify(value);
+    case 'object': {
+      if (value === null) return 'null';
+      if (depth >= QUICK_DEPTH) return undefined;
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const item = quick(value[i], depth + 1);
+          if (item === undefined) return undefined;
+          out += i === 0 ? item : `,${item}`;
+        }
+        return `${out}]`;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if ((proto !== Object.prototype && proto !== null) || Object.getOwnPropertySymbols(value).length > 0) return undefined;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i] as string;
+        if (hasLoneSurrogate(key)) return undefined;
+        const item = quick(record[key], depth + 1);
+        if (item === undefined) return undefined;
+        out += `${i === 0 ? '' : ','}${JSON.stringify(key)}:${item}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      return undefined;
+  }
 }
 
 function serialize(value: unknown, path: string, parents: object[]): string {

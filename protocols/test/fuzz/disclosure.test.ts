@@ -51,6 +51,33 @@ describe('disclosure bundle verifier (fuzz)', () => {
     );
   });
 
+  test('a lone surrogate in any string of a good bundle (a header, a key, a record) is reported on, never thrown at', () => {
+    const doc = JSON.parse(good) as Record<string, unknown>;
+    const strings: (string | number)[][] = [];
+    const walk = (v: unknown, at: (string | number)[]): void => {
+      if (typeof v === 'string') strings.push(at);
+      else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...at, i]));
+      else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...at, k]);
+    };
+    walk(doc, []);
+    expect(strings.some((at) => at[0] === 'batches' && at.includes('header'))).toBe(true);
+    fc.assert(
+      fc.property(fc.constantFrom(...strings), fc.constantFrom('\ud800', '\udfff', 'x\udbff'), fc.boolean(), (at, lone, append) => {
+        const copy = structuredClone(doc);
+        let parent: unknown = copy;
+        for (const k of at.slice(0, -1)) parent = (parent as Record<string | number, unknown>)[k];
+        const last = at[at.length - 1] as string | number;
+        const was = (parent as Record<string | number, string>)[last] ?? '';
+        (parent as Record<string | number, unknown>)[last] = append ? was + lone : lone;
+        // JSON.stringify writes a lone surrogate as a \u escape, which JSON.parse reads back as one
+        const report = verifyDisclosure(JSON.stringify(copy));
+        expect(report.ok).toBe(false);
+        expect(['failed', 'unusable']).toContain(report.status);
+      }),
+      params(300),
+    );
+  });
+
   test('a good bundle with one character replaced, removed or inserted (not blank) does not verify', () => {
     fc.assert(
       fc.property(

@@ -26,14 +26,34 @@ import {
 } from '../../src/index.js';
 
 const ORIGIN = 'labtrace.example/disclosure-fixture';
-const T0 = 1_800_000_000_000;
+export const T0 = 1_800_000_000_000;
 
 export interface DisclosureFixture {
   text: string;
   logKey: string;
 }
 
-export function disclosureFixture(batches = 3, perBatch = 6): DisclosureFixture {
+/** a batch's samples: by default, ut-1 and ut-2 in turn, every third record with a reason */
+type SampleOf = (seq: number, i: number) => Sample;
+
+const defaultSample: SampleOf = (seq, i) => {
+  const s: Sample = {
+    seq,
+    instrument: i % 2 === 0 ? 'ut-1' : 'ut-2',
+    channel: 'c',
+    ts: T0 + seq,
+    value: i % 2 === 0 ? seq / 4 : 987_654.321,
+    unit: 'kN',
+    quality: 'good',
+  };
+  return seq % 3 === 0 ? { ...s, quality: 'uncertain', reason: `note ${seq}` } : s;
+};
+
+/**
+ * `badSignature`: a batch logged (and so proven in the log) with a signature that is not its gateway's over its
+ * header (another batch's): what only the signature check finds.
+ */
+export function disclosureFixture(batches = 3, perBatch = 6, sampleOf: SampleOf = defaultSample, badSignature?: number): DisclosureFixture {
   const logSigner = parseSignerKey(formatSignerKey(ORIGIN, new Uint8Array(32).fill(7)));
   const gatewayKey = parseSignerKey(formatSignerKey('gw-a', new Uint8Array(32).fill(9)));
   const registered: KeyEvent = {
@@ -51,20 +71,9 @@ export function disclosureFixture(batches = 3, perBatch = 6): DisclosureFixture 
   const stored: { header: ReturnType<typeof openBatch>['signed']['header']; signature: string; records: Uint8Array; logIndex: number }[] = [];
   let prev: Uint8Array | null = null;
   for (let b = 0; b < batches; b++) {
-    const samples = Array.from({ length: perBatch }, (_, i): Sample => {
-      const seq = b * perBatch + i;
-      const s: Sample = {
-        seq,
-        instrument: i % 2 === 0 ? 'ut-1' : 'ut-2',
-        channel: 'c',
-        ts: T0 + seq,
-        value: i % 2 === 0 ? seq / 4 : 987_654.321,
-        unit: 'kN',
-        quality: 'good',
-      };
-      return seq % 3 === 0 ? { ...s, quality: 'uncertain', reason: `note ${seq}` } : s;
-    });
+    const samples = Array.from({ length: perBatch }, (_, i): Sample => sampleOf(b * perBatch + i, i));
     const { signed, wire } = sealBatch(gatewayKey, 'gw-a', b, samples, prev);
+    if (b === badSignature) signed.signature = sealBatch(gatewayKey, 'gw-a', b + 1, samples, prev).signed.signature;
     prev = headerHash(signed.header);
     stored.push({ header: signed.header, signature: signed.signature, records: openBatch(wire).records, logIndex: logLeaves.length });
     logLeaves.push(leafHash(canonicalBytes({ header: signed.header, signature: signed.signature })));

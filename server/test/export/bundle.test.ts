@@ -173,6 +173,49 @@ test('the bundle of a real server verifies: checkpoint, signatures, roots, log i
   expect(verifyBundle(files, { logKey: t.server.log?.verifierKey() ?? '' }).ok).toBe(true);
 });
 
+test('a lone surrogate in any string of a batch line, keys.json, bundle.json or a readable record: reported on, never thrown at', () => {
+  const stringPaths = (v: unknown, at: (string | number)[] = []): (string | number)[][] =>
+    typeof v === 'string'
+      ? [at]
+      : Array.isArray(v)
+        ? v.flatMap((x, i) => stringPaths(x, [...at, i]))
+        : typeof v === 'object' && v !== null
+          ? Object.entries(v).flatMap(([k, x]) => stringPaths(x, [...at, k]))
+          : [];
+  const withLone = (doc: unknown, at: (string | number)[]): string => {
+    const copy = structuredClone(doc) as Record<string | number, unknown>;
+    let parent = copy;
+    for (const k of at.slice(0, -1)) parent = parent[k] as Record<string | number, unknown>;
+    const last = at[at.length - 1] as string | number;
+    parent[last] = `${String(parent[last])}\ud800`;
+    // JSON.stringify writes the lone surrogate as a \u escape, which JSON.parse reads back as one
+    return JSON.stringify(copy);
+  };
+  const cases: { file: string; files: BundleFiles }[] = [];
+  const line = JSON.parse(lines(files.batches)[1] ?? '') as BatchLine;
+  for (const at of stringPaths(line))
+    cases.push({ file: `batches ${at.join('.')}`, files: withBatch(1, (l) => void Object.assign(l, JSON.parse(withLone(line, at)) as BatchLine)) });
+  const keys = JSON.parse(files.keys) as unknown;
+  // a key's reason (a person's words on why it was revoked) is shown as it stands, held to nothing
+  for (const at of stringPaths(keys).filter((p) => p[p.length - 1] !== 'reason')) cases.push({ file: `keys ${at.join('.')}`, files: { ...files, keys: withLone(keys, at) } });
+  const bundle = JSON.parse(files.bundle) as unknown;
+  // bundle.json is not signed: of its strings, the format and the log's name are held to something
+  for (const at of stringPaths(bundle).filter((p) => p[0] === 'format' || p[0] === 'origin')) cases.push({ file: `bundle ${at.join('.')}`, files: { ...files, bundle: withLone(bundle, at) } });
+  const rows = lines(files.records);
+  const record = JSON.parse(rows[2] ?? '') as unknown;
+  for (const at of stringPaths(record)) {
+    const changed = [...rows];
+    changed[2] = withLone(record, at);
+    cases.push({ file: `records ${at.join('.')}`, files: { ...files, records: jsonl(changed) } });
+  }
+  expect(cases.filter((c) => c.file.startsWith('batches header')).length).toBeGreaterThan(3);
+  for (const c of cases) {
+    let report: ReturnType<typeof verifyBundle> | undefined;
+    expect(() => (report = verifyBundle(c.files, {}))).not.toThrow();
+    expect([c.file, report?.ok]).toEqual([c.file, false]);
+  }
+});
+
 test('one flipped bit in the value of a record: the batch root does not match', () => {
   const mutated = withBatch(0, (line) => {
     const parts = slices(line);

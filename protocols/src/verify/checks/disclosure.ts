@@ -5,7 +5,9 @@
 // sequence number, gateway, key and time held to the header); the data-export policy kept (no record disclosed
 // whole carries a redacted field, no redacted record shows one); and the disclosure statement, signed by the log
 // key, naming exactly these batches, records, redacted fields' commitments, keys and key events. The records of the
-// batches that the bundle does not hold are neither needed nor seen.
+// batches that the bundle does not hold are neither needed nor seen. The batches go through the fast path first
+// (disclosure-fast.ts: batched hashing, records checked on their bytes), which either finds all of them as they
+// should be or leaves the report untouched for the full path below, which names every problem.
 import { fromBase64, toBase64, toHex } from '../../trust/bytes.js';
 import { parseCheckpoint } from '../../trust/checkpoint.js';
 import { verifyEd25519 } from '../../trust/ed25519.js';
@@ -43,25 +45,27 @@ import {
   type HeaderLike,
   type VerifyContext,
 } from './context.js';
+import { fastBatches, gatewaySummary, REQUIRED, type Disclosed } from './disclosure-fast.js';
 import { readGatewayKeys, readLogKey } from './files.js';
 import { checkKeyEvents } from './key-events.js';
 import { ReadableCheck } from './readable-lines.js';
 
 /** Verifies a disclosure bundle's text; never throws for bad input (an unusable one is reported so). */
 export function verifyDisclosure(text: string, options: VerifyOptions = {}): VerifyReport {
-  return reportOf(text, options, verifyInto);
+  return verifyDisclosureBy(text, options, true).report;
 }
 
-/** What the batches leave for the statement's check. */
-interface Disclosed {
-  batches: { header: object; signature: string }[];
-  whole: number;
-  redacted: number;
-  /** every entry's hash, 32 bytes each, in bundle order */
-  entryHashes: Uint8Array[];
+/**
+ * verifyDisclosure, with the batches' fast path tried first or not (`fast`), saying whether it took them: for the
+ * tests that hold the two paths to the same reports.
+ */
+export function verifyDisclosureBy(text: string, options: VerifyOptions, fast: boolean): { report: VerifyReport; fastPath: boolean } {
+  const path = { fast, taken: false };
+  const report = reportOf(text, options, (r, t, o) => verifyInto(r, t, o, path));
+  return { report, fastPath: path.taken };
 }
 
-function verifyInto(report: VerifyReport, text: string, options: VerifyOptions): void {
+function verifyInto(report: VerifyReport, text: string, options: VerifyOptions, path: { fast: boolean; taken: boolean }): void {
   const problem = (p: Problem): void => {
     if (report.problems.length < MAX_PROBLEMS) report.problems.push(p);
     else report.problemsOmitted++;
@@ -80,7 +84,7 @@ function verifyInto(report: VerifyReport, text: string, options: VerifyOptions):
   if (!isObject(keys.log) || !isString(keys.log.verifierKey) || !Array.isArray(keys.gateways))
     throw new Unusable('keys', 'expected {log: {verifierKey}, gateways: [...]}');
   const logKey = readLogKey(report, keys.log.verifierKey, options, problem);
-  const gatewayKeys = readGatewayKeys(report, keys.gateways);
+  const gatewayKeys = readGatewayKeys(report, keys.gateways, problem);
   let checkpoint;
   try {
     checkpoint = parseCheckpoint(parseNote(checkpointNote).text);
@@ -115,7 +119,10 @@ function verifyInto(report: VerifyReport, text: string, options: VerifyOptions):
   };
   checkCheckpoint(ctx);
   checkKeyEvents(ctx);
-  const disclosed = checkBatches(ctx, batches, statement);
+  // the fast path when all is well; else the full path, which names every problem
+  const fast = path.fast ? fastBatches(ctx, batches, statement) : undefined;
+  path.taken = fast !== undefined;
+  const disclosed = fast ?? checkBatches(ctx, batches, statement);
   const statementVerified = checkStatement(ctx, statementNote, statement, keys, disclosed);
   report.disclosure = {
     run: statement.run,
@@ -159,14 +166,17 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
     out.batches.push({ header, signature });
     const logIndex = isCount(b.logIndex) ? b.logIndex : null;
     let headerBytes: Uint8Array;
+    let leaf: Uint8Array;
     try {
       headerBytes = canonicalBytes(header);
+      leaf = leafHash(logLeafBytes(header, headerBytes, signature));
     } catch (err) {
-      ctx.problem({ kind: 'header-invalid', where, message: `the header is not canonical JSON: ${(err as Error).message}` });
+      // text JSON.parse reads but canonical JSON refuses (a lone surrogate): nothing could have signed it
+      ctx.problem({ kind: 'header-invalid', where, message: `the header or its signature is not canonical JSON: ${(err as Error).message}` });
       return;
     }
     checkSignature(ctx, header, signature, headerBytes, logIndex, where);
-    checkLogInclusion(ctx, proven, leafHash(logLeafBytes(header, headerBytes, signature)), logIndex, logProof, where);
+    checkLogInclusion(ctx, proven, leaf, logIndex, logProof, where);
     const found = checkRecords(ctx, header, { records, indexes, redacted, proof }, statement, where);
     out.whole += found.whole;
     out.redacted += found.redacted;
@@ -177,16 +187,7 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
     seqs.set(header.gateway, g);
   });
   ctx.report.counts.batches = out.batches.length;
-  for (const [gateway, g] of seqs) {
-    const sorted = [...g.seqs].sort((a, b) => a - b);
-    const ranges: { first: number; last: number }[] = [];
-    for (const s of sorted) {
-      const last = ranges[ranges.length - 1];
-      if (last !== undefined && s === last.last + 1) last.last = s;
-      else ranges.push({ first: s, last: s });
-    }
-    ctx.report.gateways.push({ gateway, batches: g.batches, records: sorted.length, ranges, declaredJumps: [] });
-  }
+  for (const [gateway, g] of seqs) ctx.report.gateways.push(gatewaySummary(gateway, g));
   return out;
 }
 
@@ -256,8 +257,6 @@ function checkLogInclusion(
 }
 
 const SHOWN = new Set<string>(DISCLOSED_FIELDS);
-/** fields every record has (reason and file may be absent) */
-const REQUIRED: readonly string[] = ['seq', 'ts', 'instrument', 'channel', 'value', 'unit', 'quality'];
 
 /**
  * A batch's disclosed records: the whole ones read and held to the header and the policy, the redacted ones' shape
@@ -401,7 +400,15 @@ function readRedacted(
   for (const f of REQUIRED)
     if (!(f in fields) && !(f in e.commitments))
       ctx.problem({ kind: 'records-invalid', where: at, message: `the record neither shows ${f} nor commits to it` });
-  return { entry, leaf, hash: redactedEntryHash(entry) };
+  let hash: Uint8Array;
+  try {
+    hash = redactedEntryHash(entry);
+  } catch (err) {
+    // a lone surrogate in a shown field: no canonical bytes, so no hash the statement could name
+    ctx.problem({ kind: 'records-invalid', where: at, message: `the record is not canonical JSON: ${(err as Error).message}` });
+    hash = new Uint8Array(32);
+  }
+  return { entry, leaf, hash };
 }
 
 /** The disclosure statement: signed by the log key, against this checkpoint, naming exactly what the bundle holds. */
@@ -430,7 +437,8 @@ function checkStatement(ctx: VerifyContext, note: string, s: DisclosureStatement
     fail("the statement's fields and redacted fields are not each record field once", shown.join(','), DISCLOSED_FIELDS.join(','));
   if (s.batches.count !== d.batches.length)
     fail('the bundle holds another number of batches than the statement names', d.batches.length, s.batches.count);
-  const headers = headersDigest(d.batches);
+  // a header or key that is not canonical JSON (a lone surrogate) was reported where it was read; here it only fails
+  const headers = d.headers ?? notCanonical(() => headersDigest(d.batches));
   if (headers !== s.batches.headers) fail('the batches are not those the statement names', headers, s.batches.headers);
   const count = d.whole + d.redacted;
   if (count !== s.records.count || d.whole !== s.records.whole || d.redacted !== s.records.redacted)
@@ -439,15 +447,28 @@ function checkStatement(ctx: VerifyContext, note: string, s: DisclosureStatement
       `${count} ${d.whole} ${d.redacted}`,
       `${s.records.count} ${s.records.whole} ${s.records.redacted}`,
     );
-  const packed = new Uint8Array(32 * d.entryHashes.length);
-  d.entryHashes.forEach((h, i) => packed.set(h, 32 * i));
+  let packed = d.packed;
+  if (packed === undefined) {
+    const joined = new Uint8Array(32 * d.entryHashes.length);
+    d.entryHashes.forEach((h, i) => joined.set(h, 32 * i));
+    packed = joined;
+  }
   const digest = disclosureDigest(packed);
   if (digest !== s.disclosure)
     fail("the disclosed records or the redacted fields' commitments are not those the statement names", digest, s.disclosure);
-  const keysDigest = toBase64(sha256(canonicalBytes(keys)));
+  const keysDigest = notCanonical(() => toBase64(sha256(canonicalBytes(keys))));
   if (keysDigest !== s.keys) fail('the keys are not those the statement names', keysDigest, s.keys);
   const events = keyEventsDigest(ctx.keyEventData);
   if (ctx.keyEventData.length !== s.keyEvents.count || events !== s.keyEvents.root)
     fail('the key events are not those the statement names', `${ctx.keyEventData.length} ${events}`, `${s.keyEvents.count} ${s.keyEvents.root}`);
   return verified;
+}
+
+/** The digest `make` gives, or a description of why it could not (what it digests is not canonical JSON). */
+function notCanonical(make: () => string): string {
+  try {
+    return make();
+  } catch (err) {
+    return `(not canonical JSON: ${(err as Error).message})`;
+  }
 }

@@ -17,7 +17,16 @@ export function openBundle(report: VerifyReport, files: BundleFiles, options: Ve
   if (!isObject(keys) || !isObject(keys.log) || !isString(keys.log.verifierKey) || !Array.isArray(keys.gateways))
     throw new Unusable('keys.json', 'expected {log: {verifierKey}, gateways: [...]}');
   const logKey = readLogKey(report, keys.log.verifierKey, options, problem);
-  const gatewayKeys = readGatewayKeys(report, keys.gateways);
+  // the log's name, where keys.json gives it, is that of the bundle (the checkpoint is held to the bundle's)
+  if (keys.log.origin !== undefined && keys.log.origin !== origin)
+    problem({
+      kind: 'origin-mismatch',
+      where: 'keys.json log.origin',
+      message: 'keys.json names another log than bundle.json',
+      computed: origin,
+      claimed: JSON.stringify(keys.log.origin),
+    });
+  const gatewayKeys = readGatewayKeys(report, keys.gateways, problem);
   let checkpoint: Checkpoint;
   try {
     checkpoint = parseCheckpoint(parseNote(files.checkpoint).text);
@@ -87,7 +96,7 @@ export function readLogKey(report: VerifyReport, bundled: string, options: Verif
 }
 
 /** keys.json's gateway keys, by "gateway keyId", as the bundle states them (key-events.ts holds them to the log). */
-export function readGatewayKeys(report: VerifyReport, listed: unknown[]): Map<string, GatewayKeyEntry> {
+export function readGatewayKeys(report: VerifyReport, listed: unknown[], problem: (p: Problem) => void): Map<string, GatewayKeyEntry> {
   const gatewayKeys = new Map<string, GatewayKeyEntry>();
   listed.forEach((k: unknown, i: number) => {
     const where = `keys.json gateways[${i}]`;
@@ -100,6 +109,8 @@ export function readGatewayKeys(report: VerifyReport, listed: unknown[]): Map<st
       throw new Unusable(where, (err as Error).message);
     }
     const keyId = toHex(key.keyId);
+    if (k.keyId !== undefined && k.keyId !== keyId)
+      problem({ kind: 'key-validity', where: `${where} keyId`, message: "the stated key id is not the key's", computed: keyId, claimed: JSON.stringify(k.keyId) });
     const validUntil = isCount(k.validUntil) ? k.validUntil : null;
     const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
