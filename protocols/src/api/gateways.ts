@@ -39,6 +39,8 @@ export const SECURITY_EVENT_KINDS = [
   'enrollment-attempt',
   /** the server's store: free space below the reserve, a write failed, or it can write again (gateway "") */
   'store-capacity',
+  /** the store was restored from a backup (gateway ""): a notice, or an alarm when published log entries are lost */
+  'store-restored',
 ] as const;
 export const securityEventKindSchema = z.enum(SECURITY_EVENT_KINDS);
 
