@@ -1,8 +1,10 @@
-import pino from 'pino';
+import type pino from 'pino';
+import { createProcessLogger } from '@labtrace/protocols/node';
 
 export type Logger = pino.Logger;
 
-export function createLogger(name: string, level = process.env['LOG_LEVEL'] ?? 'info'): Logger {
+/** A process's logger: JSON lines, or LOG_FORMAT=pretty; at LOG_LEVEL, else `level`. */
+export function createLogger(name: string, level?: string): Logger {
   // to stderr: stdout is for what a command prints (tokens, key lists)
-  return pino({ name, level }, pino.destination(2));
+  return createProcessLogger(name, { fd: 2, ...(level === undefined ? {} : { level }) });
 }

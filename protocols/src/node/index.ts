@@ -11,6 +11,7 @@ import type { VerifyOptions, VerifyReport } from '../verify/report.js';
 import { withParallelEd25519, type ParallelOptions } from './parallel-ed25519.js';
 
 export { withParallelEd25519, PARALLEL_THRESHOLD, type ParallelOptions } from './parallel-ed25519.js';
+export { createProcessLogger, logSettings, LOG_FORMATS, type LogFormat, type ProcessLoggerOptions } from './logging.js';
 
 // PKCS#8 prefix of a raw 32-byte Ed25519 seed (RFC 8410)
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
