@@ -17,6 +17,7 @@ import { serverMigrations } from './migrations.js';
 import { openStore, parseDatabaseUrl, storeTargetOf, type OpenedStore, type StoreTarget } from './store/dialect.js';
 import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { backupCommand, backupUsage, restoreCommand } from './backup-cli.js';
+import { checkCommand, checkUsage } from './check-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';
@@ -43,6 +44,7 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
                                          LABTRACE_DATABASE_PASSWORD_FILE override them), else the data directory's SQLite file
 ${migrateStoreUsage}
 ${backupUsage}
+${checkUsage}
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR, LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE and
   LABTRACE_MQTT_USERNAME override the config; LABTRACE_MQTT_PASSWORD and LABTRACE_REDIS_PASSWORD give the external
@@ -67,6 +69,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   }
   if (argv[0] === 'migrate') {
     const code = await migrateCommand(argv.slice(1));
+    return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
+  }
+  if (argv[0] === 'check') {
+    const code = await checkCommand(argv.slice(1));
     return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
   }
   if (argv[0] === 'backup' || argv[0] === 'restore') {
