@@ -102,6 +102,8 @@ export interface ExportOptions extends BundleSelection {
   outDir: string;
   /** stops the export between two steps (the request that asked for it is gone); the files are left incomplete */
   signal?: AbortSignal | undefined;
+  /** told after each step: the gateway's batches looked at (of `total`, all its stored batches), and those taken */
+  progress?: ((p: { looked: number; total: number; batches: number; records: number }) => void) | undefined;
 }
 
 interface BatchRow {
@@ -211,7 +213,7 @@ export async function exportBundle(store: BundleStore, log: BundleLog, options: 
 async function readSnapshot(
   snapshot: Kysely<Tables>,
   log: BundleLog,
-  { gateway, from, to, signal }: ExportOptions,
+  { gateway, from, to, signal, progress }: ExportOptions,
   lines: { batches: LinesFile; records: LinesFile; keyEvents: LinesFile },
 ): Promise<{
   note: string;
@@ -237,6 +239,12 @@ async function readSnapshot(
   let after: { header: BatchHeader; signature: string; logIndex: number } | undefined;
   let uncovered = 0;
   let position = { firstSeq: Number.MIN_SAFE_INTEGER, batch: Number.MIN_SAFE_INTEGER };
+  const total =
+    progress === undefined
+      ? 0
+      : Number((await snapshot.selectFrom('batch_headers').select((eb) => eb.fn.countAll().as('n')).where('gateway', '=', gateway).executeTakeFirst())?.n ?? 0);
+  let looked = 0;
+  let recordCount = 0;
   for (;;) {
     const at = position;
     const rows: BatchRow[] = (
@@ -290,6 +298,9 @@ async function readSnapshot(
     }
     await lines.batches.write(batchLines);
     await lines.records.write(recordLines);
+    looked += taken;
+    recordCount += recordLines.length;
+    progress?.({ looked, total, batches: included.length, records: recordCount });
     const last = rows[taken - 1];
     if (last === undefined || (taken === rows.length && rows.length < BATCHES_PER_PAGE)) break;
     position = { firstSeq: last.firstSeq, batch: last.batch };

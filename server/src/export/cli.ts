@@ -10,7 +10,7 @@ import { idSchema, LabtraceError, parseSignerKey, parseWith } from '@labtrace/pr
 import { parseInstant } from '../api/time.js';
 import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
 import { LogStore } from '../log/log-store.js';
-import { useNodeCrypto } from '@labtrace/protocols/node';
+import { Progress, stopOnInterrupt, useNodeCrypto } from '@labtrace/protocols/node';
 import { openStore, storeTargetOf } from '../store/dialect.js';
 import { LabDatabase } from '../store/database.js';
 import { serverMigrations } from '../migrations.js';
@@ -80,28 +80,55 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   const store = database === undefined ? openStore(target, { passwordFile: config.database.passwordFile, poolSize: 2 }) : undefined;
   const db = database?.db ?? store?.db;
   if (db === undefined) throw new Error('export: no store opened');
+  // Ctrl-C stops between two steps and says what was written
+  const interrupt = stopOnInterrupt();
+  const outDir = path.resolve(values.out);
+  let shown: Progress | undefined;
+  const progressOf = (what: string) => {
+    const progress = new Progress(what, 'batches looked at');
+    shown = progress;
+    return {
+      progress,
+      options: {
+        signal: interrupt.signal,
+        progress: (p: { looked: number; total: number }) => progress.update(p.looked, p.total),
+      },
+    };
+  };
   try {
     await database?.migrate();
     const log = new LogStore(db, { origin, signer });
     await log.open();
-    const outDir = path.resolve(values.out);
     if ('run' in selection) {
       const { state, selections } = await runSelections(db, selection.run);
       if (selections.length === 0) throw new LabtraceError('E_CONFIG', `--run: run "${selection.run}" has no stored records`);
       if (state === 'running') process.stderr.write(`run ${selection.run} is still running: the bundle holds what is stored so far\n`);
       for (const s of selections) {
         const dir = selections.length === 1 ? outDir : path.join(outDir, s.gateway);
-        const { batches, records } = await exportBundle(db, log, { outDir: dir, gateway: s.gateway, from: s.from, to: s.to });
+        const { progress, options } = progressOf(`export of ${s.gateway}`);
+        const { batches, records } = await exportBundle(db, log, { outDir: dir, gateway: s.gateway, from: s.from, to: s.to, ...options });
+        progress.finish(`export of ${s.gateway}: ${records} records in ${batches} batches`);
         process.stdout.write(
           `exported run ${selection.run}: sequence ${s.firstSeq}..${s.lastSeq} of ${s.gateway}, in ${records} records of ${batches} batches, to ${dir}\n`,
         );
       }
     } else {
       const { gateway, from, to } = selection;
-      const { batches, records } = await exportBundle(db, log, { outDir, gateway, from, to });
+      const { progress, options } = progressOf(`export of ${gateway}`);
+      const { batches, records } = await exportBundle(db, log, { outDir, gateway, from, to, ...options });
+      progress.finish(`export of ${gateway}: ${records} records in ${batches} batches`);
       process.stdout.write(`exported ${records} records in ${batches} batches of ${gateway} to ${outDir}\n`);
     }
+  } catch (err) {
+    if (!interrupt.signal.aborted) throw err;
+    // stopped by Ctrl-C: what was done, and that the bundle is not whole
+    const looked = shown?.done ?? 0;
+    process.stderr.write(
+      `export stopped: ${looked} batches were looked at; the bundle in ${outDir} is incomplete and will not verify: delete it, or export again\n`,
+    );
+    return { stop: () => Promise.resolve(), done: Promise.resolve(130) };
   } finally {
+    interrupt.release();
     await (database ?? store)?.close();
   }
   return { stop: () => Promise.resolve(), done: Promise.resolve(0) };

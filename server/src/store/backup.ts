@@ -35,6 +35,7 @@ import {
   type Checkpoint,
   type VerifierKey,
 } from '@labtrace/protocols';
+import { Progress } from '@labtrace/protocols/node';
 
 export const BACKUP_FORMAT = 'labtrace-backup/v1';
 const STORE_ENTRY = 'labtrace.sqlite';
@@ -77,19 +78,10 @@ export class BackupInvalid extends LabtraceError {
   }
 }
 
-/** Progress of long work: a line every few seconds, and the last one always. */
-export type Progress = (line: string) => void;
+/** Messages of long work, and whether to show its progress (a bar on a terminal, a line every few seconds otherwise). */
+export type Say = (line: string) => void;
 
-function ticker(progress: Progress | undefined, everyMs = 2000): (line: () => string, last?: boolean) => void {
-  let next = Date.now() + everyMs;
-  return (line, last = false) => {
-    if (progress === undefined) return;
-    const now = Date.now();
-    if (!last && now < next) return;
-    next = now + everyMs;
-    progress(line());
-  };
-}
+const meter = (say: Say | undefined, what: string, unit: string): Progress | undefined => (say === undefined ? undefined : new Progress(what, unit));
 
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 
@@ -118,7 +110,7 @@ export interface BackupOptions {
   keys: KeyPlace[];
   /** copy the private keys into the archive (by default they are only listed) */
   includeKeys: boolean;
-  progress?: Progress;
+  progress?: Say;
   now?: () => number;
 }
 
@@ -217,7 +209,7 @@ async function writeArchive(file: string, manifest: BackupManifest, snapshot: st
   try {
     await add(MANIFEST_ENTRY, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), 0o644);
     const size = manifest.store.bytes;
-    const tick = ticker(options.progress);
+    const shown = meter(options.progress, 'backup: writing', 'MiB');
     await new Promise<void>((resolve, reject) => {
       const entry = archive.entry({ name: STORE_ENTRY, size, mode: 0o600, mtime }, (err) => (err ? reject(err) : resolve()));
       entry.on('error', () => undefined);
@@ -225,11 +217,12 @@ async function writeArchive(file: string, manifest: BackupManifest, snapshot: st
       const source = createReadStream(snapshot);
       source.on('data', (chunk) => {
         done += chunk.length;
-        tick(() => `backup: ${mib(done)} of ${mib(size)} written`);
+        shown?.update(Math.floor(done / 1048576), Math.ceil(size / 1048576));
       });
       source.on('error', reject);
       source.pipe(entry);
     });
+    shown?.finish(`backup: ${mib(size)} written`);
     for (const k of manifest.keys)
       if (k.included && k.entry !== undefined) {
         const place = options.keys.find((p) => p.role === k.role);
@@ -257,7 +250,7 @@ export interface RestoreOptions {
   logKey: VerifierKey | undefined;
   /** restore even though the published checkpoint is larger than the restored log (an alarm is recorded) */
   acceptGap: boolean;
-  progress?: Progress;
+  progress?: Say;
   now?: () => number;
 }
 
@@ -367,7 +360,7 @@ function parseManifest(bytes: Buffer): BackupManifest {
 }
 
 /** Reads the archive: the manifest first, the store into `staging` (its size and SHA-256 held to the manifest's), the keys. */
-async function unpack(from: string, staging: string, progress: Progress | undefined): Promise<{ manifest: BackupManifest; keys: Map<KeyRole, Buffer> }> {
+async function unpack(from: string, staging: string, progress: Say | undefined): Promise<{ manifest: BackupManifest; keys: Map<KeyRole, Buffer> }> {
   if (!existsSync(from)) throw new BackupRefused(`--from: ${from}: file not found`);
   const extract = tarExtract();
   const source = createReadStream(from);
@@ -376,7 +369,6 @@ async function unpack(from: string, staging: string, progress: Progress | undefi
   let manifest: BackupManifest | undefined;
   let storeSeen = false;
   const keys = new Map<KeyRole, Buffer>();
-  const tick = ticker(progress);
   const readSmall = async (entry: AsyncIterable<unknown>, limit: number, name: string): Promise<Buffer> => {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -404,13 +396,15 @@ async function unpack(from: string, staging: string, progress: Progress | undefi
         const hash = createHash('sha256');
         const out = createWriteStream(staging, { mode: 0o600 });
         let done = 0;
+        const shown = meter(progress, 'restore: reading', 'MiB');
         for await (const piece of entry as AsyncIterable<unknown>) {
           const chunk = piece as Buffer;
           hash.update(chunk);
           done += chunk.length;
           if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-          tick(() => `restore: ${mib(done)} of ${mib(expected.bytes)} read`);
+          shown?.update(Math.floor(done / 1048576), Math.ceil(expected.bytes / 1048576));
         }
+        shown?.finish(`restore: ${mib(done)} read`);
         await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
         const sha = hash.digest('hex');
         if (done !== expected.bytes || sha !== expected.sha256)
@@ -456,7 +450,7 @@ function checkRestoredLog(
   file: string,
   logKey: VerifierKey,
   manifest: BackupManifest,
-  progress: Progress | undefined,
+  progress: Say | undefined,
   publishedSize: number | undefined,
 ): CheckedLog {
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -491,7 +485,7 @@ function checkRestoredLog(
       if (want.has(tree.size) || tree.size === publishedSize) roots.set(tree.size, tree.root());
     };
     keep();
-    const tick = ticker(progress);
+    const shown = meter(progress, 'restore: checking the log', 'entries');
     let leafProblems = 0;
     for (const row of db.prepare('SELECT idx, data, leaf FROM log_entries ORDER BY idx').iterate() as IterableIterator<{
       idx: number;
@@ -506,9 +500,9 @@ function checkRestoredLog(
       if (!bytesEqual(leaf, row.leaf) && leafProblems++ < 10) problems.push(`entry ${row.idx}: the stored leaf hash is not the hash of its data`);
       tree.append(leaf);
       keep();
-      tick(() => `restore: checking the log: ${tree.size} of ${total} entries`);
+      if ((tree.size & 1023) === 0) shown?.update(tree.size, total);
     }
-    tick(() => `restore: checked the log: ${tree.size} entries, ${checkpoints.length} checkpoints`, true);
+    shown?.finish(`restore: checked the log: ${tree.size} entries, ${checkpoints.length} checkpoints`);
     let mismatches = 0;
     for (const [size, claimed] of want) {
       const root = roots.get(size);

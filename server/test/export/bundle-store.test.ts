@@ -254,6 +254,8 @@ test("labtrace export reads the PostgreSQL store that server.yaml's database nam
     code: 0,
     output: expect.stringContaining(`exported ${BATCHES * PER_BATCH} records in ${BATCHES} batches of ${GW}`) as unknown,
   });
+  // the summary of the progress, on stderr, with the time taken
+  expect(output()).toMatch(new RegExp(`^export of ${GW}: ${BATCHES * PER_BATCH} records in ${BATCHES} batches \\(\\d+ s\\)$`, 'm'));
   const report = verifyBundle(readBundle(out), { logKey: lab.log.verifierKey() });
   expect(report.problems).toEqual([]);
   expect(report.counts).toMatchObject({ batches: BATCHES, records: BATCHES * PER_BATCH, signaturesVerified: BATCHES });
