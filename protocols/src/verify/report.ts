@@ -34,6 +34,8 @@ export interface VerifyOptions {
    * these witness keys (`name+keyid+base64(0x04 || key)`). A key named twice counts once.
    */
   witnesses?: { keys: readonly string[]; required: number };
+  /** told now and then of the batches read so far (a full bundle's): the command line's progress */
+  progress?: (batches: number) => void;
 }
 
 export type ProblemKind =

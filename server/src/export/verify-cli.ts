@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { exitCodeOf, formatReport, isDisclosureBundle, parseCosignerVerifierKey, toHex, verifyBundle, type BundleFiles } from '@labtrace/protocols';
-import { useNodeCrypto, verifyDisclosureInParallel } from '@labtrace/protocols/node';
+import { Progress, useNodeCrypto, verifyDisclosureInParallel } from '@labtrace/protocols/node';
 import { readBundle, readText } from './read-bundle.js';
 
 export const usage = `usage: labtrace verify <bundle-dir | disclosure.json> [--checkpoint <file>] [--log-key <verifier key>]
@@ -83,7 +83,17 @@ export function main(argv: string[]): Promise<{ stop(): Promise<void>; done: Pro
     ...(witnesses === undefined ? {} : { witnesses }),
   };
   // a client's bundle: its batches' signatures checked on worker threads while the verifier hashes (the same report)
-  const verified = typeof files === 'string' ? verifyDisclosureInParallel(files, options) : Promise.resolve(verifyBundle(files, options));
+  let verified;
+  if (typeof files === 'string') verified = verifyDisclosureInParallel(files, options);
+  else {
+    // a full bundle's progress (it can be a year of a gateway's batches), on stderr: stdout is the report; none with
+    // --json, whose reader wants the report alone
+    const progress = values.json === true ? undefined : new Progress('verify', 'batches');
+    const declared = declaredBatches(files.bundle);
+    const report = verifyBundle(files, progress === undefined ? options : { ...options, progress: (n) => progress.update(n, declared) });
+    progress?.finish(`verify: ${report.counts.batches} batches, ${report.counts.records} records`);
+    verified = Promise.resolve(report);
+  }
   return verified.then((report) => {
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     return done(exitCodeOf(report));
@@ -119,4 +129,14 @@ export function witnessPolicy(keys: readonly string[], required: string | undefi
       `--witnesses-required ${JSON.stringify(required.slice(0, 40))}: expected a whole number from 1 to ${distinct.size}, the distinct --witness keys given`,
     );
   return { keys: [...keys], required: Number(required) };
+}
+
+/** The number of batches bundle.json declares (for the progress only: the verifier checks it), if it does. */
+function declaredBatches(bundle: string): number | undefined {
+  try {
+    const n = (JSON.parse(bundle) as { counts?: { batches?: unknown } }).counts?.batches;
+    return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -480,6 +480,8 @@ test('labtrace verify: exit 0 when verified, 1 when something does not verify, 2
   expect(ok.output).toMatch(/after: none: the range reaches the gateway's last batch in the checkpoint/);
   expect(ok.output).toMatch(/logged events \d+, \d+: revoked, from .*, valid for batches up to 5, no batch after log index \d+/);
   expect(ok.code).toBe(0);
+  // the progress's summary (on stderr)
+  expect(ok.output).toMatch(/^verify: 6 batches, 24 records \(\d+ s\)$/m);
   const middle = await verifyCli([innerDir]);
   expect(middle.output).toMatch(/before: batch 0, seq 0\.\.3, .* verified/);
   expect(middle.output).toMatch(/after: batch 5, seq 20\.\.23, .* verified/);

@@ -48,6 +48,7 @@ export function checkBatches(ctx: VerifyContext): void {
     if (!isObject(entry)) throw new Unusable(where, 'expected an object');
     const result = checkBatchLine(ctx, entry, where, line, proven);
     if (result !== undefined) ctx.entries.push(result);
+    if ((line & 255) === 0) ctx.options.progress?.(line);
   }
   ctx.report.counts.batches = ctx.entries.length;
   checkSuccessors(ctx);
