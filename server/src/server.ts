@@ -513,6 +513,7 @@ export class LabtraceServer {
         storeOk: () => this.storeOk(),
         storeKind: this.engine,
         connectedGateways: () => this.broker.connectedGateways(),
+        clockOffsetOf: (gateway) => this.ingest.clockOffsetOf(gateway),
         capacity: () => this.capacity.status(),
         writeFailed: (err) => this.capacity.writeFailed(err),
         refusals: () => this.ingest.refusals(),

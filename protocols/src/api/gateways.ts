@@ -41,6 +41,8 @@ export const SECURITY_EVENT_KINDS = [
   'store-capacity',
   /** the store was restored from a backup (gateway ""): a notice, or an alarm when published log entries are lost */
   'store-restored',
+  /** a gateway's clock beyond ingest.maxClockOffsetMs from the server's (an alarm), or back within half of it (a notice) */
+  'clock-offset',
 ] as const;
 export const securityEventKindSchema = z.enum(SECURITY_EVENT_KINDS);
 
@@ -92,6 +94,11 @@ export const gatewaySchema = z.strictObject({
   firstSeen: msSchema,
   lastSeen: msSchema,
   connected: z.boolean(),
+  /**
+   * its clock against the server's, from its HEALTH messages (offsetMs: its clock minus the server's; beyondBound:
+   * beyond ingest.maxClockOffsetMs); null before its first HEALTH message since the server started
+   */
+  clock: z.strictObject({ offsetMs: z.number().int(), measuredAt: msSchema, beyondBound: z.boolean() }).nullable(),
 });
 export type Gateway = z.output<typeof gatewaySchema>;
 

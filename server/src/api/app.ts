@@ -32,6 +32,8 @@ export interface HealthSource {
   /** the store's engine (the embedded SQLite file, or PostgreSQL shared by the nodes) */
   storeKind?: 'sqlite' | 'postgres';
   connectedGateways(): string[];
+  /** a gateway's clock offset against the server's, from its HEALTH messages */
+  clockOffsetOf?(gateway: string): { offsetMs: number; measuredAt: number; beyondBound: boolean } | undefined;
   /** whether the store can write: free space against the reserve, the last write failure */
   capacity(): CapacityStatus;
   /** a request failed because the store could not write */
@@ -173,7 +175,12 @@ export function createApp(deps: AppDeps): Express {
 
   routeOf(app, api.listGateways, async (_req, res) => {
     const connected = new Set(deps.health.connectedGateways());
-    res.json((await deps.registry.gateways()).map((g) => ({ ...g, connected: connected.has(g.id) })));
+    res.json(
+      (await deps.registry.gateways()).map((g) => {
+        const clock = deps.health.clockOffsetOf?.(g.id);
+        return { ...g, connected: connected.has(g.id), clock: clock === undefined ? null : { ...clock, offsetMs: Math.round(clock.offsetMs) } };
+      }),
+    );
   });
 
   // an instrument as the dashboards show it: identity, the newest sample of each channel, health, calibration

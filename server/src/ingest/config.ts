@@ -20,6 +20,8 @@ export const ingestConfigSchema = z
       .min(60_000)
       .max(100 * 365 * 86_400_000)
       .default(30 * 86_400_000),
+    /** how far a gateway's clock may be from the server's (measured from its HEALTH messages) before it is an alarm */
+    maxClockOffsetMs: z.number().int().min(100).max(3_600_000).default(2000),
   })
-  .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 });
+  .default({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000, maxClockOffsetMs: 2000 });
 export type IngestConfig = z.output<typeof ingestConfigSchema>;

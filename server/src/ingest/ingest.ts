@@ -51,6 +51,7 @@ import type { Registry } from '../store/registry.js';
 import type { GatewayKey, KeyRefusal, KeyRegistry } from '../trust/key-registry.js';
 import type { SecurityEvent, SecurityEventKind, SecurityEvents, Severity } from '../trust/security-events.js';
 import { writeFailureOf } from '../store/capacity.js';
+import { ClockOffsets, type ClockOffset } from './clock-offsets.js';
 import { Chain, chainIn } from './chain.js';
 
 interface IngestEvents {
@@ -148,9 +149,11 @@ export interface ClockWindow {
   maxClockSkewMs: number;
   /** how far behind it (a gateway's outbox holds batches while the server is away) */
   maxAgeMs: number;
+  /** how far a gateway's clock may be from the server's (measured from its HEALTH messages) before it is an alarm */
+  maxClockOffsetMs?: number;
 }
 
-export const DEFAULT_CLOCK_WINDOW: ClockWindow = { maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 };
+export const DEFAULT_CLOCK_WINDOW: ClockWindow = { maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000, maxClockOffsetMs: 2000 };
 
 export interface IngestCounters {
   batches: number;
@@ -196,6 +199,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** when a resend was last asked of each gateway */
   private readonly resendAsked = new Map<string, number>();
 
+  private readonly clockOffsets: ClockOffsets;
+
   /**
    * `database` and `store`: SQLite's LabDatabase with its MeasurementStore, or a PostgreSQL store (Kysely) with a
    * PgMeasurementStore on it.
@@ -212,6 +217,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     private readonly clock: ClockWindow = DEFAULT_CLOCK_WINDOW,
   ) {
     super();
+    this.clockOffsets = new ClockOffsets(clock.maxClockOffsetMs ?? DEFAULT_CLOCK_WINDOW.maxClockOffsetMs ?? 2000);
     if (!(database instanceof Kysely)) {
       if (store instanceof PgMeasurementStore) throw new LabtraceError('E_CONFIG', 'ingest: a SQLite store takes the SQLite measurement store');
       this.sqlite = { database, store, chain: new Chain(database) };
@@ -372,6 +378,34 @@ export class Ingest extends EventEmitter<IngestEvents> {
     } catch (err) {
       this.logger.error({ gateway, kind: note.kind, err: (err as Error).message }, 'a security event could not be recorded');
     }
+  }
+
+  /** The gateway's clock against the server's, from a HEALTH message's time: an alarm beyond the bound, a notice back. */
+  private observeClock(gateway: string, sentAt: number): void {
+    const change = this.clockOffsets.observe(gateway, sentAt, Date.now());
+    if (change === undefined) return;
+    const seconds = (change.offsetMs / 1000).toFixed(1);
+    const bound = (this.clockOffsets.boundMs / 1000).toFixed(1);
+    const note: Note =
+      change.kind === 'beyond'
+        ? {
+            kind: 'clock-offset',
+            severity: 'alarm',
+            detail: `the gateway's clock is ${seconds} s ${change.offsetMs > 0 ? 'ahead of' : 'behind'} the server's (bound ${bound} s): the times it gives its samples are off by as much`,
+          }
+        : { kind: 'clock-offset', severity: 'notice', detail: `the gateway's clock is back within ${bound} s of the server's (${seconds} s)` };
+    if (this.pg !== undefined) void this.recordAlone(this.pg.db, gateway, note, null);
+    else
+      try {
+        this.events.record(gateway, note.kind, note.severity, note.detail, null);
+      } catch (err) {
+        this.logger.error({ gateway, err: (err as Error).message }, 'a clock-offset event could not be recorded');
+      }
+  }
+
+  /** A gateway's clock offset against the server's, from its HEALTH messages (undefined before the first). */
+  clockOffsetOf(gateway: string): ClockOffset | undefined {
+    return this.clockOffsets.of(gateway);
   }
 
   private command(gateway: string, cmd: CmdMessage): Promise<void> {
@@ -900,6 +934,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             batch: null,
             counted: true,
           });
+        this.observeClock(topic.gateway, parsed.data.ts);
         const own = parsed.data.instruments.filter((h) => this.owners.get(h.instrument) === topic.gateway);
         for (const h of own) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
         this.emit('health', own);

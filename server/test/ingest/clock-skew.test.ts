@@ -87,11 +87,14 @@ test('a batch dated 2100 or 1970 is acknowledged and stored once, recorded as cl
 });
 
 test('the accepted skew is configured in ingest, checked like every setting', () => {
-  expect(serverConfigSchema.parse({}).ingest).toEqual({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000 });
+  expect(serverConfigSchema.parse({}).ingest).toEqual({ maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000, maxClockOffsetMs: 2000 });
   expect(serverConfigSchema.parse({ ingest: { maxClockSkewMs: 60_000, maxAgeMs: 86_400_000 } }).ingest).toEqual({
     maxClockSkewMs: 60_000,
     maxAgeMs: 86_400_000,
+    maxClockOffsetMs: 2000,
   });
+  const offset = serverConfigSchema.safeParse({ ingest: { maxClockOffsetMs: 50 } });
+  expect(offset.error?.issues[0]?.path).toEqual(['ingest', 'maxClockOffsetMs']);
   const bad = serverConfigSchema.safeParse({ ingest: { maxClockSkewMs: -5 } });
   expect(bad.success).toBe(false);
   expect(bad.error?.issues[0]?.path).toEqual(['ingest', 'maxClockSkewMs']);
