@@ -84,8 +84,11 @@ async function api<T>(p: string, token = TOKEN): Promise<{ status: number; body:
 async function axe(page: Page): Promise<string[]> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
   return page.evaluate(async () => {
-    const run = (window as unknown as { axe: { run(d: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } })
-      .axe;
+    const run = (
+      window as unknown as {
+        axe: { run(d: Document, o: object): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> };
+      }
+    ).axe;
     const result = await run.run(document, { resultTypes: ['violations'] });
     return result.violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
   });
@@ -180,7 +183,11 @@ describe('the console in a browser', () => {
     await page.selectOption('[data-test="language-switch"]', 'zh-CN');
     await page.waitForFunction(() => document.documentElement.lang === 'zh-CN', undefined, WAIT);
     await page.click('[data-test="sign-in"] button[type="submit"]');
-    await page.waitForFunction(() => document.querySelector('[data-test="sign-in-error"]')?.textContent?.includes('监督方拒绝了此令牌'), undefined, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('[data-test="sign-in-error"]')?.textContent?.includes('监督方拒绝了此令牌'),
+      undefined,
+      WAIT,
+    );
     expect(errors).toEqual([]);
     await context.close();
   });
@@ -241,7 +248,11 @@ describe('the console in a browser', () => {
     expect(report.report).toMatchObject({ kind: 'compliance-report', language: 'zh-CN', lab: { id: 'lab-1' } });
     const [pdf] = await Promise.all([page.waitForEvent('download', WAIT), page.click('[data-test="report-pdf"]')]);
     expect(pdf.suggestedFilename()).toMatch(/\.pdf$/);
-    expect(readFileSync(await pdf.path()).subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(
+      readFileSync(await pdf.path())
+        .subarray(0, 5)
+        .toString('latin1'),
+    ).toBe('%PDF-');
     await page.waitForFunction(() => document.querySelector('[data-test="report-notice"]')?.textContent?.includes('.pdf'), undefined, WAIT);
 
     // resolving takes a reason
@@ -251,7 +262,10 @@ describe('the console in a browser', () => {
     await page.click('[data-rule="checkpoint-not-cosigned"] [data-test="resolve-form"] button[type="submit"]');
     await page.waitForSelector('[data-test="resolve-error"]', WAIT);
     expect(await axe(page)).toEqual([]);
-    await page.fill('[data-rule="checkpoint-not-cosigned"] textarea[name="reason"]', 'Witness configured on the lab server; cosigned checkpoint seen.');
+    await page.fill(
+      '[data-rule="checkpoint-not-cosigned"] textarea[name="reason"]',
+      'Witness configured on the lab server; cosigned checkpoint seen.',
+    );
     await page.click('[data-rule="checkpoint-not-cosigned"] [data-test="resolve-form"] button[type="submit"]');
     await page.waitForFunction(
       () => document.querySelector('[data-rule="checkpoint-not-cosigned"] [data-test="status"]')?.textContent === 'resolved',
@@ -270,7 +284,11 @@ describe('the console in a browser', () => {
     expect(await page.textContent('[data-rule="log-stalled"] [data-test="remedy"]')).toContain('Restore the log');
     expect(await axe(page)).toEqual([]);
     await page.selectOption('[data-test="language-switch"]', 'zh-CN');
-    await page.waitForFunction(() => document.querySelector('[data-rule="log-stalled"] [data-test="remedy"]')?.textContent?.includes('恢复日志'), undefined, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('[data-rule="log-stalled"] [data-test="remedy"]')?.textContent?.includes('恢复日志'),
+      undefined,
+      WAIT,
+    );
     expect(await axe(page)).toEqual([]);
 
     // signing out forgets the token
@@ -281,24 +299,29 @@ describe('the console in a browser', () => {
     await context.close();
   }, 90_000);
 
-  test.each(['en-US', 'zh-CN'])('fits a 390 x 844 phone in %s on every view', async (locale) => {
-    const { context, page, errors } = await newPage(locale, { width: 390, height: 844 });
-    for (const [where, ready] of [
-      ['/', '[data-test="sign-in"]'],
-      ['/#/labs', '[data-lab="lab-1"]'],
-      ['/#/labs/lab-1', '[data-test="checks"]'],
-      ['/#/rules', '[data-test="rules"]'],
-    ] as const) {
-      if (where === '/#/labs') await signIn(page);
-      else await page.goto(`${supervisor.url}${where}`);
-      await page.waitForSelector(ready, WAIT);
-      await page.evaluate(() => document.querySelectorAll('details').forEach((d) => (d.open = true)));
-      if (process.env['SV_SHOTS'] === '1') await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', `sv-${locale}-${where.replace(/\W+/g, '_')}.png`), fullPage: true });
-      const overflow = await horizontalOverflow(page, 390);
-      expect(describeOverflow(overflow)).toEqual([]);
-      expect(await axe(page)).toEqual([]);
-    }
-    expect(errors).toEqual([]);
-    await context.close();
-  }, 90_000);
+  test.each(['en-US', 'zh-CN'])(
+    'fits a 390 x 844 phone in %s on every view',
+    async (locale) => {
+      const { context, page, errors } = await newPage(locale, { width: 390, height: 844 });
+      for (const [where, ready] of [
+        ['/', '[data-test="sign-in"]'],
+        ['/#/labs', '[data-lab="lab-1"]'],
+        ['/#/labs/lab-1', '[data-test="checks"]'],
+        ['/#/rules', '[data-test="rules"]'],
+      ] as const) {
+        if (where === '/#/labs') await signIn(page);
+        else await page.goto(`${supervisor.url}${where}`);
+        await page.waitForSelector(ready, WAIT);
+        await page.evaluate(() => document.querySelectorAll('details').forEach((d) => (d.open = true)));
+        if (process.env['SV_SHOTS'] === '1')
+          await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', `sv-${locale}-${where.replace(/\W+/g, '_')}.png`), fullPage: true });
+        const overflow = await horizontalOverflow(page, 390);
+        expect(describeOverflow(overflow)).toEqual([]);
+        expect(await axe(page)).toEqual([]);
+      }
+      expect(errors).toEqual([]);
+      await context.close();
+    },
+    90_000,
+  );
 });
