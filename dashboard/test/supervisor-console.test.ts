@@ -313,8 +313,6 @@ describe('the console in a browser', () => {
         else await page.goto(`${supervisor.url}${where}`);
         await page.waitForSelector(ready, WAIT);
         await page.evaluate(() => document.querySelectorAll('details').forEach((d) => (d.open = true)));
-        if (process.env['SV_SHOTS'] === '1')
-          await page.screenshot({ path: path.join(REPO_ROOT, '.tmp', `sv-${locale}-${where.replace(/\W+/g, '_')}.png`), fullPage: true });
         const overflow = await horizontalOverflow(page, 390);
         expect(describeOverflow(overflow)).toEqual([]);
         expect(await axe(page)).toEqual([]);
