@@ -106,6 +106,16 @@ export default tseslint.config(
     },
   },
   {
+    // the supervisor's console has catalogues of its own, one file per language (src/supervisor/locales/<language>.json)
+    files: ['dashboard/src/supervisor/**/*.{vue,ts}'],
+    settings: {
+      'vue-i18n': {
+        localeDir: { pattern: './dashboard/src/supervisor/locales/*.json', localeKey: 'file' },
+        messageSyntaxVersion: '^11.0.0',
+      },
+    },
+  },
+  {
     files: ['dashboard/src/**/*.vue'],
     rules: {
       '@intlify/vue-i18n/no-raw-text': [

@@ -24,14 +24,14 @@ function precompress(): Plugin {
       outDir = path.resolve(config.root, config.build.outDir);
     },
     writeBundle(_options, bundle) {
-      for (const name of Object.keys(bundle).concat('index.html')) {
+      for (const name of Object.keys(bundle).concat('index.html', 'supervisor.html')) {
         if (!TEXT.test(name)) continue;
         const file = path.join(outDir, name);
         let bytes: Buffer;
         try {
           bytes = readFileSync(file);
         } catch {
-          continue; // index.html is in the bundle already, or there is none
+          continue; // the page is in the bundle already, or there is none
         }
         const br = brotliCompressSync(bytes, {
           params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length },
@@ -73,7 +73,8 @@ export default defineConfig({
     // compiler (a smaller script, and no message is compiled while the first view renders). A message with HTML
     // in it fails the build (strictMessage).
     VueI18nPlugin({
-      include: path.join(HERE, 'src/locales/*/*.json'),
+      // (and the supervisor's console's, one file per language)
+      include: [path.join(HERE, 'src/locales/*/*.json'), path.join(HERE, 'src/supervisor/locales/*.json')],
       runtimeOnly: true,
       compositionOnly: true,
       fullInstall: false,
@@ -91,6 +92,8 @@ export default defineConfig({
     // opens at most six connections to a server, and a view's wave of requests waited for free ones)
     cssCodeSplit: false,
     rolldownOptions: {
+      // two pages: the lab's dashboard, and the supervisor's console (served by `labtrace supervisor`)
+      input: { main: path.join(HERE, 'index.html'), supervisor: path.join(HERE, 'supervisor.html') },
       output: {
         // the small composables many views share travel in one chunk, not one request each
         // and what the run view draws with (its chart and chart.js, results, alarms, calibration badges) in one: the

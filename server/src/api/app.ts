@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import { LabtraceError, type InstrumentView, type ListChange } from '@labtrace/protocols';
 import { api, KEY_ROTATION_DUE_MS } from '@labtrace/protocols/api';
 import type { NodeRole } from '../cluster/config.js';
@@ -20,7 +19,7 @@ import { authenticate, principalOf, routeOf } from '../auth/policy.js';
 import type { Users } from '../auth/users.js';
 import { processFaults } from '../process-faults.js';
 import { errorHandler, notFound } from './errors.js';
-import { compressResponses, dashboardFiles } from './static-files.js';
+import { compressResponses, dashboardFiles, securityHeaders } from './static-files.js';
 import { rateLimit, type RateLimitOptions } from './rate-limit.js';
 import { sendRevalidated } from './revalidate.js';
 import { wellFormedBody } from './text.js';
@@ -116,7 +115,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   if (deps.trustProxy !== undefined) app.set('trust proxy', deps.trustProxy);
-  app.use(helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } }));
+  app.use(securityHeaders());
   // JSON and pages made per request, br or gzip; downloads stream as they are (static-files.ts)
   app.use(compressResponses());
   // API answers are per user and per moment: never stored by a browser or a proxy

@@ -9,12 +9,20 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import compression from 'compression';
+import helmet from 'helmet';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 
 /** what Vite writes under assets/: a name, a dash, an 8-character content hash, an extension */
 const HASHED_ASSET = /^assets\/(?:[^/]+\/)*[^/]+-[A-Za-z0-9_-]{8}\.[A-Za-z0-9]+$/;
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 export const REVALIDATE = 'no-cache';
+
+/**
+ * The security headers of every response of a server that serves the dashboard's pages (helmet's defaults: a
+ * content security policy of the page's own origin, no framing, no sniffing...); plain HTTP on a lab's network is
+ * allowed (no upgrade-insecure-requests).
+ */
+export const securityHeaders = (): RequestHandler => helmet({ contentSecurityPolicy: { directives: { 'upgrade-insecure-requests': null } } });
 
 /** the types compressed on the fly: JSON and text the server makes; never downloads */
 const COMPRESSIBLE = /^(?:application\/json|text\/html|text\/plain|text\/css|text\/javascript|application\/javascript|image\/svg\+xml)\s*(?:;|$)/i;
@@ -77,9 +85,10 @@ function isFile(file: string): boolean {
 
 /**
  * Serves `dir` (the built dashboard) with its cache headers, a precompressed variant when the client accepts one,
- * and index.html for any other GET (the dashboard routes in the browser).
+ * and `page` (index.html; the supervisor's console serves supervisor.html) for any other GET (the page routes in
+ * the browser).
  */
-export function dashboardFiles(dir: string): RequestHandler {
+export function dashboardFiles(dir: string, page = 'index.html'): RequestHandler {
   const root = path.resolve(dir);
   const plain = express.static(root, {
     index: false,
@@ -128,6 +137,6 @@ export function dashboardFiles(dir: string): RequestHandler {
     if (relative !== '' && sendVariant(req, res, next, relative)) return;
     // an asset that is not there is a 404, not the page (a browser would run the HTML as a script)
     if (relative.startsWith('assets/')) return next();
-    if (!sendVariant(req, res, next, 'index.html')) next();
+    if (!sendVariant(req, res, next, page)) next();
   };
 }

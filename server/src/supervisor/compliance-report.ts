@@ -69,7 +69,8 @@ const reportSchema = z.strictObject({
       reference: text,
       severity,
       weight: z.number(),
-      remedy: text,
+      /** English and Chinese; a report signed before the Chinese remedies has the English text only */
+      remedy: z.union([z.strictObject({ en: text, zh: text }), text]),
     }),
   ),
   findings: z.array(
@@ -226,7 +227,7 @@ export function composeReport(
       reference: r.reference,
       severity: r.severity,
       weight: SCORING.weights[r.severity],
-      remedy: r.remedy,
+      remedy: { en: r.remedy.en, zh: r.remedy.zh },
     })),
     findings: inPeriod.map((f) => ({
       id: f.id,

@@ -128,8 +128,8 @@ export interface Rule {
   /** the standard or rule it enforces */
   reference: string;
   severity: Severity;
-  /** how the lab clears a finding of this rule */
-  remedy: string;
+  /** how the lab clears a finding of this rule, in English and Chinese */
+  remedy: { en: string; zh: string };
   check(evidence: LabEvidence): RuleFinding[];
 }
 

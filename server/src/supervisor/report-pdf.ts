@@ -101,6 +101,12 @@ export function both(b: Both, language: ReportLanguage): string {
   return language === 'en' ? b.en : language === 'zh-CN' || b.zh === b.en ? b.zh : `${b.zh} ${b.en}`;
 }
 
+/** A rule's remedy in the report's language (a report signed before the Chinese remedies has the English only). */
+function remedyText(remedy: string | Both, language: ReportLanguage): string {
+  if (typeof remedy === 'string') return remedy;
+  return language === 'bilingual' ? `${remedy.zh}\n${remedy.en}` : both(remedy, language);
+}
+
 /** The paragraphs of a text in the report's language, each with its language tag. */
 function texts(b: Both, language: ReportLanguage): [string, string][] {
   if (language === 'en') return [[b.en, 'en']];
@@ -323,7 +329,7 @@ export function renderReportPdf(signed: SignedReport, json: Uint8Array, font?: R
     if (f.evidence.detail !== undefined)
       evidence.push(language === 'en' ? 'further evidence in the JSON report (evidence.detail)' : '其他证据见 JSON 报告（evidence.detail）');
     if (evidence.length > 0) row(WORDS.evidence, evidence.join('\n'));
-    if (rule !== undefined) row(WORDS.remedy, rule.remedy);
+    if (rule !== undefined) row(WORDS.remedy, remedyText(rule.remedy, language));
     row(
       WORDS.responses,
       f.responses.length === 0

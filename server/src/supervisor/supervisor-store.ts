@@ -248,6 +248,25 @@ export class SupervisorStore {
       }));
   }
 
+  /** the checkpoint of the largest size held, if any */
+  latestCheckpoint(lab: string): HeldCheckpoint | undefined {
+    const r = this.handle()
+      .prepare<[string], { size: number; root_hash: string; note: string; first_seen_at: number; last_seen_at: number; cosigned_by: string }>(
+        'SELECT size, root_hash, note, first_seen_at, last_seen_at, cosigned_by FROM sup_checkpoints WHERE lab = ? ORDER BY size DESC LIMIT 1',
+      )
+      .get(lab);
+    return r === undefined
+      ? undefined
+      : {
+          size: r.size,
+          rootHash: r.root_hash,
+          note: r.note,
+          firstSeenAt: r.first_seen_at,
+          lastSeenAt: r.last_seen_at,
+          cosignedBy: JSON.parse(r.cosigned_by) as string[],
+        };
+  }
+
   /** the held entries, parsed (an entry that is not JSON has the value undefined) */
   entries(lab: string): LogEntryEvidence[] {
     const out: LogEntryEvidence[] = [];

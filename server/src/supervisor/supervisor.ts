@@ -3,12 +3,16 @@
 // findings with their evidence, checks run, the rule and tier tables, the lab's responses to findings, and the
 // signed compliance reports per lab and period (JSON, and the PDF printed from it).
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { formatVerifierKey, LabtraceError, parseWith, toHex, type SignerKey } from '@labtrace/protocols';
 import { errorHandler } from '../api/errors.js';
+import { dashboardFiles, securityHeaders } from '../api/static-files.js';
 import type { Logger } from '../log.js';
 import type { EnrolledLab } from './config.js';
 import type { RuleSettings } from './evidence.js';
@@ -31,7 +35,12 @@ export interface SupervisorOptions {
   labs: readonly EnrolledLab[];
   /** ms since the epoch; the tests move it to cross the rolling period */
   now?: () => number;
+  /** the built dashboard whose supervisor.html is the console served at / (the repository's dashboard/dist unless told) */
+  consoleDir?: string;
 }
+
+/** the dashboard's build, beside the server's (server/dist/src/supervisor/ -> dashboard/dist) */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../../dashboard/dist', import.meta.url));
 
 const responseBody = z.strictObject({
   /** who answers: the lab's name for its person in charge, or the supervisor's officer */
@@ -137,6 +146,7 @@ export class Supervisor {
   private app(): express.Express {
     const app = express();
     app.disable('x-powered-by');
+    app.use(securityHeaders());
     // the token first: a request without it has its body neither read nor parsed
     app.use('/api', (req: Request, _res: Response, next: NextFunction) => {
       next(this.authorized(req.headers.authorization) ? undefined : new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
@@ -208,7 +218,13 @@ export class Supervisor {
     app.post('/api/labs/:lab/findings/:id/resolve', (req, res) => {
       this.respond(req, res, 'resolution');
     });
-    app.use((_req, _res, next) => next(new LabtraceError('E_NOT_FOUND', 'no such route')));
+    const noRoute = (_req: Request, _res: Response, next: NextFunction): void => next(new LabtraceError('E_NOT_FOUND', 'no such route'));
+    app.use('/api', noRoute);
+    // the console (dashboard/supervisor.html and its assets): a page without data; everything it shows comes from the
+    // API with the token the regulator gives it
+    const consoleDir = this.options.consoleDir ?? DEFAULT_CONSOLE_DIR;
+    if (existsSync(path.join(consoleDir, 'supervisor.html'))) app.use(dashboardFiles(consoleDir, 'supervisor.html'));
+    app.use(noRoute);
     app.use(errorHandler(this.logger));
     return app;
   }
@@ -238,6 +254,8 @@ export class Supervisor {
   private labView(lab: EnrolledLab): Record<string, unknown> {
     const cursor = this.store.cursor(lab.id);
     const findings = this.store.findings(lab.id);
+    const latest = this.store.latestCheckpoint(lab.id);
+    const witnesses = lab.witnesses.map((k) => k.split('+')[0] ?? k);
     return {
       id: lab.id,
       name: lab.name,
@@ -249,6 +267,14 @@ export class Supervisor {
       logSize: cursor.size,
       lastDeepCheck: cursor.lastDeepCheck,
       lastError: this.lastError.get(lab.id) ?? null,
+      /** the latest checkpoint held: when its size was first seen, and when the lab last served it (the last follow) */
+      checkpoint: latest === undefined ? null : { size: latest.size, firstSeenAt: latest.firstSeenAt, lastSeenAt: latest.lastSeenAt },
+      /** the witnesses required on the lab's checkpoints, and those whose cosignature verified on the latest one */
+      witnesses: {
+        names: witnesses,
+        required: lab.witnessesRequired,
+        cosignedBy: latest === undefined ? [] : latest.cosignedBy.filter((n) => witnesses.includes(n)),
+      },
     };
   }
 

@@ -30,6 +30,8 @@ beforeAll(async () => {
       port: 0,
       database: path.join(dir, 'supervisor.db'),
       apiToken: TOKEN,
+      // the API alone: no console page (dashboard/test/supervisor-console tests the page) answers outside /api
+      consoleDir: dir,
       followEveryMs: 3_600_000,
       settings: DEFAULT_RULE_SETTINGS,
       labs: [

@@ -55,6 +55,12 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** the lab's witnesses as GET /api/labs/:lab gives them */
+async function witnessState(): Promise<unknown> {
+  const res = await fetch(`${supervisor.url}/api/labs/double`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return ((await res.json()) as { witnesses: unknown }).witnesses;
+}
+
 async function rulesFound(): Promise<string[]> {
   await fetch(`${supervisor.url}/api/labs/double/check`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
   const res = await fetch(`${supervisor.url}/api/labs/double/findings`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -65,10 +71,12 @@ describe('checkpoint-not-cosigned', () => {
   test('a checkpoint cosigned by the required witness is no finding', async () => {
     lab.cosigners = [cosignatureSigner(formatCosignerSignerKey(NAME, WITNESS_SEED))];
     expect(await rulesFound()).toEqual([]);
+    expect(await witnessState()).toEqual({ names: [NAME], required: 1, cosignedBy: [NAME] });
   });
 
   test('one without it is, and so is one cosigned under the name with another key', async () => {
     lab.cosigners = [cosignatureSigner(formatCosignerSignerKey(NAME, new Uint8Array(32).fill(8)))];
     expect(await rulesFound()).toEqual(['checkpoint-not-cosigned']);
+    expect(await witnessState()).toEqual({ names: [NAME], required: 1, cosignedBy: [] });
   });
 });

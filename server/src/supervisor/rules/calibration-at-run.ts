@@ -10,8 +10,10 @@ export const calibrationAtRun: Rule = {
   },
   reference: 'ISO/IEC 17025:2017 6.4.4, 6.4.9, 6.4.10; domain note "Equipment (6.4, 6.5)"',
   severity: 'major',
-  remedy:
-    'Review the results of the run (6.4.9): recalibrate or repair the instrument, amend or withdraw the report, and answer with the review record.',
+  remedy: {
+    en: 'Review the results of the run (6.4.9): recalibrate or repair the instrument, amend or withdraw the report, and answer with the review record.',
+    zh: '复核该次测试的结果（6.4.9）：重新校准或修理仪器，修改或撤回报告，并以复核记录作答。',
+  },
   check(evidence) {
     const runs = new Map(evidence.runs.map((r) => [r.id, r]));
     const findings: RuleFinding[] = [];

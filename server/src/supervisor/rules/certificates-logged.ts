@@ -7,7 +7,10 @@ export const certificatesLogged: Rule = {
   title: { en: "Certificates missing from the lab's log, or from its list", zh: '证书未记入透明日志或未在证书列表中' },
   reference: 'ISO/IEC 17025:2017 7.8.1.2, 8.4.2; CNAS-CL01 8.4; domain note "a way to verify authenticity"',
   severity: 'critical',
-  remedy: 'Explain each report: enter it in the log (issue it again as an amendment, 7.8.8) or list it; answer with the log index.',
+  remedy: {
+    en: 'Explain each report: enter it in the log (issue it again as an amendment, 7.8.8) or list it; answer with the log index.',
+    zh: '说明每份报告：将其记入日志（作为修改版重新签发，7.8.8）或列入清单；以日志序号作答。',
+  },
   check(evidence) {
     const size = evidence.entries.length;
     const events = certificateEvents(evidence.entries);

@@ -6,7 +6,10 @@ export const lateAmendment: Rule = {
   title: { en: 'Amendment long after issue, or without a reason', zh: '报告在签发后很久才修改，或修改无理由' },
   reference: 'ISO/IEC 17025:2017 7.8.8.1, 7.8.8.2',
   severity: 'minor',
-  remedy: 'Give the reason of the amendment and why it came late; show that the customer was told (7.8.8.1).',
+  remedy: {
+    en: 'Give the reason of the amendment and why it came late; show that the customer was told (7.8.8.1).',
+    zh: '说明修改的原因及迟延的理由；证明已告知客户（7.8.8.1）。',
+  },
   check(evidence) {
     const byId = new Map(evidence.certificates.map((c) => [c.id, c]));
     const findings: RuleFinding[] = [];

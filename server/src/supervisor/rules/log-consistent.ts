@@ -8,7 +8,10 @@ export const logConsistent: Rule = {
   title: { en: "The lab's log contradicts a checkpoint it signed before", zh: '实验室透明日志与其先前签名的检查点不一致' },
   reference: 'RFC 6962 2.1.2 (consistency); ISO/IEC 17025:2017 7.5.2, 7.11.3 (records not altered); 21 CFR 11.10(e)',
   severity: 'critical',
-  remedy: 'Explain how the log came to present two histories (restored backup, tampering); the supervisor keeps both signed checkpoints.',
+  remedy: {
+    en: 'Explain how the log came to present two histories (restored backup, tampering); the supervisor keeps both signed checkpoints.',
+    zh: '说明日志为何呈现两种历史（恢复备份、篡改）；监督方保留两份已签名的检查点。',
+  },
   check(evidence) {
     return evidence.conflicts.map((c) => ({
       key: `conflict-${c.id}`,

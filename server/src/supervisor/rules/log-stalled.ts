@@ -7,7 +7,10 @@ export const logStalled: Rule = {
   title: { en: 'The log stopped advancing while the lab reported activity', zh: '实验室有业务活动但透明日志停止增长' },
   reference: 'ISO/IEC 17025:2017 7.5.1, 7.11.2, 7.11.3; domain note "What none of today\'s tools does"',
   severity: 'major',
-  remedy: 'Restore the log (the server appends every report and batch to it) and explain the interruption (7.11.3, 8.7).',
+  remedy: {
+    en: 'Restore the log (the server appends every report and batch to it) and explain the interruption (7.11.3, 8.7).',
+    zh: '恢复日志（服务器将每份报告和每批数据追加到日志）并说明中断原因（7.11.3、8.7）。',
+  },
   check(evidence) {
     const latest = evidence.checkpoints.at(-1);
     if (latest === undefined) return [];

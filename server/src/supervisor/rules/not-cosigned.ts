@@ -7,7 +7,10 @@ export const notCosigned: Rule = {
   title: { en: "The lab's checkpoints are not cosigned by the required witnesses", zh: '实验室检查点缺少所要求见证方的联署签名' },
   reference: 'C2SP tlog-witness, tlog-cosignature; ISO/IEC 17025:2017 7.11.3 (integrity of data); labtrace docs/witness.md',
   severity: 'minor',
-  remedy: 'Configure the witnesses in the lab server and publish the cosigned checkpoint on GET /api/log/checkpoint.',
+  remedy: {
+    en: 'Configure the witnesses in the lab server and publish the cosigned checkpoint on GET /api/log/checkpoint.',
+    zh: '在实验室服务器中配置见证方，并在 GET /api/log/checkpoint 上发布已联署的检查点。',
+  },
   check(evidence) {
     const { names, required } = evidence.witnesses;
     if (required === 0) return [];

@@ -7,7 +7,10 @@ export const performerApproved: Rule = {
   title: { en: 'The person who performed a run approved its report', zh: '检测执行人批准了本人检测的报告' },
   reference: 'ISO/IEC 17025:2017 6.2, 7.8.1.2; 21 CFR 11.10(g); domain note "Checks an auditor wants automated"',
   severity: 'major',
-  remedy: 'Have another authorized signatory review the report and amend it (7.8.8); answer with the review.',
+  remedy: {
+    en: 'Have another authorized signatory review the report and amend it (7.8.8); answer with the review.',
+    zh: '由另一名授权签字人复核并修改该报告（7.8.8）；以复核记录作答。',
+  },
   check(evidence) {
     const runs = new Map(evidence.runs.map((r) => [r.id, r]));
     const findings: RuleFinding[] = [];

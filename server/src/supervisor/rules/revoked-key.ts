@@ -8,7 +8,10 @@ export const revokedKey: Rule = {
   title: { en: 'Records signed by a revoked key', zh: '记录由已吊销的密钥签名' },
   reference: 'ISO/IEC 17025:2017 7.11.3; 21 CFR 11.10(d), 11.300; domain note "Technical records"',
   severity: 'critical',
-  remedy: 'Identify the runs and reports that rest on these records, withdraw or amend them, and record the corrective action (8.7).',
+  remedy: {
+    en: 'Identify the runs and reports that rest on these records, withdraw or amend them, and record the corrective action (8.7).',
+    zh: '找出依赖这些记录的测试和报告，撤回或修改它们，并记录纠正措施（8.7）。',
+  },
   check(evidence) {
     const revoked = new Map<string, { index: number; from: number; lastValidBatch: number | null }>();
     for (const e of evidence.entries) {

@@ -9,7 +9,10 @@ export const sequenceGaps: Rule = {
   title: { en: "Records missing from a run's sequence range", zh: '检测记录序列存在缺口' },
   reference: 'ISO/IEC 17025:2017 7.5.1, 7.11.3; domain note "Checks an auditor wants automated"',
   severity: 'major',
-  remedy: 'Explain the loss (gateway outage, network) and whether the results stand; recover the records from the gateway outbox where possible.',
+  remedy: {
+    en: 'Explain the loss (gateway outage, network) and whether the results stand; recover the records from the gateway outbox where possible.',
+    zh: '说明数据丢失的原因（网关停机、网络）以及结果是否仍然有效；尽可能从网关发件箱恢复记录。',
+  },
   check(evidence) {
     const coverage = new Map<string, Covered>();
     for (const [gateway, batches] of loggedBatches(evidence.entries)) coverage.set(gateway, covered(batches));

@@ -7,7 +7,10 @@ export const unacknowledgedAlarms: Rule = {
   title: { en: 'Run completed with unacknowledged alarms', zh: '检测在告警未确认的情况下结束' },
   reference: 'ISO/IEC 17025:2017 7.7, 7.10',
   severity: 'minor',
-  remedy: 'Acknowledge each alarm with its reason and, where the results are affected, handle the run as nonconforming work (7.10).',
+  remedy: {
+    en: 'Acknowledge each alarm with its reason and, where the results are affected, handle the run as nonconforming work (7.10).',
+    zh: '逐一确认每个报警并说明原因；结果受影响时，将该次测试作为不符合工作处理（7.10）。',
+  },
   check(evidence) {
     const findings: RuleFinding[] = [];
     for (const run of evidence.runs) {
