@@ -29,9 +29,7 @@ class Usage extends LabtraceError {
 }
 
 async function configOf(file: string | undefined): Promise<ServerConfig> {
-  return file === undefined
-    ? resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd())
-    : loadServerConfig(path.resolve(file));
+  return file === undefined ? resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd()) : loadServerConfig(path.resolve(file));
 }
 
 function sqliteFileOf(config: ServerConfig, verb: string): string {

@@ -63,7 +63,8 @@ export async function checkServer(config: ServerConfig): Promise<CheckLine[]> {
     }
   const certFile = config.certificates.keyFile ?? path.join(config.dataDir, 'certificate.key');
   if (!existsSync(certFile)) line('warn', 'certificates.keyFile', `${certFile} does not exist: the server creates a new report-signing key at start`);
-  else if ((statSync(certFile).mode & 0o077) !== 0) line('fail', 'certificates.keyFile', `${certFile} lets others read the private key; chmod 600 it`);
+  else if ((statSync(certFile).mode & 0o077) !== 0)
+    line('fail', 'certificates.keyFile', `${certFile} lets others read the private key; chmod 600 it`);
   else line('ok', 'certificates.keyFile', certFile);
 
   // the store
@@ -105,7 +106,8 @@ export async function checkServer(config: ServerConfig): Promise<CheckLine[]> {
       const free = fs.bavail * fs.bsize;
       const reserve = config.store.reserveBytes;
       const mib = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
-      if (free < reserve) line('fail', 'free space', `${mib(free)} free beside the store, below the reserve of ${mib(reserve)}: the server would refuse batches`);
+      if (free < reserve)
+        line('fail', 'free space', `${mib(free)} free beside the store, below the reserve of ${mib(reserve)}: the server would refuse batches`);
       else if (free < 4 * reserve) line('warn', 'free space', `${mib(free)} free beside the store, under four times the reserve (${mib(reserve)})`);
       else line('ok', 'free space', `${mib(free)} free beside the store (reserve ${mib(reserve)})`);
     } catch (err) {
@@ -127,10 +129,13 @@ async function checkSchema(db: Kysely<Tables>, line: (o: Outcome, what: string, 
   }
   const unknown = applied.filter((name) => !known.includes(name));
   const pending = known.filter((name) => !applied.includes(name));
-  if (unknown.length > 0)
-    line('fail', 'schema', `the store was migrated by a later labtrace (${unknown.join(', ')}): this version cannot run on it`);
+  if (unknown.length > 0) line('fail', 'schema', `the store was migrated by a later labtrace (${unknown.join(', ')}): this version cannot run on it`);
   else if (pending.length > 0)
-    line('warn', 'schema', `${pending.length} migrations to apply at start (${pending[0] ?? ''} .. ${pending.at(-1) ?? ''}); back the store up first`);
+    line(
+      'warn',
+      'schema',
+      `${pending.length} migrations to apply at start (${pending[0] ?? ''} .. ${pending.at(-1) ?? ''}); back the store up first`,
+    );
   else line('ok', 'schema', `at the latest schema (${applied.at(-1) ?? 'none'})`);
 }
 
@@ -169,7 +174,11 @@ async function checkLog(
   try {
     openCheckpoint(latest.note, [ed25519NoteVerifier(formatVerifierKey(signer.name, signer.publicKey))]);
   } catch (err) {
-    line('fail', 'transparency log', `the latest checkpoint (size ${checkpoint.size}) is not signed by the configured log key: ${(err as Error).message}`);
+    line(
+      'fail',
+      'transparency log',
+      `the latest checkpoint (size ${checkpoint.size}) is not signed by the configured log key: ${(err as Error).message}`,
+    );
     return;
   }
   try {
@@ -177,8 +186,17 @@ async function checkLog(
     const size = await log.size();
     const root = await log.root(checkpoint.size);
     if (!bytesEqual(root, checkpoint.rootHash))
-      line('fail', 'transparency log', `the stored tree's root at size ${checkpoint.size} is ${toHex(root)}, the signed checkpoint says ${toHex(checkpoint.rootHash)}`);
-    else line('ok', 'transparency log', `"${checkpoint.origin}": ${size} entries; the latest checkpoint (size ${checkpoint.size}) is signed by the log key and matches the stored tree`);
+      line(
+        'fail',
+        'transparency log',
+        `the stored tree's root at size ${checkpoint.size} is ${toHex(root)}, the signed checkpoint says ${toHex(checkpoint.rootHash)}`,
+      );
+    else
+      line(
+        'ok',
+        'transparency log',
+        `"${checkpoint.origin}": ${size} entries; the latest checkpoint (size ${checkpoint.size}) is signed by the log key and matches the stored tree`,
+      );
   } catch (err) {
     line('fail', 'transparency log', `the stored tree cannot be read: ${(err as Error).message}`);
   }

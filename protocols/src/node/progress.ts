@@ -75,7 +75,9 @@ export class Progress {
     const of = this.total === undefined ? '' : ` of ${group(this.total)}`;
     const percent = this.total === undefined || this.total === 0 ? '' : ` (${((100 * this.done) / this.total).toFixed(1)} %)`;
     const left =
-      this.total === undefined || rate <= 0 || this.done >= this.total ? '' : `, about ${formatDuration(((this.total - this.done) / rate) * 1000)} left`;
+      this.total === undefined || rate <= 0 || this.done >= this.total
+        ? ''
+        : `, about ${formatDuration(((this.total - this.done) / rate) * 1000)} left`;
     return `${this.what}: ${group(this.done)}${of} ${this.unit}${percent}, ${group(rate)}/s${left}`;
   }
 

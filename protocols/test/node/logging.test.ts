@@ -35,7 +35,9 @@ describe('LOG_LEVEL and LOG_FORMAT', () => {
   });
 
   test('a wrong value names the variable and what it may be', () => {
-    expect(() => logSettings({ LOG_LEVEL: 'loud' })).toThrow(/^LOG_LEVEL: "loud" is not a level \(expected one of fatal, error, warn, info, debug, trace, silent\)$/);
+    expect(() => logSettings({ LOG_LEVEL: 'loud' })).toThrow(
+      /^LOG_LEVEL: "loud" is not a level \(expected one of fatal, error, warn, info, debug, trace, silent\)$/,
+    );
     expect(() => logSettings({ LOG_FORMAT: 'xml' })).toThrow(/^LOG_FORMAT: "xml" is not a log format \(expected json or pretty\)$/);
   });
 });

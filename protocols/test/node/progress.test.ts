@@ -62,7 +62,12 @@ describe('Progress', () => {
   });
 
   test('durations', () => {
-    expect([formatDuration(0), formatDuration(59_400), formatDuration(61_000), formatDuration(3_725_000)]).toEqual(['0 s', '59 s', '1 min 01 s', '1 h 02 min']);
+    expect([formatDuration(0), formatDuration(59_400), formatDuration(61_000), formatDuration(3_725_000)]).toEqual([
+      '0 s',
+      '59 s',
+      '1 min 01 s',
+      '1 h 02 min',
+    ]);
   });
 });
 

@@ -242,7 +242,15 @@ async function readSnapshot(
   const total =
     progress === undefined
       ? 0
-      : Number((await snapshot.selectFrom('batch_headers').select((eb) => eb.fn.countAll().as('n')).where('gateway', '=', gateway).executeTakeFirst())?.n ?? 0);
+      : Number(
+          (
+            await snapshot
+              .selectFrom('batch_headers')
+              .select((eb) => eb.fn.countAll().as('n'))
+              .where('gateway', '=', gateway)
+              .executeTakeFirst()
+          )?.n ?? 0,
+        );
   let looked = 0;
   let recordCount = 0;
   for (;;) {

@@ -156,11 +156,8 @@ export async function backupStore(options: BackupOptions): Promise<BackupManifes
 function describeSnapshot(snapshot: string, createdAt: number, options: BackupOptions): BackupManifest {
   const db = new Database(snapshot, { readonly: true, fileMustExist: true });
   try {
-    const hasTable = (name: string): boolean =>
-      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-    const migrations = hasTable('kysely_migration')
-      ? db.prepare<[], string>('SELECT name FROM kysely_migration ORDER BY name').pluck().all()
-      : [];
+    const hasTable = (name: string): boolean => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+    const migrations = hasTable('kysely_migration') ? db.prepare<[], string>('SELECT name FROM kysely_migration ORDER BY name').pluck().all() : [];
     const latest = hasTable('log_checkpoints')
       ? (db.prepare('SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1').get() as { size: number; note: string } | undefined)
       : undefined;
@@ -384,9 +381,12 @@ async function unpack(from: string, staging: string, progress: Say | undefined):
     for await (const entry of extract) {
       const name = entry.header.name;
       if (manifest === undefined) {
-        if (name !== MANIFEST_ENTRY) throw new BackupInvalid([`${from}: not a labtrace backup (its first entry is "${name}", not ${MANIFEST_ENTRY})`]);
+        if (name !== MANIFEST_ENTRY)
+          throw new BackupInvalid([`${from}: not a labtrace backup (its first entry is "${name}", not ${MANIFEST_ENTRY})`]);
         manifest = parseManifest(await readSmall(entry, MAX_MANIFEST_BYTES, MANIFEST_ENTRY));
-        progress?.(`restore: a backup of the log "${manifest.log.origin}" at size ${manifest.log.size}, taken ${new Date(manifest.createdAt).toISOString()}`);
+        progress?.(
+          `restore: a backup of the log "${manifest.log.origin}" at size ${manifest.log.size}, taken ${new Date(manifest.createdAt).toISOString()}`,
+        );
         continue;
       }
       if (name === STORE_ENTRY) {
@@ -419,7 +419,8 @@ async function unpack(from: string, staging: string, progress: Say | undefined):
         continue; // (an entry of a later version of the format; the manifest says what this one needs)
       }
       const bytes = await readSmall(entry, MAX_KEY_BYTES, name);
-      if (createHash('sha256').update(bytes).digest('hex') !== key.sha256) throw new BackupInvalid([`${name}: not the key the manifest names (SHA-256)`]);
+      if (createHash('sha256').update(bytes).digest('hex') !== key.sha256)
+        throw new BackupInvalid([`${name}: not the key the manifest names (SHA-256)`]);
       keys.set(key.role, bytes);
     }
   } catch (err) {
@@ -546,14 +547,7 @@ function placeKeys(places: KeyPlace[], keys: Map<KeyRole, Buffer>): KeyRole[] {
 }
 
 /** The restore, in the restored store's security events: a notice, or an alarm when entries the lab published are gone. */
-function recordRestore(
-  file: string,
-  manifest: BackupManifest,
-  size: number,
-  published: RestoreReport['published'],
-  gap: number,
-  at: number,
-): void {
+function recordRestore(file: string, manifest: BackupManifest, size: number, published: RestoreReport['published'], gap: number, at: number): void {
   const db = new Database(file, { fileMustExist: true });
   try {
     const taken = new Date(manifest.createdAt).toISOString();

@@ -7,14 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import Database from 'better-sqlite3';
-import {
-  ed25519NoteSigner,
-  formatSignerKey,
-  parseCheckpoint,
-  parseNote,
-  parseSignerKey,
-  signCheckpoint,
-} from '@labtrace/protocols';
+import { ed25519NoteSigner, formatSignerKey, parseCheckpoint, parseNote, parseSignerKey, signCheckpoint } from '@labtrace/protocols';
 import { BACKUP_FORMAT, type BackupManifest } from '../../src/store/backup.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { records, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
@@ -139,7 +132,9 @@ describe('a backup taken while the gateway sends', () => {
       expect(cp.size).toBeGreaterThanOrEqual(m.log.size);
       expect(cp.origin).toBe(m.log.origin);
       // the restore is in the lab's security events, a notice
-      const events = (await (await restored.fetch('/api/security-events?kind=store-restored')).json()) as { items: { severity: string; detail: string }[] };
+      const events = (await (await restored.fetch('/api/security-events?kind=store-restored')).json()) as {
+        items: { severity: string; detail: string }[];
+      };
       expect(events.items).toHaveLength(1);
       expect(events.items[0]).toMatchObject({ severity: 'notice', detail: expect.stringContaining('consistent with the published checkpoint') });
     } finally {
@@ -148,7 +143,11 @@ describe('a backup taken while the gateway sends', () => {
   }, 120_000);
 
   test('a checkpoint published after the backup: refused (the entries after it would be lost), or restored with an alarm when the gap is accepted', async () => {
-    await waitFor('the log to grow past the backup', async () => parseCheckpoint(parseNote(await checkpointOf()).text).size > manifestOf(archive).log.size + 10, 30_000);
+    await waitFor(
+      'the log to grow past the backup',
+      async () => parseCheckpoint(parseNote(await checkpointOf()).text).size > manifestOf(archive).log.size + 10,
+      30_000,
+    );
     const later = path.join(work, 'published-later.txt');
     writeFileSync(later, await checkpointOf());
     const laterSize = parseCheckpoint(parseNote(readFileSync(later, 'utf8')).text).size;
@@ -162,7 +161,10 @@ describe('a backup taken while the gateway sends', () => {
     expect([accepted.code, accepted.output]).toEqual([0, expect.stringContaining('entries lost')]);
     const db = new Database(path.join(dataDir, 'labtrace.sqlite'), { readonly: true });
     try {
-      const event = db.prepare("SELECT severity, detail FROM security_events WHERE kind = 'store-restored'").get() as { severity: string; detail: string };
+      const event = db.prepare("SELECT severity, detail FROM security_events WHERE kind = 'store-restored'").get() as {
+        severity: string;
+        detail: string;
+      };
       expect(event.severity).toBe('alarm');
       expect(event.detail).toContain(`checkpoint of size ${laterSize}`);
     } finally {

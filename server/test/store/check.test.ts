@@ -70,7 +70,9 @@ describe('labtrace server check', () => {
   test('a lab that runs: every check ok, read while the server writes; the command exits 0', async () => {
     const lines = await checkServer(configOf(t.config.dataDir));
     expect(lines.filter((l) => l.outcome !== 'ok' && l.what !== 'free space')).toEqual([]);
-    expect(lines.find((l) => l.what === 'transparency log')?.detail).toMatch(/entries; the latest checkpoint \(size \d+\) is signed by the log key and matches the stored tree/);
+    expect(lines.find((l) => l.what === 'transparency log')?.detail).toMatch(
+      /entries; the latest checkpoint \(size \d+\) is signed by the log key and matches the stored tree/,
+    );
     expect(lines.find((l) => l.what === 'schema')?.detail).toMatch(/^at the latest schema/);
     const file = path.join(work, 'running.yaml');
     writeFileSync(file, `lab: lab-t\ndataDir: ${JSON.stringify(t.config.dataDir)}\n`);
@@ -98,7 +100,9 @@ describe('labtrace server check', () => {
     db.prepare('UPDATE log_entries SET leaf = zeroblob(32)').run();
     db.prepare('UPDATE log_hashes SET hash = zeroblob(32)').run();
     db.close();
-    expect(failure(await checkServer(configOf(dir)), 'transparency log')).toMatch(/the stored tree's root at size \d+ is [0-9a-f]{64}, the signed checkpoint says/);
+    expect(failure(await checkServer(configOf(dir)), 'transparency log')).toMatch(
+      /the stored tree's root at size \d+ is [0-9a-f]{64}, the signed checkpoint says/,
+    );
   });
 
   test('a store migrated by a later version: this one cannot run on it', async () => {
