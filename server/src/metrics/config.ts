@@ -2,22 +2,7 @@
 // registry and the endpoint live in server-metrics.ts.
 import path from 'node:path';
 import { z } from 'zod';
-
-/** `host:port`; an IPv6 host in brackets (`[::1]:9464`) */
-const LISTEN = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
-
-/** A `host:port` listen address as host and port, or undefined when it is not one. */
-export function parseListen(text: string): { host: string; port: number } | undefined {
-  const m = LISTEN.exec(text);
-  const port = Number(m?.[3]);
-  if (m === null || !(port >= 0 && port <= 65535)) return undefined;
-  return { host: m[1] ?? m[2] ?? '', port };
-}
-
-/** Whether a host name or address can only be reached from this machine. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+import { LISTEN_ADDRESS_HINT, parseListen } from '@labtrace/protocols';
 
 /** the shortest bearer token taken: guessing one is then out of reach */
 export const MIN_METRICS_TOKEN_CHARS = 32;
@@ -35,7 +20,7 @@ export const metricsConfigSchema = z
     /** a listener of their own for the metrics, `host:port` (port 0: any free port) */
     listen: z
       .string()
-      .refine((text) => parseListen(text) !== undefined, 'expected host:port such as 127.0.0.1:9464 (a port from 0 to 65535)')
+      .refine((text) => parseListen(text) !== undefined, LISTEN_ADDRESS_HINT)
       .optional(),
   })
   .default({});

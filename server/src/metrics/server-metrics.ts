@@ -3,7 +3,7 @@
 // when a scrape asks. The hot paths add only the ACK latency (an event of the ingest) and one timing per HTTP request.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import { LabtraceError } from '@labtrace/protocols';
+import { isLoopback, LabtraceError, LISTEN_ADDRESS_HINT, parseListen } from '@labtrace/protocols';
 import type { Request } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Ingest } from '../ingest/ingest.js';
@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { readSecretFile } from '../secret-env.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { SeriesStatus } from '../store/series/series-store.js';
-import { isLoopback, MIN_METRICS_TOKEN_CHARS, parseListen, type MetricsConfig } from './config.js';
+import { MIN_METRICS_TOKEN_CHARS, type MetricsConfig } from './config.js';
 
 export const METRICS_PATH = '/metrics';
 /** the variable that holds the bearer token (it overrides metrics.tokenFile) */
@@ -61,8 +61,7 @@ export function metricsEndpointOf(
 ): { token: string | undefined; listen: { host: string; port: number } | undefined } {
   const token = metricsTokenOf(config, env);
   const listen = config.listen === undefined ? undefined : parseListen(config.listen);
-  if (config.listen !== undefined && listen === undefined)
-    throw new LabtraceError('E_CONFIG', `metrics.listen: expected host:port such as 127.0.0.1:9464 (a port from 0 to 65535)`);
+  if (config.listen !== undefined && listen === undefined) throw new LabtraceError('E_CONFIG', `metrics.listen: ${LISTEN_ADDRESS_HINT}`);
   if (listen !== undefined && token === undefined && !isLoopback(listen.host))
     throw new LabtraceError(
       'E_CONFIG',

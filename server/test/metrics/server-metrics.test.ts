@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { io, type Socket } from 'socket.io-client';
+import { parsePrometheusText, valueOf, type PromText } from '@labtrace/protocols/test/prometheus-text';
 import { serverConfigSchema } from '../../src/index.js';
 import { metricsEndpointOf } from '../../src/metrics/server-metrics.js';
 import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
-import { parsePrometheusText, valueOf, type PromText } from './prometheus-text.js';
 
 const TOKEN = 'a'.repeat(16) + '0123456789abcdef0123456789abcdef';
 const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-metrics-'));

@@ -1,5 +1,5 @@
-// A reader of the Prometheus text exposition format (version 0.0.4), enough for the metrics tests: each sample line
-// as its name, labels and value; comments (# HELP, # TYPE) kept by name.
+// A reader of the Prometheus text exposition format (version 0.0.4), enough for the metrics tests of the server and the
+// gateway: each sample line as its name, labels and value; the # TYPE comments by name.
 
 export interface PromSample {
   name: string;
@@ -30,8 +30,9 @@ export function parsePrometheusText(text: string): PromText {
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1] as string] = (l[2] as string).replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
     const raw = m[3] as string;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`not a sample value: ${line}`);
+    // Prometheus reads the value as Go's ParseFloat does: NaN and Inf in any case (prom-client writes `Nan`)
+    const value = /^[+]?inf$/i.test(raw) ? Infinity : /^-inf$/i.test(raw) ? -Infinity : /^nan$/i.test(raw) ? Number.NaN : Number(raw);
+    if (Number.isNaN(value) && !/^nan$/i.test(raw)) throw new Error(`not a sample value: ${line}`);
     samples.push({ name: m[1] as string, labels, value });
   }
   return { samples, types };
