@@ -1,9 +1,10 @@
 // The gateway's metrics port while it polls the Modbus simulator and sends to a real broker (Mosquitto), where a client
 // plays the server: unacknowledged batches pile up in the outbox, then acknowledged ones leave it; polls, their latency
 // and, once the simulator is gone, errors and the open breaker show. Loaded from a config file, as the gateway is.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
@@ -160,4 +161,16 @@ test('a device that stops answering: poll errors counted, the breaker opens', as
   expect(errors.reduce((sum, s) => sum + s.value, 0)).toBeGreaterThanOrEqual(3);
   expect(v(m, 'labtrace_gateway_breaker_state', { instrument: 'climate-m', state: 'closed' })).toBe(0);
   expect(v(m, 'labtrace_gateway_instrument_connected', { instrument: 'climate-m' })).toBe(0);
+});
+
+test("the Grafana dashboard's gateway metrics are all served (errors included, after the device stopped)", async () => {
+  // gateway/dist/test/metrics -> the repository root
+  const text = readFileSync(fileURLToPath(new URL('../../../../deploy/grafana/labtrace.json', import.meta.url)), 'utf8');
+  const dashboard = JSON.parse(text) as { panels: { targets?: { expr: string }[] }[] };
+  const used = new Set(
+    dashboard.panels.flatMap((p) => p.targets ?? []).flatMap((target) => target.expr.match(/\blabtrace_gateway_[a-z0-9_]+/g) ?? []),
+  );
+  expect(used.size).toBeGreaterThan(5);
+  const served = new Set((await scrape()).samples.map((s) => s.name));
+  expect([...used].filter((name) => !served.has(name))).toEqual([]);
 });

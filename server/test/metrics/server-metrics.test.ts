@@ -1,9 +1,10 @@
 // GET /metrics: what a Prometheus scrape reads after a known load through the broker (the counters equal the load
 // offered), its protection (a bearer token, or a listener of its own on loopback; without either, not served) and the
 // configuration errors, each naming its field.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { io, type Socket } from 'socket.io-client';
 import { parsePrometheusText, valueOf, type PromText } from '@labtrace/protocols/test/prometheus-text';
@@ -15,6 +16,14 @@ const TOKEN = 'a'.repeat(16) + '0123456789abcdef0123456789abcdef';
 const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-metrics-'));
 const tokenFile = path.join(dir, 'metrics.token');
 writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+
+/** the metric names deploy/grafana/labtrace.json queries (server/dist/test/metrics -> the repository root) */
+function dashboardMetrics(): string[] {
+  const text = readFileSync(fileURLToPath(new URL('../../../../deploy/grafana/labtrace.json', import.meta.url)), 'utf8');
+  const dashboard = JSON.parse(text) as { panels: { targets?: { expr: string }[] }[] };
+  const names = dashboard.panels.flatMap((p) => p.targets ?? []).flatMap((target) => target.expr.match(/\blabtrace_[a-z0-9_]+/g) ?? []);
+  return [...new Set(names)];
+}
 
 async function scrape(url: string, token: string | undefined = TOKEN): Promise<PromText> {
   const res = await fetch(url, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
@@ -103,6 +112,13 @@ describe('with a token: GET /metrics on the HTTP port', () => {
     expect(http.some((s) => /m-1|no-such/.test(s.labels['route'] ?? ''))).toBe(false);
     // the scrapes themselves are not timed as requests of the app
     expect(http.some((s) => s.labels['route'] === '/metrics')).toBe(false);
+  });
+
+  test("the Grafana dashboard's server metrics are all served", async () => {
+    const served = new Set((await scrape(`${t.base}/metrics`)).samples.map((s) => s.name));
+    const used = dashboardMetrics().filter((name) => !name.startsWith('labtrace_gateway_'));
+    expect(used.length).toBeGreaterThan(10);
+    expect(used.filter((name) => !served.has(name))).toEqual([]);
   });
 
   test('without the token, or with a wrong one: 401, and nothing of the metrics', async () => {
