@@ -25,6 +25,7 @@ const ON_POSTGRES = [
   'auth/users',
   'instruments/instrument-commands',
   'trust/enrollment',
+  'metrics/server-metrics',
 ];
 
 export default {

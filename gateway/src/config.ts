@@ -2,7 +2,16 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { deviceProfileSchema, idSchema, LabtraceError, parseConfigText, type DeviceProfile } from '@labtrace/protocols';
+import {
+  deviceProfileSchema,
+  idSchema,
+  isLoopback,
+  LabtraceError,
+  LISTEN_ADDRESS_HINT,
+  parseConfigText,
+  parseListen,
+  type DeviceProfile,
+} from '@labtrace/protocols';
 import { influxConfigSchema as sharedInfluxConfigSchema } from '@labtrace/protocols/influx';
 
 /**
@@ -41,6 +50,22 @@ export const gatewayConfigSchema = z.strictObject({
     )
     .min(1),
   influx: influxConfigSchema.optional(),
+  /**
+   * Prometheus metrics on a listener of their own (docs/operations.md, "Metrics"): on a loopback address without a
+   * token; any other address needs a bearer token, from a file or an environment variable
+   */
+  metrics: z
+    .strictObject({
+      listen: z.string().refine((text) => parseListen(text) !== undefined, LISTEN_ADDRESS_HINT),
+      /** a file holding the bearer token (at least 32 characters); relative to the config file */
+      tokenFile: z.string().min(1).optional(),
+      /** the environment variable that holds the bearer token */
+      tokenEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected the name of an environment variable')
+        .optional(),
+    })
+    .optional(),
 });
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 
@@ -53,7 +78,18 @@ export interface ResolvedGatewayConfig {
   instrumentPasswords: Map<string, string>;
   /** the InfluxDB token (api v2) or password (api v1, when a username is configured) */
   influxSecret?: string;
+  /** where the metrics are served, and the bearer token a scrape needs (none on loopback without one) */
+  metrics?: GatewayMetricsEndpoint;
 }
+
+export interface GatewayMetricsEndpoint {
+  host: string;
+  port: number;
+  token?: string;
+}
+
+/** the shortest metrics token taken */
+export const MIN_METRICS_TOKEN_CHARS = 32;
 
 async function readText(file: string, what: string): Promise<string> {
   try {
@@ -133,6 +169,7 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
   }
   if (password === '') throw new LabtraceError('E_CONFIG', `${file}: mqtt password is empty`);
   const influxSecret = config.influx ? await loadInfluxSecret(config.influx, file, env) : undefined;
+  const metrics = config.metrics === undefined ? undefined : await metricsEndpointOf(config.metrics, file, env);
   return {
     config,
     profiles,
@@ -140,7 +177,41 @@ export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = p
     password,
     instrumentPasswords,
     ...(influxSecret === undefined ? {} : { influxSecret }),
+    ...(metrics === undefined ? {} : { metrics }),
   };
+}
+
+/** The metrics' listener and token, checked: a token of at least 32 characters; a listener off loopback needs one. Never logs the token. */
+async function metricsEndpointOf(
+  metrics: NonNullable<GatewayConfig['metrics']>,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): Promise<GatewayMetricsEndpoint> {
+  const listen = parseListen(metrics.listen);
+  if (listen === undefined) throw new LabtraceError('E_CONFIG', `${file}: metrics.listen: ${LISTEN_ADDRESS_HINT}`);
+  if (metrics.tokenFile !== undefined && metrics.tokenEnv !== undefined)
+    throw new LabtraceError('E_CONFIG', `${file}: metrics: tokenFile and tokenEnv are both set; set one of them`);
+  let token: string | undefined;
+  let field = '';
+  if (metrics.tokenEnv !== undefined) {
+    field = `metrics.tokenEnv (${metrics.tokenEnv})`;
+    token = env[metrics.tokenEnv];
+    if (token === undefined || token === '') throw new LabtraceError('E_CONFIG', `${file}: ${field}: the variable is not set`);
+  } else if (metrics.tokenFile !== undefined) {
+    field = 'metrics.tokenFile';
+    token = (await readText(path.resolve(path.dirname(file), metrics.tokenFile), field)).trim();
+  }
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_CHARS)
+    throw new LabtraceError(
+      'E_CONFIG',
+      `${file}: ${field}: the metrics token has ${token.length} characters; at least ${MIN_METRICS_TOKEN_CHARS} are needed (for example: openssl rand -hex 32)`,
+    );
+  if (token === undefined && !isLoopback(listen.host))
+    throw new LabtraceError(
+      'E_CONFIG',
+      `${file}: metrics.listen: ${listen.host} is not a loopback address: metrics served there need a token (metrics.tokenFile or metrics.tokenEnv)`,
+    );
+  return { ...listen, ...(token === undefined ? {} : { token }) };
 }
 
 async function loadInfluxSecret(influx: InfluxConfig, file: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {

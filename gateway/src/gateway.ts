@@ -26,6 +26,7 @@ import { MQTT_SINK, MqttUplink } from './uplink/mqtt-uplink.js';
 import { Outbox } from './outbox/outbox.js';
 import { INFLUX_SINK, InfluxSink, influxSinkOptions } from './outbox/influx-sink.js';
 import { KEY_FILE, KeyHolder } from './identity/identity.js';
+import { GatewayMetrics } from './metrics/gateway-metrics.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -48,6 +49,8 @@ export class Gateway {
   private jump: Sample | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private healthDirty = false;
+  /** Prometheus metrics on a listener of their own (config metrics), if configured */
+  readonly metrics: GatewayMetrics | undefined;
 
   constructor(
     private readonly resolved: ResolvedGatewayConfig,
@@ -129,6 +132,19 @@ export class Gateway {
       source.on('samples', (samples) => this.accept(samples));
       source.on('health', () => (this.healthDirty = true));
     }
+    this.metrics =
+      resolved.metrics &&
+      new GatewayMetrics(
+        {
+          sources: this.sources,
+          outbox: this.outbox,
+          sinks: config.influx ? [MQTT_SINK, INFLUX_SINK] : [MQTT_SINK],
+          uplink: this.uplink,
+          maxSamples: config.outbox.maxSamples,
+        },
+        resolved.metrics,
+        logger.child({ part: 'metrics' }),
+      );
   }
 
   private createSource(profile: DeviceProfile): InstrumentSource {
@@ -155,6 +171,8 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    // first: a gateway that cannot reach its server is the one to look at
+    await this.metrics?.start();
     await this.uplink.start();
     await this.influx?.start();
     if (this.influx) this.timers.push(setInterval(() => this.boundHistorianBacklog(), 5000));
@@ -180,6 +198,7 @@ export class Gateway {
     await Promise.all(this.links.all().map((l) => l.close()));
     await this.uplink.stop();
     await this.influx?.stop();
+    await this.metrics?.stop();
     this.outbox.close();
   }
 

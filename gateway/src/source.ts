@@ -34,6 +34,8 @@ export interface InstrumentHealth {
 export interface SourceEvents {
   samples: [samples: PolledSample[]];
   health: [health: InstrumentHealth];
+  /** one latency as the health reports it (ms): request to reply of a poll, a message's delay (MQTT, OPC UA), a file's handling */
+  latency: [ms: number];
 }
 
 export interface InstrumentSource extends EventEmitter<SourceEvents> {

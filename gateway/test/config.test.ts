@@ -68,6 +68,40 @@ describe('gateway config', () => {
     expect(message).toContain('mqtt.passwordFile: required unless LABTRACE_GATEWAY_PASSWORD is set');
   });
 
+  test('metrics: a listener with its token from a file or a variable; each mistake names its field, never the token', async () => {
+    const token = '0123456789abcdef0123456789abcdef';
+    const withMetrics = (metrics: string) => setup(`${gateway}metrics: ${metrics}\n`);
+    const onLoopback = await loadGatewayConfig(withMetrics("{ listen: '127.0.0.1:9464' }"), {});
+    expect(onLoopback.metrics).toEqual({ host: '127.0.0.1', port: 9464 });
+    const file = withMetrics("{ listen: '0.0.0.0:9464', tokenFile: metrics.token }");
+    writeFileSync(path.join(path.dirname(file), 'metrics.token'), `${token}\n`);
+    expect((await loadGatewayConfig(file, {})).metrics).toEqual({ host: '0.0.0.0', port: 9464, token });
+    expect((await loadGatewayConfig(withMetrics("{ listen: '[::]:9464', tokenEnv: GW_METRICS }"), { GW_METRICS: token })).metrics).toEqual({
+      host: '::',
+      port: 9464,
+      token,
+    });
+    // off loopback without a token
+    expect(await rejection(loadGatewayConfig(withMetrics("{ listen: '0.0.0.0:9464' }"), {}))).toMatch(
+      /gateway\.yaml: metrics\.listen: 0\.0\.0\.0 is not a loopback address: metrics served there need a token/,
+    );
+    expect(await rejection(loadGatewayConfig(withMetrics("{ listen: '9464' }"), {}))).toMatch(/gateway\.yaml: metrics\.listen: expected host:port/);
+    expect(await rejection(loadGatewayConfig(withMetrics("{ listen: '127.0.0.1:9464', tokenEnv: GW_METRICS }"), {}))).toMatch(
+      /gateway\.yaml: metrics\.tokenEnv \(GW_METRICS\): the variable is not set/,
+    );
+    const short = await rejection(
+      loadGatewayConfig(withMetrics("{ listen: '127.0.0.1:9464', tokenEnv: GW_METRICS }"), { GW_METRICS: 'short-secret' }),
+    );
+    expect(short).toMatch(/metrics\.tokenEnv \(GW_METRICS\): the metrics token has 12 characters; at least 32/);
+    expect(short).not.toContain('short-secret');
+    expect(await rejection(loadGatewayConfig(withMetrics("{ listen: '127.0.0.1:9464', tokenFile: none.token }"), {}))).toMatch(
+      /none\.token: metrics\.tokenFile: file not found/,
+    );
+    expect(await rejection(loadGatewayConfig(withMetrics("{ listen: '127.0.0.1:9464', token: abc }"), {}))).toMatch(
+      /gateway\.yaml: metrics: .*token/,
+    );
+  });
+
   test('the same instrument twice is refused', async () => {
     const message = await rejection(loadGatewayConfig(setup(`${gateway}  - { profile: ut.yaml }\n`), {}));
     expect(message).toContain('instruments[1].profile: instrument id "ut-1" is already used by instruments[0]');

@@ -37,3 +37,4 @@ export * from './verify/tar.js';
 export * from './line/balance.js';
 export * from './line/scpi.js';
 export * from './line/generic.js';
+export * from './listen-address.js';

@@ -1,5 +1,6 @@
 // The server's configuration: file values, then environment overrides (PORT, MQTT_PORT, LABTRACE_DATA_DIR,
-// LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE, LABTRACE_MQTT_USERNAME).
+// LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE, LABTRACE_MQTT_USERNAME; LABTRACE_METRICS_TOKEN is read where the
+// metrics are served, metrics/server-metrics.ts).
 // Each module contributes its section's schema from a schema-only file (its config.ts, or lab/*-config.ts); this
 // file composes them, so that whatever reads the config reaches no store and no workflow code through it
 // (server/test/config/boundaries.test.ts holds that rule).
@@ -18,6 +19,7 @@ import { calibrationConfigSchema } from './lab/calibration-config.js';
 import { demoConfigSchema } from './lab/demo-config.js';
 import { liveConfigSchema, resolveLiveConfig } from './live/config.js';
 import { logConfigSchema, resolveLogConfig } from './log/config.js';
+import { metricsConfigSchema, resolveMetricsConfig } from './metrics/config.js';
 import { notificationsConfigSchema, resolveNotificationsConfig } from './notify/config.js';
 import {
   databaseConfigSchema,
@@ -80,6 +82,11 @@ export const serverConfigSchema = z.strictObject({
   dashboardDir: dashboardDirSchema,
   /** the data-export policy of the clients' selective-disclosure bundles (docs/trust.md) */
   export: exportConfigSchema,
+  /**
+   * Prometheus metrics at GET /metrics (docs/operations.md): a bearer token (`tokenFile`, LABTRACE_METRICS_TOKEN) or a
+   * listener of their own (`listen`); without either, not served
+   */
+  metrics: metricsConfigSchema,
 });
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 
@@ -143,6 +150,7 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     measurements: resolveMeasurementsConfig(config.measurements, baseDir),
     live: resolveLiveConfig(config.live, baseDir),
     notifications: resolveNotificationsConfig(config.notifications, baseDir),
+    metrics: resolveMetricsConfig(config.metrics, baseDir),
   };
 }
 

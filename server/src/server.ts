@@ -31,6 +31,7 @@ import { ExternalBroker } from './broker/external-broker.js';
 import type { ServerConfig } from './config.js';
 import { Ingest } from './ingest/ingest.js';
 import { LiveHub } from './live/live-hub.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { Accreditations } from './lab/accreditation.js';
 import { accreditationRoutes } from './lab/accreditation-routes.js';
 import { Calibration } from './lab/calibration.js';
@@ -181,6 +182,8 @@ export class LabtraceServer {
   private reminderTimer: NodeJS.Timeout | undefined;
   private logRouter: ReturnType<typeof logRoutes> | undefined;
   readonly live: LiveHub;
+  /** Prometheus metrics (config metrics): GET /metrics on the HTTP port with a token, or on a listener of their own */
+  readonly metrics: ServerMetrics;
   private readonly auditLive: AuditAnnouncer;
   private readonly http: http.Server;
   /** what this node does among the lab's nodes (cluster.roles) */
@@ -522,8 +525,19 @@ export class LabtraceServer {
       },
     });
     this.app = app;
-    // a node without the API answers its health only (load balancers and probes ask every node)
-    this.http = http.createServer(this.roles.has('api') ? app : healthOnly(app));
+    this.metrics = new ServerMetrics(
+      config.metrics,
+      {
+        ingest: this.ingest,
+        capacity: () => this.capacity.status(),
+        log: () => this.logStore ?? this.log,
+        liveClients: () => this.live.clients,
+        series: () => this.series.status(),
+      },
+      logger.child({ part: 'metrics' }),
+    );
+    // a node without the API answers its health only (load balancers and probes ask every node); every node its metrics
+    this.http = http.createServer(this.metrics.listenerFor(this.roles.has('api') ? app : healthOnly(app)));
     const redis = config.live.redis;
     const redisPassword = redis === undefined ? undefined : redisPasswordFrom(redis.passwordFile, 'live.redis', readSecret);
     this.live = new LiveHub(
@@ -749,6 +763,7 @@ export class LabtraceServer {
       { name: 'broker', start: () => this.broker.start(), stop: () => this.broker.stop() },
       // the HTTP port closes after the live hub has ended its sockets (an upgraded connection would hold it open)
       { name: 'http', start: () => this.listen(), stop: () => this.closeHttp() },
+      { name: 'metrics', start: () => this.metrics.start(), stop: () => this.metrics.stop() },
       {
         name: 'live',
         start: () => this.live.start(),

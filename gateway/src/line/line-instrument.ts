@@ -317,6 +317,7 @@ export class LineInstrument extends EventEmitter<SourceEvents> implements Instru
   }
 
   private pushLatency(ms: number): void {
+    this.emit('latency', ms);
     if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
     else this.latencies[this.nextLatency] = ms;
     this.nextLatency = (this.nextLatency + 1) % LATENCY_WINDOW;

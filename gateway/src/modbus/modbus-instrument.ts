@@ -271,6 +271,7 @@ export class ModbusInstrument extends EventEmitter<SourceEvents> implements Inst
       try {
         const { reply, latencyMs } = await this.link.request(this.profile.unitId, this.modbusRequest(request, fc), this.profile.timeoutMs);
         this.latencies.push(latencyMs);
+        this.emit('latency', latencyMs);
         return { ok: true, samples: this.decode(request, reply, ts) };
       } catch (err) {
         if (err instanceof ModbusExceptionError) {

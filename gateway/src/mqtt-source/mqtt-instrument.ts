@@ -328,6 +328,7 @@ export class MqttInstrument extends EventEmitter<SourceEvents> implements Instru
   }
 
   private recordLatency(ms: number): void {
+    this.emit('latency', ms);
     if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
     else this.latencies[this.latencyNext] = ms;
     this.latencyNext = (this.latencyNext + 1) % LATENCY_WINDOW;

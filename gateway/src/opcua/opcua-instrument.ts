@@ -444,6 +444,7 @@ export class OpcuaInstrument extends EventEmitter<SourceEvents> implements Instr
   }
 
   private pushLatency(ms: number): void {
+    this.emit('latency', ms);
     if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
     else this.latencies[this.nextLatency] = ms;
     this.nextLatency = (this.nextLatency + 1) % LATENCY_WINDOW;

@@ -57,6 +57,8 @@ export class Outbox {
   private readonly heldBySink = new Map<string, number>();
   private next = 0;
   private readonly signer: (() => SignerKey) | undefined;
+  /** batches committed here since the start, and how many of them were signed (the metrics read them) */
+  readonly appended = { batches: 0, signed: 0 };
 
   /**
    * @param sinks the sinks that must confirm a batch before it is removed (for example ['mqtt'])
@@ -174,6 +176,8 @@ export class Outbox {
     });
     wire = commit();
     this.next++;
+    this.appended.batches++;
+    if (this.signer) this.appended.signed++;
     this.held += samples.length;
     for (const [sink, n] of this.heldBySink) this.heldBySink.set(sink, n + samples.length);
     return { batch: message.batch, message, wire };
@@ -192,6 +196,15 @@ export class Outbox {
     })();
     if (removed) this.held -= row.samples;
     return removed;
+  }
+
+  /** When the oldest batch this sink has not confirmed was committed (ms since the epoch), or undefined when there is none. */
+  oldestUnacked(sink: string): number | undefined {
+    // in batch order: the first rows are the ones the sinks confirm next, so the scan stops early
+    const row = this.stmt(
+      'SELECT created_at AS at FROM batches WHERE NOT EXISTS (SELECT 1 FROM acks WHERE acks.sink = ? AND acks.batch = batches.batch) ORDER BY batch LIMIT 1',
+    ).get(sink) as { at: number } | undefined;
+    return row?.at;
   }
 
   /** One stored batch, if it is still held. */

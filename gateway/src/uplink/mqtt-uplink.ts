@@ -65,6 +65,8 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
   /** false from a (re)connect until the unacknowledged batches are sent again, so batches go out in order */
   private ready = false;
   refused = 0;
+  /** DATA messages published since the start, resends included (the metrics read it) */
+  published = 0;
 
   constructor(
     private readonly options: UplinkOptions,
@@ -259,6 +261,7 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client?.connected || !this.ready) return; // sent, in order, once (re)connected
     this.sentAt.set(stored.batch, Date.now());
+    this.published++;
     if (stored.batch > this.lastSent) this.lastSent = stored.batch;
     const { lab, gateway } = this.options;
     const payload = typeof stored.wire === 'string' ? stored.wire : Buffer.from(stored.wire.buffer, stored.wire.byteOffset, stored.wire.byteLength);

@@ -59,6 +59,8 @@ interface IngestEvents {
   birth: [gateway: string];
   health: [health: InstrumentHealthMessage[]];
   rejected: [gateway: string, reason: string];
+  /** a batch was acknowledged (stored now or before), `latencyMs` after its message reached the ingest */
+  acked: [gateway: string, latencyMs: number];
 }
 
 /** a stored batch arriving again this many batches behind the chain is recorded as a replay, not a resend */
@@ -156,6 +158,10 @@ export interface ClockWindow {
 export const DEFAULT_CLOCK_WINDOW: ClockWindow = { maxClockSkewMs: 5 * 60_000, maxAgeMs: 30 * 86_400_000, maxClockOffsetMs: 2000 };
 
 export interface IngestCounters {
+  /** DATA messages received that parse as a batch (stored, duplicate or refused) */
+  received: number;
+  /** the samples of those messages */
+  receivedSamples: number;
   batches: number;
   samples: number;
   duplicates: number;
@@ -163,7 +169,7 @@ export interface IngestCounters {
 }
 
 export class Ingest extends EventEmitter<IngestEvents> {
-  readonly counters: IngestCounters = { batches: 0, samples: 0, duplicates: 0, rejected: 0 };
+  readonly counters: IngestCounters = { received: 0, receivedSamples: 0, batches: 0, samples: 0, duplicates: 0, rejected: 0 };
   /** refused DATA messages since the start, by reason */
   readonly refusedByReason: Record<RefusalReason, number> = {};
   /** each gateway's last refused and last acknowledged batch (when, and why refused) */
@@ -413,8 +419,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /** `leaves`: the records' leaf hashes, packed, computed over the received bytes (binary batches). */
-  private data(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
-    if (this.pg === undefined) return this.dataOf(gateway, message, leaves, records);
+  private data(gateway: string, message: DataMessage, receivedAt: number, leaves?: Uint8Array, records?: Uint8Array): Promise<void> {
+    this.counters.received++;
+    this.counters.receivedSamples += message.samples.length;
+    if (this.pg === undefined) return this.dataOf(gateway, message, receivedAt, leaves, records);
     // PostgreSQL: a gateway's batches are checked one after the other and handed to its commit queue in the order
     // they came (its chain advances in order); a batch is checked once the one before it is handed on (or answered)
     let handed = (): void => undefined;
@@ -424,14 +432,21 @@ export class Ingest extends EventEmitter<IngestEvents> {
     void turn.then(() => {
       if (this.pipelines.get(gateway) === turn) this.pipelines.delete(gateway);
     });
-    const done = before.then(() => this.dataOf(gateway, message, leaves, records, handed)).finally(handed);
+    const done = before.then(() => this.dataOf(gateway, message, receivedAt, leaves, records, handed)).finally(handed);
     this.inHand.add(done);
     void done.catch(() => undefined).finally(() => this.inHand.delete(done));
     return done;
   }
 
-  /** `handed`: called once the batch is in its gateway's commit queue (PostgreSQL) */
-  private async dataOf(gateway: string, message: DataMessage, leaves?: Uint8Array, records?: Uint8Array, handed?: () => void): Promise<void> {
+  /** `receivedAt`: performance.now() when the message reached the ingest; `handed`: called once the batch is in its gateway's commit queue (PostgreSQL) */
+  private async dataOf(
+    gateway: string,
+    message: DataMessage,
+    receivedAt: number,
+    leaves?: Uint8Array,
+    records?: Uint8Array,
+    handed?: () => void,
+  ): Promise<void> {
     const what = `DATA: batch ${message.batch} of ${gateway}`;
     if (message.gateway !== gateway)
       return this.reject(gateway, `${what}: names gateway "${message.gateway}"`, { kind: 'foreign-gateway', batch: message.batch });
@@ -565,6 +580,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (o !== undefined) o.ackedAt = Date.now();
     // Only now, after the commit, does the gateway learn that it may forget the batch.
     await this.broker.publish(topicFor(this.lab, gateway, 'ACK'), JSON.stringify({ v: 1, batch: message.batch }));
+    this.emit('acked', gateway, performance.now() - receivedAt);
     // which node took which batch, for an operator following batches across nodes (LOG_LEVEL=debug)
     this.logger.debug({ gateway, batch: message.batch, outcome: outcome.kind }, 'batch acknowledged');
     if (outcome.kind !== 'stored') return;
@@ -851,6 +867,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   private async handle(topicText: string, payload: Buffer): Promise<void> {
+    const receivedAt = performance.now();
     const topic = parseTopic(topicText);
     // FILE: result files are files/raw-files.ts's
     if (!topic || topic.lab !== this.lab || topic.kind === 'FILE') return;
@@ -863,7 +880,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
         return this.reject(topic.gateway, `DATA: ${(err as Error).message}`, MALFORMED);
       }
       const { signed, samples, leaves, records } = opened;
-      return this.data(topic.gateway, { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed }, leaves, records);
+      return this.data(
+        topic.gateway,
+        { v: 1, gateway: signed.header.gateway, batch: signed.header.batch, samples, signed },
+        receivedAt,
+        leaves,
+        records,
+      );
     }
     let body: unknown;
     try {
@@ -884,7 +907,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
             MALFORMED,
           );
         }
-        return this.data(topic.gateway, parsed.data);
+        return this.data(topic.gateway, parsed.data, receivedAt);
       }
       case 'BIRTH': {
         const parsed = birthMessageSchema.safeParse(body);

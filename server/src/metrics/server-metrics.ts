@@ -1,0 +1,364 @@
+// The server's Prometheus metrics (docs/operations.md, "Metrics"): one registry per server (several servers may share a
+// process), read mostly from the state the server keeps anyway (the ingest's counters, the store's capacity, the log)
+// when a scrape asks. The hot paths add only the ACK latency (an event of the ingest) and one timing per HTTP request.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import { isLoopback, LabtraceError, LISTEN_ADDRESS_HINT, parseListen } from '@labtrace/protocols';
+import type { Request } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Ingest } from '../ingest/ingest.js';
+import { LogStore } from '../log/log-store.js';
+import type { TransparencyLog } from '../log/transparency-log.js';
+import type { Logger } from '../log.js';
+import { readSecretFile } from '../secret-env.js';
+import type { CapacityStatus } from '../store/capacity.js';
+import type { SeriesStatus } from '../store/series/series-store.js';
+import { MIN_METRICS_TOKEN_CHARS, type MetricsConfig } from './config.js';
+
+export const METRICS_PATH = '/metrics';
+/** the variable that holds the bearer token (it overrides metrics.tokenFile) */
+export const METRICS_TOKEN_ENV = 'LABTRACE_METRICS_TOKEN';
+
+/** What the metrics read from the server: closures, so that parts made later (the live hub, the log) are reached. */
+export interface MetricsSources {
+  ingest: Ingest;
+  capacity: () => CapacityStatus;
+  /** the transparency log once open (in process over SQLite, or the shared LogStore) */
+  log: () => TransparencyLog | LogStore | undefined;
+  /** socket.io clients connected to this node */
+  liveClients: () => number;
+  series: () => SeriesStatus;
+}
+
+/** latencies from a millisecond to a minute */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** the bearer token: LABTRACE_METRICS_TOKEN, else metrics.tokenFile's content; at least MIN_METRICS_TOKEN_CHARS */
+export function metricsTokenOf(config: MetricsConfig, env: NodeJS.ProcessEnv): string | undefined {
+  const fromEnv = env[METRICS_TOKEN_ENV];
+  const [token, field] =
+    fromEnv !== undefined && fromEnv !== ''
+      ? [fromEnv, `environment: ${METRICS_TOKEN_ENV}`]
+      : config.tokenFile === undefined
+        ? [undefined, '']
+        : [readSecretFile(config.tokenFile, 'metrics.tokenFile').trim(), `metrics.tokenFile: ${config.tokenFile}`];
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_CHARS)
+    // the token's length only: never its content
+    throw new LabtraceError(
+      'E_CONFIG',
+      `${field}: the metrics token has ${token.length} characters; at least ${MIN_METRICS_TOKEN_CHARS} are needed (for example: openssl rand -hex 32)`,
+    );
+  return token;
+}
+
+/**
+ * Where and how the metrics are served, checked: the token (if any) and the listener of their own (if any). A listener
+ * off loopback without a token is refused.
+ */
+export function metricsEndpointOf(
+  config: MetricsConfig,
+  env: NodeJS.ProcessEnv,
+): { token: string | undefined; listen: { host: string; port: number } | undefined } {
+  const token = metricsTokenOf(config, env);
+  const listen = config.listen === undefined ? undefined : parseListen(config.listen);
+  if (config.listen !== undefined && listen === undefined) throw new LabtraceError('E_CONFIG', `metrics.listen: ${LISTEN_ADDRESS_HINT}`);
+  if (listen !== undefined && token === undefined && !isLoopback(listen.host))
+    throw new LabtraceError(
+      'E_CONFIG',
+      `metrics.listen: ${listen.host} is not a loopback address: metrics served there need a token (metrics.tokenFile or ${METRICS_TOKEN_ENV})`,
+    );
+  return { token, listen };
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly token: Buffer | undefined;
+  private readonly listen: { host: string; port: number } | undefined;
+  private listener: http.Server | undefined;
+  private readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
+  private readonly ackLatency: Histogram;
+  private readonly onAcked = (_gateway: string, latencyMs: number): void => this.ackLatency.observe(latencyMs / 1000);
+
+  constructor(
+    config: MetricsConfig,
+    private readonly sources: MetricsSources,
+    private readonly logger: Logger,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    const { token, listen } = metricsEndpointOf(config, env);
+    this.token = token === undefined ? undefined : digest(token);
+    this.listen = listen;
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'labtrace_' });
+    const counters = sources.ingest.counters;
+    new Counter({
+      name: 'labtrace_ingest_batches_received_total',
+      help: 'DATA messages received that parse as a batch (stored, duplicate or refused)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.received);
+      },
+    });
+    new Counter({
+      name: 'labtrace_ingest_measurements_received_total',
+      help: 'measurements (samples) in the batches received',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.receivedSamples);
+      },
+    });
+    new Counter({
+      name: 'labtrace_ingest_batches_stored_total',
+      help: 'batches stored (verified, chained, committed)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.batches);
+      },
+    });
+    new Counter({
+      name: 'labtrace_ingest_measurements_stored_total',
+      help: 'measurements (samples) stored',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.samples);
+      },
+    });
+    new Counter({
+      name: 'labtrace_ingest_duplicate_measurements_total',
+      help: 'measurements received again in batches stored before (acknowledged again, not stored twice)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(counters.duplicates);
+      },
+    });
+    const ingest = sources.ingest;
+    new Counter({
+      name: 'labtrace_ingest_batches_refused_total',
+      help: 'DATA messages refused (not acknowledged), by reason: the security event kind, store-low-space, store-write-failed, store-failed or invalid',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(ingest.refusedByReason)) this.inc({ reason }, n);
+      },
+    });
+    this.ackLatency = new Histogram({
+      name: 'labtrace_ingest_ack_latency_seconds',
+      help: "from a batch's arrival at the ingest to its ACK (stored, or stored before)",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: 'labtrace_log_size_entries',
+      help: 'entries in the transparency log',
+      registers,
+      async collect() {
+        const log = sources.log();
+        if (log === undefined) return;
+        // the in-process log knows its size; the shared store reads it
+        this.set(log instanceof LogStore ? await log.size() : log.size);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_log_checkpoint_age_seconds',
+      help: "time since the transparency log's latest checkpoint was signed",
+      registers,
+      async collect() {
+        const log = sources.log();
+        if (log === undefined) return;
+        this.set(Math.max(0, (Date.now() - (await log.latestCheckpoint()).at) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'labtrace_log_checkpoint_size_entries',
+      help: "the tree size the transparency log's latest checkpoint commits to",
+      registers,
+      async collect() {
+        const log = sources.log();
+        if (log === undefined) return;
+        this.set((await log.latestCheckpoint()).size);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_live_clients',
+      help: 'socket.io clients connected to this node',
+      registers,
+      collect() {
+        this.set(sources.liveClients());
+      },
+    });
+    new Gauge({
+      name: 'labtrace_store_free_bytes',
+      help: "free space for the server on the data directory's filesystem (absent until measured)",
+      registers,
+      collect() {
+        this.reset();
+        const free = sources.capacity().freeBytes;
+        if (free !== null) this.set(free);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_store_reserve_bytes',
+      help: 'the free space the store keeps: below it, batches are refused',
+      registers,
+      collect() {
+        this.set(sources.capacity().reserveBytes);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_store_accepting',
+      help: '1 while the store takes batches (status ok), 0 below the reserve or after a write failure',
+      registers,
+      collect() {
+        this.set(sources.capacity().status === 'ok' ? 1 : 0);
+      },
+    });
+    // InfluxDB's backlog only where the server forwards to it
+    if (sources.series().kind === 'influxdb') {
+      new Gauge({
+        name: 'labtrace_influx_backlog_batches',
+        help: 'stored batches not yet written to InfluxDB',
+        registers,
+        collect() {
+          this.set(sources.series().backlog.batches);
+        },
+      });
+      new Gauge({
+        name: 'labtrace_influx_backlog_measurements',
+        help: 'stored measurements not yet written to InfluxDB',
+        registers,
+        collect() {
+          this.set(sources.series().backlog.samples);
+        },
+      });
+    }
+    this.httpDuration = new Histogram({
+      name: 'labtrace_http_request_duration_seconds',
+      help: "HTTP requests by method, route template (the matched route's path; 'unmatched' for static files and unknown paths) and status class",
+      labelNames: ['method', 'route', 'status_class'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+  }
+
+  /** whether GET /metrics is answered on the server's HTTP port (a token and no listener of its own) */
+  get onHttpPort(): boolean {
+    return this.token !== undefined && this.listen === undefined;
+  }
+
+  /** the port of the metrics' own listener, once listening */
+  get listenPort(): number | undefined {
+    const address = this.listener?.address();
+    return typeof address === 'object' && address !== null ? address.port : undefined;
+  }
+
+  /**
+   * The server's request listener, timed by route template and status class; GET /metrics answered here when the
+   * metrics are served on the HTTP port, and a 404 for it otherwise (whatever the app would answer).
+   */
+  listenerFor(app: http.RequestListener): http.RequestListener {
+    return (req, res) => {
+      if (pathOf(req.url) === METRICS_PATH) {
+        if (this.onHttpPort) this.scrape(req, res);
+        else notFound(res);
+        return;
+      }
+      const start = performance.now();
+      res.once('finish', () => {
+        // the matched route's template (express sets req.route), never the URL: the label's values stay bounded
+        const route = (req as Partial<Request>).route as { path?: unknown } | undefined;
+        this.httpDuration.observe(
+          {
+            method: req.method ?? 'GET',
+            route: typeof route?.path === 'string' ? route.path : 'unmatched',
+            status_class: `${Math.floor(res.statusCode / 100)}xx`,
+          },
+          (performance.now() - start) / 1000,
+        );
+      });
+      app(req, res);
+    };
+  }
+
+  /** Opens the metrics' own listener (metrics.listen), if configured; subscribes to the ingest's ACKs. */
+  async start(): Promise<void> {
+    this.sources.ingest.on('acked', this.onAcked);
+    const listen = this.listen;
+    if (listen === undefined) return;
+    const server = http.createServer((req, res) => {
+      if (pathOf(req.url) === METRICS_PATH) this.scrape(req, res);
+      else notFound(res);
+    });
+    this.listener = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new LabtraceError(
+            err.code === 'EADDRINUSE' ? 'E_PORT_IN_USE' : 'E_CONFIG',
+            `metrics.listen: ${listen.host}:${listen.port}: ${err.code === 'EADDRINUSE' ? 'already in use' : err.message}`,
+            { cause: err },
+          ),
+        ),
+      );
+      server.listen(listen.port, listen.host, () => resolve());
+    });
+    this.logger.info({ host: listen.host, port: this.listenPort, token: this.token !== undefined }, 'metrics listening');
+  }
+
+  async stop(): Promise<void> {
+    this.sources.ingest.off('acked', this.onAcked);
+    const server = this.listener;
+    this.listener = undefined;
+    if (server === undefined) return;
+    server.closeAllConnections();
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Whether the request carries the token (compared in constant time), or no token is needed. */
+  private authorized(req: http.IncomingMessage): boolean {
+    if (this.token === undefined) return true;
+    const header = req.headers.authorization ?? '';
+    const given = /^Bearer (\S+)$/i.exec(header)?.[1];
+    // both sides hashed: the comparison takes the same time whatever the length given
+    return timingSafeEqual(digest(given ?? ''), this.token) && given !== undefined;
+  }
+
+  private scrape(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    if (!this.authorized(req)) {
+      res
+        .writeHead(401, {
+          'www-authenticate': 'Bearer realm="labtrace metrics"',
+          'content-type': 'text/plain; charset=utf-8',
+          'cache-control': 'no-store',
+        })
+        .end('unauthorized\n');
+      return;
+    }
+    this.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        this.logger.error({ err: String(err) }, 'metrics could not be collected');
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics could not be collected\n');
+      },
+    );
+  }
+}
+
+const pathOf = (url: string | undefined): string => (url ?? '').split('?')[0] ?? '';
+
+function notFound(res: http.ServerResponse): void {
+  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+}
