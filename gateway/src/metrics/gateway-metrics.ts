@@ -1,9 +1,7 @@
 // The gateway's Prometheus metrics on a listener of their own (config `metrics`, docs/operations.md): the outbox per
 // sink, each instrument's polls, errors, latency and breaker, the batches signed, sent and acknowledged. Read from the
 // state the gateway keeps when a scrape asks; only the latency histogram is fed as polls happen (the sources' event).
-import { createHash, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
-import { LabtraceError } from '@labtrace/protocols';
+import { MetricsEndpoint } from '@labtrace/protocols/node';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GatewayMetricsEndpoint } from '../config.js';
 import type { Logger } from '../log.js';
@@ -11,7 +9,7 @@ import type { Outbox } from '../outbox/outbox.js';
 import type { InstrumentSource } from '../source.js';
 import type { MqttUplink } from '../uplink/mqtt-uplink.js';
 
-export const METRICS_PATH = '/metrics';
+export { METRICS_PATH } from '@labtrace/protocols/node';
 
 /** What the metrics read of the gateway. */
 export interface GatewayParts {
@@ -28,12 +26,10 @@ export interface GatewayParts {
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
-
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly token: Buffer | undefined;
-  private listener: http.Server | undefined;
+  private readonly http: MetricsEndpoint;
+  private listening: number | undefined;
   private readonly acked: Counter;
   private readonly onAcked = (): void => this.acked.inc();
 
@@ -42,7 +38,11 @@ export class GatewayMetrics {
     private readonly endpoint: GatewayMetricsEndpoint,
     private readonly logger: Logger,
   ) {
-    this.token = endpoint.token === undefined ? undefined : digest(endpoint.token);
+    this.http = new MetricsEndpoint(this.registry, {
+      token: endpoint.token,
+      realm: 'labtrace gateway metrics',
+      onError: (err) => this.logger.error({ err: String(err) }, 'metrics could not be collected'),
+    });
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'labtrace_' });
     const { sources, outbox, sinks, uplink } = parts;
@@ -182,68 +182,19 @@ export class GatewayMetrics {
 
   /** the listener's port, once listening */
   get port(): number | undefined {
-    const address = this.listener?.address();
-    return typeof address === 'object' && address !== null ? address.port : undefined;
+    return this.listening;
   }
 
   async start(): Promise<void> {
     this.parts.uplink.on('acked', this.onAcked);
     const { host, port } = this.endpoint;
-    const server = http.createServer((req, res) => {
-      if ((req.url ?? '').split('?')[0] === METRICS_PATH) this.scrape(req, res);
-      else res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
-    });
-    this.listener = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new LabtraceError(
-            err.code === 'EADDRINUSE' ? 'E_PORT_IN_USE' : 'E_CONFIG',
-            `metrics.listen: ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'already in use' : err.message}`,
-            { cause: err },
-          ),
-        ),
-      );
-      server.listen(port, host, () => resolve());
-    });
-    this.logger.info({ host, port: this.port, token: this.token !== undefined }, 'metrics listening');
+    this.listening = await this.http.listen(host, port);
+    this.logger.info({ host, port: this.listening, token: this.http.hasToken }, 'metrics listening');
   }
 
   async stop(): Promise<void> {
     this.parts.uplink.off('acked', this.onAcked);
-    const server = this.listener;
-    this.listener = undefined;
-    if (server === undefined) return;
-    server.closeAllConnections();
-    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  /** Whether the request carries the token (compared in constant time), or none is needed. */
-  private authorized(req: http.IncomingMessage): boolean {
-    if (this.token === undefined) return true;
-    const given = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    // both sides hashed: the comparison takes the same time whatever the length given
-    return timingSafeEqual(digest(given ?? ''), this.token) && given !== undefined;
-  }
-
-  private scrape(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
-      return;
-    }
-    if (!this.authorized(req)) {
-      res
-        .writeHead(401, { 'www-authenticate': 'Bearer realm="labtrace gateway metrics"', 'content-type': 'text/plain; charset=utf-8' })
-        .end('unauthorized\n');
-      return;
-    }
-    this.registry.metrics().then(
-      (text) =>
-        res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text),
-      (err: unknown) => {
-        this.logger.error({ err: String(err) }, 'metrics could not be collected');
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics could not be collected\n');
-      },
-    );
+    this.listening = undefined;
+    await this.http.close();
   }
 }

@@ -13,6 +13,7 @@ import { withParallelEd25519, type ParallelOptions } from './parallel-ed25519.js
 export { withParallelEd25519, PARALLEL_THRESHOLD, type ParallelOptions } from './parallel-ed25519.js';
 export { createProcessLogger, logSettings, LOG_FORMATS, type LogFormat, type ProcessLoggerOptions } from './logging.js';
 export { formatDuration, Progress, stopOnInterrupt, type ProgressOptions } from './progress.js';
+export { MetricsEndpoint, METRICS_PATH, notFound, pathOf, type MetricsEndpointOptions, type MetricsSource } from './metrics-endpoint.js';
 
 // PKCS#8 prefix of a raw 32-byte Ed25519 seed (RFC 8410)
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');

@@ -1,9 +1,9 @@
 // The server's Prometheus metrics (docs/operations.md, "Metrics"): one registry per server (several servers may share a
 // process), read mostly from the state the server keeps anyway (the ingest's counters, the store's capacity, the log)
 // when a scrape asks. The hot paths add only the ACK latency (an event of the ingest) and one timing per HTTP request.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import { isLoopback, LabtraceError, LISTEN_ADDRESS_HINT, parseListen } from '@labtrace/protocols';
+import { MetricsEndpoint, METRICS_PATH, notFound, pathOf } from '@labtrace/protocols/node';
 import type { Request } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Ingest } from '../ingest/ingest.js';
@@ -15,7 +15,7 @@ import type { CapacityStatus } from '../store/capacity.js';
 import type { SeriesStatus } from '../store/series/series-store.js';
 import { MIN_METRICS_TOKEN_CHARS, type MetricsConfig } from './config.js';
 
-export const METRICS_PATH = '/metrics';
+export { METRICS_PATH } from '@labtrace/protocols/node';
 /** the variable that holds the bearer token (it overrides metrics.tokenFile) */
 export const METRICS_TOKEN_ENV = 'LABTRACE_METRICS_TOKEN';
 
@@ -70,13 +70,11 @@ export function metricsEndpointOf(
   return { token, listen };
 }
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
-
 export class ServerMetrics {
   readonly registry = new Registry();
-  private readonly token: Buffer | undefined;
+  private readonly endpoint: MetricsEndpoint;
   private readonly listen: { host: string; port: number } | undefined;
-  private listener: http.Server | undefined;
+  private port: number | undefined;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   private readonly ackLatency: Histogram;
   private readonly onAcked = (_gateway: string, latencyMs: number): void => this.ackLatency.observe(latencyMs / 1000);
@@ -88,8 +86,12 @@ export class ServerMetrics {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     const { token, listen } = metricsEndpointOf(config, env);
-    this.token = token === undefined ? undefined : digest(token);
     this.listen = listen;
+    this.endpoint = new MetricsEndpoint(this.registry, {
+      token,
+      realm: 'labtrace metrics',
+      onError: (err) => this.logger.error({ err: String(err) }, 'metrics could not be collected'),
+    });
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'labtrace_' });
     const counters = sources.ingest.counters;
@@ -250,13 +252,12 @@ export class ServerMetrics {
 
   /** whether GET /metrics is answered on the server's HTTP port (a token and no listener of its own) */
   get onHttpPort(): boolean {
-    return this.token !== undefined && this.listen === undefined;
+    return this.endpoint.hasToken && this.listen === undefined;
   }
 
   /** the port of the metrics' own listener, once listening */
   get listenPort(): number | undefined {
-    const address = this.listener?.address();
-    return typeof address === 'object' && address !== null ? address.port : undefined;
+    return this.port;
   }
 
   /**
@@ -266,7 +267,7 @@ export class ServerMetrics {
   listenerFor(app: http.RequestListener): http.RequestListener {
     return (req, res) => {
       if (pathOf(req.url) === METRICS_PATH) {
-        if (this.onHttpPort) this.scrape(req, res);
+        if (this.onHttpPort) this.endpoint.scrape(req, res);
         else notFound(res);
         return;
       }
@@ -292,73 +293,13 @@ export class ServerMetrics {
     this.sources.ingest.on('acked', this.onAcked);
     const listen = this.listen;
     if (listen === undefined) return;
-    const server = http.createServer((req, res) => {
-      if (pathOf(req.url) === METRICS_PATH) this.scrape(req, res);
-      else notFound(res);
-    });
-    this.listener = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new LabtraceError(
-            err.code === 'EADDRINUSE' ? 'E_PORT_IN_USE' : 'E_CONFIG',
-            `metrics.listen: ${listen.host}:${listen.port}: ${err.code === 'EADDRINUSE' ? 'already in use' : err.message}`,
-            { cause: err },
-          ),
-        ),
-      );
-      server.listen(listen.port, listen.host, () => resolve());
-    });
-    this.logger.info({ host: listen.host, port: this.listenPort, token: this.token !== undefined }, 'metrics listening');
+    this.port = await this.endpoint.listen(listen.host, listen.port);
+    this.logger.info({ host: listen.host, port: this.port, token: this.endpoint.hasToken }, 'metrics listening');
   }
 
   async stop(): Promise<void> {
     this.sources.ingest.off('acked', this.onAcked);
-    const server = this.listener;
-    this.listener = undefined;
-    if (server === undefined) return;
-    server.closeAllConnections();
-    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.port = undefined;
+    await this.endpoint.close();
   }
-
-  /** Whether the request carries the token (compared in constant time), or no token is needed. */
-  private authorized(req: http.IncomingMessage): boolean {
-    if (this.token === undefined) return true;
-    const header = req.headers.authorization ?? '';
-    const given = /^Bearer (\S+)$/i.exec(header)?.[1];
-    // both sides hashed: the comparison takes the same time whatever the length given
-    return timingSafeEqual(digest(given ?? ''), this.token) && given !== undefined;
-  }
-
-  private scrape(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
-      return;
-    }
-    if (!this.authorized(req)) {
-      res
-        .writeHead(401, {
-          'www-authenticate': 'Bearer realm="labtrace metrics"',
-          'content-type': 'text/plain; charset=utf-8',
-          'cache-control': 'no-store',
-        })
-        .end('unauthorized\n');
-      return;
-    }
-    this.registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text);
-      },
-      (err: unknown) => {
-        this.logger.error({ err: String(err) }, 'metrics could not be collected');
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics could not be collected\n');
-      },
-    );
-  }
-}
-
-const pathOf = (url: string | undefined): string => (url ?? '').split('?')[0] ?? '';
-
-function notFound(res: http.ServerResponse): void {
-  res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
 }
