@@ -1,26 +1,17 @@
 // Times as the user reads them: in the browser's time zone (Intl), written the ISO 8601 way with the zone's offset
 // ("2026-12-07 21:05:03 GMT+8"), and ages and intervals in the user's language.
 import { useI18n } from 'vue-i18n';
+import { isoStyle } from '../format-time';
 import type { Both } from './types';
 
-const DATE_TIME: Intl.DateTimeFormatOptions = {
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-  hour: '2-digit',
-  minute: '2-digit',
-  second: '2-digit',
-  hourCycle: 'h23',
-  timeZoneName: 'shortOffset',
-};
+/** the browser's time zone */
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 export function useFormat() {
   const { t, locale } = useI18n();
   const dateTime = (ms: number | null | undefined): string => {
     if (ms === null || ms === undefined) return t('common.never');
-    const parts = new Intl.DateTimeFormat(locale.value, DATE_TIME).formatToParts(new Date(ms));
-    const part = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
-    return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')} ${part('timeZoneName')}`;
+    return isoStyle(locale.value, ZONE, ms, true, true);
   };
   /** a duration: "3 h", "15 min", "2 d" in the language */
   const duration = (ms: number): string => {
