@@ -26,6 +26,7 @@ import {
   resolveMeasurementsConfig,
   storeConfigSchema,
 } from './store/config.js';
+import { resolveSupervisionConfig, supervisionConfigSchema } from './standing/config.js';
 import { gatewaysConfigSchema, securityEventsConfigSchema } from './trust/config.js';
 
 // the names other code imported from here before the sections moved to their modules
@@ -80,6 +81,8 @@ export const serverConfigSchema = z.strictObject({
   dashboardDir: dashboardDirSchema,
   /** the data-export policy of the clients' selective-disclosure bundles (docs/trust.md) */
   export: exportConfigSchema,
+  /** the supervisor that follows this lab: the lab reads its standing there and answers its findings (docs/supervision.md) */
+  supervision: supervisionConfigSchema,
 });
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 
@@ -143,6 +146,7 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     measurements: resolveMeasurementsConfig(config.measurements, baseDir),
     live: resolveLiveConfig(config.live, baseDir),
     notifications: resolveNotificationsConfig(config.notifications, baseDir),
+    ...(config.supervision === undefined ? {} : { supervision: resolveSupervisionConfig(config.supervision, baseDir) }),
   };
 }
 

@@ -25,8 +25,12 @@ export class SeededLab {
     );
   }
 
-  static async start(): Promise<SeededLab> {
-    const t = await startServer({ laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' } });
+  /** `overrides`: more of the lab server's configuration (its `supervision:`) */
+  static async start(overrides: Record<string, unknown> = {}): Promise<SeededLab> {
+    const t = await startServer({
+      laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' },
+      ...overrides,
+    });
     const gw = await TestGateway.connect(t, 'gw-a');
     const lab = new SeededLab(t, gw);
     await gw.birth('utm-1', 'utm-2');
