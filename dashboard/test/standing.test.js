@@ -121,7 +121,9 @@ describe("the lab's standing", () => {
       const there = (await atSupervisor('/api/labs/lab-1/findings')).body.findings.find((f) => f.id === id);
       expect(there.responses).toEqual([expect.objectContaining({ author: 'lab lab-1: admin', kind: 'response', text })]);
       const trail = await call(lab.t, '/api/audit-trail?recordType=supervision-response', undefined, 'admin');
-      expect(trail.items).toEqual([expect.objectContaining({ actor: 'admin', recordId: `lab-1/${id}`, newValue: expect.objectContaining({ text }) })]);
+      expect(trail.items).toEqual([
+        expect.objectContaining({ actor: 'admin', recordId: `lab-1/${id}`, newValue: expect.objectContaining({ text }) }),
+      ]);
       expect(admin.errors).toEqual([]);
     } finally {
       await admin.close();

@@ -494,7 +494,15 @@ export class LabtraceServer {
             }),
           ),
         )
-        .use(standingRoutes({ config: config.supervision, env: process.env, db: this.db, audit: this.audit, logger: logger.child({ part: 'standing' }) })),
+        .use(
+          standingRoutes({
+            config: config.supervision,
+            env: process.env,
+            db: this.db,
+            audit: this.audit,
+            logger: logger.child({ part: 'standing' }),
+          }),
+        ),
       calibrationOf: async (id) => {
         const { status, dueAt } = await this.calibration.status(id);
         return { status, dueAt };

@@ -58,11 +58,14 @@ class SupervisorClient {
         redirect: 'error',
       });
     } catch (err) {
-      throw new LabtraceError('E_SUPERVISOR_UNAVAILABLE', `the supervisor at ${this.url} cannot be reached: ${(err as Error).message}`, { cause: err });
+      throw new LabtraceError('E_SUPERVISOR_UNAVAILABLE', `the supervisor at ${this.url} cannot be reached: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (res.ok) return res;
     const said = await res.json().then(
-      (b: unknown) => (typeof b === 'object' && b !== null && typeof (b as { error?: unknown }).error === 'string' ? (b as { error: string }).error : ''),
+      (b: unknown) =>
+        typeof b === 'object' && b !== null && typeof (b as { error?: unknown }).error === 'string' ? (b as { error: string }).error : '',
       () => '',
     );
     const what = `the supervisor answered HTTP ${res.status}${said === '' ? '' : `: ${said}`}`;
@@ -151,7 +154,10 @@ export function standingRoutes(deps: StandingDeps): express.Router {
     const answer = await client.call(`${labPath(client.lab)}/${kind === 'report' ? 'reports' : 'reports.pdf'}?${q.toString()}`);
     res
       .type(kind === 'report' ? 'application/json' : 'application/pdf')
-      .set('content-disposition', answer.headers.get('content-disposition') ?? `attachment; filename="compliance-${client.lab}.${kind === 'report' ? 'json' : 'pdf'}"`)
+      .set(
+        'content-disposition',
+        answer.headers.get('content-disposition') ?? `attachment; filename="compliance-${client.lab}.${kind === 'report' ? 'json' : 'pdf'}"`,
+      )
       .send(Buffer.from(await answer.arrayBuffer()));
   };
   routeOf(router, api.standingReport, (req, res) => report('report')(req, res));

@@ -121,7 +121,8 @@ describe("the lab's standing", () => {
 
   test('is read by the admin and auditors; the technician, the signatory and a client are refused', async () => {
     expect((await standing('auditor')).status).toBe(200);
-    for (const role of ['technician', 'signatory', 'client'] as const) expect({ role, status: (await standing(role)).status }).toEqual({ role, status: 403 });
+    for (const role of ['technician', 'signatory', 'client'] as const)
+      expect({ role, status: (await standing(role)).status }).toEqual({ role, status: 403 });
   });
 
   test('proxies the signed report (JSON and PDF), and names a bad query parameter', async () => {
@@ -136,7 +137,11 @@ describe("the lab's standing", () => {
     const pdf = await lab.t.fetch(`/api/standing/report.pdf?from=${from}&to=${to}`, {}, 'admin');
     expect(pdf.status).toBe(200);
     expect(pdf.headers.get('content-type')).toMatch(/application\/pdf/);
-    expect(Buffer.from(await pdf.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
+    expect(
+      Buffer.from(await pdf.arrayBuffer())
+        .subarray(0, 5)
+        .toString(),
+    ).toBe('%PDF-');
     const future = new Date(Date.now() + 2 * DAY).toISOString().slice(0, 10);
     const bad = await lab.call<{ code: string; error: string }>(`/api/standing/report?from=${from}&to=${future}`, {}, 'admin');
     expect(bad).toMatchObject({ status: 400, body: { code: 'E_BAD_REQUEST', error: expect.stringMatching(/^query: to:/) } });
@@ -153,7 +158,10 @@ describe("the lab's standing", () => {
     const text = 'The gateway lost power during the run; the gap is the ten readings it never sent. Spare UPS fitted.';
     // the others may read, not answer
     for (const role of ['auditor', 'technician', 'signatory', 'client'] as const)
-      expect({ role, status: (await lab.call(`/api/standing/findings/${gap.id}/response`, postJson({ text }), role)).status }).toEqual({ role, status: 403 });
+      expect({ role, status: (await lab.call(`/api/standing/findings/${gap.id}/response`, postJson({ text }), role)).status }).toEqual({
+        role,
+        status: 403,
+      });
     const res = await lab.call<{ finding: { responses: { text: string }[] }; auditEntry: number }>(
       `/api/standing/findings/${gap.id}/response`,
       postJson({ text }),
@@ -171,7 +179,13 @@ describe("the lab's standing", () => {
       'admin',
     );
     expect(trail.body.items).toEqual([
-      expect.objectContaining({ id: res.body.auditEntry, actor: 'admin', action: 'create', recordId: `lab-1/${gap.id}`, newValue: expect.objectContaining({ text }) }),
+      expect.objectContaining({
+        id: res.body.auditEntry,
+        actor: 'admin',
+        action: 'create',
+        recordId: `lab-1/${gap.id}`,
+        newValue: expect.objectContaining({ text }),
+      }),
     ]);
     // and the lab's standing shows it
     const after = (await standing('auditor')).body as Configured;
@@ -182,9 +196,17 @@ describe("the lab's standing", () => {
     const short = await lab.call<{ issues: { path: string }[] }>('/api/standing/findings/1/response', postJson({ text: 'ok' }), 'admin');
     expect(short.status).toBe(400);
     expect(short.body.issues.map((i) => i.path)).toEqual(['text']);
-    const extra = await lab.call<{ issues: { path: string }[] }>('/api/standing/findings/1/response', postJson({ text: 'a reasoned answer', author: 'x' }), 'admin');
+    const extra = await lab.call<{ issues: { path: string }[] }>(
+      '/api/standing/findings/1/response',
+      postJson({ text: 'a reasoned answer', author: 'x' }),
+      'admin',
+    );
     expect(extra.status).toBe(400);
-    const id = await lab.call<{ issues: { path: string }[] }>('/api/standing/findings/first/response', postJson({ text: 'a reasoned answer' }), 'admin');
+    const id = await lab.call<{ issues: { path: string }[] }>(
+      '/api/standing/findings/first/response',
+      postJson({ text: 'a reasoned answer' }),
+      'admin',
+    );
     expect(id.status).toBe(400);
     expect(id.body.issues.map((i) => i.path)).toEqual(['id']);
     const before = await lab.call<{ items: unknown[] }>('/api/audit-trail?recordType=supervision-response', {}, 'admin');

@@ -174,7 +174,11 @@ describe('the supervisor API', () => {
 
   test("with a lab's standing token: its own standing and responses only, never another lab's, never a 5xx", async () => {
     const headers = { authorization: `Bearer ${STANDING}`, 'content-type': 'application/json' };
-    const lower = fc.constantFrom((s: string) => s, (s: string) => s.toUpperCase(), (s: string) => `${s}/`);
+    const lower = fc.constantFrom(
+      (s: string) => s,
+      (s: string) => s.toUpperCase(),
+      (s: string) => `${s}/`,
+    );
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...METHODS), target, lower, body, async (method, path, spell, payload) => {
         const [p = '', q] = path.split('?');
@@ -198,7 +202,9 @@ describe('the supervisor API', () => {
     await expect(send('GET', '/api/labs', headers, undefined)).resolves.toMatchObject({ status: 403 });
     await expect(send('GET', '/api/labs/other', headers, undefined)).resolves.toMatchObject({ status: 403 });
     await expect(send('POST', '/api/labs/double/check', headers, undefined)).resolves.toMatchObject({ status: 403 });
-    await expect(send('POST', '/api/labs/double/findings/1/resolve', headers, '{"author":"a","text":"resolved by the lab itself"}')).resolves.toMatchObject({
+    await expect(
+      send('POST', '/api/labs/double/findings/1/resolve', headers, '{"author":"a","text":"resolved by the lab itself"}'),
+    ).resolves.toMatchObject({
       status: 403,
     });
     await expect(send('GET', '/api/key', headers, undefined)).resolves.toMatchObject({ status: 403 });

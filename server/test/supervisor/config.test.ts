@@ -63,8 +63,16 @@ describe('supervisor.yaml', () => {
   });
 
   test.each([
-    ['a short standing token', { LAB_A_STANDING: 'a'.repeat(31) }, /labs\[0\]\.standingTokenEnv: the standing token must have at least 32 characters/],
-    ['a standing token that is the API token', { LAB_A_STANDING: API.LABTRACE_SUPERVISOR_TOKEN }, /labs\[0\]\.standingTokenEnv: the lab's standing token must differ from the API token/],
+    [
+      'a short standing token',
+      { LAB_A_STANDING: 'a'.repeat(31) },
+      /labs\[0\]\.standingTokenEnv: the standing token must have at least 32 characters/,
+    ],
+    [
+      'a standing token that is the API token',
+      { LAB_A_STANDING: API.LABTRACE_SUPERVISOR_TOKEN },
+      /labs\[0\]\.standingTokenEnv: the lab's standing token must differ from the API token/,
+    ],
     ['a standing token variable not set', {}, /labs\[0\]\.standingTokenEnv: LAB_A_STANDING is not set/],
   ])('refuses %s, naming the field', async (_what, env, message) => {
     const file = write('standing-bad.yaml', lab('    standingTokenEnv: LAB_A_STANDING\n'));
