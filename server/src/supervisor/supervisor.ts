@@ -163,11 +163,11 @@ export class Supervisor {
     app.use('/api', (req: Request, res: Response, next: NextFunction) => {
       const who = this.caller(req.headers.authorization);
       if (who === undefined) return next(new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
-      if (who === 'supervisor') return next();
+      if ('supervisor' in who) return next();
       // a lab's standing token: its own standing, findings, checks and reports, and its responses; nothing else
-      if (!standingAllows(who, req.method, req.path))
-        return next(new LabtraceError('E_FORBIDDEN', `lab ${who}'s standing token reads its own standing and answers its findings only`));
-      res.locals['standingLab'] = who;
+      if (!standingAllows(who.lab, req.method, req.path))
+        return next(new LabtraceError('E_FORBIDDEN', `lab ${who.lab}'s standing token reads its own standing and answers its findings only`));
+      res.locals['standingLab'] = who.lab;
       next();
     });
     app.use('/api', express.json({ limit: '64kb' }));
@@ -290,13 +290,13 @@ export class Supervisor {
   }
 
   /** Who holds the bearer token: the supervisor (its API token), an enrolled lab (its standing token), or nobody. */
-  private caller(header: string | undefined): 'supervisor' | string | undefined {
+  private caller(header: string | undefined): { supervisor: true } | { lab: string } | undefined {
     if (header === undefined || !header.startsWith('Bearer ')) return undefined;
     // compare digests, so that the time taken says nothing of the token; every lab's is compared, whichever matches
     const given = createHash('sha256').update(header.slice(7).trim()).digest();
     const same = (token: string) => timingSafeEqual(given, createHash('sha256').update(token).digest());
-    let who: string | undefined = same(this.options.apiToken) ? 'supervisor' : undefined;
-    for (const lab of this.options.labs) if (lab.standingToken !== undefined && same(lab.standingToken) && who === undefined) who = lab.id;
+    let who: { supervisor: true } | { lab: string } | undefined = same(this.options.apiToken) ? { supervisor: true } : undefined;
+    for (const lab of this.options.labs) if (lab.standingToken !== undefined && same(lab.standingToken) && who === undefined) who = { lab: lab.id };
     return who;
   }
 }
