@@ -2,10 +2,18 @@
 // reports, read from the supervisor's API with the lab's standing token; and the lab's reasoned response to a
 // finding, sent to the supervisor and recorded in the lab's audit trail (which the transparency log anchors), so that
 // it stands in both logs. The token is never logged nor shown.
-import express, { type Request } from 'express';
+import express from 'express';
+import type { z } from 'zod';
 import type { Kysely } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
-import { api, type LabStanding, type StandingCheck, type StandingFinding, type StandingScoring } from '@labtrace/protocols/api';
+import {
+  api,
+  type LabStanding,
+  type StandingCheck,
+  type StandingFinding,
+  type StandingScoring,
+  type standingReportQuery,
+} from '@labtrace/protocols/api';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { principalOf, routeOf } from '../auth/policy.js';
 import type { Logger } from '../log.js';
@@ -147,10 +155,10 @@ export function standingRoutes(deps: StandingDeps): express.Router {
     res.json(view);
   });
 
-  const report = (kind: 'report' | 'report.pdf') => async (req: Request, res: express.Response) => {
+  /** the supervisor's report, as the contract parsed its query (the supervisor checks the period itself) */
+  const report = async (kind: 'report' | 'report.pdf', query: z.output<typeof standingReportQuery>, res: express.Response) => {
     if (client === undefined) throw notConfigured();
-    const q = new URLSearchParams();
-    for (const k of ['from', 'to', 'lang']) if (typeof req.query[k] === 'string') q.set(k, req.query[k]);
+    const q = new URLSearchParams({ from: query.from, to: query.to, lang: query.lang });
     const answer = await client.call(`${labPath(client.lab)}/${kind === 'report' ? 'reports' : 'reports.pdf'}?${q.toString()}`);
     res
       .type(kind === 'report' ? 'application/json' : 'application/pdf')
@@ -160,8 +168,8 @@ export function standingRoutes(deps: StandingDeps): express.Router {
       )
       .send(Buffer.from(await answer.arrayBuffer()));
   };
-  routeOf(router, api.standingReport, (req, res) => report('report')(req, res));
-  routeOf(router, api.standingReportPdf, (req, res) => report('report.pdf')(req, res));
+  routeOf(router, api.standingReport, (_req, res, { query }) => report('report', query, res));
+  routeOf(router, api.standingReportPdf, (_req, res, { query }) => report('report.pdf', query, res));
 
   routeOf(router, api.respondToFinding, async (req, res, { params, body }) => {
     if (client === undefined || config === undefined) throw notConfigured();

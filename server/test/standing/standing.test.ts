@@ -3,6 +3,7 @@
 // to clear it, proxies the signed report, and sends the admin's reasoned response, which lands at the supervisor and
 // in the lab's own audit trail. The lab's standing token reaches no other lab and none of the supervisor's actions.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +30,14 @@ let lab: SeededLab;
 let supervisor: Supervisor;
 let port: number;
 let stopped = false;
+/** every line the lab's server logs */
+const lines: string[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    done();
+  },
+});
 
 /** a port nobody listens on now: the lab's config names the supervisor before it starts */
 async function freePort(): Promise<number> {
@@ -69,7 +78,7 @@ beforeAll(async () => {
   port = await freePort();
   const tokenFile = path.join(dir, 'standing.token');
   writeFileSync(tokenFile, `${STANDING}\n`);
-  lab = await SeededLab.start({ supervision: { url: `http://127.0.0.1:${port}/`, lab: 'lab-1', tokenFile } });
+  lab = await SeededLab.start({ supervision: { url: `http://127.0.0.1:${port}/`, lab: 'lab-1', tokenFile } }, pino({ level: 'trace' }, sink));
   await lab.completedRun({ skip: 10 });
   supervisor = new Supervisor(
     {
@@ -259,5 +268,8 @@ describe('without its supervisor', () => {
     const res = await standing();
     expect(res).toMatchObject({ status: 502, body: { code: 'E_SUPERVISOR_UNAVAILABLE', error: expect.stringMatching(/cannot be reached/) } });
     expect(JSON.stringify(res.body)).not.toContain(STANDING);
+    // the lab's log: the response was logged, the standing token never
+    expect(lines.some((l) => l.includes('"part":"standing"'))).toBe(true);
+    expect(lines.filter((l) => l.includes(STANDING))).toEqual([]);
   });
 });
