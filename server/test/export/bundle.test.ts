@@ -197,10 +197,12 @@ test('a lone surrogate in any string of a batch line, keys.json, bundle.json or 
     cases.push({ file: `batches ${at.join('.')}`, files: withBatch(1, (l) => void Object.assign(l, JSON.parse(withLone(line, at)) as BatchLine)) });
   const keys = JSON.parse(files.keys) as unknown;
   // a key's reason (a person's words on why it was revoked) is shown as it stands, held to nothing
-  for (const at of stringPaths(keys).filter((p) => p[p.length - 1] !== 'reason')) cases.push({ file: `keys ${at.join('.')}`, files: { ...files, keys: withLone(keys, at) } });
+  for (const at of stringPaths(keys).filter((p) => p[p.length - 1] !== 'reason'))
+    cases.push({ file: `keys ${at.join('.')}`, files: { ...files, keys: withLone(keys, at) } });
   const bundle = JSON.parse(files.bundle) as unknown;
   // bundle.json is not signed: of its strings, the format and the log's name are held to something
-  for (const at of stringPaths(bundle).filter((p) => p[0] === 'format' || p[0] === 'origin')) cases.push({ file: `bundle ${at.join('.')}`, files: { ...files, bundle: withLone(bundle, at) } });
+  for (const at of stringPaths(bundle).filter((p) => p[0] === 'format' || p[0] === 'origin'))
+    cases.push({ file: `bundle ${at.join('.')}`, files: { ...files, bundle: withLone(bundle, at) } });
   const rows = lines(files.records);
   const record = JSON.parse(rows[2] ?? '') as unknown;
   for (const at of stringPaths(record)) {

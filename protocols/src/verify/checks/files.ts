@@ -110,7 +110,13 @@ export function readGatewayKeys(report: VerifyReport, listed: unknown[], problem
     }
     const keyId = toHex(key.keyId);
     if (k.keyId !== undefined && k.keyId !== keyId)
-      problem({ kind: 'key-validity', where: `${where} keyId`, message: "the stated key id is not the key's", computed: keyId, claimed: JSON.stringify(k.keyId) });
+      problem({
+        kind: 'key-validity',
+        where: `${where} keyId`,
+        message: "the stated key id is not the key's",
+        computed: keyId,
+        claimed: JSON.stringify(k.keyId),
+      });
     const validUntil = isCount(k.validUntil) ? k.validUntil : null;
     const validFrom = isCount(k.registeredAt) ? k.registeredAt : null;
     const status = isString(k.status) ? k.status : 'active';
