@@ -15,6 +15,7 @@ import { DEFAULT_RULE_SETTINGS } from '../../server/dist/src/supervisor/evidence
 import { Supervisor } from '../../server/dist/src/supervisor/supervisor.js';
 import { SeededLab } from '../../server/dist/test/supervisor/lab-seeding.js';
 import { call, launch, WAIT } from './helpers/browser.js';
+import { describeUntranslated, untranslatedText } from './helpers/page-checks.js';
 import { DESKTOP, message, overflowing, PHONE, seriousViolations, signInAs } from './helpers/records.js';
 
 const TOKEN = 'supervisor-api-token-for-dashboard-tests-0123456789';
@@ -143,6 +144,9 @@ describe("the lab's standing", () => {
       expect(await finding.locator('[data-test="finding-title"]').getAttribute('lang')).toBe('zh-CN');
       expect(await finding.locator('[data-test="finding-remedy"]').innerText()).toBe(remedyIn(rule.remedy, 'zh-CN'));
       expect(await page.locator('[data-test="respond-form"]').count()).toBe(0);
+      // no English left in the Chinese view but what is declared English (the supervisor's summary, a reference) or a
+      // record as written (a response, never machine-translated)
+      expect(describeUntranslated(await untranslatedText(page, ['lab-1', 'admin', 'auditor']))).toEqual([]);
       expect(await overflowing(page)).toEqual([]);
       expect(await seriousViolations(page)).toEqual([]);
       // the report links ask for the period in the user's zone and the chosen language
