@@ -25,3 +25,7 @@ export const recordsCalibration = (role: Role | undefined): boolean => role === 
 export const readsOverview = (role: Role | undefined): boolean => role === 'admin' || role === 'signatory' || role === 'auditor';
 /** who reads the test reports list (the server's POLICY: every role; a client its organization's issued ones) */
 export const readsReports = (role: Role | undefined): boolean => role !== undefined;
+/** who reads the lab's standing with its supervisor (the server's POLICY: admin and auditor) */
+export const readsStanding = (role: Role | undefined): boolean => role === 'admin' || role === 'auditor';
+/** who answers the supervisor's findings for the lab */
+export const answersFindings = (role: Role | undefined): boolean => role === 'admin';

@@ -111,6 +111,8 @@ export const routes: RouteRecordRaw[] = [
     component: () => import('./views/admin/NotificationsAdminView.vue'),
     meta: { title: 'admin.titles.notifications' },
   },
+  // the lab's standing with its supervisor: the admin and auditors
+  { path: '/standing', name: 'standing', component: () => import('./views/StandingView.vue'), meta: { title: 'standing.title' } },
   { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue'), meta: { title: 'common.titles.audit' } },
   { path: '/overview', name: 'overview', component: () => import('./views/OverviewView.vue'), meta: { title: 'overview.title' } },
   // the auditor's workspace: the verifier (and its worker) load with this view only

@@ -27,6 +27,7 @@ import {
   RUN_TIMES,
   SEVERITIES,
   SHARE_STATES,
+  FINDING_SEVERITIES,
 } from '@labtrace/protocols/api';
 import { INSTRUMENT_COMMANDS } from '@labtrace/protocols';
 
@@ -211,6 +212,8 @@ const DYNAMIC = {
   'certificate.amendForm.field.': ['customerName', 'customerContact', 'itemDescription', 'itemCondition', 'remarks', 'statements'],
   'chart.limit.': ['min', 'max', 'low', 'high', 'warnLow', 'warnHigh'],
   'run.state.': RUN_STATES,
+  'standing.severity.': FINDING_SEVERITIES,
+  'standing.status.': ['open', 'resolved'],
   'run.results.rule.': ['simple-acceptance', 'guarded-acceptance'],
   'run.results.statistic.': RESULT_STATISTICS,
   'run.results.verdict.': ['pass', 'fail', 'no-decision'],

@@ -239,6 +239,13 @@ export const VIEWS: readonly View[] = [
     identifiers: ['admin', 'technician', 'signatory', 'client', 'auditor', 'system'],
   },
   {
+    // this lab has no supervisor: the view says how to configure one
+    name: 'standing',
+    who: ['admin', 'auditor'],
+    path: () => '/#/standing',
+    ready: () => '[data-test="standing-not-configured"]',
+  },
+  {
     name: 'verify',
     who: ['admin', 'auditor'],
     path: () => '/#/verify',

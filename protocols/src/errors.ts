@@ -26,6 +26,8 @@ export type LabtraceErrorCode =
   | 'E_INFLUX_QUERY'
   /** a witness (C2SP tlog-witness) cannot be reached or did not answer in time */
   | 'E_WITNESS_UNAVAILABLE'
+  /** the lab's supervisor (supervision:) cannot be reached, or refused the lab's standing token */
+  | 'E_SUPERVISOR_UNAVAILABLE'
   /** a record that existed and is no longer available (a share link revoked or expired): 410 */
   | 'E_GONE';
 

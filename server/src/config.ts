@@ -28,6 +28,7 @@ import {
   resolveMeasurementsConfig,
   storeConfigSchema,
 } from './store/config.js';
+import { resolveSupervisionConfig, supervisionConfigSchema } from './standing/config.js';
 import { gatewaysConfigSchema, securityEventsConfigSchema } from './trust/config.js';
 
 // the names other code imported from here before the sections moved to their modules
@@ -87,6 +88,8 @@ export const serverConfigSchema = z.strictObject({
    * listener of their own (`listen`); without either, not served
    */
   metrics: metricsConfigSchema,
+  /** the supervisor that follows this lab: the lab reads its standing there and answers its findings (docs/supervision.md) */
+  supervision: supervisionConfigSchema,
 });
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 
@@ -151,6 +154,7 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     live: resolveLiveConfig(config.live, baseDir),
     notifications: resolveNotificationsConfig(config.notifications, baseDir),
     metrics: resolveMetricsConfig(config.metrics, baseDir),
+    ...(config.supervision === undefined ? {} : { supervision: resolveSupervisionConfig(config.supervision, baseDir) }),
   };
 }
 

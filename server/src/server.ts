@@ -70,6 +70,7 @@ import type { SeriesStore } from './store/series/series-store.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { notificationRoutes } from './notify/notification-routes.js';
+import { standingRoutes } from './standing/standing-routes.js';
 import { Notifier, smtpPasswordFrom } from './notify/notifier.js';
 import { SecurityEvents } from './trust/security-events.js';
 import { redisPasswordFrom } from './redis.js';
@@ -495,6 +496,15 @@ export class LabtraceServer {
               ...(options.clock === undefined ? {} : { clock: options.clock }),
             }),
           ),
+        )
+        .use(
+          standingRoutes({
+            config: config.supervision,
+            env: process.env,
+            db: this.db,
+            audit: this.audit,
+            logger: logger.child({ part: 'standing' }),
+          }),
         ),
       calibrationOf: async (id) => {
         const { status, dueAt } = await this.calibration.status(id);

@@ -49,6 +49,7 @@ export const AUDIT_RECORD_TYPES = [
   'run-results',
   'run-share',
   'session',
+  'supervision-response',
   'user',
   'user-preferences',
 ] as const;

@@ -80,6 +80,7 @@ import {
   testNotification,
 } from './notifications.js';
 import { getOverview } from './overview.js';
+import { getStanding, standingReport, standingReportPdf, respondToFinding } from './standing.js';
 
 export * from './contract.js';
 export * from './errors.js';
@@ -105,6 +106,7 @@ export * from './certificates.js';
 export * from './notifications.js';
 export * from './shares.js';
 export * from './overview.js';
+export * from './standing.js';
 
 /** every route of the API by name: the dashboard's client calls `api.getRun`, the server registers each with its handler */
 export const api = {
@@ -216,6 +218,10 @@ export const api = {
   retryDelivery,
   testNotification,
   getOverview,
+  getStanding,
+  standingReport,
+  standingReportPdf,
+  respondToFinding,
 } as const;
 export type Api = typeof api;
 export type RouteName = keyof Api;

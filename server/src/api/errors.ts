@@ -17,6 +17,7 @@ const STATUS: Partial<Record<LabtraceErrorCode, number>> = {
   E_INFLUX_UNAVAILABLE: 503,
   E_WITNESS_UNAVAILABLE: 503,
   E_INFLUX_QUERY: 502,
+  E_SUPERVISOR_UNAVAILABLE: 502,
   E_RATE_LIMITED: 429,
   // the store cannot write (disk full, I/O error) or keeps its free-space reserve
   E_STORE_UNAVAILABLE: 503,

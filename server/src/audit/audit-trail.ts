@@ -91,6 +91,7 @@ function organizationOfRecord(slashAt: string): Readonly<Record<string, string>>
     calibration: "'lab'",
     'instrument-check': "'lab'",
     accreditation: "'lab'",
+    'supervision-response': "'lab'",
     certificate: '(SELECT organization FROM certificate_requests WHERE id = record_id)',
   };
 }

@@ -67,6 +67,12 @@ export const POLICY: readonly RouteRule[] = [
   { method: 'POST', path: '/api/organizations', allow: ADMIN, audit: true },
   // an auditor whose grant covers some organizations sees the lab's records and those organizations' (auth/visibility.ts)
   { method: 'GET', path: '/api/audit-trail', allow: ['admin', 'auditor'], scope: 'organization' },
+  // the lab's standing with its supervisor (standing/standing-routes.ts): read by the admin and auditors; a response
+  // to a finding is the lab's word to its regulator, given by the admin, and recorded in the audit trail
+  { method: 'GET', path: '/api/standing', allow: ['admin', 'auditor'] },
+  { method: 'GET', path: '/api/standing/report', allow: ['admin', 'auditor'] },
+  { method: 'GET', path: '/api/standing/report.pdf', allow: ['admin', 'auditor'] },
+  { method: 'POST', path: '/api/standing/findings/:id/response', allow: ADMIN, audit: true },
   { method: 'GET', path: '/api/audit-trail/export', allow: ['admin', 'auditor'], scope: 'organization' },
   { method: 'GET', path: '/api/gateways', allow: LAB_READERS },
   { method: 'GET', path: '/api/instruments', allow: LAB_READERS },

@@ -42,6 +42,16 @@ const labSchema = z
       .string()
       .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name')
       .optional(),
+    /**
+     * a file holding the lab's standing token (at least 32 characters): with it the lab reads its own standing,
+     * findings, checks and reports, and answers its findings, and nothing else (docs/supervision.md)
+     */
+    standingTokenFile: z.string().min(1).optional(),
+    /** or the environment variable holding it */
+    standingTokenEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
     /** the witnesses whose cosignatures the supervisor requires on the lab's checkpoints */
     witnesses: z.array(keyOf((t) => parseCosignerVerifierKey(t))).default([]),
     witnessesRequired: z.number().int().min(0).default(0),
@@ -100,6 +110,8 @@ export interface EnrolledLab {
   origin: string;
   logKey: string;
   token: string;
+  /** the lab's own least-privilege token for the supervisor's API (its standing), when one is enrolled */
+  standingToken?: string | undefined;
   witnesses: string[];
   witnessesRequired: number;
 }
@@ -162,6 +174,7 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
       token = readSecretFile(path.resolve(dir, l.tokenFile), `${where}.tokenFile`);
     if (token === undefined || token === '')
       throw new LabtraceError('E_CONFIG', `${where}.tokenEnv: ${l.tokenEnv ?? ''} is not set and no tokenFile is given`);
+    const standingToken = standingTokenOf(l, env, dir, where);
     return {
       id: l.id,
       name: l.name ?? l.id,
@@ -169,9 +182,20 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
       origin: l.origin ?? parseVerifierKey(l.logKey).name,
       logKey: l.logKey,
       token,
+      standingToken,
       witnesses: l.witnesses,
       witnessesRequired: l.witnessesRequired,
     };
+  });
+  // a standing token names one lab: shared with the API or with another lab, it would grant more than that
+  const seen = new Map<string, number>();
+  labs.forEach((l, i) => {
+    if (l.standingToken === undefined) return;
+    const field = `${file}: labs[${i}].${parsed.labs[i]?.standingTokenEnv !== undefined ? 'standingTokenEnv' : 'standingTokenFile'}`;
+    if (l.standingToken === apiToken) throw new LabtraceError('E_CONFIG', `${field}: the lab's standing token must differ from the API token`);
+    const other = seen.get(l.standingToken);
+    if (other !== undefined) throw new LabtraceError('E_CONFIG', `${field}: the same standing token as labs[${other}]; each lab needs its own`);
+    seen.set(l.standingToken, i);
   });
   return {
     host: parsed.listen.host,
@@ -183,4 +207,26 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
     settings: { lateAmendmentMs: parsed.rules.lateAmendmentDays * 86_400_000, stallGraceMs: parsed.rules.stallGraceMinutes * 60_000 },
     labs,
   };
+}
+
+/** A lab's standing token from its variable, else its file; none enrolled: undefined. */
+function standingTokenOf(
+  l: { standingTokenFile?: string | undefined; standingTokenEnv?: string | undefined },
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  where: string,
+): string | undefined {
+  if (l.standingTokenFile === undefined && l.standingTokenEnv === undefined) return undefined;
+  let token: string | undefined;
+  let field = 'standingTokenEnv';
+  if (l.standingTokenEnv !== undefined) token = env[l.standingTokenEnv];
+  if ((token === undefined || token === '') && l.standingTokenFile !== undefined) {
+    field = 'standingTokenFile';
+    token = readSecretFile(path.resolve(dir, l.standingTokenFile), `${where}.standingTokenFile`);
+  }
+  if (token === undefined || token === '')
+    throw new LabtraceError('E_CONFIG', `${where}.standingTokenEnv: ${l.standingTokenEnv ?? ''} is not set and no standingTokenFile is given`);
+  if (token.length < MIN_TOKEN)
+    throw new LabtraceError('E_CONFIG', `${where}.${field}: the standing token must have at least ${MIN_TOKEN} characters`);
+  return token;
 }

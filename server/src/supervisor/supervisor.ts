@@ -48,6 +48,28 @@ const responseBody = z.strictObject({
   text: z.string().trim().min(10, 'a reasoned response has at least 10 characters').max(10_000),
 });
 
+/**
+ * Whether a lab's standing token may make a request (`path` under /api, as express gives it undecoded). The routes
+ * match paths without regard to case and with one trailing slash, so these do too; any other spelling is refused
+ * (fail closed).
+ */
+export function standingAllows(lab: string, method: string, path: string): boolean {
+  const parts = path.replace(/\/$/, '').split('/');
+  if (parts[0] !== '') return false;
+  let segments: string[];
+  try {
+    segments = parts.slice(1).map((p) => decodeURIComponent(p));
+  } catch {
+    return false;
+  }
+  const word = (i: number, w: string) => segments[i]?.toLowerCase() === w;
+  if (method === 'GET' && segments.length === 1 && word(0, 'rules')) return true;
+  if (segments.length < 2 || !word(0, 'labs') || segments[1] !== lab) return false;
+  if (method === 'GET')
+    return segments.length === 2 || (segments.length === 3 && ['findings', 'checks', 'reports', 'reports.pdf'].some((w) => word(2, w)));
+  return method === 'POST' && segments.length === 5 && word(2, 'findings') && word(4, 'response');
+}
+
 export class Supervisor {
   readonly store: SupervisorStore;
   private readonly followers: Map<string, LabFollower>;
@@ -148,8 +170,15 @@ export class Supervisor {
     app.disable('x-powered-by');
     app.use(securityHeaders());
     // the token first: a request without it has its body neither read nor parsed
-    app.use('/api', (req: Request, _res: Response, next: NextFunction) => {
-      next(this.authorized(req.headers.authorization) ? undefined : new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
+    app.use('/api', (req: Request, res: Response, next: NextFunction) => {
+      const who = this.caller(req.headers.authorization);
+      if (who === undefined) return next(new LabtraceError('E_AUTH', 'the supervisor API needs its bearer token'));
+      if ('supervisor' in who) return next();
+      // a lab's standing token: its own standing, findings, checks and reports, and its responses; nothing else
+      if (!standingAllows(who.lab, req.method, req.path))
+        return next(new LabtraceError('E_FORBIDDEN', `lab ${who.lab}'s standing token reads its own standing and answers its findings only`));
+      res.locals['standingLab'] = who.lab;
+      next();
     });
     app.use('/api', express.json({ limit: '64kb' }));
     app.get('/api/rules', (_req, res) => {
@@ -246,7 +275,9 @@ export class Supervisor {
     const lab = this.follower(String(req.params['lab'])).lab.id;
     const id = Number(req.params['id']);
     const body = parseWith(responseBody, req.body, 'body', 'E_BAD_REQUEST');
-    if (!Number.isSafeInteger(id) || !this.store.respond(lab, id, { at: this.now(), author: body.author, kind, text: body.text }))
+    // what a lab says through its standing token is marked as the lab's: it cannot speak as the supervisor's officer
+    const author = res.locals['standingLab'] === undefined ? body.author : `lab ${lab}: ${body.author}`;
+    if (!Number.isSafeInteger(id) || !this.store.respond(lab, id, { at: this.now(), author, kind, text: body.text }))
       throw new LabtraceError('E_NOT_FOUND', `finding ${String(req.params['id'])} of lab ${lab} is not known`);
     res.status(201).json({ finding: this.store.findings(lab).find((f) => f.id === id), standing: this.standing(lab) });
   }
@@ -284,11 +315,14 @@ export class Supervisor {
     return f;
   }
 
-  private authorized(header: string | undefined): boolean {
-    if (header === undefined || !header.startsWith('Bearer ')) return false;
-    // compare digests, so that the time taken says nothing of the token
+  /** Who holds the bearer token: the supervisor (its API token), an enrolled lab (its standing token), or nobody. */
+  private caller(header: string | undefined): { supervisor: true } | { lab: string } | undefined {
+    if (header === undefined || !header.startsWith('Bearer ')) return undefined;
+    // compare digests, so that the time taken says nothing of the token; every lab's is compared, whichever matches
     const given = createHash('sha256').update(header.slice(7).trim()).digest();
-    const expected = createHash('sha256').update(this.options.apiToken).digest();
-    return timingSafeEqual(given, expected);
+    const same = (token: string) => timingSafeEqual(given, createHash('sha256').update(token).digest());
+    let who: { supervisor: true } | { lab: string } | undefined = same(this.options.apiToken) ? { supervisor: true } : undefined;
+    for (const lab of this.options.labs) if (lab.standingToken !== undefined && same(lab.standingToken) && who === undefined) who = { lab: lab.id };
+    return who;
   }
 }

@@ -467,7 +467,12 @@ const MUTATIONS: Record<string, () => Promise<{ res: Response; expect: Partial<A
 };
 
 test('every mutating route that writes the audit trail is exercised here', () => {
-  const audited = POLICY.filter((r) => r.audit === true).map((r) => `${r.method} ${r.path}`);
+  // a response to a supervisor's finding needs a running supervisor: server/test/standing/standing.test.ts checks its
+  // entry (by the admin, record type supervision-response) against a real one
+  const elsewhere = new Set(['POST /api/standing/findings/:id/response']);
+  const audited = POLICY.filter((r) => r.audit === true)
+    .map((r) => `${r.method} ${r.path}`)
+    .filter((r) => !elsewhere.has(r));
   expect(Object.keys(MUTATIONS).sort()).toEqual(audited.sort());
 });
 

@@ -77,6 +77,7 @@ export function templates(state: LabState): Record<string, unknown> {
     'POST /api/instruments/:id/checks': { checkedAt: now, result: 'pass', description: 'check weight 10 kN' },
     'POST /api/accreditations': { id: `fz-accreditation-${UNIQUE}`, body: 'FUZZ', number: 'F-2', scope, validFrom: now, validTo: now + 86_400_000 },
     'POST /api/accreditations/:id/events': { kind: 'suspend', reason: 'fuzz' },
+    'POST /api/standing/findings/:id/response': { text: 'a reasoned response from the fuzz' },
     'POST /api/accreditations/:id/scope': { scope, reason: 'fuzz' },
     'POST /api/certificates': { run: state.run },
     'POST /api/certificates/:id/issue': {},
@@ -118,6 +119,8 @@ export function queryTemplates(state: LabState): Record<string, Record<string, s
     '/api/accreditations': { at: String(now) },
     '/api/accreditations/:id': { at: String(now) },
     '/api/public/accreditation': { at: String(now) },
+    '/api/standing/report': { from: iso(now - 86_400_000).slice(0, 10), to: iso(now).slice(0, 10), lang: 'zh-CN' },
+    '/api/standing/report.pdf': { from: iso(now - 86_400_000).slice(0, 10), to: iso(now).slice(0, 10), lang: 'en' },
     '/api/security-events': { gateway: FUZZ_GATEWAY, limit: '10' },
     '/api/notifications/deliveries': { status: 'failed', before: '100', limit: '10' },
   };

@@ -15,6 +15,9 @@ import { malformedJson, nastyValue, query, segment } from '../fuzz/inputs.js';
 import { DOUBLE_ORIGIN, LabDouble } from './log-double.js';
 
 const TOKEN = 'supervisor-api-token-for-fuzzing-0123456789';
+/** the standing tokens of the lab 'double' and of another lab 'other' (the same double, enrolled twice) */
+const STANDING = 'standing-token-of-the-double-0123456789';
+const OTHER_STANDING = 'standing-token-of-the-other-lab-0123456789';
 let dir: string;
 let lab: LabDouble;
 let supervisor: Supervisor;
@@ -42,6 +45,18 @@ beforeAll(async () => {
           origin: DOUBLE_ORIGIN,
           logKey: lab.logKey,
           token: 'lab-token',
+          standingToken: STANDING,
+          witnesses: [],
+          witnessesRequired: 0,
+        },
+        {
+          id: 'other',
+          name: 'other',
+          url: lab.url,
+          origin: DOUBLE_ORIGIN,
+          logKey: lab.logKey,
+          token: 'lab-token',
+          standingToken: OTHER_STANDING,
           witnesses: [],
           witnessesRequired: 0,
         },
@@ -132,5 +147,72 @@ describe('the supervisor API', () => {
       params(150),
     );
     await expect(send('GET', '/api/rules', auth, undefined)).resolves.toMatchObject({ status: 200 });
+  }, 180_000);
+
+  /**
+   * What the lab 'double' may do with its standing token, written from the documented list (docs/supervision.md)
+   * over the path as the routes read it (case-insensitive, one trailing slash, percent-decoded): anything else is a
+   * 403 (or 401/404 where the request never reaches the API's routes).
+   */
+  function allowedToDouble(method: string, target: string): boolean {
+    const raw = target.split('?')[0] ?? '';
+    let p: string;
+    try {
+      p = raw
+        .split('/')
+        .map((s) => decodeURIComponent(s))
+        .join('/');
+    } catch {
+      return false;
+    }
+    const path = p.replace(/\/$/, '');
+    const lower = path.toLowerCase();
+    if (method === 'GET' && lower === '/api/rules') return true;
+    if (!lower.startsWith('/api/labs/') || path.split('/')[3] !== 'double') return false;
+    const rest = lower.slice('/api/labs/double'.length);
+    if (method === 'GET') return ['', '/findings', '/checks', '/reports', '/reports.pdf'].includes(rest);
+    return method === 'POST' && /^\/findings\/[^/]+\/response$/.test(rest);
+  }
+
+  test("with a lab's standing token: its own standing and responses only, never another lab's, never a 5xx", async () => {
+    const headers = { authorization: `Bearer ${STANDING}`, 'content-type': 'application/json' };
+    const lower = fc.constantFrom(
+      (s: string) => s,
+      (s: string) => s.toUpperCase(),
+      (s: string) => `${s}/`,
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...METHODS), target, lower, body, async (method, path, spell, payload) => {
+        const [p = '', q] = path.split('?');
+        const sent = q === undefined ? spell(p) : `${spell(p)}?${q}`;
+        const answer = await send(method, sent, headers, method === 'GET' ? undefined : payload);
+        if (answer.status === 431) return;
+        expect(answer.status).toBeLessThan(500);
+        if (!/^\/api(\/|\?|$)/i.test(sent)) return;
+        if (!allowedToDouble(method, sent)) {
+          // refused before any route: the lab's token grants no more than its list
+          expect({ sent, method, status: answer.status }).toEqual({ sent, method, status: 403 });
+          expect(JSON.parse(answer.body)).toMatchObject({ code: 'E_FORBIDDEN' });
+        }
+        // no answer to the lab's token speaks of the other lab
+        expect(answer.body).not.toMatch(/"(id|lab)":"other"/);
+      }),
+      params(250),
+    );
+    // the list, and the lab's own standing, are there; the supervisor's own actions are not
+    await expect(send('GET', '/api/labs/double', headers, undefined)).resolves.toMatchObject({ status: 200 });
+    await expect(send('GET', '/api/labs', headers, undefined)).resolves.toMatchObject({ status: 403 });
+    await expect(send('GET', '/api/labs/other', headers, undefined)).resolves.toMatchObject({ status: 403 });
+    await expect(send('POST', '/api/labs/double/check', headers, undefined)).resolves.toMatchObject({ status: 403 });
+    await expect(
+      send('POST', '/api/labs/double/findings/1/resolve', headers, '{"author":"a","text":"resolved by the lab itself"}'),
+    ).resolves.toMatchObject({
+      status: 403,
+    });
+    await expect(send('GET', '/api/key', headers, undefined)).resolves.toMatchObject({ status: 403 });
+    // the other lab's token reads the other lab, not this one
+    const other = { authorization: `Bearer ${OTHER_STANDING}` };
+    await expect(send('GET', '/api/labs/other', other, undefined)).resolves.toMatchObject({ status: 200 });
+    await expect(send('GET', '/api/labs/double/findings', other, undefined)).resolves.toMatchObject({ status: 403 });
   }, 180_000);
 });

@@ -52,6 +52,43 @@ describe('supervisor.yaml', () => {
     await expect(loadSupervisorConfig(write('bad.yaml', text), API)).rejects.toThrow(message);
   });
 
+  test("reads a lab's standing token from its variable or its file", async () => {
+    write('lab-b.standing', `${'b'.repeat(40)}\n`);
+    const file = write(
+      'standing.yaml',
+      `${lab('    standingTokenEnv: LAB_A_STANDING\n')}  - id: lab-b\n    url: https://lab-b.example\n    logKey: "${logKey}"\n    tokenEnv: LAB_A_TOKEN\n    standingTokenFile: lab-b.standing\n  - id: lab-c\n    url: https://lab-c.example\n    logKey: "${logKey}"\n    tokenEnv: LAB_A_TOKEN\n`,
+    );
+    const config = await loadSupervisorConfig(file, { ...API, LAB_A_STANDING: 'a'.repeat(40) });
+    expect(config.labs.map((l) => l.standingToken)).toEqual(['a'.repeat(40), 'b'.repeat(40), undefined]);
+  });
+
+  test.each([
+    [
+      'a short standing token',
+      { LAB_A_STANDING: 'a'.repeat(31) },
+      /labs\[0\]\.standingTokenEnv: the standing token must have at least 32 characters/,
+    ],
+    [
+      'a standing token that is the API token',
+      { LAB_A_STANDING: API.LABTRACE_SUPERVISOR_TOKEN },
+      /labs\[0\]\.standingTokenEnv: the lab's standing token must differ from the API token/,
+    ],
+    ['a standing token variable not set', {}, /labs\[0\]\.standingTokenEnv: LAB_A_STANDING is not set/],
+  ])('refuses %s, naming the field', async (_what, env, message) => {
+    const file = write('standing-bad.yaml', lab('    standingTokenEnv: LAB_A_STANDING\n'));
+    await expect(loadSupervisorConfig(file, { ...API, ...env })).rejects.toThrow(message);
+  });
+
+  test("refuses two labs sharing a standing token, naming the second lab's field", async () => {
+    write('shared.standing', 'c'.repeat(40));
+    const second = lab('    standingTokenFile: shared.standing\n').replace('labs:\n', '').replace('id: lab-a', 'id: lab-b');
+    const file = write('standing-shared.yaml', `${lab('    standingTokenFile: shared.standing\n')}${second}`);
+    await expect(loadSupervisorConfig(file, API)).rejects.toThrow(/labs\[1\]\.standingTokenFile: the same standing token as labs\[0\]/);
+    await expect(loadSupervisorConfig(write('standing-typo.yaml', lab('    standingTokenEnv: lower-case\n')), API)).rejects.toThrow(
+      /labs\[0\]\.standingTokenEnv: expected an environment variable name/,
+    );
+  });
+
   test('has no default API token: without one, or with a short one, it does not start', async () => {
     const file = write('notoken.yaml', lab());
     await expect(loadSupervisorConfig(file, { LAB_A_TOKEN: 't' })).rejects.toThrow(/tokenFile: the supervisor's API needs a token/);

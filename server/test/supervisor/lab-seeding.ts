@@ -3,6 +3,7 @@
 // store for the violations the server itself refuses to commit (a tampered database, as an auditor would meet it).
 import { expect } from '@jest/globals';
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import type { Sample } from '@labtrace/protocols';
 import { jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 import { rowCount } from '../helpers/store-reads.js';
@@ -25,8 +26,15 @@ export class SeededLab {
     );
   }
 
-  static async start(): Promise<SeededLab> {
-    const t = await startServer({ laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' } });
+  /** `overrides`: more of the lab server's configuration (its `supervision:`); `logger`: where the server logs */
+  static async start(overrides: Record<string, unknown> = {}, logger?: Logger): Promise<SeededLab> {
+    const t = await startServer(
+      {
+        laboratory: { name: 'labtrace test laboratory', address: '1 Test Street, 12345 Testtown', country: 'DE' },
+        ...overrides,
+      },
+      ...(logger === undefined ? [] : [logger]),
+    );
     const gw = await TestGateway.connect(t, 'gw-a');
     const lab = new SeededLab(t, gw);
     await gw.birth('utm-1', 'utm-2');
