@@ -38,6 +38,15 @@ let browser: Browser;
 
 beforeAll(async () => {
   lab = await SeededLab.start();
+  // the lab's log holds its first entries (the gateways' keys) in a signed checkpoint before the supervisor follows
+  // it: a checkpoint is signed when one is asked for and the last is older than the log's interval
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const note = await (await fetch(`${lab.t.base}/api/log/checkpoint`)).text();
+    if (Number(note.split('\n')[1]) > 0) break;
+    if (Date.now() > deadline) throw new Error(`the lab's log has no entry in a signed checkpoint: ${note}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   const keys = (await (await fetch(`${lab.t.base}/api/log/keys`)).json()) as { log: { verifierKey: string } };
   supervisor = new Supervisor(
     {
