@@ -75,6 +75,8 @@ export class ServerMetrics {
   private readonly endpoint: MetricsEndpoint;
   private readonly listen: { host: string; port: number } | undefined;
   private port: number | undefined;
+  /** whether the metrics are served at all (a token, a listener of their own, or both) */
+  readonly served: boolean;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   private readonly ackLatency: Histogram;
   private readonly onAcked = (_gateway: string, latencyMs: number): void => this.ackLatency.observe(latencyMs / 1000);
@@ -93,7 +95,10 @@ export class ServerMetrics {
       onError: (err) => this.logger.error({ err: String(err) }, 'metrics could not be collected'),
     });
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'labtrace_' });
+    this.served = token !== undefined || listen !== undefined;
+    // Node's default metrics only when they are served: each registry's event-loop monitor samples every 10 ms and
+    // cannot be stopped, so a server whose metrics nobody reads pays nothing for them
+    if (this.served) collectDefaultMetrics({ register: this.registry, prefix: 'labtrace_' });
     const counters = sources.ingest.counters;
     new Counter({
       name: 'labtrace_ingest_batches_received_total',
@@ -269,6 +274,10 @@ export class ServerMetrics {
       if (pathOf(req.url) === METRICS_PATH) {
         if (this.onHttpPort) this.endpoint.scrape(req, res);
         else notFound(res);
+        return;
+      }
+      if (!this.served) {
+        app(req, res);
         return;
       }
       const start = performance.now();

@@ -156,6 +156,12 @@ describe('without metrics configured', () => {
       expect(res.status).toBe(404);
       expect(await res.text()).not.toMatch(/labtrace_/);
     }
+    // and nothing collected for them: no event-loop monitor (it cannot be stopped), no request timing
+    expect(t.server.metrics.served).toBe(false);
+    const names = (await t.server.metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.filter((n) => n.startsWith('labtrace_nodejs_') || n.startsWith('labtrace_process_'))).toEqual([]);
+    expect(await t.fetch('/api/health')).toHaveProperty('status', 200);
+    expect(await t.server.metrics.registry.getSingleMetricAsString('labtrace_http_request_duration_seconds')).not.toMatch(/_count\{/);
   });
 });
 
