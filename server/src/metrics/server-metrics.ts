@@ -77,6 +77,7 @@ export class ServerMetrics {
   private port: number | undefined;
   /** whether the metrics are served at all (a token, a listener of their own, or both) */
   readonly served: boolean;
+  private influxBacklog = false;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   private readonly ackLatency: Histogram;
   private readonly onAcked = (_gateway: string, latencyMs: number): void => this.ackLatency.observe(latencyMs / 1000);
@@ -227,25 +228,6 @@ export class ServerMetrics {
         this.set(sources.capacity().status === 'ok' ? 1 : 0);
       },
     });
-    // InfluxDB's backlog only where the server forwards to it
-    if (sources.series().kind === 'influxdb') {
-      new Gauge({
-        name: 'labtrace_influx_backlog_batches',
-        help: 'stored batches not yet written to InfluxDB',
-        registers,
-        collect() {
-          this.set(sources.series().backlog.batches);
-        },
-      });
-      new Gauge({
-        name: 'labtrace_influx_backlog_measurements',
-        help: 'stored measurements not yet written to InfluxDB',
-        registers,
-        collect() {
-          this.set(sources.series().backlog.samples);
-        },
-      });
-    }
     this.httpDuration = new Histogram({
       name: 'labtrace_http_request_duration_seconds',
       help: "HTTP requests by method, route template (the matched route's path; 'unmatched' for static files and unknown paths) and status class",
@@ -300,6 +282,28 @@ export class ServerMetrics {
   /** Opens the metrics' own listener (metrics.listen), if configured; subscribes to the ingest's ACKs. */
   async start(): Promise<void> {
     this.sources.ingest.on('acked', this.onAcked);
+    // InfluxDB's backlog only where the server forwards to it: asked once the store is open (at start, not before)
+    if (this.served && !this.influxBacklog && this.sources.series().kind === 'influxdb') {
+      this.influxBacklog = true;
+      const registers = [this.registry];
+      const sources = this.sources;
+      new Gauge({
+        name: 'labtrace_influx_backlog_batches',
+        help: 'stored batches not yet written to InfluxDB',
+        registers,
+        collect() {
+          this.set(sources.series().backlog.batches);
+        },
+      });
+      new Gauge({
+        name: 'labtrace_influx_backlog_measurements',
+        help: 'stored measurements not yet written to InfluxDB',
+        registers,
+        collect() {
+          this.set(sources.series().backlog.samples);
+        },
+      });
+    }
     const listen = this.listen;
     if (listen === undefined) return;
     this.port = await this.endpoint.listen(listen.host, listen.port);
