@@ -234,7 +234,8 @@ export class LabFollower {
     const marks: { id: string; body: ReportMarkEvidence }[] = [];
     for (const c of certificates) {
       if (c.issuedAt === null || read.has(c.id)) continue;
-      const { content } = (await this.json(`/api/certificates/${encodeURIComponent(c.id)}`)) as { content?: CertificateContent };
+      // parsed here rather than by fetch, so that its objects are plain ones of this realm for the canonical JSON
+      const { content } = JSON.parse(await this.text(`/api/certificates/${encodeURIComponent(c.id)}`)) as { content?: CertificateContent };
       // a report listed as issued whose content the lab does not serve is asked for again next time
       if (content === undefined) continue;
       let versions: Method[] = [];

@@ -218,7 +218,7 @@ describe('accredited-mark-outside-scope', () => {
   });
 
   test.each([
-    ['the method outside every scope', [cnas()], claim({ method: { id: 'astm', version: 1, standard: 'ASTM E8/E8M-22' } }), /ASTM E8\/E8M-22 was not in the scope of CNAS L1234/],
+    ['the method outside every scope', [cnas()], claim({ method: { id: 'astm', version: 1, standard: 'ASTM E8/E8M-22' } }), /at its issue the method ASTM E8\/E8M-22 was not in the scope of CNAS L1234$/],
     ['a measurand outside the scope', [cnas()], claim({ results: [{ name: 'A', measurand: 'elongation', unit: '%', value: 20 }] }), /A: elongation of ISO 6892-1:2019 was not in the scope/],
     ['a result in another unit', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'N', value: 42_000 }] }), /Fm: force is reported in N, the scope of CNAS L1234 has it in kN/],
     ['one result of two outside the range', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 42 }, { name: 'Fp', measurand: 'force', unit: 'kN', value: -1 }] }), /Fp: force = -1 kN lies outside/],
