@@ -141,7 +141,7 @@ describe('the supervisor serves its console', () => {
     expect(checkpoint.size).toBeGreaterThan(0);
     expect(checkpoint.lastSeenAt).toBeGreaterThanOrEqual(checkpoint.firstSeenAt);
     const rules = (await api<{ rules: { id: string; remedy: { en: string; zh: string } }[] }>('/api/rules')).body.rules;
-    expect(rules).toHaveLength(10);
+    expect(rules).toHaveLength(11);
     for (const r of rules) {
       expect(r.remedy.en).toMatch(/^[A-Z]/);
       expect(r.remedy.zh).toMatch(/[\u4e00-\u9fff]/);

@@ -218,22 +218,66 @@ describe('accredited-mark-outside-scope', () => {
   });
 
   test.each([
-    ['the method outside every scope', [cnas()], claim({ method: { id: 'astm', version: 1, standard: 'ASTM E8/E8M-22' } }), /at its issue the method ASTM E8\/E8M-22 was not in the scope of CNAS L1234$/],
-    ['a measurand outside the scope', [cnas()], claim({ results: [{ name: 'A', measurand: 'elongation', unit: '%', value: 20 }] }), /A: elongation of ISO 6892-1:2019 was not in the scope/],
-    ['a result in another unit', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'N', value: 42_000 }] }), /Fm: force is reported in N, the scope of CNAS L1234 has it in kN/],
-    ['one result of two outside the range', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 42 }, { name: 'Fp', measurand: 'force', unit: 'kN', value: -1 }] }), /Fp: force = -1 kN lies outside/],
+    [
+      'the method outside every scope',
+      [cnas()],
+      claim({ method: { id: 'astm', version: 1, standard: 'ASTM E8/E8M-22' } }),
+      /at its issue the method ASTM E8\/E8M-22 was not in the scope of CNAS L1234$/,
+    ],
+    [
+      'a measurand outside the scope',
+      [cnas()],
+      claim({ results: [{ name: 'A', measurand: 'elongation', unit: '%', value: 20 }] }),
+      /A: elongation of ISO 6892-1:2019 was not in the scope/,
+    ],
+    [
+      'a result in another unit',
+      [cnas()],
+      claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'N', value: 42_000 }] }),
+      /Fm: force is reported in N, the scope of CNAS L1234 has it in kN/,
+    ],
+    [
+      'one result of two outside the range',
+      [cnas()],
+      claim({
+        results: [
+          { name: 'Fm', measurand: 'force', unit: 'kN', value: 42 },
+          { name: 'Fp', measurand: 'force', unit: 'kN', value: -1 },
+        ],
+      }),
+      /Fp: force = -1 kN lies outside/,
+    ],
     ['an accreditation expired before the issue', [cnas({ validTo: T })], claim(), /accreditation CNAS L1234 had expired/],
     ['an accreditation not yet valid at the issue', [cnas({ validFrom: T + 2 * DAY })], claim(), /was not yet valid/],
-    ['an accreditation suspended before the issue', [cnas({ events: [{ kind: 'suspend', at: T, reason: 'letter 12' }] })], claim(), /was suspended \(since /],
+    [
+      'an accreditation suspended before the issue',
+      [cnas({ events: [{ kind: 'suspend', at: T, reason: 'letter 12' }] })],
+      claim(),
+      /was suspended \(since /,
+    ],
     [
       'an accreditation withdrawn before the issue (a reinstatement cannot undo it)',
-      [cnas({ events: [{ kind: 'withdraw', at: T, reason: 'letter 13' }, { kind: 'reinstate', at: T + 1, reason: 'x' }] })],
+      [
+        cnas({
+          events: [
+            { kind: 'withdraw', at: T, reason: 'letter 13' },
+            { kind: 'reinstate', at: T + 1, reason: 'x' },
+          ],
+        }),
+      ],
       claim(),
       /was withdrawn/,
     ],
     [
       'a scope reduced before the issue',
-      [cnas({ scopes: [...cnas().scopes, { version: 2, effectiveFrom: T, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', min: 0, max: 40 }] }] })],
+      [
+        cnas({
+          scopes: [
+            ...cnas().scopes,
+            { version: 2, effectiveFrom: T, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', min: 0, max: 40 }] },
+          ],
+        }),
+      ],
       claim(),
       /Fm: force = 42 kN lies outside the accredited range 0–40 kN/,
     ],
@@ -244,17 +288,35 @@ describe('accredited-mark-outside-scope', () => {
   });
 
   test.each([
-    ['no mark on a report outside the scope (flagged)', [cnas()], claim({ mark: null, results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 142 }] })],
+    [
+      'no mark on a report outside the scope (flagged)',
+      [cnas()],
+      claim({ mark: null, results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 142 }] }),
+    ],
     ['a result on the bound of the range', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 100 }] })],
     ['a suspension after the issue', [cnas({ events: [{ kind: 'suspend', at: T + 2 * DAY, reason: 'letter 12' }] })], claim()],
     [
       'a suspension lifted before the issue',
-      [cnas({ events: [{ kind: 'suspend', at: T - DAY, reason: 'letter 12' }, { kind: 'reinstate', at: T, reason: 'letter 14' }] })],
+      [
+        cnas({
+          events: [
+            { kind: 'suspend', at: T - DAY, reason: 'letter 12' },
+            { kind: 'reinstate', at: T, reason: 'letter 14' },
+          ],
+        }),
+      ],
       claim(),
     ],
     [
       'a scope reduced after the issue',
-      [cnas({ scopes: [...cnas().scopes, { version: 2, effectiveFrom: T + 2 * DAY, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', max: 40 }] }] })],
+      [
+        cnas({
+          scopes: [
+            ...cnas().scopes,
+            { version: 2, effectiveFrom: T + 2 * DAY, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', max: 40 }] },
+          ],
+        }),
+      ],
       claim(),
     ],
     ['an expired record renewed under the same number', [cnas({ id: 'old', validTo: T }), cnas({ id: 'new', validFrom: T })], claim()],
