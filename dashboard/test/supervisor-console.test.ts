@@ -17,6 +17,7 @@ import { formatCosignerVerifierKey, formatSignerKey, parseSignerKey, parseVerifi
 import { REPO_ROOT } from '../../server/dist/test/helpers/lab-process.js';
 import { SeededLab } from '../../server/dist/test/supervisor/lab-seeding.js';
 import { DEFAULT_RULE_SETTINGS } from '../../server/dist/src/supervisor/evidence.js';
+import { RULES } from '../../server/dist/src/supervisor/rules/index.js';
 import { Supervisor } from '../../server/dist/src/supervisor/supervisor.js';
 import { launch } from './helpers/browser.js';
 import { describeOverflow, horizontalOverflow } from './helpers/page-checks.js';
@@ -150,7 +151,7 @@ describe('the supervisor serves its console', () => {
     expect(checkpoint.size).toBeGreaterThan(0);
     expect(checkpoint.lastSeenAt).toBeGreaterThanOrEqual(checkpoint.firstSeenAt);
     const rules = (await api<{ rules: { id: string; remedy: { en: string; zh: string } }[] }>('/api/rules')).body.rules;
-    expect(rules).toHaveLength(10);
+    expect(rules).toHaveLength(RULES.length);
     for (const r of rules) {
       expect(r.remedy.en).toMatch(/^[A-Z]/);
       expect(r.remedy.zh).toMatch(/[\u4e00-\u9fff]/);
@@ -288,7 +289,7 @@ describe('the console in a browser', () => {
     // the rules and tiers
     await page.click('[data-test="nav-rules"]');
     await page.waitForSelector('[data-test="rules"]', WAIT);
-    expect(await page.$$eval('[data-test="rules"] > li', (l) => l.length)).toBe(10);
+    expect(await page.$$eval('[data-test="rules"] > li', (l) => l.length)).toBe(RULES.length);
     expect(await page.$$eval('[data-test="bands"] tbody tr', (l) => l.length)).toBe(4);
     expect(await page.textContent('[data-rule="log-stalled"] [data-test="remedy"]')).toContain('Restore the log');
     expect(await axe(page)).toEqual([]);

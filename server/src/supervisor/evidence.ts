@@ -70,6 +70,51 @@ export interface InstrumentEvidence {
   status: { status: 'in-service' | 'out-of-service'; at: number; reason: string }[];
 }
 
+/** one line of an accreditation's scope: a measurand of a method's standard, in a unit, over a range (open bounds left out) */
+export interface ScopeEntryEvidence {
+  standard: string;
+  measurand: string;
+  unit: string;
+  min?: number;
+  max?: number;
+}
+
+/**
+ * One of the lab's accreditations as its records stand (`GET /api/accreditations/:id`): the rules compute its status
+ * and its scope at any time themselves, as docs/accreditation.md defines them.
+ */
+export interface AccreditationEvidence {
+  id: string;
+  body: string;
+  number: string;
+  validFrom: number;
+  validTo: number;
+  /** every version of the scope, oldest first: each in force from its effectiveFrom */
+  scopes: { version: number; effectiveFrom: number; entries: ScopeEntryEvidence[] }[];
+  /** suspensions, reinstatements and a withdrawal, oldest first, each in force from its time */
+  events: { kind: 'suspend' | 'reinstate' | 'withdraw'; at: number; reason: string }[];
+}
+
+/**
+ * What an issued report claims of its accreditation, from its signed content (`GET /api/certificates/:id`, read once:
+ * an issued content never changes).
+ */
+export interface ReportMarkEvidence {
+  id: string;
+  /** SHA-256 (hex) of the canonical JSON of the content as the lab served it: the rules trust it only when it is the digest the lab signed */
+  contentDigest: string;
+  issuedAt: number;
+  /** the accreditation mark and number the report carries, or null */
+  mark: { body: string; number: string } | null;
+  method: { id: string; version: number; standard: string };
+  /**
+   * each result as a scope judges it: its measurand in the measurand's unit, and the statistic's value in that unit
+   * (the result before the method's scale, read from the method's version); a result the method version does not
+   * define is taken as printed
+   */
+  results: { name: string; measurand: string; unit: string; value: number }[];
+}
+
 /** A checkpoint the lab served that contradicts one the supervisor held: kept by the follower as it happens. */
 export interface ConflictEvidence {
   id: number;
@@ -99,6 +144,10 @@ export interface LabEvidence {
   certificates: CertificateEvidence[];
   instruments: Map<string, InstrumentEvidence>;
   conflicts: ConflictEvidence[];
+  /** every accreditation the lab has recorded */
+  accreditations: AccreditationEvidence[];
+  /** by certificate id, for issued reports */
+  marks: Map<string, ReportMarkEvidence>;
 }
 
 /** A log entry a finding rests on; the supervisor adds its leaf hash and inclusion proof when it stores the finding. */

@@ -1,7 +1,10 @@
 // Follows one lab through what it publishes: its signed checkpoint (verified with the enrolled key, and consistent
 // with the last one held), its new log entries (which must make the signed root), and, with its read-only token,
-// the runs, alarms, certificates and instruments the rules need. A restart resumes from the stored cursor.
+// the runs, alarms, certificates (with the accreditation each issued report claims), instruments and accreditations
+// the rules need. A restart resumes from the stored cursor.
+import { createHash } from 'node:crypto';
 import {
+  canonicalBytes,
   CompactTree,
   cosignatureVerifier,
   ed25519NoteVerifier,
@@ -15,9 +18,19 @@ import {
   verifyInclusion,
   type NoteVerifier,
 } from '@labtrace/protocols';
+import type { Accreditation, CertificateContent, Method } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
 import type { EnrolledLab } from './config.js';
-import type { AlarmEvidence, CertificateEvidence, InstrumentEvidence, LabEvidence, RuleSettings, RunEvidence } from './evidence.js';
+import type {
+  AccreditationEvidence,
+  AlarmEvidence,
+  CertificateEvidence,
+  InstrumentEvidence,
+  LabEvidence,
+  ReportMarkEvidence,
+  RuleSettings,
+  RunEvidence,
+} from './evidence.js';
 import { RULES } from './rules/index.js';
 import type { FindingEvidence, SupervisorStore } from './supervisor-store.js';
 
@@ -207,6 +220,40 @@ export class LabFollower {
       });
     }
     this.store.putRecords(this.lab.id, 'alarms', alarms, now);
+    await this.pullAccreditation(certificates, now);
+  }
+
+  /**
+   * What each issued report claims of the accreditation (its signed content, read once, and the method version its
+   * results were computed with when it carries the mark), and the lab's accreditations with every scope version
+   * and event, read each time (they grow).
+   */
+  private async pullAccreditation(certificates: readonly CertificateEvidence[], now: number): Promise<void> {
+    const read = this.store.recordIds(this.lab.id, 'report-mark');
+    const methods = new Map<string, Method[]>();
+    const marks: { id: string; body: ReportMarkEvidence }[] = [];
+    for (const c of certificates) {
+      if (c.issuedAt === null || read.has(c.id)) continue;
+      // parsed here rather than by fetch, so that its objects are plain ones of this realm for the canonical JSON
+      const { content } = JSON.parse(await this.text(`/api/certificates/${encodeURIComponent(c.id)}`)) as { content?: CertificateContent };
+      // a report listed as issued whose content the lab does not serve is asked for again next time
+      if (content === undefined) continue;
+      let versions: Method[] = [];
+      if (content.accreditation !== null) {
+        const id = content.method.id;
+        versions = methods.get(id) ?? ((await this.json(`/api/methods/${encodeURIComponent(id)}`)) as Method[]);
+        methods.set(id, versions);
+      }
+      marks.push({ id: c.id, body: markOf(content, versions) });
+    }
+    this.store.putRecords(this.lab.id, 'report-mark', marks, now);
+    const listed = (await this.json('/api/accreditations')) as { id: string }[];
+    const accreditations: { id: string; body: AccreditationEvidence }[] = [];
+    for (const { id } of listed) {
+      const a = (await this.json(`/api/accreditations/${encodeURIComponent(id)}`)) as Accreditation & { scopeVersions: Accreditation['scope'][] };
+      accreditations.push({ id, body: accreditationOf(a) });
+    }
+    this.store.putRecords(this.lab.id, 'accreditation', accreditations, now);
   }
 
   /** The evidence held for this lab, as the rules read it. */
@@ -226,6 +273,8 @@ export class LabFollower {
       certificates: this.store.records<CertificateEvidence>(this.lab.id, 'certificate'),
       instruments: new Map(this.store.records<InstrumentEvidence>(this.lab.id, 'instrument').map((i) => [i.id, i])),
       conflicts: this.store.conflicts(this.lab.id),
+      accreditations: this.store.records<AccreditationEvidence>(this.lab.id, 'accreditation'),
+      marks: new Map(this.store.recordsById<ReportMarkEvidence>(this.lab.id, 'report-mark')),
     };
   }
 
@@ -354,6 +403,45 @@ function certificateOf(c: CertificateEvidence): CertificateEvidence {
     amendReason: c.amendReason,
     logIndex: c.logIndex,
     digests: c.digests,
+  };
+}
+
+/** the report's claim of accreditation, with each result brought back to its measurand's unit by the method version's scale */
+export function markOf(content: CertificateContent, versions: readonly Method[]): ReportMarkEvidence {
+  const definition = versions.find((v) => v.version === content.method.version)?.definition;
+  return {
+    id: content.id,
+    contentDigest: createHash('sha256').update(canonicalBytes(content)).digest('hex'),
+    issuedAt: content.issuedAt,
+    mark: content.accreditation === null ? null : { body: content.accreditation.body, number: content.accreditation.number },
+    method: { id: content.method.id, version: content.method.version, standard: content.method.standard },
+    results: content.results.map((r) => {
+      const def = definition?.results.find((d) => d.name === r.name);
+      const measurand = definition?.measurands.find((m) => m.name === def?.measurand);
+      if (def === undefined || measurand === undefined) return { name: r.name, measurand: r.measurand, unit: r.unit, value: r.value };
+      return { name: r.name, measurand: measurand.name, unit: measurand.unit, value: r.value / (def.scale?.factor ?? 1) };
+    }),
+  };
+}
+
+function accreditationOf(a: Accreditation & { scopeVersions: Accreditation['scope'][] }): AccreditationEvidence {
+  const entry = (e: Accreditation['scope']['entries'][number]): AccreditationEvidence['scopes'][number]['entries'][number] => ({
+    standard: e.standard,
+    measurand: e.measurand,
+    unit: e.unit,
+    ...(e.min === undefined ? {} : { min: e.min }),
+    ...(e.max === undefined ? {} : { max: e.max }),
+  });
+  return {
+    id: a.id,
+    body: a.body,
+    number: a.number,
+    validFrom: a.validFrom,
+    validTo: a.validTo,
+    scopes: [...a.scopeVersions]
+      .sort((x, y) => x.version - y.version)
+      .map((v) => ({ version: v.version, effectiveFrom: v.effectiveFrom, entries: v.entries.map(entry) })),
+    events: [...a.events].sort((x, y) => x.at - y.at).map((e) => ({ kind: e.kind, at: e.at, reason: e.reason })),
   };
 }
 

@@ -1,5 +1,6 @@
 // A lab for the supervisor's tests: a real test server with a gateway, instruments, a sample and methods, and the
-// steps of a lab's work (calibrate, run, measure, issue, amend) through its API; and tampering with its SQLite
+// steps of a lab's work (calibrate, run, measure, issue, amend) through its API, with an accreditation to configure
+// (its reports then carry the mark); and tampering with its SQLite
 // store for the violations the server itself refuses to commit (a tampered database, as an auditor would meet it).
 import { expect } from '@jest/globals';
 import { sql } from 'kysely';
@@ -11,6 +12,23 @@ import { waitFor } from '../helpers/server.js';
 
 const DAY = 86_400_000;
 const json = postJson;
+
+/**
+ * The lab's `accreditation:` configuration for `start`: CNAS L1234 over the force of ISO 6892-1:2019 (the standard of
+ * both methods) from 0 to 100 kN, so that a run's reports carry the mark unless a value goes above 100 kN.
+ */
+export const ACCREDITED = {
+  accreditations: [
+    {
+      id: 'acc-1',
+      body: 'CNAS',
+      number: 'L1234',
+      validFrom: '2020-01-01',
+      validTo: Date.now() + 365 * DAY,
+      scope: [{ standard: 'ISO 6892-1:2019', measurand: 'force', unit: 'kN', min: 0, max: 100 }],
+    },
+  ],
+};
 
 export class SeededLab {
   private seq = 0;
@@ -137,6 +155,20 @@ export class SeededLab {
     const res = await this.call<{ id: string; status: string }>(`/api/certificates/${certificate}/amend`, json({ reason }), 'signatory');
     expect(res).toMatchObject({ status: 201, body: { status: 'valid' } });
     return res.body.id;
+  }
+
+  /**
+   * Records, behind the lab's back, that its accreditation (ACCREDITED) was suspended over the issue of a report: a
+   * suspension a millisecond before it and a reinstatement a millisecond after (the server itself withholds the mark
+   * from a report issued while the accreditation is suspended).
+   */
+  async suspendedOver(certificate: string): Promise<void> {
+    await this.tamper(
+      'accreditation_events',
+      `INSERT INTO accreditation_events (accreditation, kind, at, reason, recorded_by)
+       SELECT 'acc-1', 'suspend', issued_at - 1, 'CNAS letter 2026-117', 'admin' FROM certificates WHERE id = '${certificate}'
+       UNION ALL SELECT 'acc-1', 'reinstate', issued_at + 1, 'CNAS letter 2026-118', 'admin' FROM certificates WHERE id = '${certificate}'`,
+    );
   }
 
   /** Changes rows the store protects, by dropping the table's triggers first (SQLite only). */

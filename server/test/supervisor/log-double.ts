@@ -76,6 +76,8 @@ export class LabDouble {
       else if (url.pathname === '/api/runs') send({ items: this.runs, next: null });
       else if (url.pathname === '/api/certificates') send({ items: this.certificates, next: null });
       else if (/^\/api\/runs\/[^/]+\/alarms$/.test(url.pathname)) send({ alarms: [] });
+      else if (/^\/api\/certificates\/[^/]+$/.test(url.pathname)) send({});
+      else if (url.pathname === '/api/accreditations') send([]);
       else {
         res.writeHead(404);
         res.end();

@@ -1,11 +1,22 @@
 // The rules over hand-made evidence, for the cases the two labs of supervisor.test.ts do not seed: an instrument out
 // of service or with a failed check during the run, a revocation without a last valid batch, a report in the log
-// the lab does not list, an amendment without a reason; and what each rule must not find.
+// the lab does not list, an amendment without a reason, the accreditation mark on a report outside the scope or under
+// an accreditation not in force; and what each rule must not find.
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_RULE_SETTINGS, type LabEvidence, type LogEntryEvidence, type RunEvidence } from '../../src/supervisor/evidence.js';
+import type { CertificateContent, Method } from '@labtrace/protocols/api';
+import {
+  DEFAULT_RULE_SETTINGS,
+  type AccreditationEvidence,
+  type LabEvidence,
+  type LogEntryEvidence,
+  type ReportMarkEvidence,
+  type RunEvidence,
+} from '../../src/supervisor/evidence.js';
+import { markOf } from '../../src/supervisor/lab-follower.js';
 import { calibrationAtRun } from '../../src/supervisor/rules/calibration-at-run.js';
 import { certificatesLogged } from '../../src/supervisor/rules/certificates-logged.js';
 import { lateAmendment } from '../../src/supervisor/rules/late-amendment.js';
+import { markOutsideScope } from '../../src/supervisor/rules/mark-outside-scope.js';
 import { revokedKey } from '../../src/supervisor/rules/revoked-key.js';
 import { sequenceGaps } from '../../src/supervisor/rules/sequence-gaps.js';
 
@@ -27,6 +38,8 @@ function evidence(overrides: Partial<LabEvidence> = {}): LabEvidence {
       ['ut-1', { id: 'ut-1', calibrations: [{ calibratedAt: T - 30 * DAY, nextDueAt: T + 300 * DAY, certificate: 'C-1' }], checks: [], status: [] }],
     ]),
     conflicts: [],
+    accreditations: [],
+    marks: new Map(),
     ...overrides,
   };
 }
@@ -166,5 +179,171 @@ describe('late-amendment', () => {
       });
     expect(lateAmendment.check(amended('typo in the customer address'))).toEqual([]);
     expect(lateAmendment.check(amended(null))[0]?.summary).toMatch(/TR-2 amends TR-1 without a reason/);
+  });
+});
+
+describe('accredited-mark-outside-scope', () => {
+  const STANDARD = 'ISO 6892-1:2019';
+  const DIGESTS = { json: 'c0', pdf: 'p0', dcc: 'd0' };
+  const cnas = (extra: Partial<AccreditationEvidence> = {}): AccreditationEvidence => ({
+    id: 'acc-1',
+    body: 'CNAS',
+    number: 'L1234',
+    validFrom: T - 100 * DAY,
+    validTo: T + 300 * DAY,
+    scopes: [{ version: 1, effectiveFrom: T - 100 * DAY, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', min: 0, max: 100 }] }],
+    events: [],
+    ...extra,
+  });
+  const claim = (extra: Partial<ReportMarkEvidence> = {}): ReportMarkEvidence => ({
+    id: 'TR-1',
+    contentDigest: 'c0',
+    issuedAt: T + DAY,
+    mark: { body: 'CNAS', number: 'L1234' },
+    method: { id: 'tensile', version: 1, standard: STANDARD },
+    results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 42 }],
+    ...extra,
+  });
+  const judged = (accreditations: AccreditationEvidence[], mark: ReportMarkEvidence = claim()) =>
+    markOutsideScope.check(
+      evidence({ accreditations, marks: new Map([['TR-1', mark]]), certificates: [cert('TR-1', 'run-1', 0, { digests: DIGESTS })] }),
+    );
+
+  test('a mark on a report inside the scope of an active accreditation is no finding; one outside is, with the issue entry', () => {
+    expect(judged([cnas()])).toEqual([]);
+    const [f, ...more] = judged([cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 142 }] }));
+    expect(more).toEqual([]);
+    expect(f).toMatchObject({ key: 'TR-1', at: T + DAY, subject: { certificate: 'TR-1', run: 'run-1' }, entries: [{ index: 0 }] });
+    expect(f?.summary).toMatch(/TR-1 carries the accreditation mark of CNAS L1234.*Fm: force = 142 kN lies outside the accredited range 0–100 kN/);
+  });
+
+  test.each([
+    [
+      'the method outside every scope',
+      [cnas()],
+      claim({ method: { id: 'astm', version: 1, standard: 'ASTM E8/E8M-22' } }),
+      /at its issue the method ASTM E8\/E8M-22 was not in the scope of CNAS L1234$/,
+    ],
+    [
+      'a measurand outside the scope',
+      [cnas()],
+      claim({ results: [{ name: 'A', measurand: 'elongation', unit: '%', value: 20 }] }),
+      /A: elongation of ISO 6892-1:2019 was not in the scope/,
+    ],
+    [
+      'a result in another unit',
+      [cnas()],
+      claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'N', value: 42_000 }] }),
+      /Fm: force is reported in N, the scope of CNAS L1234 has it in kN/,
+    ],
+    [
+      'one result of two outside the range',
+      [cnas()],
+      claim({
+        results: [
+          { name: 'Fm', measurand: 'force', unit: 'kN', value: 42 },
+          { name: 'Fp', measurand: 'force', unit: 'kN', value: -1 },
+        ],
+      }),
+      /Fp: force = -1 kN lies outside/,
+    ],
+    ['an accreditation expired before the issue', [cnas({ validTo: T })], claim(), /accreditation CNAS L1234 had expired/],
+    ['an accreditation not yet valid at the issue', [cnas({ validFrom: T + 2 * DAY })], claim(), /was not yet valid/],
+    [
+      'an accreditation suspended before the issue',
+      [cnas({ events: [{ kind: 'suspend', at: T, reason: 'letter 12' }] })],
+      claim(),
+      /was suspended \(since /,
+    ],
+    [
+      'an accreditation withdrawn before the issue (a reinstatement cannot undo it)',
+      [
+        cnas({
+          events: [
+            { kind: 'withdraw', at: T, reason: 'letter 13' },
+            { kind: 'reinstate', at: T + 1, reason: 'x' },
+          ],
+        }),
+      ],
+      claim(),
+      /was withdrawn/,
+    ],
+    [
+      'a scope reduced before the issue',
+      [
+        cnas({
+          scopes: [
+            ...cnas().scopes,
+            { version: 2, effectiveFrom: T, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', min: 0, max: 40 }] },
+          ],
+        }),
+      ],
+      claim(),
+      /Fm: force = 42 kN lies outside the accredited range 0–40 kN/,
+    ],
+    ['a number the lab holds no accreditation under', [cnas({ number: 'L9999' })], claim(), /the lab has no accreditation CNAS L1234 on record/],
+    ['no accreditation at all', [], claim(), /the lab has no accreditation CNAS L1234 on record/],
+  ])('found: %s', (_what, accreditations, mark, expected) => {
+    expect(judged(accreditations, mark).map((f) => f.summary)).toEqual([expect.stringMatching(expected)]);
+  });
+
+  test.each([
+    [
+      'no mark on a report outside the scope (flagged)',
+      [cnas()],
+      claim({ mark: null, results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 142 }] }),
+    ],
+    ['a result on the bound of the range', [cnas()], claim({ results: [{ name: 'Fm', measurand: 'force', unit: 'kN', value: 100 }] })],
+    ['a suspension after the issue', [cnas({ events: [{ kind: 'suspend', at: T + 2 * DAY, reason: 'letter 12' }] })], claim()],
+    [
+      'a suspension lifted before the issue',
+      [
+        cnas({
+          events: [
+            { kind: 'suspend', at: T - DAY, reason: 'letter 12' },
+            { kind: 'reinstate', at: T, reason: 'letter 14' },
+          ],
+        }),
+      ],
+      claim(),
+    ],
+    [
+      'a scope reduced after the issue',
+      [
+        cnas({
+          scopes: [
+            ...cnas().scopes,
+            { version: 2, effectiveFrom: T + 2 * DAY, entries: [{ standard: STANDARD, measurand: 'force', unit: 'kN', max: 40 }] },
+          ],
+        }),
+      ],
+      claim(),
+    ],
+    ['an expired record renewed under the same number', [cnas({ id: 'old', validTo: T }), cnas({ id: 'new', validFrom: T })], claim()],
+    ['a content other than the one the lab signed (not the report its holders have)', [], claim({ contentDigest: 'other' })],
+  ])('not found: %s', (_what, accreditations, mark) => {
+    expect(judged(accreditations, mark)).toEqual([]);
+  });
+
+  test("a scaled result is judged in its measurand's unit, by the method version it was computed with", () => {
+    const method = (version: number, factor: number): Method =>
+      ({
+        id: 'tensile',
+        version,
+        definition: {
+          measurands: [{ name: 'force', unit: 'kN', channel: 'c' }],
+          results: [{ name: 'Rm', title: 'tensile strength', measurand: 'force', statistic: 'max', scale: { factor, unit: 'MPa' } }],
+        },
+      }) as unknown as Method;
+    const content = {
+      id: 'TR-1',
+      issuedAt: T + DAY,
+      accreditation: { body: 'CNAS', number: 'L1234' },
+      method: { id: 'tensile', version: 2, standard: STANDARD, title: 'Tensile testing' },
+      results: [{ name: 'Rm', measurand: 'force', unit: 'MPa', value: 42_000 / 78.54 }],
+    } as unknown as CertificateContent;
+    const read = markOf(content, [method(1, 1), method(2, 1000 / 78.54)]);
+    expect(read.results).toEqual([{ name: 'Rm', measurand: 'force', unit: 'kN', value: expect.closeTo(42, 9) }]);
+    expect(judged([cnas()], { ...read, contentDigest: 'c0' })).toEqual([]);
   });
 });

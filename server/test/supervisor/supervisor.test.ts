@@ -22,7 +22,7 @@ import type { StoredFinding } from '../../src/supervisor/supervisor-store.js';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
 import { postJson, waitFor } from '../helpers/server.js';
 import { logSize } from '../helpers/store-reads.js';
-import { SeededLab } from './lab-seeding.js';
+import { ACCREDITED, SeededLab } from './lab-seeding.js';
 
 const DAY = 86_400_000;
 const TOKEN = 'supervisor-api-token-for-tests-0123456789';
@@ -85,9 +85,12 @@ const findings = async (lab: string): Promise<StoredFinding[]> =>
   (await api<{ findings: StoredFinding[] }>(`/api/labs/${lab}/findings`)).body.findings;
 
 beforeAll(async () => {
-  [clean, dirty] = await Promise.all([SeededLab.start(), SeededLab.start()]);
-  // the clean lab: a report, an amendment with its reason, an inspected run whose alarm was acknowledged before the end
-  await clean.issued(await clean.completedRun());
+  // both labs accredited: their reports carry the mark
+  [clean, dirty] = await Promise.all([SeededLab.start({ accreditation: ACCREDITED }), SeededLab.start({ accreditation: ACCREDITED })]);
+  // the clean lab: a report with the mark, an amendment with its reason, an inspected run whose alarm was acknowledged before the end
+  const report = await clean.issued(await clean.completedRun());
+  const issued = await clean.call<{ content?: { accreditation: unknown } }>(`/api/certificates/${report}`);
+  expect(issued.body.content?.accreditation).toEqual({ body: 'CNAS', number: 'L1234' });
   await clean.amended(await clean.issued(await clean.completedRun()), 'customer contact corrected');
   await clean.completedRun({
     method: 'tensile-inspected',
@@ -123,6 +126,9 @@ beforeAll(async () => {
   const unlogged = await dirty.issued(await dirty.completedRun());
   seeded['certificates-logged'] = unlogged;
   await dirty.tamper('certificates', `UPDATE certificates SET log_index = 0 WHERE id = '${unlogged}'`);
+  const marked = await dirty.issued(await dirty.completedRun());
+  seeded['accredited-mark-outside-scope'] = marked;
+  await dirty.suspendedOver(marked);
   const keys = await dirty.call<{ keyId: string; status: string }[]>('/api/gateways/gw-a/keys', {}, 'admin');
   const active = keys.body.find((k) => k.status === 'active');
   if (active === undefined) throw new Error(`no active key: ${JSON.stringify(keys.body)}`);
@@ -184,6 +190,11 @@ describe('the supervisor follows two labs', () => {
       expect({ rule, found: matching.length > 0 }).toEqual({ rule, found: true });
     }
     expect(byRule.get('checkpoint-not-cosigned')).toHaveLength(1);
+    // the other reports of the dirty lab carry the mark rightly, whatever else is wrong with them
+    expect(byRule.get('accredited-mark-outside-scope')?.map((f) => f.subject.certificate)).toEqual([seeded['accredited-mark-outside-scope']]);
+    const mark = byRule.get('accredited-mark-outside-scope')?.[0];
+    expect(mark?.summary).toMatch(/accreditation CNAS L1234 was suspended/);
+    expect(mark?.evidence.entries).toEqual([expect.objectContaining({ kind: 'certificate-event', inclusionProof: expect.any(Array) })]);
     // the report issued by the one who performed the run: its log entry, with an inclusion proof to the checkpoint held
     const self = byRule.get('performer-approved')?.[0];
     const entry = self?.evidence.entries[0];

@@ -5,6 +5,7 @@ import { certificatesLogged } from './certificates-logged.js';
 import { lateAmendment } from './late-amendment.js';
 import { logConsistent } from './log-consistent.js';
 import { logStalled } from './log-stalled.js';
+import { markOutsideScope } from './mark-outside-scope.js';
 import { notCosigned } from './not-cosigned.js';
 import { performerApproved } from './performer-approved.js';
 import { revokedKey } from './revoked-key.js';
@@ -18,6 +19,7 @@ export const RULES: readonly Rule[] = [
   sequenceGaps,
   revokedKey,
   certificatesLogged,
+  markOutsideScope,
   lateAmendment,
   logStalled,
   notCosigned,
