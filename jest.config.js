@@ -9,6 +9,7 @@ const common = {
   testPathIgnorePatterns: ['/node_modules/'],
   transform: {},
   testTimeout: 30_000,
+  setupFilesAfterEnv: ['<rootDir>/.ci/retry-setup.js'],
 };
 
 /** the server suites that also run with their test servers on PostgreSQL */
@@ -38,7 +39,7 @@ export default {
       ...common,
       displayName: 'postgres',
       testMatch: ON_POSTGRES.map((suite) => `<rootDir>/server/dist/test/${suite}.test.js`),
-      setupFilesAfterEnv: ['<rootDir>/server/dist/test/helpers/on-postgres.js'],
+      setupFilesAfterEnv: [...common.setupFilesAfterEnv, '<rootDir>/server/dist/test/helpers/on-postgres.js'],
     },
   ],
 };

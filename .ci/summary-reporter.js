@@ -1,10 +1,29 @@
-// Jest reporter: writes the pass/fail counts to .tmp/test-summary.json for .ci/run's last line.
+// Jest reporter: writes the pass/fail counts to .tmp/test-summary.json for .ci/run's last line, with the tests that
+// passed only when tried again (.ci/retry-setup.js), which it also prints so that they are seen and mended.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 export default class SummaryReporter {
+  constructor(globalConfig) {
+    this.rootDir = globalConfig.rootDir;
+    this.retried = [];
+  }
+
+  onTestResult(_test, result) {
+    for (const t of result.testResults) {
+      if (t.status === 'passed' && (t.invocations ?? 1) > 1) {
+        this.retried.push({ file: path.relative(this.rootDir, result.testFilePath), test: t.fullName, attempts: t.invocations });
+      }
+    }
+  }
+
   onRunComplete(_contexts, results) {
     mkdirSync('.tmp', { recursive: true });
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
-    writeFileSync('.tmp/test-summary.json', JSON.stringify({ passed: results.numPassedTests, failed }));
+    if (this.retried.length > 0) {
+      process.stderr.write(`\nPassed only when tried again (${this.retried.length}):\n`);
+      for (const r of this.retried) process.stderr.write(`  ${r.file}: ${r.test}\n`);
+    }
+    writeFileSync('.tmp/test-summary.json', JSON.stringify({ passed: results.numPassedTests, failed, retried: this.retried }));
   }
 }

@@ -12,7 +12,6 @@ import { startPtyPair, type PtyPair } from '../helpers/socat.js';
 
 const logger = pino({ level: 'silent' });
 let sim: Simulator;
-let pty: PtyPair;
 let balancePort: number;
 
 function instrument(id: string, input: Partial<Omit<LineProfileInput, 'protocol'>>) {
@@ -30,7 +29,6 @@ function instrument(id: string, input: Partial<Omit<LineProfileInput, 'protocol'
 }
 
 beforeAll(async () => {
-  pty = await startPtyPair();
   const balance = parseBalanceProfile({
     id: 'bal-1',
     identity: { maker: 'Test', model: 'Balance', serialNumber: 'B-1' },
@@ -49,7 +47,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sim.stop();
-  await pty.stop();
 });
 
 async function collect(source: GenericLineInstrument, until: (seen: PolledSample[]) => boolean, ms = 15_000): Promise<PolledSample[]> {
@@ -90,10 +87,13 @@ async function printer(path: string, line: () => string): Promise<{ stop(): Prom
 }
 
 test('unsolicited on a serial line: decimal commas read, units kept; a line that does not match and a group without a number are counted; a pulled cable recovers', async () => {
+  // a pair of its own, so that the test can be run again after a failure left its line unplugged
+  let pty: PtyPair = await startPtyPair();
   let text = 'pH 7,012 T 23,4 C\r\n';
   let print = await printer(pty.a, () => text);
   const source = new GenericLineInstrument(instrument('ph-1', { connection: { transport: 'serial', path: pty.b } }), logger);
   await source.start();
+  const health = (): string => JSON.stringify(source.getHealth());
   try {
     const first = await collect(source, (s) => s.length >= 4);
     expect(first.slice(0, 2)).toEqual([
@@ -120,7 +120,7 @@ test('unsolicited on a serial line: decimal commas read, units kept; a line that
     const during: PolledSample[] = [];
     const listener = (s: PolledSample[]): void => void during.push(...s);
     source.on('samples', listener);
-    await waitUntil(() => (source.getHealth().errors['invalid_reply'] ?? 0) >= before + 3);
+    await waitUntil(() => (source.getHealth().errors['invalid_reply'] ?? 0) >= before + 3, health);
     source.off('samples', listener);
     expect(during.filter((x) => x.value === 12)).toEqual([]);
 
@@ -129,7 +129,7 @@ test('unsolicited on a serial line: decimal commas read, units kept; a line that
     await print.stop();
     const links = { a: pty.a, b: pty.b };
     await pty.stop(true);
-    await waitUntil(() => !source.getHealth().connected);
+    await waitUntil(() => !source.getHealth().connected, health, 30_000);
     pty = await startPtyPair(links);
     print = await printer(pty.a, () => text);
     const after = await collect(source, (s) => s.some((x) => x.channel === 'temp' && x.value === 20), 30_000);
@@ -138,8 +138,9 @@ test('unsolicited on a serial line: decimal commas read, units kept; a line that
   } finally {
     await source.stop();
     await print.stop();
+    await pty.stop();
   }
-}, 60_000);
+}, 90_000);
 
 test('polled over TCP with a request: the pinned weight of a balance read by a pattern arrives unchanged with its unit', async () => {
   const source = new GenericLineInstrument(
@@ -167,10 +168,10 @@ test('polled over TCP with a request: the pinned weight of a balance read by a p
   }
 }, 30_000);
 
-async function waitUntil(check: () => boolean, ms = 15_000): Promise<void> {
+async function waitUntil(check: () => boolean, state: () => string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms; the source's health: ${state()}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
