@@ -103,6 +103,8 @@ export function formatReport(report: VerifyReport): string {
     '',
     `checked: ${c.batches} batches, ${c.records} records; ${c.signaturesVerified} signatures, ${c.rootsVerified} Merkle roots and ${c.inclusionsVerified} log inclusions verified`,
   );
+  if (c.headersChained > 0)
+    out.push(`  ${c.headersChained} headers authenticated by the next header's signature, which commits to them through its prev hash`);
   if (report.problems.length > 0) {
     out.push('', `problems (${report.problems.length + report.problemsOmitted}):`);
     for (const p of report.problems) out.push(describeProblem(p));

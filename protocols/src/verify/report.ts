@@ -131,7 +131,11 @@ export interface VerifyReport {
   gateways: GatewaySummary[];
   /** kind: the structured event (registered, rotated, retired, revoked), or "legacy text event" for an earlier server's */
   keyEvents: { index: number; at: number | null; kind: string | null; gateway: string | null }[];
-  counts: { batches: number; records: number; signaturesVerified: number; rootsVerified: number; inclusionsVerified: number };
+  /**
+   * signaturesVerified: the headers whose own signature verified; headersChained: those authenticated instead by the
+   * next header of their gateway and key, whose signature commits to them through `prev` (header-chain.ts)
+   */
+  counts: { batches: number; records: number; signaturesVerified: number; headersChained: number; rootsVerified: number; inclusionsVerified: number };
   problems: Problem[];
   problemsOmitted: number;
   /** a client's selective-disclosure bundle (checks/disclosure.ts): what it shows and what proves it */
@@ -166,7 +170,7 @@ export function emptyReport(options: VerifyOptions): VerifyReport {
     boundaries: null,
     gateways: [],
     keyEvents: [],
-    counts: { batches: 0, records: 0, signaturesVerified: 0, rootsVerified: 0, inclusionsVerified: 0 },
+    counts: { batches: 0, records: 0, signaturesVerified: 0, headersChained: 0, rootsVerified: 0, inclusionsVerified: 0 },
     problems: [],
     problemsOmitted: 0,
   };

@@ -34,9 +34,9 @@ export interface DisclosureFixture {
 }
 
 /** a batch's samples: by default, ut-1 and ut-2 in turn, every third record with a reason */
-type SampleOf = (seq: number, i: number) => Sample;
+export type SampleOf = (seq: number, i: number) => Sample;
 
-const defaultSample: SampleOf = (seq, i) => {
+export const defaultSample: SampleOf = (seq, i) => {
   const s: Sample = {
     seq,
     instrument: i % 2 === 0 ? 'ut-1' : 'ut-2',

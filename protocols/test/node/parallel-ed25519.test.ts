@@ -6,7 +6,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { ed25519VerifierInUse, verifyDisclosure } from '../../src/index.js';
 import { nodeEd25519Verify, PARALLEL_THRESHOLD, useNodeCrypto, verifyDisclosureInParallel, withParallelEd25519 } from '../../src/node/index.js';
-import { disclosureFixture } from '../helpers/disclosure-fixture.js';
+import { defaultSample, disclosureFixture, type SampleOf } from '../helpers/disclosure-fixture.js';
 
 // Node's crypto, as `labtrace verify` installs it (also to build the large bundle quickly)
 useNodeCrypto();
@@ -31,9 +31,29 @@ function changeRecord(text: string, i: number): string {
   return `${JSON.stringify(doc)}\n`;
 }
 
+/**
+ * ut-1 (the run's instrument) only in the even batches: the bundle holds every other batch, so no header is the
+ * previous one of another (verify/header-chain.ts) and each has its own signature checked
+ */
+const everyOtherBatch =
+  (perBatch: number): SampleOf =>
+  (seq, i) => {
+    const s = defaultSample(seq, i);
+    return Math.floor(seq / perBatch) % 2 === 0 ? s : { ...s, instrument: 'ut-2' };
+  };
+
 describe('a disclosure bundle verified with its signatures on worker threads', () => {
-  const large = disclosureFixture(PARALLEL_THRESHOLD + 100, 2);
-  const small = disclosureFixture(4, 4);
+  const large = disclosureFixture(2 * (PARALLEL_THRESHOLD + 100), 2, everyOtherBatch(2));
+  const small = disclosureFixture(8, 4, everyOtherBatch(4));
+
+  test('the bundles hold every other batch: every signature is checked (by the workers above the threshold)', () => {
+    expect(verifyDisclosure(large.text, { logKey: large.logKey }).counts).toMatchObject({
+      batches: PARALLEL_THRESHOLD + 100,
+      signaturesVerified: PARALLEL_THRESHOLD + 100,
+      headersChained: 0,
+    });
+    expect(verifyDisclosure(small.text, { logKey: small.logKey }).counts).toMatchObject({ batches: 4, signaturesVerified: 4, headersChained: 0 });
+  });
 
   test.each([
     ['honest, above the threshold', large.text, large.logKey],

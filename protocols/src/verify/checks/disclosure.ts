@@ -29,6 +29,7 @@ import {
 } from '../disclosure.js';
 import { headersDigest, keyEventsDigest } from '../export-statement.js';
 import { batchKeyProblem } from '../key-validity.js';
+import { authenticateChain, type ChainLink } from '../header-chain.js';
 import { ProvenNodes } from '../proven-nodes.js';
 import { MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
 import { checkInclusionProof, logLeafBytes } from './batches.js';
@@ -141,6 +142,7 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
   const out: Disclosed = { batches: [], whole: 0, redacted: 0, entryHashes: [] };
   const seen = new Set<string>();
   const seqs = new Map<string, { batches: number; seqs: number[] }>();
+  const signatures = authenticateHeaders(ctx, batches);
   batches.forEach((b, i) => {
     const where0 = `batches[${i}]`;
     if (!isObject(b)) throw new Unusable(where0, 'expected an object');
@@ -175,7 +177,7 @@ function checkBatches(ctx: VerifyContext, batches: unknown[], statement: Disclos
       ctx.problem({ kind: 'header-invalid', where, message: `the header or its signature is not canonical JSON: ${(err as Error).message}` });
       return;
     }
-    checkSignature(ctx, header, signature, headerBytes, logIndex, where);
+    checkSignature(ctx, header, signature, headerBytes, logIndex, where, signatures.get(i));
     checkLogInclusion(ctx, proven, leaf, logIndex, logProof, where);
     const found = checkRecords(ctx, header, { records, indexes, redacted, proof }, statement, where);
     out.whole += found.whole;
@@ -198,6 +200,8 @@ function checkSignature(
   headerBytes: Uint8Array,
   logIndex: number | null,
   where: string,
+  /** what authenticateHeaders found: chained (no own check needed), or its own signature's validity */
+  found: 'chained' | boolean | undefined,
 ): void {
   const key = ctx.gatewayKeys.get(`${header.gateway} ${header.keyId}`);
   if (key === undefined) {
@@ -219,15 +223,80 @@ function checkSignature(
     logIndex,
   );
   if (invalid !== undefined) ctx.problem({ kind: 'key-not-valid', where, message: invalid });
-  let sig: Uint8Array | undefined;
+  if (found === 'chained') {
+    ctx.report.counts.headersChained++;
+    return;
+  }
+  if (found ?? ownSignatureValid(signature, headerBytes, key.key.publicKey)) ctx.report.counts.signaturesVerified++;
+  else
+    ctx.problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
+}
+
+function ownSignatureValid(signature: string, headerBytes: Uint8Array, publicKey: Uint8Array): boolean {
+  let sig: Uint8Array;
   try {
     sig = fromBase64(signature);
   } catch {
-    sig = undefined;
+    return false;
   }
-  if (sig !== undefined && verifyEd25519(sig, headerBytes, key.key.publicKey)) ctx.report.counts.signaturesVerified++;
-  else
-    ctx.problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
+  return verifyEd25519(sig, headerBytes, publicKey);
+}
+
+/**
+ * The headers the chain authenticates (header-chain.ts), by their place in the bundle: 'chained', or the validity of
+ * the own signature where it was checked (with the key valid for the header: a header under a key not valid for it
+ * authenticates none before it). Batches whose header does not read are left to the checks that report them.
+ */
+function authenticateHeaders(ctx: VerifyContext, batches: readonly unknown[]): Map<number, 'chained' | boolean> {
+  const places: number[] = [];
+  const links: ChainLink[] = [];
+  const checks: (() => { signature: boolean; key: boolean })[] = [];
+  batches.forEach((b, i) => {
+    if (!isObject(b) || !checkHeader(b.header) || !isString(b.signature)) return;
+    const header = b.header;
+    const signature = b.signature;
+    let headerBytes: Uint8Array;
+    try {
+      headerBytes = canonicalBytes(header);
+    } catch {
+      return;
+    }
+    const logIndex = isCount(b.logIndex) ? b.logIndex : null;
+    places.push(i);
+    links.push({ gateway: header.gateway, keyId: header.keyId, batch: header.batch, prev: header.prev, hash: sha256(headerBytes) });
+    checks.push(() => {
+      const key = ctx.gatewayKeys.get(`${header.gateway} ${header.keyId}`);
+      if (key === undefined) return { signature: false, key: false };
+      const keyValid =
+        batchKeyProblem(
+          {
+            keyId: key.keyId,
+            status: key.status,
+            closedAt: key.closedAt,
+            lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
+          },
+          header.batch,
+          logIndex,
+        ) === undefined;
+      return { signature: ownSignatureValid(signature, headerBytes, key.key.publicKey), key: keyValid };
+    });
+  });
+  const own = new Map<number, boolean>();
+  const chain = authenticateChain(links, (j) => {
+    const r = (checks[j] as () => { signature: boolean; key: boolean })();
+    own.set(j, r.signature);
+    return r.signature && r.key;
+  });
+  const out = new Map<number, 'chained' | boolean>();
+  chain.how.forEach((how, j) => {
+    const place = places[j] as number;
+    if (how === 'chained') out.set(place, 'chained');
+    else {
+      const valid = own.get(j);
+      if (valid !== undefined) out.set(place, valid);
+    }
+  });
+  return out;
 }
 
 function checkLogInclusion(
