@@ -31,6 +31,7 @@ import type { JobContext } from '../../cluster/jobs.js';
 import type { Logger } from '../../log.js';
 import type { LabDatabase, Tables } from '../database.js';
 import type { PgMeasurementStore } from '../pg-measurement-store.js';
+import { CatchUpProgress } from './catch-up.js';
 import { bucketWidth, type SeriesResult, type SeriesStatus, type SeriesStore } from './series-store.js';
 import { PgBatches, SqliteBatches, type ForwardingCounts, type Refusal, type StoredBatch } from './stored-batches.js';
 
@@ -55,6 +56,8 @@ export interface InfluxSeriesOptions {
   retryMaxMs?: number;
   /** how often the store is looked at when everything is written (default 1 s); notify() looks at once */
   pollMs?: number;
+  /** the catch-up's progress lines (catch-up.ts): how often, and from what backlog in samples (defaults 5 s and 50,000) */
+  progress?: { everyMs?: number; minSamples?: number };
   logger: Logger;
 }
 
@@ -98,6 +101,8 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
   /** on PostgreSQL: the backlog and refusals as last read from the store (status() reads them again in the background) */
   private lastCounts: ForwardingCounts = { backlog: { batches: 0, samples: 0 }, refused: 0 };
   private counting: Promise<void> | undefined;
+  /** the catch-up told in the log while the forwarder runs on this node */
+  private readonly progress: CatchUpProgress;
 
   constructor(private readonly options: InfluxSeriesOptions) {
     super();
@@ -119,9 +124,16 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
     });
     // one event per batch (the cursor is already past all of them)
     this.forwarder.on('written', (items) => {
-      for (const item of items) this.emit('written', item.position, item.lines);
+      for (const item of items) {
+        this.progress.written(item.lines);
+        this.emit('written', item.position, item.lines);
+      }
     });
-    this.forwarder.on('rejected', (item, error) => this.emit('rejected', item.gateway, item.batch, error));
+    this.forwarder.on('rejected', (item, error) => {
+      this.progress.written(item.lines);
+      this.emit('rejected', item.gateway, item.batch, error);
+    });
+    this.progress = new CatchUpProgress({ logger: options.logger, backlog: () => this.status().backlog, ...options.progress });
     this.forwarder.on('failing', (error) => this.emit('failing', error));
     this.forwarder.on('recovered', () => this.emit('recovered'));
     this.reader = new InfluxQuery({ url: options.url, ...options.read, timeoutMs });
@@ -138,6 +150,7 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
   start(): Promise<void> {
     const source = this.sqlite;
     if (this.loop !== undefined || source === undefined) return Promise.resolve();
+    this.progress.start();
     this.loop = this.forwarder
       .run(
         this.sourceOf({ read: (after, limit) => source.after(after, limit), advance: (position, refusal) => source.advance(position, refusal) }),
@@ -152,6 +165,7 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
 
   /** Stops after the writes in flight, if any, have been answered (or timed out); leaves no timer behind. */
   async stop(): Promise<void> {
+    this.progress.stop();
     this.forwarder.stop();
     await this.loop;
     this.loop = undefined;
@@ -215,6 +229,7 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
       from,
     );
     this.loop = loop.catch(() => undefined);
+    this.progress.start();
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
     try {
@@ -226,6 +241,7 @@ export class InfluxSeries extends EventEmitter<InfluxSeriesEvents> implements Se
         'the InfluxDB forwarder lost its lease: it stops here, and the node holding the lease goes on from the stored cursor',
       );
     } finally {
+      this.progress.stop();
       signal.removeEventListener('abort', onAbort);
       this.loop = undefined;
     }

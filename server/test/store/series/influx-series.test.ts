@@ -77,7 +77,12 @@ class Lab {
   }
 }
 
-function influxStore(lab: Lab, influxd: Influxd, database: string, extra: { batchLines?: number } = {}): InfluxSeries {
+function influxStore(
+  lab: Lab,
+  influxd: Influxd,
+  database: string,
+  extra: { batchLines?: number; progress?: { everyMs?: number; minSamples?: number }; logger?: pino.Logger } = {},
+): InfluxSeries {
   return new InfluxSeries({
     database: lab.database,
     url: influxd.url,
@@ -201,7 +206,10 @@ describe('InfluxSeries', () => {
   test('influxd killed (SIGKILL) while batches keep being stored: all arrive, once, in order, after its restart', async () => {
     await influxd.createDatabase('crash');
     const lab = await new Lab().open();
-    const series = influxStore(lab, influxd, 'crash', { batchLines: 500 });
+    // the catch-up told in the log, looked at every 50 ms from a backlog of 2,000 samples (10 batches)
+    const told: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => told.push((JSON.parse(line) as { msg: string }).msg) });
+    const series = influxStore(lab, influxd, 'crash', { batchLines: 500, progress: { everyMs: 50, minSamples: 2000 }, logger });
     open.push({ lab, series });
     const writtenRowids: number[] = [];
     series.on('written', (rowid) => writtenRowids.push(rowid));
@@ -243,6 +251,11 @@ describe('InfluxSeries', () => {
     expect(await cli(influxd, 'crash', 'SELECT count(seq) FROM "measurement"')).toEqual([{ name: 'measurement', time: 0, count: total }]);
     const seqs = (await influxd.query('crash', 'SELECT seq FROM "measurement"')).map((r) => r['seq']);
     expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i));
+    // the catch-up after the restart was told, and its end
+    const deadline = Date.now() + 10_000;
+    while (!told.some((m) => m.startsWith('InfluxDB caught up: ')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(told.find((m) => m.startsWith('InfluxDB catch-up: '))).toMatch(/^InfluxDB catch-up: \d+ samples in \d+ stored batches to write$/);
+    expect(told.find((m) => m.startsWith('InfluxDB caught up: '))).toMatch(/^InfluxDB caught up: \d+ samples written in \d+ s$/);
   }, 90_000);
 
   test('a batch InfluxDB refuses for good is recorded in SQLite and skipped; the batches around it arrive', async () => {
