@@ -57,7 +57,7 @@ export function authenticateChain(links: readonly ChainLink[], ownValid: (i: num
     if (x.keyId !== y.keyId) return x.keyId < y.keyId ? -1 : 1;
     return y.batch - x.batch;
   });
-  const how: ChainResult['how'] = new Array(links.length).fill('failed');
+  const how: ChainResult['how'] = links.map(() => 'failed' as const);
   let checked = 0;
   let own = 0;
   let chained = 0;
