@@ -123,6 +123,14 @@ export class MultiproofRoots {
     return this.#slots++;
   }
 
+  /** `n` free slots in a row: the first one's index. */
+  slots(n: number): number {
+    if (HASH_SIZE * (this.#slots + n) > this.#pool.length) this.#grow(this.#slots + n);
+    const first = this.#slots;
+    this.#slots += n;
+    return first;
+  }
+
   /** The pool (it grows: take it again after adding). */
   get pool(): Uint8Array {
     return this.#pool;

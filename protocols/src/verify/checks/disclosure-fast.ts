@@ -12,7 +12,7 @@ import { canonicalBytes } from '../../trust/jcs.js';
 import { rootFromInclusionProof, rootOfPacked } from '../../trust/merkle.js';
 import { MultiproofRoots } from '../../trust/multiproof.js';
 import { readRecords, RECORD_FORMAT, RECORD_FORMAT_FILE } from '../../trust/record.js';
-import { HASH_SIZE, hashSlices } from '../../trust/sha256.js';
+import { HASH_SIZE, hashSlices, sha256 } from '../../trust/sha256.js';
 import { DISCLOSED_FIELDS, redactedEntryHash, type DisclosureStatement } from '../disclosure.js';
 import { batchKeyProblem } from '../key-validity.js';
 import { authenticateChain, type ChainLink } from '../header-chain.js';
@@ -63,6 +63,25 @@ class Packed {
   }
 }
 
+/** A growing array of numbers (sequence numbers), without a JavaScript array's boxing and copying. */
+class Numbers {
+  private data = new Float64Array(1024);
+  private length = 0;
+
+  add(n: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length++] = n;
+  }
+
+  values(): Float64Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
 /** the policy as the record scan needs it */
 interface Policy {
   redacted: ReadonlySet<string>;
@@ -75,18 +94,34 @@ interface Policy {
 /** One batch read by the first stage, for the later ones. */
 interface Planned {
   header: HeaderLike;
-  logIndex: number;
-  logProof: unknown[];
   /** the proof number in MultiproofRoots, and the signed root's bytes */
   proof: number;
   root: Uint8Array;
 }
 
+/** The bundle's batches, each parsed when the check comes to it (batch-slices.ts), or the array parsed whole. */
+export interface BatchList {
+  readonly count: number;
+  at(k: number): unknown;
+  /** room to make at once for the leaves, proof hashes and nodes of every batch's multi-leaf proof (it grows past it) */
+  readonly slots: number;
+}
+
+/** A parsed array as a BatchList. */
+export function batchListOf(batches: readonly unknown[]): BatchList {
+  let slots = 0;
+  for (const b of batches)
+    if (isObject(b) && Array.isArray(b.indexes) && Array.isArray(b.redacted) && Array.isArray(b.proof))
+      slots += 2 * (b.indexes.length + b.redacted.length + b.proof.length);
+  return { count: batches.length, at: (k) => batches[k], slots };
+}
+
 /**
- * The batches' checks when nothing is wrong with them, else undefined (and the report untouched). `batches` is the
- * bundle's array as parsed.
+ * The batches' checks when nothing is wrong with them, else undefined (and the report untouched). Each batch is done
+ * with before the next is read (only its header and a few hashes are kept), so that a bundle read batch by batch
+ * leaves little for the garbage collector to keep.
  */
-export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], statement: DisclosureStatement): Disclosed | undefined {
+export function fastBatches(ctx: VerifyContext, batches: BatchList, statement: DisclosureStatement): Disclosed | undefined {
   const redacted = new Set<string>(statement.redacted);
   const policy: Policy = {
     redacted,
@@ -98,22 +133,20 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
   const signed: { header: object; signature: string }[] = [];
   const planned: Planned[] = [];
   // room for every leaf, proof hash and node at once: a pool grown by doubling copies it over and over
-  let slots = 0;
-  for (const b of batches)
-    if (isObject(b) && Array.isArray(b.indexes) && Array.isArray(b.redacted) && Array.isArray(b.proof))
-      slots += 2 * (b.indexes.length + b.redacted.length + b.proof.length);
-  const roots = new MultiproofRoots(slots);
+  const roots = new MultiproofRoots(batches.slots);
   const entries = new Packed();
-  const seqs = new Map<string, { batches: number; seqs: number[] }>();
-  const logLeaves: Uint8Array[] = [];
-  let logLength = 0;
-  // per batch: its header's bytes (hashed in one call for the chain) and what checks its own signature
-  const headerParts: Uint8Array[] = [];
-  let headerLength = 0;
-  const own: { signature: string; headerBytes: Uint8Array; publicKey: Uint8Array }[] = [];
+  const seqs = new Map<string, { batches: number; seqs: Numbers }>();
+  const keyIds = new Map<string, Uint8Array>();
+  // per batch: its log leaf's hash (for the statement's headers digest), its header's hash (for the chain), and the
+  // key its own signature is checked with if the chain does not authenticate it
+  const logLeafHashes = new Packed();
+  const headerHashes = new Packed();
+  const publicKeys: Uint8Array[] = [];
+  const proven = new ProvenNodes(ctx.checkpoint.size, ctx.checkpoint.rootHash);
   let whole = 0;
   let hidden = 0;
-  for (const b of batches) {
+  for (let k = 0; k < batches.count; k++) {
+    const b = batches.at(k);
     if (!isObject(b)) return undefined;
     const header = b.header;
     if (!checkHeader(header)) return undefined;
@@ -152,19 +185,29 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
       logIndex,
     );
     if (keyProblem !== undefined) return undefined;
-    // the signature is checked below, unless the next header authenticates this one (header-chain.ts)
+    // the signature is checked after the loop, unless the next header authenticates this one (header-chain.ts)
     if (signature.length !== 88) return undefined;
-    headerParts.push(headerBytes);
-    headerLength += headerBytes.length;
-    own.push({ signature, headerBytes, publicKey: key.key.publicKey });
+    headerHashes.add(sha256(headerBytes));
+    publicKeys.push(key.key.publicKey);
+    // the header's inclusion in the log (most of the proof's nodes an earlier batch's proof proved)
     let leafBytes: Uint8Array;
     try {
       leafBytes = logLeafBytes(header, headerBytes, signature);
     } catch {
       return undefined;
     }
-    logLeaves.push(leafBytes);
-    logLength += 1 + leafBytes.length;
+    const leafInput = new Uint8Array(1 + leafBytes.length);
+    leafInput.set(leafBytes, 1);
+    const leaf = sha256(leafInput);
+    if (!proven.proves(leaf, logIndex, logProof)) {
+      try {
+        const hashes = logProof.map((h) => fromBase64(String(h)));
+        if (!bytesEqual(rootFromInclusionProof(leaf, logIndex, proven.size, hashes), proven.root)) return undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    logLeafHashes.add(leaf);
 
     // the records disclosed whole: on their bytes, held to the header and the policy, hashed in one call
     if (!indexes.every(isCount)) return undefined;
@@ -174,8 +217,12 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
     } catch {
       return undefined;
     }
-    const keyBytes = new Uint8Array(4);
-    for (let k = 0; k < 4; k++) keyBytes[k] = parseInt(header.keyId.slice(2 * k, 2 * k + 2), 16);
+    let keyBytes = keyIds.get(header.keyId);
+    if (keyBytes === undefined) {
+      keyBytes = new Uint8Array(4);
+      for (let k = 0; k < 4; k++) keyBytes[k] = parseInt(header.keyId.slice(2 * k, 2 * k + 2), 16);
+      keyIds.set(header.keyId, keyBytes);
+    }
     const bounds = scanRecords(bytes, header, keyBytes, indexes, policy) ?? readWhole(bytes, header, keyBytes, indexes, policy);
     if (bounds === undefined) return undefined;
     const places: { index: number; slot: number }[] = [];
@@ -183,11 +230,11 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
     if (indexes.length > 0) {
       const leaves = hashSlices(bytes, bounds);
       entries.add(leaves, 0, indexes.length);
+      const first = roots.slots(indexes.length);
+      roots.pool.set(leaves.subarray(0, HASH_SIZE * indexes.length), HASH_SIZE * first);
       for (let i = 0; i < indexes.length; i++) {
-        const slot = roots.slot();
-        roots.pool.set(leaves.subarray(HASH_SIZE * i, HASH_SIZE * i + HASH_SIZE), HASH_SIZE * slot);
         const index = indexes[i] as number;
-        places.push({ index, slot });
+        places.push({ index, slot: first + i });
         batchSeqs.push(header.firstSeq + index);
       }
     }
@@ -220,57 +267,42 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
     if (proofNumber < 0) return undefined;
     const root = new Uint8Array(HASH_SIZE);
     if (header.root.length !== 44 || base64Into(header.root, root, 0) !== HASH_SIZE) return undefined;
-    planned.push({ header, logIndex, logProof, proof: proofNumber, root });
+    planned.push({ header, proof: proofNumber, root });
     signed.push({ header, signature });
     whole += indexes.length;
     hidden += redactedEntries.length;
-    const g = seqs.get(header.gateway) ?? { batches: 0, seqs: [] };
+    let g = seqs.get(header.gateway);
+    if (g === undefined) {
+      g = { batches: 0, seqs: new Numbers() };
+      seqs.set(header.gateway, g);
+    }
     g.batches++;
-    for (const s of batchSeqs) g.seqs.push(s);
-    seqs.set(header.gateway, g);
+    for (const s of batchSeqs) g.seqs.add(s);
   }
 
   // the headers authenticated: by the newest one's signature of each gateway's run of consecutive batches, and the
   // chain of `prev` hashes down from it (header-chain.ts); a header the chain does not reach by its own signature
-  const headerHashes = hashSlices(...packParts(headerParts, headerLength));
+  const packedHeaders = headerHashes.packed();
   const links: ChainLink[] = planned.map((p, i) => ({
     gateway: p.header.gateway,
     keyId: p.header.keyId,
     batch: p.header.batch,
     prev: p.header.prev,
-    hash: headerHashes.subarray(HASH_SIZE * i, HASH_SIZE * i + HASH_SIZE),
+    hash: packedHeaders.subarray(HASH_SIZE * i, HASH_SIZE * i + HASH_SIZE),
   }));
   const sig = new Uint8Array(64);
   const chain = authenticateChain(links, (i) => {
-    const o = own[i];
-    return o !== undefined && base64Into(o.signature, sig, 0) === 64 && verifyEd25519(sig, o.headerBytes, o.publicKey);
+    const s = signed[i];
+    const publicKey = publicKeys[i];
+    if (s === undefined || publicKey === undefined || base64Into(s.signature, sig, 0) !== 64) return false;
+    try {
+      return verifyEd25519(sig, canonicalBytes(s.header), publicKey);
+    } catch {
+      return false;
+    }
   });
   if (chain.own !== chain.checked) return undefined;
 
-  // the headers' inclusion in the log: their leaves hashed in one call, then each proof (most of whose nodes an
-  // earlier one proved)
-  const leafInput = new Uint8Array(logLength);
-  const leafBounds = new Uint32Array(logLeaves.length + 1);
-  let at = 0;
-  logLeaves.forEach((bytes, i) => {
-    leafInput[at] = 0x00;
-    leafInput.set(bytes, at + 1);
-    at += 1 + bytes.length;
-    leafBounds[i + 1] = at;
-  });
-  const packedLogLeaves = hashSlices(leafInput, leafBounds);
-  const proven = new ProvenNodes(ctx.checkpoint.size, ctx.checkpoint.rootHash);
-  for (let i = 0; i < planned.length; i++) {
-    const p = planned[i] as Planned;
-    const leaf = packedLogLeaves.subarray(HASH_SIZE * i, HASH_SIZE * i + HASH_SIZE);
-    if (proven.proves(leaf, p.logIndex, p.logProof)) continue;
-    try {
-      const hashes = p.logProof.map((h) => fromBase64(String(h)));
-      if (!bytesEqual(rootFromInclusionProof(leaf, p.logIndex, proven.size, hashes), proven.root)) return undefined;
-    } catch {
-      return undefined;
-    }
-  }
   // every batch's disclosed records to its signed root
   roots.compute();
   for (const p of planned) if (!bytesEqual(roots.root(p.proof), p.root)) return undefined;
@@ -282,20 +314,28 @@ export function fastBatches(ctx: VerifyContext, batches: readonly unknown[], sta
   counts.inclusionsVerified += planned.length;
   counts.rootsVerified += planned.length;
   counts.batches = signed.length;
-  for (const [gateway, g] of seqs) ctx.report.gateways.push(gatewaySummary(gateway, g));
-  const packed = entries.packed();
-  const entryHashes: Uint8Array[] = [];
-  for (let i = 0; i < entries.count; i++) entryHashes.push(packed.subarray(HASH_SIZE * i, HASH_SIZE * i + HASH_SIZE));
-  return { batches: signed, whole, redacted: hidden, entryHashes, packed, headers: toBase64(rootOfPacked(packedLogLeaves)) };
+  for (const [gateway, g] of seqs) ctx.report.gateways.push(gatewaySummary(gateway, { batches: g.batches, seqs: g.seqs.values() }));
+  // (the statement's check reads the packed hashes; the list is the full path's)
+  return {
+    batches: signed,
+    whole,
+    redacted: hidden,
+    entryHashes: [],
+    packed: entries.packed(),
+    headers: toBase64(rootOfPacked(logLeafHashes.packed())),
+  };
 }
 
 /** A gateway's line of the report: its batches, records and the ranges of sequence numbers they cover. */
 export function gatewaySummary(
   gateway: string,
-  g: { batches: number; seqs: number[] },
+  g: { batches: number; seqs: readonly number[] | Float64Array },
 ): { gateway: string; batches: number; records: number; ranges: { first: number; last: number }[]; declaredJumps: never[] } {
-  // sorted as numbers (a typed array's sort), without a comparison callback per pair
-  const sorted = Float64Array.from(g.seqs).sort();
+  // sorted as numbers (a typed array's sort), without a comparison callback per pair; mostly they come in order
+  const sorted = Float64Array.from(g.seqs);
+  let ascending = true;
+  for (let i = 1; i < sorted.length && ascending; i++) ascending = (sorted[i - 1] as number) <= (sorted[i] as number);
+  if (!ascending) sorted.sort();
   const ranges: { first: number; last: number }[] = [];
   for (const s of sorted) {
     const last = ranges[ranges.length - 1];
@@ -456,17 +496,4 @@ function readRedacted(e: unknown, header: HeaderLike, policy: Policy): { index: 
   } catch {
     return undefined;
   }
-}
-
-/** Byte strings laid end to end, with their bounds, for one hashSlices call. */
-function packParts(parts: readonly Uint8Array[], length: number): [Uint8Array, Uint32Array] {
-  const input = new Uint8Array(length);
-  const bounds = new Uint32Array(parts.length + 1);
-  let at = 0;
-  parts.forEach((bytes, i) => {
-    input.set(bytes, at);
-    at += bytes.length;
-    bounds[i + 1] = at;
-  });
-  return [input, bounds];
 }

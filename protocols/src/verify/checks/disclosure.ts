@@ -46,7 +46,8 @@ import {
   type HeaderLike,
   type VerifyContext,
 } from './context.js';
-import { fastBatches, gatewaySummary, REQUIRED, type Disclosed } from './disclosure-fast.js';
+import { batchAt, sliceBatches } from './batch-slices.js';
+import { batchListOf, fastBatches, gatewaySummary, REQUIRED, type BatchList, type Disclosed } from './disclosure-fast.js';
 import { readGatewayKeys, readLogKey } from './files.js';
 import { checkKeyEvents } from './key-events.js';
 import { ReadableCheck } from './readable-lines.js';
@@ -61,17 +62,43 @@ export function verifyDisclosure(text: string, options: VerifyOptions = {}): Ver
  * tests that hold the two paths to the same reports.
  */
 export function verifyDisclosureBy(text: string, options: VerifyOptions, fast: boolean): { report: VerifyReport; fastPath: boolean } {
-  const path = { fast, taken: false };
+  if (fast) {
+    // first with the batches read one at a time (batch-slices.ts) and the fast path; a bundle it does not take all of
+    // is verified again from the start as before, so that its report is exactly the one the full path gives
+    const sliced: Path = { fast: true, sliced: true, taken: false, sliceable: true };
+    const report = reportOf(text, options, (r, t, o) => verifyInto(r, t, o, sliced));
+    if (sliced.taken) return { report, fastPath: true };
+    // the fast path looked at every batch and found something out of place: the full path names it
+    if (sliced.sliceable)
+      return { report: reportOf(text, options, (r, t, o) => verifyInto(r, t, o, { ...sliced, fast: false, sliced: false })), fastPath: false };
+  }
+  const path: Path = { fast, sliced: false, taken: false, sliceable: false };
   const report = reportOf(text, options, (r, t, o) => verifyInto(r, t, o, path));
   return { report, fastPath: path.taken };
 }
 
-function verifyInto(report: VerifyReport, text: string, options: VerifyOptions, path: { fast: boolean; taken: boolean }): void {
+interface Path {
+  /** the fast path first */
+  fast: boolean;
+  /** the batches read one at a time; if the fast path does not take them, nothing is reported (the caller starts again) */
+  sliced: boolean;
+  /** out: the fast path took the batches */
+  taken: boolean;
+  /** out (sliced): the text was cut into its batches, and the checks came to the fast path */
+  sliceable: boolean;
+}
+
+function verifyInto(report: VerifyReport, text: string, options: VerifyOptions, path: Path): void {
   const problem = (p: Problem): void => {
     if (report.problems.length < MAX_PROBLEMS) report.problems.push(p);
     else report.problemsOmitted++;
   };
-  const doc = parseJson(text, 'bundle');
+  const slices = path.sliced ? sliceBatches(text) : undefined;
+  if (path.sliced && slices === undefined) {
+    path.sliceable = false;
+    return;
+  }
+  const doc = slices === undefined ? parseJson(text, 'bundle') : slices.doc;
   if (!isObject(doc) || doc.format !== DISCLOSURE_FORMAT) throw new Unusable('bundle', `not a ${DISCLOSURE_FORMAT} bundle`);
   const { statement: statementNote, checkpoint: checkpointNote, keys, keyEvents, batches } = doc;
   if (!isString(statementNote) || !isString(checkpointNote) || !isObject(keys) || !Array.isArray(keyEvents) || !Array.isArray(batches))
@@ -121,8 +148,11 @@ function verifyInto(report: VerifyReport, text: string, options: VerifyOptions, 
   checkCheckpoint(ctx);
   checkKeyEvents(ctx);
   // the fast path when all is well; else the full path, which names every problem
-  const fast = path.fast ? fastBatches(ctx, batches, statement) : undefined;
+  const list: BatchList =
+    slices === undefined ? batchListOf(batches) : { count: slices.count, at: (k) => batchAt(text, slices, k), slots: Math.ceil(text.length / 48) };
+  const fast = path.fast ? fastBatches(ctx, list, statement) : undefined;
   path.taken = fast !== undefined;
+  if (path.sliced && fast === undefined) return;
   const disclosed = fast ?? checkBatches(ctx, batches, statement);
   const statementVerified = checkStatement(ctx, statementNote, statement, keys, disclosed);
   report.disclosure = {
