@@ -30,7 +30,8 @@ export interface Finding {
   severity: Severity;
   at: number;
   detectedAt: number;
-  summary: string;
+  /** what was found, in both languages (an older finding's has its English sentence in both) */
+  summary: Both;
   subject: Record<string, string>;
   status: 'open' | 'resolved';
   evidence: {
