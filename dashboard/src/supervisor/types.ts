@@ -36,7 +36,8 @@ export interface Finding {
   status: 'open' | 'resolved';
   evidence: {
     checkpoint: string | null;
-    entries: { index: number; why: string; kind: string; leafHash: string; inclusionProof: string[] | null }[];
+    /** `why` as the rule recorded it (English), `whyText` in both languages */
+    entries: { index: number; why: string; whyText?: Both; kind: string; leafHash: string; inclusionProof: string[] | null }[];
     detail?: Record<string, unknown>;
   };
   responses: { at: number; author: string; kind: 'response' | 'resolution'; text: string }[];

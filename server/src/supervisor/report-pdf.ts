@@ -9,6 +9,7 @@ import { defaultReportFont, formatTime } from '../certificates/render-pdf.js';
 import type { ReportFont } from '../certificates/report-font.js';
 import type { Both, ReportLanguage } from '../certificates/report-text.js';
 import { reportFileName, sha256Hex, type SignedReport } from './compliance-report.js';
+import { whyIn } from './evidence-why.js';
 
 const MARGIN = 50;
 const TOP = 70;
@@ -108,6 +109,12 @@ export function both(b: Both, language: ReportLanguage): string {
 function sentences(text: string | Both, language: ReportLanguage): string {
   if (typeof text === 'string') return text;
   return language === 'bilingual' && text.zh !== text.en ? `${text.zh}\n${text.en}` : both(text, language);
+}
+
+/** why a log entry is cited, in Chinese (and in English too in a bilingual report) */
+function whyText(why: string, language: ReportLanguage): string {
+  const { zh, en } = whyIn(why);
+  return language === 'bilingual' && zh !== en ? `${zh} / ${en}` : zh;
 }
 
 /** The paragraphs of a text in the report's language, each with its language tag. */
@@ -325,7 +332,7 @@ export function renderReportPdf(signed: SignedReport, json: Uint8Array, font?: R
     const evidence = f.evidence.entries.map((e) =>
       language === 'en'
         ? `log entry ${e.index} (${e.kind}), ${e.why}: leaf hash ${e.leafHash}${e.inclusionProof === null ? '' : `, inclusion proof: ${e.inclusionProof.length} hashes`}`
-        : `日志条目 ${e.index}（${e.kind}），${e.why}：叶哈希 ${e.leafHash}${e.inclusionProof === null ? '' : `，包含证明：${e.inclusionProof.length} 个哈希`}`,
+        : `日志条目 ${e.index}（${e.kind}），${whyText(e.why, language)}：叶哈希 ${e.leafHash}${e.inclusionProof === null ? '' : `，包含证明：${e.inclusionProof.length} 个哈希`}`,
     );
     const checkpoint = checkpointLine(f.evidence.checkpoint, language);
     if (checkpoint !== undefined) evidence.push(checkpoint);

@@ -244,6 +244,7 @@ describe('the PDF of a report', () => {
         'Inspector Wang (resolution)',
         'Restore the log (the server',
         'the log stayed at 2 entries',
+        'the last entry of the log',
         'End of report',
       ],
       '合规监督报告',
@@ -262,6 +263,7 @@ describe('the PDF of a report', () => {
         '已解决',
         '恢复日志（服务器',
         '透明日志自 2026-11-01',
+        '日志的最后一个条目',
         '报告结束',
       ],
       'Compliance Report',
@@ -292,6 +294,7 @@ describe('the PDF of a report', () => {
       // each finding's summary in the report's language only
       if (lang === 'en') expect(text).not.toContain('透明日志自');
       if (lang === 'zh-CN') expect(text).not.toContain('the log stayed at');
+      if (lang === 'zh-CN') expect(text).not.toContain('the last entry of the log');
       // the evidence: log index and leaf hash of the stalled log's last entry
       const leaf = parse(json).report.findings.find((f) => f.rule === 'log-stalled')?.evidence.entries[0]?.leafHash ?? 'none';
       // (a long token may be wrapped; the layout's indentation is not part of it)

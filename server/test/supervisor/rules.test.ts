@@ -14,6 +14,7 @@ import {
   type ReportMarkEvidence,
   type RunEvidence,
 } from '../../src/supervisor/evidence.js';
+import { whyIn } from '../../src/supervisor/evidence-why.js';
 import { markOf } from '../../src/supervisor/lab-follower.js';
 import { calibrationAtRun } from '../../src/supervisor/rules/calibration-at-run.js';
 import { certificatesLogged } from '../../src/supervisor/rules/certificates-logged.js';
@@ -527,7 +528,14 @@ describe('every rule says what it found in English and in Chinese', () => {
   test.each(cases)('%s', (_id, rule, ev, tokens) => {
     const found = rule.check(ev);
     expect(found.length).toBeGreaterThan(0);
-    for (const { summary } of found) {
+    for (const { summary, entries } of found) {
+      // why each log entry is cited, in Chinese too, with its numbers
+      for (const { why } of entries) {
+        const zh = whyIn(why).zh;
+        expect({ why, zh: /[\u4e00-\u9fff]/.test(zh) }).toEqual({ why, zh: true });
+        for (const n of numbersOf(why)) expect(zh).toContain(n);
+        expect(englishLeftIn(zh, [])).toEqual([]);
+      }
       expect(summary.zh).toMatch(/[\u4e00-\u9fff]/);
       expect(summary.zh).not.toBe(summary.en);
       // the identifiers, numbers and ISO times stay as they are in both sentences

@@ -199,6 +199,13 @@ describe('the supervisor follows two labs', () => {
     for (const f of found) {
       expect({ rule: f.rule, chinese: /[\u4e00-\u9fff]/.test(f.summary.zh) }).toEqual({ rule: f.rule, chinese: true });
       for (const id of Object.values(f.subject).filter((v) => f.summary.en.includes(v))) expect(f.summary.zh).toContain(id);
+      // and why each log entry is cited, as recorded (English) and in both languages
+      for (const e of f.evidence.entries as (StoredFinding['evidence']['entries'][number] & { whyText?: { en: string; zh: string } })[])
+        expect({ why: e.why, en: e.whyText?.en, chinese: /[\u4e00-\u9fff]/.test(e.whyText?.zh ?? '') }).toEqual({
+          why: e.why,
+          en: e.why,
+          chinese: true,
+        });
     }
     expect(mark?.evidence.entries).toEqual([expect.objectContaining({ kind: 'certificate-event', inclusionProof: expect.any(Array) })]);
     // the report issued by the one who performed the run: its log entry, with an inclusion proof to the checkpoint held
