@@ -85,6 +85,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** a finding's summary as the supervisor holds it ({en, zh}) */
+async function summaryAtSupervisor(rule) {
+  return (await atSupervisor('/api/labs/lab-1/findings')).body.findings.find((f) => f.rule === rule).summary;
+}
+
 const remedyIn = (remedy, language) => (typeof remedy === 'string' ? remedy : language === 'zh-CN' && remedy.zh ? remedy.zh : remedy.en);
 
 describe("the lab's standing", () => {
@@ -102,6 +107,9 @@ describe("the lab's standing", () => {
       const rule = rules.get('sequence-gaps');
       expect(await finding.locator('[data-test="finding-title"]').innerText()).toBe(rule.title.en);
       expect(await finding.locator('[data-test="finding-remedy"]').innerText()).toBe(remedyIn(rule.remedy, 'en'));
+      const summary = await summaryAtSupervisor('sequence-gaps');
+      expect(await finding.locator('[data-test="finding-summary"]').innerText()).toBe(summary.en);
+      expect(await finding.locator('[data-test="finding-summary"]').getAttribute('lang')).toBe('en');
       // times in the user's zone, named
       expect(await finding.innerText()).toMatch(/GMT\+8/);
       expect(await seriousViolations(page)).toEqual([]);
@@ -143,10 +151,15 @@ describe("the lab's standing", () => {
       expect(await finding.locator('[data-test="finding-title"]').innerText()).toBe(rule.title.zh);
       expect(await finding.locator('[data-test="finding-title"]').getAttribute('lang')).toBe('zh-CN');
       expect(await finding.locator('[data-test="finding-remedy"]').innerText()).toBe(remedyIn(rule.remedy, 'zh-CN'));
+      // what was found, in Chinese as the supervisor's rule wrote it
+      const summary = await summaryAtSupervisor('sequence-gaps');
+      expect(summary.zh).toMatch(/^检测 \S+：网关 \S+ 序号 \d+ 至 \d+ 之间有 \d+ 条记录不在透明日志中/);
+      expect(await finding.locator('[data-test="finding-summary"]').innerText()).toBe(summary.zh);
+      expect(await finding.locator('[data-test="finding-summary"]').getAttribute('lang')).toBe('zh-CN');
       expect(await page.locator('[data-test="respond-form"]').count()).toBe(0);
-      // no English left in the Chinese view but what is declared English (the supervisor's summary, a reference) or a
-      // record as written (a response, never machine-translated)
-      expect(describeUntranslated(await untranslatedText(page, ['lab-1', 'admin', 'auditor']))).toEqual([]);
+      // no English left in the Chinese view but what is declared English (a reference) or a record as written (a
+      // response, never machine-translated)
+      expect(describeUntranslated(await untranslatedText(page, ['lab-1', 'admin', 'auditor', 'gw-a']))).toEqual([]);
       expect(await overflowing(page)).toEqual([]);
       expect(await seriousViolations(page)).toEqual([]);
       // the report links ask for the period in the user's zone and the chosen language

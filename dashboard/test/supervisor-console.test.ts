@@ -229,6 +229,12 @@ describe('the console in a browser', () => {
     const finding = await page.waitForSelector('[data-rule="checkpoint-not-cosigned"]', WAIT);
     expect(await finding.textContent()).toContain('实验室检查点缺少所要求见证方的联署签名');
     expect(await (await finding.$('[data-test="remedy"]'))?.textContent()).toContain('在实验室服务器中配置见证方');
+    // what was found, in Chinese, as the supervisor's rule wrote it
+    const found = (await api<{ findings: { rule: string; summary: { en: string; zh: string } }[] }>('/api/labs/lab-1/findings')).body.findings;
+    const summary = found.find((f) => f.rule === 'checkpoint-not-cosigned')?.summary ?? { en: 'none', zh: 'none' };
+    expect(summary.zh).toMatch(/^大小为 \d+ 的检查点只有 0 个联署签名，要求 1 个（见证方：.+）$/);
+    expect(await (await finding.$('[data-test="summary"]'))?.textContent()).toBe(summary.zh);
+    expect(await (await finding.$('[data-test="summary"]'))?.getAttribute('lang')).toBe('zh-CN');
     expect(await (await finding.$('[data-test="severity"]'))?.textContent()).toBe('一般');
     expect(await (await finding.$('[data-test="reference"]'))?.textContent()).toContain('C2SP tlog-witness');
     expect(await axe(page)).toEqual([]);
@@ -241,6 +247,8 @@ describe('the console in a browser', () => {
       WAIT,
     );
     expect(await page.textContent('[data-rule="checkpoint-not-cosigned"] [data-test="remedy"]')).toContain('Configure the witnesses');
+    expect(await page.textContent('[data-rule="checkpoint-not-cosigned"] [data-test="summary"]')).toBe(summary.en);
+    expect(await page.getAttribute('[data-rule="checkpoint-not-cosigned"] [data-test="summary"]', 'lang')).toBe('en');
     expect(await axe(page)).toEqual([]);
 
     // a check now: one more check run listed

@@ -24,5 +24,8 @@ export function useFormat() {
   };
   /** a text the API gives in both languages, in the user's */
   const inLanguage = (b: Both | undefined, fallback = ''): string => (b === undefined ? fallback : locale.value === 'zh-CN' ? b.zh : b.en);
-  return { dateTime, duration, inLanguage };
+  /** the same with the language it is in, for the element's lang (a text whose Chinese is its English is English) */
+  const inLanguageTagged = (b: Both): { text: string; lang: string } =>
+    locale.value === 'zh-CN' && b.zh !== b.en ? { text: b.zh, lang: 'zh-CN' } : { text: b.en, lang: 'en' };
+  return { dateTime, duration, inLanguage, inLanguageTagged };
 }

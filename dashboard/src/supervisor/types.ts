@@ -30,12 +30,14 @@ export interface Finding {
   severity: Severity;
   at: number;
   detectedAt: number;
-  summary: string;
+  /** what was found, in both languages (an older finding's has its English sentence in both) */
+  summary: Both;
   subject: Record<string, string>;
   status: 'open' | 'resolved';
   evidence: {
     checkpoint: string | null;
-    entries: { index: number; why: string; kind: string; leafHash: string; inclusionProof: string[] | null }[];
+    /** `why` as the rule recorded it (English), `whyText` in both languages */
+    entries: { index: number; why: string; whyText?: Both; kind: string; leafHash: string; inclusionProof: string[] | null }[];
     detail?: Record<string, unknown>;
   };
   responses: { at: number; author: string; kind: 'response' | 'resolution'; text: string }[];

@@ -6,7 +6,7 @@ import { defineRoute } from './contract.js';
 import { msSchema } from './common.js';
 import { line, paragraph } from './text.js';
 
-/** a text the supervisor gives in several languages (a rule's title), or in one (a remedy written in English only) */
+/** a text the supervisor gives in several languages (a rule's title, a finding's summary), or in one (a remedy written in English only) */
 export const localizedTextSchema = z.union([z.string(), z.looseObject({ en: z.string(), zh: z.string().optional() })]);
 export type LocalizedText = z.output<typeof localizedTextSchema>;
 
@@ -30,7 +30,8 @@ export const standingFindingSchema = z.looseObject({
   /** when the violation happened (the evidence's time) and when the supervisor found it */
   at: msSchema,
   detectedAt: msSchema,
-  summary: z.string(),
+  /** what was found, in English and Chinese (`{en, zh}`); a supervisor before the Chinese summaries gives the English sentence */
+  summary: localizedTextSchema,
   status: z.enum(['open', 'resolved']),
   responses: z.array(standingResponseSchema),
 });

@@ -81,7 +81,8 @@ const reportSchema = z.strictObject({
       /** when the violation happened (the lab's time) */
       occurredAt: instant,
       detectedAt: instant,
-      summary: text,
+      /** what was found, in English and Chinese; a report signed before the Chinese summaries has the English sentence only */
+      summary: z.union([z.strictObject({ en: text, zh: text }), text]),
       subject: z.record(z.string(), text),
       /** as at the end of the period */
       status: z.enum(['open', 'resolved']),
@@ -235,7 +236,7 @@ export function composeReport(
       severity: f.severity,
       occurredAt: iso(f.at),
       detectedAt: iso(f.detectedAt),
-      summary: f.summary,
+      summary: { en: f.summary.en, zh: f.summary.zh },
       subject: f.subject,
       status: f.status,
       evidence: {

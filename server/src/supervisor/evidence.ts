@@ -150,6 +150,12 @@ export interface LabEvidence {
   marks: Map<string, ReportMarkEvidence>;
 }
 
+/** A text for people in English and in Simplified Chinese (identifiers, numbers and ISO times the same in both). */
+export interface Bilingual {
+  en: string;
+  zh: string;
+}
+
 /** A log entry a finding rests on; the supervisor adds its leaf hash and inclusion proof when it stores the finding. */
 export interface EntryRef {
   index: number;
@@ -163,7 +169,8 @@ export interface RuleFinding {
   key: string;
   /** when the violation happened (the lab's time), ms */
   at: number;
-  summary: string;
+  /** what was found, in both languages */
+  summary: Bilingual;
   subject: { run?: string; certificate?: string; instrument?: string; gateway?: string; keyId?: string };
   entries: EntryRef[];
   /** further evidence, for instance the two signed checkpoints of a fork */

@@ -9,6 +9,7 @@ import { defaultReportFont, formatTime } from '../certificates/render-pdf.js';
 import type { ReportFont } from '../certificates/report-font.js';
 import type { Both, ReportLanguage } from '../certificates/report-text.js';
 import { reportFileName, sha256Hex, type SignedReport } from './compliance-report.js';
+import { whyIn } from './evidence-why.js';
 
 const MARGIN = 50;
 const TOP = 70;
@@ -101,10 +102,19 @@ export function both(b: Both, language: ReportLanguage): string {
   return language === 'en' ? b.en : language === 'zh-CN' || b.zh === b.en ? b.zh : `${b.zh} ${b.en}`;
 }
 
-/** A rule's remedy in the report's language (a report signed before the Chinese remedies has the English only). */
-function remedyText(remedy: string | Both, language: ReportLanguage): string {
-  if (typeof remedy === 'string') return remedy;
-  return language === 'bilingual' ? `${remedy.zh}\n${remedy.en}` : both(remedy, language);
+/**
+ * A rule's remedy or a finding's summary in the report's language, both on two lines in a bilingual report (a report
+ * signed before the Chinese remedies or summaries has the English only).
+ */
+function sentences(text: string | Both, language: ReportLanguage): string {
+  if (typeof text === 'string') return text;
+  return language === 'bilingual' && text.zh !== text.en ? `${text.zh}\n${text.en}` : both(text, language);
+}
+
+/** why a log entry is cited, in Chinese (and in English too in a bilingual report) */
+function whyText(why: string, language: ReportLanguage): string {
+  const { zh, en } = whyIn(why);
+  return language === 'bilingual' && zh !== en ? `${zh} / ${en}` : zh;
 }
 
 /** The paragraphs of a text in the report's language, each with its language tag. */
@@ -206,7 +216,7 @@ export function renderReportPdf(signed: SignedReport, json: Uint8Array, font?: R
       doc.moveDown(0.15);
     }
   };
-  // text as recorded (an identifier, a summary the rules wrote, a person's words): printed once, whatever the language
+  // text as recorded (an identifier, a person's words): printed once, whatever the language
   const own = (t: string, size = 9): void => {
     block('P', () => doc.font(BODY).fontSize(size).text(t, MARGIN, doc.y, { width }));
     doc.moveDown(0.15);
@@ -317,19 +327,19 @@ export function renderReportPdf(signed: SignedReport, json: Uint8Array, font?: R
     row(WORDS.detected, at(f.detectedAt));
     const subject = Object.entries(f.subject).map(([k, v]) => `${SUBJECT[k] === undefined ? k : both(SUBJECT[k], language)} ${v}`);
     if (subject.length > 0) row(WORDS.subject, subject.join(', '));
-    row(WORDS.description, f.summary);
+    row(WORDS.description, sentences(f.summary, language));
     row(WORDS.status, both(STATUS[f.status], language));
     const evidence = f.evidence.entries.map((e) =>
       language === 'en'
         ? `log entry ${e.index} (${e.kind}), ${e.why}: leaf hash ${e.leafHash}${e.inclusionProof === null ? '' : `, inclusion proof: ${e.inclusionProof.length} hashes`}`
-        : `日志条目 ${e.index}（${e.kind}），${e.why}：叶哈希 ${e.leafHash}${e.inclusionProof === null ? '' : `，包含证明：${e.inclusionProof.length} 个哈希`}`,
+        : `日志条目 ${e.index}（${e.kind}），${whyText(e.why, language)}：叶哈希 ${e.leafHash}${e.inclusionProof === null ? '' : `，包含证明：${e.inclusionProof.length} 个哈希`}`,
     );
     const checkpoint = checkpointLine(f.evidence.checkpoint, language);
     if (checkpoint !== undefined) evidence.push(checkpoint);
     if (f.evidence.detail !== undefined)
       evidence.push(language === 'en' ? 'further evidence in the JSON report (evidence.detail)' : '其他证据见 JSON 报告（evidence.detail）');
     if (evidence.length > 0) row(WORDS.evidence, evidence.join('\n'));
-    if (rule !== undefined) row(WORDS.remedy, remedyText(rule.remedy, language));
+    if (rule !== undefined) row(WORDS.remedy, sentences(rule.remedy, language));
     row(
       WORDS.responses,
       f.responses.length === 0

@@ -2,7 +2,8 @@
 // the same tables later): per lab the follow cursor and the checkpoints seen, the log entries, the records read
 // with the lab's token, the conflicts, the findings with their evidence and the lab's responses, and the checks run.
 import Database from 'better-sqlite3';
-import type { ConflictEvidence, HeldCheckpoint, LogEntryEvidence, Severity } from './evidence.js';
+import { bilingualColumn, bilingualOfColumn } from './bilingual.js';
+import type { Bilingual, ConflictEvidence, HeldCheckpoint, LogEntryEvidence, Severity } from './evidence.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sup_labs (
@@ -103,7 +104,7 @@ export interface StoredFinding {
   severity: Severity;
   at: number;
   detectedAt: number;
-  summary: string;
+  summary: Bilingual;
   subject: Record<string, string>;
   evidence: FindingEvidence;
   status: 'open' | 'resolved';
@@ -366,7 +367,7 @@ export class SupervisorStore {
       .prepare(
         'INSERT INTO sup_findings (lab, rule, key, severity, at, detected_at, summary, subject, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (lab, rule, key) DO NOTHING',
       )
-      .run(f.lab, f.rule, f.key, f.severity, f.at, f.detectedAt, f.summary, JSON.stringify(f.subject), JSON.stringify(f.evidence));
+      .run(f.lab, f.rule, f.key, f.severity, f.at, f.detectedAt, bilingualColumn(f.summary), JSON.stringify(f.subject), JSON.stringify(f.evidence));
   }
 
   findings(lab: string): StoredFinding[] {
@@ -385,7 +386,7 @@ export class SupervisorStore {
         severity: r.severity,
         at: r.at,
         detectedAt: r.detected_at,
-        summary: r.summary,
+        summary: bilingualOfColumn(r.summary),
         subject: JSON.parse(r.subject) as Record<string, string>,
         evidence: JSON.parse(r.evidence) as FindingEvidence,
         status: r.status,

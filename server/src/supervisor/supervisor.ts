@@ -18,6 +18,7 @@ import type { EnrolledLab } from './config.js';
 import type { RuleSettings } from './evidence.js';
 import { checkSignedReport, composeReport, noKey, parseReportQuery, reportFileName, signReport, type SignedReport } from './compliance-report.js';
 import { LabFollower } from './lab-follower.js';
+import { whyIn } from './evidence-why.js';
 import { renderReportPdf } from './report-pdf.js';
 import { RULES } from './rules/index.js';
 import { SupervisorStore } from './supervisor-store.js';
@@ -206,7 +207,9 @@ export class Supervisor {
       res.json({
         findings: this.store.findings(lab).map((f) => {
           const rule = rules.get(f.rule);
-          return { ...f, title: rule?.title, reference: rule?.reference, remedy: rule?.remedy };
+          // each cited entry's reason also in Chinese (`whyText`), beside the English recorded (`why`)
+          const entries = f.evidence.entries.map((e) => ({ ...e, whyText: whyIn(e.why) }));
+          return { ...f, evidence: { ...f.evidence, entries }, title: rule?.title, reference: rule?.reference, remedy: rule?.remedy };
         }),
       });
     });

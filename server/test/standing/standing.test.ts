@@ -118,6 +118,11 @@ describe("the lab's standing", () => {
     expect(gap).toMatchObject({ severity: expect.any(String), status: 'open', reference: expect.any(String), responses: [] });
     expect(gap?.title).toMatchObject({ en: expect.any(String), zh: expect.any(String) });
     expect(gap?.remedy).toBeTruthy();
+    // what was found, in both languages, with the run's id in each
+    const run = (gap?.summary as { en: string; zh: string } | undefined) ?? { en: '', zh: '' };
+    expect(run.en).toMatch(/^run \S+: \d+ records? of \S+ between \d+ and \d+ are not in the log/);
+    expect(run.zh).toMatch(/^检测 \S+：网关 \S+ 序号 \d+ 至 \d+ 之间有 \d+ 条记录不在透明日志中/);
+    expect(run.zh).toContain(/^run (\S+):/.exec(run.en)?.[1] ?? 'no run id');
     // the same standing as the supervisor's
     const atSup = (await atSupervisor<{ tier: string; score: number }>('/api/labs/lab-1')).body;
     expect(view).toMatchObject({ configured: true, lab: 'lab-1', tier: atSup.tier, score: atSup.score });

@@ -61,7 +61,9 @@ async function check(): Promise<{ logSize: number; tier: string; lastError: stri
   return (await res.json()) as { logSize: number; tier: string; lastError: string | null };
 }
 
-async function findings(): Promise<{ rule: string; severity: string; summary: string; evidence: { detail?: Record<string, unknown> } }[]> {
+async function findings(): Promise<
+  { rule: string; severity: string; summary: { en: string; zh: string }; evidence: { detail?: Record<string, unknown> } }[]
+> {
   const res = await fetch(`${supervisor.url}/api/labs/double/findings`, { headers: { authorization: `Bearer ${TOKEN}` } });
   return ((await res.json()) as { findings: [] }).findings;
 }
@@ -83,6 +85,11 @@ describe('a lab that contradicts its own checkpoints', () => {
     const served = openCheckpoint(detail.servedCheckpoint, key, { origin: DOUBLE_ORIGIN }).checkpoint;
     expect(held.size).toBe(served.size);
     expect(toHex(held.rootHash)).not.toBe(toHex(served.rootHash));
+    // what was found, in both languages, with both roots as they are
+    expect(fork?.summary).toEqual({
+      en: `fork: two trees of size 4: roots ${toHex(held.rootHash)} and ${toHex(served.rootHash)}`,
+      zh: `分叉：出现两棵大小同为 4 的树：根哈希 ${toHex(held.rootHash)} 与 ${toHex(served.rootHash)}`,
+    });
   });
 
   test('a larger tree that does not extend the one held is refused with its proof as evidence', async () => {
@@ -91,7 +98,8 @@ describe('a lab that contradicts its own checkpoints', () => {
     lab.entries = ['a', 'B', 'c', 'd', 'e'];
     expect(await check()).toMatchObject({ logSize: 3, tier: 'D' });
     const [f] = await findings();
-    expect(f?.summary).toMatch(/^bad-proof: the tree of size 5 does not extend the one of size 3/);
+    expect(f?.summary.en).toMatch(/^bad-proof: the tree of size 5 does not extend the one of size 3/);
+    expect(f?.summary.zh).toBe('一致性证明无效：大小为 5 的树不是大小为 3 的树的延伸（一致性证明未通过验证）');
     expect((f?.evidence.detail as { proof: string[] }).proof.length).toBeGreaterThan(0);
   });
 
@@ -120,7 +128,8 @@ describe('a log that stopped advancing', () => {
     await check();
     const stalled = (await findings()).filter((f) => f.rule === 'log-stalled');
     expect(stalled).toHaveLength(1);
-    expect(stalled[0]?.summary).toMatch(/the log stayed at 2 entries .*\(report TR-2 issued\)/);
+    expect(stalled[0]?.summary.en).toMatch(/the log stayed at 2 entries .*\(report TR-2 issued\)/);
+    expect(stalled[0]?.summary.zh).toMatch(/^透明日志自 \S+ 至 \S+ 一直停留在 2 条，而实验室在此期间报告了 1 项业务活动（检测报告 TR-2 签发）$/);
   });
 });
 

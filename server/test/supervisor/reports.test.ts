@@ -152,6 +152,11 @@ describe('a signed compliance report', () => {
     expect(r.rules.find((x) => x.id === 'log-stalled')?.reference).toMatch(/ISO\/IEC 17025:2017 7\.5\.1/);
     const stalled = r.findings.find((f) => f.rule === 'log-stalled');
     expect(stalled).toMatchObject({ id: stalledId, severity: 'major', status: 'resolved' });
+    // what was found, in both languages whatever the report's language
+    expect(stalled?.summary).toEqual({
+      en: expect.stringMatching(/^the log stayed at 2 entries from 2026-11-01T00:00:00.000Z to .* \(report TR-2 issued\)$/),
+      zh: expect.stringMatching(/^透明日志自 2026-11-01T00:00:00.000Z 至 .*（检测报告 TR-2 签发）$/),
+    });
     expect(stalled?.evidence.entries).toEqual([
       expect.objectContaining({ index: 1, kind: 'audit-event', leafHash: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/) as unknown }),
     ]);
@@ -238,6 +243,8 @@ describe('the PDF of a report', () => {
         'Scoring table',
         'Inspector Wang (resolution)',
         'Restore the log (the server',
+        'the log stayed at 2 entries',
+        'the last entry of the log',
         'End of report',
       ],
       '合规监督报告',
@@ -255,6 +262,8 @@ describe('the PDF of a report', () => {
         'Inspector Wang (监督方处理)',
         '已解决',
         '恢复日志（服务器',
+        '透明日志自 2026-11-01',
+        '日志的最后一个条目',
         '报告结束',
       ],
       'Compliance Report',
@@ -267,6 +276,8 @@ describe('the PDF of a report', () => {
         '本期发现的问题 Findings in the period',
         '评分表 Scoring table',
         'Inspector Wang (监督方处理 resolution)',
+        '透明日志自 2026-11-01',
+        'the log stayed at 2 entries',
         '报告结束 End of report',
       ],
       'No findings in this period.',
@@ -280,6 +291,10 @@ describe('the PDF of a report', () => {
       const text = pdfText(pdf).join('\n');
       for (const t of expected) expect(text).toContain(t);
       expect(text).not.toContain(absent);
+      // each finding's summary in the report's language only
+      if (lang === 'en') expect(text).not.toContain('透明日志自');
+      if (lang === 'zh-CN') expect(text).not.toContain('the log stayed at');
+      if (lang === 'zh-CN') expect(text).not.toContain('the last entry of the log');
       // the evidence: log index and leaf hash of the stalled log's last entry
       const leaf = parse(json).report.findings.find((f) => f.rule === 'log-stalled')?.evidence.entries[0]?.leafHash ?? 'none';
       // (a long token may be wrapped; the layout's indentation is not part of it)

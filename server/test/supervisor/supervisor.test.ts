@@ -193,7 +193,20 @@ describe('the supervisor follows two labs', () => {
     // the other reports of the dirty lab carry the mark rightly, whatever else is wrong with them
     expect(byRule.get('accredited-mark-outside-scope')?.map((f) => f.subject.certificate)).toEqual([seeded['accredited-mark-outside-scope']]);
     const mark = byRule.get('accredited-mark-outside-scope')?.[0];
-    expect(mark?.summary).toMatch(/accreditation CNAS L1234 was suspended/);
+    expect(mark?.summary.en).toMatch(/accreditation CNAS L1234 was suspended/);
+    expect(mark?.summary.zh).toMatch(/认可 CNAS L1234 已被暂停（自 \d{4}-\d\d-\d\dT[\d:.]+Z 起）/);
+    // every finding, through the API, says what it found in both languages, naming its subject in each
+    for (const f of found) {
+      expect({ rule: f.rule, chinese: /[\u4e00-\u9fff]/.test(f.summary.zh) }).toEqual({ rule: f.rule, chinese: true });
+      for (const id of Object.values(f.subject).filter((v) => f.summary.en.includes(v))) expect(f.summary.zh).toContain(id);
+      // and why each log entry is cited, as recorded (English) and in both languages
+      for (const e of f.evidence.entries as (StoredFinding['evidence']['entries'][number] & { whyText?: { en: string; zh: string } })[])
+        expect({ why: e.why, en: e.whyText?.en, chinese: /[\u4e00-\u9fff]/.test(e.whyText?.zh ?? '') }).toEqual({
+          why: e.why,
+          en: e.why,
+          chinese: true,
+        });
+    }
     expect(mark?.evidence.entries).toEqual([expect.objectContaining({ kind: 'certificate-event', inclusionProof: expect.any(Array) })]);
     // the report issued by the one who performed the run: its log entry, with an inclusion proof to the checkpoint held
     const self = byRule.get('performer-approved')?.[0];

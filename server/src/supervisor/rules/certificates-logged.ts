@@ -1,6 +1,6 @@
 // Every issued report is in the lab's log, and every report the log announces is in the lab's list: a report outside
 // the log cannot be checked by its holder; one in the log but not listed was hidden (ISO/IEC 17025:2017 7.8.1, 8.4).
-import { certificateEvents, entryAt, field, type Rule, type RuleFinding } from '../evidence.js';
+import { certificateEvents, entryAt, field, type Bilingual, type Rule, type RuleFinding } from '../evidence.js';
 
 export const certificatesLogged: Rule = {
   id: 'certificates-logged',
@@ -22,20 +22,23 @@ export const certificatesLogged: Rule = {
       // the log the supervisor holds may trail the list by a few entries: judge only what it could hold
       if (cert.logIndex !== null && cert.logIndex >= size) continue;
       const entry = entryAt(evidence, cert.logIndex);
-      const problem =
+      const problem: Bilingual | undefined =
         cert.logIndex === null
-          ? 'has no log entry'
+          ? { en: 'has no log entry', zh: '没有透明日志条目' }
           : entry?.kind !== 'certificate-event' || field(entry.value, 'certificate') !== cert.id
-            ? `names log entry ${cert.logIndex}, which is not its issue`
+            ? { en: `names log entry ${cert.logIndex}, which is not its issue`, zh: `所指的日志条目 ${cert.logIndex} 不是其签发记录` }
             : cert.digests !== null && !sameDigests(field(entry.value, 'digests'), cert.digests)
-              ? `differs from its log entry ${cert.logIndex} (digests)`
+              ? { en: `differs from its log entry ${cert.logIndex} (digests)`, zh: `与其日志条目 ${cert.logIndex} 不符（摘要不同）` }
               : undefined;
       if (problem === undefined) continue;
       const logged = (events.get(cert.id) ?? []).filter((e) => field(e.value, 'kind') !== 'revoke');
       findings.push({
         key: `listed/${cert.id}`,
         at: cert.issuedAt,
-        summary: `report ${cert.id} ${problem}${logged.length === 0 ? ', and no issue of it is in the log' : ''}`,
+        summary: {
+          en: `report ${cert.id} ${problem.en}${logged.length === 0 ? ', and no issue of it is in the log' : ''}`,
+          zh: `检测报告 ${cert.id} ${problem.zh}${logged.length === 0 ? '，且透明日志中没有该报告的签发记录' : ''}`,
+        },
         subject: { certificate: cert.id, run: cert.run },
         entries: [
           ...(cert.logIndex !== null && entry !== undefined ? [{ index: cert.logIndex, why: 'the entry the report names' }] : []),
@@ -50,7 +53,10 @@ export const certificatesLogged: Rule = {
       findings.push({
         key: `logged/${id}`,
         at: issue.at,
-        summary: `report ${id} is in the log (entry ${issue.index}) but not in the lab's list of reports`,
+        summary: {
+          en: `report ${id} is in the log (entry ${issue.index}) but not in the lab's list of reports`,
+          zh: `检测报告 ${id} 已记入透明日志（条目 ${issue.index}），但不在实验室的报告清单中`,
+        },
         subject: { certificate: id },
         entries: [{ index: issue.index, why: 'the issue of the report' }],
       });

@@ -18,11 +18,15 @@ export const lateAmendment: Rule = {
       const old = byId.get(cert.amends);
       const late = old?.issuedAt !== null && old?.issuedAt !== undefined ? cert.issuedAt - old.issuedAt : undefined;
       const noReason = cert.amendReason === null || cert.amendReason.trim() === '';
-      if (!noReason && (late === undefined || late <= evidence.settings.lateAmendmentMs)) continue;
+      const lateDays = late !== undefined && late > evidence.settings.lateAmendmentMs ? Math.floor(late / 86_400_000) : undefined;
+      if (!noReason && lateDays === undefined) continue;
       findings.push({
         key: cert.id,
         at: cert.issuedAt,
-        summary: `report ${cert.id} amends ${cert.amends}${late !== undefined && late > evidence.settings.lateAmendmentMs ? ` ${Math.floor(late / 86_400_000)} days after its issue` : ''}${noReason ? ' without a reason' : ''}`,
+        summary: {
+          en: `report ${cert.id} amends ${cert.amends}${lateDays === undefined ? '' : ` ${lateDays} days after its issue`}${noReason ? ' without a reason' : ''}`,
+          zh: `检测报告 ${cert.id} 修改了 ${cert.amends}${lateDays === undefined ? '' : `，距原报告签发已 ${lateDays} 天`}${noReason ? '，且未说明修改理由' : ''}`,
+        },
         subject: { certificate: cert.id, run: cert.run },
         entries: [
           ...(cert.logIndex === null ? [] : [{ index: cert.logIndex, why: 'the amendment' }]),

@@ -9,7 +9,7 @@
 // signed record, which the accreditation bodies' rules on the mark treat as misuse that can cost the lab its
 // accreditation. And labtrace itself withholds the mark in these cases, so a mark outside the scope means that
 // safeguard was bypassed.
-import type { AccreditationEvidence, ReportMarkEvidence, Rule, RuleFinding, ScopeEntryEvidence } from '../evidence.js';
+import type { AccreditationEvidence, Bilingual, ReportMarkEvidence, Rule, RuleFinding, ScopeEntryEvidence } from '../evidence.js';
 
 export const markOutsideScope: Rule = {
   id: 'accredited-mark-outside-scope',
@@ -37,10 +37,13 @@ export const markOutsideScope: Rule = {
       findings.push({
         key: cert.id,
         at: cert.issuedAt,
-        summary: `report ${cert.id} carries the accreditation mark of ${mark}, but at its issue ${problems.join('; ')}`,
+        summary: {
+          en: `report ${cert.id} carries the accreditation mark of ${mark}, but at its issue ${problems.map((p) => p.en).join('; ')}`,
+          zh: `检测报告 ${cert.id} 使用了 ${mark} 的认可标识，但在其签发时，${problems.map((p) => p.zh).join('；')}`,
+        },
         subject: { certificate: cert.id, run: cert.run },
         entries: cert.logIndex === null ? [] : [{ index: cert.logIndex, why: 'the issue of the report with the mark' }],
-        detail: { mark: claim.mark, method: claim.method, issuedAt: claim.issuedAt, problems },
+        detail: { mark: claim.mark, method: claim.method, issuedAt: claim.issuedAt, problems: problems.map((p) => p.en) },
       });
     }
     return findings;
@@ -66,12 +69,12 @@ export function accreditationAt(a: AccreditationEvidence, at: number): { status:
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** why the mark may not be on the report, if it may not: empty when one accreditation it names covers every result */
-function problemsOf(claim: ReportMarkEvidence, accreditations: readonly AccreditationEvidence[]): string[] {
+function problemsOf(claim: ReportMarkEvidence, accreditations: readonly AccreditationEvidence[]): Bilingual[] {
   const mark = claim.mark;
   if (mark === null) return [];
   const name = `${mark.body} ${mark.number}`;
   const named = accreditations.filter((a) => a.body === mark.body && a.number === mark.number);
-  if (named.length === 0) return [`the lab has no accreditation ${name} on record`];
+  if (named.length === 0) return [{ en: `the lab has no accreditation ${name} on record`, zh: `实验室没有 ${name} 的认可记录` }];
   const at = claim.issuedAt;
   const states = named.map((a) => ({ a, ...accreditationAt(a, at) }));
   const active = states.filter((s) => s.status === 'active');
@@ -81,7 +84,7 @@ function problemsOf(claim: ReportMarkEvidence, accreditations: readonly Accredit
     return [inactive(name, newest.status, newest.since, newest.a)];
   }
   // one accreditation in force covers the whole report, or the one that leaves the fewest results outside is told
-  let best: string[] | undefined;
+  let best: Bilingual[] | undefined;
   for (const s of active) {
     const problems = outsideScope(claim, s.entries, name);
     if (problems.length === 0) return [];
@@ -90,41 +93,59 @@ function problemsOf(claim: ReportMarkEvidence, accreditations: readonly Accredit
   return best ?? [];
 }
 
-function inactive(name: string, status: Status, since: number | null, a: AccreditationEvidence): string {
+function inactive(name: string, status: Status, since: number | null, a: AccreditationEvidence): Bilingual {
   switch (status) {
     case 'suspended':
-      return `accreditation ${name} was suspended (since ${iso(since ?? a.validFrom)})`;
+      return {
+        en: `accreditation ${name} was suspended (since ${iso(since ?? a.validFrom)})`,
+        zh: `认可 ${name} 已被暂停（自 ${iso(since ?? a.validFrom)} 起）`,
+      };
     case 'withdrawn':
-      return `accreditation ${name} was withdrawn (on ${iso(since ?? a.validFrom)})`;
+      return {
+        en: `accreditation ${name} was withdrawn (on ${iso(since ?? a.validFrom)})`,
+        zh: `认可 ${name} 已被撤销（于 ${iso(since ?? a.validFrom)}）`,
+      };
     case 'expired':
-      return `accreditation ${name} had expired (on ${iso(a.validTo)})`;
+      return { en: `accreditation ${name} had expired (on ${iso(a.validTo)})`, zh: `认可 ${name} 已过期（于 ${iso(a.validTo)}）` };
     case 'not-yet-valid':
-      return `accreditation ${name} was not yet valid (from ${iso(a.validFrom)})`;
+      return {
+        en: `accreditation ${name} was not yet valid (from ${iso(a.validFrom)})`,
+        zh: `认可 ${name} 尚未生效（自 ${iso(a.validFrom)} 起生效）`,
+      };
     case 'active':
-      return `accreditation ${name} was active`;
+      return { en: `accreditation ${name} was active`, zh: `认可 ${name} 处于有效状态` };
   }
 }
 
-function outsideScope(claim: ReportMarkEvidence, entries: readonly ScopeEntryEvidence[], name: string): string[] {
+function outsideScope(claim: ReportMarkEvidence, entries: readonly ScopeEntryEvidence[], name: string): Bilingual[] {
   const standard = claim.method.standard;
   const ofStandard = entries.filter((e) => e.standard === standard);
-  if (ofStandard.length === 0) return [`the method ${standard} was not in the scope of ${name}`];
-  const problems: string[] = [];
+  if (ofStandard.length === 0)
+    return [{ en: `the method ${standard} was not in the scope of ${name}`, zh: `方法 ${standard} 不在 ${name} 的认可范围内` }];
+  const problems: Bilingual[] = [];
   for (const r of claim.results) {
     const ofMeasurand = ofStandard.filter((e) => e.measurand === r.measurand);
     const inUnit = ofMeasurand.filter((e) => e.unit === r.unit);
-    if (ofMeasurand.length === 0) problems.push(`${r.name}: ${r.measurand} of ${standard} was not in the scope of ${name}`);
+    if (ofMeasurand.length === 0)
+      problems.push({
+        en: `${r.name}: ${r.measurand} of ${standard} was not in the scope of ${name}`,
+        zh: `${r.name}：${standard} 的 ${r.measurand} 不在 ${name} 的认可范围内`,
+      });
     else if (inUnit.length === 0)
-      problems.push(
-        `${r.name}: ${r.measurand} is reported in ${unitText(r.unit)}, the scope of ${name} has it in ${ofMeasurand.map((e) => unitText(e.unit)).join(', ')}`,
-      );
+      problems.push({
+        en: `${r.name}: ${r.measurand} is reported in ${unitText(r.unit).en}, the scope of ${name} has it in ${ofMeasurand.map((e) => unitText(e.unit).en).join(', ')}`,
+        zh: `${r.name}：${r.measurand} 以 ${unitText(r.unit).zh} 报告，而 ${name} 的认可范围中为 ${ofMeasurand.map((e) => unitText(e.unit).zh).join('、')}`,
+      });
     else if (!inUnit.some((e) => inRange(e, r.value)))
-      problems.push(`${r.name}: ${r.measurand} = ${r.value} ${r.unit} lies outside the accredited range ${inUnit.map(rangeText).join(' or ')}`);
+      problems.push({
+        en: `${r.name}: ${r.measurand} = ${r.value} ${r.unit} lies outside the accredited range ${inUnit.map((e) => rangeText(e).en).join(' or ')}`,
+        zh: `${r.name}：${r.measurand} = ${r.value} ${r.unit} 超出认可范围 ${inUnit.map((e) => rangeText(e).zh).join(' 或 ')}`,
+      });
   }
   return problems;
 }
 
-const unitText = (unit: string): string => (unit === '' ? 'no unit' : unit);
+const unitText = (unit: string): Bilingual => (unit === '' ? { en: 'no unit', zh: '无单位' } : { en: unit, zh: unit });
 
 /** bounds included, with a relative tolerance for a value brought back through the method's scale */
 function inRange(e: ScopeEntryEvidence, value: number): boolean {
@@ -132,9 +153,10 @@ function inRange(e: ScopeEntryEvidence, value: number): boolean {
   return (e.min === undefined || value >= e.min - slack(e.min)) && (e.max === undefined || value <= e.max + slack(e.max));
 }
 
-function rangeText(e: ScopeEntryEvidence): string {
-  if (e.min !== undefined && e.max !== undefined) return `${e.min}–${e.max} ${e.unit}`;
-  if (e.min !== undefined) return `≥ ${e.min} ${e.unit}`;
-  if (e.max !== undefined) return `≤ ${e.max} ${e.unit}`;
-  return 'unbounded';
+function rangeText(e: ScopeEntryEvidence): Bilingual {
+  const same = (t: string): Bilingual => ({ en: t, zh: t });
+  if (e.min !== undefined && e.max !== undefined) return same(`${e.min}–${e.max} ${e.unit}`);
+  if (e.min !== undefined) return same(`≥ ${e.min} ${e.unit}`);
+  if (e.max !== undefined) return same(`≤ ${e.max} ${e.unit}`);
+  return { en: 'unbounded', zh: '不限' };
 }

@@ -23,7 +23,10 @@ export const notCosigned: Rule = {
         // one finding per period of missing cosignatures, keyed by the first size seen without them
         key: `from-size-${firstUncosigned(evidence.checkpoints, names, required)}`,
         at: latest.firstSeenAt,
-        summary: `checkpoint of size ${latest.size} carries ${got.length} of the ${required} required cosignature${required === 1 ? '' : 's'} (${names.join(', ')})`,
+        summary: {
+          en: `checkpoint of size ${latest.size} carries ${got.length} of the ${required} required cosignature${required === 1 ? '' : 's'} (${names.join(', ')})`,
+          zh: `大小为 ${latest.size} 的检查点只有 ${got.length} 个联署签名，要求 ${required} 个（见证方：${names.join('、')}）`,
+        },
         subject: {},
         entries: [],
         detail: { checkpoint: latest.note, cosignedBy: latest.cosignedBy },

@@ -20,10 +20,14 @@ export const performerApproved: Rule = {
       if (run === undefined) continue;
       const role = cert.issuedBy === run.technician ? 'performed' : cert.issuedBy === run.createdBy ? 'created' : undefined;
       if (role === undefined) continue;
+      const did = role === 'performed' ? '执行了' : '创建了';
       findings.push({
         key: cert.id,
         at: cert.issuedAt,
-        summary: `${cert.issuedBy} ${role} run ${run.id} and approved its report ${cert.id}`,
+        summary: {
+          en: `${cert.issuedBy} ${role} run ${run.id} and approved its report ${cert.id}`,
+          zh: `${cert.issuedBy} ${did}检测 ${run.id}，又批准了该检测的报告 ${cert.id}`,
+        },
         subject: { certificate: cert.id, run: run.id },
         entries: cert.logIndex === null ? [] : [{ index: cert.logIndex, why: 'the issue of the report' }],
       });

@@ -42,7 +42,10 @@ export const revokedKey: Rule = {
         findings.push({
           key: `${gateway}/${keyId}`,
           at: r.from,
-          summary: `${after.length} batch${after.length === 1 ? '' : 'es'} (${records} records) of ${gateway} signed by key ${keyId} are in the log after its revocation from ${new Date(r.from).toISOString()}`,
+          summary: {
+            en: `${after.length} batch${after.length === 1 ? '' : 'es'} (${records} records) of ${gateway} signed by key ${keyId} are in the log after its revocation from ${new Date(r.from).toISOString()}`,
+            zh: `网关 ${gateway} 以密钥 ${keyId} 签名的 ${after.length} 批数据（${records} 条记录）在该密钥自 ${new Date(r.from).toISOString()} 起吊销后仍记入透明日志`,
+          },
           subject: { gateway, keyId },
           entries: [
             { index: r.index, why: 'the revocation' },

@@ -24,13 +24,14 @@ export const sequenceGaps: Rule = {
         const gaps = gapsIn(coverage.get(range.gateway), range.firstSeq, range.lastSeq);
         if (gaps.length === 0) continue;
         const missing = gaps.reduce((n, g) => n + g.to - g.from + 1, 0);
+        const shown = gaps.slice(0, 5).map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
         findings.push({
           key: `${run.id}/${range.gateway}`,
           at: run.endedAt ?? run.startedAt ?? 0,
-          summary: `run ${run.id}: ${missing} record${missing === 1 ? '' : 's'} of ${range.gateway} between ${range.firstSeq} and ${range.lastSeq} are not in the log (${gaps
-            .slice(0, 5)
-            .map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`))
-            .join(', ')}${gaps.length > 5 ? ', ...' : ''})`,
+          summary: {
+            en: `run ${run.id}: ${missing} record${missing === 1 ? '' : 's'} of ${range.gateway} between ${range.firstSeq} and ${range.lastSeq} are not in the log (${shown.join(', ')}${gaps.length > 5 ? ', ...' : ''})`,
+            zh: `检测 ${run.id}：网关 ${range.gateway} 序号 ${range.firstSeq} 至 ${range.lastSeq} 之间有 ${missing} 条记录不在透明日志中（${shown.join('、')}${gaps.length > 5 ? ' 等' : ''}）`,
+          },
           subject: { run: run.id, gateway: range.gateway },
           entries: gaps.flatMap((g) => [
             ...(g.before === undefined ? [] : [{ index: g.before, why: `the batch before the gap at ${g.from}` }]),

@@ -23,9 +23,10 @@ export const unacknowledgedAlarms: Rule = {
       findings.push({
         key: run.id,
         at: end,
-        summary: `run ${run.id} was completed with ${open.length} alarm${open.length === 1 ? '' : 's'} not acknowledged: ${open
-          .map((a) => a.id)
-          .join(', ')}`,
+        summary: {
+          en: `run ${run.id} was completed with ${open.length} alarm${open.length === 1 ? '' : 's'} not acknowledged: ${open.map((a) => a.id).join(', ')}`,
+          zh: `检测 ${run.id} 结束时仍有 ${open.length} 个告警未确认：${open.map((a) => a.id).join('、')}`,
+        },
         subject: { run: run.id },
         entries: [],
         detail: { alarms: open },
