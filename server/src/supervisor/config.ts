@@ -73,7 +73,9 @@ export const supervisorConfigSchema = z
      * lab server's `database`, `{ url, passwordFile }` with url sqlite:<file> or postgres://<user>@<host>:<port>/<database>
      * (LABTRACE_SUPERVISOR_DATABASE_URL and LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE override them)
      */
-    database: z.union([z.string().min(1), databaseConfigSchema]).default('supervisor.db'),
+    database: z
+      .union([z.string().min(1), databaseConfigSchema], { error: 'expected a SQLite file, or { url, passwordFile }' })
+      .default('supervisor.db'),
     /** a file holding the bearer token of the supervisor's API (or LABTRACE_SUPERVISOR_TOKEN); at least 32 characters */
     tokenFile: z.string().min(1).optional(),
     /**

@@ -157,7 +157,8 @@ describe('supervisor.yaml', () => {
       { LABTRACE_SUPERVISOR_DATABASE_URL: 'postgres://:s3cret-pw@db/x' },
       /LABTRACE_SUPERVISOR_DATABASE_URL: the user is missing/,
     ],
-    ['an unknown field of the section', '{ url: "sqlite:x.db", user: sup }', {}, /database/],
+    ['an unknown field of the section', '{ url: "sqlite:x.db", user: sup }', {}, /db\.yaml: database: Unrecognized key: "user"/],
+    ['neither a file nor a section', '5', {}, /db\.yaml: database: expected a SQLite file, or \{ url, passwordFile \}/],
   ])('refuses %s, naming the field and never the password', async (_what, database, env, message) => {
     const loading = loadSupervisorConfig(write('db.yaml', `database: ${database}\n${lab()}`), { ...API, ...env });
     await expect(loading).rejects.toThrow(message);
