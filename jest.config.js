@@ -27,6 +27,7 @@ const ON_POSTGRES = [
   'instruments/instrument-commands',
   'trust/enrollment',
   'metrics/server-metrics',
+  'supervisor/supervisor',
 ];
 
 export default {

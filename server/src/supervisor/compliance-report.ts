@@ -176,16 +176,15 @@ const publicLab = (lab: EnrolledLab): ComplianceReport['lab'] => ({
 });
 
 /** The report of one lab over [from, to), from what the supervisor held at `to`. */
-export function composeReport(
+export async function composeReport(
   store: SupervisorStore,
   lab: EnrolledLab,
   key: VerifierKey,
   query: { from: number; to: number; lang: ReportLanguage },
-): ComplianceReport {
+): Promise<ComplianceReport> {
   const { from, to } = query;
   // every finding known at the end of the period, each with its responses and status as they stood then
-  const known = store
-    .findings(lab.id)
+  const known = (await store.findings(lab.id))
     .filter((f) => f.detectedAt < to)
     .map((f) => {
       const responses = f.responses.filter((r) => r.at < to);
@@ -193,7 +192,7 @@ export function composeReport(
     });
   const inPeriod = known.filter((f) => f.detectedAt >= from);
   const standing = standingOf(known, to);
-  const runs = store.checkRunsBetween(lab.id, from, to);
+  const runs = await store.checkRunsBetween(lab.id, from, to);
   const bySeverity = { minor: 0, major: 0, critical: 0 };
   for (const f of inPeriod) bySeverity[f.severity] += 1;
   return {

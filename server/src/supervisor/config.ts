@@ -1,10 +1,12 @@
-// supervisor.yaml: where the supervisor listens, its store, its API token, the rules' settings, and the labs it
+// supervisor.yaml: where the supervisor listens, its store (a SQLite file, or a PostgreSQL database), its API token, the rules' settings, and the labs it
 // follows, each enrolled once with its URL, its log's public key and the read-only token its admin created.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LabtraceError, parseConfigText, parseCosignerVerifierKey, parseSignerKey, parseVerifierKey, type SignerKey } from '@labtrace/protocols';
 import { readSecretFile } from '../secret-env.js';
+import { databaseConfigSchema, parseDatabaseUrl } from '../store/config.js';
+import type { SupervisorDatabase } from './supervisor-store.js';
 
 export interface RuleSettings {
   /** an amendment later than this after the report it replaces is a finding (ms) */
@@ -66,8 +68,14 @@ export const supervisorConfigSchema = z
       .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(7390) })
       .strict()
       .default({ host: '127.0.0.1', port: 7390 }),
-    /** the SQLite file of the supervisor's evidence and findings, relative to the configuration file */
-    database: z.string().min(1).default('supervisor.db'),
+    /**
+     * the supervisor's store of evidence and findings: a SQLite file, relative to the configuration file, or, as the
+     * lab server's `database`, `{ url, passwordFile }` with url sqlite:<file> or postgres://<user>@<host>:<port>/<database>
+     * (LABTRACE_SUPERVISOR_DATABASE_URL and LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE override them)
+     */
+    database: z
+      .union([z.string().min(1), databaseConfigSchema], { error: 'expected a SQLite file, or { url, passwordFile }' })
+      .default('supervisor.db'),
     /** a file holding the bearer token of the supervisor's API (or LABTRACE_SUPERVISOR_TOKEN); at least 32 characters */
     tokenFile: z.string().min(1).optional(),
     /**
@@ -119,7 +127,7 @@ export interface EnrolledLab {
 export interface SupervisorConfig {
   host: string;
   port: number;
-  database: string;
+  database: SupervisorDatabase;
   apiToken: string;
   /** the key that signs the compliance reports; none configured: reports are refused */
   key: SignerKey | undefined;
@@ -200,7 +208,7 @@ export async function loadSupervisorConfig(file: string, env: NodeJS.ProcessEnv 
   return {
     host: parsed.listen.host,
     port: parsed.listen.port,
-    database: path.resolve(dir, parsed.database),
+    database: databaseOf(parsed.database, env, file, dir),
     apiToken,
     key,
     followEveryMs: parsed.followEveryMs,
@@ -229,4 +237,36 @@ function standingTokenOf(
   if (token.length < MIN_TOKEN)
     throw new LabtraceError('E_CONFIG', `${where}.${field}: the standing token must have at least ${MIN_TOKEN} characters`);
   return token;
+}
+
+/**
+ * The store supervisor.yaml names, the environment applied: a URL wrong, or a password file where it has no place
+ * (SQLite, or a URL holding a password already), is an E_CONFIG naming where it came from (never repeating the URL,
+ * which may hold a password). The password file is read when the store opens.
+ */
+function databaseOf(
+  database: string | { url?: string | undefined; passwordFile?: string | undefined },
+  env: NodeJS.ProcessEnv,
+  file: string,
+  dir: string,
+): SupervisorDatabase {
+  const envUrl = env['LABTRACE_SUPERVISOR_DATABASE_URL'] || undefined;
+  const envPasswordFile = env['LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE'] || undefined;
+  // a string is the SQLite file as before, or a URL (sqlite:, postgres:) written in place of the section
+  const isUrl = typeof database === 'string' && /^(sqlite|postgres|postgresql):/i.test(database);
+  const section = typeof database !== 'string' ? database : isUrl ? { url: database } : { file: database };
+  const url = envUrl ?? ('url' in section ? section.url : undefined);
+  const urlField = envUrl !== undefined ? 'LABTRACE_SUPERVISOR_DATABASE_URL' : `${file}: database${isUrl ? '' : '.url'}`;
+  const target =
+    url !== undefined
+      ? parseDatabaseUrl(url, urlField, dir)
+      : { dialect: 'sqlite' as const, file: path.resolve(dir, 'file' in section ? section.file : 'supervisor.db') };
+  const passwordFile = envPasswordFile ?? ('passwordFile' in section ? section.passwordFile : undefined);
+  const passwordFileField = envPasswordFile !== undefined ? 'LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE' : `${file}: database.passwordFile`;
+  if (passwordFile === undefined) return { target };
+  if (target.dialect === 'sqlite')
+    throw new LabtraceError('E_CONFIG', `${passwordFileField}: a SQLite store has no password (the file is for PostgreSQL)`);
+  if (target.password !== undefined)
+    throw new LabtraceError('E_CONFIG', `${passwordFileField}: the URL holds a password too; give it in one place (the file)`);
+  return { target, passwordFile: path.resolve(dir, passwordFile), passwordFileField };
 }

@@ -67,12 +67,12 @@ export class LabFollower {
     const { size, rootHash } = opened.checkpoint;
     const root = toHex(rootHash);
     const cosignedBy = this.cosigners(note);
-    const held = this.store.cursor(this.lab.id);
+    const held = await this.store.cursor(this.lab.id);
     const seen = { size, rootHash: root, note, seenAt: now, cosignedBy };
     if (held.note !== null && held.rootHash !== null) {
       const conflict = await this.contradiction(held.size, held.rootHash, held.note, size, rootHash, root, note);
       if (conflict !== undefined) {
-        this.store.addConflict(this.lab.id, { ...conflict, detectedAt: now, heldNote: held.note, servedNote: note });
+        await this.store.addConflict(this.lab.id, { ...conflict, detectedAt: now, heldNote: held.note, servedNote: note });
         this.logger.warn(
           { lab: this.lab.id, kind: conflict.kind, reason: conflict.reason },
           'supervisor: the lab contradicts a checkpoint it signed',
@@ -80,7 +80,7 @@ export class LabFollower {
         return { size: held.size, added: 0, conflict: true };
       }
       if (size === held.size) {
-        this.store.sawCheckpoint(this.lab.id, seen);
+        await this.store.sawCheckpoint(this.lab.id, seen);
         return { size, added: 0, conflict: false };
       }
     }
@@ -102,7 +102,7 @@ export class LabFollower {
       if (body.entries.length === 0) throw new Error(`the lab answered no entries in [${start}, ${end})`);
     }
     if (toHex(tree.root()) !== root) {
-      this.store.addConflict(this.lab.id, {
+      await this.store.addConflict(this.lab.id, {
         kind: 'bad-entries',
         detectedAt: now,
         heldNote: held.note ?? '',
@@ -112,7 +112,7 @@ export class LabFollower {
       });
       return { size: held.size, added: 0, conflict: true };
     }
-    this.store.advance(this.lab.id, entries, { ...seen, peaks: tree.peaks.map(toBase64) });
+    await this.store.advance(this.lab.id, entries, { ...seen, peaks: tree.peaks.map(toBase64) });
     return { size, added: entries.length, conflict: false };
   }
 
@@ -158,14 +158,14 @@ export class LabFollower {
   /** Pulls the records the rules read, with the lab's read-only token. */
   async pullRecords(now: number): Promise<void> {
     const runs = await this.pages<RunEvidence & Record<string, unknown>>('/api/runs');
-    this.store.putRecords(
+    await this.store.putRecords(
       this.lab.id,
       'run',
       runs.map((r) => ({ id: r.id, body: runOf(r) })),
       now,
     );
     const certificates = await this.pages<CertificateEvidence & Record<string, unknown>>('/api/certificates');
-    this.store.putRecords(
+    await this.store.putRecords(
       this.lab.id,
       'certificate',
       certificates.map((c) => ({ id: c.id, body: certificateOf(c) })),
@@ -191,9 +191,9 @@ export class LabFollower {
         },
       });
     }
-    this.store.putRecords(this.lab.id, 'instrument', got, now);
+    await this.store.putRecords(this.lab.id, 'instrument', got, now);
     // alarms: once for each completed run, again while some stay open
-    const fetched = this.store.recordIds(this.lab.id, 'alarms');
+    const fetched = await this.store.recordIds(this.lab.id, 'alarms');
     const alarms: { id: string; body: AlarmEvidence[] }[] = [];
     for (const run of runs) {
       if (run.state !== 'completed' || (fetched.has(run.id) && run.openAlarms === 0)) continue;
@@ -219,7 +219,7 @@ export class LabFollower {
         })),
       });
     }
-    this.store.putRecords(this.lab.id, 'alarms', alarms, now);
+    await this.store.putRecords(this.lab.id, 'alarms', alarms, now);
     await this.pullAccreditation(certificates, now);
   }
 
@@ -229,7 +229,7 @@ export class LabFollower {
    * and event, read each time (they grow).
    */
   private async pullAccreditation(certificates: readonly CertificateEvidence[], now: number): Promise<void> {
-    const read = this.store.recordIds(this.lab.id, 'report-mark');
+    const read = await this.store.recordIds(this.lab.id, 'report-mark');
     const methods = new Map<string, Method[]>();
     const marks: { id: string; body: ReportMarkEvidence }[] = [];
     for (const c of certificates) {
@@ -246,18 +246,19 @@ export class LabFollower {
       }
       marks.push({ id: c.id, body: markOf(content, versions) });
     }
-    this.store.putRecords(this.lab.id, 'report-mark', marks, now);
+    await this.store.putRecords(this.lab.id, 'report-mark', marks, now);
     const listed = (await this.json('/api/accreditations')) as { id: string }[];
     const accreditations: { id: string; body: AccreditationEvidence }[] = [];
     for (const { id } of listed) {
       const a = (await this.json(`/api/accreditations/${encodeURIComponent(id)}`)) as Accreditation & { scopeVersions: Accreditation['scope'][] };
       accreditations.push({ id, body: accreditationOf(a) });
     }
-    this.store.putRecords(this.lab.id, 'accreditation', accreditations, now);
+    await this.store.putRecords(this.lab.id, 'accreditation', accreditations, now);
   }
 
   /** The evidence held for this lab, as the rules read it. */
-  evidence(now: number): LabEvidence {
+  async evidence(now: number): Promise<LabEvidence> {
+    const lab = this.lab.id;
     return {
       lab: this.lab.id,
       now,
@@ -266,31 +267,31 @@ export class LabFollower {
         names: this.lab.witnesses.map((k) => k.split('+')[0] ?? k),
         required: this.lab.witnessesRequired,
       },
-      checkpoints: this.store.checkpoints(this.lab.id),
-      entries: this.store.entries(this.lab.id),
-      runs: this.store.records<RunEvidence>(this.lab.id, 'run'),
-      alarms: new Map(this.store.recordsById<AlarmEvidence[]>(this.lab.id, 'alarms')),
-      certificates: this.store.records<CertificateEvidence>(this.lab.id, 'certificate'),
-      instruments: new Map(this.store.records<InstrumentEvidence>(this.lab.id, 'instrument').map((i) => [i.id, i])),
-      conflicts: this.store.conflicts(this.lab.id),
-      accreditations: this.store.records<AccreditationEvidence>(this.lab.id, 'accreditation'),
-      marks: new Map(this.store.recordsById<ReportMarkEvidence>(this.lab.id, 'report-mark')),
+      checkpoints: await this.store.checkpoints(lab),
+      entries: await this.store.entries(lab),
+      runs: await this.store.records<RunEvidence>(lab, 'run'),
+      alarms: new Map(await this.store.recordsById<AlarmEvidence[]>(lab, 'alarms')),
+      certificates: await this.store.records<CertificateEvidence>(lab, 'certificate'),
+      instruments: new Map((await this.store.records<InstrumentEvidence>(lab, 'instrument')).map((i) => [i.id, i])),
+      conflicts: await this.store.conflicts(lab),
+      accreditations: await this.store.records<AccreditationEvidence>(lab, 'accreditation'),
+      marks: new Map(await this.store.recordsById<ReportMarkEvidence>(lab, 'report-mark')),
     };
   }
 
   /** Runs every rule over the evidence and records the new findings with their proofs; returns how many are new. */
   async check(now: number): Promise<number> {
     const started = Date.now();
-    const evidence = this.evidence(now);
-    const known = this.store.findingKeys(this.lab.id);
-    const cursor = this.store.cursor(this.lab.id);
+    const evidence = await this.evidence(now);
+    const known = await this.store.findingKeys(this.lab.id);
+    const cursor = await this.store.cursor(this.lab.id);
     let added = 0;
     let error: string | null = null;
     try {
       for (const rule of RULES) {
         for (const f of rule.check(evidence)) {
           if (known.has(`${rule.id} ${f.key}`)) continue;
-          this.store.addFinding({
+          await this.store.addFinding({
             lab: this.lab.id,
             rule: rule.id,
             key: f.key,
@@ -308,7 +309,7 @@ export class LabFollower {
       error = (err as Error).message;
       throw err;
     } finally {
-      this.store.addCheckRun({
+      await this.store.addCheckRun({
         lab: this.lab.id,
         startedAt: now,
         durationMs: Date.now() - started,
@@ -332,7 +333,7 @@ export class LabFollower {
   ): Promise<FindingEvidence> {
     const entries: FindingEvidence['entries'] = [];
     for (const ref of refs) {
-      const held = this.store.entryLeaf(this.lab.id, ref.index);
+      const held = await this.store.entryLeaf(this.lab.id, ref.index);
       if (held === undefined) continue;
       let proof: string[] | null = null;
       if (rootHex !== null && ref.index < size) {

@@ -1,7 +1,13 @@
-// The supervisor's own store (SQLite; plain SQL without engine-specific types, so that a PostgreSQL store can take
-// the same tables later): per lab the follow cursor and the checkpoints seen, the log entries, the records read
-// with the lab's token, the conflicts, the findings with their evidence and the lab's responses, and the checks run.
-import Database from 'better-sqlite3';
+// The supervisor's own store, on SQLite (a file, the default) or on PostgreSQL, through Kysely: per lab the follow
+// cursor and the checkpoints seen, the log entries, the records read with the lab's token, the conflicts, the
+// findings with their evidence and the lab's responses, and the checks run. The tables are written once in SQLite's
+// words and said in PostgreSQL's on PostgreSQL (store/portable-ddl.ts): INTEGER is BIGINT, BLOB is BYTEA, and text is
+// compared byte by byte on both (COLLATE "C"). One supervisor process writes a store: the rounds never overlap, and
+// nothing here guards against a second process following the same labs into the same database.
+import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { LabtraceError } from '@labtrace/protocols';
+import { describeTarget, openStore, type OpenedStore, type StoreTarget } from '../store/dialect.js';
+import { postgresStatement, type SqlDialect } from '../store/portable-ddl.js';
 import { bilingualColumn, bilingualOfColumn } from './bilingual.js';
 import type { Bilingual, ConflictEvidence, HeldCheckpoint, LogEntryEvidence, Severity } from './evidence.js';
 
@@ -131,17 +137,105 @@ export interface CheckRun {
   error: string | null;
 }
 
-interface CheckRunRow {
-  id: number;
-  lab: string;
-  started_at: number;
-  duration_ms: number;
-  deep: number;
-  log_size: number;
-  rules: string;
-  new_findings: number;
-  error: string | null;
+/** Where the supervisor's store is: a SQLite file, or a PostgreSQL database whose password may come from a file. */
+export interface SupervisorDatabase {
+  target: StoreTarget;
+  passwordFile?: string | undefined;
+  /** the configuration field that named the password file, for its errors */
+  passwordFileField?: string | undefined;
 }
+
+type Response = StoredFinding['responses'][number];
+
+interface SupervisorTables {
+  sup_labs: {
+    lab: string;
+    size: Generated<number>;
+    root_hash: string | null;
+    note: string | null;
+    peaks: Generated<string>;
+    last_deep_check: number | null;
+  };
+  sup_checkpoints: {
+    lab: string;
+    size: number;
+    root_hash: string;
+    note: string;
+    first_seen_at: number;
+    last_seen_at: number;
+    cosigned_by: string;
+  };
+  sup_entries: { lab: string; idx: number; kind: string; at: number; data: Buffer; leaf: Buffer };
+  sup_records: { lab: string; kind: string; id: string; body: string; fetched_at: number };
+  sup_conflicts: {
+    id: Generated<number>;
+    lab: string;
+    kind: ConflictEvidence['kind'];
+    detected_at: number;
+    held_note: string;
+    served_note: string;
+    proof: string;
+    reason: string;
+  };
+  sup_findings: {
+    id: Generated<number>;
+    lab: string;
+    rule: string;
+    key: string;
+    severity: Severity;
+    at: number;
+    detected_at: number;
+    summary: string;
+    subject: string;
+    evidence: string;
+    status: Generated<'open' | 'resolved'>;
+  };
+  sup_responses: { id: Generated<number>; finding: number; at: number; author: string; kind: Response['kind']; text: string };
+  sup_check_runs: {
+    id: Generated<number>;
+    lab: string;
+    started_at: number;
+    duration_ms: number;
+    deep: number;
+    log_size: number;
+    rules: string;
+    new_findings: number;
+    error: string | null;
+  };
+}
+
+type Db = Kysely<SupervisorTables> | Transaction<SupervisorTables>;
+type FindingRow = Selectable<SupervisorTables['sup_findings']>;
+type CheckRunRow = Selectable<SupervisorTables['sup_check_runs']>;
+type CheckpointRow = Omit<Selectable<SupervisorTables['sup_checkpoints']>, 'lab'>;
+
+// a finding as a row and back: the one place that knows how its fields are kept
+const findingRowOf = (f: Omit<StoredFinding, 'id' | 'status' | 'responses'>): Insertable<SupervisorTables['sup_findings']> => ({
+  lab: f.lab,
+  rule: f.rule,
+  key: f.key,
+  severity: f.severity,
+  at: f.at,
+  detected_at: f.detectedAt,
+  summary: bilingualColumn(f.summary),
+  subject: JSON.stringify(f.subject),
+  evidence: JSON.stringify(f.evidence),
+});
+
+const findingOf = (r: FindingRow, responses: Response[]): StoredFinding => ({
+  id: r.id,
+  lab: r.lab,
+  rule: r.rule,
+  key: r.key,
+  severity: r.severity,
+  at: r.at,
+  detectedAt: r.detected_at,
+  summary: bilingualOfColumn(r.summary),
+  subject: JSON.parse(r.subject) as Record<string, string>,
+  evidence: JSON.parse(r.evidence) as FindingEvidence,
+  status: r.status,
+  responses,
+});
 
 const checkRunOf = (r: CheckRunRow): CheckRun => ({
   id: r.id,
@@ -155,44 +249,75 @@ const checkRunOf = (r: CheckRunRow): CheckRun => ({
   error: r.error,
 });
 
-interface FindingRow {
-  id: number;
-  lab: string;
-  rule: string;
-  key: string;
-  severity: Severity;
-  at: number;
-  detected_at: number;
-  summary: string;
-  subject: string;
-  evidence: string;
-  status: 'open' | 'resolved';
+const checkpointOf = (r: CheckpointRow): HeldCheckpoint => ({
+  size: r.size,
+  rootHash: r.root_hash,
+  note: r.note,
+  firstSeenAt: r.first_seen_at,
+  lastSeenAt: r.last_seen_at,
+  cosignedBy: JSON.parse(r.cosigned_by) as string[],
+});
+
+const CHECKPOINT_COLUMNS = ['size', 'root_hash', 'note', 'first_seen_at', 'last_seen_at', 'cosigned_by'] as const;
+
+/** entries written per INSERT: 6 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535 */
+const ENTRIES_PER_INSERT = 1000;
+const RECORDS_PER_INSERT = 1000;
+
+/** The schema's statements in the engine's words: as written on SQLite; on PostgreSQL without STRICT, text compared as bytes. */
+function schemaStatements(dialect: SqlDialect): string[] {
+  const statements = SCHEMA.split(';')
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter((s) => s !== '');
+  if (dialect === 'sqlite') return statements;
+  return statements.flatMap((s) => postgresStatement(s.replace(/\)\s*STRICT$/, ')').replace(/\bTEXT\b/g, 'TEXT COLLATE "C"')));
 }
 
 export class SupervisorStore {
-  private db: Database.Database | undefined;
+  private opened: OpenedStore | undefined;
+  private kysely: Kysely<SupervisorTables> | undefined;
+  private readonly database: SupervisorDatabase;
 
-  constructor(private readonly file: string) {}
-
-  open(): void {
-    const db = new Database(this.file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.exec(SCHEMA);
-    this.db = db;
+  /** `database`: where the store is (a string: the SQLite file) */
+  constructor(database: string | SupervisorDatabase) {
+    this.database = typeof database === 'string' ? { target: { dialect: 'sqlite', file: database } } : database;
   }
 
-  close(): void {
-    this.db?.close();
-    this.db = undefined;
+  /** where the store is, as it may be printed (no password) */
+  get description(): string {
+    return describeTarget(this.database.target);
   }
 
-  cursor(lab: string): LabCursor {
-    const row = this.handle()
-      .prepare<[string], { size: number; root_hash: string | null; note: string | null; peaks: string; last_deep_check: number | null }>(
-        'SELECT size, root_hash, note, peaks, last_deep_check FROM sup_labs WHERE lab = ?',
-      )
-      .get(lab);
+  /** Opens the store and creates its tables where they are missing. */
+  async open(): Promise<void> {
+    const opened = openStore(this.database.target, {
+      passwordFile: this.database.passwordFile,
+      ...(this.database.passwordFileField === undefined ? {} : { passwordFileField: this.database.passwordFileField }),
+      poolSize: 4,
+    });
+    // the lab server's opener, typed for the lab's tables: this store has tables of its own
+    const db = opened.db as unknown as Kysely<SupervisorTables>;
+    try {
+      await db.transaction().execute(async (trx) => {
+        for (const statement of schemaStatements(opened.dialect)) await sql.raw(statement).execute(trx);
+      });
+    } catch (err) {
+      await opened.close();
+      throw new LabtraceError('E_STORE', `cannot open the supervisor's store ${opened.description}: ${(err as Error).message}`, { cause: err });
+    }
+    this.opened = opened;
+    this.kysely = db;
+  }
+
+  async close(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    this.kysely = undefined;
+    await opened?.close();
+  }
+
+  async cursor(lab: string): Promise<LabCursor> {
+    const row = await this.db().selectFrom('sup_labs').selectAll().where('lab', '=', lab).executeTakeFirst();
     return row === undefined
       ? { lab, size: 0, rootHash: null, note: null, peaks: [], lastDeepCheck: null }
       : {
@@ -206,239 +331,265 @@ export class SupervisorStore {
   }
 
   /** Stores entries [cursor.size, size) and the new checkpoint in one transaction: a restart resumes from here. */
-  advance(
+  async advance(
     lab: string,
     entries: readonly { index: number; kind: string; at: number; data: Uint8Array; leaf: Uint8Array }[],
     next: { size: number; rootHash: string; note: string; peaks: string[]; seenAt: number; cosignedBy: string[] },
-  ): void {
-    const db = this.handle();
-    const insert = db.prepare('INSERT INTO sup_entries (lab, idx, kind, at, data, leaf) VALUES (?, ?, ?, ?, ?, ?)');
-    db.transaction(() => {
-      for (const e of entries) insert.run(lab, e.index, e.kind, e.at, Buffer.from(e.data), Buffer.from(e.leaf));
-      db.prepare(
-        `INSERT INTO sup_labs (lab, size, root_hash, note, peaks) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (lab) DO UPDATE SET size = excluded.size, root_hash = excluded.root_hash, note = excluded.note, peaks = excluded.peaks`,
-      ).run(lab, next.size, next.rootHash, next.note, JSON.stringify(next.peaks));
-      this.sawCheckpoint(lab, next);
-    })();
+  ): Promise<void> {
+    await this.db()
+      .transaction()
+      .execute(async (trx) => {
+        for (let i = 0; i < entries.length; i += ENTRIES_PER_INSERT) {
+          const rows = entries.slice(i, i + ENTRIES_PER_INSERT).map((e) => ({
+            lab,
+            idx: e.index,
+            kind: e.kind,
+            at: e.at,
+            data: Buffer.from(e.data),
+            leaf: Buffer.from(e.leaf),
+          }));
+          await trx.insertInto('sup_entries').values(rows).execute();
+        }
+        await trx
+          .insertInto('sup_labs')
+          .values({ lab, size: next.size, root_hash: next.rootHash, note: next.note, peaks: JSON.stringify(next.peaks) })
+          .onConflict((oc) =>
+            oc.column('lab').doUpdateSet((eb) => ({
+              size: eb.ref('excluded.size'),
+              root_hash: eb.ref('excluded.root_hash'),
+              note: eb.ref('excluded.note'),
+              peaks: eb.ref('excluded.peaks'),
+            })),
+          )
+          .execute();
+        await sawCheckpoint(trx, lab, next);
+      });
   }
 
   /** Records that the lab served this checkpoint now (a new size, or the same one seen again). */
-  sawCheckpoint(lab: string, c: { size: number; rootHash: string; note: string; seenAt: number; cosignedBy: string[] }): void {
-    this.handle()
-      .prepare(
-        `INSERT INTO sup_checkpoints (lab, size, root_hash, note, first_seen_at, last_seen_at, cosigned_by) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (lab, size) DO UPDATE SET last_seen_at = excluded.last_seen_at, note = excluded.note, cosigned_by = excluded.cosigned_by`,
-      )
-      .run(lab, c.size, c.rootHash, c.note, c.seenAt, c.seenAt, JSON.stringify(c.cosignedBy));
+  async sawCheckpoint(lab: string, c: { size: number; rootHash: string; note: string; seenAt: number; cosignedBy: string[] }): Promise<void> {
+    await sawCheckpoint(this.db(), lab, c);
   }
 
-  checkpoints(lab: string): HeldCheckpoint[] {
-    return this.handle()
-      .prepare<[string], { size: number; root_hash: string; note: string; first_seen_at: number; last_seen_at: number; cosigned_by: string }>(
-        'SELECT size, root_hash, note, first_seen_at, last_seen_at, cosigned_by FROM sup_checkpoints WHERE lab = ? ORDER BY size',
-      )
-      .all(lab)
-      .map((r) => ({
-        size: r.size,
-        rootHash: r.root_hash,
-        note: r.note,
-        firstSeenAt: r.first_seen_at,
-        lastSeenAt: r.last_seen_at,
-        cosignedBy: JSON.parse(r.cosigned_by) as string[],
-      }));
+  async checkpoints(lab: string): Promise<HeldCheckpoint[]> {
+    const rows = await this.db().selectFrom('sup_checkpoints').select(CHECKPOINT_COLUMNS).where('lab', '=', lab).orderBy('size').execute();
+    return rows.map(checkpointOf);
   }
 
   /** the checkpoint of the largest size held, if any */
-  latestCheckpoint(lab: string): HeldCheckpoint | undefined {
-    const r = this.handle()
-      .prepare<[string], { size: number; root_hash: string; note: string; first_seen_at: number; last_seen_at: number; cosigned_by: string }>(
-        'SELECT size, root_hash, note, first_seen_at, last_seen_at, cosigned_by FROM sup_checkpoints WHERE lab = ? ORDER BY size DESC LIMIT 1',
-      )
-      .get(lab);
-    return r === undefined
-      ? undefined
-      : {
-          size: r.size,
-          rootHash: r.root_hash,
-          note: r.note,
-          firstSeenAt: r.first_seen_at,
-          lastSeenAt: r.last_seen_at,
-          cosignedBy: JSON.parse(r.cosigned_by) as string[],
-        };
+  async latestCheckpoint(lab: string): Promise<HeldCheckpoint | undefined> {
+    const row = await this.db()
+      .selectFrom('sup_checkpoints')
+      .select(CHECKPOINT_COLUMNS)
+      .where('lab', '=', lab)
+      .orderBy('size', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? undefined : checkpointOf(row);
   }
 
   /** the held entries, parsed (an entry that is not JSON has the value undefined) */
-  entries(lab: string): LogEntryEvidence[] {
-    const out: LogEntryEvidence[] = [];
-    const rows = this.handle()
-      .prepare<[string], { idx: number; kind: string; at: number; data: Buffer }>(
-        'SELECT idx, kind, at, data FROM sup_entries WHERE lab = ? ORDER BY idx',
-      )
-      .iterate(lab);
-    for (const r of rows) {
+  async entries(lab: string): Promise<LogEntryEvidence[]> {
+    const rows = await this.db().selectFrom('sup_entries').select(['idx', 'kind', 'at', 'data']).where('lab', '=', lab).orderBy('idx').execute();
+    return rows.map((r) => {
       let value: unknown;
       try {
         value = JSON.parse(r.data.toString('utf8'));
       } catch {
         value = undefined;
       }
-      out.push({ index: r.idx, kind: r.kind, at: r.at, value });
-    }
-    return out;
+      return { index: r.idx, kind: r.kind, at: r.at, value };
+    });
   }
 
-  entryLeaf(lab: string, index: number): { kind: string; leaf: Uint8Array } | undefined {
-    const row = this.handle()
-      .prepare<[string, number], { kind: string; leaf: Buffer }>('SELECT kind, leaf FROM sup_entries WHERE lab = ? AND idx = ?')
-      .get(lab, index);
+  async entryLeaf(lab: string, index: number): Promise<{ kind: string; leaf: Uint8Array } | undefined> {
+    const row = await this.db().selectFrom('sup_entries').select(['kind', 'leaf']).where('lab', '=', lab).where('idx', '=', index).executeTakeFirst();
     return row === undefined ? undefined : { kind: row.kind, leaf: new Uint8Array(row.leaf) };
   }
 
-  putRecords(lab: string, kind: string, records: readonly { id: string; body: unknown }[], at: number): void {
-    const db = this.handle();
-    const put = db.prepare(
-      'INSERT INTO sup_records (lab, kind, id, body, fetched_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (lab, kind, id) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at',
-    );
-    db.transaction(() => {
-      for (const r of records) put.run(lab, kind, r.id, JSON.stringify(r.body), at);
-    })();
+  async putRecords(lab: string, kind: string, records: readonly { id: string; body: unknown }[], at: number): Promise<void> {
+    if (records.length === 0) return;
+    await this.db()
+      .transaction()
+      .execute(async (trx) => {
+        for (let i = 0; i < records.length; i += RECORDS_PER_INSERT) {
+          // one id twice in one INSERT would be an error on PostgreSQL: the last one given is kept, as one by one
+          const chunk = new Map(records.slice(i, i + RECORDS_PER_INSERT).map((r) => [r.id, r.body]));
+          await trx
+            .insertInto('sup_records')
+            .values([...chunk].map(([id, body]) => ({ lab, kind, id, body: JSON.stringify(body), fetched_at: at })))
+            .onConflict((oc) =>
+              oc.columns(['lab', 'kind', 'id']).doUpdateSet((eb) => ({ body: eb.ref('excluded.body'), fetched_at: eb.ref('excluded.fetched_at') })),
+            )
+            .execute();
+        }
+      });
   }
 
-  records<T>(lab: string, kind: string): T[] {
-    return this.handle()
-      .prepare<[string, string], { body: string }>('SELECT body FROM sup_records WHERE lab = ? AND kind = ? ORDER BY id')
-      .all(lab, kind)
-      .map((r) => JSON.parse(r.body) as T);
+  async records<T>(lab: string, kind: string): Promise<T[]> {
+    const rows = await this.db().selectFrom('sup_records').select('body').where('lab', '=', lab).where('kind', '=', kind).orderBy('id').execute();
+    return rows.map((r) => JSON.parse(r.body) as T);
   }
 
-  recordsById<T>(lab: string, kind: string): [string, T][] {
-    return this.handle()
-      .prepare<[string, string], { id: string; body: string }>('SELECT id, body FROM sup_records WHERE lab = ? AND kind = ? ORDER BY id')
-      .all(lab, kind)
-      .map((r) => [r.id, JSON.parse(r.body) as T]);
+  async recordsById<T>(lab: string, kind: string): Promise<[string, T][]> {
+    const rows = await this.db()
+      .selectFrom('sup_records')
+      .select(['id', 'body'])
+      .where('lab', '=', lab)
+      .where('kind', '=', kind)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => [r.id, JSON.parse(r.body) as T]);
   }
 
-  recordIds(lab: string, kind: string): Set<string> {
-    return new Set(
-      this.handle()
-        .prepare<[string, string], { id: string }>('SELECT id FROM sup_records WHERE lab = ? AND kind = ?')
-        .all(lab, kind)
-        .map((r) => r.id),
-    );
+  async recordIds(lab: string, kind: string): Promise<Set<string>> {
+    const rows = await this.db().selectFrom('sup_records').select('id').where('lab', '=', lab).where('kind', '=', kind).execute();
+    return new Set(rows.map((r) => r.id));
   }
 
-  addConflict(lab: string, c: Omit<ConflictEvidence, 'id'>): void {
-    this.handle()
-      .prepare('INSERT INTO sup_conflicts (lab, kind, detected_at, held_note, served_note, proof, reason) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(lab, c.kind, c.detectedAt, c.heldNote, c.servedNote, JSON.stringify(c.proof), c.reason);
+  async addConflict(lab: string, c: Omit<ConflictEvidence, 'id'>): Promise<void> {
+    await this.db()
+      .insertInto('sup_conflicts')
+      .values({
+        lab,
+        kind: c.kind,
+        detected_at: c.detectedAt,
+        held_note: c.heldNote,
+        served_note: c.servedNote,
+        proof: JSON.stringify(c.proof),
+        reason: c.reason,
+      })
+      .execute();
   }
 
-  conflicts(lab: string): ConflictEvidence[] {
-    return this.handle()
-      .prepare<
-        [string],
-        { id: number; kind: ConflictEvidence['kind']; detected_at: number; held_note: string; served_note: string; proof: string; reason: string }
-      >('SELECT * FROM sup_conflicts WHERE lab = ? ORDER BY id')
-      .all(lab)
-      .map((r) => ({
-        id: r.id,
-        kind: r.kind,
-        detectedAt: r.detected_at,
-        heldNote: r.held_note,
-        servedNote: r.served_note,
-        proof: JSON.parse(r.proof) as string[],
-        reason: r.reason,
-      }));
+  async conflicts(lab: string): Promise<ConflictEvidence[]> {
+    const rows = await this.db().selectFrom('sup_conflicts').selectAll().where('lab', '=', lab).orderBy('id').execute();
+    return rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      detectedAt: r.detected_at,
+      heldNote: r.held_note,
+      servedNote: r.served_note,
+      proof: JSON.parse(r.proof) as string[],
+      reason: r.reason,
+    }));
   }
 
   /** the findings already recorded for a lab, by `rule key` */
-  findingKeys(lab: string): Set<string> {
-    return new Set(
-      this.handle()
-        .prepare<[string], { rule: string; key: string }>('SELECT rule, key FROM sup_findings WHERE lab = ?')
-        .all(lab)
-        .map((r) => `${r.rule} ${r.key}`),
-    );
+  async findingKeys(lab: string): Promise<Set<string>> {
+    const rows = await this.db().selectFrom('sup_findings').select(['rule', 'key']).where('lab', '=', lab).execute();
+    return new Set(rows.map((r) => `${r.rule} ${r.key}`));
   }
 
-  addFinding(f: Omit<StoredFinding, 'id' | 'status' | 'responses'>): void {
-    this.handle()
-      .prepare(
-        'INSERT INTO sup_findings (lab, rule, key, severity, at, detected_at, summary, subject, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (lab, rule, key) DO NOTHING',
-      )
-      .run(f.lab, f.rule, f.key, f.severity, f.at, f.detectedAt, bilingualColumn(f.summary), JSON.stringify(f.subject), JSON.stringify(f.evidence));
+  /** Records a finding, once: a finding of the same lab, rule and key already held is kept as it is. */
+  async addFinding(f: Omit<StoredFinding, 'id' | 'status' | 'responses'>): Promise<void> {
+    await this.db()
+      .insertInto('sup_findings')
+      .values(findingRowOf(f))
+      .onConflict((oc) => oc.columns(['lab', 'rule', 'key']).doNothing())
+      .execute();
   }
 
-  findings(lab: string): StoredFinding[] {
-    const db = this.handle();
-    const responses = db.prepare<[number], { at: number; author: string; kind: 'response' | 'resolution'; text: string }>(
-      'SELECT at, author, kind, text FROM sup_responses WHERE finding = ? ORDER BY id',
-    );
-    return db
-      .prepare<[string], FindingRow>('SELECT * FROM sup_findings WHERE lab = ? ORDER BY id')
-      .all(lab)
-      .map((r) => ({
-        id: r.id,
-        lab: r.lab,
-        rule: r.rule,
-        key: r.key,
-        severity: r.severity,
-        at: r.at,
-        detectedAt: r.detected_at,
-        summary: bilingualOfColumn(r.summary),
-        subject: JSON.parse(r.subject) as Record<string, string>,
-        evidence: JSON.parse(r.evidence) as FindingEvidence,
-        status: r.status,
-        responses: responses.all(r.id),
-      }));
+  async findings(lab: string): Promise<StoredFinding[]> {
+    const db = this.db();
+    const rows = await db.selectFrom('sup_findings').selectAll().where('lab', '=', lab).orderBy('id').execute();
+    if (rows.length === 0) return [];
+    const responses = await db
+      .selectFrom('sup_responses')
+      .innerJoin('sup_findings', 'sup_findings.id', 'sup_responses.finding')
+      .select(['sup_responses.finding', 'sup_responses.at', 'sup_responses.author', 'sup_responses.kind', 'sup_responses.text'])
+      .where('sup_findings.lab', '=', lab)
+      .orderBy('sup_responses.id')
+      .execute();
+    const byFinding = new Map<number, Response[]>();
+    for (const { finding, ...r } of responses) byFinding.set(finding, [...(byFinding.get(finding) ?? []), r]);
+    return rows.map((r) => findingOf(r, byFinding.get(r.id) ?? []));
   }
 
   /** Records the lab's reasoned response, or the supervisor's resolution (which stops the finding counting). */
-  respond(lab: string, finding: number, r: { at: number; author: string; kind: 'response' | 'resolution'; text: string }): boolean {
-    const db = this.handle();
-    return db.transaction(() => {
-      const exists = db.prepare<[number, string], { id: number }>('SELECT id FROM sup_findings WHERE id = ? AND lab = ?').get(finding, lab);
-      if (exists === undefined) return false;
-      db.prepare('INSERT INTO sup_responses (finding, at, author, kind, text) VALUES (?, ?, ?, ?, ?)').run(finding, r.at, r.author, r.kind, r.text);
-      if (r.kind === 'resolution') db.prepare("UPDATE sup_findings SET status = 'resolved' WHERE id = ?").run(finding);
-      return true;
-    })();
+  async respond(lab: string, finding: number, r: Response): Promise<boolean> {
+    return this.db()
+      .transaction()
+      .execute(async (trx) => {
+        const exists = await trx.selectFrom('sup_findings').select('id').where('id', '=', finding).where('lab', '=', lab).executeTakeFirst();
+        if (exists === undefined) return false;
+        await trx.insertInto('sup_responses').values({ finding, at: r.at, author: r.author, kind: r.kind, text: r.text }).execute();
+        if (r.kind === 'resolution') await trx.updateTable('sup_findings').set({ status: 'resolved' }).where('id', '=', finding).execute();
+        return true;
+      });
   }
 
-  markDeepCheck(lab: string, at: number): void {
-    this.handle()
-      .prepare('INSERT INTO sup_labs (lab, last_deep_check) VALUES (?, ?) ON CONFLICT (lab) DO UPDATE SET last_deep_check = excluded.last_deep_check')
-      .run(lab, at);
+  async markDeepCheck(lab: string, at: number): Promise<void> {
+    await this.db()
+      .insertInto('sup_labs')
+      .values({ lab, last_deep_check: at })
+      .onConflict((oc) => oc.column('lab').doUpdateSet((eb) => ({ last_deep_check: eb.ref('excluded.last_deep_check') })))
+      .execute();
   }
 
-  addCheckRun(run: Omit<CheckRun, 'id'>): void {
-    this.handle()
-      .prepare(
-        'INSERT INTO sup_check_runs (lab, started_at, duration_ms, deep, log_size, rules, new_findings, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(run.lab, run.startedAt, run.durationMs, run.deep ? 1 : 0, run.logSize, JSON.stringify(run.rules), run.newFindings, run.error);
+  async addCheckRun(run: Omit<CheckRun, 'id'>): Promise<void> {
+    await this.db()
+      .insertInto('sup_check_runs')
+      .values({
+        lab: run.lab,
+        started_at: run.startedAt,
+        duration_ms: run.durationMs,
+        deep: run.deep ? 1 : 0,
+        log_size: run.logSize,
+        rules: JSON.stringify(run.rules),
+        new_findings: run.newFindings,
+        error: run.error,
+      })
+      .execute();
   }
 
-  checkRuns(lab: string, limit = 100): CheckRun[] {
-    return this.handle()
-      .prepare<[string, number], CheckRunRow>('SELECT * FROM sup_check_runs WHERE lab = ? ORDER BY id DESC LIMIT ?')
-      .all(lab, limit)
-      .map(checkRunOf);
+  async checkRuns(lab: string, limit = 100): Promise<CheckRun[]> {
+    const rows = await this.db().selectFrom('sup_check_runs').selectAll().where('lab', '=', lab).orderBy('id', 'desc').limit(limit).execute();
+    return rows.map(checkRunOf);
   }
 
   /** the checks run that started in [from, to), oldest first (a compliance report's period) */
-  checkRunsBetween(lab: string, from: number, to: number): CheckRun[] {
-    return this.handle()
-      .prepare<[string, number, number], CheckRunRow>(
-        'SELECT * FROM sup_check_runs WHERE lab = ? AND started_at >= ? AND started_at < ? ORDER BY started_at, id',
-      )
-      .all(lab, from, to)
-      .map(checkRunOf);
+  async checkRunsBetween(lab: string, from: number, to: number): Promise<CheckRun[]> {
+    const rows = await this.db()
+      .selectFrom('sup_check_runs')
+      .selectAll()
+      .where('lab', '=', lab)
+      .where('started_at', '>=', from)
+      .where('started_at', '<', to)
+      .orderBy('started_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(checkRunOf);
   }
 
-  private handle(): Database.Database {
-    if (this.db === undefined) throw new Error('the supervisor store is not open');
-    return this.db;
+  private db(): Kysely<SupervisorTables> {
+    if (this.kysely === undefined) throw new Error('the supervisor store is not open');
+    return this.kysely;
   }
+}
+
+async function sawCheckpoint(
+  db: Db,
+  lab: string,
+  c: { size: number; rootHash: string; note: string; seenAt: number; cosignedBy: string[] },
+): Promise<void> {
+  await db
+    .insertInto('sup_checkpoints')
+    .values({
+      lab,
+      size: c.size,
+      root_hash: c.rootHash,
+      note: c.note,
+      first_seen_at: c.seenAt,
+      last_seen_at: c.seenAt,
+      cosigned_by: JSON.stringify(c.cosignedBy),
+    })
+    .onConflict((oc) =>
+      oc.columns(['lab', 'size']).doUpdateSet((eb) => ({
+        last_seen_at: eb.ref('excluded.last_seen_at'),
+        note: eb.ref('excluded.note'),
+        cosigned_by: eb.ref('excluded.cosigned_by'),
+      })),
+    )
+    .execute();
 }

@@ -21,13 +21,14 @@ import { LabFollower } from './lab-follower.js';
 import { whyIn } from './evidence-why.js';
 import { renderReportPdf } from './report-pdf.js';
 import { RULES } from './rules/index.js';
-import { SupervisorStore } from './supervisor-store.js';
+import { SupervisorStore, type SupervisorDatabase } from './supervisor-store.js';
 import { SCORING, standingOf, type Standing } from './tiers.js';
 
 export interface SupervisorOptions {
   host: string;
   port: number;
-  database: string;
+  /** the store: a SQLite file, or where the configuration names it (SQLite or PostgreSQL) */
+  database: string | SupervisorDatabase;
   apiToken: string;
   /** the key that signs the compliance reports; without it reports are refused */
   key?: SignerKey | undefined;
@@ -97,13 +98,13 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    this.store.open();
+    await this.store.open();
     const app = this.app();
     await new Promise<void>((resolve, reject) => {
       const server = app.listen(this.options.port, this.options.host, (err?: Error) => (err === undefined ? resolve() : reject(err)));
       this.server = server;
     });
-    this.logger.info({ url: this.url, labs: [...this.followers.keys()] }, 'supervisor: listening');
+    this.logger.info({ url: this.url, database: this.store.description, labs: [...this.followers.keys()] }, 'supervisor: listening');
     this.schedule(0);
   }
 
@@ -117,7 +118,7 @@ export class Supervisor {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await this.round;
-    this.store.close();
+    await this.store.close();
   }
 
   /** One round over every lab: follow the log, and run the deeper checks of the labs whose tier says they are due. */
@@ -129,8 +130,8 @@ export class Supervisor {
   }
 
   /** The standing of one lab now. */
-  standing(lab: string): Standing {
-    return standingOf(this.store.findings(lab), this.now());
+  async standing(lab: string): Promise<Standing> {
+    return standingOf(await this.store.findings(lab), this.now());
   }
 
   private schedule(delay: number): void {
@@ -151,13 +152,13 @@ export class Supervisor {
     const now = this.now();
     try {
       const followed = await follower.follow(now);
-      const last = this.store.cursor(lab).lastDeepCheck;
-      const due = last === null || now - last >= this.standing(lab).checkEveryMs;
+      const last = (await this.store.cursor(lab)).lastDeepCheck;
+      const due = last === null || now - last >= (await this.standing(lab)).checkEveryMs;
       if (force || due || followed.conflict) {
         await follower.pullRecords(now);
         const added = await follower.check(now);
-        this.store.markDeepCheck(lab, now);
-        if (added > 0) this.logger.warn({ lab, added, tier: this.standing(lab).tier }, 'supervisor: new findings');
+        await this.store.markDeepCheck(lab, now);
+        if (added > 0) this.logger.warn({ lab, added, tier: (await this.standing(lab)).tier }, 'supervisor: new findings');
       }
       this.lastError.set(lab, null);
     } catch (err) {
@@ -195,17 +196,17 @@ export class Supervisor {
         scoring: { ...SCORING, bands: SCORING.bands.map((b) => ({ ...b, below: Number.isFinite(b.below) ? b.below : null })) },
       });
     });
-    app.get('/api/labs', (_req, res) => {
-      res.json({ labs: [...this.followers.values()].map((f) => this.labView(f.lab)) });
+    app.get('/api/labs', async (_req, res) => {
+      res.json({ labs: await Promise.all([...this.followers.values()].map((f) => this.labView(f.lab))) });
     });
-    app.get('/api/labs/:lab', (req, res) => {
-      res.json(this.labView(this.follower(req.params.lab).lab));
+    app.get('/api/labs/:lab', async (req, res) => {
+      res.json(await this.labView(this.follower(req.params.lab).lab));
     });
-    app.get('/api/labs/:lab/findings', (req, res) => {
+    app.get('/api/labs/:lab/findings', async (req, res) => {
       const lab = this.follower(req.params.lab).lab.id;
       const rules = new Map(RULES.map((r) => [r.id, r]));
       res.json({
-        findings: this.store.findings(lab).map((f) => {
+        findings: (await this.store.findings(lab)).map((f) => {
           const rule = rules.get(f.rule);
           // each cited entry's reason also in Chinese (`whyText`), beside the English recorded (`why`)
           const entries = f.evidence.entries.map((e) => ({ ...e, whyText: whyIn(e.why) }));
@@ -213,15 +214,15 @@ export class Supervisor {
         }),
       });
     });
-    app.get('/api/labs/:lab/checks', (req, res) => {
-      res.json({ checks: this.store.checkRuns(this.follower(req.params.lab).lab.id) });
+    app.get('/api/labs/:lab/checks', async (req, res) => {
+      res.json({ checks: await this.store.checkRuns(this.follower(req.params.lab).lab.id) });
     });
     // a check now, whatever the tier's schedule says (an inspector's request)
     app.post('/api/labs/:lab/check', async (req, res) => {
       const follower = this.follower(req.params.lab);
       this.round = this.round.then(() => this.visit(follower, true));
       await this.round;
-      res.json({ ...this.labView(follower.lab), checks: this.store.checkRuns(follower.lab.id, 1) });
+      res.json({ ...(await this.labView(follower.lab)), checks: await this.store.checkRuns(follower.lab.id, 1) });
     });
     app.get('/api/key', (_req, res) => {
       const key = this.options.key;
@@ -229,26 +230,26 @@ export class Supervisor {
       res.json({ name: key.name, keyId: toHex(key.keyId), algorithm: 'Ed25519', verifierKey: formatVerifierKey(key.name, key.publicKey) });
     });
     // the signed compliance report of a lab over a period: the JSON is the signed artefact, the PDF is printed from it
-    app.get('/api/labs/:lab/reports', (req, res) => {
-      const { file, bytes } = this.report(req);
+    app.get('/api/labs/:lab/reports', async (req, res) => {
+      const { file, bytes } = await this.report(req);
       res
         .type('application/json')
         .set('content-disposition', `attachment; filename="${reportFileName(file.report, 'json')}"`)
         .send(Buffer.from(bytes));
     });
     app.get('/api/labs/:lab/reports.pdf', async (req, res) => {
-      const { file, bytes } = this.report(req);
+      const { file, bytes } = await this.report(req);
       const pdf = await renderReportPdf(file, bytes);
       res
         .type('application/pdf')
         .set('content-disposition', `attachment; filename="${reportFileName(file.report, 'pdf')}"`)
         .send(Buffer.from(pdf));
     });
-    app.post('/api/labs/:lab/findings/:id/response', (req, res) => {
-      this.respond(req, res, 'response');
+    app.post('/api/labs/:lab/findings/:id/response', async (req, res) => {
+      await this.respond(req, res, 'response');
     });
-    app.post('/api/labs/:lab/findings/:id/resolve', (req, res) => {
-      this.respond(req, res, 'resolution');
+    app.post('/api/labs/:lab/findings/:id/resolve', async (req, res) => {
+      await this.respond(req, res, 'resolution');
     });
     const noRoute = (_req: Request, _res: Response, next: NextFunction): void => next(new LabtraceError('E_NOT_FOUND', 'no such route'));
     app.use('/api', noRoute);
@@ -262,40 +263,40 @@ export class Supervisor {
   }
 
   /** The signed report a request asks for: the lab, then the query (each parameter named when it is refused), then the key. */
-  private report(req: Request): { file: SignedReport; bytes: Uint8Array } {
+  private async report(req: Request): Promise<{ file: SignedReport; bytes: Uint8Array }> {
     const lab = this.follower(String(req.params['lab'])).lab;
     const query = parseReportQuery(req.query, this.now());
     const key = this.options.key;
     if (key === undefined) throw noKey();
-    const bytes = signReport(key, composeReport(this.store, lab, key, query));
+    const bytes = signReport(key, await composeReport(this.store, lab, key, query));
     // the file as a verifier reads it: what is served is what verifies
     const check = checkSignedReport(bytes, [key]);
     if (!check.ok) throw new Error(`a compliance report failed its own check: ${check.problem}`);
     return { file: check.file, bytes };
   }
 
-  private respond(req: Request, res: Response, kind: 'response' | 'resolution'): void {
+  private async respond(req: Request, res: Response, kind: 'response' | 'resolution'): Promise<void> {
     const lab = this.follower(String(req.params['lab'])).lab.id;
     const id = Number(req.params['id']);
     const body = parseWith(responseBody, req.body, 'body', 'E_BAD_REQUEST');
     // what a lab says through its standing token is marked as the lab's: it cannot speak as the supervisor's officer
     const author = res.locals['standingLab'] === undefined ? body.author : `lab ${lab}: ${body.author}`;
-    if (!Number.isSafeInteger(id) || !this.store.respond(lab, id, { at: this.now(), author, kind, text: body.text }))
+    if (!Number.isSafeInteger(id) || !(await this.store.respond(lab, id, { at: this.now(), author, kind, text: body.text })))
       throw new LabtraceError('E_NOT_FOUND', `finding ${String(req.params['id'])} of lab ${lab} is not known`);
-    res.status(201).json({ finding: this.store.findings(lab).find((f) => f.id === id), standing: this.standing(lab) });
+    res.status(201).json({ finding: (await this.store.findings(lab)).find((f) => f.id === id), standing: await this.standing(lab) });
   }
 
-  private labView(lab: EnrolledLab): Record<string, unknown> {
-    const cursor = this.store.cursor(lab.id);
-    const findings = this.store.findings(lab.id);
-    const latest = this.store.latestCheckpoint(lab.id);
+  private async labView(lab: EnrolledLab): Promise<Record<string, unknown>> {
+    const cursor = await this.store.cursor(lab.id);
+    const findings = await this.store.findings(lab.id);
+    const latest = await this.store.latestCheckpoint(lab.id);
     const witnesses = lab.witnesses.map((k) => k.split('+')[0] ?? k);
     return {
       id: lab.id,
       name: lab.name,
       url: lab.url,
       origin: lab.origin,
-      ...this.standing(lab.id),
+      ...standingOf(findings, this.now()),
       openFindings: findings.filter((f) => f.status === 'open').length,
       findings: findings.length,
       logSize: cursor.size,

@@ -31,7 +31,7 @@ describe('supervisor.yaml', () => {
     expect(config).toMatchObject({
       host: '127.0.0.1',
       port: 7390,
-      database: path.join(dir, 'supervisor.db'),
+      database: { target: { dialect: 'sqlite', file: path.join(dir, 'supervisor.db') } },
       apiToken: API.LABTRACE_SUPERVISOR_TOKEN,
       settings: { lateAmendmentMs: 10 * 86_400_000, stallGraceMs: 3_600_000 },
       labs: [
@@ -115,5 +115,53 @@ describe('supervisor.yaml', () => {
     write('bad.key', 'PRIVATE+KEY+nope\n');
     await expect(loadSupervisorConfig(write('badkey.yaml', `keyFile: bad.key\n${lab()}`), API)).rejects.toThrow(/badkey\.yaml: keyFile: /);
     await expect(loadSupervisorConfig(write('nofile.yaml', `keyFile: missing.key\n${lab()}`), API)).rejects.toThrow(/keyFile: .*file not found/);
+  });
+
+  test('keeps its store in a SQLite file by default, or in the database a URL names (PostgreSQL with its password file)', async () => {
+    const read = async (database: string, env: NodeJS.ProcessEnv = {}) =>
+      (await loadSupervisorConfig(write('db.yaml', `database: ${database}\n${lab()}`), { ...API, ...env })).database;
+    expect(await read('evidence/sup.db')).toEqual({ target: { dialect: 'sqlite', file: path.join(dir, 'evidence/sup.db') } });
+    expect(await read('{ url: "sqlite:sup.sqlite" }')).toEqual({ target: { dialect: 'sqlite', file: path.join(dir, 'sup.sqlite') } });
+    expect(await read('{ url: "postgres://sup@db.example:5433/supervision", passwordFile: secrets/db-password }')).toEqual({
+      target: { dialect: 'postgres', host: 'db.example', port: 5433, user: 'sup', database: 'supervision', password: undefined, ssl: undefined },
+      passwordFile: path.join(dir, 'secrets/db-password'),
+      passwordFileField: `${path.join(dir, 'db.yaml')}: database.passwordFile`,
+    });
+    // a URL in place of the section; the environment's URL and password file win over the file's
+    expect((await read('"postgresql://sup@db.example/supervision"')).target).toMatchObject({ dialect: 'postgres', port: 5432 });
+    const fromEnv = await read('sup.db', {
+      LABTRACE_SUPERVISOR_DATABASE_URL: 'postgres://other@127.0.0.1:6000/sup',
+      LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE: '/run/secrets/pw',
+    });
+    expect(fromEnv).toEqual({
+      target: expect.objectContaining({ dialect: 'postgres', user: 'other', port: 6000 }),
+      passwordFile: '/run/secrets/pw',
+      passwordFileField: 'LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE',
+    });
+  });
+
+  test.each([
+    ['a URL of another engine', '{ url: "mysql://sup@db/x" }', {}, /db\.yaml: database\.url: unknown scheme "mysql:"/],
+    ['a PostgreSQL URL without its database', '{ url: "postgres://sup@db.example" }', {}, /database\.url: the database name is missing/],
+    ['a URL in place of the section without its user', '"postgres://db.example/sup"', {}, /db\.yaml: database: the user is missing/],
+    ['a password file for SQLite', '{ url: "sqlite:sup.db", passwordFile: pw }', {}, /database\.passwordFile: a SQLite store has no password/],
+    [
+      'a password both in the URL and in a file',
+      '{ url: "postgres://sup:s3cret-pw@db.example/sup", passwordFile: pw }',
+      {},
+      /database\.passwordFile: the URL holds a password too/,
+    ],
+    [
+      'a wrong URL in the environment',
+      'sup.db',
+      { LABTRACE_SUPERVISOR_DATABASE_URL: 'postgres://:s3cret-pw@db/x' },
+      /LABTRACE_SUPERVISOR_DATABASE_URL: the user is missing/,
+    ],
+    ['an unknown field of the section', '{ url: "sqlite:x.db", user: sup }', {}, /db\.yaml: database: Unrecognized key: "user"/],
+    ['neither a file nor a section', '5', {}, /db\.yaml: database: expected a SQLite file, or \{ url, passwordFile \}/],
+  ])('refuses %s, naming the field and never the password', async (_what, database, env, message) => {
+    const loading = loadSupervisorConfig(write('db.yaml', `database: ${database}\n${lab()}`), { ...API, ...env });
+    await expect(loading).rejects.toThrow(message);
+    await expect(loading).rejects.not.toThrow(/s3cret-pw/);
   });
 });

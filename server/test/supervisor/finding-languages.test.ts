@@ -41,11 +41,11 @@ const NEW = {
 let dir: string;
 let store: SupervisorStore;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'labtrace-finding-languages-'));
   const file = path.join(dir, 'supervisor.db');
   store = new SupervisorStore(file);
-  store.open();
+  await store.open();
   // the older finding, as the store kept it before (the same table, the summary column plain English)
   const db = new Database(file);
   db.prepare(
@@ -62,7 +62,7 @@ beforeAll(() => {
     '{"checkpoint":null,"entries":[]}',
   );
   db.close();
-  store.addFinding({
+  await store.addFinding({
     lab: 'lab-1',
     rule: 'late-amendment',
     key: 'TR-1',
@@ -75,12 +75,12 @@ beforeAll(() => {
   });
 });
 
-afterAll(() => {
-  store.close();
+afterAll(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const compose = (lang: ReportLanguage): ComplianceReport => composeReport(store, LAB, KEY, { from: START, to: START + 24 * HOUR, lang });
+const compose = (lang: ReportLanguage): Promise<ComplianceReport> => composeReport(store, LAB, KEY, { from: START, to: START + 24 * HOUR, lang });
 const signed = (report: ComplianceReport): { bytes: Uint8Array; file: SignedReport } => {
   const bytes = signReport(KEY, report);
   return { bytes, file: JSON.parse(Buffer.from(bytes).toString('utf8')) as SignedReport };
@@ -92,8 +92,8 @@ const printed = async (report: ComplianceReport): Promise<string> => {
 const times = (text: string, part: string): number => text.split(part).length - 1;
 
 describe("a finding's summary", () => {
-  test('is kept in both languages; one recorded in English only loads with its English in both', () => {
-    expect(store.findings('lab-1').map((f) => [f.key, f.summary])).toEqual([
+  test('is kept in both languages; one recorded in English only loads with its English in both', async () => {
+    expect((await store.findings('lab-1')).map((f) => [f.key, f.summary])).toEqual([
       ['listed/TR-9', { en: OLD, zh: OLD }],
       ['TR-1', NEW],
     ]);
@@ -106,7 +106,7 @@ describe("a finding's summary", () => {
   ] as const)(
     'is printed in the language of a %s report (the older one in its English)',
     async (lang, present, absent) => {
-      const report = compose(lang);
+      const report = await compose(lang);
       expect(report.findings.map((f) => f.summary)).toEqual([{ en: OLD, zh: OLD }, NEW]);
       const text = await printed(report);
       for (const t of present) expect(text).toContain(t);
@@ -120,13 +120,13 @@ describe("a finding's summary", () => {
 
 describe('a report signed before the Chinese summaries (each summary a string)', () => {
   // the report as it was signed then: the same report with each finding's summary its English sentence
-  const older = (): ComplianceReport => {
-    const report = compose('zh-CN');
+  const older = async (): Promise<ComplianceReport> => {
+    const report = await compose('zh-CN');
     return { ...report, findings: report.findings.map((f) => ({ ...f, summary: typeof f.summary === 'string' ? f.summary : f.summary.en })) };
   };
 
   test('still verifies, in process and with labtrace supervisor verify-report', async () => {
-    const { bytes } = signed(older());
+    const { bytes } = signed(await older());
     expect(Buffer.from(bytes).toString('utf8')).toContain(`"summary":"${OLD}"`);
     expect(checkSignedReport(bytes, [parseVerifierKey(PUBLIC_KEY)])).toMatchObject({ ok: true });
     const file = path.join(dir, 'older.json');
@@ -138,7 +138,7 @@ describe('a report signed before the Chinese summaries (each summary a string)',
   }, 60_000);
 
   test('still prints, with its English summaries', async () => {
-    const text = await printed(older());
+    const text = await printed(await older());
     expect(text).toContain(OLD);
     expect(text).toContain(NEW.en);
     expect(text).not.toContain(NEW.zh);

@@ -1,12 +1,13 @@
 // A lab for the supervisor's tests: a real test server with a gateway, instruments, a sample and methods, and the
 // steps of a lab's work (calibrate, run, measure, issue, amend) through its API, with an accreditation to configure
-// (its reports then carry the mark); and tampering with its SQLite
+// (its reports then carry the mark); and tampering with its
 // store for the violations the server itself refuses to commit (a tampered database, as an auditor would meet it).
 import { expect } from '@jest/globals';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Sample } from '@labtrace/protocols';
 import { jsonCaller, ORGANIZATION, postJson, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
+import { dialectOf } from '../../src/store/portable-ddl.js';
 import { rowCount } from '../helpers/store-reads.js';
 import { waitFor } from '../helpers/server.js';
 
@@ -171,11 +172,18 @@ export class SeededLab {
     );
   }
 
-  /** Changes rows the store protects, by dropping the table's triggers first (SQLite only). */
+  /** Changes rows the store protects, by dropping the table's triggers first (on SQLite or PostgreSQL). */
   async tamper(table: string, statement: string): Promise<void> {
     const db = this.t.server.db;
-    const { rows } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ${table}`.execute(db);
-    for (const { name } of rows) await sql.raw(`DROP TRIGGER ${name}`).execute(db);
+    if (dialectOf(db as unknown as Kysely<unknown>) === 'postgres') {
+      const { rows } = await sql<{
+        name: string;
+      }>`SELECT tgname AS name FROM pg_trigger WHERE tgrelid = ${table}::regclass AND NOT tgisinternal`.execute(db);
+      for (const { name } of rows) await sql.raw(`DROP TRIGGER ${name} ON ${table}`).execute(db);
+    } else {
+      const { rows } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ${table}`.execute(db);
+      for (const { name } of rows) await sql.raw(`DROP TRIGGER ${name}`).execute(db);
+    }
     await sql.raw(statement).execute(db);
   }
 }

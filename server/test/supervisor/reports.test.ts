@@ -91,7 +91,7 @@ beforeAll(async () => {
   await supervisor.start();
   await keyless.start();
   const deadline = Date.now() + 30_000;
-  while (supervisor.store.checkRuns('double').length === 0) {
+  while ((await supervisor.store.checkRuns('double')).length === 0) {
     if (Date.now() > deadline) throw new Error('the supervisor did not run its first round');
     await new Promise((r) => setTimeout(r, 20));
   }

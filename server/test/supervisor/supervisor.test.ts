@@ -1,6 +1,7 @@
 // The supervisor following two real labs over HTTP: the clean one has no finding; each violation seeded in the other
 // (through its API where the server allows it, by tampering with its store where it refuses) is found with its
-// evidence; the tier moves as the published table says; a restart resumes from the stored cursor.
+// evidence; the tier moves as the published table says; a restart resumes from the stored cursor. In the jest
+// project "postgres" the labs and the supervisor's own store are on PostgreSQL.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,12 +17,14 @@ import {
   publicKeyFromSeed,
   verifyInclusion,
 } from '@labtrace/protocols';
+import { parseDatabaseUrl } from '../../src/store/config.js';
 import type { EnrolledLab } from '../../src/supervisor/config.js';
 import { DEFAULT_RULE_SETTINGS } from '../../src/supervisor/evidence.js';
 import type { StoredFinding } from '../../src/supervisor/supervisor-store.js';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
 import { postJson, waitFor } from '../helpers/server.js';
 import { logSize } from '../helpers/store-reads.js';
+import { testDatabaseUrl } from '../helpers/test-store.js';
 import { ACCREDITED, SeededLab } from './lab-seeding.js';
 
 const DAY = 86_400_000;
@@ -32,6 +35,8 @@ let clean: SeededLab;
 let dirty: SeededLab;
 let supervisor: Supervisor;
 let offset = 0;
+/** the supervisor's store: a SQLite file, or a PostgreSQL database of its own (project "postgres") */
+let database: string | undefined;
 const seeded: Record<string, string> = {};
 
 async function enrolled(id: string, lab: SeededLab, witnessesRequired = 0): Promise<EnrolledLab> {
@@ -53,7 +58,7 @@ async function startSupervisor(): Promise<Supervisor> {
     {
       host: '127.0.0.1',
       port: 0,
-      database: path.join(dir, 'supervisor.db'),
+      database: database === undefined ? path.join(dir, 'supervisor.db') : { target: parseDatabaseUrl(database, 'database', dir) },
       apiToken: TOKEN,
       followEveryMs: 3_600_000,
       settings: DEFAULT_RULE_SETTINGS,
@@ -144,6 +149,7 @@ beforeAll(async () => {
     },
     30_000,
   );
+  database = await testDatabaseUrl();
   supervisor = await startSupervisor();
 }, 240_000);
 
@@ -166,6 +172,8 @@ async function waitForAlarm(lab: SeededLab, run: string): Promise<string> {
 
 describe('the supervisor follows two labs', () => {
   test('its API needs its token', async () => {
+    // the store the project says: the embedded file, or PostgreSQL
+    expect(supervisor.store.description).toMatch(database === undefined ? /^sqlite:/ : /^postgres:\/\/postgres@127\.0\.0\.1:/);
     expect((await fetch(`${supervisor.url}/api/labs`)).status).toBe(401);
     expect((await api('/api/labs', {}, 'wrong-token')).status).toBe(401);
     const labs = await api<{ labs: { id: string }[] }>('/api/labs');
