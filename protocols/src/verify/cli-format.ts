@@ -103,6 +103,11 @@ export function formatReport(report: VerifyReport): string {
     '',
     `checked: ${c.batches} batches, ${c.records} records; ${c.signaturesVerified} signatures, ${c.rootsVerified} Merkle roots and ${c.inclusionsVerified} log inclusions verified`,
   );
+  const removed = report.removedByRetention;
+  if (removed !== undefined)
+    out.push(
+      `removed by retention: ${removed.records} records of ${removed.batches} batches (the lab's record retention; their signed headers and leaf hashes checked, the records themselves are no longer kept)`,
+    );
   if (report.problems.length > 0) {
     out.push('', `problems (${report.problems.length + report.problemsOmitted}):`);
     for (const p of report.problems) out.push(describeProblem(p));

@@ -132,6 +132,11 @@ export interface VerifyReport {
   /** kind: the structured event (registered, rotated, retired, revoked), or "legacy text event" for an earlier server's */
   keyEvents: { index: number; at: number | null; kind: string | null; gateway: string | null }[];
   counts: { batches: number; records: number; signaturesVerified: number; rootsVerified: number; inclusionsVerified: number };
+  /**
+   * batches whose records the lab's retention removed: their headers, signatures, log inclusion and kept leaf hashes
+   * are checked, their records are not in the bundle (absent when there are none)
+   */
+  removedByRetention?: { batches: number; records: number };
   problems: Problem[];
   problemsOmitted: number;
   /** a client's selective-disclosure bundle (checks/disclosure.ts): what it shows and what proves it */

@@ -20,12 +20,15 @@ import {
   parseNote,
   readRecords,
   rootOfPacked,
+  verifyBundle,
   verifyConsistency,
   verifyEd25519,
   verifyInclusion,
   type BatchHeader,
 } from '@labtrace/protocols';
 import { loadServerConfig } from '../../src/config.js';
+import { exportBundle } from '../../src/export/bundle.js';
+import { readBundle } from '../../src/export/read-bundle.js';
 import { ACCREDITATION_MINIMUM_DAYS } from '../../src/retention/config.js';
 import { Retention, type RetentionEntry } from '../../src/retention/retention.js';
 import type { Tables } from '../../src/store/tables.js';
@@ -225,6 +228,27 @@ describe.each(ENGINES)('retention on %s', (engine: Engine) => {
       const audit = await t.server.audit.list({ recordType: 'retention', limit: 10 });
       expect(audit.map((e) => [e.action, e.recordId, e.actor])).toEqual([['delete', `log-${logIndex}`, 'system']]);
       expect(audit[0]?.reason).toContain('2192 days');
+
+      // an export of the gateway still verifies: the removed batches' headers, signatures, leaves and log proofs check,
+      // their records are reported as removed by retention, the kept ones are read; a changed kept leaf is caught
+      const log = t.server.logStore ?? t.server.log;
+      if (log === undefined) throw new Error('the log is not open');
+      const dir = fixture.tempDir();
+      const counts = await exportBundle(db, log, { outDir: dir, gateway: 'gw-a', from: 1_800_000_000_000, to: 1_800_000_000_100 });
+      expect(counts).toEqual({ batches: 5, records: 15 });
+      const files = readBundle(dir);
+      const verified = verifyBundle(files, { logKey: log.verifierKey() });
+      expect(verified.problems).toEqual([]);
+      expect(verified.ok).toBe(true);
+      expect(verified.removedByRetention).toEqual({ batches: 2, records: 10 });
+      expect(verified.counts).toMatchObject({ batches: 5, records: 15, signaturesVerified: 5, rootsVerified: 5 });
+      const lines = files.batches.split('\n').filter((l) => l !== '');
+      const first = JSON.parse(lines[0] as string) as { records: null; leaves: string };
+      expect(first.records).toBeNull();
+      const leaves = Buffer.from(first.leaves, 'base64');
+      leaves[0] = (leaves[0] as number) ^ 1;
+      const tampered = [JSON.stringify({ ...first, leaves: leaves.toString('base64') }), ...lines.slice(1)].join('\n') + '\n';
+      expect(verifyBundle({ ...files, batches: tampered }, { logKey: log.verifierKey() }).problems.map((p) => p.kind)).toContain('root-mismatch');
 
       // a second run finds nothing left: no entry
       fakeNow = newArrival + ACCREDITATION_MINIMUM_DAYS * DAY;
