@@ -74,7 +74,7 @@ export function reportLines(report: RetentionReport): string[] {
     p.receivedBefore === null
       ? [`${name}: kept for ever`]
       : [
-          `${name}: kept ${p.days} days (received before ${new Date(p.receivedBefore).toISOString()}): ${verb} ${p.batches} batches, ${p.records} ${unit}; ${p.held} expired batches held by open or uncertified runs`,
+          `${name}: kept ${p.days === null ? 'as long as the raw batches' : `${p.days} days`} (received before ${new Date(p.receivedBefore).toISOString()}): ${verb} ${p.batches} batches, ${p.records} ${unit}; ${p.held} expired batches held by open or uncertified runs`,
           ...p.gateways.map((g) => `  ${g.gateway}: ${g.batches} batches, ${g.records} ${unit}, sequence numbers ${g.firstSeq}..${g.lastSeq}`),
         ];
   return [

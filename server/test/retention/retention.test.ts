@@ -31,6 +31,7 @@ import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
 import { ACCREDITATION_MINIMUM_DAYS } from '../../src/retention/config.js';
 import { Retention, type RetentionEntry } from '../../src/retention/retention.js';
+import { retentionCommand } from '../../src/retention/retention-cli.js';
 import type { Tables } from '../../src/store/tables.js';
 import { records, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';
@@ -257,6 +258,27 @@ describe.each(ENGINES)('retention on %s', (engine: Engine) => {
       fakeNow = undefined;
     }
   }, 60_000);
+
+  test("the command line: a dry run reports on the server's store and changes nothing; an argument error is refused", async () => {
+    const dir = fixture.tempDir();
+    const file = path.join(dir, 'server.yaml');
+    const database = t.config.database.url === undefined ? '' : `database:\n  url: ${t.config.database.url}\n`;
+    writeFileSync(file, `lab: lab-t\ndataDir: ${t.config.dataDir}\n${database}retention:\n  rawBatchesDays: 2192\n`);
+    const before = await stored(t.server.db, 'gw-a');
+    const out: string[] = [];
+    expect(await retentionCommand(['--dry-run', '--config', file], (l) => out.push(l))).toBe(0);
+    // by the real clock nothing is six years old yet
+    expect(out[0]).toMatch(/^raw batches: kept 2192 days \(received before .*\): would remove 0 batches, 0 records; 0 expired batches held/);
+    // the index keeps no more than the raw batches do
+    expect(out.some((l) => l.startsWith('per-sample index: kept as long as the raw batches (received before'))).toBe(true);
+    expect(out[out.length - 1]).toBe('dry run: nothing was changed');
+    expect(await stored(t.server.db, 'gw-a')).toEqual(before);
+    await expect(retentionCommand(['--config', file])).rejects.toThrow(/give either --dry-run or --apply/);
+    writeFileSync(file, `lab: lab-t\ndataDir: ${t.config.dataDir}\n${database}`);
+    const none: string[] = [];
+    expect(await retentionCommand(['--apply', '--config', file], (l) => none.push(l))).toBe(0);
+    expect(none).toEqual(['retention: no policy configured (retention.rawBatchesDays, retention.sampleIndexDays): nothing is ever removed']);
+  });
 
   test('without a policy nothing is removed, however old', async () => {
     const db = t.server.db;
