@@ -22,7 +22,12 @@ export const retentionUsage = `       labtrace server retention (--dry-run | --a
                                          headers, signatures and leaf hashes stay) and index rows, with a log entry and
                                          an audit entry per step. Without a retention policy nothing is ever removed`;
 
-export async function retentionCommand(argv: string[], out: (line: string) => void = (l) => void process.stdout.write(`${l}\n`)): Promise<number> {
+export async function retentionCommand(
+  argv: string[],
+  out: (line: string) => void = (l) => void process.stdout.write(`${l}\n`),
+  /** the time the policy is applied at (tests) */
+  clock: () => number = Date.now,
+): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -55,6 +60,7 @@ export async function retentionCommand(argv: string[], out: (line: string) => vo
       config: config.retention,
       logger: createLogger('server', 'warn'),
       actor: { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' },
+      clock,
     });
     if (!retention.enabled) {
       out('retention: no policy configured (retention.rawBatchesDays, retention.sampleIndexDays): nothing is ever removed');

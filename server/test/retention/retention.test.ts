@@ -259,7 +259,7 @@ describe.each(ENGINES)('retention on %s', (engine: Engine) => {
     }
   }, 60_000);
 
-  test("the command line: a dry run reports on the server's store and changes nothing; an argument error is refused", async () => {
+  test('the command line: a dry run changes nothing; --apply beside the running server keeps its log consistent', async () => {
     const dir = fixture.tempDir();
     const file = path.join(dir, 'server.yaml');
     const database = t.config.database.url === undefined ? '' : `database:\n  url: ${t.config.database.url}\n`;
@@ -274,6 +274,42 @@ describe.each(ENGINES)('retention on %s', (engine: Engine) => {
     expect(out[out.length - 1]).toBe('dry run: nothing was changed');
     expect(await stored(t.server.db, 'gw-a')).toEqual(before);
     await expect(retentionCommand(['--config', file])).rejects.toThrow(/give either --dry-run or --apply/);
+
+    // --apply beside the running server, a century on: the new batches go (the held one stays), through the store's
+    // log; the server's own log then goes on from it (its next batch and checkpoint), consistent with before
+    const reader = t.server.logReader;
+    if (reader === undefined) throw new Error('the log is not open');
+    const checkpointBefore = rootOfNote(await reader.checkpoint());
+    const applied: string[] = [];
+    expect(
+      await retentionCommand(
+        ['--apply', '--config', file],
+        (l) => applied.push(l),
+        () => Date.now() + 100 * 366 * DAY,
+      ),
+    ).toBe(0);
+    expect(applied[0]).toMatch(/removed 2 batches, 10 records; 1 expired batches held/);
+    expect(applied).toContain('  gw-a: 2 batches, 10 records, sequence numbers 15..24');
+    const cliEntry = Number(/^log entries: (\d+)$/.exec(applied[applied.length - 1] ?? '')?.[1]);
+    expect((await stored(t.server.db, 'gw-a')).map((r) => r.records === null)).toEqual([true, false, true, true, true]);
+    expect((await t.server.audit.list({ recordType: 'retention', limit: 10 })).map((e) => e.actor)).toContain(
+      `cli:${process.env['USER'] ?? 'unknown'}`,
+    );
+    expect(await send(t, gw, gw.sign(records('ut-1', 25, 5)))).toBe('acked');
+    const newest = (await stored(t.server.db, 'gw-a')).at(-1) as StoredRow;
+    expect(newest.log_index).toBeGreaterThan(cliEntry);
+    await new Promise((r) => setTimeout(r, 150));
+    const checkpointAfter = rootOfNote(await reader.checkpoint());
+    expect(checkpointAfter.size).toBeGreaterThan(newest.log_index as number);
+    verifyConsistency(
+      checkpointBefore.size,
+      checkpointAfter.size,
+      checkpointBefore.root,
+      checkpointAfter.root,
+      await reader.consistencyProof(checkpointBefore.size, checkpointAfter.size),
+    );
+    expect((await reader.entries(cliEntry, cliEntry + 1))[0]?.kind).toBe('retention');
+
     writeFileSync(file, `lab: lab-t\ndataDir: ${t.config.dataDir}\n${database}`);
     const none: string[] = [];
     expect(await retentionCommand(['--apply', '--config', file], (l) => none.push(l))).toBe(0);
