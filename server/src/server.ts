@@ -120,7 +120,7 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
-  /** the clock of the runs' inspection (ticks, acknowledgements) and of the accreditations' status; tests inject fake time */
+  /** the clock of the runs' inspection (ticks, acknowledgements), of the accreditations' status and of retention; tests inject fake time */
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
