@@ -18,6 +18,7 @@ import { openStore, parseDatabaseUrl, storeTargetOf, type OpenedStore, type Stor
 import { migrateStoreCommand, migrateStoreUsage } from './migrate-store-cli.js';
 import { backupCommand, backupUsage, restoreCommand } from './backup-cli.js';
 import { checkCommand, checkUsage } from './check-cli.js';
+import { retentionCommand, retentionUsage } from './retention/retention-cli.js';
 import { Enrollment } from './trust/enrollment.js';
 import { KeyRegistry } from './trust/key-registry.js';
 import { SecurityEvents } from './trust/security-events.js';
@@ -45,6 +46,7 @@ export const usage = `usage: labtrace server [--config <server.yaml>]
 ${migrateStoreUsage}
 ${backupUsage}
 ${checkUsage}
+${retentionUsage}
   Runs the broker (MQTT on 1883, WebSocket at /mqtt), ingest, store, REST API and dashboard (8080).
   Environment: PORT, MQTT_PORT, LABTRACE_DATA_DIR, LABTRACE_DATABASE_URL, LABTRACE_DATABASE_PASSWORD_FILE and
   LABTRACE_MQTT_USERNAME override the config; LABTRACE_MQTT_PASSWORD and LABTRACE_REDIS_PASSWORD give the external
@@ -77,6 +79,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   }
   if (argv[0] === 'backup' || argv[0] === 'restore') {
     const code = await (argv[0] === 'backup' ? backupCommand : restoreCommand)(argv.slice(1));
+    return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
+  }
+  if (argv[0] === 'retention') {
+    const code = await retentionCommand(argv.slice(1));
     return { stop: () => Promise.resolve(), done: Promise.resolve(code) };
   }
   if (argv[0] === 'migrate-store') {

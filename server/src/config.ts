@@ -28,6 +28,7 @@ import {
   resolveMeasurementsConfig,
   storeConfigSchema,
 } from './store/config.js';
+import { retentionConfigSchema } from './retention/config.js';
 import { resolveSupervisionConfig, supervisionConfigSchema } from './standing/config.js';
 import { gatewaysConfigSchema, securityEventsConfigSchema } from './trust/config.js';
 
@@ -63,6 +64,8 @@ export const serverConfigSchema = z.strictObject({
   store: storeConfigSchema,
   /** where the dashboard's measurement reads come from: the embedded SQLite index (default) or InfluxDB */
   measurements: measurementsConfigSchema,
+  /** how long raw batches and the per-sample index are kept (never below the accreditation minimum; default: for ever) */
+  retention: retentionConfigSchema,
   /** live updates across server nodes (docs/scale-out.md) */
   live: liveConfigSchema,
   /** the lab's accreditations (docs/accreditation.md): expiry warnings, and accreditations to record at the first start */

@@ -74,6 +74,7 @@ import { standingRoutes } from './standing/standing-routes.js';
 import { Notifier, smtpPasswordFrom } from './notify/notifier.js';
 import { SecurityEvents } from './trust/security-events.js';
 import { redisPasswordFrom } from './redis.js';
+import { Retention } from './retention/retention.js';
 
 function readSecret(file: string, field: string): string {
   try {
@@ -119,7 +120,7 @@ export interface ServerOptions {
   adminPassword?: string | undefined;
   /** shows the one-time admin password once, on the terminal (never the log) */
   announce?: (text: string) => void;
-  /** the clock of the runs' inspection (ticks, acknowledgements) and of the accreditations' status; tests inject fake time */
+  /** the clock of the runs' inspection (ticks, acknowledgements), of the accreditations' status and of retention; tests inject fake time */
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
@@ -170,6 +171,8 @@ export class LabtraceServer {
   readonly certificates: Certificates;
   /** outbound notifications by e-mail and webhook, through a durable outbox (notify/) */
   readonly notifications: Notifier;
+  /** removes the records past the configured retention (config retention; by default nothing is ever removed) */
+  readonly retention: Retention;
   readonly app: ReturnType<typeof createApp>;
   /** the transparency log of verified batch headers and key events, in process over SQLite (opened in start()) */
   log: TransparencyLog | undefined;
@@ -240,6 +243,14 @@ export class LabtraceServer {
     this.keys = new KeyRegistry(store, this.events, { logger: logger.child({ part: 'keys' }) });
     this.enrollment = new Enrollment(store, this.keys, this.events);
     this.audit = new AuditTrail(store);
+    this.retention = new Retention({
+      db: this.db,
+      log: () => this.logStore ?? this.openedLog(),
+      audit: this.audit,
+      config: config.retention,
+      logger: logger.child({ part: 'retention' }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    });
     this.users = new Users(store, this.audit);
     this.accreditations = new Accreditations(
       this.db,
@@ -757,6 +768,8 @@ export class LabtraceServer {
           this.housekeeping = undefined;
         },
       },
+      // expired records leave on a schedule, each removal with its log and audit entries (after the log is open)
+      { name: 'retention', roles: ['jobs'], start: () => this.retention.start(), stop: () => this.retention.stop() },
       // the witnesses get each new checkpoint in the background; on PostgreSQL one node submits (a job, its lease)
       {
         name: 'witnesses',

@@ -44,6 +44,7 @@ export const AUDIT_RECORD_TYPES = [
   'notification-delivery',
   'notification-webhook',
   'organization',
+  'retention',
   'run',
   'run-alarm',
   'run-results',

@@ -105,6 +105,11 @@ export function formatReport(report: VerifyReport): string {
   );
   if (c.headersChained > 0)
     out.push(`  ${c.headersChained} headers authenticated by the next header's signature, which commits to them through its prev hash`);
+  const removed = report.removedByRetention;
+  if (removed !== undefined)
+    out.push(
+      `removed by retention: ${removed.records} records of ${removed.batches} batches (the lab's record retention; their signed headers and leaf hashes checked, the records themselves are no longer kept)`,
+    );
   if (report.problems.length > 0) {
     out.push('', `problems (${report.problems.length + report.problemsOmitted}):`);
     for (const p of report.problems) out.push(describeProblem(p));

@@ -136,6 +136,11 @@ export interface VerifyReport {
    * next header of their gateway and key, whose signature commits to them through `prev` (header-chain.ts)
    */
   counts: { batches: number; records: number; signaturesVerified: number; headersChained: number; rootsVerified: number; inclusionsVerified: number };
+  /**
+   * batches whose records the lab's retention removed: their headers, signatures, log inclusion and kept leaf hashes
+   * are checked, their records are not in the bundle (absent when there are none)
+   */
+  removedByRetention?: { batches: number; records: number };
   problems: Problem[];
   problemsOmitted: number;
   /** a client's selective-disclosure bundle (checks/disclosure.ts): what it shows and what proves it */

@@ -92,6 +92,7 @@ function organizationOfRecord(slashAt: string): Readonly<Record<string, string>>
     'instrument-check': "'lab'",
     accreditation: "'lab'",
     'supervision-response': "'lab'",
+    retention: "'lab'",
     certificate: '(SELECT organization FROM certificate_requests WHERE id = record_id)',
   };
 }

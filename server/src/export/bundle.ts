@@ -9,7 +9,8 @@
 //   batches.jsonl     per stored batch overlapping the range: {header, signature, records (base64 of the stored
 //                     records, each 0x00 || canonical record bytes), logIndex, logProof (base64 inclusion proof
 //                     against the checkpoint's size)}; logIndex and logProof are null for a batch that the checkpoint
-//                     does not cover yet (the verifier reports it)
+//                     does not cover yet (the verifier reports it). A batch whose records retention removed has
+//                     records null, leaves (base64 of its records' leaf hashes, 32 bytes each) and removedAt (ms)
 //   records.jsonl     per record, what its bytes say: {gateway, seq, instrument, channel, ts, value, unit, quality,
 //                     reason?, batch}
 //   key-events.jsonl  the log's key events of the gateway within the checkpoint: {index, at, data (base64 of the
@@ -113,6 +114,9 @@ interface BatchRow {
   signature: string;
   records: Buffer | null;
   logIndex: number | null;
+  /** retention removed the records: their packed leaf hashes and when (store/batch-retention.ts) */
+  leaves: Buffer | null;
+  removedAt: number | null;
 }
 
 /** A JSON Lines file written a step at a time, waiting when the disk is slower than the store. */
@@ -258,7 +262,7 @@ async function readSnapshot(
     const rows: BatchRow[] = (
       await snapshot
         .selectFrom('batch_headers')
-        .select(['batch', 'first_seq', 'header', 'signature', 'records', 'log_index'])
+        .select(['batch', 'first_seq', 'header', 'signature', 'records', 'log_index', 'leaves', 'records_removed_at'])
         .where('gateway', '=', gateway)
         .where((eb) => eb.or([eb('first_seq', '>', at.firstSeq), eb.and([eb('first_seq', '=', at.firstSeq), eb('batch', '>', at.batch)])]))
         .orderBy('first_seq')
@@ -272,6 +276,8 @@ async function readSnapshot(
       signature: r.signature,
       records: r.records === null ? null : Buffer.from(r.records),
       logIndex: r.log_index === null ? null : Number(r.log_index),
+      leaves: r.leaves === null ? null : Buffer.from(r.leaves),
+      removedAt: r.records_removed_at === null ? null : Number(r.records_removed_at),
     }));
     const batchLines: string[] = [];
     const recordLines: string[] = [];
@@ -289,9 +295,25 @@ async function readSnapshot(
       }
       after = undefined;
       included.push({ header, signature: row.signature });
+      const inLog = row.logIndex !== null && row.logIndex < size;
+      if (row.records === null && row.leaves !== null && row.removedAt !== null) {
+        // removed by retention: the header, signature and leaf hashes prove what was there; no records to read
+        if (!inLog) uncovered++;
+        batchLines.push(
+          JSON.stringify({
+            header,
+            signature: row.signature,
+            records: null,
+            leaves: row.leaves.toString('base64'),
+            removedAt: row.removedAt,
+            logIndex: inLog ? row.logIndex : null,
+            logProof: inLog && row.logIndex !== null ? await proof(row.logIndex) : null,
+          }),
+        );
+        continue;
+      }
       if (row.records === null) throw new LabtraceError('E_STORE', `export: batch ${row.batch} of ${gateway} was stored without its records`);
       const bytes = row.records;
-      const inLog = row.logIndex !== null && row.logIndex < size;
       if (!inLog) uncovered++;
       batchLines.push(
         JSON.stringify({

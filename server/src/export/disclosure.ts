@@ -94,7 +94,7 @@ async function readDisclosure(
     gateways.add(range.gateway);
     const rows = await db
       .selectFrom('batch_headers')
-      .select(['batch', 'header', 'signature', 'records', 'log_index'])
+      .select(['batch', 'header', 'signature', 'records', 'log_index', 'records_removed_at'])
       .where('gateway', '=', range.gateway)
       .where('first_seq', '<=', lastSeq)
       .where((eb) => eb(eb('first_seq', '+', eb.ref('count')), '>', range.firstSeq))
@@ -104,6 +104,11 @@ async function readDisclosure(
     for (const [n, row] of rows.entries()) {
       // other requests go on between steps: an hour's run is thousands of batches
       if (n % BATCHES_PER_STEP === BATCHES_PER_STEP - 1) await nextTurn();
+      if (row.records === null && row.records_removed_at !== null)
+        throw new LabtraceError(
+          'E_GONE',
+          `disclosure: the records of batch ${Number(row.batch)} of ${range.gateway} were removed by retention on ${new Date(Number(row.records_removed_at)).toISOString()}`,
+        );
       if (row.records === null)
         throw new LabtraceError('E_STORE', `disclosure: batch ${Number(row.batch)} of ${range.gateway} was stored without its records`);
       const logIndex = row.log_index === null ? null : Number(row.log_index);

@@ -26,7 +26,7 @@ import {
 } from '@labtrace/protocols';
 import type { LabDatabase } from '../store/database.js';
 
-export const LOG_ENTRY_KINDS = ['batch-header', 'key-event', 'certificate-event', 'audit-event'] as const;
+export const LOG_ENTRY_KINDS = ['batch-header', 'key-event', 'certificate-event', 'audit-event', 'retention'] as const;
 export type LogEntryKind = (typeof LOG_ENTRY_KINDS)[number];
 
 /** At most this many entries per `entries` call (and per HTTP request). */

@@ -107,6 +107,14 @@ interface Statements {
   markIndexed: Statement;
 }
 
+/** A record asked for whose batch's records retention removed (retention/retention.ts): gone, not missing. */
+export function removedByRetention(gateway: string, seq: number, at: number): LabtraceError {
+  return new LabtraceError(
+    'E_GONE',
+    `the records of the batch holding ${gateway}/${seq} were removed by retention on ${new Date(at).toISOString()}; its signed header and leaf hashes are kept`,
+  );
+}
+
 /** The records of a batch from their stored bytes (each behind its 0x00 leaf prefix). */
 export function decodeRecords(bytes: Uint8Array): Sample[] {
   const samples: Sample[] = [];
@@ -308,11 +316,22 @@ export class MeasurementStore {
   batchOf(gateway: string, seq: number): { signed: SignedBatch; records: Uint8Array; logIndex: number | null } | undefined {
     const row = this.database.sqlite
       .prepare(
-        'SELECT header, signature, records, log_index AS logIndex, first_seq AS firstSeq, count FROM batch_headers WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
+        'SELECT header, signature, records, log_index AS logIndex, first_seq AS firstSeq, count, records_removed_at AS removedAt FROM batch_headers WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
       )
       .get(gateway, seq) as
-      { header: string; signature: string; records: Buffer | null; logIndex: number | null; firstSeq: number; count: number } | undefined;
-    if (!row || seq >= row.firstSeq + row.count || row.records === null) return undefined;
+      | {
+          header: string;
+          signature: string;
+          records: Buffer | null;
+          logIndex: number | null;
+          firstSeq: number;
+          count: number;
+          removedAt: number | null;
+        }
+      | undefined;
+    if (!row || seq >= row.firstSeq + row.count) return undefined;
+    if (row.records === null && row.removedAt !== null) throw removedByRetention(gateway, seq, row.removedAt);
+    if (row.records === null) return undefined;
     return {
       signed: { header: JSON.parse(row.header) as SignedBatch['header'], signature: row.signature },
       records: new Uint8Array(row.records.buffer, row.records.byteOffset, row.records.byteLength),

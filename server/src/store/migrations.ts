@@ -228,4 +228,16 @@ export const storeMigrations: Record<string, Migration> = {
       await ddl(db, `CREATE TABLE influx_log_cursor (target TEXT PRIMARY KEY, last_log_index INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
     },
   },
+  '0068_batch_retention': {
+    async up(db: Kysely<unknown>) {
+      // Retention (store/retention.ts): a batch past the raw-record retention loses its records' bytes but keeps its
+      // header, signature, log index and its records' leaf hashes (`leaves`, 32 bytes each, in order), so that its
+      // signed root and the log's proofs still check; `records_removed_at` and `index_removed_at` say when retention
+      // removed its records and its samples of the per-sample index. Expired batches are found by arrival.
+      await ddl(db, `ALTER TABLE batch_headers ADD COLUMN leaves BLOB`);
+      await ddl(db, `ALTER TABLE batch_headers ADD COLUMN records_removed_at INTEGER`);
+      await ddl(db, `ALTER TABLE batch_headers ADD COLUMN index_removed_at INTEGER`);
+      await ddl(db, `CREATE INDEX batch_headers_by_arrival ON batch_headers (received_at)`);
+    },
+  },
 };

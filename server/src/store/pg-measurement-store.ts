@@ -17,7 +17,7 @@
 // PostgreSQL yet (docs/scale-out.md says what moves when).
 import { encodeRecords, fromHex, LabtraceError, QUALITIES, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { SeriesPoint } from './measurement-store.js';
+import { removedByRetention, type SeriesPoint } from './measurement-store.js';
 import { SamplePartitions } from './sample-partitions.js';
 
 /** Anything that runs a query: the store's Kysely or a transaction of it. */
@@ -274,11 +274,14 @@ export class PgMeasurementStore {
       log_index: string | null;
       first_seq: string;
       count: string;
+      records_removed_at: string | null;
     }>`
-      SELECT header, signature, records, log_index, first_seq, count FROM batch_headers
+      SELECT header, signature, records, log_index, first_seq, count, records_removed_at FROM batch_headers
       WHERE gateway = ${gateway} AND first_seq <= ${seq} ORDER BY first_seq DESC LIMIT 1`.execute(this.db);
     const row = rows[0];
-    if (!row || seq >= Number(row.first_seq) + Number(row.count) || row.records === null) return undefined;
+    if (!row || seq >= Number(row.first_seq) + Number(row.count)) return undefined;
+    if (row.records === null && row.records_removed_at !== null) throw removedByRetention(gateway, seq, Number(row.records_removed_at));
+    if (row.records === null) return undefined;
     return {
       signed: { header: JSON.parse(row.header) as SignedBatch['header'], signature: row.signature },
       records: new Uint8Array(row.records.buffer, row.records.byteOffset, row.records.byteLength),

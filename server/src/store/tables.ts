@@ -72,6 +72,9 @@ export interface Tables {
     records: Bytes | null;
     indexed: Generated<number>;
     log_index: number | null;
+    leaves: Bytes | null;
+    records_removed_at: number | null;
+    index_removed_at: number | null;
   };
   calibration_attachments: {
     calibration: Generated<number>;

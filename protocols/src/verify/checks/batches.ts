@@ -33,8 +33,10 @@ interface BatchLine {
   where: string;
   header: HeaderLike;
   signature: string;
-  /** the record bytes, as base64 */
-  records: string;
+  /** the record bytes, as base64; null for a batch whose records the lab's retention removed (see `removed`) */
+  records: string | null;
+  /** retention removed the records: their leaf hashes (base64, 32 bytes each, in order) stay, and when they went (ms) */
+  removed: { leaves: string; at: number } | undefined;
   headerBytes: Uint8Array;
   leaf: Uint8Array;
 }
@@ -65,6 +67,7 @@ function checkBatchLine(
   if (b === undefined) return undefined;
   checkSignature(ctx, b);
   const { header, where } = b;
+  if (b.removed !== undefined || b.records === null) return checkRemovedBatch(ctx, b, proven);
   // the records: decode, hash, recompute the root
   const bytes = decodeBase64(b.records, `${where}: records`);
   const keyBytes = new Uint8Array(4);
@@ -95,13 +98,19 @@ function readBatchLine(ctx: VerifyContext, entry: Record<string, unknown>, where
     ctx.problem({ kind: 'header-invalid', where: where0, message: 'the header is not a labtrace batch header (v 1)' });
     return undefined;
   }
-  if (!isString(entry.signature) || !isString(entry.records)) throw new Unusable(where0, 'expected {header, signature, records, logIndex, logProof}');
+  const removedLine = entry.records === null && isString(entry.leaves) && isCount(entry.removedAt);
+  if (!isString(entry.signature) || !(isString(entry.records) || removedLine))
+    throw new Unusable(
+      where0,
+      'expected {header, signature, records, logIndex, logProof} (or, records removed by retention, records null with leaves and removedAt)',
+    );
   const where = `${where0} (batch ${header.batch} of ${header.gateway}, seq ${describeSeq(header.firstSeq, header.firstSeq + header.count - 1)})`;
   const signature = entry.signature;
   try {
     const headerBytes = canonicalBytes(header);
     const leaf = leafHash(logLeafBytes(header, headerBytes, signature));
-    return { entry, line, where, header, signature, records: entry.records, headerBytes, leaf };
+    const removed = removedLine ? { leaves: entry.leaves as string, at: entry.removedAt as number } : undefined;
+    return { entry, line, where, header, signature, records: isString(entry.records) ? entry.records : null, removed, headerBytes, leaf };
   } catch (err) {
     // text JSON.parse reads but canonical JSON refuses (a lone surrogate): nothing could have signed it
     ctx.problem({ kind: 'header-invalid', where, message: `the header or its signature is not canonical JSON: ${(err as Error).message}` });
@@ -137,6 +146,45 @@ function checkSignature(ctx: VerifyContext, b: BatchLine): void {
   if (sig !== undefined && verifyEd25519(sig, b.headerBytes, key.key.publicKey)) ctx.report.counts.signaturesVerified++;
   else
     ctx.problem({ kind: 'signature-invalid', where, message: `the header's signature does not verify with ${header.gateway}'s key ${header.keyId}` });
+}
+
+/**
+ * A batch whose records the lab's retention removed: its header, signature and log inclusion check as any batch's,
+ * and its kept leaf hashes must be as many as the header counts and give its signed root. Its records are reported
+ * as removed by retention (not missing, not altered): nothing of them is left to read.
+ */
+function checkRemovedBatch(ctx: VerifyContext, b: BatchLine, proven: ProvenNodes): BatchEntry {
+  const { header, where } = b;
+  const leaves = decodeBase64(b.removed?.leaves ?? '', `${where}: leaves`);
+  let intact = true;
+  if (leaves.length !== 32 * header.count) {
+    intact = false;
+    ctx.problem({
+      kind: 'count-mismatch',
+      where,
+      message: 'the header counts another number of records than the kept leaf hashes of its removed records',
+      computed: Math.floor(leaves.length / 32),
+      claimed: header.count,
+    });
+  } else {
+    const computed = toBase64(rootOfPacked(leaves));
+    if (computed === header.root) ctx.report.counts.rootsVerified++;
+    else {
+      intact = false;
+      ctx.problem({
+        kind: 'root-mismatch',
+        where,
+        message: 'the kept leaf hashes of the records removed by retention do not give the signed Merkle root',
+        computed,
+        claimed: header.root,
+      });
+    }
+  }
+  checkLogInclusion(ctx, b, proven);
+  const removed = (ctx.report.removedByRetention ??= { batches: 0, records: 0 });
+  removed.batches++;
+  removed.records += header.count;
+  return batchEntry(b, undefined, 0, intact);
 }
 
 /** The records' root from their slices of the bytes, against the signed one. */
