@@ -9,7 +9,6 @@ import { canonicalBytes } from '../../trust/jcs.js';
 import { leafHash, rootFromInclusionProof, rootOfPacked } from '../../trust/merkle.js';
 import { readRecord, readRecords } from '../../trust/record.js';
 import { hashSlices } from '../../trust/sha256.js';
-import { batchKeyProblem } from '../key-validity.js';
 import { ProvenNodes } from '../proven-nodes.js';
 import {
   checkHeader,
@@ -18,6 +17,7 @@ import {
   isCount,
   isObject,
   isString,
+  keyProblemOf,
   lines,
   parseJson,
   Unusable,
@@ -126,16 +126,7 @@ function checkSignature(ctx: VerifyContext, b: BatchLine): void {
     ctx.problem({ kind: 'unknown-key', where, message: `signed with key ${header.keyId}, which keys.json does not list for ${header.gateway}` });
     return;
   }
-  const invalid = batchKeyProblem(
-    {
-      keyId: key.keyId,
-      status: key.status,
-      closedAt: key.closedAt,
-      lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
-    },
-    header.batch,
-    isCount(entry.logIndex) ? entry.logIndex : null,
-  );
+  const invalid = keyProblemOf(key, header.batch, isCount(entry.logIndex) ? entry.logIndex : null);
   if (invalid !== undefined) ctx.problem({ kind: 'key-not-valid', where, message: invalid });
   let sig: Uint8Array | undefined;
   try {

@@ -5,7 +5,7 @@ import type { Checkpoint } from '../../trust/checkpoint.js';
 import type { VerifierKey } from '../../trust/ed25519.js';
 import type { Sample } from '../../measurement.js';
 import type { ExportStatement } from '../export-statement.js';
-import type { LoggedKeyEvent } from '../key-validity.js';
+import { batchKeyProblem, type LoggedKeyEvent } from '../key-validity.js';
 import { emptyReport, type BundleFiles, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
 import type { ReadableCheck } from './readable-lines.js';
 
@@ -180,4 +180,19 @@ export function reportOf<T>(
   report.ok = report.problems.length === 0 && report.problemsOmitted === 0;
   report.status = report.ok ? 'verified' : 'failed';
   return report;
+}
+
+/** Why a batch under a key of the bundle is not valid for it (key-validity.ts), or undefined; `logIndex`: the header's. */
+export function keyProblemOf(key: GatewayKeyEntry, batch: number, logIndex: number | null): string | undefined {
+  return batchKeyProblem(
+    {
+      keyId: key.keyId,
+      status: key.status,
+      closedAt: key.closedAt,
+      // a revoked key's last valid batch not stated: the logged events bound it (closedAt)
+      lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
+    },
+    batch,
+    logIndex,
+  );
 }

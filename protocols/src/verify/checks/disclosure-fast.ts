@@ -14,11 +14,10 @@ import { MultiproofRoots } from '../../trust/multiproof.js';
 import { readRecords, RECORD_FORMAT, RECORD_FORMAT_FILE } from '../../trust/record.js';
 import { HASH_SIZE, hashSlices, sha256 } from '../../trust/sha256.js';
 import { DISCLOSED_FIELDS, redactedEntryHash, type DisclosureStatement } from '../disclosure.js';
-import { batchKeyProblem } from '../key-validity.js';
 import { authenticateChain, type ChainLink } from '../header-chain.js';
 import { ProvenNodes } from '../proven-nodes.js';
 import { logLeafBytes } from './batches.js';
-import { checkHeader, isCount, isObject, isString, type HeaderLike, type VerifyContext } from './context.js';
+import { checkHeader, isCount, isObject, isString, keyProblemOf, type HeaderLike, type VerifyContext } from './context.js';
 
 /** What the batches leave for the statement's check (the full path gives the same, less `packed` and `headers`). */
 export interface Disclosed {
@@ -174,16 +173,7 @@ export function fastBatches(ctx: VerifyContext, batches: BatchList, statement: D
     // the gateway's key, valid for the batch, and its signature
     const key = ctx.gatewayKeys.get(`${header.gateway} ${header.keyId}`);
     if (key === undefined) return undefined;
-    const keyProblem = batchKeyProblem(
-      {
-        keyId: key.keyId,
-        status: key.status,
-        closedAt: key.closedAt,
-        lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
-      },
-      header.batch,
-      logIndex,
-    );
+    const keyProblem = keyProblemOf(key, header.batch, logIndex);
     if (keyProblem !== undefined) return undefined;
     // the signature is checked after the loop, unless the next header authenticates this one (header-chain.ts)
     if (signature.length !== 88) return undefined;

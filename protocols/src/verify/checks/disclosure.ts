@@ -28,7 +28,6 @@ import {
   type RedactedEntry,
 } from '../disclosure.js';
 import { headersDigest, keyEventsDigest } from '../export-statement.js';
-import { batchKeyProblem } from '../key-validity.js';
 import { authenticateChain, type ChainLink } from '../header-chain.js';
 import { ProvenNodes } from '../proven-nodes.js';
 import { MAX_PROBLEMS, type Problem, type VerifyOptions, type VerifyReport } from '../report.js';
@@ -40,6 +39,7 @@ import {
   isCount,
   isObject,
   isString,
+  keyProblemOf,
   parseJson,
   reportOf,
   Unusable,
@@ -242,16 +242,7 @@ function checkSignature(
     });
     return;
   }
-  const invalid = batchKeyProblem(
-    {
-      keyId: key.keyId,
-      status: key.status,
-      closedAt: key.closedAt,
-      lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
-    },
-    header.batch,
-    logIndex,
-  );
+  const invalid = keyProblemOf(key, header.batch, logIndex);
   if (invalid !== undefined) ctx.problem({ kind: 'key-not-valid', where, message: invalid });
   if (found === 'chained') {
     ctx.report.counts.headersChained++;
@@ -297,17 +288,7 @@ function authenticateHeaders(ctx: VerifyContext, batches: readonly unknown[]): M
     checks.push(() => {
       const key = ctx.gatewayKeys.get(`${header.gateway} ${header.keyId}`);
       if (key === undefined) return { signature: false, key: false };
-      const keyValid =
-        batchKeyProblem(
-          {
-            keyId: key.keyId,
-            status: key.status,
-            closedAt: key.closedAt,
-            lastValidBatch: key.lastValidBatch === undefined ? Number.MAX_SAFE_INTEGER : key.lastValidBatch,
-          },
-          header.batch,
-          logIndex,
-        ) === undefined;
+      const keyValid = keyProblemOf(key, header.batch, logIndex) === undefined;
       return { signature: ownSignatureValid(signature, headerBytes, key.key.publicKey), key: keyValid };
     });
   });
