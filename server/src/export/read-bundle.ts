@@ -1,6 +1,7 @@
 // Reads a bundle directory (bundle.ts writes it) into the verifier's input: the required files, and
 // the optional ones (key events, export statement, boundaries) when present. A missing required file or
 // an unreadable one throws, naming the file.
+import { isAscii } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BundleFiles } from '@labtrace/protocols';
@@ -9,7 +10,9 @@ export function readText(file: string, optional: true): string | undefined;
 export function readText(file: string, optional?: false): string;
 export function readText(file: string, optional = false): string | undefined {
   try {
-    return readFileSync(file, 'utf8');
+    // text that is all ASCII (a bundle labtrace writes) decoded as such: a one-byte string, without UTF-8's work
+    const bytes = readFileSync(file);
+    return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   } catch (err) {
     if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });

@@ -123,6 +123,12 @@ describe('the client of run-1', () => {
     ]);
   });
 
+  test('is written in ASCII (what is outside it as \\u escapes), so that its reader holds one-byte text', () => {
+    expect(/[\u0080-\uffff]/.test(text)).toBe(false);
+    // the signed notes' signature lines begin with an em dash
+    expect(text).toContain('\\u2014 ');
+  });
+
   test('`labtrace verify <file>` verifies it (exit 0) and names the run', async () => {
     const file = path.join(tmp, 'run-1.json');
     writeFileSync(file, text);
@@ -240,6 +246,8 @@ function scannable(bundle: string): Uint8Array[] {
   const out: Uint8Array[] = [utf8(bundle)];
   const visit = (v: unknown): void => {
     if (typeof v === 'string') {
+      // the text as parsed (the bundle writes what is outside ASCII as \u escapes), and as base64 decoded
+      out.push(utf8(v));
       try {
         out.push(fromBase64(v));
       } catch {
