@@ -11,7 +11,7 @@ import { loadServerConfig, resolveServerConfig, serverConfigSchema, type ServerC
 import { createLogger } from './log.js';
 import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
-import { useNodeCrypto } from '@labtrace/protocols/node';
+import { formatDuration, useNodeCrypto } from '@labtrace/protocols/node';
 import { migrateStore } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { openStore, parseDatabaseUrl, storeTargetOf, type OpenedStore, type StoreTarget } from './store/dialect.js';
@@ -323,8 +323,11 @@ async function migrateCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const applied = await migrateStore(store.db, serverMigrations, undefined, { exclusive: true });
-    for (const name of applied) process.stdout.write(`applied ${name}\n`);
+    const applied = await migrateStore(store.db, serverMigrations, undefined, {
+      exclusive: true,
+      // each as it is applied, with its time: a migration that rewrites a large table takes minutes
+      onStep: (step) => process.stdout.write(`applied ${step.name} (${step.index}/${step.total}, ${formatDuration(step.ms)})\n`),
+    });
     process.stdout.write(
       applied.length === 0
         ? `${store.description}: the schema is up to date; nothing applied\n`

@@ -5,6 +5,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { formatSignerKey, LabtraceError, parseSignerKey, type SignerKey } from '@labtrace/protocols';
+import { formatDuration } from '@labtrace/protocols/node';
 import { certificateRoutes } from './certificates/certificate-routes.js';
 import { Certificates } from './certificates/certificates.js';
 import { labSources, logStoreLog, transparencyLogLog } from './certificates/sources.js';
@@ -59,7 +60,7 @@ import { readPosition, writePosition } from './cluster/positions.js';
 import type { Logger } from './log.js';
 import { sql, type Kysely } from 'kysely';
 import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
-import { LabDatabase, migrateStore, type Tables } from './store/database.js';
+import { LabDatabase, migrateStore, type MigrationStep, type Tables } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { StoreCapacity } from './store/capacity.js';
 import { MeasurementStore } from './store/measurement-store.js';
@@ -718,10 +719,15 @@ export class LabtraceServer {
         name: 'store',
         // on PostgreSQL every node migrates at start too: the migrator's advisory lock applies each migration once
         start: async () => {
+          const onStep = (step: MigrationStep): void =>
+            this.logger.info(
+              { migration: step.name, ms: step.ms },
+              `store migration ${step.index}/${step.total} applied: ${step.name} (${formatDuration(step.ms)})`,
+            );
           if (embedded !== undefined) {
-            await embedded.database.migrate();
+            await embedded.database.migrate(undefined, onStep);
             embedded.store.open();
-          } else await migrateStore(this.db, serverMigrations);
+          } else await migrateStore(this.db, serverMigrations, undefined, { onStep });
         },
         stop: async () => {
           if (embedded !== undefined) await embedded.database.close();

@@ -45,20 +45,49 @@ export async function migrateStore(
   db: Kysely<Tables> | Kysely<unknown>,
   migrations: Migrations,
   to?: string,
-  options: { exclusive?: boolean } = {},
+  options: { exclusive?: boolean; onStep?: (step: MigrationStep) => void } = {},
 ): Promise<string[]> {
   const store = db as Kysely<unknown>;
   const exclusive = options.exclusive === true && dialectOf(store) === 'sqlite';
   // (one SQLite connection: the Migrator's statements run inside this transaction)
   if (exclusive) await sql`BEGIN IMMEDIATE`.execute(store);
   const migrator = new Migrator({ db: store, provider: new StaticMigrations(migrations) });
-  const { error, results } = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
+  const applied: string[] = [];
+  let error: unknown;
+  if (to === undefined && options.onStep !== undefined) {
+    // one migration at a time, each told as it is applied (a migration that rewrites a large table takes minutes)
+    const pending = (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+    for (const [index, name] of pending.entries()) {
+      const started = Date.now();
+      const step = await migrator.migrateTo(name);
+      const done = (step.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+      applied.push(...done);
+      if (step.error !== undefined) {
+        error = step.error;
+        break;
+      }
+      // (another process migrating the same PostgreSQL database may have applied it meanwhile: then nothing is told)
+      if (done.includes(name)) options.onStep({ name, index: index + 1, total: pending.length, ms: Date.now() - started });
+    }
+  } else {
+    const result = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
+    error = result.error;
+    applied.push(...(result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName));
+  }
   if (exclusive) await sql.raw(error ? 'ROLLBACK' : 'COMMIT').execute(store);
   if (error)
     throw new LabtraceError('E_STORE', `store migration failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
       cause: error,
     });
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  return applied;
+}
+
+/** One migration applied by migrateStore: its name, its place among those this start applies, and how long it took. */
+export interface MigrationStep {
+  name: string;
+  index: number;
+  total: number;
+  ms: number;
 }
 
 /**
@@ -118,9 +147,9 @@ export class LabDatabase {
     this.db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(this.sqlite) }) });
   }
 
-  /** Migrates to the latest schema, or to the named migration (for tests of the migrations). */
-  async migrate(to?: string): Promise<void> {
-    await migrateStore(this.db, this.migrations, to);
+  /** Migrates to the latest schema, or to the named migration (for tests of the migrations); `onStep` tells each one applied. */
+  async migrate(to?: string, onStep?: (step: MigrationStep) => void): Promise<void> {
+    await migrateStore(this.db, this.migrations, to, onStep === undefined ? {} : { onStep });
   }
 
   async ping(): Promise<boolean> {

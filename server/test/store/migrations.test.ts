@@ -47,3 +47,22 @@ test('samples of the first layout survive the compact layout, values and kinds u
   ]);
   await database.close();
 });
+
+test('a start on an older store tells each migration as it is applied: its place among those left, in order, once', async () => {
+  const database = new LabDatabase(mkdtempSync(path.join(tmpdir(), 'labtrace-mig-')), serverMigrations);
+  await database.migrate('0003_trust');
+  const steps: { name: string; index: number; total: number; ms: number }[] = [];
+  await database.migrate(undefined, (step) => steps.push(step));
+  const left = Object.keys(serverMigrations)
+    .sort()
+    .filter((name) => name > '0003_trust');
+  expect(steps.map((s) => s.name)).toEqual(left);
+  expect(steps.map((s) => s.index)).toEqual(left.map((_, i) => i + 1));
+  expect(new Set(steps.map((s) => s.total))).toEqual(new Set([left.length]));
+  for (const s of steps) expect(s.ms).toBeGreaterThanOrEqual(0);
+  // and nothing when nothing is left
+  const again: unknown[] = [];
+  await database.migrate(undefined, (step) => again.push(step));
+  expect(again).toEqual([]);
+  await database.close();
+});
