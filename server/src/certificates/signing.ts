@@ -8,18 +8,16 @@ import {
   canonicalBytes,
   formatSignerKey,
   formatVerifierKey,
-  fromBase64,
   LabtraceError,
   parseSignerKey,
   sha256,
-  signEd25519,
   toBase64,
   toHex,
-  verifyEd25519,
   type SignerKey,
 } from '@labtrace/protocols';
 import { certificateSignatureSchema, certificateStatementSchema, type CertificateStatement } from '@labtrace/protocols/api';
 import type { Logger } from '../log.js';
+import { readSignedJson, signStatement, statementSignatureProblem } from '../signed-json.js';
 import { certificateContentSchema, type CertificateContent } from './content.js';
 
 // the statement's schema is the API contract's (GET /api/certificates/:id and the public status answer it)
@@ -91,7 +89,7 @@ export function publishedKey(key: SignerKey): PublishedKey {
 
 /** Signs the statement (its canonical JSON) and returns the signed JSON file's bytes. */
 export function signCertificate(key: SignerKey, content: CertificateContent, statement: SignedStatement): { bytes: Uint8Array; signature: string } {
-  const signature = toBase64(signEd25519(canonicalBytes(statement), key.seed));
+  const signature = signStatement(key, statement);
   return { bytes: canonicalBytes({ certificate: content, signed: { statement, signature } }), signature };
 }
 
@@ -102,21 +100,9 @@ export type JsonCheck = { ok: true; file: SignedCertificate } | { ok: false; pro
  * unnoticed), its content matching the signed digest, and the signature valid under one of the keys.
  */
 export function checkSignedJson(bytes: Uint8Array, keys: readonly { keyId: string; publicKey: Uint8Array }[]): JsonCheck {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (err) {
-    return { ok: false, problem: `not JSON: ${(err as Error).message}` };
-  }
-  const result = signedCertificateSchema.safeParse(parsed);
-  if (!result.success)
-    return {
-      ok: false,
-      problem: `not a labtrace certificate: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    };
-  const file = result.data;
-  if (sha256Hex(canonicalBytes(parsed)) !== sha256Hex(bytes))
-    return { ok: false, problem: 'the file is not in its canonical form: it was edited', file };
+  const read = readSignedJson(bytes, signedCertificateSchema, 'a labtrace certificate');
+  if (!read.ok) return read;
+  const file = read.file;
   const { statement, signature } = file.signed;
   if (statement.certificate !== file.certificate.id)
     return { ok: false, problem: `the statement is for ${statement.certificate}, the content is ${file.certificate.id}`, file };
@@ -124,13 +110,6 @@ export function checkSignedJson(bytes: Uint8Array, keys: readonly { keyId: strin
     return { ok: false, problem: 'the content does not match the signed digest: it was changed', file };
   const key = keys.find((k) => k.keyId === statement.keyId);
   if (key === undefined) return { ok: false, problem: `signed by key ${statement.keyId}, which is not among the lab's keys`, file };
-  let sig: Uint8Array;
-  try {
-    sig = fromBase64(signature);
-  } catch {
-    return { ok: false, problem: 'the signature is not base64', file };
-  }
-  if (!verifyEd25519(sig, canonicalBytes(statement), key.publicKey))
-    return { ok: false, problem: 'the signature does not verify with the lab key', file };
-  return { ok: true, file };
+  const problem = statementSignatureProblem(statement, signature, key.publicKey, 'the lab key');
+  return problem === undefined ? { ok: true, file } : { ok: false, problem, file };
 }

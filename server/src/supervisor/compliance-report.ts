@@ -6,21 +6,9 @@
 // checks it offline (`labtrace supervisor verify-report`). A report is a statement as at the end of its period: what
 // was detected, answered and resolved before that instant; the same request gives the same bytes.
 import { z } from 'zod';
-import {
-  canonicalBytes,
-  formatVerifierKey,
-  fromBase64,
-  LabtraceError,
-  parseWith,
-  sha256,
-  signEd25519,
-  toBase64,
-  toHex,
-  verifyEd25519,
-  type SignerKey,
-  type VerifierKey,
-} from '@labtrace/protocols';
+import { canonicalBytes, formatVerifierKey, LabtraceError, parseWith, sha256, toHex, type SignerKey, type VerifierKey } from '@labtrace/protocols';
 import { reportLanguageSchema, type ReportLanguage } from '@labtrace/protocols/api';
+import { readSignedJson, signStatement, statementSignatureProblem } from '../signed-json.js';
 import type { EnrolledLab } from './config.js';
 import { RULES } from './rules/index.js';
 import type { SupervisorStore } from './supervisor-store.js';
@@ -270,8 +258,7 @@ export function signReport(key: SignerKey, report: ComplianceReport): Uint8Array
     keyName: key.name,
     keyId: toHex(key.keyId),
   };
-  const signature = toBase64(signEd25519(canonicalBytes(statement), key.seed));
-  return canonicalBytes({ report, signed: { statement, signature } });
+  return canonicalBytes({ report, signed: { statement, signature: signStatement(key, statement) } });
 }
 
 export type ReportCheck = { ok: true; file: SignedReport } | { ok: false; problem: string; file?: SignedReport | undefined };
@@ -281,29 +268,9 @@ export type ReportCheck = { ok: true; file: SignedReport } | { ok: false; proble
  * report matching the signed digest, and the signature valid under one of the supervisor keys given.
  */
 export function checkSignedReport(bytes: Uint8Array, keys: readonly VerifierKey[]): ReportCheck {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (err) {
-    return { ok: false, problem: `not JSON: ${(err as Error).message}` };
-  }
-  const result = signedReportSchema.safeParse(parsed);
-  if (!result.success)
-    return {
-      ok: false,
-      problem: `not a labtrace compliance report: ${result.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-        .join('; ')}`,
-    };
-  const file = result.data;
-  let canonical: Uint8Array;
-  try {
-    canonical = canonicalBytes(parsed);
-  } catch (err) {
-    return { ok: false, problem: `not canonical JSON: ${(err as Error).message}`, file };
-  }
-  if (sha256Hex(canonical) !== sha256Hex(bytes)) return { ok: false, problem: 'the file is not in its canonical form: it was edited', file };
+  const read = readSignedJson(bytes, signedReportSchema, 'a labtrace compliance report', 5);
+  if (!read.ok) return read;
+  const { parsed, file } = read;
   const { statement, signature } = file.signed;
   // the digest of the report as it is in the file (the parsed JSON, not the schema's output)
   if (sha256Hex(canonicalBytes((parsed as { report: unknown }).report)) !== statement.report)
@@ -311,15 +278,8 @@ export function checkSignedReport(bytes: Uint8Array, keys: readonly VerifierKey[
   const key = keys.find((k) => toHex(k.keyId) === statement.keyId && k.name === statement.keyName);
   if (key === undefined)
     return { ok: false, problem: `signed by key ${statement.keyName}+${statement.keyId}, which is not among the supervisor keys given`, file };
-  let sig: Uint8Array;
-  try {
-    sig = fromBase64(signature);
-  } catch {
-    return { ok: false, problem: 'the signature is not base64', file };
-  }
-  if (!verifyEd25519(sig, canonicalBytes(statement), key.publicKey))
-    return { ok: false, problem: "the signature does not verify with the supervisor's key", file };
-  return { ok: true, file };
+  const problem = statementSignatureProblem(statement, signature, key.publicKey, "the supervisor's key");
+  return problem === undefined ? { ok: true, file } : { ok: false, problem, file };
 }
 
 /** The file name of a report: lab, period (days, or instants when not at midnight) and language. */

@@ -241,5 +241,12 @@ describe('reports issued before languages', () => {
     const check = checkSignedJson(bytes, [{ keyId: toHex(key.keyId), publicKey: key.publicKey }]);
     expect(check).toMatchObject({ ok: true });
     expect(pdfText(await renderPdf(old, digest)).join('\n')).toContain('Test Report');
+    // a lone surrogate written into the file (JSON reads it, canonical JSON refuses it): a problem, not a throw
+    const text = new TextDecoder().decode(bytes);
+    const broken = new TextEncoder().encode(text.replace(`"${old.id}"`, `"${old.id}\\ud800"`));
+    expect(checkSignedJson(broken, [{ keyId: toHex(key.keyId), publicKey: key.publicKey }])).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/^not canonical JSON: /) as unknown,
+    });
   });
 });
