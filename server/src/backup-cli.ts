@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LabtraceError, parseSignerKey, parseVerifierKey, type VerifierKey } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema, type ServerConfig } from './config.js';
+import { type ServerConfig, commandConfig, logKeyFileOf } from './config.js';
 import { BackupInvalid, BackupRefused, backupStore, restoreStore, type KeyPlace } from './store/backup.js';
 import { describeTarget, storeTargetOf } from './store/dialect.js';
 
@@ -28,10 +28,6 @@ class Usage extends LabtraceError {
   }
 }
 
-async function configOf(file: string | undefined): Promise<ServerConfig> {
-  return file === undefined ? resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd()) : loadServerConfig(path.resolve(file));
-}
-
 function sqliteFileOf(config: ServerConfig, verb: string): string {
   const target = storeTargetOf(config.database, config.dataDir);
   if (target.dialect !== 'sqlite')
@@ -43,7 +39,7 @@ function sqliteFileOf(config: ServerConfig, verb: string): string {
 
 function keyPlaces(config: ServerConfig): KeyPlace[] {
   return [
-    { role: 'log', file: config.log.keyFile ?? path.join(config.dataDir, 'log.key') },
+    { role: 'log', file: logKeyFileOf(config) },
     { role: 'certificates', file: config.certificates.keyFile ?? path.join(config.dataDir, 'certificate.key') },
   ];
 }
@@ -89,7 +85,7 @@ export function backupCommand(argv: string[]): Promise<number> {
     const values = parse(argv, { out: { type: 'string' }, 'include-keys': { type: 'boolean' }, config: { type: 'string' } });
     if (values.out === undefined || values.out === '') throw new Usage('--out: missing (the archive to write)');
     useNodeCrypto();
-    const config = await configOf(values.config);
+    const config = await commandConfig(values.config);
     const manifest = await backupStore({
       storeFile: sqliteFileOf(config, 'a backup'),
       out: path.resolve(values.out),
@@ -137,7 +133,7 @@ export function restoreCommand(argv: string[]): Promise<number> {
       }
     }
     useNodeCrypto();
-    const config = await configOf(values.config);
+    const config = await commandConfig(values.config);
     const report = await restoreStore({
       from: path.resolve(values.from),
       storeFile: sqliteFileOf(config, 'a restore'),

@@ -21,7 +21,7 @@ import {
   type SignerKey,
 } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema, type ServerConfig } from './config.js';
+import { type ServerConfig, commandConfig, logKeyFileOf } from './config.js';
 import { LogStore } from './log/log-store.js';
 import { serverMigrations } from './migrations.js';
 import type { Tables } from './store/database.js';
@@ -50,7 +50,7 @@ export async function checkServer(config: ServerConfig): Promise<CheckLine[]> {
 
   // the log key: the server creates it at the first start, and refuses one that others may read
   const origin = config.log.origin ?? `labtrace/${config.lab}`;
-  const keyFile = config.log.keyFile ?? path.join(config.dataDir, 'log.key');
+  const keyFile = logKeyFileOf(config);
   let signer: SignerKey | undefined;
   if (!existsSync(keyFile)) line('warn', 'log.keyFile', `${keyFile} does not exist: the server creates a new log key at start`);
   else if ((statSync(keyFile).mode & 0o077) !== 0) line('fail', 'log.keyFile', `${keyFile} lets others read the private key; chmod 600 it`);
@@ -212,10 +212,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   }
   let config: ServerConfig;
   try {
-    config =
-      values.config === undefined
-        ? resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd())
-        : await loadServerConfig(path.resolve(values.config));
+    config = await commandConfig(values.config);
   } catch (err) {
     process.stdout.write(`fail  config: ${err instanceof LabtraceError ? err.message : String(err)}\n`);
     return 2;

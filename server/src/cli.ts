@@ -7,7 +7,7 @@ import { adminPasswordFrom, readSecretFile } from './secret-env.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { ROLES, Users, type Role } from './auth/users.js';
 import { hashPassword } from './broker/passwords.js';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema, type ServerConfig } from './config.js';
+import { type ServerConfig, commandConfig } from './config.js';
 import { createLogger } from './log.js';
 import { guardProcess } from './process-faults.js';
 import { LabtraceServer } from './server.js';
@@ -103,9 +103,7 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
   }
-  const config = values.config
-    ? await loadServerConfig(path.resolve(values.config))
-    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const config = await commandConfig(values.config);
   const hashing = useNodeCrypto();
   const logger = createLogger('server');
   guardProcess(logger);
@@ -138,9 +136,7 @@ async function admin(command: 'enroll-token' | 'keys' | 'revoke-key', argv: stri
   } catch (err) {
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${usage}`);
   }
-  const config = values.config
-    ? await loadServerConfig(path.resolve(values.config))
-    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const config = await commandConfig(values.config);
   const gateway = values.gateway === undefined ? undefined : parseWith(idSchema, values.gateway, '--gateway');
   // the server's store, on either engine (a running SQLite server writes to the same file: its transactions are waited for)
   const store = adminStore(config);
@@ -219,9 +215,7 @@ async function userCommand(argv: string[]): Promise<void> {
   }
   if (command !== 'add' && command !== 'passwd' && command !== 'list')
     throw new LabtraceError('E_CONFIG', `user: expected add, passwd or list\n${usage}`);
-  const config = values.config
-    ? await loadServerConfig(path.resolve(values.config))
-    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const config = await commandConfig(values.config);
   const store = adminStore(config);
   const actor = { username: `cli:${process.env['USER'] ?? 'unknown'}`, role: 'system' };
   try {
@@ -289,9 +283,7 @@ async function migrateCommand(argv: string[]): Promise<number> {
     if (fromOption === undefined) {
       // the server's own store: server.yaml's `database` (or the data directory's SQLite file), with
       // LABTRACE_DATABASE_URL and LABTRACE_DATABASE_PASSWORD_FILE applied as the server applies them
-      const config = values.config
-        ? await loadServerConfig(path.resolve(values.config))
-        : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+      const config = await commandConfig(values.config);
       target = storeTargetOf(config.database, config.dataDir);
       if (passwordFile === undefined && config.database.passwordFile !== undefined) {
         passwordFile = config.database.passwordFile;

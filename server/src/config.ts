@@ -171,3 +171,18 @@ export async function loadServerConfig(file: string, env: NodeJS.ProcessEnv = pr
   }
   return resolveServerConfig(parseConfigText(text, file, serverConfigSchema), env, path.dirname(file));
 }
+
+/**
+ * The config a command (`labtrace server user`, `export`, `retention`, ...) works with: the file given by --config,
+ * else the defaults with LABTRACE_* applied from the environment, as the server itself reads them.
+ */
+export async function commandConfig(file: string | undefined): Promise<ServerConfig> {
+  return file !== undefined && file !== ''
+    ? await loadServerConfig(path.resolve(file))
+    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+}
+
+/** The transparency log's key file: log.keyFile, else log.key in the data directory (the server makes it at its first start). */
+export function logKeyFileOf(config: ServerConfig): string {
+  return config.log.keyFile ?? path.join(config.dataDir, 'log.key');
+}

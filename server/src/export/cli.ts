@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { idSchema, LabtraceError, parseSignerKey, parseWith } from '@labtrace/protocols';
 import { parseInstant } from '../api/time.js';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
+import { commandConfig, logKeyFileOf } from '../config.js';
 import { LogStore } from '../log/log-store.js';
 import { Progress, stopOnInterrupt, useNodeCrypto } from '@labtrace/protocols/node';
 import { openStore, storeTargetOf } from '../store/dialect.js';
@@ -60,12 +60,10 @@ export async function main(argv: string[]): Promise<{ stop(): Promise<void>; don
     if (typeof to === 'string') throw new LabtraceError('E_CONFIG', `--to: "${values.to}": ${to}`);
     selection = { gateway: parseWith(idSchema, values.gateway, '--gateway'), from, to };
   }
-  const config = values.config
-    ? await loadServerConfig(path.resolve(values.config))
-    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const config = await commandConfig(values.config);
   useNodeCrypto();
   const origin = config.log.origin ?? `labtrace/${config.lab}`;
-  const keyFile = config.log.keyFile ?? path.join(config.dataDir, 'log.key');
+  const keyFile = logKeyFileOf(config);
   if (!existsSync(keyFile)) throw new LabtraceError('E_CONFIG', `log.keyFile: ${keyFile} does not exist (the server creates it at its first start)`);
   let signer;
   try {

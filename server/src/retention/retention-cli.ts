@@ -3,12 +3,11 @@
 // retention would remove and changes nothing; --apply removes it, each step with its log entry and its audit entry
 // (actor cli:<user>). Exit 0 on success, 2 when the arguments or the config are refused.
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LabtraceError, parseSignerKey } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { AuditTrail } from '../audit/audit-trail.js';
-import { loadServerConfig, resolveServerConfig, serverConfigSchema } from '../config.js';
+import { commandConfig, logKeyFileOf } from '../config.js';
 import { createLogger } from '../log.js';
 import { LogStore } from '../log/log-store.js';
 import { serverMigrations } from '../migrations.js';
@@ -39,12 +38,10 @@ export async function retentionCommand(
     throw new LabtraceError('E_CONFIG', `${(err as Error).message}\n${retentionUsage}`);
   }
   if (values['dry-run'] === values.apply) throw new LabtraceError('E_CONFIG', `retention: give either --dry-run or --apply\n${retentionUsage}`);
-  const config = values.config
-    ? await loadServerConfig(path.resolve(values.config))
-    : resolveServerConfig(serverConfigSchema.parse({}), process.env, process.cwd());
+  const config = await commandConfig(values.config);
   useNodeCrypto();
   const origin = config.log.origin ?? `labtrace/${config.lab}`;
-  const keyFile = config.log.keyFile ?? path.join(config.dataDir, 'log.key');
+  const keyFile = logKeyFileOf(config);
   if (!existsSync(keyFile)) throw new LabtraceError('E_CONFIG', `log.keyFile: ${keyFile} does not exist: start the server once first`);
   const signer = parseSignerKey(readFileSync(keyFile, 'utf8').trim());
   const store = openStore(storeTargetOf(config.database, config.dataDir), { passwordFile: config.database.passwordFile, busyTimeoutMs: 30_000 });
