@@ -3,20 +3,13 @@
 // the epoch); `parseLocal` turns what a user types in a date-time field (wall time in their zone) back into UTC.
 import { computed } from 'vue';
 import { useI18n } from 'vue-i18n';
-import { formatter, isoStyle, TIME } from '../format-time';
+import { DATE_TIME, formatter, isoStyle, TIME } from '../format-time';
 import { useSession } from './useSession';
 
 /** The offset of a zone from UTC at an instant, in ms (Asia/Shanghai: +8 h). */
 export function zoneOffsetMs(timeZone: string, at: number): number {
-  const parts = formatter('en-US', timeZone, {
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(at);
+  // the wall time's parts as the dashboard shows times (the zone's name among them is not read)
+  const parts = formatter('en-US', timeZone, DATE_TIME).formatToParts(at);
   const n = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
   const wall = Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second'));
   return wall - Math.floor(at / 1000) * 1000;
