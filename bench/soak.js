@@ -16,7 +16,8 @@
 //   once, or declared skipped in a signed record; every stored batch verifies against the gateway's keys; no sequence
 //   number or batch is stored twice, none beyond what the gateway issued;
 // - memory and file descriptors flat: RSS and open fds of the server and the gateway sampled every 5 s, a least-squares
-//   slope per hour with one intercept per process lifetime (a restart is no step), the first minute of each left out;
+//   slope per hour with one intercept per process lifetime (a restart is no step), the first minute of each left out,
+//   at most LIMITS unless what it adds over the longest lifetime is within their margin (the noise of a short run);
 // - the transparency log consistent: every checkpoint seen verifies with the log's key and is consistent with the one
 //   before (a consistency proof), the first with the last, and the last's root rebuilt from every entry;
 // - every fault has its alarm (see `alarmOf`), and the parts recover from it;
@@ -49,7 +50,7 @@ import { audit, GATEWAY, Parts } from '../server/dist/test/helpers/parts.js';
 import { collect, runLabtrace } from '../server/dist/test/helpers/lab-process.js';
 import { sleep } from './lib/children.js';
 import { freePorts } from './lib/proc.js';
-import { checkCounter, faultSchedule, FAULT_KINDS, parseSoakArgs, pooledSlopePerHour, USAGE } from './lib/soak-figures.js';
+import { checkCounter, faultSchedule, FAULT_KINDS, isFlat, parseSoakArgs, pooledSlopePerHour, USAGE } from './lib/soak-figures.js';
 import { round1, writeResult } from './lib/result.js';
 
 const NAME = 'soak';
@@ -60,8 +61,8 @@ const NORMAL_RESERVE = 64 * 1048576;
 const NEARLY_FULL_RESERVE = 2 ** 50;
 /** the gateway's batch size (parts.ts): the counter may lag the store by what is committed between a scrape and a count */
 const COUNTER_SLACK = 2 * 200;
-/** flat enough: slopes per hour beyond these fail the run */
-const LIMITS = { rssMiBPerHour: 64, fdsPerHour: 30 };
+/** flat enough: a slope per hour beyond these fails the run when it adds more than the margin in a lifetime (isFlat) */
+const LIMITS = { rssMiBPerHour: 64, fdsPerHour: 30, rssMarginMiB: 24, fdsMargin: 8 };
 const INFLUX_DATABASE = 'soak';
 
 let opts;
@@ -678,11 +679,18 @@ function slopes(part) {
     );
   const rss = fit('rssMiB');
   const fds = fit('fds');
+  const rssFlat = isFlat(rss, LIMITS.rssMiBPerHour, LIMITS.rssMarginMiB);
+  const fdsFlat = isFlat(fds, LIMITS.fdsPerHour, LIMITS.fdsMargin);
   const values = (key) => series[part].map((p) => p[key]).filter((v) => v !== null);
   return {
     rssMiBPerHour: round1(rss?.perHour ?? null),
     fdsPerHour: round1(fds?.perHour ?? null),
+    rssRiseMiB: round1(rssFlat.rise),
+    fdsRise: round1(fdsFlat.rise),
+    rssFlat: rssFlat.ok,
+    fdsFlat: fdsFlat.ok,
     points: rss?.points ?? 0,
+    longestFittedMinutes: round1((rss?.spanMs ?? 0) / 60_000),
     lifetimes: lives.length,
     rssMiBMax: round1(Math.max(...values('rssMiB'))),
     fdsMax: Math.max(...values('fds')),
@@ -782,13 +790,13 @@ try {
     ]) {
       check(
         `${part} memory flat`,
-        s.rssMiBPerHour !== null && s.rssMiBPerHour <= LIMITS.rssMiBPerHour,
-        `RSS ${s.rssMiBPerHour} MiB/h (limit ${LIMITS.rssMiBPerHour})`,
+        s.rssFlat,
+        `RSS ${s.rssMiBPerHour} MiB/h (limit ${LIMITS.rssMiBPerHour}), ${s.rssRiseMiB} MiB over ${s.longestFittedMinutes} min (margin ${LIMITS.rssMarginMiB})`,
       );
       check(
         `${part} file descriptors flat`,
-        s.fdsPerHour !== null && s.fdsPerHour <= LIMITS.fdsPerHour,
-        `${s.fdsPerHour} fds/h (limit ${LIMITS.fdsPerHour})`,
+        s.fdsFlat,
+        `${s.fdsPerHour} fds/h (limit ${LIMITS.fdsPerHour}), ${s.fdsRise} over ${s.longestFittedMinutes} min (margin ${LIMITS.fdsMargin})`,
       );
     }
   }

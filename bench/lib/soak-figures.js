@@ -89,13 +89,15 @@ export function faultSchedule(durationMs, { influx = true } = {}) {
  * The least-squares slope of `value` over `t` (per hour, t in ms) with one intercept per process lifetime: each
  * lifetime's points are centred on their own means, so a restart (a fresh process, lower memory) is no step in the
  * line. Points within `warmupMs` of a lifetime's first point are left out (a process grows while it warms up), and
- * lifetimes with fewer than 3 points left. Null when nothing is left to fit.
+ * lifetimes with fewer than 3 points left. Null when nothing is left to fit; else the slope, the points fitted and the
+ * longest lifetime's fitted span.
  * @param {{ t: number, value: number }[][]} lifetimes
  */
 export function pooledSlopePerHour(lifetimes, warmupMs = 0) {
   let sxy = 0;
   let sxx = 0;
   let points = 0;
+  let spanMs = 0;
   for (const all of lifetimes) {
     if (all.length === 0) continue;
     const first = all[0].t;
@@ -108,9 +110,21 @@ export function pooledSlopePerHour(lifetimes, warmupMs = 0) {
       sxx += (p.t - mt) ** 2;
     }
     points += pts.length;
+    spanMs = Math.max(spanMs, pts[pts.length - 1].t - pts[0].t);
   }
   if (sxx === 0) return null;
-  return { perHour: (sxy / sxx) * 3_600_000, points };
+  return { perHour: (sxy / sxx) * 3_600_000, points, spanMs };
+}
+
+/**
+ * Whether a fitted resource is flat: its slope at most `limitPerHour`, or else what that slope adds over the longest
+ * fitted lifetime within `margin` (the noise of a short run: a garbage collection, a connection; a run of 10 minutes
+ * sees only a leak that adds more than that in one lifetime). A fit that could not be made is not flat.
+ */
+export function isFlat(fit, limitPerHour, margin) {
+  if (fit === null) return { ok: false, rise: null };
+  const rise = (fit.perHour * fit.spanMs) / 3_600_000;
+  return { ok: fit.perHour <= limitPerHour || rise <= margin, rise };
 }
 
 /**

@@ -21,11 +21,17 @@ interface Lifetime {
   atScrape: number | null;
   quiet: boolean;
 }
+interface Fit {
+  perHour: number;
+  points: number;
+  spanMs: number;
+}
 interface SoakFigures {
   FAULT_KINDS: string[];
   parseSoakArgs(argv: string[]): Options;
   faultSchedule(durationMs: number, options?: { influx?: boolean }): { kind: string; atMs: number; holdMs: number }[];
-  pooledSlopePerHour(lifetimes: { t: number; value: number }[][], warmupMs?: number): { perHour: number; points: number } | null;
+  pooledSlopePerHour(lifetimes: { t: number; value: number }[][], warmupMs?: number): Fit | null;
+  isFlat(fit: Fit | null, limitPerHour: number, margin: number): { ok: boolean; rise: number | null };
   checkCounter(lifetimes: Lifetime[], slack: number): { counted: number; problems: string[] };
 }
 
@@ -92,6 +98,18 @@ describe('the slope of a resource', () => {
     expect(m.pooledSlopePerHour([warming], 150_000)!.perHour).toBeCloseTo(0, 6);
     expect(m.pooledSlopePerHour([warming], 0)!.perHour).toBeGreaterThan(100);
     expect(m.pooledSlopePerHour([line(0, 2, 0, 5)])).toBeNull();
+  });
+
+  test('is flat below the limit, or above it while what it adds over the longest lifetime is within the margin', () => {
+    // 1 fd a minute over 9 minutes fitted: 60/h, 9 fds
+    const fit = m.pooledSlopePerHour([line(0, 10, 20, 1), line(600_000, 4, 20, 1)])!;
+    expect(fit.spanMs).toBe(9 * 60_000);
+    const steep = m.isFlat(fit, 30, 8);
+    expect(steep.ok).toBe(false);
+    expect(steep.rise).toBeCloseTo(9, 6);
+    expect(m.isFlat(fit, 30, 10).ok).toBe(true);
+    expect(m.isFlat(fit, 60.5, 0).ok).toBe(true);
+    expect(m.isFlat(null, 30, 8)).toEqual({ ok: false, rise: null });
   });
 });
 
