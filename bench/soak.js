@@ -19,7 +19,8 @@
 //   slope per hour with one intercept per process lifetime (a restart is no step), the first minute of each left out,
 //   at most LIMITS unless what it adds over the longest lifetime is within their margin (the noise of a short run);
 // - the transparency log consistent: every checkpoint seen verifies with the log's key and is consistent with the one
-//   before (a consistency proof), the first with the last, and the last's root rebuilt from every entry;
+//   before (a consistency proof), the first with the last, and the last's root rebuilt from every entry, among which
+//   every stored batch's header once;
 // - every fault has its alarm (see `alarmOf`), and the parts recover from it;
 // - the metrics: /metrics scraped every 5 s; the stored-measurements counter of each server lifetime matches what the
 //   store gained in that lifetime, and the store holds what the gateway offered (issued numbers less declared skips
@@ -613,6 +614,7 @@ async function checkLogEnds() {
     }
   }
   const tree = new CompactTree();
+  log.entriesByKind = {};
   while (tree.size < last.size) {
     const end = Math.min(last.size, tree.size + 1000);
     const res = await fetch(`${parts.base}/api/log/entries?start=${tree.size}&end=${end}`, { signal: AbortSignal.timeout(30_000) });
@@ -622,6 +624,7 @@ async function checkLogEnds() {
     for (const e of entries) {
       if (e.index !== tree.size) return log.problems.push(`entry ${e.index} served where ${tree.size} was expected`);
       tree.append(leafHash(fromBase64(e.data)));
+      log.entriesByKind[e.kind] = (log.entriesByKind[e.kind] ?? 0) + 1;
     }
   }
   log.rebuilt = toHex(tree.root()) === last.root;
@@ -773,6 +776,11 @@ try {
     check('nothing invented', acc.beyondIssued === 0, `${acc.beyondIssued} stored numbers beyond the last the gateway issued`);
     check('every batch verifies', acc.verifyFailures.length === 0, acc.verifyFailures.slice(0, 5).join('; '));
     check('the store holds the load offered', acc.stored === acc.expectedStored, `${acc.stored} stored, ${acc.expectedStored} expected`);
+    check(
+      'the log holds every stored batch once',
+      log.entriesByKind?.['batch-header'] === acc.batches,
+      `${log.entriesByKind?.['batch-header'] ?? 0} batch-header entries, ${acc.batches} stored batches`,
+    );
     check('the stored counter', counter.problems.length === 0, counter.problems.join('; '));
     check(
       'the log consistent',
@@ -828,6 +836,7 @@ try {
       lastSize: log.last?.size ?? null,
       firstToLast: log.firstToLast ?? false,
       rebuiltRootMatches: log.rebuilt ?? false,
+      entriesByKind: log.entriesByKind ?? {},
       problems: log.problems,
     },
     faults: { injected, alarmed },
