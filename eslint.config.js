@@ -54,6 +54,7 @@ export default tseslint.config(
         setInterval: 'readonly',
         URL: 'readonly',
         fetch: 'readonly',
+        AbortSignal: 'readonly',
       },
     },
   },

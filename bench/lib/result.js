@@ -34,8 +34,9 @@ export function machineInfo() {
  * Writes bench/results/<name>.json: { name, date, commit, dirty, machine, params, results, better, detail }; returns
  * its path. `better` declares, for the regression guard (lib/compare.js), which figures are higher-is-better or
  * lower-is-better where their names do not say it ({ "figure.path" or "prefix.*": "higher" | "lower" | "none" }).
+ * `file` writes elsewhere than bench/results/<name>.json (a test's run).
  */
-export function writeResult(name, { params, results, detail, better }) {
+export function writeResult(name, { params, results, detail, better }, file = path.join(RESULTS_DIR, `${name}.json`)) {
   const status = git(['status', '--porcelain']);
   const result = {
     name,
@@ -48,8 +49,7 @@ export function writeResult(name, { params, results, detail, better }) {
     ...(better === undefined ? {} : { better }),
     detail,
   };
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = path.join(RESULTS_DIR, `${name}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   return file;
 }
