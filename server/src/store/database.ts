@@ -56,8 +56,14 @@ export async function migrateStore(
   let error: unknown;
   if (to === undefined && options.onStep !== undefined) {
     // one migration at a time, each told as it is applied (a migration that rewrites a large table takes minutes)
-    const pending = (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
-    for (const [index, name] of pending.entries()) {
+    let pending: string[] = [];
+    try {
+      pending = (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+    } catch (err) {
+      // (a store that does not answer: the same coded error as a failed migration)
+      error = err;
+    }
+    for (const [index, name] of (error === undefined ? pending : []).entries()) {
       const started = Date.now();
       const step = await migrator.migrateTo(name);
       const done = (step.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
