@@ -5,7 +5,7 @@
 # gateway-start.sh (the gateway's enrollment on its first start), which the image carries under /app.
 
 # --- build: compile better-sqlite3 (node-gyp) if no prebuilt binary fits, the TypeScript and the dashboard
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
@@ -23,7 +23,7 @@ RUN npm run build \
   && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: the built workspace, owned by root and run as the unprivileged `node` user
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 # The whole built workspace: the workspace packages are linked from node_modules/@labtrace.

@@ -1,5 +1,6 @@
-// Jest reporter: writes the pass/fail counts to .tmp/test-summary.json for .ci/run's last line, with the tests that
-// passed only when tried again (.ci/retry-setup.js), which it also prints so that they are seen and mended.
+// Jest reporter: writes the pass/fail counts to .tmp/test-summary.json (or the file LABTRACE_TEST_SUMMARY names) for
+// .ci/run's last line, with the tests that passed only when tried again (.ci/retry-setup.js), which it also prints so
+// that they are seen and mended.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -18,12 +19,13 @@ export default class SummaryReporter {
   }
 
   onRunComplete(_contexts, results) {
-    mkdirSync('.tmp', { recursive: true });
+    const file = process.env.LABTRACE_TEST_SUMMARY || '.tmp/test-summary.json';
+    mkdirSync(path.dirname(file), { recursive: true });
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
     if (this.retried.length > 0) {
       process.stderr.write(`\nPassed only when tried again (${this.retried.length}):\n`);
       for (const r of this.retried) process.stderr.write(`  ${r.file}: ${r.test}\n`);
     }
-    writeFileSync('.tmp/test-summary.json', JSON.stringify({ passed: results.numPassedTests, failed, retried: this.retried }));
+    writeFileSync(file, JSON.stringify({ passed: results.numPassedTests, failed, retried: this.retried }));
   }
 }
