@@ -29,6 +29,7 @@ saved=.tmp/better-sqlite3-build.saved
 rm -rf "$saved" && cp -a "$addon" "$saved" || exit 1
 restore() { rm -rf "$addon" && mv "$saved" "$addon"; }
 trap restore EXIT
+trap 'exit 130' INT TERM
 PATH="$dir/bin:$PATH" npm rebuild better-sqlite3 --nodedir="$dir" >/dev/null 2>&1 \
   || { echo "second-runtime: better-sqlite3 did not build for Node.js $version"; exit 1; }
 
