@@ -17,6 +17,9 @@ export { verifyAuditExport, UnusableAuditExport, type AuditVerifyReport } from '
 export { parseCheckpoint } from '../trust/checkpoint.js';
 export { parseNote } from '../trust/note.js';
 export { parseVerifierKey } from '../trust/ed25519.js';
+export { parseCosignerVerifierKey } from '../trust/cosignature.js';
+export { isDisclosureBundle } from './disclosure.js';
+export { toHex } from '../trust/bytes.js';
 export { verifyBundleWithWebCrypto, type SubtleEd25519 } from './webcrypto.js';
 export { useSha256, useSha256Batch } from '../trust/sha256.js';
 export { sha256Js, sha256BatchJs } from './sha256-js.js';

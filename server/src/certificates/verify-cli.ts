@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fromBase64 } from '@labtrace/protocols';
-import { useNodeCrypto } from '@labtrace/protocols/node';
+import { useNodeCrypto } from '@labtrace/protocols/node/offline';
 import { formatOf } from './certificates.js';
 import { checkSignedJson, publishedKeysSchema, sha256Hex } from './signing.js';
 

@@ -4,8 +4,17 @@
 // 2: the input is unusable (a missing file, text that is not JSON, a malformed key or checkpoint, bad arguments).
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { exitCodeOf, formatReport, isDisclosureBundle, parseCosignerVerifierKey, toHex, verifyBundle, type BundleFiles } from '@labtrace/protocols';
-import { Progress, useNodeCrypto, verifyDisclosureInParallel } from '@labtrace/protocols/node';
+// the verifier's own entry points, not the package's whole index: a one-off check loads only what it runs
+import {
+  exitCodeOf,
+  formatReport,
+  isDisclosureBundle,
+  parseCosignerVerifierKey,
+  toHex,
+  verifyBundle,
+  type BundleFiles,
+} from '@labtrace/protocols/verify';
+import { Progress, useNodeCrypto, verifyDisclosureInParallel } from '@labtrace/protocols/node/offline';
 import { readBundle, readText } from './read-bundle.js';
 
 export const usage = `usage: labtrace verify <bundle-dir | disclosure.json> [--checkpoint <file>] [--log-key <verifier key>]
