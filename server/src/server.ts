@@ -555,6 +555,7 @@ export class LabtraceServer {
         log: () => this.logStore ?? this.log,
         liveClients: () => this.live.clients,
         series: () => this.series.status(),
+        retention: () => this.retention.status(),
       },
       logger.child({ part: 'metrics' }),
     );

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { readSecretFile } from '../secret-env.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { SeriesStatus } from '../store/series/series-store.js';
+import type { RetentionStatus } from '../retention/retention.js';
 import { MIN_METRICS_TOKEN_CHARS, type MetricsConfig } from './config.js';
 
 export { METRICS_PATH } from '@labtrace/protocols/node';
@@ -28,6 +29,8 @@ export interface MetricsSources {
   /** socket.io clients connected to this node */
   liveClients: () => number;
   series: () => SeriesStatus;
+  /** the retention job's outcomes (absent: no job on this node) */
+  retention?: () => RetentionStatus;
 }
 
 /** latencies from a millisecond to a minute */
@@ -192,6 +195,22 @@ export class ServerMetrics {
         const log = sources.log();
         if (log === undefined) return;
         this.set((await log.latestCheckpoint()).size);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_retention_failures',
+      help: 'scheduled retention runs that failed since the server started (expired records not removed); 0 without a retention policy',
+      registers,
+      collect() {
+        this.set(sources.retention?.().failures ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_retention_last_success_timestamp_seconds',
+      help: 'when the last scheduled retention run removed what was due (Unix time); 0 until one has',
+      registers,
+      collect() {
+        this.set((sources.retention?.().lastSuccessAt ?? 0) / 1000);
       },
     });
     new Gauge({

@@ -87,10 +87,25 @@ export interface RetentionOptions {
   actor?: Actor;
 }
 
+/** How the scheduled job has gone since the server started (metrics, health): a failure is an alarm an operator sees. */
+export interface RetentionStatus {
+  /** whether a policy removes anything (else the job never runs) */
+  enabled: boolean;
+  /** scheduled runs that failed since the start */
+  failures: number;
+  /** the end of the last scheduled run that removed what was due (ms), or null */
+  lastSuccessAt: number | null;
+  /** the end of the last scheduled run that failed (ms), or null */
+  lastFailureAt: number | null;
+  /** the last failure's message, until a run succeeds */
+  lastError: string | null;
+}
+
 export class Retention {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private readonly clock: () => number;
+  private readonly state: Omit<RetentionStatus, 'enabled'> = { failures: 0, lastSuccessAt: null, lastFailureAt: null, lastError: null };
 
   constructor(private readonly options: RetentionOptions) {
     this.clock = options.clock ?? Date.now;
@@ -101,17 +116,34 @@ export class Retention {
     return this.options.config.rawBatchesDays !== undefined || this.options.config.sampleIndexDays !== undefined;
   }
 
+  status(): RetentionStatus {
+    return { enabled: this.enabled, ...this.state };
+  }
+
+  /** One scheduled run, its outcome kept for status(). */
+  runScheduled(): Promise<void> {
+    return this.run({ apply: true }).then(
+      () => {
+        this.state.lastSuccessAt = this.clock();
+        this.state.lastError = null;
+      },
+      (err: unknown) => {
+        const message = (err as Error).message;
+        this.state.failures++;
+        this.state.lastFailureAt = this.clock();
+        this.state.lastError = message;
+        this.options.logger.error({ task: 'retention', err: message }, 'ALARM: retention failed: expired records were not removed');
+      },
+    );
+  }
+
   /** Runs the job every `everyHours`, the first time a minute after start (nothing runs without a policy). */
   start(): Promise<void> {
     if (!this.enabled || this.timer !== undefined) return Promise.resolve();
     const every = this.options.config.everyHours * 3_600_000;
     const tick = (): void => {
       if (this.running !== undefined) return;
-      this.running = this.run({ apply: true })
-        .catch((err: unknown) =>
-          this.options.logger.error({ task: 'retention', err: (err as Error).message }, 'ALARM: retention failed: expired records were not removed'),
-        )
-        .finally(() => (this.running = undefined));
+      this.running = this.runScheduled().finally(() => (this.running = undefined));
     };
     this.timer = setTimeout(() => {
       tick();

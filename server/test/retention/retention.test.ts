@@ -29,6 +29,7 @@ import {
 import { loadServerConfig } from '../../src/config.js';
 import { exportBundle } from '../../src/export/bundle.js';
 import { readBundle } from '../../src/export/read-bundle.js';
+import { ServerMetrics, type MetricsSources } from '../../src/metrics/server-metrics.js';
 import { ACCREDITATION_MINIMUM_DAYS } from '../../src/retention/config.js';
 import { Retention, type RetentionEntry } from '../../src/retention/retention.js';
 import { retentionCommand } from '../../src/retention/retention-cli.js';
@@ -334,6 +335,41 @@ describe.each(ENGINES)('retention on %s', (engine: Engine) => {
     expect(report.logEntries).toEqual([]);
     expect(report.rawBatches.receivedBefore).toBeNull();
     expect(await stored(db, 'gw-a')).toEqual(before);
+  });
+
+  test('a scheduled run that fails is counted, and shown in the metrics, until one succeeds', async () => {
+    const db = t.server.db;
+    const before = await stored(db, 'gw-a');
+    let at = Date.now() + 100 * 365 * DAY;
+    const job = new Retention({
+      db,
+      log: () => {
+        throw new Error('the log is not available');
+      },
+      audit: t.server.audit,
+      config: { rawBatchesDays: ACCREDITATION_MINIMUM_DAYS, everyHours: 24 },
+      logger: pino({ level: 'silent' }),
+      clock: () => at,
+    });
+    // the gauges read their sources when scraped: the ones below read only the job's status
+    const sources = { ingest: t.server.ingest, retention: () => job.status() } as unknown as MetricsSources;
+    const metrics = new ServerMetrics({}, sources, pino({ level: 'silent' }));
+    const value = async (name: string): Promise<number | undefined> => (await metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value;
+    expect(job.status()).toEqual({ enabled: true, failures: 0, lastSuccessAt: null, lastFailureAt: null, lastError: null });
+    expect(await value('labtrace_retention_failures')).toBe(0);
+    expect(await value('labtrace_retention_last_success_timestamp_seconds')).toBe(0);
+
+    // a century on, everything is due, and the removal cannot log itself: nothing is removed
+    await job.runScheduled();
+    expect(job.status()).toMatchObject({ failures: 1, lastFailureAt: at, lastSuccessAt: null, lastError: 'the log is not available' });
+    expect(await value('labtrace_retention_failures')).toBe(1);
+    expect(await stored(db, 'gw-a')).toEqual(before);
+
+    // now, nothing is due: the run succeeds, and the failure stays counted
+    at = Date.now();
+    await job.runScheduled();
+    expect(job.status()).toMatchObject({ failures: 1, lastSuccessAt: at, lastError: null });
+    expect(await value('labtrace_retention_last_success_timestamp_seconds')).toBe(at / 1000);
   });
 });
 
