@@ -7,10 +7,17 @@
 // a migration moves elsewhere by design and the few columns a migration rewrites by design are listed below (MOVED,
 // TRANSFORMED), each with the migration that does it; the moved rows are looked for where they went.
 //
-// On SQLite and on a real PostgreSQL 15, every prefix on both (one cluster for the file, a database per prefix).
-// The values are deterministic (a seeded generator), so a failure is the same on every run.
+// On SQLite and on a real PostgreSQL 15, every prefix on both: a new SQLite file for each; on PostgreSQL one cluster
+// for the file and a database per prefix, copied from one that is migrated a step further for each prefix. The whole
+// file took 130 to 150 s on a busy 2-core machine (SQLite's prefixes about 17 s, PostgreSQL's about 60 s, the rest the
+// cluster's start). The values are deterministic (a seeded generator), so a failure is the same on every run.
+//
+// 0004 drops a sample's arrival time (measurements.received_at): the compact layout keeps a batch's arrival only
+// (batch_headers.received_at, from 0002 on), so samples stored by a server of the first schema lose theirs. A
+// released migration is not changed, and a later one cannot bring the values back: listed in MOVED, not hidden.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
 import { serverMigrations } from '../../src/migrations.js';
 import { migrateStore } from '../../src/store/database.js';
 import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
@@ -31,6 +38,8 @@ const PREFIXES = NAMES.slice(0, -1);
 const ROWS = 4;
 /** the row whose nullable columns are left NULL (the others get values) */
 const NULL_ROW = 1;
+/** the row whose values are at the edges of their types: empty text and bytes, zero and negative numbers */
+const EDGE_ROW = 3;
 
 /** A time in June 2024, in a month partition of PostgreSQL's samples (0042); the others fall in its early and late partitions. */
 const JUNE_2024 = Date.UTC(2024, 5, 3, 12);
@@ -135,28 +144,36 @@ function kindOf(declared: string): Kind {
 
 const quoted = (list: string): string[] => [...list.matchAll(/'([^']*)'/g)].map((m) => m[1] as string);
 
-/** The lab's tables (not the Migrator's, not SQLite's own, not PostgreSQL's partitions) as the store describes them. */
+const group = <T extends { tbl: string }>(rows: T[], table: string): T[] => rows.filter((r) => r.tbl === table);
+
+/**
+ * The lab's tables (not the Migrator's, not SQLite's own, not PostgreSQL's partitions) as the store describes them:
+ * SQLite's sqlite_master and pragmas, PostgreSQL's information_schema and pg_constraint (one query each).
+ */
 async function schemaOf(db: Kysely<unknown>): Promise<Map<string, Table>> {
   const tables = new Map<string, Table>();
   if (dialectOf(db) === 'sqlite') {
-    const { rows } = await sql<{ name: string; sql: string }>`SELECT name, sql FROM sqlite_master WHERE type = 'table'
-      AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'kysely\\_%' ESCAPE '\\'`.execute(db);
+    const lab = sql`m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND m.name NOT LIKE 'kysely\\_%' ESCAPE '\\'`;
+    const { rows } = await sql<{ name: string; sql: string }>`SELECT name, sql FROM sqlite_master m WHERE ${lab}`.execute(db);
+    const columns = await sql<{ tbl: string; name: string; type: string; notnull: number; pk: number; hidden: number }>`
+      SELECT m.name AS tbl, p.name, p.type, p."notnull", p.pk, p.hidden FROM sqlite_master m, pragma_table_xinfo(m.name) p
+      WHERE ${lab} ORDER BY m.name, p.cid`.execute(db);
+    const keys = await sql<{ tbl: string; id: number; table: string; from: string; to: string | null }>`
+      SELECT m.name AS tbl, p.id, p."table", p."from", p."to" FROM sqlite_master m, pragma_foreign_key_list(m.name) p
+      WHERE ${lab} ORDER BY m.name, p.id, p.seq`.execute(db);
     for (const { name, sql: ddl } of rows) {
-      const columns = await sql<{ name: string; type: string; notnull: number; pk: number; hidden: number }>`
-        SELECT name, type, "notnull", pk, hidden FROM pragma_table_xinfo(${name}) ORDER BY cid`.execute(db);
-      const keys = await sql<{ id: number; seq: number; table: string; from: string; to: string | null }>`
-        SELECT id, seq, "table", "from", "to" FROM pragma_foreign_key_list(${name}) ORDER BY id, seq`.execute(db);
       const foreignKeys = new Map<number, ForeignKey>();
-      for (const k of keys.rows) {
+      for (const k of group(keys.rows, name)) {
         const fk = foreignKeys.get(k.id) ?? { columns: [], parent: k.table, parentColumns: [] };
         fk.columns.push(k.from);
         fk.parentColumns.push(k.to ?? '');
         foreignKeys.set(k.id, fk);
       }
+      const own = group(columns.rows, name);
       tables.set(name, {
         name,
-        columns: columns.rows.map((c) => ({ name: c.name, kind: kindOf(c.type), notNull: c.notnull === 1 || c.pk > 0, generated: c.hidden >= 2 })),
-        primaryKey: columns.rows
+        columns: own.map((c) => ({ name: c.name, kind: kindOf(c.type), notNull: c.notnull === 1 || c.pk > 0, generated: c.hidden >= 2 })),
+        primaryKey: own
           .filter((c) => c.pk > 0)
           .sort((a, b) => a.pk - b.pk)
           .map((c) => c.name),
@@ -169,24 +186,26 @@ async function schemaOf(db: Kysely<unknown>): Promise<Map<string, Table>> {
     const { rows } = await sql<{ name: string; kind: string }>`SELECT c.relname AS name, c.relkind AS kind FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
       AND c.relname NOT LIKE 'kysely\\_%' ESCAPE '\\'`.execute(db);
+    const columns = await sql<{ tbl: string; column_name: string; data_type: string; is_nullable: string; is_generated: string }>`
+      SELECT table_name AS tbl, column_name, data_type, is_nullable, is_generated FROM information_schema.columns
+      WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`.execute(db);
+    const constraints = await sql<{ tbl: string; type: string; definition: string }>`
+      SELECT conrelid::regclass::text AS tbl, contype AS type, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+      WHERE connamespace = 'public'::regnamespace AND contype IN ('p', 'f', 'c')`.execute(db);
+    const names = (list: string): string[] => list.split(',').map((c) => c.trim().replace(/^"|"$/g, ''));
     for (const { name, kind } of rows) {
-      const columns = await sql<{ column_name: string; data_type: string; is_nullable: string; is_generated: string }>`
-        SELECT column_name, data_type, is_nullable, is_generated FROM information_schema.columns
-        WHERE table_schema = 'public' AND table_name = ${name} ORDER BY ordinal_position`.execute(db);
-      const constraints = await sql<{ type: string; definition: string }>`SELECT contype AS type, pg_get_constraintdef(oid) AS definition
-        FROM pg_constraint WHERE conrelid = ${name}::regclass AND contype IN ('p', 'f', 'c')`.execute(db);
-      const names = (list: string): string[] => list.split(',').map((c) => c.trim().replace(/^"|"$/g, ''));
-      const primary = constraints.rows.find((c) => c.type === 'p');
+      const own = group(constraints.rows, name);
+      const primary = own.find((c) => c.type === 'p');
       tables.set(name, {
         name,
-        columns: columns.rows.map((c) => ({
+        columns: group(columns.rows, name).map((c) => ({
           name: c.column_name,
           kind: kindOf(c.data_type),
           notNull: c.is_nullable === 'NO',
           generated: c.is_generated === 'ALWAYS',
         })),
         primaryKey: primary === undefined ? [] : names(/PRIMARY KEY \(([^)]*)\)/.exec(primary.definition)?.[1] ?? ''),
-        foreignKeys: constraints.rows
+        foreignKeys: own
           .filter((c) => c.type === 'f')
           .map((c) => {
             const m = /FOREIGN KEY \(([^)]*)\) REFERENCES (\w+)\(([^)]*)\)/.exec(c.definition);
@@ -195,7 +214,7 @@ async function schemaOf(db: Kysely<unknown>): Promise<Map<string, Table>> {
           }),
         // CHECK ((kind = ANY (ARRAY['suspend'::text, ...])))
         allowed: new Map(
-          constraints.rows
+          own
             .filter((c) => c.type === 'c')
             .flatMap((c) => {
               const m = /CHECK \(\((\w+) = ANY \(ARRAY\[([^\]]*)\]/.exec(c.definition);
@@ -247,7 +266,8 @@ function seeded(seed: number): () => number {
 /**
  * Writes ROWS rows in every table: a column's value is its override, else its parent row's (row i of a child refers
  * to row i of its parent, so that a key that is also a foreign key stays unique), else one of the CHECK's values,
- * else NULL in the NULL_ROW where the column allows it, else a value of its type, distinct from row to row.
+ * else NULL in the NULL_ROW where the column allows it, else a value of its type, distinct from row to row (in the
+ * EDGE_ROW: empty text and bytes, a negative number).
  */
 async function fill(db: Kysely<unknown>, tables: Map<string, Table>, random: () => number): Promise<void> {
   const written = new Map<string, Row[]>();
@@ -272,6 +292,10 @@ async function fill(db: Kysely<unknown>, tables: Map<string, Table>, random: () 
           value = parentRow[fk.parentColumns[fk.columns.indexOf(column.name)] as string] as Value;
         } else if (allowed !== undefined) value = allowed[i % allowed.length] as string;
         else if (i === NULL_ROW && !column.notNull) value = null;
+        else if (i === EDGE_ROW && column.kind === 'integer') value = -Math.floor(random() * 2 ** 40);
+        else if (i === EDGE_ROW && column.kind === 'real') value = -0.5;
+        else if (i === EDGE_ROW && column.kind === 'blob') value = Buffer.alloc(0);
+        else if (i === EDGE_ROW) value = '';
         else if (column.kind === 'integer') value = 1 + Math.floor(random() * 2 ** 40);
         else if (column.kind === 'real') value = Math.floor(random() * 2 ** 30) / 64;
         else if (column.kind === 'blob') value = Buffer.from(Array.from({ length: 12 }, () => Math.floor(random() * 256)));
@@ -342,7 +366,33 @@ async function expectKept(db: Kysely<unknown>, prefix: string, before: Map<strin
   }
 }
 
-/** The store at `url` left at `prefix`, filled, migrated to the latest, and checked. */
+/**
+ * PostgreSQL: the store at a prefix is a copy of one database migrated a step further for each prefix (CREATE DATABASE
+ * ... TEMPLATE), so that the migrations up to the prefixes run once in the file, not once for each (the prefixes are
+ * tested in order). SQLite migrates a new file to each prefix.
+ */
+let ladder: string | undefined;
+async function postgresStoreAt(prefix: string): Promise<string> {
+  ladder ??= await fixture.url('postgres');
+  const store = openStore(parseDatabaseUrl(ladder, 'url', process.cwd()), { poolSize: 1 });
+  try {
+    await migrateStore(store.db, serverMigrations, prefix);
+  } finally {
+    await store.close();
+  }
+  const from = new URL(ladder).pathname.slice(1);
+  const name = `every_at_${prefix.slice(0, 4)}`;
+  const client = new pg.Client({ host: '127.0.0.1', port: fixture.postgres.port, user: 'postgres', database: 'postgres' });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name} TEMPLATE ${from} STRATEGY FILE_COPY`);
+  } finally {
+    await client.end();
+  }
+  return Object.assign(new URL(ladder), { pathname: `/${name}` }).toString();
+}
+
+/** The store at `url` left at `prefix` (migrated there if it is not), filled, migrated to the latest, and checked. */
 async function fromPrefix(url: string, prefix: string, seed: number): Promise<void> {
   const store = openStore(parseDatabaseUrl(url, 'url', process.cwd()), { poolSize: 1 });
   const db = store.db as Kysely<unknown>;
@@ -376,7 +426,8 @@ describe.each(ENGINES)('on %s', (engine: Engine) => {
   test.each(PREFIXES.map((prefix, i) => [prefix, i] as const))(
     'a store at %s, every table filled, migrates to the latest keeping every row',
     async (prefix, i) => {
-      await fromPrefix(await fixture.url(engine), prefix, 0x1abc0de + i);
+      const url = engine === 'sqlite' ? await fixture.url(engine) : await postgresStoreAt(prefix);
+      await fromPrefix(url, prefix, 0x1abc0de + i);
     },
     60_000,
   );
