@@ -445,7 +445,7 @@ async function unpack(
         manifest = parseManifest(await readSmall(entry, MAX_MANIFEST_BYTES, MANIFEST_ENTRY));
         if (manifest.store.engine !== target.engine)
           throw new BackupRefused(
-            `${from} is a backup of a ${ENGINE_NAMES[manifest.store.engine]} store; the config puts the store in ${ENGINE_NAMES[target.engine]} (${target.description}): restore it where the config names a ${ENGINE_NAMES[manifest.store.engine]} store (database.url), then move the data with labtrace server migrate-store`,
+            `${from} is a backup of a ${ENGINE_NAMES[manifest.store.engine]} store; the config puts the store in ${ENGINE_NAMES[target.engine]} (${target.description}): restore it into a ${ENGINE_NAMES[manifest.store.engine]} store (a SQLite lab moves into PostgreSQL with labtrace server migrate-store, once restored)`,
           );
         progress?.(
           `restore: a backup of the log "${manifest.log.origin}" at size ${manifest.log.size}, taken ${new Date(manifest.createdAt).toISOString()}`,
