@@ -321,7 +321,6 @@ export async function restoreStore(options: RestoreOptions): Promise<RestoreRepo
       'the last published checkpoint is needed (--checkpoint <file>: GET /api/log/checkpoint as an auditor, a witness or the supervisor saved it), or --unpublished',
     );
   await target.checkEmpty();
-  let failed = true;
   try {
     const { manifest, keys } = await unpack(options.from, target, options.progress);
     const logKey = options.logKey ?? logKeyOf(manifest, keys);
@@ -358,10 +357,16 @@ export async function restoreStore(options: RestoreOptions): Promise<RestoreRepo
     }
     const keysWritten = placeKeys(options.keys, keys);
     await target.commit(restoreEvent(manifest, checked.size, published, gap, (options.now ?? Date.now)()));
-    failed = false;
+    await target.finish(false);
     return { manifest, log: { size: checked.size, root: toBase64(checked.root), checkpoints: checked.checkpoints }, published, gap, keysWritten };
-  } finally {
-    await target.finish(failed);
+  } catch (err) {
+    try {
+      await target.finish(true);
+    } catch (cleanup) {
+      // the store could not be taken away again: say so, with why the restore failed
+      throw new LabtraceError('E_STORE', `${(err as Error).message}\nand then: ${(cleanup as Error).message}`, { cause: err });
+    }
+    throw err;
   }
 }
 

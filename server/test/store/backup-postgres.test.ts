@@ -1,7 +1,8 @@
 // `labtrace server backup` and `restore` on a PostgreSQL store (a real PostgreSQL 15 with a password): a backup taken
 // by pg_dump while a gateway sends, restored into another database and served by a server; a database that holds a
-// store, a damaged dump, a published checkpoint the backup contradicts and a backup of the other engine refused, with
-// the target database left as empty as it was; the password never in the output or the archive.
+// store, a damaged dump, a published checkpoint the backup contradicts or lacks (unless the gap is accepted) and a
+// backup of the other engine refused, with the target database left as empty as it was; the password never in the
+// output or the archive.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -219,6 +220,30 @@ describe('a PostgreSQL store backed up while the gateway sends', () => {
     expect(run.output).toContain('contradicts the history the lab published');
     expect(await objectsIn(url)).toEqual([]);
   }, 60_000);
+
+  test('a checkpoint published after the backup: refused and dropped again, or restored with an alarm when the gap is accepted', async () => {
+    await waitFor(
+      'the log to grow past the backup',
+      async () => parseCheckpoint(parseNote(await checkpointOf()).text).size > manifestOf(archive).log.size + 10,
+      30_000,
+    );
+    const later = path.join(work, 'published-later.txt');
+    writeFileSync(later, await checkpointOf());
+    const laterSize = parseCheckpoint(parseNote(readFileSync(later, 'utf8')).text).size;
+    const url = await freshDatabase();
+    const config = configFor(mkdtempSync(path.join(work, 'gap-')), url);
+    const refused = await labtrace(['restore', '--from', archive, '--checkpoint', later, '--config', config]);
+    expect(refused.code).toBe(3);
+    expect(refused.output).toContain(`published a checkpoint of size ${laterSize}`);
+    expect(await objectsIn(url)).toEqual([]);
+    const accepted = await labtrace(['restore', '--from', archive, '--checkpoint', later, '--accept-gap', '--config', config]);
+    expect([accepted.code, accepted.output]).toEqual([0, expect.stringContaining('entries lost')]);
+    const events = await query<{ severity: string; detail: string }>(
+      url,
+      "SELECT severity, detail FROM security_events WHERE kind = 'store-restored'",
+    );
+    expect(events).toEqual([{ severity: 'alarm', detail: expect.stringContaining(`checkpoint of size ${laterSize}`) }]);
+  }, 90_000);
 
   test('a backup of the other engine: refused, either way', async () => {
     const toSqlite = await labtrace([
