@@ -1,22 +1,29 @@
 // `labtrace server backup` and `labtrace server restore` (store/backup.ts): the store the server's config names,
 // its keys where the config puts them. Exit 0: done; 1: the archive or the restored log does not verify; 2: a wrong
-// option; 3: refused (an existing file, a store that is not SQLite, a gap not accepted).
+// option or a PostgreSQL tool missing; 3: refused (an existing file or store, a backup of the other engine, a gap not
+// accepted).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LabtraceError, parseSignerKey, parseVerifierKey, type VerifierKey } from '@labtrace/protocols';
 import { useNodeCrypto } from '@labtrace/protocols/node';
 import { type ServerConfig, commandConfig, logKeyFileOf } from './config.js';
-import { BackupInvalid, BackupRefused, backupStore, restoreStore, type KeyPlace } from './store/backup.js';
-import { describeTarget, storeTargetOf } from './store/dialect.js';
+import { BackupInvalid, BackupRefused, backupStore, restoreStore, type KeyPlace, type RestoreTarget, type SnapshotSource } from './store/backup.js';
+import { storeTargetOf } from './store/dialect.js';
+import { PgRestoreTarget, PgSnapshotSource } from './store/pg-backup.js';
+import { SqliteRestoreTarget, SqliteSnapshotSource } from './store/sqlite-backup.js';
 
 export const backupUsage = `       labtrace server backup --out <file> [--include-keys] [--config <server.yaml>]
                                          writes a consistent backup of the store while the server runs (a tar: manifest.json,
-                                         labtrace.sqlite); the log and certificate keys are listed, and copied only with
-                                         --include-keys. Never overwrites a file. Exit 0 written, 2 a wrong option, 3 refused
+                                         labtrace.sqlite, or labtrace.pgdump taken by pg_dump -Fc on PostgreSQL: from the
+                                         PATH or LABTRACE_PG_BINDIR); the log and certificate keys are listed, and copied only
+                                         with --include-keys. Never overwrites a file. Exit 0 written, 2 a wrong option or no
+                                         pg_dump, 3 refused
        labtrace server restore --from <file> (--checkpoint <file> | --unpublished) [--accept-gap]
                                      [--log-key <verifier key>] [--config <server.yaml>]
-                                         restores a backup where the config puts the store, which must hold none, after
+                                         restores a backup where the config puts the store, which must hold none (SQLite:
+                                         no file; PostgreSQL: a database without tables, loaded by pg_restore and dropped
+                                         again if it does not verify; a backup of the other engine is refused), after
                                          checking its log, and against the last checkpoint the lab published (saved from
                                          GET /api/log/checkpoint): a backup that contradicts it is refused, and one that lacks
                                          entries published after it is refused unless --accept-gap (then recorded as an alarm).
@@ -28,13 +35,12 @@ class Usage extends LabtraceError {
   }
 }
 
-function sqliteFileOf(config: ServerConfig, verb: string): string {
+/** The store the config names, as a backup reads it or a restore writes it. */
+function storeOf(config: ServerConfig): { source: SnapshotSource; target: RestoreTarget } {
   const target = storeTargetOf(config.database, config.dataDir);
-  if (target.dialect !== 'sqlite')
-    throw new BackupRefused(
-      `${verb} of ${describeTarget(target)}: this command backs up a SQLite store; back a PostgreSQL store up with its own tools (pg_dump -Fc, docs/operations.md)`,
-    );
-  return target.file;
+  return target.dialect === 'sqlite'
+    ? { source: new SqliteSnapshotSource(target.file), target: new SqliteRestoreTarget(target.file) }
+    : { source: new PgSnapshotSource(target, config.database.passwordFile), target: new PgRestoreTarget(target, config.database.passwordFile) };
 }
 
 function keyPlaces(config: ServerConfig): KeyPlace[] {
@@ -87,7 +93,7 @@ export function backupCommand(argv: string[]): Promise<number> {
     useNodeCrypto();
     const config = await commandConfig(values.config);
     const manifest = await backupStore({
-      storeFile: sqliteFileOf(config, 'a backup'),
+      source: storeOf(config).source,
       out: path.resolve(values.out),
       keys: keyPlaces(config),
       includeKeys: values['include-keys'] === true,
@@ -134,9 +140,10 @@ export function restoreCommand(argv: string[]): Promise<number> {
     }
     useNodeCrypto();
     const config = await commandConfig(values.config);
+    const { target } = storeOf(config);
     const report = await restoreStore({
       from: path.resolve(values.from),
-      storeFile: sqliteFileOf(config, 'a restore'),
+      target,
       keys: keyPlaces(config),
       published,
       unpublished: values.unpublished === true,
@@ -151,7 +158,7 @@ export function restoreCommand(argv: string[]): Promise<number> {
           ? `the published checkpoint has size ${report.published.size}: ${report.gap} entries lost (accepted: recorded as an alarm)`
           : `consistent with the published checkpoint of size ${report.published.size}`;
     process.stdout.write(
-      `restored: ${sqliteFileOf(config, 'a restore')}\n  log "${report.manifest.log.origin}" of ${report.log.size} entries, ${report.log.checkpoints} checkpoints checked; ${against}\n` +
+      `restored: ${target.description}\n  log "${report.manifest.log.origin}" of ${report.log.size} entries, ${report.log.checkpoints} checkpoints checked; ${against}\n` +
         (report.keysWritten.length > 0 ? `  keys written: ${report.keysWritten.join(', ')}\n` : ''),
     );
   });

@@ -1,11 +1,12 @@
-// Online backup and restore of a SQLite lab (`labtrace server backup` / `restore`, backup-cli.ts).
+// Online backup and restore of a lab's store (`labtrace server backup` / `restore`, backup-cli.ts), on either engine:
+// this file is the archive and the checks; sqlite-backup.ts and pg-backup.ts take and load an engine's snapshot.
 //
-// A backup is a tar archive: manifest.json first (format labtrace-backup/v1: when, the store's size and SHA-256, its
-// schema, the log's latest signed checkpoint, the keys the lab needs), then labtrace.sqlite, a consistent snapshot
-// taken with VACUUM INTO while the server goes on writing (a WAL reader: it neither blocks nor waits for the
-// writer), and the private keys under keys/ only when asked (--include-keys): by default they are listed, not copied.
+// A backup is a tar archive: manifest.json first (format labtrace-backup/v1: when, the store's engine, size and
+// SHA-256, its schema, the log's latest signed checkpoint, the keys the lab needs), then the store's snapshot (a SQLite
+// file taken with VACUUM INTO, or a pg_dump archive of one transaction) taken while the server goes on writing, and
+// the private keys under keys/ only when asked (--include-keys): by default they are listed, not copied.
 //
-// A restore never overwrites a store: it writes into a place that holds none. Before the restored file is put in
+// A restore never overwrites a store: it writes into a place that holds none. Before the restored store is put in
 // place, its transparency log is checked: every entry's leaf hash, every stored checkpoint's root against the tree
 // recomputed from the entries, the latest one's signature by the log key; and then against the last checkpoint the
 // lab published (saved by an auditor, a witness or the supervisor). Its tree at that size must have that root. When
@@ -17,7 +18,6 @@ import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSyn
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import Database from 'better-sqlite3';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
 import {
   CompactTree,
@@ -38,12 +38,16 @@ import {
 import { Progress } from '@labtrace/protocols/node';
 
 export const BACKUP_FORMAT = 'labtrace-backup/v1';
-const STORE_ENTRY = 'labtrace.sqlite';
 const MANIFEST_ENTRY = 'manifest.json';
 /** a manifest larger than this is no manifest of ours */
 const MAX_MANIFEST_BYTES = 1 << 20;
 /** a key file larger than this is no key */
 const MAX_KEY_BYTES = 64 << 10;
+
+/** the engines a backup is of, and the archive entry holding each one's snapshot */
+export type StoreEngine = 'sqlite' | 'postgresql';
+export const STORE_ENTRIES: Record<StoreEngine, string> = { sqlite: 'labtrace.sqlite', postgresql: 'labtrace.pgdump' };
+const ENGINE_NAMES: Record<StoreEngine, string> = { sqlite: 'SQLite', postgresql: 'PostgreSQL' };
 
 export type KeyRole = 'log' | 'certificates';
 
@@ -57,7 +61,8 @@ export interface BackupManifest {
   format: typeof BACKUP_FORMAT;
   /** when the snapshot was taken (ms since the epoch) */
   createdAt: number;
-  store: { engine: 'sqlite'; entry: string; bytes: number; sha256: string; migrations: string[] };
+  /** PostgreSQL: the server's version and pg_dump's (pg_restore must be as recent) */
+  store: { engine: StoreEngine; entry: string; bytes: number; sha256: string; migrations: string[]; serverVersion?: string; dumpVersion?: string };
   /** the log's latest signed checkpoint in the snapshot */
   log: { origin: string; size: number; root: string; checkpoint: string; verifierKey: string | null };
   counts: { logEntries: number; batches: number };
@@ -81,14 +86,36 @@ export class BackupInvalid extends LabtraceError {
 /** Messages of long work, and whether to show its progress (a bar on a terminal, a line every few seconds otherwise). */
 export type Say = (line: string) => void;
 
-const meter = (say: Say | undefined, what: string, unit: string): Progress | undefined => (say === undefined ? undefined : new Progress(what, unit));
+export const meter = (say: Say | undefined, what: string, unit: string): Progress | undefined =>
+  say === undefined ? undefined : new Progress(what, unit);
 
-const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
+export const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(file), hash);
   return hash.digest('hex');
+}
+
+/** What a snapshot holds, read from the snapshot itself (the same moment of the store as its bytes). */
+export interface SnapshotFacts {
+  /** the applied migrations, by name */
+  migrations: string[];
+  /** the log's latest signed checkpoint, undefined when none (not a lab store, or its server never started) */
+  latest: { size: number; note: string } | undefined;
+  logEntries: number;
+  batches: number;
+  serverVersion?: string;
+  dumpVersion?: string;
+}
+
+/** One engine's side of a backup: a consistent snapshot of the live store, written to a file. */
+export interface SnapshotSource {
+  readonly engine: StoreEngine;
+  /** the store as it may be printed (no password) */
+  readonly description: string;
+  /** Writes the snapshot to `file` (which does not exist) and reads its facts from the same moment of the store. */
+  snapshot(file: string, progress: Say | undefined): Promise<SnapshotFacts>;
 }
 
 /** The verifier key of a key file: a log.key (its public half) or a verifier key. */
@@ -103,8 +130,8 @@ function verifierKeyOfFile(file: string): string | null {
 }
 
 export interface BackupOptions {
-  /** the lab's SQLite store */
-  storeFile: string;
+  /** the lab's store (sqlite-backup.ts, pg-backup.ts) */
+  source: SnapshotSource;
   /** the archive to write; never overwritten */
   out: string;
   keys: KeyPlace[];
@@ -114,28 +141,22 @@ export interface BackupOptions {
   now?: () => number;
 }
 
-/** Writes a consistent backup of a SQLite store while its server may be running. */
+/** Writes a consistent backup of a store while its server may be running. */
 export async function backupStore(options: BackupOptions): Promise<BackupManifest> {
-  const { storeFile, out } = options;
-  if (!existsSync(storeFile)) throw new BackupRefused(`the store ${storeFile} does not exist`);
+  const { source, out } = options;
   if (existsSync(out)) throw new BackupRefused(`--out: ${out} exists; a backup never overwrites a file`);
   mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
   const work = `${out}.partial`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true, mode: 0o700 });
-  const snapshot = path.join(work, STORE_ENTRY);
+  const entry = STORE_ENTRIES[source.engine];
+  const snapshot = path.join(work, entry);
   try {
-    options.progress?.(`backup: taking a snapshot of ${storeFile} (${mib(statSync(storeFile).size)})`);
+    options.progress?.(`backup: taking a snapshot of ${source.description}`);
     const createdAt = (options.now ?? Date.now)();
-    const live = new Database(storeFile, { readonly: true, fileMustExist: true });
-    try {
-      live.pragma('busy_timeout = 30000');
-      // one read transaction: the snapshot is the store as of one commit, whatever the server writes meanwhile
-      live.prepare('VACUUM INTO ?').run(snapshot);
-    } finally {
-      live.close();
-    }
-    const manifest = describeSnapshot(snapshot, createdAt, options);
+    const facts = await source.snapshot(snapshot, options.progress);
+    const manifest = describeSnapshot(source.engine, facts, createdAt, options);
+    manifest.store.bytes = statSync(snapshot).size;
     manifest.store.sha256 = await sha256File(snapshot);
     options.progress?.(
       `backup: snapshot of ${mib(manifest.store.bytes)}, log size ${manifest.log.size}, ${manifest.counts.batches} batches; writing ${out}`,
@@ -153,48 +174,45 @@ export async function backupStore(options: BackupOptions): Promise<BackupManifes
   }
 }
 
-function describeSnapshot(snapshot: string, createdAt: number, options: BackupOptions): BackupManifest {
-  const db = new Database(snapshot, { readonly: true, fileMustExist: true });
-  try {
-    const hasTable = (name: string): boolean => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
-    const migrations = hasTable('kysely_migration') ? db.prepare<[], string>('SELECT name FROM kysely_migration ORDER BY name').pluck().all() : [];
-    const latest = hasTable('log_checkpoints')
-      ? (db.prepare('SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1').get() as { size: number; note: string } | undefined)
-      : undefined;
-    if (latest === undefined) throw new BackupRefused('the store has no signed checkpoint: it is not a lab store, or its server never started');
-    const checkpoint = parseCheckpoint(parseNote(latest.note).text);
-    const logEntries = db.prepare<[], number>('SELECT COUNT(*) FROM log_entries').pluck().get() ?? 0;
-    const batches = hasTable('batch_headers') ? (db.prepare<[], number>('SELECT COUNT(*) FROM batch_headers').pluck().get() ?? 0) : 0;
-    const logKey = options.keys.find((k) => k.role === 'log');
-    return {
-      format: BACKUP_FORMAT,
-      createdAt,
-      store: { engine: 'sqlite', entry: STORE_ENTRY, bytes: statSync(snapshot).size, sha256: '', migrations },
-      log: {
-        origin: checkpoint.origin,
-        size: checkpoint.size,
-        root: toBase64(checkpoint.rootHash),
-        checkpoint: latest.note,
-        verifierKey: logKey === undefined ? null : verifierKeyOfFile(logKey.file),
-      },
-      counts: { logEntries, batches },
-      keys: options.keys.map((k) => {
-        const present = existsSync(k.file);
-        if (!options.includeKeys || !present) return { role: k.role, file: k.file, present, included: false };
-        const bytes = readFileSync(k.file);
-        return {
-          role: k.role,
-          file: k.file,
-          present,
-          included: true,
-          entry: `keys/${k.role}.key`,
-          sha256: createHash('sha256').update(bytes).digest('hex'),
-        };
-      }),
-    };
-  } finally {
-    db.close();
-  }
+function describeSnapshot(engine: StoreEngine, facts: SnapshotFacts, createdAt: number, options: BackupOptions): BackupManifest {
+  const { latest } = facts;
+  if (latest === undefined) throw new BackupRefused('the store has no signed checkpoint: it is not a lab store, or its server never started');
+  const checkpoint = parseCheckpoint(parseNote(latest.note).text);
+  const logKey = options.keys.find((k) => k.role === 'log');
+  return {
+    format: BACKUP_FORMAT,
+    createdAt,
+    store: {
+      engine,
+      entry: STORE_ENTRIES[engine],
+      bytes: 0,
+      sha256: '',
+      migrations: facts.migrations,
+      ...(facts.serverVersion === undefined ? {} : { serverVersion: facts.serverVersion }),
+      ...(facts.dumpVersion === undefined ? {} : { dumpVersion: facts.dumpVersion }),
+    },
+    log: {
+      origin: checkpoint.origin,
+      size: checkpoint.size,
+      root: toBase64(checkpoint.rootHash),
+      checkpoint: latest.note,
+      verifierKey: logKey === undefined ? null : verifierKeyOfFile(logKey.file),
+    },
+    counts: { logEntries: facts.logEntries, batches: facts.batches },
+    keys: options.keys.map((k) => {
+      const present = existsSync(k.file);
+      if (!options.includeKeys || !present) return { role: k.role, file: k.file, present, included: false };
+      const bytes = readFileSync(k.file);
+      return {
+        role: k.role,
+        file: k.file,
+        present,
+        included: true,
+        entry: `keys/${k.role}.key`,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      };
+    }),
+  };
 }
 
 async function writeArchive(file: string, manifest: BackupManifest, snapshot: string, options: BackupOptions): Promise<void> {
@@ -208,7 +226,7 @@ async function writeArchive(file: string, manifest: BackupManifest, snapshot: st
     const size = manifest.store.bytes;
     const shown = meter(options.progress, 'backup: writing', 'MiB');
     await new Promise<void>((resolve, reject) => {
-      const entry = archive.entry({ name: STORE_ENTRY, size, mode: 0o600, mtime }, (err) => (err ? reject(err) : resolve()));
+      const entry = archive.entry({ name: manifest.store.entry, size, mode: 0o600, mtime }, (err) => (err ? reject(err) : resolve()));
       entry.on('error', () => undefined);
       let done = 0;
       const source = createReadStream(snapshot);
@@ -232,11 +250,46 @@ async function writeArchive(file: string, manifest: BackupManifest, snapshot: st
   await written;
 }
 
+type LogRow = { idx: number; data: Uint8Array; leaf: Uint8Array };
+
+/** The restored store's transparency log, as the checks read it (on either engine). */
+export interface RestoredLog {
+  /** every signed checkpoint, by size */
+  checkpoints(): Promise<{ size: number; note: string }[]>;
+  count(): Promise<number>;
+  /** the entries by index */
+  entries(): Iterable<LogRow> | AsyncIterable<LogRow>;
+}
+
+/** The restore's entry in the restored store's security events. */
+export interface RestoreEvent {
+  at: number;
+  severity: 'notice' | 'alarm';
+  detail: string;
+}
+
+/** One engine's side of a restore: a place that must hold no store, loaded from the archive's snapshot. */
+export interface RestoreTarget {
+  readonly engine: StoreEngine;
+  /** the store as it may be printed (no password) */
+  readonly description: string;
+  /** Refuses (BackupRefused) when the place holds a store; nothing was changed then. */
+  checkEmpty(): Promise<void>;
+  /** the file the archive's store entry is written to (its bytes checked against the manifest's) */
+  readonly entryFile: string;
+  /** Loads the entry file: the store is then readable, not yet in place (or dropped again by discard). */
+  load(manifest: BackupManifest, progress: Say | undefined): Promise<RestoredLog>;
+  /** Records the restore in the restored store and puts it in place. */
+  commit(event: RestoreEvent): Promise<void>;
+  /** Removes what the restore wrote (`failed`: the store too; else only the work files). */
+  finish(failed: boolean): Promise<void>;
+}
+
 export interface RestoreOptions {
   /** the backup archive */
   from: string;
-  /** where the store goes: must hold no store */
-  storeFile: string;
+  /** where the store goes (sqlite-backup.ts, pg-backup.ts): must hold no store */
+  target: RestoreTarget;
   /** where the keys go, when the archive carries them (an existing key file is kept, and must be the same) */
   keys: KeyPlace[];
   /** the last checkpoint the lab published (a signed note), or undefined with `unpublished` */
@@ -262,19 +315,14 @@ export interface RestoreReport {
 
 /** Restores a backup into a place that holds no store, after checking its log; refuses or fails leaving nothing behind. */
 export async function restoreStore(options: RestoreOptions): Promise<RestoreReport> {
-  const { storeFile } = options;
-  for (const f of [storeFile, `${storeFile}-wal`])
-    if (existsSync(f) && statSync(f).size > 0)
-      throw new BackupRefused(`${f} exists: a restore never overwrites a store (stop its server and move it away first)`);
+  const { target } = options;
   if (options.published === undefined && !options.unpublished)
     throw new BackupRefused(
       'the last published checkpoint is needed (--checkpoint <file>: GET /api/log/checkpoint as an auditor, a witness or the supervisor saved it), or --unpublished',
     );
-  mkdirSync(path.dirname(storeFile), { recursive: true });
-  const staging = `${storeFile}.restoring`;
-  rmSync(staging, { force: true });
+  await target.checkEmpty();
   try {
-    const { manifest, keys } = await unpack(options.from, staging, options.progress);
+    const { manifest, keys } = await unpack(options.from, target, options.progress);
     const logKey = options.logKey ?? logKeyOf(manifest, keys);
     // the published checkpoint: the same log, signed by its key
     let p: Checkpoint | undefined;
@@ -287,7 +335,8 @@ export async function restoreStore(options: RestoreOptions): Promise<RestoreRepo
       if (p.origin !== manifest.log.origin)
         throw new BackupInvalid([`--checkpoint: a checkpoint of the log "${p.origin}", the backup is of "${manifest.log.origin}"`]);
     }
-    const checked = checkRestoredLog(staging, logKey, manifest, options.progress, p?.size);
+    const restored = await target.load(manifest, options.progress);
+    const checked = await checkRestoredLog(restored, logKey, manifest, options.progress, p?.size);
     let published: RestoreReport['published'] = null;
     let gap = 0;
     if (p !== undefined) {
@@ -307,13 +356,17 @@ export async function restoreStore(options: RestoreOptions): Promise<RestoreRepo
       }
     }
     const keysWritten = placeKeys(options.keys, keys);
-    recordRestore(staging, manifest, checked.size, published, gap, (options.now ?? Date.now)());
-    renameSync(staging, storeFile);
+    await target.commit(restoreEvent(manifest, checked.size, published, gap, (options.now ?? Date.now)()));
+    await target.finish(false);
     return { manifest, log: { size: checked.size, root: toBase64(checked.root), checkpoints: checked.checkpoints }, published, gap, keysWritten };
-  } finally {
-    rmSync(staging, { force: true });
-    rmSync(`${staging}-wal`, { force: true });
-    rmSync(`${staging}-shm`, { force: true });
+  } catch (err) {
+    try {
+      await target.finish(true);
+    } catch (cleanup) {
+      // the store could not be taken away again: say so, with why the restore failed
+      throw new LabtraceError('E_STORE', `${(err as Error).message}\nand then: ${(cleanup as Error).message}`, { cause: err });
+    }
+    throw err;
   }
 }
 
@@ -344,7 +397,11 @@ function parseManifest(bytes: Buffer): BackupManifest {
   if (typeof o !== 'object' || o === null) return bad('', 'expected an object');
   if (o.format !== BACKUP_FORMAT) bad('format', `expected "${BACKUP_FORMAT}"`);
   const s = o.store;
-  if (typeof s !== 'object' || s === null || s.entry !== STORE_ENTRY) bad('store.entry', `expected "${STORE_ENTRY}"`);
+  if (typeof s !== 'object' || s === null) return bad('store', 'expected an object');
+  // a manifest of the first version names no engine: a SQLite store
+  const engine = (s.engine as StoreEngine | undefined) ?? 'sqlite';
+  if (!Object.hasOwn(STORE_ENTRIES, engine)) bad('store.engine', `expected one of ${Object.keys(STORE_ENTRIES).join(', ')}`);
+  if (s.entry !== STORE_ENTRIES[engine]) bad('store.entry', `expected "${STORE_ENTRIES[engine]}"`);
   if (!Number.isSafeInteger(s?.bytes) || (s?.bytes ?? -1) < 0) bad('store.bytes', 'expected a byte count');
   if (typeof s?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(s.sha256)) bad('store.sha256', 'expected 64 hex digits');
   const l = o.log;
@@ -353,11 +410,18 @@ function parseManifest(bytes: Buffer): BackupManifest {
   if (l?.verifierKey !== null && typeof l?.verifierKey !== 'string') bad('log.verifierKey', 'expected a verifier key or null');
   if (!Array.isArray(o.keys)) bad('keys', 'expected a list');
   if (!Number.isSafeInteger(o.createdAt)) bad('createdAt', 'expected ms since the epoch');
-  return o as BackupManifest;
+  return { ...o, store: { ...s, engine } } as BackupManifest;
 }
 
-/** Reads the archive: the manifest first, the store into `staging` (its size and SHA-256 held to the manifest's), the keys. */
-async function unpack(from: string, staging: string, progress: Say | undefined): Promise<{ manifest: BackupManifest; keys: Map<KeyRole, Buffer> }> {
+/**
+ * Reads the archive: the manifest first (a backup of the target's engine), the store into the target's entry file
+ * (its size and SHA-256 held to the manifest's), the keys.
+ */
+async function unpack(
+  from: string,
+  target: RestoreTarget,
+  progress: Say | undefined,
+): Promise<{ manifest: BackupManifest; keys: Map<KeyRole, Buffer> }> {
   if (!existsSync(from)) throw new BackupRefused(`--from: ${from}: file not found`);
   const extract = tarExtract();
   const source = createReadStream(from);
@@ -384,17 +448,21 @@ async function unpack(from: string, staging: string, progress: Say | undefined):
         if (name !== MANIFEST_ENTRY)
           throw new BackupInvalid([`${from}: not a labtrace backup (its first entry is "${name}", not ${MANIFEST_ENTRY})`]);
         manifest = parseManifest(await readSmall(entry, MAX_MANIFEST_BYTES, MANIFEST_ENTRY));
+        if (manifest.store.engine !== target.engine)
+          throw new BackupRefused(
+            `${from} is a backup of a ${ENGINE_NAMES[manifest.store.engine]} store; the config puts the store in ${ENGINE_NAMES[target.engine]} (${target.description}): restore it into a ${ENGINE_NAMES[manifest.store.engine]} store (a SQLite lab moves into PostgreSQL with labtrace server migrate-store, once restored)`,
+          );
         progress?.(
           `restore: a backup of the log "${manifest.log.origin}" at size ${manifest.log.size}, taken ${new Date(manifest.createdAt).toISOString()}`,
         );
         continue;
       }
-      if (name === STORE_ENTRY) {
-        if (storeSeen) throw new BackupInvalid([`${STORE_ENTRY}: twice in the archive`]);
+      if (name === manifest.store.entry) {
+        if (storeSeen) throw new BackupInvalid([`${name}: twice in the archive`]);
         storeSeen = true;
         const expected = manifest.store;
         const hash = createHash('sha256');
-        const out = createWriteStream(staging, { mode: 0o600 });
+        const out = createWriteStream(target.entryFile, { mode: 0o600 });
         let done = 0;
         const shown = meter(progress, 'restore: reading', 'MiB');
         for await (const piece of entry as AsyncIterable<unknown>) {
@@ -409,7 +477,7 @@ async function unpack(from: string, staging: string, progress: Say | undefined):
         const sha = hash.digest('hex');
         if (done !== expected.bytes || sha !== expected.sha256)
           throw new BackupInvalid([
-            `${STORE_ENTRY}: ${done} bytes with SHA-256 ${sha}; the manifest says ${expected.bytes} bytes with ${expected.sha256} (the archive is damaged)`,
+            `${name}: ${done} bytes with SHA-256 ${sha}; the manifest says ${expected.bytes} bytes with ${expected.sha256} (the archive is damaged)`,
           ]);
         continue;
       }
@@ -429,7 +497,7 @@ async function unpack(from: string, staging: string, progress: Say | undefined):
     throw new BackupInvalid([`${from}: not a readable backup archive (${(err as Error).message})`]);
   }
   if (manifest === undefined) throw new BackupInvalid([`${from}: an empty archive`]);
-  if (!storeSeen) throw new BackupInvalid([`${from}: the archive holds no ${STORE_ENTRY}`]);
+  if (!storeSeen) throw new BackupInvalid([`${from}: the archive holds no ${manifest.store.entry}`]);
   for (const k of manifest.keys)
     if (k.included && !keys.has(k.role)) throw new BackupInvalid([`${k.entry ?? k.role}: named by the manifest, missing from the archive`]);
   return { manifest, keys };
@@ -447,81 +515,73 @@ interface CheckedLog {
  * The restored store's log: every entry's leaf hash, every stored checkpoint's root at its size, the latest one
  * signed by the log key and the manifest's. Throws BackupInvalid naming every problem (the first ten of a kind).
  */
-function checkRestoredLog(
-  file: string,
+async function checkRestoredLog(
+  log: RestoredLog,
   logKey: VerifierKey,
   manifest: BackupManifest,
   progress: Say | undefined,
   publishedSize: number | undefined,
-): CheckedLog {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+): Promise<CheckedLog> {
   const problems: string[] = [];
+  let checkpoints: { size: number; note: string }[];
+  let total: number;
   try {
-    try {
-      db.prepare('SELECT 1 FROM log_entries LIMIT 1').get();
-    } catch (err) {
-      throw new BackupInvalid([`${STORE_ENTRY}: not a lab store (${(err as Error).message})`]);
-    }
-    const checkpoints = db.prepare('SELECT size, note FROM log_checkpoints ORDER BY size').all() as { size: number; note: string }[];
-    const latest = checkpoints.at(-1);
-    if (latest === undefined) throw new BackupInvalid([`${STORE_ENTRY}: no signed checkpoint`]);
-    try {
-      openCheckpoint(latest.note, [ed25519NoteVerifier(logKey)]);
-    } catch (err) {
-      problems.push(`the latest checkpoint (size ${latest.size}) is not signed by the log key ${logKey.name}: ${(err as Error).message}`);
-    }
-    if (latest.note !== manifest.log.checkpoint) problems.push("the store's latest checkpoint is not the one the manifest names");
-    const want = new Map<number, Uint8Array | undefined>();
-    for (const c of checkpoints) {
-      try {
-        want.set(c.size, parseCheckpoint(parseNote(c.note).text).rootHash);
-      } catch (err) {
-        if (problems.length < 20) problems.push(`the checkpoint at size ${c.size} is malformed: ${(err as Error).message}`);
-      }
-    }
-    const total = db.prepare<[], number>('SELECT COUNT(*) FROM log_entries').pluck().get() ?? 0;
-    const roots = new Map<number, Uint8Array>();
-    const tree = new CompactTree();
-    const keep = (): void => {
-      if (want.has(tree.size) || tree.size === publishedSize) roots.set(tree.size, tree.root());
-    };
-    keep();
-    const shown = meter(progress, 'restore: checking the log', 'entries');
-    let leafProblems = 0;
-    for (const row of db.prepare('SELECT idx, data, leaf FROM log_entries ORDER BY idx').iterate() as IterableIterator<{
-      idx: number;
-      data: Buffer;
-      leaf: Buffer;
-    }>) {
-      if (row.idx !== tree.size) {
-        problems.push(`the log's entries skip from index ${tree.size - 1} to ${row.idx}`);
-        break;
-      }
-      const leaf = leafHash(row.data);
-      if (!bytesEqual(leaf, row.leaf) && leafProblems++ < 10) problems.push(`entry ${row.idx}: the stored leaf hash is not the hash of its data`);
-      tree.append(leaf);
-      keep();
-      if ((tree.size & 1023) === 0) shown?.update(tree.size, total);
-    }
-    shown?.finish(`restore: checked the log: ${tree.size} entries, ${checkpoints.length} checkpoints`);
-    let mismatches = 0;
-    for (const [size, claimed] of want) {
-      const root = roots.get(size);
-      if (root === undefined) problems.push(`a checkpoint has size ${size}, beyond the log's ${tree.size} entries`);
-      else if (claimed !== undefined && !bytesEqual(root, claimed) && mismatches++ < 10)
-        problems.push(`the checkpoint at size ${size} says another root than the log's entries give at that size`);
-    }
-    if (problems.length > 0) throw new BackupInvalid(problems);
-    const root = tree.root();
-    return {
-      size: tree.size,
-      root,
-      checkpoints: checkpoints.length,
-      rootAt: (size) => (size === tree.size ? root : roots.get(size)),
-    };
-  } finally {
-    db.close();
+    checkpoints = await log.checkpoints();
+    total = await log.count();
+  } catch (err) {
+    throw new BackupInvalid([`${manifest.store.entry}: not a lab store (${(err as Error).message})`]);
   }
+  const latest = checkpoints.at(-1);
+  if (latest === undefined) throw new BackupInvalid([`${manifest.store.entry}: no signed checkpoint`]);
+  try {
+    openCheckpoint(latest.note, [ed25519NoteVerifier(logKey)]);
+  } catch (err) {
+    problems.push(`the latest checkpoint (size ${latest.size}) is not signed by the log key ${logKey.name}: ${(err as Error).message}`);
+  }
+  if (latest.note !== manifest.log.checkpoint) problems.push("the store's latest checkpoint is not the one the manifest names");
+  const want = new Map<number, Uint8Array | undefined>();
+  for (const c of checkpoints) {
+    try {
+      want.set(c.size, parseCheckpoint(parseNote(c.note).text).rootHash);
+    } catch (err) {
+      if (problems.length < 20) problems.push(`the checkpoint at size ${c.size} is malformed: ${(err as Error).message}`);
+    }
+  }
+  const roots = new Map<number, Uint8Array>();
+  const tree = new CompactTree();
+  const keep = (): void => {
+    if (want.has(tree.size) || tree.size === publishedSize) roots.set(tree.size, tree.root());
+  };
+  keep();
+  const shown = meter(progress, 'restore: checking the log', 'entries');
+  let leafProblems = 0;
+  for await (const row of log.entries()) {
+    if (row.idx !== tree.size) {
+      problems.push(`the log's entries skip from index ${tree.size - 1} to ${row.idx}`);
+      break;
+    }
+    const leaf = leafHash(row.data);
+    if (!bytesEqual(leaf, row.leaf) && leafProblems++ < 10) problems.push(`entry ${row.idx}: the stored leaf hash is not the hash of its data`);
+    tree.append(leaf);
+    keep();
+    if ((tree.size & 1023) === 0) shown?.update(tree.size, total);
+  }
+  shown?.finish(`restore: checked the log: ${tree.size} entries, ${checkpoints.length} checkpoints`);
+  let mismatches = 0;
+  for (const [size, claimed] of want) {
+    const root = roots.get(size);
+    if (root === undefined) problems.push(`a checkpoint has size ${size}, beyond the log's ${tree.size} entries`);
+    else if (claimed !== undefined && !bytesEqual(root, claimed) && mismatches++ < 10)
+      problems.push(`the checkpoint at size ${size} says another root than the log's entries give at that size`);
+  }
+  if (problems.length > 0) throw new BackupInvalid(problems);
+  const root = tree.root();
+  return {
+    size: tree.size,
+    root,
+    checkpoints: checkpoints.length,
+    rootAt: (size) => (size === tree.size ? root : roots.get(size)),
+  };
 }
 
 /** Writes the archive's keys where the server reads them; an existing key file is kept, and must be the same key. */
@@ -546,23 +606,14 @@ function placeKeys(places: KeyPlace[], keys: Map<KeyRole, Buffer>): KeyRole[] {
   return written;
 }
 
-/** The restore, in the restored store's security events: a notice, or an alarm when entries the lab published are gone. */
-function recordRestore(file: string, manifest: BackupManifest, size: number, published: RestoreReport['published'], gap: number, at: number): void {
-  const db = new Database(file, { fileMustExist: true });
-  try {
-    const taken = new Date(manifest.createdAt).toISOString();
-    const detail =
-      published === null
-        ? `the store was restored from a backup taken ${taken} (log size ${size}); no published checkpoint was given to check it against`
-        : gap > 0
-          ? `the store was restored from a backup taken ${taken} (log size ${size}); the lab had published a checkpoint of size ${published.size}: ${gap} published log entries are lost, and the log's next checkpoints fork from the published one`
-          : `the store was restored from a backup taken ${taken} (log size ${size}), consistent with the published checkpoint of size ${published.size}`;
-    const severity = published === null || gap > 0 ? 'alarm' : 'notice';
-    db.prepare(
-      'INSERT INTO security_events (at, gateway, kind, severity, batch, detail, last_at, address, client) VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, NULL)',
-    ).run(at, '', 'store-restored', severity, detail, at);
-    db.pragma('wal_checkpoint(TRUNCATE)');
-  } finally {
-    db.close();
-  }
+/** The restore, as the restored store's security events record it: a notice, or an alarm when entries the lab published are gone. */
+function restoreEvent(manifest: BackupManifest, size: number, published: RestoreReport['published'], gap: number, at: number): RestoreEvent {
+  const taken = new Date(manifest.createdAt).toISOString();
+  const detail =
+    published === null
+      ? `the store was restored from a backup taken ${taken} (log size ${size}); no published checkpoint was given to check it against`
+      : gap > 0
+        ? `the store was restored from a backup taken ${taken} (log size ${size}); the lab had published a checkpoint of size ${published.size}: ${gap} published log entries are lost, and the log's next checkpoints fork from the published one`
+        : `the store was restored from a backup taken ${taken} (log size ${size}), consistent with the published checkpoint of size ${published.size}`;
+  return { at, severity: published === null || gap > 0 ? 'alarm' : 'notice', detail };
 }

@@ -43,6 +43,25 @@ function parseInt8(text: string): number {
 const typeParser = ((oid: number, format?: 'text' | 'binary'): unknown =>
   oid === INT8_OID && format !== 'binary' ? parseInt8 : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser;
 
+/** How to connect to a PostgreSQL store: the URL's fields, the password read from `passwordFile` (named `passwordField` in errors). */
+export function postgresConnection(
+  target: Extract<StoreTarget, { dialect: 'postgres' }>,
+  passwordFile: string | undefined,
+  passwordField = 'database.passwordFile',
+): pg.ClientConfig {
+  if (passwordFile !== undefined && target.password !== undefined)
+    throw new LabtraceError('E_CONFIG', `${passwordField}: the URL holds a password too; give it in one place (the file)`);
+  const password = passwordFile === undefined ? target.password : readSecretFile(path.resolve(passwordFile), passwordField);
+  return {
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    database: target.database,
+    ...(password === undefined ? {} : { password }),
+    ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
+  };
+}
+
 /** Opens a Kysely on the store; `passwordFile` is read here (PostgreSQL only). No I/O on PostgreSQL before the first query. */
 export function openStore(
   target: StoreTarget,
@@ -67,17 +86,7 @@ export function openStore(
     const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, dialect: 'sqlite', description, close: () => db.destroy() };
   }
-  if (options.passwordFile !== undefined && target.password !== undefined)
-    throw new LabtraceError('E_CONFIG', `${passwordField}: the URL holds a password too; give it in one place (the file)`);
-  const password = options.passwordFile === undefined ? target.password : readSecretFile(path.resolve(options.passwordFile), passwordField);
-  const connection: pg.ClientConfig = {
-    host: target.host,
-    port: target.port,
-    user: target.user,
-    database: target.database,
-    ...(password === undefined ? {} : { password }),
-    ...(target.ssl === undefined ? {} : { ssl: target.ssl }),
-  };
+  const connection = postgresConnection(target, options.passwordFile, passwordField);
   const pool = new pg.Pool({
     ...connection,
     max: options.poolSize ?? 10,
