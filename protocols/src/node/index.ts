@@ -118,3 +118,5 @@ export function useNodeCrypto(): HashingInfo {
   });
   return hashingInfo();
 }
+export { querySntp, type SntpSample, type SntpQueryOptions } from './sntp-client.js';
+export { NtpClock, type NtpChange, type NtpClockEvents, type NtpClockOptions, type NtpStatus } from './ntp-clock.js';
