@@ -52,6 +52,16 @@ export class ClockOffsets {
     return { offsetMs: this.offsetOf(g.delays), measuredAt: last.at, beyondBound: g.beyond };
   }
 
+  /** Every gateway's offset measured within OFFSET_MAX_AGE_MS of `now` (the server's clock's view of them all). */
+  recent(now: number): number[] {
+    const offsets: number[] = [];
+    for (const g of this.seen.values()) {
+      const last = g.delays.at(-1);
+      if (last !== undefined && now - last.at <= OFFSET_MAX_AGE_MS) offsets.push(this.offsetOf(g.delays));
+    }
+    return offsets;
+  }
+
   private offsetOf(delays: readonly { delay: number }[]): number {
     let least = Infinity;
     for (const d of delays) if (d.delay < least) least = d.delay;

@@ -414,6 +414,16 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return this.clockOffsets.of(gateway);
   }
 
+  /** Every gateway's clock offset measured recently (ms, its clock minus the server's): the server's clock as they see it. */
+  recentClockOffsets(): number[] {
+    return this.clockOffsets.recent(Date.now());
+  }
+
+  /** the bound of a gateway's clock offset (ingest.maxClockOffsetMs) */
+  get clockOffsetBoundMs(): number {
+    return this.clockOffsets.boundMs;
+  }
+
   private command(gateway: string, cmd: CmdMessage): Promise<void> {
     return this.broker.publish(topicFor(this.lab, gateway, 'CMD'), JSON.stringify(cmd));
   }
