@@ -35,7 +35,10 @@ export interface ClockHealth {
   gateways: {
     /** gateways measured recently */
     count: number;
-    /** this server's clock minus the median gateway's, in ms; null without a gateway measured */
+    /**
+     * this server's clock minus the median gateway's, in ms (a gateway that measures its own clock against NTP counts
+     * with that offset taken out); null without a gateway measured
+     */
     offsetMs: number | null;
     boundMs: number;
     /** at least two gateways agree that it is beyond the bound (and the median is) */
@@ -49,8 +52,8 @@ export interface ServerClockDeps {
   /** the SQLite LabDatabase (events recorded synchronously), or undefined on another store (recorded through db) */
   database: LabDatabase | undefined;
   db: Kysely<Tables>;
-  /** each gateway measured recently: its clock minus the server's, in ms */
-  gatewayOffsets: () => readonly number[];
+  /** each gateway measured recently: its clock minus the server's, and minus NTP's when it measures that, in ms */
+  gatewayOffsets: () => readonly { offsetMs: number; ntpOffsetMs: number | undefined }[];
   /** the bound of the gateways' view (ingest.maxClockOffsetMs) */
   gatewayBoundMs: number;
   logger: Logger;
@@ -137,13 +140,14 @@ export class ServerClock {
   }
 
   private gatewaysView(): ClockHealth['gateways'] & { agreeing: number } {
-    const offsets = this.deps.gatewayOffsets();
-    const m = median(offsets);
-    // the server's clock minus a gateway's is minus the gateway's offset
-    const offsetMs = m === null ? null : Math.round(0 - m);
+    // each gateway's estimate of the server's clock minus the true time: (gateway - true) - (gateway - server), the
+    // first taken as 0 when the gateway does not measure it against NTP
+    const estimates = this.deps.gatewayOffsets().map((g) => (g.ntpOffsetMs ?? 0) - g.offsetMs);
+    const m = median(estimates);
+    const offsetMs = m === null ? null : Math.round(m);
     const bound = this.deps.gatewayBoundMs;
-    const agreeing = offsetMs === null ? 0 : offsets.filter((o) => Math.abs(o) > bound && Math.sign(0 - o) === Math.sign(offsetMs)).length;
-    return { count: offsets.length, offsetMs, boundMs: bound, beyondBound: this.inferredBeyond, agreeing };
+    const agreeing = offsetMs === null ? 0 : estimates.filter((e) => Math.abs(e) > bound && Math.sign(e) === Math.sign(offsetMs)).length;
+    return { count: estimates.length, offsetMs, boundMs: bound, beyondBound: this.inferredBeyond, agreeing };
   }
 
   /** The gateways' view, while NTP is off or down: an alarm when two of them agree the clock is beyond the bound. */

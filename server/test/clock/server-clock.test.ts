@@ -134,3 +134,36 @@ describe('without NTP: the gateways', () => {
     expect((await healthOf(t)).status).toBe('degraded');
   });
 });
+
+describe('without NTP: gateways that measure their own clock against NTP', () => {
+  let t: TestServer;
+  const gateways: TestGateway[] = [];
+  beforeAll(async () => {
+    t = await startServer({ ingest: { maxClockOffsetMs: 1000, maxClockSkewMs: 20 * 365 * 86_400_000, maxAgeMs: 20 * 365 * 86_400_000 } });
+    for (const id of ['gw-a', 'gw-b']) gateways.push(await TestGateway.connect(t, id));
+  });
+  afterAll(async () => {
+    for (const gw of gateways) await gw.end();
+    await t.stop();
+  });
+
+  test("two gateways 10 s ahead of the server that say they are 10 s ahead of NTP: the server's clock is right, no alarm", async () => {
+    for (const [i, id] of ['gw-a', 'gw-b'].entries())
+      await gateways[i]?.client.publishAsync(
+        topicFor(LAB, id, 'HEALTH'),
+        JSON.stringify({
+          v: 1,
+          gateway: id,
+          ts: Date.now() + 10_000,
+          instruments: [],
+          clock: { offsetMs: 10_000, measuredAt: Date.now() + 10_000, beyondBound: true, answering: true },
+        }),
+        { qos: 1 },
+      );
+    await waitFor('2 gateways measured', async () => (await healthOf(t)).clock?.gateways.count === 2);
+    const view = await t.server.clock.poll();
+    expect(Math.abs(view.gateways.offsetMs ?? Infinity)).toBeLessThan(500);
+    expect(view.gateways.beyondBound).toBe(false);
+    expect(await serverEvents(t)).toEqual([]);
+  });
+});
