@@ -55,7 +55,13 @@ export async function querySntp(host: string, port: number, options: SntpQueryOp
           try {
             resolve({ ...sntpReading(parseSntpReply(message, request), sentMs, receivedMs), server, at: receivedMs });
           } catch (err) {
-            reject(err instanceof LabtraceError ? new LabtraceError(err.code, `NTP server ${server}: ${err.message}`) : err);
+            reject(
+              err instanceof LabtraceError
+                ? new LabtraceError(err.code, `NTP server ${server}: ${err.message}`, { cause: err })
+                : err instanceof Error
+                  ? err
+                  : new Error(String(err)),
+            );
           }
         });
       });

@@ -87,7 +87,7 @@ export class Chrony {
       } catch (err) {
         if (ended || Date.now() > deadline) {
           await chrony.stop();
-          throw new Error(`chronyd did not serve on 127.0.0.1:${port}: ${(err as Error).message}\n${chrony.log}`);
+          throw new Error(`chronyd did not serve on 127.0.0.1:${port}: ${(err as Error).message}\n${chrony.log}`, { cause: err });
         }
       }
     }
