@@ -28,6 +28,7 @@ const ON_POSTGRES = [
   'trust/enrollment',
   'metrics/server-metrics',
   'supervisor/supervisor',
+  'clock/server-clock',
 ];
 
 export default {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  clockConfigSchema,
   deviceProfileSchema,
   idSchema,
   isLoopback,
@@ -66,6 +67,8 @@ export const gatewayConfigSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  /** the gateway's own clock against NTP servers (docs/operations.md, "Clocks"); off when no server is named */
+  clock: clockConfigSchema,
 });
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 

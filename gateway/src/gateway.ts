@@ -27,6 +27,7 @@ import { Outbox } from './outbox/outbox.js';
 import { INFLUX_SINK, InfluxSink, influxSinkOptions } from './outbox/influx-sink.js';
 import { KEY_FILE, KeyHolder } from './identity/identity.js';
 import { GatewayMetrics } from './metrics/gateway-metrics.js';
+import { GatewayClock } from './clock/gateway-clock.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -51,12 +52,17 @@ export class Gateway {
   private healthDirty = false;
   /** Prometheus metrics on a listener of their own (config metrics), if configured */
   readonly metrics: GatewayMetrics | undefined;
+  /** the gateway's own clock against NTP (config clock.ntp) */
+  readonly clock: GatewayClock;
 
   constructor(
     private readonly resolved: ResolvedGatewayConfig,
     private readonly logger: Logger,
+    /** the clock NTP measures: Date.now; tests make it wrong */
+    ntpClock?: () => number,
   ) {
     const { config, profiles } = resolved;
+    this.clock = new GatewayClock(config.clock.ntp, logger.child({ part: 'clock' }), ntpClock);
     this.sequencer = new Sequencer(resolved.dataDir);
     const keys = existsSync(path.join(resolved.dataDir, KEY_FILE)) ? new KeyHolder(resolved.dataDir) : undefined;
     this.keys = keys;
@@ -141,6 +147,7 @@ export class Gateway {
           sinks: config.influx ? [MQTT_SINK, INFLUX_SINK] : [MQTT_SINK],
           uplink: this.uplink,
           maxSamples: config.outbox.maxSamples,
+          clock: () => this.clock.ntp.status(),
         },
         resolved.metrics,
         logger.child({ part: 'metrics' }),
@@ -173,6 +180,7 @@ export class Gateway {
   async start(): Promise<void> {
     // first: a gateway that cannot reach its server is the one to look at
     await this.metrics?.start();
+    await this.clock.start();
     await this.uplink.start();
     await this.influx?.start();
     if (this.influx) this.timers.push(setInterval(() => this.boundHistorianBacklog(), 5000));
@@ -199,11 +207,18 @@ export class Gateway {
     await this.uplink.stop();
     await this.influx?.stop();
     await this.metrics?.stop();
+    await this.clock.stop();
     this.outbox.close();
   }
 
   healthMessage(): HealthMessage {
-    return { v: 1, gateway: this.resolved.config.gateway.id, ts: Date.now(), instruments: this.sources.map((s) => s.getHealth()) };
+    return {
+      v: 1,
+      gateway: this.resolved.config.gateway.id,
+      ts: Date.now(),
+      instruments: this.sources.map((s) => s.getHealth()),
+      ...this.clock.healthField(),
+    };
   }
 
   private publishHealth(): void {

@@ -29,7 +29,11 @@ export type LabtraceErrorCode =
   /** the lab's supervisor (supervision:) cannot be reached, or refused the lab's standing token */
   | 'E_SUPERVISOR_UNAVAILABLE'
   /** a record that existed and is no longer available (a share link revoked or expired): 410 */
-  | 'E_GONE';
+  | 'E_GONE'
+  /** an NTP server's reply refused (not a server's answer to our request, unsynchronised, a kiss-o'-death) */
+  | 'E_NTP_REPLY'
+  /** an NTP server cannot be reached or did not answer in time */
+  | 'E_NTP_UNAVAILABLE';
 
 /** the parameters of a refusal's reason, as a client fills them into its translation */
 export type ReasonParams = Record<string, string | number | boolean>;

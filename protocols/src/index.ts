@@ -38,3 +38,5 @@ export * from './line/balance.js';
 export * from './line/scpi.js';
 export * from './line/generic.js';
 export * from './listen-address.js';
+export * from './clock/sntp.js';
+export * from './clock/config.js';

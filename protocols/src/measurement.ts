@@ -148,6 +148,19 @@ export const healthMessageSchema = z.strictObject({
   gateway: idSchema,
   ts: z.number().int().min(0),
   instruments: z.array(instrumentHealthSchema).max(10_000),
+  /**
+   * the gateway's own clock against NTP (its clock.ntp), once measured: its clock minus NTP's in ms, when, whether
+   * beyond its bound, and whether a server answered the last round. Absent without NTP, so that a gateway without it
+   * sends what servers before this field accept.
+   */
+  clock: z
+    .strictObject({
+      offsetMs: z.number().int().min(-1e12).max(1e12),
+      measuredAt: z.number().int().min(0),
+      beyondBound: z.boolean(),
+      answering: z.boolean(),
+    })
+    .optional(),
 });
 export type HealthMessage = z.output<typeof healthMessageSchema>;
 

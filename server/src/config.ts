@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/protocols';
+import { clockConfigSchema, idSchema, LabtraceError, parseConfigText, parseWith } from '@labtrace/protocols';
 import { dashboardDirSchema, httpConfigSchema, publicBaseUrlSchema } from './api/config.js';
 import { brokerConfigSchema, mqttConfigSchema, resolveMqttConfig } from './broker/config.js';
 import { clusterSettingsSchema } from './cluster/config.js';
@@ -93,6 +93,8 @@ export const serverConfigSchema = z.strictObject({
   metrics: metricsConfigSchema,
   /** the supervisor that follows this lab: the lab reads its standing there and answers its findings (docs/supervision.md) */
   supervision: supervisionConfigSchema,
+  /** the server's own clock against NTP servers (docs/operations.md, "Clocks"); off when no server is named */
+  clock: clockConfigSchema,
 });
 export type ServerConfig = z.output<typeof serverConfigSchema>;
 

@@ -63,6 +63,7 @@ import { openStore, storeTargetOf, type OpenedStore } from './store/dialect.js';
 import { LabDatabase, migrateStore, type MigrationStep, type Tables } from './store/database.js';
 import { serverMigrations } from './migrations.js';
 import { StoreCapacity } from './store/capacity.js';
+import { ServerClock } from './clock/server-clock.js';
 import { MeasurementStore } from './store/measurement-store.js';
 import { PgMeasurementStore } from './store/pg-measurement-store.js';
 import { Registry } from './store/registry.js';
@@ -125,6 +126,8 @@ export interface ServerOptions {
   clock?: () => number;
   /** how often the runs' time-based inspection rules are evaluated (default 1000 ms) */
   inspectionTickMs?: number;
+  /** the clock the NTP servers measure (clock.ntp): Date.now; tests make it wrong */
+  ntpClock?: () => number;
 }
 
 export class LabtraceServer {
@@ -138,6 +141,8 @@ export class LabtraceServer {
   private readonly postgres: OpenedStore | undefined;
   /** free space against the reserve, and whether the store can write */
   readonly capacity: StoreCapacity;
+  /** the server's own clock against NTP (clock.ntp) and as its gateways see it */
+  readonly clock: ServerClock;
   /** the dashboard's measurement reads: the embedded index, or InfluxDB fed from the stored batches */
   readonly series: SeriesStore;
   readonly registry: Registry;
@@ -414,6 +419,16 @@ export class LabtraceServer {
       ...(options.clock === undefined ? {} : { now: options.clock }),
     });
     this.ingest.useCapacity(this.capacity);
+    this.clock = new ServerClock({
+      config: config.clock.ntp,
+      events: this.events,
+      database: this.embedded?.database,
+      db: this.db,
+      gatewayOffsets: () => this.ingest.recentClockOffsets(),
+      gatewayBoundMs: this.ingest.clockOffsetBoundMs,
+      logger: logger.child({ part: 'clock' }),
+      ...(options.ntpClock === undefined ? {} : { now: options.ntpClock }),
+    });
     if (this.postgres === undefined) this.jobs = undefined;
     else {
       const leases = new PostgresLeases({
@@ -544,6 +559,7 @@ export class LabtraceServer {
         refusals: () => this.ingest.refusals(),
         notifications: () => this.notifications.status(),
         node: () => ({ roles: [...this.roles], leases: this.jobsRunning() }),
+        clock: () => this.clock.health(),
       },
     });
     this.app = app;
@@ -556,6 +572,7 @@ export class LabtraceServer {
         liveClients: () => this.live.clients,
         series: () => this.series.status(),
         retention: () => this.retention.status(),
+        clock: () => this.clock.health(),
       },
       logger.child({ part: 'metrics' }),
     );
@@ -785,6 +802,7 @@ export class LabtraceServer {
         stop: () => this.witnesses.stop(),
       },
       { name: 'capacity', start: () => this.capacity.start(), stop: () => this.capacity.stop() },
+      { name: 'clock', start: () => this.clock.start(), stop: () => this.clock.stop() },
       { name: 'series', start: () => this.series.start(), stop: () => this.series.stop() },
       // ingest listens before the broker takes messages (an external broker delivers queued ones at once); the broker
       // stops taking data before ingest stops, so everything received is committed before the store closes

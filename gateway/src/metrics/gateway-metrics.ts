@@ -1,7 +1,7 @@
 // The gateway's Prometheus metrics on a listener of their own (config `metrics`, docs/operations.md): the outbox per
 // sink, each instrument's polls, errors, latency and breaker, the batches signed, sent and acknowledged. Read from the
 // state the gateway keeps when a scrape asks; only the latency histogram is fed as polls happen (the sources' event).
-import { MetricsEndpoint } from '@labtrace/protocols/node';
+import { MetricsEndpoint, type NtpStatus } from '@labtrace/protocols/node';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GatewayMetricsEndpoint } from '../config.js';
 import type { Logger } from '../log.js';
@@ -20,6 +20,8 @@ export interface GatewayParts {
   uplink: MqttUplink;
   /** the outbox's bound, in samples */
   maxSamples: number;
+  /** the gateway's own clock against NTP */
+  clock?: () => NtpStatus;
 }
 
 /** a millisecond to half a minute: a Modbus reply, a line instrument's answer, a timeout */
@@ -165,6 +167,26 @@ export class GatewayMetrics {
           if (breaker === undefined) continue;
           for (const state of BREAKER_STATES) this.set({ instrument: source.id, state }, breaker === state ? 1 : 0);
         }
+      },
+    });
+    new Gauge({
+      name: 'labtrace_clock_offset_seconds',
+      help: "the gateway's clock minus NTP's (positive: ahead), from the last answer (absent without NTP or before an answer)",
+      registers,
+      collect() {
+        this.reset();
+        const offset = parts.clock?.().offsetMs;
+        if (offset !== undefined && offset !== null) this.set(offset / 1000);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_clock_ntp_up',
+      help: '1 when an NTP server answered the last round, 0 when none did or before the first (absent without NTP configured)',
+      registers,
+      collect() {
+        this.reset();
+        const status = parts.clock?.();
+        if (status?.enabled === true) this.set(status.failedRounds === 0 && status.offsetMs !== null ? 1 : 0);
       },
     });
     const latency = new Histogram({

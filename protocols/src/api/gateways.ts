@@ -84,6 +84,35 @@ export const healthSchema = z.strictObject({
     .optional(),
   /** this node among the lab's nodes: what it does (cluster.roles), and the jobs of one node at a time it holds now */
   node: z.strictObject({ roles: z.array(z.enum(['api', 'ingest', 'jobs'])), leases: z.array(z.string()) }).optional(),
+  /**
+   * the server's own clock: against NTP (clock.ntp; null when no server is configured; offsetMs: this server's clock
+   * minus NTP's), and as its gateways see it (offsetMs: this server's clock minus the median gateway's)
+   */
+  clock: z
+    .strictObject({
+      ntp: z
+        .strictObject({
+          servers: z.array(z.string()),
+          status: z.enum(['pending', 'ok', 'beyond-bound', 'unreachable']),
+          /** a server answered the last round */
+          answering: z.boolean(),
+          offsetMs: z.number().int().nullable(),
+          delayMs: z.number().int().nullable(),
+          server: z.string().nullable(),
+          stratum: z.number().int().nullable(),
+          measuredAt: msSchema.nullable(),
+          boundMs: z.number().int(),
+          lastError: z.string().nullable(),
+        })
+        .nullable(),
+      gateways: z.strictObject({
+        count: z.number().int(),
+        offsetMs: z.number().int().nullable(),
+        boundMs: z.number().int(),
+        beyondBound: z.boolean(),
+      }),
+    })
+    .optional(),
 });
 export type Health = z.output<typeof healthSchema>;
 

@@ -7,6 +7,7 @@ import { LabtraceError, type InstrumentView, type ListChange } from '@labtrace/p
 import { api, KEY_ROTATION_DUE_MS } from '@labtrace/protocols/api';
 import type { NodeRole } from '../cluster/config.js';
 import type { Logger } from '../log.js';
+import type { ClockHealth } from '../clock/server-clock.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { Registry } from '../store/registry.js';
 import type { SeriesStore } from '../store/series/series-store.js';
@@ -43,6 +44,8 @@ export interface HealthSource {
   notifications?: (() => Promise<{ pending: number; failed: number; oldestPendingAt: number | null; email: boolean }>) | undefined;
   /** this node's roles among the lab's nodes, and the leases of one-node jobs it holds now */
   node?: (() => { roles: NodeRole[]; leases: string[] }) | undefined;
+  /** the server's own clock against NTP and as its gateways see it (clock/server-clock.ts) */
+  clock?: (() => ClockHealth) | undefined;
 }
 
 export interface AppDeps {
@@ -147,8 +150,11 @@ export function createApp(deps: AppDeps): Express {
     // load balancer (or its dashboard out of reach)
     const refusing = [...refusals.refusing.keys()].some((id) => connected.has(id));
     const serving = storeOk && brokerOk && capacity.status === 'ok';
+    // a clock beyond its bound dates everything wrong: degraded, though the server serves
+    const clock = deps.health.clock?.();
+    const clockOff = clock !== undefined && (clock.ntp?.status === 'beyond-bound' || clock.gateways.beyondBound);
     res.status(serving ? 200 : 503).json({
-      status: serving && !refusing ? 'ok' : 'degraded',
+      status: serving && !refusing && !clockOff ? 'ok' : 'degraded',
       version: deps.health.version,
       broker: { status: brokerOk ? 'ok' : 'down' },
       store: { ...capacity, status: storeOk ? capacity.status : 'down', kind: deps.health.storeKind ?? 'sqlite' },
@@ -169,6 +175,7 @@ export function createApp(deps: AppDeps): Express {
       faults: processFaults(),
       ...(notifications === undefined ? {} : { notifications }),
       ...(deps.health.node === undefined ? {} : { node: deps.health.node() }),
+      ...(clock === undefined ? {} : { clock }),
     });
   });
 

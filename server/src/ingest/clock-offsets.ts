@@ -23,6 +23,8 @@ export type OffsetChange = { kind: 'beyond' | 'back'; offsetMs: number } | undef
 
 export class ClockOffsets {
   private readonly seen = new Map<string, { delays: { at: number; delay: number }[]; beyond: boolean }>();
+  /** what each gateway's last HEALTH message said of its own clock against NTP (ms, its clock minus NTP's) */
+  private readonly ntp = new Map<string, number>();
 
   constructor(readonly boundMs: number) {}
 
@@ -50,6 +52,26 @@ export class ClockOffsets {
     const last = g?.delays.at(-1);
     if (g === undefined || last === undefined) return undefined;
     return { offsetMs: this.offsetOf(g.delays), measuredAt: last.at, beyondBound: g.beyond };
+  }
+
+  /** The gateway's own offset against NTP, as its HEALTH message says (undefined: it does not measure it, or NTP is down). */
+  ntpSays(gateway: string, offsetMs: number | undefined): void {
+    if (offsetMs === undefined) this.ntp.delete(gateway);
+    else this.ntp.set(gateway, offsetMs);
+  }
+
+  /**
+   * Every gateway measured within OFFSET_MAX_AGE_MS of `now`: its offset against the server, and against NTP when
+   * it says (the server's clock as they see it).
+   */
+  recent(now: number): { offsetMs: number; ntpOffsetMs: number | undefined }[] {
+    const offsets: { offsetMs: number; ntpOffsetMs: number | undefined }[] = [];
+    for (const [gateway, g] of this.seen) {
+      const last = g.delays.at(-1);
+      if (last !== undefined && now - last.at <= OFFSET_MAX_AGE_MS)
+        offsets.push({ offsetMs: this.offsetOf(g.delays), ntpOffsetMs: this.ntp.get(gateway) });
+    }
+    return offsets;
   }
 
   private offsetOf(delays: readonly { delay: number }[]): number {

@@ -414,6 +414,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return this.clockOffsets.of(gateway);
   }
 
+  /**
+   * Every gateway measured recently: its clock minus the server's (ms), and minus NTP's when it says: the server's
+   * clock as they see it.
+   */
+  recentClockOffsets(): { offsetMs: number; ntpOffsetMs: number | undefined }[] {
+    return this.clockOffsets.recent(Date.now());
+  }
+
+  /** the bound of a gateway's clock offset (ingest.maxClockOffsetMs) */
+  get clockOffsetBoundMs(): number {
+    return this.clockOffsets.boundMs;
+  }
+
   private command(gateway: string, cmd: CmdMessage): Promise<void> {
     return this.broker.publish(topicFor(this.lab, gateway, 'CMD'), JSON.stringify(cmd));
   }
@@ -958,6 +971,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
             counted: true,
           });
         this.observeClock(topic.gateway, parsed.data.ts);
+        // its own clock against NTP, when it measures it and NTP answers: what the server's clock is then known against
+        this.clockOffsets.ntpSays(topic.gateway, parsed.data.clock?.answering === true ? parsed.data.clock.offsetMs : undefined);
         const own = parsed.data.instruments.filter((h) => this.owners.get(h.instrument) === topic.gateway);
         for (const h of own) this.health.set(h.instrument, { gateway: topic.gateway, health: h });
         this.emit('health', own);

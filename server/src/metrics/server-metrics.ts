@@ -11,6 +11,7 @@ import { LogStore } from '../log/log-store.js';
 import type { TransparencyLog } from '../log/transparency-log.js';
 import type { Logger } from '../log.js';
 import { readSecretFile } from '../secret-env.js';
+import type { ClockHealth } from '../clock/server-clock.js';
 import type { CapacityStatus } from '../store/capacity.js';
 import type { SeriesStatus } from '../store/series/series-store.js';
 import type { RetentionStatus } from '../retention/retention.js';
@@ -31,6 +32,8 @@ export interface MetricsSources {
   series: () => SeriesStatus;
   /** the retention job's outcomes (absent: no job on this node) */
   retention?: () => RetentionStatus;
+  /** the server's own clock against NTP (clock/server-clock.ts) */
+  clock?: () => ClockHealth;
 }
 
 /** latencies from a millisecond to a minute */
@@ -245,6 +248,26 @@ export class ServerMetrics {
       registers,
       collect() {
         this.set(sources.capacity().status === 'ok' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_clock_offset_seconds',
+      help: "this server's clock minus NTP's (positive: ahead), from the last answer (absent without NTP or before an answer)",
+      registers,
+      collect() {
+        this.reset();
+        const offset = sources.clock?.().ntp?.offsetMs;
+        if (offset !== undefined && offset !== null) this.set(offset / 1000);
+      },
+    });
+    new Gauge({
+      name: 'labtrace_clock_ntp_up',
+      help: '1 when an NTP server answered the last round, 0 when none did or before the first (absent without NTP configured)',
+      registers,
+      collect() {
+        this.reset();
+        const ntp = sources.clock?.().ntp;
+        if (ntp !== undefined && ntp !== null) this.set(ntp.answering ? 1 : 0);
       },
     });
     this.httpDuration = new Histogram({

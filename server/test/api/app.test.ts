@@ -30,6 +30,8 @@ test('GET /api/health', async () => {
     notifications: { email: false, pending: 0, failed: 0, oldestPendingAt: null },
     // the one node of a SQLite lab does everything; leases are for the nodes of a PostgreSQL store
     node: { roles: ['api', 'ingest', 'jobs'], leases: [] },
+    // no NTP server configured; no gateway has sent a HEALTH message
+    clock: { ntp: null, gateways: { count: 0, offsetMs: null, boundMs: 2000, beyondBound: false } },
   });
 });
 
