@@ -720,7 +720,7 @@ process.once('SIGINT', () => {
   void tearDown().then(() => process.exit(130));
 });
 
-const schedule = faultSchedule(DURATION_MS, { influx: opts.influx });
+const schedule = faultSchedule(DURATION_MS, { influx: opts.influx, faults: opts.faults });
 let quiet;
 let fatal = null;
 try {
@@ -788,7 +788,7 @@ try {
       log.problems.join('; ') || 'no proof or rebuild made',
     );
     for (const k of FAULT_KINDS) {
-      if (!opts.influx && k === 'influx-down') continue;
+      if ((!opts.influx && k === 'influx-down') || !opts.faults.includes(k)) continue;
       check(`fault ${k} injected`, injected[k] > 0, 'never injected');
       check(`fault ${k} alarmed`, alarmed[k] === injected[k], `${injected[k] - alarmed[k]} of ${injected[k]} without their alarm`);
     }
@@ -861,7 +861,7 @@ await tearDown();
 const file = writeResult(
   NAME,
   {
-    params: { minutes: opts.minutes, rate: opts.rate, influx: opts.influx, sampleSeconds: SAMPLE_MS / 1000, schedule },
+    params: { minutes: opts.minutes, rate: opts.rate, influx: opts.influx, faults: opts.faults, sampleSeconds: SAMPLE_MS / 1000, schedule },
     results,
     detail: {
       faults: faults.map((f) => ({ ...f, at: Math.round((f.start - loadStart) / 1000), seconds: Math.round((f.end - f.start) / 1000) })),

@@ -4,10 +4,13 @@
 
 export const FAULT_KINDS = ['instrument-disconnect', 'influx-down', 'gateway-kill', 'server-restart', 'disk-nearly-full'];
 
-export const USAGE = `usage: npm run soak -- [--minutes N] [--rate N] [--no-influx] [--result FILE]
+export const USAGE = `usage: npm run soak -- [--minutes N] [--rate N] [--no-influx] [--faults LIST] [--result FILE]
   --minutes N   how long the load and the faults run, 1-1440 (default 60); the final checks come after
   --rate N      polls per second of each simulated instrument, 0.5-20 (default 5)
   --no-influx   without the gateway's InfluxDB historian (influxd), so without the InfluxDB fault
+  --faults LIST the faults to inject, comma-separated (default all: ${FAULT_KINDS.join(',')}), or none;
+                without server-restart and disk-nearly-full the server lives the whole run, so that its memory is
+                followed over one long lifetime
   --result FILE where the report goes (default bench/results/soak.json)`;
 
 /**
@@ -15,7 +18,7 @@ export const USAGE = `usage: npm run soak -- [--minutes N] [--rate N] [--no-infl
  * it with the usage and exits 2).
  */
 export function parseSoakArgs(argv) {
-  const out = { minutes: 60, rate: 5, influx: true, result: null, help: false };
+  const out = { minutes: 60, rate: 5, influx: true, faults: [...FAULT_KINDS], result: null, help: false };
   const number = (name, raw, min, max) => {
     const n = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
     if (!Number.isFinite(n) || n < min || n > max)
@@ -44,6 +47,15 @@ export function parseSoakArgs(argv) {
         if (inline !== undefined) throw new Error('--no-influx takes no value');
         out.influx = false;
         break;
+      case '--faults': {
+        const list = value();
+        if (list === undefined || list === '') throw new Error(`--faults: expected a comma-separated list of ${FAULT_KINDS.join(', ')}, or none`);
+        const kinds = list === 'none' ? [] : list.split(',').map((k) => k.trim());
+        for (const k of kinds)
+          if (!FAULT_KINDS.includes(k)) throw new Error(`--faults: unknown fault ${JSON.stringify(k)} (known: ${FAULT_KINDS.join(', ')}, or none)`);
+        out.faults = FAULT_KINDS.filter((k) => kinds.includes(k));
+        break;
+      }
       case '--result': {
         const file = value();
         if (file === undefined || file === '') throw new Error('--result: expected a file name');
@@ -69,7 +81,7 @@ const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
  * so that the rest of the cycle runs without one. A fault whose time comes while the previous one is still under way
  * waits for it (the schedule gives the earliest time).
  */
-export function faultSchedule(durationMs, { influx = true } = {}) {
+export function faultSchedule(durationMs, { influx = true, faults = FAULT_KINDS } = {}) {
   const cycles = Math.max(1, Math.round(durationMs / 600_000));
   const cycleMs = durationMs / cycles;
   const plan = [
@@ -78,7 +90,7 @@ export function faultSchedule(durationMs, { influx = true } = {}) {
     { kind: 'gateway-kill', at: 0.34, holdMs: 3000 },
     { kind: 'server-restart', at: 0.5, holdMs: 0 },
     { kind: 'disk-nearly-full', at: 0.64, holdMs: clamp(0.06 * cycleMs, 10_000, 40_000) },
-  ].filter((f) => influx || f.kind !== 'influx-down');
+  ].filter((f) => (influx || f.kind !== 'influx-down') && faults.includes(f.kind));
   const out = [];
   for (let c = 0; c < cycles; c++)
     for (const f of plan) out.push({ kind: f.kind, atMs: Math.round(c * cycleMs + f.at * cycleMs), holdMs: Math.round(f.holdMs) });

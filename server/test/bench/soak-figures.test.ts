@@ -11,6 +11,7 @@ interface Options {
   minutes: number;
   rate: number;
   influx: boolean;
+  faults: string[];
   result: string | null;
   help: boolean;
 }
@@ -29,7 +30,7 @@ interface Fit {
 interface SoakFigures {
   FAULT_KINDS: string[];
   parseSoakArgs(argv: string[]): Options;
-  faultSchedule(durationMs: number, options?: { influx?: boolean }): { kind: string; atMs: number; holdMs: number }[];
+  faultSchedule(durationMs: number, options?: { influx?: boolean; faults?: string[] }): { kind: string; atMs: number; holdMs: number }[];
   pooledSlopePerHour(lifetimes: { t: number; value: number }[][], warmupMs?: number): Fit | null;
   isFlat(fit: Fit | null, limitPerHour: number, margin: number): { ok: boolean; rise: number | null };
   checkCounter(lifetimes: Lifetime[], slack: number): { counted: number; problems: string[] };
@@ -42,14 +43,20 @@ beforeAll(async () => {
 
 describe('the command line', () => {
   test('an hour at 5 polls a second unless told; the options in both spellings', () => {
-    expect(m.parseSoakArgs([])).toEqual({ minutes: 60, rate: 5, influx: true, result: null, help: false });
+    expect(m.parseSoakArgs([])).toEqual({ minutes: 60, rate: 5, influx: true, faults: m.FAULT_KINDS, result: null, help: false });
     expect(m.parseSoakArgs(['--minutes', '10', '--rate=2.5', '--no-influx', '--result', 'out.json'])).toEqual({
       minutes: 10,
       rate: 2.5,
       influx: false,
+      faults: m.FAULT_KINDS,
       result: 'out.json',
       help: false,
     });
+  });
+
+  test('--faults picks the faults (in their order), or none', () => {
+    expect(m.parseSoakArgs(['--faults', 'gateway-kill,instrument-disconnect']).faults).toEqual(['instrument-disconnect', 'gateway-kill']);
+    expect(m.parseSoakArgs(['--faults=none']).faults).toEqual([]);
   });
 
   test.each([
@@ -61,6 +68,8 @@ describe('the command line', () => {
     [['--rate', '50'], '--rate: expected a number from 0.5 to 20, got "50"'],
     [['--no-influx=yes'], '--no-influx takes no value'],
     [['--hours', '1'], 'unknown argument "--hours"'],
+    [['--faults', 'gateway-kill,power-cut'], '--faults: unknown fault "power-cut"'],
+    [['--faults'], '--faults: expected a comma-separated list'],
   ])('%j is refused: %s', (argv, message) => {
     expect(() => m.parseSoakArgs(argv)).toThrow(message);
   });
@@ -79,6 +88,12 @@ describe('the schedule', () => {
 
   test('without InfluxDB there is no InfluxDB fault', () => {
     expect(m.faultSchedule(600_000, { influx: false }).map((f) => f.kind)).not.toContain('influx-down');
+  });
+
+  test('only the faults asked for, each once per cycle', () => {
+    const plan = m.faultSchedule(1_200_000, { faults: ['instrument-disconnect', 'gateway-kill'] });
+    expect(plan.map((f) => f.kind)).toEqual(['instrument-disconnect', 'gateway-kill', 'instrument-disconnect', 'gateway-kill']);
+    expect(m.faultSchedule(600_000, { faults: [] })).toEqual([]);
   });
 });
 
