@@ -392,7 +392,9 @@ export const fileTimestampSchema = z.strictObject({
 
 /** Whether a time zone is UTC, a fixed offset or a zone the runtime knows. */
 export function validZone(zone: string): boolean {
-  if (zone === 'UTC' || /^[+-]\d{2}:\d{2}$/.test(zone)) return true;
+  if (zone === 'UTC') return true;
+  // offsets in this one spelling only: newer runtimes' Intl also takes +0800 or -05, older ones do not
+  if (/^[+\-\u2212]/.test(zone)) return /^[+-]\d{2}:\d{2}$/.test(zone);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return true;

@@ -18,9 +18,13 @@ export const LOCALES = ['zh-CN', 'en'] as const;
 export const localeSchema = z.enum(LOCALES);
 export type Locale = z.output<typeof localeSchema>;
 
-/** Whether `zone` is an IANA time zone this runtime knows (Asia/Shanghai, Europe/Berlin, UTC). */
+/**
+ * Whether `zone` is an IANA time zone this runtime knows (Asia/Shanghai, Europe/Berlin, UTC). An offset (+08:00) is
+ * not one: newer runtimes' Intl (Node.js 22 and later, current browsers) take offsets as zones, older ones refuse
+ * them, and a fixed offset is no zone a person lives in (no daylight saving), so it is refused on every runtime alike.
+ */
 export function isTimeZone(zone: string): boolean {
-  if (zone.length === 0 || zone.length > 64) return false;
+  if (zone.length === 0 || zone.length > 64 || /^[+\-\u2212]/.test(zone)) return false;
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
     return true;
