@@ -32,7 +32,7 @@ read-only API token their runs, certificates, calibrations and alarms), runs the
 findings with their proofs and gives each lab a credit tier (docs/supervision.md). The API answers with the token
 of tokenFile or LABTRACE_SUPERVISOR_TOKEN. Its store is supervisor.yaml's database: a SQLite file (supervisor.db by
 default), or { url: postgres://<user>@<host>:<port>/<database>, passwordFile } (LABTRACE_SUPERVISOR_DATABASE_URL and
-LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE override them); one supervisor process per database.
+LABTRACE_SUPERVISOR_DATABASE_PASSWORD_FILE override them); one supervisor process per database (a second is refused).
 
 enroll reads the lab's log key (GET /api/log/keys) and its signed checkpoint, checks that the token (an API token of
 a user with the role auditor, created by the lab's admin) reads the runs and certificates, and prints the entry to

@@ -3,7 +3,10 @@
 // findings with their evidence and the lab's responses, and the checks run. The tables are written once in SQLite's
 // words and said in PostgreSQL's on PostgreSQL (store/portable-ddl.ts): INTEGER is BIGINT, BLOB is BYTEA, and text is
 // compared byte by byte on both (COLLATE "C"). One supervisor process writes a store: the rounds never overlap, and
-// nothing here guards against a second process following the same labs into the same database.
+// a lease (sup_lease, one row) names the process that holds the store; a second one is refused while the lease is
+// renewed, and takes it over once it has not been renewed for leaseMs (its holder died).
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { sql, type Generated, type Insertable, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { LabtraceError } from '@labtrace/protocols';
 import { describeTarget, openStore, type OpenedStore, type StoreTarget } from '../store/dialect.js';
@@ -91,7 +94,18 @@ const SCHEMA = `
     new_findings INTEGER NOT NULL,
     error TEXT
   ) STRICT;
+  CREATE TABLE IF NOT EXISTS sup_lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at INTEGER NOT NULL,
+    renewed_at INTEGER NOT NULL
+  ) STRICT;
 `;
+
+/** how long a lease not renewed keeps another process out (its holder renews it every third of this) */
+export const DEFAULT_LEASE_MS = 30_000;
 
 export interface LabCursor {
   lab: string;
@@ -202,6 +216,7 @@ interface SupervisorTables {
     new_findings: number;
     error: string | null;
   };
+  sup_lease: { id: number; holder: string; host: string; pid: number; acquired_at: number; renewed_at: number };
 }
 
 type Db = Kysely<SupervisorTables> | Transaction<SupervisorTables>;
@@ -277,6 +292,9 @@ export class SupervisorStore {
   private opened: OpenedStore | undefined;
   private kysely: Kysely<SupervisorTables> | undefined;
   private readonly database: SupervisorDatabase;
+  /** this store's holder id in the lease: random, so that a process that restarts is another holder */
+  private readonly holder = randomUUID();
+  private leased = false;
 
   /** `database`: where the store is (a string: the SQLite file) */
   constructor(database: string | SupervisorDatabase) {
@@ -307,6 +325,66 @@ export class SupervisorStore {
     }
     this.opened = opened;
     this.kysely = db;
+  }
+
+  /**
+   * Takes the store's lease, in one transaction: when nobody holds it, when we do, or when its holder has not renewed
+   * it for `leaseMs` (it died). Otherwise refuses (E_CONFLICT), naming the holder: one supervisor writes a store.
+   */
+  async takeLease(now: number, leaseMs = DEFAULT_LEASE_MS): Promise<void> {
+    const held = await this.db()
+      .transaction()
+      .execute(async (trx) => {
+        const mine = { holder: this.holder, host: os.hostname(), pid: process.pid, acquired_at: now, renewed_at: now };
+        // the insert first: a write, so SQLite's transaction holds the write lock from here on, and on PostgreSQL two
+        // processes finding no lease do not both take it (the second waits for the first's row, then inserts nothing)
+        const inserted = await trx
+          .insertInto('sup_lease')
+          .values({ id: 1, ...mine })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .executeTakeFirst();
+        if (inserted.numInsertedOrUpdatedRows === 1n) return undefined;
+        // FOR UPDATE on PostgreSQL: two processes reading an expired lease take it one after the other, the second
+        // seeing the first's
+        let query = trx.selectFrom('sup_lease').selectAll().where('id', '=', 1);
+        if (this.opened?.dialect === 'postgres') query = query.forUpdate();
+        const row = await query.executeTakeFirstOrThrow();
+        if (row.holder !== this.holder && now - row.renewed_at < leaseMs) return row;
+        // ours: renewed, held since it was first taken
+        await trx
+          .updateTable('sup_lease')
+          .set(row.holder === this.holder ? { renewed_at: now } : mine)
+          .where('id', '=', 1)
+          .execute();
+        return undefined;
+      });
+    if (held !== undefined)
+      throw new LabtraceError(
+        'E_CONFLICT',
+        `the supervisor's store ${this.description} is held by another supervisor process (host ${held.host}, pid ${held.pid}, ` +
+          `since ${new Date(held.acquired_at).toISOString()}, renewed ${new Date(held.renewed_at).toISOString()}): ` +
+          `only one supervisor may write a store; stop it, or wait ${Math.ceil(leaseMs / 1000)} s after it died`,
+      );
+    this.leased = true;
+  }
+
+  /** Renews our lease; false when another holder has it (we were not renewing it for leaseMs, and it was taken over). */
+  async renewLease(now: number): Promise<boolean> {
+    const result = await this.db()
+      .updateTable('sup_lease')
+      .set({ renewed_at: now })
+      .where('id', '=', 1)
+      .where('holder', '=', this.holder)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) this.leased = false;
+    return this.leased;
+  }
+
+  /** Gives the lease up (a standby may start at once); a lease taken over by another holder is left to it. */
+  async releaseLease(): Promise<void> {
+    if (!this.leased) return;
+    await this.db().deleteFrom('sup_lease').where('id', '=', 1).where('holder', '=', this.holder).execute();
+    this.leased = false;
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,7 @@ import { LabFollower } from './lab-follower.js';
 import { whyIn } from './evidence-why.js';
 import { renderReportPdf } from './report-pdf.js';
 import { RULES } from './rules/index.js';
-import { SupervisorStore, type SupervisorDatabase } from './supervisor-store.js';
+import { DEFAULT_LEASE_MS, SupervisorStore, type SupervisorDatabase } from './supervisor-store.js';
 import { SCORING, standingOf, type Standing } from './tiers.js';
 
 export interface SupervisorOptions {
@@ -37,6 +37,10 @@ export interface SupervisorOptions {
   labs: readonly EnrolledLab[];
   /** ms since the epoch; the tests move it to cross the rolling period */
   now?: () => number;
+  /** how long the store's lease keeps another supervisor out when not renewed (renewed every third of it; 30 s) */
+  leaseMs?: number;
+  /** ms since the epoch for the lease; the tests move it to expire a lease without waiting */
+  leaseClock?: () => number;
   /** the built dashboard whose supervisor.html is the console served at / (the repository's dashboard/dist unless told) */
   consoleDir?: string;
 }
@@ -78,6 +82,9 @@ export class Supervisor {
   private readonly now: () => number;
   private server: http.Server | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** the lease was taken over by another process: this one writes no more */
+  private leaseLost = false;
   /** the round in progress: rounds never overlap, and stop() waits for it */
   private round: Promise<void> = Promise.resolve();
   private readonly lastError = new Map<string, string | null>();
@@ -99,6 +106,16 @@ export class Supervisor {
 
   async start(): Promise<void> {
     await this.store.open();
+    const leaseMs = this.options.leaseMs ?? DEFAULT_LEASE_MS;
+    const leaseNow = this.options.leaseClock ?? (() => Date.now());
+    try {
+      await this.store.takeLease(leaseNow(), leaseMs);
+    } catch (err) {
+      await this.store.close();
+      throw err;
+    }
+    this.leaseTimer = setInterval(() => void this.renewLease(leaseNow()), leaseMs / 3);
+    this.leaseTimer.unref();
     const app = this.app();
     await new Promise<void>((resolve, reject) => {
       const server = app.listen(this.options.port, this.options.host, (err?: Error) => (err === undefined ? resolve() : reject(err)));
@@ -118,12 +135,47 @@ export class Supervisor {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await this.round;
+    clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
+    try {
+      await this.store.releaseLease();
+    } catch (err) {
+      this.logger.warn({ err }, "supervisor: the store's lease could not be released; another supervisor may take it once it expires");
+    }
     await this.store.close();
+  }
+
+  /** Renews the store's lease; taken over by another process (this one was paused too long), stops writing. */
+  private async renewLease(now: number): Promise<void> {
+    let ours: boolean;
+    try {
+      ours = await this.store.renewLease(now);
+    } catch (err) {
+      this.logger.warn({ err }, "supervisor: the store's lease could not be renewed; retried");
+      return;
+    }
+    if (ours || this.leaseLost) return;
+    this.leaseLost = true;
+    clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.logger.error(
+      { database: this.store.description },
+      "ALARM: supervisor: another supervisor process took the store's lease; this one stopped following the labs (restart it once the other has stopped)",
+    );
+  }
+
+  /** refuses a write once the lease was taken over */
+  private mayWrite(): void {
+    if (this.leaseLost)
+      throw new LabtraceError('E_CONFLICT', "another supervisor process holds the supervisor's store: only one supervisor may write a store");
   }
 
   /** One round over every lab: follow the log, and run the deeper checks of the labs whose tier says they are due. */
   runRound(force = false): Promise<void> {
     this.round = this.round.then(async () => {
+      if (this.leaseLost) return;
       for (const follower of this.followers.values()) await this.visit(follower, force);
     });
     return this.round;
@@ -135,7 +187,7 @@ export class Supervisor {
   }
 
   private schedule(delay: number): void {
-    if (this.server === undefined) return;
+    if (this.server === undefined || this.leaseLost) return;
     this.timer = setTimeout(() => {
       this.runRound().then(
         () => this.schedule(this.options.followEveryMs),
@@ -220,6 +272,7 @@ export class Supervisor {
     // a check now, whatever the tier's schedule says (an inspector's request)
     app.post('/api/labs/:lab/check', async (req, res) => {
       const follower = this.follower(req.params.lab);
+      this.mayWrite();
       this.round = this.round.then(() => this.visit(follower, true));
       await this.round;
       res.json({ ...(await this.labView(follower.lab)), checks: await this.store.checkRuns(follower.lab.id, 1) });
@@ -279,6 +332,7 @@ export class Supervisor {
     const lab = this.follower(String(req.params['lab'])).lab.id;
     const id = Number(req.params['id']);
     const body = parseWith(responseBody, req.body, 'body', 'E_BAD_REQUEST');
+    this.mayWrite();
     // what a lab says through its standing token is marked as the lab's: it cannot speak as the supervisor's officer
     const author = res.locals['standingLab'] === undefined ? body.author : `lab ${lab}: ${body.author}`;
     if (!Number.isSafeInteger(id) || !(await this.store.respond(lab, id, { at: this.now(), author, kind, text: body.text })))

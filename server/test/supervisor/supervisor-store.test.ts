@@ -2,13 +2,22 @@
 // entries in one transaction (all or nothing), the bytes of the entries kept as they are, the checkpoints seen, the
 // records (replaced by id, listed in byte order of their ids whatever the database's collation), the conflicts, the
 // findings (each once) with the lab's responses and the resolution, the checks run, and all of it kept across a
-// reopening. On PostgreSQL, the password comes from a file, and a wrong one is refused when the store opens.
+// reopening. The store's lease: one holder at a time, refused to a second (store or supervisor) naming the holder,
+// taken over once not renewed for leaseMs, released when a supervisor stops, and a supervisor whose renewal finds
+// another holder stops writing. On PostgreSQL, the password comes from a file, and a wrong one is refused when the
+// store opens.
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
+import { formatVerifierKey, publicKeyFromSeed } from '@labtrace/protocols';
+import pino from 'pino';
 import { parseDatabaseUrl } from '../../src/store/config.js';
+import { DEFAULT_RULE_SETTINGS } from '../../src/supervisor/evidence.js';
 import { SupervisorStore, type SupervisorDatabase } from '../../src/supervisor/supervisor-store.js';
+import { Supervisor } from '../../src/supervisor/supervisor.js';
+import { waitFor } from '../helpers/server.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { rejectionOf } from '../helpers/rejection.js';
 import { StoreFixture, type Engine } from '../helpers/test-store.js';
@@ -238,6 +247,110 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (engine) => {
       ],
     ]);
     expect((await reopened.findings('lab-b')).map((f) => [f.status, f.responses])).toEqual([['open', []]]);
+  });
+});
+
+const HELD = new RegExp(
+  `is held by another supervisor process \\(host ${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, pid ${process.pid}, since \\d{4}-.*only one supervisor may write a store`,
+);
+
+describe.each(['sqlite', 'postgres'] as const)('the lease on %s', (engine) => {
+  test('one store holds it: a second is refused, naming the holder, until the first releases it', async () => {
+    const database = await where(engine);
+    const first = await open(database);
+    const second = await open(database);
+    await first.takeLease(T0, 30_000);
+    // taking it again is renewing it
+    await first.takeLease(T0 + 1000, 30_000);
+    const refused = await second.takeLease(T0 + 2000, 30_000).then(
+      () => undefined,
+      (err: unknown) => err as { code?: string; message: string },
+    );
+    expect(refused?.code).toBe('E_CONFLICT');
+    expect(refused?.message).toMatch(HELD);
+    expect(refused?.message).toContain(`since ${new Date(T0).toISOString()}`);
+    await first.releaseLease();
+    await second.takeLease(T0 + 3000, 30_000);
+    expect(await rejectionOf(first.takeLease(T0 + 4000, 30_000))).toMatch(HELD);
+  });
+
+  test('a lease not renewed for leaseMs is taken over, and its holder learns it when it renews', async () => {
+    const database = await where(engine);
+    const first = await open(database);
+    const second = await open(database);
+    await first.takeLease(T0, 30_000);
+    expect(await first.renewLease(T0 + 10_000)).toBe(true);
+    // renewed at T0 + 10 s: held until T0 + 40 s
+    expect(await rejectionOf(second.takeLease(T0 + 39_999, 30_000))).toMatch(HELD);
+    await second.takeLease(T0 + 40_000, 30_000);
+    expect(await first.renewLease(T0 + 40_001)).toBe(false);
+    // the first gives up nothing it no longer holds
+    await first.releaseLease();
+    expect(await rejectionOf(first.takeLease(T0 + 40_002, 30_000))).toMatch(HELD);
+    expect(await second.renewLease(T0 + 40_003)).toBe(true);
+  });
+
+  test('a second supervisor is refused while the first runs and starts once it stopped; one whose renewal finds another holder stops writing', async () => {
+    const database = await where(engine);
+    const lines: string[] = [];
+    // the supervisors' lease clock stands still: their renewals say T0, whatever the time the test takes
+    const leaseNow = T0;
+    const supervisor = () =>
+      new Supervisor(
+        {
+          host: '127.0.0.1',
+          port: 0,
+          database,
+          apiToken: 'supervisor-api-token-for-the-lease-test',
+          followEveryMs: 3_600_000,
+          settings: DEFAULT_RULE_SETTINGS,
+          // a lab that does not answer: its rounds fail, and are logged and retried
+          labs: [
+            {
+              id: 'lab-a',
+              name: 'Lab A',
+              url: 'http://127.0.0.1:9',
+              origin: 'a.example/log',
+              logKey: formatVerifierKey('a.example/log', publicKeyFromSeed(new Uint8Array(32).fill(7))),
+              token: 't',
+              witnesses: [],
+              witnessesRequired: 0,
+            },
+          ],
+          leaseMs: 300,
+          leaseClock: () => leaseNow,
+        },
+        pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+      );
+    const check = async (s: Supervisor) =>
+      (await fetch(`${s.url}/api/labs/lab-a/check`, { method: 'POST', headers: { authorization: 'Bearer supervisor-api-token-for-the-lease-test' } }))
+        .status;
+    const first = supervisor();
+    await first.start();
+    const second = supervisor();
+    try {
+      expect(await rejectionOf(second.start())).toMatch(HELD);
+    } finally {
+      await first.stop();
+      // started after all (the lease not checked): stopped, so that the test ends
+      await second.stop();
+    }
+    // stopped, the first released its lease: the second starts at once
+    await second.start();
+    try {
+      expect(await check(second)).toBe(200);
+      // the second's process was paused longer than leaseMs (its last renewal said T0): another takes the lease over
+      const other = await open(database);
+      await other.takeLease(T0 + 600, 300);
+      await waitFor('the ALARM of the lost lease', () =>
+        lines.some((l) => l.includes("ALARM: supervisor: another supervisor process took the store's lease")),
+      );
+      expect(await check(second)).toBe(409);
+    } finally {
+      await second.stop();
+    }
+    // stopping, the second left the lease to its holder
+    expect(await rejectionOf((await open(database)).takeLease(T0 + 601, 300))).toMatch(HELD);
   });
 });
 
