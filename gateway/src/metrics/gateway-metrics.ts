@@ -1,7 +1,7 @@
 // The gateway's Prometheus metrics on a listener of their own (config `metrics`, docs/operations.md): the outbox per
 // sink, each instrument's polls, errors, latency and breaker, the batches signed, sent and acknowledged. Read from the
 // state the gateway keeps when a scrape asks; only the latency histogram is fed as polls happen (the sources' event).
-import { MetricsEndpoint, type NtpStatus } from '@labtrace/protocols/node';
+import { MetricsEndpoint, setOrAbsent, type NtpStatus } from '@labtrace/protocols/node';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GatewayMetricsEndpoint } from '../config.js';
 import type { Logger } from '../log.js';
@@ -174,9 +174,8 @@ export class GatewayMetrics {
       help: "the gateway's clock minus NTP's (positive: ahead), from the last answer (absent without NTP or before an answer)",
       registers,
       collect() {
-        this.reset();
         const offset = parts.clock?.().offsetMs;
-        if (offset !== undefined && offset !== null) this.set(offset / 1000);
+        setOrAbsent(this, offset === undefined || offset === null ? undefined : offset / 1000);
       },
     });
     new Gauge({
@@ -184,9 +183,8 @@ export class GatewayMetrics {
       help: '1 when an NTP server answered the last round, 0 when none did or before the first (absent without NTP configured)',
       registers,
       collect() {
-        this.reset();
         const status = parts.clock?.();
-        if (status?.enabled === true) this.set(status.failedRounds === 0 && status.offsetMs !== null ? 1 : 0);
+        setOrAbsent(this, status?.enabled === true ? (status.failedRounds === 0 && status.offsetMs !== null ? 1 : 0) : undefined);
       },
     });
     const latency = new Histogram({

@@ -178,3 +178,9 @@ test("the Grafana dashboard's gateway metrics are all served (errors included, a
   const served = new Set((await scrape()).samples.map((s) => s.name));
   expect([...used].filter((name) => !served.has(name))).toEqual([]);
 });
+
+test('without NTP configured the clock gauges are named, without a value (not an offset of 0 s)', async () => {
+  const m = await scrape();
+  expect(m.types.get('labtrace_clock_offset_seconds')).toBe('gauge');
+  expect(m.samples.filter((s) => s.name.startsWith('labtrace_clock_'))).toEqual([]);
+});

@@ -5,6 +5,15 @@ export { hashingInfo, loadNativeHash, nodeEd25519Verify, useNodeCrypto, verifyDi
 export { withParallelEd25519, PARALLEL_THRESHOLD, type ParallelOptions } from './parallel-ed25519.js';
 export { createProcessLogger, logSettings, LOG_FORMATS, type LogFormat, type ProcessLoggerOptions } from './logging.js';
 export { formatDuration, Progress, stopOnInterrupt, type ProgressOptions } from './progress.js';
-export { MetricsEndpoint, METRICS_PATH, notFound, pathOf, type MetricsEndpointOptions, type MetricsSource } from './metrics-endpoint.js';
+export {
+  MetricsEndpoint,
+  METRICS_PATH,
+  notFound,
+  pathOf,
+  setOrAbsent,
+  type MetricsEndpointOptions,
+  type MetricsSource,
+  type ResettableGauge,
+} from './metrics-endpoint.js';
 export { querySntp, type SntpSample, type SntpQueryOptions } from './sntp-client.js';
 export { NtpClock, type NtpChange, type NtpClockEvents, type NtpClockOptions, type NtpStatus } from './ntp-clock.js';

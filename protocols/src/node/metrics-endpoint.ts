@@ -109,3 +109,21 @@ export class MetricsEndpoint {
 export function notFound(res: http.ServerResponse): void {
   res.writeHead(404, { 'content-type': TEXT }).end('not found\n');
 }
+
+/** What setOrAbsent needs of a prom-client Gauge (structural: this package does not depend on prom-client). */
+export interface ResettableGauge {
+  set(value: number): void;
+  reset(): void;
+}
+
+/**
+ * Sets a gauge without labels to `value`, or leaves its series out of the scrape while there is none (before a first
+ * measurement, without the feature configured): prom-client's reset() keeps such a gauge at 0, a value that would
+ * read as a measurement (an offset of 0 s, no free space). Its table of series is emptied instead, which the text
+ * format then prints as the metric's HELP and TYPE alone (tested in the metrics tests of the server and the gateway).
+ */
+export function setOrAbsent(gauge: ResettableGauge, value: number | null | undefined): void {
+  gauge.reset();
+  if (value === null || value === undefined) (gauge as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
+  else gauge.set(value);
+}

@@ -3,7 +3,7 @@
 // when a scrape asks. The hot paths add only the ACK latency (an event of the ingest) and one timing per HTTP request.
 import type http from 'node:http';
 import { isLoopback, LabtraceError, LISTEN_ADDRESS_HINT, parseListen } from '@labtrace/protocols';
-import { MetricsEndpoint, METRICS_PATH, notFound, pathOf } from '@labtrace/protocols/node';
+import { MetricsEndpoint, METRICS_PATH, notFound, pathOf, setOrAbsent } from '@labtrace/protocols/node';
 import type { Request } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Ingest } from '../ingest/ingest.js';
@@ -229,9 +229,7 @@ export class ServerMetrics {
       help: "free space for the server on the data directory's filesystem (absent until measured)",
       registers,
       collect() {
-        this.reset();
-        const free = sources.capacity().freeBytes;
-        if (free !== null) this.set(free);
+        setOrAbsent(this, sources.capacity().freeBytes);
       },
     });
     new Gauge({
@@ -255,9 +253,8 @@ export class ServerMetrics {
       help: "this server's clock minus NTP's (positive: ahead), from the last answer (absent without NTP or before an answer)",
       registers,
       collect() {
-        this.reset();
         const offset = sources.clock?.().ntp?.offsetMs;
-        if (offset !== undefined && offset !== null) this.set(offset / 1000);
+        setOrAbsent(this, offset === undefined || offset === null ? undefined : offset / 1000);
       },
     });
     new Gauge({
@@ -265,9 +262,8 @@ export class ServerMetrics {
       help: '1 when an NTP server answered the last round, 0 when none did or before the first (absent without NTP configured)',
       registers,
       collect() {
-        this.reset();
         const ntp = sources.clock?.().ntp;
-        if (ntp !== undefined && ntp !== null) this.set(ntp.answering ? 1 : 0);
+        setOrAbsent(this, ntp === undefined || ntp === null ? undefined : ntp.answering ? 1 : 0);
       },
     });
     this.httpDuration = new Histogram({

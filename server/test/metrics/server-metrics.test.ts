@@ -85,6 +85,10 @@ describe('with a token: GET /metrics on the HTTP port', () => {
     expect(valueOf(m, 'labtrace_process_resident_memory_bytes')).toBeGreaterThan(0);
     // no InfluxDB here: no backlog series
     expect(m.samples.some((s) => s.name.startsWith('labtrace_influx_'))).toBe(false);
+    // no NTP configured: the clock's gauges are named, without a value (not an offset of 0 s)
+    expect(m.types.get('labtrace_clock_offset_seconds')).toBe('gauge');
+    expect(valueOf(m, 'labtrace_clock_offset_seconds')).toBeUndefined();
+    expect(valueOf(m, 'labtrace_clock_ntp_up')).toBeUndefined();
   });
 
   test('socket.io clients are counted', async () => {
