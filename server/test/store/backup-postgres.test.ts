@@ -10,10 +10,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { ed25519NoteSigner, parseCheckpoint, parseNote, parseSignerKey, signCheckpoint } from '@labtrace/protocols';
-import type { BackupManifest } from '../../src/store/backup.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { records, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+import { checkpointOf, keepSending, manifestOf, tarMembers } from '../helpers/backup-archive.js';
+import { startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'pg-secret-Zq81xv';
 
@@ -23,8 +23,7 @@ let gw: TestGateway;
 let work: string;
 let passwordFile: string;
 let liveUrl: string;
-let sending = true;
-let sender: Promise<void> | undefined;
+let sender: { stop(): Promise<void> } | undefined;
 let databases = 0;
 
 /** Runs the command; every run is also held to never print the password. */
@@ -70,11 +69,6 @@ async function objectsIn(url: string): Promise<string[]> {
   ).map((r) => r.name);
 }
 
-const checkpointOf = async (): Promise<string> => await (await t.fetch('/api/log/checkpoint', {}, null)).text();
-const tarMembers = (file: string): string[] => execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).trim().split('\n');
-const manifestOf = (file: string): BackupManifest =>
-  JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' })) as BackupManifest;
-
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'labtrace-pgbackup-'));
   passwordFile = path.join(work, 'pg-password');
@@ -84,21 +78,11 @@ beforeAll(async () => {
   t = await startServer({ database: { url: liveUrl, passwordFile }, log: { minCheckpointIntervalMs: 100 } });
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('bk-1');
-  // a gateway sending all along: a batch of 20 records every 20 ms
-  sender = (async () => {
-    let seq = 0;
-    while (sending) {
-      await gw.publish(gw.sign(records('bk-1', seq, 20)));
-      seq += 20;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  await waitFor('batches acknowledged', () => gw.acks.length >= 20, 30_000);
+  sender = await keepSending(gw, 'bk-1');
 }, 120_000);
 
 afterAll(async () => {
-  sending = false;
-  await sender;
+  await sender?.stop();
   await gw?.end();
   await t?.stop();
   await cluster?.stop();
@@ -112,7 +96,7 @@ describe('a PostgreSQL store backed up while the gateway sends', () => {
   let ackedBefore: number[];
 
   beforeAll(async () => {
-    published = await checkpointOf();
+    published = await checkpointOf(t);
     ackedBefore = [...gw.acks];
     archive = path.join(work, 'lab.tar');
     const run = await labtrace(['backup', '--out', archive, '--config', configFor(t.config.dataDir, liveUrl)]);
@@ -224,11 +208,11 @@ describe('a PostgreSQL store backed up while the gateway sends', () => {
   test('a checkpoint published after the backup: refused and dropped again, or restored with an alarm when the gap is accepted', async () => {
     await waitFor(
       'the log to grow past the backup',
-      async () => parseCheckpoint(parseNote(await checkpointOf()).text).size > manifestOf(archive).log.size + 10,
+      async () => parseCheckpoint(parseNote(await checkpointOf(t)).text).size > manifestOf(archive).log.size + 10,
       30_000,
     );
     const later = path.join(work, 'published-later.txt');
-    writeFileSync(later, await checkpointOf());
+    writeFileSync(later, await checkpointOf(t));
     const laterSize = parseCheckpoint(parseNote(readFileSync(later, 'utf8')).text).size;
     const url = await freshDatabase();
     const config = configFor(mkdtempSync(path.join(work, 'gap-')), url);

@@ -8,15 +8,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { ed25519NoteSigner, formatSignerKey, parseCheckpoint, parseNote, parseSignerKey, signCheckpoint } from '@labtrace/protocols';
-import { BACKUP_FORMAT, type BackupManifest } from '../../src/store/backup.js';
+import { BACKUP_FORMAT } from '../../src/store/backup.js';
 import { collect, exitOf, runLabtrace } from '../helpers/lab-process.js';
-import { records, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+import { checkpointOf, keepSending, manifestOf, tarMembers } from '../helpers/backup-archive.js';
+import { startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 let gw: TestGateway;
 let work: string;
-let sending = true;
-let sender: Promise<void> | undefined;
+let sender: { stop(): Promise<void> } | undefined;
 
 async function labtrace(args: string[]): Promise<{ code: number | null; output: string }> {
   const proc = runLabtrace(['server', ...args]);
@@ -32,37 +32,16 @@ function configFor(dataDir: string): string {
   return file;
 }
 
-const checkpointOf = async (): Promise<string> => await (await t.fetch('/api/log/checkpoint', {}, null)).text();
-
-/** The tar's member names, as tar lists them. */
-function tarMembers(file: string): string[] {
-  return execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).trim().split('\n');
-}
-
-function manifestOf(file: string): BackupManifest {
-  return JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' })) as BackupManifest;
-}
-
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'labtrace-backup-'));
   t = await startServer({ log: { minCheckpointIntervalMs: 100 } });
   gw = await TestGateway.connect(t, 'gw-a');
   await gw.birth('bk-1');
-  // a gateway sending all along: a batch of 20 records every 20 ms
-  sender = (async () => {
-    let seq = 0;
-    while (sending) {
-      await gw.publish(gw.sign(records('bk-1', seq, 20)));
-      seq += 20;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  await waitFor('batches acknowledged', () => gw.acks.length >= 20, 30_000);
+  sender = await keepSending(gw, 'bk-1');
 }, 60_000);
 
 afterAll(async () => {
-  sending = false;
-  await sender;
+  await sender?.stop();
   await gw.end();
   await t.stop();
   rmSync(work, { recursive: true, force: true });
@@ -75,7 +54,7 @@ describe('a backup taken while the gateway sends', () => {
 
   beforeAll(async () => {
     // the checkpoint an auditor saved before the backup
-    published = await checkpointOf();
+    published = await checkpointOf(t);
     archive = path.join(work, 'lab.tar');
     const before = gw.acks.length;
     const run = await labtrace(['backup', '--out', archive, '--config', configFor(t.config.dataDir)]);
@@ -145,11 +124,11 @@ describe('a backup taken while the gateway sends', () => {
   test('a checkpoint published after the backup: refused (the entries after it would be lost), or restored with an alarm when the gap is accepted', async () => {
     await waitFor(
       'the log to grow past the backup',
-      async () => parseCheckpoint(parseNote(await checkpointOf()).text).size > manifestOf(archive).log.size + 10,
+      async () => parseCheckpoint(parseNote(await checkpointOf(t)).text).size > manifestOf(archive).log.size + 10,
       30_000,
     );
     const later = path.join(work, 'published-later.txt');
-    writeFileSync(later, await checkpointOf());
+    writeFileSync(later, await checkpointOf(t));
     const laterSize = parseCheckpoint(parseNote(readFileSync(later, 'utf8')).text).size;
     const dataDir = mkdtempSync(path.join(work, 'gap-'));
     const refused = await labtrace(['restore', '--from', archive, '--checkpoint', later, '--config', configFor(dataDir)]);
