@@ -15,6 +15,7 @@ export { FaultSet, faultSchema, FAULT_KINDS, FAULT_VALUE_FIELD, type Fault, type
 export { loadSimConfig, loadProfileFile, simConfigSchema, type SimConfig, type ResolvedSimInstrument } from './config.js';
 export { createModel, MODEL_KINDS, type ModelKind } from './models/index.js';
 export { UTS_KN } from './models/universal-testing-machine.js';
+export { noise } from './models/model.js';
 export {
   FileDropper,
   resultRows,

@@ -2,20 +2,12 @@
 // (stuck value, drift, gap, noise, disconnect), with deterministic noise and no clock but the samples'.
 import type { LiveSample, Quality } from '@labtrace/protocols';
 import type { Alarm, InspectionEvents, RuleEngine } from '../../src/inspection/engine.js';
+import { noise } from '@labtrace/device-sim';
 
 export const T0 = Date.UTC(2026, 10, 27, 9, 0, 0);
 
-/** mulberry32 in [-0.5, 0.5), as the simulator's models use, so streams are the same on every run. */
-export function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+/** mulberry32 in [-0.5, 0.5), the simulator's models' own, so streams are the same on every run. */
+export const uniform = noise;
 
 export interface ChannelSpec {
   instrument: string;

@@ -24,6 +24,7 @@ import { openStore, parseDatabaseUrl } from '../../src/store/dialect.js';
 import { dialectOf } from '../../src/store/portable-ddl.js';
 import { createMonths, monthOf, type MonthPartition } from '../../src/store/sample-partitions.js';
 import { ENGINES, StoreFixture, type Engine } from '../helpers/test-store.js';
+import { noise } from '@labtrace/device-sim';
 
 const fixture = new StoreFixture('every', 'mig-every');
 beforeAll(() => fixture.start(), 120_000);
@@ -251,16 +252,10 @@ function fillingOrder(tables: Map<string, Table>): Table[] {
   return ordered;
 }
 
-/** mulberry32: a small seeded generator, so that every run writes the same values */
+/** the simulator's seeded generator (mulberry32) moved to [0, 1), so that every run writes the same values */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = noise(seed);
+  return () => next() + 0.5;
 }
 
 /**
