@@ -39,6 +39,7 @@ import {
   publicKeyFromSeed,
   verifyBatch,
 } from '@labtrace/protocols';
+import { useNodeCrypto } from '@labtrace/protocols/node';
 import { Mosquitto } from '@labtrace/protocols/test/mosquitto';
 import { hashPassword, randomPassword } from '@labtrace/server';
 import { Children, cliEnv, sleep } from './lib/children.js';
@@ -70,6 +71,8 @@ const params = {
   batchMaxSamples: envInt('BENCH_BATCH', 5000, 1, 10_000),
 };
 const keep = process.env['BENCH_KEEP'] === '1';
+// the acker hashes as the server does (Node's crypto): with the pure-JavaScript default it could not keep up itself
+useNodeCrypto();
 const log = (msg) => console.log(`${new Date().toISOString().slice(11, 23)} ${NAME}: ${msg}`);
 
 /** One file's text: a header and `rows` lines of a time and `points` values (distinct per file, so hashes differ). */
@@ -168,10 +171,16 @@ async function run(tmp, children, peers) {
   const ackedFiles = new Map(); // hash -> time
   const done = new Map(); // hash -> latency ms
   const renamedAt = new Map(); // hash -> time of rename
+  /** files acknowledged whose samples are not all acknowledged yet (looked at on each batch ACK) */
+  const waiting = new Set();
   const settle = (hash, now) => {
     if (done.has(hash) || !ackedFiles.has(hash) || !renamedAt.has(hash)) return;
     const last = lastBatchOf.get(hash);
-    if (last === undefined || !ackedBatches.has(last)) return;
+    if (last === undefined || !ackedBatches.has(last)) {
+      waiting.add(hash);
+      return;
+    }
+    waiting.delete(hash);
     done.set(hash, now - (renamedAt.get(hash) ?? now));
   };
   const verifier = parseVerifierKey(formatVerifierKey(GATEWAY_ID, publicKeyFromSeed(seed)));
@@ -194,7 +203,7 @@ async function run(tmp, children, peers) {
         }
         reader.publish(topic('ACK'), JSON.stringify({ v: 1, batch: signed.header.batch }), { qos: 1 });
         ackedBatches.add(signed.header.batch);
-        for (const hash of ackedFiles.keys()) settle(hash, now);
+        for (const hash of [...waiting]) settle(hash, now);
       }
       return;
     }
@@ -216,7 +225,7 @@ async function run(tmp, children, peers) {
       settle(ack.file, now);
     } else if (typeof ack.batch === 'number') {
       ackedBatches.add(ack.batch);
-      for (const hash of ackedFiles.keys()) settle(hash, now);
+      for (const hash of [...waiting]) settle(hash, now);
     }
   });
   await children.guard(

@@ -282,8 +282,7 @@ export class Gateway {
         `${polled.length} samples, more than the outbox holds (outbox.maxSamples ${this.resolved.config.outbox.maxSamples})`,
       );
     if (!this.uplink.hasRoom(polled.length)) return false;
-    const samples = this.number(polled);
-    for (const s of samples) s.file = file.sha256;
+    const samples = this.number(polled, file.sha256);
     this.uplink.commitFile(
       {
         v: 1,
@@ -300,18 +299,23 @@ export class Gateway {
     return true;
   }
 
-  private number(polled: PolledSample[]): Sample[] {
+  /** `file`: the SHA-256 of the result file the samples were read from */
+  private number(polled: PolledSample[], file?: string): Sample[] {
     return polled.map((s) => {
-      // one literal of a fixed shape: spreading objects is slow on this path
-      const sample: Sample = {
-        seq: this.sequencer.take(),
-        instrument: s.instrument,
-        channel: s.channel,
-        ts: s.ts,
-        value: s.value,
-        unit: s.unit,
-        quality: s.quality,
-      };
+      // one literal of a fixed shape: spreading objects (or adding a property later) is slow on this path
+      const sample: Sample =
+        file === undefined
+          ? { seq: this.sequencer.take(), instrument: s.instrument, channel: s.channel, ts: s.ts, value: s.value, unit: s.unit, quality: s.quality }
+          : {
+              seq: this.sequencer.take(),
+              instrument: s.instrument,
+              channel: s.channel,
+              ts: s.ts,
+              value: s.value,
+              unit: s.unit,
+              quality: s.quality,
+              file,
+            };
       // the wire allows 200 characters: a longer reason (a long serial path in an OS error) would get the whole batch refused
       if (s.reason !== undefined) sample.reason = s.reason.length > 200 ? `${s.reason.slice(0, 199)}…` : s.reason;
       return sample;

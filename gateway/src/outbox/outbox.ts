@@ -262,12 +262,21 @@ export class Outbox {
     );
   }
 
-  /** Files whose bytes the server has not confirmed, oldest first, at most `limit`. */
-  unsentFiles(gateway: string, limit: number): { header: RawFileHeader; bytes: Buffer }[] {
+  /**
+   * The headers of the files whose bytes the server has not confirmed, oldest first, at most `limit`; their bytes
+   * are read one by one with fileBytes (a file already in flight is not read again).
+   */
+  unsentFiles(gateway: string, limit: number): RawFileHeader[] {
     const rows = this.stmt(
-      'SELECT instrument, sha256, name, size, taken_at AS takenAt, bytes FROM raw_files WHERE bytes IS NOT NULL ORDER BY taken_at, sha256 LIMIT ?',
-    ).all(limit) as { instrument: string; sha256: string; name: string; size: number; takenAt: number; bytes: Buffer }[];
-    return rows.map(({ bytes, ...r }) => ({ header: { v: 1, gateway, ...r }, bytes }));
+      'SELECT instrument, sha256, name, size, taken_at AS takenAt FROM raw_files WHERE bytes IS NOT NULL ORDER BY taken_at, sha256 LIMIT ?',
+    ).all(limit) as { instrument: string; sha256: string; name: string; size: number; takenAt: number }[];
+    return rows.map((r) => ({ v: 1, gateway, ...r }));
+  }
+
+  /** The bytes of a file the server has not confirmed; undefined once it has (or for a file never taken). */
+  fileBytes(sha256: string): Buffer | undefined {
+    const row = this.stmt('SELECT bytes FROM raw_files WHERE sha256 = ? AND bytes IS NOT NULL').get(sha256) as { bytes: Buffer } | undefined;
+    return row?.bytes;
   }
 
   /** The server keeps the file: its bytes go, its hash stays in the ledger. Returns true when bytes were held. */

@@ -213,9 +213,11 @@ export class MqttUplink extends EventEmitter<UplinkEvents> {
     const client = this.client;
     if (!client?.connected || !this.ready) return;
     const now = Date.now();
-    for (const { header, bytes } of this.options.outbox.unsentFiles(this.options.gateway, MAX_FILES_IN_FLIGHT)) {
+    for (const header of this.options.outbox.unsentFiles(this.options.gateway, MAX_FILES_IN_FLIGHT)) {
       const at = this.fileSentAt.get(header.sha256);
       if (at !== undefined && now - at < RESEND_AFTER_MS) continue;
+      const bytes = this.options.outbox.fileBytes(header.sha256);
+      if (bytes === undefined) continue;
       this.fileSentAt.set(header.sha256, now);
       client.publish(topicFor(this.options.lab, this.options.gateway, 'FILE'), Buffer.from(encodeRawFile(header, bytes)), { qos: 1 }, (err) => {
         if (err) this.logger.warn({ file: header.name, err: err.message }, 'publishing a result file failed; will resend');

@@ -156,3 +156,23 @@ test('numbers with a decimal comma; wall clocks in zones', () => {
   expect(wallClock([2026, 7, 1, 12, 0, 0, 0], 'America/New_York')).toBe(Date.UTC(2026, 6, 1, 16, 0, 0));
   expect(wallClock([2026, 1, 1, 12, 0, 0, 0], '-03:30')).toBe(Date.UTC(2026, 0, 1, 15, 30, 0));
 });
+
+test('wall clocks second by second through both changes of offset in a year (the offsets are remembered per minute)', () => {
+  // Berlin: 2026-03-29 02:00 CET becomes 03:00 CEST; 2026-10-25 03:00 CEST becomes 02:00 CET. Each local time is
+  // read in turn, as a file's rows are, and checked against the offset the rules give (+1 h or +2 h).
+  const check = (day: [number, number], fromHour: number, toHour: number, offsetHours: (h: number) => number): void => {
+    for (let h = fromHour; h < toHour; h++)
+      for (let m = 0; m < 60; m++)
+        for (const s of [0, 29, 59]) {
+          const t = wallClock([2026, day[0], day[1], h, m, s, 0], 'Europe/Berlin');
+          expect(t).toBe(Date.UTC(2026, day[0] - 1, day[1], h, m, s) - offsetHours(h) * 3_600_000);
+        }
+  };
+  check([3, 29], 0, 2, () => 1);
+  check([3, 29], 3, 5, () => 2);
+  check([10, 25], 0, 2, () => 2);
+  check([10, 25], 3, 5, () => 1);
+  // Shanghai has kept UTC+8 since 1991; New York the day after its change in March
+  expect(wallClock([2026, 12, 7, 14, 33, 10, 123], 'Asia/Shanghai')).toBe(Date.UTC(2026, 11, 7, 6, 33, 10, 123));
+  expect(wallClock([2026, 3, 9, 0, 0, 1, 0], 'America/New_York')).toBe(Date.UTC(2026, 2, 9, 4, 0, 1));
+});

@@ -96,13 +96,26 @@ function checkKeyId(keyId: Uint8Array): void {
   if (keyId.length !== 4) throw new LabtraceError('E_CODEC', `key id: ${keyId.length} bytes, expected 4`);
 }
 
+/** The last file hash read by fileHashBytes (the records of one file follow one another): its text and bytes. */
+let lastFile: { hex: string; bytes: Uint8Array } | undefined;
+
+/** The 32 bytes of a file's SHA-256 given as 64 lowercase hex digits; E_CODEC for anything else. */
+function fileHashBytes(hex: string): Uint8Array {
+  if (lastFile !== undefined && lastFile.hex === hex) return lastFile.bytes;
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new LabtraceError('E_CODEC', 'file: expected the 64 hex digits of a SHA-256');
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  lastFile = { hex, bytes };
+  return bytes;
+}
+
 /** Writes a record after a leaf prefix byte into the scratch buffer; returns the number of bytes. */
 function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPrefix: boolean): number {
   const w = scratch;
   w.at = 0;
   if (withLeafPrefix) w.u8(LEAF_PREFIX_BYTE);
   const file = s.file;
-  if (file !== undefined && !/^[0-9a-f]{64}$/.test(file)) throw new LabtraceError('E_CODEC', 'file: expected the 64 hex digits of a SHA-256');
+  const fileBytes = file === undefined ? undefined : fileHashBytes(file);
   w.u8(file === undefined ? RECORD_FORMAT : RECORD_FORMAT_FILE);
   w.text(gateway, 1, 'gateway');
   w.ensure(4);
@@ -139,9 +152,9 @@ function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPref
     w.u8(1);
     w.text(s.reason, 2, 'reason');
   }
-  if (file !== undefined) {
+  if (fileBytes !== undefined) {
     w.ensure(32);
-    for (let i = 0; i < 32; i++) w.buf[w.at + i] = parseInt(file.slice(2 * i, 2 * i + 2), 16);
+    w.buf.set(fileBytes, w.at);
     w.at += 32;
   }
   return w.at;
