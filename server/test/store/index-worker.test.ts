@@ -93,6 +93,8 @@ const lastRowid = (): number => database.sqlite.prepare('SELECT MAX(rowid) FROM 
 
 test('reads see every stored batch, told to the worker or not, from the index file beside the store', async () => {
   const store = workerStore();
+  // the worker started, its index file open for reads
+  expect(await store.reads.count()).toBe(0);
   const a = storeBatch(store, 0, 0, 150);
   store.indexPending();
   const b = storeBatch(store, 1, 150, 90);
@@ -136,16 +138,25 @@ test('a batch whose transaction rolled back never reaches the index; the batch s
 });
 
 test('a worker thread killed in the middle of the index is started again and goes on from its cursor: no row missing, none twice', async () => {
-  // a backlog of 120,000 records in 60 batches, stored before the worker starts; indexed 4,000 at a time
+  // a backlog of 240,000 records in 120 batches, stored before the worker starts; indexed a batch at a time
   const plain = new MeasurementStore(database);
   plain.open();
   let total = 0;
-  for (let batch = 0; batch < 60; batch++) total += storeBatch(plain, batch, batch * 2000, 2000).length;
-  const store = workerStore({ sliceSamples: 4000 });
+  for (let batch = 0; batch < 120; batch++) total += storeBatch(plain, batch, batch * 2000, 2000).length;
+  const store = workerStore({ sliceSamples: 2000 });
   const worker = store.worker!;
-  await waitFor('a first slice indexed', () => worker.indexedUpTo > 0);
-  expect(worker.indexedUpTo).toBeLessThan(lastRowid());
-  await (worker as unknown as { worker: Worker }).worker.terminate();
+  const thread = (worker as unknown as { worker: Worker }).worker;
+  // killed as soon as it says it has committed its 20th batch (it is writing the next ones meanwhile)
+  const killedAfter = await new Promise<number>((resolve) => {
+    const onMessage = (m: { type: string; position?: number }): void => {
+      if (m.type !== 'indexed' || (m.position ?? 0) < 20) return;
+      thread.off('message', onMessage);
+      resolve(m.position ?? 0);
+    };
+    thread.on('message', onMessage);
+  });
+  await thread.terminate();
+  expect(killedAfter).toBeLessThan(lastRowid());
   expect(await store.reads.count()).toBe(total);
   expect(worker.restarts).toBe(1);
   expect(worker.indexedUpTo).toBe(lastRowid());
