@@ -13,7 +13,7 @@ import { LabDatabase } from '../../src/store/database.js';
 import { indexFileOf, type IndexWorkerOptions } from '../../src/store/index-worker.js';
 import { MeasurementStore } from '../../src/store/measurement-store.js';
 import { serverMigrations } from '../../src/migrations.js';
-import { records, send, startServer, TestGateway, waitFor, type TestServer } from '../helpers/server.js';
+import { records, send, startServer, TestGateway, type TestServer } from '../helpers/server.js';
 
 let dir: string;
 let database: LabDatabase;
