@@ -21,6 +21,8 @@
 // BENCH_STORE (sqlite | postgres): the server's store; postgres starts a PostgreSQL 15 on loopback (durable: fsync
 // and synchronous_commit on), a fresh database per phase, adds its CPU (all its processes) to each phase, and writes
 // bench/results/ingest-postgres.json.
+// BENCH_INDEX_WORKER=1 runs the server with `store.indexWorker: true` (SQLite: the per-sample index in a worker thread,
+// on a file of its own); storedPerSecond then counts what that index took.
 // othersCpuPercent is what the rest of the machine used meanwhile (% of one core): a busy machine skews the figures.
 // Writes bench/results/ingest.json. Exits non-zero when a process dies or a phase cannot complete; a figure that
 // misses its target is reported, not an error.
@@ -42,7 +44,8 @@ import { postgresTicks, storedSamples } from './lib/postgres.js';
 
 const STORE = envReader('ingest').envChoice('BENCH_STORE', ['sqlite', 'postgres']);
 const NAME = STORE === 'postgres' ? 'ingest-postgres' : 'ingest';
-const { envInt } = envReader(NAME);
+const { envInt, envChoice } = envReader(NAME);
+const INDEX_WORKER = envChoice('BENCH_INDEX_WORKER', ['0', '1']) === '1';
 /** the PostgreSQL cluster of BENCH_STORE=postgres (started in main) */
 let cluster;
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');
@@ -81,6 +84,7 @@ const params = {
   seconds: envInt('BENCH_SECONDS', 20, 1, 3600),
   drainSeconds: envInt('BENCH_DRAIN_SECONDS', 30, 0, 3600),
   cpuProfile: cpuProfEnv,
+  indexWorker: INDEX_WORKER,
   targets: { ...TARGETS, latencyAtRate: LATENCY_RATE },
 };
 const keep = process.env['BENCH_KEEP'] === '1';
@@ -93,7 +97,7 @@ const clkTck = clockTicks();
 // ---------------------------------------------------------------- one phase
 
 /** Samples in the server's per-sample index, read while the server runs: `where` is its SQLite file or PostgreSQL URL. */
-async function storedRows(where) {
+async function storedRows(where, all = false) {
   if (STORE === 'postgres')
     return storedSamples(where).then(
       (r) => r.samples,
@@ -103,7 +107,18 @@ async function storedRows(where) {
   let db;
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    return db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers WHERE indexed = 1').get().n;
+    // (after the stop, the index worker may not have indexed the last batches yet: it does at the next start)
+    if (all && INDEX_WORKER) return db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers').get().n;
+    if (!INDEX_WORKER) return db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers WHERE indexed = 1').get().n;
+    // the index worker's file beside the store: the records of the batches up to its cursor
+    const index = new Database(dbFile.replace(/\.sqlite$/, '.index.sqlite'), { readonly: true, fileMustExist: true });
+    let cursor;
+    try {
+      cursor = index.prepare('SELECT position FROM index_cursor WHERE id = 1').pluck().get() ?? 0;
+    } finally {
+      index.close();
+    }
+    return db.prepare('SELECT COALESCE(SUM(count), 0) AS n FROM batch_headers WHERE rowid <= ?').get(cursor).n;
   } catch {
     return null;
   } finally {
@@ -161,6 +176,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
         broker: { users: [{ username: GATEWAY_ID, passwordHash: await hashPassword(password), role: 'gateway', gateway: GATEWAY_ID }] },
         gateways: [{ id: GATEWAY_ID, key: verifierKey }],
         ...(databaseUrl === undefined ? {} : { database: { url: databaseUrl } }),
+        ...(INDEX_WORKER ? { store: { indexWorker: true } } : {}),
       }),
       { mode: 0o600 },
     );
@@ -273,7 +289,7 @@ async function runPhase(tmp, rate, { cpuProfile }) {
     log(`${label}: stopping the gateway and the server`);
     children.stopping = true;
     const exits = { gateway: await children.stop('gateway'), server: await children.stop('server') };
-    const rowsTotal = await storedRows(dbFile);
+    const rowsTotal = await storedRows(dbFile, true);
 
     const processes = {};
     for (const n of PROCESS_NAMES) {

@@ -27,6 +27,7 @@ import {
   resolveDatabaseConfig,
   resolveMeasurementsConfig,
   storeConfigSchema,
+  storeTargetOf,
 } from './store/config.js';
 import { retentionConfigSchema } from './retention/config.js';
 import { resolveSupervisionConfig, supervisionConfigSchema } from './standing/config.js';
@@ -135,15 +136,25 @@ export function resolveServerConfig(config: ServerConfig, env: NodeJS.ProcessEnv
     );
   const mqtt = resolveMqttConfig(config.mqtt, baseDir);
   const dataDir = path.resolve(overrides.LABTRACE_DATA_DIR ?? path.resolve(baseDir, config.dataDir));
+  const database = resolveDatabaseConfig(
+    config.database,
+    { url: overrides.LABTRACE_DATABASE_URL, passwordFile: overrides.LABTRACE_DATABASE_PASSWORD_FILE },
+    baseDir,
+    dataDir,
+  );
+  if (config.store.indexWorker) {
+    if (storeTargetOf(database, dataDir).dialect === 'postgres')
+      throw new LabtraceError('E_CONFIG', 'store.indexWorker: only for the embedded SQLite store (on PostgreSQL the index is in the database)');
+    if (config.retention.rawBatchesDays !== undefined || config.retention.sampleIndexDays !== undefined)
+      throw new LabtraceError(
+        'E_CONFIG',
+        "store.indexWorker: not with retention yet (retention removes samples from the store's file, the worker keeps them in a file of its own): remove one of the two",
+      );
+  }
   return {
     ...config,
     dataDir,
-    database: resolveDatabaseConfig(
-      config.database,
-      { url: overrides.LABTRACE_DATABASE_URL, passwordFile: overrides.LABTRACE_DATABASE_PASSWORD_FILE },
-      baseDir,
-      dataDir,
-    ),
+    database,
     http: { ...config.http, port: overrides.PORT ?? config.http.port },
     mqtt: {
       ...mqtt,

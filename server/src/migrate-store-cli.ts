@@ -159,6 +159,13 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
       printReport(report);
       return report.ok ? 0 : 1;
     }
+    // the copy carries the store's own per-sample index; batches outside it (kept by the index worker in its own
+    // file, or a backlog not indexed yet) would have no samples on PostgreSQL, which does not index them again
+    const unindexed = source.prepare('SELECT COUNT(*) FROM batch_headers WHERE indexed = 0').pluck().get() as number;
+    if (unindexed > 0)
+      throw new CopyRefused(
+        `${unindexed} stored batches are not in the store's per-sample index (store.indexWorker keeps it in a file of its own, or the server stopped before indexing them): start the server with store.indexWorker off (it indexes them after its start), stop it, and copy again: this command says how many are left`,
+      );
     const applied = await migrateStore(target.db, serverMigrations);
     process.stderr.write(
       `${target.description}: ${applied.length === 0 ? 'at the latest schema' : `${applied.length} migrations applied`}; copying sqlite:${options.from.file}\n`,

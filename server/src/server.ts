@@ -223,7 +223,10 @@ export class LabtraceServer {
     mkdirSync(config.dataDir, { recursive: true });
     if (target.dialect === 'sqlite') {
       const database = new LabDatabase(config.dataDir, serverMigrations, target.file);
-      this.embedded = { database, store: new MeasurementStore(database) };
+      this.embedded = {
+        database,
+        store: new MeasurementStore(database, { indexWorker: config.store.indexWorker ? { logger: logger.child({ part: 'index' }) } : undefined }),
+      };
       this.postgres = undefined;
       this.db = database.db;
       this.measurements = this.embedded.store;
@@ -748,8 +751,10 @@ export class LabtraceServer {
           } else await migrateStore(this.db, serverMigrations, undefined, { onStep });
         },
         stop: async () => {
-          if (embedded !== undefined) await embedded.database.close();
-          else await this.postgres?.close();
+          if (embedded !== undefined) {
+            await embedded.store.close();
+            await embedded.database.close();
+          } else await this.postgres?.close();
         },
       },
       // the security events' timers stop after everything that records one

@@ -3,7 +3,8 @@
 //
 // Two storage paths, chosen by the store the ingest is given:
 // - SQLite (a LabDatabase): synchronous statements; the batches verified in one turn of the event loop are stored
-//   in one group commit (one disk flush), the per-sample index brought up to date after it.
+//   in one group commit (one disk flush), the per-sample index brought up to date after it (or, with an index
+//   worker, the worker told what was committed; a worker too far behind holds the next group commit back).
 // - PostgreSQL (a Kysely store of that dialect, with a PgMeasurementStore and the LogStore): ONE transaction per batch
 //   (or per group of one gateway's batches that gathered while its previous transaction ran) takes the gateway's
 //   advisory lock, reads and advances its chain (chainIn: the same logic as Chain), stores the batch and its samples,
@@ -754,7 +755,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private commit(work: () => Outcome): Promise<Outcome> {
     return new Promise((resolve, reject) => {
       this.pending.push({ work, resolve, reject });
-      if (this.pending.length === 1) setImmediate(() => this.commitPending());
+      if (this.pending.length !== 1) return;
+      // back-pressure: while the index worker is too far behind, the next group commit waits for it (its batches
+      // are neither stored nor acknowledged meanwhile, so the gateways hold them)
+      if (this.store.hasIndexRoom()) setImmediate(() => this.commitPending());
+      else void this.store.whenIndexRoom().then(() => setImmediate(() => this.commitPending()));
     });
   }
 
@@ -801,7 +806,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // go in sorted by stream (far cheaper per row), at most INDEX_DELAY_MS later. Reads never wait for this: the
     // store indexes what is pending before it answers one.
     const pending = this.store.indexBacklogSamples;
-    if (pending <= INDEX_AT_ONCE) this.indexNow();
+    // an index worker is told at once (it reads the committed batches from the store on its own thread)
+    if (this.store.worker !== undefined) this.indexNow();
+    else if (pending <= INDEX_AT_ONCE) this.indexNow();
     else this.scheduleIndex(pending >= INDEX_GROUP ? 0 : INDEX_DELAY_MS);
     items.forEach((item, i) => {
       const r = results[i];

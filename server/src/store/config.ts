@@ -20,8 +20,13 @@ export const storeConfigSchema = z
       .max(2 ** 50)
       .default(64 * 1048576),
     checkIntervalMs: z.number().int().min(100).max(600_000).default(5000),
+    /**
+     * the per-sample index (SQLite) in a worker thread, on a file of its own beside the store (<store>.index.sqlite):
+     * its inserts run on another core and never hold the store's write lock (store/index-worker.ts)
+     */
+    indexWorker: z.boolean().default(false),
   })
-  .default({ reserveBytes: 64 * 1048576, checkIntervalMs: 5000 });
+  .default({ reserveBytes: 64 * 1048576, checkIntervalMs: 5000, indexWorker: false });
 export type StoreConfig = z.output<typeof storeConfigSchema>;
 
 /**

@@ -6,101 +6,19 @@
 // backlog kept in memory is a hint, each entry is checked against the stored, unindexed batch (by its
 // header hash) in the transaction that indexes it, so that a batch whose transaction rolled back (a
 // full disk) is never served, and one stored after such a rollback is indexed once.
+// With an index worker (index-worker.ts, `store.indexWorker`), the index is in a file of its own written by a worker
+// thread: this store then only stores the batches and tells the worker what it committed; reads go through `reads`.
 import type { Statement } from 'better-sqlite3';
-import {
-  encodeRecords,
-  fromHex,
-  LabtraceError,
-  QUALITIES,
-  readRecords,
-  type LiveSample,
-  type Quality,
-  type Sample,
-  type SignedBatch,
-} from '@labtrace/protocols';
+import { encodeRecords, fromHex, LabtraceError, type LiveSample, type Sample, type SignedBatch } from '@labtrace/protocols';
 import type { LabDatabase } from './database.js';
+import { IndexWorker, type IndexWorkerOptions } from './index-worker.js';
+import { decodeRecords, IndexReader, indexWriter, type IndexGroup, type SeriesPoint } from './sample-index.js';
+import type { MeasurementReads } from './series/embedded-series.js';
 
-interface Row {
-  gateway: string;
-  seq: number;
-  instrument: string;
-  channel: string;
-  ts: number;
-  num: number | null;
-  text: string | null;
-  kind: number;
-  unit: string;
-  quality: number;
-}
-
-/** at most this many of a stream's newest samples are read past samples of clock-skewed batches for its latest value */
-const LATEST_SCAN = 50_000;
-const QUALITY_CODE: Record<Quality, number> = { good: 0, uncertain: 1, bad: 2 };
-/** rows per INSERT statement of the per-sample index (9 parameters each; SQLite allows 32,766) */
-const INSERT_ROWS = 64;
-
-/** A gateway's records for the per-sample index. */
-export interface IndexGroup {
-  gateway: string;
-  samples: readonly Sample[];
-}
-
-/** Positions of the rows in (stream, arrival) order: one numeric sort of keys stream x 2^21 + position, per 2^21 rows. */
-function sortedByStream(rows: readonly { stream: number }[]): Uint32Array {
-  const order = new Uint32Array(rows.length);
-  const SPAN = 2 ** 21;
-  for (let from = 0; from < rows.length; from += SPAN) {
-    const part = rows.slice(from, from + SPAN);
-    const keys = new Float64Array(part.length);
-    part.forEach((row, i) => (keys[i] = row.stream * SPAN + i));
-    keys.sort();
-    keys.forEach((key, i) => (order[from + i] = from + (key % SPAN)));
-  }
-  return order;
-}
-
-function valueOf(row: Row): LiveSample['value'] {
-  switch (row.kind) {
-    case 0:
-      return null;
-    case 1:
-      return false;
-    case 2:
-      return true;
-    case 3:
-      return row.num;
-    default:
-      return row.text;
-  }
-}
-
-export function toLive(row: Row): LiveSample {
-  return {
-    gateway: row.gateway,
-    seq: row.seq,
-    instrument: row.instrument,
-    channel: row.channel,
-    ts: row.ts,
-    value: valueOf(row),
-    unit: row.unit,
-    quality: QUALITIES[row.quality] ?? 'bad',
-  };
-}
-
-export interface SeriesPoint {
-  /** start of the bucket, ms */
-  ts: number;
-  min: number;
-  max: number;
-  mean: number;
-  count: number;
-}
+export { decodeRecords, toLive, type IndexGroup, type SeriesPoint } from './sample-index.js';
 
 interface Statements {
   insertMany: (groups: readonly IndexGroup[]) => number;
-  latest: Statement;
-  history: Statement;
-  count: Statement;
   insertHeader: Statement;
   overlap: Statement;
   unindexed: Statement;
@@ -115,124 +33,54 @@ export function removedByRetention(gateway: string, seq: number, at: number): La
   );
 }
 
-/** The records of a batch from their stored bytes (each behind its 0x00 leaf prefix). */
-export function decodeRecords(bytes: Uint8Array): Sample[] {
-  const samples: Sample[] = [];
-  readRecords(bytes, (record) => void samples.push(record.sample));
-  return samples;
-}
-
-const SELECT = `SELECT g.name AS gateway, s.seq, st.instrument, st.channel, s.ts, s.num, s.text, s.kind, st.unit, s.quality
-  FROM samples s JOIN streams st ON st.id = s.stream JOIN gateway_ids g ON g.id = s.gateway`;
-
 export class MeasurementStore {
   private prepared: Statements | undefined;
   /** batches stored and not yet in the per-sample index, with their records when still in memory (hash: the header's, null after a restart) */
-  private readonly toIndex: { gateway: string; batch: number; hash: string | null; count: number; samples: Sample[] | undefined }[] = [];
+  private readonly toIndex: {
+    gateway: string;
+    batch: number;
+    hash: string | null;
+    count: number;
+    samples: Sample[] | undefined;
+    /** its batch_headers rowid */
+    position: number;
+  }[] = [];
   /** records held in memory in toIndex */
   private toIndexSamples = 0;
   /** records in toIndex, held or not */
   private toIndexPending = 0;
-  private readonly gatewayIds = new Map<string, number>();
-  /** stream ids by gateway, instrument, channel and unit */
-  private readonly streamIds = new Map<string, Map<string, Map<string, Map<string, number>>>>();
+  private reader: IndexReader | undefined;
+  /** the index worker, when the index is in a file of its own */
+  readonly worker: IndexWorker | undefined;
 
-  constructor(private readonly database: LabDatabase) {}
+  /** `indexWorker`: the per-sample index in a worker thread, on a file of its own (see index-worker.ts) */
+  constructor(
+    private readonly database: LabDatabase,
+    options: { indexWorker?: IndexWorkerOptions | undefined } = {},
+  ) {
+    this.worker = options.indexWorker === undefined ? undefined : new IndexWorker(database.file, database.sqlite, options.indexWorker);
+  }
+
+  /** The dashboard's reads: the index worker's when there is one (asynchronous), else this store's own. */
+  get reads(): MeasurementReads & { count(): number | Promise<number> } {
+    return this.worker ?? this;
+  }
 
   /** Prepares the statements; call after the schema is migrated. */
   open(): void {
     const db = this.database.sqlite;
-    // rows go in INSERT_ROWS at a time: one statement step per 64 rows costs much less than one per row
-    const columns = '(gateway, seq, stream, ts, num, text, kind, quality, reason)';
-    const one = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-    const insertOne = db.prepare(`INSERT INTO samples ${columns} VALUES ${one}`);
-    const insertChunk = db.prepare(`INSERT INTO samples ${columns} VALUES ${Array(INSERT_ROWS).fill(one).join(', ')}`);
-    const gatewayId = db
-      .prepare('INSERT INTO gateway_ids (name) VALUES (?) ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id')
-      .pluck();
-    const streamId = db
-      .prepare(
-        'INSERT INTO streams (gateway, instrument, channel, unit) VALUES (?, ?, ?, ?) ON CONFLICT(gateway, instrument, channel, unit) DO UPDATE SET unit = excluded.unit RETURNING id',
-      )
-      .pluck();
-    const params: unknown[] = new Array(INSERT_ROWS * 9);
-    const gatewayIdOf = (gateway: string): number => {
-      let gw = this.gatewayIds.get(gateway);
-      if (gw === undefined) {
-        gw = gatewayId.get(gateway) as number;
-        this.gatewayIds.set(gateway, gw);
-      }
-      return gw;
-    };
+    const writer = indexWriter(db);
     const insertMany = db.transaction((groups: readonly IndexGroup[]): number => {
-      // every row with its gateway and stream ids, then the rows in (stream, time) order: the index on (stream, ts)
-      // then meets each stream's last page once per call instead of once per row, which keeps the insert rate
-      // when there are thousands of streams (measured in bench/influx.bench.js and bench/ingest.bench.js)
-      const rows: { gw: number; stream: number; sample: Sample }[] = [];
-      for (const { gateway, samples } of groups) {
-        const gw = gatewayIdOf(gateway);
-        // stream ids by instrument, then channel and unit: lookups of the decoded strings, no key built per sample
-        let byInstrument = this.streamIds.get(gateway);
-        if (byInstrument === undefined) {
-          byInstrument = new Map();
-          this.streamIds.set(gateway, byInstrument);
-        }
-        for (const s of samples) {
-          let byChannel = byInstrument.get(s.instrument);
-          if (byChannel === undefined) {
-            byChannel = new Map();
-            byInstrument.set(s.instrument, byChannel);
-          }
-          let byUnit = byChannel.get(s.channel);
-          if (byUnit === undefined) {
-            byUnit = new Map();
-            byChannel.set(s.channel, byUnit);
-          }
-          let stream = byUnit.get(s.unit);
-          if (stream === undefined) {
-            stream = streamId.get(gateway, s.instrument, s.channel, s.unit) as number;
-            byUnit.set(s.unit, stream);
-          }
-          rows.push({ gw, stream, sample: s });
-        }
+      try {
+        return writer.insert(groups);
+      } catch (err) {
+        writer.forget();
+        throw err;
       }
-      const order = sortedByStream(rows);
-      const fill = (k: number, at: number): void => {
-        const { gw, stream, sample: s } = rows[k] as (typeof rows)[number];
-        const v = s.value;
-        const kind = v === null ? 0 : v === false ? 1 : v === true ? 2 : typeof v === 'number' ? 3 : 4;
-        params[at] = gw;
-        params[at + 1] = s.seq;
-        params[at + 2] = stream;
-        params[at + 3] = s.ts;
-        params[at + 4] = kind === 3 ? v : null;
-        params[at + 5] = kind === 4 ? v : null;
-        params[at + 6] = kind;
-        params[at + 7] = QUALITY_CODE[s.quality];
-        params[at + 8] = s.reason ?? null;
-      };
-      let i = 0;
-      for (; i + INSERT_ROWS <= order.length; i += INSERT_ROWS) {
-        order.subarray(i, i + INSERT_ROWS).forEach((k, at) => fill(k, 9 * at));
-        insertChunk.run(params);
-      }
-      for (const k of order.subarray(i)) {
-        fill(k, 0);
-        insertOne.run(params.slice(0, 9));
-      }
-      return rows.length;
     });
+    this.reader = new IndexReader(db, db);
     this.prepared = {
       insertMany,
-      latest: db.prepare(
-        `${SELECT} JOIN (SELECT s2.stream, MAX(s2.ts) AS ts FROM samples s2 WHERE s2.stream IN (SELECT id FROM streams WHERE instrument = ?) GROUP BY s2.stream) l
-           ON s.stream = l.stream AND s.ts = l.ts`,
-      ),
-      history: db.prepare(
-        `SELECT * FROM (${SELECT} WHERE s.stream IN (SELECT id FROM streams WHERE instrument = ? AND channel = ?) AND s.ts >= ? AND s.ts <= ?
-           ORDER BY s.ts DESC, s.seq DESC LIMIT ?) ORDER BY ts, seq`,
-      ),
-      count: db.prepare('SELECT COUNT(*) AS n FROM samples'),
       insertHeader: db.prepare(
         'INSERT INTO batch_headers (gateway, batch, first_seq, count, header, signature, received_at, hash, records, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)',
       ),
@@ -246,11 +94,21 @@ export class MeasurementStore {
         'UPDATE batch_headers SET indexed = 1 WHERE gateway = @gateway AND batch = @batch AND indexed = 0 AND (@hash IS NULL OR hash = @hash)',
       ),
     };
+    // the index worker indexes what it has not yet, from its own cursor
+    if (this.worker !== undefined) {
+      this.worker.start();
+      return;
+    }
     // batches stored before a crash and not yet indexed
     for (const row of this.prepared.unindexed.all(1_000_000) as { gateway: string; batch: number; count: number }[]) {
-      this.toIndex.push({ gateway: row.gateway, batch: row.batch, hash: null, count: row.count, samples: undefined });
+      this.toIndex.push({ gateway: row.gateway, batch: row.batch, hash: null, count: row.count, samples: undefined, position: 0 });
       this.toIndexPending += row.count;
     }
+  }
+
+  /** Stops the index worker, if any (what it has not indexed yet, it indexes after the next start). */
+  async close(): Promise<void> {
+    await this.worker?.stop();
   }
 
   private get stmts(): Statements {
@@ -273,7 +131,7 @@ export class MeasurementStore {
         `sequence numbers ${Math.max(header.firstSeq, clash.firstSeq)}..${Math.min(last, clash.firstSeq + clash.count - 1)} of ${gateway} are already stored in batch ${clash.batch}`,
       );
     const bytes = records ?? encodeRecords(gateway, fromHex(header.keyId), samples).bytes;
-    this.stmts.insertHeader.run(
+    const { lastInsertRowid } = this.stmts.insertHeader.run(
       gateway,
       header.batch,
       header.firstSeq,
@@ -284,9 +142,16 @@ export class MeasurementStore {
       headerHash,
       bytes,
     );
-    // keep the decoded records for the index unless a large backlog has built up
-    const keep = this.toIndexSamples < 500_000;
-    this.toIndex.push({ gateway, batch: header.batch, hash: headerHash, count: header.count, samples: keep ? samples : undefined });
+    // keep the decoded records for the index unless a large backlog has built up (the worker reads the stored bytes)
+    const keep = this.worker === undefined && this.toIndexSamples < 500_000;
+    this.toIndex.push({
+      gateway,
+      batch: header.batch,
+      hash: headerHash,
+      count: header.count,
+      samples: keep ? samples : undefined,
+      position: Number(lastInsertRowid),
+    });
     if (keep) this.toIndexSamples += samples.length;
     this.toIndexPending += header.count;
   }
@@ -356,6 +221,14 @@ export class MeasurementStore {
    */
   indexPending(maxSamples = Number.POSITIVE_INFINITY): number {
     if (this.toIndex.length === 0) return 0;
+    if (this.worker !== undefined) {
+      // committed (the caller's transaction is): told to the worker, which reads them from the store
+      const last = this.toIndex[this.toIndex.length - 1] as { position: number };
+      this.worker.committed(last.position, this.toIndexPending);
+      this.toIndex.length = 0;
+      this.toIndexPending = 0;
+      return 0;
+    }
     const db = this.database.sqlite;
     db.pragma('synchronous = NORMAL');
     let taken = 0;
@@ -390,65 +263,37 @@ export class MeasurementStore {
     return this.toIndex.length;
   }
 
+  /**
+   * Whether ingest may commit more batches now: false while the index worker is more than its bound behind
+   * (then `whenIndexRoom` resolves once it has caught up enough). Always true without a worker.
+   */
+  hasIndexRoom(): boolean {
+    return this.worker?.hasRoom() ?? true;
+  }
+
+  whenIndexRoom(): Promise<void> {
+    return this.worker?.whenRoom() ?? Promise.resolve();
+  }
+
   /** Reads see every acknowledged batch: what is still waiting for the per-sample index goes in first. */
-  private catchUp(): void {
-    if (this.toIndex.length === 0) return;
-    try {
-      this.indexPending();
-    } catch {
-      // ingest reports a failing index (an ALARM in its log); the read answers from what is indexed
-    }
+  private catchUp(): IndexReader {
+    if (this.worker !== undefined) throw new LabtraceError('E_STORE', 'the per-sample index is in its worker: read it through `reads`');
+    if (this.toIndex.length > 0)
+      try {
+        this.indexPending();
+      } catch {
+        // ingest reports a failing index (an ALARM in its log); the read answers from what is indexed
+      }
+    if (this.reader === undefined) throw new LabtraceError('E_STORE', 'measurement store used before open()');
+    return this.reader;
   }
 
   latest(instrument: string): LiveSample[] {
-    this.catchUp();
-    // one row per stream (the newest); a channel with several streams (a unit changed) keeps the newest
-    const byChannel = new Map<string, LiveSample>();
-    for (const s of this.latestRows(instrument).map(toLive)) {
-      const seen = byChannel.get(s.channel);
-      if (seen === undefined || s.ts > seen.ts) byChannel.set(s.channel, s);
-    }
-    return [...byChannel.values()];
-  }
-
-  private skewedAt: Statement | undefined;
-
-  /**
-   * The newest sample of each of an instrument's streams, leaving out the samples dated outside the accepted window
-   * around their batch's arrival (clock skew, see Ingest): such a sample is never a latest value.
-   * Where the newest is one, the stream is read back from its newest sample (at most LATEST_SCAN rows).
-   */
-  private latestRows(instrument: string): Row[] {
-    const rows = this.stmts.latest.all(instrument) as Row[];
-    this.skewedAt ??= this.database.sqlite.prepare(
-      'SELECT last_seq AS lastSeq, earliest, latest FROM clock_skew_batches WHERE gateway = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1',
-    );
-    const skewedAt = this.skewedAt;
-    const skewed = (r: Row): boolean => {
-      const b = skewedAt.get(r.gateway, r.seq) as { lastSeq: number; earliest: number; latest: number } | undefined;
-      return b !== undefined && b.lastSeq >= r.seq && (r.ts < b.earliest || r.ts > b.latest);
-    };
-    if (!rows.some(skewed)) return rows;
-    const db = this.database.sqlite;
-    const page = db.prepare(`${SELECT} WHERE s.stream = ? ORDER BY s.ts DESC, s.seq DESC LIMIT ? OFFSET ?`);
-    const out: Row[] = [];
-    for (const stream of db.prepare('SELECT id FROM streams WHERE instrument = ?').pluck().all(instrument) as number[]) {
-      find: for (let offset = 0; offset < LATEST_SCAN; offset += 500) {
-        const got = page.all(stream, 500, offset) as Row[];
-        for (const r of got)
-          if (!skewed(r)) {
-            out.push(r);
-            break find;
-          }
-        if (got.length < 500) break;
-      }
-    }
-    return out;
+    return this.catchUp().latest(instrument);
   }
 
   history(instrument: string, channel: string, from: number, to: number, limit: number): LiveSample[] {
-    this.catchUp();
-    return (this.stmts.history.all(instrument, channel, from, to, limit) as Row[]).map(toLive);
+    return this.catchUp().history(instrument, channel, from, to, limit);
   }
 
   /**
@@ -457,20 +302,10 @@ export class MeasurementStore {
    * bucket width is a whole number of milliseconds.
    */
   series(instrument: string, channel: string, from: number, to: number, points: number): { bucketMs: number; points: SeriesPoint[] } {
-    this.catchUp();
-    const bucketMs = Math.max(1, Math.ceil((to - from + 1) / points));
-    const rows = this.database.sqlite
-      .prepare(
-        `SELECT CAST((s.ts - @from) / @bucket AS INTEGER) AS b, MIN(s.num) AS min, MAX(s.num) AS max, AVG(s.num) AS mean, COUNT(*) AS count
-         FROM samples s WHERE s.stream IN (SELECT id FROM streams WHERE instrument = @instrument AND channel = @channel) AND s.ts >= @from AND s.ts <= @to AND s.kind = 3
-         GROUP BY b ORDER BY b`,
-      )
-      .all({ from, bucket: bucketMs, instrument, channel, to }) as { b: number; min: number; max: number; mean: number; count: number }[];
-    return { bucketMs, points: rows.map((r) => ({ ts: from + r.b * bucketMs, min: r.min, max: r.max, mean: r.mean, count: r.count })) };
+    return this.catchUp().series(instrument, channel, from, to, points);
   }
 
   count(): number {
-    this.catchUp();
-    return (this.stmts.count.get() as { n: number }).n;
+    return this.catchUp().count();
   }
 }

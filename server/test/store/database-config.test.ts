@@ -63,6 +63,10 @@ test.each([
     { LABTRACE_DATABASE_PASSWORD_FILE: '/pw' },
     /LABTRACE_DATABASE_PASSWORD_FILE: a SQLite store has no password/,
   ],
+  [{ database: { url: 'postgres://u@db/lab' }, store: { indexWorker: true } }, {}, /store\.indexWorker: only for the embedded SQLite store/],
+  [{ store: { indexWorker: true } }, { LABTRACE_DATABASE_URL: 'postgres://u@db/lab' }, /store\.indexWorker: only for the embedded SQLite store/],
+  [{ store: { indexWorker: true }, retention: { sampleIndexDays: 3000 } }, {}, /store\.indexWorker: not with retention yet/],
+  [{ store: { indexWorker: true }, retention: { rawBatchesDays: 3000 } }, {}, /store\.indexWorker: not with retention yet/],
 ])('a wrong database section is refused at load, naming the field, never the password (%#)', (section, env, message) => {
   const read = () => resolveServerConfig(serverConfigSchema.parse(section), env, tmp());
   expect(read).toThrow(message);

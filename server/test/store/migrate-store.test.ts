@@ -2,7 +2,7 @@
 // its results and certificate, the transparency log) copied into a real PostgreSQL 15 by the command as an operator
 // runs it; every table's rows compared here on their own, the log's root and proof checked, and the verification
 // shown able to fail: a changed row, a changed log entry, a wrong log key. Refusals and wrong options too.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -439,6 +439,21 @@ test('the PostgreSQL password comes from a file and appears in no output', async
     await secured.stop();
   }
 }, 120_000);
+
+test("a store with batches outside its per-sample index (the index worker's, or a backlog) is refused, naming how many", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-unindexed-'));
+  const file = path.join(dir, 'labtrace.sqlite');
+  copyFileSync(sqliteFile, file);
+  const db = new Database(file);
+  const batches = db.prepare('UPDATE batch_headers SET indexed = 0').run().changes;
+  db.close();
+  expect(batches).toBeGreaterThan(0);
+  const url = await postgres.createDatabase('from_unindexed');
+  const r = await migrateStore(['--from', `sqlite:${file}`, '--to', url, '--log-key', formatKey()]);
+  expect(r.code).toBe(3);
+  expect(r.output).toContain(`refused: ${batches} stored batches are not in the store's per-sample index`);
+  expect(r.output).toContain('start the server with store.indexWorker off');
+});
 
 test('a source not at the latest schema is refused with what to run', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'labtrace-old-'));

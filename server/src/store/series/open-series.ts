@@ -39,7 +39,7 @@ export function seriesStoreFrom(
 ): SeriesStore {
   const influx = config.influxdb;
   if (config.store === 'embedded' || influx === undefined)
-    return 'database' in deps ? new EmbeddedSeries(deps.store) : new EmbeddedSeries(deps.store, 'postgres');
+    return 'database' in deps ? new EmbeddedSeries(deps.store.reads) : new EmbeddedSeries(deps.store, 'postgres');
   // the secret of the api in use: a token (v2), or a password (v1 with a username)
   const secretOf =
     influx.api === 'v2'
