@@ -21,8 +21,9 @@
 // BENCH_STORE (sqlite | postgres): the server's store; postgres starts a PostgreSQL 15 on loopback (durable: fsync
 // and synchronous_commit on), a fresh database per phase, adds its CPU (all its processes) to each phase, and writes
 // bench/results/ingest-postgres.json.
-// BENCH_INDEX_WORKER=1 runs the server with `store.indexWorker: true` (SQLite: the per-sample index in a worker thread,
-// on a file of its own); storedPerSecond then counts what that index took.
+// BENCH_INDEX_WORKER (1 | 0, SQLite only): 1 (the default) runs the server with `store.indexWorker: true` (the
+// per-sample index in a worker thread, on a file of its own; storedPerSecond then counts what that index took) and
+// writes bench/results/ingest.json; 0 keeps the index on the main thread and writes ingest-main-thread-index.json.
 // othersCpuPercent is what the rest of the machine used meanwhile (% of one core): a busy machine skews the figures.
 // Writes bench/results/ingest.json. Exits non-zero when a process dies or a phase cannot complete; a figure that
 // misses its target is reported, not an error.
@@ -43,9 +44,10 @@ import { envReader } from './lib/env.js';
 import { postgresTicks, storedSamples } from './lib/postgres.js';
 
 const STORE = envReader('ingest').envChoice('BENCH_STORE', ['sqlite', 'postgres']);
-const NAME = STORE === 'postgres' ? 'ingest-postgres' : 'ingest';
-const { envInt, envChoice } = envReader(NAME);
-const INDEX_WORKER = envChoice('BENCH_INDEX_WORKER', ['0', '1']) === '1';
+// SQLite: the per-sample index in its worker thread unless BENCH_INDEX_WORKER=0 (PostgreSQL has no index worker)
+const INDEX_WORKER = STORE === 'sqlite' && envReader('ingest').envChoice('BENCH_INDEX_WORKER', ['1', '0']) === '1';
+const NAME = STORE === 'postgres' ? 'ingest-postgres' : INDEX_WORKER ? 'ingest' : 'ingest-main-thread-index';
+const { envInt } = envReader(NAME);
 /** the PostgreSQL cluster of BENCH_STORE=postgres (started in main) */
 let cluster;
 const BIN = path.join(ROOT, 'bin', 'labtrace.js');

@@ -19,6 +19,7 @@
 //
 // Environment: BENCH_PEER (server | acker), BENCH_FILES_PER_SECOND (10), BENCH_ROWS (10000), BENCH_POINTS (2), BENCH_SECONDS (20),
 // BENCH_WARMUP_SECONDS (3), BENCH_DRAIN_SECONDS (30), BENCH_STABLE_MS (200), BENCH_BATCH (5000, gateway batch.maxSamples),
+// BENCH_INDEX_WORKER (0 | 1: the server with store.indexWorker),
 // BENCH_KEEP=1 keeps the temporary directory. Writes bench/results/result-files.json. Run it on a quiet machine:
 // othersCpuPercent says how busy the rest of the machine was.
 import { Buffer } from 'node:buffer';
@@ -69,6 +70,8 @@ const params = {
   drainSeconds: envInt('BENCH_DRAIN_SECONDS', 30, 1, 3600),
   stableMs: envInt('BENCH_STABLE_MS', 200, 50, 60_000),
   batchMaxSamples: envInt('BENCH_BATCH', 5000, 1, 10_000),
+  /** BENCH_INDEX_WORKER=1: the server keeps its per-sample index in a worker thread (store.indexWorker) */
+  indexWorker: envChoice('BENCH_INDEX_WORKER', ['0', '1']) === '1',
 };
 const keep = process.env['BENCH_KEEP'] === '1';
 // the acker hashes as the server does (Node's crypto): with the pure-JavaScript default it could not keep up itself
@@ -129,6 +132,7 @@ async function run(tmp, children, peers) {
       gateways: [{ id: GATEWAY_ID, key: formatVerifierKey(GATEWAY_ID, publicKeyFromSeed(seed)) }],
       // the rows are dated in 2027: no clock-skew events for them
       ingest: { maxClockSkewMs: 5 * 365 * 86_400_000, maxAgeMs: 5 * 365 * 86_400_000 },
+      ...(params.indexWorker ? { store: { indexWorker: true } } : {}),
     }),
     { mode: 0o600 },
   );
