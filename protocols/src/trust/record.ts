@@ -109,6 +109,26 @@ function fileHashBytes(hex: string): Uint8Array {
   return bytes;
 }
 
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+/** The last file hash read by fileHashText: its bytes and its text. */
+const lastRead = { bytes: new Uint8Array(32), hex: '' };
+
+/**
+ * The 64 hex digits of the file hash at bytes[at..at + 32). The records of one file follow one another: the text of
+ * the last hash read is given again (one string for them all, not one per record).
+ */
+function fileHashText(bytes: Uint8Array, at: number): string {
+  const last = lastRead.bytes;
+  let same = lastRead.hex !== '';
+  for (let i = 0; same && i < 32; i++) same = bytes[at + i] === last[i];
+  if (same) return lastRead.hex;
+  let hex = '';
+  for (let i = 0; i < 32; i++) hex += HEX_BYTE[bytes[at + i] ?? 0] as string;
+  last.set(bytes.subarray(at, at + 32));
+  lastRead.hex = hex;
+  return hex;
+}
+
 /** Writes a record after a leaf prefix byte into the scratch buffer; returns the number of bytes. */
 function writeRecord(gateway: string, keyId: Uint8Array, s: Sample, withLeafPrefix: boolean): number {
   const w = scratch;
@@ -280,10 +300,8 @@ export function readRecord(bytes: Uint8Array, view: DataView, start: number): { 
   else if (hasReason !== 0) throw new LabtraceError('E_CODEC', `record: reason flag ${hasReason}, expected 0 or 1`);
   if (version === RECORD_FORMAT_FILE) {
     need(32, 'file hash');
-    let hex = '';
-    for (let i = 0; i < 32; i++) hex += (bytes[at + i] ?? 0).toString(16).padStart(2, '0');
+    sample.file = fileHashText(bytes, at);
     at += 32;
-    sample.file = hex;
   }
   return { record: { gateway, keyId, sample }, end: at };
 }

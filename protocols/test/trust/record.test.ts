@@ -157,6 +157,22 @@ describe('canonical record bytes', () => {
     expect(() => encodeRecord('gw', KEY_ID, { ...s, file: 'ABC' })).toThrow(/file: expected the 64 hex digits/);
   });
 
+  test("records of several files, in and out of turn, each keep their own file's hash (written and read)", () => {
+    const s: Sample = { seq: 1, instrument: 'utm-files', channel: 'force', ts: 1_700_000_000_000, value: 1, unit: 'kN', quality: 'good' };
+    // hashes that differ in their first byte, in their last byte only, and the all-zero hash
+    const a = sha256Hex('file a');
+    const b = `${a.slice(0, 62)}${a.slice(62) === '00' ? '01' : '00'}`;
+    const zero = '0'.repeat(64);
+    const c = `ff${a.slice(2)}`;
+    const order = [zero, a, a, b, a, c, c, zero, b, zero];
+    const encoded = order.map((file, i) => encodeRecord('gw', KEY_ID, { ...s, seq: i, file }));
+    order.forEach((file, i) => expect(toHex((encoded[i] as Uint8Array).subarray(-32))).toBe(file));
+    const read = encoded.map((bytes) => decodeRecord(bytes).sample.file);
+    expect(read).toEqual(order);
+    // and in another order again
+    expect([9, 3, 1, 5, 0].map((i) => decodeRecord(encoded[i] as Uint8Array).sample.file)).toEqual([zero, b, a, c, zero]);
+  });
+
   test('refuses what it cannot encode, naming the field', () => {
     const s: Sample = { seq: 1, instrument: 'i', channel: 'c', ts: 5, value: 1, unit: '', quality: 'good' };
     expect(() => encodeRecord('g', KEY_ID, { ...s, value: Number.NaN })).toThrow(/value: NaN is not a finite number/);
