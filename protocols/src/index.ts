@@ -10,6 +10,7 @@ export * from './config-text.js';
 export * from './modbus/pdu.js';
 export * from './modbus/frame.js';
 export * from './json-path.js';
+export * from './zone.js';
 export * from './raw-file.js';
 export * from './trust/errors.js';
 export * from './trust/bytes.js';

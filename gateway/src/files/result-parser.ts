@@ -13,6 +13,7 @@ import {
   type FileProfile,
   type FileTimestamp,
   type PathSegment,
+  zoneOffsetAt,
 } from '@labtrace/protocols';
 import type { PolledSample } from '../source.js';
 
@@ -56,60 +57,12 @@ function describeFrom(from: string | number): string {
 
 // ---- time ----------------------------------------------------------------------------------------------
 
-/** A named zone's formatter and the offsets it gave, by minute since the epoch (a zone's offset changes on a whole minute). */
-interface ZoneOffsets {
-  format: Intl.DateTimeFormat;
-  byMinute: Map<number, number>;
-}
-const zones = new Map<string, ZoneOffsets>();
-/** offsets kept per zone: a file's rows span few minutes; more than this starts the zone's memory again */
-const MINUTES_KEPT = 100_000;
-
-/** The offset of a zone from UTC at a moment, in ms. */
-function zoneOffset(at: number, zone: string): number {
-  if (zone === 'UTC') return 0;
-  const fixed = /^([+-])(\d{2}):(\d{2})$/.exec(zone);
-  if (fixed) return (fixed[1] === '-' ? -1 : 1) * (Number(fixed[2]) * 60 + Number(fixed[3])) * 60_000;
-  let known = zones.get(zone);
-  if (known === undefined) {
-    known = {
-      format: new Intl.DateTimeFormat('en-US', {
-        timeZone: zone,
-        hourCycle: 'h23',
-        year: 'numeric',
-        month: 'numeric',
-        day: 'numeric',
-        hour: 'numeric',
-        minute: 'numeric',
-        second: 'numeric',
-      }),
-      byMinute: new Map(),
-    };
-    zones.set(zone, known);
-  }
-  const minute = Math.floor(at / 60_000);
-  const cached = known.byMinute.get(minute);
-  if (cached !== undefined) return cached;
-  const offset = offsetBy(known.format, minute * 60_000);
-  if (known.byMinute.size >= MINUTES_KEPT) known.byMinute.clear();
-  known.byMinute.set(minute, offset);
-  return offset;
-}
-
-/** The offset a zone's formatter shows at a moment (a whole minute), in ms. */
-function offsetBy(format: Intl.DateTimeFormat, at: number): number {
-  const parts = format.formatToParts(new Date(at));
-  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
-  const wall = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-  return wall - Math.floor(at / 1000) * 1000;
-}
-
 /** A wall-clock time in a zone, as ms since the epoch. */
 export function wallClock(fields: number[], zone: string): number {
   const [y = 1970, mo = 1, d = 1, h = 0, mi = 0, s = 0, ms = 0] = fields;
   const asUtc = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  let t = asUtc - zoneOffset(asUtc, zone);
-  t = asUtc - zoneOffset(t, zone); // once more, across a change of offset
+  let t = asUtc - zoneOffsetAt(asUtc, zone);
+  t = asUtc - zoneOffsetAt(t, zone); // once more, across a change of offset
   return t;
 }
 

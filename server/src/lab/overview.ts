@@ -15,6 +15,7 @@
 //   overlapping runs counted once, divided by the period's length.
 import express from 'express';
 import type { Kysely } from 'kysely';
+import { wallClockParts, zoneOffsetAt } from '@labtrace/protocols';
 import { api, OVERVIEW_DAYS, OVERVIEW_DUE_DAYS, type Overview } from '@labtrace/protocols/api';
 import { routeOf } from '../auth/policy.js';
 import type { Tables } from '../store/database.js';
@@ -24,51 +25,17 @@ const DAY = 86_400_000;
 
 // ---- calendar days in a time zone
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-function partsIn(ms: number, zone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
-  let f = formatters.get(zone);
-  if (f === undefined) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(zone, f);
-  }
-  const out: Record<string, number> = {};
-  for (const p of f.formatToParts(ms)) if (p.type !== 'literal') out[p.type] = Number(p.value);
-  return {
-    year: out['year'] ?? 0,
-    month: out['month'] ?? 0,
-    day: out['day'] ?? 0,
-    hour: out['hour'] ?? 0,
-    minute: out['minute'] ?? 0,
-    second: out['second'] ?? 0,
-  };
-}
-
-/** the zone's offset from UTC at an instant, ms */
-function offsetAt(ms: number, zone: string): number {
-  const p = partsIn(ms, zone);
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
-}
-
 /** The instant a calendar date begins in a zone (month and day may run over: 2026-13-01 is 2027-01-01). */
 export function startOfDate(year: number, month: number, day: number, zone: string): number {
   const guess = Date.UTC(year, month - 1, day);
-  const first = guess - offsetAt(guess, zone);
-  const second = guess - offsetAt(first, zone);
+  const first = guess - zoneOffsetAt(guess, zone);
+  const second = guess - zoneOffsetAt(first, zone);
   return second;
 }
 
 /** the calendar date of an instant in a zone */
 export function dateIn(ms: number, zone: string): { year: number; month: number; day: number } {
-  const { year, month, day } = partsIn(ms, zone);
+  const { year, month, day } = wallClockParts(ms, zone);
   return { year, month, day };
 }
 

@@ -18,6 +18,7 @@
 import { encodeRecords, fromHex, LabtraceError, QUALITIES, type LiveSample, type Quality, type Sample, type SignedBatch } from '@labtrace/protocols';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { removedByRetention, type SeriesPoint } from './measurement-store.js';
+import { valueOfKind } from './sample-index.js';
 import { SamplePartitions } from './sample-partitions.js';
 
 /** Anything that runs a query: the store's Kysely or a transaction of it. */
@@ -42,21 +43,6 @@ interface Row {
   quality: string | number;
 }
 
-function valueOf(kind: number, row: Row): LiveSample['value'] {
-  switch (kind) {
-    case 0:
-      return null;
-    case 1:
-      return false;
-    case 2:
-      return true;
-    case 3:
-      return row.num;
-    default:
-      return row.text;
-  }
-}
-
 /** A row as a live sample (PostgreSQL's BIGINT arrives as a string). */
 function toLive(row: Row): LiveSample {
   return {
@@ -65,7 +51,7 @@ function toLive(row: Row): LiveSample {
     instrument: row.instrument,
     channel: row.channel,
     ts: Number(row.ts),
-    value: valueOf(Number(row.kind), row),
+    value: valueOfKind(Number(row.kind), row),
     unit: row.unit,
     quality: QUALITIES[Number(row.quality)] ?? 'bad',
   };

@@ -187,8 +187,9 @@ export function indexWriter(db: Database): IndexWriter {
   return { insert, forget };
 }
 
-function valueOf(row: Row): LiveSample['value'] {
-  switch (row.kind) {
+/** A stored value by its kind (0 null, 1 false, 2 true, 3 number, 4 text), the same on SQLite and PostgreSQL. */
+export function valueOfKind(kind: number, row: { num: number | null; text: string | null }): LiveSample['value'] {
+  switch (kind) {
     case 0:
       return null;
     case 1:
@@ -209,7 +210,7 @@ export function toLive(row: Row): LiveSample {
     instrument: row.instrument,
     channel: row.channel,
     ts: row.ts,
-    value: valueOf(row),
+    value: valueOfKind(row.kind, row),
     unit: row.unit,
     quality: QUALITIES[row.quality] ?? 'bad',
   };
