@@ -13,6 +13,7 @@ import { channelOf, LabtraceError, type OpcuaProfile } from '@labtrace/protocols
 import type { InstrumentEndpoint } from './endpoint.js';
 import type { SimInstrument } from './sim-instrument.js';
 import net from 'node:net';
+import path from 'node:path';
 
 export interface OpcuaSimUser {
   username: string;
@@ -29,6 +30,11 @@ export interface OpcuaServerOptions {
   pkiDir: string;
   /** true: any client certificate is accepted; false: only those in <pkiDir>/trusted/certs */
   trustAllClients?: boolean;
+  /**
+   * the PKI of X.509 user certificates (a user signing in with a certificate): only those in
+   * <userPkiDir>/trusted/certs are accepted; default <pkiDir>/users
+   */
+  userPkiDir?: string;
   /** None only, or also Sign and SignAndEncrypt (Basic256Sha256) */
   secure?: boolean;
   allowAnonymous?: boolean;
@@ -191,6 +197,13 @@ export class OpcuaServer implements InstrumentEndpoint {
       disableFileWatchers: false,
     });
     await certificateManager.initialize();
+    // users' certificates are their own trust list, never accepted unknown
+    const userCertificateManager = new OPCUACertificateManager({
+      rootFolder: this.options.userPkiDir ?? path.join(this.options.pkiDir, 'users'),
+      automaticallyAcceptUnknownCertificate: false,
+      disableFileWatchers: false,
+    });
+    await userCertificateManager.initialize();
     const users = this.options.users ?? [];
     const secure = this.options.secure ?? false;
     const server = new OPCUAServer({
@@ -198,6 +211,7 @@ export class OpcuaServer implements InstrumentEndpoint {
       hostname: this.options.host,
       host: this.options.host,
       serverCertificateManager: certificateManager,
+      userCertificateManager,
       securityModes: secure ? [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt] : [MessageSecurityMode.None],
       securityPolicies: secure ? [SecurityPolicy.None, SecurityPolicy.Basic256Sha256] : [SecurityPolicy.None],
       allowAnonymous: this.options.allowAnonymous ?? users.length === 0,

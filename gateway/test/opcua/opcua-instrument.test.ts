@@ -1,8 +1,8 @@
 // OPC UA instruments against the simulated testing machine of device-sim (a real node-opcua server on a
 // free loopback port, LADS-like: DeviceSet / device / FunctionalUnitSet / Frame / FunctionSet / force /
 // SensorValue). Pinned values arrive unchanged with their units, by NodeId and by browse path; status
-// codes become qualities; SignAndEncrypt works with trusted certificates and an untrusted server
-// certificate is refused; user-name authentication; a server restart recovers without a sample numbered
+// codes become qualities; Sign and SignAndEncrypt work with trusted certificates and an untrusted server
+// certificate is refused; user-name authentication, and X.509 user certificates (trusted, or refused); a server restart recovers without a sample numbered
 // twice; a dead endpoint on the same gateway delays no other; `browse` suggests a profile that validates
 // and connects. Certificates are made once for the file (their generation is CPU-heavy).
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -43,6 +43,8 @@ let trustedDataDir: string;
 /** a gateway the server trusts, but which was never told to trust the server */
 let untrustingDataDir: string;
 let ns: number;
+/** X.509 user certificates with their keys: one the server trusts as a user's, one it does not */
+let userCertificates: Record<'trusted' | 'untrusted', { certificateFile: string; privateKeyFile: string }>;
 
 const identity = { maker: 'Labtrace Test', model: 'UTM-OPC', serialNumber: 'U-1' };
 
@@ -109,6 +111,13 @@ beforeAll(async () => {
   mkdirSync(path.join(simPki, 'trusted', 'certs'), { recursive: true });
   copyFileSync(trusted.certificateFile, path.join(simPki, 'trusted', 'certs', 'gateway-trusted.pem'));
   copyFileSync(untrusting.certificateFile, path.join(simPki, 'trusted', 'certs', 'gateway-untrusting.pem'));
+  // X.509 users: the server trusts the certificate of the first gateway as a user's, not the second's
+  mkdirSync(path.join(simPki, 'users', 'trusted', 'certs'), { recursive: true });
+  copyFileSync(trusted.certificateFile, path.join(simPki, 'users', 'trusted', 'certs', 'user-trusted.pem'));
+  userCertificates = {
+    trusted: { certificateFile: trusted.certificateFile, privateKeyFile: trusted.privateKeyFile },
+    untrusted: { certificateFile: untrusting.certificateFile, privateKeyFile: untrusting.privateKeyFile },
+  };
   // a profile for the simulator: its nodes are laid out by the simulator; the ids it serves are asked of it
   // the simulator lays its nodes out by point name (a browse path is no id of its own); the ids it serves are asked of it
   const simProfile = parseOpcuaProfile({
@@ -218,6 +227,41 @@ test('SignAndEncrypt with certificates trusted both ways delivers the values', a
   });
   const samples = await run(source, (s) => s.some((x) => x.channel === 'force' && x.value === 42.25), 'the force over SignAndEncrypt');
   expect(samples.find((s) => s.value === 42.25)).toMatchObject({ unit: 'N', quality: 'good' });
+});
+
+test('Sign (signed, not encrypted) with certificates trusted both ways delivers the values', async () => {
+  utm.pin({ force: 41.5 }, Date.now());
+  const source = new OpcuaInstrument(profile({ connection: { securityMode: 'Sign', securityPolicy: 'Basic256Sha256' } }), {
+    logger,
+    dataDir: trustedDataDir,
+  });
+  const samples = await run(source, (s) => s.some((x) => x.channel === 'force' && x.value === 41.5), 'the force over Sign');
+  expect(samples.find((s) => s.value === 41.5)).toMatchObject({ unit: 'N', quality: 'good' });
+});
+
+test('an X.509 user certificate the server trusts signs in; one it does not trust is refused as an identity, with no sample', async () => {
+  utm.pin({ force: 9.125 }, Date.now());
+  const connection = (which: 'trusted' | 'untrusted') =>
+    ({ securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', auth: { kind: 'certificate', ...userCertificates[which] } }) as const;
+  const good = await run(
+    new OpcuaInstrument(profile({ connection: connection('trusted') }), { logger, dataDir: trustedDataDir }),
+    (s) => s.some((x) => x.value === 9.125),
+    'the force with a user certificate',
+  );
+  expect(good.find((s) => s.value === 9.125)).toMatchObject({ quality: 'good' });
+
+  const refused = new OpcuaInstrument(profile({ connection: connection('untrusted') }), { logger, dataDir: trustedDataDir });
+  const samples: PolledSample[] = [];
+  refused.on('samples', (b) => samples.push(...b));
+  await refused.start();
+  try {
+    await until('the refusal', () => (refused.getHealth().errors['auth'] ?? 0) > 0);
+  } finally {
+    await refused.stop();
+  }
+  expect(refused.getHealth().connected).toBe(false);
+  expect(refused.getHealth().problem).toContain('refused the user identity');
+  expect(samples).toEqual([]);
 });
 
 test('a server certificate not trusted is refused: a clear health reason, and the certificate placed in rejected/ for an operator', async () => {
