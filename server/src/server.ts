@@ -396,6 +396,7 @@ export class LabtraceServer {
       this.db,
       logger.child({ part: 'files' }),
       async (id) => (await this.registry.instrument(id))?.gateway,
+      (refusal) => this.events.refuse(refusal),
     );
     this.capacity = new StoreCapacity(
       this.embedded?.database ?? { db: this.db, dataDir: config.dataDir },

@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import type { MessageBus } from '../broker/bus.js';
 import type { Logger } from '../log.js';
 import type { Tables } from '../store/tables.js';
+import type { Refusal } from '../trust/security-events.js';
 
 export interface StoredRawFile {
   sha256: string;
@@ -32,6 +33,8 @@ export class RawFiles {
     private readonly logger: Logger,
     /** the gateway an instrument was announced by (its BIRTH), if any */
     private readonly ownerOf: (instrument: string) => Promise<string | undefined> = () => Promise.resolve(undefined),
+    /** a refused file, for the security events (counted per source and window: refusals can come in floods) */
+    private readonly refused: (refusal: Refusal) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -70,11 +73,18 @@ export class RawFiles {
     } catch (err) {
       // not confirmed: a gateway whose copy is damaged keeps it and sends it again
       this.logger.warn({ gateway: topic.gateway, err: (err as Error).message }, 'result file refused');
+      this.refused({ kind: 'malformed', severity: 'alarm', gateway: topic.gateway, detail: `FILE: ${(err as Error).message}` });
       return;
     }
     const { header, bytes } = file;
     if (header.gateway !== topic.gateway) {
       this.logger.warn({ gateway: topic.gateway, named: header.gateway }, 'result file refused: it names another gateway');
+      this.refused({
+        kind: 'foreign-gateway',
+        severity: 'alarm',
+        gateway: topic.gateway,
+        detail: `FILE ${header.sha256}: names gateway "${header.gateway}"; not kept`,
+      });
       return;
     }
     const owner = await this.ownerOf(header.instrument);
@@ -83,6 +93,12 @@ export class RawFiles {
         { gateway: topic.gateway, instrument: header.instrument, owner },
         'result file refused: the instrument belongs to another gateway',
       );
+      this.refused({
+        kind: 'foreign-instrument',
+        severity: 'alarm',
+        gateway: topic.gateway,
+        detail: `FILE ${header.sha256}: instrument "${header.instrument}" belongs to gateway ${owner}; not kept`,
+      });
       return;
     }
     await this.db

@@ -1,6 +1,7 @@
 // Result files at the server (files/raw-files.ts): a FILE message whose bytes hash to the SHA-256 it names is kept
 // under that hash and confirmed to the gateway; one whose bytes do not, or that names another gateway, is neither
-// kept nor confirmed (the gateway keeps its copy and sends it again). Served as bytes to lab readers.
+// kept nor confirmed (the gateway keeps its copy and sends it again), and is a security event of the gateway.
+// Served as bytes to lab readers.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import mqtt from 'mqtt';
@@ -59,7 +60,22 @@ test('a file whose bytes match its hash is kept, confirmed and served; a damaged
   const rows = t.server.database.sqlite.prepare('SELECT COUNT(*) AS n FROM raw_files').get() as { n: number };
   expect(rows.n).toBe(1);
   expect((await t.fetch(`/api/raw-files/${hash.toUpperCase()}`)).status).toBe(400);
+
+  // each refusal is a security event of the sending gateway, naming what was wrong
+  expect(await eventsOf('malformed')).toEqual([`FILE: raw file: the bytes hash to ${headerOf(damaged).sha256}, the header says ${hash}`]);
+  expect(await eventsOf('foreign-gateway')).toEqual([`FILE ${headerOf(foreign).sha256}: names gateway "gw-b"; not kept`]);
 });
+
+/** The details of gw-a's security events of a kind, once there is one. */
+async function eventsOf(kind: string): Promise<string[]> {
+  let details: string[] = [];
+  await waitFor(`a ${kind} event`, async () => {
+    const res = await t.fetch(`/api/security-events?gateway=gw-a&kind=${kind}`, {}, 'auditor');
+    details = ((await res.json()) as { items: { detail: string }[] }).items.map((e) => e.detail);
+    return details.length > 0;
+  });
+  return details;
+}
 
 test("a file for another gateway's instrument is not kept", async () => {
   const other = await TestGateway.connect(t, 'gw-b');
@@ -80,6 +96,9 @@ test("a file for another gateway's instrument is not kept", async () => {
     await waitFor('the later ACK', () => acks.length > before);
     expect(acks.slice(before)).toEqual([{ v: 1, file: headerOf(later).sha256 }]);
     expect((await t.fetch(`/api/raw-files/${headerOf(bytes).sha256}`)).status).toBe(404);
+    expect(await eventsOf('foreign-instrument')).toEqual([
+      `FILE ${headerOf(bytes).sha256}: instrument "owned-by-b" belongs to gateway gw-b; not kept`,
+    ]);
   } finally {
     await other.client.endAsync();
   }
