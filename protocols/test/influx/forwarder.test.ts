@@ -159,10 +159,11 @@ describe('InfluxForwarder against influxd', () => {
     try {
       await waitFor('some batches written', () => store.cursor >= 10);
       await influxd.kill();
-      await waitFor('the outage', () => seen.failing.length === 1);
-      const held = store.cursor;
+      // more batches after the kill: the outage is met even when the first 30 were all written before it
       for (; next < 60; next++) store.add(next);
       f.notify();
+      await waitFor('the outage', () => seen.failing.length === 1);
+      const held = store.cursor;
       // a few failed attempts: the cursor stays where the last acknowledged write left it
       await waitFor('retries', () => writer.sent.filter((s) => s.outcome?.ok === false).length >= 6);
       expect(store.cursor).toBe(held);
