@@ -149,6 +149,12 @@ beforeAll(async () => {
     },
     30_000,
   );
+  // the supervisor proves what it cites against the lab's signed checkpoint: each lab's checkpoint covers every
+  // entry seeded before the first check (on a loaded machine the checkpoint can lag the last entries by seconds)
+  for (const lab of [clean, dirty]) {
+    const size = await logSize(lab.t.server);
+    await waitFor('a checkpoint over every seeded entry', async () => (await checkpointSize(lab)) >= size, 30_000);
+  }
   database = await testDatabaseUrl();
   supervisor = await startSupervisor();
 }, 240_000);
