@@ -219,24 +219,17 @@ test('a value that is not a finite number (NaN on the wire) is a bad sample with
   });
 });
 
-test('SignAndEncrypt with certificates trusted both ways delivers the values', async () => {
-  utm.pin({ force: 42.25 }, Date.now());
-  const source = new OpcuaInstrument(profile({ connection: { securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256' } }), {
+test.each([
+  ['SignAndEncrypt', 42.25],
+  ['Sign', 41.5],
+] as const)('%s with certificates trusted both ways delivers the values', async (securityMode, force) => {
+  utm.pin({ force }, Date.now());
+  const source = new OpcuaInstrument(profile({ connection: { securityMode, securityPolicy: 'Basic256Sha256' } }), {
     logger,
     dataDir: trustedDataDir,
   });
-  const samples = await run(source, (s) => s.some((x) => x.channel === 'force' && x.value === 42.25), 'the force over SignAndEncrypt');
-  expect(samples.find((s) => s.value === 42.25)).toMatchObject({ unit: 'N', quality: 'good' });
-});
-
-test('Sign (signed, not encrypted) with certificates trusted both ways delivers the values', async () => {
-  utm.pin({ force: 41.5 }, Date.now());
-  const source = new OpcuaInstrument(profile({ connection: { securityMode: 'Sign', securityPolicy: 'Basic256Sha256' } }), {
-    logger,
-    dataDir: trustedDataDir,
-  });
-  const samples = await run(source, (s) => s.some((x) => x.channel === 'force' && x.value === 41.5), 'the force over Sign');
-  expect(samples.find((s) => s.value === 41.5)).toMatchObject({ unit: 'N', quality: 'good' });
+  const samples = await run(source, (s) => s.some((x) => x.channel === 'force' && x.value === force), `the force over ${securityMode}`);
+  expect(samples.find((s) => s.value === force)).toMatchObject({ unit: 'N', quality: 'good' });
 });
 
 test('an X.509 user certificate the server trusts signs in; one it does not trust is refused as an identity, with no sample', async () => {
